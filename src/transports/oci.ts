@@ -1,0 +1,199 @@
+import { resolve as resolvePath } from 'node:path';
+import { addAbortSignal, type Readable } from 'node:stream';
+import type { Descriptor } from '../oci/descriptor.js';
+import { verifyBytes, type Digest } from '../oci/digest.js';
+import { OciLayout } from '../oci/layout.js';
+import { manifestBlobs, MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatype.js';
+import { InvalidInputError, NotFoundError } from '../util/errors.js';
+import { checkIncomingManifest } from './local-util.js';
+import type {
+  ImageDestination,
+  ImageSource,
+  OpOptions,
+  PutManifestOptions,
+  ReuseOptions,
+  TransportContext,
+  TransportReference,
+} from './types.js';
+
+/**
+ * `oci:PATH[:REF]` — an OCI image layout directory; REF is the `org.opencontainers.image.ref.name`
+ * annotation of an index.json entry, as in skopeo.
+ */
+
+// containers/image's grammar for the ref name (oci/layout/oci_transport.go).
+const REF_NAME = /^([A-Za-z0-9._-]+)+(([:@/+])([A-Za-z0-9._-]+))*$/;
+
+/**
+ * Splits `PATH[:REF]`. A path may itself contain ':', so the last ':' starts a ref only when what
+ * follows has no '/', which a ref name never needs and a path segment after a colon usually has.
+ */
+export function splitLayoutReference(rest: string, transport: string): { path: string; refName?: string } {
+  const colon = rest.lastIndexOf(':');
+  let path = rest;
+  let refName: string | undefined;
+  if (colon >= 0 && !rest.slice(colon + 1).includes('/')) {
+    path = rest.slice(0, colon);
+    refName = rest.slice(colon + 1);
+    if (!REF_NAME.test(refName)) {
+      throw new InvalidInputError(`invalid ${transport} reference "${transport}:${rest}": malformed image name "${refName}"`);
+    }
+  }
+  if (path === '') throw new InvalidInputError(`invalid ${transport} reference "${transport}:${rest}": empty path`);
+  return refName === undefined ? { path } : { path, refName };
+}
+
+export function formatLayoutReference(transport: string, path: string, refName?: string): string {
+  return refName === undefined ? `${transport}:${path}` : `${transport}:${path}:${refName}`;
+}
+
+export class OciReference implements TransportReference {
+  readonly transport = 'oci';
+  readonly path: string;
+  readonly refName: string | undefined;
+
+  constructor(path: string, refName?: string) {
+    this.path = path;
+    this.refName = refName;
+  }
+
+  toString(): string {
+    return formatLayoutReference(this.transport, this.path, this.refName);
+  }
+
+  async newSource(_ctx?: TransportContext): Promise<ImageSource> {
+    return OciLayoutSource.open(resolvePath(this.path), this.refName, this.toString());
+  }
+
+  async newDestination(_ctx?: TransportContext): Promise<ImageDestination> {
+    return OciLayoutDestination.open(resolvePath(this.path), this.refName, this.toString());
+  }
+}
+
+/** `rest` is everything after `oci:`. */
+export function parseOciReference(rest: string): OciReference {
+  const { path, refName } = splitLayoutReference(rest, 'oci');
+  return new OciReference(path, refName);
+}
+
+/** Reads the image an index.json entry names, and anything it references, verified. */
+export class OciLayoutSource implements ImageSource {
+  readonly name: string;
+  readonly layout: OciLayout;
+  /** The index.json entry this source was opened on. */
+  readonly top: Descriptor;
+
+  private constructor(name: string, layout: OciLayout, top: Descriptor) {
+    this.name = name;
+    this.layout = layout;
+    this.top = top;
+  }
+
+  /** Opens a layout and resolves REF (or the only entry) now, so a wrong name fails early. */
+  static async open(path: string, refName: string | undefined, name: string): Promise<OciLayoutSource> {
+    const layout = await OciLayout.open(path);
+    let top: Descriptor;
+    try {
+      top = await layout.resolve(refName);
+    } catch (err) {
+      // The layout's own message names its path; archives extract to a temp dir, so say the user's name.
+      if (err instanceof NotFoundError) {
+        throw new NotFoundError(refName ? `${name}: no image named "${refName}"` : `${name}: holds no images`, { cause: err });
+      }
+      if (err instanceof InvalidInputError) throw new InvalidInputError(`${name}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    return new OciLayoutSource(name, layout, top);
+  }
+
+  async getManifest(digest?: Digest, _opts?: OpOptions): Promise<RawManifest> {
+    const d = digest ?? this.top.digest;
+    if (this.top.digest === d && this.top.size > MAX_MANIFEST_BYTES) {
+      throw new InvalidInputError(`${this.name}: manifest ${d} declares ${this.top.size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
+    }
+    // readBlob caps the size before reading and checks the bytes against the digest.
+    const bytes = await this.layout.readBlob(d, MAX_MANIFEST_BYTES);
+    if (this.top.digest === d) verifyBytes(`${this.name}: manifest ${d}`, bytes, d, this.top.size);
+    const reported = this.top.digest === d ? this.top.mediaType : undefined;
+    const { mediaType } = parseManifest(bytes, reported);
+    return { bytes, mediaType, digest: d };
+  }
+
+  async getBlob(desc: Descriptor, opts?: OpOptions): Promise<Readable> {
+    const stream = await this.layout.openBlob(desc);
+    return opts?.signal ? addAbortSignal(opts.signal, stream) : stream;
+  }
+
+  async listTags(_opts?: OpOptions): Promise<string[]> {
+    return this.layout.refNames();
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Writes into a layout: blobs and manifests go straight into `blobs/` (content-addressed, so a
+ * rerun reuses them), and the top manifest is recorded in index.json only on commit(), so an
+ * interrupted copy never makes the ref point at incomplete content.
+ */
+export class OciLayoutDestination implements ImageDestination {
+  readonly name: string;
+  readonly layout: OciLayout;
+  readonly refName: string | undefined;
+  /** As skopeo: OCI layouts hold OCI manifests; the copy engine converts Docker ones. */
+  readonly supportedManifestTypes: readonly string[] = [MediaType.OciManifest, MediaType.OciIndex];
+  #pendingTop: Descriptor | undefined;
+
+  private constructor(name: string, layout: OciLayout, refName: string | undefined) {
+    this.name = name;
+    this.layout = layout;
+    this.refName = refName;
+  }
+
+  static async open(path: string, refName: string | undefined, name: string): Promise<OciLayoutDestination> {
+    return new OciLayoutDestination(name, await OciLayout.open(path, { create: true }), refName);
+  }
+
+  async tryReuseBlob(desc: Descriptor, _opts?: ReuseOptions): Promise<boolean> {
+    return this.layout.hasBlob(desc.digest, desc.size);
+  }
+
+  async putBlob(desc: Descriptor, stream: Readable, opts?: OpOptions): Promise<void> {
+    await this.layout.writeBlob(stream, { digest: desc.digest, size: desc.size }, opts?.signal);
+  }
+
+  async putManifest(manifest: RawManifest, opts: PutManifestOptions): Promise<void> {
+    const parsed = checkIncomingManifest(manifest, this.name);
+    // Nothing the layout will name may point at content it does not hold.
+    const refs = parsed.kind === 'image' ? manifestBlobs(parsed.manifest) : parsed.index.manifests;
+    for (const d of refs) {
+      if (d.urls?.length) continue; // foreign layers live elsewhere by design
+      if (!(await this.layout.hasBlob(d.digest, d.size))) {
+        throw new NotFoundError(`${this.name}: manifest ${manifest.digest} references ${d.digest}, which was not written first`);
+      }
+    }
+    await this.layout.writeBlobBytes(manifest.bytes, manifest.digest);
+    if (opts.top) this.#pendingTop = { mediaType: parsed.mediaType, digest: manifest.digest, size: manifest.bytes.length };
+  }
+
+  async currentDigest(_opts?: OpOptions): Promise<Digest | undefined> {
+    if (this.refName === undefined) return undefined;
+    try {
+      return (await this.layout.resolve(this.refName)).digest;
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async commit(_opts?: OpOptions): Promise<void> {
+    if (!this.#pendingTop) throw new InvalidInputError(`${this.name}: commit without a manifest`);
+    await this.layout.setRef(this.#pendingTop, this.refName);
+  }
+
+  async close(): Promise<void> {
+    // Blobs written by an uncommitted copy stay: unreferenced, harmless, and reused by a rerun.
+    this.#pendingTop = undefined;
+  }
+}
