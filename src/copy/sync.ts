@@ -1,0 +1,236 @@
+import { join } from 'node:path';
+import { satisfies, valid, coerce } from 'semver';
+import type { Digest } from '../oci/digest.js';
+import { isDigest } from '../oci/digest.js';
+import { OciLayout } from '../oci/layout.js';
+import { formatReference, type ImageReference } from '../oci/reference.js';
+import { RegistryClient } from '../registry/client.js';
+import { findCredentials } from '../registry/credentials.js';
+import { deleteManifest, headManifest } from '../registry/manifests.js';
+import { listTags } from '../registry/tags.js';
+import { DockerDestination, DockerSource } from '../transports/docker.js';
+import { parseOciReference } from '../transports/oci.js';
+import type { ImageDestination, TransportContext } from '../transports/types.js';
+import { errorMessage, NotFoundError, StevedoreError } from '../util/errors.js';
+import { rootLogger } from '../util/log.js';
+import { mapLimit } from '../util/pool.js';
+import { copyImage, type CopyOptions } from './copy.js';
+import type { SyncRepoSpec } from './sync-config.js';
+
+/** Where a sync writes: a registry under an optional path prefix, or one OCI layout per repository. */
+export type SyncTarget =
+  | { kind: 'registry'; registry: string; prefix: string; context?: TransportContext }
+  | { kind: 'layout'; dir: string };
+
+export type SyncAction = 'copied' | 'skipped' | 'failed' | 'would-copy' | 'pruned' | 'would-prune';
+
+export interface SyncItem {
+  source: string;
+  destination: string;
+  tag: string;
+  action: SyncAction;
+  digest?: Digest;
+  error?: string;
+}
+
+export interface SyncReport {
+  items: SyncItem[];
+  copied: number;
+  skipped: number;
+  failed: number;
+  pruned: number;
+}
+
+export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress'> {
+  /** Go on after a failed image and report it (default: stop at the first failure). */
+  keepGoing?: boolean;
+  /** Work out and report what would change, copying and deleting nothing. */
+  dryRun?: boolean;
+  /** Delete destination tags that the source selection no longer has. */
+  prune?: boolean;
+  /** Images synced in parallel. */
+  parallelImages?: number;
+  /** Called as each image finishes, for live reporting. */
+  onItem?: (item: SyncItem) => void;
+  /** Per-registry context overrides for sources (credentials, TLS) beyond what the spec carries. */
+  sourceContext?: TransportContext;
+}
+
+/** Tags of a repository selected by a spec: explicit tags, a regex, a semver range, or all. */
+export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
+  if (spec.regex) return available.filter((t) => spec.regex!.test(t));
+  if (spec.semver) {
+    return available.filter((t) => {
+      const v = valid(t) ?? (/^v?\d+(\.\d+){0,2}$/.test(t) ? coerce(t)?.version : null);
+      return v ? satisfies(v, spec.semver!) : false;
+    });
+  }
+  return available;
+}
+
+/** Keeps one client per registry for the whole sync: connections and tokens are reused across images. */
+class ClientPool {
+  readonly #clients = new Map<string, RegistryClient>();
+  get(registry: string, ctx: TransportContext, repository?: string): RegistryClient {
+    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}`;
+    let c = this.#clients.get(key);
+    if (!c) {
+      c = new RegistryClient({
+        registry,
+        tlsVerify: ctx.tlsVerify,
+        credentials: ctx.credentials ?? (() => findCredentials(registry, repository, ctx.authFile)),
+      });
+      this.#clients.set(key, c);
+    }
+    return c;
+  }
+  async close(): Promise<void> {
+    await Promise.all([...this.#clients.values()].map((c) => c.close()));
+  }
+}
+
+function destinationRepository(target: Extract<SyncTarget, { kind: 'registry' }>, repository: string): string {
+  return target.prefix ? `${target.prefix.replace(/\/+$/, '')}/${repository}` : repository;
+}
+
+/**
+ * Mirrors tag sets from registries to a registry or to OCI layouts, as `skopeo sync` does, but
+ * cheaper where it matters: an image whose source digest (from a HEAD request, which spends no
+ * Docker Hub pull) equals the destination's is skipped without reading its manifest or blobs.
+ * Index digests are preserved (every platform is copied) unless platforms are chosen.
+ */
+export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: SyncOptions = {}): Promise<SyncReport> {
+  const report: SyncReport = { items: [], copied: 0, skipped: 0, failed: 0, pruned: 0 };
+  const pool = new ClientPool();
+  const log = rootLogger.child({ op: 'sync' });
+  const record = (item: SyncItem) => {
+    report.items.push(item);
+    if (item.action === 'copied') report.copied++;
+    else if (item.action === 'skipped') report.skipped++;
+    else if (item.action === 'failed') report.failed++;
+    else if (item.action === 'pruned') report.pruned++;
+    opts.onItem?.(item);
+  };
+  let stop: unknown;
+  try {
+    for (const spec of specs) {
+      if (stop) break;
+      const srcCtx: TransportContext = { ...(opts.sourceContext ?? {}) };
+      if (spec.credentials) srcCtx.credentials = spec.credentials;
+      if (spec.tlsVerify !== undefined) srcCtx.tlsVerify = spec.tlsVerify;
+      const srcClient = pool.get(spec.registry, srcCtx, spec.repository);
+      const destCtx = target.kind === 'registry' ? (target.context ?? {}) : {};
+      const destRepo = target.kind === 'registry' ? destinationRepository(target, spec.repository) : spec.repository;
+      const destClient = target.kind === 'registry' ? pool.get(target.registry, destCtx, destRepo) : undefined;
+      let tags: string[];
+      try {
+        tags = spec.tags.length > 0 && !spec.regex && !spec.semver ? spec.tags : selectTags(spec, await listTags(srcClient, spec.repository, opts));
+      } catch (err) {
+        record({ source: `${spec.registry}/${spec.repository}`, destination: destRepo, tag: '*', action: 'failed', error: errorMessage(err) });
+        if (!opts.keepGoing) stop = err;
+        continue;
+      }
+      const kept = new Map<string, Digest>();
+      await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {
+        if (stop) return;
+        const srcRef: ImageReference = isDigest(tag) ? { registry: spec.registry, repository: spec.repository, digest: tag } : { registry: spec.registry, repository: spec.repository, tag };
+        const destRef: ImageReference | undefined =
+          target.kind === 'registry' ? (isDigest(tag) ? { registry: target.registry, repository: destRepo, digest: tag } : { registry: target.registry, repository: destRepo, tag }) : undefined;
+        const src = new DockerSource(srcRef, srcClient, false);
+        const dest: ImageDestination =
+          target.kind === 'registry'
+            ? new DockerDestination(destRef!, destClient!, false)
+            : await parseOciReference(`${join(target.dir, spec.repository)}:${isDigest(tag) ? tag.replace(':', '-') : tag}`).newDestination();
+        const item: SyncItem = { source: src.name, destination: dest.name, tag, action: 'failed' };
+        try {
+          const srcDigest = await src.currentDigest(opts);
+          if (!srcDigest) throw new NotFoundError(`${src.name} does not exist`);
+          item.digest = srcDigest;
+          kept.set(tag, srcDigest);
+          const destDigest = await dest.currentDigest?.(opts).catch(() => undefined);
+          if (destDigest === srcDigest && !opts.platforms?.length) {
+            item.action = 'skipped';
+          } else if (opts.dryRun) {
+            item.action = 'would-copy';
+          } else {
+            const result = await copyImage(src, dest, { ...opts, all: !opts.platforms?.length });
+            item.digest = result.digest;
+            item.action = 'copied';
+          }
+        } catch (err) {
+          item.action = 'failed';
+          item.error = errorMessage(err);
+          log.warn({ source: item.source, err: item.error }, 'sync of image failed');
+          if (!opts.keepGoing) stop ??= err;
+        } finally {
+          await dest.close();
+          record(item);
+        }
+      });
+      if (opts.prune && !stop) await prune(spec, target, destRepo, destClient, kept, opts, record);
+    }
+  } finally {
+    await pool.close();
+  }
+  if (stop) {
+    if (stop instanceof StevedoreError) throw stop;
+    throw new StevedoreError('SYNC_FAILED', errorMessage(stop), { cause: stop });
+  }
+  return report;
+}
+
+/**
+ * Deletes destination tags the source selection no longer has. A registry deletes manifests by
+ * digest (and so every tag on them), so a tag whose digest a kept tag shares is reported, not deleted.
+ */
+async function prune(
+  spec: SyncRepoSpec,
+  target: SyncTarget,
+  destRepo: string,
+  destClient: RegistryClient | undefined,
+  kept: Map<string, Digest>,
+  opts: SyncOptions,
+  record: (item: SyncItem) => void,
+): Promise<void> {
+  const keptDigests = new Set(kept.values());
+  const source = `${spec.registry}/${spec.repository}`;
+  if (target.kind === 'layout') {
+    const dir = join(target.dir, spec.repository);
+    let layout: OciLayout;
+    try {
+      layout = await OciLayout.open(dir);
+    } catch {
+      return;
+    }
+    for (const name of await layout.refNames()) {
+      if (kept.has(name) || kept.has(name.replace('-', ':'))) continue;
+      if (!opts.dryRun) await layout.removeRef(name);
+      record({ source, destination: `oci:${dir}:${name}`, tag: name, action: opts.dryRun ? 'would-prune' : 'pruned' });
+    }
+    return;
+  }
+  let destTags: string[];
+  try {
+    destTags = await listTags(destClient!, destRepo, opts);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'NOT_FOUND') return;
+    throw err;
+  }
+  for (const tag of destTags) {
+    if (kept.has(tag)) continue;
+    const destination = `docker://${formatReference({ registry: target.registry, repository: destRepo, tag })}`;
+    try {
+      const head = await headManifest(destClient!, destRepo, tag, opts);
+      if (!head) continue;
+      if (keptDigests.has(head.digest)) {
+        record({ source, destination, tag, action: 'failed', digest: head.digest, error: `not pruned: its digest is shared with a kept tag, and registries delete by digest` });
+        continue;
+      }
+      if (!opts.dryRun) await deleteManifest(destClient!, destRepo, head.digest, opts);
+      record({ source, destination, tag, digest: head.digest, action: opts.dryRun ? 'would-prune' : 'pruned' });
+    } catch (err) {
+      record({ source, destination, tag, action: 'failed', error: `prune: ${errorMessage(err)}` });
+      if (!opts.keepGoing) throw err;
+    }
+  }
+}

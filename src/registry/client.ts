@@ -1,0 +1,326 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import { DOCKER_HUB_API_HOST, DEFAULT_REGISTRY } from '../oci/reference.js';
+import { rootLogger, type Logger } from '../util/log.js';
+import { streamToBuffer } from '../util/streams.js';
+import { StevedoreError, TooLargeError } from '../util/errors.js';
+import { mergeScopes, parseChallenges, tokenFromResponse, type CachedToken, type Challenge, type TokenResponse } from './auth.js';
+import type { Credentials } from './credentials.js';
+import { AuthError, isRetryableStatus, parseErrorBody, RegistryError } from './errors.js';
+import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, parseRetryAfter, waitBackoff, type RetryPolicy } from './retry.js';
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface RegistryClientOptions {
+  /** Registry host[:port] as written in image references (`docker.io` is Docker Hub). */
+  registry: string;
+  /** Credentials, or a function that finds them lazily (from an auth file) on the first 401. */
+  credentials?: Credentials | (() => Promise<Credentials | undefined>);
+  /** Verify TLS and refuse plain HTTP. Default true, except loopback hosts, which may speak HTTP as in Docker. */
+  tlsVerify?: boolean;
+  retry?: Partial<RetryPolicy>;
+  /** Connections per origin; undici queues further requests. */
+  maxConnections?: number;
+  logger?: Logger;
+  userAgent?: string;
+}
+
+export interface RegistryRequest {
+  method: HttpMethod;
+  /** A path under the registry root (`/v2/...`) or an absolute URL (upload locations, redirects). */
+  path: string;
+  /** Token scopes this request needs, e.g. `repository:app:pull,push`. */
+  scopes: string[];
+  headers?: Record<string, string>;
+  /** Buffers are resent on retry; a stream body is sent once (callers retry the whole operation). */
+  body?: Buffer | Readable;
+  signal?: AbortSignal;
+  /** Statuses that count as success. Others become RegistryError unless `allowStatus` includes them. */
+  expect: number[];
+  /** Statuses returned to the caller rather than thrown (e.g. 404 for an existence check). */
+  allowStatus?: number[];
+}
+
+export interface RegistryResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+  url: string;
+}
+
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/;
+
+function header(h: IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * An OCI distribution client for one registry host, on undici. It owns what every request needs:
+ * the scheme (HTTPS, or HTTP for insecure/loopback hosts, learned by one ping), authentication
+ * (anonymous, Basic, or Bearer tokens fetched per scope set and cached until expiry), retries with
+ * exponential backoff and jitter on 408/429/5xx and broken connections honouring Retry-After, and a
+ * per-host connection limit. Operations (blobs, manifests, tags, referrers) are thin functions on top.
+ */
+export class RegistryClient {
+  readonly registry: string;
+  readonly #apiHost: string;
+  readonly #insecure: boolean;
+  readonly #agent: Agent;
+  readonly #retry: RetryPolicy;
+  readonly #log: Logger;
+  readonly #userAgent: string;
+  #credentials: RegistryClientOptions['credentials'];
+  #resolvedCredentials: Credentials | undefined | null = null;
+  #base: Promise<string> | undefined;
+  #challenge: Challenge | undefined;
+  readonly #tokens = new Map<string, CachedToken>();
+  readonly #tokenFetches = new Map<string, Promise<CachedToken>>();
+
+  constructor(opts: RegistryClientOptions) {
+    this.registry = opts.registry;
+    this.#apiHost = opts.registry === DEFAULT_REGISTRY ? DOCKER_HUB_API_HOST : opts.registry;
+    this.#insecure = opts.tlsVerify === false || (opts.tlsVerify === undefined && LOOPBACK.test(this.#apiHost));
+    this.#retry = { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
+    this.#log = (opts.logger ?? rootLogger).child({ registry: opts.registry });
+    this.#credentials = opts.credentials;
+    this.#userAgent = opts.userAgent ?? 'stevedore/0.1';
+    this.#agent = new Agent({
+      connections: opts.maxConnections ?? 16,
+      connect: { rejectUnauthorized: !this.#insecure },
+      keepAliveTimeout: 10_000,
+      headersTimeout: 300_000,
+      bodyTimeout: 300_000,
+    });
+  }
+
+  /** The base URL (scheme://host), learned once by pinging `/v2/`. */
+  baseUrl(signal?: AbortSignal): Promise<string> {
+    this.#base ??= this.#ping(signal).catch((err) => {
+      this.#base = undefined; // a failed ping is not cached: the next call tries again
+      throw err;
+    });
+    return this.#base;
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+
+  async #credentialsNow(): Promise<Credentials | undefined> {
+    if (this.#resolvedCredentials === null) {
+      const c = this.#credentials;
+      this.#resolvedCredentials = typeof c === 'function' ? await c() : c;
+    }
+    return this.#resolvedCredentials;
+  }
+
+  /**
+   * Tries HTTPS first; an insecure host that does not speak TLS falls back to HTTP, as Docker and
+   * containers/image do for `--tls-verify=false` and loopback registries.
+   */
+  async #ping(signal?: AbortSignal): Promise<string> {
+    const schemes = this.#insecure ? ['https', 'http'] : ['https'];
+    let lastErr: unknown;
+    for (const scheme of schemes) {
+      const base = `${scheme}://${this.#apiHost}`;
+      for (let attempt = 0; attempt < this.#retry.attempts; attempt++) {
+        try {
+          const res = await this.#agent.request({ origin: base, path: '/v2/', method: 'GET', headers: { 'user-agent': this.#userAgent }, signal });
+          await res.body.dump();
+          if (res.statusCode === 401) this.#challenge = parseChallenges(res.headers['www-authenticate'])[0];
+          if (res.statusCode === 200 || res.statusCode === 401) return base;
+          if (isRetryableStatus(res.statusCode) && attempt + 1 < this.#retry.attempts) {
+            await waitBackoff(backoffDelay(this.#retry, attempt, parseRetryAfter(res.headers['retry-after'])), signal);
+            continue;
+          }
+          // Some registries answer /v2/ with 404 yet serve the API; accept any HTTP answer.
+          return base;
+        } catch (err) {
+          lastErr = err;
+          if (signal?.aborted) throw err;
+          if (isRetryableNetworkError(err) && (err as { code?: string }).code !== 'ECONNREFUSED' && attempt + 1 < this.#retry.attempts) {
+            await waitBackoff(backoffDelay(this.#retry, attempt), signal);
+            continue;
+          }
+          break; // TLS errors and refused connections: try the next scheme
+        }
+      }
+    }
+    const hint = this.#insecure ? '' : ' (for a plain-HTTP or self-signed registry use --tls-verify=false)';
+    throw new StevedoreError('REGISTRY_UNREACHABLE', `cannot reach registry ${this.registry}: ${(lastErr as Error)?.message ?? 'no answer'}${hint}`, {
+      cause: lastErr,
+      retryable: true,
+    });
+  }
+
+  async #authorization(scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
+    const ch = this.#challenge;
+    if (!ch) return undefined;
+    if (ch.scheme === 'basic') {
+      const creds = await this.#credentialsNow();
+      return creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
+    }
+    if (ch.scheme === 'bearer') {
+      const token = await this.#token(mergeScopes(scopes), signal);
+      return `Bearer ${token.token}`;
+    }
+    return undefined;
+  }
+
+  /** One token per distinct scope set, fetched once even under concurrency, reused until near expiry. */
+  async #token(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+    const key = scopes.join(' ');
+    const cached = this.#tokens.get(key);
+    if (cached && cached.expiresAt > Date.now()) return cached;
+    let pending = this.#tokenFetches.get(key);
+    if (!pending) {
+      pending = this.#fetchToken(scopes, signal).finally(() => this.#tokenFetches.delete(key));
+      this.#tokenFetches.set(key, pending);
+    }
+    const token = await pending;
+    this.#tokens.set(key, token);
+    return token;
+  }
+
+  async #fetchToken(scopes: string[], signal?: AbortSignal): Promise<CachedToken> {
+    const realm = this.#challenge?.params.realm;
+    if (!realm) throw new AuthError(`registry ${this.registry} asked for a bearer token but named no realm`);
+    const url = new URL(realm);
+    if (this.#challenge?.params.service) url.searchParams.set('service', this.#challenge.params.service);
+    for (const s of scopes) url.searchParams.append('scope', s);
+    const creds = await this.#credentialsNow();
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent };
+    if (creds) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+    for (let attempt = 0; ; attempt++) {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.#agent.request({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers, signal });
+      } catch (err) {
+        if (isRetryableNetworkError(err) && attempt + 1 < this.#retry.attempts) {
+          await waitBackoff(backoffDelay(this.#retry, attempt), signal);
+          continue;
+        }
+        throw new AuthError(`cannot reach the token service ${url.origin} for ${this.registry}: ${(err as Error).message}`);
+      }
+      if (res.statusCode === 200) {
+        const token = tokenFromResponse((await res.body.json()) as TokenResponse);
+        if (!token) throw new AuthError(`token service ${url.origin} answered without a token`);
+        this.#log.debug({ scopes, realm: url.origin }, 'token acquired');
+        return token;
+      }
+      await res.body.dump();
+      if (isRetryableStatus(res.statusCode) && attempt + 1 < this.#retry.attempts) {
+        await waitBackoff(backoffDelay(this.#retry, attempt, parseRetryAfter(res.headers['retry-after'])), signal);
+        continue;
+      }
+      const who = creds ? `user "${creds.username}"` : 'anonymous access';
+      throw new AuthError(`authentication to ${this.registry} failed for ${who} (token service answered ${res.statusCode})`);
+    }
+  }
+
+  /**
+   * Sends one request with auth, redirects and retries. Returns the response for expected (and
+   * allowed) statuses; throws RegistryError / AuthError with the registry's own error text otherwise.
+   */
+  async request(req: RegistryRequest): Promise<RegistryResponse> {
+    const base = await this.baseUrl(req.signal);
+    const replayable = req.body === undefined || Buffer.isBuffer(req.body);
+    let url = /^https?:\/\//.test(req.path) ? req.path : base + req.path;
+    let authRetried = false;
+    let redirects = 0;
+    for (let attempt = 0; ; ) {
+      const target = new URL(url);
+      const sameHost = target.origin === base;
+      const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...(req.headers ?? {}) };
+      if (sameHost) {
+        const auth = await this.#authorization(req.scopes, req.signal);
+        if (auth) headers.authorization = auth;
+      }
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.#agent.request({
+          origin: target.origin,
+          path: target.pathname + target.search,
+          method: req.method,
+          headers,
+          body: req.body,
+          signal: req.signal,
+        });
+      } catch (err) {
+        if (req.signal?.aborted) throw err;
+        if (replayable && isRetryableNetworkError(err) && attempt + 1 < this.#retry.attempts) {
+          const delay = backoffDelay(this.#retry, attempt);
+          this.#log.info({ method: req.method, url, err: (err as Error).message, delay }, 'retrying after network error');
+          attempt++;
+          await waitBackoff(delay, req.signal);
+          continue;
+        }
+        throw new StevedoreError('NETWORK', `${req.method} ${url}: ${(err as Error).message}`, { cause: err, retryable: isRetryableNetworkError(err) });
+      }
+      const status = res.statusCode;
+      if (status === 401 && sameHost && !authRetried && replayable) {
+        await res.body.dump();
+        const challenge = parseChallenges(res.headers['www-authenticate'])[0];
+        if (challenge) {
+          this.#challenge = challenge;
+          this.#tokens.clear(); // a 401 with a token means it is stale or lacks scope
+          authRetried = true;
+          continue;
+        }
+      }
+      if ([301, 302, 303, 307, 308].includes(status) && (req.method === 'GET' || req.method === 'HEAD')) {
+        await res.body.dump();
+        const location = header(res.headers, 'location');
+        if (!location || ++redirects > 5) throw new RegistryError(`${req.method} ${url}: too many or empty redirects`, { status, url });
+        url = new URL(location, url).toString();
+        continue;
+      }
+      if (req.expect.includes(status) || req.allowStatus?.includes(status)) {
+        return { status, headers: res.headers, body: res.body, url };
+      }
+      const text = req.method === 'HEAD' ? '' : await readCapped(res.body, 64 * 1024);
+      if (isRetryableStatus(status) && replayable && attempt + 1 < this.#retry.attempts) {
+        const retryAfter = parseRetryAfter(res.headers['retry-after']);
+        const delay = backoffDelay(this.#retry, attempt, retryAfter);
+        this.#log.info({ method: req.method, url, status, delay }, 'retrying after server error');
+        attempt++;
+        await waitBackoff(delay, req.signal);
+        continue;
+      }
+      throw this.#errorFor(req, url, status, text);
+    }
+  }
+
+  #errorFor(req: RegistryRequest, url: string, status: number, text: string): StevedoreError {
+    const details = parseErrorBody(text);
+    const first = details[0];
+    const what = first ? `${first.code}: ${first.message}` : text.trim().slice(0, 200) || `HTTP ${status}`;
+    if (status === 401) {
+      return new AuthError(`${this.registry}: authentication required (${what}); log in with "stevedore login ${this.registry}" or pass credentials`);
+    }
+    if (status === 403) return new RegistryError(`${this.registry}: access denied: ${what}`, { status, url, details });
+    return new RegistryError(`${req.method} ${url}: ${status} ${what}`, { status, url, details });
+  }
+}
+
+async function readCapped(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    const b = chunk as Buffer;
+    if (n < limit) chunks.push(b.subarray(0, limit - n));
+    n += b.length;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads a whole response body with a hard cap, refusing one whose declared length is over it before reading. */
+export async function readBodyCapped(body: Readable, limit: number, what: string, declared?: string): Promise<Buffer> {
+  if (declared !== undefined && Number(declared) > limit) {
+    body.destroy();
+    throw new TooLargeError(what, limit, Number(declared));
+  }
+  return streamToBuffer(body, limit, what);
+}

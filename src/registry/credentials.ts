@@ -1,0 +1,145 @@
+import { readFile, mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DEFAULT_REGISTRY } from '../oci/reference.js';
+import { InvalidInputError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** A docker `config.json`, containers `auth.json` or Kubernetes `.dockerconfigjson` document. */
+export interface DockerConfig {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  [key: string]: unknown;
+}
+
+/**
+ * The files consulted for credentials, in containers-auth.json(5) order: an explicit file wins;
+ * otherwise $REGISTRY_AUTH_FILE, the runtime auth.json, the config auth.json, then Docker's config.
+ */
+export function authFileCandidates(explicit?: string): string[] {
+  if (explicit) return [explicit];
+  const env = process.env;
+  const out: string[] = [];
+  if (env.REGISTRY_AUTH_FILE) out.push(env.REGISTRY_AUTH_FILE);
+  if (env.XDG_RUNTIME_DIR) out.push(join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+  out.push(join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'containers', 'auth.json'));
+  out.push(join(env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json'));
+  return out;
+}
+
+/** Where `stevedore login` writes: the explicit file, $REGISTRY_AUTH_FILE, or the first auth.json candidate. */
+export function defaultAuthFile(explicit?: string): string {
+  return authFileCandidates(explicit)[0]!;
+}
+
+/**
+ * Normalises an auths key to `host[/path]`: Docker writes `https://index.docker.io/v1/` for Hub,
+ * others write bare hosts or `host/namespace`.
+ */
+export function normaliseAuthKey(key: string): string {
+  let k = key.trim().replace(/^https?:\/\//, '');
+  k = k.replace(/\/v[12]\/?$/, '').replace(/\/+$/, '');
+  if (k === 'index.docker.io' || k === 'registry-1.docker.io') k = DEFAULT_REGISTRY;
+  return k;
+}
+
+/**
+ * Parses a config document. Accepts the modern `{"auths": {...}}` form and the legacy `.dockercfg`
+ * form where the hosts are top-level keys (still found in old Kubernetes secrets).
+ */
+export function parseDockerConfig(text: string, source = 'docker config'): DockerConfig {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidInputError(`${source}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new InvalidInputError(`${source}: not a JSON object`);
+  const obj = doc as Record<string, unknown>;
+  if (obj.auths === undefined) {
+    const legacy = Object.entries(obj).filter(([, v]) => typeof v === 'object' && v !== null && 'auth' in (v as object));
+    if (legacy.length > 0) return { auths: Object.fromEntries(legacy) as DockerConfig['auths'] };
+  }
+  return obj as DockerConfig;
+}
+
+function decodeEntry(entry: NonNullable<DockerConfig['auths']>[string], source: string, key: string): Credentials | undefined {
+  if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
+  if (!entry.auth) return undefined;
+  const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) throw new InvalidInputError(`${source}: the "auth" entry for ${key} is not base64 of user:password`);
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/**
+ * Finds credentials for a repository in one config: the most specific key wins
+ * (`host/ns/repo`, then `host/ns`, then `host`), as containers-auth.json(5) specifies.
+ */
+export function lookupCredentials(config: DockerConfig, registry: string, repository?: string, source = 'docker config'): Credentials | undefined {
+  const entries = new Map<string, NonNullable<DockerConfig['auths']>[string]>();
+  for (const [k, v] of Object.entries(config.auths ?? {})) entries.set(normaliseAuthKey(k), v);
+  const candidates: string[] = [];
+  if (repository) {
+    const parts = repository.split('/');
+    for (let i = parts.length; i > 0; i--) candidates.push(`${registry}/${parts.slice(0, i).join('/')}`);
+  }
+  candidates.push(registry);
+  for (const key of candidates) {
+    const entry = entries.get(key);
+    if (entry) {
+      const creds = decodeEntry(entry, source, key);
+      if (creds) return creds;
+    }
+  }
+  return undefined;
+}
+
+/** Looks credentials up across the usual files (first file with a match wins). */
+export async function findCredentials(registry: string, repository?: string, authFile?: string): Promise<Credentials | undefined> {
+  for (const file of authFileCandidates(authFile)) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      continue;
+    }
+    const creds = lookupCredentials(parseDockerConfig(text, file), registry, repository, file);
+    if (creds) return creds;
+  }
+  return undefined;
+}
+
+export async function readAuthFile(file: string): Promise<DockerConfig> {
+  try {
+    return parseDockerConfig(await readFile(file, 'utf8'), file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { auths: {} };
+    throw err;
+  }
+}
+
+/** Stores (or with `undefined`, removes) a registry's credentials; the file is written atomically, mode 0600. */
+export async function storeCredentials(file: string, key: string, creds: Credentials | undefined): Promise<boolean> {
+  const config = await readAuthFile(file);
+  const auths = { ...(config.auths ?? {}) };
+  const want = normaliseAuthKey(key);
+  let changed = false;
+  for (const k of Object.keys(auths)) {
+    if (normaliseAuthKey(k) === want) {
+      delete auths[k];
+      changed = true;
+    }
+  }
+  if (creds) {
+    auths[want] = { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') };
+    changed = true;
+  }
+  await mkdir(dirname(file), { recursive: true });
+  await writeFileAtomic(file, JSON.stringify({ ...config, auths }, null, '\t') + '\n', 0o600);
+  return changed;
+}

@@ -1,0 +1,141 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Digest } from '../oci/digest.js';
+import type { RawManifest } from '../oci/manifest.js';
+import { formatReference, parseReference, referenceTarget, type ImageReference } from '../oci/reference.js';
+import { getBlob, headBlob, mountBlob, uploadBlob } from '../registry/blobs.js';
+import { RegistryClient } from '../registry/client.js';
+import { findCredentials } from '../registry/credentials.js';
+import { getManifest, headManifest, putManifest } from '../registry/manifests.js';
+import { listTags } from '../registry/tags.js';
+import { DigestMismatchError, InvalidInputError } from '../util/errors.js';
+import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
+
+/** Opens a registry client with the context's credentials, or those of the usual auth files, found lazily. */
+export function registryClientFor(ref: ImageReference, ctx: TransportContext = {}): RegistryClient {
+  return new RegistryClient({
+    registry: ref.registry,
+    tlsVerify: ctx.tlsVerify,
+    credentials: ctx.credentials ?? (() => findCredentials(ref.registry, ref.repository, ctx.authFile)),
+  });
+}
+
+/** `docker://registry/repository[:tag][@digest]`: an image in an OCI distribution registry. */
+export class DockerReference implements TransportReference {
+  readonly transport = 'docker';
+  readonly ref: ImageReference;
+
+  constructor(ref: ImageReference) {
+    this.ref = ref;
+  }
+
+  toString(): string {
+    return `docker://${formatReference(this.ref)}`;
+  }
+
+  async newSource(ctx: TransportContext = {}): Promise<ImageSource> {
+    return new DockerSource(this.ref, registryClientFor(this.ref, ctx));
+  }
+
+  async newDestination(ctx: TransportContext = {}): Promise<ImageDestination> {
+    return new DockerDestination(this.ref, registryClientFor(this.ref, ctx));
+  }
+}
+
+/** Parses what follows `docker:`; it must start with `//`, as in skopeo. */
+export function parseDockerReference(rest: string): DockerReference {
+  if (!rest.startsWith('//')) throw new InvalidInputError(`invalid image name "docker:${rest}": expected docker://REGISTRY/REPOSITORY[:TAG]`);
+  return new DockerReference(parseReference(rest.slice(2)));
+}
+
+export class DockerSource implements ImageSource {
+  readonly name: string;
+  readonly location: { registry: string; repository: string };
+  readonly #ref: ImageReference;
+  readonly client: RegistryClient;
+  readonly #ownsClient: boolean;
+
+  /** `ownsClient: false` lets many sources share one client (its connections and tokens), as sync does. */
+  constructor(ref: ImageReference, client: RegistryClient, ownsClient = true) {
+    this.#ref = ref;
+    this.client = client;
+    this.#ownsClient = ownsClient;
+    this.name = `docker://${formatReference(ref)}`;
+    this.location = { registry: ref.registry, repository: ref.repository };
+  }
+
+  getManifest(digest?: Digest, opts: OpOptions = {}): Promise<RawManifest> {
+    return getManifest(this.client, this.#ref.repository, digest ?? referenceTarget(this.#ref), opts);
+  }
+
+  getBlob(desc: Descriptor, opts: OpOptions = {}): Promise<Readable> {
+    return getBlob(this.client, this.#ref.repository, desc, opts);
+  }
+
+  listTags(opts: OpOptions = {}): Promise<string[]> {
+    return listTags(this.client, this.#ref.repository, opts);
+  }
+
+  /** Digest of what the reference names, from a HEAD request (no manifest download, no pull spent). */
+  async currentDigest(opts: OpOptions = {}): Promise<Digest | undefined> {
+    return (await headManifest(this.client, this.#ref.repository, referenceTarget(this.#ref), opts))?.digest;
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsClient) await this.client.close();
+  }
+}
+
+export class DockerDestination implements ImageDestination {
+  readonly name: string;
+  readonly #ref: ImageReference;
+  readonly client: RegistryClient;
+  readonly #ownsClient: boolean;
+
+  constructor(ref: ImageReference, client: RegistryClient, ownsClient = true) {
+    this.#ref = ref;
+    this.client = client;
+    this.#ownsClient = ownsClient;
+    this.name = `docker://${formatReference(ref)}`;
+  }
+
+  /**
+   * Reuse before upload, in containers/image's order: the blob is already in this repository
+   * (HEAD), or another repository of the same registry has it and the registry links it (mount).
+   */
+  async tryReuseBlob(desc: Descriptor, opts: ReuseOptions = {}): Promise<boolean> {
+    const repo = this.#ref.repository;
+    const size = await headBlob(this.client, repo, desc.digest, opts);
+    if (size !== undefined && (size < 0 || size === desc.size)) return true;
+    if (opts.from && opts.from.registry === this.#ref.registry && opts.from.repository !== repo) {
+      return mountBlob(this.client, repo, desc.digest, opts.from.repository, opts);
+    }
+    return false;
+  }
+
+  putBlob(desc: Descriptor, stream: Readable, opts: OpOptions = {}): Promise<void> {
+    return uploadBlob(this.client, this.#ref.repository, desc, stream, opts);
+  }
+
+  async putManifest(manifest: RawManifest, opts: PutManifestOptions): Promise<void> {
+    let reference: string = manifest.digest;
+    if (opts.top) {
+      if (this.#ref.digest && this.#ref.digest !== manifest.digest) {
+        throw new DigestMismatchError(`destination ${this.name}`, this.#ref.digest, manifest.digest);
+      }
+      reference = this.#ref.tag ?? (this.#ref.digest ? manifest.digest : 'latest');
+    }
+    await putManifest(this.client, this.#ref.repository, reference, manifest, opts);
+  }
+
+  async currentDigest(opts: OpOptions = {}): Promise<Digest | undefined> {
+    return (await headManifest(this.client, this.#ref.repository, referenceTarget(this.#ref), opts))?.digest;
+  }
+
+  /** A registry makes the image visible with the top manifest's PUT, which the copy sends last. */
+  async commit(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.#ownsClient) await this.client.close();
+  }
+}
