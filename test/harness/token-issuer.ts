@@ -56,6 +56,19 @@ export interface TokenIssuerOptions {
   grant?: GrantPolicy;
 }
 
+export interface MintOptions {
+  ttlSeconds?: number;
+  aud?: string;
+  iss?: string;
+  /** Pretend "now" is this Unix time (for expired or not-yet-valid tokens). */
+  nowSeconds?: number;
+  /**
+   * How the JWT header names the signing key. distribution 2.8 checks `x5c` first (chain verified
+   * against rootcertbundle), otherwise looks `kid` up among the rootcertbundle's keys. Default 'both'.
+   */
+  keyRef?: 'x5c' | 'kid' | 'both';
+}
+
 export interface TokenIssuer {
   /** Base URL of the issuer, `http://127.0.0.1:PORT`. */
   readonly url: string;
@@ -69,7 +82,7 @@ export interface TokenIssuer {
   requests(): number;
   log(): TokenRequestLogEntry[];
   /** Mints a token directly, e.g. to test expired or foreign tokens. */
-  mint(user: string | undefined, access: AccessEntry[], opts?: { ttlSeconds?: number; aud?: string; iss?: string; nowSeconds?: number }): string;
+  mint(user: string | undefined, access: AccessEntry[], opts?: MintOptions): string;
   stop(): Promise<void>;
 }
 
@@ -98,7 +111,13 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
 
   const mint: TokenIssuer['mint'] = (user, access, m = {}) => {
     const now = m.nowSeconds ?? Math.floor(Date.now() / 1000);
-    const header = { typ: 'JWT', alg: 'ES256', kid: keyId, x5c };
+    const keyRef = m.keyRef ?? 'both';
+    const header = {
+      typ: 'JWT',
+      alg: 'ES256',
+      ...(keyRef === 'x5c' ? {} : { kid: keyId }),
+      ...(keyRef === 'kid' ? {} : { x5c }),
+    };
     const claims = {
       iss: m.iss ?? opts.issuer,
       sub: user ?? '',
