@@ -1,0 +1,126 @@
+import { Readable, type Transform } from 'node:stream';
+import * as zlib from 'node:zlib';
+import { layerCompression } from '../../oci/mediatype.js';
+import { UnsupportedError } from '../../util/errors.js';
+
+export type Compression = 'gzip' | 'zstd' | 'none';
+export type CompressionChoice = Compression | 'auto';
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
+const BZIP2_MAGIC = [0x42, 0x5a, 0x68];
+/** Enough bytes to tell every format above apart. */
+const SNIFF_BYTES = 6;
+
+function startsWith(head: Uint8Array, magic: readonly number[]): boolean {
+  return head.length >= magic.length && magic.every((b, i) => head[i] === b);
+}
+
+/**
+ * What a layer's bytes are, from their first bytes. A tar starts with a file name, so it can never
+ * begin with these magics in practice; anything unrecognised is taken to be a plain tar, and the tar
+ * parser then has the last word.
+ */
+export function sniffCompression(head: Uint8Array): Compression {
+  if (startsWith(head, GZIP_MAGIC)) return 'gzip';
+  if (startsWith(head, ZSTD_MAGIC)) return 'zstd';
+  if (startsWith(head, XZ_MAGIC)) throw new UnsupportedError('layer is xz-compressed; OCI layers are tar, tar+gzip or tar+zstd');
+  if (startsWith(head, BZIP2_MAGIC)) throw new UnsupportedError('layer is bzip2-compressed; OCI layers are tar, tar+gzip or tar+zstd');
+  return 'none';
+}
+
+/** The compression a media type declares; types we cannot read from the name are sniffed. */
+export function compressionForMediaType(mediaType: string): CompressionChoice {
+  const c = layerCompression(mediaType);
+  return c === 'unknown' ? 'auto' : c;
+}
+
+/** zstd arrived in node:zlib with Node 23.8/22.15; older runtimes get a clear refusal, not a crash. */
+export function zstdAvailable(): boolean {
+  return typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
+}
+
+export function createDecompressor(compression: Compression): Transform | undefined {
+  switch (compression) {
+    case 'none':
+      return undefined;
+    case 'gzip':
+      return zlib.createGunzip();
+    case 'zstd':
+      if (!zstdAvailable()) {
+        throw new UnsupportedError(`zstd layers need node:zlib zstd support (Node >= 22.15); this is Node ${process.version}`);
+      }
+      return zlib.createZstdDecompress();
+  }
+}
+
+/**
+ * Reads the first `n` bytes of a stream without consuming them: they are put back with unshift(),
+ * or, if the stream ended before that (a tiny or empty layer), handed back in a fresh stream.
+ * Only the head is ever buffered.
+ */
+export function peek(stream: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const cleanup = (): void => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+    };
+    const finish = (ended: boolean): void => {
+      cleanup();
+      const all = Buffer.concat(chunks);
+      if (ended) {
+        resolve({ head: all, stream: Readable.from(all.length > 0 ? [all] : []) });
+      } else {
+        stream.unshift(all);
+        resolve({ head: all.subarray(0, n), stream });
+      }
+    };
+    const onReadable = (): void => {
+      let chunk: Buffer | string | null;
+      while ((chunk = stream.read()) !== null) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        chunks.push(buf);
+        length += buf.length;
+        if (length >= n) {
+          finish(false);
+          return;
+        }
+      }
+    };
+    const onEnd = (): void => finish(true);
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = (): void => {
+      // Destroyed without 'end' or 'error' (e.g. by an abort): never leave the caller hanging.
+      if (!stream.readableEnded) onError(stream.errored ?? new Error('layer stream closed before its first bytes'));
+    };
+    stream.on('readable', onReadable);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+    stream.on('close', onClose);
+  });
+}
+
+/** Picks and opens the decompressor for a layer, sniffing the first bytes when asked to. */
+export async function openDecompressed(
+  layer: Readable,
+  choice: CompressionChoice,
+): Promise<{ compression: Compression; source: Readable; decompressor: Transform | undefined }> {
+  let compression: Compression;
+  let source = layer;
+  if (choice === 'auto') {
+    const peeked = await peek(layer, SNIFF_BYTES);
+    source = peeked.stream;
+    compression = sniffCompression(peeked.head);
+  } else {
+    compression = choice;
+  }
+  return { compression, source, decompressor: createDecompressor(compression) };
+}

@@ -1,0 +1,186 @@
+import { realpath, stat } from 'node:fs/promises';
+import { pipeline, type Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { InvalidInputError, StevedoreError, errorMessage } from '../../util/errors.js';
+import { applyEntry, type ApplyContext } from './apply.js';
+import { compressionForMediaType, openDecompressed, type CompressionChoice } from './decompress.js';
+import { DeferredDirectories } from './dirmeta.js';
+import { parseEntry, type RawHeader } from './entry.js';
+import { LayerTooLargeError, SymlinkLoopError, UnsafeLayerEntryError } from './errors.js';
+import { LayerMeter } from './meter.js';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type UnpackOptions, type UnpackResult } from './types.js';
+import { LayerPaths, classifyWhiteout } from './whiteout.js';
+
+/** One entry from the parser: its header and its data, which must be consumed before the next. */
+type TarEntry = AsyncIterable<Buffer> & { header: RawHeader; resume(): unknown };
+
+/** Waits until a (streamx) writable wants more, or fails if it is torn down meanwhile. */
+function drained(w: tar.Extract): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      w.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      w.off('drain', onDrain);
+      reject(new Error('tar parser closed'));
+    };
+    w.once('drain', onDrain);
+    w.once('close', onClose);
+  });
+}
+
+/** Gives an fs error the entry it happened on; our own errors already say everything. */
+function entryError(name: string, err: unknown): unknown {
+  if (err instanceof SymlinkLoopError) return new UnsafeLayerEntryError(name, 'too many levels of symbolic links', { cause: err });
+  if (err instanceof StevedoreError || (err instanceof Error && err.name === 'AbortError')) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  return new StevedoreError('LAYER_APPLY_FAILED', `applying layer entry ${JSON.stringify(name)}: ${errorMessage(err)}`, {
+    cause: err,
+    retryable: code === 'ENOSPC' || code === 'EIO',
+  });
+}
+
+/**
+ * Applies one OCI layer (a tar stream, optionally gzip- or zstd-compressed) onto a rootfs directory.
+ *
+ * The stream is read once, never buffered whole: it is decompressed, hashed (the diffID) and counted
+ * against the limits as it flows into the tar parser, and each entry is written as it arrives.
+ *
+ * Every name is resolved inside the rootfs as if it were `/` (see resolveInRoot): absolute names and
+ * symlinks, including ones planted by earlier layers or earlier in this tar, cannot reach outside it.
+ * Whiteouts follow the OCI image spec and touch only lower layers' content.
+ *
+ * Failure policy: the first hostile entry (UNSAFE_LAYER_ENTRY), an exceeded limit (LAYER_TOO_LARGE),
+ * a corrupt stream or an abort rejects the whole call, and the rootfs is left half-applied. Callers
+ * unpack into a fresh snapshot and discard it on any error; nothing here tries to roll back.
+ *
+ * The rootfs must not be in use (no running container, no concurrent unpack) while this runs: path
+ * checks and the operations they guard are separate system calls.
+ */
+export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  const { signal } = opts;
+  signal?.throwIfAborted();
+  const root = await realpath(rootfs);
+  if (!(await stat(root)).isDirectory()) throw new InvalidInputError(`rootfs ${rootfs} is not a directory`);
+  const maxEntries = opts.limits?.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const maxBytes = opts.limits?.maxBytes ?? DEFAULT_MAX_BYTES;
+  const choice: CompressionChoice = opts.compression ?? (opts.mediaType ? compressionForMediaType(opts.mediaType) : 'auto');
+  const ownership = { chown: !(opts.rootless ?? process.geteuid?.() !== 0), idMap: opts.idMap };
+
+  const meter = new LayerMeter(maxBytes);
+  const extract = tar.extract();
+  let failure: unknown;
+  let failed = false;
+  // The first error wins; everything upstream and downstream is torn down so nothing keeps reading.
+  const fail = (err: unknown): void => {
+    if (failed) return;
+    failed = true;
+    failure = err;
+    layer.destroy();
+    meter.destroy();
+    extract.destroy(err instanceof Error ? err : new Error(String(err)));
+  };
+  const onAbort = (): void => fail(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  const ctx: ApplyContext = {
+    root,
+    ownership,
+    paths: new LayerPaths(root),
+    dirs: new DeferredDirectories(root),
+    skipped: [],
+    signal,
+  };
+  let entries = 0;
+  let whiteouts = 0;
+  try {
+    const { compression, source, decompressor } = await openDecompressed(layer, choice);
+    if (failed) throw failure;
+    const stages: NodeJS.ReadWriteStream[] = decompressor ? [decompressor, meter] : [meter];
+    const flowed = new Promise<void>((resolve) => {
+      pipeline([source, ...stages], (err) => {
+        if (err) fail(err);
+        resolve();
+      });
+    });
+    // Fed by hand rather than piped: the parser is a streamx writable, and errors must reach fail().
+    const fed = (async () => {
+      try {
+        for await (const chunk of meter) {
+          if (!extract.write(chunk as Buffer)) await drained(extract);
+        }
+        (extract as unknown as { end(): void }).end();
+      } catch (err) {
+        fail(err);
+      }
+    })();
+
+    const iterator = (extract as unknown as AsyncIterable<TarEntry>)[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<TarEntry>;
+      try {
+        next = await iterator.next();
+      } catch (err) {
+        fail(err);
+        break;
+      }
+      if (next.done) break;
+      const data = next.value;
+      try {
+        if (++entries > maxEntries) throw new LayerTooLargeError('entries', maxEntries);
+        const entry = parseEntry(data.header);
+        const whiteout = classifyWhiteout(entry.name, entry.components);
+        if (whiteout?.kind === 'aufs-metadata') {
+          ctx.skipped.push({ path: entry.name, type: 'aufs-metadata', reason: 'aufs bookkeeping entry, not content' });
+          data.resume();
+        } else if (whiteout) {
+          await ctx.paths.apply(root, whiteout);
+          whiteouts++;
+          data.resume();
+        } else {
+          await applyEntry(ctx, entry, data);
+        }
+      } catch (err) {
+        fail(entryError(data.header.name, err));
+        break;
+      }
+    }
+    await Promise.all([fed, flowed]);
+    if (failed) throw failure;
+
+    await ctx.dirs.applyAll(ownership, signal);
+    const diffID = meter.diffID;
+    if (diffID === undefined) throw new StevedoreError('LAYER_APPLY_FAILED', 'layer stream ended without a digest');
+    return { entries, bytes: meter.bytes, diffID, compression, whiteouts, skipped: ctx.skipped };
+  } catch (err) {
+    fail(err);
+    throw failure;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** A layer to apply in order, bottom first. */
+export interface LayerInput {
+  stream: Readable | (() => Readable | Promise<Readable>);
+  mediaType?: string;
+  compression?: CompressionChoice;
+}
+
+/**
+ * Applies layers bottom to top onto one rootfs. Streams may be given as factories so that only the
+ * layer being applied is open. Stops at the first failure, with the same discard-on-error policy.
+ */
+export async function applyLayers(
+  rootfs: string,
+  layers: readonly LayerInput[],
+  opts: Omit<UnpackOptions, 'compression' | 'mediaType'> = {},
+): Promise<UnpackResult[]> {
+  const results: UnpackResult[] = [];
+  for (const layer of layers) {
+    const stream = typeof layer.stream === 'function' ? await layer.stream() : layer.stream;
+    results.push(await unpackLayer(rootfs, stream, { ...opts, mediaType: layer.mediaType, compression: layer.compression }));
+  }
+  return results;
+}
