@@ -46,5 +46,8 @@ $(KUBECTL):
 	cd $(CONTROLPLANE_DIR) && CGO_ENABLED=0 go build $(CONTROLPLANE_GOFLAGS) -trimpath \
 		-ldflags '$(KUBE_LDFLAGS)' -o $@.tmp ./kubectl && mv $@.tmp $@
 
+# Node 24 runs the TypeScript generator directly (type stripping); the pinned node comes from npm.
+NODE ?= node_modules/.bin/node
+
 manifests: ## Generate crds/ from the API types in src/k8s/api/
-	npx tsx hack/gen-crds.ts
+	$(NODE) hack/gen-crds.ts

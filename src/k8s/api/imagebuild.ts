@@ -1,0 +1,207 @@
+import {
+  arr,
+  dateTime,
+  duration,
+  exactlyOneOf,
+  int,
+  bool,
+  obj,
+  str,
+  withRules,
+  type Infer,
+} from './schema.js';
+import {
+  NodeSelector,
+  Platform,
+  ResourceRequirements,
+  Tolerations,
+  conditions,
+  dockerConfigSecretRef,
+  imageReference,
+  lastHandledReconcileAt,
+  observedGeneration,
+  repository,
+  secretName,
+  type KubeObject,
+} from './common.js';
+import { AGE_COLUMN, readyColumns, type KindDefinition } from './kind.js';
+
+/** Reasons of the Ready condition of an ImageBuild. */
+export const IMAGE_BUILD_REASONS = [
+  'Building',
+  'Succeeded',
+  'Failed',
+  'DeadlineExceeded',
+  'Canceled',
+  'InvalidSpec',
+  'SourceUnavailable',
+  'CredentialsNotFound',
+] as const;
+export type ImageBuildReason = (typeof IMAGE_BUILD_REASONS)[number];
+
+const relativePath = (description: string, dflt?: string) =>
+  withRules(
+    str(description, {
+      maxLength: 4096,
+      minLength: 1,
+      pattern: '^[^/]',
+      ...(dflt === undefined ? {} : { default: dflt }),
+    }),
+    [{ rule: "!self.matches('(^|/)\\\\.\\\\.(/|$)')", message: 'must be a relative path that stays inside the source (no .. segments)' }],
+  );
+
+export const ImageBuildSource = obj(
+  'Where the build context comes from. Exactly one of git, artifact or inline.',
+  {
+    git: obj(
+      'A Git repository, cloned shallowly at the given revision.',
+      {
+        url: str('Clone URL (https://, ssh:// or git@host:path).', {
+          minLength: 1,
+          maxLength: 2048,
+          pattern: '^(https?://|ssh://|git@)[^\\s]+$',
+        }),
+        revision: str('Branch, tag or full commit SHA to build. Default: the remote’s default branch.', {
+          minLength: 1,
+          maxLength: 256,
+        }),
+        credentials: obj(
+          'A Secret in the same namespace with Git credentials: keys username and password (HTTPS), or ssh-privatekey and optionally known_hosts (SSH).',
+          { name: secretName('Name of the Secret.') },
+          { required: ['name'] },
+        ),
+      },
+      { required: ['url'] },
+    ),
+    artifact: obj(
+      'An OCI artifact whose single layer is a tar(.gz) of the build context (as pushed by `stevedore context push`).',
+      {
+        image: imageReference('Reference of the artifact, by tag or digest.'),
+        credentials: dockerConfigSecretRef('Credentials to pull the artifact.'),
+      },
+      { required: ['image'] },
+    ),
+    inline: obj(
+      'A Containerfile written in this object; the build context is empty.',
+      {
+        containerfile: str('Containerfile text.', { minLength: 1, maxLength: 65536 }),
+      },
+      { required: ['containerfile'] },
+    ),
+  },
+  { rules: [exactlyOneOf(['git', 'artifact', 'inline'], 'exactly one of source.git, source.artifact or source.inline must be set')] },
+);
+
+export const BuildArg = obj(
+  'A build argument (ARG) value.',
+  {
+    name: str('ARG name.', { pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }),
+    value: str('Value.', { maxLength: 32768 }),
+  },
+  { required: ['name', 'value'] },
+);
+
+export const ImageBuildSpec = obj(
+  'What to build and where to push it.',
+  {
+    source: ImageBuildSource,
+    containerfile: relativePath(
+      'Path of the Containerfile relative to the context directory. Default: Containerfile, or Dockerfile when only that exists. Ignored for inline sources.',
+    ),
+    contextDir: relativePath('Directory inside the source used as the build context.', '.'),
+    buildArgs: arr('Values for ARG instructions.', BuildArg, { listType: 'map', mapKeys: ['name'], maxItems: 128 }),
+    target: str('Build only up to this stage name.', { maxLength: 256, minLength: 1 }),
+    platforms: arr(
+      'Platforms to build; more than one produces an image index. Default: the platform of the node that runs the build.',
+      Platform,
+      { listType: 'set', minItems: 1, maxItems: 16 },
+    ),
+    output: obj(
+      'Where the built image is pushed.',
+      {
+        image: imageReference('Destination reference with a tag, e.g. registry.example.com/team/app:1.2.3.'),
+        pushSecret: dockerConfigSecretRef('Credentials to push the image.'),
+        insecure: bool('Push over plain HTTP or HTTPS without verification (test registries only).', { default: false }),
+      },
+      { required: ['image'] },
+    ),
+    cache: obj(
+      'A registry repository used as the layer cache (read before building, written after).',
+      {
+        repository: repository('Cache repository, e.g. registry.example.com/team/app-cache.'),
+        secret: dockerConfigSecretRef('Credentials for the cache repository.'),
+      },
+      { required: ['repository'] },
+    ),
+    timeout: duration('Give up the build after this long (reason DeadlineExceeded).', { default: '1h' }),
+    resources: ResourceRequirements,
+    nodeSelector: NodeSelector,
+    tolerations: Tolerations,
+    successfulBuildsHistoryLimit: int('How many finished successful build Pods to keep.', {
+      minimum: 0,
+      maximum: 100,
+      default: 1,
+      format: 'int32',
+    }),
+    failedBuildsHistoryLimit: int('How many finished failed build Pods to keep (for their logs).', {
+      minimum: 0,
+      maximum: 100,
+      default: 3,
+      format: 'int32',
+    }),
+  },
+  { required: ['source', 'output'] },
+);
+export type ImageBuildSpec = Infer<typeof ImageBuildSpec>;
+
+export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
+  observedGeneration: observedGeneration(),
+  conditions: conditions(`Ready reasons: ${IMAGE_BUILD_REASONS.join(', ')}.`),
+  lastHandledReconcileAt: lastHandledReconcileAt(),
+  podName: str('The Pod running (or that ran) the current build.', { maxLength: 253 }),
+  image: imageReference('The reference that was pushed (output.image).'),
+  imageDigest: str('Digest of the pushed manifest or index.', { maxLength: 256 }),
+  imageSize: int('Total size in bytes of the pushed manifest, config and layers (all platforms).', { minimum: 0 }),
+  sourceCommit: str('The Git commit SHA (or artifact digest) that was built.', { maxLength: 256 }),
+  startTime: dateTime('When the build started.'),
+  completionTime: dateTime('When the build finished, successfully or not.'),
+  failureDetails: obj('Why the build failed.', {
+    reason: str('Failure reason, e.g. Failed, DeadlineExceeded, Canceled, SourceUnavailable.', { maxLength: 256 }),
+    message: str('Failure message (the failing instruction with file:line, or the error).', { maxLength: 32768 }),
+  }),
+  platforms: arr(
+    'The image built for each platform.',
+    obj(
+      'One platform’s image.',
+      {
+        platform: Platform,
+        digest: str('Digest of that platform’s manifest.', { maxLength: 256 }),
+      },
+      { required: ['platform', 'digest'] },
+    ),
+    { listType: 'map', mapKeys: ['platform'] },
+  ),
+});
+export type ImageBuildStatus = Infer<typeof ImageBuildStatus>;
+
+export type ImageBuild = KubeObject<'ImageBuild', ImageBuildSpec, ImageBuildStatus>;
+
+export const imageBuildKind: KindDefinition<ImageBuildSpec, ImageBuildStatus> = {
+  kind: 'ImageBuild',
+  listKind: 'ImageBuildList',
+  plural: 'imagebuilds',
+  singular: 'imagebuild',
+  shortNames: ['ib'],
+  categories: ['stevedore'],
+  description:
+    'ImageBuild builds a container image from a Containerfile (in Git, an OCI artifact, or inline) in a Pod and pushes it to a registry.',
+  spec: ImageBuildSpec,
+  status: ImageBuildStatus,
+  printerColumns: [
+    ...readyColumns(),
+    { name: 'Digest', type: 'string', jsonPath: '.status.imageDigest', description: 'Digest of the pushed image.' },
+    AGE_COLUMN,
+    { name: 'Image', type: 'string', jsonPath: '.spec.output.image', description: 'Destination image.', priority: 1 },
+    { name: 'Commit', type: 'string', jsonPath: '.status.sourceCommit', description: 'Source commit built.', priority: 1 },
+  ],
+};

@@ -1,0 +1,240 @@
+import {
+  DNS_SUBDOMAIN_PATTERN,
+  arr,
+  atMostOneOf,
+  bool,
+  dateTime,
+  duration,
+  enumOf,
+  exactlyOneOf,
+  int,
+  obj,
+  str,
+  type Infer,
+} from './schema.js';
+import {
+  Platform,
+  Suspend,
+  conditions,
+  dockerConfigSecretRef,
+  lastHandledReconcileAt,
+  observedGeneration,
+  repository,
+  type KubeObject,
+} from './common.js';
+import { AGE_COLUMN, readyColumns, type KindDefinition } from './kind.js';
+
+/** Reasons of the Ready condition of an ImageMirror. */
+export const IMAGE_MIRROR_REASONS = [
+  'Succeeded',
+  'PartialFailure',
+  'SyncFailed',
+  'Progressing',
+  'Suspended',
+  'InvalidSpec',
+  'CredentialsNotFound',
+] as const;
+export type ImageMirrorReason = (typeof IMAGE_MIRROR_REASONS)[number];
+
+export const TAG_ACTIONS = ['copied', 'skipped', 'failed', 'pruned'] as const;
+export type TagAction = (typeof TAG_ACTIONS)[number];
+
+const Tag = str('A tag.', { pattern: '^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$', maxLength: 128 });
+
+function location(side: 'source' | 'destination') {
+  const verb = side === 'source' ? 'read from' : 'written to';
+  return obj(
+    `Where images are ${verb}: a registry repository, or an OCI image layout on a volume (for air-gapped export and import). Exactly one of registry or layout.`,
+    {
+      registry: obj(
+        `A repository in an OCI registry that images are ${verb}.`,
+        {
+          repository: repository('The repository, without tag or digest, for example registry.example.com/team/app.'),
+          credentials: dockerConfigSecretRef(`Credentials for the ${side} registry.`),
+          insecure: bool('Use plain HTTP, or HTTPS without certificate verification (test and lab registries only).', {
+            default: false,
+          }),
+        },
+        { required: ['repository'] },
+      ),
+      layout: obj(
+        `An OCI image layout directory on a PersistentVolumeClaim that images are ${verb}; tags are the org.opencontainers.image.ref.name annotations of index.json.`,
+        {
+          claimName: str('Name of a PersistentVolumeClaim in the same namespace.', {
+            pattern: DNS_SUBDOMAIN_PATTERN,
+            minLength: 1,
+            maxLength: 253,
+          }),
+          path: str('Directory inside the volume that holds the layout (created on export).', {
+            default: '/',
+            maxLength: 4096,
+            pattern: '^/?([^/]+/?)*$',
+          }),
+        },
+        { required: ['claimName'] },
+      ),
+    },
+    { rules: [exactlyOneOf(['registry', 'layout'], `exactly one of ${side}.registry or ${side}.layout must be set`)] },
+  );
+}
+
+export const ImageMirrorSpec = obj(
+  'What to mirror, from where to where, and when.',
+  {
+    source: location('source'),
+    destination: location('destination'),
+    tags: obj(
+      'Which source tags to mirror. Without this field every tag is mirrored. allow, deny and semver filter the source’s tag list; newest then keeps the N newest of what remains.',
+      {
+        list: arr('Exactly these tags (cannot be combined with the filters).', Tag, {
+          listType: 'set',
+          minItems: 1,
+          maxItems: 1024,
+        }),
+        allow: str('RE2 regular expression a tag must match in full to be mirrored.', { maxLength: 256, minLength: 1 }),
+        deny: str('RE2 regular expression; matching tags are not mirrored even if allowed.', { maxLength: 256, minLength: 1 }),
+        semver: str(
+          'Semantic-version range (node-semver syntax, e.g. ">=1.2.0 <2"); tags that are not versions (a leading v is accepted) are not mirrored.',
+          { maxLength: 256, minLength: 1 },
+        ),
+        newest: int(
+          'Keep only the N newest of the selected tags: by version when semver is set, otherwise by the image’s creation time.',
+          { minimum: 1, maximum: 10000, format: 'int32' },
+        ),
+      },
+      {
+        rules: [
+          {
+            rule: '!has(self.list) || !(has(self.allow) || has(self.deny) || has(self.semver) || has(self.newest))',
+            message: 'tags.list names tags exactly and cannot be combined with allow, deny, semver or newest',
+          },
+        ],
+      },
+    ),
+    platforms: arr(
+      'Platforms to copy from multi-platform images. Absent: all platforms, and indexes are copied unchanged (same digest). Listed: only these platforms; the copied index is rewritten and gets a new digest.',
+      Platform,
+      { listType: 'set', minItems: 1, maxItems: 32 },
+    ),
+    schedule: obj(
+      'When to sync. Without a schedule the mirror syncs when created, when its spec changes, and when the reconcile.stevedore.dev/requestedAt annotation changes.',
+      {
+        interval: duration('Sync this long after the previous sync started, e.g. 30m or 6h (at least 1m).'),
+        cron: str('Sync at the times of this cron expression (5 fields, e.g. "0 */6 * * *").', {
+          maxLength: 128,
+          minLength: 9,
+        }),
+        timeZone: str('IANA time zone the cron expression is read in, e.g. Europe/Berlin. Default UTC.', {
+          maxLength: 64,
+          minLength: 1,
+        }),
+      },
+      {
+        rules: [
+          atMostOneOf(['interval', 'cron'], 'schedule.interval and schedule.cron are mutually exclusive'),
+          { rule: 'has(self.interval) || has(self.cron)', message: 'schedule needs one of interval or cron' },
+          { rule: '!has(self.timeZone) || has(self.cron)', message: 'schedule.timeZone applies only to cron', fieldPath: '.timeZone' },
+          {
+            rule: "!has(self.interval) || duration(self.interval) >= duration('1m')",
+            message: 'schedule.interval must be at least 1m',
+            fieldPath: '.interval',
+          },
+        ],
+      },
+    ),
+    suspend: Suspend,
+    prune: bool(
+      'Delete destination tags that the tag selection would include but that no longer exist in the source. Tags outside the selection are never touched.',
+      { default: false },
+    ),
+    dryRun: bool('Compute and report what a sync would copy and prune (status.tags), without writing anything.', {
+      default: false,
+    }),
+  },
+  { required: ['source', 'destination'] },
+);
+export type ImageMirrorSpec = Infer<typeof ImageMirrorSpec>;
+
+export const TagStatus = obj(
+  'Outcome for one tag in the last sync.',
+  {
+    tag: Tag,
+    digest: str('Digest of the manifest or index at the source.', { maxLength: 256 }),
+    action: enumOf('What the last sync did with this tag (in a dry run: what it would do).', TAG_ACTIONS),
+    error: str('Why the tag failed (action failed).', { maxLength: 4096 }),
+  },
+  { required: ['tag', 'action'] },
+);
+export type TagStatus = Infer<typeof TagStatus>;
+
+export const ImageMirrorStatus = obj('Observed state of the ImageMirror.', {
+  observedGeneration: observedGeneration(),
+  conditions: conditions(
+    `Ready reasons: ${IMAGE_MIRROR_REASONS.join(', ')}. A sync where some tags failed is Ready=False with reason PartialFailure.`,
+  ),
+  lastHandledReconcileAt: lastHandledReconcileAt(),
+  lastSyncTime: dateTime('When the last sync finished.'),
+  nextSyncTime: dateTime('When the next scheduled sync starts (absent without a schedule or while suspended).'),
+  counts: obj('Tag counts of the last sync.', {
+    selected: int('Tags the selection chose.', { minimum: 0 }),
+    copied: int('Tags copied (new or changed at the source).', { minimum: 0 }),
+    skipped: int('Tags already up to date at the destination.', { minimum: 0 }),
+    failed: int('Tags that could not be copied.', { minimum: 0 }),
+    pruned: int('Destination tags deleted by prune.', { minimum: 0 }),
+  }),
+  tags: arr('Per-tag outcome of the last sync.', TagStatus, { listType: 'map', mapKeys: ['tag'] }),
+});
+export type ImageMirrorStatus = Infer<typeof ImageMirrorStatus>;
+
+export type ImageMirror = KubeObject<'ImageMirror', ImageMirrorSpec, ImageMirrorStatus>;
+
+export const imageMirrorKind: KindDefinition<ImageMirrorSpec, ImageMirrorStatus> = {
+  kind: 'ImageMirror',
+  listKind: 'ImageMirrorList',
+  plural: 'imagemirrors',
+  singular: 'imagemirror',
+  shortNames: ['im'],
+  categories: ['stevedore'],
+  description:
+    'ImageMirror keeps a destination (registry repository or OCI layout) in sync with chosen tags and platforms of a source, once or on a schedule.',
+  spec: ImageMirrorSpec,
+  status: ImageMirrorStatus,
+  printerColumns: [
+    ...readyColumns(),
+    {
+      name: 'Last Sync',
+      type: 'date',
+      jsonPath: '.status.lastSyncTime',
+      description: 'When the last sync finished.',
+    },
+    AGE_COLUMN,
+    {
+      name: 'Source',
+      type: 'string',
+      jsonPath: '.spec.source.registry.repository',
+      description: 'Source repository.',
+      priority: 1,
+    },
+    {
+      name: 'Destination',
+      type: 'string',
+      jsonPath: '.spec.destination.registry.repository',
+      description: 'Destination repository.',
+      priority: 1,
+    },
+    {
+      name: 'Copied',
+      type: 'integer',
+      jsonPath: '.status.counts.copied',
+      description: 'Tags copied by the last sync.',
+      priority: 1,
+    },
+    {
+      name: 'Failed',
+      type: 'integer',
+      jsonPath: '.status.counts.failed',
+      description: 'Tags that failed in the last sync.',
+      priority: 1,
+    },
+  ],
+};
