@@ -2,10 +2,11 @@
  * Child processes for tests: one-shot commands whose output we collect (`runCommand`), and
  * long-running servers that must die with the test run (`spawnManaged`).
  *
- * Every managed process is remembered in a module-level set and SIGKILLed when the worker exits,
- * so a test that throws before its `afterAll` cannot leave a registry listening on the machine.
+ * Managed processes run under a watchdog tied to this process's lifetime (see WATCHDOG), and are
+ * also SIGKILLed from a process 'exit' handler, so a crashed or killed test worker cannot leave a
+ * registry listening on the machine.
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface CommandResult {
   code: number | null;
@@ -90,19 +91,50 @@ export interface ManagedProcess {
 export interface SpawnOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
-  /** Where stdout/stderr go; e.g. `['ignore', logFd, logFd]` to write straight into a log file. */
-  stdio?: StdioOptions;
+  /**
+   * Where stdout/stderr go, e.g. `[logFd, logFd]` to write straight into a log file. stdin is
+   * always ours: it is the lifeline of the watchdog below.
+   */
+  output?: [StdioOptionEntry, StdioOptionEntry];
+  /** A directory the watchdog deletes once the command is gone (the command's temp dir). */
+  removeWhenGone?: string;
 }
 
-/** Starts a long-running process that is killed on `stop()` or, at the latest, when the worker exits. */
+type StdioOptionEntry = 'ignore' | 'inherit' | number;
+
+/**
+ * Runs the command under a small `sh` watchdog whose stdin is a pipe from this process. When
+ * this process dies for any reason (even SIGKILL from the test runner, when no 'exit' handler
+ * runs), the pipe closes and the watchdog SIGKILLs the command (and removes `removeWhenGone`).
+ * SIGTERM to the shell is passed on to the command.
+ */
+const WATCHDOG = `
+exec 3<&0 0</dev/null
+"$@" &
+c=$!
+trap 'kill -TERM "$c" 2>/dev/null' TERM INT
+( cat <&3 >/dev/null; kill -KILL "$c" 2>/dev/null
+  if [ -n "$STEVEDORE_WATCHDOG_RM" ]; then sleep 0.2; rm -rf "$STEVEDORE_WATCHDOG_RM"; fi ) &
+exec 3<&-
+while :; do
+  wait "$c"; s=$?
+  kill -0 "$c" 2>/dev/null || break
+done
+exit $s
+`;
+
+/** Starts a long-running process that dies on `stop()` or, at the latest, with this process. */
 export function spawnManaged(cmd: string, args: readonly string[], opts: SpawnOptions = {}): Promise<ManagedProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
+    const [out, err] = opts.output ?? ['ignore', 'ignore'];
+    const child = spawn('/bin/sh', ['-c', WATCHDOG, 'stevedore-watchdog', cmd, ...args], {
       cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: opts.stdio ?? ['ignore', 'ignore', 'ignore'],
+      env: { ...(opts.env ?? process.env), STEVEDORE_WATCHDOG_RM: opts.removeWhenGone ?? '' },
+      stdio: ['pipe', out, err],
     });
     track(child);
+    // Closing stdin is how we tell the watchdog to kill; EPIPE after it is gone is expected.
+    child.stdin!.on('error', () => {});
     let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
       child.once('exit', (code, signal) => {
@@ -119,11 +151,18 @@ export function spawnManaged(cmd: string, args: readonly string[], opts: SpawnOp
         exited,
         hasExited: () => exitInfo !== undefined,
         async stop(graceMs = 3000) {
-          if (exitInfo !== undefined) return;
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-          await exited;
-          clearTimeout(timer);
+          if (exitInfo === undefined) {
+            child.kill('SIGTERM');
+            const timer = setTimeout(() => {
+              // The watchdog SIGKILLs the command when its stdin closes; then the shell goes too.
+              child.stdin!.destroy();
+              child.kill('SIGKILL');
+            }, graceMs);
+            await exited;
+            clearTimeout(timer);
+          }
+          // Releases the watchdog's `cat` (it outlives the shell until its pipe closes).
+          child.stdin!.destroy();
         },
       });
     });

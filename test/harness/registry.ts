@@ -130,7 +130,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         ...(authConfig === undefined ? {} : { auth: authConfig }),
       };
       await writeFile(configFile, JSON.stringify(config, null, 2));
-      const started = await launch(configFile, logFile, `http://${LOOPBACK}:${port}`);
+      const started = await launch(dir, configFile, logFile, `http://${LOOPBACK}:${port}`);
       if (started.ok) {
         proc = started.proc;
         break;
@@ -182,13 +182,17 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
 type LaunchResult = { ok: true; proc: ManagedProcess } | { ok: false; reason: string };
 
 /** Starts the registry and waits until `GET /v2/` answers 200 or 401 (auth modes challenge). */
-async function launch(configFile: string, logFile: string, url: string): Promise<LaunchResult> {
+async function launch(dir: string, configFile: string, logFile: string, url: string): Promise<LaunchResult> {
   // The child writes straight into the log file: no pipe for us to drain, and the log survives
   // if the worker dies. Truncate per attempt so a retry's log is not mixed with the last one.
   const fd = openSync(logFile, 'w');
   let proc: ManagedProcess;
   try {
-    proc = await spawnManaged(REGISTRY_BIN, ['serve', configFile], { env: registryEnv(), stdio: ['ignore', fd, fd] });
+    proc = await spawnManaged(REGISTRY_BIN, ['serve', configFile], {
+      env: registryEnv(),
+      output: [fd, fd],
+      removeWhenGone: dir,
+    });
   } finally {
     closeSync(fd);
   }

@@ -5,22 +5,23 @@
  * auth file via REGISTRY_AUTH_FILE, so credentials stored on the machine never leak into a test
  * that means to be anonymous. Pass credentials explicitly (`--creds`, `--src-creds`, `--dest-creds`).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand, type CommandResult } from './procs.js';
 
-let emptyAuthFile: string | undefined;
+// One fixed, constant file shared by all workers: vitest kills its workers without running
+// 'exit' handlers, so a per-process temp file would leak on every run.
+const EMPTY_AUTH_FILE = join(tmpdir(), 'stevedore-skopeo-empty-auth.json');
 
 function authFile(): string {
-  if (emptyAuthFile === undefined) {
-    // One tiny file per worker process; it lives in the OS temp dir like every harness file.
-    const dir = mkdtempSync(join(tmpdir(), 'stevedore-skopeo-auth-'));
-    emptyAuthFile = join(dir, 'auth.json');
-    writeFileSync(emptyAuthFile, JSON.stringify({ auths: {} }));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  if (!existsSync(EMPTY_AUTH_FILE)) {
+    // Write-then-rename so a concurrent worker never reads a half-written file.
+    const tmp = `${EMPTY_AUTH_FILE}.${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ auths: {} }));
+    renameSync(tmp, EMPTY_AUTH_FILE);
   }
-  return emptyAuthFile;
+  return EMPTY_AUTH_FILE;
 }
 
 /** `skopeo --insecure-policy ARGS...`; resolves with the exit code and output, never rejects on failure. */
