@@ -81,6 +81,10 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
     meter.destroy();
     extract.destroy(err instanceof Error ? err : new Error(String(err)));
   };
+  // The parser reports a truncated or corrupt tar only as an 'error' event (also keeps the event
+  // from going unhandled when we tear it down ourselves).
+  extract.on('error', (err: Error) => fail(err));
+  const extractClosed = new Promise<void>((resolve) => extract.once('close', () => resolve()));
   const onAbort = (): void => fail(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -142,6 +146,9 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
           await applyEntry(ctx, entry, data);
         }
       } catch (err) {
+        // An entry's data stream dies with a generic "Stream was destroyed" when the parser itself
+        // failed; wait for the parser's own error, which says what really happened.
+        if ((err as { code?: unknown }).code === 'STREAM_DESTROYED') await extractClosed;
         fail(entryError(data.header.name, err));
         break;
       }
