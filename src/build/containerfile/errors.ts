@@ -60,10 +60,13 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * The candidate closest to `word`, if it is close enough to be a plausible typo: at most a third of the
- * word's letters differ (so "RUNN" → RUN, "COPYY" → COPY, but "FOO" suggests nothing).
+ * word's letters differ (so "RUNN" → RUN, "COPYY" → COPY, but "FOO" suggests nothing), or the word is
+ * an abbreviation of exactly one candidate ("--plat" → --platform).
  */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
   const w = word.toUpperCase();
+  const prefixed = candidates.filter((c) => w.length >= 3 && c.toUpperCase().startsWith(w));
+  if (prefixed.length === 1) return prefixed[0];
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
