@@ -400,7 +400,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           },
         },
       });
-      return res.status!.token;
+      const token = res.status?.token;
+      if (!token) throw new Error(`TokenRequest for ${namespace}/${name} returned no token`);
+      return token;
     };
 
     const kubeConfigForToken = (token: string) => {
