@@ -49,7 +49,7 @@ export async function makeTar(entries: readonly TarEntrySpec[]): Promise<Buffer>
           pax: e.pax,
           size: type === 'file' ? content.length : 0,
         },
-        type === 'file' ? content : undefined,
+        type === 'file' ? content : Buffer.alloc(0),
         (err) => (err ? reject(err) : resolve()),
       );
     });

@@ -15,6 +15,14 @@ export interface ApplyContext {
   paths: LayerPaths;
   dirs: DeferredDirectories;
   skipped: SkippedEntry[];
+  /**
+   * Parent directories already resolved and created by this layer (cleaned relative path -> host
+   * path). Layers list thousands of files per directory, and re-walking every component for each
+   * costs more than writing the file. Only removing something can invalidate an answer (a new
+   * symlink can only appear where nothing was, which no cached path passes through), so every
+   * removal clears the whole cache.
+   */
+  parents: Map<string, string>;
   signal?: AbortSignal;
 }
 
@@ -34,8 +42,9 @@ async function clearSlot(ctx: ApplyContext, path: string, keepDirectory: boolean
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'empty';
     throw err;
   }
+  if (st.isDirectory() && keepDirectory) return 'merge';
+  ctx.parents.clear();
   if (st.isDirectory()) {
-    if (keepDirectory) return 'merge';
     await rm(path, { recursive: true, force: true });
     ctx.dirs.forgetTree(path);
     return 'empty';
@@ -100,8 +109,15 @@ export async function applyEntry(ctx: ApplyContext, entry: LayerEntry, data: Asy
     await drain(data);
     return;
   }
-  const { parent, path } = await resolveParentInRoot(ctx.root, entry.components);
-  await mkdir(parent, { recursive: true, mode: 0o755 });
+  const parentKey = entry.components.slice(0, -1).join('/');
+  let parent = ctx.parents.get(parentKey);
+  if (parent === undefined) {
+    parent = (await resolveParentInRoot(ctx.root, entry.components)).parent;
+    await mkdir(parent, { recursive: true, mode: 0o755 });
+    ctx.parents.set(parentKey, parent);
+  }
+  const name = entry.components[entry.components.length - 1];
+  const path = parent === '/' ? `/${name}` : `${parent}/${name}`;
 
   if (entry.xattrs.includes('security.capability')) {
     ctx.skipped.push({ path: entry.name, type: 'xattr', reason: 'file capabilities (security.capability) are not applied: Node has no setxattr' });

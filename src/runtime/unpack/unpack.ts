@@ -65,6 +65,9 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
   if (!(await stat(root)).isDirectory()) throw new InvalidInputError(`rootfs ${rootfs} is not a directory`);
   const maxEntries = opts.limits?.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const maxBytes = opts.limits?.maxBytes ?? DEFAULT_MAX_BYTES;
+  for (const [what, n] of [['maxEntries', maxEntries], ['maxBytes', maxBytes]] as const) {
+    if (!(n >= 0)) throw new InvalidInputError(`limits.${what} must be a non-negative number, got ${n}`);
+  }
   const choice: CompressionChoice = opts.compression ?? (opts.mediaType ? compressionForMediaType(opts.mediaType) : 'auto');
   const ownership = { chown: !(opts.rootless ?? process.geteuid?.() !== 0), idMap: opts.idMap };
 
@@ -94,6 +97,7 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
     paths: new LayerPaths(root),
     dirs: new DeferredDirectories(root),
     skipped: [],
+    parents: new Map(),
     signal,
   };
   let entries = 0;
@@ -139,6 +143,7 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
           ctx.skipped.push({ path: entry.name, type: 'aufs-metadata', reason: 'aufs bookkeeping entry, not content' });
           data.resume();
         } else if (whiteout) {
+          ctx.parents.clear(); // a whiteout may remove a cached parent
           await ctx.paths.apply(root, whiteout);
           whiteouts++;
           data.resume();
