@@ -106,6 +106,17 @@ describe('hostile layers are refused or contained', () => {
     await sb.assertHostUntouched();
   });
 
+  it('contains a parent directory swapped for a symlink within the same layer (d/a, d -> outside, d/b)', async () => {
+    await unpack([
+      { name: 'd/a', content: '1' }, // d is now a known, resolved parent
+      { name: 'd', type: 'symlink', linkname: sb.outside },
+      { name: 'd/b', content: 'pwned' },
+      { name: 'd/sentinel', content: 'pwned' },
+    ]);
+    expect(await readFile(join(sb.rootfs, sb.outside, 'b'), 'utf8')).toBe('pwned');
+    await sb.assertHostUntouched();
+  });
+
   it('replaces a final-component symlink instead of writing through it', async () => {
     await unpack([{ name: 's', type: 'symlink', linkname: join(sb.outside, 'sentinel') }]);
     await unpack([{ name: 's', content: 'pwned', mode: 0o666 }]);
