@@ -277,12 +277,12 @@ class DockerArchiveDestination implements ImageDestination {
 
   async putManifest(manifest: RawManifest, opts: PutManifestOptions): Promise<void> {
     const parsed = checkIncomingManifest(manifest, this.name);
-    if (parsed.kind === 'index') {
+    // An index, or a child manifest (which only an index copy sends), cannot be stored.
+    if (parsed.kind === 'index' || !opts.top) {
       throw new UnsupportedError(
         `${this.name}: a docker archive holds a single image, but the source is a multi-platform index; choose one platform (e.g. --platform linux/amd64)`,
       );
     }
-    if (!opts.top) throw new UnsupportedError(`${this.name}: a docker archive holds a single image; it cannot store child manifests`);
     for (const d of manifestBlobs(parsed.manifest)) {
       if (!(await hasFileOfSize(this.#blobPath(d.digest), d.size))) {
         throw new NotFoundError(`${this.name}: manifest ${manifest.digest} references ${d.digest}, which was not written first`);
