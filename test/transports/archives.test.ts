@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
@@ -175,6 +176,25 @@ describe('docker-archive: transport', () => {
     await copyImage(await parseDockerArchiveReference(archive).newSource(), await parseDockerArchiveReference(`${again}:busybox:again`).newDestination());
     await skopeoOk(['inspect', `docker-archive:${again}`]);
     expect((await stat(again)).size).toBeGreaterThan(1_000_000);
+  });
+
+  it('follows legacy <id>/layer.tar links inside the archive without creating them (gzip-compressed archive too)', async () => {
+    const dir = await tmp.make('da-legacy');
+    await makeRandomImage({ layers: 1, layerSize: 1000, layoutDir: dir });
+    const plain = join(await tmp.make('da-legacy-out'), 'p.tar');
+    await skopeoOk(['copy', `oci:${dir}:latest`, `docker-archive:${plain}:app:1`]);
+    // Rewrite manifest.json to name the layer through skopeo's legacy symlink, and gzip the whole archive.
+    const work = await tmp.make('da-legacy-x');
+    execFileSync('tar', ['-xf', plain, '-C', work]);
+    const manifest = JSON.parse(await readFile(join(work, 'manifest.json'), 'utf8')) as { Layers: string[] }[];
+    const linkDir = (await readdir(work)).find((n) => /^[0-9a-f]{64}$/.test(n))!;
+    manifest[0]!.Layers = [`${linkDir}/layer.tar`];
+    await writeFile(join(work, 'manifest.json'), JSON.stringify(manifest));
+    const gz = join(await tmp.make('da-legacy-gz'), 'legacy.tar.gz');
+    execFileSync('tar', ['-czf', gz, '-C', work, '.']);
+    const { top, blobs } = await readWholeImage(await parseDockerArchiveReference(`${gz}:app:1`).newSource());
+    expect(blobs).toHaveLength(2);
+    expect(top.mediaType).toBe(MediaType.OciManifest);
   });
 
   it('refuses hostile entries, and links that leave the archive', async () => {
