@@ -47,7 +47,7 @@ describe('oci-archive: transport', () => {
     await dst.close();
     const scratch = await tmp.make('oa-scratch2');
     const src = await parseOciArchiveReference(`${archive}:big`).newSource({ tmpDir: scratch });
-    const { top, blobs } = await readWholeImage(src);
+    const { top, blobs } = await readWholeImage(src, { keepOpen: true });
     expect(top.digest).toBe(img.manifest.digest);
     expect(blobs).toHaveLength(3);
     expect(await src.listTags?.()).toEqual(['big']);

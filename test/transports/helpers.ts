@@ -12,13 +12,21 @@ import { CommandFailedError, runCommand, type CommandResult } from '../harness/p
 import { skopeo } from '../harness/skopeo.js';
 import { ociSchemaErrors } from '../fixtures/schema.js';
 
-/** Copies every blob a manifest needs, children of an index first, top manifest last, then commits. */
+/**
+ * Copies every blob a manifest needs, children of an index first, top manifest last, then commits.
+ * Closes both ends (archive transports remove their scratch space then).
+ */
 export async function copyImage(src: ImageSource, dst: ImageDestination): Promise<RawManifest> {
-  const top = await src.getManifest();
-  await copyManifestContent(src, dst, top);
-  await dst.putManifest(top, { top: true });
-  await dst.commit();
-  return top;
+  try {
+    const top = await src.getManifest();
+    await copyManifestContent(src, dst, top);
+    await dst.putManifest(top, { top: true });
+    await dst.commit();
+    return top;
+  } finally {
+    await dst.close();
+    await src.close();
+  }
 }
 
 async function copyManifestContent(src: ImageSource, dst: ImageDestination, m: RawManifest): Promise<void> {
@@ -51,9 +59,17 @@ export async function drain(stream: Readable): Promise<{ digest: Digest; size: n
 /**
  * Reads an image through a source and checks everything: every manifest against the OCI schemas
  * (image manifests, indexes) and every blob streamed to its end (so its digest was verified).
- * Returns the digests of all blobs seen.
+ * Returns the digests of all blobs seen. Closes the source unless `keepOpen`.
  */
-export async function readWholeImage(src: ImageSource, opts: { schema?: boolean } = {}): Promise<{ top: RawManifest; blobs: Digest[] }> {
+export async function readWholeImage(src: ImageSource, opts: { schema?: boolean; keepOpen?: boolean } = {}): Promise<{ top: RawManifest; blobs: Digest[] }> {
+  try {
+    return await readAll(src, opts);
+  } finally {
+    if (!opts.keepOpen) await src.close();
+  }
+}
+
+async function readAll(src: ImageSource, opts: { schema?: boolean }): Promise<{ top: RawManifest; blobs: Digest[] }> {
   const top = await src.getManifest();
   const blobs: Digest[] = [];
   async function walk(m: RawManifest): Promise<void> {

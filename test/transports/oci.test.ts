@@ -38,7 +38,7 @@ describe('oci: transport', () => {
     expect(top.digest).toBe(img.manifest.digest);
 
     const back = await parseOciReference(`${destDir}:copied`).newSource();
-    const { top: readTop, blobs } = await readWholeImage(back);
+    const { top: readTop, blobs } = await readWholeImage(back, { keepOpen: true });
     expect(readTop.digest).toBe(img.manifest.digest);
     expect(blobs).toEqual([img.configDescriptor.digest, ...img.layers.map((l) => l.digest)]);
     expect(await back.listTags?.()).toEqual(['copied']);
