@@ -3,6 +3,7 @@ import { StevedoreError } from '../util/errors.js';
 import { setLogLevel } from '../util/log.js';
 import { registerCopy } from './commands/copy.js';
 import { registerDelete } from './commands/delete.js';
+import { registerImport } from './commands/import.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerListTags } from './commands/list-tags.js';
 import { registerLogin } from './commands/login.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerListTags(program);
   registerDelete(program);
   registerLogin(program);
+  registerImport(program);
   return program;
 }
 
