@@ -14,6 +14,7 @@ PACKAGES=(
   apache2-utils     # htpasswd for the basic-auth test registry
   openssl           # certificates for the control plane and the token issuer
   hyperfine         # benchmarks
+  curl              # readiness probes in scripts
 )
 
 missing=()

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make demo`: Stevedore's engine end to end on one machine, no cluster needed.
+#   1. start a real OCI registry (Debian's docker-registry) on loopback
+#   2. build a small base image from Debian's busybox-static with `stevedore import`
+#   3. push it, copy it within the registry (cross-repository mount) and out to an OCI layout
+#   4. show `stevedore inspect` and `list-tags`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEVEDORE="node bin/stevedore.js"
+export PATH="$PWD/node_modules/.bin:$PATH"
+work=$(mktemp -d -t stevedore-demo-XXXXXX)
+registry_pid=""
+cleanup() {
+  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+mkdir -p "$work/registry"
+cat > "$work/registry.yml" <<YML
+version: 0.1
+log: { level: error }
+storage:
+  filesystem: { rootdirectory: $work/registry }
+  delete: { enabled: true }
+http: { addr: 127.0.0.1:$port }
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+reg="127.0.0.1:$port"
+echo "==> registry on $reg"
+
+busybox=$(command -v busybox)
+root="$work/rootfs"
+mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root"
+cp "$busybox" "$root/bin/busybox"
+for applet in sh ls cat echo true false id uname; do ln -s busybox "$root/bin/$applet"; done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
+printf 'root:x:0:\nnobody:x:65534:\n' > "$root/etc/group"
+chmod 1777 "$root/tmp"
+
+echo "==> stevedore import: busybox-static base image into an OCI layout (reproducible: fixed timestamp)"
+$STEVEDORE import --cmd /bin/sh --timestamp 1700000000 -l org.opencontainers.image.title=busybox "$root" "oci:$work/layout:busybox"
+
+echo "==> stevedore copy: OCI layout -> registry"
+$STEVEDORE copy --progress none --digestfile "$work/digest" "oci:$work/layout:busybox" "docker://$reg/demo/busybox:1.0"
+echo "    pushed $(cat "$work/digest")"
+
+echo "==> stevedore copy: registry -> another repository (blobs mounted, nothing uploaded)"
+$STEVEDORE copy --progress none "docker://$reg/demo/busybox:1.0" "docker://$reg/mirror/busybox:1.0"
+
+echo "==> stevedore copy: registry -> OCI layout for an air-gapped site"
+$STEVEDORE copy --progress none "docker://$reg/mirror/busybox:1.0" "oci:$work/export:busybox"
+
+echo "==> stevedore inspect docker://$reg/mirror/busybox:1.0"
+$STEVEDORE inspect "docker://$reg/mirror/busybox:1.0"
+
+echo "==> stevedore list-tags docker://$reg/demo/busybox"
+$STEVEDORE list-tags "docker://$reg/demo/busybox"
+echo "==> demo finished"
