@@ -250,6 +250,10 @@ export class RegistryClient {
         });
       } catch (err) {
         if (req.signal?.aborted) throw err;
+        // undici rejects with the request body's own error when the body stream fails. Ours are
+        // verifying streams: a DIGEST_MISMATCH / SIZE_MISMATCH from the source must reach the
+        // caller as itself (non-retryable, naming the blob), not be rewrapped as a NETWORK error.
+        if (err instanceof StevedoreError) throw err;
         if (replayable && isRetryableNetworkError(err) && attempt + 1 < this.#retry.attempts) {
           const delay = backoffDelay(this.#retry, attempt);
           this.#log.info({ method: req.method, url, err: (err as Error).message, delay }, 'retrying after network error');
@@ -298,6 +302,14 @@ export class RegistryClient {
     const first = details[0];
     const what = first ? `${first.code}: ${first.message}` : text.trim().slice(0, 200) || `HTTP ${status}`;
     if (status === 401) {
+      // Basic credentials were sent and refused: say so, rather than "authentication required",
+      // which reads as if none had been given (a wrong password was indistinguishable from none).
+      const creds = this.#resolvedCredentials;
+      if (creds && this.#challenge?.scheme === 'basic') {
+        return new AuthError(
+          `${this.registry}: credentials for user "${creds.username}" were rejected (${what}); check them, or log in again with "stevedore login ${this.registry}"`,
+        );
+      }
       return new AuthError(`${this.registry}: authentication required (${what}); log in with "stevedore login ${this.registry}" or pass credentials`);
     }
     if (status === 403) return new RegistryError(`${this.registry}: access denied: ${what}`, { status, url, details });

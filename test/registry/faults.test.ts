@@ -1,0 +1,143 @@
+/**
+ * The copy engine and registry client against a real registry with a fault proxy in front:
+ * rate limiting with Retry-After, transient 5xx, a connection dropped mid-blob (resumed by Range),
+ * corrupted bytes (refused, nothing tagged), and an interrupted copy that a rerun finishes.
+ *
+ * The source is always `docker://<proxy>/...` and the destination `docker://<registry>/...`: the
+ * same registry behind two host names, so the engine never mounts and every blob really flows
+ * through the proxy.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { copyReference, type CopyOptions } from '../../src/copy/copy.js';
+import type { ProgressEvent } from '../../src/copy/progress.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { headManifest } from '../../src/registry/manifests.js';
+import { StevedoreError } from '../../src/util/errors.js';
+import { parseImageName } from '../../src/transports/index.js';
+import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { TempDirs } from '../harness/tmp.js';
+
+const temps = new TempDirs();
+let reg: TestRegistry;
+let proxy: FaultProxy;
+let client: RegistryClient;
+
+/** Fresh content per test so no blob is already present in a destination repository. */
+async function pushFixture(repo: string, opts: { layers: number; layerSize: number }): Promise<FixtureImage> {
+  const image = await makeRandomImage({ ...opts, layoutDir: await temps.make(repo.replace(/\//g, '-')) });
+  await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${reg.host}/${repo}:v1`));
+  return image;
+}
+
+function copy(src: string, dest: string, opts: CopyOptions = {}) {
+  return copyReference(parseImageName(src), parseImageName(dest), opts);
+}
+
+async function caught(p: Promise<unknown>): Promise<StevedoreError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as StevedoreError;
+  }
+  throw new Error('expected a rejection');
+}
+
+beforeAll(async () => {
+  reg = await startRegistry({ name: 'reg-faults' });
+  proxy = await startFaultProxy(reg.url);
+  client = new RegistryClient({ registry: reg.host });
+});
+
+afterEach(() => {
+  proxy.clearFaults();
+  proxy.clearHits();
+});
+
+afterAll(async () => {
+  await client?.close();
+  await proxy?.stop();
+  await reg?.stop();
+  await temps.cleanup();
+});
+
+describe('retries through the fault proxy', () => {
+  it('waits out a 429 with Retry-After: 1 on a blob GET, then copies', async () => {
+    const image = await pushFixture('rl/src', { layers: 1, layerSize: 64 * 1024 });
+    const layer = image.layers[0]!.digest;
+    proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer}`, kind: 'status', status: 429, headers: { 'Retry-After': '1' } });
+    const started = Date.now();
+    const result = await copy(`docker://${proxy.host}/rl/src:v1`, `docker://${reg.host}/rl/dst:v1`);
+    const elapsed = Date.now() - started;
+    expect(result.digest).toBe(image.manifest.digest);
+    expect(result.blobsCopied).toBe(2);
+    expect(proxy.hits(`/blobs/${layer}`).filter((h) => h.method === 'GET').map((h) => h.status)).toEqual([429, 200]);
+    expect(elapsed).toBeGreaterThanOrEqual(950);
+    expect((await headManifest(client, 'rl/dst', 'v1'))?.digest).toBe(image.manifest.digest);
+  });
+
+  it('retries a manifest GET that fails with 500 twice', async () => {
+    const image = await pushFixture('five/src', { layers: 1, layerSize: 16 * 1024 });
+    proxy.addFault({ method: 'GET', pathRegex: '/manifests/', kind: 'status', status: 500, times: 2 });
+    const result = await copy(`docker://${proxy.host}/five/src:v1`, `docker://${reg.host}/five/dst:v1`);
+    expect(result.digest).toBe(image.manifest.digest);
+    expect(proxy.hits('/manifests/v1').filter((h) => h.method === 'GET').map((h) => h.status)).toEqual([500, 500, 200]);
+  });
+
+  it('resumes a blob whose connection drops mid-way with a Range request', async () => {
+    const image = await pushFixture('drop/src', { layers: 1, layerSize: 2 * 1024 * 1024 });
+    const layer = image.layers[0]!;
+    proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer.digest}`, kind: 'drop', afterBytes: 700 * 1024 });
+    const result = await copy(`docker://${proxy.host}/drop/src:v1`, `docker://${reg.host}/drop/dst:v1`);
+    expect(result.digest).toBe(image.manifest.digest);
+    const gets = proxy.hits(`/blobs/${layer.digest}`).filter((h) => h.method === 'GET');
+    expect(gets[0]!.fault).toBe('drop');
+    const ranged = gets.filter((h) => h.headers.range !== undefined);
+    expect(ranged.length).toBeGreaterThanOrEqual(1);
+    const m = /^bytes=(\d+)-$/.exec(String(ranged[0]!.headers.range));
+    expect(m).not.toBeNull();
+    // It resumed from where it was, not from 0 (the proxy wrote exactly 700 KiB before the cut).
+    expect(Number(m![1])).toBeGreaterThan(0);
+    expect(Number(m![1])).toBeLessThanOrEqual(700 * 1024);
+    expect(ranged[0]!.status).toBe(206);
+    // Only the first (dropped) GET and the ranged ones: the layer was not fetched again from scratch.
+    expect(gets.filter((h) => h.headers.range === undefined)).toHaveLength(1);
+    expect((await headManifest(client, 'drop/dst', 'v1'))?.digest).toBe(image.manifest.digest);
+  });
+});
+
+describe('integrity', () => {
+  it('refuses a corrupted blob with DIGEST_MISMATCH and tags nothing at the destination', async () => {
+    const image = await pushFixture('bad/src', { layers: 2, layerSize: 256 * 1024 });
+    const layer = image.layers[1]!.digest;
+    proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer}`, kind: 'corrupt', times: Infinity });
+    const err = await caught(copy(`docker://${proxy.host}/bad/src:v1`, `docker://${reg.host}/bad/dst:v1`));
+    expect(err).toBeInstanceOf(StevedoreError);
+    expect(err.code).toBe('DIGEST_MISMATCH');
+    expect(err.message).toContain(layer);
+    expect(await headManifest(client, 'bad/dst', 'v1')).toBeUndefined();
+    // Nor did the corrupt bytes become a blob in the destination repository.
+    const res = await client.request({ method: 'HEAD', path: `/v2/bad/dst/blobs/${layer}`, scopes: [], expect: [200], allowStatus: [404] });
+    await res.body.dump();
+    expect(res.status).toBe(404);
+  });
+
+  it('an interrupted copy leaves no manifest; a rerun completes and reuses what arrived', async () => {
+    const image = await pushFixture('int/src', { layers: 3, layerSize: 128 * 1024 });
+    const ac = new AbortController();
+    let done = 0;
+    const onProgress = (e: ProgressEvent) => {
+      if (e.type === 'blob' && e.phase === 'done' && ++done === 1) ac.abort();
+    };
+    // One blob at a time, so "after the first blob finished" is a definite point.
+    await expect(copy(`docker://${proxy.host}/int/src:v1`, `docker://${reg.host}/int/dst:v1`, { jobs: 1, signal: ac.signal, onProgress })).rejects.toThrow();
+    expect(done).toBe(1);
+    expect(await headManifest(client, 'int/dst', 'v1')).toBeUndefined();
+    const again = await copy(`docker://${proxy.host}/int/src:v1`, `docker://${reg.host}/int/dst:v1`);
+    expect(again.digest).toBe(image.manifest.digest);
+    expect(again.blobsReused).toBeGreaterThanOrEqual(1);
+    expect(again.blobsReused + again.blobsCopied).toBe(4);
+    expect((await headManifest(client, 'int/dst', 'v1'))?.digest).toBe(image.manifest.digest);
+  });
+});
