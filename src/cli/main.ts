@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { StevedoreError } from '../util/errors.js';
 import { setLogLevel } from '../util/log.js';
+import { registerController } from './commands/controller.js';
 import { registerCopy } from './commands/copy.js';
 import { registerDelete } from './commands/delete.js';
 import { registerImport } from './commands/import.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerDelete(program);
   registerLogin(program);
   registerImport(program);
+  registerController(program);
   return program;
 }
 

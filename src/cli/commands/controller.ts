@@ -1,0 +1,56 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createControllerManager } from '../../controllers/setup.js';
+import { rootLogger } from '../../util/log.js';
+import { signalOnInterrupt } from '../signals.js';
+import { parsePositiveInt } from '../options.js';
+
+interface ControllerFlags {
+  kubeconfig?: string;
+  metricsAddr: string;
+  leaderElect?: boolean;
+  leaderElectionNamespace?: string;
+  leaderElectionId: string;
+  namespace?: string;
+  workers: number;
+}
+
+/** The namespace a Pod runs in (from its ServiceAccount mount), else $POD_NAMESPACE, else default. */
+function ownNamespace(): string {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
+  } catch {
+    return process.env.POD_NAMESPACE || 'default';
+  }
+}
+
+export function registerController(program: Command): void {
+  program
+    .command('controller')
+    .description('Run the Kubernetes controller for ImageMirror (until SIGTERM)')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('--metrics-addr <addr>', 'address for /metrics, /healthz and /readyz', ':8080')
+    .option('--leader-elect', 'elect a leader on a Lease so only one replica reconciles')
+    .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: the Pod’s own)')
+    .option('--leader-election-id <name>', 'name of the Lease', 'stevedore-controller')
+    .option('--namespace <ns>', 'watch only this namespace (default: all)')
+    .option('--workers <n>', 'concurrent reconciles', parsePositiveInt, 2)
+    .action(async (o: ControllerFlags) => {
+      const kubeConfig = new KubeConfig();
+      if (o.kubeconfig) kubeConfig.loadFromFile(o.kubeconfig);
+      else kubeConfig.loadFromDefault();
+      if (rootLogger.levelVal > 30 && !process.env.STEVEDORE_LOG_LEVEL) rootLogger.level = 'info';
+      const manager = createControllerManager({
+        kubeConfig,
+        namespace: o.namespace,
+        metricsAddr: o.metricsAddr,
+        workers: o.workers,
+        leaderElection: o.leaderElect
+          ? { namespace: o.leaderElectionNamespace ?? ownNamespace(), name: o.leaderElectionId }
+          : undefined,
+        log: rootLogger,
+      });
+      await manager.run(signalOnInterrupt());
+    });
+}

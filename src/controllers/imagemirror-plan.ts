@@ -1,0 +1,91 @@
+/**
+ * Turns an ImageMirror spec into the sync engine's inputs (SyncRepoSpec, SyncTarget, options).
+ * Specs the engine cannot carry out are terminal errors (InvalidSpec) until the spec changes.
+ */
+import type { SyncRepoSpec } from '../copy/sync-config.js';
+import type { SyncOptions, SyncTarget } from '../copy/sync.js';
+import type { ImageMirrorSpec } from '../k8s/api/imagemirror.js';
+import { StallingError } from '../k8s/runtime/errors.js';
+import { parsePlatform } from '../oci/platform.js';
+import { parseReference } from '../oci/reference.js';
+import type { Credentials } from '../registry/credentials.js';
+
+export interface MirrorPlan {
+  source: { registry: string; repository: string; insecure: boolean; secret?: string };
+  destination: { registry: string; repository: string; insecure: boolean; secret?: string };
+  spec: Omit<SyncRepoSpec, 'credentials'>;
+  prefix: string;
+  options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing'>;
+}
+
+const invalid = (message: string) => new StallingError('InvalidSpec', message);
+
+function repo(side: 'source' | 'destination', loc: ImageMirrorSpec['source']) {
+  if (!loc.registry) throw invalid(`spec.${side}.layout is not supported by this controller yet; use spec.${side}.registry`);
+  let ref;
+  try {
+    ref = parseReference(loc.registry.repository);
+  } catch (err) {
+    throw invalid(`spec.${side}.registry.repository: ${(err as Error).message}`);
+  }
+  if (ref.tag || ref.digest) throw invalid(`spec.${side}.registry.repository must not have a tag or digest`);
+  return { registry: ref.registry, repository: ref.repository, insecure: loc.registry.insecure ?? false, secret: loc.registry.credentials?.name };
+}
+
+/** A regex for allow/deny as full matches (the API's RE2 subset is valid JavaScript syntax). */
+function tagRegex(allow: string | undefined, deny: string | undefined): RegExp {
+  try {
+    return new RegExp(`^${deny ? `(?!(?:${deny})$)` : ''}(?:${allow ?? '.*'})$`);
+  } catch (err) {
+    throw invalid(`spec.tags: ${(err as Error).message}`);
+  }
+}
+
+export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
+  const source = repo('source', spec.source);
+  const destination = repo('destination', spec.destination);
+  if (source.registry === destination.registry && source.repository === destination.repository) {
+    throw invalid('spec.source and spec.destination are the same repository');
+  }
+  // The engine writes <registry>/<prefix>/<source repository>: the destination must have that shape.
+  let prefix: string;
+  if (destination.repository === source.repository) prefix = '';
+  else if (destination.repository.endsWith(`/${source.repository}`)) prefix = destination.repository.slice(0, -source.repository.length - 1);
+  else {
+    throw invalid(
+      `spec.destination.registry.repository must end with the source repository path "${source.repository}" (e.g. ${destination.registry}/mirror/${source.repository}); renaming repositories is not supported yet`,
+    );
+  }
+  const t = spec.tags;
+  if (t?.newest !== undefined) throw invalid('spec.tags.newest is not supported by this controller yet');
+  if (t?.semver && (t.allow || t.deny)) throw invalid('spec.tags.semver combined with allow or deny is not supported by this controller yet');
+  const sel: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository'> = t?.list
+    ? { tags: [...t.list] }
+    : t?.semver
+      ? { tags: [], semver: t.semver }
+      : t?.allow || t?.deny
+        ? { tags: [], regex: tagRegex(t.allow, t.deny) }
+        : { tags: [] };
+  let platforms;
+  try {
+    platforms = spec.platforms?.map((p) => parsePlatform(p));
+  } catch (err) {
+    throw invalid(`spec.platforms: ${(err as Error).message}`);
+  }
+  return {
+    source,
+    destination,
+    prefix,
+    spec: { registry: source.registry, repository: source.repository, tlsVerify: source.insecure ? false : undefined, ...sel },
+    options: { platforms, dryRun: spec.dryRun ?? false, prune: spec.prune ?? false, keepGoing: true },
+  };
+}
+
+export function syncTarget(plan: MirrorPlan, credentials: Credentials | undefined): SyncTarget {
+  return {
+    kind: 'registry',
+    registry: plan.destination.registry,
+    prefix: plan.prefix,
+    context: { tlsVerify: plan.destination.insecure ? false : undefined, credentials },
+  };
+}

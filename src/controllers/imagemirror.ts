@@ -1,0 +1,203 @@
+/**
+ * The ImageMirror reconciler, in Flux's shape: get → deletion and finalizer → ordered steps
+ * (suspend, plan, schedule, credentials, sync) → status is always patched on the way out.
+ */
+import type { Logger } from 'pino';
+import { sync, type SyncReport } from '../copy/sync.js';
+import { GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION, API_VERSION } from '../k8s/api/common.js';
+import type { ImageMirror, ImageMirrorStatus } from '../k8s/api/imagemirror.js';
+import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
+import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
+import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
+import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
+import type { EventRecorder } from '../k8s/runtime/events.js';
+import type { Credentials } from '../registry/credentials.js';
+import { errorMessage } from '../util/errors.js';
+import { credentialsFromSecret } from './imagemirror-credentials.js';
+import { planMirror, syncTarget, type MirrorPlan } from './imagemirror-plan.js';
+import { summarize } from './imagemirror-status.js';
+import { nextCron, parseDuration } from './schedule.js';
+
+export const IMAGE_MIRROR_FINALIZER = 'stevedore.dev/imagemirror';
+export const IMAGE_MIRROR_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'imagemirrors' };
+
+export interface ImageMirrorReconcilerOptions {
+  events: EventRecorder;
+  log: Logger;
+  /** Engine entry point (the real sync by default). */
+  sync?: typeof sync;
+  /** Images synced in parallel per mirror. */
+  parallelImages?: number;
+}
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
+const STATUS_KEYS = ['observedGeneration', 'conditions', 'lastHandledReconcileAt', 'lastSyncTime', 'nextSyncTime', 'counts', 'tags'] as const;
+
+export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
+  readonly name = 'imagemirror';
+  readonly resource = IMAGE_MIRROR_RESOURCE;
+  readonly #client: KubeClient;
+  readonly #o: ImageMirrorReconcilerOptions;
+
+  constructor(client: KubeClient, o: ImageMirrorReconcilerOptions) {
+    this.#client = client;
+    this.#o = o;
+  }
+
+  /** Status patches do not enqueue: only spec changes, reconcile requests and deletion do. */
+  shouldEnqueueUpdate(a: ImageMirror, b: ImageMirror): boolean {
+    return (
+      a.metadata.generation !== b.metadata.generation ||
+      a.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] !== b.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] ||
+      (!a.metadata.deletionTimestamp && !!b.metadata.deletionTimestamp)
+    );
+  }
+
+  #path(ns: string, name: string, sub?: string): string {
+    return resourcePath(IMAGE_MIRROR_RESOURCE, ns, name, sub);
+  }
+
+  async reconcile(req: ReconcileRequest, signal: AbortSignal): Promise<ReconcileResult> {
+    let obj: ImageMirror;
+    try {
+      obj = await this.#client.get<ImageMirror>(this.#path(req.namespace, req.name));
+    } catch (err) {
+      if (isNotFound(err)) return {};
+      throw err;
+    }
+    const finalizers = obj.metadata.finalizers ?? [];
+    if (obj.metadata.deletionTimestamp) {
+      // Nothing to clean up: mirrored images stay. Let the object go.
+      if (finalizers.includes(IMAGE_MIRROR_FINALIZER)) await this.#setFinalizers(obj, finalizers.filter((f) => f !== IMAGE_MIRROR_FINALIZER));
+      return {};
+    }
+    if (!finalizers.includes(IMAGE_MIRROR_FINALIZER)) obj = await this.#setFinalizers(obj, [...finalizers, IMAGE_MIRROR_FINALIZER]);
+
+    const before = structuredClone(obj.status ?? {});
+    const status: ImageMirrorStatus = structuredClone(before);
+    const generation = obj.metadata.generation ?? 0;
+    let result: ReconcileResult = {};
+    let failure: unknown;
+    try {
+      result = await this.#steps(obj, status, signal);
+    } catch (err) {
+      failure = err;
+      const message = errorMessage(err);
+      if (err instanceof StallingError) status.conditions = markStalled(status.conditions, generation, err.reason, message);
+      else {
+        const reason = err instanceof ReconcileError || err instanceof WaitingError ? err.reason : 'SyncFailed';
+        status.conditions = markReady(status.conditions, generation, false, reason, message);
+      }
+      status.observedGeneration = generation;
+    } finally {
+      if (!signal.aborted || failure === undefined) await this.#patchStatus(obj, status);
+      await this.#eventOnTransition(obj, before, status);
+    }
+    if (failure !== undefined) throw failure;
+    return result;
+  }
+
+  async #steps(obj: ImageMirror, status: ImageMirrorStatus, signal: AbortSignal): Promise<ReconcileResult> {
+    const generation = obj.metadata.generation ?? 0;
+    const spec = obj.spec;
+    const ns = obj.metadata.namespace ?? 'default';
+
+    if (spec.suspend) {
+      const ready = getCondition(status.conditions, 'Ready');
+      status.conditions = markReady(status.conditions, generation, ready?.status === 'True', 'Suspended', 'the mirror is suspended: no sync is scheduled');
+      status.observedGeneration = generation;
+      delete status.nextSyncTime;
+      return {};
+    }
+
+    const plan = planMirror(spec);
+    const now = new Date();
+    const requested = obj.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION];
+    const ready = getCondition(status.conditions, 'Ready');
+    const upToDate =
+      status.observedGeneration === generation &&
+      ready?.status === 'True' &&
+      ready.reason === 'Succeeded' &&
+      ready.observedGeneration === generation &&
+      status.lastSyncTime !== undefined &&
+      (requested === undefined || requested === status.lastHandledReconcileAt);
+    const next = status.nextSyncTime ? new Date(status.nextSyncTime) : undefined;
+    if (upToDate && (!spec.schedule || (next && next > now))) {
+      return next && spec.schedule ? { requeueAfterMs: next.getTime() - now.getTime() } : {};
+    }
+
+    // Tell the world work is under way (kstatus InProgress) before the long part.
+    status.conditions = markReconciling(status.conditions, generation, 'Progressing', `syncing ${plan.source.registry}/${plan.source.repository}`);
+    await this.#patchStatus(obj, status);
+
+    const [srcCreds, destCreds] = await Promise.all([this.#creds(ns, plan.source), this.#creds(ns, plan.destination)]);
+    const started = new Date();
+    let report: SyncReport;
+    const run = this.#o.sync ?? sync;
+    try {
+      report = await run([{ ...plan.spec, credentials: srcCreds }], syncTarget(plan, destCreds), {
+        ...plan.options,
+        parallelImages: this.#o.parallelImages ?? 4,
+        signal,
+      });
+    } catch (err) {
+      throw new ReconcileError('SyncFailed', `sync failed: ${errorMessage(err)}`, { cause: err });
+    }
+    const verdict = summarize(report, plan.options.dryRun ?? false);
+    status.tags = verdict.tags;
+    status.counts = verdict.counts;
+    status.lastSyncTime = iso(new Date());
+    if (requested !== undefined) status.lastHandledReconcileAt = requested;
+    status.observedGeneration = generation;
+    const nextSync = this.#nextSync(spec.schedule, started);
+    if (nextSync) status.nextSyncTime = iso(nextSync);
+    else delete status.nextSyncTime;
+    status.conditions = markReady(status.conditions, generation, verdict.ready, verdict.reason, verdict.message);
+    if (!verdict.ready) throw new ReconcileError(verdict.reason, verdict.message);
+    return nextSync ? { requeueAfterMs: Math.max(0, nextSync.getTime() - Date.now()) } : {};
+  }
+
+  #nextSync(schedule: ImageMirror['spec']['schedule'], started: Date): Date | undefined {
+    if (!schedule) return undefined;
+    try {
+      if (schedule.interval) return new Date(started.getTime() + parseDuration(schedule.interval));
+      if (schedule.cron) return nextCron(schedule.cron, new Date(), schedule.timeZone ?? 'UTC');
+    } catch (err) {
+      throw new StallingError('InvalidSpec', `spec.schedule: ${errorMessage(err)}`);
+    }
+    return undefined;
+  }
+
+  async #creds(ns: string, side: MirrorPlan['source']): Promise<Credentials | undefined> {
+    if (!side.secret) return undefined;
+    return credentialsFromSecret(this.#client, ns, side.secret, side.registry, side.repository);
+  }
+
+  /** Finalizers by merge patch guarded by resourceVersion (a conflict is retried by the queue). */
+  #setFinalizers(obj: ImageMirror, finalizers: string[]): Promise<ImageMirror> {
+    return this.#client.patch<ImageMirror>(this.#path(obj.metadata.namespace!, obj.metadata.name!), {
+      metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion },
+    });
+  }
+
+  async #patchStatus(obj: ImageMirror, status: ImageMirrorStatus): Promise<void> {
+    const body: Record<string, unknown> = {};
+    for (const k of STATUS_KEYS) body[k] = status[k] ?? null;
+    try {
+      await this.#client.patch(this.#path(obj.metadata.namespace!, obj.metadata.name!, 'status'), { status: body });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  async #eventOnTransition(obj: ImageMirror, before: ImageMirrorStatus, after: ImageMirrorStatus): Promise<void> {
+    const a = getCondition(before.conditions, 'Ready');
+    const b = getCondition(after.conditions, 'Ready');
+    if (!b || b.status === 'Unknown' || (a && a.status === b.status && a.reason === b.reason && a.message === b.message)) return;
+    const target = { ...obj, apiVersion: API_VERSION, kind: 'ImageMirror' };
+    await this.#o.events.record(target, b.status === 'True' ? 'Normal' : 'Warning', b.reason, b.message);
+  }
+}

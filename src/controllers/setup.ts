@@ -1,0 +1,44 @@
+/** Wires the reconcilers into a Manager: one client, one event recorder, one metrics registry. */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { KubeClient } from '../k8s/runtime/client.js';
+import { Controller } from '../k8s/runtime/controller.js';
+import { EventRecorder } from '../k8s/runtime/events.js';
+import { Manager, defaultIdentity } from '../k8s/runtime/manager.js';
+import { ControllerMetrics } from '../k8s/runtime/metrics.js';
+import type { WorkQueueOptions } from '../k8s/runtime/queue.js';
+import { ImageMirrorReconciler } from './imagemirror.js';
+
+export interface ControllerManagerOptions {
+  kubeConfig: KubeConfig;
+  /** Watch only this namespace (default: all). */
+  namespace?: string;
+  /** `[host]:port` for /metrics, /healthz, /readyz. */
+  metricsAddr?: string;
+  /** Lease to elect a leader on; omit to run without election. */
+  leaderElection?: { namespace: string; name?: string; identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  workers?: number;
+  queue?: WorkQueueOptions;
+  /** Separate registries per manager (tests run several in one process); default true. */
+  processMetrics?: boolean;
+  log: Logger;
+}
+
+export function createControllerManager(o: ControllerManagerOptions): Manager {
+  const client = new KubeClient(o.kubeConfig);
+  const identity = o.leaderElection?.identity ?? defaultIdentity();
+  const log = o.log.child({ identity });
+  const metrics = new ControllerMetrics({ processMetrics: o.processMetrics ?? true });
+  const manager = new Manager(client, {
+    metricsAddr: o.metricsAddr,
+    metrics,
+    log,
+    leaderElection: o.leaderElection
+      ? { name: 'stevedore-controller', ...o.leaderElection, identity }
+      : undefined,
+  });
+  const events = new EventRecorder(client, { controller: 'stevedore.dev/imagemirror-controller', instance: identity, log });
+  const reconciler = new ImageMirrorReconciler(client, { events, log });
+  manager.add(new Controller(client, reconciler, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
+  return manager;
+}

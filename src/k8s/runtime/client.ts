@@ -1,0 +1,140 @@
+/**
+ * A small JSON client for the Kubernetes API on node:https, authenticated from a KubeConfig.
+ * Bodies pass through untouched (the typed client-node models drop unknown keys), and watches are
+ * streamed line by line so the informer controls resourceVersion and 410 Gone itself.
+ */
+import { request, type RequestOptions } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+/** A non-2xx answer of the API server, with the Status body's reason and message. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.status === 404;
+export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.status === 409;
+export const isGone = (err: unknown): boolean => err instanceof ApiError && err.status === 410;
+
+export type PatchType = 'merge' | 'json';
+const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+};
+
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+export class KubeClient {
+  readonly #kc: KubeConfig;
+  readonly #server: URL;
+
+  constructor(kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.#kc = kc;
+    this.#server = new URL(cluster.server);
+  }
+
+  async #open(method: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<{ opts: RequestOptions; url: URL }> {
+    const url = new URL(path, this.#server);
+    const opts: RequestOptions = { method, headers: { accept: 'application/json', ...headers }, signal };
+    await this.#kc.applyToHTTPSOptions(opts);
+    return { opts, url };
+  }
+
+  #send(url: URL, opts: RequestOptions, body: string | undefined): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = (url.protocol === 'http:' ? httpRequest : request)(url, opts, resolve);
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** One request; resolves with the parsed JSON body, rejects with ApiError on non-2xx. */
+  async json<T>(method: string, path: string, init: { body?: unknown; contentType?: string; signal?: AbortSignal } = {}): Promise<T> {
+    const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': init.contentType ?? 'application/json' };
+    const { opts, url } = await this.#open(method, path, headers, init.signal);
+    const res = await this.#send(url, { ...opts, timeout: 30_000 }, body);
+    let text = '';
+    res.setEncoding('utf8');
+    for await (const chunk of res) text += chunk as string;
+    const status = res.statusCode ?? 0;
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (status < 200 || status >= 300) {
+      const s = (parsed ?? {}) as { reason?: string; message?: string };
+      throw new ApiError(status, s.reason ?? 'Unknown', s.message ?? `${method} ${path}: HTTP ${status} ${text.slice(0, 200)}`);
+    }
+    return parsed as T;
+  }
+
+  get<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return this.json<T>('GET', path, { signal });
+  }
+  create<T>(path: string, body: unknown): Promise<T> {
+    return this.json<T>('POST', path, { body });
+  }
+  replace<T>(path: string, body: unknown): Promise<T> {
+    return this.json<T>('PUT', path, { body });
+  }
+  patch<T>(path: string, body: unknown, type: PatchType = 'merge'): Promise<T> {
+    return this.json<T>('PATCH', path, { body, contentType: PATCH_CONTENT_TYPE[type] });
+  }
+
+  /** Streams watch events until the server ends the watch, the signal aborts, or an error occurs. */
+  async *watch<T>(path: string, signal: AbortSignal): AsyncGenerator<WatchEvent<T>> {
+    const { opts, url } = await this.#open('GET', path, {}, signal);
+    const res = await this.#send(url, opts, undefined);
+    if ((res.statusCode ?? 0) >= 300) {
+      let text = '';
+      for await (const chunk of res) text += String(chunk);
+      let s: { reason?: string; message?: string } = {};
+      try {
+        s = JSON.parse(text) as typeof s;
+      } catch {
+        // not a Status
+      }
+      throw new ApiError(res.statusCode ?? 0, s.reason ?? 'Unknown', s.message ?? `watch ${path}: HTTP ${res.statusCode}`);
+    }
+    res.setEncoding('utf8');
+    let buf = '';
+    for await (const chunk of res) {
+      buf += chunk as string;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line) yield JSON.parse(line) as WatchEvent<T>;
+      }
+    }
+  }
+}
+
+/** The REST path of a namespaced resource: `/apis/group/version/namespaces/ns/plural[/name][/sub]`. */
+export interface ResourcePath {
+  group: string;
+  version: string;
+  plural: string;
+}
+
+export function resourcePath(r: ResourcePath, namespace?: string, name?: string, sub?: string): string {
+  const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
+  const ns = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  return `${base}${ns}/${r.plural}${name ? `/${encodeURIComponent(name)}` : ''}${sub ? `/${sub}` : ''}`;
+}

@@ -1,0 +1,122 @@
+/**
+ * Runs one reconciler: an informer feeds keys into a work queue, workers take keys and call the
+ * reconciler, and the outcome decides what comes next (typed errors in errors.ts).
+ */
+import type { Logger } from 'pino';
+import type { KubeClient, ResourcePath } from './client.js';
+import { StallingError, WaitingError } from './errors.js';
+import { Informer, objectKey, type MetaObject } from './informer.js';
+import type { ControllerMetrics } from './metrics.js';
+import { WorkQueue, type WorkQueueOptions } from './queue.js';
+
+export interface ReconcileRequest {
+  namespace: string;
+  name: string;
+}
+
+export interface ReconcileResult {
+  /** Reconcile again after this long (jittered), e.g. for the next scheduled sync. */
+  requeueAfterMs?: number;
+}
+
+export interface Reconciler<T extends MetaObject> {
+  /** Controller name, for logs and metrics. */
+  readonly name: string;
+  readonly resource: ResourcePath;
+  /** Which updates enqueue a key (default: all). Adds and deletes always do. */
+  shouldEnqueueUpdate?(oldObj: T, newObj: T): boolean;
+  reconcile(req: ReconcileRequest, signal: AbortSignal): Promise<ReconcileResult>;
+}
+
+export interface ControllerOptions {
+  namespace?: string;
+  workers?: number;
+  queue?: WorkQueueOptions;
+  metrics: ControllerMetrics;
+  log: Logger;
+}
+
+export class Controller<T extends MetaObject> {
+  readonly #client: KubeClient;
+  readonly #r: Reconciler<T>;
+  readonly #o: ControllerOptions;
+  #informer?: Informer<T>;
+
+  constructor(client: KubeClient, reconciler: Reconciler<T>, o: ControllerOptions) {
+    this.#client = client;
+    this.#r = reconciler;
+    this.#o = o;
+  }
+
+  get hasSynced(): boolean {
+    return this.#informer?.hasSynced ?? false;
+  }
+
+  /** Runs until the signal aborts; in-flight reconciles see the same signal and are awaited. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { metrics, log } = this.#o;
+    const name = this.#r.name;
+    const queue = new WorkQueue({ ...this.#o.queue, onDepth: (d) => metrics.queueDepth.set({ name }, d) });
+    const informer = new Informer<T>(this.#client, this.#r.resource, { namespace: this.#o.namespace, log });
+    this.#informer = informer;
+    informer.addHandlers({
+      onAdd: (o) => queue.add(objectKey(o)),
+      onUpdate: (a, b) => {
+        if (this.#r.shouldEnqueueUpdate?.(a, b) ?? true) queue.add(objectKey(b));
+      },
+      onDelete: (o) => queue.add(objectKey(o)),
+    });
+    const informing = informer.run(signal);
+    const onAbort = () => queue.shutDown();
+    signal.addEventListener('abort', onAbort, { once: true });
+    await Promise.race([informer.waitForSync(), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
+    log.info({ controller: name }, 'cache synced; starting workers');
+    const worker = async () => {
+      for (;;) {
+        const key = await queue.get();
+        if (key === undefined) return;
+        try {
+          await this.#process(queue, key, signal);
+        } finally {
+          queue.done(key);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.#o.workers ?? 2 }, worker));
+    await informing;
+    signal.removeEventListener('abort', onAbort);
+  }
+
+  async #process(queue: WorkQueue, key: string, signal: AbortSignal): Promise<void> {
+    const { metrics, log } = this.#o;
+    const controller = this.#r.name;
+    const slash = key.indexOf('/');
+    const req = slash < 0 ? { namespace: '', name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+    const end = metrics.reconcileDuration.startTimer({ controller });
+    try {
+      const res = await this.#r.reconcile(req, signal);
+      queue.forget(key);
+      if (res.requeueAfterMs !== undefined && res.requeueAfterMs >= 0) queue.addAfter(key, res.requeueAfterMs);
+      metrics.reconcileTotal.inc({ controller, result: res.requeueAfterMs !== undefined ? 'requeue' : 'success' });
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof StallingError) {
+        queue.forget(key);
+        metrics.reconcileTotal.inc({ controller, result: 'stalled' });
+        log.warn({ controller, key, reason: err.reason, err: err.message }, 'reconcile stalled; waiting for a spec change');
+      } else if (err instanceof WaitingError) {
+        queue.forget(key);
+        queue.addAfter(key, err.requeueAfterMs);
+        metrics.reconcileTotal.inc({ controller, result: 'requeue' });
+        log.info({ controller, key, reason: err.reason, retryInMs: err.requeueAfterMs }, err.message);
+      } else {
+        const delay = queue.addRateLimited(key);
+        metrics.reconcileTotal.inc({ controller, result: 'error' });
+        metrics.reconcileErrors.inc({ controller });
+        log.warn({ controller, key, err: (err as Error).message, retryInMs: delay }, 'reconcile failed');
+      }
+    } finally {
+      end();
+    }
+  }
+}

@@ -1,0 +1,193 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyReference } from '../../src/copy/copy.js';
+import { createControllerManager } from '../../src/controllers/setup.js';
+import { IMAGE_MIRROR_FINALIZER } from '../../src/controllers/imagemirror.js';
+import { RECONCILE_REQUESTED_AT_ANNOTATION } from '../../src/k8s/api/common.js';
+import type { Manager } from '../../src/k8s/runtime/manager.js';
+import { parseImageName } from '../../src/transports/index.js';
+import { rootLogger } from '../../src/util/log.js';
+import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { freePort, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { TempDirs } from '../harness/tmp.js';
+import {
+  controllerToken, createMirror, dockerConfigSecret, getMirror, metricValue, mirrorsPath, ok, patchMirror, ready,
+  registryDigest, scrape, waitFor,
+} from './helpers.js';
+
+const NS = 'mirrors';
+const SYSTEM_NS = 'stevedore-system';
+const TAGS = ['1.0', '1.1', '2.0'];
+
+const temps = new TempDirs();
+let cp: ControlPlane;
+let regA: TestRegistry; // source, basic auth
+let regB: TestRegistry; // destination, anonymous
+const images = new Map<string, FixtureImage>();
+let manager: Manager;
+let stop: AbortController;
+let running: Promise<void>;
+
+beforeAll(async () => {
+  [cp, regA, regB] = await Promise.all([
+    startControlPlane(),
+    startRegistry({ name: 'mirror-src', auth: 'basic' }),
+    startRegistry({ name: 'mirror-dst' }),
+  ]);
+  await cp.installCRDs();
+  await cp.createNamespace(NS);
+  const creds = { username: regA.username!, password: regA.password! };
+  for (const [i, tag] of TAGS.entries()) {
+    const img = await makeRandomImage({ layers: 1, layerSize: 32 * 1024, seed: `mirror-${i}`, layoutDir: await temps.make(`img-${i}`), ref: tag });
+    images.set(tag, img);
+    await copyReference(parseImageName(img.ociRef), parseImageName(`docker://${regA.host}/team/app:${tag}`), {
+      destContext: { credentials: creds, tlsVerify: false },
+    });
+  }
+  await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, dockerConfigSecret('src-creds', regA.host, creds.username, creds.password));
+  await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, dockerConfigSecret('wrong-creds', regA.host, creds.username, 'not-the-password'));
+
+  // The controller authenticates as a ServiceAccount bound only to config/rbac/role.yaml.
+  const token = await controllerToken(cp, SYSTEM_NS, 'stevedore-controller');
+  manager = createControllerManager({
+    kubeConfig: cp.kubeConfigForToken(token),
+    namespace: NS,
+    metricsAddr: '127.0.0.1:0',
+    leaderElection: { namespace: SYSTEM_NS, name: 'mirrors-test' },
+    queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
+    processMetrics: false,
+    log: rootLogger.child({ test: 'imagemirror' }, { level: 'error' }),
+  });
+  stop = new AbortController();
+  await manager.start();
+  running = manager.run(stop.signal);
+});
+
+afterAll(async () => {
+  stop?.abort();
+  await running;
+  await Promise.all([cp?.stop(), regA?.stop(), regB?.stop()]);
+  await temps.cleanup();
+});
+
+const source = (repo = 'team/app', secret = 'src-creds') => ({ registry: { repository: `${regA.host}/${repo}`, credentials: { name: secret }, insecure: true } });
+const destination = (prefix: string) => ({ registry: { repository: `${regB.host}/${prefix}/team/app`, insecure: true } });
+const get = (name: string) => () => getMirror(cp, NS, name);
+const readyAt = (gen: number | undefined, reason?: string, status = 'True') => (m: Awaited<ReturnType<typeof getMirror>>) =>
+  m?.status?.observedGeneration === gen && ready(m)?.status === status && (reason === undefined || ready(m)?.reason === reason);
+
+describe('ImageMirror controller on a real API server and real registries', () => {
+  it('mirrors three tags from registry A to registry B and reports Ready=True with their digests', async () => {
+    const created = await createMirror(cp, NS, 'app', { source: source(), destination: destination('mirror') });
+    const m = await waitFor('Ready=True', get('app'), readyAt(created.metadata.generation, 'Succeeded'));
+    expect(m!.metadata.finalizers).toContain(IMAGE_MIRROR_FINALIZER);
+    expect(m!.status!.tags!.map((t) => [t.tag, t.action, t.digest])).toEqual(TAGS.map((t) => [t, 'copied', images.get(t)!.manifest.digest]));
+    expect(m!.status!.counts).toEqual({ selected: 3, copied: 3, skipped: 0, failed: 0, pruned: 0 });
+    expect(m!.status!.lastSyncTime).toBeTruthy();
+    expect(m!.status!.nextSyncTime).toBeUndefined();
+    expect(m!.status!.conditions!.map((c) => c.type)).toEqual(['Ready']);
+    for (const tag of TAGS) expect(await registryDigest(regB.url, 'mirror/team/app', tag)).toBe(images.get(tag)!.manifest.digest);
+    const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; regarding: { name: string } }[] };
+    expect(events.items.some((e) => e.regarding.name === 'app' && e.reason === 'Succeeded')).toBe(true);
+  });
+
+  it('reconciles a changed tag selection: observedGeneration advances and the status lists the new selection', async () => {
+    const patched = await patchMirror(cp, NS, 'app', { spec: { tags: { list: ['1.0', '2.0'] }, schedule: { interval: '1h' } } });
+    const m = await waitFor('new generation', get('app'), readyAt(patched.metadata.generation, 'Succeeded'));
+    expect(patched.metadata.generation).toBeGreaterThan(1);
+    expect(m!.status!.tags!.map((t) => [t.tag, t.action])).toEqual([['1.0', 'skipped'], ['2.0', 'skipped']]);
+    const next = Date.parse(m!.status!.nextSyncTime!) - Date.parse(m!.status!.lastSyncTime!);
+    expect(next).toBeGreaterThan(55 * 60_000);
+    expect(next).toBeLessThanOrEqual(60 * 60_000);
+  });
+
+  it('runs again when reconcile.stevedore.dev/requestedAt changes and records it as lastHandledReconcileAt', async () => {
+    const before = (await getMirror(cp, NS, 'app'))!.status!.lastSyncTime!;
+    await new Promise((r) => setTimeout(r, 1100));
+    await patchMirror(cp, NS, 'app', { metadata: { annotations: { [RECONCILE_REQUESTED_AT_ANNOTATION]: 'now-1' } } });
+    const m = await waitFor('handled request', get('app'), (x) => x?.status?.lastHandledReconcileAt === 'now-1');
+    expect(m!.status!.lastSyncTime! > before).toBe(true);
+  });
+
+  it('does not sync a suspended mirror, and syncs once it is resumed', async () => {
+    const created = await createMirror(cp, NS, 'paused', { source: source(), destination: destination('paused'), suspend: true });
+    await waitFor('Suspended', get('paused'), readyAt(created.metadata.generation, 'Suspended', 'False'));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await registryDigest(regB.url, 'paused/team/app', '1.0')).toBeUndefined();
+    const resumed = await patchMirror(cp, NS, 'paused', { spec: { suspend: false } });
+    await waitFor('Ready after resume', get('paused'), readyAt(resumed.metadata.generation, 'Succeeded'));
+    expect(await registryDigest(regB.url, 'paused/team/app', '1.0')).toBe(images.get('1.0')!.manifest.digest);
+  });
+
+  it('reports wrong registry credentials as Ready=False SyncFailed with the registry’s refusal', async () => {
+    const created = await createMirror(cp, NS, 'wrong-creds', { source: source('team/app', 'wrong-creds'), destination: destination('wrong') });
+    const m = await waitFor('SyncFailed', get('wrong-creds'), readyAt(created.metadata.generation, 'SyncFailed', 'False'));
+    expect(ready(m)!.message).toMatch(/401|unauthori[sz]ed|denied|authentication/i);
+    expect(await registryDigest(regB.url, 'wrong/team/app', '1.0')).toBeUndefined();
+  });
+
+  it('reports a missing credentials Secret as Ready=False CredentialsNotFound', async () => {
+    const created = await createMirror(cp, NS, 'no-secret', { source: source('team/app', 'does-not-exist'), destination: destination('nosecret') });
+    const m = await waitFor('CredentialsNotFound', get('no-secret'), readyAt(created.metadata.generation, 'CredentialsNotFound', 'False'));
+    expect(ready(m)!.message).toContain(`Secret ${NS}/does-not-exist not found`);
+  });
+
+  it('reports an unreachable registry as Ready=False SyncFailed and retries with backoff', async () => {
+    const port = await freePort();
+    const created = await createMirror(cp, NS, 'unreachable', {
+      source: { registry: { repository: `127.0.0.1:${port}/team/app`, insecure: true } },
+      destination: destination('unreachable'),
+    });
+    const m = await waitFor('SyncFailed', get('unreachable'), readyAt(created.metadata.generation, 'SyncFailed', 'False'));
+    expect(ready(m)!.message).toMatch(/ECONNREFUSED|connect|fetch failed/i);
+    const errorsNow = metricValue(await scrape(manager.healthAddress!), 'stevedore_controller_reconcile_errors_total', 'controller="imagemirror"');
+    await waitFor(
+      'retries',
+      async () => metricValue(await scrape(manager.healthAddress!), 'stevedore_controller_reconcile_errors_total', 'controller="imagemirror"'),
+      (n) => n >= errorsNow + 2,
+      10_000,
+    );
+    await ok(cp, 'DELETE', mirrorsPath(NS, 'unreachable'));
+  });
+
+  it('reports tags that fail while others succeed as PartialFailure, naming the failed tags', async () => {
+    const created = await createMirror(cp, NS, 'partial', {
+      source: source(),
+      destination: destination('partial'),
+      tags: { list: ['1.0', 'missing-tag'] },
+    });
+    const m = await waitFor('PartialFailure', get('partial'), readyAt(created.metadata.generation, 'PartialFailure', 'False'));
+    expect(ready(m)!.message).toContain('missing-tag');
+    expect(m!.status!.counts).toMatchObject({ selected: 2, copied: 1, failed: 1 });
+    const failed = m!.status!.tags!.find((t) => t.tag === 'missing-tag')!;
+    expect(failed.action).toBe('failed');
+    expect(failed.error).toBeTruthy();
+    expect(await registryDigest(regB.url, 'partial/team/app', '1.0')).toBe(images.get('1.0')!.manifest.digest);
+  });
+
+  it('stalls on a spec the controller cannot carry out, without retrying', async () => {
+    const created = await createMirror(cp, NS, 'renamed', {
+      source: source(),
+      destination: { registry: { repository: `${regB.host}/elsewhere`, insecure: true } },
+    });
+    const m = await waitFor('Stalled', get('renamed'), readyAt(created.metadata.generation, 'InvalidSpec', 'False'));
+    expect(m!.status!.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+  });
+
+  it('removes its finalizer when a mirror is deleted, so the object goes away', async () => {
+    await ok(cp, 'DELETE', mirrorsPath(NS, 'app'));
+    await waitFor('gone', get('app'), (m) => m === undefined);
+    // Mirrored images stay in the destination.
+    expect(await registryDigest(regB.url, 'mirror/team/app', '1.0')).toBe(images.get('1.0')!.manifest.digest);
+  });
+
+  it('serves /healthz, /readyz and Prometheus metrics', async () => {
+    const addr = manager.healthAddress!;
+    expect((await fetch(`http://${addr}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://${addr}/readyz`)).status).toBe(200);
+    const text = await scrape(addr);
+    expect(metricValue(text, 'stevedore_controller_reconcile_total', 'result="success"')).toBeGreaterThan(0);
+    expect(text).toContain('stevedore_controller_reconcile_duration_seconds_bucket');
+    expect(text).toContain('stevedore_workqueue_depth');
+  });
+});
