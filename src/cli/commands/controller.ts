@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { KubeConfig } from '@kubernetes/client-node';
-import { createControllerManager } from '../../controllers/setup.js';
 import { rootLogger } from '../../util/log.js';
 import { signalOnInterrupt } from '../signals.js';
 import { parsePositiveInt } from '../options.js';
@@ -37,6 +35,10 @@ export function registerController(program: Command): void {
     .option('--namespace <ns>', 'watch only this namespace (default: all)')
     .option('--workers <n>', 'concurrent reconciles', parsePositiveInt, 2)
     .action(async (o: ControllerFlags) => {
+      // Loaded here, not at the top: @kubernetes/client-node takes ~1 s to import, and every other
+      // verb (copy, inspect, run) must not pay for it at start-up.
+      const { KubeConfig } = await import('@kubernetes/client-node');
+      const { createControllerManager } = await import('../../controllers/setup.js');
       const kubeConfig = new KubeConfig();
       if (o.kubeconfig) kubeConfig.loadFromFile(o.kubeconfig);
       else kubeConfig.loadFromDefault();
