@@ -51,8 +51,13 @@ export async function getBlob(client: RegistryClient, repo: string, desc: Descri
   void (async () => {
     let received = 0;
     let res: typeof first | undefined = first;
+    // `resume` counts consecutive broken connections that brought no new bytes. A connection that
+    // made progress resets it: a link that breaks every few hundred KiB still finishes the blob,
+    // rather than failing after `maxResumes` breaks however far each one got.
+    let connectionStart = 0;
     for (let resume = 0; ; ) {
       try {
+        connectionStart = received;
         if (!res) {
           res = await client.request({ method: 'GET', path, scopes: pull(repo), headers: { range: `bytes=${received}-` }, expect: [200, 206], signal: opts.signal });
         }
@@ -79,8 +84,19 @@ export async function getBlob(client: RegistryClient, repo: string, desc: Descri
       } catch (err) {
         res = undefined;
         if (out.destroyed) return;
+        if (received > connectionStart) resume = 0;
         if (opts.signal?.aborted || resume >= maxResumes || (err instanceof StevedoreError && !err.retryable)) {
-          out.destroy(err as Error);
+          // Name the blob and its source: this error also surfaces through the destination's
+          // upload (it is that request's body), where a bare "other side closed" would blame
+          // the wrong registry. Abort and our own StevedoreErrors pass through unchanged.
+          out.destroy(
+            opts.signal?.aborted || err instanceof StevedoreError
+              ? (err as Error)
+              : new StevedoreError('NETWORK', `blob ${desc.digest} from ${client.registry}/${repo}: download broke after ${received} of ${desc.size} bytes: ${(err as Error).message}`, {
+                  cause: err,
+                  retryable: true,
+                }),
+          );
           return;
         }
         const delay = backoffDelay(DEFAULT_RETRY, resume);

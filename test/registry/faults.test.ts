@@ -11,7 +11,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference, type CopyOptions } from '../../src/copy/copy.js';
 import type { ProgressEvent } from '../../src/copy/progress.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { getBlob } from '../../src/registry/blobs.js';
 import { headManifest } from '../../src/registry/manifests.js';
+import { streamToBuffer } from '../../src/util/streams.js';
 import { StevedoreError } from '../../src/util/errors.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
@@ -105,6 +107,56 @@ describe('retries through the fault proxy', () => {
     expect(gets.filter((h) => h.headers.range === undefined)).toHaveLength(1);
     expect((await headManifest(client, 'drop/dst', 'v1'))?.digest).toBe(image.manifest.digest);
   });
+
+  it('keeps resuming a link that breaks every 256 KiB, as long as each connection makes progress', async () => {
+    const image = await pushFixture('flaky/src', { layers: 1, layerSize: 2 * 1024 * 1024 });
+    const layer = image.layers[0]!;
+    proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer.digest}`, kind: 'drop', afterBytes: 256 * 1024, times: Infinity });
+    const result = await copy(`docker://${proxy.host}/flaky/src:v1`, `docker://${reg.host}/flaky/dst:v1`);
+    expect(result.digest).toBe(image.manifest.digest);
+    const gets = proxy.hits(`/blobs/${layer.digest}`).filter((h) => h.method === 'GET');
+    // ceil(size / 256 KiB) connections, each starting where the last one broke.
+    expect(gets).toHaveLength(Math.ceil(layer.size / (256 * 1024)));
+    expect(gets.slice(1).map((h) => h.headers.range)).toEqual(gets.slice(1).map((_, i) => `bytes=${(i + 1) * 256 * 1024}-`));
+  });
+
+  it('gives up on a link that makes no progress, with an error naming the source blob', async () => {
+    const image = await pushFixture('dead/src', { layers: 1, layerSize: 64 * 1024 });
+    const layer = image.layers[0]!;
+    proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer.digest}`, kind: 'drop', afterBytes: 0, times: Infinity });
+    const viaProxy = new RegistryClient({ registry: proxy.host });
+    try {
+      const stream = await getBlob(viaProxy, 'dead/src', layer, { resumes: 2 });
+      const err = await caught(streamToBuffer(stream, 1 << 30, 'blob'));
+      expect(err.code).toBe('NETWORK');
+      expect(err.retryable).toBe(true);
+      expect(err.message).toContain(`blob ${layer.digest} from ${proxy.host}/dead/src`);
+      // The first GET and two resumes, then no more.
+      expect(proxy.hits(`/blobs/${layer.digest}`).filter((h) => h.method === 'GET')).toHaveLength(3);
+    } finally {
+      await viaProxy.close();
+    }
+  });
+
+  it('retries a blob upload the destination answers with 429 (a streamed body is resent by the copy)', async () => {
+    const image = await pushFixture('up429/src', { layers: 1, layerSize: 64 * 1024 });
+    proxy.addFault({ method: 'PUT', pathRegex: '/blobs/uploads/', kind: 'status', status: 429, headers: { 'Retry-After': '0' } });
+    const events: ProgressEvent[] = [];
+    const result = await copy(`docker://${reg.host}/up429/src:v1`, `docker://${proxy.host}/up429/dst:v1`, { onProgress: (e) => events.push(e) });
+    expect(result.digest).toBe(image.manifest.digest);
+    expect(events.filter((e) => e.type === 'blob' && e.phase === 'retry')).toHaveLength(1);
+    expect((await headManifest(client, 'up429/dst', 'v1'))?.digest).toBe(image.manifest.digest);
+  });
+
+  it('retries requests whose connection is reset before any answer', async () => {
+    const image = await pushFixture('reset/src', { layers: 1, layerSize: 16 * 1024 });
+    proxy.addFault({ method: 'HEAD', pathRegex: '/blobs/', kind: 'reset' });
+    proxy.addFault({ method: 'POST', pathRegex: '/blobs/uploads/', kind: 'reset' });
+    proxy.addFault({ method: 'PUT', pathRegex: '/manifests/', kind: 'reset' });
+    const result = await copy(`docker://${reg.host}/reset/src:v1`, `docker://${proxy.host}/reset/dst:v1`);
+    expect(result.digest).toBe(image.manifest.digest);
+    expect(proxy.hits('/manifests/').filter((h) => h.method === 'PUT').map((h) => h.status)).toEqual([0, 201]);
+  });
 });
 
 describe('integrity', () => {
@@ -121,6 +173,14 @@ describe('integrity', () => {
     const res = await client.request({ method: 'HEAD', path: `/v2/bad/dst/blobs/${layer}`, scopes: [], expect: [200], allowStatus: [404] });
     await res.body.dump();
     expect(res.status).toBe(404);
+  });
+
+  it('refuses a corrupted manifest with DIGEST_MISMATCH', async () => {
+    await pushFixture('badm/src', { layers: 1, layerSize: 4 * 1024 });
+    proxy.addFault({ method: 'GET', pathRegex: '/manifests/v1', kind: 'corrupt', times: Infinity });
+    const err = await caught(copy(`docker://${proxy.host}/badm/src:v1`, `docker://${reg.host}/badm/dst:v1`));
+    expect(err.code).toBe('DIGEST_MISMATCH');
+    expect(await headManifest(client, 'badm/dst', 'v1')).toBeUndefined();
   });
 
   it('an interrupted copy leaves no manifest; a rerun completes and reuses what arrived', async () => {
