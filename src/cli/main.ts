@@ -49,6 +49,19 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_TOOL_ERROR;
     }
   }
+  // process.exit() drops whatever a piped stdout/stderr has not written yet (pipe writes are
+  // asynchronous): `inspect --raw | sha256sum` used to get the first 64-128 KiB of a big manifest.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   // Keep-alive sockets and timers must not hold a finished command open.
   setImmediate(() => process.exit(process.exitCode ?? 0)).unref();
+}
+
+/** Resolves once everything written to the stream so far has been handed to the OS. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) return resolve();
+    // A reader that went away (EPIPE, as with `| head`) is not our error.
+    stream.on('error', () => resolve());
+    stream.write('', () => resolve());
+  });
 }

@@ -58,6 +58,13 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
     }
     const tlsVerify = cfg['tls-verify'] as boolean | undefined;
     if (tlsVerify !== undefined && typeof tlsVerify !== 'boolean') throw new InvalidInputError(`${where}: tls-verify must be true or false`);
+    // `images: [busybox]` (a list, not a map) would otherwise be read as repository "0".
+    for (const k of ['images', 'images-by-tag-regex', 'images-by-semver']) {
+      const v = cfg[k];
+      if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v))) {
+        throw new InvalidInputError(`${where}: ${k} must be a map of repository names`);
+      }
+    }
     const base = { credentials, tlsVerify };
     const repoOf = (repo: string) => {
       const ref = parseReference(`${registry}/${repo}`);

@@ -68,6 +68,15 @@ export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
   return available;
 }
 
+/** What a layout's ref names now, without creating the layout (for dry runs); undefined if none. */
+async function layoutDigest(dir: string, refName: string | undefined): Promise<Digest | undefined> {
+  try {
+    return (await (await OciLayout.open(dir)).resolve(refName)).digest;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Keeps one client per registry for the whole sync: connections and tokens are reused across images. */
 class ClientPool {
   readonly #clients = new Map<string, RegistryClient>();
@@ -112,6 +121,9 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
     opts.onItem?.(item);
   };
   let stop: unknown;
+  // Prune works per destination repository over *all* specs naming it: two selections of one
+  // repository (say `images` and `images-by-semver`) must not prune each other's tags.
+  const pruneSets = new Map<string, PruneSet>();
   try {
     for (const spec of specs) {
       if (stop) break;
@@ -122,38 +134,48 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       const destCtx = target.kind === 'registry' ? (target.context ?? {}) : {};
       const destRepo = target.kind === 'registry' ? destinationRepository(target, spec.repository) : spec.repository;
       const destClient = target.kind === 'registry' ? pool.get(target.registry, destCtx, destRepo) : undefined;
+      const pruneKey = target.kind === 'registry' ? destRepo : join(target.dir, spec.repository);
+      let ps = pruneSets.get(pruneKey);
+      if (!ps) pruneSets.set(pruneKey, (ps = { spec, destRepo, destClient, selected: new Set(), kept: new Map(), unknown: false }));
       let tags: string[];
       try {
         tags = spec.tags.length > 0 && !spec.regex && !spec.semver ? spec.tags : selectTags(spec, await listTags(srcClient, spec.repository, opts));
       } catch (err) {
+        // The selection is unknown: pruning this repository could delete everything it names.
+        ps.unknown = true;
         record({ source: `${spec.registry}/${spec.repository}`, destination: destRepo, tag: '*', action: 'failed', error: errorMessage(err) });
         if (!opts.keepGoing) stop = err;
         continue;
       }
-      const kept = new Map<string, Digest>();
+      const kept = ps.kept;
+      // Every selected tag is protected from prune, even one whose sync fails (a transient source
+      // error under keepGoing must not delete the destination's copy).
+      for (const tag of tags) ps.selected.add(tag);
       await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {
         if (stop) return;
         const srcRef: ImageReference = isDigest(tag) ? { registry: spec.registry, repository: spec.repository, digest: tag } : { registry: spec.registry, repository: spec.repository, tag };
         const destRef: ImageReference | undefined =
           target.kind === 'registry' ? (isDigest(tag) ? { registry: target.registry, repository: destRepo, digest: tag } : { registry: target.registry, repository: destRepo, tag }) : undefined;
         const src = new DockerSource(srcRef, srcClient, false);
-        const dest: ImageDestination =
-          target.kind === 'registry'
-            ? new DockerDestination(destRef!, destClient!, false)
-            : await parseOciReference(`${join(target.dir, spec.repository)}:${isDigest(tag) ? tag.replace(':', '-') : tag}`).newDestination();
-        const item: SyncItem = { source: src.name, destination: dest.name, tag, action: 'failed' };
+        // Layout destinations are opened inside the try (a bad ref name or an unwritable directory
+        // is this image's failure, reported under keepGoing, not an escape from the whole sync),
+        // and not at all in a dry run, which must not create layouts on disk.
+        const layoutRef = target.kind === 'layout' ? parseOciReference(`${join(target.dir, spec.repository)}:${isDigest(tag) ? tag.replace(':', '-') : tag}`) : undefined;
+        let dest: ImageDestination | undefined = target.kind === 'registry' ? new DockerDestination(destRef!, destClient!, false) : undefined;
+        const item: SyncItem = { source: src.name, destination: dest?.name ?? layoutRef!.toString(), tag, action: 'failed' };
         try {
+          if (layoutRef && !opts.dryRun) dest = await layoutRef.newDestination();
           const srcDigest = await src.currentDigest(opts);
           if (!srcDigest) throw new NotFoundError(`${src.name} does not exist`);
           item.digest = srcDigest;
           kept.set(tag, srcDigest);
-          const destDigest = await dest.currentDigest?.(opts).catch(() => undefined);
+          const destDigest = dest ? await dest.currentDigest?.(opts).catch(() => undefined) : await layoutDigest(layoutRef!.path, layoutRef!.refName);
           if (destDigest === srcDigest && !opts.platforms?.length) {
             item.action = 'skipped';
           } else if (opts.dryRun) {
             item.action = 'would-copy';
           } else {
-            const result = await copyImage(src, dest, { ...opts, all: !opts.platforms?.length });
+            const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length });
             item.digest = result.digest;
             item.action = 'copied';
           }
@@ -163,11 +185,16 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
           log.warn({ source: item.source, err: item.error }, 'sync of image failed');
           if (!opts.keepGoing) stop ??= err;
         } finally {
-          await dest.close();
+          await dest?.close();
           record(item);
         }
       });
-      if (opts.prune && !stop) await prune(spec, target, destRepo, destClient, kept, opts, record);
+    }
+    if (opts.prune && !stop) {
+      for (const ps of pruneSets.values()) {
+        if (ps.unknown) continue;
+        await prune(ps, target, opts, record);
+      }
     }
   } finally {
     await pool.close();
@@ -179,20 +206,25 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
   return report;
 }
 
+interface PruneSet {
+  spec: SyncRepoSpec;
+  destRepo: string;
+  destClient: RegistryClient | undefined;
+  /** Every tag (or digest) the specs selected, synced or not. */
+  selected: Set<string>;
+  /** Selected tags whose source digest is known. */
+  kept: Map<string, Digest>;
+  /** A spec's tag list could not be read: prune nothing here. */
+  unknown: boolean;
+}
+
 /**
  * Deletes destination tags the source selection no longer has. A registry deletes manifests by
  * digest (and so every tag on them), so a tag whose digest a kept tag shares is reported, not deleted.
  */
-async function prune(
-  spec: SyncRepoSpec,
-  target: SyncTarget,
-  destRepo: string,
-  destClient: RegistryClient | undefined,
-  kept: Map<string, Digest>,
-  opts: SyncOptions,
-  record: (item: SyncItem) => void,
-): Promise<void> {
-  const keptDigests = new Set(kept.values());
+async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record: (item: SyncItem) => void): Promise<void> {
+  const { spec, destRepo, destClient, selected } = ps;
+  const keptDigests = new Set(ps.kept.values());
   const source = `${spec.registry}/${spec.repository}`;
   if (target.kind === 'layout') {
     const dir = join(target.dir, spec.repository);
@@ -203,7 +235,7 @@ async function prune(
       return;
     }
     for (const name of await layout.refNames()) {
-      if (kept.has(name) || kept.has(name.replace('-', ':'))) continue;
+      if (selected.has(name) || selected.has(name.replace('-', ':'))) continue;
       if (!opts.dryRun) await layout.removeRef(name);
       record({ source, destination: `oci:${dir}:${name}`, tag: name, action: opts.dryRun ? 'would-prune' : 'pruned' });
     }
@@ -216,17 +248,36 @@ async function prune(
     if ((err as { code?: string }).code === 'NOT_FOUND') return;
     throw err;
   }
+  // A selected tag that failed to sync has no source digest; what the destination holds under it
+  // is still kept, so deleting a shared digest must not take it away.
+  for (const tag of selected) {
+    if (ps.kept.has(tag) || isDigest(tag) || !destTags.includes(tag)) continue;
+    const head = await headManifest(destClient!, destRepo, tag, opts).catch(() => undefined);
+    if (head) keptDigests.add(head.digest);
+  }
+  // Two pruned tags on one digest go with one DELETE; the second must still be reported as pruned
+  // (its HEAD would answer 404 after the first delete).
+  const deleted = new Set<Digest>();
+  const heads = new Map<string, Digest | undefined>();
   for (const tag of destTags) {
-    if (kept.has(tag)) continue;
+    if (!selected.has(tag)) heads.set(tag, (await headManifest(destClient!, destRepo, tag, opts).catch(() => undefined))?.digest);
+  }
+  for (const tag of destTags) {
+    if (selected.has(tag)) continue;
     const destination = `docker://${formatReference({ registry: target.registry, repository: destRepo, tag })}`;
     try {
-      const head = await headManifest(destClient!, destRepo, tag, opts);
+      const head = heads.get(tag) ? { digest: heads.get(tag)! } : await headManifest(destClient!, destRepo, tag, opts);
       if (!head) continue;
+      if (deleted.has(head.digest)) {
+        record({ source, destination, tag, digest: head.digest, action: opts.dryRun ? 'would-prune' : 'pruned' });
+        continue;
+      }
       if (keptDigests.has(head.digest)) {
         record({ source, destination, tag, action: 'failed', digest: head.digest, error: `not pruned: its digest is shared with a kept tag, and registries delete by digest` });
         continue;
       }
       if (!opts.dryRun) await deleteManifest(destClient!, destRepo, head.digest, opts);
+      deleted.add(head.digest);
       record({ source, destination, tag, digest: head.digest, action: opts.dryRun ? 'would-prune' : 'pruned' });
     } catch (err) {
       record({ source, destination, tag, action: 'failed', error: `prune: ${errorMessage(err)}` });
