@@ -113,8 +113,12 @@ export class DockerDestination implements ImageDestination {
     return false;
   }
 
+  /**
+   * ImageSource streams arrive verified and the registry checks the digest again on the final PUT,
+   * so the upload does not hash the bytes a third time.
+   */
   putBlob(desc: Descriptor, stream: Readable, opts: OpOptions = {}): Promise<void> {
-    return uploadBlob(this.client, this.#ref.repository, desc, stream, opts);
+    return uploadBlob(this.client, this.#ref.repository, desc, stream, { ...opts, sourceVerified: true });
   }
 
   async putManifest(manifest: RawManifest, opts: PutManifestOptions): Promise<void> {
