@@ -1,0 +1,159 @@
+import { randomBytes } from 'node:crypto';
+import { copyFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorMessage, StevedoreError } from '../util/errors.js';
+import { rootLogger } from '../util/log.js';
+import { K8sFileLog } from './logs.js';
+import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type RuntimeName, type RuntimeOptions } from './oci-runtime.js';
+import { generateSpec, type SpecOptions } from './spec.js';
+import type { ImageStore, PullPolicy, RootfsMode } from './store/index.js';
+
+const log = rootLogger.child({ component: 'container' });
+
+export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles'> {
+  image: string;
+  name?: string;
+  pull?: PullPolicy;
+  runtime?: RuntimeName;
+  runtimeOptions?: RuntimeOptions;
+  rootfsMode?: RootfsMode;
+  /** Remove the container (bundle, rootfs, log) when it exits. */
+  remove?: boolean;
+  /** Seconds before the container is stopped (SIGTERM, then SIGKILL after `stopGraceSeconds`). */
+  timeoutSeconds?: number;
+  stopGraceSeconds?: number;
+  stdout?: (chunk: Buffer) => void;
+  stderr?: (chunk: Buffer) => void;
+  /** Warnings (cgroups not delegated, ...). */
+  onWarning?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+export type ExitReason = 'Completed' | 'Error' | 'DeadlineExceeded' | 'Cancelled' | 'CommandNotFound' | 'CommandNotExecutable';
+
+export interface RunResult {
+  id: string;
+  name: string;
+  exitCode: number;
+  reason: ExitReason;
+  /** The k8s-file log (gone when the container was removed). */
+  logPath: string;
+  bundle: string;
+  rootfsMode: 'overlay' | 'copy';
+  warnings: string[];
+  startedAt: string;
+  finishedAt: string;
+}
+
+export class ContainerStartError extends StevedoreError {
+  readonly exitCode: 126 | 127;
+  constructor(exitCode: 126 | 127, message: string) {
+    super(exitCode === 127 ? 'COMMAND_NOT_FOUND' : 'COMMAND_NOT_EXECUTABLE', message);
+    this.exitCode = exitCode;
+  }
+}
+
+const HOSTS = (hostname: string): string => `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
+
+/**
+ * Runs one container in the foreground: pull (by policy) → snapshot → rootfs → config.json →
+ * `runtime run`; streams its output to the callbacks and to a k8s-file log; stops it on timeout
+ * or abort (SIGTERM, grace, SIGKILL); returns its exit code (128+n for death by signal n).
+ * A command the runtime cannot find or execute rejects with ContainerStartError (127/126).
+ */
+export async function runContainer(store: ImageStore, opts: RunOptions): Promise<RunResult> {
+  const runtime: OciRuntime = ociRuntime(opts.runtime ?? 'runc', opts.runtimeOptions);
+  await runtime.check();
+  const image = await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal });
+  const id = randomBytes(32).toString('hex');
+  const name = opts.name ?? `stevedore-${id.slice(0, 12)}`;
+  const ctr = await store.createRootfs(id, image, { mode: opts.rootfsMode, signal: opts.signal });
+  const warnings: string[] = [];
+  const logPath = join(ctr.dir, 'ctr.log');
+  let cleanedUp = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    await runtime.delete(id, { force: true }).catch(() => undefined);
+    if (opts.remove) await ctr.remove();
+    else await ctr.unmount();
+  };
+  try {
+    const hostname = opts.hostname ?? id.slice(0, 12);
+    const etcFiles = { hosts: join(ctr.dir, 'hosts'), hostname: join(ctr.dir, 'hostname'), resolvConf: join(ctr.dir, 'resolv.conf') };
+    await writeFile(etcFiles.hosts, HOSTS(hostname));
+    await writeFile(etcFiles.hostname, `${hostname}\n`);
+    await copyFile('/etc/resolv.conf', etcFiles.resolvConf).catch(() => writeFile(etcFiles.resolvConf, ''));
+    const { spec, warnings: specWarnings } = await generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles });
+    for (const w of specWarnings) {
+      warnings.push(w);
+      opts.onWarning?.(w);
+    }
+    spec.annotations = { ...spec.annotations, 'dev.stevedore.container.name': name, 'org.opencontainers.image.ref.name': image.name };
+    await writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2));
+
+    const logFile = new K8sFileLog(logPath);
+    const startedAt = new Date().toISOString();
+    let stderrText = '';
+    const running = runtime.run(id, ctr.dir, {
+      onStdout: (c) => {
+        logFile.write('stdout', c);
+        opts.stdout?.(c);
+      },
+      onStderr: (c) => {
+        if (stderrText.length < 64 * 1024) stderrText += c.toString();
+        logFile.write('stderr', c);
+        opts.stderr?.(c);
+      },
+    });
+    log.debug({ id, name, image: image.name, pid: running.pid, rootfs: ctr.mode }, 'container started');
+
+    let reason: ExitReason | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    const stop = (why: ExitReason): void => {
+      if (reason) return;
+      reason = why;
+      void runtime.kill(id, 'SIGTERM', { all: true }).catch(() => undefined);
+      const grace = (opts.stopGraceSeconds ?? 10) * 1000;
+      timers.push(setTimeout(() => void runtime.kill(id, 'SIGKILL', { all: true }).catch(() => undefined), grace));
+    };
+    if (opts.timeoutSeconds !== undefined) timers.push(setTimeout(() => stop('DeadlineExceeded'), opts.timeoutSeconds * 1000));
+    const onAbort = (): void => stop('Cancelled');
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let exitCode: number;
+    try {
+      exitCode = await running.exited;
+    } finally {
+      for (const t of timers) clearTimeout(t);
+      opts.signal?.removeEventListener('abort', onAbort);
+      await logFile.close();
+    }
+    const finishedAt = new Date().toISOString();
+    if (!reason && exitCode !== 0) {
+      const runtimeLog = await runtime.errorLog(ctr.dir);
+      const refusal = runtimeRefusal(runtime.name, `${runtimeLog}\n${stderrText}`);
+      if (refusal) throw refusal;
+      const startFailure = classifyStartFailure(runtimeLog);
+      if (startFailure) throw new ContainerStartError(startFailure, `${runtime.name}: ${runtimeLog.split('\n').pop()}`);
+    }
+    const result: RunResult = {
+      id,
+      name,
+      exitCode,
+      reason: reason ?? (exitCode === 0 ? 'Completed' : 'Error'),
+      logPath,
+      bundle: ctr.dir,
+      rootfsMode: ctr.mode,
+      warnings,
+      startedAt,
+      finishedAt,
+    };
+    if (!opts.remove) await writeFile(join(ctr.dir, 'state.json'), JSON.stringify({ ...result, image: image.name, imageDigest: image.digest }, null, 2));
+    return result;
+  } catch (err) {
+    log.debug({ id, err: errorMessage(err) }, 'container failed');
+    throw err;
+  } finally {
+    await cleanup();
+  }
+}

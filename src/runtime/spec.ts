@@ -1,0 +1,266 @@
+import { chown, lstat, mkdir } from 'node:fs/promises';
+import type { ImageConfig } from '../oci/config.js';
+import { InvalidInputError, StevedoreError } from '../util/errors.js';
+import { availableControllers, cgroupMode, type CgroupMode, type ResourceController } from './cgroups.js';
+import { callerLimits, type CallerLimits } from './limits.js';
+import { defaultSeccompProfile, type SeccompProfile } from './seccomp.js';
+import { resolveInRoot, type IdMapping } from './unpack/index.js';
+import { resolveUser } from './users.js';
+
+/** The subset of the OCI runtime spec's config.json that Stevedore writes. */
+export interface RuntimeSpec {
+  ociVersion: string;
+  process: {
+    terminal: boolean;
+    user: { uid: number; gid: number; umask?: number; additionalGids?: number[] };
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities: Record<'bounding' | 'effective' | 'inheritable' | 'permitted' | 'ambient', string[]>;
+    rlimits: { type: string; hard: number; soft: number }[];
+    noNewPrivileges: boolean;
+  };
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: RuntimeMount[];
+  linux: {
+    namespaces: { type: string; path?: string }[];
+    uidMappings?: IdMapping[];
+    gidMappings?: IdMapping[];
+    cgroupsPath?: string;
+    resources: {
+      devices: { allow: boolean; access: string }[];
+      memory?: { limit: number; swap?: number };
+      cpu?: { quota: number; period: number };
+      pids?: { limit: number };
+    };
+    seccomp?: SeccompProfile;
+    maskedPaths: string[];
+    readonlyPaths: string[];
+  };
+  annotations?: Record<string, string>;
+}
+
+export interface RuntimeMount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+}
+
+export interface BindMount {
+  source: string;
+  destination: string;
+  readonly?: boolean;
+}
+
+export interface SpecOptions {
+  /** Replaces the image's Cmd. */
+  args?: string[];
+  /** Replaces the image's Entrypoint and clears its Cmd; `''` or `[]` clears it. */
+  entrypoint?: string | string[];
+  /** `KEY=VALUE` overrides, applied over the image's Env. */
+  env?: string[];
+  user?: string;
+  workdir?: string;
+  readOnly?: boolean;
+  hostname?: string;
+  network?: 'none' | 'host';
+  binds?: BindMount[];
+  /** Files the bundle provides for /etc/hosts, /etc/hostname, /etc/resolv.conf (bind-mounted). */
+  etcFiles?: { hosts?: string; hostname?: string; resolvConf?: string };
+  memory?: number;
+  /** CPUs as a fraction (1.5 = 150 ms per 100 ms). */
+  cpus?: number;
+  pidsLimit?: number;
+  /** Container id: names the cgroup. */
+  id: string;
+  /** User-namespace mappings (rootless); a user namespace is added when given. */
+  idMappings?: { uidMappings: IdMapping[]; gidMappings: IdMapping[] };
+  seccomp?: SeccompProfile | false;
+  /** For tests: the limits and cgroup facts of the caller. */
+  callerLimits?: CallerLimits;
+  cgroupMode?: CgroupMode;
+  controllers?: Set<ResourceController>;
+  /** Create WorkingDir in the rootfs when missing (default true). */
+  createWorkdir?: boolean;
+}
+
+export interface GeneratedSpec {
+  spec: RuntimeSpec;
+  warnings: string[];
+}
+
+export class NoCommandError extends StevedoreError {
+  constructor() {
+    super('NO_COMMAND', 'no command or entrypoint provided, and no CMD or ENTRYPOINT from image');
+  }
+}
+
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Podman's default capability set (containers.conf): 11 capabilities. */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE',
+  'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT',
+];
+
+export const MASKED_PATHS: readonly string[] = [
+  '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats',
+  '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/fs/selinux', '/sys/dev/block',
+];
+
+export const READONLY_PATHS: readonly string[] = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** Podman's mounts of a default container. */
+export function defaultMounts(): RuntimeMount[] {
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['rprivate', 'nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+  ];
+}
+
+/** Docker's rule: `--entrypoint` replaces Entrypoint and drops Cmd; args replace Cmd. */
+export function commandLine(image: ImageConfig['config'], opts: Pick<SpecOptions, 'args' | 'entrypoint'>): string[] {
+  let entrypoint = image?.Entrypoint ?? [];
+  let cmd = image?.Cmd ?? [];
+  if (opts.entrypoint !== undefined) {
+    entrypoint = typeof opts.entrypoint === 'string' ? parseEntrypoint(opts.entrypoint) : opts.entrypoint;
+    cmd = [];
+  }
+  if (opts.args && opts.args.length > 0) cmd = opts.args;
+  const argv = [...entrypoint, ...cmd];
+  if (argv.length === 0) throw new NoCommandError();
+  return argv;
+}
+
+/** `--entrypoint` takes a JSON array or one string (a single word, as Podman). */
+export function parseEntrypoint(value: string): string[] {
+  if (value === '') return [];
+  if (value.trimStart().startsWith('[')) {
+    const parsed: unknown = JSON.parse(value);
+    if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string')) throw new InvalidInputError(`--entrypoint: expected a JSON array of strings`);
+    return parsed as string[];
+  }
+  return [value];
+}
+
+/** Image Env, then defaults (PATH, HOSTNAME, HOME), then the caller's overrides; last wins, order kept. */
+export function mergeEnv(imageEnv: readonly string[] | undefined, overrides: readonly string[] | undefined, defaults: Record<string, string>): string[] {
+  const map = new Map<string, string>();
+  const put = (kv: string): void => {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new InvalidInputError(`environment entry "${kv}" is not KEY=VALUE`);
+    map.set(kv.slice(0, eq), kv.slice(eq + 1));
+  };
+  put(DEFAULT_PATH);
+  for (const kv of imageEnv ?? []) put(kv);
+  for (const [k, v] of Object.entries(defaults)) if (!map.has(k)) map.set(k, v);
+  for (const kv of overrides ?? []) put(kv);
+  return [...map].map(([k, v]) => `${k}=${v}`);
+}
+
+function rlimits(limits: CallerLimits): RuntimeSpec['process']['rlimits'] {
+  // Podman's defaults (1048576 files, 4194304 processes), never above what the caller may grant.
+  const nofile = Math.min(1_048_576, limits.nofile);
+  const nproc = Math.min(4_194_304, limits.nproc);
+  return [
+    { type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile },
+    { type: 'RLIMIT_NPROC', hard: nproc, soft: nproc },
+  ];
+}
+
+/** Creates WorkingDir inside the rootfs (symlinks resolved inside it), owned by the user. */
+async function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: number): Promise<void> {
+  const host = await resolveInRoot(rootfs, cwd);
+  try {
+    await lstat(host);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(host, { recursive: true, mode: 0o755 });
+  if (process.geteuid?.() === 0) await chown(host, uid, gid).catch(() => undefined);
+}
+
+/**
+ * The OCI runtime config.json for a container of `image` on `rootfs` (the bundle's `rootfs`),
+ * with Docker's and Podman's semantics. Reads (and may create WorkingDir in) the rootfs.
+ */
+export async function generateSpec(image: ImageConfig, rootfs: string, opts: SpecOptions): Promise<GeneratedSpec> {
+  const warnings: string[] = [];
+  const cfg = image.config ?? {};
+  const args = commandLine(cfg, opts);
+  const user = await resolveUser(rootfs, opts.user ?? cfg.User);
+  const cwd = opts.workdir ?? (cfg.WorkingDir || '/');
+  if (!cwd.startsWith('/')) throw new InvalidInputError(`working directory "${cwd}" must be an absolute path`);
+  if (opts.createWorkdir !== false) await ensureWorkdir(rootfs, cwd, user.uid, user.gid);
+  const hostname = opts.hostname ?? opts.id.slice(0, 12);
+  const env = mergeEnv(cfg.Env, opts.env, { HOSTNAME: hostname, HOME: user.home });
+  const caps = user.uid === 0 ? [...DEFAULT_CAPABILITIES] : [];
+
+  const mounts = defaultMounts();
+  const etc = opts.etcFiles ?? {};
+  for (const [dest, src] of [['/etc/hosts', etc.hosts], ['/etc/hostname', etc.hostname], ['/etc/resolv.conf', etc.resolvConf]] as const) {
+    if (src) mounts.push({ destination: dest, type: 'bind', source: src, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] });
+  }
+  for (const b of opts.binds ?? []) {
+    if (!b.destination.startsWith('/')) throw new InvalidInputError(`volume destination "${b.destination}" must be an absolute path`);
+    mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', b.readonly ? 'ro' : 'rw'] });
+  }
+
+  const namespaces: RuntimeSpec['linux']['namespaces'] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  if (opts.network !== 'host') namespaces.push({ type: 'network' });
+  if (opts.idMappings) namespaces.push({ type: 'user' });
+
+  const resources: RuntimeSpec['linux']['resources'] = { devices: [{ allow: false, access: 'rwm' }] };
+  const wanted: ResourceController[] = [];
+  if (opts.memory !== undefined) wanted.push('memory');
+  if (opts.cpus !== undefined) wanted.push('cpu');
+  if (opts.pidsLimit !== undefined) wanted.push('pids');
+  const mode = opts.cgroupMode ?? cgroupMode();
+  const have = wanted.length > 0 ? (opts.controllers ?? availableControllers(mode)) : new Set<ResourceController>();
+  for (const c of wanted) {
+    if (!have.has(c)) {
+      warnings.push(`the ${c} cgroup controller is not delegated to this user (cgroups ${mode}): the ${c} limit is ignored`);
+      continue;
+    }
+    if (c === 'memory') resources.memory = { limit: opts.memory!, swap: opts.memory! };
+    if (c === 'cpu') resources.cpu = { quota: Math.round(opts.cpus! * 100_000), period: 100_000 };
+    if (c === 'pids') resources.pids = { limit: opts.pidsLimit! };
+  }
+
+  const seccomp = opts.seccomp === false ? undefined : (opts.seccomp ?? defaultSeccompProfile());
+  const spec: RuntimeSpec = {
+    ociVersion: '1.0.2-dev',
+    process: {
+      terminal: false,
+      user: { uid: user.uid, gid: user.gid, umask: 0o022, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
+      args,
+      env,
+      cwd,
+      capabilities: { bounding: [...DEFAULT_CAPABILITIES], effective: caps, inheritable: [], permitted: caps, ambient: [] },
+      rlimits: rlimits(opts.callerLimits ?? callerLimits()),
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: opts.readOnly ?? false },
+    hostname,
+    mounts,
+    linux: {
+      namespaces,
+      ...(opts.idMappings ? { uidMappings: opts.idMappings.uidMappings, gidMappings: opts.idMappings.gidMappings } : {}),
+      cgroupsPath: mode === 'v2' ? `/stevedore/${opts.id}` : `/stevedore/${opts.id}`,
+      resources,
+      ...(seccomp ? { seccomp } : {}),
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+    annotations: { 'dev.stevedore.container.id': opts.id },
+  };
+  return { spec, warnings };
+}

@@ -1,0 +1,272 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { copyReference, type CopyOptions } from '../../copy/copy.js';
+import { parseConfig, type ImageConfig } from '../../oci/config.js';
+import type { Descriptor } from '../../oci/descriptor.js';
+import { digestHex, type Digest } from '../../oci/digest.js';
+import { OciLayout } from '../../oci/layout.js';
+import { parseManifest, type ImageManifest } from '../../oci/manifest.js';
+import { hostPlatform, platformMatches } from '../../oci/platform.js';
+import type { TransportContext } from '../../transports/index.js';
+import { OciReference } from '../../transports/oci.js';
+import { errorMessage, NotFoundError, StevedoreError } from '../../util/errors.js';
+import { rootLogger } from '../../util/log.js';
+import { unpackLayer } from '../unpack/index.js';
+import { chainIds } from './chainid.js';
+import { normaliseImageName } from './names.js';
+import { defaultStoreRoot } from './paths.js';
+
+const run = promisify(execFile);
+const log = rootLogger.child({ component: 'store' });
+
+export type PullPolicy = 'always' | 'missing' | 'never';
+export type RootfsMode = 'auto' | 'overlay' | 'copy';
+
+/** An image in the store, with everything a container needs from it. */
+export interface StoredImage {
+  name: string;
+  digest: Digest;
+  manifest: ImageManifest;
+  config: ImageConfig;
+  configDigest: Digest;
+  /** Chain IDs, one per layer, bottom first. */
+  chainIds: Digest[];
+}
+
+export interface ImageSummary {
+  name: string;
+  digest: Digest;
+  size: number;
+}
+
+/** A container's root filesystem, made from a snapshot. */
+export interface ContainerRootfs {
+  /** The container's own directory (the bundle). */
+  dir: string;
+  rootfs: string;
+  mode: 'overlay' | 'copy';
+  /** Unmounts the overlay (the directory, with its upper dir, stays). */
+  unmount(): Promise<void>;
+  /** Unmounts and removes the directory. */
+  remove(): Promise<void>;
+}
+
+export class ImageUnavailableError extends StevedoreError {
+  constructor(name: string, why: string) {
+    super('IMAGE_UNAVAILABLE', `image ${name}: ${why}`);
+  }
+}
+
+/**
+ * The local store under one root directory:
+ * - `images/`: an OCI image layout holding every pulled image, tagged with its normalised name;
+ * - `snapshots/<chainID hex>/rootfs`: a layer applied onto a copy of its parent's snapshot, so each
+ *   snapshot is a complete, immutable rootfs; built in `snapshots/.tmp-*` and renamed into place
+ *   only when complete (and its diffID checked), so an interrupted unpack leaves nothing used later;
+ * - `containers/<id>/`: a bundle per container; its `rootfs` is an overlay over the top snapshot
+ *   (upper and work dirs beside it) where overlay mounts work, else a copy of the snapshot.
+ */
+export class ImageStore {
+  readonly root: string;
+  readonly layout: OciLayout;
+
+  private constructor(root: string, layout: OciLayout) {
+    this.root = root;
+    this.layout = layout;
+  }
+
+  static async open(root: string = defaultStoreRoot()): Promise<ImageStore> {
+    for (const d of ['images', 'snapshots', 'containers']) await mkdir(join(root, d), { recursive: true });
+    return new ImageStore(root, await OciLayout.open(join(root, 'images'), { create: true }));
+  }
+
+  get imagesDir(): string {
+    return join(this.root, 'images');
+  }
+
+  /** Pulls (or not, by policy) and returns the image. */
+  async pull(
+    name: string,
+    opts: { policy?: PullPolicy; context?: TransportContext; signal?: AbortSignal; onProgress?: CopyOptions['onProgress'] } = {},
+  ): Promise<StoredImage> {
+    const policy = opts.policy ?? 'missing';
+    const { storeName, source } = normaliseImageName(name);
+    if (policy !== 'always') {
+      const have = await this.get(storeName).catch((err: unknown) => {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      });
+      if (have) return have;
+      if (policy === 'never') throw new ImageUnavailableError(storeName, 'not in the local store and --pull=never');
+    }
+    log.info({ ref: storeName, source: source.toString() }, 'pulling');
+    const dest = new OciReference(this.imagesDir, storeName);
+    await copyReference(source, dest, { srcContext: opts.context, signal: opts.signal, onProgress: opts.onProgress, platforms: [hostPlatform()] });
+    return this.get(storeName);
+  }
+
+  /** An image already in the store, by any name that normalises to its store name. */
+  async get(name: string): Promise<StoredImage> {
+    const storeName = normaliseImageName(name).storeName;
+    let desc: Descriptor = await this.layout.resolve(storeName);
+    let parsed = parseManifest(await this.layout.readBlob(desc.digest), desc.mediaType);
+    if (parsed.kind === 'index') {
+      const host = hostPlatform();
+      const child = parsed.index.manifests.find((m) => m.platform && platformMatches(m.platform, host));
+      if (!child) throw new ImageUnavailableError(storeName, 'no image for this platform in its index');
+      desc = child;
+      parsed = parseManifest(await this.layout.readBlob(desc.digest), desc.mediaType);
+    }
+    if (parsed.kind !== 'image') throw new ImageUnavailableError(storeName, `unsupported manifest ${desc.mediaType}`);
+    const config = parseConfig(await this.layout.readBlob(parsed.manifest.config.digest));
+    if (config.rootfs.diff_ids.length !== parsed.manifest.layers.length) {
+      throw new ImageUnavailableError(storeName, `config lists ${config.rootfs.diff_ids.length} diff_ids for ${parsed.manifest.layers.length} layers`);
+    }
+    return {
+      name: storeName,
+      digest: desc.digest,
+      manifest: parsed.manifest,
+      config,
+      configDigest: parsed.manifest.config.digest,
+      chainIds: chainIds(config.rootfs.diff_ids),
+    };
+  }
+
+  async list(): Promise<ImageSummary[]> {
+    const index = await this.layout.readIndex();
+    const out: ImageSummary[] = [];
+    for (const m of index.manifests) {
+      const name = m.annotations?.['org.opencontainers.image.ref.name'];
+      if (name) out.push({ name, digest: m.digest, size: m.size });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  snapshotDir(chainId: Digest): string {
+    return join(this.root, 'snapshots', digestHex(chainId));
+  }
+
+  /**
+   * The complete rootfs of the image's top layer, building the missing snapshots bottom up.
+   * Returns the path of the top snapshot's `rootfs` (never to be written to).
+   */
+  async snapshot(image: StoredImage, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    if (image.chainIds.length === 0) {
+      const empty = join(this.root, 'snapshots', 'empty', 'rootfs');
+      await mkdir(empty, { recursive: true });
+      return empty;
+    }
+    let start = image.chainIds.length;
+    while (start > 0 && !(await isDir(join(this.snapshotDir(image.chainIds[start - 1]!), 'rootfs')))) start--;
+    for (let i = start; i < image.chainIds.length; i++) {
+      opts.signal?.throwIfAborted();
+      await this.buildSnapshot(image, i, opts.signal);
+    }
+    return join(this.snapshotDir(image.chainIds[image.chainIds.length - 1]!), 'rootfs');
+  }
+
+  private async buildSnapshot(image: StoredImage, i: number, signal?: AbortSignal): Promise<void> {
+    const chainId = image.chainIds[i]!;
+    const layer = image.manifest.layers[i]!;
+    const tmp = join(this.root, 'snapshots', `.tmp-${randomBytes(8).toString('hex')}`);
+    const started = Date.now();
+    try {
+      await mkdir(tmp);
+      const rootfs = join(tmp, 'rootfs');
+      if (i === 0) await mkdir(rootfs, { mode: 0o755 });
+      else await copyTree(join(this.snapshotDir(image.chainIds[i - 1]!), 'rootfs'), rootfs);
+      const stream = await this.layout.openBlob(layer);
+      const result = await unpackLayer(rootfs, stream, { mediaType: layer.mediaType, signal });
+      const expected = image.config.rootfs.diff_ids[i];
+      if (result.diffID !== expected) {
+        throw new StevedoreError('DIFFID_MISMATCH', `layer ${layer.digest}: diffID ${result.diffID} differs from the config's ${expected}`);
+      }
+      await writeFile(join(tmp, 'snapshot.json'), JSON.stringify({ chainId, diffId: result.diffID, layer: layer.digest, parent: i > 0 ? image.chainIds[i - 1] : null }));
+      try {
+        await rename(tmp, this.snapshotDir(chainId));
+      } catch (err) {
+        // Someone else finished the same snapshot first: theirs is as good as ours.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      }
+      log.debug({ chainId, layer: layer.digest, entries: result.entries, ms: Date.now() - started }, 'snapshot built');
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Snapshot directories left by interrupted unpacks (never used; removed by `prune`). */
+  async staleTemps(): Promise<string[]> {
+    const names = await readdir(join(this.root, 'snapshots'));
+    return names.filter((n) => n.startsWith('.tmp-')).map((n) => join(this.root, 'snapshots', n));
+  }
+
+  /** Makes a container's directory with a writable rootfs over the image's top snapshot. */
+  async createRootfs(id: string, image: StoredImage, opts: { mode?: RootfsMode; signal?: AbortSignal } = {}): Promise<ContainerRootfs> {
+    const lower = await this.snapshot(image, opts);
+    const dir = join(this.root, 'containers', id);
+    await mkdir(dir, { mode: 0o700 });
+    const rootfs = join(dir, 'rootfs');
+    await mkdir(rootfs);
+    const mode = opts.mode ?? 'auto';
+    let mounted = false;
+    if (mode !== 'copy') {
+      try {
+        await mkdir(join(dir, 'upper'));
+        await mkdir(join(dir, 'work'));
+        if (/[,:]/.test(lower + dir)) throw new Error('paths with "," or ":" cannot be overlay options');
+        await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]);
+        mounted = true;
+      } catch (err) {
+        if (mode === 'overlay') {
+          await rm(dir, { recursive: true, force: true });
+          throw new StevedoreError('OVERLAY_FAILED', `overlay mount for container ${id} failed: ${errorMessage(err)}`, { cause: err });
+        }
+        log.debug({ id, err: errorMessage(err) }, 'overlay unavailable, copying the snapshot');
+      }
+    }
+    if (!mounted) {
+      await rm(rootfs, { recursive: true, force: true });
+      await copyTree(lower, rootfs);
+    }
+    const unmount = async (): Promise<void> => {
+      if (!mounted) return;
+      mounted = false;
+      await run('umount', [rootfs]).catch(() => run('umount', ['-l', rootfs]));
+    };
+    return {
+      dir,
+      rootfs,
+      mode: mounted ? 'overlay' : 'copy',
+      unmount,
+      remove: async () => {
+        await unmount();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  async containerIds(): Promise<string[]> {
+    return (await readdir(join(this.root, 'containers'))).filter((n) => !n.startsWith('.'));
+  }
+
+  async readSnapshotMeta(chainId: Digest): Promise<unknown> {
+    return JSON.parse(await readFile(join(this.snapshotDir(chainId), 'snapshot.json'), 'utf8'));
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** `cp -a` keeps owners, modes, setuid bits, xattrs, links and times; reflinks where the fs can. */
+async function copyTree(from: string, to: string): Promise<void> {
+  await run('cp', ['-a', '--reflink=auto', '--', from, to], { maxBuffer: 16 * 1024 * 1024 });
+}
