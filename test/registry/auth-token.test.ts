@@ -39,7 +39,13 @@ async function caught(p: Promise<unknown>): Promise<StevedoreError> {
 beforeAll(async () => {
   const dir = await temps.make('auth-token');
   [reg, image] = await Promise.all([
-    startRegistry({ auth: 'token', name: 'reg-token' }),
+    startRegistry({
+      auth: 'token',
+      name: 'reg-token',
+      // Users get what they ask for; anonymous callers may pull from public/* and nothing else.
+      tokenGrant: (user, req) =>
+        user !== undefined ? req.actions : req.name.startsWith('public/') ? req.actions.filter((a) => a === 'pull') : [],
+    }),
     makeRandomImage({ layers: 3, layerSize: 64 * 1024, layoutDir: join(dir, 'img') }),
   ]);
   // An explicit, empty auth file: credentials stored on this machine must not leak into anonymous cases.
@@ -94,6 +100,24 @@ describe('token auth', () => {
     expect(err.message).toContain(reg.host);
     expect(err.message).toMatch(/authentication required/);
     expect(err.message).toMatch(/login/);
+  });
+
+  it('pulls a public repository anonymously, but refuses an anonymous push to it', async () => {
+    await copy(image.ociRef, `docker://${reg.host}/public/app:1`, { destContext: ctx });
+    const dir = await temps.make('public');
+    const before = reg.tokenRequests();
+    const pulled = await copy(`docker://${reg.host}/public/app:1`, `oci:${dir}:1`, { srcContext: { authFile: emptyAuthFile } });
+    expect(pulled.digest).toBe(image.manifest.digest);
+    expect(reg.tokenLog().slice(before).every((e) => e.user === undefined)).toBe(true);
+    const err = await caught(copy(image.ociRef, `docker://${reg.host}/public/app:2`, { destContext: { authFile: emptyAuthFile } }));
+    expect(err.code).toBe('UNAUTHORIZED');
+    expect(err.message).toMatch(/authentication required/);
+    const client = new RegistryClient({ registry: reg.host, credentials: ctx.credentials });
+    try {
+      expect(await headManifest(client, 'public/app', '2')).toBeUndefined();
+    } finally {
+      await client.close();
+    }
   });
 
   it('refuses a wrong password with an error naming the user', async () => {
