@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../../src/oci/layout.js';
 import { encodeManifest } from '../../src/oci/manifest.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { makeIndex, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { creds, skopeo } from '../harness/skopeo.js';
 import { cleanupCli, cliTempDir, ensureBuilt, jsonLines, stevedore } from './stevedore.js';
@@ -169,6 +169,31 @@ describe('stevedore inspect, list-tags, delete', () => {
     expect(`sha256:${createHash('sha256').update(r.stdout).digest('hex')}`).toBe(big.digest);
   });
 
+  it('inspect of a multi-arch index describes one platform\'s image, and --raw prints the index', async () => {
+    const dir = await cliTempDir('cli-index');
+    const index = await makeIndex(dir, 'multi', ['linux/amd64', 'linux/arm64/v8'], { layers: 1, layerSize: 2048 });
+    const push = await stevedore(['copy', '-q', '--all', index.ociRef, `docker://${reg.host}/cli/multi:1`]);
+    expect(push.code, push.stderr).toBe(0);
+    const ref = `docker://${reg.host}/cli/multi:1`;
+    const [arm, theirs, raw] = await Promise.all([
+      stevedore(['inspect', '--platform', 'linux/arm64/v8', ref]),
+      skopeo(['inspect', '--tls-verify=false', '--override-arch', 'arm64', '--override-variant', 'v8', ref]),
+      stevedore(['inspect', '--raw', ref]),
+    ]);
+    expect(arm.code, arm.stderr).toBe(0);
+    const a = JSON.parse(arm.stdout);
+    const b = JSON.parse(theirs.stdout);
+    const armImage = index.images.find((i) => i.platform.architecture === 'arm64')!;
+    expect(a.Digest).toBe(b.Digest);
+    expect(a.Layers).toEqual(b.Layers);
+    expect(a.Layers).toEqual(armImage.layers.map((l) => l.digest));
+    expect(a.Architecture).toBe('arm64');
+    expect(raw.stdout).toBe(index.index.bytes.toString('utf8'));
+    const missing = await stevedore(['inspect', '--platform', 'linux/s390x', ref]);
+    expect(missing.code).toBe(125);
+    expect(errorLine(missing.stderr)).toMatch(/linux\/s390x/);
+  });
+
   it('inspect of a tag that does not exist exits 125 and names it', async () => {
     const r = await stevedore(['inspect', `docker://${reg.host}/cli/app:nope`]);
     expect(r.code).toBe(125);
@@ -246,7 +271,7 @@ describe('stevedore login and logout', () => {
     expect(Object.keys(doc.auths).sort()).toEqual([basic.host, 'other.example'].sort());
 
     // The stored login is found without --authfile.
-    const read = await stevedore(['inspect', `docker://${basic.host}/cli/app:1`], { env });
+    const read = await stevedore(['copy', '-q', second.ociRef, `docker://${basic.host}/cli/env:1`], { env });
     expect(read.code, read.stderr).toBe(0);
 
     const logout = await stevedore(['logout', basic.host], { env });
@@ -256,6 +281,10 @@ describe('stevedore login and logout', () => {
     const again = await stevedore(['logout', basic.host], { env });
     expect(again.code).toBe(125);
     expect(errorLine(again.stderr)).toMatch(/not logged into/);
+    const nofile = join(await cliTempDir('auth-none'), 'auth.json');
+    const nothing = await stevedore(['logout', '--authfile', nofile, basic.host]);
+    expect(nothing.code).toBe(125);
+    expect(existsSync(nofile)).toBe(false);
     const all = await stevedore(['logout', '--all'], { env });
     expect(all.code, all.stderr).toBe(0);
     expect(JSON.parse(await readFile(authfile, 'utf8')).auths).toEqual({});

@@ -74,8 +74,11 @@ export function registerLogin(program: Command): void {
       }
       if (!arg) throw new InvalidInputError('name a registry or use --all');
       const { key } = registryKey(arg);
-      const removed = await storeCredentials(file, key, undefined);
-      if (!removed) throw new InvalidInputError(`not logged into ${key}`);
+      // Check first: storeCredentials writes the file even when there is nothing to remove, so a
+      // failed logout used to create an empty auth file where there was none.
+      const stored = Object.keys((await readAuthFile(file)).auths ?? {}).some((k) => normaliseAuthKey(k) === key);
+      if (!stored) throw new InvalidInputError(`not logged into ${key}`);
+      await storeCredentials(file, key, undefined);
       process.stderr.write(`Removed login credentials for ${key}\n`);
     });
 }
