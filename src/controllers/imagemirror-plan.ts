@@ -14,7 +14,6 @@ export interface MirrorPlan {
   source: { registry: string; repository: string; insecure: boolean; secret?: string };
   destination: { registry: string; repository: string; insecure: boolean; secret?: string };
   spec: Omit<SyncRepoSpec, 'credentials'>;
-  prefix: string;
   options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing'>;
 }
 
@@ -47,25 +46,15 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
   if (source.registry === destination.registry && source.repository === destination.repository) {
     throw invalid('spec.source and spec.destination are the same repository');
   }
-  // The engine writes <registry>/<prefix>/<source repository>: the destination must have that shape.
-  let prefix: string;
-  if (destination.repository === source.repository) prefix = '';
-  else if (destination.repository.endsWith(`/${source.repository}`)) prefix = destination.repository.slice(0, -source.repository.length - 1);
-  else {
-    throw invalid(
-      `spec.destination.registry.repository must end with the source repository path "${source.repository}" (e.g. ${destination.registry}/mirror/${source.repository}); renaming repositories is not supported yet`,
-    );
-  }
   const t = spec.tags;
-  if (t?.newest !== undefined) throw invalid('spec.tags.newest is not supported by this controller yet');
-  if (t?.semver && (t.allow || t.deny)) throw invalid('spec.tags.semver combined with allow or deny is not supported by this controller yet');
   const sel: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository'> = t?.list
     ? { tags: [...t.list] }
-    : t?.semver
-      ? { tags: [], semver: t.semver }
-      : t?.allow || t?.deny
-        ? { tags: [], regex: tagRegex(t.allow, t.deny) }
-        : { tags: [] };
+    : {
+        tags: [],
+        ...(t?.allow || t?.deny ? { regex: tagRegex(t.allow, t.deny) } : {}),
+        ...(t?.semver ? { semver: t.semver } : {}),
+        ...(t?.newest !== undefined ? { newest: t.newest } : {}),
+      };
   let platforms;
   try {
     platforms = spec.platforms?.map((p) => parsePlatform(p));
@@ -75,7 +64,6 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
   return {
     source,
     destination,
-    prefix,
     spec: { registry: source.registry, repository: source.repository, tlsVerify: source.insecure ? false : undefined, ...sel },
     options: { platforms, dryRun: spec.dryRun ?? false, prune: spec.prune ?? false, keepGoing: true },
   };
@@ -85,7 +73,8 @@ export function syncTarget(plan: MirrorPlan, credentials: Credentials | undefine
   return {
     kind: 'registry',
     registry: plan.destination.registry,
-    prefix: plan.prefix,
+    prefix: '',
+    repository: plan.destination.repository,
     context: { tlsVerify: plan.destination.insecure ? false : undefined, credentials },
   };
 }

@@ -37,6 +37,8 @@ export interface SyncRepoSpec {
   tags: string[];
   regex?: RegExp;
   semver?: string;
+  /** Keep only the N highest versions among the selected tags (tags that are not versions are dropped). */
+  newest?: number;
   credentials?: Credentials;
   tlsVerify?: boolean;
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { satisfies, valid, coerce } from 'semver';
+import { coerce, rcompare, satisfies, valid } from 'semver';
 import type { Digest } from '../oci/digest.js';
 import { isDigest } from '../oci/digest.js';
 import { OciLayout } from '../oci/layout.js';
@@ -19,7 +19,15 @@ import type { SyncRepoSpec } from './sync-config.js';
 
 /** Where a sync writes: a registry under an optional path prefix, or one OCI layout per repository. */
 export type SyncTarget =
-  | { kind: 'registry'; registry: string; prefix: string; context?: TransportContext }
+  | {
+      kind: 'registry';
+      registry: string;
+      /** Path put before each source repository (`prefix/team/app`); ignored when `repository` is set. */
+      prefix: string;
+      /** Write to exactly this repository (a rename); only meaningful with a single source repository. */
+      repository?: string;
+      context?: TransportContext;
+    }
   | { kind: 'layout'; dir: string };
 
 export type SyncAction = 'copied' | 'skipped' | 'failed' | 'would-copy' | 'pruned' | 'would-prune';
@@ -58,14 +66,25 @@ export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDi
 
 /** Tags of a repository selected by a spec: explicit tags, a regex, a semver range, or all. */
 export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
-  if (spec.regex) return available.filter((t) => spec.regex!.test(t));
-  if (spec.semver) {
-    return available.filter((t) => {
-      const v = valid(t) ?? (/^v?\d+(\.\d+){0,2}$/.test(t) ? coerce(t)?.version : null);
-      return v ? satisfies(v, spec.semver!) : false;
-    });
+  let tags = available;
+  if (spec.regex) tags = tags.filter((t) => spec.regex!.test(t));
+  if (spec.semver || spec.newest !== undefined) {
+    const versions = new Map<string, string>();
+    for (const t of tags) {
+      const v = semverOf(t);
+      if (v && (!spec.semver || satisfies(v, spec.semver))) versions.set(t, v);
+    }
+    tags = tags.filter((t) => versions.has(t));
+    if (spec.newest !== undefined) {
+      tags = [...tags].sort((a, b) => rcompare(versions.get(a)!, versions.get(b)!)).slice(0, spec.newest);
+    }
   }
-  return available;
+  return tags;
+}
+
+/** A tag read as a version: strict semver, or a `v1`, `1.2`, `v1.2.3`-style tag coerced to one. */
+function semverOf(tag: string): string | null {
+  return valid(tag) ?? (/^v?\d+(\.\d+){0,2}$/.test(tag) ? (coerce(tag)?.version ?? null) : null);
 }
 
 /** What a layout's ref names now, without creating the layout (for dry runs); undefined if none. */
@@ -99,6 +118,7 @@ class ClientPool {
 }
 
 function destinationRepository(target: Extract<SyncTarget, { kind: 'registry' }>, repository: string): string {
+  if (target.repository) return target.repository;
   return target.prefix ? `${target.prefix.replace(/\/+$/, '')}/${repository}` : repository;
 }
 

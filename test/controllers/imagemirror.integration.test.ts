@@ -165,12 +165,22 @@ describe('ImageMirror controller on a real API server and real registries', () =
     expect(await registryDigest(regB.url, 'partial/team/app', '1.0')).toBe(images.get('1.0')!.manifest.digest);
   });
 
-  it('stalls on a spec the controller cannot carry out, without retrying', async () => {
+  it('mirrors into a repository of another name (a rename)', async () => {
     const created = await createMirror(cp, NS, 'renamed', {
       source: source(),
       destination: { registry: { repository: `${regB.host}/elsewhere`, insecure: true } },
+      tags: { list: ['1.0'] },
     });
-    const m = await waitFor('Stalled', get('renamed'), readyAt(created.metadata.generation, 'InvalidSpec', 'False'));
+    await waitFor('Ready', get('renamed'), readyAt(created.metadata.generation, 'Succeeded', 'True'));
+    expect(await registryDigest(regB.url, 'elsewhere', '1.0')).toBe(images.get('1.0')!.manifest.digest);
+  });
+
+  it('stalls on a spec the controller cannot carry out, without retrying', async () => {
+    const created = await createMirror(cp, NS, 'from-layout', {
+      source: { layout: { claimName: 'usb', path: 'images/app' } },
+      destination: destination('from-layout'),
+    });
+    const m = await waitFor('Stalled', get('from-layout'), readyAt(created.metadata.generation, 'InvalidSpec', 'False'));
     expect(m!.status!.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
   });
 

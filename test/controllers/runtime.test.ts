@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { nextCron, parseDuration } from '../../src/controllers/schedule.js';
 import { summarize } from '../../src/controllers/imagemirror-status.js';
-import { planMirror } from '../../src/controllers/imagemirror-plan.js';
+import { planMirror, syncTarget } from '../../src/controllers/imagemirror-plan.js';
+import { selectTags } from '../../src/copy/sync.js';
 import { buildProgram } from '../../src/cli/main.js';
 import { markReady, markReconciling, markStalled, setCondition } from '../../src/k8s/conditions.js';
 import { WorkQueue } from '../../src/k8s/runtime/queue.js';
@@ -62,15 +63,20 @@ describe('kstatus conditions', () => {
 
 describe('ImageMirror plan and status', () => {
   const loc = (repository: string) => ({ registry: { repository } });
-  it('maps allow/deny to one full-match regex and a destination to a prefix', () => {
-    const p = planMirror({ source: loc('r.example/team/app'), destination: loc('m.example/mirror/team/app'), tags: { allow: 'v1\\..*', deny: 'v1\\.0' } });
-    expect(p.prefix).toBe('mirror');
+  it('maps allow/deny to one full-match regex and the destination to an exact repository', () => {
+    const p = planMirror({ source: loc('r.example/team/app'), destination: loc('m.example/elsewhere'), tags: { allow: 'v1\\..*', deny: 'v1\\.0' } });
+    expect(syncTarget(p, undefined)).toMatchObject({ kind: 'registry', registry: 'm.example', repository: 'elsewhere' });
     expect(['v1.0', 'v1.1', 'xv1.2'].filter((t) => p.spec.regex!.test(t))).toEqual(['v1.1']);
   });
 
   it('stalls on specs it cannot carry out', () => {
-    expect(() => planMirror({ source: loc('r.example/a'), destination: loc('m.example/b') })).toThrow(StallingError);
+    expect(() => planMirror({ source: loc('r.example/a'), destination: loc('r.example/a') })).toThrow(StallingError);
     expect(() => planMirror({ source: loc('r.example/a'), destination: { layout: { claimName: 'x' } } })).toThrow(StallingError);
+  });
+
+  it('combines semver with allow/deny and keeps the newest N versions', () => {
+    const p = planMirror({ source: loc('r.example/a'), destination: loc('m.example/b'), tags: { semver: '>=1.0.0', deny: '.*-rc', newest: 2 } });
+    expect(selectTags({ ...p.spec, credentials: undefined }, ['0.9.0', '1.0.0', '1.2.0', '2.0.0-rc', '1.10.0', 'latest', 'v1.5'])).toEqual(['1.10.0', 'v1.5']);
   });
 
   it('reports a dry run as what it would do', () => {
