@@ -26,9 +26,11 @@ storage:
   delete: { enabled: true }
 http: { addr: 127.0.0.1:$port }
 YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+env -u REGISTRY_AUTH_FILE docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+ok=""
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && { ok=1; break; }; sleep 0.1; done
+[ -n "$ok" ] || { echo "registry did not start:" >&2; cat "$work/registry.log" >&2; exit 1; }
 reg="127.0.0.1:$port"
 echo "==> registry on $reg"
 

@@ -15,6 +15,7 @@ PACKAGES=(
   openssl           # certificates for the control plane and the token issuer
   hyperfine         # benchmarks
   curl              # readiness probes in scripts
+  bc                # arithmetic in benchmark scripts
 )
 
 missing=()
