@@ -8,6 +8,7 @@ import { registerImport } from './commands/import.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerListTags } from './commands/list-tags.js';
 import { registerLogin } from './commands/login.js';
+import { registerRun } from './commands/run.js';
 import { registerSync } from './commands/sync.js';
 
 export const VERSION = '0.1.0';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerLogin(program);
   registerImport(program);
   registerController(program);
+  registerRun(program);
   return program;
 }
 

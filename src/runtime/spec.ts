@@ -82,7 +82,7 @@ export interface SpecOptions {
   callerLimits?: CallerLimits;
   cgroupMode?: CgroupMode;
   controllers?: Set<ResourceController>;
-  /** Create WorkingDir in the rootfs when missing (default true). */
+  /** Check the working directory in the rootfs, creating the image's WorkingDir when missing (default true). */
   createWorkdir?: boolean;
 }
 
@@ -94,6 +94,13 @@ export interface GeneratedSpec {
 export class NoCommandError extends StevedoreError {
   constructor() {
     super('NO_COMMAND', 'no command or entrypoint provided, and no CMD or ENTRYPOINT from image');
+  }
+}
+
+/** An explicit working directory (`-w`) that the image does not have: Podman refuses it (126). */
+export class WorkdirNotFoundError extends StevedoreError {
+  constructor(dir: string) {
+    super('WORKDIR_NOT_FOUND', `workdir "${dir}" does not exist in the container`);
   }
 }
 
@@ -175,8 +182,12 @@ function rlimits(limits: CallerLimits): RuntimeSpec['process']['rlimits'] {
   ];
 }
 
-/** Creates WorkingDir inside the rootfs (symlinks resolved inside it), owned by the user. */
-async function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: number): Promise<void> {
+/**
+ * Makes sure the working directory exists inside the rootfs (symlinks resolved inside it). The
+ * image's WorkingDir is created when missing, owned by the user; an explicit one must exist, as
+ * in Podman.
+ */
+async function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: number, explicit: boolean): Promise<void> {
   const host = await resolveInRoot(rootfs, cwd);
   try {
     await lstat(host);
@@ -184,6 +195,7 @@ async function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: numb
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  if (explicit) throw new WorkdirNotFoundError(cwd);
   await mkdir(host, { recursive: true, mode: 0o755 });
   if (process.geteuid?.() === 0) await chown(host, uid, gid).catch(() => undefined);
 }
@@ -199,7 +211,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   const user = await resolveUser(rootfs, opts.user ?? cfg.User);
   const cwd = opts.workdir ?? (cfg.WorkingDir || '/');
   if (!cwd.startsWith('/')) throw new InvalidInputError(`working directory "${cwd}" must be an absolute path`);
-  if (opts.createWorkdir !== false) await ensureWorkdir(rootfs, cwd, user.uid, user.gid);
+  if (opts.createWorkdir !== false) await ensureWorkdir(rootfs, cwd, user.uid, user.gid, opts.workdir !== undefined);
   const hostname = opts.hostname ?? opts.id.slice(0, 12);
   const env = mergeEnv(cfg.Env, opts.env, { HOSTNAME: hostname, HOME: user.home });
   const caps = user.uid === 0 ? [...DEFAULT_CAPABILITIES] : [];

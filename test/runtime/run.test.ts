@@ -83,9 +83,9 @@ describe('runContainer with runc on the busybox image', () => {
     expect(o.stdout).toBe('/bin\n');
   });
 
-  it('creates a missing working directory and starts there', async () => {
-    const r = await run(['sh', '-c', 'pwd; ls -d /work/deep'], { workdir: '/work/deep' });
-    expect(r.stdout).toBe('/work/deep\n/work/deep\n');
+  it('starts in the working directory; a missing explicit one is refused', async () => {
+    expect((await run(['sh', '-c', 'pwd'], { workdir: '/etc' })).stdout).toBe('/etc\n');
+    await expect(run(['sh', '-c', 'pwd'], { workdir: '/work/deep' })).rejects.toThrow(/workdir "\/work\/deep" does not exist/);
   });
 
   it('runs as a user given by name or by number, with the group from passwd or given', async () => {
@@ -101,6 +101,10 @@ describe('runContainer with runc on the busybox image', () => {
     expect(root.stdout).toMatch(/CapEff:\s+00000000800405fb/);
     const nobody = await run(['sh', '-c', 'grep CapEff /proc/self/status'], { user: 'nobody' });
     expect(nobody.stdout).toMatch(/CapEff:\s+0000000000000000/);
+  });
+
+  it('sets no_new_privs (unlike Podman\'s default)', async () => {
+    expect((await run(['sh', '-c', 'grep NoNewPrivs /proc/self/status'])).stdout).toMatch(/NoNewPrivs:\s+1/);
   });
 
   it('read-only rootfs: writes fail; without it they succeed', async () => {

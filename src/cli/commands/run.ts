@@ -1,0 +1,169 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ContainerStartError, runContainer, type RunResult } from '../../runtime/container.js';
+import { WorkdirNotFoundError, type BindMount } from '../../runtime/spec.js';
+import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
+import { UnknownUserError } from '../../runtime/users.js';
+import { InvalidInputError } from '../../util/errors.js';
+import { collect, parsePositiveInt } from '../options.js';
+import { signalOnInterrupt } from '../signals.js';
+import { registerImages } from './images.js';
+
+/** Exit codes as Podman's: the tool failed, the command cannot be run, the command is missing. */
+export const EXIT_CANNOT_INVOKE = 126;
+export const EXIT_NOT_FOUND = 127;
+
+interface RunFlags {
+  rm?: boolean;
+  env?: string[];
+  envFile?: string[];
+  volume?: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  readOnly?: boolean;
+  network?: string;
+  timeout?: number;
+  runtime?: string;
+  pull?: string;
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: number;
+  name?: string;
+  hostname?: string;
+  root?: string;
+}
+
+/** `512m`, `1g`, `1048576`: bytes, with Docker's binary suffixes. */
+export function parseMemory(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$/i.exec(value.trim());
+  if (!m) throw new InvalidInputError(`--memory: invalid size "${value}"`);
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** `-e KEY=VALUE`; a bare `-e KEY` takes the value from this environment (skipped when unset). */
+export function parseEnvFlags(values: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  const out: string[] = [];
+  for (const v of values) {
+    if (v.includes('=')) {
+      if (v.startsWith('=')) throw new InvalidInputError(`-e ${v}: empty variable name`);
+      out.push(v);
+    } else if (env[v] !== undefined) out.push(`${v}=${env[v]}`);
+  }
+  return out;
+}
+
+/** Docker's env-file: KEY=VALUE lines, `#` comments, blank lines; a bare KEY is taken from the environment. */
+export function parseEnvFile(text: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  const lines = text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l !== '' && !l.startsWith('#'));
+  return parseEnvFlags(lines, env);
+}
+
+/** `-v /host:/ctr[:ro|rw]`: host paths only (named volumes are not supported). */
+export function parseVolume(value: string): BindMount {
+  const parts = value.split(':');
+  if (parts.length < 2 || parts.length > 3) throw new InvalidInputError(`-v ${value}: expected HOST:CONTAINER[:ro|rw]`);
+  const [source, destination, mode] = parts as [string, string, string | undefined];
+  if (!source.startsWith('/') && !source.startsWith('.')) throw new InvalidInputError(`-v ${value}: named volumes are not supported; give a host path`);
+  if (!destination.startsWith('/')) throw new InvalidInputError(`-v ${value}: the container path must be absolute`);
+  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new InvalidInputError(`-v ${value}: option must be ro or rw`);
+  return { source: resolve(source), destination, readonly: mode === 'ro' };
+}
+
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T)) throw new InvalidInputError(`${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+/** Registers `run` and its companion `images` (the local store they share). */
+export function registerRun(program: Command): void {
+  registerImages(program);
+  // `run IMAGE sh -c ...`: everything after the image belongs to the container, which commander
+  // allows only when global options come before the verb (as podman's do).
+  program.enablePositionalOptions();
+  program
+    .command('run')
+    .description('run a command in a new container (foreground); exits with its status, 125/126/127 as podman')
+    .argument('<image>', 'image: a registry reference (busybox, host/repo:tag) or a transport name (oci:/dir:ref)')
+    .argument('[args...]', 'command and arguments (replace the image CMD)')
+    .option('--rm', 'remove the container when it exits')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
+    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
+    .option('-v, --volume <host:ctr[:ro]>', 'bind-mount a host path (repeatable)', collect)
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user[:group]>', 'user name or uid, optionally with a group name or gid')
+    .option('--entrypoint <cmd>', 'override the image ENTRYPOINT (a word or a JSON array); clears CMD')
+    .option('--read-only', 'mount the root filesystem read-only')
+    .option('--network <none|host>', 'network: a private namespace (none) or the host\'s', 'none')
+    .option('--timeout <seconds>', 'stop the container after this many seconds', parsePositiveInt)
+    .option('--runtime <runc|crun>', 'OCI runtime', 'runc')
+    .option('--pull <always|missing|never>', 'pull policy', 'missing')
+    .option('-m, --memory <size>', 'memory limit (e.g. 256m)')
+    .option('--cpus <n>', 'CPU limit (fractional)')
+    .option('--pids-limit <n>', 'maximum number of processes', parsePositiveInt)
+    .option('--name <name>', 'container name')
+    .option('--hostname <name>', 'container host name')
+    .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
+    .passThroughOptions()
+    .action(async (image: string, args: string[], o: RunFlags) => {
+      const env: string[] = [];
+      for (const f of o.envFile ?? []) env.push(...parseEnvFile(await readFile(f, 'utf8')));
+      env.push(...parseEnvFlags(o.env ?? []));
+      const cpus = o.cpus === undefined ? undefined : Number(o.cpus);
+      if (cpus !== undefined && !(cpus > 0)) throw new InvalidInputError(`--cpus must be a positive number, got "${o.cpus}"`);
+      const store = await ImageStore.open(o.root);
+      const signal = signalOnInterrupt();
+      let result: RunResult;
+      try {
+        result = await runContainer(store, {
+          image,
+          args,
+          env,
+          binds: (o.volume ?? []).map(parseVolume),
+          workdir: o.workdir,
+          user: o.user,
+          entrypoint: o.entrypoint,
+          readOnly: o.readOnly,
+          network: oneOf('--network', o.network, ['none', 'host'] as const, 'none'),
+          timeoutSeconds: o.timeout,
+          runtime: oneOf('--runtime', o.runtime, ['runc', 'crun'] as const, 'runc'),
+          pull: oneOf<PullPolicy>('--pull', o.pull, ['always', 'missing', 'never'], 'missing'),
+          memory: o.memory === undefined ? undefined : parseMemory(o.memory),
+          cpus,
+          pidsLimit: o.pidsLimit,
+          name: o.name,
+          hostname: o.hostname,
+          remove: o.rm,
+          stdout: (c) => process.stdout.write(c),
+          stderr: (c) => process.stderr.write(c),
+          onWarning: (w) => process.stderr.write(`WARN: ${w}\n`),
+          signal,
+        });
+      } catch (err) {
+        if (err instanceof ContainerStartError) {
+          process.stderr.write(`Error: ${err.message}\n`);
+          return exitWith(err.exitCode);
+        }
+        if (err instanceof UnknownUserError || err instanceof WorkdirNotFoundError) {
+          // Podman resolves the user as part of starting the command: 126, like any command it cannot run.
+          process.stderr.write(`Error: ${err.message}\n`);
+          return exitWith(EXIT_CANNOT_INVOKE);
+        }
+        throw err; // the tool's own failure: 125
+      }
+      if (result.reason === 'DeadlineExceeded') process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
+      if (result.exitCode !== 0) return exitWith(result.exitCode);
+    });
+}
+
+/**
+ * Ends the process with the container's status (or 126/127), as `podman run` does; the shared
+ * error path would turn any failure into 125. Waits for stdout and stderr to drain first.
+ */
+async function exitWith(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
+  process.exit(code);
+}

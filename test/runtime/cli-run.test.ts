@@ -1,0 +1,178 @@
+/**
+ * `stevedore run` as a user runs it (a child process on the TypeScript sources), and side by side
+ * with `podman run` (runc, cgroupfs) on the same image, loaded into containers-storage with skopeo.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
+import { runCommand } from '../harness/procs.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { skopeo } from '../harness/skopeo.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const HOOKS = join(HERE, 'ts-hooks.mjs');
+const MAIN = resolve(HERE, '..', '..', 'src', 'cli', 'main.ts');
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnOutcome(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Outcome> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? 255, stdout, stderr });
+    });
+  });
+}
+
+let dir: string;
+let storeRoot: string;
+let image: FixtureImage;
+
+function stevedore(args: string[]): Promise<Outcome> {
+  const code = `const m = await import(${JSON.stringify(MAIN)}); await m.main(['node', 'stevedore', ...process.argv.slice(1)]);`;
+  return spawnOutcome(process.execPath, ['--import', HOOKS, '--input-type=module', '-e', code, ...args], { ...process.env, STEVEDORE_ROOT: storeRoot });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stevedore-cli-run-'));
+  storeRoot = join(dir, 'store');
+  image = await makeBusyboxImage(join(dir, 'layout'), 'bb');
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('stevedore run (CLI)', () => {
+  it('prints the output and exits with the container status', async () => {
+    const r = await stevedore(['run', '--rm', image.ociRef, 'sh', '-c', 'echo hi; exit 3']);
+    expect(r.stdout).toBe('hi\n');
+    expect(r.code).toBe(3);
+  });
+
+  it('reads -e, --env-file, -w, -u and --read-only', async () => {
+    const envFile = join(dir, 'env');
+    await writeFile(envFile, '# comment\nA=from-file\nB=2\n');
+    const r = await stevedore(['run', '--rm', '--env-file', envFile, '-e', 'B=3', '-w', '/tmp', '-u', 'nobody', '--read-only', image.ociRef, 'sh', '-c', 'echo $A $B $(pwd) $(id -u); echo x > /f']);
+    expect(r.stdout).toBe('from-file 3 /tmp 65534\n');
+    expect(r.code).toBe(1);
+  });
+
+  it('exits 127 for a missing command, 126 for one that cannot run or an unknown user, 125 for its own errors', async () => {
+    expect((await stevedore(['run', '--rm', image.ociRef, 'nosuchcommand'])).code).toBe(127);
+    expect((await stevedore(['run', '--rm', image.ociRef, '/etc/passwd'])).code).toBe(126);
+    expect((await stevedore(['run', '--rm', '-u', 'nosuchuser', image.ociRef, 'true'])).code).toBe(126);
+    const bad = await stevedore(['run', '--rm', '--network', 'bridge', image.ociRef, 'true']);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toMatch(/--network must be one of none, host/);
+    expect((await stevedore(['run', '--rm', '--pull', 'never', 'localhost/absent:1', 'true'])).code).toBe(125);
+  });
+
+  it('--timeout ends the run with DeadlineExceeded', async () => {
+    const r = await stevedore(['run', '--rm', '--timeout', '1', image.ociRef, 'sh', '-c', 'trap "exit 9" TERM; busybox sleep 20 & wait']);
+    expect(r.code).toBe(9);
+    expect(r.stderr).toMatch(/DeadlineExceeded/);
+  });
+
+  it('--runtime crun says why it cannot run on a hybrid-cgroup host', async () => {
+    const { cgroupMode } = await import('../../src/runtime/cgroups.js');
+    if (cgroupMode() !== 'hybrid') return;
+    const r = await stevedore(['run', '--rm', '--runtime', 'crun', image.ociRef, 'true']);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/crun cannot run here: .*use --runtime runc/);
+  });
+
+  it('lists pulled images with `images`', async () => {
+    const r = await stevedore(['images']);
+    expect(r.stdout).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\n/);
+    expect(r.stdout).toMatch(/localhost\/layout\s+bb\s+[0-9a-f]{12}/);
+  });
+});
+
+describe('stevedore run from a registry', () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startRegistry();
+  });
+  afterAll(async () => {
+    await registry?.stop();
+  });
+
+  it('pulls by reference through the copy engine, then runs from the store with --pull never', async () => {
+    const ref = `${registry.host}/test/busybox:1`;
+    const pushed = await skopeo(['copy', '--dest-tls-verify=false', image.ociRef, `docker://${ref}`]);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const first = await stevedore(['run', '--rm', ref, 'echo', 'pulled']);
+    expect(first.stdout).toBe('pulled\n');
+    expect(first.code).toBe(0);
+    const again = await stevedore(['run', '--rm', '--pull', 'never', ref, 'echo', 'cached']);
+    expect(again.stdout).toBe('cached\n');
+    expect((await stevedore(['images'])).stdout).toContain(`${registry.host}/test/busybox`);
+  });
+});
+
+describe('same behaviour as podman run', () => {
+  const tag = `localhost/stevedore-cmp:${randomBytes(6).toString('hex')}`;
+  beforeAll(async () => {
+    const loaded = await skopeo(['copy', image.ociRef, `containers-storage:${tag}`]);
+    if (loaded.code !== 0) throw new Error(`loading the image into podman's storage failed: ${loaded.stderr}`);
+  });
+  afterAll(async () => {
+    await runCommand('podman', ['rmi', '-f', tag], { timeoutMs: 60_000 }).catch(() => undefined);
+  });
+
+  // Podman's own defaults ask for rlimits above this host's hard limits; give it ones it can set.
+  const podman = (flags: string[], args: string[]): Promise<Outcome> =>
+    spawnOutcome('podman', [
+      '--runtime', 'runc', '--cgroup-manager=cgroupfs', '--events-backend=file',
+      'run', '--rm', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '--network', 'none', ...flags, tag, ...args,
+    ]);
+
+  const cases: { name: string; flags: string[]; args: string[]; compareStderr?: boolean }[] = [
+    { name: 'echo', flags: [], args: ['echo', 'hello world'] },
+    { name: 'image CMD', flags: [], args: [] },
+    { name: 'exit code', flags: [], args: ['sh', '-c', 'exit 3'] },
+    { name: 'signalled child (128+15)', flags: [], args: ['sh', '-c', 'sh -c "kill -TERM \\$\\$"; exit $?'] },
+    { name: 'PID 1 ignores its own SIGTERM', flags: [], args: ['sh', '-c', 'kill -TERM $$; echo survived'] },
+    { name: '--entrypoint with args', flags: ['--entrypoint', '/bin/echo'], args: ['a', 'b'] },
+    { name: '--entrypoint JSON array', flags: ['--entrypoint', '["/bin/sh","-c"]'], args: ['echo $0 $1', 'x', 'y'] },
+    { name: 'env override and add', flags: ['-e', 'PATH=/bin', '-e', 'FOO=bar'], args: ['sh', '-c', 'echo $PATH $FOO'] },
+    { name: 'workdir', flags: ['-w', '/etc'], args: ['sh', '-c', 'pwd'] },
+    { name: 'missing -w workdir is refused', flags: ['-w', '/new/dir'], args: ['sh', '-c', 'pwd'] },
+    { name: 'user by name', flags: ['-u', 'nobody'], args: ['sh', '-c', 'id -u; id -g; echo $HOME'] },
+    { name: 'user by number', flags: ['-u', '1234'], args: ['sh', '-c', 'id -u; id -g; echo $HOME'] },
+    { name: 'user:group', flags: ['-u', 'nobody:root'], args: ['sh', '-c', 'id -u; id -g'] },
+    { name: 'unknown user', flags: ['-u', 'nosuchuser'], args: ['true'] },
+    { name: 'read-only rootfs', flags: ['--read-only'], args: ['sh', '-c', 'echo x > /f; echo rc=$?'] },
+    { name: 'writable rootfs', flags: [], args: ['sh', '-c', 'echo x > /f && cat /f'] },
+    { name: 'command not found', flags: [], args: ['nosuchcommand'] },
+    { name: 'not executable', flags: [], args: ['/etc/passwd'] },
+    { name: 'capabilities of root', flags: [], args: ['sh', '-c', 'grep -E "Cap(Eff|Bnd)" /proc/self/status'] },
+    { name: 'capabilities of nobody', flags: ['-u', 'nobody'], args: ['sh', '-c', 'grep -E "Cap(Eff|Prm)" /proc/self/status'] },
+    { name: 'masked and read-only paths', flags: [], args: ['sh', '-c', 'cat /proc/kcore | wc -c; echo 1 > /proc/sys/vm/drop_caches; echo rc=$?'] },
+    { name: 'default mounts', flags: [], args: ['sh', '-c', "grep -E ' /(proc|dev|dev/pts|dev/shm|dev/mqueue|sys) ' /proc/mounts | cut -d' ' -f2,3 | sort"] },
+  ];
+
+  for (const c of cases) {
+    it(`${c.name}: same stdout and exit status`, async () => {
+      const [ours, theirs] = await Promise.all([stevedore(['run', '--rm', '--network', 'none', ...c.flags, image.ociRef, ...c.args]), podman(c.flags, c.args)]);
+      expect({ code: ours.code, stdout: ours.stdout }).toEqual({ code: theirs.code, stdout: theirs.stdout });
+    });
+  }
+});
