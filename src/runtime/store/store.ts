@@ -204,6 +204,22 @@ export class ImageStore {
     return names.filter((n) => n.startsWith('.tmp-')).map((n) => join(this.root, 'snapshots', n));
   }
 
+  /**
+   * Removes what interrupted unpacks left behind. Only safe when no unpack is running in another
+   * process: a temp dir being written is indistinguishable from one that was abandoned.
+   */
+  async pruneTemps(opts: { olderThanMs?: number } = {}): Promise<string[]> {
+    const removed: string[] = [];
+    const cutoff = Date.now() - (opts.olderThanMs ?? 0);
+    for (const path of await this.staleTemps()) {
+      const st = await stat(path).catch(() => undefined);
+      if (!st || st.mtimeMs > cutoff) continue;
+      await rm(path, { recursive: true, force: true });
+      removed.push(path);
+    }
+    return removed;
+  }
+
   /** Makes a container's directory with a writable rootfs over the image's top snapshot. */
   async createRootfs(id: string, image: StoredImage, opts: { mode?: RootfsMode; signal?: AbortSignal } = {}): Promise<ContainerRootfs> {
     const lower = await this.snapshot(image, opts);
