@@ -67,7 +67,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const image = await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal });
   const id = randomBytes(32).toString('hex');
   const name = opts.name ?? `stevedore-${id.slice(0, 12)}`;
-  const ctr = await store.createRootfs(id, image, { mode: opts.rootfsMode, signal: opts.signal });
+  const ctr = await store.createRootfs(id, image, { mode: opts.rootfsMode, signal: opts.signal, idMap: opts.idMappings });
   const warnings: string[] = [];
   const logPath = join(ctr.dir, 'ctr.log');
   let cleanedUp = false;

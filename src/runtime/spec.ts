@@ -187,6 +187,12 @@ function rlimits(limits: CallerLimits): RuntimeSpec['process']['rlimits'] {
  * image's WorkingDir is created when missing, owned by the user; an explicit one must exist, as
  * in Podman.
  */
+function toHost(maps: readonly IdMapping[] | undefined, id: number): number {
+  if (!maps) return id;
+  const m = maps.find((x) => x.containerID <= id && id < x.containerID + x.size);
+  return m ? m.hostID + (id - m.containerID) : id;
+}
+
 async function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: number, explicit: boolean): Promise<void> {
   const host = await resolveInRoot(rootfs, cwd);
   try {
@@ -211,7 +217,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   const user = await resolveUser(rootfs, opts.user ?? cfg.User);
   const cwd = opts.workdir ?? (cfg.WorkingDir || '/');
   if (!cwd.startsWith('/')) throw new InvalidInputError(`working directory "${cwd}" must be an absolute path`);
-  if (opts.createWorkdir !== false) await ensureWorkdir(rootfs, cwd, user.uid, user.gid, opts.workdir !== undefined);
+  if (opts.createWorkdir !== false) await ensureWorkdir(rootfs, cwd, toHost(opts.idMappings?.uidMappings, user.uid), toHost(opts.idMappings?.gidMappings, user.gid), opts.workdir !== undefined);
   const hostname = opts.hostname ?? opts.id.slice(0, 12);
   const env = mergeEnv(cfg.Env, opts.env, { HOSTNAME: hostname, HOME: user.home });
   const caps = user.uid === 0 ? [...DEFAULT_CAPABILITIES] : [];

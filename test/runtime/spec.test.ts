@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseEnvFile, parseEnvFlags, parseMemory, parseVolume } from '../../src/cli/commands/run.js';
+import { parseEnvFile, parseEnvFlags, parseIdMap, parseMemory, parseVolume } from '../../src/cli/commands/run.js';
 import type { ImageConfig } from '../../src/oci/config.js';
 import { cgroupMode } from '../../src/runtime/cgroups.js';
 import { rootlessMappings } from '../../src/runtime/idmap.js';
@@ -215,5 +215,7 @@ describe('small pieces', () => {
     expect(parseVolume('/a:/b:ro')).toEqual({ source: '/a', destination: '/b', readonly: true });
     expect(() => parseVolume('named:/b')).toThrow(/named volumes/);
     expect(() => parseVolume('/a:rel')).toThrow(/absolute/);
+    expect(parseIdMap('--uidmap', '0:100000:65536')).toEqual({ containerID: 0, hostID: 100000, size: 65536 });
+    expect(() => parseIdMap('--uidmap', '0:1')).toThrow(/CONTAINER_ID:HOST_ID:SIZE/);
   });
 });

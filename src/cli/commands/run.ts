@@ -5,6 +5,7 @@ import { ContainerStartError, runContainer, type RunResult } from '../../runtime
 import { WorkdirNotFoundError, type BindMount } from '../../runtime/spec.js';
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import { UnknownUserError } from '../../runtime/users.js';
+import type { IdMapping } from '../../runtime/unpack/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { collect, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
@@ -33,6 +34,15 @@ interface RunFlags {
   name?: string;
   hostname?: string;
   root?: string;
+  uidmap?: string[];
+  gidmap?: string[];
+}
+
+/** Podman's `--uidmap CONTAINER:HOST:SIZE`. */
+export function parseIdMap(flag: string, value: string): IdMapping {
+  const m = /^(\d+):(\d+):(\d+)$/.exec(value);
+  if (!m || Number(m[3]) < 1) throw new InvalidInputError(`${flag} ${value}: expected CONTAINER_ID:HOST_ID:SIZE`);
+  return { containerID: Number(m[1]), hostID: Number(m[2]), size: Number(m[3]) };
 }
 
 /** `512m`, `1g`, `1048576`: bytes, with Docker's binary suffixes. */
@@ -106,6 +116,8 @@ export function registerRun(program: Command): void {
     .option('--pids-limit <n>', 'maximum number of processes', parsePositiveInt)
     .option('--name <name>', 'container name')
     .option('--hostname <name>', 'container host name')
+    .option('--uidmap <ctr:host:size>', 'run in a user namespace with this uid mapping (repeatable)', collect)
+    .option('--gidmap <ctr:host:size>', 'gid mapping for the user namespace (repeatable; default: as --uidmap)', collect)
     .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
     .passThroughOptions()
     .action(async (image: string, args: string[], o: RunFlags) => {
@@ -114,6 +126,9 @@ export function registerRun(program: Command): void {
       env.push(...parseEnvFlags(o.env ?? []));
       const cpus = o.cpus === undefined ? undefined : Number(o.cpus);
       if (cpus !== undefined && !(cpus > 0)) throw new InvalidInputError(`--cpus must be a positive number, got "${o.cpus}"`);
+      const uidMappings = (o.uidmap ?? []).map((v) => parseIdMap('--uidmap', v));
+      const gidMappings = o.gidmap ? o.gidmap.map((v) => parseIdMap('--gidmap', v)) : uidMappings;
+      if (gidMappings.length > 0 && uidMappings.length === 0) throw new InvalidInputError('--gidmap needs --uidmap');
       const store = await ImageStore.open(o.root);
       const signal = signalOnInterrupt();
       let result: RunResult;
@@ -137,6 +152,7 @@ export function registerRun(program: Command): void {
           name: o.name,
           hostname: o.hostname,
           remove: o.rm,
+          ...(uidMappings.length > 0 ? { idMappings: { uidMappings, gidMappings } } : {}),
           stdout: (c) => process.stdout.write(c),
           stderr: (c) => process.stderr.write(c),
           onWarning: (w) => process.stderr.write(`WARN: ${w}\n`),

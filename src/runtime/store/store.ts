@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { copyReference, type CopyOptions } from '../../copy/copy.js';
@@ -14,7 +14,7 @@ import type { TransportContext } from '../../transports/index.js';
 import { OciReference } from '../../transports/oci.js';
 import { errorMessage, NotFoundError, StevedoreError } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
-import { unpackLayer } from '../unpack/index.js';
+import { unpackLayer, type IdMap } from '../unpack/index.js';
 import { chainIds } from './chainid.js';
 import { normaliseImageName } from './names.js';
 import { defaultStoreRoot } from './paths.js';
@@ -145,30 +145,36 @@ export class ImageStore {
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  snapshotDir(chainId: Digest): string {
-    return join(this.root, 'snapshots', digestHex(chainId));
+  /**
+   * Where the snapshot of a chain ID lives. Snapshots for a user namespace hold the same content
+   * with ids shifted through its map, so they are kept apart: `<chainID hex>-<hash of the map>`.
+   */
+  snapshotDir(chainId: Digest, idMap?: IdMap): string {
+    return join(this.root, 'snapshots', digestHex(chainId) + idMapSuffix(idMap));
   }
 
   /**
    * The complete rootfs of the image's top layer, building the missing snapshots bottom up.
    * Returns the path of the top snapshot's `rootfs` (never to be written to).
    */
-  async snapshot(image: StoredImage, opts: { signal?: AbortSignal } = {}): Promise<string> {
+  async snapshot(image: StoredImage, opts: { signal?: AbortSignal; idMap?: IdMap } = {}): Promise<string> {
+    const { idMap } = opts;
     if (image.chainIds.length === 0) {
-      const empty = join(this.root, 'snapshots', 'empty', 'rootfs');
+      const empty = join(this.root, 'snapshots', `empty${idMapSuffix(idMap)}`, 'rootfs');
       await mkdir(empty, { recursive: true });
+      if (idMap) await chownToMappedRoot(empty, idMap);
       return empty;
     }
     let start = image.chainIds.length;
-    while (start > 0 && !(await isDir(join(this.snapshotDir(image.chainIds[start - 1]!), 'rootfs')))) start--;
+    while (start > 0 && !(await isDir(join(this.snapshotDir(image.chainIds[start - 1]!, idMap), 'rootfs')))) start--;
     for (let i = start; i < image.chainIds.length; i++) {
       opts.signal?.throwIfAborted();
-      await this.buildSnapshot(image, i, opts.signal);
+      await this.buildSnapshot(image, i, opts.signal, idMap);
     }
-    return join(this.snapshotDir(image.chainIds[image.chainIds.length - 1]!), 'rootfs');
+    return join(this.snapshotDir(image.chainIds[image.chainIds.length - 1]!, idMap), 'rootfs');
   }
 
-  private async buildSnapshot(image: StoredImage, i: number, signal?: AbortSignal): Promise<void> {
+  private async buildSnapshot(image: StoredImage, i: number, signal?: AbortSignal, idMap?: IdMap): Promise<void> {
     const chainId = image.chainIds[i]!;
     const layer = image.manifest.layers[i]!;
     const tmp = join(this.root, 'snapshots', `.tmp-${randomBytes(8).toString('hex')}`);
@@ -176,17 +182,19 @@ export class ImageStore {
     try {
       await mkdir(tmp);
       const rootfs = join(tmp, 'rootfs');
-      if (i === 0) await mkdir(rootfs, { mode: 0o755 });
-      else await copyTree(join(this.snapshotDir(image.chainIds[i - 1]!), 'rootfs'), rootfs);
+      if (i === 0) {
+        await mkdir(rootfs, { mode: 0o755 });
+        if (idMap) await chownToMappedRoot(rootfs, idMap);
+      } else await copyTree(join(this.snapshotDir(image.chainIds[i - 1]!, idMap), 'rootfs'), rootfs);
       const stream = await this.layout.openBlob(layer);
-      const result = await unpackLayer(rootfs, stream, { mediaType: layer.mediaType, signal });
+      const result = await unpackLayer(rootfs, stream, { mediaType: layer.mediaType, signal, ...(idMap ? { idMap } : {}) });
       const expected = image.config.rootfs.diff_ids[i];
       if (result.diffID !== expected) {
         throw new StevedoreError('DIFFID_MISMATCH', `layer ${layer.digest}: diffID ${result.diffID} differs from the config's ${expected}`);
       }
       await writeFile(join(tmp, 'snapshot.json'), JSON.stringify({ chainId, diffId: result.diffID, layer: layer.digest, parent: i > 0 ? image.chainIds[i - 1] : null }));
       try {
-        await rename(tmp, this.snapshotDir(chainId));
+        await rename(tmp, this.snapshotDir(chainId, idMap));
       } catch (err) {
         // Someone else finished the same snapshot first: theirs is as good as ours.
         const code = (err as NodeJS.ErrnoException).code;
@@ -221,10 +229,13 @@ export class ImageStore {
   }
 
   /** Makes a container's directory with a writable rootfs over the image's top snapshot. */
-  async createRootfs(id: string, image: StoredImage, opts: { mode?: RootfsMode; signal?: AbortSignal } = {}): Promise<ContainerRootfs> {
+  async createRootfs(id: string, image: StoredImage, opts: { mode?: RootfsMode; signal?: AbortSignal; idMap?: IdMap } = {}): Promise<ContainerRootfs> {
+    const { idMap } = opts;
     const lower = await this.snapshot(image, opts);
     const dir = join(this.root, 'containers', id);
-    await mkdir(dir, { mode: 0o700 });
+    // In a user namespace the container's root is an unprivileged host uid that must reach its rootfs.
+    await mkdir(dir, { mode: idMap ? 0o711 : 0o700 });
+    if (idMap) await chmod(dir, 0o711);
     const rootfs = join(dir, 'rootfs');
     await mkdir(rootfs);
     const mode = opts.mode ?? 'auto';
@@ -233,6 +244,8 @@ export class ImageStore {
       try {
         await mkdir(join(dir, 'upper'));
         await mkdir(join(dir, 'work'));
+        // The upper dir's root is the merged root's: it must belong to the container's root.
+        if (idMap) await chownToMappedRoot(join(dir, 'upper'), idMap);
         if (/[,:]/.test(lower + dir)) throw new Error('paths with "," or ":" cannot be overlay options');
         await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootfs]);
         mounted = true;
@@ -272,6 +285,26 @@ export class ImageStore {
   async readSnapshotMeta(chainId: Digest): Promise<unknown> {
     return JSON.parse(await readFile(join(this.snapshotDir(chainId), 'snapshot.json'), 'utf8'));
   }
+}
+
+function idMapSuffix(idMap: IdMap | undefined): string {
+  if (!idMap) return '';
+  return `-${createHash('sha256').update(JSON.stringify([idMap.uidMappings, idMap.gidMappings])).digest('hex').slice(0, 12)}`;
+}
+
+/** Container uid/gid 0 as the host sees them through the map. */
+export function mappedRoot(idMap: IdMap): { uid: number; gid: number } {
+  const map = (ms: IdMap['uidMappings']): number => {
+    const m = ms.find((x) => x.containerID <= 0 && 0 < x.containerID + x.size);
+    if (!m) throw new StevedoreError('INVALID_ID_MAP', 'the id map does not map container id 0');
+    return m.hostID - m.containerID;
+  };
+  return { uid: map(idMap.uidMappings), gid: map(idMap.gidMappings) };
+}
+
+async function chownToMappedRoot(path: string, idMap: IdMap): Promise<void> {
+  const { uid, gid } = mappedRoot(idMap);
+  await chown(path, uid, gid);
 }
 
 async function isDir(p: string): Promise<boolean> {
