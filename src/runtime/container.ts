@@ -29,7 +29,7 @@ export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles'> {
   signal?: AbortSignal;
 }
 
-export type ExitReason = 'Completed' | 'Error' | 'DeadlineExceeded' | 'Cancelled' | 'CommandNotFound' | 'CommandNotExecutable';
+export type ExitReason = 'Completed' | 'Error' | 'OOMKilled' | 'DeadlineExceeded' | 'Cancelled';
 
 export interface RunResult {
   id: string;
@@ -107,6 +107,8 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       },
     });
     log.debug({ id, name, image: image.name, pid: running.pid, rootfs: ctr.mode }, 'container started');
+    // OOM kills are only reported through the runtime's events, and only with a memory limit.
+    const oom = spec.linux.resources.memory ? runtime.watchOom(id) : undefined;
 
     let reason: ExitReason | undefined;
     const timers: NodeJS.Timeout[] = [];
@@ -124,11 +126,13 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     try {
       exitCode = await running.exited;
     } finally {
+      oom?.stop();
       for (const t of timers) clearTimeout(t);
       opts.signal?.removeEventListener('abort', onAbort);
       await logFile.close();
     }
     const finishedAt = new Date().toISOString();
+    if (!reason && oom?.oomKilled) reason = 'OOMKilled';
     if (!reason && exitCode !== 0) {
       const runtimeLog = await runtime.errorLog(ctr.dir);
       const refusal = runtimeRefusal(runtime.name, `${runtimeLog}\n${stderrText}`);

@@ -46,6 +46,17 @@ export interface OciRuntime {
   run(id: string, bundle: string, io: RunIo): RunningContainer;
   /** The runtime's own error log of the last `run`/`create` of this bundle. */
   errorLog(bundle: string): Promise<string>;
+  /**
+   * Watches the container's events (`runtime events`) and reports whether the kernel OOM killer
+   * struck one of its processes; starts once the container exists. `stop()` ends the watch.
+   */
+  watchOom(id: string): OomWatch;
+}
+
+export interface OomWatch {
+  /** Whether an OOM event was seen so far. */
+  readonly oomKilled: boolean;
+  stop(): void;
 }
 
 export class RuntimeUnavailableError extends StevedoreError {
@@ -147,6 +158,46 @@ class CliRuntime implements OciRuntime {
       child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + signalNumber(signal) : 255)));
     });
     return { pid: child.pid, exited };
+  }
+
+  watchOom(id: string): OomWatch {
+    let oomKilled = false;
+    let stopped = false;
+    let child: ChildProcess | undefined;
+    const start = async (): Promise<void> => {
+      // The container exists shortly after `run` starts; `events` refuses an id it cannot find.
+      for (let i = 0; i < 100 && !stopped; i++) {
+        const ok = await this.state(id).then(() => true, () => false);
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (stopped) return;
+      child = spawn(this.binary, [...this.#global(), 'events', '--interval', '24h', id], { stdio: ['ignore', 'pipe', 'ignore'] });
+      child.once('error', () => undefined);
+      let buf = '';
+      child.stdout!.on('data', (c: Buffer) => {
+        buf += c.toString();
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          try {
+            if ((JSON.parse(line) as { type?: string }).type === 'oom') oomKilled = true;
+          } catch {
+            // not an event line
+          }
+        }
+      });
+    };
+    void start();
+    return {
+      get oomKilled() {
+        return oomKilled;
+      },
+      stop: () => {
+        stopped = true;
+        child?.kill('SIGKILL');
+      },
+    };
   }
 
   async errorLog(bundle: string): Promise<string> {

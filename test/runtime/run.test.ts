@@ -190,6 +190,14 @@ describe('runContainer with runc on the busybox image', () => {
     expect(r.stdout.trim()).toBe('17');
   });
 
+  it('reports OOMKilled (exit 137) when the memory limit is hit, from the runtime\'s events', async () => {
+    const r = await run(['sh', '-c', 'busybox sleep 1; x=aaaaaaaa; while :; do x=$x$x; done'], { memory: 32 * 1024 * 1024 });
+    expect(r.exitCode).toBe(137);
+    expect(r.reason).toBe('OOMKilled');
+    const fine = await run(['echo', 'fine'], { memory: 32 * 1024 * 1024 });
+    expect(fine.reason).toBe('Completed');
+  });
+
   it('--rm removes the container directory; --pull never fails for an image not in the store', async () => {
     await run(['true']);
     expect(await store.containerIds()).toEqual([]);
