@@ -29,17 +29,31 @@ export function cgroupMode(mountinfo?: string): CgroupMode {
   return v1 && v2Elsewhere ? 'hybrid' : 'v1';
 }
 
+/** Whether this process runs in a user namespace other than the host's (rootless, `unshare`). */
+export function inUserNamespace(uidMap?: string): boolean {
+  let text = uidMap;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/uid_map', 'utf8');
+    } catch {
+      return false;
+    }
+  }
+  const lines = text.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  return !(lines.length === 1 && lines[0] === '0 0 4294967295');
+}
+
 export type ResourceController = 'memory' | 'cpu' | 'pids';
 
 /**
  * Which controllers this process may use for a container. Root on cgroup v1 or hybrid may use any
  * mounted hierarchy; on v2 the controller must be enabled in the root's subtree; a non-root caller
- * needs the controller delegated to a cgroup it owns, which we do not set up (systemd does that for
- * Podman): it gets none, and the caller warns.
+ * (or root inside a user namespace) needs the controller delegated to a cgroup it owns, which we do
+ * not set up (systemd does that for Podman): it gets none, and the caller warns.
  */
 export function availableControllers(mode: CgroupMode = cgroupMode()): Set<ResourceController> {
   const all: ResourceController[] = ['memory', 'cpu', 'pids'];
-  if (process.geteuid?.() !== 0) return new Set();
+  if (process.geteuid?.() !== 0 || inUserNamespace()) return new Set();
   if (mode === 'v2') {
     try {
       const enabled = readFileSync('/sys/fs/cgroup/cgroup.subtree_control', 'utf8').split(/\s+/);

@@ -3,6 +3,7 @@ import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
+import { inUserNamespace } from './cgroups.js';
 import { K8sFileLog } from './logs.js';
 import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type RuntimeName, type RuntimeOptions } from './oci-runtime.js';
 import { generateSpec, type SpecOptions } from './spec.js';
@@ -62,7 +63,11 @@ const HOSTS = (hostname: string): string => `127.0.0.1\tlocalhost\n::1\tlocalhos
  * A command the runtime cannot find or execute rejects with ContainerStartError (127/126).
  */
 export async function runContainer(store: ImageStore, opts: RunOptions): Promise<RunResult> {
-  const runtime: OciRuntime = ociRuntime(opts.runtime ?? 'runc', opts.runtimeOptions);
+  const runtimeName = opts.runtime ?? 'runc';
+  // Rootless, the runtime's default state dir (/run/runc) is not ours: keep state in the store.
+  const rootless = process.geteuid?.() !== 0 || inUserNamespace();
+  const runtimeOptions = { ...(rootless ? { stateRoot: join(store.root, 'run', runtimeName) } : {}), ...opts.runtimeOptions };
+  const runtime: OciRuntime = ociRuntime(runtimeName, runtimeOptions);
   await runtime.check();
   const image = await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal });
   const id = randomBytes(32).toString('hex');

@@ -243,8 +243,11 @@ function signalNumber(sig: string): number {
  * it cannot be executed; undefined when the runtime's log shows no start failure.
  */
 export function classifyStartFailure(log: string): 126 | 127 | undefined {
-  if (!/unable to start container process|exec(ve)?[: ]|executable file not found/i.test(log)) return undefined;
-  if (/executable file not found|no such file or directory/i.test(log)) return 127;
-  if (/permission denied|is a directory|exec format error|not a directory/i.test(log)) return 126;
+  // runc: `exec: "cmd": reason`; crun: `executable file `cmd` not found` / `open executable: ...`.
+  const m = /exec(?:ve)?: "[^"]*": ([^\n]*)|(executable file `[^`]*` not found[^\n]*)|open executable: ([^\n]*)/i.exec(log);
+  if (!m) return undefined;
+  const reason = m[1] ?? m[2] ?? m[3] ?? '';
+  if (/executable file not found|not found|no such file or directory/i.test(reason)) return 127;
+  if (/permission denied|is a directory|exec format error|not a directory/i.test(reason)) return 126;
   return undefined;
 }

@@ -1,7 +1,7 @@
 import { chown, lstat, mkdir } from 'node:fs/promises';
 import type { ImageConfig } from '../oci/config.js';
 import { InvalidInputError, StevedoreError } from '../util/errors.js';
-import { availableControllers, cgroupMode, type CgroupMode, type ResourceController } from './cgroups.js';
+import { availableControllers, cgroupMode, inUserNamespace, type CgroupMode, type ResourceController } from './cgroups.js';
 import { callerLimits, type CallerLimits } from './limits.js';
 import { defaultSeccompProfile, type SeccompProfile } from './seccomp.js';
 import { resolveInRoot, type IdMapping } from './unpack/index.js';
@@ -82,6 +82,8 @@ export interface SpecOptions {
   callerLimits?: CallerLimits;
   cgroupMode?: CgroupMode;
   controllers?: Set<ResourceController>;
+  /** Whether the engine itself runs rootless (in a user namespace or as non-root): no cgroup of its own. */
+  rootless?: boolean;
   /** Check the working directory in the rootfs, creating the image's WorkingDir when missing (default true). */
   createWorkdir?: boolean;
 }
@@ -272,7 +274,8 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
     linux: {
       namespaces,
       ...(opts.idMappings ? { uidMappings: opts.idMappings.uidMappings, gidMappings: opts.idMappings.gidMappings } : {}),
-      cgroupsPath: mode === 'v2' ? `/stevedore/${opts.id}` : `/stevedore/${opts.id}`,
+      // Rootless, runc and crun skip a cgroup they cannot create only when none is named.
+      ...((opts.rootless ?? (process.geteuid?.() !== 0 || inUserNamespace())) ? {} : { cgroupsPath: `/stevedore/${opts.id}` }),
       resources,
       ...(seccomp ? { seccomp } : {}),
       maskedPaths: [...MASKED_PATHS],

@@ -12,6 +12,7 @@ import { K8sFileLog, MAX_LOG_LINE, parseK8sLog } from '../../src/runtime/logs.js
 import { classifyStartFailure, ociRuntime } from '../../src/runtime/oci-runtime.js';
 import { commandLine, DEFAULT_CAPABILITIES, generateSpec, mergeEnv, type SpecOptions } from '../../src/runtime/spec.js';
 import { chainIds, normaliseImageName } from '../../src/runtime/store/index.js';
+import { reexecCommand } from '../../src/runtime/rootless.js';
 import { resolveUser } from '../../src/runtime/users.js';
 import { runtimeConfigErrors } from './runtime-schema.js';
 
@@ -205,6 +206,13 @@ describe('small pieces', () => {
       ['stdout', 'F', 'xxxxx'],
       ['stdout', 'F', 'last'],
     ]);
+  });
+
+  it('re-executes a rootless caller through unshare with its whole subid range', () => {
+    expect(reexecCommand('/usr/bin/node', ['--no-warnings'], ['/usr/bin/node', '/opt/stevedore.js', 'run', 'img'])).toEqual({
+      cmd: 'unshare',
+      args: ['--user', '--map-root-user', '--map-auto', '--mount', '--propagation', 'private', '--', '/usr/bin/node', '--no-warnings', '/opt/stevedore.js', 'run', 'img'],
+    });
   });
 
   it('parses run flags: memory sizes and volumes', () => {

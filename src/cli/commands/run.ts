@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ContainerStartError, runContainer, type RunResult } from '../../runtime/container.js';
 import { WorkdirNotFoundError, type BindMount } from '../../runtime/spec.js';
+import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import { UnknownUserError } from '../../runtime/users.js';
 import type { IdMapping } from '../../runtime/unpack/index.js';
@@ -121,6 +122,8 @@ export function registerRun(program: Command): void {
     .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
     .passThroughOptions()
     .action(async (image: string, args: string[], o: RunFlags) => {
+      // A non-root caller continues as root of a user namespace over its subuid range.
+      if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
       const env: string[] = [];
       for (const f of o.envFile ?? []) env.push(...parseEnvFile(await readFile(f, 'utf8')));
       env.push(...parseEnvFlags(o.env ?? []));
