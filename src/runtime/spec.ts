@@ -67,6 +67,8 @@ export interface SpecOptions {
   hostname?: string;
   network?: 'none' | 'host';
   binds?: BindMount[];
+  /** `--tmpfs /path[:options]`: a tmpfs at each path (Podman's default options: rw,noexec,nosuid,nodev). */
+  tmpfs?: string[];
   /** Files the bundle provides for /etc/hosts, /etc/hostname, /etc/resolv.conf (bind-mounted). */
   etcFiles?: { hosts?: string; hostname?: string; resolvConf?: string };
   memory?: number;
@@ -232,6 +234,14 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   for (const b of opts.binds ?? []) {
     if (!b.destination.startsWith('/')) throw new InvalidInputError(`volume destination "${b.destination}" must be an absolute path`);
     mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', b.readonly ? 'ro' : 'rw'] });
+  }
+
+  for (const t of opts.tmpfs ?? []) {
+    const colon = t.indexOf(':');
+    const dest = colon < 0 ? t : t.slice(0, colon);
+    const extra = colon < 0 ? [] : t.slice(colon + 1).split(',').filter(Boolean);
+    if (!dest.startsWith('/')) throw new InvalidInputError(`--tmpfs ${t}: the container path must be absolute`);
+    mounts.push({ destination: dest, type: 'tmpfs', source: 'tmpfs', options: ['rw', 'noexec', 'nosuid', 'nodev', ...extra] });
   }
 
   const namespaces: RuntimeSpec['linux']['namespaces'] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];

@@ -124,6 +124,11 @@ describe('runContainer with runc on the busybox image', () => {
     expect(ro.exitCode).not.toBe(0);
   });
 
+  it('--tmpfs mounts a tmpfs, writable even on a read-only rootfs', async () => {
+    const r = await run(['sh', '-c', 'echo x > /scratch/f && cat /scratch/f && grep " /scratch " /proc/mounts | cut -d" " -f3,4'], { readOnly: true, tmpfs: ['/scratch:size=1m'] });
+    expect(r.stdout).toMatch(/^x\ntmpfs rw,nosuid,nodev,noexec,.*size=1024k/);
+  });
+
   it('applies the default seccomp profile (unshare and mount are refused)', async () => {
     const r = await run(['sh', '-c', 'busybox unshare -m true; echo rc=$?']);
     expect(r.stdout).toMatch(/rc=[1-9]/);
@@ -218,6 +223,14 @@ describe('the store', () => {
     expect((await stat(top)).mtimeMs).toBe(before);
     expect((await s.list()).map((i) => i.name)).toEqual(['localhost/layout:bb']);
     expect(await s.readSnapshotMeta(img.chainIds[0]!)).toMatchObject({ diffId: image.diffIds[0] });
+  });
+
+  it('two runs building the same snapshot at once both succeed and leave one snapshot', async () => {
+    const s = await ImageStore.open(join(dir, 'store5'));
+    const img = await s.pull(image.ociRef);
+    const [a, b] = await Promise.all([s.snapshot(img), s.snapshot(img)]);
+    expect(a).toBe(b);
+    expect((await readdir(join(s.root, 'snapshots'))).sort()).toEqual([img.chainIds[0]!.slice('sha256:'.length)]);
   });
 
   it('an interrupted unpack leaves no snapshot that a later run uses', async () => {

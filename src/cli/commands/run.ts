@@ -21,6 +21,7 @@ interface RunFlags {
   env?: string[];
   envFile?: string[];
   volume?: string[];
+  tmpfs?: string[];
   workdir?: string;
   user?: string;
   entrypoint?: string;
@@ -104,6 +105,7 @@ export function registerRun(program: Command): void {
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
     .option('-v, --volume <host:ctr[:ro]>', 'bind-mount a host path (repeatable)', collect)
+    .option('--tmpfs <path[:options]>', 'mount a tmpfs (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', 'user name or uid, optionally with a group name or gid')
     .option('--entrypoint <cmd>', 'override the image ENTRYPOINT (a word or a JSON array); clears CMD')
@@ -141,6 +143,7 @@ export function registerRun(program: Command): void {
           args,
           env,
           binds: (o.volume ?? []).map(parseVolume),
+          tmpfs: o.tmpfs,
           workdir: o.workdir,
           user: o.user,
           entrypoint: o.entrypoint,
