@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorMessage, StevedoreError } from '../util/errors.js';
+import { errorMessage, InvalidInputError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { inUserNamespace } from './cgroups.js';
+import { listContainers, writeRecord, type ContainerRecord } from './containers.js';
 import { K8sFileLog } from './logs.js';
 import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type RuntimeName, type RuntimeOptions } from './oci-runtime.js';
 import { generateSpec, type SpecOptions } from './spec.js';
@@ -72,10 +73,14 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const image = await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal });
   const id = randomBytes(32).toString('hex');
   const name = opts.name ?? `stevedore-${id.slice(0, 12)}`;
+  if (opts.name !== undefined && (await listContainers(store)).some((c) => c.name === opts.name)) {
+    throw new InvalidInputError(`the container name "${opts.name}" is already in use; remove that container or choose another name`);
+  }
   const ctr = await store.createRootfs(id, image, { mode: opts.rootfsMode, signal: opts.signal, idMap: opts.idMappings });
   const warnings: string[] = [];
   const logPath = join(ctr.dir, 'ctr.log');
   let cleanedUp = false;
+  let record: ContainerRecord | undefined;
   const cleanup = async (): Promise<void> => {
     if (cleanedUp) return;
     cleanedUp = true;
@@ -89,11 +94,26 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     await writeFile(etcFiles.hosts, HOSTS(hostname));
     await writeFile(etcFiles.hostname, `${hostname}\n`);
     await copyFile('/etc/resolv.conf', etcFiles.resolvConf).catch(() => writeFile(etcFiles.resolvConf, ''));
+    record = {
+      id,
+      name,
+      image: image.name,
+      imageDigest: image.digest,
+      runtime: runtime.name,
+      status: 'running',
+      createdAt: new Date().toISOString(),
+      bundle: ctr.dir,
+      logPath,
+      command: [],
+      ...(runtimeOptions.stateRoot ? { stateRoot: runtimeOptions.stateRoot } : {}),
+    };
     const { spec, warnings: specWarnings } = await generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles });
     for (const w of specWarnings) {
       warnings.push(w);
       opts.onWarning?.(w);
     }
+    record.command = spec.process.args;
+    await writeRecord(record);
     spec.annotations = { ...spec.annotations, 'dev.stevedore.container.name': name, 'org.opencontainers.image.ref.name': image.name };
     await writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2));
 
@@ -157,10 +177,13 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       startedAt,
       finishedAt,
     };
-    if (!opts.remove) await writeFile(join(ctr.dir, 'state.json'), JSON.stringify({ ...result, image: image.name, imageDigest: image.digest }, null, 2));
+    if (!opts.remove) await writeRecord({ ...record, status: 'exited', exitCode, reason: result.reason, finishedAt });
     return result;
   } catch (err) {
     log.debug({ id, err: errorMessage(err) }, 'container failed');
+    if (record && !opts.remove) {
+      await writeRecord({ ...record, status: 'exited', exitCode: err instanceof ContainerStartError ? err.exitCode : 125, reason: 'Error', finishedAt: new Date().toISOString() }).catch(() => undefined);
+    }
     throw err;
   } finally {
     await cleanup();

@@ -98,6 +98,23 @@ describe('stevedore run (CLI)', () => {
     expect(r.stderr).toMatch(/crun cannot run here: .*use --runtime runc/);
   });
 
+  it('keeps a container without --rm: ps -a, logs, rm; names are unique', async () => {
+    const r = await stevedore(['run', '--name', 'keeper', image.ociRef, 'sh', '-c', 'echo out; echo err >&2; exit 4']);
+    expect(r.code).toBe(4);
+    const dup = await stevedore(['run', '--name', 'keeper', image.ociRef, 'true']);
+    expect(dup.code).toBe(125);
+    expect(dup.stderr).toMatch(/name "keeper" is already in use/);
+    expect((await stevedore(['ps'])).stdout).not.toContain('keeper');
+    const ps = await stevedore(['ps', '-a']);
+    expect(ps.stdout).toMatch(/^CONTAINER ID\s+IMAGE\s+COMMAND\s+STATUS\s+NAMES\n/);
+    expect(ps.stdout).toMatch(/[0-9a-f]{12}\s+localhost\/layout:bb\s+sh -c echo out; .*Exited \(4\)\s+keeper/);
+    const logs = await stevedore(['logs', 'keeper']);
+    expect([logs.stdout, logs.stderr]).toEqual(['out\n', 'err\n']);
+    expect((await stevedore(['rm', 'keeper'])).code).toBe(0);
+    expect((await stevedore(['ps', '-a'])).stdout).not.toContain('keeper');
+    expect((await stevedore(['logs', 'keeper'])).code).toBe(125);
+  });
+
   it('lists pulled images with `images`', async () => {
     const r = await stevedore(['images']);
     expect(r.stdout).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\n/);

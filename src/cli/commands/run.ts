@@ -11,6 +11,9 @@ import { InvalidInputError } from '../../util/errors.js';
 import { collect, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 import { registerImages } from './images.js';
+import { registerLogs } from './logs.js';
+import { registerPs } from './ps.js';
+import { registerRm } from './rm.js';
 
 /** Exit codes as Podman's: the tool failed, the command cannot be run, the command is missing. */
 export const EXIT_CANNOT_INVOKE = 126;
@@ -90,9 +93,12 @@ function oneOf<T extends string>(flag: string, value: string | undefined, allowe
   return value as T;
 }
 
-/** Registers `run` and its companion `images` (the local store they share). */
+/** Registers `run` and its companions over the same local store: `images`, `ps`, `logs`, `rm`. */
 export function registerRun(program: Command): void {
   registerImages(program);
+  registerPs(program);
+  registerLogs(program);
+  registerRm(program);
   // `run IMAGE sh -c ...`: everything after the image belongs to the container, which commander
   // allows only when global options come before the verb (as podman's do).
   program.enablePositionalOptions();
