@@ -105,6 +105,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       bundle: ctr.dir,
       logPath,
       command: [],
+      ...(image.chainIds.length > 0 ? { snapshot: image.chainIds[image.chainIds.length - 1]!.replace(/^sha256:/, '') } : {}),
       ...(runtimeOptions.stateRoot ? { stateRoot: runtimeOptions.stateRoot } : {}),
     };
     const { spec, warnings: specWarnings } = await generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles });

@@ -21,6 +21,8 @@ export interface ContainerRecord {
   bundle: string;
   logPath: string;
   command: string[];
+  /** The snapshot directory name under `snapshots/` the rootfs is made from (kept by prune). */
+  snapshot?: string;
   /** The runtime's state directory, when not its default. */
   stateRoot?: string;
 }
@@ -64,6 +66,13 @@ export async function findContainer(store: ImageStore, ref: string): Promise<Con
   if (byId.length === 1) return byId[0]!;
   if (byId.length > 1) throw new InvalidInputError(`container id prefix "${ref}" is ambiguous`);
   throw new NotFoundError(`no container named or with id "${ref}"`);
+}
+
+/** Snapshot names the store's containers use (prune keeps them). */
+export async function snapshotsInUse(store: ImageStore): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const c of await listContainers(store)) if (c.snapshot) out.add(c.snapshot.split('-')[0]!);
+  return out;
 }
 
 export async function removeContainer(store: ImageStore, rec: ContainerRecord): Promise<void> {

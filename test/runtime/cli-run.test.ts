@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +119,26 @@ describe('stevedore run (CLI)', () => {
     const r = await stevedore(['images']);
     expect(r.stdout).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\n/);
     expect(r.stdout).toMatch(/localhost\/layout\s+bb\s+[0-9a-f]{12}/);
+  });
+});
+
+describe('rmi and prune (CLI)', () => {
+  it('refuses to remove an image a container uses, then untags it and prune reclaims everything', async () => {
+    expect((await stevedore(['run', '--name', 'gcuser', image.ociRef, 'true'])).code).toBe(0);
+    const refused = await stevedore(['rmi', 'localhost/layout:bb']);
+    expect(refused.code).toBe(125);
+    expect(refused.stderr).toMatch(/in use by container\(s\) gcuser/);
+    // While the container exists, prune keeps its snapshot even though the image goes.
+    expect((await stevedore(['rmi', '--force', 'localhost/layout:bb'])).stdout).toBe('Untagged: localhost/layout:bb\n');
+    const kept = await stevedore(['prune', '--grace', '0']);
+    expect(kept.stdout).toMatch(/Removed [1-9]\d* blobs, 0 snapshots/);
+    expect((await stevedore(['rm', 'gcuser'])).code).toBe(0);
+    const pruned = await stevedore(['prune', '--grace', '0']);
+    expect(pruned.stdout).toMatch(/Removed 0 blobs, 1 snapshots, 0 unpack leftovers; [1-9]\d* bytes reclaimed/);
+    expect((await stevedore(['images', '-q'])).stdout).toBe('');
+    expect((await readdir(join(storeRoot, 'snapshots'))).filter((n) => !n.startsWith('empty'))).toEqual([]);
+    expect((await readdir(join(storeRoot, 'images', 'blobs', 'sha256'))).filter((n) => !n.startsWith('.'))).toEqual([]);
+    expect((await stevedore(['rmi', 'localhost/layout:bb'])).code).toBe(125);
   });
 });
 

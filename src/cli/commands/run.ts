@@ -14,6 +14,7 @@ import { registerImages } from './images.js';
 import { registerLogs } from './logs.js';
 import { registerPs } from './ps.js';
 import { registerRm } from './rm.js';
+import { registerRmi } from './rmi.js';
 
 /** Exit codes as Podman's: the tool failed, the command cannot be run, the command is missing. */
 export const EXIT_CANNOT_INVOKE = 126;
@@ -93,12 +94,13 @@ function oneOf<T extends string>(flag: string, value: string | undefined, allowe
   return value as T;
 }
 
-/** Registers `run` and its companions over the same local store: `images`, `ps`, `logs`, `rm`. */
+/** Registers `run` and its companions over the same local store: `images`, `ps`, `logs`, `rm`, `rmi`, `prune`. */
 export function registerRun(program: Command): void {
   registerImages(program);
   registerPs(program);
   registerLogs(program);
   registerRm(program);
+  registerRmi(program);
   // `run IMAGE sh -c ...`: everything after the image belongs to the container, which commander
   // allows only when global options come before the verb (as podman's do).
   program.enablePositionalOptions();

@@ -2,3 +2,4 @@ export { ImageStore, ImageUnavailableError, type ContainerRootfs, type ImageSumm
 export { chainIds } from './chainid.js';
 export { normaliseImageName, type ImageName } from './names.js';
 export { defaultStoreRoot } from './paths.js';
+export { pruneStore, type PruneResult } from './gc.js';

@@ -149,6 +149,11 @@ export class ImageStore {
    * Where the snapshot of a chain ID lives. Snapshots for a user namespace hold the same content
    * with ids shifted through its map, so they are kept apart: `<chainID hex>-<hash of the map>`.
    */
+  /** Untags an image; its content goes at the next prune. */
+  async removeImage(name: string): Promise<boolean> {
+    return this.layout.removeRef(normaliseImageName(name).storeName);
+  }
+
   snapshotDir(chainId: Digest, idMap?: IdMap): string {
     return join(this.root, 'snapshots', digestHex(chainId) + idMapSuffix(idMap));
   }
