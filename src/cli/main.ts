@@ -1,22 +1,37 @@
 import { Command, CommanderError } from 'commander';
 import { StevedoreError } from '../util/errors.js';
 import { setLogLevel } from '../util/log.js';
-import { registerController } from './commands/controller.js';
-import { registerCopy } from './commands/copy.js';
-import { registerDelete } from './commands/delete.js';
-import { registerImport } from './commands/import.js';
-import { registerInspect } from './commands/inspect.js';
-import { registerListTags } from './commands/list-tags.js';
-import { registerLogin } from './commands/login.js';
-import { registerRun } from './commands/run.js';
-import { registerSync } from './commands/sync.js';
-
 export const VERSION = '0.1.0';
 
 /** Exit codes as Podman's: 125 for an error of the tool itself (bad flag, failed copy). */
 export const EXIT_TOOL_ERROR = 125;
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each verb's module, loaded only when that verb runs: a command's start-up is part of its time
+ * (a copy that finds every blob present takes ~50 ms of work), and importing every verb's engine
+ * (registry client, runtime, builder, Kubernetes client) cost more than the work itself.
+ */
+const VERBS: Record<string, () => Promise<Register>> = {
+  inspect: async () => (await import('./commands/inspect.js')).registerInspect,
+  copy: async () => (await import('./commands/copy.js')).registerCopy,
+  sync: async () => (await import('./commands/sync.js')).registerSync,
+  'list-tags': async () => (await import('./commands/list-tags.js')).registerListTags,
+  delete: async () => (await import('./commands/delete.js')).registerDelete,
+  login: async () => (await import('./commands/login.js')).registerLogin,
+  import: async () => (await import('./commands/import.js')).registerImport,
+  controller: async () => (await import('./commands/controller.js')).registerController,
+  run: async () => (await import('./commands/run.js')).registerRun,
+};
+// Verbs registered by another verb's module.
+const ALIASES: Record<string, string> = { logout: 'login', images: 'run', ps: 'run', logs: 'run', rm: 'run', rmi: 'run', prune: 'run' };
+
+/**
+ * The command tree. With `verb`, only that verb's module is loaded (the fast path of `main`);
+ * without, every verb is (for help output and tests).
+ */
+export async function buildProgram(verb?: string): Promise<Command> {
   const program = new Command('stevedore')
     .description('Build, move and run OCI images: the Podman / Buildah / Skopeo toolbox, with or without Kubernetes')
     .version(VERSION)
@@ -24,21 +39,26 @@ export function buildProgram(): Command {
     .hook('preAction', (cmd) => setLogLevel(cmd.opts().logLevel as string))
     .showHelpAfterError()
     .exitOverride();
-  registerInspect(program);
-  registerCopy(program);
-  registerSync(program);
-  registerListTags(program);
-  registerDelete(program);
-  registerLogin(program);
-  registerImport(program);
-  registerController(program);
-  registerRun(program);
+  const key = verb === undefined ? undefined : (ALIASES[verb] ?? verb);
+  const loaders = key !== undefined && VERBS[key] ? [VERBS[key]] : Object.values(VERBS);
+  for (const register of await Promise.all(loaders.map((load) => load()))) register(program);
   return program;
 }
 
+/** The verb of an argv (the first argument that is not a global option), if any. */
+function verbOf(argv: string[]): string | undefined {
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--log-level') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(verbOf(argv));
     await program.parseAsync(argv);
     process.exitCode = 0;
   } catch (err) {

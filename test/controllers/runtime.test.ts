@@ -87,8 +87,8 @@ describe('ImageMirror plan and status', () => {
 });
 
 describe('stevedore controller command', () => {
-  it('is registered with its flags', () => {
-    const cmd = buildProgram().commands.find((c) => c.name() === 'controller')!;
+  it('is registered with its flags', async () => {
+    const cmd = (await buildProgram()).commands.find((c) => c.name() === 'controller')!;
     expect(cmd.options.map((o) => o.long)).toEqual(expect.arrayContaining(['--kubeconfig', '--metrics-addr', '--leader-elect', '--namespace']));
   });
 });
