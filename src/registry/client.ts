@@ -121,7 +121,9 @@ export class RegistryClient {
    * containers/image do for `--tls-verify=false` and loopback registries.
    */
   async #ping(signal?: AbortSignal): Promise<string> {
-    const schemes = this.#insecure ? ['https', 'http'] : ['https'];
+    // Loopback registries are plain HTTP almost always (Docker treats them as insecure): ask HTTP
+    // first there and spare every command a failed TLS handshake; other insecure hosts try HTTPS first.
+    const schemes = !this.#insecure ? ['https'] : LOOPBACK.test(this.#apiHost) ? ['http', 'https'] : ['https', 'http'];
     let lastErr: unknown;
     for (const scheme of schemes) {
       const base = `${scheme}://${this.#apiHost}`;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadSyncConfig, type SyncRepoSpec } from '../../copy/sync-config.js';
-import { sync, type SyncItem, type SyncTarget } from '../../copy/sync.js';
+import { DEFAULT_PARALLEL_IMAGES, sync, type SyncItem, type SyncTarget } from '../../copy/sync.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { parseReference } from '../../oci/reference.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
@@ -73,7 +73,7 @@ export function registerSync(program: Command): void {
     .option('--dry-run', 'report what would be copied or pruned, change nothing')
     .option('--prune', 'delete destination tags the source no longer has')
     .option('-j, --jobs <n>', 'blobs copied in parallel per image', parsePositiveInt, 6)
-    .option('--parallel <n>', 'images synced in parallel', parsePositiveInt, 4)
+    .option('--parallel <n>', 'images checked and synced in parallel', parsePositiveInt, DEFAULT_PARALLEL_IMAGES)
     .option('--src-creds <user:password>', 'credentials for source registries (the YAML may carry its own)')
     .option('--dest-creds <user:password>', 'credentials for the destination registry')
     .option('--src-tls-verify <bool>', 'require HTTPS for sources', parseBool)
