@@ -39,23 +39,20 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 timeit() { local t0 t1; t0=$(now); "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; return 1; }; t1=$(now); echo "$t1 - $t0" | bc -l; }
 skopeo_() { skopeo --insecure-policy "$@"; }
 
-start_registry src SRC; start_registry dest-stevedore DS; start_registry dest-skopeo DK
+start_registry src SRC
 echo "seeding: ${LAYERS} x ${LAYER_MIB} MiB image and ${TAGS} small tags on $SRC" >&2
 node --import ./hack/lib/ts-resolve.ts hack/bench/seed.ts big "$SRC" bench/big:1 "$LAYERS" "$LAYER_MIB"
 node --import ./hack/lib/ts-resolve.ts hack/bench/seed.ts tags "$SRC" bench/small "$TAGS" v1
 
 declare -A T
 for run in $(seq "$RUNS"); do
-  # Alternate who goes first so page-cache effects fall evenly.
-  for tool in stevedore skopeo; do
-    if [ "$tool" = stevedore ]; then
-      T[st_cold]+="$(timeit $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/cold$run/big:1") "
-      T[st_warm]+="$(timeit $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/cold$run/big:1") "
-    else
-      T[sk_cold]+="$(timeit skopeo_ copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/cold$run/big:1") "
-      T[sk_warm]+="$(timeit skopeo_ copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/cold$run/big:1") "
-    fi
-  done
+  # Fresh destination registries every run: skopeo's blob-info cache remembers where it saw blobs
+  # and would mount them from an earlier run's repository, which is not a cold copy.
+  start_registry "dest-stevedore-$run" DS; start_registry "dest-skopeo-$run" DK
+  T[st_cold]+="$(timeit $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/bench/big:1") "
+  T[st_warm]+="$(timeit $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/bench/big:1") "
+  T[sk_cold]+="$(timeit skopeo_ copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/bench/big:1") "
+  T[sk_warm]+="$(timeit skopeo_ copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/bench/big:1") "
 done
 
 # Sync: mirror every tag once, change $CHANGED of them at the source, then time the re-sync.
