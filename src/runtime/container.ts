@@ -14,6 +14,8 @@ const log = rootLogger.child({ component: 'container' });
 
 export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles'> {
   image: string;
+  /** The container id (64 hex digits); default: random. */
+  id?: string;
   name?: string;
   pull?: PullPolicy;
   runtime?: RuntimeName;
@@ -71,7 +73,8 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const runtime: OciRuntime = ociRuntime(runtimeName, runtimeOptions);
   await runtime.check();
   const image = await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal });
-  const id = randomBytes(32).toString('hex');
+  const id = opts.id ?? randomBytes(32).toString('hex');
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidInputError(`container id must be 64 hex digits`);
   const name = opts.name ?? `stevedore-${id.slice(0, 12)}`;
   if (opts.name !== undefined && (await listContainers(store)).some((c) => c.name === opts.name)) {
     throw new InvalidInputError(`the container name "${opts.name}" is already in use; remove that container or choose another name`);
@@ -105,6 +108,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       bundle: ctr.dir,
       logPath,
       command: [],
+      monitorPid: process.pid,
       ...(image.chainIds.length > 0 ? { snapshot: image.chainIds[image.chainIds.length - 1]!.replace(/^sha256:/, '') } : {}),
       ...(runtimeOptions.stateRoot ? { stateRoot: runtimeOptions.stateRoot } : {}),
     };

@@ -1,6 +1,7 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidInputError, NotFoundError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { parseK8sLog } from './logs.js';
 import { ociRuntime, type RuntimeName } from './oci-runtime.js';
 import type { ImageStore } from './store/index.js';
@@ -23,14 +24,17 @@ export interface ContainerRecord {
   command: string[];
   /** The snapshot directory name under `snapshots/` the rootfs is made from (kept by prune). */
   snapshot?: string;
+  /** The process that runs the container and writes its exit (a `run`, or the `-d` monitor). */
+  monitorPid?: number;
   /** The runtime's state directory, when not its default. */
   stateRoot?: string;
 }
 
 const STATE_FILE = 'state.json';
 
+/** Written atomically (temp file and rename): `ps` and `stop` read it while the monitor writes it. */
 export async function writeRecord(rec: ContainerRecord): Promise<void> {
-  await writeFile(join(rec.bundle, STATE_FILE), JSON.stringify(rec, null, 2));
+  await writeFileAtomic(join(rec.bundle, STATE_FILE), JSON.stringify(rec, null, 2));
 }
 
 /**
@@ -50,11 +54,22 @@ export async function listContainers(store: ImageStore): Promise<ContainerRecord
       const alive = await ociRuntime(rec.runtime, rec.stateRoot ? { stateRoot: rec.stateRoot } : {})
         .state(rec.id)
         .then((s) => s.status !== 'stopped', () => false);
-      if (!alive) Object.assign(rec, { status: 'exited', reason: 'Unknown' });
+      // Between the runtime forgetting the container and its monitor recording the exit, the
+      // monitor is still alive: the container is still "running" until it has written its record.
+      if (!alive && !(rec.monitorPid !== undefined && processAlive(rec.monitorPid))) Object.assign(rec, { status: 'exited', reason: 'Unknown' });
     }
     out.push(rec);
   }
   return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** By exact name, full id or a unique id prefix (as Podman). */

@@ -115,6 +115,35 @@ describe('stevedore run (CLI)', () => {
     expect((await stevedore(['logs', 'keeper'])).code).toBe(125);
   });
 
+  it('-d runs in the background: ps shows it Up, logs -f follows it, stop ends it (SIGTERM), a start failure is still 127', async () => {
+    const d = await stevedore(['run', '-d', '--name', 'bg', image.ociRef, 'sh', '-c', 'trap "echo bye; exit 0" TERM; echo started; while :; do busybox sleep 1; done']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/^[0-9a-f]{64}\n$/);
+    expect((await stevedore(['ps'])).stdout).toMatch(/\s+Up\s+bg\n/);
+    // Its SIGTERM trap is set once it has said so.
+    for (let i = 0; i < 100 && !(await stevedore(['logs', 'bg'])).stdout.includes('started'); i++) await new Promise((r) => setTimeout(r, 100));
+    const stop = await stevedore(['stop', '-t', '10', 'bg']);
+    expect(stop.stdout, stop.stderr).toBe('bg\n');
+    const ps = await stevedore(['ps', '-a']);
+    expect(ps.stdout).toMatch(/Exited \(0\)\s+bg\n/);
+    expect((await stevedore(['logs', '-f', 'bg'])).stdout).toBe('started\nbye\n');
+    expect((await stevedore(['rm', 'bg'])).code).toBe(0);
+
+    const k = await stevedore(['run', '-d', '--name', 'bgk', image.ociRef, 'busybox', 'sleep', '60']);
+    expect(k.code).toBe(0);
+    expect((await stevedore(['kill', 'bgk'])).code).toBe(0);
+    for (let i = 0; i < 100 && !/Exited/.test((await stevedore(['ps', '-a'])).stdout); i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await stevedore(['ps', '-a'])).stdout).toMatch(/Exited \(137\)\s+bgk\n/);
+    expect((await stevedore(['rm', 'bgk'])).code).toBe(0);
+
+    const missing = await stevedore(['run', '-d', '--name', 'bgfail', image.ociRef, 'nosuchcommand']);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/executable file not found/);
+    // Like podman, the container that failed to start is kept (exited) until removed.
+    expect((await stevedore(['ps', '-a'])).stdout).toMatch(/Exited \(127\)\s+bgfail\n/);
+    expect((await stevedore(['rm', 'bgfail'])).code).toBe(0);
+  });
+
   it('lists pulled images with `images`', async () => {
     const r = await stevedore(['images']);
     expect(r.stdout).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\n/);

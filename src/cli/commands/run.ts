@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ContainerStartError, runContainer, type RunResult } from '../../runtime/container.js';
+import { ContainerStartError, runContainer, type RunOptions, type RunResult } from '../../runtime/container.js';
+import { registerMonitor, startDetached } from './monitor.js';
 import { WorkdirNotFoundError, type BindMount } from '../../runtime/spec.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
@@ -15,6 +16,7 @@ import { registerLogs } from './logs.js';
 import { registerPs } from './ps.js';
 import { registerRm } from './rm.js';
 import { registerRmi } from './rmi.js';
+import { registerKill, registerStop } from './stop.js';
 
 /** Exit codes as Podman's: the tool failed, the command cannot be run, the command is missing. */
 export const EXIT_CANNOT_INVOKE = 126;
@@ -41,6 +43,7 @@ interface RunFlags {
   hostname?: string;
   root?: string;
   uidmap?: string[];
+  detach?: boolean;
   gidmap?: string[];
 }
 
@@ -94,13 +97,16 @@ function oneOf<T extends string>(flag: string, value: string | undefined, allowe
   return value as T;
 }
 
-/** Registers `run` and its companions over the same local store: `images`, `ps`, `logs`, `rm`, `rmi`, `prune`. */
+/** Registers `run` and its companions over the same local store: `images`, `ps`, `logs`, `rm`, `rmi`, `prune`, `stop`, `kill`. */
 export function registerRun(program: Command): void {
   registerImages(program);
   registerPs(program);
   registerLogs(program);
   registerRm(program);
   registerRmi(program);
+  registerMonitor(program);
+  registerStop(program);
+  registerKill(program);
   // `run IMAGE sh -c ...`: everything after the image belongs to the container, which commander
   // allows only when global options come before the verb (as podman's do).
   program.enablePositionalOptions();
@@ -110,6 +116,7 @@ export function registerRun(program: Command): void {
     .argument('<image>', 'image: a registry reference (busybox, host/repo:tag) or a transport name (oci:/dir:ref)')
     .argument('[args...]', 'command and arguments (replace the image CMD)')
     .option('--rm', 'remove the container when it exits')
+    .option('-d, --detach', 'run in the background (a monitor process waits for it) and print its id')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect)
     .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
     .option('-v, --volume <host:ctr[:ro]>', 'bind-mount a host path (repeatable)', collect)
@@ -143,10 +150,7 @@ export function registerRun(program: Command): void {
       const gidMappings = o.gidmap ? o.gidmap.map((v) => parseIdMap('--gidmap', v)) : uidMappings;
       if (gidMappings.length > 0 && uidMappings.length === 0) throw new InvalidInputError('--gidmap needs --uidmap');
       const store = await ImageStore.open(o.root);
-      const signal = signalOnInterrupt();
-      let result: RunResult;
-      try {
-        result = await runContainer(store, {
+      const runOptions: RunOptions = {
           image,
           args,
           env,
@@ -167,26 +171,44 @@ export function registerRun(program: Command): void {
           hostname: o.hostname,
           remove: o.rm,
           ...(uidMappings.length > 0 ? { idMappings: { uidMappings, gidMappings } } : {}),
+      };
+      if (o.detach) {
+        if (o.rm) throw new InvalidInputError('--rm with --detach is not supported yet');
+        const started = await startDetached(store, runOptions);
+        if (started.error) {
+          process.stderr.write(`Error: ${started.error.message}\n`);
+          return exitWith(started.error.exitCode);
+        }
+        process.stdout.write(`${started.id}\n`);
+        return;
+      }
+      const signal = signalOnInterrupt();
+      let result: RunResult;
+      try {
+        result = await runContainer(store, {
+          ...runOptions,
           stdout: (c) => process.stdout.write(c),
           stderr: (c) => process.stderr.write(c),
           onWarning: (w) => process.stderr.write(`WARN: ${w}\n`),
           signal,
         });
       } catch (err) {
-        if (err instanceof ContainerStartError) {
-          process.stderr.write(`Error: ${err.message}\n`);
-          return exitWith(err.exitCode);
-        }
-        if (err instanceof UnknownUserError || err instanceof WorkdirNotFoundError) {
-          // Podman resolves the user as part of starting the command: 126, like any command it cannot run.
-          process.stderr.write(`Error: ${err.message}\n`);
-          return exitWith(EXIT_CANNOT_INVOKE);
-        }
-        throw err; // the tool's own failure: 125
+        const code = startFailureExitCode(err);
+        if (code === undefined) throw err; // the tool's own failure: 125
+        process.stderr.write(`Error: ${(err as Error).message}\n`);
+        return exitWith(code);
       }
       if (result.reason === 'DeadlineExceeded') process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
       if (result.exitCode !== 0) return exitWith(result.exitCode);
     });
+}
+
+/** 126/127 for failures to start the command (Podman's codes); undefined for the tool's own errors. */
+export function startFailureExitCode(err: unknown): number | undefined {
+  if (err instanceof ContainerStartError) return err.exitCode;
+  // Podman resolves the user and workdir as part of starting the command: 126, like any command it cannot run.
+  if (err instanceof UnknownUserError || err instanceof WorkdirNotFoundError) return EXIT_CANNOT_INVOKE;
+  return undefined;
 }
 
 /**
