@@ -232,6 +232,8 @@ describe('same behaviour as podman run', () => {
     { name: 'capabilities of root', flags: [], args: ['sh', '-c', 'grep -E "Cap(Eff|Bnd)" /proc/self/status'] },
     { name: 'capabilities of nobody', flags: ['-u', 'nobody'], args: ['sh', '-c', 'grep -E "Cap(Eff|Prm)" /proc/self/status'] },
     { name: 'masked and read-only paths', flags: [], args: ['sh', '-c', 'cat /proc/kcore | wc -c; echo 1 > /proc/sys/vm/drop_caches; echo rc=$?'] },
+    { name: 'network none: only loopback, up', flags: [], args: ['sh', '-c', 'busybox ip -o link | cut -d" " -f2,3'] },
+    { name: 'stdout and stderr kept apart', flags: [], args: ['sh', '-c', 'echo to-out; echo to-err >&2'] },
     { name: 'default mounts', flags: [], args: ['sh', '-c', "grep -E ' /(proc|dev|dev/pts|dev/shm|dev/mqueue|sys) ' /proc/mounts | cut -d' ' -f2,3 | sort"] },
   ];
 
