@@ -25,7 +25,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   run: async () => (await import('./commands/run.js')).registerRun,
 };
 // Verbs registered by another verb's module.
-const ALIASES: Record<string, string> = { logout: 'login', images: 'run', ps: 'run', logs: 'run', rm: 'run', rmi: 'run', prune: 'run' };
+const ALIASES: Record<string, string> = { logout: 'login', images: 'run', ps: 'run', logs: 'run', rm: 'run', rmi: 'run', prune: 'run', stop: 'run', kill: 'run', 'container-monitor': 'run' };
 
 /**
  * The command tree. With `verb`, only that verb's module is loaded (the fast path of `main`);
