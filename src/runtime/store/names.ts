@@ -1,13 +1,19 @@
 import { basename } from 'node:path';
 import { formatReference, parseReference } from '../../oci/reference.js';
-import { parseImageName, TRANSPORT_NAMES, type TransportReference } from '../../transports/index.js';
+import { splitLayoutReference } from '../../transports/oci.js';
+
+/**
+ * Transport prefixes (as in transports/index.ts, which is not imported here: it loads every
+ * transport and the registry client, which a run from the store never needs).
+ */
+const TRANSPORT_PREFIXES = ['docker', 'oci', 'oci-archive', 'dir', 'docker-archive'];
 
 /** Where an image comes from and the name it has in the store. */
 export interface ImageName {
   /** The index.json ref name in the store's layout, e.g. `docker.io/library/busybox:latest`. */
   storeName: string;
-  /** The source to pull from. */
-  source: TransportReference;
+  /** The source to pull from, for parseImageName. */
+  source: string;
 }
 
 function sanitize(s: string, fallback: string): string {
@@ -24,11 +30,13 @@ function sanitize(s: string, fallback: string): string {
 export function normaliseImageName(name: string): ImageName {
   const colon = name.indexOf(':');
   const prefix = colon > 0 ? name.slice(0, colon) : '';
-  if (prefix !== '' && TRANSPORT_NAMES.includes(prefix) && prefix !== 'docker') {
-    const source = parseImageName(name);
+  if (prefix !== '' && TRANSPORT_PREFIXES.includes(prefix) && prefix !== 'docker') {
     const rest = name.slice(colon + 1);
-    const path = (source as { path?: string }).path ?? rest;
-    const refName = (source as { refName?: string }).refName;
+    // oci:, oci-archive: and dir: name a path (and maybe a ref); docker-archive: a path first.
+    const split = prefix === 'dir' ? { path: rest } : prefix === 'docker-archive' ? { path: rest.split(':')[0]! } : splitLayoutReference(rest, prefix);
+    const path = split.path;
+    const refName = (split as { refName?: string }).refName;
+    const source = name;
     const repo = sanitize(basename(path.replace(/\/+$/, '')), 'image');
     const tag = refName === undefined ? 'latest' : sanitize(refName, 'latest').slice(0, 128);
     return { storeName: `localhost/${repo}:${tag}`, source };
@@ -37,5 +45,5 @@ export function normaliseImageName(name: string): ImageName {
   const ref = parseReference(plain);
   if (!ref.tag && !ref.digest) ref.tag = 'latest';
   const storeName = formatReference(ref);
-  return { storeName, source: parseImageName(`docker://${storeName}`) };
+  return { storeName, source: `docker://${storeName}` };
 }

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { copyReference, type CopyOptions } from '../../copy/copy.js';
+import type { CopyOptions } from '../../copy/copy.js';
 import { parseConfig, type ImageConfig } from '../../oci/config.js';
 import type { Descriptor } from '../../oci/descriptor.js';
 import { digestHex, type Digest } from '../../oci/digest.js';
@@ -11,7 +11,6 @@ import { OciLayout } from '../../oci/layout.js';
 import { parseManifest, type ImageManifest } from '../../oci/manifest.js';
 import { hostPlatform, platformMatches } from '../../oci/platform.js';
 import type { TransportContext } from '../../transports/index.js';
-import { OciReference } from '../../transports/oci.js';
 import { errorMessage, NotFoundError, StevedoreError } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
 import { unpackLayer, type IdMap } from '../unpack/index.js';
@@ -102,9 +101,15 @@ export class ImageStore {
       if (have) return have;
       if (policy === 'never') throw new ImageUnavailableError(storeName, 'not in the local store and --pull=never');
     }
-    log.info({ ref: storeName, source: source.toString() }, 'pulling');
+    log.info({ ref: storeName, source }, 'pulling');
+    // The copy engine, transports and registry client load only when something is pulled.
+    const [{ copyReference }, { parseImageName }, { OciReference }] = await Promise.all([
+      import('../../copy/copy.js'),
+      import('../../transports/index.js'),
+      import('../../transports/oci.js'),
+    ]);
     const dest = new OciReference(this.imagesDir, storeName);
-    await copyReference(source, dest, { srcContext: opts.context, signal: opts.signal, onProgress: opts.onProgress, platforms: [hostPlatform()] });
+    await copyReference(parseImageName(source), dest, { srcContext: opts.context, signal: opts.signal, onProgress: opts.onProgress, platforms: [hostPlatform()] });
     return this.get(storeName);
   }
 
