@@ -84,10 +84,12 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const logPath = join(ctr.dir, 'ctr.log');
   let cleanedUp = false;
   let record: ContainerRecord | undefined;
+  // `runtime run` deletes its container when it returns; only an interrupted one needs a delete.
+  let runReturned = false;
   const cleanup = async (): Promise<void> => {
     if (cleanedUp) return;
     cleanedUp = true;
-    await runtime.delete(id, { force: true }).catch(() => undefined);
+    if (!runReturned) await runtime.delete(id, { force: true }).catch(() => undefined);
     if (opts.remove) await ctr.remove();
     else await ctr.unmount();
   };
@@ -155,6 +157,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     let exitCode: number;
     try {
       exitCode = await running.exited;
+      runReturned = true;
     } finally {
       oom?.stop();
       for (const t of timers) clearTimeout(t);

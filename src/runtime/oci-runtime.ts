@@ -113,11 +113,7 @@ class CliRuntime implements OciRuntime {
   }
 
   async check(): Promise<void> {
-    try {
-      await exec(this.binary, ['--version']);
-    } catch (err) {
-      throw new RuntimeUnavailableError(`${this.name} cannot be executed (${this.binary}): ${errorMessage(err)}`);
-    }
+    // A missing binary is reported by `run` itself (spawn ENOENT); no extra process per container.
     if (this.name === 'crun') {
       const mode = this.#opts.cgroupMode ?? cgroupMode();
       if (mode === 'hybrid') throw crunHybridError();
