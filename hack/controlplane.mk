@@ -50,4 +50,4 @@ $(KUBECTL):
 NODE ?= node_modules/.bin/node
 
 manifests: ## Generate crds/ from the API types in src/k8s/api/
-	$(NODE) hack/gen-crds.ts
+	$(NODE) --import ./hack/lib/ts-resolve.ts hack/gen-crds.ts
