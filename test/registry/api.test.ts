@@ -15,10 +15,10 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { deleteManifest, getManifest, headManifest, putManifest } from '../../src/registry/manifests.js';
 import { listReferrers, referrersTag } from '../../src/registry/referrers.js';
 import { listTags } from '../../src/registry/tags.js';
-import { StevedoreError } from '../../src/util/errors.js';
 import { streamToBuffer } from '../../src/util/streams.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { caught } from './helpers.js';
 
 let reg: TestRegistry;
 let proxy: FaultProxy;
@@ -64,14 +64,6 @@ async function pushImage(repo: string, tag: string, extra: Partial<ImageManifest
   return m;
 }
 
-async function caught(p: Promise<unknown>): Promise<StevedoreError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as StevedoreError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('blob uploads', () => {
   it('uploads in PATCH chunks of chunkSize, and the registry serves the same bytes', async () => {

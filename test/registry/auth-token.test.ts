@@ -6,16 +6,15 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyReference, type CopyOptions } from '../../src/copy/copy.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { headManifest } from '../../src/registry/manifests.js';
 import type { TransportContext } from '../../src/transports/types.js';
-import { parseImageName } from '../../src/transports/index.js';
 import { StevedoreError } from '../../src/util/errors.js';
 import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
+import { copy, caught } from './helpers.js';
 
 const temps = new TempDirs();
 let reg: TestRegistry;
@@ -23,18 +22,7 @@ let image: FixtureImage;
 let emptyAuthFile: string;
 let ctx: TransportContext;
 
-function copy(src: string, dest: string, opts: CopyOptions & { srcContext?: TransportContext; destContext?: TransportContext } = {}) {
-  return copyReference(parseImageName(src), parseImageName(dest), opts);
-}
 
-async function caught(p: Promise<unknown>): Promise<StevedoreError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as StevedoreError;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeAll(async () => {
   const dir = await temps.make('auth-token');

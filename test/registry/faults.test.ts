@@ -8,7 +8,7 @@
  * through the proxy.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { copyReference, type CopyOptions } from '../../src/copy/copy.js';
+import { copyReference } from '../../src/copy/copy.js';
 import type { ProgressEvent } from '../../src/copy/progress.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { getBlob } from '../../src/registry/blobs.js';
@@ -20,6 +20,7 @@ import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
+import { copy, caught } from './helpers.js';
 
 const temps = new TempDirs();
 let reg: TestRegistry;
@@ -33,18 +34,7 @@ async function pushFixture(repo: string, opts: { layers: number; layerSize: numb
   return image;
 }
 
-function copy(src: string, dest: string, opts: CopyOptions = {}) {
-  return copyReference(parseImageName(src), parseImageName(dest), opts);
-}
 
-async function caught(p: Promise<unknown>): Promise<StevedoreError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as StevedoreError;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeAll(async () => {
   reg = await startRegistry({ name: 'reg-faults' });
