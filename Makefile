@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(NODE_BIN):$(PATH)
 
 include hack/controlplane.mk
 
-.PHONY: help deps install build typecheck test test-unit demo run bench bench-copy test-e2e clean
+.PHONY: help deps install build typecheck test test-unit demo run bench bench-copy bench-run test-e2e clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,7 +40,7 @@ demo: deps build ## Local registry, busybox-static base image built by the engin
 run: build ## Run the controller against the current kubeconfig
 	node bin/stevedore.js controller --leader-elect=false
 
-bench: bench-copy ## Run every benchmark (prints ratios against the peer tools)
+bench: bench-copy bench-run ## Run every benchmark (prints ratios against the peer tools)
 
 bench-copy: deps build ## stevedore copy/sync vs skopeo copy/sync
 	hack/bench/copy.sh
@@ -50,3 +50,6 @@ test-e2e: ## On a machine with Docker: kind cluster, helm install, apply example
 
 clean: ## Remove build output (not the control-plane cache)
 	rm -rf dist
+
+bench-run: deps build ## stevedore run vs podman run, warm and cold
+	hack/bench/run.sh
