@@ -1,0 +1,290 @@
+// The Helm chart (charts/stevedore): lint, render, and check that what it installs matches what the
+// project proves elsewhere: the ClusterRole equals config/rbac/role.yaml (which the ImageMirror
+// integration test shows is sufficient), the CRDs equal crds/, the pod meets the "restricted" Pod
+// Security Standard, and values.schema.json refuses bad values. The rendered RBAC is then applied to a
+// real API server and checked with SelfSubjectAccessReviews made with the chart ServiceAccount's token.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { AuthorizationV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+
+const exec = promisify(execFile);
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CHART = join(ROOT, 'charts', 'stevedore');
+const RELEASE = 'stevedore';
+const NAMESPACE = 'stevedore-system';
+
+/** The helm version hack/helm.mk pins. */
+function pinnedHelmVersion(): string {
+  const mk = readFileSync(join(ROOT, 'hack', 'helm.mk'), 'utf8');
+  const m = /^HELM_VERSION\s*:?=\s*(v\S+)/m.exec(mk);
+  if (!m) throw new Error('hack/helm.mk pins no HELM_VERSION');
+  return m[1]!;
+}
+
+function helmPath(): string {
+  if (process.env['HELM']) return process.env['HELM'];
+  const cache = process.env['STEVEDORE_CACHE'] || join(homedir(), '.cache', 'stevedore');
+  return join(cache, 'bin', `helm-${pinnedHelmVersion()}`);
+}
+
+const HELM = helmPath();
+// Helm keeps its config, cache and plugins under these; keep the tests away from the user's.
+const helmHome = mkdtempSync(join(tmpdir(), 'stevedore-helm-'));
+const helmEnv = {
+  ...process.env,
+  HELM_CONFIG_HOME: join(helmHome, 'config'),
+  HELM_CACHE_HOME: join(helmHome, 'cache'),
+  HELM_DATA_HOME: join(helmHome, 'data'),
+};
+
+interface Run { code: number; stdout: string; stderr: string }
+
+async function helm(...args: string[]): Promise<Run> {
+  try {
+    const { stdout, stderr } = await exec(HELM, args, { env: helmEnv, maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
+    if (typeof e.code !== 'number') throw err;
+    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? e.message };
+  }
+}
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+async function render(...extra: string[]): Promise<K8sObject[]> {
+  const res = await helm('template', RELEASE, CHART, '--namespace', NAMESPACE, ...extra);
+  if (res.code !== 0) throw new Error(`helm template failed (${res.code}):\n${res.stderr}`);
+  return parseAllDocuments(res.stdout)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+}
+
+function one(objs: K8sObject[], kind: string): K8sObject {
+  const found = objs.filter((o) => o.kind === kind);
+  expect(found.map((o) => o.metadata.name), `exactly one ${kind}`).toHaveLength(1);
+  return found[0]!;
+}
+
+interface PolicyRule { apiGroups?: string[]; resources?: string[]; verbs: string[] }
+interface PodSpec {
+  serviceAccountName: string;
+  securityContext: Record<string, unknown>;
+  containers: Array<{
+    name: string;
+    image: string;
+    args: string[];
+    env: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+    ports: Array<{ name: string; containerPort: number }>;
+    livenessProbe: { httpGet: { path: string; port: string | number } };
+    readinessProbe: { httpGet: { path: string; port: string | number } };
+    securityContext: Record<string, unknown>;
+  }>;
+}
+interface Deployment extends K8sObject { spec: { replicas: number; template: { spec: PodSpec } } }
+
+beforeAll(() => {
+  if (!existsSync(HELM)) {
+    throw new Error(`helm not found at ${HELM}; build it with \`make helm\` (hack/helm.mk) or set HELM to a helm binary`);
+  }
+});
+
+afterAll(() => rmSync(helmHome, { recursive: true, force: true }));
+
+describe('charts/stevedore', () => {
+  it('passes helm lint --strict', async () => {
+    const res = await helm('lint', '--strict', CHART, '--namespace', NAMESPACE);
+    expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
+    expect(res.stdout).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it('renders a ServiceAccount, RBAC, the controller Deployment and a metrics Service', async () => {
+    const objs = await render();
+    expect(objs.map((o) => o.kind).sort()).toEqual(
+      ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'ServiceAccount'].sort(),
+    );
+    for (const o of objs.filter((o) => !o.kind.startsWith('Cluster'))) expect(o.metadata.namespace).toBe(NAMESPACE);
+    const sa = one(objs, 'ServiceAccount');
+    const binding = one(objs, 'ClusterRoleBinding') as K8sObject & {
+      roleRef: { kind: string; name: string };
+      subjects: Array<{ kind: string; name: string; namespace: string }>;
+    };
+    expect(binding.roleRef).toMatchObject({ kind: 'ClusterRole', name: one(objs, 'ClusterRole').metadata.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: NAMESPACE }]);
+    const svc = one(objs, 'Service') as K8sObject & { spec: { selector: Record<string, string>; ports: Array<{ targetPort: string }> } };
+    const deploy = one(objs, 'Deployment') as Deployment;
+    const podLabels = (deploy.spec.template as unknown as { metadata: { labels: Record<string, string> } }).metadata.labels;
+    expect(podLabels).toMatchObject(svc.spec.selector);
+    expect(svc.spec.ports[0]!.targetPort).toBe('metrics');
+  });
+
+  it('renders the CRDs with --include-crds, byte for byte the repository crds/ (run `make chart-crds` when this fails)', async () => {
+    const repo = readdirSync(join(ROOT, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
+    const chart = readdirSync(join(CHART, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
+    expect(chart).toEqual(repo);
+    for (const f of repo) {
+      expect(readFileSync(join(CHART, 'crds', f), 'utf8'), f).toBe(readFileSync(join(ROOT, 'crds', f), 'utf8'));
+    }
+    const crds = (await render('--include-crds')).filter((o) => o.kind === 'CustomResourceDefinition');
+    expect(crds.map((c) => c.metadata.name).sort()).toEqual(
+      ['containerruns.stevedore.dev', 'imagebuilds.stevedore.dev', 'imagemirrors.stevedore.dev'],
+    );
+  });
+
+  it('grants exactly the rules of config/rbac/role.yaml', async () => {
+    const role = parseYaml(readFileSync(join(ROOT, 'config', 'rbac', 'role.yaml'), 'utf8')) as { rules: PolicyRule[] };
+    const chartRole = one(await render(), 'ClusterRole') as K8sObject & { rules: PolicyRule[] };
+    expect(chartRole.rules).toEqual(role.rules);
+  });
+
+  it('runs the controller with leader election, two replicas, probes and POD_NAMESPACE', async () => {
+    const deploy = one(await render(), 'Deployment') as Deployment;
+    expect(deploy.spec.replicas).toBe(2);
+    const pod = deploy.spec.template.spec;
+    expect(pod.serviceAccountName).toBe(`${RELEASE}`);
+    const c = pod.containers[0]!;
+    const chart = parseYaml(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+    expect(c.image).toBe(`ghcr.io/stevedore-dev/stevedore:${chart.appVersion}`);
+    expect(c.args[0]).toBe('controller');
+    expect(c.args).toContain('--leader-elect');
+    expect(c.args).toContain('--metrics-addr=:8080');
+    expect(c.args).toContain('--leader-election-namespace=$(POD_NAMESPACE)');
+    expect(c.env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
+    expect(c.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+  });
+
+  it('meets the restricted Pod Security Standard', async () => {
+    const pod = (one(await render(), 'Deployment') as Deployment).spec.template.spec;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.securityContext['runAsUser']).not.toBe(0);
+    for (const c of pod.containers) {
+      expect(c.securityContext, c.name).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect((c.securityContext['capabilities'] as { add?: string[] }).add ?? []).toEqual([]);
+      expect(c.securityContext['privileged'] ?? false).toBe(false);
+    }
+    expect(JSON.stringify(pod)).not.toMatch(/hostPath|hostNetwork|hostPID|hostIPC/);
+  });
+
+  it('follows values: image digest, watch namespace, single replica without leader election', async () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const pod = (one(await render('--set', `image.digest=${digest}`, '--set', 'controller.watchNamespace=team-a'), 'Deployment') as Deployment)
+      .spec.template.spec;
+    expect(pod.containers[0]!.image).toBe(`ghcr.io/stevedore-dev/stevedore@${digest}`);
+    expect(pod.containers[0]!.args).toContain('--namespace=team-a');
+    const single = one(await render('--set', 'replicas=1', '--set', 'controller.leaderElect=false'), 'Deployment') as Deployment;
+    expect(single.spec.template.spec.containers[0]!.args).not.toContain('--leader-elect');
+    const none = await render('--set', 'rbac.create=false', '--set', 'serviceAccount.create=false', '--set', 'serviceAccount.name=existing');
+    expect(none.map((o) => o.kind).sort()).toEqual(['Deployment', 'Service']);
+  });
+
+  it.each([
+    [['--set', 'replicas=-1'], /replicas.*minimum|minimum.*0/is],
+    [['--set-string', 'replicas=two'], /replicas.*(integer|type)/is],
+    [['--set', 'image.pullPolicy=Sometimes'], /pullPolicy/],
+    [['--set', 'controller.workers=0'], /workers/],
+    [['--set', 'replicaCount=3'], /replicaCount|additional propert/i],
+    [['--set', 'image.digest=latest'], /digest/],
+  ])('values.schema.json refuses %j', async (args, message) => {
+    const res = await helm('template', RELEASE, CHART, '--namespace', NAMESPACE, ...args);
+    expect(res.code, res.stdout).not.toBe(0);
+    expect(res.stderr).toMatch(/values don't meet the specifications of the schema|schema/i);
+    expect(res.stderr).toMatch(message);
+  });
+
+  it('refuses several replicas without leader election', async () => {
+    const res = await helm('template', RELEASE, CHART, '--namespace', NAMESPACE, '--set', 'controller.leaderElect=false');
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/replicas > 1 needs controller.leaderElect=true/);
+  });
+});
+
+describe('the chart RBAC on a real API server', () => {
+  let cp: ControlPlane;
+  let authz: AuthorizationV1Api;
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    await cp.installCRDs(join(CHART, 'crds'));
+    await cp.createNamespace(NAMESPACE);
+    const paths: Record<string, string> = {
+      ServiceAccount: `/api/v1/namespaces/${NAMESPACE}/serviceaccounts`,
+      ClusterRole: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+      ClusterRoleBinding: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    };
+    const objs = await render();
+    for (const o of objs.filter((o) => o.kind in paths)) {
+      const res = await cp.request('POST', paths[o.kind]!, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(o) });
+      if (res.status >= 300) throw new Error(`create ${o.kind} ${o.metadata.name}: ${res.status} ${res.body}`);
+    }
+    const sa = one(objs, 'ServiceAccount').metadata.name;
+    const token = await cp.serviceAccountToken(NAMESPACE, sa);
+    authz = cp.kubeConfigForToken(token).makeApiClient(AuthorizationV1Api);
+  });
+
+  afterAll(async () => {
+    await cp?.stop();
+  });
+
+  async function can(verb: string, resource: string, opts: { group?: string; namespace?: string; subresource?: string } = {}) {
+    const res = await authz.createSelfSubjectAccessReview({
+      body: {
+        spec: {
+          resourceAttributes: {
+            verb,
+            resource,
+            group: opts.group ?? '',
+            namespace: opts.namespace,
+            subresource: opts.subresource,
+          },
+        },
+      },
+    });
+    return res.status?.allowed === true;
+  }
+
+  it('lets the chart ServiceAccount do what the controller does', async () => {
+    const g = { group: 'stevedore.dev' };
+    for (const verb of ['get', 'list', 'watch', 'update', 'patch']) expect(await can(verb, 'imagemirrors', g), verb).toBe(true);
+    expect(await can('list', 'imagemirrors', { ...g, namespace: 'team-a' })).toBe(true);
+    expect(await can('patch', 'imagemirrors', { ...g, namespace: 'team-a', subresource: 'status' })).toBe(true);
+    expect(await can('update', 'imagemirrors', { ...g, namespace: 'team-a', subresource: 'finalizers' })).toBe(true);
+    expect(await can('get', 'secrets', { namespace: 'team-a' })).toBe(true);
+    expect(await can('create', 'events', { group: 'events.k8s.io', namespace: 'team-a' })).toBe(true);
+    for (const verb of ['get', 'create', 'update']) {
+      expect(await can(verb, 'leases', { group: 'coordination.k8s.io', namespace: NAMESPACE }), verb).toBe(true);
+    }
+  });
+
+  it('grants nothing more', async () => {
+    expect(await can('list', 'secrets', { namespace: 'team-a' })).toBe(false);
+    expect(await can('watch', 'secrets')).toBe(false);
+    expect(await can('create', 'secrets', { namespace: 'team-a' })).toBe(false);
+    expect(await can('delete', 'imagemirrors', { group: 'stevedore.dev', namespace: 'team-a' })).toBe(false);
+    expect(await can('create', 'imagemirrors', { group: 'stevedore.dev', namespace: 'team-a' })).toBe(false);
+    expect(await can('get', 'imagebuilds', { group: 'stevedore.dev' })).toBe(false);
+    expect(await can('create', 'pods', { namespace: 'team-a' })).toBe(false);
+    expect(await can('delete', 'leases', { group: 'coordination.k8s.io', namespace: NAMESPACE })).toBe(false);
+    expect(await can('get', 'configmaps', { namespace: NAMESPACE })).toBe(false);
+    expect(await can('*', '*', { group: '*' })).toBe(false);
+  });
+});
