@@ -36,7 +36,7 @@ test: deps install controlplane $(TEST_TOOLS) typecheck build ## Run every test 
 test-unit: install ## Run only the fast suites that need no external parts
 	$(NODE_BIN)/vitest run test/build test/k8s/crds.test.ts
 
-demo: deps build ## Local registry, busybox-static base image built by the engine, copies, inspect
+demo: deps build controlplane ## Registry, busybox-static image built by the engine, copies; control plane + controller mirroring it
 	hack/demo.sh
 
 run: build ## Run the controller against the current kubeconfig

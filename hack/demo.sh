@@ -4,17 +4,30 @@
 #   2. build a small base image from Debian's busybox-static with `stevedore import`
 #   3. push it, copy it within the registry (cross-repository mount) and out to an OCI layout
 #   4. show `stevedore inspect` and `list-tags`
+#   5. start a local control plane (etcd + kube-apiserver, hack/demo/controlplane.ts) with the CRDs,
+#      run `stevedore controller` against it, apply an ImageMirror from the demo repository to
+#      another one, wait for Ready and show it (`kubectl get stevedore -A`, or the same via the API)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEVEDORE="node bin/stevedore.js"
 export PATH="$PWD/node_modules/.bin:$PATH"
 work=$(mktemp -d -t stevedore-demo-XXXXXX)
 registry_pid=""
+controlplane_pid=""
+controller_pid=""
+stop() { # stop PID: SIGTERM, then wait for it to exit
+  [ -n "$1" ] || return 0
+  kill "$1" 2>/dev/null || return 0
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null || true
+  stop "$controller_pid"
+  stop "$controlplane_pid"
+  stop "$registry_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 mkdir -p "$work/registry"
@@ -61,4 +74,48 @@ $STEVEDORE inspect "docker://$reg/mirror/busybox:1.0"
 
 echo "==> stevedore list-tags docker://$reg/demo/busybox"
 $STEVEDORE list-tags "docker://$reg/demo/busybox"
+
+TS="node --import ./hack/lib/ts-resolve.ts"
+KUBECTL="${KUBECTL:-$HOME/.cache/stevedore/bin/kubectl-v1.34.4}"
+kubeconfig="$work/kubeconfig"
+
+echo "==> local control plane: etcd + kube-apiserver on loopback, CRDs from crds/"
+$TS hack/demo/controlplane.ts "$kubeconfig" >"$work/controlplane.log" 2>&1 &
+controlplane_pid=$!
+ok=""
+for _ in $(seq 600); do
+  grep -q '^READY' "$work/controlplane.log" 2>/dev/null && { ok=1; break; }
+  kill -0 "$controlplane_pid" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$ok" ] || { echo "control plane did not start:" >&2; cat "$work/controlplane.log" >&2; exit 1; }
+echo "    API server $(sed -n 's/^READY //p' "$work/controlplane.log")"
+
+metrics_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+echo "==> stevedore controller --kubeconfig $kubeconfig --metrics-addr 127.0.0.1:$metrics_port (log: controller.log)"
+$STEVEDORE controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" >"$work/controller.log" 2>&1 &
+controller_pid=$!
+
+echo "==> apply ImageMirror default/busybox ($reg/demo/busybox -> $reg/mirrored/busybox)"
+$TS hack/demo/mirror.ts apply "$kubeconfig" "$reg/demo/busybox" "$reg/mirrored/busybox"
+
+echo "==> wait for Ready=True (60 s)"
+if ! $TS hack/demo/mirror.ts wait "$kubeconfig" 60; then
+  echo "--- controller log ---" >&2
+  cat "$work/controller.log" >&2
+  exit 1
+fi
+
+if [ -x "$KUBECTL" ]; then
+  echo "==> kubectl get stevedore -A"
+  "$KUBECTL" --kubeconfig "$kubeconfig" get stevedore -A
+  echo "==> kubectl get imagemirror busybox -o jsonpath={.status}"
+  "$KUBECTL" --kubeconfig "$kubeconfig" get imagemirror busybox -o jsonpath='{.status}'; echo
+else
+  echo "==> (no kubectl at $KUBECTL) ImageMirrors through the API"
+  $TS hack/demo/mirror.ts get "$kubeconfig"
+fi
+
+echo "==> stevedore inspect docker://$reg/mirrored/busybox:1.0"
+$STEVEDORE inspect "docker://$reg/mirrored/busybox:1.0"
 echo "==> demo finished"
