@@ -195,7 +195,7 @@ export class ImageStore {
       if (i === 0) {
         await mkdir(rootfs, { mode: 0o755 });
         if (idMap) await chownToMappedRoot(rootfs, idMap);
-      } else await copyTree(join(this.snapshotDir(image.chainIds[i - 1]!, idMap), 'rootfs'), rootfs);
+      } else await linkTree(join(this.snapshotDir(image.chainIds[i - 1]!, idMap), 'rootfs'), rootfs);
       const stream = await this.layout.openBlob(layer);
       const result = await unpackLayer(rootfs, stream, { mediaType: layer.mediaType, signal, ...(idMap ? { idMap } : {}) });
       const expected = image.config.rootfs.diff_ids[i];
@@ -323,6 +323,17 @@ async function isDir(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * A snapshot starts as its parent with every file hardlinked (`cp -al`): directories are new, file
+ * data is shared. That is safe only because the unpacker never writes into an existing inode: a
+ * file entry unlinks the old name and creates a new file (O_EXCL), whiteouts only unlink, and
+ * metadata is applied to what it created. A deep copy made building an image of n layers copy
+ * O(n²) bytes (8 x 64 MiB: 2.3 GB, 28 s against podman's 9 s).
+ */
+async function linkTree(from: string, to: string): Promise<void> {
+  await run('cp', ['-al', '--', from, to], { maxBuffer: 16 * 1024 * 1024 });
 }
 
 /** `cp -a` keeps owners, modes, setuid bits, xattrs, links and times; reflinks where the fs can. */
