@@ -9,7 +9,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,8 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { freePort } from './net.js';
+import { killOnExit } from './procs.js';
 
 const exec = promisify(execFile);
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -99,18 +100,7 @@ export function kubectlPath(): string {
   return process.env['KUBECTL'] || join(cacheDir(), 'bin', `kubectl-${pinnedKubeVersion()}`);
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './net.js';
 
 async function openssl(dir: string, args: string[]): Promise<void> {
   await exec('openssl', args, { cwd: dir });
@@ -227,18 +217,6 @@ function isConflict(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: number }).code === 409;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function killOnExit(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
-}
 
 /** Start etcd and kube-apiserver on loopback and wait until /readyz is ok. */
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {

@@ -45,7 +45,7 @@ export function runCommand(cmd: string, args: readonly string[], opts: RunOption
       env: opts.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    track(child);
+    killOnExit(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -132,7 +132,7 @@ export function spawnManaged(cmd: string, args: readonly string[], opts: SpawnOp
       env: { ...(opts.env ?? process.env), STEVEDORE_WATCHDOG_RM: opts.removeWhenGone ?? '' },
       stdio: ['pipe', out, err],
     });
-    track(child);
+    killOnExit(child);
     // Closing stdin is how we tell the watchdog to kill; EPIPE after it is gone is expected.
     child.stdin!.on('error', () => {});
     let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -172,7 +172,8 @@ export function spawnManaged(cmd: string, args: readonly string[], opts: SpawnOp
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-function track(child: ChildProcess): void {
+/** Kills `child` with SIGKILL if this process exits first, so no test leaves a registry or API server behind. */
+export function killOnExit(child: ChildProcess): void {
   live.add(child);
   child.once('exit', () => live.delete(child));
   if (!exitHookInstalled) {
