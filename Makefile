@@ -8,8 +8,10 @@ export PATH := $(CURDIR)/$(NODE_BIN):$(PATH)
 include hack/controlplane.mk
 # Optional fragments add tools the tests need to TEST_TOOLS (e.g. helm for the chart tests).
 -include hack/helm.mk
+# cosign (and other Go-built peers) for the supply-chain interoperability tests.
+-include hack/cosign.mk
 
-.PHONY: help deps install build typecheck test test-unit demo run bench bench-copy bench-run test-e2e clean
+.PHONY: help deps install build typecheck test test-unit demo run bench bench-copy bench-run bench-build test-e2e clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,7 +44,7 @@ demo: deps build controlplane ## Registry, busybox-static image built by the eng
 run: build ## Run the controller against the current kubeconfig
 	node bin/stevedore.js controller --leader-elect=false
 
-bench: bench-copy bench-run ## Run every benchmark (prints ratios against the peer tools)
+bench: bench-copy bench-run bench-build ## Run every benchmark (prints ratios against the peer tools)
 
 bench-copy: deps build ## stevedore copy/sync vs skopeo copy/sync
 	hack/bench/copy.sh
@@ -55,3 +57,6 @@ clean: ## Remove build output (not the control-plane cache)
 
 bench-run: deps build ## stevedore run vs podman run, warm and cold
 	hack/bench/run.sh
+
+bench-build: deps build ## stevedore build vs buildah bud --layers, cold and unchanged
+	hack/bench/build.sh
