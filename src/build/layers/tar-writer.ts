@@ -1,0 +1,161 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants as zlibConstants, createGzip } from 'node:zlib';
+import { pack as tarPack, type Header, type Pack } from 'tar-stream';
+import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
+import { InvalidInputError, StevedoreError, errorMessage } from '../../util/errors.js';
+import { tempSibling } from '../../util/fs.js';
+import { rootLogger } from '../../util/log.js';
+import { compareEntryNames, type LayerEntry } from './entry.js';
+import { LAYER_MEDIA_TYPE, type LayerFile } from './layer-file.js';
+
+const log = rootLogger.child({ component: 'build-layer' });
+
+export interface WriteLayerOptions {
+  /** Directory the finished layer is put in (created if missing); named `<hex>.tar.gz`. */
+  workDir: string;
+  /** SOURCE_DATE_EPOCH in seconds: every mtime later than this is written as this. */
+  timestamp?: number;
+  /** gzip level; 6 (zlib's default) unless told otherwise. Same level, same bytes. */
+  gzipLevel?: number;
+  signal?: AbortSignal;
+}
+
+/** ustar id fields as tar-stream writes them (6 octal digits); larger ids go in a pax record so nothing is truncated. */
+const USTAR_MAX_ID = 0o777777;
+
+function checkName(name: string): void {
+  if (name === '' || name.startsWith('/') || name.endsWith('/') || name.split('/').some((p) => p === '' || p === '.' || p === '..')) {
+    throw new InvalidInputError(`layer entry name ${JSON.stringify(name)} is not a clean relative path`);
+  }
+}
+
+function header(e: LayerEntry, timestamp: number | undefined): Header {
+  const mtime = timestamp !== undefined && e.mtime > timestamp ? timestamp : e.mtime;
+  const h: Header = {
+    name: e.type === 'directory' ? `${e.name}/` : e.name,
+    mode: e.mode & 0o7777,
+    uid: e.uid,
+    gid: e.gid,
+    uname: '',
+    gname: '',
+    mtime: new Date(Math.max(0, Math.floor(mtime)) * 1000),
+    type: 'file',
+    size: 0,
+  };
+  const pax: Record<string, string> = {};
+  if (e.uid > USTAR_MAX_ID) {
+    pax.uid = String(e.uid);
+    h.uid = 0;
+  }
+  if (e.gid > USTAR_MAX_ID) {
+    pax.gid = String(e.gid);
+    h.gid = 0;
+  }
+  if (Object.keys(pax).length > 0) h.pax = pax;
+  switch (e.type) {
+    case 'directory':
+      h.type = 'directory';
+      break;
+    case 'symlink':
+      h.type = 'symlink';
+      h.linkname = e.linkname ?? '';
+      break;
+    case 'character-device':
+    case 'block-device':
+      h.type = e.type;
+      h.devmajor = e.devmajor ?? 0;
+      h.devminor = e.devminor ?? 0;
+      break;
+    case 'fifo':
+      h.type = 'fifo';
+      break;
+    case 'whiteout':
+      h.type = 'file';
+      break;
+    case 'file':
+      h.size = e.size ?? 0;
+      break;
+  }
+  return h;
+}
+
+async function addEntry(pack: Pack, h: Header, body?: Readable): Promise<void> {
+  if (!body) {
+    await new Promise<void>((resolve, reject) => pack.entry(h, (err) => (err ? reject(err) : resolve())));
+    return;
+  }
+  await pipeline(body, pack.entry(h) as unknown as Writable);
+}
+
+/**
+ * Streams `entries` as a deterministic layer: sorted (see compareEntryNames), numeric owners only,
+ * mtimes clamped to `timestamp`, files sharing an inode written once and linked after. The tar flows
+ * through a hash (diffID), gzip and a second hash (digest) into a temp file that is renamed into place
+ * only when complete, so the same entries with the same timestamp always give the same bytes and a
+ * failed write leaves nothing behind.
+ */
+export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLayerOptions): Promise<LayerFile> {
+  const started = Date.now();
+  const sorted = [...entries].sort((a, b) => compareEntryNames(a.name, b.name));
+  for (let i = 0; i < sorted.length; i++) {
+    checkName(sorted[i].name);
+    if (i > 0 && sorted[i].name === sorted[i - 1].name) {
+      throw new InvalidInputError(`layer entry ${JSON.stringify(sorted[i].name)} planned twice`);
+    }
+  }
+  await mkdir(opts.workDir, { recursive: true });
+  const tmp = tempSibling(join(opts.workDir, 'layer.tar.gz'));
+  const pack = tarPack();
+  const diff = new VerifyingStream({});
+  const blob = new VerifyingStream({});
+  const gzip = createGzip({ level: opts.gzipLevel ?? zlibConstants.Z_DEFAULT_COMPRESSION });
+  const writing = pipeline([pack as unknown as Readable, diff, gzip, blob, createWriteStream(tmp, { mode: 0o644 })], opts.signal ? { signal: opts.signal } : {});
+  writing.catch(() => undefined); // awaited below; a failure also surfaces through the entry writes
+  try {
+    const firstPath = new Map<string, string>();
+    for (const e of sorted) {
+      opts.signal?.throwIfAborted();
+      const h = header(e, opts.timestamp);
+      if (e.type === 'file') {
+        if (e.inode) {
+          const first = firstPath.get(e.inode);
+          if (first !== undefined) {
+            await addEntry(pack, { ...h, type: 'link', linkname: first, size: 0 });
+            continue;
+          }
+          firstPath.set(e.inode, e.name);
+        }
+        if (!e.source) throw new InvalidInputError(`layer entry ${JSON.stringify(e.name)} has no content source`);
+        if ((e.size ?? 0) === 0) await addEntry(pack, h);
+        else await addEntry(pack, h, createReadStream(e.source));
+      } else {
+        await addEntry(pack, h);
+      }
+    }
+    pack.finalize();
+    await writing;
+  } catch (err) {
+    pack.destroy(err as Error);
+    await writing.catch(() => undefined);
+    await rm(tmp, { force: true });
+    if (err instanceof StevedoreError || (err instanceof Error && err.name === 'AbortError')) throw err;
+    throw new StevedoreError('LAYER_WRITE_FAILED', `writing layer in ${opts.workDir}: ${errorMessage(err)}`, { cause: err });
+  }
+  const digest = blob.digest as Digest;
+  const path = join(opts.workDir, `${digestHex(digest)}.tar.gz`);
+  await rename(tmp, path);
+  const layer: LayerFile = {
+    path,
+    digest,
+    diffID: diff.digest as string,
+    size: blob.bytes,
+    mediaType: LAYER_MEDIA_TYPE,
+    empty: sorted.length === 0,
+  };
+  log.debug({ digest, entries: sorted.length, bytes: blob.bytes, tarBytes: diff.bytes, ms: Date.now() - started }, 'layer written');
+  return layer;
+}

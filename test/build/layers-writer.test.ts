@@ -1,0 +1,120 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { chown, link, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeLayer } from '../../src/build/layers/tar-writer.js';
+import { compareEntryNames, type LayerEntry } from '../../src/build/layers/entry.js';
+import { entryFromStat } from '../../src/build/layers/fs-entry.js';
+import { lstat, readdir } from 'node:fs/promises';
+import { TempDirs } from '../harness/tmp.js';
+import { byName, checkDigests, gnuTarList, readLayer } from './fixtures-layers/read-layer.js';
+
+const tmp = new TempDirs();
+afterAll(() => tmp.cleanup());
+
+async function treeEntries(root: string, rel = ''): Promise<LayerEntry[]> {
+  const out: LayerEntry[] = [];
+  for (const name of await readdir(join(root, rel))) {
+    const r = rel ? `${rel}/${name}` : name;
+    const st = await lstat(join(root, r));
+    const e = await entryFromStat(r, join(root, r), st);
+    if (e) out.push(e);
+    if (st.isDirectory()) out.push(...(await treeEntries(root, r)));
+  }
+  return out;
+}
+
+async function sampleTree(): Promise<string> {
+  const root = await tmp.make('lw-src');
+  await mkdir(join(root, 'b/sub'), { recursive: true });
+  await writeFile(join(root, 'b/sub/file.txt'), 'hello\n');
+  await writeFile(join(root, 'a.txt'), 'a');
+  await link(join(root, 'a.txt'), join(root, 'b/hard'));
+  await symlink('../a.txt', join(root, 'b/link'));
+  const long = 'x'.repeat(120);
+  await mkdir(join(root, long));
+  await writeFile(join(root, long, `${'y'.repeat(110)}.bin`), Buffer.alloc(70000, 7));
+  await writeFile(join(root, 'big-uid'), 'u');
+  await chown(join(root, 'big-uid'), 300000, 400000);
+  execFileSync('mkfifo', [join(root, 'b/fifo')]);
+  await utimes(join(root, 'a.txt'), 1_000, 1_000);
+  return root;
+}
+
+describe('deterministic layer tar writer', () => {
+  it('writes sorted entries with numeric owners, links, long names and correct digests', async () => {
+    const root = await sampleTree();
+    const work = await tmp.make('lw-work');
+    const layer = await writeLayer(await treeEntries(root), { workDir: work, timestamp: 5_000 });
+    expect(layer.empty).toBe(false);
+    expect(layer.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+    expect(checkDigests(layer)).toEqual({ digest: layer.digest, diffID: layer.diffID, size: layer.size });
+    expect(layer.path).toBe(join(work, `${layer.digest.slice(7)}.tar.gz`));
+
+    const entries = await readLayer(layer.path);
+    const names = entries.map((e) => e.name);
+    const long = 'x'.repeat(120);
+    expect(names).toEqual([
+      'a.txt',
+      'b/',
+      'b/fifo',
+      'b/hard',
+      'b/link',
+      'b/sub/',
+      'b/sub/file.txt',
+      'big-uid',
+      `${long}/`,
+      `${long}/${'y'.repeat(110)}.bin`,
+    ]);
+    const m = byName(entries);
+    // a.txt sorts first, so it carries the content and b/hard links to it.
+    expect(m.get('a.txt')).toMatchObject({ type: 'file', content: 'a', mtime: 1_000 });
+    expect(m.get('b/hard')).toMatchObject({ type: 'link', linkname: 'a.txt' });
+    expect(m.get('b/link')).toMatchObject({ type: 'symlink', linkname: '../a.txt' });
+    expect(m.get('b/fifo')).toMatchObject({ type: 'fifo' });
+    expect(m.get('big-uid')).toMatchObject({ uid: 300000, gid: 400000 });
+    // Everything newer than the timestamp is clamped to it; older stays.
+    expect(m.get('b/sub/file.txt')?.mtime).toBe(5_000);
+    for (const e of entries) expect([e.uname, e.gname]).toEqual(['', '']);
+
+    const listing = gnuTarList(layer.path);
+    expect(listing).toHaveLength(10);
+    expect(listing.find((l) => l.endsWith('big-uid'))).toMatch(/300000\/400000/);
+    expect(listing.find((l) => l.includes('b/hard'))).toMatch(/^hrw.* b\/hard link to a\.txt$/);
+  });
+
+  it('gives byte-identical layers for the same tree and timestamp, and different ones for another timestamp', async () => {
+    const root = await sampleTree();
+    const entries = await treeEntries(root);
+    const one = await writeLayer(entries, { workDir: await tmp.make('lw-1'), timestamp: 1_700_000_000 });
+    const two = await writeLayer([...entries].reverse(), { workDir: await tmp.make('lw-2'), timestamp: 1_700_000_000 });
+    expect(readFileSync(one.path).equals(readFileSync(two.path))).toBe(true);
+    expect(two.digest).toBe(one.digest);
+    const three = await writeLayer(entries, { workDir: await tmp.make('lw-3'), timestamp: 1_600_000_000 });
+    expect(three.digest).not.toBe(one.digest);
+  });
+
+  it('writes an empty layer as a valid empty tar and says so', async () => {
+    const layer = await writeLayer([], { workDir: await tmp.make('lw-empty') });
+    expect(layer.empty).toBe(true);
+    expect(await readLayer(layer.path)).toEqual([]);
+    expect(checkDigests(layer).diffID).toBe(layer.diffID);
+  });
+
+  it('refuses unclean or duplicate names, and leaves no temp file behind', async () => {
+    const work = await tmp.make('lw-bad');
+    const e = { type: 'directory' as const, mode: 0o755, uid: 0, gid: 0, mtime: 0 };
+    await expect(writeLayer([{ ...e, name: '../etc' }], { workDir: work })).rejects.toThrow(/"\.\.\/etc" is not a clean relative path/);
+    await expect(writeLayer([{ ...e, name: 'a' }, { ...e, name: 'a' }], { workDir: work })).rejects.toThrow(/"a" planned twice/);
+    await expect(
+      writeLayer([{ name: 'gone', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 3, source: join(work, 'missing') }], { workDir: work }),
+    ).rejects.toThrow(/LAYER_WRITE_FAILED|ENOENT/);
+    expect(await readdir(work)).toEqual([]);
+  });
+
+  it('orders the opaque marker first among its directory and parents before children', () => {
+    const names = ['a/z', 'a/.wh..wh..opq', 'a', 'a.b', 'a/-x', 'a/.wh.gone'];
+    expect([...names].sort(compareEntryNames)).toEqual(['a', 'a/.wh..wh..opq', 'a/-x', 'a/.wh.gone', 'a/z', 'a.b']);
+  });
+});
