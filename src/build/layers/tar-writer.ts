@@ -45,6 +45,9 @@ function header(e: LayerEntry, timestamp: number | undefined): Header {
     mtime: new Date(Math.max(0, Math.floor(mtime)) * 1000),
     type: 'file',
     size: 0,
+    linkname: '',
+    devmajor: 0,
+    devminor: 0,
   };
   const pax: Record<string, string> = {};
   if (e.uid > USTAR_MAX_ID) {

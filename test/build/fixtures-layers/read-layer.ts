@@ -30,6 +30,7 @@ export async function readLayer(path: string): Promise<ReadEntry[]> {
   const feeding = pipeline(createReadStream(path), createGunzip(), extract);
   for await (const entry of extract) {
     const h = entry.header;
+    const pax = (h.pax ?? {}) as Record<string, string>;
     const chunks: Buffer[] = [];
     for await (const c of entry as unknown as Readable) chunks.push(c as Buffer);
     out.push({
@@ -37,8 +38,8 @@ export async function readLayer(path: string): Promise<ReadEntry[]> {
       type: h.type ?? 'file',
       mode: h.mode ?? 0,
       // tar-stream exposes pax records but does not apply the id ones itself.
-      uid: h.pax?.uid !== undefined ? Number(h.pax.uid) : (h.uid ?? 0),
-      gid: h.pax?.gid !== undefined ? Number(h.pax.gid) : (h.gid ?? 0),
+      uid: pax.uid !== undefined ? Number(pax.uid) : (h.uid ?? 0),
+      gid: pax.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0),
       mtime: Math.floor((h.mtime?.getTime() ?? 0) / 1000),
       size: h.size ?? 0,
       ...(h.linkname ? { linkname: h.linkname } : {}),
