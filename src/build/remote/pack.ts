@@ -1,0 +1,107 @@
+/**
+ * Packs a build context directory into a gzip tar on disk, the one layer of a context artifact.
+ * Entries are sorted (the same tree gives the same bytes, so an unchanged context has the same
+ * digest and is not uploaded twice), owned by 0:0, and streamed one file at a time; the digests of
+ * the compressed blob and of the tar inside it are computed while writing.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { pack as tarPack, type Header, type Pack } from 'tar-stream';
+import type { Digest } from '../../oci/digest.js';
+import { InvalidInputError } from '../../util/errors.js';
+
+/** What to leave out (the shape of build/context's IgnoreMatcher: .containerignore rules). */
+export interface ContextIgnore {
+  ignored(relPath: string, isDir: boolean): boolean;
+}
+
+export interface PackOptions {
+  ignore?: ContextIgnore;
+  /** Paths (context-relative) always included even when ignored, e.g. the Containerfile itself. */
+  keep?: string[];
+  signal?: AbortSignal;
+}
+
+export interface PackedContext {
+  /** The gzip tar on disk. */
+  path: string;
+  /** sha256 of the gzip bytes (the blob digest). */
+  digest: Digest;
+  /** sha256 of the uncompressed tar (the layer's diffID). */
+  diffID: Digest;
+  size: number;
+  files: number;
+}
+
+class Hasher extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+}
+
+async function addEntry(pack: Pack, header: Partial<Header>, body?: Readable): Promise<void> {
+  if (!body) {
+    await new Promise<void>((resolve, reject) => pack.entry(header as Header, '', (err) => (err ? reject(err) : resolve())));
+    return;
+  }
+  await pipeline(body, pack.entry(header as Header) as unknown as Writable);
+}
+
+export async function packContext(dir: string, outPath: string, opts: PackOptions = {}): Promise<PackedContext> {
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new InvalidInputError(`build context ${dir} is not a directory`);
+  const keep = new Set((opts.keep ?? []).map((p) => p.replace(/^\.\//, '')));
+  const pack = tarPack();
+  let files = 0;
+  const walk = async (abs: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(abs)).sort()) {
+      opts.signal?.throwIfAborted();
+      const path = join(abs, name);
+      const relPath = rel ? `${rel}/${name}` : name;
+      const s = await lstat(path);
+      if (opts.ignore?.ignored(relPath, s.isDirectory()) && !keep.has(relPath)) continue;
+      const base = { name: relPath, mode: s.mode & 0o7777, mtime: s.mtime, uid: 0, gid: 0 };
+      if (s.isDirectory()) {
+        await addEntry(pack, { ...base, name: `${relPath}/`, type: 'directory' });
+        await walk(path, relPath);
+      } else if (s.isSymbolicLink()) {
+        await addEntry(pack, { ...base, type: 'symlink', linkname: await readlink(path) });
+      } else if (s.isFile()) {
+        files++;
+        await addEntry(pack, { ...base, type: 'file', size: s.size }, createReadStream(path));
+      }
+      // Sockets, fifos and devices have no place in a build context (Docker skips them too).
+    }
+  };
+  const tarHash = new Hasher();
+  const gzHash = new Hasher();
+  const writing = pipeline(pack as unknown as Readable, tarHash, createGzip(), gzHash, createWriteStream(outPath, { mode: 0o600 }), {
+    signal: opts.signal,
+  });
+  try {
+    await walk(dir, '');
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+    await writing.catch(() => undefined);
+    throw err;
+  }
+  await writing;
+  return {
+    path: outPath,
+    digest: `sha256:${gzHash.hash.digest('hex')}`,
+    diffID: `sha256:${tarHash.hash.digest('hex')}`,
+    size: gzHash.bytes,
+    files,
+  };
+}
+
