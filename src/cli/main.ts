@@ -23,6 +23,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   import: async () => (await import('./commands/import.js')).registerImport,
   controller: async () => (await import('./commands/controller.js')).registerController,
   run: async () => (await import('./commands/run.js')).registerRun,
+  context: async () => (await import('./commands/context.js')).registerContext,
 };
 // Verbs registered by another verb's module.
 const ALIASES: Record<string, string> = { logout: 'login', images: 'run', ps: 'run', logs: 'run', rm: 'run', rmi: 'run', prune: 'run', stop: 'run', kill: 'run', 'container-monitor': 'run' };
