@@ -19,6 +19,16 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+/**
+ * Objects of another kind whose changes reconcile an object of this one (as controller-runtime's
+ * Owns/Watches): e.g. an ImageBuild's Pods. `keyOf` maps a changed object to the key to enqueue.
+ */
+export interface SecondaryWatch {
+  resource: ResourcePath;
+  labelSelector?: string;
+  keyOf(obj: MetaObject): string | undefined;
+}
+
 export interface Reconciler<T extends MetaObject> {
   /** Controller name, for logs and metrics. */
   readonly name: string;
@@ -26,6 +36,8 @@ export interface Reconciler<T extends MetaObject> {
   /** Which updates enqueue a key (default: all). Adds and deletes always do. */
   shouldEnqueueUpdate?(oldObj: T, newObj: T): boolean;
   reconcile(req: ReconcileRequest, signal: AbortSignal): Promise<ReconcileResult>;
+  /** Other kinds to watch; each change enqueues the key `keyOf` returns. */
+  readonly watches?: readonly SecondaryWatch[];
 }
 
 export interface ControllerOptions {
@@ -66,10 +78,19 @@ export class Controller<T extends MetaObject> {
       },
       onDelete: (o) => queue.add(objectKey(o)),
     });
-    const informing = informer.run(signal);
+    const secondary = (this.#r.watches ?? []).map((w) => {
+      const inf = new Informer<MetaObject>(this.#client, w.resource, { namespace: this.#o.namespace, labelSelector: w.labelSelector, log });
+      const enqueue = (o: MetaObject) => {
+        const key = w.keyOf(o);
+        if (key) queue.add(key);
+      };
+      inf.addHandlers({ onAdd: enqueue, onUpdate: (_a, b) => enqueue(b), onDelete: enqueue });
+      return inf;
+    });
+    const informing = Promise.all([informer.run(signal), ...secondary.map((i) => i.run(signal))]);
     const onAbort = () => queue.shutDown();
     signal.addEventListener('abort', onAbort, { once: true });
-    await Promise.race([informer.waitForSync(), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
+    await Promise.race([Promise.all([informer.waitForSync(), ...secondary.map((i) => i.waitForSync())]), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
     log.info({ controller: name }, 'cache synced; starting workers');
     const worker = async () => {
       for (;;) {
