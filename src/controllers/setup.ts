@@ -7,6 +7,8 @@ import { EventRecorder } from '../k8s/runtime/events.js';
 import { Manager, defaultIdentity } from '../k8s/runtime/manager.js';
 import { ControllerMetrics } from '../k8s/runtime/metrics.js';
 import type { WorkQueueOptions } from '../k8s/runtime/queue.js';
+import { ImageBuildReconciler } from './imagebuild.js';
+import type { BuildPodOptions } from './imagebuild-pod.js';
 import { ImageMirrorReconciler } from './imagemirror.js';
 
 export interface ControllerManagerOptions {
@@ -21,8 +23,17 @@ export interface ControllerManagerOptions {
   queue?: WorkQueueOptions;
   /** Separate registries per manager (tests run several in one process); default true. */
   processMetrics?: boolean;
+  /** Build Pods of ImageBuilds: the Stevedore image they run and their security settings. */
+  buildPods?: Partial<BuildPodOptions>;
   log: Logger;
 }
+
+/** Build Pod defaults: the released Stevedore image, its own user namespace, uid 65532 (as the controller). */
+export const DEFAULT_BUILD_POD: BuildPodOptions = {
+  image: 'ghcr.io/stevedore-dev/stevedore:0.1.0',
+  userNamespaces: true,
+  runAsUser: 65532,
+};
 
 export function createControllerManager(o: ControllerManagerOptions): Manager {
   const client = new KubeClient(o.kubeConfig);
@@ -40,5 +51,8 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
   const events = new EventRecorder(client, { controller: 'stevedore.dev/imagemirror-controller', instance: identity, log });
   const reconciler = new ImageMirrorReconciler(client, { events, log });
   manager.add(new Controller(client, reconciler, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
+  const buildEvents = new EventRecorder(client, { controller: 'stevedore.dev/imagebuild-controller', instance: identity, log });
+  const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods } });
+  manager.add(new Controller(client, builds, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   return manager;
 }

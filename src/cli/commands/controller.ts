@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { rootLogger } from '../../util/log.js';
 import { signalOnInterrupt } from '../signals.js';
-import { parsePositiveInt } from '../options.js';
+import { parseBool, parsePositiveInt } from '../options.js';
+import { InvalidInputError } from '../../util/errors.js';
 
 interface ControllerFlags {
   kubeconfig?: string;
@@ -12,6 +13,18 @@ interface ControllerFlags {
   leaderElectionId: string;
   namespace?: string;
   workers: number;
+  buildImage?: string;
+  buildUserNamespaces?: boolean;
+  buildRunAsUser?: number;
+  buildSeccompProfile?: string;
+}
+
+/** `RuntimeDefault`, `Unconfined`, or `localhost/<profile>` (a profile file on each node). */
+function seccompProfile(v: string | undefined): { type: 'RuntimeDefault' | 'Localhost' | 'Unconfined'; localhostProfile?: string } | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'RuntimeDefault' || v === 'Unconfined') return { type: v };
+  if (v.startsWith('localhost/')) return { type: 'Localhost', localhostProfile: v.slice('localhost/'.length) };
+  throw new InvalidInputError(`--build-seccomp-profile must be RuntimeDefault, Unconfined or localhost/<profile>, got "${v}"`);
 }
 
 /** The namespace a Pod runs in (from its ServiceAccount mount), else $POD_NAMESPACE, else default. */
@@ -26,7 +39,7 @@ function ownNamespace(): string {
 export function registerController(program: Command): void {
   program
     .command('controller')
-    .description('Run the Kubernetes controller for ImageMirror (until SIGTERM)')
+    .description('Run the Kubernetes controllers for ImageMirror and ImageBuild (until SIGTERM)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--metrics-addr <addr>', 'address for /metrics, /healthz and /readyz', ':8080')
     .option('--leader-elect', 'elect a leader on a Lease so only one replica reconciles')
@@ -34,6 +47,10 @@ export function registerController(program: Command): void {
     .option('--leader-election-id <name>', 'name of the Lease', 'stevedore-controller')
     .option('--namespace <ns>', 'watch only this namespace (default: all)')
     .option('--workers <n>', 'concurrent reconciles', parsePositiveInt, 2)
+    .option('--build-image <ref>', 'Stevedore image that ImageBuild Pods run (default: the released image)')
+    .option('--build-user-namespaces <bool>', 'run build Pods with hostUsers: false (needs user-namespace support on the nodes)', parseBool)
+    .option('--build-run-as-user <uid>', 'uid and gid of build Pods', parsePositiveInt)
+    .option('--build-seccomp-profile <profile>', 'seccomp of build Pods: RuntimeDefault (default), Unconfined, or localhost/<profile>')
     .action(async (o: ControllerFlags) => {
       // Loaded here, not at the top: @kubernetes/client-node takes ~1 s to import, and every other
       // verb (copy, inspect, run) must not pay for it at start-up.
@@ -48,6 +65,12 @@ export function registerController(program: Command): void {
         namespace: o.namespace,
         metricsAddr: o.metricsAddr,
         workers: o.workers,
+        buildPods: {
+          ...(o.buildImage ? { image: o.buildImage } : {}),
+          ...(o.buildUserNamespaces !== undefined ? { userNamespaces: o.buildUserNamespaces } : {}),
+          ...(o.buildRunAsUser !== undefined ? { runAsUser: o.buildRunAsUser } : {}),
+          ...(o.buildSeccompProfile ? { seccompProfile: seccompProfile(o.buildSeccompProfile) } : {}),
+        },
         leaderElection: o.leaderElect
           ? { namespace: o.leaderElectionNamespace ?? ownNamespace(), name: o.leaderElectionId }
           : undefined,

@@ -1,0 +1,237 @@
+/**
+ * The build Pod of one ImageBuild generation: init containers put the source (and the merged
+ * registry credentials) into emptyDirs, then the build container runs `stevedore build` and writes
+ * its result to the termination message. Every security setting is here with its reason; the README
+ * documents the same spec.
+ */
+import { createHash } from 'node:crypto';
+import type { V1Container, V1Pod, V1SecurityContext, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { API_VERSION } from '../k8s/api/common.js';
+import type { ImageBuild } from '../k8s/api/imagebuild.js';
+import { parseDuration } from './schedule.js';
+
+export const LABEL_BUILD = 'stevedore.dev/imagebuild';
+export const LABEL_BUILD_UID = 'stevedore.dev/imagebuild-uid';
+export const LABEL_GENERATION = 'stevedore.dev/generation';
+
+/** Where things live inside the build Pod. */
+export const PATHS = {
+  workspace: '/workspace',
+  source: '/workspace/source',
+  home: '/workspace/home',
+  tmp: '/tmp',
+  authDir: '/var/run/stevedore/auth',
+  authFile: '/var/run/stevedore/auth/config.json',
+  secrets: '/var/run/stevedore/secrets',
+  git: '/var/run/stevedore/git',
+  terminationLog: '/dev/termination-log',
+} as const;
+
+export interface BuildPodOptions {
+  /** The Stevedore image the Pod runs; its entrypoint is `stevedore`. */
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** `hostUsers: false`: run the Pod in its own user namespace (needs cluster support). */
+  userNamespaces: boolean;
+  /** The unprivileged uid/gid the Pod runs as. */
+  runAsUser: number;
+  /** Seccomp profile of the Pod: RuntimeDefault, or Localhost with a profile that allows nested user namespaces. */
+  seccompProfile?: { type: 'RuntimeDefault' | 'Localhost' | 'Unconfined'; localhostProfile?: string };
+  serviceAccountName?: string;
+  imagePullSecrets?: string[];
+  /** Extra arguments for `stevedore build` (e.g. --log-level). */
+  extraBuildArgs?: string[];
+}
+
+/** A Pod name for the generation: `<name>-build-<generation>[-<request hash>]`, shortened with a hash when too long for a hostname. */
+export function buildPodName(name: string, generation: number, requestedAt?: string): string {
+  // A rebuild asked for by annotation gets its own Pod (and a fresh name) within one generation.
+  const again = requestedAt ? `-${createHash('sha256').update(requestedAt).digest('hex').slice(0, 5)}` : '';
+  const suffix = `-build-${generation}${again}`;
+  if (name.length + suffix.length <= 63) return `${name}${suffix}`;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${name.slice(0, 63 - suffix.length - 9).replace(/[-.]+$/, '')}-${hash}${suffix}`;
+}
+
+/** Build timeout in seconds (spec.timeout, default 1h). */
+export function buildTimeoutMs(ib: ImageBuild): number {
+  return parseDuration(ib.spec.timeout ?? '1h');
+}
+
+function containerSecurity(readOnlyRoot: boolean): V1SecurityContext {
+  return {
+    // No setuid binary or file capability can raise the build's privileges.
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    // The builder needs no Linux capability: it writes layers as files and pushes over HTTP.
+    capabilities: { drop: ['ALL'] },
+    runAsNonRoot: true,
+    // Writes go to the emptyDirs only; the image itself stays as it was pulled.
+    readOnlyRootFilesystem: readOnlyRoot,
+  };
+}
+
+function quantityMap(m: Record<string, string | number> | undefined): Record<string, string> | undefined {
+  if (!m) return undefined;
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
+}
+
+/** Secret names the build needs, by the role they play (one volume file each). */
+export function buildSecrets(ib: ImageBuild): { role: string; name: string }[] {
+  const out: { role: string; name: string }[] = [];
+  if (ib.spec.source.artifact?.credentials) out.push({ role: 'source', name: ib.spec.source.artifact.credentials.name });
+  if (ib.spec.cache?.secret) out.push({ role: 'cache', name: ib.spec.cache.secret.name });
+  if (ib.spec.output.pushSecret) out.push({ role: 'push', name: ib.spec.output.pushSecret.name });
+  return out;
+}
+
+export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: string): V1Pod {
+  const name = ib.metadata.name!;
+  const ns = ib.metadata.namespace ?? 'default';
+  const generation = ib.metadata.generation ?? 1;
+  const spec = ib.spec;
+  const src = spec.source;
+  const resources = spec.resources
+    ? { limits: quantityMap(spec.resources.limits as Record<string, string | number> | undefined), requests: quantityMap(spec.resources.requests as Record<string, string | number> | undefined) }
+    : undefined;
+  const env = [
+    { name: 'HOME', value: PATHS.home },
+    { name: 'TMPDIR', value: PATHS.tmp },
+  ];
+  const common = (c: V1Container): V1Container => ({
+    image: o.image,
+    imagePullPolicy: o.imagePullPolicy,
+    workingDir: PATHS.workspace,
+    securityContext: containerSecurity(true),
+    // A step that dies before writing its result still leaves its last log lines as the message.
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    terminationMessagePath: PATHS.terminationLog,
+    resources,
+    ...c,
+    env: [...env, ...(c.env ?? [])],
+  });
+  const workspaceMounts: V1VolumeMount[] = [
+    { name: 'workspace', mountPath: PATHS.workspace },
+    { name: 'tmp', mountPath: PATHS.tmp },
+  ];
+
+  const volumes: V1Volume[] = [
+    // The source, the builder's layer store and HOME: scratch space that dies with the Pod.
+    { name: 'workspace', emptyDir: {} },
+    { name: 'tmp', emptyDir: {} },
+  ];
+  const initContainers: V1Container[] = [];
+
+  // Registry credentials: each Secret's .dockerconfigjson becomes one file; the build and the
+  // artifact fetch read one merged auth file from a memory-backed emptyDir (never on node disk).
+  const secrets = buildSecrets(ib);
+  if (secrets.length > 0) {
+    volumes.push({
+      name: 'registry-secrets',
+      projected: {
+        defaultMode: 0o400,
+        sources: secrets.map((s) => ({ secret: { name: s.name, items: [{ key: '.dockerconfigjson', path: `${s.role}.json` }] } })),
+      },
+    });
+    volumes.push({ name: 'auth', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+    initContainers.push(
+      common({
+        name: 'auth',
+        args: ['context', 'auth', PATHS.authFile, ...secrets.map((s) => `${PATHS.secrets}/${s.role}.json`)],
+        volumeMounts: [
+          ...workspaceMounts,
+          { name: 'registry-secrets', mountPath: PATHS.secrets, readOnly: true },
+          { name: 'auth', mountPath: PATHS.authDir },
+        ],
+      }),
+    );
+  }
+  const authMounts: V1VolumeMount[] = secrets.length > 0 ? [{ name: 'auth', mountPath: PATHS.authDir, readOnly: true }] : [];
+  const authArgs = secrets.length > 0 ? ['--authfile', PATHS.authFile] : [];
+  const tls = spec.output.insecure ? ['--tls-verify=false'] : [];
+
+  if (src.git) {
+    const mounts: V1VolumeMount[] = [...workspaceMounts];
+    const args = ['context', 'git', src.git.url, PATHS.source, '--result-file', PATHS.terminationLog];
+    if (src.git.revision) args.push('--revision', src.git.revision);
+    if (src.git.credentials) {
+      volumes.push({ name: 'git-credentials', secret: { secretName: src.git.credentials.name, defaultMode: 0o400 } });
+      mounts.push({ name: 'git-credentials', mountPath: PATHS.git, readOnly: true });
+      args.push('--credentials-dir', PATHS.git);
+    }
+    initContainers.push(common({ name: 'source', args, volumeMounts: mounts }));
+  } else if (src.artifact) {
+    initContainers.push(
+      common({
+        name: 'source',
+        args: ['context', 'fetch', src.artifact.image, PATHS.source, '--result-file', PATHS.terminationLog, ...authArgs, ...tls],
+        volumeMounts: [...workspaceMounts, ...authMounts],
+      }),
+    );
+  } else {
+    initContainers.push(
+      common({
+        name: 'source',
+        args: ['context', 'inline', PATHS.source, '--result-file', PATHS.terminationLog],
+        env: [{ name: 'STEVEDORE_CONTAINERFILE', value: src.inline?.containerfile ?? '' }],
+        volumeMounts: workspaceMounts,
+      }),
+    );
+  }
+
+  const contextDir = src.inline ? PATHS.source : `${PATHS.source}/${(spec.contextDir ?? '.').replace(/^\.\/?/, '').replace(/\/+$/, '')}`.replace(/\/$/, '');
+  const buildArgs = ['build', '--tag', spec.output.image, '--result-file', PATHS.terminationLog, ...authArgs, ...tls];
+  if (src.inline) buildArgs.push('--file', `${PATHS.source}/Containerfile`);
+  else if (spec.containerfile) buildArgs.push('--file', `${contextDir}/${spec.containerfile}`);
+  for (const a of spec.buildArgs ?? []) buildArgs.push('--build-arg', `${a.name}=${a.value}`);
+  if (spec.target) buildArgs.push('--target', spec.target);
+  if (spec.platforms?.length) buildArgs.push('--platform', spec.platforms.join(','));
+  if (spec.cache) buildArgs.push('--cache-from', spec.cache.repository, '--cache-to', spec.cache.repository);
+  buildArgs.push(...(o.extraBuildArgs ?? []), contextDir);
+
+  const timeoutSeconds = Math.ceil(buildTimeoutMs(ib) / 1000);
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: buildPodName(name, generation, requestedAt),
+      namespace: ns,
+      labels: {
+        'app.kubernetes.io/name': 'stevedore',
+        'app.kubernetes.io/component': 'build',
+        'app.kubernetes.io/managed-by': 'stevedore',
+        [LABEL_BUILD]: name.length <= 63 ? name : createHash('sha256').update(name).digest('hex').slice(0, 63),
+        [LABEL_BUILD_UID]: ib.metadata.uid!,
+        [LABEL_GENERATION]: String(generation),
+      },
+      annotations: { 'stevedore.dev/output-image': spec.output.image },
+      ownerReferences: [
+        { apiVersion: API_VERSION, kind: 'ImageBuild', name, uid: ib.metadata.uid!, controller: true, blockOwnerDeletion: true },
+      ],
+    },
+    spec: {
+      restartPolicy: 'Never',
+      // The kubelet enforces the timeout too, should the controller be down when it passes.
+      activeDeadlineSeconds: timeoutSeconds + 30,
+      // Its own user namespace: uid 0 inside, if the builder ever needs it, is nobody on the node.
+      hostUsers: !o.userNamespaces,
+      // The build talks to registries only, never to the Kubernetes API.
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      serviceAccountName: o.serviceAccountName,
+      imagePullSecrets: o.imagePullSecrets?.map((n) => ({ name: n })),
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: o.runAsUser,
+        runAsGroup: o.runAsUser,
+        fsGroup: o.runAsUser,
+        seccompProfile: o.seccompProfile ?? { type: 'RuntimeDefault' },
+      },
+      nodeSelector: spec.nodeSelector,
+      tolerations: spec.tolerations as V1Toleration[] | undefined,
+      initContainers,
+      containers: [common({ name: 'build', args: buildArgs, volumeMounts: [...workspaceMounts, ...authMounts] })],
+      volumes,
+    },
+  };
+}

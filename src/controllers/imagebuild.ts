@@ -1,0 +1,303 @@
+/**
+ * The ImageBuild reconciler, in Flux's shape: get → deletion and finalizer → ordered steps (cancel
+ * superseded builds, start this generation's build Pod, follow it, read its result, prune old Pods)
+ * → status is always patched on the way out. The build itself runs in the Pod (`stevedore build`);
+ * this process only creates, watches and deletes Pods and writes status.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { API_VERSION, GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION } from '../k8s/api/common.js';
+import type { ImageBuild, ImageBuildStatus } from '../k8s/api/imagebuild.js';
+import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
+import { isConflict, isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
+import type { ReconcileRequest, ReconcileResult, Reconciler, SecondaryWatch } from '../k8s/runtime/controller.js';
+import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
+import type { EventRecorder } from '../k8s/runtime/events.js';
+import type { MetaObject } from '../k8s/runtime/informer.js';
+import { errorMessage } from '../util/errors.js';
+import { LABEL_BUILD_UID, buildPod, buildPodName, buildSecrets, buildTimeoutMs, type BuildPodOptions } from './imagebuild-pod.js';
+import { podOutcome, type BuildFailure } from './imagebuild-result.js';
+
+export const IMAGE_BUILD_FINALIZER = 'stevedore.dev/imagebuild';
+export const IMAGE_BUILD_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'imagebuilds' };
+const PODS: ResourcePath = { group: '', version: 'v1', plural: 'pods' };
+/** Selects every build Pod Stevedore made (the secondary watch). */
+export const BUILD_POD_SELECTOR = 'app.kubernetes.io/managed-by=stevedore,app.kubernetes.io/component=build';
+
+/** Ready reasons after which a generation's build is over. */
+const FINISHED = new Set(['Succeeded', 'Failed', 'DeadlineExceeded', 'Canceled']);
+
+/** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
+const STATUS_KEYS = [
+  'observedGeneration', 'conditions', 'lastHandledReconcileAt', 'podName', 'image', 'imageDigest', 'imageSize',
+  'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms',
+] as const;
+
+export interface ImageBuildReconcilerOptions {
+  events: EventRecorder;
+  log: Logger;
+  pod: BuildPodOptions;
+}
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+function finished(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+}
+
+export class ImageBuildReconciler implements Reconciler<ImageBuild> {
+  readonly name = 'imagebuild';
+  readonly resource = IMAGE_BUILD_RESOURCE;
+  readonly watches: readonly SecondaryWatch[] = [
+    {
+      resource: PODS,
+      labelSelector: BUILD_POD_SELECTOR,
+      keyOf: (o: MetaObject) => {
+        const owner = (o.metadata as { ownerReferences?: { kind: string; name: string; apiVersion: string }[] }).ownerReferences?.find(
+          (r) => r.kind === 'ImageBuild' && r.apiVersion === API_VERSION,
+        );
+        return owner && o.metadata.namespace ? `${o.metadata.namespace}/${owner.name}` : undefined;
+      },
+    },
+  ];
+  readonly #client: KubeClient;
+  readonly #o: ImageBuildReconcilerOptions;
+
+  constructor(client: KubeClient, o: ImageBuildReconcilerOptions) {
+    this.#client = client;
+    this.#o = o;
+  }
+
+  /** Status patches do not enqueue: spec changes, rebuild requests and deletion do (and Pod changes, via watches). */
+  shouldEnqueueUpdate(a: ImageBuild, b: ImageBuild): boolean {
+    return (
+      a.metadata.generation !== b.metadata.generation ||
+      a.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] !== b.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] ||
+      (!a.metadata.deletionTimestamp && !!b.metadata.deletionTimestamp)
+    );
+  }
+
+  #path(ns: string, name: string, sub?: string): string {
+    return resourcePath(IMAGE_BUILD_RESOURCE, ns, name, sub);
+  }
+
+  async reconcile(req: ReconcileRequest, signal: AbortSignal): Promise<ReconcileResult> {
+    let obj: ImageBuild;
+    try {
+      obj = await this.#client.get<ImageBuild>(this.#path(req.namespace, req.name));
+    } catch (err) {
+      if (isNotFound(err)) return {};
+      throw err;
+    }
+    const finalizers = obj.metadata.finalizers ?? [];
+    if (obj.metadata.deletionTimestamp) {
+      // Deleting an ImageBuild cancels its build. Owner references would let the garbage collector
+      // remove the Pods eventually; deleting them here stops the build now (and works without one).
+      if (finalizers.includes(IMAGE_BUILD_FINALIZER)) {
+        const pods = await this.#listPods(obj);
+        await Promise.all(pods.map((p) => this.#deletePod(p)));
+        if (pods.some((p) => !finished(p))) {
+          await this.#o.events.record(this.#target(obj), 'Normal', 'Canceled', `build canceled: ImageBuild deleted; Pod deleted`);
+        }
+        await this.#setFinalizers(obj, finalizers.filter((f) => f !== IMAGE_BUILD_FINALIZER));
+      }
+      return {};
+    }
+    if (!finalizers.includes(IMAGE_BUILD_FINALIZER)) obj = await this.#setFinalizers(obj, [...finalizers, IMAGE_BUILD_FINALIZER]);
+
+    const before = structuredClone(obj.status ?? {});
+    const status: ImageBuildStatus = structuredClone(before);
+    const generation = obj.metadata.generation ?? 0;
+    let result: ReconcileResult = {};
+    let failure: unknown;
+    try {
+      result = await this.#steps(obj, status);
+    } catch (err) {
+      failure = err;
+      const message = errorMessage(err);
+      // A typed error is the build's state (e.g. CredentialsNotFound); any other (an API hiccup) is
+      // retried with backoff and leaves the build's conditions as they were.
+      if (err instanceof StallingError) status.conditions = markStalled(status.conditions, generation, err.reason, message);
+      else if (err instanceof ReconcileError || err instanceof WaitingError) {
+        status.conditions = markReady(status.conditions, generation, false, err.reason, message);
+        status.observedGeneration = generation;
+      }
+    } finally {
+      if (!signal.aborted || failure === undefined) {
+        if (JSON.stringify(before) !== JSON.stringify(status)) await this.#patchStatus(obj, status);
+      }
+      await this.#eventOnTransition(obj, before, status);
+    }
+    if (failure !== undefined) throw failure;
+    return result;
+  }
+
+  async #steps(obj: ImageBuild, status: ImageBuildStatus): Promise<ReconcileResult> {
+    const generation = obj.metadata.generation ?? 0;
+    const requested = obj.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION];
+    const podName = buildPodName(obj.metadata.name!, generation, requested);
+    const pods = await this.#listPods(obj);
+
+    // A newer spec (or rebuild request) supersedes whatever build is still running.
+    for (const p of pods) {
+      if (p.metadata?.name !== podName && !finished(p) && !p.metadata?.deletionTimestamp) {
+        this.#o.log.info({ pod: p.metadata?.name, imagebuild: obj.metadata.name }, 'canceling a superseded build');
+        await this.#deletePod(p);
+      }
+    }
+
+    const ready = getCondition(status.conditions, 'Ready');
+    const sameBuild = status.observedGeneration === generation && status.podName === podName;
+    if (sameBuild && ready && FINISHED.has(ready.reason) && ready.observedGeneration === generation) {
+      await this.#prune(obj, pods, podName);
+      return {};
+    }
+
+    const pod = pods.find((p) => p.metadata?.name === podName);
+    if (!pod) {
+      if (sameBuild && status.startTime) {
+        // Our Pod went away before finishing: someone deleted it (or the node was lost).
+        return this.#finish(obj, status, { reason: 'Canceled', message: `build Pod ${podName} was deleted before the build finished` });
+      }
+      return this.#start(obj, status, podName, requested);
+    }
+
+    const outcome = podOutcome(pod);
+    if ('sourceCommit' in outcome && outcome.sourceCommit) status.sourceCommit = outcome.sourceCommit;
+    switch (outcome.state) {
+      case 'pending':
+      case 'running': {
+        const started = Date.parse(status.startTime ?? String(pod.metadata?.creationTimestamp ?? new Date().toISOString()));
+        const timeoutMs = buildTimeoutMs(obj);
+        const left = started + timeoutMs - Date.now();
+        if (left <= 0) {
+          await this.#deletePod(pod);
+          return this.#finish(obj, status, { reason: 'DeadlineExceeded', message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pod ${podName} deleted` });
+        }
+        const msg = outcome.state === 'pending' ? `build Pod ${podName} pending: ${outcome.message}` : `building ${obj.spec.output.image} in Pod ${podName}`;
+        status.conditions = markReconciling(status.conditions, generation, 'Building', msg);
+        status.observedGeneration = generation;
+        return { requeueAfterMs: left };
+      }
+      case 'succeeded': {
+        const r = outcome.result;
+        status.image = r.image || obj.spec.output.image;
+        status.imageDigest = r.digest;
+        if (r.size !== undefined) status.imageSize = r.size;
+        if (r.platforms?.length) status.platforms = r.platforms;
+        delete status.failureDetails;
+        status.completionTime = iso(new Date());
+        status.observedGeneration = generation;
+        status.conditions = markReady(status.conditions, generation, true, 'Succeeded', `built and pushed ${status.image}@${r.digest}`);
+        await this.#prune(obj, await this.#listPods(obj), podName);
+        return {};
+      }
+      case 'failed': {
+        const res = this.#finish(obj, status, outcome.failure);
+        await this.#prune(obj, await this.#listPods(obj), podName);
+        return res;
+      }
+    }
+  }
+
+  async #start(obj: ImageBuild, status: ImageBuildStatus, podName: string, requested: string | undefined): Promise<ReconcileResult> {
+    const generation = obj.metadata.generation ?? 0;
+    const ns = obj.metadata.namespace!;
+    // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
+    for (const s of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : [])]) {
+      try {
+        await this.#client.get(`/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(s.name)}`);
+      } catch (err) {
+        if (isNotFound(err)) throw new ReconcileError('CredentialsNotFound', `Secret ${ns}/${s.name} (${s.role} credentials) not found`);
+        throw err;
+      }
+    }
+    const body = buildPod(obj, this.#o.pod, requested);
+    try {
+      await this.#client.create(resourcePath(PODS, ns), body);
+    } catch (err) {
+      if (!isConflict(err)) throw err; // AlreadyExists: created by an earlier reconcile whose status patch was lost
+    }
+    for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'failureDetails', 'completionTime', 'sourceCommit'] as const) delete status[k];
+    status.podName = podName;
+    status.startTime = iso(new Date());
+    status.observedGeneration = generation;
+    if (requested !== undefined) status.lastHandledReconcileAt = requested;
+    status.conditions = markReconciling(status.conditions, generation, 'Building', `build Pod ${podName} created for ${obj.spec.output.image}`);
+    await this.#o.events.record(this.#target(obj), 'Normal', 'Building', `created build Pod ${podName}`);
+    return { requeueAfterMs: buildTimeoutMs(obj) };
+  }
+
+  /** A finished failure: terminal for this generation (Stalled), until the spec changes or a rebuild is requested. */
+  #finish(obj: ImageBuild, status: ImageBuildStatus, failure: BuildFailure): ReconcileResult {
+    const generation = obj.metadata.generation ?? 0;
+    const reason = failure.reason === 'DeadlineExceeded' ? 'DeadlineExceeded' : failure.reason === 'Canceled' || failure.reason === 'Interrupted' ? 'Canceled' : 'Failed';
+    status.failureDetails = { reason: failure.reason, message: failure.message.slice(0, 32768) };
+    status.completionTime = iso(new Date());
+    status.observedGeneration = generation;
+    for (const k of ['imageDigest', 'imageSize', 'platforms'] as const) delete status[k];
+    status.conditions = markStalled(status.conditions, generation, reason, `${failure.reason}: ${failure.message}`.slice(0, 32768));
+    return {};
+  }
+
+  /** Keeps the newest N succeeded and N failed finished Pods (their logs), deletes the rest. */
+  async #prune(obj: ImageBuild, pods: V1Pod[], current: string): Promise<void> {
+    const keep = { Succeeded: obj.spec.successfulBuildsHistoryLimit ?? 1, Failed: obj.spec.failedBuildsHistoryLimit ?? 3 };
+    const done = pods
+      .filter((p) => finished(p) && !p.metadata?.deletionTimestamp)
+      .sort((a, b) => {
+        if (a.metadata?.name === current) return -1;
+        if (b.metadata?.name === current) return 1;
+        return String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? ''));
+      });
+    const seen = { Succeeded: 0, Failed: 0 };
+    for (const p of done) {
+      const phase = p.status!.phase as 'Succeeded' | 'Failed';
+      if (++seen[phase] > keep[phase]) await this.#deletePod(p);
+    }
+  }
+
+  async #listPods(obj: ImageBuild): Promise<V1Pod[]> {
+    const sel = encodeURIComponent(`${LABEL_BUILD_UID}=${obj.metadata.uid}`);
+    const list = await this.#client.get<{ items: V1Pod[] }>(`${resourcePath(PODS, obj.metadata.namespace!)}?labelSelector=${sel}`);
+    return list.items;
+  }
+
+  async #deletePod(p: V1Pod): Promise<void> {
+    try {
+      await this.#client.json('DELETE', resourcePath(PODS, p.metadata!.namespace!, p.metadata!.name!), {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { uid: p.metadata!.uid } },
+      });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
+  #setFinalizers(obj: ImageBuild, finalizers: string[]): Promise<ImageBuild> {
+    return this.#client.patch<ImageBuild>(this.#path(obj.metadata.namespace!, obj.metadata.name!), {
+      metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion },
+    });
+  }
+
+  async #patchStatus(obj: ImageBuild, status: ImageBuildStatus): Promise<void> {
+    const body: Record<string, unknown> = {};
+    for (const k of STATUS_KEYS) body[k] = status[k] ?? null;
+    try {
+      await this.#client.patch(this.#path(obj.metadata.namespace!, obj.metadata.name!, 'status'), { status: body });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  #target(obj: ImageBuild) {
+    return { ...obj, apiVersion: API_VERSION, kind: 'ImageBuild' };
+  }
+
+  async #eventOnTransition(obj: ImageBuild, before: ImageBuildStatus, after: ImageBuildStatus): Promise<void> {
+    const a = getCondition(before.conditions, 'Ready');
+    const b = getCondition(after.conditions, 'Ready');
+    if (!b || b.status === 'Unknown' || (a && a.status === b.status && a.reason === b.reason && a.message === b.message)) return;
+    await this.#o.events.record(this.#target(obj), b.status === 'True' ? 'Normal' : 'Warning', b.reason, b.message);
+  }
+}
