@@ -1,0 +1,76 @@
+import type { FoundPackage } from './found.js';
+
+/** `…/node_modules/<name>/package.json` or `…/node_modules/@scope/<name>/package.json`. */
+export function isNpmPackageJson(path: string): boolean {
+  return /(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/.test(path);
+}
+
+/** A `package-lock.json` (v1-v3); npm's hidden `node_modules/.package-lock.json` duplicates the packages themselves. */
+export function isNpmLockfile(path: string): boolean {
+  return /(^|\/)package-lock\.json$/.test(path) && !path.endsWith('node_modules/.package-lock.json');
+}
+
+/** License of a package.json: an SPDX expression string, `{type}`, or the old `licenses: [{type}]`. */
+function licensesOf(doc: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const one = (v: unknown): void => {
+    if (typeof v === 'string' && v.trim() !== '') out.push(v.trim());
+    else if (typeof v === 'object' && v !== null && typeof (v as { type?: unknown }).type === 'string') out.push((v as { type: string }).type);
+  };
+  one(doc.license);
+  if (Array.isArray(doc.licenses)) doc.licenses.forEach(one);
+  return out;
+}
+
+function parseJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const doc = JSON.parse(text) as unknown;
+    return typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The package an installed package.json describes; nested package.json files without name and version are not packages. */
+export function parseNpmPackageJson(text: string): FoundPackage[] {
+  const doc = parseJson(text);
+  if (!doc || typeof doc.name !== 'string' || typeof doc.version !== 'string' || doc.name === '' || doc.version === '') return [];
+  return [{ type: 'npm', name: doc.name, version: doc.version, licenses: licensesOf(doc), foundBy: 'npm-package' }];
+}
+
+/**
+ * Packages a lockfile pins. v2/v3 list them under `packages` keyed by install path (the root
+ * project is the `""` key and is not a dependency; `link: true` entries are workspace symlinks);
+ * v1 nests them under `dependencies`.
+ */
+export function parseNpmLockfile(text: string): FoundPackage[] {
+  const doc = parseJson(text);
+  if (!doc) return [];
+  const out: FoundPackage[] = [];
+  const packages = doc.packages;
+  if (typeof packages === 'object' && packages !== null) {
+    for (const [key, raw] of Object.entries(packages as Record<string, unknown>)) {
+      if (key === '' || typeof raw !== 'object' || raw === null) continue;
+      const entry = raw as Record<string, unknown>;
+      if (entry.link === true || typeof entry.version !== 'string') continue;
+      const i = key.lastIndexOf('node_modules/');
+      const name = typeof entry.name === 'string' ? entry.name : i >= 0 ? key.slice(i + 'node_modules/'.length) : '';
+      if (name === '') continue;
+      out.push({ type: 'npm', name, version: entry.version, licenses: licensesOf(entry), foundBy: 'npm-lock' });
+    }
+    return out;
+  }
+  const walk = (deps: unknown): void => {
+    if (typeof deps !== 'object' || deps === null) return;
+    for (const [name, raw] of Object.entries(deps as Record<string, unknown>)) {
+      if (typeof raw !== 'object' || raw === null) continue;
+      const entry = raw as Record<string, unknown>;
+      if (typeof entry.version === 'string' && !entry.version.startsWith('file:')) {
+        out.push({ type: 'npm', name, version: entry.version, licenses: [], foundBy: 'npm-lock' });
+      }
+      walk(entry.dependencies);
+    }
+  };
+  walk(doc.dependencies);
+  return out;
+}
