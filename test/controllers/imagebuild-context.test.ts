@@ -63,6 +63,23 @@ describe('build context artifacts', () => {
     expect(await readlink(join(dest, 'src', 'src', 'link'))).toBe('lib/data.txt');
   });
 
+  it('leaves out what .containerignore says (with ! exceptions) but always sends the Containerfile', async () => {
+    const src = await makeContext();
+    await writeFile(join(src, '.containerignore'), 'src/lib\n*.secret\nContainerfile\n!keep.secret\n');
+    await writeFile(join(src, 'token.secret'), 'hunter2');
+    await writeFile(join(src, 'keep.secret'), 'public');
+    const pushed = await stevedore(['context', 'push', '-f', 'Containerfile', src, `${reg.host}/ctx/ignored:v1`]);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const dest = await cliTempDir('ctx-ignored');
+    const got = await stevedore(['context', 'fetch', pushed.stdout.trim(), dest]);
+    expect(got.code, got.stderr).toBe(0);
+    await expect(stat(join(dest, 'token.secret'))).rejects.toThrow();
+    await expect(stat(join(dest, 'src', 'lib'))).rejects.toThrow();
+    expect(await readFile(join(dest, 'keep.secret'), 'utf8')).toBe('public');
+    expect(await readFile(join(dest, 'Containerfile'), 'utf8')).toContain('FROM scratch');
+    expect(await readFile(join(dest, 'src', 'main.sh'), 'utf8')).toContain('echo hi');
+  });
+
   it('gives an unchanged context the same digest (nothing new to upload)', async () => {
     const src = await makeContext();
     const a = await stevedore(['context', 'push', src, `${reg.host}/ctx/same:a`]);

@@ -18,6 +18,8 @@ import { InvalidInputError } from '../../util/errors.js';
 /** What to leave out (the shape of build/context's IgnoreMatcher: .containerignore rules). */
 export interface ContextIgnore {
   ignored(relPath: string, isDir: boolean): boolean;
+  /** With `!` exceptions, an ignored directory is still walked: a file below may be re-included. */
+  readonly hasExceptions?: boolean;
 }
 
 export interface PackOptions {
@@ -68,10 +70,12 @@ export async function packContext(dir: string, outPath: string, opts: PackOption
       const path = join(abs, name);
       const relPath = rel ? `${rel}/${name}` : name;
       const s = await lstat(path);
-      if (opts.ignore?.ignored(relPath, s.isDirectory()) && !keep.has(relPath)) continue;
+      const ignored = (opts.ignore?.ignored(relPath, s.isDirectory()) ?? false) && !keep.has(relPath);
+      if (ignored && !(s.isDirectory() && opts.ignore?.hasExceptions)) continue;
       const base = { name: relPath, mode: s.mode & 0o7777, mtime: s.mtime, uid: 0, gid: 0 };
       if (s.isDirectory()) {
-        await addEntry(pack, { ...base, name: `${relPath}/`, type: 'directory' });
+        // An ignored directory walked for exceptions gets no entry of its own; its kept files imply it.
+        if (!ignored) await addEntry(pack, { ...base, name: `${relPath}/`, type: 'directory' });
         await walk(path, relPath);
       } else if (s.isSymbolicLink()) {
         await addEntry(pack, { ...base, type: 'symlink', linkname: await readlink(path) });
