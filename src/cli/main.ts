@@ -23,6 +23,9 @@ const VERBS: Record<string, () => Promise<Register>> = {
   import: async () => (await import('./commands/import.js')).registerImport,
   controller: async () => (await import('./commands/controller.js')).registerController,
   run: async () => (await import('./commands/run.js')).registerRun,
+  sign: async () => (await import('./commands/sign.js')).registerSign,
+  verify: async () => (await import('./commands/verify.js')).registerVerify,
+  'generate-key': async () => (await import('./commands/generate-key.js')).registerGenerateKey,
   context: async () => (await import('./commands/context.js')).registerContext,
 };
 // Verbs registered by another verb's module.
