@@ -8,7 +8,7 @@ import { listContainers, writeRecord, type ContainerRecord } from './containers.
 import { K8sFileLog } from './logs.js';
 import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type RuntimeName, type RuntimeOptions } from './oci-runtime.js';
 import { generateSpec, type SpecOptions } from './spec.js';
-import type { ImageStore, PullPolicy, RootfsMode } from './store/index.js';
+import type { ImageStore, PullPolicy, RootfsMode, StoredImage } from './store/index.js';
 
 const log = rootLogger.child({ component: 'container' });
 
@@ -31,6 +31,10 @@ export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles'> {
   /** Warnings (cgroups not delegated, ...). */
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
+  /** An image already in the store's layout (the builder's stage so far): used as is, never pulled. */
+  prepared?: StoredImage;
+  /** Keep a container record for `ps`/`rm` (default true); the builder's RUN containers have none. */
+  record?: boolean;
 }
 
 export type ExitReason = 'Completed' | 'Error' | 'OOMKilled' | 'DeadlineExceeded' | 'Cancelled';
@@ -72,11 +76,12 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const runtimeOptions = { ...(rootless ? { stateRoot: join(store.root, 'run', runtimeName) } : {}), ...opts.runtimeOptions };
   const runtime: OciRuntime = ociRuntime(runtimeName, runtimeOptions);
   await runtime.check();
-  const image = await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal });
+  const image = opts.prepared ?? (await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal }));
+  const keepRecord = opts.record !== false;
   const id = opts.id ?? randomBytes(32).toString('hex');
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidInputError(`container id must be 64 hex digits`);
   const name = opts.name ?? `stevedore-${id.slice(0, 12)}`;
-  if (opts.name !== undefined && (await listContainers(store)).some((c) => c.name === opts.name)) {
+  if (keepRecord && opts.name !== undefined && (await listContainers(store)).some((c) => c.name === opts.name)) {
     throw new InvalidInputError(`the container name "${opts.name}" is already in use; remove that container or choose another name`);
   }
   const ctr = await store.createRootfs(id, image, { mode: opts.rootfsMode, signal: opts.signal, idMap: opts.idMappings });
@@ -120,7 +125,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       opts.onWarning?.(w);
     }
     record.command = spec.process.args;
-    await writeRecord(record);
+    if (keepRecord) await writeRecord(record);
     spec.annotations = { ...spec.annotations, 'dev.stevedore.container.name': name, 'org.opencontainers.image.ref.name': image.name };
     await writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2));
 
@@ -185,11 +190,11 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       startedAt,
       finishedAt,
     };
-    if (!opts.remove) await writeRecord({ ...record, status: 'exited', exitCode, reason: result.reason, finishedAt });
+    if (!opts.remove && keepRecord) await writeRecord({ ...record, status: 'exited', exitCode, reason: result.reason, finishedAt });
     return result;
   } catch (err) {
     log.debug({ id, err: errorMessage(err) }, 'container failed');
-    if (record && !opts.remove) {
+    if (record && !opts.remove && keepRecord) {
       await writeRecord({ ...record, status: 'exited', exitCode: err instanceof ContainerStartError ? err.exitCode : 125, reason: 'Error', finishedAt: new Date().toISOString() }).catch(() => undefined);
     }
     throw err;

@@ -1,0 +1,127 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { AddInstruction, CopyInstruction } from '../containerfile/index.js';
+import { hashCopyInputs, writeCopyLayer, type CopyRoot, type CopySpec } from '../layers/copy.js';
+import { cacheKey } from '../cache/key.js';
+import { StevedoreError } from '../../util/errors.js';
+import { resolveChown, parseChmod } from './chown.js';
+import { BuildStepError, SourceNotFoundError, type StepLocation } from './errors.js';
+import { historyText } from './metadata.js';
+import type { BuildRun } from './steps.js';
+import { topChain, withLayer, type BuiltLayer, type StageState } from './state.js';
+
+const URL_SOURCE = /^https?:\/\//i;
+const GIT_SOURCE = /^(git@|git:\/\/|.*\.git(#.*)?$)/;
+
+/**
+ * COPY and ADD: the layer is written straight from the context (or another stage's filesystem),
+ * no container started. The cache key is the parent filesystem, the instruction's resolved
+ * settings and a content hash of the inputs, so touching a file without changing it is a hit.
+ */
+export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstruction | AddInstruction, loc: StepLocation): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
+  const scratch = join(run.workDir, `copy-${randomBytes(6).toString('hex')}`);
+  let root: CopyRoot;
+  let sourceKey: string;
+  const sources: string[] = [];
+  const heredocs = inst.sources.filter((s) => s.kind === 'heredoc');
+  const paths = inst.sources.flatMap((s) => (s.kind === 'path' ? [s.path] : []));
+  const urls = inst.kind === 'ADD' ? paths.filter((p) => URL_SOURCE.test(p)) : [];
+  if (inst.kind === 'ADD' && paths.some((p) => GIT_SOURCE.test(p) && !URL_SOURCE.test(p))) {
+    throw new BuildStepError(loc, 'ADD of a Git repository is not supported; clone it in the context or in a RUN');
+  }
+  const kinds = (heredocs.length > 0 ? 1 : 0) + (urls.length > 0 ? 1 : 0) + (paths.length - urls.length > 0 ? 1 : 0);
+  if (kinds > 1) throw new BuildStepError(loc, `${inst.kind} cannot mix heredocs, URLs and paths in one instruction; split it`);
+
+  if (heredocs.length > 0) {
+    // Inline files become a small context of their own.
+    await mkdir(scratch, { recursive: true });
+    for (const h of heredocs) {
+      if (h.kind !== 'heredoc') continue;
+      await writeFile(join(scratch, h.name), h.content, { mode: 0o644 });
+      sources.push(h.name);
+    }
+    root = { dir: scratch };
+    sourceKey = 'heredoc';
+  } else if (urls.length > 0) {
+    await mkdir(scratch, { recursive: true });
+    const addInst = inst as AddInstruction;
+    if (addInst.checksum !== undefined && urls.length !== 1) throw new BuildStepError(loc, '--checksum needs exactly one URL source');
+    const { fetchUrl } = await import('../layers/url.js');
+    for (const url of urls) {
+      const got = await fetchUrl(url, { ...(addInst.checksum ? { checksum: addInst.checksum } : {}), workDir: scratch }).catch((err: unknown) => {
+        throw new SourceNotFoundError(`${loc.file}:${loc.line}: ADD ${url}: ${(err as Error).message}`, { cause: err });
+      });
+      const dir = join(scratch, `u${sources.length}`);
+      await mkdir(dir);
+      await rename(got.path, join(dir, got.name));
+      sources.push(`u${sources.length}/${got.name}`);
+    }
+    root = { dir: scratch };
+    sourceKey = `url:${urls.join(' ')}`;
+  } else if (inst.kind === 'COPY' && inst.from !== undefined) {
+    const src = await run.source(inst.from);
+    root = { dir: await run.rootfs(src.state) };
+    sourceKey = src.key;
+    sources.push(...paths);
+  } else {
+    root = { dir: run.opts.context.dir, ignore: run.opts.context.ignore };
+    sourceKey = 'context';
+    sources.push(...paths);
+  }
+
+  const spec: CopySpec = {
+    sources,
+    dest: inst.dest,
+    workdir: state.config.WorkingDir || '/',
+    ...(inst.exclude.length > 0 ? { exclude: inst.exclude } : {}),
+    ...(inst.kind === 'COPY' && inst.parents ? { parents: true } : {}),
+    // ADD unpacks local archives unless --unpack=false; a URL is never unpacked.
+    ...(inst.kind === 'ADD' && urls.length === 0 && inst.unpack !== false ? { add: true } : {}),
+  };
+  const chmod = parseChmod(inst.chmod);
+  if (chmod !== undefined) spec.chmod = chmod;
+  if (inst.chown !== undefined) {
+    try {
+      spec.chown = await resolveChown(inst.chown, () => run.rootfs(state));
+    } catch (err) {
+      throw new BuildStepError(loc, `--chown=${inst.chown}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  const fail = (err: unknown): never => {
+    if (err instanceof StevedoreError && /NOT_FOUND|NO_SOURCE|SOURCE/.test(err.code)) {
+      throw new SourceNotFoundError(`${loc.file}:${loc.line}: ${loc.text}: ${err.message}`, { cause: err });
+    }
+    if (err instanceof BuildStepError || err instanceof SourceNotFoundError) throw err;
+    if ((err as NodeJS.ErrnoException)?.code === 'ENOENT') throw new SourceNotFoundError(`${loc.file}:${loc.line}: ${loc.text}: ${(err as Error).message}`, { cause: err });
+    throw new BuildStepError(loc, (err as Error).message, { cause: err });
+  };
+
+  // Stage and image sources are identified by their filesystem's chain; the context by content.
+  let inputs: string;
+  try {
+    inputs = sourceKey === 'context' || sourceKey === 'heredoc' || sourceKey.startsWith('url:') ? await hashCopyInputs(root, spec) : sourceKey;
+  } catch (err) {
+    return fail(err);
+  }
+  const key = cacheKey(topChain(state), inst.kind, { spec, inputs, source: sourceKey === 'context' ? 'context' : sourceKey, timestamp: run.opts.timestamp ?? null });
+  const history = run.history(historyText(inst, state.config));
+  const hit = await run.cached(key);
+  if (hit) return { state: withLayer(state, hit.layer, history), cached: true, layer: hit.layer };
+
+  let layer: BuiltLayer | undefined;
+  try {
+    const targetRootfs = await run.rootfs(state);
+    const file = await writeCopyLayer(root, spec, {
+      targetRootfs,
+      workDir: run.workDir,
+      ...(run.opts.timestamp !== undefined ? { timestamp: run.opts.timestamp } : {}),
+    });
+    layer = await run.adopt(file);
+  } catch (err) {
+    return fail(err);
+  }
+  await run.remember(key, layer);
+  return { state: withLayer(state, layer, history), cached: false, layer };
+}

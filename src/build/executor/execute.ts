@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hostPlatform, normalizePlatform, formatPlatform, type Platform } from '../../oci/platform.js';
+import { evaluateStage, parseContainerfile, planStages, type PlannedStage } from '../containerfile/index.js';
+import { LocalBuildCache } from '../cache/local.js';
+import { BuildInterruptedError, type StepLocation } from './errors.js';
+import { applyMetadata, historyText } from './metadata.js';
+import { copyStep } from './copy-step.js';
+import { runStep } from './run-step.js';
+import { workdirStep } from './workdir-step.js';
+import { BuildRun } from './steps.js';
+import { emptyState, stateFromImage, withLayer, type StageState } from './state.js';
+import { SILENT_REPORTER, type ExecuteOptions } from './types.js';
+import { UnsupportedError } from '../../util/errors.js';
+
+export interface ExecuteResult {
+  /** The target stage's final state: layers in the store's layout, config ready to write. */
+  state: StageState;
+  /** Creation time of the image (the --timestamp, or when the build finished). */
+  created: string;
+  /** Steps answered from the cache, and steps that did work. */
+  cacheHits: number;
+  stepsRun: number;
+  warnings: string[];
+}
+
+/**
+ * Runs a Containerfile: parse, plan the stages the target needs, then each stage step by step
+ * over the store (snapshots, layers, RUN containers). Nothing is tagged here; the output step
+ * writes the image only after every stage succeeded, so an interrupted build leaves no image.
+ */
+export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult> {
+  const reporter = opts.reporter ?? SILENT_REPORTER;
+  const host = hostPlatform();
+  const platform = opts.platform ? normalizePlatform(opts.platform) : host;
+  const cf = parseContainerfile(opts.containerfile.text, { file: opts.containerfile.name });
+  const plan = planStages(cf, {
+    ...(opts.target !== undefined ? { target: opts.target } : {}),
+    ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
+    platform,
+    buildPlatform: host,
+  });
+  const warnings: string[] = [];
+  if (plan.unusedBuildArgs.length > 0) {
+    const w = `build args not consumed by any ARG: ${plan.unusedBuildArgs.join(', ')}`;
+    warnings.push(w);
+    reporter.warn(w);
+  }
+  const workDir = join(opts.store.root, 'tmp', `build-${randomBytes(8).toString('hex')}`);
+  await mkdir(workDir, { recursive: true });
+  const run = new BuildRun({ ...opts, reporter }, plan, new LocalBuildCache(opts.store.root, opts.store.layout), workDir);
+  let cacheHits = 0;
+  let stepsRun = 0;
+  try {
+    for (const [n, stage] of plan.stages.entries()) {
+      const state = await buildStage(run, stage, n, platform, (cached) => (cached ? cacheHits++ : stepsRun++));
+      run.stages.set(stage.index, state);
+    }
+    const state = run.stages.get(plan.target.index)!;
+    return { state, created: run.created, cacheHits, stepsRun, warnings };
+  } catch (err) {
+    if (opts.signal?.aborted && !(err instanceof BuildInterruptedError)) throw new BuildInterruptedError();
+    throw err;
+  } finally {
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platform: Platform, counted: (cached: boolean) => void): Promise<StageState> {
+  const { plan, opts } = run;
+  const reporter = opts.reporter ?? SILENT_REPORTER;
+  const stagePlatform = stage.platform ? normalizePlatform(stage.platform) : platform;
+  let state: StageState;
+  let onBuild: string[] = [];
+  const fromText = stage.from.original;
+  const stepsTotal = (): number => 1 + evaluation.steps.length;
+  const label = { stage: n + 1, stages: plan.stages.length, ...(stage.name ? { stageName: stage.name } : {}) };
+
+  if (stage.base.kind === 'scratch') state = emptyState(stagePlatform);
+  else if (stage.base.kind === 'stage') state = { ...run.stages.get(stage.base.index)!, cmdSet: false };
+  else {
+    if (formatPlatform(stagePlatform) !== formatPlatform(hostPlatform())) {
+      throw new UnsupportedError(`${plan.file}:${stage.from.line}: FROM ${stage.base.ref}: building for ${formatPlatform(stagePlatform)} on a ${formatPlatform(hostPlatform())} host is not supported yet`);
+    }
+    const image = await run.image(stage.base.ref);
+    state = stateFromImage(image);
+    onBuild = [...(state.config.OnBuild ?? [])];
+    // Triggers run once, in the child build; they are not passed on to grandchildren.
+    if (state.config.OnBuild) state = { ...state, config: { ...state.config, OnBuild: null } };
+  }
+  const evaluation = evaluateStage(plan, stage, { baseEnv: state.config.Env ?? [], onBuild });
+  reporter.step({ ...label, step: 1, steps: stepsTotal(), text: fromText });
+
+  for (const [i, step] of evaluation.steps.entries()) {
+    opts.signal?.throwIfAborted();
+    const inst = step.instruction;
+    const loc: StepLocation = { file: plan.file, line: inst.line, instruction: inst.kind, text: inst.original };
+    reporter.step({ ...label, step: i + 2, steps: stepsTotal(), text: step.onBuild ? `${inst.original} (ONBUILD)` : inst.original });
+    const started = Date.now();
+    let outcome: { state: StageState; cached: boolean; layer: Awaited<ReturnType<typeof copyStep>>['layer'] } | undefined;
+    switch (inst.kind) {
+      case 'RUN':
+        outcome = await runStep(run, state, inst, step.runEnv, loc);
+        break;
+      case 'COPY':
+      case 'ADD':
+        outcome = await copyStep(run, state, inst, loc);
+        break;
+      case 'WORKDIR':
+        outcome = await workdirStep(run, state, applyMetadata(state, inst), inst);
+        break;
+      default: {
+        const next = applyMetadata(state, inst);
+        state = withLayer(next, undefined, run.history(historyText(inst, state.config)));
+      }
+    }
+    if (outcome) {
+      state = outcome.state;
+      counted(outcome.cached);
+      if (outcome.cached) reporter.cached(outcome.layer);
+      else reporter.layer(outcome.layer, Date.now() - started);
+    }
+  }
+  return state;
+}

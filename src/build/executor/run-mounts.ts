@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import { chown, cp, mkdir, readFile, stat } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import type { Mount } from '../containerfile/index.js';
+import type { BindMount } from '../../runtime/spec.js';
+import { resolveInRoot } from '../../runtime/unpack/index.js';
+import { BuildStepError, SourceNotFoundError, type StepLocation } from './errors.js';
+import type { BuildRun } from './steps.js';
+import { hashCopyInputs } from '../layers/copy.js';
+
+/** What `RUN --mount=...` turns into for the runtime, plus what the cache key needs to know. */
+export interface RunMounts {
+  binds: BindMount[];
+  tmpfs: string[];
+  env: string[];
+  /** Container paths the mounts occupy: mount points runc creates there are not part of the layer. */
+  targets: string[];
+  /** Cache-relevant description (content hashes of bound context dirs; never secret values). */
+  key: unknown[];
+}
+
+function absTarget(target: string, workdir: string): string {
+  return target.startsWith('/') ? posix.normalize(target) : posix.join(workdir || '/', target);
+}
+
+/**
+ * Prepares each mount: cache dirs live in the store (`build-cache-mounts/<hash of id>`), secrets
+ * come from `--secret` files, binds from the context, a finished stage or an image. A read-write
+ * bind gets a private copy, as BuildKit discards writes to it.
+ */
+export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], workdir: string, loc: StepLocation): Promise<RunMounts> {
+  const out: RunMounts = { binds: [], tmpfs: [], env: [], targets: [], key: [] };
+  for (const m of mounts) {
+    switch (m.type) {
+      case 'cache': {
+        const target = absTarget(m.target, workdir);
+        const dir = join(run.store.root, 'build-cache-mounts', createHash('sha256').update(m.id).digest('hex').slice(0, 32));
+        const fresh = await stat(dir).then(() => false, () => true);
+        if (fresh) {
+          await mkdir(dir, { recursive: true, mode: m.mode ? parseInt(m.mode, 8) : 0o755 });
+          if (m.uid !== undefined || m.gid !== undefined) await chown(dir, Number(m.uid ?? 0), Number(m.gid ?? 0));
+        }
+        out.binds.push({ source: dir, destination: target, readonly: m.readonly });
+        out.targets.push(target);
+        out.key.push({ type: 'cache', target, id: m.id, readonly: m.readonly });
+        break;
+      }
+      case 'tmpfs': {
+        const target = absTarget(m.target, workdir);
+        out.tmpfs.push(`${target}:exec,dev${m.size ? `,size=${m.size}` : ''}`);
+        out.targets.push(target);
+        out.key.push({ type: 'tmpfs', target, size: m.size ?? null });
+        break;
+      }
+      case 'secret': {
+        const src = run.opts.secrets?.get(m.id);
+        if (src === undefined) {
+          if (m.required) throw new BuildStepError(loc, `secret "${m.id}" is required but was not given (--secret id=${m.id},src=PATH)`);
+          break;
+        }
+        if (m.env !== undefined) out.env.push(`${m.env}=${(await readFile(src, 'utf8')).replace(/\n$/, '')}`);
+        if (m.target !== undefined) {
+          const target = absTarget(m.target, workdir);
+          out.binds.push({ source: src, destination: target, readonly: true });
+          out.targets.push(target);
+        }
+        // A changed secret must not invalidate the cache (BuildKit's rule), and its value never goes in a key.
+        out.key.push({ type: 'secret', id: m.id, target: m.target ?? null, env: m.env ?? null });
+        break;
+      }
+      case 'bind': {
+        const target = absTarget(m.target, workdir);
+        let dir: string;
+        let contentKey: string;
+        if (m.from === undefined) {
+          dir = run.opts.context.dir;
+          const source = m.source ?? '.';
+          contentKey = `context:${await hashCopyInputs({ dir, ignore: run.opts.context.ignore }, { sources: [source], dest: '/', workdir: '/' })}`;
+        } else {
+          const src = await run.source(m.from);
+          dir = await run.rootfs(src.state);
+          contentKey = src.key;
+        }
+        let path = await resolveInRoot(dir, m.source ?? '/');
+        if (!(await stat(path).then(() => true, () => false))) {
+          throw new SourceNotFoundError(`${loc.file}:${loc.line}: --mount=type=bind source "${m.source ?? '/'}" not found${m.from ? ` in ${m.from}` : ' in the context'}`);
+        }
+        if (!m.readonly) {
+          const copy = join(run.workDir, `bind-${createHash('sha256').update(target + Math.random()).digest('hex').slice(0, 12)}`);
+          await cp(path, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+          path = copy;
+        }
+        out.binds.push({ source: path, destination: target, readonly: m.readonly });
+        out.targets.push(target);
+        out.key.push({ type: 'bind', target, source: m.source ?? null, content: contentKey, readonly: m.readonly });
+        break;
+      }
+      case 'ssh':
+        throw new BuildStepError(loc, '--mount=type=ssh is not supported (no SSH agent forwarding in build pods)');
+    }
+  }
+  return out;
+}

@@ -1,0 +1,95 @@
+import { createReadStream } from 'node:fs';
+import type { HistoryEntry } from '../../oci/config.js';
+import type { Digest } from '../../oci/digest.js';
+import type { ImageStore, StoredImage } from '../../runtime/store/index.js';
+import type { BuildPlan } from '../containerfile/index.js';
+import type { LayerFile } from '../layers/layer-file.js';
+import type { LocalBuildCache } from '../cache/local.js';
+import { asStoredImage, stateFromImage, topChain, type BuiltLayer, type StageState } from './state.js';
+import { SourceNotFoundError } from './errors.js';
+import type { ExecuteOptions } from './types.js';
+
+/**
+ * What every step of a build shares: the store (snapshots, layer blobs), the cache, the states of
+ * stages already built, and a scratch directory. One per build.
+ */
+export class BuildRun {
+  readonly opts: ExecuteOptions;
+  readonly plan: BuildPlan;
+  readonly store: ImageStore;
+  readonly cache: LocalBuildCache;
+  /** Scratch space for layer files and heredoc sources; removed when the build ends. */
+  readonly workDir: string;
+  /** Final state of each finished stage, by index. */
+  readonly stages = new Map<number, StageState>();
+  readonly #images = new Map<string, Promise<StoredImage>>();
+
+  constructor(opts: ExecuteOptions, plan: BuildPlan, cache: LocalBuildCache, workDir: string) {
+    this.opts = opts;
+    this.plan = plan;
+    this.store = opts.store;
+    this.cache = cache;
+    this.workDir = workDir;
+  }
+
+  get created(): string {
+    return this.opts.timestamp !== undefined ? new Date(this.opts.timestamp * 1000).toISOString() : new Date().toISOString();
+  }
+
+  history(createdBy: string, comment?: string): HistoryEntry {
+    return { created: this.created, created_by: createdBy, ...(comment ? { comment } : {}) };
+  }
+
+  /** An image from a registry (or transport name), pulled into the store once per build. */
+  image(ref: string): Promise<StoredImage> {
+    let p = this.#images.get(ref);
+    if (!p) {
+      p = this.store
+        .pull(ref, { policy: this.opts.pull ?? 'missing', context: this.opts.pullContext, signal: this.opts.signal })
+        .catch((err: unknown) => {
+          throw new SourceNotFoundError(`image "${ref}": ${(err as Error).message}`, { cause: err });
+        });
+      this.#images.set(ref, p);
+    }
+    return p;
+  }
+
+  /** The complete filesystem of a state (a store snapshot, built from its layers when missing). */
+  rootfs(state: StageState): Promise<string> {
+    return this.store.snapshot(asStoredImage(state, 'build'), { signal: this.opts.signal });
+  }
+
+  /**
+   * `--from` / `from=` text → a finished stage (by index or name) or an image. The planner has
+   * already ordered stages so that one named here is finished.
+   */
+  async source(ref: string): Promise<{ state: StageState; key: string }> {
+    const byIndex = /^\d+$/.test(ref) ? Number(ref) : undefined;
+    const stage = this.plan.stages.find((s) => (byIndex !== undefined ? s.index === byIndex : s.name === ref.toLowerCase()));
+    if (stage) {
+      const state = this.stages.get(stage.index);
+      if (!state) throw new SourceNotFoundError(`stage "${ref}" has not been built`);
+      return { state, key: `stage:${topChain(state)}` };
+    }
+    const image = await this.image(ref);
+    return { state: stateFromImage(image), key: `image:${image.digest}` };
+  }
+
+  /** Moves a layer file into the store's layout; an empty layer (no change) yields undefined. */
+  async adopt(layer: LayerFile): Promise<BuiltLayer | undefined> {
+    if (layer.empty) return undefined;
+    const digest = layer.digest as Digest;
+    await this.store.layout.writeBlob(createReadStream(layer.path), { digest, size: layer.size }, this.opts.signal);
+    return { mediaType: layer.mediaType, digest, size: layer.size, diffID: layer.diffID as Digest };
+  }
+
+  /** Looks a key up (unless --no-cache). */
+  async cached(key: string): Promise<{ layer?: BuiltLayer } | undefined> {
+    if (this.opts.noCache) return undefined;
+    return this.cache.get(key);
+  }
+
+  async remember(key: string, layer: BuiltLayer | undefined): Promise<void> {
+    await this.cache.put(key, { ...(layer ? { layer } : {}), createdAt: new Date().toISOString() });
+  }
+}

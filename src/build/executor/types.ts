@@ -1,0 +1,51 @@
+import type { PullPolicy } from '../../runtime/store/index.js';
+import type { ImageStore } from '../../runtime/store/index.js';
+import type { RuntimeName } from '../../runtime/oci-runtime.js';
+import type { Platform } from '../../oci/platform.js';
+import type { TransportContext } from '../../transports/types.js';
+import type { BuildContext } from '../context/source.js';
+import type { BuiltLayer } from './state.js';
+
+/** What the executor reports as it goes; the CLI prints it like `buildah bud`. */
+export interface BuildReporter {
+  /** A step starts: `[stage/stages] STEP step/steps: text`. */
+  step(info: { stage: number; stages: number; stageName?: string; step: number; steps: number; text: string }): void;
+  /** The step's result came from the cache. */
+  cached(layer: BuiltLayer | undefined): void;
+  /** The step wrote a layer (or changed no file: undefined) in `ms`. */
+  layer(layer: BuiltLayer | undefined, ms: number): void;
+  /** Output of a RUN. */
+  output(chunk: Buffer): void;
+  warn(message: string): void;
+}
+
+export const SILENT_REPORTER: BuildReporter = {
+  step: () => {},
+  cached: () => {},
+  layer: () => {},
+  output: () => {},
+  warn: () => {},
+};
+
+export interface ExecuteOptions {
+  store: ImageStore;
+  context: BuildContext;
+  /** The Containerfile's text and the name used in messages. */
+  containerfile: { text: string; name: string };
+  target?: string;
+  buildArgs?: Record<string, string>;
+  /** The platform the image is for (the host's by default). */
+  platform?: Platform;
+  /** Unix seconds: image and history `created`, and file mtimes clamped (SOURCE_DATE_EPOCH). */
+  timestamp?: number;
+  /** Skip the cache lookups (results are still stored). */
+  noCache?: boolean;
+  /** `--secret id=ID,src=PATH`: id → host file. */
+  secrets?: ReadonlyMap<string, string>;
+  pull?: PullPolicy;
+  /** Credentials and TLS for pulling base images. */
+  pullContext?: TransportContext;
+  runtime?: RuntimeName;
+  reporter?: BuildReporter;
+  signal?: AbortSignal;
+}

@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { resolveInRoot } from '../../runtime/unpack/index.js';
+import { cacheKey } from '../cache/key.js';
+import { historyText } from './metadata.js';
+import type { BuildRun } from './steps.js';
+import { topChain, withLayer, type BuiltLayer, type StageState } from './state.js';
+import type { WorkdirInstruction } from '../containerfile/index.js';
+
+/**
+ * WORKDIR creates its directory (root-owned, 0755, as buildah does) when the stage's filesystem
+ * lacks it; that directory is the step's layer. `state` already has the new WorkingDir.
+ */
+export async function workdirStep(run: BuildRun, before: StageState, state: StageState, inst: WorkdirInstruction): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
+  const dir = state.config.WorkingDir || '/';
+  const history = run.history(historyText(inst, before.config));
+  if (dir === '/') return { state: withLayer(state, undefined, history), cached: false, layer: undefined };
+  const key = cacheKey(topChain(state), 'WORKDIR', { dir, timestamp: run.opts.timestamp ?? null });
+  const hit = await run.cached(key);
+  if (hit) return { state: withLayer(state, hit.layer, history), cached: true, layer: hit.layer };
+
+  const rootfs = await run.rootfs(state);
+  const present = await lstat(await resolveInRoot(rootfs, dir)).then(() => true, () => false);
+  let layer: BuiltLayer | undefined;
+  if (!present) {
+    // The missing directory, laid out as an overlay upper dir would hold it.
+    const upper = join(run.workDir, `workdir-${randomBytes(6).toString('hex')}`);
+    await mkdir(join(upper, dir.replace(/^\/+/, '')), { recursive: true, mode: 0o755 });
+    const { upperToLayer } = await import('../layers/diff.js');
+    try {
+      layer = await run.adopt(await upperToLayer(upper, { workDir: run.workDir, ...(run.opts.timestamp !== undefined ? { timestamp: run.opts.timestamp } : {}) }));
+    } finally {
+      await rm(upper, { recursive: true, force: true });
+    }
+  }
+  await run.remember(key, layer);
+  return { state: withLayer(state, layer, history), cached: false, layer };
+}

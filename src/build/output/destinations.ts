@@ -1,0 +1,105 @@
+import { addAbortSignal, type Readable } from 'node:stream';
+import { copyImage, type CopyResult } from '../../copy/copy.js';
+import type { ProgressListener } from '../../copy/progress.js';
+import type { Descriptor } from '../../oci/descriptor.js';
+import type { Digest } from '../../oci/digest.js';
+import type { OciLayout } from '../../oci/layout.js';
+import type { RawManifest } from '../../oci/manifest.js';
+import { parseImageName, type ImageSource, type TransportContext, type TransportReference } from '../../transports/index.js';
+import type { ImageStore } from '../../runtime/store/index.js';
+import { normaliseImageName } from '../../runtime/store/names.js';
+import { StevedoreError } from '../../util/errors.js';
+import type { WrittenImage } from './image.js';
+
+/** Where a `-t` value sends the image. */
+export type Destination =
+  /** Kept in the local store only (a name without a registry host, as podman's `localhost/...`). */
+  | { kind: 'local'; text: string; storeName: string }
+  /** Pushed (a name with a registry host, or `docker://`), and kept in the local store too. */
+  | { kind: 'push'; text: string; storeName: string; ref: TransportReference }
+  /** Any other transport (`oci:DIR:TAG`, `oci-archive:`, `docker-archive:`, `dir:`). */
+  | { kind: 'transport'; text: string; ref: TransportReference };
+
+export class PushFailedError extends StevedoreError {
+  constructor(dest: string, cause: unknown) {
+    super('PUSH_FAILED', `pushing to ${dest}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+/** A registry name has a host first: a dot or a port in its first component (`reg.io/x`, `localhost:5000/x`). */
+function hasRegistryHost(name: string): boolean {
+  const slash = name.indexOf('/');
+  if (slash < 0) return false;
+  const first = name.slice(0, slash);
+  return first.includes('.') || first.includes(':');
+}
+
+export function parseDestination(text: string): Destination {
+  const colon = text.indexOf(':');
+  const prefix = colon > 0 ? text.slice(0, colon) : '';
+  if (prefix === 'docker') {
+    const ref = parseImageName(text);
+    return { kind: 'push', text, storeName: normaliseImageName(text).storeName, ref };
+  }
+  if (['oci', 'oci-archive', 'docker-archive', 'dir'].includes(prefix)) return { kind: 'transport', text, ref: parseImageName(text) };
+  if (hasRegistryHost(text)) return { kind: 'push', text, storeName: normaliseImageName(text).storeName, ref: parseImageName(text) };
+  // podman's convention: a name with no registry host is a local image, `localhost/name:tag`.
+  const local = text.startsWith('localhost/') ? text : `localhost/${text}`;
+  return { kind: 'local', text, storeName: normaliseImageName(local).storeName };
+}
+
+/** The built image, read from the store's layout, as a copy source. */
+class StoreImageSource implements ImageSource {
+  readonly name: string;
+  constructor(private readonly layout: OciLayout, private readonly image: WrittenImage) {
+    this.name = `build ${image.digest}`;
+  }
+  async getManifest(digest?: Digest): Promise<RawManifest> {
+    if (digest !== undefined && digest !== this.image.digest) {
+      return { bytes: await this.layout.readBlob(digest), mediaType: this.image.mediaType, digest };
+    }
+    return { bytes: this.image.manifestBytes, mediaType: this.image.mediaType, digest: this.image.digest };
+  }
+  async getBlob(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Readable> {
+    const s = await this.layout.openBlob(desc);
+    return opts?.signal ? addAbortSignal(opts.signal, s) : s;
+  }
+  async close(): Promise<void> {}
+}
+
+export interface PublishOptions {
+  destContext?: TransportContext;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+/**
+ * Sends the built image to every destination: pushes and layouts first (through the copy engine,
+ * which reuses what is there and commits the manifest last), then the local store's names, so a
+ * failed push leaves no new local tag either.
+ */
+export async function publish(store: ImageStore, image: WrittenImage, dests: readonly Destination[], opts: PublishOptions = {}): Promise<CopyResult[]> {
+  const results: CopyResult[] = [];
+  for (const d of dests) {
+    if (d.kind === 'local') continue;
+    opts.signal?.throwIfAborted();
+    const src = new StoreImageSource(store.layout, image);
+    try {
+      const dest = await d.ref.newDestination(opts.destContext);
+      try {
+        results.push(await copyImage(src, dest, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }));
+      } finally {
+        await dest.close();
+      }
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      throw new PushFailedError(d.text, err);
+    }
+  }
+  opts.signal?.throwIfAborted();
+  for (const d of dests) {
+    if (d.kind === 'transport') continue;
+    await store.layout.setRef(image.descriptor, d.storeName);
+  }
+  return results;
+}

@@ -1,0 +1,78 @@
+import type { ContainerConfig, ImageConfig } from '../../oci/config.js';
+import type { Descriptor } from '../../oci/descriptor.js';
+import type { Digest } from '../../oci/digest.js';
+import { encodeManifest, type ImageManifest } from '../../oci/manifest.js';
+import { MediaType } from '../../oci/mediatype.js';
+import type { OciLayout } from '../../oci/layout.js';
+import { imageConfigOf, type StageState } from '../executor/state.js';
+
+export type ImageFormat = 'oci' | 'docker';
+
+export interface WrittenImage {
+  digest: Digest;
+  mediaType: string;
+  manifestBytes: Buffer;
+  config: ImageConfig;
+  configDigest: Digest;
+  /** Bytes of manifest + config + layers (what the result file reports). */
+  size: number;
+  descriptor: Descriptor;
+}
+
+export interface WriteImageOptions {
+  format: ImageFormat;
+  created: string;
+  /** `--label`: added to the config's Labels (after the Containerfile's). */
+  labels?: Record<string, string>;
+  /** `--annotation`: on the manifest. */
+  annotations?: Record<string, string>;
+}
+
+/** OCI and Docker layer media types carry the same bytes; only the name differs. */
+function layerType(mediaType: string, format: ImageFormat): string {
+  const gzip = mediaType.endsWith('gzip');
+  if (format === 'docker') {
+    if (gzip) return MediaType.DockerLayerGzip;
+    if (mediaType === MediaType.OciLayer) return 'application/vnd.docker.image.rootfs.diff.tar';
+    return mediaType;
+  }
+  if (mediaType === MediaType.DockerLayerGzip) return MediaType.OciLayerGzip;
+  if (mediaType === 'application/vnd.docker.image.rootfs.diff.tar') return MediaType.OciLayer;
+  return mediaType;
+}
+
+/**
+ * Writes the config and manifest of a built stage into the store's layout (its layers are
+ * already there) and returns the manifest. Nothing is tagged: the caller decides the names.
+ */
+export async function writeImage(layout: OciLayout, state: StageState, opts: WriteImageOptions): Promise<WrittenImage> {
+  const config = imageConfigOf(state, opts.created);
+  const runtime: ContainerConfig = { ...(config.config ?? {}) };
+  if (opts.labels && Object.keys(opts.labels).length > 0) runtime.Labels = { ...(runtime.Labels ?? {}), ...opts.labels };
+  config.config = runtime;
+  const configBytes = Buffer.from(JSON.stringify(config));
+  const configDigest = await layout.writeBlobBytes(configBytes);
+  const docker = opts.format === 'docker';
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
+    config: { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: configDigest, size: configBytes.length },
+    layers: state.layers.map((l) => ({ mediaType: layerType(l.mediaType, opts.format), digest: l.digest, size: l.size })),
+  };
+  if (opts.annotations && Object.keys(opts.annotations).length > 0) {
+    if (docker) throw new Error('--annotation needs --format oci (Docker manifests have no annotations)');
+    manifest.annotations = { ...opts.annotations };
+  }
+  const raw = encodeManifest(manifest);
+  await layout.writeBlobBytes(raw.bytes, raw.digest);
+  const size = raw.bytes.length + configBytes.length + state.layers.reduce((n, l) => n + l.size, 0);
+  return {
+    digest: raw.digest,
+    mediaType: raw.mediaType,
+    manifestBytes: raw.bytes,
+    config,
+    configDigest,
+    size,
+    descriptor: { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length },
+  };
+}

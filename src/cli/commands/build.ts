@@ -1,0 +1,184 @@
+import { writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { ContainerfileError } from '../../build/containerfile/index.js';
+import {
+  buildImage,
+  BuildInterruptedError,
+  BuildStepError,
+  PushFailedError,
+  SourceNotFoundError,
+  textReporter,
+  writeResultFile,
+  type FailureReason,
+} from '../../build/index.js';
+import { SILENT_REPORTER } from '../../build/executor/types.js';
+import { parsePlatform } from '../../oci/platform.js';
+import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
+import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
+import type { RuntimeName } from '../../runtime/oci-runtime.js';
+import { InvalidInputError, StevedoreError } from '../../util/errors.js';
+import { EXIT_TOOL_ERROR } from '../main.js';
+import { collect, contextFrom, parseBool } from '../options.js';
+import { signalOnInterrupt } from '../signals.js';
+
+/** A build step (a RUN, a COPY) failed: exit 1, as buildah. Tool errors are 125. */
+export const EXIT_STEP_FAILED = 1;
+
+interface BuildFlags {
+  file?: string;
+  tag?: string[];
+  target?: string;
+  buildArg?: string[];
+  platform?: string;
+  label?: string[];
+  annotation?: string[];
+  format?: string;
+  timestamp?: string;
+  cacheFrom?: string[];
+  cacheTo?: string[];
+  cache?: boolean;
+  digestfile?: string;
+  quiet?: boolean;
+  secret?: string[];
+  tlsVerify?: boolean;
+  creds?: string;
+  authfile?: string;
+  resultFile?: string;
+  pull?: string;
+  runtime?: string;
+  root?: string;
+}
+
+/** `K=V` pairs; for --build-arg a bare `K` takes the value from this environment (as docker). */
+function keyValues(flag: string, values: readonly string[] | undefined, fromEnv = false): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const eq = v.indexOf('=');
+    if (eq === 0) throw new InvalidInputError(`${flag} ${v}: empty name`);
+    if (eq < 0) {
+      if (fromEnv && process.env[v] !== undefined) out[v] = process.env[v]!;
+      else if (!fromEnv) throw new InvalidInputError(`${flag} ${v}: expected KEY=VALUE`);
+      continue;
+    }
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+/** `--secret id=ID,src=PATH` (also `source=`); `--secret id=ID` alone reads env var ID into a temp file. */
+function parseSecrets(values: readonly string[] | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const v of values ?? []) {
+    const fields = new Map(v.split(',').map((f) => [f.slice(0, f.indexOf('=') < 0 ? f.length : f.indexOf('=')), f.slice(f.indexOf('=') + 1)] as const));
+    const id = fields.get('id');
+    const src = fields.get('src') ?? fields.get('source');
+    if (!id || !src) throw new InvalidInputError(`--secret ${v}: expected id=ID,src=PATH`);
+    out.set(id, src);
+  }
+  return out;
+}
+
+function failureReason(err: unknown, aborted: boolean): FailureReason {
+  if (aborted || err instanceof BuildInterruptedError) return 'Interrupted';
+  if (err instanceof ContainerfileError) return 'InvalidContainerfile';
+  if (err instanceof BuildStepError) return 'BuildStepFailed';
+  if (err instanceof SourceNotFoundError) return 'SourceNotFound';
+  if (err instanceof PushFailedError) return 'PushFailed';
+  return 'Error';
+}
+
+async function exitWith(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
+  process.exit(code);
+}
+
+export function registerBuild(program: Command): void {
+  program
+    .command('build')
+    .alias('bud')
+    .description('build an image from a Containerfile (like buildah bud): push it, write a layout, or keep it in the local store')
+    .argument('[context]', 'build context: a directory, a .tar/.tar.gz, or - (a tar on stdin)', '.')
+    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context)')
+    .option('-t, --tag <name>', 'name the image (repeatable): reg.io/repo:tag pushes, oci:DIR:TAG writes a layout, name:tag stays local', collect)
+    .option('--target <stage>', 'build up to this stage')
+    .option('--build-arg <K=V>', 'set a build argument (repeatable)', collect)
+    .option('--platform <os/arch[/variant]>', 'platform to build for (default: this host)')
+    .option('--label <K=V>', 'add a label to the image config (repeatable)', collect)
+    .option('--annotation <K=V>', 'add an annotation to the manifest (repeatable; OCI format)', collect)
+    .option('--format <oci|docker>', 'manifest and config media types', 'oci')
+    .option('--timestamp <seconds>', 'creation time and file mtimes, Unix seconds (default: $SOURCE_DATE_EPOCH): reproducible digests')
+    .option('--cache-from <repo>', 'registry repository to read cached layers from (repeatable)', collect)
+    .option('--cache-to <repo>', 'registry repository to write cached layers to', collect)
+    .option('--no-cache', 'do not use cached layers')
+    .option('--digestfile <path>', 'write the image digest to this file')
+    .option('-q, --quiet', 'print only the image digest')
+    .option('--secret <id=ID,src=PATH>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
+    .option('--tls-verify <bool>', 'require HTTPS and verified certificates for registries (loopback may use HTTP)', parseBool)
+    .option('--creds <user:password>', 'registry credentials for pulls and pushes')
+    .option('--authfile <path>', 'auth file')
+    .option('--result-file <path>', 'write a JSON result (digest or error reason) here, at most 4096 bytes (a termination message)')
+    .option('--pull <always|missing|never>', 'pull policy for base images', 'missing')
+    .option('--runtime <runc|crun>', 'OCI runtime for RUN steps', 'runc')
+    .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
+    .action(async (context: string, o: BuildFlags) => {
+      if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
+      const signal = signalOnInterrupt();
+      try {
+        if (o.format !== 'oci' && o.format !== 'docker') throw new InvalidInputError(`--format must be oci or docker, got "${o.format}"`);
+        if (!['always', 'missing', 'never'].includes(o.pull ?? 'missing')) throw new InvalidInputError(`--pull must be always, missing or never`);
+        if (o.platform?.includes(',')) throw new InvalidInputError(`--platform ${o.platform}: one platform per build (multi-platform builds are not supported yet)`);
+        const epoch = o.timestamp ?? process.env.SOURCE_DATE_EPOCH;
+        if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`--timestamp must be Unix seconds, got "${epoch}"`);
+        const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
+        if (o.cacheFrom || o.cacheTo) reporter.warn('--cache-from/--cache-to: the registry cache is not implemented yet; only the local cache is used');
+        const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
+        const store = await ImageStore.open(o.root);
+        const started = Date.now();
+        const result = await buildImage({
+          store,
+          context,
+          ...(o.file !== undefined ? { file: o.file } : {}),
+          tags: o.tag ?? [],
+          ...(o.target !== undefined ? { target: o.target } : {}),
+          buildArgs: keyValues('--build-arg', o.buildArg, true),
+          ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
+          labels: keyValues('--label', o.label),
+          annotations: keyValues('--annotation', o.annotation),
+          format: o.format,
+          ...(epoch !== undefined ? { timestamp: Number(epoch) } : {}),
+          noCache: o.cache === false,
+          secrets: parseSecrets(o.secret),
+          pull: (o.pull ?? 'missing') as PullPolicy,
+          pullContext: registry,
+          destContext: registry,
+          runtime: (o.runtime ?? 'runc') as RuntimeName,
+          reporter,
+          signal,
+          stdin: process.stdin,
+        });
+        const digest = result.image.digest;
+        if (!o.quiet) {
+          process.stderr.write(`COMMIT ${(o.tag ?? []).join(' ')}\n--> ${digest.slice(7, 19)} (${result.execution.stepsRun} steps run, ${result.execution.cacheHits} from cache, ${((Date.now() - started) / 1000).toFixed(1)}s)\n`);
+          for (const d of result.destinations) process.stderr.write(`Successfully tagged ${d.kind === 'transport' ? d.text : d.storeName}\n`);
+        }
+        if (o.digestfile) await writeFile(o.digestfile, digest);
+        if (o.resultFile) {
+          await writeResultFile(o.resultFile, {
+            image: o.tag?.[0] ?? '',
+            digest,
+            size: result.image.size,
+            platforms: [{ platform: result.platform, digest }],
+          });
+        }
+        process.stdout.write(`${digest}\n`);
+      } catch (err) {
+        const aborted = signal.aborted;
+        const reason = failureReason(err, aborted);
+        const message = aborted && !(err instanceof BuildInterruptedError) ? `build interrupted: nothing was tagged (${(err as Error)?.message ?? String(err)})` : ((err as Error)?.message ?? String(err));
+        const code = err instanceof StevedoreError ? ` [${err.code}]` : '';
+        process.stderr.write(`Error: ${message}${code}\n`);
+        if (o.resultFile) await writeResultFile(o.resultFile, { error: { reason, message } }).catch(() => undefined);
+        return exitWith(reason === 'BuildStepFailed' ? EXIT_STEP_FAILED : EXIT_TOOL_ERROR);
+      }
+    });
+}
