@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatype.js';
 import { formatReference, referenceName, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import { getManifest } from '../registry/manifests.js';
@@ -13,7 +14,7 @@ import { verifyData } from './crypto.js';
 import { SignatureError } from './errors.js';
 import { parseSimpleSigning, repositoryOfIdentity, type SimpleSigningPayload } from './payload.js';
 import { readSmallBlob } from './registry-io.js';
-import { readSignatures, type StoredSignature } from './signature-image.js';
+import { attachmentTag, readSignatures, type StoredSignature } from './signature-image.js';
 import { resolveSubject, type SignatureFormat } from './sign.js';
 
 export interface VerifyOptions {
@@ -71,16 +72,20 @@ export function checkSimpleSignature(sig: StoredSignature, keys: readonly KeyObj
 
 /** The bundles stored as referrers of `digest` (manifests whose artifactType is the bundle type). */
 export async function readBundles(client: RegistryClient, repo: string, digest: Digest, signal?: AbortSignal): Promise<Array<{ manifest: Digest; bytes?: Buffer; error?: string }>> {
-  const { manifests } = await listReferrers(client, repo, digest, { artifactType: BUNDLE_MEDIA_TYPE, signal });
+  // Not filtered by artifactType at the registry: go-containerregistry (so cosign) records a
+  // referrer in the fallback index under its config's media type (the empty type), not the
+  // manifest's artifactType. Other artifacts (SBOMs, attestations of other kinds) are skipped here.
+  const { manifests } = await listReferrers(client, repo, digest, { signal });
   const out: Array<{ manifest: Digest; bytes?: Buffer; error?: string }> = [];
   for (const d of manifests) {
+    if (d.artifactType && d.artifactType !== BUNDLE_MEDIA_TYPE && d.artifactType !== MediaType.OciEmpty) continue;
     try {
       const raw = await getManifest(client, repo, d.digest, { signal });
       const parsed = parseManifest(raw.bytes, raw.mediaType);
       if (parsed.kind !== 'image') throw new Error('referrer is an index, not a bundle manifest');
       if (parsed.manifest.subject?.digest !== digest) throw new Error(`referrer's subject is ${parsed.manifest.subject?.digest ?? 'missing'}, not ${digest}`);
       const layer = parsed.manifest.layers.find((l) => l.mediaType === BUNDLE_MEDIA_TYPE);
-      if (!layer) throw new Error('referrer has no bundle layer');
+      if (!layer) continue; // an empty-config artifact of another kind
       out.push({ manifest: d.digest, bytes: await readSmallBlob(client, repo, layer, signal) });
     } catch (err) {
       out.push({ manifest: d.digest, error: errorMessage(err) });
@@ -117,7 +122,7 @@ export async function verifyImage(ref: ImageReference, keys: readonly KeyObject[
     const repository = opts.signedRepository ?? referenceName(ref);
     if (formats.includes('simple')) {
       for (const sig of await readSignatures(client, ref.repository, subject.digest, opts.signal)) {
-        const location = `${ref.registry}/${ref.repository}@${sig.layer.digest}`;
+        const location = `${ref.registry}/${ref.repository}:${attachmentTag(subject.digest, 'sig')} (payload ${sig.layer.digest})`;
         try {
           const payload = checkSimpleSignature(sig, keys, { digest: subject.digest, repository });
           report.verified.push({ format: 'simple', location, identity: payload.dockerReference, annotations: payload.optional });
