@@ -23,6 +23,8 @@ const VERBS: Record<string, () => Promise<Register>> = {
   import: async () => (await import('./commands/import.js')).registerImport,
   controller: async () => (await import('./commands/controller.js')).registerController,
   run: async () => (await import('./commands/run.js')).registerRun,
+  sbom: async () => (await import('./commands/sbom.js')).registerSbom,
+  attest: async () => (await import('./commands/attest.js')).registerAttest,
   build: async () => (await import('./commands/build.js')).registerBuild,
   sign: async () => (await import('./commands/sign.js')).registerSign,
   verify: async () => (await import('./commands/verify.js')).registerVerify,
@@ -30,7 +32,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   context: async () => (await import('./commands/context.js')).registerContext,
 };
 // Verbs registered by another verb's module.
-const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', images: 'run', ps: 'run', logs: 'run', rm: 'run', rmi: 'run', prune: 'run', stop: 'run', kill: 'run', 'container-monitor': 'run' };
+const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', images: 'run', ps: 'run', logs: 'run', rm: 'run', rmi: 'run', prune: 'run', stop: 'run', kill: 'run', 'container-monitor': 'run', 'verify-attestation': 'attest' };
 
 /**
  * The command tree. With `verb`, only that verb's module is loaded (the fast path of `main`);
