@@ -32,7 +32,8 @@ export function cleanPattern(p: string): string {
   return abs ? `/${joined}` : joined === '' ? '.' : joined;
 }
 
-function compile(text: string, what: string): RegExp {
+/** The anchored regular expression for one cleaned pattern; `what` names its origin in errors. */
+export function compilePattern(text: string, what: string): RegExp {
   let re = '^';
   let i = 0;
   while (i < text.length) {
@@ -91,7 +92,7 @@ export function parsePatternLine(raw: string, what: string): PathPattern | undef
     text = cleanPattern(text);
     if (text.length > 1 && text.startsWith('/')) text = text.slice(1);
   }
-  return { text, exclusion, regex: compile(text, what) };
+  return { text, exclusion, regex: compilePattern(text, what) };
 }
 
 /**

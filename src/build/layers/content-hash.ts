@@ -1,0 +1,27 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, type Stats } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+
+/**
+ * sha256 of a file's content, remembered for the life of the process under the file's identity and
+ * change time: a rebuild in the same process (several stages copying the same context, or a
+ * cache-key pass followed by the layer write) reads each file once.
+ */
+const cache = new Map<string, string>();
+const MAX_CACHED = 200_000;
+
+function identity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+export async function fileContentHash(path: string, st: Stats): Promise<string> {
+  const key = identity(st);
+  const known = cache.get(key);
+  if (known !== undefined) return known;
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  const hex = hash.digest('hex');
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(key, hex);
+  return hex;
+}
