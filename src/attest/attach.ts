@@ -183,7 +183,16 @@ export interface AttachSbomOptions extends AttachOptions {
  * chosen platform's image. For `stevedore build --sbom` and ImageBuild `spec.sbom`.
  */
 export async function attachSbom(image: string, opts: AttachSbomOptions): Promise<AttachResult & { sbom: Pick<SbomResult, 'format' | 'predicateType'> & { packages: number } }> {
-  registryRef(image);
+  const ref = registryRef(image);
+  if (!opts.sbom) {
+    // Refuse a missing image with the attach-time reason before spending a catalog on it.
+    const client = registryClientFor(ref, opts.ctx);
+    try {
+      await resolveSubject(client, ref, undefined, opts.signal);
+    } finally {
+      await client.close();
+    }
+  }
   const sbom = opts.sbom ?? await generateSbom(image, { format: opts.format, platform: opts.platform, ctx: opts.ctx, created: opts.created, signal: opts.signal });
   const result = await attachStatement(
     image,

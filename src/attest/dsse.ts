@@ -25,6 +25,25 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`DSSEv1 ${type.length} `), type, Buffer.from(` ${payload.length} `), payload]);
 }
 
+/** Whether bytes are a DER `ECDSA-Sig-Value` (SEQUENCE of two INTEGERs), as ECDSA signatures travel. */
+function isDerEcdsaSignature(sig: Buffer): boolean {
+  if (sig.length < 8 || sig[0] !== 0x30) return false;
+  let at = 2;
+  let len = sig[1]!;
+  if (len === 0x81) {
+    len = sig[2]!;
+    at = 3;
+  } else if (len > 0x80) return false;
+  if (at + len !== sig.length) return false;
+  for (let i = 0; i < 2; i++) {
+    if (sig[at] !== 0x02) return false;
+    const n = sig[at + 1]!;
+    if (n === 0 || n > 0x7f) return false;
+    at += 2 + n;
+  }
+  return at === sig.length;
+}
+
 function hashFor(key: KeyObject): string {
   return key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'sha384' : 'sha256';
 }
@@ -78,6 +97,10 @@ export function verifyEnvelope(env: DsseEnvelope, key: KeyObject, opts: { payloa
     try {
       sig = decodeBase64(s.sig, 'DSSE signature');
     } catch {
+      malformed++;
+      continue;
+    }
+    if (!isDerEcdsaSignature(sig)) {
       malformed++;
       continue;
     }
