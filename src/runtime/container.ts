@@ -159,6 +159,8 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     if (opts.timeoutSeconds !== undefined) timers.push(setTimeout(() => stop('DeadlineExceeded'), opts.timeoutSeconds * 1000));
     const onAbort = (): void => stop('Cancelled');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // An abort that came while the container was being set up has no event left to fire.
+    if (opts.signal?.aborted) onAbort();
     let exitCode: number;
     try {
       exitCode = await running.exited;

@@ -74,12 +74,15 @@ export async function runStep(run: BuildRun, state: StageState, inst: RunInstruc
     run.opts.reporter?.output(c);
   };
   let result;
+  if (run.opts.signal?.aborted) throw new BuildInterruptedError();
   try {
     result = await runContainer(run.store, {
       image: 'build',
       prepared: image,
       record: false,
       remove: false,
+      // A cancelled build stops its RUN at once: nothing of it is kept.
+      stopGraceSeconds: 1,
       entrypoint: argv,
       args: [],
       env,
