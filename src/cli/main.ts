@@ -22,6 +22,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   login: async () => (await import('./commands/login.js')).registerLogin,
   import: async () => (await import('./commands/import.js')).registerImport,
   controller: async () => (await import('./commands/controller.js')).registerController,
+  agent: async () => (await import('./commands/agent.js')).registerAgent,
   run: async () => (await import('./commands/run.js')).registerRun,
   sbom: async () => (await import('./commands/sbom.js')).registerSbom,
   attest: async () => (await import('./commands/attest.js')).registerAttest,

@@ -10,6 +10,7 @@ import type { WorkQueueOptions } from '../k8s/runtime/queue.js';
 import { ImageBuildReconciler } from './imagebuild.js';
 import type { BuildPodOptions } from './imagebuild-pod.js';
 import { ImageMirrorReconciler } from './imagemirror.js';
+import { ContainerRunReconciler, type ContainerRunReconcilerOptions } from './containerrun.js';
 
 export interface ControllerManagerOptions {
   kubeConfig: KubeConfig;
@@ -25,6 +26,8 @@ export interface ControllerManagerOptions {
   processMetrics?: boolean;
   /** Build Pods of ImageBuilds: the Stevedore image they run and their security settings. */
   buildPods?: Partial<BuildPodOptions>;
+  /** ContainerRun: namespace of the node agents' Leases (default: the leader-election namespace, else default) and timings. */
+  containerRun?: Partial<Omit<ContainerRunReconcilerOptions, 'events' | 'log'>>;
   log: Logger;
 }
 
@@ -54,5 +57,13 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
   const buildEvents = new EventRecorder(client, { controller: 'stevedore.dev/imagebuild-controller', instance: identity, log });
   const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods } });
   manager.add(new Controller(client, builds, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
+  const runEvents = new EventRecorder(client, { controller: 'stevedore.dev/containerrun-controller', instance: identity, log });
+  const runs = new ContainerRunReconciler(client, {
+    agentNamespace: o.leaderElection?.namespace ?? 'default',
+    ...o.containerRun,
+    events: runEvents,
+    log,
+  });
+  manager.add(new Controller(client, runs, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   return manager;
 }

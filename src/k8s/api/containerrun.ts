@@ -43,6 +43,7 @@ export const CONTAINER_RUN_REASONS = [
   'PolicyDenied',
   'BackoffLimitExceeded',
   'NodeLost',
+  'CreateContainerConfigError',
   'InvalidSpec',
 ] as const;
 export type ContainerRunReason = (typeof CONTAINER_RUN_REASONS)[number];
@@ -196,6 +197,8 @@ export const ContainerRunSpec = obj(
   {
     required: ['image'],
     rules: [
+      // Like a Pod's, a run's spec is fixed once created: an agent may already be running it.
+      { rule: 'self == oldSelf', message: 'spec is immutable: delete the ContainerRun and create a new one' },
       atMostOneOf(['nodeName', 'nodeSelector'], 'nodeName and nodeSelector are mutually exclusive'),
       {
         rule: "!has(self.backoffLimit) || self.restartPolicy == 'OnFailure'",
@@ -231,6 +234,18 @@ export const ContainerRunStatus = obj('Observed state of the ContainerRun.', {
   logTail: str('The last 50 lines of the container’s output (stdout and stderr interleaved).', { maxLength: 65536 }),
 });
 export type ContainerRunStatus = Infer<typeof ContainerRunStatus>;
+
+/** Finalizer that keeps a bound run until its node agent has killed and removed its container. */
+export const CONTAINER_RUN_FINALIZER = 'stevedore.dev/containerrun';
+
+/**
+ * Node agents announce themselves with one coordination.k8s.io Lease each, named
+ * `stevedore-agent-<node>` in the controller's namespace and renewed as a heartbeat. Its labels
+ * carry the node's labels (for nodeSelector) plus the two below.
+ */
+export const AGENT_LEASE_PREFIX = 'stevedore-agent-';
+export const AGENT_LABEL = 'stevedore.dev/agent';
+export const AGENT_NODE_LABEL = 'stevedore.dev/node';
 
 export type ContainerRun = KubeObject<'ContainerRun', ContainerRunSpec, ContainerRunStatus>;
 

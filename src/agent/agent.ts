@@ -1,0 +1,88 @@
+/**
+ * The node agent process: a heartbeat Lease for this node and the ContainerRun reconciler for
+ * runs bound to it, in one Manager (health and metrics server, clean shutdown). There is no leader
+ * election: each node has exactly one agent, and the Lease is its presence, not a lock.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { isNotFound, KubeClient } from '../k8s/runtime/client.js';
+import { Controller } from '../k8s/runtime/controller.js';
+import { EventRecorder } from '../k8s/runtime/events.js';
+import { Manager } from '../k8s/runtime/manager.js';
+import { ControllerMetrics } from '../k8s/runtime/metrics.js';
+import type { WorkQueueOptions } from '../k8s/runtime/queue.js';
+import type { RuntimeName } from '../runtime/oci-runtime.js';
+import type { ImageStore } from '../runtime/store/index.js';
+import { errorMessage } from '../util/errors.js';
+import { Heartbeat } from './heartbeat.js';
+import type { LaunchContainer } from './launch.js';
+import { ContainerRunAgentReconciler } from './reconciler.js';
+
+export interface AgentOptions {
+  kubeConfig: KubeConfig;
+  nodeName: string;
+  /** Namespace of the heartbeat Lease (the controller's). */
+  leaseNamespace: string;
+  /** Extra node labels (merged over the Node object's, when the agent may read it). */
+  nodeLabels?: Record<string, string>;
+  /** Read the Node object's labels (needs `get nodes`); default true. */
+  readNodeLabels?: boolean;
+  leaseDurationSeconds?: number;
+  renewMs?: number;
+  store: ImageStore;
+  launch: LaunchContainer;
+  runtime?: RuntimeName;
+  stopGraceSeconds?: number;
+  restartBackoff?: { baseMs: number; maxMs: number };
+  pollMs?: number;
+  /** Watch only this namespace (default all). */
+  namespace?: string;
+  metricsAddr?: string;
+  workers?: number;
+  queue?: WorkQueueOptions;
+  processMetrics?: boolean;
+  log: Logger;
+}
+
+/** The Node object's labels, or none when it does not exist or may not be read. */
+async function nodeLabels(client: KubeClient, node: string, log: Logger): Promise<Record<string, string>> {
+  try {
+    const n = await client.get<{ metadata: { labels?: Record<string, string> } }>(`/api/v1/nodes/${encodeURIComponent(node)}`);
+    return n.metadata.labels ?? {};
+  } catch (err) {
+    if (!isNotFound(err)) log.warn({ node, err: errorMessage(err) }, 'cannot read the Node object; using --node-labels only');
+    return {};
+  }
+}
+
+export async function createAgent(o: AgentOptions): Promise<Manager> {
+  const client = new KubeClient(o.kubeConfig);
+  const log = o.log.child({ node: o.nodeName });
+  const labels = { ...(o.readNodeLabels === false ? {} : await nodeLabels(client, o.nodeName, log)), ...o.nodeLabels };
+  const metrics = new ControllerMetrics({ processMetrics: o.processMetrics ?? true });
+  const manager = new Manager(client, { metricsAddr: o.metricsAddr, metrics, log });
+  manager.add(
+    new Heartbeat(client, {
+      namespace: o.leaseNamespace,
+      nodeName: o.nodeName,
+      labels,
+      leaseDurationSeconds: o.leaseDurationSeconds,
+      renewMs: o.renewMs,
+      log,
+    }),
+  );
+  const events = new EventRecorder(client, { controller: 'stevedore.dev/agent', instance: o.nodeName, log });
+  const reconciler = new ContainerRunAgentReconciler(client, {
+    nodeName: o.nodeName,
+    store: o.store,
+    launch: o.launch,
+    runtime: o.runtime,
+    stopGraceSeconds: o.stopGraceSeconds,
+    restartBackoff: o.restartBackoff,
+    pollMs: o.pollMs,
+    events,
+    log,
+  });
+  manager.add(new Controller(client, reconciler, { namespace: o.namespace, workers: o.workers ?? 4, queue: o.queue, metrics, log }));
+  return manager;
+}
