@@ -175,6 +175,8 @@ export interface AttachSbomOptions extends AttachOptions {
   created?: Date;
   /** An SBOM already generated for this image (by generateSbom), so it is not catalogued twice. */
   sbom?: SbomResult;
+  /** Called with the SBOM before it is signed (e.g. to also write it to a file). */
+  onSbom?: (sbom: SbomResult) => Promise<void> | void;
 }
 
 /**
@@ -194,6 +196,7 @@ export async function attachSbom(image: string, opts: AttachSbomOptions): Promis
     }
   }
   const sbom = opts.sbom ?? await generateSbom(image, { format: opts.format, platform: opts.platform, ctx: opts.ctx, created: opts.created, signal: opts.signal });
+  await opts.onSbom?.(sbom);
   const result = await attachStatement(
     image,
     (subject) => makeStatement({ name: subject.name, digest: subject.digest }, sbom.predicateType, sbom.document),

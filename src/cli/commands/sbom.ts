@@ -46,9 +46,16 @@ export function registerSbom(program: Command): void {
       if (o.attach) {
         if (!o.key) throw new InvalidInputError('--attach needs --key');
         const { attachSbom } = await import('../../attest/attach.js');
-        const sbom = await generateSbom(image, { format: o.format, platform: o.platform, ctx, created, signal });
-        if (o.output) await writeFile(o.output, JSON.stringify(sbom.document, null, 2) + '\n');
-        const res = await attachSbom(image, { key: o.key, ctx, signal, sbom });
+        const output = o.output;
+        const res = await attachSbom(image, {
+          key: o.key,
+          format: o.format,
+          platform: o.platform,
+          ctx,
+          created,
+          signal,
+          onSbom: output ? (sbom) => writeFile(output, JSON.stringify(sbom.document, null, 2) + '\n') : undefined,
+        });
         process.stdout.write(JSON.stringify(res, null, 2) + '\n');
         return;
       }
