@@ -8,6 +8,10 @@ import { backoffDelay, DEFAULT_RETRY, waitBackoff } from '../registry/retry.js';
 import { InvalidInputError, NotFoundError, StevedoreError, UnsupportedError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
+import { evaluatePolicy, PolicyDeniedError } from '../policy/image-policy.js';
+import type { Policy } from '../policy/types.js';
+import { DockerDestination, DockerReference, DockerSource } from '../transports/docker.js';
+import { attachmentDigests, copyAttachments, type AttachmentsCopied } from './attachments.js';
 import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
 import { ProgressMeter, type ProgressListener } from './progress.js';
 
@@ -38,6 +42,8 @@ export interface CopyResult {
   blobsReused: number;
   bytesCopied: number;
   manifests: number;
+  /** Signatures, attestations, SBOMs and referrers carried along (registry to registry). */
+  attachments?: AttachmentsCopied;
 }
 
 const MAX_INDEX_DEPTH = 4;
@@ -239,17 +245,47 @@ function isNetworkish(err: unknown): boolean {
   return code.startsWith('UND_ERR') || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
 }
 
-/** Opens both ends by reference, copies, and closes them whatever happens. */
-export async function copyReference(
-  srcRef: TransportReference,
-  destRef: TransportReference,
-  opts: CopyOptions & { srcContext?: TransportContext; destContext?: TransportContext } = {},
-): Promise<CopyResult> {
+export interface CopyReferenceOptions extends CopyOptions {
+  srcContext?: TransportContext;
+  destContext?: TransportContext;
+  /**
+   * containers-policy.json the source must satisfy; checked before anything is written, and for
+   * an index on every platform manifest that will be copied. A refusal is a PolicyDeniedError.
+   */
+  policy?: Policy;
+  /**
+   * Registry to registry, cosign signatures, attestations, SBOMs and OCI referrers of the copied
+   * digests travel with the image (`copy`, the default) or are left behind (`remove`, skopeo's
+   * --remove-signatures).
+   */
+  signatures?: 'copy' | 'remove';
+}
+
+/** Refuses, before anything is written, a source the policy does not accept. */
+export async function enforcePolicy(policy: Policy, srcRef: TransportReference, opts: CopyReferenceOptions): Promise<void> {
+  const platforms = opts.all ? undefined : opts.platforms && opts.platforms.length > 0 ? opts.platforms : [hostPlatform()];
+  const decision = await evaluatePolicy(policy, srcRef, { context: opts.srcContext, platforms, signal: opts.signal });
+  if (!decision.allowed) throw new PolicyDeniedError(decision.reason);
+}
+
+/**
+ * Opens both ends by reference, checks the policy (if any), copies, carries the image's
+ * signatures and attachments (registry to registry, unless told to remove them), and closes both
+ * ends whatever happens.
+ */
+export async function copyReference(srcRef: TransportReference, destRef: TransportReference, opts: CopyReferenceOptions = {}): Promise<CopyResult> {
+  if (opts.policy) await enforcePolicy(opts.policy, srcRef, opts);
   const src = await srcRef.newSource(opts.srcContext);
   try {
     const dest = await destRef.newDestination(opts.destContext);
     try {
-      return await copyImage(src, dest, opts);
+      const result = await copyImage(src, dest, opts);
+      if (opts.signatures !== 'remove' && srcRef instanceof DockerReference && destRef instanceof DockerReference && src instanceof DockerSource && dest instanceof DockerDestination) {
+        const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, { signal: opts.signal }) : undefined;
+        const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
+        result.attachments = await copyAttachments({ client: src.client, ref: srcRef.ref }, { client: dest.client, ref: destRef.ref }, digests, { signal: opts.signal, jobs: opts.jobs });
+      }
+      return result;
     } finally {
       await dest.close();
     }

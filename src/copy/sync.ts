@@ -14,7 +14,11 @@ import type { ImageDestination, TransportContext } from '../transports/types.js'
 import { errorMessage, NotFoundError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { mapLimit } from '../util/pool.js';
-import { copyImage, type CopyOptions } from './copy.js';
+import { isIndexMediaType } from '../oci/mediatype.js';
+import type { Policy } from '../policy/types.js';
+import { DockerReference } from '../transports/docker.js';
+import { attachmentDigests, copyAttachments } from './attachments.js';
+import { copyImage, enforcePolicy, type CopyOptions } from './copy.js';
 import type { SyncRepoSpec } from './sync-config.js';
 
 /** Where a sync writes: a registry under an optional path prefix, or one OCI layout per repository. */
@@ -62,6 +66,10 @@ export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDi
   onItem?: (item: SyncItem) => void;
   /** Per-registry context overrides for sources (credentials, TLS) beyond what the spec carries. */
   sourceContext?: TransportContext;
+  /** containers-policy.json every copied image must satisfy; a refused image fails (nothing of it is written). */
+  policy?: Policy;
+  /** Carry cosign signatures, attestations, SBOMs and referrers of copied images (default), or leave them behind. */
+  signatures?: 'copy' | 'remove';
 }
 
 /**
@@ -190,7 +198,12 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         let dest: ImageDestination | undefined = target.kind === 'registry' ? new DockerDestination(destRef!, destClient!, false) : undefined;
         const item: SyncItem = { source: src.name, destination: dest?.name ?? layoutRef!.toString(), tag, action: 'failed' };
         try {
-          if (layoutRef && !opts.dryRun) dest = await layoutRef.newDestination();
+          // A layout destination is created on open: a policy refusal must come first.
+          const checkPolicy = () => (opts.policy ? enforcePolicy(opts.policy, new DockerReference(srcRef), { ...opts, srcContext: srcCtx, all: !opts.platforms?.length }) : undefined);
+          if (layoutRef && !opts.dryRun) {
+            await checkPolicy();
+            dest = await layoutRef.newDestination();
+          }
           // Both HEADs at once: the check is a round trip per side, and it is all an unchanged tag costs.
           const [srcDigest, destDigest] = await Promise.all([
             src.currentDigest(opts),
@@ -204,7 +217,13 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
           } else if (opts.dryRun) {
             item.action = 'would-copy';
           } else {
+            if (!layoutRef) await checkPolicy();
             const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length });
+            if (opts.signatures !== 'remove' && destRef && destClient) {
+              const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
+              const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
+              await copyAttachments({ client: srcClient, ref: srcRef }, { client: destClient, ref: destRef }, digests, opts);
+            }
             item.digest = result.digest;
             item.action = 'copied';
           }

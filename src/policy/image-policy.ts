@@ -11,6 +11,14 @@ import type { TransportContext, TransportReference } from '../transports/types.j
 import { decide, needsSignatures, type PolicyImage } from './evaluate.js';
 import type { PolicySubject } from './scope.js';
 import type { Policy, PolicyDecision } from './types.js';
+import { StevedoreError } from '../util/errors.js';
+
+/** An image the policy does not accept; nothing was copied, mirrored or run. Reason `PolicyDenied`. */
+export class PolicyDeniedError extends StevedoreError {
+  constructor(reason: string) {
+    super('POLICY_DENIED', `policy denied: ${reason}`);
+  }
+}
 
 export interface ImagePolicyOptions {
   /** Credentials and TLS for reading the image and its signatures. */

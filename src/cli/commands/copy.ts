@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { copyReference } from '../../copy/copy.js';
+import { loadPolicy } from '../../policy/parse.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { parseImageName } from '../../transports/index.js';
 import { InvalidInputError } from '../../util/errors.js';
@@ -25,6 +26,8 @@ interface CopyFlags {
   destAuthfile?: string;
   quiet?: boolean;
   progress?: ProgressMode;
+  policy?: string;
+  removeSignatures?: boolean;
 }
 
 export function registerCopy(program: Command): void {
@@ -47,12 +50,15 @@ export function registerCopy(program: Command): void {
     .option('--authfile <path>', 'auth file for both sides')
     .option('--src-authfile <path>', 'auth file for the source')
     .option('--dest-authfile <path>', 'auth file for the destination')
+    .option('--policy <file>', 'containers-policy.json the source must satisfy (checked before anything is written)')
+    .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--progress <auto|tty|json|none>', 'progress output: bars on a terminal, JSON lines otherwise', 'auto')
     .action(async (source: string, destination: string, o: CopyFlags) => {
       if (o.format && o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
       const srcRef = parseImageName(source);
       const destRef = parseImageName(destination);
+      const policy = o.policy ? await loadPolicy(o.policy) : undefined;
       const progress = createProgress(o.quiet ? 'none' : (o.progress ?? 'auto'));
       const signal = signalOnInterrupt();
       try {
@@ -63,6 +69,8 @@ export function registerCopy(program: Command): void {
           format: o.format as 'oci' | 'v2s2' | undefined,
           jobs: o.jobs,
           signal,
+          policy,
+          signatures: o.removeSignatures ? 'remove' : 'copy',
           onProgress: progress.listener,
           srcContext: contextFrom({ creds: o.srcCreds, tlsVerify: o.srcTlsVerify ?? o.tlsVerify, authfile: o.srcAuthfile ?? o.authfile }),
           destContext: contextFrom({ creds: o.destCreds, tlsVerify: o.destTlsVerify ?? o.tlsVerify, authfile: o.destAuthfile ?? o.authfile }),

@@ -17,6 +17,7 @@ import { registerPs } from './ps.js';
 import { registerRm } from './rm.js';
 import { registerRmi } from './rmi.js';
 import { registerKill, registerStop } from './stop.js';
+import { enforceRunPolicy } from '../../policy/run-policy.js';
 
 /** Exit codes as Podman's: the tool failed, the command cannot be run, the command is missing. */
 export const EXIT_CANNOT_INVOKE = 126;
@@ -45,6 +46,7 @@ interface RunFlags {
   uidmap?: string[];
   detach?: boolean;
   gidmap?: string[];
+  policy?: string;
 }
 
 /** Podman's `--uidmap CONTAINER:HOST:SIZE`. */
@@ -137,10 +139,12 @@ export function registerRun(program: Command): void {
     .option('--uidmap <ctr:host:size>', 'run in a user namespace with this uid mapping (repeatable)', collect)
     .option('--gidmap <ctr:host:size>', 'gid mapping for the user namespace (repeatable; default: as --uidmap)', collect)
     .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
+    .option('--policy <file>', 'containers-policy.json the image must satisfy; checked at its source before anything is pulled or run')
     .passThroughOptions()
     .action(async (image: string, args: string[], o: RunFlags) => {
       // A non-root caller continues as root of a user namespace over its subuid range.
       if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
+      if (o.policy) await enforceRunPolicy(o.policy, image);
       const env: string[] = [];
       for (const f of o.envFile ?? []) env.push(...parseEnvFile(await readFile(f, 'utf8')));
       env.push(...parseEnvFlags(o.env ?? []));

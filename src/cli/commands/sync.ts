@@ -3,6 +3,7 @@ import { loadSyncConfig, type SyncRepoSpec } from '../../copy/sync-config.js';
 import { DEFAULT_PARALLEL_IMAGES, sync, type SyncItem, type SyncTarget } from '../../copy/sync.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { parseReference } from '../../oci/reference.js';
+import { loadPolicy } from '../../policy/parse.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
 import { collect, contextFrom, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
@@ -24,6 +25,8 @@ interface SyncFlags {
   authfile?: string;
   format?: string;
   output?: 'text' | 'json';
+  policy?: string;
+  removeSignatures?: boolean;
 }
 
 function sourceSpecs(kind: string, source: string, o: SyncFlags): Promise<SyncRepoSpec[]> | SyncRepoSpec[] {
@@ -81,8 +84,11 @@ export function registerSync(program: Command): void {
     .option('--authfile <path>', 'auth file for both sides')
     .option('-f, --format <oci|v2s2>', 'manifest format at the destination')
     .option('-o, --output <text|json>', 'per-image report format', 'text')
+    .option('--policy <file>', 'containers-policy.json every copied image must satisfy (a refused image fails and is not written)')
+    .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
     .action(async (source: string, destination: string, o: SyncFlags) => {
       const specs = await sourceSpecs(o.src, source, o);
+      const policy = o.policy ? await loadPolicy(o.policy) : undefined;
       const signal = signalOnInterrupt();
       const json = o.output === 'json';
       const report = await sync(specs, target(o.dest, destination, o), {
@@ -95,6 +101,8 @@ export function registerSync(program: Command): void {
         format: o.format as 'oci' | 'v2s2' | undefined,
         signal,
         sourceContext: contextFrom({ creds: o.srcCreds, tlsVerify: o.srcTlsVerify, authfile: o.authfile }),
+        policy,
+        signatures: o.removeSignatures ? 'remove' : 'copy',
         onItem: (item) => printItem(item, json),
       });
       const summary = { copied: report.copied, skipped: report.skipped, failed: report.failed, pruned: report.pruned };

@@ -1,0 +1,92 @@
+import type { Digest } from '../oci/digest.js';
+import { parseManifest } from '../oci/manifest.js';
+import type { ImageReference } from '../oci/reference.js';
+import type { RegistryClient } from '../registry/client.js';
+import { headManifest } from '../registry/manifests.js';
+import { listReferrers, referrersTag } from '../registry/referrers.js';
+import { addToFallbackIndex } from '../sign/registry-io.js';
+import { DockerDestination, DockerSource } from '../transports/docker.js';
+import { rootLogger } from '../util/log.js';
+import { mapLimit } from '../util/pool.js';
+import { copyImage } from './copy.js';
+
+/** cosign's tag suffixes for what it attaches to a digest: signatures, attestations, SBOMs. */
+const ATTACHMENT_KINDS = ['sig', 'att', 'sbom'] as const;
+
+export interface AttachmentOptions {
+  signal?: AbortSignal;
+  jobs?: number;
+}
+
+/** What was carried: the tags (`sha256-<hex>.sig` ...) and referrer manifests written at the destination. */
+export interface AttachmentsCopied {
+  tags: string[];
+  referrers: Digest[];
+}
+
+/**
+ * Carries what is attached to each digest from one repository to another, so a copied image keeps
+ * its signatures and SBOMs: cosign's `sha256-<hex>.sig` / `.att` / `.sbom` tags, and OCI 1.1
+ * referrers (through the referrers API or the `sha256-<hex>` fallback tag). A tag the destination
+ * already holds at the same digest is skipped; blobs go by mount within a registry, as in any copy.
+ * The subject images must already be at the destination (copy them first).
+ */
+export async function copyAttachments(
+  src: { client: RegistryClient; ref: ImageReference },
+  dest: { client: RegistryClient; ref: ImageReference },
+  digests: readonly Digest[],
+  opts: AttachmentOptions = {},
+): Promise<AttachmentsCopied> {
+  const out: AttachmentsCopied = { tags: [], referrers: [] };
+  const log = rootLogger.child({ op: 'attachments', src: `${src.ref.registry}/${src.ref.repository}`, dest: `${dest.ref.registry}/${dest.ref.repository}` });
+  const tagRef = (side: { ref: ImageReference }, tag: string): ImageReference => ({ registry: side.ref.registry, repository: side.ref.repository, tag });
+  const copyTag = async (tag: string): Promise<boolean> => {
+    const [have, want] = await Promise.all([
+      headManifest(src.client, src.ref.repository, tag, opts),
+      headManifest(dest.client, dest.ref.repository, tag, opts).catch(() => undefined),
+    ]);
+    if (!have || have.digest === want?.digest) return false;
+    const s = new DockerSource(tagRef(src, tag), src.client, false);
+    const d = new DockerDestination(tagRef(dest, tag), dest.client, false);
+    await copyImage(s, d, { all: true, signal: opts.signal, jobs: opts.jobs });
+    out.tags.push(tag);
+    return true;
+  };
+  await mapLimit([...digests], 4, async (digest) => {
+    await Promise.all(ATTACHMENT_KINDS.map((kind) => copyTag(`${referrersTag(digest)}.${kind}`)));
+    const { manifests, via } = await listReferrers(src.client, src.ref.repository, digest, opts);
+    if (manifests.length === 0) return;
+    if (via === 'tag') {
+      // The fallback index lists every referrer: copying it whole (every child by digest, the
+      // index under its tag) carries them all, and a registry with the API indexes each child.
+      await copyTag(referrersTag(digest));
+      out.referrers.push(...manifests.map((m) => m.digest));
+      return;
+    }
+    for (const m of manifests) {
+      const s = new DockerSource({ registry: src.ref.registry, repository: src.ref.repository, digest: m.digest }, src.client, false);
+      const d = new DockerDestination({ registry: dest.ref.registry, repository: dest.ref.repository, digest: m.digest }, dest.client, false);
+      await copyImage(s, d, { all: true, signal: opts.signal, jobs: opts.jobs });
+      out.referrers.push(m.digest);
+    }
+    const there = await listReferrers(dest.client, dest.ref.repository, digest, opts);
+    if (there.via === 'tag') {
+      for (const m of manifests) await addToFallbackIndex(dest.client, dest.ref.repository, digest, m, opts.signal);
+    }
+  });
+  if (out.tags.length + out.referrers.length > 0) log.info({ tags: out.tags.length, referrers: out.referrers.length }, 'attachments copied');
+  return out;
+}
+
+/**
+ * The digests whose attachments travel with a copy: the written top manifest, and the platform
+ * manifests of an index that arrived unchanged (cosign `--recursive` signs those too).
+ */
+export function attachmentDigests(top: { digest: Digest; bytes: Buffer; mediaType: string }, writtenDigest: Digest): Digest[] {
+  const out: Digest[] = [writtenDigest];
+  if (top.digest === writtenDigest) {
+    const parsed = parseManifest(top.bytes, top.mediaType);
+    if (parsed.kind === 'index') out.push(...parsed.index.manifests.map((m) => m.digest));
+  }
+  return out;
+}
