@@ -10,6 +10,7 @@ include hack/controlplane.mk
 -include hack/helm.mk
 # cosign (and other Go-built peers) for the supply-chain interoperability tests.
 -include hack/cosign.mk
+-include hack/syft.mk
 
 .PHONY: help deps install build typecheck test test-unit demo run bench bench-copy bench-run bench-build test-e2e clean
 

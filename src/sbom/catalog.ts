@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/digest.js';
-import { formatPlatform } from '../oci/platform.js';
+import { formatPlatform, type Platform } from '../oci/platform.js';
 import type { ImageSource } from '../transports/types.js';
 import { rootLogger } from '../util/log.js';
 import { parseApkInstalled, isApkDatabase } from './catalogers/apk.js';
@@ -17,6 +17,8 @@ import type { Catalog, Distro, SbomPackage } from './types.js';
 /** Metadata files are small; a bigger one is hostile or broken and is skipped (logged), not buffered. */
 const MAX_DB_BYTES = 32 * 1024 * 1024;
 const MAX_META_BYTES = 1024 * 1024;
+/** Some copyright files (Boost's) run to megabytes of license text. */
+const MAX_COPYRIGHT_BYTES = 16 * 1024 * 1024;
 
 export interface CatalogOptions {
   /** For an index: which platform's image (default: the host's). */
@@ -27,17 +29,17 @@ export interface CatalogOptions {
 type Parser = { parse: (text: string, path: string) => Finding | undefined; max: number };
 
 /** Which parser reads a file, by its path; undefined for files no cataloger looks at. */
-function parserFor(path: string): Parser | undefined {
+function parserFor(path: string, platform: Platform): Parser | undefined {
   if (isDpkgDatabase(path)) return { max: MAX_DB_BYTES, parse: (t) => ({ kind: 'packages', packages: parseDpkgStatus(t) }) };
   if (isApkDatabase(path)) return { max: MAX_DB_BYTES, parse: (t) => ({ kind: 'packages', packages: parseApkInstalled(t) }) };
   if (isNpmPackageJson(path)) return { max: MAX_META_BYTES, parse: (t) => ({ kind: 'packages', packages: parseNpmPackageJson(t) }) };
-  if (isNpmLockfile(path)) return { max: MAX_DB_BYTES, parse: (t) => ({ kind: 'packages', packages: parseNpmLockfile(t) }) };
+  if (isNpmLockfile(path)) return { max: MAX_DB_BYTES, parse: (t) => ({ kind: 'packages', packages: parseNpmLockfile(t, platform) }) };
   if (isPythonMetadata(path)) return { max: MAX_META_BYTES, parse: (t) => ({ kind: 'packages', packages: parsePythonMetadata(t) }) };
   if (isOsRelease(path)) {
     return { max: MAX_META_BYTES, parse: (t) => { const d = parseOsRelease(t); return d ? { kind: 'os-release', distro: d } : undefined; } };
   }
   const pkg = copyrightPackage(path);
-  if (pkg) return { max: MAX_META_BYTES, parse: (t) => ({ kind: 'copyright', pkg, licenses: parseDebianCopyright(t) }) };
+  if (pkg) return { max: MAX_COPYRIGHT_BYTES, parse: (t) => ({ kind: 'copyright', pkg, licenses: parseDebianCopyright(t) }) };
   return undefined;
 }
 
@@ -137,7 +139,7 @@ export async function catalogImage(src: ImageSource, opts: CatalogOptions = {}):
           return;
       }
       written.add(entry.path);
-      const parser = parserFor(entry.path);
+      const parser = parserFor(entry.path, platform);
       if (parser) {
         const bytes = await readCapped(data, parser.max);
         if (!bytes) {

@@ -101,6 +101,13 @@ describe('package databases and metadata', () => {
     expect(parseNpmPackageJson('not json')).toEqual([]);
     const v3 = parseNpmLockfile(JSON.stringify({ lockfileVersion: 3, packages: { '': { name: 'root', version: '1.0.0' }, 'node_modules/a': { version: '1.0.0', license: 'ISC' }, 'node_modules/a/node_modules/@s/b': { version: '2.0.0' }, 'node_modules/ws': { link: true } } }));
     expect(v3.map((p) => `${p.name}@${p.version}`)).toEqual(['a@1.0.0', '@s/b@2.0.0']);
+    const platformBound = JSON.stringify({ lockfileVersion: 3, packages: {
+      'node_modules/@x/linux-x64': { version: '1.0.0', optional: true, os: ['linux'], cpu: ['x64'] },
+      'node_modules/@x/darwin-arm64': { version: '1.0.0', optional: true, os: ['darwin'], cpu: ['arm64'] },
+      'node_modules/@x/not-win': { version: '1.0.0', optional: true, os: ['!win32'] },
+    } });
+    expect(parseNpmLockfile(platformBound, { os: 'linux', architecture: 'amd64' }).map((p) => p.name)).toEqual(['@x/linux-x64', '@x/not-win']);
+    expect(parseNpmLockfile(platformBound, { os: 'darwin', architecture: 'arm64' }).map((p) => p.name)).toEqual(['@x/darwin-arm64', '@x/not-win']);
     const v1 = parseNpmLockfile(JSON.stringify({ lockfileVersion: 1, dependencies: { a: { version: '1.0.0', dependencies: { b: { version: '2.0.0' } } }, c: { version: 'file:../c' } } }));
     expect(v1.map((p) => `${p.name}@${p.version}`)).toEqual(['a@1.0.0', 'b@2.0.0']);
   });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,7 @@ let go: GoTruth;
 let py: PyTruth[];
 let npm: NpmTruth[];
 let lockfilePackages: { name: string; version: string }[];
+let foreignOptional: { name: string; version: string }[];
 
 /** Removed by the last layer of the pruned image. */
 const REMOVED_DEB = 'curl';
@@ -30,10 +32,14 @@ beforeAll(async () => {
   go = await buildGoBinary(await temps.make('sbom-go'));
   py = await pythonMetadata();
   npm = await npmPackages(join(REPO_ROOT, 'node_modules'), 'app/node_modules');
-  const lock = JSON.parse(await readFile(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; name?: string; link?: boolean }> };
+  const lock = JSON.parse(await readFile(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; name?: string; link?: boolean; optional?: boolean; os?: string[] }> };
   lockfilePackages = Object.entries(lock.packages)
-    .filter(([k, v]) => k !== '' && !v.link && v.version)
+    // npm installed exactly the optional packages meant for this machine's platform, which the image's is.
+    .filter(([k, v]) => k !== '' && !v.link && v.version && (!v.optional || existsSync(join(REPO_ROOT, k, 'package.json'))))
     .map(([k, v]) => ({ name: v.name ?? k.slice(k.lastIndexOf('node_modules/') + 'node_modules/'.length), version: v.version! }));
+  foreignOptional = Object.entries(lock.packages)
+    .filter(([k, v]) => v.optional && Array.isArray(v.os) && !v.os.includes('linux') && !npm.some((n) => `node_modules/${n.dir}` === k))
+    .map(([k, v]) => ({ name: k.slice(k.lastIndexOf('node_modules/') + 'node_modules/'.length), version: v.version! }));
 
   const base: LayerItem[] = [
     { path: 'etc/os-release', from: '/etc/os-release' },
@@ -112,11 +118,15 @@ describe('catalog of a real multi-layer image read from a registry', () => {
     expect(yaml?.licenses).toEqual(['MIT']);
   });
 
-  it('finds every installed npm package and every package the lockfile pins', () => {
+  it('finds every installed npm package and every package the lockfile pins for the image\'s platform', () => {
     const npms = catalog.packages.filter((p) => p.type === 'npm');
     const have = new Set(npms.map((p) => `${p.name}@${p.version}`));
     for (const n of npm) expect(have, `${n.name}@${n.version}`).toContain(`${n.name}@${n.version}`);
     for (const n of lockfilePackages) expect(have, `${n.name}@${n.version} from the lockfile`).toContain(`${n.name}@${n.version}`);
+    expect(npms.filter((p) => p.foundBy === 'npm-lock').length).toBeGreaterThan(0);
+    // Optional packages pinned for other systems (darwin, win32, android builds of native bindings) are not in the image.
+    expect(foreignOptional.length).toBeGreaterThan(0);
+    for (const n of foreignOptional) expect(have).not.toContain(`${n.name}@${n.version}`);
     const scoped = npms.find((p) => p.name === '@kubernetes/client-node')!;
     expect(scoped.purl).toBe(`pkg:npm/%40kubernetes/client-node@${scoped.version}`);
     expect(scoped.foundBy).toBe('npm-package');

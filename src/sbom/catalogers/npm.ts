@@ -38,12 +38,27 @@ export function parseNpmPackageJson(text: string): FoundPackage[] {
   return [{ type: 'npm', name: doc.name, version: doc.version, licenses: licensesOf(doc), foundBy: 'npm-package' }];
 }
 
+/** npm's names for OCI architectures (process.arch values). */
+const NODE_CPU: Record<string, string> = { amd64: 'x64', '386': 'ia32', arm64: 'arm64', arm: 'arm', ppc64le: 'ppc64', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64' };
+
+/** npm's `os`/`cpu` fields: a list of allowed values, or `!value` exclusions. */
+function allows(list: unknown, value: string | undefined): boolean {
+  if (!Array.isArray(list) || list.length === 0 || value === undefined) return true;
+  const items = list.filter((x): x is string => typeof x === 'string');
+  if (items.includes(`!${value}`)) return false;
+  const positive = items.filter((x) => !x.startsWith('!'));
+  return positive.length === 0 || positive.includes(value);
+}
+
 /**
  * Packages a lockfile pins. v2/v3 list them under `packages` keyed by install path (the root
- * project is the `""` key and is not a dependency; `link: true` entries are workspace symlinks);
+ * project is the `""` key and is not a dependency; `link: true` entries are workspace symlinks;
+ * optional packages restricted to another `os`/`cpu` than the image's are not installed there);
  * v1 nests them under `dependencies`.
  */
-export function parseNpmLockfile(text: string): FoundPackage[] {
+export function parseNpmLockfile(text: string, platform?: { os: string; architecture: string }): FoundPackage[] {
+  const os = platform?.os;
+  const cpu = platform ? (NODE_CPU[platform.architecture] ?? platform.architecture) : undefined;
   const doc = parseJson(text);
   if (!doc) return [];
   const out: FoundPackage[] = [];
@@ -53,6 +68,8 @@ export function parseNpmLockfile(text: string): FoundPackage[] {
       if (key === '' || typeof raw !== 'object' || raw === null) continue;
       const entry = raw as Record<string, unknown>;
       if (entry.link === true || typeof entry.version !== 'string') continue;
+      // Optional platform binaries (esbuild, rolldown, …) for other systems are pinned but never installed.
+      if (entry.optional === true && (!allows(entry.os, os) || !allows(entry.cpu, cpu))) continue;
       const i = key.lastIndexOf('node_modules/');
       const name = typeof entry.name === 'string' ? entry.name : i >= 0 ? key.slice(i + 'node_modules/'.length) : '';
       if (name === '') continue;
