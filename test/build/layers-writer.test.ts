@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chown, link, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeLayer } from '../../src/build/layers/tar-writer.js';
@@ -39,6 +39,10 @@ async function sampleTree(): Promise<string> {
   await chown(join(root, 'big-uid'), 300000, 400000);
   execFileSync('mkfifo', [join(root, 'b/fifo')]);
   await utimes(join(root, 'a.txt'), 1_000, 1_000);
+  await writeFile(join(root, 'empty'), '');
+  await mkdir(join(root, 'locked'), { mode: 0o000 });
+  await chmod(join(root, 'locked'), 0o000);
+  await writeFile(join(root, 'nomode'), 'n', { mode: 0o000 });
   return root;
 }
 
@@ -64,6 +68,9 @@ describe('deterministic layer tar writer', () => {
       'b/sub/',
       'b/sub/file.txt',
       'big-uid',
+      'empty',
+      'locked/',
+      'nomode',
       `${long}/`,
       `${long}/${'y'.repeat(110)}.bin`,
     ]);
@@ -74,12 +81,17 @@ describe('deterministic layer tar writer', () => {
     expect(m.get('b/link')).toMatchObject({ type: 'symlink', linkname: '../a.txt' });
     expect(m.get('b/fifo')).toMatchObject({ type: 'fifo' });
     expect(m.get('big-uid')).toMatchObject({ uid: 300000, gid: 400000 });
+    // Empty files and mode 000 survive as they are.
+    expect(m.get('empty')).toMatchObject({ type: 'file', size: 0, content: '' });
+    expect(m.get('locked/')).toMatchObject({ type: 'directory', mode: 0 });
+    expect(m.get('nomode')).toMatchObject({ type: 'file', mode: 0 });
     // Everything newer than the timestamp is clamped to it; older stays.
     expect(m.get('b/sub/file.txt')?.mtime).toBe(5_000);
     for (const e of entries) expect([e.uname, e.gname]).toEqual(['', '']);
 
     const listing = gnuTarList(layer.path);
-    expect(listing).toHaveLength(10);
+    expect(listing).toHaveLength(13);
+    expect(listing.find((l) => l.endsWith(' locked/'))).toMatch(/^d---------/);
     expect(listing.find((l) => l.endsWith('big-uid'))).toMatch(/300000\/400000/);
     expect(listing.find((l) => l.includes('b/hard'))).toMatch(/^hrw.* b\/hard link to a\.txt$/);
   });

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
 
 /**
  * sha256 of a file's content, remembered for the life of the process under the file's identity and
@@ -19,7 +18,7 @@ export async function fileContentHash(path: string, st: Stats): Promise<string> 
   const known = cache.get(key);
   if (known !== undefined) return known;
   const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   const hex = hash.digest('hex');
   if (cache.size >= MAX_CACHED) cache.clear();
   cache.set(key, hex);

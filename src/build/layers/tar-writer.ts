@@ -27,6 +27,16 @@ export interface WriteLayerOptions {
 /** ustar id fields as tar-stream writes them (6 octal digits); larger ids go in a pax record so nothing is truncated. */
 const USTAR_MAX_ID = 0o777777;
 
+const TYPE_BITS: Record<LayerEntry['type'], number> = {
+  file: 0o100000,
+  whiteout: 0o100000,
+  directory: 0o040000,
+  symlink: 0o120000,
+  'character-device': 0o020000,
+  'block-device': 0o060000,
+  fifo: 0o010000,
+};
+
 function checkName(name: string): void {
   if (name === '' || name.startsWith('/') || name.endsWith('/') || name.split('/').some((p) => p === '' || p === '.' || p === '..')) {
     throw new InvalidInputError(`layer entry name ${JSON.stringify(name)} is not a clean relative path`);
@@ -37,7 +47,9 @@ function header(e: LayerEntry, timestamp: number | undefined): Header {
   const mtime = timestamp !== undefined && e.mtime > timestamp ? timestamp : e.mtime;
   const h: Header = {
     name: e.type === 'directory' ? `${e.name}/` : e.name,
-    mode: e.mode & 0o7777,
+    // tar-stream replaces a mode of 0 by its defaults (0644/0755); the file-type bits keep it
+    // non-zero and are masked off again when the header is encoded, so mode 000 stays 000.
+    mode: (e.mode & 0o7777) | TYPE_BITS[e.type],
     uid: e.uid,
     gid: e.gid,
     uname: '',
@@ -88,7 +100,13 @@ function header(e: LayerEntry, timestamp: number | undefined): Header {
 
 async function addEntry(pack: Pack, h: Header, body?: Readable): Promise<void> {
   if (!body) {
-    await new Promise<void>((resolve, reject) => pack.entry(h, (err) => (err ? reject(err) : resolve())));
+    // A regular file's sink waits for a body even when it is empty: give it an empty one.
+    const isFile = h.type === 'file';
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (isFile) pack.entry(h, Buffer.alloc(0), done);
+      else pack.entry(h, done);
+    });
     return;
   }
   await pipeline(body, pack.entry(h) as unknown as Writable);
