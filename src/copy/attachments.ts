@@ -1,5 +1,9 @@
 import type { Digest } from '../oci/digest.js';
-import { parseManifest } from '../oci/manifest.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { MAX_MANIFEST_BYTES, parseManifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatype.js';
+import { repositoryScope } from '../registry/auth.js';
+import { readBodyCapped } from '../registry/client.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import { headManifest } from '../registry/manifests.js';
@@ -54,15 +58,16 @@ export async function copyAttachments(
   };
   await mapLimit([...digests], 4, async (digest) => {
     await Promise.all(ATTACHMENT_KINDS.map((kind) => copyTag(`${referrersTag(digest)}.${kind}`)));
-    const { manifests, via } = await listReferrers(src.client, src.ref.repository, digest, opts);
-    if (manifests.length === 0) return;
-    if (via === 'tag') {
-      // The fallback index lists every referrer: copying it whole (every child by digest, the
-      // index under its tag) carries them all, and a registry with the API indexes each child.
+    const manifests = await referrersFromApi(src.client, src.ref.repository, digest, opts.signal);
+    if (manifests === undefined) {
+      // No referrers API: the fallback index lists every referrer. Copying it whole (every child
+      // by digest, the index under its tag) carries them all, and a destination with the API
+      // indexes each child as it arrives. A HEAD first: most images have none, and then this
+      // costs no manifest GET.
       await copyTag(referrersTag(digest));
-      out.referrers.push(...manifests.map((m) => m.digest));
       return;
     }
+    if (manifests.length === 0) return;
     for (const m of manifests) {
       const s = new DockerSource({ registry: src.ref.registry, repository: src.ref.repository, digest: m.digest }, src.client, false);
       const d = new DockerDestination({ registry: dest.ref.registry, repository: dest.ref.repository, digest: m.digest }, dest.client, false);
@@ -76,6 +81,25 @@ export async function copyAttachments(
   });
   if (out.tags.length + out.referrers.length > 0) log.info({ tags: out.tags.length, referrers: out.referrers.length }, 'attachments copied');
   return out;
+}
+
+/** The referrers API's answer for `digest`, or undefined when the registry has no such API. */
+async function referrersFromApi(client: RegistryClient, repo: string, digest: Digest, signal?: AbortSignal): Promise<Descriptor[] | undefined> {
+  const res = await client.request({
+    method: 'GET',
+    path: `/v2/${repo}/referrers/${digest}`,
+    scopes: [repositoryScope(repo, ['pull'])],
+    headers: { accept: MediaType.OciIndex },
+    expect: [200],
+    allowStatus: [404, 400, 405],
+    signal,
+  });
+  if (res.status !== 200) {
+    await res.body.dump();
+    return undefined;
+  }
+  const parsed = parseManifest(await readBodyCapped(res.body, MAX_MANIFEST_BYTES, `referrers of ${digest}`), MediaType.OciIndex);
+  return parsed.kind === 'index' ? parsed.index.manifests : [];
 }
 
 /**
