@@ -87,7 +87,7 @@ describe('corpus: stevedore build matches buildah bud', () => {
 
       if (spec.buildah !== false) {
         const tag = `localhost/corpus-${name}`;
-        const b = await buildah(buildahRoot, ['bud', '--layers', '--format', 'docker', '--tls-verify=false', ...buildArgs(spec), ...target, '-f', join(dir, 'Containerfile'), '-t', tag, dir]);
+        const b = await buildah(buildahRoot, ['bud', '--runtime', 'runc', '--layers', '--format', 'docker', '--tls-verify=false', ...buildArgs(spec), ...target, '-f', join(dir, 'Containerfile'), '-t', tag, dir]);
         expect(b.code, b.stderr + b.stdout).toBe(0);
         // v2s2 keeps Docker's config fields (Healthcheck, OnBuild, Shell) that an OCI config drops.
         const pushed = await buildah(buildahRoot, ['push', '--format', 'v2s2', tag, `oci:${out}:buildah`]);

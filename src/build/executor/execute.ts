@@ -13,6 +13,7 @@ import { BuildRun } from './steps.js';
 import { emptyState, stateFromImage, withLayer, type StageState } from './state.js';
 import { SILENT_REPORTER, type ExecuteOptions } from './types.js';
 import { UnsupportedError } from '../../util/errors.js';
+import { DEFAULT_PATH } from '../../runtime/spec.js';
 
 export interface ExecuteResult {
   /** The target stage's final state: layers in the store's layout, config ready to write. */
@@ -77,7 +78,8 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
   const stepsTotal = (): number => 1 + evaluation.steps.length;
   const label = { stage: n + 1, stages: plan.stages.length, ...(stage.name ? { stageName: stage.name } : {}) };
 
-  if (stage.base.kind === 'scratch') state = emptyState(stagePlatform);
+  // BuildKit and buildah give a scratch stage the default PATH, so RUN and the image find programs.
+  if (stage.base.kind === 'scratch') state = { ...emptyState(stagePlatform), config: { Env: [DEFAULT_PATH] } };
   else if (stage.base.kind === 'stage') state = { ...run.stages.get(stage.base.index)!, cmdSet: false };
   else {
     if (formatPlatform(stagePlatform) !== formatPlatform(hostPlatform())) {

@@ -122,6 +122,9 @@ export function registerBuild(program: Command): void {
     .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
     .action(async (context: string, o: BuildFlags) => {
       if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
+      // Should a promise never settle (a stuck child process), Node exits when its loop drains:
+      // that must not look like success.
+      process.exitCode = EXIT_TOOL_ERROR;
       const signal = signalOnInterrupt();
       try {
         if (o.format !== 'oci' && o.format !== 'docker') throw new InvalidInputError(`--format must be oci or docker, got "${o.format}"`);

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Benchmark: `stevedore build` against `buildah bud --layers` (overlay storage), side by side in one run
+# (median of RUNS). The context is ~100 MiB: 2000 text files and two 32 MiB random binaries; the
+# Containerfile has two stages (COPY, RUN, COPY --from). Both tools pull the busybox-static base from
+# a local registry, both use runc, both as root.
+#   cold:      an empty store / cache each run (the base image pulled too)
+#   unchanged: the same build again with nothing changed (all steps from the cache)
+# The machine is shared (2 cores, other work running): read the ratios, not the absolute times.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+RUNS=${RUNS:-3}
+ST="node bin/stevedore.js"
+source hack/bench/lib.sh
+BUILDAH=(buildah --storage-driver overlay)
+
+start_registry src SRC
+echo "seeding busybox-static on $SRC and a ~100 MiB context" >&2
+seed runnable "$SRC" bench/busybox:1 0 1
+ctx="$work/context"
+mkdir -p "$ctx/text" "$ctx/bin"
+for d in $(seq 0 19); do
+  mkdir -p "$ctx/text/d$d"
+  for f in $(seq 0 99); do printf 'line %s of file %s in dir %s\n' {1..40} "$f" "$d" > "$ctx/text/d$d/f$f.txt"; done
+done
+head -c $((32 * 1024 * 1024)) /dev/urandom > "$ctx/bin/blob1.bin"
+head -c $((32 * 1024 * 1024)) /dev/urandom > "$ctx/bin/blob2.bin"
+cat > "$ctx/Containerfile" <<'CF'
+ARG BASE
+FROM $BASE AS builder
+COPY text/ /src/text/
+RUN find /src/text -type f | wc -l > /src/count && cat /src/text/d0/* | wc -c > /src/bytes
+FROM $BASE
+COPY bin/ /app/bin/
+COPY --from=builder /src/ /app/src/
+RUN cat /app/src/count
+CMD ["cat", "/app/src/count"]
+CF
+echo "context: $(du -sh "$ctx" | cut -f1), $(find "$ctx" -type f | wc -l) files" >&2
+
+declare -A T
+for run in $(seq "$RUNS"); do
+  st_root="$work/st-$run"; bh_root="$work/bh-$run"
+  bh=("${BUILDAH[@]}" --root "$bh_root/storage" --runroot "$bh_root/run")
+  st_args=(build --root "$st_root" -q --build-arg "BASE=$SRC/bench/busybox:1" -t localhost/bench:1 "$ctx")
+  bh_args=(bud --runtime runc --layers --tls-verify=false -q --build-arg "BASE=$SRC/bench/busybox:1" -t localhost/bench:1 "$ctx")
+  T[st_cold]+="$(timeit $ST "${st_args[@]}") "
+  T[bh_cold]+="$(timeit "${bh[@]}" "${bh_args[@]}") "
+  T[st_warm]+="$(timeit $ST "${st_args[@]}") "
+  T[bh_warm]+="$(timeit "${bh[@]}" "${bh_args[@]}") "
+  "${bh[@]}" rmi -a -f >/dev/null 2>&1 || true
+  umount "$bh_root/storage/overlay" 2>/dev/null || true
+  rm -rf "$st_root" "$bh_root"
+done
+
+report() { # label stevedore-key buildah-key
+  local s b
+  s=$(medianof "${T[$2]}"); b=$(medianof "${T[$3]}")
+  printf '%-44s %10.2f s %10.2f s %8.2fx\n' "$1" "$s" "$b" "$(echo "$s / $b" | bc -l)"
+}
+echo
+echo "stevedore $($ST --version) vs $(buildah --version | cut -d' ' -f1-3) (overlay); median of $RUNS runs; $(nproc) cores"
+printf '%-44s %12s %12s %9s\n' case stevedore buildah 'time ratio'
+report "cold: two-stage build, ~100 MiB context" st_cold bh_cold
+report "unchanged rebuild (all cached)" st_warm bh_warm

@@ -1,0 +1,157 @@
+/**
+ * What `stevedore build` produces and where it goes: a push to a real registry (Docker or OCI media
+ * types), the local store, digest and result files, reproducible digests with --timestamp and
+ * SOURCE_DATE_EPOCH, the local cache (an unchanged rebuild runs nothing; a touched but unchanged file
+ * is still a hit; a changed one rebuilds from there on), and contexts from a tarball and stdin.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyReference } from '../../src/copy/copy.js';
+import { MediaType } from '../../src/oci/mediatype.js';
+import { parseImageName } from '../../src/transports/index.js';
+import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
+import { makeBusyboxImage } from '../fixtures/images.js';
+import { validateOci } from '../fixtures/schema.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { loadImage } from './corpus/harness.js';
+
+let reg: TestRegistry;
+let work: string;
+let base: string;
+
+const CONTAINERFILE = `ARG BASE
+FROM $BASE
+COPY app.txt /app/app.txt
+RUN cat /app/app.txt > /app/copy.txt && echo run >> /app/copy.txt
+CMD ["cat", "/app/copy.txt"]
+`;
+
+beforeAll(async () => {
+  work = await cliTempDir('build-output');
+  reg = await startRegistry();
+  const bb = await makeBusyboxImage(join(work, 'busybox'), 'bb');
+  base = `${reg.host}/output/busybox:1`;
+  await copyReference(parseImageName(bb.ociRef), parseImageName(`docker://${base}`));
+}, 60_000);
+
+afterAll(async () => {
+  await reg?.stop();
+  await cleanupCli();
+});
+
+let n = 0;
+async function context(files: Record<string, string> = { 'app.txt': 'application\n' }, containerfile = CONTAINERFILE): Promise<string> {
+  const dir = join(work, `ctx-${++n}`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'Containerfile'), containerfile);
+  for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
+  return dir;
+}
+
+function build(args: string[], env: NodeJS.ProcessEnv = {}, input?: Buffer) {
+  return stevedore(['build', '--build-arg', `BASE=${base}`, ...args], { timeoutMs: 120_000, env, ...(input ? { input } : {}) });
+}
+
+describe('stevedore build outputs', () => {
+  it('pushes to a registry with Docker media types, writes the digest and result files, keeps it in the store, and it runs', async () => {
+    const dir = await context();
+    const store = join(work, 'store-push');
+    const digestFile = join(work, 'digest.txt');
+    const resultFile = join(work, 'result.json');
+    const ref = `${reg.host}/output/app:1`;
+    const r = await build(['--root', store, '--format', 'docker', '-t', ref, '--digestfile', digestFile, '--result-file', resultFile, '--label', 'extra=yes', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const digest = r.stdout.trim();
+    expect(await readFile(digestFile, 'utf8')).toBe(digest);
+    const result = JSON.parse(await readFile(resultFile, 'utf8'));
+    expect(result).toMatchObject({ image: ref, digest, platforms: [{ platform: 'linux/amd64', digest }] });
+    expect(result.size).toBeGreaterThan(1000);
+    // The registry has it, byte for byte.
+    const layout = join(work, 'pulled');
+    await copyReference(parseImageName(`docker://${ref}`), parseImageName(`oci:${layout}:app`));
+    const img = await loadImage(layout, 'app');
+    expect(img.mediaType).toBe(MediaType.DockerManifest);
+    expect(img.manifest.config.mediaType).toBe(MediaType.DockerConfig);
+    expect(img.manifest.layers.every((l) => l.mediaType === MediaType.DockerLayerGzip)).toBe(true);
+    expect(img.config.config?.Labels).toEqual({ extra: 'yes' });
+    expect(`sha256:${execFileSync('sha256sum', { input: img.manifestBytes }).toString().split(' ')[0]}`).toBe(digest);
+    // And the local store, under the same name: `stevedore run` finds it without a pull.
+    const run = await stevedore(['run', '--root', store, '--rm', '--pull', 'never', ref]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('application\nrun\n');
+  });
+
+  it('OCI format with annotations passes the schemas; a bare name stays in the local store', async () => {
+    const dir = await context();
+    const store = join(work, 'store-oci');
+    const out = join(work, 'oci-out');
+    const r = await build(['--root', store, '-q', '--annotation', 'org.opencontainers.image.source=https://example.com/repo', '-t', 'myapp:dev', '-t', `oci:${out}:v1`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const img = await loadImage(out, 'v1');
+    expect(img.mediaType).toBe(MediaType.OciManifest);
+    expect(img.manifest.annotations).toEqual({ 'org.opencontainers.image.source': 'https://example.com/repo' });
+    validateOci('manifest', JSON.parse(img.manifestBytes.toString()));
+    validateOci('config', JSON.parse(img.configBytes.toString()));
+    const images = await stevedore(['images', '--root', store]);
+    expect(images.stdout).toContain('localhost/myapp:dev');
+    const run = await stevedore(['run', '--root', store, '--rm', '--pull', 'never', 'localhost/myapp:dev']);
+    expect(run.stdout).toBe('application\nrun\n');
+  });
+
+  it('--timestamp and SOURCE_DATE_EPOCH give the same digest in fresh stores, on any day', async () => {
+    const dir = await context();
+    const a = await build(['--root', join(work, 'store-r1'), '-q', '--timestamp', '1700000000', dir]);
+    // Make every file newer: mtimes must not reach the image.
+    const later = new Date('2030-01-01T00:00:00Z');
+    await utimes(join(dir, 'app.txt'), later, later);
+    const b = await build(['--root', join(work, 'store-r2'), '-q', dir], { SOURCE_DATE_EPOCH: '1700000000' });
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(a.stdout.trim()).toMatch(/^sha256:/);
+    expect(b.stdout.trim()).toBe(a.stdout.trim());
+    const out = join(work, 'repro');
+    const c = await build(['--root', join(work, 'store-r1'), '-q', '--no-cache', '--timestamp', '1700000000', '-t', `oci:${out}:r`, dir]);
+    expect(c.stdout.trim()).toBe(a.stdout.trim());
+    const img = await loadImage(out, 'r');
+    expect(img.config.created).toBe('2023-11-14T22:13:20.000Z');
+    expect(img.config.history?.every((h) => h.created === '2023-11-14T22:13:20.000Z')).toBe(true);
+  });
+
+  it('the local cache: an unchanged rebuild runs no step; a touched file still hits; a changed one rebuilds from there', async () => {
+    const dir = await context();
+    const store = join(work, 'store-cache');
+    const first = await build(['--root', store, dir]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain('(2 steps run, 0 from cache');
+    const again = await build(['--root', store, dir]);
+    expect(again.stderr).toContain('(0 steps run, 2 from cache');
+    expect(again.stderr.match(/--> Using cache/g)).toHaveLength(2);
+    const later = new Date('2031-01-01T00:00:00Z');
+    await utimes(join(dir, 'app.txt'), later, later);
+    const touched = await build(['--root', store, dir]);
+    expect(touched.stderr).toContain('(0 steps run, 2 from cache');
+    await writeFile(join(dir, 'app.txt'), 'changed\n');
+    const changed = await build(['--root', store, '-t', 'localhost/cached:1', dir]);
+    expect(changed.stderr).toContain('(2 steps run, 0 from cache');
+    const run = await stevedore(['run', '--root', store, '--rm', 'localhost/cached:1']);
+    expect(run.stdout).toBe('changed\nrun\n');
+    const noCache = await build(['--root', store, '--no-cache', dir]);
+    expect(noCache.stderr).toContain('(2 steps run, 0 from cache');
+  });
+
+  it('builds from a context tarball and from a tar on stdin', async () => {
+    const dir = await context({ 'app.txt': 'from a tar\n' });
+    const tarball = join(work, 'context.tar.gz');
+    execFileSync('tar', ['-czf', tarball, '-C', dir, '.']);
+    const store = join(work, 'store-tar');
+    const fromFile = await build(['--root', store, '--timestamp', '1', '-t', 'localhost/fromtar:1', tarball]);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect((await stevedore(['run', '--root', store, '--rm', 'localhost/fromtar:1'])).stdout).toBe('from a tar\nrun\n');
+    const fromStdin = await build(['--root', store, '-q', '--timestamp', '1', '-t', 'localhost/fromstdin:1', '-'], {}, execFileSync('tar', ['-cf', '-', '-C', dir, '.']));
+    expect(fromStdin.code, fromStdin.stderr).toBe(0);
+    expect(fromStdin.stdout.trim()).toBe(fromFile.stdout.trim().split('\n').pop());
+  });
+});
