@@ -58,6 +58,7 @@ beforeAll(async () => {
   await mkdir(join(target, 'app'));
   await mkdir(join(target, 'srv'));
   await symlink('/app', join(target, 'srv/link'));
+  await symlink('../../../../../../../../tmp', join(target, 'srv/escape'));
   await mkdir(join(target, 'etc'));
   await writeFile(join(target, 'etc/file'), 'old');
 });
@@ -191,6 +192,12 @@ describe('COPY layers against the stage rootfs', () => {
     expect([...m.keys()]).toEqual(['app/', 'app/a.txt']);
     const f = await copy({ sources: ['a.txt'], dest: '/srv/link/renamed' }, { target: true });
     expect([...f.keys()]).toEqual(['app/', 'app/renamed']);
+    // A link climbing out of the rootfs stops at its root: the host's /tmp is never the target.
+    const e = await copy({ sources: ['a.txt'], dest: '/srv/escape/', workdir: '/' }, { target: true });
+    expect([...e.keys()]).toEqual(['tmp/', 'tmp/a.txt']);
+    expect(e.get('tmp/')).toMatchObject({ mode: 0o1777 });
+    // A destination with .. stays below / too.
+    expect([...(await copy({ sources: ['a.txt'], dest: '../../../x/' })).keys()]).toEqual(['x/', 'x/a.txt']);
   });
 });
 

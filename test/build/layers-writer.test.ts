@@ -107,6 +107,19 @@ describe('deterministic layer tar writer', () => {
     expect(three.digest).not.toBe(one.digest);
   });
 
+  it('writes a plain tar when asked not to compress: digest equals diffID, GNU tar reads it', async () => {
+    const root = await sampleTree();
+    const entries = await treeEntries(root);
+    const plain = await writeLayer(entries, { workDir: await tmp.make('lw-plain'), timestamp: 1_700_000_000, compress: false });
+    const gz = await writeLayer(entries, { workDir: await tmp.make('lw-gz'), timestamp: 1_700_000_000 });
+    expect(plain.mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
+    expect(plain.digest).toBe(plain.diffID);
+    expect(plain.diffID).toBe(gz.diffID);
+    expect(plain.path.endsWith('.tar')).toBe(true);
+    expect(plain.size).toBe(readFileSync(plain.path).length);
+    expect(execFileSync('tar', ['-tf', plain.path], { encoding: 'utf8' }).trim().split('\n')).toHaveLength(entries.length);
+  });
+
   it('writes an empty layer as a valid empty tar and says so', async () => {
     const layer = await writeLayer([], { workDir: await tmp.make('lw-empty') });
     expect(layer.empty).toBe(true);

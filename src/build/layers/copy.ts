@@ -38,6 +38,9 @@ export interface WriteCopyLayerOptions {
   timestamp?: number;
   /** Where the layer file (and any ADD staging) goes. */
   workDir: string;
+  /** See WriteLayerOptions: gzip level, or no compression at all. */
+  gzipLevel?: number;
+  compress?: boolean;
   signal?: AbortSignal;
 }
 
@@ -55,12 +58,17 @@ class CopyPlanner {
   readonly entries = new Map<string, LayerEntry>();
   readonly #now = Math.floor(Date.now() / 1000);
 
-  constructor(
-    readonly root: CopyRoot,
-    readonly spec: CopySpec,
-    readonly target: string | undefined,
-    readonly unpack: (src: MatchedSource) => Promise<string>,
-  ) {}
+  readonly root: CopyRoot;
+  readonly spec: CopySpec;
+  readonly target: string | undefined;
+  readonly unpack: (src: MatchedSource) => Promise<string>;
+
+  constructor(root: CopyRoot, spec: CopySpec, target: string | undefined, unpack: (src: MatchedSource) => Promise<string>) {
+    this.root = root;
+    this.spec = spec;
+    this.target = target;
+    this.unpack = unpack;
+  }
 
   async #existing(comps: readonly string[]): Promise<Stats | undefined> {
     if (!this.target) return undefined;
@@ -177,11 +185,8 @@ export async function writeCopyLayer(root: CopyRoot, spec: CopySpec, opts: Write
       return dir;
     });
     await planner.plan(sources);
-    const layer = await writeLayer([...planner.entries.values()], {
-      workDir: opts.workDir,
-      ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    const { targetRootfs: _t, ...writeOpts } = opts;
+    const layer = await writeLayer([...planner.entries.values()], writeOpts);
     log.debug({ sources: spec.sources, dest: spec.dest, entries: planner.entries.size, digest: layer.digest, ms: Date.now() - started }, 'copy layer');
     return layer;
   } finally {

@@ -13,6 +13,9 @@ export interface DiffLayerOptions {
   timestamp?: number;
   /** Where the layer file goes. */
   workDir: string;
+  /** See WriteLayerOptions: gzip level, or no compression at all. */
+  gzipLevel?: number;
+  compress?: boolean;
   signal?: AbortSignal;
 }
 

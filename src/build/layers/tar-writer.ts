@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createGzip } from 'node:zlib';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
+import { MediaType } from '../../oci/mediatype.js';
 import { InvalidInputError, StevedoreError, errorMessage } from '../../util/errors.js';
 import { tempSibling } from '../../util/fs.js';
 import { rootLogger } from '../../util/log.js';
@@ -15,12 +16,17 @@ import { LAYER_MEDIA_TYPE, type LayerFile } from './layer-file.js';
 const log = rootLogger.child({ component: 'build-layer' });
 
 export interface WriteLayerOptions {
-  /** Directory the finished layer is put in (created if missing); named `<hex>.tar.gz`. */
+  /** Directory the finished layer is put in (created if missing); named `<hex>.tar.gz` (`<hex>.tar` uncompressed). */
   workDir: string;
   /** SOURCE_DATE_EPOCH in seconds: every mtime later than this is written as this. */
   timestamp?: number;
   /** gzip level; 6 (zlib's default) unless told otherwise. Same level, same bytes. */
   gzipLevel?: number;
+  /**
+   * false: write the plain tar (media type `...layer.v1.tar`, digest = diffID), for a caller that
+   * keeps layers locally and compresses only when it pushes. Default true.
+   */
+  compress?: boolean;
   signal?: AbortSignal;
 }
 
@@ -133,8 +139,9 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
   const pack = tarPack();
   const diff = new VerifyingStream({});
   const blob = new VerifyingStream({});
-  const gzip = createGzip({ level: opts.gzipLevel ?? zlibConstants.Z_DEFAULT_COMPRESSION });
-  const writing = pipeline([pack as unknown as Readable, diff, gzip, blob, createWriteStream(tmp, { mode: 0o644 })], opts.signal ? { signal: opts.signal } : {});
+  const compress = opts.compress ?? true;
+  const stages: NodeJS.ReadWriteStream[] = compress ? [diff, createGzip({ level: opts.gzipLevel ?? zlibConstants.Z_DEFAULT_COMPRESSION }), blob] : [diff];
+  const writing = pipeline([pack as unknown as Readable, ...stages, createWriteStream(tmp, { mode: 0o644 })] as unknown as [Readable, NodeJS.WritableStream], opts.signal ? { signal: opts.signal } : {});
   writing.catch(() => undefined); // awaited below; a failure also surfaces through the entry writes
   try {
     const firstPath = new Map<string, string>();
@@ -166,17 +173,17 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
     if (err instanceof StevedoreError || (err instanceof Error && err.name === 'AbortError')) throw err;
     throw new StevedoreError('LAYER_WRITE_FAILED', `writing layer in ${opts.workDir}: ${errorMessage(err)}`, { cause: err });
   }
-  const digest = blob.digest as Digest;
-  const path = join(opts.workDir, `${digestHex(digest)}.tar.gz`);
+  const digest = (compress ? blob.digest : diff.digest) as Digest;
+  const path = join(opts.workDir, `${digestHex(digest)}${compress ? '.tar.gz' : '.tar'}`);
   await rename(tmp, path);
   const layer: LayerFile = {
     path,
     digest,
     diffID: diff.digest as string,
-    size: blob.bytes,
-    mediaType: LAYER_MEDIA_TYPE,
+    size: compress ? blob.bytes : diff.bytes,
+    mediaType: compress ? LAYER_MEDIA_TYPE : MediaType.OciLayer,
     empty: sorted.length === 0,
   };
-  log.debug({ digest, entries: sorted.length, bytes: blob.bytes, tarBytes: diff.bytes, ms: Date.now() - started }, 'layer written');
+  log.debug({ digest, entries: sorted.length, bytes: layer.size, tarBytes: diff.bytes, ms: Date.now() - started }, 'layer written');
   return layer;
 }
