@@ -7,12 +7,24 @@ export function registerLogs(program: Command): void {
   program
     .command('logs')
     .description("print a container's output (from its k8s-file log)")
-    .argument('<container>', 'name or id (prefix)')
+    .argument('<container>', 'name or id (prefix), or run/NAME for a ContainerRun run on this node')
     .option('-f, --follow', 'keep printing until the container exits')
     .option('--root <dir>', 'store root')
-    .action(async (ref: string, o: { follow?: boolean; root?: string }) => {
+    .option('-n, --namespace <ns>', 'namespace of a run/NAME (a ContainerRun)', 'default')
+    .action(async (ref: string, o: { follow?: boolean; root?: string; namespace: string }) => {
       const store = await ImageStore.open(o.root);
       let printed = 0;
+      // `run/NAME`: a ContainerRun's every attempt, from the node agent's store (--root) on this host.
+      if (ref.startsWith('run/')) {
+        const { runLogs } = await import('../../agent/logs.js');
+        for (;;) {
+          const { lines, running } = await runLogs(store, o.namespace, ref.slice(4));
+          for (const l of lines.slice(printed)) (l.stream === 'stdout' ? process.stdout : process.stderr).write(`${l.text}\n`);
+          printed = lines.length;
+          if (!o.follow || !running) return;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
       for (;;) {
         const rec = await findContainer(store, ref);
         const lines = await readLogs(rec);
