@@ -25,6 +25,7 @@ const SYFT = process.env.SYFT ?? join(process.env.STEVEDORE_CACHE ?? join(homedi
 const temps = new TempDirs();
 let image: BuiltImage;
 let ours: Catalog;
+const timings: Record<string, string> = {};
 let syft: { name: string; version: string; type: string; purl?: string }[];
 
 /** syft's package types as purl types. */
@@ -45,11 +46,15 @@ beforeAll(async () => {
     [...py.map((p) => p.item), { path: 'usr/local/bin/hello', from: go.binary }],
     [...npm.map((n) => n.item), { path: 'app/package-lock.json', from: join(REPO_ROOT, 'package-lock.json') }],
   ]);
+  let t = performance.now();
   ours = (await generateSbom(image.ociRef)).catalog;
+  timings.stevedore = `${((performance.now() - t) / 1000).toFixed(2)} s`;
+  t = performance.now();
   const res = await runCommand(SYFT, ['scan', `oci-dir:${image.layoutDir}`, '-o', 'syft-json', '-q'], {
     env: { ...process.env, SYFT_CHECK_FOR_APP_UPDATE: 'false', HOME: await temps.make('syft-home') },
     timeoutMs: 300_000,
   });
+  timings.syft = `${((performance.now() - t) / 1000).toFixed(2)} s`;
   if (res.code !== 0) throw new Error(`syft failed (${res.code}): ${res.stderr}`);
   syft = (JSON.parse(res.stdout) as { artifacts: typeof syft }).artifacts;
 }, 600_000);
@@ -65,6 +70,7 @@ describe('package list compared with syft', () => {
     const onlyMine = [...mine].filter((k) => !theirs.has(k));
     const byType = (list: string[]): Record<string, number> => list.reduce<Record<string, number>>((acc, k) => ({ ...acc, [k.split(' ')[0]!]: (acc[k.split(' ')[0]!] ?? 0) + 1 }), {});
     const figures = {
+      timings,
       syft: theirs.size,
       stevedore: mine.size,
       both: both.length,
