@@ -120,6 +120,36 @@ describe('deterministic layer tar writer', () => {
     expect(execFileSync('tar', ['-tf', plain.path], { encoding: 'utf8' }).trim().split('\n')).toHaveLength(entries.length);
   });
 
+  it('compresses big layers on several cores as gzip members that every reader takes, same bytes whatever the thread count', async () => {
+    const root = await tmp.make('lw-big');
+    // ~9 MiB of poorly compressible data: three 4 MiB blocks, so three gzip members.
+    const big = Buffer.alloc(9 * 1024 * 1024);
+    let x = 12345;
+    for (let i = 0; i < big.length; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      big[i] = x >>> 24;
+    }
+    await writeFile(join(root, 'big.bin'), big);
+    await writeFile(join(root, 'small.txt'), 'small\n');
+    const entries = await treeEntries(root);
+    const layers = [];
+    for (const gzipThreads of [undefined, 2, 5]) {
+      layers.push(await writeLayer(entries, { workDir: await tmp.make('lw-par'), timestamp: 1_700_000_000, ...(gzipThreads ? { gzipThreads } : {}) }));
+    }
+    const bytes = readFileSync(layers[0].path);
+    for (const l of layers.slice(1)) expect(readFileSync(l.path).equals(bytes)).toBe(true);
+    expect(checkDigests(layers[0])).toEqual({ digest: layers[0].digest, diffID: layers[0].diffID, size: layers[0].size });
+    execFileSync('gzip', ['-t', layers[0].path]);
+    expect(gnuTarList(layers[0].path)).toHaveLength(2);
+    const out = await tmp.make('lw-par-x');
+    execFileSync('tar', ['-C', out, '-xzf', layers[0].path]);
+    expect(readFileSync(join(out, 'big.bin')).equals(big)).toBe(true);
+    // Several members (gzip magic at each start), unlike the single-stream writer.
+    const single = await writeLayer(entries, { workDir: await tmp.make('lw-single'), timestamp: 1_700_000_000, gzipThreads: 1 });
+    expect(single.diffID).toBe(layers[0].diffID);
+    expect(single.digest).not.toBe(layers[0].digest);
+  });
+
   it('writes an empty layer as a valid empty tar and says so', async () => {
     const layer = await writeLayer([], { workDir: await tmp.make('lw-empty') });
     expect(layer.empty).toBe(true);

@@ -3,7 +3,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants as zlibConstants, createGzip } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
 import { MediaType } from '../../oci/mediatype.js';
@@ -12,6 +12,7 @@ import { tempSibling } from '../../util/fs.js';
 import { rootLogger } from '../../util/log.js';
 import { compareEntryNames, type LayerEntry } from './entry.js';
 import { LAYER_MEDIA_TYPE, type LayerFile } from './layer-file.js';
+import { ParallelGzip } from './parallel-gzip.js';
 
 const log = rootLogger.child({ component: 'build-layer' });
 
@@ -22,6 +23,11 @@ export interface WriteLayerOptions {
   timestamp?: number;
   /** gzip level; 6 (zlib's default) unless told otherwise. Same level, same bytes. */
   gzipLevel?: number;
+  /**
+   * Blocks compressed at once (see ParallelGzip); default: the cores, at most 8. 1 writes a single
+   * gzip member with one zlib stream. The bytes depend on this being 1 or not, never on the number.
+   */
+  gzipThreads?: number;
   /**
    * false: write the plain tar (media type `...layer.v1.tar`, digest = diffID), for a caller that
    * keeps layers locally and compresses only when it pushes. Default true.
@@ -140,7 +146,9 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
   const diff = new VerifyingStream({});
   const blob = new VerifyingStream({});
   const compress = opts.compress ?? true;
-  const stages: NodeJS.ReadWriteStream[] = compress ? [diff, createGzip({ level: opts.gzipLevel ?? zlibConstants.Z_DEFAULT_COMPRESSION }), blob] : [diff];
+  const level = opts.gzipLevel ?? 6;
+  const gz = (opts.gzipThreads ?? 0) === 1 ? createGzip({ level }) : new ParallelGzip({ level, ...(opts.gzipThreads ? { concurrency: opts.gzipThreads } : {}) });
+  const stages: NodeJS.ReadWriteStream[] = compress ? [diff, gz, blob] : [diff];
   const writing = pipeline([pack as unknown as Readable, ...stages, createWriteStream(tmp, { mode: 0o644 })] as unknown as [Readable, NodeJS.WritableStream], opts.signal ? { signal: opts.signal } : {});
   writing.catch(() => undefined); // awaited below; a failure also surfaces through the entry writes
   try {
