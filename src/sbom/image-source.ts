@@ -18,7 +18,13 @@ export interface ResolvedImage {
  * host's by default), as `inspect` and `run` choose it.
  */
 export async function resolveImage(src: ImageSource, opts: { platform?: string; signal?: AbortSignal } = {}): Promise<ResolvedImage> {
-  const top = await src.getManifest(undefined, { signal: opts.signal });
+  let top: RawManifest;
+  try {
+    top = await src.getManifest(undefined, { signal: opts.signal });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'NOT_FOUND') throw new NotFoundError(`${src.name}: image not found, nothing to catalog`, { cause: err });
+    throw err;
+  }
   const want = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   let raw = top;
   for (let depth = 0; depth < 4; depth++) {

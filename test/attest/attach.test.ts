@@ -14,6 +14,8 @@ import { getManifest, headManifest, putManifest } from '../../src/registry/manif
 import { referrersTag } from '../../src/registry/referrers.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { validateOci } from '../fixtures/schema.js';
+import { makeIndex } from '../fixtures/images.js';
+import { hostPlatform } from '../../src/oci/platform.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
 import { cosign } from '../sign/cosign.js';
@@ -148,6 +150,19 @@ describe('SLSA provenance and interoperability with cosign attest', () => {
     expect(res.verified[0]!.source).toBe('cosign-tag');
     expect(res.verified[0]!.statement.predicateType).toBe('https://cosign.sigstore.dev/attestation/v1');
     expect(res.verified[0]!.statement.predicate).toMatchObject({ Data: JSON.stringify({ hello: 'world' }) });
+  });
+});
+
+describe('multi-platform images', () => {
+  it('attests the SBOM to the host platform\'s image of an index, which the SBOM describes', async () => {
+    const idx = await makeIndex(await temps.make('attest-index'), 'multi', ['linux/arm64', hostPlatform()], { layers: 1, layerSize: 1024 });
+    await copyReference(parseImageName(idx.ociRef), parseImageName(ref('multi')), { all: true });
+    const host = idx.images.find((i) => i.platform.architecture === hostPlatform().architecture)!;
+    const res = await attachSbom(ref('multi'), { key: privPem, format: 'cyclonedx-json' });
+    expect(res.subject.digest).toBe(host.manifest.digest);
+    const v = await verifyAttestations(`docker://${reg.host}/attest/app@${host.manifest.digest}`, { key: pubFile });
+    expect(v.verified).toHaveLength(2);
+    expect((v.verified[0]!.statement.predicate as { metadata: { component: { version: string } } }).metadata.component.version).toBe(host.manifest.digest);
   });
 });
 

@@ -99,3 +99,11 @@ describe('stevedore attest and verify-attestation', () => {
     expect(res.stderr).toContain('must be a JSON object');
   });
 });
+
+describe('stevedore sbom of a missing image', () => {
+  it('says the image was not found', async () => {
+    const res = await stevedore(['sbom', `docker://${reg.host}/cli/none:1`]);
+    expect(res.code).toBe(125);
+    expect(res.stderr).toContain(`docker://${reg.host}/cli/none:1: image not found, nothing to catalog [NOT_FOUND]`);
+  });
+});
