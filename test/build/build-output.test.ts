@@ -142,6 +142,21 @@ describe('stevedore build outputs', () => {
     expect(noCache.stderr).toContain('(2 steps run, 0 from cache');
   });
 
+  it('the registry cache: a build with an empty store gets every step from --cache-from', async () => {
+    const dir = await context({ 'app.txt': 'registry cache\n' });
+    const cacheRepo = `${reg.host}/output/cache`;
+    const first = await build(['--root', join(work, 'store-rc1'), '--timestamp', '1', '--cache-to', cacheRepo, dir]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain('(2 steps run, 0 from cache');
+    const fresh = await build(['--root', join(work, 'store-rc2'), '--timestamp', '1', '--cache-from', cacheRepo, '-t', 'localhost/rc:1', dir]);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.stderr).toContain('(0 steps run, 2 from cache');
+    expect(fresh.stdout.trim()).toBe(first.stdout.trim());
+    // The layers fetched from the cache make a runnable image.
+    const run = await stevedore(['run', '--root', join(work, 'store-rc2'), '--rm', 'localhost/rc:1']);
+    expect(run.stdout).toBe('registry cache\nrun\n');
+  });
+
   it('builds from a context tarball and from a tar on stdin', async () => {
     const dir = await context({ 'app.txt': 'from a tar\n' });
     const tarball = join(work, 'context.tar.gz');

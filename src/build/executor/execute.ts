@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { hostPlatform, normalizePlatform, formatPlatform, type Platform } from '../../oci/platform.js';
 import { evaluateStage, parseContainerfile, planStages, type PlannedStage } from '../containerfile/index.js';
 import { LocalBuildCache } from '../cache/local.js';
+import { RegistryBuildCache } from '../cache/registry.js';
 import { BuildInterruptedError, type StepLocation } from './errors.js';
 import { applyMetadata, historyText } from './metadata.js';
 import { copyStep } from './copy-step.js';
@@ -50,7 +51,8 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
   }
   const workDir = join(opts.store.root, 'tmp', `build-${randomBytes(8).toString('hex')}`);
   await mkdir(workDir, { recursive: true });
-  const run = new BuildRun({ ...opts, reporter }, plan, new LocalBuildCache(opts.store.root, opts.store.layout), workDir);
+  const remote = new RegistryBuildCache(opts.store.layout, opts.cacheFrom ?? [], opts.cacheTo ?? [], opts.pullContext ?? {});
+  const run = new BuildRun({ ...opts, reporter }, plan, new LocalBuildCache(opts.store.root, opts.store.layout), workDir, remote);
   let cacheHits = 0;
   let stepsRun = 0;
   try {

@@ -5,6 +5,7 @@ import type { ImageStore, StoredImage } from '../../runtime/store/index.js';
 import type { BuildPlan } from '../containerfile/index.js';
 import type { LayerFile } from '../layers/layer-file.js';
 import type { LocalBuildCache } from '../cache/local.js';
+import type { RegistryBuildCache } from '../cache/registry.js';
 import { asStoredImage, stateFromImage, topChain, type BuiltLayer, type StageState } from './state.js';
 import { SourceNotFoundError } from './errors.js';
 import type { ExecuteOptions } from './types.js';
@@ -18,17 +19,19 @@ export class BuildRun {
   readonly plan: BuildPlan;
   readonly store: ImageStore;
   readonly cache: LocalBuildCache;
+  readonly remote: RegistryBuildCache | undefined;
   /** Scratch space for layer files and heredoc sources; removed when the build ends. */
   readonly workDir: string;
   /** Final state of each finished stage, by index. */
   readonly stages = new Map<number, StageState>();
   readonly #images = new Map<string, Promise<StoredImage>>();
 
-  constructor(opts: ExecuteOptions, plan: BuildPlan, cache: LocalBuildCache, workDir: string) {
+  constructor(opts: ExecuteOptions, plan: BuildPlan, cache: LocalBuildCache, workDir: string, remote?: RegistryBuildCache) {
     this.opts = opts;
     this.plan = plan;
     this.store = opts.store;
     this.cache = cache;
+    this.remote = remote?.enabled ? remote : undefined;
     this.workDir = workDir;
   }
 
@@ -83,13 +86,35 @@ export class BuildRun {
     return { mediaType: layer.mediaType, digest, size: layer.size, diffID: layer.diffID as Digest };
   }
 
-  /** Looks a key up (unless --no-cache). */
+  /**
+   * Looks a key up (unless --no-cache): the local cache, then the --cache-from repositories (a hit
+   * there fetches the layer and is remembered locally). A hit is also sent to --cache-to, so a
+   * registry cache fills up even from builds that ran locally before.
+   */
   async cached(key: string): Promise<{ layer?: BuiltLayer } | undefined> {
     if (this.opts.noCache) return undefined;
-    return this.cache.get(key);
+    let hit = await this.cache.get(key);
+    if (!hit && this.remote) {
+      hit = await this.remote.get(key, this.opts.signal);
+      if (hit) await this.cache.put(key, hit);
+    }
+    if (hit) await this.pushCache(key, hit.layer);
+    return hit;
   }
 
   async remember(key: string, layer: BuiltLayer | undefined): Promise<void> {
     await this.cache.put(key, { ...(layer ? { layer } : {}), createdAt: new Date().toISOString() });
+    await this.pushCache(key, layer);
+  }
+
+  /** A failed cache push is a warning: the image itself is still good. */
+  private async pushCache(key: string, layer: BuiltLayer | undefined): Promise<void> {
+    if (!this.remote) return;
+    try {
+      await this.remote.put(key, layer, this.opts.signal);
+    } catch (err) {
+      if (this.opts.signal?.aborted) throw err;
+      this.opts.reporter?.warn(`--cache-to: ${(err as Error).message}`);
+    }
   }
 }

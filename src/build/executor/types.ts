@@ -43,7 +43,10 @@ export interface ExecuteOptions {
   /** `--secret id=ID,src=PATH`: id → host file. */
   secrets?: ReadonlyMap<string, string>;
   pull?: PullPolicy;
-  /** Credentials and TLS for pulling base images. */
+  /** Registry cache repositories (`--cache-from`, `--cache-to`). */
+  cacheFrom?: string[];
+  cacheTo?: string[];
+  /** Credentials and TLS for pulling base images (and the registry cache). */
   pullContext?: TransportContext;
   runtime?: RuntimeName;
   reporter?: BuildReporter;

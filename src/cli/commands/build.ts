@@ -133,7 +133,6 @@ export function registerBuild(program: Command): void {
         const epoch = o.timestamp ?? process.env.SOURCE_DATE_EPOCH;
         if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`--timestamp must be Unix seconds, got "${epoch}"`);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
-        if (o.cacheFrom || o.cacheTo) reporter.warn('--cache-from/--cache-to: the registry cache is not implemented yet; only the local cache is used');
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
         const store = await ImageStore.open(o.root);
         const started = Date.now();
@@ -150,6 +149,8 @@ export function registerBuild(program: Command): void {
           format: o.format,
           ...(epoch !== undefined ? { timestamp: Number(epoch) } : {}),
           noCache: o.cache === false,
+          cacheFrom: o.cacheFrom ?? [],
+          cacheTo: o.cacheTo ?? [],
           secrets: parseSecrets(o.secret),
           pull: (o.pull ?? 'missing') as PullPolicy,
           pullContext: registry,

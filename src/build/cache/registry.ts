@@ -1,0 +1,102 @@
+import { Readable } from 'node:stream';
+import { parseConfig, type ImageConfig } from '../../oci/config.js';
+import { digestBytes, type Digest } from '../../oci/digest.js';
+import type { OciLayout } from '../../oci/layout.js';
+import { encodeManifest, parseManifest, type ImageManifest } from '../../oci/manifest.js';
+import { MediaType } from '../../oci/mediatype.js';
+import { parseImageName, type TransportContext } from '../../transports/index.js';
+import { errorMessage } from '../../util/errors.js';
+import { rootLogger } from '../../util/log.js';
+import type { BuiltLayer } from '../executor/state.js';
+import type { CacheEntry } from './local.js';
+
+const log = rootLogger.child({ component: 'build-cache' });
+
+/**
+ * The registry cache (`--cache-from REPO`, `--cache-to REPO`): each cached step is a tiny image in the
+ * cache repository, tagged with the step's cache key. Its one layer (none for a step that changed no
+ * file) is the step's layer, and its config's `rootfs.diff_ids` carries the diffID, so a plain OCI
+ * registry holds it and a fresh build pod with an empty store gets cache hits from it.
+ */
+export class RegistryBuildCache {
+  constructor(
+    private readonly layout: OciLayout,
+    private readonly from: readonly string[],
+    private readonly to: readonly string[],
+    private readonly context: TransportContext = {},
+  ) {}
+
+  get enabled(): boolean {
+    return this.from.length > 0 || this.to.length > 0;
+  }
+
+  /** The entry for a key from the first --cache-from repository that has it; its layer blob is fetched into the store. */
+  async get(key: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
+    for (const repo of this.from) {
+      try {
+        const src = await parseImageName(`docker://${repo}:${key}`).newSource(this.context);
+        try {
+          const raw = await src.getManifest(undefined, signal ? { signal } : {});
+          const parsed = parseManifest(raw.bytes, raw.mediaType);
+          if (parsed.kind !== 'image') continue;
+          const config = parseConfig(await readAll(await src.getBlob(parsed.manifest.config, signal ? { signal } : {})));
+          const desc = parsed.manifest.layers[0];
+          if (!desc) return { createdAt: config.created ?? new Date().toISOString() };
+          const diffID = config.rootfs.diff_ids[0] as Digest | undefined;
+          if (!diffID) continue;
+          if (!(await this.layout.hasBlob(desc.digest, desc.size))) {
+            await this.layout.writeBlob(await src.getBlob(desc, signal ? { signal } : {}), { digest: desc.digest, size: desc.size }, signal);
+          }
+          log.debug({ repo, key, digest: desc.digest }, 'registry cache hit');
+          return { layer: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, diffID }, createdAt: config.created ?? '' };
+        } finally {
+          await src.close();
+        }
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        log.debug({ repo, key, err: errorMessage(err) }, 'registry cache miss');
+      }
+    }
+    return undefined;
+  }
+
+  /** Pushes a step's result to every --cache-to repository (the blob first, only if missing). */
+  async put(key: string, layer: BuiltLayer | undefined, signal?: AbortSignal): Promise<void> {
+    if (this.to.length === 0) return;
+    const config: ImageConfig = {
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: layer ? [layer.diffID] : [] },
+    };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDesc = { mediaType: MediaType.OciConfig, digest: digestBytes(configBytes), size: configBytes.length };
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciManifest,
+      config: configDesc,
+      layers: layer ? [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }] : [],
+      annotations: { 'dev.stevedore.build.cache-key': key },
+    };
+    const raw = encodeManifest(manifest);
+    for (const repo of this.to) {
+      const dest = await parseImageName(`docker://${repo}:${key}`).newDestination(this.context);
+      try {
+        const op = signal ? { signal } : {};
+        if (layer && !(await dest.tryReuseBlob(manifest.layers[0]!, op))) {
+          await dest.putBlob(manifest.layers[0]!, await this.layout.openBlob(manifest.layers[0]!), op);
+        }
+        if (!(await dest.tryReuseBlob(configDesc, op))) await dest.putBlob(configDesc, Readable.from([configBytes]), op);
+        await dest.putManifest(raw, { top: true, ...op });
+        await dest.commit(op);
+      } finally {
+        await dest.close();
+      }
+    }
+  }
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
