@@ -119,6 +119,9 @@ describe('COPY layers: Docker destination rules', () => {
     await expect(copy({ sources: ['nope.txt'], dest: '/d/' })).rejects.toThrow(/COPY source "nope\.txt": not found in the build context/);
     await expect(copy({ sources: ['*.nope'], dest: '/d/' })).rejects.toThrow(/COPY source "\*\.nope": no file in the build context matches/);
     await expect(copy({ sources: ['a.txt'], dest: '/' })).resolves.toBeDefined();
+    await expect(copy({ sources: ['/usr/bin/none'], dest: '/d/' }, { root: { dir: ctx, what: 'stage "builder"' } })).rejects.toThrow(
+      /COPY source "\/usr\/bin\/none": not found in stage "builder"/,
+    );
     // Hidden by the ignore file means absent.
     await expect(copy({ sources: ['dir/sub/secret.key'], dest: '/d/' })).rejects.toThrow(/not found in the build context/);
     await expect(copy({ sources: ['ignored/drop'], dest: '/d/' })).rejects.toThrow(/not found in the build context/);

@@ -31,6 +31,8 @@ export interface CopyRoot {
    * files belong to 0:0, as Docker does for the build context.
    */
   preserveOwnership?: boolean;
+  /** What the root is, for messages: "the build context" unless told (e.g. `stage "builder"`). */
+  what?: string;
 }
 
 /** A source as the user named it, found in the root. */
@@ -111,8 +113,9 @@ export async function matchSources(root: CopyRoot, spec: CopySpec): Promise<Matc
   const matched: MatchedSource[] = [];
   for (const what of spec.sources) {
     const comps = splitRootedPath(what);
+    const where = root.what ?? 'the build context';
     if (comps === null) {
-      throw new InvalidInputError(`${label(spec)} source ${JSON.stringify(what)} points outside the build context`);
+      throw new InvalidInputError(`${label(spec)} source ${JSON.stringify(what)} points outside ${where}`);
     }
     const pivot = spec.parents ? pivotDepth(what) : 0;
     const rels: string[] = [];
@@ -121,12 +124,12 @@ export async function matchSources(root: CopyRoot, spec: CopySpec): Promise<Matc
       const regex = compilePattern(text, `${label(spec)} source ${JSON.stringify(what)}`);
       const depth = text.includes('**') ? Infinity : comps.length;
       rels.push(...(await globMatches(root.dir, root.ignore, regex, depth)));
-      if (rels.length === 0) throw new NotFoundError(`${label(spec)} source ${JSON.stringify(what)}: no file in the build context matches`);
+      if (rels.length === 0) throw new NotFoundError(`${label(spec)} source ${JSON.stringify(what)}: no file in ${where} matches`);
     } else {
       rels.push(comps.join('/'));
     }
     for (const rel of rels) {
-      const notFound = (): NotFoundError => new NotFoundError(`${label(spec)} source ${JSON.stringify(what)}: not found in the build context`);
+      const notFound = (): NotFoundError => new NotFoundError(`${label(spec)} source ${JSON.stringify(what)}: not found in ${where}`);
       if (rel !== '' && root.ignore?.ignored(rel, false) && !(await isDirWithExceptions(root, rel))) throw notFound();
       const found = await statFollowed(root.dir, rel);
       if (!found) throw notFound();
