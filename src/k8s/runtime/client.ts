@@ -64,7 +64,10 @@ export class KubeClient {
   /** One request; resolves with the parsed JSON body, rejects with ApiError on non-2xx. */
   async json<T>(method: string, path: string, init: { body?: unknown; contentType?: string; signal?: AbortSignal } = {}): Promise<T> {
     const body = init.body === undefined ? undefined : JSON.stringify(init.body);
-    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': init.contentType ?? 'application/json' };
+    // content-length always: Node frames no body at all for DELETE unless told its length, and the
+    // API server would then ignore DeleteOptions (preconditions, grace period).
+    const headers: Record<string, string> =
+      body === undefined ? {} : { 'content-type': init.contentType ?? 'application/json', 'content-length': String(Buffer.byteLength(body)) };
     const { opts, url } = await this.#open(method, path, headers, init.signal);
     const res = await this.#send(url, { ...opts, timeout: 30_000 }, body);
     let text = '';

@@ -1,0 +1,231 @@
+/**
+ * The ImageBuild controller on a real kube-apiserver with a real registry and the real `stevedore`
+ * CLI as the builder. Build Pods are run by the kubelet stand-in (test/harness/kubelet-standin.ts),
+ * which runs each Pod's containers as local processes and writes Pod status as a kubelet would;
+ * everything else is real.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyReference } from '../../src/copy/copy.js';
+import { IMAGE_BUILD_FINALIZER } from '../../src/controllers/imagebuild.js';
+import { API_VERSION, GROUP, VERSION } from '../../src/k8s/api/common.js';
+import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
+import { createControllerManager } from '../../src/controllers/setup.js';
+import type { Manager } from '../../src/k8s/runtime/manager.js';
+import { parseImageName } from '../../src/transports/index.js';
+import { rootLogger } from '../../src/util/log.js';
+import { makeBusyboxImage } from '../fixtures/images.js';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { startKubeletStandIn, type KubeletStandIn } from '../harness/kubelet-standin.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { TempDirs } from '../harness/tmp.js';
+import { REPO_ROOT, cleanupCli, cliTempDir, ensureBuilt, stevedore } from '../cli/stevedore.js';
+import { controllerToken, dockerConfigSecret, ok, registryDigest, waitFor } from './helpers.js';
+
+const NS = 'builds';
+const SYSTEM_NS = 'stevedore-system';
+const IMAGE = 'stevedore.test/stevedore:dev';
+
+const temps = new TempDirs();
+let cp: ControlPlane;
+let reg: TestRegistry;
+let kubelet: KubeletStandIn;
+let manager: Manager;
+let stop: AbortController;
+let running: Promise<void>;
+let blackhole: Server;
+let blackholeHost: string;
+const held: Socket[] = [];
+let base: string;
+
+const buildsPath = (name?: string, sub?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${NS}/imagebuilds${name ? `/${name}` : ''}${sub ? `/${sub}` : ''}`;
+const podPath = (name?: string) => `/api/v1/namespaces/${NS}/pods${name ? `/${name}` : ''}`;
+
+async function getBuild(name: string): Promise<ImageBuild | undefined> {
+  const res = await cp.request('GET', buildsPath(name));
+  if (res.status === 404) return undefined;
+  if (res.status >= 300) throw new Error(`GET ${name}: ${res.status} ${res.body}`);
+  return res.json as ImageBuild;
+}
+async function getPod(name: string): Promise<V1Pod | undefined> {
+  const res = await cp.request('GET', podPath(name));
+  return res.status === 404 ? undefined : (res.json as V1Pod);
+}
+const create = (name: string, spec: ImageBuild['spec']) =>
+  ok(cp, 'POST', buildsPath(), { apiVersion: API_VERSION, kind: 'ImageBuild', metadata: { name }, spec }) as Promise<ImageBuild>;
+const ready = (b: ImageBuild | undefined) => b?.status?.conditions?.find((c) => c.type === 'Ready');
+const done = (gen: number | undefined, reason: string) => (b: ImageBuild | undefined) =>
+  b?.status?.observedGeneration === gen && ready(b)?.reason === reason && ready(b)?.observedGeneration === gen;
+const out = (repo: string) => ({ image: `${reg.host}/${repo}:1`, insecure: true });
+
+beforeAll(async () => {
+  [cp, reg] = await Promise.all([startControlPlane(), startRegistry({ name: 'imagebuild' }), ensureBuilt()]);
+  await cp.installCRDs();
+  await cp.createNamespace(NS);
+  const img = await makeBusyboxImage(await temps.make('busybox'), 'latest');
+  base = `${reg.host}/base/busybox:1`;
+  await copyReference(parseImageName(img.ociRef), parseImageName(`docker://${base}`), { destContext: { tlsVerify: false } });
+
+  // A registry that accepts connections and never answers: a build pulling from it hangs.
+  blackhole = createServer((s) => {
+    held.push(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+  blackholeHost = `127.0.0.1:${(blackhole.address() as { port: number }).port}`;
+
+  const cliEnv = await cliTempDir('kubelet-env');
+  await writeFile(join(cliEnv, 'auth.json'), '{"auths":{}}');
+  kubelet = await startKubeletStandIn({
+    kubeConfig: cp.kubeConfig,
+    namespace: NS,
+    entrypoints: { [IMAGE]: [process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js')] },
+    env: { PATH: process.env.PATH, REGISTRY_AUTH_FILE: join(cliEnv, 'auth.json') },
+  });
+
+  // The controller authenticates as a ServiceAccount bound only to config/rbac/role.yaml.
+  const token = await controllerToken(cp, SYSTEM_NS, 'stevedore-controller');
+  manager = createControllerManager({
+    kubeConfig: cp.kubeConfigForToken(token),
+    namespace: NS,
+    queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
+    processMetrics: false,
+    buildPods: { image: IMAGE, userNamespaces: true, runAsUser: 65532 },
+    log: rootLogger.child({ test: 'imagebuild' }, { level: 'error' }),
+  });
+  stop = new AbortController();
+  running = manager.run(stop.signal);
+}, 120_000);
+
+afterAll(async () => {
+  stop?.abort();
+  await running;
+  await kubelet?.stop();
+  for (const s of held) s.destroy();
+  blackhole?.close();
+  await Promise.all([cp?.stop(), reg?.stop()]);
+  await temps.cleanup();
+  await cleanupCli();
+});
+
+describe('ImageBuild controller: build Pods on a real API server', () => {
+  it('builds an inline Containerfile in a locked-down Pod and reports the pushed digest', async () => {
+    const created = await create('inline', {
+      source: { inline: { containerfile: `FROM ${base}\nLABEL org.example.built-by=stevedore\n` } },
+      output: out('out/inline'),
+    });
+    const b = await waitFor('Succeeded', () => getBuild('inline'), done(created.metadata.generation, 'Succeeded'), 60_000);
+    const digest = await registryDigest(reg.url, 'out/inline', '1');
+    expect(digest).toMatch(/^sha256:/);
+    expect(b!.status!.imageDigest).toBe(digest);
+    expect(b!.status!.image).toBe(`${reg.host}/out/inline:1`);
+    expect(b!.status!.imageSize).toBeGreaterThan(0);
+    expect(ready(b)!.status).toBe('True');
+    expect(b!.status!.conditions!.map((c) => c.type)).toEqual(['Ready']);
+    expect(Date.parse(b!.status!.completionTime!)).toBeGreaterThanOrEqual(Date.parse(b!.status!.startTime!));
+    expect(b!.metadata.finalizers).toContain(IMAGE_BUILD_FINALIZER);
+
+    // The Pod: owned by the ImageBuild, non-root, nothing to escalate with, its own user namespace.
+    const pod = (await getPod(b!.status!.podName!))!;
+    expect(pod.metadata!.ownerReferences![0]).toMatchObject({ kind: 'ImageBuild', name: 'inline', uid: created.metadata.uid, controller: true });
+    expect(pod.spec!.hostUsers).toBe(false);
+    expect(pod.spec!.automountServiceAccountToken).toBe(false);
+    expect(pod.spec!.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    for (const c of [...pod.spec!.initContainers!, ...pod.spec!.containers]) {
+      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true });
+    }
+    expect(pod.status!.phase).toBe('Succeeded');
+    expect(kubelet.runs.filter((r) => r.pod === pod.metadata!.name).map((r) => r.container)).toEqual(['source', 'build']);
+  });
+
+  it('builds from an OCI-artifact context pushed with `stevedore context push`, recording the artifact digest', async () => {
+    const dir = await cliTempDir('ctx');
+    await mkdir(join(dir, 'app'));
+    await writeFile(join(dir, 'app', 'Containerfile'), `FROM ${base}\nCOPY hello.txt /hello.txt\n`);
+    await writeFile(join(dir, 'app', 'hello.txt'), 'hello from the context\n');
+    const pushed = await stevedore(['context', 'push', dir, `${reg.host}/ctx/app:src`]);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const artifact = pushed.stdout.trim();
+    const created = await create('from-artifact', { source: { artifact: { image: artifact } }, contextDir: 'app', output: out('out/artifact') });
+    const b = await waitFor('Succeeded', () => getBuild('from-artifact'), done(created.metadata.generation, 'Succeeded'), 60_000);
+    expect(b!.status!.sourceCommit).toBe(artifact.split('@')[1]);
+    expect(b!.status!.imageDigest).toBe(await registryDigest(reg.url, 'out/artifact', '1'));
+  });
+
+  it('reports a failing build as Ready=False Failed with the builder’s reason and message', async () => {
+    const created = await create('broken', {
+      source: { inline: { containerfile: `FROM ${reg.host}/base/does-not-exist:1\n` } },
+      output: out('out/broken'),
+    });
+    const b = await waitFor('Failed', () => getBuild('broken'), done(created.metadata.generation, 'Failed'), 60_000);
+    expect(ready(b)!.status).toBe('False');
+    expect(b!.status!.conditions!.find((c) => c.type === 'Stalled')?.status).toBe('True');
+    expect(b!.status!.failureDetails!.reason).toMatch(/^[A-Z][A-Za-z]+$/);
+    expect(b!.status!.failureDetails!.message).toMatch(/does-not-exist/);
+    expect(b!.status!.imageDigest).toBeUndefined();
+    expect(await registryDigest(reg.url, 'out/broken', '1')).toBeUndefined();
+  });
+
+  it('reports a missing context artifact as Failed with reason SourceUnavailable from the init container', async () => {
+    const created = await create('no-source', { source: { artifact: { image: `${reg.host}/ctx/missing:v1` } }, output: out('out/nosource') });
+    const b = await waitFor('Failed', () => getBuild('no-source'), done(created.metadata.generation, 'Failed'), 60_000);
+    expect(b!.status!.failureDetails).toMatchObject({ reason: 'SourceUnavailable' });
+    expect(b!.status!.failureDetails!.message).toMatch(/ctx\/missing/);
+    expect(kubelet.runs.filter((r) => r.pod === b!.status!.podName).map((r) => r.container)).toEqual(['source']);
+  });
+
+  it('waits with CredentialsNotFound while the push Secret is missing, then builds once it exists', async () => {
+    const created = await create('needs-secret', {
+      source: { inline: { containerfile: `FROM ${base}\n` } },
+      output: { ...out('out/secret'), pushSecret: { name: 'push-creds' } },
+    });
+    const b = await waitFor('CredentialsNotFound', () => getBuild('needs-secret'), done(created.metadata.generation, 'CredentialsNotFound'), 20_000);
+    expect(ready(b)!.message).toContain(`Secret ${NS}/push-creds`);
+    expect(b!.status!.podName).toBeUndefined();
+    await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, dockerConfigSecret('push-creds', reg.host, 'any', 'thing'));
+    const after = await waitFor('Succeeded', () => getBuild('needs-secret'), done(created.metadata.generation, 'Succeeded'), 60_000);
+    const pod = (await getPod(after!.status!.podName!))!;
+    expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual(['auth', 'source']);
+    expect(pod.spec!.containers[0]!.args).toEqual(expect.arrayContaining(['--authfile', '/var/run/stevedore/auth/config.json']));
+  });
+
+  it('gives up after spec.timeout with DeadlineExceeded and deletes the Pod', async () => {
+    // The source step fetches from a registry that never answers, so the build hangs.
+    const created = await create('slow', {
+      source: { artifact: { image: `${blackholeHost}/hangs/forever:1` } },
+      output: out('out/slow'),
+      timeout: '4s',
+    });
+    const b = await waitFor('DeadlineExceeded', () => getBuild('slow'), done(created.metadata.generation, 'DeadlineExceeded'), 30_000);
+    expect(b!.status!.failureDetails!.reason).toBe('DeadlineExceeded');
+    const podName = b!.status!.podName!;
+    await waitFor('Pod gone', () => getPod(podName), (p) => p === undefined, 15_000);
+    expect(kubelet.isRunning(podName)).toBe(false);
+  });
+
+  it('cancels a running build when its spec changes, and builds the new generation', async () => {
+    const created = await create('changing', { source: { artifact: { image: `${blackholeHost}/hangs/forever:1` } }, output: out('out/changing') });
+    const first = await waitFor('building', () => getBuild('changing'), (b) => !!b?.status?.podName && kubelet.isRunning(b.status.podName), 30_000);
+    const oldPod = first!.status!.podName!;
+    const patched = (await ok(cp, 'PATCH', buildsPath('changing'), { spec: { source: { artifact: null, inline: { containerfile: `FROM ${base}\nLABEL v=2\n` } } } }, 'application/merge-patch+json')) as ImageBuild;
+    expect(patched.metadata.generation).toBe((created.metadata.generation ?? 1) + 1);
+    const b = await waitFor('Succeeded', () => getBuild('changing'), done(patched.metadata.generation, 'Succeeded'), 60_000);
+    expect(b!.status!.podName).not.toBe(oldPod);
+    await waitFor('old Pod gone', () => getPod(oldPod), (p) => p === undefined, 15_000);
+    expect(kubelet.isRunning(oldPod)).toBe(false);
+  });
+
+  it('cancels the build when the ImageBuild is deleted: Pod and process gone, nothing pushed', async () => {
+    await create('doomed', { source: { artifact: { image: `${blackholeHost}/hangs/forever:1` } }, output: out('out/doomed') });
+    const b = await waitFor('building', () => getBuild('doomed'), (x) => !!x?.status?.podName && kubelet.isRunning(x.status.podName), 30_000);
+    const podName = b!.status!.podName!;
+    await ok(cp, 'DELETE', buildsPath('doomed'));
+    await waitFor('ImageBuild gone', () => getBuild('doomed'), (x) => x === undefined, 15_000);
+    await waitFor('Pod gone', () => getPod(podName), (p) => p === undefined, 15_000);
+    expect(kubelet.isRunning(podName)).toBe(false);
+    expect(await registryDigest(reg.url, 'out/doomed', '1')).toBeUndefined();
+  });
+});
