@@ -1,0 +1,133 @@
+/** The build Pod spec and the reading of its outcome: pure functions, checked field by field. */
+import type { V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { buildPod, buildPodName, type BuildPodOptions } from '../../src/controllers/imagebuild-pod.js';
+import { parseBuildResult, podOutcome } from '../../src/controllers/imagebuild-result.js';
+import { API_VERSION } from '../../src/k8s/api/common.js';
+import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
+
+const OPTS: BuildPodOptions = { image: 'stevedore:1', userNamespaces: true, runAsUser: 65532 };
+const D1 = `sha256:${'a'.repeat(64)}`;
+const D2 = `sha256:${'b'.repeat(64)}`;
+
+function ib(spec: Partial<ImageBuild['spec']>, name = 'app'): ImageBuild {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ImageBuild',
+    metadata: { name, namespace: 'team', uid: 'u-1', generation: 3 },
+    spec: { source: { inline: { containerfile: 'FROM x' } }, output: { image: 'reg.example/app:1' }, ...spec },
+  };
+}
+
+describe('build Pod spec', () => {
+  it('fetches a Git source with its credentials Secret and passes every build option to stevedore build', () => {
+    const pod = buildPod(
+      ib({
+        source: { git: { url: 'https://git.example/app.git', revision: 'v1.2', credentials: { name: 'git-creds' } } },
+        contextDir: 'services/api',
+        containerfile: 'build/Containerfile',
+        buildArgs: [{ name: 'VERSION', value: '1.2' }],
+        target: 'runtime',
+        cache: { repository: 'reg.example/cache', secret: { name: 'cache-creds' } },
+        output: { image: 'reg.example/app:1', pushSecret: { name: 'push-creds' }, insecure: true },
+        timeout: '10m',
+        resources: { limits: { memory: '2Gi' } },
+        nodeSelector: { 'kubernetes.io/arch': 'arm64' },
+      }),
+      OPTS,
+    );
+    expect(pod.metadata!.name).toBe('app-build-3');
+    expect(pod.spec!.activeDeadlineSeconds).toBe(630);
+    expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual(['auth', 'source']);
+    expect(pod.spec!.initContainers![0]!.args).toEqual([
+      'context', 'auth', '/var/run/stevedore/auth/config.json', '/var/run/stevedore/secrets/cache.json', '/var/run/stevedore/secrets/push.json',
+    ]);
+    expect(pod.spec!.initContainers![1]!.args).toEqual([
+      'context', 'git', 'https://git.example/app.git', '/workspace/source', '--result-file', '/dev/termination-log',
+      '--revision', 'v1.2', '--credentials-dir', '/var/run/stevedore/git',
+    ]);
+    const build = pod.spec!.containers[0]!;
+    expect(build.args).toEqual([
+      'build', '--tag', 'reg.example/app:1', '--result-file', '/dev/termination-log',
+      '--authfile', '/var/run/stevedore/auth/config.json', '--tls-verify=false',
+      '--file', '/workspace/source/services/api/build/Containerfile',
+      '--build-arg', 'VERSION=1.2', '--target', 'runtime',
+      '--cache-from', 'reg.example/cache', '--cache-to', 'reg.example/cache',
+      '/workspace/source/services/api',
+    ]);
+    expect(build.resources).toEqual({ limits: { memory: '2Gi' }, requests: undefined });
+    expect(build.terminationMessagePolicy).toBe('FallbackToLogsOnError');
+    expect(pod.spec!.nodeSelector).toEqual({ 'kubernetes.io/arch': 'arm64' });
+    const vols = Object.fromEntries(pod.spec!.volumes!.map((v) => [v.name, v]));
+    expect(vols['git-credentials']!.secret).toEqual({ secretName: 'git-creds', defaultMode: 0o400 });
+    expect(vols['auth']!.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '1Mi' });
+    // The build container sees the merged auth file, never the Secrets themselves.
+    expect(build.volumeMounts!.map((m) => m.name).sort()).toEqual(['auth', 'tmp', 'workspace']);
+  });
+
+  it('locks the Pod down: own user namespace, non-root, no token, no capabilities, read-only root', () => {
+    const pod = buildPod(ib({}), OPTS);
+    expect(pod.spec).toMatchObject({ hostUsers: false, automountServiceAccountToken: false, enableServiceLinks: false, restartPolicy: 'Never' });
+    expect(pod.spec!.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    for (const c of [...pod.spec!.initContainers!, ...pod.spec!.containers]) {
+      expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, readOnlyRootFilesystem: true });
+    }
+    expect(pod.metadata!.ownerReferences).toEqual([{ apiVersion: API_VERSION, kind: 'ImageBuild', name: 'app', uid: 'u-1', controller: true, blockOwnerDeletion: true }]);
+    expect(buildPod(ib({}), { ...OPTS, userNamespaces: false }).spec!.hostUsers).toBe(true);
+  });
+
+  it('keeps Pod names valid hostnames and distinct per rebuild request', () => {
+    const long = 'a'.repeat(80);
+    const n = buildPodName(long, 12);
+    expect(n.length).toBeLessThanOrEqual(63);
+    expect(n).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    expect(n).not.toBe(buildPodName(`${'a'.repeat(79)}b`, 12));
+    expect(buildPodName('app', 2, 'now')).toMatch(/^app-build-2-[0-9a-f]{5}$/);
+    expect(buildPodName('app', 2, 'now')).not.toBe(buildPodName('app', 2, 'later'));
+  });
+});
+
+const terminated = (name: string, exitCode: number, message?: string, reason = exitCode === 0 ? 'Completed' : 'Error') => ({
+  name, image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode, message, reason } },
+});
+const pod = (status: V1Pod['status']): V1Pod => ({ metadata: { name: 'p' }, status });
+
+describe('reading the build Pod', () => {
+  it('returns the digest, size and platforms of a successful build, with the source commit', () => {
+    const result = JSON.stringify({ image: 'r/app:1', digest: D1, size: 1234, platforms: [{ platform: 'linux/amd64', digest: D2 }] });
+    const o = podOutcome(pod({ phase: 'Succeeded', initContainerStatuses: [terminated('source', 0, '{"sourceCommit":"abc123"}')], containerStatuses: [terminated('build', 0, result)] }));
+    expect(o).toEqual({ state: 'succeeded', sourceCommit: 'abc123', result: { image: 'r/app:1', digest: D1, size: 1234, platforms: [{ platform: 'linux/amd64', digest: D2 }] } });
+  });
+
+  it('takes the builder’s failure reason and message', () => {
+    const o = podOutcome(pod({ phase: 'Failed', containerStatuses: [terminated('build', 1, '{"error":{"reason":"BuildStepFailed","message":"RUN false: exit 1 (Containerfile:3)"}}')] }));
+    expect(o).toEqual({ state: 'failed', failure: { reason: 'BuildStepFailed', message: 'RUN false: exit 1 (Containerfile:3)' } });
+  });
+
+  it('still fails correctly when the builder left no result: exit code, OOM, log tail', () => {
+    const crash = podOutcome(pod({ phase: 'Failed', containerStatuses: [terminated('build', 125, 'Error: something broke\n')] }));
+    expect(crash).toEqual({ state: 'failed', failure: { reason: 'Error', message: 'build container failed (exit code 125): Error: something broke' } });
+    const oom = podOutcome(pod({ phase: 'Failed', containerStatuses: [terminated('build', 137, undefined, 'OOMKilled')] }));
+    expect(oom).toMatchObject({ state: 'failed', failure: { reason: 'OOMKilled' } });
+    const noResult = podOutcome(pod({ phase: 'Succeeded', containerStatuses: [terminated('build', 0, 'not json')] }));
+    expect(noResult).toMatchObject({ state: 'failed', failure: { reason: 'Error' } });
+  });
+
+  it('reports a failed source step as SourceUnavailable and never looks at the build container', () => {
+    const o = podOutcome(pod({ phase: 'Failed', initContainerStatuses: [terminated('source', 125, 'fatal: could not read from remote')] }));
+    expect(o).toMatchObject({ state: 'failed', failure: { reason: 'SourceUnavailable', message: expect.stringContaining('could not read from remote') } });
+  });
+
+  it('tells pending (with the waiting reason), running and deadline-killed Pods apart', () => {
+    const waiting = { name: 'source', image: 'i', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } } };
+    expect(podOutcome(pod({ phase: 'Pending', initContainerStatuses: [waiting] }))).toEqual({ state: 'pending', message: 'source: ImagePullBackOff: no such image' });
+    expect(podOutcome(pod({ phase: 'Running' }))).toEqual({ state: 'running' });
+    expect(podOutcome(pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'too long' }))).toEqual({ state: 'failed', failure: { reason: 'DeadlineExceeded', message: 'too long' } });
+  });
+
+  it('refuses malformed results rather than writing them to status', () => {
+    expect(parseBuildResult('{"digest":"sha256:short"}')).toBeUndefined();
+    expect(parseBuildResult(`{"digest":"${D1}","size":-1,"platforms":[{"platform":"x","digest":"bad"}]}`)).toEqual({ image: '', digest: D1, platforms: [] });
+    expect(parseBuildResult('{"error":{"reason":"has spaces!","message":"m"}}')).toEqual({ reason: 'Error', message: 'm' });
+  });
+});
