@@ -6,7 +6,6 @@ import { ignoreFromLines, type IgnoreMatcher } from '../context/ignore.js';
 import { resolveInRoot, splitRootedPath } from '../../runtime/unpack/index.js';
 import { InvalidInputError, NotFoundError } from '../../util/errors.js';
 import type { LayerEntry } from './entry.js';
-import { entryFromStat } from './fs-entry.js';
 
 /** One COPY or ADD instruction, as the executor hands it over (flags already parsed). */
 export interface CopySpec {
@@ -184,7 +183,6 @@ export async function walkSource(
   exclude: ((inSource: string, inRoot: string) => boolean) | undefined,
   visit: (rel: string, host: string, st: Stats) => Promise<void>,
 ): Promise<number> {
-  let visited = 0;
   const walk = async (rel: string): Promise<number> => {
     let count = 0;
     const names = (await readdir(rel === '' ? hostDir : `${hostDir}/${rel}`)).sort();
@@ -211,8 +209,6 @@ export async function walkSource(
     }
     return count;
   };
-  visited = await walk('');
-  return visited;
+  return walk('');
 }
 
-export { entryFromStat };

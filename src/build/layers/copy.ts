@@ -9,7 +9,6 @@ import { isTarArchive, openArchive } from './archive.js';
 import { fileContentHash } from './content-hash.js';
 import {
   destinationPath,
-  entryFromStat,
   excludeMatcher,
   matchSources,
   restamp,
@@ -19,6 +18,7 @@ import {
   type MatchedSource,
 } from './copy-plan.js';
 import type { LayerEntry } from './entry.js';
+import { entryFromStat } from './fs-entry.js';
 import type { LayerFile } from './layer-file.js';
 import { writeLayer } from './tar-writer.js';
 
