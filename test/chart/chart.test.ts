@@ -269,6 +269,9 @@ describe('the chart RBAC on a real API server', () => {
     expect(await can('patch', 'imagemirrors', { ...g, namespace: 'team-a', subresource: 'status' })).toBe(true);
     expect(await can('update', 'imagemirrors', { ...g, namespace: 'team-a', subresource: 'finalizers' })).toBe(true);
     expect(await can('get', 'secrets', { namespace: 'team-a' })).toBe(true);
+    for (const verb of ['get', 'list', 'watch', 'update', 'patch']) expect(await can(verb, 'imagebuilds', g), verb).toBe(true);
+    expect(await can('patch', 'imagebuilds', { ...g, namespace: 'team-a', subresource: 'status' })).toBe(true);
+    for (const verb of ['get', 'list', 'watch', 'create', 'delete']) expect(await can(verb, 'pods', { namespace: 'team-a' }), verb).toBe(true);
     expect(await can('create', 'events', { group: 'events.k8s.io', namespace: 'team-a' })).toBe(true);
     for (const verb of ['get', 'create', 'update']) {
       expect(await can(verb, 'leases', { group: 'coordination.k8s.io', namespace: NAMESPACE }), verb).toBe(true);
@@ -281,8 +284,12 @@ describe('the chart RBAC on a real API server', () => {
     expect(await can('create', 'secrets', { namespace: 'team-a' })).toBe(false);
     expect(await can('delete', 'imagemirrors', { group: 'stevedore.dev', namespace: 'team-a' })).toBe(false);
     expect(await can('create', 'imagemirrors', { group: 'stevedore.dev', namespace: 'team-a' })).toBe(false);
-    expect(await can('get', 'imagebuilds', { group: 'stevedore.dev' })).toBe(false);
-    expect(await can('create', 'pods', { namespace: 'team-a' })).toBe(false);
+    expect(await can('create', 'imagebuilds', { group: 'stevedore.dev', namespace: 'team-a' })).toBe(false);
+    expect(await can('delete', 'imagebuilds', { group: 'stevedore.dev', namespace: 'team-a' })).toBe(false);
+    // Build Pods are created and deleted, never changed, and nothing runs inside them (no exec).
+    expect(await can('update', 'pods', { namespace: 'team-a' })).toBe(false);
+    expect(await can('patch', 'pods', { namespace: 'team-a', subresource: 'status' })).toBe(false);
+    expect(await can('create', 'pods', { namespace: 'team-a', subresource: 'exec' })).toBe(false);
     expect(await can('delete', 'leases', { group: 'coordination.k8s.io', namespace: NAMESPACE })).toBe(false);
     expect(await can('get', 'configmaps', { namespace: NAMESPACE })).toBe(false);
     expect(await can('*', '*', { group: '*' })).toBe(false);
