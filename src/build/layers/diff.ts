@@ -133,25 +133,25 @@ export async function treeDiffLayer(lowerDir: string, newDir: string, opts: Diff
       const lp = `${lower}/${r}`;
       const n = await lstat(np, { bigint: true });
       const l = lowerNames.has(name) ? await lstat(lp, { bigint: true }) : undefined;
-      const plain = await lstat(np);
+      const plain = (): Promise<Stats> => lstat(np);
       if (n.isDirectory()) {
         if (l?.isDirectory()) {
           const metaChanged = (l.mode & 0o7777n) !== (n.mode & 0o7777n) || l.uid !== n.uid || l.gid !== n.gid;
           const inner = await diffDir(r);
           if (metaChanged || inner) {
-            const e = await entryFromStat(r, np, plain);
+            const e = await entryFromStat(r, np, await plain());
             if (e) entries.push(e);
             any = true;
           }
         } else {
           // New, or replacing a non-directory: everything in it is new.
-          const e = await entryFromStat(r, np, plain);
+          const e = await entryFromStat(r, np, await plain());
           if (e) entries.push(e);
           await addAll(r);
           any = true;
         }
       } else if (!l || (await changed(lp, np, l, n))) {
-        const e = await entryFromStat(r, np, plain);
+        const e = await entryFromStat(r, np, await plain());
         if (e) {
           entries.push(e);
           any = true;

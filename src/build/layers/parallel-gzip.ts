@@ -56,7 +56,8 @@ export class ParallelGzip extends Transform {
     this.#pendingBytes += chunk.length;
     (async () => {
       while (this.#pendingBytes >= this.#block) {
-        const all = Buffer.concat(this.#pending, this.#pendingBytes);
+        // One buffer is cut in place; several are joined once (never re-copying a big remainder).
+        const all = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending, this.#pendingBytes);
         this.#start(all.subarray(0, this.#block));
         const rest = all.subarray(this.#block);
         this.#pending = rest.length > 0 ? [rest] : [];
