@@ -10,6 +10,7 @@ import { registryClientFor } from '../transports/docker.js';
 import type { TransportContext } from '../transports/types.js';
 import { errorMessage } from '../util/errors.js';
 import { BUNDLE_MEDIA_TYPE, bundleSignedBy, COSIGN_SIGN_PREDICATE, parseBundle, parseStatement } from './bundle.js';
+import type { KeylessIdentity, KeylessTrust } from './keyless.js';
 import { verifyData } from './crypto.js';
 import { SignatureError } from './errors.js';
 import { parseSimpleSigning, repositoryOfIdentity, type SimpleSigningPayload } from './payload.js';
@@ -25,6 +26,11 @@ export interface VerifyOptions {
    * image's own. A mirror verifying signatures made for the upstream names the upstream here.
    */
   signedRepository?: string;
+  /**
+   * Keyless verification of bundles: a trusted root and the identity that must have signed.
+   * Simple-signing signatures are not checked this way (they carry no certificate chain here).
+   */
+  keyless?: { trust: KeylessTrust; identity: KeylessIdentity };
   context?: TransportContext;
   signal?: AbortSignal;
 }
@@ -34,6 +40,8 @@ export interface VerifiedSignature {
   location: string;
   /** The docker-reference a simple-signing payload claims. */
   identity?: string;
+  /** Keyless: the certificate's subject alternative name and OIDC issuer. */
+  signer?: { subjectAlternativeName?: string; issuer?: string };
   annotations?: Record<string, unknown> | null;
 }
 
@@ -120,7 +128,7 @@ export async function verifyImage(ref: ImageReference, keys: readonly KeyObject[
     const subject = await resolveSubject(client, ref, opts.signal);
     const report: VerifyReport = { digest: subject.digest, verified: [], rejected: [] };
     const repository = opts.signedRepository ?? referenceName(ref);
-    if (formats.includes('simple')) {
+    if (formats.includes('simple') && keys.length > 0) {
       for (const sig of await readSignatures(client, ref.repository, subject.digest, opts.signal)) {
         const location = `${ref.registry}/${ref.repository}:${attachmentTag(subject.digest, 'sig')} (payload ${sig.layer.digest})`;
         try {
@@ -136,8 +144,17 @@ export async function verifyImage(ref: ImageReference, keys: readonly KeyObject[
         const location = `${ref.registry}/${ref.repository}@${b.manifest}`;
         try {
           if (!b.bytes) throw new SignatureError('SIGNATURE_INVALID', b.error ?? 'unreadable bundle');
-          const { predicateType } = checkBundle(b.bytes, keys, subject.digest);
-          if (predicateType !== COSIGN_SIGN_PREDICATE) continue; // an attestation, not a signature
+          const parsed = parseBundle(b.bytes);
+          if (parseStatement(parsed.payloadType, parsed.payload).predicateType !== COSIGN_SIGN_PREDICATE) continue; // an attestation, not a signature
+          if (parsed.certificate && opts.keyless) {
+            const { verifyKeylessBundle } = await import('./keyless.js');
+            const signer = verifyKeylessBundle(b.bytes, subject.digest, opts.keyless.trust, opts.keyless.identity);
+            report.verified.push({ format: 'bundle', location, signer });
+            continue;
+          }
+          if (parsed.certificate) throw new SignatureError('SIGNATURE_INVALID', 'keyless bundle, but no trusted root and identity were given (--trusted-root, --certificate-identity, --certificate-oidc-issuer)');
+          if (keys.length === 0) throw new SignatureError('SIGNATURE_INVALID', 'bundle signed with a key, but no public key was given');
+          checkBundle(b.bytes, keys, subject.digest);
           report.verified.push({ format: 'bundle', location });
         } catch (err) {
           report.rejected.push({ format: 'bundle', location, reason: errorMessage(err) });

@@ -5,11 +5,15 @@ import { signImage, type SignatureFormat } from '../../sign/sign.js';
 import { DockerReference } from '../../transports/docker.js';
 import { parseImageName } from '../../transports/index.js';
 import { InvalidInputError } from '../../util/errors.js';
-import { addSourceOptions, collect, contextFrom } from '../options.js';
+import { addSourceOptions, collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
 interface SignFlags {
-  key: string;
+  key?: string;
+  identityToken?: string;
+  fulcioUrl?: string;
+  rekorUrl?: string;
+  tlogUpload?: boolean;
   format?: string[];
   annotation?: string[];
   output?: 'text' | 'json';
@@ -42,6 +46,15 @@ function parseAnnotations(values: string[] = []): Record<string, string> {
   return out;
 }
 
+/** Keyless signing's OIDC token: the flag (or @FILE), else $SIGSTORE_ID_TOKEN. */
+async function identityToken(o: SignFlags): Promise<string> {
+  const v = o.identityToken ?? process.env.SIGSTORE_ID_TOKEN;
+  if (!v) throw new InvalidInputError('sign needs --key, or for keyless signing an OIDC token (--identity-token or $SIGSTORE_ID_TOKEN)');
+  if (!v.startsWith('@')) return v.trim();
+  const { readFile } = await import('node:fs/promises');
+  return (await readFile(v.slice(1), 'utf8')).trim();
+}
+
 /** `stevedore sign --key cosign.key IMAGE...`: cosign-compatible keyed signatures, by digest. */
 export function registerSign(program: Command): void {
   addSourceOptions(
@@ -49,7 +62,11 @@ export function registerSign(program: Command): void {
       .command('sign')
       .description('sign images with a key as cosign does: a simple-signing payload under sha256-<hex>.sig and/or a sigstore bundle referrer')
       .argument('<images...>', 'registry images (docker://HOST/REPO:TAG or HOST/REPO@DIGEST)')
-      .requiredOption('--key <path>', 'private key: cosign.key (password from COSIGN_PASSWORD or a prompt) or a PKCS#8 PEM')
+      .option('--key <path>', 'private key: cosign.key (password from COSIGN_PASSWORD or a prompt) or a PKCS#8 PEM; without it, keyless')
+      .option('--identity-token <token|@file>', 'keyless: OIDC identity token for Fulcio, or @FILE to read it (default: $SIGSTORE_ID_TOKEN)')
+      .option('--fulcio-url <url>', 'keyless: Fulcio server', 'https://fulcio.sigstore.dev')
+      .option('--rekor-url <url>', 'keyless: Rekor server', 'https://rekor.sigstore.dev')
+      .option('--tlog-upload <bool>', 'keyless: record the signature in Rekor', parseBool, true)
       .option('--format <simple|bundle>', 'how to store the signature: simple (cosign .sig tag, default), bundle (sigstore bundle referrer); repeatable', collect)
       .option('-a, --annotation <KEY=VALUE>', 'extra claim in the signed payload (repeatable)', collect)
       .option('-o, --output <text|json>', 'report format', 'text'),
@@ -57,10 +74,20 @@ export function registerSign(program: Command): void {
     const refs = images.map((i) => registryReference(i, 'sign'));
     const formats = parseFormats(o.format);
     const annotations = parseAnnotations(o.annotation);
-    const key = await loadPrivateKey(o.key);
     const signal = signalOnInterrupt();
+    const key = o.key ? await loadPrivateKey(o.key) : undefined;
+    const token = key ? undefined : await identityToken(o);
     for (const ref of refs) {
-      const result = await signImage(ref, key, { formats, annotations, context: contextFrom(o), signal });
+      const result = key
+        ? await signImage(ref, key, { formats, annotations, context: contextFrom(o), signal })
+        : await (await import('../../sign/keyless.js')).signImageKeyless(ref, {
+            identityToken: token!,
+            fulcioURL: o.fulcioUrl,
+            rekorURL: o.rekorUrl,
+            tlogUpload: o.tlogUpload,
+            context: contextFrom(o),
+            signal,
+          });
       if (o.output === 'json') process.stdout.write(JSON.stringify(result) + '\n');
       else for (const s of result.stored) process.stdout.write(`Signed ${result.digest} (${s.format}): ${s.location}\n`);
     }
