@@ -120,7 +120,15 @@ export function registerBuild(program: Command): void {
     .option('--pull <always|missing|never>', 'pull policy for base images', 'missing')
     .option('--runtime <runc|crun>', 'OCI runtime for RUN steps', 'runc')
     .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
-    .action(async (context: string, o: BuildFlags) => {
+    // --remote (src/controllers/imagebuild-remote.ts): the cluster builds; this process pushes the context and follows.
+    .option('--remote', 'build on the cluster: push the context as an OCI artifact, create an ImageBuild, follow it to the end')
+    .option('--kubeconfig <path>', 'with --remote: kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('-n, --namespace <ns>', 'with --remote: namespace of the ImageBuild (default: the kubeconfig context’s, else default)')
+    .option('--context-repo <repo>', 'with --remote: repository for the context artifact (default: <image repository>-context)')
+    .option('--push-secret <name>', 'with --remote: dockerconfigjson Secret the build Pod pushes (and pulls the context) with')
+    .option('--timeout <duration>', 'with --remote: give up the build after this long (e.g. 30m)')
+    .action(async (context: string, o: BuildFlags & { remote?: boolean }) => {
+      if (o.remote) return exitWith(await (await import('./context.js')).runRemoteBuild(context, o));
       if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
       // Should a promise never settle (a stuck child process), Node exits when its loop drains:
       // that must not look like success.

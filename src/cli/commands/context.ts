@@ -109,3 +109,66 @@ export function registerContext(program: Command): void {
       process.stderr.write(`wrote ${out} with ${n} registries\n`);
     });
 }
+
+/** Flags of `stevedore build --remote` (registered by the build verb). */
+export interface RemoteBuildFlags {
+  file?: string;
+  tag?: string[];
+  target?: string;
+  buildArg?: string[];
+  platform?: string;
+  tlsVerify?: boolean;
+  creds?: string;
+  authfile?: string;
+  kubeconfig?: string;
+  namespace?: string;
+  contextRepo?: string;
+  pushSecret?: string;
+  timeout?: string;
+  quiet?: boolean;
+}
+
+/** `stevedore build --remote -t IMAGE [CONTEXT]`: exit 0 when the ImageBuild succeeds, 1 when it fails. */
+export async function runRemoteBuild(context: string, o: RemoteBuildFlags): Promise<number> {
+  const tags = o.tag ?? [];
+  if (tags.length !== 1) throw new InvalidInputError('--remote needs exactly one -t/--tag: the registry image the cluster pushes');
+  if (context === '-' || /\.(tar|tar\.gz|tgz)$/.test(context)) throw new InvalidInputError('--remote takes a context directory');
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { remoteBuild } = await import('../../controllers/imagebuild-remote.js');
+  const { signalOnInterrupt } = await import('../signals.js');
+  const kubeConfig = new KubeConfig();
+  if (o.kubeconfig) kubeConfig.loadFromFile(o.kubeconfig);
+  else kubeConfig.loadFromDefault();
+  const namespace = o.namespace ?? kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'default';
+  const buildArgs: Record<string, string> = {};
+  for (const a of o.buildArg ?? []) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new InvalidInputError(`--build-arg ${a}: expected KEY=VALUE`);
+    buildArgs[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  const res = await remoteBuild({
+    contextDir: context,
+    containerfile: o.file,
+    image: tags[0]!,
+    kubeConfig,
+    namespace,
+    contextRepository: o.contextRepo,
+    buildArgs,
+    target: o.target,
+    platforms: o.platform ? o.platform.split(',') : undefined,
+    timeout: o.timeout,
+    pushSecret: o.pushSecret,
+    insecure: o.tlsVerify === false,
+    registry: contextFrom(o),
+    print: (line) => {
+      if (!o.quiet) process.stderr.write(`${line}\n`);
+    },
+    signal: signalOnInterrupt(),
+  });
+  if (res.ready && res.digest) {
+    process.stdout.write(`${res.digest}\n`);
+    return 0;
+  }
+  process.stderr.write(`Error: ImageBuild ${namespace}/${res.name} ${res.reason}: ${res.status?.failureDetails?.message ?? res.message}\n`);
+  return 1;
+}
