@@ -138,8 +138,17 @@ describe('sigstore bundles as OCI referrers between stevedore and cosign', () =>
     // No referrers API on distribution 2.8: the bundle is listed in the sha256-<hex> fallback index.
     const idx = await getManifest(client, 'bundled', attachmentTag(image.manifest.digest, 'sig').replace(/\.sig$/, ''));
     const parsed = parseManifest(idx.bytes, idx.mediaType);
-    expect(parsed.kind).toBe('index');
+    if (parsed.kind !== 'index') throw new Error('fallback tag is not an index');
     validateOci('index', JSON.parse(idx.bytes.toString()));
+    const entry = parsed.index.manifests.find((m) => m.artifactType === 'application/vnd.dev.sigstore.bundle.v0.3+json');
+    expect(entry?.annotations?.['dev.sigstore.bundle.predicateType']).toBe('https://sigstore.dev/cosign/sign/v1');
+    // The referrer manifest itself: an OCI 1.1 artifact manifest with the image as its subject.
+    const referrer = await getManifest(client, 'bundled', entry!.digest);
+    const doc = JSON.parse(referrer.bytes.toString()) as { artifactType: string; subject: { digest: string }; config: { mediaType: string } };
+    validateOci('manifest', doc);
+    expect(doc.artifactType).toBe('application/vnd.dev.sigstore.bundle.v0.3+json');
+    expect(doc.subject.digest).toBe(image.manifest.digest);
+    expect(doc.config.mediaType).toBe('application/vnd.oci.empty.v1+json');
   });
 
   it('stevedore verifies a bundle cosign stored with --new-bundle-format, and only with cosign\'s key', async () => {
