@@ -1,7 +1,7 @@
 /**
  * Our catalog against syft's on the same Debian-like image made by the harness: this machine's
  * whole dpkg database with its copyright files and os-release, its Python distributions, the
- * repository's node_modules and lockfile, and a Go binary. Run with `make test-syft` (it builds the
+ * repository's node_modules and lockfile, and a Go binary. Run with `make test-sbom-peers` (it builds the
  * pinned syft through hack/syft.mk first); it is not part of `make test`, because syft takes longer
  * to build than the test tools there.
  *

@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-/** `make test-syft`: the syft comparison, kept out of `make test` (syft is slow to build). */
+/** `make test-sbom-peers`: the syft comparison, kept out of `make test` (syft is slow to build). */
 export default defineConfig({
   test: {
     include: ['test/sbom/*.peer-test.ts'],
