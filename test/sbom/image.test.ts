@@ -168,4 +168,14 @@ describe('whiteouts, opaque directories and rewritten databases in a later layer
     expect(local.packages.map((p) => `${p.purl} ${p.layer}`)).toEqual(after.packages.map((p) => `${p.purl} ${p.layer}`));
     expect(local.image.digest).toBe(after.image.digest);
   });
+
+  it('reads the same packages from docker-archive and dir copies (Docker media types, same layers)', async () => {
+    const dir = await temps.make('sbom-transports');
+    for (const dest of [`docker-archive:${dir}/app.tar:app:pruned`, `dir:${dir}/dir`]) {
+      await copyReference(parseImageName(pruned.ociRef), parseImageName(dest));
+      const c = (await generateSbom(dest)).catalog;
+      expect(c.packages.map((p) => p.purl), dest).toEqual(after.packages.map((p) => p.purl));
+      expect(new Set(c.packages.map((p) => p.layer)).size, dest).toBe(new Set(after.packages.map((p) => p.layer)).size);
+    }
+  });
 });
