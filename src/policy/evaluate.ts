@@ -12,7 +12,8 @@ import type { Policy, PolicyDecision, PolicyRequirement, SigstoreSignedRequireme
 /** One manifest to decide on: where it is, its digest, and (for registries) how to read its signatures. */
 export interface PolicyImage {
   subject: PolicySubject;
-  digest: Digest;
+  /** The manifest's digest; may be left out when the requirements need no signatures (reject, accept). */
+  digest?: Digest;
   /** The simple-signing signatures stored for `digest`; absent for transports that carry none. */
   signatures?: (digest: Digest) => Promise<StoredSignature[]>;
 }
@@ -32,12 +33,12 @@ async function requirementKeys(req: SigstoreSignedRequirement): Promise<KeyObjec
 }
 
 /** One requirement for one manifest digest: undefined when it accepts, else the reason it refuses. */
-async function refusal(req: PolicyRequirement, image: PolicyImage, digest: Digest): Promise<string | undefined> {
+async function refusal(req: PolicyRequirement, image: PolicyImage, digest: Digest | undefined): Promise<string | undefined> {
   switch (req.type) {
     case 'insecureAcceptAnything':
       return undefined;
     case 'reject':
-      return `${describe(image.subject)} is rejected by policy`;
+      return 'the image is rejected by policy ("reject")';
     case 'signedBy':
       return `requirement "signedBy" (GPG/X.509 simple signing) is not supported by stevedore; use "sigstoreSigned"`;
     case 'signedBaseLayer':
@@ -47,12 +48,12 @@ async function refusal(req: PolicyRequirement, image: PolicyImage, digest: Diges
   }
 }
 
-async function sigstoreRefusal(req: SigstoreSignedRequirement, image: PolicyImage, digest: Digest): Promise<string | undefined> {
+async function sigstoreRefusal(req: SigstoreSignedRequirement, image: PolicyImage, digest: Digest | undefined): Promise<string | undefined> {
   if (req.fulcio) return 'sigstoreSigned with "fulcio" (keyless) is not supported by stevedore\'s policy engine yet; use keyPath/keyData';
   if (req.rekorPublicKeyPath || req.rekorPublicKeyPaths || req.rekorPublicKeyData || req.rekorPublicKeyDatas) {
     return 'sigstoreSigned with a Rekor public key (transparency-log proof) is not supported by stevedore\'s policy engine yet';
   }
-  if (!image.signatures) return `a signature was required, but ${image.subject.transport}: images carry no sigstore signatures`;
+  if (!image.signatures || !digest) return `a signature was required, but ${image.subject.transport}: images carry no sigstore signatures`;
   let keys: KeyObject[];
   try {
     keys = await requirementKeys(req);
@@ -86,7 +87,7 @@ export async function decide(policy: Policy, image: PolicyImage): Promise<Policy
   const { scope, requirements } = requirementsFor(policy, image.subject);
   for (const req of requirements) {
     const why = await refusal(req, image, image.digest);
-    if (why !== undefined) return { allowed: false, reason: `${describe(image.subject)} (${image.digest}): ${why} [scope ${scope}]`, scope };
+    if (why !== undefined) return { allowed: false, reason: `${describe(image.subject)}${image.digest ? ` (${image.digest})` : ''}: ${why} [scope ${scope}]`, scope };
   }
   return { allowed: true, reason: `accepted by scope ${scope}`, scope };
 }

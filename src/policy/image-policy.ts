@@ -57,7 +57,7 @@ export async function evaluatePolicy(policy: Policy, image: string | TransportRe
   const subject = policySubject(ref);
   if (!needsSignatures(policy, subject)) {
     // reject / insecureAcceptAnything decide without reading the image.
-    return decide(policy, { subject, digest: 'sha256:unread' as Digest });
+    return decide(policy, { subject });
   }
   const src = await ref.newSource(opts.context);
   let client: RegistryClient | undefined;
