@@ -21,7 +21,7 @@ ctx="$work/context"
 mkdir -p "$ctx/text" "$ctx/bin"
 for d in $(seq 0 19); do
   mkdir -p "$ctx/text/d$d"
-  for f in $(seq 0 99); do printf 'line %s of file %s in dir %s\n' {1..40} "$f" "$d" > "$ctx/text/d$d/f$f.txt"; done
+  for f in $(seq 0 99); do printf 'line %s of file %s in dir %s, padded to make ~18 KiB of text\n' {1..900} "$f" "$d" > "$ctx/text/d$d/f$f.txt"; done
 done
 head -c $((32 * 1024 * 1024)) /dev/urandom > "$ctx/bin/blob1.bin"
 head -c $((32 * 1024 * 1024)) /dev/urandom > "$ctx/bin/blob2.bin"

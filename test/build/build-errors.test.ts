@@ -38,7 +38,7 @@ async function context(containerfile: string, files: Record<string, string> = {}
 async function build(dir: string, extra: string[] = []): Promise<{ code: number; stderr: string; stdout: string; result: { error?: { reason: string; message: string }; digest?: string } }> {
   const resultFile = join(dir, 'result.json');
   const r = await stevedore(['build', '--root', store, '--result-file', resultFile, ...extra, dir], { timeoutMs: 120_000 });
-  return { code: r.code, stderr: r.stderr, stdout: r.stdout, result: JSON.parse(await readFile(resultFile, 'utf8')) };
+  return { code: r.code ?? -1, stderr: r.stderr, stdout: r.stdout, result: JSON.parse(await readFile(resultFile, 'utf8')) };
 }
 
 describe('stevedore build: bad input', () => {
@@ -93,6 +93,16 @@ describe('stevedore build: bad input', () => {
     expect(r.result.error?.reason).toBe('BuildStepFailed');
     expect(r.result.error?.message).toContain('error: it broke');
   });
+
+  it('independent stages build in parallel, and the first failure stops the others', async () => {
+    const dir = await context('FROM $BASE_IMAGE AS slow\nRUN sleep 60\nFROM $BASE_IMAGE AS fails\nRUN exit 7\nFROM $BASE_IMAGE\nCOPY --from=slow /bin/sh /a\nCOPY --from=fails /bin/sh /b\n');
+    const t0 = Date.now();
+    const r = await build(dir);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Containerfile:4: RUN exit 7: command exited with code 7/);
+    expect(r.result.error?.reason).toBe('BuildStepFailed');
+  }, 60_000);
 
   it('a RUN whose command does not exist reports 127', async () => {
     const dir = await context('FROM $BASE_IMAGE\nRUN ["/no/such/program"]\n');

@@ -51,21 +51,41 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
   }
   const workDir = join(opts.store.root, 'tmp', `build-${randomBytes(8).toString('hex')}`);
   await mkdir(workDir, { recursive: true });
+  // One signal for every stage: the caller's cancel, or the first stage that fails.
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   const remote = new RegistryBuildCache(opts.store.layout, opts.cacheFrom ?? [], opts.cacheTo ?? [], opts.pullContext ?? {});
-  const run = new BuildRun({ ...opts, reporter }, plan, new LocalBuildCache(opts.store.root, opts.store.layout), workDir, remote);
+  const run = new BuildRun({ ...opts, reporter, signal: stop.signal }, plan, new LocalBuildCache(opts.store.root, opts.store.layout), workDir, remote);
   let cacheHits = 0;
   let stepsRun = 0;
+  let firstError: unknown;
   try {
+    // Stages start as soon as the stages they need are done, so independent ones build in parallel.
+    const done = new Map<number, Promise<StageState>>();
     for (const [n, stage] of plan.stages.entries()) {
-      const state = await buildStage(run, stage, n, platform, (cached) => (cached ? cacheHits++ : stepsRun++));
-      run.stages.set(stage.index, state);
+      const needs = stage.dependsOn.map((d) => done.get(d)!);
+      const p = (async () => {
+        await Promise.all(needs);
+        const state = await buildStage(run, stage, n, platform, (cached) => (cached ? cacheHits++ : stepsRun++));
+        run.stages.set(stage.index, state);
+        return state;
+      })();
+      p.catch((err: unknown) => {
+        firstError ??= err;
+        stop.abort(err);
+      });
+      done.set(stage.index, p);
     }
+    const results = await Promise.allSettled(done.values());
+    if (firstError !== undefined || results.some((r) => r.status === 'rejected')) throw firstError;
     const state = run.stages.get(plan.target.index)!;
     return { state, created: run.created, cacheHits, stepsRun, warnings };
   } catch (err) {
     if (opts.signal?.aborted && !(err instanceof BuildInterruptedError)) throw new BuildInterruptedError();
     throw err;
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

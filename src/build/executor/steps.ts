@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { HistoryEntry } from '../../oci/config.js';
 import type { Digest } from '../../oci/digest.js';
 import type { ImageStore, StoredImage } from '../../runtime/store/index.js';
@@ -82,7 +84,16 @@ export class BuildRun {
   async adopt(layer: LayerFile): Promise<BuiltLayer | undefined> {
     if (layer.empty) return undefined;
     const digest = layer.digest as Digest;
-    await this.store.layout.writeBlob(createReadStream(layer.path), { digest, size: layer.size }, this.opts.signal);
+    // The layer writer hashed the file as it wrote it, and the scratch dir is inside the store:
+    // a rename puts it in place without copying (a 64 MiB layer is not written twice).
+    if (!(await this.store.layout.hasBlob(digest, layer.size))) {
+      const target = this.store.layout.blobPath(digest);
+      await mkdir(dirname(target), { recursive: true });
+      await rename(layer.path, target).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EXDEV') throw err;
+        await this.store.layout.writeBlob(createReadStream(layer.path), { digest, size: layer.size }, this.opts.signal);
+      });
+    }
     return { mediaType: layer.mediaType, digest, size: layer.size, diffID: layer.diffID as Digest };
   }
 
