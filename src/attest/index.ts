@@ -8,3 +8,4 @@ export { loadSigningKey, loadVerifyKey } from './keys.js';
 export { provenanceStatement, SLSA_PROVENANCE_V1, STEVEDORE_BUILD_TYPE, type ProvenanceInput, type SlsaProvenanceV1 } from './provenance.js';
 export { makeStatement, parseStatement, predicateTypeFor, PREDICATE_TYPES, STATEMENT_TYPE, type Statement } from './statement.js';
 export { verifyAttestations, type VerifyOptions, type VerifyResult, type VerifiedAttestation, type RejectedAttestation } from './verify.js';
+export { attachBuildAttestations, type AttachmentSummary, type BuildAttestationOptions } from './build.js';

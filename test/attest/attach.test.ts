@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachProvenance, attachSbom, attachStatement } from '../../src/attest/attach.js';
+import { attachBuildAttestations } from '../../src/attest/build.js';
 import { makeStatement } from '../../src/attest/statement.js';
 import { provenanceStatement } from '../../src/attest/provenance.js';
 import { verifyAttestations } from '../../src/attest/verify.js';
@@ -150,6 +151,25 @@ describe('SLSA provenance and interoperability with cosign attest', () => {
     expect(res.verified[0]!.source).toBe('cosign-tag');
     expect(res.verified[0]!.statement.predicateType).toBe('https://cosign.sigstore.dev/attestation/v1');
     expect(res.verified[0]!.statement.predicate).toMatchObject({ Data: JSON.stringify({ hello: 'world' }) });
+  });
+});
+
+describe('attachBuildAttestations (for stevedore build --sbom and the ImageBuild controller)', () => {
+  it('attaches an SBOM and SLSA provenance for a pushed digest, and returns short summaries', async () => {
+    await copyReference(parseImageName(image.ociRef), parseImageName(ref('built')));
+    const summaries = await attachBuildAttestations(ref('built'), image.manifest.digest, {
+      key: privPem,
+      sbom: 'cyclonedx-json',
+      provenance: { containerfile: { path: 'Containerfile', digest: digestBytes('FROM scratch\n') }, buildArgs: {}, builder: { version: '0.1.0' }, source: { uri: 'dir:/ctx' } },
+    });
+    expect(summaries.map((s) => [s.kind, s.predicateType, s.subject])).toEqual([
+      ['sbom', 'https://cyclonedx.org/bom', image.manifest.digest],
+      ['provenance', 'https://slsa.dev/provenance/v1', image.manifest.digest],
+    ]);
+    expect(JSON.stringify(summaries).length).toBeLessThan(1024);
+    const v = await verifyAttestations(`docker://${reg.host}/attest/app@${image.manifest.digest}`, { key: pubFile, predicateType: 'https://slsa.dev/provenance/v1' });
+    const prov = v.verified.find((x) => x.manifest === summaries[1]!.referrer)!;
+    expect(prov.statement.subject).toEqual([{ name: `${reg.host}/attest/app`, digest: { sha256: image.manifest.digest.slice(7) } }]);
   });
 });
 
