@@ -64,6 +64,17 @@ describe('stevedore sbom', () => {
     expect(lines.map((l) => l.source).sort()).toEqual(['cosign-tag', 'referrer']);
   });
 
+  it('--format table lists one package per line with its layer', async () => {
+    const res = await stevedore(['sbom', '--format', 'table', image.ociRef]);
+    expect(res.code, res.stderr).toBe(0);
+    const lines = res.stdout.trim().split('\n').map((l) => l.split(/\s+/));
+    expect(lines[0]).toEqual(['NAME', 'VERSION', 'TYPE', 'LAYER']);
+    expect(lines.slice(1).map((l) => [l[0], l[2], l[3]])).toEqual([
+      ['bash', 'deb', image.layers[0]!.digest.slice(7, 19)],
+      ['sed', 'deb', image.layers[0]!.digest.slice(7, 19)],
+    ]);
+  });
+
   it('refuses an unknown format and an image that does not exist, saying why', async () => {
     const fmt = await stevedore(['sbom', '--format', 'xml', image.ociRef]);
     expect(fmt.code).toBe(125);
