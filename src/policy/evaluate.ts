@@ -1,7 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
 import { formatReference } from '../oci/reference.js';
-import { loadPublicKey } from '../sign/keys.js';
+import { readFile } from 'node:fs/promises';
+import { verifyFulcioCertificate } from '../sign/fulcio-cert.js';
+import { loadPublicKey, publicKeyPem } from '../sign/keys.js';
+import { verifyRekorBundle } from '../sign/rekor-set.js';
 import type { StoredSignature } from '../sign/signature-image.js';
 import { checkSimpleSignature } from '../sign/verify.js';
 import { errorMessage } from '../util/errors.js';
@@ -48,17 +51,69 @@ async function refusal(req: PolicyRequirement, image: PolicyImage, digest: Diges
   }
 }
 
-async function sigstoreRefusal(req: SigstoreSignedRequirement, image: PolicyImage, digest: Digest | undefined): Promise<string | undefined> {
-  if (req.fulcio) return 'sigstoreSigned with "fulcio" (keyless) is not supported by stevedore\'s policy engine yet; use keyPath/keyData';
-  if (req.rekorPublicKeyPath || req.rekorPublicKeyPaths || req.rekorPublicKeyData || req.rekorPublicKeyDatas) {
-    return 'sigstoreSigned with a Rekor public key (transparency-log proof) is not supported by stevedore\'s policy engine yet';
+/** How each stored signature gets its verifying key: the policy's keys, or a Fulcio certificate it vouches for. */
+interface SigstoreTrust {
+  keys: KeyObject[];
+  rekorKeys: KeyObject[];
+  fulcio?: { caPem: string; oidcIssuer: string; subjectEmail: string };
+}
+
+async function loadTrust(req: SigstoreSignedRequirement): Promise<SigstoreTrust> {
+  const rekorSources: string[] = [];
+  if (req.rekorPublicKeyPath) rekorSources.push(req.rekorPublicKeyPath);
+  if (req.rekorPublicKeyPaths) rekorSources.push(...req.rekorPublicKeyPaths);
+  if (req.rekorPublicKeyData) rekorSources.push(req.rekorPublicKeyData.toString('utf8'));
+  if (req.rekorPublicKeyDatas) rekorSources.push(...req.rekorPublicKeyDatas.map((d) => d.toString('utf8')));
+  const trust: SigstoreTrust = { keys: [], rekorKeys: await Promise.all(rekorSources.map((s) => loadPublicKey(s))) };
+  if (req.fulcio) {
+    const caPem = req.fulcio.caData ? req.fulcio.caData.toString('utf8') : await readFile(req.fulcio.caPath!, 'utf8');
+    trust.fulcio = { caPem, oidcIssuer: req.fulcio.oidcIssuer, subjectEmail: req.fulcio.subjectEmail };
+  } else {
+    trust.keys = await requirementKeys(req);
   }
+  return trust;
+}
+
+/**
+ * The keys one signature may be checked with. With a Rekor key the signature must carry a Rekor
+ * bundle proving it was logged (and, with Fulcio, when); with Fulcio its certificate must chain to
+ * the policy's CA and name the policy's identity at that time.
+ */
+function signatureKeys(sig: StoredSignature, trust: SigstoreTrust): KeyObject[] {
+  const signature = Buffer.from(sig.signature, 'base64');
+  if (trust.fulcio) {
+    if (!sig.certificate) throw new Error('the signature carries no Fulcio certificate');
+    if (!sig.rekorBundle) throw new Error('the signature carries no Rekor bundle');
+    const at = verifyRekorBundle(sig.rekorBundle, trust.rekorKeys, { signature, payload: sig.payload, signerPem: sig.certificate });
+    return [verifyFulcioCertificate(sig.certificate, sig.chain, trust.fulcio.caPem, at, trust.fulcio)];
+  }
+  if (trust.rekorKeys.length > 0) {
+    if (!sig.rekorBundle) throw new Error('the policy requires a Rekor proof, and the signature carries no Rekor bundle');
+    // The logged key must be one of the policy's keys and the signature must verify with it.
+    const logged = trust.keys.filter((k) => {
+      try {
+        verifyRekorBundle(sig.rekorBundle!, trust.rekorKeys, { signature, payload: sig.payload, signerPem: publicKeyPem(k) });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (logged.length === 0) {
+      // Re-run against the first key for the reason (bad SET, other payload, other key...).
+      verifyRekorBundle(sig.rekorBundle, trust.rekorKeys, { signature, payload: sig.payload, signerPem: publicKeyPem(trust.keys[0]!) });
+    }
+    return logged;
+  }
+  return trust.keys;
+}
+
+async function sigstoreRefusal(req: SigstoreSignedRequirement, image: PolicyImage, digest: Digest | undefined): Promise<string | undefined> {
   if (!image.signatures || !digest) return `a signature was required, but ${image.subject.transport}: images carry no sigstore signatures`;
-  let keys: KeyObject[];
+  let trust: SigstoreTrust;
   try {
-    keys = await requirementKeys(req);
+    trust = await loadTrust(req);
   } catch (err) {
-    return `cannot load the policy's public key: ${errorMessage(err)}`;
+    return `cannot load the policy's public key or CA: ${errorMessage(err)}`;
   }
   const sigs = await image.signatures(digest);
   if (sigs.length === 0) return `a signature was required, but no signature exists for ${digest}`;
@@ -66,7 +121,7 @@ async function sigstoreRefusal(req: SigstoreSignedRequirement, image: PolicyImag
   const intended = image.subject.transport === 'docker' && 'reference' in image.subject ? image.subject.reference : undefined;
   for (const sig of sigs) {
     try {
-      const payload = checkSimpleSignature(sig, keys, { digest });
+      const payload = checkSimpleSignature(sig, signatureKeys(sig, trust), { digest });
       if (!intended || !identityMatches(req.signedIdentity, intended, payload.dockerReference)) {
         reasons.push(`signature identity "${payload.dockerReference}" does not match ${intended ? formatReference(intended) : 'the image'} under signedIdentity ${req.signedIdentity.type}`);
         continue;

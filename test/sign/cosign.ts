@@ -28,9 +28,9 @@ function need(bin: string, target: string): void {
 }
 
 /** `cosign ARGS...` with COSIGN_PASSWORD set when given; never rejects on failure. */
-export function cosign(args: readonly string[], opts: { password?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+export function cosign(args: readonly string[], opts: { password?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
   need(COSIGN, 'cosign');
-  const env = peerEnv(opts.password === undefined ? {} : { COSIGN_PASSWORD: opts.password });
+  const env = peerEnv({ ...(opts.password === undefined ? {} : { COSIGN_PASSWORD: opts.password }), ...opts.env });
   return runCommand(COSIGN, args, { env, timeoutMs: opts.timeoutMs ?? 90_000 });
 }
 
