@@ -3,7 +3,7 @@ import { formatPlatform, type Platform } from '../oci/platform.js';
 import type { ImageSource } from '../transports/types.js';
 import { rootLogger } from '../util/log.js';
 import { parseApkInstalled, isApkDatabase } from './catalogers/apk.js';
-import { copyrightPackage, isDpkgDatabase, parseDebianCopyright, parseDpkgStatus } from './catalogers/dpkg.js';
+import { copyrightPackage, docLink, isDpkgDatabase, parseDebianCopyright, parseDpkgStatus } from './catalogers/dpkg.js';
 import type { Finding, FoundPackage } from './catalogers/found.js';
 import { GoBuildInfoScanner, goPackages } from './catalogers/golang.js';
 import { isNpmLockfile, isNpmPackageJson, parseNpmLockfile, parseNpmPackageJson } from './catalogers/npm.js';
@@ -133,7 +133,12 @@ export async function catalogImage(src: ImageSource, opts: CatalogOptions = {}):
           return;
         case 'directory':
           return;
-        case 'symlink':
+        case 'symlink': {
+          written.add(entry.path);
+          const link = docLink(entry.path, entry.target);
+          if (link) found.set(entry.path, { kind: 'doc-link', ...link });
+          return;
+        }
         case 'other':
           written.add(entry.path);
           return;
@@ -166,17 +171,29 @@ export async function catalogImage(src: ImageSource, opts: CatalogOptions = {}):
 
   let distro: Distro | undefined;
   const copyright = new Map<string, string[]>();
+  const docLinks = new Map<string, string>();
   for (const [path, { finding }] of tree.entries()) {
     if (finding.kind === 'os-release' && (distro === undefined || path === 'etc/os-release')) distro = finding.distro;
     if (finding.kind === 'copyright') copyright.set(finding.pkg, finding.licenses);
+    if (finding.kind === 'doc-link') docLinks.set(finding.pkg, finding.target);
   }
+  // A package whose doc directory is a link has its licenses in the target's copyright (links may chain).
+  const debLicenses = (name: string): string[] => {
+    let pkg: string | undefined = name;
+    for (let hops = 0; pkg !== undefined && hops < 8; hops++) {
+      const l = copyright.get(pkg);
+      if (l) return l;
+      pkg = docLinks.get(pkg);
+    }
+    return [];
+  };
   const packages: SbomPackage[] = [];
   const byPurl = new Map<string, SbomPackage>();
   const sorted = [...tree.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   for (const [path, { finding, layer }] of sorted) {
     if (finding.kind !== 'packages') continue;
     for (const p of finding.packages) {
-      const licenses = p.type === 'deb' && p.licenses.length === 0 ? (copyright.get(p.name) ?? []) : p.licenses;
+      const licenses = p.type === 'deb' && p.licenses.length === 0 ? debLicenses(p.name) : p.licenses;
       const pkg: SbomPackage = { ...p, licenses, layer: p.layer ?? layer, path: `/${path}`, purl: packagePurl(p, distro) };
       // The same package found twice (a lockfile and the installed package.json, one Go module in
       // two binaries) is listed once, from the lowest layer.

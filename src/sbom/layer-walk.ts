@@ -7,7 +7,8 @@ import { StevedoreError, errorMessage } from '../util/errors.js';
 /** One tar entry, reduced to what the catalogers look at. Paths are cleaned and relative to `/`. */
 export type WalkEntry =
   | { kind: 'file'; path: string; mode: number; size: number }
-  | { kind: 'directory' | 'symlink' | 'other'; path: string }
+  | { kind: 'symlink'; path: string; target: string }
+  | { kind: 'directory' | 'other'; path: string }
   /** Deletes `path` (and everything below it) from lower layers. */
   | { kind: 'whiteout'; path: string }
   /** Hides everything lower layers have below the directory `path` (the root is `''`). */
@@ -46,7 +47,7 @@ function classify(h: tar.Header): WalkEntry | undefined {
     case 'directory':
       return { kind: 'directory', path };
     case 'symlink':
-      return { kind: 'symlink', path };
+      return { kind: 'symlink', path, target: h.linkname ?? '' };
     default:
       return { kind: 'other', path };
   }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseApkInstalled } from '../../src/sbom/catalogers/apk.js';
-import { parseDebianCopyright, parseDpkgStatus } from '../../src/sbom/catalogers/dpkg.js';
+import { docLink, parseDebianCopyright, parseDpkgStatus } from '../../src/sbom/catalogers/dpkg.js';
 import { GoBuildInfoScanner, goPackages } from '../../src/sbom/catalogers/golang.js';
 import { isNpmLockfile, isNpmPackageJson, parseNpmLockfile, parseNpmPackageJson } from '../../src/sbom/catalogers/npm.js';
 import { isPythonMetadata, parsePythonMetadata } from '../../src/sbom/catalogers/python.js';
@@ -80,6 +80,14 @@ describe('package databases and metadata', () => {
 
   it('dpkg copyright: License fields of DEP-5, split on or/and', () => {
     expect(parseDebianCopyright('Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+ or Artistic\n\nFiles: x\nLicense: BSD-3-clause\n .\n text\nLicense: GPL-2+')).toEqual(['GPL-2+', 'Artistic', 'BSD-3-clause']);
+  });
+
+  it('dpkg doc links: relative, absolute and ../doc targets name the package directory', () => {
+    expect(docLink('usr/share/doc/libffi-dev', 'libffi8')).toEqual({ pkg: 'libffi-dev', target: 'libffi8' });
+    expect(docLink('usr/share/doc/a', '/usr/share/doc/b/')).toEqual({ pkg: 'a', target: 'b' });
+    expect(docLink('usr/share/doc/a', '../doc/b')).toEqual({ pkg: 'a', target: 'b' });
+    expect(docLink('usr/share/doc/a', '/opt/elsewhere/b')).toBeUndefined();
+    expect(docLink('usr/share/doc/a/copyright', 'b')).toBeUndefined();
   });
 
   it('apk: installed database stanzas with license and origin', () => {

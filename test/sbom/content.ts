@@ -3,12 +3,14 @@
  * tools: `dpkg-query` for the Debian packages, `go version -m` for the Go binary, the files
  * themselves for Python and npm metadata.
  */
-import { readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runChecked } from '../harness/procs.js';
 import type { LayerItem } from './layered-image.js';
 
-export const DEB_PACKAGES = ['base-files', 'bash', 'ca-certificates', 'coreutils', 'curl', 'dpkg', 'grep', 'gzip', 'libc6', 'libssl3', 'sed', 'tar', 'zlib1g'];
+export const DEB_PACKAGES = ['base-files', 'bash', 'ca-certificates', 'coreutils', 'curl', 'dpkg', 'grep', 'gzip', 'libc6', 'libffi-dev', 'libffi8', 'libssl3', 'sed', 'tar', 'zlib1g'];
+/** A package whose /usr/share/doc directory is, on Debian 12, a symlink to another package's (its licenses are there). */
+export const DOC_LINKED = { pkg: 'libffi-dev', target: 'libffi8' };
 /** A package put in `status.d/` (distroless style) rather than the main database. */
 export const STATUS_D_PACKAGE = 'hostname';
 
@@ -37,8 +39,15 @@ export async function dpkgTruth(names: readonly string[]): Promise<DebTruth[]> {
   });
 }
 
-export function copyrightItems(names: readonly string[]): LayerItem[] {
-  return names.map((n) => ({ path: `usr/share/doc/${n}/copyright`, from: `/usr/share/doc/${n}/copyright` }));
+/** Each package's copyright file, or, where its doc directory is a symlink here, that symlink (as Debian ships it). */
+export async function copyrightItems(names: readonly string[]): Promise<LayerItem[]> {
+  const out: LayerItem[] = [];
+  for (const n of names) {
+    const dir = `/usr/share/doc/${n}`;
+    if ((await lstat(dir)).isSymbolicLink()) out.push({ path: `usr/share/doc/${n}`, symlink: await readlink(dir) });
+    else out.push({ path: `usr/share/doc/${n}/copyright`, from: `${dir}/copyright` });
+  }
+  return out;
 }
 
 export const PY_DIR = '/usr/lib/python3/dist-packages';

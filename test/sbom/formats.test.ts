@@ -20,7 +20,7 @@ const created = new Date('2026-02-03T04:05:06.789Z');
 beforeAll(async () => {
   const py = await pythonMetadata();
   image = await buildLayeredImage(await temps.make('sbom-formats'), 'f', [
-    [{ path: 'etc/os-release', from: '/etc/os-release' }, { path: 'var/lib/dpkg/status', content: await dpkgStanzas(DEB_PACKAGES) }, ...copyrightItems(DEB_PACKAGES)],
+    [{ path: 'etc/os-release', from: '/etc/os-release' }, { path: 'var/lib/dpkg/status', content: await dpkgStanzas(DEB_PACKAGES) }, ...(await copyrightItems(DEB_PACKAGES))],
     py.map((p) => p.item),
   ]);
   [spdx, cdx] = await Promise.all([generateSbom(image.ociRef, { format: 'spdx-json', created }), generateSbom(image.ociRef, { format: 'cyclonedx-json', created })]);

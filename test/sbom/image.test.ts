@@ -8,7 +8,7 @@ import { parseImageName } from '../../src/transports/index.js';
 import { REPO_ROOT } from '../cli/stevedore.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
-import { buildGoBinary, copyrightItems, DEB_PACKAGES, dpkgStanzas, dpkgTruth, npmPackages, pythonMetadata, STATUS_D_PACKAGE, type GoTruth, type NpmTruth, type PyTruth } from './content.js';
+import { buildGoBinary, copyrightItems, DEB_PACKAGES, DOC_LINKED, dpkgStanzas, dpkgTruth, npmPackages, pythonMetadata, STATUS_D_PACKAGE, type GoTruth, type NpmTruth, type PyTruth } from './content.js';
 import { buildLayeredImage, type BuiltImage, type LayerItem } from './layered-image.js';
 
 const temps = new TempDirs();
@@ -46,7 +46,7 @@ beforeAll(async () => {
     { path: 'var/lib/dpkg/status', content: await dpkgStanzas(DEB_PACKAGES) },
     { path: `var/lib/dpkg/status.d/${STATUS_D_PACKAGE}`, content: await dpkgStanzas([STATUS_D_PACKAGE]) },
     { path: `var/lib/dpkg/status.d/${STATUS_D_PACKAGE}.md5sums`, content: 'd41d8cd98f00b204e9800998ecf8427e  bin/hostname\n' },
-    ...copyrightItems(DEB_PACKAGES),
+    ...(await copyrightItems(DEB_PACKAGES)),
   ];
   const runtimes: LayerItem[] = [...py.map((p) => p.item), { path: 'usr/local/bin/hello', from: go.binary }];
   const app: LayerItem[] = [...npm.map((n) => n.item), { path: 'app/package-lock.json', from: join(REPO_ROOT, 'package-lock.json') }];
@@ -95,6 +95,9 @@ describe('catalog of a real multi-layer image read from a registry', () => {
     expect(zlib.version).toMatch(/^1:/);
     expect(zlib.licenses).toContain('Zlib');
     expect(find(catalog, 'deb', 'bash')[0]!.licenses).toContain('GPL-3+');
+    // Its doc directory is a symlink to another package's, whose copyright covers it.
+    expect(find(catalog, 'deb', DOC_LINKED.pkg)[0]!.licenses).toEqual(find(catalog, 'deb', DOC_LINKED.target)[0]!.licenses);
+    expect(find(catalog, 'deb', DOC_LINKED.pkg)[0]!.licenses.length).toBeGreaterThan(0);
   });
 
   it('finds the Go binary\'s main module, its replaced dependency and the standard library, as go version -m reports them', () => {

@@ -28,6 +28,7 @@ export type LayerItem =
   /** A file with the given content. */
   | { path: string; content: string | Buffer; mode?: number }
   | { path: string; dir: true }
+  | { path: string; symlink: string }
   /** A whiteout of `path` (written as `.wh.<name>` in its directory). */
   | { path: string; whiteout: true }
   /** An opaque-directory marker in `path`. */
@@ -57,6 +58,7 @@ async function entry(pack: tar.Pack, item: LayerItem): Promise<void> {
   const put = (h: Partial<tar.Header> & { name: string }, content?: string | Buffer): Promise<void> =>
     new Promise((resolve, reject) => pack.entry(h as tar.Header, content ?? '', (err) => (err ? reject(err) : resolve())));
   if ('dir' in item) return put({ ...base, name: `${item.path}/`, type: 'directory', mode: 0o755 });
+  if ('symlink' in item) return put({ ...base, name: item.path, type: 'symlink', linkname: item.symlink, mode: 0o777 });
   if ('whiteout' in item) {
     const slash = item.path.lastIndexOf('/');
     return put({ ...base, name: `${item.path.slice(0, slash + 1)}.wh.${item.path.slice(slash + 1)}`, type: 'file', mode: 0o644 });

@@ -61,3 +61,15 @@ export function parseDebianCopyright(text: string): string[] {
   }
   return [...seen];
 }
+
+/**
+ * Debian lets packages of one source share a documentation directory: `/usr/share/doc/libffi-dev`
+ * may be a symlink to `libffi8`, whose copyright file then covers both. The package a link names,
+ * and the package directory it points at (relative, or absolute within /usr/share/doc).
+ */
+export function docLink(path: string, target: string): { pkg: string; target: string } | undefined {
+  const m = /^usr\/share\/doc\/([^/]+)$/.exec(path);
+  if (!m) return undefined;
+  const t = /^(?:\/usr\/share\/doc\/|\.\.\/doc\/|\.\/)?([^/]+)\/?$/.exec(target);
+  return t ? { pkg: m[1]!, target: t[1]! } : undefined;
+}

@@ -19,7 +19,9 @@ export type Finding =
   | { kind: 'packages'; packages: FoundPackage[] }
   /** `/usr/share/doc/<package>/copyright`: the licenses of a Debian package (DEP-5). */
   | { kind: 'copyright'; pkg: string; licenses: string[] }
-  | { kind: 'os-release'; distro: Distro };
+  | { kind: 'os-release'; distro: Distro }
+  /** `/usr/share/doc/<package>` as a symlink to another package's directory (same source package). */
+  | { kind: 'doc-link'; pkg: string; target: string };
 
 /**
  * Splits an RFC 822-style control file (dpkg status, apk installed db, Python METADATA headers)
