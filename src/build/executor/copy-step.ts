@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AddInstruction, CopyInstruction } from '../containerfile/index.js';
 import { hashCopyInputs, writeCopyLayer, type CopyRoot, type CopySpec } from '../layers/copy.js';
+import { cachedCopyInputs } from '../cache/input-stats.js';
 import { cacheKey } from '../cache/key.js';
 import { StevedoreError } from '../../util/errors.js';
 import { resolveChown, parseChmod } from './chown.js';
@@ -61,7 +62,8 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     sourceKey = `url:${urls.join(' ')}`;
   } else if (inst.kind === 'COPY' && inst.from !== undefined) {
     const src = await run.source(inst.from);
-    root = { dir: await run.rootfs(src.state) };
+    // As BuildKit: files from another stage or image keep their owners unless --chown says otherwise.
+    root = { dir: await run.rootfs(src.state), preserveOwnership: true, what: `${/^\d+$/.test(inst.from) ? 'stage' : 'stage or image'} "${inst.from}"` };
     sourceKey = src.key;
     sources.push(...paths);
   } else {
@@ -101,7 +103,9 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
   // Stage and image sources are identified by their filesystem's chain; the context by content.
   let inputs: string;
   try {
-    inputs = sourceKey === 'context' || sourceKey === 'heredoc' || sourceKey.startsWith('url:') ? await hashCopyInputs(root, spec) : sourceKey;
+    if (sourceKey === 'context') inputs = await cachedCopyInputs(run.cache.dir, root, spec);
+    else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:')) inputs = await hashCopyInputs(root, spec);
+    else inputs = sourceKey;
   } catch (err) {
     return fail(err);
   }

@@ -61,10 +61,11 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
   let stepsRun = 0;
   let firstError: unknown;
   try {
-    // Stages start as soon as the stages they need are done, so independent ones build in parallel.
-    const done = new Map<number, Promise<StageState>>();
+    // A stage starts as soon as its base stage is done; a COPY --from or RUN --mount from another
+    // stage waits for that stage at that step. Independent work thus runs in parallel.
+    const done = run.pending;
     for (const [n, stage] of plan.stages.entries()) {
-      const needs = stage.dependsOn.map((d) => done.get(d)!);
+      const needs = stage.base.kind === 'stage' ? [done.get(stage.base.index)!] : [];
       const p = (async () => {
         await Promise.all(needs);
         const state = await buildStage(run, stage, n, platform, (cached) => (cached ? cacheHits++ : stepsRun++));

@@ -26,6 +26,8 @@ export class BuildRun {
   readonly workDir: string;
   /** Final state of each finished stage, by index. */
   readonly stages = new Map<number, StageState>();
+  /** Each stage of the plan, finished or not: a step needing another stage waits for it here. */
+  readonly pending = new Map<number, Promise<StageState>>();
   readonly #images = new Map<string, Promise<StoredImage>>();
 
   constructor(opts: ExecuteOptions, plan: BuildPlan, cache: LocalBuildCache, workDir: string, remote?: RegistryBuildCache) {
@@ -72,7 +74,7 @@ export class BuildRun {
     const byIndex = /^\d+$/.test(ref) ? Number(ref) : undefined;
     const stage = this.plan.stages.find((s) => (byIndex !== undefined ? s.index === byIndex : s.name === ref.toLowerCase()));
     if (stage) {
-      const state = this.stages.get(stage.index);
+      const state = this.stages.get(stage.index) ?? (await this.pending.get(stage.index));
       if (!state) throw new SourceNotFoundError(`stage "${ref}" has not been built`);
       return { state, key: `stage:${topChain(state)}` };
     }
