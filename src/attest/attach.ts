@@ -14,13 +14,10 @@ import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, signEnvelope } from './dsse.js';
 import { loadSigningKey } from './keys.js';
-import { pushBytes, pushReferrer, EMPTY_CONFIG } from './referrer.js';
+import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION, pushBytes, pushReferrer } from './referrer.js';
 import { makeStatement, statementCovers, type Statement } from './statement.js';
 
-/** artifactType of the referrer manifests we write: the envelope carries an in-toto statement. */
-export const ATTESTATION_ARTIFACT_TYPE = IN_TOTO_PAYLOAD_TYPE;
-/** Annotation naming the statement's predicate type, on referrer manifests (and on cosign's `.att` layers as `predicateType`). */
-export const PREDICATE_TYPE_ANNOTATION = 'in-toto.io/predicate-type';
+export { ATTESTATION_ARTIFACT_TYPE, PREDICATE_TYPE_ANNOTATION };
 const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 
 export interface AttachOptions {

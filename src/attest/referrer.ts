@@ -9,6 +9,12 @@ import type { RegistryClient } from '../registry/client.js';
 import { DigestMismatchError } from '../util/errors.js';
 import { getManifest, putManifest } from '../registry/manifests.js';
 import { referrersTag } from '../registry/referrers.js';
+import { IN_TOTO_PAYLOAD_TYPE } from './dsse.js';
+
+/** artifactType of the referrer manifests we write: the envelope carries an in-toto statement. */
+export const ATTESTATION_ARTIFACT_TYPE = IN_TOTO_PAYLOAD_TYPE;
+/** Annotation naming the statement's predicate type, on referrer manifests (and on cosign's `.att` layers as `predicateType`). */
+export const PREDICATE_TYPE_ANNOTATION = 'in-toto.io/predicate-type';
 
 /** The OCI empty config `{}` that artifact manifests use (image-spec 1.1). */
 export const EMPTY_CONFIG: Descriptor = {

@@ -12,7 +12,7 @@ import { parseImageName } from '../transports/index.js';
 import type { TransportContext } from '../transports/types.js';
 import { errorMessage, InvalidInputError, NotFoundError } from '../util/errors.js';
 import { streamToBuffer } from '../util/streams.js';
-import { ATTESTATION_ARTIFACT_TYPE } from './attach.js';
+import { ATTESTATION_ARTIFACT_TYPE } from './referrer.js';
 import { AttestationError, DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, parseEnvelope, verifyEnvelope } from './dsse.js';
 import { loadVerifyKey } from './keys.js';
 import { parseStatement, statementCovers, type Statement } from './statement.js';
