@@ -226,7 +226,15 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   const env = mergeEnv(cfg.Env, opts.env, { HOSTNAME: hostname, HOME: user.home });
   const caps = user.uid === 0 ? [...DEFAULT_CAPABILITIES] : [];
 
-  const mounts = defaultMounts();
+  let mounts = defaultMounts();
+  const rootless = opts.rootless ?? (process.geteuid?.() !== 0 || inUserNamespace());
+  if (rootless && opts.network === 'host') {
+    // A user namespace may mount sysfs only with a network namespace of its own; with the host's
+    // network, Podman binds the host's /sys (read-only) instead, cgroup tree included.
+    mounts = mounts
+      .filter((m) => m.destination !== '/sys/fs/cgroup')
+      .map((m) => (m.destination === '/sys' ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] } : m));
+  }
   const etc = opts.etcFiles ?? {};
   for (const [dest, src] of [['/etc/hosts', etc.hosts], ['/etc/hostname', etc.hostname], ['/etc/resolv.conf', etc.resolvConf]] as const) {
     if (src) mounts.push({ destination: dest, type: 'bind', source: src, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] });

@@ -19,12 +19,17 @@ const log = rootLogger.child({ component: 'build-cache' });
  * registry holds it and a fresh build pod with an empty store gets cache hits from it.
  */
 export class RegistryBuildCache {
-  constructor(
-    private readonly layout: OciLayout,
-    private readonly from: readonly string[],
-    private readonly to: readonly string[],
-    private readonly context: TransportContext = {},
-  ) {}
+  private readonly layout: OciLayout;
+  private readonly from: readonly string[];
+  private readonly to: readonly string[];
+  private readonly context: TransportContext;
+
+  constructor(layout: OciLayout, from: readonly string[], to: readonly string[], context: TransportContext = {}) {
+    this.layout = layout;
+    this.from = from;
+    this.to = to;
+    this.context = context;
+  }
 
   get enabled(): boolean {
     return this.from.length > 0 || this.to.length > 0;

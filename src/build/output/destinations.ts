@@ -51,7 +51,11 @@ export function parseDestination(text: string): Destination {
 /** The built image, read from the store's layout, as a copy source. */
 class StoreImageSource implements ImageSource {
   readonly name: string;
-  constructor(private readonly layout: OciLayout, private readonly image: WrittenImage) {
+  private readonly layout: OciLayout;
+  private readonly image: WrittenImage;
+  constructor(layout: OciLayout, image: WrittenImage) {
+    this.layout = layout;
+    this.image = image;
     this.name = `build ${image.digest}`;
   }
   async getManifest(digest?: Digest): Promise<RawManifest> {
