@@ -16,6 +16,9 @@ PACKAGES=(
   hyperfine         # benchmarks
   curl              # readiness probes in scripts
   bc                # arithmetic in benchmark scripts
+  python3-venv      # the official SPDX/CycloneDX validators (hack/syft.mk) run from a venv
+  git               # Git build contexts (stevedore context git)
+  xz-utils bzip2    # .tar.xz / .tar.bz2 build contexts and ADD archives
 )
 
 missing=()
