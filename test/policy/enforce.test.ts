@@ -22,7 +22,7 @@ import { makeBusyboxImage, makeIndex, makeRandomImage, type FixtureImage, type F
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
 import { cleanupCli, stevedore } from '../cli/stevedore.js';
-import { cosign } from '../sign/cosign.js';
+import { cosign, crane } from '../sign/cosign.js';
 
 const temps = new TempDirs();
 let reg: TestRegistry;
@@ -184,6 +184,10 @@ describe('copy, sync and run --policy', () => {
     }
     const v = await stevedore(['verify', '--format', 'bundle', '--key', pub.b, ref('carried/attached:1')]);
     expect(v.code, v.stderr).toBe(0);
+    // An independent client sees the same tags at the destination.
+    const ls = await crane(['ls', '--insecure', ref('carried/attached')]);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout.split('\n').sort()).toEqual(expect.arrayContaining(['1', ...['.sig', '.sbom', ''].map((x) => `${referrersTag(image.manifest.digest)}${x}`)]));
     const bare = await stevedore(['copy', '--remove-signatures', `docker://${ref('attached:1')}`, `docker://${ref('bare/attached:1')}`]);
     expect(bare.code, bare.stderr).toBe(0);
     expect(await head('bare/attached', '1')).toBeDefined();
