@@ -97,7 +97,9 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
   const stagePlatform = stage.platform ? normalizePlatform(stage.platform) : platform;
   let state: StageState;
   let onBuild: string[] = [];
-  const fromText = stage.from.original;
+  // The FROM line as resolved (`FROM $BASE` shows the image it named).
+  const fromName = stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'scratch' ? 'scratch' : (plan.stages.find((s) => s.index === (stage.base as { index: number }).index)?.name ?? String((stage.base as { index: number }).index));
+  const fromText = `FROM ${stage.platform ? `--platform=${formatPlatform(stage.platform)} ` : ''}${fromName}${stage.name ? ` AS ${stage.name}` : ''}`;
   const stepsTotal = (): number => 1 + evaluation.steps.length;
   const label = { stage: n + 1, stages: plan.stages.length, ...(stage.name ? { stageName: stage.name } : {}) };
 
