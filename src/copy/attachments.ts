@@ -45,11 +45,12 @@ export async function copyAttachments(
   const log = rootLogger.child({ op: 'attachments', src: `${src.ref.registry}/${src.ref.repository}`, dest: `${dest.ref.registry}/${dest.ref.repository}` });
   const tagRef = (side: { ref: ImageReference }, tag: string): ImageReference => ({ registry: side.ref.registry, repository: side.ref.repository, tag });
   const copyTag = async (tag: string): Promise<boolean> => {
-    const [have, want] = await Promise.all([
-      headManifest(src.client, src.ref.repository, tag, opts),
-      headManifest(dest.client, dest.ref.repository, tag, opts).catch(() => undefined),
-    ]);
-    if (!have || have.digest === want?.digest) return false;
+    // The destination is asked only when the source has the tag: most images have no
+    // attachments, and then carrying them costs one HEAD per kind on the source alone.
+    const have = await headManifest(src.client, src.ref.repository, tag, opts);
+    if (!have) return false;
+    const want = await headManifest(dest.client, dest.ref.repository, tag, opts).catch(() => undefined);
+    if (have.digest === want?.digest) return false;
     const s = new DockerSource(tagRef(src, tag), src.client, false);
     const d = new DockerDestination(tagRef(dest, tag), dest.client, false);
     await copyImage(s, d, { all: true, signal: opts.signal, jobs: opts.jobs });
