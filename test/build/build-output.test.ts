@@ -5,6 +5,10 @@
  * is still a hit; a changed one rebuilds from there on), and contexts from a tarball and stdin.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +19,7 @@ import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
 import { makeBusyboxImage } from '../fixtures/images.js';
 import { validateOci } from '../fixtures/schema.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { loadImage } from './corpus/harness.js';
+import { fileText, loadImage } from './corpus/harness.js';
 
 let reg: TestRegistry;
 let work: string;
@@ -157,6 +161,47 @@ describe('stevedore build outputs', () => {
     // The layers fetched from the cache make a runnable image.
     const run = await stevedore(['run', '--root', join(work, 'store-rc2'), '--rm', 'localhost/rc:1']);
     expect(run.stdout).toBe('registry cache\nrun\n');
+  });
+
+  it('--platform builds for another architecture without emulation when no RUN needs it; a RUN says what is missing', async () => {
+    const dir = await context({ 'a.txt': 'arm\n' }, 'FROM scratch\nCOPY a.txt /a.txt\n');
+    const out = join(work, 'arm64');
+    const resultFile = join(work, 'arm64.json');
+    const r = await build(['--root', join(work, 'store-arm'), '--platform', 'linux/arm64', '--result-file', resultFile, '-t', `oci:${out}:arm`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const img = await loadImage(out, 'arm');
+    expect([img.config.os, img.config.architecture, img.config.variant]).toEqual(['linux', 'arm64', 'v8']);
+    expect(JSON.parse(await readFile(resultFile, 'utf8')).platforms[0].platform).toBe('linux/arm64/v8');
+    const withRun = await context({}, 'FROM --platform=linux/arm64 scratch\nRUN ["/bin/true"]\n');
+    const failed = await build(['--root', join(work, 'store-arm'), withRun]);
+    expect(failed.code).toBe(1);
+    if (existsSync('/proc/sys/fs/binfmt_misc/qemu-aarch64')) expect(failed.stderr).toMatch(/Containerfile:2: RUN/);
+    else expect(failed.stderr).toMatch(/Containerfile:2: RUN \["\/bin\/true"\]: RUN for linux\/arm64\/v8 on this linux\/amd64 host needs qemu-user emulation/);
+  });
+
+  it('ADD of a URL verifies --checksum and names the file after the URL', async () => {
+    const body = 'downloaded content\n';
+    const server = createServer((req, res) => {
+      if (req.url === '/files/tool.txt') res.end(body);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const sum = createHash('sha256').update(body).digest('hex');
+      const good = await context({}, `FROM scratch\nADD --checksum=sha256:${sum} http://127.0.0.1:${port}/files/tool.txt /opt/\n`);
+      const out = join(work, 'add-url');
+      const r = await build(['--root', join(work, 'store-url'), '-t', `oci:${out}:u`, good]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await fileText(out, 'u', '/opt/tool.txt')).toBe(body);
+      const bad = await context({}, `FROM scratch\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/files/tool.txt /opt/\n`);
+      const f = await build(['--root', join(work, 'store-url'), bad]);
+      expect(f.code).not.toBe(0);
+      expect(f.stderr).toMatch(/Containerfile:2/);
+      expect(f.stderr).toMatch(/checksum|digest/i);
+    } finally {
+      server.close();
+    }
   });
 
   it('builds from a context tarball and from a tar on stdin', async () => {

@@ -8,6 +8,7 @@ import { cacheKey } from '../cache/key.js';
 import { BuildInterruptedError, BuildStepError, type StepLocation } from './errors.js';
 import { historyText, shellOf } from './metadata.js';
 import { dropMountPoints } from './mountpoints.js';
+import { emulationProblem } from './emulation.js';
 import { prepareMounts } from './run-mounts.js';
 import type { BuildRun } from './steps.js';
 import { asStoredImage, topChain, withLayer, type BuiltLayer, type StageState } from './state.js';
@@ -66,6 +67,8 @@ export async function runStep(run: BuildRun, state: StageState, inst: RunInstruc
   const hit = await run.cached(key);
   if (hit) return { state: withLayer(state, hit.layer, history), cached: true, layer: hit.layer };
 
+  const foreign = await emulationProblem(state.platform);
+  if (foreign) throw new BuildStepError(loc, foreign);
   const image = asStoredImage(state, 'build');
   const lower = await run.rootfs(state);
   const tail = new OutputTail();
