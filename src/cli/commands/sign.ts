@@ -60,7 +60,7 @@ export function registerSign(program: Command): void {
   addSourceOptions(
     program
       .command('sign')
-      .description('sign images with a key as cosign does: a simple-signing payload under sha256-<hex>.sig and/or a sigstore bundle referrer')
+      .description('sign images as cosign does, with a key (simple-signing payload under sha256-<hex>.sig and/or a sigstore bundle referrer) or keyless (Fulcio + Rekor bundle referrer)')
       .argument('<images...>', 'registry images (docker://HOST/REPO:TAG or HOST/REPO@DIGEST)')
       .option('--key <path>', 'private key: cosign.key (password from COSIGN_PASSWORD or a prompt) or a PKCS#8 PEM; without it, keyless')
       .option('--identity-token <token|@file>', 'keyless: OIDC identity token for Fulcio, or @FILE to read it (default: $SIGSTORE_ID_TOKEN)')

@@ -40,7 +40,7 @@ export function registerVerify(program: Command): void {
   addSourceOptions(
     program
       .command('verify')
-      .description('verify an image\'s cosign signatures (.sig tag and sigstore bundle referrers) against public keys')
+      .description('verify an image\'s cosign signatures (.sig tag and sigstore bundle referrers) against public keys, or keyless against a trusted root')
       .argument('<image>', 'registry image (docker://HOST/REPO:TAG or HOST/REPO@DIGEST)')
       .option('--key <path>', 'public key PEM (cosign.pub), a certificate, or a plain private key; repeatable (any may match)', collect)
       .option('--trusted-root <file>', 'keyless: sigstore trusted_root.json (Fulcio CAs, CT logs, Rekor logs), used offline')
