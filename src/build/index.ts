@@ -7,7 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { CopyResult } from '../copy/copy.js';
-import { formatPlatform } from '../oci/platform.js';
+import { formatPlatform, type Platform } from '../oci/platform.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import type { TransportContext } from '../transports/types.js';
 import { InvalidInputError } from '../util/errors.js';
@@ -15,7 +15,7 @@ import { openContext } from './context/source.js';
 import { executeBuild, type ExecuteResult } from './executor/execute.js';
 import type { ExecuteOptions } from './executor/types.js';
 import { parseDestination, publish, type Destination } from './output/destinations.js';
-import { writeImage, type ImageFormat, type WrittenImage } from './output/image.js';
+import { writeImage, writeIndex, type ImageFormat, type WrittenImage } from './output/image.js';
 
 export { BuildStepError, SourceNotFoundError, BuildInterruptedError } from './executor/errors.js';
 export { PushFailedError, parseDestination, type Destination } from './output/destinations.js';
@@ -34,14 +34,19 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
   format?: ImageFormat;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** Several target platforms: each is built, and the image is an index over them. */
+  platforms?: Platform[];
   /** Credentials and TLS for pushing. */
   destContext?: TransportContext;
   stdin?: NodeJS.ReadableStream;
 }
 
 export interface BuildImageResult {
+  /** The image, or for several platforms the index over them. */
   image: WrittenImage;
+  /** The first platform (the only one unless several were asked for). */
   platform: string;
+  platforms: { platform: string; digest: string }[];
   destinations: Destination[];
   pushed: CopyResult[];
   execution: ExecuteResult;
@@ -66,19 +71,43 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     const text = await readFile(path, 'utf8').catch((err: unknown) => {
       throw new InvalidInputError(`reading the Containerfile ${path}: ${(err as Error).message}`);
     });
-    const execution = await executeBuild({ ...opts, context, containerfile: { text, name: explicitFile ? opts.file! : basename(path) } });
-    opts.signal?.throwIfAborted();
-    const image = await writeImage(opts.store.layout, execution.state, {
-      format: opts.format ?? 'oci',
-      created: execution.created,
-      ...(opts.labels ? { labels: opts.labels } : {}),
-      ...(opts.annotations ? { annotations: opts.annotations } : {}),
-    });
+    const targets: (Platform | undefined)[] = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [opts.platform];
+    const built: { image: WrittenImage; platform: Platform; execution: ExecuteResult }[] = [];
+    for (const platform of targets) {
+      const execution = await executeBuild({
+        ...opts,
+        ...(platform ? { platform } : {}),
+        context,
+        containerfile: { text, name: explicitFile ? opts.file! : basename(path) },
+      });
+      opts.signal?.throwIfAborted();
+      const image = await writeImage(opts.store.layout, execution.state, {
+        format: opts.format ?? 'oci',
+        created: execution.created,
+        ...(opts.labels ? { labels: opts.labels } : {}),
+        ...(opts.annotations && targets.length === 1 ? { annotations: opts.annotations } : {}),
+      });
+      built.push({ image, platform: execution.state.platform, execution });
+    }
+    const image = built.length === 1 ? built[0]!.image : await writeIndex(opts.store.layout, built, { format: opts.format ?? 'oci', ...(opts.annotations ? { annotations: opts.annotations } : {}) });
     const pushed = await publish(opts.store, image, destinations, {
       ...(opts.destContext ? { destContext: opts.destContext } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    return { image, platform: formatPlatform(execution.state.platform), destinations, pushed, execution };
+    const execution: ExecuteResult = {
+      ...built[0]!.execution,
+      cacheHits: built.reduce((n, b) => n + b.execution.cacheHits, 0),
+      stepsRun: built.reduce((n, b) => n + b.execution.stepsRun, 0),
+      warnings: built.flatMap((b) => b.execution.warnings),
+    };
+    return {
+      image,
+      platform: formatPlatform(built[0]!.platform),
+      platforms: built.map((b) => ({ platform: formatPlatform(b.platform), digest: b.image.digest })),
+      destinations,
+      pushed,
+      execution,
+    };
   } finally {
     await context.cleanup();
   }

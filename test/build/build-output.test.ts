@@ -16,7 +16,7 @@ import { copyReference } from '../../src/copy/copy.js';
 import { MediaType } from '../../src/oci/mediatype.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
+import { makeBusyboxImage, makeIndex } from '../fixtures/images.js';
 import { validateOci } from '../fixtures/schema.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { fileText, loadImage } from './corpus/harness.js';
@@ -177,6 +177,33 @@ describe('stevedore build outputs', () => {
     expect(failed.code).toBe(1);
     if (existsSync('/proc/sys/fs/binfmt_misc/qemu-aarch64')) expect(failed.stderr).toMatch(/Containerfile:2: RUN/);
     else expect(failed.stderr).toMatch(/Containerfile:2: RUN \["\/bin\/true"\]: RUN for linux\/arm64\/v8 on this linux\/amd64 host needs qemu-user emulation/);
+  });
+
+  it('--platform with several platforms builds each from a multi-arch base and pushes an index', async () => {
+    const multi = await makeIndex(join(work, 'multi-base'), 'm', ['linux/amd64', 'linux/arm64'], { layers: 1, layerSize: 2048 });
+    const baseRef = `${reg.host}/output/multi-base:1`;
+    await copyReference(parseImageName(multi.ociRef), parseImageName(`docker://${baseRef}`), { all: true });
+    const dir = await context({ 'a.txt': 'on every platform\n' }, `FROM ${baseRef}\nARG TARGETARCH\nCOPY a.txt /a.txt\nLABEL arch=$TARGETARCH\n`);
+    const ref = `${reg.host}/output/multi:1`;
+    const resultFile = join(work, 'multi.json');
+    const r = await build(['--root', join(work, 'store-multi'), '--platform', 'linux/amd64,linux/arm64', '--result-file', resultFile, '-t', ref, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const raw = await stevedore(['inspect', '--raw', `docker://${ref}`]);
+    const index = JSON.parse(raw.stdout) as { mediaType: string; manifests: { digest: string; platform: { architecture: string } }[] };
+    expect(index.mediaType).toBe(MediaType.OciIndex);
+    validateOci('index', index);
+    expect(index.manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+    const result = JSON.parse(await readFile(resultFile, 'utf8')) as { digest: string; platforms: { platform: string; digest: string }[] };
+    expect(result.digest).toBe(r.stdout.trim());
+    expect(result.platforms).toEqual([
+      { platform: 'linux/amd64', digest: index.manifests[0]!.digest },
+      { platform: 'linux/arm64/v8', digest: index.manifests[1]!.digest },
+    ]);
+    for (const [i, arch] of ['amd64', 'arm64'].entries()) {
+      const cfg = JSON.parse((await stevedore(['inspect', '--config', `docker://${ref.replace(':1', '')}@${index.manifests[i]!.digest}`])).stdout) as { architecture: string; config: { Labels: Record<string, string> } };
+      expect(cfg.architecture).toBe(arch);
+      expect(cfg.config.Labels).toEqual({ arch });
+    }
   });
 
   it('ADD of a URL verifies --checksum and names the file after the URL', async () => {

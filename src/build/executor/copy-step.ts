@@ -61,7 +61,7 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     root = { dir: scratch };
     sourceKey = `url:${urls.join(' ')}`;
   } else if (inst.kind === 'COPY' && inst.from !== undefined) {
-    const src = await run.source(inst.from);
+    const src = await run.source(inst.from, state.platform);
     // As BuildKit: files from another stage or image keep their owners unless --chown says otherwise.
     root = { dir: await run.rootfs(src.state), preserveOwnership: true, what: `${/^\d+$/.test(inst.from) ? 'stage' : 'stage or image'} "${inst.from}"` };
     sourceKey = src.key;

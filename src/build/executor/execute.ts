@@ -13,7 +13,6 @@ import { workdirStep } from './workdir-step.js';
 import { BuildRun } from './steps.js';
 import { emptyState, stateFromImage, withLayer, type StageState } from './state.js';
 import { SILENT_REPORTER, type ExecuteOptions } from './types.js';
-import { UnsupportedError } from '../../util/errors.js';
 import { DEFAULT_PATH } from '../../runtime/spec.js';
 
 export interface ExecuteResult {
@@ -107,10 +106,7 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
   if (stage.base.kind === 'scratch') state = { ...emptyState(stagePlatform), config: { Env: [DEFAULT_PATH] } };
   else if (stage.base.kind === 'stage') state = { ...run.stages.get(stage.base.index)!, cmdSet: false };
   else {
-    if (formatPlatform(stagePlatform) !== formatPlatform(hostPlatform())) {
-      throw new UnsupportedError(`${plan.file}:${stage.from.line}: FROM ${stage.base.ref}: building for ${formatPlatform(stagePlatform)} on a ${formatPlatform(hostPlatform())} host is not supported yet`);
-    }
-    const image = await run.image(stage.base.ref);
+    const image = await run.image(stage.base.ref, stagePlatform);
     state = stateFromImage(image);
     onBuild = [...(state.config.OnBuild ?? [])];
     // Triggers run once, in the child build; they are not passed on to grandchildren.

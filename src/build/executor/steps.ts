@@ -10,6 +10,8 @@ import type { LocalBuildCache } from '../cache/local.js';
 import type { RegistryBuildCache } from '../cache/registry.js';
 import { asStoredImage, stateFromImage, topChain, type BuiltLayer, type StageState } from './state.js';
 import { SourceNotFoundError } from './errors.js';
+import { pullForPlatform } from './platform-pull.js';
+import { formatPlatform, hostPlatform, type Platform } from '../../oci/platform.js';
 import type { ExecuteOptions } from './types.js';
 
 /**
@@ -47,16 +49,20 @@ export class BuildRun {
     return { created: this.created, created_by: createdBy, ...(comment ? { comment } : {}) };
   }
 
-  /** An image from a registry (or transport name), pulled into the store once per build. */
-  image(ref: string): Promise<StoredImage> {
-    let p = this.#images.get(ref);
+  /**
+   * An image from a registry (or transport name), pulled into the store once per build: the host's
+   * platform through the runtime's store, another platform beside it.
+   */
+  image(ref: string, platform?: Platform): Promise<StoredImage> {
+    const foreign = platform !== undefined && formatPlatform(platform) !== formatPlatform(hostPlatform());
+    const key = foreign ? `${ref}@${formatPlatform(platform)}` : ref;
+    let p = this.#images.get(key);
     if (!p) {
-      p = this.store
-        .pull(ref, { policy: this.opts.pull ?? 'missing', context: this.opts.pullContext, signal: this.opts.signal })
-        .catch((err: unknown) => {
-          throw new SourceNotFoundError(`image "${ref}": ${(err as Error).message}`, { cause: err });
-        });
-      this.#images.set(ref, p);
+      const how = { policy: this.opts.pull ?? 'missing', context: this.opts.pullContext, signal: this.opts.signal } as const;
+      p = (foreign ? pullForPlatform(this.store, ref, platform, how) : this.store.pull(ref, how)).catch((err: unknown) => {
+        throw new SourceNotFoundError(`image "${ref}"${foreign ? ` for ${formatPlatform(platform)}` : ''}: ${(err as Error).message}`, { cause: err });
+      });
+      this.#images.set(key, p);
     }
     return p;
   }
@@ -70,7 +76,7 @@ export class BuildRun {
    * `--from` / `from=` text → a finished stage (by index or name) or an image. The planner has
    * already ordered stages so that one named here is finished.
    */
-  async source(ref: string): Promise<{ state: StageState; key: string }> {
+  async source(ref: string, platform?: Platform): Promise<{ state: StageState; key: string }> {
     const byIndex = /^\d+$/.test(ref) ? Number(ref) : undefined;
     const stage = this.plan.stages.find((s) => (byIndex !== undefined ? s.index === byIndex : s.name === ref.toLowerCase()));
     if (stage) {
@@ -78,7 +84,7 @@ export class BuildRun {
       if (!state) throw new SourceNotFoundError(`stage "${ref}" has not been built`);
       return { state, key: `stage:${topChain(state)}` };
     }
-    const image = await this.image(ref);
+    const image = await this.image(ref, platform);
     return { state: stateFromImage(image), key: `image:${image.digest}` };
   }
 

@@ -60,7 +60,9 @@ class StoreImageSource implements ImageSource {
   }
   async getManifest(digest?: Digest): Promise<RawManifest> {
     if (digest !== undefined && digest !== this.image.digest) {
-      return { bytes: await this.layout.readBlob(digest), mediaType: this.image.mediaType, digest };
+      const mediaType = this.image.children?.get(digest);
+      if (mediaType === undefined) throw new StevedoreError('NOT_FOUND', `the built image has no manifest ${digest}`);
+      return { bytes: await this.layout.readBlob(digest), mediaType, digest };
     }
     return { bytes: this.image.manifestBytes, mediaType: this.image.mediaType, digest: this.image.digest };
   }
@@ -91,7 +93,7 @@ export async function publish(store: ImageStore, image: WrittenImage, dests: rea
     try {
       const dest = await d.ref.newDestination(opts.destContext);
       try {
-        results.push(await copyImage(src, dest, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }));
+        results.push(await copyImage(src, dest, { all: true, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }));
       } finally {
         await dest.close();
       }

@@ -1,7 +1,8 @@
 import type { ContainerConfig, ImageConfig } from '../../oci/config.js';
 import type { Descriptor } from '../../oci/descriptor.js';
 import type { Digest } from '../../oci/digest.js';
-import { encodeManifest, type ImageManifest } from '../../oci/manifest.js';
+import { encodeManifest, type ImageIndex, type ImageManifest } from '../../oci/manifest.js';
+import type { Platform } from '../../oci/platform.js';
 import { MediaType } from '../../oci/mediatype.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { imageConfigOf, type StageState } from '../executor/state.js';
@@ -9,6 +10,8 @@ import { imageConfigOf, type StageState } from '../executor/state.js';
 export type ImageFormat = 'oci' | 'docker';
 
 export interface WrittenImage {
+  /** For an index: each child manifest's digest → media type (the copy source serves them). */
+  children?: ReadonlyMap<Digest, string>;
   digest: Digest;
   mediaType: string;
   manifestBytes: Buffer;
@@ -74,5 +77,32 @@ export async function writeImage(layout: OciLayout, state: StageState, opts: Wri
     configDigest,
     size,
     descriptor: { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length },
+  };
+}
+
+/**
+ * A multi-platform build's index (OCI index, or Docker manifest list with `--format docker`) over
+ * the per-platform images, written into the store's layout next to them.
+ */
+export async function writeIndex(layout: OciLayout, images: readonly { image: WrittenImage; platform: Platform }[], opts: Pick<WriteImageOptions, 'format' | 'annotations'>): Promise<WrittenImage> {
+  const docker = opts.format === 'docker';
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.DockerManifestList : MediaType.OciIndex,
+    manifests: images.map(({ image, platform }) => ({ ...image.descriptor, platform })),
+  };
+  if (!docker && opts.annotations && Object.keys(opts.annotations).length > 0) index.annotations = { ...opts.annotations };
+  const raw = encodeManifest(index);
+  await layout.writeBlobBytes(raw.bytes, raw.digest);
+  return {
+    digest: raw.digest,
+    mediaType: raw.mediaType,
+    manifestBytes: raw.bytes,
+    // The index has no config of its own; the first image's stands in for callers that want one.
+    config: images[0]!.image.config,
+    configDigest: images[0]!.image.configDigest,
+    size: raw.bytes.length + images.reduce((n, i) => n + i.image.size, 0),
+    descriptor: { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length },
+    children: new Map(images.map(({ image }) => [image.digest, image.mediaType])),
   };
 }

@@ -102,7 +102,7 @@ export function registerBuild(program: Command): void {
     .option('-t, --tag <name>', 'name the image (repeatable): reg.io/repo:tag pushes, oci:DIR:TAG writes a layout, name:tag stays local', collect)
     .option('--target <stage>', 'build up to this stage')
     .option('--build-arg <K=V>', 'set a build argument (repeatable)', collect)
-    .option('--platform <os/arch[/variant]>', 'platform to build for (default: this host)')
+    .option('--platform <os/arch[,...]>', 'platforms to build for (default: this host); several make an image index')
     .option('--label <K=V>', 'add a label to the image config (repeatable)', collect)
     .option('--annotation <K=V>', 'add an annotation to the manifest (repeatable; OCI format)', collect)
     .option('--format <oci|docker>', 'manifest and config media types', 'oci')
@@ -137,7 +137,6 @@ export function registerBuild(program: Command): void {
       try {
         if (o.format !== 'oci' && o.format !== 'docker') throw new InvalidInputError(`--format must be oci or docker, got "${o.format}"`);
         if (!['always', 'missing', 'never'].includes(o.pull ?? 'missing')) throw new InvalidInputError(`--pull must be always, missing or never`);
-        if (o.platform?.includes(',')) throw new InvalidInputError(`--platform ${o.platform}: one platform per build (multi-platform builds are not supported yet)`);
         const epoch = o.timestamp ?? process.env.SOURCE_DATE_EPOCH;
         if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`--timestamp must be Unix seconds, got "${epoch}"`);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
@@ -151,7 +150,7 @@ export function registerBuild(program: Command): void {
           tags: o.tag ?? [],
           ...(o.target !== undefined ? { target: o.target } : {}),
           buildArgs: keyValues('--build-arg', o.buildArg, true),
-          ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
+          ...(o.platform ? { platforms: o.platform.split(',').map((p) => parsePlatform(p.trim())) } : {}),
           labels: keyValues('--label', o.label),
           annotations: keyValues('--annotation', o.annotation),
           format: o.format,
@@ -179,7 +178,7 @@ export function registerBuild(program: Command): void {
             image: o.tag?.[0] ?? '',
             digest,
             size: result.image.size,
-            platforms: [{ platform: result.platform, digest }],
+            platforms: result.platforms,
           });
         }
         process.stdout.write(`${digest}\n`);
