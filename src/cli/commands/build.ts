@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ContainerfileError } from '../../build/containerfile/index.js';
 import {
@@ -73,7 +74,7 @@ function parseSecrets(values: readonly string[] | undefined): Map<string, string
     const id = fields.get('id');
     const src = fields.get('src') ?? fields.get('source');
     if (!id || !src) throw new InvalidInputError(`--secret ${v}: expected id=ID,src=PATH`);
-    out.set(id, src);
+    out.set(id, resolve(src));
   }
   return out;
 }
@@ -141,7 +142,8 @@ export function registerBuild(program: Command): void {
         if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`--timestamp must be Unix seconds, got "${epoch}"`);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
-        const store = await ImageStore.open(o.root);
+        // Absolute, so nothing depends on the working directory while the build runs.
+        const store = await ImageStore.open(o.root !== undefined ? resolve(o.root) : undefined);
         const started = Date.now();
         const result = await buildImage({
           store,
