@@ -93,6 +93,7 @@ export async function runStep(run: BuildRun, state: StageState, inst: RunInstruc
       tmpfs: mounts.tmpfs,
       network,
       runtime: run.opts.runtime ?? 'runc',
+      ...(run.opts.rootfsMode ? { rootfsMode: run.opts.rootfsMode } : {}),
       stdout: onOutput,
       stderr: onOutput,
       onWarning: (w) => run.opts.reporter?.warn(w),

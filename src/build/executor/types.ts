@@ -1,4 +1,4 @@
-import type { PullPolicy } from '../../runtime/store/index.js';
+import type { PullPolicy, RootfsMode } from '../../runtime/store/index.js';
 import type { ImageStore } from '../../runtime/store/index.js';
 import type { RuntimeName } from '../../runtime/oci-runtime.js';
 import type { Platform } from '../../oci/platform.js';
@@ -49,6 +49,8 @@ export interface ExecuteOptions {
   /** Credentials and TLS for pulling base images (and the registry cache). */
   pullContext?: TransportContext;
   runtime?: RuntimeName;
+  /** How RUN gets a writable rootfs: an overlay where it can be mounted (`auto`, the default), or always a copy (tree diff). */
+  rootfsMode?: RootfsMode;
   reporter?: BuildReporter;
   signal?: AbortSignal;
 }
