@@ -206,6 +206,23 @@ describe('stevedore build outputs', () => {
     }
   });
 
+  it('ONBUILD triggers of a base image run in the child build, once', async () => {
+    const parentDir = await context({}, 'ARG BASE\nFROM $BASE\nONBUILD COPY trigger.txt /from-trigger.txt\nONBUILD RUN echo ran > /trigger-ran.txt\n');
+    const parentRef = `${reg.host}/output/onbuild-parent:1`;
+    const store = join(work, 'store-onbuild');
+    const p = await build(['--root', store, '-t', parentRef, parentDir]);
+    expect(p.code, p.stderr).toBe(0);
+    const childDir = await context({ 'trigger.txt': 'copied by a trigger\n' }, `FROM ${parentRef}\nCMD ["cat", "/from-trigger.txt", "/trigger-ran.txt"]\n`);
+    const out = join(work, 'onbuild');
+    const c = await build(['--root', store, '-t', `oci:${out}:child`, '-t', 'localhost/onbuild-child:1', childDir]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stderr).toContain('COPY trigger.txt /from-trigger.txt (ONBUILD)');
+    const img = await loadImage(out, 'child');
+    expect(img.config.config?.OnBuild ?? []).toEqual([]);
+    const run = await stevedore(['run', '--root', store, '--rm', 'localhost/onbuild-child:1']);
+    expect(run.stdout).toBe('copied by a trigger\nran\n');
+  });
+
   it('ADD of a URL verifies --checksum and names the file after the URL', async () => {
     const body = 'downloaded content\n';
     const server = createServer((req, res) => {
