@@ -5,11 +5,12 @@
  * is still a hit; a changed one rebuilds from there on), and contexts from a tarball and stdin.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
@@ -18,6 +19,7 @@ import { parseImageName } from '../../src/transports/index.js';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
 import { makeBusyboxImage, makeIndex } from '../fixtures/images.js';
 import { validateOci } from '../fixtures/schema.js';
+import { runCommand } from '../harness/procs.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { fileText, loadImage } from './corpus/harness.js';
 
@@ -88,7 +90,7 @@ describe('stevedore build outputs', () => {
     expect(run.stdout).toBe('application\nrun\n');
   });
 
-  it('OCI format with annotations passes the schemas; a bare name stays in the local store', async () => {
+  it('OCI format with annotations passes the schemas; a bare name stays in the local store; podman runs it', async () => {
     const dir = await context();
     const store = join(work, 'store-oci');
     const out = join(work, 'oci-out');
@@ -104,6 +106,17 @@ describe('stevedore build outputs', () => {
     expect(images.stdout).toMatch(/^localhost\/myapp\s+dev\s/m);
     const run = await stevedore(['run', '--root', store, '--rm', '--pull', 'never', 'localhost/myapp:dev']);
     expect(run.stdout).toBe('application\nrun\n');
+    // Podman runs it too (its own store under the test's dir; runc, cgroupfs, rlimits this host allows).
+    // Podman names an oci: image after its path, which must be lower-case: copy the layout there.
+    const lower = join(tmpdir(), `stevedore-podman-${randomBytes(6).toString('hex')}`);
+    await cp(out, lower, { recursive: true });
+    const podman = await runCommand('podman', [
+      '--root', join(work, 'podman', 'root'), '--runroot', join(work, 'podman', 'run'), '--storage-driver', 'vfs', '--runtime', 'runc',
+      '--cgroup-manager', 'cgroupfs', '--events-backend', 'file',
+      'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `oci:${lower}:v1`,
+    ], { timeoutMs: 120_000 }).finally(() => rm(lower, { recursive: true, force: true }));
+    expect(podman.code, podman.stderr).toBe(0);
+    expect(podman.stdout).toBe('application\nrun\n');
   });
 
   it('--timestamp and SOURCE_DATE_EPOCH give the same digest in fresh stores, on any day', async () => {
