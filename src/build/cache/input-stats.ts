@@ -33,19 +33,29 @@ export async function statFingerprint(root: CopyRoot, spec: CopySpec): Promise<s
   return h.digest('hex');
 }
 
+/** The remembered input hash for a COPY, if its inputs are exactly as last time (by stat fingerprint). */
+export async function knownCopyInputs(cacheDir: string, root: CopyRoot, spec: CopySpec): Promise<{ fingerprint: string; hash?: string }> {
+  const fingerprint = await statFingerprint(root, spec);
+  const known = await readFile(join(cacheDir, 'inputs', `${fingerprint}.txt`), 'utf8').catch(() => undefined);
+  return known && /^[0-9a-f]{64}$/.test(known) ? { fingerprint, hash: known } : { fingerprint };
+}
+
+export async function rememberCopyInputs(cacheDir: string, fingerprint: string, hash: string): Promise<void> {
+  await mkdir(join(cacheDir, 'inputs'), { recursive: true });
+  const file = join(cacheDir, 'inputs', `${fingerprint}.txt`);
+  const tmp = `${file}.${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, hash);
+  await rename(tmp, file);
+}
+
 /**
  * `hashCopyInputs`, remembered on disk by stat fingerprint (`<store>/build-cache/inputs/`): the
  * second build of an unchanged context stats its files and reads none of them.
  */
 export async function cachedCopyInputs(cacheDir: string, root: CopyRoot, spec: CopySpec): Promise<string> {
-  const fp = await statFingerprint(root, spec);
-  const file = join(cacheDir, 'inputs', `${fp}.txt`);
-  const known = await readFile(file, 'utf8').catch(() => undefined);
-  if (known && /^[0-9a-f]{64}$/.test(known)) return known;
+  const known = await knownCopyInputs(cacheDir, root, spec);
+  if (known.hash) return known.hash;
   const hash = await hashCopyInputs(root, spec);
-  await mkdir(join(cacheDir, 'inputs'), { recursive: true });
-  const tmp = `${file}.${randomBytes(4).toString('hex')}`;
-  await writeFile(tmp, hash);
-  await rename(tmp, file);
+  await rememberCopyInputs(cacheDir, known.fingerprint, hash);
   return hash;
 }

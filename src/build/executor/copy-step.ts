@@ -1,9 +1,10 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AddInstruction, CopyInstruction } from '../containerfile/index.js';
 import { hashCopyInputs, writeCopyLayer, type CopyRoot, type CopySpec } from '../layers/copy.js';
-import { cachedCopyInputs } from '../cache/input-stats.js';
+import { knownCopyInputs, rememberCopyInputs } from '../cache/input-stats.js';
+import type { LayerFile } from '../layers/layer-file.js';
 import { cacheKey } from '../cache/key.js';
 import { StevedoreError } from '../../util/errors.js';
 import { resolveChown, parseChmod } from './chown.js';
@@ -100,11 +101,27 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     throw new BuildStepError(loc, (err as Error).message, { cause: err });
   };
 
+  const layerOpts = { workDir: run.workDir, ...(run.opts.timestamp !== undefined ? { timestamp: run.opts.timestamp } : {}) };
+  const writeLayer = async (): Promise<LayerFile> => writeCopyLayer(root, spec, { ...layerOpts, targetRootfs: await run.rootfs(state) });
+  // When the context's files changed since the last build (or there was none), a cache hit is
+  // unlikely: the layer is written while the inputs are hashed, instead of after.
+  let speculative: Promise<LayerFile> | undefined;
+
   // Stage and image sources are identified by their filesystem's chain; the context by content.
   let inputs: string;
   try {
-    if (sourceKey === 'context') inputs = await cachedCopyInputs(run.cache.dir, root, spec);
-    else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:')) inputs = await hashCopyInputs(root, spec);
+    if (sourceKey === 'context') {
+      const known = await knownCopyInputs(run.cache.dir, root, spec);
+      if (known.hash) inputs = known.hash;
+      else {
+        if (!run.opts.noCache) {
+          speculative = writeLayer();
+          speculative.catch(() => undefined);
+        }
+        inputs = await hashCopyInputs(root, spec);
+        await rememberCopyInputs(run.cache.dir, known.fingerprint, inputs);
+      }
+    } else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:')) inputs = await hashCopyInputs(root, spec);
     else inputs = sourceKey;
   } catch (err) {
     return fail(err);
@@ -112,17 +129,14 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
   const key = cacheKey(topChain(state), inst.kind, { spec, inputs, source: sourceKey === 'context' ? 'context' : sourceKey, timestamp: run.opts.timestamp ?? null });
   const history = run.history(historyText(inst, state.config));
   const hit = await run.cached(key);
-  if (hit) return { state: withLayer(state, hit.layer, history), cached: true, layer: hit.layer };
+  if (hit) {
+    if (speculative) await speculative.then((f) => rm(f.path, { force: true }), () => undefined);
+    return { state: withLayer(state, hit.layer, history), cached: true, layer: hit.layer };
+  }
 
   let layer: BuiltLayer | undefined;
   try {
-    const targetRootfs = await run.rootfs(state);
-    const file = await writeCopyLayer(root, spec, {
-      targetRootfs,
-      workDir: run.workDir,
-      ...(run.opts.timestamp !== undefined ? { timestamp: run.opts.timestamp } : {}),
-    });
-    layer = await run.adopt(file);
+    layer = await run.adopt(await (speculative ?? writeLayer()));
   } catch (err) {
     return fail(err);
   }

@@ -51,6 +51,7 @@ export async function runStep(run: BuildRun, state: StageState, inst: RunInstruc
   }
   if (argv.length === 0) throw new BuildStepError(loc, 'RUN has no command');
   const network = inst.network === 'none' ? 'none' : 'host';
+  if (inst.security === 'insecure') run.opts.reporter?.warn(`${loc.file}:${loc.line}: RUN --security=insecure is not supported: the step runs sandboxed like every RUN`);
   const env = [...runEnv, ...mounts.env];
   const key = cacheKey(topChain(state), 'RUN', {
     argv,
