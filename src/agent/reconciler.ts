@@ -73,6 +73,20 @@ function cpus(q: string | number | undefined): number | undefined {
   return q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q);
 }
 
+async function waitProcessGone(pid: number | undefined, ms: number): Promise<void> {
+  if (pid === undefined) return;
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`container monitor ${pid} did not exit`);
+}
+
 export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   readonly name = 'containerrun-agent';
   readonly resource = CONTAINER_RUN_RESOURCE;
@@ -331,6 +345,8 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         }
         this.#o.log.info({ run: `${run.metadata.namespace}/${run.metadata.name}`, id }, 'container killed: the run was deleted');
       }
+      // The monitor unmounts the rootfs after recording the exit: remove nothing under its feet.
+      if (st.state !== 'absent') await waitProcessGone(st.record.monitorPid, 15_000);
       await rm(join(this.#o.store.root, 'containers', id), { recursive: true, force: true });
     }
     await rm(runVolumesDir(this.#o.store.root, uid), { recursive: true, force: true });

@@ -4,9 +4,13 @@
  * basic auth, runs busybox with runc, and writes status. The agent is killed and restarted in
  * the middle of a run; a node whose agent never heartbeats again gets its runs marked Unknown.
  */
-import { openSync, closeSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { createControllerManager } from '../../src/controllers/setup.js';
@@ -45,16 +49,48 @@ let running: Promise<void>;
 
 const runsPath = (name?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${NS}/containerruns${name ? `/${name}` : ''}`;
 
+let agentKubeconfig: string;
+
+/** The helm that hack/helm.mk builds (as test/chart uses). */
+function helmPath(): string {
+  if (process.env['HELM']) return process.env['HELM'];
+  const version = /^HELM_VERSION\s*:?=\s*(v\S+)/m.exec(readFileSync(join(REPO_ROOT, 'hack', 'helm.mk'), 'utf8'))![1]!;
+  return join(process.env['STEVEDORE_CACHE'] || join(homedir(), '.cache', 'stevedore'), 'bin', `helm-${version}`);
+}
+
+/**
+ * The agent runs with the chart's agent RBAC only (ServiceAccount token, not admin): this suite
+ * passing shows those rules are enough.
+ */
+async function agentKubeconfigFromChart(dir: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(helmPath(), [
+    'template', 'stevedore', join(REPO_ROOT, 'charts', 'stevedore'), '--namespace', SYSTEM_NS, '--set', 'agent.enabled=true',
+  ], { maxBuffer: 16 * 1024 * 1024 });
+  const paths: Record<string, string> = {
+    ClusterRole: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+    ClusterRoleBinding: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    Role: `/apis/rbac.authorization.k8s.io/v1/namespaces/${SYSTEM_NS}/roles`,
+    RoleBinding: `/apis/rbac.authorization.k8s.io/v1/namespaces/${SYSTEM_NS}/rolebindings`,
+  };
+  const objs = parseAllDocuments(stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string } } | null);
+  const agentObjs = objs.filter((o): o is { kind: string; metadata: { name: string } } => !!o && o.kind in paths && o.metadata.name.includes('-agent'));
+  expect(agentObjs.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+  for (const o of agentObjs) await ok(cp, 'POST', paths[o.kind]!, o);
+  const token = await cp.serviceAccountToken(SYSTEM_NS, 'stevedore-agent');
+  const file = join(dir, 'agent.kubeconfig');
+  await writeFile(file, cp.kubeConfigForToken(token).exportConfig());
+  return file;
+}
+
 async function startAgent(): Promise<ManagedProcess> {
   const fd = openSync(agentLog, 'a');
   try {
     return await spawnManaged(process.execPath, [
-      join(REPO_ROOT, 'bin', 'stevedore.js'), 'agent',
+      join(REPO_ROOT, 'bin', 'stevedore.js'), '--log-level', 'info', 'agent',
       '--node-name', NODE,
-      '--kubeconfig', cp.kubeconfigPath,
+      '--kubeconfig', agentKubeconfig,
       '--lease-namespace', SYSTEM_NS,
       '--namespace', NS,
-      '--no-read-node-labels',
       '--node-labels', 'disk=ssd,zone=a',
       '--root', storeRoot,
       '--metrics-addr', '127.0.0.1:0',
@@ -63,7 +99,7 @@ async function startAgent(): Promise<ManagedProcess> {
       '--stop-grace-period', '1s',
       '--restart-backoff', '300ms',
       '--poll-interval', '250ms',
-    ], { output: [fd, fd], env: { ...process.env, STEVEDORE_LOG_LEVEL: 'debug' } });
+    ], { output: [fd, fd] });
   } finally {
     closeSync(fd);
   }
@@ -83,7 +119,9 @@ beforeAll(async () => {
   imageDigest = fixture.descriptor.digest;
   await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, dockerConfigSecret('pull', reg.host, reg.username!, reg.password!));
   storeRoot = await temps.make('agent-store');
-  agentLog = join(await temps.make('agent-log'), 'agent.log');
+  const agentDir = await temps.make('agent-log');
+  agentLog = join(agentDir, 'agent.log');
+  agentKubeconfig = await agentKubeconfigFromChart(agentDir);
   manager = createControllerManager({
     kubeConfig: cp.kubeConfig,
     namespace: NS,
@@ -265,5 +303,11 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
     expect(picky!.status?.nodeName).toBeUndefined();
     const matching = await waitPhase('matching', ['Succeeded', 'Failed']);
     expect(matching.status).toMatchObject({ phase: 'Succeeded', nodeName: NODE });
+  });
+
+  it('needed no right beyond the chart agent RBAC it runs with (nothing forbidden in its log)', async () => {
+    const log = await readFile(agentLog, 'utf8');
+    expect(log).toContain('container started');
+    expect(log).not.toMatch(/forbidden/i);
   });
 });
