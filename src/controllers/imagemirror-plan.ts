@@ -14,7 +14,7 @@ export interface MirrorPlan {
   source: { registry: string; repository: string; insecure: boolean; secret?: string };
   destination: { registry: string; repository: string; insecure: boolean; secret?: string };
   spec: Omit<SyncRepoSpec, 'credentials'>;
-  options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing'>;
+  options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing' | 'signatures'>;
 }
 
 const invalid = (message: string) => new StallingError('InvalidSpec', message);
@@ -31,10 +31,19 @@ function repo(side: 'source' | 'destination', loc: ImageMirrorSpec['source']) {
   return { registry: ref.registry, repository: ref.repository, insecure: loc.registry.insecure ?? false, secret: loc.registry.credentials?.name };
 }
 
+/**
+ * Tags that hold an image's attachments, not an image: cosign's `sha256-<hex>.sig/.att/.sbom` and
+ * the OCI referrers tag fallback `sha256-<hex>`. They travel with their image (spec.signatures);
+ * selecting them as tags would copy signatures that `remove` must leave behind, and would put each
+ * through the policy as if it were an image.
+ */
+const ATTACHMENT_TAG = 'sha256-[a-f0-9]{64}(?:\\.(?:sig|att|sbom))?';
+
 /** A regex for allow/deny as full matches (the API's RE2 subset is valid JavaScript syntax). */
 function tagRegex(allow: string | undefined, deny: string | undefined): RegExp {
+  const denied = deny ? `${ATTACHMENT_TAG}|(?:${deny})` : ATTACHMENT_TAG;
   try {
-    return new RegExp(`^${deny ? `(?!(?:${deny})$)` : ''}(?:${allow ?? '.*'})$`);
+    return new RegExp(`^(?!(?:${denied})$)(?:${allow ?? '.*'})$`);
   } catch (err) {
     throw invalid(`spec.tags: ${(err as Error).message}`);
   }
@@ -51,7 +60,7 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
     ? { tags: [...t.list] }
     : {
         tags: [],
-        ...(t?.allow || t?.deny ? { regex: tagRegex(t.allow, t.deny) } : {}),
+        regex: tagRegex(t?.allow, t?.deny),
         ...(t?.semver ? { semver: t.semver } : {}),
         ...(t?.newest !== undefined ? { newest: t.newest } : {}),
       };
@@ -65,7 +74,13 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
     source,
     destination,
     spec: { registry: source.registry, repository: source.repository, tlsVerify: source.insecure ? false : undefined, ...sel },
-    options: { platforms, dryRun: spec.dryRun ?? false, prune: spec.prune ?? false, keepGoing: true },
+    options: {
+      platforms,
+      dryRun: spec.dryRun ?? false,
+      prune: spec.prune ?? false,
+      keepGoing: true,
+      signatures: spec.signatures === 'remove' ? 'remove' : 'copy',
+    },
   };
 }
 

@@ -12,7 +12,12 @@ export interface SyncVerdict {
   counts: NonNullable<ImageMirrorStatus['counts']>;
 }
 
-function action(a: SyncReport['items'][number]['action']): TagAction {
+/** The message of the engine's PolicyDeniedError (code POLICY_DENIED), as a sync item carries it. */
+const POLICY_DENIED_PREFIX = 'policy denied: ';
+
+function action(item: SyncReport['items'][number]): TagAction {
+  const a = item.action;
+  if (a === 'failed' && item.error?.startsWith(POLICY_DENIED_PREFIX)) return 'denied';
   // In a dry run the status says what a sync would do.
   if (a === 'would-copy') return 'copied';
   if (a === 'would-prune') return 'pruned';
@@ -30,19 +35,21 @@ export function summarize(report: SyncReport, dryRun: boolean): SyncVerdict {
     }
     tags.push({
       tag: item.tag,
-      action: action(item.action),
+      action: action(item),
       ...(item.digest ? { digest: item.digest } : {}),
       ...(item.error ? { error: item.error.slice(0, 4096) } : {}),
     });
   }
   tags.sort((a, b) => a.tag.localeCompare(b.tag));
   const count = (a: TagAction) => tags.filter((t) => t.action === a).length;
-  const failedTags = tags.filter((t) => t.action === 'failed');
+  const failedTags = tags.filter((t) => t.action === 'failed' || t.action === 'denied');
+  const deniedTags = tags.filter((t) => t.action === 'denied');
   const counts = {
     selected: tags.filter((t) => t.action !== 'pruned').length,
     copied: count('copied'),
     skipped: count('skipped'),
-    failed: failedTags.length,
+    failed: count('failed'),
+    denied: deniedTags.length,
     pruned: count('pruned'),
   };
   const what = dryRun ? 'dry run: would copy' : 'copied';
@@ -50,12 +57,19 @@ export function summarize(report: SyncReport, dryRun: boolean): SyncVerdict {
   if (repoErrors.length > 0) {
     return { ready: false, reason: 'SyncFailed', message: `sync failed: ${repoErrors.join('; ')}`, tags, counts };
   }
-  if (failedTags.length > 0 && counts.copied + counts.skipped === 0 && counts.selected === failedTags.length) {
+  const everyTagBad = failedTags.length > 0 && counts.copied + counts.skipped === 0 && counts.selected === failedTags.length;
+  if (everyTagBad && deniedTags.length === failedTags.length) {
+    const list = deniedTags.map((t) => `${t.tag}: ${t.error}`).join('; ');
+    return { ready: false, reason: 'PolicyDenied', message: `spec.policy refused every tag, nothing was copied: ${list}`.slice(0, 32768), tags, counts };
+  }
+  if (everyTagBad) {
     return { ready: false, reason: 'SyncFailed', message: `every tag failed: ${failedTags.map((t) => `${t.tag}: ${t.error}`).join('; ')}`.slice(0, 32768), tags, counts };
   }
   if (failedTags.length > 0) {
+    // Denied tags' errors start with "policy denied: ", which tells them apart in the list.
     const list = failedTags.map((t) => `${t.tag}: ${t.error ?? 'failed'}`).join('; ');
-    return { ready: false, reason: 'PartialFailure', message: `${failedTags.length} of ${tags.length} tags failed (${failedTags.map((t) => t.tag).join(', ')}): ${list}`.slice(0, 32768), tags, counts };
+    const verb = deniedTags.length === 0 ? 'failed' : counts.failed === 0 ? 'were denied by spec.policy' : 'failed or were denied by spec.policy';
+    return { ready: false, reason: 'PartialFailure', message: `${failedTags.length} of ${tags.length} tags ${verb} (${failedTags.map((t) => t.tag).join(', ')}): ${list}`.slice(0, 32768), tags, counts };
   }
   return { ready: true, reason: 'Succeeded', message: summary, tags, counts };
 }

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { sync, type SyncReport } from '../copy/sync.js';
 import { GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION, API_VERSION } from '../k8s/api/common.js';
-import type { ImageMirror, ImageMirrorStatus } from '../k8s/api/imagemirror.js';
+import type { ImageMirror, ImageMirrorStatus, TagStatus } from '../k8s/api/imagemirror.js';
 import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
@@ -15,6 +15,7 @@ import type { Credentials } from '../registry/credentials.js';
 import { errorMessage } from '../util/errors.js';
 import { credentialsFromSecret } from './imagemirror-credentials.js';
 import { planMirror, syncTarget, type MirrorPlan } from './imagemirror-plan.js';
+import { policyFromSecret } from './imagemirror-policy.js';
 import { summarize } from './imagemirror-status.js';
 import { nextCron, parseDuration } from './schedule.js';
 
@@ -132,13 +133,18 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     status.conditions = markReconciling(status.conditions, generation, 'Progressing', `syncing ${plan.source.registry}/${plan.source.repository}`);
     await this.#patchStatus(obj, status);
 
-    const [srcCreds, destCreds] = await Promise.all([this.#creds(ns, plan.source), this.#creds(ns, plan.destination)]);
+    const [srcCreds, destCreds, policy] = await Promise.all([
+      this.#creds(ns, plan.source),
+      this.#creds(ns, plan.destination),
+      spec.policy ? policyFromSecret(this.#client, ns, spec.policy) : undefined,
+    ]);
     const started = new Date();
     let report: SyncReport;
     const run = this.#o.sync ?? sync;
     try {
       report = await run([{ ...plan.spec, credentials: srcCreds }], syncTarget(plan, destCreds), {
         ...plan.options,
+        ...(policy ? { policy } : {}),
         parallelImages: this.#o.parallelImages ?? 4,
         signal,
       });
@@ -146,6 +152,7 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       throw new ReconcileError('SyncFailed', `sync failed: ${errorMessage(err)}`, { cause: err });
     }
     const verdict = summarize(report, plan.options.dryRun ?? false);
+    await this.#eventOnDenial(obj, status, verdict.tags);
     status.tags = verdict.tags;
     status.counts = verdict.counts;
     status.lastSyncTime = iso(new Date());
@@ -191,6 +198,19 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       if (isNotFound(err)) return;
       throw err;
     }
+  }
+
+  /**
+   * A Warning Event naming the tags spec.policy refused, when that set (or a reason) changed since
+   * the last sync: the Ready transition Event alone says nothing when the mirror was already failing.
+   */
+  async #eventOnDenial(obj: ImageMirror, before: ImageMirrorStatus, after: TagStatus[]): Promise<void> {
+    const denied = (tags: TagStatus[] | undefined) =>
+      (tags ?? []).filter((t) => t.action === 'denied').map((t) => `${t.tag}: ${t.error ?? 'denied'}`).join('; ');
+    const now = denied(after);
+    if (!now || now === denied(before.tags)) return;
+    const target = { ...obj, apiVersion: API_VERSION, kind: 'ImageMirror' };
+    await this.#o.events.record(target, 'Warning', 'PolicyDenied', `not copied: ${now}`.slice(0, 1024));
   }
 
   async #eventOnTransition(obj: ImageMirror, before: ImageMirrorStatus, after: ImageMirrorStatus): Promise<void> {

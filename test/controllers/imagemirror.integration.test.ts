@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { createControllerManager } from '../../src/controllers/setup.js';
@@ -5,6 +7,9 @@ import { IMAGE_MIRROR_FINALIZER } from '../../src/controllers/imagemirror.js';
 import { RECONCILE_REQUESTED_AT_ANNOTATION } from '../../src/k8s/api/common.js';
 import type { Manager } from '../../src/k8s/runtime/manager.js';
 import { parseImageName } from '../../src/transports/index.js';
+import { parseReference } from '../../src/oci/reference.js';
+import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
+import { signImage } from '../../src/sign/sign.js';
 import { rootLogger } from '../../src/util/log.js';
 import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { freePort, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
@@ -24,6 +29,8 @@ let cp: ControlPlane;
 let regA: TestRegistry; // source, basic auth
 let regB: TestRegistry; // destination, anonymous
 const images = new Map<string, FixtureImage>();
+/** Public keys (PEM) of two signing keys; images under regB signed/app:1.0 are signed with a. */
+const pubPem = { a: '', b: '' };
 let manager: Manager;
 let stop: AbortController;
 let running: Promise<void>;
@@ -46,6 +53,18 @@ beforeAll(async () => {
   }
   await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, dockerConfigSecret('src-creds', regA.host, creds.username, creds.password));
   await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, dockerConfigSecret('wrong-creds', regA.host, creds.username, 'not-the-password'));
+
+  // Policy fixtures: signed/app:1.0 signed with key a (cosign format), signed/app:2.0 unsigned.
+  const keyDir = await temps.make('keys');
+  for (const k of ['a', 'b'] as const) {
+    const pair = generateKeyPair('pw');
+    await writeFile(join(keyDir, `${k}.key`), pair.privatePem);
+    pubPem[k] = pair.publicPem;
+  }
+  for (const tag of ['1.0', '2.0']) {
+    await copyReference(parseImageName(images.get(tag)!.ociRef), parseImageName(`docker://${regB.host}/signed/app:${tag}`), {});
+  }
+  await signImage(parseReference(`${regB.host}/signed/app:1.0`), await loadPrivateKey(join(keyDir, 'a.key'), 'pw'));
 
   // The controller authenticates as a ServiceAccount bound only to config/rbac/role.yaml.
   const token = await controllerToken(cp, SYSTEM_NS, 'stevedore-controller');
@@ -82,7 +101,7 @@ describe('ImageMirror controller on a real API server and real registries', () =
     const m = await waitFor('Ready=True', get('app'), readyAt(created.metadata.generation, 'Succeeded'));
     expect(m!.metadata.finalizers).toContain(IMAGE_MIRROR_FINALIZER);
     expect(m!.status!.tags!.map((t) => [t.tag, t.action, t.digest])).toEqual(TAGS.map((t) => [t, 'copied', images.get(t)!.manifest.digest]));
-    expect(m!.status!.counts).toEqual({ selected: 3, copied: 3, skipped: 0, failed: 0, pruned: 0 });
+    expect(m!.status!.counts).toEqual({ selected: 3, copied: 3, skipped: 0, failed: 0, denied: 0, pruned: 0 });
     expect(m!.status!.lastSyncTime).toBeTruthy();
     expect(m!.status!.nextSyncTime).toBeUndefined();
     expect(m!.status!.conditions!.map((c) => c.type)).toEqual(['Ready']);
@@ -173,6 +192,124 @@ describe('ImageMirror controller on a real API server and real registries', () =
     });
     await waitFor('Ready', get('renamed'), readyAt(created.metadata.generation, 'Succeeded', 'True'));
     expect(await registryDigest(regB.url, 'elsewhere', '1.0')).toBe(images.get('1.0')!.manifest.digest);
+  });
+
+  describe('spec.policy (containers-policy.json in a Secret) and spec.signatures', () => {
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const policySecret = (name: string, data: Record<string, string>) =>
+      ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name },
+        type: 'Opaque',
+        data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
+      });
+    /** Only signed/… under regB needs a signature by the given requirement; everything else is refused. */
+    const policyDoc = (requirement: object) =>
+      JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [`${regB.host}/signed`]: [{ type: 'sigstoreSigned', ...requirement }] } } });
+    const signedSource = () => ({ registry: { repository: `${regB.host}/signed/app`, insecure: true } });
+    const sigTag = async (repo: string, tag: string) => {
+      const digest = await registryDigest(regB.url, repo, tag);
+      return digest ? registryDigest(regB.url, repo, `${digest.replace(':', '-')}.sig`) : undefined;
+    };
+    const events = async (name: string) =>
+      ((await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note?: string; type: string; regarding: { name: string } }[] }).items.filter(
+        (e) => e.regarding.name === name,
+      );
+
+    beforeAll(async () => {
+      await policySecret('policy-a', { 'policy.json': policyDoc({ keyPath: 'cosign.pub' }), 'cosign.pub': pubPem.a });
+      await policySecret('policy-b', { 'policy.json': policyDoc({ keyData: b64(pubPem.b) }) });
+      await policySecret('policy-unknown-field', { 'policy.json': JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }], transport: {} }) });
+      await policySecret('policy-file-path', { 'policy.json': policyDoc({ keyPath: '/etc/ssl/certs/ca-certificates.crt' }) });
+    });
+
+    it('copies the signed tag with its signature and denies the unsigned one, saying why (PartialFailure, Event)', async () => {
+      const created = await createMirror(cp, NS, 'policy-mixed', {
+        source: signedSource(),
+        destination: { registry: { repository: `${regB.host}/checked/app`, insecure: true } },
+        policy: { secretRef: { name: 'policy-a' } },
+      });
+      const m = await waitFor('PartialFailure', get('policy-mixed'), readyAt(created.metadata.generation, 'PartialFailure', 'False'));
+      expect(m!.status!.tags!.map((t) => [t.tag, t.action])).toEqual([['1.0', 'copied'], ['2.0', 'denied']]);
+      const denied = m!.status!.tags!.find((t) => t.tag === '2.0')!;
+      expect(denied.error).toMatch(/^policy denied: .*signature/i);
+      expect(m!.status!.counts).toMatchObject({ selected: 2, copied: 1, failed: 0, denied: 1 });
+      expect(ready(m)!.message).toContain('were denied by spec.policy (2.0)');
+      expect(await registryDigest(regB.url, 'checked/app', '1.0')).toBe(images.get('1.0')!.manifest.digest);
+      expect(await registryDigest(regB.url, 'checked/app', '2.0')).toBeUndefined();
+      // The signature travelled with the image (spec.signatures defaults to carry).
+      expect(await sigTag('checked/app', '1.0')).toBeTruthy();
+      const evs = await waitFor('PolicyDenied Event', () => events('policy-mixed'), (es) => es.some((e) => e.reason === 'PolicyDenied'));
+      const ev = evs.find((e) => e.reason === 'PolicyDenied')!;
+      expect(ev.type).toBe('Warning');
+      expect(ev.note).toContain('2.0: policy denied');
+    });
+
+    it('denies a tag signed by another key than the policy names: Ready=False PolicyDenied, nothing copied', async () => {
+      const created = await createMirror(cp, NS, 'policy-wrong-key', {
+        source: signedSource(),
+        destination: { registry: { repository: `${regB.host}/wrongkey/app`, insecure: true } },
+        tags: { list: ['1.0'] },
+        policy: { secretRef: { name: 'policy-b' } },
+      });
+      const m = await waitFor('PolicyDenied', get('policy-wrong-key'), readyAt(created.metadata.generation, 'PolicyDenied', 'False'));
+      expect(m!.status!.tags).toEqual([expect.objectContaining({ tag: '1.0', action: 'denied', error: expect.stringMatching(/^policy denied: /) })]);
+      expect(ready(m)!.message).toMatch(/^spec.policy refused every tag, nothing was copied: 1.0: policy denied: /);
+      expect(await registryDigest(regB.url, 'wrongkey/app', '1.0')).toBeUndefined();
+      expect((await events('policy-wrong-key')).some((e) => e.reason === 'PolicyDenied' && e.type === 'Warning')).toBe(true);
+    });
+
+    it('leaves signatures behind with spec.signatures: remove', async () => {
+      const created = await createMirror(cp, NS, 'policy-nosig', {
+        source: signedSource(),
+        destination: { registry: { repository: `${regB.host}/nosig/app`, insecure: true } },
+        tags: { list: ['1.0'] },
+        policy: { secretRef: { name: 'policy-a' } },
+        signatures: 'remove',
+      });
+      await waitFor('Ready', get('policy-nosig'), readyAt(created.metadata.generation, 'Succeeded'));
+      expect(await registryDigest(regB.url, 'nosig/app', '1.0')).toBe(images.get('1.0')!.manifest.digest);
+      expect(await sigTag('nosig/app', '1.0')).toBeUndefined();
+    });
+
+    it('stalls on a policy that does not parse, with containers/image’s strictness, naming the Secret and the field', async () => {
+      const created = await createMirror(cp, NS, 'policy-bad', {
+        source: signedSource(),
+        destination: { registry: { repository: `${regB.host}/badpolicy/app`, insecure: true } },
+        policy: { secretRef: { name: 'policy-unknown-field' } },
+      });
+      const m = await waitFor('Stalled', get('policy-bad'), readyAt(created.metadata.generation, 'InvalidPolicy', 'False'));
+      expect(m!.status!.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidPolicy' });
+      expect(ready(m)!.message).toContain(`Secret ${NS}/policy-unknown-field key policy.json`);
+      expect(ready(m)!.message).toContain('unknown field "transport"');
+      expect(await registryDigest(regB.url, 'badpolicy/app', '1.0')).toBeUndefined();
+    });
+
+    it('refuses key paths that name files of the controller instead of keys of the Secret', async () => {
+      const created = await createMirror(cp, NS, 'policy-path', {
+        source: signedSource(),
+        destination: { registry: { repository: `${regB.host}/pathpolicy/app`, insecure: true } },
+        policy: { secretRef: { name: 'policy-file-path' } },
+      });
+      const m = await waitFor('Stalled', get('policy-path'), readyAt(created.metadata.generation, 'InvalidPolicy', 'False'));
+      expect(ready(m)!.message).toContain('"/etc/ssl/certs/ca-certificates.crt" is not a key of Secret');
+    });
+
+    it('waits for a policy Secret that does not exist yet (PolicyNotFound), then syncs once it appears', async () => {
+      const created = await createMirror(cp, NS, 'policy-later', {
+        source: signedSource(),
+        destination: { registry: { repository: `${regB.host}/later/app`, insecure: true } },
+        tags: { list: ['1.0'] },
+        policy: { secretRef: { name: 'policy-later', key: 'containers-policy.json' } },
+      });
+      const m = await waitFor('PolicyNotFound', get('policy-later'), readyAt(created.metadata.generation, 'PolicyNotFound', 'False'));
+      expect(ready(m)!.message).toContain(`Secret ${NS}/policy-later not found`);
+      expect(m!.status!.conditions!.some((c) => c.type === 'Stalled')).toBe(false);
+      await policySecret('policy-later', { 'containers-policy.json': policyDoc({ keyPath: 'k.pub' }), 'k.pub': pubPem.a });
+      await waitFor('Ready after the Secret appears', get('policy-later'), readyAt(created.metadata.generation, 'Succeeded'), 30_000);
+      expect(await registryDigest(regB.url, 'later/app', '1.0')).toBe(images.get('1.0')!.manifest.digest);
+    });
   });
 
   it('stalls on a spec the controller cannot carry out, without retrying', async () => {

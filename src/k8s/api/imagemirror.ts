@@ -20,6 +20,7 @@ import {
   lastHandledReconcileAt,
   observedGeneration,
   repository,
+  secretName,
   type KubeObject,
 } from './common.js';
 import { AGE_COLUMN, readyColumns, type KindDefinition } from './kind.js';
@@ -33,10 +34,14 @@ export const IMAGE_MIRROR_REASONS = [
   'Suspended',
   'InvalidSpec',
   'CredentialsNotFound',
+  'PolicyDenied',
+  'PolicyNotFound',
+  'InvalidPolicy',
+  'LayoutNotFound',
 ] as const;
 export type ImageMirrorReason = (typeof IMAGE_MIRROR_REASONS)[number];
 
-export const TAG_ACTIONS = ['copied', 'skipped', 'failed', 'pruned'] as const;
+export const TAG_ACTIONS = ['copied', 'skipped', 'failed', 'denied', 'pruned'] as const;
 export type TagAction = (typeof TAG_ACTIONS)[number];
 
 const Tag = str('A tag.', { pattern: '^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$', maxLength: 128 });
@@ -84,7 +89,7 @@ export const ImageMirrorSpec = obj(
     source: location('source'),
     destination: location('destination'),
     tags: obj(
-      'Which source tags to mirror. Without this field every tag is mirrored. allow, deny and semver filter the source’s tag list; newest then keeps the N newest of what remains.',
+      'Which source tags to mirror. Without this field every tag is mirrored. allow, deny and semver filter the source’s tag list; newest then keeps the N newest of what remains. Attachment tags (sha256-<hex>.sig, .att, .sbom and the referrers fallback tag sha256-<hex>) are never selected by the filters: they travel with their images (see signatures).',
       {
         list: arr('Exactly these tags (cannot be combined with the filters).', Tag, {
           listType: 'set',
@@ -150,6 +155,29 @@ export const ImageMirrorSpec = obj(
     dryRun: bool('Compute and report what a sync would copy and prune (status.tags), without writing anything.', {
       default: false,
     }),
+    policy: obj(
+      'A containers-policy.json(5) every copied tag must satisfy, checked at the source before anything of the tag is written: a tag the policy refuses is not copied (status.tags action denied, with the reason; Ready=False reason PolicyDenied, or PartialFailure when other tags succeed; a Warning Event). ' +
+        'The policy lives in a Secret of the mirror’s own namespace (as Flux’s verify.secretRef: the controller may get Secrets one by one but not ConfigMaps). ' +
+        'Public keys go inline (keyData, keyDatas, rekorPublicKeyData, fulcio.caData) or in other keys of the same Secret: keyPath, keyPaths, rekorPublicKeyPath(s) and fulcio.caPath name a key of that Secret (e.g. "keyPath": "cosign.pub"), never a file of the controller. ' +
+        'A missing Secret or key is retried (reason PolicyNotFound); a policy that does not parse stalls the mirror (reason InvalidPolicy) until the spec or the reconcile.stevedore.dev/requestedAt annotation changes. ' +
+        'Tags already at the destination with the source’s digest are skipped without a new check.',
+      {
+        secretRef: obj(
+          'The Secret holding the policy, in the same namespace as this object.',
+          {
+            name: secretName('Name of the Secret.'),
+            key: str('Key of the Secret that holds the policy JSON.', { default: 'policy.json', minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
+          },
+          { required: ['name'] },
+        ),
+      },
+      { required: ['secretRef'] },
+    ),
+    signatures: enumOf(
+      'Registry to registry, carry cosign signatures, attestations, SBOMs and OCI referrers of each copied image along with it (carry), or leave them behind (remove, as skopeo --remove-signatures).',
+      ['carry', 'remove'] as const,
+      { default: 'carry' },
+    ),
   },
   { required: ['source', 'destination'] },
 );
@@ -161,7 +189,7 @@ export const TagStatus = obj(
     tag: Tag,
     digest: str('Digest of the manifest or index at the source.', { maxLength: 256 }),
     action: enumOf('What the last sync did with this tag (in a dry run: what it would do).', TAG_ACTIONS),
-    error: str('Why the tag failed (action failed).', { maxLength: 4096 }),
+    error: str('Why the tag failed (action failed) or why the policy refused it (action denied).', { maxLength: 4096 }),
   },
   { required: ['tag', 'action'] },
 );
@@ -180,6 +208,7 @@ export const ImageMirrorStatus = obj('Observed state of the ImageMirror.', {
     copied: int('Tags copied (new or changed at the source).', { minimum: 0 }),
     skipped: int('Tags already up to date at the destination.', { minimum: 0 }),
     failed: int('Tags that could not be copied.', { minimum: 0 }),
+    denied: int('Tags spec.policy refused (not copied).', { minimum: 0 }),
     pruned: int('Destination tags deleted by prune.', { minimum: 0 }),
   }),
   tags: arr('Per-tag outcome of the last sync.', TagStatus, { listType: 'map', mapKeys: ['tag'] }),
