@@ -161,6 +161,8 @@ describe('charts/stevedore', () => {
     expect(c.args).toContain('--leader-elect');
     expect(c.args).toContain('--metrics-addr=:8080');
     expect(c.args).toContain('--leader-election-namespace=$(POD_NAMESPACE)');
+    // ImageBuild Pods run the controller's own image, in their own user namespace, as uid 65532.
+    expect(c.args).toEqual(expect.arrayContaining([`--build-image=${c.image}`, '--build-user-namespaces=true', '--build-run-as-user=65532', '--build-seccomp-profile=RuntimeDefault']));
     expect(c.env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
     expect(c.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
