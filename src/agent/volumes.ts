@@ -32,7 +32,7 @@ export function quantityBytes(q: string | number): number {
 /** A key's relative path must stay inside the volume directory. */
 function safeRelative(path: string, what: string): string {
   const n = normalize(path);
-  if (n.startsWith('..') || n.startsWith(sep) || n.split(sep).includes('..')) throw new ConfigSourceError(`${what}: path "${path}" leaves the volume`);
+  if (n.startsWith(sep) || n.split(sep).includes('..')) throw new ConfigSourceError(`${what}: path "${path}" leaves the volume`);
   return n;
 }
 

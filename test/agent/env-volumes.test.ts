@@ -1,0 +1,100 @@
+/** How a run's env and volumes are assembled from ConfigMaps and Secrets (sources stubbed: pure logic). */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigSourceError, type ConfigSources, type SourceKind } from '../../src/agent/config-sources.js';
+import { resolveEnv } from '../../src/agent/env.js';
+import { prepareVolumes } from '../../src/agent/volumes.js';
+import { TempDirs } from '../harness/tmp.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.cleanup());
+
+/** The same contract as ConfigSources over fixed objects. */
+function sources(objects: Record<string, Record<string, string>>): ConfigSources {
+  const keys = async (kind: SourceKind, name: string) => {
+    const o = objects[`${kind}/${name}`];
+    return o ? new Map(Object.entries(o).map(([k, v]) => [k, Buffer.from(v)])) : undefined;
+  };
+  const required = async (kind: SourceKind, name: string, optional?: boolean) => {
+    const k = await keys(kind, name);
+    if (k) return k;
+    if (optional) return new Map<string, Buffer>();
+    throw new ConfigSourceError(`${kind} ns/${name} not found`);
+  };
+  return {
+    keys,
+    required,
+    async key(kind: SourceKind, name: string, key: string, optional?: boolean) {
+      const v = (await required(kind, name, optional)).get(key);
+      if (v !== undefined || optional) return v;
+      throw new ConfigSourceError(`${kind} ns/${name} has no key "${key}"`);
+    },
+  } as unknown as ConfigSources;
+}
+
+const src = sources({ 'ConfigMap/cfg': { A: '1', B: '2', 'bad name': 'x' }, 'Secret/sec': { token: 't0k' } });
+
+describe('env', () => {
+  it('applies envFrom (with prefix, invalid names skipped) then env, which wins', async () => {
+    const env = await resolveEnv(
+      {
+        image: 'x',
+        envFrom: [{ configMapRef: { name: 'cfg' } }, { prefix: 'S_', secretRef: { name: 'sec' } }],
+        env: [{ name: 'A', value: 'override' }, { name: 'T', valueFrom: { secretKeyRef: { name: 'sec', key: 'token' } } }],
+      },
+      src,
+    );
+    expect(env).toEqual(['A=override', 'B=2', 'S_token=t0k', 'T=t0k']);
+  });
+
+  it('skips optional missing keys and objects, and names what is missing otherwise', async () => {
+    const env = await resolveEnv(
+      {
+        image: 'x',
+        env: [{ name: 'M', valueFrom: { configMapKeyRef: { name: 'nope', key: 'k', optional: true } } }],
+        envFrom: [{ secretRef: { name: 'nope', optional: true } }],
+      },
+      src,
+    );
+    expect(env).toEqual([]);
+    await expect(resolveEnv({ image: 'x', env: [{ name: 'M', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'C' } } }] }, src)).rejects.toThrow(
+      'ConfigMap ns/cfg has no key "C"',
+    );
+  });
+});
+
+describe('volumes', () => {
+  it('writes configMap and secret keys as read-only mounts, emptyDir as a writable dir, Memory as tmpfs', async () => {
+    const dir = await temps.make('vols');
+    const m = await prepareVolumes(
+      {
+        image: 'x',
+        volumes: [
+          { name: 'c', mountPath: '/etc/c', configMap: { name: 'cfg', items: [{ key: 'A', path: 'sub/a.txt' }] } },
+          { name: 's', mountPath: '/s', secret: { secretName: 'sec' } },
+          { name: 'e', mountPath: '/scratch', emptyDir: {} },
+          { name: 'm', mountPath: '/mem', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+        ],
+      },
+      dir,
+      src,
+    );
+    expect(await readFile(join(dir, 'c', 'sub', 'a.txt'), 'utf8')).toBe('1');
+    expect(await readFile(join(dir, 's', 'token'), 'utf8')).toBe('t0k');
+    expect((await stat(join(dir, 'e'))).mode & 0o777).toBe(0o777);
+    expect(m.binds).toEqual([
+      { source: join(dir, 'c'), destination: '/etc/c', readonly: true },
+      { source: join(dir, 's'), destination: '/s', readonly: true },
+      { source: join(dir, 'e'), destination: '/scratch', readonly: false },
+    ]);
+    expect(m.tmpfs).toEqual(['/mem:rw,nosuid,nodev,size=1048576']);
+  });
+
+  it('refuses a key path that leaves the volume', async () => {
+    const dir = await temps.make('vols-escape');
+    await expect(
+      prepareVolumes({ image: 'x', volumes: [{ name: 'c', mountPath: '/c', configMap: { name: 'cfg', items: [{ key: 'A', path: 'x/../../escape' }] } }] }, dir, src),
+    ).rejects.toThrow(/path "x\/\.\.\/\.\.\/escape" leaves the volume/);
+  });
+});
