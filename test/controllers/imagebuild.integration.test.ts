@@ -5,7 +5,8 @@
  * everything else is real.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -117,6 +118,13 @@ afterAll(async () => {
 });
 
 describe('ImageBuild controller: build Pods on a real API server', () => {
+  it('accepts examples/imagebuild.yaml (server-side dry run against the CRD schema and its rules)', async () => {
+    const example = parseYaml(await readFile(join(REPO_ROOT, 'examples', 'imagebuild.yaml'), 'utf8')) as ImageBuild;
+    const res = await cp.request('POST', `${buildsPath()}?dryRun=All`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(example) });
+    expect(res.status, res.body).toBe(201);
+    expect((res.json as ImageBuild).spec.source.git?.url).toBe('https://git.example.com/org/app.git');
+  });
+
   it('builds an inline Containerfile in a locked-down Pod and reports the pushed digest', async () => {
     const created = await create('inline', {
       source: { inline: { containerfile: `FROM ${base}\nLABEL org.example.built-by=stevedore\n` } },
