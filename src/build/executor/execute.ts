@@ -140,6 +140,8 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
     }
     if (outcome) {
       state = outcome.state;
+      // A later RUN of this stage will need this filesystem: unpack it while other work goes on.
+      if (outcome.layer && evaluation.steps.slice(i + 1).some((s) => s.instruction.kind === 'RUN')) run.prefetch(state);
       counted(outcome.cached);
       if (outcome.cached) reporter.cached(outcome.layer);
       else reporter.layer(outcome.layer, Date.now() - started);

@@ -31,6 +31,8 @@ export class BuildRun {
   /** Each stage of the plan, finished or not: a step needing another stage waits for it here. */
   readonly pending = new Map<number, Promise<StageState>>();
   readonly #images = new Map<string, Promise<StoredImage>>();
+  /** Snapshots by chain ID, built once per build however many steps ask. */
+  readonly #rootfs = new Map<string, Promise<string>>();
 
   constructor(opts: ExecuteOptions, plan: BuildPlan, cache: LocalBuildCache, workDir: string, remote?: RegistryBuildCache) {
     this.opts = opts;
@@ -69,7 +71,23 @@ export class BuildRun {
 
   /** The complete filesystem of a state (a store snapshot, built from its layers when missing). */
   rootfs(state: StageState): Promise<string> {
-    return this.store.snapshot(asStoredImage(state, 'build'), { signal: this.opts.signal });
+    const chain = topChain(state);
+    let p = this.#rootfs.get(chain);
+    if (!p) {
+      p = this.store.snapshot(asStoredImage(state, 'build'), { signal: this.opts.signal });
+      // A failed snapshot (an abort) is not remembered: a later step tries again.
+      p.catch(() => this.#rootfs.delete(chain));
+      this.#rootfs.set(chain, p);
+    }
+    return p;
+  }
+
+  /**
+   * Starts building a state's snapshot in the background, for a later step that will need it (the
+   * next RUN), so unpacking overlaps with whatever comes first (hashing, waiting for another stage).
+   */
+  prefetch(state: StageState): void {
+    this.rootfs(state).catch(() => undefined);
   }
 
   /**
