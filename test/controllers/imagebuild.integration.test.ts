@@ -260,6 +260,30 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     expect(r.stderr).toMatch(/Error: ImageBuild builds\/\S*remote-bad-\S+ Failed: .*does-not-exist/);
   });
 
+  it('rebuilds on reconcile.stevedore.dev/requestedAt and keeps only successfulBuildsHistoryLimit finished Pods', async () => {
+    const created = await create('history', { source: { inline: { containerfile: `FROM ${base}\nLABEL n=1\n` } }, output: out('out/history'), successfulBuildsHistoryLimit: 1 });
+    const first = await waitFor('Succeeded', () => getBuild('history'), done(created.metadata.generation, 'Succeeded'), 60_000);
+    const firstPod = first!.status!.podName!;
+    await ok(cp, 'PATCH', buildsPath('history'), { metadata: { annotations: { 'reconcile.stevedore.dev/requestedAt': 'again-1' } } }, 'application/merge-patch+json');
+    const second = await waitFor(
+      'rebuilt',
+      () => getBuild('history'),
+      (b) => b?.status?.lastHandledReconcileAt === 'again-1' && ready(b)?.reason === 'Succeeded',
+      60_000,
+    );
+    expect(second!.status!.podName).not.toBe(firstPod);
+    expect(second!.metadata.generation).toBe(created.metadata.generation);
+    // The older finished Pod goes; the newest stays for its logs.
+    await waitFor('old Pod pruned', () => getPod(firstPod), (p) => p === undefined, 15_000);
+    expect((await getPod(second!.status!.podName!))?.status?.phase).toBe('Succeeded');
+  });
+
+  it('deletes a failed build Pod at once with failedBuildsHistoryLimit: 0', async () => {
+    const created = await create('no-history', { source: { artifact: { image: `${reg.host}/ctx/missing:v2` } }, output: out('out/nohistory'), failedBuildsHistoryLimit: 0 });
+    const b = await waitFor('Failed', () => getBuild('no-history'), done(created.metadata.generation, 'Failed'), 60_000);
+    await waitFor('failed Pod deleted', () => getPod(b!.status!.podName!), (p) => p === undefined, 15_000);
+  });
+
   it('cancels the build when the ImageBuild is deleted: Pod and process gone, nothing pushed', async () => {
     await create('doomed', { source: { artifact: { image: `${blackholeHost}/hangs/forever:1` } }, output: out('out/doomed') });
     const b = await waitFor('building', () => getBuild('doomed'), (x) => !!x?.status?.podName && kubelet.isRunning(x.status.podName), 30_000);
