@@ -16,6 +16,7 @@ REPOS=${REPOS:-10}
 TAGS=${TAGS:-3}
 TIMEOUT=${TIMEOUT:-120}
 WORKERS=${WORKERS:-}
+HEAP_SNAPSHOT=${HEAP_SNAPSHOT:-} # a directory: write a heap snapshot of the controller there at the end
 TS="node --import ./hack/lib/ts-resolve.ts"
 source hack/bench/lib.sh
 [ -f dist/cli/main.js ] || { echo "dist/ is missing: run make build" >&2; exit 1; }
@@ -58,7 +59,7 @@ apiserver_pid=$(pgrep -P "$controlplane_pid" -f kube-apiserver | head -1 || true
 etcd_pid=$(pgrep -P "$controlplane_pid" -x etcd | head -1 || true)
 
 metrics_port=$(free_port)
-node bin/stevedore.js controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" ${WORKERS:+--workers "$WORKERS"} >"$work/controller.log" 2>&1 &
+node ${HEAP_SNAPSHOT:+--heapsnapshot-signal=SIGUSR2 --diagnostic-dir="$HEAP_SNAPSHOT"} bin/stevedore.js controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" ${WORKERS:+--workers "$WORKERS"} >"$work/controller.log" 2>&1 &
 controller_pid=$!
 ok=""
 for _ in $(seq 300); do
@@ -76,6 +77,12 @@ echo "stevedore $(node bin/stevedore.js --version) controller${WORKERS:+ --worke
 status=0
 $TS hack/bench/controller/mirrors.ts "$kubeconfig" "$REG" "$COUNT" "$REPOS" "$TAGS" "$TIMEOUT" \
   "http://127.0.0.1:$metrics_port/metrics" "${procs[@]}" || status=$?
+if [ -n "$HEAP_SNAPSHOT" ]; then
+  mkdir -p "$HEAP_SNAPSHOT"; n=$(ls "$HEAP_SNAPSHOT" | wc -l)
+  kill -USR2 "$controller_pid"
+  for _ in $(seq 600); do [ "$(ls "$HEAP_SNAPSHOT" | wc -l)" -gt "$n" ] && break; sleep 0.1; done
+  sleep 1; echo "heap snapshot in $HEAP_SNAPSHOT" >&2
+fi
 if [ "$status" -ne 0 ]; then
   echo "--- last lines of the controller log ---" >&2
   tail -20 "$work/controller.log" >&2

@@ -131,6 +131,11 @@ line(timedOut ? 'Ready after timeout' : 'all Ready after', `${tReady.toFixed(1)}
 line('controller peak RSS (VmHWM)', `${memMiB(controller.pid, 'VmHWM').toFixed(0)} MiB (${rss0.toFixed(0)} MiB idle before the run)  [target < 200 MiB]`);
 for (const p of procs) line(`${p.name} CPU during the run`, `${(cpuSeconds(p.pid) - cpu0.get(p.name)!).toFixed(1)} s`);
 line('controller CPU since start', `${cpuSeconds(controller.pid).toFixed(1)} s`);
+const gauge = (name: string) => {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(metrics);
+  return m ? `${(Number(m[1]) / 2 ** 20).toFixed(0)} MiB` : '?';
+};
+line('controller heap at the end', `${gauge('nodejs_heap_size_used_bytes')} used of ${gauge('nodejs_heap_size_total_bytes')}, external ${gauge('nodejs_external_memory_bytes')}`);
 line('reconciles (imagemirror)', counters.join(' ') || '(none reported)');
 line('load average at the end', readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '));
 

@@ -1,14 +1,19 @@
 /**
  * A work queue of `namespace/name` keys, as client-go's: a key is queued at most once, is never
  * handed to two workers at a time (a key added while in flight is queued again when done), retries
- * back off per key exponentially, and an overall token bucket caps how fast keys come out.
+ * back off per key exponentially, and an overall token bucket caps how fast retries come back.
+ *
+ * As in client-go's default controller rate limiter, the bucket limits retries (addRateLimited)
+ * only: new objects, spec changes and scheduled requeues go straight to the workers, whose number
+ * bounds the load. Limiting every key instead made 1000 new objects wait at least 90 s (10/s after
+ * a burst of 100) with the workers mostly idle.
  */
 import { exponentialDelay, withJitter, type BackoffOptions } from './backoff.js';
 
 export interface WorkQueueOptions {
   /** Per-key retry backoff (default 500 ms doubling to 5 min, ±10 %). */
   backoff?: BackoffOptions;
-  /** Overall rate limit: keys per second and burst (default 10/s, burst 100). */
+  /** Overall rate limit of retries: keys per second and burst (default 10/s, burst 100). */
   qps?: number;
   burst?: number;
   /** Jitter applied to addAfter delays (default ±10 %). */
@@ -86,11 +91,14 @@ export class WorkQueue {
     this.#timers.set(key, { at, timer });
   }
 
-  /** Adds the key after its next per-key backoff delay; returns the delay. */
+  /**
+   * Adds the key after the longer of its per-key backoff and the overall bucket's wait (a token is
+   * reserved now, as client-go's BucketRateLimiter does); returns the delay.
+   */
   addRateLimited(key: string): number {
     const n = this.#failures.get(key) ?? 0;
     this.#failures.set(key, n + 1);
-    const delay = exponentialDelay(n, this.#o.backoff);
+    const delay = Math.max(exponentialDelay(n, this.#o.backoff), this.#reserveToken());
     this.addAfter(key, delay);
     return delay;
   }
@@ -104,9 +112,8 @@ export class WorkQueue {
     return this.#failures.get(key) ?? 0;
   }
 
-  /** Waits for the next key (honouring the rate limit); undefined once shut down. */
+  /** Waits for the next key; undefined once shut down. */
   async get(): Promise<string | undefined> {
-    await this.#takeToken();
     if (this.#shutDown) return undefined;
     const key = this.#queue.shift();
     if (key !== undefined) {
@@ -131,16 +138,12 @@ export class WorkQueue {
     for (const w of this.#waiters.splice(0)) w(undefined);
   }
 
-  async #takeToken(): Promise<void> {
-    for (;;) {
-      const now = Date.now();
-      this.#tokens = Math.min(this.#o.burst, this.#tokens + ((now - this.#lastRefill) / 1000) * this.#o.qps);
-      this.#lastRefill = now;
-      if (this.#tokens >= 1 || this.#shutDown) {
-        this.#tokens -= 1;
-        return;
-      }
-      await new Promise((r) => setTimeout(r, Math.ceil(((1 - this.#tokens) / this.#o.qps) * 1000)));
-    }
+  /** Takes a token, going into debt if none is left; returns how long until that token exists (ms). */
+  #reserveToken(): number {
+    const now = Date.now();
+    this.#tokens = Math.min(this.#o.burst, this.#tokens + ((now - this.#lastRefill) / 1000) * this.#o.qps);
+    this.#lastRefill = now;
+    this.#tokens -= 1;
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens / this.#o.qps) * 1000);
   }
 }

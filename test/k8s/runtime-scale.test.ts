@@ -1,0 +1,95 @@
+/**
+ * What the controller benchmark (hack/bench/controller.sh) showed the runtime needs at 1000
+ * objects: new keys are not held back by the retry rate limit, and the API client reuses its
+ * TLS connections instead of paying a handshake per request.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeClient } from '../../src/k8s/runtime/client.js';
+import { WorkQueue } from '../../src/k8s/runtime/queue.js';
+import { TempDirs } from '../harness/tmp.js';
+
+const exec = promisify(execFile);
+
+describe('work queue at scale', () => {
+  it('hands out many new keys at once: the overall rate limit applies to retries only', async () => {
+    const q = new WorkQueue({ qps: 10, burst: 5 });
+    for (let i = 0; i < 300; i++) q.add(`ns/k${i}`);
+    const t0 = Date.now();
+    for (let i = 0; i < 300; i++) expect(await q.get()).toBe(`ns/k${i}`);
+    // 300 keys at 10/s after a burst of 5 would take ~30 s.
+    expect(Date.now() - t0).toBeLessThan(1000);
+    q.shutDown();
+  });
+
+  it('spaces retries of many keys by the overall bucket once its burst is spent', () => {
+    const q = new WorkQueue({ qps: 10, burst: 2, backoff: { baseMs: 1, maxMs: 1000 }, requeueJitter: 0 });
+    const delays = ['a', 'b', 'c', 'd', 'e'].map((k) => q.addRateLimited(`ns/${k}`));
+    // First failures of five keys: 1 ms of per-key backoff each, but only two tokens, then 10/s.
+    expect(delays.slice(0, 2)).toEqual([1, 1]);
+    expect(delays[2]).toBeGreaterThanOrEqual(90);
+    expect(delays[3]).toBeGreaterThanOrEqual(190);
+    expect(delays[4]).toBeGreaterThanOrEqual(290);
+    expect(delays[4]).toBeLessThanOrEqual(300);
+    q.shutDown();
+  });
+});
+
+describe('API client connections', () => {
+  const dirs = new TempDirs();
+  let server: Server;
+  let connections = 0;
+  let kc: KubeConfig;
+
+  beforeAll(async () => {
+    const dir = await dirs.make('kubeclient');
+    await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'tls.key', '-out', 'tls.crt',
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir });
+    const [cert, key] = await Promise.all([readFile(join(dir, 'tls.crt')), readFile(join(dir, 'tls.key'))]);
+    server = createServer({ cert, key }, (req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ kind: 'Status', path: req.url, auth: req.headers.authorization }));
+    });
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, caData: cert.toString('base64') }],
+      users: [{ name: 'u', token: 'secret-token' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await dirs.cleanup();
+  });
+
+  it('reuses one TLS connection for sequential requests and still sends the credentials each time', async () => {
+    const client = new KubeClient(kc);
+    connections = 0;
+    for (let i = 0; i < 20; i++) {
+      const res = await client.get<{ path: string; auth: string }>(`/api/v1/namespaces/n${i}`);
+      expect(res).toEqual({ kind: 'Status', path: `/api/v1/namespaces/n${i}`, auth: 'Bearer secret-token' });
+    }
+    expect(connections).toBe(1);
+    client.close();
+  });
+
+  it('opens connections only as far as requests run in parallel', async () => {
+    const client = new KubeClient(kc);
+    connections = 0;
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(Array.from({ length: 4 }, (_, i) => client.get(`/api/v1/namespaces/r${round}-${i}`)));
+    }
+    expect(connections).toBeLessThanOrEqual(4);
+    client.close();
+  });
+});
