@@ -10,17 +10,39 @@ import { parsePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
 import type { Credentials } from '../registry/credentials.js';
 
+export interface RegistrySide {
+  kind: 'registry';
+  registry: string;
+  repository: string;
+  insecure: boolean;
+  secret?: string;
+}
+/** A layout on a volume the controller mounts (see imagemirror-layout.ts). */
+export interface LayoutSide {
+  kind: 'layout';
+  claimName: string;
+  path: string;
+}
+export type MirrorSide = RegistrySide | LayoutSide;
+
 export interface MirrorPlan {
-  source: { registry: string; repository: string; insecure: boolean; secret?: string };
-  destination: { registry: string; repository: string; insecure: boolean; secret?: string };
-  spec: Omit<SyncRepoSpec, 'credentials'>;
+  source: MirrorSide;
+  destination: MirrorSide;
+  /** Which tags: the sync engine's selection, without the repository it applies to. */
+  selection: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository' | 'tlsVerify'>;
   options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing' | 'signatures'>;
 }
 
 const invalid = (message: string) => new StallingError('InvalidSpec', message);
 
-function repo(side: 'source' | 'destination', loc: ImageMirrorSpec['source']) {
-  if (!loc.registry) throw invalid(`spec.${side}.layout is not supported by this controller yet; use spec.${side}.registry`);
+/** For messages: `registry/repository` or `layout <claim>:<path>`. */
+export function describeSide(side: MirrorSide): string {
+  return side.kind === 'registry' ? `${side.registry}/${side.repository}` : `layout ${side.claimName}:${side.path}`;
+}
+
+function location(side: 'source' | 'destination', loc: ImageMirrorSpec['source']): MirrorSide {
+  if (loc.layout) return { kind: 'layout', claimName: loc.layout.claimName, path: loc.layout.path ?? '/' };
+  if (!loc.registry) throw invalid(`spec.${side} needs registry or layout`);
   let ref;
   try {
     ref = parseReference(loc.registry.repository);
@@ -28,7 +50,7 @@ function repo(side: 'source' | 'destination', loc: ImageMirrorSpec['source']) {
     throw invalid(`spec.${side}.registry.repository: ${(err as Error).message}`);
   }
   if (ref.tag || ref.digest) throw invalid(`spec.${side}.registry.repository must not have a tag or digest`);
-  return { registry: ref.registry, repository: ref.repository, insecure: loc.registry.insecure ?? false, secret: loc.registry.credentials?.name };
+  return { kind: 'registry', registry: ref.registry, repository: ref.repository, insecure: loc.registry.insecure ?? false, secret: loc.registry.credentials?.name };
 }
 
 /**
@@ -50,13 +72,19 @@ function tagRegex(allow: string | undefined, deny: string | undefined): RegExp {
 }
 
 export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
-  const source = repo('source', spec.source);
-  const destination = repo('destination', spec.destination);
-  if (source.registry === destination.registry && source.repository === destination.repository) {
+  const source = location('source', spec.source);
+  const destination = location('destination', spec.destination);
+  if (source.kind === 'layout' && destination.kind === 'layout') {
+    throw invalid('spec.source and spec.destination are both layouts; one side must be a registry');
+  }
+  if (source.kind === 'registry' && destination.kind === 'registry' && source.registry === destination.registry && source.repository === destination.repository) {
     throw invalid('spec.source and spec.destination are the same repository');
   }
+  if (source.kind === 'layout' && spec.prune) {
+    throw invalid('spec.prune is not supported with a layout source (prune works from a registry source’s tag list)');
+  }
   const t = spec.tags;
-  const sel: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository'> = t?.list
+  const sel: MirrorPlan['selection'] = t?.list
     ? { tags: [...t.list] }
     : {
         tags: [],
@@ -73,7 +101,7 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
   return {
     source,
     destination,
-    spec: { registry: source.registry, repository: source.repository, tlsVerify: source.insecure ? false : undefined, ...sel },
+    selection: sel,
     options: {
       platforms,
       dryRun: spec.dryRun ?? false,
@@ -84,12 +112,15 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
   };
 }
 
-export function syncTarget(plan: MirrorPlan, credentials: Credentials | undefined): SyncTarget {
-  return {
-    kind: 'registry',
-    registry: plan.destination.registry,
-    prefix: '',
-    repository: plan.destination.repository,
-    context: { tlsVerify: plan.destination.insecure ? false : undefined, credentials },
-  };
+/** The engine's source spec for a registry source. */
+export function syncSpec(source: RegistrySide, selection: MirrorPlan['selection'], credentials: Credentials | undefined): SyncRepoSpec {
+  return { registry: source.registry, repository: source.repository, tlsVerify: source.insecure ? false : undefined, ...selection, ...(credentials ? { credentials } : {}) };
+}
+
+export const registryContext = (side: RegistrySide, credentials: Credentials | undefined) => ({ tlsVerify: side.insecure ? false : undefined, credentials });
+
+/** A registry destination, or the directory a layout destination resolved to (layouts go to <dir>/<source repository>). */
+export function syncTarget(destination: RegistrySide | { kind: 'layout'; dir: string }, credentials: Credentials | undefined): SyncTarget {
+  if (destination.kind === 'layout') return { kind: 'layout', dir: destination.dir };
+  return { kind: 'registry', registry: destination.registry, prefix: '', repository: destination.repository, context: registryContext(destination, credentials) };
 }

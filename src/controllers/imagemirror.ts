@@ -14,7 +14,8 @@ import type { EventRecorder } from '../k8s/runtime/events.js';
 import type { Credentials } from '../registry/credentials.js';
 import { errorMessage } from '../util/errors.js';
 import { credentialsFromSecret } from './imagemirror-credentials.js';
-import { planMirror, syncTarget, type MirrorPlan } from './imagemirror-plan.js';
+import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
+import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
 import { summarize } from './imagemirror-status.js';
 import { nextCron, parseDuration } from './schedule.js';
@@ -29,6 +30,12 @@ export interface ImageMirrorReconcilerOptions {
   sync?: typeof sync;
   /** Images synced in parallel per mirror. */
   parallelImages?: number;
+  /**
+   * Directory under which the operator mounts volumes for OCI-layout sides (`--layout-root`):
+   * spec.*.layout {claimName, path} of a mirror in namespace NS is <layoutRoot>/NS/<claimName>/<path>.
+   * Without it, layout sides stall with InvalidSpec.
+   */
+  layoutRoot?: string;
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -130,24 +137,38 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     }
 
     // Tell the world work is under way (kstatus InProgress) before the long part.
-    status.conditions = markReconciling(status.conditions, generation, 'Progressing', `syncing ${plan.source.registry}/${plan.source.repository}`);
+    status.conditions = markReconciling(status.conditions, generation, 'Progressing', `syncing ${describeSide(plan.source)}`);
     await this.#patchStatus(obj, status);
 
-    const [srcCreds, destCreds, policy] = await Promise.all([
+    const [srcCreds, destCreds, policy, srcDir, destDir] = await Promise.all([
       this.#creds(ns, plan.source),
       this.#creds(ns, plan.destination),
       spec.policy ? policyFromSecret(this.#client, ns, spec.policy) : undefined,
+      plan.source.kind === 'layout' ? layoutDirectory(this.#o.layoutRoot, ns, 'source', plan.source) : undefined,
+      plan.destination.kind === 'layout' ? layoutDirectory(this.#o.layoutRoot, ns, 'destination', plan.destination) : undefined,
     ]);
     const started = new Date();
     let report: SyncReport;
     const run = this.#o.sync ?? sync;
+    const parallelImages = this.#o.parallelImages ?? 4;
     try {
-      report = await run([{ ...plan.spec, credentials: srcCreds }], syncTarget(plan, destCreds), {
-        ...plan.options,
-        ...(policy ? { policy } : {}),
-        parallelImages: this.#o.parallelImages ?? 4,
-        signal,
-      });
+      if (plan.source.kind === 'layout') {
+        const dest = plan.destination as RegistrySide;
+        report = await syncFromLayout(
+          srcDir!,
+          plan.selection,
+          { registry: dest.registry, repository: dest.repository, context: registryContext(dest, destCreds) },
+          { platforms: plan.options.platforms, dryRun: plan.options.dryRun, ...(policy ? { policy } : {}), parallelImages, signal },
+        );
+      } else {
+        const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds);
+        report = await run([syncSpec(plan.source, plan.selection, srcCreds)], target, {
+          ...plan.options,
+          ...(policy ? { policy } : {}),
+          parallelImages,
+          signal,
+        });
+      }
     } catch (err) {
       throw new ReconcileError('SyncFailed', `sync failed: ${errorMessage(err)}`, { cause: err });
     }
@@ -177,8 +198,8 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     return undefined;
   }
 
-  async #creds(ns: string, side: MirrorPlan['source']): Promise<Credentials | undefined> {
-    if (!side.secret) return undefined;
+  async #creds(ns: string, side: MirrorSide): Promise<Credentials | undefined> {
+    if (side.kind !== 'registry' || !side.secret) return undefined;
     return credentialsFromSecret(this.#client, ns, side.secret, side.registry, side.repository);
   }
 

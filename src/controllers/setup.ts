@@ -28,6 +28,8 @@ export interface ControllerManagerOptions {
   buildPods?: Partial<BuildPodOptions>;
   /** ContainerRun: namespace of the node agents' Leases (default: the leader-election namespace, else default) and timings. */
   containerRun?: Partial<Omit<ContainerRunReconcilerOptions, 'events' | 'log'>>;
+  /** ImageMirror: directory holding the volumes of OCI-layout sides, as <root>/<namespace>/<claimName> (`--layout-root`). */
+  layoutRoot?: string;
   log: Logger;
 }
 
@@ -52,7 +54,7 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
       : undefined,
   });
   const events = new EventRecorder(client, { controller: 'stevedore.dev/imagemirror-controller', instance: identity, log });
-  const reconciler = new ImageMirrorReconciler(client, { events, log });
+  const reconciler = new ImageMirrorReconciler(client, { events, log, layoutRoot: o.layoutRoot });
   manager.add(new Controller(client, reconciler, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   const buildEvents = new EventRecorder(client, { controller: 'stevedore.dev/imagebuild-controller', instance: identity, log });
   const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods } });

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
@@ -8,6 +8,7 @@ import { RECONCILE_REQUESTED_AT_ANNOTATION } from '../../src/k8s/api/common.js';
 import type { Manager } from '../../src/k8s/runtime/manager.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { parseReference } from '../../src/oci/reference.js';
+import { OciLayout } from '../../src/oci/layout.js';
 import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
 import { signImage } from '../../src/sign/sign.js';
 import { rootLogger } from '../../src/util/log.js';
@@ -32,6 +33,8 @@ const images = new Map<string, FixtureImage>();
 /** Public keys (PEM) of two signing keys; images under regB signed/app:1.0 are signed with a. */
 const pubPem = { a: '', b: '' };
 let manager: Manager;
+/** The controller's --layout-root: volumes of namespace NS appear as <layoutRoot>/NS/<claimName>. */
+let layoutRoot: string;
 let stop: AbortController;
 let running: Promise<void>;
 
@@ -67,6 +70,8 @@ beforeAll(async () => {
   await signImage(parseReference(`${regB.host}/signed/app:1.0`), await loadPrivateKey(join(keyDir, 'a.key'), 'pw'));
 
   // The controller authenticates as a ServiceAccount bound only to config/rbac/role.yaml.
+  layoutRoot = await temps.make('layouts');
+  await mkdir(join(layoutRoot, NS, 'usb'), { recursive: true });
   const token = await controllerToken(cp, SYSTEM_NS, 'stevedore-controller');
   manager = createControllerManager({
     kubeConfig: cp.kubeConfigForToken(token),
@@ -75,6 +80,7 @@ beforeAll(async () => {
     leaderElection: { namespace: SYSTEM_NS, name: 'mirrors-test' },
     queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
     processMetrics: false,
+    layoutRoot,
     log: rootLogger.child({ test: 'imagemirror' }, { level: 'error' }),
   });
   stop = new AbortController();
@@ -312,12 +318,94 @@ describe('ImageMirror controller on a real API server and real registries', () =
     });
   });
 
+  describe('OCI layouts on volumes the controller mounts under --layout-root', () => {
+    const usb = () => join(layoutRoot, NS, 'usb');
+
+    it('exports tags from a registry to a layout per repository on the volume (<path>/<source repository>)', async () => {
+      const created = await createMirror(cp, NS, 'export', {
+        source: source(),
+        destination: { layout: { claimName: 'usb', path: 'export' } },
+        tags: { list: ['1.0', '2.0'] },
+      });
+      const m = await waitFor('Ready', get('export'), readyAt(created.metadata.generation, 'Succeeded'));
+      expect(m!.status!.tags!.map((t) => [t.tag, t.action, t.digest])).toEqual(['1.0', '2.0'].map((t) => [t, 'copied', images.get(t)!.manifest.digest]));
+      const layout = await OciLayout.open(join(usb(), 'export', 'team', 'app'));
+      expect((await layout.refNames()).sort()).toEqual(['1.0', '2.0']);
+      expect((await layout.resolve('2.0')).digest).toBe(images.get('2.0')!.manifest.digest);
+    });
+
+    it('imports a layout into a registry (the round trip keeps digests), and skips what is there on the next sync', async () => {
+      const created = await createMirror(cp, NS, 'import', {
+        source: { layout: { claimName: 'usb', path: '/export/team/app' } },
+        destination: { registry: { repository: `${regB.host}/imported/team/app`, insecure: true } },
+      });
+      const m = await waitFor('Ready', get('import'), readyAt(created.metadata.generation, 'Succeeded'));
+      expect(m!.status!.counts).toMatchObject({ selected: 2, copied: 2, failed: 0 });
+      for (const tag of ['1.0', '2.0']) expect(await registryDigest(regB.url, 'imported/team/app', tag)).toBe(images.get(tag)!.manifest.digest);
+      await patchMirror(cp, NS, 'import', { metadata: { annotations: { [RECONCILE_REQUESTED_AT_ANNOTATION]: 'again' } } });
+      const again = await waitFor('second sync', get('import'), (x) => x?.status?.lastHandledReconcileAt === 'again');
+      expect(again!.status!.counts).toMatchObject({ selected: 2, copied: 0, skipped: 2 });
+    });
+
+    it('puts layout imports through spec.policy (oci transport scopes)', async () => {
+      const b64 = (v: string) => Buffer.from(v).toString('base64');
+      const doc = { default: [{ type: 'insecureAcceptAnything' }], transports: { oci: { '': [{ type: 'reject' }] } } };
+      await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, { metadata: { name: 'reject-layouts' }, data: { 'policy.json': b64(JSON.stringify(doc)) } });
+      const created = await createMirror(cp, NS, 'import-denied', {
+        source: { layout: { claimName: 'usb', path: 'export/team/app' } },
+        destination: { registry: { repository: `${regB.host}/denied-import/team/app`, insecure: true } },
+        policy: { secretRef: { name: 'reject-layouts' } },
+      });
+      const m = await waitFor('PolicyDenied', get('import-denied'), readyAt(created.metadata.generation, 'PolicyDenied', 'False'));
+      expect(m!.status!.tags!.map((t) => t.action)).toEqual(['denied', 'denied']);
+      expect(await registryDigest(regB.url, 'denied-import/team/app', '1.0')).toBeUndefined();
+    });
+
+    it('waits for a volume that is not mounted (LayoutNotFound) and exports once it appears', async () => {
+      const created = await createMirror(cp, NS, 'late-volume', {
+        source: source(),
+        destination: { layout: { claimName: 'late', path: 'out' } },
+        tags: { list: ['1.0'] },
+      });
+      const m = await waitFor('LayoutNotFound', get('late-volume'), readyAt(created.metadata.generation, 'LayoutNotFound', 'False'));
+      expect(ready(m)!.message).toContain('volume "late" is not mounted in the controller');
+      expect(m!.status!.conditions!.some((c) => c.type === 'Stalled')).toBe(false);
+      await mkdir(join(layoutRoot, NS, 'late'));
+      await waitFor('Ready once mounted', get('late-volume'), readyAt(created.metadata.generation, 'Succeeded'), 30_000);
+      expect((await (await OciLayout.open(join(layoutRoot, NS, 'late', 'out', 'team', 'app'))).resolve('1.0')).digest).toBe(images.get('1.0')!.manifest.digest);
+    });
+
+    it('stalls on a layout path that leads out of its volume through a symbolic link', async () => {
+      const outside = await temps.make('outside');
+      await symlink(outside, join(usb(), 'escape'));
+      const created = await createMirror(cp, NS, 'escape', {
+        source: source(),
+        destination: { layout: { claimName: 'usb', path: 'escape/deeper' } },
+        tags: { list: ['1.0'] },
+      });
+      const m = await waitFor('Stalled', get('escape'), readyAt(created.metadata.generation, 'InvalidSpec', 'False'));
+      expect(ready(m)!.message).toContain('leads out of volume "usb"');
+      expect(m!.status!.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+    });
+
+    it('refuses ".." in a layout path at admission', async () => {
+      const err = await createMirror(cp, NS, 'dotdot', { source: source(), destination: { layout: { claimName: 'usb', path: 'export/../../other-namespace' } } }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err?.message).toMatch(/422/);
+      expect(err?.message).toContain('layout.path must not contain \\"..\\"');
+    });
+  });
+
   it('stalls on a spec the controller cannot carry out, without retrying', async () => {
     const created = await createMirror(cp, NS, 'from-layout', {
       source: { layout: { claimName: 'usb', path: 'images/app' } },
       destination: destination('from-layout'),
+      prune: true,
     });
     const m = await waitFor('Stalled', get('from-layout'), readyAt(created.metadata.generation, 'InvalidSpec', 'False'));
+    expect(ready(m)!.message).toContain('spec.prune is not supported with a layout source');
     expect(m!.status!.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
   });
 

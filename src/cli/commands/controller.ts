@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { rootLogger } from '../../util/log.js';
 import { signalOnInterrupt } from '../signals.js';
@@ -17,6 +18,7 @@ interface ControllerFlags {
   buildUserNamespaces?: boolean;
   buildRunAsUser?: number;
   buildSeccompProfile?: string;
+  layoutRoot?: string;
 }
 
 /** `RuntimeDefault`, `Unconfined`, or `localhost/<profile>` (a profile file on each node). */
@@ -51,6 +53,7 @@ export function registerController(program: Command): void {
     .option('--build-user-namespaces <bool>', 'run build Pods with hostUsers: false (needs user-namespace support on the nodes)', parseBool)
     .option('--build-run-as-user <uid>', 'uid and gid of build Pods', parsePositiveInt)
     .option('--build-seccomp-profile <profile>', 'seccomp of build Pods: RuntimeDefault (default), Unconfined, or localhost/<profile>')
+    .option('--layout-root <dir>', 'ImageMirror OCI layouts: volumes mounted here as <namespace>/<claimName> (default: layouts unavailable)')
     .action(async (o: ControllerFlags) => {
       // Loaded here, not at the top: @kubernetes/client-node takes ~1 s to import, and every other
       // verb (copy, inspect, run) must not pay for it at start-up.
@@ -65,6 +68,7 @@ export function registerController(program: Command): void {
         namespace: o.namespace,
         metricsAddr: o.metricsAddr,
         workers: o.workers,
+        ...(o.layoutRoot ? { layoutRoot: resolve(o.layoutRoot) } : {}),
         buildPods: {
           ...(o.buildImage ? { image: o.buildImage } : {}),
           ...(o.buildUserNamespaces !== undefined ? { userNamespaces: o.buildUserNamespaces } : {}),

@@ -10,6 +10,7 @@ import {
   int,
   obj,
   str,
+  withRules,
   type Infer,
 } from './schema.js';
 import {
@@ -63,18 +64,27 @@ function location(side: 'source' | 'destination') {
         { required: ['repository'] },
       ),
       layout: obj(
-        `An OCI image layout directory on a PersistentVolumeClaim that images are ${verb}; tags are the org.opencontainers.image.ref.name annotations of index.json.`,
+        side === 'source'
+          ? 'An OCI image layout that images are read from (air-gapped import): the ref names (org.opencontainers.image.ref.name) of its index.json are the tags, copied to the registry destination under the same names. ' +
+              'The controller cannot mount PersistentVolumeClaims of other namespaces itself, so layouts live on volumes the operator mounts into the controller under its --layout-root (the chart: controller.extraArgs, extraVolumes, extraVolumeMounts): the layout of a mirror in namespace NS is <layout-root>/NS/<claimName>/<path>. ' +
+              'A volume that is not mounted is retried (reason LayoutNotFound); a path that leads out of the volume through a symbolic link stalls the mirror. prune is not supported with a layout source, and a layout carries no signatures, so only spec.policy scopes of the oci transport that need none can accept its images.'
+          : 'An OCI image layout that images are written to (air-gapped export): the layout for the source repository R is <path>/R inside the volume (one layout per repository, as stevedore sync and skopeo sync write them), each tag a ref name of its index.json. ' +
+              'The controller cannot mount PersistentVolumeClaims of other namespaces itself, so layouts live on volumes the operator mounts into the controller under its --layout-root (the chart: controller.extraArgs, extraVolumes, extraVolumeMounts): <layout-root>/NS/<claimName> for a mirror in namespace NS. ' +
+              'A volume that is not mounted is retried (reason LayoutNotFound); a path that leads out of the volume through a symbolic link stalls the mirror. Signatures are not written to layouts.',
         {
-          claimName: str('Name of a PersistentVolumeClaim in the same namespace.', {
-            pattern: DNS_SUBDOMAIN_PATTERN,
-            minLength: 1,
-            maxLength: 253,
-          }),
-          path: str('Directory inside the volume that holds the layout (created on export).', {
+          claimName: str(
+            'Name of the volume: the directory <layout-root>/<this namespace>/<claimName> of the controller, where the operator mounts it (typically a PersistentVolumeClaim of the same name, in the controller’s namespace).',
+            {
+              pattern: DNS_SUBDOMAIN_PATTERN,
+              minLength: 1,
+              maxLength: 253,
+            },
+          ),
+          path: withRules(str(`Directory inside the volume ${side === 'source' ? 'that holds the layout' : 'under which layouts are written (created on export)'}; ".." is not allowed.`, {
             default: '/',
             maxLength: 4096,
             pattern: '^/?([^/]+/?)*$',
-          }),
+          }), [{ rule: "!self.matches('(^|/)[.][.](/|$)')", message: 'layout.path must not contain ".."' }]),
         },
         { required: ['claimName'] },
       ),
