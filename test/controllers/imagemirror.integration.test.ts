@@ -1,5 +1,7 @@
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { createControllerManager } from '../../src/controllers/setup.js';
@@ -407,6 +409,11 @@ describe('ImageMirror controller on a real API server and real registries', () =
     const m = await waitFor('Stalled', get('from-layout'), readyAt(created.metadata.generation, 'InvalidSpec', 'False'));
     expect(ready(m)!.message).toContain('spec.prune is not supported with a layout source');
     expect(m!.status!.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+  });
+
+  it('accepts examples/imagemirror.yaml at admission', async () => {
+    const example = parseYaml(await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'imagemirror.yaml'), 'utf8')) as { spec: object };
+    await ok(cp, 'POST', `${mirrorsPath(NS)}?dryRun=All`, { ...example, metadata: { name: 'example' } });
   });
 
   it('removes its finalizer when a mirror is deleted, so the object goes away', async () => {
