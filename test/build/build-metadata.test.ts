@@ -5,6 +5,11 @@ import { applyMetadata, portKeys, resolveWorkdir, setEnv } from '../../src/build
 import { emptyState, type StageState } from '../../src/build/executor/state.js';
 import { parseDestination } from '../../src/build/output/destinations.js';
 import { encodeResult, RESULT_FILE_LIMIT } from '../../src/build/output/result-file.js';
+import { emulationProblem } from '../../src/build/executor/emulation.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hostPlatform } from '../../src/oci/platform.js';
 
 function apply(state: StageState, text: string): StageState {
   const cf = parseContainerfile(`FROM scratch\n${text}\n`);
@@ -105,5 +110,21 @@ describe('result file', () => {
     expect(doc.error.reason).toBe('BuildStepFailed');
     expect(doc.error.message.startsWith('Containerfile:3: RUN make')).toBe(true);
     expect(doc.error.message.endsWith('last line of output')).toBe(true);
+  });
+});
+
+describe('RUN on a foreign architecture', () => {
+  it('needs no emulation for the host platform, and names the binfmt_misc entry it lacks otherwise', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stevedore-binfmt-'));
+    try {
+      expect(await emulationProblem(hostPlatform(), dir)).toBeUndefined();
+      const foreign = hostPlatform().architecture === 'arm64' ? { os: 'linux', architecture: 'amd64' } : { os: 'linux', architecture: 'arm64' };
+      const qemu = foreign.architecture === 'arm64' ? 'qemu-aarch64' : 'qemu-x86_64';
+      expect(await emulationProblem(foreign, dir)).toContain(`${dir}/${qemu} is missing`);
+      await writeFile(join(dir, qemu), 'enabled\n');
+      expect(await emulationProblem(foreign, dir)).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
