@@ -1,0 +1,131 @@
+/** ImageMirror spec → engine inputs, layout directories on a real filesystem, and policy key paths from a Secret. */
+import { mkdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { layoutDirectory } from '../../src/controllers/imagemirror-layout.js';
+import { planMirror } from '../../src/controllers/imagemirror-plan.js';
+import { resolveKeyPaths } from '../../src/controllers/imagemirror-policy.js';
+import { ReconcileError, StallingError } from '../../src/k8s/runtime/errors.js';
+import { parsePolicy } from '../../src/policy/parse.js';
+import { TempDirs } from '../harness/tmp.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.cleanup());
+
+const reg = (repository: string) => ({ registry: { repository } });
+const layout = (claimName: string, path?: string) => ({ layout: { claimName, ...(path ? { path } : {}) } });
+
+async function thrown(p: Promise<unknown> | (() => unknown)): Promise<unknown> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected an error');
+}
+
+describe('planMirror', () => {
+  it('selects every tag but attachment tags when no selection is given', () => {
+    const plan = planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a') });
+    const re = plan.selection.regex!;
+    expect(re.test('1.0')).toBe(true);
+    expect(re.test(`sha256-${'a'.repeat(64)}.sig`)).toBe(false);
+    expect(re.test(`sha256-${'b'.repeat(64)}.att`)).toBe(false);
+    expect(re.test(`sha256-${'c'.repeat(64)}`)).toBe(false);
+    expect(plan.options.signatures).toBe('copy');
+  });
+
+  it('keeps the user’s allow and deny next to the attachment exclusion', () => {
+    const re = planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a'), tags: { allow: '1\\..*', deny: '.*-rc' } }).selection.regex!;
+    expect(['1.0', '1.1-rc', '2.0', `sha256-${'a'.repeat(64)}.sig`].filter((t) => re.test(t))).toEqual(['1.0']);
+  });
+
+  it('maps signatures: remove and layout sides', () => {
+    const plan = planMirror({ source: layout('usb', '/in'), destination: reg('m.example.com/a'), signatures: 'remove' });
+    expect(plan.source).toEqual({ kind: 'layout', claimName: 'usb', path: '/in' });
+    expect(plan.options.signatures).toBe('remove');
+  });
+
+  it('refuses layout to layout and prune with a layout source as InvalidSpec', () => {
+    for (const [spec, msg] of [
+      [{ source: layout('a'), destination: layout('b') }, 'both layouts'],
+      [{ source: layout('a'), destination: reg('m.example.com/a'), prune: true }, 'spec.prune is not supported with a layout source'],
+    ] as const) {
+      const err = (() => {
+        try {
+          planMirror(spec);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(StallingError);
+      expect((err as StallingError).reason).toBe('InvalidSpec');
+      expect((err as Error).message).toContain(msg);
+    }
+  });
+});
+
+describe('layoutDirectory', () => {
+  it('stalls when the controller has no --layout-root', async () => {
+    const err = await thrown(layoutDirectory(undefined, 'ns', 'destination', { claimName: 'usb' }));
+    expect(err).toBeInstanceOf(StallingError);
+    expect((err as Error).message).toContain('started without --layout-root');
+  });
+
+  it('resolves <root>/<namespace>/<claim>/<path>, for a destination that does not exist yet', async () => {
+    const root = await temps.make('root');
+    await mkdir(join(root, 'ns', 'usb'), { recursive: true });
+    expect(await layoutDirectory(root, 'ns', 'destination', { claimName: 'usb', path: '/a/b' })).toBe(join(root, 'ns', 'usb', 'a', 'b'));
+    // Another namespace's volume of the same name is not this one's.
+    const err = await thrown(layoutDirectory(root, 'other', 'destination', { claimName: 'usb' }));
+    expect(err).toBeInstanceOf(ReconcileError);
+    expect((err as ReconcileError).reason).toBe('LayoutNotFound');
+  });
+
+  it('wants a source to exist, and refuses ".." and symlinks out of the volume', async () => {
+    const root = await temps.make('root2');
+    await mkdir(join(root, 'ns', 'usb', 'in'), { recursive: true });
+    await symlink(await temps.make('elsewhere'), join(root, 'ns', 'usb', 'out'));
+    expect(await layoutDirectory(root, 'ns', 'source', { claimName: 'usb', path: 'in' })).toBe(join(root, 'ns', 'usb', 'in'));
+    expect(((await thrown(layoutDirectory(root, 'ns', 'source', { claimName: 'usb', path: 'missing' }))) as ReconcileError).reason).toBe('LayoutNotFound');
+    expect((await thrown(layoutDirectory(root, 'ns', 'source', { claimName: 'usb', path: '../../x' })) as Error).message).toContain('must not contain ".."');
+    for (const side of ['source', 'destination'] as const) {
+      const err = await thrown(layoutDirectory(root, 'ns', side, { claimName: 'usb', path: 'out/deeper' }));
+      expect(err).toBeInstanceOf(StallingError);
+      expect((err as Error).message).toContain('leads out of volume "usb"');
+    }
+  });
+});
+
+describe('resolveKeyPaths', () => {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+  it('replaces key, rekor and Fulcio CA paths with the Secret keys they name', () => {
+    const policy = parsePolicy(
+      JSON.stringify({
+        default: [{ type: 'reject' }],
+        transports: {
+          docker: {
+            'r.example.com/a': [{ type: 'sigstoreSigned', keyPaths: ['k1.pub', 'k2.pub'], rekorPublicKeyPath: 'rekor.pub' }],
+            'r.example.com/b': [{ type: 'sigstoreSigned', fulcio: { caPath: 'ca.pem', oidcIssuer: 'https://i', subjectEmail: 'a@b' }, rekorPublicKeyData: b64('R') }],
+          },
+        },
+      }),
+    );
+    const out = resolveKeyPaths(policy, { 'k1.pub': b64('K1'), 'k2.pub': b64('K2'), 'rekor.pub': b64('REKOR'), 'ca.pem': b64('CA') }, 'Secret ns/p');
+    const a = out.transports.docker!['r.example.com/a']![0]!;
+    const b = out.transports.docker!['r.example.com/b']![0]!;
+    expect(a).toMatchObject({ type: 'sigstoreSigned', keyDatas: [Buffer.from('K1'), Buffer.from('K2')], rekorPublicKeyData: Buffer.from('REKOR') });
+    expect(a).not.toHaveProperty('keyPaths');
+    expect(a).not.toHaveProperty('rekorPublicKeyPath');
+    expect(b).toMatchObject({ fulcio: { caData: Buffer.from('CA'), oidcIssuer: 'https://i' } });
+    expect((b as { fulcio: object }).fulcio).not.toHaveProperty('caPath');
+  });
+
+  it('refuses a path that is not a key of the Secret, listing the keys there are', () => {
+    const policy = parsePolicy(JSON.stringify({ default: [{ type: 'sigstoreSigned', keyPath: '/etc/shadow' }] }));
+    expect(() => resolveKeyPaths(policy, { 'policy.json': b64('{}') }, 'Secret ns/p')).toThrow(
+      'default[0].keyPath: "/etc/shadow" is not a key of Secret ns/p (keys: policy.json)',
+    );
+  });
+});
