@@ -12,7 +12,7 @@ include hack/controlplane.mk
 -include hack/cosign.mk
 -include hack/syft.mk
 
-.PHONY: help deps install build typecheck test test-unit demo run bench bench-copy bench-run bench-build test-e2e clean
+.PHONY: help deps install build typecheck test test-unit demo run image bench bench-copy bench-run bench-build test-e2e clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ demo: deps build controlplane ## Registry, busybox-static image built by the eng
 
 run: build ## Run the controller against the current kubeconfig
 	node bin/stevedore.js controller --leader-elect=false
+
+image: build ## Build Stevedore's own image with stevedore build, base made from Debian packages (IMAGE=oci:DIR:TAG or registry/repo:tag)
+	hack/image/build.sh
 
 bench: bench-copy bench-run bench-build ## Run every benchmark (prints ratios against the peer tools)
 

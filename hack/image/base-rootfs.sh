@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Root filesystem of Stevedore's base image, made from Debian packages with no download: the
+# packages that own the shared libraries of node, git and ssh (found with ldd + dpkg -S) are copied
+# whole (dpkg -L), plus git and openssh-client themselves, the pinned Node.js binary, CA
+# certificates, and /etc/passwd with the unprivileged user 65532 the build Pods run as.
+#
+#   hack/image/base-rootfs.sh OUTDIR
+set -euo pipefail
+out=${1:?usage: $0 OUTDIR}
+cd "$(dirname "$0")/../.."
+node=$(readlink -f node_modules/.bin/node)
+[ -x "$node" ] || { echo "no pinned node in node_modules/.bin (run make install)" >&2; exit 1; }
+for tool in git ssh dpkg ldd; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
+
+rm -rf "$out"
+mkdir -p "$out"
+bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)")
+libs=$(for b in "${bins[@]}"; do ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'; done | sort -u)
+pkgs=$(for l in $libs; do dpkg -S "$l" 2>/dev/null || dpkg -S "$(readlink -f "$l")"; done | cut -d: -f1 | sort -u)
+pkgs="$pkgs git git-man openssh-client"
+for p in $(echo "$pkgs" | tr ' ' '\n' | sort -u); do
+  dpkg -L "$p" | while read -r f; do
+    # Files and links only (directories come with them); docs and manuals are left out.
+    case "$f" in /usr/share/doc/*|/usr/share/man/*|/usr/share/locale/*|/usr/share/lintian/*|/etc/bash_completion.d/*|/usr/share/bash-completion/*) continue ;; esac
+    # Paths go through the host's usrmerge links (/lib -> usr/lib), which the image gets too.
+    case "$f" in /lib|/lib64|/bin|/sbin|/lib32|/libx32) continue ;; esac
+    if [ -f "$f" ] || [ -L "$f" ]; then
+      dir=$(readlink -f "$(dirname "$f")")
+      mkdir -p "$out$dir" && cp -a "$f" "$out$dir/"
+    fi
+  done
+done
+for d in lib lib64 bin sbin; do
+  if [ -L "/$d" ]; then ln -sfn "$(readlink "/$d")" "$out/$d"; fi
+done
+install -D -m 0755 "$node" "$out/usr/local/bin/node"
+install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$out/etc/ssl/certs/ca-certificates.crt"
+mkdir -p "$out/tmp" "$out/home/stevedore" "$out/etc"
+chmod 1777 "$out/tmp"
+chown 65532:65532 "$out/home/stevedore"
+printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nstevedore:x:65532:65532:stevedore:/home/stevedore:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' > "$out/etc/passwd"
+printf 'root:x:0:\nstevedore:x:65532:\nnogroup:x:65534:\n' > "$out/etc/group"
+echo "base rootfs in $out: $(du -sh "$out" | cut -f1), packages: $(echo $pkgs | wc -w)" >&2

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make image`: Stevedore builds its own image.
+#   1. hack/image/base-rootfs.sh makes a base root filesystem from Debian packages (node, git, ssh);
+#   2. `stevedore import` turns it into a one-layer base image in an OCI layout;
+#   3. the context gets package.json, bin/, dist/ and only the production node_modules;
+#   4. `stevedore build -f hack/image/Containerfile` builds the image to $IMAGE
+#      (default an OCI layout; a registry name pushes).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work=${STEVEDORE_CACHE:-$HOME/.cache/stevedore}/image
+image=${IMAGE:-oci:$work/out:stevedore}
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+stevedore() { node bin/stevedore.js "$@"; }
+
+mkdir -p "$work"
+hack/image/base-rootfs.sh "$work/rootfs"
+rm -rf "$work/base"
+stevedore import --timestamp "$epoch" --env PATH=/usr/local/bin:/usr/bin:/bin "$work/rootfs" "oci:$work/base:node"
+
+ctx="$work/context"
+rm -rf "$ctx"
+mkdir -p "$ctx/node_modules"
+cp -a package.json bin dist "$ctx/"
+# Production dependencies only (npm's own view of the tree, no download).
+npm ls --omit=dev --parseable --all 2>/dev/null | tail -n +2 | while read -r dir; do
+  rel=${dir#"$PWD/"}
+  mkdir -p "$ctx/$(dirname "$rel")"
+  [ -e "$ctx/$rel" ] || cp -a "$rel" "$ctx/$rel"
+done
+echo "context: $(du -sh "$ctx" | cut -f1)" >&2
+
+stevedore build --timestamp "$epoch" --build-arg "BASE=oci:$work/base:node" -f hack/image/Containerfile -t "$image" "$ctx"
+echo "image: $image" >&2
