@@ -4,6 +4,7 @@
  * which runs each Pod's containers as local processes and writes Pod status as a kubelet would;
  * everything else is real.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
@@ -282,6 +283,26 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     const created = await create('no-history', { source: { artifact: { image: `${reg.host}/ctx/missing:v2` } }, output: out('out/nohistory'), failedBuildsHistoryLimit: 0 });
     const b = await waitFor('Failed', () => getBuild('no-history'), done(created.metadata.generation, 'Failed'), 60_000);
     await waitFor('failed Pod deleted', () => getPod(b!.status!.podName!), (p) => p === undefined, 15_000);
+  });
+
+  it('`stevedore build --remote` interrupted with SIGINT deletes its ImageBuild, which cancels the build', async () => {
+    const dir = await cliTempDir('remote-int');
+    await writeFile(join(dir, 'Containerfile'), `FROM ${blackholeHost}/hangs/forever:1\n`);
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'stevedore.js'), 'build', '--remote', '-t', `${reg.host}/out/remote-int:1`, '--tls-verify=false', '--kubeconfig', cp.kubeconfigPath, '-n', NS, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const building = await waitFor(
+      'remote build running',
+      async () => ((await ok(cp, 'GET', `${buildsPath()}?labelSelector=stevedore.dev%2Fremote-build%3Dtrue`)) as { items: ImageBuild[] }).items.find((b) => b.spec.output.image.endsWith('/out/remote-int:1')),
+      (b) => !!b?.status?.podName && kubelet.isRunning(b.status.podName),
+      30_000,
+    );
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(1);
+    expect(stderr).toMatch(/canceled: ImageBuild builds\/\S+ deleted/);
+    await waitFor('ImageBuild gone', () => getBuild(building!.metadata.name!), (b) => b === undefined, 15_000);
+    await waitFor('Pod gone', () => getPod(building!.status!.podName!), (p) => p === undefined, 15_000);
   });
 
   it('cancels the build when the ImageBuild is deleted: Pod and process gone, nothing pushed', async () => {
