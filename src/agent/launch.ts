@@ -9,6 +9,7 @@
 import type { RunOptions } from '../runtime/container.js';
 import type { ContainerRecord } from '../runtime/containers.js';
 import type { ImageStore } from '../runtime/store/index.js';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -21,12 +22,13 @@ export type AttemptState =
   /** The record says running but its monitor is gone (the node or the monitor died). */
   | { state: 'lost'; record: ContainerRecord };
 
+/** Alive and not a zombie (an orphaned monitor's parent may never reap it). */
 function processAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
   }
 }
 

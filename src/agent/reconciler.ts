@@ -8,7 +8,9 @@
  * records, not this process's memory, say whether it is running or how it ended, so a restarted
  * agent reattaches to running containers and never starts a finished attempt again.
  */
-import { rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { API_VERSION, GROUP, VERSION } from '../k8s/api/common.js';
@@ -73,15 +75,23 @@ function cpus(q: string | number | undefined): number | undefined {
   return q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q);
 }
 
+const run_ = promisify(execFile);
+
+/** Gone, or a zombie: a monitor orphaned by an earlier agent may wait for a PID 1 that never reaps. */
+async function processGone(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
 async function waitProcessGone(pid: number | undefined, ms: number): Promise<void> {
   if (pid === undefined) return;
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
-    }
+    if (await processGone(pid)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`container monitor ${pid} did not exit`);
@@ -115,7 +125,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       if (isNotFound(err)) return {};
       throw err;
     }
-    if (boundNode(run) !== this.#o.nodeName) return {};
+    if (boundNode(run) !== this.#o.nodeName) return this.#releaseMoved(run);
     if (run.metadata.deletionTimestamp) return this.#finalize(run);
     const status = run.status ?? {};
     if (status.phase && TERMINAL.has(status.phase)) return {};
@@ -126,6 +136,10 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     if (st.state === 'running') return this.#observeRunning(run, st.record);
     if (st.state === 'exited') return this.#finishAttempt(run, await this.#outcome(st.record));
     if (st.state === 'lost') {
+      // Nobody watches that container any more: make sure it does not run on unobserved.
+      const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
+      await rt.kill(id, 'SIGKILL', { all: true }).catch(() => undefined);
+      await rt.delete(id, { force: true }).catch(() => undefined);
       const outcome = await this.#outcome(st.record);
       return this.#finishAttempt(run, { ...outcome, exitCode: undefined, reason: 'Error', message: 'the container was lost: its monitor process is gone (was the node restarted?)' });
     }
@@ -134,7 +148,25 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       const due = Date.parse(status.finishedAt) + this.#restartDelay(attempt - 1);
       if (due > Date.now()) return { requeueAfterMs: due - Date.now() };
     }
+    await this.#stopEarlierAttempts(run, attempt);
     return this.#start(run, attempt, id, signal);
+  }
+
+  /**
+   * An earlier attempt can still run here when the run was failed over while this agent was away
+   * and then bound to this node again: stop it before the next attempt starts (its log is kept).
+   */
+  async #stopEarlierAttempts(run: ContainerRun, attempt: number): Promise<void> {
+    for (let n = 0; n < attempt; n++) {
+      const id = attemptContainerId(run.metadata.uid!, n);
+      const st = await attemptState(this.#o.store, id);
+      if (st.state !== 'running' && st.state !== 'lost') continue;
+      this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, attempt: n }, 'an earlier attempt still runs: stopping it');
+      const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
+      await rt.kill(id, 'SIGKILL', { all: true }).catch(() => undefined);
+      if (st.state === 'running') await waitProcessGone(st.record.monitorPid, 15_000);
+      else await rt.delete(id, { force: true }).catch(() => undefined);
+    }
   }
 
   #restartDelay(n: number): number {
@@ -207,6 +239,8 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       await this.#event(run, 'Warning', err.reason, err.message);
       return { requeueAfterMs: 10_000 };
     }
+    // Taken before the launch: a quick command may have finished by the time it returns.
+    const startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     const started = await this.#o.launch(this.#o.store, options);
     if (started.error) {
       // The command could not start (125/126/127): a failed attempt like any other.
@@ -217,7 +251,6 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         finishedAt: new Date().toISOString(),
       });
     }
-    const startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     log.info({ id, image: imageName, digest: imageDigest }, 'container started');
     await this.#patchStatus(run, {
       phase: 'Running',
@@ -320,9 +353,37 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     return {};
   }
 
+  /**
+   * A run bound to another node (failed over while this agent was away) or no longer bound: kill
+   * and remove whatever this node still has of it, so one run never runs on two nodes for long.
+   */
+  async #releaseMoved(run: ContainerRun): Promise<ReconcileResult> {
+    if (!run.metadata.uid) return {};
+    let mine = false;
+    for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
+      if ((await attemptState(this.#o.store, attemptContainerId(run.metadata.uid, n))).state !== 'absent') mine = true;
+    }
+    if (!mine) return {};
+    this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, boundTo: boundNode(run) ?? null }, 'run moved away from this node: removing its containers here');
+    await this.#removeAttempts(run);
+    return {};
+  }
+
   /** Deleted: kill every attempt still running, remove the containers and volumes, release the run. */
   async #finalize(run: ContainerRun): Promise<ReconcileResult> {
     if (!(run.metadata.finalizers ?? []).includes(CONTAINER_RUN_FINALIZER)) return {};
+    await this.#removeAttempts(run);
+    const finalizers = (run.metadata.finalizers ?? []).filter((f) => f !== CONTAINER_RUN_FINALIZER);
+    try {
+      await this.#client.patch(this.#path(run), { metadata: { finalizers, resourceVersion: run.metadata.resourceVersion } });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    return {};
+  }
+
+  /** Stops (SIGTERM, grace, SIGKILL) and removes every attempt's container, and the run's volumes. */
+  async #removeAttempts(run: ContainerRun): Promise<void> {
     const uid = run.metadata.uid!;
     const grace = (this.#o.stopGraceSeconds ?? 10) * 1000;
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
@@ -343,20 +404,20 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
           if (Date.now() > deadline + 15_000) throw new Error(`container ${id} of ${run.metadata.name} did not exit after SIGKILL`);
           await new Promise((r) => setTimeout(r, 100));
         }
-        this.#o.log.info({ run: `${run.metadata.namespace}/${run.metadata.name}`, id }, 'container killed: the run was deleted');
+        this.#o.log.info({ run: `${run.metadata.namespace}/${run.metadata.name}`, id }, 'container stopped');
+      }
+      if (st.state === 'lost') {
+        // No monitor: stop the container ourselves and undo the rootfs mount it would have undone.
+        const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
+        await rt.kill(id, 'SIGKILL', { all: true }).catch(() => undefined);
+        await rt.delete(id, { force: true }).catch(() => undefined);
+        await run_('umount', [join(st.record.bundle, 'rootfs')]).catch(() => undefined);
       }
       // The monitor unmounts the rootfs after recording the exit: remove nothing under its feet.
       if (st.state !== 'absent') await waitProcessGone(st.record.monitorPid, 15_000);
       await rm(join(this.#o.store.root, 'containers', id), { recursive: true, force: true });
     }
     await rm(runVolumesDir(this.#o.store.root, uid), { recursive: true, force: true });
-    const finalizers = (run.metadata.finalizers ?? []).filter((f) => f !== CONTAINER_RUN_FINALIZER);
-    try {
-      await this.#client.patch(this.#path(run), { metadata: { finalizers, resourceVersion: run.metadata.resourceVersion } });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    return {};
   }
 
   async #patchStatus(run: ContainerRun, status: Partial<Record<keyof ContainerRunStatus, unknown>>): Promise<void> {
