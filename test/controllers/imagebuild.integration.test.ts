@@ -153,6 +153,10 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     }
     expect(pod.status!.phase).toBe('Succeeded');
     expect(kubelet.runs.filter((r) => r.pod === pod.metadata!.name).map((r) => r.container)).toEqual(['source', 'build']);
+    const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note: string; regarding: { name: string; kind: string } }[] };
+    const mine = events.items.filter((e) => e.regarding.kind === 'ImageBuild' && e.regarding.name === 'inline');
+    expect(mine.map((e) => e.reason)).toEqual(expect.arrayContaining(['Building', 'Succeeded']));
+    expect(mine.find((e) => e.reason === 'Succeeded')!.note).toContain(digest!);
   });
 
   it('builds from an OCI-artifact context pushed with `stevedore context push`, recording the artifact digest', async () => {
