@@ -12,7 +12,7 @@ include hack/controlplane.mk
 -include hack/cosign.mk
 -include hack/syft.mk
 
-.PHONY: help deps install build typecheck test test-unit demo run image bench bench-copy bench-run bench-build test-e2e clean
+.PHONY: help deps install build typecheck test test-unit demo run image bench bench-copy bench-run bench-build bench-controller test-e2e clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,7 +48,7 @@ run: build ## Run the controller against the current kubeconfig
 image: build ## Build Stevedore's own image with stevedore build, base made from Debian packages (IMAGE=oci:DIR:TAG or registry/repo:tag)
 	hack/image/build.sh
 
-bench: bench-copy bench-run bench-build ## Run every benchmark (prints ratios against the peer tools)
+bench: bench-copy bench-run bench-build bench-controller ## Run every benchmark (prints ratios against the peer tools)
 
 bench-copy: deps build ## stevedore copy/sync vs skopeo copy/sync
 	hack/bench/copy.sh
@@ -64,3 +64,6 @@ bench-run: deps build ## stevedore run vs podman run, warm and cold
 
 bench-build: deps build ## stevedore build vs buildah bud --layers, cold and unchanged
 	hack/bench/build.sh
+
+bench-controller: deps build controlplane ## 1000 ImageMirrors on the local control plane: time to all Ready, controller RSS and CPU
+	hack/bench/controller.sh

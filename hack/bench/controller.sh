@@ -17,6 +17,7 @@ TAGS=${TAGS:-3}
 TIMEOUT=${TIMEOUT:-120}
 WORKERS=${WORKERS:-}
 HEAP_SNAPSHOT=${HEAP_SNAPSHOT:-} # a directory: write a heap snapshot of the controller there at the end
+CONTROLLER_NODE_FLAGS=${CONTROLLER_NODE_FLAGS:-} # e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" or V8 heap flags
 TS="node --import ./hack/lib/ts-resolve.ts"
 source hack/bench/lib.sh
 [ -f dist/cli/main.js ] || { echo "dist/ is missing: run make build" >&2; exit 1; }
@@ -59,7 +60,8 @@ apiserver_pid=$(pgrep -P "$controlplane_pid" -f kube-apiserver | head -1 || true
 etcd_pid=$(pgrep -P "$controlplane_pid" -x etcd | head -1 || true)
 
 metrics_port=$(free_port)
-node ${HEAP_SNAPSHOT:+--heapsnapshot-signal=SIGUSR2 --diagnostic-dir="$HEAP_SNAPSHOT"} bin/stevedore.js controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" ${WORKERS:+--workers "$WORKERS"} >"$work/controller.log" 2>&1 &
+# shellcheck disable=SC2086 # CONTROLLER_NODE_FLAGS is a list of flags
+node $CONTROLLER_NODE_FLAGS ${HEAP_SNAPSHOT:+--heapsnapshot-signal=SIGUSR2 --diagnostic-dir="$HEAP_SNAPSHOT"} bin/stevedore.js controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" ${WORKERS:+--workers "$WORKERS"} >"$work/controller.log" 2>&1 &
 controller_pid=$!
 ok=""
 for _ in $(seq 300); do
