@@ -1,0 +1,97 @@
+/**
+ * `stevedore agent` refuses bad input before it touches a cluster, and the chart's agent
+ * DaemonSet and RBAC render as documented (off by default; least privilege when on). That the
+ * RBAC is sufficient is shown by test/controllers/containerrun.integration.test.ts, whose agent
+ * runs with exactly these rules.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { cleanupCli, REPO_ROOT, stevedore } from '../cli/stevedore.js';
+
+afterAll(() => cleanupCli());
+
+function helmPath(): string {
+  if (process.env['HELM']) return process.env['HELM'];
+  const version = /^HELM_VERSION\s*:?=\s*(v\S+)/m.exec(readFileSync(join(REPO_ROOT, 'hack', 'helm.mk'), 'utf8'))![1]!;
+  return join(process.env['STEVEDORE_CACHE'] || join(homedir(), '.cache', 'stevedore'), 'bin', `helm-${version}`);
+}
+
+interface Obj {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+  spec?: { template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[]; volumes: Record<string, unknown>[] } } };
+}
+
+async function render(...set: string[]): Promise<Obj[]> {
+  const { stdout } = await promisify(execFile)(helmPath(), ['template', 'stevedore', join(REPO_ROOT, 'charts', 'stevedore'), '--namespace', 'stevedore-system', ...set], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return parseAllDocuments(stdout).map((d) => d.toJS() as Obj).filter(Boolean);
+}
+
+describe('stevedore agent flags', () => {
+  it('needs a node name', async () => {
+    const env = { ...process.env, NODE_NAME: '' };
+    const r = await stevedore(['agent', '--kubeconfig', '/nonexistent'], { env });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/--node-name \(or \$NODE_NAME\) is required/);
+  });
+
+  it('names a bad duration, runtime or label', async () => {
+    const bad = [
+      [['--lease-duration', 'forever'], /--lease-duration: "forever" is not a duration/],
+      [['--runtime', 'kata'], /--runtime must be runc or crun, got "kata"/],
+      [['--node-labels', 'disk'], /"disk" is not KEY=VALUE/],
+    ] as const;
+    for (const [args, message] of bad) {
+      const r = await stevedore(['agent', '--node-name', 'n1', ...args]);
+      expect(r.code, args.join(' ')).toBe(125);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+});
+
+describe('chart: the node agent', () => {
+  it('is off by default', async () => {
+    const objs = await render();
+    expect(objs.filter((o) => o.kind === 'DaemonSet' || o.metadata.name.includes('-agent'))).toEqual([]);
+  });
+
+  it('renders a DaemonSet with its own ServiceAccount, the node name, the host store and the runc state', async () => {
+    const objs = await render('--set', 'agent.enabled=true', '--set', 'agent.storePath=/srv/stevedore');
+    const ds = objs.find((o) => o.kind === 'DaemonSet')!;
+    const pod = ds.spec!.template.spec;
+    expect(pod['serviceAccountName']).toBe('stevedore-agent');
+    expect(pod['hostNetwork']).toBe(true);
+    const c = pod.containers[0]!;
+    expect(c['args']).toEqual(expect.arrayContaining(['agent', '--node-name=$(NODE_NAME)', '--lease-namespace=$(POD_NAMESPACE)', '--root=/srv/stevedore']));
+    expect(JSON.stringify(c['env'])).toContain('spec.nodeName');
+    expect(c['securityContext']).toMatchObject({ privileged: true, readOnlyRootFilesystem: true });
+    expect(pod.volumes).toEqual(expect.arrayContaining([
+      { name: 'store', hostPath: { path: '/srv/stevedore', type: 'DirectoryOrCreate' } },
+      { name: 'runc-state', hostPath: { path: '/run/runc', type: 'DirectoryOrCreate' } },
+    ]));
+    expect(objs.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata.name).sort()).toEqual(['stevedore', 'stevedore-agent']);
+  });
+
+  it('grants the agent least privilege: no list or watch of Secrets or ConfigMaps, no writes beyond runs, status and its Leases', async () => {
+    const objs = await render('--set', 'agent.enabled=true');
+    const role = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'stevedore-agent')!;
+    const verbs = (res: string) => role.rules!.filter((r) => r.resources.includes(res)).flatMap((r) => r.verbs);
+    expect(verbs('secrets')).toEqual(['get']);
+    expect(verbs('configmaps')).toEqual(['get']);
+    expect(verbs('containerruns').sort()).toEqual(['get', 'list', 'patch', 'watch']);
+    expect(verbs('containerruns/status')).toEqual(['patch']);
+    expect(verbs('leases')).toEqual([]);
+    expect(JSON.stringify(role.rules)).not.toContain('*');
+    const heartbeat = objs.find((o) => o.kind === 'Role' && o.metadata.name === 'stevedore-agent-heartbeat')!;
+    expect(heartbeat.metadata.namespace).toBe('stevedore-system');
+    expect(heartbeat.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
+  });
+});
