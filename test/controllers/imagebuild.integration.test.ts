@@ -4,7 +4,8 @@
  * which runs each Pod's containers as local processes and writes Pod status as a kubelet would;
  * everything else is real.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
@@ -62,6 +63,59 @@ const ready = (b: ImageBuild | undefined) => b?.status?.conditions?.find((c) => 
 const done = (gen: number | undefined, reason: string) => (b: ImageBuild | undefined) =>
   b?.status?.observedGeneration === gen && ready(b)?.reason === reason && ready(b)?.observedGeneration === gen;
 const out = (repo: string) => ({ image: `${reg.host}/${repo}:1`, insecure: true });
+
+/**
+ * A Git smart-HTTP server for one directory of bare repositories: `git http-backend` as CGI behind
+ * Basic auth (the credentials a build's git Secret must carry).
+ */
+async function startGitServer(root: string, user: string, password: string): Promise<{ url: string; close(): void }> {
+  const expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const server = createHttpServer((req, res) => {
+    if (req.headers.authorization !== expected) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' }).end();
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://git');
+    const cgi = spawn('git', ['http-backend'], {
+      env: {
+        PATH: process.env.PATH,
+        GIT_PROJECT_ROOT: root,
+        GIT_HTTP_EXPORT_ALL: '1',
+        PATH_INFO: url.pathname,
+        QUERY_STRING: url.search.slice(1),
+        REQUEST_METHOD: req.method ?? 'GET',
+        CONTENT_TYPE: req.headers['content-type'] ?? '',
+        HTTP_CONTENT_ENCODING: req.headers['content-encoding'] ?? '',
+        GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
+        REMOTE_USER: user,
+        REMOTE_ADDR: '127.0.0.1',
+      },
+    });
+    req.pipe(cgi.stdin);
+    let head = Buffer.alloc(0);
+    let sent = false;
+    cgi.stdout.on('data', (chunk: Buffer) => {
+      if (sent) return void res.write(chunk);
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const headers: Record<string, string> = {};
+      let status = 200;
+      for (const line of head.subarray(0, end).toString().split('\r\n')) {
+        const i = line.indexOf(':');
+        const [k, v] = [line.slice(0, i).trim(), line.slice(i + 1).trim()];
+        if (k.toLowerCase() === 'status') status = Number(v.split(' ')[0]);
+        else headers[k] = v;
+      }
+      res.writeHead(status, headers);
+      sent = true;
+      res.write(head.subarray(end + 4));
+    });
+    cgi.on('close', () => res.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, close: () => server.close() };
+}
 
 beforeAll(async () => {
   [cp, reg] = await Promise.all([startControlPlane(), startRegistry({ name: 'imagebuild' }), ensureBuilt()]);
@@ -157,6 +211,44 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     const mine = events.items.filter((e) => e.regarding.kind === 'ImageBuild' && e.regarding.name === 'inline');
     expect(mine.map((e) => e.reason)).toEqual(expect.arrayContaining(['Building', 'Succeeded']));
     expect(mine.find((e) => e.reason === 'Succeeded')!.note).toContain(digest!);
+  });
+
+  it('builds a Git revision fetched with the credentials Secret, recording the commit', async () => {
+    const root = await cliTempDir('git-root');
+    const work = await cliTempDir('git-work');
+    const g = (...args: string[]) => execFileSync('git', ['-C', work, '-c', 'user.name=t', '-c', 'user.email=t@e', ...args], { encoding: 'utf8' }).trim();
+    g('init', '--quiet', '-b', 'main');
+    await mkdir(join(work, 'app'));
+    await writeFile(join(work, 'app', 'Containerfile'), `FROM ${base}\nCOPY msg.txt /msg.txt\n`);
+    await writeFile(join(work, 'app', 'msg.txt'), 'from git\n');
+    g('add', '.');
+    g('commit', '--quiet', '-m', 'app');
+    g('tag', 'v1');
+    const commit = g('rev-parse', 'HEAD');
+    await writeFile(join(work, 'app', 'msg.txt'), 'later\n');
+    g('commit', '--quiet', '-am', 'later');
+    execFileSync('git', ['clone', '--quiet', '--bare', work, join(root, 'app.git')]);
+    const git = await startGitServer(root, 'builder', 's3cret');
+    try {
+      await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, {
+        metadata: { name: 'git-creds' },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: 'builder', password: 's3cret' },
+      });
+      const created = await create('from-git', {
+        source: { git: { url: `${git.url}/app.git`, revision: 'v1', credentials: { name: 'git-creds' } } },
+        contextDir: 'app',
+        output: out('out/git'),
+      });
+      const b = await waitFor('Succeeded', () => getBuild('from-git'), done(created.metadata.generation, 'Succeeded'), 60_000);
+      expect(b!.status!.sourceCommit).toBe(commit);
+      expect(b!.status!.imageDigest).toBe(await registryDigest(reg.url, 'out/git', '1'));
+      // The password reached git through its environment, not its command line.
+      const pod = (await getPod(b!.status!.podName!))!;
+      expect(JSON.stringify(pod.spec)).not.toContain('s3cret');
+    } finally {
+      git.close();
+    }
   });
 
   it('builds from an OCI-artifact context pushed with `stevedore context push`, recording the artifact digest', async () => {
