@@ -270,6 +270,12 @@ interface PruneSet {
  * Deletes destination tags the source selection no longer has. A registry deletes manifests by
  * digest (and so every tag on them), so a tag whose digest a kept tag shares is reported, not deleted.
  */
+/** The subject digest an attachment tag names (`sha256-<hex>[.sig|.att|.sbom]`), if it is one. */
+export function attachmentSubject(tag: string): Digest | undefined {
+  const m = /^sha256-([a-f0-9]{64})(?:\.(?:sig|att|sbom))?$/.exec(tag);
+  return m ? (`sha256:${m[1]}` as Digest) : undefined;
+}
+
 async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record: (item: SyncItem) => void): Promise<void> {
   const { spec, destRepo, destClient, selected } = ps;
   const keptDigests = new Set(ps.kept.values());
@@ -307,11 +313,17 @@ async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record
   // (its HEAD would answer 404 after the first delete).
   const deleted = new Set<Digest>();
   const heads = new Map<string, Digest | undefined>();
-  for (const tag of destTags) {
-    if (!selected.has(tag)) heads.set(tag, (await headManifest(destClient!, destRepo, tag, opts).catch(() => undefined))?.digest);
+  // Attachment tags (cosign's `sha256-<hex>.sig|.att|.sbom`, the referrers fallback `sha256-<hex>`)
+  // are never selected by tag filters, but they belong to an image: they go only with the image
+  // they are attached to, after it has been pruned, and otherwise stay (sync just carried them).
+  const attachments = destTags.filter((tag) => !selected.has(tag) && attachmentSubject(tag) !== undefined);
+  const images = destTags.filter((tag) => !selected.has(tag) && attachmentSubject(tag) === undefined);
+  for (const tag of images) {
+    heads.set(tag, (await headManifest(destClient!, destRepo, tag, opts).catch(() => undefined))?.digest);
   }
-  for (const tag of destTags) {
-    if (selected.has(tag)) continue;
+  for (const tag of [...images, ...attachments]) {
+    const subject = attachmentSubject(tag);
+    if (subject !== undefined && !deleted.has(subject)) continue;
     const destination = `docker://${formatReference({ registry: target.registry, repository: destRepo, tag })}`;
     try {
       const head = heads.get(tag) ? { digest: heads.get(tag)! } : await headManifest(destClient!, destRepo, tag, opts);

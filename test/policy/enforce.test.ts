@@ -8,6 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
+import { sync } from '../../src/copy/sync.js';
+import { parseSyncConfig } from '../../src/copy/sync-config.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { parseReference } from '../../src/oci/reference.js';
 import { evaluatePolicy } from '../../src/policy/image-policy.js';
@@ -220,6 +222,28 @@ describe('copy, sync and run --policy', () => {
     expect(byTag.get('unsigned')?.error).toContain('policy denied');
     expect(await head('synced/app', 'unsigned')).toBeUndefined();
     expect(await head('synced/app', `${referrersTag(image.manifest.digest)}.sig`)).toBeDefined();
+  });
+
+  it('sync --prune keeps the signatures it carried for kept tags, and prunes a pruned image\'s signature with it', async () => {
+    const kept = await makeRandomImage({ layers: 1, layerSize: 2048, layoutDir: await temps.make('prune-kept') });
+    const gone = await makeRandomImage({ layers: 1, layerSize: 2048, layoutDir: await temps.make('prune-gone') });
+    await push(kept.ociRef, 'pr/app:kept');
+    await push(gone.ociRef, 'pr/app:gone');
+    await sign('pr/app:kept');
+    await sign('pr/app:gone');
+    const target = { kind: 'registry' as const, registry: reg.host, prefix: 'prdest' };
+    const all = await sync(parseSyncConfig({ [reg.host]: { 'tls-verify': false, images: { 'pr/app': [] } } }), target);
+    expect(all.failed).toBe(0);
+    const sigOf = (f: FixtureImage) => `${referrersTag(f.manifest.digest)}.sig`;
+    expect(await head('prdest/pr/app', sigOf(gone))).toBeDefined();
+
+    const report = await sync(parseSyncConfig({ [reg.host]: { 'tls-verify': false, images: { 'pr/app': ['kept'] } } }), target, { prune: true });
+    const pruned = report.items.filter((i) => i.action === 'pruned').map((i) => i.tag).sort();
+    expect(pruned).toEqual(['gone', sigOf(gone)].sort());
+    expect(await head('prdest/pr/app', 'kept')).toBeDefined();
+    expect(await head('prdest/pr/app', sigOf(kept))).toBeDefined();
+    expect(await head('prdest/pr/app', 'gone')).toBeUndefined();
+    expect(await head('prdest/pr/app', sigOf(gone))).toBeUndefined();
   });
 
   it('run refuses an image the policy does not accept, and runs one it does', async () => {
