@@ -5,7 +5,9 @@
 #   2. etcd + kube-apiserver with the CRDs (hack/demo/controlplane.ts, as `make demo`)
 #   3. `stevedore controller` (the built CLI, default flags unless WORKERS is set)
 #   4. COUNT ImageMirrors created at once; prints the time until all are Ready, the controller's
-#      peak RSS (VmHWM) and CPU seconds, and the CPU of the API server, etcd and the registry.
+#      peak RSS (VmHWM) and CPU seconds, and the CPU of the API server, etcd and the registry
+#   5. (RESTART=1, default) a new controller over the COUNT Ready mirrors, as after a restart or a
+#      leader change: time until it has reconciled them all, its peak RSS and CPU
 # Targets (issue 5): all Ready within 60 s, peak RSS under 200 MiB. Exits 1 if not all are Ready
 # within TIMEOUT seconds. Everything started here is stopped on exit.
 set -euo pipefail
@@ -16,6 +18,7 @@ REPOS=${REPOS:-10}
 TAGS=${TAGS:-3}
 TIMEOUT=${TIMEOUT:-120}
 WORKERS=${WORKERS:-}
+RESTART=${RESTART:-1}
 HEAP_SNAPSHOT=${HEAP_SNAPSHOT:-} # a directory: write a heap snapshot of the controller there at the end
 CONTROLLER_NODE_FLAGS=${CONTROLLER_NODE_FLAGS:-} # e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" or V8 heap flags
 TS="node --import ./hack/lib/ts-resolve.ts"
@@ -59,10 +62,13 @@ echo "control plane $(sed -n 's/^READY //p' "$work/controlplane.log")" >&2
 apiserver_pid=$(pgrep -P "$controlplane_pid" -f kube-apiserver | head -1 || true)
 etcd_pid=$(pgrep -P "$controlplane_pid" -x etcd | head -1 || true)
 
-metrics_port=$(free_port)
-# shellcheck disable=SC2086 # CONTROLLER_NODE_FLAGS is a list of flags
-node $CONTROLLER_NODE_FLAGS ${HEAP_SNAPSHOT:+--heapsnapshot-signal=SIGUSR2 --diagnostic-dir="$HEAP_SNAPSHOT"} bin/stevedore.js controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" ${WORKERS:+--workers "$WORKERS"} >"$work/controller.log" 2>&1 &
-controller_pid=$!
+start_controller() {
+  metrics_port=$(free_port)
+  # shellcheck disable=SC2086 # CONTROLLER_NODE_FLAGS is a list of flags
+  node $CONTROLLER_NODE_FLAGS ${HEAP_SNAPSHOT:+--heapsnapshot-signal=SIGUSR2 --diagnostic-dir="$HEAP_SNAPSHOT"} bin/stevedore.js controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" ${WORKERS:+--workers "$WORKERS"} >>"$work/controller.log" 2>&1 &
+  controller_pid=$!
+}
+start_controller
 ok=""
 for _ in $(seq 300); do
   curl -fsS "http://127.0.0.1:$metrics_port/readyz" >/dev/null 2>&1 && { ok=1; break; }
@@ -84,6 +90,11 @@ if [ -n "$HEAP_SNAPSHOT" ]; then
   kill -USR2 "$controller_pid"
   for _ in $(seq 600); do [ "$(ls "$HEAP_SNAPSHOT" | wc -l)" -gt "$n" ] && break; sleep 0.1; done
   sleep 1; echo "heap snapshot in $HEAP_SNAPSHOT" >&2
+fi
+if [ "$status" -eq 0 ] && [ "$RESTART" = 1 ]; then
+  stop_wait "$controller_pid"
+  start_controller
+  $TS hack/bench/controller/restart.ts "http://127.0.0.1:$metrics_port/metrics" "$COUNT" "$TIMEOUT" "$controller_pid" || status=$?
 fi
 if [ "$status" -ne 0 ]; then
   echo "--- last lines of the controller log ---" >&2
