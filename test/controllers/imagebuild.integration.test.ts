@@ -251,6 +251,22 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     }
   });
 
+  it('builds several platforms into an index and lists each platform’s digest', async () => {
+    const created = await create('multi', {
+      source: { inline: { containerfile: 'FROM scratch\nLABEL org.example.multi=yes\n' } },
+      platforms: ['linux/amd64', 'linux/arm64'],
+      output: out('out/multi'),
+    });
+    const b = await waitFor('Succeeded', () => getBuild('multi'), done(created.metadata.generation, 'Succeeded'), 60_000);
+    expect(b!.status!.imageDigest).toBe(await registryDigest(reg.url, 'out/multi', '1'));
+    const index = (await (await fetch(`${reg.url}/v2/out/multi/manifests/1`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } })).json()) as {
+      manifests: { digest: string; platform: { os: string; architecture: string; variant?: string } }[];
+    };
+    const fromRegistry = index.manifests.map((m) => ({ platform: [m.platform.os, m.platform.architecture, m.platform.variant].filter(Boolean).join('/'), digest: m.digest }));
+    expect([...b!.status!.platforms!].sort((x, y) => x.platform.localeCompare(y.platform))).toEqual(fromRegistry.sort((x, y) => x.platform.localeCompare(y.platform)));
+    expect(b!.status!.platforms!.map((p) => p.platform).sort()).toEqual(['linux/amd64', expect.stringMatching(/^linux\/arm64/)]);
+  });
+
   it('builds from an OCI-artifact context pushed with `stevedore context push`, recording the artifact digest', async () => {
     const dir = await cliTempDir('ctx');
     await mkdir(join(dir, 'app'));
