@@ -21,7 +21,7 @@ import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runti
 import type { EventRecorder } from '../k8s/runtime/events.js';
 import { parseDuration } from '../controllers/schedule.js';
 import type { RunOptions } from '../runtime/container.js';
-import { readLogs, type ContainerRecord } from '../runtime/containers.js';
+import type { ContainerRecord } from '../runtime/containers.js';
 import { ociRuntime, type RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { errorMessage } from '../util/errors.js';
@@ -30,7 +30,8 @@ import { resolveEnv } from './env.js';
 import { attemptState, type LaunchContainer } from './launch.js';
 import { attemptContainerId, attemptContainerName } from './naming.js';
 import { pullCredentials } from './pull-credentials.js';
-import { logTail, restartDelayMs, signalOfExitCode } from './status-text.js';
+import { readLogTail } from './log-tail.js';
+import { restartDelayMs, signalOfExitCode } from './status-text.js';
 import { prepareVolumes, quantityBytes, runVolumesDir } from './volumes.js';
 
 export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
@@ -272,7 +273,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   async #observeRunning(run: ContainerRun, rec: ContainerRecord): Promise<ReconcileResult> {
     const s = run.status ?? {};
     const gen = run.metadata.generation ?? 0;
-    const tail = logTail((await readLogs(rec)).map((l) => l.text));
+    const tail = await readLogTail(rec.logPath);
     const patch: Record<string, unknown> = {};
     if (s.phase !== 'Running' || s.nodeName !== this.#o.nodeName) {
       Object.assign(patch, {
@@ -291,7 +292,6 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   }
 
   async #outcome(rec: ContainerRecord): Promise<AttemptOutcome> {
-    const lines = await readLogs(rec).catch(() => []);
     const reason = rec.reason === 'Completed' || rec.reason === 'OOMKilled' || rec.reason === 'DeadlineExceeded' ? rec.reason : 'Error';
     const code = rec.exitCode;
     const message =
@@ -305,7 +305,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       message,
       startedAt: rec.createdAt.replace(/\.\d{3}Z$/, 'Z'),
       finishedAt: (rec.finishedAt ?? new Date().toISOString()).replace(/\.\d{3}Z$/, 'Z'),
-      logTail: logTail(lines.map((l) => l.text)),
+      logTail: await readLogTail(rec.logPath),
     };
   }
 

@@ -98,3 +98,23 @@ describe('volumes', () => {
     ).rejects.toThrow(/path "x\/\.\.\/\.\.\/escape" leaves the volume/);
   });
 });
+
+describe('log tail', () => {
+  it('reads the last 50 lines from the end of a big k8s-file log, joining partial records', async () => {
+    const { K8sFileLog } = await import('../../src/runtime/logs.js');
+    const { readLogTail } = await import('../../src/agent/log-tail.js');
+    const dir = await temps.make('logtail');
+    const log = new K8sFileLog(join(dir, 'ctr.log'));
+    for (let i = 0; i < 40_000; i++) log.write('stdout', `line ${i} ${'.'.repeat(40)}\n`);
+    log.write('stderr', `${'y'.repeat(20_000)}\n`); // a long line: P records then F
+    log.write('stdout', 'last');
+    await log.close();
+    expect((await stat(join(dir, 'ctr.log'))).size).toBeGreaterThan(2 * 1024 * 1024);
+    const tail = (await readLogTail(join(dir, 'ctr.log'))).split('\n');
+    expect(tail).toHaveLength(51);
+    expect(tail[0]).toMatch(/^line 39952 /);
+    expect(tail[48]).toBe('y'.repeat(20_000));
+    expect(tail[49]).toBe('last');
+    expect(await readLogTail(join(dir, 'missing.log'))).toBe('');
+  });
+});
