@@ -139,11 +139,7 @@ beforeAll(async () => {
     kubeConfig: cp.kubeConfig,
     namespace: NS,
     entrypoints: { [IMAGE]: [process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js')] },
-    // The Pods say runAsUser 65532. `stevedore build` run as non-root re-executes itself in a user
-    // namespace, which needs /etc/subuid ranges that uid 65532 has nowhere (asked of the builder in
-    // /work/helpers/contracts.md); until it builds FROM/COPY as a plain non-root process, the
-    // stand-in runs the Pods' processes as the test's own user.
-    honourRunAsUser: false,
+    // Pods run as their runAsUser (65532) in a user namespace of their own (hostUsers: false).
     env: { PATH: process.env.PATH, REGISTRY_AUTH_FILE: join(cliEnv, 'auth.json') },
   });
 
@@ -206,7 +202,10 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
       expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true });
     }
     expect(pod.status!.phase).toBe('Succeeded');
-    expect(kubelet.runs.filter((r) => r.pod === pod.metadata!.name).map((r) => r.container)).toEqual(['source', 'build']);
+    expect(kubelet.runs.filter((r) => r.pod === pod.metadata!.name).map((r) => [r.container, r.user])).toEqual([
+      ['source', '65532:65532 userns'],
+      ['build', '65532:65532 userns'],
+    ]);
     const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note: string; regarding: { name: string; kind: string } }[] };
     const mine = events.items.filter((e) => e.regarding.kind === 'ImageBuild' && e.regarding.name === 'inline');
     expect(mine.map((e) => e.reason)).toEqual(expect.arrayContaining(['Building', 'Succeeded']));

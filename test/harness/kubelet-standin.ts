@@ -9,7 +9,8 @@
  *   image's entrypoint comes from `entrypoints` (the Stevedore image maps to `node bin/stevedore.js`),
  *   args and env come from the Pod, every mount path (and the termination-message path) in args,
  *   env and workingDir is rewritten to its temp directory, and the process runs as the Pod's
- *   runAsUser/runAsGroup (volumes are chowned to fsGroup, as the kubelet does),
+ *   runAsUser/runAsGroup (volumes are chowned to fsGroup, as the kubelet does) — inside a user
+ *   namespace of its own when the Pod says `hostUsers: false`,
  * - writes Pod status as a kubelet would: phase, init/container statuses with running and terminated
  *   states, exit codes, and the termination message read from the file (or, with
  *   FallbackToLogsOnError, the log tail), and enforces activeDeadlineSeconds,
@@ -46,6 +47,8 @@ export interface StandInRun {
   pod: string;
   container: string;
   pid?: number;
+  /** `uid:gid`, with ` userns` when the process ran in the Pod's own user namespace; `host` otherwise. */
+  user: string;
   exitCode?: number | null;
   signal?: NodeJS.Signals | null;
   log: string;
@@ -60,6 +63,45 @@ export interface KubeletStandIn {
 }
 
 const PODS = { group: '', version: 'v1', plural: 'pods' };
+
+/** Host ids backing a `hostUsers: false` Pod's user namespace (ids 0..65535 inside), as the kubelet allocates. */
+const USERNS_BASE = 1_000_000;
+const USERNS_SIZE = 65536;
+
+/**
+ * Runs a command as UID:GID inside a new user namespace mapping 0..SIZE-1 to BASE..: what a
+ * `hostUsers: false` Pod's processes get. Root writes the maps itself (no /etc/subuid needed), the
+ * child drops to the Pod's ids, dies with its parent, and signals are passed on.
+ * usage: python3 -c USERNS_EXEC BASE SIZE UID GID COMMAND [ARGS...]
+ */
+const USERNS_EXEC = `
+import ctypes, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+base, size, uid, gid = (int(a) for a in sys.argv[1:5])
+ready_r, ready_w = os.pipe(); go_r, go_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    if libc.unshare(0x10000000) != 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+    os.write(ready_w, b'x'); os.read(go_r, 1)
+    os.setgroups([]); os.setresgid(gid, gid, gid); os.setresuid(uid, uid, uid)
+    libc.prctl(1, signal.SIGKILL)
+    os.execvp(sys.argv[5], sys.argv[5:])
+os.read(ready_r, 1)
+for name in ('uid_map', 'gid_map'):
+    with open('/proc/%d/%s' % (pid, name), 'w') as f:
+        f.write('0 %d %d\\n' % (base, size))
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, lambda s, _f: os.kill(pid, s))
+os.write(go_w, b'x')
+while True:
+    try:
+        _, status = os.waitpid(pid, 0); break
+    except InterruptedError:
+        continue
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+`;
 const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 interface PodRun {
@@ -126,7 +168,7 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
     return vols;
   };
 
-  const runContainer = (pod: V1Pod, run: PodRun, c: V1Container, vols: Map<string, string>, uid?: number, gid?: number) =>
+  const runContainer = (pod: V1Pod, run: PodRun, c: V1Container, vols: Map<string, string>, uid?: number, gid?: number, userns = false) =>
     new Promise<{ exitCode: number; signal: NodeJS.Signals | null; message: string; startedAt: string; finishedAt: string }>((resolve, reject) => {
       const name = pod.metadata!.name!;
       const termFile = join(run.dir, `termination-${c.name}`);
@@ -144,11 +186,16 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
       const cwd = c.workingDir ? mapPath(c.workingDir, mounts) : run.dir;
       const startedAt = now();
       void writeFile(termFile, '').then(async () => {
-        if (uid !== undefined) await chown(termFile, uid, gid ?? uid);
-        const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], uid, gid });
+        const shift = userns ? USERNS_BASE : 0;
+        if (uid !== undefined) await chown(termFile, uid + shift, (gid ?? uid) + shift);
+        const child =
+          userns && uid !== undefined
+            ? spawn('python3', ['-c', USERNS_EXEC, String(USERNS_BASE), String(USERNS_SIZE), String(uid), String(gid ?? uid), ...argv], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+            : spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], uid, gid });
         killOnExit(child);
         run.child = child;
-        const record: StandInRun = { pod: name, container: c.name, pid: child.pid, log: '' };
+        const user = uid === undefined ? 'host' : `${uid}:${gid ?? uid}${userns ? ' userns' : ''}`;
+        const record: StandInRun = { pod: name, container: c.name, pid: child.pid, user, log: '' };
         runs.push(record);
         child.stdout!.on('data', (b: Buffer) => (record.log += b.toString()));
         child.stderr!.on('data', (b: Buffer) => (record.log += b.toString()));
@@ -176,6 +223,10 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
     const sc = pod.spec?.securityContext;
     const uid = honour ? (sc?.runAsUser ?? undefined) : undefined;
     const gid = honour ? (sc?.fsGroup ?? sc?.runAsGroup ?? uid) : undefined;
+    // hostUsers: false: the processes run in a user namespace; on the host their files belong to
+    // the shifted ids (the kubelet uses idmapped mounts for the same effect).
+    const userns = honour && pod.spec?.hostUsers === false;
+    const shift = userns ? USERNS_BASE : 0;
     const inits = pod.spec?.initContainers ?? [];
     const mains = pod.spec?.containers ?? [];
     const initStatus: V1ContainerStatus[] = inits.map((c) => waitingStatus(c));
@@ -194,11 +245,11 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
         }, deadline * 1000)
       : undefined;
     try {
-      const vols = await materialise(pod, run.dir, uid, gid);
+      const vols = await materialise(pod, run.dir, uid === undefined ? undefined : uid + shift, gid === undefined ? undefined : gid + shift);
       const step = async (c: V1Container, list: V1ContainerStatus[], i: number) => {
         list[i] = { ...list[i]!, state: { running: { startedAt: now() as unknown as Date } }, started: true };
         await put(list === initStatus ? 'Pending' : 'Running');
-        const r = await runContainer(pod, run, c, vols, uid, gid);
+        const r = await runContainer(pod, run, c, vols, uid, gid, userns);
         list[i] = {
           ...list[i]!,
           started: false,
