@@ -9,9 +9,17 @@ import { Informer, objectKey, type MetaObject } from './informer.js';
 import type { ControllerMetrics } from './metrics.js';
 import { WorkQueue, type WorkQueueOptions } from './queue.js';
 
-export interface ReconcileRequest {
+export interface ReconcileRequest<T = unknown> {
   namespace: string;
   name: string;
+  /**
+   * The informer's copy of the object when the key was taken (undefined if it is not in the cache):
+   * reading it instead of a GET spares the API server one request per reconcile (controller-runtime's
+   * client reads from the cache too). It may lag the API server by a watch event, so writes must
+   * still be guarded (resourceVersion, or patches that do not depend on it). Shared with the
+   * cache: read-only (structuredClone before changing it).
+   */
+  cached?: Readonly<T>;
 }
 
 export interface ReconcileResult {
@@ -35,7 +43,7 @@ export interface Reconciler<T extends MetaObject> {
   readonly resource: ResourcePath;
   /** Which updates enqueue a key (default: all). Adds and deletes always do. */
   shouldEnqueueUpdate?(oldObj: T, newObj: T): boolean;
-  reconcile(req: ReconcileRequest, signal: AbortSignal): Promise<ReconcileResult>;
+  reconcile(req: ReconcileRequest<T>, signal: AbortSignal): Promise<ReconcileResult>;
   /** Other kinds to watch; each change enqueues the key `keyOf` returns. */
   readonly watches?: readonly SecondaryWatch[];
 }
@@ -112,7 +120,9 @@ export class Controller<T extends MetaObject> {
     const { metrics, log } = this.#o;
     const controller = this.#r.name;
     const slash = key.indexOf('/');
-    const req = slash < 0 ? { namespace: '', name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+    const req: ReconcileRequest<T> = slash < 0 ? { namespace: '', name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+    const cached = this.#informer?.get(key);
+    if (cached) req.cached = cached;
     const end = metrics.reconcileDuration.startTimer({ controller });
     try {
       const res = await this.#r.reconcile(req, signal);
