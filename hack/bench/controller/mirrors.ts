@@ -130,6 +130,8 @@ line('created in', `${tCreated.toFixed(1)} s${createErrors ? ` (${createErrors} 
 line(timedOut ? 'Ready after timeout' : 'all Ready after', `${tReady.toFixed(1)} s${timedOut ? ` (${ready.size}/${count} Ready)` : ''}  [target < 60 s]`);
 line('controller peak RSS (VmHWM)', `${memMiB(controller.pid, 'VmHWM').toFixed(0)} MiB (${rss0.toFixed(0)} MiB idle before the run)  [target < 200 MiB]`);
 for (const p of procs) line(`${p.name} CPU during the run`, `${(cpuSeconds(p.pid) - cpu0.get(p.name)!).toFixed(1)} s`);
+const own = process.cpuUsage();
+line('this driver CPU (creates, watch)', `${((own.user + own.system) / 1e6).toFixed(1)} s`);
 line('controller CPU since start', `${cpuSeconds(controller.pid).toFixed(1)} s`);
 const gauge = (name: string) => {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(metrics);
