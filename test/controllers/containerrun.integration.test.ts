@@ -324,7 +324,18 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
     expect(picky!.status).toMatchObject({ phase: 'Pending', message: expect.stringContaining('nodeSelector') });
     expect(picky!.status?.nodeName).toBeUndefined();
     const matching = await waitPhase('matching', ['Succeeded', 'Failed']);
-    expect(matching.status).toMatchObject({ phase: 'Succeeded', nodeName: NODE });
+    expect(matching.status, JSON.stringify(matching.status)).toMatchObject({ phase: 'Succeeded', nodeName: NODE });
+  });
+
+  it('accepts examples/containerrun.yaml and refuses a changed spec (runs are immutable)', async () => {
+    const example = parseAllDocuments(readFileSync(join(REPO_ROOT, 'examples', 'containerrun.yaml'), 'utf8'))[0]!.toJS() as ContainerRun;
+    await ok(cp, 'POST', `${runsPath()}?dryRun=All`, example);
+    const res = await cp.request('PATCH', runsPath('hello'), {
+      headers: { 'content-type': 'application/merge-patch+json' },
+      body: JSON.stringify({ spec: { args: ['changed'] } }),
+    });
+    expect(res.status).toBe(422);
+    expect(res.body).toContain('spec is immutable');
   });
 
   it('needed no right beyond the chart agent RBAC it runs with (nothing forbidden in its log)', async () => {
