@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { StevedoreError } from '../util/errors.js';
 import type { IdMapping } from './unpack/index.js';
 
@@ -23,10 +22,9 @@ export function rootlessMappings(opts: { user?: string; uid?: number; gid?: numb
   uidMappings: IdMapping[];
   gidMappings: IdMapping[];
 } {
-  const info = userInfo();
-  const user = opts.user ?? info.username;
-  const uid = opts.uid ?? info.uid;
-  const gid = opts.gid ?? info.gid;
+  const uid = opts.uid ?? process.getuid?.() ?? 0;
+  const gid = opts.gid ?? process.getgid?.() ?? 0;
+  const user = opts.user ?? userName(uid);
   const build = (self: number, text: string, file: string): IdMapping[] => {
     const ranges = subordinateRanges(text, user, self);
     if (ranges.length === 0) throw new StevedoreError('NO_SUBIDS', `no ranges for ${user} in ${file}: rootless containers need subordinate ids`);
@@ -42,4 +40,34 @@ export function rootlessMappings(opts: { user?: string; uid?: number; gid?: numb
     uidMappings: build(uid, opts.subuid ?? readFileSync('/etc/subuid', 'utf8'), '/etc/subuid'),
     gidMappings: build(gid, opts.subgid ?? readFileSync('/etc/subgid', 'utf8'), '/etc/subgid'),
   };
+}
+
+/**
+ * The login name of a uid from /etc/passwd, or the number itself. Not os.userInfo(): it throws when
+ * the uid has no passwd entry, which is the normal case for a Pod's `runAsUser`.
+ */
+export function userName(uid: number, passwd?: string): string {
+  let text = passwd;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/etc/passwd', 'utf8');
+    } catch {
+      return String(uid);
+    }
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 3 && f[2] === String(uid) && f[0]) return f[0];
+  }
+  return String(uid);
+}
+
+/** Whether the caller has subordinate ids in /etc/subuid and /etc/subgid. */
+export function hasSubordinateIds(): boolean {
+  try {
+    rootlessMappings();
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,7 +1,7 @@
 import { chown, lstat, mkdir } from 'node:fs/promises';
 import type { ImageConfig } from '../oci/config.js';
 import { InvalidInputError, StevedoreError } from '../util/errors.js';
-import { availableControllers, cgroupMode, inUserNamespace, type CgroupMode, type ResourceController } from './cgroups.js';
+import { availableControllers, cgroupMode, inUserNamespace, singleIdNamespace, type CgroupMode, type ResourceController } from './cgroups.js';
 import { callerLimits, type CallerLimits } from './limits.js';
 import { defaultSeccompProfile, type SeccompProfile } from './seccomp.js';
 import { resolveInRoot, type IdMapping } from './unpack/index.js';
@@ -123,12 +123,16 @@ export const MASKED_PATHS: readonly string[] = [
 
 export const READONLY_PATHS: readonly string[] = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-/** Podman's mounts of a default container. */
-export function defaultMounts(): RuntimeMount[] {
+/**
+ * Podman's mounts of a default container. Without the tty group (gid 5) in the user namespace
+ * (a one-id namespace), devpts cannot be mounted with `gid=5`: leave it out, as rootless Podman does.
+ */
+export function defaultMounts(opts: { ttyGroup?: boolean } = {}): RuntimeMount[] {
+  const ptsGroup = opts.ttyGroup === false ? [] : ['gid=5'];
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', ...ptsGroup] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
@@ -226,7 +230,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   const env = mergeEnv(cfg.Env, opts.env, { HOSTNAME: hostname, HOME: user.home });
   const caps = user.uid === 0 ? [...DEFAULT_CAPABILITIES] : [];
 
-  let mounts = defaultMounts();
+  let mounts = defaultMounts({ ttyGroup: opts.idMappings !== undefined || !singleIdNamespace() });
   const rootless = opts.rootless ?? (process.geteuid?.() !== 0 || inUserNamespace());
   if (rootless && opts.network === 'host') {
     // A user namespace may mount sysfs only with a network namespace of its own; with the host's

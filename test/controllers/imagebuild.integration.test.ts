@@ -176,14 +176,19 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     expect((res.json as ImageBuild).spec.source.git?.url).toBe('https://git.example.com/org/app.git');
   });
 
-  it('builds an inline Containerfile in a locked-down Pod and reports the pushed digest', async () => {
+  it('builds an inline Containerfile with a RUN step in a locked-down Pod and reports the pushed digest', async () => {
     const created = await create('inline', {
-      source: { inline: { containerfile: `FROM ${base}\nLABEL org.example.built-by=stevedore\n` } },
+      source: { inline: { containerfile: `FROM ${base}\nLABEL org.example.built-by=stevedore\nRUN echo built-in-a-pod as $(id -u) > /built.txt\n` } },
       output: out('out/inline'),
     });
-    const b = await waitFor('Succeeded', () => getBuild('inline'), done(created.metadata.generation, 'Succeeded'), 60_000);
+    const b = await waitFor('Succeeded', () => getBuild('inline'), done(created.metadata.generation, 'Succeeded'), 90_000);
     const digest = await registryDigest(reg.url, 'out/inline', '1');
     expect(digest).toMatch(/^sha256:/);
+    // The RUN step ran (as root of the build's nested user namespace) and its layer is the image's last.
+    const manifest = (await (await fetch(`${reg.url}/v2/out/inline/manifests/1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' } })).json()) as { layers: { digest: string }[] };
+    const runLayer = manifest.layers.at(-1)!.digest;
+    const listing = execFileSync('sh', ['-c', `curl -sf ${reg.url}/v2/out/inline/blobs/${runLayer} | tar -xzO built.txt`], { encoding: 'utf8' });
+    expect(listing).toBe('built-in-a-pod as 0\n');
     expect(b!.status!.imageDigest).toBe(digest);
     expect(b!.status!.image).toBe(`${reg.host}/out/inline:1`);
     expect(b!.status!.imageSize).toBeGreaterThan(0);

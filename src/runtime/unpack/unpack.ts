@@ -8,6 +8,7 @@ import { DeferredDirectories } from './dirmeta.js';
 import { parseEntry, type RawHeader } from './entry.js';
 import { LayerTooLargeError, SymlinkLoopError, UnsafeLayerEntryError } from './errors.js';
 import { LayerMeter } from './meter.js';
+import { singleIdNamespace } from '../cgroups.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type UnpackOptions, type UnpackResult } from './types.js';
 import { LayerPaths, classifyWhiteout } from './whiteout.js';
 
@@ -69,7 +70,8 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
     if (!(n >= 0)) throw new InvalidInputError(`limits.${what} must be a non-negative number, got ${n}`);
   }
   const choice: CompressionChoice = opts.compression ?? (opts.mediaType ? compressionForMediaType(opts.mediaType) : 'auto');
-  const ownership = { chown: !(opts.rootless ?? process.geteuid?.() !== 0), idMap: opts.idMap };
+  // In a one-id user namespace every chown but to ourselves fails: files stay ours, as when rootless.
+  const ownership = { chown: !(opts.rootless ?? (process.geteuid?.() !== 0 || singleIdNamespace())), idMap: opts.idMap };
 
   const meter = new LayerMeter(maxBytes);
   const extract = tar.extract();
