@@ -5,8 +5,12 @@
 #   3. push it, copy it within the registry (cross-repository mount) and out to an OCI layout
 #   4. show `stevedore inspect` and `list-tags`
 #   5. start a local control plane (etcd + kube-apiserver, hack/demo/controlplane.ts) with the CRDs,
-#      run `stevedore controller` against it, apply an ImageMirror from the demo repository to
-#      another one, wait for Ready and show it (`kubectl get stevedore -A`, or the same via the API)
+#      run `stevedore controller` and a node agent (`stevedore agent`, runc) against it, apply an
+#      ImageMirror from the demo repository to another one and wait for Ready
+#   6. the whole pipeline (hack/demo/pipeline.ts): ImageBuild of an inline Containerfile FROM that
+#      image (build Pods run by a test stand-in for the kubelet) -> ImageMirror of the result ->
+#      ContainerRun of the mirrored image, each status printed as it turns Ready; then
+#      `kubectl get stevedore -A` (or the same via the API)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEVEDORE="node bin/stevedore.js"
@@ -15,12 +19,14 @@ work=$(mktemp -d -t stevedore-demo-XXXXXX)
 registry_pid=""
 controlplane_pid=""
 controller_pid=""
+agent_pid=""
 stop() { # stop PID: SIGTERM, then wait for it to exit
   [ -n "$1" ] || return 0
   kill "$1" 2>/dev/null || return 0
   wait "$1" 2>/dev/null || true
 }
 cleanup() {
+  stop "$agent_pid"
   stop "$controller_pid"
   stop "$controlplane_pid"
   stop "$registry_pid"
@@ -93,8 +99,16 @@ echo "    API server $(sed -n 's/^READY //p' "$work/controlplane.log")"
 
 metrics_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 echo "==> stevedore controller --kubeconfig $kubeconfig --metrics-addr 127.0.0.1:$metrics_port (log: controller.log)"
-$STEVEDORE controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" >"$work/controller.log" 2>&1 &
+# Build Pods name this image; the demo's kubelet stand-in runs it as `node bin/stevedore.js`.
+$STEVEDORE controller --kubeconfig "$kubeconfig" --metrics-addr "127.0.0.1:$metrics_port" \
+  --build-image stevedore.local/stevedore:demo --build-user-namespaces true >"$work/controller.log" 2>&1 &
 controller_pid=$!
+
+agent_metrics_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+echo "==> stevedore agent --node-name demo-node (node agent: pulls and runs ContainerRuns with runc; log: agent.log)"
+$STEVEDORE agent --node-name demo-node --kubeconfig "$kubeconfig" --lease-namespace default --no-read-node-labels \
+  --root "$work/agent-store" --metrics-addr "127.0.0.1:$agent_metrics_port" --poll-interval 250ms >"$work/agent.log" 2>&1 &
+agent_pid=$!
 
 echo "==> apply ImageMirror default/busybox ($reg/demo/busybox -> $reg/mirrored/busybox)"
 $TS hack/demo/mirror.ts apply "$kubeconfig" "$reg/demo/busybox" "$reg/mirrored/busybox"
@@ -103,6 +117,12 @@ echo "==> wait for Ready=True (60 s)"
 if ! $TS hack/demo/mirror.ts wait "$kubeconfig" 60; then
   echo "--- controller log ---" >&2
   cat "$work/controller.log" >&2
+  exit 1
+fi
+
+echo "==> the pipeline: ImageBuild -> ImageMirror -> ContainerRun"
+if ! $TS hack/demo/pipeline.ts "$kubeconfig" "$reg" "$work"; then
+  for log in controller agent; do echo "--- $log log (last 40 lines) ---" >&2; tail -n 40 "$work/$log.log" >&2; done
   exit 1
 fi
 

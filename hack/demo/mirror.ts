@@ -5,50 +5,15 @@
 //   ... mirror.ts wait KUBECONFIG SECONDS   waits for Ready=True; exits 1 with the status if not
 //   ... mirror.ts get KUBECONFIG            prints `kubectl get stevedore -A`-like columns (Table API)
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
+import { api } from './api.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NAMESPACE = 'default';
 const NAME = 'busybox';
 const PATH = `/apis/stevedore.dev/v1alpha1/namespaces/${NAMESPACE}/imagemirrors/${NAME}`;
-
-interface Kubeconfig {
-  clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
-  users: { user: { 'client-certificate-data': string; 'client-key-data': string } }[];
-}
-
-function api(kubeconfig: string) {
-  const kc = parse(readFileSync(kubeconfig, 'utf8')) as Kubeconfig;
-  const cluster = kc.clusters[0]!.cluster;
-  const user = kc.users[0]!.user;
-  const b = (s: string) => Buffer.from(s, 'base64');
-  return (method: string, path: string, headers: Record<string, string> = {}, body?: string) =>
-    new Promise<{ status: number; json: any }>((resolve, reject) => {
-      const req = request(new URL(path, cluster.server), {
-        method,
-        headers,
-        ca: b(cluster['certificate-authority-data']),
-        cert: b(user['client-certificate-data']),
-        key: b(user['client-key-data']),
-        timeout: 10_000,
-      }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: any;
-          try { json = JSON.parse(text); } catch { json = { message: text }; }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end(body);
-    });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const [cmd, kubeconfig, ...rest] = process.argv.slice(2);
