@@ -2,9 +2,11 @@
 # End to end on a kind cluster, for machines with Docker (`make test-e2e`):
 #   kind cluster -> controller image built from dist/ and loaded into kind -> helm install charts/stevedore
 #   into a namespace that enforces the "restricted" Pod Security Standard -> a registry in the cluster
-#   holding three tags of a FROM-scratch image -> examples/imagemirror.yaml pointed at it -> wait until
-#   every ImageMirror is Ready and check the mirrored tags. Logs and events are dumped on failure; the
-#   cluster is deleted on exit (KEEP_CLUSTER=1 keeps it).
+#   holding three tags of a small busybox-based image -> examples/imagemirror.yaml pointed at it -> wait
+#   until every ImageMirror is Ready and check the mirrored tags -> an ImageBuild (inline Containerfile
+#   FROM a mirrored tag) pushed to the same registry -> a ContainerRun of that build run by the node agent
+#   (chart value agent.enabled=true), checked for its output. Logs and events are dumped on failure;
+#   the cluster is deleted on exit (KEEP_CLUSTER=1 keeps it).
 #
 # Needs: docker, kind, kubectl, curl, node (npm packages from `make install`); helm from $HELM, PATH or
 # `make helm`. No image is pulled for the test content; the in-cluster registry uses $REGISTRY_IMAGE.
@@ -14,6 +16,9 @@ cd "$(dirname "$0")/.."
 CLUSTER=${CLUSTER:-stevedore-e2e}
 IMAGE=${IMAGE:-stevedore:e2e}
 REGISTRY_IMAGE=${REGISTRY_IMAGE:-registry:2}
+BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-busybox:1.36}
+# kind nodes without user-namespace support for Pods: USERNS=false runs build Pods with hostUsers: true.
+USERNS=${USERNS:-false}
 SYSTEM_NS=stevedore-system
 APP_NS=e2e
 LOCAL_PORT=${LOCAL_PORT:-5001}
@@ -80,10 +85,11 @@ kubectl create namespace "$SYSTEM_NS"
 kubectl label namespace "$SYSTEM_NS" pod-security.kubernetes.io/enforce=restricted
 "$HELM" install stevedore charts/stevedore --namespace "$SYSTEM_NS" \
   --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
+  --set agent.enabled=true --set buildPods.userNamespaces="$USERNS" \
   --wait --timeout 180s
 kubectl -n "$SYSTEM_NS" get pods -o wide
 
-echo "--- registry in the cluster, three tags of a FROM-scratch image"
+echo "--- registry in the cluster, three tags of a busybox-based image"
 kubectl create namespace "$APP_NS"
 kubectl -n "$APP_NS" create deployment registry --image="$REGISTRY_IMAGE" --port=5000
 kubectl -n "$APP_NS" expose deployment registry --port=5000
@@ -94,7 +100,7 @@ for _ in $(seq 60); do curl -fsS "http://localhost:$LOCAL_PORT/v2/" >/dev/null 2
 mkdir -p "$work/app"
 for tag in 1.0.0 1.1.0 2.0.0; do
   echo "app $tag" >"$work/app/version"
-  printf 'FROM scratch\nCOPY version /version\n' >"$work/app/Dockerfile"
+  printf 'FROM %s\nCOPY version /version\nCMD ["cat", "/version"]\n' "$BUSYBOX_IMAGE" >"$work/app/Dockerfile"
   docker build -q -t "localhost:$LOCAL_PORT/org/app:$tag" "$work/app"
   docker push -q "localhost:$LOCAL_PORT/org/app:$tag"
 done
@@ -120,4 +126,39 @@ if ! grep -q '"1.0.0"' <<<"$tags" || ! grep -q '"1.1.0"' <<<"$tags" || grep -q '
   echo "e2e-kind: unexpected mirrored tags: $tags" >&2
   exit 1
 fi
+
+echo "--- ImageBuild: inline Containerfile FROM the mirrored 1.1.0, pushed to $IN_CLUSTER_REGISTRY/built/app:1"
+kubectl -n "$APP_NS" apply -f - <<YAML
+apiVersion: stevedore.dev/v1alpha1
+kind: ImageBuild
+metadata: { name: e2e }
+spec:
+  source:
+    inline:
+      containerfile: |
+        FROM $IN_CLUSTER_REGISTRY/mirror/org/app:1.1.0
+        LABEL org.example.e2e=kind
+        CMD ["cat", "/version"]
+  output: { image: "$IN_CLUSTER_REGISTRY/built/app:1", insecure: true }
+  timeout: 10m
+YAML
+kubectl -n "$APP_NS" wait --for=condition=Ready imagebuild/e2e --timeout=600s
+kubectl -n "$APP_NS" get imagebuild e2e -o jsonpath='{.status.imageDigest}{"\n"}'
+
+echo "--- ContainerRun of the built image on a node agent"
+# The agent pulls through the node's network: the registry's ClusterIP, not its cluster DNS name.
+REG_IP=$(kubectl -n "$APP_NS" get svc registry -o jsonpath='{.spec.clusterIP}'):5000
+kubectl -n "$APP_NS" apply -f - <<YAML
+apiVersion: stevedore.dev/v1alpha1
+kind: ContainerRun
+metadata: { name: e2e }
+spec:
+  image: $REG_IP/built/app:1
+  timeout: 5m
+YAML
+kubectl -n "$APP_NS" wait --for=jsonpath='{.status.phase}'=Succeeded containerrun/e2e --timeout=300s
+out=$(kubectl -n "$APP_NS" get containerrun e2e -o jsonpath='{.status.logTail}')
+echo "run output: $out"
+[[ $out == *"app 1.1.0"* ]] || { echo "e2e-kind: unexpected ContainerRun output: $out" >&2; exit 1; }
+kubectl get stevedore -A
 echo "--- e2e passed"
