@@ -60,7 +60,9 @@ kubectl config use-context "kind-$CLUSTER"
 
 echo "--- controller image $IMAGE"
 if make -n image >/dev/null 2>&1; then
-  make image IMAGE="$IMAGE"
+  # Stevedore builds its own image (make image), written as a docker-archive for `docker load`.
+  make image IMAGE="docker-archive:$work/stevedore.tar:$IMAGE"
+  docker load -i "$work/stevedore.tar"
 else
   # No image target yet: a small Node 24 image with the compiled dist/ and production dependencies.
   make build
