@@ -59,6 +59,8 @@ export function boundNode(run: ContainerRun): string | undefined {
 
 const TERMINAL = new Set(['Succeeded', 'Failed']);
 const DEFAULT_BACKOFF_LIMIT = 3;
+/** Pulls tried per attempt before it fails with ErrImagePull. */
+const PULL_TRIES = 3;
 
 interface AttemptOutcome {
   exitCode?: number;
@@ -103,6 +105,8 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   readonly resource = CONTAINER_RUN_RESOURCE;
   readonly #client: KubeClient;
   readonly #o: AgentReconcilerOptions;
+  /** Failed pulls per run uid, for the pull back-off (reset by a successful pull). */
+  readonly #pullFailures = new Map<string, number>();
 
   constructor(client: KubeClient, o: AgentReconcilerOptions) {
     this.#client = client;
@@ -200,9 +204,25 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       imageDigest = image.digest;
     } catch (err) {
       if (signal.aborted) throw err;
-      log.warn({ err: errorMessage(err) }, 'pull failed');
-      return this.#finishAttempt(run, { reason: 'ErrImagePull', message: `pulling ${spec.image}: ${errorMessage(err)}`, finishedAt: new Date().toISOString() });
+      const message = `pulling ${spec.image}: ${errorMessage(err)}`;
+      const tries = (this.#pullFailures.get(run.metadata.uid!) ?? 0) + 1;
+      log.warn({ err: errorMessage(err), tries }, 'pull failed');
+      if (tries < PULL_TRIES) {
+        // A registry blip should not fail the run: back off and pull again (a kubelet's ImagePullBackOff).
+        this.#pullFailures.set(run.metadata.uid!, tries);
+        const delay = this.#restartDelay(tries - 1);
+        await this.#patchStatus(run, {
+          phase: 'Pending',
+          reason: 'ErrImagePull',
+          message: `${message}; trying again in ${Math.round(delay / 1000)}s (${tries} of ${PULL_TRIES} tries)`,
+          conditions: markReconciling(run.status?.conditions, gen, 'ErrImagePull', message),
+        });
+        return { requeueAfterMs: delay };
+      }
+      this.#pullFailures.delete(run.metadata.uid!);
+      return this.#finishAttempt(run, { reason: 'ErrImagePull', message: `${message} (${tries} tries)`, finishedAt: new Date().toISOString() });
     }
+    this.#pullFailures.delete(run.metadata.uid!);
     let options: RunOptions;
     try {
       const env = await resolveEnv(spec, sources);

@@ -215,6 +215,15 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
     expect(logs.stdout).toBe('attempt\nattempt\nattempt\n');
   });
 
+  it('fails with ErrImagePull after backing off, when the registry refuses the pull (no imagePullSecrets)', async () => {
+    await ok(cp, 'POST', runsPath(), { apiVersion: API_VERSION, kind: 'ContainerRun', metadata: { name: 'no-creds' }, spec: { image, command: ['true'] } });
+    const backingOff = await waitFor('no-creds backs off', () => getRun('no-creds'), (r) => r?.status?.reason === 'ErrImagePull', 20_000);
+    expect(backingOff!.status?.phase).toMatch(/Pending|Failed/);
+    const failed = await waitPhase('no-creds', ['Failed', 'Succeeded'], 30_000);
+    expect(failed.status).toMatchObject({ phase: 'Failed', reason: 'ErrImagePull', message: expect.stringMatching(/401|unauthori[sz]ed|authentication/i) });
+    expect(failed.status?.message).toContain('(3 tries)');
+  });
+
   it('stops a run that exceeds spec.timeout: Failed, DeadlineExceeded, killed by SIGKILL after the grace period', async () => {
     const t0 = Date.now();
     await createRun('slow', { command: ['busybox', 'sleep', '60'], timeout: '1s' });
