@@ -57,7 +57,15 @@ describe('API client connections', () => {
     await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'tls.key', '-out', 'tls.crt',
       '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir });
     const [cert, key] = await Promise.all([readFile(join(dir, 'tls.crt')), readFile(join(dir, 'tls.key'))]);
+    const served = new WeakMap<object, number>();
     server = createServer({ cert, key }, (req, res) => {
+      const n = (served.get(req.socket) ?? 0) + 1;
+      served.set(req.socket, n);
+      // A server that dropped an idle kept-alive connection: the next request on it gets a reset.
+      if (req.url?.startsWith('/drop-second') && n === 2) {
+        req.socket.destroy();
+        return;
+      }
       res.setHeader('content-type', 'application/json');
       if (req.url?.startsWith('/apis/example.dev/v1/things?') && req.url.includes('watch=1')) {
         res.write('{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"8"}}}\n'); // then stays open
@@ -94,6 +102,15 @@ describe('API client connections', () => {
       expect(res).toEqual({ kind: 'Status', path: `/api/v1/namespaces/n${i}`, auth: 'Bearer secret-token' });
     }
     expect(connections).toBe(1);
+    client.close();
+  });
+
+  it('sends again, once, when a kept-alive connection was closed by the server', async () => {
+    const client = new KubeClient(kc);
+    connections = 0;
+    expect(await client.get('/drop-second/1')).toMatchObject({ path: '/drop-second/1' });
+    expect(await client.patch('/drop-second/2', { a: 1 })).toMatchObject({ path: '/drop-second/2' });
+    expect(connections).toBe(2);
     client.close();
   });
 

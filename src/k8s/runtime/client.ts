@@ -20,6 +20,14 @@ export class ApiError extends Error {
   }
 }
 
+/** A kept-alive connection the server had already closed (internal: retried once by #send). */
+class StaleSocketError extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+    this.name = 'StaleSocketError';
+  }
+}
+
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.status === 404;
 export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.status === 409;
 export const isGone = (err: unknown): boolean => err instanceof ApiError && err.status === 410;
@@ -85,10 +93,25 @@ export class KubeClient {
     this.#agent = undefined;
   }
 
-  #send(url: URL, opts: RequestOptions, body: string | undefined): Promise<IncomingMessage> {
+  /**
+   * Sends once more when a kept-alive connection turns out to have been closed by the server
+   * (ECONNRESET on a reused socket, before any answer): the server never saw that request.
+   */
+  async #send(url: URL, opts: RequestOptions, body: string | undefined): Promise<IncomingMessage> {
+    try {
+      return await this.#sendOnce(url, opts, body);
+    } catch (err) {
+      if (!(err instanceof StaleSocketError)) throw err;
+      return this.#sendOnce(url, opts, body);
+    }
+  }
+
+  #sendOnce(url: URL, opts: RequestOptions, body: string | undefined): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const req = (url.protocol === 'http:' ? httpRequest : request)(url, opts, resolve);
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        reject(req.reusedSocket && err.code === 'ECONNRESET' && !opts.signal?.aborted ? new StaleSocketError(err) : err);
+      });
       req.end(body);
     });
   }
