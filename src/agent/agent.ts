@@ -13,6 +13,7 @@ import { ControllerMetrics } from '../k8s/runtime/metrics.js';
 import type { WorkQueueOptions } from '../k8s/runtime/queue.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
+import type { Policy } from '../policy/types.js';
 import { errorMessage } from '../util/errors.js';
 import { Heartbeat } from './heartbeat.js';
 import type { LaunchContainer } from './launch.js';
@@ -41,6 +42,8 @@ export interface AgentOptions {
   workers?: number;
   queue?: WorkQueueOptions;
   processMetrics?: boolean;
+  /** The node's containers-policy.json (`--policy`); none: every image may run. */
+  policy?: Policy;
   log: Logger;
 }
 
@@ -80,6 +83,7 @@ export async function createAgent(o: AgentOptions): Promise<Manager> {
     stopGraceSeconds: o.stopGraceSeconds,
     restartBackoff: o.restartBackoff,
     pollMs: o.pollMs,
+    policy: o.policy,
     events,
     log,
   });

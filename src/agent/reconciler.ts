@@ -30,6 +30,8 @@ import { resolveEnv } from './env.js';
 import { attemptState, type LaunchContainer } from './launch.js';
 import { attemptContainerId, attemptContainerName } from './naming.js';
 import { pullCredentials } from './pull-credentials.js';
+import { judgeRunImage } from './run-policy.js';
+import type { Policy } from '../policy/types.js';
 import { readLogTail } from './log-tail.js';
 import { restartDelayMs, signalOfExitCode } from './status-text.js';
 import { prepareVolumes, quantityBytes, runVolumesDir } from './volumes.js';
@@ -48,6 +50,8 @@ export interface AgentReconcilerOptions {
   restartBackoff?: { baseMs: number; maxMs: number };
   /** How often a running attempt is looked at (exit, log tail); default 1 s. */
   pollMs?: number;
+  /** The node's containers-policy.json: an image it refuses is not pulled or run (PolicyDenied). */
+  policy?: Policy;
   events: EventRecorder;
   log: Logger;
 }
@@ -197,9 +201,17 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     let imageDigest: string;
     try {
       const credentials = await pullCredentials(spec.image, spec.imagePullSecrets, sources);
+      const context = credentials ? { credentials } : undefined;
+      let source = spec.image;
+      if (this.#o.policy) {
+        const verdict = await judgeRunImage(this.#o.policy, spec.image, context, signal);
+        if (!verdict.allowed) return this.#denied(run, verdict.reason);
+        log.info({ image: verdict.pull, reason: verdict.reason }, 'image accepted by the node policy');
+        source = verdict.pull;
+      }
       // A digest is immutable: pull only when missing. A tag is looked up again for each attempt.
-      const policy = spec.image.includes('@sha256:') ? 'missing' : 'always';
-      const image = await this.#o.store.pull(spec.image, { policy, context: credentials ? { credentials } : undefined, signal });
+      const pullPolicy = source.includes('@sha256:') ? 'missing' : 'always';
+      const image = await this.#o.store.pull(source, { policy: pullPolicy, context, signal });
       imageName = image.name;
       imageDigest = image.digest;
     } catch (err) {
@@ -287,6 +299,28 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     });
     await this.#event(run, 'Normal', 'Started', `started attempt ${attempt + 1} of ${spec.image} (${imageDigest}) on ${this.#o.nodeName}`);
     return { requeueAfterMs: this.#o.pollMs ?? 1000 };
+  }
+
+  /**
+   * The node policy refused the image: nothing was pulled or run. Final whatever the restartPolicy,
+   * as the same image would be refused again (a new run, or a changed policy, is the way on).
+   */
+  async #denied(run: ContainerRun, reason: string): Promise<ReconcileResult> {
+    const gen = run.metadata.generation ?? 0;
+    const message = `the node's image policy refused ${run.spec.image}: ${reason}`;
+    this.#pullFailures.delete(run.metadata.uid!);
+    this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, reason }, 'image refused by the node policy');
+    await this.#patchStatus(run, {
+      phase: 'Failed',
+      reason: 'PolicyDenied',
+      message,
+      nodeName: this.#o.nodeName,
+      observedGeneration: gen,
+      finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      conditions: markStalled(run.status?.conditions, gen, 'PolicyDenied', message),
+    });
+    await this.#event(run, 'Warning', 'PolicyDenied', message);
+    return {};
   }
 
   /** Running: keep status Running (again, after a NodeLost) and the log tail fresh. */

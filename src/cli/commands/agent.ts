@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parseDuration } from '../../controllers/schedule.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
+import { loadPolicy } from '../../policy/parse.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
 import { parsePositiveInt } from '../options.js';
@@ -23,6 +24,7 @@ interface AgentFlags {
   stopGracePeriod: string;
   restartBackoff: string;
   pollInterval: string;
+  policy?: string;
 }
 
 /** The namespace a Pod runs in (from its ServiceAccount mount), else $POD_NAMESPACE, else default. */
@@ -72,6 +74,7 @@ export function registerAgent(program: Command): void {
     .option('--stop-grace-period <d>', 'SIGTERM to SIGKILL on timeout or delete', '10s')
     .option('--restart-backoff <d>', 'first restart delay for restartPolicy OnFailure (doubles, 5m cap)', '10s')
     .option('--poll-interval <d>', 'how often running containers are checked (exit, log tail)', '1s')
+    .option('--policy <file>', 'containers-policy.json every run’s image must satisfy (checked before the pull; refused: PolicyDenied)')
     .action(async (o: AgentFlags) => {
       const nodeName = o.nodeName ?? process.env.NODE_NAME;
       if (!nodeName) throw new InvalidInputError('--node-name (or $NODE_NAME) is required');
@@ -83,6 +86,8 @@ export function registerAgent(program: Command): void {
         restartBaseMs: durationMs('--restart-backoff', o.restartBackoff),
         pollMs: durationMs('--poll-interval', o.pollInterval),
       };
+      // A policy that cannot be read stops the agent here: it never runs images unchecked instead.
+      const policy = o.policy ? await loadPolicy(o.policy) : undefined;
       // A non-root agent runs as root of a user namespace over its subuid range, as `run` does.
       if (needsUserNamespace()) process.exit(await reexecInUserNamespace());
       // Loaded here: @kubernetes/client-node is slow to import and no other verb needs it.
@@ -114,8 +119,10 @@ export function registerAgent(program: Command): void {
         namespace: o.namespace,
         metricsAddr: o.metricsAddr,
         workers: o.workers,
+        policy,
         log: rootLogger,
       });
+      if (o.policy) rootLogger.info({ policy: o.policy }, 'enforcing the node image policy');
       await agent.run(signalOnInterrupt());
     });
 }
