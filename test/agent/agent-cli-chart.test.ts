@@ -6,12 +6,14 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { cleanupCli, REPO_ROOT, stevedore } from '../cli/stevedore.js';
+import { parsePolicy } from '../../src/policy/parse.js';
+import { cleanupCli, cliTempDir, REPO_ROOT, stevedore } from '../cli/stevedore.js';
 
 afterAll(() => cleanupCli());
 
@@ -23,7 +25,8 @@ function helmPath(): string {
 
 interface Obj {
   kind: string;
-  metadata: { name: string; namespace?: string };
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  data?: Record<string, string>;
   rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
   spec?: { template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[]; volumes: Record<string, unknown>[] } } };
 }
@@ -57,6 +60,26 @@ describe('stevedore agent flags', () => {
   });
 });
 
+describe('stevedore agent --policy', () => {
+  it('stops at start-up, before it touches a cluster, on a policy that does not parse or cannot be read', async () => {
+    const dir = await cliTempDir('agent-policy');
+    const bad = join(dir, 'policy.json');
+    await writeFile(bad, '{"default": [{"type": "reject"}], "transports": {"docker": {"x": [{"type": "signedBy"');
+    const unknown = join(dir, 'unknown.json');
+    await writeFile(unknown, JSON.stringify({ default: [{ type: 'reject', why: 'no' }] }));
+    const cases = [
+      [bad, /invalid policy/],
+      [unknown, /invalid policy.*unknown field "why"/],
+      [join(dir, 'missing.json'), /cannot read policy file .*missing\.json/],
+    ] as const;
+    for (const [file, message] of cases) {
+      const r = await stevedore(['agent', '--node-name', 'n1', '--kubeconfig', '/nonexistent', '--policy', file]);
+      expect(r.code, file).toBe(125);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+});
+
 describe('chart: the node agent', () => {
   it('is off by default', async () => {
     const objs = await render();
@@ -78,6 +101,37 @@ describe('chart: the node agent', () => {
       { name: 'runc-state', hostPath: { path: '/run/runc', type: 'DirectoryOrCreate' } },
     ]));
     expect(objs.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata.name).sort()).toEqual(['stevedore', 'stevedore-agent']);
+  });
+
+  it('mounts agent.policy (a map or JSON text) from a ConfigMap and passes --policy; none by default', async () => {
+    const plain = await render('--set', 'agent.enabled=true');
+    const plainPod = plain.find((o) => o.kind === 'DaemonSet')!.spec!.template.spec;
+    expect(JSON.stringify(plainPod.containers[0]!['args'])).not.toContain('--policy');
+    expect(plain.filter((o) => o.kind === 'ConfigMap')).toEqual([]);
+
+    const policy = {
+      default: [{ type: 'reject' }],
+      transports: { docker: { 'registry.example.com/apps': [{ type: 'sigstoreSigned', keyData: Buffer.from('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n').toString('base64') }] } },
+    };
+    const dir = await cliTempDir('agent-chart');
+    const values = join(dir, 'values.json');
+    await writeFile(values, JSON.stringify({ agent: { enabled: true, policy } }));
+    const file = join(dir, 'policy.json');
+    await writeFile(file, JSON.stringify(policy, null, 2));
+    // As a map in values, or a node's policy.json as it is (`--set-file`).
+    for (const set of [['-f', values], ['--set', 'agent.enabled=true', '--set-file', `agent.policy=${file}`]]) {
+      const objs = await render(...set);
+      const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'stevedore-agent-policy')!;
+      expect(JSON.parse(cm.data!['policy.json']!)).toEqual(policy);
+      expect(() => parsePolicy(cm.data!['policy.json']!, 'policy.json')).not.toThrow();
+      const ds = objs.find((o) => o.kind === 'DaemonSet')!;
+      const pod = ds.spec!.template.spec;
+      const c = pod.containers[0]!;
+      expect(c['args']).toContain('--policy=/etc/stevedore/policy/policy.json');
+      expect(c['volumeMounts']).toEqual(expect.arrayContaining([{ name: 'policy', mountPath: '/etc/stevedore/policy', readOnly: true }]));
+      expect(pod.volumes).toEqual(expect.arrayContaining([{ name: 'policy', configMap: { name: 'stevedore-agent-policy' } }]));
+      expect((ds.spec!.template as unknown as { metadata: { annotations: Record<string, string> } }).metadata.annotations['checksum/policy']).toMatch(/^[0-9a-f]{64}$/);
+    }
   });
 
   it('grants the agent least privilege: no list or watch of Secrets or ConfigMaps, no writes beyond runs, status and its Leases', async () => {
