@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidInputError, NotFoundError } from '../util/errors.js';
@@ -63,13 +64,27 @@ export async function listContainers(store: ImageStore): Promise<ContainerRecord
   return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * Whether a process still runs. A zombie does not: it has exited and only waits for its parent to
+ * reap it (a monitor orphaned into a PID namespace whose init never reaps stays a zombie for good),
+ * yet `kill(pid, 0)` still succeeds on it, so its state in /proc/<pid>/stat is read as well.
+ */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    // Gone between the two looks; or no /proc to ask, where kill's answer stands.
+    return !existsSync('/proc/self/stat');
+  }
+  // "pid (comm) S ...": comm may hold spaces and parentheses, so the state follows the last ')'.
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
 }
 
 /** By exact name, full id or a unique id prefix (as Podman). */

@@ -10,7 +10,7 @@ import { ImageStore } from '../../runtime/store/index.js';
 import { errorMessage } from '../../util/errors.js';
 import { startFailureExitCode } from './run.js';
 
-interface MonitorJob {
+export interface MonitorJob {
   root: string;
   options: RunOptions;
 }
@@ -18,6 +18,16 @@ interface MonitorJob {
 interface MonitorError {
   message: string;
   exitCode: number;
+}
+
+/**
+ * The job file holds the run's options, env values (Secrets included) among them, until the
+ * monitor reads and removes it: only its owner may read it. A leftover of an earlier launch with
+ * the same id (the agent's ids are per attempt) is removed first, so the mode is always this one.
+ */
+export async function writeJobFile(path: string, job: MonitorJob): Promise<void> {
+  await rm(path, { force: true });
+  await writeFile(path, JSON.stringify(job), { mode: 0o600, flag: 'wx' });
 }
 
 /** The command line that runs this same program again (script or `-e` code, with node's flags). */
@@ -34,10 +44,10 @@ function selfCommand(): string[] {
 export async function startDetached(store: ImageStore, options: RunOptions): Promise<{ id: string; error?: MonitorError }> {
   const id = options.id ?? randomBytes(32).toString('hex');
   const runDir = join(store.root, 'run');
-  await mkdir(runDir, { recursive: true });
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
   const jobFile = join(runDir, `${id}.job.json`);
   const errFile = join(runDir, `${id}.err.json`);
-  await writeFile(jobFile, JSON.stringify({ root: store.root, options: { ...options, id } } satisfies MonitorJob));
+  await writeJobFile(jobFile, { root: store.root, options: { ...options, id } });
   const child = spawn(process.execPath, [...selfCommand(), 'container-monitor', jobFile], { detached: true, stdio: 'ignore' });
   let exited = false;
   child.once('exit', () => (exited = true));
