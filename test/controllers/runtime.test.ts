@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { nextCron, parseDuration } from '../../src/controllers/schedule.js';
 import { summarize } from '../../src/controllers/imagemirror-status.js';
-import { planMirror, syncTarget } from '../../src/controllers/imagemirror-plan.js';
+import { planMirror, syncSpec, syncTarget, type RegistrySide } from '../../src/controllers/imagemirror-plan.js';
 import { selectTags } from '../../src/copy/sync.js';
 import { buildProgram } from '../../src/cli/main.js';
 import { markReady, markReconciling, markStalled, setCondition } from '../../src/k8s/conditions.js';
@@ -65,18 +65,19 @@ describe('ImageMirror plan and status', () => {
   const loc = (repository: string) => ({ registry: { repository } });
   it('maps allow/deny to one full-match regex and the destination to an exact repository', () => {
     const p = planMirror({ source: loc('r.example/team/app'), destination: loc('m.example/elsewhere'), tags: { allow: 'v1\\..*', deny: 'v1\\.0' } });
-    expect(syncTarget(p, undefined)).toMatchObject({ kind: 'registry', registry: 'm.example', repository: 'elsewhere' });
-    expect(['v1.0', 'v1.1', 'xv1.2'].filter((t) => p.spec.regex!.test(t))).toEqual(['v1.1']);
+    expect(p.destination.kind).toBe('registry');
+    expect(syncTarget(p.destination as RegistrySide, undefined)).toMatchObject({ kind: 'registry', registry: 'm.example', repository: 'elsewhere' });
+    expect(['v1.0', 'v1.1', 'xv1.2'].filter((t) => p.selection.regex!.test(t))).toEqual(['v1.1']);
   });
 
   it('stalls on specs it cannot carry out', () => {
     expect(() => planMirror({ source: loc('r.example/a'), destination: loc('r.example/a') })).toThrow(StallingError);
-    expect(() => planMirror({ source: loc('r.example/a'), destination: { layout: { claimName: 'x' } } })).toThrow(StallingError);
+    expect(() => planMirror({ source: { layout: { claimName: 'x' } }, destination: { layout: { claimName: 'y' } } })).toThrow(StallingError);
   });
 
   it('combines semver with allow/deny and keeps the newest N versions', () => {
     const p = planMirror({ source: loc('r.example/a'), destination: loc('m.example/b'), tags: { semver: '>=1.0.0', deny: '.*-rc', newest: 2 } });
-    expect(selectTags({ ...p.spec, credentials: undefined }, ['0.9.0', '1.0.0', '1.2.0', '2.0.0-rc', '1.10.0', 'latest', 'v1.5'])).toEqual(['1.10.0', 'v1.5']);
+    expect(selectTags(syncSpec(p.source as RegistrySide, p.selection, undefined), ['0.9.0', '1.0.0', '1.2.0', '2.0.0-rc', '1.10.0', 'latest', 'v1.5'])).toEqual(['1.10.0', 'v1.5']);
   });
 
   it('reports a dry run as what it would do', () => {
