@@ -68,12 +68,17 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
   }
 
   async reconcile(req: ReconcileRequest, signal: AbortSignal): Promise<ReconcileResult> {
+    // The informer's copy spares a GET per reconcile (a restarted controller over 1000 up-to-date
+    // mirrors spent most of its 12-23 s on them); writes stay guarded by resourceVersion or merge patches.
     let obj: ImageMirror;
-    try {
-      obj = await this.#client.get<ImageMirror>(this.#path(req.namespace, req.name));
-    } catch (err) {
-      if (isNotFound(err)) return {};
-      throw err;
+    if (req.cached) obj = structuredClone(req.cached as ImageMirror);
+    else {
+      try {
+        obj = await this.#client.get<ImageMirror>(this.#path(req.namespace, req.name));
+      } catch (err) {
+        if (isNotFound(err)) return {};
+        throw err;
+      }
     }
     const finalizers = obj.metadata.finalizers ?? [];
     if (obj.metadata.deletionTimestamp) {
