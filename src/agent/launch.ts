@@ -7,9 +7,8 @@
  * The CLI injects the implementation (`startDetached`), which keeps `agent/` free of `cli/`.
  */
 import type { RunOptions } from '../runtime/container.js';
-import type { ContainerRecord } from '../runtime/containers.js';
+import { processAlive, type ContainerRecord } from '../runtime/containers.js';
 import type { ImageStore } from '../runtime/store/index.js';
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -21,16 +20,6 @@ export type AttemptState =
   | { state: 'exited'; record: ContainerRecord }
   /** The record says running but its monitor is gone (the node or the monitor died). */
   | { state: 'lost'; record: ContainerRecord };
-
-/** Alive and not a zombie (an orphaned monitor's parent may never reap it). */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
 
 /** The state of one attempt's container, from its record and its monitor's liveness. */
 export async function attemptState(store: ImageStore, id: string): Promise<AttemptState> {

@@ -9,7 +9,7 @@
  * agent reattaches to running containers and never starts a finished attempt again.
  */
 import { execFile } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -21,7 +21,7 @@ import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runti
 import type { EventRecorder } from '../k8s/runtime/events.js';
 import { parseDuration } from '../controllers/schedule.js';
 import type { RunOptions } from '../runtime/container.js';
-import type { ContainerRecord } from '../runtime/containers.js';
+import { processAlive, type ContainerRecord } from '../runtime/containers.js';
 import { ociRuntime, type RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { errorMessage } from '../util/errors.js';
@@ -85,20 +85,15 @@ function cpus(q: string | number | undefined): number | undefined {
 const run_ = promisify(execFile);
 
 /** Gone, or a zombie: a monitor orphaned by an earlier agent may wait for a PID 1 that never reaps. */
-async function processGone(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
+function processGone(pid: number): boolean {
+  return !processAlive(pid);
 }
 
 async function waitProcessGone(pid: number | undefined, ms: number): Promise<void> {
   if (pid === undefined) return;
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (await processGone(pid)) return;
+    if (processGone(pid)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`container monitor ${pid} did not exit`);
