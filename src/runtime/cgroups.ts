@@ -29,33 +29,30 @@ export function cgroupMode(mountinfo?: string): CgroupMode {
   return v1 && v2Elsewhere ? 'hybrid' : 'v1';
 }
 
-/** Whether this process runs in a user namespace other than the host's (rootless, `unshare`). */
 /**
  * Whether this process is in a user namespace that maps a single id (`unshare --map-root-user`
  * without subordinate ids, e.g. a non-root build Pod): files can only be owned by that one id.
  */
 export function singleIdNamespace(uidMap?: string): boolean {
-  let text = uidMap;
-  if (text === undefined) {
-    try {
-      text = readFileSync('/proc/self/uid_map', 'utf8');
-    } catch {
-      return false;
-    }
-  }
+  const text = uidMap ?? ownUidMap();
+  if (text === undefined) return false;
   const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
   return lines.length === 1 && lines[0]!.trim().split(/\s+/)[2] === '1';
 }
 
-export function inUserNamespace(uidMap?: string): boolean {
-  let text = uidMap;
-  if (text === undefined) {
-    try {
-      text = readFileSync('/proc/self/uid_map', 'utf8');
-    } catch {
-      return false;
-    }
+/** /proc/self/uid_map, or undefined where /proc has none (not Linux). */
+function ownUidMap(): string | undefined {
+  try {
+    return readFileSync('/proc/self/uid_map', 'utf8');
+  } catch {
+    return undefined;
   }
+}
+
+/** Whether this process runs in a user namespace other than the host's (rootless, `unshare`). */
+export function inUserNamespace(uidMap?: string): boolean {
+  const text = uidMap ?? ownUidMap();
+  if (text === undefined) return false;
   const lines = text.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
   return !(lines.length === 1 && lines[0] === '0 0 4294967295');
 }
