@@ -14,6 +14,7 @@ import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, signEnvelope } from './dsse.js';
 import { loadSigningKey } from './keys.js';
+import { signatureConfig } from '../sign/signature-image.js';
 import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION, pushBytes, pushReferrer } from './referrer.js';
 import { makeStatement, statementCovers, type Statement } from './statement.js';
 
@@ -72,21 +73,6 @@ async function resolveSubject(client: RegistryClient, ref: ImageReference, diges
   return { name, digest: head.digest, mediaType: head.mediaType || MediaType.OciManifest, size: head.size };
 }
 
-/** cosign's attestation image: a config naming the layers as diff IDs, one DSSE layer per attestation. */
-function cosignConfig(layers: Descriptor[]): Buffer {
-  const zero = '0001-01-01T00:00:00Z';
-  return Buffer.from(
-    JSON.stringify({
-      architecture: '',
-      created: zero,
-      history: layers.map(() => ({ created: zero })),
-      os: '',
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-      config: {},
-    }),
-  );
-}
-
 async function appendCosignAttestation(client: RegistryClient, repo: string, subject: Digest, layer: Descriptor, signal?: AbortSignal): Promise<{ tag: string; digest: Digest }> {
   const tag = `sha256-${digestHex(subject)}.att`;
   let layers: Descriptor[] = [];
@@ -99,7 +85,7 @@ async function appendCosignAttestation(client: RegistryClient, repo: string, sub
   }
   // cosign keeps one layer per attestation and replaces an identical one rather than repeating it.
   layers = [...layers.filter((l) => l.digest !== layer.digest), layer];
-  const config = await pushBytes(client, repo, cosignConfig(layers), MediaType.OciConfig, signal);
+  const config = await pushBytes(client, repo, signatureConfig(layers), MediaType.OciConfig, signal);
   const manifest = encodeManifest({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers });
   await putManifest(client, repo, tag, manifest, { signal });
   return { tag, digest: manifest.digest };

@@ -57,10 +57,10 @@ export async function readSignatures(client: RegistryClient, repo: string, diges
 }
 
 /**
- * The config of a signature image as cosign makes it (go-containerregistry's empty image plus one
- * layer per signature): the payloads' digests as diff_ids, an empty platform.
+ * The config of a signature or attestation image as cosign makes it (go-containerregistry's empty
+ * image plus one layer per signature): the payloads' digests as diff_ids, an empty platform.
  */
-function signatureConfig(layers: Descriptor[]): Buffer {
+export function signatureConfig(layers: Descriptor[]): Buffer {
   const zero = '0001-01-01T00:00:00Z';
   return Buffer.from(
     JSON.stringify({
