@@ -9,23 +9,28 @@ import {
   PushFailedError,
   SourceNotFoundError,
   textReporter,
+  parseDestination,
   writeResultFile,
+  type BuildSuccess,
   type FailureReason,
 } from '../../build/index.js';
+import { RESULT_FILE_LIMIT } from '../../build/output/result-file.js';
+import type { Digest } from '../../oci/digest.js';
 import { SILENT_REPORTER } from '../../build/executor/types.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import type { RuntimeName } from '../../runtime/oci-runtime.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
-import { EXIT_TOOL_ERROR } from '../main.js';
+import { EXIT_TOOL_ERROR, VERSION } from '../main.js';
+import { planAttestations, pushedReference, signAndAttest, type AttestationRecord, type BuildAttestFlags, type SignatureRecord } from '../build-attest.js';
 import { collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
 /** A build step (a RUN, a COPY) failed: exit 1, as buildah. Tool errors are 125. */
 export const EXIT_STEP_FAILED = 1;
 
-interface BuildFlags {
+interface BuildFlags extends BuildAttestFlags {
   file?: string;
   tag?: string[];
   target?: string;
@@ -79,8 +84,31 @@ function parseSecrets(values: readonly string[] | undefined): Map<string, string
   return out;
 }
 
+/** The image was built (and pushed) but not signed or attested: the build has not done what was asked. */
+class AttestationFailedError extends StevedoreError {
+  constructor(message: string, cause?: unknown) {
+    super('ATTESTATION_FAILED', message, cause === undefined ? undefined : { cause });
+  }
+}
+
+/**
+ * The result document with the signature and attestation digests. Kept under the 4096-byte
+ * termination-message limit by dropping, in turn, the per-attestation subject and envelope
+ * digests, then the per-platform list; the attestation referrer digests always stay.
+ */
+function withAttestations(doc: BuildSuccess, signed: { signature: SignatureRecord; attestations: AttestationRecord[] }): BuildSuccess {
+  const full = { ...doc, signatureDigest: signed.signature.digest, attestations: signed.attestations };
+  const fits = (d: object) => Buffer.byteLength(JSON.stringify(d)) <= RESULT_FILE_LIMIT;
+  if (fits(full)) return full;
+  const short = { ...full, attestations: signed.attestations.map((a) => ({ kind: a.kind, predicateType: a.predicateType, digest: a.digest ?? a.envelope })) };
+  if (fits(short)) return short;
+  return { ...short, platforms: [], image: doc.image.slice(0, 512) };
+}
+
 function failureReason(err: unknown, aborted: boolean): FailureReason {
   if (aborted || err instanceof BuildInterruptedError) return 'Interrupted';
+  // Not in the builder's FailureReason list (src/build/output): a reason of this command's own.
+  if (err instanceof AttestationFailedError) return 'AttestationFailed' as FailureReason;
   if (err instanceof ContainerfileError) return 'InvalidContainerfile';
   if (err instanceof BuildStepError) return 'BuildStepFailed';
   if (err instanceof SourceNotFoundError) return 'SourceNotFound';
@@ -121,6 +149,13 @@ export function registerBuild(program: Command): void {
     .option('--pull <always|missing|never>', 'pull policy for base images', 'missing')
     .option('--runtime <runc|crun>', 'OCI runtime for RUN steps', 'runc')
     .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
+    // Supply chain (src/cli/build-attest.ts): after the push, sign the digest and attach attestations.
+    .option('--sign-key <path>', 'sign the pushed digest (cosign .sig) with this key: cosign.key (password from --sign-password-file or $COSIGN_PASSWORD) or a PKCS#8 PEM')
+    .option('--sign-password-file <path>', 'with --sign-key: read the key\'s password from this file (a trailing newline is dropped)')
+    .option('--sbom <spdx-json|cyclonedx-json>', 'with --sign-key: attach the image\'s SBOM as a signed in-toto attestation (referrer and cosign .att)')
+    .option('--provenance', 'with --sign-key: attach a signed SLSA v1 provenance statement (source, Containerfile digest, build args, builder version)')
+    .option('--source-uri <uri>', 'with --provenance: where the context came from (e.g. git+https://host/org/app.git)')
+    .option('--source-revision <commit>', 'with --source-uri: the commit built (default: HEAD of the context when it is a Git work tree)')
     // --remote (src/controllers/imagebuild-remote.ts): the cluster builds; this process pushes the context and follows.
     .option('--remote', 'build on the cluster: push the context as an OCI artifact, create an ImageBuild, follow it to the end')
     .option('--kubeconfig <path>', 'with --remote: kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
@@ -144,6 +179,9 @@ export function registerBuild(program: Command): void {
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
         // Absolute, so nothing depends on the working directory while the build runs.
         const store = await ImageStore.open(o.root !== undefined ? resolve(o.root) : undefined);
+        const attest = await planAttestations(o, context, o.file);
+        // Signatures live in a registry: refuse before the build, not after it.
+        if (attest && !pushedReference((o.tag ?? []).map(parseDestination))) throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
         const started = Date.now();
         const result = await buildImage({
           store,
@@ -170,18 +208,39 @@ export function registerBuild(program: Command): void {
           stdin: process.stdin,
         });
         const digest = result.image.digest;
+        let signed: { signature: SignatureRecord; attestations: AttestationRecord[] } | undefined;
+        if (attest) {
+          const ref = pushedReference(result.destinations);
+          if (!ref) throw new AttestationFailedError(`nothing was signed: --sign-key needs a registry destination (-t HOST/REPO:TAG); the image is ${digest}`);
+          try {
+            signed = await signAndAttest(attest, {
+              ref,
+              digest: digest as Digest,
+              ctx: registry,
+              buildArgs: keyValues('--build-arg', o.buildArg, true),
+              ...(o.target !== undefined ? { target: o.target } : {}),
+              platforms: result.platforms.map((p) => p.platform),
+              platform: result.platform,
+              builderVersion: VERSION,
+              startedOn: new Date(started),
+              signal,
+            });
+          } catch (err) {
+            throw new AttestationFailedError(`the image ${digest} was pushed, but signing or attaching failed: ${(err as Error)?.message ?? String(err)}`, err);
+          }
+        }
         if (!o.quiet) {
           process.stderr.write(`COMMIT ${(o.tag ?? []).join(' ')}\n--> ${digest.slice(7, 19)} (${result.execution.stepsRun} steps run, ${result.execution.cacheHits} from cache, ${((Date.now() - started) / 1000).toFixed(1)}s)\n`);
           for (const d of result.destinations) process.stderr.write(`Successfully tagged ${d.kind === 'transport' ? d.text : d.storeName}\n`);
+          if (signed) {
+            process.stderr.write(`Signed ${digest}: ${signed.signature.tag} ${signed.signature.digest}\n`);
+            for (const a of signed.attestations) process.stderr.write(`Attached ${a.kind} (${a.predicateType}) to ${a.subject}: ${a.digest ?? a.envelope}\n`);
+          }
         }
         if (o.digestfile) await writeFile(o.digestfile, digest);
         if (o.resultFile) {
-          await writeResultFile(o.resultFile, {
-            image: o.tag?.[0] ?? '',
-            digest,
-            size: result.image.size,
-            platforms: result.platforms,
-          });
+          const doc = { image: o.tag?.[0] ?? '', digest, size: result.image.size, platforms: result.platforms };
+          await writeResultFile(o.resultFile, signed ? withAttestations(doc, signed) : doc);
         }
         process.stdout.write(`${digest}\n`);
       } catch (err) {
