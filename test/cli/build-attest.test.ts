@@ -124,7 +124,7 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
     expect(cp.code, cp.stderr).toBe(0);
   }, 240_000);
 
-  it('signs only (no attestations) when given just a key, reading the encrypted key's password from --sign-password-file', async () => {
+  it('signs only (no attestations) when given just a key, reading the encrypted key password from --sign-password-file', async () => {
     const image = `${reg.host}/app/sign-only:1`;
     await writeFile(join(dir, 'pw'), `${PASSWORD}\n`);
     const resultFile = join(dir, 'sign-only.json');
