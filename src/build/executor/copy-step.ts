@@ -2,9 +2,8 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AddInstruction, CopyInstruction } from '../containerfile/index.js';
-import { hashCopyInputs, writeCopyLayer, type CopyRoot, type CopySpec } from '../layers/copy.js';
+import { hashCopyInputs, writeCopyLayer, type CopyLayerFile, type CopyRoot, type CopySpec } from '../layers/copy.js';
 import { knownCopyInputs, rememberCopyInputs } from '../cache/input-stats.js';
-import type { LayerFile } from '../layers/layer-file.js';
 import { cacheKey } from '../cache/key.js';
 import { StevedoreError } from '../../util/errors.js';
 import { resolveChown, parseChmod } from './chown.js';
@@ -102,10 +101,10 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
   };
 
   const layerOpts = { workDir: run.workDir, ...(run.opts.timestamp !== undefined ? { timestamp: run.opts.timestamp } : {}) };
-  const writeLayer = async (): Promise<LayerFile> => writeCopyLayer(root, spec, { ...layerOpts, targetRootfs: await run.rootfs(state) });
+  const writeLayer = async (): Promise<CopyLayerFile> => writeCopyLayer(root, spec, { ...layerOpts, targetRootfs: await run.rootfs(state) });
   // When the context's files changed since the last build (or there was none), a cache hit is
   // unlikely: the layer is written while the inputs are hashed, instead of after.
-  let speculative: Promise<LayerFile> | undefined;
+  let speculative: Promise<CopyLayerFile> | undefined;
 
   // Stage and image sources are identified by their filesystem's chain; the context by content.
   let inputs: string;
@@ -135,11 +134,17 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
   }
 
   let layer: BuiltLayer | undefined;
+  let written: CopyLayerFile;
   try {
-    layer = await run.adopt(await (speculative ?? writeLayer()));
+    written = await (speculative ?? writeLayer());
+    layer = await run.adopt(written);
   } catch (err) {
     return fail(err);
   }
   await run.remember(key, layer);
-  return { state: withLayer(state, layer, history), cached: false, layer };
+  const next = withLayer(state, layer, history);
+  // The next step's filesystem: the entries are copied onto the parent's snapshot rather than the
+  // layer's tar being read back and unpacked.
+  if (layer && written.entries) run.seedSnapshot(state, next, written.entries);
+  return { state: next, cached: false, layer };
 }

@@ -1,11 +1,17 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import type { HistoryEntry } from '../../oci/config.js';
 import type { Digest } from '../../oci/digest.js';
 import type { ImageStore, StoredImage } from '../../runtime/store/index.js';
 import type { BuildPlan } from '../containerfile/index.js';
 import type { LayerFile } from '../layers/layer-file.js';
+import type { LayerEntry } from '../layers/entry.js';
+import { materializeEntries } from '../layers/materialize.js';
+import { rootLogger } from '../../util/log.js';
 import type { LocalBuildCache } from '../cache/local.js';
 import type { RegistryBuildCache } from '../cache/registry.js';
 import { asStoredImage, stateFromImage, topChain, type BuiltLayer, type StageState } from './state.js';
@@ -13,6 +19,13 @@ import { SourceNotFoundError } from './errors.js';
 import { pullForPlatform } from './platform-pull.js';
 import { formatPlatform, hostPlatform, type Platform } from '../../oci/platform.js';
 import type { ExecuteOptions } from './types.js';
+
+const execFileP = promisify(execFile);
+const log = rootLogger.child({ component: 'build-snapshot' });
+
+async function isDirectory(p: string): Promise<boolean> {
+  return stat(p).then((s) => s.isDirectory(), () => false);
+}
 
 /**
  * What every step of a build shares: the store (snapshots, layer blobs), the cache, the states of
@@ -33,6 +46,8 @@ export class BuildRun {
   readonly #images = new Map<string, Promise<StoredImage>>();
   /** Snapshots by chain ID, built once per build however many steps ask. */
   readonly #rootfs = new Map<string, Promise<string>>();
+  /** How to make a snapshot faster than by unpacking its layer, where a step left a way (seedSnapshot). */
+  readonly #seeds = new Map<string, () => Promise<string>>();
 
   constructor(opts: ExecuteOptions, plan: BuildPlan, cache: LocalBuildCache, workDir: string, remote?: RegistryBuildCache) {
     this.opts = opts;
@@ -74,12 +89,54 @@ export class BuildRun {
     const chain = topChain(state);
     let p = this.#rootfs.get(chain);
     if (!p) {
-      p = this.store.snapshot(asStoredImage(state, 'build'), { signal: this.opts.signal });
+      const seed = this.#seeds.get(chain);
+      p = seed ? seed() : this.store.snapshot(asStoredImage(state, 'build'), { signal: this.opts.signal });
       // A failed snapshot (an abort) is not remembered: a later step tries again.
       p.catch(() => this.#rootfs.delete(chain));
       this.#rootfs.set(chain, p);
     }
     return p;
+  }
+
+  /**
+   * Makes the snapshot of `next` (= `parent` plus one COPY layer) from the entries that layer was
+   * written from: the parent's snapshot hardlinked, the entries applied (materialize.ts), renamed
+   * into the store's place for the chain as the store does. Falls back to the store's unpack of the
+   * layer when the entries cannot be replayed (a source changed, an entry kind it does not handle)
+   * or when not root (owners could not be set as the layer states them).
+   */
+  seedSnapshot(parent: StageState, next: StageState, entries: readonly LayerEntry[]): void {
+    const chain = topChain(next);
+    if (this.#rootfs.has(chain) || process.geteuid?.() !== 0) return;
+    const layer = next.layers[next.layers.length - 1]!;
+    // Made only when a later step asks (rootfs or prefetch): a last COPY needs no snapshot.
+    this.#seeds.set(chain, async (): Promise<string> => {
+      const dir = this.store.snapshotDir(chain as Digest);
+      const rootfs = join(dir, 'rootfs');
+      if (await isDirectory(rootfs)) return rootfs;
+      const lower = await this.rootfs(parent);
+      const tmp = join(this.store.root, 'snapshots', `.tmp-${randomBytes(8).toString('hex')}`);
+      const started = Date.now();
+      try {
+        await mkdir(tmp);
+        await execFileP('cp', ['-al', '--', lower, join(tmp, 'rootfs')], { maxBuffer: 16 * 1024 * 1024 });
+        await materializeEntries(join(tmp, 'rootfs'), entries, { ...(this.opts.timestamp !== undefined ? { timestamp: this.opts.timestamp } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
+        const parentChain = parent.layers.length > 0 ? topChain(parent) : null;
+        await writeFile(join(tmp, 'snapshot.json'), JSON.stringify({ chainId: chain, diffId: layer.diffID, layer: layer.digest, parent: parentChain }));
+        await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
+          // Someone else finished the same snapshot first: theirs is as good as ours.
+          if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+        });
+        log.debug({ chainId: chain, entries: entries.length, ms: Date.now() - started }, 'snapshot materialized');
+        return rootfs;
+      } catch (err) {
+        if (this.opts.signal?.aborted) throw err;
+        log.debug({ chainId: chain, err: (err as Error).message }, 'snapshot not materialized; unpacking the layer');
+        return this.store.snapshot(asStoredImage(next, 'build'), { signal: this.opts.signal });
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    });
   }
 
   /**

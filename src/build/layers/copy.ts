@@ -44,6 +44,11 @@ export interface WriteCopyLayerOptions {
   signal?: AbortSignal;
 }
 
+/** A COPY layer, with the entries it was written from when they can be replayed (materialize.ts). */
+export interface CopyLayerFile extends LayerFile {
+  entries?: readonly LayerEntry[];
+}
+
 function label(spec: CopySpec): string {
   return spec.add ? 'ADD' : 'COPY';
 }
@@ -160,7 +165,7 @@ class CopyPlanner {
  * are followed inside the root; hardlinks within the copy stay hardlinks; `--chown`/`--chmod`
  * restamp what is copied (and `--chown` the parents it creates); ADD unpacks local tar archives.
  */
-export async function writeCopyLayer(root: CopyRoot, spec: CopySpec, opts: WriteCopyLayerOptions): Promise<LayerFile> {
+export async function writeCopyLayer(root: CopyRoot, spec: CopySpec, opts: WriteCopyLayerOptions): Promise<CopyLayerFile> {
   const started = Date.now();
   const rootDir = await realpath(root.dir).catch((err: NodeJS.ErrnoException) => {
     throw new InvalidInputError(`${label(spec)}: source root ${root.dir}: ${err.message}`);
@@ -188,7 +193,8 @@ export async function writeCopyLayer(root: CopyRoot, spec: CopySpec, opts: Write
     const { targetRootfs: _t, ...writeOpts } = opts;
     const layer = await writeLayer([...planner.entries.values()], writeOpts);
     log.debug({ sources: spec.sources, dest: spec.dest, entries: planner.entries.size, digest: layer.digest, ms: Date.now() - started }, 'copy layer');
-    return layer;
+    // Unpacked archives are staged here and removed below: their entries cannot be replayed later.
+    return staging.length === 0 ? { ...layer, entries: [...planner.entries.values()] } : layer;
   } finally {
     await Promise.all(staging.map((d) => rm(d, { recursive: true, force: true })));
   }

@@ -27,6 +27,11 @@ export interface LayerEntry {
    * and hardlinks to it (the first in the layer's order carries the content).
    */
   inode?: string;
+  /**
+   * Files: identity of the source when planned (`dev:ino:size:mtime:ctime`), so a later copy of it
+   * (a snapshot made from the entries, see materialize.ts) can tell the file did not change since.
+   */
+  sourceId?: string;
 }
 
 export const WHITEOUT_PREFIX = '.wh.';

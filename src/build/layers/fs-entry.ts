@@ -2,6 +2,11 @@ import type { Stats } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import type { LayerEntry } from './entry.js';
 
+/** What changes whenever a file's content may have: inode, size, mtime and ctime. */
+export function sourceIdentity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
 /**
  * Describes what is at `hostPath` (already lstat'ed) as a layer entry named `name`. Sockets have no
  * tar form and are left out (undefined), as Docker and BuildKit do.
@@ -10,7 +15,7 @@ export async function entryFromStat(name: string, hostPath: string, st: Stats): 
   const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000) };
   if (st.isDirectory()) return { ...base, type: 'directory' };
   if (st.isFile()) {
-    return { ...base, type: 'file', source: hostPath, size: st.size, ...(st.nlink > 1 ? { inode: `${st.dev}:${st.ino}` } : {}) };
+    return { ...base, type: 'file', source: hostPath, size: st.size, sourceId: sourceIdentity(st), ...(st.nlink > 1 ? { inode: `${st.dev}:${st.ino}` } : {}) };
   }
   if (st.isSymbolicLink()) return { ...base, type: 'symlink', linkname: await readlink(hostPath) };
   if (st.isCharacterDevice() || st.isBlockDevice()) {
