@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -35,6 +35,11 @@ export interface WriteLayerOptions {
   compress?: boolean;
   signal?: AbortSignal;
 }
+
+/** Files up to this size are read whole (see writeLayer); larger ones are streamed. */
+const SMALL_FILE = 1024 * 1024;
+const READ_AHEAD_FILES = 32;
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
 /** ustar id fields as tar-stream writes them (6 octal digits); larger ids go in a pax record so nothing is truncated. */
 const USTAR_MAX_ID = 0o777777;
@@ -153,20 +158,48 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
   writing.catch(() => undefined); // awaited below; a failure also surfaces through the entry writes
   try {
     const firstPath = new Map<string, string>();
-    for (const e of sorted) {
+    // Small files are read whole, several ahead of the one being packed: a stream per file costs
+    // more than its content (a context of thousands of small files), and the reads overlap.
+    const ahead = new Map<number, Promise<Buffer>>();
+    let next = 0;
+    let aheadBytes = 0;
+    const small = (e: LayerEntry): boolean => e.type === 'file' && !!e.source && (e.size ?? 0) > 0 && (e.size ?? 0) <= SMALL_FILE;
+    const readAhead = (from: number): void => {
+      next = Math.max(next, from);
+      while (next < sorted.length && ahead.size < READ_AHEAD_FILES && aheadBytes < READ_AHEAD_BYTES) {
+        const e = sorted[next];
+        if (small(e)) {
+          const p = readFile(e.source as string);
+          p.catch(() => undefined); // awaited when its turn comes
+          ahead.set(next, p);
+          aheadBytes += e.size ?? 0;
+        }
+        next++;
+      }
+    };
+    for (const [i, e] of sorted.entries()) {
       opts.signal?.throwIfAborted();
+      readAhead(i + 1);
       const h = header(e, opts.timestamp);
       if (e.type === 'file') {
         if (e.inode) {
           const first = firstPath.get(e.inode);
           if (first !== undefined) {
+            if (ahead.delete(i)) aheadBytes -= e.size ?? 0;
             await addEntry(pack, { ...h, type: 'link', linkname: first, size: 0 });
             continue;
           }
           firstPath.set(e.inode, e.name);
         }
         if (!e.source) throw new InvalidInputError(`layer entry ${JSON.stringify(e.name)} has no content source`);
-        if ((e.size ?? 0) === 0) await addEntry(pack, h);
+        const pending = ahead.get(i);
+        if (pending) {
+          ahead.delete(i);
+          aheadBytes -= e.size ?? 0;
+          const body = await pending;
+          if (body.length !== h.size) throw new StevedoreError('SOURCE_CHANGED', `${e.source} changed size while the layer was written (${h.size} -> ${body.length} bytes)`);
+          await new Promise<void>((resolve, reject) => pack.entry(h, body, (err) => (err ? reject(err) : resolve())));
+        } else if ((e.size ?? 0) === 0) await addEntry(pack, h);
         else await addEntry(pack, h, createReadStream(e.source));
       } else {
         await addEntry(pack, h);
