@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 /**
  * sha256 of a file's content, remembered for the life of the process under the file's identity and
@@ -8,6 +9,7 @@ import { createReadStream, type Stats } from 'node:fs';
  */
 const cache = new Map<string, string>();
 const MAX_CACHED = 200_000;
+const SMALL_FILE = 1024 * 1024;
 
 function identity(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
@@ -18,7 +20,9 @@ export async function fileContentHash(path: string, st: Stats): Promise<string> 
   const known = cache.get(key);
   if (known !== undefined) return known;
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  // A small file in one read: a stream per file costs more than hashing it (contexts of thousands).
+  if (st.size <= SMALL_FILE) hash.update(await readFile(path));
+  else for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   const hex = hash.digest('hex');
   if (cache.size >= MAX_CACHED) cache.clear();
   cache.set(key, hex);
