@@ -24,6 +24,7 @@ export const PATHS = {
   authFile: '/var/run/stevedore/auth/config.json',
   secrets: '/var/run/stevedore/secrets',
   git: '/var/run/stevedore/git',
+  signing: '/var/run/stevedore/signing',
   terminationLog: '/dev/termination-log',
 } as const;
 
@@ -83,6 +84,64 @@ export function buildSecrets(ib: ImageBuild): { role: string; name: string }[] {
   if (ib.spec.cache?.secret) out.push({ role: 'cache', name: ib.spec.cache.secret.name });
   if (ib.spec.output.pushSecret) out.push({ role: 'push', name: ib.spec.output.pushSecret.name });
   return out;
+}
+
+/** Keys of the signing Secret, as `cosign generate-key-pair k8s://NS/NAME` writes them. */
+export const SIGNING_KEY = 'cosign.key';
+export const SIGNING_PASSWORD = 'cosign.password';
+
+/** `spec.sbom` and `spec.sbomFormat` as the builder's --sbom value, or undefined for none. */
+export function sbomFormat(ib: ImageBuild): 'spdx-json' | 'cyclonedx-json' | undefined {
+  if (!ib.spec.sbom) return undefined;
+  return ib.spec.sbomFormat === 'cyclonedx' ? 'cyclonedx-json' : 'spdx-json';
+}
+
+/** `spec.provenance`, which defaults to true when a signing key is given. */
+export function wantsProvenance(ib: ImageBuild): boolean {
+  return ib.spec.provenance ?? ib.spec.signing !== undefined;
+}
+
+/** The source URI recorded in provenance: SLSA's `git+URL` (with no userinfo), or the artifact reference. */
+export function provenanceSourceUri(ib: ImageBuild): string | undefined {
+  const src = ib.spec.source;
+  if (src.git) {
+    const url = src.git.url.replace(/^(https?:\/\/|ssh:\/\/)[^/@]*@/, '$1');
+    return `git+${url}`;
+  }
+  if (src.artifact) return `oci://${src.artifact.image}`;
+  return undefined;
+}
+
+/** The build flags and mounts that sign the pushed image and attach its attestations. */
+function signingArgs(ib: ImageBuild): { args: string[]; volume?: V1Volume; mount?: V1VolumeMount } {
+  const signing = ib.spec.signing;
+  if (!signing) return { args: [] };
+  const args = ['--sign-key', `${PATHS.signing}/${SIGNING_KEY}`, '--sign-password-file', `${PATHS.signing}/${SIGNING_PASSWORD}`];
+  const sbom = sbomFormat(ib);
+  if (sbom) args.push('--sbom', sbom);
+  if (wantsProvenance(ib)) {
+    args.push('--provenance');
+    const uri = provenanceSourceUri(ib);
+    // The commit is the checked-out HEAD, which the builder reads from the Git work tree itself.
+    if (uri) args.push('--source-uri', uri);
+  }
+  return {
+    args,
+    // A Secret volume lives in memory (tmpfs) on the node; only the build container mounts it,
+    // and only these two keys are projected (not cosign.pub or anything else in the Secret).
+    volume: {
+      name: 'signing',
+      secret: {
+        secretName: signing.secretRef.name,
+        defaultMode: 0o400,
+        items: [
+          { key: SIGNING_KEY, path: SIGNING_KEY },
+          { key: SIGNING_PASSWORD, path: SIGNING_PASSWORD },
+        ],
+      },
+    },
+    mount: { name: 'signing', mountPath: PATHS.signing, readOnly: true },
+  };
 }
 
 export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: string): V1Pod {
@@ -187,6 +246,9 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
   if (spec.target) buildArgs.push('--target', spec.target);
   if (spec.platforms?.length) buildArgs.push('--platform', spec.platforms.join(','));
   if (spec.cache) buildArgs.push('--cache-from', spec.cache.repository, '--cache-to', spec.cache.repository);
+  const sign = signingArgs(ib);
+  buildArgs.push(...sign.args);
+  if (sign.volume) volumes.push(sign.volume);
   buildArgs.push(...(o.extraBuildArgs ?? []), contextDir);
 
   const timeoutSeconds = Math.ceil(buildTimeoutMs(ib) / 1000);
@@ -230,7 +292,7 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
       nodeSelector: spec.nodeSelector,
       tolerations: spec.tolerations as V1Toleration[] | undefined,
       initContainers,
-      containers: [common({ name: 'build', args: buildArgs, volumeMounts: [...workspaceMounts, ...authMounts] })],
+      containers: [common({ name: 'build', args: buildArgs, volumeMounts: [...workspaceMounts, ...authMounts, ...(sign.mount ? [sign.mount] : [])] })],
       volumes,
     },
   };

@@ -11,6 +11,9 @@ export interface BuildSuccess {
   digest: string;
   size?: number;
   platforms?: { platform: string; digest: string }[];
+  /** The cosign `.sig` manifest, when the build signed the image. */
+  signatureDigest?: string;
+  attestations?: { kind: string; predicateType: string; digest: string; subject?: string }[];
 }
 
 export interface BuildFailure {
@@ -59,6 +62,17 @@ export function parseBuildResult(text: string | undefined): BuildSuccess | Build
       .filter((p): p is { platform: string; digest: string } =>
         typeof p === 'object' && p !== null && typeof (p as { platform?: unknown }).platform === 'string' && typeof (p as { digest?: unknown }).digest === 'string' && DIGEST.test((p as { digest: string }).digest))
       .map((p) => ({ platform: p.platform, digest: p.digest }));
+  }
+  if (typeof doc.signatureDigest === 'string' && DIGEST.test(doc.signatureDigest)) out.signatureDigest = doc.signatureDigest;
+  if (Array.isArray(doc.attestations)) {
+    out.attestations = [];
+    for (const a of doc.attestations.slice(0, 16) as Record<string, unknown>[]) {
+      if (typeof a !== 'object' || a === null) continue;
+      const { kind, predicateType, digest, subject } = a;
+      if ((kind !== 'sbom' && kind !== 'provenance') || typeof predicateType !== 'string' || predicateType.length > 256) continue;
+      if (typeof digest !== 'string' || !DIGEST.test(digest)) continue;
+      out.attestations.push({ kind, predicateType, digest, ...(typeof subject === 'string' && DIGEST.test(subject) ? { subject } : {}) });
+    }
   }
   return out;
 }

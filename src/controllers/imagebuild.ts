@@ -15,7 +15,7 @@ import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/erro
 import type { EventRecorder } from '../k8s/runtime/events.js';
 import type { MetaObject } from '../k8s/runtime/informer.js';
 import { errorMessage } from '../util/errors.js';
-import { LABEL_BUILD_UID, buildPod, buildPodName, buildSecrets, buildTimeoutMs, type BuildPodOptions } from './imagebuild-pod.js';
+import { LABEL_BUILD_UID, SIGNING_KEY, SIGNING_PASSWORD, buildPod, buildPodName, buildSecrets, buildTimeoutMs, type BuildPodOptions } from './imagebuild-pod.js';
 import { podOutcome, type BuildFailure } from './imagebuild-result.js';
 
 export const IMAGE_BUILD_FINALIZER = 'stevedore.dev/imagebuild';
@@ -30,7 +30,7 @@ const FINISHED = new Set(['Succeeded', 'Failed', 'DeadlineExceeded', 'Canceled']
 /** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
 const STATUS_KEYS = [
   'observedGeneration', 'conditions', 'lastHandledReconcileAt', 'podName', 'image', 'imageDigest', 'imageSize',
-  'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms',
+  'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms', 'signatureDigest', 'attestations',
 ] as const;
 
 export interface ImageBuildReconcilerOptions {
@@ -185,6 +185,15 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         status.imageDigest = r.digest;
         if (r.size !== undefined) status.imageSize = r.size;
         if (r.platforms?.length) status.platforms = r.platforms;
+        if (r.signatureDigest) status.signatureDigest = r.signatureDigest;
+        if (r.attestations?.length) status.attestations = r.attestations;
+        if (obj.spec.signing && !r.signatureDigest) {
+          // The builder pushed but reported no signature (an older builder image ignoring the flags?):
+          // the build has not done what the spec asks, so it must not look Ready.
+          const res = this.#finish(obj, status, { reason: 'AttestationFailed', message: `the image ${r.digest} was pushed but the builder reported no signature; is the build image a Stevedore with --sign-key?` });
+          await this.#prune(obj, await this.#listPods(obj), podName);
+          return res;
+        }
         delete status.failureDetails;
         status.completionTime = iso(new Date());
         status.observedGeneration = generation;
@@ -204,12 +213,19 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const generation = obj.metadata.generation ?? 0;
     const ns = obj.metadata.namespace!;
     // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
-    for (const s of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : [])]) {
+    const signing = obj.spec.signing ? [{ role: 'signing', name: obj.spec.signing.secretRef.name }] : [];
+    for (const s of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {
+      let secret: { data?: Record<string, string> };
       try {
-        await this.#client.get(`/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(s.name)}`);
+        secret = await this.#client.get(`/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(s.name)}`);
       } catch (err) {
         if (isNotFound(err)) throw new ReconcileError('CredentialsNotFound', `Secret ${ns}/${s.name} (${s.role} credentials) not found`);
         throw err;
+      }
+      // The Pod would wait for a missing key for ever; name it (never the values) and retry.
+      if (s.role === 'signing') {
+        const missing = [SIGNING_KEY, SIGNING_PASSWORD].filter((k) => secret.data?.[k] === undefined);
+        if (missing.length) throw new ReconcileError('CredentialsNotFound', `Secret ${ns}/${s.name} (signing key) has no ${missing.join(' or ')} (cosign generate-key-pair k8s://${ns}/${s.name} writes both)`);
       }
     }
     const body = buildPod(obj, this.#o.pod, requested);
@@ -218,7 +234,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     } catch (err) {
       if (!isConflict(err)) throw err; // AlreadyExists: created by an earlier reconcile whose status patch was lost
     }
-    for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'failureDetails', 'completionTime', 'sourceCommit'] as const) delete status[k];
+    for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'failureDetails', 'completionTime', 'sourceCommit', 'signatureDigest', 'attestations'] as const) delete status[k];
     status.podName = podName;
     status.startTime = iso(new Date());
     status.observedGeneration = generation;
@@ -235,7 +251,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     status.failureDetails = { reason: failure.reason, message: failure.message.slice(0, 32768) };
     status.completionTime = iso(new Date());
     status.observedGeneration = generation;
-    for (const k of ['imageDigest', 'imageSize', 'platforms'] as const) delete status[k];
+    for (const k of ['imageDigest', 'imageSize', 'platforms', 'signatureDigest', 'attestations'] as const) delete status[k];
     status.conditions = markStalled(status.conditions, generation, reason, `${failure.reason}: ${failure.message}`.slice(0, 32768));
     return {};
   }

@@ -8,6 +8,7 @@ import {
   obj,
   str,
   withRules,
+  enumOf,
   type Infer,
 } from './schema.js';
 import {
@@ -101,6 +102,21 @@ export const BuildArg = obj(
   { required: ['name', 'value'] },
 );
 
+/** SBOM formats of `spec.sbomFormat`. */
+export const SBOM_SPEC_FORMATS = ['spdx', 'cyclonedx'] as const;
+
+export const ImageBuildSigning = obj(
+  'Sign the pushed image (cosign .sig) and its attestations with a key.',
+  {
+    secretRef: obj(
+      'A Secret in the same namespace with keys cosign.key (an ECDSA private key: cosign\'s encrypted PEM or PKCS#8) and cosign.password (its password, may be empty), as `cosign generate-key-pair k8s://NS/NAME` writes it. It is mounted into the build container only, from memory (a Secret volume), and never logged.',
+      { name: secretName('Name of the Secret.') },
+      { required: ['name'] },
+    ),
+  },
+  { required: ['secretRef'] },
+);
+
 export const ImageBuildSpec = obj(
   'What to build and where to push it.',
   {
@@ -133,6 +149,13 @@ export const ImageBuildSpec = obj(
       },
       { required: ['repository'] },
     ),
+    signing: ImageBuildSigning,
+    // A boolean and a format, not one bool-or-string field: a structural schema (and CEL) needs one type per field.
+    sbom: bool('Attach the image\'s SBOM as a signed in-toto attestation (an OCI referrer and cosign\'s .att tag). Needs signing.'),
+    sbomFormat: enumOf('SBOM format: spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.6 JSON).', SBOM_SPEC_FORMATS, { default: 'spdx' }),
+    provenance: bool(
+      'Attach a signed SLSA v1 provenance statement (source URI and commit, Containerfile digest, build args, builder version). Default: true when signing is set. Needs signing.',
+    ),
     timeout: duration('Give up the build after this long (reason DeadlineExceeded).', { default: '1h' }),
     resources: ResourceRequirements,
     nodeSelector: NodeSelector,
@@ -150,7 +173,13 @@ export const ImageBuildSpec = obj(
       format: 'int32',
     }),
   },
-  { required: ['source', 'output'] },
+  {
+    required: ['source', 'output'],
+    rules: [
+      { rule: 'has(self.signing) || !has(self.sbom) || !self.sbom', message: 'sbom needs signing.secretRef: attestations are signed', fieldPath: '.sbom' },
+      { rule: 'has(self.signing) || !has(self.provenance) || !self.provenance', message: 'provenance needs signing.secretRef: attestations are signed', fieldPath: '.provenance' },
+    ],
+  },
 );
 export type ImageBuildSpec = Infer<typeof ImageBuildSpec>;
 
@@ -169,6 +198,21 @@ export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
     reason: str('Failure reason, e.g. Failed, DeadlineExceeded, Canceled, SourceUnavailable.', { maxLength: 256 }),
     message: str('Failure message (the failing instruction with file:line, or the error).', { maxLength: 32768 }),
   }),
+  signatureDigest: str('Digest of the cosign signature manifest (tag sha256-<hex>.sig) that signs imageDigest, when signing is set.', { maxLength: 256 }),
+  attestations: arr(
+    'The signed attestations attached to the image.',
+    obj(
+      'One attestation.',
+      {
+        kind: str('sbom or provenance.', { maxLength: 32 }),
+        predicateType: str('The in-toto predicate type, e.g. https://spdx.dev/Document or https://slsa.dev/provenance/v1.', { maxLength: 256 }),
+        digest: str('Digest of the attestation\'s OCI referrer manifest (its DSSE envelope when no referrer was written).', { maxLength: 256 }),
+        subject: str('Digest of the image manifest it is about (a platform\'s image for the SBOM of an index).', { maxLength: 256 }),
+      },
+      { required: ['kind', 'predicateType', 'digest'] },
+    ),
+    { maxItems: 16 },
+  ),
   platforms: arr(
     'The image built for each platform.',
     obj(
