@@ -131,3 +131,47 @@ describe('reading the build Pod', () => {
     expect(parseBuildResult('{"error":{"reason":"has spaces!","message":"m"}}')).toEqual({ reason: 'Error', message: 'm' });
   });
 });
+
+describe('build Pod signing and attestations', () => {
+  it('mounts only cosign.key and cosign.password into the build container and passes sign, SBOM and provenance flags', () => {
+    const pod = buildPod(
+      ib({
+        source: { git: { url: 'https://user:tok@git.example/app.git', revision: 'main' } },
+        contextDir: 'svc',
+        signing: { secretRef: { name: 'cosign-key' } },
+        sbom: true,
+        sbomFormat: 'cyclonedx',
+      }),
+      OPTS,
+    );
+    const build = pod.spec!.containers[0]!;
+    const args = build.args!.join(' ');
+    expect(args).toContain('--sign-key /var/run/stevedore/signing/cosign.key --sign-password-file /var/run/stevedore/signing/cosign.password');
+    expect(args).toContain('--sbom cyclonedx-json');
+    // Provenance defaults to on with a key; the URI is SLSA's git+URL without the userinfo.
+    expect(args).toContain('--provenance --source-uri git+https://git.example/app.git');
+    expect(args).not.toContain('tok');
+    expect(pod.spec!.volumes!.find((v) => v.name === 'signing')!.secret!.items!.map((i) => i.key)).toEqual(['cosign.key', 'cosign.password']);
+    expect(build.volumeMounts).toContainEqual({ name: 'signing', mountPath: '/var/run/stevedore/signing', readOnly: true });
+    for (const c of pod.spec!.initContainers!) expect(c.volumeMounts!.map((m) => m.name)).not.toContain('signing');
+  });
+
+  it('passes no signing flags without a key, and no --provenance when provenance is false', () => {
+    expect(buildPod(ib({}), OPTS).spec!.containers[0]!.args!.join(' ')).not.toMatch(/--sign-key|--sbom|--provenance/);
+    const noProv = buildPod(ib({ signing: { secretRef: { name: 'k' } }, provenance: false }), OPTS).spec!.containers[0]!.args!.join(' ');
+    expect(noProv).toContain('--sign-key');
+    expect(noProv).not.toMatch(/--sbom|--provenance/);
+  });
+
+  it('reads the signature and attestation digests from the result, dropping malformed entries', () => {
+    const r = parseBuildResult(JSON.stringify({
+      image: 'reg.example/app:1', digest: D1, signatureDigest: D2,
+      attestations: [
+        { kind: 'sbom', predicateType: 'https://spdx.dev/Document', digest: D2, subject: D1 },
+        { kind: 'evil', predicateType: 'x', digest: D2 },
+        { kind: 'provenance', predicateType: 'https://slsa.dev/provenance/v1', digest: 'not-a-digest' },
+      ],
+    }));
+    expect(r).toMatchObject({ signatureDigest: D2, attestations: [{ kind: 'sbom', predicateType: 'https://spdx.dev/Document', digest: D2, subject: D1 }] });
+  });
+});
