@@ -139,6 +139,36 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
     expect(c.code, c.stderr).toBe(0);
   }, 120_000);
 
+  it('signs an index, attaches the SBOM to the first platform\'s image and the provenance to the index', async () => {
+    const multi = join(dir, 'multi');
+    await mkdir(multi);
+    await writeFile(join(multi, 'Containerfile'), 'FROM scratch\nCOPY hello.txt /hello.txt\n');
+    await writeFile(join(multi, 'hello.txt'), 'hi\n');
+    const image = `${reg.host}/app/multi:1`;
+    const resultFile = join(dir, 'multi.json');
+    const r = await stevedore(['build', '-t', image, ...noTls, '--platform', 'linux/arm64,linux/amd64', '--result-file', resultFile, '--sign-key', `${keyPrefix}.key`, '--sbom', 'cyclonedx-json', '--provenance', multi], {
+      env: { COSIGN_PASSWORD: PASSWORD },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const text = await readFile(resultFile, 'utf8');
+    const result = JSON.parse(text) as { digest: string; platforms: { platform: string; digest: string }[]; attestations: { kind: string; subject: string }[] };
+    expect(result.platforms.map((p) => p.platform)).toEqual(['linux/arm64/v8', 'linux/amd64']);
+    expect(result.attestations).toMatchObject([
+      { kind: 'sbom', predicateType: 'https://cyclonedx.org/bom', subject: result.platforms[0]!.digest },
+      { kind: 'provenance', subject: result.digest },
+    ]);
+    const c = await cosign(['verify', '--key', `${keyPrefix}.pub`, '--insecure-ignore-tlog', '--allow-insecure-registry', image]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(JSON.parse(c.stdout)[0].critical.image['docker-manifest-digest']).toBe(result.digest);
+    // Provenance without --source-uri: no source, and the statement names the index.
+    const prov = await stevedore(['verify-attestation', '--key', `${keyPrefix}.pub`, '--type', 'slsaprovenance', ...noTls, `docker://${image}`]);
+    expect(prov.code, prov.stderr).toBe(0);
+    const statement = jsonLines(prov.stdout)[0]!.statement as { predicate: { buildDefinition: { externalParameters: Record<string, unknown> } } };
+    expect(statement.predicate.buildDefinition.externalParameters.source).toBeUndefined();
+    expect(statement.predicate.buildDefinition.externalParameters.platforms).toEqual(['linux/arm64/v8', 'linux/amd64']);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(4096);
+  }, 120_000);
+
   it('refuses, before building, an SBOM without a key, a wrong password, a local-only destination and an unknown SBOM format', async () => {
     const image = `${reg.host}/app/refused:1`;
     const noKey = await stevedore(['build', '-t', image, ...noTls, '--sbom', 'spdx-json', ctx]);
