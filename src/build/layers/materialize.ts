@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { copyFile, link, lchown, lstat, lutimes, mkdir, open, rm, symlink, unlink } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, lchown, lstat, lutimes, mkdir, open, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { StevedoreError } from '../../util/errors.js';
 import { compareEntryNames, type LayerEntry } from './entry.js';
 import { sourceIdentity } from './fs-entry.js';
@@ -53,23 +53,20 @@ async function clear(path: string, keepDirectory: boolean): Promise<boolean> {
   return false;
 }
 
-async function copyOne(e: LayerEntry, path: string, mtime: Date): Promise<void> {
-  await clear(path, false);
+async function copyOne(e: LayerEntry, path: string, mtime: Date, parentIsNew: boolean): Promise<void> {
+  // In a directory this layer created nothing can be in the way.
+  if (!parentIsNew) await clear(path, false);
   // EXCL: a new inode, never one shared with the lower snapshot's hardlinked tree.
   await copyFile(e.source as string, path, constants.COPYFILE_EXCL);
   // The layer was written from what the plan saw; a source changed since would make the snapshot
   // differ from the layer, so it is refused (the caller then unpacks the layer itself).
   const now = await lstat(e.source as string);
   if (!now.isFile() || sourceIdentity(now) !== e.sourceId) throw new NotMaterializableError(`${e.source} changed while the layer was written`);
-  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    // chown first: it clears setuid/setgid, which chmod then sets.
-    await fh.chown(e.uid, e.gid);
-    await fh.chmod(e.mode & 0o7777);
-    await fh.utimes(mtime, mtime);
-  } finally {
-    await fh.close();
-  }
+  // By path: the file was just created here, under directories this layer made real (no symlink
+  // on the way). chown first: it clears setuid/setgid, which chmod then sets.
+  await chown(path, e.uid, e.gid);
+  await chmod(path, e.mode & 0o7777);
+  await utimes(path, mtime, mtime);
 }
 
 /**
@@ -84,12 +81,18 @@ export async function materializeEntries(rootfs: string, entries: readonly Layer
   if (why) throw new NotMaterializableError(why);
   const sorted = [...entries].sort((a, b) => compareEntryNames(a.name, b.name));
   const dirs: LayerEntry[] = [];
+  /** Directories this layer created (not merged with the lower ones): their children need no clearing. */
+  const fresh = new Set<string>();
+  const parentOf = (name: string): string => name.slice(0, Math.max(0, name.lastIndexOf('/')));
   // Directories first, in order (parents before children), so files can then go in any order.
   for (const e of sorted) {
     if (e.type !== 'directory') continue;
     opts.signal?.throwIfAborted();
     const path = `${rootfs}/${e.name}`;
-    if (!(await clear(path, true))) await mkdir(path, { mode: 0o755 });
+    if (fresh.has(parentOf(e.name)) || !(await clear(path, true))) {
+      await mkdir(path, { mode: 0o755 });
+      fresh.add(e.name);
+    }
     dirs.push(e);
   }
   const firstPath = new Map<string, string>();
@@ -112,7 +115,7 @@ export async function materializeEntries(rootfs: string, entries: readonly Layer
     while (next < files.length) {
       opts.signal?.throwIfAborted();
       const e = files[next++]!;
-      await copyOne(e, `${rootfs}/${e.name}`, mtimeOf(e, opts.timestamp));
+      await copyOne(e, `${rootfs}/${e.name}`, mtimeOf(e, opts.timestamp), fresh.has(parentOf(e.name)));
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL, files.length) }, worker));
