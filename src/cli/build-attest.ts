@@ -128,7 +128,8 @@ export async function planAttestations(o: BuildAttestFlags, context: string, fil
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
     let source: { uri: string; commit?: string } | undefined;
     if (o.sourceUri !== undefined) {
-      const commit = o.sourceRevision ?? (await gitHead(resolve(context)));
+      // Only a git+ source has a commit; an artifact context may carry a .git that is not its source.
+      const commit = o.sourceRevision ?? (o.sourceUri.startsWith('git+') ? await gitHead(resolve(context)) : undefined);
       source = { uri: o.sourceUri, ...(commit ? { commit } : {}) };
     }
     plan.provenance = { ...(source ? { source } : {}), containerfile: { path: cf.path, digest } };

@@ -155,7 +155,7 @@ export function registerBuild(program: Command): void {
     .option('--sbom <spdx-json|cyclonedx-json>', 'with --sign-key: attach the image\'s SBOM as a signed in-toto attestation (referrer and cosign .att)')
     .option('--provenance', 'with --sign-key: attach a signed SLSA v1 provenance statement (source, Containerfile digest, build args, builder version)')
     .option('--source-uri <uri>', 'with --provenance: where the context came from (e.g. git+https://host/org/app.git)')
-    .option('--source-revision <commit>', 'with --source-uri: the commit built (default: HEAD of the context when it is a Git work tree)')
+    .option('--source-revision <commit>', 'with --source-uri: the commit built (default for a git+ URI: HEAD of the Git work tree holding the context)')
     // --remote (src/controllers/imagebuild-remote.ts): the cluster builds; this process pushes the context and follows.
     .option('--remote', 'build on the cluster: push the context as an OCI artifact, create an ImageBuild, follow it to the end')
     .option('--kubeconfig <path>', 'with --remote: kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
