@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 /** Kubernetes keeps at most 4096 bytes of a container's termination message. */
 export const RESULT_FILE_LIMIT = 4096;
 
-export type FailureReason = 'InvalidContainerfile' | 'BuildStepFailed' | 'SourceNotFound' | 'PushFailed' | 'Interrupted' | 'Error';
+export type FailureReason = 'InvalidContainerfile' | 'BuildStepFailed' | 'SourceNotFound' | 'PushFailed' | 'Interrupted' | 'AttestationFailed' | 'Error';
 
 export interface BuildSuccess {
   image: string;

@@ -108,7 +108,7 @@ function withAttestations(doc: BuildSuccess, signed: { signature: SignatureRecor
 function failureReason(err: unknown, aborted: boolean): FailureReason {
   if (aborted || err instanceof BuildInterruptedError) return 'Interrupted';
   // Not in the builder's FailureReason list (src/build/output): a reason of this command's own.
-  if (err instanceof AttestationFailedError) return 'AttestationFailed' as FailureReason;
+  if (err instanceof AttestationFailedError) return 'AttestationFailed';
   if (err instanceof ContainerfileError) return 'InvalidContainerfile';
   if (err instanceof BuildStepError) return 'BuildStepFailed';
   if (err instanceof SourceNotFoundError) return 'SourceNotFound';
