@@ -175,9 +175,12 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
       const mounts: [string, string][] = (c.volumeMounts ?? []).map((m) => [m.mountPath, vols.get(m.name)!] as [string, string]);
       mounts.push([c.terminationMessagePath ?? '/dev/termination-log', termFile]);
       mounts.sort((a, b) => b[0].length - a[0].length);
-      const entry = c.command ?? o.entrypoints[c.image!];
+      // The image's entrypoint is a host command already (node and bin/stevedore.js): only the Pod's
+      // own command and args name container paths. Mapping both broke runs from a checkout under
+      // /tmp, since build Pods mount an emptyDir at /tmp.
+      const entry = c.command ? c.command.map((a) => mapPath(a, mounts)) : o.entrypoints[c.image!];
       if (!entry) return reject(new Error(`kubelet stand-in: no entrypoint known for image ${c.image}`));
-      const argv = [...entry, ...(c.args ?? [])].map((a) => mapPath(a, mounts));
+      const argv = [...entry, ...(c.args ?? []).map((a) => mapPath(a, mounts))];
       const env: NodeJS.ProcessEnv = { ...(o.env ?? { PATH: process.env.PATH }) };
       for (const e of c.env ?? []) {
         if (e.valueFrom) return reject(new Error(`kubelet stand-in: env valueFrom is not supported (${e.name})`));
