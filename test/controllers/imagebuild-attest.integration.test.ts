@@ -12,32 +12,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { API_VERSION, GROUP, VERSION } from '../../src/k8s/api/common.js';
 import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
-import { createControllerManager } from '../../src/controllers/setup.js';
-import type { Manager } from '../../src/k8s/runtime/manager.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { rootLogger } from '../../src/util/log.js';
 import { makeBusyboxImage } from '../fixtures/images.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { startKubeletStandIn, type KubeletStandIn } from '../harness/kubelet-standin.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
-import { REPO_ROOT, cleanupCli, cliTempDir, ensureBuilt, jsonLines, stevedore } from '../cli/stevedore.js';
+import { cleanupCli, cliTempDir, ensureBuilt, jsonLines, stevedore } from '../cli/stevedore.js';
 import { cosign } from '../sign/cosign.js';
-import { controllerToken, ok, registryDigest, waitFor } from './helpers.js';
+import { ok, registryDigest, waitFor } from './helpers.js';
 import { startGitServer } from './imagebuild-git.js';
+import { startBuildRig, type BuildRig } from './imagebuild-rig.js';
 
 const NS = 'signed-builds';
 const SYSTEM_NS = 'stevedore-system';
-const IMAGE = 'stevedore.test/stevedore:dev';
 const PASSWORD = 'pod-signing-pw';
 
 const temps = new TempDirs();
 let cp: ControlPlane;
 let reg: TestRegistry;
-let kubelet: KubeletStandIn;
-let manager: Manager;
-let stop: AbortController;
-let running: Promise<void>;
+let rig: BuildRig;
 let base: string;
 let keys: string;
 
@@ -74,32 +67,11 @@ beforeAll(async () => {
   expect(gen.code, gen.stderr).toBe(0);
   await signingSecret('cosign-key', { 'cosign.key': await readFile(`${keys}.key`, 'utf8'), 'cosign.password': PASSWORD, 'cosign.pub': await readFile(`${keys}.pub`, 'utf8') });
 
-  const cliEnv = await cliTempDir('kubelet-env');
-  await writeFile(join(cliEnv, 'auth.json'), '{"auths":{}}');
-  kubelet = await startKubeletStandIn({
-    kubeConfig: cp.kubeConfig,
-    namespace: NS,
-    entrypoints: { [IMAGE]: [process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js')] },
-    // No COSIGN_PASSWORD here: the password can only come from the signing Secret.
-    env: { PATH: process.env.PATH, REGISTRY_AUTH_FILE: join(cliEnv, 'auth.json') },
-  });
-  const token = await controllerToken(cp, SYSTEM_NS, 'stevedore-controller');
-  manager = createControllerManager({
-    kubeConfig: cp.kubeConfigForToken(token),
-    namespace: NS,
-    queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
-    processMetrics: false,
-    buildPods: { image: IMAGE, userNamespaces: true, runAsUser: 65532 },
-    log: rootLogger.child({ test: 'imagebuild-attest' }, { level: 'error' }),
-  });
-  stop = new AbortController();
-  running = manager.run(stop.signal);
+  rig = await startBuildRig(cp, { namespace: NS, systemNamespace: SYSTEM_NS, name: 'imagebuild-attest' });
 }, 120_000);
 
 afterAll(async () => {
-  stop?.abort();
-  await running;
-  await kubelet?.stop();
+  await rig?.stop();
   await Promise.all([cp?.stop(), reg?.stop()]);
   await temps.cleanup();
   await cleanupCli();

@@ -15,30 +15,25 @@ import { copyReference } from '../../src/copy/copy.js';
 import { IMAGE_BUILD_FINALIZER } from '../../src/controllers/imagebuild.js';
 import { API_VERSION, GROUP, VERSION } from '../../src/k8s/api/common.js';
 import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
-import { createControllerManager } from '../../src/controllers/setup.js';
-import type { Manager } from '../../src/k8s/runtime/manager.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { rootLogger } from '../../src/util/log.js';
 import { makeBusyboxImage } from '../fixtures/images.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { startKubeletStandIn, type KubeletStandIn } from '../harness/kubelet-standin.js';
+import type { KubeletStandIn } from '../harness/kubelet-standin.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
 import { REPO_ROOT, cleanupCli, cliTempDir, ensureBuilt, stevedore } from '../cli/stevedore.js';
-import { controllerToken, dockerConfigSecret, ok, registryDigest, waitFor } from './helpers.js';
+import { dockerConfigSecret, ok, registryDigest, waitFor } from './helpers.js';
 import { startGitServer } from './imagebuild-git.js';
+import { startBuildRig, type BuildRig } from './imagebuild-rig.js';
 
 const NS = 'builds';
 const SYSTEM_NS = 'stevedore-system';
-const IMAGE = 'stevedore.test/stevedore:dev';
 
 const temps = new TempDirs();
 let cp: ControlPlane;
 let reg: TestRegistry;
 let kubelet: KubeletStandIn;
-let manager: Manager;
-let stop: AbortController;
-let running: Promise<void>;
+let rig: BuildRig;
 let blackhole: Server;
 let blackholeHost: string;
 const held: Socket[] = [];
@@ -81,34 +76,12 @@ beforeAll(async () => {
   await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
   blackholeHost = `127.0.0.1:${(blackhole.address() as { port: number }).port}`;
 
-  const cliEnv = await cliTempDir('kubelet-env');
-  await writeFile(join(cliEnv, 'auth.json'), '{"auths":{}}');
-  kubelet = await startKubeletStandIn({
-    kubeConfig: cp.kubeConfig,
-    namespace: NS,
-    entrypoints: { [IMAGE]: [process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js')] },
-    // Pods run as their runAsUser (65532) in a user namespace of their own (hostUsers: false).
-    env: { PATH: process.env.PATH, REGISTRY_AUTH_FILE: join(cliEnv, 'auth.json') },
-  });
-
-  // The controller authenticates as a ServiceAccount bound only to config/rbac/role.yaml.
-  const token = await controllerToken(cp, SYSTEM_NS, 'stevedore-controller');
-  manager = createControllerManager({
-    kubeConfig: cp.kubeConfigForToken(token),
-    namespace: NS,
-    queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
-    processMetrics: false,
-    buildPods: { image: IMAGE, userNamespaces: true, runAsUser: 65532 },
-    log: rootLogger.child({ test: 'imagebuild' }, { level: 'error' }),
-  });
-  stop = new AbortController();
-  running = manager.run(stop.signal);
+  rig = await startBuildRig(cp, { namespace: NS, systemNamespace: SYSTEM_NS, name: 'imagebuild' });
+  kubelet = rig.kubelet;
 }, 120_000);
 
 afterAll(async () => {
-  stop?.abort();
-  await running;
-  await kubelet?.stop();
+  await rig?.stop();
   for (const s of held) s.destroy();
   blackhole?.close();
   await Promise.all([cp?.stop(), reg?.stop()]);
