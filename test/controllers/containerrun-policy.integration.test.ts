@@ -5,7 +5,6 @@
  * busybox unsigned in another repository is refused with PolicyDenied before anything is pulled
  * or run, with a Warning Event; a policy file that does not parse stops the agent at start-up.
  */
-import { openSync, closeSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,10 +21,11 @@ import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
 import { signImage } from '../../src/sign/sign.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { rootLogger } from '../../src/util/log.js';
-import { cleanupCli, ensureBuilt, REPO_ROOT, stevedore } from '../cli/stevedore.js';
+import { cleanupCli, ensureBuilt, stevedore } from '../cli/stevedore.js';
 import { makeBusyboxImage } from '../fixtures/images.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { spawnManaged, type ManagedProcess } from '../harness/procs.js';
+import type { ManagedProcess } from '../harness/procs.js';
+import { startAgentProcess } from './agent-process.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
 import { dockerConfigSecret, ok, waitFor } from './helpers.js';
@@ -50,28 +50,11 @@ let running: Promise<void>;
 
 const runsPath = (name?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${NS}/containerruns${name ? `/${name}` : ''}`;
 
-async function startAgent(policyFile: string): Promise<ManagedProcess> {
-  const fd = openSync(agentLog, 'a');
-  try {
-    return await spawnManaged(process.execPath, [
-      join(REPO_ROOT, 'bin', 'stevedore.js'), '--log-level', 'info', 'agent',
-      '--node-name', NODE,
-      '--kubeconfig', cp.kubeconfigPath,
-      '--lease-namespace', SYSTEM_NS,
-      '--namespace', NS,
-      '--no-read-node-labels',
-      '--root', storeRoot,
-      '--metrics-addr', '127.0.0.1:0',
-      '--lease-duration', '3s',
-      '--renew-interval', '500ms',
-      '--restart-backoff', '300ms',
-      '--poll-interval', '250ms',
-      '--policy', policyFile,
-    ], { output: [fd, fd] });
-  } finally {
-    closeSync(fd);
-  }
-}
+const startAgent = (policyFile: string): Promise<ManagedProcess> =>
+  startAgentProcess({
+    nodeName: NODE, kubeconfig: cp.kubeconfigPath, leaseNamespace: SYSTEM_NS, namespace: NS, root: storeRoot, log: agentLog,
+    extraArgs: ['--no-read-node-labels', '--policy', policyFile],
+  });
 
 beforeAll(async () => {
   const built = ensureBuilt();

@@ -5,7 +5,7 @@
  * the middle of a run; a node whose agent never heartbeats again gets its runs marked Unknown.
  */
 import { execFile } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +26,8 @@ import { rootLogger } from '../../src/util/log.js';
 import { ensureBuilt, REPO_ROOT, stevedore } from '../cli/stevedore.js';
 import { makeBusyboxImage } from '../fixtures/images.js';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { spawnManaged, type ManagedProcess } from '../harness/procs.js';
+import type { ManagedProcess } from '../harness/procs.js';
+import { startAgentProcess } from './agent-process.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
 import { controllerToken, dockerConfigSecret, ok, waitFor } from './helpers.js';
@@ -82,28 +83,11 @@ async function agentKubeconfigFromChart(dir: string): Promise<string> {
   return file;
 }
 
-async function startAgent(): Promise<ManagedProcess> {
-  const fd = openSync(agentLog, 'a');
-  try {
-    return await spawnManaged(process.execPath, [
-      join(REPO_ROOT, 'bin', 'stevedore.js'), '--log-level', 'info', 'agent',
-      '--node-name', NODE,
-      '--kubeconfig', agentKubeconfig,
-      '--lease-namespace', SYSTEM_NS,
-      '--namespace', NS,
-      '--node-labels', 'disk=ssd,zone=a',
-      '--root', storeRoot,
-      '--metrics-addr', '127.0.0.1:0',
-      '--lease-duration', '3s',
-      '--renew-interval', '500ms',
-      '--stop-grace-period', '1s',
-      '--restart-backoff', '300ms',
-      '--poll-interval', '250ms',
-    ], { output: [fd, fd] });
-  } finally {
-    closeSync(fd);
-  }
-}
+const startAgent = (): Promise<ManagedProcess> =>
+  startAgentProcess({
+    nodeName: NODE, kubeconfig: agentKubeconfig, leaseNamespace: SYSTEM_NS, namespace: NS, root: storeRoot, log: agentLog,
+    extraArgs: ['--node-labels', 'disk=ssd,zone=a', '--stop-grace-period', '1s'],
+  });
 
 beforeAll(async () => {
   const built = ensureBuilt();
