@@ -17,10 +17,6 @@ import type { ExecuteOptions } from './executor/types.js';
 import { parseDestination, publish, type Destination } from './output/destinations.js';
 import { writeImage, writeIndex, type ImageFormat, type WrittenImage } from './output/image.js';
 
-// A build does thousands of small file operations at once (hashing, layer writing, snapshots):
-// libuv's default 4 threads queue them. Takes effect only if nothing used the pool yet.
-process.env.UV_THREADPOOL_SIZE ??= '16';
-
 export { BuildStepError, SourceNotFoundError, BuildInterruptedError } from './executor/errors.js';
 export { PushFailedError, parseDestination, type Destination } from './output/destinations.js';
 export { textReporter } from './output/progress.js';

@@ -27,6 +27,11 @@ import { planAttestations, pushedReference, signAndAttest, type AttestationRecor
 import { collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
+// A build does thousands of small file operations at once (hashing, layer writing, snapshots):
+// libuv's default 4 threads queue them. Set by the command, not the engine: it is process-wide,
+// and takes effect because the pool starts on its first use, after this module is loaded.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 /** A build step (a RUN, a COPY) failed: exit 1, as buildah. Tool errors are 125. */
 export const EXIT_STEP_FAILED = 1;
 
