@@ -13,7 +13,7 @@ import { hostPlatform, platformMatches } from '../../oci/platform.js';
 import type { TransportContext } from '../../transports/index.js';
 import { errorMessage, NotFoundError, StevedoreError } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
-import { unpackLayer, type IdMap } from '../unpack/index.js';
+import type { IdMap } from '../unpack/index.js';
 import { chainIds } from './chainid.js';
 import { normaliseImageName } from './names.js';
 import { defaultStoreRoot } from './paths.js';
@@ -196,6 +196,8 @@ export class ImageStore {
         await mkdir(rootfs, { mode: 0o755 });
         if (idMap) await chownToMappedRoot(rootfs, idMap);
       } else await linkTree(join(this.snapshotDir(image.chainIds[i - 1]!, idMap), 'rootfs'), rootfs);
+      // The unpacker (tar-stream, decompressors) loads only when a snapshot is built, not for a warm run.
+      const { unpackLayer } = await import('../unpack/unpack.js');
       const stream = await this.layout.openBlob(layer);
       const result = await unpackLayer(rootfs, stream, { mediaType: layer.mediaType, signal, ...(idMap ? { idMap } : {}) });
       const expected = image.config.rootfs.diff_ids[i];
