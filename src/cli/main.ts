@@ -24,6 +24,14 @@ const VERBS: Record<string, () => Promise<Register>> = {
   controller: async () => (await import('./commands/controller.js')).registerController,
   agent: async () => (await import('./commands/agent.js')).registerAgent,
   run: async () => (await import('./commands/run.js')).registerRun,
+  images: async () => (await import('./commands/images.js')).registerImages,
+  ps: async () => (await import('./commands/ps.js')).registerPs,
+  logs: async () => (await import('./commands/logs.js')).registerLogs,
+  rm: async () => (await import('./commands/rm.js')).registerRm,
+  rmi: async () => (await import('./commands/rmi.js')).registerRmi,
+  stop: async () => (await import('./commands/stop.js')).registerStop,
+  kill: async () => (await import('./commands/stop.js')).registerKill,
+  'container-monitor': async () => (await import('./commands/monitor.js')).registerMonitor,
   sbom: async () => (await import('./commands/sbom.js')).registerSbom,
   attest: async () => (await import('./commands/attest.js')).registerAttest,
   build: async () => (await import('./commands/build.js')).registerBuild,
@@ -33,7 +41,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   context: async () => (await import('./commands/context.js')).registerContext,
 };
 // Verbs registered by another verb's module.
-const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', images: 'run', ps: 'run', logs: 'run', rm: 'run', rmi: 'run', prune: 'run', stop: 'run', kill: 'run', 'container-monitor': 'run', 'verify-attestation': 'attest' };
+const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', prune: 'rmi', 'verify-attestation': 'attest' };
 
 /**
  * The command tree. With `verb`, only that verb's module is loaded (the fast path of `main`);

@@ -4,7 +4,9 @@ import { InvalidInputError, StevedoreError } from '../util/errors.js';
 import { availableControllers, cgroupMode, inUserNamespace, singleIdNamespace, type CgroupMode, type ResourceController } from './cgroups.js';
 import { callerLimits, type CallerLimits } from './limits.js';
 import { defaultSeccompProfile, type SeccompProfile } from './seccomp.js';
-import { resolveInRoot, type IdMapping } from './unpack/index.js';
+// The resolver alone: the unpack barrel would load tar-stream, which running a stored image never needs.
+import { resolveInRoot } from './unpack/rootpath.js';
+import type { IdMapping } from './unpack/index.js';
 import { resolveUser } from './users.js';
 
 /** The subset of the OCI runtime spec's config.json that Stevedore writes. */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { StevedoreError } from '../util/errors.js';
-import { resolveInRoot } from './unpack/index.js';
+import { resolveInRoot } from './unpack/rootpath.js'; // not the unpack barrel: it loads tar-stream
 
 /** The process identity a `USER` / `-u` value resolves to inside a rootfs. */
 export interface ResolvedUser {

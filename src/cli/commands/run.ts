@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ContainerStartError, runContainer, type RunOptions, type RunResult } from '../../runtime/container.js';
-import { registerMonitor, startDetached } from './monitor.js';
 import { WorkdirNotFoundError, type BindMount } from '../../runtime/spec.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
@@ -11,13 +10,6 @@ import type { IdMapping } from '../../runtime/unpack/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { collect, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
-import { registerImages } from './images.js';
-import { registerLogs } from './logs.js';
-import { registerPs } from './ps.js';
-import { registerRm } from './rm.js';
-import { registerRmi } from './rmi.js';
-import { registerKill, registerStop } from './stop.js';
-import { enforceRunPolicy } from '../../policy/run-policy.js';
 
 /** Exit codes as Podman's: the tool failed, the command cannot be run, the command is missing. */
 export const EXIT_CANNOT_INVOKE = 126;
@@ -99,16 +91,14 @@ function oneOf<T extends string>(flag: string, value: string | undefined, allowe
   return value as T;
 }
 
-/** Registers `run` and its companions over the same local store: `images`, `ps`, `logs`, `rm`, `rmi`, `prune`, `stop`, `kill`. */
+/**
+ * Registers `run`. Its companions over the same store (`images`, `ps`, `logs`, `rm`, `rmi`,
+ * `prune`, `stop`, `kill`, `container-monitor`) are verbs of their own modules: a warm `run` of
+ * `true` is mostly start-up, so this module loads only what running a stored image needs; the
+ * policy engine (registry client, sigstore), the detach monitor and the pull path (copy engine)
+ * are imported where they are used (test/cli/run-module-graph.test.ts keeps it so).
+ */
 export function registerRun(program: Command): void {
-  registerImages(program);
-  registerPs(program);
-  registerLogs(program);
-  registerRm(program);
-  registerRmi(program);
-  registerMonitor(program);
-  registerStop(program);
-  registerKill(program);
   // `run IMAGE sh -c ...`: everything after the image belongs to the container, which commander
   // allows only when global options come before the verb (as podman's do).
   program.enablePositionalOptions();
@@ -144,7 +134,7 @@ export function registerRun(program: Command): void {
     .action(async (image: string, args: string[], o: RunFlags) => {
       // A non-root caller continues as root of a user namespace over its subuid range.
       if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
-      if (o.policy) await enforceRunPolicy(o.policy, image);
+      if (o.policy) await (await import('../../policy/run-policy.js')).enforceRunPolicy(o.policy, image);
       const env: string[] = [];
       for (const f of o.envFile ?? []) env.push(...parseEnvFile(await readFile(f, 'utf8')));
       env.push(...parseEnvFlags(o.env ?? []));
@@ -178,6 +168,7 @@ export function registerRun(program: Command): void {
       };
       if (o.detach) {
         if (o.rm) throw new InvalidInputError('--rm with --detach is not supported yet');
+        const { startDetached } = await import('./monitor.js');
         const started = await startDetached(store, runOptions);
         if (started.error) {
           process.stderr.write(`Error: ${started.error.message}\n`);
