@@ -76,7 +76,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const runtimeOptions = { ...(rootless ? { stateRoot: join(store.root, 'run', runtimeName) } : {}), ...opts.runtimeOptions };
   const runtime: OciRuntime = ociRuntime(runtimeName, runtimeOptions);
   await runtime.check();
-  const image = opts.prepared ?? (await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal }));
+  const image = opts.prepared ?? (await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal, snapshots: { idMap: opts.idMappings } }));
   const keepRecord = opts.record !== false;
   const id = opts.id ?? randomBytes(32).toString('hex');
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidInputError(`container id must be 64 hex digits`);
@@ -84,7 +84,8 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   if (keepRecord && opts.name !== undefined && (await listContainers(store)).some((c) => c.name === opts.name)) {
     throw new InvalidInputError(`the container name "${opts.name}" is already in use; remove that container or choose another name`);
   }
-  const ctr = await store.createRootfs(id, image, { mode: opts.rootfsMode, signal: opts.signal, idMap: opts.idMappings });
+  // A container removed when it exits needs no durable upper dir (and its unmount then skips a sync of the whole disk).
+  const ctr = await store.createRootfs(id, image, { mode: opts.rootfsMode, signal: opts.signal, idMap: opts.idMappings, volatile: opts.remove === true });
   const warnings: string[] = [];
   const logPath = join(ctr.dir, 'ctr.log');
   let cleanedUp = false;
