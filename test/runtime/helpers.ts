@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { expect } from 'vitest';
+import { applyStagedLayer, stageLayer, unpackLayer, type UnpackOptions, type UnpackResult } from '../../src/runtime/unpack/index.js';
 
 /** A tar entry as a test writes it; content defaults to empty. */
 export interface TarEntrySpec {
@@ -121,4 +122,24 @@ export async function makeSandbox(): Promise<Sandbox> {
       await rm(top, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The two ways a layer reaches a rootfs: streamed (unpackLayer writes each entry as it arrives)
+ * and staged (stageLayer reads and checks the whole layer into a staging dir first, then
+ * applyStagedLayer links it in, as the store does). Suites run once per mode: same results.
+ */
+export type UnpackMode = 'streamed' | 'staged';
+export const UNPACK_MODES: readonly UnpackMode[] = ['streamed', 'staged'];
+
+export async function unpackVia(mode: UnpackMode, rootfs: string, stream: Readable, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  if (mode === 'streamed') return unpackLayer(rootfs, stream, opts);
+  // Beside the sandbox, not in it (the sandbox checks that nothing appears next to its rootfs).
+  const stage = await mkdtemp(join(tmpdir(), 'stevedore-stage-'));
+  try {
+    const staged = await stageLayer(stream, stage, opts);
+    return await applyStagedLayer(rootfs, staged, opts);
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
 }

@@ -5,11 +5,13 @@ import { PassThrough, Readable } from 'node:stream';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyLayers, unpackLayer, type UnpackOptions, type UnpackResult } from '../../src/runtime/unpack/index.js';
-import { makeSandbox, makeTar, sha256, streamOf, type Sandbox, type TarEntrySpec } from './helpers.js';
+import { makeSandbox, makeTar, unpackVia, UNPACK_MODES, type UnpackMode, sha256, streamOf, type Sandbox, type TarEntrySpec } from './helpers.js';
 
 const isRoot = process.geteuid?.() === 0;
 
 let sb: Sandbox;
+/** Which way the suite being run unpacks (set by each suite's beforeEach). */
+let mode: UnpackMode = 'streamed';
 beforeEach(async () => {
   sb = await makeSandbox();
 });
@@ -18,7 +20,7 @@ afterEach(async () => {
 });
 
 async function unpack(entries: TarEntrySpec[], opts: UnpackOptions = {}): Promise<UnpackResult> {
-  return unpackLayer(sb.rootfs, streamOf(await makeTar(entries)), opts);
+  return unpackVia(mode, sb.rootfs, streamOf(await makeTar(entries)), opts);
 }
 
 /** Every path below the rootfs, sorted, directories with a trailing slash. */
@@ -34,7 +36,10 @@ async function tree(dir = sb.rootfs, prefix = ''): Promise<string[]> {
   return out;
 }
 
-describe('whiteouts (OCI image spec layer.md)', () => {
+describe.each(UNPACK_MODES)('whiteouts (OCI image spec layer.md) (%s unpack)', (m) => {
+  beforeEach(() => {
+    mode = m;
+  });
   it('deletes lower files and directories and never materialises the marker', async () => {
     await unpack([
       { name: 'a', content: 'a' },
@@ -83,7 +88,10 @@ describe('whiteouts (OCI image spec layer.md)', () => {
   });
 });
 
-describe('entry types and replacement', () => {
+describe.each(UNPACK_MODES)('entry types and replacement (%s unpack)', (m) => {
+  beforeEach(() => {
+    mode = m;
+  });
   it('creates hardlinks inside the root that share the inode', async () => {
     await unpack([
       { name: 'bin/busybox', content: 'binary', mode: 0o755 },
@@ -164,7 +172,10 @@ describe('entry types and replacement', () => {
   });
 });
 
-describe('ownership', () => {
+describe.each(UNPACK_MODES)('ownership (%s unpack)', (m) => {
+  beforeEach(() => {
+    mode = m;
+  });
   it.runIf(isRoot)('chowns to the header ids as root, and not at all when rootless', async () => {
     await unpack([
       { name: 'owned', content: 'x', uid: 1234, gid: 5678 },

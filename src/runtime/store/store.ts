@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import type { CopyOptions } from '../../copy/copy.js';
 import { parseConfig, type ImageConfig } from '../../oci/config.js';
@@ -17,8 +19,13 @@ import type { IdMap } from '../unpack/index.js';
 import { chainIds } from './chainid.js';
 import { normaliseImageName } from './names.js';
 import { defaultStoreRoot } from './paths.js';
+import type { StagedTemp } from './stage.js';
 
 const run = promisify(execFile);
+/** Layers staged at once when snapshots are built from stored blobs (the machine has few cores). */
+const STAGE_JOBS = 3;
+/** Read size for layer blobs: large chunks keep the per-chunk cost of the pipeline small. */
+const READ_CHUNK = 1024 * 1024;
 const log = rootLogger.child({ component: 'store' });
 
 export type PullPolicy = 'always' | 'missing' | 'never';
@@ -89,7 +96,17 @@ export class ImageStore {
   /** Pulls (or not, by policy) and returns the image. */
   async pull(
     name: string,
-    opts: { policy?: PullPolicy; context?: TransportContext; signal?: AbortSignal; onProgress?: CopyOptions['onProgress'] } = {},
+    opts: {
+      policy?: PullPolicy;
+      context?: TransportContext;
+      signal?: AbortSignal;
+      onProgress?: CopyOptions['onProgress'];
+      /**
+       * Also build the image's snapshots (for this id map) before returning, unpacking each layer
+       * from the download itself as it arrives instead of from the stored blob afterwards.
+       */
+      snapshots?: { idMap?: IdMap };
+    } = {},
   ): Promise<StoredImage> {
     const policy = opts.policy ?? 'missing';
     const { storeName, source } = normaliseImageName(name);
@@ -109,8 +126,29 @@ export class ImageStore {
       import('../../transports/oci.js'),
     ]);
     const dest = new OciReference(this.imagesDir, storeName);
-    await copyReference(parseImageName(source), dest, { srcContext: opts.context, signal: opts.signal, onProgress: opts.onProgress, platforms: [hostPlatform()] });
-    return this.get(storeName);
+    const copyOpts = { srcContext: opts.context, signal: opts.signal, onProgress: opts.onProgress, platforms: [hostPlatform()] };
+    if (!opts.snapshots) {
+      await copyReference(parseImageName(source), dest, copyOpts);
+      return this.get(storeName);
+    }
+    const [{ copyImage }, { StagingDestination }] = await Promise.all([import('../../copy/copy.js'), import('./staging-destination.js')]);
+    // copyReference's work without its policy check (none is asked here) and attachments (registry
+    // to registry only), around a destination that stages layers while they download.
+    const src = await parseImageName(source).newSource(opts.context);
+    try {
+      const staging = new StagingDestination(await dest.newDestination(), join(this.root, 'snapshots'), opts.signal);
+      try {
+        await copyImage(src, staging, copyOpts);
+        const image = await this.get(storeName);
+        await this.snapshot(image, { ...opts.snapshots, signal: opts.signal, staged: staging.staged });
+        return image;
+      } finally {
+        await staging.discardAll();
+        await staging.close();
+      }
+    } finally {
+      await src.close();
+    }
   }
 
   /** An image already in the store, by any name that normalises to its store name. */
@@ -167,7 +205,10 @@ export class ImageStore {
    * The complete rootfs of the image's top layer, building the missing snapshots bottom up.
    * Returns the path of the top snapshot's `rootfs` (never to be written to).
    */
-  async snapshot(image: StoredImage, opts: { signal?: AbortSignal; idMap?: IdMap } = {}): Promise<string> {
+  async snapshot(
+    image: StoredImage,
+    opts: { signal?: AbortSignal; idMap?: IdMap; /** Layers already staged by a pull, by digest; those used are taken out. */ staged?: Map<Digest, Promise<StagedTemp>> } = {},
+  ): Promise<string> {
     const { idMap } = opts;
     if (image.chainIds.length === 0) {
       const empty = join(this.root, 'snapshots', `empty${idMapSuffix(idMap)}`, 'rootfs');
@@ -177,36 +218,91 @@ export class ImageStore {
     }
     let start = image.chainIds.length;
     while (start > 0 && !(await isDir(join(this.snapshotDir(image.chainIds[start - 1]!, idMap), 'rootfs')))) start--;
+    const top = join(this.snapshotDir(image.chainIds[image.chainIds.length - 1]!, idMap), 'rootfs');
+    if (start === image.chainIds.length) return top;
+    opts.signal?.throwIfAborted();
+    // The unpacker (tar-stream, decompressors) loads only when a snapshot is built, not for a warm run.
+    const { stageToTemp, applyStagedTemp } = await import('./stage.js');
+    // Layers are staged (read, checked, hashed, files written) a few at a time in parallel, since
+    // that needs no parent; each is then applied onto its parent's hardlinked snapshot in order.
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort(opts.signal?.reason);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const gate = new Gate(STAGE_JOBS);
+    const staging: Promise<StagedTemp>[] = [];
     for (let i = start; i < image.chainIds.length; i++) {
-      opts.signal?.throwIfAborted();
-      await this.buildSnapshot(image, i, opts.signal, idMap);
+      const layer = image.manifest.layers[i]!;
+      const diffID = image.config.rootfs.diff_ids[i]! as Digest;
+      const pulled = opts.staged?.get(layer.digest);
+      opts.staged?.delete(layer.digest);
+      const p = pulled
+        ? pulled.then(async (t) => {
+            if (t.staged.diffID === diffID) return t;
+            await rm(t.tmp, { recursive: true, force: true });
+            throw new StevedoreError('DIFFID_MISMATCH', `layer ${layer.digest}: diffID ${t.staged.diffID} differs from the config's ${diffID}`);
+          })
+        : gate.run(async () => {
+            stop.signal.throwIfAborted();
+            return stageToTemp(join(this.root, 'snapshots'), await this.openLayerFile(layer), layer, diffID, stop.signal);
+          });
+      // The first failure stops the others at once rather than when their turn comes.
+      p.catch((err: unknown) => stop.abort(err));
+      staging.push(p);
     }
-    return join(this.snapshotDir(image.chainIds[image.chainIds.length - 1]!, idMap), 'rootfs');
+    try {
+      for (let i = start; i < image.chainIds.length; i++) {
+        await this.buildSnapshot(image, i, await staging[i - start]!, applyStagedTemp, stop.signal, idMap);
+      }
+    } catch (err) {
+      stop.abort(err);
+      // Whatever was staged is not used: its temp dirs go now, not at the next prune.
+      await Promise.all(staging.map((p) => p.then((t) => rm(t.tmp, { recursive: true, force: true }), () => undefined)));
+      throw opts.signal?.aborted ? opts.signal.reason : err;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+    return top;
   }
 
-  private async buildSnapshot(image: StoredImage, i: number, signal?: AbortSignal, idMap?: IdMap): Promise<void> {
+  /**
+   * A stored layer blob, read raw in large chunks. It is not re-hashed against its digest here: the
+   * unpack hashes the uncompressed stream and checks it against the config's diffID (the config is
+   * verified against its digest, itself named by the verified manifest), so a blob that changed on
+   * disk cannot yield a snapshot; re-hashing the compressed bytes would only cost a second pass.
+   */
+  private async openLayerFile(layer: Descriptor): Promise<Readable> {
+    const path = this.layout.blobPath(layer.digest);
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile()) throw new NotFoundError(`layer ${layer.digest} is not in the store (${this.layout.path})`);
+    if (layer.size >= 0 && st.size !== layer.size) {
+      throw new StevedoreError('BLOB_SIZE_MISMATCH', `layer ${layer.digest} in the store is ${st.size} bytes, the manifest says ${layer.size}`);
+    }
+    return createReadStream(path, { highWaterMark: READ_CHUNK });
+  }
+
+  /** Applies a staged layer onto a hardlinked copy of its parent's snapshot and renames it into place. */
+  private async buildSnapshot(
+    image: StoredImage,
+    i: number,
+    t: StagedTemp,
+    apply: (t: StagedTemp, opts: { idMap?: IdMap; signal?: AbortSignal }) => Promise<{ entries: number }>,
+    signal?: AbortSignal,
+    idMap?: IdMap,
+  ): Promise<void> {
     const chainId = image.chainIds[i]!;
     const layer = image.manifest.layers[i]!;
-    const tmp = join(this.root, 'snapshots', `.tmp-${randomBytes(8).toString('hex')}`);
     const started = Date.now();
     try {
-      await mkdir(tmp);
-      const rootfs = join(tmp, 'rootfs');
+      signal?.throwIfAborted();
+      const rootfs = join(t.tmp, 'rootfs');
       if (i === 0) {
         await mkdir(rootfs, { mode: 0o755 });
         if (idMap) await chownToMappedRoot(rootfs, idMap);
       } else await linkTree(join(this.snapshotDir(image.chainIds[i - 1]!, idMap), 'rootfs'), rootfs);
-      // The unpacker (tar-stream, decompressors) loads only when a snapshot is built, not for a warm run.
-      const { unpackLayer } = await import('../unpack/unpack.js');
-      const stream = await this.layout.openBlob(layer);
-      const result = await unpackLayer(rootfs, stream, { mediaType: layer.mediaType, signal, ...(idMap ? { idMap } : {}) });
-      const expected = image.config.rootfs.diff_ids[i];
-      if (result.diffID !== expected) {
-        throw new StevedoreError('DIFFID_MISMATCH', `layer ${layer.digest}: diffID ${result.diffID} differs from the config's ${expected}`);
-      }
-      await writeFile(join(tmp, 'snapshot.json'), JSON.stringify({ chainId, diffId: result.diffID, layer: layer.digest, parent: i > 0 ? image.chainIds[i - 1] : null }));
+      const result = await apply(t, { ...(idMap ? { idMap } : {}), signal });
+      await writeFile(join(t.tmp, 'snapshot.json'), JSON.stringify({ chainId, diffId: t.staged.diffID, layer: layer.digest, parent: i > 0 ? image.chainIds[i - 1] : null }));
       try {
-        await rename(tmp, this.snapshotDir(chainId, idMap));
+        await rename(t.tmp, this.snapshotDir(chainId, idMap));
       } catch (err) {
         // Someone else finished the same snapshot first: theirs is as good as ours.
         const code = (err as NodeJS.ErrnoException).code;
@@ -214,7 +310,7 @@ export class ImageStore {
       }
       log.debug({ chainId, layer: layer.digest, entries: result.entries, ms: Date.now() - started }, 'snapshot built');
     } finally {
-      await rm(tmp, { recursive: true, force: true });
+      await rm(t.tmp, { recursive: true, force: true });
     }
   }
 
@@ -335,6 +431,26 @@ export function mappedRoot(idMap: IdMap): { uid: number; gid: number } {
 async function chownToMappedRoot(path: string, idMap: IdMap): Promise<void> {
   const { uid, gid } = mappedRoot(idMap);
   await chown(path, uid, gid);
+}
+
+/** A counting semaphore: at most `n` of the functions given to run() at once, in call order. */
+class Gate {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
 }
 
 async function isDir(p: string): Promise<boolean> {

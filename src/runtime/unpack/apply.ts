@@ -26,6 +26,13 @@ export interface ApplyContext {
   signal?: AbortSignal;
 }
 
+/**
+ * A file entry's content: the tar's data stream, or a file that already holds it (written by
+ * stageLayer into a private staging directory on the same file system), which is hardlinked into
+ * place instead of copied.
+ */
+export type EntryData = AsyncIterable<Buffer> | { staged: string };
+
 /** Creates a file that cannot already exist and cannot be a symlink, whatever raced us. */
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
@@ -69,6 +76,22 @@ async function writeFile(ctx: ApplyContext, entry: LayerEntry, path: string, dat
   }
 }
 
+/**
+ * Puts a staged file at `path`: link(2) never follows a symlink in the new name and fails if the
+ * name exists, like O_CREAT|O_EXCL|O_NOFOLLOW. The staged file is ours and 0600 until the header's
+ * metadata is applied through a descriptor of it, as for a written file.
+ */
+async function linkStagedFile(ctx: ApplyContext, entry: LayerEntry, path: string, staged: string): Promise<void> {
+  await clearSlot(ctx, path, false);
+  await link(staged, path);
+  const fh = await open(staged, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await applyToHandle(fh, entry.name, entry.meta, ctx.ownership);
+  } finally {
+    await fh.close();
+  }
+}
+
 async function writeHardlink(ctx: ApplyContext, entry: LayerEntry, path: string): Promise<void> {
   const linkComponents = entry.linkComponents as string[];
   // The target's directories resolve inside the root like any path; the target itself must be a
@@ -91,7 +114,8 @@ async function writeHardlink(ctx: ApplyContext, entry: LayerEntry, path: string)
   await link(target, path);
 }
 
-async function drain(data: AsyncIterable<Buffer>): Promise<void> {
+async function drain(data: EntryData): Promise<void> {
+  if (!(Symbol.asyncIterator in data)) return;
   for await (const _ of data) {
     // discard
   }
@@ -102,7 +126,7 @@ async function drain(data: AsyncIterable<Buffer>): Promise<void> {
  * root (symlinks planted by this or earlier layers included); its last component is replaced, never
  * followed. Missing parents are created as plain 0755 directories, as Docker does.
  */
-export async function applyEntry(ctx: ApplyContext, entry: LayerEntry, data: AsyncIterable<Buffer>): Promise<void> {
+export async function applyEntry(ctx: ApplyContext, entry: LayerEntry, data: EntryData): Promise<void> {
   if (entry.components.length === 0) {
     // `./` itself: only its metadata, applied at the end like every directory's.
     ctx.dirs.record(ctx.root, entry.name, [], entry.meta);
@@ -125,7 +149,8 @@ export async function applyEntry(ctx: ApplyContext, entry: LayerEntry, data: Asy
 
   switch (entry.kind) {
     case 'file':
-      await writeFile(ctx, entry, path, data);
+      if (Symbol.asyncIterator in data) await writeFile(ctx, entry, path, data);
+      else await linkStagedFile(ctx, entry, path, data.staged);
       break;
     case 'directory':
       if ((await clearSlot(ctx, path, true)) === 'empty') await mkdir(path, { mode: 0o755 });

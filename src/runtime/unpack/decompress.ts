@@ -41,17 +41,24 @@ export function zstdAvailable(): boolean {
   return typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
 }
 
+/**
+ * Output buffer of the decompressors. zlib's default (16 KiB) turns a 64 MiB layer into 4096
+ * chunks, and every chunk costs a callback, a hash update, a tar-parser step and an awaited file
+ * write: 1 MiB chunks unpack a 64 MiB random layer in ~210 ms instead of ~450 ms.
+ */
+const OUTPUT_CHUNK = 1024 * 1024;
+
 export function createDecompressor(compression: Compression): Transform | undefined {
   switch (compression) {
     case 'none':
       return undefined;
     case 'gzip':
-      return zlib.createGunzip();
+      return zlib.createGunzip({ chunkSize: OUTPUT_CHUNK });
     case 'zstd':
       if (!zstdAvailable()) {
         throw new UnsupportedError(`zstd layers need node:zlib zstd support (Node >= 22.15); this is Node ${process.version}`);
       }
-      return zlib.createZstdDecompress();
+      return zlib.createZstdDecompress({ chunkSize: OUTPUT_CHUNK });
   }
 }
 

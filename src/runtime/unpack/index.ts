@@ -16,8 +16,12 @@
  * - Limits on entries and uncompressed bytes stop bombs (LAYER_TOO_LARGE).
  * - Any refusal, limit, corrupt stream or abort rejects the whole unpack; the caller discards the
  *   partial rootfs.
+ * - A layer can also be unpacked in two halves (staged.ts): stageLayer reads, checks and hashes it
+ *   into a staging dir without any rootfs (so the layers of an image stage in parallel), then
+ *   applyStagedLayer applies it in order with the same rules, linking the staged files in.
  */
 export { unpackLayer, applyLayers, type LayerInput } from './unpack.js';
+export { stageLayer, applyStagedLayer, type StagedLayer, type StagedEntry } from './staged.js';
 export { resolveInRoot, resolveParentInRoot, splitRootedPath, MAX_SYMLINK_HOPS } from './rootpath.js';
 export { UnsafeLayerEntryError, LayerTooLargeError, SymlinkLoopError } from './errors.js';
 export { sniffCompression, zstdAvailable, type Compression, type CompressionChoice } from './decompress.js';

@@ -2,18 +2,16 @@ import { realpath, stat } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { InvalidInputError, StevedoreError, errorMessage } from '../../util/errors.js';
-import { applyEntry, type ApplyContext } from './apply.js';
-import { compressionForMediaType, openDecompressed, type CompressionChoice } from './decompress.js';
+import type { Digest } from '../../oci/digest.js';
+import { applyEntry, type ApplyContext, type EntryData } from './apply.js';
+import { compressionForMediaType, openDecompressed, type Compression, type CompressionChoice } from './decompress.js';
 import { DeferredDirectories } from './dirmeta.js';
-import { parseEntry, type RawHeader } from './entry.js';
+import { parseEntry, type LayerEntry, type RawHeader } from './entry.js';
 import { LayerTooLargeError, SymlinkLoopError, UnsafeLayerEntryError } from './errors.js';
 import { LayerMeter } from './meter.js';
 import { singleIdNamespace } from '../cgroups.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type UnpackOptions, type UnpackResult } from './types.js';
-import { LayerPaths, classifyWhiteout } from './whiteout.js';
-
-/** One entry from the parser: its header and its data, which must be consumed before the next. */
-type TarEntry = AsyncIterable<Buffer> & { header: RawHeader; resume(): unknown };
+import { LayerPaths, classifyWhiteout, type Whiteout } from './whiteout.js';
 
 /** Waits until a (streamx) writable wants more, or fails if it is torn down meanwhile. */
 function drained(w: tar.Extract): Promise<void> {
@@ -32,7 +30,7 @@ function drained(w: tar.Extract): Promise<void> {
 }
 
 /** Gives an fs error the entry it happened on; our own errors already say everything. */
-function entryError(name: string, err: unknown): unknown {
+export function entryError(name: string, err: unknown): unknown {
   if (err instanceof SymlinkLoopError) return new UnsafeLayerEntryError(name, 'too many levels of symbolic links', { cause: err });
   if (err instanceof StevedoreError || (err instanceof Error && err.name === 'AbortError')) return err;
   const code = (err as NodeJS.ErrnoException).code;
@@ -42,36 +40,43 @@ function entryError(name: string, err: unknown): unknown {
   });
 }
 
+/** One entry from the parser: its header and its data, which must be consumed before the next. */
+export type LayerTarEntry = AsyncIterable<Buffer> & { header: RawHeader; resume(): unknown };
+
+/** What reading a whole layer stream established, whatever was done with its entries. */
+export interface LayerStreamResult {
+  /** Tar entries read. */
+  entries: number;
+  /** Uncompressed tar bytes read. */
+  bytes: number;
+  /** sha256 of the uncompressed tar. */
+  diffID: Digest;
+  compression: Compression;
+}
+
 /**
- * Applies one OCI layer (a tar stream, optionally gzip- or zstd-compressed) onto a rootfs directory.
+ * Reads one OCI layer (a tar stream, optionally gzip- or zstd-compressed) entry by entry.
  *
  * The stream is read once, never buffered whole: it is decompressed, hashed (the diffID) and counted
- * against the limits as it flows into the tar parser, and each entry is written as it arrives.
+ * against the limits as it flows into the tar parser; `onEntry` gets each entry in tar order and
+ * must consume (or resume) its data before it returns.
  *
- * Every name is resolved inside the rootfs as if it were `/` (see resolveInRoot): absolute names and
- * symlinks, including ones planted by earlier layers or earlier in this tar, cannot reach outside it.
- * Whiteouts follow the OCI image spec and touch only lower layers' content.
- *
- * Failure policy: the first hostile entry (UNSAFE_LAYER_ENTRY), an exceeded limit (LAYER_TOO_LARGE),
- * a corrupt stream or an abort rejects the whole call, and the rootfs is left half-applied. Callers
- * unpack into a fresh snapshot and discard it on any error; nothing here tries to roll back.
- *
- * The rootfs must not be in use (no running container, no concurrent unpack) while this runs: path
- * checks and the operations they guard are separate system calls.
+ * The first error (one thrown by `onEntry`, an exceeded limit, a corrupt stream or an abort)
+ * rejects the whole call and tears the stream down.
  */
-export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackOptions = {}): Promise<UnpackResult> {
+export async function readLayer(
+  layer: Readable,
+  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal'>,
+  onEntry: (data: LayerTarEntry) => Promise<void>,
+): Promise<LayerStreamResult> {
   const { signal } = opts;
   signal?.throwIfAborted();
-  const root = await realpath(rootfs);
-  if (!(await stat(root)).isDirectory()) throw new InvalidInputError(`rootfs ${rootfs} is not a directory`);
   const maxEntries = opts.limits?.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const maxBytes = opts.limits?.maxBytes ?? DEFAULT_MAX_BYTES;
   for (const [what, n] of [['maxEntries', maxEntries], ['maxBytes', maxBytes]] as const) {
     if (!(n >= 0)) throw new InvalidInputError(`limits.${what} must be a non-negative number, got ${n}`);
   }
   const choice: CompressionChoice = opts.compression ?? (opts.mediaType ? compressionForMediaType(opts.mediaType) : 'auto');
-  // In a one-id user namespace every chown but to ourselves fails: files stay ours, as when rootless.
-  const ownership = { chown: !(opts.rootless ?? (process.geteuid?.() !== 0 || singleIdNamespace())), idMap: opts.idMap };
 
   const meter = new LayerMeter(maxBytes);
   const extract = tar.extract();
@@ -93,17 +98,7 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
   const onAbort = (): void => fail(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
 
-  const ctx: ApplyContext = {
-    root,
-    ownership,
-    paths: new LayerPaths(root),
-    dirs: new DeferredDirectories(root),
-    skipped: [],
-    parents: new Map(),
-    signal,
-  };
   let entries = 0;
-  let whiteouts = 0;
   try {
     const { compression, source, decompressor } = await openDecompressed(layer, choice);
     if (failed) throw failure;
@@ -126,9 +121,9 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
       }
     })();
 
-    const iterator = (extract as unknown as AsyncIterable<TarEntry>)[Symbol.asyncIterator]();
+    const iterator = (extract as unknown as AsyncIterable<LayerTarEntry>)[Symbol.asyncIterator]();
     for (;;) {
-      let next: IteratorResult<TarEntry>;
+      let next: IteratorResult<LayerTarEntry>;
       try {
         next = await iterator.next();
       } catch (err) {
@@ -139,19 +134,7 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
       const data = next.value;
       try {
         if (++entries > maxEntries) throw new LayerTooLargeError('entries', maxEntries);
-        const entry = parseEntry(data.header);
-        const whiteout = classifyWhiteout(entry.name, entry.components);
-        if (whiteout?.kind === 'aufs-metadata') {
-          ctx.skipped.push({ path: entry.name, type: 'aufs-metadata', reason: 'aufs bookkeeping entry, not content' });
-          data.resume();
-        } else if (whiteout) {
-          ctx.parents.clear(); // a whiteout may remove a cached parent
-          await ctx.paths.apply(root, whiteout);
-          whiteouts++;
-          data.resume();
-        } else {
-          await applyEntry(ctx, entry, data);
-        }
+        await onEntry(data);
       } catch (err) {
         // An entry's data stream dies with a generic "Stream was destroyed" when the parser itself
         // failed; wait for the parser's own error, which says what really happened.
@@ -162,17 +145,79 @@ export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackO
     }
     await Promise.all([fed, flowed]);
     if (failed) throw failure;
-
-    await ctx.dirs.applyAll(ownership, signal);
     const diffID = meter.diffID;
     if (diffID === undefined) throw new StevedoreError('LAYER_APPLY_FAILED', 'layer stream ended without a digest');
-    return { entries, bytes: meter.bytes, diffID, compression, whiteouts, skipped: ctx.skipped };
+    return { entries, bytes: meter.bytes, diffID, compression };
   } catch (err) {
     fail(err);
     throw failure;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Where the unpacker's writes go, and under which ownership rules; one per layer. */
+export async function applyContext(rootfs: string, opts: Pick<UnpackOptions, 'rootless' | 'idMap' | 'signal'>): Promise<ApplyContext> {
+  const root = await realpath(rootfs);
+  if (!(await stat(root)).isDirectory()) throw new InvalidInputError(`rootfs ${rootfs} is not a directory`);
+  // In a one-id user namespace every chown but to ourselves fails: files stay ours, as when rootless.
+  const ownership = { chown: !(opts.rootless ?? (process.geteuid?.() !== 0 || singleIdNamespace())), idMap: opts.idMap };
+  return {
+    root,
+    ownership,
+    paths: new LayerPaths(root),
+    dirs: new DeferredDirectories(root),
+    skipped: [],
+    parents: new Map(),
+    signal: opts.signal,
+  };
+}
+
+/**
+ * Applies one entry that is not a whiteout, or one whiteout or opaque marker, in tar order.
+ * Returns true for a marker (counted as a whiteout).
+ */
+export async function applyParsed(ctx: ApplyContext, entry: LayerEntry, whiteout: Whiteout | undefined, data: EntryData): Promise<boolean> {
+  if (whiteout?.kind === 'aufs-metadata') {
+    ctx.skipped.push({ path: entry.name, type: 'aufs-metadata', reason: 'aufs bookkeeping entry, not content' });
+    return false;
+  }
+  if (whiteout) {
+    ctx.parents.clear(); // a whiteout may remove a cached parent
+    await ctx.paths.apply(ctx.root, whiteout);
+    return true;
+  }
+  await applyEntry(ctx, entry, data);
+  return false;
+}
+
+/**
+ * Applies one OCI layer (a tar stream, optionally gzip- or zstd-compressed) onto a rootfs directory,
+ * each entry written as it arrives (see readLayer for the streaming and limits).
+ *
+ * Every name is resolved inside the rootfs as if it were `/` (see resolveInRoot): absolute names and
+ * symlinks, including ones planted by earlier layers or earlier in this tar, cannot reach outside it.
+ * Whiteouts follow the OCI image spec and touch only lower layers' content.
+ *
+ * Failure policy: the first hostile entry (UNSAFE_LAYER_ENTRY), an exceeded limit (LAYER_TOO_LARGE),
+ * a corrupt stream or an abort rejects the whole call, and the rootfs is left half-applied. Callers
+ * unpack into a fresh snapshot and discard it on any error; nothing here tries to roll back.
+ *
+ * The rootfs must not be in use (no running container, no concurrent unpack) while this runs: path
+ * checks and the operations they guard are separate system calls.
+ */
+export async function unpackLayer(rootfs: string, layer: Readable, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  opts.signal?.throwIfAborted();
+  const ctx = await applyContext(rootfs, opts);
+  let whiteouts = 0;
+  const read = await readLayer(layer, opts, async (data) => {
+    const entry = parseEntry(data.header);
+    const whiteout = classifyWhiteout(entry.name, entry.components);
+    if (await applyParsed(ctx, entry, whiteout, data)) whiteouts++;
+    data.resume();
+  });
+  await ctx.dirs.applyAll(ctx.ownership, opts.signal);
+  return { ...read, whiteouts, skipped: ctx.skipped };
 }
 
 /** A layer to apply in order, bottom first. */
