@@ -4,6 +4,7 @@
  * context and layer writers in `context/` and `layers/`, step execution in `executor/`, the cache in
  * `cache/`, image assembly and destinations in `output/`.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { CopyResult } from '../copy/copy.js';
@@ -14,8 +15,10 @@ import { InvalidInputError } from '../util/errors.js';
 import { openContext } from './context/source.js';
 import { executeBuild, type ExecuteResult } from './executor/execute.js';
 import type { ExecuteOptions } from './executor/types.js';
+import { LayerCompressor } from './output/compress.js';
 import { parseDestination, publish, type Destination } from './output/destinations.js';
 import { writeImage, writeIndex, type ImageFormat, type WrittenImage } from './output/image.js';
+import { withCompressedLayers } from './executor/state.js';
 
 export { BuildStepError, SourceNotFoundError, BuildInterruptedError } from './executor/errors.js';
 export { PushFailedError, parseDestination, type Destination } from './output/destinations.js';
@@ -42,10 +45,16 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
 }
 
 export interface BuildImageResult {
-  /** The image, or for several platforms the index over them. */
+  /**
+   * The image as it was sent (pushed, or written to a layout or archive: gzip layers), or, when it
+   * only went to the local store, as stored there. For several platforms, the index over them.
+   */
   image: WrittenImage;
+  /** The image as the local store holds it (the builder's layers as plain tars). */
+  local: WrittenImage;
   /** The first platform (the only one unless several were asked for). */
   platform: string;
+  /** Digest of each platform's image, as `image` has them. */
   platforms: { platform: string; digest: string }[];
   destinations: Destination[];
   pushed: CopyResult[];
@@ -66,31 +75,45 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   const destinations = (opts.tags ?? []).map(parseDestination);
   const explicitFile = opts.file !== undefined ? resolve(opts.file) : undefined;
   const context = await openContext(opts.context, { ...(explicitFile ? { containerfile: explicitFile } : {}), ...(opts.stdin ? { stdin: opts.stdin } : {}) });
+  const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`));
   try {
     const path = await findContainerfile(context.dir, explicitFile);
     const text = await readFile(path, 'utf8').catch((err: unknown) => {
       throw new InvalidInputError(`reading the Containerfile ${path}: ${(err as Error).message}`);
     });
     const targets: (Platform | undefined)[] = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [opts.platform];
-    const built: { image: WrittenImage; platform: Platform; execution: ExecuteResult }[] = [];
+    // Only what leaves the machine is compressed: a push, a layout or archive, the registry cache.
+    const sends = destinations.some((d) => d.kind !== 'local');
+    const format = opts.format ?? 'oci';
+    const imageOpts = (execution: ExecuteResult, multi: boolean) => ({
+      format,
+      created: execution.created,
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.annotations && !multi ? { annotations: opts.annotations } : {}),
+    });
+    const built: { local: WrittenImage; sent: WrittenImage; platform: Platform; execution: ExecuteResult }[] = [];
     for (const platform of targets) {
       const execution = await executeBuild({
         ...opts,
         ...(platform ? { platform } : {}),
         context,
         containerfile: { text, name: explicitFile ? opts.file! : basename(path) },
+        compressor,
       });
       opts.signal?.throwIfAborted();
-      const image = await writeImage(opts.store.layout, execution.state, {
-        format: opts.format ?? 'oci',
-        created: execution.created,
-        ...(opts.labels ? { labels: opts.labels } : {}),
-        ...(opts.annotations && targets.length === 1 ? { annotations: opts.annotations } : {}),
-      });
-      built.push({ image, platform: execution.state.platform, execution });
+      const multi = targets.length > 1;
+      const local = await writeImage(opts.store.layout, execution.state, imageOpts(execution, multi));
+      const state = sends ? await withCompressedLayers(execution.state, compressor, opts.signal) : execution.state;
+      const sent = state === execution.state ? local : await writeImage(opts.store.layout, state, imageOpts(execution, multi));
+      built.push({ local, sent, platform: execution.state.platform, execution });
     }
-    const image = built.length === 1 ? built[0]!.image : await writeIndex(opts.store.layout, built, { format: opts.format ?? 'oci', ...(opts.annotations ? { annotations: opts.annotations } : {}) });
-    const pushed = await publish(opts.store, image, destinations, {
+    const indexOpts = { format, ...(opts.annotations ? { annotations: opts.annotations } : {}) };
+    const one = built.length === 1;
+    const local = one ? built[0]!.local : await writeIndex(opts.store.layout, built.map((b) => ({ image: b.local, platform: b.platform })), indexOpts);
+    const sent = built.every((b) => b.sent === b.local) ? local : one ? built[0]!.sent : await writeIndex(opts.store.layout, built.map((b) => ({ image: b.sent, platform: b.platform })), indexOpts);
+    const pushed = await publish(opts.store, sent, destinations, {
+      local,
+      openBlob: (desc, signal) => compressor.open(desc, signal),
       ...(opts.destContext ? { destContext: opts.destContext } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
@@ -101,14 +124,16 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       warnings: built.flatMap((b) => b.execution.warnings),
     };
     return {
-      image,
+      image: sends ? sent : local,
+      local,
       platform: formatPlatform(built[0]!.platform),
-      platforms: built.map((b) => ({ platform: formatPlatform(b.platform), digest: b.image.digest })),
+      platforms: built.map((b) => ({ platform: formatPlatform(b.platform), digest: (sends ? b.sent : b.local).digest })),
       destinations,
       pushed,
       execution,
     };
   } finally {
+    await compressor.cleanup().catch(() => undefined);
     await context.cleanup();
   }
 }

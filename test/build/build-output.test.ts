@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { MediaType } from '../../src/oci/mediatype.js';
+import { normaliseImageName } from '../../src/runtime/store/names.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
 import { makeBusyboxImage, makeIndex } from '../fixtures/images.js';
@@ -119,7 +120,7 @@ describe('stevedore build outputs', () => {
     expect(podman.stdout).toBe('application\nrun\n');
   });
 
-  it('--timestamp and SOURCE_DATE_EPOCH give the same digest in fresh stores, on any day', async () => {
+  it('--timestamp and SOURCE_DATE_EPOCH give the same digests in fresh stores, on any day: the local image and the one sent', async () => {
     const dir = await context();
     const a = await build(['--root', join(work, 'store-r1'), '-q', '--timestamp', '1700000000', dir]);
     // Make every file newer: mtimes must not reach the image.
@@ -130,13 +131,60 @@ describe('stevedore build outputs', () => {
     expect(b.code, b.stderr).toBe(0);
     expect(a.stdout.trim()).toMatch(/^sha256:/);
     expect(b.stdout.trim()).toBe(a.stdout.trim());
+    // What leaves the machine (here a layout) has gzip layers, so another digest: the same from a
+    // store that built it again and from one that compresses the cached layers of the build above.
     const out = join(work, 'repro');
     const c = await build(['--root', join(work, 'store-r1'), '-q', '--no-cache', '--timestamp', '1700000000', '-t', `oci:${out}:r`, dir]);
-    expect(c.stdout.trim()).toBe(a.stdout.trim());
+    const d = await build(['--root', join(work, 'store-r2'), '-q', '-t', `oci:${out}:r2`, dir], { SOURCE_DATE_EPOCH: '1700000000' });
+    expect(c.code, c.stderr).toBe(0);
+    expect(d.code, d.stderr).toBe(0);
+    expect(c.stdout.trim()).toMatch(/^sha256:/);
+    expect(c.stdout.trim()).not.toBe(a.stdout.trim());
+    expect(d.stdout.trim()).toBe(c.stdout.trim());
     const img = await loadImage(out, 'r');
+    expect(img.manifest.layers.every((l) => l.mediaType === MediaType.OciLayerGzip)).toBe(true);
     expect(img.config.created).toBe('2023-11-14T22:13:20.000Z');
     // Every history entry of this build (the base image's first one keeps its own date).
     expect(img.config.history?.slice(1).map((h) => h.created)).toEqual(Array(3).fill('2023-11-14T22:13:20.000Z'));
+  });
+
+  it('keeps built layers as plain tars in the store and gzips them only to push; a second push of the same layers only HEADs them', async () => {
+    const dir = await context({ 'app.txt': 'plain locally\n' });
+    const store = join(work, 'store-plain');
+    const first = await build(['--root', store, '--log-level', 'debug', '-q', '--timestamp', '1700000000', '-t', 'localhost/plain:1', '-t', `${reg.host}/output/plain:1`, dir]);
+    expect(first.code, first.stderr).toBe(0);
+    const pushedDigest = first.stdout.trim();
+    // Two built layers (COPY, RUN) compressed once each for the push.
+    expect(first.stderr.match(/"msg":"layer compressed"/g)).toHaveLength(2);
+    const local = await loadImage(join(store, 'images'), normaliseImageName('localhost/plain:1').storeName);
+    const pushedAs = await loadImage(join(store, 'images'), normaliseImageName(`${reg.host}/output/plain:1`).storeName);
+    // Both local names are the local image: base layer as pulled (gzip), built layers plain, digest = diffID.
+    expect(pushedAs.manifestBytes.equals(local.manifestBytes)).toBe(true);
+    expect(local.manifest.layers.map((l) => l.mediaType)).toEqual([MediaType.OciLayerGzip, MediaType.OciLayer, MediaType.OciLayer]);
+    expect(local.manifest.layers.slice(1).map((l) => l.digest)).toEqual(local.config.rootfs.diff_ids.slice(1));
+    validateOci('manifest', JSON.parse(local.manifestBytes.toString()));
+    // The registry's copy: gzip layers, same config, and the digest the build printed.
+    const raw = await stevedore(['inspect', '--raw', `docker://${reg.host}/output/plain:1`]);
+    expect(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`).toBe(pushedDigest);
+    const manifest = JSON.parse(raw.stdout) as { config: { digest: string }; layers: { mediaType: string; digest: string }[] };
+    expect(manifest.layers.every((l) => l.mediaType === MediaType.OciLayerGzip)).toBe(true);
+    expect(manifest.config.digest).toBe(local.manifest.config.digest);
+    // Pull it into a fresh store and run it: the gzip layers hold the same files.
+    const run = await stevedore(['run', '--root', join(work, 'store-plain-pull'), '--rm', `${reg.host}/output/plain:1`]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('plain locally\nrun\n');
+    // Same layers again, to another tag: the blob-info cache names the gzip blobs, the registry has them.
+    const again = await build(['--root', store, '--log-level', 'debug', '-q', '--timestamp', '1700000000', '-t', `${reg.host}/output/plain:2`, dir]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.trim()).toBe(pushedDigest);
+    expect(again.stderr).not.toMatch(/"msg":"layer compressed"/);
+    expect(again.stderr).not.toMatch(/"msg":"blob copied"/);
+    // Another repository has none of them: the known gzip form is made again from the plain tar, verified as it is sent.
+    const other = await build(['--root', store, '--log-level', 'debug', '-q', '--timestamp', '1700000000', '-t', `${reg.host}/output/plain-other:1`, dir]);
+    expect(other.code, other.stderr).toBe(0);
+    expect(other.stdout.trim()).toBe(pushedDigest);
+    expect(other.stderr).not.toMatch(/"msg":"layer compressed"/);
+    expect(other.stderr.match(/"msg":"blob copied"/g)!.length).toBeGreaterThanOrEqual(3);
   });
 
   it('the local cache: an unchanged rebuild runs no step; a touched file still hits; a changed one rebuilds from there', async () => {

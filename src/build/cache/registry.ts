@@ -1,13 +1,15 @@
 import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { parseConfig, type ImageConfig } from '../../oci/config.js';
 import { digestBytes, type Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { encodeManifest, parseManifest, type ImageManifest } from '../../oci/manifest.js';
-import { MediaType } from '../../oci/mediatype.js';
+import { MediaType, layerCompression } from '../../oci/mediatype.js';
 import { parseImageName, type TransportContext } from '../../transports/index.js';
 import { errorMessage } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
 import type { BuiltLayer } from '../executor/state.js';
+import type { LayerCompressor } from '../output/compress.js';
 import type { CacheEntry } from './local.js';
 
 const log = rootLogger.child({ component: 'build-cache' });
@@ -16,19 +18,24 @@ const log = rootLogger.child({ component: 'build-cache' });
  * The registry cache (`--cache-from REPO`, `--cache-to REPO`): each cached step is a tiny image in the
  * cache repository, tagged with the step's cache key. Its one layer (none for a step that changed no
  * file) is the step's layer, and its config's `rootfs.diff_ids` carries the diffID, so a plain OCI
- * registry holds it and a fresh build pod with an empty store gets cache hits from it.
+ * registry holds it and a fresh build pod with an empty store gets cache hits from it. Layers go
+ * there gzip-compressed (the compressor) and come back as the plain tars the store keeps, checked
+ * against the diffID on the way in, so a cache hit gives the same local image as a fresh build.
  */
 export class RegistryBuildCache {
   private readonly layout: OciLayout;
   private readonly from: readonly string[];
   private readonly to: readonly string[];
   private readonly context: TransportContext;
+  private readonly compressor: LayerCompressor | undefined;
 
-  constructor(layout: OciLayout, from: readonly string[], to: readonly string[], context: TransportContext = {}) {
+  /** Without a compressor, layers are pushed to --cache-to as the store has them. */
+  constructor(layout: OciLayout, from: readonly string[], to: readonly string[], context: TransportContext = {}, compressor?: LayerCompressor) {
     this.layout = layout;
     this.from = from;
     this.to = to;
     this.context = context;
+    this.compressor = compressor;
   }
 
   get enabled(): boolean {
@@ -49,11 +56,18 @@ export class RegistryBuildCache {
           if (!desc) return { createdAt: config.created ?? new Date().toISOString() };
           const diffID = config.rootfs.diff_ids[0] as Digest | undefined;
           if (!diffID) continue;
-          if (!(await this.layout.hasBlob(desc.digest, desc.size))) {
-            await this.layout.writeBlob(await src.getBlob(desc, signal ? { signal } : {}), { digest: desc.digest, size: desc.size }, signal);
+          const compression = layerCompression(desc.mediaType);
+          if (compression !== 'gzip' && compression !== 'none') continue;
+          // The source stream is verified against the blob digest; the tar is checked against the diffID.
+          let size = await this.layout.blobSize(diffID).catch(() => -1);
+          if (size < 0) {
+            const blob = await src.getBlob(desc, signal ? { signal } : {});
+            const tar = compression === 'gzip' ? blob.pipe(createGunzip()) : blob;
+            if (tar !== blob) blob.on('error', (err) => tar.destroy(err));
+            size = (await this.layout.writeBlob(tar, { digest: diffID }, signal)).size;
           }
-          log.debug({ repo, key, digest: desc.digest }, 'registry cache hit');
-          return { layer: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, diffID }, createdAt: config.created ?? '' };
+          log.debug({ repo, key, digest: desc.digest, diffID }, 'registry cache hit');
+          return { layer: { mediaType: MediaType.OciLayer, digest: diffID, size, diffID }, createdAt: config.created ?? '' };
         } finally {
           await src.close();
         }
@@ -68,6 +82,7 @@ export class RegistryBuildCache {
   /** Pushes a step's result to every --cache-to repository (the blob first, only if missing). */
   async put(key: string, layer: BuiltLayer | undefined, signal?: AbortSignal): Promise<void> {
     if (this.to.length === 0) return;
+    const sent = layer && this.compressor ? await this.compressor.compressed(layer, signal) : layer;
     const config: ImageConfig = {
       architecture: 'amd64',
       os: 'linux',
@@ -79,16 +94,17 @@ export class RegistryBuildCache {
       schemaVersion: 2,
       mediaType: MediaType.OciManifest,
       config: configDesc,
-      layers: layer ? [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }] : [],
+      layers: sent ? [{ mediaType: sent.mediaType, digest: sent.digest, size: sent.size }] : [],
       annotations: { 'dev.stevedore.build.cache-key': key },
     };
     const raw = encodeManifest(manifest);
+    const open = (d: { digest: Digest; size: number }): Promise<Readable> => (this.compressor ? this.compressor.open(d, signal) : this.layout.openBlob(d));
     for (const repo of this.to) {
       const dest = await parseImageName(`docker://${repo}:${key}`).newDestination(this.context);
       try {
         const op = signal ? { signal } : {};
         if (layer && !(await dest.tryReuseBlob(manifest.layers[0]!, op))) {
-          await dest.putBlob(manifest.layers[0]!, await this.layout.openBlob(manifest.layers[0]!), op);
+          await dest.putBlob(manifest.layers[0]!, await open(manifest.layers[0]!), op);
         }
         if (!(await dest.tryReuseBlob(configDesc, op))) await dest.putBlob(configDesc, Readable.from([configBytes]), op);
         await dest.putManifest(raw, { top: true, ...op });

@@ -100,7 +100,7 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     throw new BuildStepError(loc, (err as Error).message, { cause: err });
   };
 
-  const layerOpts = { workDir: run.workDir, ...(run.opts.timestamp !== undefined ? { timestamp: run.opts.timestamp } : {}) };
+  const layerOpts = run.layerOptions();
   const writeLayer = async (): Promise<CopyLayerFile> => writeCopyLayer(root, spec, { ...layerOpts, targetRootfs: await run.rootfs(state) });
   // When the context's files changed since the last build (or there was none), a cache hit is
   // unlikely: the layer is written while the inputs are hashed, instead of after.

@@ -5,6 +5,7 @@ import { hostPlatform, normalizePlatform, formatPlatform, type Platform } from '
 import { evaluateStage, parseContainerfile, planStages, type PlannedStage } from '../containerfile/index.js';
 import { LocalBuildCache } from '../cache/local.js';
 import { RegistryBuildCache } from '../cache/registry.js';
+import { LayerCompressor } from '../output/compress.js';
 import { BuildInterruptedError, type StepLocation } from './errors.js';
 import { applyMetadata, historyText } from './metadata.js';
 import { copyStep } from './copy-step.js';
@@ -54,7 +55,8 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
   const stop = new AbortController();
   const onAbort = (): void => stop.abort(opts.signal?.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  const remote = new RegistryBuildCache(opts.store.layout, opts.cacheFrom ?? [], opts.cacheTo ?? [], opts.pullContext ?? {});
+  const compressor = opts.compressor ?? new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(workDir, 'compressed'));
+  const remote = new RegistryBuildCache(opts.store.layout, opts.cacheFrom ?? [], opts.cacheTo ?? [], opts.pullContext ?? {}, compressor);
   const run = new BuildRun({ ...opts, reporter, signal: stop.signal }, plan, new LocalBuildCache(opts.store.root, opts.store.layout), workDir, remote);
   let cacheHits = 0;
   let stepsRun = 0;

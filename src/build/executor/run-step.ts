@@ -113,7 +113,7 @@ export async function runStep(run: BuildRun, state: StageState, inst: RunInstruc
     if (result.exitCode !== 0) {
       throw new BuildStepError(loc, `command exited with code ${result.exitCode}`, { exitCode: result.exitCode, outputTail: tail.lines() });
     }
-    const layerOpts = { workDir: run.workDir, ...(run.opts.timestamp !== undefined ? { timestamp: run.opts.timestamp } : {}) };
+    const layerOpts = run.layerOptions();
     // Loaded when a RUN needs it: builds without RUN never load the diff code.
     const { upperToLayer, treeDiffLayer } = await import('../layers/diff.js');
     let file;

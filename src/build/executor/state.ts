@@ -5,6 +5,7 @@ import { MediaType } from '../../oci/mediatype.js';
 import type { Platform } from '../../oci/platform.js';
 import { chainIds } from '../../runtime/store/chainid.js';
 import type { StoredImage } from '../../runtime/store/index.js';
+import type { LayerCompressor } from '../output/compress.js';
 
 /** A layer of the image being built; its blob is in the store's layout. */
 export interface BuiltLayer {
@@ -102,4 +103,13 @@ export function withLayer(state: StageState, layer: BuiltLayer | undefined, hist
     layers: layer ? [...state.layers, layer] : state.layers,
     history: [...state.history, layer ? history : { ...history, empty_layer: true }],
   };
+}
+
+/**
+ * The state with each plain-tar layer replaced by its gzip form (what a push or a layout names);
+ * the diffIDs, and so the config, stay the same. The same state when no layer needed it.
+ */
+export async function withCompressedLayers(state: StageState, compressor: Pick<LayerCompressor, 'compressed'>, signal?: AbortSignal): Promise<StageState> {
+  const layers = await Promise.all(state.layers.map((l) => compressor.compressed(l, signal)));
+  return layers.every((l, i) => l === state.layers[i]) ? state : { ...state, layers };
 }

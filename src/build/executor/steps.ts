@@ -62,6 +62,15 @@ export class BuildRun {
     return this.opts.timestamp !== undefined ? new Date(this.opts.timestamp * 1000).toISOString() : new Date().toISOString();
   }
 
+  /**
+   * How every step writes its layer: a plain tar (digest = diffID) in the scratch dir, mtimes
+   * clamped to --timestamp. The store keeps layers uncompressed, as buildah does; gzip happens only
+   * when the image leaves the machine (output/compress.ts), so a cold build spends no CPU on it.
+   */
+  layerOptions(): { workDir: string; timestamp?: number; compress: false } {
+    return { workDir: this.workDir, compress: false, ...(this.opts.timestamp !== undefined ? { timestamp: this.opts.timestamp } : {}) };
+  }
+
   history(createdBy: string, comment?: string): HistoryEntry {
     return { created: this.created, created_by: createdBy, ...(comment ? { comment } : {}) };
   }

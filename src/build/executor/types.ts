@@ -5,6 +5,7 @@ import type { Platform } from '../../oci/platform.js';
 import type { TransportContext } from '../../transports/types.js';
 import type { BuildContext } from '../context/source.js';
 import type { BuiltLayer } from './state.js';
+import type { LayerCompressor } from '../output/compress.js';
 
 /** What the executor reports as it goes; the CLI prints it like `buildah bud`. */
 export interface BuildReporter {
@@ -51,6 +52,8 @@ export interface ExecuteOptions {
   runtime?: RuntimeName;
   /** How RUN gets a writable rootfs: an overlay where it can be mounted (`auto`, the default), or always a copy (tree diff). */
   rootfsMode?: RootfsMode;
+  /** Compresses layers that leave the machine (the registry cache); one per build, shared with the output. */
+  compressor?: LayerCompressor;
   reporter?: BuildReporter;
   signal?: AbortSignal;
 }

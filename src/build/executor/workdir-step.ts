@@ -32,7 +32,7 @@ export async function workdirStep(run: BuildRun, before: StageState, state: Stag
     await mirrorParents(rootfs, upper, real);
     const { upperToLayer } = await import('../layers/diff.js');
     try {
-      layer = await run.adopt(await upperToLayer(upper, { workDir: run.workDir, ...(run.opts.timestamp !== undefined ? { timestamp: run.opts.timestamp } : {}) }));
+      layer = await run.adopt(await upperToLayer(upper, run.layerOptions()));
     } finally {
       await rm(upper, { recursive: true, force: true });
     }

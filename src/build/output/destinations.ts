@@ -53,9 +53,11 @@ class StoreImageSource implements ImageSource {
   readonly name: string;
   private readonly layout: OciLayout;
   private readonly image: WrittenImage;
-  constructor(layout: OciLayout, image: WrittenImage) {
+  private readonly open: BlobOpener | undefined;
+  constructor(layout: OciLayout, image: WrittenImage, open?: BlobOpener) {
     this.layout = layout;
     this.image = image;
+    this.open = open;
     this.name = `build ${image.digest}`;
   }
   async getManifest(digest?: Digest): Promise<RawManifest> {
@@ -67,29 +69,40 @@ class StoreImageSource implements ImageSource {
     return { bytes: this.image.manifestBytes, mediaType: this.image.mediaType, digest: this.image.digest };
   }
   async getBlob(desc: Descriptor, opts?: { signal?: AbortSignal }): Promise<Readable> {
-    const s = await this.layout.openBlob(desc);
+    const s = this.open ? await this.open(desc, opts?.signal) : await this.layout.openBlob(desc);
     return opts?.signal ? addAbortSignal(opts.signal, s) : s;
   }
   async close(): Promise<void> {}
 }
 
+/** Reads a blob of the image being sent, verified (e.g. LayerCompressor.open). */
+export type BlobOpener = (desc: Descriptor, signal?: AbortSignal) => Promise<Readable>;
+
 export interface PublishOptions {
   destContext?: TransportContext;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /**
+   * The image the local store's names get, when it is not the one sent: the store keeps the
+   * builder's layers as plain tars, while pushes and layouts get them compressed. Default: `image`.
+   */
+  local?: WrittenImage;
+  /** Reads the blobs of `image` (default: the store's layout). */
+  openBlob?: BlobOpener;
 }
 
 /**
  * Sends the built image to every destination: pushes and layouts first (through the copy engine,
- * which reuses what is there and commits the manifest last), then the local store's names, so a
- * failed push leaves no new local tag either.
+ * which reuses what is there and commits the manifest last), then the local store's names (to
+ * `opts.local`, the image with the store's own layers, when given), so a failed push leaves no new
+ * local tag either.
  */
 export async function publish(store: ImageStore, image: WrittenImage, dests: readonly Destination[], opts: PublishOptions = {}): Promise<CopyResult[]> {
   const results: CopyResult[] = [];
   for (const d of dests) {
     if (d.kind === 'local') continue;
     opts.signal?.throwIfAborted();
-    const src = new StoreImageSource(store.layout, image);
+    const src = new StoreImageSource(store.layout, image, opts.openBlob);
     try {
       const dest = await d.ref.newDestination(opts.destContext);
       try {
@@ -105,7 +118,7 @@ export async function publish(store: ImageStore, image: WrittenImage, dests: rea
   opts.signal?.throwIfAborted();
   for (const d of dests) {
     if (d.kind === 'transport') continue;
-    await store.layout.setRef(image.descriptor, d.storeName);
+    await store.layout.setRef((opts.local ?? image).descriptor, d.storeName);
   }
   return results;
 }

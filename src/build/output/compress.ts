@@ -1,0 +1,137 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Descriptor } from '../../oci/descriptor.js';
+import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
+import type { OciLayout } from '../../oci/layout.js';
+import { MediaType, layerCompression } from '../../oci/mediatype.js';
+import { NotFoundError } from '../../util/errors.js';
+import { tempSibling } from '../../util/fs.js';
+import { rootLogger } from '../../util/log.js';
+import { BlobInfoCache } from '../cache/blob-info.js';
+import type { BuiltLayer } from '../executor/state.js';
+import { GZIP_BLOCK, ParallelGzip } from '../layers/parallel-gzip.js';
+
+const log = rootLogger.child({ component: 'build-compress' });
+
+/**
+ * gzip level of every layer the builder sends out. With ParallelGzip's fixed block size, the same
+ * tar always gives the same bytes, so pushed digests are reproducible (--timestamp).
+ */
+export const PUSH_GZIP_LEVEL = 6;
+const VARIANT = `pgzip-${PUSH_GZIP_LEVEL}-${GZIP_BLOCK}`;
+
+/** The gzip media type for an uncompressed layer type (OCI or Docker naming). */
+function gzipType(mediaType: string): string {
+  return mediaType === 'application/vnd.docker.image.rootfs.diff.tar' ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
+}
+
+/**
+ * Compresses the builder's layers when an image leaves the machine. The store keeps layers as
+ * plain tars (digest = diffID), as buildah does: a cold build spends no CPU on gzip, and the local
+ * image runs from them directly. A push, a layout or archive output and the registry cache get gzip
+ * layers instead: each is compressed once, to a temp file (its digest is needed before the
+ * manifest), and the digest is remembered per diffID (BlobInfoCache) so a later push of the same
+ * layer only HEADs it. Layers that are already compressed (a base image's) pass through unchanged.
+ */
+export class LayerCompressor {
+  readonly #layout: OciLayout;
+  readonly #info: BlobInfoCache;
+  readonly #tmpDir: string;
+  /** One compression per layer however many destinations ask, by diffID. */
+  readonly #pending = new Map<Digest, Promise<BuiltLayer>>();
+  /** Compressed blobs of this run: digest → temp file. */
+  readonly #files = new Map<Digest, string>();
+  /** Compressed digests known from the blob-info cache: digest → the uncompressed layer to compress again. */
+  readonly #sources = new Map<Digest, BuiltLayer>();
+
+  /** `cacheDir`: the build cache (`<store>/build-cache`); `tmpDir`: scratch space inside the store, removed by cleanup(). */
+  constructor(layout: OciLayout, cacheDir: string, tmpDir: string) {
+    this.#layout = layout;
+    this.#info = new BlobInfoCache(cacheDir, VARIANT);
+    this.#tmpDir = tmpDir;
+  }
+
+  /** The layer as it is sent: gzip for a plain tar of the store, unchanged otherwise. */
+  compressed(layer: BuiltLayer, signal?: AbortSignal): Promise<BuiltLayer> {
+    if (layerCompression(layer.mediaType) !== 'none') return Promise.resolve(layer);
+    let p = this.#pending.get(layer.diffID);
+    if (!p) {
+      p = this.#compress(layer, signal);
+      // A failure (an abort) is not remembered: a later caller tries again.
+      p.catch(() => this.#pending.delete(layer.diffID));
+      this.#pending.set(layer.diffID, p);
+    }
+    return p;
+  }
+
+  async #compress(layer: BuiltLayer, signal?: AbortSignal): Promise<BuiltLayer> {
+    const mediaType = gzipType(layer.mediaType);
+    const known = await this.#info.get(layer.diffID);
+    if (known) {
+      if (!(await this.#layout.hasBlob(known.digest, known.size))) this.#sources.set(known.digest, layer);
+      return { mediaType, digest: known.digest, size: known.size, diffID: layer.diffID };
+    }
+    const started = Date.now();
+    await mkdir(this.#tmpDir, { recursive: true });
+    const tmp = tempSibling(join(this.#tmpDir, 'layer.tar.gz'));
+    const out = new VerifyingStream({});
+    try {
+      await pipeline(await this.#layout.openBlob(layer), new ParallelGzip({ level: PUSH_GZIP_LEVEL }), out, createWriteStream(tmp, { mode: 0o600 }), signal ? { signal } : {});
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const digest = out.digest as Digest;
+    const path = join(this.#tmpDir, `${digestHex(digest)}.tar.gz`);
+    await rename(tmp, path);
+    this.#files.set(digest, path);
+    await this.#info.put(layer.diffID, { digest, size: out.bytes });
+    log.debug({ diffID: layer.diffID, digest, bytes: layer.size, compressed: out.bytes, ms: Date.now() - started }, 'layer compressed');
+    return { mediaType, digest, size: out.bytes, diffID: layer.diffID };
+  }
+
+  /**
+   * A blob of an image as it is sent, verified as it is read: a compressed layer of this run from
+   * its temp file, one known from the blob-info cache compressed again from the store's plain tar,
+   * anything else (configs, manifests, base image layers, plain tars) from the store's layout.
+   */
+  async open(desc: Pick<Descriptor, 'digest' | 'size'>, signal?: AbortSignal): Promise<Readable> {
+    const file = this.#files.get(desc.digest);
+    const verify = (): VerifyingStream => new VerifyingStream({ expected: desc.digest, size: desc.size, what: `compressed layer ${desc.digest}` });
+    if (file) return pipe(createReadStream(file), verify(), signal);
+    const source = this.#sources.get(desc.digest);
+    if (source && !(await this.#layout.hasBlob(desc.digest, desc.size))) {
+      const gz = new ParallelGzip({ level: PUSH_GZIP_LEVEL });
+      const raw = await this.#layout.openBlob(source);
+      raw.on('error', (err) => gz.destroy(err));
+      return pipe(raw.pipe(gz), verify(), signal);
+    }
+    if (!(await this.#layout.hasBlob(desc.digest))) throw new NotFoundError(`blob ${desc.digest} is neither in the store nor a layer this build compressed`);
+    return this.#layout.openBlob(desc);
+  }
+
+  /** Removes this run's compressed temp files (the blob-info cache stays). */
+  async cleanup(): Promise<void> {
+    await rm(this.#tmpDir, { recursive: true, force: true });
+    this.#files.clear();
+  }
+}
+
+/** `from` piped into `to`, an error on either side ending `to`, and `signal` aborting both. */
+function pipe(from: Readable, to: VerifyingStream, signal?: AbortSignal): Readable {
+  from.on('error', (err) => to.destroy(err));
+  const out = from.pipe(to);
+  if (signal) {
+    const abort = (): void => {
+      from.destroy(signal.reason as Error);
+      to.destroy(signal.reason as Error);
+    };
+    if (signal.aborted) abort();
+    else signal.addEventListener('abort', abort, { once: true });
+    out.once('close', () => signal.removeEventListener('abort', abort));
+  }
+  return out;
+}
