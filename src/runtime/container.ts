@@ -61,6 +61,17 @@ export class ContainerStartError extends StevedoreError {
   }
 }
 
+/**
+ * Promise.all that waits for every promise to settle before rejecting with the first failure, so
+ * no write is still running when the caller's cleanup removes the directory it writes into.
+ */
+async function settleAll<T extends readonly unknown[]>(promises: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
 const HOSTS = (hostname: string): string => `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
 
 /**
@@ -102,9 +113,12 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   try {
     const hostname = opts.hostname ?? id.slice(0, 12);
     const etcFiles = { hosts: join(ctr.dir, 'hosts'), hostname: join(ctr.dir, 'hostname'), resolvConf: join(ctr.dir, 'resolv.conf') };
-    await writeFile(etcFiles.hosts, HOSTS(hostname));
-    await writeFile(etcFiles.hostname, `${hostname}\n`);
-    await copyFile('/etc/resolv.conf', etcFiles.resolvConf).catch(() => writeFile(etcFiles.resolvConf, ''));
+    // The bundle's files are independent of each other and of the spec: written side by side.
+    const etcWritten = settleAll([
+      writeFile(etcFiles.hosts, HOSTS(hostname)),
+      writeFile(etcFiles.hostname, `${hostname}\n`),
+      copyFile('/etc/resolv.conf', etcFiles.resolvConf).catch(() => writeFile(etcFiles.resolvConf, '')),
+    ]);
     record = {
       id,
       name,
@@ -120,15 +134,14 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       ...(image.chainIds.length > 0 ? { snapshot: image.chainIds[image.chainIds.length - 1]!.replace(/^sha256:/, '') } : {}),
       ...(runtimeOptions.stateRoot ? { stateRoot: runtimeOptions.stateRoot } : {}),
     };
-    const { spec, warnings: specWarnings } = await generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles });
+    const [, { spec, warnings: specWarnings }] = await settleAll([etcWritten, generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles })] as const);
     for (const w of specWarnings) {
       warnings.push(w);
       opts.onWarning?.(w);
     }
     record.command = spec.process.args;
-    if (keepRecord) await writeRecord(record);
     spec.annotations = { ...spec.annotations, 'dev.stevedore.container.name': name, 'org.opencontainers.image.ref.name': image.name };
-    await writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2));
+    await settleAll([keepRecord ? writeRecord(record) : undefined, writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2))]);
 
     const logFile = new K8sFileLog(logPath);
     const startedAt = new Date().toISOString();
