@@ -267,8 +267,9 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   if (opts.memory !== undefined) wanted.push('memory');
   if (opts.cpus !== undefined) wanted.push('cpu');
   if (opts.pidsLimit !== undefined) wanted.push('pids');
-  const mode = opts.cgroupMode ?? cgroupMode();
-  const have = wanted.length > 0 ? (opts.controllers ?? availableControllers(mode)) : new Set<ResourceController>();
+  // The host's cgroup layout (a read of /proc/self/mountinfo) matters only when a limit is asked for.
+  const mode = wanted.length > 0 ? (opts.cgroupMode ?? cgroupMode()) : undefined;
+  const have = mode !== undefined ? (opts.controllers ?? availableControllers(mode)) : new Set<ResourceController>();
   for (const c of wanted) {
     if (!have.has(c)) {
       warnings.push(`the ${c} cgroup controller is not delegated to this user (cgroups ${mode}): the ${c} limit is ignored`);
