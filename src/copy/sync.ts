@@ -1,5 +1,5 @@
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { coerce, rcompare, satisfies, valid } from 'semver';
 import type { Digest } from '../oci/digest.js';
 import { isDigest } from '../oci/digest.js';
 import { OciLayout } from '../oci/layout.js';
@@ -78,11 +78,16 @@ export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDi
  */
 export const DEFAULT_PARALLEL_IMAGES = 16;
 
+/** semver (CommonJS, ~20 ms to load) is needed only by `images-by-semver` specs: loaded on first use. */
+let semverLib: typeof import('semver') | undefined;
+const semver = (): typeof import('semver') => (semverLib ??= createRequire(import.meta.url)('semver') as typeof import('semver'));
+
 /** Tags of a repository selected by a spec: explicit tags, a regex, a semver range, or all. */
 export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
   let tags = available;
   if (spec.regex) tags = tags.filter((t) => spec.regex!.test(t));
   if (spec.semver || spec.newest !== undefined) {
+    const { rcompare, satisfies } = semver();
     const versions = new Map<string, string>();
     for (const t of tags) {
       const v = semverOf(t);
@@ -98,6 +103,7 @@ export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
 
 /** A tag read as a version: strict semver, or a `v1`, `1.2`, `v1.2.3`-style tag coerced to one. */
 function semverOf(tag: string): string | null {
+  const { coerce, valid } = semver();
   return valid(tag) ?? (/^v?\d+(\.\d+){0,2}$/.test(tag) ? (coerce(tag)?.version ?? null) : null);
 }
 

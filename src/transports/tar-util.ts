@@ -4,9 +4,13 @@ import { dirname, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
+import { createRequire } from 'node:module';
 import { InvalidInputError } from '../util/errors.js';
 import { tempSibling } from '../util/fs.js';
+
+/** tar-stream loads on first use: `copy` and `sync` import this module with the archive transports but rarely read an archive. */
+let tarLib: typeof import('tar-stream') | undefined;
+const tar = (): typeof import('tar-stream') => (tarLib ??= createRequire(import.meta.url)('tar-stream') as typeof import('tar-stream'));
 
 /**
  * Streaming tar helpers for the archive transports (`oci-archive:`, `docker-archive:`).
@@ -100,7 +104,7 @@ export async function extractArchive(archivePath: string, destDir: string, opts:
   const { what } = opts;
   const files = new Set<string>();
   const links: ArchiveLink[] = [];
-  const extract = tar.extract();
+  const extract = tar().extract();
   const stages: NodeJS.ReadableStream[] = [createReadStream(archivePath)];
   if (await isGzipFile(archivePath)) stages.push(createGunzip());
   // Feeding the parser runs concurrently with consuming its entries below.
@@ -168,7 +172,7 @@ const EPOCH = new Date(0);
  */
 export async function writeTarAtomic(outPath: string, entries: Iterable<TarEntry>, signal?: AbortSignal): Promise<void> {
   const tmp = tempSibling(outPath);
-  const pack = tar.pack();
+  const pack = tar().pack();
   const writing = pipeline(pack, createWriteStream(tmp, { mode: 0o644 }), signal ? { signal } : {});
   writing.catch(() => undefined);
   try {

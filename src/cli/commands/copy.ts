@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { copyReference } from '../../copy/copy.js';
-import { loadPolicy } from '../../policy/parse.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { parseImageName } from '../../transports/index.js';
 import { InvalidInputError } from '../../util/errors.js';
@@ -58,7 +57,7 @@ export function registerCopy(program: Command): void {
       if (o.format && o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
       const srcRef = parseImageName(source);
       const destRef = parseImageName(destination);
-      const policy = o.policy ? await loadPolicy(o.policy) : undefined;
+      const policy = o.policy ? await (await import('../../policy/parse.js')).loadPolicy(o.policy) : undefined;
       const progress = createProgress(o.quiet ? 'none' : (o.progress ?? 'auto'));
       const signal = signalOnInterrupt();
       try {
