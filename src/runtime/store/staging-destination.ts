@@ -1,16 +1,20 @@
-import { rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type { Descriptor } from '../../oci/descriptor.js';
 import type { Digest } from '../../oci/digest.js';
+import type { OciLayout } from '../../oci/layout.js';
 import { layerCompression } from '../../oci/mediatype.js';
 import type { RawManifest } from '../../oci/manifest.js';
 import type { ImageDestination, OpOptions, PutManifestOptions, ReuseOptions } from '../../transports/types.js';
+import { tempSibling } from '../../util/fs.js';
 import { stageToTemp, type StagedTemp } from './stage.js';
 
 /**
  * The store's destination for a pull that also builds snapshots: every layer blob the copy engine
- * writes is read once, from the network, into both the layout (through the wrapped destination,
- * which verifies and commits it as always) and the unpacker's staging (decompress, diffID, checked
+ * writes is read once, from the network, into both the layout (a temp file renamed into place,
+ * as the layout itself does) and the unpacker's staging (decompress, diffID, checked
  * headers, files on disk). So a layer is neither written and then read back, nor unpacked after
  * all downloads have finished: staging runs concurrently for every layer being downloaded.
  *
@@ -20,11 +24,13 @@ import { stageToTemp, type StagedTemp } from './stage.js';
 export class StagingDestination implements ImageDestination {
   readonly staged = new Map<Digest, Promise<StagedTemp>>();
   readonly #inner: ImageDestination;
+  readonly #layout: OciLayout;
   readonly #snapshotsDir: string;
   readonly #signal: AbortSignal | undefined;
 
-  constructor(inner: ImageDestination, snapshotsDir: string, signal?: AbortSignal) {
+  constructor(inner: ImageDestination, layout: OciLayout, snapshotsDir: string, signal?: AbortSignal) {
     this.#inner = inner;
+    this.#layout = layout;
     this.#snapshotsDir = snapshotsDir;
     this.#signal = signal;
   }
@@ -44,31 +50,54 @@ export class StagingDestination implements ImageDestination {
   async putBlob(desc: Descriptor, stream: Readable, opts?: OpOptions): Promise<void> {
     if (layerCompression(desc.mediaType) === 'unknown') return this.#inner.putBlob(desc, stream, opts);
     // One reader, two consumers; pipe() pauses the source for the slower one. The source verifies
-    // the digest and errors instead of ending on a mismatch: both branches get that error, so
-    // neither the blob nor the staged layer can outlive bad bytes.
-    const toBlob = new PassThrough({ highWaterMark: 1024 * 1024 });
+    // the digest as the bytes flow and errors instead of ending on a mismatch (the ImageSource
+    // contract, which every transport keeps with a VerifyingStream): both consumers get that error,
+    // so neither the blob nor the staged layer can outlive bad bytes. The blob is therefore written
+    // here without a second hash of the same bytes, and renamed into place only after the verified
+    // stream ended and its length matched.
+    const dir = dirname(this.#layout.blobPath(desc.digest));
+    await mkdir(dir, { recursive: true });
+    const tmp = tempSibling(join(dir, 'upload'));
+    const file = createWriteStream(tmp, { mode: 0o644, highWaterMark: 1024 * 1024 });
     const toStage = new PassThrough({ highWaterMark: 1024 * 1024 });
     // Each consumer reports errors through its own listeners; a late one (a write after a consumer
     // gave up) must not become an unhandled 'error' event.
-    for (const s of [toBlob, toStage]) s.on('error', () => undefined);
+    toStage.on('error', () => undefined);
+    let bytes = 0;
+    stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    const written = new Promise<void>((resolve, reject) => {
+      stream.once('error', reject);
+      file.once('error', reject);
+      file.once('close', () => (file.errored ? reject(file.errored) : resolve()));
+    });
     stream.once('error', (err) => {
-      toBlob.destroy(err);
+      file.destroy(err);
       toStage.destroy(err);
     });
-    stream.pipe(toBlob);
+    stream.pipe(file);
     stream.pipe(toStage);
     const staging = stageToTemp(this.#snapshotsDir, toStage, desc, undefined, this.#signal);
     // A layer the unpacker refuses is still a good blob: the pull goes on, and the refusal is
-    // reported when the snapshot asks for this staging (its stream is unpiped when destroyed).
+    // reported when the snapshot asks for this staging (its branch is unpiped).
     staging.catch(() => stream.unpipe(toStage));
     const previous = this.staged.get(desc.digest);
     this.staged.set(desc.digest, staging);
     previous?.then(discard, () => undefined);
+    const onAbort = (): void => {
+      stream.destroy(opts?.signal?.reason instanceof Error ? opts.signal.reason : new Error('aborted'));
+    };
+    opts?.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await this.#inner.putBlob(desc, toBlob, opts);
+      await written;
+      if (!stream.readableEnded) throw new Error(`blob ${desc.digest}: the source stream closed before its end`);
+      if (bytes !== desc.size) throw new Error(`blob ${desc.digest}: ${bytes} bytes, the descriptor says ${desc.size}`);
+      await rename(tmp, this.#layout.blobPath(desc.digest));
     } catch (err) {
       toStage.destroy(err instanceof Error ? err : new Error(String(err)));
+      await rm(tmp, { force: true });
       throw err;
+    } finally {
+      opts?.signal?.removeEventListener('abort', onAbort);
     }
   }
 

@@ -136,7 +136,7 @@ export class ImageStore {
     // to registry only), around a destination that stages layers while they download.
     const src = await parseImageName(source).newSource(opts.context);
     try {
-      const staging = new StagingDestination(await dest.newDestination(), join(this.root, 'snapshots'), opts.signal);
+      const staging = new StagingDestination(await dest.newDestination(), this.layout, join(this.root, 'snapshots'), opts.signal);
       try {
         await copyImage(src, staging, copyOpts);
         const image = await this.get(storeName);
