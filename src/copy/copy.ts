@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -46,6 +47,9 @@ export interface CopyResult {
 }
 
 const MAX_INDEX_DEPTH = 4;
+
+/** A blob stream that counts what it has delivered (BlobReader, VerifyingStream). */
+type CountingStream = Readable & { readonly bytes: number };
 
 interface CopyState {
   src: ImageSource;
@@ -219,10 +223,30 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
     emit?.({ type: 'blob', phase: 'start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
     try {
       const stream = await src.getBlob(desc, { signal });
-      const meter = new ProgressMeter((bytes) => emit?.({ type: 'blob', phase: 'progress', digest: desc.digest, size: desc.size, bytes }));
-      // pipeline propagates an error from either side (a digest mismatch in the source stream aborts
-      // the upload), and the destination's putBlob consumes the meter.
-      await Promise.all([pipeline(stream, meter).catch((err) => meter.destroy(err)), dest.putBlob(desc, meter, { signal })]);
+      const progress = (bytes: number) => emit?.({ type: 'blob', phase: 'progress', digest: desc.digest, size: desc.size, bytes });
+      if (!emit || typeof (stream as Partial<CountingStream>).bytes === 'number') {
+        // A source stream that counts its bytes (registry blobs, layout files) is polled for
+        // progress rather than passed through one more Transform per chunk.
+        const timer = emit ? setInterval(() => progress((stream as CountingStream).bytes), 200) : undefined;
+        // The source's own verdict (a digest mismatch found at its last byte) can come after the
+        // destination has already answered and the upload stopped listening: keep it, and report
+        // it rather than the destination's side of the same failure.
+        let sourceError: Error | undefined;
+        stream.on('error', (err) => (sourceError ??= err));
+        try {
+          await dest.putBlob(desc, stream, { signal });
+        } catch (err) {
+          throw sourceError instanceof StevedoreError ? sourceError : err;
+        } finally {
+          clearInterval(timer);
+          stream.destroy();
+        }
+      } else {
+        const meter = new ProgressMeter(progress);
+        // pipeline propagates an error from either side (a digest mismatch in the source stream aborts
+        // the upload), and the destination's putBlob consumes the meter.
+        await Promise.all([pipeline(stream, meter).catch((err) => meter.destroy(err)), dest.putBlob(desc, meter, { signal })]);
+      }
       state.result.blobsCopied++;
       state.result.bytesCopied += desc.size;
       const ms = Date.now() - started;

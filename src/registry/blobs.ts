@@ -4,8 +4,8 @@ import { VerifyingStream, type Digest } from '../oci/digest.js';
 import { rootLogger } from '../util/log.js';
 import { StevedoreError } from '../util/errors.js';
 import { repositoryScope } from './auth.js';
+import { BlobReader } from './blob-reader.js';
 import type { RegistryClient } from './client.js';
-import { backoffDelay, DEFAULT_RETRY, waitBackoff } from './retry.js';
 
 const pull = (repo: string) => [repositoryScope(repo, ['pull'])];
 const push = (repo: string) => [repositoryScope(repo, ['pull', 'push'])];
@@ -30,88 +30,18 @@ export async function headBlob(client: RegistryClient, repo: string, digest: Dig
  * errors rather than ends if the bytes do not match the digest or size.
  */
 export async function getBlob(client: RegistryClient, repo: string, desc: Descriptor, opts: BlobOptions & { resumes?: number } = {}): Promise<Readable> {
-  const out = new VerifyingStream({ expected: desc.digest, size: desc.size, what: `blob ${desc.digest} from ${client.registry}/${repo}` });
   const path = `/v2/${repo}/blobs/${desc.digest}`;
   // The first response is awaited here so that "not found" and auth errors surface from getBlob itself.
   const first = await client.request({ method: 'GET', path, scopes: pull(repo), expect: [200], signal: opts.signal });
-  const maxResumes = opts.resumes ?? 5;
-  const log = rootLogger.child({ registry: client.registry, repo, digest: desc.digest });
-
-  const waitDrain = () =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        out.off('drain', done);
-        out.off('close', done);
-        resolve();
-      };
-      out.once('drain', done);
-      out.once('close', done);
-    });
-
-  void (async () => {
-    let received = 0;
-    let res: typeof first | undefined = first;
-    // `resume` counts consecutive broken connections that brought no new bytes. A connection that
-    // made progress resets it: a link that breaks every few hundred KiB still finishes the blob,
-    // rather than failing after `maxResumes` breaks however far each one got.
-    let connectionStart = 0;
-    for (let resume = 0; ; ) {
-      try {
-        connectionStart = received;
-        if (!res) {
-          res = await client.request({ method: 'GET', path, scopes: pull(repo), headers: { range: `bytes=${received}-` }, expect: [200, 206], signal: opts.signal });
-        }
-        let skip = res.status === 200 ? received : 0;
-        for await (const chunk of res.body) {
-          if (out.destroyed) {
-            res.body.destroy();
-            return;
-          }
-          let b = chunk as Buffer;
-          if (skip > 0) {
-            const n = Math.min(skip, b.length);
-            skip -= n;
-            b = b.subarray(n);
-            if (b.length === 0) continue;
-          }
-          received += b.length;
-          if (!out.write(b)) await waitDrain();
-        }
-        res = undefined;
-        if (desc.size >= 0 && received < desc.size && !out.destroyed) throw new StevedoreError('TRUNCATED', `blob ended after ${received} of ${desc.size} bytes`, { retryable: true });
-        out.end();
-        return;
-      } catch (err) {
-        res = undefined;
-        if (out.destroyed) return;
-        if (received > connectionStart) resume = 0;
-        if (opts.signal?.aborted || resume >= maxResumes || (err instanceof StevedoreError && !err.retryable)) {
-          // Name the blob and its source: this error also surfaces through the destination's
-          // upload (it is that request's body), where a bare "other side closed" would blame
-          // the wrong registry. Abort and our own StevedoreErrors pass through unchanged.
-          out.destroy(
-            opts.signal?.aborted || err instanceof StevedoreError
-              ? (err as Error)
-              : new StevedoreError('NETWORK', `blob ${desc.digest} from ${client.registry}/${repo}: download broke after ${received} of ${desc.size} bytes: ${(err as Error).message}`, {
-                  cause: err,
-                  retryable: true,
-                }),
-          );
-          return;
-        }
-        const delay = backoffDelay(DEFAULT_RETRY, resume);
-        log.info({ received, size: desc.size, err: (err as Error).message, delay }, 'blob download broke; resuming with Range');
-        resume++;
-        try {
-          await waitBackoff(delay, opts.signal);
-        } catch (abortErr) {
-          out.destroy(abortErr as Error);
-          return;
-        }
-      }
-    }
-  })();
-  return out;
+  return new BlobReader({
+    desc,
+    what: `blob ${desc.digest} from ${client.registry}/${repo}`,
+    first,
+    reopen: (from) => client.request({ method: 'GET', path, scopes: pull(repo), headers: { range: `bytes=${from}-` }, expect: [200, 206], signal: opts.signal }),
+    maxResumes: opts.resumes ?? 5,
+    signal: opts.signal,
+    log: rootLogger.child({ registry: client.registry, repo, digest: desc.digest }),
+  });
 }
 
 /** Starts an upload session; returns its Location (absolute URL). */
