@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Rechunk } from '../../src/runtime/unpack/rechunk.js';
 import { applyLayers, unpackLayer, type UnpackOptions, type UnpackResult } from '../../src/runtime/unpack/index.js';
 import { makeSandbox, makeTar, unpackVia, UNPACK_MODES, type UnpackMode, sha256, streamOf, type Sandbox, type TarEntrySpec } from './helpers.js';
 
@@ -265,6 +267,23 @@ describe('streams, compression and the diffID', () => {
     // Already aborted: nothing is read at all.
     const idle = Readable.from([raw]);
     await expect(unpackLayer(sb.rootfs, idle, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('gathers socket-sized pieces into 1 MiB chunks, same bytes, and lets a slow trickle through', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 5000);
+    const pieces: Buffer[] = [];
+    for (let o = 0; o < data.length; o += 56 * 1024) pieces.push(data.subarray(o, o + 56 * 1024));
+    const out: Buffer[] = [];
+    for await (const c of Readable.from(pieces).pipe(new Rechunk(1024 * 1024))) out.push(c as Buffer);
+    expect(out.slice(0, -1).every((c) => c.length >= 1024 * 1024)).toBe(true);
+    expect(Buffer.concat(out).equals(data)).toBe(true);
+    // Less than a chunk, and nothing more for a while: it goes on anyway.
+    const slow = new PassThrough();
+    const r = slow.pipe(new Rechunk(1024 * 1024, 5));
+    const first = new Promise<Buffer>((resolve) => r.once('data', resolve));
+    slow.write(Buffer.from('abc'));
+    expect((await first).toString()).toBe('abc');
+    slow.destroy();
   });
 
   it('also aborts while the compression is still being sniffed', async () => {

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -226,6 +227,7 @@ export class ImageStore {
     // Layers are staged (read, checked, hashed, files written) a few at a time in parallel, since
     // that needs no parent; each is then applied onto its parent's hardlinked snapshot in order.
     const stop = new AbortController();
+    setMaxListeners(0, stop.signal); // one listener per layer being staged
     const onAbort = (): void => stop.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const gate = new Gate(STAGE_JOBS);

@@ -9,9 +9,13 @@ import { DeferredDirectories } from './dirmeta.js';
 import { parseEntry, type LayerEntry, type RawHeader } from './entry.js';
 import { LayerTooLargeError, SymlinkLoopError, UnsafeLayerEntryError } from './errors.js';
 import { LayerMeter } from './meter.js';
+import { Rechunk } from './rechunk.js';
 import { singleIdNamespace } from '../cgroups.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type UnpackOptions, type UnpackResult } from './types.js';
 import { LayerPaths, classifyWhiteout, type Whiteout } from './whiteout.js';
+
+/** Size of the chunks the decompressor is fed (see Rechunk). */
+const INPUT_CHUNK = 1024 * 1024;
 
 /** Waits until a (streamx) writable wants more, or fails if it is torn down meanwhile. */
 function drained(w: tar.Extract): Promise<void> {
@@ -102,7 +106,8 @@ export async function readLayer(
   try {
     const { compression, source, decompressor } = await openDecompressed(layer, choice);
     if (failed) throw failure;
-    const stages: NodeJS.ReadWriteStream[] = decompressor ? [decompressor, meter] : [meter];
+    const rechunk = new Rechunk(INPUT_CHUNK);
+    const stages: NodeJS.ReadWriteStream[] = decompressor ? [rechunk, decompressor, meter] : [rechunk, meter];
     const flowed = new Promise<void>((resolve) => {
       pipeline([source, ...stages], (err) => {
         if (err) fail(err);
