@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cp, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -207,6 +207,31 @@ describe('stevedore build outputs', () => {
     expect(run.stdout).toBe('changed\nrun\n');
     const noCache = await build(['--root', store, '--no-cache', dir]);
     expect(noCache.stderr).toContain('(2 steps run, 0 from cache');
+  });
+
+  it('snapshots made while a COPY layer is written: the RUN sees them, a cache hit after a touch discards them, nothing half-made stays', async () => {
+    const dir = await context({ 'a.txt': 'first\n', 'b.txt': 'second\n' }, 'ARG BASE\nFROM $BASE\nCOPY a.txt /a/\nCOPY b.txt /b/\nRUN cat /a/a.txt /b/b.txt > /out.txt\nCMD ["cat", "/out.txt"]\n');
+    const store = join(work, 'store-ahead');
+    const leftovers = async (): Promise<string[]> => (await readdir(join(store, 'snapshots'))).filter((n) => n.startsWith('.tmp'));
+    const first = await build(['--root', store, '-t', 'localhost/ahead:1', dir]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain('(3 steps run, 0 from cache');
+    expect(await leftovers()).toEqual([]);
+    expect((await stevedore(['run', '--root', store, '--rm', 'localhost/ahead:1'])).stdout).toBe('first\nsecond\n');
+    // Touched, not changed: the layers are written again while hashed (the stat fingerprints
+    // changed), the snapshots started with them, and all of it dropped on the cache hits.
+    const later = new Date('2032-01-01T00:00:00Z');
+    for (const f of ['a.txt', 'b.txt']) await utimes(join(dir, f), later, later);
+    const touched = await build(['--root', store, dir]);
+    expect(touched.code, touched.stderr).toBe(0);
+    expect(touched.stderr).toContain('(0 steps run, 3 from cache');
+    expect(await leftovers()).toEqual([]);
+    // A changed second file: the first COPY hits, the second is rebuilt and its snapshot used by the RUN.
+    await writeFile(join(dir, 'b.txt'), 'changed\n');
+    const changed = await build(['--root', store, '-t', 'localhost/ahead:2', dir]);
+    expect(changed.stderr).toContain('(2 steps run, 1 from cache');
+    expect(await leftovers()).toEqual([]);
+    expect((await stevedore(['run', '--root', store, '--rm', 'localhost/ahead:2'])).stdout).toBe('first\nchanged\n');
   });
 
   it('the registry cache: a build with an empty store gets every step from --cache-from', async () => {

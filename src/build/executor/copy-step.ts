@@ -9,7 +9,8 @@ import { StevedoreError } from '../../util/errors.js';
 import { resolveChown, parseChmod } from './chown.js';
 import { BuildStepError, SourceNotFoundError, type StepLocation } from './errors.js';
 import { historyText } from './metadata.js';
-import type { BuildRun } from './steps.js';
+import type { BuildRun, PreparedSnapshot } from './steps.js';
+import type { LayerEntry } from '../layers/entry.js';
 import { topChain, withLayer, type BuiltLayer, type StageState } from './state.js';
 
 const URL_SOURCE = /^https?:\/\//i;
@@ -20,7 +21,7 @@ const GIT_SOURCE = /^(git@|git:\/\/|.*\.git(#.*)?$)/;
  * no container started. The cache key is the parent filesystem, the instruction's resolved
  * settings and a content hash of the inputs, so touching a file without changing it is a hit.
  */
-export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstruction | AddInstruction, loc: StepLocation): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
+export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstruction | AddInstruction, loc: StepLocation, hints: { snapshotNeeded?: boolean } = {}): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
   const scratch = join(run.workDir, `copy-${randomBytes(6).toString('hex')}`);
   let root: CopyRoot;
   let sourceKey: string;
@@ -101,10 +102,21 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
   };
 
   const layerOpts = run.layerOptions();
-  const writeLayer = async (): Promise<CopyLayerFile> => writeCopyLayer(root, spec, { ...layerOpts, targetRootfs: await run.rootfs(state) });
+  // A later step needs this step's filesystem: it is made from the planned entries while the
+  // layer's tar is written, rather than after.
+  let prepared: PreparedSnapshot | undefined;
+  const onPlanned = hints.snapshotNeeded ? (entries: readonly LayerEntry[]) => void (prepared = run.prepareSnapshot(state, entries)) : undefined;
+  const writeLayer = async (): Promise<CopyLayerFile> => writeCopyLayer(root, spec, { ...layerOpts, targetRootfs: await run.rootfs(state), ...(onPlanned ? { onPlanned } : {}) });
   // When the context's files changed since the last build (or there was none), a cache hit is
   // unlikely: the layer is written while the inputs are hashed, instead of after.
   let speculative: Promise<CopyLayerFile> | undefined;
+
+  // A step that ends without its layer drops the snapshot made ahead (once the write that may
+  // still start one has settled).
+  const discard = async (): Promise<void> => {
+    await speculative?.catch(() => undefined);
+    await (prepared as PreparedSnapshot | undefined)?.discard();
+  };
 
   // Stage and image sources are identified by their filesystem's chain; the context by content.
   let inputs: string;
@@ -123,6 +135,7 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     } else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:')) inputs = await hashCopyInputs(root, spec);
     else inputs = sourceKey;
   } catch (err) {
+    await discard();
     return fail(err);
   }
   const key = cacheKey(topChain(state), inst.kind, { spec, inputs, source: sourceKey === 'context' ? 'context' : sourceKey, timestamp: run.opts.timestamp ?? null });
@@ -130,6 +143,7 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
   const hit = await run.cached(key);
   if (hit) {
     if (speculative) await speculative.then((f) => rm(f.path, { force: true }), () => undefined);
+    await discard();
     return { state: withLayer(state, hit.layer, history), cached: true, layer: hit.layer };
   }
 
@@ -139,12 +153,20 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     written = await (speculative ?? writeLayer());
     layer = await run.adopt(written);
   } catch (err) {
+    await discard();
     return fail(err);
   }
-  await run.remember(key, layer);
+  await run.remember(key, layer).catch(async (err: unknown) => {
+    await discard();
+    throw err;
+  });
   const next = withLayer(state, layer, history);
   // The next step's filesystem: the entries are copied onto the parent's snapshot rather than the
   // layer's tar being read back and unpacked.
-  if (layer && written.entries) run.seedSnapshot(state, next, written.entries);
+  if (layer && written.entries) {
+    run.seedSnapshot(state, next, written.entries, prepared);
+    // Made already (or being made): put it in its place now, whichever step asks first.
+    if (prepared) run.prefetch(next);
+  } else await discard();
   return { state: next, cached: false, layer };
 }

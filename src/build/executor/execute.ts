@@ -117,6 +117,8 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
   const evaluation = evaluateStage(plan, stage, { baseEnv: state.config.Env ?? [], onBuild });
   reporter.step({ ...label, step: 1, steps: stepsTotal(), text: fromText });
 
+  // Steps that work on the filesystem before them: a RUN runs on it, a COPY or WORKDIR looks at it.
+  const laterNeedsRootfs = (i: number): boolean => evaluation.steps.slice(i + 1).some((s) => ['RUN', 'COPY', 'ADD', 'WORKDIR'].includes(s.instruction.kind));
   for (const [i, step] of evaluation.steps.entries()) {
     opts.signal?.throwIfAborted();
     const inst = step.instruction;
@@ -130,7 +132,7 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
         break;
       case 'COPY':
       case 'ADD':
-        outcome = await copyStep(run, state, inst, loc);
+        outcome = await copyStep(run, state, inst, loc, { snapshotNeeded: laterNeedsRootfs(i) });
         break;
       case 'WORKDIR':
         outcome = await workdirStep(run, state, applyMetadata(state, inst), inst);

@@ -21,6 +21,15 @@ import { formatPlatform, hostPlatform, type Platform } from '../../oci/platform.
 import type { ExecuteOptions } from './types.js';
 
 const execFileP = promisify(execFile);
+
+/** A snapshot being made ahead of its layer (BuildRun.prepareSnapshot). */
+export interface PreparedSnapshot {
+  /** The temp dir: `rootfs/` inside it once `ready`. */
+  tmp: string;
+  ready: Promise<void>;
+  /** Waits for it and removes it (the step failed, or the snapshot was not needed after all). */
+  discard(): Promise<void>;
+}
 const log = rootLogger.child({ component: 'build-snapshot' });
 
 async function isDirectory(p: string): Promise<boolean> {
@@ -108,42 +117,67 @@ export class BuildRun {
   }
 
   /**
-   * Makes the snapshot of `next` (= `parent` plus one COPY layer) from the entries that layer was
-   * written from: the parent's snapshot hardlinked, the entries applied (materialize.ts), renamed
-   * into the store's place for the chain as the store does. Falls back to the store's unpack of the
-   * layer when the entries cannot be replayed (a source changed, an entry kind it does not handle)
-   * or when not root (owners could not be set as the layer states them).
+   * Starts making the snapshot of `parent` plus a COPY layer's `entries` in a temp dir, while the
+   * layer itself is still being written: the parent's snapshot hardlinked (as the store does), the
+   * entries applied onto it (materialize.ts). seedSnapshot later names it by its chain ID. Root only
+   * (owners are set as the layer states them); undefined otherwise.
    */
-  seedSnapshot(parent: StageState, next: StageState, entries: readonly LayerEntry[]): void {
+  prepareSnapshot(parent: StageState, entries: readonly LayerEntry[]): PreparedSnapshot | undefined {
+    if (process.geteuid?.() !== 0) return undefined;
+    const tmp = join(this.store.root, 'snapshots', `.tmp-${randomBytes(8).toString('hex')}`);
+    const started = Date.now();
+    const ready = (async (): Promise<void> => {
+      const lower = await this.rootfs(parent);
+      await mkdir(tmp);
+      await execFileP('cp', ['-al', '--', lower, join(tmp, 'rootfs')], { maxBuffer: 16 * 1024 * 1024 });
+      await materializeEntries(join(tmp, 'rootfs'), entries, { ...(this.opts.timestamp !== undefined ? { timestamp: this.opts.timestamp } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
+      log.debug({ entries: entries.length, ms: Date.now() - started }, 'snapshot materialized');
+    })();
+    ready.catch(() => undefined); // awaited by seedSnapshot or discard
+    const discard = async (): Promise<void> => {
+      await ready.catch(() => undefined);
+      await rm(tmp, { recursive: true, force: true });
+    };
+    return { tmp, ready, discard };
+  }
+
+  /**
+   * Makes the snapshot of `next` (= `parent` plus one COPY layer) from the entries that layer was
+   * written from (`prepared`, or prepared when a later step asks), renamed into the store's place
+   * for the chain as the store does. Falls back to the store's unpack of the layer when the entries
+   * cannot be replayed (a source changed, an entry kind it does not handle) or when not root.
+   */
+  seedSnapshot(parent: StageState, next: StageState, entries: readonly LayerEntry[], prepared?: PreparedSnapshot): void {
     const chain = topChain(next);
-    if (this.#rootfs.has(chain) || process.geteuid?.() !== 0) return;
+    if (this.#rootfs.has(chain) || process.geteuid?.() !== 0) {
+      void prepared?.discard();
+      return;
+    }
     const layer = next.layers[next.layers.length - 1]!;
-    // Made only when a later step asks (rootfs or prefetch): a last COPY needs no snapshot.
+    // Without `prepared`, made only when a later step asks (rootfs or prefetch): a last COPY needs no snapshot.
     this.#seeds.set(chain, async (): Promise<string> => {
       const dir = this.store.snapshotDir(chain as Digest);
       const rootfs = join(dir, 'rootfs');
-      if (await isDirectory(rootfs)) return rootfs;
-      const lower = await this.rootfs(parent);
-      const tmp = join(this.store.root, 'snapshots', `.tmp-${randomBytes(8).toString('hex')}`);
-      const started = Date.now();
+      if (await isDirectory(rootfs)) {
+        await prepared?.discard();
+        return rootfs;
+      }
+      const p = prepared ?? this.prepareSnapshot(parent, entries)!;
       try {
-        await mkdir(tmp);
-        await execFileP('cp', ['-al', '--', lower, join(tmp, 'rootfs')], { maxBuffer: 16 * 1024 * 1024 });
-        await materializeEntries(join(tmp, 'rootfs'), entries, { ...(this.opts.timestamp !== undefined ? { timestamp: this.opts.timestamp } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
+        await p.ready;
         const parentChain = parent.layers.length > 0 ? topChain(parent) : null;
-        await writeFile(join(tmp, 'snapshot.json'), JSON.stringify({ chainId: chain, diffId: layer.diffID, layer: layer.digest, parent: parentChain }));
-        await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
+        await writeFile(join(p.tmp, 'snapshot.json'), JSON.stringify({ chainId: chain, diffId: layer.diffID, layer: layer.digest, parent: parentChain }));
+        await rename(p.tmp, dir).catch((err: NodeJS.ErrnoException) => {
           // Someone else finished the same snapshot first: theirs is as good as ours.
           if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
         });
-        log.debug({ chainId: chain, entries: entries.length, ms: Date.now() - started }, 'snapshot materialized');
         return rootfs;
       } catch (err) {
         if (this.opts.signal?.aborted) throw err;
         log.debug({ chainId: chain, err: (err as Error).message }, 'snapshot not materialized; unpacking the layer');
         return this.store.snapshot(asStoredImage(next, 'build'), { signal: this.opts.signal });
       } finally {
-        await rm(tmp, { recursive: true, force: true });
+        await rm(p.tmp, { recursive: true, force: true });
       }
     });
   }

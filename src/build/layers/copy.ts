@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { resolveInRoot, unpackLayer } from '../../runtime/unpack/index.js';
 import { InvalidInputError, StevedoreError, errorMessage } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
+import { mapLimit } from '../../util/pool.js';
 import { isTarArchive, openArchive } from './archive.js';
 import { fileContentHash } from './content-hash.js';
 import {
@@ -26,6 +27,9 @@ export type { CopyRoot, CopySpec } from './copy-plan.js';
 
 const log = rootLogger.child({ component: 'build-copy' });
 
+/** File contents hashed at once for a cache key. */
+const HASH_PARALLEL = 16;
+
 export interface WriteCopyLayerOptions {
   /**
    * The stage's current rootfs: decides whether the destination is an existing directory, resolves
@@ -41,6 +45,11 @@ export interface WriteCopyLayerOptions {
   /** See WriteLayerOptions: gzip level, or no compression at all. */
   gzipLevel?: number;
   compress?: boolean;
+  /**
+   * Called with the planned entries before the layer is written, when they can be replayed (no ADD
+   * archive staged), so the caller can build the next snapshot from them while the tar is written.
+   */
+  onPlanned?: (entries: readonly LayerEntry[]) => void;
   signal?: AbortSignal;
 }
 
@@ -190,7 +199,8 @@ export async function writeCopyLayer(root: CopyRoot, spec: CopySpec, opts: Write
       return dir;
     });
     await planner.plan(sources);
-    const { targetRootfs: _t, ...writeOpts } = opts;
+    if (staging.length === 0) opts.onPlanned?.([...planner.entries.values()]);
+    const { targetRootfs: _t, onPlanned: _p, ...writeOpts } = opts;
     const layer = await writeLayer([...planner.entries.values()], writeOpts);
     log.debug({ sources: spec.sources, dest: spec.dest, entries: planner.entries.size, digest: layer.digest, ms: Date.now() - started }, 'copy layer');
     // Unpacked archives are staged here and removed below: their entries cannot be replayed later.
@@ -227,23 +237,37 @@ export async function hashCopyInputs(root: CopyRoot, spec: CopySpec): Promise<st
     parents: !!spec.parents,
     preserveOwnership: !!root.preserveOwnership,
   });
+  // The walk records every line first; file contents are then hashed several at once (one read
+  // after the other is most of the time for a context of thousands of small files), and the lines
+  // are hashed in walk order, so the key does not depend on which read finished first.
+  const rows: unknown[] = [];
+  const files: { row: number; host: string; st: Stats }[] = [];
   const describe = async (name: string, host: string, st: Stats, r: CopyRoot): Promise<void> => {
     const e = await entryFromStat(name, host, st);
     if (!e) return;
     const s = restamp(e, st, r, spec);
-    line([name, s.type, s.mode, s.uid, s.gid, s.linkname ?? null, s.devmajor ?? null, s.devminor ?? null, s.type === 'file' ? await fileContentHash(host, st) : null]);
+    if (s.type === 'file') files.push({ row: rows.length, host, st });
+    rows.push([name, s.type, s.mode, s.uid, s.gid, s.linkname ?? null, s.devmajor ?? null, s.devminor ?? null, null]);
   };
   const exclude = excludeMatcher(spec);
   for (const src of await matchSources(croot, spec)) {
-    line({ source: src.what, rel: src.rel, parentsRel: src.parentsRel });
+    rows.push({ source: src.what, rel: src.rel, parentsRel: src.parentsRel });
     if (src.st.isDirectory()) {
       await describe('.', src.host, src.st, croot);
       await walkSource(src.host, src.rel, croot.ignore, exclude, (rel, host, st) => describe(rel, host, st, croot));
     } else if (spec.add && src.st.isFile() && (await isTarArchive(src.host))) {
-      line({ archive: await fileContentHash(src.host, src.st) });
+      files.push({ row: rows.length, host: src.host, st: src.st });
+      rows.push({ archive: null });
     } else if (!exclude?.(basenameOf(src), src.rel)) {
       await describe(basenameOf(src), src.host, src.st, croot);
     }
   }
+  const hashes = await mapLimit(files, HASH_PARALLEL, (f) => fileContentHash(f.host, f.st));
+  for (const [i, f] of files.entries()) {
+    const row = rows[f.row] as unknown[] | { archive: string | null };
+    if (Array.isArray(row)) row[8] = hashes[i];
+    else row.archive = hashes[i]!;
+  }
+  for (const row of rows) line(row);
   return h.digest('hex');
 }
