@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
+import { createReadStream, readFileSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { SYNC_READ } from './tar-writer.js';
 
 /**
  * sha256 of a file's content, remembered for the life of the process under the file's identity and
@@ -21,7 +22,9 @@ export async function fileContentHash(path: string, st: Stats): Promise<string> 
   if (known !== undefined) return known;
   const hash = createHash('sha256');
   // A small file in one read: a stream per file costs more than hashing it (contexts of thousands).
-  if (st.size <= SMALL_FILE) hash.update(await readFile(path));
+  // The smallest in one blocking call (see SYNC_READ): cheaper than the promise API's round trips.
+  if (st.size <= SYNC_READ) hash.update(readFileSync(path));
+  else if (st.size <= SMALL_FILE) hash.update(await readFile(path));
   else for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   const hex = hash.digest('hex');
   if (cache.size >= MAX_CACHED) cache.clear();
