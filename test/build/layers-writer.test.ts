@@ -172,4 +172,18 @@ describe('deterministic layer tar writer', () => {
     const names = ['a/z', 'a/.wh..wh..opq', 'a', 'a.b', 'a/-x', 'a/.wh.gone'];
     expect([...names].sort(compareEntryNames)).toEqual(['a', 'a/.wh..wh..opq', 'a/-x', 'a/.wh.gone', 'a/z', 'a.b']);
   });
+
+  it('refuses a file whose size changed since it was planned, small (read at once) or large (streamed), and leaves no layer', async () => {
+    const root = await tmp.make('lw-changed');
+    for (const [name, size] of [['small', 100], ['large', 300 * 1024]] as const) {
+      await writeFile(join(root, name), Buffer.alloc(size, 1));
+      const [e] = await treeEntries(root).then((all) => all.filter((x) => x.name === name));
+      await writeFile(join(root, name), Buffer.alloc(size + 7, 2));
+      const work = await tmp.make('lw-changed-work');
+      // A large file alone is streamed (nothing to read ahead of): tar-stream's own size check refuses it.
+      const message = name === 'small' ? new RegExp(`${name} changed size while the layer was written \\(${size} -> ${size + 7} bytes\\)`) : /Size mismatch/;
+      await expect(writeLayer([e!], { workDir: work, compress: false })).rejects.toThrow(message);
+      expect(await readdir(work)).toEqual([]);
+    }
+  });
 });
