@@ -58,8 +58,11 @@ export async function copyAttachments(
     return true;
   };
   await mapLimit([...digests], 4, async (digest) => {
-    await Promise.all(ATTACHMENT_KINDS.map((kind) => copyTag(`${referrersTag(digest)}.${kind}`)));
-    const manifests = await referrersFromApi(src.client, src.ref.repository, digest, opts.signal);
+    // The referrers question goes out with the cosign tag checks: one round trip, not two.
+    const [manifests] = await Promise.all([
+      referrersFromApi(src.client, src.ref.repository, digest, opts.signal),
+      ...ATTACHMENT_KINDS.map((kind) => copyTag(`${referrersTag(digest)}.${kind}`)),
+    ]);
     if (manifests === undefined) {
       // No referrers API: the fallback index lists every referrer. Copying it whole (every child
       // by digest, the index under its tag) carries them all, and a destination with the API
