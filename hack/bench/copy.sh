@@ -15,9 +15,26 @@ TAGS=${TAGS:-50}
 CHANGED=${CHANGED:-5}
 ST="node bin/stevedore.js"
 source hack/bench/lib.sh
-skopeo_() { skopeo --insecure-policy "$@"; }
+SK="skopeo --insecure-policy"
+
+# CPU seconds (user+sys) of a process by pid, from /proc: the registries' share of a run is part
+# of the picture on a 2-core machine, where they compete with the tool for the same CPUs.
+tck=$(getconf CLK_TCK)
+cpuof() { awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
+# timecpu KEY SRCPID DESTPID cmd...: wall time into T[KEY]; the tool's CPU (user+sys, children
+# included) and both registries' CPU during the run into C[KEY].
+declare -A C
+timecpu() {
+  local key=$1 sp=$2 dp=$3 s0 d0 t0 t1; shift 3
+  s0=$(cpuof "$sp"); d0=$(cpuof "$dp"); t0=$(now)
+  /usr/bin/time -f '%U %S' -o "$work/cpu" "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; return 1; }
+  t1=$(now)
+  T[$key]+="$(echo "$t1 - $t0" | bc -l) "
+  C[$key]+="$(awk '{printf "%.2f", $1 + $2}' "$work/cpu")/$(echo "$(cpuof "$sp") - $s0" | bc -l)/$(echo "$(cpuof "$dp") - $d0" | bc -l) "
+}
 
 start_registry src SRC
+SRCPID=${pids[-1]}
 echo "seeding: ${LAYERS} x ${LAYER_MIB} MiB image and ${TAGS} small tags on $SRC" >&2
 seed big "$SRC" bench/big:1 "$LAYERS" "$LAYER_MIB"
 seed tags "$SRC" bench/small "$TAGS" v1
@@ -26,20 +43,21 @@ declare -A T
 for run in $(seq "$RUNS"); do
   # Fresh destination registries every run: skopeo's blob-info cache remembers where it saw blobs
   # and would mount them from an earlier run's repository, which is not a cold copy.
-  start_registry "dest-stevedore-$run" DS; start_registry "dest-skopeo-$run" DK
-  T[st_cold]+="$(timeit $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/bench/big:1") "
-  T[st_warm]+="$(timeit $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/bench/big:1") "
-  T[sk_cold]+="$(timeit skopeo_ copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/bench/big:1") "
-  T[sk_warm]+="$(timeit skopeo_ copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/bench/big:1") "
+  start_registry "dest-stevedore-$run" DS; DSPID=${pids[-1]}
+  start_registry "dest-skopeo-$run" DK; DKPID=${pids[-1]}
+  timecpu st_cold "$SRCPID" "$DSPID" $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/bench/big:1"
+  timecpu st_warm "$SRCPID" "$DSPID" $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/bench/big:1"
+  timecpu sk_cold "$SRCPID" "$DKPID" $SK copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/bench/big:1"
+  timecpu sk_warm "$SRCPID" "$DKPID" $SK copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/bench/big:1"
 done
 
 # Sync: mirror every tag once, change $CHANGED of them at the source, then time the re-sync.
 $ST sync --src docker --dest docker --src-tls-verify false --dest-tls-verify false "$SRC/bench/small" "$DS/mirror" >/dev/null 2>&1
-skopeo_ sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/bench/small" "$DK/mirror" >/dev/null 2>&1
+$SK sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/bench/small" "$DK/mirror" >/dev/null 2>&1
 for run in $(seq "$RUNS"); do
   seed tags "$SRC" bench/small "$CHANGED" "v$((run + 1))"
-  T[st_sync]+="$(timeit $ST sync --src docker --dest docker --src-tls-verify false --dest-tls-verify false "$SRC/bench/small" "$DS/mirror") "
-  T[sk_sync]+="$(timeit skopeo_ sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/bench/small" "$DK/mirror") "
+  timecpu st_sync "$SRCPID" "$DSPID" $ST sync --src docker --dest docker --src-tls-verify false --dest-tls-verify false "$SRC/bench/small" "$DS/mirror"
+  timecpu sk_sync "$SRCPID" "$DKPID" $SK sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/bench/small" "$DK/mirror"
 done
 
 mb=$((LAYERS * LAYER_MIB))
@@ -56,3 +74,14 @@ report "same copy, destination has every blob" st_warm sk_warm
 report "sync ${TAGS} tags, $((TAGS - CHANGED)) unchanged" st_sync sk_sync
 s=$(medianof "${T[st_cold]}"); k=$(medianof "${T[sk_cold]}")
 printf 'cold copy throughput: stevedore %.0f MiB/s, skopeo %.0f MiB/s\n' "$(echo "$mb / $s" | bc -l)" "$(echo "$mb / $k" | bc -l)"
+# Where the CPU went (medians of each column over the runs): on 2 cores, a copy cannot take less
+# wall time than the sum of the three divided by 2, whoever the tool is.
+cpucol() { tr ' ' '\n' <<<"$1" | grep . | cut -d/ -f"$2" | median; }
+echo
+printf '%-44s %27s %27s\n' 'CPU seconds: tool / source reg / dest reg' stevedore skopeo
+for c in cold:st_cold:sk_cold warm:st_warm:sk_warm sync:st_sync:sk_sync; do
+  IFS=: read -r name a b <<<"$c"
+  printf '%-44s %9.2f %8.2f %8.2f %9.2f %8.2f %8.2f\n' "$name" \
+    "$(cpucol "${C[$a]}" 1)" "$(cpucol "${C[$a]}" 2)" "$(cpucol "${C[$a]}" 3)" "$(cpucol "${C[$b]}" 1)" "$(cpucol "${C[$b]}" 2)" "$(cpucol "${C[$b]}" 3)"
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
