@@ -23,7 +23,7 @@ import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import type { RuntimeName } from '../../runtime/oci-runtime.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
 import { EXIT_TOOL_ERROR, VERSION } from '../main.js';
-import { planAttestations, pushedReference, signAndAttest, type AttestationRecord, type BuildAttestFlags, type SignatureRecord } from '../build-attest.js';
+import type { AttestationRecord, BuildAttestFlags, SignatureRecord } from '../build-attest.js';
 import { collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
@@ -184,9 +184,12 @@ export function registerBuild(program: Command): void {
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
         // Absolute, so nothing depends on the working directory while the build runs.
         const store = await ImageStore.open(o.root !== undefined ? resolve(o.root) : undefined);
-        const attest = await planAttestations(o, context, o.file);
+        // The signing code (sigstore, keys) is loaded only by builds that sign: the others start faster.
+        const wantsAttest = [o.signKey, o.signPasswordFile, o.sbom, o.provenance, o.sourceUri, o.sourceRevision].some((v) => v !== undefined);
+        const attestLib = wantsAttest ? await import('../build-attest.js') : undefined;
+        const attest = attestLib ? await attestLib.planAttestations(o, context, o.file) : undefined;
         // Signatures live in a registry: refuse before the build, not after it.
-        if (attest && !pushedReference((o.tag ?? []).map(parseDestination))) throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
+        if (attest && !attestLib!.pushedReference((o.tag ?? []).map(parseDestination))) throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
         const started = Date.now();
         const result = await buildImage({
           store,
@@ -214,7 +217,8 @@ export function registerBuild(program: Command): void {
         });
         const digest = result.image.digest;
         let signed: { signature: SignatureRecord; attestations: AttestationRecord[] } | undefined;
-        if (attest) {
+        if (attest && attestLib) {
+          const { pushedReference, signAndAttest } = attestLib;
           const ref = pushedReference(result.destinations);
           if (!ref) throw new AttestationFailedError(`nothing was signed: --sign-key needs a registry destination (-t HOST/REPO:TAG); the image is ${digest}`);
           try {
