@@ -20,7 +20,7 @@ PODMAN=(podman --runtime runc --cgroup-manager=cgroupfs --events-backend=file)
 PODMAN_RUN=(run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none)
 
 start_registry src SRC
-echo "seeding busybox-static and a ${LAYERS} x ${LAYER_MIB} MiB runnable image on $SRC" >&2
+echo "seeding busybox-static$(has cold && echo " and a ${LAYERS} x ${LAYER_MIB} MiB runnable image") on $SRC" >&2
 seed runnable "$SRC" bench/small:1 0 1
 if has cold; then seed runnable "$SRC" bench/fat:1 "$LAYERS" "$LAYER_MIB"; fi
 small="$SRC/bench/small:1"; fat="$SRC/bench/fat:1"
