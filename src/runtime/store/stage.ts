@@ -29,7 +29,9 @@ export async function stageToTemp(snapshotsDir: string, stream: Readable, layer:
   try {
     await mkdir(tmp);
     await mkdir(join(tmp, 'stage'), { mode: 0o700 });
-    const staged = await stageLayer(stream, join(tmp, 'stage'), { mediaType: layer.mediaType, signal });
+    // Every caller checks the diffID before the staged layer is applied (here, or in
+    // ImageStore.snapshot() for a layer staged while it downloaded).
+    const staged = await stageLayer(stream, join(tmp, 'stage'), { mediaType: layer.mediaType, signal, diffIDChecked: true });
     if (diffID !== undefined && staged.diffID !== diffID) {
       throw new StevedoreError('DIFFID_MISMATCH', `layer ${layer.digest}: diffID ${staged.diffID} differs from the config's ${diffID}`);
     }

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { parseEntry, type LayerEntry } from './entry.js';
 import type { UnpackOptions, UnpackResult } from './types.js';
@@ -18,6 +18,28 @@ export interface StagedLayer extends LayerStreamResult {
   ops: StagedEntry[];
 }
 
+const WRITE_BATCH = 1024 * 1024;
+
+/** Writes every byte of `chunks` at the current position (writev may write less than asked). */
+async function writeAll(fh: FileHandle, chunks: Buffer[]): Promise<void> {
+  let rest = chunks;
+  for (;;) {
+    const total = rest.reduce((n, c) => n + c.length, 0);
+    if (total === 0) return;
+    let done = (await fh.writev(rest)).bytesWritten;
+    if (done === total) return;
+    const next: Buffer[] = [];
+    for (const c of rest) {
+      if (done >= c.length) done -= c.length;
+      else {
+        next.push(c.subarray(done));
+        done = 0;
+      }
+    }
+    rest = next;
+  }
+}
+
 const STAGE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /**
@@ -32,7 +54,7 @@ const STAGE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | 
 export async function stageLayer(
   layer: Readable,
   stageDir: string,
-  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal'> = {},
+  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal' | 'diffIDChecked'> = {},
 ): Promise<StagedLayer> {
   const ops: StagedEntry[] = [];
   const read = await readLayer(layer, opts, async (data) => {
@@ -43,10 +65,19 @@ export async function stageLayer(
       const path = `${stageDir}/${ops.length}`;
       const fh = await open(path, STAGE_FLAGS, 0o600);
       try {
+        // Chunks are gathered into one writev of ~1 MiB: stored gzip blocks arrive as 64 KiB slices.
+        let batch: Buffer[] = [];
+        let batched = 0;
         for await (const chunk of data) {
-          let off = 0;
-          while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+          batch.push(chunk);
+          batched += chunk.length;
+          if (batched >= WRITE_BATCH) {
+            await writeAll(fh, batch);
+            batch = [];
+            batched = 0;
+          }
         }
+        if (batched > 0) await writeAll(fh, batch);
       } finally {
         await fh.close();
       }

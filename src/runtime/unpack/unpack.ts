@@ -70,7 +70,7 @@ export interface LayerStreamResult {
  */
 export async function readLayer(
   layer: Readable,
-  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal'>,
+  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal' | 'diffIDChecked'>,
   onEntry: (data: LayerTarEntry) => Promise<void>,
 ): Promise<LayerStreamResult> {
   const { signal } = opts;
@@ -104,7 +104,7 @@ export async function readLayer(
 
   let entries = 0;
   try {
-    const { compression, source, decompressor } = await openDecompressed(layer, choice);
+    const { compression, source, decompressor } = await openDecompressed(layer, choice, { diffIDChecked: opts.diffIDChecked === true });
     if (failed) throw failure;
     const rechunk = new Rechunk(INPUT_CHUNK);
     const stages: NodeJS.ReadWriteStream[] = decompressor ? [rechunk, decompressor, meter] : [rechunk, meter];
