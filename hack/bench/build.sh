@@ -5,6 +5,8 @@
 # a local registry, both use runc, both as root.
 #   cold:      an empty store / cache each run (the base image pulled too)
 #   unchanged: the same build again with nothing changed (all steps from the cache)
+#   PUSH=1 adds: cold, pushed to a registry (stevedore build -t REGISTRY/...; buildah bud, then
+#             buildah push): both keep layers uncompressed locally and gzip them on the way out
 # The machine is shared (2 cores, other work running): read the ratios, not the absolute times.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +17,8 @@ source hack/bench/lib.sh
 BUILDAH=(buildah --storage-driver overlay)
 
 start_registry src SRC
+PUSH=${PUSH:-0}
+[ "$PUSH" = 1 ] && start_registry dest DEST
 echo "seeding busybox-static on $SRC and a ~100 MiB context" >&2
 seed runnable "$SRC" bench/busybox:1 0 1
 ctx="$work/context"
@@ -51,6 +55,14 @@ for run in $(seq "$RUNS"); do
   "${bh[@]}" rmi -a -f >/dev/null 2>&1 || true
   umount "$bh_root/storage/overlay" 2>/dev/null || true
   rm -rf "$st_root" "$bh_root"
+  if [ "$PUSH" = 1 ]; then
+    st_push=(build --root "$st_root" -q --build-arg "BASE=$SRC/bench/busybox:1" -t "$DEST/bench/st:$run" "$ctx")
+    T[st_push]+="$(timeit $ST "${st_push[@]}") "
+    T[bh_push]+="$(timeit bash -c '"$@" bud --runtime runc --layers --tls-verify=false -q --build-arg "BASE='"$SRC"'/bench/busybox:1" -t localhost/bench:1 '"$ctx"' && "$@" push --tls-verify=false -q localhost/bench:1 docker://'"$DEST"'/bench/bh:'"$run" _ "${bh[@]}") "
+    "${bh[@]}" rmi -a -f >/dev/null 2>&1 || true
+    umount "$bh_root/storage/overlay" 2>/dev/null || true
+    rm -rf "$st_root" "$bh_root"
+  fi
 done
 
 report() { # label stevedore-key buildah-key
@@ -63,3 +75,5 @@ echo "stevedore $($ST --version) vs $(buildah --version | cut -d' ' -f1-3) (over
 printf '%-44s %12s %12s %9s\n' case stevedore buildah 'time ratio'
 report "cold: two-stage build, ~100 MiB context" st_cold bh_cold
 report "unchanged rebuild (all cached)" st_warm bh_warm
+[ "$PUSH" = 1 ] && report "cold, pushed to a registry (bud + push)" st_push bh_push
+exit 0
