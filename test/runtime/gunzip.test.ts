@@ -48,6 +48,9 @@ describe('FastGunzip', () => {
     ['text (compressed blocks)', gzipSync(Buffer.from('hello '.repeat(100_000)))],
     ['mixed: stored, then compressed referring back across the switch', gzipSync(mixed(600_000), { level: 1 })],
     ['random first, then text and random alternating (stored, then zlib for the rest)', gzipSync(Buffer.concat([randomBytes(200_000), mixed(600_000)]), { level: 6 })],
+    ['random, a little text, random (compressed blocks decoded here, then stored again)', gzipSync(Buffer.concat([randomBytes(150_000), Buffer.from('abc '.repeat(5000)), randomBytes(150_000), Buffer.from('xyz '.repeat(3000))]))],
+    ['a tar-like layer: compressible header, 3 MB random, zero padding', gzipSync(Buffer.concat([Buffer.alloc(512, 0x30), randomBytes(3_000_000), Buffer.alloc(1536)]), { level: 1 })],
+    ['long compressible run after stored blocks (more than the decoder keeps: zlib takes over)', gzipSync(Buffer.concat([randomBytes(100_000), Buffer.from('lorem ipsum dolor sit amet '.repeat(200_000))]))],
     ['empty content', gzipSync(Buffer.alloc(0))],
     ['two members, stored then mixed', Buffer.concat([gzipSync(randomBytes(100_000)), gzipSync(mixed(200_000))])],
     ['three members, compressed then stored then compressed', Buffer.concat([gzipSync(Buffer.from('a'.repeat(5000))), gzipSync(randomBytes(70_000)), gzipSync(Buffer.from('z'.repeat(70_000)))])],
@@ -96,6 +99,20 @@ describe('FastGunzip', () => {
     ]);
     const gz = member(content, deflateRawSync(content, { level: 0 }), header);
     expect(sha(await fast(gz, 2))).toBe(sha(content));
+  });
+
+  it('ends every corrupted stream with an error or with output, never a hang (300 random byte flips)', async () => {
+    const base = gzipSync(Buffer.concat([randomBytes(20_000), Buffer.from('abc '.repeat(3000)), randomBytes(20_000), Buffer.from('tail '.repeat(100))]));
+    for (let i = 0; i < 300; i++) {
+      const bad = Buffer.from(base);
+      const at = 10 + Math.floor(Math.random() * (bad.length - 18));
+      bad[at] = bad[at]! ^ (1 + Math.floor(Math.random() * 255));
+      const outcome = await Promise.race([
+        fast(bad, 4096).then(() => 'done', () => 'error'),
+        new Promise<string>((r) => setTimeout(() => r('hang'), 2000)),
+      ]);
+      expect(outcome).not.toBe('hang');
+    }
   });
 
   it('refuses malformed streams', async () => {

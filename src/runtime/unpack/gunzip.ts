@@ -1,6 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { InvalidInputError } from '../../util/errors.js';
+import { decodeBlocks, DeflateError, History, type BlocksResult } from './inflate-blocks.js';
 
 /** The deflate window: a compressed block may refer back this far into the member's output. */
 const WINDOW = 32 * 1024;
@@ -11,7 +12,11 @@ const FNAME = 0x08;
 const FCOMMENT = 0x10;
 const FRESERVED = 0xe0;
 
-type State = 'header' | 'block' | 'stored' | 'inflate' | 'trailer' | 'between';
+type State = 'header' | 'block' | 'storedlen' | 'stored' | 'probe' | 'inflate' | 'trailer' | 'between';
+
+/** Compressed blocks are decoded here (to find where they end) while they stay this small. */
+const PROBE_MAX_OUT = 256 * 1024;
+const PROBE_MAX_IN = 256 * 1024;
 
 function corrupt(why: string): InvalidInputError {
   return new InvalidInputError(`invalid gzip layer: ${why}`);
@@ -45,6 +50,11 @@ export class FastGunzip extends Transform {
   #window: Buffer[] = [];
   #windowBytes = 0;
   #inflater: zlib.InflateRaw | undefined;
+  #probeWindow: Buffer = Buffer.alloc(0);
+  #probeIn: Buffer[] = [];
+  #probeInBytes = 0;
+  #probeBit = 0;
+  #probeHist: History | undefined;
   #inflaterEnded: Promise<void> | undefined;
   #inflaterFailed: Promise<never> | undefined;
   #fed = 0;
@@ -122,21 +132,33 @@ export class FastGunzip extends Transform {
           const type = (b >> 1) & 3;
           if (type === 3) throw corrupt('reserved deflate block type');
           if (type !== 0) {
-            this.#startInflate();
+            this.#startProbe();
             break;
           }
-          if (input.length - at < 5) {
+          this.#final = (b & 1) === 1;
+          at += 1;
+          this.#state = 'storedlen';
+          break;
+        }
+        case 'storedlen': {
+          if (input.length - at < 4) {
             this.#pending = Buffer.from(input.subarray(at));
             return;
           }
-          const len = input.readUInt16LE(at + 1);
-          const nlen = input.readUInt16LE(at + 3);
+          const len = input.readUInt16LE(at);
+          const nlen = input.readUInt16LE(at + 2);
           if ((len ^ 0xffff) !== nlen) throw corrupt('stored block length check failed');
-          this.#final = (b & 1) === 1;
           this.#storedLeft = len;
-          at += 5;
+          at += 4;
           this.#state = 'stored';
           if (len === 0) this.#endBlock();
+          break;
+        }
+        case 'probe': {
+          const rest = this.#probe(input.subarray(at));
+          if (rest === undefined) return;
+          input = rest;
+          at = 0;
           break;
         }
         case 'stored': {
@@ -211,8 +233,67 @@ export class FastGunzip extends Transform {
     return p - at;
   }
 
-  #startInflate(): void {
-    const dictionary = this.#windowBytes > 0 ? Buffer.concat(this.#window).subarray(-WINDOW) : undefined;
+  /** The last (up to) 32 KiB of the member's output. */
+  #windowTail(): Buffer {
+    return this.#windowBytes > 0 ? Buffer.concat(this.#window).subarray(-WINDOW) : Buffer.alloc(0);
+  }
+
+  /**
+   * At a compressed block (byte-aligned: the member's start or right after a stored block), decode
+   * in JS what follows, holding the output back, until a stored block or the member's end: then
+   * emit it and go on here. If that would take more than the budget (a stream of compressed data),
+   * give zlib the whole stretch from the aligned start instead, primed with the window.
+   */
+  #startProbe(): void {
+    const window = this.#windowTail();
+    this.#probeWindow = window;
+    this.#probeIn = [];
+    this.#probeInBytes = 0;
+    this.#probeBit = 0;
+    this.#probeHist = new History(window, 64 * 1024);
+    this.#state = 'probe';
+  }
+
+  /** Feeds the probe; returns the input left for the byte-level states, or undefined to wait. */
+  #probe(chunk: Buffer): Buffer | undefined {
+    this.#probeIn.push(chunk);
+    this.#probeInBytes += chunk.length;
+    const input = this.#probeIn.length === 1 ? this.#probeIn[0]! : Buffer.concat(this.#probeIn);
+    this.#probeIn = [input];
+    let r: BlocksResult;
+    try {
+      r = decodeBlocks(input, this.#probeBit, this.#probeHist!, PROBE_MAX_OUT);
+    } catch (err) {
+      throw corrupt(err instanceof DeflateError ? err.message : String(err));
+    }
+    if (r.stop === 'more' && this.#probeInBytes <= PROBE_MAX_IN) {
+      this.#probeBit = r.bit;
+      return undefined;
+    }
+    if (r.stop === 'more' || r.stop === 'budget') {
+      // Too much for here: zlib decodes the stretch again from its aligned start.
+      const window = this.#probeWindow;
+      this.#probeHist = undefined;
+      this.#probeIn = [];
+      this.#startInflate(window);
+      return input;
+    }
+    const hist = this.#probeHist!;
+    this.#probeHist = undefined;
+    this.#probeIn = [];
+    this.#state = 'block';
+    this.#emit(Buffer.from(hist.buf.subarray(hist.start, hist.length)));
+    if (r.stop === 'stored') {
+      this.#final = r.final;
+      this.#state = 'storedlen';
+    } else {
+      this.#state = 'trailer';
+    }
+    return input.subarray(r.offset);
+  }
+
+  #startInflate(window: Buffer = this.#windowTail()): void {
+    const dictionary = window.length > 0 ? window : undefined;
     this.#window = [];
     this.#windowBytes = 0;
     const inflater = zlib.createInflateRaw({ chunkSize: 1024 * 1024, ...(dictionary ? { dictionary } : {}) });

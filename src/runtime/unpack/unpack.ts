@@ -115,16 +115,24 @@ export async function readLayer(
       });
     });
     // Fed by hand rather than piped: the parser is a streamx writable, and errors must reach fail().
-    const fed = (async () => {
-      try {
-        for await (const chunk of meter) {
-          if (!extract.write(chunk as Buffer)) await drained(extract);
-        }
+    // 'data' events hand over each chunk as it is (an async iterator's read() would concatenate
+    // whatever is buffered: one more copy of every byte).
+    const fed = new Promise<void>((resolve) => {
+      meter.on('data', (chunk: Buffer) => {
+        if (extract.write(chunk)) return;
+        meter.pause();
+        drained(extract).then(
+          () => meter.resume(),
+          (err: unknown) => fail(err),
+        );
+      });
+      meter.once('end', () => {
         (extract as unknown as { end(): void }).end();
-      } catch (err) {
-        fail(err);
-      }
-    })();
+        resolve();
+      });
+      // Torn down by fail() (or failed upstream, which pipeline reports): nothing more comes.
+      meter.once('close', () => resolve());
+    });
 
     const iterator = (extract as unknown as AsyncIterable<LayerTarEntry>)[Symbol.asyncIterator]();
     for (;;) {
