@@ -43,6 +43,15 @@ export interface RegistryRequest {
   allowStatus?: number[];
 }
 
+/** A request made ready to send outside undici (the raw blob pipe): where, with which headers. */
+export interface PreparedRequest {
+  url: URL;
+  /** user-agent, and authorization when the URL is on the registry's own origin. */
+  headers: Record<string, string>;
+  /** TLS certificates are not verified (and plain HTTP is allowed) for this registry. */
+  insecure: boolean;
+}
+
 export interface RegistryResponse {
   status: number;
   headers: IncomingHttpHeaders;
@@ -117,6 +126,27 @@ export class RegistryClient {
 
   async close(): Promise<void> {
     await this.#agent.close();
+  }
+
+  /**
+   * The URL and headers (with a current token or Basic credentials) for a request on `path`, for a
+   * caller that sends it on its own connection. Auth challenges, redirects and retries are then the
+   * caller's business; a 401 it gets should be followed by `forgetTokens()`.
+   */
+  async prepare(path: string, scopes: string[], signal?: AbortSignal): Promise<PreparedRequest> {
+    const base = await this.baseUrl(signal);
+    const url = new URL(/^https?:\/\//.test(path) ? path : base + path);
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent };
+    if (url.origin === base) {
+      const auth = await this.#authorization(scopes, signal);
+      if (auth) headers.authorization = auth;
+    }
+    return { url, headers, insecure: this.#insecure };
+  }
+
+  /** Drops cached bearer tokens (one was refused): the next request fetches new ones. */
+  forgetTokens(): void {
+    this.#tokens.clear();
   }
 
   #send(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
