@@ -229,7 +229,10 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
     emit?.({ type: 'blob', phase: 'start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
     try {
       const progress = (bytes: number) => emit?.({ type: 'blob', phase: 'progress', digest: desc.digest, size: desc.size, bytes });
-      if (opts.directPipe !== false && src instanceof DockerSource && dest instanceof DockerDestination && (await pipeDirect(src, dest, desc, signal, emit ? progress : undefined))) {
+      // The pipe on every attempt but the last (unless there is one): the stream path, which
+      // handles every case, gets the final say.
+      const pipe = opts.directPipe !== false && (attempts === 1 || attempt < attempts);
+      if (pipe && src instanceof DockerSource && dest instanceof DockerDestination && (await pipeDirect(src, dest, desc, signal, emit ? progress : undefined))) {
         blobDone(state, desc, started);
         return;
       }

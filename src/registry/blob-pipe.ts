@@ -277,37 +277,38 @@ export async function pipeBlob(
         opts.signal?.removeEventListener('abort', onAbort);
         current?.destroy();
         current = undefined;
-        if (err) {
-          upload?.destroy();
-          reject(err);
-        } else resolve();
+        // The upload connection was asked to close; on success the server has answered, on an
+        // error it must not receive anything more.
+        upload?.destroy();
+        if (err) reject(err);
+        else resolve();
       };
       const onAbort = () => finish((opts.signal!.reason as Error) ?? new StevedoreError('ABORTED', 'aborted'));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
 
       // The destination: its answer comes once it has every byte (or early, on an error).
-      const onResponse = (buf: Buffer, n: number): boolean => {
-        if (response.length < MAX_HEAD_BYTES) response = Buffer.concat([response, buf.subarray(0, n)]);
-        return true;
-      };
-      upload = openSocket(putReq.url, putReq.insecure, putReq.url.protocol === 'https:' ? undefined : { buffer: Buffer.allocUnsafe(16 * 1024), callback: (n, buf) => onResponse(buf, n) });
-      if (putReq.url.protocol === 'https:') upload.on('data', (chunk: Buffer) => onResponse(chunk, chunk.length));
-      let uploadError: Error | undefined;
-      upload.on('error', (err) => (uploadError ??= err));
-      upload.once('close', () => {
+      /**
+       * Settles on the destination's answer: once its head and body (by Content-Length) are in,
+       * or when the connection closes. A server that answers early (an error) is believed at once.
+       */
+      const settleOnResponse = (closed: boolean) => {
         if (settled) return;
         const text = response.toString('latin1');
         const end = text.indexOf('\r\n\r\n');
         const head = end >= 0 ? parseHead(text.slice(0, end)) : undefined;
         if (!head) {
-          finish(new StevedoreError('NETWORK', `PUT ${putReq.url.host}: connection closed after ${sent} of ${desc.size} bytes${uploadError ? `: ${uploadError.message}` : ''}`, { cause: uploadError, retryable: true }));
+          if (closed) {
+            finish(new StevedoreError('NETWORK', `PUT ${putReq.url.host}: connection closed after ${sent} of ${desc.size} bytes${uploadError ? `: ${uploadError.message}` : ''}`, { cause: uploadError, retryable: true }));
+          }
           return;
         }
+        const bodyText = text.slice(end + 4);
+        const declared = Number(head.headers.get('content-length') ?? NaN);
+        if (!closed && !(bodyText.length >= declared)) return; // the body is still coming
         if ((head.status === 201 || head.status === 204) && sent === desc.size) {
           finish();
           return;
         }
-        const bodyText = text.slice(end + 4);
         const json = bodyText.slice(bodyText.indexOf('{'), bodyText.lastIndexOf('}') + 1);
         const details = parseErrorBody(json);
         const why = details[0] ? `${details[0].code}: ${details[0].message}` : `HTTP ${head.status}`;
@@ -315,7 +316,17 @@ export async function pipeBlob(
         if (head.status === 401) dest.client.forgetTokens();
         const err = new RegistryError(`PUT ${putReq.url.origin}${putReq.url.pathname}: ${head.status} ${why}`, { status: head.status, url: putReq.url.toString(), details });
         finish(isRetryableStatus(head.status) || head.status === 401 ? new StevedoreError(err.code, err.message, { cause: err, retryable: true }) : err);
-      });
+      };
+      const onResponse = (buf: Buffer, n: number): boolean => {
+        if (response.length < MAX_HEAD_BYTES) response = Buffer.concat([response, buf.subarray(0, n)]);
+        settleOnResponse(false);
+        return true;
+      };
+      upload = openSocket(putReq.url, putReq.insecure, putReq.url.protocol === 'https:' ? undefined : { buffer: Buffer.allocUnsafe(16 * 1024), callback: (n, buf) => onResponse(buf, n) });
+      if (putReq.url.protocol === 'https:') upload.on('data', (chunk: Buffer) => onResponse(chunk, chunk.length));
+      let uploadError: Error | undefined;
+      upload.on('error', (err) => (uploadError ??= err));
+      upload.once('close', () => settleOnResponse(true));
       upload.write(requestHead('PUT', putReq.url, { ...putReq.headers, 'content-type': 'application/octet-stream', 'content-length': String(desc.size) }));
 
       /** Writes to the destination; true when the write already left `buf` (it may be reused). */
