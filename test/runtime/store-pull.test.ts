@@ -158,6 +158,25 @@ describe('a pull that builds snapshots from the download', () => {
     expect(await snapshotNames(store.root)).toEqual([]);
   });
 
+  it('an aborted pull rejects promptly and removes its staged layers', async () => {
+    const img = await makeRandomImage({ layers: 3, layerSize: 24 * 1024 * 1024, seed: 'pull-abort', layoutDir: join(dir, 'abort-layout'), ref: 'a', platform: hostPlatform() });
+    const store = await ImageStore.open(join(dir, 'aborted'));
+    const ac = new AbortController();
+    const started = Date.now();
+    const pending = store.pull(img.ociRef, { snapshots: {}, signal: ac.signal });
+    // Abort once staging is under way.
+    for (;;) {
+      if ((await snapshotNames(store.root)).some((n) => n.startsWith('.tmp-'))) break;
+      if (Date.now() - started > 30_000) throw new Error('staging never started');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    ac.abort();
+    await expect(pending).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(await store.staleTemps()).toEqual([]);
+    expect((await snapshotNames(store.root)).filter((n) => !n.startsWith('.'))).toEqual([]);
+  });
+
   it('a SIGKILLed pull leaves only temp dirs, never a snapshot a later run would use; the next pull finishes the job', async () => {
     const big = await makeRandomImage({ layers: 3, layerSize: 48 * 1024 * 1024, seed: 'pull-kill', layoutDir: join(dir, 'big'), ref: 'big', platform: hostPlatform() });
     const root = join(dir, 'killed');

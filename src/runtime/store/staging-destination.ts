@@ -88,6 +88,7 @@ export class StagingDestination implements ImageDestination {
     });
     source.pipe(file);
     source.pipe(toStage);
+    // An abort reaches both consumers through the source: the copy engine gives its signal to getBlob.
     const staging = stageToTemp(this.#snapshotsDir, toStage, desc, undefined, this.#stop.signal);
     // A layer the unpacker refuses is still a good blob: the pull goes on, and the refusal is
     // reported when the snapshot asks for this staging (its branch is unpiped).
@@ -95,10 +96,6 @@ export class StagingDestination implements ImageDestination {
     const previous = this.staged.get(desc.digest);
     this.staged.set(desc.digest, staging);
     previous?.then(discard, () => undefined);
-    const onAbort = (): void => {
-      stream.destroy(opts?.signal?.reason instanceof Error ? opts.signal.reason : new Error('aborted'));
-    };
-    opts?.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await written;
       if (!source.readableEnded) throw new Error(`blob ${desc.digest}: the source stream closed before its end`);
@@ -108,8 +105,6 @@ export class StagingDestination implements ImageDestination {
       toStage.destroy(err instanceof Error ? err : new Error(String(err)));
       await rm(tmp, { force: true });
       throw err;
-    } finally {
-      opts?.signal?.removeEventListener('abort', onAbort);
     }
   }
 

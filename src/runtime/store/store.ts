@@ -71,9 +71,13 @@ export class ImageUnavailableError extends StevedoreError {
 /**
  * The local store under one root directory:
  * - `images/`: an OCI image layout holding every pulled image, tagged with its normalised name;
- * - `snapshots/<chainID hex>/rootfs`: a layer applied onto a copy of its parent's snapshot, so each
- *   snapshot is a complete, immutable rootfs; built in `snapshots/.tmp-*` and renamed into place
- *   only when complete (and its diffID checked), so an interrupted unpack leaves nothing used later;
+ * - `snapshots/<chainID hex>/rootfs`: a layer applied onto a hardlinked copy of its parent's
+ *   snapshot, so each snapshot is a complete, immutable rootfs. A layer is first staged (read,
+ *   decompressed, headers checked, files written: see unpack/staged.ts) in `snapshots/.tmp-*`, in
+ *   parallel with the other layers and, for `pull(..., { snapshots })`, straight from the download;
+ *   its diffID is checked against the config, then it is applied onto `<tmp>/rootfs` in layer order
+ *   and the temp dir renamed into place. An interrupted pull or unpack leaves only `.tmp-*` dirs,
+ *   which nothing uses and prune removes;
  * - `containers/<id>/`: a bundle per container; its `rootfs` is an overlay over the top snapshot
  *   (upper and work dirs beside it) where overlay mounts work, else a copy of the snapshot.
  */
