@@ -231,7 +231,8 @@ describe('stevedore build outputs', () => {
     const changed = await build(['--root', store, '-t', 'localhost/ahead:2', dir]);
     expect(changed.stderr).toContain('(2 steps run, 1 from cache');
     expect(await leftovers()).toEqual([]);
-    expect((await stevedore(['run', '--root', store, '--rm', 'localhost/ahead:2'])).stdout).toBe('first\nchanged\n');
+    const run2 = await stevedore(['run', '--root', store, '--rm', 'localhost/ahead:2']);
+    expect(run2.stdout, run2.stderr).toBe('first\nchanged\n');
   });
 
   it('the registry cache: a build with an empty store gets every step from --cache-from', async () => {

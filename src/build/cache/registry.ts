@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { parseConfig, type ImageConfig } from '../../oci/config.js';
 import { digestBytes, type Digest } from '../../oci/digest.js';
@@ -62,8 +63,13 @@ export class RegistryBuildCache {
           let size = await this.layout.blobSize(diffID).catch(() => -1);
           if (size < 0) {
             const blob = await src.getBlob(desc, signal ? { signal } : {});
-            const tar = compression === 'gzip' ? blob.pipe(createGunzip()) : blob;
-            if (tar !== blob) blob.on('error', (err) => tar.destroy(err));
+            let tar: Readable = blob;
+            if (compression === 'gzip') {
+              const gunzip = createGunzip();
+              // Either side failing ends both (a bad diffID stops the download too).
+              pipeline(blob, gunzip).catch(() => undefined);
+              tar = gunzip;
+            }
             size = (await this.layout.writeBlob(tar, { digest: diffID }, signal)).size;
           }
           log.debug({ repo, key, digest: desc.digest, diffID }, 'registry cache hit');

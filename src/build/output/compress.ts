@@ -105,9 +105,8 @@ export class LayerCompressor {
     const source = this.#sources.get(desc.digest);
     if (source && !(await this.#layout.hasBlob(desc.digest, desc.size))) {
       const gz = new ParallelGzip({ level: PUSH_GZIP_LEVEL });
-      const raw = await this.#layout.openBlob(source);
-      raw.on('error', (err) => gz.destroy(err));
-      return pipe(raw.pipe(gz), verify(), signal);
+      pipeline(await this.#layout.openBlob(source), gz).catch(() => undefined); // errors reach the reader through gz
+      return pipe(gz, verify(), signal);
     }
     if (!(await this.#layout.hasBlob(desc.digest))) throw new NotFoundError(`blob ${desc.digest} is neither in the store nor a layer this build compressed`);
     return this.#layout.openBlob(desc);
@@ -120,18 +119,11 @@ export class LayerCompressor {
   }
 }
 
-/** `from` piped into `to`, an error on either side ending `to`, and `signal` aborting both. */
+/**
+ * `from` piped into `to`, which is returned for the caller to read: an error or abort on either side
+ * (or `signal`) ends both, so a cancelled upload leaves no file open.
+ */
 function pipe(from: Readable, to: VerifyingStream, signal?: AbortSignal): Readable {
-  from.on('error', (err) => to.destroy(err));
-  const out = from.pipe(to);
-  if (signal) {
-    const abort = (): void => {
-      from.destroy(signal.reason as Error);
-      to.destroy(signal.reason as Error);
-    };
-    if (signal.aborted) abort();
-    else signal.addEventListener('abort', abort, { once: true });
-    out.once('close', () => signal.removeEventListener('abort', abort));
-  }
-  return out;
+  pipeline(from, to, signal ? { signal } : {}).catch(() => undefined); // the error reaches the reader through `to`
+  return to;
 }
