@@ -80,8 +80,9 @@ async function startRelay(target: string, tls?: { key: Buffer; cert: Buffer }): 
 const pipedGets = (relay: Relay, digest: string) => relay.heads.filter((h) => h.startsWith(`get `) && h.includes(`/blobs/${digest}`) && /\r\nconnection: close/.test(h));
 const pipedPuts = (relay: Relay) => relay.heads.filter((h) => h.startsWith('put ') && h.includes('/blobs/uploads/') && /\r\nconnection: close/.test(h));
 
+/** Every blob through the pipe, the small config too (by default small blobs take the stream path). */
 async function copy(src: string, dest: string, opts: CopyReferenceOptions = {}) {
-  return copyReference(parseImageName(src), parseImageName(dest), opts);
+  return copyReference(parseImageName(src), parseImageName(dest), { directPipeMinBytes: 0, ...opts });
 }
 
 let a: TestRegistry;
@@ -141,6 +142,16 @@ describe('registry-to-registry blobs over the direct pipe', () => {
     } finally {
       await Promise.all([ta.stop(), tb.stop()]);
     }
+  });
+
+  it('by default leaves blobs under 1 MiB (the config) to the stream path and pipes the layers', async () => {
+    const [ra, rb] = await Promise.all([startRelay(a.host), startRelay(b.host)]);
+    const result = await copyReference(parseImageName(`docker://${ra.host}/pipe/app:1`), parseImageName(`docker://${rb.host}/sized/app:1`));
+    expect(result.blobsCopied).toBe(3);
+    expect(pipedPuts(rb)).toHaveLength(2);
+    for (const layer of image.layers) expect(pipedGets(ra, layer.digest)).toHaveLength(1);
+    expect(ra.heads.filter((h) => h.startsWith('get ') && h.includes(`/blobs/${image.configDescriptor.digest}`))).toHaveLength(1);
+    expect(pipedGets(ra, image.configDescriptor.digest)).toHaveLength(0);
   });
 
   describe('source answers', () => {

@@ -45,7 +45,8 @@ const PATHS = [
   { path: 'stream path', directPipe: false },
 ];
 let directPipe = true;
-const copyVia = (src: string, dest: string, opts: Parameters<typeof copy>[2] = {}) => copy(src, dest, { directPipe, ...opts });
+// Every blob size through the pipe here (by default small blobs take the stream path).
+const copyVia = (src: string, dest: string, opts: Parameters<typeof copy>[2] = {}) => copy(src, dest, { directPipe, directPipeMinBytes: 0, ...opts });
 
 beforeAll(async () => {
   reg = await startRegistry({ name: 'reg-faults' });
