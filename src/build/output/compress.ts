@@ -64,7 +64,9 @@ export class LayerCompressor {
       p.catch(() => this.#pending.delete(layer.diffID));
       this.#pending.set(layer.diffID, p);
     }
-    return p;
+    // The same bytes under the OCI or the Docker name, as the caller's layer has it.
+    const mediaType = gzipType(layer.mediaType);
+    return p.then((c) => (c.mediaType === mediaType ? c : { ...c, mediaType }));
   }
 
   async #compress(layer: BuiltLayer, signal?: AbortSignal): Promise<BuiltLayer> {

@@ -1,0 +1,99 @@
+/**
+ * The compressor that gzips the store's plain layers when an image leaves the machine: the same
+ * bytes every time, a remembered gzip digest per diffID (a second build compresses nothing until a
+ * blob must actually be sent, and then makes the same bytes again), and nothing sent unverified.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LayerCompressor } from '../../src/build/output/compress.js';
+import type { BuiltLayer } from '../../src/build/executor/state.js';
+import { digestBytes } from '../../src/oci/digest.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import { MediaType } from '../../src/oci/mediatype.js';
+import { TempDirs } from '../harness/tmp.js';
+
+const tmp = new TempDirs();
+afterAll(() => tmp.cleanup());
+
+async function readAll(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A store layout holding one plain "layer" (~9 MiB: three of ParallelGzip's blocks, half random). */
+async function storeWithLayer(): Promise<{ layout: OciLayout; cacheDir: string; layer: BuiltLayer; bytes: Buffer }> {
+  const root = await tmp.make('compress-store');
+  const layout = await OciLayout.open(join(root, 'images'), { create: true });
+  const bytes = Buffer.concat([randomBytes(5 * 1024 * 1024), Buffer.alloc(4 * 1024 * 1024 + 123, 'text ')]);
+  const digest = await layout.writeBlobBytes(bytes);
+  return { layout, cacheDir: join(root, 'build-cache'), layer: { mediaType: MediaType.OciLayer, digest, size: bytes.length, diffID: digest }, bytes };
+}
+
+describe('LayerCompressor', () => {
+  it('gzips a plain layer once, to the same bytes every time, and passes compressed layers through', async () => {
+    const { layout, cacheDir, layer, bytes } = await storeWithLayer();
+    const a = new LayerCompressor(layout, cacheDir, await tmp.make('compress-a'));
+    const [one, again] = await Promise.all([a.compressed(layer), a.compressed(layer)]);
+    expect(again).toEqual(one);
+    expect(one.mediaType).toBe(MediaType.OciLayerGzip);
+    expect(one.diffID).toBe(layer.diffID);
+    const gz = await readAll(await a.open(one));
+    expect(digestBytes(gz)).toBe(one.digest);
+    expect(gz.length).toBe(one.size);
+    expect(gunzipSync(gz).equals(bytes)).toBe(true);
+    // Docker's plain type gets Docker's gzip type; a gzip layer is left as it is.
+    expect((await a.compressed({ ...layer, mediaType: 'application/vnd.docker.image.rootfs.diff.tar' })).mediaType).toBe(MediaType.DockerLayerGzip);
+    const pulled = { ...one, mediaType: MediaType.OciLayerGzip };
+    expect(await a.compressed(pulled)).toBe(pulled);
+    await a.cleanup();
+    // Another store compressing the same tar gets the same digest (reproducible pushes).
+    const other = await storeWithLayer();
+    await other.layout.writeBlobBytes(bytes);
+    const b = new LayerCompressor(other.layout, other.cacheDir, await tmp.make('compress-b'));
+    expect((await b.compressed(layer)).digest).toBe(one.digest);
+    await b.cleanup();
+  });
+
+  it('a later build names the remembered gzip blob without compressing, makes the same bytes when one must be sent, and refuses a wrong record', async () => {
+    const { layout, cacheDir, layer, bytes } = await storeWithLayer();
+    const first = new LayerCompressor(layout, cacheDir, await tmp.make('compress-1'));
+    const sent = await first.compressed(layer);
+    await first.cleanup();
+    const scratch = await tmp.make('compress-2');
+    const second = new LayerCompressor(layout, cacheDir, scratch);
+    expect(await second.compressed(layer)).toEqual(sent);
+    expect(await readdir(scratch)).toEqual([]); // nothing compressed ahead of a send
+    const again = await readAll(await second.open(sent));
+    expect(digestBytes(again)).toBe(sent.digest);
+    expect(gunzipSync(again).equals(bytes)).toBe(true);
+    await second.cleanup();
+    // A record that does not match what the tar gives: the stream fails rather than send other bytes.
+    const [record] = (await readdir(join(cacheDir, 'blob-info'))).filter((n) => n.endsWith('.json'));
+    const wrong = { digest: `sha256:${'ab'.repeat(32)}`, size: sent.size };
+    await writeFile(join(cacheDir, 'blob-info', record!), JSON.stringify(wrong));
+    const third = new LayerCompressor(layout, cacheDir, await tmp.make('compress-3'));
+    const claimed = await third.compressed(layer);
+    expect(claimed.digest).toBe(wrong.digest);
+    await expect(readAll(await third.open(claimed))).rejects.toThrow(/digest|mismatch/i);
+    await third.cleanup();
+    // An unreadable record is no record: the layer is compressed again.
+    await writeFile(join(cacheDir, 'blob-info', record!), 'not json');
+    const fourth = new LayerCompressor(layout, cacheDir, await tmp.make('compress-4'));
+    expect((await fourth.compressed(layer)).digest).toBe(sent.digest);
+    expect(JSON.parse(await readFile(join(cacheDir, 'blob-info', record!), 'utf8'))).toEqual({ digest: sent.digest, size: sent.size });
+    await fourth.cleanup();
+  });
+
+  it('a blob it neither made nor has is an error naming it', async () => {
+    const { layout, cacheDir } = await storeWithLayer();
+    const c = new LayerCompressor(layout, cacheDir, await tmp.make('compress-x'));
+    const missing = `sha256:${'cd'.repeat(32)}` as const;
+    await expect(c.open({ digest: missing, size: 10 })).rejects.toThrow(new RegExp(`blob ${missing} is neither in the store nor a layer this build compressed`));
+    await c.cleanup();
+  });
+});
