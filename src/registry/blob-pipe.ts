@@ -232,7 +232,8 @@ export async function pipeBlob(
       }
       const plain = !h.has('transfer-encoding') && (!h.has('content-encoding') || h.get('content-encoding') === 'identity');
       const length = Number(h.get('content-length'));
-      const ok = plain && ((head.status === 200 && length === desc.size) || (from > 0 && head.status === 206 && length === desc.size - from));
+      const ranged = from > 0 && head.status === 206 && length === desc.size - from && (h.get('content-range') ?? '').startsWith(`bytes ${from}-`);
+      const ok = plain && ((head.status === 200 && length === desc.size) || ranged);
       if (!ok) {
         conn.destroy();
         // The stream path asks again at once: a rate limit or a server error is waited out here
