@@ -6,10 +6,8 @@
  * it decodes is still hashed into the layer's diffID, so a decoding mistake cannot pass unnoticed.
  */
 
-interface Huffman {
-  count: Uint16Array;
-  symbol: Uint16Array;
-}
+/** A Huffman code as a lookup table on the next 15 bits: entry = symbol << 4 | code length (0: no code). */
+type Table = Uint32Array;
 
 const LBASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
 const LEXT = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
@@ -22,23 +20,35 @@ export class DeflateError extends Error {}
 /** The input ended inside a block: decode again from the block's start with more input. */
 class NeedInput extends Error {}
 
-function build(lengths: ArrayLike<number>, n: number): Huffman {
+/** Canonical Huffman code (RFC 1951 3.2.2) from code lengths, as a table on bit-reversed codes. */
+function build(lengths: ArrayLike<number>, n: number): Table {
   const count = new Uint16Array(MAXBITS + 1);
   for (let i = 0; i < n; i++) count[lengths[i]!]!++;
-  if (count[0] === n) return { count, symbol: new Uint16Array(0) };
+  count[0] = 0;
   let left = 1;
   for (let len = 1; len <= MAXBITS; len++) {
     left = (left << 1) - count[len]!;
     if (left < 0) throw new DeflateError('over-subscribed Huffman code');
   }
-  const offs = new Uint16Array(MAXBITS + 1);
-  for (let len = 1; len < MAXBITS; len++) offs[len + 1] = offs[len]! + count[len]!;
-  const symbol = new Uint16Array(n);
-  for (let i = 0; i < n; i++) if (lengths[i] !== 0) symbol[offs[lengths[i]!]!++] = i;
-  return { count, symbol };
+  const next = new Uint16Array(MAXBITS + 2);
+  for (let len = 1, code = 0; len <= MAXBITS; len++) {
+    code = (code + count[len - 1]!) << 1;
+    next[len] = code;
+  }
+  const table = new Uint32Array(1 << MAXBITS);
+  for (let sym = 0; sym < n; sym++) {
+    const len = lengths[sym]!;
+    if (len === 0) continue;
+    const code = next[len]!++;
+    let rev = 0;
+    for (let i = 0; i < len; i++) rev |= ((code >> i) & 1) << (len - 1 - i);
+    const entry = (sym << 4) | len;
+    for (let i = rev; i < 1 << MAXBITS; i += 1 << len) table[i] = entry;
+  }
+  return table;
 }
 
-const FIXED = ((): { lit: Huffman; dist: Huffman } => {
+const FIXED = ((): { lit: Table; dist: Table } => {
   const l = new Uint8Array(288);
   l.fill(8, 0, 144);
   l.fill(9, 144, 256);
@@ -46,6 +56,67 @@ const FIXED = ((): { lit: Huffman; dist: Huffman } => {
   l.fill(8, 280, 288);
   return { lit: build(l, 288), dist: build(new Uint8Array(30).fill(5), 30) };
 })();
+
+/** LSB-first bit reader over one buffer; throws NeedInput past its end. */
+class Bits {
+  readonly input: Uint8Array;
+  pos: number;
+  buf = 0;
+  cnt = 0;
+  constructor(input: Uint8Array, bit: number) {
+    this.input = input;
+    this.pos = bit >>> 3;
+    if (bit & 7) {
+      if (this.pos >= input.length) throw new NeedInput();
+      this.buf = input[this.pos++]! >>> (bit & 7);
+      this.cnt = 8 - (bit & 7);
+    }
+  }
+  /** Index of the next unread bit. */
+  get here(): number {
+    return this.pos * 8 - this.cnt;
+  }
+  need(n: number): void {
+    while (this.cnt < n) {
+      if (this.pos >= this.input.length) throw new NeedInput();
+      this.buf |= this.input[this.pos++]! << this.cnt;
+      this.cnt += 8;
+    }
+  }
+  bits(n: number): number {
+    if (n === 0) return 0;
+    this.need(n);
+    const v = this.buf & ((1 << n) - 1);
+    this.buf >>>= n;
+    this.cnt -= n;
+    return v;
+  }
+  decode(table: Table): number {
+    // Up to 15 bits are looked at; near the end of the input, as many as there are (a short code
+    // may still be complete).
+    while (this.cnt < MAXBITS && this.pos < this.input.length) {
+      this.buf |= this.input[this.pos++]! << this.cnt;
+      this.cnt += 8;
+    }
+    const entry = table[this.buf & 0x7fff]!;
+    const len = entry & 15;
+    if (len === 0) {
+      // An unassigned slot, unless the bits that would tell are still to come.
+      if (this.cnt < MAXBITS && this.pos >= this.input.length) throw new NeedInput();
+      throw new DeflateError('invalid Huffman code');
+    }
+    if (len > this.cnt) throw new NeedInput();
+    this.buf >>>= len;
+    this.cnt -= len;
+    return entry >>> 4;
+  }
+  /** Drops the bits left in the current byte (before a stored block's LEN, or the trailer). */
+  align(): void {
+    this.pos -= this.cnt >>> 3;
+    this.buf = 0;
+    this.cnt = 0;
+  }
+}
 
 /** Output so far: the window the member had before (for back-references) and what was decoded. */
 export class History {
@@ -93,69 +164,37 @@ export type BlocksResult =
  * rolled back) and reported as `more`.
  */
 export function decodeBlocks(input: Uint8Array, bit: number, hist: History, maxOut: number): BlocksResult {
-  let pos = bit >>> 3;
-  let bitbuf = 0;
-  let bitcnt = 0;
-  // Start mid-byte: preload the remaining bits of the first byte.
-  if (bit & 7) {
-    if (pos >= input.length) return { stop: 'more', bit };
-    bitbuf = input[pos++]! >>> (bit & 7);
-    bitcnt = 8 - (bit & 7);
+  let r: Bits;
+  try {
+    r = new Bits(input, bit);
+  } catch {
+    return { stop: 'more', bit };
   }
-  const bits = (need: number): number => {
-    let val = bitbuf;
-    while (bitcnt < need) {
-      if (pos >= input.length) throw new NeedInput();
-      val |= input[pos++]! << bitcnt;
-      bitcnt += 8;
-    }
-    bitbuf = val >>> need;
-    bitcnt -= need;
-    return val & ((1 << need) - 1);
-  };
-  const decode = (h: Huffman): number => {
-    let code = 0;
-    let first = 0;
-    let index = 0;
-    for (let len = 1; len <= MAXBITS; len++) {
-      code |= bits(1);
-      const count = h.count[len]!;
-      if (code - count < first) return h.symbol[index + (code - first)]!;
-      index += count;
-      first += count;
-      first <<= 1;
-      code <<= 1;
-    }
-    throw new DeflateError('invalid Huffman code');
-  };
-  const here = (): number => pos * 8 - bitcnt;
-
   for (;;) {
-    const blockStart = here();
+    const blockStart = r.here;
     const histStart = hist.length;
     try {
-      const final = bits(1) === 1;
-      const type = bits(2);
+      const final = r.bits(1) === 1;
+      const type = r.bits(2);
       if (type === 0) {
         // The rest of this byte is padding; LEN/NLEN start at the next byte.
-        bitbuf = 0;
-        bitcnt = 0;
-        return { stop: 'stored', final, offset: pos };
+        r.align();
+        return { stop: 'stored', final, offset: r.pos };
       }
       if (type === 3) throw new DeflateError('reserved block type');
       let lit = FIXED.lit;
       let dist = FIXED.dist;
       if (type === 2) {
-        const nlen = bits(5) + 257;
-        const ndist = bits(5) + 1;
-        const ncode = bits(4) + 4;
+        const nlen = r.bits(5) + 257;
+        const ndist = r.bits(5) + 1;
+        const ncode = r.bits(4) + 4;
         if (nlen > 286 || ndist > 30) throw new DeflateError('bad code counts');
         const lengths = new Uint8Array(320);
-        for (let i = 0; i < ncode; i++) lengths[CLORDER[i]!] = bits(3);
+        for (let i = 0; i < ncode; i++) lengths[CLORDER[i]!] = r.bits(3);
         const lencode = build(lengths, 19);
         lengths.fill(0);
         for (let i = 0; i < nlen + ndist; ) {
-          const sym = decode(lencode);
+          const sym = r.decode(lencode);
           if (sym < 16) lengths[i++] = sym;
           else {
             let len = 0;
@@ -163,9 +202,9 @@ export function decodeBlocks(input: Uint8Array, bit: number, hist: History, maxO
             if (sym === 16) {
               if (i === 0) throw new DeflateError('repeat with no first length');
               len = lengths[i - 1]!;
-              rep = 3 + bits(2);
-            } else if (sym === 17) rep = 3 + bits(3);
-            else rep = 11 + bits(7);
+              rep = 3 + r.bits(2);
+            } else if (sym === 17) rep = 3 + r.bits(3);
+            else rep = 11 + r.bits(7);
             if (i + rep > nlen + ndist) throw new DeflateError('too many lengths');
             while (rep--) lengths[i++] = len;
           }
@@ -175,20 +214,23 @@ export function decodeBlocks(input: Uint8Array, bit: number, hist: History, maxO
         dist = build(lengths.subarray(nlen, nlen + ndist), ndist);
       }
       for (;;) {
-        let sym = decode(lit);
+        let sym = r.decode(lit);
         if (sym < 256) hist.push(sym);
         else if (sym === 256) break;
         else {
           sym -= 257;
           if (sym >= 29) throw new DeflateError('invalid length symbol');
-          const len = LBASE[sym]! + bits(LEXT[sym]!);
-          const ds = decode(dist);
+          const len = LBASE[sym]! + r.bits(LEXT[sym]!);
+          const ds = r.decode(dist);
           if (ds >= 30) throw new DeflateError('invalid distance symbol');
-          hist.copy(DBASE[ds]! + bits(DEXT[ds]!), len);
+          hist.copy(DBASE[ds]! + r.bits(DEXT[ds]!), len);
         }
         if (hist.decoded > maxOut) return { stop: 'budget' };
       }
-      if (final) return { stop: 'end', offset: pos };
+      if (final) {
+        r.align();
+        return { stop: 'end', offset: r.pos };
+      }
     } catch (err) {
       if (!(err instanceof NeedInput)) throw err;
       hist.length = histStart;
