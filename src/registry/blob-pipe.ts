@@ -246,179 +246,195 @@ export async function pipeBlob(
   };
 
   if (opts.signal?.aborted) throw opts.signal.reason as Error;
-  const first = await openSource(0).catch(() => undefined);
-  if (!first) return false;
-
-  let location: string;
-  try {
-    location = await startUpload(dest.client, dest.repository, opts.signal);
-  } catch (err) {
-    first.conn.destroy();
-    throw err;
+  // One connection on each side, within each registry's connection limit.
+  const releaseSrc = src.client.tryAcquirePipeSlot();
+  const releaseDest = releaseSrc && dest.client.tryAcquirePipeSlot();
+  if (!releaseSrc || !releaseDest) {
+    releaseSrc?.();
+    return false;
   }
-  const pushScopes = [repositoryScope(dest.repository, ['pull', 'push'])];
-  let upload: Socket | undefined;
-  let current: SourceConnection | undefined = first.conn;
   try {
-    const putReq = await dest.client.prepare(withDigest(location, desc.digest), pushScopes, opts.signal);
-    await new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let received = 0;
-      let skip = first.skip;
-      let connectionStart = 0;
-      let resumes = 0;
-      let sent = 0;
-      const hash = createHash(digestAlgorithm(desc.digest));
-      let waiting = false;
-      let response = Buffer.alloc(0);
+    return await transfer();
+  } finally {
+    releaseSrc();
+    releaseDest();
+  }
 
-      const finish = (err?: Error) => {
-        if (settled) return;
-        settled = true;
-        opts.signal?.removeEventListener('abort', onAbort);
-        current?.destroy();
-        current = undefined;
-        // The upload connection was asked to close; on success the server has answered, on an
-        // error it must not receive anything more.
-        upload?.destroy();
-        if (err) reject(err);
-        else resolve();
-      };
-      const onAbort = () => finish((opts.signal!.reason as Error) ?? new StevedoreError('ABORTED', 'aborted'));
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
+  async function transfer(): Promise<boolean> {
+    const first = await openSource(0).catch(() => undefined);
+    if (!first) return false;
 
-      // The destination: its answer comes once it has every byte (or early, on an error).
-      /**
-       * Settles on the destination's answer: once its head and body (by Content-Length) are in,
-       * or when the connection closes. A server that answers early (an error) is believed at once.
-       */
-      const settleOnResponse = (closed: boolean) => {
-        if (settled) return;
-        const text = response.toString('latin1');
-        const end = text.indexOf('\r\n\r\n');
-        const head = end >= 0 ? parseHead(text.slice(0, end)) : undefined;
-        if (!head) {
-          if (closed) {
-            finish(new StevedoreError('NETWORK', `PUT ${putReq.url.host}: connection closed after ${sent} of ${desc.size} bytes${uploadError ? `: ${uploadError.message}` : ''}`, { cause: uploadError, retryable: true }));
-          }
-          return;
-        }
-        const bodyText = text.slice(end + 4);
-        const declared = Number(head.headers.get('content-length') ?? NaN);
-        if (!closed && !(bodyText.length >= declared)) return; // the body is still coming
-        if ((head.status === 201 || head.status === 204) && sent === desc.size) {
-          finish();
-          return;
-        }
-        const json = bodyText.slice(bodyText.indexOf('{'), bodyText.lastIndexOf('}') + 1);
-        const details = parseErrorBody(json);
-        const why = details[0] ? `${details[0].code}: ${details[0].message}` : `HTTP ${head.status}`;
-        // A refused token (expired mid-transfer) is not kept for the retry.
-        if (head.status === 401) dest.client.forgetTokens();
-        const err = new RegistryError(`PUT ${putReq.url.origin}${putReq.url.pathname}: ${head.status} ${why}`, { status: head.status, url: putReq.url.toString(), details });
-        finish(isRetryableStatus(head.status) || head.status === 401 ? new StevedoreError(err.code, err.message, { cause: err, retryable: true }) : err);
-      };
-      const onResponse = (buf: Buffer, n: number): boolean => {
-        if (response.length < MAX_HEAD_BYTES) response = Buffer.concat([response, buf.subarray(0, n)]);
-        settleOnResponse(false);
-        return true;
-      };
-      upload = openSocket(putReq.url, putReq.insecure, putReq.url.protocol === 'https:' ? undefined : { buffer: Buffer.allocUnsafe(16 * 1024), callback: (n, buf) => onResponse(buf, n) });
-      if (putReq.url.protocol === 'https:') upload.on('data', (chunk: Buffer) => onResponse(chunk, chunk.length));
-      let uploadError: Error | undefined;
-      upload.on('error', (err) => (uploadError ??= err));
-      upload.once('close', () => settleOnResponse(true));
-      upload.write(requestHead('PUT', putReq.url, { ...putReq.headers, 'content-type': 'application/octet-stream', 'content-length': String(desc.size) }));
+    let location: string;
+    try {
+      location = await startUpload(dest.client, dest.repository, opts.signal);
+    } catch (err) {
+      first.conn.destroy();
+      throw err;
+    }
+    const pushScopes = [repositoryScope(dest.repository, ['pull', 'push'])];
+    let upload: Socket | undefined;
+    let current: SourceConnection | undefined = first.conn;
+    try {
+      const putReq = await dest.client.prepare(withDigest(location, desc.digest), pushScopes, opts.signal);
+      await new Promise<void>((resolve, reject) => {
+        let settled = false;
+        let received = 0;
+        let skip = first.skip;
+        let connectionStart = 0;
+        let resumes = 0;
+        let sent = 0;
+        const hash = createHash(digestAlgorithm(desc.digest));
+        let waiting = false;
+        let response = Buffer.alloc(0);
 
-      /** Writes to the destination; true when the write already left `buf` (it may be reused). */
-      const send = (buf: Buffer, start: number, end: number): boolean => {
-        sent += end - start;
-        upload!.write(buf.subarray(start, end), () => {
-          if (!waiting) return;
-          waiting = false;
-          current?.resume();
-        });
-        // A write the kernel took at once has already left the buffer; one that was queued still
-        // points into it, so the source waits for that write's callback before reading again.
-        if (upload!.writableLength === 0) return true;
-        waiting = true;
-        return false;
-      };
+        const finish = (err?: Error) => {
+          if (settled) return;
+          settled = true;
+          opts.signal?.removeEventListener('abort', onAbort);
+          current?.destroy();
+          current = undefined;
+          // The upload connection was asked to close; on success the server has answered, on an
+          // error it must not receive anything more.
+          upload?.destroy();
+          if (err) reject(err);
+          else resolve();
+        };
+        const onAbort = () => finish((opts.signal!.reason as Error) ?? new StevedoreError('ABORTED', 'aborted'));
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
 
-      const onBody = (buf: Buffer, start: number, end: number): boolean => {
-        if (settled) return false;
-        if (skip > 0) {
-          const n = Math.min(skip, end - start);
-          skip -= n;
-          start += n;
-          if (start === end) return true;
-        }
-        received += end - start;
-        if (received > desc.size) {
-          finish(new SizeMismatchError(what, desc.size, received));
-          return false;
-        }
-        hash.update(buf.subarray(start, end));
-        opts.onBytes?.(received);
-        if (received < desc.size) return send(buf, start, end);
-        // The last bytes go only once the digest is known to be right.
-        const actual: Digest = `${digestAlgorithm(desc.digest)}:${hash.digest('hex')}`;
-        if (actual !== desc.digest) {
-          finish(new DigestMismatchError(what, desc.digest, actual));
-          return false;
-        }
-        send(buf, start, end);
-        // Nothing more to read: the source is closed when the destination has answered.
-        return false;
-      };
-
-      const onClose = (err: Error | undefined) => {
-        if (settled || received === desc.size) return;
-        // The source broke before the end: resume with a Range request, as the stream path does.
-        current = undefined;
-        if (received > connectionStart) resumes = 0;
-        if (resumes >= (opts.resumes ?? 5)) {
-          finish(new StevedoreError('NETWORK', `${what}: download broke after ${received} of ${desc.size} bytes: ${err?.message ?? 'closed'}`, { retryable: true }));
-          return;
-        }
-        const delay = backoffDelay(DEFAULT_RETRY, resumes);
-        resumes++;
-        log.info({ received, size: desc.size, delay }, 'blob download broke; resuming with Range');
-        void (async () => {
-          try {
-            await waitBackoff(delay, opts.signal);
-            // Held bytes are part of what was received: ask for what comes after them.
-            const next = await openSource(received);
-            if (settled) {
-              next?.conn.destroy();
-              return;
+        // The destination: its answer comes once it has every byte (or early, on an error).
+        /**
+         * Settles on the destination's answer: once its head and body (by Content-Length) are in,
+         * or when the connection closes. A server that answers early (an error) is believed at once.
+         */
+        const settleOnResponse = (closed: boolean) => {
+          if (settled) return;
+          const text = response.toString('latin1');
+          const end = text.indexOf('\r\n\r\n');
+          const head = end >= 0 ? parseHead(text.slice(0, end)) : undefined;
+          if (!head) {
+            if (closed) {
+              finish(new StevedoreError('NETWORK', `PUT ${putReq.url.host}: connection closed after ${sent} of ${desc.size} bytes${uploadError ? `: ${uploadError.message}` : ''}`, { cause: uploadError, retryable: true }));
             }
-            if (!next) throw new StevedoreError('NETWORK', `${what}: the source did not answer the resume plainly`, { retryable: true });
-            attach(next.conn, next.skip);
-          } catch (reopenErr) {
-            if (!settled) {
-              connectionStart = received;
-              onClose(reopenErr as Error);
-            }
+            return;
           }
-        })();
-      };
+          const bodyText = text.slice(end + 4);
+          const declared = Number(head.headers.get('content-length') ?? NaN);
+          if (!closed && !(bodyText.length >= declared)) return; // the body is still coming
+          if ((head.status === 201 || head.status === 204) && sent === desc.size) {
+            finish();
+            return;
+          }
+          const json = bodyText.slice(bodyText.indexOf('{'), bodyText.lastIndexOf('}') + 1);
+          const details = parseErrorBody(json);
+          const why = details[0] ? `${details[0].code}: ${details[0].message}` : `HTTP ${head.status}`;
+          // A refused token (expired mid-transfer) is not kept for the retry.
+          if (head.status === 401) dest.client.forgetTokens();
+          const err = new RegistryError(`PUT ${putReq.url.origin}${putReq.url.pathname}: ${head.status} ${why}`, { status: head.status, url: putReq.url.toString(), details });
+          finish(isRetryableStatus(head.status) || head.status === 401 ? new StevedoreError(err.code, err.message, { cause: err, retryable: true }) : err);
+        };
+        const onResponse = (buf: Buffer, n: number): boolean => {
+          if (response.length < MAX_HEAD_BYTES) response = Buffer.concat([response, buf.subarray(0, n)]);
+          settleOnResponse(false);
+          return true;
+        };
+        upload = openSocket(putReq.url, putReq.insecure, putReq.url.protocol === 'https:' ? undefined : { buffer: Buffer.allocUnsafe(16 * 1024), callback: (n, buf) => onResponse(buf, n) });
+        if (putReq.url.protocol === 'https:') upload.on('data', (chunk: Buffer) => onResponse(chunk, chunk.length));
+        let uploadError: Error | undefined;
+        upload.on('error', (err) => (uploadError ??= err));
+        upload.once('close', () => settleOnResponse(true));
+        upload.write(requestHead('PUT', putReq.url, { ...putReq.headers, 'content-type': 'application/octet-stream', 'content-length': String(desc.size) }));
 
-      const attach = (conn: SourceConnection, skipBytes: number) => {
-        current = conn;
-        skip = skipBytes;
-        connectionStart = received;
-        conn.onBody = onBody;
-        conn.onClose = onClose;
-        conn.resume();
-      };
-      attach(first.conn, first.skip);
-    });
-    return true;
-  } catch (err) {
-    current?.destroy();
-    upload?.destroy();
-    await cancelUpload(dest.client, dest.repository, location);
-    throw err;
+        /** Writes to the destination; true when the write already left `buf` (it may be reused). */
+        const send = (buf: Buffer, start: number, end: number): boolean => {
+          sent += end - start;
+          upload!.write(buf.subarray(start, end), () => {
+            if (!waiting) return;
+            waiting = false;
+            current?.resume();
+          });
+          // A write the kernel took at once has already left the buffer; one that was queued still
+          // points into it, so the source waits for that write's callback before reading again.
+          if (upload!.writableLength === 0) return true;
+          waiting = true;
+          return false;
+        };
+
+        const onBody = (buf: Buffer, start: number, end: number): boolean => {
+          if (settled) return false;
+          if (skip > 0) {
+            const n = Math.min(skip, end - start);
+            skip -= n;
+            start += n;
+            if (start === end) return true;
+          }
+          received += end - start;
+          if (received > desc.size) {
+            finish(new SizeMismatchError(what, desc.size, received));
+            return false;
+          }
+          hash.update(buf.subarray(start, end));
+          opts.onBytes?.(received);
+          if (received < desc.size) return send(buf, start, end);
+          // The last bytes go only once the digest is known to be right.
+          const actual: Digest = `${digestAlgorithm(desc.digest)}:${hash.digest('hex')}`;
+          if (actual !== desc.digest) {
+            finish(new DigestMismatchError(what, desc.digest, actual));
+            return false;
+          }
+          send(buf, start, end);
+          // Nothing more to read: the source is closed when the destination has answered.
+          return false;
+        };
+
+        const onClose = (err: Error | undefined) => {
+          if (settled || received === desc.size) return;
+          // The source broke before the end: resume with a Range request, as the stream path does.
+          current = undefined;
+          if (received > connectionStart) resumes = 0;
+          if (resumes >= (opts.resumes ?? 5)) {
+            finish(new StevedoreError('NETWORK', `${what}: download broke after ${received} of ${desc.size} bytes: ${err?.message ?? 'closed'}`, { retryable: true }));
+            return;
+          }
+          const delay = backoffDelay(DEFAULT_RETRY, resumes);
+          resumes++;
+          log.info({ received, size: desc.size, delay }, 'blob download broke; resuming with Range');
+          void (async () => {
+            try {
+              await waitBackoff(delay, opts.signal);
+              // Held bytes are part of what was received: ask for what comes after them.
+              const next = await openSource(received);
+              if (settled) {
+                next?.conn.destroy();
+                return;
+              }
+              if (!next) throw new StevedoreError('NETWORK', `${what}: the source did not answer the resume plainly`, { retryable: true });
+              attach(next.conn, next.skip);
+            } catch (reopenErr) {
+              if (!settled) {
+                connectionStart = received;
+                onClose(reopenErr as Error);
+              }
+            }
+          })();
+        };
+
+        const attach = (conn: SourceConnection, skipBytes: number) => {
+          current = conn;
+          skip = skipBytes;
+          connectionStart = received;
+          conn.onBody = onBody;
+          conn.onClose = onClose;
+          conn.resume();
+        };
+        attach(first.conn, first.skip);
+      });
+      return true;
+    } catch (err) {
+      current?.destroy();
+      upload?.destroy();
+      await cancelUpload(dest.client, dest.repository, location);
+      throw err;
+    }
   }
 }

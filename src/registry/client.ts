@@ -21,7 +21,11 @@ export interface RegistryClientOptions {
   /** Verify TLS and refuse plain HTTP. Default true, except loopback hosts, which may speak HTTP as in Docker. */
   tlsVerify?: boolean;
   retry?: Partial<RetryPolicy>;
-  /** Connections per origin; undici queues further requests. */
+  /**
+   * Connections per origin, all uses together (default 16): half for requests (undici's pool,
+   * which queues further requests), half for blob pipes (registry/blob-pipe.ts, which takes the
+   * stream path when none is free).
+   */
   maxConnections?: number;
   logger?: Logger;
   userAgent?: string;
@@ -96,6 +100,8 @@ export class RegistryClient {
   #base: Promise<string> | undefined;
   #challenge: Challenge | undefined;
   readonly #tokens = new Map<string, CachedToken>();
+  readonly #pooledConnections: number;
+  #pipeSlots: number;
   readonly #tokenFetches = new Map<string, Promise<CachedToken>>();
 
   constructor(opts: RegistryClientOptions) {
@@ -106,8 +112,11 @@ export class RegistryClient {
     this.#log = (opts.logger ?? rootLogger).child({ registry: opts.registry });
     this.#credentials = opts.credentials;
     this.#userAgent = opts.userAgent ?? 'stevedore/0.1';
+    const max = Math.max(1, opts.maxConnections ?? 16);
+    this.#pipeSlots = Math.floor(max / 2);
+    this.#pooledConnections = max - this.#pipeSlots;
     this.#agent = new AgentClass({
-      connections: opts.maxConnections ?? 16,
+      connections: this.#pooledConnections,
       connect: { rejectUnauthorized: !this.#insecure },
       keepAliveTimeout: 10_000,
       headersTimeout: 300_000,
@@ -142,6 +151,22 @@ export class RegistryClient {
       if (auth) headers.authorization = auth;
     }
     return { url, headers, insecure: this.#insecure };
+  }
+
+  /**
+   * Takes one of the connections this client keeps for blob pipes, if one is free: a release
+   * function, or undefined (the caller then goes through `request`, whose pool queues). Never
+   * waits, so two transfers each holding one side cannot wait on each other.
+   */
+  tryAcquirePipeSlot(): (() => void) | undefined {
+    if (this.#pipeSlots <= 0) return undefined;
+    this.#pipeSlots--;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#pipeSlots++;
+    };
   }
 
   /** Drops cached bearer tokens (one was refused): the next request fetches new ones. */

@@ -30,13 +30,18 @@ interface Relay {
   host: string;
   /** The first line and headers of each request seen, lowercased. */
   heads: string[];
+  /** Connections open now, and the most open at once. */
+  open: number;
+  peak: number;
 }
 
 /** A relay to `target` (host:port) that records request heads; TLS-terminating when given a key and certificate. */
 async function startRelay(target: string, tls?: { key: Buffer; cert: Buffer }): Promise<Relay> {
   const [host, port] = [target.split(':')[0]!, Number(target.split(':')[1])];
-  const relay: Relay = { host: '', heads: [] };
+  const relay: Relay = { host: '', heads: [], open: 0, peak: 0 };
   const onClient = (client: Socket) => {
+    relay.peak = Math.max(relay.peak, ++relay.open);
+    client.once('close', () => relay.open--);
     const upstream = connect({ host, port });
     let seen = '';
     for (const s of [client, upstream]) {
@@ -152,6 +157,33 @@ describe('registry-to-registry blobs over the direct pipe', () => {
     for (const layer of image.layers) expect(pipedGets(ra, layer.digest)).toHaveLength(1);
     expect(ra.heads.filter((h) => h.startsWith('get ') && h.includes(`/blobs/${image.configDescriptor.digest}`))).toHaveLength(1);
     expect(pipedGets(ra, image.configDescriptor.digest)).toHaveLength(0);
+  });
+
+  it('keeps within the per-host connection limit (16: 8 pooled, 8 for pipes) with 12 blobs in flight', async () => {
+    const many = await makeRandomImage({ layers: 11, layerSize: 1024 * 1024, layoutDir: await temps.make('many') });
+    await copy(many.ociRef, `docker://${a.host}/many/app:1`);
+    const [ra, rb] = await Promise.all([startRelay(a.host), startRelay(b.host)]);
+    const result = await copy(`docker://${ra.host}/many/app:1`, `docker://${rb.host}/many/app:1`, { jobs: 12 });
+    expect(result.blobsCopied).toBe(12);
+    // Some blobs went through the pipes, and never more connections at once than the limit.
+    expect(pipedPuts(rb).length).toBeGreaterThan(0);
+    expect(ra.peak).toBeLessThanOrEqual(16);
+    expect(rb.peak).toBeLessThanOrEqual(16);
+  });
+
+  it('a client hands out pipe connections up to half its limit and never waits for one', () => {
+    const client = new RegistryClient({ registry: '127.0.0.1:1', maxConnections: 4 });
+    const first = client.tryAcquirePipeSlot();
+    const second = client.tryAcquirePipeSlot();
+    expect(first).toBeTypeOf('function');
+    expect(second).toBeTypeOf('function');
+    expect(client.tryAcquirePipeSlot()).toBeUndefined();
+    first!();
+    first!(); // a second release of the same slot gives nothing back
+    const third = client.tryAcquirePipeSlot();
+    expect(third).toBeTypeOf('function');
+    expect(client.tryAcquirePipeSlot()).toBeUndefined();
+    void client.close();
   });
 
   describe('source answers', () => {
