@@ -5,7 +5,6 @@ import type { Digest } from '../oci/digest.js';
 import { encodeManifest, manifestBlobs, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
 import { isIndexMediaType } from '../oci/mediatype.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
-import { pipeBlob } from '../registry/blob-pipe.js';
 import { backoffDelay, DEFAULT_RETRY, waitBackoff } from '../registry/retry.js';
 import { InvalidInputError, NotFoundError, StevedoreError, UnsupportedError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
@@ -29,17 +28,6 @@ export interface CopyOptions {
   jobs?: number;
   /** Attempts per blob; a broken transfer restarts (the source side also resumes by Range). */
   blobAttempts?: number;
-  /**
-   * Registry to registry, send blobs over plain sockets rather than undici streams (default true;
-   * same verification, about half the CPU). False forces the stream path.
-   */
-  directPipe?: boolean;
-  /**
-   * Blobs smaller than this take the stream path even when the pipe could carry them: the pipe
-   * opens two connections per blob, which costs more than a small blob's bytes on the stream
-   * path's pooled connections. Default 1 MiB.
-   */
-  directPipeMinBytes?: number;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
 }
@@ -234,15 +222,8 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
     const started = Date.now();
     emit?.({ type: 'blob', phase: 'start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
     try {
-      const progress = (bytes: number) => emit?.({ type: 'blob', phase: 'progress', digest: desc.digest, size: desc.size, bytes });
-      // The pipe on every attempt but the last (unless there is one): the stream path, which
-      // handles every case, gets the final say.
-      const pipe = opts.directPipe !== false && desc.size >= (opts.directPipeMinBytes ?? 1024 * 1024) && (attempts === 1 || attempt < attempts);
-      if (pipe && src instanceof DockerSource && dest instanceof DockerDestination && (await pipeDirect(src, dest, desc, signal, emit ? progress : undefined))) {
-        blobDone(state, desc, started);
-        return;
-      }
       const stream = await src.getBlob(desc, { signal });
+      const progress = (bytes: number) => emit?.({ type: 'blob', phase: 'progress', digest: desc.digest, size: desc.size, bytes });
       if (!emit || typeof (stream as Partial<CountingStream>).bytes === 'number') {
         // A source stream that counts its bytes (registry blobs, layout files) is polled for
         // progress rather than passed through one more Transform per chunk.
@@ -266,7 +247,11 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
         // the upload), and the destination's putBlob consumes the meter.
         await Promise.all([pipeline(stream, meter).catch((err) => meter.destroy(err)), dest.putBlob(desc, meter, { signal })]);
       }
-      blobDone(state, desc, started);
+      state.result.blobsCopied++;
+      state.result.bytesCopied += desc.size;
+      const ms = Date.now() - started;
+      log.debug({ ms }, 'blob copied');
+      emit?.({ type: 'blob', phase: 'done', digest: desc.digest, size: desc.size, bytes: desc.size, ms });
       return;
     } catch (err) {
       const retryable = err instanceof StevedoreError ? err.retryable : isNetworkish(err);
@@ -275,32 +260,6 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
       log.info({ attempt, err: (err as Error).message }, 'blob copy failed; retrying');
       await waitBackoff(backoffDelay(DEFAULT_RETRY, attempt), signal);
     }
-  }
-}
-
-function blobDone(state: CopyState, desc: Descriptor, started: number): void {
-  state.result.blobsCopied++;
-  state.result.bytesCopied += desc.size;
-  const ms = Date.now() - started;
-  rootLogger.debug({ digest: desc.digest, size: desc.size, ms }, 'blob copied');
-  state.opts.onProgress?.({ type: 'blob', phase: 'done', digest: desc.digest, size: desc.size, bytes: desc.size, ms });
-}
-
-/**
- * Registry to registry, the blob goes over two plain sockets (see registry/blob-pipe.ts): about
- * half the CPU of the stream path. False when the source's answer is not the plain case it handles
- * (nothing was uploaded then): the caller copies through the stream path.
- */
-async function pipeDirect(src: DockerSource, dest: DockerDestination, desc: Descriptor, signal: AbortSignal | undefined, progress: ((bytes: number) => void) | undefined): Promise<boolean> {
-  let bytes = 0;
-  const timer = progress ? setInterval(() => progress(bytes), 200) : undefined;
-  try {
-    return await pipeBlob({ client: src.client, repository: src.location.repository }, { client: dest.client, repository: dest.repository }, desc, {
-      ...(signal ? { signal } : {}),
-      onBytes: (n) => (bytes = n),
-    });
-  } finally {
-    clearInterval(timer);
   }
 }
 

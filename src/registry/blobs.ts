@@ -45,7 +45,7 @@ export async function getBlob(client: RegistryClient, repo: string, desc: Descri
 }
 
 /** Starts an upload session; returns its Location (absolute URL). */
-export async function startUpload(client: RegistryClient, repo: string, signal?: AbortSignal): Promise<string> {
+async function startUpload(client: RegistryClient, repo: string, signal?: AbortSignal): Promise<string> {
   const res = await client.request({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, scopes: push(repo), headers: { 'content-length': '0' }, body: Buffer.alloc(0), expect: [202], signal });
   await res.body.dump();
   return locationOf(res.headers.location, res.url);
@@ -57,14 +57,13 @@ function locationOf(location: string | string[] | undefined, base: string): stri
   return new URL(loc, base).toString();
 }
 
-export function withDigest(location: string, digest: Digest): string {
+function withDigest(location: string, digest: Digest): string {
   const u = new URL(location);
   u.searchParams.set('digest', digest);
   return u.toString();
 }
 
-/** Best-effort DELETE of an upload session that will not be completed. */
-export async function cancelUpload(client: RegistryClient, repo: string, location: string): Promise<void> {
+async function cancelUpload(client: RegistryClient, repo: string, location: string): Promise<void> {
   try {
     const res = await client.request({ method: 'DELETE', path: location, scopes: push(repo), expect: [204, 200, 202], allowStatus: [404, 405, 400], body: Buffer.alloc(0) });
     await res.body.dump();

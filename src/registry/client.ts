@@ -21,11 +21,7 @@ export interface RegistryClientOptions {
   /** Verify TLS and refuse plain HTTP. Default true, except loopback hosts, which may speak HTTP as in Docker. */
   tlsVerify?: boolean;
   retry?: Partial<RetryPolicy>;
-  /**
-   * Connections per origin, all uses together (default 16): half for requests (undici's pool,
-   * which queues further requests), half for blob pipes (registry/blob-pipe.ts, which takes the
-   * stream path when none is free).
-   */
+  /** Connections per origin; undici queues further requests. */
   maxConnections?: number;
   logger?: Logger;
   userAgent?: string;
@@ -45,15 +41,6 @@ export interface RegistryRequest {
   expect: number[];
   /** Statuses returned to the caller rather than thrown (e.g. 404 for an existence check). */
   allowStatus?: number[];
-}
-
-/** A request made ready to send outside undici (the raw blob pipe): where, with which headers. */
-export interface PreparedRequest {
-  url: URL;
-  /** user-agent, and authorization when the URL is on the registry's own origin. */
-  headers: Record<string, string>;
-  /** TLS certificates are not verified (and plain HTTP is allowed) for this registry. */
-  insecure: boolean;
 }
 
 export interface RegistryResponse {
@@ -100,8 +87,6 @@ export class RegistryClient {
   #base: Promise<string> | undefined;
   #challenge: Challenge | undefined;
   readonly #tokens = new Map<string, CachedToken>();
-  readonly #pooledConnections: number;
-  #pipeSlots: number;
   readonly #tokenFetches = new Map<string, Promise<CachedToken>>();
 
   constructor(opts: RegistryClientOptions) {
@@ -112,11 +97,8 @@ export class RegistryClient {
     this.#log = (opts.logger ?? rootLogger).child({ registry: opts.registry });
     this.#credentials = opts.credentials;
     this.#userAgent = opts.userAgent ?? 'stevedore/0.1';
-    const max = Math.max(1, opts.maxConnections ?? 16);
-    this.#pipeSlots = Math.floor(max / 2);
-    this.#pooledConnections = max - this.#pipeSlots;
     this.#agent = new AgentClass({
-      connections: this.#pooledConnections,
+      connections: opts.maxConnections ?? 16,
       connect: { rejectUnauthorized: !this.#insecure },
       keepAliveTimeout: 10_000,
       headersTimeout: 300_000,
@@ -135,43 +117,6 @@ export class RegistryClient {
 
   async close(): Promise<void> {
     await this.#agent.close();
-  }
-
-  /**
-   * The URL and headers (with a current token or Basic credentials) for a request on `path`, for a
-   * caller that sends it on its own connection. Auth challenges, redirects and retries are then the
-   * caller's business; a 401 it gets should be followed by `forgetTokens()`.
-   */
-  async prepare(path: string, scopes: string[], signal?: AbortSignal): Promise<PreparedRequest> {
-    const base = await this.baseUrl(signal);
-    const url = new URL(/^https?:\/\//.test(path) ? path : base + path);
-    const headers: Record<string, string> = { 'user-agent': this.#userAgent };
-    if (url.origin === base) {
-      const auth = await this.#authorization(scopes, signal);
-      if (auth) headers.authorization = auth;
-    }
-    return { url, headers, insecure: this.#insecure };
-  }
-
-  /**
-   * Takes one of the connections this client keeps for blob pipes, if one is free: a release
-   * function, or undefined (the caller then goes through `request`, whose pool queues). Never
-   * waits, so two transfers each holding one side cannot wait on each other.
-   */
-  tryAcquirePipeSlot(): (() => void) | undefined {
-    if (this.#pipeSlots <= 0) return undefined;
-    this.#pipeSlots--;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#pipeSlots++;
-    };
-  }
-
-  /** Drops cached bearer tokens (one was refused): the next request fetches new ones. */
-  forgetTokens(): void {
-    this.#tokens.clear();
   }
 
   #send(opts: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {

@@ -99,11 +99,6 @@ export class DockerDestination implements ImageDestination {
     this.name = `docker://${formatReference(ref)}`;
   }
 
-  /** The repository written to, on `client`'s registry. */
-  get repository(): string {
-    return this.#ref.repository;
-  }
-
   /**
    * Reuse before upload, in containers/image's order: the blob is already in this repository
    * (HEAD), or another repository of the same registry has it and the registry links it (mount).

@@ -36,18 +36,6 @@ async function pushFixture(repo: string, opts: { layers: number; layerSize: numb
 
 
 
-/**
- * Registry to registry, blobs take the direct socket pipe (the default) or the stream path
- * (undici streams); every fault below is run through both.
- */
-const PATHS = [
-  { path: 'direct pipe', directPipe: true },
-  { path: 'stream path', directPipe: false },
-];
-let directPipe = true;
-// Every blob size through the pipe here (by default small blobs take the stream path).
-const copyVia = (src: string, dest: string, opts: Parameters<typeof copy>[2] = {}) => copy(src, dest, { directPipe, directPipeMinBytes: 0, ...opts });
-
 beforeAll(async () => {
   reg = await startRegistry({ name: 'reg-faults' });
   proxy = await startFaultProxy(reg.url);
@@ -66,17 +54,13 @@ afterAll(async () => {
   await temps.cleanup();
 });
 
-describe.each(PATHS)('retries through the fault proxy ($path)', (mode) => {
-  beforeAll(() => {
-    directPipe = mode.directPipe;
-  });
-
+describe('retries through the fault proxy', () => {
   it('waits out a 429 with Retry-After: 1 on a blob GET, then copies', async () => {
     const image = await pushFixture('rl/src', { layers: 1, layerSize: 64 * 1024 });
     const layer = image.layers[0]!.digest;
     proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer}`, kind: 'status', status: 429, headers: { 'Retry-After': '1' } });
     const started = Date.now();
-    const result = await copyVia(`docker://${proxy.host}/rl/src:v1`, `docker://${reg.host}/rl/dst:v1`);
+    const result = await copy(`docker://${proxy.host}/rl/src:v1`, `docker://${reg.host}/rl/dst:v1`);
     const elapsed = Date.now() - started;
     expect(result.digest).toBe(image.manifest.digest);
     expect(result.blobsCopied).toBe(2);
@@ -88,7 +72,7 @@ describe.each(PATHS)('retries through the fault proxy ($path)', (mode) => {
   it('retries a manifest GET that fails with 500 twice', async () => {
     const image = await pushFixture('five/src', { layers: 1, layerSize: 16 * 1024 });
     proxy.addFault({ method: 'GET', pathRegex: '/manifests/', kind: 'status', status: 500, times: 2 });
-    const result = await copyVia(`docker://${proxy.host}/five/src:v1`, `docker://${reg.host}/five/dst:v1`);
+    const result = await copy(`docker://${proxy.host}/five/src:v1`, `docker://${reg.host}/five/dst:v1`);
     expect(result.digest).toBe(image.manifest.digest);
     expect(proxy.hits('/manifests/v1').filter((h) => h.method === 'GET').map((h) => h.status)).toEqual([500, 500, 200]);
   });
@@ -97,7 +81,7 @@ describe.each(PATHS)('retries through the fault proxy ($path)', (mode) => {
     const image = await pushFixture('drop/src', { layers: 1, layerSize: 2 * 1024 * 1024 });
     const layer = image.layers[0]!;
     proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer.digest}`, kind: 'drop', afterBytes: 700 * 1024 });
-    const result = await copyVia(`docker://${proxy.host}/drop/src:v1`, `docker://${reg.host}/drop/dst:v1`);
+    const result = await copy(`docker://${proxy.host}/drop/src:v1`, `docker://${reg.host}/drop/dst:v1`);
     expect(result.digest).toBe(image.manifest.digest);
     const gets = proxy.hits(`/blobs/${layer.digest}`).filter((h) => h.method === 'GET');
     expect(gets[0]!.fault).toBe('drop');
@@ -118,7 +102,7 @@ describe.each(PATHS)('retries through the fault proxy ($path)', (mode) => {
     const image = await pushFixture('flaky/src', { layers: 1, layerSize: 2 * 1024 * 1024 });
     const layer = image.layers[0]!;
     proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer.digest}`, kind: 'drop', afterBytes: 256 * 1024, times: Infinity });
-    const result = await copyVia(`docker://${proxy.host}/flaky/src:v1`, `docker://${reg.host}/flaky/dst:v1`);
+    const result = await copy(`docker://${proxy.host}/flaky/src:v1`, `docker://${reg.host}/flaky/dst:v1`);
     expect(result.digest).toBe(image.manifest.digest);
     const gets = proxy.hits(`/blobs/${layer.digest}`).filter((h) => h.method === 'GET');
     // At least ceil(size / 256 KiB) connections, each resuming where the client's consumption
@@ -154,7 +138,7 @@ describe.each(PATHS)('retries through the fault proxy ($path)', (mode) => {
     const image = await pushFixture('up429/src', { layers: 1, layerSize: 64 * 1024 });
     proxy.addFault({ method: 'PUT', pathRegex: '/blobs/uploads/', kind: 'status', status: 429, headers: { 'Retry-After': '0' } });
     const events: ProgressEvent[] = [];
-    const result = await copyVia(`docker://${reg.host}/up429/src:v1`, `docker://${proxy.host}/up429/dst:v1`, { onProgress: (e) => events.push(e) });
+    const result = await copy(`docker://${reg.host}/up429/src:v1`, `docker://${proxy.host}/up429/dst:v1`, { onProgress: (e) => events.push(e) });
     expect(result.digest).toBe(image.manifest.digest);
     expect(events.filter((e) => e.type === 'blob' && e.phase === 'retry')).toHaveLength(1);
     expect((await headManifest(client, 'up429/dst', 'v1'))?.digest).toBe(image.manifest.digest);
@@ -165,22 +149,18 @@ describe.each(PATHS)('retries through the fault proxy ($path)', (mode) => {
     proxy.addFault({ method: 'HEAD', pathRegex: '/blobs/', kind: 'reset' });
     proxy.addFault({ method: 'POST', pathRegex: '/blobs/uploads/', kind: 'reset' });
     proxy.addFault({ method: 'PUT', pathRegex: '/manifests/', kind: 'reset' });
-    const result = await copyVia(`docker://${reg.host}/reset/src:v1`, `docker://${proxy.host}/reset/dst:v1`);
+    const result = await copy(`docker://${reg.host}/reset/src:v1`, `docker://${proxy.host}/reset/dst:v1`);
     expect(result.digest).toBe(image.manifest.digest);
     expect(proxy.hits('/manifests/').filter((h) => h.method === 'PUT').map((h) => h.status)).toEqual([0, 201]);
   });
 });
 
-describe.each(PATHS)('integrity ($path)', (mode) => {
-  beforeAll(() => {
-    directPipe = mode.directPipe;
-  });
-
+describe('integrity', () => {
   it('refuses a corrupted blob with DIGEST_MISMATCH and tags nothing at the destination', async () => {
     const image = await pushFixture('bad/src', { layers: 2, layerSize: 256 * 1024 });
     const layer = image.layers[1]!.digest;
     proxy.addFault({ method: 'GET', pathRegex: `/blobs/${layer}`, kind: 'corrupt', times: Infinity });
-    const err = await caught(copyVia(`docker://${proxy.host}/bad/src:v1`, `docker://${reg.host}/bad/dst:v1`));
+    const err = await caught(copy(`docker://${proxy.host}/bad/src:v1`, `docker://${reg.host}/bad/dst:v1`));
     expect(err).toBeInstanceOf(StevedoreError);
     expect(err.code).toBe('DIGEST_MISMATCH');
     expect(err.message).toContain(layer);
@@ -194,27 +174,26 @@ describe.each(PATHS)('integrity ($path)', (mode) => {
   it('refuses a corrupted manifest with DIGEST_MISMATCH', async () => {
     await pushFixture('badm/src', { layers: 1, layerSize: 4 * 1024 });
     proxy.addFault({ method: 'GET', pathRegex: '/manifests/v1', kind: 'corrupt', times: Infinity });
-    const err = await caught(copyVia(`docker://${proxy.host}/badm/src:v1`, `docker://${reg.host}/badm/dst:v1`));
+    const err = await caught(copy(`docker://${proxy.host}/badm/src:v1`, `docker://${reg.host}/badm/dst:v1`));
     expect(err.code).toBe('DIGEST_MISMATCH');
     expect(await headManifest(client, 'badm/dst', 'v1')).toBeUndefined();
   });
 
   it('an interrupted copy leaves no manifest; a rerun completes and reuses what arrived', async () => {
-    // Own repositories per blob path: the other path's run of this test left its image behind.
-    const image = await pushFixture(`int-${mode.path.split(' ')[0]}/src`, { layers: 3, layerSize: 128 * 1024 });
+    const image = await pushFixture('int/src', { layers: 3, layerSize: 128 * 1024 });
     const ac = new AbortController();
     let done = 0;
     const onProgress = (e: ProgressEvent) => {
       if (e.type === 'blob' && e.phase === 'done' && ++done === 1) ac.abort();
     };
     // One blob at a time, so "after the first blob finished" is a definite point.
-    await expect(copyVia(`docker://${proxy.host}/int-${mode.path.split(' ')[0]}/src:v1`, `docker://${reg.host}/int-${mode.path.split(' ')[0]}/dst:v1`, { jobs: 1, signal: ac.signal, onProgress })).rejects.toThrow();
+    await expect(copy(`docker://${proxy.host}/int/src:v1`, `docker://${reg.host}/int/dst:v1`, { jobs: 1, signal: ac.signal, onProgress })).rejects.toThrow();
     expect(done).toBe(1);
-    expect(await headManifest(client, `int-${mode.path.split(' ')[0]}/dst`, 'v1')).toBeUndefined();
-    const again = await copyVia(`docker://${proxy.host}/int-${mode.path.split(' ')[0]}/src:v1`, `docker://${reg.host}/int-${mode.path.split(' ')[0]}/dst:v1`);
+    expect(await headManifest(client, 'int/dst', 'v1')).toBeUndefined();
+    const again = await copy(`docker://${proxy.host}/int/src:v1`, `docker://${reg.host}/int/dst:v1`);
     expect(again.digest).toBe(image.manifest.digest);
     expect(again.blobsReused).toBeGreaterThanOrEqual(1);
     expect(again.blobsReused + again.blobsCopied).toBe(4);
-    expect((await headManifest(client, `int-${mode.path.split(' ')[0]}/dst`, 'v1'))?.digest).toBe(image.manifest.digest);
+    expect((await headManifest(client, 'int/dst', 'v1'))?.digest).toBe(image.manifest.digest);
   });
 });
