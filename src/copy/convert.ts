@@ -7,6 +7,7 @@ export type ManifestFormat = 'oci' | 'v2s2';
 
 const TO_DOCKER: Record<string, string> = {
   [MediaType.OciConfig]: MediaType.DockerConfig,
+  [MediaType.OciLayer]: MediaType.DockerLayer,
   [MediaType.OciLayerGzip]: MediaType.DockerLayerGzip,
   [MediaType.OciLayerNonDistributableGzip]: MediaType.DockerLayerForeignGzip,
   [MediaType.OciManifest]: MediaType.DockerManifest,

@@ -25,7 +25,7 @@ const VARIANT = `pgzip-${PUSH_GZIP_LEVEL}-${GZIP_BLOCK}`;
 
 /** The gzip media type for an uncompressed layer type (OCI or Docker naming). */
 function gzipType(mediaType: string): string {
-  return mediaType === 'application/vnd.docker.image.rootfs.diff.tar' ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
+  return mediaType === MediaType.DockerLayer ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
 }
 
 /**

@@ -36,11 +36,11 @@ function layerType(mediaType: string, format: ImageFormat): string {
   const gzip = mediaType.endsWith('gzip');
   if (format === 'docker') {
     if (gzip) return MediaType.DockerLayerGzip;
-    if (mediaType === MediaType.OciLayer) return 'application/vnd.docker.image.rootfs.diff.tar';
+    if (mediaType === MediaType.OciLayer) return MediaType.DockerLayer;
     return mediaType;
   }
   if (mediaType === MediaType.DockerLayerGzip) return MediaType.OciLayerGzip;
-  if (mediaType === 'application/vnd.docker.image.rootfs.diff.tar') return MediaType.OciLayer;
+  if (mediaType === MediaType.DockerLayer) return MediaType.OciLayer;
   return mediaType;
 }
 
