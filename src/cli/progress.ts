@@ -1,4 +1,5 @@
-import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
+import { createRequire } from 'node:module';
 import type { ProgressEvent, ProgressListener } from '../copy/progress.js';
 
 export type ProgressMode = 'auto' | 'tty' | 'json' | 'none';
@@ -45,6 +46,8 @@ export function createProgress(mode: ProgressMode, out: NodeJS.WriteStream = pro
       done: () => {},
     };
   }
+  // The bar library loads only for a terminal: a copy in CI or a build Pod (JSON lines) skips it.
+  const { MultiBar, Presets } = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
   const multi = new MultiBar(
     {
       stream: out,
