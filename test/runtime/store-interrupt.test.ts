@@ -11,18 +11,52 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestHex } from '../../src/oci/digest.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { digestBytes, type Digest } from '../../src/oci/digest.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import { encodeManifest } from '../../src/oci/manifest.js';
+import { MediaType } from '../../src/oci/mediatype.js';
+import { hostPlatform } from '../../src/oci/platform.js';
+import { makeTar } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const HOOKS = join(HERE, 'ts-hooks.mjs');
 const STORE = resolve(HERE, '..', '..', 'src', 'runtime', 'store', 'index.ts');
 
 let dir: string;
-let image: FixtureImage;
+let image: { ociRef: string; diffIds: Digest[] };
+
+/**
+ * Three random layers, the first small: layers are staged in parallel and applied in order, so a
+ * small first layer makes its snapshot exist well before the big ones are done (the moment the
+ * test kills the process).
+ */
+async function makeImage(layoutDir: string): Promise<{ ociRef: string; diffIds: Digest[] }> {
+  const layout = await OciLayout.open(layoutDir, { create: true });
+  const layers = [];
+  const diffIds: Digest[] = [];
+  for (const [i, size] of [1, 48, 48].entries()) {
+    const tarBytes = await makeTar([{ name: `layer-${i}.bin`, content: randomBytes(size * 1024 * 1024) }]);
+    const gz = gzipSync(tarBytes, { level: 1 });
+    layers.push({ mediaType: MediaType.OciLayerGzip, digest: await layout.writeBlobBytes(gz), size: gz.length });
+    diffIds.push(digestBytes(tarBytes));
+  }
+  const config = Buffer.from(JSON.stringify({ architecture: hostPlatform().architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds } }));
+  const raw = encodeManifest({
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: await layout.writeBlobBytes(config), size: config.length },
+    layers,
+  });
+  await layout.writeBlobBytes(raw.bytes, raw.digest);
+  await layout.setRef({ mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length }, 'big');
+  return { ociRef: `oci:${layoutDir}:big`, diffIds };
+}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stevedore-interrupt-'));
-  image = await makeRandomImage({ layers: 3, layerSize: 48 * 1024 * 1024, seed: 'interrupt', layoutDir: join(dir, 'layout'), ref: 'big' });
+  image = await makeImage(join(dir, 'layout'));
 });
 
 afterAll(async () => {
