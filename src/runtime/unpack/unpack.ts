@@ -106,8 +106,10 @@ export async function readLayer(
   try {
     const { compression, source, decompressor } = await openDecompressed(layer, choice, { diffIDChecked: opts.diffIDChecked === true });
     if (failed) throw failure;
-    const rechunk = new Rechunk(INPUT_CHUNK);
-    const stages: NodeJS.ReadWriteStream[] = decompressor ? [rechunk, decompressor, meter] : [rechunk, meter];
+    // zlib is fed large chunks (each one is a thread-pool round trip); FastGunzip (gzip with
+    // diffIDChecked) and the tar parser take them as they come, without a copy.
+    const pre: NodeJS.ReadWriteStream[] = opts.diffIDChecked && compression !== 'zstd' ? [] : [new Rechunk(INPUT_CHUNK)];
+    const stages: NodeJS.ReadWriteStream[] = decompressor ? [...pre, decompressor, meter] : [...pre, meter];
     const flowed = new Promise<void>((resolve) => {
       pipeline([source, ...stages], (err) => {
         if (err) fail(err);
