@@ -31,7 +31,7 @@ export async function stageToTemp(snapshotsDir: string, stream: Readable, layer:
     await mkdir(join(tmp, 'stage'), { mode: 0o700 });
     // Every caller checks the diffID before the staged layer is applied (here, or in
     // ImageStore.snapshot() for a layer staged while it downloaded).
-    const staged = await stageLayer(stream, join(tmp, 'stage'), { mediaType: layer.mediaType, signal, diffIDChecked: true });
+    const staged = await stageLayer(stream, join(tmp, 'stage'), { mediaType: layer.mediaType, signal });
     if (diffID !== undefined && staged.diffID !== diffID) {
       throw new StevedoreError('DIFFID_MISMATCH', `layer ${layer.digest}: diffID ${staged.diffID} differs from the config's ${diffID}`);
     }

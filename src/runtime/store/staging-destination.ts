@@ -72,7 +72,7 @@ export class StagingDestination implements ImageDestination {
     // gave up) must not become an unhandled 'error' event.
     toStage.on('error', () => undefined);
     // Socket-sized pieces go on as they are: the file stream batches queued ones into one writev,
-    // and FastGunzip passes them through; gathering them into 1 MiB chunks first (one more copy of
+    // and the unpacker gathers what its decompressor needs; gathering them into 1 MiB chunks here (one more copy of
     // every byte, and as many 1 MiB allocations for the GC) cost more than it saved: cold bench
     // run 2.91-2.99 s -> 2.47-2.78 s, user CPU 3.0-3.1 s -> 2.3-2.8 s.
     const source = stream;

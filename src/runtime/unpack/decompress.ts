@@ -2,7 +2,6 @@ import { Readable, type Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { layerCompression } from '../../oci/mediatype.js';
 import { UnsupportedError } from '../../util/errors.js';
-import { FastGunzip } from './gunzip.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 export type CompressionChoice = Compression | 'auto';
@@ -49,16 +48,12 @@ export function zstdAvailable(): boolean {
  */
 const OUTPUT_CHUNK = 1024 * 1024;
 
-/**
- * `diffIDChecked`: the caller compares the sha256 of the output with a trusted diffID, so gzip
- * layers go through FastGunzip (stored blocks passed through uncopied, no CRC-32 of the same bytes).
- */
-export function createDecompressor(compression: Compression, opts: { diffIDChecked?: boolean } = {}): Transform | undefined {
+/** The decompressor for a layer's compression; undefined for a plain tar. */
+export function createDecompressor(compression: Compression): Transform | undefined {
   switch (compression) {
     case 'none':
       return undefined;
     case 'gzip':
-      if (opts.diffIDChecked) return new FastGunzip({ checkCrc: false });
       return zlib.createGunzip({ chunkSize: OUTPUT_CHUNK });
     case 'zstd':
       if (!zstdAvailable()) {
@@ -125,7 +120,6 @@ export function peek(stream: Readable, n: number): Promise<{ head: Buffer; strea
 export async function openDecompressed(
   layer: Readable,
   choice: CompressionChoice,
-  opts: { diffIDChecked?: boolean } = {},
 ): Promise<{ compression: Compression; source: Readable; decompressor: Transform | undefined }> {
   let compression: Compression;
   let source = layer;
@@ -136,5 +130,5 @@ export async function openDecompressed(
   } else {
     compression = choice;
   }
-  return { compression, source, decompressor: createDecompressor(compression, opts) };
+  return { compression, source, decompressor: createDecompressor(compression) };
 }

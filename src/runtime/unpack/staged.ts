@@ -54,7 +54,7 @@ const STAGE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | 
 export async function stageLayer(
   layer: Readable,
   stageDir: string,
-  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal' | 'diffIDChecked'> = {},
+  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal'> = {},
 ): Promise<StagedLayer> {
   const ops: StagedEntry[] = [];
   const read = await readLayer(layer, opts, async (data) => {

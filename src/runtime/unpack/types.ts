@@ -35,12 +35,6 @@ export interface UnpackOptions {
   idMap?: IdMap;
   limits?: UnpackLimits;
   signal?: AbortSignal;
-  /**
-   * The caller compares the result's diffID with a trusted one (the image config's) before using
-   * what was unpacked. The sha256 covers every uncompressed byte, so gzip's CRC-32 of the same
-   * bytes is not computed again, and stored deflate blocks are passed through without zlib.
-   */
-  diffIDChecked?: boolean;
 }
 
 /** An entry the unpacker could not reproduce and left out on purpose; the unpack still succeeded. */

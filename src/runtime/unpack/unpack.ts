@@ -70,7 +70,7 @@ export interface LayerStreamResult {
  */
 export async function readLayer(
   layer: Readable,
-  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal' | 'diffIDChecked'>,
+  opts: Pick<UnpackOptions, 'compression' | 'mediaType' | 'limits' | 'signal'>,
   onEntry: (data: LayerTarEntry) => Promise<void>,
 ): Promise<LayerStreamResult> {
   const { signal } = opts;
@@ -104,11 +104,11 @@ export async function readLayer(
 
   let entries = 0;
   try {
-    const { compression, source, decompressor } = await openDecompressed(layer, choice, { diffIDChecked: opts.diffIDChecked === true });
+    const { compression, source, decompressor } = await openDecompressed(layer, choice);
     if (failed) throw failure;
-    // zlib is fed large chunks (each one is a thread-pool round trip); FastGunzip (gzip with
-    // diffIDChecked) and the tar parser take them as they come, without a copy.
-    const pre: NodeJS.ReadWriteStream[] = opts.diffIDChecked && compression !== 'zstd' ? [] : [new Rechunk(INPUT_CHUNK)];
+    // The decompressor is fed large chunks (each one is a thread-pool round trip); a plain tar goes
+    // to the parser as it comes, without a copy.
+    const pre: NodeJS.ReadWriteStream[] = decompressor ? [new Rechunk(INPUT_CHUNK)] : [];
     const stages: NodeJS.ReadWriteStream[] = decompressor ? [...pre, decompressor, meter] : [...pre, meter];
     const flowed = new Promise<void>((resolve) => {
       pipeline([source, ...stages], (err) => {
