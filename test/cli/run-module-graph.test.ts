@@ -6,19 +6,16 @@
  * needs them. These tests record every module a real process loads (ESM and CommonJS) through a
  * loader hook: a check of the module graph, not a timing, so load on the machine cannot flake it.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
+import { recordCli, recordModules as record } from '../harness/module-graph.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const TS_HOOKS = resolve(HERE, '..', 'runtime', 'ts-hooks.mjs');
-const RECORDER = join(HERE, 'module-recorder.mjs');
 const SRC = resolve(HERE, '..', '..', 'src');
-const MAIN = join(SRC, 'cli', 'main.ts');
 
 /** What a warm run of a stored image must not load (package directories and our own modules). */
 const HEAVY = [
@@ -39,40 +36,12 @@ const HEAVY = [
   'src/cli/commands/monitor.ts',
 ];
 
-interface Loaded {
-  code: number;
-  stderr: string;
-  modules: string[];
-}
 
 let dir: string;
 let image: FixtureImage;
 
-/** Runs `code` (an ES module body) on the TypeScript sources with the recorder; returns what loaded. */
-function recordModules(code: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Loaded> {
-  const log = join(dir, `modules-${Math.random().toString(36).slice(2)}.txt`);
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', TS_HOOKS, '--import', RECORDER, '--input-type=module', '-e', code, '--', ...args], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, MODULE_LOG: log, STEVEDORE_ROOT: join(dir, 'store'), ...env },
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      readFile(log, 'utf8').then(
-        (text) => resolvePromise({ code: code ?? 255, stderr, modules: text.split('\n').filter(Boolean).map((u) => u.replace(/^file:\/\//, '')) }),
-        reject,
-      );
-    });
-  });
-}
-
-function runMain(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Loaded> {
-  return recordModules(`const m = await import(${JSON.stringify(MAIN)}); await m.main(['node', 'stevedore', ...process.argv.slice(1)]);`, args, env);
-}
+const recordModules = (code: string) => record(dir, code, [], { STEVEDORE_ROOT: join(dir, 'store') });
+const runMain = (args: string[], env: NodeJS.ProcessEnv = {}) => recordCli(dir, args, { STEVEDORE_ROOT: join(dir, 'store'), ...env });
 
 function heavyIn(modules: string[]): string[] {
   return modules.filter((m) => HEAVY.some((h) => m.includes(h)));

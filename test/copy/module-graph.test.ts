@@ -7,21 +7,16 @@
  * module a real process loads (ESM and CommonJS) through a loader hook: a check of the module graph,
  * not a timing, so load on the machine cannot flake it.
  */
-import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { makeRandomImage } from '../fixtures/images.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
+import { recordCli } from '../harness/module-graph.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const TS_HOOKS = resolve(HERE, '..', 'runtime', 'ts-hooks.mjs');
-const RECORDER = resolve(HERE, '..', 'cli', 'module-recorder.mjs');
-const MAIN = resolve(HERE, '..', '..', 'src', 'cli', 'main.ts');
 
 /** What a registry-to-registry copy or sync must not load unless asked for. */
 const HEAVY = [
@@ -43,34 +38,8 @@ const temps = new TempDirs();
 let reg: TestRegistry;
 let dir: string;
 
-interface Loaded {
-  code: number;
-  stderr: string;
-  modules: string[];
-}
 
-/** Runs `stevedore ARGS` from the TypeScript sources with the recorder; returns what loaded. */
-function runMain(args: string[]): Promise<Loaded> {
-  const log = join(dir, `modules-${Math.random().toString(36).slice(2)}.txt`);
-  const code = `const m = await import(${JSON.stringify(MAIN)}); await m.main(['node', 'stevedore', ...process.argv.slice(1)]);`;
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', TS_HOOKS, '--import', RECORDER, '--input-type=module', '-e', code, '--', ...args], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, MODULE_LOG: log, REGISTRY_AUTH_FILE: join(dir, 'auth.json') },
-    });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', reject);
-    child.once('close', (exit) => {
-      clearTimeout(timer);
-      readFile(log, 'utf8').then(
-        (text) => resolvePromise({ code: exit ?? 255, stderr, modules: text.split('\n').filter(Boolean).map((u) => u.replace(/^file:\/\//, '')) }),
-        reject,
-      );
-    });
-  });
-}
+const runMain = (args: string[]) => recordCli(dir, args, { REGISTRY_AUTH_FILE: join(dir, 'auth.json') });
 
 const heavyIn = (modules: string[]) => modules.filter((m) => HEAVY.some((h) => m.includes(h)));
 
