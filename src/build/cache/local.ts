@@ -1,9 +1,9 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import type { BuiltLayer } from '../executor/state.js';
+import { writeFileAtomic } from '../../util/fs.js';
 
 /** What a cached step produced: its layer (absent when the step changed no file). */
 export interface CacheEntry {
@@ -37,9 +37,6 @@ export class LocalBuildCache {
   }
 
   async put(key: string, entry: CacheEntry): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const tmp = join(this.dir, `.tmp-${randomBytes(6).toString('hex')}`);
-    await writeFile(tmp, JSON.stringify(entry));
-    await rename(tmp, join(this.dir, `${key}.json`));
+    await writeFileAtomic(join(this.dir, `${key}.json`), JSON.stringify(entry));
   }
 }
