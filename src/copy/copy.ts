@@ -14,6 +14,7 @@ import { DockerDestination, DockerReference, DockerSource } from '../transports/
 import { attachmentDigests, copyAttachments, type AttachmentsCopied } from './attachments.js';
 import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
 import { ProgressMeter, type ProgressListener } from './progress.js';
+import { Limiter } from '../util/pool.js';
 
 export interface CopyOptions {
   /** Copy every image of an index (skopeo's `--all`). */
@@ -57,29 +58,11 @@ interface CopyState {
   opts: CopyOptions;
   /** One transfer per digest even when several images share a blob. */
   blobs: Map<Digest, Promise<void>>;
+  /** Shared by every image of one copy, so `jobs` bounds the whole operation. */
   limiter: Limiter;
   result: CopyResult;
 }
 
-/** A counting semaphore shared by every image of one copy, so `jobs` bounds the whole operation. */
-class Limiter {
-  #free: number;
-  readonly #waiters: Array<() => void> = [];
-  constructor(n: number) {
-    this.#free = Math.max(1, n);
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#waiters.push(r));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiters.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
 
 /**
  * Copies an image or an index from a source to a destination, in containers/image's order: every

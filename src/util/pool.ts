@@ -20,3 +20,26 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   if (failed) throw failed.err;
   return results;
 }
+
+/**
+ * A counting semaphore: at most `n` of the functions given to run() at once, started in call order.
+ * For work that arrives over time from several places (mapLimit is for a list known up front).
+ */
+export class Limiter {
+  #free: number;
+  readonly #waiters: Array<() => void> = [];
+  constructor(n: number) {
+    this.#free = Math.max(1, n);
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiters.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}

@@ -22,6 +22,7 @@ import { linkTree } from './linktree.js';
 import { normaliseImageName } from './names.js';
 import { defaultStoreRoot } from './paths.js';
 import type { StagedTemp } from './stage.js';
+import { Limiter } from '../../util/pool.js';
 
 const run = promisify(execFile);
 /** Layers staged at once when snapshots are built from stored blobs (the machine has few cores). */
@@ -235,7 +236,7 @@ export class ImageStore {
     setMaxListeners(0, stop.signal); // one listener per layer being staged
     const onAbort = (): void => stop.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const gate = new Gate(STAGE_JOBS);
+    const gate = new Limiter(STAGE_JOBS);
     const staging: Promise<StagedTemp>[] = [];
     for (let i = start; i < image.chainIds.length; i++) {
       const layer = image.manifest.layers[i]!;
@@ -440,25 +441,6 @@ async function chownToMappedRoot(path: string, idMap: IdMap): Promise<void> {
   await chown(path, uid, gid);
 }
 
-/** A counting semaphore: at most `n` of the functions given to run() at once, in call order. */
-class Gate {
-  #free: number;
-  readonly #waiting: Array<() => void> = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    }
-  }
-}
 
 async function isDir(p: string): Promise<boolean> {
   try {
