@@ -5,7 +5,7 @@ import { isDigest } from '../oci/digest.js';
 import { OciLayout } from '../oci/layout.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import { RegistryClient } from '../registry/client.js';
-import { findCredentials } from '../registry/credentials.js';
+import { contextCredentials } from '../registry/credentials.js';
 import { deleteManifest, headManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
@@ -126,7 +126,7 @@ class ClientPool {
       c = new RegistryClient({
         registry,
         tlsVerify: ctx.tlsVerify,
-        credentials: ctx.credentials ?? (() => findCredentials(registry, repository, ctx.authFile)),
+        credentials: contextCredentials(ctx, registry, repository),
       });
       this.#clients.set(key, c);
     }

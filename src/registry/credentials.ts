@@ -99,6 +99,20 @@ export function lookupCredentials(config: DockerConfig, registry: string, reposi
   return undefined;
 }
 
+/**
+ * The credentials a context supplies for one registry: its explicit ones, else (unless the context
+ * forbids ambient credentials) those found lazily in the usual auth files, else none (anonymous).
+ */
+export function contextCredentials(
+  ctx: { credentials?: Credentials; authFile?: string; ambientCredentials?: boolean },
+  registry: string,
+  repository?: string,
+): Credentials | (() => Promise<Credentials | undefined>) | undefined {
+  if (ctx.credentials) return ctx.credentials;
+  if (ctx.ambientCredentials === false) return undefined;
+  return () => findCredentials(registry, repository, ctx.authFile);
+}
+
 /** Looks credentials up across the usual files (first file with a match wins). */
 export async function findCredentials(registry: string, repository?: string, authFile?: string): Promise<Credentials | undefined> {
   for (const file of authFileCandidates(authFile)) {

@@ -5,7 +5,7 @@ import type { RawManifest } from '../oci/manifest.js';
 import { formatReference, parseReference, referenceTarget, type ImageReference } from '../oci/reference.js';
 import { getBlob, headBlob, mountBlob, uploadBlob } from '../registry/blobs.js';
 import { RegistryClient } from '../registry/client.js';
-import { findCredentials } from '../registry/credentials.js';
+import { contextCredentials } from '../registry/credentials.js';
 import { getManifest, headManifest, putManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DigestMismatchError, InvalidInputError } from '../util/errors.js';
@@ -16,7 +16,7 @@ export function registryClientFor(ref: ImageReference, ctx: TransportContext = {
   return new RegistryClient({
     registry: ref.registry,
     tlsVerify: ctx.tlsVerify,
-    credentials: ctx.credentials ?? (() => findCredentials(ref.registry, ref.repository, ctx.authFile)),
+    credentials: contextCredentials(ctx, ref.registry, ref.repository),
   });
 }
 

@@ -76,6 +76,13 @@ export interface TransportContext {
   credentials?: { username: string; password: string };
   /** Path of a docker `config.json` / containers `auth.json`; default: the usual locations. */
   authFile?: string;
+  /**
+   * Whether the process's own auth files ($REGISTRY_AUTH_FILE, containers auth.json, Docker's
+   * config.json) may supply credentials when `credentials` is not given. Default true (a CLI user's
+   * `stevedore login` works); the controller and the node agent set false, so a tenant's object that
+   * names no Secret never borrows the credentials of the process serving it (a confused deputy).
+   */
+  ambientCredentials?: boolean;
   /** Where temporary data of archive transports is kept; default: the OS temp dir. */
   tmpDir?: string;
 }
