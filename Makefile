@@ -6,6 +6,7 @@ NODE_BIN := node_modules/.bin
 export PATH := $(CURDIR)/$(NODE_BIN):$(PATH)
 
 include hack/controlplane.mk
+include hack/schemas.mk
 # Optional fragments add tools the tests need to TEST_TOOLS (e.g. helm for the chart tests).
 -include hack/helm.mk
 # cosign (and other Go-built peers) for the supply-chain interoperability tests.
@@ -33,7 +34,7 @@ build: install ## Compile TypeScript to dist/
 typecheck: install ## Type-check sources and tests
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 
-test: deps install controlplane $(TEST_TOOLS) typecheck build ## Run every test suite against real registries, runtimes and a real API server
+test: deps install controlplane schemas $(TEST_TOOLS) typecheck build ## Run every test suite against real registries, runtimes and a real API server
 	$(NODE_BIN)/vitest run
 
 test-unit: install ## Run only the fast suites that need no external parts
