@@ -1,10 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { StevedoreError } from '../util/errors.js';
 import { setLogLevel } from '../util/log.js';
-export const VERSION = '0.1.0';
-
-/** Exit codes as Podman's: 125 for an error of the tool itself (bad flag, failed copy). */
-export const EXIT_TOOL_ERROR = 125;
+import { VERSION } from '../util/version.js';
+import { EXIT_TOOL_ERROR } from './exit-codes.js';
 
 type Register = (program: Command) => void;
 
