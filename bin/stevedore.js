@@ -14,8 +14,8 @@ if (major < needed) {
   process.exit(125);
 }
 
-// V8's on-disk compile cache (Node >= 22.1) roughly halves start-up, which is most of the time of
-// a short command (a copy that finds every blob present, a run of `true`).
+// V8's on-disk compile cache (Node >= 22.1) shortens start-up, which is most of the time of a short
+// command (a copy that finds every blob present, a run of `true`).
 module.enableCompileCache?.();
 
 import('../dist/cli/main.js').then((m) => m.main(process.argv)).catch((err) => {

@@ -8,8 +8,9 @@ type Register = (program: Command) => void;
 
 /**
  * Each verb's module, loaded only when that verb runs: a command's start-up is part of its time
- * (a copy that finds every blob present takes ~50 ms of work), and importing every verb's engine
- * (registry client, runtime, builder, Kubernetes client) cost more than the work itself.
+ * (a copy that finds every blob present does little work), and importing every verb's engine
+ * (registry client, runtime, builder, Kubernetes client) cost more than the work itself
+ * (test/cli/run-module-graph.test.ts keeps the heavy ones out; figures in docs/benchmarks.md).
  */
 const VERBS: Record<string, () => Promise<Register>> = {
   inspect: async () => (await import('./commands/inspect.js')).registerInspect,
