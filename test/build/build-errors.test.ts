@@ -84,6 +84,22 @@ describe('stevedore build: bad input', () => {
     expect(r.result.error?.reason).toBe('SourceNotFound');
   });
 
+  it('COPY whose wildcards all match nothing fails naming each of them (one matching is enough: corpus 17)', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nCOPY yarn.lock* *.nothing /app/\n', { 'package.json': '{}' });
+    const r = await build(dir);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/Containerfile:2: .*COPY sources "yarn\.lock\*", "\*\.nothing": no file in the build context matches/);
+    expect(r.result.error?.reason).toBe('SourceNotFound');
+  });
+
+  it('COPY of a file the .dockerignore hides says so', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nCOPY secret.env /\n', { 'secret.env': 'X=1\n', '.dockerignore': '*.env\n' });
+    const r = await build(dir);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/Containerfile:2: .*COPY source "secret\.env": not found in the build context: it is excluded by \.dockerignore/);
+    expect(r.result.error?.reason).toBe('SourceNotFound');
+  });
+
   it('a failing RUN shows its exit code and last output lines; exit 1, reason BuildStepFailed', async () => {
     const dir = await context('FROM $BASE_IMAGE\nENV X=1\nRUN echo first line; echo "error: it broke" >&2; exit 3\n');
     const r = await build(dir);
