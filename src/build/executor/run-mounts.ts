@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
-import { chown, cp, mkdir, readFile, stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chown, cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Mount } from '../containerfile/index.js';
 import type { BindMount } from '../../runtime/spec.js';
 import { resolveInRoot } from '../../runtime/unpack/index.js';
+import { errorMessage } from '../../util/errors.js';
 import { BuildStepError, SourceNotFoundError, type StepLocation } from './errors.js';
 import type { BuildRun } from './steps.js';
 import { hashCopyInputs } from '../layers/copy.js';
@@ -30,6 +31,7 @@ function absTarget(target: string, workdir: string): string {
  */
 export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], workdir: string, loc: StepLocation): Promise<RunMounts> {
   const out: RunMounts = { binds: [], tmpfs: [], env: [], targets: [], key: [] };
+  let sshCount = 0;
   for (const m of mounts) {
     switch (m.type) {
       case 'cache': {
@@ -55,13 +57,16 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
       case 'secret': {
         const src = run.opts.secrets?.get(m.id);
         if (src === undefined) {
-          if (m.required) throw new BuildStepError(loc, `secret "${m.id}" is required but was not given (--secret id=${m.id},src=PATH)`);
+          if (m.required) throw new BuildStepError(loc, `secret "${m.id}" is required but was not given (--secret id=${m.id},src=PATH or id=${m.id},env=VAR)`);
           break;
         }
-        if (m.env !== undefined) out.env.push(`${m.env}=${(await readFile(src, 'utf8')).replace(/\n$/, '')}`);
+        if (m.env !== undefined) {
+          const value = 'value' in src ? src.value : await readFile(src.file, 'utf8');
+          out.env.push(`${m.env}=${value.replace(/\n$/, '')}`);
+        }
         if (m.target !== undefined) {
           const target = absTarget(m.target, workdir);
-          out.binds.push({ source: src, destination: target, readonly: true });
+          out.binds.push({ source: 'file' in src ? src.file : await secretFile(run, src.value), destination: target, readonly: true });
           out.targets.push(target);
         }
         // A changed secret must not invalidate the cache (BuildKit's rule), and its value never goes in a key.
@@ -75,7 +80,12 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
         if (m.from === undefined) {
           dir = run.opts.context.dir;
           const source = m.source ?? '.';
-          contentKey = `context:${await hashCopyInputs({ dir, ignore: run.opts.context.ignore }, { sources: [source], dest: '/', workdir: '/' })}`;
+          const hash = await hashCopyInputs({ dir, ignore: run.opts.context.ignore }, { sources: [source], dest: '/', workdir: '/' }).catch((err: unknown) => {
+            // The copy planner words its errors for COPY: say what the user wrote instead.
+            const detail = errorMessage(err).replace(/^COPY source "[^"]*": /, '');
+            throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=bind,source=${source}: ${detail}`, { cause: err });
+          });
+          contentKey = `context:${hash}`;
         } else {
           const src = await run.source(m.from);
           dir = await run.rootfs(src.state);
@@ -83,7 +93,7 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
         }
         let path = await resolveInRoot(dir, m.source ?? '/');
         if (!(await stat(path).then(() => true, () => false))) {
-          throw new SourceNotFoundError(`${loc.file}:${loc.line}: --mount=type=bind source "${m.source ?? '/'}" not found${m.from ? ` in ${m.from}` : ' in the context'}`);
+          throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=bind,source=${m.source ?? '/'}: not found in ${m.from ? `"${m.from}"` : 'the build context'}`);
         }
         if (!m.readonly) {
           const copy = join(run.workDir, `bind-${createHash('sha256').update(target + Math.random()).digest('hex').slice(0, 12)}`);
@@ -95,9 +105,36 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
         out.key.push({ type: 'bind', target, source: m.source ?? null, content: contentKey, readonly: m.readonly });
         break;
       }
-      case 'ssh':
-        throw new BuildStepError(loc, '--mount=type=ssh is not supported (no SSH agent forwarding in build pods)');
+      case 'ssh': {
+        // As BuildKit: the agent socket appears at the target (/run/buildkit/ssh_agent.N by
+        // default) and SSH_AUTH_SOCK names it; a mount nobody forwarded is skipped unless required.
+        const socket = run.opts.sshAgents?.get(m.id);
+        if (socket === undefined) {
+          if (m.required) throw new BuildStepError(loc, `RUN --mount=type=ssh: no SSH agent "${m.id}" was forwarded (--ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET`}, or $SSH_AUTH_SOCK with --ssh default)`);
+          run.opts.reporter?.warn(`${loc.file}:${loc.line}: RUN --mount=type=ssh: no SSH agent "${m.id}" was forwarded; the step runs without one`);
+          break;
+        }
+        if (!(await stat(socket).then((s) => s.isSocket(), () => false))) {
+          throw new BuildStepError(loc, `RUN --mount=type=ssh: the SSH agent "${m.id}" at ${socket} is not a socket`);
+        }
+        const target = absTarget(m.target ?? `/run/buildkit/ssh_agent.${sshCount++}`, workdir);
+        out.binds.push({ source: socket, destination: target, readonly: false });
+        out.targets.push(target);
+        out.env.push(`SSH_AUTH_SOCK=${target}`);
+        // Which agent is forwarded does not change the result's key (as secrets).
+        out.key.push({ type: 'ssh', id: m.id, target });
+        break;
+      }
     }
   }
   return out;
+}
+
+/** A secret given as a value, written where only this build's RUN containers see it (removed with the build's scratch dir). */
+async function secretFile(run: BuildRun, value: string): Promise<string> {
+  const dir = join(run.workDir, `secret-${randomBytes(6).toString('hex')}`);
+  await mkdir(dir, { mode: 0o700 });
+  const file = join(dir, 'value');
+  await writeFile(file, value, { mode: 0o400 });
+  return file;
 }
