@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chown, cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Mount } from '../containerfile/index.js';
 import type { BindMount } from '../../runtime/spec.js';
@@ -36,15 +36,32 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
     switch (m.type) {
       case 'cache': {
         const target = absTarget(m.target, workdir);
-        const dir = join(run.store.root, 'build-cache-mounts', createHash('sha256').update(m.id).digest('hex').slice(0, 32));
+        // With from=, the cache starts as a copy of that stage's or image's `source` directory (as
+        // BuildKit): a cache of its own, named by the id and what seeded it, so another seed never
+        // finds this one's contents.
+        const seed = m.from !== undefined ? await cacheSeed(run, m.from, m.source ?? '/', loc) : undefined;
+        const name = createHash('sha256').update(m.id).update(seed ? `\0${seed.key}\0${m.source ?? '/'}` : '').digest('hex').slice(0, 32);
+        const dir = join(run.store.root, 'build-cache-mounts', name);
         const fresh = await stat(dir).then(() => false, () => true);
         if (fresh) {
-          await mkdir(dir, { recursive: true, mode: m.mode ? parseInt(m.mode, 8) : 0o755 });
+          if (seed) {
+            // Copied next to the cache and renamed: a failed copy leaves no half-seeded cache.
+            const tmp = `${dir}.seed-${randomBytes(6).toString('hex')}`;
+            try {
+              await cp(seed.path, tmp, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+              await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+                // A parallel step seeded it first: theirs is the same copy.
+                if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+              });
+            } finally {
+              await rm(tmp, { recursive: true, force: true });
+            }
+          } else await mkdir(dir, { recursive: true, mode: m.mode ? parseInt(m.mode, 8) : 0o755 });
           if (m.uid !== undefined || m.gid !== undefined) await chown(dir, Number(m.uid ?? 0), Number(m.gid ?? 0));
         }
         out.binds.push({ source: dir, destination: target, readonly: m.readonly });
         out.targets.push(target);
-        out.key.push({ type: 'cache', target, id: m.id, readonly: m.readonly });
+        out.key.push({ type: 'cache', target, id: m.id, readonly: m.readonly, ...(seed ? { from: seed.key, source: m.source ?? '/' } : {}) });
         break;
       }
       case 'tmpfs': {
@@ -128,6 +145,16 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
     }
   }
   return out;
+}
+
+/** The directory a `type=cache,from=X,source=P` mount starts from: P inside stage or image X, a directory. */
+async function cacheSeed(run: BuildRun, from: string, source: string, loc: StepLocation): Promise<{ path: string; key: string }> {
+  const src = await run.source(from);
+  const path = await resolveInRoot(await run.rootfs(src.state), source);
+  const st = await stat(path).catch(() => undefined);
+  if (!st) throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=cache,from=${from},source=${source}: not found in "${from}"`);
+  if (!st.isDirectory()) throw new BuildStepError(loc, `RUN --mount=type=cache,from=${from},source=${source}: not a directory (a cache mount is seeded from a directory)`);
+  return { path, key: src.key };
 }
 
 /** A secret given as a value, written where only this build's RUN containers see it (removed with the build's scratch dir). */
