@@ -45,6 +45,11 @@ export interface CopyResult {
   manifests: number;
   /** Signatures, attestations, SBOMs and referrers carried along (registry to registry). */
   attachments?: AttachmentsCopied;
+  /**
+   * The top manifest as written (bytes, media type, digest), so a caller can tag it again without
+   * reading it back (sync tags every further tag of one digest with it).
+   */
+  manifest: RawManifest;
 }
 
 const MAX_INDEX_DEPTH = 4;
@@ -79,11 +84,12 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, opts: 
     opts,
     blobs: new Map(),
     limiter: new Limiter(opts.jobs ?? 6),
-    result: { digest: top.digest, mediaType: top.mediaType, platforms: [], blobsCopied: 0, blobsReused: 0, bytesCopied: 0, manifests: 0 },
+    result: { digest: top.digest, mediaType: top.mediaType, platforms: [], blobsCopied: 0, blobsReused: 0, bytesCopied: 0, manifests: 0, manifest: top },
   };
   const written = await copyManifest(state, top, true, 0);
   state.result.digest = written.digest;
   state.result.mediaType = written.mediaType;
+  state.result.manifest = written;
   await dest.commit({ signal: opts.signal });
   return state.result;
 }

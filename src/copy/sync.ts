@@ -15,6 +15,7 @@ import { errorMessage, NotFoundError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { mapLimit } from '../util/pool.js';
 import { isIndexMediaType } from '../oci/mediatype.js';
+import type { RawManifest } from '../oci/manifest.js';
 import type { Policy } from '../policy/types.js';
 import { DockerReference } from '../transports/docker.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
@@ -164,6 +165,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
   // Prune works per destination repository over *all* specs naming it: two selections of one
   // repository (say `images` and `images-by-semver`) must not prune each other's tags.
   const pruneSets = new Map<string, PruneSet>();
+  /** Per destination repository and source digest: the copy that writes it, whose manifest the other tags reuse. */
+  const leaders = new Map<string, Promise<RawManifest>>();
   try {
     for (const spec of specs) {
       if (stop) break;
@@ -224,13 +227,31 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             item.action = 'would-copy';
           } else {
             if (!layoutRef) await checkPolicy();
-            const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length });
-            if (opts.signatures !== 'remove' && destRef && destClient) {
-              const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
-              const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-              await copyAttachments({ client: srcClient, ref: srcRef }, { client: destClient, ref: destRef }, digests, opts);
+            // Tags that share a digest (`latest` = `1.2.3` = `1.2`) are written once: the first
+            // copies the image, the others wait for it and only tag its manifest. Pushed together,
+            // the same index raced its own children and distribution refused one PUT (DIGEST_INVALID).
+            const key = `${pruneKey}\n${srcDigest}`;
+            const lead = leaders.get(key);
+            const written = lead ? await lead.catch(() => undefined) : undefined;
+            if (written) {
+              await dest!.putManifest(written, { top: true, signal: opts.signal });
+              await dest!.commit({ signal: opts.signal });
+              item.digest = written.digest;
+            } else {
+              const copying = (async () => {
+                const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length });
+                if (opts.signatures !== 'remove' && destRef && destClient) {
+                  const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
+                  const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
+                  await copyAttachments({ client: srcClient, ref: srcRef }, { client: destClient, ref: destRef }, digests, opts);
+                }
+                return result.manifest;
+              })();
+              // A failed leader is this tag's failure; a follower then copies on its own.
+              copying.catch(() => undefined);
+              if (!lead) leaders.set(key, copying);
+              item.digest = (await copying).digest;
             }
-            item.digest = result.digest;
             item.action = 'copied';
           }
         } catch (err) {

@@ -1,0 +1,95 @@
+/**
+ * `sync` under real-world tag sets (issue 16), on real registries: many tags on one digest, cosign
+ * attachment tags beside the images, platform filters on re-syncs, prune next to shared digests.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyReference } from '../../src/copy/copy.js';
+import { sync, type SyncReport } from '../../src/copy/sync.js';
+import type { Digest } from '../../src/oci/digest.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { headManifest } from '../../src/registry/manifests.js';
+import { listTags } from '../../src/registry/tags.js';
+import { parseImageName } from '../../src/transports/index.js';
+import { makeIndex, makeRandomImage } from '../fixtures/images.js';
+import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
+import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { TempDirs } from '../harness/tmp.js';
+
+const temps = new TempDirs();
+let src: TestRegistry;
+let dst: TestRegistry;
+let proxy: FaultProxy;
+let fixtures: string;
+const savedEnv: Record<string, string | undefined> = {};
+const clients: RegistryClient[] = [];
+
+function client(host: string): RegistryClient {
+  const c = new RegistryClient({ registry: host });
+  clients.push(c);
+  return c;
+}
+
+async function push(ociRef: string, dest: string): Promise<Digest> {
+  return (await copyReference(parseImageName(ociRef), parseImageName(dest), { all: true })).digest;
+}
+
+beforeAll(async () => {
+  const envDir = await temps.make('tagsets-env');
+  await writeFile(join(envDir, 'auth.json'), '{"auths":{}}');
+  for (const [k, v] of Object.entries({ REGISTRY_AUTH_FILE: join(envDir, 'auth.json'), XDG_RUNTIME_DIR: envDir, XDG_CONFIG_HOME: envDir, DOCKER_CONFIG: envDir })) {
+    savedEnv[k] = process.env[k];
+    process.env[k] = v;
+  }
+  [src, dst] = await Promise.all([startRegistry({ name: 'tagsets-src' }), startRegistry({ name: 'tagsets-dst' })]);
+  proxy = await startFaultProxy(dst.url);
+  fixtures = await temps.make('tagsets-fixtures');
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await proxy?.stop();
+  await Promise.all([src?.stop(), dst?.stop()]);
+  await temps.cleanup();
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+});
+
+const spec = (repository: string, tags: string[] = []) => ({ registry: src.host, repository, tags });
+
+describe('sync: tags that share a digest', () => {
+  const TAGS = ['latest', '1', '1.2', '1.2.3', 'stable', 'prod', 'a', 'b', 'c'];
+
+  it('nine tags of one image (an index) sync at default parallelism: one push of each manifest, the rest tagged', async () => {
+    const idx = await makeIndex(await temps.make('shared-idx'), 'x', ['linux/amd64', 'linux/arm64/v8'], { layers: 2, layerSize: 4096 });
+    for (const tag of TAGS) await push(idx.ociRef, `docker://${src.host}/tags/app:${tag}`);
+    proxy.clearHits();
+    // Through the proxy: every request the sync makes to the destination is recorded.
+    const report: SyncReport = await sync([spec('tags/app')], { kind: 'registry', registry: proxy.host, prefix: 'x' });
+    expect(report.failed, JSON.stringify(report.items.filter((i) => i.error))).toBe(0);
+    expect(report.copied).toBe(TAGS.length);
+    const digests = await Promise.all(TAGS.map(async (t) => (await headManifest(client(dst.host), 'x/tags/app', t))?.digest));
+    expect(new Set(digests)).toEqual(new Set([idx.descriptor.digest]));
+    // Each platform manifest is PUT once (by digest); the index once per tag (its tag).
+    const puts = proxy.hits(/\/manifests\//).filter((h) => h.method === 'PUT');
+    const byDigest = puts.filter((h) => /\/manifests\/sha256:/.test(h.path));
+    expect(byDigest).toHaveLength(2);
+    expect(puts).toHaveLength(2 + TAGS.length);
+    // Blobs: every blob uploaded at most once.
+    const uploads = proxy.hits(/\/blobs\/uploads\//).filter((h) => h.method === 'PUT');
+    expect(uploads.length).toBeLessThanOrEqual(2 * 3);
+  });
+
+  it('nine tags of a single-platform image sync, repeatedly, without a failure', async () => {
+    const img = await makeRandomImage({ layers: 3, layerSize: 8192, layoutDir: await temps.make('shared-img'), ref: 'x' });
+    for (const tag of TAGS) await push(img.ociRef, `docker://${src.host}/tags/single:${tag}`);
+    for (let run = 0; run < 3; run++) {
+      const report = await sync([spec('tags/single')], { kind: 'registry', registry: dst.host, prefix: `run${run}` });
+      expect(report.failed, JSON.stringify(report.items.filter((i) => i.error))).toBe(0);
+      expect((await listTags(client(dst.host), `run${run}/tags/single`)).sort()).toEqual([...TAGS].sort());
+    }
+  });
+});
