@@ -9,7 +9,7 @@ import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import type { SyncRepoSpec } from '../copy/sync-config.js';
 import { copyReference } from '../copy/copy.js';
-import { selectTags, type SyncItem, type SyncOptions, type SyncReport } from '../copy/sync.js';
+import { chooseTags, type SyncItem, type SyncOptions, type SyncReport } from '../copy/sync.js';
 import { OciLayout } from '../oci/layout.js';
 import type { Policy } from '../policy/types.js';
 import { headManifest } from '../registry/manifests.js';
@@ -110,8 +110,17 @@ export async function syncFromLayout(
     report.failed++;
     return report;
   }
-  const explicit = selection.tags.length > 0 && !selection.regex && !selection.semver;
-  const tags = explicit ? selection.tags : selectTags({ ...selection, registry: '', repository: '' }, names);
+  const explicit = selection.tags.length > 0 && !selection.regex && !selection.deny && !selection.semver && selection.newest === undefined;
+  let tags: string[];
+  try {
+    tags = explicit
+      ? selection.tags
+      : await chooseTags({ ...selection, registry: '', repository: '' }, names, (tag) => parseOciReference(`${dir}:${tag}`).newSource(), { signal: opts.signal });
+  } catch (err) {
+    report.items.push({ source, destination: `${dest.registry}/${dest.repository}`, tag: '*', action: 'failed', error: errorMessage(err) });
+    report.failed++;
+    return report;
+  }
   const client = registryClientFor({ registry: dest.registry, repository: dest.repository }, dest.context);
   try {
     await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {

@@ -10,7 +10,7 @@ import { deleteManifest, headManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
-import type { ImageDestination, TransportContext } from '../transports/types.js';
+import type { ImageDestination, ImageSource, TransportContext } from '../transports/types.js';
 import { errorMessage, NotFoundError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { mapLimit } from '../util/pool.js';
@@ -20,6 +20,7 @@ import type { Policy } from '../policy/types.js';
 import { DockerReference } from '../transports/docker.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
 import { copyImage, enforcePolicy, type CopyOptions } from './copy.js';
+import { newestByCreation } from './newest.js';
 import type { SyncRepoSpec } from './sync-config.js';
 
 /** Where a sync writes: a registry under an optional path prefix, or one OCI layout per repository. */
@@ -83,11 +84,18 @@ export const DEFAULT_PARALLEL_IMAGES = 16;
 let semverLib: typeof import('semver') | undefined;
 const semver = (): typeof import('semver') => (semverLib ??= createRequire(import.meta.url)('semver') as typeof import('semver'));
 
-/** Tags of a repository selected by a spec: explicit tags, a regex, a semver range, or all. */
+/**
+ * Tags of a repository selected by a spec: explicit tags, a regex, a semver range, or all; with
+ * `newest` and `semver`, the N highest versions. `newest` without `semver` orders by creation time,
+ * which needs the images: that is chooseTags' part (selectTags leaves such a selection unranked).
+ * Attachment tags (cosign's `.sig`/`.att`/`.sbom`, the referrers fallback) are never images: a
+ * filter never selects them, they travel with the image they belong to.
+ */
 export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
-  let tags = available;
+  let tags = available.filter((t) => attachmentSubject(t) === undefined);
   if (spec.regex) tags = tags.filter((t) => spec.regex!.test(t));
-  if (spec.semver || spec.newest !== undefined) {
+  if (spec.deny) tags = tags.filter((t) => !spec.deny!.test(t));
+  if (spec.semver) {
     const { rcompare, satisfies } = semver();
     const versions = new Map<string, string>();
     for (const t of tags) {
@@ -100,6 +108,16 @@ export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
     }
   }
   return tags;
+}
+
+/**
+ * selectTags, then for `newest` without `semver` the N tags whose images were created last
+ * (`open` gives a source for a tag; a HEAD per tag, the config read once per digest).
+ */
+export async function chooseTags(spec: SyncRepoSpec, available: string[], open: (tag: string) => Promise<ImageSource>, opts: { signal?: AbortSignal } = {}): Promise<string[]> {
+  const tags = selectTags(spec, available);
+  if (spec.newest === undefined || spec.semver) return tags;
+  return newestByCreation(tags, spec.newest, open, opts);
 }
 
 /** A tag read as a version: strict semver, or a `v1`, `1.2`, `v1.2.3`-style tag coerced to one. */
@@ -182,7 +200,10 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       if (!ps) pruneSets.set(pruneKey, (ps = { spec, destRepo, destClient, selected: new Set(), kept: new Map(), unknown: false }));
       let tags: string[];
       try {
-        tags = spec.tags.length > 0 && !spec.regex && !spec.semver ? spec.tags : selectTags(spec, await listTags(srcClient, spec.repository, opts));
+        tags =
+          spec.tags.length > 0 && !spec.regex && !spec.deny && !spec.semver && spec.newest === undefined
+            ? spec.tags
+            : await chooseTags(spec, await listTags(srcClient, spec.repository, opts), async (tag) => new DockerSource({ registry: spec.registry, repository: spec.repository, tag }, srcClient, false), opts);
       } catch (err) {
         // The selection is unknown: pruning this repository could delete everything it names.
         ps.unknown = true;

@@ -12,7 +12,14 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { headManifest } from '../../src/registry/manifests.js';
 import { listTags } from '../../src/registry/tags.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeIndex, makeRandomImage } from '../fixtures/images.js';
+import { chooseTags } from '../../src/copy/sync.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import { encodeManifest, type ImageManifest } from '../../src/oci/manifest.js';
+import { parseReference } from '../../src/oci/reference.js';
+import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
+import { signImage } from '../../src/sign/sign.js';
+import { DockerSource } from '../../src/transports/docker.js';
+import { makeIndex, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
@@ -21,6 +28,7 @@ const temps = new TempDirs();
 let src: TestRegistry;
 let dst: TestRegistry;
 let proxy: FaultProxy;
+let srcProxy: FaultProxy;
 let fixtures: string;
 const savedEnv: Record<string, string | undefined> = {};
 const clients: RegistryClient[] = [];
@@ -44,12 +52,14 @@ beforeAll(async () => {
   }
   [src, dst] = await Promise.all([startRegistry({ name: 'tagsets-src' }), startRegistry({ name: 'tagsets-dst' })]);
   proxy = await startFaultProxy(dst.url);
+  srcProxy = await startFaultProxy(src.url);
   fixtures = await temps.make('tagsets-fixtures');
 });
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));
   await proxy?.stop();
+  await srcProxy?.stop();
   await Promise.all([src?.stop(), dst?.stop()]);
   await temps.cleanup();
   for (const [k, v] of Object.entries(savedEnv)) {
@@ -91,5 +101,70 @@ describe('sync: tags that share a digest', () => {
       expect(report.failed, JSON.stringify(report.items.filter((i) => i.error))).toBe(0);
       expect((await listTags(client(dst.host), `run${run}/tags/single`)).sort()).toEqual([...TAGS].sort());
     }
+  });
+});
+
+/** The image `img` again with another config `created` (undefined: none), tagged `ref` in its layout. */
+async function withCreated(img: FixtureImage, ref: string, created: string | undefined): Promise<string> {
+  const layout = await OciLayout.open(img.layoutDir);
+  const config = { ...img.config, created };
+  if (created === undefined) delete config.created;
+  const bytes = Buffer.from(JSON.stringify(config));
+  const digest = await layout.writeBlobBytes(bytes);
+  const doc = JSON.parse(img.manifest.bytes.toString()) as ImageManifest;
+  const manifest = encodeManifest({ ...doc, config: { ...doc.config, digest, size: bytes.length } });
+  await layout.writeBlobBytes(manifest.bytes, manifest.digest);
+  await layout.setRef({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length }, ref);
+  return `oci:${img.layoutDir}:${ref}`;
+}
+
+describe('sync: newest without semver is by creation time', () => {
+  it('keeps the N tags whose images were created last, whatever their names; a re-selection HEADs only', async () => {
+    const base = await makeRandomImage({ layers: 1, layerSize: 1024, layoutDir: await temps.make('created'), ref: 'base' });
+    const created: Record<string, string | undefined> = {
+      alpha: '2024-01-05T00:00:00Z',
+      zeta: '2024-03-01T00:00:00Z',
+      'v9.0.0': '2023-01-01T00:00:00Z',
+      mid: '2024-02-01T00:00:00Z',
+      undated: undefined,
+    };
+    for (const [tag, when] of Object.entries(created)) await push(await withCreated(base, tag, when), `docker://${src.host}/dated/app:${tag}`);
+    const report = await sync([{ ...spec('dated/app'), newest: 2 }], { kind: 'registry', registry: dst.host, prefix: 'n' });
+    expect(report.items.map((i) => i.tag).sort()).toEqual(['mid', 'zeta']);
+    expect((await listTags(client(dst.host), 'n/dated/app')).sort()).toEqual(['mid', 'zeta']);
+
+    // Through a proxy that counts: a second selection of the same images reads no manifest or config.
+    const c = client(srcProxy.host);
+    const open = async (tag: string) => new DockerSource({ registry: srcProxy.host, repository: 'dated/app', tag }, c, false);
+    srcProxy.clearHits();
+    const tags = Object.keys(created);
+    expect(await chooseTags({ ...spec('dated/app'), newest: 3 }, tags, open)).toEqual(['zeta', 'mid', 'alpha']);
+    const gets = srcProxy.hits().filter((h) => h.method === 'GET' && !/\/v2\/$/.test(h.path));
+    expect(gets.map((h) => h.path)).toEqual([]);
+    expect(srcProxy.hits().filter((h) => h.method === 'HEAD')).toHaveLength(tags.length);
+    // The undated image comes after every dated one.
+    expect(await chooseTags({ ...spec('dated/app'), newest: 5 }, tags, open)).toEqual(['zeta', 'mid', 'alpha', 'v9.0.0', 'undated']);
+  });
+
+  it('with semver, newest still ranks by version', async () => {
+    const report = await sync([{ ...spec('dated/app'), semver: '*', newest: 1 }], { kind: 'registry', registry: dst.host, prefix: 'sv' });
+    expect(report.items.map((i) => i.tag)).toEqual(['v9.0.0']);
+  });
+});
+
+describe('sync: cosign attachment tags are not images', () => {
+  it('a sync of every tag lists only images; the signature travels with its image', async () => {
+    const img = await makeRandomImage({ layers: 1, layerSize: 1024, layoutDir: await temps.make('signed'), ref: 'x' });
+    await push(img.ociRef, `docker://${src.host}/signed/app:1`);
+    const keyDir = await temps.make('keys');
+    const pair = generateKeyPair('pw');
+    await writeFile(join(keyDir, 'k.key'), pair.privatePem);
+    const signed = await signImage(parseReference(`${src.host}/signed/app:1`), await loadPrivateKey(join(keyDir, 'k.key'), 'pw'));
+    const sigTag = `sha256-${signed.digest.slice('sha256:'.length)}.sig`;
+    expect((await listTags(client(src.host), 'signed/app')).sort()).toEqual(['1', sigTag]);
+    const report = await sync([spec('signed/app')], { kind: 'registry', registry: dst.host, prefix: 's' });
+    expect(report.items.map((i) => i.tag)).toEqual(['1']);
+    expect(report.failed).toBe(0);
+    expect((await listTags(client(dst.host), 's/signed/app')).sort()).toEqual(['1', sigTag]);
   });
 });
