@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { isDigest } from '../oci/digest.js';
 import { OciLayout } from '../oci/layout.js';
-import { formatReference, type ImageReference } from '../oci/reference.js';
+import { formatReference, referenceTarget, type ImageReference } from '../oci/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { contextCredentials } from '../registry/credentials.js';
-import { deleteManifest, headManifest } from '../registry/manifests.js';
+import { deleteManifest, getManifest, headManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
@@ -15,11 +15,12 @@ import { errorMessage, NotFoundError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { mapLimit } from '../util/pool.js';
 import { isIndexMediaType } from '../oci/mediatype.js';
-import type { RawManifest } from '../oci/manifest.js';
+import { parseManifest, type RawManifest } from '../oci/manifest.js';
+import type { Platform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
 import { DockerReference } from '../transports/docker.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
-import { copyImage, enforcePolicy, type CopyOptions } from './copy.js';
+import { copyImage, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_ANNOTATION, subsetPlatforms, type CopyOptions } from './copy.js';
 import { newestByCreation } from './newest.js';
 import type { SyncRepoSpec } from './sync-config.js';
 
@@ -234,6 +235,11 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             await checkPolicy();
             dest = await layoutRef.newDestination();
           }
+          // The destination's manifest, read only when a platform subset must be compared.
+          const destManifest = (): Promise<RawManifest | undefined> =>
+            destRef && destClient
+              ? getManifest(destClient, destRef.repository, referenceTarget(destRef), opts)
+              : layoutManifest(layoutRef!.path, layoutRef!.refName);
           // Both HEADs at once: the check is a round trip per side, and it is all an unchanged tag costs.
           const [srcDigest, destDigest] = await Promise.all([
             src.currentDigest(opts),
@@ -242,7 +248,11 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
           if (!srcDigest) throw new NotFoundError(`${src.name} does not exist`);
           item.digest = srcDigest;
           kept.set(tag, srcDigest);
-          if (destDigest === srcDigest && !opts.platforms?.length) {
+          if (destDigest === srcDigest) {
+            item.action = 'skipped';
+          } else if (opts.platforms?.length && destDigest && (await subsetUnchanged(destManifest, srcDigest, opts.platforms, opts))) {
+            // A platform subset written earlier from this very source index (see CopyOptions.recordSubset).
+            item.digest = destDigest;
             item.action = 'skipped';
           } else if (opts.dryRun) {
             item.action = 'would-copy';
@@ -260,7 +270,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
               item.digest = written.digest;
             } else {
               const copying = (async () => {
-                const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length });
+                const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
                 if (opts.signatures !== 'remove' && destRef && destClient) {
                   const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
                   const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
@@ -300,6 +310,30 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
     throw new StevedoreError('SYNC_FAILED', errorMessage(stop), { cause: stop });
   }
   return report;
+}
+
+/**
+ * Whether the destination holds the platform subset `platforms` of the source index `srcDigest`, by
+ * the annotations copy's recordSubset leaves on it: no source manifest is read (no pull spent).
+ */
+async function subsetUnchanged(read: () => Promise<RawManifest | undefined>, srcDigest: Digest, platforms: readonly Platform[], opts: { signal?: AbortSignal }): Promise<boolean> {
+  if (opts.signal?.aborted) return false;
+  const raw = await read().catch(() => undefined);
+  if (!raw || !isIndexMediaType(raw.mediaType)) return false;
+  const parsed = parseManifest(raw.bytes, raw.mediaType);
+  const notes = parsed.kind === 'index' ? parsed.index.annotations : undefined;
+  return notes?.[SUBSET_SOURCE_ANNOTATION] === srcDigest && notes[SUBSET_PLATFORMS_ANNOTATION] === subsetPlatforms(platforms);
+}
+
+/** The manifest a layout's ref names, if any. */
+async function layoutManifest(dir: string, refName: string | undefined): Promise<RawManifest | undefined> {
+  try {
+    const layout = await OciLayout.open(dir);
+    const desc = await layout.resolve(refName);
+    return { bytes: await layout.readBlob(desc.digest), mediaType: desc.mediaType, digest: desc.digest };
+  } catch {
+    return undefined;
+  }
 }
 
 interface PruneSet {

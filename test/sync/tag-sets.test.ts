@@ -168,3 +168,33 @@ describe('sync: cosign attachment tags are not images', () => {
     expect((await listTags(client(dst.host), 's/signed/app')).sort()).toEqual(['1', sigTag]);
   });
 });
+
+describe('sync: a platform filter keeps skip-unchanged', () => {
+  it('a re-sync of a platform subset HEADs the source, reads the destination only, and writes nothing', async () => {
+    const idx = await makeIndex(await temps.make('subset'), 'x', ['linux/amd64', 'linux/arm64/v8', 'linux/s390x'], { layers: 1, layerSize: 2048 });
+    await push(idx.ociRef, `docker://${src.host}/multi/app:1`);
+    await push(idx.ociRef, `docker://${src.host}/multi/app:2`);
+    const srcSpec = { registry: srcProxy.host, repository: 'multi/app', tags: ['1', '2'] };
+    const target = { kind: 'registry' as const, registry: proxy.host, prefix: 'p' };
+    for (const platforms of [['linux/amd64'], ['linux/arm64/v8', 'linux/amd64']]) {
+      const opts = { platforms: platforms.map((p) => ({ os: 'linux', architecture: p.split('/')[1]!, ...(p.split('/')[2] ? { variant: p.split('/')[2] } : {}) })) };
+      const first = await sync([srcSpec], target, opts);
+      expect(first.copied, JSON.stringify(first.items)).toBe(2);
+      srcProxy.clearHits();
+      proxy.clearHits();
+      const again = await sync([srcSpec], target, opts);
+      expect(again.items.map((i) => i.action)).toEqual(['skipped', 'skipped']);
+      expect(srcProxy.hits().filter((h) => h.method !== 'HEAD' && !/\/v2\/$/.test(h.path))).toEqual([]);
+      expect(proxy.hits().filter((h) => h.method !== 'HEAD' && h.method !== 'GET')).toEqual([]);
+      expect(proxy.hits().filter((h) => /\/blobs\//.test(h.path))).toEqual([]);
+    }
+    // Another platform set is a change: copied again.
+    const other = await sync([srcSpec], target, { platforms: [{ os: 'linux', architecture: 's390x' }] });
+    expect(other.copied).toBe(2);
+    // A changed source index is a change too.
+    const idx2 = await makeIndex(await temps.make('subset2'), 'x', ['linux/amd64', 'linux/s390x'], { layers: 1, layerSize: 2048 });
+    await push(idx2.ociRef, `docker://${src.host}/multi/app:1`);
+    const changed = await sync([srcSpec], target, { platforms: [{ os: 'linux', architecture: 's390x' }] });
+    expect(changed.items.map((i) => `${i.tag}:${i.action}`).sort()).toEqual(['1:copied', '2:skipped']);
+  });
+});
