@@ -46,6 +46,8 @@ export interface SyncItem {
   action: SyncAction;
   digest?: Digest;
   error?: string;
+  /** Why a tag was left as it is when that is not the usual reason (e.g. prune keeping a shared digest). */
+  note?: string;
 }
 
 export interface SyncReport {
@@ -54,6 +56,25 @@ export interface SyncReport {
   skipped: number;
   failed: number;
   pruned: number;
+  /** Dry run: images that would be copied and tags that would be pruned. */
+  wouldCopy: number;
+  wouldPrune: number;
+}
+
+/** An empty report, counted by recordItem. */
+export function emptyReport(): SyncReport {
+  return { items: [], copied: 0, skipped: 0, failed: 0, pruned: 0, wouldCopy: 0, wouldPrune: 0 };
+}
+
+/** Adds an item to a report and counts it. */
+export function recordItem(report: SyncReport, item: SyncItem): void {
+  report.items.push(item);
+  if (item.action === 'copied') report.copied++;
+  else if (item.action === 'skipped') report.skipped++;
+  else if (item.action === 'failed') report.failed++;
+  else if (item.action === 'pruned') report.pruned++;
+  else if (item.action === 'would-copy') report.wouldCopy++;
+  else if (item.action === 'would-prune') report.wouldPrune++;
 }
 
 export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress'> {
@@ -169,15 +190,11 @@ function destinationRepository(target: Extract<SyncTarget, { kind: 'registry' }>
  * Index digests are preserved (every platform is copied) unless platforms are chosen.
  */
 export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: SyncOptions = {}): Promise<SyncReport> {
-  const report: SyncReport = { items: [], copied: 0, skipped: 0, failed: 0, pruned: 0 };
+  const report = emptyReport();
   const pool = new ClientPool();
   const log = rootLogger.child({ op: 'sync' });
   const record = (item: SyncItem) => {
-    report.items.push(item);
-    if (item.action === 'copied') report.copied++;
-    else if (item.action === 'skipped') report.skipped++;
-    else if (item.action === 'failed') report.failed++;
-    else if (item.action === 'pruned') report.pruned++;
+    recordItem(report, item);
     opts.onItem?.(item);
   };
   let stop: unknown;
@@ -188,7 +205,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
   const leaders = new Map<string, Promise<RawManifest>>();
   try {
     for (const spec of specs) {
-      if (stop) break;
+      if (stop || opts.signal?.aborted) break;
       const srcCtx: TransportContext = { ...(opts.sourceContext ?? {}) };
       if (spec.credentials) srcCtx.credentials = spec.credentials;
       if (spec.tlsVerify !== undefined) srcCtx.tlsVerify = spec.tlsVerify;
@@ -217,7 +234,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       // error under keepGoing must not delete the destination's copy).
       for (const tag of tags) ps.selected.add(tag);
       await mapLimit(tags, opts.parallelImages ?? DEFAULT_PARALLEL_IMAGES, async (tag) => {
-        if (stop) return;
+        if (stop || opts.signal?.aborted) return;
         const srcRef: ImageReference = isDigest(tag) ? { registry: spec.registry, repository: spec.repository, digest: tag } : { registry: spec.registry, repository: spec.repository, tag };
         const destRef: ImageReference | undefined =
           target.kind === 'registry' ? (isDigest(tag) ? { registry: target.registry, repository: destRepo, digest: tag } : { registry: target.registry, repository: destRepo, tag }) : undefined;
@@ -296,6 +313,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         }
       });
     }
+    // Cancelled: the caller learns it from the signal's reason, not from a report of half the tags.
+    opts.signal?.throwIfAborted();
     if (opts.prune && !stop) {
       for (const ps of pruneSets.values()) {
         if (ps.unknown) continue;
@@ -415,7 +434,10 @@ async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record
         continue;
       }
       if (keptDigests.has(head.digest)) {
-        record({ source, destination, tag, action: 'failed', digest: head.digest, error: `not pruned: its digest is shared with a kept tag, and registries delete by digest` });
+        // Registries delete manifests, not tags: this tag goes when the kept tags leave its digest.
+        // Nothing is wrong, and nothing the user can do here; reported as left, not as a failure.
+        const with_ = [...ps.kept].filter(([, d]) => d === head.digest).map(([t]) => t);
+        record({ source, destination, tag, action: 'skipped', digest: head.digest, note: `not pruned: shares its digest with kept tag${with_.length === 1 ? '' : 's'} ${with_.join(', ') || '(selected)'}; registries delete by digest` });
         continue;
       }
       if (!opts.dryRun) await deleteManifest(destClient!, destRepo, head.digest, opts);
