@@ -31,6 +31,8 @@ export interface ImageSource {
   listTags?(opts?: OpOptions): Promise<string[]>;
   /** Where the blobs come from, when that lets a destination on the same registry mount instead of copy. */
   readonly location?: { registry: string; repository: string };
+  /** Digest of what the reference names, as cheaply as the transport can tell (a registry: one HEAD). */
+  currentDigest?(opts?: OpOptions): Promise<Digest | undefined>;
   close(): Promise<void>;
 }
 
