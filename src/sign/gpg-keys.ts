@@ -122,3 +122,20 @@ export async function secretKeyFromGpgHome(fingerprint: string, opts: GpgHomeOpt
   if (exported.length === 0) throw new KeyError(`no secret key "${fingerprint}" in the GnuPG home ${opts.gnupgHome ?? env.GNUPGHOME ?? '~/.gnupg'}`);
   return readGpgSecretKey(exported, { fingerprint: /^(0x)?[0-9A-Fa-f]{16,40}$/.test(fingerprint) ? fingerprint : undefined, passphrase: opts.passphrase, source: `gpg key ${fingerprint}` });
 }
+
+/**
+ * Every public key of a GnuPG home (`gpg --export`, binary), what skopeo's standalone-verify
+ * trusts when no key file is given. An empty keyring is an error naming the home.
+ */
+export async function publicKeysFromGpgHome(opts: { gnupgHome?: string; signal?: AbortSignal } = {}): Promise<PublicKey[]> {
+  const env = { ...process.env, ...(opts.gnupgHome ? { GNUPGHOME: opts.gnupgHome } : {}) };
+  const where = opts.gnupgHome ?? env.GNUPGHOME ?? '~/.gnupg';
+  const exported = await new Promise<Buffer>((resolve, reject) => {
+    execFile('gpg', ['--batch', '--no-tty', '--export'], { env, encoding: 'buffer', maxBuffer: 16 << 20, signal: opts.signal }, (err, stdout, stderr) => {
+      if (err) reject(new KeyError(`gpg --export (GnuPG home ${where}) failed: ${Buffer.from(stderr).toString('utf8').trim() || errorMessage(err)}`));
+      else resolve(stdout);
+    });
+  });
+  if (exported.length === 0) throw new KeyError(`the GnuPG home ${where} holds no public keys`);
+  return readGpgPublicKeys(exported, `GnuPG home ${where}`);
+}
