@@ -3,10 +3,9 @@ import type { Digest } from '../oci/digest.js';
 import { errorMessage } from '../util/errors.js';
 import { SignatureError } from './errors.js';
 import { fingerprintOf } from './gpg-keys.js';
-import { encodeAtomicPayload, parseAtomicPayload, type AtomicSignaturePayload } from './simple-signing.js';
+import { encodeAtomicPayload, MAX_SIGNATURE_BYTES, parseAtomicPayload, type AtomicSignaturePayload } from './simple-signing.js';
 
-/** containers/image's cap on one signature's size; anything bigger is refused before parsing. */
-export const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
+export { MAX_SIGNATURE_BYTES } from './simple-signing.js';
 
 /** The creator written into `optional.creator` of signatures Stevedore makes. */
 export const STEVEDORE_CREATOR = 'stevedore 0.1.0';

@@ -2,6 +2,9 @@ import { isDigest, type Digest } from '../oci/digest.js';
 import { findDuplicateKey } from '../policy/json-strict.js';
 import { SignatureError } from './errors.js';
 
+/** containers/image's cap on one signature's size; anything bigger is refused before parsing. */
+export const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
+
 /** `critical.type` of the signatures containers/image (skopeo, podman) makes with GPG. */
 export const ATOMIC_SIGNATURE_TYPE = 'atomic container signature';
 
