@@ -87,6 +87,8 @@ export interface TransportContext {
   ambientCredentials?: boolean;
   /** Where temporary data of archive transports is kept; default: the OS temp dir. */
   tmpDir?: string;
+  /** containers-registries.d directory (lookaside signature storage); default as containers/image finds it. */
+  registriesDir?: string;
 }
 
 /** A parsed `transport:details` image name that can open a source or a destination. */
