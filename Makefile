@@ -12,6 +12,8 @@ include hack/schemas.mk
 # cosign (and other Go-built peers) for the supply-chain interoperability tests.
 -include hack/cosign.mk
 -include hack/syft.mk
+# A real single node (kubelet + containerd + runc) for the end-to-end suite and cluster-up.
+-include hack/node.mk
 
 .PHONY: help deps install build typecheck test test-unit demo run image bench bench-copy bench-run bench-build bench-controller test-e2e clean
 
