@@ -14,6 +14,8 @@ include hack/schemas.mk
 # cosign (and other Go-built peers) for the supply-chain interoperability tests.
 -include hack/cosign.mk
 -include hack/syft.mk
+# A real single node (kubelet + containerd + runc) for the end-to-end suite and cluster-up.
+-include hack/node.mk
 
 ##@ General
 

@@ -19,12 +19,14 @@ import { LayerCompressor } from './output/compress.js';
 import { parseDestination, publish, type Destination } from './output/destinations.js';
 import { writeImage, writeIndex, type ImageFormat, type WrittenImage } from './output/image.js';
 import { withCompressedLayers } from './executor/state.js';
+import type { PlatformImage } from './output/metadata-file.js';
 
 export { BuildStepError, SourceNotFoundError, BuildInterruptedError } from './executor/errors.js';
 export { PushFailedError, parseDestination, type Destination } from './output/destinations.js';
 export { textReporter } from './output/progress.js';
 export { encodeResult, writeResultFile, type FailureReason, type BuildSuccess } from './output/result-file.js';
-export type { BuildReporter } from './executor/types.js';
+export type { BuildReporter, SecretSource } from './executor/types.js';
+export { buildMetadata } from './output/metadata-file.js';
 
 export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'containerfile' | 'store'> {
   store: ImageStore;
@@ -32,6 +34,8 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
   context: string;
   /** The Containerfile; default `Containerfile`, else `Dockerfile`, in the context. */
   file?: string;
+  /** The Containerfile's text itself (`-f -`); `file` is then not read. */
+  containerfileText?: string;
   /** `-t` values: local names, registry names (pushed), `oci:DIR:TAG` and other transports. */
   tags?: string[];
   format?: ImageFormat;
@@ -56,10 +60,15 @@ export interface BuildImageResult {
   platform: string;
   /** Digest of each platform's image, as `image` has them. */
   platforms: { platform: string; digest: string }[];
+  /** Each platform's image descriptor and config digest, as `image` has them. */
+  platformImages: PlatformImage[];
   destinations: Destination[];
   pushed: CopyResult[];
   execution: ExecuteResult;
 }
+
+/** The name a Containerfile read from stdin (`-f -`) has in messages. */
+const STDIN_NAME = 'Containerfile (stdin)';
 
 async function findContainerfile(contextDir: string, file: string | undefined): Promise<string> {
   if (file !== undefined) return resolve(file);
@@ -77,10 +86,12 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   const context = await openContext(opts.context, { ...(explicitFile ? { containerfile: explicitFile } : {}), ...(opts.stdin ? { stdin: opts.stdin } : {}) });
   const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`));
   try {
-    const path = await findContainerfile(context.dir, explicitFile);
-    const text = await readFile(path, 'utf8').catch((err: unknown) => {
-      throw new InvalidInputError(`reading the Containerfile ${path}: ${(err as Error).message}`);
-    });
+    const path = opts.containerfileText !== undefined ? STDIN_NAME : await findContainerfile(context.dir, explicitFile);
+    const text =
+      opts.containerfileText ??
+      (await readFile(path, 'utf8').catch((err: unknown) => {
+        throw new InvalidInputError(`reading the Containerfile ${path}: ${(err as Error).message}`);
+      }));
     const targets: (Platform | undefined)[] = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [opts.platform];
     // Only what leaves the machine is compressed: a push, a layout or archive, the registry cache.
     const sends = destinations.some((d) => d.kind !== 'local');
@@ -97,7 +108,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
         ...opts,
         ...(platform ? { platform } : {}),
         context,
-        containerfile: { text, name: explicitFile ? opts.file! : basename(path) },
+        containerfile: { text, name: opts.containerfileText !== undefined ? STDIN_NAME : explicitFile ? opts.file! : basename(path) },
         compressor,
       });
       opts.signal?.throwIfAborted();
@@ -128,6 +139,10 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       local,
       platform: formatPlatform(built[0]!.platform),
       platforms: built.map((b) => ({ platform: formatPlatform(b.platform), digest: (sends ? b.sent : b.local).digest })),
+      platformImages: built.map((b) => {
+        const w = sends ? b.sent : b.local;
+        return { platform: formatPlatform(b.platform), descriptor: { mediaType: w.mediaType, digest: w.digest, size: w.descriptor.size }, configDigest: w.configDigest };
+      }),
       destinations,
       pushed,
       execution,

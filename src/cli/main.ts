@@ -38,6 +38,8 @@ const VERBS: Record<string, () => Promise<Register>> = {
   verify: async () => (await import('./commands/verify.js')).registerVerify,
   'generate-key': async () => (await import('./commands/generate-key.js')).registerGenerateKey,
   context: async () => (await import('./commands/context.js')).registerContext,
+  'standalone-sign': async () => (await import('./commands/standalone-sign.js')).registerStandaloneSign,
+  'standalone-verify': async () => (await import('./commands/standalone-verify.js')).registerStandaloneVerify,
 };
 // Verbs registered by another verb's module.
 const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', prune: 'rmi', 'verify-attestation': 'attest' };

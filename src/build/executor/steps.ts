@@ -216,6 +216,10 @@ export class BuildRun {
       const target = this.store.layout.blobPath(digest);
       await mkdir(dirname(target), { recursive: true });
       await rename(layer.path, target).catch(async (err: NodeJS.ErrnoException) => {
+        // Stages running in parallel may write the same layer (same digest, same file name in the
+        // build's scratch dir): whichever renames first puts it in place, and the blob being there
+        // is success for the other.
+        if (err.code === 'ENOENT' && (await this.store.layout.hasBlob(digest, layer.size))) return;
         if (err.code !== 'EXDEV') throw err;
         await this.store.layout.writeBlob(createReadStream(layer.path), { digest, size: layer.size }, this.opts.signal);
       });

@@ -28,6 +28,9 @@ export const SILENT_REPORTER: BuildReporter = {
   warn: () => {},
 };
 
+/** Where a build secret comes from: a file, or a value (never logged, never in a cache key). */
+export type SecretSource = { file: string } | { value: string };
+
 export interface ExecuteOptions {
   store: ImageStore;
   context: BuildContext;
@@ -41,8 +44,10 @@ export interface ExecuteOptions {
   timestamp?: number;
   /** Skip the cache lookups (results are still stored). */
   noCache?: boolean;
-  /** `--secret id=ID,src=PATH`: id → host file. */
-  secrets?: ReadonlyMap<string, string>;
+  /** `--secret`: id → a host file (`src=PATH`) or a value (`env=VAR`, read by the caller). */
+  secrets?: ReadonlyMap<string, SecretSource>;
+  /** `--ssh`: id (`default` unless named) → an SSH agent socket on this host, for RUN --mount=type=ssh. */
+  sshAgents?: ReadonlyMap<string, string>;
   pull?: PullPolicy;
   /** Registry cache repositories (`--cache-from`, `--cache-to`). */
   cacheFrom?: string[];

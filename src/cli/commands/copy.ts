@@ -77,7 +77,8 @@ export function registerCopy(program: Command): void {
         progress.done();
         if (o.digestfile) await writeFile(o.digestfile, result.digest);
         if (!o.quiet && !process.stderr.isTTY && o.progress !== 'none') {
-          process.stderr.write(JSON.stringify({ type: 'result', ...result }) + '\n');
+          const { manifest: _bytes, ...facts } = result;
+          process.stderr.write(JSON.stringify({ type: 'result', ...facts }) + '\n');
         } else if (!o.quiet) {
           process.stderr.write(
             `Copied ${result.digest}: ${result.blobsCopied} blobs copied, ${result.blobsReused} already present` +
