@@ -6,13 +6,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { CopyResult } from '../copy/copy.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import type { TransportContext } from '../transports/types.js';
 import { InvalidInputError } from '../util/errors.js';
 import { openContext } from './context/source.js';
+import { remoteContextOf } from './context/remote.js';
+import { resolveInRoot } from '../runtime/unpack/index.js';
 import { executeBuild, type ExecuteResult } from './executor/execute.js';
 import type { ExecuteOptions } from './executor/types.js';
 import { LayerCompressor } from './output/compress.js';
@@ -82,10 +84,17 @@ async function findContainerfile(contextDir: string, file: string | undefined): 
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
   // Parse destinations first: a bad -t fails before any work.
   const destinations = (opts.tags ?? []).map(parseDestination);
-  const explicitFile = opts.file !== undefined ? resolve(opts.file) : undefined;
-  const context = await openContext(opts.context, { ...(explicitFile ? { containerfile: explicitFile } : {}), ...(opts.stdin ? { stdin: opts.stdin } : {}) });
+  // With a context from a URL, a relative -f names a file in it (as docker build).
+  const inRemote = opts.file !== undefined && !isAbsolute(opts.file) && remoteContextOf(opts.context) !== undefined;
+  const fileSpec = opts.file === undefined ? undefined : inRemote ? opts.file : resolve(opts.file);
+  const context = await openContext(opts.context, {
+    ...(fileSpec ? { containerfile: fileSpec } : {}),
+    ...(opts.stdin ? { stdin: opts.stdin } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`));
   try {
+    const explicitFile = fileSpec === undefined ? undefined : inRemote ? await resolveInRoot(context.dir, fileSpec) : fileSpec;
     const path = opts.containerfileText !== undefined ? STDIN_NAME : await findContainerfile(context.dir, explicitFile);
     const text =
       opts.containerfileText ??
