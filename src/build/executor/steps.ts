@@ -14,6 +14,7 @@ import { materializeEntries } from '../layers/materialize.js';
 import { rootLogger } from '../../util/log.js';
 import type { LocalBuildCache } from '../cache/local.js';
 import type { RegistryBuildCache } from '../cache/registry.js';
+import { localBaseMoved } from './base-image.js';
 import { asStoredImage, stateFromImage, topChain, type BuiltLayer, type StageState } from './state.js';
 import { SourceNotFoundError } from './errors.js';
 import { pullForPlatform } from './platform-pull.js';
@@ -93,10 +94,16 @@ export class BuildRun {
     const key = foreign ? `${ref}@${formatPlatform(platform)}` : ref;
     let p = this.#images.get(key);
     if (!p) {
-      const how = { policy: this.opts.pull ?? 'missing', context: this.opts.pullContext, signal: this.opts.signal } as const;
-      p = (foreign ? pullForPlatform(this.store, ref, platform, how) : this.store.pull(ref, how)).catch((err: unknown) => {
-        throw new SourceNotFoundError(`image "${ref}"${foreign ? ` for ${formatPlatform(platform)}` : ''}: ${(err as Error).message}`, { cause: err });
-      });
+      const policy = this.opts.pull ?? 'missing';
+      p = (async () => {
+        // A local base replaced at the same path is pulled again: the store's copy (and with it
+        // every cached step above it) belongs to the old digest.
+        const moved = policy === 'missing' && !foreign && (await localBaseMoved(this.store, ref, { ...(this.opts.pullContext ? { context: this.opts.pullContext } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) }));
+        const how = { policy: moved ? 'always' : policy, context: this.opts.pullContext, signal: this.opts.signal } as const;
+        return (foreign ? pullForPlatform(this.store, ref, platform, how) : this.store.pull(ref, how)).catch((err: unknown) => {
+          throw new SourceNotFoundError(`image "${ref}"${foreign ? ` for ${formatPlatform(platform)}` : ''}: ${(err as Error).message}`, { cause: err });
+        });
+      })();
       this.#images.set(key, p);
     }
     return p;
