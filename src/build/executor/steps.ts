@@ -20,6 +20,7 @@ import { SourceNotFoundError } from './errors.js';
 import { pullForPlatform } from './platform-pull.js';
 import { formatPlatform, hostPlatform, type Platform } from '../../oci/platform.js';
 import type { ExecuteOptions } from './types.js';
+import type { BuildContext } from '../context/source.js';
 
 const execFileP = promisify(execFile);
 
@@ -89,7 +90,8 @@ export class BuildRun {
    * An image from a registry (or transport name), pulled into the store once per build: the host's
    * platform through the runtime's store, another platform beside it.
    */
-  image(ref: string, platform?: Platform): Promise<StoredImage> {
+  image(name: string, platform?: Platform): Promise<StoredImage> {
+    const ref = this.imageRef(name);
     const foreign = platform !== undefined && formatPlatform(platform) !== formatPlatform(hostPlatform());
     const key = foreign ? `${ref}@${formatPlatform(platform)}` : ref;
     let p = this.#images.get(key);
@@ -107,6 +109,21 @@ export class BuildRun {
       this.#images.set(key, p);
     }
     return p;
+  }
+
+  /** The image a name stands for: a `--build-context NAME=docker-image://REF` replaces it. */
+  imageRef(name: string): string {
+    const named = this.opts.namedContexts?.get(name.toLowerCase());
+    if (named?.kind === 'files') throw new SourceNotFoundError(`"${name}" is a --build-context of files, not an image: it can be read by COPY --from and RUN --mount=from, not used as a base`);
+    return named?.kind === 'image' ? named.ref : name;
+  }
+
+  /** A `--build-context` of files by this name (stages come first: a stage of that name is the stage). */
+  namedFiles(name: string): BuildContext | undefined {
+    const named = this.opts.namedContexts?.get(name.toLowerCase());
+    if (named?.kind !== 'files') return undefined;
+    if (this.plan.stages.some((s) => s.name === name.toLowerCase())) return undefined;
+    return named.context;
   }
 
   /** The complete filesystem of a state (a store snapshot, built from its layers when missing). */
