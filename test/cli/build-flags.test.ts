@@ -131,6 +131,26 @@ describe('stevedore build: buildah flags', () => {
     }
   });
 
+  it('--build-context NAME=DIR feeds COPY --from and RUN --mount=from; NAME=docker-image://REF replaces FROM NAME', async () => {
+    const extra = await context(undefined, { 'lib.txt': 'from the named context\n', 'hidden.txt': 'no', '.dockerignore': 'hidden.txt\n' });
+    const dir = await context('FROM upstream/base:1\nCOPY --from=libs lib.txt /lib.txt\nRUN --mount=from=libs,target=/m cat /m/lib.txt > /via-mount.txt\n');
+    const out = join(work, 'named-layout');
+    const r = await build(['-q', '--build-context', `libs=${extra}`, '--build-context', `upstream/base:1=docker-image://${base}`, '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await fileText(out, 'x', 'lib.txt')).toBe('from the named context\n');
+    expect(await fileText(out, 'x', 'via-mount.txt')).toBe('from the named context\n');
+    // The named context's own .dockerignore applies.
+    const hidden = await build(['--build-context', `libs=${extra}`, '--build-context', `upstream/base:1=docker-image://${base}`, await context('FROM upstream/base:1\nCOPY --from=libs hidden.txt /\n')]);
+    expect(hidden.code).toBe(125);
+    expect(hidden.stderr).toContain('COPY source "hidden.txt": not found in build context "libs": it is excluded by .dockerignore');
+    const asBase = await build(['--build-context', `libs=${extra}`, await context('FROM libs\n')]);
+    expect(asBase.code).toBe(125);
+    expect(asBase.stderr).toContain('"libs" is a --build-context of files, not an image');
+    const bad = await build(['--build-context', 'x=ftp://example.test/a', dir]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toContain('want a path, a Git or http(s) URL, or docker-image://REF');
+  });
+
   it('--source-date-epoch is --timestamp (same digest); --rewrite-timestamp is accepted', async () => {
     const dir = await context('FROM $BASE_IMAGE\nCOPY a.txt /\n', { 'a.txt': 'a' });
     const a = await build(['-q', '--no-cache', '--timestamp', '1700000000', dir]);

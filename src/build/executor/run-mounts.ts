@@ -94,17 +94,18 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
         const target = absTarget(m.target, workdir);
         let dir: string;
         let contentKey: string;
-        if (m.from === undefined) {
-          dir = run.opts.context.dir;
+        const files = m.from === undefined ? run.opts.context : run.namedFiles(m.from);
+        if (files) {
+          dir = files.dir;
           const source = m.source ?? '.';
-          const hash = await hashCopyInputs({ dir, ignore: run.opts.context.ignore }, { sources: [source], dest: '/', workdir: '/' }).catch((err: unknown) => {
+          const hash = await hashCopyInputs({ dir, ignore: files.ignore }, { sources: [source], dest: '/', workdir: '/' }).catch((err: unknown) => {
             // The copy planner words its errors for COPY: say what the user wrote instead.
             const detail = errorMessage(err).replace(/^COPY source "[^"]*": /, '');
             throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=bind,source=${source}: ${detail}`, { cause: err });
           });
-          contentKey = `context:${hash}`;
+          contentKey = `${m.from === undefined ? 'context' : `named:${m.from.toLowerCase()}`}:${hash}`;
         } else {
-          const src = await run.source(m.from);
+          const src = await run.source(m.from!);
           dir = await run.rootfs(src.state);
           contentKey = src.key;
         }

@@ -62,6 +62,7 @@ interface BuildFlags extends BuildAttestFlags {
   iidfile?: string;
   metadataFile?: string;
   ssh?: string[];
+  buildContext?: string[];
   cacheFrom?: string[];
   cacheTo?: string[];
   cache?: boolean;
@@ -260,6 +261,7 @@ export function registerBuild(program: Command): void {
     .option('--layers', 'accepted for buildah (also --layers=true|false): every step is cached; --no-cache skips the cache')
     .option('--iidfile <path>', 'write the image ID (sha256:<config digest>; an index\'s digest for several platforms) to this file')
     .option('--metadata-file <path>', 'write the result as JSON: digest, config digest, descriptor, size, per-platform descriptors')
+    .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
     .option('--ssh <default|id=socket>', 'forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--cache-from <repo>', 'registry repository to read cached layers from (repeatable)', collect)
     .option('--cache-to <repo>', 'registry repository to write cached layers to', collect)
@@ -336,6 +338,7 @@ export function registerBuild(program: Command): void {
           cacheTo: o.cacheTo ?? [],
           secrets,
           sshAgents,
+          buildContexts: keyValues('--build-context', o.buildContext),
           pull: (o.pull ?? 'missing') as PullPolicy,
           pullContext: registry,
           destContext: registry,
