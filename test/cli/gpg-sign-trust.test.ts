@@ -6,7 +6,7 @@
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { runCommand } from '../harness/procs.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { makeGpgHome, type GpgHome } from '../sign/gpg-home.js';
@@ -137,6 +137,39 @@ describe('copy --sign-by, image sign, image trust', () => {
     expect(ok.code, ok.stderr).toBe(0);
     const no = await stevedore(['copy', '-q', '--policy', policy, '--registries.d', registriesDir, `docker://${reg.host}/team/unsigned:1`, `oci:${join(dir, 'gate')}:no`]);
     expect(no.code).toBe(125);
+  });
+
+  it('run --policy with signedBy runs the signed image and refuses the unsigned or wrongly signed one (registries.d from ~/.config/containers)', async () => {
+    const bb = await makeBusyboxImage(join(dir, 'bb'), 'latest');
+    for (const tag of ['signed', 'unsigned', 'stranger']) expect((await stevedore(['copy', '-q', bb.ociRef, `docker://${reg.host}/team/bb:${tag}`])).code).toBe(0);
+    const fakeHome = join(dir, 'home');
+    await mkdir(join(fakeHome, '.config', 'containers', 'registries.d'), { recursive: true });
+    await writeFile(join(fakeHome, '.config', 'containers', 'registries.d', 'sigs.yaml'), `default-docker:\n  lookaside: file://${join(dir, 'run-sigs')}\n`);
+    const sign = (tag: string, h: GpgHome, pass: string[]) => stevedore(['image', 'sign', '--sign-by', h.fingerprint, ...pass, '--directory', join(dir, 'run-sigs'), `${reg.host}/team/bb:${tag}`], { env: h.env });
+    expect((await sign('signed', home, ['--passphrase-file', join(dir, 'pass')])).code).toBe(0);
+    const stranger = await makeGpgHome('run-stranger');
+    try {
+      const s = await sign('stranger', stranger, []);
+      expect(s.code, s.stderr).toBe(0);
+    } finally {
+      await stranger.remove();
+    }
+    const policy = await policyFor('run-policy', `${reg.host}/team`);
+    const root = join(dir, 'store');
+    const run = (name: string) => stevedore(['run', '--rm', '--root', root, '--policy', policy, `${reg.host}/team/${name}`, 'echo', 'ran'], { env: { HOME: fakeHome } });
+    const ran = await run('bb:signed');
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout.trim()).toBe('ran');
+    // The same digest under another tag: the signatures name bb:signed and bb:stranger, not this tag.
+    const otherTag = await run('bb:unsigned');
+    expect(otherTag.code).toBe(125);
+    expect(otherTag.stderr).toMatch(/policy denied: .*does not match .*bb:unsigned under signedIdentity matchRepoDigestOrExact/);
+    const unsigned = await run('unsigned:1');
+    expect(unsigned.code).toBe(125);
+    expect(unsigned.stderr).toMatch(/policy denied: .*no signature exists/);
+    const wrong = await run('bb:stranger');
+    expect(wrong.code).toBe(125);
+    expect(wrong.stderr).toMatch(/policy denied: .*not among the trusted keys/);
   });
 
   it('trust set refuses to edit a policy file containers/image would refuse, and leaves it as it was', async () => {
