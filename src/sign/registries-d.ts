@@ -153,3 +153,19 @@ export function useSigstoreAttachments(config: RegistriesD, ref: ImageReference)
   for (const ns of candidates(config, ref)) if (ns.useSigstoreAttachments !== undefined) return ns.useSigstoreAttachments;
   return false;
 }
+
+/**
+ * The lookaside (reading) configured for a policy scope (`host`, `host/ns`, `host/ns/repo`), for
+ * display: the scope's own entry, else the nearest enclosing one, else default-docker's.
+ */
+export function lookasideForScope(config: RegistriesD, scope: string): string | undefined {
+  let name = scope;
+  for (;;) {
+    const ns = config.docker[name];
+    if (ns?.lookaside) return ns.lookaside;
+    const slash = name.lastIndexOf('/');
+    if (slash < 0) break;
+    name = name.slice(0, slash);
+  }
+  return config.defaultDocker?.lookaside;
+}
