@@ -96,14 +96,16 @@ $(SECCOMPGEN): $(NODE_HACK)/seccompgen/main.go
 	@mkdir -p $(dir $@)
 	cd $(NODE_HACK)/seccompgen && CGO_ENABLED=0 go build $(NODE_GOFLAGS) -trimpath -ldflags '-s -w' -o $@.tmp . && mv $@.tmp $@
 
+# Stevedore's image carries the static runc (RUN steps in build Pods, the agent's runtime).
+image: $(RUNC_STATIC)
+
 cluster-up: node-tools build ## Start a real single node (kubelet + containerd) with its control plane; prints the kubeconfig path
 	$(NODE) --import ./hack/lib/ts-resolve.ts hack/node/cluster.ts up
 
 cluster-down: ## Stop the real node started by cluster-up and clean up after it
 	$(NODE) --import ./hack/lib/ts-resolve.ts hack/node/cluster.ts down
 
-test-e2e-local: deps install node-tools helm build ## End-to-end suite on the real node: helm install, ImageBuild/ImageMirror/ContainerRun
-	hack/image/build.sh --if-changed
+test-e2e-local: deps install node-tools helm build image ## End-to-end suite on the real node: helm install, ImageBuild/ImageMirror/ContainerRun
 	$(NODE_BIN)/vitest run --config test/e2e-local/vitest.config.ts
 
 demo-node: cluster-up ## One command: the real node, Stevedore's chart installed on it, a build Pod building an image
