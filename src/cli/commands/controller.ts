@@ -19,6 +19,12 @@ interface ControllerFlags {
   buildRunAsUser?: number;
   buildSeccompProfile?: string;
   layoutRoot?: string;
+  buildPodAllowedSchedulingKeys?: string[];
+}
+
+/** `a,b,c` → ['a','b','c'] (repeatable: values accumulate). */
+function keyList(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').map((k) => k.trim()).filter(Boolean)];
 }
 
 /** `RuntimeDefault`, `Unconfined`, or `localhost/<profile>` (a profile file on each node). */
@@ -53,6 +59,7 @@ export function registerController(program: Command): void {
     .option('--build-user-namespaces <bool>', 'run build Pods with hostUsers: false (needs user-namespace support on the nodes)', parseBool)
     .option('--build-run-as-user <uid>', 'uid and gid of build Pods', parsePositiveInt)
     .option('--build-seccomp-profile <profile>', 'seccomp of build Pods: RuntimeDefault (default), Unconfined, or localhost/<profile>')
+    .option('--build-pod-allowed-scheduling-keys <keys>', 'node label and taint keys an ImageBuild’s nodeSelector and tolerations may name, comma-separated (default: none; control-plane keys are always refused)', keyList)
     .option('--layout-root <dir>', 'ImageMirror OCI layouts: volumes mounted here as <namespace>/<claimName> (default: layouts unavailable)')
     .action(async (o: ControllerFlags) => {
       // Loaded here, not at the top: @kubernetes/client-node takes ~1 s to import, and every other
@@ -69,6 +76,7 @@ export function registerController(program: Command): void {
         metricsAddr: o.metricsAddr,
         workers: o.workers,
         ...(o.layoutRoot ? { layoutRoot: resolve(o.layoutRoot) } : {}),
+        ...(o.buildPodAllowedSchedulingKeys ? { buildPodAllowedSchedulingKeys: o.buildPodAllowedSchedulingKeys } : {}),
         buildPods: {
           ...(o.buildImage ? { image: o.buildImage } : {}),
           ...(o.buildUserNamespaces !== undefined ? { userNamespaces: o.buildUserNamespaces } : {}),
