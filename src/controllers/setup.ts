@@ -18,6 +18,8 @@ export interface ControllerManagerOptions {
   namespace?: string;
   /** `[host]:port` for /metrics, /healthz, /readyz. */
   metricsAddr?: string;
+  /** /metrics only for callers the API server authenticates and allows `get /metrics` (default false). */
+  metricsAuth?: boolean;
   /** Lease to elect a leader on; omit to run without election. */
   leaderElection?: { namespace: string; name?: string; identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   workers?: number;
@@ -49,6 +51,7 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
   const metrics = new ControllerMetrics({ processMetrics: o.processMetrics ?? true });
   const manager = new Manager(client, {
     metricsAddr: o.metricsAddr,
+    metricsAuth: o.metricsAuth,
     metrics,
     log,
     leaderElection: o.leaderElection

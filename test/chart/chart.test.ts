@@ -119,7 +119,7 @@ describe('charts/stevedore', () => {
   it('renders a ServiceAccount, RBAC, the controller Deployment and a metrics Service', async () => {
     const objs = await render();
     expect(objs.map((o) => o.kind).sort()).toEqual(
-      ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
+      ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
     );
     for (const o of objs.filter((o) => !o.kind.startsWith('Cluster'))) expect(o.metadata.namespace).toBe(NAMESPACE);
     const sa = one(objs, 'ServiceAccount');
@@ -187,6 +187,7 @@ describe('charts/stevedore', () => {
     expect(c.args[0]).toBe('controller');
     expect(c.args).toContain('--leader-elect');
     expect(c.args).toContain('--metrics-addr=:8080');
+    expect(c.args).toContain('--metrics-auth=true');
     expect(c.args).toContain('--leader-election-namespace=$(POD_NAMESPACE)');
     // ImageBuild Pods run the controller's own image, in their own user namespace, as uid 65532.
     expect(c.args).toEqual(expect.arrayContaining([`--build-image=${c.image}`, '--build-user-namespaces=true', '--build-run-as-user=65532', '--build-seccomp-profile=RuntimeDefault']));

@@ -56,6 +56,7 @@ beforeAll(async () => {
   const rbac = objs.filter((o) => o.kind in paths);
   expect(rbac.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort()).toEqual([
     `ClusterRole /${RELEASE}-controller`,
+    `ClusterRole /${RELEASE}-metrics-reader`,
     `ClusterRole /${RELEASE}-tenant`,
     `ClusterRoleBinding /${RELEASE}-controller`,
     `Role ${NAMESPACE}/${RELEASE}-leader-election`,

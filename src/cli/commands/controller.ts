@@ -9,6 +9,7 @@ import { InvalidInputError } from '../../util/errors.js';
 interface ControllerFlags {
   kubeconfig?: string;
   metricsAddr: string;
+  metricsAuth: boolean;
   leaderElect?: boolean;
   leaderElectionNamespace?: string;
   leaderElectionId: string;
@@ -50,6 +51,7 @@ export function registerController(program: Command): void {
     .description('Run the Kubernetes controllers for ImageMirror and ImageBuild (until SIGTERM)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--metrics-addr <addr>', 'address for /metrics, /healthz and /readyz', ':8080')
+    .option('--metrics-auth <bool>', 'serve /metrics only to bearer tokens the API server authenticates (TokenReview) and allows get on /metrics (SubjectAccessReview); probes stay open', parseBool, true)
     .option('--leader-elect', 'elect a leader on a Lease so only one replica reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: the Pod’s own)')
     .option('--leader-election-id <name>', 'name of the Lease', 'stevedore-controller')
@@ -74,6 +76,7 @@ export function registerController(program: Command): void {
         kubeConfig,
         namespace: o.namespace,
         metricsAddr: o.metricsAddr,
+        metricsAuth: o.metricsAuth,
         workers: o.workers,
         ...(o.layoutRoot ? { layoutRoot: resolve(o.layoutRoot) } : {}),
         ...(o.buildPodAllowedSchedulingKeys ? { buildPodAllowedSchedulingKeys: o.buildPodAllowedSchedulingKeys } : {}),
