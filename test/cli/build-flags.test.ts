@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
 import { makeBusyboxImage } from '../fixtures/images.js';
-import { fileText, loadImage } from '../build/corpus/harness.js';
+import { diffFs, fileText, flatten, loadImage } from '../build/corpus/harness.js';
 
 let work: string;
 let store: string;
@@ -149,6 +149,26 @@ describe('stevedore build: buildah flags', () => {
     const bad = await build(['--build-context', 'x=ftp://example.test/a', dir]);
     expect(bad.code).toBe(125);
     expect(bad.stderr).toContain('want a path, a Git or http(s) URL, or docker-image://REF');
+  });
+
+  it('--squash makes the new layers one (deletions kept as whiteouts), over the base layer, with the same filesystem', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN echo a > /a.txt\nRUN rm /bin/false && mkdir -p /d && echo b > /d/b\nCOPY x.txt /d/\nENV K=v\n', { 'x.txt': 'x' });
+    const out = join(work, 'squash-layout');
+    const plain = await build(['-q', '--timestamp', '1700000000', '-t', `oci:${out}:plain`, dir]);
+    const squashed = await build(['-q', '--squash', '--timestamp', '1700000000', '-t', `oci:${out}:squashed`, dir]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(squashed.code, squashed.stderr).toBe(0);
+    const a = await loadImage(out, 'plain');
+    const b = await loadImage(out, 'squashed');
+    expect(a.manifest.layers).toHaveLength(4);
+    expect(b.manifest.layers).toHaveLength(2);
+    expect(b.manifest.layers[0]!.digest).toBe(a.manifest.layers[0]!.digest);
+    expect(b.config.history?.filter((h) => !h.empty_layer)).toHaveLength(2);
+    expect(b.config.config?.Env).toContain('K=v');
+    const fa = await flatten(out, 'plain');
+    const fb = await flatten(out, 'squashed');
+    expect(fb.has('/bin/false')).toBe(false);
+    expect(diffFs(fb, fa)).toEqual([]);
   });
 
   it('--source-date-epoch is --timestamp (same digest); --rewrite-timestamp is accepted', async () => {

@@ -62,6 +62,7 @@ interface BuildFlags extends BuildAttestFlags {
   metadataFile?: string;
   ssh?: string[];
   buildContext?: string[];
+  squash?: boolean;
   cacheFrom?: string[];
   cacheTo?: string[];
   cache?: boolean;
@@ -218,7 +219,7 @@ async function exitWith(code: number): Promise<never> {
  * commander reads as unknown options: `--flag=true` becomes `--flag`, `--flag=false` is dropped
  * (each of these flags is off by default).
  */
-const GO_BOOL_FLAGS = ['layers', 'rewrite-timestamp'];
+const GO_BOOL_FLAGS = ['layers', 'rewrite-timestamp', 'squash'];
 
 function acceptGoBools(cmd: Command): Command {
   const parse = cmd.parseOptions.bind(cmd);
@@ -260,6 +261,7 @@ export function registerBuild(program: Command): void {
     .option('--layers', 'accepted for buildah (also --layers=true|false): every step is cached; --no-cache skips the cache')
     .option('--iidfile <path>', 'write the image ID (sha256:<config digest>; an index\'s digest for several platforms) to this file')
     .option('--metadata-file <path>', 'write the result as JSON: digest, config digest, descriptor, size, per-platform descriptors')
+    .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
     .option('--ssh <default|id=socket>', 'forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--cache-from <repo>', 'registry repository to read cached layers from (repeatable)', collect)
@@ -338,6 +340,7 @@ export function registerBuild(program: Command): void {
           secrets,
           sshAgents,
           buildContexts: keyValues('--build-context', o.buildContext),
+          ...(o.squash ? { squash: true } : {}),
           pull: (o.pull ?? 'missing') as PullPolicy,
           pullContext: registry,
           destContext: registry,
