@@ -171,6 +171,26 @@ describe('stevedore build: buildah flags', () => {
     expect(diffFs(fb, fa)).toEqual([]);
   });
 
+  it('--compression-format zstd sends zstd layers (OCI), which run; with --format docker or zstd:chunked it is refused', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN echo z > /z.txt\n');
+    const out = join(work, 'zstd-layout');
+    const r = await build(['-q', '--compression-format', 'zstd', '-t', `oci:${out}:z`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'z');
+    // The base layer was gzip and is sent as it is; the new layer is zstd.
+    expect(image.manifest.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+    expect(await fileText(out, 'z', 'z.txt')).toBe('z\n');
+    const ran = await stevedore(['run', '--root', join(work, 'run-store'), '--rm', `oci:${out}:z`, 'cat', '/z.txt'], { timeoutMs: 60_000 });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toBe('z\n');
+    const docker = await build(['--compression-format', 'zstd', '--format', 'docker', dir]);
+    expect(docker.code).toBe(125);
+    expect(docker.stderr).toContain('needs --format oci');
+    const chunked = await build(['--compression-format', 'zstd:chunked', dir]);
+    expect(chunked.code).toBe(125);
+    expect(chunked.stderr).toContain('zstd:chunked is not supported');
+  });
+
   it('--source-date-epoch is --timestamp (same digest); --rewrite-timestamp is accepted', async () => {
     const dir = await context('FROM $BASE_IMAGE\nCOPY a.txt /\n', { 'a.txt': 'a' });
     const a = await build(['-q', '--no-cache', '--timestamp', '1700000000', dir]);

@@ -63,6 +63,7 @@ interface BuildFlags extends BuildAttestFlags {
   ssh?: string[];
   buildContext?: string[];
   squash?: boolean;
+  compressionFormat?: string;
   cacheFrom?: string[];
   cacheTo?: string[];
   cache?: boolean;
@@ -261,6 +262,7 @@ export function registerBuild(program: Command): void {
     .option('--layers', 'accepted for buildah (also --layers=true|false): every step is cached; --no-cache skips the cache')
     .option('--iidfile <path>', 'write the image ID (sha256:<config digest>; an index\'s digest for several platforms) to this file')
     .option('--metadata-file <path>', 'write the result as JSON: digest, config digest, descriptor, size, per-platform descriptors')
+    .option('--compression-format <gzip|zstd>', 'compression of layers that leave the machine (push, layout, archive, registry cache)', 'gzip')
     .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
     .option('--ssh <default|id=socket>', 'forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
@@ -307,6 +309,9 @@ export function registerBuild(program: Command): void {
         if (o.timestamp !== undefined && o.sourceDateEpoch !== undefined && o.timestamp !== o.sourceDateEpoch) throw new InvalidInputError('--timestamp and --source-date-epoch name the same setting: give one');
         const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
         if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
+        const compression = o.compressionFormat ?? 'gzip';
+        if (compression === 'zstd:chunked') throw new InvalidInputError('--compression-format zstd:chunked is not supported (no partial pulls here): use zstd or gzip');
+        if (compression !== 'gzip' && compression !== 'zstd') throw new InvalidInputError(`--compression-format must be gzip or zstd, got "${compression}"`);
         const cf = await containerfileFrom(o.file, context);
         const secrets = await parseSecrets(o.secret);
         const sshAgents = await parseSsh(o.ssh);
@@ -341,6 +346,7 @@ export function registerBuild(program: Command): void {
           sshAgents,
           buildContexts: keyValues('--build-context', o.buildContext),
           ...(o.squash ? { squash: true } : {}),
+          compressionFormat: compression,
           pull: (o.pull ?? 'missing') as PullPolicy,
           pullContext: registry,
           destContext: registry,
