@@ -43,6 +43,8 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
    * used for NAME; a path, a Git or http URL names files (opened as the main context is).
    */
   buildContexts?: Record<string, string>;
+  /** `--ignorefile`: patterns from this file instead of the context's ignore file. */
+  ignoreFile?: string;
   /** How layers that leave the machine (push, layout, archive, registry cache) are compressed; gzip by default. */
   compressionFormat?: CompressionFormat;
   /** `-t` values: local names, registry names (pushed), `oci:DIR:TAG` and other transports. */
@@ -50,6 +52,10 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
   format?: ImageFormat;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** buildah's `--env K=V`, `--unsetenv K`, `--omit-history`: edits of the image config. */
+  env?: Record<string, string>;
+  unsetEnv?: string[];
+  omitHistory?: boolean;
   /** Several target platforms: each is built, and the image is an index over them. */
   platforms?: Platform[];
   /** Credentials and TLS for pushing. */
@@ -98,6 +104,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   const context = await openContext(opts.context, {
     ...(fileSpec ? { containerfile: fileSpec } : {}),
     ...(opts.stdin ? { stdin: opts.stdin } : {}),
+    ...(opts.ignoreFile !== undefined ? { ignoreFile: opts.ignoreFile } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   let named: Map<string, NamedContext>;
@@ -124,6 +131,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       format,
       created: execution.created,
       ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.unsetEnv ? { unsetEnv: opts.unsetEnv } : {}),
+      ...(opts.omitHistory ? { omitHistory: true } : {}),
       ...(opts.annotations && !multi ? { annotations: opts.annotations } : {}),
     });
     const built: { local: WrittenImage; sent: WrittenImage; platform: Platform; execution: ExecuteResult }[] = [];

@@ -191,6 +191,40 @@ describe('stevedore build: buildah flags', () => {
     expect(chunked.stderr).toContain('zstd:chunked is not supported');
   });
 
+  it('buildah\'s image-config flags: --env, --unsetenv, --omit-history; --pull in its bare and true/false forms; accepted no-ops', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nENV KEEP=1 DROP=2\nRUN true\n');
+    const out = join(work, 'config-layout');
+    const r = await build(['-q', '--env', 'ADDED=3', '--env', 'KEEP=changed', '--unsetenv', 'DROP', '--omit-history', '--pull', '--jobs', '4', '--skip-unused-stages=false', '--rm', '--force-rm=true', '--identity-label=false', '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'x');
+    expect(image.config.config?.Env).toEqual(expect.arrayContaining(['KEEP=changed', 'ADDED=3']));
+    expect(image.config.config?.Env?.some((e) => e.startsWith('DROP='))).toBe(false);
+    expect(image.config.history).toBeUndefined();
+    for (const pull of ['--pull=true', '--pull=false', '--pull=newer']) {
+      const p = await build(['-q', pull, dir]);
+      expect(p.code, `${pull}: ${p.stderr}`).toBe(0);
+    }
+    const badJobs = await build(['--jobs', 'many', dir]);
+    expect(badJobs.code).toBe(125);
+    expect(badJobs.stderr).toContain('--jobs must be a number');
+  });
+
+  it('--os/--arch/--variant name the platform; --ignorefile replaces the context\'s .dockerignore', async () => {
+    const dir = await context('FROM scratch\nCOPY . /ctx/\n', { 'a.txt': 'a', 'b.log': 'b', '.dockerignore': '*.txt\n', 'my.ignore': '*.log\nmy.ignore\nContainerfile\n' });
+    const out = join(work, 'arch-layout');
+    const r = await build(['-q', '--os', 'linux', '--arch', 'arm64', '--variant', 'v8', '--ignorefile', join(dir, 'my.ignore'), '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'x');
+    expect([image.config.os, image.config.architecture, image.config.variant]).toEqual(['linux', 'arm64', 'v8']);
+    const fs = await flatten(out, 'x');
+    expect([...fs.keys()].sort()).toEqual(['/ctx', '/ctx/.dockerignore', '/ctx/a.txt']);
+    const both = await build(['--arch', 'arm64', '--platform', 'linux/amd64', dir]);
+    expect(both.code).toBe(125);
+    const missing = await build(['--ignorefile', join(dir, 'nope'), dir]);
+    expect(missing.code).toBe(125);
+    expect(missing.stderr).toContain('--ignorefile');
+  });
+
   it('--source-date-epoch is --timestamp (same digest); --rewrite-timestamp is accepted', async () => {
     const dir = await context('FROM $BASE_IMAGE\nCOPY a.txt /\n', { 'a.txt': 'a' });
     const a = await build(['-q', '--no-cache', '--timestamp', '1700000000', dir]);
