@@ -24,7 +24,8 @@ import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootles
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import type { RuntimeName } from '../../runtime/oci-runtime.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
-import { EXIT_TOOL_ERROR, VERSION } from '../main.js';
+import { VERSION } from '../../util/version.js';
+import { EXIT_TOOL_ERROR } from '../exit-codes.js';
 import type { AttestationRecord, BuildAttestFlags, SignatureRecord } from '../build-attest.js';
 import { collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
