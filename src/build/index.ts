@@ -17,7 +17,7 @@ import { remoteContextOf } from './context/remote.js';
 import { resolveInRoot } from '../runtime/unpack/index.js';
 import { executeBuild, type ExecuteResult } from './executor/execute.js';
 import type { ExecuteOptions, NamedContext } from './executor/types.js';
-import { LayerCompressor } from './output/compress.js';
+import { LayerCompressor, type CompressionFormat } from './output/compress.js';
 import { parseDestination, publish, type Destination } from './output/destinations.js';
 import { writeImage, writeIndex, type ImageFormat, type WrittenImage } from './output/image.js';
 import { withCompressedLayers } from './executor/state.js';
@@ -43,11 +43,19 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
    * used for NAME; a path, a Git or http URL names files (opened as the main context is).
    */
   buildContexts?: Record<string, string>;
+  /** `--ignorefile`: patterns from this file instead of the context's ignore file. */
+  ignoreFile?: string;
+  /** How layers that leave the machine (push, layout, archive, registry cache) are compressed; gzip by default. */
+  compressionFormat?: CompressionFormat;
   /** `-t` values: local names, registry names (pushed), `oci:DIR:TAG` and other transports. */
   tags?: string[];
   format?: ImageFormat;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** buildah's `--env K=V`, `--unsetenv K`, `--omit-history`: edits of the image config. */
+  env?: Record<string, string>;
+  unsetEnv?: string[];
+  omitHistory?: boolean;
   /** Several target platforms: each is built, and the image is an index over them. */
   platforms?: Platform[];
   /** Credentials and TLS for pushing. */
@@ -87,6 +95,7 @@ async function findContainerfile(contextDir: string, file: string | undefined): 
 }
 
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
+  if (opts.compressionFormat === 'zstd' && opts.format === 'docker') throw new InvalidInputError('--compression-format zstd needs --format oci: Docker image manifests have no zstd layer type');
   // Parse destinations first: a bad -t fails before any work.
   const destinations = (opts.tags ?? []).map(parseDestination);
   // With a context from a URL, a relative -f names a file in it (as docker build).
@@ -95,6 +104,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   const context = await openContext(opts.context, {
     ...(fileSpec ? { containerfile: fileSpec } : {}),
     ...(opts.stdin ? { stdin: opts.stdin } : {}),
+    ...(opts.ignoreFile !== undefined ? { ignoreFile: opts.ignoreFile } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   let named: Map<string, NamedContext>;
@@ -104,7 +114,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     await context.cleanup();
     throw err;
   }
-  const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`));
+  const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`), opts.compressionFormat ?? 'gzip');
   try {
     const explicitFile = fileSpec === undefined ? undefined : inRemote ? await resolveInRoot(context.dir, fileSpec) : fileSpec;
     const path = opts.containerfileText !== undefined ? STDIN_NAME : await findContainerfile(context.dir, explicitFile);
@@ -121,6 +131,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       format,
       created: execution.created,
       ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.unsetEnv ? { unsetEnv: opts.unsetEnv } : {}),
+      ...(opts.omitHistory ? { omitHistory: true } : {}),
       ...(opts.annotations && !multi ? { annotations: opts.annotations } : {}),
     });
     const built: { local: WrittenImage; sent: WrittenImage; platform: Platform; execution: ExecuteResult }[] = [];

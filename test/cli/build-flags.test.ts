@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
 import { makeBusyboxImage } from '../fixtures/images.js';
-import { fileText, loadImage } from '../build/corpus/harness.js';
+import { diffFs, fileText, flatten, loadImage } from '../build/corpus/harness.js';
 
 let work: string;
 let store: string;
@@ -149,6 +149,80 @@ describe('stevedore build: buildah flags', () => {
     const bad = await build(['--build-context', 'x=ftp://example.test/a', dir]);
     expect(bad.code).toBe(125);
     expect(bad.stderr).toContain('want a path, a Git or http(s) URL, or docker-image://REF');
+  });
+
+  it('--squash makes the new layers one (deletions kept as whiteouts), over the base layer, with the same filesystem', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN echo a > /a.txt\nRUN rm /bin/false && mkdir -p /d && echo b > /d/b\nCOPY x.txt /d/\nENV K=v\n', { 'x.txt': 'x' });
+    const out = join(work, 'squash-layout');
+    const plain = await build(['-q', '--timestamp', '1700000000', '-t', `oci:${out}:plain`, dir]);
+    const squashed = await build(['-q', '--squash', '--timestamp', '1700000000', '-t', `oci:${out}:squashed`, dir]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(squashed.code, squashed.stderr).toBe(0);
+    const a = await loadImage(out, 'plain');
+    const b = await loadImage(out, 'squashed');
+    expect(a.manifest.layers).toHaveLength(4);
+    expect(b.manifest.layers).toHaveLength(2);
+    expect(b.manifest.layers[0]!.digest).toBe(a.manifest.layers[0]!.digest);
+    expect(b.config.history?.filter((h) => !h.empty_layer)).toHaveLength(2);
+    expect(b.config.config?.Env).toContain('K=v');
+    const fa = await flatten(out, 'plain');
+    const fb = await flatten(out, 'squashed');
+    expect(fb.has('/bin/false')).toBe(false);
+    expect(diffFs(fb, fa)).toEqual([]);
+  });
+
+  it('--compression-format zstd sends zstd layers (OCI), which run; with --format docker or zstd:chunked it is refused', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN echo z > /z.txt\n');
+    const out = join(work, 'zstd-layout');
+    const r = await build(['-q', '--compression-format', 'zstd', '-t', `oci:${out}:z`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'z');
+    // The base layer was gzip and is sent as it is; the new layer is zstd.
+    expect(image.manifest.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+    expect(await fileText(out, 'z', 'z.txt')).toBe('z\n');
+    const ran = await stevedore(['run', '--root', join(work, 'run-store'), '--rm', `oci:${out}:z`, 'cat', '/z.txt'], { timeoutMs: 60_000 });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toBe('z\n');
+    const docker = await build(['--compression-format', 'zstd', '--format', 'docker', dir]);
+    expect(docker.code).toBe(125);
+    expect(docker.stderr).toContain('needs --format oci');
+    const chunked = await build(['--compression-format', 'zstd:chunked', dir]);
+    expect(chunked.code).toBe(125);
+    expect(chunked.stderr).toContain('zstd:chunked is not supported');
+  });
+
+  it('buildah\'s image-config flags: --env, --unsetenv, --omit-history; --pull in its bare and true/false forms; accepted no-ops', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nENV KEEP=1 DROP=2\nRUN true\n');
+    const out = join(work, 'config-layout');
+    const r = await build(['-q', '--env', 'ADDED=3', '--env', 'KEEP=changed', '--unsetenv', 'DROP', '--omit-history', '--pull', '--jobs', '4', '--skip-unused-stages=false', '--rm', '--force-rm=true', '--identity-label=false', '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'x');
+    expect(image.config.config?.Env).toEqual(expect.arrayContaining(['KEEP=changed', 'ADDED=3']));
+    expect(image.config.config?.Env?.some((e) => e.startsWith('DROP='))).toBe(false);
+    expect(image.config.history).toBeUndefined();
+    for (const pull of ['--pull=true', '--pull=false', '--pull=newer']) {
+      const p = await build(['-q', pull, dir]);
+      expect(p.code, `${pull}: ${p.stderr}`).toBe(0);
+    }
+    const badJobs = await build(['--jobs', 'many', dir]);
+    expect(badJobs.code).toBe(125);
+    expect(badJobs.stderr).toContain('--jobs must be a number');
+  });
+
+  it('--os/--arch/--variant name the platform; --ignorefile replaces the context\'s .dockerignore', async () => {
+    const dir = await context('FROM scratch\nCOPY . /ctx/\n', { 'a.txt': 'a', 'b.log': 'b', '.dockerignore': '*.txt\n', 'my.ignore': '*.log\nmy.ignore\nContainerfile\n' });
+    const out = join(work, 'arch-layout');
+    const r = await build(['-q', '--os', 'linux', '--arch', 'arm64', '--variant', 'v8', '--ignorefile', join(dir, 'my.ignore'), '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'x');
+    expect([image.config.os, image.config.architecture, image.config.variant]).toEqual(['linux', 'arm64', 'v8']);
+    const fs = await flatten(out, 'x');
+    expect([...fs.keys()].sort()).toEqual(['/ctx', '/ctx/.dockerignore', '/ctx/a.txt']);
+    const both = await build(['--arch', 'arm64', '--platform', 'linux/amd64', dir]);
+    expect(both.code).toBe(125);
+    const missing = await build(['--ignorefile', join(dir, 'nope'), dir]);
+    expect(missing.code).toBe(125);
+    expect(missing.stderr).toContain('--ignorefile');
   });
 
   it('--source-date-epoch is --timestamp (same digest); --rewrite-timestamp is accepted', async () => {

@@ -52,6 +52,8 @@ export class BuildRun {
   readonly workDir: string;
   /** Final state of each finished stage, by index. */
   readonly stages = new Map<number, StageState>();
+  /** Each stage's state right after its FROM (what --squash keeps below the squashed layer). */
+  readonly initial = new Map<number, StageState>();
   /** Each stage of the plan, finished or not: a step needing another stage waits for it here. */
   readonly pending = new Map<number, Promise<StageState>>();
   readonly #images = new Map<string, Promise<StoredImage>>();

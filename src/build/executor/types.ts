@@ -53,6 +53,8 @@ export interface ExecuteOptions {
   noCache?: boolean;
   /** `--secret`: id → a host file (`src=PATH`) or a value (`env=VAR`, read by the caller). */
   secrets?: ReadonlyMap<string, SecretSource>;
+  /** `--squash`: the target stage's new layers become one (its base image's layers stay as they are). */
+  squash?: boolean;
   /** `--build-context`: by name (lower case, as stage names). */
   namedContexts?: ReadonlyMap<string, NamedContext>;
   /** `--ssh`: id (`default` unless named) → an SSH agent socket on this host, for RUN --mount=type=ssh. */

@@ -19,7 +19,7 @@ import {
 import { RESULT_FILE_LIMIT } from '../../build/output/result-file.js';
 import type { Digest } from '../../oci/digest.js';
 import { SILENT_REPORTER } from '../../build/executor/types.js';
-import { parsePlatform } from '../../oci/platform.js';
+import { hostPlatform, parsePlatform } from '../../oci/platform.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import type { RuntimeName } from '../../runtime/oci-runtime.js';
@@ -63,6 +63,16 @@ interface BuildFlags extends BuildAttestFlags {
   metadataFile?: string;
   ssh?: string[];
   buildContext?: string[];
+  squash?: boolean;
+  compressionFormat?: string;
+  env?: string[];
+  unsetenv?: string[];
+  omitHistory?: boolean;
+  ignorefile?: string;
+  arch?: string;
+  os?: string;
+  variant?: string;
+  jobs?: string;
   cacheFrom?: string[];
   cacheTo?: string[];
   cache?: boolean;
@@ -219,7 +229,9 @@ async function exitWith(code: number): Promise<never> {
  * commander reads as unknown options: `--flag=true` becomes `--flag`, `--flag=false` is dropped
  * (each of these flags is off by default).
  */
-const GO_BOOL_FLAGS = ['layers', 'rewrite-timestamp'];
+const GO_BOOL_FLAGS = ['layers', 'rewrite-timestamp', 'squash', 'omit-history', 'skip-unused-stages', 'rm', 'force-rm', 'identity-label'];
+
+const PULL_POLICIES = ['always', 'missing', 'never', 'true', 'false', 'newer'];
 
 function acceptGoBools(cmd: Command): Command {
   const parse = cmd.parseOptions.bind(cmd);
@@ -229,6 +241,16 @@ function acceptGoBools(cmd: Command): Command {
       if (a === '--') {
         out.push(...argv.slice(i));
         break;
+      }
+      // buildah's --pull is also a bare flag or true/false: true (pull when newer) is always here, false is missing.
+      if (a === '--pull' && !PULL_POLICIES.includes(argv[i + 1] ?? '')) {
+        out.push('--pull=always');
+        continue;
+      }
+      const pull = /^--pull=(true|false|newer)$/.exec(a);
+      if (pull) {
+        out.push(`--pull=${pull[1] === 'false' ? 'missing' : 'always'}`);
+        continue;
       }
       const m = /^--([a-z-]+)=(.*)$/.exec(a);
       if (!m || !GO_BOOL_FLAGS.includes(m[1]!)) {
@@ -261,6 +283,20 @@ export function registerBuild(program: Command): void {
     .option('--layers', 'accepted for buildah (also --layers=true|false): every step is cached; --no-cache skips the cache')
     .option('--iidfile <path>', 'write the image ID (sha256:<config digest>; an index\'s digest for several platforms) to this file')
     .option('--metadata-file <path>', 'write the result as JSON: digest, config digest, descriptor, size, per-platform descriptors')
+    .option('--env <K=V>', 'set an environment variable in the image config (repeatable), as buildah --env', collect)
+    .option('--unsetenv <K>', 'remove an environment variable from the image config (repeatable)', collect)
+    .option('--omit-history', 'write no history into the image config')
+    .option('--ignorefile <path>', 'read ignore patterns from this file instead of the context\'s .containerignore/.dockerignore')
+    .option('--os <os>', 'the target OS (with --arch and --variant: another way to say --platform)')
+    .option('--arch <arch>', 'the target architecture')
+    .option('--variant <variant>', 'the target architecture variant')
+    .option('--jobs <n>', 'accepted for buildah: independent stages always run in parallel')
+    .option('--skip-unused-stages', 'accepted for buildah (also =true|false): only the stages the target needs are built')
+    .option('--rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
+    .option('--force-rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
+    .option('--identity-label', 'accepted for buildah (also =true|false): stevedore adds no io.buildah.version label')
+    .option('--compression-format <gzip|zstd>', 'compression of layers that leave the machine (push, layout, archive, registry cache)', 'gzip')
+    .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
     .option('--ssh <default|id=socket>', 'forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--cache-from <repo>', 'registry repository to read cached layers from (repeatable)', collect)
@@ -306,7 +342,14 @@ export function registerBuild(program: Command): void {
         if (o.timestamp !== undefined && o.sourceDateEpoch !== undefined && o.timestamp !== o.sourceDateEpoch) throw new InvalidInputError('--timestamp and --source-date-epoch name the same setting: give one');
         const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
         if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
+        const compression = o.compressionFormat ?? 'gzip';
+        if (compression === 'zstd:chunked') throw new InvalidInputError('--compression-format zstd:chunked is not supported (no partial pulls here): use zstd or gzip');
+        if (compression !== 'gzip' && compression !== 'zstd') throw new InvalidInputError(`--compression-format must be gzip or zstd, got "${compression}"`);
         const cf = await containerfileFrom(o.file, context);
+        if (o.jobs !== undefined && !/^\d+$/.test(o.jobs)) throw new InvalidInputError(`--jobs must be a number, got "${o.jobs}"`);
+        if ((o.os || o.arch || o.variant) && o.platform) throw new InvalidInputError('give --platform, or --os/--arch/--variant, not both');
+        const host = hostPlatform();
+        const platform = o.os || o.arch || o.variant ? `${o.os ?? host.os}/${o.arch ?? host.architecture}${o.variant ? `/${o.variant}` : ''}` : o.platform;
         const secrets = await parseSecrets(o.secret);
         const sshAgents = await parseSsh(o.ssh);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
@@ -328,7 +371,7 @@ export function registerBuild(program: Command): void {
           tags: o.tag ?? [],
           ...(o.target !== undefined ? { target: o.target } : {}),
           buildArgs: keyValues('--build-arg', o.buildArg, true),
-          ...(o.platform ? { platforms: o.platform.split(',').map((p) => parsePlatform(p.trim())) } : {}),
+          ...(platform ? { platforms: platform.split(',').map((p) => parsePlatform(p.trim())) } : {}),
           labels: keyValues('--label', o.label),
           annotations: keyValues('--annotation', o.annotation),
           format: o.format,
@@ -339,6 +382,12 @@ export function registerBuild(program: Command): void {
           secrets,
           sshAgents,
           buildContexts: keyValues('--build-context', o.buildContext),
+          ...(o.squash ? { squash: true } : {}),
+          compressionFormat: compression,
+          ...(o.env ? { env: keyValues('--env', o.env) } : {}),
+          ...(o.unsetenv ? { unsetEnv: o.unsetenv } : {}),
+          ...(o.omitHistory ? { omitHistory: true } : {}),
+          ...(o.ignorefile !== undefined ? { ignoreFile: o.ignorefile } : {}),
           pull: (o.pull ?? 'missing') as PullPolicy,
           pullContext: registry,
           destContext: registry,
