@@ -113,6 +113,17 @@ describe('stevedore manifest', () => {
     expect(JSON.parse((await sd(['inspect', 'fromp'])).stdout).manifests[0].platform.architecture).toBe('riscv64');
   });
 
+  it('adds an image of the local store by its name (as stevedore images lists it)', async () => {
+    const { ImageStore } = await import('../../src/runtime/store/index.js');
+    const store = await ImageStore.open(root);
+    await store.pull(arm.ociRef, { policy: 'always' });
+    const name = (await store.list()).map((i) => i.name).find((n) => n.startsWith('localhost/arm'))!;
+    expect(name).toBe('localhost/arm:arm64');
+    expect((await sd(['create', 'fromstore', name])).code).toBe(0);
+    const list = JSON.parse((await sd(['inspect', 'fromstore'])).stdout) as { manifests: Array<{ digest: string; platform: { architecture: string } }> };
+    expect(list.manifests.map((m) => [m.digest, m.platform.architecture])).toEqual([[arm.descriptor.digest, 'arm64']]);
+  });
+
   it('lists in an OCI layout, a Docker-format list refusing annotations, remove, rm and exists', async () => {
     const layoutList = `oci:${join(dir, 'lists')}:multi`;
     expect((await sd(['create', layoutList, amd.ociRef, arm.ociRef])).code).toBe(0);

@@ -171,6 +171,21 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     expect(got).toEqual(cases.map((c) => c.want));
   });
 
+  it('a valid signature replayed into another image\'s lookaside directory is refused: it names the other digest', async () => {
+    const { registriesDir, lookaside } = await lookasideConfig();
+    await pushImage(other, 'team/replay:1');
+    await gpgSign(`${reg.host}/team/replay:1`, registriesDir);
+    // The attacker copies the signature of `other` (same repository and tag) into `image`'s directory.
+    await pushImage(image, 'team/replay:2');
+    const from = join(lookaside, 'team', `replay@${other.descriptor.digest.replace(':', '=')}`, 'signature-1');
+    const toDir = join(lookaside, 'team', `replay@${image.descriptor.digest.replace(':', '=')}`);
+    await mkdir(toDir, { recursive: true });
+    await writeFile(join(toDir, 'signature-1'), await readFile(from));
+    const d = await evaluatePolicy(signedBy({ signedIdentity: { type: 'matchRepository' } }), `docker://${reg.host}/team/replay:2`, { registriesDir });
+    expect(d.allowed).toBe(false);
+    expect(d.reason).toContain(`for digest ${other.descriptor.digest}, not ${image.descriptor.digest}`);
+  });
+
   it('reads signatures from an http:// lookaside (loopback), and stops a lookaside that never ends', async () => {
     const { registriesDir: stage, lookaside } = await lookasideConfig();
     await gpgSign(`${reg.host}/team/app:1`, stage);
