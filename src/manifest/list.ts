@@ -7,7 +7,7 @@ import { OciLayout } from '../oci/layout.js';
 import { encodeManifest, parseManifest, type ImageIndex, type RawManifest } from '../oci/manifest.js';
 import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
 import { formatPlatform, hostPlatform, normalizePlatform, platformMatches, type Platform } from '../oci/platform.js';
-import { formatReference, parseReference } from '../oci/reference.js';
+import { formatReference, parseReference, type ImageReference } from '../oci/reference.js';
 import { defaultStoreRoot } from '../runtime/store/paths.js';
 import { parseImageName } from '../transports/index.js';
 import { splitLayoutReference } from '../transports/oci.js';
@@ -44,7 +44,7 @@ export function listLocation(name: string, storeRoot: string = defaultStoreRoot(
     const { path, refName } = splitLayoutReference(name.slice(4), 'oci') as { path: string; refName?: string };
     return { layoutDir: path, refName: refName ?? 'latest', display: name };
   }
-  let ref;
+  let ref: ImageReference;
   try {
     ref = parseReference(name);
   } catch (err) {
