@@ -83,6 +83,9 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     expect(await readdir(join(lookaside, 'team', `skopeo@sha256=${hex}`))).toEqual(['signature-1']);
     const ok = await evaluatePolicy(signedBy({}), `docker://${reg.host}/team/skopeo:1`, { registriesDir });
     expect(ok.allowed, ok.reason).toBe(true);
+    // The copy engine's gate admits it too.
+    const copied = await copyReference(parseImageName(`docker://${reg.host}/team/skopeo:1`), parseImageName(`oci:${join(dir, 'from-skopeo')}:ok`), { policy: signedBy({}), srcContext: { registriesDir } });
+    expect(copied.digest).toBe(image.descriptor.digest);
     // The same signature does not vouch for another tag under the default matchRepoDigestOrExact...
     await pushImage(image, 'team/skopeo:2');
     const otherTag = await evaluatePolicy(signedBy({}), `docker://${reg.host}/team/skopeo:2`, { registriesDir });
