@@ -56,9 +56,9 @@ export function nodeTools() {
 }
 
 /** The node parts that are not built yet (empty: the node can start). */
-export function missingNodeTools(): string[] {
+export function missingNodeTools(extras = true): string[] {
   const t = nodeTools();
-  return [t.kubelet, t.scheduler, t.controllerManager, join(t.containerdDir, 'containerd'), t.runc, join(t.cniBinDir, 'bridge'), t.crictl, t.pause]
+  return [t.kubelet, ...(extras ? [t.scheduler, t.controllerManager] : []), join(t.containerdDir, 'containerd'), t.runc, join(t.cniBinDir, 'bridge'), t.crictl, t.pause, t.kubectl]
     .filter((p) => !existsSync(p));
 }
 
@@ -242,7 +242,7 @@ export async function cleanupNodeDir(dir: string): Promise<string[]> {
 
 /** Starts the whole node; on failure everything started so far is stopped again. */
 export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
-  const missing = missingNodeTools();
+  const missing = missingNodeTools(opts.extras ?? true);
   if (missing.length) throw new Error(`node parts missing (build them with \`make node-tools\`): ${missing.join(', ')}`);
   const t = nodeTools();
   const t0 = Date.now();
