@@ -13,7 +13,7 @@
  * registry listens on the bridge's own address, which Pods and this machine reach and nothing else.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, mkdtemp, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { closeSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -256,6 +256,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     await rm(dir, { recursive: true, force: true });
   }
   const paths = nodePaths(dir);
+  // mkdtemp makes 0700: user-namespaced containers (an unprivileged id on the node) must traverse
+  // it to reach their rootfs and volumes.
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o755);
   for (const d of [join(dir, 'logs'), paths.containerdRoot, paths.containerdState, paths.certsDir, paths.cniConfDir,
     paths.cniDataDir, paths.kubeletRoot, paths.podLogs, paths.volumePlugins, paths.seccompDir, join(dir, 'pki')]) {
     await mkdir(d, { recursive: true });
