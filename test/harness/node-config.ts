@@ -149,6 +149,8 @@ export function kubeletConfig(p: NodePaths, o: { caFile: string; cgroupRoot: str
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
     serializeImagePulls: false,
+    // No KUBE-* iptables chains on this machine: nothing here needs them (no kube-proxy).
+    makeIPTablesUtilChains: false,
     featureGates: { UserNamespacesSupport: true },
     // Status every few seconds, so tests see Pods and the node promptly.
     nodeStatusUpdateFrequency: '4s',
