@@ -4,19 +4,20 @@
  * → status is always patched on the way out. The build itself runs in the Pod (`stevedore build`);
  * this process only creates, watches and deletes Pods and writes status.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION, GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION } from '../k8s/api/common.js';
 import type { ImageBuild, ImageBuildStatus } from '../k8s/api/imagebuild.js';
 import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
 import { isConflict, isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler, SecondaryWatch } from '../k8s/runtime/controller.js';
-import { ReconcileError, StallingError } from '../k8s/runtime/errors.js';
+import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
 import type { MetaObject } from '../k8s/runtime/informer.js';
 import { judgeReconcileError } from '../k8s/runtime/reconcile-errors.js';
 import { parseReference } from '../oci/reference.js';
-import { LABEL_BUILD_UID, SIGNING_KEY, SIGNING_PASSWORD, buildPod, buildPodName, buildSecrets, buildTimeoutMs, type BuildPodOptions } from './imagebuild-pod.js';
+import { LABEL_BUILD_UID, SIGNING_KEY, SIGNING_PASSWORD, buildPod, buildPodName, buildSecrets, buildTimeoutMs, userNamespaceSupport, type BuildPodOptions } from './imagebuild-pod.js';
+import { errorMessage } from '../util/errors.js';
 import { podOutcome, type BuildFailure } from './imagebuild-result.js';
 import { dockerConfigFromSecret, getSecret } from './imagemirror-credentials.js';
 
@@ -270,6 +271,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         if (missing.length) throw new ReconcileError('CredentialsNotFound', `Secret ${ns}/${s.name} (signing key) has no ${missing.join(' or ')} (cosign generate-key-pair k8s://${ns}/${s.name} writes both)`);
       }
     }
+    if (this.#o.pod.userNamespaces) await this.#checkUserNamespaces(obj);
     const body = buildPod(obj, this.#o.pod, requested);
     try {
       await this.#client.create(resourcePath(PODS, ns), body);
@@ -284,6 +286,23 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     status.conditions = markReconciling(status.conditions, generation, 'Building', `build Pod ${podName} created for ${obj.spec.output.image}`);
     await this.#o.events.record(this.#target(obj), 'Normal', 'Building', `created build Pod ${podName}`);
     return { requeueAfterMs: buildTimeoutMs(obj) };
+  }
+
+  /**
+   * A Pod with hostUsers: false on nodes without user-namespace support never starts (its sandbox is
+   * refused): say so in status instead, and look again later. Nodes the controller may not list
+   * (RBAC) or that report nothing leave the decision to the kubelet.
+   */
+  async #checkUserNamespaces(obj: ImageBuild): Promise<void> {
+    let nodes: V1Node[];
+    try {
+      nodes = (await this.#client.get<{ items: V1Node[] }>('/api/v1/nodes')).items;
+    } catch (err) {
+      this.#o.log.debug({ err: errorMessage(err) }, 'cannot list nodes: user-namespace support not checked');
+      return;
+    }
+    const support = userNamespaceSupport(nodes, obj.spec.nodeSelector);
+    if (support.supported === false) throw new WaitingError('UserNamespacesUnsupported', support.message, 120_000);
   }
 
   /** A finished failure: terminal for this generation (Stalled), until the spec changes or a rebuild is requested. */

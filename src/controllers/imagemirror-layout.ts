@@ -9,7 +9,7 @@ import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import type { SyncRepoSpec } from '../copy/sync-config.js';
 import { copyReference } from '../copy/copy.js';
-import { selectTags, type SyncItem, type SyncOptions, type SyncReport } from '../copy/sync.js';
+import { chooseTags, emptyReport, recordItem, type SyncItem, type SyncOptions, type SyncReport } from '../copy/sync.js';
 import { OciLayout } from '../oci/layout.js';
 import type { Policy } from '../policy/types.js';
 import { headManifest } from '../registry/manifests.js';
@@ -98,7 +98,7 @@ export async function syncFromLayout(
   dest: { registry: string; repository: string; context: TransportContext },
   opts: LayoutImportOptions,
 ): Promise<SyncReport> {
-  const report: SyncReport = { items: [], copied: 0, skipped: 0, failed: 0, pruned: 0 };
+  const report = emptyReport();
   const source = `oci:${dir}`;
   let layout: OciLayout;
   let names: string[];
@@ -106,12 +106,19 @@ export async function syncFromLayout(
     layout = await OciLayout.open(dir);
     names = await layout.refNames();
   } catch (err) {
-    report.items.push({ source, destination: `${dest.registry}/${dest.repository}`, tag: '*', action: 'failed', error: errorMessage(err) });
-    report.failed++;
+    recordItem(report, { source, destination: `${dest.registry}/${dest.repository}`, tag: '*', action: 'failed', error: errorMessage(err) });
     return report;
   }
-  const explicit = selection.tags.length > 0 && !selection.regex && !selection.semver;
-  const tags = explicit ? selection.tags : selectTags({ ...selection, registry: '', repository: '' }, names);
+  const explicit = selection.tags.length > 0 && !selection.regex && !selection.deny && !selection.semver && selection.newest === undefined;
+  let tags: string[];
+  try {
+    tags = explicit
+      ? selection.tags
+      : await chooseTags({ ...selection, registry: '', repository: '' }, names, (tag) => parseOciReference(`${dir}:${tag}`).newSource(), { signal: opts.signal });
+  } catch (err) {
+    recordItem(report, { source, destination: `${dest.registry}/${dest.repository}`, tag: '*', action: 'failed', error: errorMessage(err) });
+    return report;
+  }
   const client = registryClientFor({ registry: dest.registry, repository: dest.repository }, dest.context);
   try {
     await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {
@@ -139,10 +146,7 @@ export async function syncFromLayout(
       } catch (err) {
         item.error = errorMessage(err);
       }
-      report.items.push(item);
-      if (item.action === 'copied') report.copied++;
-      else if (item.action === 'skipped') report.skipped++;
-      else report.failed++;
+      recordItem(report, item);
     });
   } finally {
     await client.close();

@@ -64,8 +64,14 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     this.#o = o;
   }
 
+  /** Syncs under way, by namespace/name: deleting the mirror cancels its sync. */
+  readonly #running = new Map<string, AbortController>();
+
   /** Status patches do not enqueue: only spec changes, reconcile requests and deletion do. */
   shouldEnqueueUpdate(a: ImageMirror, b: ImageMirror): boolean {
+    if (!a.metadata.deletionTimestamp && b.metadata.deletionTimestamp) {
+      this.#running.get(`${b.metadata.namespace}/${b.metadata.name}`)?.abort(new Error('the ImageMirror is being deleted'));
+    }
     return (
       a.metadata.generation !== b.metadata.generation ||
       a.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] !== b.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] ||
@@ -174,6 +180,10 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     let report: SyncReport;
     const run = this.#o.sync ?? sync;
     const parallelImages = this.#o.parallelImages ?? 4;
+    const key = `${ns}/${obj.metadata.name}`;
+    const deleted = new AbortController();
+    this.#running.set(key, deleted);
+    signal = AbortSignal.any([signal, deleted.signal]);
     try {
       if (plan.source.kind === 'layout') {
         const dest = plan.destination as RegistrySide;
@@ -195,8 +205,14 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
         });
       }
     } catch (err) {
+      // Deleted while syncing: nothing to report on an object that is going away; the deletion's
+      // own event brings the next reconcile, which removes the finalizer.
+      if (deleted.signal.aborted) return {};
       throw new ReconcileError('SyncFailed', `sync failed: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      if (this.#running.get(key) === deleted) this.#running.delete(key);
     }
+    if (deleted.signal.aborted) return {};
     const verdict = summarize(report, plan.options.dryRun ?? false);
     await this.#eventOnDenial(obj, status, verdict.tags);
     status.tags = verdict.tags;

@@ -29,6 +29,13 @@ export interface CopyOptions {
   jobs?: number;
   /** Attempts per blob; a broken transfer restarts (the source side also resumes by Range). */
   blobAttempts?: number;
+  /**
+   * A platform subset of an index is written as an index (even of one platform), annotated with the
+   * source index's digest and the platforms chosen (SUBSET_SOURCE_ANNOTATION, SUBSET_PLATFORMS_ANNOTATION),
+   * so a later sync can tell it is unchanged from a HEAD of the source and the destination's own
+   * manifest. Without it one platform is written as that platform's image, as skopeo does.
+   */
+  recordSubset?: boolean;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
 }
@@ -45,9 +52,24 @@ export interface CopyResult {
   manifests: number;
   /** Signatures, attestations, SBOMs and referrers carried along (registry to registry). */
   attachments?: AttachmentsCopied;
+  /**
+   * The top manifest as written (bytes, media type, digest), so a caller can tag it again without
+   * reading it back (sync tags every further tag of one digest with it).
+   */
+  manifest: RawManifest;
 }
 
 const MAX_INDEX_DEPTH = 4;
+
+/** The digest of the source index a platform subset was taken from (see CopyOptions.recordSubset). */
+export const SUBSET_SOURCE_ANNOTATION = 'dev.stevedore.mirror.source-digest';
+/** The platforms of that subset, as subsetPlatforms() writes them. */
+export const SUBSET_PLATFORMS_ANNOTATION = 'dev.stevedore.mirror.platforms';
+
+/** Platforms as one canonical string (sorted, comma-separated), for the subset annotation. */
+export function subsetPlatforms(platforms: readonly Platform[]): string {
+  return [...new Set(platforms.map(formatPlatform))].sort().join(',');
+}
 
 /** A blob stream that counts what it has delivered (BlobReader, VerifyingStream). */
 type CountingStream = Readable & { readonly bytes: number };
@@ -79,11 +101,12 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, opts: 
     opts,
     blobs: new Map(),
     limiter: new Limiter(opts.jobs ?? 6),
-    result: { digest: top.digest, mediaType: top.mediaType, platforms: [], blobsCopied: 0, blobsReused: 0, bytesCopied: 0, manifests: 0 },
+    result: { digest: top.digest, mediaType: top.mediaType, platforms: [], blobsCopied: 0, blobsReused: 0, bytesCopied: 0, manifests: 0, manifest: top },
   };
   const written = await copyManifest(state, top, true, 0);
   state.result.digest = written.digest;
   state.result.mediaType = written.mediaType;
+  state.result.manifest = written;
   await dest.commit({ signal: opts.signal });
   return state.result;
 }
@@ -117,7 +140,7 @@ function selectChildren(index: ImageIndex, opts: CopyOptions, name: string): { c
 async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, isTop: boolean, depth: number): Promise<RawManifest> {
   const { src, dest, opts } = state;
   const { children, single } = selectChildren(index, opts, src.name);
-  if (single && isTop) {
+  if (single && isTop && !opts.recordSubset) {
     if (opts.preserveDigests) {
       throw new InvalidInputError(`--preserve-digests: copying one platform of ${src.name} would change the top digest; use --all`);
     }
@@ -141,7 +164,14 @@ async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, 
     if (opts.preserveDigests) {
       throw new InvalidInputError(`--preserve-digests: the index of ${src.name} would be rewritten (subset of platforms or format change); use --all without --format`);
     }
-    out = want ? convertIndex(index, written, want) : encodeManifest({ ...index, manifests: written });
+    const subset =
+      opts.recordSubset && isTop && children.length !== index.manifests.length
+        ? { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [SUBSET_PLATFORMS_ANNOTATION]: subsetPlatforms(opts.platforms ?? [hostPlatform()]) }
+        : undefined;
+    out =
+      want
+        ? convertIndex(index, written, want, subset)
+        : encodeManifest({ ...index, manifests: written, ...(subset ? { annotations: { ...(index.annotations ?? {}), ...subset } } : {}) });
   }
   checkSupported(dest, out.mediaType);
   await dest.putManifest(out, { top: isTop, signal: opts.signal });

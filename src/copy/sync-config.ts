@@ -4,6 +4,7 @@ import { validRange } from 'semver';
 import { parseReference } from '../oci/reference.js';
 import { InvalidInputError } from '../util/errors.js';
 import type { Credentials } from '../registry/credentials.js';
+import { compileTagRegex, type TagMatcher } from './tag-filter.js';
 
 /**
  * A sync source file in skopeo-sync's YAML shape:
@@ -35,7 +36,10 @@ export interface SyncRepoSpec {
   repository: string;
   /** Explicit tags or digests; empty with no regex/semver means every tag. */
   tags: string[];
-  regex?: RegExp;
+  /** Tags must match this (RE2; see tag-filter.ts). */
+  regex?: TagMatcher;
+  /** Tags matching this are left out, even if `regex` matches them. */
+  deny?: TagMatcher;
   semver?: string;
   /** Keep only the N highest versions among the selected tags (tags that are not versions are dropped). */
   newest?: number;
@@ -80,12 +84,8 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
     }
     for (const [repo, pattern] of Object.entries((cfg['images-by-tag-regex'] ?? {}) as Record<string, unknown>)) {
       if (typeof pattern !== 'string') throw new InvalidInputError(`${where}: images-by-tag-regex.${repo} must be a string`);
-      let regex: RegExp;
-      try {
-        regex = new RegExp(pattern);
-      } catch (err) {
-        throw new InvalidInputError(`${where}: images-by-tag-regex.${repo}: ${(err as Error).message}`);
-      }
+      // Unanchored, as skopeo's Go MatchString: `^1\.` and `-alpine$` anchor themselves.
+      const regex = compileTagRegex(pattern, `${where}: images-by-tag-regex.${repo}`);
       specs.push({ ...repoOf(repo), tags: [], regex, ...base });
     }
     for (const [repo, range] of Object.entries((cfg['images-by-semver'] ?? {}) as Record<string, unknown>)) {

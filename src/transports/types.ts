@@ -31,6 +31,8 @@ export interface ImageSource {
   listTags?(opts?: OpOptions): Promise<string[]>;
   /** Where the blobs come from, when that lets a destination on the same registry mount instead of copy. */
   readonly location?: { registry: string; repository: string };
+  /** Digest of what the reference names, as cheaply as the transport can tell (a registry: one HEAD). */
+  currentDigest?(opts?: OpOptions): Promise<Digest | undefined>;
   close(): Promise<void>;
 }
 
@@ -85,6 +87,8 @@ export interface TransportContext {
   ambientCredentials?: boolean;
   /** Where temporary data of archive transports is kept; default: the OS temp dir. */
   tmpDir?: string;
+  /** containers-registries.d directory (lookaside signature storage); default as containers/image finds it. */
+  registriesDir?: string;
 }
 
 /** A parsed `transport:details` image name that can open a source or a destination. */

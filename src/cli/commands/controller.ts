@@ -64,7 +64,7 @@ export function registerController(program: Command): void {
     .option('--build-pod-allowed-scheduling-keys <keys>', 'node label and taint keys an ImageBuild’s nodeSelector and tolerations may name, comma-separated (default: none; control-plane keys are always refused)', keyList)
     .option('--layout-root <dir>', 'ImageMirror OCI layouts: volumes mounted here as <namespace>/<claimName> (default: layouts unavailable)')
     .action(async (o: ControllerFlags) => {
-      // Loaded here, not at the top: @kubernetes/client-node takes ~1 s to import, and every other
+      // Loaded here, not at the top: @kubernetes/client-node is slow to import, and every other
       // verb (copy, inspect, run) must not pay for it at start-up.
       const { KubeConfig } = await import('@kubernetes/client-node');
       const { createControllerManager } = await import('../../controllers/setup.js');

@@ -27,6 +27,12 @@ interface CopyFlags {
   progress?: ProgressMode;
   policy?: string;
   removeSignatures?: boolean;
+  signBy?: string;
+  signByKeyFile?: string;
+  signPassphraseFile?: string;
+  signIdentity?: string;
+  /** --registries.d (commander keeps the dot in the option's key). */
+  'registries.d'?: string;
 }
 
 export function registerCopy(program: Command): void {
@@ -51,6 +57,11 @@ export function registerCopy(program: Command): void {
     .option('--dest-authfile <path>', 'auth file for the destination')
     .option('--policy <file>', 'containers-policy.json the source must satisfy (checked before anything is written)')
     .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
+    .option('--sign-by <fingerprint>', 'GPG-sign the copied manifest with this key (signature to lookaside-staging, or a dir: image)')
+    .option('--sign-by-key-file <path>', 'read the --sign-by secret key from this file instead of the GnuPG home')
+    .option('--sign-passphrase-file <path>', 'file holding the passphrase of the --sign-by key')
+    .option('--sign-identity <reference>', 'identity to sign (default: the destination reference)')
+    .option('--registries.d <dir>', 'registries.d directory for lookaside signature storage')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--progress <auto|tty|json|none>', 'progress output: bars on a terminal, JSON lines otherwise', 'auto')
     .action(async (source: string, destination: string, o: CopyFlags) => {
@@ -58,6 +69,11 @@ export function registerCopy(program: Command): void {
       const srcRef = parseImageName(source);
       const destRef = parseImageName(destination);
       const policy = o.policy ? await (await import('../../policy/parse.js')).loadPolicy(o.policy) : undefined;
+      const registries = o['registries.d'] ? { registriesDir: o['registries.d'] } : {};
+      const srcContext = { ...contextFrom({ creds: o.srcCreds, tlsVerify: o.srcTlsVerify ?? o.tlsVerify, authfile: o.srcAuthfile ?? o.authfile }), ...registries };
+      const destContext = { ...contextFrom({ creds: o.destCreds, tlsVerify: o.destTlsVerify ?? o.tlsVerify, authfile: o.destAuthfile ?? o.authfile }), ...registries };
+      // The key is unlocked and the destination checked before anything is copied.
+      const signer = o.signBy ? await (await import('./gpg-options.js')).copySigner(destRef, o.signBy, { keyFile: o.signByKeyFile, passphraseFile: o.signPassphraseFile, identity: o.signIdentity, context: destContext }) : undefined;
       const progress = createProgress(o.quiet ? 'none' : (o.progress ?? 'auto'));
       const signal = signalOnInterrupt();
       try {
@@ -71,13 +87,15 @@ export function registerCopy(program: Command): void {
           policy,
           signatures: o.removeSignatures ? 'remove' : 'copy',
           onProgress: progress.listener,
-          srcContext: contextFrom({ creds: o.srcCreds, tlsVerify: o.srcTlsVerify ?? o.tlsVerify, authfile: o.srcAuthfile ?? o.authfile }),
-          destContext: contextFrom({ creds: o.destCreds, tlsVerify: o.destTlsVerify ?? o.tlsVerify, authfile: o.destAuthfile ?? o.authfile }),
+          srcContext,
+          destContext,
         });
         progress.done();
+        if (signer) await signer.sign(result.digest, signal);
         if (o.digestfile) await writeFile(o.digestfile, result.digest);
         if (!o.quiet && !process.stderr.isTTY && o.progress !== 'none') {
-          process.stderr.write(JSON.stringify({ type: 'result', ...result }) + '\n');
+          const { manifest: _bytes, ...facts } = result;
+          process.stderr.write(JSON.stringify({ type: 'result', ...facts }) + '\n');
         } else if (!o.quiet) {
           process.stderr.write(
             `Copied ${result.digest}: ${result.blobsCopied} blobs copied, ${result.blobsReused} already present` +

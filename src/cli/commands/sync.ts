@@ -29,7 +29,7 @@ interface SyncFlags {
 }
 
 function sourceSpecs(kind: string, source: string, o: SyncFlags): Promise<SyncRepoSpec[]> | SyncRepoSpec[] {
-  // The YAML parser (~40 ms to load) only for a YAML source.
+  // The YAML parser (slow to load) only for a YAML source.
   if (kind === 'yaml') return import('../../copy/sync-config.js').then((m) => m.loadSyncConfig(source));
   if (kind === 'docker') {
     const ref = parseReference(source.replace(/^docker:\/\//, ''));
@@ -59,7 +59,7 @@ function printItem(item: SyncItem, json: boolean): void {
     return;
   }
   const what = item.action.padEnd(11);
-  const extra = item.error ? `: ${item.error}` : item.digest ? ` ${item.digest.slice(0, 19)}` : '';
+  const extra = item.error ? `: ${item.error}` : item.note ? `: ${item.note}` : item.digest ? ` ${item.digest.slice(0, 19)}` : '';
   process.stdout.write(`${what} ${item.source} -> ${item.destination}${extra}\n`);
 }
 
@@ -105,8 +105,15 @@ export function registerSync(program: Command): void {
         signatures: o.removeSignatures ? 'remove' : 'copy',
         onItem: (item) => printItem(item, json),
       });
-      const summary = { copied: report.copied, skipped: report.skipped, failed: report.failed, pruned: report.pruned };
+      const summary = {
+        copied: report.copied,
+        skipped: report.skipped,
+        failed: report.failed,
+        pruned: report.pruned,
+        ...(o.dryRun ? { wouldCopy: report.wouldCopy, wouldPrune: report.wouldPrune } : {}),
+      };
       if (json) process.stdout.write(JSON.stringify({ summary }) + '\n');
+      else if (o.dryRun) process.stderr.write(`Sync (dry run): ${report.wouldCopy} would be copied, ${summary.skipped} unchanged, ${summary.failed} failed, ${report.wouldPrune} would be pruned\n`);
       else process.stderr.write(`Sync: ${summary.copied} copied, ${summary.skipped} unchanged, ${summary.failed} failed, ${summary.pruned} pruned\n`);
       if (report.failed > 0) throw new StevedoreError('SYNC_PARTIAL', `${report.failed} image(s) failed to sync`);
     });
