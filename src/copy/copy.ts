@@ -5,7 +5,7 @@ import type { Digest } from '../oci/digest.js';
 import { encodeManifest, manifestBlobs, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
 import { isIndexMediaType } from '../oci/mediatype.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
-import { backoffDelay, DEFAULT_RETRY, waitBackoff } from '../registry/retry.js';
+import { classifyError, DEFAULT_RETRY, withRetry, type RetryPolicy } from '../util/retry.js';
 import { InvalidInputError, NotFoundError, StevedoreError, UnsupportedError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
@@ -27,8 +27,10 @@ export interface CopyOptions {
   format?: ManifestFormat;
   /** Blobs transferred in parallel. */
   jobs?: number;
-  /** Attempts per blob; a broken transfer restarts (the source side also resumes by Range). */
+  /** Attempts per blob; a broken transfer restarts (the source side also resumes by Range). Default: retry.attempts, else 3. */
   blobAttempts?: number;
+  /** Retry policy of blob transfers (skopeo's --retry-times/--retry-delay); registry requests take theirs from the TransportContext. */
+  retry?: Partial<RetryPolicy>;
   /**
    * A platform subset of an index is written as an index (even of one platform), annotated with the
    * source index's digest and the platforms chosen (SUBSET_SOURCE_ANNOTATION, SUBSET_PLATFORMS_ANNOTATION),
@@ -230,11 +232,11 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
     emit?.({ type: 'blob', phase: 'reused', digest: desc.digest, size: desc.size });
     return;
   }
-  const attempts = opts.blobAttempts ?? 3;
-  for (let attempt = 1; ; attempt++) {
-    const started = Date.now();
-    emit?.({ type: 'blob', phase: 'start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
-    try {
+  const policy = { ...DEFAULT_RETRY, ...(opts.retry ?? {}), attempts: opts.blobAttempts ?? opts.retry?.attempts ?? 3 };
+  await withRetry(
+    async () => {
+      const started = Date.now();
+      emit?.({ type: 'blob', phase: 'start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
       const stream = await src.getBlob(desc, { signal });
       const progress = (bytes: number) => emit?.({ type: 'blob', phase: 'progress', digest: desc.digest, size: desc.size, bytes });
       if (!emit || typeof (stream as Partial<CountingStream>).bytes === 'number') {
@@ -265,20 +267,18 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
       const ms = Date.now() - started;
       log.debug({ ms }, 'blob copied');
       emit?.({ type: 'blob', phase: 'done', digest: desc.digest, size: desc.size, bytes: desc.size, ms });
-      return;
-    } catch (err) {
-      const retryable = err instanceof StevedoreError ? err.retryable : isNetworkish(err);
-      if (signal?.aborted || !retryable || attempt >= attempts) throw err;
-      emit?.({ type: 'blob', phase: 'retry', digest: desc.digest, size: desc.size, attempt, error: (err as Error).message });
-      log.info({ attempt, err: (err as Error).message }, 'blob copy failed; retrying');
-      await waitBackoff(backoffDelay(DEFAULT_RETRY, attempt), signal);
-    }
-  }
-}
-
-function isNetworkish(err: unknown): boolean {
-  const code = (err as { code?: string })?.code ?? '';
-  return code.startsWith('UND_ERR') || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
+    },
+    policy,
+    classifyError,
+    signal,
+    {
+      what: `blob ${desc.digest}`,
+      onRetry: ({ attempt, err }) => {
+        emit?.({ type: 'blob', phase: 'retry', digest: desc.digest, size: desc.size, attempt: attempt + 1, error: (err as Error).message });
+        log.info({ attempt: attempt + 1, err: (err as Error).message }, 'blob copy failed; retrying');
+      },
+    },
+  );
 }
 
 export interface CopyReferenceOptions extends CopyOptions {

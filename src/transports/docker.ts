@@ -17,6 +17,8 @@ export function registryClientFor(ref: ImageReference, ctx: TransportContext = {
     registry: ref.registry,
     tlsVerify: ctx.tlsVerify,
     credentials: contextCredentials(ctx, ref.registry, ref.repository),
+    ...(ctx.retry ? { retry: ctx.retry } : {}),
+    ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
   });
 }
 

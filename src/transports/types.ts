@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import type { RawManifest } from '../oci/manifest.js';
+import type { RetryPolicy } from '../util/retry.js';
 
 /**
  * Where an image lives is a transport: a registry (`docker://`), an OCI layout (`oci:`), an archive
@@ -87,6 +88,10 @@ export interface TransportContext {
   ambientCredentials?: boolean;
   /** Where temporary data of archive transports is kept; default: the OS temp dir. */
   tmpDir?: string;
+  /** containers-certs.d(5) directory for the registry (CA `*.crt`, client `*.cert`/`*.key`); default: certs.d lookup by host. */
+  certDir?: string;
+  /** Retry policy of registry requests (skopeo's --retry-times/--retry-delay); default util/retry's DEFAULT_RETRY. */
+  retry?: Partial<RetryPolicy>;
 }
 
 /** A parsed `transport:details` image name that can open a source or a destination. */
