@@ -9,6 +9,7 @@ import { StevedoreError, TooLargeError } from '../util/errors.js';
 import { mergeScopes, parseChallenges, tokenFromResponse, type CachedToken, type Challenge, type TokenResponse } from './auth.js';
 import type { Credentials } from './credentials.js';
 import { connectOptions, tlsMaterialFor } from './certs.js';
+import { BlobLocations } from './blob-locations.js';
 import { AuthError, isRetryableStatus, parseErrorBody, RegistryError } from './errors.js';
 import { classifyError, DEFAULT_RETRY, isRetryableNetworkError, parseRetryAfter, withRetry, type RetryPolicy, type RetryVerdict } from '../util/retry.js';
 
@@ -81,6 +82,8 @@ function header(h: IncomingHttpHeaders, name: string): string | undefined {
  */
 export class RegistryClient {
   readonly registry: string;
+  /** Repositories of this registry known (through this client) to hold each blob, for cross-repository mounts. */
+  readonly blobLocations = new BlobLocations();
   readonly #apiHost: string;
   readonly #insecure: boolean;
   readonly #agent: Agent;

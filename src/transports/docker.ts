@@ -70,8 +70,10 @@ export class DockerSource implements ImageSource {
     return getManifest(this.client, this.#ref.repository, digest ?? referenceTarget(this.#ref), opts);
   }
 
-  getBlob(desc: Descriptor, opts: OpOptions = {}): Promise<Readable> {
-    return getBlob(this.client, this.#ref.repository, desc, opts);
+  async getBlob(desc: Descriptor, opts: OpOptions = {}): Promise<Readable> {
+    const stream = await getBlob(this.client, this.#ref.repository, desc, opts);
+    this.client.blobLocations.add(desc.digest, this.#ref.repository);
+    return stream;
   }
 
   listTags(opts: OpOptions = {}): Promise<string[]> {
@@ -107,10 +109,22 @@ export class DockerDestination implements ImageDestination {
    */
   async tryReuseBlob(desc: Descriptor, opts: ReuseOptions = {}): Promise<boolean> {
     const repo = this.#ref.repository;
+    const known = this.client.blobLocations;
     const size = await headBlob(this.client, repo, desc.digest, opts);
-    if (size !== undefined && (size < 0 || size === desc.size)) return true;
-    if (opts.from && opts.from.registry === this.#ref.registry && opts.from.repository !== repo) {
-      return mountBlob(this.client, repo, desc.digest, opts.from.repository, opts);
+    if (size !== undefined && (size < 0 || size === desc.size)) {
+      known.add(desc.digest, repo);
+      return true;
+    }
+    // Mount candidates: the source's repository on this registry, then repositories of this
+    // registry that this client has seen holding the blob (another image of the same sync).
+    const from = opts.from && opts.from.registry === this.#ref.registry && opts.from.repository !== repo ? [opts.from.repository] : [];
+    for (const other of known.candidates(desc.digest, repo)) if (!from.includes(other)) from.push(other);
+    for (const other of from.slice(0, 3)) {
+      if (await mountBlob(this.client, repo, desc.digest, other, opts)) {
+        known.add(desc.digest, repo);
+        return true;
+      }
+      known.remove(desc.digest, other);
     }
     return false;
   }
@@ -119,8 +133,9 @@ export class DockerDestination implements ImageDestination {
    * ImageSource streams arrive verified and the registry checks the digest again on the final PUT,
    * so the upload does not hash the bytes a third time.
    */
-  putBlob(desc: Descriptor, stream: Readable, opts: OpOptions = {}): Promise<void> {
-    return uploadBlob(this.client, this.#ref.repository, desc, stream, { ...opts, sourceVerified: true });
+  async putBlob(desc: Descriptor, stream: Readable, opts: OpOptions = {}): Promise<void> {
+    await uploadBlob(this.client, this.#ref.repository, desc, stream, { ...opts, sourceVerified: true });
+    this.client.blobLocations.add(desc.digest, this.#ref.repository);
   }
 
   async putManifest(manifest: RawManifest, opts: PutManifestOptions): Promise<void> {
