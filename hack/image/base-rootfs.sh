@@ -9,7 +9,7 @@ set -euo pipefail
 out=${1:?usage: $0 OUTDIR}
 cd "$(dirname "$0")/../.."
 node=$(readlink -f node_modules/.bin/node)
-[ -x "$node" ] || { echo "no pinned node in node_modules/.bin (run make install)" >&2; exit 1; }
+[ -x "$node" ] || { echo "no pinned node in node_modules/.bin (run make node-modules)" >&2; exit 1; }
 for tool in git ssh dpkg ldd; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
 
 rm -rf "$out"

@@ -19,7 +19,7 @@ import { markReady, markReconciling, markStalled } from '../k8s/conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
-import { parseDuration } from '../controllers/schedule.js';
+import { parseDuration } from '../util/duration.js';
 import type { RunOptions } from '../runtime/container.js';
 import { processAlive, type ContainerRecord } from '../runtime/containers.js';
 import { ociRuntime, type RuntimeName } from '../runtime/oci-runtime.js';

@@ -9,16 +9,26 @@ import type { ImageMirror, ImageMirrorStatus, TagStatus } from '../k8s/api/image
 import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
-import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
+import { ReconcileError, StallingError } from '../k8s/runtime/errors.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { judgeReconcileError } from '../k8s/runtime/reconcile-errors.js';
 import type { Credentials } from '../registry/credentials.js';
-import { errorMessage } from '../util/errors.js';
+import type { TransportContext } from '../transports/types.js';
+import { InvalidInputError, errorMessage } from '../util/errors.js';
 import { credentialsFromSecret } from './imagemirror-credentials.js';
 import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
 import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
 import { summarize } from './imagemirror-status.js';
 import { nextCron, parseDuration } from './schedule.js';
+import { validRange } from 'semver';
+
+/**
+ * Every engine call of the controller runs with this context: registry credentials come only from
+ * the mirror's own Secrets, never from the controller's auth files, environment or home (a mirror
+ * naming no Secret is anonymous, whatever the process serving it may log in as).
+ */
+const NO_AMBIENT: Pick<TransportContext, 'ambientCredentials'> = { ambientCredentials: false };
 
 export const IMAGE_MIRROR_FINALIZER = 'stevedore.dev/imagemirror';
 export const IMAGE_MIRROR_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'imagemirrors' };
@@ -102,13 +112,14 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     try {
       result = await this.#steps(obj, status, signal);
     } catch (err) {
-      failure = err;
-      const message = errorMessage(err);
-      if (err instanceof StallingError) status.conditions = markStalled(status.conditions, generation, err.reason, message);
-      else {
-        const reason = err instanceof ReconcileError || err instanceof WaitingError ? err.reason : 'SyncFailed';
-        status.conditions = markReady(status.conditions, generation, false, reason, message);
-      }
+      const verdict = judgeReconcileError(err);
+      // A stalled mirror's error goes to the queue as a StallingError: no retry until the spec changes.
+      failure = verdict.kind === 'stalled' ? verdict.error : err;
+      if (verdict.kind === 'stalled') {
+        status.conditions = markStalled(status.conditions, generation, verdict.reason, verdict.message);
+        const requested = obj.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION];
+        if (requested !== undefined) status.lastHandledReconcileAt = requested;
+      } else status.conditions = markReady(status.conditions, generation, false, verdict.kind === 'not-ready' ? verdict.reason : 'SyncFailed', verdict.message);
       status.observedGeneration = generation;
     } finally {
       if (!signal.aborted || failure === undefined) await this.#patchStatus(obj, status);
@@ -131,9 +142,16 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       return {};
     }
 
-    const plan = planMirror(spec);
     const now = new Date();
     const requested = obj.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION];
+    // Stalled for this generation: the same spec cannot succeed, so a resync or a restarted
+    // controller does not try it again; a spec change or a reconcile request does.
+    const stalled = getCondition(status.conditions, 'Stalled');
+    if (stalled?.status === 'True' && stalled.observedGeneration === generation && (requested === undefined || requested === status.lastHandledReconcileAt)) {
+      return {};
+    }
+    const plan = planMirror(spec);
+    checkSelection(spec);
     const ready = getCondition(status.conditions, 'Ready');
     const upToDate =
       status.observedGeneration === generation &&
@@ -172,13 +190,15 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
         report = await syncFromLayout(
           srcDir!,
           plan.selection,
-          { registry: dest.registry, repository: dest.repository, context: registryContext(dest, destCreds) },
+          { registry: dest.registry, repository: dest.repository, context: { ...registryContext(dest, destCreds), ...NO_AMBIENT } },
           { platforms: plan.options.platforms, dryRun: plan.options.dryRun, ...(policy ? { policy } : {}), parallelImages, signal },
         );
       } else {
         const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds);
+        if (target.kind === 'registry') target.context = { ...target.context, ...NO_AMBIENT };
         report = await run([syncSpec(plan.source, plan.selection, srcCreds)], target, {
           ...plan.options,
+          sourceContext: NO_AMBIENT,
           ...(policy ? { policy } : {}),
           parallelImages,
           signal,
@@ -261,5 +281,16 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     if (!b || b.status === 'Unknown' || (a && a.status === b.status && a.reason === b.reason && a.message === b.message)) return;
     const target = { ...obj, apiVersion: API_VERSION, kind: 'ImageMirror' };
     await this.#o.events.record(target, b.status === 'True' ? 'Normal' : 'Warning', b.reason, b.message);
+  }
+}
+
+/**
+ * Selections the engine would silently turn into "no tag" (node-semver's satisfies() is false for
+ * every version under an unparsable range): refused as invalid input, which stalls the mirror.
+ */
+function checkSelection(spec: ImageMirror['spec']): void {
+  const range = spec.tags?.semver;
+  if (range !== undefined && validRange(range) === null) {
+    throw new InvalidInputError(`spec.tags.semver: "${range.slice(0, 256)}" is not a semver range (node-semver syntax, e.g. ">=1.2.0 <2")`);
   }
 }

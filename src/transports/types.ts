@@ -92,6 +92,8 @@ export interface TransportContext {
   certDir?: string;
   /** Retry policy of registry requests (skopeo's --retry-times/--retry-delay); default util/retry's DEFAULT_RETRY. */
   retry?: Partial<RetryPolicy>;
+  /** containers-registries.d directory (lookaside signature storage); default as containers/image finds it. */
+  registriesDir?: string;
 }
 
 /** A parsed `transport:details` image name that can open a source or a destination. */

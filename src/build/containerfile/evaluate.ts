@@ -4,6 +4,7 @@ import { checkChecksum, checkChmod } from './flags.js';
 import type { CopySource, Instruction } from './instructions.js';
 import { MountError, validateMount, type Mount } from './mounts.js';
 import { parseInstructions } from './parser.js';
+import { checkSignal } from './signals.js';
 import { envPairs, StageScope } from './scope.js';
 import type { BuildPlan, PlannedStage } from './stages.js';
 
@@ -105,7 +106,11 @@ export function expandInstruction(inst: Instruction, scope: StageScope, file: st
         }
       });
       const out = { ...inst, sources, dest: x(inst.dest), exclude: inst.exclude.map(x) };
-      if (inst.chown !== undefined) out.chown = x(inst.chown);
+      if (inst.chown !== undefined) {
+        out.chown = x(inst.chown);
+        const problem = checkChown(inst.chown, out.chown, scope);
+        if (problem) fail(problem);
+      }
       if (inst.chmod !== undefined) {
         out.chmod = x(inst.chmod);
         const problem = checkChmod(out.chmod);
@@ -157,7 +162,8 @@ export function expandInstruction(inst: Instruction, scope: StageScope, file: st
       return { ...inst, path: x(inst.path) };
     case 'STOPSIGNAL': {
       const signal = x(inst.signal);
-      if (!/^(SIG)?[A-Z][A-Z0-9+-]*$|^\d+$/i.test(signal)) fail(`invalid signal "${signal}"`);
+      const problem = checkSignal(signal);
+      if (problem) fail(problem);
       return { ...inst, signal };
     }
     case 'FROM': {
@@ -170,6 +176,21 @@ export function expandInstruction(inst: Instruction, scope: StageScope, file: st
       // SHELL, CMD, ENTRYPOINT, HEALTHCHECK, MAINTAINER, ONBUILD: taken as written.
       return inst;
   }
+}
+
+/**
+ * A `--chown` that expands to an empty user or group (`${UNSET}:${UNSET}`) is refused: buildah
+ * refuses it, BuildKit warns and makes the files root's, and a silent root owner is a trap.
+ */
+function checkChown(raw: string, expanded: string, scope: StageScope): string | undefined {
+  const [user = '', group] = expanded.split(':', 2) as [string, string | undefined];
+  if (user !== '' && group !== '') return undefined;
+  const names = [...raw.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+  const unset = [...new Set(names)].filter((n) => (scope.lookup(n) ?? '') === '');
+  const which = user === '' ? 'user' : 'group';
+  return unset.length > 0
+    ? `--chown=${raw}: the ${which} is empty: ${unset.map((n) => `$${n}`).join(', ')} ${unset.length === 1 ? 'is' : 'are'} not set (declare it with ARG or ENV, or pass --build-arg)`
+    : `--chown=${raw}: the ${which} is empty`;
 }
 
 function expandMount(m: Mount, x: (s: string) => string): Mount {

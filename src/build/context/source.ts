@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { unpackLayer } from '../../runtime/unpack/index.js';
@@ -9,6 +9,7 @@ import { InvalidInputError, NotFoundError, StevedoreError, errorMessage } from '
 import { rootLogger } from '../../util/log.js';
 import { openArchive } from '../layers/archive.js';
 import { loadIgnore, type IgnoreMatcher } from './ignore.js';
+import { fetchRemoteContext, redact, remoteContextOf } from './remote.js';
 
 const log = rootLogger.child({ component: 'build-context' });
 
@@ -19,6 +20,8 @@ export interface BuildContext {
   ignore: IgnoreMatcher;
   /** Removes what openContext made (the extracted tarball); a directory context is left alone. */
   cleanup(): Promise<void>;
+  /** Fetched from a URL (Git or http): a relative `-f` is then inside the context. */
+  remote?: boolean;
 }
 
 export interface OpenContextOptions {
@@ -47,11 +50,33 @@ async function extractContext(archive: string, into: string, what: string, signa
 
 /**
  * Opens a build context: a directory (used in place), a `.tar`/`.tar.gz` file or `-` (a tar on
- * stdin), both extracted into a temp directory that `cleanup()` removes.
+ * stdin), both extracted into a temp directory that `cleanup()` removes, or a URL (a Git
+ * repository, or an http(s) tar archive: context/remote.ts), fetched into one.
  */
 export async function openContext(spec: string, opts: OpenContextOptions = {}): Promise<BuildContext> {
   if (spec === '') throw new InvalidInputError('build context: empty path');
   const parent = opts.tmpDir ?? tmpdir();
+  const remote = remoteContextOf(spec);
+  if (remote) {
+    const dir = await mkdtemp(join(parent, 'stevedore-context-'));
+    const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+    try {
+      const got = await fetchRemoteContext(remote, dir, opts.signal).catch((err: unknown) => {
+        if (err instanceof Error && err.name === 'AbortError') throw err;
+        if (err instanceof InvalidInputError) throw err;
+        throw new StevedoreError('CONTEXT_UNREADABLE', `build context ${redact(spec)}: ${errorMessage(err)}`, { cause: err });
+      });
+      if (got.archive) {
+        await mkdir(got.root);
+        await extractContext(got.archive, got.root, redact(spec), opts.signal);
+        await rm(dirname(got.archive), { recursive: true, force: true });
+      }
+      return { ...(await finish(got.root, opts, cleanup)), remote: true };
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+  }
   if (spec === '-') {
     const dir = await mkdtemp(join(parent, 'stevedore-context-'));
     const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });

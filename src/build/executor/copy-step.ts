@@ -61,6 +61,12 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     }
     root = { dir: scratch };
     sourceKey = `url:${urls.join(' ')}`;
+  } else if (inst.kind === 'COPY' && inst.from !== undefined && run.namedFiles(inst.from)) {
+    // A --build-context of files: read like the main context (its own .dockerignore), keyed by content.
+    const named = run.namedFiles(inst.from)!;
+    root = { dir: named.dir, ignore: named.ignore, what: `build context "${inst.from}"` };
+    sourceKey = `named:${inst.from.toLowerCase()}`;
+    sources.push(...paths);
   } else if (inst.kind === 'COPY' && inst.from !== undefined) {
     const src = await run.source(inst.from, state.platform);
     // As BuildKit: files from another stage or image keep their owners unless --chown says otherwise.
@@ -132,7 +138,7 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
         inputs = await hashCopyInputs(root, spec);
         await rememberCopyInputs(run.cache.dir, known.fingerprint, inputs);
       }
-    } else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:')) inputs = await hashCopyInputs(root, spec);
+    } else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:') || sourceKey.startsWith('named:')) inputs = await hashCopyInputs(root, spec);
     else inputs = sourceKey;
   } catch (err) {
     await discard();

@@ -28,6 +28,16 @@ export const SILENT_REPORTER: BuildReporter = {
   warn: () => {},
 };
 
+/** Where a build secret comes from: a file, or a value (never logged, never in a cache key). */
+export type SecretSource = { file: string } | { value: string };
+
+/**
+ * A `--build-context NAME=VALUE`: an image that `FROM NAME`, `COPY --from=NAME` and
+ * `RUN --mount=from=NAME` use instead of the image NAME (`docker-image://REF`), or a directory of
+ * files (a path, or a Git or http URL) that COPY --from and RUN --mount read like the main context.
+ */
+export type NamedContext = { kind: 'image'; ref: string } | { kind: 'files'; context: BuildContext };
+
 export interface ExecuteOptions {
   store: ImageStore;
   context: BuildContext;
@@ -41,8 +51,12 @@ export interface ExecuteOptions {
   timestamp?: number;
   /** Skip the cache lookups (results are still stored). */
   noCache?: boolean;
-  /** `--secret id=ID,src=PATH`: id → host file. */
-  secrets?: ReadonlyMap<string, string>;
+  /** `--secret`: id → a host file (`src=PATH`) or a value (`env=VAR`, read by the caller). */
+  secrets?: ReadonlyMap<string, SecretSource>;
+  /** `--build-context`: by name (lower case, as stage names). */
+  namedContexts?: ReadonlyMap<string, NamedContext>;
+  /** `--ssh`: id (`default` unless named) → an SSH agent socket on this host, for RUN --mount=type=ssh. */
+  sshAgents?: ReadonlyMap<string, string>;
   pull?: PullPolicy;
   /** Registry cache repositories (`--cache-from`, `--cache-to`). */
   cacheFrom?: string[];

@@ -26,6 +26,12 @@ interface CopyFlags extends RetryFlags {
   progress?: ProgressMode;
   policy?: string;
   removeSignatures?: boolean;
+  signBy?: string;
+  signByKeyFile?: string;
+  signPassphraseFile?: string;
+  signIdentity?: string;
+  /** --registries.d (commander keeps the dot in the option's key). */
+  'registries.d'?: string;
 }
 
 /** skopeo's --multi-arch: all (= --all), system (the host's image, the default); index-only is refused. */
@@ -74,6 +80,11 @@ export function registerCopy(program: Command): void {
     .option('--authfile <path>', 'auth file for both sides')
     .option('--policy <file>', 'containers-policy.json the source must satisfy (checked before anything is written)')
     .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
+    .option('--sign-by <fingerprint>', 'GPG-sign the copied manifest with this key (signature to lookaside-staging, or a dir: image)')
+    .option('--sign-by-key-file <path>', 'read the --sign-by secret key from this file instead of the GnuPG home')
+    .option('--sign-passphrase-file <path>', 'file holding the passphrase of the --sign-by key')
+    .option('--sign-identity <reference>', 'identity to sign (default: the destination reference)')
+    .option('--registries.d <dir>', 'registries.d directory for lookaside signature storage')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--progress <auto|tty|json|none>', 'progress output: bars on a terminal, JSON lines otherwise', 'auto');
   addSideOptions(cmd, 'src', parseBool);
@@ -83,14 +94,17 @@ export function registerCopy(program: Command): void {
     const all = multiArch(o);
     if (all && o.platform?.length) throw new InvalidInputError('--all (or --multi-arch all) and --platform contradict each other: --all copies every platform');
     const retry = retryPolicy(o);
-    const srcContext = sideContext(sideFlags(o as Record<string, unknown>, 'src'), 'src', retry);
-    const destContext = sideContext(sideFlags(o as Record<string, unknown>, 'dest'), 'dest', retry);
+    const registries = o['registries.d'] ? { registriesDir: o['registries.d'] } : {};
+    const srcContext = { ...sideContext(sideFlags(o as Record<string, unknown>, 'src'), 'src', retry), ...registries };
+    const destContext = { ...sideContext(sideFlags(o as Record<string, unknown>, 'dest'), 'dest', retry), ...registries };
     const srcRef = parseImageName(source);
     const destRef = parseImageName(destination);
     if (o.additionalTag?.length && !(destRef instanceof DockerReference)) {
       throw new UnsupportedError(`--additional-tag is supported for docker:// destinations only (${destRef.transport}: has no further tags)`);
     }
     const policy = o.policy ? await (await import('../../policy/parse.js')).loadPolicy(o.policy) : undefined;
+    // The key is unlocked and the destination checked before anything is copied.
+    const signer = o.signBy ? await (await import('./gpg-options.js')).copySigner(destRef, o.signBy, { keyFile: o.signByKeyFile, passphraseFile: o.signPassphraseFile, identity: o.signIdentity, context: destContext }) : undefined;
     const progress = createProgress(o.quiet ? 'none' : (o.progress ?? 'auto'));
     const signal = signalOnInterrupt();
     try {
@@ -110,6 +124,7 @@ export function registerCopy(program: Command): void {
       });
       if (o.additionalTag?.length) await addTags(destRef, destContext, result, o.additionalTag, signal);
       progress.done();
+      if (signer) await signer.sign(result.digest, signal);
       if (o.digestfile) await writeFile(o.digestfile, result.digest);
       if (!o.quiet && !process.stderr.isTTY && o.progress !== 'none') {
         const { manifest: _bytes, ...facts } = result;

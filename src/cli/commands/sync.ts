@@ -30,7 +30,7 @@ interface SyncFlags extends RetryFlags {
 }
 
 function sourceSpecs(kind: string, source: string, o: SyncFlags): Promise<SyncRepoSpec[]> | SyncRepoSpec[] {
-  // The YAML parser (~40 ms to load) only for a YAML source.
+  // The YAML parser (slow to load) only for a YAML source.
   if (kind === 'yaml') return import('../../copy/sync-config.js').then((m) => m.loadSyncConfig(source));
   if (kind === 'docker') {
     const ref = parseReference(source.replace(/^docker:\/\//, ''));

@@ -1,6 +1,7 @@
 /** Records events.k8s.io/v1 Events about objects (what `kubectl describe` and `kubectl events` show). */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { rfc3339Micro } from '../../util/time.js';
 import type { KubeClient } from './client.js';
 
 export interface EventTarget {
@@ -29,7 +30,7 @@ export class EventRecorder {
       apiVersion: 'events.k8s.io/v1',
       kind: 'Event',
       metadata: { name: `${obj.metadata.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`, namespace: ns },
-      eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z'),
+      eventTime: rfc3339Micro(),
       reportingController: this.#controller,
       reportingInstance: this.#instance,
       action,
