@@ -291,10 +291,10 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             } else {
               const copying = (async () => {
                 const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
-                if (opts.signatures !== 'remove' && destRef && destClient) {
+                if (opts.signatures !== 'remove' && src.attachmentStore && dest!.attachmentStore) {
                   const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
                   const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-                  await copyAttachments({ client: srcClient, ref: srcRef }, { client: destClient, ref: destRef }, digests, opts);
+                  await copyAttachments(src.attachmentStore, dest!.attachmentStore, digests, opts);
                 }
                 return result.manifest;
               })();

@@ -9,7 +9,7 @@ import { contextCredentials } from '../registry/credentials.js';
 import { getManifest, headManifest, putManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DigestMismatchError, InvalidInputError } from '../util/errors.js';
-import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
+import type { AttachmentStore, ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
 
 /** Opens a registry client with the context's credentials, or those of the usual auth files, found lazily. */
 export function registryClientFor(ref: ImageReference, ctx: TransportContext = {}): RegistryClient {
@@ -53,6 +53,7 @@ export function parseDockerReference(rest: string): DockerReference {
 export class DockerSource implements ImageSource {
   readonly name: string;
   readonly location: { registry: string; repository: string };
+  readonly attachmentStore: AttachmentStore;
   readonly #ref: ImageReference;
   readonly client: RegistryClient;
   readonly #ownsClient: boolean;
@@ -64,6 +65,7 @@ export class DockerSource implements ImageSource {
     this.#ownsClient = ownsClient;
     this.name = `docker://${formatReference(ref)}`;
     this.location = { registry: ref.registry, repository: ref.repository };
+    this.attachmentStore = { client, ref };
   }
 
   getManifest(digest?: Digest, opts: OpOptions = {}): Promise<RawManifest> {
@@ -92,6 +94,7 @@ export class DockerSource implements ImageSource {
 
 export class DockerDestination implements ImageDestination {
   readonly name: string;
+  readonly attachmentStore: AttachmentStore;
   readonly #ref: ImageReference;
   readonly client: RegistryClient;
   readonly #ownsClient: boolean;
@@ -101,6 +104,7 @@ export class DockerDestination implements ImageDestination {
     this.client = client;
     this.#ownsClient = ownsClient;
     this.name = `docker://${formatReference(ref)}`;
+    this.attachmentStore = { client, ref };
   }
 
   /**

@@ -29,7 +29,6 @@ let src: TestRegistry;
 let dst: TestRegistry;
 let proxy: FaultProxy;
 let srcProxy: FaultProxy;
-let fixtures: string;
 const savedEnv: Record<string, string | undefined> = {};
 const clients: RegistryClient[] = [];
 
@@ -53,7 +52,6 @@ beforeAll(async () => {
   [src, dst] = await Promise.all([startRegistry({ name: 'tagsets-src' }), startRegistry({ name: 'tagsets-dst' })]);
   proxy = await startFaultProxy(dst.url);
   srcProxy = await startFaultProxy(src.url);
-  fixtures = await temps.make('tagsets-fixtures');
 });
 
 afterAll(async () => {
