@@ -26,6 +26,8 @@ export interface SyncRegistryConfig {
   'images-by-semver'?: Record<string, string>;
   credentials?: Credentials;
   'tls-verify'?: boolean;
+  /** containers-certs.d(5) directory for this registry. */
+  'cert-dir'?: string;
 }
 
 export type SyncConfig = Record<string, SyncRegistryConfig>;
@@ -45,6 +47,7 @@ export interface SyncRepoSpec {
   newest?: number;
   credentials?: Credentials;
   tlsVerify?: boolean;
+  certDir?: string;
 }
 
 const KNOWN_KEYS = new Set(['images', 'images-by-tag-regex', 'images-by-semver', 'credentials', 'tls-verify', 'cert-dir']);
@@ -71,7 +74,9 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
         throw new InvalidInputError(`${where}: ${k} must be a map of repository names`);
       }
     }
-    const base = { credentials, tlsVerify };
+    const certDir = cfg['cert-dir'] as string | undefined;
+    if (certDir !== undefined && (typeof certDir !== 'string' || certDir === '')) throw new InvalidInputError(`${where}: cert-dir must be a directory path`);
+    const base = { credentials, tlsVerify, ...(certDir !== undefined ? { certDir } : {}) };
     const repoOf = (repo: string) => {
       const ref = parseReference(`${registry}/${repo}`);
       if (ref.tag || ref.digest) throw new InvalidInputError(`${where}: "${repo}" must be a repository without tag; list tags under it`);

@@ -77,7 +77,7 @@ export function recordItem(report: SyncReport, item: SyncItem): void {
   else if (item.action === 'would-prune') report.wouldPrune++;
 }
 
-export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress'> {
+export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress' | 'retry'> {
   /** Go on after a failed image and report it (default: stop at the first failure). */
   keepGoing?: boolean;
   /** Work out and report what would change, copying and deleting nothing. */
@@ -161,13 +161,15 @@ async function layoutDigest(dir: string, refName: string | undefined): Promise<D
 class ClientPool {
   readonly #clients = new Map<string, RegistryClient>();
   get(registry: string, ctx: TransportContext, repository?: string): RegistryClient {
-    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}`;
+    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}|${ctx.certDir ?? ''}`;
     let c = this.#clients.get(key);
     if (!c) {
       c = new RegistryClient({
         registry,
         tlsVerify: ctx.tlsVerify,
         credentials: contextCredentials(ctx, registry, repository),
+        ...(ctx.retry ? { retry: ctx.retry } : {}),
+        ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
       });
       this.#clients.set(key, c);
     }
@@ -209,6 +211,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       const srcCtx: TransportContext = { ...(opts.sourceContext ?? {}) };
       if (spec.credentials) srcCtx.credentials = spec.credentials;
       if (spec.tlsVerify !== undefined) srcCtx.tlsVerify = spec.tlsVerify;
+      if (spec.certDir !== undefined) srcCtx.certDir = spec.certDir;
       const srcClient = pool.get(spec.registry, srcCtx, spec.repository);
       const destCtx = target.kind === 'registry' ? (target.context ?? {}) : {};
       const destRepo = target.kind === 'registry' ? destinationRepository(target, spec.repository) : spec.repository;
@@ -288,10 +291,10 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             } else {
               const copying = (async () => {
                 const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
-                if (opts.signatures !== 'remove' && destRef && destClient) {
+                if (opts.signatures !== 'remove' && src.attachmentStore && dest!.attachmentStore) {
                   const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
                   const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-                  await copyAttachments({ client: srcClient, ref: srcRef }, { client: destClient, ref: destRef }, digests, opts);
+                  await copyAttachments(src.attachmentStore, dest!.attachmentStore, digests, opts);
                 }
                 return result.manifest;
               })();

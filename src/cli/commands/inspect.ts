@@ -19,6 +19,7 @@ interface InspectOptions {
   creds?: string;
   tlsVerify?: boolean;
   authfile?: string;
+  certDir?: string;
 }
 
 /** Resolves an index to the image for the wanted platform (host by default), as skopeo inspect does. */
@@ -41,10 +42,11 @@ export function registerInspect(program: Command): void {
       .option('--raw', 'print the raw manifest (or, with --config, the raw config)')
       .option('--config', 'print the image config')
       .option('--no-tags', 'do not list the repository\'s tags (saves a request)')
-      .option('--platform <os/arch[/variant]>', 'which image of an index to describe (default: this host\'s)'),
+      .option('--platform <os/arch[/variant]>', 'which image of an index to describe (default: this host\'s)')
+      .option('--cert-dir <dir>', 'certificates for the registry: CA *.crt, client *.cert/*.key (containers-certs.d)'),
   ).action(async (image: string, o: InspectOptions) => {
     const ref = parseImageName(image);
-    const src = await ref.newSource(contextFrom(o));
+    const src = await ref.newSource({ ...contextFrom(o), ...(o.certDir ? { certDir: o.certDir } : {}) });
     try {
       const top = await src.getManifest();
       if (o.raw && !o.config) {

@@ -6,8 +6,9 @@ import { parseReference } from '../../oci/reference.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
 import { collect, contextFrom, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
+import { addRetryOptions, retryPolicy, type RetryFlags } from '../transfer-options.js';
 
-interface SyncFlags {
+interface SyncFlags extends RetryFlags {
   src: string;
   dest: string;
   all?: boolean;
@@ -64,7 +65,7 @@ function printItem(item: SyncItem, json: boolean): void {
 }
 
 export function registerSync(program: Command): void {
-  program
+  const cmd = program
     .command('sync')
     .description('mirror tag sets from a YAML config or a repository to a registry or OCI layouts, skipping unchanged tags')
     .argument('<source>', 'YAML file (--src yaml) or registry/repository[:tag] (--src docker)')
@@ -85,13 +86,17 @@ export function registerSync(program: Command): void {
     .option('-f, --format <oci|v2s2>', 'manifest format at the destination')
     .option('-o, --output <text|json>', 'per-image report format', 'text')
     .option('--policy <file>', 'containers-policy.json every copied image must satisfy (a refused image fails and is not written)')
-    .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
-    .action(async (source: string, destination: string, o: SyncFlags) => {
+    .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along');
+  addRetryOptions(cmd).action(async (source: string, destination: string, o: SyncFlags) => {
       const specs = await sourceSpecs(o.src, source, o);
       const policy = o.policy ? await (await import('../../policy/parse.js')).loadPolicy(o.policy) : undefined;
       const signal = signalOnInterrupt();
       const json = o.output === 'json';
-      const report = await sync(specs, target(o.dest, destination, o), {
+      const retry = retryPolicy(o);
+      const to = target(o.dest, destination, o);
+      if (retry && to.kind === 'registry') to.context = { ...(to.context ?? {}), retry };
+      const report = await sync(specs, to, {
+        ...(retry ? { retry } : {}),
         platforms: o.platform?.map(parsePlatform),
         keepGoing: o.keepGoing,
         dryRun: o.dryRun,
@@ -100,7 +105,7 @@ export function registerSync(program: Command): void {
         parallelImages: o.parallel,
         format: o.format as 'oci' | 'v2s2' | undefined,
         signal,
-        sourceContext: contextFrom({ creds: o.srcCreds, tlsVerify: o.srcTlsVerify, authfile: o.authfile }),
+        sourceContext: { ...contextFrom({ creds: o.srcCreds, tlsVerify: o.srcTlsVerify, authfile: o.authfile }), ...(retry ? { retry } : {}) },
         policy,
         signatures: o.removeSignatures ? 'remove' : 'copy',
         onItem: (item) => printItem(item, json),
