@@ -5,7 +5,7 @@
 // ImageMirrors that name no credentials: both must fail with "authentication required". With B's own
 // Secret naming valid credentials the same mirror works. Malformed credentials Secrets are reported
 // by Secret and JSON path, and the password text appears in no status, Event or controller log line.
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -34,7 +34,9 @@ let stop: AbortController;
 let running: Promise<void>;
 let tenantToken: string;
 const logLines: string[] = [];
-const savedAuthFile = process.env.REGISTRY_AUTH_FILE;
+const savedEnv = { REGISTRY_AUTH_FILE: process.env.REGISTRY_AUTH_FILE, HOME: process.env.HOME, DOCKER_CONFIG: process.env.DOCKER_CONFIG };
+let authFile: string;
+let homeDir: string;
 
 /** A password that must never show up anywhere but the Secret it was put in. */
 const LEAK = 'Hunter2-Sup3rSecret-Passw0rd';
@@ -56,10 +58,14 @@ beforeAll(async () => {
   await copyReference(parseImageName(pub.ociRef), parseImageName(`docker://${regP.host}/public/app:evil`), {});
 
   // The controller process is handed team A's login (in its auth file, as a CLI user's would be).
-  const authDir = await temps.make('controller-auth');
-  const authFile = join(authDir, 'auth.json');
-  await writeFile(authFile, JSON.stringify({ auths: { [regA.host]: { auth: Buffer.from(`${credsA.username}:${credsA.password}`).toString('base64') } } }));
+  const login = JSON.stringify({ auths: { [regA.host]: { auth: Buffer.from(`${credsA.username}:${credsA.password}`).toString('base64') } } });
+  authFile = join(await temps.make('controller-auth'), 'auth.json');
+  await writeFile(authFile, login);
   process.env.REGISTRY_AUTH_FILE = authFile;
+  // The same login as Docker keeps it, in a home directory (used by a later test).
+  homeDir = await temps.make('controller-home');
+  await mkdir(join(homeDir, '.docker'));
+  await writeFile(join(homeDir, '.docker', 'config.json'), login);
 
   tenantToken = await tenantSetup(cp, NS_B, 'tenant-b');
   const sink = new Writable({
@@ -83,8 +89,10 @@ beforeAll(async () => {
 afterAll(async () => {
   stop?.abort();
   await running;
-  if (savedAuthFile === undefined) delete process.env.REGISTRY_AUTH_FILE;
-  else process.env.REGISTRY_AUTH_FILE = savedAuthFile;
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   await Promise.all([cp?.stop(), regA?.stop(), regP?.stop()]);
   await temps.cleanup();
 });
@@ -133,6 +141,25 @@ describe('confused deputy: the controller never lends its own registry credentia
       headers: { authorization: `Basic ${Buffer.from(`${regA.username}:${regA.password}`).toString('base64')}`, accept: 'application/vnd.oci.image.manifest.v1+json' },
     });
     expect(res.status).toBe(404);
+  });
+
+  it('nor with the login in the controller’s ~/.docker/config.json instead of REGISTRY_AUTH_FILE', async () => {
+    delete process.env.REGISTRY_AUTH_FILE;
+    delete process.env.DOCKER_CONFIG;
+    process.env.HOME = homeDir;
+    try {
+      const created = await createAsTenant('steal-home', {
+        source: { registry: { repository: `${regA.host}/team-a/private`, insecure: true } },
+        destination: { registry: { repository: `${regP.host}/team-b/stolen-home`, insecure: true } },
+        tags: { list: ['1.0'] },
+      });
+      const m = await waitFor('steal-home settles', getAsTenant('steal-home'), settled(created.metadata.generation));
+      expect(ready(m)!.status).toBe('False');
+      expect(ready(m)!.message).toMatch(/authentication required/);
+      expect(await registryDigest(regP.url, 'team-b/stolen-home', '1.0')).toBeUndefined();
+    } finally {
+      process.env.REGISTRY_AUTH_FILE = authFile;
+    }
   });
 
   it('with tenant B’s own Secret naming valid credentials the same copy works', async () => {
