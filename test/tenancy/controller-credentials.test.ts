@@ -24,6 +24,8 @@ import { controllerToken, dockerConfigSecret, mirrorsPath, ready, registryDigest
 import { tenantRequest, tenantSetup } from './tenant.js';
 
 const NS_B = 'team-b';
+/** A namespace the administrator did not opt in: the controller's token reads no Secret there. */
+const NS_C = 'team-c';
 const SYSTEM_NS = 'stevedore-system';
 const temps = new TempDirs();
 let cp: ControlPlane;
@@ -49,6 +51,7 @@ beforeAll(async () => {
   ]);
   await cp.installCRDs();
   await cp.createNamespace(NS_B);
+  await cp.createNamespace(NS_C);
   const credsA = { username: regA.username!, password: regA.password! };
   const img = await makeRandomImage({ layers: 1, layerSize: 16 * 1024, seed: 'team-a-private', layoutDir: await temps.make('img-a'), ref: '1.0' });
   await copyReference(parseImageName(img.ociRef), parseImageName(`docker://${regA.host}/team-a/private:1.0`), {
@@ -76,7 +79,6 @@ beforeAll(async () => {
   });
   manager = createControllerManager({
     kubeConfig: cp.kubeConfigForToken(await controllerToken(cp, SYSTEM_NS, 'stevedore-controller', [NS_B])),
-    namespace: NS_B,
     queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
     processMetrics: false,
     log: pino({ level: 'debug' }, sink),
@@ -173,6 +175,30 @@ describe('confused deputy: the controller never lends its own registry credentia
     const m = await waitFor('own-creds Ready', getAsTenant('own-creds'), settled(created.metadata.generation));
     expect(ready(m)!.reason).toBe('Succeeded');
     expect(await registryDigest(regP.url, 'team-b/copy', '1.0')).toMatch(/^sha256:/);
+  });
+});
+
+describe('a namespace that was not opted in', () => {
+  it('gets a status saying the Secret is not readable and why, and the controller reads nothing there', async () => {
+    const tokenC = await tenantSetup(cp, NS_C, 'tenant-c');
+    const secret = dockerConfigSecret('c-creds', regA.host, regA.username!, regA.password!);
+    expect((await tenantRequest(cp, tokenC, 'POST', `/api/v1/namespaces/${NS_C}/secrets`, secret)).status).toBe(201);
+    const res = await tenantRequest(cp, tokenC, 'POST', mirrorsPath(NS_C), {
+      apiVersion: API_VERSION,
+      kind: 'ImageMirror',
+      metadata: { name: 'not-opted-in' },
+      spec: {
+        source: { registry: { repository: `${regA.host}/team-a/private`, insecure: true, credentials: { name: 'c-creds' } } },
+        destination: { registry: { repository: `${regP.host}/team-c/copy`, insecure: true } },
+        tags: { list: ['1.0'] },
+      },
+    });
+    expect(res.status).toBe(201);
+    const get = async () => (await tenantRequest(cp, tokenC, 'GET', mirrorsPath(NS_C, 'not-opted-in'))).json as ImageMirror;
+    const m = await waitFor('not-opted-in settles', get, settled((res.json as ImageMirror).metadata.generation));
+    expect(ready(m)).toMatchObject({ status: 'False', reason: 'CredentialsNotFound' });
+    expect(ready(m)!.message).toMatch(/Secret team-c\/c-creds is not readable: .*opted in \(chart value tenantNamespaces\)/);
+    expect(await registryDigest(regP.url, 'team-c/copy', '1.0')).toBeUndefined();
   });
 });
 
