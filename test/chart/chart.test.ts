@@ -186,6 +186,11 @@ describe('charts/stevedore', () => {
     expect(bindings.map((b) => b.metadata.namespace)).toEqual(['team-a', 'team-b']);
     for (const b of bindings) expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${RELEASE}-tenant` });
     expect(objs.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).toEqual([`${RELEASE}-controller`]);
+    // A single-namespace controller serves its watched namespace without listing it twice.
+    const watched = await render('--set', 'controller.watchNamespace=team-a', '--set', 'tenantNamespaces={team-a,team-c}');
+    expect(watched.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual(['team-a', 'team-c']);
+    const watchedOnly = await render('--set', 'controller.watchNamespace=team-w');
+    expect(watchedOnly.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual(['team-w']);
     const all = await render('--set', 'tenantAllNamespaces=true', '--set', 'tenantNamespaces={team-a}');
     expect(all.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name).sort()).toEqual([`${RELEASE}-controller`, `${RELEASE}-tenant`]);
     expect(all.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.name)).toEqual([`${RELEASE}-leader-election`]);
