@@ -41,8 +41,8 @@ export type NamedContext = { kind: 'image'; ref: string } | { kind: 'files'; con
 export interface ExecuteOptions {
   store: ImageStore;
   context: BuildContext;
-  /** The Containerfile's text and the name used in messages. */
-  containerfile: { text: string; name: string };
+  /** The Containerfile's text and the name used in messages; `more`: files joined after it (`-f A -f B`). */
+  containerfile: { text: string; name: string; more?: readonly { text: string; file: string }[] };
   target?: string;
   buildArgs?: Record<string, string>;
   /** The platform the image is for (the host's by default). */

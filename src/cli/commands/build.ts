@@ -165,11 +165,12 @@ async function parseSsh(values: readonly string[] | undefined): Promise<Map<stri
   return out;
 }
 
-/** The Containerfile flags: one path, or `-` (the text on stdin). buildah joins several -f files; we refuse, saying how to do it. */
-async function containerfileFrom(files: readonly string[] | undefined, context: string): Promise<{ file?: string; text?: string }> {
+/** The Containerfile flags: one path, or `-` (the text on stdin); several paths are joined in order, as buildah does. */
+async function containerfileFrom(files: readonly string[] | undefined, context: string): Promise<{ file?: string; text?: string; more?: string[] }> {
   if (!files || files.length === 0) return {};
   if (files.length > 1) {
-    throw new InvalidInputError(`-f was given ${files.length} times (${files.join(', ')}): stevedore builds one Containerfile; join them first (cat ${files.join(' ')} > Containerfile.all) and pass -f Containerfile.all`);
+    if (files.includes('-')) throw new InvalidInputError('-f - (stdin) cannot be joined with other -f files');
+    return { file: files[0]!, more: files.slice(1) };
   }
   const file = files[0]!;
   if (file !== '-') return { file };
@@ -269,7 +270,7 @@ export function registerBuild(program: Command): void {
     .alias('bud')
     .description('build an image from a Containerfile (like buildah bud): push it, write a layout, or keep it in the local store')
     .argument('[context]', 'build context: a directory, a .tar/.tar.gz, or - (a tar on stdin)', '.')
-    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin', collect)
+    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin; several are joined in order, as buildah', collect)
     .option('-t, --tag <name>', 'name the image (repeatable): reg.io/repo:tag pushes, oci:DIR:TAG writes a layout, name:tag stays local', collect)
     .option('--target <stage>', 'build up to this stage')
     .option('--build-arg <K=V>', 'set a build argument (repeatable)', collect)
@@ -368,6 +369,7 @@ export function registerBuild(program: Command): void {
           context,
           ...(cf.file !== undefined ? { file: cf.file } : {}),
           ...(cf.text !== undefined ? { containerfileText: cf.text } : {}),
+          ...(cf.more ? { moreFiles: cf.more } : {}),
           tags: o.tag ?? [],
           ...(o.target !== undefined ? { target: o.target } : {}),
           buildArgs: keyValues('--build-arg', o.buildArg, true),
