@@ -72,7 +72,14 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     const addInst = inst as AddInstruction;
     if (addInst.checksum !== undefined && urls.length !== 1) throw new BuildStepError(loc, '--checksum needs exactly one URL source');
     const { fetchUrl } = await import('../layers/url.js');
-    for (const url of urls) {
+    for (const written of urls) {
+      // BuildKit's identifier of an http source is the URL itself.
+      let url = written;
+      try {
+        if (run.opts.sourcePolicy) url = run.opts.sourcePolicy.evaluate(written);
+      } catch (err) {
+        throw new BuildStepError(loc, (err as Error).message, { cause: err });
+      }
       const got = await fetchUrl(url, { ...(addInst.checksum ? { checksum: addInst.checksum } : {}), workDir: scratch }).catch((err: unknown) => {
         throw new SourceNotFoundError(`${loc.file}:${loc.line}: ADD ${url}: ${(err as Error).message}`, { cause: err });
       });

@@ -5,6 +5,7 @@ import type { Platform } from '../../oci/platform.js';
 import type { TransportContext } from '../../transports/types.js';
 import type { BuildContext } from '../context/source.js';
 import type { BuiltLayer } from './state.js';
+import type { SourcePolicy } from '../source-policy.js';
 import type { LayerCompressor } from '../output/compress.js';
 
 /** What the executor reports as it goes; the CLI prints it like `buildah bud`. */
@@ -53,6 +54,8 @@ export interface ExecuteOptions {
   noCache?: boolean;
   /** `--secret`: id → a host file (`src=PATH`) or a value (`env=VAR`, read by the caller). */
   secrets?: ReadonlyMap<string, SecretSource>;
+  /** `--source-policy-file`: images and URLs are checked (and maybe pinned) against it. */
+  sourcePolicy?: SourcePolicy;
   /** `--squash`: the target stage's new layers become one (its base image's layers stay as they are). */
   squash?: boolean;
   /** `--build-context`: by name (lower case, as stage names). */

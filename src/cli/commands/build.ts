@@ -65,6 +65,7 @@ interface BuildFlags extends BuildAttestFlags {
   buildContext?: string[];
   squash?: boolean;
   compressionFormat?: string;
+  sourcePolicyFile?: string;
   env?: string[];
   unsetenv?: string[];
   omitHistory?: boolean;
@@ -296,6 +297,7 @@ export function registerBuild(program: Command): void {
     .option('--rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
     .option('--force-rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
     .option('--identity-label', 'accepted for buildah (also =true|false): stevedore adds no io.buildah.version label')
+    .option('--source-policy-file <path>', 'a BuildKit source policy (JSON): pin images and URLs (CONVERT) or refuse them (DENY)')
     .option('--compression-format <gzip|zstd>', 'compression of layers that leave the machine (push, layout, archive, registry cache)', 'gzip')
     .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
@@ -353,6 +355,7 @@ export function registerBuild(program: Command): void {
         const platform = o.os || o.arch || o.variant ? `${o.os ?? host.os}/${o.arch ?? host.architecture}${o.variant ? `/${o.variant}` : ''}` : o.platform;
         const secrets = await parseSecrets(o.secret);
         const sshAgents = await parseSsh(o.ssh);
+        const sourcePolicy = o.sourcePolicyFile !== undefined ? await (await import('../../build/source-policy.js')).SourcePolicy.load(o.sourcePolicyFile) : undefined;
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
         // Absolute, so nothing depends on the working directory while the build runs.
@@ -386,6 +389,7 @@ export function registerBuild(program: Command): void {
           buildContexts: keyValues('--build-context', o.buildContext),
           ...(o.squash ? { squash: true } : {}),
           compressionFormat: compression,
+          ...(sourcePolicy ? { sourcePolicy } : {}),
           ...(o.env ? { env: keyValues('--env', o.env) } : {}),
           ...(o.unsetenv ? { unsetEnv: o.unsetenv } : {}),
           ...(o.omitHistory ? { omitHistory: true } : {}),
