@@ -38,6 +38,8 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
   file?: string;
   /** The Containerfile's text itself (`-f -`); `file` is then not read. */
   containerfileText?: string;
+  /** Further Containerfiles whose instructions follow `file`'s, as buildah joins several `-f` (paths as `file`). */
+  moreFiles?: string[];
   /**
    * `--build-context NAME=VALUE`: `docker-image://REF` (or `container-image://REF`) names an image
    * used for NAME; a path, a Git or http URL names files (opened as the main context is).
@@ -123,6 +125,14 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       (await readFile(path, 'utf8').catch((err: unknown) => {
         throw new InvalidInputError(`reading the Containerfile ${path}: ${(err as Error).message}`);
       }));
+    const more: { text: string; file: string }[] = [];
+    for (const f of opts.moreFiles ?? []) {
+      const p = inRemote && !isAbsolute(f) ? await resolveInRoot(context.dir, f) : resolve(f);
+      const t = await readFile(p, 'utf8').catch((err: unknown) => {
+        throw new InvalidInputError(`reading the Containerfile ${p}: ${(err as Error).message}`);
+      });
+      more.push({ text: t, file: f });
+    }
     const targets: (Platform | undefined)[] = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [opts.platform];
     // Only what leaves the machine is compressed: a push, a layout or archive, the registry cache.
     const sends = destinations.some((d) => d.kind !== 'local');
@@ -143,7 +153,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
         ...(platform ? { platform } : {}),
         context,
         namedContexts: named,
-        containerfile: { text, name: opts.containerfileText !== undefined ? STDIN_NAME : explicitFile ? opts.file! : basename(path) },
+        containerfile: { text, name: opts.containerfileText !== undefined ? STDIN_NAME : explicitFile ? opts.file! : basename(path), ...(more.length > 0 ? { more } : {}) },
         compressor,
       });
       opts.signal?.throwIfAborted();

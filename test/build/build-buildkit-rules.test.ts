@@ -3,7 +3,8 @@
  * Each rule through the real `stevedore build`: a `.dockerignore` exception with a wildcard
  * directory re-includes below an excluded directory; VOLUME creates no directory and writes under
  * it are kept; ADD --chown applies to an unpacked archive's files; duplicate stage names are
- * refused; `FROM 0` names an image, not stage 0.
+ * refused; `FROM 0` names an image, not stage 0. And the hostile cases of the new sources: a cache
+ * seed or a named context reached through a symlink pointing out of it stays inside it.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -82,5 +83,29 @@ describe('BuildKit over buildah', () => {
     const r = await build(dir, 'zero', ['--pull', 'never']);
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/image "0": image docker\.io\/library\/0:latest: not in the local store/);
+  });
+});
+
+describe('hostile Containerfiles stay inside what they may read', () => {
+  it('a cache mount seeded from a stage path that is a symlink out of it sees the stage, not the host', async () => {
+    const dir = await context(
+      'FROM $BASE_IMAGE AS seed\nRUN ln -s ../../../../../../etc /escape\nFROM $BASE_IMAGE\nRUN --mount=type=cache,from=seed,source=/escape,target=/c ls /c > /listed.txt\n',
+    );
+    const r = await build(dir, 'seed-escape');
+    expect(r.code, r.stderr).toBe(0);
+    // The stage's /etc (busybox: group, passwd), never the host's (os-release, hostname, ...).
+    expect(await fileText(r.out, 'seed-escape', 'listed.txt')).toBe('group\npasswd\n');
+  });
+
+  it('a --build-context of files cannot be read outside through a symlink in a COPY source', async () => {
+    const named = join(work, 'named-hostile');
+    await mkdir(named, { recursive: true });
+    const { symlink } = await import('node:fs/promises');
+    await symlink('/etc/hostname', join(named, 'host-file'));
+    const dir = await context('FROM $BASE_IMAGE\nCOPY --from=files host-file /got\n');
+    const r = await build(dir, 'named-escape', ['--build-context', `files=${named}`]);
+    // The link is followed inside the named context only: there is no /etc/hostname in it.
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('COPY source "host-file": not found in build context "files"');
   });
 });

@@ -84,11 +84,18 @@ describe('stevedore build: buildah flags', () => {
     expect(both.stderr).toContain('-f - and a context of - both read stdin');
   });
 
-  it('-f A -f B is refused with what to do (buildah joins them; building only B silently was the bug)', async () => {
-    const dir = await context(undefined, { A: 'FROM $BASE_IMAGE\n', B: 'RUN true\n' });
-    const r = await build(['-f', join(dir, 'A'), '-f', join(dir, 'B'), dir]);
-    expect(r.code).toBe(125);
-    expect(r.stderr).toMatch(/-f was given 2 times .*join them first/);
+  it('-f A -f B joins the files in order, as buildah (building only B silently was the bug); messages name the right file and line', async () => {
+    const dir = await context(undefined, { A: 'FROM $BASE_IMAGE\nCOPY a.txt /a.txt\n', B: '# from B\nRUN cat /a.txt > /b.txt\n', C: '\n\nCOPY missing.txt /\n', 'a.txt': 'a\n' });
+    const out = join(work, 'joined-layout');
+    const r = await build(['-q', '-f', join(dir, 'A'), '-f', join(dir, 'B'), '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await fileText(out, 'x', 'b.txt')).toBe('a\n');
+    const bad = await build(['-f', join(dir, 'A'), '-f', join(dir, 'B'), '-f', join(dir, 'C'), dir]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toContain(`${join(dir, 'C')}:3: COPY missing.txt /`);
+    const withStdin = await build(['-f', join(dir, 'A'), '-f', '-', dir], { input: 'RUN true\n' });
+    expect(withStdin.code).toBe(125);
+    expect(withStdin.stderr).toContain('cannot be joined');
   });
 
   it('--secret id=X,env=VAR reaches RUN --mount=type=secret as a file and as an env var; its value is in no layer or message', async () => {

@@ -36,7 +36,7 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
   const reporter = opts.reporter ?? SILENT_REPORTER;
   const host = hostPlatform();
   const platform = opts.platform ? normalizePlatform(opts.platform) : host;
-  const cf = parseContainerfile(opts.containerfile.text, { file: opts.containerfile.name });
+  const cf = parseContainerfile(opts.containerfile.text, { file: opts.containerfile.name, ...(opts.containerfile.more ? { more: opts.containerfile.more } : {}) });
   const plan = planStages(cf, {
     ...(opts.target !== undefined ? { target: opts.target } : {}),
     ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
@@ -140,7 +140,7 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
   for (const [i, step] of evaluation.steps.entries()) {
     opts.signal?.throwIfAborted();
     const inst = step.instruction;
-    const loc: StepLocation = { file: plan.file, line: inst.line, instruction: inst.kind, text: inst.original };
+    const loc: StepLocation = { file: inst.file ?? plan.file, line: inst.line, instruction: inst.kind, text: inst.original };
     reporter.step({ ...label, step: i + 2, steps: stepsTotal(), text: step.onBuild ? `${inst.original} (ONBUILD)` : inst.original });
     const started = Date.now();
     let outcome: { state: StageState; cached: boolean; layer: Awaited<ReturnType<typeof copyStep>>['layer'] } | undefined;

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, cp, lchown, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Mount } from '../containerfile/index.js';
 import type { BindMount } from '../../runtime/spec.js';
@@ -49,6 +49,7 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
             const tmp = `${dir}.seed-${randomBytes(6).toString('hex')}`;
             try {
               await cp(seed.path, tmp, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+              await copyOwners(seed.path, tmp);
               await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
                 // A parallel step seeded it first: theirs is the same copy.
                 if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
@@ -156,6 +157,14 @@ async function cacheSeed(run: BuildRun, from: string, source: string, loc: StepL
   if (!st) throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=cache,from=${from},source=${source}: not found in "${from}"`);
   if (!st.isDirectory()) throw new BuildStepError(loc, `RUN --mount=type=cache,from=${from},source=${source}: not a directory (a cache mount is seeded from a directory)`);
   return { path, key: src.key };
+}
+
+/** Gives every entry under `to` the owner of the same entry under `from` (fs.cp keeps modes and times, not owners). */
+async function copyOwners(from: string, to: string): Promise<void> {
+  const st = await lstat(from);
+  await lchown(to, st.uid, st.gid);
+  if (!st.isDirectory()) return;
+  for (const name of await readdir(from)) await copyOwners(join(from, name), join(to, name));
 }
 
 /** A secret given as a value, written where only this build's RUN containers see it (removed with the build's scratch dir). */

@@ -65,6 +65,7 @@ interface BuildFlags extends BuildAttestFlags {
   buildContext?: string[];
   squash?: boolean;
   compressionFormat?: string;
+  sourcePolicyFile?: string;
   env?: string[];
   unsetenv?: string[];
   omitHistory?: boolean;
@@ -165,11 +166,12 @@ async function parseSsh(values: readonly string[] | undefined): Promise<Map<stri
   return out;
 }
 
-/** The Containerfile flags: one path, or `-` (the text on stdin). buildah joins several -f files; we refuse, saying how to do it. */
-async function containerfileFrom(files: readonly string[] | undefined, context: string): Promise<{ file?: string; text?: string }> {
+/** The Containerfile flags: one path, or `-` (the text on stdin); several paths are joined in order, as buildah does. */
+async function containerfileFrom(files: readonly string[] | undefined, context: string): Promise<{ file?: string; text?: string; more?: string[] }> {
   if (!files || files.length === 0) return {};
   if (files.length > 1) {
-    throw new InvalidInputError(`-f was given ${files.length} times (${files.join(', ')}): stevedore builds one Containerfile; join them first (cat ${files.join(' ')} > Containerfile.all) and pass -f Containerfile.all`);
+    if (files.includes('-')) throw new InvalidInputError('-f - (stdin) cannot be joined with other -f files');
+    return { file: files[0]!, more: files.slice(1) };
   }
   const file = files[0]!;
   if (file !== '-') return { file };
@@ -269,7 +271,7 @@ export function registerBuild(program: Command): void {
     .alias('bud')
     .description('build an image from a Containerfile (like buildah bud): push it, write a layout, or keep it in the local store')
     .argument('[context]', 'build context: a directory, a .tar/.tar.gz, or - (a tar on stdin)', '.')
-    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin', collect)
+    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin; several are joined in order, as buildah', collect)
     .option('-t, --tag <name>', 'name the image (repeatable): reg.io/repo:tag pushes, oci:DIR:TAG writes a layout, name:tag stays local', collect)
     .option('--target <stage>', 'build up to this stage')
     .option('--build-arg <K=V>', 'set a build argument (repeatable)', collect)
@@ -295,6 +297,7 @@ export function registerBuild(program: Command): void {
     .option('--rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
     .option('--force-rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
     .option('--identity-label', 'accepted for buildah (also =true|false): stevedore adds no io.buildah.version label')
+    .option('--source-policy-file <path>', 'a BuildKit source policy (JSON): pin images and URLs (CONVERT) or refuse them (DENY)')
     .option('--compression-format <gzip|zstd>', 'compression of layers that leave the machine (push, layout, archive, registry cache)', 'gzip')
     .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
@@ -352,6 +355,7 @@ export function registerBuild(program: Command): void {
         const platform = o.os || o.arch || o.variant ? `${o.os ?? host.os}/${o.arch ?? host.architecture}${o.variant ? `/${o.variant}` : ''}` : o.platform;
         const secrets = await parseSecrets(o.secret);
         const sshAgents = await parseSsh(o.ssh);
+        const sourcePolicy = o.sourcePolicyFile !== undefined ? await (await import('../../build/source-policy.js')).SourcePolicy.load(o.sourcePolicyFile) : undefined;
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
         // Absolute, so nothing depends on the working directory while the build runs.
@@ -368,6 +372,7 @@ export function registerBuild(program: Command): void {
           context,
           ...(cf.file !== undefined ? { file: cf.file } : {}),
           ...(cf.text !== undefined ? { containerfileText: cf.text } : {}),
+          ...(cf.more ? { moreFiles: cf.more } : {}),
           tags: o.tag ?? [],
           ...(o.target !== undefined ? { target: o.target } : {}),
           buildArgs: keyValues('--build-arg', o.buildArg, true),
@@ -384,6 +389,7 @@ export function registerBuild(program: Command): void {
           buildContexts: keyValues('--build-context', o.buildContext),
           ...(o.squash ? { squash: true } : {}),
           compressionFormat: compression,
+          ...(sourcePolicy ? { sourcePolicy } : {}),
           ...(o.env ? { env: keyValues('--env', o.env) } : {}),
           ...(o.unsetenv ? { unsetEnv: o.unsetenv } : {}),
           ...(o.omitHistory ? { omitHistory: true } : {}),
