@@ -6,7 +6,7 @@
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, makeIndex, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { runCommand } from '../harness/procs.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { makeGpgHome, type GpgHome } from '../sign/gpg-home.js';
@@ -90,6 +90,25 @@ describe('copy --sign-by, image sign, image trust', () => {
     const d = await stevedore(['image', 'sign', '--sign-by', home.fingerprint, '--passphrase-file', join(dir, 'pass'), '--directory', other, `${reg.host}/team/signed-later:2`], { env: home.env });
     expect(d.code, d.stderr).toBe(0);
     expect(await readdir(join(other, 'team', `signed-later@${image.descriptor.digest.replace(':', '=')}`))).toEqual(['signature-1']);
+  });
+
+  it('image sign --all signs an index and every manifest it lists', async () => {
+    const idx = await makeIndex(join(dir, 'idx'), 'multi', ['linux/amd64', 'linux/arm64']);
+    expect((await stevedore(['copy', '-q', '--all', `oci:${join(dir, 'idx')}:multi`, `docker://${reg.host}/team/multi:1`])).code).toBe(0);
+    const out = join(dir, 'idx-sigs');
+    const r = await stevedore(['image', 'sign', '--all', '--sign-by', home.fingerprint, '--passphrase-file', join(dir, 'pass'), '--directory', out, `docker://${reg.host}/team/multi:1`], { env: home.env });
+    expect(r.code, r.stderr).toBe(0);
+    const digests = [idx.descriptor.digest, ...idx.images.map((i) => i.descriptor.digest)];
+    expect(r.stdout.trim().split('\n')).toEqual(digests.map((d) => `file://${out}/team/multi@${d.replace(':', '=')}/signature-1`));
+    // A platform manifest pulled by digest is accepted on its own signature.
+    const policy = await policyFor('index-policy', `${reg.host}/team`);
+    const child = await runCommand('skopeo', ['--policy', policy, '--registries.d', await (async () => {
+      const d = join(dir, 'idx-registries.d');
+      await mkdir(d, { recursive: true });
+      await writeFile(join(d, 'x.yaml'), `default-docker:\n  lookaside: file://${out}\n`);
+      return d;
+    })(), 'copy', '--src-tls-verify=false', `docker://${reg.host}/team/multi@${digests[1]}`, `dir:${join(dir, 'idx-child')}`]);
+    expect(child.code, child.stderr).toBe(0);
   });
 
   it('image trust set writes policy.json as podman does and trust show prints it (podman reads the same file the same way)', async () => {
