@@ -307,9 +307,37 @@ export interface PushOptions {
 }
 
 /**
+ * `manifest push --all=false LIST docker://DEST`: the list alone, as podman does, to a registry
+ * repository that already holds every image it names (checked first, by digest: the registry is
+ * never left naming a manifest it does not have).
+ */
+export async function pushListOnly(loc: ListLocation, dest: TransportReference, opts: PushOptions = {}): Promise<Digest> {
+  const list = await readList(loc);
+  const [{ DockerReference, registryClientFor }, { headManifest, putManifest }, { referenceTarget }] = await Promise.all([
+    import('../transports/docker.js'),
+    import('../registry/manifests.js'),
+    import('../oci/reference.js'),
+  ]);
+  if (!(dest instanceof DockerReference)) throw new InvalidInputError(`push --all=false needs a registry destination (docker://), not ${dest.toString()}`);
+  if (opts.format && opts.format !== (list.raw.mediaType === MediaType.DockerManifestList ? 'v2s2' : 'oci')) throw new InvalidInputError('push --all=false cannot change the list\'s format (its images would change digest); push with --all');
+  const client = registryClientFor(dest.ref, opts.context);
+  try {
+    for (const m of list.index.manifests) {
+      if (!(await headManifest(client, dest.ref.repository, m.digest, { signal: opts.signal }))) {
+        throw new NotFoundError(`${dest.toString()} does not hold ${m.digest} (${m.platform ? formatPlatform(m.platform) : 'no platform'}), which the list names; push with --all`);
+      }
+    }
+    await putManifest(client, dest.ref.repository, referenceTarget(dest.ref), list.raw, { signal: opts.signal });
+    return list.raw.digest;
+  } finally {
+    await client.close();
+  }
+}
+
+/**
  * `manifest push --all LIST DEST`: the list and every image it lists go through the copy engine
  * (blobs first, each image's manifest, the list last), so a registry never names a manifest whose
- * content is missing. Pushing the list alone (podman's --all=false) is not offered.
+ * content is missing.
  */
 export async function pushList(loc: ListLocation, dest: TransportReference, opts: PushOptions = {}) {
   await readList(loc); // a clear "no such manifest list" before the copy engine's messages

@@ -74,6 +74,14 @@ describe('stevedore manifest', () => {
       const child = await runCommand('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/multi@${img.descriptor.digest}`]);
       expect(child.code, child.stderr).toBe(0);
     }
+    // The list alone (podman's --all=false): where its images are already, and refused where they are not.
+    const only = await sd(['push', '--all=false', 'mylist', `docker://${reg.host}/multi:listonly`, '--tls-verify=false']);
+    expect(only.code, only.stderr).toBe(0);
+    expect(JSON.parse((await runCommand('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/multi:listonly`])).stdout)).toEqual(index);
+    const missing = await sd(['push', '--all=false', 'mylist', `docker://${reg.host}/empty:1`, '--tls-verify=false']);
+    expect(missing.code).toBe(125);
+    expect(missing.stderr).toContain(`does not hold ${amd.descriptor.digest} (linux/amd64), which the list names; push with --all`);
+    expect((await runCommand('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/empty:1`])).code).not.toBe(0);
     // The same list pushed as a Docker manifest list.
     const v2 = await sd(['push', 'mylist', `docker://${reg.host}/multi:docker`, '--tls-verify=false', '--format', 'v2s2']);
     expect(v2.code, v2.stderr).toBe(0);

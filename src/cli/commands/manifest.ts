@@ -184,7 +184,7 @@ export function registerManifest(program: Command): void {
     .description('push a manifest list and every image it lists (podman manifest push --all)')
     .argument('<list>', 'list name, or oci:DIR[:REF]')
     .argument('[destination]', 'where to push (docker://REGISTRY/REPO:TAG, oci:, ...); default the list\'s name')
-    .option('--all', 'push the images the list names too (always done)', true)
+    .option('--all [bool]', 'push the images the list names too (default true; --all=false pushes the list alone)', parseBool, true)
     .option('-f, --format <oci|v2s2>', 'manifest format at the destination (default: as stored)')
     .option('--rm', 'delete the local list after a successful push')
     .option('--digestfile <path>', 'write the pushed list\'s digest to this file')
@@ -196,7 +196,7 @@ export function registerManifest(program: Command): void {
     .option('--authfile <path>', 'auth file')
     .option('-q, --quiet', 'print nothing')
     .option('--root <dir>', ROOT_HELP)
-    .action(async (name: string, destination: string | undefined, o: Common & { format?: string; rm?: boolean; digestfile?: string; signBy?: string; signPassphraseFile?: string; 'registries.d'?: string; tlsVerify?: boolean; creds?: string; authfile?: string; quiet?: boolean }) => {
+    .action(async (name: string, destination: string | undefined, o: Common & { all: boolean | string; format?: string; rm?: boolean; digestfile?: string; signBy?: string; signPassphraseFile?: string; 'registries.d'?: string; tlsVerify?: boolean; creds?: string; authfile?: string; quiet?: boolean }) => {
       if (o.format !== undefined && o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
       const m = await engine();
       const { parseImageName } = await import('../../transports/index.js');
@@ -206,7 +206,8 @@ export function registerManifest(program: Command): void {
       const context = { ...contextFrom(o), ...(o['registries.d'] ? { registriesDir: o['registries.d'] } : {}) };
       const signer = o.signBy ? await (await import('./gpg-options.js')).copySigner(dest, o.signBy, { passphraseFile: o.signPassphraseFile, context }) : undefined;
       const signal = signalOnInterrupt();
-      const result = await m.pushList(loc, dest, { format: o.format as 'oci' | 'v2s2' | undefined, context, signal });
+      const format = o.format as 'oci' | 'v2s2' | undefined;
+      const result = o.all === false ? { digest: await m.pushListOnly(loc, dest, { format, context, signal }), manifests: 1, blobsCopied: 0, blobsReused: 0 } : await m.pushList(loc, dest, { format, context, signal });
       if (signer) await signer.sign(result.digest, signal);
       if (o.digestfile) await writeFile(o.digestfile, result.digest);
       if (o.rm) await m.deleteList(loc);
