@@ -64,12 +64,13 @@ export function addSideOptions(cmd: Command, side: Side, parseBool: (v: string) 
     .option(`--${side}-password <password>`, `password for the ${who} registry (with --${side}-username)`)
     .option(`--${side}-no-creds`, `access the ${who} registry without credentials (no auth file either)`)
     .option(`--${side}-authfile <path>`, `auth file for the ${who}`)
-    .option(`--${side}-tls-verify <bool>`, `require HTTPS and verified certificates for the ${who}`, parseBool)
+    .option(`--${side}-tls-verify [bool]`, `require HTTPS and verified certificates for the ${who} (alone: true; skopeo's --${side}-tls-verify=false works)`, parseBool)
     .option(`--${side}-cert-dir <dir>`, `certificates for the ${who} registry: CA *.crt, client *.cert/*.key (containers-certs.d)`);
 }
 
 /** One side's flags out of commander's camel-cased options object. */
-export function sideFlags(o: Record<string, unknown>, side: Side): SideFlags {
+export function sideFlags(flags: object, side: Side): SideFlags {
+  const o = flags as Record<string, unknown>;
   const get = (k: string) => o[`${side}${cap(k)}`];
   return {
     creds: get('creds') as string | undefined,
