@@ -159,6 +159,21 @@ describe('skopeo command lines, side by side', () => {
     expect(want['2']).toBe(indexDigest);
   });
 
+  it('inspect --format and list-tags --no-creds print what skopeo prints', async () => {
+    for (const args of [
+      ['inspect', '--tls-verify=false', '--no-creds', '--format', '{{.Digest}} {{.Os}}/{{.Architecture}} {{.RepoTags}}', `docker://${reg.host}/team/app:1`],
+      ['inspect', '--tls-verify=false', '-n', '--retry-times', '1', '--format', '{{.Layers}} {{.Labels}} {{.Created}}', `docker://${reg.host}/team/app:1`],
+      ['list-tags', '--tls-verify=false', '--no-creds', `docker://${reg.host}/team/app`],
+    ]) {
+      const theirs = await skopeo(args);
+      const ours = await stevedore(args);
+      expect(theirs.code, theirs.stderr).toBe(0);
+      expect(ours.code, ours.stderr).toBe(0);
+      if (args[0] === 'list-tags') expect(JSON.parse(ours.stdout).Tags.sort()).toEqual(JSON.parse(theirs.stdout).Tags.sort());
+      else expect(ours.stdout).toBe(theirs.stdout);
+    }
+  });
+
   it('--all with --platform is refused, naming both', async () => {
     const r = await stevedore(['sync', '--src', 'docker', '--dest', 'docker', '--all', '--platform', 'linux/amd64', `${reg.host}/team/app`, `${byUs.host}/x`]);
     expect(r.code).toBe(125);
