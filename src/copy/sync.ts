@@ -180,7 +180,7 @@ async function layoutDigest(dir: string, refName: string | undefined): Promise<D
 class ClientPool {
   readonly #clients = new Map<string, RegistryClient>();
   get(registry: string, ctx: TransportContext, repository?: string): RegistryClient {
-    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}|${ctx.certDir ?? ''}`;
+    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}|${ctx.certDir ?? ''}|${ctx.ambientCredentials !== false}|${ctx.authFile ?? ''}`;
     let c = this.#clients.get(key);
     if (!c) {
       c = new RegistryClient({
@@ -189,6 +189,7 @@ class ClientPool {
         credentials: contextCredentials(ctx, registry, repository),
         ...(ctx.retry ? { retry: ctx.retry } : {}),
         ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
+        loginHint: ctx.ambientCredentials !== false,
       });
       this.#clients.set(key, c);
     }
