@@ -24,6 +24,11 @@ export interface RegistryClientOptions {
   tlsVerify?: boolean;
   /** containers-certs.d(5) directory (CA `*.crt`, client `*.cert`/`*.key`); default: `<certs.d>/<registry>` if one exists. */
   certDir?: string;
+  /**
+   * Whether auth errors suggest `stevedore login` (default true). Off where the process's own auth
+   * files are never read (the controller, --no-creds): logging in would change nothing there.
+   */
+  loginHint?: boolean;
   /** certs.d roots searched when certDir is not given (default: ~/.config/containers, /etc/containers, /etc/docker). */
   certsDirs?: readonly string[];
   retry?: Partial<RetryPolicy>;
@@ -90,6 +95,7 @@ export class RegistryClient {
   readonly #retry: RetryPolicy;
   readonly #log: Logger;
   readonly #userAgent: string;
+  readonly #loginHint: boolean;
   #credentials: RegistryClientOptions['credentials'];
   #resolvedCredentials: Credentials | undefined | null = null;
   #base: Promise<string> | undefined;
@@ -105,6 +111,7 @@ export class RegistryClient {
     this.#log = (opts.logger ?? rootLogger).child({ registry: opts.registry });
     this.#credentials = opts.credentials;
     this.#userAgent = opts.userAgent ?? 'stevedore/0.1';
+    this.#loginHint = opts.loginHint ?? true;
     this.#agent = new AgentClass({
       connections: opts.maxConnections ?? 16,
       connect: { rejectUnauthorized: !this.#insecure, ...connectOptions(tlsMaterialFor(opts.registry, opts.certDir, opts.certsDirs)) },
@@ -349,10 +356,10 @@ export class RegistryClient {
       const creds = this.#resolvedCredentials;
       if (creds && this.#challenge?.scheme === 'basic') {
         return new AuthError(
-          `${this.registry}: credentials for user "${creds.username}" were rejected (${what}); check them, or log in again with "stevedore login ${this.registry}"`,
+          `${this.registry}: credentials for user "${creds.username}" were rejected (${what}); check them${this.#loginHint ? `, or log in again with "stevedore login ${this.registry}"` : ''}`,
         );
       }
-      return new AuthError(`${this.registry}: authentication required (${what}); log in with "stevedore login ${this.registry}" or pass credentials`);
+      return new AuthError(`${this.registry}: authentication required (${what}); ${this.#loginHint ? `log in with "stevedore login ${this.registry}" or pass credentials` : 'give credentials for it'}`);
     }
     if (status === 403) return new RegistryError(`${this.registry}: access denied: ${what}`, { status, url, details });
     return new RegistryError(`${req.method} ${url}: ${status} ${what}`, { status, url, details });

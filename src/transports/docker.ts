@@ -19,6 +19,7 @@ export function registryClientFor(ref: ImageReference, ctx: TransportContext = {
     credentials: contextCredentials(ctx, ref.registry, ref.repository),
     ...(ctx.retry ? { retry: ctx.retry } : {}),
     ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
+    loginHint: ctx.ambientCredentials !== false,
   });
 }
 

@@ -76,7 +76,7 @@ export function registerCopy(program: Command): void {
     .option('-j, --jobs <n>', 'blobs copied in parallel', parsePositiveInt, 6)
     .option('--digestfile <path>', 'write the digest of the copied manifest to this file')
     .option('--additional-tag <tag>', 'also tag the copied image with this tag at the destination registry (repeatable)', collect)
-    .option('--tls-verify <bool>', 'require HTTPS and verified certificates on both sides', parseBool)
+    .option('--tls-verify [bool]', 'require HTTPS and verified certificates on both sides', parseBool)
     .option('--authfile <path>', 'auth file for both sides')
     .option('--policy <file>', 'containers-policy.json the source must satisfy (checked before anything is written)')
     .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
@@ -95,8 +95,8 @@ export function registerCopy(program: Command): void {
     if (all && o.platform?.length) throw new InvalidInputError('--all (or --multi-arch all) and --platform contradict each other: --all copies every platform');
     const retry = retryPolicy(o);
     const registries = o['registries.d'] ? { registriesDir: o['registries.d'] } : {};
-    const srcContext = { ...sideContext(sideFlags(o as Record<string, unknown>, 'src'), 'src', retry), ...registries };
-    const destContext = { ...sideContext(sideFlags(o as Record<string, unknown>, 'dest'), 'dest', retry), ...registries };
+    const srcContext = { ...sideContext(sideFlags(o, 'src'), 'src', retry), ...registries };
+    const destContext = { ...sideContext(sideFlags(o, 'dest'), 'dest', retry), ...registries };
     const srcRef = parseImageName(source);
     const destRef = parseImageName(destination);
     if (o.additionalTag?.length && !(destRef instanceof DockerReference)) {
