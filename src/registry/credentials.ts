@@ -47,16 +47,22 @@ export function normaliseAuthKey(key: string): string {
   return k;
 }
 
+/** Auth files and pull secrets above 1 MiB are refused before parsing (Kubernetes Secrets stop at 1 MiB too). */
+export const MAX_AUTH_FILE_BYTES = 1024 * 1024;
+
 /**
  * Parses a config document. Accepts the modern `{"auths": {...}}` form and the legacy `.dockercfg`
  * form where the hosts are top-level keys (still found in old Kubernetes secrets).
  */
 export function parseDockerConfig(text: string, source = 'docker config'): DockerConfig {
+  const size = Buffer.byteLength(text);
+  if (size > MAX_AUTH_FILE_BYTES) throw new InvalidInputError(`${source}: ${size} bytes exceed the ${MAX_AUTH_FILE_BYTES}-byte limit for an auth file`);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new InvalidInputError(`${source}: not valid JSON (${(err as Error).message})`);
+    // V8's message quotes the text around the fault, which here may be a password: say where, not what.
+    throw new InvalidInputError(`${source}: not valid JSON (${jsonErrorWhere(err)})`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new InvalidInputError(`${source}: not a JSON object`);
   const obj = doc as Record<string, unknown>;
@@ -67,10 +73,25 @@ export function parseDockerConfig(text: string, source = 'docker config'): Docke
   return obj as DockerConfig;
 }
 
-function decodeEntry(entry: NonNullable<DockerConfig['auths']>[string], source: string, key: string): Credentials | undefined {
-  if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
-  if (!entry.auth) return undefined;
-  const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+/** JSON.parse's complaint without the quoted input: its position when it gives one. */
+function jsonErrorWhere(err: unknown): string {
+  const m = /at position (\d+)(?: \(line (\d+) column (\d+)\))?/.exec((err as Error).message);
+  if (m?.[2]) return `syntax error at line ${m[2]} column ${m[3]}`;
+  if (m) return `syntax error at offset ${m[1]}`;
+  return /end of JSON input/.test((err as Error).message) ? 'unexpected end of input' : 'syntax error';
+}
+
+function decodeEntry(entry: unknown, source: string, key: string): Credentials | undefined {
+  // Values come from a file anyone may have written: check their types, never quote them.
+  if (typeof entry !== 'object' || entry === null) throw new InvalidInputError(`${source}: the entry for ${key} is not an object`);
+  const e = entry as Record<string, unknown>;
+  for (const f of ['auth', 'username', 'password'] as const) {
+    if (e[f] !== undefined && e[f] !== null && typeof e[f] !== 'string') throw new InvalidInputError(`${source}: the "${f}" of the entry for ${key} must be a string`);
+  }
+  const { username, password, auth } = e as { username?: string; password?: string; auth?: string };
+  if (username != null && password != null) return { username, password };
+  if (!auth) return undefined;
+  const decoded = Buffer.from(auth, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) throw new InvalidInputError(`${source}: the "auth" entry for ${key} is not base64 of user:password`);
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
