@@ -11,6 +11,7 @@ include hack/controlplane.mk
 # cosign (and other Go-built peers) for the supply-chain interoperability tests.
 -include hack/cosign.mk
 -include hack/syft.mk
+-include hack/fuzz.mk
 
 .PHONY: help deps install build typecheck test test-unit demo run image bench bench-copy bench-run bench-build bench-controller test-e2e clean
 
