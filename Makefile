@@ -16,6 +16,8 @@ include hack/schemas.mk
 -include hack/syft.mk
 # A real single node (kubelet + containerd + runc) for the end-to-end suite and cluster-up.
 -include hack/node.mk
+# Property-based fuzzing of every parser (make fuzz; make test replays the corpora briefly).
+-include hack/fuzz.mk
 
 ##@ General
 
