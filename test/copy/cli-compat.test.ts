@@ -174,6 +174,19 @@ describe('skopeo command lines, side by side', () => {
     }
   });
 
+  it('air gap: --dest oci exports, --src oci imports the layout into another registry (same digests, unchanged tags skipped)', async () => {
+    const dir = await temps.make('airgap');
+    const out = await stevedore(['sync', '--src', 'docker', '--dest', 'oci', '--src-tls-verify=false', `${reg.host}/team/app`, dir]);
+    expect(out.code, out.stderr).toBe(0);
+    const imp = await stevedore(['sync', '--src', 'oci', '--dest', 'docker', '-o', 'json', join(dir, 'app'), `${byUs.host}/imported`]);
+    expect(imp.code, imp.stderr).toBe(0);
+    const want = await contents(reg.host, 'team/app');
+    expect(await contents(byUs.host, 'imported/app')).toEqual(want);
+    const again = await stevedore(['sync', '--src', 'oci', '--dest', 'docker', '-o', 'json', join(dir, 'app'), `${byUs.host}/imported`]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.trim().split('\n').at(-1)).toBe(JSON.stringify({ summary: { copied: 0, skipped: Object.keys(want).length, failed: 0, pruned: 0 } }));
+  });
+
   it('--all with --platform is refused, naming both', async () => {
     const r = await stevedore(['sync', '--src', 'docker', '--dest', 'docker', '--all', '--platform', 'linux/amd64', `${reg.host}/team/app`, `${byUs.host}/x`]);
     expect(r.code).toBe(125);

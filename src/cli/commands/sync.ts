@@ -1,4 +1,6 @@
 import { writeFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { syncFromLayout } from '../../copy/sync-layout.js';
 import type { Command } from 'commander';
 import type { SyncRepoSpec } from '../../copy/sync-config.js';
 import { DEFAULT_PARALLEL_IMAGES, emptyReport, recordItem, sync, type SyncItem, type SyncNaming, type SyncTarget } from '../../copy/sync.js';
@@ -38,10 +40,10 @@ function sourceSpecs(kind: string, source: string): Promise<SyncRepoSpec[]> | Sy
     const ref = parseReference(source.replace(/^docker:\/\//, ''));
     return [{ registry: ref.registry, repository: ref.repository, tags: ref.digest ? [ref.digest] : ref.tag ? [ref.tag] : [] }];
   }
-  if (kind === 'dir' || kind === 'oci') {
-    throw new UnsupportedError(`--src ${kind} is not supported yet: import a layout with "stevedore copy oci:DIR:TAG docker://..." per image, or an ImageMirror with a layout source`);
+  if (kind === 'dir') {
+    throw new UnsupportedError('--src dir is not supported: export with --dest oci (one OCI layout per repository) and import with --src oci, or copy each dir: image with "stevedore copy dir:PATH docker://..."');
   }
-  throw new InvalidInputError(`--src must be docker or yaml, got "${kind}"`);
+  throw new InvalidInputError(`--src must be docker, yaml or oci, got "${kind}"`);
 }
 
 function target(kind: string, destination: string, naming: SyncNaming): SyncTarget {
@@ -73,9 +75,9 @@ export function registerSync(program: Command): void {
   const cmd = program
     .command('sync')
     .description('mirror tag sets from a YAML config or a repository to a registry, OCI layouts or directories, skipping unchanged tags')
-    .argument('<source>', 'YAML file (--src yaml) or registry/repository[:tag] (--src docker)')
+    .argument('<source>', 'YAML file (--src yaml), registry/repository[:tag] (--src docker), or an OCI layout directory (--src oci)')
     .argument('<destination>', 'registry[/prefix] (--dest docker), or a directory (--dest oci, --dest dir)')
-    .requiredOption('-s, --src <yaml|docker>', 'what the source names')
+    .requiredOption('-s, --src <yaml|docker|oci>', 'what the source names')
     .requiredOption('-d, --dest <docker|oci|dir>', 'what the destination names')
     .option('-a, --all', 'copy every platform of an index, keeping its digest (the default; skopeo copies the host\'s platform without it)')
     .option('--platform <os/arch[/variant]>', 'copy only these platforms of indexes (default: all, digests preserved)', collect)
@@ -103,8 +105,12 @@ export function registerSync(program: Command): void {
     const retry = retryPolicy(o);
     const srcContext = sideContext(sideFlags(o, 'src'), 'src', retry);
     const destContext = sideContext(sideFlags(o, 'dest'), 'dest', retry);
-    const specs = await sourceSpecs(o.src, source);
     const to = target(o.dest, destination, o.scoped ? 'scoped' : 'last');
+    // --src oci: one OCI layout (as --dest oci writes them) imported into DEST/<its directory name>.
+    const layoutDir = o.src === 'oci' ? resolve(source.replace(/^oci:/, '')) : undefined;
+    if (layoutDir && to.kind !== 'registry') throw new InvalidInputError('--src oci imports into a registry: use --dest docker');
+    if (layoutDir && o.prune) throw new InvalidInputError('--prune is not supported with --src oci (a layout has no history of what it exported)');
+    const specs = layoutDir ? [] : await sourceSpecs(o.src, source);
     if (to.kind === 'registry') to.context = destContext;
     const policy = o.policy ? await (await import('../../policy/parse.js')).loadPolicy(o.policy) : undefined;
     const signal = signalOnInterrupt();
@@ -112,8 +118,23 @@ export function registerSync(program: Command): void {
     // Counted here as items arrive, so a sync stopped by its first failure still gets its summary.
     const seen = emptyReport();
     let failure: unknown;
+    const onItem = (item: SyncItem) => {
+      recordItem(seen, item);
+      if (!o.quiet || item.action === 'failed') printItem(item, json);
+    };
     try {
-      await sync(specs, to, {
+      if (layoutDir && to.kind === 'registry') {
+        const name = basename(layoutDir);
+        const repository = to.prefix ? `${to.prefix}/${name}` : name;
+        await syncFromLayout(layoutDir, { tags: [] }, { registry: to.registry, repository, context: destContext }, {
+          platforms: o.platform?.map(parsePlatform),
+          dryRun: o.dryRun,
+          ...(policy ? { policy } : {}),
+          parallelImages: o.parallel,
+          signal,
+          onItem,
+        });
+      } else await sync(specs, to, {
         ...(retry ? { retry } : {}),
         platforms: o.platform?.map(parsePlatform),
         keepGoing: o.keepGoing,
@@ -127,10 +148,7 @@ export function registerSync(program: Command): void {
         sourceContext: srcContext,
         policy,
         signatures: o.removeSignatures ? 'remove' : 'copy',
-        onItem: (item) => {
-          recordItem(seen, item);
-          if (!o.quiet || item.action === 'failed') printItem(item, json);
-        },
+        onItem,
       });
     } catch (err) {
       failure = err;
