@@ -78,6 +78,7 @@ state = ${q(p.containerdState)}
         runtime_type = "io.containerd.runc.v2"
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
           BinaryName = ${q(o.runc)}
+          Root = ${q(join(p.dir, 'containerd', 'runc'))}
           SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = [${q(o.cniBinDir)}]

@@ -13,7 +13,7 @@
  * registry listens on the bridge's own address, which Pods and this machine reach and nothing else.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, mkdir, mkdtemp, readFile, readdir, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
 import { closeSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ import { runChecked, runCommand, spawnManaged, type ManagedProcess } from './pro
 import { startRegistry, type TestRegistry } from './registry.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CONTAINER_LOG_LINKS = '/var/log/containers';
 
 /** A version pinned in hack/node.mk (`NAME := vX.Y.Z`). */
 export function nodeToolVersion(name: string): string {
@@ -224,6 +225,18 @@ export async function cleanupNodeDir(dir: string): Promise<string[]> {
     const r = await runCommand('umount', ['-l', m]);
     if (r.code !== 0 && !/not mounted/.test(r.stderr)) problems.push(`umount ${m}: ${r.stderr.trim()}`);
   }
+  // The kubelet links every container's log into /var/log/containers (a fixed path): ours go.
+  try {
+    for (const f of await readdir(CONTAINER_LOG_LINKS)) {
+      const target = await readlink(join(CONTAINER_LOG_LINKS, f)).catch(() => '');
+      if (target.startsWith(`${dir}/`)) await rm(join(CONTAINER_LOG_LINKS, f), { force: true });
+    }
+    await rmdir(CONTAINER_LOG_LINKS).catch(() => undefined); // only when nothing else is left there
+  } catch {
+    // no such directory
+  }
+  // containerd's shims keep their sockets in a fixed /run/containerd/s: remove it once empty.
+  for (const d of ['/run/containerd/s', '/run/containerd/runc/k8s.io', '/run/containerd/runc', '/run/containerd']) await rmdir(d).catch(() => undefined);
   let state: { bridge?: string; cgroupRoot?: string } = {};
   try {
     state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as typeof state;
