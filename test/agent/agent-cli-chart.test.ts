@@ -83,12 +83,12 @@ describe('stevedore agent --policy', () => {
 describe('chart: the node agent', () => {
   it('is off by default', async () => {
     const objs = await render();
-    expect(objs.filter((o) => o.kind === 'DaemonSet' || o.metadata.name.includes('-agent'))).toEqual([]);
+    expect(objs.filter((o) => (o.kind === 'DaemonSet' && !o.metadata.name.endsWith('-build-seccomp')) || o.metadata.name.includes('-agent'))).toEqual([]);
   });
 
   it('renders a DaemonSet with its own ServiceAccount, the node name, the host store and the runc state', async () => {
     const objs = await render('--set', 'agent.enabled=true', '--set', 'agent.storePath=/srv/stevedore');
-    const ds = objs.find((o) => o.kind === 'DaemonSet')!;
+    const ds = objs.find((o) => o.kind === 'DaemonSet' && o.metadata.name.endsWith('-agent'))!;
     const pod = ds.spec!.template.spec;
     expect(pod['serviceAccountName']).toBe('stevedore-agent');
     expect(pod['hostNetwork']).toBe(true);
@@ -105,9 +105,9 @@ describe('chart: the node agent', () => {
 
   it('mounts agent.policy (a map or JSON text) from a ConfigMap and passes --policy; none by default', async () => {
     const plain = await render('--set', 'agent.enabled=true');
-    const plainPod = plain.find((o) => o.kind === 'DaemonSet')!.spec!.template.spec;
+    const plainPod = plain.find((o) => o.kind === 'DaemonSet' && o.metadata.name.endsWith('-agent'))!.spec!.template.spec;
     expect(JSON.stringify(plainPod.containers[0]!['args'])).not.toContain('--policy');
-    expect(plain.filter((o) => o.kind === 'ConfigMap')).toEqual([]);
+    expect(plain.filter((o) => o.kind === 'ConfigMap' && !o.metadata.name.endsWith('-build-seccomp'))).toEqual([]);
 
     const policy = {
       default: [{ type: 'reject' }],
@@ -124,7 +124,7 @@ describe('chart: the node agent', () => {
       const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'stevedore-agent-policy')!;
       expect(JSON.parse(cm.data!['policy.json']!)).toEqual(policy);
       expect(() => parsePolicy(cm.data!['policy.json']!, 'policy.json')).not.toThrow();
-      const ds = objs.find((o) => o.kind === 'DaemonSet')!;
+      const ds = objs.find((o) => o.kind === 'DaemonSet' && o.metadata.name.endsWith('-agent'))!;
       const pod = ds.spec!.template.spec;
       const c = pod.containers[0]!;
       expect(c['args']).toContain('--policy=/etc/stevedore/policy/policy.json');
