@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ContainerfileError } from '../../build/containerfile/index.js';
@@ -21,6 +20,7 @@ import { SILENT_REPORTER } from '../../build/executor/types.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
+import { writeFileAtomic } from '../../util/fs.js';
 import { VERSION } from '../../util/version.js';
 import { EXIT_TOOL_ERROR } from '../exit-codes.js';
 import type { AttestationRecord, SignatureRecord } from '../build-attest.js';
@@ -209,9 +209,10 @@ export function registerBuild(program: Command): void {
             for (const a of signed.attestations) process.stderr.write(`Attached ${a.kind} (${a.predicateType}) to ${a.subject}: ${a.digest ?? a.envelope}\n`);
           }
         }
-        if (o.digestfile) await writeFile(o.digestfile, digest);
-        if (o.iidfile) await writeFile(o.iidfile, result.platforms.length > 1 ? digest : result.image.configDigest);
-        if (o.metadataFile) await writeFile(o.metadataFile, `${JSON.stringify(buildMetadata(result, o.tag ?? []), null, 2)}\n`);
+        // Written whole or not at all: a script reading them never sees half a digest.
+        if (o.digestfile) await writeFileAtomic(resolve(o.digestfile), digest);
+        if (o.iidfile) await writeFileAtomic(resolve(o.iidfile), result.platforms.length > 1 ? digest : result.image.configDigest);
+        if (o.metadataFile) await writeFileAtomic(resolve(o.metadataFile), `${JSON.stringify(buildMetadata(result, o.tag ?? []), null, 2)}\n`);
         if (o.resultFile) {
           const doc = { image: o.tag?.[0] ?? '', digest, size: result.image.size, platforms: result.platforms };
           await writeResultFile(o.resultFile, signed ? withAttestations(doc, signed) : doc);
