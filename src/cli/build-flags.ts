@@ -202,7 +202,9 @@ export type FlagOptions = Omit<BuildImageOptions, 'store' | 'context' | 'pullCon
 /** Checks the flags and reads what they name (Containerfile on stdin, secrets, the source policy). */
 export async function optionsFromFlags(o: BuildFlags, context: string): Promise<FlagOptions> {
   if (o.format !== 'oci' && o.format !== 'docker') throw new InvalidInputError(`--format must be oci or docker, got "${o.format}"`);
-  if (!['always', 'missing', 'never'].includes(o.pull ?? 'missing')) throw new InvalidInputError(`--pull must be always, missing or never`);
+  // buildah's true (pull when newer: always here) and false (missing) too.
+  const pull = ({ true: 'always', newer: 'always', false: 'missing' } as Record<string, string>)[o.pull ?? ''] ?? o.pull ?? 'missing';
+  if (!['always', 'missing', 'never'].includes(pull)) throw new InvalidInputError(`--pull must be always, missing, never, true or false, got "${o.pull}"`);
   if (o.timestamp !== undefined && o.sourceDateEpoch !== undefined && o.timestamp !== o.sourceDateEpoch) throw new InvalidInputError('--timestamp and --source-date-epoch name the same setting: give one');
   const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
@@ -242,7 +244,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
     ...(o.unsetenv ? { unsetEnv: o.unsetenv } : {}),
     ...(o.omitHistory ? { omitHistory: true } : {}),
     ...(o.ignorefile !== undefined ? { ignoreFile: o.ignorefile } : {}),
-    pull: (o.pull ?? 'missing') as PullPolicy,
+    pull: pull as PullPolicy,
     runtime: (o.runtime ?? 'runc') as RuntimeName,
   };
 }

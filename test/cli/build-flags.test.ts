@@ -207,8 +207,8 @@ describe('stevedore build: buildah flags', () => {
     expect(image.config.config?.Env).toEqual(expect.arrayContaining(['KEEP=changed', 'ADDED=3']));
     expect(image.config.config?.Env?.some((e) => e.startsWith('DROP='))).toBe(false);
     expect(image.config.history).toBeUndefined();
-    for (const pull of ['--pull=true', '--pull=false', '--pull=newer']) {
-      const p = await build(['-q', pull, dir]);
+    for (const pull of [['--pull=true'], ['--pull=false'], ['--pull=newer'], ['--pull', 'false']]) {
+      const p = await build(['-q', ...pull, dir]);
       expect(p.code, `${pull}: ${p.stderr}`).toBe(0);
     }
     const badJobs = await build(['--jobs', 'many', dir]);
