@@ -232,6 +232,13 @@ describe('stevedore build: buildah flags', () => {
     expect(missing.stderr).toContain('--ignorefile');
   });
 
+  it('--remote refuses the flags an ImageBuild cannot carry instead of dropping them', async () => {
+    const dir = await context('FROM $BASE_IMAGE\n');
+    const r = await stevedore(['build', '--remote', '-t', '127.0.0.1:1/x:1', '--secret', 'id=a,env=HOME', '--squash', dir], { timeoutMs: 30_000 });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('--remote cannot pass on --secret, --squash');
+  });
+
   it('--source-date-epoch is --timestamp (same digest); --rewrite-timestamp is accepted', async () => {
     const dir = await context('FROM $BASE_IMAGE\nCOPY a.txt /\n', { 'a.txt': 'a' });
     const a = await build(['-q', '--no-cache', '--timestamp', '1700000000', dir]);

@@ -76,6 +76,9 @@ function failureReason(err: unknown, aborted: boolean): FailureReason {
   return 'Error';
 }
 
+/** The flags `build --remote` passes on to the ImageBuild (context.ts RemoteBuildFlags). */
+const REMOTE_FLAGS = new Set(['remote', 'file', 'tag', 'target', 'buildArg', 'platform', 'tlsVerify', 'creds', 'authfile', 'kubeconfig', 'namespace', 'contextRepo', 'pushSecret', 'timeout', 'quiet']);
+
 async function exitWith(code: number): Promise<never> {
   await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
   process.exit(code);
@@ -145,9 +148,12 @@ export function registerBuild(program: Command): void {
     .option('--context-repo <repo>', 'with --remote: repository for the context artifact (default: <image repository>-context)')
     .option('--push-secret <name>', 'with --remote: dockerconfigjson Secret the build Pod pushes (and pulls the context) with')
     .option('--timeout <duration>', 'with --remote: give up the build after this long (e.g. 30m)')
-    .action(async (context: string, o: BuildFlags & { remote?: boolean }) => {
+    .action(async (context: string, o: BuildFlags & { remote?: boolean }, cmd: Command) => {
       if (o.remote) {
         if ((o.file ?? []).length > 1 || o.file?.[0] === '-') throw new InvalidInputError('--remote takes one -f path inside the context');
+        // The cluster's build gets only what an ImageBuild says: a flag it cannot pass on is refused, not dropped.
+        const local = Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === 'cli' && !REMOTE_FLAGS.has(k));
+        if (local.length > 0) throw new InvalidInputError(`--remote cannot pass on ${local.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: build locally, or set it in the ImageBuild`);
         return exitWith(await (await import('./context.js')).runRemoteBuild(context, { ...o, file: o.file?.[0] }));
       }
       if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
