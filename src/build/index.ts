@@ -97,6 +97,7 @@ async function findContainerfile(contextDir: string, file: string | undefined): 
 }
 
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
+  if (opts.exports?.length && (opts.platforms?.length ?? 0) > 1) throw new InvalidInputError('--output writes one platform\'s files: build one --platform at a time');
   if (opts.compressionFormat === 'zstd' && opts.format === 'docker') throw new InvalidInputError('--compression-format zstd needs --format oci: Docker image manifests have no zstd layer type');
   // Parse destinations first: a bad -t fails before any work.
   const destinations = (opts.tags ?? []).map(parseDestination);

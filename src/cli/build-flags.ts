@@ -6,6 +6,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { BuildImageOptions, SecretSource } from '../build/index.js';
+import type { RootfsExport } from '../build/output/export.js';
 import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { PullPolicy } from '../runtime/store/index.js';
@@ -15,6 +16,7 @@ import { parseBool } from './options.js';
 
 export interface BuildFlags extends BuildAttestFlags {
   file?: string[];
+  output?: string[];
   tag?: string[];
   target?: string;
   buildArg?: string[];
@@ -196,6 +198,20 @@ export function acceptGoBools(cmd: Command): Command {
   return cmd;
 }
 
+/** `-o type=local,dest=DIR`, `-o type=tar,dest=FILE`, or `-o DIR` (buildah's short form). */
+function parseOutputs(values: readonly string[] | undefined): RootfsExport[] {
+  return (values ?? []).map((v) => {
+    if (v === '-') throw new InvalidInputError('--output -: a tar on stdout is not supported; give type=tar,dest=FILE');
+    if (!v.includes('=')) return { type: 'local', dest: resolve(v) };
+    const f = fieldsOf(v);
+    const type = f.get('type') ?? 'local';
+    const dest = f.get('dest');
+    if (type !== 'local' && type !== 'tar') throw new InvalidInputError(`--output ${v}: type must be local or tar (images go to -t)`);
+    if (!dest || dest === '-') throw new InvalidInputError(`--output ${v}: dest=PATH is needed`);
+    return { type, dest: resolve(dest) };
+  });
+}
+
 /** The engine options the flags ask for (all but the store, context, registry credentials, reporter and signal). */
 export type FlagOptions = Omit<BuildImageOptions, 'store' | 'context' | 'pullContext' | 'destContext' | 'reporter' | 'signal' | 'stdin'>;
 
@@ -216,6 +232,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
   if ((o.os || o.arch || o.variant) && o.platform) throw new InvalidInputError('give --platform, or --os/--arch/--variant, not both');
   const host = hostPlatform();
   const platform = o.os || o.arch || o.variant ? `${o.os ?? host.os}/${o.arch ?? host.architecture}${o.variant ? `/${o.variant}` : ''}` : o.platform;
+  const exports = parseOutputs(o.output);
   const secrets = await parseSecrets(o.secret);
   const sshAgents = await parseSsh(o.ssh);
   const sourcePolicy = o.sourcePolicyFile !== undefined ? await (await import('../build/source-policy.js')).SourcePolicy.load(o.sourcePolicyFile) : undefined;
@@ -236,6 +253,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
     cacheTo: o.cacheTo ?? [],
     secrets,
     sshAgents,
+    ...(exports.length > 0 ? { exports } : {}),
     buildContexts: keyValues('--build-context', o.buildContext),
     ...(o.squash ? { squash: true } : {}),
     compressionFormat: compression,
