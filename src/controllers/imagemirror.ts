@@ -14,14 +14,13 @@ import type { EventRecorder } from '../k8s/runtime/events.js';
 import { judgeReconcileError } from '../k8s/runtime/reconcile-errors.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { TransportContext } from '../transports/types.js';
-import { InvalidInputError, errorMessage } from '../util/errors.js';
+import { errorMessage } from '../util/errors.js';
 import { credentialsFromSecret } from './imagemirror-credentials.js';
 import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
 import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
 import { summarize } from './imagemirror-status.js';
 import { nextCron, parseDuration } from './schedule.js';
-import { validRange } from 'semver';
 
 /**
  * Every engine call of the controller runs with this context: registry credentials come only from
@@ -151,7 +150,6 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       return {};
     }
     const plan = planMirror(spec);
-    checkSelection(spec);
     const ready = getCondition(status.conditions, 'Ready');
     const upToDate =
       status.observedGeneration === generation &&
@@ -281,16 +279,5 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     if (!b || b.status === 'Unknown' || (a && a.status === b.status && a.reason === b.reason && a.message === b.message)) return;
     const target = { ...obj, apiVersion: API_VERSION, kind: 'ImageMirror' };
     await this.#o.events.record(target, b.status === 'True' ? 'Normal' : 'Warning', b.reason, b.message);
-  }
-}
-
-/**
- * Selections the engine would silently turn into "no tag" (node-semver's satisfies() is false for
- * every version under an unparsable range): refused as invalid input, which stalls the mirror.
- */
-function checkSelection(spec: ImageMirror['spec']): void {
-  const range = spec.tags?.semver;
-  if (range !== undefined && validRange(range) === null) {
-    throw new InvalidInputError(`spec.tags.semver: "${range.slice(0, 256)}" is not a semver range (node-semver syntax, e.g. ">=1.2.0 <2")`);
   }
 }

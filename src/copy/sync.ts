@@ -10,8 +10,9 @@ import { deleteManifest, getManifest, headManifest } from '../registry/manifests
 import { listTags } from '../registry/tags.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
-import type { ImageDestination, ImageSource, TransportContext } from '../transports/types.js';
-import { errorMessage, NotFoundError, StevedoreError } from '../util/errors.js';
+import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
+import { DirReference } from '../transports/dir.js';
+import { errorMessage, InvalidInputError, NotFoundError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { mapLimit } from '../util/pool.js';
 import { isIndexMediaType } from '../oci/mediatype.js';
@@ -24,7 +25,15 @@ import { copyImage, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_AN
 import { newestByCreation } from './newest.js';
 import type { SyncRepoSpec } from './sync-config.js';
 
-/** Where a sync writes: a registry under an optional path prefix, or one OCI layout per repository. */
+/**
+ * How a source repository is named at the destination, under the prefix or directory: `path`, the
+ * whole repository path (`team/app`, the engine's default and the ImageMirror layout rule); `last`,
+ * its last element (`app`, skopeo sync's default); `scoped`, registry and path
+ * (`registry.example.com/team/app`, skopeo's --scoped).
+ */
+export type SyncNaming = 'path' | 'last' | 'scoped';
+
+/** Where a sync writes: a registry under an optional path prefix, one OCI layout per repository, or one `dir:` directory per image. */
 export type SyncTarget =
   | {
       kind: 'registry';
@@ -34,8 +43,18 @@ export type SyncTarget =
       /** Write to exactly this repository (a rename); only meaningful with a single source repository. */
       repository?: string;
       context?: TransportContext;
+      naming?: SyncNaming;
     }
-  | { kind: 'layout'; dir: string };
+  | { kind: 'layout'; dir: string; naming?: SyncNaming }
+  /** skopeo's `--dest dir`: `<dir>/<name>:<tag>`, a `dir:` image per tag (always copied: a directory keeps no digest to compare). */
+  | { kind: 'dir'; dir: string; naming?: SyncNaming };
+
+/** The destination name of a source repository under the target's naming rule. */
+export function destinationName(naming: SyncNaming | undefined, registry: string, repository: string): string {
+  if (naming === 'last') return repository.slice(repository.lastIndexOf('/') + 1);
+  if (naming === 'scoped') return `${registry}/${repository}`;
+  return repository;
+}
 
 export type SyncAction = 'copied' | 'skipped' | 'failed' | 'would-copy' | 'pruned' | 'would-prune';
 
@@ -77,7 +96,7 @@ export function recordItem(report: SyncReport, item: SyncItem): void {
   else if (item.action === 'would-prune') report.wouldPrune++;
 }
 
-export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress'> {
+export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress' | 'retry'> {
   /** Go on after a failed image and report it (default: stop at the first failure). */
   keepGoing?: boolean;
   /** Work out and report what would change, copying and deleting nothing. */
@@ -161,13 +180,16 @@ async function layoutDigest(dir: string, refName: string | undefined): Promise<D
 class ClientPool {
   readonly #clients = new Map<string, RegistryClient>();
   get(registry: string, ctx: TransportContext, repository?: string): RegistryClient {
-    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}`;
+    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}|${ctx.certDir ?? ''}|${ctx.ambientCredentials !== false}|${ctx.authFile ?? ''}`;
     let c = this.#clients.get(key);
     if (!c) {
       c = new RegistryClient({
         registry,
         tlsVerify: ctx.tlsVerify,
         credentials: contextCredentials(ctx, registry, repository),
+        ...(ctx.retry ? { retry: ctx.retry } : {}),
+        ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
+        loginHint: ctx.ambientCredentials !== false,
       });
       this.#clients.set(key, c);
     }
@@ -178,9 +200,11 @@ class ClientPool {
   }
 }
 
-function destinationRepository(target: Extract<SyncTarget, { kind: 'registry' }>, repository: string): string {
+function destinationRepository(target: SyncTarget, registry: string, repository: string): string {
+  if (target.kind !== 'registry') return destinationName(target.naming, registry, repository);
   if (target.repository) return target.repository;
-  return target.prefix ? `${target.prefix.replace(/\/+$/, '')}/${repository}` : repository;
+  const name = destinationName(target.naming, registry, repository);
+  return target.prefix ? `${target.prefix.replace(/\/+$/, '')}/${name}` : name;
 }
 
 /**
@@ -190,6 +214,7 @@ function destinationRepository(target: Extract<SyncTarget, { kind: 'registry' }>
  * Index digests are preserved (every platform is copied) unless platforms are chosen.
  */
 export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: SyncOptions = {}): Promise<SyncReport> {
+  if (opts.prune && target.kind === 'dir') throw new InvalidInputError('prune is not supported with a dir: destination (a directory per image keeps no tag list)');
   const report = emptyReport();
   const pool = new ClientPool();
   const log = rootLogger.child({ op: 'sync' });
@@ -209,11 +234,12 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       const srcCtx: TransportContext = { ...(opts.sourceContext ?? {}) };
       if (spec.credentials) srcCtx.credentials = spec.credentials;
       if (spec.tlsVerify !== undefined) srcCtx.tlsVerify = spec.tlsVerify;
+      if (spec.certDir !== undefined) srcCtx.certDir = spec.certDir;
       const srcClient = pool.get(spec.registry, srcCtx, spec.repository);
       const destCtx = target.kind === 'registry' ? (target.context ?? {}) : {};
-      const destRepo = target.kind === 'registry' ? destinationRepository(target, spec.repository) : spec.repository;
+      const destRepo = destinationRepository(target, spec.registry, spec.repository);
       const destClient = target.kind === 'registry' ? pool.get(target.registry, destCtx, destRepo) : undefined;
-      const pruneKey = target.kind === 'registry' ? destRepo : join(target.dir, spec.repository);
+      const pruneKey = target.kind === 'registry' ? destRepo : join(target.dir, destRepo);
       let ps = pruneSets.get(pruneKey);
       if (!ps) pruneSets.set(pruneKey, (ps = { spec, destRepo, destClient, selected: new Set(), kept: new Map(), unknown: false }));
       let tags: string[];
@@ -242,25 +268,29 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         // Layout destinations are opened inside the try (a bad ref name or an unwritable directory
         // is this image's failure, reported under keepGoing, not an escape from the whole sync),
         // and not at all in a dry run, which must not create layouts on disk.
-        const layoutRef = target.kind === 'layout' ? parseOciReference(`${join(target.dir, spec.repository)}:${isDigest(tag) ? tag.replace(':', '-') : tag}`) : undefined;
+        const localTag = isDigest(tag) ? tag.replace(':', '-') : tag;
+        const layoutRef = target.kind === 'layout' ? parseOciReference(`${pruneKey}:${localTag}`) : undefined;
+        const localRef: TransportReference | undefined = layoutRef ?? (target.kind === 'dir' ? new DirReference(`${pruneKey}:${localTag}`) : undefined);
         let dest: ImageDestination | undefined = target.kind === 'registry' ? new DockerDestination(destRef!, destClient!, false) : undefined;
-        const item: SyncItem = { source: src.name, destination: dest?.name ?? layoutRef!.toString(), tag, action: 'failed' };
+        const item: SyncItem = { source: src.name, destination: dest?.name ?? localRef!.toString(), tag, action: 'failed' };
         try {
-          // A layout destination is created on open: a policy refusal must come first.
+          // A local destination is created on open: a policy refusal must come first.
           const checkPolicy = () => (opts.policy ? enforcePolicy(opts.policy, new DockerReference(srcRef), { ...opts, srcContext: srcCtx, all: !opts.platforms?.length }) : undefined);
-          if (layoutRef && !opts.dryRun) {
+          if (localRef && !opts.dryRun) {
             await checkPolicy();
-            dest = await layoutRef.newDestination();
+            dest = await localRef.newDestination();
           }
           // The destination's manifest, read only when a platform subset must be compared.
-          const destManifest = (): Promise<RawManifest | undefined> =>
+          const destManifest = async (): Promise<RawManifest | undefined> =>
             destRef && destClient
               ? getManifest(destClient, destRef.repository, referenceTarget(destRef), opts)
-              : layoutManifest(layoutRef!.path, layoutRef!.refName);
+              : layoutRef
+                ? layoutManifest(layoutRef.path, layoutRef.refName)
+                : undefined;
           // Both HEADs at once: the check is a round trip per side, and it is all an unchanged tag costs.
           const [srcDigest, destDigest] = await Promise.all([
             src.currentDigest(opts),
-            dest ? dest.currentDigest?.(opts).catch(() => undefined) : layoutDigest(layoutRef!.path, layoutRef!.refName),
+            dest ? dest.currentDigest?.(opts).catch(() => undefined) : layoutRef ? layoutDigest(layoutRef.path, layoutRef.refName) : undefined,
           ]);
           if (!srcDigest) throw new NotFoundError(`${src.name} does not exist`);
           item.digest = srcDigest;
@@ -274,7 +304,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
           } else if (opts.dryRun) {
             item.action = 'would-copy';
           } else {
-            if (!layoutRef) await checkPolicy();
+            if (!localRef) await checkPolicy();
             // Tags that share a digest (`latest` = `1.2.3` = `1.2`) are written once: the first
             // copies the image, the others wait for it and only tag its manifest. Pushed together,
             // the same index raced its own children and distribution refused one PUT (DIGEST_INVALID).
@@ -288,10 +318,10 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             } else {
               const copying = (async () => {
                 const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
-                if (opts.signatures !== 'remove' && destRef && destClient) {
+                if (opts.signatures !== 'remove' && src.attachmentStore && dest!.attachmentStore) {
                   const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
                   const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-                  await copyAttachments({ client: srcClient, ref: srcRef }, { client: destClient, ref: destRef }, digests, opts);
+                  await copyAttachments(src.attachmentStore, dest!.attachmentStore, digests, opts);
                 }
                 return result.manifest;
               })();
@@ -305,7 +335,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         } catch (err) {
           item.action = 'failed';
           item.error = errorMessage(err);
-          log.warn({ source: item.source, err: item.error }, 'sync of image failed');
+          log.info({ source: item.source, err: item.error }, 'sync of image failed');
           if (!opts.keepGoing) stop ??= err;
         } finally {
           await dest?.close();
@@ -381,8 +411,9 @@ async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record
   const { spec, destRepo, destClient, selected } = ps;
   const keptDigests = new Set(ps.kept.values());
   const source = `${spec.registry}/${spec.repository}`;
+  if (target.kind === 'dir') return;
   if (target.kind === 'layout') {
-    const dir = join(target.dir, spec.repository);
+    const dir = join(target.dir, destRepo);
     let layout: OciLayout;
     try {
       layout = await OciLayout.open(dir);

@@ -29,7 +29,6 @@ let src: TestRegistry;
 let dst: TestRegistry;
 let proxy: FaultProxy;
 let srcProxy: FaultProxy;
-let fixtures: string;
 const savedEnv: Record<string, string | undefined> = {};
 const clients: RegistryClient[] = [];
 
@@ -53,7 +52,6 @@ beforeAll(async () => {
   [src, dst] = await Promise.all([startRegistry({ name: 'tagsets-src' }), startRegistry({ name: 'tagsets-dst' })]);
   proxy = await startFaultProxy(dst.url);
   srcProxy = await startFaultProxy(src.url);
-  fixtures = await temps.make('tagsets-fixtures');
 });
 
 afterAll(async () => {
@@ -196,5 +194,29 @@ describe('sync: a platform filter keeps skip-unchanged', () => {
     await push(idx2.ociRef, `docker://${src.host}/multi/app:1`);
     const changed = await sync([srcSpec], target, { platforms: [{ os: 'linux', architecture: 's390x' }] });
     expect(changed.items.map((i) => `${i.tag}:${i.action}`).sort()).toEqual(['1:copied', '2:skipped']);
+  });
+});
+
+describe('sync: cross-repository reuse at the destination', () => {
+  it('two repositories sharing 7 layers: the second mounts them from the first at the destination (9 source GETs, 7 mounts)', async () => {
+    const base = await makeRandomImage({ layers: 7, layerSize: 8192, layoutDir: await temps.make('shared-layers'), ref: 'base' });
+    await push(await withCreated(base, 'a', '2024-01-01T00:00:00Z'), `docker://${src.host}/share/a:1`);
+    await push(await withCreated(base, 'b', '2024-02-01T00:00:00Z'), `docker://${src.host}/share/b:1`);
+    srcProxy.clearHits();
+    proxy.clearHits();
+    const report = await sync(
+      [
+        { registry: srcProxy.host, repository: 'share/a', tags: [] },
+        { registry: srcProxy.host, repository: 'share/b', tags: [] },
+      ],
+      { kind: 'registry', registry: proxy.host, prefix: 'm' },
+    );
+    expect(report.copied).toBe(2);
+    const gets = srcProxy.hits(/\/blobs\/sha256:/).filter((h) => h.method === 'GET');
+    const mounts = proxy.hits(/\/blobs\/uploads\/\?mount=/).filter((h) => h.method === 'POST');
+    // 7 shared layers once, and each image's own config.
+    expect(gets).toHaveLength(9);
+    expect(mounts.map((h) => h.status)).toEqual(Array(7).fill(201));
+    expect(mounts.every((h) => h.path.includes('from=m%2Fshare%2Fa'))).toBe(true);
   });
 });

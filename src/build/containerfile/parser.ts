@@ -15,6 +15,9 @@ export interface Containerfile {
   instructions: Instruction[];
 }
 
+/** Containerfiles above 1 MiB are refused before parsing (real ones are a few KiB; heredocs included). */
+export const MAX_CONTAINERFILE_BYTES = 1024 * 1024;
+
 export interface ParseOptions {
   /** Name used in error messages; `Containerfile` by default. */
   file?: string;
@@ -31,6 +34,8 @@ export interface ParseOptions {
  */
 export function parseContainerfile(text: string, opts: ParseOptions = {}): Containerfile {
   const file = opts.file ?? 'Containerfile';
+  const size = Buffer.byteLength(text);
+  if (size > MAX_CONTAINERFILE_BYTES) throw new ContainerfileError({ file }, `${size} bytes exceed the ${MAX_CONTAINERFILE_BYTES}-byte limit for a Containerfile`);
   const lines = splitLines(text);
   const directives = parseDirectives(lines, file);
   const joined = (opts.more ?? []).length > 0;

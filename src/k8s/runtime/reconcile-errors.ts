@@ -22,14 +22,15 @@ export type ErrorVerdict =
   /** Not the object's fault: retried with backoff. */
   | { kind: 'unknown'; message: string };
 
-/** The engine error behind `err`: itself, or the first StevedoreError along its `cause` chain. */
-export function engineError(err: unknown): StevedoreError | undefined {
+/** The engine errors behind `err`: itself and every StevedoreError along its `cause` chain, outermost first. */
+export function engineErrors(err: unknown): StevedoreError[] {
+  const out: StevedoreError[] = [];
   let e: unknown = err;
   for (let depth = 0; depth < 8 && e instanceof Error; depth++) {
-    if (e instanceof StevedoreError) return e;
+    if (e instanceof StevedoreError) out.push(e);
     e = e.cause;
   }
-  return undefined;
+  return out;
 }
 
 /** A condition reason from an engine code: `INVALID_INPUT` stays as is (the CRDs' reason pattern accepts it). */
@@ -44,8 +45,11 @@ export function judgeReconcileError(err: unknown): ErrorVerdict {
   // A ReconcileError without an engine cause (a missing Secret, an unusable credentials file) is
   // the object's state and may resolve by itself: retried. One wrapping a non-retryable engine
   // error is as final as the engine error.
-  const engine = err instanceof ReconcileError || !(err instanceof WaitingError) ? engineError(err) : undefined;
-  if (engine && !engine.retryable) {
+  // A wrapper (SYNC_FAILED around a reset connection) is only as final as what it wraps: any
+  // retryable error along the chain keeps the object retrying.
+  const chain = err instanceof WaitingError ? [] : engineErrors(err);
+  const engine = chain[0];
+  if (engine && chain.every((e) => !e.retryable)) {
     const reason = reasonOf(engine.code);
     return { kind: 'stalled', reason, message, error: new StallingError(reason, message, { cause: err }) };
   }
