@@ -96,7 +96,34 @@ async function findContainerfile(contextDir: string, file: string | undefined): 
   throw new InvalidInputError(`no Containerfile or Dockerfile in the context ${contextDir}; name one with -f`);
 }
 
+/**
+ * The Containerfile text and its name for messages: `-f -`'s text, the named file (inside a
+ * context from a URL when relative), or Containerfile/Dockerfile in the context; then the files
+ * joined after it (`-f A -f B`).
+ */
+async function readContainerfiles(opts: BuildImageOptions, contextDir: string, fileSpec: string | undefined, inRemote: boolean): Promise<ExecuteOptions['containerfile']> {
+  const read = (p: string): Promise<string> =>
+    readFile(p, 'utf8').catch((err: unknown) => {
+      throw new InvalidInputError(`reading the Containerfile ${p}: ${(err as Error).message}`);
+    });
+  const locate = (f: string): Promise<string> => (inRemote && !isAbsolute(f) ? resolveInRoot(contextDir, f) : Promise.resolve(resolve(f)));
+  let text: string;
+  let name: string;
+  if (opts.containerfileText !== undefined) {
+    text = opts.containerfileText;
+    name = STDIN_NAME;
+  } else {
+    const path = await findContainerfile(contextDir, fileSpec === undefined ? undefined : await locate(fileSpec));
+    text = await read(path);
+    name = fileSpec !== undefined ? opts.file! : basename(path);
+  }
+  const more: { text: string; file: string }[] = [];
+  for (const f of opts.moreFiles ?? []) more.push({ text: await read(await locate(f)), file: f });
+  return { text, name, ...(more.length > 0 ? { more } : {}) };
+}
+
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
+  if (opts.exports?.length && (opts.platforms?.length ?? 0) > 1) throw new InvalidInputError('--output writes one platform\'s files: build one --platform at a time');
   if (opts.compressionFormat === 'zstd' && opts.format === 'docker') throw new InvalidInputError('--compression-format zstd needs --format oci: Docker image manifests have no zstd layer type');
   // Parse destinations first: a bad -t fails before any work.
   const destinations = (opts.tags ?? []).map(parseDestination);
@@ -118,21 +145,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   }
   const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`), opts.compressionFormat ?? 'gzip');
   try {
-    const explicitFile = fileSpec === undefined ? undefined : inRemote ? await resolveInRoot(context.dir, fileSpec) : fileSpec;
-    const path = opts.containerfileText !== undefined ? STDIN_NAME : await findContainerfile(context.dir, explicitFile);
-    const text =
-      opts.containerfileText ??
-      (await readFile(path, 'utf8').catch((err: unknown) => {
-        throw new InvalidInputError(`reading the Containerfile ${path}: ${(err as Error).message}`);
-      }));
-    const more: { text: string; file: string }[] = [];
-    for (const f of opts.moreFiles ?? []) {
-      const p = inRemote && !isAbsolute(f) ? await resolveInRoot(context.dir, f) : resolve(f);
-      const t = await readFile(p, 'utf8').catch((err: unknown) => {
-        throw new InvalidInputError(`reading the Containerfile ${p}: ${(err as Error).message}`);
-      });
-      more.push({ text: t, file: f });
-    }
+    const containerfile = await readContainerfiles(opts, context.dir, fileSpec, inRemote);
     const targets: (Platform | undefined)[] = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [opts.platform];
     // Only what leaves the machine is compressed: a push, a layout or archive, the registry cache.
     const sends = destinations.some((d) => d.kind !== 'local');
@@ -153,7 +166,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
         ...(platform ? { platform } : {}),
         context,
         namedContexts: named,
-        containerfile: { text, name: opts.containerfileText !== undefined ? STDIN_NAME : explicitFile ? opts.file! : basename(path), ...(more.length > 0 ? { more } : {}) },
+        containerfile,
         compressor,
       });
       opts.signal?.throwIfAborted();

@@ -5,7 +5,8 @@
  * --source-date-epoch / --rewrite-timestamp, and a failed RUN's exit code passed through.
  */
 import { createServer, type Server } from 'node:net';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
@@ -207,8 +208,8 @@ describe('stevedore build: buildah flags', () => {
     expect(image.config.config?.Env).toEqual(expect.arrayContaining(['KEEP=changed', 'ADDED=3']));
     expect(image.config.config?.Env?.some((e) => e.startsWith('DROP='))).toBe(false);
     expect(image.config.history).toBeUndefined();
-    for (const pull of ['--pull=true', '--pull=false', '--pull=newer']) {
-      const p = await build(['-q', pull, dir]);
+    for (const pull of [['--pull=true'], ['--pull=false'], ['--pull=newer'], ['--pull', 'false']]) {
+      const p = await build(['-q', ...pull, dir]);
       expect(p.code, `${pull}: ${p.stderr}`).toBe(0);
     }
     const badJobs = await build(['--jobs', 'many', dir]);
@@ -230,6 +231,34 @@ describe('stevedore build: buildah flags', () => {
     const missing = await build(['--ignorefile', join(dir, 'nope'), dir]);
     expect(missing.code).toBe(125);
     expect(missing.stderr).toContain('--ignorefile');
+  });
+
+  it('--remote refuses the flags an ImageBuild cannot carry instead of dropping them', async () => {
+    const dir = await context('FROM $BASE_IMAGE\n');
+    const r = await stevedore(['build', '--remote', '-t', '127.0.0.1:1/x:1', '--secret', 'id=a,env=HOME', '--squash', dir], { timeoutMs: 30_000 });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('--remote cannot pass on --secret, --squash');
+  });
+
+  it('-o type=local and type=tar write the built stage\'s files (owners, links); a non-empty directory and - are refused', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN mkdir /out && echo hi > /out/hi && chown 42:43 /out/hi && ln -s hi /out/link\n');
+    const local = join(work, 'export-dir');
+    const tarFile = join(work, 'export.tar');
+    const r = await build(['-q', '-o', `type=local,dest=${local}`, '--output', `type=tar,dest=${tarFile}`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(join(local, 'out', 'hi'), 'utf8')).toBe('hi\n');
+    const st = await lstat(join(local, 'out', 'hi'));
+    expect([st.uid, st.gid]).toEqual([42, 43]);
+    expect(await readlink(join(local, 'out', 'link'))).toBe('hi');
+    const listing = execFileSync('tar', ['-tvf', tarFile, '--numeric-owner'], { encoding: 'utf8' });
+    expect(listing).toMatch(/42\/43 .* out\/hi/);
+    expect(listing).toMatch(/out\/link -> hi/);
+    const again = await build(['-o', local, dir]);
+    expect(again.code).toBe(125);
+    expect(again.stderr).toContain('the directory is not empty');
+    const stdout = await build(['-o', '-', dir]);
+    expect(stdout.code).toBe(125);
+    expect(stdout.stderr).toContain('a tar on stdout is not supported');
   });
 
   it('--source-date-epoch is --timestamp (same digest); --rewrite-timestamp is accepted', async () => {

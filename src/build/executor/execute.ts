@@ -83,6 +83,11 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
     if (firstError !== undefined || results.some((r) => r.status === 'rejected')) throw firstError;
     let state = run.stages.get(plan.target.index)!;
     if (opts.squash) state = await squashed(run, run.initial.get(plan.target.index)!, state);
+    if (opts.exports?.length) {
+      const { exportRootfs } = await import('../output/export.js');
+      const rootfs = await run.rootfs(state);
+      for (const e of opts.exports) await exportRootfs(rootfs, e, { workDir: join(workDir, 'export'), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) });
+    }
     return { state, created: run.created, cacheHits, stepsRun, warnings };
   } catch (err) {
     if (opts.signal?.aborted && !(err instanceof BuildInterruptedError)) throw new BuildInterruptedError();

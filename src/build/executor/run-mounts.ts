@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chown, cp, lchown, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Mount } from '../containerfile/index.js';
 import type { BindMount } from '../../runtime/spec.js';
@@ -8,6 +8,7 @@ import { errorMessage } from '../../util/errors.js';
 import { BuildStepError, SourceNotFoundError, type StepLocation } from './errors.js';
 import type { BuildRun } from './steps.js';
 import { hashCopyInputs } from '../layers/copy.js';
+import { copyOwners } from '../layers/owners.js';
 
 /** What `RUN --mount=...` turns into for the runtime, plus what the cache key needs to know. */
 export interface RunMounts {
@@ -157,14 +158,6 @@ async function cacheSeed(run: BuildRun, from: string, source: string, loc: StepL
   if (!st) throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=cache,from=${from},source=${source}: not found in "${from}"`);
   if (!st.isDirectory()) throw new BuildStepError(loc, `RUN --mount=type=cache,from=${from},source=${source}: not a directory (a cache mount is seeded from a directory)`);
   return { path, key: src.key };
-}
-
-/** Gives every entry under `to` the owner of the same entry under `from` (fs.cp keeps modes and times, not owners). */
-async function copyOwners(from: string, to: string): Promise<void> {
-  const st = await lstat(from);
-  await lchown(to, st.uid, st.gid);
-  if (!st.isDirectory()) return;
-  for (const name of await readdir(from)) await copyOwners(join(from, name), join(to, name));
 }
 
 /** A secret given as a value, written where only this build's RUN containers see it (removed with the build's scratch dir). */

@@ -6,6 +6,7 @@ import type { TransportContext } from '../../transports/types.js';
 import type { BuildContext } from '../context/source.js';
 import type { BuiltLayer } from './state.js';
 import type { SourcePolicy } from '../source-policy.js';
+import type { RootfsExport } from '../output/export.js';
 import type { LayerCompressor } from '../output/compress.js';
 
 /** What the executor reports as it goes; the CLI prints it like `buildah bud`. */
@@ -56,6 +57,8 @@ export interface ExecuteOptions {
   secrets?: ReadonlyMap<string, SecretSource>;
   /** `--source-policy-file`: images and URLs are checked (and maybe pinned) against it. */
   sourcePolicy?: SourcePolicy;
+  /** `--output`: the target stage's files written out as a directory or a tar file. */
+  exports?: readonly RootfsExport[];
   /** `--squash`: the target stage's new layers become one (its base image's layers stay as they are). */
   squash?: boolean;
   /** `--build-context`: by name (lower case, as stage names). */
