@@ -51,6 +51,8 @@ export interface FuzzReport {
   discovered: number;
   blocks?: number;
   functions?: number;
+  /** Functions in the target's sources that V8 reported (run or not). */
+  functionsKnown?: number;
   findings: Finding[];
 }
 
@@ -219,6 +221,7 @@ export async function fuzz(t: FuzzTarget, opts: FuzzOptions): Promise<FuzzReport
     discovered,
     blocks: cov?.blocks,
     functions: cov?.functions,
+    functionsKnown: cov?.functionsKnown,
     findings,
   };
 }
