@@ -98,7 +98,7 @@ async function parent(): Promise<void> {
     const r = await runChild(t.name);
     if (r.report) {
       const rep = r.report;
-      const cov = rep.blocks === undefined ? 'coverage off' : `blocks ${rep.blocks}, functions ${rep.functions}`;
+      const cov = rep.blocks === undefined ? 'coverage off' : `blocks ${rep.blocks}, functions ${rep.functions}/${rep.functionsKnown}`;
       console.log(
         `${t.name.padEnd(18)} execs ${String(rep.executions).padStart(8)} (${Math.round(rep.executions / rep.seconds)}/s)  ${cov}  corpus ${rep.corpus}+${rep.discovered}  findings ${rep.findings.length}`,
       );

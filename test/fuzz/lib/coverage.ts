@@ -30,6 +30,8 @@ export class CoverageTracker {
   #prefixes: string[];
   #covered = new Set<string>();
   #functions = new Set<string>();
+  /** Every function V8 reported in the sources, run or not (those of modules loaded). */
+  #allFunctions = new Set<string>();
   /** Nested block keys known per function (reported at least once), for the "not reported = covered" rule. */
   #known = new Map<string, Map<string, [number, number]>>();
 
@@ -72,10 +74,10 @@ export class CoverageTracker {
       if (!this.#prefixes.some((p) => script.url.startsWith(p))) continue;
       for (const fn of script.functions) {
         const [whole, ...nested] = fn.ranges;
-        if (!whole || whole.count === 0) {
-          continue;
-        }
+        if (!whole) continue;
         const fnKey = `${script.url}#${whole.startOffset}`;
+        this.#allFunctions.add(fnKey);
+        if (whole.count === 0) continue;
         this.#functions.add(fnKey);
         this.#covered.add(fnKey);
         let known = this.#known.get(fnKey);
@@ -105,5 +107,9 @@ export class CoverageTracker {
 
   get functions(): number {
     return this.#functions.size;
+  }
+
+  get functionsKnown(): number {
+    return this.#allFunctions.size;
   }
 }

@@ -38,6 +38,8 @@ export interface Finding {
   /** Where the input was written, when a findings directory was given. */
   file?: string;
   ms?: number;
+  /** When it was found: executions and seconds since the run started. */
+  after?: { executions: number; seconds: number };
 }
 
 export interface FuzzReport {
@@ -49,6 +51,8 @@ export interface FuzzReport {
   discovered: number;
   blocks?: number;
   functions?: number;
+  /** Functions in the target's sources that V8 reported (run or not). */
+  functionsKnown?: number;
   findings: Finding[];
 }
 
@@ -117,6 +121,7 @@ export async function fuzz(t: FuzzTarget, opts: FuzzOptions): Promise<FuzzReport
   let executions = 0;
   let discovered = 0;
   let current: number | undefined;
+  const startedAt = performance.now();
   if (opts.currentFile) current = openSync(opts.currentFile, 'w');
 
   const record = (input: Uint8Array, kind: Finding['kind'], err: unknown, ms?: number): void => {
@@ -126,7 +131,8 @@ export async function fuzz(t: FuzzTarget, opts: FuzzOptions): Promise<FuzzReport
     const f: Finding = { kind, ...describe(err), input, ms };
     if (opts.findingsDir) f.file = saveFinding(opts.findingsDir, t.name, f);
     findings.push(f);
-    log(`${t.name}: ${kind}: ${f.summary}${f.file ? ` -> ${f.file}` : ''}`);
+    f.after = { executions, seconds: (performance.now() - startedAt) / 1000 };
+    log(`${t.name}: ${kind} after ${executions} executions (${f.after.seconds.toFixed(1)} s): ${f.summary}${f.file ? ` -> ${f.file}` : ''}`);
   };
 
   /** Runs one case; true when it produced a finding. */
@@ -215,6 +221,7 @@ export async function fuzz(t: FuzzTarget, opts: FuzzOptions): Promise<FuzzReport
     discovered,
     blocks: cov?.blocks,
     functions: cov?.functions,
+    functionsKnown: cov?.functionsKnown,
     findings,
   };
 }

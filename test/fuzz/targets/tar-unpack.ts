@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,7 +15,8 @@ import { writeTar, type RawTarEntry } from '../lib/tar-writer.js';
  * absolutely. After the case, nothing outside the root may have changed, and no file in the root
  * may share an inode with one outside (a hard link out).
  */
-const BASE = join(tmpdir(), `stevedore-fuzz-tar-${process.pid}`);
+// In memory where there is a tmpfs: every case creates and removes a small tree.
+const BASE = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `stevedore-fuzz-tar-${process.pid}`);
 const CASE = join(BASE, 'case');
 const ROOT = join(CASE, 'root');
 export const OUTSIDE = join(CASE, 'outside');
