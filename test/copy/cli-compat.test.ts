@@ -219,6 +219,21 @@ describe('skopeo command lines, side by side', () => {
     expect(v.code, v.stderr).toBe(0);
   });
 
+  it('copy prints skopeo\'s plain lines when not on a terminal (JSON only with --progress json)', async () => {
+    const args = (dest: string) => ['copy', '--dest-tls-verify=false', '--src-tls-verify=false', `docker://${reg.host}/team/app:1`, `docker://${dest}/text/app:1`];
+    const theirs = await skopeo(args(bySkopeo.host));
+    const ours = await stevedore(args(byUs.host));
+    expect(ours.code, ours.stderr).toBe(0);
+    const steps = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => /^(Getting image source signatures|Copying (blob|config)|Writing manifest to image destination)/.test(l))
+        .map((l) => l.replace(/^(Copying (blob|config)) .*/, '$1'))
+        .sort();
+    expect(steps(ours.stderr + ours.stdout)).toEqual(steps(theirs.stderr + theirs.stdout));
+    expect(ours.stderr).not.toMatch(/^\{/m);
+  });
+
   it('--all with --platform is refused, naming both', async () => {
     const r = await stevedore(['sync', '--src', 'docker', '--dest', 'docker', '--all', '--platform', 'linux/amd64', `${reg.host}/team/app`, `${byUs.host}/x`]);
     expect(r.code).toBe(125);
