@@ -236,7 +236,7 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
   const log = rootLogger.child({ digest: desc.digest, size: desc.size });
   if (await dest.tryReuseBlob(desc, { from: src.location, signal })) {
     state.result.blobsReused++;
-    emit?.({ type: 'blob', phase: 'reused', digest: desc.digest, size: desc.size });
+    emit?.({ type: 'blob', phase: 'reused', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
     return;
   }
   const policy = { ...DEFAULT_RETRY, ...(opts.retry ?? {}), attempts: opts.blobAttempts ?? opts.retry?.attempts ?? 3 };

@@ -12,11 +12,13 @@ import type { TransportContext } from '../transports/types.js';
 import { OciLayout } from '../oci/layout.js';
 import { errorMessage } from '../util/errors.js';
 import { mapLimit } from '../util/pool.js';
+import { attachmentDigests } from './attachments.js';
 import { copyReference } from './copy.js';
+import { importAttachments } from './layout-attachments.js';
 import type { SyncRepoSpec } from './sync-config.js';
 import { chooseTags, emptyReport, recordItem, type SyncItem, type SyncOptions, type SyncReport } from './sync.js';
 
-export interface LayoutImportOptions extends Pick<SyncOptions, 'platforms' | 'dryRun' | 'signal' | 'onItem' | 'retry'> {
+export interface LayoutImportOptions extends Pick<SyncOptions, 'platforms' | 'dryRun' | 'signal' | 'onItem' | 'retry' | 'signatures'> {
   policy?: Policy;
   parallelImages?: number;
 }
@@ -74,6 +76,16 @@ export async function syncFromLayout(
             ...(opts.policy ? { policy: opts.policy } : {}),
             signal: opts.signal,
           });
+          if (opts.signatures !== 'remove') {
+            // The layout's attachment ref names for this image (and an index's platform images) go along as tags.
+            const src = await parseOciReference(`${dir}:${tag}`).newSource();
+            try {
+              const top = await src.getManifest(undefined, opts);
+              await importAttachments(dir, { client, ref: destRef.ref }, attachmentDigests(top, result.digest), opts);
+            } finally {
+              await src.close();
+            }
+          }
           item.digest = result.digest;
           item.action = 'copied';
         }

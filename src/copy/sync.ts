@@ -23,6 +23,7 @@ import { DockerReference } from '../transports/docker.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
 import { copyImage, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_ANNOTATION, subsetPlatforms, type CopyOptions } from './copy.js';
 import { newestByCreation } from './newest.js';
+import { exportAttachments } from './layout-attachments.js';
 import type { SyncRepoSpec } from './sync-config.js';
 
 /**
@@ -318,10 +319,12 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             } else {
               const copying = (async () => {
                 const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
-                if (opts.signatures !== 'remove' && src.attachmentStore && dest!.attachmentStore) {
+                if (opts.signatures !== 'remove' && (dest!.attachmentStore || layoutRef)) {
                   const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
                   const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-                  await copyAttachments(src.attachmentStore, dest!.attachmentStore, digests, opts);
+                  if (dest!.attachmentStore) await copyAttachments(src.attachmentStore, dest!.attachmentStore, digests, opts);
+                  // Into a layout (air gap): the attachment tags become ref names beside the image's.
+                  else await exportAttachments(src.attachmentStore, layoutRef!.path, digests, opts);
                 }
                 return result.manifest;
               })();
@@ -420,8 +423,18 @@ async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record
     } catch {
       return;
     }
-    for (const name of await layout.refNames()) {
-      if (selected.has(name) || selected.has(name.replace('-', ':'))) continue;
+    const names = await layout.refNames();
+    // Attachment ref names (exported signatures) go only with the image they belong to, as tags do in a registry.
+    const gone = new Set<Digest>();
+    for (const name of names) {
+      if (selected.has(name) || selected.has(name.replace('-', ':')) || attachmentSubject(name) !== undefined) continue;
+      gone.add((await layout.resolve(name)).digest);
+      if (!opts.dryRun) await layout.removeRef(name);
+      record({ source, destination: `oci:${dir}:${name}`, tag: name, action: opts.dryRun ? 'would-prune' : 'pruned' });
+    }
+    for (const name of names) {
+      const subject = attachmentSubject(name);
+      if (subject === undefined || !gone.has(subject) || keptDigests.has(subject)) continue;
       if (!opts.dryRun) await layout.removeRef(name);
       record({ source, destination: `oci:${dir}:${name}`, tag: name, action: opts.dryRun ? 'would-prune' : 'pruned' });
     }

@@ -78,7 +78,7 @@ describe('stevedore: usage', () => {
 describe('stevedore copy', () => {
   it('copies oci: to docker:// and writes the digest to --digestfile', async () => {
     const digestfile = join(work, 'digest');
-    const r = await stevedore(['copy', '--digestfile', digestfile, image.ociRef, `docker://${reg.host}/cli/copied:1`]);
+    const r = await stevedore(['copy', '--progress', 'json', '--digestfile', digestfile, image.ociRef, `docker://${reg.host}/cli/copied:1`]);
     expect(r.code, r.stderr).toBe(0);
     expect(await readFile(digestfile, 'utf8')).toBe(image.manifest.digest);
     const result = jsonLines(r.stderr).find((l) => l.type === 'result');

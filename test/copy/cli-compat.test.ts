@@ -12,6 +12,11 @@ import { headManifest } from '../../src/registry/manifests.js';
 import { listTags } from '../../src/registry/tags.js';
 import { makeIndex, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { skopeo } from '../harness/skopeo.js';
+import { cosign } from '../sign/cosign.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import { parseReference } from '../../src/oci/reference.js';
+import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
+import { signImage } from '../../src/sign/sign.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { TempDirs } from '../harness/tmp.js';
@@ -75,10 +80,15 @@ describe('--retry-times and --retry-delay (skopeo names)', () => {
   });
 });
 
-/** Every tag of `repo` at `host` with its digest, or {} when the repository does not exist. */
-async function contents(host: string, repo: string): Promise<Record<string, string | undefined>> {
+function client(host: string): RegistryClient {
   const c = new RegistryClient({ registry: host });
   clients.push(c);
+  return c;
+}
+
+/** Every tag of `repo` at `host` with its digest, or {} when the repository does not exist. */
+async function contents(host: string, repo: string): Promise<Record<string, string | undefined>> {
+  const c = client(host);
   const tags = await listTags(c, repo).catch(() => [] as string[]);
   const out: Record<string, string | undefined> = {};
   for (const t of tags.sort()) out[t] = (await headManifest(c, repo, t))?.digest;
@@ -185,6 +195,43 @@ describe('skopeo command lines, side by side', () => {
     const again = await stevedore(['sync', '--src', 'oci', '--dest', 'docker', '-o', 'json', join(dir, 'app'), `${byUs.host}/imported`]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout.trim().split('\n').at(-1)).toBe(JSON.stringify({ summary: { copied: 0, skipped: Object.keys(want).length, failed: 0, pruned: 0 } }));
+  });
+
+  it('air gap keeps signatures: a cosign signature exported into the layout is imported, and cosign verifies it at the far end', async () => {
+    const keyDir = await temps.make('airgap-keys');
+    const pair = generateKeyPair('pw');
+    await writeFile(join(keyDir, 'k.key'), pair.privatePem);
+    await writeFile(join(keyDir, 'k.pub'), pair.publicPem);
+    await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${reg.host}/signed/app:1`));
+    const signed = await signImage(parseReference(`${reg.host}/signed/app:1`), await loadPrivateKey(join(keyDir, 'k.key'), 'pw'));
+    const sigTag = `sha256-${signed.digest.slice('sha256:'.length)}.sig`;
+    const dir = await temps.make('airgap-signed');
+    const out = await stevedore(['sync', '--src', 'docker', '--dest', 'oci', `${reg.host}/signed/app`, dir]);
+    expect(out.code, out.stderr).toBe(0);
+    // One image item: the signature travelled as a ref name beside it, not as an image of its own.
+    expect(out.stdout.match(/^copied /gm)).toHaveLength(1);
+    const refs = (await (await OciLayout.open(join(dir, 'app'))).refNames()).sort();
+    expect(refs).toEqual(['1', sigTag].sort());
+    const imp = await stevedore(['sync', '--src', 'oci', '--dest', 'docker', join(dir, 'app'), `${byUs.host}/far`]);
+    expect(imp.code, imp.stderr).toBe(0);
+    expect((await listTags(client(byUs.host), 'far/app')).sort()).toEqual(['1', sigTag].sort());
+    const v = await cosign(['verify', '--key', join(keyDir, 'k.pub'), '--insecure-ignore-tlog', '--allow-insecure-registry', `${byUs.host}/far/app:1`]);
+    expect(v.code, v.stderr).toBe(0);
+  });
+
+  it('copy prints skopeo\'s plain lines when not on a terminal (JSON only with --progress json)', async () => {
+    const args = (dest: string) => ['copy', '--dest-tls-verify=false', '--src-tls-verify=false', `docker://${reg.host}/team/app:1`, `docker://${dest}/text/app:1`];
+    const theirs = await skopeo(args(bySkopeo.host));
+    const ours = await stevedore(args(byUs.host));
+    expect(ours.code, ours.stderr).toBe(0);
+    const steps = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => /^(Getting image source signatures|Copying (blob|config)|Writing manifest to image destination)/.test(l))
+        .map((l) => l.replace(/^(Copying (blob|config)) .*/, '$1'))
+        .sort();
+    expect(steps(ours.stderr + ours.stdout)).toEqual(steps(theirs.stderr + theirs.stdout));
+    expect(ours.stderr).not.toMatch(/^\{/m);
   });
 
   it('--all with --platform is refused, naming both', async () => {

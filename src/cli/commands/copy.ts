@@ -86,7 +86,7 @@ export function registerCopy(program: Command): void {
     .option('--sign-identity <reference>', 'identity to sign (default: the destination reference)')
     .option('--registries.d <dir>', 'registries.d directory for lookaside signature storage')
     .option('-q, --quiet', 'print nothing but errors')
-    .option('--progress <auto|tty|json|none>', 'progress output: bars on a terminal, JSON lines otherwise', 'auto');
+    .option('--progress <auto|tty|text|json|none>', 'progress output: bars on a terminal, skopeo\'s text lines otherwise (auto); json: one JSON object per event and a result line', 'auto');
   addSideOptions(cmd, 'src', parseBool);
   addSideOptions(cmd, 'dest', parseBool);
   addRetryOptions(cmd).action(async (source: string, destination: string, o: CopyFlags) => {
@@ -126,7 +126,7 @@ export function registerCopy(program: Command): void {
       progress.done();
       if (signer) await signer.sign(result.digest, signal);
       if (o.digestfile) await writeFile(o.digestfile, result.digest);
-      if (!o.quiet && !process.stderr.isTTY && o.progress !== 'none') {
+      if (!o.quiet && o.progress === 'json') {
         const { manifest: _bytes, ...facts } = result;
         process.stderr.write(JSON.stringify({ type: 'result', ...facts }) + '\n');
       } else if (!o.quiet) {
