@@ -278,18 +278,32 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     await mkdir(d, { recursive: true });
   }
 
-  // Network first: refuse before anything runs.
-  const { subnet, index } = chooseSubnet(await readHostNetworks(), opts.podSubnet);
+  // Network first: refuse before anything runs. Creating the bridge claims its subnet (another
+  // node starting at the same moment finds the name taken and moves on to the next candidate).
+  let claimed: { subnet: string; index: number } | undefined;
+  const taken = new Set<number>();
+  while (!claimed) {
+    const c = chooseSubnet(await readHostNetworks(), opts.podSubnet, taken);
+    const r = await runCommand('ip', ['link', 'add', 'name', `stvd${c.index}`, 'type', 'bridge']);
+    if (r.code === 0) claimed = c;
+    else if (/File exists/.test(r.stderr) && !opts.podSubnet) taken.add(c.index);
+    else throw new Error(`ip link add name stvd${c.index} type bridge: ${r.stderr.trim()}`);
+  }
+  const { subnet, index } = claimed;
   const gateway = gatewayOf(subnet);
   const bridge = `stvd${index}`;
   // Service ClusterIPs: no kube-proxy serves them, but the kubelet still gives every Pod
   // KUBERNETES_SERVICE_HOST; a hostNetwork Pod would send to it through the default route. The
   // range is routed to our bridge, so whatever is sent there stays on this machine.
   const serviceSubnet = `198.18.${16 + index}.0/24`;
-  const serviceConflicts = conflicts(serviceSubnet, await readHostNetworks());
-  if (serviceConflicts.length) throw new PodNetworkOverlapError(serviceSubnet, serviceConflicts);
   const cgroupRoot = `/stevedore-node-${index}`;
   await writeFile(join(dir, 'state.json'), JSON.stringify({ bridge, cgroupRoot, subnet, nodeName }));
+  const serviceConflicts = conflicts(serviceSubnet, await readHostNetworks(), bridge);
+  if (serviceConflicts.length) {
+    await cleanupNodeDir(dir);
+    if (removeDir) await rm(dir, { recursive: true, force: true });
+    throw new PodNetworkOverlapError(serviceSubnet, serviceConflicts);
+  }
 
   const procs: Started[] = [];
   let controlPlane: ControlPlane | undefined;
@@ -318,7 +332,6 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
   try {
     // The bridge exists before the first Pod so the registry can listen on its address.
     let s = Date.now();
-    await runChecked('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
     await runChecked('ip', ['addr', 'add', `${gateway}/${subnet.split('/')[1]}`, 'dev', bridge]);
     await runChecked('ip', ['link', 'set', bridge, 'up']);
     await runChecked('ip', ['route', 'add', serviceSubnet, 'dev', bridge]);

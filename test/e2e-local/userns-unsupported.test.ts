@@ -20,6 +20,9 @@ let manager: Manager;
 let stop: AbortController;
 let running: Promise<void>;
 
+// The repository's vitest.config.ts gives tests 120 s; a first image pull and build take longer here.
+const TEST_TIMEOUT_MS = 400_000;
+
 beforeAll(async () => {
   if (!existsSync(OLD_RUNC)) throw new Error(`${OLD_RUNC} (Debian's runc 1.1) is needed: make deps`);
   const version = (await runChecked(OLD_RUNC, ['--version'])).stdout;
@@ -60,7 +63,7 @@ describe('a node without user-namespace support', () => {
     expect(events).toContain('FailedCreatePodSandBox');
     const p = await getJson<{ status: { phase: string } }>(node, ['pod', '-n', NS, 'userns']);
     expect(p!.status.phase).toBe('Pending');
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('gives the ImageBuild a clear status and makes no build Pod', async () => {
     const ib = {
@@ -79,5 +82,5 @@ describe('a node without user-namespace support', () => {
     expect(pods.trim()).toBe('');
     // As a user sees it.
     expect(await node.kubectl(['get', 'imagebuild', '-n', NS, 'app', '-o', 'wide'])).toMatch(/app\s+False\s+UserNamespacesUnsupported/);
-  });
+  }, TEST_TIMEOUT_MS);
 });

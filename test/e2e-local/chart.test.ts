@@ -74,6 +74,9 @@ async function explain(): Promise<string> {
   return out.join('\n');
 }
 
+// The repository's vitest.config.ts gives tests 120 s; a first image pull and build take longer here.
+const TEST_TIMEOUT_MS = 400_000;
+
 beforeAll(async () => {
   const t0 = Date.now();
   node = await startNode({ timings });
@@ -146,7 +149,7 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
       (v) => v !== '', 30_000, explain);
     const shipped = await readFile(join(REPO_ROOT, 'charts', 'stevedore', 'files', 'seccomp-builder.json'), 'utf8');
     expect(JSON.parse(installed)).toEqual(JSON.parse(shipped));
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('builds RUN steps, COPY and two stages in a real build Pod with the chart defaults, and pushes', async () => {
     const out = `${node.registry.host}/e2e/app:1`;
@@ -193,7 +196,7 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     show(`kubectl get imagebuild -n ${NS} app`, table);
     show(`kubectl get pod -n ${NS} ${ib!.status!.podName} (security settings)`, JSON.stringify({ hostUsers: pod!.spec['hostUsers'], securityContext: pod!.spec['securityContext'], build: pod!.spec['containers'][0].securityContext }, null, 2));
     expect(table).toMatch(/app\s+True\s+Succeeded\s+sha256:/);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('mirrors the built image with an ImageMirror', async () => {
     const mirror = {
@@ -214,7 +217,7 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     expect(condition(im), JSON.stringify(im?.status)).toMatchObject({ status: 'True' });
     expect(JSON.stringify(im!.status)).toContain(built!.status.imageDigest);
     show(`kubectl get imagemirror -n ${NS} app`, await node.kubectl(['get', 'imagemirror', '-n', NS, 'app']));
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('runs the built image with a ContainerRun, executed by the agent DaemonSet Pod', async () => {
     const agents = await getJson<{ items: { spec: { nodeName: string }; status: { phase: string } }[] }>(node, ['pods', '-n', SYSTEM_NS, '-l', 'app.kubernetes.io/component=agent']);
@@ -238,5 +241,5 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     show(`kubectl get crun -n ${NS} app -o wide`, `${table}\nlogTail:\n${cr!.status!.logTail}`);
     show(`kubectl get pods -n ${SYSTEM_NS} -o wide`, await node.kubectl(['get', 'pods', '-n', SYSTEM_NS, '-o', 'wide']));
     expect(table).toMatch(/app\s+Succeeded\s+0/);
-  });
+  }, TEST_TIMEOUT_MS);
 });
