@@ -134,16 +134,23 @@ describe('chart: the node agent', () => {
     }
   });
 
-  it('grants the agent least privilege: no list or watch of Secrets or ConfigMaps, no writes beyond runs, status and its Leases', async () => {
-    const objs = await render('--set', 'agent.enabled=true');
+  it('grants the agent least privilege: Secrets and ConfigMaps only by get and only in opted-in namespaces, no writes beyond runs, status, events and its Leases', async () => {
+    const objs = await render('--set', 'agent.enabled=true', '--set', 'agent.secretNamespaces={team-a,team-b}');
     const role = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'stevedore-agent')!;
     const verbs = (res: string) => role.rules!.filter((r) => r.resources.includes(res)).flatMap((r) => r.verbs);
-    expect(verbs('secrets')).toEqual(['get']);
-    expect(verbs('configmaps')).toEqual(['get']);
+    expect(verbs('secrets')).toEqual([]);
+    expect(verbs('configmaps')).toEqual([]);
     expect(verbs('containerruns').sort()).toEqual(['get', 'list', 'patch', 'watch']);
     expect(verbs('containerruns/status')).toEqual(['patch']);
+    expect(verbs('namespaces')).toEqual(['get']);
+    expect(verbs('events').sort()).toEqual(['create', 'patch']);
     expect(verbs('leases')).toEqual([]);
     expect(JSON.stringify(role.rules)).not.toContain('*');
+    const secrets = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'stevedore-agent-secrets')!;
+    expect(secrets.rules).toEqual([{ apiGroups: [''], resources: ['secrets', 'configmaps'], verbs: ['get'] }]);
+    const bindings = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 'stevedore-agent-secrets');
+    expect(bindings.map((b) => b.metadata.namespace).sort()).toEqual(['team-a', 'team-b']);
+    expect(objs.some((o) => o.kind === 'ClusterRoleBinding' && JSON.stringify(o).includes('stevedore-agent-secrets'))).toBe(false);
     const heartbeat = objs.find((o) => o.kind === 'Role' && o.metadata.name === 'stevedore-agent-heartbeat')!;
     expect(heartbeat.metadata.namespace).toBe('stevedore-system');
     expect(heartbeat.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
