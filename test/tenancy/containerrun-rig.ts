@@ -165,7 +165,7 @@ export class ContainerRunRig {
     const pod = (await ok(cp, 'POST', `/api/v1/namespaces/${SYSTEM_NS}/pods`, {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: `stevedore-agent-${node}` },
+      metadata: { generateName: `stevedore-agent-${node}-` },
       spec: { nodeName: node, serviceAccountName: 'stevedore-agent', containers: [{ name: 'agent', image: 'stevedore:test' }] },
     })) as { metadata: { name: string; uid: string } };
     const res = (await ok(cp, 'POST', `/api/v1/namespaces/${SYSTEM_NS}/serviceaccounts/stevedore-agent/token`, {
