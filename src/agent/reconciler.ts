@@ -101,6 +101,8 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   readonly #pullFailures = new Map<string, number>();
   /** Looks at a run's missing ConfigMaps/Secrets so far, for the growing wait between looks. */
   readonly #configWaits = new Map<string, number>();
+  /** Run uid → earliest time of its next start (pull back-off, wait for ConfigMaps/Secrets). */
+  readonly #notBefore = new Map<string, number>();
   /** When each running run's logTail was last written (it is written at most every logTailMs). */
   readonly #tailWritten = new Map<string, number>();
 
@@ -161,6 +163,11 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       const due = Date.parse(status.finishedAt) + this.#restartDelay(attempt - 1);
       if (due > Date.now()) return { requeueAfterMs: due - Date.now() };
     }
+    // A pull back-off or a wait for a missing ConfigMap/Secret holds whatever event comes in meanwhile
+    // (the controller's finalizer, a label): only its own timer ends it, as the kubelet's image back-off.
+    const notBefore = this.#notBefore.get(run.metadata.uid!);
+    if (notBefore !== undefined && notBefore > Date.now()) return { requeueAfterMs: notBefore - Date.now() };
+    this.#notBefore.delete(run.metadata.uid!);
     await this.#stopEarlierAttempts(run, attempt);
     return this.#start(run, attempt, id, signal);
   }
@@ -250,7 +257,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       });
       await this.#event(run, 'Warning', err.reason, err.message);
       // 10 s, 20 s, 40 s, ... up to 5 min between looks.
-      return { requeueAfterMs: Math.min(300_000, 10_000 * 2 ** Math.min(waits - 1, 5)) };
+      return this.#waitBeforeRetry(run, Math.min(300_000, 10_000 * 2 ** Math.min(waits - 1, 5)));
     }
     this.#configWaits.delete(run.metadata.uid!);
     await this.#patchStatus(run, {
@@ -304,7 +311,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
           message: `${message}; trying again in ${Math.round(delay / 1000)}s (${tries} of ${PULL_TRIES} tries)`,
           conditions: markReconciling(run.status?.conditions, gen, 'ErrImagePull', message),
         });
-        return { requeueAfterMs: delay };
+        return this.#waitBeforeRetry(run, delay);
       }
       this.#pullFailures.delete(run.metadata.uid!);
       return this.#finishAttempt(run, { reason: 'ErrImagePull', message: `${message} (${tries} tries)`, finishedAt: new Date().toISOString() });
@@ -424,6 +431,11 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     return privilegeViolations(run.spec, level, taints);
   }
 
+  #waitBeforeRetry(run: ContainerRun, ms: number): ReconcileResult {
+    this.#notBefore.set(run.metadata.uid!, Date.now() + ms);
+    return { requeueAfterMs: ms };
+  }
+
   /** The spec can never be carried out (admission should have refused it): final, never retried. */
   async #invalidSpec(run: ContainerRun, message: string): Promise<ReconcileResult> {
     const gen = run.metadata.generation ?? 0;
@@ -537,6 +549,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     this.#tailWritten.delete(run.metadata.uid!);
     this.#pullFailures.delete(run.metadata.uid!);
     this.#configWaits.delete(run.metadata.uid!);
+    this.#notBefore.delete(run.metadata.uid!);
     await releaseVolumes(runVolumesDir(this.#o.store.root, run.metadata.uid!));
   }
 
@@ -579,6 +592,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   /** Stops (SIGTERM, grace, SIGKILL) and removes every attempt's container, and the run's volumes. */
   async #removeAttempts(run: ContainerRun): Promise<void> {
     const uid = run.metadata.uid!;
+    for (const m of [this.#pullFailures, this.#configWaits, this.#notBefore, this.#tailWritten]) m.delete(uid);
     const grace = (this.#o.stopGraceSeconds ?? 10) * 1000;
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
       const id = attemptContainerId(uid, n);

@@ -28,7 +28,7 @@ interface EventObject {
   series?: { count: number };
 }
 
-/** Watches one run for `ms` and returns each write (ADDED and MODIFIED) as `rv phase/reason finalizers`. */
+/** Watches one run for `ms` and returns each write (ADDED and MODIFIED) as `time rv phase/reason finalizers tail message`. */
 async function runWrites(name: string, ms: number, start: () => Promise<unknown>): Promise<string[]> {
   const client = new KubeClient(rig.cp.kubeConfig);
   const stop = new AbortController();
@@ -43,7 +43,7 @@ async function runWrites(name: string, ms: number, start: () => Promise<unknown>
           const r = ev.object;
           if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') continue;
           rv = r.metadata.resourceVersion!;
-          writes.push(`${rv} ${r.status?.phase}/${r.status?.reason} ${(r.metadata.finalizers ?? []).length} tail=${r.status?.logTail?.length ?? 0}`);
+          writes.push(`${Date.now()} ${rv} ${r.status?.phase}/${r.status?.reason} ${(r.metadata.finalizers ?? []).length} tail=${r.status?.logTail?.length ?? 0} ${r.status?.message ?? ''}`);
         }
       } catch {
         // "storage is (re)initializing" right after the CRD appeared, or the watch ended: open it again.
@@ -126,4 +126,16 @@ describe('a run against the real agent', () => {
     expect(writes.length, writes.join('\n')).toBeLessThanOrEqual(8);
     await rig.cp.request('DELETE', runsPath(NS, 'chatty'));
   }, 60_000);
+
+  it('backs off between pulls: a refused pull is tried 3 times, >= 300 ms then >= 600 ms apart (restart back-off 300ms), not in a burst', async () => {
+    const writes = await runWrites('refused', 10_000, () => rig.createRun(NS, 'refused', { command: ['true'] }));
+    const at = (pattern: RegExp) => Number(writes.find((w) => pattern.test(w))?.split(' ')[0]);
+    const first = at(/ErrImagePull .*\(1 of 3 tries\)/);
+    const second = at(/ErrImagePull .*\(2 of 3 tries\)/);
+    const last = at(/Failed\/ErrImagePull/);
+    expect([first, second, last].every(Number.isFinite), writes.join('\n')).toBe(true);
+    // ±10 % jitter on the 300 ms and 600 ms delays.
+    expect(second - first, writes.join('\n')).toBeGreaterThanOrEqual(270);
+    expect(last - second, writes.join('\n')).toBeGreaterThanOrEqual(540);
+  }, 30_000);
 });
