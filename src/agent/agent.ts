@@ -55,6 +55,8 @@ export interface AgentOptions {
   usernsRange?: IdRange;
   /** Ids per run (default 65536). */
   usernsSize?: number;
+  /** How often disk emptyDirs are measured against their sizeLimit (default 10 s). */
+  diskCheckMs?: number;
   log: Logger;
 }
 
@@ -102,6 +104,7 @@ export async function createAgent(o: AgentOptions): Promise<Manager> {
     pollMs: o.pollMs,
     policy: o.policy,
     userns,
+    diskCheckMs: o.diskCheckMs,
     pullRecords: await PullRecords.open(o.store.root),
     events,
     log,

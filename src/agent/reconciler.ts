@@ -31,7 +31,8 @@ import { judgeRunImage } from './run-policy.js';
 import type { Policy } from '../policy/types.js';
 import { readLogTail } from './log-tail.js';
 import { restartDelayMs, signalOfExitCode } from './status-text.js';
-import { prepareVolumes, quantityBytes, releaseVolumes, runVolumesDir } from './volumes.js';
+import { emptyDirOverLimit, evictionNote, prepareVolumes, quantityBytes, releaseVolumes, runVolumesDir } from './volumes.js';
+import { readFile, writeFile } from 'node:fs/promises';
 import { privilegeLevel, privilegeViolations, type NodeTaint } from './privileges.js';
 import { IdsExhaustedError, type UserNamespaceAllocator } from './userns.js';
 import { stopAndRemoveContainer, waitProcessGone } from './stop.js';
@@ -56,6 +57,8 @@ export interface AgentReconcilerOptions {
   policy?: Policy;
   /** Rotate each container's log past this size (default 10 MiB, the kubelet's containerLogMaxSize). */
   logMaxBytes?: number;
+  /** How often a running run's disk emptyDirs are measured against their sizeLimit (default 10 s). */
+  diskCheckMs?: number;
   /** Least time between two writes of a running run's status.logTail (default 5 s). */
   logTailMs?: number;
   /** Who fetched each stored image: reuse by another run is re-authorised (KEP-2535). */
@@ -101,6 +104,8 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   readonly #pullFailures = new Map<string, number>();
   /** Looks at a run's missing ConfigMaps/Secrets so far, for the growing wait between looks. */
   readonly #configWaits = new Map<string, number>();
+  /** When each running run's disk emptyDirs were last measured. */
+  readonly #diskChecked = new Map<string, number>();
   /** Run uid → earliest time of its next start (pull back-off, wait for ConfigMaps/Secrets). */
   readonly #notBefore = new Map<string, number>();
   /** When each running run's logTail was last written (it is written at most every logTailMs). */
@@ -149,7 +154,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const id = attemptContainerId(run.metadata.uid!, attempt);
     const st = await attemptState(this.#o.store, id);
     if (st.state === 'running') return this.#observeRunning(run, st.record);
-    if (st.state === 'exited') return this.#finishAttempt(run, await this.#outcome(st.record));
+    if (st.state === 'exited') return this.#finishAttempt(run, await this.#outcome(st.record, run));
     if (st.state === 'lost') {
       // Nobody watches that container any more: make sure it does not run on unobserved.
       const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
@@ -477,10 +482,41 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       this.#tailWritten.set(run.metadata.uid!, Date.now());
     }
     if (Object.keys(patch).length > 0) await this.#patchStatus(run, patch);
+    await this.#checkDiskLimits(run, rec);
     return { requeueAfterMs: this.#o.pollMs ?? 1000 };
   }
 
-  async #outcome(rec: ContainerRecord): Promise<AttemptOutcome> {
+  /**
+   * Disk emptyDirs over their sizeLimit (a tmpfs caps the Memory ones): the container is stopped
+   * and the run fails with reason Evicted, as the kubelet's local storage eviction does. Measured
+   * at most every diskCheckMs.
+   */
+  async #checkDiskLimits(run: ContainerRun, rec: ContainerRecord): Promise<void> {
+    if (!(run.spec.volumes ?? []).some((v) => v.emptyDir && v.emptyDir.medium !== 'Memory' && v.emptyDir.sizeLimit !== undefined)) return;
+    const uid = run.metadata.uid!;
+    if (Date.now() - (this.#diskChecked.get(uid) ?? 0) < (this.#o.diskCheckMs ?? 10_000)) return;
+    this.#diskChecked.set(uid, Date.now());
+    const dir = runVolumesDir(this.#o.store.root, uid);
+    const over = await emptyDirOverLimit(run.spec, dir);
+    if (!over) return;
+    this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, over }, 'evicting: an emptyDir is over its sizeLimit');
+    await writeFile(evictionNote(dir), over);
+    const rt = ociRuntime(rec.runtime, rec.stateRoot ? { stateRoot: rec.stateRoot } : {});
+    await rt.kill(rec.id, 'SIGKILL', { all: true }).catch(() => undefined);
+  }
+
+  async #outcome(rec: ContainerRecord, run?: ContainerRun): Promise<AttemptOutcome> {
+    const evicted = run ? await readFile(evictionNote(runVolumesDir(this.#o.store.root, run.metadata.uid!)), 'utf8').catch(() => undefined) : undefined;
+    if (evicted !== undefined) {
+      return {
+        exitCode: rec.exitCode,
+        reason: 'Evicted',
+        message: `the container was stopped: ${evicted}`,
+        startedAt: rec.createdAt.replace(/\.\d{3}Z$/, 'Z'),
+        finishedAt: (rec.finishedAt ?? new Date().toISOString()).replace(/\.\d{3}Z$/, 'Z'),
+        logTail: await readLogTail(rec.logPath),
+      };
+    }
     const reason = rec.reason === 'Completed' || rec.reason === 'OOMKilled' || rec.reason === 'DeadlineExceeded' ? rec.reason : 'Error';
     const code = rec.exitCode;
     const message =
@@ -521,7 +557,8 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     }
     const limit = spec.backoffLimit ?? DEFAULT_BACKOFF_LIMIT;
     // A deadline is the run's, not the attempt's: it is not retried (as a Job's activeDeadlineSeconds).
-    if (spec.restartPolicy === 'OnFailure' && o.reason !== 'DeadlineExceeded' && restarts < limit) {
+    // Nor is an eviction: the same run would fill its volume again.
+    if (spec.restartPolicy === 'OnFailure' && o.reason !== 'DeadlineExceeded' && o.reason !== 'Evicted' && restarts < limit) {
       const delay = this.#restartDelay(restarts);
       const message = `attempt ${restarts + 1} failed (${o.reason}: ${o.message}); restarting in ${Math.round(delay / 1000)}s (${restarts + 1} of ${limit} restarts)`;
       await this.#patchStatus(run, {
@@ -535,7 +572,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       await this.#event(run, 'Warning', 'BackOff', message);
       return { requeueAfterMs: delay };
     }
-    const exhausted = spec.restartPolicy === 'OnFailure' && o.reason !== 'DeadlineExceeded';
+    const exhausted = spec.restartPolicy === 'OnFailure' && o.reason !== 'DeadlineExceeded' && o.reason !== 'Evicted';
     const reason = exhausted ? 'BackoffLimitExceeded' : o.reason;
     const message = exhausted ? `failed after ${restarts + 1} attempts; last: ${o.reason}: ${o.message}` : o.message;
     await this.#patchStatus(run, { ...common, phase: 'Failed', reason, message, conditions: markStalled(s.conditions, gen, reason, message) });
@@ -547,6 +584,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   /** No attempt will follow: the run's volumes (Secret and ConfigMap tmpfs included) go now, its log and container stay until it is deleted. */
   async #runEnded(run: ContainerRun): Promise<void> {
     this.#tailWritten.delete(run.metadata.uid!);
+    this.#diskChecked.delete(run.metadata.uid!);
     this.#pullFailures.delete(run.metadata.uid!);
     this.#configWaits.delete(run.metadata.uid!);
     this.#notBefore.delete(run.metadata.uid!);
@@ -592,7 +630,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   /** Stops (SIGTERM, grace, SIGKILL) and removes every attempt's container, and the run's volumes. */
   async #removeAttempts(run: ContainerRun): Promise<void> {
     const uid = run.metadata.uid!;
-    for (const m of [this.#pullFailures, this.#configWaits, this.#notBefore, this.#tailWritten]) m.delete(uid);
+    for (const m of [this.#pullFailures, this.#configWaits, this.#notBefore, this.#tailWritten, this.#diskChecked]) m.delete(uid);
     const grace = (this.#o.stopGraceSeconds ?? 10) * 1000;
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
       const id = attemptContainerId(uid, n);

@@ -13,7 +13,7 @@
  * names are DNS labels, mount paths absolute with no `:`, `,` or `..`, key paths relative and inside.
  */
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, posix, sep } from 'node:path';
 import { promisify } from 'node:util';
 import type { ContainerRunSpec } from '../k8s/api/containerrun.js';
@@ -171,4 +171,45 @@ export async function releaseVolumes(dir: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const n of names) await unmountAll(join(dir, n));
   await rm(dir, { recursive: true, force: true });
+}
+
+/** Bytes a directory tree takes on disk (allocated blocks, as du counts; hard links once). */
+export async function diskUsage(dir: string, seen = new Set<string>()): Promise<number> {
+  let total = 0;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const n of names) {
+    const path = join(dir, n);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) continue;
+    const key = `${st.dev}:${st.ino}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    total += st.blocks * 512;
+    if (st.isDirectory()) total += await diskUsage(path, seen);
+  }
+  return total;
+}
+
+/**
+ * The first disk emptyDir (medium "") of the run that holds more than its sizeLimit, as the
+ * kubelet's local storage eviction finds it; undefined when all are within their limits.
+ */
+export async function emptyDirOverLimit(spec: ContainerRunSpec, dir: string): Promise<string | undefined> {
+  for (const v of spec.volumes ?? []) {
+    if (!v.emptyDir || v.emptyDir.medium === 'Memory' || v.emptyDir.sizeLimit === undefined) continue;
+    const limit = quantityBytes(v.emptyDir.sizeLimit);
+    const used = await diskUsage(join(dir, v.name));
+    if (used > limit) return `emptyDir volume "${v.name}" holds ${used} bytes, over its sizeLimit ${v.emptyDir.sizeLimit} (${limit} bytes)`;
+  }
+  return undefined;
+}
+
+/** Where the agent notes that it stopped the run's container for exceeding a limit (kept across agent restarts). */
+export function evictionNote(dir: string): string {
+  return join(dir, '.evicted');
 }

@@ -28,6 +28,7 @@ interface AgentFlags {
   policy?: string;
   usernsRange?: string;
   usernsSize?: number;
+  diskCheckInterval: string;
 }
 
 /** The namespace a Pod runs in (from its ServiceAccount mount), else $POD_NAMESPACE, else default. */
@@ -79,6 +80,7 @@ export function registerAgent(program: Command): void {
     .option('--poll-interval <d>', 'how often running containers are checked (exit, log tail)', '1s')
     .option('--policy <file>', 'containers-policy.json every run’s image must satisfy (checked before the pull; refused: PolicyDenied)')
     .option('--userns-range <start:count>', 'host ids a root agent gives the runs’ user namespaces (default 65536:67108864; a rootless agent uses its subordinate ids)')
+    .option('--disk-check-interval <d>', 'how often disk emptyDirs are measured against their sizeLimit (over: the run is evicted)', '10s')
     .option('--userns-size <n>', 'ids per run’s user namespace', parsePositiveInt, 65536)
     .action(async (o: AgentFlags) => {
       const nodeName = o.nodeName ?? process.env.NODE_NAME;
@@ -128,6 +130,7 @@ export function registerAgent(program: Command): void {
         policy,
         usernsRange,
         usernsSize: o.usernsSize,
+        diskCheckMs: durationMs('--disk-check-interval', o.diskCheckInterval),
         log: rootLogger,
       });
       if (o.policy) rootLogger.info({ policy: o.policy }, 'enforcing the node image policy');

@@ -41,6 +41,7 @@ export const CONTAINER_RUN_REASONS = [
   'Error',
   'OOMKilled',
   'DeadlineExceeded',
+  'Evicted',
   'ErrImagePull',
   'PolicyDenied',
   'BackoffLimitExceeded',
