@@ -16,6 +16,8 @@ import type { ImageStore } from '../runtime/store/index.js';
 import type { Policy } from '../policy/types.js';
 import { errorMessage } from '../util/errors.js';
 import { Heartbeat } from './heartbeat.js';
+import { AGENT_TAINTED_LABEL } from '../k8s/api/containerrun.js';
+import { reservingTaints, type NodeTaint } from './privileges.js';
 import type { LaunchContainer } from './launch.js';
 import { ContainerRunAgentReconciler } from './reconciler.js';
 import { recoverNode } from './recovery.js';
@@ -60,11 +62,14 @@ export interface AgentOptions {
   log: Logger;
 }
 
-/** The Node object's labels, or none when it does not exist or may not be read. */
+/**
+ * The Node object's labels, plus AGENT_TAINTED_LABEL when it is tainted to keep workloads off, or
+ * none when it does not exist or may not be read.
+ */
 async function nodeLabels(client: KubeClient, node: string, log: Logger): Promise<Record<string, string>> {
   try {
-    const n = await client.get<{ metadata: { labels?: Record<string, string> } }>(`/api/v1/nodes/${encodeURIComponent(node)}`);
-    return n.metadata.labels ?? {};
+    const n = await client.get<{ metadata: { labels?: Record<string, string> }; spec?: { taints?: NodeTaint[] } }>(`/api/v1/nodes/${encodeURIComponent(node)}`);
+    return { ...n.metadata.labels, ...(reservingTaints(n.spec?.taints).length > 0 ? { [AGENT_TAINTED_LABEL]: 'true' } : {}) };
   } catch (err) {
     if (!isNotFound(err)) log.warn({ node, err: errorMessage(err) }, 'cannot read the Node object; using --node-labels only');
     return {};

@@ -17,6 +17,13 @@ export interface NodeTaint {
   effect: string;
 }
 
+/** Taints that keep ordinary workloads off a node: NoSchedule/NoExecute, condition taints aside. */
+export function reservingTaints(taints: readonly NodeTaint[] | undefined): NodeTaint[] {
+  // Condition taints (node.kubernetes.io/not-ready, unreachable, disk-pressure, ...) say how the
+  // node is, not who may use it: they come and go with the node's state and are no privilege.
+  return (taints ?? []).filter((t) => (t.effect === 'NoSchedule' || t.effect === 'NoExecute') && !t.key.startsWith('node.kubernetes.io/'));
+}
+
 /** The level a Namespace's labels grant. */
 export function privilegeLevel(labels: Record<string, string> | undefined): PrivilegeLevel {
   return labels?.[PRIVILEGE_LABEL] === 'privileged' ? 'privileged' : 'restricted';
@@ -33,9 +40,7 @@ export function privilegeViolations(spec: ContainerRunSpec, level: PrivilegeLeve
   const out: string[] = [];
   if (spec.hostUsers === true) out.push(`spec.hostUsers: true (no user namespace of its own) is ${grant}`);
   if (spec.network === 'host') out.push(`spec.network: host is ${grant}`);
-  // Condition taints (node.kubernetes.io/not-ready, unreachable, disk-pressure, ...) say how the
-  // node is, not who may use it: they come and go with the node's state and are no privilege.
-  const tainted = (pinnedNodeTaints ?? []).filter((t) => (t.effect === 'NoSchedule' || t.effect === 'NoExecute') && !t.key.startsWith('node.kubernetes.io/'));
+  const tainted = reservingTaints(pinnedNodeTaints);
   if (spec.nodeName && tainted.length > 0) {
     out.push(`spec.nodeName: node ${spec.nodeName} is tainted (${tainted.map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ')}); pinning a run to a tainted node is ${grant}`);
   }

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { privilegeLevel, privilegeViolations } from '../../src/agent/privileges.js';
 import { IdsExhaustedError, UserNamespaceAllocator } from '../../src/agent/userns.js';
 import { delegatedIdRanges, parseIdRange } from '../../src/runtime/idmap.js';
+import { pickNode, type AgentNode } from '../../src/controllers/containerrun-nodes.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -75,5 +76,17 @@ describe('privilege levels', () => {
     // PreferNoSchedule does not keep Pods off a node: not a privilege either.
     expect(privilegeViolations({ ...spec, nodeName: 'n' }, 'restricted', [{ key: 'k', effect: 'PreferNoSchedule' }])).toEqual([]);
     expect(privilegeViolations({ ...spec, hostUsers: true, network: 'host' }, 'privileged')).toEqual([]);
+  });
+});
+
+describe('scheduling by nodeSelector', () => {
+  it('never picks a node whose agent reports it tainted, even when it matches and is idle', () => {
+    const nodes: AgentNode[] = [
+      { node: 'cp-1', labels: { zone: 'a', 'stevedore.dev/tainted': 'true' }, live: true },
+      { node: 'worker-1', labels: { zone: 'a' }, live: true },
+    ];
+    const load = new Map([['worker-1', 5]]);
+    expect(pickNode(nodes, { zone: 'a' }, load)?.node).toBe('worker-1');
+    expect(pickNode([nodes[0]!], undefined, new Map())).toBeUndefined();
   });
 });

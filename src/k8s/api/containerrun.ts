@@ -290,6 +290,12 @@ export const CONTAINER_RUN_FINALIZER = 'stevedore.dev/containerrun';
 export const AGENT_LEASE_PREFIX = 'stevedore-agent-';
 export const AGENT_LABEL = 'stevedore.dev/agent';
 export const AGENT_NODE_LABEL = 'stevedore.dev/node';
+/**
+ * Set to "true" on the Lease of an agent whose node is tainted NoSchedule/NoExecute (condition
+ * taints node.kubernetes.io/* aside): the controller schedules no run there; only a run pinned with
+ * spec.nodeName in a privileged namespace may go to such a node.
+ */
+export const AGENT_TAINTED_LABEL = 'stevedore.dev/tainted';
 
 export type ContainerRun = KubeObject<'ContainerRun', ContainerRunSpec, ContainerRunStatus>;
 
