@@ -22,7 +22,9 @@ rm -rf "$ctx"
 mkdir -p "$ctx/node_modules"
 cp -a package.json bin dist "$ctx/"
 # Production dependencies only (npm's own view of the tree, no download).
-npm ls --omit=dev --parseable --all 2>/dev/null | tail -n +2 | while read -r dir; do
+# npm ls exits non-zero over problems in the tree that do not concern what it lists (a peer or
+# dev dependency of a dependency missing); the list is still complete, so that is only a warning.
+{ npm ls --omit=dev --parseable --all 2>/dev/null || echo "image: npm ls reported problems in node_modules (listing kept)" >&2; } | tail -n +2 | while read -r dir; do
   rel=${dir#"$PWD/"}
   mkdir -p "$ctx/$(dirname "$rel")"
   [ -e "$ctx/$rel" ] || cp -a "$rel" "$ctx/$rel"

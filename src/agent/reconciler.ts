@@ -15,7 +15,7 @@ import { markReady, markReconciling, markStalled } from '../k8s/conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
-import { parseDuration } from '../controllers/schedule.js';
+import { parseDuration } from '../util/duration.js';
 import { dirname, join } from 'node:path';
 import { ensureSearchable, type RunOptions } from '../runtime/container.js';
 import type { ContainerRecord } from '../runtime/containers.js';

@@ -1,11 +1,11 @@
 /**
  * The build Pod of one ImageBuild generation: init containers put the source (and the merged
  * registry credentials) into emptyDirs, then the build container runs `stevedore build` and writes
- * its result to the termination message. Every security setting is here with its reason; the README
+ * its result to the termination message. Every security setting is here with its reason; docs/kubernetes.md
  * documents the same spec.
  */
 import { createHash } from 'node:crypto';
-import type { V1Container, V1Pod, V1SecurityContext, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Container, V1Node, V1Pod, V1SecurityContext, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { API_VERSION } from '../k8s/api/common.js';
 import type { ImageBuild } from '../k8s/api/imagebuild.js';
 import { parseDuration } from './schedule.js';
@@ -36,7 +36,11 @@ export interface BuildPodOptions {
   userNamespaces: boolean;
   /** The unprivileged uid/gid the Pod runs as. */
   runAsUser: number;
-  /** Seccomp profile of the Pod: RuntimeDefault, or Localhost with a profile that allows nested user namespaces. */
+  /**
+   * Seccomp profile of the Pod: RuntimeDefault, or Localhost with a profile that allows nested user
+   * namespaces (the chart installs one: charts/stevedore/files/seccomp-builder.json). RUN steps need
+   * the Localhost profile (or Unconfined): RuntimeDefault refuses unshare(CLONE_NEWUSER).
+   */
   seccompProfile?: { type: 'RuntimeDefault' | 'Localhost' | 'Unconfined'; localhostProfile?: string };
   serviceAccountName?: string;
   imagePullSecrets?: string[];
@@ -252,6 +256,13 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
   buildArgs.push(...(o.extraBuildArgs ?? []), contextDir);
 
   const timeoutSeconds = Math.ceil(buildTimeoutMs(ib) / 1000);
+  const buildContainer = common({ name: 'build', args: buildArgs, volumeMounts: [...workspaceMounts, ...authMounts, ...(sign.mount ? [sign.mount] : [])] });
+  if (o.userNamespaces) {
+    // RUN steps mount a new procfs for the step's container; the kernel refuses that while the
+    // Pod's /proc has masked (over-mounted) paths. Unmasked is allowed only with hostUsers: false,
+    // where that /proc belongs to the Pod's own user namespace, not to the node.
+    buildContainer.securityContext = { ...buildContainer.securityContext, procMount: 'Unmasked' };
+  }
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -292,8 +303,36 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
       nodeSelector: spec.nodeSelector,
       tolerations: spec.tolerations as V1Toleration[] | undefined,
       initContainers,
-      containers: [common({ name: 'build', args: buildArgs, volumeMounts: [...workspaceMounts, ...authMounts, ...(sign.mount ? [sign.mount] : [])] })],
+      containers: [buildContainer],
       volumes,
     },
+  };
+}
+
+/**
+ * Whether a build Pod with `hostUsers: false` can run anywhere it may be scheduled, from what the
+ * kubelets report (Node status.runtimeHandlers[].features.userNamespaces, Kubernetes >= 1.30).
+ * `false` only when every candidate node reports its handlers and none supports user namespaces:
+ * the kubelet would refuse the Pod's sandbox and the build would wait for ever. `undefined` when
+ * unknown (no candidate node, or a node too old to report): the Pod is created as usual.
+ */
+export function userNamespaceSupport(nodes: readonly V1Node[], nodeSelector?: Record<string, string>): { supported: boolean | undefined; message: string } {
+  const candidates = nodes.filter((n) => Object.entries(nodeSelector ?? {}).every(([k, v]) => n.metadata?.labels?.[k] === v));
+  if (candidates.length === 0) return { supported: undefined, message: 'no candidate node' };
+  const without: string[] = [];
+  for (const n of candidates) {
+    const handlers = n.status?.runtimeHandlers;
+    if (!handlers) return { supported: undefined, message: `node ${n.metadata?.name} reports no runtime handlers` };
+    // The default handler (name "") is what a Pod without runtimeClassName uses.
+    const def = handlers.find((h) => (h.name ?? '') === '');
+    if (def?.features?.userNamespaces === true) return { supported: true, message: `node ${n.metadata?.name} supports user namespaces` };
+    without.push(n.metadata?.name ?? '?');
+  }
+  const listed = without.length > 5 ? `${without.slice(0, 5).join(', ')} and ${without.length - 5} more` : without.join(', ');
+  return {
+    supported: false,
+    message: `no node can run the build Pod with hostUsers: false: the container runtime of ${listed} reports no user-namespace support ` +
+      '(needs containerd >= 2.0 or CRI-O >= 1.25, with runc >= 1.2 or crun >= 1.9, and Linux >= 6.3); ' +
+      'upgrade the nodes\' runtime, or set buildPods.userNamespaces=false in the chart (then only Containerfiles without RUN steps build)',
   };
 }

@@ -44,8 +44,10 @@ export function summarize(report: SyncReport, dryRun: boolean): SyncVerdict {
   const count = (a: TagAction) => tags.filter((t) => t.action === a).length;
   const failedTags = tags.filter((t) => t.action === 'failed' || t.action === 'denied');
   const deniedTags = tags.filter((t) => t.action === 'denied');
+  // Tags prune left because they share a kept tag's digest are listed, but were not selected.
+  const leftByPrune = report.items.filter((i) => i.action === 'skipped' && i.note?.startsWith('not pruned')).length;
   const counts = {
-    selected: tags.filter((t) => t.action !== 'pruned').length,
+    selected: tags.filter((t) => t.action !== 'pruned').length - leftByPrune,
     copied: count('copied'),
     skipped: count('skipped'),
     failed: count('failed'),

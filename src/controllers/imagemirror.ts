@@ -9,9 +9,11 @@ import type { ImageMirror, ImageMirrorStatus, TagStatus } from '../k8s/api/image
 import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
-import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
+import { ReconcileError, StallingError } from '../k8s/runtime/errors.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { judgeReconcileError } from '../k8s/runtime/reconcile-errors.js';
 import type { Credentials } from '../registry/credentials.js';
+import type { TransportContext } from '../transports/types.js';
 import { errorMessage } from '../util/errors.js';
 import { credentialsFromSecret } from './imagemirror-credentials.js';
 import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
@@ -19,6 +21,13 @@ import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type M
 import { policyFromSecret } from './imagemirror-policy.js';
 import { summarize } from './imagemirror-status.js';
 import { nextCron, parseDuration } from './schedule.js';
+
+/**
+ * Every engine call of the controller runs with this context: registry credentials come only from
+ * the mirror's own Secrets, never from the controller's auth files, environment or home (a mirror
+ * naming no Secret is anonymous, whatever the process serving it may log in as).
+ */
+const NO_AMBIENT: Pick<TransportContext, 'ambientCredentials'> = { ambientCredentials: false };
 
 export const IMAGE_MIRROR_FINALIZER = 'stevedore.dev/imagemirror';
 export const IMAGE_MIRROR_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'imagemirrors' };
@@ -54,8 +63,14 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     this.#o = o;
   }
 
+  /** Syncs under way, by namespace/name: deleting the mirror cancels its sync. */
+  readonly #running = new Map<string, AbortController>();
+
   /** Status patches do not enqueue: only spec changes, reconcile requests and deletion do. */
   shouldEnqueueUpdate(a: ImageMirror, b: ImageMirror): boolean {
+    if (!a.metadata.deletionTimestamp && b.metadata.deletionTimestamp) {
+      this.#running.get(`${b.metadata.namespace}/${b.metadata.name}`)?.abort(new Error('the ImageMirror is being deleted'));
+    }
     return (
       a.metadata.generation !== b.metadata.generation ||
       a.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] !== b.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] ||
@@ -96,13 +111,14 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     try {
       result = await this.#steps(obj, status, signal);
     } catch (err) {
-      failure = err;
-      const message = errorMessage(err);
-      if (err instanceof StallingError) status.conditions = markStalled(status.conditions, generation, err.reason, message);
-      else {
-        const reason = err instanceof ReconcileError || err instanceof WaitingError ? err.reason : 'SyncFailed';
-        status.conditions = markReady(status.conditions, generation, false, reason, message);
-      }
+      const verdict = judgeReconcileError(err);
+      // A stalled mirror's error goes to the queue as a StallingError: no retry until the spec changes.
+      failure = verdict.kind === 'stalled' ? verdict.error : err;
+      if (verdict.kind === 'stalled') {
+        status.conditions = markStalled(status.conditions, generation, verdict.reason, verdict.message);
+        const requested = obj.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION];
+        if (requested !== undefined) status.lastHandledReconcileAt = requested;
+      } else status.conditions = markReady(status.conditions, generation, false, verdict.kind === 'not-ready' ? verdict.reason : 'SyncFailed', verdict.message);
       status.observedGeneration = generation;
     } finally {
       if (!signal.aborted || failure === undefined) await this.#patchStatus(obj, status);
@@ -125,9 +141,15 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       return {};
     }
 
-    const plan = planMirror(spec);
     const now = new Date();
     const requested = obj.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION];
+    // Stalled for this generation: the same spec cannot succeed, so a resync or a restarted
+    // controller does not try it again; a spec change or a reconcile request does.
+    const stalled = getCondition(status.conditions, 'Stalled');
+    if (stalled?.status === 'True' && stalled.observedGeneration === generation && (requested === undefined || requested === status.lastHandledReconcileAt)) {
+      return {};
+    }
+    const plan = planMirror(spec);
     const ready = getCondition(status.conditions, 'Ready');
     const upToDate =
       status.observedGeneration === generation &&
@@ -156,27 +178,39 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     let report: SyncReport;
     const run = this.#o.sync ?? sync;
     const parallelImages = this.#o.parallelImages ?? 4;
+    const key = `${ns}/${obj.metadata.name}`;
+    const deleted = new AbortController();
+    this.#running.set(key, deleted);
+    signal = AbortSignal.any([signal, deleted.signal]);
     try {
       if (plan.source.kind === 'layout') {
         const dest = plan.destination as RegistrySide;
         report = await syncFromLayout(
           srcDir!,
           plan.selection,
-          { registry: dest.registry, repository: dest.repository, context: registryContext(dest, destCreds) },
+          { registry: dest.registry, repository: dest.repository, context: { ...registryContext(dest, destCreds), ...NO_AMBIENT } },
           { platforms: plan.options.platforms, dryRun: plan.options.dryRun, ...(policy ? { policy } : {}), parallelImages, signal },
         );
       } else {
         const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds);
+        if (target.kind === 'registry') target.context = { ...target.context, ...NO_AMBIENT };
         report = await run([syncSpec(plan.source, plan.selection, srcCreds)], target, {
           ...plan.options,
+          sourceContext: NO_AMBIENT,
           ...(policy ? { policy } : {}),
           parallelImages,
           signal,
         });
       }
     } catch (err) {
+      // Deleted while syncing: nothing to report on an object that is going away; the deletion's
+      // own event brings the next reconcile, which removes the finalizer.
+      if (deleted.signal.aborted) return {};
       throw new ReconcileError('SyncFailed', `sync failed: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      if (this.#running.get(key) === deleted) this.#running.delete(key);
     }
+    if (deleted.signal.aborted) return {};
     const verdict = summarize(report, plan.options.dryRun ?? false);
     await this.#eventOnDenial(obj, status, verdict.tags);
     status.tags = verdict.tags;

@@ -114,7 +114,7 @@ beforeAll(async () => {
   agentKubeconfig = await agentKubeconfigFromChart(agentDir);
   // The controller, too, runs as a ServiceAccount bound only to config/rbac/role.yaml.
   manager = createControllerManager({
-    kubeConfig: cp.kubeConfigForToken(await controllerToken(cp, SYSTEM_NS, 'stevedore-controller')),
+    kubeConfig: cp.kubeConfigForToken(await controllerToken(cp, SYSTEM_NS, 'stevedore-controller', [NS])),
     namespace: NS,
     leaderElection: { namespace: SYSTEM_NS, name: 'runs-test' },
     containerRun: { nodeCheckMs: 300, failoverAfterMs: 2_000, unschedulableRetryMs: 500 },

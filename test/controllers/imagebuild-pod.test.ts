@@ -1,7 +1,7 @@
 /** The build Pod spec and the reading of its outcome: pure functions, checked field by field. */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1NodeRuntimeHandler, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { buildPod, buildPodName, type BuildPodOptions } from '../../src/controllers/imagebuild-pod.js';
+import { buildPod, buildPodName, userNamespaceSupport, type BuildPodOptions } from '../../src/controllers/imagebuild-pod.js';
 import { parseBuildResult, podOutcome } from '../../src/controllers/imagebuild-result.js';
 import { API_VERSION } from '../../src/k8s/api/common.js';
 import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
@@ -69,11 +69,21 @@ describe('build Pod spec', () => {
     const pod = buildPod(ib({}), OPTS);
     expect(pod.spec).toMatchObject({ hostUsers: false, automountServiceAccountToken: false, enableServiceLinks: false, restartPolicy: 'Never' });
     expect(pod.spec!.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
-    for (const c of [...pod.spec!.initContainers!, ...pod.spec!.containers]) {
-      expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, readOnlyRootFilesystem: true });
-    }
+    const locked = { allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, readOnlyRootFilesystem: true };
+    for (const c of pod.spec!.initContainers!) expect(c.securityContext).toEqual(locked);
+    // The build container alone gets an unmasked /proc (RUN steps mount procfs), which only its own
+    // user namespace makes acceptable; nothing else is added.
+    expect(pod.spec!.containers[0]!.securityContext).toEqual({ ...locked, procMount: 'Unmasked' });
     expect(pod.metadata!.ownerReferences).toEqual([{ apiVersion: API_VERSION, kind: 'ImageBuild', name: 'app', uid: 'u-1', controller: true, blockOwnerDeletion: true }]);
-    expect(buildPod(ib({}), { ...OPTS, userNamespaces: false }).spec!.hostUsers).toBe(true);
+    const hostUsers = buildPod(ib({}), { ...OPTS, userNamespaces: false });
+    expect(hostUsers.spec!.hostUsers).toBe(true);
+    // Without a user namespace the API server refuses Unmasked, and the node's /proc must stay masked.
+    for (const c of [...hostUsers.spec!.initContainers!, ...hostUsers.spec!.containers]) expect(c.securityContext).toEqual(locked);
+  });
+
+  it('runs under the Localhost seccomp profile it is given (the chart installs it)', () => {
+    const pod = buildPod(ib({}), { ...OPTS, seccompProfile: { type: 'Localhost', localhostProfile: 'stevedore/builder.json' } });
+    expect(pod.spec!.securityContext!.seccompProfile).toEqual({ type: 'Localhost', localhostProfile: 'stevedore/builder.json' });
   });
 
   it('keeps Pod names valid hostnames and distinct per rebuild request', () => {
@@ -173,5 +183,35 @@ describe('build Pod signing and attestations', () => {
       ],
     }));
     expect(r).toMatchObject({ signatureDigest: D2, attestations: [{ kind: 'sbom', predicateType: 'https://spdx.dev/Document', digest: D2, subject: D1 }] });
+  });
+});
+
+describe('user-namespace support of the nodes', () => {
+  const node = (name: string, handlers: V1NodeRuntimeHandler[] | undefined, labels: Record<string, string> = {}): V1Node => ({
+    metadata: { name, labels },
+    status: handlers === undefined ? {} : { runtimeHandlers: handlers },
+  });
+  const userns = (on: boolean) => [{ name: '', features: { userNamespaces: on, recursiveReadOnlyMounts: true } }];
+
+  it('is false, naming the nodes and what they need, when every node reports no support', () => {
+    const r = userNamespaceSupport([node('a', userns(false)), node('b', [{ name: '', features: {} }])]);
+    expect(r.supported).toBe(false);
+    expect(r.message).toContain('a, b reports no user-namespace support');
+    expect(r.message).toContain('containerd >= 2.0');
+    expect(r.message).toContain('buildPods.userNamespaces=false');
+  });
+
+  it('is true when one candidate node supports it, and looks only at the default handler', () => {
+    expect(userNamespaceSupport([node('a', userns(false)), node('b', userns(true))]).supported).toBe(true);
+    expect(userNamespaceSupport([node('a', [{ name: 'kata', features: { userNamespaces: true } }, { name: '', features: { userNamespaces: false } }])]).supported).toBe(false);
+  });
+
+  it('honours the build\'s nodeSelector, and is unknown (never blocks) without candidates or reports', () => {
+    const nodes = [node('a', userns(true), { pool: 'old' }), node('b', userns(false), { pool: 'build' })];
+    expect(userNamespaceSupport(nodes, { pool: 'build' }).supported).toBe(false);
+    expect(userNamespaceSupport(nodes, { pool: 'old' }).supported).toBe(true);
+    expect(userNamespaceSupport(nodes, { pool: 'none' }).supported).toBeUndefined();
+    expect(userNamespaceSupport([node('a', userns(false)), node('old', undefined)]).supported).toBeUndefined();
+    expect(userNamespaceSupport([]).supported).toBeUndefined();
   });
 });

@@ -8,7 +8,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,17 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** Keep the working directory (certs, logs, etcd data) after stop(), for debugging. */
   keepDir?: boolean;
+  /** Working directory to use (created if missing) instead of a fresh temp dir. */
+  dir?: string;
+  /** --authorization-mode (default ['RBAC']); the local node uses ['Node', 'RBAC']. */
+  authorizationModes?: string[];
+  /**
+   * Admission plugins to enable and disable on top of the defaults. Default: ServiceAccount off
+   * (without a controller-manager nobody creates the "default" ServiceAccount the plugin requires).
+   */
+  admission?: { enable?: string[]; disable?: string[] };
+  /** More client certificates signed by the cluster CA, written as `<name>.crt`/`<name>.key` in `dir`. */
+  clientCerts?: { name: string; subject: string }[];
 }
 
 export interface TokenOptions {
@@ -107,7 +118,7 @@ async function openssl(dir: string, args: string[]): Promise<void> {
 }
 
 /** CA, serving cert (127.0.0.1, localhost), admin client cert (system:masters), service-account key pair. */
-async function makeCerts(dir: string): Promise<void> {
+async function makeCerts(dir: string, clientCerts: { name: string; subject: string }[] = []): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await openssl(dir, ['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=stevedore-test-ca',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature']);
@@ -129,6 +140,8 @@ async function makeCerts(dir: string): Promise<void> {
       await openssl(dir, ['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
     })(),
   ]);
+  // One at a time: openssl updates the CA's serial file (ca.srl) on every signature.
+  for (const c of clientCerts) await sign(c.name, c.subject, 'client.ext');
 }
 
 function b64(path: string): string {
@@ -218,6 +231,16 @@ function isConflict(err: unknown): boolean {
 }
 
 
+function admissionArgs(a: ControlPlaneOptions['admission']): string[] {
+  // Without a controller-manager nobody creates the "default" ServiceAccount, so the
+  // admission plugin that requires it would refuse every Pod.
+  const { enable = [], disable = ['ServiceAccount'] } = a ?? {};
+  return [
+    ...(enable.length ? [`--enable-admission-plugins=${enable.join(',')}`] : []),
+    ...(disable.length ? [`--disable-admission-plugins=${disable.join(',')}`] : []),
+  ];
+}
+
 /** Start etcd and kube-apiserver on loopback and wait until /readyz is ok. */
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const apiserverBin = opts.kubeApiserver ?? kubeApiserverPath();
@@ -227,7 +250,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const etcdBin = opts.etcd ?? (process.env['ETCD'] || 'etcd');
   const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-  const dir = await mkdtemp(join(base, 'stevedore-controlplane-'));
+  const dir = opts.dir ?? (await mkdtemp(join(base, 'stevedore-controlplane-')));
+  if (opts.dir) await mkdir(opts.dir, { recursive: true });
   let etcd: ChildProcess | undefined;
   let apiserver: ChildProcess | undefined;
   let stopped = false;
@@ -241,7 +265,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   };
 
   try {
-    const [, clientPort, peerPort, securePort] = await Promise.all([makeCerts(dir), freePort(), freePort(), freePort()]);
+    const [, clientPort, peerPort, securePort] = await Promise.all([makeCerts(dir, opts.clientCerts), freePort(), freePort(), freePort()]);
     const etcdUrl = `http://127.0.0.1:${clientPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     etcd = startProcess(etcdBin, [
@@ -268,14 +292,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       `--tls-cert-file=${join(dir, 'serving.crt')}`,
       `--tls-private-key-file=${join(dir, 'serving.key')}`,
       `--client-ca-file=${join(dir, 'ca.crt')}`,
-      '--authorization-mode=RBAC',
+      `--authorization-mode=${(opts.authorizationModes ?? ['RBAC']).join(',')}`,
       `--service-account-issuer=${server}`,
       `--service-account-key-file=${join(dir, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
       '--service-cluster-ip-range=10.0.0.0/24',
-      // Without a controller-manager nobody creates the "default" ServiceAccount, so the
-      // admission plugin that requires it would refuse every Pod.
-      '--disable-admission-plugins=ServiceAccount',
+      ...admissionArgs(opts.admission),
       '--allow-privileged=true',
       '--enable-priority-and-fairness=false',
       '--profiling=false',

@@ -30,6 +30,11 @@ export interface StartRegistryOptions {
   tokenGrant?: GrantPolicy;
   /** Registry log level; default 'info' (access log lines included). */
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  /**
+   * Address to listen on; default 127.0.0.1. The local node (node.ts) gives its bridge's own
+   * address, so Pods on the bridge reach the registry too (still nothing outside the machine).
+   */
+  address?: string;
 }
 
 export interface TestRegistry {
@@ -67,6 +72,7 @@ const PORT_ATTEMPTS = 5;
 export async function startRegistry(opts: StartRegistryOptions = {}): Promise<TestRegistry> {
   const auth = opts.auth ?? 'none';
   const name = opts.name ?? `registry-${auth}`;
+  const address = opts.address ?? LOOPBACK;
   const dir = await makeTempDir(name);
   let issuer: TokenIssuer | undefined;
   try {
@@ -121,7 +127,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
           maintenance: { uploadpurging: { enabled: false } },
         },
         http: {
-          addr: `${LOOPBACK}:${port}`,
+          addr: `${address}:${port}`,
           // Without a secret each start generates one and logs a warning; fixed per registry.
           secret: randomBytes(16).toString('hex'),
           headers: { 'X-Content-Type-Options': ['nosniff'] },
@@ -130,7 +136,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         ...(authConfig === undefined ? {} : { auth: authConfig }),
       };
       await writeFile(configFile, JSON.stringify(config, null, 2));
-      const started = await launch(dir, configFile, logFile, `http://${LOOPBACK}:${port}`);
+      const started = await launch(dir, configFile, logFile, `http://${address}:${port}`);
       if (started.ok) {
         proc = started.proc;
         break;
@@ -141,7 +147,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       throw new Error(`docker-registry did not start (${started.reason}); log ${logFile}:\n${log}`);
     }
 
-    const host = `${LOOPBACK}:${port}`;
+    const host = `${address}:${port}`;
     const url = `http://${host}`;
     const running = proc;
     const tokenIssuer = issuer;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseDuration } from '../../controllers/schedule.js';
+import { parseDuration } from '../../util/duration.js';
 import { parseIdRange } from '../../runtime/idmap.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { loadPolicy } from '../../policy/parse.js';

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { rfc3339Micro } from '../../util/time.js';
 import { isNotFound, type KubeClient } from './client.js';
 
 export interface EventTarget {
@@ -38,8 +39,6 @@ interface Seen {
 
 /** Objects and event keys remembered (least recently used dropped first). */
 const MAX_TRACKED = 4096;
-
-const microTime = (d = new Date()) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 export class EventRecorder {
   readonly #client: KubeClient;
@@ -71,7 +70,7 @@ export class EventRecorder {
         remember(this.#seen, key, seen);
         try {
           await this.#client.patch(`/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(seen.namespace)}/events/${encodeURIComponent(seen.name)}`, {
-            series: { count: seen.count, lastObservedTime: microTime() },
+            series: { count: seen.count, lastObservedTime: rfc3339Micro() },
           });
           return;
         } catch (err) {
@@ -84,7 +83,7 @@ export class EventRecorder {
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
         metadata: { name, namespace: ns },
-        eventTime: microTime(),
+        eventTime: rfc3339Micro(),
         reportingController: this.#o.controller,
         reportingInstance: this.#o.instance,
         action,

@@ -1,0 +1,3 @@
+module github.com/stevedore-dev/stevedore/hack/node/pause
+
+go 1.24.0
