@@ -11,7 +11,7 @@ import { getCondition } from '../k8s/conditions.js';
 import type { KubeClient, ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
-import { ReconcileLoop, errorsFor, requestHandled, stopWhenStalled, type ReconcileScope } from '../k8s/runtime/reconcile.js';
+import { ReconcileLoop, requestHandled, stopWhenStalled, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { TransportContext } from '../transports/types.js';
 import { errorMessage } from '../util/errors.js';
@@ -19,7 +19,7 @@ import { credentialsFromSecret } from './imagemirror-credentials.js';
 import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
 import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
-import { summarize } from './imagemirror-status.js';
+import { mirrorErrors, summarize } from './imagemirror-status.js';
 import { nextCron, parseDuration } from './schedule.js';
 
 /**
@@ -53,7 +53,6 @@ const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const STATUS_KEYS = ['observedGeneration', 'conditions', 'lastHandledReconcileAt', 'lastSyncTime', 'nextSyncTime', 'counts', 'tags'] as const;
 
 type Scope = ReconcileScope<ImageMirror, ImageMirrorStatus, ImageMirrorReason>;
-const mirrorErrors = errorsFor<ImageMirrorReason>();
 
 export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
   readonly name = 'imagemirror';
