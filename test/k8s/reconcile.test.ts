@@ -7,7 +7,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../src/k8s/api/common.js';
 import type { ImageMirror, ImageMirrorReason, ImageMirrorStatus } from '../../src/k8s/api/imagemirror.js';
-import { KubeClient, isNotFound } from '../../src/k8s/runtime/client.js';
+import { KubeClient, isConflict, isNotFound } from '../../src/k8s/runtime/client.js';
 import { StallingError } from '../../src/k8s/runtime/errors.js';
 import { EventRecorder } from '../../src/k8s/runtime/events.js';
 import { ReconcileLoop, errorsFor, stopWhenStalled, type Step } from '../../src/k8s/runtime/reconcile.js';
@@ -36,14 +36,14 @@ class CountingClient extends KubeClient {
 
 type MirrorStep = Step<ImageMirror, ImageMirrorStatus, ImageMirrorReason>;
 
-function loop(steps: MirrorStep[], finalize?: (m: ImageMirror) => Promise<void>) {
+function loop(steps: MirrorStep[], more: { finalize?: (m: ImageMirror) => Promise<{ requeueAfterMs?: number } | undefined>; guardStatus?: boolean } = {}) {
   return new ReconcileLoop<ImageMirror, ImageMirrorStatus, ImageMirrorReason>(client, events, {
     kind: 'ImageMirror',
     resource: IMAGE_MIRROR_RESOURCE,
     finalizer: IMAGE_MIRROR_FINALIZER,
     statusKeys: ['observedGeneration', 'conditions', 'lastHandledReconcileAt', 'lastSyncTime', 'nextSyncTime', 'counts', 'tags'],
     steps,
-    ...(finalize ? { finalize } : {}),
+    ...more,
   });
 }
 
@@ -212,8 +212,12 @@ describe('the reconcile skeleton', () => {
       },
     ];
     let held: string[] | undefined;
-    const l = loop(steps, async (m) => {
-      held = (await get(m.metadata.name!)).metadata.finalizers;
+    let later = true;
+    const l = loop(steps, {
+      finalize: async (m) => {
+        held = (await get(m.metadata.name!)).metadata.finalizers;
+        return later ? { requeueAfterMs: 500 } : undefined;
+      },
     });
     await l.run(req('gone'), AbortSignal.timeout(30_000)).catch(() => undefined); // adds the finalizer
     expect((await get('gone')).metadata.finalizers).toContain(IMAGE_MIRROR_FINALIZER);
@@ -221,11 +225,53 @@ describe('the reconcile skeleton', () => {
     const deleting = await get('gone');
     expect(deleting.metadata.deletionTimestamp).toBeDefined();
     const n0 = client.statusPatches();
+    // The cleanup is not done yet: the finalizer stays and the reconcile comes back.
+    expect(await l.run(req('gone'), AbortSignal.timeout(30_000))).toEqual({ requeueAfterMs: 500 });
+    expect(held).toContain(IMAGE_MIRROR_FINALIZER);
+    expect((await get('gone')).metadata.finalizers).toContain(IMAGE_MIRROR_FINALIZER);
+    later = false;
+    held = undefined;
     expect(await l.run(req('gone'), AbortSignal.timeout(30_000))).toEqual({});
     expect(held).toContain(IMAGE_MIRROR_FINALIZER);
     expect(client.statusPatches() - n0).toBe(0);
     const after = await get('gone').catch((e: unknown) => e);
     expect(isNotFound(after)).toBe(true);
+  });
+
+  it('with guardStatus, a status written from a stale read fails with a conflict instead of winning; progress() moves the guard on', async () => {
+    await create('guard');
+    const l = loop(
+      [
+        async (s) => {
+          s.reconciling('Progressing', 'working');
+          await s.progress();
+          s.ready(true, 'Succeeded', 'done');
+          return undefined;
+        },
+      ],
+      { guardStatus: true },
+    );
+    await l.run(req('guard'), AbortSignal.timeout(30_000)); // two guarded patches in a row: the second from the first's version
+    const fresh = await get('guard');
+    expect(cond(fresh, 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+    // Another writer (the node's agent) changes status after this read.
+    const stale = structuredClone(fresh);
+    await client.patch(mirrorsPath(NS, 'guard', 'status'), { status: { lastSyncTime: '2026-02-02T00:00:00Z' } });
+    const err = await loop(
+      [
+        async (s) => {
+          s.ready(false, 'SyncFailed', 'from a stale read');
+          return undefined;
+        },
+      ],
+      { guardStatus: true },
+    )
+      .run({ ...req('guard'), cached: stale }, AbortSignal.timeout(30_000))
+      .catch((e: unknown) => e);
+    expect(isConflict(err)).toBe(true);
+    const after = await get('guard');
+    expect(after.status?.lastSyncTime).toBe('2026-02-02T00:00:00Z');
+    expect(cond(after, 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
   });
 
   it('reasons are the kind’s union', () => {

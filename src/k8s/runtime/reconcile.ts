@@ -4,8 +4,8 @@
  * same way for every kind:
  *
  * 1. get: the informer's copy (no GET per reconcile), or a GET when the cache has none; gone → done;
- * 2. deletion: `finalize` (the kind's cleanup, if any), then the finalizer is removed; no status;
- *    otherwise the finalizer is added first;
+ * 2. deletion: `finalize` (the kind's cleanup, if any; it may ask to come back later), then the
+ *    finalizer is removed; no status; otherwise the finalizer is added first;
  * 3. the steps run in order on a copy of status; a step returns nothing to go on, or a result to
  *    stop there (`{}`, or `{ requeueAfterMs }`);
  * 4. an error a step throws is judged once (reconcile-errors.ts): Stalled (StallingError, or an
@@ -22,12 +22,12 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { API_VERSION, RECONCILE_REQUESTED_AT_ANNOTATION, type Condition } from '../api/common.js';
-import { getCondition, markReady, markReconciling, markStalled } from '../conditions.js';
+import { getCondition, markReady, markReconciling } from '../conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from './client.js';
 import type { ReconcileRequest, ReconcileResult } from './controller.js';
 import { ReconcileError, StallingError, WaitingError } from './errors.js';
 import type { EventRecorder } from './events.js';
-import { judgeReconcileError } from './reconcile-errors.js';
+import { applyVerdict, judgeReconcileError } from './reconcile-errors.js';
 
 /** The status fields every kind has (kstatus). */
 export interface KindStatus {
@@ -73,8 +73,11 @@ export interface ReconcileKind<T extends KindObject<S>, S extends KindStatus, R 
   /** Status keys this controller owns: the only ones the patch sends. */
   statusKeys: readonly (keyof S & string)[];
   steps: readonly Step<T, S, R>[];
-  /** Cleanup on deletion, before the finalizer goes (e.g. delete the Pods). Default: nothing. */
-  finalize?(obj: T): Promise<void>;
+  /**
+   * Cleanup on deletion, before the finalizer goes (e.g. delete the Pods). A result instead keeps
+   * the finalizer and comes back after it (the node's agent still runs the container). Default: nothing.
+   */
+  finalize?(obj: T): Promise<ReconcileResult | undefined>;
   /**
    * Ready=False with this reason when a step fails with an error that is not the object's (an API
    * hiccup, a reset connection). Default: conditions stay as they were.
@@ -82,6 +85,12 @@ export interface ReconcileKind<T extends KindObject<S>, S extends KindStatus, R 
   unknownErrorReason?: R;
   /** Read the informer's copy when there is one (default true); false reads every object with a GET. */
   readFromCache?: boolean;
+  /**
+   * Guard status patches with the object's resourceVersion (default false): when another writer
+   * shares the status (the ContainerRun controller and the node's agent), a write from a stale read
+   * fails with a conflict and is retried instead of winning.
+   */
+  guardStatus?: boolean;
 }
 
 /** Typed errors for a kind's reasons: `errorsFor<ImageMirrorReason>().failed('SyncFaild', …)` does not compile. */
@@ -139,7 +148,8 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
     const finalizers = obj.metadata.finalizers ?? [];
     if (obj.metadata.deletionTimestamp) {
       if (finalizers.includes(finalizer)) {
-        await this.#k.finalize?.(obj);
+        const later = await this.#k.finalize?.(obj);
+        if (later) return later;
         await this.#setFinalizers(obj, finalizers.filter((f) => f !== finalizer));
       }
       return {};
@@ -188,16 +198,7 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
       const verdict = judgeReconcileError(err);
       // A stalled object's error goes to the queue as a StallingError: no retry until the spec changes.
       failure = verdict.kind === 'stalled' ? verdict.error : err;
-      if (verdict.kind === 'stalled') {
-        status.conditions = markStalled(status.conditions, generation, verdict.reason, verdict.message);
-        // The request ended Stalled: handled (a new request tries again).
-        if (requested !== undefined) status.lastHandledReconcileAt = requested;
-        status.observedGeneration = generation;
-      } else if (verdict.kind === 'not-ready' || this.#k.unknownErrorReason !== undefined) {
-        const reason = verdict.kind === 'not-ready' ? verdict.reason : (this.#k.unknownErrorReason as R);
-        status.conditions = markReady(status.conditions, generation, false, reason, verdict.message);
-        status.observedGeneration = generation;
-      }
+      applyVerdict(status, verdict, { generation, requested, unknownReason: this.#k.unknownErrorReason });
     } finally {
       // Shutting down and failing: the failure is most likely the cancellation itself, not the object's state.
       if (!signal.aborted || failure === undefined) await patch();
@@ -237,8 +238,11 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
   }
 
   async #patchStatus(obj: T, status: S): Promise<void> {
+    const guard = this.#k.guardStatus ? { metadata: { resourceVersion: obj.metadata.resourceVersion } } : {};
     try {
-      await this.#client.patch(this.#path(obj, 'status'), { status: this.#body(status) });
+      const updated = await this.#client.patch<T>(this.#path(obj, 'status'), { ...guard, status: this.#body(status) });
+      // The next guarded write of this reconcile (after progress()) is from this version.
+      obj.metadata.resourceVersion = updated.metadata.resourceVersion;
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
