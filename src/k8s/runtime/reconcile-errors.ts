@@ -12,6 +12,8 @@
  *   decides what, if anything, status says.
  */
 import { StevedoreError } from '../../util/errors.js';
+import type { Condition } from '../api/common.js';
+import { markReady, markStalled } from '../conditions.js';
 import { ReconcileError, StallingError, WaitingError } from './errors.js';
 
 export type ErrorVerdict =
@@ -37,6 +39,35 @@ export function engineErrors(err: unknown): StevedoreError[] {
 function reasonOf(code: string): string {
   const r = code.replace(/[^A-Za-z0-9_]/g, '_').replace(/^[^A-Za-z]+/, '');
   return r || 'EngineError';
+}
+
+/** The status fields a verdict writes. */
+export interface VerdictStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  lastHandledReconcileAt?: string;
+}
+
+/**
+ * Writes a verdict into status: Stalled (the reconcile request, if any, counts as handled: a new one
+ * tries again), or Ready=False with the verdict's reason, or, for an error that is not the object's,
+ * Ready=False with `unknownReason` when the kind gives one, else nothing.
+ */
+export function applyVerdict(
+  status: VerdictStatus,
+  verdict: ErrorVerdict,
+  o: { generation: number; requested?: string | undefined; unknownReason?: string | undefined },
+): void {
+  const { generation } = o;
+  if (verdict.kind === 'stalled') {
+    status.conditions = markStalled(status.conditions, generation, verdict.reason, verdict.message);
+    if (o.requested !== undefined) status.lastHandledReconcileAt = o.requested;
+  } else {
+    const reason = verdict.kind === 'not-ready' ? verdict.reason : o.unknownReason;
+    if (reason === undefined) return;
+    status.conditions = markReady(status.conditions, generation, false, reason, verdict.message);
+  }
+  status.observedGeneration = generation;
 }
 
 export function judgeReconcileError(err: unknown): ErrorVerdict {
