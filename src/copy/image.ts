@@ -12,7 +12,7 @@ import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
-import { encodeManifest, manifestBlobs, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
+import { encodeManifest, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
 import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
 import { classifyError, DEFAULT_RETRY, withRetry, type RetryPolicy } from '../util/retry.js';
