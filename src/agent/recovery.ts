@@ -6,6 +6,8 @@
  * removed; a run that is terminal keeps its exited containers (their logs) until it is deleted.
  * Blocks of user-namespace ids held by runs that no longer exist here are given back.
  */
+import { readdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ContainerRun } from '../k8s/api/containerrun.js';
 import { resourcePath, type KubeClient } from '../k8s/runtime/client.js';
@@ -60,6 +62,12 @@ export async function recoverNode(o: {
     o.log.warn({ run: runName, id: rec.id, why }, 'recovery: stopping and removing a container the API no longer wants here');
     await stopAndRemoveContainer(o.store, rec.id, o.graceMs);
     report.removed.push({ id: rec.id, run: runName, why });
+  }
+  // Volumes (Secret tmpfs mounts included) of runs no longer here, user namespace or not.
+  const volumesRoot = dirname(runVolumesDir(o.store.root, 'x'));
+  for (const uid of await readdir(volumesRoot).catch(() => [] as string[])) {
+    if (liveUids.has(uid) || o.userns.held().has(uid)) continue;
+    await releaseVolumes(runVolumesDir(o.store.root, uid));
   }
   for (const uid of o.userns.held().keys()) {
     if (liveUids.has(uid)) continue;
