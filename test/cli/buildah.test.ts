@@ -90,4 +90,16 @@ describe('stevedore buildah', () => {
     expect(refused.stderr).toMatch(/commit to a local name/);
     await bh('rm', '--all');
   }, 180_000);
+
+  it('keeps a working container\'s layers through prune', async () => {
+    const c = (await bh('from', base)).stdout.trim();
+    expect((await bh('run', c, '--', 'sh', '-c', 'echo kept > /kept')).code).toBe(0);
+    const prune = await stevedore(['prune', '--grace', '0', '--root', root]);
+    expect(prune.code, prune.stderr).toBe(0);
+    // The snapshot is gone with the prune: the next run unpacks the layer from its blob again.
+    const after = await bh('run', c, '--', 'cat', '/kept');
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stdout).toBe('kept\n');
+    await bh('rm', c);
+  }, 120_000);
 });

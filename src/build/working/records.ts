@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Digest } from '../../oci/digest.js';
 import type { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError, NotFoundError, StevedoreError } from '../../util/errors.js';
 import { withFileLock, writeFileAtomic } from '../../util/fs.js';
@@ -113,4 +114,9 @@ export class WorkingContainers {
   async remove(c: WorkingContainer): Promise<void> {
     await rm(this.#file(c.id), { force: true });
   }
+}
+
+/** The layer blobs working containers hold (prune keeps them: no image names them until commit). */
+export async function layersInUse(store: ImageStore): Promise<Digest[]> {
+  return (await new WorkingContainers(store).list()).flatMap((c) => c.state.layers.map((l) => l.digest));
 }
