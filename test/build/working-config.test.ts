@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyConfig, shellWords } from '../../src/build/working/config.js';
+import { applyConfig, expandEnvValue, shellWords } from '../../src/build/working/config.js';
 import type { WorkingContainer } from '../../src/build/working/records.js';
 import { emptyState } from '../../src/build/executor/state.js';
 
@@ -40,8 +40,16 @@ describe('buildah config edits', () => {
   });
 
   it('refuses malformed flags with the flag named', () => {
-    expect(() => applyConfig(container(), { env: ['NOVALUE'] })).toThrow(/--env NOVALUE/);
+    expect(() => applyConfig(container(), { env: ['=x'] })).toThrow(/--env =x/);
     expect(() => applyConfig(container(), { port: ['http'] })).toThrow(/--port http/);
     expect(() => applyConfig(container(), { label: ['=v'] })).toThrow(/--label =v/);
+  });
+
+  it('expands $NAME in --env values from the container\'s Env as buildah 1.28 does; KEY alone takes the host\'s', () => {
+    // Each expectation is what buildah 1.28.2 stored for the same flag (unknown names stay as the name).
+    const c = applyConfig(container({ Env: ['PATH=/usr/bin:/bin'] }), { env: ['FOO', 'Q=${FOO}y', 'R=a$NOPE-b', 'PATH=/x:$PATH', 'T=$$x\\$y'] }, { FOO: 'host' });
+    expect(c.state.config.Env).toEqual(['PATH=/x:/usr/bin:/bin', 'FOO=host', 'Q=hosty', 'R=aNOPE-b', 'T=$x\\y']);
+    expect(expandEnvValue('end$', [])).toBe('end$');
+    expect(expandEnvValue('${}z', [])).toBe('z');
   });
 });

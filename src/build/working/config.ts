@@ -5,7 +5,7 @@ import type { WorkingContainer } from './records.js';
 
 /** `buildah config` flags, as given (repeatable ones as lists). */
 export interface ConfigEdits {
-  /** `KEY=VALUE` sets; `KEY-` removes. */
+  /** `KEY=VALUE` sets (`$NAME` in VALUE expanded from the container's Env); `KEY` takes the caller's value; `KEY-` removes. */
   env?: readonly string[];
   /** `80`, `80/udp`; `80-` removes. */
   port?: readonly string[];
@@ -64,6 +64,46 @@ export function shellWords(text: string): string[] {
   return out;
 }
 
+/** Go's os.Expand name rules: `${NAME}`, `$NAME` (letters, digits, `_`), or one special character. */
+function shellName(s: string): { name: string; width: number } {
+  const special = (c: string | undefined): boolean => c !== undefined && /^[*#$@!?\-0-9]$/.test(c);
+  if (s[0] === '{') {
+    if (s.length > 2 && special(s[1]) && s[2] === '}') return { name: s[1]!, width: 3 };
+    const close = s.indexOf('}');
+    if (close === 1) return { name: '', width: 2 };
+    if (close < 0) return { name: '', width: 1 };
+    return { name: s.slice(1, close), width: close + 1 };
+  }
+  if (special(s[0])) return { name: s[0]!, width: 1 };
+  let i = 0;
+  while (i < s.length && /[A-Za-z0-9_]/.test(s[i]!)) i++;
+  return { name: s.slice(0, i), width: i };
+}
+
+/**
+ * `$NAME` and `${NAME}` in a `config --env` value, as buildah 1.28 expands them (Go's os.Expand
+ * over the container's Env): a name the container does not set stays as the bare name.
+ */
+export function expandEnvValue(text: string, env: readonly string[]): string {
+  const lookup = (name: string): string => {
+    const hit = env.find((kv) => kv.slice(0, kv.indexOf('=')) === name && kv.includes('='));
+    return hit === undefined ? name : hit.slice(hit.indexOf('=') + 1);
+  };
+  let out = '';
+  let i = 0;
+  for (let j = 0; j < text.length; j++) {
+    if (text[j] === '$' && j + 1 < text.length) {
+      out += text.slice(i, j);
+      const { name, width } = shellName(text.slice(j + 1));
+      if (name === '' && width === 0) out += '$';
+      else if (name !== '') out += lookup(name);
+      j += width;
+      i = j + 1;
+    }
+  }
+  return out + text.slice(i);
+}
+
 function jsonArray(text: string): string[] | undefined {
   if (!text.trimStart().startsWith('[')) return undefined;
   try {
@@ -78,13 +118,14 @@ function jsonArray(text: string): string[] | undefined {
  * The container with `buildah config`'s edits applied, as buildah 1.28 applies them: a new
  * ENTRYPOINT keeps the CMD, ports without a protocol are stored as written.
  */
-export function applyConfig(c: WorkingContainer, e: ConfigEdits): WorkingContainer {
+export function applyConfig(c: WorkingContainer, e: ConfigEdits, hostEnv: NodeJS.ProcessEnv = process.env): WorkingContainer {
   const config: ContainerConfig = structuredClone(c.state.config);
   const annotations = { ...c.annotations };
   for (const text of e.env ?? []) {
-    const p = pair('--env', text);
+    // `KEY` alone takes this process's value, as buildah's.
+    const p = /^[^=]+$/.test(text) && !text.endsWith('-') ? { key: text, value: hostEnv[text] ?? '' } : pair('--env', text);
     if (p.value === undefined) config.Env = (config.Env ?? []).filter((kv) => kv.split('=', 1)[0] !== p.key);
-    else config.Env = setEnv(config.Env ?? [], p.key, p.value);
+    else config.Env = setEnv(config.Env ?? [], p.key, expandEnvValue(p.value, config.Env ?? []));
   }
   for (const text of e.port ?? []) {
     if (text.endsWith('-')) {
