@@ -9,8 +9,9 @@ import type { AddInstruction, CopyInstruction, RunInstruction } from '../contain
 import { copyStep } from '../executor/copy-step.js';
 import type { StepLocation } from '../executor/errors.js';
 import { runStep } from '../executor/run-step.js';
-import { emptyState, stateFromImage, type StageState } from '../executor/state.js';
-import { parseDestination } from '../output/destinations.js';
+import { emptyState, stateFromImage, withCompressedLayers, type StageState } from '../executor/state.js';
+import { LayerCompressor } from '../output/compress.js';
+import { parseDestination, publish } from '../output/destinations.js';
 import { writeImage, type ImageFormat } from '../output/image.js';
 import { applyConfig, type ConfigEdits } from './config.js';
 import { WorkingContainers, type WorkingContainer } from './records.js';
@@ -164,11 +165,11 @@ export interface CommitResult {
  * `buildah commit CONTAINER IMAGE`: the changes since `from` as one layer over the base's (or,
  * with `squash`, everything as one layer), one history entry as buildah writes it (`created_by`
  * `/bin/sh` unless `config --created-by`, `comment` `FROM base`), the base named in the manifest's
- * annotations; tagged `IMAGE` in the local store. The container stays, as buildah's does.
+ * annotations; tagged `IMAGE` in the local store, or sent to a registry (`docker://`, a name with a
+ * host) or a transport (`oci:DIR`, ...) with compressed layers. The container stays, as buildah's does.
  */
 export async function commitWorkingContainer(o: WorkingOptions, ref: string, image: string, opts: CommitOptions = {}): Promise<CommitResult> {
   const dest = parseDestination(image);
-  if (dest.kind !== 'local') throw new InvalidInputError(`commit ${image}: commit to a local name, then push it (stevedore copy or push); registry and transport destinations are not supported here yet`);
   const records = new WorkingContainers(o.store);
   return records.locked(async () => {
     const c = await records.find(ref);
@@ -200,9 +201,28 @@ export async function commitWorkingContainer(o: WorkingOptions, ref: string, ima
         annotations['org.opencontainers.image.base.name'] = c.image;
       }
       Object.assign(annotations, c.annotations);
-      const written = await writeImage(o.store.layout, state, { format, created, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) });
-      await o.store.layout.setRef(written.descriptor, dest.storeName);
-      return { imageId: written.configDigest.replace(/^sha256:/, ''), digest: written.digest, storeName: dest.storeName };
+      const imageOpts = { format, created, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) };
+      const written = await writeImage(o.store.layout, state, imageOpts);
+      if (dest.kind === 'local') {
+        await o.store.layout.setRef(written.descriptor, dest.storeName);
+        return { imageId: written.configDigest.replace(/^sha256:/, ''), digest: written.digest, storeName: dest.storeName };
+      }
+      // A registry or a transport (`docker://`, `oci:DIR`, ...): sent with compressed layers, as
+      // `build` sends; a registry name is also kept in the local store.
+      const compressor = new LayerCompressor(o.store.layout, join(o.store.root, 'build-cache'), join(run.workDir, 'compressed'));
+      try {
+        const sentState = await withCompressedLayers(state, compressor, o.signal);
+        const sent = sentState === state ? written : await writeImage(o.store.layout, sentState, imageOpts);
+        await publish(o.store, sent, [dest], {
+          local: written,
+          openBlob: (desc, signal) => compressor.open(desc, signal),
+          ...(o.pullContext ? { destContext: o.pullContext } : {}),
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
+        return { imageId: sent.configDigest.replace(/^sha256:/, ''), digest: sent.digest, storeName: dest.kind === 'push' ? dest.storeName : dest.text };
+      } finally {
+        await compressor.cleanup().catch(() => undefined);
+      }
     });
   });
 }

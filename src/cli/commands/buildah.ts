@@ -127,7 +127,7 @@ export function registerBuildah(program: Command): void {
       await (await engine()).configureWorkingContainer({ store }, container, edits);
     });
 
-  storeOptions(group.command('commit').description('write a working container as an image; prints the image ID').argument('<container>').argument('<image>', 'a local name (localhost/NAME:TAG)'))
+  storeOptions(group.command('commit').description('write a working container as an image; prints the image ID').argument('<container>').argument('<image>', 'a local name (NAME:TAG), a registry (docker://HOST/REPO:TAG) or a transport (oci:DIR:TAG)'))
     .option('--squash', 'the whole filesystem as one layer, with one history entry')
     .option('-f, --format <oci|docker>', 'manifest and config format', 'oci')
     .option('-q, --quiet', 'print only the image ID (the default here)')
