@@ -24,14 +24,14 @@ describe('buildah config edits', () => {
 
   it('sets, replaces and removes env, labels, ports and annotations', () => {
     const c = applyConfig(container({ Env: ['A=1', 'B=2'], Labels: { x: '1' }, ExposedPorts: { '80/tcp': {} } }), {
-      env: ['A=3', 'B-', 'C=a=b'],
+      env: ['B=3', 'A-', 'C=a=b'],
       label: ['x-', 'y=2'],
       port: ['80/tcp-', '8080'],
       annotation: ['k=v'],
       author: 'me',
       createdBy: 'script',
     });
-    expect(c.state.config.Env).toEqual(['A=3', 'C=a=b']);
+    expect(c.state.config.Env).toEqual(['B=3', 'C=a=b']);
     expect(c.state.config.Labels).toEqual({ y: '2' });
     expect(c.state.config.ExposedPorts).toEqual({ '8080': {} });
     expect(c.annotations).toEqual({ k: 'v' });
@@ -48,7 +48,8 @@ describe('buildah config edits', () => {
   it('expands $NAME in --env values from the container\'s Env as buildah 1.28 does; KEY alone takes the host\'s', () => {
     // Each expectation is what buildah 1.28.2 stored for the same flag (unknown names stay as the name).
     const c = applyConfig(container({ Env: ['PATH=/usr/bin:/bin'] }), { env: ['FOO', 'Q=${FOO}y', 'R=a$NOPE-b', 'PATH=/x:$PATH', 'T=$$x\\$y'] }, { FOO: 'host' });
-    expect(c.state.config.Env).toEqual(['PATH=/x:/usr/bin:/bin', 'FOO=host', 'Q=hosty', 'R=aNOPE-b', 'T=$x\\y']);
+    // A key set again moves to the end, as buildah's SetEnv does.
+    expect(c.state.config.Env).toEqual(['FOO=host', 'Q=hosty', 'R=aNOPE-b', 'PATH=/x:/usr/bin:/bin', 'T=$x\\y']);
     expect(expandEnvValue('end$', [])).toBe('end$');
     expect(expandEnvValue('${}z', [])).toBe('z');
   });

@@ -1,7 +1,7 @@
 /**
- * The issue's acceptance for scripted builds: the same script (from, config, copy, run with a
- * shell conditional, commit) run by buildah 1.28 (its own --root/--runroot, vfs, chroot isolation)
- * and by `stevedore buildah` (a temp store) gives the same flattened filesystem (umoci unpack of
+ * The issue's acceptance for scripted builds: the same shell script (from, config, copy, run with a
+ * shell conditional, commit) run by buildah 1.28 (its own --root/--runroot, vfs, runc) and by
+ * `stevedore buildah` through a `buildah` shell function (a temp store) gives the same flattened filesystem (umoci unpack of
  * each image: types, modes, owners, sizes, contents, link targets) and the same config, layers and
  * history as buildah writes them.
  */
@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxImage } from '../fixtures/images.js';
 import { snapshot } from '../build/fixtures-layers/oci-apply.js';
-import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
+import { runCommand } from '../harness/procs.js';
+import { cleanupCli, cliTempDir, ensureBuilt, REPO_ROOT } from './stevedore.js';
 
 interface Image {
   rootfs: string[];
@@ -33,8 +34,23 @@ let ctx: string;
 let buildahImage: Image;
 let ourImage: Image;
 
-/** The script, one verb per line: `$c` is the container `from` printed. */
-const CONDITIONAL = 'if [ -f /app/data/a.txt ] && grep -q hello /app/data/a.txt; then echo found > /app/result; rm /etc/group; else echo missing > /app/result; fi; mkdir -p /var/empty; ln -s /app/result /app/link';
+/** The script both tools run, unchanged; `buildah` is a shell function each run defines. */
+const SCRIPT = `set -eu
+c=$(buildah from "$BASE")
+buildah config --env GREETING=hello --env 'PATH=/app/bin:$PATH' --port 8080 --cmd 'echo "hi there"' \\
+  --entrypoint '["/bin/sh","-c"]' --workingdir /app --user 0:0 --label stage=test \\
+  --annotation org.example.note=yes --author scripted "$c"
+buildah copy --chown 12:34 "$c" ctx/data /app/data
+buildah copy --chmod 600 "$c" ctx/data/a.txt /app/secret.txt
+# A conditional in the script, on what a command in the container says ...
+if buildah run "$c" -- sh -c 'grep -q hello /app/data/a.txt'; then
+  # ... and one inside the container.
+  buildah run "$c" -- sh -c 'if [ -f /app/data/a.txt ]; then echo found > /app/result; rm /etc/group; else echo missing > /app/result; fi; mkdir -p /var/empty; ln -s /app/result /app/link'
+else
+  buildah run "$c" -- sh -c 'echo missing > /app/result'
+fi
+buildah commit "$c" scripted-test:1
+`;
 
 async function readLayoutImage(layout: string, ref: string, rootfsDir: string): Promise<Image> {
   execFileSync('umoci', ['raw', 'unpack', '--image', `${layout}:${ref}`, rootfsDir], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -57,32 +73,26 @@ beforeAll(async () => {
   await writeFile(join(ctx, 'data', 'sub', 'run.sh'), '#!/bin/sh\necho run\n');
   await chmod(join(ctx, 'data', 'sub', 'run.sh'), 0o755);
 
-  // buildah 1.28, storage of its own.
-  const bh = ['--root', join(work, 'bh-root'), '--runroot', join(work, 'bh-runroot'), '--storage-driver', 'vfs'];
-  const buildah = (...args: string[]): string => execFileSync('buildah', [...bh, ...args], { encoding: 'utf8', cwd: work, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  const script = (run: (...args: string[]) => Promise<string> | string, runFlags: string[]) => async (): Promise<string> => {
-    const c = (await run('from', base)).split('\n').pop()!;
-    await run('config', '--env', 'GREETING=hello', '--port', '8080', '--cmd', 'echo "hi there"', '--entrypoint', '["/bin/sh","-c"]', '--workingdir', '/app', '--user', '0:0', '--label', 'stage=test', '--annotation', 'org.example.note=yes', '--author', 'scripted', c);
-    await run('copy', '--chown', '12:34', c, join(ctx, 'data'), '/app/data');
-    await run('copy', '--chmod', '600', c, join(ctx, 'data', 'a.txt'), '/app/secret.txt');
-    await run('run', ...runFlags, c, '--', 'sh', '-c', CONDITIONAL);
-    const id = (await run('commit', c, 'scripted-test:1')).split('\n').pop()!;
-    return id;
+  // One shell script, run twice: with buildah 1.28 (storage of its own) and with
+  // `buildah() { stevedore buildah "$@"; }`, as docs/scripted-builds.md tells users to alias it.
+  await writeFile(join(work, 'script.sh'), SCRIPT);
+  const runScript = async (prelude: string, env: NodeJS.ProcessEnv): Promise<string> => {
+    const r = await runCommand('sh', ['-c', `${prelude}\n. ./script.sh`], { cwd: work, env: { ...process.env, ...env, BASE: base }, timeoutMs: 240_000 });
+    if (r.code !== 0) throw new Error(`script exited ${r.code}: ${r.stderr}`);
+    return r.stdout.trim().split('\n').pop()!;
   };
-  const bhId = await script(buildah, ['--isolation', 'oci', '--runtime', 'runc'])();
+  const bhId = await runScript('buildah() { command buildah --root "$PWD/bh-root" --runroot "$PWD/bh-runroot" --storage-driver vfs "$@"; }', { BUILDAH_ISOLATION: 'oci', BUILDAH_RUNTIME: 'runc' });
   expect(bhId).toMatch(/^[0-9a-f]{64}$/);
-  buildah('push', 'scripted-test:1', `oci:${join(work, 'bh-layout')}:t`);
+  const bh = ['--root', join(work, 'bh-root'), '--runroot', join(work, 'bh-runroot'), '--storage-driver', 'vfs'];
+  execFileSync('buildah', [...bh, 'push', 'scripted-test:1', `oci:${join(work, 'bh-layout')}:t`], { stdio: ['ignore', 'ignore', 'pipe'] });
   buildahImage = await readLayoutImage(join(work, 'bh-layout'), 't', join(work, 'bh-rootfs'));
   execFileSync('buildah', [...bh, 'rm', '--all'], { stdio: 'ignore' });
   execFileSync('buildah', [...bh, 'rmi', '--all', '--force'], { stdio: 'ignore' });
 
+  await ensureBuilt();
   const root = join(work, 'st-root');
-  const ours = async (...args: string[]): Promise<string> => {
-    const r = await stevedore(['buildah', args[0]!, '--root', root, ...args.slice(1)], { timeoutMs: 120_000 });
-    if (r.code !== 0) throw new Error(`stevedore buildah ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
-    return r.stdout.trim();
-  };
-  const ourId = await script(ours, [])();
+  const isolated = { REGISTRY_AUTH_FILE: join(work, 'no-auth.json'), XDG_CONFIG_HOME: join(work, 'xdg'), DOCKER_CONFIG: join(work, 'docker') };
+  const ourId = await runScript('buildah() { "$NODE" "$BIN" buildah "$@"; }', { ...isolated, STEVEDORE_ROOT: root, NODE: process.execPath, BIN: join(REPO_ROOT, 'bin', 'stevedore.js') });
   expect(ourId).toMatch(/^[0-9a-f]{64}$/);
   ourImage = await readLayoutImage(join(root, 'images'), 'localhost/scripted-test:1', join(work, 'st-rootfs'));
 }, 300_000);

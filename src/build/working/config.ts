@@ -1,6 +1,5 @@
 import type { ContainerConfig } from '../../oci/config.js';
 import { InvalidInputError } from '../../util/errors.js';
-import { setEnv } from '../executor/metadata.js';
 import type { WorkingContainer } from './records.js';
 
 /** `buildah config` flags, as given (repeatable ones as lists). */
@@ -124,8 +123,9 @@ export function applyConfig(c: WorkingContainer, e: ConfigEdits, hostEnv: NodeJS
   for (const text of e.env ?? []) {
     // `KEY` alone takes this process's value, as buildah's.
     const p = /^[^=]+$/.test(text) && !text.endsWith('-') ? { key: text, value: hostEnv[text] ?? '' } : pair('--env', text);
-    if (p.value === undefined) config.Env = (config.Env ?? []).filter((kv) => kv.split('=', 1)[0] !== p.key);
-    else config.Env = setEnv(config.Env ?? [], p.key, expandEnvValue(p.value, config.Env ?? []));
+    const others = (config.Env ?? []).filter((kv) => kv.split('=', 1)[0] !== p.key);
+    // buildah's SetEnv drops the old entry and appends: a changed PATH moves to the end.
+    config.Env = p.value === undefined ? others : [...others, `${p.key}=${expandEnvValue(p.value, config.Env ?? [])}`];
   }
   for (const text of e.port ?? []) {
     if (text.endsWith('-')) {
