@@ -33,6 +33,8 @@ let layoutDir: string | undefined;
 let ctx: string;
 let buildahImage: Image;
 let ourImage: Image;
+let buildahSquashed: Image;
+let ourSquashed: Image;
 
 /** The script both tools run, unchanged; `buildah` is a shell function each run defines. */
 const SCRIPT = `set -eu
@@ -50,6 +52,7 @@ else
   buildah run "$c" -- sh -c 'echo missing > /app/result'
 fi
 buildah commit "$c" scripted-test:1
+buildah commit --squash "$c" scripted-test:squashed
 `;
 
 async function readLayoutImage(layout: string, ref: string, rootfsDir: string): Promise<Image> {
@@ -85,7 +88,9 @@ beforeAll(async () => {
   expect(bhId).toMatch(/^[0-9a-f]{64}$/);
   const bh = ['--root', join(work, 'bh-root'), '--runroot', join(work, 'bh-runroot'), '--storage-driver', 'vfs'];
   execFileSync('buildah', [...bh, 'push', 'scripted-test:1', `oci:${join(work, 'bh-layout')}:t`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('buildah', [...bh, 'push', 'scripted-test:squashed', `oci:${join(work, 'bh-layout')}:sq`], { stdio: ['ignore', 'ignore', 'pipe'] });
   buildahImage = await readLayoutImage(join(work, 'bh-layout'), 't', join(work, 'bh-rootfs'));
+  buildahSquashed = await readLayoutImage(join(work, 'bh-layout'), 'sq', join(work, 'bh-rootfs-sq'));
   execFileSync('buildah', [...bh, 'rm', '--all'], { stdio: 'ignore' });
   execFileSync('buildah', [...bh, 'rmi', '--all', '--force'], { stdio: 'ignore' });
 
@@ -95,6 +100,7 @@ beforeAll(async () => {
   const ourId = await runScript('buildah() { "$NODE" "$BIN" buildah "$@"; }', { ...isolated, STEVEDORE_ROOT: root, NODE: process.execPath, BIN: join(REPO_ROOT, 'bin', 'stevedore.js') });
   expect(ourId).toMatch(/^[0-9a-f]{64}$/);
   ourImage = await readLayoutImage(join(root, 'images'), 'localhost/scripted-test:1', join(work, 'st-rootfs'));
+  ourSquashed = await readLayoutImage(join(root, 'images'), 'localhost/scripted-test:squashed', join(work, 'st-rootfs-sq'));
 }, 300_000);
 afterAll(async () => {
   if (layoutDir) await rm(layoutDir, { recursive: true, force: true });
@@ -115,6 +121,7 @@ describe('stevedore buildah matches buildah 1.28 on the same script', () => {
     expect(buildahImage.rootfs.filter(isPlaceholder).sort()).toEqual([...placeholders].sort());
     expect(ourImage.rootfs.filter(isPlaceholder)).toEqual([]);
     expect(ourImage.rootfs).toEqual(buildahImage.rootfs.filter((l) => !isPlaceholder(l)));
+    expect(ourSquashed.rootfs).toEqual(buildahSquashed.rootfs.filter((l) => !isPlaceholder(l)));
   });
 
   it('writes the same config, one layer per commit and the same history entry', () => {
@@ -128,6 +135,10 @@ describe('stevedore buildah matches buildah 1.28 on the same script', () => {
     expect(ourImage.config.rootfs.diff_ids[0]).toBe(buildahImage.config.rootfs.diff_ids[0]);
     const shape = (h: Image['config']['history']) => h.map((e) => ({ created_by: e.created_by, author: e.author, empty_layer: e.empty_layer ?? false, from: e.comment?.startsWith('FROM ') ?? false }));
     expect(shape(ourImage.config.history)).toEqual(shape(buildahImage.config.history));
+    // --squash: one layer, one history entry, in both.
+    expect(ourSquashed.manifest.layers).toHaveLength(buildahSquashed.manifest.layers.length);
+    expect(shape(ourSquashed.config.history)).toEqual(shape(buildahSquashed.config.history));
+    expect(buildahSquashed.manifest.layers).toHaveLength(1);
     const ann = (m: Image['manifest']) => ({ note: m.annotations?.['org.example.note'], base: m.annotations?.['org.opencontainers.image.base.digest'] });
     expect(ann(ourImage.manifest)).toEqual(ann(buildahImage.manifest));
   });

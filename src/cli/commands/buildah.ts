@@ -66,6 +66,7 @@ export function registerBuildah(program: Command): void {
   storeOptions(group.command('from').description('create a working container from an image (or scratch); prints its name').argument('<image>'))
     .option('--name <name>', 'the container\'s name (default: <image>-working-container[-N])')
     .option('--pull <always|missing|never>', 'pull policy for the image', 'missing')
+    .option('-q, --quiet', 'print only the container name (the default here)')
     .action(async (image: string, o: StoreFlags & { name?: string; pull?: 'always' | 'missing' | 'never' }) => {
       const c = await (await engine()).createWorkingContainer({ ...(await options(o)), ...(o.pull ? { pull: o.pull } : {}) }, image, o.name !== undefined ? { name: o.name } : {});
       process.stdout.write(`${c.name}\n`);
