@@ -120,4 +120,13 @@ describe('stevedore buildah', () => {
     expect(after.stdout).toBe('kept\n');
     await bh('rm', c);
   }, 120_000);
+
+  it('unshare runs a command and passes its exit code on', async () => {
+    const r = await stevedore(['buildah', 'unshare', '--', 'sh', '-c', 'echo "uid=$(id -u) nested=$_STEVEDORE_USERNS"; exit 5']);
+    expect(r.code).toBe(5);
+    expect(r.stdout).toBe('uid=0 nested=1\n');
+    const missing = await stevedore(['buildah', 'unshare', '--', '/no/such/program']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('/no/such/program');
+  });
 });

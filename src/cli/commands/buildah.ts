@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BuildStepError } from '../../build/executor/errors.js';
 import type { WorkingContainer, WorkingOptions } from '../../build/working/verbs.js';
-import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
+import { needsUserNamespace, REEXEC_ENV, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { collect, contextFrom, parseBool } from '../options.js';
@@ -153,6 +153,23 @@ export function registerBuildah(program: Command): void {
       if (o.all && refs.length > 0) throw new InvalidInputError('rm: --all takes no container names');
       const store = await ImageStore.open(o.root !== undefined ? resolve(o.root) : undefined);
       for (const c of await (await engine()).removeWorkingContainers({ store }, o.all ? 'all' : refs)) process.stdout.write(`${c.id}\n`);
+    });
+
+  group
+    .command('unshare')
+    .description('run a command (default: $SHELL) as root of the user namespace the other verbs use; stevedore commands in it do not re-enter one')
+    .argument('[command...]', 'after --: the command and its arguments')
+    .action(async (argv: string[]) => {
+      // Outside the namespace: the same command again, inside it (root needs none).
+      if (needsUserNamespace()) await exitWith(await reexecInUserNamespace());
+      const [cmd = process.env.SHELL || '/bin/sh', ...args] = argv;
+      const { spawn } = await import('node:child_process');
+      const code = await new Promise<number>((done, fail) => {
+        const child = spawn(cmd, args, { stdio: 'inherit', env: { ...process.env, [REEXEC_ENV]: '1' } });
+        child.once('error', (err) => fail(new InvalidInputError(`unshare: ${cmd}: ${err.message}`)));
+        child.once('close', (c, sig) => done(c ?? (sig ? 128 + 9 : 125)));
+      });
+      await exitWith(code);
     });
 
   group
