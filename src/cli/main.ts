@@ -42,6 +42,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   'standalone-verify': async () => (await import('./commands/standalone-verify.js')).registerStandaloneVerify,
   image: async () => (await import('./commands/image-sign.js')).registerImage,
   manifest: async () => (await import('./commands/manifest.js')).registerManifest,
+  buildah: async () => (await import('./commands/buildah.js')).registerBuildah,
 };
 // Verbs registered by another verb's module.
 const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', prune: 'rmi', 'verify-attestation': 'attest' };

@@ -33,7 +33,8 @@ export function registerRmi(program: Command): void {
       const graceSeconds = Number(o.grace);
       if (!(graceSeconds >= 0)) throw new InvalidInputError(`--grace must be a number of seconds, got "${o.grace}"`);
       const store = await ImageStore.open(o.root);
-      const r = await pruneStore(store, { graceMs: graceSeconds * 1000, inUseSnapshots: await snapshotsInUse(store) });
+      const { layersInUse } = await import('../../build/working/records.js');
+      const r = await pruneStore(store, { graceMs: graceSeconds * 1000, inUseSnapshots: await snapshotsInUse(store), inUseBlobs: await layersInUse(store) });
       process.stdout.write(`Removed ${r.blobs} blobs, ${r.snapshots} snapshots, ${r.temps} unpack leftovers; ${r.bytes} bytes reclaimed\n`);
     });
 }
