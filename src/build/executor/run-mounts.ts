@@ -169,12 +169,22 @@ async function cacheSeed(run: BuildRun, from: string, source: string, loc: StepL
   return { path, key };
 }
 
+/** Views made in a build, by directory: every RUN that binds the same directory shares one (binds of them are read-only, a rw bind copies). */
+const views = new WeakMap<BuildRun, Map<string, Promise<string>>>();
+
 /** A view of `path` (a directory of a context rooted at `root`) without what its ignore file hides, in the build's scratch dir. */
-async function filteredView(run: BuildRun, root: string, path: string, files: BuildContext): Promise<string> {
-  const view = join(run.workDir, `view-${randomBytes(6).toString('hex')}`);
-  const rel = relative(root, path).split(sep).join('/');
-  await ignoreFilteredView(path, rel, files.ignore, view);
-  return view;
+function filteredView(run: BuildRun, root: string, path: string, files: BuildContext): Promise<string> {
+  let made = views.get(run);
+  if (!made) views.set(run, (made = new Map()));
+  let p = made.get(path);
+  if (!p) {
+    const view = join(run.workDir, `view-${randomBytes(6).toString('hex')}`);
+    p = ignoreFilteredView(path, relative(root, path).split(sep).join('/'), files.ignore, view).then(() => view);
+    // A failed view (an abort) is not remembered.
+    p.catch(() => made.delete(path));
+    made.set(path, p);
+  }
+  return p;
 }
 
 /** A secret given as a value, written where only this build's RUN containers see it (removed with the build's scratch dir). */
