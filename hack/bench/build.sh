@@ -66,7 +66,7 @@ for run in $(seq "$RUNS"); do
   for phase in cache_fill cache_fresh cache_changed; do
     [ "$phase" = cache_changed ] && echo "changed $run" >> "$ctx/text/d0/f0.txt"
     T[st_$phase]+="$(timeit $ST build --root "$work/st-$phase-$run" "${st_nq[@]:1}") "
-    C[st_$phase]+="$(sed -nE 's/.*\(([0-9]+) steps run, ([0-9]+) from cache.*/\2\/\1+\2/p' "$work/last.err" | tail -1) "
+    C[st_$phase]+="$(grep -oE '\([0-9]+ steps run, [0-9]+ from cache' "$work/last.err" | tail -1 | awk -F'[( ,]+' '{print $5 "/" $2 + $5}') "
     bhp=("${BUILDAH[@]}" --root "$work/bh-$phase-$run/storage" --runroot "$work/bh-$phase-$run/run")
     T[bh_$phase]+="$(timeit "${bhp[@]}" "${bh_args[@]:0:5}" "${bh_cache[@]}" "${bh_args[@]:5}") "
     "${bhp[@]}" rmi -a -f >/dev/null 2>&1 || true
