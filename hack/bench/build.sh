@@ -5,6 +5,10 @@
 # a local registry, both use runc, both as root.
 #   cold:      an empty store / cache each run (the base image pulled too)
 #   unchanged: the same build again with nothing changed (all steps from the cache)
+#   registry cache: a cold build writing the registry cache (--cache-to), then a build in a fresh
+#             store (as a fresh build Pod) reading it (--cache-from): first with the source unchanged,
+#             then with one text file changed (the first stage's COPY and everything after it rerun;
+#             the second stage's COPY of the binaries is reused). Steps reused are reported too.
 #   PUSH=1 adds: cold, pushed to a registry (stevedore build -t REGISTRY/...; buildah bud, then
 #             buildah push): both keep layers uncompressed locally and gzip them on the way out
 # The machine is shared (2 cores, other work running): read the ratios, not the absolute times.
@@ -42,7 +46,7 @@ CMD ["cat", "/app/src/count"]
 CF
 echo "context: $(du -sh "$ctx" | cut -f1), $(find "$ctx" -type f | wc -l) files" >&2
 
-declare -A T
+declare -A T C
 for run in $(seq "$RUNS"); do
   st_root="$work/st-$run"; bh_root="$work/bh-$run"
   bh=("${BUILDAH[@]}" --root "$bh_root/storage" --runroot "$bh_root/run")
@@ -55,6 +59,20 @@ for run in $(seq "$RUNS"); do
   "${bh[@]}" rmi -a -f >/dev/null 2>&1 || true
   umount "$bh_root/storage/overlay" 2>/dev/null || true
   rm -rf "$st_root" "$bh_root"
+  # Registry cache: each tool its own cache repository; every build in a fresh store.
+  st_cache=(--cache-to "$SRC/bench/st-cache-$run" --cache-from "$SRC/bench/st-cache-$run" --tls-verify=false)
+  bh_cache=(--cache-to "$SRC/bench/bh-cache-$run" --cache-from "$SRC/bench/bh-cache-$run")
+  st_nq=(build --build-arg "BASE=$SRC/bench/busybox:1" -t localhost/bench:1 "${st_cache[@]}" "$ctx")
+  for phase in cache_fill cache_fresh cache_changed; do
+    [ "$phase" = cache_changed ] && echo "changed $run" >> "$ctx/text/d0/f0.txt"
+    T[st_$phase]+="$(timeit $ST build --root "$work/st-$phase-$run" "${st_nq[@]:1}") "
+    C[st_$phase]+="$(grep -oE '\([0-9]+ steps run, [0-9]+ from cache' "$work/last.err" | tail -1 | awk -F'[( ,]+' '{print $5 "/" $2 + $5}') "
+    bhp=("${BUILDAH[@]}" --root "$work/bh-$phase-$run/storage" --runroot "$work/bh-$phase-$run/run")
+    T[bh_$phase]+="$(timeit "${bhp[@]}" "${bh_args[@]:0:5}" "${bh_cache[@]}" "${bh_args[@]:5}") "
+    "${bhp[@]}" rmi -a -f >/dev/null 2>&1 || true
+    umount "$work/bh-$phase-$run/storage/overlay" 2>/dev/null || true
+    rm -rf "$work/st-$phase-$run" "$work/bh-$phase-$run"
+  done
   if [ "$PUSH" = 1 ]; then
     st_push=(build --root "$st_root" -q --build-arg "BASE=$SRC/bench/busybox:1" -t "$DEST/bench/st:$run" "$ctx")
     T[st_push]+="$(timeit $ST "${st_push[@]}") "
@@ -75,5 +93,9 @@ echo "stevedore $($ST --version) vs $(buildah --version | cut -d' ' -f1-3) (over
 printf '%-44s %12s %12s %9s\n' case stevedore buildah 'time ratio'
 report "cold: two-stage build, ~100 MiB context" st_cold bh_cold
 report "unchanged rebuild (all cached)" st_warm bh_warm
+report "registry cache: cold, writing it (--cache-to)" st_cache_fill bh_cache_fill
+report "  fresh store, unchanged source (--cache-from)" st_cache_fresh bh_cache_fresh
+report "  fresh store, one text file changed" st_cache_changed bh_cache_changed
+echo "stevedore steps from the registry cache (cached/total), per run: fresh ${C[st_cache_fresh]}; changed ${C[st_cache_changed]}"
 [ "$PUSH" = 1 ] && report "cold, pushed to a registry (bud + push)" st_push bh_push
 exit 0

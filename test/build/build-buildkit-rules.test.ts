@@ -87,6 +87,24 @@ describe('BuildKit over buildah', () => {
 });
 
 describe('hostile Containerfiles stay inside what they may read', () => {
+  it('RUN --mount=type=bind of the context shows only what .dockerignore lets through (as BuildKit sends it)', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN --mount=type=bind,target=/ctx ls -a /ctx /ctx/sub > /seen.txt\nRUN --mount=type=bind,source=sub,target=/s,rw ls /s > /seen-rw.txt\n', {
+      '.dockerignore': '.env\nsub/*.key\n',
+      '.env': 'TOKEN=hidden',
+      'app.txt': 'a',
+      'sub/ok.txt': 'ok',
+      'sub/private.key': 'k',
+    });
+    const r = await build(dir, 'bind-ignore');
+    expect(r.code, r.stderr).toBe(0);
+    const seen = await fileText(r.out, 'bind-ignore', 'seen.txt');
+    expect(seen).toContain('app.txt');
+    expect(seen).toContain('ok.txt');
+    expect(seen).not.toContain('.env');
+    expect(seen).not.toContain('private.key');
+    expect(await fileText(r.out, 'bind-ignore', 'seen-rw.txt')).toBe('ok.txt\n');
+  });
+
   it('a cache mount seeded from a stage path that is a symlink out of it sees the stage, not the host', async () => {
     const dir = await context(
       'FROM $BASE_IMAGE AS seed\nRUN ln -s ../../../../../../etc /escape\nFROM $BASE_IMAGE\nRUN --mount=type=cache,from=seed,source=/escape,target=/c ls /c > /listed.txt\n',

@@ -147,6 +147,10 @@ describe('stevedore build: buildah flags', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(await fileText(out, 'x', 'lib.txt')).toBe('from the named context\n');
     expect(await fileText(out, 'x', 'via-mount.txt')).toBe('from the named context\n');
+    // A cache mount can be seeded from it too.
+    const seeded = await build(['-q', '--build-context', `libs=${extra}`, '--build-context', `upstream/base:1=docker-image://${base}`, '-t', `oci:${out}:seeded`, await context('FROM upstream/base:1\nRUN --mount=type=cache,from=libs,target=/c cat /c/lib.txt > /seeded.txt\n')]);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    expect(await fileText(out, 'seeded', 'seeded.txt')).toBe('from the named context\n');
     // The named context's own .dockerignore applies.
     const hidden = await build(['--build-context', `libs=${extra}`, '--build-context', `upstream/base:1=docker-image://${base}`, await context('FROM upstream/base:1\nCOPY --from=libs hidden.txt /\n')]);
     expect(hidden.code).toBe(125);

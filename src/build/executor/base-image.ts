@@ -16,16 +16,17 @@ export class BaseImageUnreadableError extends StevedoreError {
 }
 
 /**
- * Whether the store's copy of a base image named by a local transport (`oci:DIR:TAG`,
- * `oci-archive:`, `dir:`, `docker-archive:`) is stale: the image at that path now has another
- * digest (it was replaced, or another layout of the same directory name and tag was pulled
- * before). Such a source costs a file read to check, so `--pull missing` checks it on every build
+ * Whether the store's copy of a base image named by a local layout (`oci:DIR:TAG`, `dir:`) is
+ * stale: the image at that path now has another digest (it was replaced, or another layout of the
+ * same directory name and tag was pulled before). Such a source costs a file read to check, so `--pull missing` checks it on every build
  * and pulls again when it moved; a registry name is not checked (that is `--pull always`).
  * The digests compared are the host platform's image manifest's, as the store keeps it.
  */
 export async function localBaseMoved(store: ImageStore, ref: string, opts: { context?: TransportContext; signal?: AbortSignal } = {}): Promise<boolean> {
   const { storeName, source } = normaliseImageName(ref);
-  if (source.startsWith('docker://')) return false;
+  // Only what is cheap to read: a layout's index.json and a dir: manifest. An archive would be
+  // unpacked whole to find its digest (use --pull always when one is replaced in place).
+  if (!/^(oci|dir):/.test(source)) return false;
   const { parseImageName } = await import('../../transports/index.js');
   const reference = parseImageName(source);
   const path = (reference as { path?: string }).path;

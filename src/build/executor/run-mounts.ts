@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { join, posix, relative, sep } from 'node:path';
 import type { Mount } from '../containerfile/index.js';
 import type { BindMount } from '../../runtime/spec.js';
 import { resolveInRoot } from '../../runtime/unpack/index.js';
@@ -9,6 +9,8 @@ import { BuildStepError, SourceNotFoundError, type StepLocation } from './errors
 import type { BuildRun } from './steps.js';
 import { hashCopyInputs } from '../layers/copy.js';
 import { copyOwners } from '../layers/owners.js';
+import { ignoreFilteredView } from '../context/view.js';
+import type { BuildContext } from '../context/source.js';
 
 /** What `RUN --mount=...` turns into for the runtime, plus what the cache key needs to know. */
 export interface RunMounts {
@@ -112,9 +114,12 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
           contentKey = src.key;
         }
         let path = await resolveInRoot(dir, m.source ?? '/');
-        if (!(await stat(path).then(() => true, () => false))) {
+        const st = await stat(path).catch(() => undefined);
+        if (!st) {
           throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=bind,source=${m.source ?? '/'}: not found in ${m.from ? `"${m.from}"` : 'the build context'}`);
         }
+        // Only what the ignore file lets through, as BuildKit's context holds (a hidden single file was refused above).
+        if (files?.ignore.source && st.isDirectory()) path = await filteredView(run, dir, path, files);
         if (!m.readonly) {
           const copy = join(run.workDir, `bind-${createHash('sha256').update(target + Math.random()).digest('hex').slice(0, 12)}`);
           await cp(path, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
@@ -152,12 +157,34 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
 
 /** The directory a `type=cache,from=X,source=P` mount starts from: P inside stage or image X, a directory. */
 async function cacheSeed(run: BuildRun, from: string, source: string, loc: StepLocation): Promise<{ path: string; key: string }> {
-  const src = await run.source(from);
-  const path = await resolveInRoot(await run.rootfs(src.state), source);
+  const files = run.namedFiles(from);
+  const src = files ? undefined : await run.source(from);
+  let path = await resolveInRoot(files ? files.dir : await run.rootfs(src!.state), source);
   const st = await stat(path).catch(() => undefined);
   if (!st) throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=cache,from=${from},source=${source}: not found in "${from}"`);
   if (!st.isDirectory()) throw new BuildStepError(loc, `RUN --mount=type=cache,from=${from},source=${source}: not a directory (a cache mount is seeded from a directory)`);
-  return { path, key: src.key };
+  if (files?.ignore.source) path = await filteredView(run, files.dir, path, files);
+  // A files context is keyed by the content of what seeds the cache.
+  const key = files ? `named:${from.toLowerCase()}:${await hashCopyInputs({ dir: files.dir, ignore: files.ignore }, { sources: [source.replace(/^\/+/, '') || '.'], dest: '/', workdir: '/' })}` : src!.key;
+  return { path, key };
+}
+
+/** Views made in a build, by directory: every RUN that binds the same directory shares one (binds of them are read-only, a rw bind copies). */
+const views = new WeakMap<BuildRun, Map<string, Promise<string>>>();
+
+/** A view of `path` (a directory of a context rooted at `root`) without what its ignore file hides, in the build's scratch dir. */
+function filteredView(run: BuildRun, root: string, path: string, files: BuildContext): Promise<string> {
+  let made = views.get(run);
+  if (!made) views.set(run, (made = new Map()));
+  let p = made.get(path);
+  if (!p) {
+    const view = join(run.workDir, `view-${randomBytes(6).toString('hex')}`);
+    p = ignoreFilteredView(path, relative(root, path).split(sep).join('/'), files.ignore, view).then(() => view);
+    // A failed view (an abort) is not remembered.
+    p.catch(() => made.delete(path));
+    made.set(path, p);
+  }
+  return p;
 }
 
 /** A secret given as a value, written where only this build's RUN containers see it (removed with the build's scratch dir). */

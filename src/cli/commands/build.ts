@@ -89,7 +89,7 @@ export function registerBuild(program: Command): void {
   acceptGoBools(program.command('build'))
     .alias('bud')
     .description('build an image from a Containerfile (like buildah bud): push it, write a layout, or keep it in the local store')
-    .argument('[context]', 'build context: a directory, a .tar/.tar.gz, or - (a tar on stdin)', '.')
+    .argument('[context]', 'build context: a directory, a .tar/.tar.gz, - (a tar on stdin), a Git URL (https://host/repo.git#ref:dir, git://, git@) or an http(s) tar', '.')
     .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin; several are joined in order, as buildah', collect)
     .option('-t, --tag <name>', 'name the image (repeatable): reg.io/repo:tag pushes, oci:DIR:TAG writes a layout, name:tag stays local', collect)
     .option('--target <stage>', 'build up to this stage')
@@ -132,7 +132,7 @@ export function registerBuild(program: Command): void {
     .option('--creds <user:password>', 'registry credentials for pulls and pushes')
     .option('--authfile <path>', 'auth file')
     .option('--result-file <path>', 'write a JSON result (digest or error reason) here, at most 4096 bytes (a termination message)')
-    .option('--pull <always|missing|never>', 'pull policy for base images', 'missing')
+    .option('--pull <always|missing|never>', 'pull policy for base images (buildah\'s true/false/bare --pull: always/missing/always); a local oci:DIR base that moved is pulled again', 'missing')
     .option('--runtime <runc|crun>', 'OCI runtime for RUN steps', 'runc')
     .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
     // Supply chain (src/cli/build-attest.ts): after the push, sign the digest and attach attestations.
