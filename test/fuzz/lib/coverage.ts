@@ -80,8 +80,8 @@ export class CoverageTracker {
         if (whole.count === 0) continue;
         this.#functions.add(fnKey);
         this.#covered.add(fnKey);
-        let known = this.#known.get(fnKey);
-        if (!known) this.#known.set(fnKey, (known = new Map()));
+        const known = this.#known.get(fnKey) ?? new Map<string, [number, number]>();
+        this.#known.set(fnKey, known);
         const reported = new Set<string>();
         const zero: Range[] = [];
         for (const r of nested) {
