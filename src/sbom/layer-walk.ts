@@ -1,6 +1,7 @@
 import { pipeline, type Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { compressionForMediaType, openDecompressed } from '../runtime/unpack/decompress.js';
+import { UnsafeLayerEntryError } from '../runtime/unpack/errors.js';
 import { AUFS_META_PREFIX, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from '../runtime/unpack/whiteout.js';
 import { StevedoreError, errorMessage } from '../util/errors.js';
 
@@ -130,6 +131,11 @@ export async function walkLayer(
       const data = next.value;
       const entry = classify(data.header);
       try {
+        // tar-stream never ends the data of a directory whose header announces some: draining it
+        // below would wait forever (the unpacker refuses the same entries; found by test/fuzz).
+        if (data.header.type === 'directory' && (data.header.size ?? 0) > 0) {
+          throw new UnsafeLayerEntryError(data.header.name, `a directory entry announcing ${data.header.size} bytes of data`);
+        }
         if (entry) await visit(entry, data);
         // Whatever the visitor did not read is drained here.
         for await (const _ of data) void _;
