@@ -1,6 +1,6 @@
 import { pipeline, type Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { AUFS_META_PREFIX, compressionForMediaType, OPAQUE_WHITEOUT, openDecompressed, WHITEOUT_PREFIX } from '../runtime/unpack/index.js';
+import { AUFS_META_PREFIX, compressionForMediaType, OPAQUE_WHITEOUT, openDecompressed, UnsafeLayerEntryError, WHITEOUT_PREFIX } from '../runtime/unpack/index.js';
 import { StevedoreError, errorMessage } from '../util/errors.js';
 
 /** One tar entry, reduced to what the catalogers look at. Paths are cleaned and relative to `/`. */
@@ -129,6 +129,11 @@ export async function walkLayer(
       const data = next.value;
       const entry = classify(data.header);
       try {
+        // tar-stream never ends the data of a directory whose header announces some: draining it
+        // below would wait forever (the unpacker refuses the same entries; found by test/fuzz).
+        if (data.header.type === 'directory' && (data.header.size ?? 0) > 0) {
+          throw new UnsafeLayerEntryError(data.header.name, `a directory entry announcing ${data.header.size} bytes of data`);
+        }
         if (entry) await visit(entry, data);
         // Whatever the visitor did not read is drained here.
         for await (const _ of data) void _;

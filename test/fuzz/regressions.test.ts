@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ContainerfileError, MAX_CONTAINERFILE_BYTES, parseContainerfile } from '../../src/build/containerfile/index.js';
 import { ignoreFromLines } from '../../src/build/context/ignore.js';
@@ -10,6 +11,8 @@ import { InvalidPolicyError, MAX_POLICY_BYTES, parsePolicy } from '../../src/pol
 import { lookupCredentials, MAX_AUTH_FILE_BYTES, parseDockerConfig } from '../../src/registry/credentials.js';
 import { GoBuildInfoScanner, goPackages } from '../../src/sbom/catalogers/golang.js';
 import { parseNpmLockfile } from '../../src/sbom/catalogers/npm.js';
+import { walkLayer } from '../../src/sbom/layer-walk.js';
+import { UnsafeLayerEntryError, unpackLayer } from '../../src/runtime/unpack/index.js';
 import { InvalidInputError } from '../../src/util/errors.js';
 import { CORPUS_ROOT } from './lib/corpus.js';
 
@@ -135,6 +138,37 @@ describe('SBOM catalogers (fuzz targets npm-package, go-buildinfo)', () => {
     const info = s.finish();
     expect(info).toBeDefined();
     expect(goPackages(info!).filter((p) => p.name === '' || p.version === '')).toEqual([]);
+  });
+});
+
+describe('layer tars (fuzz target tar-unpack)', () => {
+  it('a directory whose PAX size record announces data is refused, not awaited forever', async () => {
+    const root = mkdtempSync(join(dir, 'root-'));
+    const layer = Readable.from([readFileSync(join(CORPUS_ROOT, 'tar-unpack', 'regress-directory-pax-size'))]);
+    // Before the fix the promise never settled (node exited with "unsettled top-level await").
+    const settled = await Promise.race([
+      unpackLayer(root, layer).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref()),
+    ]);
+    expect(settled).toBeInstanceOf(UnsafeLayerEntryError);
+    expect((settled as Error).message).toMatch(/directory entry announcing 4294967295 bytes/);
+  });
+});
+
+describe('SBOM layer walk (same tar input as tar-unpack)', () => {
+  it('a directory announcing data ends the walk with an error instead of waiting forever', async () => {
+    const layer = Readable.from([readFileSync(join(CORPUS_ROOT, 'tar-unpack', 'regress-directory-pax-size'))]);
+    const settled = await Promise.race([
+      walkLayer(layer, 'application/vnd.oci.image.layer.v1.tar', async () => {}).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref()),
+    ]);
+    expect(settled).toBeInstanceOf(UnsafeLayerEntryError);
   });
 });
 

@@ -78,10 +78,12 @@ function runChild(name: string): Promise<{ report?: Slim; hang?: string; exit?: 
       const line = out.split('\n').find((l) => l.startsWith(RESULT));
       if (line) return done({ report: JSON.parse(line.slice(RESULT.length)) as Slim });
       const current = join(FINDINGS, name, '.current');
+      // Exit 13 is Node's "unsettled top-level await": the case awaited a promise nothing will settle.
+      const stuck = hung || code === 13;
       if (existsSync(current)) {
-        const kept = join(FINDINGS, name, `${hung ? 'hang' : 'exit'}-${Date.now()}`);
+        const kept = join(FINDINGS, name, `${stuck ? 'hang' : 'exit'}-${Date.now()}`);
         copyFileSync(current, kept);
-        return done(hung ? { hang: kept } : { exit: `${kept} (exit ${code ?? signal})` });
+        return done(stuck ? { hang: `${kept}${hung ? ' (watchdog)' : ' (a promise never settled: exit 13)'}` } : { exit: `${kept} (exit ${code ?? signal})` });
       }
       done({ exit: `exit ${code ?? signal}, no input recorded` });
     });
@@ -107,7 +109,7 @@ async function parent(): Promise<void> {
     } else {
       failed++;
       console.log(`${t.name.padEnd(18)} ${r.hang ? `HANG: input kept in ${r.hang}` : `DIED: ${r.exit}`}`);
-      if (r.hang) console.log(`      ${reproCommand(t.name, r.hang)}`);
+      if (r.hang) console.log(`      ${reproCommand(t.name, r.hang.split(' ')[0]!)}`);
     }
   }
   if (failed > 0) {

@@ -89,7 +89,8 @@ export function compilePattern(text: string, what: string): PathRegex {
   const source = `${re}$`;
   let compiled: RE2JS;
   try {
-    compiled = RE2JS.compile(source, RE2JS.DOTALL);
+    // Unanchored, for testExact (a whole-string match on re2js's DFA path, about twice as fast).
+    compiled = RE2JS.compile(source.slice(1, -1), RE2JS.DOTALL);
   } catch (err) {
     // A class such as `[z-a]` has no RE2 form either.
     throw new InvalidInputError(`${what}: pattern ${JSON.stringify(text)} is not valid: ${(err as Error).message}`);
@@ -104,7 +105,7 @@ export function compilePattern(text: string, what: string): PathRegex {
       // RE2 read it, V8 does not (a class spelt differently): RE2 it is.
     }
   }
-  return { source, test: (path: string) => compiled.test(path) };
+  return { source, test: (path: string) => compiled.testExact(path) };
 }
 
 /**

@@ -29,6 +29,8 @@ export interface RawHeader {
   mtime?: Date;
   linkname?: string | null;
   pax?: unknown;
+  /** Data bytes the header announces (after a PAX `size` record). */
+  size?: number;
 }
 
 const KINDS: Record<string, EntryKind | undefined> = {

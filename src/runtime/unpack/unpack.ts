@@ -149,6 +149,11 @@ export async function readLayer(
       const data = next.value;
       try {
         if (++entries > maxEntries) throw new LayerTooLargeError('entries', maxEntries);
+        // tar-stream hands a directory a data stream that never ends when its header (or a PAX
+        // `size` record) announces data: the next entry would be awaited forever (found by test/fuzz).
+        if (data.header.type === 'directory' && (data.header.size ?? 0) > 0) {
+          throw new UnsafeLayerEntryError(data.header.name, `a directory entry announcing ${data.header.size} bytes of data`);
+        }
         await onEntry(data);
       } catch (err) {
         // An entry's data stream dies with a generic "Stream was destroyed" when the parser itself

@@ -66,10 +66,10 @@ export class CoverageTracker {
     }
   }
 
-  /** Folds in what ran since the last take; returns how many blocks were covered for the first time. */
-  take(): number {
+  /** The blocks that ran since the last take or probe (counters reset), by key. */
+  #ranSinceLast(): Set<string> {
     const { result } = this.#post<{ result: ScriptCoverage[] }>('Profiler.takePreciseCoverage');
-    const before = this.#covered.size;
+    const ran = new Set<string>();
     for (const script of result) {
       if (!this.#prefixes.some((p) => script.url.startsWith(p))) continue;
       for (const fn of script.functions) {
@@ -78,27 +78,43 @@ export class CoverageTracker {
         const fnKey = `${script.url}#${whole.startOffset}`;
         this.#allFunctions.add(fnKey);
         if (whole.count === 0) continue;
-        this.#functions.add(fnKey);
-        this.#covered.add(fnKey);
-        let known = this.#known.get(fnKey);
-        if (!known) this.#known.set(fnKey, (known = new Map()));
+        ran.add(fnKey);
+        const known = this.#known.get(fnKey) ?? new Map<string, [number, number]>();
+        this.#known.set(fnKey, known);
         const reported = new Set<string>();
         const zero: Range[] = [];
         for (const r of nested) {
           const key = `${fnKey}:${r.startOffset}-${r.endOffset}`;
           reported.add(key);
           known.set(key, [r.startOffset, r.endOffset]);
-          if (r.count > 0) this.#covered.add(key);
+          if (r.count > 0) ran.add(key);
           else zero.push(r);
         }
-        // Unreported: as often as its innermost reported enclosing range; covered unless that one is 0.
+        // Unreported: as often as its innermost reported enclosing range; run unless that one is 0.
         for (const [key, [start, end]] of known) {
-          if (reported.has(key) || this.#covered.has(key)) continue;
-          if (!zero.some((z) => z.startOffset <= start && end <= z.endOffset)) this.#covered.add(key);
+          if (reported.has(key)) continue;
+          if (!zero.some((z) => z.startOffset <= start && end <= z.endOffset)) ran.add(key);
         }
       }
     }
-    return this.#covered.size - before;
+    return ran;
+  }
+
+  /** Folds in what ran since the last take; returns the blocks covered for the first time. */
+  take(): Set<string> {
+    const fresh = new Set<string>();
+    for (const key of this.#ranSinceLast()) {
+      if (this.#covered.has(key)) continue;
+      this.#covered.add(key);
+      if (!key.includes(':', key.indexOf('#'))) this.#functions.add(key);
+      fresh.add(key);
+    }
+    return fresh;
+  }
+
+  /** What ran since the last take or probe, without counting it as covered. */
+  probe(): Set<string> {
+    return this.#ranSinceLast();
   }
 
   get blocks(): number {

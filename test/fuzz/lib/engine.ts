@@ -56,6 +56,7 @@ export interface FuzzReport {
   findings: Finding[];
 }
 
+/** Cases between two coverage takes, at most (fewer while new blocks keep turning up). */
 const BATCH = 32;
 
 /** Milliseconds the contract allows for one input. */
@@ -122,6 +123,7 @@ export async function fuzz(t: FuzzTarget, opts: FuzzOptions): Promise<FuzzReport
   let discovered = 0;
   let current: number | undefined;
   const startedAt = performance.now();
+  let batchSize = BATCH;
   if (opts.currentFile) current = openSync(opts.currentFile, 'w');
 
   const record = (input: Uint8Array, kind: Finding['kind'], err: unknown, ms?: number): void => {
@@ -189,20 +191,30 @@ export async function fuzz(t: FuzzTarget, opts: FuzzOptions): Promise<FuzzReport
     deadline = performance.now() + opts.seconds * 1000;
     while (performance.now() < deadline && !(opts.stopOnFinding && findings.length > 0)) {
       const batch: Uint8Array[] = [];
-      for (let i = 0; i < BATCH && performance.now() < deadline; i++) {
+      for (let i = 0; i < batchSize && performance.now() < deadline; i++) {
         const input = nextInput();
         batch.push(input);
         if ((await one(input)) && opts.stopOnFinding) break;
       }
-      if (cov && cov.take() > 0) {
-        // Something in the batch reached new code: find which cases, and keep them.
+      const fresh = cov?.take();
+      if (cov && fresh && fresh.size > 0) {
+        // Something in the batch reached new code: re-run its cases until each new block is
+        // attributed to one, and keep those cases. Batches shrink while discoveries are frequent.
         for (const input of batch) {
+          if (fresh.size === 0) break;
           await execute(t, input);
-          if (cov.take() > 0) {
+          let added = false;
+          for (const key of cov.probe()) {
+            if (fresh.delete(key)) added = true;
+          }
+          if (added) {
             corpus.push(input);
             discovered++;
           }
         }
+        batchSize = Math.max(4, batchSize >> 1);
+      } else {
+        batchSize = Math.min(BATCH, batchSize * 2);
       }
     }
   } finally {

@@ -61,7 +61,8 @@ export const syncConfigTarget: FuzzTarget = {
     dir = mkdtempSync(join(tmpdir(), 'stevedore-fuzz-sync-'));
   },
   async teardown() {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = '';
   },
   async run(input) {
     if (!dir) await this.setup!();
