@@ -2,12 +2,18 @@
  * The copy pipeline for one image or index between an ImageSource and an ImageDestination (see
  * copyImage). copy.ts adds what a copy by reference needs around it (policy, attachments).
  */
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
-import { encodeManifest, manifestBlobs, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
-import { isIndexMediaType } from '../oci/mediatype.js';
+import { encodeManifest, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
+import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
 import { classifyError, DEFAULT_RETRY, withRetry, type RetryPolicy } from '../util/retry.js';
 import { InvalidInputError, NotFoundError, StevedoreError, UnsupportedError } from '../util/errors.js';
@@ -89,6 +95,8 @@ interface CopyState {
   opts: CopyOptions;
   /** One transfer per digest even when several images share a blob. */
   blobs: Map<Digest, Promise<void>>;
+  /** Uncompressed layers gzip-compressed for the destination, by source digest. */
+  compressed: Map<Digest, Promise<Descriptor>>;
   /** Shared by every image of one copy, so `jobs` bounds the whole operation. */
   limiter: Limiter;
   result: CopyResult;
@@ -109,6 +117,7 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, opts: 
     dest,
     opts,
     blobs: new Map(),
+    compressed: new Map(),
     limiter: new Limiter(opts.jobs ?? 6),
     result: { digest: top.digest, mediaType: top.mediaType, platforms: [], blobsCopied: 0, blobsReused: 0, bytesCopied: 0, manifests: 0, manifest: top },
   };
@@ -204,20 +213,82 @@ function checkSupported(dest: ImageDestination, mediaType: string): void {
   }
 }
 
+/** Uncompressed layer types and their gzip form. */
+const PLAIN_TO_GZIP: Readonly<Record<string, string>> = { [MediaType.OciLayer]: MediaType.OciLayerGzip, [MediaType.DockerLayer]: MediaType.DockerLayerGzip };
+
 async function copySingleImage(state: CopyState, raw: RawManifest, manifest: ImageManifest, isTop: boolean): Promise<RawManifest> {
   const { dest, opts } = state;
   const want = targetFormat(state, raw.mediaType);
-  let out = raw;
-  if (want && want !== formatOf(raw.mediaType)) {
-    if (opts.preserveDigests) throw new InvalidInputError(`--preserve-digests: converting ${state.src.name} to ${want} would change its digest`);
-    out = convertImageManifest(manifest, want);
+  const compress = dest.desiredLayerCompression === 'compress' && manifest.layers.some((l) => PLAIN_TO_GZIP[l.mediaType]);
+  if (compress && opts.preserveDigests) {
+    throw new InvalidInputError(`--preserve-digests: ${state.src.name} has uncompressed layers, which ${dest.name} stores gzip-compressed: the digest would change`);
   }
+  if (want && want !== formatOf(raw.mediaType) && opts.preserveDigests) {
+    throw new InvalidInputError(`--preserve-digests: converting ${state.src.name} to ${want} would change its digest`);
+  }
+  // Refused before any blob is written: the manifest type this destination would get.
+  checkSupported(dest, want && want !== formatOf(raw.mediaType) ? (want === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest) : raw.mediaType);
+  const [, ...layers] = await Promise.all([
+    copyBlobOnce(state, manifest.config),
+    ...manifest.layers.map((desc) => (compress && PLAIN_TO_GZIP[desc.mediaType] ? compressLayerOnce(state, desc) : copyBlobOnce(state, desc).then(() => desc))),
+  ]);
+  const sent: ImageManifest = compress ? { ...manifest, layers } : manifest;
+  let out = raw;
+  if (want && want !== formatOf(raw.mediaType)) out = convertImageManifest(sent, want);
+  else if (compress) out = encodeManifest(sent);
   checkSupported(dest, out.mediaType);
-  await Promise.all(manifestBlobs(manifest).map((desc) => copyBlobOnce(state, desc)));
   await dest.putManifest(out, { top: isTop, signal: opts.signal });
   state.result.manifests++;
   opts.onProgress?.({ type: 'manifest', digest: out.digest, mediaType: out.mediaType, top: isTop });
   return out;
+}
+
+/** An uncompressed layer gzip-compressed once per copy (into a temp file: its digest is needed before the upload). */
+function compressLayerOnce(state: CopyState, desc: Descriptor): Promise<Descriptor> {
+  let p = state.compressed.get(desc.digest);
+  if (!p) {
+    p = state.limiter.run(() => compressLayer(state, desc));
+    state.compressed.set(desc.digest, p);
+  }
+  return p;
+}
+
+async function compressLayer(state: CopyState, desc: Descriptor): Promise<Descriptor> {
+  const { src, dest, opts } = state;
+  const signal = opts.signal;
+  const dir = await mkdtemp(join(tmpdir(), 'stevedore-gzip-'));
+  try {
+    const file = join(dir, 'layer.gz');
+    const hash = createHash('sha256');
+    let size = 0;
+    await pipeline(
+      await src.getBlob(desc, { signal }),
+      createGzip(),
+      new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          hash.update(chunk);
+          size += chunk.length;
+          done(null, chunk);
+        },
+      }),
+      createWriteStream(file),
+      { signal },
+    );
+    const out: Descriptor = { ...desc, mediaType: PLAIN_TO_GZIP[desc.mediaType]!, digest: `sha256:${hash.digest('hex')}` as Digest, size };
+    if (await dest.tryReuseBlob(out, { from: src.location, signal })) {
+      state.result.blobsReused++;
+      opts.onProgress?.({ type: 'blob', phase: 'reused', digest: out.digest, size, mediaType: out.mediaType });
+      return out;
+    }
+    opts.onProgress?.({ type: 'blob', phase: 'start', digest: out.digest, size, mediaType: out.mediaType });
+    await dest.putBlob(out, createReadStream(file), { signal });
+    state.result.blobsCopied++;
+    state.result.bytesCopied += size;
+    opts.onProgress?.({ type: 'blob', phase: 'done', digest: out.digest, size, bytes: size, ms: 0 });
+    return out;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 function copyBlobOnce(state: CopyState, desc: Descriptor): Promise<void> {

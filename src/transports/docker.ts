@@ -96,6 +96,7 @@ export class DockerSource implements ImageSource {
 export class DockerDestination implements ImageDestination {
   readonly name: string;
   readonly attachmentStore: AttachmentStore;
+  readonly desiredLayerCompression = 'compress' as const;
   readonly #ref: ImageReference;
   readonly client: RegistryClient;
   readonly #ownsClient: boolean;

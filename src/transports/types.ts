@@ -80,6 +80,12 @@ export interface ImageDestination {
   currentDigest?(opts?: OpOptions): Promise<Digest | undefined>;
   /** Where attachments of the written images go, when the transport can hold them (see AttachmentStore). */
   readonly attachmentStore?: AttachmentStore;
+  /**
+   * `compress`: uncompressed tar layers are gzip-compressed on the way in (a registry: skopeo's
+   * behaviour, half the bytes of a push from a docker archive); the image gets a new manifest digest.
+   * Absent: layers are stored as they come.
+   */
+  readonly desiredLayerCompression?: 'compress';
   /** Makes the written image visible (archives are renamed into place here). */
   commit(opts?: OpOptions): Promise<void>;
   /** Releases resources; an uncommitted destination discards what it wrote. */
