@@ -16,6 +16,8 @@ include hack/schemas.mk
 -include hack/syft.mk
 # A real single node (kubelet + containerd + runc) for the end-to-end suite and cluster-up.
 -include hack/node.mk
+# Property-based fuzzing of every parser (make fuzz; make test replays the corpora briefly).
+-include hack/fuzz.mk
 
 ##@ General
 
@@ -120,9 +122,10 @@ test-e2e: ## On a machine with Docker: kind cluster, helm install, apply example
 
 NAMESPACE ?= stevedore-system
 RELEASE ?= stevedore
-# IMG=registry/repo:tag deploys that controller image instead of the chart's default.
+# IMG=registry[:port]/repo:tag deploys that controller image instead of the chart's default (split
+# at the last colon, so a registry port stays in the repository).
 IMG ?=
-HELM_IMAGE_FLAGS = $(if $(IMG),--set image.repository=$(firstword $(subst :, ,$(IMG))) --set image.tag=$(lastword $(subst :, ,$(IMG))))
+export IMG
 
 .PHONY: install uninstall deploy undeploy run
 
@@ -133,7 +136,8 @@ uninstall: $(KUBECTL) ## Remove the CRDs (and so every ImageBuild, ImageMirror a
 	$(KUBECTL) delete --ignore-not-found -f crds/
 
 deploy: $(HELM) ## Install or upgrade the chart (controller, RBAC, CRDs) in NAMESPACE (IMG=... for another image)
-	$(HELM) upgrade --install $(RELEASE) charts/stevedore --namespace $(NAMESPACE) --create-namespace $(HELM_IMAGE_FLAGS)
+	$(HELM) upgrade --install $(RELEASE) charts/stevedore --namespace $(NAMESPACE) --create-namespace --reset-values \
+		$${IMG:+--set image.repository="$${IMG%:*}" --set image.tag="$${IMG##*:}"}
 
 undeploy: $(HELM) ## Uninstall the chart (the CRDs stay: Helm never deletes them; make uninstall does)
 	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found

@@ -7,7 +7,7 @@
 #                        controller-manager; kubeconfig at $(NODE_DIR)/admin.kubeconfig
 #   make cluster-down    stop all of it (by recorded PID) and clean mounts, netns, bridge
 #   make test-e2e-local  the end-to-end suite on the real node (test/e2e-local)
-#   make demo-node       cluster-up + helm install + an ImageBuild, for a human to look at
+#   make demo-node       the chart's end-to-end run on a fresh node, printing what a user sees
 #
 # The Kubernetes parts share hack/kube-apiserver's version (KUBE_VERSION, from
 # controlplane.mk) so the API server and the node never drift apart.
@@ -45,6 +45,10 @@ CNI_PKG := github.com/containernetworking/plugins/plugins
 
 NODE_TOOLS := $(KUBE_APISERVER) $(KUBECTL) $(KUBELET) $(KUBE_SCHEDULER) $(KUBE_CONTROLLER_MANAGER) \
 	$(CONTAINERD_DIR)/containerd $(RUNC) $(RUNC_STATIC) $(CNI_BIN_DIR)/bridge $(CRICTL) $(NODE_PAUSE) $(SECCOMPGEN)
+
+# `make test` runs test/e2e-local too (it passed twice in a row on its own and within the whole
+# vitest run): it needs every node part and Stevedore's image (rebuilt only when its inputs change).
+TEST_TOOLS += node-tools image
 
 .PHONY: node-tools cluster-up cluster-down test-e2e-local demo-node
 
@@ -108,5 +112,6 @@ cluster-down: ## Stop the real node started by cluster-up and clean up after it
 test-e2e-local: deps install node-tools helm build image ## End-to-end suite on the real node: helm install, ImageBuild/ImageMirror/ContainerRun
 	$(NODE_BIN)/vitest run --config test/e2e-local/vitest.config.ts
 
-demo-node: cluster-up ## One command: the real node, Stevedore's chart installed on it, a build Pod building an image
-	hack/node/demo.sh
+# The chart's end-to-end file with what a user would see printed (kubectl get, build Pod spec).
+demo-node: deps install node-tools helm build image ## One command: a real node, the chart installed with helm, a build Pod, a mirror and a run on it
+	STEVEDORE_DEMO=1 $(NODE_BIN)/vitest run --config test/e2e-local/vitest.config.ts --reporter=verbose test/e2e-local/chart.test.ts

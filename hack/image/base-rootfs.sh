@@ -3,6 +3,8 @@
 # packages that own the shared libraries of node, git and ssh (found with ldd + dpkg -S) are copied
 # whole (dpkg -L), plus git and openssh-client themselves, the pinned Node.js binary, CA
 # certificates, and /etc/passwd with the unprivileged user 65532 the build Pods run as.
+# Everything the builder spawns is in it too: runc >= 1.2 (static, from `make node-tools`: RUN steps
+# in build Pods), and Debian's own cp (coreutils) and unshare (util-linux) with their libraries.
 #
 #   hack/image/base-rootfs.sh OUTDIR
 set -euo pipefail
@@ -10,11 +12,17 @@ out=${1:?usage: $0 OUTDIR}
 cd "$(dirname "$0")/../.."
 node=$(readlink -f node_modules/.bin/node)
 [ -x "$node" ] || { echo "no pinned node in node_modules/.bin (run make node-modules)" >&2; exit 1; }
-for tool in git ssh dpkg ldd; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
+runc_static=${RUNC_STATIC:-}
+if [ -z "$runc_static" ]; then
+  v=$(awk '$1 == "RUNC_VERSION" { print $3 }' hack/node.mk)
+  runc_static=${STEVEDORE_CACHE:-$HOME/.cache/stevedore}/bin/runc-static-$v
+fi
+[ -x "$runc_static" ] || { echo "no static runc at $runc_static (run make node-tools)" >&2; exit 1; }
+for tool in git ssh dpkg ldd cp unshare; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
 
 rm -rf "$out"
 mkdir -p "$out"
-bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)")
+bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)" "$(command -v cp)" "$(command -v unshare)")
 libs=$(for b in "${bins[@]}"; do ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'; done | sort -u)
 pkgs=$(for l in $libs; do dpkg -S "$l" 2>/dev/null || dpkg -S "$(readlink -f "$l")"; done | cut -d: -f1 | sort -u)
 pkgs="$pkgs git git-man openssh-client"
@@ -34,6 +42,10 @@ for d in lib lib64 bin sbin; do
   if [ -L "/$d" ]; then ln -sfn "$(readlink "/$d")" "$out/$d"; fi
 done
 install -D -m 0755 "$node" "$out/usr/local/bin/node"
+install -D -m 0755 "$runc_static" "$out/usr/local/bin/runc"
+# Only these two binaries of coreutils and util-linux (their libraries came with the packages above).
+install -D -m 0755 "$(readlink -f "$(command -v cp)")" "$out/usr/bin/cp"
+install -D -m 0755 "$(readlink -f "$(command -v unshare)")" "$out/usr/bin/unshare"
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$out/etc/ssl/certs/ca-certificates.crt"
 mkdir -p "$out/tmp" "$out/home/stevedore" "$out/etc"
 chmod 1777 "$out/tmp"

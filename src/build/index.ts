@@ -17,7 +17,7 @@ import { remoteContextOf } from './context/remote.js';
 import { resolveInRoot } from '../runtime/unpack/index.js';
 import { executeBuild, type ExecuteResult } from './executor/execute.js';
 import type { ExecuteOptions, NamedContext } from './executor/types.js';
-import { LayerCompressor } from './output/compress.js';
+import { LayerCompressor, type CompressionFormat } from './output/compress.js';
 import { parseDestination, publish, type Destination } from './output/destinations.js';
 import { writeImage, writeIndex, type ImageFormat, type WrittenImage } from './output/image.js';
 import { withCompressedLayers } from './executor/state.js';
@@ -38,16 +38,26 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
   file?: string;
   /** The Containerfile's text itself (`-f -`); `file` is then not read. */
   containerfileText?: string;
+  /** Further Containerfiles whose instructions follow `file`'s, as buildah joins several `-f` (paths as `file`). */
+  moreFiles?: string[];
   /**
    * `--build-context NAME=VALUE`: `docker-image://REF` (or `container-image://REF`) names an image
    * used for NAME; a path, a Git or http URL names files (opened as the main context is).
    */
   buildContexts?: Record<string, string>;
+  /** `--ignorefile`: patterns from this file instead of the context's ignore file. */
+  ignoreFile?: string;
+  /** How layers that leave the machine (push, layout, archive, registry cache) are compressed; gzip by default. */
+  compressionFormat?: CompressionFormat;
   /** `-t` values: local names, registry names (pushed), `oci:DIR:TAG` and other transports. */
   tags?: string[];
   format?: ImageFormat;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** buildah's `--env K=V`, `--unsetenv K`, `--omit-history`: edits of the image config. */
+  env?: Record<string, string>;
+  unsetEnv?: string[];
+  omitHistory?: boolean;
   /** Several target platforms: each is built, and the image is an index over them. */
   platforms?: Platform[];
   /** Credentials and TLS for pushing. */
@@ -86,7 +96,35 @@ async function findContainerfile(contextDir: string, file: string | undefined): 
   throw new InvalidInputError(`no Containerfile or Dockerfile in the context ${contextDir}; name one with -f`);
 }
 
+/**
+ * The Containerfile text and its name for messages: `-f -`'s text, the named file (inside a
+ * context from a URL when relative), or Containerfile/Dockerfile in the context; then the files
+ * joined after it (`-f A -f B`).
+ */
+async function readContainerfiles(opts: BuildImageOptions, contextDir: string, fileSpec: string | undefined, inRemote: boolean): Promise<ExecuteOptions['containerfile']> {
+  const read = (p: string): Promise<string> =>
+    readFile(p, 'utf8').catch((err: unknown) => {
+      throw new InvalidInputError(`reading the Containerfile ${p}: ${(err as Error).message}`);
+    });
+  const locate = (f: string): Promise<string> => (inRemote && !isAbsolute(f) ? resolveInRoot(contextDir, f) : Promise.resolve(resolve(f)));
+  let text: string;
+  let name: string;
+  if (opts.containerfileText !== undefined) {
+    text = opts.containerfileText;
+    name = STDIN_NAME;
+  } else {
+    const path = await findContainerfile(contextDir, fileSpec === undefined ? undefined : await locate(fileSpec));
+    text = await read(path);
+    name = fileSpec !== undefined ? opts.file! : basename(path);
+  }
+  const more: { text: string; file: string }[] = [];
+  for (const f of opts.moreFiles ?? []) more.push({ text: await read(await locate(f)), file: f });
+  return { text, name, ...(more.length > 0 ? { more } : {}) };
+}
+
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
+  if (opts.exports?.length && (opts.platforms?.length ?? 0) > 1) throw new InvalidInputError('--output writes one platform\'s files: build one --platform at a time');
+  if (opts.compressionFormat === 'zstd' && opts.format === 'docker') throw new InvalidInputError('--compression-format zstd needs --format oci: Docker image manifests have no zstd layer type');
   // Parse destinations first: a bad -t fails before any work.
   const destinations = (opts.tags ?? []).map(parseDestination);
   // With a context from a URL, a relative -f names a file in it (as docker build).
@@ -95,6 +133,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   const context = await openContext(opts.context, {
     ...(fileSpec ? { containerfile: fileSpec } : {}),
     ...(opts.stdin ? { stdin: opts.stdin } : {}),
+    ...(opts.ignoreFile !== undefined ? { ignoreFile: opts.ignoreFile } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   let named: Map<string, NamedContext>;
@@ -104,15 +143,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     await context.cleanup();
     throw err;
   }
-  const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`));
+  const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`), opts.compressionFormat ?? 'gzip');
   try {
-    const explicitFile = fileSpec === undefined ? undefined : inRemote ? await resolveInRoot(context.dir, fileSpec) : fileSpec;
-    const path = opts.containerfileText !== undefined ? STDIN_NAME : await findContainerfile(context.dir, explicitFile);
-    const text =
-      opts.containerfileText ??
-      (await readFile(path, 'utf8').catch((err: unknown) => {
-        throw new InvalidInputError(`reading the Containerfile ${path}: ${(err as Error).message}`);
-      }));
+    const containerfile = await readContainerfiles(opts, context.dir, fileSpec, inRemote);
     const targets: (Platform | undefined)[] = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [opts.platform];
     // Only what leaves the machine is compressed: a push, a layout or archive, the registry cache.
     const sends = destinations.some((d) => d.kind !== 'local');
@@ -121,6 +154,9 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       format,
       created: execution.created,
       ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.unsetEnv ? { unsetEnv: opts.unsetEnv } : {}),
+      ...(opts.omitHistory ? { omitHistory: true } : {}),
       ...(opts.annotations && !multi ? { annotations: opts.annotations } : {}),
     });
     const built: { local: WrittenImage; sent: WrittenImage; platform: Platform; execution: ExecuteResult }[] = [];
@@ -130,7 +166,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
         ...(platform ? { platform } : {}),
         context,
         namedContexts: named,
-        containerfile: { text, name: opts.containerfileText !== undefined ? STDIN_NAME : explicitFile ? opts.file! : basename(path) },
+        containerfile,
         compressor,
       });
       opts.signal?.throwIfAborted();

@@ -41,6 +41,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   'standalone-sign': async () => (await import('./commands/standalone-sign.js')).registerStandaloneSign,
   'standalone-verify': async () => (await import('./commands/standalone-verify.js')).registerStandaloneVerify,
   image: async () => (await import('./commands/image-sign.js')).registerImage,
+  manifest: async () => (await import('./commands/manifest.js')).registerManifest,
 };
 // Verbs registered by another verb's module.
 const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', prune: 'rmi', 'verify-attestation': 'attest' };

@@ -3,7 +3,7 @@
  * (never another). A missing or unusable Secret is retried: it may be created or fixed later.
  * Messages name the Secret and the JSON path of a fault, never the Secret's text: it holds passwords.
  */
-import { isNotFound, type KubeClient } from '../k8s/runtime/client.js';
+import { ApiError, isNotFound, type KubeClient } from '../k8s/runtime/client.js';
 import { ReconcileError } from '../k8s/runtime/errors.js';
 import { lookupCredentials, parseDockerConfig, type Credentials, type DockerConfig } from '../registry/credentials.js';
 import { InvalidInputError } from '../util/errors.js';
@@ -20,6 +20,13 @@ export async function getSecret(client: KubeClient, namespace: string, secretNam
     return await client.get<Secret>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(secretName)}`);
   } catch (err) {
     if (isNotFound(err)) throw new ReconcileError('CredentialsNotFound', `Secret ${namespace}/${secretName}${role ? ` (${role})` : ''} not found`);
+    // The controller reads Secrets only where an administrator opted the namespace in: say so.
+    if (err instanceof ApiError && err.status === 403) {
+      throw new ReconcileError(
+        'CredentialsNotFound',
+        `Secret ${namespace}/${secretName}${role ? ` (${role})` : ''} is not readable: the controller may read Secrets only in namespaces an administrator opted in (chart value tenantNamespaces)`,
+      );
+    }
     throw err;
   }
 }

@@ -7,7 +7,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import { ReconcileError, StallingError } from '../k8s/runtime/errors.js';
+import { mirrorErrors } from './imagemirror-status.js';
 
 export interface LayoutLocation {
   claimName: string;
@@ -30,17 +30,17 @@ export async function layoutDirectory(
 ): Promise<string> {
   const field = `spec.${side}.layout`;
   if (!root) {
-    throw new StallingError('InvalidSpec', `${field}: this controller was started without --layout-root, so it has no volumes for OCI layouts`);
+    throw mirrorErrors.stalled('InvalidSpec', `${field}: this controller was started without --layout-root, so it has no volumes for OCI layouts`);
   }
   const rel = (loc.path ?? '/').replace(/^\/+/, '');
-  if (rel.split('/').includes('..')) throw new StallingError('InvalidSpec', `${field}.path must not contain ".."`);
+  if (rel.split('/').includes('..')) throw mirrorErrors.stalled('InvalidSpec', `${field}.path must not contain ".."`);
   const volume = join(root, namespace, loc.claimName);
   let realVolume: string;
   try {
     realVolume = await realpath(volume);
   } catch (err) {
     if (isMissing(err)) {
-      throw new ReconcileError(
+      throw mirrorErrors.failed(
         'LayoutNotFound',
         `${field}: volume "${loc.claimName}" is not mounted in the controller (no directory ${volume}; mount it at --layout-root/<namespace>/<claimName>)`,
       );
@@ -55,11 +55,11 @@ export async function layoutDirectory(
     try {
       const real = await realpath(probe);
       if (!inside(realVolume, real)) {
-        throw new StallingError('InvalidSpec', `${field}.path "${loc.path}" leads out of volume "${loc.claimName}" (through a symbolic link)`);
+        throw mirrorErrors.stalled('InvalidSpec', `${field}.path "${loc.path}" leads out of volume "${loc.claimName}" (through a symbolic link)`);
       }
       const dir = rest ? join(real, rest) : real;
       if (side === 'source' && rest) {
-        throw new ReconcileError('LayoutNotFound', `${field}: no directory "${rel}" in volume "${loc.claimName}"`);
+        throw mirrorErrors.failed('LayoutNotFound', `${field}: no directory "${rel}" in volume "${loc.claimName}"`);
       }
       return dir;
     } catch (err) {

@@ -5,12 +5,12 @@
 import type { SyncRepoSpec } from '../copy/sync-config.js';
 import type { SyncOptions, SyncTarget } from '../copy/sync.js';
 import type { ImageMirrorSpec } from '../k8s/api/imagemirror.js';
-import { StallingError } from '../k8s/runtime/errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
 import type { Credentials } from '../registry/credentials.js';
 import { compileTagRegex, type TagMatcher } from '../copy/tag-filter.js';
 import { errorMessage } from '../util/errors.js';
+import { mirrorErrors } from './imagemirror-status.js';
 import { validRange } from 'semver';
 
 export interface RegistrySide {
@@ -36,7 +36,7 @@ export interface MirrorPlan {
   options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing' | 'signatures'>;
 }
 
-const invalid = (message: string) => new StallingError('InvalidSpec', message);
+const invalid = (message: string) => mirrorErrors.stalled('InvalidSpec', message);
 
 /** For messages: `registry/repository` or `layout <claim>:<path>`. */
 export function describeSide(side: MirrorSide): string {

@@ -1,6 +1,10 @@
-/** Turns a sync report into ImageMirror status: per-tag outcomes, counts, and the Ready verdict. */
+/** Turns a sync report into ImageMirror status (per-tag outcomes, counts, and the Ready verdict); its typed reconcile errors. */
 import type { SyncReport } from '../copy/sync.js';
 import type { ImageMirrorReason, ImageMirrorStatus, TagAction, TagStatus } from '../k8s/api/imagemirror.js';
+import { errorsFor } from '../k8s/runtime/reconcile.js';
+
+/** The reconcile errors of ImageMirror's steps and helpers, typed by its reasons (a typo does not compile). */
+export const mirrorErrors = errorsFor<ImageMirrorReason>();
 
 const TAG_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 

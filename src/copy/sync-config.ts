@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { validRange } from 'semver';
 import { parseReference } from '../oci/reference.js';
-import { InvalidInputError } from '../util/errors.js';
+import { InvalidInputError, errorMessage } from '../util/errors.js';
 import type { Credentials } from '../registry/credentials.js';
 import { compileTagRegex, type TagMatcher } from './tag-filter.js';
 
@@ -61,7 +61,8 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
     if (typeof value !== 'object' || value === null) throw new InvalidInputError(`${where}: expected a map`);
     const cfg = value as Record<string, unknown>;
     for (const k of Object.keys(cfg)) if (!KNOWN_KEYS.has(k)) throw new InvalidInputError(`${where}: unknown key "${k}"`);
-    const credentials = cfg.credentials as Credentials | undefined;
+    // `credentials:` with no value is YAML null: no credentials, not a null in the spec.
+    const credentials = (cfg.credentials ?? undefined) as Credentials | undefined;
     if (credentials && (typeof credentials.username !== 'string' || typeof credentials.password !== 'string')) {
       throw new InvalidInputError(`${where}: credentials need username and password`);
     }
@@ -78,7 +79,13 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
     if (certDir !== undefined && (typeof certDir !== 'string' || certDir === '')) throw new InvalidInputError(`${where}: cert-dir must be a directory path`);
     const base = { credentials, tlsVerify, ...(certDir !== undefined ? { certDir } : {}) };
     const repoOf = (repo: string) => {
-      const ref = parseReference(`${registry}/${repo}`);
+      let ref: ReturnType<typeof parseReference>;
+      try {
+        ref = parseReference(`${registry}/${repo}`);
+      } catch (err) {
+        // The reference's own message does not say which file and key it came from.
+        throw new InvalidInputError(`${where}: ${errorMessage(err)}`, { cause: err });
+      }
       if (ref.tag || ref.digest) throw new InvalidInputError(`${where}: "${repo}" must be a repository without tag; list tags under it`);
       return { registry: ref.registry, repository: ref.repository };
     };
@@ -103,6 +110,9 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
   return specs;
 }
 
+/** Sync files above 1 MiB are refused before the YAML parser sees them. */
+export const MAX_SYNC_CONFIG_BYTES = 1024 * 1024;
+
 export async function loadSyncConfig(path: string): Promise<SyncRepoSpec[]> {
   let text: string;
   try {
@@ -110,6 +120,8 @@ export async function loadSyncConfig(path: string): Promise<SyncRepoSpec[]> {
   } catch (err) {
     throw new InvalidInputError(`cannot read sync config ${path}: ${(err as Error).message}`);
   }
+  const size = Buffer.byteLength(text);
+  if (size > MAX_SYNC_CONFIG_BYTES) throw new InvalidInputError(`${path}: ${size} bytes exceed the ${MAX_SYNC_CONFIG_BYTES}-byte limit for a sync config`);
   let doc: unknown;
   try {
     doc = parseYaml(text);

@@ -8,6 +8,8 @@ import { InvalidInputError } from '../util/errors.js';
 
 /** What a selection needs of a regex; a JavaScript RegExp fits too (tests, callers with their own). */
 export interface TagMatcher {
+  /** The user's pattern, as written (for messages and for writing a configuration back). */
+  readonly source: string;
   test(tag: string): boolean;
 }
 
@@ -31,5 +33,5 @@ export function compileTagRegex(pattern: string, where: string, opts: { full?: b
     const hint = /\(\?[!=<]/.test(pattern) ? ' (RE2 has no lookahead or lookbehind: use a deny pattern instead)' : '';
     throw new InvalidInputError(`${where}: "${pattern}" is not a valid RE2 regular expression: ${why}${hint}`);
   }
-  return opts.full ? { test: (tag) => re.matches(tag) } : { test: (tag) => re.matcher(tag).find() };
+  return opts.full ? { source: pattern, test: (tag) => re.matches(tag) } : { source: pattern, test: (tag) => re.matcher(tag).find() };
 }

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { InvalidInputError } from '../util/errors.js';
+import { parseReference } from '../oci/reference.js';
 import { parsePolicy } from './parse.js';
 
 /** `podman image trust set --type`: the requirement kinds it writes. */
@@ -39,6 +40,15 @@ export async function readPolicyDocument(path: string): Promise<Doc> {
  */
 export function setTrust(doc: Doc, scope: string, type: TrustType, pubkeysFiles: readonly string[] = []): Doc {
   if (scope === '') throw new InvalidInputError('trust set: a registry, repository or "default" is required');
+  if (scope !== 'default' && !/^\*\.[^*/:]+$/.test(scope)) {
+    // A registry (host[:port]) or a repository, as podman accepts them: no scheme, no transport.
+    try {
+      if (scope.includes('://')) throw new Error('a scheme is not part of a scope');
+      parseReference(scope.includes('/') ? scope : `${scope}/x`);
+    } catch (err) {
+      throw new InvalidInputError(`trust set: "${scope}" is not a registry, repository or "default": ${(err as Error).message}`);
+    }
+  }
   if (type !== 'signedBy' && pubkeysFiles.length > 0) throw new InvalidInputError(`trust set: ${pubkeysFiles.length} public key file(s) cannot be used with type ${type}`);
   let req: Record<string, unknown>;
   switch (type) {
@@ -113,7 +123,8 @@ export async function trustRows(doc: Doc, opts: { describeKeys?: (paths: string[
   };
   await add('all', 'default', doc.default ?? []);
   for (const [transport, scopes] of Object.entries(doc.transports ?? {})) {
-    for (const [scope, reqs] of Object.entries(scopes)) await add(transport === 'docker' ? 'repository' : transport, scope === '' ? `${transport} default` : scope, reqs);
+    // Sorted by scope, as podman prints them (its map keys are sorted).
+    for (const [scope, reqs] of Object.entries(scopes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) await add(transport === 'docker' ? 'repository' : transport, scope === '' ? `${transport} default` : scope, reqs);
   }
   return rows;
 }

@@ -47,18 +47,22 @@ export function normaliseAuthKey(key: string): string {
   return k;
 }
 
+/** Auth files and pull secrets above 1 MiB are refused before parsing (Kubernetes Secrets stop at 1 MiB too). */
+export const MAX_AUTH_FILE_BYTES = 1024 * 1024;
+
 /**
  * Parses a config document. Accepts the modern `{"auths": {...}}` form and the legacy `.dockercfg`
  * form where the hosts are top-level keys (still found in old Kubernetes secrets).
  */
 export function parseDockerConfig(text: string, source = 'docker config'): DockerConfig {
+  const size = Buffer.byteLength(text);
+  if (size > MAX_AUTH_FILE_BYTES) throw new InvalidInputError(`${source}: ${size} bytes exceed the ${MAX_AUTH_FILE_BYTES}-byte limit for an auth file`);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    // V8's message quotes the text around the fault, which here is a password: keep only where.
-    const at = /position (\d+)/.exec((err as Error).message)?.[1];
-    throw new InvalidInputError(`${source}: not valid JSON${at === undefined ? '' : ` (at byte ${at})`}`);
+    // V8's message quotes the text around the fault, which here may be a password: say where, not what.
+    throw new InvalidInputError(`${source}: not valid JSON (${jsonErrorWhere(err)})`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new InvalidInputError(`${source}: not a JSON object`);
   const obj = doc as Record<string, unknown>;
@@ -70,6 +74,14 @@ export function parseDockerConfig(text: string, source = 'docker config'): Docke
     throw new InvalidInputError(`${source}: "auths" is not a JSON object`);
   }
   return obj as DockerConfig;
+}
+
+/** JSON.parse's complaint without the quoted input: its position when it gives one. */
+function jsonErrorWhere(err: unknown): string {
+  const m = /at position (\d+)(?: \(line (\d+) column (\d+)\))?/.exec((err as Error).message);
+  if (m?.[2]) return `syntax error at line ${m[2]} column ${m[3]}`;
+  if (m) return `syntax error at offset ${m[1]}`;
+  return /end of JSON input/.test((err as Error).message) ? 'unexpected end of input' : 'syntax error';
 }
 
 /** A JSON path for messages: `auths["host"].auth` (the key is a host name, never a secret). */

@@ -20,12 +20,15 @@ export async function readGpgPublicKeys(data: Uint8Array, source: string): Promi
   const text = Buffer.from(data).toString('latin1');
   const keys: PublicKey[] = [];
   try {
-    if (text.includes('-----BEGIN PGP')) {
-      const blocks = text.match(ARMOR_BLOCK);
-      if (!blocks) throw new Error('no complete "BEGIN PGP PUBLIC KEY BLOCK" armor');
-      for (const armoredKeys of blocks) keys.push(...(await readKeys({ armoredKeys })).map((k) => k.toPublic()));
-    } else {
-      keys.push(...(await readKeys({ binaryKeys: Uint8Array.from(data) })).map((k) => k.toPublic()));
+    // Armored blocks, and whatever binary keys lie around them: key files concatenated into one
+    // keyring (an ImageMirror policy's keyPaths joined from its Secret) may mix both forms.
+    const blocks = text.match(ARMOR_BLOCK) ?? [];
+    for (const armoredKeys of blocks) keys.push(...(await readKeys({ armoredKeys })).map((k) => k.toPublic()));
+    // Each block with the line end gpg writes after it; the binary bytes around are kept exactly.
+    const rest = text.replace(new RegExp(`${ARMOR_BLOCK.source}\\r?\\n?`, 'g'), '');
+    if (rest.includes('-----BEGIN PGP')) throw new Error('an incomplete "BEGIN PGP PUBLIC KEY BLOCK" armor');
+    if (blocks.length === 0 || !/^\s*$/.test(rest)) {
+      keys.push(...(await readKeys({ binaryKeys: Uint8Array.from(Buffer.from(rest, 'latin1')) })).map((k) => k.toPublic()));
     }
   } catch (err) {
     throw new KeyError(`${source}: not an OpenPGP public key or keyring: ${errorMessage(err)}`, { cause: err });

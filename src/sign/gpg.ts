@@ -1,4 +1,4 @@
-import { createMessage, readMessage, sign, verify, type PrivateKey, type PublicKey } from 'openpgp';
+import { createMessage, readMessage, sign, verify, type Message, type PrivateKey, type PublicKey } from 'openpgp';
 import type { Digest } from '../oci/digest.js';
 import { errorMessage } from '../util/errors.js';
 import { SignatureError } from './errors.js';
@@ -36,7 +36,7 @@ export interface VerifiedGpgSignature {
 export async function verifyGpgSignature(signature: Uint8Array, keys: readonly PublicKey[], trustedFingerprints?: readonly string[]): Promise<VerifiedGpgSignature> {
   if (signature.length > MAX_SIGNATURE_BYTES) throw new SignatureError('SIGNATURE_INVALID', `signature is ${signature.length} bytes, more than the ${MAX_SIGNATURE_BYTES}-byte limit`);
   if (keys.length === 0) throw new SignatureError('SIGNATURE_INVALID', 'no public keys to verify the signature with');
-  let message;
+  let message: Message<Uint8Array>;
   try {
     const text = Buffer.from(signature).toString('latin1');
     message = text.startsWith('-----BEGIN PGP MESSAGE-----') ? await readMessage({ armoredMessage: text }) : await readMessage({ binaryMessage: Uint8Array.from(signature) });

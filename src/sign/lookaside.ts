@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js';
 import type { ImageReference } from '../oci/reference.js';
 import { errorMessage, StevedoreError, UnsupportedError } from '../util/errors.js';
@@ -27,7 +27,7 @@ export function signatureDirURL(base: string, ref: ImageReference, digest: Diges
 }
 
 async function readHttp(url: string, signal?: AbortSignal): Promise<Buffer | undefined> {
-  let res;
+  let res: Dispatcher.ResponseData;
   try {
     res = await request(url, { method: 'GET', signal, headersTimeout: 30_000, bodyTimeout: 30_000 });
   } catch (err) {

@@ -133,6 +133,27 @@ describe('stevedore build from a Git URL (git daemon on loopback)', () => {
   });
 });
 
+describe('ADD of a Git repository (git daemon on loopback)', () => {
+  it('ADD git://…#ref:dir copies that tree without .git; --keep-git-dir keeps it; a bad ref names the source and line', async () => {
+    const ctxDir = join(work, 'add-git');
+    await mkdir(ctxDir);
+    const url = `git://${LOOPBACK}:${gitPort}/repo.git`;
+    await writeFile(join(ctxDir, 'Containerfile'), `FROM ${base}\nADD ${url}#release:app /src/\nADD --keep-git-dir ${url} /whole/\n`);
+    const out = join(work, 'add-git-out');
+    const r = await build(['-t', `oci:${out}:x`, ctxDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await fileText(out, 'x', 'src/hello.txt')).toBe('hello from release\n');
+    const fs = await flatten(out, 'x');
+    expect(fs.has('/src/.git')).toBe(false);
+    expect(fs.has('/whole/.git/HEAD')).toBe(true);
+    expect(await fileText(out, 'x', 'whole/app/hello.txt')).toBe('hello from git\n');
+    await writeFile(join(ctxDir, 'Containerfile'), `FROM ${base}\nRUN true\nADD ${url}#nosuch /x/\n`);
+    const bad = await build([ctxDir]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toMatch(/Containerfile:3: ADD git:\/\/127\.0\.0\.1:\d+\/repo\.git#nosuch: git fetch failed/);
+  });
+});
+
 describe('stevedore build from an http tar archive', () => {
   it('downloads and extracts it as the context', async () => {
     const out = join(work, 'http-out');

@@ -218,6 +218,16 @@ describe('RUN flags', () => {
     ]);
   });
 
+  it('several files are joined in order, each instruction naming its file (-f A -f B, as buildah)', () => {
+    const cf = parseContainerfile('FROM scratch\nCOPY a /a\n', { file: 'A', more: [{ text: '\nRUN true\n', file: 'B' }] });
+    expect(cf.instructions.map((i) => [i.kind, i.file, i.line])).toEqual([
+      ['FROM', 'A', 1],
+      ['COPY', 'A', 2],
+      ['RUN', 'B', 2],
+    ]);
+    expect(() => parseContainerfile('FROM scratch\n', { file: 'A', more: [{ text: 'COPPY x y\n', file: 'B' }] })).toThrow('B:1: unknown instruction "COPPY"');
+  });
+
   it('z and Z (SELinux relabelling, as buildah and podman Containerfiles carry) are accepted on bind and cache mounts and change nothing', () => {
     const run = one('RUN', 'RUN --mount=type=bind,source=.,target=/src,z --mount=type=cache,target=/c,Z --mount=target=/w,Z,rw true');
     expect(run.mounts).toEqual([

@@ -119,7 +119,7 @@ describe('charts/stevedore', () => {
   it('renders a ServiceAccount, RBAC, the controller Deployment and a metrics Service', async () => {
     const objs = await render();
     expect(objs.map((o) => o.kind).sort()).toEqual(
-      ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
+      ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
     );
     for (const o of objs.filter((o) => !o.kind.startsWith('Cluster'))) expect(o.metadata.namespace).toBe(NAMESPACE);
     const sa = one(objs, 'ServiceAccount');
@@ -134,6 +134,28 @@ describe('charts/stevedore', () => {
     const podLabels = (deploy.spec.template as unknown as { metadata: { labels: Record<string, string> } }).metadata.labels;
     expect(podLabels).toMatchObject(svc.spec.selector);
     expect(svc.spec.ports[0]!.targetPort).toBe('metrics');
+  });
+
+  it('installs the build Pods\' seccomp profile with no capability, only under the kubelet\'s seccomp dir', async () => {
+    const objs = await render('--set', 'buildSeccompProfile.kubeletRootDir=/var/lib/k0s/kubelet/');
+    const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-build-seccomp')) as K8sObject & { data: Record<string, string> };
+    expect(JSON.parse(cm.data['profile.json']!)).toEqual(JSON.parse(readFileSync(join(CHART, 'files', 'seccomp-builder.json'), 'utf8')));
+    const ds = objs.find((o) => o.kind === 'DaemonSet' && o.metadata.name.endsWith('-build-seccomp')) as unknown as {
+      spec: { template: { spec: { hostNetwork: boolean; automountServiceAccountToken: boolean; containers: { command: string[]; securityContext: Record<string, unknown>; volumeMounts: { mountPath: string }[] }[]; volumes: { name: string; hostPath?: { path: string } }[] } } };
+    };
+    const pod = ds.spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.volumes.filter((v) => v.hostPath).map((v) => v.hostPath!.path)).toEqual(['/var/lib/k0s/kubelet/seccomp/stevedore']);
+    expect(pod.containers[0]!.securityContext).toEqual({
+      runAsUser: 0, runAsNonRoot: false, allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true,
+    });
+    // It writes the file the build Pods name (localhost/stevedore/builder.json), nothing else.
+    expect(pod.containers[0]!.command.join('\n')).toContain("dst = '/host/builder.json'");
+    const off = await render('--set', 'buildSeccompProfile.install=false', '--set', 'buildPods.seccompProfile=RuntimeDefault');
+    expect(off.some((o) => o.metadata.name.endsWith('-build-seccomp'))).toBe(false);
+    const bad = await helm('template', RELEASE, CHART, '--namespace', NAMESPACE, '--set', 'buildPods.seccompProfile=RuntimeDefault');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('buildSeccompProfile.install=true installs the profile build Pods name in buildPods.seccompProfile');
   });
 
   it('renders the CRDs with --include-crds, byte for byte the repository crds/ (run `make chart-crds` when this fails)', async () => {
@@ -164,6 +186,11 @@ describe('charts/stevedore', () => {
     expect(bindings.map((b) => b.metadata.namespace)).toEqual(['team-a', 'team-b']);
     for (const b of bindings) expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${RELEASE}-tenant` });
     expect(objs.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).toEqual([`${RELEASE}-controller`]);
+    // A single-namespace controller serves its watched namespace without listing it twice.
+    const watched = await render('--set', 'controller.watchNamespace=team-a', '--set', 'tenantNamespaces={team-a,team-c}');
+    expect(watched.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual(['team-a', 'team-c']);
+    const watchedOnly = await render('--set', 'controller.watchNamespace=team-w');
+    expect(watchedOnly.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual(['team-w']);
     const all = await render('--set', 'tenantAllNamespaces=true', '--set', 'tenantNamespaces={team-a}');
     expect(all.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name).sort()).toEqual([`${RELEASE}-controller`, `${RELEASE}-tenant`]);
     expect(all.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.name)).toEqual([`${RELEASE}-leader-election`]);
@@ -190,7 +217,7 @@ describe('charts/stevedore', () => {
     expect(c.args).toContain('--metrics-auth=true');
     expect(c.args).toContain('--leader-election-namespace=$(POD_NAMESPACE)');
     // ImageBuild Pods run the controller's own image, in their own user namespace, as uid 65532.
-    expect(c.args).toEqual(expect.arrayContaining([`--build-image=${c.image}`, '--build-user-namespaces=true', '--build-run-as-user=65532', '--build-seccomp-profile=RuntimeDefault']));
+    expect(c.args).toEqual(expect.arrayContaining([`--build-image=${c.image}`, '--build-user-namespaces=true', '--build-run-as-user=65532', '--build-seccomp-profile=localhost/stevedore/builder.json']));
     expect(c.env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
     expect(c.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
@@ -224,7 +251,7 @@ describe('charts/stevedore', () => {
     const single = one(await render('--set', 'replicas=1', '--set', 'controller.leaderElect=false'), 'Deployment') as Deployment;
     expect(single.spec.template.spec.containers[0]!.args).not.toContain('--leader-elect');
     const none = await render('--set', 'rbac.create=false', '--set', 'serviceAccount.create=false', '--set', 'serviceAccount.name=existing');
-    expect(none.map((o) => o.kind).sort()).toEqual(['Deployment', 'Service']);
+    expect(none.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'DaemonSet', 'Deployment', 'Service']);
   });
 
   it.each([

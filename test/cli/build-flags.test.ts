@@ -5,12 +5,13 @@
  * --source-date-epoch / --rewrite-timestamp, and a failed RUN's exit code passed through.
  */
 import { createServer, type Server } from 'node:net';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
 import { makeBusyboxImage } from '../fixtures/images.js';
-import { fileText, loadImage } from '../build/corpus/harness.js';
+import { diffFs, fileText, flatten, loadImage } from '../build/corpus/harness.js';
 
 let work: string;
 let store: string;
@@ -84,11 +85,18 @@ describe('stevedore build: buildah flags', () => {
     expect(both.stderr).toContain('-f - and a context of - both read stdin');
   });
 
-  it('-f A -f B is refused with what to do (buildah joins them; building only B silently was the bug)', async () => {
-    const dir = await context(undefined, { A: 'FROM $BASE_IMAGE\n', B: 'RUN true\n' });
-    const r = await build(['-f', join(dir, 'A'), '-f', join(dir, 'B'), dir]);
-    expect(r.code).toBe(125);
-    expect(r.stderr).toMatch(/-f was given 2 times .*join them first/);
+  it('-f A -f B joins the files in order, as buildah (building only B silently was the bug); messages name the right file and line', async () => {
+    const dir = await context(undefined, { A: 'FROM $BASE_IMAGE\nCOPY a.txt /a.txt\n', B: '# from B\nRUN cat /a.txt > /b.txt\n', C: '\n\nCOPY missing.txt /\n', 'a.txt': 'a\n' });
+    const out = join(work, 'joined-layout');
+    const r = await build(['-q', '-f', join(dir, 'A'), '-f', join(dir, 'B'), '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await fileText(out, 'x', 'b.txt')).toBe('a\n');
+    const bad = await build(['-f', join(dir, 'A'), '-f', join(dir, 'B'), '-f', join(dir, 'C'), dir]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toContain(`${join(dir, 'C')}:3: COPY missing.txt /`);
+    const withStdin = await build(['-f', join(dir, 'A'), '-f', '-', dir], { input: 'RUN true\n' });
+    expect(withStdin.code).toBe(125);
+    expect(withStdin.stderr).toContain('cannot be joined');
   });
 
   it('--secret id=X,env=VAR reaches RUN --mount=type=secret as a file and as an env var; its value is in no layer or message', async () => {
@@ -149,6 +157,108 @@ describe('stevedore build: buildah flags', () => {
     const bad = await build(['--build-context', 'x=ftp://example.test/a', dir]);
     expect(bad.code).toBe(125);
     expect(bad.stderr).toContain('want a path, a Git or http(s) URL, or docker-image://REF');
+  });
+
+  it('--squash makes the new layers one (deletions kept as whiteouts), over the base layer, with the same filesystem', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN echo a > /a.txt\nRUN rm /bin/false && mkdir -p /d && echo b > /d/b\nCOPY x.txt /d/\nENV K=v\n', { 'x.txt': 'x' });
+    const out = join(work, 'squash-layout');
+    const plain = await build(['-q', '--timestamp', '1700000000', '-t', `oci:${out}:plain`, dir]);
+    const squashed = await build(['-q', '--squash', '--timestamp', '1700000000', '-t', `oci:${out}:squashed`, dir]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(squashed.code, squashed.stderr).toBe(0);
+    const a = await loadImage(out, 'plain');
+    const b = await loadImage(out, 'squashed');
+    expect(a.manifest.layers).toHaveLength(4);
+    expect(b.manifest.layers).toHaveLength(2);
+    expect(b.manifest.layers[0]!.digest).toBe(a.manifest.layers[0]!.digest);
+    expect(b.config.history?.filter((h) => !h.empty_layer)).toHaveLength(2);
+    expect(b.config.config?.Env).toContain('K=v');
+    const fa = await flatten(out, 'plain');
+    const fb = await flatten(out, 'squashed');
+    expect(fb.has('/bin/false')).toBe(false);
+    expect(diffFs(fb, fa)).toEqual([]);
+  });
+
+  it('--compression-format zstd sends zstd layers (OCI), which run; with --format docker or zstd:chunked it is refused', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN echo z > /z.txt\n');
+    const out = join(work, 'zstd-layout');
+    const r = await build(['-q', '--compression-format', 'zstd', '-t', `oci:${out}:z`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'z');
+    // The base layer was gzip and is sent as it is; the new layer is zstd.
+    expect(image.manifest.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+    expect(await fileText(out, 'z', 'z.txt')).toBe('z\n');
+    const ran = await stevedore(['run', '--root', join(work, 'run-store'), '--rm', `oci:${out}:z`, 'cat', '/z.txt'], { timeoutMs: 60_000 });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toBe('z\n');
+    const docker = await build(['--compression-format', 'zstd', '--format', 'docker', dir]);
+    expect(docker.code).toBe(125);
+    expect(docker.stderr).toContain('needs --format oci');
+    const chunked = await build(['--compression-format', 'zstd:chunked', dir]);
+    expect(chunked.code).toBe(125);
+    expect(chunked.stderr).toContain('zstd:chunked is not supported');
+  });
+
+  it('buildah\'s image-config flags: --env, --unsetenv, --omit-history; --pull in its bare and true/false forms; accepted no-ops', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nENV KEEP=1 DROP=2\nRUN true\n');
+    const out = join(work, 'config-layout');
+    const r = await build(['-q', '--env', 'ADDED=3', '--env', 'KEEP=changed', '--unsetenv', 'DROP', '--omit-history', '--pull', '--jobs', '4', '--skip-unused-stages=false', '--rm', '--force-rm=true', '--identity-label=false', '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'x');
+    expect(image.config.config?.Env).toEqual(expect.arrayContaining(['KEEP=changed', 'ADDED=3']));
+    expect(image.config.config?.Env?.some((e) => e.startsWith('DROP='))).toBe(false);
+    expect(image.config.history).toBeUndefined();
+    for (const pull of [['--pull=true'], ['--pull=false'], ['--pull=newer'], ['--pull', 'false']]) {
+      const p = await build(['-q', ...pull, dir]);
+      expect(p.code, `${pull}: ${p.stderr}`).toBe(0);
+    }
+    const badJobs = await build(['--jobs', 'many', dir]);
+    expect(badJobs.code).toBe(125);
+    expect(badJobs.stderr).toContain('--jobs must be a number');
+  });
+
+  it('--os/--arch/--variant name the platform; --ignorefile replaces the context\'s .dockerignore', async () => {
+    const dir = await context('FROM scratch\nCOPY . /ctx/\n', { 'a.txt': 'a', 'b.log': 'b', '.dockerignore': '*.txt\n', 'my.ignore': '*.log\nmy.ignore\nContainerfile\n' });
+    const out = join(work, 'arch-layout');
+    const r = await build(['-q', '--os', 'linux', '--arch', 'arm64', '--variant', 'v8', '--ignorefile', join(dir, 'my.ignore'), '-t', `oci:${out}:x`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const image = await loadImage(out, 'x');
+    expect([image.config.os, image.config.architecture, image.config.variant]).toEqual(['linux', 'arm64', 'v8']);
+    const fs = await flatten(out, 'x');
+    expect([...fs.keys()].sort()).toEqual(['/ctx', '/ctx/.dockerignore', '/ctx/a.txt']);
+    const both = await build(['--arch', 'arm64', '--platform', 'linux/amd64', dir]);
+    expect(both.code).toBe(125);
+    const missing = await build(['--ignorefile', join(dir, 'nope'), dir]);
+    expect(missing.code).toBe(125);
+    expect(missing.stderr).toContain('--ignorefile');
+  });
+
+  it('--remote refuses the flags an ImageBuild cannot carry instead of dropping them', async () => {
+    const dir = await context('FROM $BASE_IMAGE\n');
+    const r = await stevedore(['build', '--remote', '-t', '127.0.0.1:1/x:1', '--secret', 'id=a,env=HOME', '--squash', dir], { timeoutMs: 30_000 });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('--remote cannot pass on --secret, --squash');
+  });
+
+  it('-o type=local and type=tar write the built stage\'s files (owners, links); a non-empty directory and - are refused', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN mkdir /out && echo hi > /out/hi && chown 42:43 /out/hi && ln -s hi /out/link\n');
+    const local = join(work, 'export-dir');
+    const tarFile = join(work, 'export.tar');
+    const r = await build(['-q', '-o', `type=local,dest=${local}`, '--output', `type=tar,dest=${tarFile}`, dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readFile(join(local, 'out', 'hi'), 'utf8')).toBe('hi\n');
+    const st = await lstat(join(local, 'out', 'hi'));
+    expect([st.uid, st.gid]).toEqual([42, 43]);
+    expect(await readlink(join(local, 'out', 'link'))).toBe('hi');
+    const listing = execFileSync('tar', ['-tvf', tarFile, '--numeric-owner'], { encoding: 'utf8' });
+    expect(listing).toMatch(/42\/43 .* out\/hi/);
+    expect(listing).toMatch(/out\/link -> hi/);
+    const again = await build(['-o', local, dir]);
+    expect(again.code).toBe(125);
+    expect(again.stderr).toContain('the directory is not empty');
+    const stdout = await build(['-o', '-', dir]);
+    expect(stdout.code).toBe(125);
+    expect(stdout.stderr).toContain('a tar on stdout is not supported');
   });
 
   it('--source-date-epoch is --timestamp (same digest); --rewrite-timestamp is accepted', async () => {

@@ -6,7 +6,7 @@
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, makeIndex, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
 import { runCommand } from '../harness/procs.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { makeGpgHome, type GpgHome } from '../sign/gpg-home.js';
@@ -92,6 +92,25 @@ describe('copy --sign-by, image sign, image trust', () => {
     expect(await readdir(join(other, 'team', `signed-later@${image.descriptor.digest.replace(':', '=')}`))).toEqual(['signature-1']);
   });
 
+  it('image sign --all signs an index and every manifest it lists', async () => {
+    const idx = await makeIndex(join(dir, 'idx'), 'multi', ['linux/amd64', 'linux/arm64']);
+    expect((await stevedore(['copy', '-q', '--all', `oci:${join(dir, 'idx')}:multi`, `docker://${reg.host}/team/multi:1`])).code).toBe(0);
+    const out = join(dir, 'idx-sigs');
+    const r = await stevedore(['image', 'sign', '--all', '--sign-by', home.fingerprint, '--passphrase-file', join(dir, 'pass'), '--directory', out, `docker://${reg.host}/team/multi:1`], { env: home.env });
+    expect(r.code, r.stderr).toBe(0);
+    const digests = [idx.descriptor.digest, ...idx.images.map((i) => i.descriptor.digest)];
+    expect(r.stdout.trim().split('\n')).toEqual(digests.map((d) => `file://${out}/team/multi@${d.replace(':', '=')}/signature-1`));
+    // A platform manifest pulled by digest is accepted on its own signature.
+    const policy = await policyFor('index-policy', `${reg.host}/team`);
+    const child = await runCommand('skopeo', ['--policy', policy, '--registries.d', await (async () => {
+      const d = join(dir, 'idx-registries.d');
+      await mkdir(d, { recursive: true });
+      await writeFile(join(d, 'x.yaml'), `default-docker:\n  lookaside: file://${out}\n`);
+      return d;
+    })(), 'copy', '--src-tls-verify=false', `docker://${reg.host}/team/multi@${digests[1]}`, `dir:${join(dir, 'idx-child')}`]);
+    expect(child.code, child.stderr).toBe(0);
+  });
+
   it('image trust set writes policy.json as podman does and trust show prints it (podman reads the same file the same way)', async () => {
     const policy = join(dir, 'trust-policy.json');
     const set = (...args: string[]) => stevedore(['image', 'trust', 'set', '--policypath', policy, ...args]);
@@ -103,9 +122,14 @@ describe('copy --sign-by, image sign, image trust', () => {
     expect(bad.stderr).toMatch(/cannot be used with type accept/);
     const noKey = await set('--type', 'signedBy', 'quay.io');
     expect(noKey.stderr).toMatch(/needs at least one --pubkeysfile/);
+    const badScope = await set('--type', 'reject', 'https://quay.io/x');
+    expect(badScope.code).toBe(125);
+    expect(badScope.stderr).toMatch(/is not a registry, repository or "default"/);
+    expect((await set('--type', 'reject', '*.example.com')).code).toBe(0);
+    expect((await set('--type', 'accept', '*.example.com')).code).toBe(0);
     expect(JSON.parse(await readFile(policy, 'utf8'))).toEqual({
       default: [{ type: 'reject' }],
-      transports: { docker: { [`${reg.host}/team`]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: home.armoredPublicKeyFile }], 'docker.io': [{ type: 'insecureAcceptAnything' }] } },
+      transports: { docker: { [`${reg.host}/team`]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: home.armoredPublicKeyFile }], 'docker.io': [{ type: 'insecureAcceptAnything' }], '*.example.com': [{ type: 'insecureAcceptAnything' }] } },
     });
     // podman image trust set on the same file gives the same document (one key).
     const podmanFile = join(dir, 'podman-policy.json');
@@ -114,13 +138,17 @@ describe('copy --sign-by, image sign, image trust', () => {
       const p = await runCommand('podman', ['image', 'trust', 'set', '--policypath', podmanFile, ...args]);
       expect(p.code, p.stderr).toBe(0);
     }
-    expect(JSON.parse(await readFile(podmanFile, 'utf8'))).toEqual(JSON.parse(await readFile(policy, 'utf8')));
+    // podman 4.3 refuses a "*." wildcard scope (containers/image accepts it in policy.json; so do we).
+    const ourDoc = JSON.parse(await readFile(policy, 'utf8')) as { transports: { docker: Record<string, unknown> } };
+    delete ourDoc.transports.docker['*.example.com'];
+    expect(JSON.parse(await readFile(podmanFile, 'utf8'))).toEqual(ourDoc);
 
     const show = await stevedore(['image', 'trust', 'show', '--policypath', policy, '--registrypath', registriesDir, '--json']);
     expect(show.code, show.stderr).toBe(0);
     const rows = JSON.parse(show.stdout) as Array<Record<string, unknown>>;
     expect(rows).toEqual([
       { transport: 'all', name: '* (default)', repo_name: 'default', type: 'reject' },
+      { transport: 'repository', name: '*.example.com', repo_name: '*.example.com', type: 'accept' },
       { transport: 'repository', name: `${reg.host}/team`, repo_name: `${reg.host}/team`, type: 'signed', keys: [home.armoredPublicKeyFile], gpg_id: 'cli-signer <cli-signer@stevedore.test>', sigstore: `file://${lookaside}` },
       { transport: 'repository', name: 'docker.io', repo_name: 'docker.io', type: 'accept' },
     ]);

@@ -78,6 +78,7 @@ state = ${q(p.containerdState)}
         runtime_type = "io.containerd.runc.v2"
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
           BinaryName = ${q(o.runc)}
+          Root = ${q(join(p.dir, 'containerd', 'runc'))}
           SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = [${q(o.cniBinDir)}]
@@ -149,6 +150,8 @@ export function kubeletConfig(p: NodePaths, o: { caFile: string; cgroupRoot: str
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
     serializeImagePulls: false,
+    // No KUBE-* iptables chains on this machine: nothing here needs them (no kube-proxy).
+    makeIPTablesUtilChains: false,
     featureGates: { UserNamespacesSupport: true },
     // Status every few seconds, so tests see Pods and the node promptly.
     nodeStatusUpdateFrequency: '4s',

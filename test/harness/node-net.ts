@@ -95,7 +95,7 @@ export function candidateSubnets(): string[] {
  * The subnet to use: `wanted` if given (refused when it overlaps), else the first candidate that
  * overlaps nothing (a node already running here has its bridge route, so a second one moves on).
  */
-export function chooseSubnet(host: HostNetworks, wanted?: string): { subnet: string; index: number } {
+export function chooseSubnet(host: HostNetworks, wanted?: string, skip: ReadonlySet<number> = new Set()): { subnet: string; index: number } {
   if (wanted) {
     const found = conflicts(wanted, host);
     if (found.length) throw new PodNetworkOverlapError(wanted, found);
@@ -103,7 +103,7 @@ export function chooseSubnet(host: HostNetworks, wanted?: string): { subnet: str
   }
   const candidates = candidateSubnets();
   for (const [index, subnet] of candidates.entries()) {
-    if (conflicts(subnet, host).length === 0) return { subnet, index };
+    if (!skip.has(index) && conflicts(subnet, host).length === 0) return { subnet, index };
   }
   throw new PodNetworkOverlapError(candidates.join(', '), ['every candidate is in use']);
 }

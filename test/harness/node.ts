@@ -13,7 +13,7 @@
  * registry listens on the bridge's own address, which Pods and this machine reach and nothing else.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, mkdtemp, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, mkdir, mkdtemp, readFile, readdir, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
 import { closeSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ import { runChecked, runCommand, spawnManaged, type ManagedProcess } from './pro
 import { startRegistry, type TestRegistry } from './registry.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CONTAINER_LOG_LINKS = '/var/log/containers';
 
 /** A version pinned in hack/node.mk (`NAME := vX.Y.Z`). */
 export function nodeToolVersion(name: string): string {
@@ -56,9 +57,9 @@ export function nodeTools() {
 }
 
 /** The node parts that are not built yet (empty: the node can start). */
-export function missingNodeTools(): string[] {
+export function missingNodeTools(extras = true): string[] {
   const t = nodeTools();
-  return [t.kubelet, t.scheduler, t.controllerManager, join(t.containerdDir, 'containerd'), t.runc, join(t.cniBinDir, 'bridge'), t.crictl, t.pause]
+  return [t.kubelet, ...(extras ? [t.scheduler, t.controllerManager] : []), join(t.containerdDir, 'containerd'), t.runc, join(t.cniBinDir, 'bridge'), t.crictl, t.pause, t.kubectl]
     .filter((p) => !existsSync(p));
 }
 
@@ -224,6 +225,18 @@ export async function cleanupNodeDir(dir: string): Promise<string[]> {
     const r = await runCommand('umount', ['-l', m]);
     if (r.code !== 0 && !/not mounted/.test(r.stderr)) problems.push(`umount ${m}: ${r.stderr.trim()}`);
   }
+  // The kubelet links every container's log into /var/log/containers (a fixed path): ours go.
+  try {
+    for (const f of await readdir(CONTAINER_LOG_LINKS)) {
+      const target = await readlink(join(CONTAINER_LOG_LINKS, f)).catch(() => '');
+      if (target.startsWith(`${dir}/`)) await rm(join(CONTAINER_LOG_LINKS, f), { force: true });
+    }
+    await rmdir(CONTAINER_LOG_LINKS).catch(() => undefined); // only when nothing else is left there
+  } catch {
+    // no such directory
+  }
+  // containerd's shims keep their sockets in a fixed /run/containerd/s: remove it once empty.
+  for (const d of ['/run/containerd/s', '/run/containerd/runc/k8s.io', '/run/containerd/runc', '/run/containerd']) await rmdir(d).catch(() => undefined);
   let state: { bridge?: string; cgroupRoot?: string } = {};
   try {
     state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as typeof state;
@@ -242,7 +255,7 @@ export async function cleanupNodeDir(dir: string): Promise<string[]> {
 
 /** Starts the whole node; on failure everything started so far is stopped again. */
 export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
-  const missing = missingNodeTools();
+  const missing = missingNodeTools(opts.extras ?? true);
   if (missing.length) throw new Error(`node parts missing (build them with \`make node-tools\`): ${missing.join(', ')}`);
   const t = nodeTools();
   const t0 = Date.now();
@@ -256,23 +269,41 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     await rm(dir, { recursive: true, force: true });
   }
   const paths = nodePaths(dir);
+  // mkdtemp makes 0700: user-namespaced containers (an unprivileged id on the node) must traverse
+  // it to reach their rootfs and volumes.
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o755);
   for (const d of [join(dir, 'logs'), paths.containerdRoot, paths.containerdState, paths.certsDir, paths.cniConfDir,
     paths.cniDataDir, paths.kubeletRoot, paths.podLogs, paths.volumePlugins, paths.seccompDir, join(dir, 'pki')]) {
     await mkdir(d, { recursive: true });
   }
 
-  // Network first: refuse before anything runs.
-  const { subnet, index } = chooseSubnet(await readHostNetworks(), opts.podSubnet);
+  // Network first: refuse before anything runs. Creating the bridge claims its subnet (another
+  // node starting at the same moment finds the name taken and moves on to the next candidate).
+  let claimed: { subnet: string; index: number } | undefined;
+  const taken = new Set<number>();
+  while (!claimed) {
+    const c = chooseSubnet(await readHostNetworks(), opts.podSubnet, taken);
+    const r = await runCommand('ip', ['link', 'add', 'name', `stvd${c.index}`, 'type', 'bridge']);
+    if (r.code === 0) claimed = c;
+    else if (/File exists/.test(r.stderr) && !opts.podSubnet) taken.add(c.index);
+    else throw new Error(`ip link add name stvd${c.index} type bridge: ${r.stderr.trim()}`);
+  }
+  const { subnet, index } = claimed;
   const gateway = gatewayOf(subnet);
   const bridge = `stvd${index}`;
   // Service ClusterIPs: no kube-proxy serves them, but the kubelet still gives every Pod
   // KUBERNETES_SERVICE_HOST; a hostNetwork Pod would send to it through the default route. The
   // range is routed to our bridge, so whatever is sent there stays on this machine.
   const serviceSubnet = `198.18.${16 + index}.0/24`;
-  const serviceConflicts = conflicts(serviceSubnet, await readHostNetworks());
-  if (serviceConflicts.length) throw new PodNetworkOverlapError(serviceSubnet, serviceConflicts);
   const cgroupRoot = `/stevedore-node-${index}`;
   await writeFile(join(dir, 'state.json'), JSON.stringify({ bridge, cgroupRoot, subnet, nodeName }));
+  const serviceConflicts = conflicts(serviceSubnet, await readHostNetworks(), bridge);
+  if (serviceConflicts.length) {
+    await cleanupNodeDir(dir);
+    if (removeDir) await rm(dir, { recursive: true, force: true });
+    throw new PodNetworkOverlapError(serviceSubnet, serviceConflicts);
+  }
 
   const procs: Started[] = [];
   let controlPlane: ControlPlane | undefined;
@@ -301,7 +332,6 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
   try {
     // The bridge exists before the first Pod so the registry can listen on its address.
     let s = Date.now();
-    await runChecked('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
     await runChecked('ip', ['addr', 'add', `${gateway}/${subnet.split('/')[1]}`, 'dev', bridge]);
     await runChecked('ip', ['link', 'set', bridge, 'up']);
     await runChecked('ip', ['route', 'add', serviceSubnet, 'dev', bridge]);

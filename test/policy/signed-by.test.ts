@@ -83,6 +83,9 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     expect(await readdir(join(lookaside, 'team', `skopeo@sha256=${hex}`))).toEqual(['signature-1']);
     const ok = await evaluatePolicy(signedBy({}), `docker://${reg.host}/team/skopeo:1`, { registriesDir });
     expect(ok.allowed, ok.reason).toBe(true);
+    // The copy engine's gate admits it too.
+    const copied = await copyReference(parseImageName(`docker://${reg.host}/team/skopeo:1`), parseImageName(`oci:${join(dir, 'from-skopeo')}:ok`), { policy: signedBy({}), srcContext: { registriesDir } });
+    expect(copied.digest).toBe(image.descriptor.digest);
     // The same signature does not vouch for another tag under the default matchRepoDigestOrExact...
     await pushImage(image, 'team/skopeo:2');
     const otherTag = await evaluatePolicy(signedBy({}), `docker://${reg.host}/team/skopeo:2`, { registriesDir });
@@ -169,6 +172,21 @@ describe('signedBy with GPG keys and lookaside storage', () => {
       got.push(d.allowed);
     }
     expect(got).toEqual(cases.map((c) => c.want));
+  });
+
+  it('a valid signature replayed into another image\'s lookaside directory is refused: it names the other digest', async () => {
+    const { registriesDir, lookaside } = await lookasideConfig();
+    await pushImage(other, 'team/replay:1');
+    await gpgSign(`${reg.host}/team/replay:1`, registriesDir);
+    // The attacker copies the signature of `other` (same repository and tag) into `image`'s directory.
+    await pushImage(image, 'team/replay:2');
+    const from = join(lookaside, 'team', `replay@${other.descriptor.digest.replace(':', '=')}`, 'signature-1');
+    const toDir = join(lookaside, 'team', `replay@${image.descriptor.digest.replace(':', '=')}`);
+    await mkdir(toDir, { recursive: true });
+    await writeFile(join(toDir, 'signature-1'), await readFile(from));
+    const d = await evaluatePolicy(signedBy({ signedIdentity: { type: 'matchRepository' } }), `docker://${reg.host}/team/replay:2`, { registriesDir });
+    expect(d.allowed).toBe(false);
+    expect(d.reason).toContain(`for digest ${other.descriptor.digest}, not ${image.descriptor.digest}`);
   });
 
   it('reads signatures from an http:// lookaside (loopback), and stops a lookaside that never ends', async () => {

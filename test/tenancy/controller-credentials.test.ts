@@ -5,7 +5,7 @@
 // ImageMirrors that name no credentials: both must fail with "authentication required". With B's own
 // Secret naming valid credentials the same mirror works. Malformed credentials Secrets are reported
 // by Secret and JSON path, and the password text appears in no status, Event or controller log line.
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -24,6 +24,8 @@ import { controllerToken, dockerConfigSecret, mirrorsPath, ready, registryDigest
 import { tenantRequest, tenantSetup } from './tenant.js';
 
 const NS_B = 'team-b';
+/** A namespace the administrator did not opt in: the controller's token reads no Secret there. */
+const NS_C = 'team-c';
 const SYSTEM_NS = 'stevedore-system';
 const temps = new TempDirs();
 let cp: ControlPlane;
@@ -34,7 +36,9 @@ let stop: AbortController;
 let running: Promise<void>;
 let tenantToken: string;
 const logLines: string[] = [];
-const savedAuthFile = process.env.REGISTRY_AUTH_FILE;
+const savedEnv = { REGISTRY_AUTH_FILE: process.env.REGISTRY_AUTH_FILE, HOME: process.env.HOME, DOCKER_CONFIG: process.env.DOCKER_CONFIG };
+let authFile: string;
+let homeDir: string;
 
 /** A password that must never show up anywhere but the Secret it was put in. */
 const LEAK = 'Hunter2-Sup3rSecret-Passw0rd';
@@ -47,6 +51,7 @@ beforeAll(async () => {
   ]);
   await cp.installCRDs();
   await cp.createNamespace(NS_B);
+  await cp.createNamespace(NS_C);
   const credsA = { username: regA.username!, password: regA.password! };
   const img = await makeRandomImage({ layers: 1, layerSize: 16 * 1024, seed: 'team-a-private', layoutDir: await temps.make('img-a'), ref: '1.0' });
   await copyReference(parseImageName(img.ociRef), parseImageName(`docker://${regA.host}/team-a/private:1.0`), {
@@ -56,10 +61,14 @@ beforeAll(async () => {
   await copyReference(parseImageName(pub.ociRef), parseImageName(`docker://${regP.host}/public/app:evil`), {});
 
   // The controller process is handed team A's login (in its auth file, as a CLI user's would be).
-  const authDir = await temps.make('controller-auth');
-  const authFile = join(authDir, 'auth.json');
-  await writeFile(authFile, JSON.stringify({ auths: { [regA.host]: { auth: Buffer.from(`${credsA.username}:${credsA.password}`).toString('base64') } } }));
+  const login = JSON.stringify({ auths: { [regA.host]: { auth: Buffer.from(`${credsA.username}:${credsA.password}`).toString('base64') } } });
+  authFile = join(await temps.make('controller-auth'), 'auth.json');
+  await writeFile(authFile, login);
   process.env.REGISTRY_AUTH_FILE = authFile;
+  // The same login as Docker keeps it, in a home directory (used by a later test).
+  homeDir = await temps.make('controller-home');
+  await mkdir(join(homeDir, '.docker'));
+  await writeFile(join(homeDir, '.docker', 'config.json'), login);
 
   tenantToken = await tenantSetup(cp, NS_B, 'tenant-b');
   const sink = new Writable({
@@ -70,7 +79,6 @@ beforeAll(async () => {
   });
   manager = createControllerManager({
     kubeConfig: cp.kubeConfigForToken(await controllerToken(cp, SYSTEM_NS, 'stevedore-controller', [NS_B])),
-    namespace: NS_B,
     queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
     processMetrics: false,
     log: pino({ level: 'debug' }, sink),
@@ -83,8 +91,10 @@ beforeAll(async () => {
 afterAll(async () => {
   stop?.abort();
   await running;
-  if (savedAuthFile === undefined) delete process.env.REGISTRY_AUTH_FILE;
-  else process.env.REGISTRY_AUTH_FILE = savedAuthFile;
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   await Promise.all([cp?.stop(), regA?.stop(), regP?.stop()]);
   await temps.cleanup();
 });
@@ -135,6 +145,25 @@ describe('confused deputy: the controller never lends its own registry credentia
     expect(res.status).toBe(404);
   });
 
+  it('nor with the login in the controller’s ~/.docker/config.json instead of REGISTRY_AUTH_FILE', async () => {
+    delete process.env.REGISTRY_AUTH_FILE;
+    delete process.env.DOCKER_CONFIG;
+    process.env.HOME = homeDir;
+    try {
+      const created = await createAsTenant('steal-home', {
+        source: { registry: { repository: `${regA.host}/team-a/private`, insecure: true } },
+        destination: { registry: { repository: `${regP.host}/team-b/stolen-home`, insecure: true } },
+        tags: { list: ['1.0'] },
+      });
+      const m = await waitFor('steal-home settles', getAsTenant('steal-home'), settled(created.metadata.generation));
+      expect(ready(m)!.status).toBe('False');
+      expect(ready(m)!.message).toMatch(/authentication required/);
+      expect(await registryDigest(regP.url, 'team-b/stolen-home', '1.0')).toBeUndefined();
+    } finally {
+      process.env.REGISTRY_AUTH_FILE = authFile;
+    }
+  });
+
   it('with tenant B’s own Secret naming valid credentials the same copy works', async () => {
     const secret = dockerConfigSecret('b-creds', regA.host, regA.username!, regA.password!);
     expect((await tenantRequest(cp, tenantToken, 'POST', `/api/v1/namespaces/${NS_B}/secrets`, secret)).status).toBe(201);
@@ -146,6 +175,30 @@ describe('confused deputy: the controller never lends its own registry credentia
     const m = await waitFor('own-creds Ready', getAsTenant('own-creds'), settled(created.metadata.generation));
     expect(ready(m)!.reason).toBe('Succeeded');
     expect(await registryDigest(regP.url, 'team-b/copy', '1.0')).toMatch(/^sha256:/);
+  });
+});
+
+describe('a namespace that was not opted in', () => {
+  it('gets a status saying the Secret is not readable and why, and the controller reads nothing there', async () => {
+    const tokenC = await tenantSetup(cp, NS_C, 'tenant-c');
+    const secret = dockerConfigSecret('c-creds', regA.host, regA.username!, regA.password!);
+    expect((await tenantRequest(cp, tokenC, 'POST', `/api/v1/namespaces/${NS_C}/secrets`, secret)).status).toBe(201);
+    const res = await tenantRequest(cp, tokenC, 'POST', mirrorsPath(NS_C), {
+      apiVersion: API_VERSION,
+      kind: 'ImageMirror',
+      metadata: { name: 'not-opted-in' },
+      spec: {
+        source: { registry: { repository: `${regA.host}/team-a/private`, insecure: true, credentials: { name: 'c-creds' } } },
+        destination: { registry: { repository: `${regP.host}/team-c/copy`, insecure: true } },
+        tags: { list: ['1.0'] },
+      },
+    });
+    expect(res.status).toBe(201);
+    const get = async () => (await tenantRequest(cp, tokenC, 'GET', mirrorsPath(NS_C, 'not-opted-in'))).json as ImageMirror;
+    const m = await waitFor('not-opted-in settles', get, settled((res.json as ImageMirror).metadata.generation));
+    expect(ready(m)).toMatchObject({ status: 'False', reason: 'CredentialsNotFound' });
+    expect(ready(m)!.message).toMatch(/Secret team-c\/c-creds is not readable: .*opted in \(chart value tenantNamespaces\)/);
+    expect(await registryDigest(regP.url, 'team-c/copy', '1.0')).toBeUndefined();
   });
 });
 

@@ -97,14 +97,14 @@ async function pods(): Promise<Array<{ metadata: { name: string; labels?: Record
 }
 
 describe('a non-retryable engine error stalls the object until its spec changes', () => {
-  it('ImageMirror: an unparsable tags.semver stalls with INVALID_INPUT, is not retried, and a fixed spec syncs', async () => {
+  it('ImageMirror: an unparsable tags.semver stalls (InvalidSpec), is not retried, and a fixed spec syncs', async () => {
     const created = await create<ImageMirror>(mirrorsPath(NS), 'ImageMirror', 'bad-semver', {
       source: { registry: { repository: `${reg.host}/src/app`, insecure: true } },
       destination: { registry: { repository: `${reg.host}/dst/app`, insecure: true } },
       tags: { semver: '>=1.0.0 <<< nonsense' },
     });
-    const m = await waitFor('Stalled', get<ImageMirror>(mirrorsPath(NS, 'bad-semver')), stalledAt(created.metadata.generation, 'INVALID_INPUT'));
-    expect(cond(m, 'Ready')).toMatchObject({ status: 'False', reason: 'INVALID_INPUT' });
+    const m = await waitFor('Stalled', get<ImageMirror>(mirrorsPath(NS, 'bad-semver')), stalledAt(created.metadata.generation, 'InvalidSpec'));
+    expect(cond(m, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
     expect(cond(m, 'Stalled')!.message).toContain('spec.tags.semver');
     const before = attempts(`${NS}/bad-semver`);
     const rv = m.metadata.resourceVersion;

@@ -116,7 +116,7 @@ const event = (ns: string) => ({
   action: 'Reconcile',
   reason: 'Probe',
   type: 'Normal',
-  regarding: { apiVersion: 'v1', kind: 'Namespace', name: ns },
+  regarding: { apiVersion: 'stevedore.dev/v1alpha1', kind: 'ImageMirror', name: 'probe', namespace: ns },
 });
 
 describe('the controller ServiceAccount’s token (chart RBAC, tenantNamespaces={team-a})', () => {

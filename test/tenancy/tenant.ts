@@ -32,6 +32,13 @@ export async function tenantSetup(cp: ControlPlane, namespace: string, name: str
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
     subjects: [{ kind: 'ServiceAccount', name, namespace }],
   });
+  // The API server's RBAC cache learns the new binding a moment later: wait until it applies.
+  for (let i = 0; ; i++) {
+    const res = await tenantRequest(cp, token, 'GET', `/api/v1/namespaces/${namespace}/secrets?limit=1`);
+    if (res.status === 200) break;
+    if (i >= 100) throw new Error(`tenant ${namespace}/${name}: RBAC not in effect after 10 s (${res.status} ${res.body})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return token;
 }
 

@@ -38,7 +38,7 @@ export interface EvaluateOptions {
 
 export function evaluateStage(plan: BuildPlan, stage: PlannedStage, opts: EvaluateOptions = {}): StageEvaluation {
   const scope = new StageScope(plan.globalArgs, plan.buildArgs, plan.escape, envPairs(opts.baseEnv ?? []));
-  const triggers = opts.onBuild && opts.onBuild.length > 0 ? applyOnBuild(opts.onBuild, { file: plan.file, line: stage.from.line }) : [];
+  const triggers = opts.onBuild && opts.onBuild.length > 0 ? applyOnBuild(opts.onBuild, { file: stage.from.file ?? plan.file, line: stage.from.line }) : [];
   const steps: EvaluatedStep[] = [];
   const run = (inst: Instruction, onBuild: boolean): void => {
     const expanded = expandInstruction(inst, scope, plan.file);
@@ -57,7 +57,7 @@ export function evaluateStage(plan: BuildPlan, stage: PlannedStage, opts: Evalua
  * applied here (its default expanded, a build arg winning) and returned with the values it took.
  */
 export function expandInstruction(inst: Instruction, scope: StageScope, file: string): Instruction {
-  const loc = { file, line: inst.line, instruction: inst.kind };
+  const loc = { file: inst.file ?? file, line: inst.line, instruction: inst.kind };
   const fail = (detail: string): never => {
     throw new ContainerfileError(loc, detail);
   };
@@ -221,6 +221,6 @@ export function applyOnBuild(triggers: readonly string[], at: { file: string; li
       throw new ContainerfileError(loc, `${inst.kind} isn't allowed as an ONBUILD trigger`);
     }
     // Report problems at the FROM that pulled the trigger in: that is the line the user can change.
-    return { ...inst, line: at.line, endLine: at.line };
+    return { ...inst, line: at.line, endLine: at.line, file: at.file };
   });
 }

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,7 +8,7 @@ import { unpackLayer } from '../../runtime/unpack/index.js';
 import { InvalidInputError, NotFoundError, StevedoreError, errorMessage } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
 import { openArchive } from '../layers/archive.js';
-import { loadIgnore, type IgnoreMatcher } from './ignore.js';
+import { ignoreFromLines, loadIgnore, type IgnoreMatcher } from './ignore.js';
 import { fetchRemoteContext, redact, remoteContextOf } from './remote.js';
 
 const log = rootLogger.child({ component: 'build-context' });
@@ -27,6 +27,8 @@ export interface BuildContext {
 export interface OpenContextOptions {
   /** The Containerfile, for `<name>.containerignore`; relative paths are inside the context. */
   containerfile?: string;
+  /** `--ignorefile`: this file's patterns instead of the context's .containerignore/.dockerignore. */
+  ignoreFile?: string;
   /** Where `-` reads the tar from; process.stdin unless given. */
   stdin?: NodeJS.ReadableStream;
   /** Parent of the temp directory a tarball is extracted into; the OS temp dir unless given. */
@@ -115,7 +117,16 @@ export async function openContext(spec: string, opts: OpenContextOptions = {}): 
 
 async function finish(dir: string, opts: OpenContextOptions, cleanup: () => Promise<void>): Promise<BuildContext> {
   const canonical = await realpath(dir);
-  const ignore = await loadIgnore(canonical, opts.containerfile);
+  const ignore = opts.ignoreFile !== undefined ? await ignoreFromFile(opts.ignoreFile) : await loadIgnore(canonical, opts.containerfile);
   log.debug({ dir: canonical, ignoreFile: ignore.source }, 'build context opened');
   return { dir: canonical, ignore, cleanup };
+}
+
+/** An ignore file named by `--ignorefile` (it must exist). */
+async function ignoreFromFile(path: string): Promise<IgnoreMatcher> {
+  const file = resolve(path);
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ENOENT' ? new NotFoundError(`--ignorefile ${path}: no such file`) : new StevedoreError('CONTEXT_UNREADABLE', `--ignorefile ${path}: ${err.message}`, { cause: err });
+  });
+  return ignoreFromLines(text.split(/\r?\n/), file);
 }

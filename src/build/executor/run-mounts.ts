@@ -8,6 +8,7 @@ import { errorMessage } from '../../util/errors.js';
 import { BuildStepError, SourceNotFoundError, type StepLocation } from './errors.js';
 import type { BuildRun } from './steps.js';
 import { hashCopyInputs } from '../layers/copy.js';
+import { copyOwners } from '../layers/owners.js';
 
 /** What `RUN --mount=...` turns into for the runtime, plus what the cache key needs to know. */
 export interface RunMounts {
@@ -49,6 +50,7 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
             const tmp = `${dir}.seed-${randomBytes(6).toString('hex')}`;
             try {
               await cp(seed.path, tmp, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+              await copyOwners(seed.path, tmp);
               await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
                 // A parallel step seeded it first: theirs is the same copy.
                 if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;

@@ -15,6 +15,8 @@ import { rootLogger } from '../../util/log.js';
 import type { LocalBuildCache } from '../cache/local.js';
 import type { RegistryBuildCache } from '../cache/registry.js';
 import { localBaseMoved } from './base-image.js';
+import { normaliseImageName } from '../../runtime/store/names.js';
+import { imageIdentifier, SourceDeniedError } from '../source-policy.js';
 import { asStoredImage, stateFromImage, topChain, type BuiltLayer, type StageState } from './state.js';
 import { SourceNotFoundError } from './errors.js';
 import { pullForPlatform } from './platform-pull.js';
@@ -52,6 +54,8 @@ export class BuildRun {
   readonly workDir: string;
   /** Final state of each finished stage, by index. */
   readonly stages = new Map<number, StageState>();
+  /** Each stage's state right after its FROM (what --squash keeps below the squashed layer). */
+  readonly initial = new Map<number, StageState>();
   /** Each stage of the plan, finished or not: a step needing another stage waits for it here. */
   readonly pending = new Map<number, Promise<StageState>>();
   readonly #images = new Map<string, Promise<StoredImage>>();
@@ -91,7 +95,12 @@ export class BuildRun {
    * platform through the runtime's store, another platform beside it.
    */
   image(name: string, platform?: Platform): Promise<StoredImage> {
-    const ref = this.imageRef(name);
+    let ref: string;
+    try {
+      ref = this.policyRef(this.imageRef(name));
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const foreign = platform !== undefined && formatPlatform(platform) !== formatPlatform(hostPlatform());
     const key = foreign ? `${ref}@${formatPlatform(platform)}` : ref;
     let p = this.#images.get(key);
@@ -116,6 +125,23 @@ export class BuildRun {
     const named = this.opts.namedContexts?.get(name.toLowerCase());
     if (named?.kind === 'files') throw new SourceNotFoundError(`"${name}" is a --build-context of files, not an image: it can be read by COPY --from and RUN --mount=from, not used as a base`);
     return named?.kind === 'image' ? named.ref : name;
+  }
+
+  /**
+   * The image the source policy lets the build use for `ref` (pinned by a CONVERT, or refused): a
+   * registry name is checked as BuildKit's `docker-image://host/repo:tag` identifier; local
+   * transports (`oci:DIR`, ...) are not registry sources and are not checked.
+   */
+  policyRef(ref: string): string {
+    const policy = this.opts.sourcePolicy;
+    if (!policy) return ref;
+    const { storeName, source } = normaliseImageName(ref);
+    if (!source.startsWith('docker://')) return ref;
+    const id = imageIdentifier(storeName);
+    const next = policy.evaluate(id);
+    if (next === id) return ref;
+    if (!next.startsWith('docker-image://')) throw new SourceDeniedError(`source ${id}: the policy converts it to ${next}, which is not an image`);
+    return next.slice('docker-image://'.length);
   }
 
   /** A `--build-context` of files by this name (stages come first: a stage of that name is the stage). */

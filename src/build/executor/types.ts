@@ -5,6 +5,8 @@ import type { Platform } from '../../oci/platform.js';
 import type { TransportContext } from '../../transports/types.js';
 import type { BuildContext } from '../context/source.js';
 import type { BuiltLayer } from './state.js';
+import type { SourcePolicy } from '../source-policy.js';
+import type { RootfsExport } from '../output/export.js';
 import type { LayerCompressor } from '../output/compress.js';
 
 /** What the executor reports as it goes; the CLI prints it like `buildah bud`. */
@@ -41,8 +43,8 @@ export type NamedContext = { kind: 'image'; ref: string } | { kind: 'files'; con
 export interface ExecuteOptions {
   store: ImageStore;
   context: BuildContext;
-  /** The Containerfile's text and the name used in messages. */
-  containerfile: { text: string; name: string };
+  /** The Containerfile's text and the name used in messages; `more`: files joined after it (`-f A -f B`). */
+  containerfile: { text: string; name: string; more?: readonly { text: string; file: string }[] };
   target?: string;
   buildArgs?: Record<string, string>;
   /** The platform the image is for (the host's by default). */
@@ -53,6 +55,12 @@ export interface ExecuteOptions {
   noCache?: boolean;
   /** `--secret`: id → a host file (`src=PATH`) or a value (`env=VAR`, read by the caller). */
   secrets?: ReadonlyMap<string, SecretSource>;
+  /** `--source-policy-file`: images and URLs are checked (and maybe pinned) against it. */
+  sourcePolicy?: SourcePolicy;
+  /** `--output`: the target stage's files written out as a directory or a tar file. */
+  exports?: readonly RootfsExport[];
+  /** `--squash`: the target stage's new layers become one (its base image's layers stay as they are). */
+  squash?: boolean;
   /** `--build-context`: by name (lower case, as stage names). */
   namedContexts?: ReadonlyMap<string, NamedContext>;
   /** `--ssh`: id (`default` unless named) → an SSH agent socket on this host, for RUN --mount=type=ssh. */

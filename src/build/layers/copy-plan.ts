@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { posix, relative, sep } from 'node:path';
-import { compilePattern } from '../context/patterns.js';
+import { compilePattern, type PathRegex } from '../context/patterns.js';
 import { ignoreFromLines, type IgnoreMatcher } from '../context/ignore.js';
 import { resolveInRoot, splitRootedPath } from '../../runtime/unpack/index.js';
 import { InvalidInputError, NotFoundError } from '../../util/errors.js';
@@ -82,7 +82,7 @@ async function statFollowed(root: string, rel: string): Promise<{ host: string; 
 }
 
 /** Lists root-relative paths a glob of `depth` components (Infinity with `**`) could match. */
-async function globMatches(root: string, ignore: IgnoreMatcher | undefined, regex: RegExp, depth: number): Promise<string[]> {
+async function globMatches(root: string, ignore: IgnoreMatcher | undefined, regex: PathRegex, depth: number): Promise<string[]> {
   const out: string[] = [];
   const walk = async (rel: string, level: number): Promise<void> => {
     const names = (await readdir(rel === '' ? root : `${root}/${rel}`)).sort();

@@ -1,4 +1,3 @@
-import { stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ContainerfileError } from '../../build/containerfile/index.js';
@@ -14,21 +13,20 @@ import {
   buildMetadata,
   type BuildSuccess,
   type FailureReason,
-  type SecretSource,
 } from '../../build/index.js';
 import { RESULT_FILE_LIMIT } from '../../build/output/result-file.js';
 import type { Digest } from '../../oci/digest.js';
 import { SILENT_REPORTER } from '../../build/executor/types.js';
-import { parsePlatform } from '../../oci/platform.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
-import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
-import type { RuntimeName } from '../../runtime/oci-runtime.js';
+import { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
+import { writeFileAtomic } from '../../util/fs.js';
 import { VERSION } from '../../util/version.js';
 import { EXIT_TOOL_ERROR } from '../exit-codes.js';
-import type { AttestationRecord, BuildAttestFlags, SignatureRecord } from '../build-attest.js';
+import type { AttestationRecord, SignatureRecord } from '../build-attest.js';
 import { collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
+import { acceptGoBools, keyValues, optionsFromFlags, type BuildFlags } from '../build-flags.js';
 
 // A build does thousands of small file operations at once (hashing, layer writing, snapshots):
 // libuv's default 4 threads queue them. Set by the command, not the engine: it is process-wide,
@@ -45,137 +43,6 @@ function stepExitCode(err: unknown): number {
   const code = err instanceof BuildStepError ? err.exitCode : undefined;
   return code !== undefined && Number.isInteger(code) && code > 0 && code < 256 ? code : EXIT_STEP_FAILED;
 }
-
-interface BuildFlags extends BuildAttestFlags {
-  file?: string[];
-  tag?: string[];
-  target?: string;
-  buildArg?: string[];
-  platform?: string;
-  label?: string[];
-  annotation?: string[];
-  format?: string;
-  timestamp?: string;
-  sourceDateEpoch?: string;
-  rewriteTimestamp?: boolean;
-  layers?: boolean;
-  iidfile?: string;
-  metadataFile?: string;
-  ssh?: string[];
-  buildContext?: string[];
-  cacheFrom?: string[];
-  cacheTo?: string[];
-  cache?: boolean;
-  digestfile?: string;
-  quiet?: boolean;
-  secret?: string[];
-  tlsVerify?: boolean;
-  creds?: string;
-  authfile?: string;
-  resultFile?: string;
-  pull?: string;
-  runtime?: string;
-  root?: string;
-}
-
-/** `K=V` pairs; for --build-arg a bare `K` takes the value from this environment (as docker). */
-function keyValues(flag: string, values: readonly string[] | undefined, fromEnv = false): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values ?? []) {
-    const eq = v.indexOf('=');
-    if (eq === 0) throw new InvalidInputError(`${flag} ${v}: empty name`);
-    if (eq < 0) {
-      if (fromEnv && process.env[v] !== undefined) out[v] = process.env[v]!;
-      else if (!fromEnv) throw new InvalidInputError(`${flag} ${v}: expected KEY=VALUE`);
-      continue;
-    }
-    out[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return out;
-}
-
-/** `a=b,c=d` fields of a flag value; a field without `=` maps to undefined. */
-function fieldsOf(v: string): Map<string, string | undefined> {
-  return new Map(
-    v.split(',').map((f) => {
-      const eq = f.indexOf('=');
-      return eq < 0 ? ([f, undefined] as const) : ([f.slice(0, eq), f.slice(eq + 1)] as const);
-    }),
-  );
-}
-
-/**
- * `--secret id=ID,src=PATH` (also `source=`, `type=file`), `--secret id=ID,env=VAR` (also
- * `type=env,src=VAR`), as buildah and BuildKit; `--secret id=ID` alone takes the environment
- * variable ID if it is set, else the file ID. Values are read here; messages never quote them.
- */
-async function parseSecrets(values: readonly string[] | undefined): Promise<Map<string, SecretSource>> {
-  const out = new Map<string, SecretSource>();
-  for (const v of values ?? []) {
-    const fields = fieldsOf(v);
-    const id = fields.get('id');
-    if (!id) throw new InvalidInputError(`--secret ${v}: expected id=ID,src=PATH or id=ID,env=VAR`);
-    const type = fields.get('type');
-    if (type !== undefined && type !== 'file' && type !== 'env') throw new InvalidInputError(`--secret id=${id}: type must be file or env, got "${type}"`);
-    const src = fields.get('src') ?? fields.get('source');
-    const env = fields.get('env') ?? (type === 'env' ? src : undefined);
-    if (env !== undefined) {
-      const value = process.env[env];
-      if (value === undefined) throw new InvalidInputError(`--secret id=${id}: the environment variable ${env} is not set`);
-      out.set(id, { value });
-      continue;
-    }
-    if (src === undefined && process.env[id] !== undefined) {
-      out.set(id, { value: process.env[id]! });
-      continue;
-    }
-    const file = resolve(src ?? id);
-    const st = await stat(file).catch(() => undefined);
-    if (!st?.isFile()) throw new InvalidInputError(`--secret id=${id}: ${file} is not a readable file${src === undefined ? ` (and $${id} is not set)` : ''}`);
-    out.set(id, { file });
-  }
-  return out;
-}
-
-/** `--ssh default`, `--ssh default=SOCKET`, `--ssh ID=SOCKET` (repeatable): the agent sockets RUN --mount=type=ssh may use. */
-async function parseSsh(values: readonly string[] | undefined): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const v of values ?? []) {
-    const eq = v.indexOf('=');
-    const id = eq < 0 ? v : v.slice(0, eq);
-    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new InvalidInputError(`--ssh ${v}: expected ID or ID=SOCKET`);
-    let socket = eq < 0 ? process.env.SSH_AUTH_SOCK : v.slice(eq + 1);
-    if (!socket) throw new InvalidInputError(`--ssh ${v}: no socket given and $SSH_AUTH_SOCK is not set (start ssh-agent, or give --ssh ${id}=SOCKET)`);
-    if (socket.includes(',')) throw new InvalidInputError(`--ssh ${v}: only an agent socket can be forwarded, not key files`);
-    socket = resolve(socket);
-    const st = await stat(socket).catch(() => undefined);
-    if (!st?.isSocket()) throw new InvalidInputError(`--ssh ${id}: ${socket} is not a socket (an SSH agent's, as $SSH_AUTH_SOCK names)`);
-    out.set(id, socket);
-  }
-  return out;
-}
-
-/** The Containerfile flags: one path, or `-` (the text on stdin). buildah joins several -f files; we refuse, saying how to do it. */
-async function containerfileFrom(files: readonly string[] | undefined, context: string): Promise<{ file?: string; text?: string }> {
-  if (!files || files.length === 0) return {};
-  if (files.length > 1) {
-    throw new InvalidInputError(`-f was given ${files.length} times (${files.join(', ')}): stevedore builds one Containerfile; join them first (cat ${files.join(' ')} > Containerfile.all) and pass -f Containerfile.all`);
-  }
-  const file = files[0]!;
-  if (file !== '-') return { file };
-  if (context === '-') throw new InvalidInputError('-f - and a context of - both read stdin: give one of them as a path');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of process.stdin) {
-    size += (chunk as Buffer).length;
-    if (size > CONTAINERFILE_LIMIT) throw new InvalidInputError(`-f -: the Containerfile on stdin is larger than ${CONTAINERFILE_LIMIT} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return { text: Buffer.concat(chunks).toString('utf8') };
-}
-
-/** A Containerfile read from stdin larger than this is refused (BuildKit's own limit is far below). */
-const CONTAINERFILE_LIMIT = 8 << 20;
 
 /** The image was built (and pushed) but not signed or attested: the build has not done what was asked. */
 class AttestationFailedError extends StevedoreError {
@@ -209,45 +76,21 @@ function failureReason(err: unknown, aborted: boolean): FailureReason {
   return 'Error';
 }
 
+/** The flags `build --remote` passes on to the ImageBuild (context.ts RemoteBuildFlags). */
+const REMOTE_FLAGS = new Set(['remote', 'file', 'tag', 'target', 'buildArg', 'platform', 'tlsVerify', 'creds', 'authfile', 'kubeconfig', 'namespace', 'contextRepo', 'pushSecret', 'timeout', 'quiet']);
+
 async function exitWith(code: number): Promise<never> {
   await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
   process.exit(code);
 }
 
-/**
- * buildah's boolean flags are also written `--flag=true` / `--flag=false` (Go's flag syntax), which
- * commander reads as unknown options: `--flag=true` becomes `--flag`, `--flag=false` is dropped
- * (each of these flags is off by default).
- */
-const GO_BOOL_FLAGS = ['layers', 'rewrite-timestamp'];
-
-function acceptGoBools(cmd: Command): Command {
-  const parse = cmd.parseOptions.bind(cmd);
-  cmd.parseOptions = (argv: string[]) => {
-    const out: string[] = [];
-    for (const [i, a] of argv.entries()) {
-      if (a === '--') {
-        out.push(...argv.slice(i));
-        break;
-      }
-      const m = /^--([a-z-]+)=(.*)$/.exec(a);
-      if (!m || !GO_BOOL_FLAGS.includes(m[1]!)) {
-        out.push(a);
-        continue;
-      }
-      if (parseBool(m[2]!)) out.push(`--${m[1]}`);
-    }
-    return parse(out);
-  };
-  return cmd;
-}
 
 export function registerBuild(program: Command): void {
   acceptGoBools(program.command('build'))
     .alias('bud')
     .description('build an image from a Containerfile (like buildah bud): push it, write a layout, or keep it in the local store')
     .argument('[context]', 'build context: a directory, a .tar/.tar.gz, or - (a tar on stdin)', '.')
-    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin', collect)
+    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin; several are joined in order, as buildah', collect)
     .option('-t, --tag <name>', 'name the image (repeatable): reg.io/repo:tag pushes, oci:DIR:TAG writes a layout, name:tag stays local', collect)
     .option('--target <stage>', 'build up to this stage')
     .option('--build-arg <K=V>', 'set a build argument (repeatable)', collect)
@@ -261,6 +104,22 @@ export function registerBuild(program: Command): void {
     .option('--layers', 'accepted for buildah (also --layers=true|false): every step is cached; --no-cache skips the cache')
     .option('--iidfile <path>', 'write the image ID (sha256:<config digest>; an index\'s digest for several platforms) to this file')
     .option('--metadata-file <path>', 'write the result as JSON: digest, config digest, descriptor, size, per-platform descriptors')
+    .option('--env <K=V>', 'set an environment variable in the image config (repeatable), as buildah --env', collect)
+    .option('--unsetenv <K>', 'remove an environment variable from the image config (repeatable)', collect)
+    .option('--omit-history', 'write no history into the image config')
+    .option('--ignorefile <path>', 'read ignore patterns from this file instead of the context\'s .containerignore/.dockerignore')
+    .option('--os <os>', 'the target OS (with --arch and --variant: another way to say --platform)')
+    .option('--arch <arch>', 'the target architecture')
+    .option('--variant <variant>', 'the target architecture variant')
+    .option('--jobs <n>', 'accepted for buildah: independent stages always run in parallel')
+    .option('--skip-unused-stages', 'accepted for buildah (also =true|false): only the stages the target needs are built')
+    .option('--rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
+    .option('--force-rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
+    .option('--identity-label', 'accepted for buildah (also =true|false): stevedore adds no io.buildah.version label')
+    .option('--source-policy-file <path>', 'a BuildKit source policy (JSON): pin images and URLs (CONVERT) or refuse them (DENY)')
+    .option('--compression-format <gzip|zstd>', 'compression of layers that leave the machine (push, layout, archive, registry cache)', 'gzip')
+    .option('-o, --output <type=local,dest=DIR|type=tar,dest=FILE|DIR>', 'also write the built stage\'s files to a directory or a tar file (repeatable)', collect)
+    .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
     .option('--ssh <default|id=socket>', 'forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--cache-from <repo>', 'registry repository to read cached layers from (repeatable)', collect)
@@ -290,9 +149,12 @@ export function registerBuild(program: Command): void {
     .option('--context-repo <repo>', 'with --remote: repository for the context artifact (default: <image repository>-context)')
     .option('--push-secret <name>', 'with --remote: dockerconfigjson Secret the build Pod pushes (and pulls the context) with')
     .option('--timeout <duration>', 'with --remote: give up the build after this long (e.g. 30m)')
-    .action(async (context: string, o: BuildFlags & { remote?: boolean }) => {
+    .action(async (context: string, o: BuildFlags & { remote?: boolean }, cmd: Command) => {
       if (o.remote) {
         if ((o.file ?? []).length > 1 || o.file?.[0] === '-') throw new InvalidInputError('--remote takes one -f path inside the context');
+        // The cluster's build gets only what an ImageBuild says: a flag it cannot pass on is refused, not dropped.
+        const local = Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === 'cli' && !REMOTE_FLAGS.has(k));
+        if (local.length > 0) throw new InvalidInputError(`--remote cannot pass on ${local.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: build locally, or set it in the ImageBuild`);
         return exitWith(await (await import('./context.js')).runRemoteBuild(context, { ...o, file: o.file?.[0] }));
       }
       if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
@@ -301,14 +163,7 @@ export function registerBuild(program: Command): void {
       process.exitCode = EXIT_TOOL_ERROR;
       const signal = signalOnInterrupt();
       try {
-        if (o.format !== 'oci' && o.format !== 'docker') throw new InvalidInputError(`--format must be oci or docker, got "${o.format}"`);
-        if (!['always', 'missing', 'never'].includes(o.pull ?? 'missing')) throw new InvalidInputError(`--pull must be always, missing or never`);
-        if (o.timestamp !== undefined && o.sourceDateEpoch !== undefined && o.timestamp !== o.sourceDateEpoch) throw new InvalidInputError('--timestamp and --source-date-epoch name the same setting: give one');
-        const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
-        if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
-        const cf = await containerfileFrom(o.file, context);
-        const secrets = await parseSecrets(o.secret);
-        const sshAgents = await parseSsh(o.ssh);
+        const flags = await optionsFromFlags(o, context);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
         // Absolute, so nothing depends on the working directory while the build runs.
@@ -316,33 +171,16 @@ export function registerBuild(program: Command): void {
         // The signing code (sigstore, keys) is loaded only by builds that sign: the others start faster.
         const wantsAttest = [o.signKey, o.signPasswordFile, o.sbom, o.provenance, o.sourceUri, o.sourceRevision].some((v) => v !== undefined);
         const attestLib = wantsAttest ? await import('../build-attest.js') : undefined;
-        const attest = attestLib ? await attestLib.planAttestations(o, context, cf.file) : undefined;
+        const attest = attestLib ? await attestLib.planAttestations(o, context, flags.file) : undefined;
         // Signatures live in a registry: refuse before the build, not after it.
         if (attest && !attestLib!.pushedReference((o.tag ?? []).map(parseDestination))) throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
         const started = Date.now();
         const result = await buildImage({
+          ...flags,
           store,
           context,
-          ...(cf.file !== undefined ? { file: cf.file } : {}),
-          ...(cf.text !== undefined ? { containerfileText: cf.text } : {}),
-          tags: o.tag ?? [],
-          ...(o.target !== undefined ? { target: o.target } : {}),
-          buildArgs: keyValues('--build-arg', o.buildArg, true),
-          ...(o.platform ? { platforms: o.platform.split(',').map((p) => parsePlatform(p.trim())) } : {}),
-          labels: keyValues('--label', o.label),
-          annotations: keyValues('--annotation', o.annotation),
-          format: o.format,
-          ...(epoch !== undefined ? { timestamp: Number(epoch) } : {}),
-          noCache: o.cache === false,
-          cacheFrom: o.cacheFrom ?? [],
-          cacheTo: o.cacheTo ?? [],
-          secrets,
-          sshAgents,
-          buildContexts: keyValues('--build-context', o.buildContext),
-          pull: (o.pull ?? 'missing') as PullPolicy,
           pullContext: registry,
           destContext: registry,
-          runtime: (o.runtime ?? 'runc') as RuntimeName,
           reporter,
           signal,
           stdin: process.stdin,
@@ -378,9 +216,10 @@ export function registerBuild(program: Command): void {
             for (const a of signed.attestations) process.stderr.write(`Attached ${a.kind} (${a.predicateType}) to ${a.subject}: ${a.digest ?? a.envelope}\n`);
           }
         }
-        if (o.digestfile) await writeFile(o.digestfile, digest);
-        if (o.iidfile) await writeFile(o.iidfile, result.platforms.length > 1 ? digest : result.image.configDigest);
-        if (o.metadataFile) await writeFile(o.metadataFile, `${JSON.stringify(buildMetadata(result, o.tag ?? []), null, 2)}\n`);
+        // Written whole or not at all: a script reading them never sees half a digest.
+        if (o.digestfile) await writeFileAtomic(resolve(o.digestfile), digest);
+        if (o.iidfile) await writeFileAtomic(resolve(o.iidfile), result.platforms.length > 1 ? digest : result.image.configDigest);
+        if (o.metadataFile) await writeFileAtomic(resolve(o.metadataFile), `${JSON.stringify(buildMetadata(result, o.tag ?? []), null, 2)}\n`);
         if (o.resultFile) {
           const doc = { image: o.tag?.[0] ?? '', digest, size: result.image.size, platforms: result.platforms };
           await writeResultFile(o.resultFile, signed ? withAttestations(doc, signed) : doc);

@@ -218,7 +218,7 @@ export type ImageBuildSpec = Infer<typeof ImageBuildSpec>;
 
 export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
   observedGeneration: observedGeneration(),
-  conditions: conditions(`Ready reasons: ${IMAGE_BUILD_REASONS.join(', ')}.`),
+  conditions: conditions(`Ready reasons: ${IMAGE_BUILD_REASONS.join(', ')}; or, with Stalled=True, the code of an error that cannot succeed for this spec (e.g. INVALID_INPUT).`),
   lastHandledReconcileAt: lastHandledReconcileAt(),
   podName: str('The Pod running (or that ran) the current build.', { maxLength: 253 }),
   image: imageReference('The reference that was pushed (output.image).'),

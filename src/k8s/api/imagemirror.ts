@@ -229,7 +229,7 @@ export type TagStatus = Infer<typeof TagStatus>;
 export const ImageMirrorStatus = obj('Observed state of the ImageMirror.', {
   observedGeneration: observedGeneration(),
   conditions: conditions(
-    `Ready reasons: ${IMAGE_MIRROR_REASONS.join(', ')}. A sync where some tags failed is Ready=False with reason PartialFailure.`,
+    `Ready reasons: ${IMAGE_MIRROR_REASONS.join(', ')}. A sync where some tags failed is Ready=False with reason PartialFailure. With Stalled=True the reason may also be the code of an error that cannot succeed for this spec (e.g. INVALID_INPUT).`,
   ),
   lastHandledReconcileAt: lastHandledReconcileAt(),
   lastSyncTime: dateTime('When the last sync finished.'),
