@@ -218,5 +218,12 @@ describe('sync: cross-repository reuse at the destination', () => {
     expect(gets).toHaveLength(9);
     expect(mounts.map((h) => h.status)).toEqual(Array(7).fill(201));
     expect(mounts.every((h) => h.path.includes('from=m%2Fshare%2Fa'))).toBe(true);
+
+    // Hostile neighbour: another sync (another mirror, another tenant's credentials) never learns
+    // where this one put its blobs: it mounts nothing from m/share/a, it uploads.
+    proxy.clearHits();
+    const other = await sync([{ registry: srcProxy.host, repository: 'share/b', tags: [] }], { kind: 'registry', registry: proxy.host, prefix: 'tenant2' });
+    expect(other.copied).toBe(1);
+    expect(proxy.hits(/\/blobs\/uploads\/\?mount=/)).toEqual([]);
   });
 });
