@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark: `stevedore copy/sync` against `skopeo copy/sync`, side by side in one run, on real
-# registries (Debian's docker-registry) on loopback. Prints each time (median of RUNS) and the ratio.
+# Benchmark: `stevedore copy/sync` against skopeo, crane and regclient (regctl/regsync), side by
+# side in one run, on real registries (Debian's docker-registry) on loopback. Prints each time
+# (median of RUNS) and the ratio against stevedore.
 #   1. an image of 8 x 64 MiB random layers, registry -> registry (cold: destination has nothing)
 #   2. the same copy again (warm: the destination has every blob)
-#   3. a sync of 50 tags of which 45 are unchanged
-# Each tool writes to a registry of its own, so neither benefits from the other's uploads.
+#   3. a sync of 50 tags of which 45 are unchanged (stevedore, skopeo, regsync)
+#   4. a sync of 50 tags, all unchanged (stevedore, skopeo, regsync)
+# Each tool writes to a registry of its own (fresh for every cold run), so none benefits from
+# another's uploads. Peers: CRANE (default: the Makefile's build in the tool cache), REGCTL and
+# REGSYNC (default: on PATH; `go install github.com/regclient/regclient/cmd/{regctl,regsync}@v0.11.7`).
+# A peer that is missing is left out of the table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -16,6 +21,17 @@ CHANGED=${CHANGED:-5}
 ST="node bin/stevedore.js"
 source hack/bench/lib.sh
 SK="skopeo --insecure-policy"
+CACHE=${STEVEDORE_CACHE:-$HOME/.cache/stevedore}
+CRANE=${CRANE:-$(ls "$CACHE"/bin/crane-v* 2>/dev/null | tail -1)}
+REGCTL=${REGCTL:-$(command -v regctl || true)}
+REGSYNC=${REGSYNC:-$(command -v regsync || true)}
+[ -x "${CRANE:-}" ] || CRANE=""
+# regclient keeps its registry settings (plain HTTP for our loopback registries) in its own config.
+HOME_REG="$work/regclient-home"
+mkdir -p "$HOME_REG"
+# Commands (not shell functions): timecpu runs them under /usr/bin/time.
+RC=(env HOME="$HOME_REG" "$REGCTL")
+rc_plain() { "${RC[@]}" registry set --tls disabled "$1" >/dev/null; }
 
 # CPU seconds (user+sys) of a process by pid, from /proc: the registries' share of a run is part
 # of the picture on a 2-core machine, where they compete with the tool for the same CPUs.
@@ -39,6 +55,8 @@ echo "seeding: ${LAYERS} x ${LAYER_MIB} MiB image and ${TAGS} small tags on $SRC
 seed big "$SRC" bench/big:1 "$LAYERS" "$LAYER_MIB"
 seed tags "$SRC" bench/small "$TAGS" v1
 
+[ -z "$REGCTL" ] || rc_plain "$SRC"
+
 declare -A T
 for run in $(seq "$RUNS"); do
   # Fresh destination registries every run: skopeo's blob-info cache remembers where it saw blobs
@@ -49,39 +67,87 @@ for run in $(seq "$RUNS"); do
   timecpu st_warm "$SRCPID" "$DSPID" $ST copy --progress none "docker://$SRC/bench/big:1" "docker://$DS/bench/big:1"
   timecpu sk_cold "$SRCPID" "$DKPID" $SK copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/bench/big:1"
   timecpu sk_warm "$SRCPID" "$DKPID" $SK copy --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/big:1" "docker://$DK/bench/big:1"
+  if [ -n "$CRANE" ]; then
+    start_registry "dest-crane-$run" DC; DCPID=${pids[-1]}
+    timecpu cr_cold "$SRCPID" "$DCPID" "$CRANE" copy --insecure "$SRC/bench/big:1" "$DC/bench/big:1"
+    timecpu cr_warm "$SRCPID" "$DCPID" "$CRANE" copy --insecure "$SRC/bench/big:1" "$DC/bench/big:1"
+  fi
+  if [ -n "$REGCTL" ]; then
+    start_registry "dest-regctl-$run" DR; DRPID=${pids[-1]}
+    rc_plain "$DR"
+    timecpu rc_cold "$SRCPID" "$DRPID" "${RC[@]}" image copy "$SRC/bench/big:1" "$DR/bench/big:1"
+    timecpu rc_warm "$SRCPID" "$DRPID" "${RC[@]}" image copy "$SRC/bench/big:1" "$DR/bench/big:1"
+  fi
 done
 
-# Sync: mirror every tag once, change $CHANGED of them at the source, then time the re-sync.
+# Sync: mirror every tag once, change $CHANGED of them at the source, then time the re-sync; then
+# time a re-sync where nothing changed. regsync mirrors the same repository to the same name.
+if [ -n "$REGSYNC" ]; then
+  start_registry "dest-regsync" DG; DGPID=${pids[-1]}
+  cat > "$work/regsync.yml" <<YAML
+version: 1
+creds:
+  - registry: $SRC
+    tls: disabled
+  - registry: $DG
+    tls: disabled
+sync:
+  - source: $SRC/bench/small
+    target: $DG/mirror/small
+    type: repository
+YAML
+  RS=(env HOME="$HOME_REG" "$REGSYNC" once -c "$work/regsync.yml" -v error)
+  "${RS[@]}" >/dev/null 2>&1
+fi
 $ST sync --src docker --dest docker --src-tls-verify false --dest-tls-verify false "$SRC/bench/small" "$DS/mirror" >/dev/null 2>&1
 $SK sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/bench/small" "$DK/mirror" >/dev/null 2>&1
 for run in $(seq "$RUNS"); do
   seed tags "$SRC" bench/small "$CHANGED" "v$((run + 1))"
   timecpu st_sync "$SRCPID" "$DSPID" $ST sync --src docker --dest docker --src-tls-verify false --dest-tls-verify false "$SRC/bench/small" "$DS/mirror"
   timecpu sk_sync "$SRCPID" "$DKPID" $SK sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/bench/small" "$DK/mirror"
+  [ -z "$REGSYNC" ] || timecpu rs_sync "$SRCPID" "$DGPID" "${RS[@]}"
+done
+for run in $(seq "$RUNS"); do
+  timecpu st_same "$SRCPID" "$DSPID" $ST sync --src docker --dest docker --src-tls-verify false --dest-tls-verify false "$SRC/bench/small" "$DS/mirror"
+  timecpu sk_same "$SRCPID" "$DKPID" $SK sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/bench/small" "$DK/mirror"
+  [ -z "$REGSYNC" ] || timecpu rs_same "$SRCPID" "$DGPID" "${RS[@]}"
 done
 
 mb=$((LAYERS * LAYER_MIB))
-report() { # label stevedore-key skopeo-key
-  local s k
-  s=$(medianof "${T[$2]}"); k=$(medianof "${T[$3]}")
-  printf '%-44s %10.2f s %10.2f s %8.2fx\n' "$1" "$s" "$k" "$(echo "$k / $s" | bc -l)"
+# One row: stevedore's median, then each peer's median and its ratio (peer time / stevedore time:
+# above 1 means stevedore is faster); "-" where the peer has no such case or is missing.
+cell() { if [ -n "${T[$1]:-}" ]; then printf '%8.2f s %6.2fx' "$(medianof "${T[$1]}")" "$(echo "$(medianof "${T[$1]}") / $2" | bc -l)"; else printf '%18s' '-'; fi; }
+report() { # label case-suffix
+  local s; s=$(medianof "${T[st_$2]}")
+  local rk="rc_$2"; [ -n "${T[$rk]:-}" ] || rk="rs_$2"
+  printf '%-40s %8.2f s  %s  %s  %s\n' "$1" "$s" "$(cell "sk_$2" "$s")" "$(cell "cr_$2" "$s")" "$(cell "$rk" "$s")"
 }
 echo
-echo "stevedore $(node bin/stevedore.js --version) vs $(skopeo --version); median of $RUNS runs; $(nproc) cores"
-printf '%-44s %12s %12s %9s\n' case stevedore skopeo speedup
-report "copy ${LAYERS}x${LAYER_MIB} MiB registry->registry (cold)" st_cold sk_cold
-report "same copy, destination has every blob" st_warm sk_warm
-report "sync ${TAGS} tags, $((TAGS - CHANGED)) unchanged" st_sync sk_sync
-s=$(medianof "${T[st_cold]}"); k=$(medianof "${T[sk_cold]}")
-printf 'cold copy throughput: stevedore %.0f MiB/s, skopeo %.0f MiB/s\n' "$(echo "$mb / $s" | bc -l)" "$(echo "$mb / $k" | bc -l)"
+echo "stevedore $(node bin/stevedore.js --version) vs $(skopeo --version)${CRANE:+, crane $("$CRANE" version 2>/dev/null)}${REGCTL:+, regctl $("${RC[@]}" version --format '{{.VCSTag}}' 2>/dev/null)}; median of $RUNS runs; $(nproc) cores"
+printf '%-40s %10s  %18s  %18s  %18s\n' case stevedore 'skopeo (ratio)' 'crane (ratio)' 'regctl/regsync'
+report "copy ${LAYERS}x${LAYER_MIB} MiB registry->registry (cold)" cold
+report "same copy, destination has every blob" warm
+report "sync ${TAGS} tags, $((TAGS - CHANGED)) unchanged" sync
+report "sync ${TAGS} tags, all unchanged" same
+thr() { [ -n "${T[$1]:-}" ] && printf ' %s %.0f MiB/s' "$2" "$(echo "$mb / $(medianof "${T[$1]}")" | bc -l)"; return 0; }
+echo "cold copy throughput:$(thr st_cold stevedore)$(thr sk_cold skopeo)$(thr cr_cold crane)$(thr rc_cold regctl)"
+s=$(medianof "${T[st_cold]}")
+best=$(for k in sk_cold cr_cold rc_cold; do [ -n "${T[$k]:-}" ] && medianof "${T[$k]}"; done | sort -g | head -1)
+printf 'target 1 (cold throughput >= 1.2x the fastest peer): %.2fx\n' "$(echo "$best / $s" | bc -l)"
+[ -n "${T[rs_same]:-}" ] && printf 'target 2 (unchanged 50-tag sync >= 1.5x faster than regsync): %.2fx\n' "$(echo "$(medianof "${T[rs_same]}") / $(medianof "${T[st_same]}")" | bc -l)"
 # Where the CPU went (medians of each column over the runs): on 2 cores, a copy cannot take less
 # wall time than the sum of the three divided by 2, whoever the tool is.
 cpucol() { tr ' ' '\n' <<<"$1" | grep . | cut -d/ -f"$2" | median; }
 echo
-printf '%-44s %27s %27s\n' 'CPU seconds: tool / source reg / dest reg' stevedore skopeo
-for c in cold:st_cold:sk_cold warm:st_warm:sk_warm sync:st_sync:sk_sync; do
-  IFS=: read -r name a b <<<"$c"
-  printf '%-44s %9.2f %8.2f %8.2f %9.2f %8.2f %8.2f\n' "$name" \
-    "$(cpucol "${C[$a]}" 1)" "$(cpucol "${C[$a]}" 2)" "$(cpucol "${C[$a]}" 3)" "$(cpucol "${C[$b]}" 1)" "$(cpucol "${C[$b]}" 2)" "$(cpucol "${C[$b]}" 3)"
+printf '%-32s %26s %26s %26s %26s\n' 'CPU s: tool / src reg / dest reg' stevedore skopeo crane regctl/regsync
+for c in cold warm sync same; do
+  line=$(printf '%-32s' "$c")
+  for t in st sk cr rc; do
+    k="${t}_$c"; [ "$t" = rc ] && [ -z "${C[$k]:-}" ] && k="rs_$c"
+    if [ -n "${C[$k]:-}" ]; then line+=$(printf ' %8.2f %8.2f %8.2f' "$(cpucol "${C[$k]}" 1)" "$(cpucol "${C[$k]}" 2)" "$(cpucol "${C[$k]}" 3)"); else line+=$(printf ' %26s' -); fi
+  done
+  echo "$line"
 done
+st_cpu=$(cpucol "${C[st_cold]}" 1)
+printf 'stevedore CPU per GiB copied (cold, tool only): %.2f s\n' "$(echo "$st_cpu / ($mb / 1024)" | bc -l)"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

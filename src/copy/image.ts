@@ -8,12 +8,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import { constants as zlibConstants, createGunzip, createGzip, createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { encodeManifest, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
-import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
+import { isIndexMediaType, layerCompression, MediaType } from '../oci/mediatype.js';
 import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
 import { classifyError, DEFAULT_RETRY, withRetry, type RetryPolicy } from '../util/retry.js';
 import { InvalidInputError, NotFoundError, StevedoreError, UnsupportedError } from '../util/errors.js';
@@ -38,6 +38,15 @@ export interface CopyOptions {
   blobAttempts?: number;
   /** Retry policy of blob transfers (skopeo's --retry-times/--retry-delay); registry requests take theirs from the TransportContext. */
   retry?: Partial<RetryPolicy>;
+  /**
+   * Layer compression at the destination (skopeo's --dest-compress-format): every tar layer is
+   * converted to it (decompressed and compressed again; the diffIDs stay, the digests change).
+   * Default: as the source has them, except that a destination wanting compressed layers (a
+   * registry) gets uncompressed ones gzip-compressed.
+   */
+  compression?: LayerCompression;
+  /** zlib/zstd level for `compression` (gzip 1-9, zstd 1-22). */
+  compressionLevel?: number;
   /**
    * A platform subset of an index is written as an index (even of one platform), annotated with the
    * source index's digest and the platforms chosen (SUBSET_SOURCE_ANNOTATION, SUBSET_PLATFORMS_ANNOTATION),
@@ -95,7 +104,7 @@ interface CopyState {
   opts: CopyOptions;
   /** One transfer per digest even when several images share a blob. */
   blobs: Map<Digest, Promise<void>>;
-  /** Uncompressed layers gzip-compressed for the destination, by source digest. */
+  /** Layers converted to another compression for the destination, by source digest. */
   compressed: Map<Digest, Promise<Descriptor>>;
   /** Shared by every image of one copy, so `jobs` bounds the whole operation. */
   limiter: Limiter;
@@ -213,15 +222,38 @@ function checkSupported(dest: ImageDestination, mediaType: string): void {
   }
 }
 
-/** Uncompressed layer types and their gzip form. */
-const PLAIN_TO_GZIP: Readonly<Record<string, string>> = { [MediaType.OciLayer]: MediaType.OciLayerGzip, [MediaType.DockerLayer]: MediaType.DockerLayerGzip };
+export type LayerCompression = 'gzip' | 'zstd' | 'none';
+
+/** The media type of a tar layer in `to` compression, in the family (OCI or Docker) of `mediaType`. */
+function layerType(mediaType: string, to: LayerCompression): string {
+  const docker = mediaType.startsWith('application/vnd.docker.');
+  if (to === 'zstd') return MediaType.OciLayerZstd;
+  if (to === 'gzip') return docker ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
+  return docker ? MediaType.DockerLayer : MediaType.OciLayer;
+}
+
+/** What a layer becomes at this destination: undefined to copy it as it is. */
+function layerTarget(state: CopyState, desc: Descriptor): LayerCompression | undefined {
+  const have = layerCompression(desc.mediaType);
+  if (have === 'unknown') return undefined; // not a tar layer (signatures, attestations, foreign types)
+  const want = state.opts.compression ?? (state.dest.desiredLayerCompression === 'compress' && have === 'none' ? 'gzip' : undefined);
+  return want === undefined || want === have ? undefined : want;
+}
 
 async function copySingleImage(state: CopyState, raw: RawManifest, manifest: ImageManifest, isTop: boolean): Promise<RawManifest> {
   const { dest, opts } = state;
-  const want = targetFormat(state, raw.mediaType);
-  const compress = dest.desiredLayerCompression === 'compress' && manifest.layers.some((l) => PLAIN_TO_GZIP[l.mediaType]);
+  let want = targetFormat(state, raw.mediaType);
+  const converting = manifest.layers.filter((l) => layerTarget(state, l) !== undefined);
+  const compress = converting.length > 0;
   if (compress && opts.preserveDigests) {
-    throw new InvalidInputError(`--preserve-digests: ${state.src.name} has uncompressed layers, which ${dest.name} stores gzip-compressed: the digest would change`);
+    throw new InvalidInputError(
+      `--preserve-digests: ${state.src.name} would have layers ${opts.compression ? `converted to ${opts.compression}` : 'gzip-compressed (they are uncompressed)'} at ${dest.name}: the digest would change`,
+    );
+  }
+  if (converting.some((l) => layerTarget(state, l) === 'zstd') && formatOf(raw.mediaType) === 'v2s2') {
+    // Docker schema 2 has no zstd layer type: the image becomes an OCI one.
+    if (opts.format === 'v2s2') throw new InvalidInputError('zstd layers need OCI manifests: Docker schema 2 (--format v2s2) has no zstd layer type');
+    want = 'oci';
   }
   if (want && want !== formatOf(raw.mediaType) && opts.preserveDigests) {
     throw new InvalidInputError(`--preserve-digests: converting ${state.src.name} to ${want} would change its digest`);
@@ -230,7 +262,10 @@ async function copySingleImage(state: CopyState, raw: RawManifest, manifest: Ima
   checkSupported(dest, want && want !== formatOf(raw.mediaType) ? (want === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest) : raw.mediaType);
   const [, ...layers] = await Promise.all([
     copyBlobOnce(state, manifest.config),
-    ...manifest.layers.map((desc) => (compress && PLAIN_TO_GZIP[desc.mediaType] ? compressLayerOnce(state, desc) : copyBlobOnce(state, desc).then(() => desc))),
+    ...manifest.layers.map((desc) => {
+      const to = layerTarget(state, desc);
+      return to ? convertLayerOnce(state, desc, to) : copyBlobOnce(state, desc).then(() => desc);
+    }),
   ]);
   const sent: ImageManifest = compress ? { ...manifest, layers } : manifest;
   let out = raw;
@@ -243,38 +278,43 @@ async function copySingleImage(state: CopyState, raw: RawManifest, manifest: Ima
   return out;
 }
 
-/** An uncompressed layer gzip-compressed once per copy (into a temp file: its digest is needed before the upload). */
-function compressLayerOnce(state: CopyState, desc: Descriptor): Promise<Descriptor> {
+/**
+ * A layer converted to another compression once per copy, into a temp file (its digest is needed
+ * before the upload). The uncompressed bytes, and so the diffID in the config, stay the same.
+ */
+function convertLayerOnce(state: CopyState, desc: Descriptor, to: LayerCompression): Promise<Descriptor> {
   let p = state.compressed.get(desc.digest);
   if (!p) {
-    p = state.limiter.run(() => compressLayer(state, desc));
+    p = state.limiter.run(() => convertLayer(state, desc, to));
     state.compressed.set(desc.digest, p);
   }
   return p;
 }
 
-async function compressLayer(state: CopyState, desc: Descriptor): Promise<Descriptor> {
+async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompression): Promise<Descriptor> {
   const { src, dest, opts } = state;
   const signal = opts.signal;
-  const dir = await mkdtemp(join(tmpdir(), 'stevedore-gzip-'));
+  const have = layerCompression(desc.mediaType);
+  const stages: Transform[] = [];
+  if (have === 'gzip') stages.push(createGunzip());
+  else if (have === 'zstd') stages.push(createZstdDecompress());
+  const level = opts.compressionLevel;
+  if (to === 'gzip') stages.push(createGzip(level === undefined ? {} : { level }));
+  else if (to === 'zstd') stages.push(createZstdCompress(level === undefined ? {} : { params: { [zlibConstants.ZSTD_c_compressionLevel]: level } }));
+  const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
   try {
-    const file = join(dir, 'layer.gz');
+    const file = join(dir, 'layer');
     const hash = createHash('sha256');
     let size = 0;
-    await pipeline(
-      await src.getBlob(desc, { signal }),
-      createGzip(),
-      new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          size += chunk.length;
-          done(null, chunk);
-        },
-      }),
-      createWriteStream(file),
-      { signal },
-    );
-    const out: Descriptor = { ...desc, mediaType: PLAIN_TO_GZIP[desc.mediaType]!, digest: `sha256:${hash.digest('hex')}` as Digest, size };
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    await pipeline([await src.getBlob(desc, { signal }), ...stages, counter, createWriteStream(file)], { signal });
+    const out: Descriptor = { ...desc, mediaType: layerType(desc.mediaType, to), digest: `sha256:${hash.digest('hex')}` as Digest, size };
     if (await dest.tryReuseBlob(out, { from: src.location, signal })) {
       state.result.blobsReused++;
       opts.onProgress?.({ type: 'blob', phase: 'reused', digest: out.digest, size, mediaType: out.mediaType });

@@ -6,7 +6,9 @@
  */
 import type { Policy } from '../policy/types.js';
 import { headManifest } from '../registry/manifests.js';
-import { DockerReference, registryClientFor } from '../transports/docker.js';
+import { DockerDestination, DockerReference, registryClientFor } from '../transports/docker.js';
+import type { Digest } from '../oci/digest.js';
+import type { RawManifest } from '../oci/manifest.js';
 import { parseOciReference } from '../transports/oci.js';
 import type { TransportContext } from '../transports/types.js';
 import { OciLayout } from '../oci/layout.js';
@@ -57,6 +59,7 @@ export async function syncFromLayout(
   }
   const client = registryClientFor({ registry: dest.registry, repository: dest.repository }, dest.context);
   try {
+    const leaders = new Map<Digest, Promise<RawManifest>>();
     await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {
       const destRef = new DockerReference({ registry: dest.registry, repository: dest.repository, tag });
       const item: SyncItem = { source: `${source}:${tag}`, destination: destRef.toString(), tag, action: 'failed' };
@@ -69,24 +72,39 @@ export async function syncFromLayout(
         } else if (opts.dryRun) {
           item.action = 'would-copy';
         } else {
-          const result = await copyReference(parseOciReference(`${dir}:${tag}`), destRef, {
-            destContext: dest.context,
-            all: !opts.platforms?.length,
-            platforms: opts.platforms,
-            ...(opts.policy ? { policy: opts.policy } : {}),
-            signal: opts.signal,
-          });
-          if (opts.signatures !== 'remove') {
-            // The layout's attachment ref names for this image (and an index's platform images) go along as tags.
-            const src = await parseOciReference(`${dir}:${tag}`).newSource();
-            try {
-              const top = await src.getManifest(undefined, opts);
-              await importAttachments(dir, { client, ref: destRef.ref }, attachmentDigests(top, result.digest), opts);
-            } finally {
-              await src.close();
-            }
+          // Ref names sharing a digest are written once, then tagged (as in sync: an index pushed
+          // twice at once races its own children, and distribution refuses one PUT).
+          const lead = leaders.get(top.digest);
+          const written = lead ? await lead.catch(() => undefined) : undefined;
+          if (written) {
+            const to = new DockerDestination(destRef.ref, client, false);
+            await to.putManifest(written, { top: true, signal: opts.signal });
+            item.digest = written.digest;
+          } else {
+            const copying = (async () => {
+              const result = await copyReference(parseOciReference(`${dir}:${tag}`), destRef, {
+                destContext: dest.context,
+                all: !opts.platforms?.length,
+                platforms: opts.platforms,
+                ...(opts.policy ? { policy: opts.policy } : {}),
+                signal: opts.signal,
+              });
+              if (opts.signatures !== 'remove') {
+                // The layout's attachment ref names for this image (and an index's platform images) go along as tags.
+                const src = await parseOciReference(`${dir}:${tag}`).newSource();
+                try {
+                  const topManifest = await src.getManifest(undefined, opts);
+                  await importAttachments(dir, { client, ref: destRef.ref }, attachmentDigests(topManifest, result.digest), opts);
+                } finally {
+                  await src.close();
+                }
+              }
+              return result.manifest;
+            })();
+            copying.catch(() => undefined);
+            if (!lead) leaders.set(top.digest, copying);
+            item.digest = (await copying).digest;
           }
-          item.digest = result.digest;
           item.action = 'copied';
         }
       } catch (err) {

@@ -189,7 +189,7 @@ describe('skopeo command lines, side by side', () => {
     const out = await stevedore(['sync', '--src', 'docker', '--dest', 'oci', '--src-tls-verify=false', `${reg.host}/team/app`, dir]);
     expect(out.code, out.stderr).toBe(0);
     const imp = await stevedore(['sync', '--src', 'oci', '--dest', 'docker', '-o', 'json', join(dir, 'app'), `${byUs.host}/imported`]);
-    expect(imp.code, imp.stderr).toBe(0);
+    expect(imp.code, imp.stderr + imp.stdout).toBe(0);
     const want = await contents(reg.host, 'team/app');
     expect(await contents(byUs.host, 'imported/app')).toEqual(want);
     const again = await stevedore(['sync', '--src', 'oci', '--dest', 'docker', '-o', 'json', join(dir, 'app'), `${byUs.host}/imported`]);
@@ -232,6 +232,55 @@ describe('skopeo command lines, side by side', () => {
         .sort();
     expect(steps(ours.stderr + ours.stdout)).toEqual(steps(theirs.stderr + theirs.stdout));
     expect(ours.stderr).not.toMatch(/^\{/m);
+  });
+
+  for (const [flags, type] of [
+    [['--dest-compress-format', 'zstd'], 'application/vnd.oci.image.layer.v1.tar+zstd'],
+    [['--dest-compress-format', 'gzip', '--dest-compress-level', '1'], 'application/vnd.oci.image.layer.v1.tar+gzip'],
+    // As in skopeo, --dest-decompress applies to dir: destinations only: a registry keeps gzip.
+    [['--dest-decompress'], 'application/vnd.oci.image.layer.v1.tar+gzip'],
+  ] as const) {
+    it(`copy ${flags.join(' ')} converts layers (the same diffIDs as skopeo's copy)`, async () => {
+      const repo = `conv/${flags.join('').replace(/[^a-z0-9]/g, '')}`;
+      const args = (dest: string) => ['copy', ...flags, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/team/app:1`, `docker://${dest}/${repo}:1`];
+      const theirs = await skopeo(args(bySkopeo.host));
+      const ours = await stevedore(args(byUs.host));
+      expect(theirs.code, theirs.stderr).toBe(0);
+      expect(ours.code, ours.stderr).toBe(0);
+      const raw = async (host: string) => JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${host}/${repo}:1`])).stdout) as { layers: { mediaType: string }[] };
+      const diffIds = async (host: string) => (JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--config', `docker://${host}/${repo}:1`])).stdout) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
+      // skopeo's own media types are not compared: its blob-info cache may substitute a blob of
+      // another compression that the destination already has (what an earlier test pushed).
+      expect((await raw(byUs.host)).layers.map((l) => l.mediaType)).toEqual([type]);
+      expect((await raw(bySkopeo.host)).layers).toHaveLength(1);
+      expect(await diffIds(byUs.host)).toEqual(await diffIds(bySkopeo.host));
+      expect(await diffIds(byUs.host)).toEqual(image.diffIds);
+      // And it reads back: skopeo copies our converted image into a layout.
+      const back = await temps.make('conv-back');
+      const read = await skopeo(['copy', '--src-tls-verify=false', `docker://${byUs.host}/${repo}:1`, `oci:${back}:x`]);
+      expect(read.code, read.stderr).toBe(0);
+    });
+  }
+
+  it('copy --dest-decompress to dir: stores plain tars, as skopeo does', async () => {
+    const [a, b] = [await temps.make('dec-skopeo'), await temps.make('dec-us')];
+    const args = (dir: string) => ['copy', '--dest-decompress', '--src-tls-verify=false', `docker://${reg.host}/team/app:1`, `dir:${dir}`];
+    expect((await skopeo(args(a))).code).toBe(0);
+    const ours = await stevedore(args(b));
+    expect(ours.code, ours.stderr).toBe(0);
+    const { readFile } = await import('node:fs/promises');
+    const types = async (dir: string) => (JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { layers: { mediaType: string; digest: string }[] }).layers.map((l) => [l.mediaType, l.digest]);
+    expect(await types(b)).toEqual(await types(a));
+    expect((await types(b))[0]![1]).toBe(image.diffIds[0]);
+  });
+
+  it('a compression change with --preserve-digests, and zstd:chunked, are refused with the reason', async () => {
+    const keep = await stevedore(['copy', '--preserve-digests', '--dest-compress-format', 'zstd', `docker://${reg.host}/team/app:1`, `docker://${byUs.host}/conv/refused:1`]);
+    expect(keep.code).toBe(125);
+    expect(keep.stderr).toMatch(/--preserve-digests: .*converted to zstd.*the digest would change/);
+    const chunked = await stevedore(['copy', '--dest-compress-format', 'zstd:chunked', `docker://${reg.host}/team/app:1`, `docker://${byUs.host}/conv/refused:1`]);
+    expect(chunked.code).toBe(125);
+    expect(chunked.stderr).toContain('zstd:chunked is not supported');
   });
 
   it('--all with --platform is refused, naming both', async () => {

@@ -13,6 +13,7 @@ import { headManifest } from '../../src/registry/manifests.js';
 import { listTags } from '../../src/registry/tags.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { chooseTags } from '../../src/copy/sync.js';
+import { syncFromLayout } from '../../src/copy/sync-layout.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { encodeManifest, type ImageManifest } from '../../src/oci/manifest.js';
 import { parseReference } from '../../src/oci/reference.js';
@@ -89,6 +90,19 @@ describe('sync: tags that share a digest', () => {
     // Blobs: every blob uploaded at most once.
     const uploads = proxy.hits(/\/blobs\/uploads\//).filter((h) => h.method === 'PUT');
     expect(uploads.length).toBeLessThanOrEqual(2 * 3);
+  });
+
+  it('the same nine tags go through an OCI layout and back (layout import at parallelism 16) without a failure', async () => {
+    const idx = await makeIndex(await temps.make('shared-idx2'), 'x', ['linux/amd64', 'linux/arm64/v8'], { layers: 2, layerSize: 4096 });
+    for (const tag of TAGS) await push(idx.ociRef, `docker://${src.host}/tags/layoutapp:${tag}`);
+    const dir = await temps.make('shared-layout');
+    const out = await sync([spec('tags/layoutapp')], { kind: 'layout', dir, naming: 'last' });
+    expect(out.failed, JSON.stringify(out.items.filter((i) => i.error))).toBe(0);
+    for (let run = 0; run < 3; run++) {
+      const back = await syncFromLayout(join(dir, 'layoutapp'), { tags: [] }, { registry: dst.host, repository: `back${run}/app`, context: {} }, { parallelImages: 16 });
+      expect(back.failed, JSON.stringify(back.items.filter((i) => i.error))).toBe(0);
+      expect(back.copied).toBe(TAGS.length);
+    }
   });
 
   it('nine tags of a single-platform image sync, repeatedly, without a failure', async () => {
@@ -218,5 +232,12 @@ describe('sync: cross-repository reuse at the destination', () => {
     expect(gets).toHaveLength(9);
     expect(mounts.map((h) => h.status)).toEqual(Array(7).fill(201));
     expect(mounts.every((h) => h.path.includes('from=m%2Fshare%2Fa'))).toBe(true);
+
+    // Hostile neighbour: another sync (another mirror, another tenant's credentials) never learns
+    // where this one put its blobs: it mounts nothing from m/share/a, it uploads.
+    proxy.clearHits();
+    const other = await sync([{ registry: srcProxy.host, repository: 'share/b', tags: [] }], { kind: 'registry', registry: proxy.host, prefix: 'tenant2' });
+    expect(other.copied).toBe(1);
+    expect(proxy.hits(/\/blobs\/uploads\/\?mount=/)).toEqual([]);
   });
 });
