@@ -198,6 +198,23 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     expect(table).toMatch(/app\s+True\s+Succeeded\s+sha256:/);
   }, TEST_TIMEOUT_MS);
 
+  it('says so in status when a namespace\'s Pod Security level refuses build Pods (baseline forbids procMount: Unmasked)', async () => {
+    const ns = 'baseline-team';
+    await node.kubectl(['create', 'namespace', ns]);
+    await node.kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=baseline']);
+    const manifest = {
+      apiVersion: 'stevedore.dev/v1alpha1', kind: 'ImageBuild', metadata: { name: 'app', namespace: ns },
+      spec: { source: { inline: { containerfile: `FROM ${base}\nRUN true\n` } }, output: { image: `${node.registry.host}/e2e/baseline:1`, insecure: true } },
+    };
+    await node.kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
+    type IB = { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } };
+    const ib = await poll('ImageBuild status', () => getJson<IB>(node, ['imagebuild', '-n', ns, 'app']), (v) => condition(v)?.reason === 'PodSecurityRejected', 60_000, explain);
+    expect(condition(ib)!.status).toBe('False');
+    expect(condition(ib)!.message).toContain('procMount');
+    expect((await node.kubectl(['get', 'pods', '-n', ns, '-o', 'name'])).trim()).toBe('');
+    await node.kubectl(['delete', 'namespace', ns, '--wait=false']);
+  }, TEST_TIMEOUT_MS);
+
   it('mirrors the built image with an ImageMirror', async () => {
     const mirror = {
       apiVersion: 'stevedore.dev/v1alpha1',
