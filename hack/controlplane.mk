@@ -1,9 +1,8 @@
-# Kubernetes control plane for tests, and CRD generation.
+# Kubernetes control plane for tests, and kubectl.
 # Included by the top-level Makefile:  include hack/controlplane.mk
 #
 #   make controlplane   build kube-apiserver (once per pinned version) into the cache
-#   make kubectl        build kubectl at the same version (optional, for humans)
-#   make manifests      regenerate crds/ from src/k8s/api/
+#   make kubectl        build kubectl at the same version (for humans, and make install/uninstall)
 #
 # The binaries live outside the repository, keyed by version, so switching
 # branches or cleaning the tree never forces a rebuild:
@@ -28,7 +27,7 @@ KUBE_LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMajor=$(word 1,$(subst ., ,$(KUBE_VERSION:v%=%))) \
 	-X k8s.io/client-go/pkg/version.gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION:v%=%)))
 
-.PHONY: controlplane kubectl manifests
+.PHONY: controlplane kubectl
 
 controlplane: $(KUBE_APISERVER) ## Build kube-apiserver for integration tests (cached by version)
 
@@ -45,9 +44,3 @@ $(KUBECTL):
 	@mkdir -p $(dir $@)
 	cd $(CONTROLPLANE_DIR) && CGO_ENABLED=0 go build $(CONTROLPLANE_GOFLAGS) -trimpath \
 		-ldflags '$(KUBE_LDFLAGS)' -o $@.tmp ./kubectl && mv $@.tmp $@
-
-# Node 24 runs the TypeScript generator directly (type stripping); the pinned node comes from npm.
-NODE ?= node_modules/.bin/node
-
-manifests: ## Generate crds/ from the API types in src/k8s/api/
-	$(NODE) --import ./hack/lib/ts-resolve.ts hack/gen-crds.ts

@@ -8,7 +8,7 @@
 #   (chart value agent.enabled=true), checked for its output. Logs and events are dumped on failure;
 #   the cluster is deleted on exit (KEEP_CLUSTER=1 keeps it).
 #
-# Needs: docker, kind, kubectl, curl, node (npm packages from `make install`); helm from $HELM, PATH or
+# Needs: docker, kind, kubectl, curl, node (npm packages from `make node-modules`); helm from $HELM, PATH or
 # `make helm`. No image is pulled for the test content; the in-cluster registry uses $REGISTRY_IMAGE.
 set -euo pipefail
 cd "$(dirname "$0")/.."

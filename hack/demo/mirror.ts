@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
+import { sleep } from '../../src/util/sleep.js';
 import { api } from './api.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -15,7 +16,6 @@ const NAMESPACE = 'default';
 const NAME = 'busybox';
 const PATH = `/apis/stevedore.dev/v1alpha1/namespaces/${NAMESPACE}/imagemirrors/${NAME}`;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const [cmd, kubeconfig, ...rest] = process.argv.slice(2);
 if (!cmd || !kubeconfig) {
   console.error('usage: mirror.ts apply|wait|get KUBECONFIG ...');

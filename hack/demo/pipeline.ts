@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { sleep } from '../../src/util/sleep.js';
 import { startKubeletStandIn } from '../../test/harness/kubelet-standin.js';
 import { api, type Call } from './api.js';
 
@@ -32,7 +33,6 @@ if (!kubeconfig || !registry || !work) {
   process.exit(2);
 }
 const call: Call = api(kubeconfig);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const indent = (s: string) => s.trimEnd().replace(/^/gm, '    ');
 
 async function apply(plural: string, kind: string, name: string, spec: unknown): Promise<void> {

@@ -11,7 +11,7 @@ set -euo pipefail
 out=${1:?usage: $0 OUTDIR}
 cd "$(dirname "$0")/../.."
 node=$(readlink -f node_modules/.bin/node)
-[ -x "$node" ] || { echo "no pinned node in node_modules/.bin (run make install)" >&2; exit 1; }
+[ -x "$node" ] || { echo "no pinned node in node_modules/.bin (run make node-modules)" >&2; exit 1; }
 runc_static=${RUNC_STATIC:-}
 if [ -z "$runc_static" ]; then
   v=$(awk '$1 == "RUNC_VERSION" { print $3 }' hack/node.mk)

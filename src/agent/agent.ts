@@ -16,8 +16,14 @@ import type { ImageStore } from '../runtime/store/index.js';
 import type { Policy } from '../policy/types.js';
 import { errorMessage } from '../util/errors.js';
 import { Heartbeat } from './heartbeat.js';
+import { AGENT_TAINTED_LABEL } from '../k8s/api/containerrun.js';
+import { reservingTaints, type NodeTaint } from './privileges.js';
 import type { LaunchContainer } from './launch.js';
 import { ContainerRunAgentReconciler } from './reconciler.js';
+import { recoverNode } from './recovery.js';
+import { PullRecords } from './pull-records.js';
+import { DEFAULT_BLOCK_SIZE, nodeIdPool, UserNamespaceAllocator } from './userns.js';
+import type { IdRange } from '../runtime/idmap.js';
 
 export interface AgentOptions {
   kubeConfig: KubeConfig;
@@ -44,14 +50,26 @@ export interface AgentOptions {
   processMetrics?: boolean;
   /** The node's containers-policy.json (`--policy`); none: every image may run. */
   policy?: Policy;
+  /**
+   * Ids a root agent hands out for the runs' user namespaces (default 65536:67108864); a rootless
+   * agent uses the subordinate ids of its own user namespace instead.
+   */
+  usernsRange?: IdRange;
+  /** Ids per run (default 65536). */
+  usernsSize?: number;
+  /** How often disk emptyDirs are measured against their sizeLimit (default 10 s). */
+  diskCheckMs?: number;
   log: Logger;
 }
 
-/** The Node object's labels, or none when it does not exist or may not be read. */
+/**
+ * The Node object's labels, plus AGENT_TAINTED_LABEL when it is tainted to keep workloads off, or
+ * none when it does not exist or may not be read.
+ */
 async function nodeLabels(client: KubeClient, node: string, log: Logger): Promise<Record<string, string>> {
   try {
-    const n = await client.get<{ metadata: { labels?: Record<string, string> } }>(`/api/v1/nodes/${encodeURIComponent(node)}`);
-    return n.metadata.labels ?? {};
+    const n = await client.get<{ metadata: { labels?: Record<string, string> }; spec?: { taints?: NodeTaint[] } }>(`/api/v1/nodes/${encodeURIComponent(node)}`);
+    return { ...n.metadata.labels, ...(reservingTaints(n.spec?.taints).length > 0 ? { [AGENT_TAINTED_LABEL]: 'true' } : {}) };
   } catch (err) {
     if (!isNotFound(err)) log.warn({ node, err: errorMessage(err) }, 'cannot read the Node object; using --node-labels only');
     return {};
@@ -74,6 +92,12 @@ export async function createAgent(o: AgentOptions): Promise<Manager> {
       log,
     }),
   );
+  const pool = await nodeIdPool(o.usernsRange);
+  const userns = await UserNamespaceAllocator.open(o.store.root, pool, o.usernsSize ?? DEFAULT_BLOCK_SIZE);
+  log.info({ pool: pool.map((r) => `${r.start}:${r.count}`), blockSize: userns.blockSize, held: userns.held().size }, 'user namespace ids for runs');
+  // Before any run is taken: containers the API no longer wants on this node go.
+  const recovered = await recoverNode({ client, store: o.store, nodeName: o.nodeName, namespace: o.namespace, userns, graceMs: (o.stopGraceSeconds ?? 10) * 1000, log });
+  if (recovered.removed.length + recovered.released.length > 0) log.info({ removed: recovered.removed, released: recovered.released.length }, 'recovery done');
   const events = new EventRecorder(client, { controller: 'stevedore.dev/agent', instance: o.nodeName, log });
   const reconciler = new ContainerRunAgentReconciler(client, {
     nodeName: o.nodeName,
@@ -84,6 +108,9 @@ export async function createAgent(o: AgentOptions): Promise<Manager> {
     restartBackoff: o.restartBackoff,
     pollMs: o.pollMs,
     policy: o.policy,
+    userns,
+    diskCheckMs: o.diskCheckMs,
+    pullRecords: await PullRecords.open(o.store.root),
     events,
     log,
   });

@@ -4,11 +4,16 @@
  */
 import { isNotFound, type KubeClient } from '../k8s/runtime/client.js';
 
-/** A referenced ConfigMap, Secret or key is missing (and not optional): the run cannot start yet. */
+/**
+ * A referenced ConfigMap, Secret or key is missing (and not optional): the run cannot start yet
+ * (CreateContainerConfigError, looked at again later). InvalidSpec: the spec itself can never be
+ * carried out (a key path leaving its volume): final, never retried.
+ */
 export class ConfigSourceError extends Error {
-  readonly reason = 'CreateContainerConfigError';
-  constructor(message: string) {
+  readonly reason: 'CreateContainerConfigError' | 'InvalidSpec';
+  constructor(message: string, reason: 'CreateContainerConfigError' | 'InvalidSpec' = 'CreateContainerConfigError') {
     super(message);
+    this.reason = reason;
     this.name = 'ConfigSourceError';
   }
 }

@@ -8,10 +8,6 @@
  * records, not this process's memory, say whether it is running or how it ended, so a restarted
  * agent reattaches to running containers and never starts a finished attempt again.
  */
-import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { API_VERSION, GROUP, VERSION } from '../k8s/api/common.js';
 import { CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunStatus } from '../k8s/api/containerrun.js';
@@ -19,9 +15,10 @@ import { markReady, markReconciling, markStalled } from '../k8s/conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
-import { parseDuration } from '../controllers/schedule.js';
-import type { RunOptions } from '../runtime/container.js';
-import { processAlive, type ContainerRecord } from '../runtime/containers.js';
+import { parseDuration } from '../util/duration.js';
+import { dirname, join } from 'node:path';
+import { ensureSearchable, type RunOptions } from '../runtime/container.js';
+import type { ContainerRecord } from '../runtime/containers.js';
 import { ociRuntime, type RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { errorMessage } from '../util/errors.js';
@@ -34,7 +31,13 @@ import { judgeRunImage } from './run-policy.js';
 import type { Policy } from '../policy/types.js';
 import { readLogTail } from './log-tail.js';
 import { restartDelayMs, signalOfExitCode } from './status-text.js';
-import { prepareVolumes, quantityBytes, runVolumesDir } from './volumes.js';
+import { emptyDirOverLimit, evictionNote, prepareVolumes, quantityBytes, releaseVolumes, runVolumesDir } from './volumes.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { privilegeLevel, privilegeViolations, type NodeTaint } from './privileges.js';
+import { IdsExhaustedError, type UserNamespaceAllocator } from './userns.js';
+import { stopAndRemoveContainer, waitProcessGone } from './stop.js';
+import { credentialsIdentity, type PullRecords } from './pull-records.js';
+import { parseReference } from '../oci/reference.js';
 
 export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
 
@@ -52,6 +55,16 @@ export interface AgentReconcilerOptions {
   pollMs?: number;
   /** The node's containers-policy.json: an image it refuses is not pulled or run (PolicyDenied). */
   policy?: Policy;
+  /** Rotate each container's log past this size (default 10 MiB, the kubelet's containerLogMaxSize). */
+  logMaxBytes?: number;
+  /** How often a running run's disk emptyDirs are measured against their sizeLimit (default 10 s). */
+  diskCheckMs?: number;
+  /** Least time between two writes of a running run's status.logTail (default 5 s). */
+  logTailMs?: number;
+  /** Who fetched each stored image: reuse by another run is re-authorised (KEP-2535). */
+  pullRecords: PullRecords;
+  /** Hands each run a block of ids for a user namespace of its own. */
+  userns: UserNamespaceAllocator;
   events: EventRecorder;
   log: Logger;
 }
@@ -82,23 +95,6 @@ function cpus(q: string | number | undefined): number | undefined {
   return q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q);
 }
 
-const run_ = promisify(execFile);
-
-/** Gone, or a zombie: a monitor orphaned by an earlier agent may wait for a PID 1 that never reaps. */
-function processGone(pid: number): boolean {
-  return !processAlive(pid);
-}
-
-async function waitProcessGone(pid: number | undefined, ms: number): Promise<void> {
-  if (pid === undefined) return;
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (processGone(pid)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`container monitor ${pid} did not exit`);
-}
-
 export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   readonly name = 'containerrun-agent';
   readonly resource = CONTAINER_RUN_RESOURCE;
@@ -106,15 +102,35 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   readonly #o: AgentReconcilerOptions;
   /** Failed pulls per run uid, for the pull back-off (reset by a successful pull). */
   readonly #pullFailures = new Map<string, number>();
+  /** Looks at a run's missing ConfigMaps/Secrets so far, for the growing wait between looks. */
+  readonly #configWaits = new Map<string, number>();
+  /** When each running run's disk emptyDirs were last measured. */
+  readonly #diskChecked = new Map<string, number>();
+  /** Run uid → earliest time of its next start (pull back-off, wait for ConfigMaps/Secrets). */
+  readonly #notBefore = new Map<string, number>();
+  /** When each running run's logTail was last written (it is written at most every logTailMs). */
+  readonly #tailWritten = new Map<string, number>();
 
   constructor(client: KubeClient, o: AgentReconcilerOptions) {
     this.#client = client;
     this.#o = o;
   }
 
-  /** Only runs bound to this node concern it (and a run just moved away, to forget it). */
+  /**
+   * Only runs bound to this node concern it (and a run just moved away, to forget it), and only
+   * changes the agent did not make itself: the spec, the binding, deletion, finalizers, annotations.
+   * Its own status writes come back as watch events; enqueuing them would reconcile each run in a
+   * loop (running runs are polled, waiting ones requeued on their own schedule).
+   */
   shouldEnqueueUpdate(a: ContainerRun, b: ContainerRun): boolean {
-    return boundNode(b) === this.#o.nodeName || boundNode(a) === this.#o.nodeName;
+    if (boundNode(b) !== this.#o.nodeName && boundNode(a) !== this.#o.nodeName) return false;
+    return (
+      a.metadata.generation !== b.metadata.generation ||
+      boundNode(a) !== boundNode(b) ||
+      !!a.metadata.deletionTimestamp !== !!b.metadata.deletionTimestamp ||
+      JSON.stringify(a.metadata.finalizers ?? []) !== JSON.stringify(b.metadata.finalizers ?? []) ||
+      JSON.stringify(a.metadata.annotations ?? {}) !== JSON.stringify(b.metadata.annotations ?? {})
+    );
   }
 
   #path(run: ContainerRun, sub?: string): string {
@@ -132,13 +148,13 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     if (boundNode(run) !== this.#o.nodeName) return this.#releaseMoved(run);
     if (run.metadata.deletionTimestamp) return this.#finalize(run);
     const status = run.status ?? {};
-    if (status.phase && TERMINAL.has(status.phase)) return {};
+    if (status.phase && TERMINAL.has(status.phase)) return this.#stopEnded(run);
 
     const attempt = status.restartCount ?? 0;
     const id = attemptContainerId(run.metadata.uid!, attempt);
     const st = await attemptState(this.#o.store, id);
     if (st.state === 'running') return this.#observeRunning(run, st.record);
-    if (st.state === 'exited') return this.#finishAttempt(run, await this.#outcome(st.record));
+    if (st.state === 'exited') return this.#finishAttempt(run, await this.#outcome(st.record, run));
     if (st.state === 'lost') {
       // Nobody watches that container any more: make sure it does not run on unobserved.
       const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
@@ -152,8 +168,28 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       const due = Date.parse(status.finishedAt) + this.#restartDelay(attempt - 1);
       if (due > Date.now()) return { requeueAfterMs: due - Date.now() };
     }
+    // A pull back-off or a wait for a missing ConfigMap/Secret holds whatever event comes in meanwhile
+    // (the controller's finalizer, a label): only its own timer ends it, as the kubelet's image back-off.
+    const notBefore = this.#notBefore.get(run.metadata.uid!);
+    if (notBefore !== undefined && notBefore > Date.now()) return { requeueAfterMs: notBefore - Date.now() };
+    this.#notBefore.delete(run.metadata.uid!);
     await this.#stopEarlierAttempts(run, attempt);
     return this.#start(run, attempt, id, signal);
+  }
+
+  /**
+   * A terminal run whose container still runs here (the controller marked it Failed/NodeLost while
+   * this agent was away): the API says it ended, so it must not go on unobserved. Stopped and removed.
+   */
+  async #stopEnded(run: ContainerRun): Promise<ReconcileResult> {
+    for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
+      const id = attemptContainerId(run.metadata.uid!, n);
+      const st = await attemptState(this.#o.store, id);
+      if (st.state !== 'running' && st.state !== 'lost') continue;
+      this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, attempt: n, phase: run.status?.phase }, 'the run has ended but its container still runs here: stopping and removing it');
+      await stopAndRemoveContainer(this.#o.store, id, (this.#o.stopGraceSeconds ?? 10) * 1000);
+    }
+    return {};
   }
 
   /**
@@ -183,6 +219,52 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const gen = run.metadata.generation ?? 0;
     const spec = run.spec;
     const log = this.#o.log.child({ run: `${ns}/${run.metadata.name}`, attempt });
+    const refused = await this.#privilegeViolations(run);
+    if (refused.length > 0) return this.#notGranted(run, refused);
+    let idMappings: RunOptions['idMappings'];
+    if (spec.hostUsers !== true) {
+      try {
+        idMappings = await this.#o.userns.allocate(run.metadata.uid!);
+      } catch (err) {
+        if (!(err instanceof IdsExhaustedError)) throw err;
+        await this.#patchStatus(run, {
+          phase: 'Pending',
+          reason: 'UserNamespaceUnavailable',
+          message: err.message,
+          conditions: markReconciling(run.status?.conditions, gen, 'UserNamespaceUnavailable', err.message),
+        });
+        return { requeueAfterMs: 30_000 };
+      }
+    }
+    const sources = new ConfigSources(this.#client, ns);
+    // The run's ConfigMaps and Secrets first: a run waiting for one stays Pending, unchanged (no
+    // status write, no pull) until it appears, as a kubelet's CreateContainerConfigError.
+    let env: string[];
+    let mounts: Awaited<ReturnType<typeof prepareVolumes>>;
+    try {
+      env = await resolveEnv(spec, sources);
+      const volumesDir = runVolumesDir(this.#o.store.root, run.metadata.uid!);
+      mounts = await prepareVolumes(spec, volumesDir, sources, { idMap: idMappings, user: spec.user });
+      // The runtime binds them from inside the run's user namespace, as an unprivileged node id.
+      if (idMappings && mounts.binds.length > 0) await ensureSearchable([this.#o.store.root, join(this.#o.store.root, 'agent'), dirname(volumesDir), volumesDir]);
+    } catch (err) {
+      if (!(err instanceof ConfigSourceError)) throw err;
+      if (err.reason === 'InvalidSpec') return this.#invalidSpec(run, err.message);
+      const waits = (this.#configWaits.get(run.metadata.uid!) ?? 0) + 1;
+      this.#configWaits.set(run.metadata.uid!, waits);
+      await this.#patchStatus(run, {
+        phase: 'Pending',
+        nodeName: this.#o.nodeName,
+        reason: err.reason,
+        message: err.message,
+        observedGeneration: gen,
+        conditions: markReconciling(run.status?.conditions, gen, err.reason, err.message),
+      });
+      await this.#event(run, 'Warning', err.reason, err.message);
+      // 10 s, 20 s, 40 s, ... up to 5 min between looks.
+      return this.#waitBeforeRetry(run, Math.min(300_000, 10_000 * 2 ** Math.min(waits - 1, 5)));
+    }
+    this.#configWaits.delete(run.metadata.uid!);
     await this.#patchStatus(run, {
       phase: 'Pulling',
       nodeName: this.#o.nodeName,
@@ -191,12 +273,12 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       observedGeneration: gen,
       conditions: markReconciling(run.status?.conditions, gen, 'Pulling', `pulling ${spec.image}`),
     });
-    const sources = new ConfigSources(this.#client, ns);
     let imageName: string;
     let imageDigest: string;
     try {
       const credentials = await pullCredentials(spec.image, spec.imagePullSecrets, sources);
-      const context = credentials ? { credentials } : undefined;
+      // Only the run's own Secrets: never the agent's auth files, env or home (a confused deputy).
+      const context = { ...(credentials ? { credentials } : {}), ambientCredentials: false };
       let source = spec.image;
       if (this.#o.policy) {
         const verdict = await judgeRunImage(this.#o.policy, spec.image, context, signal);
@@ -204,9 +286,19 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         log.info({ image: verdict.pull, reason: verdict.reason }, 'image accepted by the node policy');
         source = verdict.pull;
       }
-      // A digest is immutable: pull only when missing. A tag is looked up again for each attempt.
-      const pullPolicy = source.includes('@sha256:') ? 'missing' : 'always';
-      const image = await this.#o.store.pull(source, { policy: pullPolicy, context, signal });
+      // A tag is looked up again for each attempt. A digest is immutable, but a stored image is
+      // reused only by runs that showed they may read it (KEP-2535): pulled anonymously, or with
+      // these very credentials; any other run pulls again with its own, which the registry judges.
+      const identity = credentialsIdentity(parseReference(source.replace(/^docker:\/\//, '')).registry, credentials);
+      const at = source.indexOf('@sha256:');
+      const wanted = at >= 0 ? source.slice(at + 1) : undefined;
+      const pullPolicy = wanted && this.#o.pullRecords.mayReuse(wanted, identity) ? 'missing' : 'always';
+      const image = await this.#o.store.pull(source, { policy: pullPolicy, context, signal, ...(idMappings ? { snapshots: { idMap: idMappings } } : {}) });
+      if (pullPolicy === 'always') {
+        if (wanted) await this.#o.pullRecords.record(wanted, identity);
+        await this.#o.pullRecords.record(image.digest, identity);
+      }
+      log.info({ image: source, digest: image.digest, reused: pullPolicy === 'missing', anonymous: identity === undefined }, 'image ready');
       imageName = image.name;
       imageDigest = image.digest;
     } catch (err) {
@@ -224,49 +316,35 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
           message: `${message}; trying again in ${Math.round(delay / 1000)}s (${tries} of ${PULL_TRIES} tries)`,
           conditions: markReconciling(run.status?.conditions, gen, 'ErrImagePull', message),
         });
-        return { requeueAfterMs: delay };
+        return this.#waitBeforeRetry(run, delay);
       }
       this.#pullFailures.delete(run.metadata.uid!);
       return this.#finishAttempt(run, { reason: 'ErrImagePull', message: `${message} (${tries} tries)`, finishedAt: new Date().toISOString() });
     }
     this.#pullFailures.delete(run.metadata.uid!);
-    let options: RunOptions;
-    try {
-      const env = await resolveEnv(spec, sources);
-      const mounts = await prepareVolumes(spec, runVolumesDir(this.#o.store.root, run.metadata.uid!), sources);
-      options = {
-        id,
-        name: attemptContainerName(ns, run.metadata.name!, attempt),
-        image: imageName,
-        pull: 'never',
-        ...(spec.command ? { entrypoint: spec.command } : {}),
-        ...(spec.args ? { args: spec.args } : {}),
-        env,
-        workdir: spec.workingDir,
-        user: spec.user,
-        network: spec.network ?? 'none',
-        binds: mounts.binds,
-        tmpfs: mounts.tmpfs,
-        memory: spec.resources?.memory !== undefined ? quantityBytes(spec.resources.memory) : undefined,
-        cpus: cpus(spec.resources?.cpu),
-        pidsLimit: spec.resources?.pids,
-        timeoutSeconds: spec.timeout ? parseDuration(spec.timeout) / 1000 : undefined,
-        stopGraceSeconds: this.#o.stopGraceSeconds ?? 10,
-        runtime: spec.runtime ?? this.#o.runtime ?? 'runc',
-        hostname: run.metadata.name!.slice(0, 63),
-      };
-    } catch (err) {
-      if (!(err instanceof ConfigSourceError)) throw err;
-      // Like a kubelet's CreateContainerConfigError: wait for the ConfigMap or Secret to appear.
-      await this.#patchStatus(run, {
-        phase: 'Pending',
-        reason: err.reason,
-        message: err.message,
-        conditions: markReconciling(run.status?.conditions, gen, err.reason, err.message),
-      });
-      await this.#event(run, 'Warning', err.reason, err.message);
-      return { requeueAfterMs: 10_000 };
-    }
+    const options: RunOptions = {
+      id,
+      name: attemptContainerName(ns, run.metadata.name!, attempt),
+      image: imageName,
+      pull: 'never',
+      ...(spec.command ? { entrypoint: spec.command } : {}),
+      ...(spec.args ? { args: spec.args } : {}),
+      env,
+      workdir: spec.workingDir,
+      user: spec.user,
+      network: spec.network ?? 'none',
+      binds: mounts.binds,
+      tmpfsMounts: mounts.tmpfs,
+      memory: spec.resources?.memory !== undefined ? quantityBytes(spec.resources.memory) : undefined,
+      cpus: cpus(spec.resources?.cpu),
+      pidsLimit: spec.resources?.pids,
+      timeoutSeconds: spec.timeout ? parseDuration(spec.timeout) / 1000 : undefined,
+      stopGraceSeconds: this.#o.stopGraceSeconds ?? 10,
+      runtime: spec.runtime ?? this.#o.runtime ?? 'runc',
+      hostname: run.metadata.name!.slice(0, 63),
+      logMaxBytes: this.#o.logMaxBytes ?? 10 * 1024 * 1024,
+      ...(idMappings ? { idMappings } : {}),
+    };
     // Taken before the launch: a quick command may have finished by the time it returns.
     const startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     const started = await this.#o.launch(this.#o.store, options);
@@ -315,6 +393,68 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       conditions: markStalled(run.status?.conditions, gen, 'PolicyDenied', message),
     });
     await this.#event(run, 'Warning', 'PolicyDenied', message);
+    await this.#runEnded(run);
+    return {};
+  }
+
+  /**
+   * The run asks for what its namespace's level does not grant (the admission policy was not
+   * installed, or the node is tainted, which admission cannot see): nothing is pulled or run.
+   */
+  async #notGranted(run: ContainerRun, violations: string[]): Promise<ReconcileResult> {
+    const gen = run.metadata.generation ?? 0;
+    const message = `refused by the node agent: ${violations.join('; ')}`;
+    this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, violations }, 'run asks for privileges its namespace was not granted');
+    await this.#patchStatus(run, {
+      phase: 'Failed',
+      reason: 'PrivilegeNotGranted',
+      message,
+      nodeName: this.#o.nodeName,
+      observedGeneration: gen,
+      finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      conditions: markStalled(run.status?.conditions, gen, 'PrivilegeNotGranted', message),
+    });
+    await this.#event(run, 'Warning', 'PrivilegeNotGranted', message);
+    return {};
+  }
+
+  /** The run's namespace level (its Namespace label) against the spec, and the pinned node's taints. */
+  async #privilegeViolations(run: ContainerRun): Promise<string[]> {
+    const ns = await this.#client.get<{ metadata: { labels?: Record<string, string> } }>(`/api/v1/namespaces/${encodeURIComponent(run.metadata.namespace!)}`);
+    const level = privilegeLevel(ns.metadata.labels);
+    if (level === 'privileged') return [];
+    let taints: NodeTaint[] | undefined;
+    if (run.spec.nodeName) {
+      try {
+        const node = await this.#client.get<{ spec?: { taints?: NodeTaint[] } }>(`/api/v1/nodes/${encodeURIComponent(run.spec.nodeName)}`);
+        taints = node.spec?.taints ?? [];
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        taints = []; // no Node object (a node the cluster does not list): nothing says it is tainted
+      }
+    }
+    return privilegeViolations(run.spec, level, taints);
+  }
+
+  #waitBeforeRetry(run: ContainerRun, ms: number): ReconcileResult {
+    this.#notBefore.set(run.metadata.uid!, Date.now() + ms);
+    return { requeueAfterMs: ms };
+  }
+
+  /** The spec can never be carried out (admission should have refused it): final, never retried. */
+  async #invalidSpec(run: ContainerRun, message: string): Promise<ReconcileResult> {
+    const gen = run.metadata.generation ?? 0;
+    await this.#patchStatus(run, {
+      phase: 'Failed',
+      reason: 'InvalidSpec',
+      message,
+      nodeName: this.#o.nodeName,
+      observedGeneration: gen,
+      finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      conditions: markStalled(run.status?.conditions, gen, 'InvalidSpec', message),
+    });
+    await this.#event(run, 'Warning', 'InvalidSpec', message);
+    await releaseVolumes(runVolumesDir(this.#o.store.root, run.metadata.uid!));
     return {};
   }
 
@@ -335,12 +475,48 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         conditions: markReady(s.conditions, gen, true, 'Running', `running on ${this.#o.nodeName}`),
       });
     }
-    if (tail !== (s.logTail ?? '')) patch.logTail = tail;
+    // The tail of a chatty run changes on every poll: written when it changed, at most every logTailMs.
+    const last = this.#tailWritten.get(run.metadata.uid!) ?? 0;
+    if (tail !== (s.logTail ?? '') && (Date.now() - last >= (this.#o.logTailMs ?? 5_000) || Object.keys(patch).length > 0)) {
+      patch.logTail = tail;
+      this.#tailWritten.set(run.metadata.uid!, Date.now());
+    }
     if (Object.keys(patch).length > 0) await this.#patchStatus(run, patch);
+    await this.#checkDiskLimits(run, rec);
     return { requeueAfterMs: this.#o.pollMs ?? 1000 };
   }
 
-  async #outcome(rec: ContainerRecord): Promise<AttemptOutcome> {
+  /**
+   * Disk emptyDirs over their sizeLimit (a tmpfs caps the Memory ones): the container is stopped
+   * and the run fails with reason Evicted, as the kubelet's local storage eviction does. Measured
+   * at most every diskCheckMs.
+   */
+  async #checkDiskLimits(run: ContainerRun, rec: ContainerRecord): Promise<void> {
+    if (!(run.spec.volumes ?? []).some((v) => v.emptyDir && v.emptyDir.medium !== 'Memory' && v.emptyDir.sizeLimit !== undefined)) return;
+    const uid = run.metadata.uid!;
+    if (Date.now() - (this.#diskChecked.get(uid) ?? 0) < (this.#o.diskCheckMs ?? 10_000)) return;
+    this.#diskChecked.set(uid, Date.now());
+    const dir = runVolumesDir(this.#o.store.root, uid);
+    const over = await emptyDirOverLimit(run.spec, dir);
+    if (!over) return;
+    this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, over }, 'evicting: an emptyDir is over its sizeLimit');
+    await writeFile(evictionNote(dir), over);
+    const rt = ociRuntime(rec.runtime, rec.stateRoot ? { stateRoot: rec.stateRoot } : {});
+    await rt.kill(rec.id, 'SIGKILL', { all: true }).catch(() => undefined);
+  }
+
+  async #outcome(rec: ContainerRecord, run?: ContainerRun): Promise<AttemptOutcome> {
+    const evicted = run ? await readFile(evictionNote(runVolumesDir(this.#o.store.root, run.metadata.uid!)), 'utf8').catch(() => undefined) : undefined;
+    if (evicted !== undefined) {
+      return {
+        exitCode: rec.exitCode,
+        reason: 'Evicted',
+        message: `the container was stopped: ${evicted}`,
+        startedAt: rec.createdAt.replace(/\.\d{3}Z$/, 'Z'),
+        finishedAt: (rec.finishedAt ?? new Date().toISOString()).replace(/\.\d{3}Z$/, 'Z'),
+        logTail: await readLogTail(rec.logPath),
+      };
+    }
     const reason = rec.reason === 'Completed' || rec.reason === 'OOMKilled' || rec.reason === 'DeadlineExceeded' ? rec.reason : 'Error';
     const code = rec.exitCode;
     const message =
@@ -376,11 +552,13 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     if (o.reason === 'Completed' && o.exitCode === 0) {
       await this.#patchStatus(run, { ...common, phase: 'Succeeded', reason: 'Completed', message: o.message, conditions: markReady(s.conditions, gen, true, 'Completed', o.message) });
       await this.#event(run, 'Normal', 'Completed', o.message);
+      await this.#runEnded(run);
       return {};
     }
     const limit = spec.backoffLimit ?? DEFAULT_BACKOFF_LIMIT;
     // A deadline is the run's, not the attempt's: it is not retried (as a Job's activeDeadlineSeconds).
-    if (spec.restartPolicy === 'OnFailure' && o.reason !== 'DeadlineExceeded' && restarts < limit) {
+    // Nor is an eviction: the same run would fill its volume again.
+    if (spec.restartPolicy === 'OnFailure' && o.reason !== 'DeadlineExceeded' && o.reason !== 'Evicted' && restarts < limit) {
       const delay = this.#restartDelay(restarts);
       const message = `attempt ${restarts + 1} failed (${o.reason}: ${o.message}); restarting in ${Math.round(delay / 1000)}s (${restarts + 1} of ${limit} restarts)`;
       await this.#patchStatus(run, {
@@ -394,12 +572,23 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       await this.#event(run, 'Warning', 'BackOff', message);
       return { requeueAfterMs: delay };
     }
-    const exhausted = spec.restartPolicy === 'OnFailure' && o.reason !== 'DeadlineExceeded';
+    const exhausted = spec.restartPolicy === 'OnFailure' && o.reason !== 'DeadlineExceeded' && o.reason !== 'Evicted';
     const reason = exhausted ? 'BackoffLimitExceeded' : o.reason;
     const message = exhausted ? `failed after ${restarts + 1} attempts; last: ${o.reason}: ${o.message}` : o.message;
     await this.#patchStatus(run, { ...common, phase: 'Failed', reason, message, conditions: markStalled(s.conditions, gen, reason, message) });
     await this.#event(run, 'Warning', reason, message);
+    await this.#runEnded(run);
     return {};
+  }
+
+  /** No attempt will follow: the run's volumes (Secret and ConfigMap tmpfs included) go now, its log and container stay until it is deleted. */
+  async #runEnded(run: ContainerRun): Promise<void> {
+    this.#tailWritten.delete(run.metadata.uid!);
+    this.#diskChecked.delete(run.metadata.uid!);
+    this.#pullFailures.delete(run.metadata.uid!);
+    this.#configWaits.delete(run.metadata.uid!);
+    this.#notBefore.delete(run.metadata.uid!);
+    await releaseVolumes(runVolumesDir(this.#o.store.root, run.metadata.uid!));
   }
 
   /**
@@ -412,7 +601,14 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
       if ((await attemptState(this.#o.store, attemptContainerId(run.metadata.uid, n))).state !== 'absent') mine = true;
     }
-    if (!mine) return {};
+    if (!mine) {
+      const idMap = this.#o.userns.lookup(run.metadata.uid);
+      if (idMap) {
+        await this.#o.store.removeSnapshotsFor(idMap);
+        await this.#o.userns.release(run.metadata.uid);
+      }
+      return {};
+    }
     this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, boundTo: boundNode(run) ?? null }, 'run moved away from this node: removing its containers here');
     await this.#removeAttempts(run);
     return {};
@@ -434,42 +630,26 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   /** Stops (SIGTERM, grace, SIGKILL) and removes every attempt's container, and the run's volumes. */
   async #removeAttempts(run: ContainerRun): Promise<void> {
     const uid = run.metadata.uid!;
+    for (const m of [this.#pullFailures, this.#configWaits, this.#notBefore, this.#tailWritten, this.#diskChecked]) m.delete(uid);
     const grace = (this.#o.stopGraceSeconds ?? 10) * 1000;
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
       const id = attemptContainerId(uid, n);
-      let st = await attemptState(this.#o.store, id);
-      if (st.state === 'running') {
-        const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
-        await rt.kill(id, 'SIGTERM', { all: true }).catch(() => undefined);
-        const deadline = Date.now() + grace;
-        let killed = false;
-        for (;;) {
-          st = await attemptState(this.#o.store, id);
-          if (st.state !== 'running') break;
-          if (!killed && Date.now() > deadline) {
-            killed = true;
-            await rt.kill(id, 'SIGKILL', { all: true }).catch(() => undefined);
-          }
-          if (Date.now() > deadline + 15_000) throw new Error(`container ${id} of ${run.metadata.name} did not exit after SIGKILL`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        this.#o.log.info({ run: `${run.metadata.namespace}/${run.metadata.name}`, id }, 'container stopped');
-      }
-      if (st.state === 'lost') {
-        // No monitor: stop the container ourselves and undo the rootfs mount it would have undone.
-        const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
-        await rt.kill(id, 'SIGKILL', { all: true }).catch(() => undefined);
-        await rt.delete(id, { force: true }).catch(() => undefined);
-        await run_('umount', [join(st.record.bundle, 'rootfs')]).catch(() => undefined);
-      }
-      // The monitor unmounts the rootfs after recording the exit: remove nothing under its feet.
-      if (st.state !== 'absent') await waitProcessGone(st.record.monitorPid, 15_000);
-      await rm(join(this.#o.store.root, 'containers', id), { recursive: true, force: true });
+      if (await stopAndRemoveContainer(this.#o.store, id, grace)) this.#o.log.info({ run: `${run.metadata.namespace}/${run.metadata.name}`, id }, 'container stopped');
     }
-    await rm(runVolumesDir(this.#o.store.root, uid), { recursive: true, force: true });
+    await releaseVolumes(runVolumesDir(this.#o.store.root, uid));
+    // Nothing of the run is left on the node: its ids (and the snapshots made for them) go back.
+    const idMap = this.#o.userns.lookup(uid);
+    if (idMap) {
+      await this.#o.store.removeSnapshotsFor(idMap);
+      await this.#o.userns.release(uid);
+    }
   }
 
   async #patchStatus(run: ContainerRun, status: Partial<Record<keyof ContainerRunStatus, unknown>>): Promise<void> {
+    // A write that changes nothing still costs the API server a resourceVersion and every watcher an event.
+    const current = (run.status ?? {}) as Record<string, unknown>;
+    const same = (a: unknown, b: unknown): boolean => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+    if (Object.entries(status).every(([k, v]) => same(current[k], v))) return;
     try {
       const updated = await this.#client.patch<ContainerRun>(this.#path(run, 'status'), { status });
       // Later steps of the same reconcile start from what was written.

@@ -1,19 +1,42 @@
 /**
- * Materialises a run's volumes on the node, under `<store>/agent/volumes/<run uid>/<volume>`:
- * emptyDir as a directory (or a tmpfs for medium Memory), configMap and secret as files written
- * from the objects' keys. They are bind-mounted into each attempt and removed with the run.
+ * Materialises a run's volumes on the node, under `<store>/agent/volumes/<run uid>/<volume>`, as
+ * the kubelet does:
+ * - configMap and secret: files written from the objects' keys into a tmpfs of their own (never on
+ *   the node's disk), configMap files mode 0644, secret files 0400 owned by the run's user (its
+ *   numeric `spec.user`, else the container's root), directories 0755; rewritten for each attempt
+ *   and unmounted when the run ends.
+ * - emptyDir: a directory on disk, kept across the attempts of the run (as in a Pod), or a tmpfs
+ *   mounted by the runtime for medium Memory, its size capped by sizeLimit.
+ * They are bind-mounted into each attempt; `releaseVolumes` unmounts and removes them.
+ *
+ * Nothing here builds a mount option or path from text the spec gives without checking it: volume
+ * names are DNS labels, mount paths absolute with no `:`, `,` or `..`, key paths relative and inside.
  */
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, normalize, sep } from 'node:path';
+import { execFile } from 'node:child_process';
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, normalize, posix, sep } from 'node:path';
+import { promisify } from 'node:util';
 import type { ContainerRunSpec } from '../k8s/api/containerrun.js';
-import type { BindMount } from '../runtime/spec.js';
+import type { BindMount, TmpfsMount } from '../runtime/spec.js';
+import type { IdMapping } from '../runtime/unpack/index.js';
 import type { ConfigSources } from './config-sources.js';
 import { ConfigSourceError } from './config-sources.js';
 
+const exec = promisify(execFile);
+
 export interface VolumeMounts {
   binds: BindMount[];
-  /** `--tmpfs`-style entries (`/path:options`) for emptyDir medium Memory. */
-  tmpfs: string[];
+  /** emptyDir medium Memory: a tmpfs the runtime mounts at the path. */
+  tmpfs: TmpfsMount[];
+}
+
+export interface VolumeOptions {
+  /** The run's user namespace (files are owned by its ids); none: the node's ids. */
+  idMap?: { uidMappings: IdMapping[]; gidMappings: IdMapping[] };
+  /** The run's `spec.user`: a numeric uid[:gid] owns the secret files. */
+  user?: string;
+  /** Put configMap and secret files on a tmpfs (default true; needs CAP_SYS_ADMIN in the agent's mount namespace). */
+  tmpfs?: boolean;
 }
 
 export function runVolumesDir(storeRoot: string, uid: string): string {
@@ -32,30 +55,92 @@ export function quantityBytes(q: string | number): number {
 /** A key's relative path must stay inside the volume directory. */
 function safeRelative(path: string, what: string): string {
   const n = normalize(path);
-  if (n.startsWith(sep) || n.split(sep).includes('..')) throw new ConfigSourceError(`${what}: path "${path}" leaves the volume`);
+  if (n.startsWith(sep) || path.split('/').includes('..') || n.split(sep).includes('..')) throw new ConfigSourceError(`${what}: path "${path}" leaves the volume`, 'InvalidSpec');
   return n;
 }
 
-async function writeKeys(dir: string, keys: Map<string, Buffer>, items: { key: string; path: string }[] | undefined, what: string): Promise<void> {
+/** A container path that may go into a mount list: absolute, no `..` element, no `:` or `,`. */
+function safeMountPath(path: string, volume: string): string {
+  if (!path.startsWith('/') || /[:,\0]/.test(path) || path.split('/').includes('..')) {
+    throw new ConfigSourceError(`volume ${volume}: mountPath "${path}" must be absolute, without ":", "," or ".." elements`, 'InvalidSpec');
+  }
+  return posix.normalize(path);
+}
+
+function mapId(maps: readonly IdMapping[] | undefined, id: number): number {
+  if (!maps) return id;
+  const m = maps.find((x) => x.containerID <= id && id < x.containerID + x.size);
+  if (!m) throw new ConfigSourceError(`id ${id} is outside the run's user namespace`, 'InvalidSpec');
+  return m.hostID + (id - m.containerID);
+}
+
+/** The node ids that own secret files: the run's numeric user, else its root. */
+function secretOwner(o: VolumeOptions): { uid: number; gid: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(o.user ?? '');
+  const uid = m ? Number(m[1]) : 0;
+  const gid = m?.[2] !== undefined ? Number(m[2]) : m ? uid : 0;
+  return { uid: mapId(o.idMap?.uidMappings, uid), gid: mapId(o.idMap?.gidMappings, gid) };
+}
+
+async function writeKeys(dir: string, keys: Map<string, Buffer>, items: { key: string; path: string }[] | undefined, what: string, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
   const chosen = items && items.length > 0 ? items.map((i) => ({ key: i.key, path: i.path })) : [...keys.keys()].map((k) => ({ key: k, path: k }));
   for (const { key, path } of chosen) {
     const value = keys.get(key);
     if (value === undefined) throw new ConfigSourceError(`${what} has no key "${key}"`);
     const file = join(dir, safeRelative(path, what));
     await mkdir(dirname(file), { recursive: true, mode: 0o755 });
-    // World-readable like the kubelet's default mode 0644: the container's user may be anyone.
-    await writeFile(file, value, { mode: 0o644 });
+    await writeFile(file, value, { mode });
+    await chmod(file, mode); // the umask may have taken bits away
+    if (owner) await chown(file, owner.uid, owner.gid);
   }
 }
 
+/** Whether `dir` is a mount point (listed in this process's mountinfo). */
+async function isMountPoint(dir: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  // Field 5 is the mount point, with spaces etc. octal-escaped.
+  const escaped = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return info.split('\n').some((l) => l.split(' ')[4] === escaped);
+}
+
+async function unmountAll(dir: string): Promise<void> {
+  for (let i = 0; i < 8 && (await isMountPoint(dir)); i++) {
+    await exec('umount', [dir]).catch(() => exec('umount', ['-l', dir]));
+  }
+}
+
+/** A fresh tmpfs at dir (its earlier content gone), sized for `bytes` of files. */
+async function freshTmpfs(dir: string, bytes: number, fileCount: number): Promise<void> {
+  await unmountAll(dir);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  // Room for the data, one page per file and directory, and a little slack; never more than that.
+  const size = Math.max(64 * 1024, bytes + (fileCount + 16) * 4096);
+  await exec('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755,nosuid,nodev,noexec`, 'tmpfs', dir]);
+}
+
+async function projected(vdir: string, keys: Map<string, Buffer>, items: { key: string; path: string }[] | undefined, what: string, mode: number, o: VolumeOptions, owner?: { uid: number; gid: number }): Promise<void> {
+  if (o.tmpfs === false) {
+    await rm(vdir, { recursive: true, force: true });
+    await mkdir(vdir, { recursive: true, mode: 0o755 });
+  } else {
+    let bytes = 0;
+    for (const v of keys.values()) bytes += v.length;
+    await freshTmpfs(vdir, bytes, keys.size);
+  }
+  await writeKeys(vdir, keys, items, what, mode, owner);
+}
+
 /** Writes every volume (fresh for each start, so changed ConfigMaps are picked up) and returns the mounts. */
-export async function prepareVolumes(spec: ContainerRunSpec, dir: string, sources: ConfigSources): Promise<VolumeMounts> {
+export async function prepareVolumes(spec: ContainerRunSpec, dir: string, sources: ConfigSources, o: VolumeOptions = {}): Promise<VolumeMounts> {
   const out: VolumeMounts = { binds: [], tmpfs: [] };
   for (const v of spec.volumes ?? []) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v.name)) throw new ConfigSourceError(`volume name "${v.name}" is not a DNS label`, 'InvalidSpec');
+    const destination = safeMountPath(v.mountPath, v.name);
     const vdir = join(dir, v.name);
     if (v.emptyDir?.medium === 'Memory') {
-      const size = v.emptyDir.sizeLimit !== undefined ? `,size=${quantityBytes(v.emptyDir.sizeLimit)}` : '';
-      out.tmpfs.push(`${v.mountPath}:rw,nosuid,nodev${size}${v.readOnly ? ',ro' : ''}`);
+      const options = ['rw', 'nosuid', 'nodev', ...(v.emptyDir.sizeLimit !== undefined ? [`size=${quantityBytes(v.emptyDir.sizeLimit)}`] : []), ...(v.readOnly ? ['ro'] : [])];
+      out.tmpfs.push({ destination, options });
       continue;
     }
     if (v.emptyDir) {
@@ -63,17 +148,68 @@ export async function prepareVolumes(spec: ContainerRunSpec, dir: string, source
       await mkdir(vdir, { recursive: true });
       await chmod(vdir, 0o777); // any container user may write, as a kubelet's emptyDir
     } else if (v.configMap) {
-      await rm(vdir, { recursive: true, force: true });
-      await mkdir(vdir, { recursive: true, mode: 0o755 });
       const keys = await sources.required('ConfigMap', v.configMap.name, v.configMap.optional);
-      await writeKeys(vdir, keys, v.configMap.items, `ConfigMap ${v.configMap.name}`);
+      await projected(vdir, keys, v.configMap.items, `ConfigMap ${v.configMap.name}`, 0o644, o);
     } else if (v.secret) {
-      await rm(vdir, { recursive: true, force: true });
-      await mkdir(vdir, { recursive: true, mode: 0o755 });
       const keys = await sources.required('Secret', v.secret.secretName, v.secret.optional);
-      await writeKeys(vdir, keys, v.secret.items, `Secret ${v.secret.secretName}`);
+      await projected(vdir, keys, v.secret.items, `Secret ${v.secret.secretName}`, 0o400, o, secretOwner(o));
     }
-    out.binds.push({ source: vdir, destination: v.mountPath, readonly: v.readOnly === true || !!v.configMap || !!v.secret });
+    const projectedTmpfs = (!!v.configMap || !!v.secret) && o.tmpfs !== false;
+    out.binds.push({
+      source: vdir,
+      destination,
+      readonly: v.readOnly === true || !!v.configMap || !!v.secret,
+      // The tmpfs's own flags, repeated for the read-only bind (locked in the run's user namespace).
+      ...(projectedTmpfs ? { options: ['nosuid', 'nodev', 'noexec'] } : {}),
+    });
   }
   return out;
+}
+
+/** Unmounts and removes every volume of a run (its tmpfs first: nothing of a Secret stays behind). */
+export async function releaseVolumes(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const n of names) await unmountAll(join(dir, n));
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Bytes a directory tree takes on disk (allocated blocks, as du counts; hard links once). */
+export async function diskUsage(dir: string, seen = new Set<string>()): Promise<number> {
+  let total = 0;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const n of names) {
+    const path = join(dir, n);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) continue;
+    const key = `${st.dev}:${st.ino}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    total += st.blocks * 512;
+    if (st.isDirectory()) total += await diskUsage(path, seen);
+  }
+  return total;
+}
+
+/**
+ * The first disk emptyDir (medium "") of the run that holds more than its sizeLimit, as the
+ * kubelet's local storage eviction finds it; undefined when all are within their limits.
+ */
+export async function emptyDirOverLimit(spec: ContainerRunSpec, dir: string): Promise<string | undefined> {
+  for (const v of spec.volumes ?? []) {
+    if (!v.emptyDir || v.emptyDir.medium === 'Memory' || v.emptyDir.sizeLimit === undefined) continue;
+    const limit = quantityBytes(v.emptyDir.sizeLimit);
+    const used = await diskUsage(join(dir, v.name));
+    if (used > limit) return `emptyDir volume "${v.name}" holds ${used} bytes, over its sizeLimit ${v.emptyDir.sizeLimit} (${limit} bytes)`;
+  }
+  return undefined;
+}
+
+/** Where the agent notes that it stopped the run's container for exceeding a limit (kept across agent restarts). */
+export function evictionNote(dir: string): string {
+  return join(dir, '.evicted');
 }

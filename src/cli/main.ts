@@ -1,17 +1,16 @@
 import { Command, CommanderError } from 'commander';
 import { StevedoreError } from '../util/errors.js';
 import { setLogLevel } from '../util/log.js';
-export const VERSION = '0.1.0';
-
-/** Exit codes as Podman's: 125 for an error of the tool itself (bad flag, failed copy). */
-export const EXIT_TOOL_ERROR = 125;
+import { VERSION } from '../util/version.js';
+import { EXIT_TOOL_ERROR } from './exit-codes.js';
 
 type Register = (program: Command) => void;
 
 /**
  * Each verb's module, loaded only when that verb runs: a command's start-up is part of its time
- * (a copy that finds every blob present takes ~50 ms of work), and importing every verb's engine
- * (registry client, runtime, builder, Kubernetes client) cost more than the work itself.
+ * (a copy that finds every blob present does little work), and importing every verb's engine
+ * (registry client, runtime, builder, Kubernetes client) cost more than the work itself
+ * (test/cli/run-module-graph.test.ts keeps the heavy ones out; figures in docs/benchmarks.md).
  */
 const VERBS: Record<string, () => Promise<Register>> = {
   inspect: async () => (await import('./commands/inspect.js')).registerInspect,
@@ -39,6 +38,10 @@ const VERBS: Record<string, () => Promise<Register>> = {
   verify: async () => (await import('./commands/verify.js')).registerVerify,
   'generate-key': async () => (await import('./commands/generate-key.js')).registerGenerateKey,
   context: async () => (await import('./commands/context.js')).registerContext,
+  'standalone-sign': async () => (await import('./commands/standalone-sign.js')).registerStandaloneSign,
+  'standalone-verify': async () => (await import('./commands/standalone-verify.js')).registerStandaloneVerify,
+  image: async () => (await import('./commands/image-sign.js')).registerImage,
+  manifest: async () => (await import('./commands/manifest.js')).registerManifest,
 };
 // Verbs registered by another verb's module.
 const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', prune: 'rmi', 'verify-attestation': 'attest' };

@@ -2,7 +2,7 @@ import type { SingleBar } from 'cli-progress';
 import { createRequire } from 'node:module';
 import type { ProgressEvent, ProgressListener } from '../copy/progress.js';
 
-export type ProgressMode = 'auto' | 'tty' | 'json' | 'none';
+export type ProgressMode = 'auto' | 'tty' | 'text' | 'json' | 'none';
 
 export interface ProgressRenderer {
   listener: ProgressListener;
@@ -27,11 +27,29 @@ function humanBytes(n: number): string {
 
 /**
  * Progress for people and for machines: bars per blob on a terminal (as skopeo and podman show),
- * JSON lines otherwise (one object per event, throttled), so CI logs and build pods stay parseable.
+ * skopeo's plain lines otherwise (`Copying blob …`, `Writing manifest to image destination`), and
+ * JSON lines (one object per event, throttled) with `--progress json`, for CI logs that parse them.
  */
 export function createProgress(mode: ProgressMode, out: NodeJS.WriteStream = process.stderr): ProgressRenderer {
-  const effective = mode === 'auto' ? (out.isTTY ? 'tty' : 'json') : mode;
+  const effective = mode === 'auto' ? (out.isTTY ? 'tty' : 'text') : mode;
   if (effective === 'none') return { listener: () => {}, done: () => {} };
+  if (effective === 'text') {
+    out.write('Getting image source signatures\n');
+    return {
+      listener: (ev: ProgressEvent) => {
+        if (ev.type === 'blob') {
+          // skopeo says "config" for the image config, "blob" for layers.
+          const what = ev.phase === 'reused' || ev.phase === 'start' ? (ev.mediaType?.includes('config') ? 'config' : 'blob') : 'blob';
+          if (ev.phase === 'reused') out.write(`Copying ${what} ${short(ev.digest)} skipped: already exists\n`);
+          else if (ev.phase === 'start') out.write(`Copying ${what} ${short(ev.digest)}\n`);
+          else if (ev.phase === 'retry') out.write(`Retrying blob ${short(ev.digest)} (attempt ${ev.attempt} failed: ${ev.error})\n`);
+        } else if (ev.type === 'manifest' && ev.top) {
+          out.write('Writing manifest to image destination\n');
+        }
+      },
+      done: () => {},
+    };
+  }
   if (effective === 'json') {
     const lastProgress = new Map<string, number>();
     return {

@@ -3,7 +3,7 @@
  * A Lease is live while renewTime + leaseDurationSeconds is in the future; its labels carry the
  * node's labels, which a run's nodeSelector must all match.
  */
-import { AGENT_LABEL, AGENT_NODE_LABEL } from '../k8s/api/containerrun.js';
+import { AGENT_LABEL, AGENT_NODE_LABEL, AGENT_TAINTED_LABEL } from '../k8s/api/containerrun.js';
 import type { KubeClient } from '../k8s/runtime/client.js';
 
 export interface AgentLease {
@@ -63,9 +63,13 @@ export class AgentDirectory {
   }
 }
 
-/** Picks the live node with the fewest active runs among those matching the selector. */
+/**
+ * Picks the live node with the fewest active runs among those matching the selector. A tainted
+ * node (its agent says so on its Lease) is never picked: reaching one is a privilege, taken only by
+ * pinning a run there with spec.nodeName in a privileged namespace.
+ */
 export function pickNode(nodes: readonly AgentNode[], selector: Record<string, string> | undefined, load: ReadonlyMap<string, number>): AgentNode | undefined {
-  const fit = nodes.filter((n) => n.live && matchesSelector(n.labels, selector));
+  const fit = nodes.filter((n) => n.live && n.labels[AGENT_TAINTED_LABEL] !== 'true' && matchesSelector(n.labels, selector));
   fit.sort((a, b) => (load.get(a.node) ?? 0) - (load.get(b.node) ?? 0) || a.node.localeCompare(b.node));
   return fit[0];
 }

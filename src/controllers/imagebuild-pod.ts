@@ -1,7 +1,7 @@
 /**
  * The build Pod of one ImageBuild generation: init containers put the source (and the merged
  * registry credentials) into emptyDirs, then the build container runs `stevedore build` and writes
- * its result to the termination message. Every security setting is here with its reason; the README
+ * its result to the termination message. Every security setting is here with its reason; docs/kubernetes.md
  * documents the same spec.
  */
 import { createHash } from 'node:crypto';

@@ -14,9 +14,12 @@ import type { ReconcileRequest, ReconcileResult, Reconciler, SecondaryWatch } fr
 import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
 import type { MetaObject } from '../k8s/runtime/informer.js';
-import { errorMessage } from '../util/errors.js';
+import { judgeReconcileError } from '../k8s/runtime/reconcile-errors.js';
+import { parseReference } from '../oci/reference.js';
 import { LABEL_BUILD_UID, SIGNING_KEY, SIGNING_PASSWORD, buildPod, buildPodName, buildSecrets, buildTimeoutMs, userNamespaceSupport, type BuildPodOptions } from './imagebuild-pod.js';
+import { errorMessage } from '../util/errors.js';
 import { podOutcome, type BuildFailure } from './imagebuild-result.js';
+import { dockerConfigFromSecret, getSecret } from './imagemirror-credentials.js';
 
 export const IMAGE_BUILD_FINALIZER = 'stevedore.dev/imagebuild';
 export const IMAGE_BUILD_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'imagebuilds' };
@@ -37,6 +40,45 @@ export interface ImageBuildReconcilerOptions {
   events: EventRecorder;
   log: Logger;
   pod: BuildPodOptions;
+  /**
+   * Label keys a build's spec.nodeSelector and taint keys its spec.tolerations may name
+   * (`--build-pod-allowed-scheduling-keys`, the chart's buildPods.allowedSchedulingKeys). Default
+   * none: a tenant who may not create Pods must not steer build Pods onto nodes the administrator
+   * keeps apart. Control-plane keys are refused even when listed.
+   */
+  allowedSchedulingKeys?: readonly string[];
+}
+
+/** Node keys no tenant's build may name, whatever the administrator allows: build Pods never go to control-plane nodes on request. */
+const CONTROL_PLANE_KEYS = new Set(['node-role.kubernetes.io/control-plane', 'node-role.kubernetes.io/master']);
+
+/**
+ * Refuses spec.nodeSelector and spec.tolerations keys the administrator has not allowed (and a
+ * toleration with no key, which tolerates every taint). Stalls: the same spec can never pass.
+ */
+export function checkBuildScheduling(spec: ImageBuild['spec'], allowed: readonly string[] = []): void {
+  const ok = new Set(allowed);
+  const refuse = (field: string, key: string) => {
+    const why = CONTROL_PLANE_KEYS.has(key)
+      ? 'build Pods never run on control-plane nodes'
+      : `the administrator allows ${ok.size ? [...ok].sort().join(', ') : 'no keys'} (controller flag --build-pod-allowed-scheduling-keys)`;
+    return new StallingError('SchedulingNotAllowed', `${field} names "${key}", which is not allowed: ${why}`);
+  };
+  for (const key of Object.keys(spec.nodeSelector ?? {})) {
+    if (CONTROL_PLANE_KEYS.has(key) || !ok.has(key)) throw refuse(`spec.nodeSelector`, key);
+  }
+  for (const [i, t] of (spec.tolerations ?? []).entries()) {
+    const key = t.key ?? '';
+    if (key === '') throw new StallingError('SchedulingNotAllowed', `spec.tolerations[${i}] has no key, so it tolerates every taint (control-plane nodes included): not allowed`);
+    if (CONTROL_PLANE_KEYS.has(key) || !ok.has(key)) throw refuse(`spec.tolerations[${i}].key`, key);
+  }
+}
+
+/** Image references the build Pod would only trip on after minutes of work: parsed now (invalid input stalls). */
+function checkReferences(spec: ImageBuild['spec']): void {
+  parseReference(spec.output.image);
+  if (spec.source.artifact) parseReference(spec.source.artifact.image);
+  if (spec.cache) parseReference(spec.cache.repository);
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -113,13 +155,15 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     try {
       result = await this.#steps(obj, status);
     } catch (err) {
-      failure = err;
-      const message = errorMessage(err);
-      // A typed error is the build's state (e.g. CredentialsNotFound); any other (an API hiccup) is
-      // retried with backoff and leaves the build's conditions as they were.
-      if (err instanceof StallingError) status.conditions = markStalled(status.conditions, generation, err.reason, message);
-      else if (err instanceof ReconcileError || err instanceof WaitingError) {
-        status.conditions = markReady(status.conditions, generation, false, err.reason, message);
+      // A typed error is the build's state (e.g. CredentialsNotFound); a non-retryable engine error
+      // stalls it; any other (an API hiccup) is retried with backoff and leaves the conditions as they were.
+      const verdict = judgeReconcileError(err);
+      failure = verdict.kind === 'stalled' ? verdict.error : err;
+      if (verdict.kind === 'stalled') {
+        status.conditions = markStalled(status.conditions, generation, verdict.reason, verdict.message);
+        status.observedGeneration = generation;
+      } else if (verdict.kind === 'not-ready') {
+        status.conditions = markReady(status.conditions, generation, false, verdict.reason, verdict.message);
         status.observedGeneration = generation;
       }
     } finally {
@@ -212,16 +256,15 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
   async #start(obj: ImageBuild, status: ImageBuildStatus, podName: string, requested: string | undefined): Promise<ReconcileResult> {
     const generation = obj.metadata.generation ?? 0;
     const ns = obj.metadata.namespace!;
+    checkBuildScheduling(obj.spec, this.#o.allowedSchedulingKeys);
+    checkReferences(obj.spec);
     // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
     const signing = obj.spec.signing ? [{ role: 'signing', name: obj.spec.signing.secretRef.name }] : [];
     for (const s of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {
-      let secret: { data?: Record<string, string> };
-      try {
-        secret = await this.#client.get(`/api/v1/namespaces/${encodeURIComponent(ns)}/secrets/${encodeURIComponent(s.name)}`);
-      } catch (err) {
-        if (isNotFound(err)) throw new ReconcileError('CredentialsNotFound', `Secret ${ns}/${s.name} (${s.role} credentials) not found`);
-        throw err;
-      }
+      const secret = await getSecret(this.#client, ns, s.name, `${s.role} credentials`);
+      // Registry credentials are checked as the build Pod will read them (type, JSON, each entry),
+      // reported by Secret and JSON path, never by their text.
+      if (s.role === 'source' || s.role === 'cache' || s.role === 'push') dockerConfigFromSecret(secret, `Secret ${ns}/${s.name} (${s.role} credentials)`);
       // The Pod would wait for a missing key for ever; name it (never the values) and retry.
       if (s.role === 'signing') {
         const missing = [SIGNING_KEY, SIGNING_PASSWORD].filter((k) => secret.data?.[k] === undefined);

@@ -7,18 +7,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import type { SyncRepoSpec } from '../copy/sync-config.js';
-import { copyReference } from '../copy/copy.js';
-import { selectTags, type SyncItem, type SyncOptions, type SyncReport } from '../copy/sync.js';
-import { OciLayout } from '../oci/layout.js';
-import type { Policy } from '../policy/types.js';
-import { headManifest } from '../registry/manifests.js';
-import { DockerReference, registryClientFor } from '../transports/docker.js';
-import { parseOciReference } from '../transports/oci.js';
-import type { TransportContext } from '../transports/types.js';
-import { ReconcileError, StallingError } from '../k8s/runtime/errors.js';
-import { errorMessage } from '../util/errors.js';
-import { mapLimit } from '../util/pool.js';
+import { mirrorErrors } from './imagemirror-status.js';
 
 export interface LayoutLocation {
   claimName: string;
@@ -41,17 +30,17 @@ export async function layoutDirectory(
 ): Promise<string> {
   const field = `spec.${side}.layout`;
   if (!root) {
-    throw new StallingError('InvalidSpec', `${field}: this controller was started without --layout-root, so it has no volumes for OCI layouts`);
+    throw mirrorErrors.stalled('InvalidSpec', `${field}: this controller was started without --layout-root, so it has no volumes for OCI layouts`);
   }
   const rel = (loc.path ?? '/').replace(/^\/+/, '');
-  if (rel.split('/').includes('..')) throw new StallingError('InvalidSpec', `${field}.path must not contain ".."`);
+  if (rel.split('/').includes('..')) throw mirrorErrors.stalled('InvalidSpec', `${field}.path must not contain ".."`);
   const volume = join(root, namespace, loc.claimName);
   let realVolume: string;
   try {
     realVolume = await realpath(volume);
   } catch (err) {
     if (isMissing(err)) {
-      throw new ReconcileError(
+      throw mirrorErrors.failed(
         'LayoutNotFound',
         `${field}: volume "${loc.claimName}" is not mounted in the controller (no directory ${volume}; mount it at --layout-root/<namespace>/<claimName>)`,
       );
@@ -66,11 +55,11 @@ export async function layoutDirectory(
     try {
       const real = await realpath(probe);
       if (!inside(realVolume, real)) {
-        throw new StallingError('InvalidSpec', `${field}.path "${loc.path}" leads out of volume "${loc.claimName}" (through a symbolic link)`);
+        throw mirrorErrors.stalled('InvalidSpec', `${field}.path "${loc.path}" leads out of volume "${loc.claimName}" (through a symbolic link)`);
       }
       const dir = rest ? join(real, rest) : real;
       if (side === 'source' && rest) {
-        throw new ReconcileError('LayoutNotFound', `${field}: no directory "${rel}" in volume "${loc.claimName}"`);
+        throw mirrorErrors.failed('LayoutNotFound', `${field}: no directory "${rel}" in volume "${loc.claimName}"`);
       }
       return dir;
     } catch (err) {
@@ -81,71 +70,5 @@ export async function layoutDirectory(
   }
 }
 
-export interface LayoutImportOptions extends Pick<SyncOptions, 'platforms' | 'dryRun' | 'signal'> {
-  policy?: Policy;
-  parallelImages?: number;
-}
-
-/**
- * Copies the selected ref names of an OCI layout to a registry repository, skipping those whose
- * digest the registry already has under that tag. The engine's sync reads registries only; this
- * is the same loop over copyReference for a layout source (no prune: a layout has no history of
- * what it exported).
- */
-export async function syncFromLayout(
-  dir: string,
-  selection: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository'>,
-  dest: { registry: string; repository: string; context: TransportContext },
-  opts: LayoutImportOptions,
-): Promise<SyncReport> {
-  const report: SyncReport = { items: [], copied: 0, skipped: 0, failed: 0, pruned: 0 };
-  const source = `oci:${dir}`;
-  let layout: OciLayout;
-  let names: string[];
-  try {
-    layout = await OciLayout.open(dir);
-    names = await layout.refNames();
-  } catch (err) {
-    report.items.push({ source, destination: `${dest.registry}/${dest.repository}`, tag: '*', action: 'failed', error: errorMessage(err) });
-    report.failed++;
-    return report;
-  }
-  const explicit = selection.tags.length > 0 && !selection.regex && !selection.semver;
-  const tags = explicit ? selection.tags : selectTags({ ...selection, registry: '', repository: '' }, names);
-  const client = registryClientFor({ registry: dest.registry, repository: dest.repository }, dest.context);
-  try {
-    await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {
-      const destRef = new DockerReference({ registry: dest.registry, repository: dest.repository, tag });
-      const item: SyncItem = { source: `${source}:${tag}`, destination: destRef.toString(), tag, action: 'failed' };
-      try {
-        const top = await layout.resolve(tag);
-        item.digest = top.digest;
-        const there = await headManifest(client, dest.repository, tag, opts).catch(() => undefined);
-        if (there?.digest === top.digest && !opts.platforms?.length) {
-          item.action = 'skipped';
-        } else if (opts.dryRun) {
-          item.action = 'would-copy';
-        } else {
-          const result = await copyReference(parseOciReference(`${dir}:${tag}`), destRef, {
-            destContext: dest.context,
-            all: !opts.platforms?.length,
-            platforms: opts.platforms,
-            ...(opts.policy ? { policy: opts.policy } : {}),
-            signal: opts.signal,
-          });
-          item.digest = result.digest;
-          item.action = 'copied';
-        }
-      } catch (err) {
-        item.error = errorMessage(err);
-      }
-      report.items.push(item);
-      if (item.action === 'copied') report.copied++;
-      else if (item.action === 'skipped') report.skipped++;
-      else report.failed++;
-    });
-  } finally {
-    await client.close();
-  }
-  return report;
-}
+// The import itself is the engine's (copy/sync-layout.ts); re-exported for the reconciler.
+export { syncFromLayout, type LayoutImportOptions } from '../copy/sync-layout.js';

@@ -5,10 +5,13 @@
 import type { SyncRepoSpec } from '../copy/sync-config.js';
 import type { SyncOptions, SyncTarget } from '../copy/sync.js';
 import type { ImageMirrorSpec } from '../k8s/api/imagemirror.js';
-import { StallingError } from '../k8s/runtime/errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
 import type { Credentials } from '../registry/credentials.js';
+import { compileTagRegex, type TagMatcher } from '../copy/tag-filter.js';
+import { errorMessage } from '../util/errors.js';
+import { mirrorErrors } from './imagemirror-status.js';
+import { validRange } from 'semver';
 
 export interface RegistrySide {
   kind: 'registry';
@@ -33,7 +36,7 @@ export interface MirrorPlan {
   options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing' | 'signatures'>;
 }
 
-const invalid = (message: string) => new StallingError('InvalidSpec', message);
+const invalid = (message: string) => mirrorErrors.stalled('InvalidSpec', message);
 
 /** For messages: `registry/repository` or `layout <claim>:<path>`. */
 export function describeSide(side: MirrorSide): string {
@@ -53,22 +56,19 @@ function location(side: 'source' | 'destination', loc: ImageMirrorSpec['source']
   return { kind: 'registry', registry: ref.registry, repository: ref.repository, insecure: loc.registry.insecure ?? false, secret: loc.registry.credentials?.name };
 }
 
-/**
- * Tags that hold an image's attachments, not an image: cosign's `sha256-<hex>.sig/.att/.sbom` and
- * the OCI referrers tag fallback `sha256-<hex>`. They travel with their image (spec.signatures);
- * selecting them as tags would copy signatures that `remove` must leave behind, and would put each
- * through the policy as if it were an image.
- */
-const ATTACHMENT_TAG = 'sha256-[a-f0-9]{64}(?:\\.(?:sig|att|sbom))?';
-
-/** A regex for allow/deny as full matches (the API's RE2 subset is valid JavaScript syntax). */
-function tagRegex(allow: string | undefined, deny: string | undefined): RegExp {
-  const denied = deny ? `${ATTACHMENT_TAG}|(?:${deny})` : ATTACHMENT_TAG;
+/** allow/deny as full-match RE2 patterns; attachment tags are left out by the engine's selection itself. */
+function tagRegex(pattern: string | undefined, field: 'allow' | 'deny'): TagMatcher | undefined {
+  if (pattern === undefined) return undefined;
   try {
-    return new RegExp(`^(?!(?:${denied})$)(?:${allow ?? '.*'})$`);
+    return compileTagRegex(pattern, `spec.tags.${field}`, { full: true });
   } catch (err) {
-    throw invalid(`spec.tags: ${(err as Error).message}`);
+    throw invalid(errorMessage(err));
   }
+}
+
+function semverRange(range: string | undefined): string | undefined {
+  if (range !== undefined && validRange(range) === null) throw invalid(`spec.tags.semver: "${range}" is not a semver range (node-semver syntax, e.g. ">=1.2.0 <2")`);
+  return range;
 }
 
 export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
@@ -88,8 +88,9 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
     ? { tags: [...t.list] }
     : {
         tags: [],
-        regex: tagRegex(t?.allow, t?.deny),
-        ...(t?.semver ? { semver: t.semver } : {}),
+        ...(t?.allow !== undefined ? { regex: tagRegex(t.allow, 'allow') } : {}),
+        ...(t?.deny !== undefined ? { deny: tagRegex(t.deny, 'deny') } : {}),
+        ...(t?.semver ? { semver: semverRange(t.semver) } : {}),
         ...(t?.newest !== undefined ? { newest: t.newest } : {}),
       };
   let platforms;

@@ -4,11 +4,11 @@
  * cluster never reads a file of the controller (which would let any namespace probe its files).
  */
 import { isNotFound, type KubeClient } from '../k8s/runtime/client.js';
-import { ReconcileError, StallingError } from '../k8s/runtime/errors.js';
 import type { ImageMirrorSpec } from '../k8s/api/imagemirror.js';
 import { parsePolicy } from '../policy/parse.js';
 import type { Policy, PolicyRequirement } from '../policy/types.js';
 import { errorMessage } from '../util/errors.js';
+import { mirrorErrors } from './imagemirror-status.js';
 
 interface Secret {
   data?: Record<string, string>;
@@ -26,20 +26,20 @@ export async function policyFromSecret(client: KubeClient, namespace: string, re
     secret = await client.get<Secret>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`);
   } catch (err) {
     // It may be created after the mirror: retried with backoff.
-    if (isNotFound(err)) throw new ReconcileError('PolicyNotFound', `spec.policy: ${where} not found`);
+    if (isNotFound(err)) throw mirrorErrors.failed('PolicyNotFound', `spec.policy: ${where} not found`);
     throw err;
   }
   const data = secret.data ?? {};
   const raw = data[key];
   if (raw === undefined) {
-    throw new ReconcileError('PolicyNotFound', `spec.policy: ${where} has no key "${key}" (keys: ${Object.keys(data).sort().join(', ') || 'none'})`);
+    throw mirrorErrors.failed('PolicyNotFound', `spec.policy: ${where} has no key "${key}" (keys: ${Object.keys(data).sort().join(', ') || 'none'})`);
   }
   const source = `spec.policy (${where} key ${key})`;
   try {
     const policy = parsePolicy(Buffer.from(raw, 'base64').toString('utf8'), source);
     return resolveKeyPaths(policy, data, where);
   } catch (err) {
-    throw new StallingError('InvalidPolicy', errorMessage(err));
+    throw mirrorErrors.stalled('InvalidPolicy', errorMessage(err));
   }
 }
 

@@ -1,6 +1,10 @@
-/** Turns a sync report into ImageMirror status: per-tag outcomes, counts, and the Ready verdict. */
+/** Turns a sync report into ImageMirror status (per-tag outcomes, counts, and the Ready verdict); its typed reconcile errors. */
 import type { SyncReport } from '../copy/sync.js';
 import type { ImageMirrorReason, ImageMirrorStatus, TagAction, TagStatus } from '../k8s/api/imagemirror.js';
+import { errorsFor } from '../k8s/runtime/reconcile.js';
+
+/** The reconcile errors of ImageMirror's steps and helpers, typed by its reasons (a typo does not compile). */
+export const mirrorErrors = errorsFor<ImageMirrorReason>();
 
 const TAG_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 
@@ -44,8 +48,10 @@ export function summarize(report: SyncReport, dryRun: boolean): SyncVerdict {
   const count = (a: TagAction) => tags.filter((t) => t.action === a).length;
   const failedTags = tags.filter((t) => t.action === 'failed' || t.action === 'denied');
   const deniedTags = tags.filter((t) => t.action === 'denied');
+  // Tags prune left because they share a kept tag's digest are listed, but were not selected.
+  const leftByPrune = report.items.filter((i) => i.action === 'skipped' && i.note?.startsWith('not pruned')).length;
   const counts = {
-    selected: tags.filter((t) => t.action !== 'pruned').length,
+    selected: tags.filter((t) => t.action !== 'pruned').length - leftByPrune,
     copied: count('copied'),
     skipped: count('skipped'),
     failed: count('failed'),

@@ -1,24 +1,33 @@
 /**
- * The ImageMirror reconciler, in Flux's shape: get → deletion and finalizer → ordered steps
- * (suspend, plan, schedule, credentials, sync) → status is always patched on the way out.
+ * The ImageMirror reconciler: its steps (suspend, stalled, plan, up to date, sync) on the one
+ * reconcile skeleton (k8s/runtime/reconcile.ts), which reads the object, keeps the finalizer,
+ * judges errors, patches status once and records Events on Ready transitions.
  */
 import type { Logger } from 'pino';
 import { sync, type SyncReport } from '../copy/sync.js';
-import { GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION, API_VERSION } from '../k8s/api/common.js';
-import type { ImageMirror, ImageMirrorStatus, TagStatus } from '../k8s/api/imagemirror.js';
-import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
-import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
+import { GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION } from '../k8s/api/common.js';
+import type { ImageMirror, ImageMirrorReason, ImageMirrorStatus, TagStatus } from '../k8s/api/imagemirror.js';
+import { getCondition } from '../k8s/conditions.js';
+import type { KubeClient, ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
-import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { ReconcileLoop, requestHandled, stopWhenStalled, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import type { Credentials } from '../registry/credentials.js';
+import type { TransportContext } from '../transports/types.js';
 import { errorMessage } from '../util/errors.js';
 import { credentialsFromSecret } from './imagemirror-credentials.js';
 import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
 import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
-import { summarize } from './imagemirror-status.js';
+import { mirrorErrors, summarize } from './imagemirror-status.js';
 import { nextCron, parseDuration } from './schedule.js';
+
+/**
+ * Every engine call of the controller runs with this context: registry credentials come only from
+ * the mirror's own Secrets, never from the controller's auth files, environment or home (a mirror
+ * naming no Secret is anonymous, whatever the process serving it may log in as).
+ */
+const NO_AMBIENT: Pick<TransportContext, 'ambientCredentials'> = { ambientCredentials: false };
 
 export const IMAGE_MIRROR_FINALIZER = 'stevedore.dev/imagemirror';
 export const IMAGE_MIRROR_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'imagemirrors' };
@@ -43,19 +52,37 @@ const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 /** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
 const STATUS_KEYS = ['observedGeneration', 'conditions', 'lastHandledReconcileAt', 'lastSyncTime', 'nextSyncTime', 'counts', 'tags'] as const;
 
+type Scope = ReconcileScope<ImageMirror, ImageMirrorStatus, ImageMirrorReason>;
+
 export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
   readonly name = 'imagemirror';
   readonly resource = IMAGE_MIRROR_RESOURCE;
   readonly #client: KubeClient;
   readonly #o: ImageMirrorReconcilerOptions;
+  readonly #loop: ReconcileLoop<ImageMirror, ImageMirrorStatus, ImageMirrorReason>;
 
   constructor(client: KubeClient, o: ImageMirrorReconcilerOptions) {
     this.#client = client;
     this.#o = o;
+    this.#loop = new ReconcileLoop(client, o.events, {
+      kind: 'ImageMirror',
+      resource: IMAGE_MIRROR_RESOURCE,
+      // Nothing to clean up on deletion: mirrored images stay.
+      finalizer: IMAGE_MIRROR_FINALIZER,
+      statusKeys: STATUS_KEYS,
+      unknownErrorReason: 'SyncFailed',
+      steps: [(s) => this.#suspended(s), stopWhenStalled(), (s) => this.#upToDate(s), (s) => this.#sync(s)],
+    });
   }
+
+  /** Syncs under way, by namespace/name: deleting the mirror cancels its sync. */
+  readonly #running = new Map<string, AbortController>();
 
   /** Status patches do not enqueue: only spec changes, reconcile requests and deletion do. */
   shouldEnqueueUpdate(a: ImageMirror, b: ImageMirror): boolean {
+    if (!a.metadata.deletionTimestamp && b.metadata.deletionTimestamp) {
+      this.#running.get(`${b.metadata.namespace}/${b.metadata.name}`)?.abort(new Error('the ImageMirror is being deleted'));
+    }
     return (
       a.metadata.generation !== b.metadata.generation ||
       a.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] !== b.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION] ||
@@ -63,71 +90,23 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     );
   }
 
-  #path(ns: string, name: string, sub?: string): string {
-    return resourcePath(IMAGE_MIRROR_RESOURCE, ns, name, sub);
+  reconcile(req: ReconcileRequest<ImageMirror>, signal: AbortSignal): Promise<ReconcileResult> {
+    return this.#loop.run(req, signal);
   }
 
-  async reconcile(req: ReconcileRequest, signal: AbortSignal): Promise<ReconcileResult> {
-    // The informer's copy spares a GET per reconcile (a restarted controller over 1000 up-to-date
-    // mirrors spent most of its 12-23 s on them); writes stay guarded by resourceVersion or merge patches.
-    let obj: ImageMirror;
-    if (req.cached) obj = structuredClone(req.cached as ImageMirror);
-    else {
-      try {
-        obj = await this.#client.get<ImageMirror>(this.#path(req.namespace, req.name));
-      } catch (err) {
-        if (isNotFound(err)) return {};
-        throw err;
-      }
-    }
-    const finalizers = obj.metadata.finalizers ?? [];
-    if (obj.metadata.deletionTimestamp) {
-      // Nothing to clean up: mirrored images stay. Let the object go.
-      if (finalizers.includes(IMAGE_MIRROR_FINALIZER)) await this.#setFinalizers(obj, finalizers.filter((f) => f !== IMAGE_MIRROR_FINALIZER));
-      return {};
-    }
-    if (!finalizers.includes(IMAGE_MIRROR_FINALIZER)) obj = await this.#setFinalizers(obj, [...finalizers, IMAGE_MIRROR_FINALIZER]);
-
-    const before = structuredClone(obj.status ?? {});
-    const status: ImageMirrorStatus = structuredClone(before);
-    const generation = obj.metadata.generation ?? 0;
-    let result: ReconcileResult = {};
-    let failure: unknown;
-    try {
-      result = await this.#steps(obj, status, signal);
-    } catch (err) {
-      failure = err;
-      const message = errorMessage(err);
-      if (err instanceof StallingError) status.conditions = markStalled(status.conditions, generation, err.reason, message);
-      else {
-        const reason = err instanceof ReconcileError || err instanceof WaitingError ? err.reason : 'SyncFailed';
-        status.conditions = markReady(status.conditions, generation, false, reason, message);
-      }
-      status.observedGeneration = generation;
-    } finally {
-      if (!signal.aborted || failure === undefined) await this.#patchStatus(obj, status);
-      await this.#eventOnTransition(obj, before, status);
-    }
-    if (failure !== undefined) throw failure;
-    return result;
+  async #suspended(s: Scope): Promise<ReconcileResult | undefined> {
+    if (!s.obj.spec.suspend) return undefined;
+    s.ready(getCondition(s.status.conditions, 'Ready')?.status === 'True', 'Suspended', 'the mirror is suspended: no sync is scheduled');
+    s.status.observedGeneration = s.generation;
+    delete s.status.nextSyncTime;
+    return {};
   }
 
-  async #steps(obj: ImageMirror, status: ImageMirrorStatus, signal: AbortSignal): Promise<ReconcileResult> {
-    const generation = obj.metadata.generation ?? 0;
-    const spec = obj.spec;
-    const ns = obj.metadata.namespace ?? 'default';
-
-    if (spec.suspend) {
-      const ready = getCondition(status.conditions, 'Ready');
-      status.conditions = markReady(status.conditions, generation, ready?.status === 'True', 'Suspended', 'the mirror is suspended: no sync is scheduled');
-      status.observedGeneration = generation;
-      delete status.nextSyncTime;
-      return {};
-    }
-
-    const plan = planMirror(spec);
+  /** Synced for this generation and request, and no scheduled sync due: done (the spec is planned first, so an invalid one stalls). */
+  async #upToDate(s: Scope): Promise<ReconcileResult | undefined> {
+    const { status, generation, obj } = s;
+    planMirror(obj.spec);
     const now = new Date();
-    const requested = obj.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION];
     const ready = getCondition(status.conditions, 'Ready');
     const upToDate =
       status.observedGeneration === generation &&
@@ -135,15 +114,21 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       ready.reason === 'Succeeded' &&
       ready.observedGeneration === generation &&
       status.lastSyncTime !== undefined &&
-      (requested === undefined || requested === status.lastHandledReconcileAt);
+      requestHandled(status, s.requested);
     const next = status.nextSyncTime ? new Date(status.nextSyncTime) : undefined;
-    if (upToDate && (!spec.schedule || (next && next > now))) {
-      return next && spec.schedule ? { requeueAfterMs: next.getTime() - now.getTime() } : {};
-    }
+    if (!upToDate || (obj.spec.schedule && !(next && next > now))) return undefined;
+    return next && obj.spec.schedule ? { requeueAfterMs: next.getTime() - now.getTime() } : {};
+  }
+
+  async #sync(s: Scope): Promise<ReconcileResult> {
+    const { obj, status, generation } = s;
+    const spec = obj.spec;
+    const ns = obj.metadata.namespace ?? 'default';
+    const plan = planMirror(spec);
 
     // Tell the world work is under way (kstatus InProgress) before the long part.
-    status.conditions = markReconciling(status.conditions, generation, 'Progressing', `syncing ${describeSide(plan.source)}`);
-    await this.#patchStatus(obj, status);
+    s.reconciling('Progressing', `syncing ${describeSide(plan.source)}`);
+    await s.progress();
 
     const [srcCreds, destCreds, policy, srcDir, destDir] = await Promise.all([
       this.#creds(ns, plan.source),
@@ -156,39 +141,51 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     let report: SyncReport;
     const run = this.#o.sync ?? sync;
     const parallelImages = this.#o.parallelImages ?? 4;
+    const key = `${ns}/${obj.metadata.name}`;
+    const deleted = new AbortController();
+    this.#running.set(key, deleted);
+    const signal = AbortSignal.any([s.signal, deleted.signal]);
     try {
       if (plan.source.kind === 'layout') {
         const dest = plan.destination as RegistrySide;
         report = await syncFromLayout(
           srcDir!,
           plan.selection,
-          { registry: dest.registry, repository: dest.repository, context: registryContext(dest, destCreds) },
+          { registry: dest.registry, repository: dest.repository, context: { ...registryContext(dest, destCreds), ...NO_AMBIENT } },
           { platforms: plan.options.platforms, dryRun: plan.options.dryRun, ...(policy ? { policy } : {}), parallelImages, signal },
         );
       } else {
         const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds);
+        if (target.kind === 'registry') target.context = { ...target.context, ...NO_AMBIENT };
         report = await run([syncSpec(plan.source, plan.selection, srcCreds)], target, {
           ...plan.options,
+          sourceContext: NO_AMBIENT,
           ...(policy ? { policy } : {}),
           parallelImages,
           signal,
         });
       }
     } catch (err) {
-      throw new ReconcileError('SyncFailed', `sync failed: ${errorMessage(err)}`, { cause: err });
+      // Deleted while syncing: nothing to report on an object that is going away; the deletion's
+      // own event brings the next reconcile, which removes the finalizer.
+      if (deleted.signal.aborted) return {};
+      throw mirrorErrors.failed('SyncFailed', `sync failed: ${errorMessage(err)}`, err);
+    } finally {
+      if (this.#running.get(key) === deleted) this.#running.delete(key);
     }
+    if (deleted.signal.aborted) return {};
     const verdict = summarize(report, plan.options.dryRun ?? false);
-    await this.#eventOnDenial(obj, status, verdict.tags);
+    await this.#eventOnDenial(s, verdict.tags);
     status.tags = verdict.tags;
     status.counts = verdict.counts;
     status.lastSyncTime = iso(new Date());
-    if (requested !== undefined) status.lastHandledReconcileAt = requested;
+    if (s.requested !== undefined) status.lastHandledReconcileAt = s.requested;
     status.observedGeneration = generation;
     const nextSync = this.#nextSync(spec.schedule, started);
     if (nextSync) status.nextSyncTime = iso(nextSync);
     else delete status.nextSyncTime;
-    status.conditions = markReady(status.conditions, generation, verdict.ready, verdict.reason, verdict.message);
-    if (!verdict.ready) throw new ReconcileError(verdict.reason, verdict.message);
+    s.ready(verdict.ready, verdict.reason, verdict.message);
+    if (!verdict.ready) throw mirrorErrors.failed(verdict.reason, verdict.message);
     return nextSync ? { requeueAfterMs: Math.max(0, nextSync.getTime() - Date.now()) } : {};
   }
 
@@ -198,7 +195,7 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       if (schedule.interval) return new Date(started.getTime() + parseDuration(schedule.interval));
       if (schedule.cron) return nextCron(schedule.cron, new Date(), schedule.timeZone ?? 'UTC');
     } catch (err) {
-      throw new StallingError('InvalidSpec', `spec.schedule: ${errorMessage(err)}`);
+      throw mirrorErrors.stalled('InvalidSpec', `spec.schedule: ${errorMessage(err)}`);
     }
     return undefined;
   }
@@ -208,42 +205,15 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     return credentialsFromSecret(this.#client, ns, side.secret, side.registry, side.repository);
   }
 
-  /** Finalizers by merge patch guarded by resourceVersion (a conflict is retried by the queue). */
-  #setFinalizers(obj: ImageMirror, finalizers: string[]): Promise<ImageMirror> {
-    return this.#client.patch<ImageMirror>(this.#path(obj.metadata.namespace!, obj.metadata.name!), {
-      metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion },
-    });
-  }
-
-  async #patchStatus(obj: ImageMirror, status: ImageMirrorStatus): Promise<void> {
-    const body: Record<string, unknown> = {};
-    for (const k of STATUS_KEYS) body[k] = status[k] ?? null;
-    try {
-      await this.#client.patch(this.#path(obj.metadata.namespace!, obj.metadata.name!, 'status'), { status: body });
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-  }
-
   /**
    * A Warning Event naming the tags spec.policy refused, when that set (or a reason) changed since
    * the last sync: the Ready transition Event alone says nothing when the mirror was already failing.
    */
-  async #eventOnDenial(obj: ImageMirror, before: ImageMirrorStatus, after: TagStatus[]): Promise<void> {
+  async #eventOnDenial(s: Scope, after: TagStatus[]): Promise<void> {
     const denied = (tags: TagStatus[] | undefined) =>
       (tags ?? []).filter((t) => t.action === 'denied').map((t) => `${t.tag}: ${t.error ?? 'denied'}`).join('; ');
     const now = denied(after);
-    if (!now || now === denied(before.tags)) return;
-    const target = { ...obj, apiVersion: API_VERSION, kind: 'ImageMirror' };
-    await this.#o.events.record(target, 'Warning', 'PolicyDenied', `not copied: ${now}`.slice(0, 1024));
-  }
-
-  async #eventOnTransition(obj: ImageMirror, before: ImageMirrorStatus, after: ImageMirrorStatus): Promise<void> {
-    const a = getCondition(before.conditions, 'Ready');
-    const b = getCondition(after.conditions, 'Ready');
-    if (!b || b.status === 'Unknown' || (a && a.status === b.status && a.reason === b.reason && a.message === b.message)) return;
-    const target = { ...obj, apiVersion: API_VERSION, kind: 'ImageMirror' };
-    await this.#o.events.record(target, b.status === 'True' ? 'Normal' : 'Warning', b.reason, b.message);
+    if (!now || now === denied(s.status.tags)) return;
+    await s.event('Warning', 'PolicyDenied', `not copied: ${now}`.slice(0, 1024));
   }
 }

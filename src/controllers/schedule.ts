@@ -4,21 +4,9 @@
  * month and day names; day-of-month and day-of-week OR-ed as in Vixie cron) in an IANA time zone.
  */
 
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Parses a Go `time.Duration` string into milliseconds. */
-export function parseDuration(text: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let m: RegExpExecArray | null;
-  let consumed = 0;
-  while ((m = re.exec(text)) !== null) {
-    total += Number(m[1]) * UNIT_MS[m[2]!]!;
-    consumed = re.lastIndex;
-  }
-  if (consumed === 0 || consumed !== text.length) throw new Error(`invalid duration "${text}"`);
-  return total;
-}
+// The duration parser lives in util/ (the agent and the CLI use it too); re-exported for the
+// controllers that import it from here.
+export { parseDuration } from '../util/duration.js';
 
 interface CronFields {
   minute: Set<number>;

@@ -18,6 +18,8 @@ export interface ControllerManagerOptions {
   namespace?: string;
   /** `[host]:port` for /metrics, /healthz, /readyz. */
   metricsAddr?: string;
+  /** /metrics only for callers the API server authenticates and allows `get /metrics` (default false). */
+  metricsAuth?: boolean;
   /** Lease to elect a leader on; omit to run without election. */
   leaderElection?: { namespace: string; name?: string; identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   workers?: number;
@@ -26,6 +28,8 @@ export interface ControllerManagerOptions {
   processMetrics?: boolean;
   /** Build Pods of ImageBuilds: the Stevedore image they run and their security settings. */
   buildPods?: Partial<BuildPodOptions>;
+  /** Keys an ImageBuild's nodeSelector and tolerations may name (default none); see ImageBuildReconcilerOptions. */
+  buildPodAllowedSchedulingKeys?: readonly string[];
   /** ContainerRun: namespace of the node agents' Leases (default: the leader-election namespace, else default) and timings. */
   containerRun?: Partial<Omit<ContainerRunReconcilerOptions, 'events' | 'log'>>;
   /** ImageMirror: directory holding the volumes of OCI-layout sides, as <root>/<namespace>/<claimName> (`--layout-root`). */
@@ -47,6 +51,7 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
   const metrics = new ControllerMetrics({ processMetrics: o.processMetrics ?? true });
   const manager = new Manager(client, {
     metricsAddr: o.metricsAddr,
+    metricsAuth: o.metricsAuth,
     metrics,
     log,
     leaderElection: o.leaderElection
@@ -57,7 +62,7 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
   const reconciler = new ImageMirrorReconciler(client, { events, log, layoutRoot: o.layoutRoot });
   manager.add(new Controller(client, reconciler, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   const buildEvents = new EventRecorder(client, { controller: 'stevedore.dev/imagebuild-controller', instance: identity, log });
-  const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods } });
+  const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods }, allowedSchedulingKeys: o.buildPodAllowedSchedulingKeys });
   manager.add(new Controller(client, builds, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   const runEvents = new EventRecorder(client, { controller: 'stevedore.dev/containerrun-controller', instance: identity, log });
   const runs = new ContainerRunReconciler(client, {

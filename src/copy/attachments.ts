@@ -12,7 +12,7 @@ import { addToFallbackIndex } from '../sign/registry-io.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { rootLogger } from '../util/log.js';
 import { mapLimit } from '../util/pool.js';
-import { copyImage } from './copy.js';
+import { copyImage, type AttachmentsCopied } from './image.js';
 
 /** cosign's tag suffixes for what it attaches to a digest: signatures, attestations, SBOMs. */
 const ATTACHMENT_KINDS = ['sig', 'att', 'sbom'] as const;
@@ -22,11 +22,7 @@ export interface AttachmentOptions {
   jobs?: number;
 }
 
-/** What was carried: the tags (`sha256-<hex>.sig` ...) and referrer manifests written at the destination. */
-export interface AttachmentsCopied {
-  tags: string[];
-  referrers: Digest[];
-}
+export type { AttachmentsCopied };
 
 /**
  * Carries what is attached to each digest from one repository to another, so a copied image keeps

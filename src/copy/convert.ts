@@ -59,12 +59,13 @@ export function convertImageManifest(m: ImageManifest, to: ManifestFormat): RawM
   return encodeManifest(out);
 }
 
-export function convertIndex(index: ImageIndex, children: Descriptor[], to: ManifestFormat): RawManifest {
+export function convertIndex(index: ImageIndex, children: Descriptor[], to: ManifestFormat, extraAnnotations?: Record<string, string>): RawManifest {
   const out: ImageIndex = {
     schemaVersion: 2,
     mediaType: to === 'oci' ? MediaType.OciIndex : MediaType.DockerManifestList,
     manifests: children.map((c) => mapDescriptor(c, to)),
   };
   if (to === 'oci' && index.annotations) out.annotations = index.annotations;
+  if (extraAnnotations) out.annotations = { ...(out.annotations ?? {}), ...extraAnnotations };
   return encodeManifest(out);
 }

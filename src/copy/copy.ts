@@ -1,255 +1,15 @@
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { Descriptor } from '../oci/descriptor.js';
-import type { Digest } from '../oci/digest.js';
-import { encodeManifest, manifestBlobs, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
-import { isIndexMediaType } from '../oci/mediatype.js';
-import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
-import { backoffDelay, DEFAULT_RETRY, waitBackoff } from '../registry/retry.js';
-import { InvalidInputError, NotFoundError, StevedoreError, UnsupportedError } from '../util/errors.js';
-import { rootLogger } from '../util/log.js';
-import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
-import type { Policy } from '../policy/types.js';
-import { DockerDestination, DockerReference, DockerSource } from '../transports/docker.js';
-import { attachmentDigests, copyAttachments, type AttachmentsCopied } from './attachments.js';
-import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
-import { ProgressMeter, type ProgressListener } from './progress.js';
-import { Limiter } from '../util/pool.js';
-
-export interface CopyOptions {
-  /** Copy every image of an index (skopeo's `--all`). */
-  all?: boolean;
-  /** Copy these platforms of an index; without `all` or this, the host's platform is chosen. */
-  platforms?: Platform[];
-  /** Fail rather than write anything whose digest differs from the source's. */
-  preserveDigests?: boolean;
-  /** Manifest format at the destination; default: as the source has it. */
-  format?: ManifestFormat;
-  /** Blobs transferred in parallel. */
-  jobs?: number;
-  /** Attempts per blob; a broken transfer restarts (the source side also resumes by Range). */
-  blobAttempts?: number;
-  signal?: AbortSignal;
-  onProgress?: ProgressListener;
-}
-
-export interface CopyResult {
-  /** Digest of the top manifest written at the destination. */
-  digest: Digest;
-  mediaType: string;
-  /** Platforms copied, for an index. */
-  platforms: string[];
-  blobsCopied: number;
-  blobsReused: number;
-  bytesCopied: number;
-  manifests: number;
-  /** Signatures, attestations, SBOMs and referrers carried along (registry to registry). */
-  attachments?: AttachmentsCopied;
-}
-
-const MAX_INDEX_DEPTH = 4;
-
-/** A blob stream that counts what it has delivered (BlobReader, VerifyingStream). */
-type CountingStream = Readable & { readonly bytes: number };
-
-interface CopyState {
-  src: ImageSource;
-  dest: ImageDestination;
-  opts: CopyOptions;
-  /** One transfer per digest even when several images share a blob. */
-  blobs: Map<Digest, Promise<void>>;
-  /** Shared by every image of one copy, so `jobs` bounds the whole operation. */
-  limiter: Limiter;
-  result: CopyResult;
-}
-
-
 /**
- * Copies an image or an index from a source to a destination, in containers/image's order: every
- * blob first (reused when the destination has it or can mount it, else streamed straight from
- * source to destination, verified on the way), then child manifests, then the top manifest, then
- * commit. An interrupted copy therefore never leaves a manifest whose blobs are missing, and a rerun
- * skips what already arrived.
+ * A copy by reference: open both ends, check the policy, copy (image.ts), carry signatures and
+ * attachments where both ends can hold them, close. The pipeline itself is re-exported from here.
  */
-export async function copyImage(src: ImageSource, dest: ImageDestination, opts: CopyOptions = {}): Promise<CopyResult> {
-  const top = await src.getManifest(undefined, { signal: opts.signal });
-  const state: CopyState = {
-    src,
-    dest,
-    opts,
-    blobs: new Map(),
-    limiter: new Limiter(opts.jobs ?? 6),
-    result: { digest: top.digest, mediaType: top.mediaType, platforms: [], blobsCopied: 0, blobsReused: 0, bytesCopied: 0, manifests: 0 },
-  };
-  const written = await copyManifest(state, top, true, 0);
-  state.result.digest = written.digest;
-  state.result.mediaType = written.mediaType;
-  await dest.commit({ signal: opts.signal });
-  return state.result;
-}
+import { isIndexMediaType } from '../oci/mediatype.js';
+import { hostPlatform } from '../oci/platform.js';
+import type { Policy } from '../policy/types.js';
+import type { TransportContext, TransportReference } from '../transports/types.js';
+import { attachmentDigests, copyAttachments } from './attachments.js';
+import { copyImage, type CopyOptions, type CopyResult } from './image.js';
 
-async function copyManifest(state: CopyState, raw: RawManifest, isTop: boolean, depth: number): Promise<RawManifest> {
-  const parsed = parseManifest(raw.bytes, raw.mediaType);
-  if (parsed.kind === 'index') {
-    if (depth >= MAX_INDEX_DEPTH) throw new UnsupportedError(`index nesting deeper than ${MAX_INDEX_DEPTH} levels`);
-    return copyIndex(state, raw, parsed.index, isTop, depth);
-  }
-  return copySingleImage(state, raw, parsed.manifest, isTop);
-}
-
-/** Picks the children of an index to copy: all, the wanted platforms, or the host's. */
-function selectChildren(index: ImageIndex, opts: CopyOptions, name: string): { children: Descriptor[]; single: boolean } {
-  if (opts.all) return { children: index.manifests, single: false };
-  const wanted = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [hostPlatform()];
-  const children: Descriptor[] = [];
-  for (const p of wanted) {
-    const hit = index.manifests.find((m) => !isIndexMediaType(m.mediaType) && platformMatches(m.platform, p));
-    if (!hit) {
-      const have = index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ');
-      throw new NotFoundError(`${name} has no image for platform ${formatPlatform(p)} (it has: ${have || 'none'})`);
-    }
-    if (!children.includes(hit)) children.push(hit);
-  }
-  // One platform asked for implicitly or explicitly: copy that image alone, as skopeo does.
-  return { children, single: children.length === 1 && !(opts.platforms && opts.platforms.length > 1) };
-}
-
-async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, isTop: boolean, depth: number): Promise<RawManifest> {
-  const { src, dest, opts } = state;
-  const { children, single } = selectChildren(index, opts, src.name);
-  if (single && isTop) {
-    if (opts.preserveDigests) {
-      throw new InvalidInputError(`--preserve-digests: copying one platform of ${src.name} would change the top digest; use --all`);
-    }
-    const child = await src.getManifest(children[0]!.digest, { signal: opts.signal });
-    if (children[0]!.platform) state.result.platforms.push(formatPlatform(children[0]!.platform));
-    return copyManifest(state, child, true, depth + 1);
-  }
-  const written = await Promise.all(
-    children.map(async (d) => {
-      const child = await src.getManifest(d.digest, { signal: opts.signal });
-      const out = await copyManifest(state, child, false, depth + 1);
-      if (d.platform) state.result.platforms.push(formatPlatform(d.platform));
-      const desc: Descriptor = { ...d, mediaType: out.mediaType, digest: out.digest, size: out.bytes.length };
-      return desc;
-    }),
-  );
-  const unchanged = written.every((d, i) => d.digest === children[i]!.digest) && children.length === index.manifests.length;
-  let out: RawManifest = raw;
-  const want = targetFormat(state, raw.mediaType);
-  if (!unchanged || want !== formatOf(raw.mediaType)) {
-    if (opts.preserveDigests) {
-      throw new InvalidInputError(`--preserve-digests: the index of ${src.name} would be rewritten (subset of platforms or format change); use --all without --format`);
-    }
-    out = want ? convertIndex(index, written, want) : encodeManifest({ ...index, manifests: written });
-  }
-  checkSupported(dest, out.mediaType);
-  await dest.putManifest(out, { top: isTop, signal: opts.signal });
-  state.result.manifests++;
-  opts.onProgress?.({ type: 'manifest', digest: out.digest, mediaType: out.mediaType, top: isTop });
-  return out;
-}
-
-function targetFormat(state: CopyState, mediaType: string): ManifestFormat | undefined {
-  if (state.opts.format) return state.opts.format;
-  const supported = state.dest.supportedManifestTypes;
-  const have = formatOf(mediaType);
-  if (!supported || supported.includes(mediaType) || !have) return have;
-  return have === 'oci' ? 'v2s2' : 'oci';
-}
-
-function checkSupported(dest: ImageDestination, mediaType: string): void {
-  const supported = dest.supportedManifestTypes;
-  if (supported && !supported.includes(mediaType)) {
-    throw new UnsupportedError(`${dest.name} cannot store ${mediaType}${isIndexMediaType(mediaType) ? '; choose one platform with --platform' : ''}`);
-  }
-}
-
-async function copySingleImage(state: CopyState, raw: RawManifest, manifest: ImageManifest, isTop: boolean): Promise<RawManifest> {
-  const { dest, opts } = state;
-  const want = targetFormat(state, raw.mediaType);
-  let out = raw;
-  if (want && want !== formatOf(raw.mediaType)) {
-    if (opts.preserveDigests) throw new InvalidInputError(`--preserve-digests: converting ${state.src.name} to ${want} would change its digest`);
-    out = convertImageManifest(manifest, want);
-  }
-  checkSupported(dest, out.mediaType);
-  await Promise.all(manifestBlobs(manifest).map((desc) => copyBlobOnce(state, desc)));
-  await dest.putManifest(out, { top: isTop, signal: opts.signal });
-  state.result.manifests++;
-  opts.onProgress?.({ type: 'manifest', digest: out.digest, mediaType: out.mediaType, top: isTop });
-  return out;
-}
-
-function copyBlobOnce(state: CopyState, desc: Descriptor): Promise<void> {
-  let p = state.blobs.get(desc.digest);
-  if (!p) {
-    p = state.limiter.run(() => copyBlob(state, desc));
-    state.blobs.set(desc.digest, p);
-  }
-  return p;
-}
-
-async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
-  const { src, dest, opts } = state;
-  const signal = opts.signal;
-  const emit = opts.onProgress;
-  const log = rootLogger.child({ digest: desc.digest, size: desc.size });
-  if (await dest.tryReuseBlob(desc, { from: src.location, signal })) {
-    state.result.blobsReused++;
-    emit?.({ type: 'blob', phase: 'reused', digest: desc.digest, size: desc.size });
-    return;
-  }
-  const attempts = opts.blobAttempts ?? 3;
-  for (let attempt = 1; ; attempt++) {
-    const started = Date.now();
-    emit?.({ type: 'blob', phase: 'start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
-    try {
-      const stream = await src.getBlob(desc, { signal });
-      const progress = (bytes: number) => emit?.({ type: 'blob', phase: 'progress', digest: desc.digest, size: desc.size, bytes });
-      if (!emit || typeof (stream as Partial<CountingStream>).bytes === 'number') {
-        // A source stream that counts its bytes (registry blobs, layout files) is polled for
-        // progress rather than passed through one more Transform per chunk.
-        const timer = emit ? setInterval(() => progress((stream as CountingStream).bytes), 200) : undefined;
-        // The source's own verdict (a digest mismatch found at its last byte) can come after the
-        // destination has already answered and the upload stopped listening: keep it, and report
-        // it rather than the destination's side of the same failure.
-        let sourceError: Error | undefined;
-        stream.on('error', (err) => (sourceError ??= err));
-        try {
-          await dest.putBlob(desc, stream, { signal });
-        } catch (err) {
-          throw sourceError instanceof StevedoreError ? sourceError : err;
-        } finally {
-          clearInterval(timer);
-          stream.destroy();
-        }
-      } else {
-        const meter = new ProgressMeter(progress);
-        // pipeline propagates an error from either side (a digest mismatch in the source stream aborts
-        // the upload), and the destination's putBlob consumes the meter.
-        await Promise.all([pipeline(stream, meter).catch((err) => meter.destroy(err)), dest.putBlob(desc, meter, { signal })]);
-      }
-      state.result.blobsCopied++;
-      state.result.bytesCopied += desc.size;
-      const ms = Date.now() - started;
-      log.debug({ ms }, 'blob copied');
-      emit?.({ type: 'blob', phase: 'done', digest: desc.digest, size: desc.size, bytes: desc.size, ms });
-      return;
-    } catch (err) {
-      const retryable = err instanceof StevedoreError ? err.retryable : isNetworkish(err);
-      if (signal?.aborted || !retryable || attempt >= attempts) throw err;
-      emit?.({ type: 'blob', phase: 'retry', digest: desc.digest, size: desc.size, attempt, error: (err as Error).message });
-      log.info({ attempt, err: (err as Error).message }, 'blob copy failed; retrying');
-      await waitBackoff(backoffDelay(DEFAULT_RETRY, attempt), signal);
-    }
-  }
-}
-
-function isNetworkish(err: unknown): boolean {
-  const code = (err as { code?: string })?.code ?? '';
-  return code.startsWith('UND_ERR') || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
-}
+export * from './image.js';
 
 export interface CopyReferenceOptions extends CopyOptions {
   srcContext?: TransportContext;
@@ -289,10 +49,11 @@ export async function copyReference(srcRef: TransportReference, destRef: Transpo
     const dest = await destRef.newDestination(opts.destContext);
     try {
       const result = await copyImage(src, dest, opts);
-      if (opts.signatures !== 'remove' && srcRef instanceof DockerReference && destRef instanceof DockerReference && src instanceof DockerSource && dest instanceof DockerDestination) {
+      // Both ends must hold attachments (a registry repository each): a capability, not a transport test.
+      if (opts.signatures !== 'remove' && src.attachmentStore && dest.attachmentStore) {
         const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, { signal: opts.signal }) : undefined;
         const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-        result.attachments = await copyAttachments({ client: src.client, ref: srcRef.ref }, { client: dest.client, ref: destRef.ref }, digests, { signal: opts.signal, jobs: opts.jobs });
+        result.attachments = await copyAttachments(src.attachmentStore, dest.attachmentStore, digests, { signal: opts.signal, jobs: opts.jobs });
       }
       return result;
     } finally {

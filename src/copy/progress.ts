@@ -6,7 +6,7 @@ export type ProgressEvent =
   | { type: 'blob'; phase: 'start'; digest: Digest; size: number; mediaType: string }
   | { type: 'blob'; phase: 'progress'; digest: Digest; size: number; bytes: number }
   | { type: 'blob'; phase: 'done'; digest: Digest; size: number; bytes: number; ms: number }
-  | { type: 'blob'; phase: 'reused'; digest: Digest; size: number }
+  | { type: 'blob'; phase: 'reused'; digest: Digest; size: number; mediaType?: string }
   | { type: 'blob'; phase: 'retry'; digest: Digest; size: number; attempt: number; error: string }
   | { type: 'manifest'; digest: Digest; mediaType: string; platform?: string; top: boolean }
   | { type: 'skipped'; digest: Digest; reason: string };

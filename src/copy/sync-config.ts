@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { validRange } from 'semver';
 import { parseReference } from '../oci/reference.js';
-import { InvalidInputError } from '../util/errors.js';
+import { InvalidInputError, errorMessage } from '../util/errors.js';
 import type { Credentials } from '../registry/credentials.js';
+import { compileTagRegex, type TagMatcher } from './tag-filter.js';
 
 /**
  * A sync source file in skopeo-sync's YAML shape:
@@ -25,6 +26,8 @@ export interface SyncRegistryConfig {
   'images-by-semver'?: Record<string, string>;
   credentials?: Credentials;
   'tls-verify'?: boolean;
+  /** containers-certs.d(5) directory for this registry. */
+  'cert-dir'?: string;
 }
 
 export type SyncConfig = Record<string, SyncRegistryConfig>;
@@ -35,12 +38,16 @@ export interface SyncRepoSpec {
   repository: string;
   /** Explicit tags or digests; empty with no regex/semver means every tag. */
   tags: string[];
-  regex?: RegExp;
+  /** Tags must match this (RE2; see tag-filter.ts). */
+  regex?: TagMatcher;
+  /** Tags matching this are left out, even if `regex` matches them. */
+  deny?: TagMatcher;
   semver?: string;
   /** Keep only the N highest versions among the selected tags (tags that are not versions are dropped). */
   newest?: number;
   credentials?: Credentials;
   tlsVerify?: boolean;
+  certDir?: string;
 }
 
 const KNOWN_KEYS = new Set(['images', 'images-by-tag-regex', 'images-by-semver', 'credentials', 'tls-verify', 'cert-dir']);
@@ -54,7 +61,8 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
     if (typeof value !== 'object' || value === null) throw new InvalidInputError(`${where}: expected a map`);
     const cfg = value as Record<string, unknown>;
     for (const k of Object.keys(cfg)) if (!KNOWN_KEYS.has(k)) throw new InvalidInputError(`${where}: unknown key "${k}"`);
-    const credentials = cfg.credentials as Credentials | undefined;
+    // `credentials:` with no value is YAML null: no credentials, not a null in the spec.
+    const credentials = (cfg.credentials ?? undefined) as Credentials | undefined;
     if (credentials && (typeof credentials.username !== 'string' || typeof credentials.password !== 'string')) {
       throw new InvalidInputError(`${where}: credentials need username and password`);
     }
@@ -67,9 +75,17 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
         throw new InvalidInputError(`${where}: ${k} must be a map of repository names`);
       }
     }
-    const base = { credentials, tlsVerify };
+    const certDir = cfg['cert-dir'] as string | undefined;
+    if (certDir !== undefined && (typeof certDir !== 'string' || certDir === '')) throw new InvalidInputError(`${where}: cert-dir must be a directory path`);
+    const base = { credentials, tlsVerify, ...(certDir !== undefined ? { certDir } : {}) };
     const repoOf = (repo: string) => {
-      const ref = parseReference(`${registry}/${repo}`);
+      let ref: ReturnType<typeof parseReference>;
+      try {
+        ref = parseReference(`${registry}/${repo}`);
+      } catch (err) {
+        // The reference's own message does not say which file and key it came from.
+        throw new InvalidInputError(`${where}: ${errorMessage(err)}`, { cause: err });
+      }
       if (ref.tag || ref.digest) throw new InvalidInputError(`${where}: "${repo}" must be a repository without tag; list tags under it`);
       return { registry: ref.registry, repository: ref.repository };
     };
@@ -80,12 +96,8 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
     }
     for (const [repo, pattern] of Object.entries((cfg['images-by-tag-regex'] ?? {}) as Record<string, unknown>)) {
       if (typeof pattern !== 'string') throw new InvalidInputError(`${where}: images-by-tag-regex.${repo} must be a string`);
-      let regex: RegExp;
-      try {
-        regex = new RegExp(pattern);
-      } catch (err) {
-        throw new InvalidInputError(`${where}: images-by-tag-regex.${repo}: ${(err as Error).message}`);
-      }
+      // Unanchored, as skopeo's Go MatchString: `^1\.` and `-alpine$` anchor themselves.
+      const regex = compileTagRegex(pattern, `${where}: images-by-tag-regex.${repo}`);
       specs.push({ ...repoOf(repo), tags: [], regex, ...base });
     }
     for (const [repo, range] of Object.entries((cfg['images-by-semver'] ?? {}) as Record<string, unknown>)) {
@@ -98,6 +110,9 @@ export function parseSyncConfig(doc: unknown, source = 'sync config'): SyncRepoS
   return specs;
 }
 
+/** Sync files above 1 MiB are refused before the YAML parser sees them. */
+export const MAX_SYNC_CONFIG_BYTES = 1024 * 1024;
+
 export async function loadSyncConfig(path: string): Promise<SyncRepoSpec[]> {
   let text: string;
   try {
@@ -105,6 +120,8 @@ export async function loadSyncConfig(path: string): Promise<SyncRepoSpec[]> {
   } catch (err) {
     throw new InvalidInputError(`cannot read sync config ${path}: ${(err as Error).message}`);
   }
+  const size = Buffer.byteLength(text);
+  if (size > MAX_SYNC_CONFIG_BYTES) throw new InvalidInputError(`${path}: ${size} bytes exceed the ${MAX_SYNC_CONFIG_BYTES}-byte limit for a sync config`);
   let doc: unknown;
   try {
     doc = parseYaml(text);

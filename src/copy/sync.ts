@@ -3,25 +3,38 @@ import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { isDigest } from '../oci/digest.js';
 import { OciLayout } from '../oci/layout.js';
-import { formatReference, type ImageReference } from '../oci/reference.js';
+import { formatReference, referenceTarget, type ImageReference } from '../oci/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { contextCredentials } from '../registry/credentials.js';
-import { deleteManifest, headManifest } from '../registry/manifests.js';
+import { deleteManifest, getManifest, headManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
-import type { ImageDestination, TransportContext } from '../transports/types.js';
-import { errorMessage, NotFoundError, StevedoreError } from '../util/errors.js';
+import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
+import { DirReference } from '../transports/dir.js';
+import { errorMessage, InvalidInputError, NotFoundError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { mapLimit } from '../util/pool.js';
 import { isIndexMediaType } from '../oci/mediatype.js';
+import { parseManifest, type RawManifest } from '../oci/manifest.js';
+import type { Platform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
 import { DockerReference } from '../transports/docker.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
-import { copyImage, enforcePolicy, type CopyOptions } from './copy.js';
+import { copyImage, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_ANNOTATION, subsetPlatforms, type CopyOptions } from './copy.js';
+import { newestByCreation } from './newest.js';
+import { exportAttachments } from './layout-attachments.js';
 import type { SyncRepoSpec } from './sync-config.js';
 
-/** Where a sync writes: a registry under an optional path prefix, or one OCI layout per repository. */
+/**
+ * How a source repository is named at the destination, under the prefix or directory: `path`, the
+ * whole repository path (`team/app`, the engine's default and the ImageMirror layout rule); `last`,
+ * its last element (`app`, skopeo sync's default); `scoped`, registry and path
+ * (`registry.example.com/team/app`, skopeo's --scoped).
+ */
+export type SyncNaming = 'path' | 'last' | 'scoped';
+
+/** Where a sync writes: a registry under an optional path prefix, one OCI layout per repository, or one `dir:` directory per image. */
 export type SyncTarget =
   | {
       kind: 'registry';
@@ -31,8 +44,18 @@ export type SyncTarget =
       /** Write to exactly this repository (a rename); only meaningful with a single source repository. */
       repository?: string;
       context?: TransportContext;
+      naming?: SyncNaming;
     }
-  | { kind: 'layout'; dir: string };
+  | { kind: 'layout'; dir: string; naming?: SyncNaming }
+  /** skopeo's `--dest dir`: `<dir>/<name>:<tag>`, a `dir:` image per tag (always copied: a directory keeps no digest to compare). */
+  | { kind: 'dir'; dir: string; naming?: SyncNaming };
+
+/** The destination name of a source repository under the target's naming rule. */
+export function destinationName(naming: SyncNaming | undefined, registry: string, repository: string): string {
+  if (naming === 'last') return repository.slice(repository.lastIndexOf('/') + 1);
+  if (naming === 'scoped') return `${registry}/${repository}`;
+  return repository;
+}
 
 export type SyncAction = 'copied' | 'skipped' | 'failed' | 'would-copy' | 'pruned' | 'would-prune';
 
@@ -43,6 +66,8 @@ export interface SyncItem {
   action: SyncAction;
   digest?: Digest;
   error?: string;
+  /** Why a tag was left as it is when that is not the usual reason (e.g. prune keeping a shared digest). */
+  note?: string;
 }
 
 export interface SyncReport {
@@ -51,9 +76,28 @@ export interface SyncReport {
   skipped: number;
   failed: number;
   pruned: number;
+  /** Dry run: images that would be copied and tags that would be pruned. */
+  wouldCopy: number;
+  wouldPrune: number;
 }
 
-export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress'> {
+/** An empty report, counted by recordItem. */
+export function emptyReport(): SyncReport {
+  return { items: [], copied: 0, skipped: 0, failed: 0, pruned: 0, wouldCopy: 0, wouldPrune: 0 };
+}
+
+/** Adds an item to a report and counts it. */
+export function recordItem(report: SyncReport, item: SyncItem): void {
+  report.items.push(item);
+  if (item.action === 'copied') report.copied++;
+  else if (item.action === 'skipped') report.skipped++;
+  else if (item.action === 'failed') report.failed++;
+  else if (item.action === 'pruned') report.pruned++;
+  else if (item.action === 'would-copy') report.wouldCopy++;
+  else if (item.action === 'would-prune') report.wouldPrune++;
+}
+
+export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress' | 'retry'> {
   /** Go on after a failed image and report it (default: stop at the first failure). */
   keepGoing?: boolean;
   /** Work out and report what would change, copying and deleting nothing. */
@@ -82,11 +126,18 @@ export const DEFAULT_PARALLEL_IMAGES = 16;
 let semverLib: typeof import('semver') | undefined;
 const semver = (): typeof import('semver') => (semverLib ??= createRequire(import.meta.url)('semver') as typeof import('semver'));
 
-/** Tags of a repository selected by a spec: explicit tags, a regex, a semver range, or all. */
+/**
+ * Tags of a repository selected by a spec: explicit tags, a regex, a semver range, or all; with
+ * `newest` and `semver`, the N highest versions. `newest` without `semver` orders by creation time,
+ * which needs the images: that is chooseTags' part (selectTags leaves such a selection unranked).
+ * Attachment tags (cosign's `.sig`/`.att`/`.sbom`, the referrers fallback) are never images: a
+ * filter never selects them, they travel with the image they belong to.
+ */
 export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
-  let tags = available;
+  let tags = available.filter((t) => attachmentSubject(t) === undefined);
   if (spec.regex) tags = tags.filter((t) => spec.regex!.test(t));
-  if (spec.semver || spec.newest !== undefined) {
+  if (spec.deny) tags = tags.filter((t) => !spec.deny!.test(t));
+  if (spec.semver) {
     const { rcompare, satisfies } = semver();
     const versions = new Map<string, string>();
     for (const t of tags) {
@@ -99,6 +150,16 @@ export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
     }
   }
   return tags;
+}
+
+/**
+ * selectTags, then for `newest` without `semver` the N tags whose images were created last
+ * (`open` gives a source for a tag; a HEAD per tag, the config read once per digest).
+ */
+export async function chooseTags(spec: SyncRepoSpec, available: string[], open: (tag: string) => Promise<ImageSource>, opts: { signal?: AbortSignal } = {}): Promise<string[]> {
+  const tags = selectTags(spec, available);
+  if (spec.newest === undefined || spec.semver) return tags;
+  return newestByCreation(tags, spec.newest, open, opts);
 }
 
 /** A tag read as a version: strict semver, or a `v1`, `1.2`, `v1.2.3`-style tag coerced to one. */
@@ -120,13 +181,16 @@ async function layoutDigest(dir: string, refName: string | undefined): Promise<D
 class ClientPool {
   readonly #clients = new Map<string, RegistryClient>();
   get(registry: string, ctx: TransportContext, repository?: string): RegistryClient {
-    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}`;
+    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}|${ctx.certDir ?? ''}|${ctx.ambientCredentials !== false}|${ctx.authFile ?? ''}`;
     let c = this.#clients.get(key);
     if (!c) {
       c = new RegistryClient({
         registry,
         tlsVerify: ctx.tlsVerify,
         credentials: contextCredentials(ctx, registry, repository),
+        ...(ctx.retry ? { retry: ctx.retry } : {}),
+        ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
+        loginHint: ctx.ambientCredentials !== false,
       });
       this.#clients.set(key, c);
     }
@@ -137,9 +201,11 @@ class ClientPool {
   }
 }
 
-function destinationRepository(target: Extract<SyncTarget, { kind: 'registry' }>, repository: string): string {
+function destinationRepository(target: SyncTarget, registry: string, repository: string): string {
+  if (target.kind !== 'registry') return destinationName(target.naming, registry, repository);
   if (target.repository) return target.repository;
-  return target.prefix ? `${target.prefix.replace(/\/+$/, '')}/${repository}` : repository;
+  const name = destinationName(target.naming, registry, repository);
+  return target.prefix ? `${target.prefix.replace(/\/+$/, '')}/${name}` : name;
 }
 
 /**
@@ -149,37 +215,40 @@ function destinationRepository(target: Extract<SyncTarget, { kind: 'registry' }>
  * Index digests are preserved (every platform is copied) unless platforms are chosen.
  */
 export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: SyncOptions = {}): Promise<SyncReport> {
-  const report: SyncReport = { items: [], copied: 0, skipped: 0, failed: 0, pruned: 0 };
+  if (opts.prune && target.kind === 'dir') throw new InvalidInputError('prune is not supported with a dir: destination (a directory per image keeps no tag list)');
+  const report = emptyReport();
   const pool = new ClientPool();
   const log = rootLogger.child({ op: 'sync' });
   const record = (item: SyncItem) => {
-    report.items.push(item);
-    if (item.action === 'copied') report.copied++;
-    else if (item.action === 'skipped') report.skipped++;
-    else if (item.action === 'failed') report.failed++;
-    else if (item.action === 'pruned') report.pruned++;
+    recordItem(report, item);
     opts.onItem?.(item);
   };
   let stop: unknown;
   // Prune works per destination repository over *all* specs naming it: two selections of one
   // repository (say `images` and `images-by-semver`) must not prune each other's tags.
   const pruneSets = new Map<string, PruneSet>();
+  /** Per destination repository and source digest: the copy that writes it, whose manifest the other tags reuse. */
+  const leaders = new Map<string, Promise<RawManifest>>();
   try {
     for (const spec of specs) {
-      if (stop) break;
+      if (stop || opts.signal?.aborted) break;
       const srcCtx: TransportContext = { ...(opts.sourceContext ?? {}) };
       if (spec.credentials) srcCtx.credentials = spec.credentials;
       if (spec.tlsVerify !== undefined) srcCtx.tlsVerify = spec.tlsVerify;
+      if (spec.certDir !== undefined) srcCtx.certDir = spec.certDir;
       const srcClient = pool.get(spec.registry, srcCtx, spec.repository);
       const destCtx = target.kind === 'registry' ? (target.context ?? {}) : {};
-      const destRepo = target.kind === 'registry' ? destinationRepository(target, spec.repository) : spec.repository;
+      const destRepo = destinationRepository(target, spec.registry, spec.repository);
       const destClient = target.kind === 'registry' ? pool.get(target.registry, destCtx, destRepo) : undefined;
-      const pruneKey = target.kind === 'registry' ? destRepo : join(target.dir, spec.repository);
+      const pruneKey = target.kind === 'registry' ? destRepo : join(target.dir, destRepo);
       let ps = pruneSets.get(pruneKey);
       if (!ps) pruneSets.set(pruneKey, (ps = { spec, destRepo, destClient, selected: new Set(), kept: new Map(), unknown: false }));
       let tags: string[];
       try {
-        tags = spec.tags.length > 0 && !spec.regex && !spec.semver ? spec.tags : selectTags(spec, await listTags(srcClient, spec.repository, opts));
+        tags =
+          spec.tags.length > 0 && !spec.regex && !spec.deny && !spec.semver && spec.newest === undefined
+            ? spec.tags
+            : await chooseTags(spec, await listTags(srcClient, spec.repository, opts), async (tag) => new DockerSource({ registry: spec.registry, repository: spec.repository, tag }, srcClient, false), opts);
       } catch (err) {
         // The selection is unknown: pruning this repository could delete everything it names.
         ps.unknown = true;
@@ -192,7 +261,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       // error under keepGoing must not delete the destination's copy).
       for (const tag of tags) ps.selected.add(tag);
       await mapLimit(tags, opts.parallelImages ?? DEFAULT_PARALLEL_IMAGES, async (tag) => {
-        if (stop) return;
+        if (stop || opts.signal?.aborted) return;
         const srcRef: ImageReference = isDigest(tag) ? { registry: spec.registry, repository: spec.repository, digest: tag } : { registry: spec.registry, repository: spec.repository, tag };
         const destRef: ImageReference | undefined =
           target.kind === 'registry' ? (isDigest(tag) ? { registry: target.registry, repository: destRepo, digest: tag } : { registry: target.registry, repository: destRepo, tag }) : undefined;
@@ -200,43 +269,76 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         // Layout destinations are opened inside the try (a bad ref name or an unwritable directory
         // is this image's failure, reported under keepGoing, not an escape from the whole sync),
         // and not at all in a dry run, which must not create layouts on disk.
-        const layoutRef = target.kind === 'layout' ? parseOciReference(`${join(target.dir, spec.repository)}:${isDigest(tag) ? tag.replace(':', '-') : tag}`) : undefined;
+        const localTag = isDigest(tag) ? tag.replace(':', '-') : tag;
+        const layoutRef = target.kind === 'layout' ? parseOciReference(`${pruneKey}:${localTag}`) : undefined;
+        const localRef: TransportReference | undefined = layoutRef ?? (target.kind === 'dir' ? new DirReference(`${pruneKey}:${localTag}`) : undefined);
         let dest: ImageDestination | undefined = target.kind === 'registry' ? new DockerDestination(destRef!, destClient!, false) : undefined;
-        const item: SyncItem = { source: src.name, destination: dest?.name ?? layoutRef!.toString(), tag, action: 'failed' };
+        const item: SyncItem = { source: src.name, destination: dest?.name ?? localRef!.toString(), tag, action: 'failed' };
         try {
-          // A layout destination is created on open: a policy refusal must come first.
+          // A local destination is created on open: a policy refusal must come first.
           const checkPolicy = () => (opts.policy ? enforcePolicy(opts.policy, new DockerReference(srcRef), { ...opts, srcContext: srcCtx, all: !opts.platforms?.length }) : undefined);
-          if (layoutRef && !opts.dryRun) {
+          if (localRef && !opts.dryRun) {
             await checkPolicy();
-            dest = await layoutRef.newDestination();
+            dest = await localRef.newDestination();
           }
+          // The destination's manifest, read only when a platform subset must be compared.
+          const destManifest = async (): Promise<RawManifest | undefined> =>
+            destRef && destClient
+              ? getManifest(destClient, destRef.repository, referenceTarget(destRef), opts)
+              : layoutRef
+                ? layoutManifest(layoutRef.path, layoutRef.refName)
+                : undefined;
           // Both HEADs at once: the check is a round trip per side, and it is all an unchanged tag costs.
           const [srcDigest, destDigest] = await Promise.all([
             src.currentDigest(opts),
-            dest ? dest.currentDigest?.(opts).catch(() => undefined) : layoutDigest(layoutRef!.path, layoutRef!.refName),
+            dest ? dest.currentDigest?.(opts).catch(() => undefined) : layoutRef ? layoutDigest(layoutRef.path, layoutRef.refName) : undefined,
           ]);
           if (!srcDigest) throw new NotFoundError(`${src.name} does not exist`);
           item.digest = srcDigest;
           kept.set(tag, srcDigest);
-          if (destDigest === srcDigest && !opts.platforms?.length) {
+          if (destDigest === srcDigest) {
+            item.action = 'skipped';
+          } else if (opts.platforms?.length && destDigest && (await subsetUnchanged(destManifest, srcDigest, opts.platforms, opts))) {
+            // A platform subset written earlier from this very source index (see CopyOptions.recordSubset).
+            item.digest = destDigest;
             item.action = 'skipped';
           } else if (opts.dryRun) {
             item.action = 'would-copy';
           } else {
-            if (!layoutRef) await checkPolicy();
-            const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length });
-            if (opts.signatures !== 'remove' && destRef && destClient) {
-              const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
-              const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-              await copyAttachments({ client: srcClient, ref: srcRef }, { client: destClient, ref: destRef }, digests, opts);
+            if (!localRef) await checkPolicy();
+            // Tags that share a digest (`latest` = `1.2.3` = `1.2`) are written once: the first
+            // copies the image, the others wait for it and only tag its manifest. Pushed together,
+            // the same index raced its own children and distribution refused one PUT (DIGEST_INVALID).
+            const key = `${pruneKey}\n${srcDigest}`;
+            const lead = leaders.get(key);
+            const written = lead ? await lead.catch(() => undefined) : undefined;
+            if (written) {
+              await dest!.putManifest(written, { top: true, signal: opts.signal });
+              await dest!.commit({ signal: opts.signal });
+              item.digest = written.digest;
+            } else {
+              const copying = (async () => {
+                const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
+                if (opts.signatures !== 'remove' && (dest!.attachmentStore || layoutRef)) {
+                  const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
+                  const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
+                  if (dest!.attachmentStore) await copyAttachments(src.attachmentStore, dest!.attachmentStore, digests, opts);
+                  // Into a layout (air gap): the attachment tags become ref names beside the image's.
+                  else await exportAttachments(src.attachmentStore, layoutRef!.path, digests, opts);
+                }
+                return result.manifest;
+              })();
+              // A failed leader is this tag's failure; a follower then copies on its own.
+              copying.catch(() => undefined);
+              if (!lead) leaders.set(key, copying);
+              item.digest = (await copying).digest;
             }
-            item.digest = result.digest;
             item.action = 'copied';
           }
         } catch (err) {
           item.action = 'failed';
           item.error = errorMessage(err);
-          log.warn({ source: item.source, err: item.error }, 'sync of image failed');
+          log.info({ source: item.source, err: item.error }, 'sync of image failed');
           if (!opts.keepGoing) stop ??= err;
         } finally {
           await dest?.close();
@@ -244,6 +346,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         }
       });
     }
+    // Cancelled: the caller learns it from the signal's reason, not from a report of half the tags.
+    opts.signal?.throwIfAborted();
     if (opts.prune && !stop) {
       for (const ps of pruneSets.values()) {
         if (ps.unknown) continue;
@@ -258,6 +362,30 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
     throw new StevedoreError('SYNC_FAILED', errorMessage(stop), { cause: stop });
   }
   return report;
+}
+
+/**
+ * Whether the destination holds the platform subset `platforms` of the source index `srcDigest`, by
+ * the annotations copy's recordSubset leaves on it: no source manifest is read (no pull spent).
+ */
+async function subsetUnchanged(read: () => Promise<RawManifest | undefined>, srcDigest: Digest, platforms: readonly Platform[], opts: { signal?: AbortSignal }): Promise<boolean> {
+  if (opts.signal?.aborted) return false;
+  const raw = await read().catch(() => undefined);
+  if (!raw || !isIndexMediaType(raw.mediaType)) return false;
+  const parsed = parseManifest(raw.bytes, raw.mediaType);
+  const notes = parsed.kind === 'index' ? parsed.index.annotations : undefined;
+  return notes?.[SUBSET_SOURCE_ANNOTATION] === srcDigest && notes[SUBSET_PLATFORMS_ANNOTATION] === subsetPlatforms(platforms);
+}
+
+/** The manifest a layout's ref names, if any. */
+async function layoutManifest(dir: string, refName: string | undefined): Promise<RawManifest | undefined> {
+  try {
+    const layout = await OciLayout.open(dir);
+    const desc = await layout.resolve(refName);
+    return { bytes: await layout.readBlob(desc.digest), mediaType: desc.mediaType, digest: desc.digest };
+  } catch {
+    return undefined;
+  }
 }
 
 interface PruneSet {
@@ -286,16 +414,27 @@ async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record
   const { spec, destRepo, destClient, selected } = ps;
   const keptDigests = new Set(ps.kept.values());
   const source = `${spec.registry}/${spec.repository}`;
+  if (target.kind === 'dir') return;
   if (target.kind === 'layout') {
-    const dir = join(target.dir, spec.repository);
+    const dir = join(target.dir, destRepo);
     let layout: OciLayout;
     try {
       layout = await OciLayout.open(dir);
     } catch {
       return;
     }
-    for (const name of await layout.refNames()) {
-      if (selected.has(name) || selected.has(name.replace('-', ':'))) continue;
+    const names = await layout.refNames();
+    // Attachment ref names (exported signatures) go only with the image they belong to, as tags do in a registry.
+    const gone = new Set<Digest>();
+    for (const name of names) {
+      if (selected.has(name) || selected.has(name.replace('-', ':')) || attachmentSubject(name) !== undefined) continue;
+      gone.add((await layout.resolve(name)).digest);
+      if (!opts.dryRun) await layout.removeRef(name);
+      record({ source, destination: `oci:${dir}:${name}`, tag: name, action: opts.dryRun ? 'would-prune' : 'pruned' });
+    }
+    for (const name of names) {
+      const subject = attachmentSubject(name);
+      if (subject === undefined || !gone.has(subject) || keptDigests.has(subject)) continue;
       if (!opts.dryRun) await layout.removeRef(name);
       record({ source, destination: `oci:${dir}:${name}`, tag: name, action: opts.dryRun ? 'would-prune' : 'pruned' });
     }
@@ -339,7 +478,10 @@ async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record
         continue;
       }
       if (keptDigests.has(head.digest)) {
-        record({ source, destination, tag, action: 'failed', digest: head.digest, error: `not pruned: its digest is shared with a kept tag, and registries delete by digest` });
+        // Registries delete manifests, not tags: this tag goes when the kept tags leave its digest.
+        // Nothing is wrong, and nothing the user can do here; reported as left, not as a failure.
+        const with_ = [...ps.kept].filter(([, d]) => d === head.digest).map(([t]) => t);
+        record({ source, destination, tag, action: 'skipped', digest: head.digest, note: `not pruned: shares its digest with kept tag${with_.length === 1 ? '' : 's'} ${with_.join(', ') || '(selected)'}; registries delete by digest` });
         continue;
       }
       if (!opts.dryRun) await deleteManifest(destClient!, destRepo, head.digest, opts);

@@ -2,6 +2,7 @@
  * kstatus condition helpers: `Ready` is always present; `Reconciling` and `Stalled` are present
  * only while true. lastTransitionTime changes only when a condition's status changes.
  */
+import { rfc3339Seconds } from '../util/time.js';
 import type { Condition, ConditionType } from './api/common.js';
 
 export type ConditionStatus = Condition['status'];
@@ -14,7 +15,7 @@ export interface ConditionInput {
   observedGeneration?: number;
 }
 
-const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+const now = () => rfc3339Seconds();
 
 export function getCondition(conds: readonly Condition[] | undefined, type: ConditionType): Condition | undefined {
   return conds?.find((c) => c.type === type);

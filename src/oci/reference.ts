@@ -109,7 +109,13 @@ export function formatReference(ref: ImageReference): string {
 /** Docker's short form: `busybox:latest` rather than `docker.io/library/busybox:latest`. */
 export function familiarName(ref: ImageReference): string {
   let name = referenceName(ref);
-  if (ref.registry === DEFAULT_REGISTRY) name = ref.repository.startsWith('library/') ? ref.repository.slice(8) : ref.repository;
+  if (ref.registry === DEFAULT_REGISTRY) {
+    // Only as short as still reads back the same: `library/a/b` stays (`a/b` is docker.io/a/b), and a
+    // first component that looks like a host (`foo.bar/baz`) keeps docker.io/ in front (found by test/fuzz).
+    const short = ref.repository.startsWith('library/') && !ref.repository.slice(8).includes('/') ? ref.repository.slice(8) : ref.repository;
+    const first = short.split('/')[0]!;
+    if (!(short.includes('/') && isDomain(first))) name = short;
+  }
   if (ref.tag) name += `:${ref.tag}`;
   if (ref.digest) name += `@${ref.digest}`;
   return name;

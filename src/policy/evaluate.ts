@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
-import { formatReference } from '../oci/reference.js';
+import type { PublicKey } from 'openpgp';
+import { formatReference, type ImageReference } from '../oci/reference.js';
 import { readFile } from 'node:fs/promises';
 import { verifyFulcioCertificate } from '../sign/fulcio-cert.js';
 import { loadPublicKey, publicKeyPem } from '../sign/keys.js';
@@ -10,7 +11,7 @@ import { checkSimpleSignature } from '../sign/verify.js';
 import { errorMessage } from '../util/errors.js';
 import { identityMatches } from './identity.js';
 import { requirementsFor, scopeIdentity, type PolicySubject } from './scope.js';
-import type { Policy, PolicyDecision, PolicyRequirement, SigstoreSignedRequirement } from './types.js';
+import type { Policy, PolicyDecision, PolicyRequirement, SignedByRequirement, SigstoreSignedRequirement } from './types.js';
 
 /** One manifest to decide on: where it is, its digest, and (for registries) how to read its signatures. */
 export interface PolicyImage {
@@ -19,6 +20,11 @@ export interface PolicyImage {
   digest?: Digest;
   /** The simple-signing signatures stored for `digest`; absent for transports that carry none. */
   signatures?: (digest: Digest) => Promise<StoredSignature[]>;
+  /**
+   * The GPG simple signatures stored for `digest` (OpenPGP messages from the lookaside store, or a
+   * `dir:` image's signature-N files), untrusted; absent for transports that carry none.
+   */
+  gpgSignatures?: (digest: Digest) => Promise<Array<{ location: string; bytes: Buffer }>>;
 }
 
 function describe(subject: PolicySubject): string {
@@ -43,7 +49,7 @@ async function refusal(req: PolicyRequirement, image: PolicyImage, digest: Diges
     case 'reject':
       return 'the image is rejected by policy ("reject")';
     case 'signedBy':
-      return `requirement "signedBy" (GPG/X.509 simple signing) is not supported by stevedore; use "sigstoreSigned"`;
+      return signedByRefusal(req, image, digest);
     case 'signedBaseLayer':
       return `requirement "signedBaseLayer" is not implemented (as in containers/image, it never accepts)`;
     case 'sigstoreSigned':
@@ -105,6 +111,57 @@ function signatureKeys(sig: StoredSignature, trust: SigstoreTrust): KeyObject[] 
     return logged;
   }
   return trust.keys;
+}
+
+/** The name the image is used by, as the identity rules see it: a tag-less reference means `:latest`. */
+function intendedReference(subject: PolicySubject): ImageReference | undefined {
+  if (subject.transport !== 'docker' || !('reference' in subject)) return undefined;
+  const r = subject.reference;
+  return r.tag || r.digest ? r : { ...r, tag: 'latest' };
+}
+
+/**
+ * signedBy with GPG keys, as containers/image's prSignedBy: at least one stored signature must be an
+ * OpenPGP message signed by one of the policy's keys, over an atomic payload naming `digest`, whose
+ * docker-reference satisfies signedIdentity. Other key types are not implemented there either.
+ */
+async function signedByRefusal(req: SignedByRequirement, image: PolicyImage, digest: Digest | undefined): Promise<string | undefined> {
+  if (req.keyType !== 'GPGKeys') return `signedBy keyType "${req.keyType}" is not implemented (only GPGKeys, as in containers/image)`;
+  if (!image.gpgSignatures || !digest) return `a signature was required, but ${image.subject.transport}: images carry no simple signatures`;
+  // OpenPGP loads only when a policy asks for GPG signatures.
+  const [{ verifyGpgSignature }, { readGpgPublicKeyFiles, readGpgPublicKeys }] = await Promise.all([import('../sign/gpg.js'), import('../sign/gpg-keys.js')]);
+  let keys: PublicKey[];
+  try {
+    keys = req.keyData ? await readGpgPublicKeys(req.keyData, 'the policy\'s keyData') : await readGpgPublicKeyFiles(req.keyPath ? [req.keyPath] : (req.keyPaths ?? []));
+  } catch (err) {
+    return `cannot load the policy's GPG keys: ${errorMessage(err)}`;
+  }
+  let sigs: Array<{ location: string; bytes: Buffer }>;
+  try {
+    sigs = await image.gpgSignatures(digest);
+  } catch (err) {
+    return `cannot read the image's signatures: ${errorMessage(err)}`;
+  }
+  if (sigs.length === 0) return `a signature was required, but no signature exists for ${digest}`;
+  const intended = intendedReference(image.subject);
+  const reasons: string[] = [];
+  for (const sig of sigs) {
+    try {
+      const { payload, fingerprint } = await verifyGpgSignature(sig.bytes, keys);
+      if (payload.manifestDigest !== digest) {
+        reasons.push(`${sig.location}: signed by ${fingerprint} for digest ${payload.manifestDigest}, not ${digest}`);
+        continue;
+      }
+      if (!identityMatches(req.signedIdentity, intended, payload.dockerReference)) {
+        reasons.push(`${sig.location}: signature identity "${payload.dockerReference}" does not match ${intended ? formatReference(intended) : 'the image'} under signedIdentity ${req.signedIdentity.type}`);
+        continue;
+      }
+      return undefined;
+    } catch (err) {
+      reasons.push(`${sig.location}: ${errorMessage(err)}`);
+    }
+  }
+  return `none of the ${sigs.length} signature(s) was accepted: ${reasons.join('; ')}`;
 }
 
 async function sigstoreRefusal(req: SigstoreSignedRequirement, image: PolicyImage, digest: Digest | undefined): Promise<string | undefined> {

@@ -35,17 +35,19 @@ function matchesPrefix(name: string, prefix: string): boolean {
  * for the image being checked (`intended`, the reference it is pulled by), per containers/image's
  * signedIdentity semantics. Unparseable references never match.
  */
-export function identityMatches(rule: SignedIdentity, intended: ImageReference, signedReference: string): boolean {
+export function identityMatches(rule: SignedIdentity, intended: ImageReference | undefined, signedReference: string): boolean {
   const signed = tryParse(signedReference);
   if (!signed) return false;
+  // Rules that compare with the image's own name cannot accept an image that has none (dir:, oci:).
+  if (!intended && rule.type !== 'exactReference' && rule.type !== 'exactRepository') return false;
   switch (rule.type) {
     case 'matchExact':
-      if (isNameOnly(intended) || isNameOnly(signed)) return false;
-      return formatReference(signed) === formatReference(intended);
+      if (isNameOnly(intended!) || isNameOnly(signed)) return false;
+      return formatReference(signed) === formatReference(intended!);
     case 'matchRepoDigestOrExact':
-      return repoDigestOrExact(intended, signed);
+      return repoDigestOrExact(intended!, signed);
     case 'matchRepository':
-      return referenceName(signed) === referenceName(intended);
+      return referenceName(signed) === referenceName(intended!);
     case 'exactReference': {
       const want = tryParse(rule.dockerReference);
       if (!want || isNameOnly(want) || isNameOnly(signed)) return false;
@@ -56,9 +58,9 @@ export function identityMatches(rule: SignedIdentity, intended: ImageReference, 
       return want !== undefined && referenceName(signed) === referenceName(want);
     }
     case 'remapIdentity': {
-      let remapped = intended;
-      if (matchesPrefix(referenceName(intended), rule.prefix)) {
-        const rewritten = tryParse(formatReference(intended).replace(rule.prefix, rule.signedPrefix));
+      let remapped = intended!;
+      if (matchesPrefix(referenceName(remapped), rule.prefix)) {
+        const rewritten = tryParse(formatReference(remapped).replace(rule.prefix, rule.signedPrefix));
         if (!rewritten) return false;
         remapped = rewritten;
       }

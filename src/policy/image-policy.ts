@@ -1,10 +1,12 @@
-import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { parseManifest } from '../oci/manifest.js';
 import { isIndexMediaType } from '../oci/mediatype.js';
 import { formatPlatform, platformMatches, type Platform } from '../oci/platform.js';
 import type { RegistryClient } from '../registry/client.js';
 import { readSignatures } from '../sign/signature-image.js';
+import { DirReference } from '../transports/dir.js';
 import { DockerReference, registryClientFor } from '../transports/docker.js';
 import { parseImageName } from '../transports/index.js';
 import type { TransportContext, TransportReference } from '../transports/types.js';
@@ -23,6 +25,8 @@ export class PolicyDeniedError extends StevedoreError {
 export interface ImagePolicyOptions {
   /** Credentials and TLS for reading the image and its signatures. */
   context?: TransportContext;
+  /** containers-registries.d directory for lookaside signatures; default the context's, else the usual places. */
+  registriesDir?: string;
   /** For an index: the platforms that will be used; default every platform it lists. */
   platforms?: Platform[];
   signal?: AbortSignal;
@@ -33,6 +37,29 @@ export interface ImagePolicyDecision extends PolicyDecision {
   digest?: Digest;
   /** Per-manifest decisions, when an index's platforms were checked one by one. */
   manifests?: Array<{ digest: Digest; platform?: string; allowed: boolean; reason: string }>;
+}
+
+/** Runs `fn` once, on first use, and keeps its promise. */
+function lazy<T>(fn: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= fn());
+}
+
+const MAX_DIR_SIGNATURES = 128;
+
+/** A `dir:` image's simple signatures: `signature-1`, `signature-2`, … as containers/image writes them. */
+async function readDirSignatures(dir: string): Promise<Array<{ location: string; bytes: Buffer }>> {
+  const out: Array<{ location: string; bytes: Buffer }> = [];
+  for (let i = 1; i <= MAX_DIR_SIGNATURES; i++) {
+    const location = join(dir, `signature-${i}`);
+    try {
+      out.push({ location, bytes: await readFile(location) });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') break;
+      throw err;
+    }
+  }
+  return out;
 }
 
 /** The policy's view of a transport reference: a registry name, or the absolute path (and ref) of a local image. */
@@ -63,12 +90,21 @@ export async function evaluatePolicy(policy: Policy, image: string | TransportRe
   let client: RegistryClient | undefined;
   try {
     let signatures: PolicyImage['signatures'];
+    let gpgSignatures: PolicyImage['gpgSignatures'];
     if (ref instanceof DockerReference) {
       const c = (client = registryClientFor(ref.ref, opts.context));
       signatures = (digest) => readSignatures(c, ref.ref.repository, digest, opts.signal);
+      // Lookaside storage (registries.d, YAML) loads only when a signedBy requirement reads it.
+      const registriesD = lazy(async () => (await import('../sign/registries-d.js')).loadRegistriesD(opts.registriesDir ?? opts.context?.registriesDir));
+      gpgSignatures = async (digest) => {
+        const { readLookasideSignatures } = await import('../sign/lookaside.js');
+        return (await readLookasideSignatures(await registriesD(), ref.ref, digest, opts.signal)).map((s) => ({ location: s.url, bytes: s.bytes }));
+      };
+    } else if (ref instanceof DirReference) {
+      gpgSignatures = async () => readDirSignatures(resolve(ref.path));
     }
     const top = await src.getManifest(undefined, { signal: opts.signal });
-    const topDecision = await decide(policy, { subject, digest: top.digest, signatures });
+    const topDecision = await decide(policy, { subject, digest: top.digest, signatures, gpgSignatures });
     if (topDecision.allowed || !isIndexMediaType(top.mediaType)) return { ...topDecision, digest: top.digest };
     const parsed = parseManifest(top.bytes, top.mediaType);
     if (parsed.kind !== 'index') return { ...topDecision, digest: top.digest };
@@ -77,7 +113,7 @@ export async function evaluatePolicy(policy: Policy, image: string | TransportRe
     if (children.length === 0) return { ...topDecision, digest: top.digest };
     const manifests: NonNullable<ImagePolicyDecision['manifests']> = [];
     for (const child of children) {
-      const d = await decide(policy, { subject, digest: child.digest, signatures });
+      const d = await decide(policy, { subject, digest: child.digest, signatures, gpgSignatures });
       manifests.push({ digest: child.digest, ...(child.platform ? { platform: formatPlatform(child.platform) } : {}), allowed: d.allowed, reason: d.reason });
     }
     const refused = manifests.find((m) => !m.allowed);

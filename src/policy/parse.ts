@@ -207,8 +207,13 @@ export function validateScope(transport: string, scope: string, at: string): voi
   }
 }
 
+/** Policies above 1 MiB are refused before parsing (real ones are a few KiB, keys included). */
+export const MAX_POLICY_BYTES = 1024 * 1024;
+
 /** Parses a policy document with containers/image's strictness: anything unknown rejects the whole file. */
 export function parsePolicy(text: string, source = 'policy'): Policy {
+  const size = Buffer.byteLength(text);
+  if (size > MAX_POLICY_BYTES) throw new InvalidPolicyError(`${source}: ${size} bytes exceed the ${MAX_POLICY_BYTES}-byte limit`);
   let doc: unknown;
   try {
     doc = JSON.parse(text);

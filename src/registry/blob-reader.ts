@@ -4,7 +4,8 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { digestAlgorithm, type Digest } from '../oci/digest.js';
 import { DigestMismatchError, SizeMismatchError, StevedoreError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { backoffDelay, DEFAULT_RETRY, waitBackoff } from './retry.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay, DEFAULT_RETRY } from '../util/retry.js';
 
 /** One HTTP response carrying (the rest of) a blob: its status and its body. */
 export interface BlobResponse {
@@ -151,7 +152,7 @@ export class BlobReader extends Readable {
     void (async () => {
       let res: BlobResponse;
       try {
-        await waitBackoff(delay, signal);
+        await sleep(delay, undefined, signal ? { signal } : undefined);
         if (this.#finished) return;
         res = await this.#o.reopen(this.#received);
       } catch (reopenErr) {

@@ -8,8 +8,10 @@ import { streamToBuffer } from '../util/streams.js';
 import { StevedoreError, TooLargeError } from '../util/errors.js';
 import { mergeScopes, parseChallenges, tokenFromResponse, type CachedToken, type Challenge, type TokenResponse } from './auth.js';
 import type { Credentials } from './credentials.js';
+import { connectOptions, tlsMaterialFor } from './certs.js';
+import { BlobLocations } from './blob-locations.js';
 import { AuthError, isRetryableStatus, parseErrorBody, RegistryError } from './errors.js';
-import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, parseRetryAfter, waitBackoff, type RetryPolicy } from './retry.js';
+import { classifyError, DEFAULT_RETRY, isRetryableNetworkError, parseRetryAfter, withRetry, type RetryPolicy, type RetryVerdict } from '../util/retry.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -20,6 +22,15 @@ export interface RegistryClientOptions {
   credentials?: Credentials | (() => Promise<Credentials | undefined>);
   /** Verify TLS and refuse plain HTTP. Default true, except loopback hosts, which may speak HTTP as in Docker. */
   tlsVerify?: boolean;
+  /** containers-certs.d(5) directory (CA `*.crt`, client `*.cert`/`*.key`); default: `<certs.d>/<registry>` if one exists. */
+  certDir?: string;
+  /**
+   * Whether auth errors suggest `stevedore login` (default true). Off where the process's own auth
+   * files are never read (the controller, --no-creds): logging in would change nothing there.
+   */
+  loginHint?: boolean;
+  /** certs.d roots searched when certDir is not given (default: ~/.config/containers, /etc/containers, /etc/docker). */
+  certsDirs?: readonly string[];
   retry?: Partial<RetryPolicy>;
   /** Connections per origin; undici queues further requests. */
   maxConnections?: number;
@@ -76,12 +87,15 @@ function header(h: IncomingHttpHeaders, name: string): string | undefined {
  */
 export class RegistryClient {
   readonly registry: string;
+  /** Repositories of this registry known (through this client) to hold each blob, for cross-repository mounts. */
+  readonly blobLocations = new BlobLocations();
   readonly #apiHost: string;
   readonly #insecure: boolean;
   readonly #agent: Agent;
   readonly #retry: RetryPolicy;
   readonly #log: Logger;
   readonly #userAgent: string;
+  readonly #loginHint: boolean;
   #credentials: RegistryClientOptions['credentials'];
   #resolvedCredentials: Credentials | undefined | null = null;
   #base: Promise<string> | undefined;
@@ -97,9 +111,10 @@ export class RegistryClient {
     this.#log = (opts.logger ?? rootLogger).child({ registry: opts.registry });
     this.#credentials = opts.credentials;
     this.#userAgent = opts.userAgent ?? 'stevedore/0.1';
+    this.#loginHint = opts.loginHint ?? true;
     this.#agent = new AgentClass({
       connections: opts.maxConnections ?? 16,
-      connect: { rejectUnauthorized: !this.#insecure },
+      connect: { rejectUnauthorized: !this.#insecure, ...connectOptions(tlsMaterialFor(opts.registry, opts.certDir, opts.certsDirs)) },
       keepAliveTimeout: 10_000,
       headersTimeout: 300_000,
       bodyTimeout: 300_000,
@@ -132,41 +147,52 @@ export class RegistryClient {
   }
 
   /**
-   * Tries HTTPS first; an insecure host that does not speak TLS falls back to HTTP, as Docker and
-   * containers/image do for `--tls-verify=false` and loopback registries.
+   * Tries HTTPS first; an insecure host (tls-verify=false, or loopback) that does not speak TLS
+   * falls back to HTTP, as Docker and containers/image do. Loopback hosts try HTTPS first too: a
+   * port-forward or tunnel to a TLS registry must not be spoken to in plain HTTP (a TLS server's
+   * `400` to a plain request was taken for an answer). A plain-HTTP server fails the handshake at
+   * once, so the probe costs it about a millisecond.
    */
   async #ping(signal?: AbortSignal): Promise<string> {
-    // Loopback registries are plain HTTP almost always (Docker treats them as insecure): ask HTTP
-    // first there and spare every command a failed TLS handshake; other insecure hosts try HTTPS first.
-    const schemes = !this.#insecure ? ['https'] : LOOPBACK.test(this.#apiHost) ? ['http', 'https'] : ['https', 'http'];
+    const schemes = this.#insecure ? ['https', 'http'] : ['https'];
     let lastErr: unknown;
+    const tried: string[] = [];
     for (const scheme of schemes) {
       const base = `${scheme}://${this.#apiHost}`;
-      for (let attempt = 0; attempt < this.#retry.attempts; attempt++) {
-        try {
-          const res = await this.#send({ origin: base, path: '/v2/', method: 'GET', headers: { 'user-agent': this.#userAgent }, signal });
-          await res.body.dump();
-          if (res.statusCode === 401) this.#challenge = parseChallenges(res.headers['www-authenticate'])[0];
-          if (res.statusCode === 200 || res.statusCode === 401) return base;
-          if (isRetryableStatus(res.statusCode) && attempt + 1 < this.#retry.attempts) {
-            await waitBackoff(backoffDelay(this.#retry, attempt, parseRetryAfter(res.headers['retry-after'])), signal);
-            continue;
-          }
-          // Some registries answer /v2/ with 404 yet serve the API; accept any HTTP answer.
-          return base;
-        } catch (err) {
-          lastErr = err;
-          if (signal?.aborted) throw err;
-          if (isRetryableNetworkError(err) && (err as { code?: string }).code !== 'ECONNREFUSED' && attempt + 1 < this.#retry.attempts) {
-            await waitBackoff(backoffDelay(this.#retry, attempt), signal);
-            continue;
-          }
-          break; // TLS errors and refused connections: try the next scheme
-        }
+      try {
+        return await withRetry(
+          async () => {
+            const res = await this.#send({ origin: base, path: '/v2/', method: 'GET', headers: { 'user-agent': this.#userAgent }, signal });
+            await res.body.dump();
+            if (res.statusCode === 401) this.#challenge = parseChallenges(res.headers['www-authenticate'])[0];
+            if (isRetryableStatus(res.statusCode)) throw new RetryableStatus(res.statusCode, parseRetryAfter(res.headers['retry-after']));
+            // Go's TLS servers answer a plain request with 400 "Client sent an HTTP request to an HTTPS server".
+            if (scheme === 'http' && res.statusCode === 400) throw new StevedoreError('TLS_REQUIRED', `${this.registry} answered plain HTTP with 400: it speaks HTTPS`);
+            // Some registries answer /v2/ with 404 yet serve the API; accept any HTTP answer.
+            return base;
+          },
+          this.#retry,
+          // A refused connection or a TLS error means "not this scheme": the next one is tried at
+          // once; broken connections are retried only on the last scheme (an HTTP server resets a
+          // TLS hello, which must not cost the HTTPS probe its backoff).
+          (err) =>
+            err instanceof RetryableStatus
+              ? err.verdict()
+              : scheme === schemes.at(-1) && isRetryableNetworkError(err) && (err as { code?: string }).code !== 'ECONNREFUSED',
+          signal,
+          { what: `GET ${base}/v2/` },
+        );
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        // Out of attempts on a 5xx/429: the host answers HTTP, just not well; that is its answer.
+        if (err instanceof RetryableStatus) return base;
+        if ((err as { code?: string }).code === 'RETRY_AFTER_TOO_LONG') throw err;
+        lastErr = err;
+        tried.push(`${scheme}: ${(err as Error).message}`);
       }
     }
     const hint = this.#insecure ? '' : ' (for a plain-HTTP or self-signed registry use --tls-verify=false)';
-    throw new StevedoreError('REGISTRY_UNREACHABLE', `cannot reach registry ${this.registry}: ${(lastErr as Error)?.message ?? 'no answer'}${hint}`, {
+    throw new StevedoreError('REGISTRY_UNREACHABLE', `cannot reach registry ${this.registry}: ${tried.join('; ') || 'no answer'}${hint}`, {
       cause: lastErr,
       retryable: true,
     });
@@ -210,31 +236,32 @@ export class RegistryClient {
     const creds = await this.#credentialsNow();
     const headers: Record<string, string> = { 'user-agent': this.#userAgent };
     if (creds) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
-    for (let attempt = 0; ; attempt++) {
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await this.#send({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers, signal });
-      } catch (err) {
-        if (isRetryableNetworkError(err) && attempt + 1 < this.#retry.attempts) {
-          await waitBackoff(backoffDelay(this.#retry, attempt), signal);
-          continue;
+    const who = creds ? `user "${creds.username}"` : 'anonymous access';
+    return withRetry(
+      async () => {
+        let res: Dispatcher.ResponseData;
+        try {
+          res = await this.#send({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers, signal });
+        } catch (err) {
+          throw new AuthError(`cannot reach the token service ${url.origin} for ${this.registry}: ${(err as Error).message}`, { cause: err, retryable: isRetryableNetworkError(err) });
         }
-        throw new AuthError(`cannot reach the token service ${url.origin} for ${this.registry}: ${(err as Error).message}`);
-      }
-      if (res.statusCode === 200) {
-        const token = tokenFromResponse((await res.body.json()) as TokenResponse);
-        if (!token) throw new AuthError(`token service ${url.origin} answered without a token`);
-        this.#log.debug({ scopes, realm: url.origin }, 'token acquired');
-        return token;
-      }
-      await res.body.dump();
-      if (isRetryableStatus(res.statusCode) && attempt + 1 < this.#retry.attempts) {
-        await waitBackoff(backoffDelay(this.#retry, attempt, parseRetryAfter(res.headers['retry-after'])), signal);
-        continue;
-      }
-      const who = creds ? `user "${creds.username}"` : 'anonymous access';
-      throw new AuthError(`authentication to ${this.registry} failed for ${who} (token service answered ${res.statusCode})`);
-    }
+        if (res.statusCode === 200) {
+          const token = tokenFromResponse((await res.body.json()) as TokenResponse);
+          if (!token) throw new AuthError(`token service ${url.origin} answered without a token`);
+          this.#log.debug({ scopes, realm: url.origin }, 'token acquired');
+          return token;
+        }
+        await res.body.dump();
+        throw new AuthError(`authentication to ${this.registry} failed for ${who} (token service answered ${res.statusCode})`, {
+          retryable: isRetryableStatus(res.statusCode),
+          retryAfterMs: parseRetryAfter(res.headers['retry-after']),
+        });
+      },
+      this.#retry,
+      classifyError,
+      signal,
+      { what: `token for ${this.registry} from ${url.origin}` },
+    );
   }
 
   /**
@@ -243,11 +270,25 @@ export class RegistryClient {
    */
   async request(req: RegistryRequest): Promise<RegistryResponse> {
     const base = await this.baseUrl(req.signal);
+    // A stream body is sent once: its caller retries the whole operation.
     const replayable = req.body === undefined || Buffer.isBuffer(req.body);
-    let url = /^https?:\/\//.test(req.path) ? req.path : base + req.path;
-    let authRetried = false;
-    let redirects = 0;
-    for (let attempt = 0; ; ) {
+    const state = { url: /^https?:\/\//.test(req.path) ? req.path : base + req.path, authRetried: false, redirects: 0 };
+    return withRetry(
+      () => this.#attempt(req, base, replayable, state),
+      replayable ? this.#retry : { ...this.#retry, attempts: 1 },
+      classifyError,
+      req.signal,
+      {
+        what: `${req.method} ${state.url}`,
+        onRetry: ({ delayMs, err }) => this.#log.info({ method: req.method, url: state.url, err: (err as Error).message, delay: delayMs }, 'retrying request'),
+      },
+    );
+  }
+
+  /** One attempt of a request: auth challenges and redirects are followed here; retries are request()'s. */
+  async #attempt(req: RegistryRequest, base: string, replayable: boolean, state: { url: string; authRetried: boolean; redirects: number }): Promise<RegistryResponse> {
+    for (;;) {
+      const url = state.url;
       const target = new URL(url);
       const sameHost = target.origin === base;
       const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...(req.headers ?? {}) };
@@ -275,46 +316,33 @@ export class RegistryClient {
         // verifying streams: a DIGEST_MISMATCH / SIZE_MISMATCH from the source must reach the
         // caller as itself (non-retryable, naming the blob), not be rewrapped as a NETWORK error.
         if (err instanceof StevedoreError) throw err;
-        if (replayable && isRetryableNetworkError(err) && attempt + 1 < this.#retry.attempts) {
-          const delay = backoffDelay(this.#retry, attempt);
-          this.#log.info({ method: req.method, url, err: (err as Error).message, delay }, 'retrying after network error');
-          attempt++;
-          await waitBackoff(delay, req.signal);
-          continue;
-        }
         throw new StevedoreError('NETWORK', `${req.method} ${url}: ${(err as Error).message}`, { cause: err, retryable: isRetryableNetworkError(err) });
       }
       const status = res.statusCode;
-      if (status === 401 && sameHost && !authRetried && replayable) {
+      if (status === 401 && sameHost && !state.authRetried && replayable) {
         await res.body.dump();
         const challenge = parseChallenges(res.headers['www-authenticate'])[0];
         if (challenge) {
           this.#challenge = challenge;
           this.#tokens.clear(); // a 401 with a token means it is stale or lacks scope
-          authRetried = true;
+          state.authRetried = true;
           continue;
         }
       }
       if ([301, 302, 303, 307, 308].includes(status) && (req.method === 'GET' || req.method === 'HEAD')) {
         await res.body.dump();
         const location = header(res.headers, 'location');
-        if (!location || ++redirects > 5) throw new RegistryError(`${req.method} ${url}: too many or empty redirects`, { status, url });
-        url = new URL(location, url).toString();
+        if (!location || ++state.redirects > 5) throw new RegistryError(`${req.method} ${url}: too many or empty redirects`, { status, url });
+        state.url = new URL(location, url).toString();
         continue;
       }
       if (req.expect.includes(status) || req.allowStatus?.includes(status)) {
         return { status, headers: res.headers, body: res.body, url };
       }
       const text = req.method === 'HEAD' ? '' : await readCapped(res.body, 64 * 1024);
-      if (isRetryableStatus(status) && replayable && attempt + 1 < this.#retry.attempts) {
-        const retryAfter = parseRetryAfter(res.headers['retry-after']);
-        const delay = backoffDelay(this.#retry, attempt, retryAfter);
-        this.#log.info({ method: req.method, url, status, delay }, 'retrying after server error');
-        attempt++;
-        await waitBackoff(delay, req.signal);
-        continue;
-      }
-      throw this.#errorFor(req, url, status, text);
+      const err = this.#errorFor(req, url, status, text);
+      if (err instanceof RegistryError && err.retryable) err.retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+      throw err;
     }
   }
 
@@ -328,13 +356,27 @@ export class RegistryClient {
       const creds = this.#resolvedCredentials;
       if (creds && this.#challenge?.scheme === 'basic') {
         return new AuthError(
-          `${this.registry}: credentials for user "${creds.username}" were rejected (${what}); check them, or log in again with "stevedore login ${this.registry}"`,
+          `${this.registry}: credentials for user "${creds.username}" were rejected (${what}); check them${this.#loginHint ? `, or log in again with "stevedore login ${this.registry}"` : ''}`,
         );
       }
-      return new AuthError(`${this.registry}: authentication required (${what}); log in with "stevedore login ${this.registry}" or pass credentials`);
+      return new AuthError(`${this.registry}: authentication required (${what}); ${this.#loginHint ? `log in with "stevedore login ${this.registry}" or pass credentials` : 'give credentials for it'}`);
     }
     if (status === 403) return new RegistryError(`${this.registry}: access denied: ${what}`, { status, url, details });
     return new RegistryError(`${req.method} ${url}: ${status} ${what}`, { status, url, details });
+  }
+}
+
+/** A retryable answer to the scheme probe, carried to withRetry's classifier. */
+class RetryableStatus extends Error {
+  readonly status: number;
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, retryAfterMs: number | undefined) {
+    super(`HTTP ${status}`);
+    this.status = status;
+    this.retryAfterMs = retryAfterMs;
+  }
+  verdict(): RetryVerdict {
+    return this.retryAfterMs !== undefined ? { afterMs: this.retryAfterMs } : true;
   }
 }
 

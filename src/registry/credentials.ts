@@ -47,16 +47,22 @@ export function normaliseAuthKey(key: string): string {
   return k;
 }
 
+/** Auth files and pull secrets above 1 MiB are refused before parsing (Kubernetes Secrets stop at 1 MiB too). */
+export const MAX_AUTH_FILE_BYTES = 1024 * 1024;
+
 /**
  * Parses a config document. Accepts the modern `{"auths": {...}}` form and the legacy `.dockercfg`
  * form where the hosts are top-level keys (still found in old Kubernetes secrets).
  */
 export function parseDockerConfig(text: string, source = 'docker config'): DockerConfig {
+  const size = Buffer.byteLength(text);
+  if (size > MAX_AUTH_FILE_BYTES) throw new InvalidInputError(`${source}: ${size} bytes exceed the ${MAX_AUTH_FILE_BYTES}-byte limit for an auth file`);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new InvalidInputError(`${source}: not valid JSON (${(err as Error).message})`);
+    // V8's message quotes the text around the fault, which here may be a password: say where, not what.
+    throw new InvalidInputError(`${source}: not valid JSON (${jsonErrorWhere(err)})`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new InvalidInputError(`${source}: not a JSON object`);
   const obj = doc as Record<string, unknown>;
@@ -64,15 +70,38 @@ export function parseDockerConfig(text: string, source = 'docker config'): Docke
     const legacy = Object.entries(obj).filter(([, v]) => typeof v === 'object' && v !== null && 'auth' in (v as object));
     if (legacy.length > 0) return { auths: Object.fromEntries(legacy) as DockerConfig['auths'] };
   }
+  if (obj.auths !== undefined && (typeof obj.auths !== 'object' || obj.auths === null || Array.isArray(obj.auths))) {
+    throw new InvalidInputError(`${source}: "auths" is not a JSON object`);
+  }
   return obj as DockerConfig;
 }
 
+/** JSON.parse's complaint without the quoted input: its position when it gives one. */
+function jsonErrorWhere(err: unknown): string {
+  const m = /at position (\d+)(?: \(line (\d+) column (\d+)\))?/.exec((err as Error).message);
+  if (m?.[2]) return `syntax error at line ${m[2]} column ${m[3]}`;
+  if (m) return `syntax error at offset ${m[1]}`;
+  return /end of JSON input/.test((err as Error).message) ? 'unexpected end of input' : 'syntax error';
+}
+
+/** A JSON path for messages: `auths["host"].auth` (the key is a host name, never a secret). */
+const entryPath = (key: string, field?: string) => `auths[${JSON.stringify(key)}]${field ? `.${field}` : ''}`;
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
 function decodeEntry(entry: NonNullable<DockerConfig['auths']>[string], source: string, key: string): Credentials | undefined {
+  // Messages name the field, never its value: every value here may be a password.
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new InvalidInputError(`${source}: ${entryPath(key)} is not a JSON object`);
+  for (const f of ['auth', 'username', 'password'] as const) {
+    if (entry[f] !== undefined && typeof entry[f] !== 'string') throw new InvalidInputError(`${source}: ${entryPath(key, f)} is not a string`);
+  }
   if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
   if (!entry.auth) return undefined;
-  const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+  const auth = entry.auth.replace(/\s+/g, '');
+  if (!BASE64.test(auth) || auth.length % 4 === 1) throw new InvalidInputError(`${source}: ${entryPath(key, 'auth')} is not base64`);
+  const decoded = Buffer.from(auth, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  if (colon < 0) throw new InvalidInputError(`${source}: the "auth" entry for ${key} is not base64 of user:password`);
+  if (colon < 0) throw new InvalidInputError(`${source}: ${entryPath(key, 'auth')} is not base64 of user:password`);
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 

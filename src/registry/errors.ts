@@ -12,6 +12,8 @@ export class RegistryError extends StevedoreError {
   readonly status: number;
   readonly url: string;
   readonly details: RegistryErrorDetail[];
+  /** The server's Retry-After, when it sent one with a retryable status. */
+  retryAfterMs?: number;
 
   constructor(message: string, opts: { status: number; url: string; details?: RegistryErrorDetail[]; code?: string; retryable?: boolean; cause?: unknown }) {
     super(opts.code ?? codeForStatus(opts.status), message, { retryable: opts.retryable ?? isRetryableStatus(opts.status), cause: opts.cause });
@@ -22,8 +24,11 @@ export class RegistryError extends StevedoreError {
 }
 
 export class AuthError extends StevedoreError {
-  constructor(message: string) {
-    super('UNAUTHORIZED', message);
+  /** The token service's Retry-After, when it sent one with a retryable status. */
+  readonly retryAfterMs?: number;
+  constructor(message: string, opts: { cause?: unknown; retryable?: boolean; retryAfterMs?: number } = {}) {
+    super('UNAUTHORIZED', message, { cause: opts.cause, retryable: opts.retryable });
+    if (opts.retryAfterMs !== undefined) this.retryAfterMs = opts.retryAfterMs;
   }
 }
 

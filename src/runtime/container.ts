@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage, InvalidInputError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
@@ -33,6 +33,8 @@ export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles'> {
   signal?: AbortSignal;
   /** An image already in the store's layout (the builder's stage so far): used as is, never pulled. */
   prepared?: StoredImage;
+  /** Rotate the container's log file past this size (kept: the file and one rotated `.1`); default: no cap. */
+  logMaxBytes?: number;
   /** Keep a container record for `ps`/`rm` (default true); the builder's RUN containers have none. */
   record?: boolean;
 }
@@ -72,6 +74,14 @@ async function settleAll<T extends readonly unknown[]>(promises: T): Promise<{ -
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }
 
+/** Adds the search bit for others to each directory (never read or write): 0700 becomes 0701. */
+export async function ensureSearchable(dirs: readonly string[]): Promise<void> {
+  for (const d of dirs) {
+    const st = await stat(d);
+    if ((st.mode & 0o001) === 0) await chmod(d, (st.mode & 0o7777) | 0o001);
+  }
+}
+
 const HOSTS = (hostname: string): string => `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
 
 /**
@@ -95,6 +105,9 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   if (keepRecord && opts.name !== undefined && (await listContainers(store)).some((c) => c.name === opts.name)) {
     throw new InvalidInputError(`the container name "${opts.name}" is already in use; remove that container or choose another name`);
   }
+  // The runtime mounts the bundle's rootfs and binds from inside the container's user namespace,
+  // whose root is an unprivileged node id: it must be able to pass through the store to them.
+  if (opts.idMappings) await ensureSearchable([store.root, join(store.root, 'containers')]);
   // A container removed when it exits needs no durable upper dir (and its unmount then skips a sync of the whole disk).
   const ctr = await store.createRootfs(id, image, { mode: opts.rootfsMode, signal: opts.signal, idMap: opts.idMappings, volatile: opts.remove === true });
   const warnings: string[] = [];
@@ -143,7 +156,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     spec.annotations = { ...spec.annotations, 'dev.stevedore.container.name': name, 'org.opencontainers.image.ref.name': image.name };
     await settleAll([keepRecord ? writeRecord(record) : undefined, writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2))]);
 
-    const logFile = new K8sFileLog(logPath);
+    const logFile = new K8sFileLog(logPath, { maxBytes: opts.logMaxBytes });
     const startedAt = new Date().toISOString();
     let stderrText = '';
     const running = runtime.run(id, ctr.dir, {

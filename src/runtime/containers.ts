@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';

@@ -1,4 +1,4 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, renameSync, statSync, type WriteStream } from 'node:fs';
 
 /** Lines longer than this are split into partial (`P`) records, as the kubelet does. */
 export const MAX_LOG_LINE = 16 * 1024;
@@ -12,6 +12,11 @@ export function rfc3339Nano(ns: bigint = EPOCH_NS + process.hrtime.bigint()): st
   return `${new Date(ms).toISOString().slice(0, 19)}.${frac}Z`;
 }
 
+/** Opened at once (not when the stream gets round to it), so the file exists for a rotation's rename. */
+function openLog(path: string): WriteStream {
+  return createWriteStream(path, { fd: openSync(path, 'a', 0o600) });
+}
+
 /**
  * A log in the Kubernetes `k8s-file` (CRI) format: `<RFC3339Nano> <stream> <P|F> <text>` per
  * record; a line longer than MAX_LOG_LINE is written as `P` records ended by an `F`; text left
@@ -19,12 +24,28 @@ export function rfc3339Nano(ns: bigint = EPOCH_NS + process.hrtime.bigint()): st
  */
 export class K8sFileLog {
   readonly path: string;
-  readonly #out: WriteStream;
+  #out: WriteStream;
   readonly #pending: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
+  readonly #maxBytes: number | undefined;
+  #bytes: number;
+  readonly #closing: Promise<void>[] = [];
 
-  constructor(path: string) {
+  /**
+   * `maxBytes`: when the file grows past it, it is rotated as the kubelet rotates container logs:
+   * renamed to `<path>.1` (replacing the previous one) and a new file started, so a chatty
+   * container keeps at most about twice that on the node's disk.
+   */
+  constructor(path: string, opts: { maxBytes?: number } = {}) {
     this.path = path;
-    this.#out = createWriteStream(path, { flags: 'a', mode: 0o600 });
+    this.#maxBytes = opts.maxBytes;
+    this.#bytes = (() => {
+      try {
+        return statSync(path).size;
+      } catch {
+        return 0;
+      }
+    })();
+    this.#out = openLog(path);
   }
 
   write(stream: 'stdout' | 'stderr', chunk: Buffer | string): void {
@@ -51,7 +72,19 @@ export class K8sFileLog {
   }
 
   #record(stream: string, tag: 'P' | 'F', text: string): void {
-    this.#out.write(`${rfc3339Nano()} ${stream} ${tag} ${text}\n`);
+    const record = `${rfc3339Nano()} ${stream} ${tag} ${text}\n`;
+    if (this.#maxBytes !== undefined && this.#bytes > 0 && this.#bytes + Buffer.byteLength(record) > this.#maxBytes) this.#rotate();
+    this.#out.write(record);
+    this.#bytes += Buffer.byteLength(record);
+  }
+
+  #rotate(): void {
+    // The open stream follows the renamed file and flushes what it holds into it.
+    renameSync(this.path, `${this.path}.1`);
+    const old = this.#out;
+    this.#closing.push(new Promise<void>((resolve) => old.end(() => resolve())));
+    this.#out = openLog(this.path);
+    this.#bytes = 0;
   }
 
   /** Flushes unterminated text and closes the file. */
@@ -60,6 +93,7 @@ export class K8sFileLog {
       if (this.#pending[s] !== '') this.#record(s, 'F', this.#pending[s]);
       this.#pending[s] = '';
     }
+    await Promise.all(this.#closing);
     await new Promise<void>((resolve, reject) => this.#out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
 }

@@ -50,10 +50,21 @@ export interface RuntimeMount {
   options?: string[];
 }
 
+/** A tmpfs at `destination` with these mount options (after rw,noexec,nosuid,nodev), given as a list: no option is parsed out of a path. */
+export interface TmpfsMount {
+  destination: string;
+  options: string[];
+}
+
 export interface BindMount {
   source: string;
   destination: string;
   readonly?: boolean;
+  /**
+   * Further mount flags (nosuid, nodev, noexec). A source that is itself a mount with those flags
+   * needs them repeated: in a user namespace they are locked, and a read-only remount without them fails.
+   */
+  options?: string[];
 }
 
 export interface SpecOptions {
@@ -71,6 +82,8 @@ export interface SpecOptions {
   binds?: BindMount[];
   /** `--tmpfs /path[:options]`: a tmpfs at each path (Podman's default options: rw,noexec,nosuid,nodev). */
   tmpfs?: string[];
+  /** Tmpfs mounts given structurally (the agent's emptyDir medium Memory). */
+  tmpfsMounts?: TmpfsMount[];
   /** Files the bundle provides for /etc/hosts, /etc/hostname, /etc/resolv.conf (bind-mounted). */
   etcFiles?: { hosts?: string; hostname?: string; resolvConf?: string };
   memory?: number;
@@ -234,7 +247,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
 
   let mounts = defaultMounts({ ttyGroup: opts.idMappings !== undefined || !singleIdNamespace() });
   const rootless = opts.rootless ?? (process.geteuid?.() !== 0 || inUserNamespace());
-  if (rootless && opts.network === 'host') {
+  if ((rootless || opts.idMappings !== undefined) && opts.network === 'host') {
     // A user namespace may mount sysfs only with a network namespace of its own; with the host's
     // network, Podman binds the host's /sys (read-only) instead, cgroup tree included.
     mounts = mounts
@@ -247,7 +260,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   }
   for (const b of opts.binds ?? []) {
     if (!b.destination.startsWith('/')) throw new InvalidInputError(`volume destination "${b.destination}" must be an absolute path`);
-    mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', b.readonly ? 'ro' : 'rw'] });
+    mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', b.readonly ? 'ro' : 'rw', ...(b.options ?? [])] });
   }
 
   for (const t of opts.tmpfs ?? []) {
@@ -256,6 +269,11 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
     const extra = colon < 0 ? [] : t.slice(colon + 1).split(',').filter(Boolean);
     if (!dest.startsWith('/')) throw new InvalidInputError(`--tmpfs ${t}: the container path must be absolute`);
     mounts.push({ destination: dest, type: 'tmpfs', source: 'tmpfs', options: ['rw', 'noexec', 'nosuid', 'nodev', ...extra] });
+  }
+
+  for (const t of opts.tmpfsMounts ?? []) {
+    if (!t.destination.startsWith('/')) throw new InvalidInputError(`tmpfs ${t.destination}: the container path must be absolute`);
+    mounts.push({ destination: t.destination, type: 'tmpfs', source: 'tmpfs', options: ['rw', 'noexec', 'nosuid', 'nodev', ...t.options] });
   }
 
   const namespaces: RuntimeSpec['linux']['namespaces'] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];

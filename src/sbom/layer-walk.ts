@@ -1,7 +1,6 @@
 import { pipeline, type Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { compressionForMediaType, openDecompressed } from '../runtime/unpack/decompress.js';
-import { AUFS_META_PREFIX, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from '../runtime/unpack/whiteout.js';
+import { AUFS_META_PREFIX, compressionForMediaType, OPAQUE_WHITEOUT, openDecompressed, WHITEOUT_PREFIX } from '../runtime/unpack/index.js';
 import { StevedoreError, errorMessage } from '../util/errors.js';
 
 /** One tar entry, reduced to what the catalogers look at. Paths are cleaned and relative to `/`. */

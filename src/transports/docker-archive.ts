@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MAX_CONFIG_BYTES, parseConfig } from '../oci/config.js';
@@ -9,7 +12,7 @@ import { digestBytes, digestHex, type Digest } from '../oci/digest.js';
 import { encodeManifest, manifestBlobs, MAX_MANIFEST_BYTES, type ImageManifest, type RawManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { familiarName, formatReference, parseReference, type ImageReference } from '../oci/reference.js';
-import { InvalidInputError, NotFoundError, UnsupportedError } from '../util/errors.js';
+import { DigestMismatchError, InvalidInputError, NotFoundError, UnsupportedError } from '../util/errors.js';
 import { checkIncomingManifest, hasFileOfSize, makeScratchDir, openVerified, readCapped, writeVerifiedFile } from './local-util.js';
 import { extractArchive, safeEntryName, writeTarAtomic, type ArchiveLink, type TarEntry } from './tar-util.js';
 import type {
@@ -243,10 +246,11 @@ class DockerArchiveSource implements ImageSource {
 
 /**
  * Collects one image in scratch space and, on commit(), writes the archive atomically: config as
- * `<hex>.json`, layers as `<hex>.tar` exactly as received (compressed layers stay compressed;
- * `docker load` and skopeo detect compression), and `manifest.json` with RepoTags from the
- * reference. No legacy `repositories` file or `<id>/` directories: every loader since Docker 1.10
- * reads manifest.json.
+ * `<hex>.json`, layers as plain tars named by their diffID (`<diffID hex>.tar`, as `docker save`
+ * and skopeo write them: a gzip or zstd layer is decompressed, and its diffID checked against the
+ * config's rootfs.diff_ids; older `docker load` cannot read zstd), and `manifest.json` with
+ * RepoTags from the reference. No legacy `repositories` file or `<id>/` directories: every loader
+ * since Docker 1.10 reads manifest.json.
  */
 class DockerArchiveDestination implements ImageDestination {
   readonly name: string;
@@ -295,7 +299,18 @@ class DockerArchiveDestination implements ImageDestination {
     const m = this.#pending;
     if (!m) throw new InvalidInputError(`${this.name}: commit without a manifest`);
     const configName = `${digestHex(m.config.digest)}.json`;
-    const layerNames = m.layers.map((l) => `${digestHex(l.digest)}.tar`);
+    const config = parseConfig(await readFile(this.#blobPath(m.config.digest)));
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== m.layers.length) {
+      throw new InvalidInputError(`${this.name}: the config lists ${diffIds.length} diff_ids for ${m.layers.length} layers`);
+    }
+    // Each layer as a plain tar, named by its diffID (checked while it is decompressed).
+    const plain = new Map<Digest, string>();
+    for (const [i, l] of m.layers.entries()) {
+      if (plain.has(l.digest)) continue;
+      plain.set(l.digest, await this.#plainLayer(l, diffIds[i] as Digest, opts?.signal));
+    }
+    const layerNames = m.layers.map((_l, i) => `${digestHex(diffIds[i] as Digest)}.tar`);
     const item: DockerArchiveItem = {
       Config: configName,
       RepoTags: this.#ref.image ? [familiarName(this.#ref.image)] : [],
@@ -307,10 +322,46 @@ class DockerArchiveDestination implements ImageDestination {
       // An image may repeat a layer; the archive stores its file once.
       if (seen.has(layerNames[i]!)) return;
       seen.add(layerNames[i]!);
-      entries.push({ name: layerNames[i]!, type: 'file', path: this.#blobPath(l.digest) });
+      entries.push({ name: layerNames[i]!, type: 'file', path: plain.get(l.digest)! });
     });
     entries.push({ name: 'manifest.json', type: 'file', data: Buffer.from(JSON.stringify([item])) });
     await writeTarAtomic(this.#archive, entries, opts?.signal);
+  }
+
+  /** The layer's plain tar in scratch space: the blob itself if uncompressed, else its decompressed copy. */
+  async #plainLayer(layer: Descriptor, diffId: Digest, signal?: AbortSignal): Promise<string> {
+    const path = this.#blobPath(layer.digest);
+    const head = Buffer.alloc(4);
+    const fh = await open(path, 'r');
+    try {
+      await fh.read(head, 0, 4, 0);
+    } finally {
+      await fh.close();
+    }
+    const starts = (magic: number[]) => magic.every((b, i) => head[i] === b);
+    const decompress = starts(GZIP) ? createGunzip() : starts(ZSTD) ? createZstdDecompress() : undefined;
+    const what = `layer ${layer.digest} of ${this.name}`;
+    if (!decompress) {
+      if (layer.digest !== diffId) throw new DigestMismatchError(`${what} (uncompressed, so its diffID)`, diffId, layer.digest);
+      return path;
+    }
+    const out = `${path}.plain`;
+    const hash = createHash('sha256');
+    await pipeline(
+      createReadStream(path),
+      decompress,
+      new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          hash.update(chunk);
+          done(null, chunk);
+        },
+      }),
+      createWriteStream(out),
+      { signal },
+    );
+    const got = `sha256:${hash.digest('hex')}` as Digest;
+    if (got !== diffId) throw new DigestMismatchError(`${what}, decompressed (its diffID)`, diffId, got);
+    return out;
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { contextCredentials } from '../registry/credentials.js';
 import { getManifest, headManifest, putManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DigestMismatchError, InvalidInputError } from '../util/errors.js';
-import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
+import type { AttachmentStore, ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
 
 /** Opens a registry client with the context's credentials, or those of the usual auth files, found lazily. */
 export function registryClientFor(ref: ImageReference, ctx: TransportContext = {}): RegistryClient {
@@ -17,6 +17,9 @@ export function registryClientFor(ref: ImageReference, ctx: TransportContext = {
     registry: ref.registry,
     tlsVerify: ctx.tlsVerify,
     credentials: contextCredentials(ctx, ref.registry, ref.repository),
+    ...(ctx.retry ? { retry: ctx.retry } : {}),
+    ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
+    loginHint: ctx.ambientCredentials !== false,
   });
 }
 
@@ -51,6 +54,7 @@ export function parseDockerReference(rest: string): DockerReference {
 export class DockerSource implements ImageSource {
   readonly name: string;
   readonly location: { registry: string; repository: string };
+  readonly attachmentStore: AttachmentStore;
   readonly #ref: ImageReference;
   readonly client: RegistryClient;
   readonly #ownsClient: boolean;
@@ -62,14 +66,17 @@ export class DockerSource implements ImageSource {
     this.#ownsClient = ownsClient;
     this.name = `docker://${formatReference(ref)}`;
     this.location = { registry: ref.registry, repository: ref.repository };
+    this.attachmentStore = { client, ref };
   }
 
   getManifest(digest?: Digest, opts: OpOptions = {}): Promise<RawManifest> {
     return getManifest(this.client, this.#ref.repository, digest ?? referenceTarget(this.#ref), opts);
   }
 
-  getBlob(desc: Descriptor, opts: OpOptions = {}): Promise<Readable> {
-    return getBlob(this.client, this.#ref.repository, desc, opts);
+  async getBlob(desc: Descriptor, opts: OpOptions = {}): Promise<Readable> {
+    const stream = await getBlob(this.client, this.#ref.repository, desc, opts);
+    this.client.blobLocations.add(desc.digest, this.#ref.repository);
+    return stream;
   }
 
   listTags(opts: OpOptions = {}): Promise<string[]> {
@@ -88,6 +95,8 @@ export class DockerSource implements ImageSource {
 
 export class DockerDestination implements ImageDestination {
   readonly name: string;
+  readonly attachmentStore: AttachmentStore;
+  readonly desiredLayerCompression = 'compress' as const;
   readonly #ref: ImageReference;
   readonly client: RegistryClient;
   readonly #ownsClient: boolean;
@@ -97,6 +106,7 @@ export class DockerDestination implements ImageDestination {
     this.client = client;
     this.#ownsClient = ownsClient;
     this.name = `docker://${formatReference(ref)}`;
+    this.attachmentStore = { client, ref };
   }
 
   /**
@@ -105,10 +115,22 @@ export class DockerDestination implements ImageDestination {
    */
   async tryReuseBlob(desc: Descriptor, opts: ReuseOptions = {}): Promise<boolean> {
     const repo = this.#ref.repository;
+    const known = this.client.blobLocations;
     const size = await headBlob(this.client, repo, desc.digest, opts);
-    if (size !== undefined && (size < 0 || size === desc.size)) return true;
-    if (opts.from && opts.from.registry === this.#ref.registry && opts.from.repository !== repo) {
-      return mountBlob(this.client, repo, desc.digest, opts.from.repository, opts);
+    if (size !== undefined && (size < 0 || size === desc.size)) {
+      known.add(desc.digest, repo);
+      return true;
+    }
+    // Mount candidates: the source's repository on this registry, then repositories of this
+    // registry that this client has seen holding the blob (another image of the same sync).
+    const from = opts.from && opts.from.registry === this.#ref.registry && opts.from.repository !== repo ? [opts.from.repository] : [];
+    for (const other of known.candidates(desc.digest, repo)) if (!from.includes(other)) from.push(other);
+    for (const other of from.slice(0, 3)) {
+      if (await mountBlob(this.client, repo, desc.digest, other, opts)) {
+        known.add(desc.digest, repo);
+        return true;
+      }
+      known.remove(desc.digest, other);
     }
     return false;
   }
@@ -117,8 +139,9 @@ export class DockerDestination implements ImageDestination {
    * ImageSource streams arrive verified and the registry checks the digest again on the final PUT,
    * so the upload does not hash the bytes a third time.
    */
-  putBlob(desc: Descriptor, stream: Readable, opts: OpOptions = {}): Promise<void> {
-    return uploadBlob(this.client, this.#ref.repository, desc, stream, { ...opts, sourceVerified: true });
+  async putBlob(desc: Descriptor, stream: Readable, opts: OpOptions = {}): Promise<void> {
+    await uploadBlob(this.client, this.#ref.repository, desc, stream, { ...opts, sourceVerified: true });
+    this.client.blobLocations.add(desc.digest, this.#ref.repository);
   }
 
   async putManifest(manifest: RawManifest, opts: PutManifestOptions): Promise<void> {

@@ -2,6 +2,9 @@ import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import type { RawManifest } from '../oci/manifest.js';
+import type { RetryPolicy } from '../util/retry.js';
+import type { ImageReference } from '../oci/reference.js';
+import type { RegistryClient } from '../registry/client.js';
 
 /**
  * Where an image lives is a transport: a registry (`docker://`), an OCI layout (`oci:`), an archive
@@ -31,7 +34,20 @@ export interface ImageSource {
   listTags?(opts?: OpOptions): Promise<string[]>;
   /** Where the blobs come from, when that lets a destination on the same registry mount instead of copy. */
   readonly location?: { registry: string; repository: string };
+  /** Digest of what the reference names, as cheaply as the transport can tell (a registry: one HEAD). */
+  currentDigest?(opts?: OpOptions): Promise<Digest | undefined>;
+  /** Where signatures, attestations and referrers of its images live, when the transport has them (a registry repository). */
+  readonly attachmentStore?: AttachmentStore;
   close(): Promise<void>;
+}
+
+/**
+ * The capability to hold attachments (cosign `.sig`/`.att`/`.sbom` tags, OCI referrers): a registry
+ * repository and the client that reaches it. A copy carries attachments when both ends have one.
+ */
+export interface AttachmentStore {
+  client: RegistryClient;
+  ref: ImageReference;
 }
 
 export interface PutManifestOptions extends OpOptions {
@@ -62,6 +78,14 @@ export interface ImageDestination {
   putManifest(manifest: RawManifest, opts: PutManifestOptions): Promise<void>;
   /** Digest of the manifest the destination reference names now, if any (for skip-unchanged). */
   currentDigest?(opts?: OpOptions): Promise<Digest | undefined>;
+  /** Where attachments of the written images go, when the transport can hold them (see AttachmentStore). */
+  readonly attachmentStore?: AttachmentStore;
+  /**
+   * `compress`: uncompressed tar layers are gzip-compressed on the way in (a registry: skopeo's
+   * behaviour, half the bytes of a push from a docker archive); the image gets a new manifest digest.
+   * Absent: layers are stored as they come.
+   */
+  readonly desiredLayerCompression?: 'compress';
   /** Makes the written image visible (archives are renamed into place here). */
   commit(opts?: OpOptions): Promise<void>;
   /** Releases resources; an uncommitted destination discards what it wrote. */
@@ -85,6 +109,12 @@ export interface TransportContext {
   ambientCredentials?: boolean;
   /** Where temporary data of archive transports is kept; default: the OS temp dir. */
   tmpDir?: string;
+  /** containers-certs.d(5) directory for the registry (CA `*.crt`, client `*.cert`/`*.key`); default: certs.d lookup by host. */
+  certDir?: string;
+  /** Retry policy of registry requests (skopeo's --retry-times/--retry-delay); default util/retry's DEFAULT_RETRY. */
+  retry?: Partial<RetryPolicy>;
+  /** containers-registries.d directory (lookaside signature storage); default as containers/image finds it. */
+  registriesDir?: string;
 }
 
 /** A parsed `transport:details` image name that can open a source or a destination. */

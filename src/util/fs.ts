@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from './sleep.js';
 import { StevedoreError } from './errors.js';
 
 export async function exists(path: string): Promise<boolean> {

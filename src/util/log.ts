@@ -8,8 +8,8 @@ export type { Logger };
  * the level comes from STEVEDORE_LOG_LEVEL or `--log-level`. Fields, never string-built messages,
  * and never a credential.
  *
- * pino (with sonic-boom and thread-stream) costs ~30 ms to load, a tenth of a warm `run` of `true`,
- * which at the default level (warn) logs nothing. So `rootLogger` and its children are stand-ins
+ * pino (with sonic-boom and thread-stream) is slow to load next to a warm `run` of `true`, which at
+ * the default level (warn) logs nothing. So `rootLogger` and its children are stand-ins
  * that know their level and bindings and create the real pino loggers (loading pino synchronously,
  * it is CommonJS) the first time a message at an enabled level is logged or any other part of the
  * pino API is used. Levels behave as pino's: a child follows its parent's level until its own is set.

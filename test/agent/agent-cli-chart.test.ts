@@ -83,12 +83,13 @@ describe('stevedore agent --policy', () => {
 describe('chart: the node agent', () => {
   it('is off by default', async () => {
     const objs = await render();
-    expect(objs.filter((o) => o.kind === 'DaemonSet' || o.metadata.name.includes('-agent'))).toEqual([]);
+    // (The build seccomp profile has a DaemonSet of its own: not the agent's.)
+    expect(objs.filter((o) => o.metadata.name.includes('-agent'))).toEqual([]);
   });
 
   it('renders a DaemonSet with its own ServiceAccount, the node name, the host store and the runc state', async () => {
     const objs = await render('--set', 'agent.enabled=true', '--set', 'agent.storePath=/srv/stevedore');
-    const ds = objs.find((o) => o.kind === 'DaemonSet')!;
+    const ds = objs.find((o) => o.kind === 'DaemonSet' && o.metadata.name.endsWith('-agent'))!;
     const pod = ds.spec!.template.spec;
     expect(pod['serviceAccountName']).toBe('stevedore-agent');
     expect(pod['hostNetwork']).toBe(true);
@@ -105,9 +106,9 @@ describe('chart: the node agent', () => {
 
   it('mounts agent.policy (a map or JSON text) from a ConfigMap and passes --policy; none by default', async () => {
     const plain = await render('--set', 'agent.enabled=true');
-    const plainPod = plain.find((o) => o.kind === 'DaemonSet')!.spec!.template.spec;
+    const plainPod = plain.find((o) => o.kind === 'DaemonSet' && o.metadata.name.endsWith('-agent'))!.spec!.template.spec;
     expect(JSON.stringify(plainPod.containers[0]!['args'])).not.toContain('--policy');
-    expect(plain.filter((o) => o.kind === 'ConfigMap')).toEqual([]);
+    expect(plain.filter((o) => o.kind === 'ConfigMap' && o.metadata.name.includes('-agent'))).toEqual([]);
 
     const policy = {
       default: [{ type: 'reject' }],
@@ -124,7 +125,7 @@ describe('chart: the node agent', () => {
       const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'stevedore-agent-policy')!;
       expect(JSON.parse(cm.data!['policy.json']!)).toEqual(policy);
       expect(() => parsePolicy(cm.data!['policy.json']!, 'policy.json')).not.toThrow();
-      const ds = objs.find((o) => o.kind === 'DaemonSet')!;
+      const ds = objs.find((o) => o.kind === 'DaemonSet' && o.metadata.name.endsWith('-agent'))!;
       const pod = ds.spec!.template.spec;
       const c = pod.containers[0]!;
       expect(c['args']).toContain('--policy=/etc/stevedore/policy/policy.json');
@@ -134,16 +135,24 @@ describe('chart: the node agent', () => {
     }
   });
 
-  it('grants the agent least privilege: no list or watch of Secrets or ConfigMaps, no writes beyond runs, status and its Leases', async () => {
-    const objs = await render('--set', 'agent.enabled=true');
+  it('grants the agent least privilege: Secrets and ConfigMaps only by get and only in opted-in namespaces, no writes beyond runs, status, events and its Leases', async () => {
+    const objs = await render('--set', 'agent.enabled=true', '--set', 'agent.secretNamespaces={team-a,team-b}', '--set', 'tenantNamespaces={team-b,team-c}');
     const role = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'stevedore-agent')!;
     const verbs = (res: string) => role.rules!.filter((r) => r.resources.includes(res)).flatMap((r) => r.verbs);
-    expect(verbs('secrets')).toEqual(['get']);
-    expect(verbs('configmaps')).toEqual(['get']);
+    expect(verbs('secrets')).toEqual([]);
+    expect(verbs('configmaps')).toEqual([]);
     expect(verbs('containerruns').sort()).toEqual(['get', 'list', 'patch', 'watch']);
     expect(verbs('containerruns/status')).toEqual(['patch']);
+    expect(verbs('namespaces')).toEqual(['get']);
+    expect(verbs('events').sort()).toEqual(['create', 'patch']);
     expect(verbs('leases')).toEqual([]);
     expect(JSON.stringify(role.rules)).not.toContain('*');
+    const secrets = objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'stevedore-agent-secrets')!;
+    expect(secrets.rules).toEqual([{ apiGroups: [''], resources: ['secrets', 'configmaps'], verbs: ['get'] }]);
+    const bindings = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 'stevedore-agent-secrets');
+    // The controller's opt-in (tenantNamespaces) is the agents' too, plus agent.secretNamespaces.
+    expect(bindings.map((b) => b.metadata.namespace).sort()).toEqual(['team-a', 'team-b', 'team-c']);
+    expect(objs.some((o) => o.kind === 'ClusterRoleBinding' && JSON.stringify(o).includes('stevedore-agent-secrets'))).toBe(false);
     const heartbeat = objs.find((o) => o.kind === 'Role' && o.metadata.name === 'stevedore-agent-heartbeat')!;
     expect(heartbeat.metadata.namespace).toBe('stevedore-system');
     expect(heartbeat.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);

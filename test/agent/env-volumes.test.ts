@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigSourceError, type ConfigSources, type SourceKind } from '../../src/agent/config-sources.js';
 import { resolveEnv } from '../../src/agent/env.js';
-import { prepareVolumes } from '../../src/agent/volumes.js';
+import { prepareVolumes, releaseVolumes } from '../../src/agent/volumes.js';
 import { TempDirs } from '../harness/tmp.js';
 
 const temps = new TempDirs();
@@ -65,8 +65,9 @@ describe('env', () => {
 });
 
 describe('volumes', () => {
-  it('writes configMap and secret keys as read-only mounts, emptyDir as a writable dir, Memory as tmpfs', async () => {
+  it('writes configMap (0644) and secret (0400, owned by the run user mapped into its user namespace) keys on a tmpfs each, emptyDir as a writable dir, Memory as a tmpfs mount; releaseVolumes unmounts and removes them', async () => {
     const dir = await temps.make('vols');
+    const idMap = { uidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 300000, size: 65536 }] };
     const m = await prepareVolumes(
       {
         image: 'x',
@@ -79,16 +80,39 @@ describe('volumes', () => {
       },
       dir,
       src,
+      { idMap, user: '1000' },
     );
-    expect(await readFile(join(dir, 'c', 'sub', 'a.txt'), 'utf8')).toBe('1');
-    expect(await readFile(join(dir, 's', 'token'), 'utf8')).toBe('t0k');
-    expect((await stat(join(dir, 'e'))).mode & 0o777).toBe(0o777);
-    expect(m.binds).toEqual([
-      { source: join(dir, 'c'), destination: '/etc/c', readonly: true },
-      { source: join(dir, 's'), destination: '/s', readonly: true },
-      { source: join(dir, 'e'), destination: '/scratch', readonly: false },
-    ]);
-    expect(m.tmpfs).toEqual(['/mem:rw,nosuid,nodev,size=1048576']);
+    try {
+      expect(await readFile(join(dir, 'c', 'sub', 'a.txt'), 'utf8')).toBe('1');
+      expect((await stat(join(dir, 'c', 'sub', 'a.txt'))).mode & 0o777).toBe(0o644);
+      expect(await readFile(join(dir, 's', 'token'), 'utf8')).toBe('t0k');
+      const secret = await stat(join(dir, 's', 'token'));
+      expect(secret.mode & 0o777).toBe(0o400);
+      expect([secret.uid, secret.gid]).toEqual([201000, 301000]);
+      // Not on the node's disk: each projected volume is a tmpfs of its own.
+      const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+      for (const v of ['c', 's']) expect(mountinfo).toMatch(new RegExp(` ${join(dir, v)} .* - tmpfs `));
+      expect((await stat(join(dir, 'e'))).mode & 0o777).toBe(0o777);
+      expect(m.binds).toEqual([
+        { source: join(dir, 'c'), destination: '/etc/c', readonly: true, options: ['nosuid', 'nodev', 'noexec'] },
+        { source: join(dir, 's'), destination: '/s', readonly: true, options: ['nosuid', 'nodev', 'noexec'] },
+        { source: join(dir, 'e'), destination: '/scratch', readonly: false },
+      ]);
+      expect(m.tmpfs).toEqual([{ destination: '/mem', options: ['rw', 'nosuid', 'nodev', 'size=1048576'] }]);
+    } finally {
+      await releaseVolumes(dir);
+    }
+    expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
+    await expect(stat(dir)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('refuses mount paths that could inject mount options or leave the container path, as InvalidSpec', async () => {
+    const dir = await temps.make('vols-bad');
+    for (const mountPath of ['/a:b', '/a,size=1', '/a/../b', 'rel']) {
+      const err = await prepareVolumes({ image: 'x', volumes: [{ name: 'e', mountPath, emptyDir: { medium: 'Memory' } }] }, dir, src).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigSourceError);
+      expect((err as ConfigSourceError).reason).toBe('InvalidSpec');
+    }
   });
 
   it('refuses a key path that leaves the volume', async () => {
@@ -96,6 +120,7 @@ describe('volumes', () => {
     await expect(
       prepareVolumes({ image: 'x', volumes: [{ name: 'c', mountPath: '/c', configMap: { name: 'cfg', items: [{ key: 'A', path: 'x/../../escape' }] } }] }, dir, src),
     ).rejects.toThrow(/path "x\/\.\.\/\.\.\/escape" leaves the volume/);
+    await releaseVolumes(dir);
   });
 });
 
@@ -116,5 +141,21 @@ describe('log tail', () => {
     expect(tail[48]).toBe('y'.repeat(20_000));
     expect(tail[49]).toBe('last');
     expect(await readLogTail(join(dir, 'missing.log'))).toBe('');
+  });
+
+  it('caps a container log: past maxBytes the file is rotated to .1 and a new one started, the tail still reads the newest lines', async () => {
+    const { K8sFileLog } = await import('../../src/runtime/logs.js');
+    const { readLogTail } = await import('../../src/agent/log-tail.js');
+    const dir = await temps.make('logcap');
+    const path = join(dir, 'ctr.log');
+    const log = new K8sFileLog(path, { maxBytes: 64 * 1024 });
+    for (let i = 0; i < 5000; i++) log.write('stdout', `line ${i} ${'.'.repeat(80)}\n`);
+    await log.close();
+    const size = (await stat(path)).size;
+    const rotated = (await stat(`${path}.1`)).size;
+    expect(size).toBeLessThanOrEqual(64 * 1024);
+    expect(rotated).toBeLessThanOrEqual(64 * 1024);
+    expect(rotated).toBeGreaterThan(60 * 1024);
+    expect((await readLogTail(path)).split('\n').at(-2)).toMatch(/^line 4999 /);
   });
 });

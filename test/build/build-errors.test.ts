@@ -84,10 +84,35 @@ describe('stevedore build: bad input', () => {
     expect(r.result.error?.reason).toBe('SourceNotFound');
   });
 
-  it('a failing RUN shows its exit code and last output lines; exit 1, reason BuildStepFailed', async () => {
+  it('COPY whose wildcards all match nothing fails naming each of them (one matching is enough: corpus 17)', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nCOPY yarn.lock* *.nothing /app/\n', { 'package.json': '{}' });
+    const r = await build(dir);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/Containerfile:2: .*COPY sources "yarn\.lock\*", "\*\.nothing": no file in the build context matches/);
+    expect(r.result.error?.reason).toBe('SourceNotFound');
+  });
+
+  it('COPY of a file the .dockerignore hides says so', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nCOPY secret.env /\n', { 'secret.env': 'X=1\n', '.dockerignore': '*.env\n' });
+    const r = await build(dir);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/Containerfile:2: .*COPY source "secret\.env": not found in the build context: it is excluded by \.dockerignore/);
+    expect(r.result.error?.reason).toBe('SourceNotFound');
+  });
+
+  it('a missing RUN --mount=type=bind source says RUN --mount with file:line (not "COPY source")', async () => {
+    const dir = await context('FROM $BASE_IMAGE\nRUN true\nRUN --mount=type=bind,source=nope,target=/x true\n');
+    const r = await build(dir);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/Containerfile:3: RUN --mount=type=bind,source=nope: not found in the build context/);
+    expect(r.stderr).not.toContain('COPY');
+    expect(r.result.error?.reason).toBe('SourceNotFound');
+  });
+
+  it('a failing RUN shows its exit code and last output lines; exits with that code (as buildah), reason BuildStepFailed', async () => {
     const dir = await context('FROM $BASE_IMAGE\nENV X=1\nRUN echo first line; echo "error: it broke" >&2; exit 3\n');
     const r = await build(dir);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/Containerfile:3: RUN echo first line.*command exited with code 3/);
     expect(r.stderr).toContain('| error: it broke');
     expect(r.result.error?.reason).toBe('BuildStepFailed');
@@ -99,7 +124,7 @@ describe('stevedore build: bad input', () => {
     const t0 = Date.now();
     const r = await build(dir);
     expect(Date.now() - t0).toBeLessThan(30_000);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(7);
     expect(r.stderr).toMatch(/Containerfile:4: RUN exit 7: command exited with code 7/);
     expect(r.result.error?.reason).toBe('BuildStepFailed');
   }, 60_000);
@@ -107,7 +132,7 @@ describe('stevedore build: bad input', () => {
   it('a RUN whose command does not exist reports 127', async () => {
     const dir = await context('FROM $BASE_IMAGE\nRUN ["/no/such/program"]\n');
     const r = await build(dir);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(127);
     expect(r.stderr).toMatch(/Containerfile:2: RUN \["\/no\/such\/program"\].*127/);
   });
 });

@@ -76,4 +76,20 @@ describe('rootless: stevedore build inside a user namespace', () => {
     expect(fs.has('/bin/false')).toBe(false);
     expect(fs.has('/bin/true')).toBe(true);
   }, 120_000);
+
+  it('a base layout whose index.json it cannot read is a permission error naming the file, not "no image"', async () => {
+    const locked = join(dir, 'locked');
+    await makeBusyboxImage(locked, 'bb');
+    await chownTree(locked, BASE, BASE);
+    // Owned by the host's root, mode 0600: outside the namespace's range, so unreadable inside it.
+    await chown(join(locked, 'index.json'), 0, 0);
+    await chmod(join(locked, 'index.json'), 0o600);
+    await mkdir(join(dir, 'ctx-locked'));
+    await writeFile(join(dir, 'ctx-locked', 'Containerfile'), `FROM oci:${locked}:bb\nRUN true\n`);
+    await chownTree(join(dir, 'ctx-locked'), BASE, BASE);
+    const r = await runInUserns(['build', '-q', join(dir, 'ctx-locked')]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain(`${join(locked, 'index.json')}: permission denied`);
+    expect(r.stderr).toContain('[PERMISSION_DENIED]');
+  }, 120_000);
 });

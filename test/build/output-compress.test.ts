@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LayerCompressor } from '../../src/build/output/compress.js';
 import type { BuiltLayer } from '../../src/build/executor/state.js';
@@ -33,6 +33,27 @@ async function storeWithLayer(): Promise<{ layout: OciLayout; cacheDir: string; 
   const digest = await layout.writeBlobBytes(bytes);
   return { layout, cacheDir: join(root, 'build-cache'), layer: { mediaType: MediaType.OciLayer, digest, size: bytes.length, diffID: digest }, bytes };
 }
+
+describe('LayerCompressor with --compression-format zstd', () => {
+  it('zstd-compresses a plain layer to the same bytes every time, remembered apart from its gzip form', async () => {
+    const { layout, cacheDir, layer, bytes } = await storeWithLayer();
+    const gzip = await new LayerCompressor(layout, cacheDir, await tmp.make('compress-g')).compressed(layer);
+    const z1 = new LayerCompressor(layout, cacheDir, await tmp.make('compress-z1'), 'zstd');
+    const one = await z1.compressed(layer);
+    expect(one.mediaType).toBe(MediaType.OciLayerZstd);
+    expect(one.digest).not.toBe(gzip.digest);
+    const zst = await readAll(await z1.open(one));
+    expect(digestBytes(zst)).toBe(one.digest);
+    expect(zstdDecompressSync(zst).equals(bytes)).toBe(true);
+    // Another run: the remembered zstd digest, and the same bytes made again when sent.
+    const z2 = new LayerCompressor(layout, cacheDir, await tmp.make('compress-z2'), 'zstd');
+    const two = await z2.compressed(layer);
+    expect(two).toEqual(one);
+    expect(digestBytes(await readAll(await z2.open(two)))).toBe(one.digest);
+    // Docker's plain type cannot be named as zstd: the OCI type is used.
+    expect((await z2.compressed({ ...layer, mediaType: 'application/vnd.docker.image.rootfs.diff.tar' })).mediaType).toBe(MediaType.OciLayerZstd);
+  });
+});
 
 describe('LayerCompressor', () => {
   it('gzips a plain layer once, to the same bytes every time, and passes compressed layers through', async () => {

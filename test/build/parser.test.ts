@@ -218,6 +218,25 @@ describe('RUN flags', () => {
     ]);
   });
 
+  it('several files are joined in order, each instruction naming its file (-f A -f B, as buildah)', () => {
+    const cf = parseContainerfile('FROM scratch\nCOPY a /a\n', { file: 'A', more: [{ text: '\nRUN true\n', file: 'B' }] });
+    expect(cf.instructions.map((i) => [i.kind, i.file, i.line])).toEqual([
+      ['FROM', 'A', 1],
+      ['COPY', 'A', 2],
+      ['RUN', 'B', 2],
+    ]);
+    expect(() => parseContainerfile('FROM scratch\n', { file: 'A', more: [{ text: 'COPPY x y\n', file: 'B' }] })).toThrow('B:1: unknown instruction "COPPY"');
+  });
+
+  it('z and Z (SELinux relabelling, as buildah and podman Containerfiles carry) are accepted on bind and cache mounts and change nothing', () => {
+    const run = one('RUN', 'RUN --mount=type=bind,source=.,target=/src,z --mount=type=cache,target=/c,Z --mount=target=/w,Z,rw true');
+    expect(run.mounts).toEqual([
+      { type: 'bind', target: '/src', source: '.', readonly: true },
+      { type: 'cache', target: '/c', id: '/c', sharing: 'shared', readonly: false },
+      { type: 'bind', target: '/w', readonly: false },
+    ]);
+  });
+
   it('tmpfs and ssh mounts', () => {
     const run = one('RUN', 'RUN --mount=type=tmpfs,target=/tmp,size=64m --mount=type=ssh git clone x');
     expect(run.mounts).toEqual([
@@ -244,6 +263,8 @@ describe('RUN flags', () => {
     ['RUN --mount=type=cache,target=/x,sharing=wide true', 'unsupported sharing value "wide"'],
     ['RUN --mount=type=cache,target=/x,mode=rwx true', 'mount mode must be octal, got "rwx"'],
     ['RUN --mount=type=tmpfs,target=/x,from=a true', 'unexpected key "from" for mount type tmpfs'],
+    ['RUN --mount=Z,type=tmpfs,target=/x true', 'unexpected key "Z" for mount type tmpfs'],
+    ['RUN --mount=type=bind,target=/x,z=1 true', 'invalid field "z=1": z takes no value'],
     ['RUN --mount=type=secret,id=a,env true', 'invalid field "env" must be a key=value pair'],
     ['RUN --network=bridge true', 'RUN: --network must be default, none or host, got "bridge"'],
     ['RUN --netwrk=none true', 'RUN: unknown flag: --netwrk (did you mean --network?)'],

@@ -255,6 +255,16 @@ describe('evaluateStage: what the builder expands', () => {
     expect(envs).toEqual(['abc=bye', 'def=hello', 'ghi=bye']);
   });
 
+  it.each(['SIGTERM', 'sigquit', 'KILL', '9', 'SIGRTMIN+3', 'RTMAX-2', 'SIGWINCH'])('STOPSIGNAL %s is a signal', (sig) => {
+    const q = plan(`FROM scratch\nSTOPSIGNAL ${sig}\n`);
+    expect(evaluateStage(q, q.target).steps[0]!.instruction).toMatchObject({ signal: sig });
+  });
+
+  it('--chown with a variable that is set, or a default, is fine', () => {
+    const q = plan('FROM scratch\nARG U=app\nCOPY --chown=$U:${G:-staff} a /b\n');
+    expect(evaluateStage(q, q.target).steps[1]!.instruction).toMatchObject({ chown: 'app:staff' });
+  });
+
   it('variables from the base image env expand too', () => {
     const q = plan('FROM alpine\nWORKDIR $PATH_DIR/x\n');
     expect(evaluateStage(q, q.target, { baseEnv: ['PATH_DIR=/opt'] }).steps[0]!.instruction).toMatchObject({ path: '/opt/x' });
@@ -266,6 +276,13 @@ describe('evaluateStage: what the builder expands', () => {
     ['FROM scratch\nENV A=${B\n', "Containerfile:2: ENV: syntax error: missing '}'"],
     ['FROM scratch\nARG S=wide\nRUN --mount=type=cache,target=/c,sharing=$S true\n', 'Containerfile:3: RUN: --mount: unsupported sharing value "wide"'],
     ['FROM scratch\nEXPOSE ${P:-http}\n', 'Containerfile:2: EXPOSE: invalid port "http"'],
+    // A silent root owner is a trap: buildah refuses these, and so do we.
+    ['FROM scratch\nARG UNSET\nCOPY --chown=${UNSET}:${UNSET} a /b\n', 'Containerfile:3: COPY: --chown=${UNSET}:${UNSET}: the user is empty: $UNSET is not set'],
+    ['FROM scratch\nCOPY --chown=app:$NOGROUP a /b\n', 'Containerfile:2: COPY: --chown=app:$NOGROUP: the group is empty: $NOGROUP is not set'],
+    ['FROM scratch\nADD --chown=$U a /b\n', 'Containerfile:2: ADD: --chown=$U: the user is empty: $U is not set'],
+    ['FROM scratch\nSTOPSIGNAL SIGFOO\n', 'Containerfile:2: STOPSIGNAL: invalid signal "SIGFOO"'],
+    ['FROM scratch\nSTOPSIGNAL 0\n', 'Containerfile:2: STOPSIGNAL: invalid signal "0"'],
+    ['FROM scratch\nSTOPSIGNAL RTMIN+16\n', 'Containerfile:2: STOPSIGNAL: invalid signal "RTMIN+16"'],
   ])('expansion errors carry file:line (at planning or evaluation): %j', (text, message) => {
     expect(() => {
       const q = plan(text);

@@ -1,6 +1,6 @@
 // The Helm chart (charts/stevedore): lint, render, and check that what it installs matches what the
-// project proves elsewhere: the ClusterRole equals config/rbac/role.yaml (which the ImageMirror
-// integration test shows is sufficient), the CRDs equal crds/, the pod meets the "restricted" Pod
+// project proves elsewhere: the RBAC equals config/rbac/*.yaml (which the controller integration
+// tests show is sufficient), the CRDs equal crds/, the pod meets the "restricted" Pod
 // Security Standard, and values.schema.json refuses bad values. The rendered RBAC is then applied to a
 // real API server and checked with SelfSubjectAccessReviews made with the chart ServiceAccount's token.
 import { execFile } from 'node:child_process';
@@ -72,6 +72,12 @@ async function render(...extra: string[]): Promise<K8sObject[]> {
     .filter((o): o is K8sObject => o !== null);
 }
 
+function named(objs: K8sObject[], kind: string, name: string): K8sObject {
+  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
+  expect(found, `${kind} ${name}`).toHaveLength(1);
+  return found[0]!;
+}
+
 function one(objs: K8sObject[], kind: string): K8sObject {
   const found = objs.filter((o) => o.kind === kind);
   expect(found.map((o) => o.metadata.name), `exactly one ${kind}`).toHaveLength(1);
@@ -113,7 +119,7 @@ describe('charts/stevedore', () => {
   it('renders a ServiceAccount, RBAC, the controller Deployment and a metrics Service', async () => {
     const objs = await render();
     expect(objs.map((o) => o.kind).sort()).toEqual(
-      ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Deployment', 'Service', 'ServiceAccount'].sort(),
+      ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
     );
     for (const o of objs.filter((o) => !o.kind.startsWith('Cluster'))) expect(o.metadata.namespace).toBe(NAMESPACE);
     const sa = one(objs, 'ServiceAccount');
@@ -121,7 +127,7 @@ describe('charts/stevedore', () => {
       roleRef: { kind: string; name: string };
       subjects: Array<{ kind: string; name: string; namespace: string }>;
     };
-    expect(binding.roleRef).toMatchObject({ kind: 'ClusterRole', name: one(objs, 'ClusterRole').metadata.name });
+    expect(binding.roleRef).toMatchObject({ kind: 'ClusterRole', name: named(objs, 'ClusterRole', `${RELEASE}-controller`).metadata.name });
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: NAMESPACE }]);
     const svc = one(objs, 'Service') as K8sObject & { spec: { selector: Record<string, string>; ports: Array<{ targetPort: string }> } };
     const deploy = one(objs, 'Deployment') as Deployment;
@@ -165,10 +171,36 @@ describe('charts/stevedore', () => {
     );
   });
 
-  it('grants exactly the rules of config/rbac/role.yaml', async () => {
-    const role = parseYaml(readFileSync(join(ROOT, 'config', 'rbac', 'role.yaml'), 'utf8')) as { rules: PolicyRule[] };
-    const chartRole = one(await render(), 'ClusterRole') as K8sObject & { rules: PolicyRule[] };
-    expect(chartRole.rules).toEqual(role.rules);
+  it('grants exactly the rules of config/rbac/*.yaml', async () => {
+    const rules = (file: string) => (parseYaml(readFileSync(join(ROOT, 'config', 'rbac', file), 'utf8')) as { rules: PolicyRule[] }).rules;
+    const objs = await render();
+    const chartRules = (kind: string, name: string) => (named(objs, kind, name) as K8sObject & { rules: PolicyRule[] }).rules;
+    expect(chartRules('ClusterRole', `${RELEASE}-controller`)).toEqual(rules('role.yaml'));
+    expect(chartRules('ClusterRole', `${RELEASE}-tenant`)).toEqual(rules('tenant-role.yaml'));
+    expect(chartRules('Role', `${RELEASE}-leader-election`)).toEqual(rules('leader-election-role.yaml'));
+  });
+
+  it('binds the tenant role in each of tenantNamespaces only, or cluster-wide with tenantAllNamespaces', async () => {
+    const objs = await render('--set', 'tenantNamespaces={team-a,team-b}');
+    const bindings = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`) as Array<K8sObject & { roleRef: { kind: string; name: string } }>;
+    expect(bindings.map((b) => b.metadata.namespace)).toEqual(['team-a', 'team-b']);
+    for (const b of bindings) expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${RELEASE}-tenant` });
+    expect(objs.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).toEqual([`${RELEASE}-controller`]);
+    // A single-namespace controller serves its watched namespace without listing it twice.
+    const watched = await render('--set', 'controller.watchNamespace=team-a', '--set', 'tenantNamespaces={team-a,team-c}');
+    expect(watched.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual(['team-a', 'team-c']);
+    const watchedOnly = await render('--set', 'controller.watchNamespace=team-w');
+    expect(watchedOnly.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual(['team-w']);
+    const all = await render('--set', 'tenantAllNamespaces=true', '--set', 'tenantNamespaces={team-a}');
+    expect(all.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name).sort()).toEqual([`${RELEASE}-controller`, `${RELEASE}-tenant`]);
+    expect(all.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.name)).toEqual([`${RELEASE}-leader-election`]);
+  });
+
+  it('passes buildPods.allowedSchedulingKeys to the controller', async () => {
+    const c = (one(await render('--set', 'buildPods.allowedSchedulingKeys={pool.example.com/builds,kubernetes.io/arch}'), 'Deployment') as Deployment).spec.template.spec.containers[0]!;
+    expect(c.args).toContain('--build-pod-allowed-scheduling-keys=pool.example.com/builds,kubernetes.io/arch');
+    const none = (one(await render(), 'Deployment') as Deployment).spec.template.spec.containers[0]!;
+    expect(none.args.some((a) => a.startsWith('--build-pod-allowed-scheduling-keys'))).toBe(false);
   });
 
   it('runs the controller with leader election, two replicas, probes and POD_NAMESPACE', async () => {
@@ -182,6 +214,7 @@ describe('charts/stevedore', () => {
     expect(c.args[0]).toBe('controller');
     expect(c.args).toContain('--leader-elect');
     expect(c.args).toContain('--metrics-addr=:8080');
+    expect(c.args).toContain('--metrics-auth=true');
     expect(c.args).toContain('--leader-election-namespace=$(POD_NAMESPACE)');
     // ImageBuild Pods run the controller's own image, in their own user namespace, as uid 65532.
     expect(c.args).toEqual(expect.arrayContaining([`--build-image=${c.image}`, '--build-user-namespaces=true', '--build-run-as-user=65532', '--build-seccomp-profile=localhost/stevedore/builder.json']));
@@ -250,14 +283,17 @@ describe('the chart RBAC on a real API server', () => {
     cp = await startControlPlane();
     await cp.installCRDs(join(CHART, 'crds'));
     await cp.createNamespace(NAMESPACE);
-    const paths: Record<string, string> = {
-      ServiceAccount: `/api/v1/namespaces/${NAMESPACE}/serviceaccounts`,
-      ClusterRole: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-      ClusterRoleBinding: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    await cp.createNamespace('team-a');
+    const paths: Record<string, (ns: string) => string> = {
+      ServiceAccount: (ns) => `/api/v1/namespaces/${ns}/serviceaccounts`,
+      ClusterRole: () => '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+      ClusterRoleBinding: () => '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+      Role: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`,
+      RoleBinding: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
     };
-    const objs = await render();
+    const objs = await render('--set', 'tenantNamespaces={team-a}');
     for (const o of objs.filter((o) => o.kind in paths)) {
-      const res = await cp.request('POST', paths[o.kind]!, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(o) });
+      const res = await cp.request('POST', paths[o.kind]!(o.metadata.namespace ?? ''), { headers: { 'content-type': 'application/json' }, body: JSON.stringify(o) });
       if (res.status >= 300) throw new Error(`create ${o.kind} ${o.metadata.name}: ${res.status} ${res.body}`);
     }
     const sa = one(objs, 'ServiceAccount').metadata.name;
@@ -297,7 +333,7 @@ describe('the chart RBAC on a real API server', () => {
     expect(await can('patch', 'imagebuilds', { ...g, namespace: 'team-a', subresource: 'status' })).toBe(true);
     for (const verb of ['get', 'list', 'watch', 'create', 'delete']) expect(await can(verb, 'pods', { namespace: 'team-a' }), verb).toBe(true);
     expect(await can('create', 'events', { group: 'events.k8s.io', namespace: 'team-a' })).toBe(true);
-    for (const verb of ['get', 'create', 'update']) {
+    for (const verb of ['get', 'list', 'create', 'update']) {
       expect(await can(verb, 'leases', { group: 'coordination.k8s.io', namespace: NAMESPACE }), verb).toBe(true);
     }
   });
@@ -315,6 +351,14 @@ describe('the chart RBAC on a real API server', () => {
     expect(await can('patch', 'pods', { namespace: 'team-a', subresource: 'status' })).toBe(false);
     expect(await can('create', 'pods', { namespace: 'team-a', subresource: 'exec' })).toBe(false);
     expect(await can('delete', 'leases', { group: 'coordination.k8s.io', namespace: NAMESPACE })).toBe(false);
+    // Outside the opted-in tenant namespace (team-a) and the release namespace: nothing but the informers' list/watch.
+    expect(await can('get', 'secrets', { namespace: 'team-b' })).toBe(false);
+    expect(await can('get', 'secrets', { namespace: 'kube-system' })).toBe(false);
+    expect(await can('create', 'pods', { namespace: 'kube-system' })).toBe(false);
+    expect(await can('create', 'pods', { namespace: 'team-b' })).toBe(false);
+    expect(await can('create', 'events', { group: 'events.k8s.io', namespace: 'team-b' })).toBe(false);
+    expect(await can('update', 'leases', { group: 'coordination.k8s.io', namespace: 'kube-system' })).toBe(false);
+    expect(await can('create', 'leases', { group: 'coordination.k8s.io', namespace: 'team-a' })).toBe(false);
     expect(await can('get', 'configmaps', { namespace: NAMESPACE })).toBe(false);
     expect(await can('*', '*', { group: '*' })).toBe(false);
   });

@@ -78,7 +78,7 @@ describe('stevedore: usage', () => {
 describe('stevedore copy', () => {
   it('copies oci: to docker:// and writes the digest to --digestfile', async () => {
     const digestfile = join(work, 'digest');
-    const r = await stevedore(['copy', '--digestfile', digestfile, image.ociRef, `docker://${reg.host}/cli/copied:1`]);
+    const r = await stevedore(['copy', '--progress', 'json', '--digestfile', digestfile, image.ociRef, `docker://${reg.host}/cli/copied:1`]);
     expect(r.code, r.stderr).toBe(0);
     expect(await readFile(digestfile, 'utf8')).toBe(image.manifest.digest);
     const result = jsonLines(r.stderr).find((l) => l.type === 'result');
@@ -304,11 +304,11 @@ describe('stevedore sync', () => {
       expect(items.map((i) => `${i.tag}:${i.action}`).sort()).toEqual(['1.0:copied', '1.1:copied', '1:copied']);
       expect(items.find((i) => i.tag === '1.0')).toMatchObject({
         source: `docker://${reg.host}/cli/app:1.0`,
-        destination: `docker://${dest.host}/mirror/cli/app:1.0`,
+        destination: `docker://${dest.host}/mirror/app:1.0`,
         digest: image.manifest.digest,
       });
       expect(lines.at(-1)).toEqual({ summary: { copied: 3, skipped: 0, failed: 0, pruned: 0 } });
-      const sk = await skopeo(['inspect', '--tls-verify=false', `docker://${dest.host}/mirror/cli/copied:1`]);
+      const sk = await skopeo(['inspect', '--tls-verify=false', `docker://${dest.host}/mirror/copied:1`]);
       expect(JSON.parse(sk.stdout).Digest).toBe(image.manifest.digest);
 
       const again = await stevedore(['sync', '--src', 'yaml', '--dest', 'docker', '-o', 'json', file, `${dest.host}/mirror`]);
@@ -336,9 +336,9 @@ describe('stevedore sync', () => {
 
     const r = await stevedore(['sync', '--src', 'docker', '--dest', 'oci', `${reg.host}/cli/app:1.0`, `oci:${dir}`]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^copied\\s+docker://${reg.host}/cli/app:1\\.0 -> oci:${dir}/cli/app:1\\.0 sha256:`, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^copied\\s+docker://${reg.host}/cli/app:1\\.0 -> oci:${dir}/app:1\\.0 sha256:`, 'm'));
     expect(r.stderr).toMatch(/Sync: 1 copied, 0 unchanged, 0 failed, 0 pruned/);
-    const sk = await skopeo(['inspect', `oci:${dir}/cli/app:1.0`]);
+    const sk = await skopeo(['inspect', `oci:${dir}/app:1.0`]);
     expect(sk.code, sk.stderr).toBe(0);
     expect(JSON.parse(sk.stdout).Digest).toBe(image.manifest.digest);
   });

@@ -12,7 +12,8 @@ export interface AgentProcessOptions {
   nodeName: string;
   kubeconfig: string;
   leaseNamespace: string;
-  namespace: string;
+  /** Watch only this namespace (default: all). */
+  namespace?: string;
   root: string;
   log: string;
   /** Further flags (node labels, policy, grace period, ...). */
@@ -27,7 +28,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<Managed
       '--node-name', o.nodeName,
       '--kubeconfig', o.kubeconfig,
       '--lease-namespace', o.leaseNamespace,
-      '--namespace', o.namespace,
+      ...(o.namespace ? ['--namespace', o.namespace] : []),
       '--root', o.root,
       '--metrics-addr', '127.0.0.1:0',
       '--lease-duration', '3s',

@@ -66,17 +66,23 @@ function helmPath(): string {
 async function agentKubeconfigFromChart(dir: string): Promise<string> {
   const { stdout } = await promisify(execFile)(helmPath(), [
     'template', 'stevedore', join(REPO_ROOT, 'charts', 'stevedore'), '--namespace', SYSTEM_NS, '--set', 'agent.enabled=true',
+    // The runs' namespace opts in to the agents reading its Secrets and ConfigMaps.
+    '--set', `agent.secretNamespaces={${NS}}`,
   ], { maxBuffer: 16 * 1024 * 1024 });
-  const paths: Record<string, string> = {
-    ClusterRole: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
-    ClusterRoleBinding: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
-    Role: `/apis/rbac.authorization.k8s.io/v1/namespaces/${SYSTEM_NS}/roles`,
-    RoleBinding: `/apis/rbac.authorization.k8s.io/v1/namespaces/${SYSTEM_NS}/rolebindings`,
+  type Obj = { kind: string; metadata: { name: string; namespace?: string } };
+  const paths: Record<string, (o: Obj) => string> = {
+    ClusterRole: () => '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+    ClusterRoleBinding: () => '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    Role: (o) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${o.metadata.namespace}/roles`,
+    RoleBinding: (o) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${o.metadata.namespace}/rolebindings`,
   };
-  const objs = parseAllDocuments(stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string } } | null);
-  const agentObjs = objs.filter((o): o is { kind: string; metadata: { name: string } } => !!o && o.kind in paths && o.metadata.name.includes('-agent'));
-  expect(agentObjs.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
-  for (const o of agentObjs) await ok(cp, 'POST', paths[o.kind]!, o);
+  const objs = parseAllDocuments(stdout).map((d) => d.toJS() as Obj | null);
+  const agentObjs = objs.filter((o): o is Obj => !!o && o.kind in paths && o.metadata.name.includes('-agent'));
+  // The agent's ValidatingAdmissionPolicy (node-bound tokens) is left out: this suite's agent token is not Pod-bound (test/tenancy covers it).
+  expect(agentObjs.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}`).sort()).toEqual([
+    'ClusterRole ', 'ClusterRole ', 'ClusterRoleBinding ', `Role ${SYSTEM_NS}`, `RoleBinding ${NS}`, `RoleBinding ${SYSTEM_NS}`,
+  ]);
+  for (const o of agentObjs) await ok(cp, 'POST', paths[o.kind]!(o), o);
   const token = await cp.serviceAccountToken(SYSTEM_NS, 'stevedore-agent');
   const file = join(dir, 'agent.kubeconfig');
   await writeFile(file, cp.kubeConfigForToken(token).exportConfig());
@@ -108,7 +114,7 @@ beforeAll(async () => {
   agentKubeconfig = await agentKubeconfigFromChart(agentDir);
   // The controller, too, runs as a ServiceAccount bound only to config/rbac/role.yaml.
   manager = createControllerManager({
-    kubeConfig: cp.kubeConfigForToken(await controllerToken(cp, SYSTEM_NS, 'stevedore-controller')),
+    kubeConfig: cp.kubeConfigForToken(await controllerToken(cp, SYSTEM_NS, 'stevedore-controller', [NS])),
     namespace: NS,
     leaderElection: { namespace: SYSTEM_NS, name: 'runs-test' },
     containerRun: { nodeCheckMs: 300, failoverAfterMs: 2_000, unschedulableRetryMs: 500 },

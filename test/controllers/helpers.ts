@@ -18,18 +18,46 @@ export async function ok(cp: ControlPlane, method: string, path: string, body?: 
   return res.json;
 }
 
-/** Applies config/rbac/role.yaml and binds it to the ServiceAccount; returns a token for it. */
-export async function controllerToken(cp: ControlPlane, namespace: string, sa: string): Promise<string> {
-  const role = parseYaml(readFileSync(join(ROOT, 'config', 'rbac', 'role.yaml'), 'utf8')) as { metadata: { name: string } };
-  await ok(cp, 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', role).catch((e: Error) => {
+const rbacDoc = <T>(file: string): T => parseYaml(readFileSync(join(ROOT, 'config', 'rbac', file), 'utf8')) as T;
+
+async function createOnce(cp: ControlPlane, path: string, body: unknown): Promise<void> {
+  await ok(cp, 'POST', path, body).catch((e: Error) => {
     if (!/AlreadyExists|409/.test(e.message)) throw e;
   });
+}
+
+/**
+ * The controller's identity as the chart installs it: config/rbac/role.yaml bound cluster-wide,
+ * leader-election-role.yaml in its own namespace, and tenant-role.yaml bound in each namespace it
+ * serves (`tenantNamespaces`, the chart's opt-in list). Returns a token for the ServiceAccount.
+ */
+export async function controllerToken(cp: ControlPlane, namespace: string, sa: string, tenantNamespaces: readonly string[] = []): Promise<string> {
+  const RBAC = '/apis/rbac.authorization.k8s.io/v1';
+  const role = rbacDoc<{ metadata: { name: string } }>('role.yaml');
+  const tenant = rbacDoc<{ metadata: { name: string } }>('tenant-role.yaml');
+  const leases = rbacDoc<{ metadata: { name: string } }>('leader-election-role.yaml');
+  await createOnce(cp, `${RBAC}/clusterroles`, role);
+  await createOnce(cp, `${RBAC}/clusterroles`, tenant);
   const token = await cp.serviceAccountToken(namespace, sa);
-  await ok(cp, 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+  const subjects = [{ kind: 'ServiceAccount', name: sa, namespace }];
+  await createOnce(cp, `${RBAC}/clusterrolebindings`, {
     metadata: { name: `${role.metadata.name}-${namespace}-${sa}` },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name },
-    subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
+    subjects,
   });
+  await createOnce(cp, `${RBAC}/namespaces/${namespace}/roles`, leases);
+  await createOnce(cp, `${RBAC}/namespaces/${namespace}/rolebindings`, {
+    metadata: { name: `${leases.metadata.name}-${sa}` },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: leases.metadata.name },
+    subjects,
+  });
+  for (const ns of tenantNamespaces) {
+    await createOnce(cp, `${RBAC}/namespaces/${ns}/rolebindings`, {
+      metadata: { name: `${tenant.metadata.name}-${namespace}-${sa}` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: tenant.metadata.name },
+      subjects,
+    });
+  }
   return token;
 }
 

@@ -2,7 +2,7 @@
  * What every ImageBuild suite runs beside the real API server: the kubelet stand-in for build Pods
  * (their processes run as the Pod's runAsUser, 65532, in a user namespace of their own for
  * hostUsers: false) and the controller manager, authenticated as a ServiceAccount bound only to
- * config/rbac/role.yaml.
+ * config/rbac (role.yaml, and tenant-role.yaml in its namespace).
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ export async function startBuildRig(cp: ControlPlane, o: { namespace: string; sy
     env: { PATH: process.env.PATH, REGISTRY_AUTH_FILE: join(cliEnv, 'auth.json') },
   });
   const manager = createControllerManager({
-    kubeConfig: cp.kubeConfigForToken(await controllerToken(cp, o.systemNamespace, 'stevedore-controller')),
+    kubeConfig: cp.kubeConfigForToken(await controllerToken(cp, o.systemNamespace, 'stevedore-controller', [o.namespace])),
     namespace: o.namespace,
     queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
     processMetrics: false,

@@ -74,7 +74,7 @@ beforeAll(async () => {
   // The controller authenticates as a ServiceAccount bound only to config/rbac/role.yaml.
   layoutRoot = await temps.make('layouts');
   await mkdir(join(layoutRoot, NS, 'usb'), { recursive: true });
-  const token = await controllerToken(cp, SYSTEM_NS, 'stevedore-controller');
+  const token = await controllerToken(cp, SYSTEM_NS, 'stevedore-controller', [NS]);
   manager = createControllerManager({
     kubeConfig: cp.kubeConfigForToken(token),
     namespace: NS,

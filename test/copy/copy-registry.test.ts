@@ -130,3 +130,25 @@ describe('copy of a multi-platform index', () => {
     ).rejects.toThrow(/preserve-digests/);
   });
 });
+
+describe('copy: uncompressed layers into a registry', () => {
+  it('a push from a docker archive gzips its plain layers (as skopeo does), keeping the diffIDs; --preserve-digests refuses', async () => {
+    const { makeBusyboxImage } = await import('../fixtures/images.js');
+    const bb = await makeBusyboxImage(await temps.make('bb'), 'bb');
+    const archive = `${await temps.make('bb-archive')}/bb.tar`;
+    await copyReference(parseImageName(bb.ociRef), parseImageName(`docker-archive:${archive}:busybox:1`));
+    const result = await copyReference(parseImageName(`docker-archive:${archive}`), parseImageName(`docker://${reg.host}/fromarchive/bb:1`));
+    const inspected = await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/fromarchive/bb:1`]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    const m = JSON.parse(inspected.stdout) as { layers: { mediaType: string; size: number; digest: string }[] };
+    expect(m.layers.map((l) => l.mediaType)).toEqual([bb.layers[0]!.mediaType]);
+    expect(m.layers[0]!.mediaType).toMatch(/gzip$/);
+    // Fewer bytes than the plain tar (was: the whole tar sent as it is).
+    const plainSize = (await import('node:fs')).statSync(archive).size;
+    expect(result.bytesCopied).toBeLessThan(plainSize * 0.7);
+    const config = JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--config', `docker://${reg.host}/fromarchive/bb:1`])).stdout) as { rootfs: { diff_ids: string[] } };
+    expect(config.rootfs.diff_ids).toEqual(bb.diffIds);
+    const refused = await copyReference(parseImageName(`docker-archive:${archive}`), parseImageName(`docker://${reg.host}/fromarchive/bb:2`), { preserveDigests: true }).catch((e: Error) => e);
+    expect((refused as Error).message).toMatch(/--preserve-digests: .* uncompressed layers/);
+  });
+});

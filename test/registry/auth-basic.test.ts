@@ -71,6 +71,18 @@ describe('basic auth', () => {
     expect(err.message).toMatch(/rejected/);
   });
 
+  it('where auth files are never read (the controller, --no-creds), a refusal does not suggest stevedore login', async () => {
+    const dir = await temps.make('no-ambient');
+    const wrong = await caught(
+      copy(`docker://${reg.host}/team/app:1`, `oci:${dir}:x`, { srcContext: { ambientCredentials: false, credentials: { username: reg.username!, password: 'not-the-password' } } }),
+    );
+    expect(wrong.message).toMatch(/were rejected/);
+    expect(wrong.message).not.toContain('stevedore login');
+    const none = await caught(copy(`docker://${reg.host}/team/app:1`, `oci:${dir}:y`, { srcContext: { ambientCredentials: false } }));
+    expect(none.message).toMatch(/authentication required .*; give credentials for it$/);
+    expect(none.message).not.toContain('stevedore login');
+  });
+
   it('finds credentials in an auth file (auths keyed by host:port)', async () => {
     const file = join(await temps.make('authfile'), 'auth.json');
     await writeFile(file, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${reg.username}:${reg.password}`).toString('base64') } } }));

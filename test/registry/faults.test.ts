@@ -69,6 +69,16 @@ describe('retries through the fault proxy', () => {
     expect((await headManifest(client, 'rl/dst', 'v1'))?.digest).toBe(image.manifest.digest);
   });
 
+  it('a Retry-After beyond the 120 s cap fails at once, saying so, instead of being cut to 120 s', async () => {
+    await pushFixture('rl-long/src', { layers: 1, layerSize: 1024 });
+    proxy.addFault({ method: 'GET', pathRegex: '/rl-long/src/manifests/', kind: 'status', status: 429, headers: { 'Retry-After': '600' } });
+    const started = Date.now();
+    const err = await caught(copy(`docker://${proxy.host}/rl-long/src:v1`, `docker://${reg.host}/rl-long/dst:v1`));
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect((err as StevedoreError).code).toBe('RETRY_AFTER_TOO_LONG');
+    expect((err as Error).message).toMatch(/rl-long\/src\/manifests\/v1: the server asked to retry after 600 s \(Retry-After\), more than the 120 s/);
+  });
+
   it('retries a manifest GET that fails with 500 twice', async () => {
     const image = await pushFixture('five/src', { layers: 1, layerSize: 16 * 1024 });
     proxy.addFault({ method: 'GET', pathRegex: '/manifests/', kind: 'status', status: 500, times: 2 });

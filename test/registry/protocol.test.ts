@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { mergeScopes, parseChallenges, repositoryScope, tokenFromResponse } from '../../src/registry/auth.js';
 import { isRetryableStatus } from '../../src/registry/errors.js';
 import { referrersTag } from '../../src/registry/referrers.js';
-import { backoffDelay, MAX_RETRY_AFTER_MS, parseRetryAfter } from '../../src/registry/retry.js';
+import { backoffDelay, DEFAULT_RETRY, parseRetryAfter, withRetry } from '../../src/util/retry.js';
+import { StevedoreError } from '../../src/util/errors.js';
 import { nextLink } from '../../src/registry/tags.js';
 
 describe('WWW-Authenticate', () => {
@@ -58,16 +59,38 @@ describe('retries', () => {
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
   });
 
-  it('uses Retry-After as the delay, capped; otherwise exponential backoff with jitter', () => {
-    const policy = { attempts: 5, baseDelayMs: 100, maxDelayMs: 1000 };
-    expect(backoffDelay(policy, 0, 1000)).toBe(1000);
-    expect(backoffDelay(policy, 0, 10 * MAX_RETRY_AFTER_MS)).toBe(MAX_RETRY_AFTER_MS);
+  it('backs off exponentially with jitter, or by a fixed delay (--retry-delay)', () => {
+    const policy = { baseDelayMs: 100, maxDelayMs: 1000 };
     for (let attempt = 0; attempt < 6; attempt++) {
       const cap = Math.min(1000, 100 * 2 ** attempt);
       const d = backoffDelay(policy, attempt);
       expect(d).toBeGreaterThanOrEqual(cap / 2);
       expect(d).toBeLessThanOrEqual(cap);
+      expect(backoffDelay({ ...policy, fixedDelayMs: 7 }, attempt)).toBe(7);
     }
+  });
+
+  it('withRetry waits out a Retry-After, and fails at once, saying so, when it is over the cap (never cut short)', async () => {
+    const busy = (afterMs: number) => Object.assign(new StevedoreError('TOO_MANY_REQUESTS', 'busy', { retryable: true }), { retryAfterMs: afterMs });
+    let calls = 0;
+    const started = Date.now();
+    expect(await withRetry(async () => (++calls === 1 ? Promise.reject(busy(300)) : 'ok'), DEFAULT_RETRY)).toBe('ok');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    calls = 0;
+    const err = await withRetry(async () => { calls++; throw busy(10 * DEFAULT_RETRY.maxRetryAfterMs); }, DEFAULT_RETRY, undefined, undefined, { what: 'GET /v2/x' }).catch((e: unknown) => e);
+    expect(calls).toBe(1);
+    expect((err as StevedoreError).code).toBe('RETRY_AFTER_TOO_LONG');
+    expect((err as Error).message).toBe('GET /v2/x: the server asked to retry after 1200 s (Retry-After), more than the 120 s this client waits; try again later');
+  });
+
+  it('withRetry stops on a non-retryable error and after the attempts', async () => {
+    let calls = 0;
+    await expect(withRetry(async () => { calls++; throw new StevedoreError('X', 'no'); }, DEFAULT_RETRY)).rejects.toThrow('no');
+    expect(calls).toBe(1);
+    calls = 0;
+    const policy = { ...DEFAULT_RETRY, attempts: 3, fixedDelayMs: 1 };
+    await expect(withRetry(async () => { calls++; throw Object.assign(new Error('reset'), { code: 'ECONNRESET' }); }, policy)).rejects.toThrow('reset');
+    expect(calls).toBe(3);
   });
 
   it('retries 408, 429 and 5xx except 501 and 505', () => {

@@ -70,7 +70,6 @@ describe('interrupted unpack', () => {
     const child = spawn(process.execPath, ['--import', HOOKS, '--input-type=module', '-e', code, root, image.ociRef], { stdio: 'ignore' });
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     // Kill it once the second layer's unpack has started (the first snapshot is complete by then).
-    const first = join(root, 'snapshots', digestHex(image.diffIds[0]!));
     const deadline = Date.now() + 60_000;
     for (;;) {
       const names = await readdir(join(root, 'snapshots')).catch(() => [] as string[]);

@@ -176,6 +176,7 @@ describe('sync: skipping, dry runs and changes', () => {
       const report = await runSync(yaml(), toDst('skip'), { dryRun: true });
       expect(byTag(report)).toEqual({ '1.0.0': 'skipped', '1.2.0': 'would-copy', latest: 'skipped' });
       expect(report.copied).toBe(0);
+      expect(report.wouldCopy).toBe(1);
       expect(await digestAt(dst, 'skip/lib/app', '1.2.0')).toBe(before);
       // A dry run into a new prefix creates nothing either.
       const fresh = await runSync(yaml(), toDst('dry-fresh'), { dryRun: true });
@@ -205,14 +206,17 @@ describe('sync: prune', () => {
     const keep = `${proxy.host}:\n  images:\n    lib/app: ["1.0.0", "2.0.0"]\n`;
     const dry = await runSync(keep, toDst('prune'), { prune: true, dryRun: true });
     expect(dry.items.filter((i) => i.action === 'would-prune').map((i) => i.tag).sort()).toEqual(['1.2.0', 'v1.5.0']);
+    expect([dry.wouldPrune, dry.pruned, dry.failed]).toEqual([2, 0, 0]);
     expect(await tagsAt(dst, 'prune/lib/app')).toEqual([...APP_TAGS].sort());
 
     const report = await runSync(keep, toDst('prune'), { prune: true });
     expect(report.items.filter((i) => i.action === 'pruned').map((i) => i.tag).sort()).toEqual(['1.2.0', 'v1.5.0']);
     expect(report.pruned).toBe(2);
-    const refused = report.items.find((i) => i.tag === 'latest')!;
-    expect(refused.action).toBe('failed');
-    expect(refused.error).toMatch(/shared with a kept tag/);
+    // latest shares 2.0.0's digest: left in place, which is not a failure (it was one on every run).
+    const left = report.items.find((i) => i.tag === 'latest')!;
+    expect(left.action).toBe('skipped');
+    expect(left.note).toMatch(/shares its digest with kept tag 2\.0\.0/);
+    expect(report.failed).toBe(0);
     expect(await tagsAt(dst, 'prune/lib/app')).toEqual(['1.0.0', '2.0.0', 'latest']);
 
     // Now both tags of that digest go: one DELETE, and both are reported as pruned.

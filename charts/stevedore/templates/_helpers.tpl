@@ -50,3 +50,10 @@ app.kubernetes.io/part-of: stevedore
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/* The namespaces the controller's tenant role is bound in: tenantNamespaces, plus controller.watchNamespace when set (a JSON list). */}}
+{{- define "stevedore.tenantNamespaces" -}}
+{{- $list := .Values.tenantNamespaces | default list }}
+{{- with .Values.controller.watchNamespace }}{{ $list = append $list . }}{{ end }}
+{{- $list | uniq | toJson }}
+{{- end }}

@@ -4,6 +4,7 @@
 // Polls the new controller's /metrics until it has reconciled COUNT ImageMirrors, then prints the
 // time since its start, its peak RSS (VmHWM) and CPU seconds. Exits 1 on timeout.
 import { readFileSync } from 'node:fs';
+import { sleep } from '../../../src/util/sleep.js';
 
 const [metricsUrl, countArg, timeoutArg, pidArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -36,7 +37,7 @@ for (;;) {
     // not listening yet
   }
   if (done >= count || Date.now() > deadline) break;
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
 }
 const s = stat();
 const line = (k: string, v: string) => console.log(`${k.padEnd(34)} ${v}`);

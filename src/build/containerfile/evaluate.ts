@@ -4,6 +4,7 @@ import { checkChecksum, checkChmod } from './flags.js';
 import type { CopySource, Instruction } from './instructions.js';
 import { MountError, validateMount, type Mount } from './mounts.js';
 import { parseInstructions } from './parser.js';
+import { checkSignal } from './signals.js';
 import { envPairs, StageScope } from './scope.js';
 import type { BuildPlan, PlannedStage } from './stages.js';
 
@@ -37,7 +38,7 @@ export interface EvaluateOptions {
 
 export function evaluateStage(plan: BuildPlan, stage: PlannedStage, opts: EvaluateOptions = {}): StageEvaluation {
   const scope = new StageScope(plan.globalArgs, plan.buildArgs, plan.escape, envPairs(opts.baseEnv ?? []));
-  const triggers = opts.onBuild && opts.onBuild.length > 0 ? applyOnBuild(opts.onBuild, { file: plan.file, line: stage.from.line }) : [];
+  const triggers = opts.onBuild && opts.onBuild.length > 0 ? applyOnBuild(opts.onBuild, { file: stage.from.file ?? plan.file, line: stage.from.line }) : [];
   const steps: EvaluatedStep[] = [];
   const run = (inst: Instruction, onBuild: boolean): void => {
     const expanded = expandInstruction(inst, scope, plan.file);
@@ -56,7 +57,7 @@ export function evaluateStage(plan: BuildPlan, stage: PlannedStage, opts: Evalua
  * applied here (its default expanded, a build arg winning) and returned with the values it took.
  */
 export function expandInstruction(inst: Instruction, scope: StageScope, file: string): Instruction {
-  const loc = { file, line: inst.line, instruction: inst.kind };
+  const loc = { file: inst.file ?? file, line: inst.line, instruction: inst.kind };
   const fail = (detail: string): never => {
     throw new ContainerfileError(loc, detail);
   };
@@ -105,7 +106,11 @@ export function expandInstruction(inst: Instruction, scope: StageScope, file: st
         }
       });
       const out = { ...inst, sources, dest: x(inst.dest), exclude: inst.exclude.map(x) };
-      if (inst.chown !== undefined) out.chown = x(inst.chown);
+      if (inst.chown !== undefined) {
+        out.chown = x(inst.chown);
+        const problem = checkChown(inst.chown, out.chown, scope);
+        if (problem) fail(problem);
+      }
       if (inst.chmod !== undefined) {
         out.chmod = x(inst.chmod);
         const problem = checkChmod(out.chmod);
@@ -157,7 +162,8 @@ export function expandInstruction(inst: Instruction, scope: StageScope, file: st
       return { ...inst, path: x(inst.path) };
     case 'STOPSIGNAL': {
       const signal = x(inst.signal);
-      if (!/^(SIG)?[A-Z][A-Z0-9+-]*$|^\d+$/i.test(signal)) fail(`invalid signal "${signal}"`);
+      const problem = checkSignal(signal);
+      if (problem) fail(problem);
       return { ...inst, signal };
     }
     case 'FROM': {
@@ -170,6 +176,21 @@ export function expandInstruction(inst: Instruction, scope: StageScope, file: st
       // SHELL, CMD, ENTRYPOINT, HEALTHCHECK, MAINTAINER, ONBUILD: taken as written.
       return inst;
   }
+}
+
+/**
+ * A `--chown` that expands to an empty user or group (`${UNSET}:${UNSET}`) is refused: buildah
+ * refuses it, BuildKit warns and makes the files root's, and a silent root owner is a trap.
+ */
+function checkChown(raw: string, expanded: string, scope: StageScope): string | undefined {
+  const [user = '', group] = expanded.split(':', 2) as [string, string | undefined];
+  if (user !== '' && group !== '') return undefined;
+  const names = [...raw.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+  const unset = [...new Set(names)].filter((n) => (scope.lookup(n) ?? '') === '');
+  const which = user === '' ? 'user' : 'group';
+  return unset.length > 0
+    ? `--chown=${raw}: the ${which} is empty: ${unset.map((n) => `$${n}`).join(', ')} ${unset.length === 1 ? 'is' : 'are'} not set (declare it with ARG or ENV, or pass --build-arg)`
+    : `--chown=${raw}: the ${which} is empty`;
 }
 
 function expandMount(m: Mount, x: (s: string) => string): Mount {
@@ -200,6 +221,6 @@ export function applyOnBuild(triggers: readonly string[], at: { file: string; li
       throw new ContainerfileError(loc, `${inst.kind} isn't allowed as an ONBUILD trigger`);
     }
     // Report problems at the FROM that pulled the trigger in: that is the line the user can change.
-    return { ...inst, line: at.line, endLine: at.line };
+    return { ...inst, line: at.line, endLine: at.line, file: at.file };
   });
 }

@@ -1,5 +1,5 @@
 /** The Containerfile front end: parse, plan stages, evaluate them. Pure logic, no I/O. */
-export { parseContainerfile, parseInstructions, type Containerfile, type ParseOptions } from './parser.js';
+export { parseContainerfile, parseInstructions, MAX_CONTAINERFILE_BYTES, type Containerfile, type ParseOptions } from './parser.js';
 export type { Directives, CheckDirective } from './directives.js';
 export * from './instructions.js';
 export type { Heredoc } from './heredoc.js';

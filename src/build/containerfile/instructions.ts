@@ -37,6 +37,8 @@ interface Base {
   endLine: number;
   /** The logical line as written, continuations joined (heredoc bodies not included). */
   original: string;
+  /** The file it came from, when the Containerfile was joined from several (`-f A -f B`); else the plan's file. */
+  file?: string;
 }
 
 /** Exec form (`["a","b"]`, run directly) or shell form (a string for the stage's SHELL). */

@@ -71,11 +71,18 @@ export type Mount = BindMount | CacheMount | TmpfsMount | SecretMount | SshMount
 export class MountError extends Error {}
 
 const TYPES: readonly MountType[] = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
-const BOOL_KEYS = new Set(['readonly', 'ro', 'readwrite', 'rw', 'required']);
+const BOOL_KEYS = new Set(['readonly', 'ro', 'readwrite', 'rw', 'required', 'z']);
+/**
+ * SELinux relabelling (`z` shared, `Z` private), which buildah and podman Containerfiles carry on
+ * bind and cache mounts: accepted and has no effect. Stevedore sets no SELinux labels (its build
+ * Pods and RUN containers run without an SELinux context of their own), as podman on a host
+ * without SELinux ignores the option.
+ */
+const RELABEL = 'z';
 /** Keys each type accepts (besides `type`). */
 const ALLOWED: Record<MountType, ReadonlySet<string>> = {
-  bind: new Set(['target', 'source', 'from', 'readonly', 'readwrite']),
-  cache: new Set(['target', 'source', 'from', 'readonly', 'readwrite', 'id', 'sharing', 'mode', 'uid', 'gid']),
+  bind: new Set(['target', 'source', 'from', 'readonly', 'readwrite', RELABEL]),
+  cache: new Set(['target', 'source', 'from', 'readonly', 'readwrite', 'id', 'sharing', 'mode', 'uid', 'gid', RELABEL]),
   tmpfs: new Set(['target', 'size']),
   secret: new Set(['target', 'id', 'env', 'required', 'mode', 'uid', 'gid']),
   ssh: new Set(['target', 'id', 'required', 'mode', 'uid', 'gid']),
@@ -93,6 +100,7 @@ export function parseMount(text: string, expand: (s: string) => string = (s) => 
   const fields = splitCsv(text);
   let type: MountType = 'bind';
   const values = new Map<string, string | undefined>();
+  let relabel: string | undefined;
   for (const field of fields) {
     const eq = field.indexOf('=');
     const rawKey = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
@@ -108,9 +116,15 @@ export function parseMount(text: string, expand: (s: string) => string = (s) => 
     if (value === undefined && !BOOL_KEYS.has(rawKey)) {
       throw new MountError(`invalid field "${field}" must be a key=value pair`);
     }
+    if (key === RELABEL) {
+      if (value !== undefined) throw new MountError(`invalid field "${field}": ${field.slice(0, 1)} takes no value`);
+      relabel = field.slice(0, 1);
+      continue;
+    }
     if (values.has(key)) throw new MountError(`duplicate mount option "${rawKey}"`);
     values.set(key, value);
   }
+  if (relabel !== undefined && !ALLOWED[type].has(RELABEL)) throw new MountError(`unexpected key "${relabel}" for mount type ${type}`);
   for (const key of values.keys()) {
     if (!ALLOWED[type].has(key)) throw new MountError(`unexpected key "${key}" for mount type ${type}`);
   }

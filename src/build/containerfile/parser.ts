@@ -15,9 +15,17 @@ export interface Containerfile {
   instructions: Instruction[];
 }
 
+/** Containerfiles above 1 MiB are refused before parsing (real ones are a few KiB; heredocs included). */
+export const MAX_CONTAINERFILE_BYTES = 1024 * 1024;
+
 export interface ParseOptions {
   /** Name used in error messages; `Containerfile` by default. */
   file?: string;
+  /**
+   * Further files whose instructions follow this one's (`-f A -f B`, as buildah joins them). Each
+   * instruction then records its own file, so messages name the right file and line.
+   */
+  more?: readonly { text: string; file: string }[];
 }
 
 /**
@@ -26,15 +34,20 @@ export interface ParseOptions {
  */
 export function parseContainerfile(text: string, opts: ParseOptions = {}): Containerfile {
   const file = opts.file ?? 'Containerfile';
+  const size = Buffer.byteLength(text);
+  if (size > MAX_CONTAINERFILE_BYTES) throw new ContainerfileError({ file }, `${size} bytes exceed the ${MAX_CONTAINERFILE_BYTES}-byte limit for a Containerfile`);
   const lines = splitLines(text);
   const directives = parseDirectives(lines, file);
-  const instructions = parseLines(lines, { file, escape: directives.escape });
+  const joined = (opts.more ?? []).length > 0;
+  const instructions = parseLines(lines, { file, escape: directives.escape }, joined);
+  // The first file's directives (escape) hold for the others, as when the files are concatenated.
+  for (const m of opts.more ?? []) instructions.push(...parseLines(splitLines(m.text), { file: m.file, escape: directives.escape }, true));
   if (instructions.length === 0) throw new ContainerfileError({ file }, 'file with no instructions');
   for (const inst of instructions) {
     if (inst.kind === 'FROM') break;
     if (inst.kind !== 'ARG') {
       throw new ContainerfileError(
-        { file, line: inst.line, instruction: inst.kind },
+        { file: inst.file ?? file, line: inst.line, instruction: inst.kind },
         'no build stage in current context: only ARG may come before the first FROM',
       );
     }
@@ -78,7 +91,7 @@ function isCommentOrBlank(text: string): 'comment' | 'blank' | undefined {
   return t.startsWith('#') ? 'comment' : undefined;
 }
 
-function parseLines(lines: readonly string[], ctx: BuildContext): Instruction[] {
+function parseLines(lines: readonly string[], ctx: BuildContext, recordFile = false): Instruction[] {
   const out: Instruction[] = [];
   let i = 0;
   while (i < lines.length) {
@@ -124,7 +137,8 @@ function parseLines(lines: readonly string[], ctx: BuildContext): Instruction[] 
       }
     }
     const raw: RawLine = { text, line: start, endLine: end, heredocs };
-    out.push(buildInstruction(raw, ctx));
+    const inst = buildInstruction(raw, ctx);
+    out.push(recordFile ? { ...inst, file: ctx.file } : inst);
   }
   return out;
 }

@@ -70,7 +70,7 @@ export function splitStages(cf: Containerfile): { globalArgs: ArgInstruction[]; 
     } else if (stages.length > 0) stages[stages.length - 1]!.instructions.push(inst);
     else if (inst.kind === 'ARG') globalArgs.push(inst);
     else {
-      throw new ContainerfileError({ file: cf.file, line: inst.line, instruction: inst.kind }, 'no build stage in current context');
+      throw new ContainerfileError({ file: inst.file ?? cf.file, line: inst.line, instruction: inst.kind }, 'no build stage in current context');
     }
   }
   return { globalArgs, stages };
@@ -119,7 +119,7 @@ export function planStages(cf: Containerfile, opts: PlanOptions = {}): BuildPlan
     if (s.name === undefined) continue;
     if (byName.has(s.name)) {
       throw new ContainerfileError(
-        { file, line: s.from.line, instruction: 'FROM' },
+        { file: s.from.file ?? file, line: s.from.line, instruction: 'FROM' },
         `duplicate stage name "${s.name}" (first defined on line ${stages[byName.get(s.name)!]!.from.line})`,
       );
     }
@@ -133,7 +133,7 @@ export function planStages(cf: Containerfile, opts: PlanOptions = {}): BuildPlan
   for (const s of stages) {
     const image = expandAt(file, s.from, s.from.image, global.values, escape);
     if (image === '') {
-      throw new ContainerfileError({ file, line: s.from.line, instruction: 'FROM' }, `base name (${s.from.image}) should not be blank`);
+      throw new ContainerfileError({ file: s.from.file ?? file, line: s.from.line, instruction: 'FROM' }, `base name (${s.from.image}) should not be blank`);
     }
     let base: StageBase;
     const earlier = byName.get(image.toLowerCase());
@@ -146,7 +146,7 @@ export function planStages(cf: Containerfile, opts: PlanOptions = {}): BuildPlan
       try {
         p.platform = parsePlatform(text);
       } catch (err) {
-        throw new ContainerfileError({ file, line: s.from.line, instruction: 'FROM' }, `--platform: ${(err as Error).message}`);
+        throw new ContainerfileError({ file: s.from.file ?? file, line: s.from.line, instruction: 'FROM' }, `--platform: ${(err as Error).message}`);
       }
     }
 
@@ -156,7 +156,7 @@ export function planStages(cf: Containerfile, opts: PlanOptions = {}): BuildPlan
     const addRef = (inst: Instruction, flag: string, raw: string): void => {
       const ref = expandAt(file, inst, raw, scope.lookup, escape);
       const dep = resolveStageRef(ref, stages.length, byName);
-      const loc = { file, line: inst.line, instruction: inst.kind };
+      const loc = { file: inst.file ?? file, line: inst.line, instruction: inst.kind };
       if (dep === 'out-of-range') throw new ContainerfileError(loc, `${flag}=${ref}: index out of bounds (the file has ${stages.length} stages)`);
       if (dep === undefined) {
         if (ref === '') throw new ContainerfileError(loc, `${flag} must not be empty`);
@@ -174,7 +174,7 @@ export function planStages(cf: Containerfile, opts: PlanOptions = {}): BuildPlan
         }
         else if (inst.kind === 'ENV') for (const kv of inst.pairs) scope.setEnv(scope.expand(kv.key), scope.expand(kv.value));
       } catch (err) {
-        if (err instanceof ExpansionError) throw new ContainerfileError({ file, line: inst.line, instruction: inst.kind }, err.message);
+        if (err instanceof ExpansionError) throw new ContainerfileError({ file: inst.file ?? file, line: inst.line, instruction: inst.kind }, err.message);
         throw err;
       }
       if (inst.kind === 'COPY' && inst.from !== undefined) addRef(inst, '--from', inst.from);
@@ -236,7 +236,7 @@ function reachable(stages: readonly PlannedStage[], target: number, file: string
     if (done.has(i)) return;
     const s = stages[i]!;
     if (onPath.has(i)) {
-      throw new ContainerfileError({ file, line: s.from.line, instruction: 'FROM' }, `circular dependency detected on stage: ${stageLabel(s)}`);
+      throw new ContainerfileError({ file: s.from.file ?? file, line: s.from.line, instruction: 'FROM' }, `circular dependency detected on stage: ${stageLabel(s)}`);
     }
     onPath.add(i);
     for (const d of s.dependsOn) visit(d);
@@ -271,7 +271,7 @@ function expandAt(
   try {
     return expandWord(word, vars, { escape });
   } catch (err) {
-    if (err instanceof ExpansionError) throw new ContainerfileError({ file, line: inst.line, instruction: inst.kind }, err.message);
+    if (err instanceof ExpansionError) throw new ContainerfileError({ file: inst.file ?? file, line: inst.line, instruction: inst.kind }, err.message);
     throw err;
   }
 }

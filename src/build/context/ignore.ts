@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
+import { InvalidInputError } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
 import { matchesPatterns, parsePatternLine, type PathPattern } from './patterns.js';
 
@@ -37,6 +38,9 @@ export function ignoreFromLines(lines: readonly string[], what: string): IgnoreM
   };
 }
 
+/** Ignore files above 1 MiB are refused before their patterns are compiled. */
+export const MAX_IGNORE_FILE_BYTES = 1024 * 1024;
+
 async function readIfPresent(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
@@ -62,6 +66,8 @@ export async function loadIgnore(contextDir: string, containerfilePath?: string)
   for (const path of candidates) {
     const text = await readIfPresent(path);
     if (text === undefined) continue;
+    const size = Buffer.byteLength(text);
+    if (size > MAX_IGNORE_FILE_BYTES) throw new InvalidInputError(`${path}: ${size} bytes exceed the ${MAX_IGNORE_FILE_BYTES}-byte limit for an ignore file`);
     const matcher = ignoreFromLines(text.split(/\r?\n/), path);
     log.debug({ file: path }, 'ignore file loaded');
     return matcher;

@@ -1,3 +1,4 @@
+import { RE2JS } from 're2js';
 import { InvalidInputError } from '../../util/errors.js';
 
 /**
@@ -11,7 +12,16 @@ export interface PathPattern {
   text: string;
   /** `!` lines: a match re-includes. */
   exclusion: boolean;
-  regex: RegExp;
+  regex: PathRegex;
+}
+
+/**
+ * A compiled pattern. Matched in linear time (RE2 semantics, as Go's regexp in moby): a pattern such
+ * as `a**a**a**b` made a backtracking RegExp take seconds on one long path (found by test/fuzz).
+ */
+export interface PathRegex {
+  test(path: string): boolean;
+  readonly source: string;
 }
 
 function escapeRegex(ch: string): string {
@@ -33,12 +43,14 @@ export function cleanPattern(p: string): string {
 }
 
 /** The anchored regular expression for one cleaned pattern; `what` names its origin in errors. */
-export function compilePattern(text: string, what: string): RegExp {
+export function compilePattern(text: string, what: string): PathRegex {
   let re = '^';
   let i = 0;
+  let stars = 0;
   while (i < text.length) {
     const ch = text[i];
     if (ch === '*') {
+      stars++;
       if (text[i + 1] === '*') {
         // `**`: any number of segments. `**/` may also match nothing at all.
         i += 2;
@@ -74,7 +86,25 @@ export function compilePattern(text: string, what: string): RegExp {
     }
     i++;
   }
-  return new RegExp(`${re}$`, 's');
+  const source = `${re}$`;
+  let compiled: RE2JS;
+  try {
+    compiled = RE2JS.compile(source, RE2JS.DOTALL);
+  } catch (err) {
+    // A class such as `[z-a]` has no RE2 form either.
+    throw new InvalidInputError(`${what}: pattern ${JSON.stringify(text)} is not valid: ${(err as Error).message}`);
+  }
+  // With at most one unbounded run (`*` or `**`) a backtracking match is linear too, and V8's
+  // engine is several times faster than re2js: most patterns (`*.md`, `node_modules`) use it.
+  if (stars <= 1) {
+    try {
+      const native = new RegExp(source, 's');
+      return { source, test: (path: string) => native.test(path) };
+    } catch {
+      // RE2 read it, V8 does not (a class spelt differently): RE2 it is.
+    }
+  }
+  return { source, test: (path: string) => compiled.test(path) };
 }
 
 /**

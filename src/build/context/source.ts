@@ -1,14 +1,15 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { unpackLayer } from '../../runtime/unpack/index.js';
 import { InvalidInputError, NotFoundError, StevedoreError, errorMessage } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
 import { openArchive } from '../layers/archive.js';
-import { loadIgnore, type IgnoreMatcher } from './ignore.js';
+import { ignoreFromLines, loadIgnore, type IgnoreMatcher } from './ignore.js';
+import { fetchRemoteContext, redact, remoteContextOf } from './remote.js';
 
 const log = rootLogger.child({ component: 'build-context' });
 
@@ -19,11 +20,15 @@ export interface BuildContext {
   ignore: IgnoreMatcher;
   /** Removes what openContext made (the extracted tarball); a directory context is left alone. */
   cleanup(): Promise<void>;
+  /** Fetched from a URL (Git or http): a relative `-f` is then inside the context. */
+  remote?: boolean;
 }
 
 export interface OpenContextOptions {
   /** The Containerfile, for `<name>.containerignore`; relative paths are inside the context. */
   containerfile?: string;
+  /** `--ignorefile`: this file's patterns instead of the context's .containerignore/.dockerignore. */
+  ignoreFile?: string;
   /** Where `-` reads the tar from; process.stdin unless given. */
   stdin?: NodeJS.ReadableStream;
   /** Parent of the temp directory a tarball is extracted into; the OS temp dir unless given. */
@@ -47,11 +52,33 @@ async function extractContext(archive: string, into: string, what: string, signa
 
 /**
  * Opens a build context: a directory (used in place), a `.tar`/`.tar.gz` file or `-` (a tar on
- * stdin), both extracted into a temp directory that `cleanup()` removes.
+ * stdin), both extracted into a temp directory that `cleanup()` removes, or a URL (a Git
+ * repository, or an http(s) tar archive: context/remote.ts), fetched into one.
  */
 export async function openContext(spec: string, opts: OpenContextOptions = {}): Promise<BuildContext> {
   if (spec === '') throw new InvalidInputError('build context: empty path');
   const parent = opts.tmpDir ?? tmpdir();
+  const remote = remoteContextOf(spec);
+  if (remote) {
+    const dir = await mkdtemp(join(parent, 'stevedore-context-'));
+    const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+    try {
+      const got = await fetchRemoteContext(remote, dir, opts.signal).catch((err: unknown) => {
+        if (err instanceof Error && err.name === 'AbortError') throw err;
+        if (err instanceof InvalidInputError) throw err;
+        throw new StevedoreError('CONTEXT_UNREADABLE', `build context ${redact(spec)}: ${errorMessage(err)}`, { cause: err });
+      });
+      if (got.archive) {
+        await mkdir(got.root);
+        await extractContext(got.archive, got.root, redact(spec), opts.signal);
+        await rm(dirname(got.archive), { recursive: true, force: true });
+      }
+      return { ...(await finish(got.root, opts, cleanup)), remote: true };
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+  }
   if (spec === '-') {
     const dir = await mkdtemp(join(parent, 'stevedore-context-'));
     const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
@@ -90,7 +117,16 @@ export async function openContext(spec: string, opts: OpenContextOptions = {}): 
 
 async function finish(dir: string, opts: OpenContextOptions, cleanup: () => Promise<void>): Promise<BuildContext> {
   const canonical = await realpath(dir);
-  const ignore = await loadIgnore(canonical, opts.containerfile);
+  const ignore = opts.ignoreFile !== undefined ? await ignoreFromFile(opts.ignoreFile) : await loadIgnore(canonical, opts.containerfile);
   log.debug({ dir: canonical, ignoreFile: ignore.source }, 'build context opened');
   return { dir: canonical, ignore, cleanup };
+}
+
+/** An ignore file named by `--ignorefile` (it must exist). */
+async function ignoreFromFile(path: string): Promise<IgnoreMatcher> {
+  const file = resolve(path);
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ENOENT' ? new NotFoundError(`--ignorefile ${path}: no such file`) : new StevedoreError('CONTEXT_UNREADABLE', `--ignorefile ${path}: ${err.message}`, { cause: err });
+  });
+  return ignoreFromLines(text.split(/\r?\n/), file);
 }

@@ -14,7 +14,8 @@ import type { LayerEntry } from '../layers/entry.js';
 import { topChain, withLayer, type BuiltLayer, type StageState } from './state.js';
 
 const URL_SOURCE = /^https?:\/\//i;
-const GIT_SOURCE = /^(git@|git:\/\/|.*\.git(#.*)?$)/;
+/** An ADD source that is a Git repository (as BuildKit): git@host:…, git://, ssh://, or an http(s) URL ending in .git. */
+const GIT_SOURCE = /^(git@[^:/]+:|git:\/\/|ssh:\/\/)|^https?:\/\/[^#]*\.git\/?(#.*)?$/i;
 
 /**
  * COPY and ADD: the layer is written straight from the context (or another stage's filesystem),
@@ -28,12 +29,11 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
   const sources: string[] = [];
   const heredocs = inst.sources.filter((s) => s.kind === 'heredoc');
   const paths = inst.sources.flatMap((s) => (s.kind === 'path' ? [s.path] : []));
-  const urls = inst.kind === 'ADD' ? paths.filter((p) => URL_SOURCE.test(p)) : [];
-  if (inst.kind === 'ADD' && paths.some((p) => GIT_SOURCE.test(p) && !URL_SOURCE.test(p))) {
-    throw new BuildStepError(loc, 'ADD of a Git repository is not supported; clone it in the context or in a RUN');
-  }
-  const kinds = (heredocs.length > 0 ? 1 : 0) + (urls.length > 0 ? 1 : 0) + (paths.length - urls.length > 0 ? 1 : 0);
+  const gits = inst.kind === 'ADD' ? paths.filter((p) => GIT_SOURCE.test(p)) : [];
+  const urls = inst.kind === 'ADD' ? paths.filter((p) => URL_SOURCE.test(p) && !GIT_SOURCE.test(p)) : [];
+  const kinds = (heredocs.length > 0 ? 1 : 0) + (urls.length + gits.length > 0 ? 1 : 0) + (paths.length - urls.length - gits.length > 0 ? 1 : 0);
   if (kinds > 1) throw new BuildStepError(loc, `${inst.kind} cannot mix heredocs, URLs and paths in one instruction; split it`);
+  if (gits.length > 0 && urls.length > 0) throw new BuildStepError(loc, 'ADD cannot mix Git repositories and other URLs in one instruction; split it');
 
   if (heredocs.length > 0) {
     // Inline files become a small context of their own.
@@ -45,12 +45,41 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     }
     root = { dir: scratch };
     sourceKey = 'heredoc';
+  } else if (gits.length > 0) {
+    // ADD of a Git repository (as BuildKit): a shallow fetch of the ref, its tree (or the subdirectory
+    // after `:`) copied as a directory, `.git` dropped unless --keep-git-dir.
+    await mkdir(scratch, { recursive: true });
+    const addInst = inst as AddInstruction;
+    if (addInst.checksum !== undefined) throw new BuildStepError(loc, '--checksum is for a URL download, not a Git repository');
+    const [{ remoteContextOf, redact }, { fetchGit }] = await Promise.all([import('../context/remote.js'), import('../remote/git.js')]);
+    for (const spec of gits) {
+      const remote = remoteContextOf(spec);
+      if (remote?.kind !== 'git') throw new BuildStepError(loc, `ADD ${spec}: not a Git URL`);
+      const dir = join(scratch, `g${sources.length}`);
+      await mkdir(dir);
+      try {
+        await fetchGit(remote.url, remote.ref, dir, run.opts.signal ? { signal: run.opts.signal } : {});
+      } catch (err) {
+        throw new SourceNotFoundError(`${loc.file}:${loc.line}: ADD ${redact(spec)}: ${(err as Error).message}`, { cause: err });
+      }
+      if (!addInst.keepGitDir) await rm(join(dir, '.git'), { recursive: true, force: true });
+      sources.push(remote.subdir ? `g${sources.length}/${remote.subdir.replace(/^\/+/, '')}` : `g${sources.length}`);
+    }
+    root = { dir: scratch, what: 'the Git repository', preserveOwnership: false };
+    sourceKey = `git:${gits.join(' ')}`;
   } else if (urls.length > 0) {
     await mkdir(scratch, { recursive: true });
     const addInst = inst as AddInstruction;
     if (addInst.checksum !== undefined && urls.length !== 1) throw new BuildStepError(loc, '--checksum needs exactly one URL source');
     const { fetchUrl } = await import('../layers/url.js');
-    for (const url of urls) {
+    for (const written of urls) {
+      // BuildKit's identifier of an http source is the URL itself.
+      let url = written;
+      try {
+        if (run.opts.sourcePolicy) url = run.opts.sourcePolicy.evaluate(written);
+      } catch (err) {
+        throw new BuildStepError(loc, (err as Error).message, { cause: err });
+      }
       const got = await fetchUrl(url, { ...(addInst.checksum ? { checksum: addInst.checksum } : {}), workDir: scratch }).catch((err: unknown) => {
         throw new SourceNotFoundError(`${loc.file}:${loc.line}: ADD ${url}: ${(err as Error).message}`, { cause: err });
       });
@@ -61,6 +90,12 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     }
     root = { dir: scratch };
     sourceKey = `url:${urls.join(' ')}`;
+  } else if (inst.kind === 'COPY' && inst.from !== undefined && run.namedFiles(inst.from)) {
+    // A --build-context of files: read like the main context (its own .dockerignore), keyed by content.
+    const named = run.namedFiles(inst.from)!;
+    root = { dir: named.dir, ignore: named.ignore, what: `build context "${inst.from}"` };
+    sourceKey = `named:${inst.from.toLowerCase()}`;
+    sources.push(...paths);
   } else if (inst.kind === 'COPY' && inst.from !== undefined) {
     const src = await run.source(inst.from, state.platform);
     // As BuildKit: files from another stage or image keep their owners unless --chown says otherwise.
@@ -80,7 +115,7 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
     ...(inst.exclude.length > 0 ? { exclude: inst.exclude } : {}),
     ...(inst.kind === 'COPY' && inst.parents ? { parents: true } : {}),
     // ADD unpacks local archives unless --unpack=false; a URL is never unpacked.
-    ...(inst.kind === 'ADD' && urls.length === 0 && inst.unpack !== false ? { add: true } : {}),
+    ...(inst.kind === 'ADD' && urls.length === 0 && gits.length === 0 && inst.unpack !== false ? { add: true } : {}),
   };
   const chmod = parseChmod(inst.chmod);
   if (chmod !== undefined) spec.chmod = chmod;
@@ -132,7 +167,7 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
         inputs = await hashCopyInputs(root, spec);
         await rememberCopyInputs(run.cache.dir, known.fingerprint, inputs);
       }
-    } else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:')) inputs = await hashCopyInputs(root, spec);
+    } else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:') || sourceKey.startsWith('git:') || sourceKey.startsWith('named:')) inputs = await hashCopyInputs(root, spec);
     else inputs = sourceKey;
   } catch (err) {
     await discard();

@@ -36,7 +36,7 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
   const reporter = opts.reporter ?? SILENT_REPORTER;
   const host = hostPlatform();
   const platform = opts.platform ? normalizePlatform(opts.platform) : host;
-  const cf = parseContainerfile(opts.containerfile.text, { file: opts.containerfile.name });
+  const cf = parseContainerfile(opts.containerfile.text, { file: opts.containerfile.name, ...(opts.containerfile.more ? { more: opts.containerfile.more } : {}) });
   const plan = planStages(cf, {
     ...(opts.target !== undefined ? { target: opts.target } : {}),
     ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
@@ -81,7 +81,13 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
     }
     const results = await Promise.allSettled(done.values());
     if (firstError !== undefined || results.some((r) => r.status === 'rejected')) throw firstError;
-    const state = run.stages.get(plan.target.index)!;
+    let state = run.stages.get(plan.target.index)!;
+    if (opts.squash) state = await squashed(run, run.initial.get(plan.target.index)!, state);
+    if (opts.exports?.length) {
+      const { exportRootfs } = await import('../output/export.js');
+      const rootfs = await run.rootfs(state);
+      for (const e of opts.exports) await exportRootfs(rootfs, e, { workDir: join(workDir, 'export'), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) });
+    }
     return { state, created: run.created, cacheHits, stepsRun, warnings };
   } catch (err) {
     if (opts.signal?.aborted && !(err instanceof BuildInterruptedError)) throw new BuildInterruptedError();
@@ -90,6 +96,22 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
     opts.signal?.removeEventListener('abort', onAbort);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * `--squash` (buildah's): the layers the stage added on its base become one layer, the tree
+ * difference between the base's filesystem and the stage's. The stage's history entries stay,
+ * marked empty, and one entry names the squashed layer.
+ */
+async function squashed(run: BuildRun, base: StageState, state: StageState): Promise<StageState> {
+  const added = state.layers.length - base.layers.length;
+  if (added <= 1) return state;
+  const { treeDiffLayer } = await import('../layers/diff.js');
+  const file = await treeDiffLayer(await run.rootfs(base), await run.rootfs(state), { ...run.layerOptions(), ...(run.opts.signal ? { signal: run.opts.signal } : {}) });
+  const layer = await run.adopt(file);
+  const newHistory = state.history.slice(base.history.length).map((h) => ({ ...h, empty_layer: true }));
+  const entry = { created: run.created, created_by: `stevedore build --squash: ${added} layers as one`, ...(layer ? {} : { empty_layer: true }) };
+  return { ...state, layers: [...base.layers, ...(layer ? [layer] : [])], history: [...base.history, ...newHistory, entry] };
 }
 
 async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platform: Platform, counted: (cached: boolean) => void): Promise<StageState> {
@@ -114,6 +136,7 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
     // Triggers run once, in the child build; they are not passed on to grandchildren.
     if (state.config.OnBuild) state = { ...state, config: { ...state.config, OnBuild: null } };
   }
+  run.initial.set(stage.index, state);
   const evaluation = evaluateStage(plan, stage, { baseEnv: state.config.Env ?? [], onBuild });
   reporter.step({ ...label, step: 1, steps: stepsTotal(), text: fromText });
 
@@ -122,7 +145,7 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
   for (const [i, step] of evaluation.steps.entries()) {
     opts.signal?.throwIfAborted();
     const inst = step.instruction;
-    const loc: StepLocation = { file: plan.file, line: inst.line, instruction: inst.kind, text: inst.original };
+    const loc: StepLocation = { file: inst.file ?? plan.file, line: inst.line, instruction: inst.kind, text: inst.original };
     reporter.step({ ...label, step: i + 2, steps: stepsTotal(), text: step.onBuild ? `${inst.original} (ONBUILD)` : inst.original });
     const started = Date.now();
     let outcome: { state: StageState; cached: boolean; layer: Awaited<ReturnType<typeof copyStep>>['layer'] } | undefined;

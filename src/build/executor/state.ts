@@ -5,7 +5,6 @@ import { MediaType } from '../../oci/mediatype.js';
 import type { Platform } from '../../oci/platform.js';
 import { chainIds } from '../../runtime/store/chainid.js';
 import type { StoredImage } from '../../runtime/store/index.js';
-import type { LayerCompressor } from '../output/compress.js';
 
 /** A layer of the image being built; its blob is in the store's layout. */
 export interface BuiltLayer {
@@ -105,11 +104,16 @@ export function withLayer(state: StageState, layer: BuiltLayer | undefined, hist
   };
 }
 
+/** What withCompressedLayers needs of output/compress.ts's LayerCompressor (named here, so state.ts does not import it). */
+export interface LayerCompressing {
+  compressed(layer: BuiltLayer, signal?: AbortSignal): Promise<BuiltLayer>;
+}
+
 /**
  * The state with each plain-tar layer replaced by its gzip form (what a push or a layout names);
  * the diffIDs, and so the config, stay the same. The same state when no layer needed it.
  */
-export async function withCompressedLayers(state: StageState, compressor: Pick<LayerCompressor, 'compressed'>, signal?: AbortSignal): Promise<StageState> {
+export async function withCompressedLayers(state: StageState, compressor: LayerCompressing, signal?: AbortSignal): Promise<StageState> {
   const layers = await Promise.all(state.layers.map((l) => compressor.compressed(l, signal)));
   return layers.every((l, i) => l === state.layers[i]) ? state : { ...state, layers };
 }

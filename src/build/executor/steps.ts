@@ -14,11 +14,15 @@ import { materializeEntries } from '../layers/materialize.js';
 import { rootLogger } from '../../util/log.js';
 import type { LocalBuildCache } from '../cache/local.js';
 import type { RegistryBuildCache } from '../cache/registry.js';
+import { localBaseMoved } from './base-image.js';
+import { normaliseImageName } from '../../runtime/store/names.js';
+import { imageIdentifier, SourceDeniedError } from '../source-policy.js';
 import { asStoredImage, stateFromImage, topChain, type BuiltLayer, type StageState } from './state.js';
 import { SourceNotFoundError } from './errors.js';
 import { pullForPlatform } from './platform-pull.js';
 import { formatPlatform, hostPlatform, type Platform } from '../../oci/platform.js';
 import type { ExecuteOptions } from './types.js';
+import type { BuildContext } from '../context/source.js';
 
 const execFileP = promisify(execFile);
 
@@ -50,6 +54,8 @@ export class BuildRun {
   readonly workDir: string;
   /** Final state of each finished stage, by index. */
   readonly stages = new Map<number, StageState>();
+  /** Each stage's state right after its FROM (what --squash keeps below the squashed layer). */
+  readonly initial = new Map<number, StageState>();
   /** Each stage of the plan, finished or not: a step needing another stage waits for it here. */
   readonly pending = new Map<number, Promise<StageState>>();
   readonly #images = new Map<string, Promise<StoredImage>>();
@@ -88,18 +94,62 @@ export class BuildRun {
    * An image from a registry (or transport name), pulled into the store once per build: the host's
    * platform through the runtime's store, another platform beside it.
    */
-  image(ref: string, platform?: Platform): Promise<StoredImage> {
+  image(name: string, platform?: Platform): Promise<StoredImage> {
+    let ref: string;
+    try {
+      ref = this.policyRef(this.imageRef(name));
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const foreign = platform !== undefined && formatPlatform(platform) !== formatPlatform(hostPlatform());
     const key = foreign ? `${ref}@${formatPlatform(platform)}` : ref;
     let p = this.#images.get(key);
     if (!p) {
-      const how = { policy: this.opts.pull ?? 'missing', context: this.opts.pullContext, signal: this.opts.signal } as const;
-      p = (foreign ? pullForPlatform(this.store, ref, platform, how) : this.store.pull(ref, how)).catch((err: unknown) => {
-        throw new SourceNotFoundError(`image "${ref}"${foreign ? ` for ${formatPlatform(platform)}` : ''}: ${(err as Error).message}`, { cause: err });
-      });
+      const policy = this.opts.pull ?? 'missing';
+      p = (async () => {
+        // A local base replaced at the same path is pulled again: the store's copy (and with it
+        // every cached step above it) belongs to the old digest.
+        const moved = policy === 'missing' && !foreign && (await localBaseMoved(this.store, ref, { ...(this.opts.pullContext ? { context: this.opts.pullContext } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) }));
+        const how = { policy: moved ? 'always' : policy, context: this.opts.pullContext, signal: this.opts.signal } as const;
+        return (foreign ? pullForPlatform(this.store, ref, platform, how) : this.store.pull(ref, how)).catch((err: unknown) => {
+          throw new SourceNotFoundError(`image "${ref}"${foreign ? ` for ${formatPlatform(platform)}` : ''}: ${(err as Error).message}`, { cause: err });
+        });
+      })();
       this.#images.set(key, p);
     }
     return p;
+  }
+
+  /** The image a name stands for: a `--build-context NAME=docker-image://REF` replaces it. */
+  imageRef(name: string): string {
+    const named = this.opts.namedContexts?.get(name.toLowerCase());
+    if (named?.kind === 'files') throw new SourceNotFoundError(`"${name}" is a --build-context of files, not an image: it can be read by COPY --from and RUN --mount=from, not used as a base`);
+    return named?.kind === 'image' ? named.ref : name;
+  }
+
+  /**
+   * The image the source policy lets the build use for `ref` (pinned by a CONVERT, or refused): a
+   * registry name is checked as BuildKit's `docker-image://host/repo:tag` identifier; local
+   * transports (`oci:DIR`, ...) are not registry sources and are not checked.
+   */
+  policyRef(ref: string): string {
+    const policy = this.opts.sourcePolicy;
+    if (!policy) return ref;
+    const { storeName, source } = normaliseImageName(ref);
+    if (!source.startsWith('docker://')) return ref;
+    const id = imageIdentifier(storeName);
+    const next = policy.evaluate(id);
+    if (next === id) return ref;
+    if (!next.startsWith('docker-image://')) throw new SourceDeniedError(`source ${id}: the policy converts it to ${next}, which is not an image`);
+    return next.slice('docker-image://'.length);
+  }
+
+  /** A `--build-context` of files by this name (stages come first: a stage of that name is the stage). */
+  namedFiles(name: string): BuildContext | undefined {
+    const named = this.opts.namedContexts?.get(name.toLowerCase());
+    if (named?.kind !== 'files') return undefined;
+    if (this.plan.stages.some((s) => s.name === name.toLowerCase())) return undefined;
+    return named.context;
   }
 
   /** The complete filesystem of a state (a store snapshot, built from its layers when missing). */
@@ -216,6 +266,10 @@ export class BuildRun {
       const target = this.store.layout.blobPath(digest);
       await mkdir(dirname(target), { recursive: true });
       await rename(layer.path, target).catch(async (err: NodeJS.ErrnoException) => {
+        // Stages running in parallel may write the same layer (same digest, same file name in the
+        // build's scratch dir): whichever renames first puts it in place, and the blob being there
+        // is success for the other.
+        if (err.code === 'ENOENT' && (await this.store.layout.hasBlob(digest, layer.size))) return;
         if (err.code !== 'EXDEV') throw err;
         await this.store.layout.writeBlob(createReadStream(layer.path), { digest, size: layer.size }, this.opts.signal);
       });

@@ -5,6 +5,8 @@ import type { Platform } from '../../oci/platform.js';
 import type { TransportContext } from '../../transports/types.js';
 import type { BuildContext } from '../context/source.js';
 import type { BuiltLayer } from './state.js';
+import type { SourcePolicy } from '../source-policy.js';
+import type { RootfsExport } from '../output/export.js';
 import type { LayerCompressor } from '../output/compress.js';
 
 /** What the executor reports as it goes; the CLI prints it like `buildah bud`. */
@@ -28,11 +30,21 @@ export const SILENT_REPORTER: BuildReporter = {
   warn: () => {},
 };
 
+/** Where a build secret comes from: a file, or a value (never logged, never in a cache key). */
+export type SecretSource = { file: string } | { value: string };
+
+/**
+ * A `--build-context NAME=VALUE`: an image that `FROM NAME`, `COPY --from=NAME` and
+ * `RUN --mount=from=NAME` use instead of the image NAME (`docker-image://REF`), or a directory of
+ * files (a path, or a Git or http URL) that COPY --from and RUN --mount read like the main context.
+ */
+export type NamedContext = { kind: 'image'; ref: string } | { kind: 'files'; context: BuildContext };
+
 export interface ExecuteOptions {
   store: ImageStore;
   context: BuildContext;
-  /** The Containerfile's text and the name used in messages. */
-  containerfile: { text: string; name: string };
+  /** The Containerfile's text and the name used in messages; `more`: files joined after it (`-f A -f B`). */
+  containerfile: { text: string; name: string; more?: readonly { text: string; file: string }[] };
   target?: string;
   buildArgs?: Record<string, string>;
   /** The platform the image is for (the host's by default). */
@@ -41,8 +53,18 @@ export interface ExecuteOptions {
   timestamp?: number;
   /** Skip the cache lookups (results are still stored). */
   noCache?: boolean;
-  /** `--secret id=ID,src=PATH`: id → host file. */
-  secrets?: ReadonlyMap<string, string>;
+  /** `--secret`: id → a host file (`src=PATH`) or a value (`env=VAR`, read by the caller). */
+  secrets?: ReadonlyMap<string, SecretSource>;
+  /** `--source-policy-file`: images and URLs are checked (and maybe pinned) against it. */
+  sourcePolicy?: SourcePolicy;
+  /** `--output`: the target stage's files written out as a directory or a tar file. */
+  exports?: readonly RootfsExport[];
+  /** `--squash`: the target stage's new layers become one (its base image's layers stay as they are). */
+  squash?: boolean;
+  /** `--build-context`: by name (lower case, as stage names). */
+  namedContexts?: ReadonlyMap<string, NamedContext>;
+  /** `--ssh`: id (`default` unless named) → an SSH agent socket on this host, for RUN --mount=type=ssh. */
+  sshAgents?: ReadonlyMap<string, string>;
   pull?: PullPolicy;
   /** Registry cache repositories (`--cache-from`, `--cache-to`). */
   cacheFrom?: string[];

@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { posix, relative, sep } from 'node:path';
-import { compilePattern } from '../context/patterns.js';
+import { compilePattern, type PathRegex } from '../context/patterns.js';
 import { ignoreFromLines, type IgnoreMatcher } from '../context/ignore.js';
 import { resolveInRoot, splitRootedPath } from '../../runtime/unpack/index.js';
 import { InvalidInputError, NotFoundError } from '../../util/errors.js';
@@ -82,7 +82,7 @@ async function statFollowed(root: string, rel: string): Promise<{ host: string; 
 }
 
 /** Lists root-relative paths a glob of `depth` components (Infinity with `**`) could match. */
-async function globMatches(root: string, ignore: IgnoreMatcher | undefined, regex: RegExp, depth: number): Promise<string[]> {
+async function globMatches(root: string, ignore: IgnoreMatcher | undefined, regex: PathRegex, depth: number): Promise<string[]> {
   const out: string[] = [];
   const walk = async (rel: string, level: number): Promise<void> => {
     const names = (await readdir(rel === '' ? root : `${root}/${rel}`)).sort();
@@ -106,14 +106,17 @@ async function globMatches(root: string, ignore: IgnoreMatcher | undefined, rege
  * Finds every source of an instruction in the root, as Docker does: names are cleaned and taken
  * relative to the root (a `..` that would leave it is refused), symlinks along a name are followed
  * inside the root only, wildcards are matched against root-relative paths, and anything the ignore
- * file hides does not exist. A source that matches nothing is an error naming it.
+ * file hides does not exist. A named source that is missing is an error naming it; a wildcard
+ * that matches nothing is skipped when another source matched (`COPY package.json yarn.lock* ./`,
+ * as buildah and Docker), and an error naming every such wildcard when none did.
  */
 export async function matchSources(root: CopyRoot, spec: CopySpec): Promise<MatchedSource[]> {
   if (spec.sources.length === 0) throw new InvalidInputError(`${label(spec)} needs at least one source`);
   const matched: MatchedSource[] = [];
+  const where = root.what ?? 'the build context';
+  const unmatched: string[] = [];
   for (const what of spec.sources) {
     const comps = splitRootedPath(what);
-    const where = root.what ?? 'the build context';
     if (comps === null) {
       throw new InvalidInputError(`${label(spec)} source ${JSON.stringify(what)} points outside ${where}`);
     }
@@ -124,22 +127,38 @@ export async function matchSources(root: CopyRoot, spec: CopySpec): Promise<Matc
       const regex = compilePattern(text, `${label(spec)} source ${JSON.stringify(what)}`);
       const depth = text.includes('**') ? Infinity : comps.length;
       rels.push(...(await globMatches(root.dir, root.ignore, regex, depth)));
-      if (rels.length === 0) throw new NotFoundError(`${label(spec)} source ${JSON.stringify(what)}: no file in ${where} matches`);
+      if (rels.length === 0) unmatched.push(what);
     } else {
       rels.push(comps.join('/'));
     }
     for (const rel of rels) {
       const notFound = (): NotFoundError => new NotFoundError(`${label(spec)} source ${JSON.stringify(what)}: not found in ${where}`);
-      if (rel !== '' && root.ignore?.ignored(rel, false) && !(await isDirWithExceptions(root, rel))) throw notFound();
+      // The file may be there but hidden: say which ignore file hides it.
+      const ignoredBy = (): NotFoundError =>
+        new NotFoundError(`${label(spec)} source ${JSON.stringify(what)}: not found in ${where}: it is excluded by ${ignoreName(root.ignore)}`);
+      if (rel !== '' && root.ignore?.ignored(rel, false) && !(await isDirWithExceptions(root, rel))) {
+        throw (await statFollowed(root.dir, rel)) ? ignoredBy() : notFound();
+      }
       const found = await statFollowed(root.dir, rel);
       if (!found) throw notFound();
       // A symlink may lead to something the ignore file hides: that does not exist either.
       const real = toRel(root.dir, found.host);
-      if (real !== rel && real !== '' && root.ignore?.ignored(real, found.st.isDirectory())) throw notFound();
+      if (real !== rel && real !== '' && root.ignore?.ignored(real, found.st.isDirectory())) throw ignoredBy();
       matched.push({ what, rel, parentsRel: dropComponents(rel, pivot), host: found.host, st: found.st });
     }
   }
+  if (matched.length === 0 && unmatched.length > 0) {
+    const list = unmatched.map((w) => JSON.stringify(w)).join(', ');
+    throw new NotFoundError(`${label(spec)} ${unmatched.length === 1 ? 'source' : 'sources'} ${list}: no file in ${where} matches`);
+  }
   return matched;
+}
+
+/** The ignore file's name for messages (`.dockerignore` when it came from one). */
+function ignoreName(ignore: IgnoreMatcher | undefined): string {
+  const src = ignore?.source;
+  if (!src) return 'the ignore file';
+  return src.includes('/') ? `${src.slice(src.lastIndexOf('/') + 1)} (${src})` : src;
 }
 
 async function isDirWithExceptions(root: CopyRoot, rel: string): Promise<boolean> {

@@ -1,7 +1,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
+import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../../oci/descriptor.js';
 import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
@@ -21,11 +22,25 @@ const log = rootLogger.child({ component: 'build-compress' });
  * tar always gives the same bytes, so pushed digests are reproducible (--timestamp).
  */
 export const PUSH_GZIP_LEVEL = 6;
-const VARIANT = `pgzip-${PUSH_GZIP_LEVEL}-${GZIP_BLOCK}`;
+/** zstd level of layers sent with `--compression-format zstd` (zstd's default; one thread, so the bytes are reproducible). */
+export const PUSH_ZSTD_LEVEL = 3;
 
-/** The gzip media type for an uncompressed layer type (OCI or Docker naming). */
-function gzipType(mediaType: string): string {
+/** How layers that leave the machine are compressed (`--compression-format`). */
+export type CompressionFormat = 'gzip' | 'zstd';
+
+/** The blob-info cache's variant: the same tar compressed another way is another blob. */
+function variantOf(format: CompressionFormat): string {
+  return format === 'zstd' ? `zstd-${PUSH_ZSTD_LEVEL}` : `pgzip-${PUSH_GZIP_LEVEL}-${GZIP_BLOCK}`;
+}
+
+/** The compressed media type for an uncompressed layer type (OCI or Docker naming; Docker has no zstd). */
+function compressedType(mediaType: string, format: CompressionFormat): string {
+  if (format === 'zstd') return MediaType.OciLayerZstd;
   return mediaType === MediaType.DockerLayer ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
+}
+
+function compressStream(format: CompressionFormat): Transform {
+  return format === 'zstd' ? createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: PUSH_ZSTD_LEVEL } }) : new ParallelGzip({ level: PUSH_GZIP_LEVEL });
 }
 
 /**
@@ -47,10 +62,13 @@ export class LayerCompressor {
   /** Compressed digests known from the blob-info cache: digest → the uncompressed layer to compress again. */
   readonly #sources = new Map<Digest, BuiltLayer>();
 
+  readonly #format: CompressionFormat;
+
   /** `cacheDir`: the build cache (`<store>/build-cache`); `tmpDir`: scratch space inside the store, removed by cleanup(). */
-  constructor(layout: OciLayout, cacheDir: string, tmpDir: string) {
+  constructor(layout: OciLayout, cacheDir: string, tmpDir: string, format: CompressionFormat = 'gzip') {
     this.#layout = layout;
-    this.#info = new BlobInfoCache(cacheDir, VARIANT);
+    this.#format = format;
+    this.#info = new BlobInfoCache(cacheDir, variantOf(format));
     this.#tmpDir = tmpDir;
   }
 
@@ -65,12 +83,12 @@ export class LayerCompressor {
       this.#pending.set(layer.diffID, p);
     }
     // The same bytes under the OCI or the Docker name, as the caller's layer has it.
-    const mediaType = gzipType(layer.mediaType);
+    const mediaType = compressedType(layer.mediaType, this.#format);
     return p.then((c) => (c.mediaType === mediaType ? c : { ...c, mediaType }));
   }
 
   async #compress(layer: BuiltLayer, signal?: AbortSignal): Promise<BuiltLayer> {
-    const mediaType = gzipType(layer.mediaType);
+    const mediaType = compressedType(layer.mediaType, this.#format);
     const known = await this.#info.get(layer.diffID);
     if (known) {
       if (!(await this.#layout.hasBlob(known.digest, known.size))) this.#sources.set(known.digest, layer);
@@ -81,13 +99,13 @@ export class LayerCompressor {
     const tmp = tempSibling(join(this.#tmpDir, 'layer.tar.gz'));
     const out = new VerifyingStream({});
     try {
-      await pipeline(await this.#layout.openBlob(layer), new ParallelGzip({ level: PUSH_GZIP_LEVEL }), out, createWriteStream(tmp, { mode: 0o600 }), signal ? { signal } : {});
+      await pipeline(await this.#layout.openBlob(layer), compressStream(this.#format), out, createWriteStream(tmp, { mode: 0o600 }), signal ? { signal } : {});
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
     const digest = out.digest as Digest;
-    const path = join(this.#tmpDir, `${digestHex(digest)}.tar.gz`);
+    const path = join(this.#tmpDir, `${digestHex(digest)}.tar.${this.#format === 'zstd' ? 'zst' : 'gz'}`);
     await rename(tmp, path);
     this.#files.set(digest, path);
     await this.#info.put(layer.diffID, { digest, size: out.bytes });
@@ -106,7 +124,7 @@ export class LayerCompressor {
     if (file) return pipe(createReadStream(file), verify(), signal);
     const source = this.#sources.get(desc.digest);
     if (source && !(await this.#layout.hasBlob(desc.digest, desc.size))) {
-      const gz = new ParallelGzip({ level: PUSH_GZIP_LEVEL });
+      const gz = compressStream(this.#format);
       pipeline(await this.#layout.openBlob(source), gz).catch(() => undefined); // errors reach the reader through gz
       return pipe(gz, verify(), signal);
     }

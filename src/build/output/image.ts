@@ -1,3 +1,4 @@
+import { InvalidInputError } from '../../util/errors.js';
 import type { ContainerConfig, ImageConfig } from '../../oci/config.js';
 import type { Descriptor } from '../../oci/descriptor.js';
 import type { Digest } from '../../oci/digest.js';
@@ -29,6 +30,26 @@ export interface WriteImageOptions {
   labels?: Record<string, string>;
   /** `--annotation`: on the manifest. */
   annotations?: Record<string, string>;
+  /** `--env K=V` (buildah's): set in the config's Env, after the Containerfile's. */
+  env?: Record<string, string>;
+  /** `--unsetenv K` (buildah's): removed from the config's Env. */
+  unsetEnv?: readonly string[];
+  /** `--omit-history` (buildah's): the config records no history. */
+  omitHistory?: boolean;
+}
+
+/** The Env list with `set` applied (replacing or appending, in order) and `unset` names removed. */
+function editEnv(env: readonly string[] | null | undefined, set: Record<string, string> | undefined, unset: readonly string[] | undefined): string[] | undefined {
+  if (!set && !unset?.length) return env ? [...env] : undefined;
+  const name = (kv: string): string => (kv.includes('=') ? kv.slice(0, kv.indexOf('=')) : kv);
+  let out = [...(env ?? [])];
+  for (const [k, v] of Object.entries(set ?? {})) {
+    const i = out.findIndex((kv) => name(kv) === k);
+    if (i >= 0) out[i] = `${k}=${v}`;
+    else out.push(`${k}=${v}`);
+  }
+  if (unset?.length) out = out.filter((kv) => !unset.includes(name(kv)));
+  return out;
 }
 
 /** OCI and Docker layer media types carry the same bytes; only the name differs. */
@@ -52,7 +73,10 @@ export async function writeImage(layout: OciLayout, state: StageState, opts: Wri
   const config = imageConfigOf(state, opts.created);
   const runtime: ContainerConfig = { ...(config.config ?? {}) };
   if (opts.labels && Object.keys(opts.labels).length > 0) runtime.Labels = { ...(runtime.Labels ?? {}), ...opts.labels };
+  const env = editEnv(runtime.Env, opts.env, opts.unsetEnv);
+  if (env !== undefined) runtime.Env = env;
   config.config = runtime;
+  if (opts.omitHistory) delete config.history;
   const configBytes = Buffer.from(JSON.stringify(config));
   const configDigest = await layout.writeBlobBytes(configBytes);
   const docker = opts.format === 'docker';
@@ -63,7 +87,7 @@ export async function writeImage(layout: OciLayout, state: StageState, opts: Wri
     layers: state.layers.map((l) => ({ mediaType: layerType(l.mediaType, opts.format), digest: l.digest, size: l.size })),
   };
   if (opts.annotations && Object.keys(opts.annotations).length > 0) {
-    if (docker) throw new Error('--annotation needs --format oci (Docker manifests have no annotations)');
+    if (docker) throw new InvalidInputError('--annotation needs --format oci (Docker manifests have no annotations)');
     manifest.annotations = { ...opts.annotations };
   }
   const raw = encodeManifest(manifest);

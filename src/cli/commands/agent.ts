@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseDuration } from '../../controllers/schedule.js';
+import { parseDuration } from '../../util/duration.js';
+import { parseIdRange } from '../../runtime/idmap.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { loadPolicy } from '../../policy/parse.js';
 import { InvalidInputError } from '../../util/errors.js';
@@ -25,6 +26,9 @@ interface AgentFlags {
   restartBackoff: string;
   pollInterval: string;
   policy?: string;
+  usernsRange?: string;
+  usernsSize?: number;
+  diskCheckInterval: string;
 }
 
 /** The namespace a Pod runs in (from its ServiceAccount mount), else $POD_NAMESPACE, else default. */
@@ -75,6 +79,9 @@ export function registerAgent(program: Command): void {
     .option('--restart-backoff <d>', 'first restart delay for restartPolicy OnFailure (doubles, 5m cap)', '10s')
     .option('--poll-interval <d>', 'how often running containers are checked (exit, log tail)', '1s')
     .option('--policy <file>', 'containers-policy.json every run’s image must satisfy (checked before the pull; refused: PolicyDenied)')
+    .option('--userns-range <start:count>', 'host ids a root agent gives the runs’ user namespaces (default 65536:67108864; a rootless agent uses its subordinate ids)')
+    .option('--disk-check-interval <d>', 'how often disk emptyDirs are measured against their sizeLimit (over: the run is evicted)', '10s')
+    .option('--userns-size <n>', 'ids per run’s user namespace', parsePositiveInt, 65536)
     .action(async (o: AgentFlags) => {
       const nodeName = o.nodeName ?? process.env.NODE_NAME;
       if (!nodeName) throw new InvalidInputError('--node-name (or $NODE_NAME) is required');
@@ -88,6 +95,7 @@ export function registerAgent(program: Command): void {
       };
       // A policy that cannot be read stops the agent here: it never runs images unchecked instead.
       const policy = o.policy ? await loadPolicy(o.policy) : undefined;
+      const usernsRange = o.usernsRange ? parseIdRange(o.usernsRange, '--userns-range') : undefined;
       // A non-root agent runs as root of a user namespace over its subuid range, as `run` does.
       if (needsUserNamespace()) process.exit(await reexecInUserNamespace());
       // Loaded here: @kubernetes/client-node is slow to import and no other verb needs it.
@@ -120,6 +128,9 @@ export function registerAgent(program: Command): void {
         metricsAddr: o.metricsAddr,
         workers: o.workers,
         policy,
+        usernsRange,
+        usernsSize: o.usernsSize,
+        diskCheckMs: durationMs('--disk-check-interval', o.diskCheckInterval),
         log: rootLogger,
       });
       if (o.policy) rootLogger.info({ policy: o.policy }, 'enforcing the node image policy');

@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ContainerfileError } from '../../build/containerfile/index.js';
@@ -11,82 +10,38 @@ import {
   textReporter,
   parseDestination,
   writeResultFile,
+  buildMetadata,
   type BuildSuccess,
   type FailureReason,
 } from '../../build/index.js';
 import { RESULT_FILE_LIMIT } from '../../build/output/result-file.js';
 import type { Digest } from '../../oci/digest.js';
 import { SILENT_REPORTER } from '../../build/executor/types.js';
-import { parsePlatform } from '../../oci/platform.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
-import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
-import type { RuntimeName } from '../../runtime/oci-runtime.js';
+import { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
-import { EXIT_TOOL_ERROR, VERSION } from '../main.js';
-import type { AttestationRecord, BuildAttestFlags, SignatureRecord } from '../build-attest.js';
+import { writeFileAtomic } from '../../util/fs.js';
+import { VERSION } from '../../util/version.js';
+import { EXIT_TOOL_ERROR } from '../exit-codes.js';
+import type { AttestationRecord, SignatureRecord } from '../build-attest.js';
 import { collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
+import { acceptGoBools, keyValues, optionsFromFlags, type BuildFlags } from '../build-flags.js';
 
 // A build does thousands of small file operations at once (hashing, layer writing, snapshots):
 // libuv's default 4 threads queue them. Set by the command, not the engine: it is process-wide,
 // and takes effect because the pool starts on its first use, after this module is loaded.
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
-/** A build step (a RUN, a COPY) failed: exit 1, as buildah. Tool errors are 125. */
+/**
+ * A build step failed: a RUN's own exit code passes through (as buildah 1.28: `RUN exit 7` exits 7),
+ * a COPY or a RUN without a code exits 1. Tool errors are 125.
+ */
 export const EXIT_STEP_FAILED = 1;
 
-interface BuildFlags extends BuildAttestFlags {
-  file?: string;
-  tag?: string[];
-  target?: string;
-  buildArg?: string[];
-  platform?: string;
-  label?: string[];
-  annotation?: string[];
-  format?: string;
-  timestamp?: string;
-  cacheFrom?: string[];
-  cacheTo?: string[];
-  cache?: boolean;
-  digestfile?: string;
-  quiet?: boolean;
-  secret?: string[];
-  tlsVerify?: boolean;
-  creds?: string;
-  authfile?: string;
-  resultFile?: string;
-  pull?: string;
-  runtime?: string;
-  root?: string;
-}
-
-/** `K=V` pairs; for --build-arg a bare `K` takes the value from this environment (as docker). */
-function keyValues(flag: string, values: readonly string[] | undefined, fromEnv = false): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values ?? []) {
-    const eq = v.indexOf('=');
-    if (eq === 0) throw new InvalidInputError(`${flag} ${v}: empty name`);
-    if (eq < 0) {
-      if (fromEnv && process.env[v] !== undefined) out[v] = process.env[v]!;
-      else if (!fromEnv) throw new InvalidInputError(`${flag} ${v}: expected KEY=VALUE`);
-      continue;
-    }
-    out[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return out;
-}
-
-/** `--secret id=ID,src=PATH` (also `source=`); `--secret id=ID` alone reads env var ID into a temp file. */
-function parseSecrets(values: readonly string[] | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const v of values ?? []) {
-    const fields = new Map(v.split(',').map((f) => [f.slice(0, f.indexOf('=') < 0 ? f.length : f.indexOf('=')), f.slice(f.indexOf('=') + 1)] as const));
-    const id = fields.get('id');
-    const src = fields.get('src') ?? fields.get('source');
-    if (!id || !src) throw new InvalidInputError(`--secret ${v}: expected id=ID,src=PATH`);
-    out.set(id, resolve(src));
-  }
-  return out;
+function stepExitCode(err: unknown): number {
+  const code = err instanceof BuildStepError ? err.exitCode : undefined;
+  return code !== undefined && Number.isInteger(code) && code > 0 && code < 256 ? code : EXIT_STEP_FAILED;
 }
 
 /** The image was built (and pushed) but not signed or attested: the build has not done what was asked. */
@@ -121,18 +76,21 @@ function failureReason(err: unknown, aborted: boolean): FailureReason {
   return 'Error';
 }
 
+/** The flags `build --remote` passes on to the ImageBuild (context.ts RemoteBuildFlags). */
+const REMOTE_FLAGS = new Set(['remote', 'file', 'tag', 'target', 'buildArg', 'platform', 'tlsVerify', 'creds', 'authfile', 'kubeconfig', 'namespace', 'contextRepo', 'pushSecret', 'timeout', 'quiet']);
+
 async function exitWith(code: number): Promise<never> {
   await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
   process.exit(code);
 }
 
+
 export function registerBuild(program: Command): void {
-  program
-    .command('build')
+  acceptGoBools(program.command('build'))
     .alias('bud')
     .description('build an image from a Containerfile (like buildah bud): push it, write a layout, or keep it in the local store')
     .argument('[context]', 'build context: a directory, a .tar/.tar.gz, or - (a tar on stdin)', '.')
-    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context)')
+    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin; several are joined in order, as buildah', collect)
     .option('-t, --tag <name>', 'name the image (repeatable): reg.io/repo:tag pushes, oci:DIR:TAG writes a layout, name:tag stays local', collect)
     .option('--target <stage>', 'build up to this stage')
     .option('--build-arg <K=V>', 'set a build argument (repeatable)', collect)
@@ -141,12 +99,35 @@ export function registerBuild(program: Command): void {
     .option('--annotation <K=V>', 'add an annotation to the manifest (repeatable; OCI format)', collect)
     .option('--format <oci|docker>', 'manifest and config media types', 'oci')
     .option('--timestamp <seconds>', 'creation time and file mtimes, Unix seconds (default: $SOURCE_DATE_EPOCH): reproducible digests')
+    .option('--source-date-epoch <seconds>', 'the same as --timestamp (buildah and BuildKit\'s name)')
+    .option('--rewrite-timestamp', 'accepted for buildah: with --timestamp/--source-date-epoch, new files\' mtimes are always clamped')
+    .option('--layers', 'accepted for buildah (also --layers=true|false): every step is cached; --no-cache skips the cache')
+    .option('--iidfile <path>', 'write the image ID (sha256:<config digest>; an index\'s digest for several platforms) to this file')
+    .option('--metadata-file <path>', 'write the result as JSON: digest, config digest, descriptor, size, per-platform descriptors')
+    .option('--env <K=V>', 'set an environment variable in the image config (repeatable), as buildah --env', collect)
+    .option('--unsetenv <K>', 'remove an environment variable from the image config (repeatable)', collect)
+    .option('--omit-history', 'write no history into the image config')
+    .option('--ignorefile <path>', 'read ignore patterns from this file instead of the context\'s .containerignore/.dockerignore')
+    .option('--os <os>', 'the target OS (with --arch and --variant: another way to say --platform)')
+    .option('--arch <arch>', 'the target architecture')
+    .option('--variant <variant>', 'the target architecture variant')
+    .option('--jobs <n>', 'accepted for buildah: independent stages always run in parallel')
+    .option('--skip-unused-stages', 'accepted for buildah (also =true|false): only the stages the target needs are built')
+    .option('--rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
+    .option('--force-rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
+    .option('--identity-label', 'accepted for buildah (also =true|false): stevedore adds no io.buildah.version label')
+    .option('--source-policy-file <path>', 'a BuildKit source policy (JSON): pin images and URLs (CONVERT) or refuse them (DENY)')
+    .option('--compression-format <gzip|zstd>', 'compression of layers that leave the machine (push, layout, archive, registry cache)', 'gzip')
+    .option('-o, --output <type=local,dest=DIR|type=tar,dest=FILE|DIR>', 'also write the built stage\'s files to a directory or a tar file (repeatable)', collect)
+    .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
+    .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
+    .option('--ssh <default|id=socket>', 'forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--cache-from <repo>', 'registry repository to read cached layers from (repeatable)', collect)
     .option('--cache-to <repo>', 'registry repository to write cached layers to', collect)
     .option('--no-cache', 'do not use cached layers')
     .option('--digestfile <path>', 'write the image digest to this file')
     .option('-q, --quiet', 'print only the image digest')
-    .option('--secret <id=ID,src=PATH>', 'a secret for RUN --mount=type=secret (repeatable)', collect)
+    .option('--secret <id=ID,src=PATH|id=ID,env=VAR>', 'a secret for RUN --mount=type=secret, from a file or an environment variable (repeatable)', collect)
     .option('--tls-verify <bool>', 'require HTTPS and verified certificates for registries (loopback may use HTTP)', parseBool)
     .option('--creds <user:password>', 'registry credentials for pulls and pushes')
     .option('--authfile <path>', 'auth file')
@@ -168,18 +149,21 @@ export function registerBuild(program: Command): void {
     .option('--context-repo <repo>', 'with --remote: repository for the context artifact (default: <image repository>-context)')
     .option('--push-secret <name>', 'with --remote: dockerconfigjson Secret the build Pod pushes (and pulls the context) with')
     .option('--timeout <duration>', 'with --remote: give up the build after this long (e.g. 30m)')
-    .action(async (context: string, o: BuildFlags & { remote?: boolean }) => {
-      if (o.remote) return exitWith(await (await import('./context.js')).runRemoteBuild(context, o));
+    .action(async (context: string, o: BuildFlags & { remote?: boolean }, cmd: Command) => {
+      if (o.remote) {
+        if ((o.file ?? []).length > 1 || o.file?.[0] === '-') throw new InvalidInputError('--remote takes one -f path inside the context');
+        // The cluster's build gets only what an ImageBuild says: a flag it cannot pass on is refused, not dropped.
+        const local = Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === 'cli' && !REMOTE_FLAGS.has(k));
+        if (local.length > 0) throw new InvalidInputError(`--remote cannot pass on ${local.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: build locally, or set it in the ImageBuild`);
+        return exitWith(await (await import('./context.js')).runRemoteBuild(context, { ...o, file: o.file?.[0] }));
+      }
       if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
       // Should a promise never settle (a stuck child process), Node exits when its loop drains:
       // that must not look like success.
       process.exitCode = EXIT_TOOL_ERROR;
       const signal = signalOnInterrupt();
       try {
-        if (o.format !== 'oci' && o.format !== 'docker') throw new InvalidInputError(`--format must be oci or docker, got "${o.format}"`);
-        if (!['always', 'missing', 'never'].includes(o.pull ?? 'missing')) throw new InvalidInputError(`--pull must be always, missing or never`);
-        const epoch = o.timestamp ?? process.env.SOURCE_DATE_EPOCH;
-        if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`--timestamp must be Unix seconds, got "${epoch}"`);
+        const flags = await optionsFromFlags(o, context);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
         // Absolute, so nothing depends on the working directory while the build runs.
@@ -187,30 +171,16 @@ export function registerBuild(program: Command): void {
         // The signing code (sigstore, keys) is loaded only by builds that sign: the others start faster.
         const wantsAttest = [o.signKey, o.signPasswordFile, o.sbom, o.provenance, o.sourceUri, o.sourceRevision].some((v) => v !== undefined);
         const attestLib = wantsAttest ? await import('../build-attest.js') : undefined;
-        const attest = attestLib ? await attestLib.planAttestations(o, context, o.file) : undefined;
+        const attest = attestLib ? await attestLib.planAttestations(o, context, flags.file) : undefined;
         // Signatures live in a registry: refuse before the build, not after it.
         if (attest && !attestLib!.pushedReference((o.tag ?? []).map(parseDestination))) throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
         const started = Date.now();
         const result = await buildImage({
+          ...flags,
           store,
           context,
-          ...(o.file !== undefined ? { file: o.file } : {}),
-          tags: o.tag ?? [],
-          ...(o.target !== undefined ? { target: o.target } : {}),
-          buildArgs: keyValues('--build-arg', o.buildArg, true),
-          ...(o.platform ? { platforms: o.platform.split(',').map((p) => parsePlatform(p.trim())) } : {}),
-          labels: keyValues('--label', o.label),
-          annotations: keyValues('--annotation', o.annotation),
-          format: o.format,
-          ...(epoch !== undefined ? { timestamp: Number(epoch) } : {}),
-          noCache: o.cache === false,
-          cacheFrom: o.cacheFrom ?? [],
-          cacheTo: o.cacheTo ?? [],
-          secrets: parseSecrets(o.secret),
-          pull: (o.pull ?? 'missing') as PullPolicy,
           pullContext: registry,
           destContext: registry,
-          runtime: (o.runtime ?? 'runc') as RuntimeName,
           reporter,
           signal,
           stdin: process.stdin,
@@ -246,7 +216,10 @@ export function registerBuild(program: Command): void {
             for (const a of signed.attestations) process.stderr.write(`Attached ${a.kind} (${a.predicateType}) to ${a.subject}: ${a.digest ?? a.envelope}\n`);
           }
         }
-        if (o.digestfile) await writeFile(o.digestfile, digest);
+        // Written whole or not at all: a script reading them never sees half a digest.
+        if (o.digestfile) await writeFileAtomic(resolve(o.digestfile), digest);
+        if (o.iidfile) await writeFileAtomic(resolve(o.iidfile), result.platforms.length > 1 ? digest : result.image.configDigest);
+        if (o.metadataFile) await writeFileAtomic(resolve(o.metadataFile), `${JSON.stringify(buildMetadata(result, o.tag ?? []), null, 2)}\n`);
         if (o.resultFile) {
           const doc = { image: o.tag?.[0] ?? '', digest, size: result.image.size, platforms: result.platforms };
           await writeResultFile(o.resultFile, signed ? withAttestations(doc, signed) : doc);
@@ -259,7 +232,7 @@ export function registerBuild(program: Command): void {
         const code = err instanceof StevedoreError ? ` [${err.code}]` : '';
         process.stderr.write(`Error: ${message}${code}\n`);
         if (o.resultFile) await writeResultFile(o.resultFile, { error: { reason, message } }).catch(() => undefined);
-        return exitWith(reason === 'BuildStepFailed' ? EXIT_STEP_FAILED : EXIT_TOOL_ERROR);
+        return exitWith(reason === 'BuildStepFailed' ? stepExitCode(err) : EXIT_TOOL_ERROR);
       }
     });
 }

@@ -9,6 +9,7 @@ import { InvalidInputError } from '../../util/errors.js';
 interface ControllerFlags {
   kubeconfig?: string;
   metricsAddr: string;
+  metricsAuth: boolean;
   leaderElect?: boolean;
   leaderElectionNamespace?: string;
   leaderElectionId: string;
@@ -19,6 +20,12 @@ interface ControllerFlags {
   buildRunAsUser?: number;
   buildSeccompProfile?: string;
   layoutRoot?: string;
+  buildPodAllowedSchedulingKeys?: string[];
+}
+
+/** `a,b,c` → ['a','b','c'] (repeatable: values accumulate). */
+function keyList(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').map((k) => k.trim()).filter(Boolean)];
 }
 
 /** `RuntimeDefault`, `Unconfined`, or `localhost/<profile>` (a profile file on each node). */
@@ -44,6 +51,7 @@ export function registerController(program: Command): void {
     .description('Run the Kubernetes controllers for ImageMirror and ImageBuild (until SIGTERM)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--metrics-addr <addr>', 'address for /metrics, /healthz and /readyz', ':8080')
+    .option('--metrics-auth <bool>', 'serve /metrics only to bearer tokens the API server authenticates (TokenReview) and allows get on /metrics (SubjectAccessReview); probes stay open', parseBool, true)
     .option('--leader-elect', 'elect a leader on a Lease so only one replica reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: the Pod’s own)')
     .option('--leader-election-id <name>', 'name of the Lease', 'stevedore-controller')
@@ -53,9 +61,10 @@ export function registerController(program: Command): void {
     .option('--build-user-namespaces <bool>', 'run build Pods with hostUsers: false (needs user-namespace support on the nodes)', parseBool)
     .option('--build-run-as-user <uid>', 'uid and gid of build Pods', parsePositiveInt)
     .option('--build-seccomp-profile <profile>', 'seccomp of build Pods: RuntimeDefault (default), Unconfined, or localhost/<profile>')
+    .option('--build-pod-allowed-scheduling-keys <keys>', 'node label and taint keys an ImageBuild’s nodeSelector and tolerations may name, comma-separated (default: none; control-plane keys are always refused)', keyList)
     .option('--layout-root <dir>', 'ImageMirror OCI layouts: volumes mounted here as <namespace>/<claimName> (default: layouts unavailable)')
     .action(async (o: ControllerFlags) => {
-      // Loaded here, not at the top: @kubernetes/client-node takes ~1 s to import, and every other
+      // Loaded here, not at the top: @kubernetes/client-node is slow to import, and every other
       // verb (copy, inspect, run) must not pay for it at start-up.
       const { KubeConfig } = await import('@kubernetes/client-node');
       const { createControllerManager } = await import('../../controllers/setup.js');
@@ -67,8 +76,10 @@ export function registerController(program: Command): void {
         kubeConfig,
         namespace: o.namespace,
         metricsAddr: o.metricsAddr,
+        metricsAuth: o.metricsAuth,
         workers: o.workers,
         ...(o.layoutRoot ? { layoutRoot: resolve(o.layoutRoot) } : {}),
+        ...(o.buildPodAllowedSchedulingKeys ? { buildPodAllowedSchedulingKeys: o.buildPodAllowedSchedulingKeys } : {}),
         buildPods: {
           ...(o.buildImage ? { image: o.buildImage } : {}),
           ...(o.buildUserNamespaces !== undefined ? { userNamespaces: o.buildUserNamespaces } : {}),

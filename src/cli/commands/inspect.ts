@@ -9,16 +9,22 @@ import { referenceName } from '../../oci/reference.js';
 import { NotFoundError } from '../../util/errors.js';
 import { streamToBuffer } from '../../util/streams.js';
 import { MAX_CONFIG_BYTES } from '../../oci/config.js';
-import { addSourceOptions, contextFrom } from '../options.js';
+import { addSourceOptions } from '../options.js';
+import { addRetryOptions, readContext, renderTemplate, type RetryFlags } from '../transfer-options.js';
 
-interface InspectOptions {
+interface InspectOptions extends RetryFlags {
   raw?: boolean;
+  format?: string;
+  noCreds?: boolean;
+  username?: string;
+  password?: string;
   config?: boolean;
   tags?: boolean;
   platform?: string;
   creds?: string;
   tlsVerify?: boolean;
   authfile?: string;
+  certDir?: string;
 }
 
 /** Resolves an index to the image for the wanted platform (host by default), as skopeo inspect does. */
@@ -32,19 +38,33 @@ async function resolveImage(src: ImageSource, top: RawManifest, platform?: strin
   return resolveImage(src, raw, platform);
 }
 
+/** A timestamp as Go's time.Time prints it in UTC (`2024-01-01 00:00:00 +0000 UTC`, fractions trimmed), as skopeo's templates show it. */
+function goTime(created: string | undefined): string | undefined {
+  const m = created ? /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/.exec(created) : null;
+  if (!m || m[4] !== 'Z') return created;
+  const frac = (m[3] ?? '').replace(/0+$/, '');
+  return `${m[1]} ${m[2]}${frac ? `.${frac}` : ''} +0000 UTC`;
+}
+
 export function registerInspect(program: Command): void {
-  addSourceOptions(
+  const cmd = addSourceOptions(
     program
       .command('inspect')
       .description('show an image\'s manifest digest, tags, config and layers (like skopeo inspect)')
       .argument('<image>', 'image name, e.g. docker://localhost:5000/app:1.0, oci:/dir:tag')
       .option('--raw', 'print the raw manifest (or, with --config, the raw config)')
       .option('--config', 'print the image config')
-      .option('--no-tags', 'do not list the repository\'s tags (saves a request)')
-      .option('--platform <os/arch[/variant]>', 'which image of an index to describe (default: this host\'s)'),
-  ).action(async (image: string, o: InspectOptions) => {
+      .option('-n, --no-tags', 'do not list the repository\'s tags (saves a request)')
+      .option('-f, --format <template>', 'print fields with a Go-template subset, e.g. "{{.Digest}}", "{{.Labels.version}}", "{{json .RepoTags}}"')
+      .option('--no-creds', 'access the registry anonymously (no auth file either)')
+      .option('--username <user>', 'user name for the registry (with --password)')
+      .option('--password <password>', 'password for the registry (with --username)')
+      .option('--platform <os/arch[/variant]>', 'which image of an index to describe (default: this host\'s)')
+      .option('--cert-dir <dir>', 'certificates for the registry: CA *.crt, client *.cert/*.key (containers-certs.d)'),
+  );
+  addRetryOptions(cmd).action(async (image: string, o: InspectOptions) => {
     const ref = parseImageName(image);
-    const src = await ref.newSource(contextFrom(o));
+    const src = await ref.newSource(readContext(o));
     try {
       const top = await src.getManifest();
       if (o.raw && !o.config) {
@@ -75,7 +95,9 @@ export function registerInspect(program: Command): void {
         Env: config.config?.Env ?? [],
         ManifestDigest: raw.digest !== top.digest ? raw.digest : undefined,
       };
-      process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+      // Go's template prints a nil map as map[]: Labels is {} for a template, null in the JSON.
+      const forTemplate = () => ({ ...out, Labels: out.Labels ?? {}, Created: goTime(config.created) });
+      process.stdout.write(o.format !== undefined ? `${renderTemplate(o.format, forTemplate())}\n` : JSON.stringify(out, null, 4) + '\n');
     } finally {
       await src.close();
     }

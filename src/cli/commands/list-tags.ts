@@ -3,17 +3,23 @@ import { parseImageName } from '../../transports/index.js';
 import { DockerReference } from '../../transports/docker.js';
 import { referenceName } from '../../oci/reference.js';
 import { UnsupportedError } from '../../util/errors.js';
-import { addSourceOptions, contextFrom } from '../options.js';
+import { addSourceOptions } from '../options.js';
+import { addRetryOptions, readContext } from '../transfer-options.js';
 
 export function registerListTags(program: Command): void {
-  addSourceOptions(
+  const cmd = addSourceOptions(
     program
       .command('list-tags')
       .description('list the tags of a repository (registry) or the image names of an OCI layout')
-      .argument('<repository>', 'e.g. docker://localhost:5000/app, oci:/dir'),
-  ).action(async (name: string, o: { creds?: string; tlsVerify?: boolean; authfile?: string }) => {
+      .argument('<repository>', 'e.g. docker://localhost:5000/app, oci:/dir')
+      .option('--cert-dir <dir>', 'certificates for the registry: CA *.crt, client *.cert/*.key (containers-certs.d)')
+      .option('--no-creds', 'access the registry anonymously (no auth file either)')
+      .option('--username <user>', 'user name for the registry (with --password)')
+      .option('--password <password>', 'password for the registry (with --username)'),
+  );
+  addRetryOptions(cmd).action(async (name: string, o: Parameters<typeof readContext>[0]) => {
     const ref = parseImageName(name);
-    const src = await ref.newSource(contextFrom(o));
+    const src = await ref.newSource(readContext(o));
     try {
       if (!src.listTags) throw new UnsupportedError(`${ref.transport}: transport has no tags`);
       const tags = await src.listTags();

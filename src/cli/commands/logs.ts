@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { findContainer, readLogs } from '../../runtime/containers.js';
 import { ImageStore } from '../../runtime/store/index.js';
+import { sleep } from '../../util/sleep.js';
 
 /** `stevedore logs [-f] CONTAINER`: its output from the k8s-file log, stdout and stderr kept apart. */
 export function registerLogs(program: Command): void {
@@ -22,7 +23,7 @@ export function registerLogs(program: Command): void {
           for (const l of lines.slice(printed)) (l.stream === 'stdout' ? process.stdout : process.stderr).write(`${l.text}\n`);
           printed = lines.length;
           if (!o.follow || !running) return;
-          await new Promise((r) => setTimeout(r, 200));
+          await sleep(200);
         }
       }
       for (;;) {
@@ -31,7 +32,7 @@ export function registerLogs(program: Command): void {
         for (const l of lines.slice(printed)) (l.stream === 'stdout' ? process.stdout : process.stderr).write(`${l.text}\n`);
         printed = lines.length;
         if (!o.follow || rec.status !== 'running') return;
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     });
 }

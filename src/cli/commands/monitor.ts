@@ -8,7 +8,7 @@ import type { ContainerRecord } from '../../runtime/containers.js';
 import { ociRuntime } from '../../runtime/oci-runtime.js';
 import { ImageStore } from '../../runtime/store/index.js';
 import { errorMessage } from '../../util/errors.js';
-import { startFailureExitCode } from './run.js';
+import { startFailureExitCode } from '../start-failure.js';
 
 export interface MonitorJob {
   root: string;

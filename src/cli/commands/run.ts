@@ -1,19 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ContainerStartError, runContainer, type RunOptions, type RunResult } from '../../runtime/container.js';
-import { WorkdirNotFoundError, type BindMount } from '../../runtime/spec.js';
+import { runContainer, type RunOptions, type RunResult } from '../../runtime/container.js';
+import type { BindMount } from '../../runtime/spec.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
-import { UnknownUserError } from '../../runtime/users.js';
 import type { IdMapping } from '../../runtime/unpack/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { collect, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
-
-/** Exit codes as Podman's: the tool failed, the command cannot be run, the command is missing. */
-export const EXIT_CANNOT_INVOKE = 126;
-export const EXIT_NOT_FOUND = 127;
+import { startFailureExitCode } from '../start-failure.js';
 
 interface RunFlags {
   rm?: boolean;
@@ -196,14 +192,6 @@ export function registerRun(program: Command): void {
       if (result.reason === 'DeadlineExceeded') process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
       if (result.exitCode !== 0) return exitWith(result.exitCode);
     });
-}
-
-/** 126/127 for failures to start the command (Podman's codes); undefined for the tool's own errors. */
-export function startFailureExitCode(err: unknown): number | undefined {
-  if (err instanceof ContainerStartError) return err.exitCode;
-  // Podman resolves the user and workdir as part of starting the command: 126, like any command it cannot run.
-  if (err instanceof UnknownUserError || err instanceof WorkdirNotFoundError) return EXIT_CANNOT_INVOKE;
-  return undefined;
 }
 
 /**

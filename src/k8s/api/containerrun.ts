@@ -12,7 +12,9 @@ import {
   obj,
   quantity,
   str,
+  withRules,
   type Infer,
+  type Schema,
 } from './schema.js';
 import {
   LocalSecretReference,
@@ -39,12 +41,15 @@ export const CONTAINER_RUN_REASONS = [
   'Error',
   'OOMKilled',
   'DeadlineExceeded',
+  'Evicted',
   'ErrImagePull',
   'PolicyDenied',
   'BackoffLimitExceeded',
   'NodeLost',
   'CreateContainerConfigError',
   'InvalidSpec',
+  'PrivilegeNotGranted',
+  'UserNamespaceUnavailable',
 ] as const;
 export type ContainerRunReason = (typeof CONTAINER_RUN_REASONS)[number];
 
@@ -112,21 +117,36 @@ const KeyToPath = arr(
     'One key projected to a file.',
     {
       key: str('The key.', { minLength: 1, maxLength: 253 }),
-      path: str('Relative file path for the key.', { minLength: 1, maxLength: 4096, pattern: '^[^/]' }),
+      path: str('Relative file path for the key; no `..` element.', { minLength: 1, maxLength: 1024, pattern: '^[^/]' }),
     },
-    { required: ['key', 'path'] },
+    {
+      required: ['key', 'path'],
+      rules: [{ rule: "!self.path.matches('(^|/)[.][.](/|$)')", message: 'items.path must not contain a ".." element', fieldPath: '.path' }],
+    },
   ),
-  { maxItems: 256 },
+  { maxItems: 64 },
 );
+
+/** A quantity that must be greater than zero (`cpu: '-1'` once meant "no limit"), at most 64 characters (bounds the rule's cost). */
+function positiveQuantity(description: string, field: string): Schema<string | number> {
+  const q = quantity(description);
+  return {
+    json: {
+      ...q.json,
+      maxLength: 64,
+      'x-kubernetes-validations': [{ rule: "quantity(string(self)).isGreaterThan(quantity('0'))", message: `${field} must be greater than zero` }],
+    },
+  };
+}
 
 export const Volume = obj(
   'A volume mounted into the container. Exactly one of emptyDir, configMap or secret.',
   {
     name: str('Volume name, unique in the run.', { pattern: DNS_LABEL_PATTERN, minLength: 1, maxLength: 63 }),
-    mountPath: str('Absolute path in the container.', { pattern: '^/', maxLength: 4096 }),
+    mountPath: str('Absolute path in the container; no `:`, `,` or `..` element.', { pattern: '^/', maxLength: 4096 }),
     readOnly: bool('Mount read-only.', { default: false }),
     emptyDir: obj('A fresh empty directory on the node, deleted with the run.', {
-      sizeLimit: quantity('Largest size the directory may grow to.'),
+      sizeLimit: positiveQuantity('Largest size the directory may grow to.', 'emptyDir.sizeLimit'),
       medium: enumOf('Storage medium: node disk (empty) or Memory (tmpfs).', ['', 'Memory'] as const),
     }),
     configMap: obj(
@@ -142,7 +162,11 @@ export const Volume = obj(
   },
   {
     required: ['name', 'mountPath'],
-    rules: [exactlyOneOf(['emptyDir', 'configMap', 'secret'], 'a volume needs exactly one of emptyDir, configMap or secret')],
+    rules: [
+      exactlyOneOf(['emptyDir', 'configMap', 'secret'], 'a volume needs exactly one of emptyDir, configMap or secret'),
+      { rule: "!self.mountPath.contains(':') && !self.mountPath.contains(',')", message: 'mountPath must not contain ":" or ","', fieldPath: '.mountPath' },
+      { rule: "!self.mountPath.matches('(^|/)[.][.](/|$)')", message: 'mountPath must not contain a ".." element', fieldPath: '.mountPath' },
+    ],
   },
 );
 export type Volume = Infer<typeof Volume>;
@@ -164,20 +188,30 @@ export const ContainerRunSpec = obj(
       pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$',
       maxLength: 256,
     }),
-    resources: obj('Limits enforced through the container’s cgroup.', {
-      memory: quantity('Memory limit, e.g. 256Mi; exceeding it ends the run with reason OOMKilled.'),
-      cpu: quantity('CPU limit in cores, e.g. 500m or 2.'),
-      pids: int('Maximum number of processes and threads.', { minimum: 1, maximum: 4194304 }),
-    }),
-    timeout: duration('Kill the container after this long (reason DeadlineExceeded). Default: no limit.'),
+    resources: obj(
+      'Limits enforced through the container’s cgroup.',
+      {
+        memory: positiveQuantity('Memory limit, e.g. 256Mi; exceeding it ends the run with reason OOMKilled.', 'resources.memory'),
+        cpu: positiveQuantity('CPU limit in cores, e.g. 500m or 2.', 'resources.cpu'),
+        pids: int('Maximum number of processes and threads.', { minimum: 1, maximum: 4194304 }),
+      },
+    ),
+    timeout: withRules(duration('Kill the container after this long (reason DeadlineExceeded), at least 1s. Default: no limit.'), [
+      { rule: "duration(self) >= duration('1s')", message: 'timeout must be at least 1s' },
+    ]),
     nodeName: str('Run on this node; skips scheduling. Mutually exclusive with nodeSelector.', {
       pattern: DNS_SUBDOMAIN_PATTERN,
       maxLength: 253,
     }),
     nodeSelector: NodeSelector,
-    network: enumOf('Network namespace: none (loopback only) or host (the node’s network).', ['none', 'host'] as const, {
-      default: 'none',
-    }),
+    network: enumOf(
+      'Network namespace: none (loopback only) or host (the node’s network; needs the privileged level, Namespace label stevedore.dev/containerrun-privileges=privileged).',
+      ['none', 'host'] as const,
+      { default: 'none' },
+    ),
+    hostUsers: bool(
+      'Run in the node’s user namespace instead of one of the run’s own (uid 0 in the container is then the node’s root). Default false: the run gets 65536 ids of its own. true needs the privileged level (Namespace label stevedore.dev/containerrun-privileges=privileged).',
+    ),
     volumes: arr('Volumes mounted into the container.', Volume, { listType: 'map', mapKeys: ['name'], maxItems: 64 }),
     restartPolicy: enumOf('Never: one attempt. OnFailure: retry a failed run, up to backoffLimit times.', ['Never', 'OnFailure'] as const, {
       default: 'Never',
@@ -235,6 +269,16 @@ export const ContainerRunStatus = obj('Observed state of the ContainerRun.', {
 });
 export type ContainerRunStatus = Infer<typeof ContainerRunStatus>;
 
+/**
+ * The Namespace label with which a cluster administrator grants the privileged level to the
+ * ContainerRuns of one namespace (as Pod Security Admission's `pod-security.kubernetes.io/enforce`):
+ * `privileged`, or `restricted` (the default when absent). Tenants bound to a namespaced Role cannot
+ * edit their Namespace, so they cannot grant it to themselves.
+ */
+export const PRIVILEGE_LABEL = 'stevedore.dev/containerrun-privileges';
+export const PRIVILEGE_LEVELS = ['restricted', 'privileged'] as const;
+export type PrivilegeLevel = (typeof PRIVILEGE_LEVELS)[number];
+
 /** Finalizer that keeps a bound run until its node agent has killed and removed its container. */
 export const CONTAINER_RUN_FINALIZER = 'stevedore.dev/containerrun';
 
@@ -246,6 +290,12 @@ export const CONTAINER_RUN_FINALIZER = 'stevedore.dev/containerrun';
 export const AGENT_LEASE_PREFIX = 'stevedore-agent-';
 export const AGENT_LABEL = 'stevedore.dev/agent';
 export const AGENT_NODE_LABEL = 'stevedore.dev/node';
+/**
+ * Set to "true" on the Lease of an agent whose node is tainted NoSchedule/NoExecute (condition
+ * taints node.kubernetes.io/* aside): the controller schedules no run there; only a run pinned with
+ * spec.nodeName in a privileged namespace may go to such a node.
+ */
+export const AGENT_TAINTED_LABEL = 'stevedore.dev/tainted';
 
 export type ContainerRun = KubeObject<'ContainerRun', ContainerRunSpec, ContainerRunStatus>;
 

@@ -9,12 +9,14 @@ import {
   str,
   withRules,
   enumOf,
+  quantity,
+  record,
+  type Schema,
   type Infer,
 } from './schema.js';
 import {
   NodeSelector,
   Platform,
-  ResourceRequirements,
   Tolerations,
   conditions,
   dockerConfigSecretRef,
@@ -37,8 +39,27 @@ export const IMAGE_BUILD_REASONS = [
   'InvalidSpec',
   'SourceUnavailable',
   'CredentialsNotFound',
+  'SchedulingNotAllowed',
 ] as const;
 export type ImageBuildReason = (typeof IMAGE_BUILD_REASONS)[number];
+
+/**
+ * Compute resources with every amount above zero: `cpu: '-1'` or `0` would silently mean no limit.
+ * The rule uses the API server's CEL quantity library; the pattern has already made it a quantity.
+ */
+const withMaxLength = <T>(s: Schema<T>, maxLength: number): Schema<T> => ({ ...s, json: { ...s.json, maxLength } });
+const PositiveResourceList = record(
+  'Amounts per resource name (cpu, memory, ephemeral-storage, …), each above zero.',
+  // maxLength bounds the rule's cost estimate (the API server refuses an unbounded string here).
+  withRules(withMaxLength(quantity('An amount of a resource, above zero.'), 64), [
+    { rule: "quantity(string(self)).isGreaterThan(quantity('0'))", message: 'must be a positive quantity' },
+  ]),
+  { maxProperties: 16 },
+);
+const ResourceRequirements = obj('Compute resources for the build Pod (as core/v1 ResourceRequirements).', {
+  limits: PositiveResourceList,
+  requests: PositiveResourceList,
+});
 
 const relativePath = (description: string, dflt?: string) =>
   withRules(
@@ -156,10 +177,22 @@ export const ImageBuildSpec = obj(
     provenance: bool(
       'Attach a signed SLSA v1 provenance statement (source URI and commit, Containerfile digest, build args, builder version). Default: true when signing is set. Needs signing.',
     ),
-    timeout: duration('Give up the build after this long (reason DeadlineExceeded).', { default: '1h' }),
+    timeout: withRules(duration('Give up the build after this long (reason DeadlineExceeded); at least 1s.', { default: '1h' }), [
+      { rule: "duration(self) >= duration('1s')", message: 'timeout must be at least 1s' },
+    ]),
     resources: ResourceRequirements,
-    nodeSelector: NodeSelector,
-    tolerations: Tolerations,
+    nodeSelector: withRules(NodeSelector, [
+      {
+        rule: "!self.exists(k, k == 'node-role.kubernetes.io/control-plane' || k == 'node-role.kubernetes.io/master')",
+        message: 'build Pods never run on control-plane nodes',
+      },
+    ]),
+    tolerations: withRules(Tolerations, [
+      {
+        rule: "self.all(t, has(t.key) && t.key != '' && t.key != 'node-role.kubernetes.io/control-plane' && t.key != 'node-role.kubernetes.io/master')",
+        message: 'build Pods never run on control-plane nodes: a toleration needs a key, and not node-role.kubernetes.io/control-plane or /master (other keys only as the controller’s --build-pod-allowed-scheduling-keys allows)',
+      },
+    ]),
     successfulBuildsHistoryLimit: int('How many finished successful build Pods to keep.', {
       minimum: 0,
       maximum: 100,
@@ -185,7 +218,7 @@ export type ImageBuildSpec = Infer<typeof ImageBuildSpec>;
 
 export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
   observedGeneration: observedGeneration(),
-  conditions: conditions(`Ready reasons: ${IMAGE_BUILD_REASONS.join(', ')}.`),
+  conditions: conditions(`Ready reasons: ${IMAGE_BUILD_REASONS.join(', ')}; or, with Stalled=True, the code of an error that cannot succeed for this spec (e.g. INVALID_INPUT).`),
   lastHandledReconcileAt: lastHandledReconcileAt(),
   podName: str('The Pod running (or that ran) the current build.', { maxLength: 253 }),
   image: imageReference('The reference that was pushed (output.image).'),

@@ -45,6 +45,12 @@ export type ImageMirrorReason = (typeof IMAGE_MIRROR_REASONS)[number];
 export const TAG_ACTIONS = ['copied', 'skipped', 'failed', 'denied', 'pruned'] as const;
 export type TagAction = (typeof TAG_ACTIONS)[number];
 
+/**
+ * The pattern must compile (CEL's matches() is RE2): matching it against '' either way is true, and
+ * an invalid pattern makes the rule fail with the API server's compile error.
+ */
+const VALID_REGEX = { rule: "''.matches(self) || !''.matches(self)", message: 'must be a valid RE2 regular expression' };
+
 const Tag = str('A tag.', { pattern: '^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$', maxLength: 128 });
 
 function location(side: 'source' | 'destination') {
@@ -106,8 +112,8 @@ export const ImageMirrorSpec = obj(
           minItems: 1,
           maxItems: 1024,
         }),
-        allow: str('RE2 regular expression a tag must match in full to be mirrored.', { maxLength: 256, minLength: 1 }),
-        deny: str('RE2 regular expression; matching tags are not mirrored even if allowed.', { maxLength: 256, minLength: 1 }),
+        allow: withRules(str('RE2 regular expression a tag must match in full to be mirrored.', { maxLength: 256, minLength: 1 }), [VALID_REGEX]),
+        deny: withRules(str('RE2 regular expression; matching tags are not mirrored even if allowed.', { maxLength: 256, minLength: 1 }), [VALID_REGEX]),
         semver: str(
           'Semantic-version range (node-semver syntax, e.g. ">=1.2.0 <2"); tags that are not versions (a leading v is accepted) are not mirrored.',
           { maxLength: 256, minLength: 1 },
@@ -189,7 +195,22 @@ export const ImageMirrorSpec = obj(
       { default: 'carry' },
     ),
   },
-  { required: ['source', 'destination'] },
+  {
+    required: ['source', 'destination'],
+    rules: [
+      {
+        // The same repository on both sides would copy every tag onto itself (and prune could delete them).
+        rule: '!has(self.source.registry) || !has(self.destination.registry) || self.source.registry.repository.lowerAscii() != self.destination.registry.repository.lowerAscii()',
+        message: 'source and destination are the same repository',
+        fieldPath: '.destination',
+      },
+      {
+        rule: '!has(self.source.layout) || !has(self.destination.layout)',
+        message: 'source and destination are both layouts; one side must be a registry',
+        fieldPath: '.destination',
+      },
+    ],
+  },
 );
 export type ImageMirrorSpec = Infer<typeof ImageMirrorSpec>;
 
@@ -208,7 +229,7 @@ export type TagStatus = Infer<typeof TagStatus>;
 export const ImageMirrorStatus = obj('Observed state of the ImageMirror.', {
   observedGeneration: observedGeneration(),
   conditions: conditions(
-    `Ready reasons: ${IMAGE_MIRROR_REASONS.join(', ')}. A sync where some tags failed is Ready=False with reason PartialFailure.`,
+    `Ready reasons: ${IMAGE_MIRROR_REASONS.join(', ')}. A sync where some tags failed is Ready=False with reason PartialFailure. With Stalled=True the reason may also be the code of an error that cannot succeed for this spec (e.g. INVALID_INPUT).`,
   ),
   lastHandledReconcileAt: lastHandledReconcileAt(),
   lastSyncTime: dateTime('When the last sync finished.'),

@@ -16,15 +16,5 @@ export function withJitter(ms: number, fraction: number): number {
   return Math.max(0, Math.round(ms * (1 + (Math.random() * 2 - 1) * fraction)));
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+// The one sleep lives in util/ (it resolves early on abort); re-exported for this folder's callers.
+export { sleep } from '../../util/sleep.js';

@@ -1,4 +1,9 @@
-/** The probe and metrics endpoint: /healthz (alive), /readyz (caches synced), /metrics (Prometheus). */
+/**
+ * The probe and metrics endpoint: /healthz (alive), /readyz (caches synced), /metrics (Prometheus).
+ * With `authorizeMetrics`, /metrics answers only callers it lets in (401 without a valid token, 403
+ * without the right); the probes stay open, as the kubelet calls them without credentials and
+ * they tell nothing but "ok".
+ */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -18,10 +23,35 @@ export function parseAddr(addr: string): { host: string; port: number } {
   return { host, port };
 }
 
-export async function startHealthServer(addr: string, registry: Registry, checks: { ready: () => boolean; healthy?: () => boolean }): Promise<HealthServer> {
+export interface HealthChecks {
+  ready: () => boolean;
+  healthy?: () => boolean;
+  /** Decides whether a /metrics request (by its Authorization header) is served. */
+  authorizeMetrics?: (authorization: string | undefined) => Promise<'allowed' | 'unauthenticated' | 'forbidden'>;
+}
+
+export async function startHealthServer(addr: string, registry: Registry, checks: HealthChecks): Promise<HealthServer> {
   const { host, port } = parseAddr(addr);
+  const serveMetrics = (res: import('node:http').ServerResponse) =>
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(err.message),
+    );
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics' && checks.authorizeMetrics) {
+      checks.authorizeMetrics(req.headers.authorization).then(
+        (verdict) => {
+          if (verdict === 'allowed') return serveMetrics(res);
+          if (verdict === 'unauthenticated') res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' }).end('Unauthorized');
+          else res.writeHead(403, { 'content-type': 'text/plain' }).end('Forbidden');
+          return undefined;
+        },
+        // The API server could not be asked: not the caller's fault, and no metrics either.
+        () => res.writeHead(503, { 'content-type': 'text/plain' }).end('authorization unavailable'),
+      );
+      return;
+    }
     if (path === '/metrics') {
       registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),

@@ -4,7 +4,8 @@
  * restarts the list+watch after an exponential backoff. Bookmarks keep the resourceVersion fresh.
  */
 import type { Logger } from 'pino';
-import { exponentialDelay, sleep } from './backoff.js';
+import { sleep } from '../../util/sleep.js';
+import { exponentialDelay } from './backoff.js';
 import { ApiError, resourcePath, type KubeClient, type ResourcePath, type WatchEvent } from './client.js';
 
 export interface ObjectMeta {

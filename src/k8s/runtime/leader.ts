@@ -5,7 +5,8 @@
  * renewals fail for renewDeadline. Releasing on shutdown lets a standby take over at once.
  */
 import type { Logger } from 'pino';
-import { sleep } from './backoff.js';
+import { sleep } from '../../util/sleep.js';
+import { rfc3339Micro } from '../../util/time.js';
 import { isConflict, isNotFound, type KubeClient } from './client.js';
 
 export interface LeaderElectionOptions {
@@ -31,7 +32,7 @@ interface Lease {
   };
 }
 
-const microTime = (d = new Date()) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+const microTime = rfc3339Micro;
 
 export class LeaderElector {
   readonly #client: KubeClient;

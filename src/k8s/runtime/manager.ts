@@ -9,6 +9,7 @@ import type { KubeClient } from './client.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader.js';
 import { ControllerMetrics } from './metrics.js';
+import { MetricsAuthorizer } from './metrics-auth.js';
 
 export interface Runnable {
   run(signal: AbortSignal): Promise<void>;
@@ -18,6 +19,12 @@ export interface Runnable {
 export interface ManagerOptions {
   /** `[host]:port` for /metrics, /healthz, /readyz; omit to serve none. */
   metricsAddr?: string;
+  /**
+   * Serve /metrics only to callers whose bearer token the API server authenticates (TokenReview)
+   * and allows `get` on /metrics (SubjectAccessReview). Default false (tests, loopback addresses);
+   * `stevedore controller` turns it on unless --metrics-auth=false.
+   */
+  metricsAuth?: boolean;
   /** Elect a leader on this Lease before running controllers. */
   leaderElection?: Omit<LeaderElectionOptions, 'log' | 'identity'> & { identity?: string };
   metrics?: ControllerMetrics;
@@ -66,8 +73,12 @@ export class Manager {
   /** Starts the health server; resolves once it listens (so tests can read healthAddress). */
   async start(): Promise<void> {
     if (this.#o.metricsAddr !== undefined && !this.#health) {
-      this.#health = await startHealthServer(this.#o.metricsAddr, this.metrics.registry, { ready: () => this.ready() });
-      this.#o.log.info({ addr: this.#health.address }, 'serving /metrics, /healthz and /readyz');
+      const auth = this.#o.metricsAuth ? new MetricsAuthorizer(this.#client) : undefined;
+      this.#health = await startHealthServer(this.#o.metricsAddr, this.metrics.registry, {
+        ready: () => this.ready(),
+        ...(auth ? { authorizeMetrics: (h: string | undefined) => auth.check(h) } : {}),
+      });
+      this.#o.log.info({ addr: this.#health.address, metricsAuth: !!auth }, 'serving /metrics, /healthz and /readyz');
     }
   }
 

@@ -50,13 +50,13 @@ export class WorkQueue {
     return this.#queue.length;
   }
 
+  /**
+   * Queues the key now. A retry scheduled with addAfter stays scheduled (as in client-go's delaying
+   * queue): an event that comes in between must not cancel a back-off or a poll, or an object whose
+   * own status writes come back as events would be reconciled in a hot loop.
+   */
   add(key: string): void {
     if (this.#shutDown) return;
-    const pending = this.#timers.get(key);
-    if (pending) {
-      clearTimeout(pending.timer);
-      this.#timers.delete(key);
-    }
     if (this.#processing.has(key)) {
       this.#dirty.add(key);
       return;

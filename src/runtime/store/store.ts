@@ -405,6 +405,17 @@ export class ImageStore {
     };
   }
 
+  /**
+   * Removes every snapshot made for one id map (a run's user namespace whose ids are given back):
+   * they are of no use to a run with other ids, and a later holder of the same ids builds its own.
+   */
+  async removeSnapshotsFor(idMap: IdMap): Promise<void> {
+    const suffix = idMapSuffix(idMap);
+    const dir = join(this.root, 'snapshots');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    await Promise.all(names.filter((n) => n.endsWith(suffix)).map((n) => rm(join(dir, n), { recursive: true, force: true })));
+  }
+
   async containerIds(): Promise<string[]> {
     return (await readdir(join(this.root, 'containers'))).filter((n) => !n.startsWith('.'));
   }

@@ -24,8 +24,15 @@ export { unpackLayer, applyLayers, type LayerInput } from './unpack.js';
 export { stageLayer, applyStagedLayer, type StagedLayer, type StagedEntry } from './staged.js';
 export { resolveInRoot, resolveParentInRoot, splitRootedPath, MAX_SYMLINK_HOPS } from './rootpath.js';
 export { UnsafeLayerEntryError, LayerTooLargeError, SymlinkLoopError } from './errors.js';
-export { sniffCompression, zstdAvailable, type Compression, type CompressionChoice } from './decompress.js';
-export { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './whiteout.js';
+export {
+  compressionForMediaType,
+  openDecompressed,
+  sniffCompression,
+  zstdAvailable,
+  type Compression,
+  type CompressionChoice,
+} from './decompress.js';
+export { AUFS_META_PREFIX, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './whiteout.js';
 export {
   DEFAULT_MAX_BYTES,
   DEFAULT_MAX_ENTRIES,

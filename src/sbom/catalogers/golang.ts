@@ -219,6 +219,8 @@ export function goPackages(info: GoBuildInfo): FoundPackage[] {
     // A replacement by a local directory (`=> ./greet (devel)`) is not a module anyone can fetch: keep the required one.
     const local = m.replace !== undefined && /^(\.{1,2}\/|\/)/.test(m.replace.path);
     const use = m.replace && !local && m.replace.version !== '' ? m.replace : m;
+    // A `dep` line with empty columns (a damaged or forged blob) names no package.
+    if (use.path === '' || use.version === '') return;
     out.push({ type: 'golang', name: use.path, version: use.version, licenses: [], foundBy: 'go-buildinfo' });
   };
   if (info.main && info.main.path !== '') add(info.main);

@@ -67,7 +67,7 @@ export function parseNpmLockfile(text: string, platform?: { os: string; architec
     for (const [key, raw] of Object.entries(packages as Record<string, unknown>)) {
       if (key === '' || typeof raw !== 'object' || raw === null) continue;
       const entry = raw as Record<string, unknown>;
-      if (entry.link === true || typeof entry.version !== 'string') continue;
+      if (entry.link === true || typeof entry.version !== 'string' || entry.version === '') continue;
       // Optional platform binaries (esbuild, rolldown, …) for other systems are pinned but never installed.
       if (entry.optional === true && (!allows(entry.os, os) || !allows(entry.cpu, cpu))) continue;
       const i = key.lastIndexOf('node_modules/');
@@ -77,17 +77,23 @@ export function parseNpmLockfile(text: string, platform?: { os: string; architec
     }
     return out;
   }
-  const walk = (deps: unknown): void => {
-    if (typeof deps !== 'object' || deps === null) return;
-    for (const [name, raw] of Object.entries(deps as Record<string, unknown>)) {
-      if (typeof raw !== 'object' || raw === null) continue;
-      const entry = raw as Record<string, unknown>;
-      if (typeof entry.version === 'string' && !entry.version.startsWith('file:')) {
-        out.push({ type: 'npm', name, version: entry.version, licenses: [], foundBy: 'npm-lock' });
-      }
-      walk(entry.dependencies);
+  // v1 nests dependencies in dependencies: walked with an explicit stack, not recursion, so a hostile
+  // lockfile nested a million deep (32 MiB allow it) cannot overflow the call stack.
+  const entriesOf = (deps: unknown) => Object.entries(typeof deps === 'object' && deps !== null ? (deps as Record<string, unknown>) : {})[Symbol.iterator]();
+  const stack = [entriesOf(doc.dependencies)];
+  while (stack.length > 0) {
+    const next = stack[stack.length - 1]!.next();
+    if (next.done) {
+      stack.pop();
+      continue;
     }
-  };
-  walk(doc.dependencies);
+    const [name, raw] = next.value;
+    if (typeof raw !== 'object' || raw === null) continue;
+    const entry = raw as Record<string, unknown>;
+    if (name !== '' && typeof entry.version === 'string' && entry.version !== '' && !entry.version.startsWith('file:')) {
+      out.push({ type: 'npm', name, version: entry.version, licenses: [], foundBy: 'npm-lock' });
+    }
+    stack.push(entriesOf(entry.dependencies));
+  }
   return out;
 }

@@ -1,0 +1,126 @@
+/**
+ * BuildKit's source policy (`--source-policy-file`, the JSON `EXPERIMENTAL_BUILDKIT_SOURCE_POLICY`
+ * names): rules that pin a source to another (CONVERT, e.g. a FROM tag to a digest) or refuse it
+ * (DENY; ALLOW undoes an earlier DENY). As BuildKit evaluates them: rules in order, a matching
+ * CONVERT replaces the identifier and evaluation starts again (at most 20 times), and of the
+ * ALLOW/DENY rules that match the last one wins. Selectors match `EXACT`ly (the default),
+ * by `WILDCARD` (`*` any text, `?` one character; `${1}`… in a CONVERT's identifier are the
+ * wildcard's matches) or by `REGEX` (the whole identifier; `${1}`… its groups).
+ *
+ * Identifiers are BuildKit's: `docker-image://docker.io/library/alpine:3.19` for images (FROM,
+ * COPY --from, RUN --mount=from), the URL for `ADD https://…` and Git sources.
+ */
+import { readFile } from 'node:fs/promises';
+import { InvalidInputError, StevedoreError } from '../util/errors.js';
+
+/** A source the policy refuses. */
+export class SourceDeniedError extends StevedoreError {
+  constructor(message: string) {
+    super('SOURCE_DENIED', message);
+  }
+}
+
+type Action = 'ALLOW' | 'DENY' | 'CONVERT';
+type MatchType = 'EXACT' | 'WILDCARD' | 'REGEX';
+
+interface Rule {
+  action: Action;
+  identifier: string;
+  matchType: MatchType;
+  /** For WILDCARD and REGEX selectors. */
+  regex?: RegExp;
+  /** CONVERT: the new identifier (may use ${1}…). */
+  update?: string;
+}
+
+const MAX_CONVERTS = 20;
+
+function wildcardRegex(pattern: string): RegExp {
+  const body = [...pattern].map((c) => (c === '*' ? '(.*)' : c === '?' ? '(.)' : c.replace(/[.+^${}()|[\]\\/]/g, '\\$&'))).join('');
+  return new RegExp(`^${body}$`);
+}
+
+export class SourcePolicy {
+  readonly #rules: Rule[];
+  readonly #file: string;
+
+  private constructor(rules: Rule[], file: string) {
+    this.#rules = rules;
+    this.#file = file;
+  }
+
+  /** Reads and checks a policy file: every rule names an action and a selector identifier. */
+  static async load(path: string): Promise<SourcePolicy> {
+    const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new InvalidInputError(`--source-policy-file ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+    });
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      throw new InvalidInputError(`${path}: not JSON: ${(err as Error).message}`);
+    }
+    const rules = (doc as { rules?: unknown })?.rules;
+    if (!Array.isArray(rules)) throw new InvalidInputError(`${path}: want {"rules": [...]}`);
+    return new SourcePolicy(rules.map((r, i) => SourcePolicy.#rule(r, `${path}: rules[${i}]`)), path);
+  }
+
+  static #rule(raw: unknown, where: string): Rule {
+    const r = raw as { action?: unknown; selector?: { identifier?: unknown; matchType?: unknown }; updates?: { identifier?: unknown } };
+    const action = typeof r?.action === 'string' ? r.action.toUpperCase() : undefined;
+    if (action !== 'ALLOW' && action !== 'DENY' && action !== 'CONVERT') throw new InvalidInputError(`${where}: action must be ALLOW, DENY or CONVERT`);
+    const identifier = r.selector?.identifier;
+    if (typeof identifier !== 'string' || identifier === '') throw new InvalidInputError(`${where}: selector.identifier is missing`);
+    const mt = r.selector?.matchType === undefined ? 'EXACT' : String(r.selector.matchType).toUpperCase();
+    if (mt !== 'EXACT' && mt !== 'WILDCARD' && mt !== 'REGEX') throw new InvalidInputError(`${where}: selector.matchType must be EXACT, WILDCARD or REGEX`);
+    const rule: Rule = { action, identifier, matchType: mt };
+    if (mt === 'WILDCARD') rule.regex = wildcardRegex(identifier);
+    if (mt === 'REGEX') {
+      try {
+        rule.regex = new RegExp(`^(?:${identifier})$`);
+      } catch (err) {
+        throw new InvalidInputError(`${where}: selector.identifier is not a regular expression: ${(err as Error).message}`);
+      }
+    }
+    if (action === 'CONVERT') {
+      const update = r.updates?.identifier;
+      if (typeof update !== 'string' || update === '') throw new InvalidInputError(`${where}: a CONVERT needs updates.identifier`);
+      rule.update = update;
+    }
+    return rule;
+  }
+
+  /** The identifier the build must use instead (the same one when no rule converts it); throws SourceDeniedError. */
+  evaluate(identifier: string): string {
+    let current = identifier;
+    for (let round = 0; ; round++) {
+      if (round > MAX_CONVERTS) throw new SourceDeniedError(`source ${identifier}: more than ${MAX_CONVERTS} conversions by ${this.#file} (a loop?)`);
+      let deny: Rule | undefined;
+      let converted: string | undefined;
+      for (const rule of this.#rules) {
+        const m = rule.identifier === current ? [] : rule.regex ? rule.regex.exec(current) : null;
+        if (!m) continue;
+        if (rule.action === 'ALLOW') deny = undefined;
+        else if (rule.action === 'DENY') deny = rule;
+        else {
+          const next = rule.update!.replace(/\$\{(\d+)\}/g, (_, n: string) => (m as RegExpExecArray | [])[Number(n)] ?? '');
+          if (next !== current) {
+            converted = next;
+            break;
+          }
+        }
+      }
+      if (converted !== undefined) {
+        current = converted;
+        continue;
+      }
+      if (deny) throw new SourceDeniedError(`source ${current}${current !== identifier ? ` (from ${identifier})` : ''} is denied by ${this.#file} (rule ${deny.action} ${deny.identifier})`);
+      return current;
+    }
+  }
+}
+
+/** BuildKit's identifier of an image reference (already normalised: host/repo:tag[@digest]). */
+export function imageIdentifier(normalised: string): string {
+  return `docker-image://${normalised}`;
+}

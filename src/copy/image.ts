@@ -1,0 +1,361 @@
+/**
+ * The copy pipeline for one image or index between an ImageSource and an ImageDestination (see
+ * copyImage). copy.ts adds what a copy by reference needs around it (policy, attachments).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Digest } from '../oci/digest.js';
+import { encodeManifest, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../oci/manifest.js';
+import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
+import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../oci/platform.js';
+import { classifyError, DEFAULT_RETRY, withRetry, type RetryPolicy } from '../util/retry.js';
+import { InvalidInputError, NotFoundError, StevedoreError, UnsupportedError } from '../util/errors.js';
+import { rootLogger } from '../util/log.js';
+import type { ImageDestination, ImageSource } from '../transports/types.js';
+import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
+import { ProgressMeter, type ProgressListener } from './progress.js';
+import { Limiter } from '../util/pool.js';
+
+export interface CopyOptions {
+  /** Copy every image of an index (skopeo's `--all`). */
+  all?: boolean;
+  /** Copy these platforms of an index; without `all` or this, the host's platform is chosen. */
+  platforms?: Platform[];
+  /** Fail rather than write anything whose digest differs from the source's. */
+  preserveDigests?: boolean;
+  /** Manifest format at the destination; default: as the source has it. */
+  format?: ManifestFormat;
+  /** Blobs transferred in parallel. */
+  jobs?: number;
+  /** Attempts per blob; a broken transfer restarts (the source side also resumes by Range). Default: retry.attempts, else 3. */
+  blobAttempts?: number;
+  /** Retry policy of blob transfers (skopeo's --retry-times/--retry-delay); registry requests take theirs from the TransportContext. */
+  retry?: Partial<RetryPolicy>;
+  /**
+   * A platform subset of an index is written as an index (even of one platform), annotated with the
+   * source index's digest and the platforms chosen (SUBSET_SOURCE_ANNOTATION, SUBSET_PLATFORMS_ANNOTATION),
+   * so a later sync can tell it is unchanged from a HEAD of the source and the destination's own
+   * manifest. Without it one platform is written as that platform's image, as skopeo does.
+   */
+  recordSubset?: boolean;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+/** What was carried: the tags (`sha256-<hex>.sig` ...) and referrer manifests written at the destination. */
+export interface AttachmentsCopied {
+  tags: string[];
+  referrers: Digest[];
+}
+
+export interface CopyResult {
+  /** Digest of the top manifest written at the destination. */
+  digest: Digest;
+  mediaType: string;
+  /** Platforms copied, for an index. */
+  platforms: string[];
+  blobsCopied: number;
+  blobsReused: number;
+  bytesCopied: number;
+  manifests: number;
+  /** Signatures, attestations, SBOMs and referrers carried along (registry to registry). */
+  attachments?: AttachmentsCopied;
+  /**
+   * The top manifest as written (bytes, media type, digest), so a caller can tag it again without
+   * reading it back (sync tags every further tag of one digest with it).
+   */
+  manifest: RawManifest;
+}
+
+const MAX_INDEX_DEPTH = 4;
+
+/** The digest of the source index a platform subset was taken from (see CopyOptions.recordSubset). */
+export const SUBSET_SOURCE_ANNOTATION = 'dev.stevedore.mirror.source-digest';
+/** The platforms of that subset, as subsetPlatforms() writes them. */
+export const SUBSET_PLATFORMS_ANNOTATION = 'dev.stevedore.mirror.platforms';
+
+/** Platforms as one canonical string (sorted, comma-separated), for the subset annotation. */
+export function subsetPlatforms(platforms: readonly Platform[]): string {
+  return [...new Set(platforms.map(formatPlatform))].sort().join(',');
+}
+
+/** A blob stream that counts what it has delivered (BlobReader, VerifyingStream). */
+type CountingStream = Readable & { readonly bytes: number };
+
+interface CopyState {
+  src: ImageSource;
+  dest: ImageDestination;
+  opts: CopyOptions;
+  /** One transfer per digest even when several images share a blob. */
+  blobs: Map<Digest, Promise<void>>;
+  /** Uncompressed layers gzip-compressed for the destination, by source digest. */
+  compressed: Map<Digest, Promise<Descriptor>>;
+  /** Shared by every image of one copy, so `jobs` bounds the whole operation. */
+  limiter: Limiter;
+  result: CopyResult;
+}
+
+
+/**
+ * Copies an image or an index from a source to a destination, in containers/image's order: every
+ * blob first (reused when the destination has it or can mount it, else streamed straight from
+ * source to destination, verified on the way), then child manifests, then the top manifest, then
+ * commit. An interrupted copy therefore never leaves a manifest whose blobs are missing, and a rerun
+ * skips what already arrived.
+ */
+export async function copyImage(src: ImageSource, dest: ImageDestination, opts: CopyOptions = {}): Promise<CopyResult> {
+  const top = await src.getManifest(undefined, { signal: opts.signal });
+  const state: CopyState = {
+    src,
+    dest,
+    opts,
+    blobs: new Map(),
+    compressed: new Map(),
+    limiter: new Limiter(opts.jobs ?? 6),
+    result: { digest: top.digest, mediaType: top.mediaType, platforms: [], blobsCopied: 0, blobsReused: 0, bytesCopied: 0, manifests: 0, manifest: top },
+  };
+  const written = await copyManifest(state, top, true, 0);
+  state.result.digest = written.digest;
+  state.result.mediaType = written.mediaType;
+  state.result.manifest = written;
+  await dest.commit({ signal: opts.signal });
+  return state.result;
+}
+
+async function copyManifest(state: CopyState, raw: RawManifest, isTop: boolean, depth: number): Promise<RawManifest> {
+  const parsed = parseManifest(raw.bytes, raw.mediaType);
+  if (parsed.kind === 'index') {
+    if (depth >= MAX_INDEX_DEPTH) throw new UnsupportedError(`index nesting deeper than ${MAX_INDEX_DEPTH} levels`);
+    return copyIndex(state, raw, parsed.index, isTop, depth);
+  }
+  return copySingleImage(state, raw, parsed.manifest, isTop);
+}
+
+/** Picks the children of an index to copy: all, the wanted platforms, or the host's. */
+function selectChildren(index: ImageIndex, opts: CopyOptions, name: string): { children: Descriptor[]; single: boolean } {
+  if (opts.all) return { children: index.manifests, single: false };
+  const wanted = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [hostPlatform()];
+  const children: Descriptor[] = [];
+  for (const p of wanted) {
+    const hit = index.manifests.find((m) => !isIndexMediaType(m.mediaType) && platformMatches(m.platform, p));
+    if (!hit) {
+      const have = index.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ');
+      throw new NotFoundError(`${name} has no image for platform ${formatPlatform(p)} (it has: ${have || 'none'})`);
+    }
+    if (!children.includes(hit)) children.push(hit);
+  }
+  // One platform asked for implicitly or explicitly: copy that image alone, as skopeo does.
+  return { children, single: children.length === 1 && !(opts.platforms && opts.platforms.length > 1) };
+}
+
+async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, isTop: boolean, depth: number): Promise<RawManifest> {
+  const { src, dest, opts } = state;
+  const { children, single } = selectChildren(index, opts, src.name);
+  if (single && isTop && !opts.recordSubset) {
+    if (opts.preserveDigests) {
+      throw new InvalidInputError(`--preserve-digests: copying one platform of ${src.name} would change the top digest; use --all`);
+    }
+    const child = await src.getManifest(children[0]!.digest, { signal: opts.signal });
+    if (children[0]!.platform) state.result.platforms.push(formatPlatform(children[0]!.platform));
+    return copyManifest(state, child, true, depth + 1);
+  }
+  const written = await Promise.all(
+    children.map(async (d) => {
+      const child = await src.getManifest(d.digest, { signal: opts.signal });
+      const out = await copyManifest(state, child, false, depth + 1);
+      if (d.platform) state.result.platforms.push(formatPlatform(d.platform));
+      const desc: Descriptor = { ...d, mediaType: out.mediaType, digest: out.digest, size: out.bytes.length };
+      return desc;
+    }),
+  );
+  const unchanged = written.every((d, i) => d.digest === children[i]!.digest) && children.length === index.manifests.length;
+  let out: RawManifest = raw;
+  const want = targetFormat(state, raw.mediaType);
+  if (!unchanged || want !== formatOf(raw.mediaType)) {
+    if (opts.preserveDigests) {
+      throw new InvalidInputError(`--preserve-digests: the index of ${src.name} would be rewritten (subset of platforms or format change); use --all without --format`);
+    }
+    const subset =
+      opts.recordSubset && isTop && children.length !== index.manifests.length
+        ? { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [SUBSET_PLATFORMS_ANNOTATION]: subsetPlatforms(opts.platforms ?? [hostPlatform()]) }
+        : undefined;
+    out =
+      want
+        ? convertIndex(index, written, want, subset)
+        : encodeManifest({ ...index, manifests: written, ...(subset ? { annotations: { ...(index.annotations ?? {}), ...subset } } : {}) });
+  }
+  checkSupported(dest, out.mediaType);
+  await dest.putManifest(out, { top: isTop, signal: opts.signal });
+  state.result.manifests++;
+  opts.onProgress?.({ type: 'manifest', digest: out.digest, mediaType: out.mediaType, top: isTop });
+  return out;
+}
+
+function targetFormat(state: CopyState, mediaType: string): ManifestFormat | undefined {
+  if (state.opts.format) return state.opts.format;
+  const supported = state.dest.supportedManifestTypes;
+  const have = formatOf(mediaType);
+  if (!supported || supported.includes(mediaType) || !have) return have;
+  return have === 'oci' ? 'v2s2' : 'oci';
+}
+
+function checkSupported(dest: ImageDestination, mediaType: string): void {
+  const supported = dest.supportedManifestTypes;
+  if (supported && !supported.includes(mediaType)) {
+    throw new UnsupportedError(`${dest.name} cannot store ${mediaType}${isIndexMediaType(mediaType) ? '; choose one platform with --platform' : ''}`);
+  }
+}
+
+/** Uncompressed layer types and their gzip form. */
+const PLAIN_TO_GZIP: Readonly<Record<string, string>> = { [MediaType.OciLayer]: MediaType.OciLayerGzip, [MediaType.DockerLayer]: MediaType.DockerLayerGzip };
+
+async function copySingleImage(state: CopyState, raw: RawManifest, manifest: ImageManifest, isTop: boolean): Promise<RawManifest> {
+  const { dest, opts } = state;
+  const want = targetFormat(state, raw.mediaType);
+  const compress = dest.desiredLayerCompression === 'compress' && manifest.layers.some((l) => PLAIN_TO_GZIP[l.mediaType]);
+  if (compress && opts.preserveDigests) {
+    throw new InvalidInputError(`--preserve-digests: ${state.src.name} has uncompressed layers, which ${dest.name} stores gzip-compressed: the digest would change`);
+  }
+  if (want && want !== formatOf(raw.mediaType) && opts.preserveDigests) {
+    throw new InvalidInputError(`--preserve-digests: converting ${state.src.name} to ${want} would change its digest`);
+  }
+  // Refused before any blob is written: the manifest type this destination would get.
+  checkSupported(dest, want && want !== formatOf(raw.mediaType) ? (want === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest) : raw.mediaType);
+  const [, ...layers] = await Promise.all([
+    copyBlobOnce(state, manifest.config),
+    ...manifest.layers.map((desc) => (compress && PLAIN_TO_GZIP[desc.mediaType] ? compressLayerOnce(state, desc) : copyBlobOnce(state, desc).then(() => desc))),
+  ]);
+  const sent: ImageManifest = compress ? { ...manifest, layers } : manifest;
+  let out = raw;
+  if (want && want !== formatOf(raw.mediaType)) out = convertImageManifest(sent, want);
+  else if (compress) out = encodeManifest(sent);
+  checkSupported(dest, out.mediaType);
+  await dest.putManifest(out, { top: isTop, signal: opts.signal });
+  state.result.manifests++;
+  opts.onProgress?.({ type: 'manifest', digest: out.digest, mediaType: out.mediaType, top: isTop });
+  return out;
+}
+
+/** An uncompressed layer gzip-compressed once per copy (into a temp file: its digest is needed before the upload). */
+function compressLayerOnce(state: CopyState, desc: Descriptor): Promise<Descriptor> {
+  let p = state.compressed.get(desc.digest);
+  if (!p) {
+    p = state.limiter.run(() => compressLayer(state, desc));
+    state.compressed.set(desc.digest, p);
+  }
+  return p;
+}
+
+async function compressLayer(state: CopyState, desc: Descriptor): Promise<Descriptor> {
+  const { src, dest, opts } = state;
+  const signal = opts.signal;
+  const dir = await mkdtemp(join(tmpdir(), 'stevedore-gzip-'));
+  try {
+    const file = join(dir, 'layer.gz');
+    const hash = createHash('sha256');
+    let size = 0;
+    await pipeline(
+      await src.getBlob(desc, { signal }),
+      createGzip(),
+      new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          hash.update(chunk);
+          size += chunk.length;
+          done(null, chunk);
+        },
+      }),
+      createWriteStream(file),
+      { signal },
+    );
+    const out: Descriptor = { ...desc, mediaType: PLAIN_TO_GZIP[desc.mediaType]!, digest: `sha256:${hash.digest('hex')}` as Digest, size };
+    if (await dest.tryReuseBlob(out, { from: src.location, signal })) {
+      state.result.blobsReused++;
+      opts.onProgress?.({ type: 'blob', phase: 'reused', digest: out.digest, size, mediaType: out.mediaType });
+      return out;
+    }
+    opts.onProgress?.({ type: 'blob', phase: 'start', digest: out.digest, size, mediaType: out.mediaType });
+    await dest.putBlob(out, createReadStream(file), { signal });
+    state.result.blobsCopied++;
+    state.result.bytesCopied += size;
+    opts.onProgress?.({ type: 'blob', phase: 'done', digest: out.digest, size, bytes: size, ms: 0 });
+    return out;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function copyBlobOnce(state: CopyState, desc: Descriptor): Promise<void> {
+  let p = state.blobs.get(desc.digest);
+  if (!p) {
+    p = state.limiter.run(() => copyBlob(state, desc));
+    state.blobs.set(desc.digest, p);
+  }
+  return p;
+}
+
+async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
+  const { src, dest, opts } = state;
+  const signal = opts.signal;
+  const emit = opts.onProgress;
+  const log = rootLogger.child({ digest: desc.digest, size: desc.size });
+  if (await dest.tryReuseBlob(desc, { from: src.location, signal })) {
+    state.result.blobsReused++;
+    emit?.({ type: 'blob', phase: 'reused', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
+    return;
+  }
+  const policy = { ...DEFAULT_RETRY, ...(opts.retry ?? {}), attempts: opts.blobAttempts ?? opts.retry?.attempts ?? 3 };
+  await withRetry(
+    async () => {
+      const started = Date.now();
+      emit?.({ type: 'blob', phase: 'start', digest: desc.digest, size: desc.size, mediaType: desc.mediaType });
+      const stream = await src.getBlob(desc, { signal });
+      const progress = (bytes: number) => emit?.({ type: 'blob', phase: 'progress', digest: desc.digest, size: desc.size, bytes });
+      if (!emit || typeof (stream as Partial<CountingStream>).bytes === 'number') {
+        // A source stream that counts its bytes (registry blobs, layout files) is polled for
+        // progress rather than passed through one more Transform per chunk.
+        const timer = emit ? setInterval(() => progress((stream as CountingStream).bytes), 200) : undefined;
+        // The source's own verdict (a digest mismatch found at its last byte) can come after the
+        // destination has already answered and the upload stopped listening: keep it, and report
+        // it rather than the destination's side of the same failure.
+        let sourceError: Error | undefined;
+        stream.on('error', (err) => (sourceError ??= err));
+        try {
+          await dest.putBlob(desc, stream, { signal });
+        } catch (err) {
+          throw sourceError instanceof StevedoreError ? sourceError : err;
+        } finally {
+          clearInterval(timer);
+          stream.destroy();
+        }
+      } else {
+        const meter = new ProgressMeter(progress);
+        // pipeline propagates an error from either side (a digest mismatch in the source stream aborts
+        // the upload), and the destination's putBlob consumes the meter.
+        await Promise.all([pipeline(stream, meter).catch((err) => meter.destroy(err)), dest.putBlob(desc, meter, { signal })]);
+      }
+      state.result.blobsCopied++;
+      state.result.bytesCopied += desc.size;
+      const ms = Date.now() - started;
+      log.debug({ ms }, 'blob copied');
+      emit?.({ type: 'blob', phase: 'done', digest: desc.digest, size: desc.size, bytes: desc.size, ms });
+    },
+    policy,
+    classifyError,
+    signal,
+    {
+      what: `blob ${desc.digest}`,
+      onRetry: ({ attempt, err }) => {
+        emit?.({ type: 'blob', phase: 'retry', digest: desc.digest, size: desc.size, attempt: attempt + 1, error: (err as Error).message });
+        log.info({ attempt: attempt + 1, err: (err as Error).message }, 'blob copy failed; retrying');
+      },
+    },
+  );
+}
+

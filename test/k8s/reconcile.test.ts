@@ -1,0 +1,283 @@
+// The reconcile skeleton's contract (k8s/runtime/reconcile.ts), against a real API server with the
+// ImageMirror CRD: one status patch per reconcile and none when nothing changed, an Event only on a
+// Ready transition, a non-retryable engine error stalls (its code as reason) and a retryable one does
+// not, a step that returns a result ends the list, and on deletion the kind's cleanup runs while the
+// finalizer still holds the object, which goes only after.
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_VERSION } from '../../src/k8s/api/common.js';
+import type { ImageMirror, ImageMirrorReason, ImageMirrorStatus } from '../../src/k8s/api/imagemirror.js';
+import { KubeClient, isConflict, isNotFound } from '../../src/k8s/runtime/client.js';
+import { StallingError } from '../../src/k8s/runtime/errors.js';
+import { EventRecorder } from '../../src/k8s/runtime/events.js';
+import { ReconcileLoop, errorsFor, stopWhenStalled, type Step } from '../../src/k8s/runtime/reconcile.js';
+import { IMAGE_MIRROR_FINALIZER, IMAGE_MIRROR_RESOURCE } from '../../src/controllers/imagemirror.js';
+import { InvalidInputError, StevedoreError } from '../../src/util/errors.js';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { mirrorsPath } from '../controllers/helpers.js';
+
+const NS = 'skeleton';
+let cp: ControlPlane;
+let client: CountingClient;
+let events: EventRecorder;
+const log = pino({ level: 'silent' });
+
+/** The real client, counting the patches it sends (by path). */
+class CountingClient extends KubeClient {
+  readonly patches: string[] = [];
+  override patch<T>(path: string, body: unknown, type?: 'merge' | 'json'): Promise<T> {
+    this.patches.push(path);
+    return super.patch<T>(path, body, type);
+  }
+  statusPatches(): number {
+    return this.patches.filter((p) => p.endsWith('/status')).length;
+  }
+}
+
+type MirrorStep = Step<ImageMirror, ImageMirrorStatus, ImageMirrorReason>;
+
+function loop(steps: MirrorStep[], more: { finalize?: (m: ImageMirror) => Promise<{ requeueAfterMs?: number } | undefined>; guardStatus?: boolean } = {}) {
+  return new ReconcileLoop<ImageMirror, ImageMirrorStatus, ImageMirrorReason>(client, events, {
+    kind: 'ImageMirror',
+    resource: IMAGE_MIRROR_RESOURCE,
+    finalizer: IMAGE_MIRROR_FINALIZER,
+    statusKeys: ['observedGeneration', 'conditions', 'lastHandledReconcileAt', 'lastSyncTime', 'nextSyncTime', 'counts', 'tags'],
+    steps,
+    ...more,
+  });
+}
+
+async function create(name: string): Promise<ImageMirror> {
+  return client.create<ImageMirror>(mirrorsPath(NS), {
+    apiVersion: API_VERSION,
+    kind: 'ImageMirror',
+    metadata: { name },
+    spec: {
+      source: { registry: { repository: 'registry.invalid/src/app' } },
+      destination: { registry: { repository: 'registry.invalid/dst/app' } },
+    },
+  });
+}
+
+const get = (name: string) => client.get<ImageMirror>(mirrorsPath(NS, name));
+const cond = (m: ImageMirror, type: string) => m.status?.conditions?.find((c) => c.type === type);
+const req = (name: string) => ({ namespace: NS, name });
+
+async function eventsAbout(name: string): Promise<{ reason: string; type: string; note: string }[]> {
+  const list = await client.get<{ items: { reason: string; type: string; note: string; regarding: { name: string } }[] }>(
+    `/apis/events.k8s.io/v1/namespaces/${NS}/events`,
+  );
+  return list.items.filter((e) => e.regarding.name === name);
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane();
+  await cp.installCRDs();
+  await cp.createNamespace(NS);
+  client = new CountingClient(cp.kubeConfig);
+  events = new EventRecorder(client, { controller: 'stevedore.dev/test', instance: 'test', log });
+}, 120_000);
+
+afterAll(async () => {
+  client?.close();
+  await cp?.stop();
+});
+
+describe('the reconcile skeleton', () => {
+  it('sends one status patch for every step that changed status, none when nothing changed, and one Event per Ready transition', async () => {
+    await create('once');
+    const steps: MirrorStep[] = [
+      async (s) => {
+        s.status.observedGeneration = s.generation;
+        return undefined;
+      },
+      async (s) => {
+        s.status.lastSyncTime = '2026-01-01T00:00:00Z';
+        return undefined;
+      },
+      async (s) => {
+        s.ready(true, 'Succeeded', 'all synced');
+        return undefined;
+      },
+    ];
+    const l = loop(steps);
+    const n0 = client.statusPatches();
+    await l.run(req('once'), AbortSignal.timeout(30_000));
+    expect(client.statusPatches() - n0).toBe(1);
+    const m = await get('once');
+    expect(m.metadata.finalizers).toContain(IMAGE_MIRROR_FINALIZER);
+    expect(m.status).toMatchObject({ observedGeneration: 1, lastSyncTime: '2026-01-01T00:00:00Z' });
+    expect(cond(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded', message: 'all synced' });
+    expect(await eventsAbout('once')).toEqual([expect.objectContaining({ type: 'Normal', reason: 'Succeeded', note: 'all synced' })]);
+
+    // Again, from the informer's copy as the controller hands it over: the same status, no patch, no Event.
+    const n1 = client.patches.length;
+    await l.run({ ...req('once'), cached: m }, AbortSignal.timeout(30_000));
+    expect(client.patches.length - n1).toBe(0);
+    expect((await get('once')).metadata.resourceVersion).toBe(m.metadata.resourceVersion);
+    expect(await eventsAbout('once')).toHaveLength(1);
+  });
+
+  it('a step that returns a result ends the list; progress() patches early and the end patches only what changed since', async () => {
+    await create('stop');
+    const ran: string[] = [];
+    const l = loop([
+      async (s) => {
+        ran.push('a');
+        s.reconciling('Progressing', 'working');
+        await s.progress();
+        await s.progress(); // nothing new: no second patch
+        return undefined;
+      },
+      async (s) => {
+        ran.push('b');
+        s.ready(false, 'Suspended', 'held');
+        return { requeueAfterMs: 1234 };
+      },
+      async () => {
+        ran.push('c');
+        return undefined;
+      },
+    ]);
+    const n0 = client.statusPatches();
+    expect(await l.run(req('stop'), AbortSignal.timeout(30_000))).toEqual({ requeueAfterMs: 1234 });
+    expect(ran).toEqual(['a', 'b']);
+    expect(client.statusPatches() - n0).toBe(2);
+    const m = await get('stop');
+    expect(cond(m, 'Ready')).toMatchObject({ status: 'False', reason: 'Suspended' });
+    expect(cond(m, 'Reconciling')).toBeUndefined();
+  });
+
+  it('a non-retryable engine error stalls with its code as reason, in one patch, and the queue gets a StallingError; a later run while stalled stops at stopWhenStalled', async () => {
+    await create('stall');
+    let calls = 0;
+    const l = loop([
+      stopWhenStalled(),
+      async () => {
+        calls++;
+        throw new InvalidInputError('spec.tags.semver: ">=1 <<<" is no range');
+      },
+    ]);
+    const n0 = client.statusPatches();
+    const err = await l.run(req('stall'), AbortSignal.timeout(30_000)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StallingError);
+    expect((err as StallingError).reason).toBe('INVALID_INPUT');
+    expect(client.statusPatches() - n0).toBe(1);
+    const m = await get('stall');
+    expect(cond(m, 'Stalled')).toMatchObject({ status: 'True', reason: 'INVALID_INPUT', observedGeneration: 1 });
+    expect(cond(m, 'Ready')).toMatchObject({ status: 'False', reason: 'INVALID_INPUT' });
+    expect(m.status?.observedGeneration).toBe(1);
+    expect(await eventsAbout('stall')).toEqual([expect.objectContaining({ type: 'Warning', reason: 'INVALID_INPUT' })]);
+
+    const n1 = client.patches.length;
+    expect(await l.run({ ...req('stall'), cached: m }, AbortSignal.timeout(30_000))).toEqual({});
+    expect(calls).toBe(1);
+    expect(client.patches.length - n1).toBe(0);
+  });
+
+  it('a retryable engine error is rethrown as it is, and a typed ReconcileError sets Ready=False with its reason', async () => {
+    await create('retry');
+    const flaky = new StevedoreError('REGISTRY_UNAVAILABLE', 'registry.invalid: 503', { retryable: true });
+    const err = await loop([
+      async () => {
+        throw flaky;
+      },
+    ])
+      .run(req('retry'), AbortSignal.timeout(30_000))
+      .catch((e: unknown) => e);
+    expect(err).toBe(flaky);
+    let m = await get('retry');
+    // Not the object's fault and no unknownErrorReason: status says nothing about it.
+    expect(m.status?.conditions ?? []).toEqual([]);
+
+    const typed = errorsFor<ImageMirrorReason>();
+    const err2 = await loop([
+      async () => {
+        throw typed.failed('CredentialsNotFound', 'Secret skeleton/creds not found');
+      },
+    ])
+      .run(req('retry'), AbortSignal.timeout(30_000))
+      .catch((e: unknown) => e);
+    expect(err2).not.toBeInstanceOf(StallingError);
+    m = await get('retry');
+    expect(cond(m, 'Ready')).toMatchObject({ status: 'False', reason: 'CredentialsNotFound' });
+    expect(cond(m, 'Stalled')).toBeUndefined();
+  });
+
+  it('on deletion the cleanup runs while the finalizer still holds the object; then the object goes, with no status patch and no step', async () => {
+    await create('gone');
+    const steps: MirrorStep[] = [
+      async () => {
+        throw new Error('no step runs for an object being deleted');
+      },
+    ];
+    let held: string[] | undefined;
+    let later = true;
+    const l = loop(steps, {
+      finalize: async (m) => {
+        held = (await get(m.metadata.name!)).metadata.finalizers;
+        return later ? { requeueAfterMs: 500 } : undefined;
+      },
+    });
+    await l.run(req('gone'), AbortSignal.timeout(30_000)).catch(() => undefined); // adds the finalizer
+    expect((await get('gone')).metadata.finalizers).toContain(IMAGE_MIRROR_FINALIZER);
+    await client.json('DELETE', mirrorsPath(NS, 'gone'));
+    const deleting = await get('gone');
+    expect(deleting.metadata.deletionTimestamp).toBeDefined();
+    const n0 = client.statusPatches();
+    // The cleanup is not done yet: the finalizer stays and the reconcile comes back.
+    expect(await l.run(req('gone'), AbortSignal.timeout(30_000))).toEqual({ requeueAfterMs: 500 });
+    expect(held).toContain(IMAGE_MIRROR_FINALIZER);
+    expect((await get('gone')).metadata.finalizers).toContain(IMAGE_MIRROR_FINALIZER);
+    later = false;
+    held = undefined;
+    expect(await l.run(req('gone'), AbortSignal.timeout(30_000))).toEqual({});
+    expect(held).toContain(IMAGE_MIRROR_FINALIZER);
+    expect(client.statusPatches() - n0).toBe(0);
+    const after = await get('gone').catch((e: unknown) => e);
+    expect(isNotFound(after)).toBe(true);
+  });
+
+  it('with guardStatus, a status written from a stale read fails with a conflict instead of winning; progress() moves the guard on', async () => {
+    await create('guard');
+    const l = loop(
+      [
+        async (s) => {
+          s.reconciling('Progressing', 'working');
+          await s.progress();
+          s.ready(true, 'Succeeded', 'done');
+          return undefined;
+        },
+      ],
+      { guardStatus: true },
+    );
+    await l.run(req('guard'), AbortSignal.timeout(30_000)); // two guarded patches in a row: the second from the first's version
+    const fresh = await get('guard');
+    expect(cond(fresh, 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+    // Another writer (the node's agent) changes status after this read.
+    const stale = structuredClone(fresh);
+    await client.patch(mirrorsPath(NS, 'guard', 'status'), { status: { lastSyncTime: '2026-02-02T00:00:00Z' } });
+    const err = await loop(
+      [
+        async (s) => {
+          s.ready(false, 'SyncFailed', 'from a stale read');
+          return undefined;
+        },
+      ],
+      { guardStatus: true },
+    )
+      .run({ ...req('guard'), cached: stale }, AbortSignal.timeout(30_000))
+      .catch((e: unknown) => e);
+    expect(isConflict(err)).toBe(true);
+    const after = await get('guard');
+    expect(after.status?.lastSyncTime).toBe('2026-02-02T00:00:00Z');
+    expect(cond(after, 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+  });
+
+  it('reasons are the kind’s union', () => {
+    const typed = errorsFor<ImageMirrorReason>();
+    // @ts-expect-error a typo is not an ImageMirror reason (tsc --noEmit fails if this compiles)
+    const e = typed.stalled('InvalidSpek', 'x');
+    expect(e).toBeInstanceOf(StallingError);
+  });
+});
