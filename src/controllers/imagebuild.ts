@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { API_VERSION, GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION } from '../k8s/api/common.js';
 import type { ImageBuild, ImageBuildStatus } from '../k8s/api/imagebuild.js';
 import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
-import { isConflict, isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
+import { ApiError, isConflict, isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler, SecondaryWatch } from '../k8s/runtime/controller.js';
 import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
@@ -276,6 +276,11 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     try {
       await this.#client.create(resourcePath(PODS, ns), body);
     } catch (err) {
+      // The namespace's Pod Security admission refuses the Pod (procMount: Unmasked is beyond
+      // "baseline" unless the API server relaxes it for user-namespaced Pods): say so, retry later.
+      if (err instanceof ApiError && err.status === 403 && /violates PodSecurity/.test(err.message)) {
+        throw new ReconcileError('PodSecurityRejected', `the namespace's Pod Security admission refused build Pod ${podName}: ${err.message}`);
+      }
       if (!isConflict(err)) throw err; // AlreadyExists: created by an earlier reconcile whose status patch was lost
     }
     for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'failureDetails', 'completionTime', 'sourceCommit', 'signatureDigest', 'attestations'] as const) delete status[k];

@@ -51,6 +51,8 @@ function values(storePath: string, apiPort: string, agentPort: number): string[]
     '--set', `buildSeccompProfile.kubeletRootDir=${node.kubeletRoot}`,
     '--set', 'agent.enabled=true',
     '--set', `agent.storePath=${storePath}`,
+    // Not the machine's /run/runc, which other runc users on this host share.
+    '--set', `agent.runcStatePath=${join(node.dir, 'agent-runc')}`,
     '--set', 'agent.leaseDuration=10s',
     // The agent is on the host network: its metrics/probe port on loopback only, not every interface.
     '--set', `agent.metricsPort=${agentPort}`,
@@ -70,6 +72,7 @@ async function explain(): Promise<string> {
     out.push(await node.kubectl(args).catch((e: Error) => e.message));
   }
   out.push(`--- kubelet:\n${await node.log('kubelet', 30)}`);
+  out.push(`--- agent:\n${await node.kubectl(['logs', '-n', SYSTEM_NS, '-l', 'app.kubernetes.io/component=agent', '--tail=40']).catch((e: Error) => e.message)}`);
   if (controllerLog) out.push(`--- controller:\n${await runChecked('tail', ['-n', '40', controllerLog]).then((r) => r.stdout, () => '')}`);
   return out.join('\n');
 }
@@ -129,10 +132,13 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  const s = Date.now();
+  // The run goes first, while agent and controller still work: the agent removes its container
+  // (runc, outside containerd); the node's stop() removes every Pod through the CRI.
+  await node?.kubectl(['delete', 'containerrun', '-n', NS, '--all', '--wait=true', '--timeout=60s']).catch(() => undefined);
   await controller?.stop();
-  // Runs and build Pods go before the node does (their containers, mounts and netns with them).
-  await node?.kubectl(['delete', 'namespace', NS, '--wait=true', '--timeout=60s']).catch(() => undefined);
   await node?.stop();
+  timings['teardown'] = Date.now() - s;
   await unmountStore?.();
   await temps.cleanup();
   console.log(`e2e-local timings (ms): ${JSON.stringify(timings)}`);
@@ -155,10 +161,11 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     const out = `${node.registry.host}/e2e/app:1`;
     const containerfile = [
       `FROM ${base} AS build`,
-      'RUN mkdir -p /out && echo "hello from a RUN step" > /out/msg && id -u > /out/uid && cat /proc/self/uid_map > /out/uid_map',
+      // The step's routes too: whatever a tenant's RUN step sends has no way off this machine.
+      'RUN mkdir -p /out && echo "hello from a RUN step" > /out/msg && id -u > /out/uid && cat /proc/net/route > /out/routes',
       `FROM ${base}`,
       'COPY --from=build /out/ /etc/e2e/',
-      'RUN cat /etc/e2e/msg /etc/e2e/uid > /etc/e2e/all',
+      'RUN cat /etc/e2e/msg /etc/e2e/uid /etc/e2e/routes > /etc/e2e/all',
       'CMD ["cat", "/etc/e2e/all"]',
     ].join('\n');
     const manifest = {
@@ -196,6 +203,23 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     show(`kubectl get imagebuild -n ${NS} app`, table);
     show(`kubectl get pod -n ${NS} ${ib!.status!.podName} (security settings)`, JSON.stringify({ hostUsers: pod!.spec['hostUsers'], securityContext: pod!.spec['securityContext'], build: pod!.spec['containers'][0].securityContext }, null, 2));
     expect(table).toMatch(/app\s+True\s+Succeeded\s+sha256:/);
+  }, TEST_TIMEOUT_MS);
+
+  it('says so in status when a namespace\'s Pod Security level refuses build Pods (baseline forbids procMount: Unmasked)', async () => {
+    const ns = 'baseline-team';
+    await node.kubectl(['create', 'namespace', ns]);
+    await node.kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=baseline']);
+    const manifest = {
+      apiVersion: 'stevedore.dev/v1alpha1', kind: 'ImageBuild', metadata: { name: 'app', namespace: ns },
+      spec: { source: { inline: { containerfile: `FROM ${base}\nRUN true\n` } }, output: { image: `${node.registry.host}/e2e/baseline:1`, insecure: true } },
+    };
+    await node.kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
+    type IB = { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } };
+    const ib = await poll('ImageBuild status', () => getJson<IB>(node, ['imagebuild', '-n', ns, 'app']), (v) => condition(v)?.reason === 'PodSecurityRejected', 60_000, explain);
+    expect(condition(ib)!.status).toBe('False');
+    expect(condition(ib)!.message).toContain('procMount');
+    expect((await node.kubectl(['get', 'pods', '-n', ns, '-o', 'name'])).trim()).toBe('');
+    await node.kubectl(['delete', 'namespace', ns, '--wait=false']);
   }, TEST_TIMEOUT_MS);
 
   it('mirrors the built image with an ImageMirror', async () => {
@@ -237,6 +261,10 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     timings['containerRun'] = Date.now() - s;
     expect(cr!.status, JSON.stringify(cr!.status)).toMatchObject({ phase: 'Succeeded', exitCode: 0, nodeName: node.nodeName });
     expect(cr!.status!.logTail).toContain('hello from a RUN step');
+    // /proc/net/route of the build's RUN step: its header, and no default route (destination 0).
+    const routes = cr!.status!.logTail!.split('\n').filter((l) => /^\S+\t[0-9A-F]{8}\t/.test(l));
+    expect(routes.filter((l) => l.split('\t')[1] === '00000000')).toEqual([]);
+    expect(cr!.status!.logTail).toContain('Iface\tDestination\tGateway');
     const table = await node.kubectl(['get', 'crun', '-n', NS, 'app', '-o', 'wide']);
     show(`kubectl get crun -n ${NS} app -o wide`, `${table}\nlogTail:\n${cr!.status!.logTail}`);
     show(`kubectl get pods -n ${SYSTEM_NS} -o wide`, await node.kubectl(['get', 'pods', '-n', SYSTEM_NS, '-o', 'wide']));
