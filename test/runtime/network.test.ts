@@ -123,8 +123,8 @@ describe.each(['root', 'rootless'] as const)('private network (%s)', (mode) => {
   it.each(['private', 'pasta', 'slirp4netns'] as const)('-p 127.0.0.1:PORT:80 (--network %s) serves on the published loopback port; the port is released when the container ends', async (network) => {
     const port = await freePort();
     const name = `web-${network}`;
-    // The server ends by itself: the test does not depend on `stop` (rootless, `runc kill --all`
-    // without a cgroup does not reach the container on this machine; see the report of issue 18).
+    // The server ends by itself: the test does not depend on `stop` (rootless without a cgroup,
+    // `runc kill --all` fails and stop cannot reach the container; see docs/networking.md).
     const publish = ['--name', name, '--network', network, '-p', `127.0.0.1:${port}:80`, image.ociRef, 'sh', '-c', httpdFor(6)];
     if (mode === 'root') {
       const d = await stevedore(mode, ['run', '-d', ...publish]);
