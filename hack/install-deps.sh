@@ -19,6 +19,7 @@ PACKAGES=(
   python3-venv      # the official SPDX/CycloneDX validators (hack/syft.mk) run from a venv
   git               # Git build contexts (stevedore context git)
   xz-utils bzip2    # .tar.xz / .tar.bz2 build contexts and ADD archives
+  passt slirp4netns # user-mode networking for run --network private and -p (pasta, slirp4netns fallback)
 )
 
 missing=()

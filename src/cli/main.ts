@@ -43,6 +43,11 @@ const VERBS: Record<string, () => Promise<Register>> = {
   image: async () => (await import('./commands/image-sign.js')).registerImage,
   manifest: async () => (await import('./commands/manifest.js')).registerManifest,
   buildah: async () => (await import('./commands/buildah.js')).registerBuildah,
+  pull: async () => (await import('./commands/pull.js')).registerPull,
+  push: async () => (await import('./commands/push.js')).registerPush,
+  tag: async () => (await import('./commands/tag.js')).registerTag,
+  save: async () => (await import('./commands/save.js')).registerSave,
+  load: async () => (await import('./commands/load.js')).registerLoad,
 };
 // Verbs registered by another verb's module.
 const ALIASES: Record<string, string> = { bud: 'build', logout: 'login', prune: 'rmi', 'verify-attestation': 'attest' };

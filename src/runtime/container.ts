@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage, InvalidInputError, StevedoreError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
@@ -7,13 +7,21 @@ import { inUserNamespace } from './cgroups.js';
 import { listContainers, writeRecord, type ContainerRecord } from './containers.js';
 import { K8sFileLog } from './logs.js';
 import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type RuntimeName, type RuntimeOptions } from './oci-runtime.js';
+import { isPrivateNetwork, setupPrivateNetwork, writeEtcFiles, type HostEntry, type NetworkMode, type PortMapping, type PrivateNetwork } from './network/index.js';
 import { generateSpec, type SpecOptions } from './spec.js';
 import type { ImageStore, PullPolicy, RootfsMode, StoredImage } from './store/index.js';
 
 const log = rootLogger.child({ component: 'container' });
 
-export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles'> {
+export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles' | 'network' | 'netnsPath'> {
   image: string;
+  /** none (default), host, or a private network with outbound access to the host (private, pasta, slirp4netns). */
+  network?: NetworkMode;
+  /** `-p`: ports published from the host into a private network. */
+  publish?: PortMapping[];
+  /** `--dns`, `--add-host`: written to the container's /etc/resolv.conf and /etc/hosts. */
+  dns?: string[];
+  addHosts?: HostEntry[];
   /** The container id (64 hex digits); default: random. */
   id?: string;
   name?: string;
@@ -82,8 +90,6 @@ export async function ensureSearchable(dirs: readonly string[]): Promise<void> {
   }
 }
 
-const HOSTS = (hostname: string): string => `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
-
 /**
  * Runs one container in the foreground: pull (by policy) → snapshot → rootfs → config.json →
  * `runtime run`; streams its output to the callbacks and to a k8s-file log; stops it on timeout
@@ -116,10 +122,12 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   let record: ContainerRecord | undefined;
   // `runtime run` deletes its container when it returns; only an interrupted one needs a delete.
   let runReturned = false;
+  let net: PrivateNetwork | undefined;
   const cleanup = async (): Promise<void> => {
     if (cleanedUp) return;
     cleanedUp = true;
     if (!runReturned) await runtime.delete(id, { force: true }).catch(() => undefined);
+    await net?.close().catch((err: unknown) => log.warn({ id, err: errorMessage(err) }, 'private network teardown failed'));
     if (opts.remove) await ctr.remove();
     else await ctr.unmount();
   };
@@ -127,11 +135,9 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     const hostname = opts.hostname ?? id.slice(0, 12);
     const etcFiles = { hosts: join(ctr.dir, 'hosts'), hostname: join(ctr.dir, 'hostname'), resolvConf: join(ctr.dir, 'resolv.conf') };
     // The bundle's files are independent of each other and of the spec: written side by side.
-    const etcWritten = settleAll([
-      writeFile(etcFiles.hosts, HOSTS(hostname)),
-      writeFile(etcFiles.hostname, `${hostname}\n`),
-      copyFile('/etc/resolv.conf', etcFiles.resolvConf).catch(() => writeFile(etcFiles.resolvConf, '')),
-    ]);
+    if (isPrivateNetwork(opts.network)) net = await setupPrivateNetwork({ driver: opts.network, ports: opts.publish, dir: ctr.dir });
+    else if (opts.publish && opts.publish.length > 0) throw new InvalidInputError(`--publish needs a private network (--network private, pasta or slirp4netns), not "${opts.network ?? 'none'}"`);
+    const etcWritten = writeEtcFiles(etcFiles, { hostname, name: opts.name, addHosts: opts.addHosts, dns: opts.dns, ...(net ? { address: net.address, gateway: net.gateway } : {}) });
     record = {
       id,
       name,
@@ -147,7 +153,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       ...(image.chainIds.length > 0 ? { snapshot: image.chainIds[image.chainIds.length - 1]!.replace(/^sha256:/, '') } : {}),
       ...(runtimeOptions.stateRoot ? { stateRoot: runtimeOptions.stateRoot } : {}),
     };
-    const [, { spec, warnings: specWarnings }] = await settleAll([etcWritten, generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles })] as const);
+    const [, { spec, warnings: specWarnings }] = await settleAll([etcWritten, generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles, network: opts.network === 'host' ? 'host' : 'none', netnsPath: net?.nsPath })] as const);
     for (const w of specWarnings) {
       warnings.push(w);
       opts.onWarning?.(w);

@@ -79,6 +79,8 @@ export interface SpecOptions {
   readOnly?: boolean;
   hostname?: string;
   network?: 'none' | 'host';
+  /** A network namespace made beforehand (a private network): joined instead of a new, empty one. */
+  netnsPath?: string;
   binds?: BindMount[];
   /** `--tmpfs /path[:options]`: a tmpfs at each path (Podman's default options: rw,noexec,nosuid,nodev). */
   tmpfs?: string[];
@@ -277,7 +279,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   }
 
   const namespaces: RuntimeSpec['linux']['namespaces'] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
-  if (opts.network !== 'host') namespaces.push({ type: 'network' });
+  if (opts.network !== 'host') namespaces.push({ type: 'network', ...(opts.netnsPath ? { path: opts.netnsPath } : {}) });
   if (opts.idMappings) namespaces.push({ type: 'user' });
 
   const resources: RuntimeSpec['linux']['resources'] = { devices: [{ allow: false, access: 'rwm' }] };

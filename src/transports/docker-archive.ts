@@ -182,6 +182,8 @@ function chooseItem(ref: DockerArchiveReference, items: DockerArchiveItem[], wha
  */
 class DockerArchiveSource implements ImageSource {
   readonly name: string;
+  /** The chosen image's RepoTags (what `docker load` / `podman load` name it by). */
+  repoTags: readonly string[] = [];
   readonly #scratch: string;
   readonly #manifest: RawManifest;
   readonly #blobs: Map<Digest, string>;
@@ -225,7 +227,9 @@ class DockerArchiveSource implements ImageSource {
       config: { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: configDigest, size: configBytes.length },
       layers: layers.map((l) => ({ mediaType: layerType(l.compression), digest: l.digest, size: l.size })),
     };
-    return new DockerArchiveSource(what, scratch, encodeManifest(manifest), blobs);
+    const source = new DockerArchiveSource(what, scratch, encodeManifest(manifest), blobs);
+    source.repoTags = item.RepoTags ?? [];
+    return source;
   }
 
   async getManifest(digest?: Digest, _opts?: OpOptions): Promise<RawManifest> {

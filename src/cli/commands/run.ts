@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { runContainer, type RunOptions, type RunResult } from '../../runtime/container.js';
 import type { BindMount } from '../../runtime/spec.js';
+import { NETWORK_MODES, parseAddHost, parseDns, parsePublish, type NetworkMode } from '../../runtime/network/index.js';
 import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import type { IdMapping } from '../../runtime/unpack/index.js';
@@ -22,6 +23,9 @@ interface RunFlags {
   entrypoint?: string;
   readOnly?: boolean;
   network?: string;
+  publish?: string[];
+  dns?: string[];
+  addHost?: string[];
   timeout?: number;
   runtime?: string;
   pull?: string;
@@ -113,7 +117,10 @@ export function registerRun(program: Command): void {
     .option('-u, --user <user[:group]>', 'user name or uid, optionally with a group name or gid')
     .option('--entrypoint <cmd>', 'override the image ENTRYPOINT (a word or a JSON array); clears CMD')
     .option('--read-only', 'mount the root filesystem read-only')
-    .option('--network <none|host>', 'network: a private namespace (none) or the host\'s', 'none')
+    .option('--network <mode>', 'none (an empty namespace), host, or a private network reaching the host only: private (pasta, else slirp4netns), pasta, slirp4netns; default none, private with -p')
+    .option('-p, --publish <[ip:]hostPort:ctrPort[/tcp|udp]>', 'publish a container port on the host (repeatable; needs a private network)', collect)
+    .option('--dns <ip>', 'nameserver for the container\'s /etc/resolv.conf (repeatable)', collect)
+    .option('--add-host <host:ip>', 'add a line to the container\'s /etc/hosts (repeatable)', collect)
     .option('--timeout <seconds>', 'stop the container after this many seconds', parsePositiveInt)
     .option('--runtime <runc|crun>', 'OCI runtime', 'runc')
     .option('--pull <always|missing|never>', 'pull policy', 'missing')
@@ -150,7 +157,10 @@ export function registerRun(program: Command): void {
           user: o.user,
           entrypoint: o.entrypoint,
           readOnly: o.readOnly,
-          network: oneOf('--network', o.network, ['none', 'host'] as const, 'none'),
+          network: oneOf<NetworkMode>('--network', o.network, NETWORK_MODES, o.publish ? 'private' : 'none'),
+          publish: (o.publish ?? []).map(parsePublish),
+          dns: (o.dns ?? []).map(parseDns),
+          addHosts: (o.addHost ?? []).map(parseAddHost),
           timeoutSeconds: o.timeout,
           runtime: oneOf('--runtime', o.runtime, ['runc', 'crun'] as const, 'runc'),
           pull: oneOf<PullPolicy>('--pull', o.pull, ['always', 'missing', 'never'], 'missing'),
