@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { V1Container, V1Node, V1Pod, V1SecurityContext, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { API_VERSION } from '../k8s/api/common.js';
 import type { ImageBuild } from '../k8s/api/imagebuild.js';
+import { cacheArgs } from './imagebuild-cache.js';
 import { parseDuration } from './schedule.js';
 
 export const LABEL_BUILD = 'stevedore.dev/imagebuild';
@@ -249,7 +250,7 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
   for (const a of spec.buildArgs ?? []) buildArgs.push('--build-arg', `${a.name}=${a.value}`);
   if (spec.target) buildArgs.push('--target', spec.target);
   if (spec.platforms?.length) buildArgs.push('--platform', spec.platforms.join(','));
-  if (spec.cache) buildArgs.push('--cache-from', spec.cache.repository, '--cache-to', spec.cache.repository);
+  buildArgs.push(...cacheArgs(spec));
   const sign = signingArgs(ib);
   buildArgs.push(...sign.args);
   if (sign.volume) volumes.push(sign.volume);
