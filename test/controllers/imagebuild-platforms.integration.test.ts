@@ -130,6 +130,15 @@ describe('ImageBuild: one build Pod per platform on nodes of that architecture',
     expect(table).toMatch(/\bPLATFORMS\n/);
     expect(table).toMatch(/native: linux\/amd64, linux\/arm64\n/);
     expect(table).toContain(b.status!.imageDigest!);
+    const kubectl = (...args: string[]) => execFileSync(kubectlPath(), ['--kubeconfig', cp.kubeconfigPath, '-n', NS, ...args], { encoding: 'utf8' });
+    const perPlatform = kubectl('get', 'imagebuild', 'native', '-o', 'jsonpath={range .status.platforms[*]}{.platform}{"\\t"}{.digest}{"\\t"}{.podName}{"\\n"}{end}');
+    expect(perPlatform).toBe(b.status!.platforms!.map((p) => `${p.platform}\t${p.digest}\t${p.podName}\n`).join(''));
+    const placed = kubectl('get', 'pods', '-l', 'stevedore.dev/imagebuild=native', '-o', 'custom-columns=NAME:.metadata.name,ARCH:.spec.nodeSelector.kubernetes\\.io/arch,PHASE:.status.phase');
+    expect(placed.split('\n').slice(1, 3).map((l) => l.split(/\s+/))).toEqual([
+      ['native-build-1-linux-amd64', 'amd64', 'Succeeded'],
+      ['native-build-1-linux-arm64', 'arm64', 'Succeeded'],
+    ]);
+    if (process.env.SHOW_KUBECTL) console.log(`${table}\n${perPlatform}\n${placed}`);
   });
 
   it('fails the build naming the platform and its Pod when one platform cannot build, and writes no index', async () => {
@@ -165,6 +174,7 @@ describe('ImageBuild: one build Pod per platform on nodes of that architecture',
       expect(mine.map((p) => [p.metadata!.name, p.spec!.nodeSelector ?? {}])).toEqual([['fallback-build-1', {}]]);
       expect(mine[0]!.spec!.containers[0]!.args).toContain('linux/amd64,linux/arm64');
       expect(b.status!.platforms!.map((p) => p.platform).sort()).toEqual(['linux/amd64', 'linux/arm64/v8']);
+      if (process.env.SHOW_KUBECTL) console.log(execFileSync(kubectlPath(), ['--kubeconfig', cp.kubeconfigPath, '-n', NS, 'get', 'imagebuild', 'fallback', '-o', 'wide'], { encoding: 'utf8' }));
       expect(b.status!.platformBuild).toBe('emulated in one Pod: linux/amd64, linux/arm64 (no Ready node for linux/arm64)');
       expect(b.status!.platforms!.every((p) => p.podName === undefined)).toBe(true);
       const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note: string; regarding: { name: string } }[] };
