@@ -19,6 +19,7 @@ import { parseReference } from '../oci/reference.js';
 import { LABEL_BUILD_UID, SIGNING_KEY, SIGNING_PASSWORD, buildPod, buildPodName, buildSecrets, buildTimeoutMs, userNamespaceSupport, type BuildPodOptions } from './imagebuild-pod.js';
 import { errorMessage } from '../util/errors.js';
 import { cacheRepository } from './imagebuild-cache.js';
+import { basePollMs, knownBaseNames, movedBases, resolveBases, wantsBaseRebuild, type BaseImage } from './imagebuild-bases.js';
 import { assembleIndex } from './imagebuild-index.js';
 import { ANNOTATION_BUILD, planPlatforms, platformPod, platformPodName } from './imagebuild-platforms.js';
 import { podOutcome, type BuildFailure } from './imagebuild-result.js';
@@ -37,7 +38,7 @@ const FINISHED = new Set(['Succeeded', 'Failed', 'DeadlineExceeded', 'Canceled']
 /** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
 const STATUS_KEYS = [
   'observedGeneration', 'conditions', 'lastHandledReconcileAt', 'podName', 'image', 'imageDigest', 'imageSize',
-  'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms', 'signatureDigest', 'attestations', 'platformBuild',
+  'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms', 'signatureDigest', 'attestations', 'platformBuild', 'baseImages',
 ] as const;
 
 export interface ImageBuildReconcilerOptions {
@@ -51,6 +52,8 @@ export interface ImageBuildReconcilerOptions {
    * keeps apart. Control-plane keys are refused even when listed.
    */
   allowedSchedulingKeys?: readonly string[];
+  /** The shortest spec.rebuild.interval honoured (default 1m): a tenant cannot make the controller poll registries faster. */
+  minBaseImagePollMs?: number;
 }
 
 /** Node keys no tenant's build may name, whatever the administrator allows: build Pods never go to control-plane nodes on request. */
@@ -204,7 +207,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const sameBuild = status.observedGeneration === generation && status.podName === podName;
     if (sameBuild && ready && FINISHED.has(ready.reason) && ready.observedGeneration === generation) {
       await this.#prune(obj, pods, podName);
-      return {};
+      return this.#watchBases(obj, status);
     }
 
     // A build fanned out to one Pod per platform (see imagebuild-platforms.ts).
@@ -247,6 +250,8 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         if (r.platforms?.length) status.platforms = r.platforms;
         if (r.signatureDigest) status.signatureDigest = r.signatureDigest;
         if (r.attestations?.length) status.attestations = r.attestations;
+        // What the build Pod resolved beats what the controller resolved before it started.
+        if (r.baseImages?.length) status.baseImages = r.baseImages;
         if (obj.spec.signing && !r.signatureDigest) {
           // The builder pushed but reported no signature (an older builder image ignoring the flags?):
           // the build has not done what the spec asks, so it must not look Ready.
@@ -259,7 +264,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         status.observedGeneration = generation;
         status.conditions = markReady(status.conditions, generation, true, 'Succeeded', `built and pushed ${status.image}@${r.digest}`);
         await this.#prune(obj, await this.#listPods(obj), podName);
-        return {};
+        return wantsBaseRebuild(obj.spec) ? { requeueAfterMs: basePollMs(obj.spec, this.#o.minBaseImagePollMs) } : {};
       }
       case 'failed': {
         const res = this.#finish(obj, status, outcome.failure);
@@ -298,7 +303,11 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         if (!isConflict(err)) throw err; // AlreadyExists: created by an earlier reconcile whose status patch was lost
       }
     }
-    for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'platformBuild', 'failureDetails', 'completionTime', 'sourceCommit', 'signatureDigest', 'attestations'] as const) delete status[k];
+    for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'platformBuild', 'failureDetails', 'completionTime', 'sourceCommit', 'signatureDigest', 'attestations', 'baseImages'] as const) delete status[k];
+    if (wantsBaseRebuild(obj.spec)) {
+      const bases = await this.#resolveKnownBases(obj);
+      if (bases.length) status.baseImages = bases;
+    }
     status.podName = podName;
     if (platforms.length > 1) status.platformBuild = plan.mode === 'native' ? `native: ${platforms.join(', ')}` : `emulated in one Pod: ${platforms.join(', ')} (${plan.why})`;
     status.startTime = iso(new Date());
@@ -315,6 +324,52 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     status.conditions = markReconciling(status.conditions, generation, 'Building', message);
     await this.#o.events.record(this.#target(obj), 'Normal', 'Building', plan.mode === 'native' ? message : `created build Pod ${podName}${plan.why ? ` for ${platforms.join(', ')} (${plan.why}: emulated)` : ''}`);
     return { requeueAfterMs: buildTimeoutMs(obj) };
+  }
+
+  /** The bases of an inline Containerfile, resolved now; a registry that does not answer leaves them out (the build will say why). */
+  async #resolveKnownBases(obj: ImageBuild): Promise<BaseImage[]> {
+    try {
+      const names = knownBaseNames(obj.spec);
+      return names ? await resolveBases(names, (registry) => this.#registryContext(obj, registry)) : [];
+    } catch (err) {
+      this.#o.log.info({ imagebuild: obj.metadata.name, err: errorMessage(err) }, 'base images not resolved');
+      return [];
+    }
+  }
+
+  /**
+   * After a finished build with spec.rebuild.onBaseImageChange: HEAD each recorded base; when one
+   * moved, ask for a rebuild the way a user does (the reconcile.stevedore.dev/requestedAt
+   * annotation), which gives the build a new Pod. Otherwise look again after the interval.
+   */
+  async #watchBases(obj: ImageBuild, status: ImageBuildStatus): Promise<ReconcileResult> {
+    if (!wantsBaseRebuild(obj.spec) || !status.baseImages?.length) return {};
+    const every = basePollMs(obj.spec, this.#o.minBaseImagePollMs);
+    const since = Date.parse(status.completionTime ?? '') || 0;
+    // A reconcile for another reason (a Pod event) does not poll early.
+    if (Date.now() - since < every - 500) return { requeueAfterMs: since + every - Date.now() };
+    let moved: Awaited<ReturnType<typeof movedBases>>;
+    try {
+      moved = await movedBases(status.baseImages, (registry) => this.#registryContext(obj, registry));
+    } catch (err) {
+      this.#o.log.info({ imagebuild: obj.metadata.name, err: errorMessage(err) }, 'base images not checked');
+      return { requeueAfterMs: every };
+    }
+    if (moved.length === 0) return { requeueAfterMs: every };
+    const what = moved.map((m) => `${m.name} moved from ${m.from} to ${m.to}`).join('; ');
+    await this.#o.events.record(this.#target(obj), 'Normal', 'BaseImageChanged', `${what}: building again`);
+    await this.#client.patch(this.#path(obj.metadata.namespace!, obj.metadata.name!), {
+      metadata: { annotations: { [RECONCILE_REQUESTED_AT_ANNOTATION]: new Date().toISOString() }, resourceVersion: obj.metadata.resourceVersion },
+    });
+    return {};
+  }
+
+  /** Registry access for HEAD requests on an ImageBuild's behalf: its push Secret for the output's registry, anonymous elsewhere; never the controller's own credentials. */
+  async #registryContext(obj: ImageBuild, registry: string): Promise<TransportContext> {
+    const out = parseReference(obj.spec.output.image);
+    const tls = obj.spec.output.insecure ? { tlsVerify: false } : {};
+    if (registry !== out.registry || !obj.spec.output.pushSecret) return { ambientCredentials: false, ...tls };
+    return this.#pushContext(obj);
   }
 
   /** Nodes the build Pods could run on, or undefined when they cannot be listed (RBAC). */
@@ -374,7 +429,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       status.observedGeneration = generation;
       status.conditions = markReady(status.conditions, generation, true, 'Succeeded', `built ${images.map((i) => i.platform).join(', ')} natively in ${images.length} Pods and pushed the index ${status.image}@${index.digest}`);
       await this.#prune(obj, await this.#listPods(obj), podName);
-      return {};
+      return wantsBaseRebuild(obj.spec) ? { requeueAfterMs: basePollMs(obj.spec, this.#o.minBaseImagePollMs) } : {};
     }
     const started = Date.parse(status.startTime ?? new Date().toISOString());
     const left = started + buildTimeoutMs(obj) - Date.now();

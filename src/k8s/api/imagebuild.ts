@@ -170,6 +170,15 @@ export const ImageBuildSpec = obj(
       },
     ),
     signing: ImageBuildSigning,
+    rebuild: obj('When to build again without a spec change.', {
+      onBaseImageChange: bool(
+        'Build again when a base image (a FROM image, by tag) resolves to another digest than the last build used. The bases are resolved with HEAD requests when a build starts and polled every interval; status.baseImages lists them.',
+      ),
+      interval: withRules(
+        duration('How often the base images are checked (HEAD only). The controller never polls more often than its --min-base-image-poll-interval (default 1m).', { default: '10m' }),
+        [{ rule: "duration(self) >= duration('1s')", message: 'interval must be at least 1s' }],
+      ),
+    }),
     // A boolean and a format, not one bool-or-string field: a structural schema (and CEL) needs one type per field.
     sbom: bool('Attach the image\'s SBOM as a signed in-toto attestation (an OCI referrer and cosign\'s .att tag). Needs signing.'),
     sbomFormat: enumOf('SBOM format: spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.6 JSON).', SBOM_SPEC_FORMATS, { default: 'spdx' }),
@@ -245,6 +254,18 @@ export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
     ),
     { maxItems: 16 },
   ),
+  baseImages: arr(
+    'The base images (FROM, by tag) of the current build and the digest each resolved to when it started; with spec.rebuild.onBaseImageChange, a change of one of them starts a new build.',
+    obj(
+      'One base image.',
+      {
+        name: str('The image as the FROM line names it (build args applied).', { maxLength: 512 }),
+        digest: str('The digest the name resolved to (what a HEAD of the tag returned).', { maxLength: 256 }),
+      },
+      { required: ['name', 'digest'] },
+    ),
+    { maxItems: 32 },
+  ),
   platformBuild: str(
     'How a build of several platforms runs: "native: <platforms>" (one Pod per platform, on a node of that platform) or "emulated in one Pod: <platforms> (<why>)".',
     { maxLength: 1024 },
@@ -284,6 +305,7 @@ export const imageBuildKind: KindDefinition<ImageBuildSpec, ImageBuildStatus> = 
     AGE_COLUMN,
     { name: 'Image', type: 'string', jsonPath: '.spec.output.image', description: 'Destination image.', priority: 1 },
     { name: 'Commit', type: 'string', jsonPath: '.status.sourceCommit', description: 'Source commit built.', priority: 1 },
+    { name: 'Base', type: 'string', jsonPath: '.status.baseImages[0].digest', description: 'Digest of the (first) base image the build used.', priority: 1 },
     { name: 'Platforms', type: 'string', jsonPath: '.status.platformBuild', description: 'How several platforms are built: native (one Pod per platform) or emulated in one Pod.', priority: 1 },
   ],
 };
