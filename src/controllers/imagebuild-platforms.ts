@@ -28,7 +28,8 @@ export function platformSlug(platform: string): string {
 
 /** The Pod of one platform of the build `podName`, shortened with a hash when too long for a name. */
 export function platformPodName(podName: string, platform: string): string {
-  const suffix = `-${platformSlug(platform)}`;
+  // A Pod name is a DNS subdomain: no `_` (the platform pattern allows one, e.g. linux/x86_64).
+  const suffix = `-${platformSlug(platform).replaceAll('_', '-')}`;
   if (podName.length + suffix.length <= 63) return `${podName}${suffix}`;
   const hash = createHash('sha256').update(`${podName}${suffix}`).digest('hex').slice(0, 8);
   return `${podName.slice(0, 63 - suffix.length - 9).replace(/[-.]+$/, '')}-${hash}${suffix}`;

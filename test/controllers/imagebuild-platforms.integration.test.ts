@@ -7,6 +7,7 @@
  * step, so an arm64 build needs no emulation on this amd64 machine.
  */
 import { execFileSync } from 'node:child_process';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
@@ -29,6 +30,10 @@ let reg: TestRegistry;
 let rig: BuildRig;
 let base: string;
 let amd64Only: string;
+/** A registry with no image, which answers for images named *amd64* only after 15 s: one platform is slow, the other fails at once. */
+let stuck: Server;
+let stuckHost: string;
+const held: ServerResponse[] = [];
 
 const buildsPath = (name?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${NS}/imagebuilds${name ? `/${name}` : ''}`;
 const getBuild = async (name: string) => (await ok(cp, 'GET', buildsPath(name))) as ImageBuild;
@@ -74,11 +79,25 @@ beforeAll(async () => {
   await copyReference(parseImageName(one.ociRef), parseImageName(`docker://${amd64Only}`), { all: true, destContext: { tlsVerify: false } });
   await node('node-amd64', 'amd64');
   await node('node-arm64', 'arm64');
+  stuck = createServer((req, res) => {
+    if (req.url === '/v2/' || req.url === '/v2') return res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    const notFound = () => res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+    if (req.url?.includes('amd64')) {
+      held.push(res);
+      return void setTimeout(() => !res.destroyed && notFound(), 15_000);
+    }
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+  });
+  await new Promise<void>((r) => stuck.listen(0, '127.0.0.1', r));
+  stuckHost = `127.0.0.1:${(stuck.address() as { port: number }).port}`;
   rig = await startBuildRig(cp, { namespace: NS, systemNamespace: SYSTEM_NS, name: 'imagebuild-platforms' });
 }, 120_000);
 
 afterAll(async () => {
   await rig?.stop();
+  for (const r of held) r.destroy();
+  stuck?.closeAllConnections();
+  stuck?.close();
   await Promise.all([cp?.stop(), reg?.stop()]);
   await temps.cleanup();
   await cleanupCli();
@@ -155,6 +174,24 @@ describe('ImageBuild: one build Pod per platform on nodes of that architecture',
     // The amd64 Pod pushed its image; nothing names it under the output tag.
     expect(await registryDigest(reg.url, 'out/half', '1-linux-amd64')).toMatch(/^sha256:/);
     expect(await registryDigest(reg.url, 'out/half', '1')).toBeUndefined();
+  });
+
+  it('deletes the Pods of the other platforms when one platform fails, and the build says which', async () => {
+    const created = await create('stopped', {
+      source: { inline: { containerfile: `ARG TARGETARCH\nFROM ${stuckHost}/img-$TARGETARCH:1\nLABEL x=y\n` } },
+      platforms: ['linux/amd64', 'linux/arm64'],
+      output: { image: `${reg.host}/out/stopped:1`, insecure: true },
+    });
+    const b = await waitFor('stopped build', () => getBuild('stopped'), finished(created.metadata.generation), 90_000);
+    expect(ready(b)).toMatchObject({ status: 'False', reason: 'Failed' });
+    expect(b.status!.failureDetails!.message).toMatch(/^linux\/arm64 \(Pod stopped-build-1-linux-arm64\): .*img-arm64/);
+    // The amd64 Pod, still waiting for its base, was deleted by the controller when arm64 failed.
+    const failedAt = Date.parse(b.status!.completionTime!);
+    const amd = (await pods()).find((p) => p.metadata!.name === 'stopped-build-1-linux-amd64');
+    expect(amd === undefined || amd.metadata!.deletionTimestamp !== undefined, JSON.stringify(amd?.status)).toBe(true);
+    expect(held.length).toBeGreaterThan(0);
+    expect(Date.now() - failedAt).toBeLessThan(15_000);
+    await waitFor('amd64 Pod gone', async () => (await pods()).map((p) => p.metadata!.name), (names) => !names.includes('stopped-build-1-linux-amd64'), 40_000);
   });
 
   it('builds every platform in one Pod (emulation) when the only arm64 node is tainted against the build, and says why', async () => {

@@ -51,6 +51,7 @@ describe('per-platform names', () => {
   });
   it('names each platform Pod <build Pod>-<os>-<arch>, within 63 characters', () => {
     expect(platformPodName('app-build-3', 'linux/arm64')).toBe('app-build-3-linux-arm64');
+    expect(platformPodName('app-build-3', 'linux/x86_64')).toBe('app-build-3-linux-x86-64');
     const long = platformPodName(`${'a'.repeat(50)}-build-3`, 'linux/arm/v7');
     expect(long.length).toBeLessThanOrEqual(63);
     expect(long).toMatch(/-[0-9a-f]{8}-linux-arm-v7$/);
