@@ -47,6 +47,12 @@ export interface BuildPodOptions {
   imagePullSecrets?: string[];
   /** Extra arguments for `stevedore build` (e.g. --log-level). */
   extraBuildArgs?: string[];
+  /**
+   * The cache repository of an ImageBuild with `cache: {}` (no repository), `{namespace}` and
+   * `{name}` replaced, e.g. `registry.example.com/cache/{namespace}/{name}`. Default: the output
+   * repository followed by `/cache`.
+   */
+  cacheRepository?: string;
 }
 
 /** A Pod name for the generation: `<name>-build-<generation>[-<request hash>]`, shortened with a hash when too long for a hostname. */
@@ -250,7 +256,7 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
   for (const a of spec.buildArgs ?? []) buildArgs.push('--build-arg', `${a.name}=${a.value}`);
   if (spec.target) buildArgs.push('--target', spec.target);
   if (spec.platforms?.length) buildArgs.push('--platform', spec.platforms.join(','));
-  buildArgs.push(...cacheArgs(spec));
+  buildArgs.push(...cacheArgs(ib, o.cacheRepository));
   const sign = signingArgs(ib);
   buildArgs.push(...sign.args);
   if (sign.volume) volumes.push(sign.volume);

@@ -82,10 +82,11 @@ export function checkBuildScheduling(spec: ImageBuild['spec'], allowed: readonly
 }
 
 /** Image references the build Pod would only trip on after minutes of work: parsed now (invalid input stalls). */
-function checkReferences(spec: ImageBuild['spec']): void {
+function checkReferences(ib: ImageBuild, cacheTemplate?: string): void {
+  const spec = ib.spec;
   parseReference(spec.output.image);
   if (spec.source.artifact) parseReference(spec.source.artifact.image);
-  const cache = cacheRepository(spec);
+  const cache = cacheRepository(ib, cacheTemplate);
   if (cache) parseReference(cache);
 }
 
@@ -278,7 +279,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const generation = obj.metadata.generation ?? 0;
     const ns = obj.metadata.namespace!;
     checkBuildScheduling(obj.spec, this.#o.allowedSchedulingKeys);
-    checkReferences(obj.spec);
+    checkReferences(obj, this.#o.pod.cacheRepository);
     // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
     const signing = obj.spec.signing ? [{ role: 'signing', name: obj.spec.signing.secretRef.name }] : [];
     for (const s of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {

@@ -165,7 +165,7 @@ export const ImageBuildSpec = obj(
     cache: obj(
       'A registry repository used as the layer cache (read before building, written after), so a fresh build Pod reuses the steps an earlier build ran. `cache: {}` uses <output repository>/cache.',
       {
-        repository: repository('Cache repository, e.g. registry.example.com/team/app-cache. Default: the output repository followed by /cache.'),
+        repository: repository('Cache repository, e.g. registry.example.com/team/app-cache. Default: the administrator\'s cache repository for this namespace and name (chart buildPods.cacheRepository), else the output repository followed by /cache.'),
         secret: dockerConfigSecretRef('Credentials for the cache repository (default: output.pushSecret when the cache is in the output registry).'),
       },
     ),
