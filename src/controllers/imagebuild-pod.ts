@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { V1Container, V1Node, V1Pod, V1SecurityContext, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { API_VERSION } from '../k8s/api/common.js';
 import type { ImageBuild } from '../k8s/api/imagebuild.js';
+import { cacheArgs } from './imagebuild-cache.js';
 import { parseDuration } from './schedule.js';
 
 export const LABEL_BUILD = 'stevedore.dev/imagebuild';
@@ -46,6 +47,12 @@ export interface BuildPodOptions {
   imagePullSecrets?: string[];
   /** Extra arguments for `stevedore build` (e.g. --log-level). */
   extraBuildArgs?: string[];
+  /**
+   * The cache repository of an ImageBuild with `cache: {}` (no repository), `{namespace}` and
+   * `{name}` replaced, e.g. `registry.example.com/cache/{namespace}/{name}`. Default: the output
+   * repository followed by `/cache`.
+   */
+  cacheRepository?: string;
 }
 
 /** A Pod name for the generation: `<name>-build-<generation>[-<request hash>]`, shortened with a hash when too long for a hostname. */
@@ -249,7 +256,7 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
   for (const a of spec.buildArgs ?? []) buildArgs.push('--build-arg', `${a.name}=${a.value}`);
   if (spec.target) buildArgs.push('--target', spec.target);
   if (spec.platforms?.length) buildArgs.push('--platform', spec.platforms.join(','));
-  if (spec.cache) buildArgs.push('--cache-from', spec.cache.repository, '--cache-to', spec.cache.repository);
+  buildArgs.push(...cacheArgs(ib, o.cacheRepository));
   const sign = signingArgs(ib);
   buildArgs.push(...sign.args);
   if (sign.volume) volumes.push(sign.volume);

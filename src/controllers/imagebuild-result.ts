@@ -14,6 +14,8 @@ export interface BuildSuccess {
   /** The cosign `.sig` manifest, when the build signed the image. */
   signatureDigest?: string;
   attestations?: { kind: string; predicateType: string; digest: string; subject?: string }[];
+  /** The base images the build resolved (FROM, by tag), when the builder reports them. */
+  baseImages?: { name: string; digest: string }[];
 }
 
 export interface BuildFailure {
@@ -72,6 +74,15 @@ export function parseBuildResult(text: string | undefined): BuildSuccess | Build
       if ((kind !== 'sbom' && kind !== 'provenance') || typeof predicateType !== 'string' || predicateType.length > 256) continue;
       if (typeof digest !== 'string' || !DIGEST.test(digest)) continue;
       out.attestations.push({ kind, predicateType, digest, ...(typeof subject === 'string' && DIGEST.test(subject) ? { subject } : {}) });
+    }
+  }
+  if (Array.isArray(doc.baseImages)) {
+    out.baseImages = [];
+    for (const b of doc.baseImages.slice(0, 32) as Record<string, unknown>[]) {
+      if (typeof b !== 'object' || b === null) continue;
+      if (typeof b.name !== 'string' || b.name.length === 0 || b.name.length > 512) continue;
+      if (typeof b.digest !== 'string' || !DIGEST.test(b.digest)) continue;
+      out.baseImages.push({ name: b.name, digest: b.digest });
     }
   }
   return out;

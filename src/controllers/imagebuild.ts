@@ -18,8 +18,13 @@ import { judgeReconcileError } from '../k8s/runtime/reconcile-errors.js';
 import { parseReference } from '../oci/reference.js';
 import { LABEL_BUILD_UID, SIGNING_KEY, SIGNING_PASSWORD, buildPod, buildPodName, buildSecrets, buildTimeoutMs, userNamespaceSupport, type BuildPodOptions } from './imagebuild-pod.js';
 import { errorMessage } from '../util/errors.js';
+import { cacheRepository } from './imagebuild-cache.js';
+import { basePollMs, knownBaseNames, movedBases, resolveBases, wantsBaseRebuild, type BaseImage } from './imagebuild-bases.js';
+import { assembleIndex } from './imagebuild-index.js';
+import { ANNOTATION_BUILD, planPlatforms, platformPod, platformPodName } from './imagebuild-platforms.js';
 import { podOutcome, type BuildFailure } from './imagebuild-result.js';
-import { dockerConfigFromSecret, getSecret } from './imagemirror-credentials.js';
+import { credentialsFromSecret, dockerConfigFromSecret, getSecret } from './imagemirror-credentials.js';
+import type { TransportContext } from '../transports/types.js';
 
 export const IMAGE_BUILD_FINALIZER = 'stevedore.dev/imagebuild';
 export const IMAGE_BUILD_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'imagebuilds' };
@@ -33,7 +38,7 @@ const FINISHED = new Set(['Succeeded', 'Failed', 'DeadlineExceeded', 'Canceled']
 /** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
 const STATUS_KEYS = [
   'observedGeneration', 'conditions', 'lastHandledReconcileAt', 'podName', 'image', 'imageDigest', 'imageSize',
-  'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms', 'signatureDigest', 'attestations',
+  'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms', 'signatureDigest', 'attestations', 'platformBuild', 'baseImages',
 ] as const;
 
 export interface ImageBuildReconcilerOptions {
@@ -47,6 +52,8 @@ export interface ImageBuildReconcilerOptions {
    * keeps apart. Control-plane keys are refused even when listed.
    */
   allowedSchedulingKeys?: readonly string[];
+  /** The shortest spec.rebuild.interval honoured (default 1m): a tenant cannot make the controller poll registries faster. */
+  minBaseImagePollMs?: number;
 }
 
 /** Node keys no tenant's build may name, whatever the administrator allows: build Pods never go to control-plane nodes on request. */
@@ -75,10 +82,17 @@ export function checkBuildScheduling(spec: ImageBuild['spec'], allowed: readonly
 }
 
 /** Image references the build Pod would only trip on after minutes of work: parsed now (invalid input stalls). */
-function checkReferences(spec: ImageBuild['spec']): void {
+function checkReferences(ib: ImageBuild, cacheTemplate?: string): void {
+  const spec = ib.spec;
   parseReference(spec.output.image);
   if (spec.source.artifact) parseReference(spec.source.artifact.image);
-  if (spec.cache) parseReference(spec.cache.repository);
+  const cache = cacheRepository(ib, cacheTemplate);
+  if (cache) parseReference(cache);
+}
+
+/** The build a Pod belongs to: its own name, or for a per-platform Pod the build it is part of. */
+function buildOf(p: V1Pod): string {
+  return p.metadata?.annotations?.[ANNOTATION_BUILD] ?? p.metadata?.name ?? '';
 }
 
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -184,7 +198,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
 
     // A newer spec (or rebuild request) supersedes whatever build is still running.
     for (const p of pods) {
-      if (p.metadata?.name !== podName && !finished(p) && !p.metadata?.deletionTimestamp) {
+      if (buildOf(p) !== podName && !finished(p) && !p.metadata?.deletionTimestamp) {
         this.#o.log.info({ pod: p.metadata?.name, imagebuild: obj.metadata.name }, 'canceling a superseded build');
         await this.#deletePod(p);
       }
@@ -194,7 +208,13 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const sameBuild = status.observedGeneration === generation && status.podName === podName;
     if (sameBuild && ready && FINISHED.has(ready.reason) && ready.observedGeneration === generation) {
       await this.#prune(obj, pods, podName);
-      return {};
+      return this.#watchBases(obj, status);
+    }
+
+    // A build fanned out to one Pod per platform (see imagebuild-platforms.ts).
+    const platformPods = pods.filter((p) => p.metadata?.annotations?.[ANNOTATION_BUILD] === podName);
+    if (platformPods.length > 0 || (sameBuild && status.startTime && status.platforms?.some((p) => p.podName))) {
+      return this.#followPlatforms(obj, status, podName, platformPods);
     }
 
     const pod = pods.find((p) => p.metadata?.name === podName);
@@ -231,6 +251,8 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         if (r.platforms?.length) status.platforms = r.platforms;
         if (r.signatureDigest) status.signatureDigest = r.signatureDigest;
         if (r.attestations?.length) status.attestations = r.attestations;
+        // What the build Pod resolved beats what the controller resolved before it started.
+        if (r.baseImages?.length) status.baseImages = r.baseImages;
         if (obj.spec.signing && !r.signatureDigest) {
           // The builder pushed but reported no signature (an older builder image ignoring the flags?):
           // the build has not done what the spec asks, so it must not look Ready.
@@ -243,7 +265,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         status.observedGeneration = generation;
         status.conditions = markReady(status.conditions, generation, true, 'Succeeded', `built and pushed ${status.image}@${r.digest}`);
         await this.#prune(obj, await this.#listPods(obj), podName);
-        return {};
+        return wantsBaseRebuild(obj.spec) ? { requeueAfterMs: basePollMs(obj.spec, this.#o.minBaseImagePollMs) } : {};
       }
       case 'failed': {
         const res = this.#finish(obj, status, outcome.failure);
@@ -257,7 +279,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const generation = obj.metadata.generation ?? 0;
     const ns = obj.metadata.namespace!;
     checkBuildScheduling(obj.spec, this.#o.allowedSchedulingKeys);
-    checkReferences(obj.spec);
+    checkReferences(obj, this.#o.pod.cacheRepository);
     // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
     const signing = obj.spec.signing ? [{ role: 'signing', name: obj.spec.signing.secretRef.name }] : [];
     for (const s of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {
@@ -272,25 +294,167 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       }
     }
     if (this.#o.pod.userNamespaces) await this.#checkUserNamespaces(obj);
-    const body = buildPod(obj, this.#o.pod, requested);
-    try {
-      await this.#client.create(resourcePath(PODS, ns), body);
-    } catch (err) {
-      // The namespace's Pod Security admission refuses the Pod (procMount: Unmasked is beyond
-      // "baseline" unless the API server relaxes it for user-namespaced Pods): say so, retry later.
-      if (err instanceof ApiError && err.status === 403 && /violates PodSecurity/.test(err.message)) {
-        throw new ReconcileError('PodSecurityRejected', `the namespace's Pod Security admission refused build Pod ${podName}: ${err.message}`);
+    const plan = planPlatforms(obj.spec, (obj.spec.platforms?.length ?? 0) > 1 ? await this.#listNodes() : []);
+    const platforms = obj.spec.platforms ?? [];
+    const bodies = plan.mode === 'native' ? platforms.map((p) => platformPod(obj, this.#o.pod, requested, podName, p)) : [buildPod(obj, this.#o.pod, requested)];
+    for (const body of bodies) {
+      try {
+        await this.#client.create(resourcePath(PODS, ns), body);
+      } catch (err) {
+        // The namespace's Pod Security admission refuses the Pod (procMount: Unmasked is beyond
+        // "baseline" unless the API server relaxes it for user-namespaced Pods): say so, retry later.
+        if (err instanceof ApiError && err.status === 403 && /violates PodSecurity/.test(err.message)) {
+          throw new ReconcileError('PodSecurityRejected', `the namespace's Pod Security admission refused build Pod ${body.metadata?.name ?? podName}: ${err.message}`);
+        }
+        if (!isConflict(err)) throw err; // AlreadyExists: created by an earlier reconcile whose status patch was lost
       }
-      if (!isConflict(err)) throw err; // AlreadyExists: created by an earlier reconcile whose status patch was lost
     }
-    for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'failureDetails', 'completionTime', 'sourceCommit', 'signatureDigest', 'attestations'] as const) delete status[k];
+    for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'platformBuild', 'failureDetails', 'completionTime', 'sourceCommit', 'signatureDigest', 'attestations', 'baseImages'] as const) delete status[k];
+    if (wantsBaseRebuild(obj.spec)) {
+      const bases = await this.#resolveKnownBases(obj);
+      if (bases.length) status.baseImages = bases;
+    }
     status.podName = podName;
+    if (platforms.length > 1) status.platformBuild = plan.mode === 'native' ? `native: ${platforms.join(', ')}` : `emulated in one Pod: ${platforms.join(', ')} (${plan.why})`;
     status.startTime = iso(new Date());
     status.observedGeneration = generation;
     if (requested !== undefined) status.lastHandledReconcileAt = requested;
-    status.conditions = markReconciling(status.conditions, generation, 'Building', `build Pod ${podName} created for ${obj.spec.output.image}`);
-    await this.#o.events.record(this.#target(obj), 'Normal', 'Building', `created build Pod ${podName}`);
+    let message: string;
+    if (plan.mode === 'native') {
+      status.platforms = platforms.map((p) => ({ platform: p, podName: platformPodName(podName, p) }));
+      message = `building ${platforms.join(', ')} natively, one Pod per platform: ${status.platforms.map((p) => p.podName).join(', ')}`;
+    } else {
+      message = `build Pod ${podName} created for ${obj.spec.output.image}`;
+      if (plan.why) message += `; it builds ${platforms.join(', ')} in one Pod, emulating foreign platforms (${plan.why})`;
+    }
+    status.conditions = markReconciling(status.conditions, generation, 'Building', message);
+    await this.#o.events.record(this.#target(obj), 'Normal', 'Building', plan.mode === 'native' ? message : `created build Pod ${podName}${plan.why ? ` for ${platforms.join(', ')} (${plan.why}: emulated)` : ''}`);
     return { requeueAfterMs: buildTimeoutMs(obj) };
+  }
+
+  /** The bases of an inline Containerfile, resolved now; a registry that does not answer leaves them out (the build will say why). */
+  async #resolveKnownBases(obj: ImageBuild): Promise<BaseImage[]> {
+    try {
+      const names = knownBaseNames(obj.spec);
+      return names ? await resolveBases(names, (registry) => this.#registryContext(obj, registry)) : [];
+    } catch (err) {
+      this.#o.log.info({ imagebuild: obj.metadata.name, err: errorMessage(err) }, 'base images not resolved');
+      return [];
+    }
+  }
+
+  /**
+   * After a finished build with spec.rebuild.onBaseImageChange: HEAD each recorded base; when one
+   * moved, ask for a rebuild the way a user does (the reconcile.stevedore.dev/requestedAt
+   * annotation), which gives the build a new Pod. Otherwise look again after the interval.
+   */
+  async #watchBases(obj: ImageBuild, status: ImageBuildStatus): Promise<ReconcileResult> {
+    if (!wantsBaseRebuild(obj.spec) || !status.baseImages?.length) return {};
+    const every = basePollMs(obj.spec, this.#o.minBaseImagePollMs);
+    const since = Date.parse(status.completionTime ?? '') || 0;
+    // A reconcile for another reason (a Pod event) does not poll early.
+    if (Date.now() - since < every - 500) return { requeueAfterMs: since + every - Date.now() };
+    let moved: Awaited<ReturnType<typeof movedBases>>;
+    try {
+      moved = await movedBases(status.baseImages, (registry) => this.#registryContext(obj, registry));
+    } catch (err) {
+      this.#o.log.info({ imagebuild: obj.metadata.name, err: errorMessage(err) }, 'base images not checked');
+      return { requeueAfterMs: every };
+    }
+    if (moved.length === 0) return { requeueAfterMs: every };
+    const what = moved.map((m) => `${m.name} moved from ${m.from} to ${m.to}`).join('; ');
+    await this.#o.events.record(this.#target(obj), 'Normal', 'BaseImageChanged', `${what}: building again`);
+    await this.#client.patch(this.#path(obj.metadata.namespace!, obj.metadata.name!), {
+      metadata: { annotations: { [RECONCILE_REQUESTED_AT_ANNOTATION]: new Date().toISOString() }, resourceVersion: obj.metadata.resourceVersion },
+    });
+    return {};
+  }
+
+  /** Registry access for HEAD requests on an ImageBuild's behalf: its push Secret for the output's registry, anonymous elsewhere; never the controller's own credentials. */
+  async #registryContext(obj: ImageBuild, registry: string): Promise<TransportContext> {
+    const out = parseReference(obj.spec.output.image);
+    const tls = obj.spec.output.insecure ? { tlsVerify: false } : {};
+    if (registry !== out.registry || !obj.spec.output.pushSecret) return { ambientCredentials: false, ...tls };
+    return this.#pushContext(obj);
+  }
+
+  /** Nodes the build Pods could run on, or undefined when they cannot be listed (RBAC). */
+  async #listNodes(): Promise<V1Node[] | undefined> {
+    try {
+      return (await this.#client.get<{ items: V1Node[] }>('/api/v1/nodes')).items;
+    } catch (err) {
+      this.#o.log.debug({ err: errorMessage(err) }, 'cannot list nodes: multi-platform builds run in one Pod');
+      return undefined;
+    }
+  }
+
+  /**
+   * Follows the per-platform Pods of a native multi-platform build: any failure fails the build
+   * (the other Pods are deleted); when all have pushed, the index is written under the output tag.
+   */
+  async #followPlatforms(obj: ImageBuild, status: ImageBuildStatus, podName: string, pods: V1Pod[]): Promise<ReconcileResult> {
+    const generation = obj.metadata.generation ?? 0;
+    const entries = (obj.spec.platforms ?? []).map((platform) => {
+      const name = platformPodName(podName, platform);
+      return { platform, podName: name, pod: pods.find((p) => p.metadata?.name === name) };
+    });
+    const stopOthers = async () => {
+      for (const p of pods) if (!finished(p) && !p.metadata?.deletionTimestamp) await this.#deletePod(p);
+    };
+    const gone = entries.find((e) => !e.pod);
+    if (gone) {
+      await stopOthers();
+      const res = this.#finish(obj, status, { reason: 'Canceled', message: `build Pod ${gone.podName} (${gone.platform}) was deleted before the build finished` });
+      status.platforms = entries.map((e) => ({ platform: e.platform, podName: e.podName }));
+      return res;
+    }
+    const outcomes = entries.map((e) => ({ ...e, outcome: podOutcome(e.pod!) }));
+    const commit = outcomes.map((e) => ('sourceCommit' in e.outcome ? e.outcome.sourceCommit : undefined)).find(Boolean);
+    if (commit) status.sourceCommit = commit;
+    const platformStatus = () =>
+      outcomes.map((e) => ({ platform: e.platform, ...(e.outcome.state === 'succeeded' ? { digest: e.outcome.result.digest } : {}), podName: e.podName }));
+    status.platforms = platformStatus();
+
+    const failed = outcomes.find((e) => e.outcome.state === 'failed');
+    if (failed && failed.outcome.state === 'failed') {
+      await stopOthers();
+      const f = failed.outcome.failure;
+      const res = this.#finish(obj, status, { reason: f.reason, message: `${failed.platform} (Pod ${failed.podName}): ${f.message}` });
+      status.platforms = platformStatus();
+      await this.#prune(obj, await this.#listPods(obj), podName);
+      return res;
+    }
+    if (outcomes.every((e) => e.outcome.state === 'succeeded')) {
+      const images = outcomes.map((e) => ({ platform: e.platform, digest: (e.outcome as { result: { digest: string } }).result.digest }));
+      const index = await assembleIndex(obj.spec.output.image, images, await this.#pushContext(obj));
+      status.image = obj.spec.output.image;
+      status.imageDigest = index.digest;
+      status.imageSize = outcomes.reduce((n, e) => n + ((e.outcome as { result: { size?: number } }).result.size ?? 0), index.size);
+      delete status.failureDetails;
+      status.completionTime = iso(new Date());
+      status.observedGeneration = generation;
+      status.conditions = markReady(status.conditions, generation, true, 'Succeeded', `built ${images.map((i) => i.platform).join(', ')} natively in ${images.length} Pods and pushed the index ${status.image}@${index.digest}`);
+      await this.#prune(obj, await this.#listPods(obj), podName);
+      return wantsBaseRebuild(obj.spec) ? { requeueAfterMs: basePollMs(obj.spec, this.#o.minBaseImagePollMs) } : {};
+    }
+    const started = Date.parse(status.startTime ?? new Date().toISOString());
+    const left = started + buildTimeoutMs(obj) - Date.now();
+    if (left <= 0) {
+      await stopOthers();
+      return this.#finish(obj, status, { reason: 'DeadlineExceeded', message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pods ${entries.map((e) => e.podName).join(', ')} deleted` });
+    }
+    const state = (o: (typeof outcomes)[number]['outcome']) => (o.state === 'pending' ? `pending: ${o.message}` : o.state === 'succeeded' ? `pushed ${o.result.digest}` : o.state);
+    status.conditions = markReconciling(status.conditions, generation, 'Building', `building natively: ${outcomes.map((e) => `${e.platform} in Pod ${e.podName} (${state(e.outcome)})`).join(', ')}`);
+    status.observedGeneration = generation;
+    return { requeueAfterMs: left };
+  }
+
+  /** How the controller reaches the output repository: only the ImageBuild's push Secret, never its own credentials. */
+  async #pushContext(obj: ImageBuild): Promise<TransportContext> {
+    const ref = parseReference(obj.spec.output.image);
+    const secret = obj.spec.output.pushSecret?.name;
+    const credentials = secret ? await credentialsFromSecret(this.#client, obj.metadata.namespace!, secret, ref.registry, ref.repository) : undefined;
+    return { ambientCredentials: false, ...(credentials ? { credentials } : {}), ...(obj.spec.output.insecure ? { tlsVerify: false } : {}) };
   }
 
   /**
@@ -322,20 +486,28 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     return {};
   }
 
-  /** Keeps the newest N succeeded and N failed finished Pods (their logs), deletes the rest. */
+  /**
+   * Keeps the finished Pods of the newest N succeeded and N failed builds (their logs), deletes the
+   * rest. A build is its Pod, or all the per-platform Pods of a native multi-platform build.
+   */
   async #prune(obj: ImageBuild, pods: V1Pod[], current: string): Promise<void> {
     const keep = { Succeeded: obj.spec.successfulBuildsHistoryLimit ?? 1, Failed: obj.spec.failedBuildsHistoryLimit ?? 3 };
-    const done = pods
-      .filter((p) => finished(p) && !p.metadata?.deletionTimestamp)
-      .sort((a, b) => {
-        if (a.metadata?.name === current) return -1;
-        if (b.metadata?.name === current) return 1;
-        return String(b.metadata?.creationTimestamp ?? '').localeCompare(String(a.metadata?.creationTimestamp ?? ''));
-      });
+    const builds = new Map<string, V1Pod[]>();
+    for (const p of pods) {
+      if (!finished(p) || p.metadata?.deletionTimestamp) continue;
+      const b = buildOf(p);
+      builds.set(b, [...(builds.get(b) ?? []), p]);
+    }
+    const newest = (ps: V1Pod[]) => ps.map((p) => String(p.metadata?.creationTimestamp ?? '')).sort().at(-1) ?? '';
+    const done = [...builds.entries()].sort(([a, pa], [b, pb]) => {
+      if (a === current) return -1;
+      if (b === current) return 1;
+      return newest(pb).localeCompare(newest(pa));
+    });
     const seen = { Succeeded: 0, Failed: 0 };
-    for (const p of done) {
-      const phase = p.status!.phase as 'Succeeded' | 'Failed';
-      if (++seen[phase] > keep[phase]) await this.#deletePod(p);
+    for (const [, ps] of done) {
+      const phase = ps.some((p) => p.status!.phase === 'Failed') ? 'Failed' : 'Succeeded';
+      if (++seen[phase] > keep[phase]) for (const p of ps) await this.#deletePod(p);
     }
   }
 

@@ -28,6 +28,8 @@ export interface ControllerManagerOptions {
   processMetrics?: boolean;
   /** Build Pods of ImageBuilds: the Stevedore image they run and their security settings. */
   buildPods?: Partial<BuildPodOptions>;
+  /** Shortest poll interval of an ImageBuild's spec.rebuild.interval (default 1m); see ImageBuildReconcilerOptions. */
+  minBaseImagePollMs?: number;
   /** Keys an ImageBuild's nodeSelector and tolerations may name (default none); see ImageBuildReconcilerOptions. */
   buildPodAllowedSchedulingKeys?: readonly string[];
   /** ContainerRun: namespace of the node agents' Leases (default: the leader-election namespace, else default) and timings. */
@@ -62,7 +64,7 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
   const reconciler = new ImageMirrorReconciler(client, { events, log, layoutRoot: o.layoutRoot });
   manager.add(new Controller(client, reconciler, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   const buildEvents = new EventRecorder(client, { controller: 'stevedore.dev/imagebuild-controller', instance: identity, log });
-  const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods }, allowedSchedulingKeys: o.buildPodAllowedSchedulingKeys });
+  const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods }, allowedSchedulingKeys: o.buildPodAllowedSchedulingKeys, minBaseImagePollMs: o.minBaseImagePollMs });
   manager.add(new Controller(client, builds, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   const runEvents = new EventRecorder(client, { controller: 'stevedore.dev/containerrun-controller', instance: identity, log });
   const runs = new ContainerRunReconciler(client, {

@@ -21,7 +21,7 @@ export interface BuildRig {
   stop(): Promise<void>;
 }
 
-export async function startBuildRig(cp: ControlPlane, o: { namespace: string; systemNamespace: string; name: string }): Promise<BuildRig> {
+export async function startBuildRig(cp: ControlPlane, o: { namespace: string; systemNamespace: string; name: string; minBaseImagePollMs?: number }): Promise<BuildRig> {
   // An empty auth file: build Pods get credentials only from their Secrets (no COSIGN_PASSWORD
   // or registry login leaks in from the test's environment).
   const cliEnv = await cliTempDir('kubelet-env');
@@ -38,6 +38,7 @@ export async function startBuildRig(cp: ControlPlane, o: { namespace: string; sy
     queue: { backoff: { baseMs: 200, maxMs: 2_000, jitter: 0.1 } },
     processMetrics: false,
     buildPods: { image: BUILD_IMAGE, userNamespaces: true, runAsUser: 65532 },
+    ...(o.minBaseImagePollMs !== undefined ? { minBaseImagePollMs: o.minBaseImagePollMs } : {}),
     log: rootLogger.child({ test: o.name }, { level: 'error' }),
   });
   const abort = new AbortController();

@@ -149,7 +149,7 @@ export const ImageBuildSpec = obj(
     buildArgs: arr('Values for ARG instructions.', BuildArg, { listType: 'map', mapKeys: ['name'], maxItems: 128 }),
     target: str('Build only up to this stage name.', { maxLength: 256, minLength: 1 }),
     platforms: arr(
-      'Platforms to build; more than one produces an image index. Default: the platform of the node that runs the build.',
+      'Platforms to build; more than one produces an image index. Default: the platform of the node that runs the build. With several, each is built natively by a Pod of its own on a Ready node of that platform (kubernetes.io/os and kubernetes.io/arch labels) when every platform has one, each Pod pushing `<tag>-<os>-<arch>[-<variant>]` and the controller writing the index under the output tag; otherwise (or with signing) one Pod builds them all, emulating foreign platforms.',
       Platform,
       { listType: 'set', minItems: 1, maxItems: 16 },
     ),
@@ -163,14 +163,22 @@ export const ImageBuildSpec = obj(
       { required: ['image'] },
     ),
     cache: obj(
-      'A registry repository used as the layer cache (read before building, written after).',
+      'A registry repository used as the layer cache (read before building, written after), so a fresh build Pod reuses the steps an earlier build ran. `cache: {}` uses <output repository>/cache.',
       {
-        repository: repository('Cache repository, e.g. registry.example.com/team/app-cache.'),
-        secret: dockerConfigSecretRef('Credentials for the cache repository.'),
+        repository: repository('Cache repository, e.g. registry.example.com/team/app-cache. Default: the administrator\'s cache repository for this namespace and name (chart buildPods.cacheRepository), else the output repository followed by /cache.'),
+        secret: dockerConfigSecretRef('Credentials for the cache repository (default: output.pushSecret when the cache is in the output registry).'),
       },
-      { required: ['repository'] },
     ),
     signing: ImageBuildSigning,
+    rebuild: obj('When to build again without a spec change.', {
+      onBaseImageChange: bool(
+        'Build again when a base image (a FROM image, by tag) resolves to another digest than the last build used. The bases are resolved with HEAD requests when a build starts and polled every interval; status.baseImages lists them.',
+      ),
+      interval: withRules(
+        duration('How often the base images are checked (HEAD only). The controller never polls more often than its --min-base-image-poll-interval (default 1m).', { default: '10m' }),
+        [{ rule: "duration(self) >= duration('1s')", message: 'interval must be at least 1s' }],
+      ),
+    }),
     // A boolean and a format, not one bool-or-string field: a structural schema (and CEL) needs one type per field.
     sbom: bool('Attach the image\'s SBOM as a signed in-toto attestation (an OCI referrer and cosign\'s .att tag). Needs signing.'),
     sbomFormat: enumOf('SBOM format: spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.6 JSON).', SBOM_SPEC_FORMATS, { default: 'spdx' }),
@@ -220,7 +228,7 @@ export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
   observedGeneration: observedGeneration(),
   conditions: conditions(`Ready reasons: ${IMAGE_BUILD_REASONS.join(', ')}; or, with Stalled=True, the code of an error that cannot succeed for this spec (e.g. INVALID_INPUT).`),
   lastHandledReconcileAt: lastHandledReconcileAt(),
-  podName: str('The Pod running (or that ran) the current build.', { maxLength: 253 }),
+  podName: str('The Pod running (or that ran) the current build; for a build with one Pod per platform, the build\'s name (its Pods are platforms[].podName).', { maxLength: 253 }),
   image: imageReference('The reference that was pushed (output.image).'),
   imageDigest: str('Digest of the pushed manifest or index.', { maxLength: 256 }),
   imageSize: int('Total size in bytes of the pushed manifest, config and layers (all platforms).', { minimum: 0 }),
@@ -246,15 +254,32 @@ export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
     ),
     { maxItems: 16 },
   ),
+  baseImages: arr(
+    'The base images (FROM, by tag) of the current build and the digest each resolved to when it started; with spec.rebuild.onBaseImageChange, a change of one of them starts a new build.',
+    obj(
+      'One base image.',
+      {
+        name: str('The image as the FROM line names it (build args applied).', { maxLength: 512 }),
+        digest: str('The digest the name resolved to (what a HEAD of the tag returned).', { maxLength: 256 }),
+      },
+      { required: ['name', 'digest'] },
+    ),
+    { maxItems: 32 },
+  ),
+  platformBuild: str(
+    'How a build of several platforms runs: "native: <platforms>" (one Pod per platform, on a node of that platform) or "emulated in one Pod: <platforms> (<why>)".',
+    { maxLength: 1024 },
+  ),
   platforms: arr(
-    'The image built for each platform.',
+    'The image built for each platform (and, for a build fanned out to one Pod per platform, that Pod).',
     obj(
       'One platform’s image.',
       {
         platform: Platform,
-        digest: str('Digest of that platform’s manifest.', { maxLength: 256 }),
+        digest: str('Digest of that platform’s manifest, once pushed.', { maxLength: 256 }),
+        podName: str('The Pod that builds this platform natively (absent when one Pod builds every platform).', { maxLength: 253 }),
       },
-      { required: ['platform', 'digest'] },
+      { required: ['platform'] },
     ),
     { listType: 'map', mapKeys: ['platform'] },
   ),
@@ -280,5 +305,7 @@ export const imageBuildKind: KindDefinition<ImageBuildSpec, ImageBuildStatus> = 
     AGE_COLUMN,
     { name: 'Image', type: 'string', jsonPath: '.spec.output.image', description: 'Destination image.', priority: 1 },
     { name: 'Commit', type: 'string', jsonPath: '.status.sourceCommit', description: 'Source commit built.', priority: 1 },
+    { name: 'Base', type: 'string', jsonPath: '.status.baseImages[0].digest', description: 'Digest of the (first) base image the build used.', priority: 1 },
+    { name: 'Platforms', type: 'string', jsonPath: '.status.platformBuild', description: 'How several platforms are built: native (one Pod per platform) or emulated in one Pod.', priority: 1 },
   ],
 };
