@@ -15,6 +15,7 @@ import { markReady, markReconciling, markStalled } from '../k8s/conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { applyVerdict, judgeReconcileError } from '../k8s/runtime/reconcile-errors.js';
 import { parseDuration } from '../util/duration.js';
 import { dirname, join } from 'node:path';
 import { ensureSearchable, type RunOptions } from '../runtime/container.js';
@@ -174,7 +175,39 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     if (notBefore !== undefined && notBefore > Date.now()) return { requeueAfterMs: notBefore - Date.now() };
     this.#notBefore.delete(run.metadata.uid!);
     await this.#stopEarlierAttempts(run, attempt);
-    return this.#start(run, attempt, id, signal);
+    return this.#judged(run, signal, () => this.#start(run, attempt, id, signal));
+  }
+
+  /**
+   * Starting an attempt goes through the one error mapping (k8s/runtime/reconcile-errors.ts): an
+   * error no retry can mend (an engine error that is not retryable: an image reference that is not
+   * one, a runtime this node does not have) fails the run, Stalled=True with the error's code as
+   * reason, and the queue forgets it; any other error is retried by the queue as before.
+   */
+  async #judged(run: ContainerRun, signal: AbortSignal, start: () => Promise<ReconcileResult>): Promise<ReconcileResult> {
+    try {
+      return await start();
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const verdict = judgeReconcileError(err);
+      if (verdict.kind !== 'stalled') throw err;
+      const gen = run.metadata.generation ?? 0;
+      const status: ContainerRunStatus = structuredClone(run.status ?? {});
+      applyVerdict(status, verdict, { generation: gen });
+      this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, reason: verdict.reason, err: verdict.message }, 'the run can never start: failed');
+      await this.#patchStatus(run, {
+        phase: 'Failed',
+        reason: verdict.reason,
+        message: verdict.message,
+        nodeName: this.#o.nodeName,
+        observedGeneration: gen,
+        finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        conditions: status.conditions,
+      });
+      await this.#event(run, 'Warning', verdict.reason, verdict.message);
+      await this.#runEnded(run);
+      throw verdict.error;
+    }
   }
 
   /**
@@ -221,6 +254,8 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const log = this.#o.log.child({ run: `${ns}/${run.metadata.name}`, attempt });
     const refused = await this.#privilegeViolations(run);
     if (refused.length > 0) return this.#notGranted(run, refused);
+    // A reference no registry can have is final (InvalidInputError, not retryable): not a pull to back off from.
+    parseReference(spec.image.replace(/^docker:\/\//, ''));
     let idMappings: RunOptions['idMappings'];
     if (spec.hostUsers !== true) {
       try {

@@ -1,7 +1,10 @@
 /**
  * The ContainerRun controller (in `stevedore controller`): it schedules and watches over runs,
- * and the node agent does the running. In Flux's shape: get → deletion/finalizer → bind → watch
- * the node's heartbeat → one status patch per change.
+ * and the node agent does the running. Its steps run on the one reconcile skeleton
+ * (k8s/runtime/reconcile.ts): terminal → stop, image → valid, bind/schedule, watch the node's
+ * heartbeat, fail over; the skeleton reads the run, keeps the finalizer, judges errors (an image
+ * reference that can never be pulled stalls the run: Failed, Stalled=True with the engine code) and
+ * sends one status patch, guarded by resourceVersion since the agent writes the same status.
  *
  * - An unbound run is bound to a live agent whose node labels match its nodeSelector (the one with
  *   the fewest active runs); from then on the agent owns its status.
@@ -12,12 +15,14 @@
  *   is lost); otherwise its agent kills the container first and then releases it.
  */
 import type { Logger } from 'pino';
-import { API_VERSION, GROUP, VERSION } from '../k8s/api/common.js';
-import { CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunStatus } from '../k8s/api/containerrun.js';
-import { markReconciling, markStalled } from '../k8s/conditions.js';
-import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
+import { GROUP, VERSION } from '../k8s/api/common.js';
+import { CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
+import { markStalled } from '../k8s/conditions.js';
+import type { KubeClient, ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { ReconcileLoop, type ReconcileScope } from '../k8s/runtime/reconcile.js';
+import { parseReference } from '../oci/reference.js';
 import { AgentDirectory, pickNode } from './containerrun-nodes.js';
 
 export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
@@ -38,21 +43,51 @@ export interface ContainerRunReconcilerOptions {
 const TERMINAL = new Set(['Succeeded', 'Failed']);
 const DEFAULT_BACKOFF_LIMIT = 3;
 
+/** Status keys this controller writes (the agent writes these and more; the patch is guarded). */
+const STATUS_KEYS = ['nodeName', 'phase', 'reason', 'message', 'observedGeneration', 'conditions', 'restartCount', 'finishedAt'] as const;
+
+/** The run's reasons, and the Event the controller records when it moves a run to another node. */
+type Reason = ContainerRunReason | 'Rescheduled';
+type Scope = ReconcileScope<ContainerRun, ContainerRunStatus, Reason>;
+
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const keyOf = (run: ContainerRun) => `${run.metadata.namespace}/${run.metadata.name}`;
+/** The run's node: spec.nodeName (pinned by the user) or the one it was bound to. */
+const nodeOf = (run: ContainerRun) => run.spec.nodeName ?? run.status?.nodeName;
+
 export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   readonly name = 'containerrun';
   readonly resource = CONTAINER_RUN_RESOURCE;
-  readonly #client: KubeClient;
   readonly #o: ContainerRunReconcilerOptions;
   readonly #agents: AgentDirectory;
+  readonly #loop: ReconcileLoop<ContainerRun, ContainerRunStatus, Reason>;
   /** Active (non-terminal) runs per node, from what this controller has seen: for spreading. */
   readonly #boundTo = new Map<string, string>();
   /** When each run was first seen on a lost node (for failover after the grace period). */
   readonly #lostSince = new Map<string, number>();
 
   constructor(client: KubeClient, o: ContainerRunReconcilerOptions) {
-    this.#client = client;
     this.#o = o;
     this.#agents = new AgentDirectory(client, o.agentNamespace);
+    this.#loop = new ReconcileLoop(client, o.events, {
+      kind: 'ContainerRun',
+      resource: CONTAINER_RUN_RESOURCE,
+      finalizer: CONTAINER_RUN_FINALIZER,
+      statusKeys: STATUS_KEYS,
+      // The agent writes status too: read the run fresh, and a write from a stale read conflicts.
+      readFromCache: false,
+      guardStatus: true,
+      eventAction: 'Schedule',
+      steps: [(s) => this.#terminal(s), (s) => this.#validImage(s), (s) => this.#bind(s), (s) => this.#watchNode(s)],
+      finalize: (run) => this.#finalize(run),
+      onStalled: (status, reason, message) => {
+        status.phase = 'Failed';
+        status.reason = reason;
+        status.message = message;
+        status.finishedAt = iso(new Date());
+      },
+      gone: (req) => this.#forget(`${req.namespace}/${req.name}`),
+    });
   }
 
   /** The agent's frequent status writes (log tail) need no scheduling decision. */
@@ -65,8 +100,17 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
     );
   }
 
-  #path(run: ContainerRun, sub?: string): string {
-    return resourcePath(CONTAINER_RUN_RESOURCE, run.metadata.namespace, run.metadata.name, sub);
+  reconcile(req: ReconcileRequest<ContainerRun>, signal: AbortSignal): Promise<ReconcileResult> {
+    return this.#loop.run(req, signal);
+  }
+
+  get #nodeCheckMs(): number {
+    return this.#o.nodeCheckMs ?? 5_000;
+  }
+
+  #forget(key: string): void {
+    this.#boundTo.delete(key);
+    this.#lostSince.delete(key);
   }
 
   #load(): Map<string, number> {
@@ -75,90 +119,53 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
     return load;
   }
 
-  async reconcile(req: ReconcileRequest): Promise<ReconcileResult> {
-    const key = `${req.namespace}/${req.name}`;
-    let run: ContainerRun;
-    try {
-      run = await this.#client.get<ContainerRun>(resourcePath(CONTAINER_RUN_RESOURCE, req.namespace, req.name));
-    } catch (err) {
-      if (isNotFound(err)) {
-        this.#boundTo.delete(key);
-        this.#lostSince.delete(key);
-        return {};
-      }
-      throw err;
-    }
-    const status = run.status ?? {};
-    const node = run.spec.nodeName ?? status.nodeName;
-    const finalizers = run.metadata.finalizers ?? [];
-
-    if (run.metadata.deletionTimestamp) {
-      if (!finalizers.includes(CONTAINER_RUN_FINALIZER)) return {};
-      const agent = node ? await this.#agents.get(node) : undefined;
-      // A live agent kills the container and releases the run itself; a finished run has nothing
-      // running but its agent still removes the container and its log.
-      if (agent?.live) return { requeueAfterMs: this.#o.nodeCheckMs ?? 5_000 };
-      await this.#setFinalizers(run, finalizers.filter((f) => f !== CONTAINER_RUN_FINALIZER));
-      this.#boundTo.delete(key);
-      return {};
-    }
-    if (status.phase && TERMINAL.has(status.phase)) {
-      this.#boundTo.delete(key);
-      this.#lostSince.delete(key);
-      return {};
-    }
-    if (!finalizers.includes(CONTAINER_RUN_FINALIZER)) run = await this.#setFinalizers(run, [...finalizers, CONTAINER_RUN_FINALIZER]);
-
-    const gen = run.metadata.generation ?? 0;
-    if (!node) return this.#schedule(run, key);
-    this.#boundTo.set(key, node);
-    if (!status.nodeName) {
-      // spec.nodeName: bound by the user; tell the agent (and kubectl) through status as well.
-      await this.#patchStatus(run, {
-        nodeName: node,
-        phase: 'Pending',
-        reason: 'Scheduled',
-        message: `bound to node ${node} by spec.nodeName`,
-        observedGeneration: gen,
-        conditions: markReconciling(status.conditions, gen, 'Scheduled', `bound to node ${node}`),
-      });
-    }
-
-    const agent = await this.#agents.get(node);
-    if (agent?.live) {
-      this.#lostSince.delete(key);
-      return { requeueAfterMs: this.#o.nodeCheckMs ?? 5_000 };
-    }
-    // The node's agent is gone (or never came): Unknown now, failover after the grace period.
-    const since = this.#lostSince.get(key) ?? Date.now();
-    this.#lostSince.set(key, since);
-    const why = agent ? `the agent on node ${node} stopped heartbeating` : `no agent has announced node ${node}`;
-    if (status.phase !== 'Unknown' && status.phase !== 'Pending') {
-      await this.#patchStatus(run, {
-        phase: 'Unknown',
-        reason: 'NodeLost',
-        message: `${why}; the run's state is unknown`,
-        conditions: markReconciling(status.conditions, gen, 'NodeLost', `${why}; the run's state is unknown`),
-      });
-      await this.#event(run, 'Warning', 'NodeLost', why);
-    }
-    const failover = this.#o.failoverAfterMs ?? 60_000;
-    const left = since + failover - Date.now();
-    if (left > 0) return { requeueAfterMs: Math.min(left, this.#o.nodeCheckMs ?? 5_000) };
-    if (status.phase === 'Pending') {
-      // Nothing runs yet: a run pinned by spec.nodeName waits for its node; any other moves.
-      if (run.spec.nodeName) return { requeueAfterMs: this.#o.nodeCheckMs ?? 5_000 };
-      this.#lostSince.delete(key);
-      this.#boundTo.delete(key);
-      await this.#patchStatus(run, { nodeName: null, reason: 'NodeLost', message: `${why}; scheduling again` });
-      return { requeueAfterMs: 0 };
-    }
-    return this.#failOver(run, key, node, why);
+  /**
+   * Deletion: a live agent kills the container and releases the run itself (a finished run has
+   * nothing running but its agent still removes the container and its log); otherwise it goes now.
+   */
+  async #finalize(run: ContainerRun): Promise<ReconcileResult | undefined> {
+    const node = nodeOf(run);
+    const agent = node ? await this.#agents.get(node) : undefined;
+    if (agent?.live) return { requeueAfterMs: this.#nodeCheckMs };
+    this.#boundTo.delete(keyOf(run));
+    return undefined;
   }
 
-  async #schedule(run: ContainerRun, key: string): Promise<ReconcileResult> {
-    const gen = run.metadata.generation ?? 0;
-    const status = run.status ?? {};
+  /** A finished run needs nothing more from the controller. */
+  async #terminal(s: Scope): Promise<ReconcileResult | undefined> {
+    if (!s.before.phase || !TERMINAL.has(s.before.phase)) return undefined;
+    this.#forget(keyOf(s.obj));
+    return {};
+  }
+
+  /**
+   * An image reference no agent could ever pull (the rule the agent's pull applies) stalls the run
+   * here, before it is bound: the engine's InvalidInputError is final, and the skeleton maps it.
+   */
+  async #validImage(s: Scope): Promise<undefined> {
+    if (!s.before.nodeName && !s.obj.spec.nodeName) parseReference(s.obj.spec.image.replace(/^docker:\/\//, ''));
+    return undefined;
+  }
+
+  /** Unbound: schedule it; bound by spec.nodeName: tell the agent (and kubectl) through status as well. */
+  async #bind(s: Scope): Promise<ReconcileResult | undefined> {
+    const { obj: run, status, generation: gen } = s;
+    const node = nodeOf(run);
+    if (!node) return this.#schedule(s);
+    this.#boundTo.set(keyOf(run), node);
+    if (!s.before.nodeName) {
+      status.nodeName = node;
+      status.phase = 'Pending';
+      status.reason = 'Scheduled';
+      status.message = `bound to node ${node} by spec.nodeName`;
+      status.observedGeneration = gen;
+      s.reconciling('Scheduled', `bound to node ${node}`);
+    }
+    return undefined;
+  }
+
+  async #schedule(s: Scope): Promise<ReconcileResult> {
+    const { obj: run, status, generation: gen } = s;
     const nodes = await this.#agents.list();
     const chosen = pickNode(nodes, run.spec.nodeSelector, this.#load());
     if (!chosen) {
@@ -167,85 +174,98 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
         ? `no live node agent matches nodeSelector ${JSON.stringify(run.spec.nodeSelector)} (${live} live agents)`
         : 'no live node agent';
       if (status.reason !== 'Unschedulable' || status.message !== message) {
-        await this.#patchStatus(run, {
-          phase: 'Pending',
-          reason: 'Unschedulable',
-          message,
-          observedGeneration: gen,
-          conditions: markReconciling(status.conditions, gen, 'Unschedulable', message),
-        });
-        await this.#event(run, 'Warning', 'Unschedulable', message);
+        status.phase = 'Pending';
+        status.reason = 'Unschedulable';
+        status.message = message;
+        status.observedGeneration = gen;
+        s.reconciling('Unschedulable', message);
+        await s.progress();
+        await s.event('Warning', 'Unschedulable', message);
       }
       return { requeueAfterMs: this.#o.unschedulableRetryMs ?? 10_000 };
     }
-    await this.#patchStatus(run, {
-      nodeName: chosen.node,
-      phase: 'Pending',
-      reason: 'Scheduled',
-      message: `bound to node ${chosen.node}`,
-      observedGeneration: gen,
-      conditions: markReconciling(status.conditions, gen, 'Scheduled', `bound to node ${chosen.node}`),
-    });
-    this.#boundTo.set(key, chosen.node);
-    await this.#event(run, 'Normal', 'Scheduled', `bound to node ${chosen.node}`);
-    return { requeueAfterMs: this.#o.nodeCheckMs ?? 5_000 };
+    status.nodeName = chosen.node;
+    status.phase = 'Pending';
+    status.reason = 'Scheduled';
+    status.message = `bound to node ${chosen.node}`;
+    status.observedGeneration = gen;
+    s.reconciling('Scheduled', `bound to node ${chosen.node}`);
+    await s.progress();
+    this.#boundTo.set(keyOf(run), chosen.node);
+    await s.event('Normal', 'Scheduled', `bound to node ${chosen.node}`);
+    return { requeueAfterMs: this.#nodeCheckMs };
   }
 
-  async #failOver(run: ContainerRun, key: string, node: string, why: string): Promise<ReconcileResult> {
-    const gen = run.metadata.generation ?? 0;
-    const status = run.status ?? {};
-    const restarts = status.restartCount ?? 0;
+  /**
+   * A bound run whose agent is live is checked again later; one whose agent is gone (or never came)
+   * is Unknown now, and failed over after the grace period. The phase judged is the one read: a
+   * run bound by spec.nodeName in this very reconcile to a node without agent is marked Unknown too.
+   */
+  async #watchNode(s: Scope): Promise<ReconcileResult> {
+    const { obj: run, status } = s;
+    const node = nodeOf(run)!;
+    const key = keyOf(run);
+    const phase = s.before.phase;
+    const agent = await this.#agents.get(node);
+    if (agent?.live) {
+      this.#lostSince.delete(key);
+      return { requeueAfterMs: this.#nodeCheckMs };
+    }
+    const since = this.#lostSince.get(key) ?? Date.now();
+    this.#lostSince.set(key, since);
+    const why = agent ? `the agent on node ${node} stopped heartbeating` : `no agent has announced node ${node}`;
+    if (phase !== 'Unknown' && phase !== 'Pending') {
+      status.phase = 'Unknown';
+      status.reason = 'NodeLost';
+      status.message = `${why}; the run's state is unknown`;
+      s.reconciling('NodeLost', `${why}; the run's state is unknown`);
+      await s.progress();
+      await s.event('Warning', 'NodeLost', why);
+    }
+    const left = since + (this.#o.failoverAfterMs ?? 60_000) - Date.now();
+    if (left > 0) return { requeueAfterMs: Math.min(left, this.#nodeCheckMs) };
+    if (phase === 'Pending') {
+      // Nothing runs yet: a run pinned by spec.nodeName waits for its node; any other moves.
+      if (run.spec.nodeName) return { requeueAfterMs: this.#nodeCheckMs };
+      this.#forget(key);
+      delete status.nodeName;
+      status.reason = 'NodeLost';
+      status.message = `${why}; scheduling again`;
+      return { requeueAfterMs: 0 };
+    }
+    return this.#failOver(s, node, why);
+  }
+
+  /** restartPolicy OnFailure within backoffLimit: unbound, to be scheduled again; otherwise Failed. */
+  async #failOver(s: Scope, node: string, why: string): Promise<ReconcileResult> {
+    const { obj: run, status, generation: gen } = s;
+    const key = keyOf(run);
+    const restarts = s.before.restartCount ?? 0;
     const limit = run.spec.backoffLimit ?? DEFAULT_BACKOFF_LIMIT;
     this.#lostSince.delete(key);
     if (run.spec.restartPolicy === 'OnFailure' && !run.spec.nodeName && restarts < limit) {
       const message = `${why}; attempt ${restarts + 1} is given up and the run rescheduled (${restarts + 1} of ${limit} restarts)`;
-      await this.#patchStatus(run, {
-        nodeName: null,
-        phase: 'Pending',
-        reason: 'NodeLost',
-        message,
-        restartCount: restarts + 1,
-        conditions: markReconciling(status.conditions, gen, 'NodeLost', message),
-      });
+      delete status.nodeName;
+      status.phase = 'Pending';
+      status.reason = 'NodeLost';
+      status.message = message;
+      status.restartCount = restarts + 1;
+      s.reconciling('NodeLost', message);
+      await s.progress();
       this.#boundTo.delete(key);
-      await this.#event(run, 'Warning', 'Rescheduled', message);
+      await s.event('Warning', 'Rescheduled', message);
       return { requeueAfterMs: 0 };
     }
     const exhausted = run.spec.restartPolicy === 'OnFailure' && restarts >= limit;
     const reason = exhausted ? 'BackoffLimitExceeded' : 'NodeLost';
     const message = `${why}; the run on ${node} is failed${exhausted ? ` after ${restarts + 1} attempts` : ''}`;
-    await this.#patchStatus(run, {
-      phase: 'Failed',
-      reason,
-      message,
-      finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      conditions: markStalled(status.conditions, gen, reason, message),
-    });
+    status.phase = 'Failed';
+    status.reason = reason;
+    status.message = message;
+    status.finishedAt = iso(new Date());
+    // Stalled, Ready=False: the skeleton records the Warning Event of that Ready transition.
+    status.conditions = markStalled(status.conditions, gen, reason, message);
     this.#boundTo.delete(key);
-    await this.#event(run, 'Warning', reason, message);
     return {};
-  }
-
-  #setFinalizers(run: ContainerRun, finalizers: string[]): Promise<ContainerRun> {
-    return this.#client.patch<ContainerRun>(this.#path(run), { metadata: { finalizers, resourceVersion: run.metadata.resourceVersion } });
-  }
-
-  async #patchStatus(run: ContainerRun, status: Partial<Record<keyof ContainerRunStatus, unknown>>): Promise<void> {
-    try {
-      // Guarded by resourceVersion: the agent owns status once bound, and a stale write must not win.
-      const updated = await this.#client.patch<ContainerRun>(this.#path(run, 'status'), {
-        metadata: { resourceVersion: run.metadata.resourceVersion },
-        status,
-      });
-      run.status = updated.status;
-      run.metadata.resourceVersion = updated.metadata.resourceVersion;
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-  }
-
-  async #event(run: ContainerRun, type: 'Normal' | 'Warning', reason: string, note: string): Promise<void> {
-    await this.#o.events.record({ ...run, apiVersion: API_VERSION, kind: 'ContainerRun' }, type, reason, note, 'Schedule');
   }
 }

@@ -36,7 +36,15 @@ class CountingClient extends KubeClient {
 
 type MirrorStep = Step<ImageMirror, ImageMirrorStatus, ImageMirrorReason>;
 
-function loop(steps: MirrorStep[], more: { finalize?: (m: ImageMirror) => Promise<{ requeueAfterMs?: number } | undefined>; guardStatus?: boolean } = {}) {
+type LoopExtras = {
+  finalize?: (m: ImageMirror) => Promise<{ requeueAfterMs?: number } | undefined>;
+  guardStatus?: boolean;
+  eventAction?: string;
+  onStalled?: (status: ImageMirrorStatus, reason: string, message: string) => void;
+  gone?: (req: { namespace: string; name: string }) => void;
+};
+
+function loop(steps: MirrorStep[], more: LoopExtras = {}) {
   return new ReconcileLoop<ImageMirror, ImageMirrorStatus, ImageMirrorReason>(client, events, {
     kind: 'ImageMirror',
     resource: IMAGE_MIRROR_RESOURCE,
@@ -63,8 +71,8 @@ const get = (name: string) => client.get<ImageMirror>(mirrorsPath(NS, name));
 const cond = (m: ImageMirror, type: string) => m.status?.conditions?.find((c) => c.type === type);
 const req = (name: string) => ({ namespace: NS, name });
 
-async function eventsAbout(name: string): Promise<{ reason: string; type: string; note: string }[]> {
-  const list = await client.get<{ items: { reason: string; type: string; note: string; regarding: { name: string } }[] }>(
+async function eventsAbout(name: string): Promise<{ reason: string; type: string; note: string; action: string }[]> {
+  const list = await client.get<{ items: { reason: string; type: string; note: string; action: string; regarding: { name: string } }[] }>(
     `/apis/events.k8s.io/v1/namespaces/${NS}/events`,
   );
   return list.items.filter((e) => e.regarding.name === name);
@@ -173,6 +181,54 @@ describe('the reconcile skeleton', () => {
     expect(await l.run({ ...req('stall'), cached: m }, AbortSignal.timeout(30_000))).toEqual({});
     expect(calls).toBe(1);
     expect(client.patches.length - n1).toBe(0);
+  });
+
+  it('a kind’s own terminal fields go in the stalled patch (onStalled), its Events carry its action, and a gone object is forgotten (gone)', async () => {
+    await create('hooks');
+    const seen: string[] = [];
+    const l = loop(
+      [
+        async (s) => {
+          await s.event('Normal', 'Progressing', 'looked');
+          throw new InvalidInputError('invalid reference "Up/Per": malformed repository component');
+        },
+      ],
+      {
+        eventAction: 'Schedule',
+        onStalled: (status, reason, message) => {
+          seen.push(reason);
+          status.lastSyncTime = '2026-02-02T00:00:00Z';
+          expect(message).toContain('Up/Per');
+        },
+        gone: (r) => seen.push(`gone ${r.namespace}/${r.name}`),
+      },
+    );
+    const n0 = client.statusPatches();
+    await expect(l.run(req('hooks'), AbortSignal.timeout(30_000))).rejects.toBeInstanceOf(StallingError);
+    expect(client.statusPatches() - n0).toBe(1);
+    const m = await get('hooks');
+    expect(m.status?.lastSyncTime).toBe('2026-02-02T00:00:00Z');
+    expect(cond(m, 'Stalled')).toMatchObject({ status: 'True', reason: 'INVALID_INPUT' });
+    const evs = (await eventsAbout('hooks')).map((e) => [e.type, e.reason, e.action]).sort();
+    expect(evs).toEqual([
+      ['Normal', 'Progressing', 'Schedule'],
+      ['Warning', 'INVALID_INPUT', 'Schedule'],
+    ]);
+    expect(seen).toEqual(['INVALID_INPUT']);
+    // A retryable error is not a stall: onStalled is not called.
+    const again = loop(
+      [
+        async () => {
+          throw new StevedoreError('REGISTRY_UNAVAILABLE', '503', { retryable: true });
+        },
+      ],
+      { onStalled: () => seen.push('wrong') },
+    );
+    await create('hooks-retry');
+    await expect(again.run(req('hooks-retry'), AbortSignal.timeout(30_000))).rejects.toBeInstanceOf(StevedoreError);
+    expect(seen).toEqual(['INVALID_INPUT']);
+    await l.run(req('no-such-mirror'), AbortSignal.timeout(30_000));
+    expect(seen).toEqual(['INVALID_INPUT', `gone ${NS}/no-such-mirror`]);
   });
 
   it('a retryable engine error is rethrown as it is, and a typed ReconcileError sets Ready=False with its reason', async () => {

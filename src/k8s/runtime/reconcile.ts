@@ -91,6 +91,15 @@ export interface ReconcileKind<T extends KindObject<S>, S extends KindStatus, R 
    * fails with a conflict and is retried instead of winning.
    */
   guardStatus?: boolean;
+  /** The action of the kind's Events (default `Reconcile`; ContainerRun's controller says `Schedule`). */
+  eventAction?: string;
+  /**
+   * Called after the error mapping stalled the object, to write the kind's own terminal fields
+   * beside the conditions (ContainerRun: phase Failed, its reason and message), in the same patch.
+   */
+  onStalled?(status: S, reason: string, message: string): void;
+  /** Called when the object is gone (not found), to forget what the kind keeps about it. */
+  gone?(req: { namespace: string; name: string }): void;
 }
 
 /** Typed errors for a kind's reasons: `errorsFor<ImageMirrorReason>().failed('SyncFaild', …)` does not compile. */
@@ -143,7 +152,10 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
 
   async run(req: ReconcileRequest<T>, signal: AbortSignal): Promise<ReconcileResult> {
     let obj = await this.#get(req);
-    if (!obj) return {};
+    if (!obj) {
+      this.#k.gone?.(req);
+      return {};
+    }
     const { finalizer } = this.#k;
     const finalizers = obj.metadata.finalizers ?? [];
     if (obj.metadata.deletionTimestamp) {
@@ -181,7 +193,7 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
         status.conditions = markReconciling(status.conditions, generation, reason, message);
       },
       progress: patch,
-      event: (type, reason, note) => this.#events.record(target, type, reason, note),
+      event: (type, reason, note) => this.#events.record(target, type, reason, note, this.#k.eventAction),
     };
 
     let result: ReconcileResult = {};
@@ -199,6 +211,7 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
       // A stalled object's error goes to the queue as a StallingError: no retry until the spec changes.
       failure = verdict.kind === 'stalled' ? verdict.error : err;
       applyVerdict(status, verdict, { generation, requested, unknownReason: this.#k.unknownErrorReason });
+      if (verdict.kind === 'stalled') this.#k.onStalled?.(status, verdict.reason, verdict.message);
     } finally {
       // Shutting down and failing: the failure is most likely the cancellation itself, not the object's state.
       if (!signal.aborted || failure === undefined) await patch();
@@ -253,6 +266,6 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
     const a = getCondition(before.conditions, 'Ready');
     const b = getCondition(after.conditions, 'Ready');
     if (!b || b.status === 'Unknown' || (a && a.status === b.status && a.reason === b.reason && a.message === b.message)) return;
-    await this.#events.record(target, b.status === 'True' ? 'Normal' : 'Warning', b.reason, b.message);
+    await this.#events.record(target, b.status === 'True' ? 'Normal' : 'Warning', b.reason, b.message, this.#k.eventAction);
   }
 }
