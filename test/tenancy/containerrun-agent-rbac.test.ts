@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../src/k8s/api/common.js';
 import { ApiError, KubeClient } from '../../src/k8s/runtime/client.js';
-import { ok } from '../controllers/helpers.js';
+import { ok, waitFor } from '../controllers/helpers.js';
 import { ContainerRunRig, NODE, SYSTEM_NS, runsPath } from './containerrun-rig.js';
 
 const OPTED = 'team-in';
@@ -26,6 +26,15 @@ beforeAll(async () => {
     }
   }
   agent = new KubeClient(rig.cp.kubeConfigForToken(await rig.nodeBoundAgentToken(NODE)));
+  // The API server loads admission policies through an informer: a policy is enforced a moment
+  // after it is created (longer on a loaded machine). Wait until a dry-run of a forbidden write is
+  // refused, so the assertions below test the policy, not the race.
+  await waitFor(
+    'the node-binding policy to be enforced',
+    () => answer(agent.patch(`${runsPath(OPTED, 'there')}/status?dryRun=All`, { status: { phase: 'Failed' } })),
+    (a) => a.status === 403,
+    60_000,
+  );
 }, 180_000);
 afterAll(() => rig.stop(), 60_000);
 
