@@ -126,21 +126,15 @@ describe.each(['root', 'rootless'] as const)('private network (%s)', (mode) => {
     // The server ends by itself: the test does not depend on `stop` (rootless without a cgroup,
     // `runc kill --all` fails and stop cannot reach the container; see docs/networking.md).
     const publish = ['--name', name, '--network', network, '-p', `127.0.0.1:${port}:80`, image.ociRef, 'sh', '-c', httpdFor(6)];
-    if (mode === 'root') {
-      const d = await stevedore(mode, ['run', '-d', ...publish]);
-      expect(d.code, d.stderr).toBe(0);
-      expect(await getWhenUp(`http://${LOOPBACK}:${port}/`)).toBe('served-from-container\n');
-    } else {
-      const running = stevedore(mode, ['run', '--rm', ...publish]);
-      expect(await getWhenUp(`http://${LOOPBACK}:${port}/`)).toBe('served-from-container\n');
-      expect((await running).code).toBe(143);
-    }
+    const d = await stevedore(mode, ['run', '-d', ...publish]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(await getWhenUp(`http://${LOOPBACK}:${port}/`)).toBe('served-from-container\n');
     // The helper goes with the container (the monitor tears the network down just after it exits): the port is free again.
     expect(await released(port)).toBe(true);
-    if (mode === 'root') {
-      for (let i = 0; i < 100 && !/Exited \(143\)/.test((await stevedore(mode, ['ps', '-a'])).stdout); i++) await sleep(200);
-      expect((await stevedore(mode, ['rm', name])).code).toBe(0);
-    }
+    const exited = new RegExp(`Exited \\(143\\)\\s+${name}\n`);
+    for (let i = 0; i < 100 && !exited.test((await stevedore(mode, ['ps', '-a'])).stdout); i++) await sleep(200);
+    expect((await stevedore(mode, ['ps', '-a'])).stdout).toMatch(exited);
+    expect((await stevedore(mode, ['rm', name])).code).toBe(0);
   });
 
   it('-p alone means a private network (podman\'s default), and the port is bound on the given address only', async () => {
