@@ -134,6 +134,7 @@ export class ContainerRunRig {
     for (const o of chart.filter((x) => x.metadata.name.includes('-agent') && !x.kind.startsWith('ValidatingAdmissionPolicy') && (x.kind in CLUSTER_PATHS || x.kind in NAMESPACED_PATHS))) await applyObject(cp, o);
     if (this.o.admission !== false) {
       for (const o of chart.filter((x) => x.kind.startsWith('ValidatingAdmissionPolicy'))) await applyObject(cp, o);
+      await this.#policyEnforced();
     }
     this.storeRoot = await this.temps.make('agent-store');
     const dir = await this.temps.make('agent-log');
@@ -151,6 +152,23 @@ export class ContainerRunRig {
     this.#running = this.#manager.run(this.#stop.signal);
     await built;
     if (this.o.startAgent !== false) await this.startAgent();
+  }
+
+  /**
+   * The API server loads admission policies through an informer, so a policy is enforced a moment
+   * after it is created (seconds on a loaded machine): wait until a dry-run of a run asking for the
+   * host network is refused in a namespace without the privilege label.
+   */
+  async #policyEnforced(): Promise<void> {
+    const ns = this.o.tenants.find((t) => !(this.o.privileged ?? []).includes(t));
+    if (!ns) return;
+    const body = { apiVersion: API_VERSION, kind: 'ContainerRun', metadata: { name: 'policy-probe' }, spec: { image: 'example.com/probe:1', network: 'host' } };
+    await waitFor(
+      'the ContainerRun admission policy to be enforced',
+      async () => (await this.cp.request('POST', `${runsPath(ns)}?dryRun=All`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).status,
+      (status) => status === 403,
+      60_000,
+    );
   }
 
   /**
