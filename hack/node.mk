@@ -109,9 +109,9 @@ cluster-up: node-tools build ## Start a real single node (kubelet + containerd) 
 cluster-down: ## Stop the real node started by cluster-up and clean up after it
 	$(NODE) --import ./hack/lib/ts-resolve.ts hack/node/cluster.ts down
 
-test-e2e-local: deps install node-tools helm build image ## End-to-end suite on the real node: helm install, ImageBuild/ImageMirror/ContainerRun
+test-e2e-local: deps node-modules node-tools helm build image ## End-to-end suite on the real node: helm install, ImageBuild/ImageMirror/ContainerRun
 	$(NODE_BIN)/vitest run --config test/e2e-local/vitest.config.ts
 
 # The chart's end-to-end file with what a user would see printed (kubectl get, build Pod spec).
-demo-node: deps install node-tools helm build image ## One command: a real node, the chart installed with helm, a build Pod, a mirror and a run on it
+demo-node: deps node-modules node-tools helm build image ## One command: a real node, the chart installed with helm, a build Pod, a mirror and a run on it
 	STEVEDORE_DEMO=1 $(NODE_BIN)/vitest run --config test/e2e-local/vitest.config.ts --reporter=verbose test/e2e-local/chart.test.ts
