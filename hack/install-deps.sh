@@ -19,6 +19,7 @@ PACKAGES=(
   python3-venv      # the official SPDX/CycloneDX validators (hack/syft.mk) run from a venv
   git               # Git build contexts (stevedore context git)
   xz-utils bzip2    # .tar.xz / .tar.bz2 build contexts and ADD archives
+  libseccomp-dev    # runc >= 1.2 built with seccomp for the local node (hack/node/build-runc.sh)
 )
 
 missing=()
