@@ -33,6 +33,7 @@ import { makeSharedMount } from './shared-mount.js';
 
 const SYSTEM_NS = 'stevedore-system';
 const NS = 'team';
+const BASELINE_NS = 'baseline-team';
 const temps = new TempDirs();
 const timings: Record<string, number> = {};
 let node: LocalNode;
@@ -46,6 +47,8 @@ let unmountStore: (() => Promise<void>) | undefined;
 function values(storePath: string, apiPort: string, agentPort: number): string[] {
   return [
     '--set', 'replicas=0',
+    // The namespaces whose ImageBuilds and ContainerRuns this release serves (RoleBindings there).
+    '--set-json', `tenantNamespaces=${JSON.stringify([NS, BASELINE_NS])}`,
     '--set', `image.repository=${stevedoreImage.slice(0, stevedoreImage.lastIndexOf(':'))}`,
     '--set', `image.tag=${stevedoreImage.slice(stevedoreImage.lastIndexOf(':') + 1)}`,
     '--set', `buildSeccompProfile.kubeletRootDir=${node.kubeletRoot}`,
@@ -97,6 +100,10 @@ beforeAll(async () => {
   s = Date.now();
   const storePath = join(node.dir, 'agent-store');
   unmountStore = await makeSharedMount(storePath);
+  // Tenant namespaces exist before the release binds its roles in them.
+  await node.kubectl(['create', 'namespace', NS]);
+  await node.kubectl(['create', 'namespace', BASELINE_NS]);
+  await node.kubectl(['label', 'namespace', BASELINE_NS, 'pod-security.kubernetes.io/enforce=baseline']);
   const apiPort = new URL(node.controlPlane.server).port;
   const agentPort = await freePort();
   await helm(node, ['install', 'stevedore', join(REPO_ROOT, 'charts', 'stevedore'), '--namespace', SYSTEM_NS, '--create-namespace',
@@ -128,7 +135,6 @@ beforeAll(async () => {
   } finally {
     closeSync(fd);
   }
-  await node.kubectl(['create', 'namespace', NS]);
 }, 600_000);
 
 afterAll(async () => {
@@ -206,9 +212,7 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
   }, TEST_TIMEOUT_MS);
 
   it('says so in status when a namespace\'s Pod Security level refuses build Pods (baseline forbids procMount: Unmasked)', async () => {
-    const ns = 'baseline-team';
-    await node.kubectl(['create', 'namespace', ns]);
-    await node.kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=baseline']);
+    const ns = BASELINE_NS;
     const manifest = {
       apiVersion: 'stevedore.dev/v1alpha1', kind: 'ImageBuild', metadata: { name: 'app', namespace: ns },
       spec: { source: { inline: { containerfile: `FROM ${base}\nRUN true\n` } }, output: { image: `${node.registry.host}/e2e/baseline:1`, insecure: true } },
@@ -219,7 +223,6 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     expect(condition(ib)!.status).toBe('False');
     expect(condition(ib)!.message).toContain('procMount');
     expect((await node.kubectl(['get', 'pods', '-n', ns, '-o', 'name'])).trim()).toBe('');
-    await node.kubectl(['delete', 'namespace', ns, '--wait=false']);
   }, TEST_TIMEOUT_MS);
 
   it('mirrors the built image with an ImageMirror', async () => {
