@@ -248,6 +248,12 @@ describe('stevedore build outputs', () => {
     // The layers fetched from the cache make a runnable image.
     const run = await stevedore(['run', '--root', join(work, 'store-rc2'), '--rm', 'localhost/rc:1']);
     expect(run.stdout).toBe('registry cache\nrun\n');
+    // A fresh store reading and writing the same cache (a build Pod's set-up) sends nothing back
+    // for its hits: no layer is compressed again just to find the cache has it.
+    const again = await build(['--root', join(work, 'store-rc3'), '--log-level', 'debug', '--timestamp', '1', '--cache-from', cacheRepo, '--cache-to', cacheRepo, dir]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain('(0 steps run, 2 from cache');
+    expect(again.stderr).not.toContain('layer compressed');
   });
 
   it('--platform builds for another architecture without emulation when no RUN needs it; a RUN says what is missing', async () => {

@@ -43,8 +43,11 @@ export class RegistryBuildCache {
     return this.from.length > 0 || this.to.length > 0;
   }
 
-  /** The entry for a key from the first --cache-from repository that has it; its layer blob is fetched into the store. */
-  async get(key: string, signal?: AbortSignal): Promise<CacheEntry | undefined> {
+  /**
+   * The entry for a key from the first --cache-from repository that has it; its layer blob is
+   * fetched into the store. `from` names that repository.
+   */
+  async get(key: string, signal?: AbortSignal): Promise<{ entry: CacheEntry; from: string } | undefined> {
     for (const repo of this.from) {
       try {
         const src = await parseImageName(`docker://${repo}:${key}`).newSource(this.context);
@@ -54,7 +57,7 @@ export class RegistryBuildCache {
           if (parsed.kind !== 'image') continue;
           const config = parseConfig(await readAll(await src.getBlob(parsed.manifest.config, signal ? { signal } : {})));
           const desc = parsed.manifest.layers[0];
-          if (!desc) return { createdAt: config.created ?? new Date().toISOString() };
+          if (!desc) return { entry: { createdAt: config.created ?? new Date().toISOString() }, from: repo };
           const diffID = config.rootfs.diff_ids[0] as Digest | undefined;
           if (!diffID) continue;
           const compression = layerCompression(desc.mediaType);
@@ -73,7 +76,7 @@ export class RegistryBuildCache {
             size = (await this.layout.writeBlob(tar, { digest: diffID }, signal)).size;
           }
           log.debug({ repo, key, digest: desc.digest, diffID }, 'registry cache hit');
-          return { layer: { mediaType: MediaType.OciLayer, digest: diffID, size, diffID }, createdAt: config.created ?? '' };
+          return { entry: { layer: { mediaType: MediaType.OciLayer, digest: diffID, size, diffID }, createdAt: config.created ?? '' }, from: repo };
         } finally {
           await src.close();
         }
@@ -85,9 +88,13 @@ export class RegistryBuildCache {
     return undefined;
   }
 
-  /** Pushes a step's result to every --cache-to repository (the blob first, only if missing). */
-  async put(key: string, layer: BuiltLayer | undefined, signal?: AbortSignal): Promise<void> {
-    if (this.to.length === 0) return;
+  /**
+   * Pushes a step's result to every --cache-to repository but `except` (the one a hit came from:
+   * it has the entry already, and sending it again would compress the layer for nothing).
+   */
+  async put(key: string, layer: BuiltLayer | undefined, signal?: AbortSignal, except?: string): Promise<void> {
+    const to = this.to.filter((r) => r !== except);
+    if (to.length === 0) return;
     const sent = layer && this.compressor ? await this.compressor.compressed(layer, signal) : layer;
     const config: ImageConfig = {
       architecture: 'amd64',
@@ -105,7 +112,7 @@ export class RegistryBuildCache {
     };
     const raw = encodeManifest(manifest);
     const open = (d: { digest: Digest; size: number }): Promise<Readable> => (this.compressor ? this.compressor.open(d, signal) : this.layout.openBlob(d));
-    for (const repo of this.to) {
+    for (const repo of to) {
       const dest = await parseImageName(`docker://${repo}:${key}`).newDestination(this.context);
       try {
         const op = signal ? { signal } : {};

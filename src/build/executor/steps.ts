@@ -285,11 +285,15 @@ export class BuildRun {
   async cached(key: string): Promise<{ layer?: BuiltLayer } | undefined> {
     if (this.opts.noCache) return undefined;
     let hit = await this.cache.get(key);
+    let from: string | undefined;
     if (!hit && this.remote) {
-      hit = await this.remote.get(key, this.opts.signal);
-      if (hit) await this.cache.put(key, hit);
+      const remote = await this.remote.get(key, this.opts.signal);
+      if (remote) {
+        ({ entry: hit, from } = remote);
+        await this.cache.put(key, hit);
+      }
     }
-    if (hit) await this.pushCache(key, hit.layer);
+    if (hit) await this.pushCache(key, hit.layer, from);
     return hit;
   }
 
@@ -299,10 +303,10 @@ export class BuildRun {
   }
 
   /** A failed cache push is a warning: the image itself is still good. */
-  private async pushCache(key: string, layer: BuiltLayer | undefined): Promise<void> {
+  private async pushCache(key: string, layer: BuiltLayer | undefined, except?: string): Promise<void> {
     if (!this.remote) return;
     try {
-      await this.remote.put(key, layer, this.opts.signal);
+      await this.remote.put(key, layer, this.opts.signal, except);
     } catch (err) {
       if (this.opts.signal?.aborted) throw err;
       this.opts.reporter?.warn(`--cache-to: ${(err as Error).message}`);
