@@ -273,4 +273,38 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     show(`kubectl get pods -n ${SYSTEM_NS} -o wide`, await node.kubectl(['get', 'pods', '-n', SYSTEM_NS, '-o', 'wide']));
     expect(table).toMatch(/app\s+Succeeded\s+0/);
   }, TEST_TIMEOUT_MS);
+
+  it('refuses, at admission, a tenant\'s run that asks for the node (host network, no user namespace); the tenant cannot grant itself the level', async () => {
+    // A tenant as a platform team makes one: a user bound to a namespaced Role over ContainerRuns.
+    const rbac = 'rbac.authorization.k8s.io/v1';
+    const role = { apiVersion: rbac, kind: 'Role', metadata: { name: 'tenant-runs', namespace: NS }, rules: [{ apiGroups: ['stevedore.dev'], resources: ['containerruns'], verbs: ['create', 'get', 'list'] }] };
+    const binding = {
+      apiVersion: rbac,
+      kind: 'RoleBinding',
+      metadata: { name: 'tenant-runs', namespace: NS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tenant-runs' },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'tenant' }],
+    };
+    await node.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [role, binding] }) });
+    const attempt = (name: string, spec: Record<string, unknown>) =>
+      node
+        .kubectl(['--as=tenant', 'create', '-f', '-'], {
+          input: JSON.stringify({ apiVersion: 'stevedore.dev/v1alpha1', kind: 'ContainerRun', metadata: { name, namespace: NS }, spec: { image: `${node.registryLoopbackHost}/e2e/app:1`, ...spec } }),
+        })
+        .then(
+          () => 'accepted',
+          (e: Error) => e.message,
+        );
+    // The chart's ValidatingAdmissionPolicy (helm-installed above) decides; the namespace has no privilege label.
+    const hostNet = await poll('the host-network run refused', () => attempt('host-net', { network: 'host', user: '0' }), (m) => m !== 'accepted', 60_000);
+    expect(hostNet).toMatch(/ContainerRun rule hostNetwork/);
+    expect(hostNet).toContain('stevedore.dev/containerrun-privileges=privileged');
+    expect(await attempt('host-users', { hostUsers: true })).toMatch(/ContainerRun rule hostUsers/);
+    const grant = await node.kubectl(['--as=tenant', 'label', 'namespace', NS, 'stevedore.dev/containerrun-privileges=privileged']).then(
+      () => 'granted',
+      (e: Error) => e.message,
+    );
+    expect(grant).toMatch(/forbidden/i);
+    expect(await getJson(node, ['containerrun', '-n', NS, 'host-net'])).toBeUndefined();
+  }, TEST_TIMEOUT_MS);
 });
