@@ -13,6 +13,8 @@ include hack/schemas.mk
 -include hack/helm.mk
 # cosign (and other Go-built peers) for the supply-chain interoperability tests.
 -include hack/cosign.mk
+# regctl and regsync, peers of the copy benchmark.
+-include hack/regclient.mk
 -include hack/syft.mk
 # A real single node (kubelet + containerd + runc) for the end-to-end suite and cluster-up.
 -include hack/node.mk
@@ -157,7 +159,7 @@ image: build ## Build Stevedore's own image with stevedore build, base made from
 
 bench: bench-copy bench-run bench-build bench-controller ## Run every benchmark (prints ratios against the peer tools)
 
-bench-copy: deps build ## stevedore copy/sync vs skopeo copy/sync
+bench-copy: deps build crane regclient ## stevedore copy/sync vs skopeo, crane, regctl and regsync
 	hack/bench/copy.sh
 
 bench-run: deps build ## stevedore run vs podman run, warm and cold

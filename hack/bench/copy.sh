@@ -7,8 +7,8 @@
 #   3. a sync of 50 tags of which 45 are unchanged (stevedore, skopeo, regsync)
 #   4. a sync of 50 tags, all unchanged (stevedore, skopeo, regsync)
 # Each tool writes to a registry of its own (fresh for every cold run), so none benefits from
-# another's uploads. Peers: CRANE (default: the Makefile's build in the tool cache), REGCTL and
-# REGSYNC (default: on PATH; `go install github.com/regclient/regclient/cmd/{regctl,regsync}@v0.11.7`).
+# another's uploads. Peers: CRANE, REGCTL and REGSYNC (`make bench-copy` builds them into the tool
+# cache and passes their paths; run alone, the script takes crane from the cache and regclient from PATH).
 # A peer that is missing is left out of the table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
