@@ -34,7 +34,6 @@ export class ContractViolation extends Error {
   }
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: error classes take any constructor arguments
 type ErrorClass = abstract new (...args: any[]) => Error;
 
 /**
