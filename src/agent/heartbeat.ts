@@ -10,6 +10,7 @@ import { sleep } from '../k8s/runtime/backoff.js';
 import { isNotFound, type KubeClient } from '../k8s/runtime/client.js';
 import { errorMessage } from '../util/errors.js';
 import { agentLeaseName } from './naming.js';
+import { rfc3339Micro } from '../util/time.js';
 
 export interface HeartbeatOptions {
   namespace: string;
@@ -30,7 +31,7 @@ interface Lease {
   spec: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string; acquireTime?: string };
 }
 
-const microTime = (d = new Date()) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+const microTime = rfc3339Micro;
 
 export class Heartbeat {
   readonly #client: KubeClient;

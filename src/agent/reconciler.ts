@@ -39,6 +39,7 @@ import { IdsExhaustedError, type UserNamespaceAllocator } from './userns.js';
 import { stopAndRemoveContainer, waitProcessGone } from './stop.js';
 import { credentialsIdentity, type PullRecords } from './pull-records.js';
 import { parseReference } from '../oci/reference.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
 
@@ -201,7 +202,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         message: verdict.message,
         nodeName: this.#o.nodeName,
         observedGeneration: gen,
-        finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        finishedAt: rfc3339Seconds(),
         conditions: status.conditions,
       });
       await this.#event(run, 'Warning', verdict.reason, verdict.message);
@@ -381,7 +382,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       ...(idMappings ? { idMappings } : {}),
     };
     // Taken before the launch: a quick command may have finished by the time it returns.
-    const startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const startedAt = rfc3339Seconds();
     const started = await this.#o.launch(this.#o.store, options);
     if (started.error) {
       // The command could not start (125/126/127): a failed attempt like any other.
@@ -424,7 +425,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       message,
       nodeName: this.#o.nodeName,
       observedGeneration: gen,
-      finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      finishedAt: rfc3339Seconds(),
       conditions: markStalled(run.status?.conditions, gen, 'PolicyDenied', message),
     });
     await this.#event(run, 'Warning', 'PolicyDenied', message);
@@ -446,7 +447,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       message,
       nodeName: this.#o.nodeName,
       observedGeneration: gen,
-      finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      finishedAt: rfc3339Seconds(),
       conditions: markStalled(run.status?.conditions, gen, 'PrivilegeNotGranted', message),
     });
     await this.#event(run, 'Warning', 'PrivilegeNotGranted', message);
@@ -485,7 +486,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       message,
       nodeName: this.#o.nodeName,
       observedGeneration: gen,
-      finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      finishedAt: rfc3339Seconds(),
       conditions: markStalled(run.status?.conditions, gen, 'InvalidSpec', message),
     });
     await this.#event(run, 'Warning', 'InvalidSpec', message);

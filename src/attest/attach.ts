@@ -17,6 +17,7 @@ import { loadSigningKey } from './keys.js';
 import { signatureConfig } from '../sign/signature-image.js';
 import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION, pushBytes, pushReferrer } from './referrer.js';
 import { makeStatement, statementCovers, type Statement } from './statement.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 export { ATTESTATION_ARTIFACT_TYPE, PREDICATE_TYPE_ANNOTATION };
 const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -124,7 +125,7 @@ export async function attachStatement(
       await pushBytes(client, repo, Buffer.from('{}'), MediaType.OciEmpty, opts.signal);
       const annotations = {
         [PREDICATE_TYPE_ANNOTATION]: st.predicateType,
-        'org.opencontainers.image.created': new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        'org.opencontainers.image.created': rfc3339Seconds(),
       };
       const doc: ImageManifest = {
         schemaVersion: 2,

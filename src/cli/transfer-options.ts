@@ -4,7 +4,7 @@
  * options.
  */
 import type { Command } from 'commander';
-import { parseGoDuration } from '../build/containerfile/duration.js';
+import { parseDurationNs } from '../util/duration.js';
 import { InvalidInputError } from '../util/errors.js';
 import type { RetryPolicy } from '../util/retry.js';
 import type { TransportContext } from '../transports/types.js';
@@ -31,7 +31,7 @@ export function retryPolicy(o: RetryFlags): Partial<RetryPolicy> | undefined {
   if (o.retryDelay !== undefined) {
     let ns: number;
     try {
-      ns = parseGoDuration(o.retryDelay);
+      ns = parseDurationNs(o.retryDelay);
     } catch {
       throw new InvalidInputError(`--retry-delay: "${o.retryDelay}" is not a duration (e.g. 500ms, 2s, 1m)`);
     }

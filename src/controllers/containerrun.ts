@@ -24,6 +24,7 @@ import type { EventRecorder } from '../k8s/runtime/events.js';
 import { ReconcileLoop, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import { parseReference } from '../oci/reference.js';
 import { AgentDirectory, pickNode } from './containerrun-nodes.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
 
@@ -50,7 +51,7 @@ const STATUS_KEYS = ['nodeName', 'phase', 'reason', 'message', 'observedGenerati
 type Reason = ContainerRunReason | 'Rescheduled';
 type Scope = ReconcileScope<ContainerRun, ContainerRunStatus, Reason>;
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const iso = rfc3339Seconds;
 const keyOf = (run: ContainerRun) => `${run.metadata.namespace}/${run.metadata.name}`;
 /** The run's node: spec.nodeName (pinned by the user) or the one it was bound to. */
 const nodeOf = (run: ContainerRun) => run.spec.nodeName ?? run.status?.nodeName;

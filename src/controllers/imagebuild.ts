@@ -25,6 +25,7 @@ import { ANNOTATION_BUILD, planPlatforms, platformPod, platformPodName } from '.
 import { podOutcome, type BuildFailure } from './imagebuild-result.js';
 import { credentialsFromSecret, dockerConfigFromSecret, getSecret } from './imagemirror-credentials.js';
 import type { TransportContext } from '../transports/types.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 export const IMAGE_BUILD_FINALIZER = 'stevedore.dev/imagebuild';
 export const IMAGE_BUILD_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'imagebuilds' };
@@ -95,7 +96,7 @@ function buildOf(p: V1Pod): string {
   return p.metadata?.annotations?.[ANNOTATION_BUILD] ?? p.metadata?.name ?? '';
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const iso = rfc3339Seconds;
 
 function finished(pod: V1Pod): boolean {
   return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';

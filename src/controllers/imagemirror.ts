@@ -21,6 +21,7 @@ import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type M
 import { policyFromSecret } from './imagemirror-policy.js';
 import { mirrorErrors, summarize } from './imagemirror-status.js';
 import { nextCron, parseDuration } from './schedule.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 /**
  * Every engine call of the controller runs with this context: registry credentials come only from
@@ -47,7 +48,7 @@ export interface ImageMirrorReconcilerOptions {
   layoutRoot?: string;
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const iso = rfc3339Seconds;
 
 /** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
 const STATUS_KEYS = ['observedGeneration', 'conditions', 'lastHandledReconcileAt', 'lastSyncTime', 'nextSyncTime', 'counts', 'tags'] as const;

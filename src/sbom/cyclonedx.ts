@@ -2,6 +2,7 @@ import { shortHash, uuidFrom } from './ids.js';
 import { spdxExpression, spdxId } from './licenses.js';
 import { imagePurl } from './spdx.js';
 import type { Catalog, SbomPackage } from './types.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 export const CYCLONEDX_MEDIA_TYPE = 'application/vnd.cyclonedx+json';
 
@@ -76,7 +77,7 @@ function component(p: SbomPackage): CycloneDxComponent {
 
 /** CycloneDX 1.6 JSON: the image is `metadata.component` (type container), each package a library component. */
 export function toCycloneDx(catalog: Catalog, opts: { created?: Date; toolVersion: string }): CycloneDxBom {
-  const timestamp = (opts.created ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const timestamp = rfc3339Seconds(opts.created ?? new Date());
   const name = catalog.image.repository || catalog.image.name;
   return {
     $schema: 'http://cyclonedx.org/schema/bom-1.6.schema.json',

@@ -2,6 +2,7 @@ import { formatPurl } from './purl.js';
 import { shortHash, uuidFrom } from './ids.js';
 import { spdxExpression } from './licenses.js';
 import type { Catalog, SbomPackage } from './types.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 /** The subset of the SPDX 2.3 JSON document model this writer produces. */
 export interface SpdxDocument {
@@ -52,7 +53,7 @@ export function imagePurl(catalog: Catalog): string {
  * the spec requires.
  */
 export function toSpdx(catalog: Catalog, opts: { created?: Date; toolVersion: string }): SpdxDocument {
-  const created = (opts.created ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const created = rfc3339Seconds(opts.created ?? new Date());
   const imageName = catalog.image.repository || catalog.image.name;
   const rootId = `SPDXRef-DocumentRoot-Image-${idPart(imageName)}`;
   const refs = new Map<string, string>();

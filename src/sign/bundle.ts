@@ -8,6 +8,7 @@ import type { RegistryClient } from '../registry/client.js';
 import { keyHint, signData, verifyData } from './crypto.js';
 import { SignatureError } from './errors.js';
 import { pushReferrer, pushSmallBlob } from './registry-io.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 /** The sigstore bundle (v0.3) cosign's `--new-bundle-format` stores as an OCI 1.1 referrer. */
 export const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -132,7 +133,7 @@ export async function pushBundleReferrer(
   const annotations = {
     'dev.sigstore.bundle.content': opts.content ?? 'dsse-envelope',
     'dev.sigstore.bundle.predicateType': opts.predicateType ?? COSIGN_SIGN_PREDICATE,
-    'org.opencontainers.image.created': new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    'org.opencontainers.image.created': rfc3339Seconds(),
   };
   const manifest: ImageManifest = {
     schemaVersion: 2,

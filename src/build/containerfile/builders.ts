@@ -1,4 +1,5 @@
-import { formatDuration, parseGoDuration } from './duration.js';
+import { parseDurationNs } from '../../util/duration.js';
+import { formatDuration } from './duration.js';
 import { ContainerfileError, closest } from './errors.js';
 import { FlagError, checkChecksum, checkChmod, hasVariable, parseFlags, type FlagSpec, type ParsedFlags } from './flags.js';
 import { chompHeredoc, parseHeredocMarker, type Heredoc } from './heredoc.js';
@@ -335,7 +336,7 @@ function healthcheck(
     if (text === undefined || text === '') continue;
     let ns: number;
     try {
-      ns = parseGoDuration(text);
+      ns = parseDurationNs(text);
     } catch {
       return fail(`--${flag}: invalid duration "${text}" (use Go syntax such as 30s, 1m30s, 500ms)`);
     }
