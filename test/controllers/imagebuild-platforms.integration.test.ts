@@ -171,8 +171,8 @@ describe('ImageBuild: one build Pod per platform on nodes of that architecture',
     expect(b.status!.failureDetails!.message).toMatch(/^linux\/arm64 \(Pod half-build-1-linux-arm64\): /);
     expect(b.status!.platforms!.map((p) => p.podName)).toEqual(['half-build-1-linux-amd64', 'half-build-1-linux-arm64']);
     expect(b.status!.imageDigest).toBeUndefined();
-    // The amd64 Pod pushed its image; nothing names it under the output tag.
-    expect(await registryDigest(reg.url, 'out/half', '1-linux-amd64')).toMatch(/^sha256:/);
+    // Whether the amd64 Pod pushed its image before the arm64 failure had it deleted depends on
+    // timing (the next test pins the deletion); either way nothing is written under the output tag.
     expect(await registryDigest(reg.url, 'out/half', '1')).toBeUndefined();
   });
 
