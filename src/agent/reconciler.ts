@@ -549,7 +549,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         reason: 'Evicted',
         message: `the container was stopped: ${evicted}`,
         startedAt: rec.createdAt.replace(/\.\d{3}Z$/, 'Z'),
-        finishedAt: (rec.finishedAt ?? new Date().toISOString()).replace(/\.\d{3}Z$/, 'Z'),
+        finishedAt: rfc3339Seconds(rec.finishedAt ? new Date(rec.finishedAt) : undefined),
         logTail: await readLogTail(rec.logPath),
       };
     }
@@ -565,7 +565,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       reason,
       message,
       startedAt: rec.createdAt.replace(/\.\d{3}Z$/, 'Z'),
-      finishedAt: (rec.finishedAt ?? new Date().toISOString()).replace(/\.\d{3}Z$/, 'Z'),
+      finishedAt: rfc3339Seconds(rec.finishedAt ? new Date(rec.finishedAt) : undefined),
       logTail: await readLogTail(rec.logPath),
     };
   }
