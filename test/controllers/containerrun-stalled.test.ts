@@ -174,9 +174,21 @@ describe('ContainerRun agent: a non-retryable engine error stalls the run', () =
     expect(r.status?.restartCount ?? 0).toBe(0);
     expect(r.status?.imageDigest).toBeUndefined();
 
-    // Final: a while later (the agent polls every 250 ms, backs off 300 ms) nothing more was written.
+    // Final: once the last writers have recorded the terminal state (the controller may write once
+    // more after the agent's Stalled write), nothing more is written for a while, though the agent
+    // polls every 250 ms and backs off 300 ms: no retry. A retry loop never settles here.
+    let settled = r;
+    for (let i = 0; i < 10; i++) {
+      await sleep(1_000);
+      const now = await getRun('pinned-bad')();
+      if (now.metadata.resourceVersion === settled.metadata.resourceVersion) break;
+      settled = now;
+    }
     await sleep(2_000);
-    expect((await getRun('pinned-bad')()).metadata.resourceVersion).toBe(r.metadata.resourceVersion);
+    const last = await getRun('pinned-bad')();
+    expect(last.metadata.resourceVersion).toBe(settled.metadata.resourceVersion);
+    expect(last.status).toMatchObject({ phase: 'Failed', reason: 'INVALID_INPUT' });
+    expect(last.status?.restartCount ?? 0).toBe(0);
     const ev = await tenantRequest(cp, token, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`);
     const forRun = (ev.json as { items: Array<{ regarding: { name: string }; type: string; reason: string; action: string }> }).items.filter(
       (e) => e.regarding.name === 'pinned-bad' && e.action === 'Run',
