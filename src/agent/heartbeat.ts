@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { AGENT_LABEL, AGENT_NODE_LABEL } from '../k8s/api/containerrun.js';
-import { sleep } from '../k8s/runtime/backoff.js';
+import { sleep } from '../util/sleep.js';
 import { isNotFound, type KubeClient } from '../k8s/runtime/client.js';
 import { errorMessage } from '../util/errors.js';
 import { agentLeaseName } from './naming.js';

@@ -9,7 +9,7 @@ import type { V1Container, V1Node, V1Pod, V1SecurityContext, V1Toleration, V1Vol
 import { API_VERSION } from '../k8s/api/common.js';
 import type { ImageBuild } from '../k8s/api/imagebuild.js';
 import { cacheArgs } from './imagebuild-cache.js';
-import { parseDuration } from './schedule.js';
+import { parseDuration } from '../util/duration.js';
 
 export const LABEL_BUILD = 'stevedore.dev/imagebuild';
 export const LABEL_BUILD_UID = 'stevedore.dev/imagebuild-uid';

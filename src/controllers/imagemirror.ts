@@ -20,7 +20,8 @@ import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
 import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
 import { mirrorErrors, summarize } from './imagemirror-status.js';
-import { nextCron, parseDuration } from './schedule.js';
+import { parseDuration } from '../util/duration.js';
+import { nextCron } from './schedule.js';
 import { rfc3339Seconds } from '../util/time.js';
 
 /**

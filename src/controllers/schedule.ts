@@ -6,7 +6,6 @@
 
 // The duration parser lives in util/ (the agent and the CLI use it too); re-exported for the
 // controllers that import it from here.
-export { parseDuration } from '../util/duration.js';
 
 interface CronFields {
   minute: Set<number>;

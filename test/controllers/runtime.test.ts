@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { nextCron, parseDuration } from '../../src/controllers/schedule.js';
+import { nextCron } from '../../src/controllers/schedule.js';
+import { parseDuration } from '../../src/util/duration.js';
 import { summarize } from '../../src/controllers/imagemirror-status.js';
 import { planMirror, syncSpec, syncTarget, type RegistrySide } from '../../src/controllers/imagemirror-plan.js';
 import { selectTags } from '../../src/copy/sync.js';

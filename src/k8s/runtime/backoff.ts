@@ -15,6 +15,3 @@ export function withJitter(ms: number, fraction: number): number {
   if (fraction <= 0) return ms;
   return Math.max(0, Math.round(ms * (1 + (Math.random() * 2 - 1) * fraction)));
 }
-
-// The one sleep lives in util/ (it resolves early on abort); re-exported for this folder's callers.
-export { sleep } from '../../util/sleep.js';
