@@ -120,6 +120,9 @@ export async function secretKeyFromGpgHome(fingerprint: string, opts: GpgHomeOpt
       if (err) reject(new KeyError(`gpg --export-secret-keys ${fingerprint} failed: ${Buffer.from(stderr).toString('utf8').trim() || errorMessage(err)}`));
       else resolve(stdout);
     });
+    // gpg may exit before reading stdin (no passphrase asked for): its exit status reports that,
+    // so a broken pipe here is not an error of its own (left unhandled it ended the process).
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.passphrase !== undefined ? `${opts.passphrase}\n` : '');
   });
   if (exported.length === 0) throw new KeyError(`no secret key "${fingerprint}" in the GnuPG home ${opts.gnupgHome ?? env.GNUPGHOME ?? '~/.gnupg'}`);
