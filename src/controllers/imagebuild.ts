@@ -1,20 +1,22 @@
 /**
- * The ImageBuild reconciler, in Flux's shape: get → deletion and finalizer → ordered steps (cancel
- * superseded builds, start this generation's build Pod, follow it, read its result, prune old Pods)
- * → status is always patched on the way out. The build itself runs in the Pod (`stevedore build`);
+ * The ImageBuild reconciler: its steps (list and cancel superseded Pods, a finished build's pruning
+ * and base-image watch, stalled, follow or start this generation's build) on the one reconcile
+ * skeleton (k8s/runtime/reconcile.ts), which reads the object, keeps the finalizer (deletion
+ * deletes the build Pods), judges errors (an input that can never succeed stalls the build, the
+ * engine error's code as reason), patches status once and records Events on Ready transitions.
+ * The build itself runs in the Pod (`stevedore build`, or a script's `stevedore buildah` verbs);
  * this process only creates, watches and deletes Pods and writes status.
  */
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION, GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION } from '../k8s/api/common.js';
-import type { ImageBuild, ImageBuildStatus } from '../k8s/api/imagebuild.js';
-import { getCondition, markReady, markReconciling, markStalled } from '../k8s/conditions.js';
+import type { ImageBuild, ImageBuildReason, ImageBuildStatus } from '../k8s/api/imagebuild.js';
+import { getCondition, markStalled } from '../k8s/conditions.js';
 import { ApiError, isConflict, isNotFound, resourcePath, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler, SecondaryWatch } from '../k8s/runtime/controller.js';
-import { ReconcileError, StallingError, WaitingError } from '../k8s/runtime/errors.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
 import type { MetaObject } from '../k8s/runtime/informer.js';
-import { judgeReconcileError } from '../k8s/runtime/reconcile-errors.js';
+import { errorsFor, ReconcileLoop, stopWhenStalled, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import { parseReference } from '../oci/reference.js';
 import { LABEL_BUILD_UID, SIGNING_KEY, SIGNING_PASSWORD, buildPod, buildPodName, buildSecrets, buildTimeoutMs, userNamespaceSupport, type BuildPodOptions } from './imagebuild-pod.js';
 import { errorMessage } from '../util/errors.js';
@@ -41,6 +43,18 @@ const STATUS_KEYS = [
   'observedGeneration', 'conditions', 'lastHandledReconcileAt', 'podName', 'image', 'imageDigest', 'imageSize',
   'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms', 'signatureDigest', 'attestations', 'platformBuild', 'baseImages',
 ] as const;
+
+/** The Ready reasons, and the Event recorded when a base image moved. */
+type Reason = ImageBuildReason | 'BaseImageChanged';
+type Scope = ReconcileScope<ImageBuild, ImageBuildStatus, Reason>;
+/** Typed errors: a reason outside ImageBuild's union does not compile. */
+const buildErrors = errorsFor<ImageBuildReason>();
+
+/** What the first step learns for the later ones: this build's Pod name and the build's Pods. */
+interface BuildView {
+  podName: string;
+  pods: V1Pod[];
+}
 
 export interface ImageBuildReconcilerOptions {
   events: EventRecorder;
@@ -70,14 +84,14 @@ export function checkBuildScheduling(spec: ImageBuild['spec'], allowed: readonly
     const why = CONTROL_PLANE_KEYS.has(key)
       ? 'build Pods never run on control-plane nodes'
       : `the administrator allows ${ok.size ? [...ok].sort().join(', ') : 'no keys'} (controller flag --build-pod-allowed-scheduling-keys)`;
-    return new StallingError('SchedulingNotAllowed', `${field} names "${key}", which is not allowed: ${why}`);
+    return buildErrors.stalled('SchedulingNotAllowed', `${field} names "${key}", which is not allowed: ${why}`);
   };
   for (const key of Object.keys(spec.nodeSelector ?? {})) {
     if (CONTROL_PLANE_KEYS.has(key) || !ok.has(key)) throw refuse(`spec.nodeSelector`, key);
   }
   for (const [i, t] of (spec.tolerations ?? []).entries()) {
     const key = t.key ?? '';
-    if (key === '') throw new StallingError('SchedulingNotAllowed', `spec.tolerations[${i}] has no key, so it tolerates every taint (control-plane nodes included): not allowed`);
+    if (key === '') throw buildErrors.stalled('SchedulingNotAllowed', `spec.tolerations[${i}] has no key, so it tolerates every taint (control-plane nodes included): not allowed`);
     if (CONTROL_PLANE_KEYS.has(key) || !ok.has(key)) throw refuse(`spec.tolerations[${i}].key`, key);
   }
 }
@@ -119,10 +133,31 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
   ];
   readonly #client: KubeClient;
   readonly #o: ImageBuildReconcilerOptions;
+  readonly #loop: ReconcileLoop<ImageBuild, ImageBuildStatus, Reason>;
+  /** Per reconcile (by its scope): what the first step listed. */
+  readonly #views = new WeakMap<Scope, BuildView>();
 
   constructor(client: KubeClient, o: ImageBuildReconcilerOptions) {
     this.#client = client;
     this.#o = o;
+    this.#loop = new ReconcileLoop(client, o.events, {
+      kind: 'ImageBuild',
+      resource: IMAGE_BUILD_RESOURCE,
+      finalizer: IMAGE_BUILD_FINALIZER,
+      statusKeys: STATUS_KEYS,
+      // Status is the build's memory (which Pod, since when): a stale cached copy could start a
+      // build twice or miss that its Pod was deleted. Read fresh, as before the skeleton.
+      readFromCache: false,
+      steps: [
+        (s) => this.#listAndCancel(s),
+        (s) => this.#finished(s),
+        // After the finished-build step (a failed build is Stalled too, and still prunes and
+        // watches its bases): what is left stalled is an input that can never succeed.
+        stopWhenStalled(),
+        (s) => this.#follow(s),
+      ],
+      finalize: (obj) => this.#finalize(obj),
+    });
   }
 
   /** Status patches do not enqueue: spec changes, rebuild requests and deletion do (and Pod changes, via watches). */
@@ -138,93 +173,74 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     return resourcePath(IMAGE_BUILD_RESOURCE, ns, name, sub);
   }
 
-  async reconcile(req: ReconcileRequest, signal: AbortSignal): Promise<ReconcileResult> {
-    let obj: ImageBuild;
-    try {
-      obj = await this.#client.get<ImageBuild>(this.#path(req.namespace, req.name));
-    } catch (err) {
-      if (isNotFound(err)) return {};
-      throw err;
-    }
-    const finalizers = obj.metadata.finalizers ?? [];
-    if (obj.metadata.deletionTimestamp) {
-      // Deleting an ImageBuild cancels its build. Owner references would let the garbage collector
-      // remove the Pods eventually; deleting them here stops the build now (and works without one).
-      if (finalizers.includes(IMAGE_BUILD_FINALIZER)) {
-        const pods = await this.#listPods(obj);
-        await Promise.all(pods.map((p) => this.#deletePod(p)));
-        if (pods.some((p) => !finished(p))) {
-          await this.#o.events.record(this.#target(obj), 'Normal', 'Canceled', `build canceled: ImageBuild deleted; Pod deleted`);
-        }
-        await this.#setFinalizers(obj, finalizers.filter((f) => f !== IMAGE_BUILD_FINALIZER));
-      }
-      return {};
-    }
-    if (!finalizers.includes(IMAGE_BUILD_FINALIZER)) obj = await this.#setFinalizers(obj, [...finalizers, IMAGE_BUILD_FINALIZER]);
-
-    const before = structuredClone(obj.status ?? {});
-    const status: ImageBuildStatus = structuredClone(before);
-    const generation = obj.metadata.generation ?? 0;
-    let result: ReconcileResult = {};
-    let failure: unknown;
-    try {
-      result = await this.#steps(obj, status);
-    } catch (err) {
-      // A typed error is the build's state (e.g. CredentialsNotFound); a non-retryable engine error
-      // stalls it; any other (an API hiccup) is retried with backoff and leaves the conditions as they were.
-      const verdict = judgeReconcileError(err);
-      failure = verdict.kind === 'stalled' ? verdict.error : err;
-      if (verdict.kind === 'stalled') {
-        status.conditions = markStalled(status.conditions, generation, verdict.reason, verdict.message);
-        status.observedGeneration = generation;
-      } else if (verdict.kind === 'not-ready') {
-        status.conditions = markReady(status.conditions, generation, false, verdict.reason, verdict.message);
-        status.observedGeneration = generation;
-      }
-    } finally {
-      if (!signal.aborted || failure === undefined) {
-        if (JSON.stringify(before) !== JSON.stringify(status)) await this.#patchStatus(obj, status);
-      }
-      await this.#eventOnTransition(obj, before, status);
-    }
-    if (failure !== undefined) throw failure;
-    return result;
+  reconcile(req: ReconcileRequest<ImageBuild>, signal: AbortSignal): Promise<ReconcileResult> {
+    return this.#loop.run(req, signal);
   }
 
-  async #steps(obj: ImageBuild, status: ImageBuildStatus): Promise<ReconcileResult> {
-    const generation = obj.metadata.generation ?? 0;
-    const requested = obj.metadata.annotations?.[RECONCILE_REQUESTED_AT_ANNOTATION];
-    const podName = buildPodName(obj.metadata.name!, generation, requested);
+  /**
+   * Deleting an ImageBuild cancels its build. Owner references would let the garbage collector
+   * remove the Pods eventually; deleting them here stops the build now (and works without one).
+   */
+  async #finalize(obj: ImageBuild): Promise<undefined> {
     const pods = await this.#listPods(obj);
+    await Promise.all(pods.map((p) => this.#deletePod(p)));
+    if (pods.some((p) => !finished(p))) {
+      await this.#o.events.record(this.#target(obj), 'Normal', 'Canceled', `build canceled: ImageBuild deleted; Pod deleted`);
+    }
+    return undefined;
+  }
 
-    // A newer spec (or rebuild request) supersedes whatever build is still running.
+  #view(s: Scope): BuildView {
+    return this.#views.get(s)!;
+  }
+
+  /** Lists the build's Pods; a newer spec (or rebuild request) supersedes whatever build is still running. */
+  async #listAndCancel(s: Scope): Promise<undefined> {
+    const { obj } = s;
+    const podName = buildPodName(obj.metadata.name!, s.generation, s.requested);
+    const pods = await this.#listPods(obj);
+    this.#views.set(s, { podName, pods });
     for (const p of pods) {
       if (buildOf(p) !== podName && !finished(p) && !p.metadata?.deletionTimestamp) {
         this.#o.log.info({ pod: p.metadata?.name, imagebuild: obj.metadata.name }, 'canceling a superseded build');
         await this.#deletePod(p);
       }
     }
+    return undefined;
+  }
 
-    const ready = getCondition(status.conditions, 'Ready');
-    const sameBuild = status.observedGeneration === generation && status.podName === podName;
-    if (sameBuild && ready && FINISHED.has(ready.reason) && ready.observedGeneration === generation) {
-      await this.#prune(obj, pods, podName);
-      return this.#watchBases(obj, status);
-    }
+  #sameBuild(s: Scope): boolean {
+    return s.status.observedGeneration === s.generation && s.status.podName === this.#view(s).podName;
+  }
+
+  /** This generation's build is over: keep the newest Pods, and watch the base images if asked to. */
+  async #finished(s: Scope): Promise<ReconcileResult | undefined> {
+    const ready = getCondition(s.status.conditions, 'Ready');
+    if (!(this.#sameBuild(s) && ready && FINISHED.has(ready.reason) && ready.observedGeneration === s.generation)) return undefined;
+    const { podName, pods } = this.#view(s);
+    await this.#prune(s.obj, pods, podName);
+    return this.#watchBases(s);
+  }
+
+  /** Follows this build's Pod (or Pods, one per platform), or starts it. */
+  async #follow(s: Scope): Promise<ReconcileResult> {
+    const { obj, status, generation } = s;
+    const { podName, pods } = this.#view(s);
+    const sameBuild = this.#sameBuild(s);
 
     // A build fanned out to one Pod per platform (see imagebuild-platforms.ts).
     const platformPods = pods.filter((p) => p.metadata?.annotations?.[ANNOTATION_BUILD] === podName);
     if (platformPods.length > 0 || (sameBuild && status.startTime && status.platforms?.some((p) => p.podName))) {
-      return this.#followPlatforms(obj, status, podName, platformPods);
+      return this.#followPlatforms(s, podName, platformPods);
     }
 
     const pod = pods.find((p) => p.metadata?.name === podName);
     if (!pod) {
       if (sameBuild && status.startTime) {
         // Our Pod went away before finishing: someone deleted it (or the node was lost).
-        return this.#finish(obj, status, { reason: 'Canceled', message: `build Pod ${podName} was deleted before the build finished` });
+        return this.#finish(s, { reason: 'Canceled', message: `build Pod ${podName} was deleted before the build finished` });
       }
-      return this.#start(obj, status, podName, requested);
+      return this.#start(s, podName);
     }
 
     const outcome = podOutcome(pod);
@@ -237,10 +253,10 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         const left = started + timeoutMs - Date.now();
         if (left <= 0) {
           await this.#deletePod(pod);
-          return this.#finish(obj, status, { reason: 'DeadlineExceeded', message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pod ${podName} deleted` });
+          return this.#finish(s, { reason: 'DeadlineExceeded', message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pod ${podName} deleted` });
         }
         const msg = outcome.state === 'pending' ? `build Pod ${podName} pending: ${outcome.message}` : `building ${obj.spec.output.image} in Pod ${podName}`;
-        status.conditions = markReconciling(status.conditions, generation, 'Building', msg);
+        s.reconciling('Building', msg);
         status.observedGeneration = generation;
         return { requeueAfterMs: left };
       }
@@ -257,41 +273,41 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         if (obj.spec.signing && !r.signatureDigest) {
           // The builder pushed but reported no signature (an older builder image ignoring the flags?):
           // the build has not done what the spec asks, so it must not look Ready.
-          const res = this.#finish(obj, status, { reason: 'AttestationFailed', message: `the image ${r.digest} was pushed but the builder reported no signature; is the build image a Stevedore with --sign-key?` });
+          const res = this.#finish(s, { reason: 'AttestationFailed', message: `the image ${r.digest} was pushed but the builder reported no signature; is the build image a Stevedore with --sign-key?` });
           await this.#prune(obj, await this.#listPods(obj), podName);
           return res;
         }
         delete status.failureDetails;
         status.completionTime = iso(new Date());
         status.observedGeneration = generation;
-        status.conditions = markReady(status.conditions, generation, true, 'Succeeded', `built and pushed ${status.image}@${r.digest}`);
+        s.ready(true, 'Succeeded', `built and pushed ${status.image}@${r.digest}`);
         await this.#prune(obj, await this.#listPods(obj), podName);
         return wantsBaseRebuild(obj.spec) ? { requeueAfterMs: basePollMs(obj.spec, this.#o.minBaseImagePollMs) } : {};
       }
       case 'failed': {
-        const res = this.#finish(obj, status, outcome.failure);
+        const res = this.#finish(s, outcome.failure);
         await this.#prune(obj, await this.#listPods(obj), podName);
         return res;
       }
     }
   }
 
-  async #start(obj: ImageBuild, status: ImageBuildStatus, podName: string, requested: string | undefined): Promise<ReconcileResult> {
-    const generation = obj.metadata.generation ?? 0;
+  async #start(s: Scope, podName: string): Promise<ReconcileResult> {
+    const { obj, status, generation, requested } = s;
     const ns = obj.metadata.namespace!;
     checkBuildScheduling(obj.spec, this.#o.allowedSchedulingKeys);
     checkReferences(obj, this.#o.pod.cacheRepository);
     // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
     const signing = obj.spec.signing ? [{ role: 'signing', name: obj.spec.signing.secretRef.name }] : [];
-    for (const s of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {
-      const secret = await getSecret(this.#client, ns, s.name, `${s.role} credentials`);
+    for (const ref of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {
+      const secret = await getSecret(this.#client, ns, ref.name, `${ref.role} credentials`);
       // Registry credentials are checked as the build Pod will read them (type, JSON, each entry),
       // reported by Secret and JSON path, never by their text.
-      if (s.role === 'source' || s.role === 'cache' || s.role === 'push') dockerConfigFromSecret(secret, `Secret ${ns}/${s.name} (${s.role} credentials)`);
+      if (ref.role === 'source' || ref.role === 'cache' || ref.role === 'push') dockerConfigFromSecret(secret, `Secret ${ns}/${ref.name} (${ref.role} credentials)`);
       // The Pod would wait for a missing key for ever; name it (never the values) and retry.
-      if (s.role === 'signing') {
+      if (ref.role === 'signing') {
         const missing = [SIGNING_KEY, SIGNING_PASSWORD].filter((k) => secret.data?.[k] === undefined);
-        if (missing.length) throw new ReconcileError('CredentialsNotFound', `Secret ${ns}/${s.name} (signing key) has no ${missing.join(' or ')} (cosign generate-key-pair k8s://${ns}/${s.name} writes both)`);
+        if (missing.length) throw buildErrors.failed('CredentialsNotFound', `Secret ${ns}/${ref.name} (signing key) has no ${missing.join(' or ')} (cosign generate-key-pair k8s://${ns}/${ref.name} writes both)`);
       }
     }
     if (this.#o.pod.userNamespaces) await this.#checkUserNamespaces(obj);
@@ -305,7 +321,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         // The namespace's Pod Security admission refuses the Pod (procMount: Unmasked is beyond
         // "baseline" unless the API server relaxes it for user-namespaced Pods): say so, retry later.
         if (err instanceof ApiError && err.status === 403 && /violates PodSecurity/.test(err.message)) {
-          throw new ReconcileError('PodSecurityRejected', `the namespace's Pod Security admission refused build Pod ${body.metadata?.name ?? podName}: ${err.message}`);
+          throw buildErrors.failed('PodSecurityRejected', `the namespace's Pod Security admission refused build Pod ${body.metadata?.name ?? podName}: ${err.message}`);
         }
         if (!isConflict(err)) throw err; // AlreadyExists: created by an earlier reconcile whose status patch was lost
       }
@@ -328,8 +344,8 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       message = `build Pod ${podName} created for ${obj.spec.output.image}`;
       if (plan.why) message += `; it builds ${platforms.join(', ')} in one Pod, emulating foreign platforms (${plan.why})`;
     }
-    status.conditions = markReconciling(status.conditions, generation, 'Building', message);
-    await this.#o.events.record(this.#target(obj), 'Normal', 'Building', plan.mode === 'native' ? message : `created build Pod ${podName}${plan.why ? ` for ${platforms.join(', ')} (${plan.why}: emulated)` : ''}`);
+    s.reconciling('Building', message);
+    await s.event('Normal', 'Building', plan.mode === 'native' ? message : `created build Pod ${podName}${plan.why ? ` for ${platforms.join(', ')} (${plan.why}: emulated)` : ''}`);
     return { requeueAfterMs: buildTimeoutMs(obj) };
   }
 
@@ -349,7 +365,8 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
    * moved, ask for a rebuild the way a user does (the reconcile.stevedore.dev/requestedAt
    * annotation), which gives the build a new Pod. Otherwise look again after the interval.
    */
-  async #watchBases(obj: ImageBuild, status: ImageBuildStatus): Promise<ReconcileResult> {
+  async #watchBases(s: Scope): Promise<ReconcileResult> {
+    const { obj, status } = s;
     if (!wantsBaseRebuild(obj.spec) || !status.baseImages?.length) return {};
     const every = basePollMs(obj.spec, this.#o.minBaseImagePollMs);
     const since = Date.parse(status.completionTime ?? '') || 0;
@@ -364,7 +381,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     }
     if (moved.length === 0) return { requeueAfterMs: every };
     const what = moved.map((m) => `${m.name} moved from ${m.from} to ${m.to}`).join('; ');
-    await this.#o.events.record(this.#target(obj), 'Normal', 'BaseImageChanged', `${what}: building again`);
+    await s.event('Normal', 'BaseImageChanged', `${what}: building again`);
     await this.#client.patch(this.#path(obj.metadata.namespace!, obj.metadata.name!), {
       metadata: { annotations: { [RECONCILE_REQUESTED_AT_ANNOTATION]: new Date().toISOString() }, resourceVersion: obj.metadata.resourceVersion },
     });
@@ -393,8 +410,8 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
    * Follows the per-platform Pods of a native multi-platform build: any failure fails the build
    * (the other Pods are deleted); when all have pushed, the index is written under the output tag.
    */
-  async #followPlatforms(obj: ImageBuild, status: ImageBuildStatus, podName: string, pods: V1Pod[]): Promise<ReconcileResult> {
-    const generation = obj.metadata.generation ?? 0;
+  async #followPlatforms(s: Scope, podName: string, pods: V1Pod[]): Promise<ReconcileResult> {
+    const { obj, status, generation } = s;
     const entries = (obj.spec.platforms ?? []).map((platform) => {
       const name = platformPodName(podName, platform);
       return { platform, podName: name, pod: pods.find((p) => p.metadata?.name === name) };
@@ -405,7 +422,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const gone = entries.find((e) => !e.pod);
     if (gone) {
       await stopOthers();
-      const res = this.#finish(obj, status, { reason: 'Canceled', message: `build Pod ${gone.podName} (${gone.platform}) was deleted before the build finished` });
+      const res = this.#finish(s, { reason: 'Canceled', message: `build Pod ${gone.podName} (${gone.platform}) was deleted before the build finished` });
       status.platforms = entries.map((e) => ({ platform: e.platform, podName: e.podName }));
       return res;
     }
@@ -420,7 +437,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     if (failed && failed.outcome.state === 'failed') {
       await stopOthers();
       const f = failed.outcome.failure;
-      const res = this.#finish(obj, status, { reason: f.reason, message: `${failed.platform} (Pod ${failed.podName}): ${f.message}` });
+      const res = this.#finish(s, { reason: f.reason, message: `${failed.platform} (Pod ${failed.podName}): ${f.message}` });
       status.platforms = platformStatus();
       await this.#prune(obj, await this.#listPods(obj), podName);
       return res;
@@ -434,7 +451,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       delete status.failureDetails;
       status.completionTime = iso(new Date());
       status.observedGeneration = generation;
-      status.conditions = markReady(status.conditions, generation, true, 'Succeeded', `built ${images.map((i) => i.platform).join(', ')} natively in ${images.length} Pods and pushed the index ${status.image}@${index.digest}`);
+      s.ready(true, 'Succeeded', `built ${images.map((i) => i.platform).join(', ')} natively in ${images.length} Pods and pushed the index ${status.image}@${index.digest}`);
       await this.#prune(obj, await this.#listPods(obj), podName);
       return wantsBaseRebuild(obj.spec) ? { requeueAfterMs: basePollMs(obj.spec, this.#o.minBaseImagePollMs) } : {};
     }
@@ -442,10 +459,10 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const left = started + buildTimeoutMs(obj) - Date.now();
     if (left <= 0) {
       await stopOthers();
-      return this.#finish(obj, status, { reason: 'DeadlineExceeded', message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pods ${entries.map((e) => e.podName).join(', ')} deleted` });
+      return this.#finish(s, { reason: 'DeadlineExceeded', message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pods ${entries.map((e) => e.podName).join(', ')} deleted` });
     }
     const state = (o: (typeof outcomes)[number]['outcome']) => (o.state === 'pending' ? `pending: ${o.message}` : o.state === 'succeeded' ? `pushed ${o.result.digest}` : o.state);
-    status.conditions = markReconciling(status.conditions, generation, 'Building', `building natively: ${outcomes.map((e) => `${e.platform} in Pod ${e.podName} (${state(e.outcome)})`).join(', ')}`);
+    s.reconciling('Building', `building natively: ${outcomes.map((e) => `${e.platform} in Pod ${e.podName} (${state(e.outcome)})`).join(', ')}`);
     status.observedGeneration = generation;
     return { requeueAfterMs: left };
   }
@@ -472,13 +489,13 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       return;
     }
     const support = userNamespaceSupport(nodes, obj.spec.nodeSelector);
-    if (support.supported === false) throw new WaitingError('UserNamespacesUnsupported', support.message, 120_000);
+    if (support.supported === false) throw buildErrors.waiting('UserNamespacesUnsupported', support.message, 120_000);
   }
 
   /** A finished failure: terminal for this generation (Stalled), until the spec changes or a rebuild is requested. */
-  #finish(obj: ImageBuild, status: ImageBuildStatus, failure: BuildFailure): ReconcileResult {
-    const generation = obj.metadata.generation ?? 0;
-    const reason = failure.reason === 'DeadlineExceeded' ? 'DeadlineExceeded' : failure.reason === 'Canceled' || failure.reason === 'Interrupted' ? 'Canceled' : 'Failed';
+  #finish(s: Scope, failure: BuildFailure): ReconcileResult {
+    const { status, generation } = s;
+    const reason: ImageBuildReason = failure.reason === 'DeadlineExceeded' ? 'DeadlineExceeded' : failure.reason === 'Canceled' || failure.reason === 'Interrupted' ? 'Canceled' : 'Failed';
     status.failureDetails = { reason: failure.reason, message: failure.message.slice(0, 32768) };
     status.completionTime = iso(new Date());
     status.observedGeneration = generation;
@@ -528,31 +545,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     }
   }
 
-  #setFinalizers(obj: ImageBuild, finalizers: string[]): Promise<ImageBuild> {
-    return this.#client.patch<ImageBuild>(this.#path(obj.metadata.namespace!, obj.metadata.name!), {
-      metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion },
-    });
-  }
-
-  async #patchStatus(obj: ImageBuild, status: ImageBuildStatus): Promise<void> {
-    const body: Record<string, unknown> = {};
-    for (const k of STATUS_KEYS) body[k] = status[k] ?? null;
-    try {
-      await this.#client.patch(this.#path(obj.metadata.namespace!, obj.metadata.name!, 'status'), { status: body });
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-  }
-
   #target(obj: ImageBuild) {
     return { ...obj, apiVersion: API_VERSION, kind: 'ImageBuild' };
-  }
-
-  async #eventOnTransition(obj: ImageBuild, before: ImageBuildStatus, after: ImageBuildStatus): Promise<void> {
-    const a = getCondition(before.conditions, 'Ready');
-    const b = getCondition(after.conditions, 'Ready');
-    if (!b || b.status === 'Unknown' || (a && a.status === b.status && a.reason === b.reason && a.message === b.message)) return;
-    await this.#o.events.record(this.#target(obj), b.status === 'True' ? 'Normal' : 'Warning', b.reason, b.message);
   }
 }

@@ -40,6 +40,8 @@ export const IMAGE_BUILD_REASONS = [
   'SourceUnavailable',
   'CredentialsNotFound',
   'SchedulingNotAllowed',
+  'PodSecurityRejected',
+  'UserNamespacesUnsupported',
 ] as const;
 export type ImageBuildReason = (typeof IMAGE_BUILD_REASONS)[number];
 
