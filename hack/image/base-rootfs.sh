@@ -5,6 +5,7 @@
 # certificates, and /etc/passwd with the unprivileged user 65532 the build Pods run as.
 # Everything the builder spawns is in it too: runc >= 1.2 (static, from `make node-tools`: RUN steps
 # in build Pods), and Debian's own cp (coreutils) and unshare (util-linux) with their libraries.
+# dash is /bin/sh: an ImageBuild script source runs in the build Pod with it (`stevedore script`).
 #
 #   hack/image/base-rootfs.sh OUTDIR
 set -euo pipefail
@@ -25,7 +26,7 @@ mkdir -p "$out"
 bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)" "$(command -v cp)" "$(command -v unshare)")
 libs=$(for b in "${bins[@]}"; do ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'; done | sort -u)
 pkgs=$(for l in $libs; do dpkg -S "$l" 2>/dev/null || dpkg -S "$(readlink -f "$l")"; done | cut -d: -f1 | sort -u)
-pkgs="$pkgs git git-man openssh-client"
+pkgs="$pkgs git git-man openssh-client dash"
 for p in $(echo "$pkgs" | tr ' ' '\n' | sort -u); do
   dpkg -L "$p" | while read -r f; do
     # Files and links only (directories come with them); docs and manuals are left out.

@@ -43,6 +43,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   image: async () => (await import('./commands/image-sign.js')).registerImage,
   manifest: async () => (await import('./commands/manifest.js')).registerManifest,
   buildah: async () => (await import('./commands/buildah.js')).registerBuildah,
+  script: async () => (await import('./commands/script.js')).registerScript,
   pull: async () => (await import('./commands/pull.js')).registerPull,
   push: async () => (await import('./commands/push.js')).registerPush,
   tag: async () => (await import('./commands/tag.js')).registerTag,

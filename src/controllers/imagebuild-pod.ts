@@ -9,6 +9,7 @@ import type { V1Container, V1Node, V1Pod, V1SecurityContext, V1Toleration, V1Vol
 import { API_VERSION } from '../k8s/api/common.js';
 import type { ImageBuild } from '../k8s/api/imagebuild.js';
 import { cacheArgs } from './imagebuild-cache.js';
+import { scriptContainers } from './imagebuild-pod-script.js';
 import { parseDuration } from '../util/duration.js';
 
 export const LABEL_BUILD = 'stevedore.dev/imagebuild';
@@ -220,56 +221,67 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
   const authArgs = secrets.length > 0 ? ['--authfile', PATHS.authFile] : [];
   const tls = spec.output.insecure ? ['--tls-verify=false'] : [];
 
-  if (src.git) {
-    const mounts: V1VolumeMount[] = [...workspaceMounts];
-    const args = ['context', 'git', src.git.url, PATHS.source, '--result-file', PATHS.terminationLog];
-    if (src.git.revision) args.push('--revision', src.git.revision);
-    if (src.git.credentials) {
-      volumes.push({ name: 'git-credentials', secret: { secretName: src.git.credentials.name, defaultMode: 0o400 } });
-      mounts.push({ name: 'git-credentials', mountPath: PATHS.git, readOnly: true });
-      args.push('--credentials-dir', PATHS.git);
+  /** A Containerfile build: the source step (Git, artifact or inline), then `stevedore build`. */
+  const containerfileBuild = (): V1Container => {
+    if (src.git) {
+      const mounts: V1VolumeMount[] = [...workspaceMounts];
+      const args = ['context', 'git', src.git.url, PATHS.source, '--result-file', PATHS.terminationLog];
+      if (src.git.revision) args.push('--revision', src.git.revision);
+      if (src.git.credentials) {
+        volumes.push({ name: 'git-credentials', secret: { secretName: src.git.credentials.name, defaultMode: 0o400 } });
+        mounts.push({ name: 'git-credentials', mountPath: PATHS.git, readOnly: true });
+        args.push('--credentials-dir', PATHS.git);
+      }
+      initContainers.push(common({ name: 'source', args, volumeMounts: mounts }));
+    } else if (src.artifact) {
+      initContainers.push(
+        common({
+          name: 'source',
+          args: ['context', 'fetch', src.artifact.image, PATHS.source, '--result-file', PATHS.terminationLog, ...authArgs, ...tls],
+          volumeMounts: [...workspaceMounts, ...authMounts],
+        }),
+      );
+    } else {
+      initContainers.push(
+        common({
+          name: 'source',
+          args: ['context', 'inline', PATHS.source, '--result-file', PATHS.terminationLog],
+          env: [{ name: 'STEVEDORE_CONTAINERFILE', value: src.inline?.containerfile ?? '' }],
+          volumeMounts: workspaceMounts,
+        }),
+      );
     }
-    initContainers.push(common({ name: 'source', args, volumeMounts: mounts }));
-  } else if (src.artifact) {
-    initContainers.push(
-      common({
-        name: 'source',
-        args: ['context', 'fetch', src.artifact.image, PATHS.source, '--result-file', PATHS.terminationLog, ...authArgs, ...tls],
-        volumeMounts: [...workspaceMounts, ...authMounts],
-      }),
-    );
+
+    const contextDir = src.inline ? PATHS.source : `${PATHS.source}/${(spec.contextDir ?? '.').replace(/^\.\/?/, '').replace(/\/+$/, '')}`.replace(/\/$/, '');
+    const buildArgs = ['build', '--tag', spec.output.image, '--result-file', PATHS.terminationLog, ...authArgs, ...tls];
+    if (src.inline) buildArgs.push('--file', `${PATHS.source}/Containerfile`);
+    else if (spec.containerfile) buildArgs.push('--file', `${contextDir}/${spec.containerfile}`);
+    for (const a of spec.buildArgs ?? []) buildArgs.push('--build-arg', `${a.name}=${a.value}`);
+    if (spec.target) buildArgs.push('--target', spec.target);
+    if (spec.platforms?.length) buildArgs.push('--platform', spec.platforms.join(','));
+    buildArgs.push(...cacheArgs(ib, o.cacheRepository));
+    const sign = signingArgs(ib);
+    buildArgs.push(...sign.args);
+    if (sign.volume) volumes.push(sign.volume);
+    buildArgs.push(...(o.extraBuildArgs ?? []), contextDir);
+
+    return common({ name: 'build', args: buildArgs, volumeMounts: [...workspaceMounts, ...authMounts, ...(sign.mount ? [sign.mount] : [])] });
+  };
+  // RUN steps (and a script's `buildah run`) mount a new procfs for the step's container; the
+  // kernel refuses that while the Pod's /proc has masked (over-mounted) paths. Unmasked is allowed
+  // only with hostUsers: false, where that /proc belongs to the Pod's own user namespace, not to the node.
+  const runsSteps = (c: V1Container): V1Container =>
+    o.userNamespaces ? { ...c, securityContext: { ...c.securityContext, procMount: 'Unmasked' } } : c;
+  let buildContainer: V1Container;
+  if (src.script) {
+    // A script build (imagebuild-pod-script.ts): the script runs without credentials, then the Pod pushes.
+    const parts = scriptContainers(ib, { common, workspaceMounts, authMounts, authArgs, tls, paths: PATHS });
+    initContainers.push(runsSteps(parts.script));
+    buildContainer = parts.push;
   } else {
-    initContainers.push(
-      common({
-        name: 'source',
-        args: ['context', 'inline', PATHS.source, '--result-file', PATHS.terminationLog],
-        env: [{ name: 'STEVEDORE_CONTAINERFILE', value: src.inline?.containerfile ?? '' }],
-        volumeMounts: workspaceMounts,
-      }),
-    );
+    buildContainer = runsSteps(containerfileBuild());
   }
-
-  const contextDir = src.inline ? PATHS.source : `${PATHS.source}/${(spec.contextDir ?? '.').replace(/^\.\/?/, '').replace(/\/+$/, '')}`.replace(/\/$/, '');
-  const buildArgs = ['build', '--tag', spec.output.image, '--result-file', PATHS.terminationLog, ...authArgs, ...tls];
-  if (src.inline) buildArgs.push('--file', `${PATHS.source}/Containerfile`);
-  else if (spec.containerfile) buildArgs.push('--file', `${contextDir}/${spec.containerfile}`);
-  for (const a of spec.buildArgs ?? []) buildArgs.push('--build-arg', `${a.name}=${a.value}`);
-  if (spec.target) buildArgs.push('--target', spec.target);
-  if (spec.platforms?.length) buildArgs.push('--platform', spec.platforms.join(','));
-  buildArgs.push(...cacheArgs(ib, o.cacheRepository));
-  const sign = signingArgs(ib);
-  buildArgs.push(...sign.args);
-  if (sign.volume) volumes.push(sign.volume);
-  buildArgs.push(...(o.extraBuildArgs ?? []), contextDir);
-
   const timeoutSeconds = Math.ceil(buildTimeoutMs(ib) / 1000);
-  const buildContainer = common({ name: 'build', args: buildArgs, volumeMounts: [...workspaceMounts, ...authMounts, ...(sign.mount ? [sign.mount] : [])] });
-  if (o.userNamespaces) {
-    // RUN steps mount a new procfs for the step's container; the kernel refuses that while the
-    // Pod's /proc has masked (over-mounted) paths. Unmasked is allowed only with hostUsers: false,
-    // where that /proc belongs to the Pod's own user namespace, not to the node.
-    buildContainer.securityContext = { ...buildContainer.securityContext, procMount: 'Unmasked' };
-  }
   return {
     apiVersion: 'v1',
     kind: 'Pod',

@@ -25,6 +25,7 @@ import { basePollMs, knownBaseNames, movedBases, resolveBases, wantsBaseRebuild,
 import { assembleIndex } from './imagebuild-index.js';
 import { ANNOTATION_BUILD, planPlatforms, platformPod, platformPodName } from './imagebuild-platforms.js';
 import { podOutcome, type BuildFailure } from './imagebuild-result.js';
+import { scriptSpecProblem } from './imagebuild-pod-script.js';
 import { credentialsFromSecret, dockerConfigFromSecret, getSecret } from './imagemirror-credentials.js';
 import type { TransportContext } from '../transports/types.js';
 import { rfc3339Seconds } from '../util/time.js';
@@ -297,6 +298,8 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const ns = obj.metadata.namespace!;
     checkBuildScheduling(obj.spec, this.#o.allowedSchedulingKeys);
     checkReferences(obj, this.#o.pod.cacheRepository);
+    const scriptProblem = scriptSpecProblem(obj.spec);
+    if (scriptProblem) throw buildErrors.stalled('InvalidSpec', scriptProblem);
     // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
     const signing = obj.spec.signing ? [{ role: 'signing', name: obj.spec.signing.secretRef.name }] : [];
     for (const ref of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {

@@ -129,7 +129,7 @@ describe('CRDs on a real kube-apiserver', () => {
     ['imagemirrors', mirror('missing-destination', { source: validMirror.source }),
       'spec.destination: Required value'],
     ['imagebuilds', build('two-sources', { ...validBuild, source: { git: { url: 'https://g.example.com/x' }, inline: { containerfile: 'FROM scratch' } } }),
-      'exactly one of source.git, source.artifact or source.inline must be set'],
+      'exactly one of source.git, source.artifact, source.inline or source.script must be set'],
     ['imagebuilds', build('escaping-context', { ...validBuild, contextDir: 'a/../../etc' }),
       'must be a relative path that stays inside the source'],
     ['imagebuilds', build('no-output', { source: validBuild.source }),

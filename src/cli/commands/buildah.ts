@@ -6,6 +6,7 @@ import { needsUserNamespace, REEXEC_ENV, reexecInUserNamespace } from '../../run
 import { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { collect, contextFrom, parseBool } from '../options.js';
+import { registerBuildahPush } from './buildah-push.js';
 import { signalOnInterrupt } from '../signals.js';
 
 /**
@@ -61,7 +62,7 @@ function containersTable(all: readonly WorkingContainer[], o: { noheading?: bool
 }
 
 export function registerBuildah(program: Command): void {
-  const group = program.command('buildah').description('Buildah\'s scripted builds: working containers (from, run, copy, add, config, commit, rm, containers)');
+  const group = program.command('buildah').description('Buildah\'s scripted builds: working containers (from, run, copy, add, config, commit, push, rm, containers)');
 
   storeOptions(group.command('from').description('create a working container from an image (or scratch); prints its name').argument('<image>'))
     .option('--name <name>', 'the container\'s name (default: <image>-working-container[-N])')
@@ -171,6 +172,8 @@ export function registerBuildah(program: Command): void {
       });
       await exitWith(code);
     });
+
+  registerBuildahPush(group);
 
   group
     .command('containers')

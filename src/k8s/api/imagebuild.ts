@@ -75,7 +75,7 @@ const relativePath = (description: string, dflt?: string) =>
   );
 
 export const ImageBuildSource = obj(
-  'Where the build context comes from. Exactly one of git, artifact or inline.',
+  'Where the build context comes from. Exactly one of git, artifact, inline or script.',
   {
     git: obj(
       'A Git repository, cloned shallowly at the given revision.',
@@ -112,8 +112,15 @@ export const ImageBuildSource = obj(
       },
       { required: ['containerfile'] },
     ),
+    script: obj(
+      'A shell script instead of a Containerfile: Buildah\'s scripted build (from, run, copy, add, config, commit). The build Pod runs it with `sh -eu` in an empty directory, `buildah` meaning `stevedore buildah`; it commits the image to the local name in $IMAGE, and the Pod then pushes that image to output.image ($OUTPUT_IMAGE). The script gets no registry credentials and no Kubernetes token; buildArgs are its environment. See docs/scripted-builds.md.',
+      {
+        inline: str('The script text (POSIX sh).', { minLength: 1, maxLength: 65536 }),
+      },
+      { required: ['inline'] },
+    ),
   },
-  { rules: [exactlyOneOf(['git', 'artifact', 'inline'], 'exactly one of source.git, source.artifact or source.inline must be set')] },
+  { rules: [exactlyOneOf(['git', 'artifact', 'inline', 'script'], 'exactly one of source.git, source.artifact, source.inline or source.script must be set')] },
 );
 
 export const BuildArg = obj(
@@ -148,7 +155,7 @@ export const ImageBuildSpec = obj(
       'Path of the Containerfile relative to the context directory. Default: Containerfile, or Dockerfile when only that exists. Ignored for inline sources.',
     ),
     contextDir: relativePath('Directory inside the source used as the build context.', '.'),
-    buildArgs: arr('Values for ARG instructions.', BuildArg, { listType: 'map', mapKeys: ['name'], maxItems: 128 }),
+    buildArgs: arr('Values for ARG instructions (for a script source: environment variables of the script).', BuildArg, { listType: 'map', mapKeys: ['name'], maxItems: 128 }),
     target: str('Build only up to this stage name.', { maxLength: 256, minLength: 1 }),
     platforms: arr(
       'Platforms to build; more than one produces an image index. Default: the platform of the node that runs the build. With several, each is built natively by a Pod of its own on a Ready node of that platform (kubernetes.io/os and kubernetes.io/arch labels) when every platform has one, each Pod pushing `<tag>-<os>-<arch>[-<variant>]` and the controller writing the index under the output tag; otherwise (or with signing) one Pod builds them all, emulating foreign platforms.',
@@ -221,6 +228,15 @@ export const ImageBuildSpec = obj(
     rules: [
       { rule: 'has(self.signing) || !has(self.sbom) || !self.sbom', message: 'sbom needs signing.secretRef: attestations are signed', fieldPath: '.sbom' },
       { rule: 'has(self.signing) || !has(self.provenance) || !self.provenance', message: 'provenance needs signing.secretRef: attestations are signed', fieldPath: '.provenance' },
+      // What a script build does not do (yet): refused, not silently ignored.
+      { rule: '!has(self.source.script) || !has(self.signing)', message: 'a script build is not signed (not supported yet): remove signing, or build from a Containerfile', fieldPath: '.signing' },
+      { rule: '!has(self.source.script) || !has(self.platforms)', message: 'a script build is for the platform of the node it runs on: remove platforms, or build from a Containerfile', fieldPath: '.platforms' },
+      { rule: '!has(self.source.script) || !has(self.cache)', message: 'a script build uses no layer cache: remove cache', fieldPath: '.cache' },
+      {
+        rule: "!has(self.source.script) || !has(self.buildArgs) || self.buildArgs.all(a, !(a.name in ['HOME', 'TMPDIR', 'PATH', 'IMAGE', 'OUTPUT_IMAGE', 'STEVEDORE_ROOT']))",
+        message: 'a script build\'s buildArgs are its environment: HOME, TMPDIR, PATH, IMAGE, OUTPUT_IMAGE and STEVEDORE_ROOT are set by the build Pod',
+        fieldPath: '.buildArgs',
+      },
     ],
   },
 );
@@ -298,7 +314,7 @@ export const imageBuildKind: KindDefinition<ImageBuildSpec, ImageBuildStatus> = 
   shortNames: ['ib'],
   categories: ['stevedore'],
   description:
-    'ImageBuild builds a container image from a Containerfile (in Git, an OCI artifact, or inline) in a Pod and pushes it to a registry.',
+    'ImageBuild builds a container image from a Containerfile (in Git, an OCI artifact, or inline) or a Buildah-style script in a Pod and pushes it to a registry.',
   spec: ImageBuildSpec,
   status: ImageBuildStatus,
   printerColumns: [
