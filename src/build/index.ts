@@ -191,6 +191,8 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       cacheHits: built.reduce((n, b) => n + b.execution.cacheHits, 0),
       stepsRun: built.reduce((n, b) => n + b.execution.stepsRun, 0),
       warnings: built.flatMap((b) => b.execution.warnings),
+      // Each platform resolved the same tags: one entry per name.
+      baseImages: [...new Map(built.flatMap((b) => b.execution.baseImages).map((b) => [b.name, b])).values()],
     };
     return {
       image: sends ? sent : local,

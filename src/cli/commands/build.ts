@@ -180,6 +180,8 @@ export function registerBuild(program: Command): void {
           store,
           context,
           pullContext: registry,
+          // The build Pod's result (and --metadata-file) names the digest each FROM tag resolved to.
+          ...(o.resultFile || o.metadataFile ? { reportBaseImages: true } : {}),
           destContext: registry,
           reporter,
           signal,
@@ -221,7 +223,8 @@ export function registerBuild(program: Command): void {
         if (o.iidfile) await writeFileAtomic(resolve(o.iidfile), result.platforms.length > 1 ? digest : result.image.configDigest);
         if (o.metadataFile) await writeFileAtomic(resolve(o.metadataFile), `${JSON.stringify(buildMetadata(result, o.tag ?? []), null, 2)}\n`);
         if (o.resultFile) {
-          const doc = { image: o.tag?.[0] ?? '', digest, size: result.image.size, platforms: result.platforms };
+          const bases = result.execution.baseImages;
+          const doc = { image: o.tag?.[0] ?? '', digest, size: result.image.size, platforms: result.platforms, ...(bases.length ? { baseImages: bases } : {}) };
           await writeResultFile(o.resultFile, signed ? withAttestations(doc, signed) : doc);
         }
         process.stdout.write(`${digest}\n`);
