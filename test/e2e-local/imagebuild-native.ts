@@ -9,9 +9,9 @@
  *    (allocatable pods 0): the controller counts it, so the build fans out, and the scheduler leaves
  *    the arm64 Pod Pending ("Too many pods") while the real kubelet builds amd64.
  * 2. Once amd64 is pushed, that Node goes and the real node is labelled arch=arm64 until the
- *    kubelet has admitted the arm64 Pod (the kubelet puts its own arch label back every 10 s, so
- *    the label is set again whenever it does); the scheduler binds the Pod to the real node and
- *    the real kubelet builds arm64. The Containerfile has no RUN step: nothing needs emulation.
+ *    kubelet has admitted the arm64 Pod (timed against the kubelet's own label reset: see
+ *    asArm64Until); the scheduler binds the Pod to the real node and the real kubelet builds
+ *    arm64. The Containerfile has no RUN step: nothing needs emulation.
  */
 import { expect } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
@@ -75,20 +75,37 @@ async function lendArm64Node(ctx: Ctx): Promise<void> {
   await node.kubectl(['patch', 'node', FAKE_ARM64, '--type=merge', '-p', JSON.stringify({ spec: { taints: null } })]);
 }
 
-/** Labels the real node arm64 until `admitted` says the kubelet has taken the Pod; then gives it its own label back. */
+/**
+ * Labels the real node arm64 until `admitted` says the kubelet has taken the Pod; then gives it its
+ * own label back. The kubelet resets its arch label on its status sync (every ~10 s): were that to
+ * happen between the scheduler's binding and the kubelet's admission, the kubelet would reject the
+ * Pod (node affinity). So the node is cordoned while the label is set once and the kubelet's next
+ * reset is awaited; the label set again right after it and the node uncordoned, the Pod is bound
+ * and admitted well inside the ~10 s until the next reset. The loop still sets the label again
+ * whenever it finds it reset.
+ */
 async function asArm64Until(ctx: Ctx, admitted: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const { node } = ctx;
   const until = Date.now() + timeoutMs;
+  const arch = async () => (await getJson<{ metadata: { labels: Record<string, string> } }>(node, ['node', node.nodeName]))!.metadata.labels[ARCH];
+  const label = (value: string) => node.kubectl(['label', 'node', node.nodeName, `${ARCH}=${value}`, '--overwrite']);
+  await node.kubectl(['cordon', node.nodeName]);
   try {
+    await label('arm64');
+    // The kubelet's reset (if it resets at all: then there is no race to avoid), within one sync period.
+    const resetBy = Date.now() + 15_000;
+    while (Date.now() < resetBy && (await arch()) === 'arm64') await new Promise((r) => setTimeout(r, 100));
+    await label('arm64');
+    await node.kubectl(['uncordon', node.nodeName]);
     for (;;) {
-      const labels = (await getJson<{ metadata: { labels: Record<string, string> } }>(node, ['node', node.nodeName]))!.metadata.labels;
-      if (labels[ARCH] !== 'arm64') await node.kubectl(['label', 'node', node.nodeName, `${ARCH}=arm64`, '--overwrite']);
+      if ((await arch()) !== 'arm64') await label('arm64');
       if (await admitted()) return;
       if (Date.now() > until) throw new Error(`the arm64 Pod was not admitted within ${timeoutMs} ms\n${await ctx.explain()}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
-    await node.kubectl(['label', 'node', node.nodeName, `${ARCH}=amd64`, '--overwrite']);
+    await node.kubectl(['uncordon', node.nodeName]).catch(() => undefined);
+    await label('amd64');
   }
 }
 
