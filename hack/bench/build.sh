@@ -97,5 +97,7 @@ report "registry cache: cold, writing it (--cache-to)" st_cache_fill bh_cache_fi
 report "  fresh store, unchanged source (--cache-from)" st_cache_fresh bh_cache_fresh
 report "  fresh store, one text file changed" st_cache_changed bh_cache_changed
 echo "stevedore steps from the registry cache (cached/total), per run: fresh ${C[st_cache_fresh]}; changed ${C[st_cache_changed]}"
+vs_cold() { echo "$(medianof "${T[$1]}") / $(medianof "${T[st_cache_fill]}")" | bc -l; }
+printf 'stevedore, fresh store with the registry cache against its cold build (median wall time): unchanged %.2fx, one file changed %.2fx\n' "$(vs_cold st_cache_fresh)" "$(vs_cold st_cache_changed)"
 [ "$PUSH" = 1 ] && report "cold, pushed to a registry (bud + push)" st_push bh_push
 exit 0

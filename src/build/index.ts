@@ -22,6 +22,7 @@ import { parseDestination, publish, type Destination } from './output/destinatio
 import { writeImage, writeIndex, type ImageFormat, type WrittenImage } from './output/image.js';
 import { withCompressedLayers } from './executor/state.js';
 import type { PlatformImage } from './output/metadata-file.js';
+import { allPlatforms } from './all-platforms.js';
 
 export { BuildStepError, SourceNotFoundError, BuildInterruptedError } from './executor/errors.js';
 export { PushFailedError, parseDestination, type Destination } from './output/destinations.js';
@@ -60,6 +61,8 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
   omitHistory?: boolean;
   /** Several target platforms: each is built, and the image is an index over them. */
   platforms?: Platform[];
+  /** `--all-platforms`: every platform all the base images offer (instead of `platforms`). */
+  allPlatforms?: boolean;
   /** Credentials and TLS for pushing. */
   destContext?: TransportContext;
   stdin?: NodeJS.ReadableStream;
@@ -123,6 +126,7 @@ async function readContainerfiles(opts: BuildImageOptions, contextDir: string, f
 }
 
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
+  if (opts.allPlatforms && (opts.platforms?.length ?? 0) > 0) throw new InvalidInputError('give --platform or --all-platforms, not both');
   if (opts.exports?.length && (opts.platforms?.length ?? 0) > 1) throw new InvalidInputError('--output writes one platform\'s files: build one --platform at a time');
   if (opts.compressionFormat === 'zstd' && opts.format === 'docker') throw new InvalidInputError('--compression-format zstd needs --format oci: Docker image manifests have no zstd layer type');
   // Parse destinations first: a bad -t fails before any work.
@@ -146,7 +150,21 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
   const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`), opts.compressionFormat ?? 'gzip');
   try {
     const containerfile = await readContainerfiles(opts, context.dir, fileSpec, inRemote);
-    const targets: (Platform | undefined)[] = opts.platforms && opts.platforms.length > 0 ? opts.platforms : [opts.platform];
+    const targets: (Platform | undefined)[] = opts.allPlatforms
+      ? await allPlatforms({
+          containerfile,
+          ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
+          ...(opts.target !== undefined ? { target: opts.target } : {}),
+          resolveName: (name) => {
+            const n = named.get(name.toLowerCase());
+            return n?.kind === 'image' ? n.ref : name;
+          },
+          ...(opts.pullContext ? { context: opts.pullContext } : {}),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        })
+      : opts.platforms && opts.platforms.length > 0
+        ? opts.platforms
+        : [opts.platform];
     // Only what leaves the machine is compressed: a push, a layout or archive, the registry cache.
     const sends = destinations.some((d) => d.kind !== 'local');
     const format = opts.format ?? 'oci';
@@ -191,6 +209,8 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       cacheHits: built.reduce((n, b) => n + b.execution.cacheHits, 0),
       stepsRun: built.reduce((n, b) => n + b.execution.stepsRun, 0),
       warnings: built.flatMap((b) => b.execution.warnings),
+      // Each platform resolved the same tags: one entry per name.
+      baseImages: [...new Map(built.flatMap((b) => b.execution.baseImages).map((b) => [b.name, b])).values()],
     };
     return {
       image: sends ? sent : local,

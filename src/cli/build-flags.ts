@@ -21,6 +21,8 @@ export interface BuildFlags extends BuildAttestFlags {
   target?: string;
   buildArg?: string[];
   platform?: string;
+  allPlatforms?: boolean;
+  manifest?: string;
   label?: string[];
   annotation?: string[];
   format?: string;

@@ -88,6 +88,13 @@ export function parseBuildResult(text: string | undefined): BuildSuccess | Build
   return out;
 }
 
+/** The bases several Pods of one build reported (one per platform), once per name. */
+export function reportedBases(results: readonly BuildSuccess[]): { name: string; digest: string }[] {
+  const out = new Map<string, { name: string; digest: string }>();
+  for (const r of results) for (const b of r.baseImages ?? []) if (!out.has(b.name)) out.set(b.name, b);
+  return [...out.values()];
+}
+
 function terminatedOf(s: V1ContainerStatus | undefined) {
   return s?.state?.terminated ?? undefined;
 }

@@ -24,7 +24,7 @@ import { cacheRepository } from './imagebuild-cache.js';
 import { basePollMs, knownBaseNames, movedBases, resolveBases, wantsBaseRebuild, type BaseImage } from './imagebuild-bases.js';
 import { assembleIndex } from './imagebuild-index.js';
 import { ANNOTATION_BUILD, planPlatforms, platformPod, platformPodName } from './imagebuild-platforms.js';
-import { podOutcome, type BuildFailure } from './imagebuild-result.js';
+import { podOutcome, reportedBases, type BuildFailure, type BuildSuccess } from './imagebuild-result.js';
 import { scriptSpecProblem } from './imagebuild-pod-script.js';
 import { credentialsFromSecret, dockerConfigFromSecret, getSecret } from './imagemirror-credentials.js';
 import type { TransportContext } from '../transports/types.js';
@@ -451,6 +451,8 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       status.image = obj.spec.output.image;
       status.imageDigest = index.digest;
       status.imageSize = outcomes.reduce((n, e) => n + ((e.outcome as { result: { size?: number } }).result.size ?? 0), index.size);
+      const bases = reportedBases(outcomes.map((e) => (e.outcome as { result: BuildSuccess }).result));
+      if (bases.length) status.baseImages = bases;
       delete status.failureDetails;
       status.completionTime = iso(new Date());
       status.observedGeneration = generation;

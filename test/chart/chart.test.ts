@@ -203,6 +203,21 @@ describe('charts/stevedore', () => {
     expect(none.args.some((a) => a.startsWith('--build-pod-allowed-scheduling-keys'))).toBe(false);
   });
 
+  it('passes buildPods.cacheRepository and minBaseImagePollInterval to the controller, and refuses a bad interval', async () => {
+    const c = (one(await render('--set', 'buildPods.cacheRepository=cache.example.com/builds/{namespace}/{name}', '--set', 'buildPods.minBaseImagePollInterval=30s'), 'Deployment') as Deployment).spec.template.spec.containers[0]!;
+    expect(c.args).toContain('--build-cache-repository=cache.example.com/builds/{namespace}/{name}');
+    expect(c.args).toContain('--min-base-image-poll=30s');
+    const defaults = (one(await render(), 'Deployment') as Deployment).spec.template.spec.containers[0]!;
+    expect(defaults.args.some((a) => a.startsWith('--build-cache-repository'))).toBe(false);
+    expect(defaults.args).toContain('--min-base-image-poll=1m');
+    const bad = await helm('template', RELEASE, CHART, '--set', 'buildPods.minBaseImagePollInterval=often');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('minBaseImagePollInterval');
+    const badRepo = await helm('template', RELEASE, CHART, '--set', 'buildPods.cacheRepository=Cache Repo');
+    expect(badRepo.code).not.toBe(0);
+    expect(badRepo.stderr).toContain('cacheRepository');
+  });
+
   it('runs the controller with leader election, two replicas, probes and POD_NAMESPACE', async () => {
     const deploy = one(await render(), 'Deployment') as Deployment;
     expect(deploy.spec.replicas).toBe(2);

@@ -28,6 +28,7 @@ import { freePort } from '../harness/net.js';
 import { startNode, type LocalNode } from '../harness/node.js';
 import { runChecked, spawnManaged, type ManagedProcess } from '../harness/procs.js';
 import { TempDirs } from '../harness/tmp.js';
+import { baseImageRebuild, nativeFanOut, type Ctx } from './imagebuild-native.js';
 import { builtImageLayout, condition, docs, getJson, helm, poll } from './lib.js';
 import { makeSharedMount } from './shared-mount.js';
 
@@ -57,6 +58,8 @@ function values(storePath: string, apiPort: string, agentPort: number): string[]
     // Not the machine's /run/runc, which other runc users on this host share.
     '--set', `agent.runcStatePath=${join(node.dir, 'agent-runc')}`,
     '--set', 'agent.leaseDuration=10s',
+    // The base-image poll minimum (1m by default) low enough for the rebuild test's interval: 2s.
+    '--set', 'buildPods.minBaseImagePollInterval=2s',
     // The agent is on the host network: its metrics/probe port on loopback only, not every interface.
     '--set', `agent.metricsPort=${agentPort}`,
     '--set-json', `agent.extraArgs=${JSON.stringify([`--metrics-addr=127.0.0.1:${agentPort}`])}`,
@@ -306,5 +309,16 @@ describe('Stevedore on a real node (kubelet + containerd + runc), installed with
     );
     expect(grant).toMatch(/forbidden/i);
     expect(await getJson(node, ['containerrun', '-n', NS, 'host-net'])).toBeUndefined();
+  }, TEST_TIMEOUT_MS);
+
+  // Last: the arm64 Node object these lend for a while would otherwise get DaemonSet Pods the tests above count.
+  const ctx = (): Ctx => ({ node, ns: NS, temps, explain, show, timings });
+
+  it('fans a two-platform ImageBuild out to one build Pod per architecture, scheduled by node labels, and pushes the index', async () => {
+    await nativeFanOut(ctx());
+  }, TEST_TIMEOUT_MS);
+
+  it('builds again when the FROM image is pushed again under the same tag, and records the base digest each build used', async () => {
+    await baseImageRebuild(ctx());
   }, TEST_TIMEOUT_MS);
 });

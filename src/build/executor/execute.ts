@@ -12,6 +12,7 @@ import { copyStep } from './copy-step.js';
 import { runStep } from './run-step.js';
 import { workdirStep } from './workdir-step.js';
 import { BuildRun } from './steps.js';
+import type { BaseImageDigest } from './base-digests.js';
 import { emptyState, stateFromImage, withLayer, type StageState } from './state.js';
 import { SILENT_REPORTER, type ExecuteOptions } from './types.js';
 import { DEFAULT_PATH } from '../../runtime/spec.js';
@@ -25,6 +26,8 @@ export interface ExecuteResult {
   cacheHits: number;
   stepsRun: number;
   warnings: string[];
+  /** The registry FROM images and the digests they resolved to (with opts.reportBaseImages). */
+  baseImages: BaseImageDigest[];
 }
 
 /**
@@ -88,7 +91,8 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
       const rootfs = await run.rootfs(state);
       for (const e of opts.exports) await exportRootfs(rootfs, e, { workDir: join(workDir, 'export'), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) });
     }
-    return { state, created: run.created, cacheHits, stepsRun, warnings };
+    const baseImages = (await Promise.all(run.bases.values())).filter((b): b is BaseImageDigest => b !== undefined);
+    return { state, created: run.created, cacheHits, stepsRun, warnings, baseImages };
   } catch (err) {
     if (opts.signal?.aborted && !(err instanceof BuildInterruptedError)) throw new BuildInterruptedError();
     throw err;
@@ -130,6 +134,7 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
   if (stage.base.kind === 'scratch') state = { ...emptyState(stagePlatform), config: { Env: [DEFAULT_PATH] } };
   else if (stage.base.kind === 'stage') state = { ...run.stages.get(stage.base.index)!, cmdSet: false };
   else {
+    await run.recordBase(stage.base.ref);
     const image = await run.image(stage.base.ref, stagePlatform);
     state = stateFromImage(image);
     onBuild = [...(state.config.OnBuild ?? [])];

@@ -20,6 +20,7 @@ import { imageIdentifier, SourceDeniedError } from '../source-policy.js';
 import { asStoredImage, stateFromImage, topChain, type BuiltLayer, type StageState } from './state.js';
 import { SourceNotFoundError } from './errors.js';
 import { pullForPlatform } from './platform-pull.js';
+import { resolveBaseDigest, type BaseImageDigest } from './base-digests.js';
 import { formatPlatform, hostPlatform, type Platform } from '../../oci/platform.js';
 import type { ExecuteOptions } from './types.js';
 import type { BuildContext } from '../context/source.js';
@@ -59,6 +60,8 @@ export class BuildRun {
   /** Each stage of the plan, finished or not: a step needing another stage waits for it here. */
   readonly pending = new Map<number, Promise<StageState>>();
   readonly #images = new Map<string, Promise<StoredImage>>();
+  /** FROM images resolved to digests (with opts.reportBaseImages), by the name the build used. */
+  readonly bases = new Map<string, Promise<BaseImageDigest | undefined>>();
   /** Snapshots by chain ID, built once per build however many steps ask. */
   readonly #rootfs = new Map<string, Promise<string>>();
   /** How to make a snapshot faster than by unpacking its layer, where a step left a way (seedSnapshot). */
@@ -118,6 +121,26 @@ export class BuildRun {
       this.#images.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Resolves a FROM image's digest once per build (opts.reportBaseImages), before it is pulled. A
+   * name the pull will refuse (a denied source, a build context of files) is left to the pull.
+   */
+  async recordBase(name: string): Promise<void> {
+    if (!this.opts.reportBaseImages) return;
+    let ref: string;
+    try {
+      ref = this.policyRef(this.imageRef(name));
+    } catch {
+      return;
+    }
+    let p = this.bases.get(ref);
+    if (!p) {
+      p = resolveBaseDigest(ref, this.opts.pullContext ?? {}, this.opts.signal);
+      this.bases.set(ref, p);
+    }
+    await p;
   }
 
   /** The image a name stands for: a `--build-context NAME=docker-image://REF` replaces it. */

@@ -66,6 +66,8 @@ export interface ExecuteOptions {
   /** `--ssh`: id (`default` unless named) → an SSH agent socket on this host, for RUN --mount=type=ssh. */
   sshAgents?: ReadonlyMap<string, string>;
   pull?: PullPolicy;
+  /** Resolve each registry FROM image to its digest (a HEAD before the pull), for ExecuteResult.baseImages. */
+  reportBaseImages?: boolean;
   /** Registry cache repositories (`--cache-from`, `--cache-to`). */
   cacheFrom?: string[];
   cacheTo?: string[];

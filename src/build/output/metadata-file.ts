@@ -11,6 +11,8 @@ export interface PlatformImage {
 export interface BuildMetadataInput {
   image: { descriptor: Descriptor; size: number; configDigest: string };
   platformImages: PlatformImage[];
+  /** The registry FROM images and their resolved digests, when the build resolved them. */
+  execution?: { baseImages?: { name: string; digest: string }[] };
 }
 
 /**
@@ -29,5 +31,6 @@ export function buildMetadata(result: BuildMetadataInput, names: readonly string
     ...(names.length > 0 ? { 'image.name': names.join(',') } : {}),
     size: result.image.size,
     platforms: result.platformImages.map((p) => ({ platform: p.platform, ...p.descriptor, configDigest: p.configDigest })),
+    ...(result.execution?.baseImages?.length ? { baseImages: result.execution.baseImages } : {}),
   };
 }

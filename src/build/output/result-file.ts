@@ -10,6 +10,8 @@ export interface BuildSuccess {
   digest: string;
   size: number;
   platforms: { platform: string; digest: string }[];
+  /** The registry FROM images and the digests they resolved to (what a rebuild-on-base-change watches). */
+  baseImages?: { name: string; digest: string }[];
 }
 
 /**
@@ -29,8 +31,17 @@ export function encodeResult(result: BuildSuccess | { error: { reason: FailureRe
     }
     return JSON.stringify({ error: { reason, message: message.slice(0, 500) } });
   }
+  // The bases before the platforms: the controller learns the platforms from the registry, the bases only from here.
   text = JSON.stringify({ ...result, platforms: result.platforms.slice(0, 1), image: result.image.slice(0, 512) });
-  return Buffer.byteLength(text) <= RESULT_FILE_LIMIT ? text : JSON.stringify({ image: '', digest: result.digest, size: result.size, platforms: [] });
+  if (Buffer.byteLength(text) <= RESULT_FILE_LIMIT) return text;
+  const bare = { image: '', digest: result.digest, size: result.size, platforms: [] };
+  const bases = [...(result.baseImages ?? [])];
+  while (bases.length > 0) {
+    text = JSON.stringify({ ...bare, baseImages: bases });
+    if (Buffer.byteLength(text) <= RESULT_FILE_LIMIT) return text;
+    bases.pop();
+  }
+  return JSON.stringify(bare);
 }
 
 export async function writeResultFile(path: string, result: Parameters<typeof encodeResult>[0]): Promise<void> {

@@ -1,4 +1,6 @@
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ContainerfileError } from '../../build/containerfile/index.js';
 import {
@@ -95,6 +97,8 @@ export function registerBuild(program: Command): void {
     .option('--target <stage>', 'build up to this stage')
     .option('--build-arg <K=V>', 'set a build argument (repeatable)', collect)
     .option('--platform <os/arch[,...]>', 'platforms to build for (default: this host); several make an image index')
+    .option('--all-platforms', 'build for every platform all the base images offer (instead of --platform)')
+    .option('--manifest <list>', 'add the built image (each platform\'s) to this manifest list, created when missing; an entry of the same platform is replaced')
     .option('--label <K=V>', 'add a label to the image config (repeatable)', collect)
     .option('--annotation <K=V>', 'add an annotation to the manifest (repeatable; OCI format)', collect)
     .option('--format <oci|docker>', 'manifest and config media types', 'oci')
@@ -162,7 +166,9 @@ export function registerBuild(program: Command): void {
       // that must not look like success.
       process.exitCode = EXIT_TOOL_ERROR;
       const signal = signalOnInterrupt();
+      let listScratch: string | undefined;
       try {
+        if (o.allPlatforms && (o.platform || o.arch || o.os || o.variant)) throw new InvalidInputError('give --platform (or --os/--arch/--variant) or --all-platforms, not both');
         const flags = await optionsFromFlags(o, context);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
@@ -175,11 +181,18 @@ export function registerBuild(program: Command): void {
         // Signatures live in a registry: refuse before the build, not after it.
         if (attest && !attestLib!.pushedReference((o.tag ?? []).map(parseDestination))) throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
         const started = Date.now();
+        // --manifest: the images go to a scratch layout first (compressed, as a push sends them), then into the list.
+        listScratch = o.manifest !== undefined ? join(store.root, 'tmp', `manifest-${randomBytes(8).toString('hex')}`) : undefined;
+        const listLoc = o.manifest !== undefined ? (await import('../../manifest/list.js')).listLocation(o.manifest, store.root) : undefined;
         const result = await buildImage({
           ...flags,
+          ...(listScratch ? { tags: [...(flags.tags ?? []), `oci:${listScratch}:built`] } : {}),
+          ...(o.allPlatforms ? { allPlatforms: true } : {}),
           store,
           context,
           pullContext: registry,
+          // The build Pod's result (and --metadata-file) names the digest each FROM tag resolved to.
+          ...(o.resultFile || o.metadataFile ? { reportBaseImages: true } : {}),
           destContext: registry,
           reporter,
           signal,
@@ -210,10 +223,20 @@ export function registerBuild(program: Command): void {
         }
         if (!o.quiet) {
           process.stderr.write(`COMMIT ${(o.tag ?? []).join(' ')}\n--> ${digest.slice(7, 19)} (${result.execution.stepsRun} steps run, ${result.execution.cacheHits} from cache, ${((Date.now() - started) / 1000).toFixed(1)}s)\n`);
-          for (const d of result.destinations) process.stderr.write(`Successfully tagged ${d.kind === 'transport' ? d.text : d.storeName}\n`);
+          for (const d of result.destinations) if (!(listScratch && d.kind === 'transport' && d.text.startsWith(`oci:${listScratch}`))) process.stderr.write(`Successfully tagged ${d.kind === 'transport' ? d.text : d.storeName}\n`);
           if (signed) {
             process.stderr.write(`Signed ${digest}: ${signed.signature.tag} ${signed.signature.digest}\n`);
             for (const a of signed.attestations) process.stderr.write(`Attached ${a.kind} (${a.predicateType}) to ${a.subject}: ${a.digest ?? a.envelope}\n`);
+          }
+        }
+        if (listScratch && listLoc) {
+          try {
+            const { addBuiltImages } = await import('../../manifest/build-list.js');
+            const added = await addBuiltImages(listLoc, `oci:${listScratch}:built`, { storeRoot: store.root, signal });
+            if (!o.quiet) for (const a of added.added) process.stderr.write(`Added ${a.digest} (${a.platform}) to manifest list ${listLoc.display}\n`);
+          } finally {
+            await rm(listScratch, { recursive: true, force: true });
+            listScratch = undefined;
           }
         }
         // Written whole or not at all: a script reading them never sees half a digest.
@@ -221,11 +244,13 @@ export function registerBuild(program: Command): void {
         if (o.iidfile) await writeFileAtomic(resolve(o.iidfile), result.platforms.length > 1 ? digest : result.image.configDigest);
         if (o.metadataFile) await writeFileAtomic(resolve(o.metadataFile), `${JSON.stringify(buildMetadata(result, o.tag ?? []), null, 2)}\n`);
         if (o.resultFile) {
-          const doc = { image: o.tag?.[0] ?? '', digest, size: result.image.size, platforms: result.platforms };
+          const bases = result.execution.baseImages;
+          const doc = { image: o.tag?.[0] ?? '', digest, size: result.image.size, platforms: result.platforms, ...(bases.length ? { baseImages: bases } : {}) };
           await writeResultFile(o.resultFile, signed ? withAttestations(doc, signed) : doc);
         }
         process.stdout.write(`${digest}\n`);
       } catch (err) {
+        if (listScratch) await rm(listScratch, { recursive: true, force: true }).catch(() => undefined);
         const aborted = signal.aborted;
         const reason = failureReason(err, aborted);
         const message = aborted && !(err instanceof BuildInterruptedError) ? `build interrupted: nothing was tagged (${(err as Error)?.message ?? String(err)})` : ((err as Error)?.message ?? String(err));

@@ -5,6 +5,8 @@ import { rootLogger } from '../../util/log.js';
 import { signalOnInterrupt } from '../signals.js';
 import { parseBool, parsePositiveInt } from '../options.js';
 import { InvalidInputError } from '../../util/errors.js';
+import { parseDuration } from '../../util/duration.js';
+import { parseReference } from '../../oci/reference.js';
 
 interface ControllerFlags {
   kubeconfig?: string;
@@ -21,6 +23,8 @@ interface ControllerFlags {
   buildSeccompProfile?: string;
   layoutRoot?: string;
   buildPodAllowedSchedulingKeys?: string[];
+  buildCacheRepository?: string;
+  minBaseImagePoll?: number;
 }
 
 /** `a,b,c` → ['a','b','c'] (repeatable: values accumulate). */
@@ -34,6 +38,28 @@ function seccompProfile(v: string | undefined): { type: 'RuntimeDefault' | 'Loca
   if (v === 'RuntimeDefault' || v === 'Unconfined') return { type: v };
   if (v.startsWith('localhost/')) return { type: 'Localhost', localhostProfile: v.slice('localhost/'.length) };
   throw new InvalidInputError(`--build-seccomp-profile must be RuntimeDefault, Unconfined or localhost/<profile>, got "${v}"`);
+}
+
+/** A cache repository template: a repository name once `{namespace}` and `{name}` are replaced (no tag, no digest). */
+function cacheRepositoryTemplate(v: string): string {
+  const sample = v.replaceAll('{namespace}', 'ns').replaceAll('{name}', 'name');
+  let ref: ReturnType<typeof parseReference>;
+  try {
+    ref = parseReference(sample);
+  } catch (err) {
+    throw new InvalidInputError(`--build-cache-repository "${v}": ${(err as Error).message}`);
+  }
+  if (ref.tag !== undefined || ref.digest !== undefined || /[{}]/.test(sample)) {
+    throw new InvalidInputError(`--build-cache-repository "${v}": must be a repository (no tag or digest), with {namespace} and {name} as its only placeholders`);
+  }
+  return v;
+}
+
+/** A Go duration, at least 1s (a shorter base-image poll would make every ImageBuild a registry load generator). */
+function pollMinimum(v: string): number {
+  const ms = parseDuration(v);
+  if (ms < 1000) throw new InvalidInputError(`--min-base-image-poll "${v}": must be at least 1s`);
+  return ms;
 }
 
 /** The namespace a Pod runs in (from its ServiceAccount mount), else $POD_NAMESPACE, else default. */
@@ -62,6 +88,8 @@ export function registerController(program: Command): void {
     .option('--build-run-as-user <uid>', 'uid and gid of build Pods', parsePositiveInt)
     .option('--build-seccomp-profile <profile>', 'seccomp of build Pods: RuntimeDefault (default), Unconfined, or localhost/<profile>')
     .option('--build-pod-allowed-scheduling-keys <keys>', 'node label and taint keys an ImageBuild’s nodeSelector and tolerations may name, comma-separated (default: none; control-plane keys are always refused)', keyList)
+    .option('--build-cache-repository <template>', 'cache repository of ImageBuilds with spec.cache: {} and no repository, {namespace} and {name} replaced (default: <output repository>/cache)', cacheRepositoryTemplate)
+    .option('--min-base-image-poll <duration>', 'shortest spec.rebuild.interval honoured when polling base images (default 1m)', pollMinimum)
     .option('--layout-root <dir>', 'ImageMirror OCI layouts: volumes mounted here as <namespace>/<claimName> (default: layouts unavailable)')
     .action(async (o: ControllerFlags) => {
       // Loaded here, not at the top: @kubernetes/client-node is slow to import, and every other
@@ -80,11 +108,13 @@ export function registerController(program: Command): void {
         workers: o.workers,
         ...(o.layoutRoot ? { layoutRoot: resolve(o.layoutRoot) } : {}),
         ...(o.buildPodAllowedSchedulingKeys ? { buildPodAllowedSchedulingKeys: o.buildPodAllowedSchedulingKeys } : {}),
+        ...(o.minBaseImagePoll !== undefined ? { minBaseImagePollMs: o.minBaseImagePoll } : {}),
         buildPods: {
           ...(o.buildImage ? { image: o.buildImage } : {}),
           ...(o.buildUserNamespaces !== undefined ? { userNamespaces: o.buildUserNamespaces } : {}),
           ...(o.buildRunAsUser !== undefined ? { runAsUser: o.buildRunAsUser } : {}),
           ...(o.buildSeccompProfile ? { seccompProfile: seccompProfile(o.buildSeccompProfile) } : {}),
+          ...(o.buildCacheRepository ? { cacheRepository: o.buildCacheRepository } : {}),
         },
         leaderElection: o.leaderElect
           ? { namespace: o.leaderElectionNamespace ?? ownNamespace(), name: o.leaderElectionId }
