@@ -33,7 +33,7 @@ export interface MirrorPlan {
   destination: MirrorSide;
   /** Which tags: the sync engine's selection, without the repository it applies to. */
   selection: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository' | 'tlsVerify'>;
-  options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing' | 'signatures'>;
+  options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing' | 'signatures' | 'compression'>;
 }
 
 const invalid = (message: string) => mirrorErrors.stalled('InvalidSpec', message);
@@ -83,6 +83,9 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
   if (source.kind === 'layout' && spec.prune) {
     throw invalid('spec.prune is not supported with a layout source (prune works from a registry source’s tag list)');
   }
+  if (source.kind === 'layout' && spec.compression) {
+    throw invalid('spec.compression is not supported with a layout source (an import keeps the layout’s layers as they are)');
+  }
   const t = spec.tags;
   const sel: MirrorPlan['selection'] = t?.list
     ? { tags: [...t.list] }
@@ -109,6 +112,7 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
       prune: spec.prune ?? false,
       keepGoing: true,
       signatures: spec.signatures === 'remove' ? 'remove' : 'copy',
+      ...(spec.compression ? { compression: spec.compression } : {}),
     },
   };
 }

@@ -9,6 +9,7 @@ import { parseReference } from '../../oci/reference.js';
 import { InvalidInputError, StevedoreError, UnsupportedError } from '../../util/errors.js';
 import { collect, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
+import { compressionFlags } from './copy.js';
 import { addRetryOptions, addSideOptions, retryPolicy, sideContext, sideFlags, type RetryFlags } from '../transfer-options.js';
 
 interface SyncFlags extends RetryFlags {
@@ -31,6 +32,8 @@ interface SyncFlags extends RetryFlags {
   appendSuffix?: string;
   policy?: string;
   removeSignatures?: boolean;
+  destCompressFormat?: string;
+  destCompressLevel?: string;
 }
 
 function sourceSpecs(kind: string, source: string): Promise<SyncRepoSpec[]> | SyncRepoSpec[] {
@@ -95,13 +98,17 @@ export function registerSync(program: Command): void {
     .option('--digestfile <path>', 'write "<digest> <destination>" for every image synced (copied or unchanged) to this file')
     .option('--append-suffix <suffix>', 'refused: tags are mirrored under their own names')
     .option('--policy <file>', 'containers-policy.json every copied image must satisfy (a refused image fails and is not written)')
-    .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along');
+    .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
+    .option('--dest-compress-format <gzip|zstd|zstd:chunked>', 'convert every layer to this compression (digests change; a re-run still skips unchanged images)')
+    .option('--dest-compress-level <n>', 'compression level for --dest-compress-format: gzip 1-9, zstd 1-22');
   addSideOptions(cmd, 'src', parseBool);
   addSideOptions(cmd, 'dest', parseBool);
   addRetryOptions(cmd).action(async (source: string, destination: string, o: SyncFlags) => {
     if (o.all && o.platform?.length) throw new InvalidInputError('--all and --platform contradict each other: --all copies every platform');
     if (o.appendSuffix !== undefined) throw new UnsupportedError('--append-suffix is not supported: stevedore mirrors tags under their own names (rename the destination repository instead)');
     if (o.format && o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
+    const compression = compressionFlags(o, o.dest);
+    if (compression.compression && o.preserveDigests) throw new InvalidInputError('--preserve-digests and --dest-compress-format contradict each other: a converted layer has a new digest');
     const retry = retryPolicy(o);
     const srcContext = sideContext(sideFlags(o, 'src'), 'src', retry);
     const destContext = sideContext(sideFlags(o, 'dest'), 'dest', retry);
@@ -144,6 +151,7 @@ export function registerSync(program: Command): void {
         jobs: o.jobs,
         parallelImages: o.parallel,
         format: o.format as 'oci' | 'v2s2' | undefined,
+        ...compression,
         signal,
         sourceContext: srcContext,
         policy,

@@ -189,6 +189,12 @@ export const ImageMirrorSpec = obj(
       },
       { required: ['secretRef'] },
     ),
+    compression: enumOf(
+      'Convert every layer to this compression at the destination. Absent: layers are copied as the source has them. zstd:chunked is zstd with a table of contents, so podman >= 5 can pull only the files it lacks. ' +
+        'A converted image has new layer and manifest digests, so signatures made for the source do not cover the copy; the copy is annotated with the source digest and the compression, and a later sync skips it while the source is unchanged. ' +
+        'zstd and zstd:chunked make the manifests OCI ones. Not supported with a layout source.',
+      ['gzip', 'zstd', 'zstd:chunked'] as const,
+    ),
     signatures: enumOf(
       'Registry to registry, carry cosign signatures, attestations, SBOMs and OCI referrers of each copied image along with it (carry), or leave them behind (remove, as skopeo --remove-signatures).',
       ['carry', 'remove'] as const,
