@@ -16,6 +16,7 @@ import type { Credentials } from '../registry/credentials.js';
 import type { TransportContext } from '../transports/types.js';
 import { errorMessage } from '../util/errors.js';
 import { credentialsFromSecret } from './imagemirror-credentials.js';
+import { caDirectory, caFromSecret } from './imagemirror-tls.js';
 import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
 import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
@@ -139,6 +140,10 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       plan.source.kind === 'layout' ? layoutDirectory(this.#o.layoutRoot, ns, 'source', plan.source) : undefined,
       plan.destination.kind === 'layout' ? layoutDirectory(this.#o.layoutRoot, ns, 'destination', plan.destination) : undefined,
     ]);
+    // Private CAs: written for this sync only, used by this mirror's clients only (imagemirror-tls.ts).
+    const [srcCa, destCa] = await Promise.all([this.#ca(ns, plan.source, 'spec.source.registry.caSecretRef'), this.#ca(ns, plan.destination, 'spec.destination.registry.caSecretRef')]);
+    const caDirs = await Promise.all([srcCa, destCa].map((pem) => (pem ? caDirectory(pem) : undefined)));
+    const [srcCertDir, destCertDir] = caDirs.map((d) => d?.dir);
     const started = new Date();
     let report: SyncReport;
     const run = this.#o.sync ?? sync;
@@ -153,13 +158,13 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
         report = await syncFromLayout(
           srcDir!,
           plan.selection,
-          { registry: dest.registry, repository: dest.repository, context: { ...registryContext(dest, destCreds), ...NO_AMBIENT } },
+          { registry: dest.registry, repository: dest.repository, context: { ...registryContext(dest, destCreds, destCertDir), ...NO_AMBIENT } },
           { platforms: plan.options.platforms, dryRun: plan.options.dryRun, ...(policy ? { policy } : {}), parallelImages, signal },
         );
       } else {
-        const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds);
+        const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds, destCertDir);
         if (target.kind === 'registry') target.context = { ...target.context, ...NO_AMBIENT };
-        report = await run([syncSpec(plan.source, plan.selection, srcCreds)], target, {
+        report = await run([syncSpec(plan.source, plan.selection, srcCreds, srcCertDir)], target, {
           ...plan.options,
           sourceContext: NO_AMBIENT,
           ...(policy ? { policy } : {}),
@@ -174,6 +179,7 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       throw mirrorErrors.failed('SyncFailed', `sync failed: ${errorMessage(err)}`, err);
     } finally {
       if (this.#running.get(key) === deleted) this.#running.delete(key);
+      await Promise.all(caDirs.map((d) => d?.dispose()));
     }
     if (deleted.signal.aborted) return {};
     const verdict = summarize(report, plan.options.dryRun ?? false);
@@ -200,6 +206,11 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       throw mirrorErrors.stalled('InvalidSpec', `spec.schedule: ${errorMessage(err)}`);
     }
     return undefined;
+  }
+
+  async #ca(ns: string, side: MirrorSide, field: string): Promise<string | undefined> {
+    if (side.kind !== 'registry' || !side.ca) return undefined;
+    return caFromSecret(this.#client, ns, side.ca, field);
   }
 
   async #creds(ns: string, side: MirrorSide): Promise<Credentials | undefined> {

@@ -66,8 +66,20 @@ function location(side: 'source' | 'destination') {
           insecure: bool('Use plain HTTP, or HTTPS without certificate verification (test and lab registries only).', {
             default: false,
           }),
+          caSecretRef: obj(
+            `A private CA for the ${side} registry: a PEM certificate (or several) in a Secret of the same namespace as this object, trusted on top of the system roots for this mirror's connections to this registry only. ` +
+              'With it the certificate is always verified, loopback registries included. A missing Secret or key is retried (reason CredentialsNotFound); a key that holds no PEM certificate stalls the mirror (InvalidSpec). Cannot be combined with insecure.',
+            {
+              name: secretName('Name of the Secret.'),
+              key: str('Key of the Secret that holds the PEM CA certificate(s).', { default: 'ca.crt', minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
+            },
+            { required: ['name'] },
+          ),
         },
-        { required: ['repository'] },
+        {
+          required: ['repository'],
+          rules: [{ rule: '!has(self.caSecretRef) || !self.insecure', message: 'caSecretRef and insecure contradict each other: a private CA is for verifying the registry', fieldPath: '.caSecretRef' }],
+        },
       ),
       layout: obj(
         side === 'source'
