@@ -20,6 +20,7 @@ import { caDirectory, caFromSecret } from './imagemirror-tls.js';
 import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
 import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
+import type { ImageMirrorMetrics } from './imagemirror-metrics.js';
 import { mirrorErrors, summarize } from './imagemirror-status.js';
 import { parseDuration } from '../util/duration.js';
 import { nextCron } from './schedule.js';
@@ -48,6 +49,8 @@ export interface ImageMirrorReconcilerOptions {
    * Without it, layout sides stall with InvalidSpec.
    */
   layoutRoot?: string;
+  /** Per-mirror metrics (imagemirror-metrics.ts), in the manager's registry; none without it. */
+  metrics?: ImageMirrorMetrics;
 }
 
 const iso = rfc3339Seconds;
@@ -70,8 +73,12 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     this.#loop = new ReconcileLoop(client, o.events, {
       kind: 'ImageMirror',
       resource: IMAGE_MIRROR_RESOURCE,
-      // Nothing to clean up on deletion: mirrored images stay.
+      // On deletion mirrored images stay; only the mirror's metric series go.
       finalizer: IMAGE_MIRROR_FINALIZER,
+      finalize: async (m) => {
+        o.metrics?.remove(m.metadata.namespace ?? 'default', m.metadata.name ?? '');
+        return undefined;
+      },
       statusKeys: STATUS_KEYS,
       unknownErrorReason: 'SyncFailed',
       steps: [(s) => this.#suspended(s), stopWhenStalled(), (s) => this.#upToDate(s), (s) => this.#sync(s)],
@@ -176,6 +183,7 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       // Deleted while syncing: nothing to report on an object that is going away; the deletion's
       // own event brings the next reconcile, which removes the finalizer.
       if (deleted.signal.aborted) return {};
+      this.#o.metrics?.record(ns, obj.metadata.name ?? '', { outcome: 'failed', copied: 0, failures: 1, bytes: 0 });
       throw mirrorErrors.failed('SyncFailed', `sync failed: ${errorMessage(err)}`, err);
     } finally {
       if (this.#running.get(key) === deleted) this.#running.delete(key);
@@ -183,6 +191,13 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     }
     if (deleted.signal.aborted) return {};
     const verdict = summarize(report, plan.options.dryRun ?? false);
+    const failures = (verdict.counts.failed ?? 0) + (verdict.counts.denied ?? 0);
+    this.#o.metrics?.record(ns, obj.metadata.name ?? '', {
+      outcome: failures > 0 || !verdict.ready ? 'partial' : 'succeeded',
+      copied: verdict.counts.copied ?? 0,
+      failures,
+      bytes: report.items.reduce((n, i) => n + (i.bytes ?? 0), 0),
+    });
     await this.#eventOnDenial(s, verdict.tags);
     status.tags = verdict.tags;
     status.counts = verdict.counts;

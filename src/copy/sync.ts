@@ -68,6 +68,8 @@ export interface SyncItem {
   error?: string;
   /** Why a tag was left as it is when that is not the usual reason (e.g. prune keeping a shared digest). */
   note?: string;
+  /** Blob bytes this image's copy wrote at the destination (a copied item; 0 for a tag that only re-tagged). */
+  bytes?: number;
 }
 
 export interface SyncReport {
@@ -319,6 +321,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             } else {
               const copying = (async () => {
                 const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
+                item.bytes = result.bytesCopied;
                 if (opts.signatures !== 'remove' && (dest!.attachmentStore || layoutRef)) {
                   const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
                   const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
