@@ -1,5 +1,6 @@
-import { writeFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 import { syncFromLayout } from '../../copy/sync-layout.js';
 import type { Command } from 'commander';
 import type { SyncRepoSpec } from '../../copy/sync-config.js';
@@ -114,7 +115,7 @@ export function registerSync(program: Command): void {
     const destContext = sideContext(sideFlags(o, 'dest'), 'dest', retry);
     const to = target(o.dest, destination, o.scoped ? 'scoped' : 'last');
     // --src oci: one OCI layout (as --dest oci writes them) imported into DEST/<its directory name>.
-    const layoutDir = o.src === 'oci' ? resolve(source.replace(/^oci:/, '')) : undefined;
+    const layoutDir = o.src === 'oci' ? resolve(source.replace(/^oci(-archive)?:/, '')) : undefined;
     if (layoutDir && to.kind !== 'registry') throw new InvalidInputError('--src oci imports into a registry: use --dest docker');
     if (layoutDir && o.prune) throw new InvalidInputError('--prune is not supported with --src oci (a layout has no history of what it exported)');
     const specs = layoutDir ? [] : await sourceSpecs(o.src, source);
@@ -131,16 +132,25 @@ export function registerSync(program: Command): void {
     };
     try {
       if (layoutDir && to.kind === 'registry') {
-        const name = basename(layoutDir);
+        // An OCI archive (a tar of such a layout, e.g. `tar -C DIR/app -cf app.tar .`) is extracted
+        // first, with the archive transports' checks (no links, no path out of the directory).
+        const archive = (await stat(layoutDir).catch(() => undefined))?.isFile() ? layoutDir : undefined;
+        const name = archive ? basename(archive).replace(/\.(tar|oci)$/, '') : basename(layoutDir);
         const repository = to.prefix ? `${to.prefix}/${name}` : name;
-        await syncFromLayout(layoutDir, { tags: [] }, { registry: to.registry, repository, context: destContext }, {
-          platforms: o.platform?.map(parsePlatform),
-          dryRun: o.dryRun,
-          ...(policy ? { policy } : {}),
-          parallelImages: o.parallel,
-          signal,
-          onItem,
-        });
+        const dir = archive ? await mkdtemp(join(tmpdir(), 'stevedore-oci-archive-')) : layoutDir;
+        try {
+          if (archive) await (await import('../../transports/tar-util.js')).extractArchive(archive, dir, { what: archive, signal });
+          await syncFromLayout(dir, { tags: [] }, { registry: to.registry, repository, context: destContext }, {
+            platforms: o.platform?.map(parsePlatform),
+            dryRun: o.dryRun,
+            ...(policy ? { policy } : {}),
+            parallelImages: o.parallel,
+            signal,
+            onItem,
+          });
+        } finally {
+          if (archive) await rm(dir, { recursive: true, force: true });
+        }
       } else await sync(specs, to, {
         ...(retry ? { retry } : {}),
         platforms: o.platform?.map(parsePlatform),
