@@ -34,7 +34,10 @@ export const FOOTER_SIZE = 64;
 export const SKIPPABLE_MAGIC = 0x184d2a50;
 export const FOOTER_MAGIC = Buffer.from('GNUlInUx', 'latin1');
 
-/** One TOC entry (CRFS fields as containers/storage writes them; empty values are omitted). */
+/**
+ * One TOC entry: the fields of containers/storage's FileMetadata (CRFS's, without user and group
+ * names), empty values omitted as Go's omitempty does.
+ */
 export interface TocEntry {
   type: 'reg' | 'hardlink' | 'symlink' | 'dir' | 'char' | 'block' | 'fifo' | 'chunk';
   name: string;
@@ -43,8 +46,6 @@ export interface TocEntry {
   size?: number;
   uid?: number;
   gid?: number;
-  userName?: string;
-  groupName?: string;
   modtime?: string;
   accesstime?: string;
   changetime?: string;

@@ -147,10 +147,18 @@ function paxRecords(data: Buffer, what: string): Map<string, Buffer> {
   return out;
 }
 
+/** Whole seconds as Go marshals a UTC time (RFC 3339, no fraction when there is none). */
+function rfc3339(seconds: number, fraction = ''): string {
+  const base = new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, '');
+  const frac = fraction.replace(/0+$/, '');
+  return `${base}${frac ? `.${frac}` : ''}Z`;
+}
+
+/** A PAX time (`1700000000.123456789`) with its digits kept (a Date would cut them to milliseconds). */
 function paxTime(v: Buffer | undefined): string | undefined {
   if (!v) return undefined;
-  const s = Number(v.toString('latin1'));
-  return Number.isFinite(s) ? new Date(Math.round(s * 1000)).toISOString() : undefined;
+  const m = /^(-?\d+)(?:\.(\d+))?$/.exec(v.toString('latin1'));
+  return m ? rfc3339(Number(m[1]), (m[2] ?? '').slice(0, 9)) : undefined;
 }
 
 function omitEmpty(e: TocEntry): TocEntry {
@@ -280,9 +288,7 @@ export async function writeZstdChunked(tar: AsyncIterable<Buffer> | Readable, fi
         size,
         uid: pax.get('uid') ? Number(pax.get('uid')!.toString('latin1')) : h.uid,
         gid: pax.get('gid') ? Number(pax.get('gid')!.toString('latin1')) : h.gid,
-        userName: pax.get('uname')?.toString('utf8') ?? h.uname,
-        groupName: pax.get('gname')?.toString('utf8') ?? h.gname,
-        modtime: paxTime(pax.get('mtime')) ?? h.mtime.toISOString(),
+        modtime: paxTime(pax.get('mtime')) ?? rfc3339(Math.floor(h.mtime.getTime() / 1000)),
         accesstime: paxTime(pax.get('atime')),
         changetime: paxTime(pax.get('ctime')),
         devMajor: h.devmajor,
