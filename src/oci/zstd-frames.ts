@@ -10,12 +10,41 @@
  * dropped. Memory stays bounded: a frame is streamed through its decompressor, never buffered.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { createZstdDecompress, type ZstdDecompress } from 'node:zlib';
+import { createZstdDecompress, zstdDecompressSync, type ZstdDecompress } from 'node:zlib';
 import { InvalidInputError } from '../util/errors.js';
 
 const ZSTD_MAGIC = 0xfd2fb528;
 const SKIPPABLE_MASK = 0xfffffff0;
 const SKIPPABLE_MAGIC = 0x184d2a50;
+
+/** Frames up to this compressed size, when wholly buffered, are decompressed in one call. */
+const SMALL_FRAME = 1 << 20;
+/** ...as long as they decompress to at most this (else they are streamed: no zstd bomb in memory). */
+const SMALL_OUTPUT = 8 << 20;
+
+/**
+ * The length of the zstd frame at the start of `buf` (magic included) if it lies wholly in `buf`
+ * and within `limit` bytes, from its header and block headers; undefined otherwise.
+ */
+function bufferedFrameLength(buf: Buffer, limit: number): number | undefined {
+  if (buf.length < 5) return undefined;
+  const fhd = buf[4]!;
+  const single = (fhd >> 5) & 1;
+  const checksum = (fhd >> 2) & 1;
+  const fcsFlag = fhd >> 6;
+  let at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3]! + (fcsFlag === 0 ? single : [0, 2, 4, 8][fcsFlag]!);
+  for (;;) {
+    if (at + 3 > buf.length || at > limit) return undefined;
+    const v = buf.readUIntLE(at, 3);
+    const type = (v >> 1) & 3;
+    if (type === 3) return undefined; // the streaming path reports it
+    at += 3 + (type === 1 ? 1 : v >>> 3);
+    if (v & 1) {
+      at += checksum ? 4 : 0;
+      return at <= buf.length && at <= limit ? at : undefined;
+    }
+  }
+}
 
 type State =
   | { kind: 'magic' }
@@ -84,6 +113,23 @@ export class ZstdFramesDecompress extends Transform {
         const magic = m.readUInt32LE(0);
         if (magic === ZSTD_MAGIC) {
           this.#frames++;
+          // Fast path: a small frame already in the buffer, in one call (a decompressor stream per
+          // frame costs far more than the frame for zstd:chunked's many small ones).
+          const len = bufferedFrameLength(this.#buf, SMALL_FRAME);
+          if (len !== undefined) {
+            let out: Buffer | undefined;
+            try {
+              out = zstdDecompressSync(this.#buf.subarray(0, len), { maxOutputLength: SMALL_OUTPUT });
+            } catch (err) {
+              if ((err as { code?: string }).code !== 'ERR_BUFFER_TOO_LARGE') throw err;
+            }
+            if (out) {
+              if (out.length > 0) this.push(out);
+              this.#buf = this.#buf.subarray(len);
+              this.#offset += len;
+              continue;
+            }
+          }
           const d = createZstdDecompress();
           d.on('data', (out: Buffer) => this.push(out));
           d.on('error', (err) => this.destroy(err));

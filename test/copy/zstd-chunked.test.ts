@@ -182,6 +182,12 @@ describe('the zstd:chunked writer', () => {
     const want = Buffer.concat([Buffer.from('one '), Buffer.alloc(300_000, 7), Buffer.from(' three')]);
     for (const chunk of [1, 3, 7, 1 << 20]) expect((await zstdOurs(frames, chunk)).equals(want), `chunks of ${chunk}`).toBe(true);
     await expect(zstdOurs(frames.subarray(0, frames.length - 3))).rejects.toThrow(/zstd stream ends inside a frame/);
+    // A frame that decompresses past the one-call limit (20 MiB of zeros in a few hundred bytes) and
+    // one over the one-call compressed size (2 MiB of random bytes) go through the stream instead.
+    const zeros = Buffer.alloc(20 << 20);
+    const noise = randomBytes(2 << 20);
+    const big = Buffer.concat([zstdCompressSync(zeros), zstdCompressSync(noise), zstdCompressSync(Buffer.from('end'))]);
+    expect((await zstdOurs(big, 1 << 22)).equals(Buffer.concat([zeros, noise, Buffer.from('end')]))).toBe(true);
     await expect(zstdOurs(Buffer.from('not zstd at all'))).rejects.toThrow(/unknown frame magic/);
   });
 
