@@ -69,6 +69,8 @@ export interface ZstdChunkedResult {
 const BLOCK = 512;
 /** Content up to this size is compressed in one call rather than through a stream. */
 const SMALL_FILE = 1 << 20;
+/** Output is written to the file in batches of about this size. */
+const WRITE_BATCH = 1 << 20;
 
 const TOC_TYPES: Record<string, TocEntry['type'] | undefined> = {
   file: 'reg',
@@ -172,20 +174,31 @@ function omitEmpty(e: TocEntry): TocEntry {
   return out as unknown as TocEntry;
 }
 
-/** The output file, written sequentially, hashed and counted as it goes. */
+/** The output file, written sequentially, hashed and counted as it goes; small frames are batched into larger writes. */
 class BlobWriter {
   offset = 0;
   readonly hash: Hash = createHash('sha256');
   readonly #fh: FileHandle;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
   constructor(fh: FileHandle) {
     this.#fh = fh;
   }
   async write(buf: Buffer): Promise<void> {
     if (buf.length === 0) return;
     this.hash.update(buf);
+    this.offset += buf.length;
+    this.#pending.push(buf);
+    this.#pendingBytes += buf.length;
+    if (this.#pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+  async flush(): Promise<void> {
+    if (this.#pendingBytes === 0) return;
+    const buf = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
+    this.#pending = [];
+    this.#pendingBytes = 0;
     let done = 0;
     while (done < buf.length) done += (await this.#fh.write(buf, done, buf.length - done)).bytesWritten;
-    this.offset += buf.length;
   }
   async skippable(data: Buffer): Promise<number> {
     const header = Buffer.alloc(8);
@@ -364,6 +377,7 @@ export async function writeZstdChunked(tar: AsyncIterable<Buffer> | Readable, fi
       tarSplitUncompressed: tarSplitJson.length,
     };
     await out.write(encodeFooter(positions));
+    await out.flush();
     await fh.sync();
     return {
       digest: `sha256:${out.hash.digest('hex')}` as Digest,
