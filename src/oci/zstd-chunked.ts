@@ -71,6 +71,12 @@ const BLOCK = 512;
 const SMALL_FILE = 1 << 20;
 /** Output is written to the file in batches of about this size. */
 const WRITE_BATCH = 1 << 20;
+/** PAX and GNU long-name records are read into memory: at most this (Go's archive/tar: 1 MiB). */
+const MAX_EXTENSION_HEADER = 1 << 20;
+/** Headers and padding are flushed into a frame (and a tar-split segment) once this much has gathered. */
+const META_FLUSH = 1 << 20;
+/** Bytes accepted after the end-of-archive blocks (tar pads to its record size, 10 KiB by default). */
+const MAX_TRAILING = 1 << 20;
 
 const TOC_TYPES: Record<string, TocEntry['type'] | undefined> = {
   file: 'reg',
@@ -238,19 +244,29 @@ export async function writeZstdChunked(tar: AsyncIterable<Buffer> | Readable, fi
   let frame: Buffer[] = [];
   /** Headers and padding since the last tar-split file entry: one tar-split segment. */
   let segment: Buffer[] = [];
-  const pushMeta = (b: Buffer) => {
-    frame.push(b);
-    segment.push(b);
-  };
+  let frameBytes = 0;
+  let segmentBytes = 0;
   const flushFrame = async () => {
     const bytes = Buffer.concat(frame);
     frame = [];
+    frameBytes = 0;
     if (bytes.length > 0) await out.write(zstdCompressSync(bytes, zopts));
   };
   const flushSegment = () => {
     const bytes = Buffer.concat(segment);
     segment = [];
+    segmentBytes = 0;
     if (bytes.length > 0) tarSplit.push(JSON.stringify({ type: 2, payload: bytes.toString('base64'), position: tarSplit.length }));
+  };
+  // Long runs of headers (a layer of many empty files) are cut into several frames and segments
+  // (both may be split anywhere), so memory does not grow with them.
+  const pushMeta = async (b: Buffer) => {
+    frame.push(b);
+    segment.push(b);
+    frameBytes += b.length;
+    segmentBytes += b.length;
+    if (frameBytes >= META_FLUSH) await flushFrame();
+    if (segmentBytes >= META_FLUSH) flushSegment();
   };
   try {
     let pax = new Map<string, Buffer>();
@@ -260,7 +276,7 @@ export async function writeZstdChunked(tar: AsyncIterable<Buffer> | Readable, fi
       const block = await reader.read(BLOCK);
       if (block.length === 0) break; // a tar without end-of-archive blocks
       if (block.length < BLOCK) throw new InvalidInputError(`${what}: the tar ends inside a header block`);
-      pushMeta(block);
+      await pushMeta(block);
       let h: TarHeader | null;
       try {
         h = tarHeaders().decode(block, 'utf-8', true);
@@ -269,14 +285,21 @@ export async function writeZstdChunked(tar: AsyncIterable<Buffer> | Readable, fi
       }
       if (h === null) {
         // End of archive: the zero blocks and anything after them stay as they are.
-        for await (const rest of reader.rest()) pushMeta(rest);
+        let trailing = 0;
+        for await (const rest of reader.rest()) {
+          trailing += rest.length;
+          if (trailing > MAX_TRAILING) throw new InvalidInputError(`${what}: more than ${MAX_TRAILING} bytes after the end of the tar`);
+          await pushMeta(rest);
+        }
         break;
       }
       const type = h.type ?? 'unknown';
       if (EXTENSION_TYPES.has(type)) {
+        // Held in memory: capped as Go's tar reader caps them (a hostile layer could announce gigabytes).
+        if (h.size > MAX_EXTENSION_HEADER) throw new InvalidInputError(`${what}: tar ${type} record of ${h.size} bytes at entry ${entries.length + 1} (at most ${MAX_EXTENSION_HEADER})`);
         const data: Buffer[] = [];
         for await (const c of reader.take(Math.ceil(h.size / BLOCK) * BLOCK, what)) data.push(c);
-        for (const c of data) pushMeta(c);
+        for (const c of data) await pushMeta(c);
         const body = Buffer.concat(data).subarray(0, h.size);
         if (type === 'pax-header') pax = paxRecords(body, what);
         else if (type === 'gnu-long-path') longName = body.toString('utf8').replace(/\0+$/, '');
@@ -349,7 +372,7 @@ export async function writeZstdChunked(tar: AsyncIterable<Buffer> | Readable, fi
         split.payload = crc.digest().toString('base64');
         // The padding to the next block goes with the next header.
         const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-        if (pad > 0) for await (const c of reader.take(pad, what)) pushMeta(c);
+        if (pad > 0) for await (const c of reader.take(pad, what)) await pushMeta(c);
       } else {
         split.payload = null;
       }

@@ -176,6 +176,21 @@ describe('the zstd:chunked writer', () => {
     checkToc(blob, result.annotations, input, files);
   });
 
+  it('cuts long runs of headers (5,000 empty files) into several frames and segments, still byte for byte', async () => {
+    const files = new Map<string, Buffer>([['last', Buffer.from('content after the run\n')]]);
+    const input = await packTar((p) => {
+      for (let i = 0; i < 5000; i++) p.entry({ name: `empty/${i}`, mode: 0o644 }, Buffer.alloc(0));
+      p.entry({ name: 'last', mode: 0o644 }, files.get('last')!);
+    });
+    const { blob, result } = await chunked(input, 65536);
+    expect(zstdCli(blob).equals(input)).toBe(true);
+    checkToc(blob, result.annotations, input, files);
+    const segments = readZstdChunked(blob).tarSplit.trimEnd().split('\n').filter((l) => l.startsWith('{"type":2'));
+    // Each file entry ends a segment; the 2.5 MB of headers before `last` went out as several frames.
+    expect(segments.length).toBeGreaterThanOrEqual(5001);
+    expect(result.entries).toBe(5001);
+  });
+
   it('the frame reader reads what Node\'s own zstd reader drops after the first frame, and refuses a cut stream', async () => {
     const frames = Buffer.concat([zstdCompressSync(Buffer.from('one ')), zstdCompressSync(Buffer.alloc(300_000, 7)), zstdCompressSync(Buffer.from(' three'))]);
     expect(zstdDecompressSync(frames).toString()).toBe('one '); // nodejs/node#64741: why zstd-frames.ts exists
@@ -191,10 +206,15 @@ describe('the zstd:chunked writer', () => {
     await expect(zstdOurs(Buffer.from('not zstd at all'))).rejects.toThrow(/unknown frame magic/);
   });
 
-  it('refuses a truncated tar and a corrupted TOC, naming what is wrong', async () => {
+  it('refuses a truncated tar, an oversized PAX record and a corrupted TOC, naming what is wrong', async () => {
     const input = await packTar((p) => p.entry({ name: 'f', mode: 0o644 }, randomBytes(5000)));
     const file = join(await temps.make('zc-bad'), 'blob');
     await expect(writeZstdChunked(Readable.from([input.subarray(0, 2048)]), file, { what: 'layer sha256:abc' })).rejects.toThrow(/layer sha256:abc: the tar ends inside an entry/);
+    // More than 1 MiB after the end-of-archive blocks is refused, not carried in the tar-split data.
+    await expect(writeZstdChunked(Readable.from([input, Buffer.alloc((1 << 20) + 1)]), file, { what: 'layer sha256:abc' })).rejects.toThrow(/more than 1048576 bytes after the end of the tar/);
+    // A PAX record announcing more than 1 MiB is refused before it is read into memory.
+    const hostile = await packTar((p) => p.entry({ name: 'x', mode: 0o644, pax: { comment: 'y'.repeat((1 << 20) + 10) } }, Buffer.from('x')));
+    await expect(writeZstdChunked(Readable.from([hostile]), file, { what: 'layer sha256:def' })).rejects.toThrow(/layer sha256:def: tar pax-header record of \d+ bytes at entry 1 \(at most 1048576\)/);
     const { blob, result } = await chunked(input);
     const bad = Buffer.from(blob);
     const [tocOffset] = result.annotations[ZSTD_CHUNKED_MANIFEST_POSITION]!.split(':').map(Number);
