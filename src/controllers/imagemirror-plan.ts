@@ -19,6 +19,8 @@ export interface RegistrySide {
   repository: string;
   insecure: boolean;
   secret?: string;
+  /** The private CA's Secret (same namespace), if any: see imagemirror-tls.ts. */
+  ca?: { name: string; key?: string };
 }
 /** A layout on a volume the controller mounts (see imagemirror-layout.ts). */
 export interface LayoutSide {
@@ -33,7 +35,7 @@ export interface MirrorPlan {
   destination: MirrorSide;
   /** Which tags: the sync engine's selection, without the repository it applies to. */
   selection: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository' | 'tlsVerify'>;
-  options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing' | 'signatures'>;
+  options: Pick<SyncOptions, 'platforms' | 'dryRun' | 'prune' | 'keepGoing' | 'signatures' | 'compression'>;
 }
 
 const invalid = (message: string) => mirrorErrors.stalled('InvalidSpec', message);
@@ -53,7 +55,16 @@ function location(side: 'source' | 'destination', loc: ImageMirrorSpec['source']
     throw invalid(`spec.${side}.registry.repository: ${(err as Error).message}`);
   }
   if (ref.tag || ref.digest) throw invalid(`spec.${side}.registry.repository must not have a tag or digest`);
-  return { kind: 'registry', registry: ref.registry, repository: ref.repository, insecure: loc.registry.insecure ?? false, secret: loc.registry.credentials?.name };
+  const ca = loc.registry.caSecretRef;
+  if (ca && loc.registry.insecure) throw invalid(`spec.${side}.registry.caSecretRef and insecure contradict each other`);
+  return {
+    kind: 'registry',
+    registry: ref.registry,
+    repository: ref.repository,
+    insecure: loc.registry.insecure ?? false,
+    secret: loc.registry.credentials?.name,
+    ...(ca ? { ca: { name: ca.name, key: ca.key ?? 'ca.crt' } } : {}),
+  };
 }
 
 /** allow/deny as full-match RE2 patterns; attachment tags are left out by the engine's selection itself. */
@@ -83,6 +94,9 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
   if (source.kind === 'layout' && spec.prune) {
     throw invalid('spec.prune is not supported with a layout source (prune works from a registry source’s tag list)');
   }
+  if (source.kind === 'layout' && spec.compression) {
+    throw invalid('spec.compression is not supported with a layout source (an import keeps the layout’s layers as they are)');
+  }
   const t = spec.tags;
   const sel: MirrorPlan['selection'] = t?.list
     ? { tags: [...t.list] }
@@ -109,19 +123,26 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
       prune: spec.prune ?? false,
       keepGoing: true,
       signatures: spec.signatures === 'remove' ? 'remove' : 'copy',
+      ...(spec.compression ? { compression: spec.compression } : {}),
     },
   };
 }
 
-/** The engine's source spec for a registry source. */
-export function syncSpec(source: RegistrySide, selection: MirrorPlan['selection'], credentials: Credentials | undefined): SyncRepoSpec {
-  return { registry: source.registry, repository: source.repository, tlsVerify: source.insecure ? false : undefined, ...selection, ...(credentials ? { credentials } : {}) };
+/** TLS of a registry side: insecure, or verified (always, loopback included) against a private CA in `certDir`, or the default. */
+function tlsOf(side: RegistrySide, certDir: string | undefined): { tlsVerify?: boolean; certDir?: string } {
+  if (side.insecure) return { tlsVerify: false };
+  return certDir ? { tlsVerify: true, certDir } : {};
 }
 
-export const registryContext = (side: RegistrySide, credentials: Credentials | undefined) => ({ tlsVerify: side.insecure ? false : undefined, credentials });
+/** The engine's source spec for a registry source (certDir: the mirror's CA directory, imagemirror-tls.ts). */
+export function syncSpec(source: RegistrySide, selection: MirrorPlan['selection'], credentials: Credentials | undefined, certDir?: string): SyncRepoSpec {
+  return { registry: source.registry, repository: source.repository, ...tlsOf(source, certDir), ...selection, ...(credentials ? { credentials } : {}) };
+}
+
+export const registryContext = (side: RegistrySide, credentials: Credentials | undefined, certDir?: string) => ({ ...tlsOf(side, certDir), credentials });
 
 /** A registry destination, or the directory a layout destination resolved to (layouts go to <dir>/<source repository>). */
-export function syncTarget(destination: RegistrySide | { kind: 'layout'; dir: string }, credentials: Credentials | undefined): SyncTarget {
+export function syncTarget(destination: RegistrySide | { kind: 'layout'; dir: string }, credentials: Credentials | undefined, certDir?: string): SyncTarget {
   if (destination.kind === 'layout') return { kind: 'layout', dir: destination.dir };
-  return { kind: 'registry', registry: destination.registry, prefix: '', repository: destination.repository, context: registryContext(destination, credentials) };
+  return { kind: 'registry', registry: destination.registry, prefix: '', repository: destination.repository, context: registryContext(destination, credentials, certDir) };
 }

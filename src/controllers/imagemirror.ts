@@ -16,9 +16,11 @@ import type { Credentials } from '../registry/credentials.js';
 import type { TransportContext } from '../transports/types.js';
 import { errorMessage } from '../util/errors.js';
 import { credentialsFromSecret } from './imagemirror-credentials.js';
+import { caDirectory, caFromSecret } from './imagemirror-tls.js';
 import { layoutDirectory, syncFromLayout } from './imagemirror-layout.js';
 import { describeSide, planMirror, registryContext, syncSpec, syncTarget, type MirrorSide, type RegistrySide } from './imagemirror-plan.js';
 import { policyFromSecret } from './imagemirror-policy.js';
+import type { ImageMirrorMetrics } from './imagemirror-metrics.js';
 import { mirrorErrors, summarize } from './imagemirror-status.js';
 import { parseDuration } from '../util/duration.js';
 import { nextCron } from './schedule.js';
@@ -47,6 +49,8 @@ export interface ImageMirrorReconcilerOptions {
    * Without it, layout sides stall with InvalidSpec.
    */
   layoutRoot?: string;
+  /** Per-mirror metrics (imagemirror-metrics.ts), in the manager's registry; none without it. */
+  metrics?: ImageMirrorMetrics;
 }
 
 const iso = rfc3339Seconds;
@@ -69,8 +73,12 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     this.#loop = new ReconcileLoop(client, o.events, {
       kind: 'ImageMirror',
       resource: IMAGE_MIRROR_RESOURCE,
-      // Nothing to clean up on deletion: mirrored images stay.
+      // On deletion mirrored images stay; only the mirror's metric series go.
       finalizer: IMAGE_MIRROR_FINALIZER,
+      finalize: async (m) => {
+        o.metrics?.remove(m.metadata.namespace ?? 'default', m.metadata.name ?? '');
+        return undefined;
+      },
       statusKeys: STATUS_KEYS,
       unknownErrorReason: 'SyncFailed',
       steps: [(s) => this.#suspended(s), stopWhenStalled(), (s) => this.#upToDate(s), (s) => this.#sync(s)],
@@ -139,6 +147,10 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       plan.source.kind === 'layout' ? layoutDirectory(this.#o.layoutRoot, ns, 'source', plan.source) : undefined,
       plan.destination.kind === 'layout' ? layoutDirectory(this.#o.layoutRoot, ns, 'destination', plan.destination) : undefined,
     ]);
+    // Private CAs: written for this sync only, used by this mirror's clients only (imagemirror-tls.ts).
+    const [srcCa, destCa] = await Promise.all([this.#ca(ns, plan.source, 'spec.source.registry.caSecretRef'), this.#ca(ns, plan.destination, 'spec.destination.registry.caSecretRef')]);
+    const caDirs = await Promise.all([srcCa, destCa].map((pem) => (pem ? caDirectory(pem) : undefined)));
+    const [srcCertDir, destCertDir] = caDirs.map((d) => d?.dir);
     const started = new Date();
     let report: SyncReport;
     const run = this.#o.sync ?? sync;
@@ -153,13 +165,13 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
         report = await syncFromLayout(
           srcDir!,
           plan.selection,
-          { registry: dest.registry, repository: dest.repository, context: { ...registryContext(dest, destCreds), ...NO_AMBIENT } },
+          { registry: dest.registry, repository: dest.repository, context: { ...registryContext(dest, destCreds, destCertDir), ...NO_AMBIENT } },
           { platforms: plan.options.platforms, dryRun: plan.options.dryRun, ...(policy ? { policy } : {}), parallelImages, signal },
         );
       } else {
-        const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds);
+        const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds, destCertDir);
         if (target.kind === 'registry') target.context = { ...target.context, ...NO_AMBIENT };
-        report = await run([syncSpec(plan.source, plan.selection, srcCreds)], target, {
+        report = await run([syncSpec(plan.source, plan.selection, srcCreds, srcCertDir)], target, {
           ...plan.options,
           sourceContext: NO_AMBIENT,
           ...(policy ? { policy } : {}),
@@ -171,12 +183,21 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       // Deleted while syncing: nothing to report on an object that is going away; the deletion's
       // own event brings the next reconcile, which removes the finalizer.
       if (deleted.signal.aborted) return {};
+      this.#o.metrics?.record(ns, obj.metadata.name ?? '', { outcome: 'failed', copied: 0, failures: 1, bytes: 0 });
       throw mirrorErrors.failed('SyncFailed', `sync failed: ${errorMessage(err)}`, err);
     } finally {
       if (this.#running.get(key) === deleted) this.#running.delete(key);
+      await Promise.all(caDirs.map((d) => d?.dispose()));
     }
     if (deleted.signal.aborted) return {};
     const verdict = summarize(report, plan.options.dryRun ?? false);
+    const failures = (verdict.counts.failed ?? 0) + (verdict.counts.denied ?? 0);
+    this.#o.metrics?.record(ns, obj.metadata.name ?? '', {
+      outcome: failures > 0 || !verdict.ready ? 'partial' : 'succeeded',
+      copied: verdict.counts.copied ?? 0,
+      failures,
+      bytes: report.items.reduce((n, i) => n + (i.bytes ?? 0), 0),
+    });
     await this.#eventOnDenial(s, verdict.tags);
     status.tags = verdict.tags;
     status.counts = verdict.counts;
@@ -200,6 +221,11 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       throw mirrorErrors.stalled('InvalidSpec', `spec.schedule: ${errorMessage(err)}`);
     }
     return undefined;
+  }
+
+  async #ca(ns: string, side: MirrorSide, field: string): Promise<string | undefined> {
+    if (side.kind !== 'registry' || !side.ca) return undefined;
+    return caFromSecret(this.#client, ns, side.ca, field);
   }
 
   async #creds(ns: string, side: MirrorSide): Promise<Credentials | undefined> {

@@ -9,6 +9,7 @@ import { ControllerMetrics } from '../k8s/runtime/metrics.js';
 import type { WorkQueueOptions } from '../k8s/runtime/queue.js';
 import { ImageBuildReconciler } from './imagebuild.js';
 import type { BuildPodOptions } from './imagebuild-pod.js';
+import { ImageMirrorMetrics } from './imagemirror-metrics.js';
 import { ImageMirrorReconciler } from './imagemirror.js';
 import { ContainerRunReconciler, type ContainerRunReconcilerOptions } from './containerrun.js';
 
@@ -61,7 +62,7 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
       : undefined,
   });
   const events = new EventRecorder(client, { controller: 'stevedore.dev/imagemirror-controller', instance: identity, log });
-  const reconciler = new ImageMirrorReconciler(client, { events, log, layoutRoot: o.layoutRoot });
+  const reconciler = new ImageMirrorReconciler(client, { events, log, layoutRoot: o.layoutRoot, metrics: new ImageMirrorMetrics(metrics.registry) });
   manager.add(new Controller(client, reconciler, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   const buildEvents = new EventRecorder(client, { controller: 'stevedore.dev/imagebuild-controller', instance: identity, log });
   const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods }, allowedSchedulingKeys: o.buildPodAllowedSchedulingKeys, minBaseImagePollMs: o.minBaseImagePollMs });

@@ -84,7 +84,7 @@ export async function copyAttachments(
 }
 
 /** The referrers API's answer for `digest`, or undefined when the registry has no such API. */
-async function referrersFromApi(client: RegistryClient, repo: string, digest: Digest, signal?: AbortSignal): Promise<Descriptor[] | undefined> {
+export async function referrersFromApi(client: RegistryClient, repo: string, digest: Digest, signal?: AbortSignal): Promise<Descriptor[] | undefined> {
   const res = await client.request({
     method: 'GET',
     path: `/v2/${repo}/referrers/${digest}`,

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { constants as zlibConstants, createGunzip, createGzip, createZstdCompress, createZstdDecompress } from 'node:zlib';
+import { constants as zlibConstants, createGunzip, createGzip, createZstdCompress } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -22,6 +22,9 @@ import type { ImageDestination, ImageSource } from '../transports/types.js';
 import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
 import { ProgressMeter, type ProgressListener } from './progress.js';
 import { Limiter } from '../util/pool.js';
+import { writeZstdChunked } from '../oci/zstd-chunked.js';
+import { createZstdFramesDecompress } from '../oci/zstd-frames.js';
+import { isZstdChunked, withoutZstdChunked } from '../oci/zstd-chunked-format.js';
 
 export interface CopyOptions {
   /** Copy every image of an index (skopeo's `--all`). */
@@ -89,6 +92,12 @@ const MAX_INDEX_DEPTH = 4;
 export const SUBSET_SOURCE_ANNOTATION = 'dev.stevedore.mirror.source-digest';
 /** The platforms of that subset, as subsetPlatforms() writes them. */
 export const SUBSET_PLATFORMS_ANNOTATION = 'dev.stevedore.mirror.platforms';
+/**
+ * With recordSubset, a top manifest whose layers were converted (CopyOptions.compression) is
+ * annotated with the source digest (SUBSET_SOURCE_ANNOTATION) and this, the compression: a later
+ * sync tells from the destination's own manifest that it is unchanged.
+ */
+export const CONVERTED_COMPRESSION_ANNOTATION = 'dev.stevedore.mirror.compression';
 
 /** Platforms as one canonical string (sorted, comma-separated), for the subset annotation. */
 export function subsetPlatforms(platforms: readonly Platform[]): string {
@@ -191,10 +200,13 @@ async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, 
     if (opts.preserveDigests) {
       throw new InvalidInputError(`--preserve-digests: the index of ${src.name} would be rewritten (subset of platforms or format change); use --all without --format`);
     }
-    const subset =
+    const subset: Record<string, string> | undefined =
       opts.recordSubset && isTop && children.length !== index.manifests.length
         ? { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [SUBSET_PLATFORMS_ANNOTATION]: subsetPlatforms(opts.platforms ?? [hostPlatform()]) }
-        : undefined;
+        : opts.recordSubset && isTop && opts.compression
+          ? {}
+          : undefined;
+    if (subset && opts.recordSubset && opts.compression) Object.assign(subset, { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [CONVERTED_COMPRESSION_ANNOTATION]: opts.compression });
     out =
       want
         ? convertIndex(index, written, want, subset)
@@ -222,12 +234,13 @@ function checkSupported(dest: ImageDestination, mediaType: string): void {
   }
 }
 
-export type LayerCompression = 'gzip' | 'zstd' | 'none';
+/** `zstd:chunked` is zstd with a table of contents for partial pulls (oci/zstd-chunked.ts). */
+export type LayerCompression = 'gzip' | 'zstd' | 'zstd:chunked' | 'none';
 
 /** The media type of a tar layer in `to` compression, in the family (OCI or Docker) of `mediaType`. */
 function layerType(mediaType: string, to: LayerCompression): string {
   const docker = mediaType.startsWith('application/vnd.docker.');
-  if (to === 'zstd') return MediaType.OciLayerZstd;
+  if (to === 'zstd' || to === 'zstd:chunked') return MediaType.OciLayerZstd;
   if (to === 'gzip') return docker ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
   return docker ? MediaType.DockerLayer : MediaType.OciLayer;
 }
@@ -237,6 +250,7 @@ function layerTarget(state: CopyState, desc: Descriptor): LayerCompression | und
   const have = layerCompression(desc.mediaType);
   if (have === 'unknown') return undefined; // not a tar layer (signatures, attestations, foreign types)
   const want = state.opts.compression ?? (state.dest.desiredLayerCompression === 'compress' && have === 'none' ? 'gzip' : undefined);
+  if (want === 'zstd:chunked') return have === 'zstd' && isZstdChunked(desc) ? undefined : want;
   return want === undefined || want === have ? undefined : want;
 }
 
@@ -250,7 +264,7 @@ async function copySingleImage(state: CopyState, raw: RawManifest, manifest: Ima
       `--preserve-digests: ${state.src.name} would have layers ${opts.compression ? `converted to ${opts.compression}` : 'gzip-compressed (they are uncompressed)'} at ${dest.name}: the digest would change`,
     );
   }
-  if (converting.some((l) => layerTarget(state, l) === 'zstd') && formatOf(raw.mediaType) === 'v2s2') {
+  if (converting.some((l) => layerTarget(state, l)?.startsWith('zstd')) && formatOf(raw.mediaType) === 'v2s2') {
     // Docker schema 2 has no zstd layer type: the image becomes an OCI one.
     if (opts.format === 'v2s2') throw new InvalidInputError('zstd layers need OCI manifests: Docker schema 2 (--format v2s2) has no zstd layer type');
     want = 'oci';
@@ -268,6 +282,9 @@ async function copySingleImage(state: CopyState, raw: RawManifest, manifest: Ima
     }),
   ]);
   const sent: ImageManifest = compress ? { ...manifest, layers } : manifest;
+  if (compress && isTop && opts.recordSubset && opts.compression) {
+    sent.annotations = { ...(manifest.annotations ?? {}), [SUBSET_SOURCE_ANNOTATION]: raw.digest, [CONVERTED_COMPRESSION_ANNOTATION]: opts.compression };
+  }
   let out = raw;
   if (want && want !== formatOf(raw.mediaType)) out = convertImageManifest(sent, want);
   else if (compress) out = encodeManifest(sent);
@@ -292,13 +309,15 @@ function convertLayerOnce(state: CopyState, desc: Descriptor, to: LayerCompressi
 }
 
 async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompression): Promise<Descriptor> {
-  const { src, dest, opts } = state;
+  const { src, opts } = state;
   const signal = opts.signal;
   const have = layerCompression(desc.mediaType);
   const stages: Transform[] = [];
   if (have === 'gzip') stages.push(createGunzip());
-  else if (have === 'zstd') stages.push(createZstdDecompress());
+  // Node's own zstd reader stops after the first frame (zstd:chunked has many): see oci/zstd-frames.ts.
+  else if (have === 'zstd') stages.push(createZstdFramesDecompress());
   const level = opts.compressionLevel;
+  if (to === 'zstd:chunked') return convertToZstdChunked(state, desc, stages);
   if (to === 'gzip') stages.push(createGzip(level === undefined ? {} : { level }));
   else if (to === 'zstd') stages.push(createZstdCompress(level === undefined ? {} : { params: { [zlibConstants.ZSTD_c_compressionLevel]: level } }));
   const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
@@ -314,21 +333,52 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
       },
     });
     await pipeline([await src.getBlob(desc, { signal }), ...stages, counter, createWriteStream(file)], { signal });
-    const out: Descriptor = { ...desc, mediaType: layerType(desc.mediaType, to), digest: `sha256:${hash.digest('hex')}` as Digest, size };
-    if (await dest.tryReuseBlob(out, { from: src.location, signal })) {
-      state.result.blobsReused++;
-      opts.onProgress?.({ type: 'blob', phase: 'reused', digest: out.digest, size, mediaType: out.mediaType });
-      return out;
-    }
-    opts.onProgress?.({ type: 'blob', phase: 'start', digest: out.digest, size, mediaType: out.mediaType });
-    await dest.putBlob(out, createReadStream(file), { signal });
-    state.result.blobsCopied++;
-    state.result.bytesCopied += size;
-    opts.onProgress?.({ type: 'blob', phase: 'done', digest: out.digest, size, bytes: size, ms: 0 });
-    return out;
+    const out: Descriptor = { ...withoutZstdChunked(desc), mediaType: layerType(desc.mediaType, to), digest: `sha256:${hash.digest('hex')}` as Digest, size };
+    return await sendConverted(state, out, file);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A layer made zstd:chunked (TOC, tar-split, footer: oci/zstd-chunked.ts), its positions as annotations. */
+async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompress: Transform[]): Promise<Descriptor> {
+  const { src, opts } = state;
+  const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
+  try {
+    const file = join(dir, 'layer');
+    const blob = await src.getBlob(desc, { signal: opts.signal });
+    const tar = decompress.length > 0 ? blob.pipe(decompress[0]!) : blob;
+    if (decompress.length > 0) blob.on('error', (err) => decompress[0]!.destroy(err));
+    const written = await writeZstdChunked(tar, file, { level: opts.compressionLevel, signal: opts.signal, what: `layer ${desc.digest}` }).finally(() => blob.destroy());
+    const out: Descriptor = {
+      ...withoutZstdChunked(desc),
+      mediaType: layerType(desc.mediaType, 'zstd:chunked'),
+      digest: written.digest,
+      size: written.size,
+      annotations: { ...(withoutZstdChunked(desc).annotations ?? {}), ...written.annotations },
+    };
+    return await sendConverted(state, out, file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Uploads a converted layer from its temp file, unless the destination has it or can mount it. */
+async function sendConverted(state: CopyState, out: Descriptor, file: string): Promise<Descriptor> {
+  const { src, dest, opts } = state;
+  const signal = opts.signal;
+  const size = out.size;
+  if (await dest.tryReuseBlob(out, { from: src.location, signal })) {
+    state.result.blobsReused++;
+    opts.onProgress?.({ type: 'blob', phase: 'reused', digest: out.digest, size, mediaType: out.mediaType });
+    return out;
+  }
+  opts.onProgress?.({ type: 'blob', phase: 'start', digest: out.digest, size, mediaType: out.mediaType });
+  await dest.putBlob(out, createReadStream(file), { signal });
+  state.result.blobsCopied++;
+  state.result.bytesCopied += size;
+  opts.onProgress?.({ type: 'blob', phase: 'done', digest: out.digest, size, bytes: size, ms: 0 });
+  return out;
 }
 
 function copyBlobOnce(state: CopyState, desc: Descriptor): Promise<void> {

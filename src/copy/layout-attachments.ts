@@ -3,9 +3,15 @@
  * referrers fallback tag `sha256-<hex>` travel into an OCI layout as ref names of the same name
  * (export), and from the layout back to a registry as tags (import). The disconnected side then has
  * the signatures its `sigstoreSigned` policy and `cosign verify` need. Referrers that a source
- * registry serves only through the referrers API (no fallback tag) are not exported yet.
+ * registry serves only through the referrers API (no fallback tag) are exported too: as the
+ * fallback index the OCI distribution spec defines (an image index listing them, under the ref name
+ * `sha256-<hex>`), with each referrer manifest and its blobs in the layout. The import then puts
+ * that index back as the fallback tag, which a registry with or without the referrers API serves.
  */
+import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
+import { encodeManifest, parseManifest, type RawManifest } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatype.js';
 import { OciLayout } from '../oci/layout.js';
 import { headManifest } from '../registry/manifests.js';
 import { referrersTag } from '../registry/referrers.js';
@@ -13,6 +19,7 @@ import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
 import type { AttachmentStore } from '../transports/types.js';
 import { mapLimit } from '../util/pool.js';
+import { referrersFromApi } from './attachments.js';
 import { copyImage } from './image.js';
 
 /** Tags (and ref names) that hold what is attached to `digest`. */
@@ -37,7 +44,49 @@ export async function exportAttachments(src: AttachmentStore, dir: string, diges
       await to.close();
     }
   });
+  // Referrers known only to the referrers API (no fallback tag at the source).
+  const layout = written.length > 0 || digests.length > 0 ? await OciLayout.open(dir, { create: true }) : undefined;
+  for (const digest of digests) {
+    if (written.includes(referrersTag(digest))) continue;
+    if (await exportApiReferrers(src, layout!, digest, opts.signal)) written.push(referrersTag(digest));
+  }
   return written;
+}
+
+/** The referrers fallback index for `referrers` (OCI distribution spec: an image index of their descriptors). */
+export function fallbackIndex(referrers: readonly Descriptor[]): RawManifest {
+  const manifests = referrers.map((d) => {
+    const out: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+    if (d.artifactType) out.artifactType = d.artifactType;
+    if (d.annotations) out.annotations = d.annotations;
+    return out;
+  });
+  return encodeManifest({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
+}
+
+/**
+ * Writes the referrers that the source's referrers API lists for `digest` (when it has that API and
+ * no fallback tag was exported) into the layout, with their blobs, and their fallback index under
+ * the ref name `sha256-<hex>`. Returns whether anything was written.
+ */
+async function exportApiReferrers(src: AttachmentStore, layout: OciLayout, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+  const referrers = await referrersFromApi(src.client, src.ref.repository, digest, signal);
+  if (!referrers || referrers.length === 0) return false;
+  for (const d of referrers) {
+    const from = new DockerSource({ registry: src.ref.registry, repository: src.ref.repository, digest: d.digest }, src.client, false);
+    const raw = await from.getManifest(undefined, { signal });
+    const parsed = parseManifest(raw.bytes, raw.mediaType);
+    const blobs = parsed.kind === 'image' ? [parsed.manifest.config, ...parsed.manifest.layers] : [];
+    for (const b of blobs) {
+      if (await layout.hasBlob(b.digest, b.size)) continue;
+      await layout.writeBlob(await from.getBlob(b, { signal }), { digest: b.digest, size: b.size }, signal);
+    }
+    await layout.writeBlobBytes(raw.bytes, d.digest);
+  }
+  const index = fallbackIndex(referrers);
+  await layout.writeBlobBytes(index.bytes, index.digest);
+  await layout.setRef({ mediaType: MediaType.OciIndex, digest: index.digest, size: index.bytes.length }, referrersTag(digest));
+  return true;
 }
 
 /** Copies the layout's attachment ref names for `digests` to a registry repository as tags; returns the tags written. */

@@ -21,7 +21,7 @@ import type { Platform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
 import { DockerReference } from '../transports/docker.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
-import { copyImage, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_ANNOTATION, subsetPlatforms, type CopyOptions } from './copy.js';
+import { CONVERTED_COMPRESSION_ANNOTATION, copyImage, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_ANNOTATION, subsetPlatforms, type CopyOptions } from './copy.js';
 import { newestByCreation } from './newest.js';
 import { exportAttachments } from './layout-attachments.js';
 import type { SyncRepoSpec } from './sync-config.js';
@@ -68,6 +68,8 @@ export interface SyncItem {
   error?: string;
   /** Why a tag was left as it is when that is not the usual reason (e.g. prune keeping a shared digest). */
   note?: string;
+  /** Blob bytes this image's copy wrote at the destination (a copied item; 0 for a tag that only re-tagged). */
+  bytes?: number;
 }
 
 export interface SyncReport {
@@ -97,7 +99,7 @@ export function recordItem(report: SyncReport, item: SyncItem): void {
   else if (item.action === 'would-prune') report.wouldPrune++;
 }
 
-export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress' | 'retry'> {
+export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress' | 'retry' | 'compression' | 'compressionLevel'> {
   /** Go on after a failed image and report it (default: stop at the first failure). */
   keepGoing?: boolean;
   /** Work out and report what would change, copying and deleting nothing. */
@@ -298,7 +300,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
           kept.set(tag, srcDigest);
           if (destDigest === srcDigest) {
             item.action = 'skipped';
-          } else if (opts.platforms?.length && destDigest && (await subsetUnchanged(destManifest, srcDigest, opts.platforms, opts))) {
+          } else if ((opts.platforms?.length || opts.compression) && destDigest && (await subsetUnchanged(destManifest, srcDigest, opts))) {
             // A platform subset written earlier from this very source index (see CopyOptions.recordSubset).
             item.digest = destDigest;
             item.action = 'skipped';
@@ -319,6 +321,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             } else {
               const copying = (async () => {
                 const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
+                item.bytes = result.bytesCopied;
                 if (opts.signatures !== 'remove' && (dest!.attachmentStore || layoutRef)) {
                   const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
                   const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
@@ -368,13 +371,22 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
  * Whether the destination holds the platform subset `platforms` of the source index `srcDigest`, by
  * the annotations copy's recordSubset leaves on it: no source manifest is read (no pull spent).
  */
-async function subsetUnchanged(read: () => Promise<RawManifest | undefined>, srcDigest: Digest, platforms: readonly Platform[], opts: { signal?: AbortSignal }): Promise<boolean> {
+async function subsetUnchanged(
+  read: () => Promise<RawManifest | undefined>,
+  srcDigest: Digest,
+  opts: { signal?: AbortSignal; platforms?: readonly Platform[]; compression?: string },
+): Promise<boolean> {
   if (opts.signal?.aborted) return false;
   const raw = await read().catch(() => undefined);
-  if (!raw || !isIndexMediaType(raw.mediaType)) return false;
+  if (!raw) return false;
+  const platforms = opts.platforms?.length ? opts.platforms : undefined;
+  // A platform subset is always an index; a converted single image is an image manifest.
+  if (platforms && !isIndexMediaType(raw.mediaType)) return false;
   const parsed = parseManifest(raw.bytes, raw.mediaType);
-  const notes = parsed.kind === 'index' ? parsed.index.annotations : undefined;
-  return notes?.[SUBSET_SOURCE_ANNOTATION] === srcDigest && notes[SUBSET_PLATFORMS_ANNOTATION] === subsetPlatforms(platforms);
+  const notes = parsed.kind === 'index' ? parsed.index.annotations : parsed.manifest.annotations;
+  if (notes?.[SUBSET_SOURCE_ANNOTATION] !== srcDigest) return false;
+  if (platforms && notes[SUBSET_PLATFORMS_ANNOTATION] !== subsetPlatforms(platforms)) return false;
+  return opts.compression === undefined || notes[CONVERTED_COMPRESSION_ANNOTATION] === opts.compression;
 }
 
 /** The manifest a layout's ref names, if any. */

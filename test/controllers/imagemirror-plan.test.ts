@@ -76,6 +76,12 @@ describe('planMirror', () => {
     expect(err!.message).toContain('spec.tags.semver: ">=1.x.y.z <" is not a semver range');
   });
 
+  it('passes spec.compression to the engine, and refuses it with a layout source', () => {
+    expect(planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a'), compression: 'zstd:chunked' }).options.compression).toBe('zstd:chunked');
+    expect(planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a') }).options.compression).toBeUndefined();
+    expect(() => planMirror({ source: layout('usb', '/in'), destination: reg('m.example.com/a'), compression: 'zstd' })).toThrow(/spec.compression is not supported with a layout source/);
+  });
+
   it('maps signatures: remove and layout sides', () => {
     const plan = planMirror({ source: layout('usb', '/in'), destination: reg('m.example.com/a'), signatures: 'remove' });
     expect(plan.source).toEqual({ kind: 'layout', claimName: 'usb', path: '/in' });

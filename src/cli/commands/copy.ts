@@ -57,22 +57,24 @@ function multiArch(o: CopyFlags): boolean | undefined {
  * As in skopeo, --dest-compress and --dest-decompress apply to `dir:` destinations only (a registry
  * gets compressed layers whatever they say); --dest-compress-format applies everywhere.
  */
-function compression(o: CopyFlags, destTransport: string): { compression?: LayerCompression; compressionLevel?: number } {
+export function compressionFlags(
+  o: Pick<CopyFlags, 'destCompress' | 'destDecompress' | 'destCompressFormat' | 'destCompressLevel'>,
+  destTransport: string,
+): { compression?: LayerCompression; compressionLevel?: number } {
   if (o.destCompress && o.destDecompress) throw new InvalidInputError('--dest-compress and --dest-decompress contradict each other');
   const dir = destTransport === 'dir';
   let format: LayerCompression | undefined = o.destDecompress && dir ? 'none' : o.destCompress ? 'gzip' : undefined;
   if (o.destCompressFormat !== undefined) {
     if (o.destDecompress) throw new InvalidInputError('--dest-decompress and --dest-compress-format contradict each other');
-    if (o.destCompressFormat === 'zstd:chunked') {
-      throw new UnsupportedError('--dest-compress-format zstd:chunked is not supported (its table of contents is not written); use zstd or gzip');
+    if (o.destCompressFormat !== 'gzip' && o.destCompressFormat !== 'zstd' && o.destCompressFormat !== 'zstd:chunked') {
+      throw new InvalidInputError(`--dest-compress-format must be gzip, zstd or zstd:chunked, got "${o.destCompressFormat}"`);
     }
-    if (o.destCompressFormat !== 'gzip' && o.destCompressFormat !== 'zstd') throw new InvalidInputError(`--dest-compress-format must be gzip or zstd, got "${o.destCompressFormat}"`);
     format = o.destCompressFormat;
   }
   let level: number | undefined;
   if (o.destCompressLevel !== undefined) {
     level = Number(o.destCompressLevel);
-    const max = format === 'zstd' ? 22 : 9;
+    const max = format?.startsWith('zstd') ? 22 : 9;
     if (format === undefined || format === 'none') throw new InvalidInputError('--dest-compress-level needs --dest-compress or --dest-compress-format');
     if (!Number.isInteger(level) || level < 1 || level > max) throw new InvalidInputError(`--dest-compress-level: expected 1-${max} for ${format}, got "${o.destCompressLevel}"`);
   }
@@ -108,7 +110,7 @@ export function registerCopy(program: Command): void {
     .option('--digestfile <path>', 'write the digest of the copied manifest to this file')
     .option('--dest-compress', 'gzip every layer at the destination (digests change)')
     .option('--dest-decompress', 'store every layer uncompressed at the destination (digests change)')
-    .option('--dest-compress-format <gzip|zstd>', 'convert every layer to this compression (digests change; zstd makes OCI manifests)')
+    .option('--dest-compress-format <gzip|zstd|zstd:chunked>', 'convert every layer to this compression (digests change; zstd makes OCI manifests; zstd:chunked adds a table of contents for partial pulls)')
     .option('--dest-compress-level <n>', 'compression level for --dest-compress(-format): gzip 1-9, zstd 1-22')
     .option('--additional-tag <tag>', 'also tag the copied image with this tag at the destination registry (repeatable)', collect)
     .option('--tls-verify [bool]', 'require HTTPS and verified certificates on both sides', parseBool)
@@ -134,7 +136,7 @@ export function registerCopy(program: Command): void {
     const destContext = { ...sideContext(sideFlags(o, 'dest'), 'dest', retry), ...registries };
     const srcRef = parseImageName(source);
     const destRef = parseImageName(destination);
-    const layers = compression(o, destRef.transport);
+    const layers = compressionFlags(o, destRef.transport);
     if (o.additionalTag?.length && !(destRef instanceof DockerReference)) {
       throw new UnsupportedError(`--additional-tag is supported for docker:// destinations only (${destRef.transport}: has no further tags)`);
     }

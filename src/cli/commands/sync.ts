@@ -1,5 +1,6 @@
-import { writeFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 import { syncFromLayout } from '../../copy/sync-layout.js';
 import type { Command } from 'commander';
 import type { SyncRepoSpec } from '../../copy/sync-config.js';
@@ -9,6 +10,7 @@ import { parseReference } from '../../oci/reference.js';
 import { InvalidInputError, StevedoreError, UnsupportedError } from '../../util/errors.js';
 import { collect, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
+import { compressionFlags } from './copy.js';
 import { addRetryOptions, addSideOptions, retryPolicy, sideContext, sideFlags, type RetryFlags } from '../transfer-options.js';
 
 interface SyncFlags extends RetryFlags {
@@ -31,6 +33,8 @@ interface SyncFlags extends RetryFlags {
   appendSuffix?: string;
   policy?: string;
   removeSignatures?: boolean;
+  destCompressFormat?: string;
+  destCompressLevel?: string;
 }
 
 function sourceSpecs(kind: string, source: string): Promise<SyncRepoSpec[]> | SyncRepoSpec[] {
@@ -95,19 +99,23 @@ export function registerSync(program: Command): void {
     .option('--digestfile <path>', 'write "<digest> <destination>" for every image synced (copied or unchanged) to this file')
     .option('--append-suffix <suffix>', 'refused: tags are mirrored under their own names')
     .option('--policy <file>', 'containers-policy.json every copied image must satisfy (a refused image fails and is not written)')
-    .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along');
+    .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
+    .option('--dest-compress-format <gzip|zstd|zstd:chunked>', 'convert every layer to this compression (digests change; a re-run still skips unchanged images)')
+    .option('--dest-compress-level <n>', 'compression level for --dest-compress-format: gzip 1-9, zstd 1-22');
   addSideOptions(cmd, 'src', parseBool);
   addSideOptions(cmd, 'dest', parseBool);
   addRetryOptions(cmd).action(async (source: string, destination: string, o: SyncFlags) => {
     if (o.all && o.platform?.length) throw new InvalidInputError('--all and --platform contradict each other: --all copies every platform');
     if (o.appendSuffix !== undefined) throw new UnsupportedError('--append-suffix is not supported: stevedore mirrors tags under their own names (rename the destination repository instead)');
     if (o.format && o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
+    const compression = compressionFlags(o, o.dest);
+    if (compression.compression && o.preserveDigests) throw new InvalidInputError('--preserve-digests and --dest-compress-format contradict each other: a converted layer has a new digest');
     const retry = retryPolicy(o);
     const srcContext = sideContext(sideFlags(o, 'src'), 'src', retry);
     const destContext = sideContext(sideFlags(o, 'dest'), 'dest', retry);
     const to = target(o.dest, destination, o.scoped ? 'scoped' : 'last');
     // --src oci: one OCI layout (as --dest oci writes them) imported into DEST/<its directory name>.
-    const layoutDir = o.src === 'oci' ? resolve(source.replace(/^oci:/, '')) : undefined;
+    const layoutDir = o.src === 'oci' ? resolve(source.replace(/^oci(-archive)?:/, '')) : undefined;
     if (layoutDir && to.kind !== 'registry') throw new InvalidInputError('--src oci imports into a registry: use --dest docker');
     if (layoutDir && o.prune) throw new InvalidInputError('--prune is not supported with --src oci (a layout has no history of what it exported)');
     const specs = layoutDir ? [] : await sourceSpecs(o.src, source);
@@ -124,16 +132,25 @@ export function registerSync(program: Command): void {
     };
     try {
       if (layoutDir && to.kind === 'registry') {
-        const name = basename(layoutDir);
+        // An OCI archive (a tar of such a layout, e.g. `tar -C DIR/app -cf app.tar .`) is extracted
+        // first, with the archive transports' checks (no links, no path out of the directory).
+        const archive = (await stat(layoutDir).catch(() => undefined))?.isFile() ? layoutDir : undefined;
+        const name = archive ? basename(archive).replace(/\.(tar|oci)$/, '') : basename(layoutDir);
         const repository = to.prefix ? `${to.prefix}/${name}` : name;
-        await syncFromLayout(layoutDir, { tags: [] }, { registry: to.registry, repository, context: destContext }, {
-          platforms: o.platform?.map(parsePlatform),
-          dryRun: o.dryRun,
-          ...(policy ? { policy } : {}),
-          parallelImages: o.parallel,
-          signal,
-          onItem,
-        });
+        const dir = archive ? await mkdtemp(join(tmpdir(), 'stevedore-oci-archive-')) : layoutDir;
+        try {
+          if (archive) await (await import('../../transports/tar-util.js')).extractArchive(archive, dir, { what: archive, signal });
+          await syncFromLayout(dir, { tags: [] }, { registry: to.registry, repository, context: destContext }, {
+            platforms: o.platform?.map(parsePlatform),
+            dryRun: o.dryRun,
+            ...(policy ? { policy } : {}),
+            parallelImages: o.parallel,
+            signal,
+            onItem,
+          });
+        } finally {
+          if (archive) await rm(dir, { recursive: true, force: true });
+        }
       } else await sync(specs, to, {
         ...(retry ? { retry } : {}),
         platforms: o.platform?.map(parsePlatform),
@@ -144,6 +161,7 @@ export function registerSync(program: Command): void {
         jobs: o.jobs,
         parallelImages: o.parallel,
         format: o.format as 'oci' | 'v2s2' | undefined,
+        ...compression,
         signal,
         sourceContext: srcContext,
         policy,

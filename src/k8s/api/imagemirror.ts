@@ -66,8 +66,20 @@ function location(side: 'source' | 'destination') {
           insecure: bool('Use plain HTTP, or HTTPS without certificate verification (test and lab registries only).', {
             default: false,
           }),
+          caSecretRef: obj(
+            `A private CA for the ${side} registry: a PEM certificate (or several) in a Secret of the same namespace as this object, trusted on top of the system roots for this mirror's connections to this registry only. ` +
+              'With it the certificate is always verified, loopback registries included. A missing Secret or key is retried (reason CredentialsNotFound); a key that holds no PEM certificate stalls the mirror (InvalidSpec). Cannot be combined with insecure.',
+            {
+              name: secretName('Name of the Secret.'),
+              key: str('Key of the Secret that holds the PEM CA certificate(s).', { default: 'ca.crt', minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
+            },
+            { required: ['name'] },
+          ),
         },
-        { required: ['repository'] },
+        {
+          required: ['repository'],
+          rules: [{ rule: '!has(self.caSecretRef) || !self.insecure', message: 'caSecretRef and insecure contradict each other: a private CA is for verifying the registry', fieldPath: '.caSecretRef' }],
+        },
       ),
       layout: obj(
         side === 'source'
@@ -188,6 +200,12 @@ export const ImageMirrorSpec = obj(
         ),
       },
       { required: ['secretRef'] },
+    ),
+    compression: enumOf(
+      'Convert every layer to this compression at the destination. Absent: layers are copied as the source has them. zstd:chunked is zstd with a table of contents, so podman >= 5 can pull only the files it lacks. ' +
+        'A converted image has new layer and manifest digests, so signatures made for the source do not cover the copy; the copy is annotated with the source digest and the compression, and a later sync skips it while the source is unchanged. ' +
+        'zstd and zstd:chunked make the manifests OCI ones. Not supported with a layout source.',
+      ['gzip', 'zstd', 'zstd:chunked'] as const,
     ),
     signatures: enumOf(
       'Registry to registry, carry cosign signatures, attestations, SBOMs and OCI referrers of each copied image along with it (carry), or leave them behind (remove, as skopeo --remove-signatures).',
