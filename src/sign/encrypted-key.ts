@@ -53,6 +53,13 @@ export function encryptKeyBytes(pkcs8: Uint8Array, password: string): Buffer {
   return Buffer.from(JSON.stringify(doc));
 }
 
+/** A byte field of the key document: base64 text (as Go encodes []byte), or a KeyError naming the field. */
+function base64Field(value: unknown, field: string, what: string): Buffer {
+  if (value === undefined || value === null) return Buffer.alloc(0);
+  if (typeof value !== 'string') throw new KeyError(`${what}: the encrypted key's ${field} must be base64 text, not ${Array.isArray(value) ? 'an array' : typeof value}`);
+  return Buffer.from(value, 'base64');
+}
+
 /** Decrypts the JSON body of an encrypted cosign key; a wrong password is a KeyError saying so. */
 export async function decryptKeyBytes(body: Uint8Array, password: string, what: string): Promise<Buffer> {
   let doc: EncryptedKeyDoc;
@@ -67,9 +74,9 @@ export async function decryptKeyBytes(body: Uint8Array, password: string, what: 
   if (!ALLOWED_PARAMS.some((a) => a.N === params?.N && a.r === params?.r && a.p === params?.p)) {
     throw new KeyError(`${what}: unsupported scrypt parameters ${JSON.stringify(params)}`);
   }
-  const salt = Buffer.from(doc.kdf.salt ?? '', 'base64');
-  const nonce = Buffer.from(doc.cipher.nonce ?? '', 'base64');
-  const ciphertext = Buffer.from(doc.ciphertext ?? '', 'base64');
+  const salt = base64Field(doc.kdf.salt, 'kdf.salt', what);
+  const nonce = base64Field(doc.cipher.nonce, 'cipher.nonce', what);
+  const ciphertext = base64Field(doc.ciphertext, 'ciphertext', what);
   if (nonce.length !== NONCE_BYTES) throw new KeyError(`${what}: the secretbox nonce must be ${NONCE_BYTES} bytes, got ${nonce.length}`);
   const key = await scryptAsync(password, salt, KEY_BYTES, { N: params.N, r: params.r, p: params.p, maxmem: maxmem(params) });
   const plain = nacl.secretbox.open(new Uint8Array(ciphertext), new Uint8Array(nonce), new Uint8Array(key));

@@ -14,6 +14,8 @@ import { parseNpmLockfile } from '../../src/sbom/catalogers/npm.js';
 import { walkLayer } from '../../src/sbom/layer-walk.js';
 import { UnsafeLayerEntryError, unpackLayer } from '../../src/runtime/unpack/index.js';
 import { InvalidInputError } from '../../src/util/errors.js';
+import { loadPrivateKey } from '../../src/sign/keys.js';
+import { KeyError } from '../../src/sign/errors.js';
 import { CORPUS_ROOT } from './lib/corpus.js';
 
 /**
@@ -169,6 +171,20 @@ describe('SBOM layer walk (same tar input as tar-unpack)', () => {
       new Promise((resolve) => setTimeout(() => resolve('still pending after 10 s'), 10_000).unref()),
     ]);
     expect(settled).toBeInstanceOf(UnsafeLayerEntryError);
+  });
+});
+
+describe('encrypted cosign keys (fuzz target cosign-key)', () => {
+  // Found by the 600-second run: a byte field that is JSON but not a string reached Buffer.from,
+  // whose TypeError escaped instead of a KeyError naming the field.
+  it.each([
+    ['regress-salt-number', /kdf\.salt must be base64 text, not number/],
+    ['regress-field-object', /cipher\.nonce must be base64 text, not object/],
+  ])('%s: a KeyError naming the field, not a TypeError', async (name, message) => {
+    const err = await loadPrivateKey(corpus('cosign-key', name), 'a-password').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KeyError);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).not.toContain('a-password');
   });
 });
 

@@ -7,6 +7,7 @@ import { CoverageTracker } from './coverage.js';
 import { mutate } from './mutate.js';
 import { Rng } from './rng.js';
 import type { FuzzTarget } from './target.js';
+import { sleep } from '../../../src/util/sleep.js';
 
 /**
  * The fuzzing loop: replay the corpus, then until the time is up run inputs made by mutating the
@@ -150,10 +151,18 @@ export async function fuzz(t: FuzzTarget, opts: FuzzOptions): Promise<FuzzReport
       return true;
     }
     if (r.ms > budgetMs(t, input.length)) {
-      // One slow case on a shared machine may be a GC pause or a neighbour: it counts if it repeats.
-      const again = await execute(t, input);
-      if (again.error === undefined && again.ms > budgetMs(t, input.length)) {
-        record(input, 'slow', new Error(`${again.ms.toFixed(0)} ms for ${input.length} bytes (budget ${budgetMs(t, input.length).toFixed(0)} ms)`), again.ms);
+      // One slow case on a shared machine may be a GC pause or a neighbour's burst (the 600-second
+      // run at load 20-27 saw an input take 913 ms that takes 80 ms alone): it counts only if the
+      // fastest of three re-runs, spaced out, is over the budget too.
+      let fastest = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 3 && fastest > budgetMs(t, input.length); i++) {
+        await sleep(250);
+        const again = await execute(t, input);
+        if (again.error !== undefined) break;
+        fastest = Math.min(fastest, again.ms);
+      }
+      if (fastest !== Number.POSITIVE_INFINITY && fastest > budgetMs(t, input.length)) {
+        record(input, 'slow', new Error(`${fastest.toFixed(0)} ms for ${input.length} bytes, the fastest of 3 re-runs (budget ${budgetMs(t, input.length).toFixed(0)} ms)`), fastest);
         return true;
       }
     }
