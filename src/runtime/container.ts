@@ -8,8 +8,9 @@ import { listContainers, writeRecord, type ContainerRecord } from './containers.
 import { K8sFileLog } from './logs.js';
 import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type RuntimeName, type RuntimeOptions } from './oci-runtime.js';
 import { isPrivateNetwork, setupPrivateNetwork, writeEtcFiles, type HostEntry, type NetworkMode, type PortMapping, type PrivateNetwork } from './network/index.js';
-import { generateSpec, type SpecOptions } from './spec.js';
+import { defaultHostname, generateSpec, type SpecOptions } from './spec.js';
 import type { ImageStore, PullPolicy, RootfsMode, StoredImage } from './store/index.js';
+import type { TransportContext } from '../transports/index.js';
 
 const log = rootLogger.child({ component: 'container' });
 
@@ -26,6 +27,8 @@ export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles' | 'netwo
   id?: string;
   name?: string;
   pull?: PullPolicy;
+  /** Registry settings of a pull (`--tls-verify`). */
+  pullContext?: TransportContext;
   runtime?: RuntimeName;
   runtimeOptions?: RuntimeOptions;
   rootfsMode?: RootfsMode;
@@ -103,7 +106,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const runtimeOptions = { ...(rootless ? { stateRoot: join(store.root, 'run', runtimeName) } : {}), ...opts.runtimeOptions };
   const runtime: OciRuntime = ociRuntime(runtimeName, runtimeOptions);
   await runtime.check();
-  const image = opts.prepared ?? (await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal, snapshots: { idMap: opts.idMappings } }));
+  const image = opts.prepared ?? (await store.pull(opts.image, { policy: opts.pull ?? 'missing', context: opts.pullContext, signal: opts.signal, snapshots: { idMap: opts.idMappings } }));
   const keepRecord = opts.record !== false;
   const id = opts.id ?? randomBytes(32).toString('hex');
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidInputError(`container id must be 64 hex digits`);
@@ -132,7 +135,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     else await ctr.unmount();
   };
   try {
-    const hostname = opts.hostname ?? id.slice(0, 12);
+    const hostname = opts.hostname ?? defaultHostname(id, opts.network);
     const etcFiles = { hosts: join(ctr.dir, 'hosts'), hostname: join(ctr.dir, 'hostname'), resolvConf: join(ctr.dir, 'resolv.conf') };
     // The bundle's files are independent of each other and of the spec: written side by side.
     if (isPrivateNetwork(opts.network)) net = await setupPrivateNetwork({ driver: opts.network, ports: opts.publish, dir: ctr.dir });

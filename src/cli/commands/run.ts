@@ -8,7 +8,8 @@ import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootles
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import type { IdMapping } from '../../runtime/unpack/index.js';
 import { InvalidInputError } from '../../util/errors.js';
-import { collect, parsePositiveInt } from '../options.js';
+import { parseUlimit } from '../../runtime/ulimits.js';
+import { collect, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 import { startFailureExitCode } from '../start-failure.js';
 
@@ -22,6 +23,11 @@ interface RunFlags {
   user?: string;
   entrypoint?: string;
   readOnly?: boolean;
+  readOnlyTmpfs?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  ulimit?: string[];
+  tlsVerify?: boolean;
   network?: string;
   publish?: string[];
   dns?: string[];
@@ -117,6 +123,11 @@ export function registerRun(program: Command): void {
     .option('-u, --user <user[:group]>', 'user name or uid, optionally with a group name or gid')
     .option('--entrypoint <cmd>', 'override the image ENTRYPOINT (a word or a JSON array); clears CMD')
     .option('--read-only', 'mount the root filesystem read-only')
+    .option('--read-only-tmpfs <bool>', 'with --read-only, mount writable tmpfs on /tmp, /run and /var/tmp (default true, as podman)', parseBool, true)
+    .option('--cap-add <cap>', 'add a capability (NET_ADMIN or CAP_NET_ADMIN, or ALL; repeatable)', collect)
+    .option('--cap-drop <cap>', 'drop a capability from the default set (or ALL; repeatable)', collect)
+    .option('--ulimit <name=soft[:hard]>', 'set a resource limit (nofile=1024:2048; repeatable)', collect)
+    .option('--tls-verify <bool>', 'require HTTPS and verified certificates when pulling (default: true; loopback may use HTTP)', parseBool)
     .option('--network <mode>', 'none (an empty namespace), host, or a private network reaching the host only: private (pasta, else slirp4netns), pasta, slirp4netns; default none, private with -p')
     .option('-p, --publish <[ip:]hostPort:ctrPort[/tcp|udp]>', 'publish a container port on the host (repeatable; needs a private network)', collect)
     .option('--dns <ip>', 'nameserver for the container\'s /etc/resolv.conf (repeatable)', collect)
@@ -157,6 +168,11 @@ export function registerRun(program: Command): void {
           user: o.user,
           entrypoint: o.entrypoint,
           readOnly: o.readOnly,
+          readOnlyTmpfs: o.readOnlyTmpfs,
+          podmanDefaults: true,
+          capabilities: { add: o.capAdd ?? [], drop: o.capDrop ?? [] },
+          ulimits: (o.ulimit ?? []).map(parseUlimit),
+          ...(o.tlsVerify === undefined ? {} : { pullContext: { tlsVerify: o.tlsVerify } }),
           network: oneOf<NetworkMode>('--network', o.network, NETWORK_MODES, o.publish ? 'private' : 'none'),
           publish: (o.publish ?? []).map(parsePublish),
           dns: (o.dns ?? []).map(parseDns),
