@@ -318,8 +318,10 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
 
   let mounts = defaultMounts({ ttyGroup: opts.idMappings !== undefined || !singleIdNamespace() });
   const rootless = opts.rootless ?? (process.geteuid?.() !== 0 || inUserNamespace());
-  if ((rootless || opts.idMappings !== undefined) && opts.network === 'host') {
-    // A user namespace may mount sysfs only with a network namespace of its own; with the host's
+  // A private network made beforehand belongs to the engine's user namespace, not to a container's own (--uidmap, the agent's runs).
+  const foreignNetns = opts.netnsPath !== undefined && opts.idMappings !== undefined;
+  if (((rootless || opts.idMappings !== undefined) && opts.network === 'host') || foreignNetns) {
+    // A user namespace may mount sysfs only with a network namespace it owns; with the host's
     // network, Podman binds the host's /sys (read-only) instead, cgroup tree included.
     mounts = mounts
       .filter((m) => m.destination !== '/sys/fs/cgroup')
