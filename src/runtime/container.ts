@@ -39,6 +39,8 @@ export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles' | 'netwo
   stopGraceSeconds?: number;
   stdout?: (chunk: Buffer) => void;
   stderr?: (chunk: Buffer) => void;
+  /** `run -i`: the container reads this process's stdin. */
+  interactive?: boolean;
   /** Warnings (cgroups not delegated, ...). */
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
@@ -169,6 +171,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     const startedAt = new Date().toISOString();
     let stderrText = '';
     const running = runtime.run(id, ctr.dir, {
+      stdin: opts.interactive ? 'inherit' : 'ignore',
       onStdout: (c) => {
         logFile.write('stdout', c);
         opts.stdout?.(c);

@@ -123,6 +123,16 @@ export interface SpecOptions {
   capabilities?: CapabilityChanges;
   /** `--ulimit`: replaces the default of the same type. */
   ulimits?: Rlimit[];
+  /**
+   * `-t`: the process gets a terminal. In the foreground the runtime makes the pseudo-terminal and
+   * copies it to its own stdout (and its stdin to it), so stdout and stderr arrive merged, as with podman.
+   */
+  terminal?: boolean;
+  /**
+   * `--init`: this host binary (catatonit, as podman's) is bind-mounted read-only at /run/stevedore-init
+   * and runs as PID 1 in front of the command, forwarding signals and reaping zombies.
+   */
+  init?: string;
 }
 
 export interface GeneratedSpec {
@@ -152,6 +162,9 @@ export class VolumeSourceMissingError extends StevedoreError {
 
 /** The value of the `container` variable a container gets with `podmanDefaults` (podman sets `podman`); see docs/podman-compatibility.md. */
 export const CONTAINER_ENV_VALUE = 'stevedore';
+
+/** Where `init` is mounted in the container. */
+export const INIT_PATH = '/run/stevedore-init';
 
 /** Where podman mounts tmpfs on a `--read-only` root. */
 export const READ_ONLY_TMPFS_PATHS: readonly string[] = ['/tmp', '/run', '/var/tmp'];
@@ -287,7 +300,8 @@ async function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: numb
 export async function generateSpec(image: ImageConfig, rootfs: string, opts: SpecOptions): Promise<GeneratedSpec> {
   const warnings: string[] = [];
   const cfg = image.config ?? {};
-  const args = commandLine(cfg, opts);
+  const command = commandLine(cfg, opts);
+  const args = opts.init ? [INIT_PATH, '--', ...command] : command;
   const userSpec = opts.user ?? cfg.User;
   const user = await resolveUser(rootfs, userSpec);
   const cwd = opts.workdir ?? (cfg.WorkingDir || '/');
@@ -348,6 +362,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
       mounts.push({ destination: dest, type: 'bind', source: src, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] });
     }
   }
+  if (opts.init) mounts.push({ destination: INIT_PATH, type: 'bind', source: opts.init, options: ['bind', 'rprivate', 'ro', 'nosuid', 'nodev'] });
   for (const b of opts.binds ?? []) {
     mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', b.readonly ? 'ro' : 'rw', ...(b.options ?? [])] });
   }
@@ -391,7 +406,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   const spec: RuntimeSpec = {
     ociVersion: '1.0.2-dev',
     process: {
-      terminal: false,
+      terminal: opts.terminal === true,
       user: { uid: user.uid, gid: user.gid, umask: 0o022, ...(additionalGids.length > 0 ? { additionalGids } : {}) },
       args,
       env,

@@ -8,6 +8,7 @@ import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootles
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import type { IdMapping } from '../../runtime/unpack/index.js';
 import { InvalidInputError } from '../../util/errors.js';
+import { findInit } from '../../runtime/init.js';
 import { parseUlimit } from '../../runtime/ulimits.js';
 import { collect, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
@@ -28,6 +29,10 @@ interface RunFlags {
   capDrop?: string[];
   ulimit?: string[];
   tlsVerify?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  init?: boolean;
+  initPath?: string;
   network?: string;
   publish?: string[];
   dns?: string[];
@@ -127,6 +132,10 @@ export function registerRun(program: Command): void {
     .option('--cap-add <cap>', 'add a capability (NET_ADMIN or CAP_NET_ADMIN, or ALL; repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a capability from the default set (or ALL; repeatable)', collect)
     .option('--ulimit <name=soft[:hard]>', 'set a resource limit (nofile=1024:2048; repeatable)', collect)
+    .option('-i, --interactive', 'keep stdin open: the container reads this command\'s stdin')
+    .option('-t, --tty', 'give the container a terminal (stdout and stderr then arrive merged through it)')
+    .option('--init', 'run an init (catatonit) as PID 1 that forwards signals and reaps zombies')
+    .option('--init-path <path>', 'the init binary for --init (default: catatonit on PATH or in /usr/libexec/podman)')
     .option('--tls-verify <bool>', 'require HTTPS and verified certificates when pulling (default: true; loopback may use HTTP)', parseBool)
     .option('--network <mode>', 'none (an empty namespace), host, or a private network reaching the host only: private (pasta, else slirp4netns), pasta, slirp4netns; default none, private with -p')
     .option('-p, --publish <[ip:]hostPort:ctrPort[/tcp|udp]>', 'publish a container port on the host (repeatable; needs a private network)', collect)
@@ -170,6 +179,8 @@ export function registerRun(program: Command): void {
           readOnly: o.readOnly,
           readOnlyTmpfs: o.readOnlyTmpfs,
           podmanDefaults: true,
+          ...terminalOptions(o),
+          ...(o.init || o.initPath ? { init: await findInit(o.initPath) } : {}),
           capabilities: { add: o.capAdd ?? [], drop: o.capDrop ?? [] },
           ulimits: (o.ulimit ?? []).map(parseUlimit),
           ...(o.tlsVerify === undefined ? {} : { pullContext: { tlsVerify: o.tlsVerify } }),
@@ -218,6 +229,22 @@ export function registerRun(program: Command): void {
       if (result.reason === 'DeadlineExceeded') process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
       if (result.exitCode !== 0) return exitWith(result.exitCode);
     });
+}
+
+/**
+ * `-i` and `-t`. runc in the foreground makes the container's terminal itself and attaches it to a
+ * terminal it finds on its own stdin (podman's conmon instead receives the terminal over a console
+ * socket, which Node cannot: no SCM_RIGHTS). So `-t` needs stdin to be a terminal, which is then
+ * the container's input too; without one (a pipe, a detached run) the container runs without a
+ * terminal, with a warning, so that scripts written for `docker run -t` keep working.
+ */
+export function terminalOptions(o: Pick<RunFlags, 'interactive' | 'tty' | 'detach'>, stdinIsTTY = process.stdin.isTTY === true): { interactive?: boolean; terminal?: boolean } {
+  if (!o.tty) return o.interactive && !o.detach ? { interactive: true } : {};
+  if (o.detach || !stdinIsTTY) {
+    process.stderr.write(`WARN: -t: ${o.detach ? 'a detached container' : 'stdin is not a terminal, so the container'} runs without a terminal\n`);
+    return o.interactive && !o.detach ? { interactive: true } : {};
+  }
+  return { interactive: true, terminal: true };
 }
 
 /**
