@@ -8,7 +8,7 @@ import { listContainers, writeRecord, type ContainerRecord } from './containers.
 import { K8sFileLog } from './logs.js';
 import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type RuntimeName, type RuntimeOptions } from './oci-runtime.js';
 import { isPrivateNetwork, setupPrivateNetwork, writeEtcFiles, type HostEntry, type NetworkMode, type PortMapping, type PrivateNetwork } from './network/index.js';
-import { defaultHostname, generateSpec, type SpecOptions } from './spec.js';
+import { generateSpec, type SpecOptions } from './spec.js';
 import type { ImageStore, PullPolicy, RootfsMode, StoredImage } from './store/index.js';
 import type { TransportContext } from '../transports/index.js';
 
@@ -137,7 +137,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     else await ctr.unmount();
   };
   try {
-    const hostname = opts.hostname ?? defaultHostname(id, opts.network);
+    const hostname = opts.hostname ?? id.slice(0, 12);
     const etcFiles = { hosts: join(ctr.dir, 'hosts'), hostname: join(ctr.dir, 'hostname'), resolvConf: join(ctr.dir, 'resolv.conf') };
     // The bundle's files are independent of each other and of the spec: written side by side.
     if (isPrivateNetwork(opts.network)) net = await setupPrivateNetwork({ driver: opts.network, ports: opts.publish, dir: ctr.dir });

@@ -1,5 +1,4 @@
 import { chown, lstat, mkdir, stat, writeFile } from 'node:fs/promises';
-import { hostname as hostHostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ImageConfig } from '../oci/config.js';
 import { InvalidInputError, StevedoreError } from '../util/errors.js';
@@ -169,11 +168,6 @@ export const INIT_PATH = '/run/stevedore-init';
 /** Where podman mounts tmpfs on a `--read-only` root. */
 export const READ_ONLY_TMPFS_PATHS: readonly string[] = ['/tmp', '/run', '/var/tmp'];
 
-/** A container's default host name: the host's with the host network (as podman), else the short id. */
-export function defaultHostname(id: string, network: string | undefined): string {
-  return network === 'host' ? hostHostname() : id.slice(0, 12);
-}
-
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Podman's default capability set (containers.conf): 11 capabilities. */
@@ -319,7 +313,7 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   if (opts.createWorkdir !== false && !underMount(cwd, mountDestinations)) {
     await ensureWorkdir(rootfs, cwd, toHost(opts.idMappings?.uidMappings, user.uid), toHost(opts.idMappings?.gidMappings, user.gid), opts.workdir !== undefined);
   }
-  const hostname = opts.hostname ?? defaultHostname(opts.id, opts.network);
+  const hostname = opts.hostname ?? opts.id.slice(0, 12);
   const podman = opts.podmanDefaults === true;
   const files = podman ? await userFiles(rootfs, userSpec, user, cwd) : {};
   // A user podman adds has the working directory as its home.

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { runContainer, type RunOptions, type RunResult } from '../../runtime/container.js';
@@ -167,6 +168,7 @@ export function registerRun(program: Command): void {
       const gidMappings = o.gidmap ? o.gidmap.map((v) => parseIdMap('--gidmap', v)) : uidMappings;
       if (gidMappings.length > 0 && uidMappings.length === 0) throw new InvalidInputError('--gidmap needs --uidmap');
       const store = await ImageStore.open(o.root);
+      const network = oneOf<NetworkMode>('--network', o.network, NETWORK_MODES, o.publish ? 'private' : 'none');
       const runOptions: RunOptions = {
           image,
           args,
@@ -184,7 +186,7 @@ export function registerRun(program: Command): void {
           capabilities: { add: o.capAdd ?? [], drop: o.capDrop ?? [] },
           ulimits: (o.ulimit ?? []).map(parseUlimit),
           ...(o.tlsVerify === undefined ? {} : { pullContext: { tlsVerify: o.tlsVerify } }),
-          network: oneOf<NetworkMode>('--network', o.network, NETWORK_MODES, o.publish ? 'private' : 'none'),
+          network,
           publish: (o.publish ?? []).map(parsePublish),
           dns: (o.dns ?? []).map(parseDns),
           addHosts: (o.addHost ?? []).map(parseAddHost),
@@ -195,7 +197,8 @@ export function registerRun(program: Command): void {
           cpus,
           pidsLimit: o.pidsLimit,
           name: o.name,
-          hostname: o.hostname,
+          // With the host's network, podman keeps the host's name (the engine's default is the short id).
+          hostname: o.hostname ?? (network === 'host' ? hostname() : undefined),
           remove: o.rm,
           ...(uidMappings.length > 0 ? { idMappings: { uidMappings, gidMappings } } : {}),
       };
