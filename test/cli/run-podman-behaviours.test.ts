@@ -5,7 +5,7 @@
  * environment, the hostname with the host network) and the flags scripts written for podman use
  * (--cap-add/--cap-drop, --ulimit, --tls-verify).
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
 import { runCommand, type CommandResult } from '../harness/procs.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { skopeo } from '../harness/skopeo.js';
-import { stevedore } from './stevedore.js';
+import { REPO_ROOT, ensureBuilt, stevedore } from './stevedore.js';
 
 let dir: string;
 let image: FixtureImage;
@@ -160,5 +160,39 @@ describe('run --tls-verify', () => {
     expect(strict.stdout).toBe('');
     const relaxed = await run('--tls-verify=false');
     expect([relaxed.code, relaxed.stdout], relaxed.stderr).toEqual([0, 'ran\n']);
+  });
+});
+
+describe('rootless (the engine as root of a user namespace over an unprivileged range)', () => {
+  // userns-helper.py makes what `unshare --user --map-root-user --map-auto` gives a user with a subuid range.
+  const BASE = 430000;
+  const HELPER = join(REPO_ROOT, 'test', 'runtime', 'userns-helper.py');
+  let home: string;
+  const chownTree = async (path: string): Promise<void> => {
+    await chown(path, BASE, BASE);
+    if (!(await stat(path)).isDirectory()) return;
+    for (const name of await readdir(path)) await chownTree(join(path, name));
+  };
+  const rootless = (flags: string[], script: string): Promise<CommandResult> =>
+    runCommand('python3', [HELPER, String(BASE), '65536', process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js'), 'run', '--root', join(home, 'store'), '--rm', '--network', 'none', ...flags, `oci:${join(home, 'layout')}:bb`, 'sh', '-c', script], {
+      env: { ...process.env, HOME: home },
+      timeoutMs: 90_000,
+    });
+  beforeAll(async () => {
+    await ensureBuilt();
+    home = await mkdtemp(join(tmpdir(), 'stevedore-run-rootless-'));
+    await mkdir(join(home, 'vol'));
+    await makeBusyboxImage(join(home, 'layout'), 'bb');
+    await chownTree(home);
+  }, 120_000);
+  afterAll(async () => {
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('user entries, groups, the container environment, -w at a volume, --read-only tmpfs', async () => {
+    const a = await rootless(['-u', '1234:5678', '-v', `${join(home, 'vol')}:/data`, '-w', '/data'], 'whoami; id; echo $container $TERM; wc -c < /run/.containerenv; pwd');
+    expect([a.code, a.stdout], a.stderr).toEqual([0, '1234\nuid=1234(1234) gid=5678(5678) groups=5678(5678)\nstevedore xterm\n0\n/data\n']);
+    const b = await rootless(['--read-only'], 'echo x > /tmp/a && echo x > /run/a && echo x > /var/tmp/a && echo writable; echo x > /f || echo root-ro');
+    expect([b.code, b.stdout], b.stderr).toEqual([0, 'writable\nroot-ro\n']);
   });
 });
