@@ -158,12 +158,12 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       ...(image.chainIds.length > 0 ? { snapshot: image.chainIds[image.chainIds.length - 1]!.replace(/^sha256:/, '') } : {}),
       ...(runtimeOptions.stateRoot ? { stateRoot: runtimeOptions.stateRoot } : {}),
     };
-    const [, { spec, warnings: specWarnings }] = await settleAll([etcWritten, generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles, network: opts.network === 'host' ? 'host' : 'none', netnsPath: net?.nsPath })] as const);
+    const [, { spec, warnings: specWarnings, command }] = await settleAll([etcWritten, generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles, network: opts.network === 'host' ? 'host' : 'none', netnsPath: net?.nsPath })] as const);
     for (const w of specWarnings) {
       warnings.push(w);
       opts.onWarning?.(w);
     }
-    record.command = spec.process.args;
+    record.command = command;
     spec.annotations = { ...spec.annotations, 'dev.stevedore.container.name': name, 'org.opencontainers.image.ref.name': image.name };
     await settleAll([keepRecord ? writeRecord(record) : undefined, writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2))]);
 

@@ -137,6 +137,8 @@ export interface SpecOptions {
 export interface GeneratedSpec {
   spec: RuntimeSpec;
   warnings: string[];
+  /** The container's command as `ps` shows it: the process's args without an `init` in front. */
+  command: string[];
 }
 
 export class NoCommandError extends StevedoreError {
@@ -424,5 +426,5 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
     },
     annotations: { 'dev.stevedore.container.id': opts.id },
   };
-  return { spec, warnings };
+  return { spec, warnings, command };
 }

@@ -106,6 +106,16 @@ describe('run --init', () => {
     expect([plain.code, plain.stdout]).toEqual([0, 'survived\n']);
   });
 
+  it('ps shows the command, not the init in front of it', async () => {
+    const name = 'with-init';
+    const r = await stevedore(['run', '--root', join(dir, 'store'), '--name', name, '--init', image.ociRef, 'sh', '-c', 'exit 0'], { timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const ps = await stevedore(['ps', '-a', '--root', join(dir, 'store')]);
+    expect(ps.stdout).toMatch(new RegExp(`localhost/layout:bb\\s+sh -c exit 0\\s+Exited \\(0\\).*${name}`));
+    expect(ps.stdout).not.toContain('stevedore-init');
+    expect((await stevedore(['rm', '--root', join(dir, 'store'), name])).code).toBe(0);
+  });
+
   it('--init-path naming no executable exits 125 naming it', async () => {
     const r = await stevedore(oursArgs(['--init-path', join(dir, 'no-init')], ['true']), { timeoutMs: 90_000 });
     expect(r.code).toBe(125);
