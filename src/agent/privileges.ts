@@ -40,6 +40,8 @@ export function privilegeViolations(spec: ContainerRunSpec, level: PrivilegeLeve
   const out: string[] = [];
   if (spec.hostUsers === true) out.push(`spec.hostUsers: true (no user namespace of its own) is ${grant}`);
   if (spec.network === 'host') out.push(`spec.network: host is ${grant}`);
+  if (spec.network === 'private') out.push(`spec.network: private (a route to the node's loopback services) is ${grant}`);
+  if ((spec.ports ?? []).length > 0) out.push(`spec.ports (a listener on the node) is ${grant}`);
   const tainted = reservingTaints(pinnedNodeTaints);
   if (spec.nodeName && tainted.length > 0) {
     out.push(`spec.nodeName: node ${spec.nodeName} is tainted (${tainted.map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ')}); pinning a run to a tainted node is ${grant}`);

@@ -20,6 +20,7 @@ import { parseDuration } from '../util/duration.js';
 import { dirname, join } from 'node:path';
 import { ensureSearchable, type RunOptions } from '../runtime/container.js';
 import type { ContainerRecord } from '../runtime/containers.js';
+import { portMappings } from '../runtime/network/ports.js';
 import { ociRuntime, type RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { errorMessage } from '../util/errors.js';
@@ -369,6 +370,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       workdir: spec.workingDir,
       user: spec.user,
       network: spec.network ?? 'none',
+      publish: portMappings(spec.ports),
       binds: mounts.binds,
       tmpfsMounts: mounts.tmpfs,
       memory: spec.resources?.memory !== undefined ? quantityBytes(spec.resources.memory) : undefined,

@@ -10,6 +10,7 @@ import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type
 import { isPrivateNetwork, setupPrivateNetwork, writeEtcFiles, type HostEntry, type NetworkMode, type PortMapping, type PrivateNetwork } from './network/index.js';
 import { generateSpec, type SpecOptions } from './spec.js';
 import type { ImageStore, PullPolicy, RootfsMode, StoredImage } from './store/index.js';
+import type { TransportContext } from '../transports/index.js';
 
 const log = rootLogger.child({ component: 'container' });
 
@@ -26,6 +27,8 @@ export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles' | 'netwo
   id?: string;
   name?: string;
   pull?: PullPolicy;
+  /** Registry settings of a pull (`--tls-verify`). */
+  pullContext?: TransportContext;
   runtime?: RuntimeName;
   runtimeOptions?: RuntimeOptions;
   rootfsMode?: RootfsMode;
@@ -36,6 +39,8 @@ export interface RunOptions extends Omit<SpecOptions, 'id' | 'etcFiles' | 'netwo
   stopGraceSeconds?: number;
   stdout?: (chunk: Buffer) => void;
   stderr?: (chunk: Buffer) => void;
+  /** `run -i`: the container reads this process's stdin. */
+  interactive?: boolean;
   /** Warnings (cgroups not delegated, ...). */
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
@@ -103,7 +108,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const runtimeOptions = { ...(rootless ? { stateRoot: join(store.root, 'run', runtimeName) } : {}), ...opts.runtimeOptions };
   const runtime: OciRuntime = ociRuntime(runtimeName, runtimeOptions);
   await runtime.check();
-  const image = opts.prepared ?? (await store.pull(opts.image, { policy: opts.pull ?? 'missing', signal: opts.signal, snapshots: { idMap: opts.idMappings } }));
+  const image = opts.prepared ?? (await store.pull(opts.image, { policy: opts.pull ?? 'missing', context: opts.pullContext, signal: opts.signal, snapshots: { idMap: opts.idMappings } }));
   const keepRecord = opts.record !== false;
   const id = opts.id ?? randomBytes(32).toString('hex');
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidInputError(`container id must be 64 hex digits`);
@@ -153,12 +158,12 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       ...(image.chainIds.length > 0 ? { snapshot: image.chainIds[image.chainIds.length - 1]!.replace(/^sha256:/, '') } : {}),
       ...(runtimeOptions.stateRoot ? { stateRoot: runtimeOptions.stateRoot } : {}),
     };
-    const [, { spec, warnings: specWarnings }] = await settleAll([etcWritten, generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles, network: opts.network === 'host' ? 'host' : 'none', netnsPath: net?.nsPath })] as const);
+    const [, { spec, warnings: specWarnings, command }] = await settleAll([etcWritten, generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles, network: opts.network === 'host' ? 'host' : 'none', netnsPath: net?.nsPath })] as const);
     for (const w of specWarnings) {
       warnings.push(w);
       opts.onWarning?.(w);
     }
-    record.command = spec.process.args;
+    record.command = command;
     spec.annotations = { ...spec.annotations, 'dev.stevedore.container.name': name, 'org.opencontainers.image.ref.name': image.name };
     await settleAll([keepRecord ? writeRecord(record) : undefined, writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2))]);
 
@@ -166,6 +171,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     const startedAt = new Date().toISOString();
     let stderrText = '';
     const running = runtime.run(id, ctr.dir, {
+      stdin: opts.interactive ? 'inherit' : 'ignore',
       onStdout: (c) => {
         logFile.write('stdout', c);
         opts.stdout?.(c);

@@ -22,6 +22,8 @@ export interface ContainerState {
 export interface RunIo {
   onStdout(chunk: Buffer): void;
   onStderr(chunk: Buffer): void;
+  /** `inherit`: the runtime (and so the container, or its terminal) reads this process's stdin (`run -i`); default: none. */
+  stdin?: 'inherit' | 'ignore';
 }
 
 /** A foreground container: the runtime process waits for it and exits with its status. */
@@ -142,7 +144,7 @@ class CliRuntime implements OciRuntime {
 
   run(id: string, bundle: string, io: RunIo): RunningContainer {
     const child: ChildProcess = spawn(this.binary, [...this.#global(bundle), 'run', '--bundle', bundle, id], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [io.stdin ?? 'ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (c: Buffer) => io.onStdout(c));
     child.stderr!.on('data', (c: Buffer) => io.onStderr(c));

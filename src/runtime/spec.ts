@@ -1,4 +1,5 @@
-import { chown, lstat, mkdir } from 'node:fs/promises';
+import { chown, lstat, mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { ImageConfig } from '../oci/config.js';
 import { InvalidInputError, StevedoreError } from '../util/errors.js';
 import { availableControllers, cgroupMode, inUserNamespace, singleIdNamespace, type CgroupMode, type ResourceController } from './cgroups.js';
@@ -7,7 +8,9 @@ import { defaultSeccompProfile, type SeccompProfile } from './seccomp.js';
 // The resolver alone: the unpack barrel would load tar-stream, which running a stored image never needs.
 import { resolveInRoot } from './unpack/rootpath.js';
 import type { IdMapping } from './unpack/index.js';
-import { resolveUser } from './users.js';
+import { resolveUser, userFiles } from './users.js';
+import { capabilitySet, type CapabilityChanges } from './capabilities.js';
+import { mergeRlimits, type Rlimit } from './ulimits.js';
 
 /** The subset of the OCI runtime spec's config.json that Stevedore writes. */
 export interface RuntimeSpec {
@@ -105,11 +108,37 @@ export interface SpecOptions {
   rootless?: boolean;
   /** Check the working directory in the rootfs, creating the image's WorkingDir when missing (default true). */
   createWorkdir?: boolean;
+  /**
+   * What `podman run` adds to every container, which the builder's RUN steps and the agent do not
+   * want (default false): a passwd/group entry for a user the image does not name (bind-mounted
+   * copies of its files, the rootfs is not changed), the primary group among the supplementary
+   * groups of an explicit user, `container=stevedore` and `TERM=xterm` in the environment, and an
+   * empty /run/.containerenv.
+   */
+  podmanDefaults?: boolean;
+  /** With `readOnly`: writable tmpfs on /tmp, /run and /var/tmp (podman's `--read-only-tmpfs`, default there true; here false). */
+  readOnlyTmpfs?: boolean;
+  /** `--cap-add`, `--cap-drop`: changes to the default capability set. */
+  capabilities?: CapabilityChanges;
+  /** `--ulimit`: replaces the default of the same type. */
+  ulimits?: Rlimit[];
+  /**
+   * `-t`: the process gets a terminal. In the foreground the runtime makes the pseudo-terminal and
+   * copies it to its own stdout (and its stdin to it), so stdout and stderr arrive merged, as with podman.
+   */
+  terminal?: boolean;
+  /**
+   * `--init`: this host binary (catatonit, as podman's) is bind-mounted read-only at /run/stevedore-init
+   * and runs as PID 1 in front of the command, forwarding signals and reaping zombies.
+   */
+  init?: string;
 }
 
 export interface GeneratedSpec {
   spec: RuntimeSpec;
   warnings: string[];
+  /** The container's command as `ps` shows it: the process's args without an `init` in front. */
+  command: string[];
 }
 
 export class NoCommandError extends StevedoreError {
@@ -124,6 +153,22 @@ export class WorkdirNotFoundError extends StevedoreError {
     super('WORKDIR_NOT_FOUND', `workdir "${dir}" does not exist in the container`);
   }
 }
+
+/** A `-v` source that does not exist: podman refuses the run (125) instead of letting the runtime fail. */
+export class VolumeSourceMissingError extends StevedoreError {
+  constructor(source: string, destination: string) {
+    super('VOLUME_SOURCE_MISSING', `volume source "${source}" (mounted at ${destination}) does not exist on the host`);
+  }
+}
+
+/** The value of the `container` variable a container gets with `podmanDefaults` (podman sets `podman`); see docs/podman-compatibility.md. */
+export const CONTAINER_ENV_VALUE = 'stevedore';
+
+/** Where `init` is mounted in the container. */
+export const INIT_PATH = '/run/stevedore-init';
+
+/** Where podman mounts tmpfs on a `--read-only` root. */
+export const READ_ONLY_TMPFS_PATHS: readonly string[] = ['/tmp', '/run', '/var/tmp'];
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -197,14 +242,27 @@ export function mergeEnv(imageEnv: readonly string[] | undefined, overrides: rea
   return [...map].map(([k, v]) => `${k}=${v}`);
 }
 
-function rlimits(limits: CallerLimits): RuntimeSpec['process']['rlimits'] {
+function rlimits(limits: CallerLimits, overrides: readonly Rlimit[] = []): RuntimeSpec['process']['rlimits'] {
   // Podman's defaults (1048576 files, 4194304 processes), never above what the caller may grant.
   const nofile = Math.min(1_048_576, limits.nofile);
   const nproc = Math.min(4_194_304, limits.nproc);
-  return [
-    { type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile },
-    { type: 'RLIMIT_NPROC', hard: nproc, soft: nproc },
-  ];
+  return mergeRlimits(
+    [
+      { type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile },
+      { type: 'RLIMIT_NPROC', hard: nproc, soft: nproc },
+    ],
+    overrides,
+  );
+}
+
+/** Whether `path` is a mount destination of the container or below one (its existence is then the mount's business). */
+function underMount(path: string, destinations: readonly string[]): boolean {
+  const norm = (p: string): string => p.replace(/\/+$/, '') || '/';
+  const p = norm(path);
+  return destinations.some((d) => {
+    const m = norm(d);
+    return p === m || p.startsWith(m === '/' ? '/' : `${m}/`);
+  });
 }
 
 /**
@@ -238,19 +296,42 @@ async function ensureWorkdir(rootfs: string, cwd: string, uid: number, gid: numb
 export async function generateSpec(image: ImageConfig, rootfs: string, opts: SpecOptions): Promise<GeneratedSpec> {
   const warnings: string[] = [];
   const cfg = image.config ?? {};
-  const args = commandLine(cfg, opts);
-  const user = await resolveUser(rootfs, opts.user ?? cfg.User);
+  const command = commandLine(cfg, opts);
+  const args = opts.init ? [INIT_PATH, '--', ...command] : command;
+  const userSpec = opts.user ?? cfg.User;
+  const user = await resolveUser(rootfs, userSpec);
   const cwd = opts.workdir ?? (cfg.WorkingDir || '/');
   if (!cwd.startsWith('/')) throw new InvalidInputError(`working directory "${cwd}" must be an absolute path`);
-  if (opts.createWorkdir !== false) await ensureWorkdir(rootfs, cwd, toHost(opts.idMappings?.uidMappings, user.uid), toHost(opts.idMappings?.gidMappings, user.gid), opts.workdir !== undefined);
+  for (const b of opts.binds ?? []) {
+    if (!b.destination.startsWith('/')) throw new InvalidInputError(`volume destination "${b.destination}" must be an absolute path`);
+    await stat(b.source).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' || err.code === 'ENOTDIR' ? new VolumeSourceMissingError(b.source, b.destination) : err;
+    });
+  }
+  const readOnlyTmpfs = opts.readOnly === true && opts.readOnlyTmpfs === true ? READ_ONLY_TMPFS_PATHS : [];
+  const userDestinations = [...(opts.binds ?? []).map((b) => b.destination), ...(opts.tmpfs ?? []).map((t) => t.split(':', 1)[0]!), ...(opts.tmpfsMounts ?? []).map((t) => t.destination)];
+  const mountDestinations = [...userDestinations, ...readOnlyTmpfs];
+  // A working directory at or below a volume exists once the volume is mounted (the runtime creates the mount point).
+  if (opts.createWorkdir !== false && !underMount(cwd, mountDestinations)) {
+    await ensureWorkdir(rootfs, cwd, toHost(opts.idMappings?.uidMappings, user.uid), toHost(opts.idMappings?.gidMappings, user.gid), opts.workdir !== undefined);
+  }
   const hostname = opts.hostname ?? opts.id.slice(0, 12);
-  const env = mergeEnv(cfg.Env, opts.env, { HOSTNAME: hostname, HOME: user.home });
-  const caps = user.uid === 0 ? [...DEFAULT_CAPABILITIES] : [];
+  const podman = opts.podmanDefaults === true;
+  const files = podman ? await userFiles(rootfs, userSpec, user, cwd) : {};
+  // A user podman adds has the working directory as its home.
+  const home = files.passwd !== undefined ? cwd : user.home;
+  const env = mergeEnv(cfg.Env, opts.env, { ...(podman ? { TERM: 'xterm', container: CONTAINER_ENV_VALUE } : {}), HOSTNAME: hostname, HOME: home });
+  // Podman puts an explicit user's primary group among its supplementary groups (`id` shows `groups=`).
+  const explicitUser = (userSpec ?? '').trim() !== '';
+  const additionalGids = podman && explicitUser ? [user.gid, ...user.additionalGids.filter((g) => g !== user.gid)] : user.additionalGids;
+  const caps = capabilitySet(DEFAULT_CAPABILITIES, opts.capabilities, user.uid === 0);
 
   let mounts = defaultMounts({ ttyGroup: opts.idMappings !== undefined || !singleIdNamespace() });
   const rootless = opts.rootless ?? (process.geteuid?.() !== 0 || inUserNamespace());
-  if ((rootless || opts.idMappings !== undefined) && opts.network === 'host') {
-    // A user namespace may mount sysfs only with a network namespace of its own; with the host's
+  // A private network made beforehand belongs to the engine's user namespace, not to a container's own (--uidmap, the agent's runs).
+  const foreignNetns = opts.netnsPath !== undefined && opts.idMappings !== undefined;
+  if (((rootless || opts.idMappings !== undefined) && opts.network === 'host') || foreignNetns) {
+    // A user namespace may mount sysfs only with a network namespace it owns; with the host's
     // network, Podman binds the host's /sys (read-only) instead, cgroup tree included.
     mounts = mounts
       .filter((m) => m.destination !== '/sys/fs/cgroup')
@@ -260,8 +341,25 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   for (const [dest, src] of [['/etc/hosts', etc.hosts], ['/etc/hostname', etc.hostname], ['/etc/resolv.conf', etc.resolvConf]] as const) {
     if (src) mounts.push({ destination: dest, type: 'bind', source: src, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] });
   }
+  // Podman's tmpfs on a read-only root: writable, exec allowed, the image's files copied up.
+  for (const dest of readOnlyTmpfs) {
+    if (!userDestinations.includes(dest)) mounts.push({ destination: dest, type: 'tmpfs', source: 'tmpfs', options: ['rw', 'rprivate', 'nosuid', 'nodev', 'tmpcopyup'] });
+  }
+  if (podman) {
+    // Files of the bundle (beside the rootfs): the image's files are never changed.
+    const bundle = dirname(rootfs);
+    const owned = { uid: toHost(opts.idMappings?.uidMappings, 0), gid: toHost(opts.idMappings?.gidMappings, 0) };
+    const extra: [string, string, string][] = [['/run/.containerenv', join(bundle, 'containerenv'), '']];
+    if (files.passwd !== undefined) extra.push(['/etc/passwd', join(bundle, 'passwd'), files.passwd]);
+    if (files.group !== undefined) extra.push(['/etc/group', join(bundle, 'group'), files.group]);
+    for (const [dest, src, text] of extra) {
+      await writeFile(src, text, { mode: 0o644 });
+      if (process.geteuid?.() === 0) await chown(src, owned.uid, owned.gid).catch(() => undefined);
+      mounts.push({ destination: dest, type: 'bind', source: src, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] });
+    }
+  }
+  if (opts.init) mounts.push({ destination: INIT_PATH, type: 'bind', source: opts.init, options: ['bind', 'rprivate', 'ro', 'nosuid', 'nodev'] });
   for (const b of opts.binds ?? []) {
-    if (!b.destination.startsWith('/')) throw new InvalidInputError(`volume destination "${b.destination}" must be an absolute path`);
     mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate', b.readonly ? 'ro' : 'rw', ...(b.options ?? [])] });
   }
 
@@ -304,13 +402,13 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   const spec: RuntimeSpec = {
     ociVersion: '1.0.2-dev',
     process: {
-      terminal: false,
-      user: { uid: user.uid, gid: user.gid, umask: 0o022, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },
+      terminal: opts.terminal === true,
+      user: { uid: user.uid, gid: user.gid, umask: 0o022, ...(additionalGids.length > 0 ? { additionalGids } : {}) },
       args,
       env,
       cwd,
-      capabilities: { bounding: [...DEFAULT_CAPABILITIES], effective: caps, inheritable: [], permitted: caps, ambient: [] },
-      rlimits: rlimits(opts.callerLimits ?? callerLimits()),
+      capabilities: caps,
+      rlimits: rlimits(opts.callerLimits ?? callerLimits(), opts.ulimits),
       noNewPrivileges: true,
     },
     root: { path: 'rootfs', readonly: opts.readOnly ?? false },
@@ -328,5 +426,5 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
     },
     annotations: { 'dev.stevedore.container.id': opts.id },
   };
-  return { spec, warnings };
+  return { spec, warnings, command };
 }

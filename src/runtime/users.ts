@@ -108,3 +108,41 @@ export async function resolveUser(rootfs: string, spec: string | undefined): Pro
   }
   return { uid, gid, additionalGids, home: entry?.home ?? '/', ...(entry ? { name: entry.name } : {}) };
 }
+
+/** The /etc/passwd and /etc/group a container gets when its user is missing from the image's (only the files that change). */
+export interface UserFiles {
+  passwd?: string;
+  group?: string;
+}
+
+function withLine(text: string, line: string): string {
+  return text === '' || text.endsWith('\n') ? `${text}${line}\n` : `${text}\n${line}\n`;
+}
+
+/**
+ * Podman's entries for a user the image does not name (`-u 1234`, `-u 1234:5678`), so that
+ * `whoami`, `id` and anything calling getpwuid work: a passwd line
+ * `UID:*:UID:GID:container user:HOME:/bin/sh` (HOME: the working directory) when no entry has the
+ * uid, and a group line `GID:x:GID:USER` when an explicit group id has no entry (without a group,
+ * podman adds `UID:x:UID:USER` for a user it added). Returns the whole new files; nothing for a
+ * user the image knows.
+ */
+export async function userFiles(rootfs: string, spec: string | undefined, user: ResolvedUser, home: string): Promise<UserFiles> {
+  const value = (spec ?? '').trim();
+  if (value === '') return {};
+  const [userPart = '', groupPart = ''] = value.split(':', 2);
+  const passwdText = await readRooted(rootfs, '/etc/passwd');
+  const groupText = await readRooted(rootfs, '/etc/group');
+  const out: UserFiles = {};
+  const addedUser = !parsePasswd(passwdText).some((p) => p.uid === user.uid);
+  if (addedUser) out.passwd = withLine(passwdText, `${user.uid}:*:${user.uid}:${user.gid}:container user:${home}:/bin/sh`);
+  const groups = parseGroup(groupText);
+  let groupLine: string | undefined;
+  if (groupPart !== '' && NUMERIC.test(groupPart)) {
+    if (!groups.some((g) => g.gid === user.gid)) groupLine = `${user.gid}:x:${user.gid}:${userPart}`;
+  } else if (groupPart === '' && addedUser && !groups.some((g) => g.gid === user.uid)) {
+    groupLine = `${user.uid}:x:${user.uid}:${userPart}`;
+  }
+  if (groupLine) out.group = withLine(groupText, groupLine);
+  return out;
+}

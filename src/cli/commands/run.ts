@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { runContainer, type RunOptions, type RunResult } from '../../runtime/container.js';
@@ -8,7 +9,9 @@ import { needsUserNamespace, reexecInUserNamespace } from '../../runtime/rootles
 import { ImageStore, type PullPolicy } from '../../runtime/store/index.js';
 import type { IdMapping } from '../../runtime/unpack/index.js';
 import { InvalidInputError } from '../../util/errors.js';
-import { collect, parsePositiveInt } from '../options.js';
+import { findInit } from '../../runtime/init.js';
+import { parseUlimit } from '../../runtime/ulimits.js';
+import { collect, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 import { startFailureExitCode } from '../start-failure.js';
 
@@ -22,6 +25,15 @@ interface RunFlags {
   user?: string;
   entrypoint?: string;
   readOnly?: boolean;
+  readOnlyTmpfs?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  ulimit?: string[];
+  tlsVerify?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  init?: boolean;
+  initPath?: string;
   network?: string;
   publish?: string[];
   dns?: string[];
@@ -117,6 +129,15 @@ export function registerRun(program: Command): void {
     .option('-u, --user <user[:group]>', 'user name or uid, optionally with a group name or gid')
     .option('--entrypoint <cmd>', 'override the image ENTRYPOINT (a word or a JSON array); clears CMD')
     .option('--read-only', 'mount the root filesystem read-only')
+    .option('--read-only-tmpfs <bool>', 'with --read-only, mount writable tmpfs on /tmp, /run and /var/tmp (default true, as podman)', parseBool, true)
+    .option('--cap-add <cap>', 'add a capability (NET_ADMIN or CAP_NET_ADMIN, or ALL; repeatable)', collect)
+    .option('--cap-drop <cap>', 'drop a capability from the default set (or ALL; repeatable)', collect)
+    .option('--ulimit <name=soft[:hard]>', 'set a resource limit (nofile=1024:2048; repeatable)', collect)
+    .option('-i, --interactive', 'keep stdin open: the container reads this command\'s stdin')
+    .option('-t, --tty', 'give the container a terminal (stdout and stderr then arrive merged through it)')
+    .option('--init', 'run an init (catatonit) as PID 1 that forwards signals and reaps zombies')
+    .option('--init-path <path>', 'the init binary for --init (default: catatonit on PATH or in /usr/libexec/podman)')
+    .option('--tls-verify <bool>', 'require HTTPS and verified certificates when pulling (default: true; loopback may use HTTP)', parseBool)
     .option('--network <mode>', 'none (an empty namespace), host, or a private network reaching the host only: private (pasta, else slirp4netns), pasta, slirp4netns; default none, private with -p')
     .option('-p, --publish <[ip:]hostPort:ctrPort[/tcp|udp]>', 'publish a container port on the host (repeatable; needs a private network)', collect)
     .option('--dns <ip>', 'nameserver for the container\'s /etc/resolv.conf (repeatable)', collect)
@@ -147,6 +168,7 @@ export function registerRun(program: Command): void {
       const gidMappings = o.gidmap ? o.gidmap.map((v) => parseIdMap('--gidmap', v)) : uidMappings;
       if (gidMappings.length > 0 && uidMappings.length === 0) throw new InvalidInputError('--gidmap needs --uidmap');
       const store = await ImageStore.open(o.root);
+      const network = oneOf<NetworkMode>('--network', o.network, NETWORK_MODES, o.publish ? 'private' : 'none');
       const runOptions: RunOptions = {
           image,
           args,
@@ -157,7 +179,14 @@ export function registerRun(program: Command): void {
           user: o.user,
           entrypoint: o.entrypoint,
           readOnly: o.readOnly,
-          network: oneOf<NetworkMode>('--network', o.network, NETWORK_MODES, o.publish ? 'private' : 'none'),
+          readOnlyTmpfs: o.readOnlyTmpfs,
+          podmanDefaults: true,
+          ...terminalOptions(o),
+          ...(o.init || o.initPath ? { init: await findInit(o.initPath) } : {}),
+          capabilities: { add: o.capAdd ?? [], drop: o.capDrop ?? [] },
+          ulimits: (o.ulimit ?? []).map(parseUlimit),
+          ...(o.tlsVerify === undefined ? {} : { pullContext: { tlsVerify: o.tlsVerify } }),
+          network,
           publish: (o.publish ?? []).map(parsePublish),
           dns: (o.dns ?? []).map(parseDns),
           addHosts: (o.addHost ?? []).map(parseAddHost),
@@ -168,7 +197,8 @@ export function registerRun(program: Command): void {
           cpus,
           pidsLimit: o.pidsLimit,
           name: o.name,
-          hostname: o.hostname,
+          // With the host's network, podman keeps the host's name (the engine's default is the short id).
+          hostname: o.hostname ?? (network === 'host' ? hostname() : undefined),
           remove: o.rm,
           ...(uidMappings.length > 0 ? { idMappings: { uidMappings, gidMappings } } : {}),
       };
@@ -202,6 +232,22 @@ export function registerRun(program: Command): void {
       if (result.reason === 'DeadlineExceeded') process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
       if (result.exitCode !== 0) return exitWith(result.exitCode);
     });
+}
+
+/**
+ * `-i` and `-t`. runc in the foreground makes the container's terminal itself and attaches it to a
+ * terminal it finds on its own stdin (podman's conmon instead receives the terminal over a console
+ * socket, which Node cannot: no SCM_RIGHTS). So `-t` needs stdin to be a terminal, which is then
+ * the container's input too; without one (a pipe, a detached run) the container runs without a
+ * terminal, with a warning, so that scripts written for `docker run -t` keep working.
+ */
+export function terminalOptions(o: Pick<RunFlags, 'interactive' | 'tty' | 'detach'>, stdinIsTTY = process.stdin.isTTY === true): { interactive?: boolean; terminal?: boolean } {
+  if (!o.tty) return o.interactive && !o.detach ? { interactive: true } : {};
+  if (o.detach || !stdinIsTTY) {
+    process.stderr.write(`WARN: -t: ${o.detach ? 'a detached container' : 'stdin is not a terminal, so the container'} runs without a terminal\n`);
+    return o.interactive && !o.detach ? { interactive: true } : {};
+  }
+  return { interactive: true, terminal: true };
 }
 
 /**

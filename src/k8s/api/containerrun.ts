@@ -171,6 +171,22 @@ export const Volume = obj(
 );
 export type Volume = Infer<typeof Volume>;
 
+export const ContainerPort = obj(
+  'A container port published on the node (podman\'s -p hostIP:hostPort:containerPort/protocol).',
+  {
+    containerPort: int('Port in the container.', { minimum: 1, maximum: 65535, format: 'int32' }),
+    hostPort: int('Port bound on the node.', { minimum: 1, maximum: 65535, format: 'int32' }),
+    hostIP: str('Node address to bind. Default 127.0.0.1 (the node itself only); 0.0.0.0 binds every address.', {
+      default: '127.0.0.1',
+      maxLength: 45,
+      pattern: '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$',
+    }),
+    protocol: enumOf('TCP or UDP.', ['TCP', 'UDP'] as const, { default: 'TCP' }),
+  },
+  { required: ['containerPort', 'hostPort'] },
+);
+export type ContainerPort = Infer<typeof ContainerPort>;
+
 export const ContainerRunSpec = obj(
   'The container to run and where.',
   {
@@ -205,10 +221,11 @@ export const ContainerRunSpec = obj(
     }),
     nodeSelector: NodeSelector,
     network: enumOf(
-      'Network namespace: none (loopback only) or host (the node’s network; needs the privileged level, Namespace label stevedore.dev/containerrun-privileges=privileged).',
-      ['none', 'host'] as const,
+      'Network namespace: none (loopback only), private (its own namespace whose only route leads to the node’s loopback, through 10.0.2.2; ports may be published) or host (the node’s network). private and host need the privileged level, Namespace label stevedore.dev/containerrun-privileges=privileged.',
+      ['none', 'private', 'host'] as const,
       { default: 'none' },
     ),
+    ports: arr('Ports published on the node (network private only; needs the privileged level).', ContainerPort, { maxItems: 32 }),
     hostUsers: bool(
       'Run in the node’s user namespace instead of one of the run’s own (uid 0 in the container is then the node’s root). Default false: the run gets 65536 ids of its own. true needs the privileged level (Namespace label stevedore.dev/containerrun-privileges=privileged).',
     ),
@@ -238,6 +255,16 @@ export const ContainerRunSpec = obj(
         rule: "!has(self.backoffLimit) || self.restartPolicy == 'OnFailure'",
         message: 'backoffLimit requires restartPolicy OnFailure',
         fieldPath: '.backoffLimit',
+      },
+      {
+        rule: "!has(self.ports) || size(self.ports) == 0 || self.network == 'private'",
+        message: 'ports need network: private',
+        fieldPath: '.ports',
+      },
+      {
+        rule: '!has(self.ports) || self.ports.all(p, self.ports.exists_one(q, q.hostPort == p.hostPort && q.protocol == p.protocol))',
+        message: 'a hostPort may be published once per protocol',
+        fieldPath: '.ports',
       },
       {
         rule: '!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.mountPath == v.mountPath))',

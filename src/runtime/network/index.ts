@@ -9,7 +9,7 @@ import type { HelperProcess } from './process.js';
 import { startSlirp } from './slirp.js';
 
 export { NetworkSetupError } from './errors.js';
-export { parsePublish, checkPortConflicts, type PortMapping } from './ports.js';
+export { parsePublish, checkPortConflicts, portMappings, type DeclaredPort, type PortMapping } from './ports.js';
 export { parseAddHost, parseDns, writeEtcFiles, hostsFile, resolvConf, type HostEntry, type EtcOptions } from './etc.js';
 
 const log = rootLogger.child({ component: 'network' });

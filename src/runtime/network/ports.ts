@@ -58,3 +58,21 @@ export function checkPortConflicts(ports: readonly PortMapping[]): void {
 export function pastaPortSpec(p: PortMapping): string {
   return `${p.hostIp ? `${p.hostIp}/` : ''}${p.hostPort}:${p.containerPort}`;
 }
+
+/** A published port as an API gives it (a ContainerRun's `spec.ports`): protocol in capitals, host address defaulted. */
+export interface DeclaredPort {
+  containerPort: number;
+  hostPort: number;
+  /** Default 127.0.0.1: the node only (podman's default is every address). */
+  hostIP?: string;
+  protocol?: 'TCP' | 'UDP';
+}
+
+/** The mappings of declared ports, each checked as a `-p` value would be. */
+export function portMappings(ports: readonly DeclaredPort[] | undefined): PortMapping[] {
+  return (ports ?? []).map((p) => {
+    const host = p.hostIP ?? '127.0.0.1';
+    const proto = (p.protocol ?? 'TCP').toLowerCase();
+    return parsePublish(`${host.includes(':') ? `[${host}]` : host}:${p.hostPort}:${p.containerPort}/${proto}`);
+  });
+}
