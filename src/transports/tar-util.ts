@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +7,7 @@ import { createGunzip } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { InvalidInputError } from '../util/errors.js';
 import { tempSibling } from '../util/fs.js';
+import { sniffFileCompression } from '../util/tar/compression.js';
 
 /** tar-stream loads on first use: `copy` and `sync` import this module with the archive transports but rarely read an archive. */
 let tarLib: typeof import('tar-stream') | undefined;
@@ -47,8 +48,6 @@ export interface ExtractResult {
   links: ArchiveLink[];
 }
 
-const GZIP_MAGIC = [0x1f, 0x8b];
-
 /**
  * Normalises an archive entry name to a relative POSIX path, refusing absolute names, `..`
  * components and anything else that could land outside the extraction directory.
@@ -82,18 +81,6 @@ function resolveLinkTarget(linkName: string, target: string, kind: ArchiveLink['
   return joined.replace(/^\.\/?/, '');
 }
 
-/** Sniffs the first bytes of a file so `docker save | gzip` archives are read like plain ones. */
-async function isGzipFile(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(buf, 0, 2, 0);
-    return bytesRead === 2 && buf[0] === GZIP_MAGIC[0] && buf[1] === GZIP_MAGIC[1];
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Extracts a (possibly gzip-compressed) tar archive into `destDir`, which must exist and be empty.
  * Only regular files and directories are created; devices, FIFOs and unknown entry types are
@@ -106,7 +93,8 @@ export async function extractArchive(archivePath: string, destDir: string, opts:
   const links: ArchiveLink[] = [];
   const extract = tar().extract();
   const stages: NodeJS.ReadableStream[] = [createReadStream(archivePath)];
-  if (await isGzipFile(archivePath)) stages.push(createGunzip());
+  // `docker save | gzip` archives are read like plain ones.
+  if ((await sniffFileCompression(archivePath)) === 'gzip') stages.push(createGunzip());
   // Feeding the parser runs concurrently with consuming its entries below.
   const feeding = pipeline([...stages, extract] as unknown as [Readable, NodeJS.WritableStream], opts.signal ? { signal: opts.signal } : {});
   feeding.catch(() => undefined); // surfaced through the iterator or awaited below
