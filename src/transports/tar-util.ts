@@ -2,16 +2,14 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { createRequire } from 'node:module';
 import { InvalidInputError } from '../util/errors.js';
 import { tempSibling } from '../util/fs.js';
-import { sniffFileCompression } from '../util/tar/compression.js';
-
-/** tar-stream loads on first use: `copy` and `sync` import this module with the archive transports but rarely read an archive. */
-let tarLib: typeof import('tar-stream') | undefined;
-const tar = (): typeof import('tar-stream') => (tarLib ??= createRequire(import.meta.url)('tar-stream') as typeof import('tar-stream'));
+import { fileCompression } from '../util/tar/compression.js';
+import { readTar } from '../util/tar/read.js';
+import { tarStream as tar } from '../util/tar/tar-stream.js';
 
 /**
  * Streaming tar helpers for the archive transports (`oci-archive:`, `docker-archive:`).
@@ -91,51 +89,57 @@ export async function extractArchive(archivePath: string, destDir: string, opts:
   const { what } = opts;
   const files = new Set<string>();
   const links: ArchiveLink[] = [];
-  const extract = tar().extract();
-  const stages: NodeJS.ReadableStream[] = [createReadStream(archivePath)];
+  const file = createReadStream(archivePath);
+  let tarBytes: Readable = file;
   // `docker save | gzip` archives are read like plain ones.
-  if ((await sniffFileCompression(archivePath)) === 'gzip') stages.push(createGunzip());
-  // Feeding the parser runs concurrently with consuming its entries below.
-  const feeding = pipeline([...stages, extract] as unknown as [Readable, NodeJS.WritableStream], opts.signal ? { signal: opts.signal } : {});
-  feeding.catch(() => undefined); // surfaced through the iterator or awaited below
+  if ((await fileCompression(archivePath)) === 'gzip') {
+    const gunzip = createGunzip();
+    // Errors reach the reader through gunzip, which the pipeline destroys with them.
+    pipelineCb(file, gunzip, () => undefined);
+    tarBytes = gunzip;
+  }
   try {
-    for await (const entry of extract) {
-      const h = entry.header;
-      const name = safeEntryName(h.name, what);
-      switch (h.type) {
-        case 'directory':
-          if (name !== '') await mkdir(join(destDir, name), { recursive: true });
-          entry.resume();
-          break;
-        case 'file':
-        case 'contiguous-file': {
-          if (name === '') throw new InvalidInputError(`${what}: refusing file entry with an empty name`);
-          if (files.has(name)) throw new InvalidInputError(`${what}: refusing duplicate archive entry "${name}"`);
-          files.add(name);
-          const path = join(destDir, name);
-          await mkdir(dirname(path), { recursive: true });
-          // `wx`: never write through something already there.
-          await pipeline(entry as unknown as Readable, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
-          break;
-        }
-        case 'symlink':
-        case 'link': {
-          const kind = h.type === 'symlink' ? 'symlink' : 'hardlink';
-          if ((opts.links ?? 'reject') === 'reject') {
-            throw new InvalidInputError(`${what}: refusing ${kind} entry "${h.name}": this archive format never contains links`);
+    await readTar(
+      tarBytes,
+      async (entry) => {
+        const h = entry.header;
+        const name = safeEntryName(h.name, what);
+        switch (h.type) {
+          case 'directory':
+            if (name !== '') await mkdir(join(destDir, name), { recursive: true });
+            break;
+          case 'file':
+          case 'contiguous-file': {
+            if (name === '') throw new InvalidInputError(`${what}: refusing file entry with an empty name`);
+            if (files.has(name)) throw new InvalidInputError(`${what}: refusing duplicate archive entry "${name}"`);
+            files.add(name);
+            const path = join(destDir, name);
+            await mkdir(dirname(path), { recursive: true });
+            // `wx`: never write through something already there.
+            await pipeline(entry as unknown as Readable, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+            break;
           }
-          const target = resolveLinkTarget(name, h.linkname ?? '', kind, what);
-          links.push({ name, target, kind });
-          entry.resume();
-          break;
+          case 'symlink':
+          case 'link': {
+            const kind = h.type === 'symlink' ? 'symlink' : 'hardlink';
+            if ((opts.links ?? 'reject') === 'reject') {
+              throw new InvalidInputError(`${what}: refusing ${kind} entry "${h.name}": this archive format never contains links`);
+            }
+            links.push({ name, target: resolveLinkTarget(name, h.linkname ?? '', kind, what), kind });
+            break;
+          }
+          default:
+            throw new InvalidInputError(`${what}: refusing archive entry "${h.name}" of type ${String(h.type)}`);
         }
-        default:
-          throw new InvalidInputError(`${what}: refusing archive entry "${h.name}" of type ${String(h.type)}`);
-      }
-    }
-    await feeding;
+      },
+      {
+        signal: opts.signal,
+        refuse: (name, reason) => new InvalidInputError(`${what}: refusing archive entry "${name}": ${reason}`),
+        onFail: () => file.destroy(),
+      },
+    );
   } catch (err) {
-    extract.destroy();
+    file.destroy();
     throw err;
   }
   return { files, links };

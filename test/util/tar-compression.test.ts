@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SNIFF_BYTES, sniffCompression, sniffFileCompression } from '../../src/util/tar/compression.js';
+import { SNIFF_BYTES, sniffCompression, fileCompression } from '../../src/util/tar/compression.js';
 
 const XZ = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04]);
 const BZIP2 = Buffer.from('BZh91AY&SY');
@@ -36,7 +36,7 @@ describe('sniffCompression (the one sniffer for layers, ADD archives and archive
     const d = await dir;
     await writeFile(join(d, 'a.tgz'), gzipSync(Buffer.alloc(10_000)));
     await writeFile(join(d, 'empty'), '');
-    expect(await sniffFileCompression(join(d, 'a.tgz'))).toBe('gzip');
-    expect(await sniffFileCompression(join(d, 'empty'))).toBe('none');
+    expect(await fileCompression(join(d, 'a.tgz'))).toBe('gzip');
+    expect(await fileCompression(join(d, 'empty'))).toBe('none');
   });
 });

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { StevedoreError } from '../../util/errors.js';
-import { readFileHead, sniffCompression, sniffFileCompression } from '../../util/tar/compression.js';
+import { readFileHead, sniffCompression, fileCompression } from '../../util/tar/compression.js';
 
 /** A tar header block: the checksum field must agree with the block's bytes (the test tar(1) uses). */
 export function isTarHeader(block: Uint8Array): boolean {
@@ -45,7 +45,7 @@ export async function isTarArchive(path: string): Promise<boolean> {
  * them); gzip, zstd and plain tars are passed through as they are, for the unpacker to sniff.
  */
 export async function openArchive(path: string): Promise<Readable> {
-  const compression = await sniffFileCompression(path);
+  const compression = await fileCompression(path);
   if (compression !== 'bzip2' && compression !== 'xz') return createReadStream(path);
   const tool = compression === 'xz' ? 'xz' : 'bzip2';
   const child = spawn(tool, ['-dc', path], { stdio: ['ignore', 'pipe', 'pipe'] });

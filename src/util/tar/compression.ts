@@ -42,6 +42,6 @@ export async function readFileHead(path: string, n: number): Promise<Buffer> {
 }
 
 /** sniffCompression of a file's first bytes. */
-export async function sniffFileCompression(path: string): Promise<StreamCompression> {
+export async function fileCompression(path: string): Promise<StreamCompression> {
   return sniffCompression(await readFileHead(path, SNIFF_BYTES));
 }
