@@ -1,10 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { pack as tarPack, type Header, type Pack } from 'tar-stream';
+import type { Readable } from 'node:stream';
 import { InvalidInputError } from '../util/errors.js';
+import { TarWriter } from '../util/tar/write.js';
 
 export interface RootfsTarOptions {
   /** mtime for every entry (reproducible layers); default: each file's own. */
@@ -14,21 +13,13 @@ export interface RootfsTarOptions {
   gid?: number;
 }
 
-async function addEntry(pack: Pack, header: Partial<Header>, body?: Readable): Promise<void> {
-  if (!body) {
-    await new Promise<void>((resolve, reject) => pack.entry(header as Header, '', (err) => (err ? reject(err) : resolve())));
-    return;
-  }
-  await pipeline(body, pack.entry(header as Header) as unknown as Writable);
-}
-
 /**
  * Streams a directory as a layer tar: entries in sorted order (the same tree gives the same bytes),
  * hardlinks kept as links, file contents streamed from disk one at a time. Sockets and devices are
  * refused, since a rootless import could not reproduce them faithfully.
  */
 export function tarDirectory(root: string, opts: RootfsTarOptions = {}): Readable {
-  const pack = tarPack();
+  const tar = new TarWriter();
   const seen = new Map<string, string>();
   const walk = async (dir: string): Promise<void> => {
     const names = (await readdir(dir)).sort();
@@ -44,18 +35,18 @@ export function tarDirectory(root: string, opts: RootfsTarOptions = {}): Readabl
         gid: opts.gid ?? 0,
       };
       if (st.isDirectory()) {
-        await addEntry(pack, { ...base, name: `${rel}/`, type: 'directory' });
+        await tar.add({ ...base, type: 'directory' });
         await walk(path);
       } else if (st.isSymbolicLink()) {
-        await addEntry(pack, { ...base, type: 'symlink', linkname: await readlink(path) });
+        await tar.add({ ...base, type: 'symlink', linkname: await readlink(path) });
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? seen.get(key) : undefined;
         if (first) {
-          await addEntry(pack, { ...base, type: 'link', linkname: first });
+          await tar.add({ ...base, type: 'link', linkname: first });
         } else {
           if (st.nlink > 1) seen.set(key, rel);
-          await addEntry(pack, { ...base, type: 'file', size: st.size }, createReadStream(path));
+          await tar.add({ ...base, type: 'file', size: st.size }, createReadStream(path));
         }
       } else {
         throw new InvalidInputError(`${path}: cannot import a ${st.isSocket() ? 'socket' : 'device or fifo'}`);
@@ -63,8 +54,8 @@ export function tarDirectory(root: string, opts: RootfsTarOptions = {}): Readabl
     }
   };
   walk(root).then(
-    () => pack.finalize(),
-    (err) => pack.destroy(err as Error),
+    () => tar.finalize(),
+    (err) => tar.destroy(err as Error),
   );
-  return pack as unknown as Readable;
+  return tar.stream;
 }

@@ -9,7 +9,7 @@ import { InvalidInputError } from '../util/errors.js';
 import { tempSibling } from '../util/fs.js';
 import { fileCompression } from '../util/tar/compression.js';
 import { readTar } from '../util/tar/read.js';
-import { tarStream as tar } from '../util/tar/tar-stream.js';
+import { TarWriter } from '../util/tar/write.js';
 
 /**
  * Streaming tar helpers for the archive transports (`oci-archive:`, `docker-archive:`).
@@ -164,28 +164,27 @@ const EPOCH = new Date(0);
  */
 export async function writeTarAtomic(outPath: string, entries: Iterable<TarEntry>, signal?: AbortSignal): Promise<void> {
   const tmp = tempSibling(outPath);
-  const pack = tar().pack();
-  const writing = pipeline(pack, createWriteStream(tmp, { mode: 0o644 }), signal ? { signal } : {});
+  const tar = new TarWriter();
+  const writing = pipeline(tar.stream, createWriteStream(tmp, { mode: 0o644 }), signal ? { signal } : {});
   writing.catch(() => undefined);
   try {
     for (const e of entries) {
       signal?.throwIfAborted();
-      const base = { name: e.name, mtime: EPOCH, uid: 0, gid: 0, uname: '', gname: '' };
+      const base = { name: e.name, mtime: EPOCH };
       if (e.type === 'directory') {
-        pack.entry({ ...base, name: `${e.name}/`, type: 'directory', mode: 0o755 });
+        await tar.add({ ...base, type: 'directory', mode: 0o755 });
       } else if ('data' in e) {
-        pack.entry({ ...base, type: 'file', mode: 0o644 }, e.data);
+        await tar.add({ ...base, type: 'file', mode: 0o644, size: e.data.length }, e.data);
       } else {
         const size = (await stat(e.path)).size;
-        const sink = pack.entry({ ...base, type: 'file', mode: 0o644, size });
-        await pipeline(createReadStream(e.path), sink as unknown as NodeJS.WritableStream);
+        await tar.add({ ...base, type: 'file', mode: 0o644, size }, createReadStream(e.path));
       }
     }
-    pack.finalize();
+    tar.finalize();
     await writing;
     await rename(tmp, outPath);
   } catch (err) {
-    pack.destroy(err as Error);
+    tar.destroy(err as Error);
     await writing.catch(() => undefined);
     await rm(tmp, { force: true });
     throw err;

@@ -83,6 +83,7 @@ export async function readTar(source: Readable, onEntry: (entry: TarEntryData) =
   try {
     // 'data' events hand over each chunk as it is (an async iterator's read() would concatenate
     // whatever is buffered: one more copy of every byte).
+    let ended = false;
     const fed = new Promise<void>((resolve) => {
       source.on('data', (chunk: Buffer) => {
         if (extract.write(chunk)) return;
@@ -93,13 +94,14 @@ export async function readTar(source: Readable, onEntry: (entry: TarEntryData) =
         );
       });
       source.once('end', () => {
+        ended = true;
         (extract as unknown as { end(): void }).end();
         resolve();
       });
       // Torn down by fail(), or upstream: a source that closes before its end is a failure (the
       // parser would otherwise wait for the rest forever).
       source.once('close', () => {
-        if (!source.readableEnded) fail(source.errored ?? new Error('tar stream closed before its end'));
+        if (!ended) fail(new Error('tar stream closed before its end'));
         resolve();
       });
     });
