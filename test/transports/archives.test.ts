@@ -10,9 +10,9 @@ import { parseDockerArchiveReference } from '../../src/transports/docker-archive
 import { parseOciArchiveReference } from '../../src/transports/oci-archive.js';
 import { parseOciReference } from '../../src/transports/oci.js';
 import { UnsupportedError } from '../../src/util/errors.js';
-import { makeBusyboxImage, makeIndex, makeRandomImage } from '../fixtures/images.js';
+import { makeBusyboxImage, makeIndex, makeRandomImage } from '../../hack/lib/harness/images.js';
 import { writeTar as writeRawTar } from '../fuzz/lib/tar-writer.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { copyImage, readWholeImage, skopeoOk } from './helpers.js';
 
 const tmp = new TempDirs();
