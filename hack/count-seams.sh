@@ -20,6 +20,7 @@ count 'Go duration parsers (regexes over the units)' '\(ns\|us\|µs' src --exclu
 count 'tar writers (tar-stream pack)' '(tar\(\)|tarStream\(\)|tar)\.pack\(\)|tarPack\(\)'
 count 'tar readers (tar-stream extract)' '(tar\(\)|tarStream\(\)|tar)\.extract\(\)|tarExtract\(\)'
 count 'compression sniffers' 'function sniff[A-Za-z]*Compression\('
+count 'compression magic numbers written out (gzip 1f 8b)' '0x1f\b.*0x8b'
 count 'sleeps written inline or defined' 'function sleep\(|const sleep = |new Promise(<void>)?\(\(r(esolve)?\) => setTimeout\(r(esolve)?, '
 count 'Kubernetes timestamp trims (toISOString().replace)' 'toISOString\(\)\)?\.replace\('
 count 'status-patch call sites: ImageMirror' 'await [^;]*patchStatus\(' src/controllers/imagemirror.ts src/controllers/imagemirror-status.ts
