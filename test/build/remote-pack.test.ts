@@ -44,6 +44,17 @@ describe('packContext (a build context as a gzip tar, written with the one tar w
     ]);
   });
 
+  it('walks an ignored directory for exceptions without writing its own entry', async () => {
+    const out = join(dir, 'exc.tar.gz');
+    const except = { ignored: (p: string) => p === 'src' || (p.startsWith('src/') && p !== 'src/a.txt'), hasExceptions: true };
+    await packContext(join(dir, 'ctx'), out, { ignore: except });
+    const names: string[] = [];
+    await readTar(Readable.from([gunzipSync(await readFile(out))]), async (e) => {
+      names.push(e.header.name);
+    });
+    expect(names).toEqual(['Containerfile', 'src/a.txt']);
+  });
+
   it('gives the same bytes for the same tree', async () => {
     const a = await packContext(join(dir, 'ctx'), join(dir, 'a.tgz'), { ignore });
     const b = await packContext(join(dir, 'ctx'), join(dir, 'b.tgz'), { ignore });

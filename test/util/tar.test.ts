@@ -1,4 +1,5 @@
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, link, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -134,5 +135,19 @@ describe('tarDirectory (rootfs import) through the one writer', () => {
     await chmod(join(root, 'secret'), 0);
     const got = await readBack(tarDirectory(root, { mtime: T }));
     expect(got.map((e) => [e.header.name, e.header.mode])).toEqual([['secret', 0]]);
+  });
+
+  it('keeps hardlinks as links and refuses a fifo, naming it', async () => {
+    const root = join(await dir, 'links');
+    await mkdir(root);
+    await writeFile(join(root, 'a'), 'x');
+    await link(join(root, 'a'), join(root, 'b'));
+    const got = await readBack(tarDirectory(root, { mtime: T }));
+    expect(got.map((e) => [e.header.name, e.header.type, e.header.linkname ?? null])).toEqual([
+      ['a', 'file', null],
+      ['b', 'link', 'a'],
+    ]);
+    execFileSync('mkfifo', [join(root, 'c')]);
+    await expect(readBack(tarDirectory(root, { mtime: T }))).rejects.toThrow(`${join(root, 'c')}: cannot import a device or fifo`);
   });
 });

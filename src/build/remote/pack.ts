@@ -5,14 +5,14 @@
  * the compressed blob and of the tar inside it are computed while writing.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createWriteStream } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { Digest } from '../../oci/digest.js';
 import { InvalidInputError } from '../../util/errors.js';
+import { addDirectory } from '../../util/tar/directory.js';
 import { TarWriter } from '../../util/tar/write.js';
 
 /** What to leave out (the shape of build/context's IgnoreMatcher: .containerignore rules). */
@@ -55,36 +55,18 @@ export async function packContext(dir: string, outPath: string, opts: PackOption
   if (!st?.isDirectory()) throw new InvalidInputError(`build context ${dir} is not a directory`);
   const keep = new Set((opts.keep ?? []).map((p) => p.replace(/^\.\//, '')));
   const tar = new TarWriter();
-  let files = 0;
-  const walk = async (abs: string, rel: string): Promise<void> => {
-    for (const name of (await readdir(abs)).sort()) {
-      opts.signal?.throwIfAborted();
-      const path = join(abs, name);
-      const relPath = rel ? `${rel}/${name}` : name;
-      const s = await lstat(path);
-      const ignored = (opts.ignore?.ignored(relPath, s.isDirectory()) ?? false) && !keep.has(relPath);
-      if (ignored && !(s.isDirectory() && opts.ignore?.hasExceptions)) continue;
-      const base = { name: relPath, mode: s.mode & 0o7777, mtime: s.mtime, uid: 0, gid: 0 };
-      if (s.isDirectory()) {
-        // An ignored directory walked for exceptions gets no entry of its own; its kept files imply it.
-        if (!ignored) await tar.add({ ...base, type: 'directory' });
-        await walk(path, relPath);
-      } else if (s.isSymbolicLink()) {
-        await tar.add({ ...base, type: 'symlink', linkname: await readlink(path) });
-      } else if (s.isFile()) {
-        files++;
-        await tar.add({ ...base, type: 'file', size: s.size }, createReadStream(path));
-      }
-      // Sockets, fifos and devices have no place in a build context (Docker skips them too).
-    }
-  };
+  // An ignored directory walked for exceptions gets no entry of its own; its kept files imply it.
+  // Sockets, fifos and devices have no place in a build context (Docker skips them too).
+  const exclude = (relPath: string, isDir: boolean): 'skip' | 'walk' | false =>
+    (opts.ignore?.ignored(relPath, isDir) ?? false) && !keep.has(relPath) ? (isDir && opts.ignore?.hasExceptions ? 'walk' : 'skip') : false;
   const tarHash = new Hasher();
   const gzHash = new Hasher();
   const writing = pipeline(tar.stream, tarHash, createGzip(), gzHash, createWriteStream(outPath, { mode: 0o600 }), {
     signal: opts.signal,
   });
+  let files: number;
   try {
-    await walk(dir, '');
+    files = await addDirectory(tar, dir, { exclude, special: 'skip', ...(opts.signal ? { signal: opts.signal } : {}) });
     tar.finalize();
   } catch (err) {
     tar.destroy(err as Error);
