@@ -17,9 +17,10 @@ count() {
 count 'retry loops (a loop over attempts)' 'for \(let (attempt|tries|retry)\b|while \(.*\b(attempt|tries)\b *<'
 count 'backoff formulas' 'function (backoffDelay|exponentialDelay|retryDelay|restartDelayMs)\(|[Dd]elay \* 2\b|[Dd]elay \*= 2'
 count 'Go duration parsers (regexes over the units)' '\(ns\|us\|µs' src --exclude=schema.ts
-count 'tar writers (tar-stream pack)' '(tar\(\)|tar)\.pack\(\)|tarPack\(\)'
-count 'tar readers (tar-stream extract)' '(tar\(\)|tar)\.extract\(\)|tarExtract\(\)'
+count 'tar writers (tar-stream pack)' '(tar\(\)|tarStream\(\)|tar)\.pack\(\)|tarPack\(\)'
+count 'tar readers (tar-stream extract)' '(tar\(\)|tarStream\(\)|tar)\.extract\(\)|tarExtract\(\)'
 count 'compression sniffers' 'function sniff[A-Za-z]*Compression\('
+count 'compression magic numbers written out (gzip 1f 8b)' '0x1f\b.*0x8b'
 count 'sleeps written inline or defined' 'function sleep\(|const sleep = |new Promise(<void>)?\(\(r(esolve)?\) => setTimeout\(r(esolve)?, '
 count 'Kubernetes timestamp trims (toISOString().replace)' 'toISOString\(\)\)?\.replace\('
 count 'status-patch call sites: ImageMirror' 'await [^;]*patchStatus\(' src/controllers/imagemirror.ts src/controllers/imagemirror-status.ts

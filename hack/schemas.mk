@@ -8,7 +8,7 @@
 # its pinned version (checksums from the Go checksum database) and its schema/*.json files are copied
 # to $(STEVEDORE_CACHE)/schemas/<module>-<version>/, outside the repository, keyed by version.
 # The tests read the folders from OCI_IMAGE_SCHEMA_DIR / OCI_RUNTIME_SCHEMA_DIR (exported here); run
-# without make, they derive the same paths from the versions below (test/fixtures/schema.ts).
+# without make, they derive the same paths from the versions below (hack/lib/harness/schema.ts).
 
 # The newest releases whose schemas load: runtime-spec v1.3.0's config-vm.json has a broken ref
 # ("#definitions/uint32", fixed after the release), so no validator can be compiled from it.

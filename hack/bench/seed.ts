@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { OciLayout } from '../../src/oci/layout.js';
 import { encodeManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/mediatype.js';
-import { makeBusyboxImage, makeRandomImage } from '../../test/fixtures/images.js';
+import { makeBusyboxImage, makeRandomImage } from '../lib/harness/images.js';
 
 const [mode, registry, target, a, b] = process.argv.slice(2);
 const dir = await mkdtemp(join(tmpdir(), 'stevedore-bench-seed-'));

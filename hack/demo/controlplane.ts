@@ -4,7 +4,7 @@
 // Writes the admin kubeconfig to KUBECONFIG_OUT, prints `READY <server>` and runs until SIGTERM or
 // SIGINT, then stops kube-apiserver and etcd and removes their working directory.
 import { copyFile } from 'node:fs/promises';
-import { startControlPlane } from '../../test/harness/controlplane.js';
+import { startControlPlane } from '../lib/harness/controlplane.js';
 
 const out = process.argv[2];
 if (!out) {

@@ -8,7 +8,7 @@
 //   node --import ./hack/lib/ts-resolve.ts hack/demo/pipeline.ts KUBECONFIG REGISTRY WORKDIR
 //
 // There is no kubelet on a machine without a cluster, so build Pods are run by the TEST STAND-IN
-// FOR THE KUBELET (test/harness/kubelet-standin.ts): it runs the Pod's containers as local
+// FOR THE KUBELET (hack/lib/harness/kubelet-standin.ts): it runs the Pod's containers as local
 // processes (`node bin/stevedore.js ...`, as uid 65532 in a user namespace of their own when run as
 // root) and writes Pod status and the termination message as a kubelet would. Everything else is
 // real: the API server, `stevedore controller`, the builder, the registry, `stevedore agent` and runc.
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { sleep } from '../../src/util/sleep.js';
-import { startKubeletStandIn } from '../../test/harness/kubelet-standin.js';
+import { startKubeletStandIn } from '../lib/harness/kubelet-standin.js';
 import { api, type Call } from './api.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -1,4 +1,4 @@
-// `make cluster-up` / `make cluster-down`: the local node of test/harness/node.ts for humans.
+// `make cluster-up` / `make cluster-down`: the local node of hack/lib/harness/node.ts for humans.
 //   node --import ./hack/lib/ts-resolve.ts hack/node/cluster.ts up     start it in the background
 //   node --import ./hack/lib/ts-resolve.ts hack/node/cluster.ts down   stop it, clean up after it
 //   node --import ./hack/lib/ts-resolve.ts hack/node/cluster.ts serve  (what `up` runs detached)
@@ -9,8 +9,8 @@ import { existsSync, openSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { cleanupNodeDir, startNode, type LocalNode } from '../../test/harness/node.js';
-import { nodeTools } from '../../test/harness/node.js';
+import { cleanupNodeDir, startNode, type LocalNode } from '../lib/harness/node.js';
+import { nodeTools } from '../lib/harness/node.js';
 
 const dir = process.env['NODE_DIR'] || join(process.env['STEVEDORE_CACHE'] || join(homedir(), '.cache', 'stevedore'), 'node');
 const pidFile = join(dir, '..', 'node-supervisor.pid');

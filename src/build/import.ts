@@ -14,6 +14,7 @@ import { copyReference, type CopyResult } from '../copy/copy.js';
 import { parseOciReference } from '../transports/oci.js';
 import type { TransportContext, TransportReference } from '../transports/types.js';
 import { InvalidInputError } from '../util/errors.js';
+import { fileCompression } from '../util/tar/compression.js';
 import { tarDirectory } from './rootfs-tar.js';
 
 export interface ImportOptions {
@@ -24,12 +25,6 @@ export interface ImportOptions {
   message?: string;
   destContext?: TransportContext;
   signal?: AbortSignal;
-}
-
-async function sniffGzip(path: string): Promise<boolean> {
-  const fh = createReadStream(path, { start: 0, end: 1 });
-  for await (const chunk of fh) return (chunk as Buffer)[0] === 0x1f && (chunk as Buffer)[1] === 0x8b;
-  return false;
 }
 
 /**
@@ -48,7 +43,7 @@ export async function importRootfs(source: string, dest: TransportReference, opt
     const created = opts.created ?? new Date();
     let tar: Readable;
     if (st.isDirectory()) tar = tarDirectory(source, opts.created ? { mtime: opts.created } : {});
-    else if (await sniffGzip(source)) tar = createReadStream(source).pipe(createGunzip());
+    else if ((await fileCompression(source)) === 'gzip') tar = createReadStream(source).pipe(createGunzip());
     else tar = createReadStream(source);
     const diff = new VerifyingStream({});
     tar.on('error', (err) => diff.destroy(err));

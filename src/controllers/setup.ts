@@ -7,6 +7,7 @@ import { EventRecorder } from '../k8s/runtime/events.js';
 import { Manager, defaultIdentity } from '../k8s/runtime/manager.js';
 import { ControllerMetrics } from '../k8s/runtime/metrics.js';
 import type { WorkQueueOptions } from '../k8s/runtime/queue.js';
+import { VERSION } from '../util/version.js';
 import { ImageBuildReconciler } from './imagebuild.js';
 import type { BuildPodOptions } from './imagebuild-pod.js';
 import { ImageMirrorMetrics } from './imagemirror-metrics.js';
@@ -42,7 +43,7 @@ export interface ControllerManagerOptions {
 
 /** Build Pod defaults: the released Stevedore image, its own user namespace, uid 65532 (as the controller). */
 export const DEFAULT_BUILD_POD: BuildPodOptions = {
-  image: 'ghcr.io/stevedore-dev/stevedore:0.1.0',
+  image: `ghcr.io/stevedore-dev/stevedore:${VERSION}`,
   userNamespaces: true,
   runAsUser: 65532,
 };

@@ -26,6 +26,9 @@ import { writeZstdChunked } from '../oci/zstd-chunked.js';
 import { createZstdFramesDecompress } from '../oci/zstd-frames.js';
 import { isZstdChunked, withoutZstdChunked } from '../oci/zstd-chunked-format.js';
 
+/** Blobs transferred in parallel unless `jobs` says otherwise (skopeo and the CLI's `--jobs` default). */
+export const DEFAULT_COPY_JOBS = 6;
+
 export interface CopyOptions {
   /** Copy every image of an index (skopeo's `--all`). */
   all?: boolean;
@@ -35,7 +38,7 @@ export interface CopyOptions {
   preserveDigests?: boolean;
   /** Manifest format at the destination; default: as the source has it. */
   format?: ManifestFormat;
-  /** Blobs transferred in parallel. */
+  /** Blobs transferred in parallel; default DEFAULT_COPY_JOBS. */
   jobs?: number;
   /** Attempts per blob; a broken transfer restarts (the source side also resumes by Range). Default: retry.attempts, else 3. */
   blobAttempts?: number;
@@ -136,7 +139,7 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, opts: 
     opts,
     blobs: new Map(),
     compressed: new Map(),
-    limiter: new Limiter(opts.jobs ?? 6),
+    limiter: new Limiter(opts.jobs ?? DEFAULT_COPY_JOBS),
     result: { digest: top.digest, mediaType: top.mediaType, platforms: [], blobsCopied: 0, blobsReused: 0, bytesCopied: 0, manifests: 0, manifest: top },
   };
   const written = await copyManifest(state, top, true, 0);

@@ -7,7 +7,7 @@ import { OciLayout } from '../oci/layout.js';
 import { encodeManifest, parseManifest, type ImageIndex, type RawManifest } from '../oci/manifest.js';
 import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
 import { formatPlatform, hostPlatform, normalizePlatform, platformMatches, type Platform } from '../oci/platform.js';
-import { formatReference, parseReference, type ImageReference } from '../oci/reference.js';
+import { formatReference, hasRegistryHost, parseReference, type ImageReference } from '../oci/reference.js';
 import { defaultStoreRoot } from '../runtime/store/paths.js';
 import { parseImageName } from '../transports/index.js';
 import { splitLayoutReference } from '../transports/oci.js';
@@ -50,9 +50,7 @@ export function listLocation(name: string, storeRoot: string = defaultStoreRoot(
   } catch (err) {
     throw new InvalidInputError(`invalid manifest list name "${name}": ${(err as Error).message}`);
   }
-  const first = name.split('/')[0]!;
-  const explicitHost = name.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
-  const qualified = explicitHost ? ref : { ...ref, registry: 'localhost', repository: ref.repository.replace(/^library\//, '') };
+  const qualified = hasRegistryHost(name) ? ref : { ...ref, registry: 'localhost', repository: ref.repository.replace(/^library\//, '') };
   const full = formatReference(qualified.tag || qualified.digest ? qualified : { ...qualified, tag: 'latest' });
   return { layoutDir: join(storeRoot, 'manifests'), refName: full, display: full };
 }

@@ -25,6 +25,17 @@ function isDomain(first: string): boolean {
   return first === 'localhost' || first.includes('.') || first.includes(':') || first !== first.toLowerCase();
 }
 
+/**
+ * Whether a name starts with a registry host, as distribution/reference decides: its first
+ * component (before a `/`) has a dot, a port or an uppercase letter, or is `localhost`. The one rule
+ * for this in the code base: `busybox` and `user/app` are Docker Hub names, `reg.io/x`,
+ * `localhost:5000/x` and `localhost/x` name their host.
+ */
+export function hasRegistryHost(name: string): boolean {
+  const slash = name.indexOf('/');
+  return slash > 0 && isDomain(name.slice(0, slash));
+}
+
 function checkDomain(domain: string, input: string): void {
   // host[:port], host may be an IPv6 literal in brackets.
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:]+)(?::(\d+))?$/.exec(domain);
@@ -71,7 +82,7 @@ export function parseReference(input: string): ImageReference {
   if (rest === '') throw new InvalidInputError(`invalid reference "${input}": missing repository name`);
   const parts = rest.split('/');
   let registry = DEFAULT_REGISTRY;
-  if (parts.length > 1 && isDomain(parts[0]!)) {
+  if (hasRegistryHost(rest)) {
     registry = parts.shift()!;
     checkDomain(registry, input);
   }
@@ -113,8 +124,7 @@ export function familiarName(ref: ImageReference): string {
     // Only as short as still reads back the same: `library/a/b` stays (`a/b` is docker.io/a/b), and a
     // first component that looks like a host (`foo.bar/baz`) keeps docker.io/ in front (found by test/fuzz).
     const short = ref.repository.startsWith('library/') && !ref.repository.slice(8).includes('/') ? ref.repository.slice(8) : ref.repository;
-    const first = short.split('/')[0]!;
-    if (!(short.includes('/') && isDomain(first))) name = short;
+    if (!hasRegistryHost(short)) name = short;
   }
   if (ref.tag) name += `:${ref.tag}`;
   if (ref.digest) name += `@${ref.digest}`;

@@ -3,6 +3,7 @@ import { DockerReference } from '../transports/docker.js';
 import { parseImageName } from '../transports/index.js';
 import type { TransportContext, TransportReference } from '../transports/types.js';
 import { InvalidInputError } from '../util/errors.js';
+import { VERSION } from '../util/version.js';
 import { catalogImage } from './catalog.js';
 import { CYCLONEDX_MEDIA_TYPE, toCycloneDx } from './cyclonedx.js';
 import { SPDX_MEDIA_TYPE, toSpdx } from './spdx.js';
@@ -20,7 +21,7 @@ export const SBOM_PREDICATE_TYPES: Record<SbomFormat, string> = {
   'cyclonedx-json': 'https://cyclonedx.org/bom',
 };
 
-export const TOOL_VERSION = '0.1.0';
+export const TOOL_VERSION = VERSION;
 
 export interface SbomOptions {
   format?: SbomFormat;

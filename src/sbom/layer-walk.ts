@@ -1,7 +1,7 @@
 import { pipeline, type Readable } from 'node:stream';
-import * as tar from 'tar-stream';
 import { AUFS_META_PREFIX, compressionForMediaType, OPAQUE_WHITEOUT, openDecompressed, UnsafeLayerEntryError, WHITEOUT_PREFIX } from '../runtime/unpack/index.js';
 import { StevedoreError, errorMessage } from '../util/errors.js';
+import { readTar, type TarHeader } from '../util/tar/read.js';
 
 /** One tar entry, reduced to what the catalogers look at. Paths are cleaned and relative to `/`. */
 export type WalkEntry =
@@ -12,8 +12,6 @@ export type WalkEntry =
   | { kind: 'whiteout'; path: string }
   /** Hides everything lower layers have below the directory `path` (the root is `''`). */
   | { kind: 'opaque'; path: string };
-
-type TarEntry = AsyncIterable<Buffer> & { header: tar.Header; resume(): unknown };
 
 /** Lexical clean-up of a tar name; `..` cannot climb above the root (as the unpacker reads it). */
 export function cleanPath(name: string): string {
@@ -26,7 +24,7 @@ export function cleanPath(name: string): string {
   return out.join('/');
 }
 
-function classify(h: tar.Header): WalkEntry | undefined {
+function classify(h: TarHeader): WalkEntry | undefined {
   const path = cleanPath(h.name);
   const slash = path.lastIndexOf('/');
   const base = path.slice(slash + 1);
@@ -52,22 +50,6 @@ function classify(h: tar.Header): WalkEntry | undefined {
   }
 }
 
-/** Waits until the (streamx) parser wants more, or fails if it is torn down meanwhile. */
-function drained(w: tar.Extract): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onDrain = (): void => {
-      w.off('close', onClose);
-      resolve();
-    };
-    const onClose = (): void => {
-      w.off('drain', onDrain);
-      reject(new Error('tar parser closed'));
-    };
-    w.once('drain', onDrain);
-    w.once('close', onClose);
-  });
-}
-
 /**
  * Reads one layer (tar, tar+gzip or tar+zstd) as a stream, never whole: each entry is handed to
  * `visit` with its data, which the visitor may read (only the files it cares about) or leave; what
@@ -81,73 +63,31 @@ export async function walkLayer(
   signal?: AbortSignal,
 ): Promise<void> {
   signal?.throwIfAborted();
-  const extract = tar.extract();
-  let failure: unknown;
-  let failed = false;
-  const fail = (err: unknown): void => {
-    if (failed) return;
-    failed = true;
-    failure = err;
-    layer.destroy();
-    extract.destroy(err instanceof Error ? err : new Error(String(err)));
+  const onAbort = (): void => {
+    layer.destroy(signal?.reason);
   };
-  extract.on('error', (err: Error) => fail(err));
-  const onAbort = (): void => fail(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const { source, decompressor } = await openDecompressed(layer, compressionForMediaType(mediaType));
-    const stages: NodeJS.ReadWriteStream[] = decompressor ? [decompressor] : [];
-    const last = (stages.length > 0 ? stages[stages.length - 1] : source) as Readable;
-    const flowed = new Promise<void>((resolve) => {
-      if (stages.length === 0) return resolve();
-      pipeline([source, ...stages], (err) => {
-        if (err) fail(err);
-        resolve();
-      });
-    });
-    // Fed by hand: the parser is a streamx writable, and its errors must reach fail().
-    const fed = (async () => {
-      try {
-        for await (const chunk of last) {
-          if (!extract.write(chunk as Buffer)) await drained(extract);
-        }
-        (extract as unknown as { end(): void }).end();
-      } catch (err) {
-        fail(err);
-      }
-    })();
-    const iterator = (extract as unknown as AsyncIterable<TarEntry>)[Symbol.asyncIterator]();
-    for (;;) {
-      let next: IteratorResult<TarEntry>;
-      try {
-        next = await iterator.next();
-      } catch (err) {
-        fail(err);
-        break;
-      }
-      if (next.done) break;
-      const data = next.value;
-      const entry = classify(data.header);
-      try {
-        // tar-stream never ends the data of a directory whose header announces some: draining it
-        // below would wait forever (the unpacker refuses the same entries; found by test/fuzz).
-        if (data.header.type === 'directory' && (data.header.size ?? 0) > 0) {
-          throw new UnsafeLayerEntryError(data.header.name, `a directory entry announcing ${data.header.size} bytes of data`);
-        }
-        if (entry) await visit(entry, data);
-        // Whatever the visitor did not read is drained here.
-        for await (const _ of data) void _;
-      } catch (err) {
-        fail(err);
-        break;
-      }
+    signal?.throwIfAborted();
+    let tarBytes: Readable = source;
+    if (decompressor) {
+      tarBytes = decompressor;
+      // Errors reach the reader through the decompressor, which the pipeline destroys with them.
+      pipeline(source, decompressor, () => undefined);
     }
-    await Promise.all([fed, flowed]);
-    if (failed) throw failure;
+    await readTar(
+      tarBytes,
+      async (data) => {
+        const entry = classify(data.header);
+        if (entry) await visit(entry, data);
+      },
+      { signal, refuse: (name, reason) => new UnsafeLayerEntryError(name, reason), onFail: () => layer.destroy() },
+    );
   } catch (err) {
-    fail(err);
-    if (failure instanceof StevedoreError || (failure instanceof Error && failure.name === 'AbortError')) throw failure;
-    throw new StevedoreError('SBOM_LAYER_READ_FAILED', `reading layer: ${errorMessage(failure)}`, { cause: failure });
+    layer.destroy();
+    if (err instanceof StevedoreError || (err instanceof Error && err.name === 'AbortError')) throw err;
+    throw new StevedoreError('SBOM_LAYER_READ_FAILED', `reading layer: ${errorMessage(err)}`, { cause: err });
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

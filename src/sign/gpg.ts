@@ -1,6 +1,7 @@
 import { createMessage, readMessage, sign, verify, type Message, type PrivateKey, type PublicKey } from 'openpgp';
 import type { Digest } from '../oci/digest.js';
 import { errorMessage } from '../util/errors.js';
+import { VERSION } from '../util/version.js';
 import { SignatureError } from './errors.js';
 import { fingerprintOf } from './gpg-keys.js';
 import { encodeAtomicPayload, MAX_SIGNATURE_BYTES, parseAtomicPayload, type AtomicSignaturePayload } from './simple-signing.js';
@@ -8,7 +9,7 @@ import { encodeAtomicPayload, MAX_SIGNATURE_BYTES, parseAtomicPayload, type Atom
 export { MAX_SIGNATURE_BYTES } from './simple-signing.js';
 
 /** The creator written into `optional.creator` of signatures Stevedore makes. */
-export const STEVEDORE_CREATOR = 'stevedore 0.1.0';
+export const STEVEDORE_CREATOR = `stevedore ${VERSION}`;
 
 /**
  * Signs a manifest digest for a docker-reference: the atomic payload as an OpenPGP signed message

@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
-import { open, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MAX_CONFIG_BYTES, parseConfig } from '../oci/config.js';
@@ -13,6 +13,7 @@ import { encodeManifest, manifestBlobs, MAX_MANIFEST_BYTES, type ImageManifest, 
 import { MediaType } from '../oci/mediatype.js';
 import { familiarName, formatReference, parseReference, type ImageReference } from '../oci/reference.js';
 import { DigestMismatchError, InvalidInputError, NotFoundError, UnsupportedError } from '../util/errors.js';
+import { fileCompression, sniffCompression } from '../util/tar/compression.js';
 import { checkIncomingManifest, hasFileOfSize, makeScratchDir, openVerified, readCapped, writeVerifiedFile } from './local-util.js';
 import { extractArchive, safeEntryName, writeTarAtomic, type ArchiveLink, type TarEntry } from './tar-util.js';
 import type {
@@ -99,9 +100,6 @@ export function parseDockerArchiveReference(rest: string): DockerArchiveReferenc
   return new DockerArchiveReference(path, { ...image, tag: image.tag ?? 'latest' });
 }
 
-const GZIP = [0x1f, 0x8b];
-const ZSTD = [0x28, 0xb5, 0x2f, 0xfd];
-
 /** Digest, size and compression of a layer file, in one streaming pass. */
 async function describeFile(path: string): Promise<{ digest: Digest; size: number; compression: 'gzip' | 'zstd' | 'none' }> {
   const hash = createHash('sha256');
@@ -112,8 +110,9 @@ async function describeFile(path: string): Promise<{ digest: Digest; size: numbe
     hash.update(chunk);
     size += chunk.length;
   }
-  const starts = (magic: number[]): boolean => head !== undefined && head.length >= magic.length && magic.every((b, i) => head![i] === b);
-  const compression = starts(GZIP) ? 'gzip' : starts(ZSTD) ? 'zstd' : 'none';
+  const sniffed = sniffCompression(head ?? Buffer.alloc(0));
+  // A layer is tar, tar+gzip or tar+zstd; anything else is taken for a plain tar (and its digest must be its diffID).
+  const compression = sniffed === 'gzip' || sniffed === 'zstd' ? sniffed : 'none';
   return { digest: `sha256:${hash.digest('hex')}`, size, compression };
 }
 
@@ -335,15 +334,8 @@ class DockerArchiveDestination implements ImageDestination {
   /** The layer's plain tar in scratch space: the blob itself if uncompressed, else its decompressed copy. */
   async #plainLayer(layer: Descriptor, diffId: Digest, signal?: AbortSignal): Promise<string> {
     const path = this.#blobPath(layer.digest);
-    const head = Buffer.alloc(4);
-    const fh = await open(path, 'r');
-    try {
-      await fh.read(head, 0, 4, 0);
-    } finally {
-      await fh.close();
-    }
-    const starts = (magic: number[]) => magic.every((b, i) => head[i] === b);
-    const decompress = starts(GZIP) ? createGunzip() : starts(ZSTD) ? createZstdDecompress() : undefined;
+    const compression = await fileCompression(path);
+    const decompress = compression === 'gzip' ? createGunzip() : compression === 'zstd' ? createZstdDecompress() : undefined;
     const what = `layer ${layer.digest} of ${this.name}`;
     if (!decompress) {
       if (layer.digest !== diffId) throw new DigestMismatchError(`${what} (uncompressed, so its diffID)`, diffId, layer.digest);

@@ -1,16 +1,15 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { createRequire } from 'node:module';
 import { InvalidInputError } from '../util/errors.js';
 import { tempSibling } from '../util/fs.js';
-
-/** tar-stream loads on first use: `copy` and `sync` import this module with the archive transports but rarely read an archive. */
-let tarLib: typeof import('tar-stream') | undefined;
-const tar = (): typeof import('tar-stream') => (tarLib ??= createRequire(import.meta.url)('tar-stream') as typeof import('tar-stream'));
+import { fileCompression } from '../util/tar/compression.js';
+import { readTar } from '../util/tar/read.js';
+import { TarWriter } from '../util/tar/write.js';
 
 /**
  * Streaming tar helpers for the archive transports (`oci-archive:`, `docker-archive:`).
@@ -47,8 +46,6 @@ export interface ExtractResult {
   links: ArchiveLink[];
 }
 
-const GZIP_MAGIC = [0x1f, 0x8b];
-
 /**
  * Normalises an archive entry name to a relative POSIX path, refusing absolute names, `..`
  * components and anything else that could land outside the extraction directory.
@@ -82,18 +79,6 @@ function resolveLinkTarget(linkName: string, target: string, kind: ArchiveLink['
   return joined.replace(/^\.\/?/, '');
 }
 
-/** Sniffs the first bytes of a file so `docker save | gzip` archives are read like plain ones. */
-async function isGzipFile(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(buf, 0, 2, 0);
-    return bytesRead === 2 && buf[0] === GZIP_MAGIC[0] && buf[1] === GZIP_MAGIC[1];
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Extracts a (possibly gzip-compressed) tar archive into `destDir`, which must exist and be empty.
  * Only regular files and directories are created; devices, FIFOs and unknown entry types are
@@ -104,50 +89,57 @@ export async function extractArchive(archivePath: string, destDir: string, opts:
   const { what } = opts;
   const files = new Set<string>();
   const links: ArchiveLink[] = [];
-  const extract = tar().extract();
-  const stages: NodeJS.ReadableStream[] = [createReadStream(archivePath)];
-  if (await isGzipFile(archivePath)) stages.push(createGunzip());
-  // Feeding the parser runs concurrently with consuming its entries below.
-  const feeding = pipeline([...stages, extract] as unknown as [Readable, NodeJS.WritableStream], opts.signal ? { signal: opts.signal } : {});
-  feeding.catch(() => undefined); // surfaced through the iterator or awaited below
+  const file = createReadStream(archivePath);
+  let tarBytes: Readable = file;
+  // `docker save | gzip` archives are read like plain ones.
+  if ((await fileCompression(archivePath)) === 'gzip') {
+    const gunzip = createGunzip();
+    // Errors reach the reader through gunzip, which the pipeline destroys with them.
+    pipelineCb(file, gunzip, () => undefined);
+    tarBytes = gunzip;
+  }
   try {
-    for await (const entry of extract) {
-      const h = entry.header;
-      const name = safeEntryName(h.name, what);
-      switch (h.type) {
-        case 'directory':
-          if (name !== '') await mkdir(join(destDir, name), { recursive: true });
-          entry.resume();
-          break;
-        case 'file':
-        case 'contiguous-file': {
-          if (name === '') throw new InvalidInputError(`${what}: refusing file entry with an empty name`);
-          if (files.has(name)) throw new InvalidInputError(`${what}: refusing duplicate archive entry "${name}"`);
-          files.add(name);
-          const path = join(destDir, name);
-          await mkdir(dirname(path), { recursive: true });
-          // `wx`: never write through something already there.
-          await pipeline(entry as unknown as Readable, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
-          break;
-        }
-        case 'symlink':
-        case 'link': {
-          const kind = h.type === 'symlink' ? 'symlink' : 'hardlink';
-          if ((opts.links ?? 'reject') === 'reject') {
-            throw new InvalidInputError(`${what}: refusing ${kind} entry "${h.name}": this archive format never contains links`);
+    await readTar(
+      tarBytes,
+      async (entry) => {
+        const h = entry.header;
+        const name = safeEntryName(h.name, what);
+        switch (h.type) {
+          case 'directory':
+            if (name !== '') await mkdir(join(destDir, name), { recursive: true });
+            break;
+          case 'file':
+          case 'contiguous-file': {
+            if (name === '') throw new InvalidInputError(`${what}: refusing file entry with an empty name`);
+            if (files.has(name)) throw new InvalidInputError(`${what}: refusing duplicate archive entry "${name}"`);
+            files.add(name);
+            const path = join(destDir, name);
+            await mkdir(dirname(path), { recursive: true });
+            // `wx`: never write through something already there.
+            await pipeline(entry as unknown as Readable, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+            break;
           }
-          const target = resolveLinkTarget(name, h.linkname ?? '', kind, what);
-          links.push({ name, target, kind });
-          entry.resume();
-          break;
+          case 'symlink':
+          case 'link': {
+            const kind = h.type === 'symlink' ? 'symlink' : 'hardlink';
+            if ((opts.links ?? 'reject') === 'reject') {
+              throw new InvalidInputError(`${what}: refusing ${kind} entry "${h.name}": this archive format never contains links`);
+            }
+            links.push({ name, target: resolveLinkTarget(name, h.linkname ?? '', kind, what), kind });
+            break;
+          }
+          default:
+            throw new InvalidInputError(`${what}: refusing archive entry "${h.name}" of type ${String(h.type)}`);
         }
-        default:
-          throw new InvalidInputError(`${what}: refusing archive entry "${h.name}" of type ${String(h.type)}`);
-      }
-    }
-    await feeding;
+      },
+      {
+        signal: opts.signal,
+        refuse: (name, reason) => new InvalidInputError(`${what}: refusing archive entry "${name}": ${reason}`),
+        onFail: () => file.destroy(),
+      },
+    );
   } catch (err) {
-    extract.destroy();
+    file.destroy();
     throw err;
   }
   return { files, links };
@@ -172,28 +164,27 @@ const EPOCH = new Date(0);
  */
 export async function writeTarAtomic(outPath: string, entries: Iterable<TarEntry>, signal?: AbortSignal): Promise<void> {
   const tmp = tempSibling(outPath);
-  const pack = tar().pack();
-  const writing = pipeline(pack, createWriteStream(tmp, { mode: 0o644 }), signal ? { signal } : {});
+  const tar = new TarWriter();
+  const writing = pipeline(tar.stream, createWriteStream(tmp, { mode: 0o644 }), signal ? { signal } : {});
   writing.catch(() => undefined);
   try {
     for (const e of entries) {
       signal?.throwIfAborted();
-      const base = { name: e.name, mtime: EPOCH, uid: 0, gid: 0, uname: '', gname: '' };
+      const base = { name: e.name, mtime: EPOCH };
       if (e.type === 'directory') {
-        pack.entry({ ...base, name: `${e.name}/`, type: 'directory', mode: 0o755 });
+        await tar.add({ ...base, type: 'directory', mode: 0o755 });
       } else if ('data' in e) {
-        pack.entry({ ...base, type: 'file', mode: 0o644 }, e.data);
+        await tar.add({ ...base, type: 'file', mode: 0o644, size: e.data.length }, e.data);
       } else {
         const size = (await stat(e.path)).size;
-        const sink = pack.entry({ ...base, type: 'file', mode: 0o644, size });
-        await pipeline(createReadStream(e.path), sink as unknown as NodeJS.WritableStream);
+        await tar.add({ ...base, type: 'file', mode: 0o644, size }, createReadStream(e.path));
       }
     }
-    pack.finalize();
+    tar.finalize();
     await writing;
     await rename(tmp, outPath);
   } catch (err) {
-    pack.destroy(err as Error);
+    tar.destroy(err as Error);
     await writing.catch(() => undefined);
     await rm(tmp, { force: true });
     throw err;

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigSourceError, type ConfigSources, type SourceKind } from '../../src/agent/config-sources.js';
 import { resolveEnv } from '../../src/agent/env.js';
 import { prepareVolumes, releaseVolumes } from '../../src/agent/volumes.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 afterAll(() => temps.cleanup());

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { writeJobFile } from '../../src/cli/commands/monitor.js';
 import { listContainers, processAlive, writeRecord, type ContainerRecord } from '../../src/runtime/containers.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 const children: ChildProcess[] = [];

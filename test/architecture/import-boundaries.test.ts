@@ -6,6 +6,8 @@
  *   agent    never imports controllers
  *   runtime/unpack is used from outside runtime/ only through its index.ts (its public API)
  *   no import cycles (type-only imports count: a cycle of types is a cycle of design)
+ *   hack/ (demo, benchmarks, cluster scripts) never imports test/: what they share with the tests
+ *   is hack/lib/harness
  *
  * A failure names each offending import as file:line, and each cycle as the files around it.
  */
@@ -76,5 +78,14 @@ describe('cycles', () => {
     );
     expect(found).toEqual([['a', 'b', 'a'], ['d', 'e', 'd'], ['x', 'x']]);
     expect(importCycles(['a', 'b'], [f('a', 'b')])).toEqual([]);
+  });
+});
+
+describe('hack/', () => {
+  it('never imports test/: the harness shared by tests, demo and benchmarks lives in hack/lib/harness', () => {
+    const hack = importGraph(ROOT, 'hack');
+    expect(hack.files).toContain('hack/lib/harness/registry.ts');
+    expect(hack.edges.some((e) => e.from === 'hack/demo/controlplane.ts' && e.to === 'hack/lib/harness/controlplane.ts')).toBe(true);
+    expect(hack.edges.filter((e) => e.to.startsWith('test/')).map(where)).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@ import { copyReference } from '../../src/copy/copy.js';
 import { digestBytes } from '../../src/oci/digest.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { cleanupCli, cliTempDir, jsonLines, stevedore } from '../cli/stevedore.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { dpkgStanzas } from '../sbom/content.js';
 import { buildLayeredImage, type BuiltImage } from '../sbom/layered-image.js';
 

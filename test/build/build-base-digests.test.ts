@@ -11,9 +11,9 @@ import { encodeResult, RESULT_FILE_LIMIT } from '../../src/build/output/result-f
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
-import { makeIndex } from '../fixtures/images.js';
+import { makeIndex } from '../../hack/lib/harness/images.js';
 import { registryDigest } from '../controllers/helpers.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 
 let reg: TestRegistry | undefined;
 let work: string;

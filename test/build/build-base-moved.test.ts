@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 import { fileText } from './corpus/harness.js';
 
 let work: string;

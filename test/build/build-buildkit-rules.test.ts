@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 import { fileText, flatten } from './corpus/harness.js';
 
 let work: string;

@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { cleanupCli, cliTempDir, REPO_ROOT, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { validateOci } from '../fixtures/schema.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { validateOci } from '../../hack/lib/harness/schema.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { buildah, configSubset, diffFs, dropBuildahMountPoints, fileText, flatten, loadImage } from './corpus/harness.js';
 
 const CORPUS = join(REPO_ROOT, 'test', 'build', 'corpus');

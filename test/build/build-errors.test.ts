@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupCli, cliTempDir, ensureBuilt, REPO_ROOT, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 
 let work: string;
 let store: string;

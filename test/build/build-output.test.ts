@@ -18,10 +18,10 @@ import { MediaType } from '../../src/oci/mediatype.js';
 import { normaliseImageName } from '../../src/runtime/store/names.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage, makeIndex } from '../fixtures/images.js';
-import { validateOci } from '../fixtures/schema.js';
-import { runCommand } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeBusyboxImage, makeIndex } from '../../hack/lib/harness/images.js';
+import { validateOci } from '../../hack/lib/harness/schema.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { fileText, loadImage } from './corpus/harness.js';
 
 let reg: TestRegistry;

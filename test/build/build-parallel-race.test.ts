@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/build/index.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const tmp = new TempDirs();
 let work: string;

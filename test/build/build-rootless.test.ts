@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, REPO_ROOT } from '../cli/stevedore.js';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 import { flatten } from './corpus/harness.js';
 
 const HELPER = join(REPO_ROOT, 'test', 'runtime', 'userns-helper.py');

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/build/index.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
 import { REPO_ROOT } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 import { diffFs, flatten } from './corpus/harness.js';
 
 let dir: string;

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { remoteContextOf } from '../../src/build/context/remote.js';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { freePort, LOOPBACK, sleep } from '../harness/net.js';
-import { spawnManaged, type ManagedProcess } from '../harness/procs.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { freePort, LOOPBACK, sleep } from '../../hack/lib/harness/net.js';
+import { spawnManaged, type ManagedProcess } from '../../hack/lib/harness/procs.js';
 import { fileText, flatten } from './corpus/harness.js';
 
 describe('remoteContextOf: which arguments are URLs', () => {

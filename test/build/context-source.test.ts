@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openContext } from '../../src/build/context/source.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const tmp = new TempDirs();
 afterAll(() => tmp.cleanup());

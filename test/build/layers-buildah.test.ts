@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ignoreFromLines } from '../../src/build/context/ignore.js';
 import { writeCopyLayer, type CopySpec } from '../../src/build/layers/copy.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { snapshot } from './fixtures-layers/oci-apply.js';
 
 const tmp = new TempDirs();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ignoreFromLines } from '../../src/build/context/ignore.js';
 import { hashCopyInputs, writeCopyLayer, type CopyRoot, type CopySpec } from '../../src/build/layers/copy.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { byName, checkDigests, gnuTarList, readLayer, type ReadEntry } from './fixtures-layers/read-layer.js';
 
 const tmp = new TempDirs();

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { treeDiffLayer, upperToLayer } from '../../src/build/layers/diff.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { gnuTarLayer, snapshot, umociApply } from './fixtures-layers/oci-apply.js';
 import { byName, checkDigests, gnuTarList, readLayer } from './fixtures-layers/read-layer.js';
 

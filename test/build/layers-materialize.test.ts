@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCopyLayer, type CopyRoot, type CopySpec } from '../../src/build/layers/copy.js';
 import { materializeEntries, NotMaterializableError } from '../../src/build/layers/materialize.js';
 import { unpackLayer } from '../../src/runtime/unpack/index.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const tmp = new TempDirs();
 afterAll(() => tmp.cleanup());

@@ -7,8 +7,8 @@ import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCopyLayer } from '../../src/build/layers/copy.js';
 import { downloadName, fetchUrl } from '../../src/build/layers/url.js';
-import { LOOPBACK, freePort } from '../harness/net.js';
-import { TempDirs } from '../harness/tmp.js';
+import { LOOPBACK, freePort } from '../../hack/lib/harness/net.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { byName, readLayer } from './fixtures-layers/read-layer.js';
 
 const tmp = new TempDirs();

@@ -7,7 +7,7 @@ import { writeLayer } from '../../src/build/layers/tar-writer.js';
 import { compareEntryNames, type LayerEntry } from '../../src/build/layers/entry.js';
 import { entryFromStat } from '../../src/build/layers/fs-entry.js';
 import { lstat, readdir } from 'node:fs/promises';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { byName, checkDigests, gnuTarList, readLayer } from './fixtures-layers/read-layer.js';
 
 const tmp = new TempDirs();

@@ -14,7 +14,7 @@ import type { BuiltLayer } from '../../src/build/executor/state.js';
 import { digestBytes } from '../../src/oci/digest.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { MediaType } from '../../src/oci/mediatype.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const tmp = new TempDirs();
 afterAll(() => tmp.cleanup());

@@ -11,8 +11,8 @@ import { SourcePolicy } from '../../src/build/source-policy.js';
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 
 let work: string;
 async function policy(rules: unknown[]): Promise<SourcePolicy> {

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyIntoWorkingContainer, createWorkingContainer, removeWorkingContainers, runInWorkingContainer, WorkingContainers } from '../../src/build/working/verbs.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const tmp = new TempDirs();
 let store: ImageStore;

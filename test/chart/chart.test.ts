@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { AuthorizationV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
 
 const exec = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

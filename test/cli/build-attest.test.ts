@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { runCommand } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { cosign } from '../sign/cosign.js';
 import { cleanupCli, cliTempDir, jsonLines, stevedore } from './stevedore.js';
 

@@ -10,7 +10,7 @@ import { lstat, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 import { diffFs, fileText, flatten, loadImage } from '../build/corpus/harness.js';
 
 let work: string;

@@ -11,9 +11,9 @@ import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage } from '../fixtures/images.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 import { snapshot } from '../build/fixtures-layers/oci-apply.js';
-import { runCommand } from '../harness/procs.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
 import { cleanupCli, cliTempDir, ensureBuilt, REPO_ROOT } from './stevedore.js';
 
 interface Image {

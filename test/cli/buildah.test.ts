@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { startRegistry } from '../harness/registry.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { startRegistry } from '../../hack/lib/harness/registry.js';
 import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
 
 let root: string;

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../../src/oci/layout.js';
 import { encodeManifest } from '../../src/oci/manifest.js';
-import { makeIndex, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeIndex, makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { creds, skopeo } from '../harness/skopeo.js';
 import { cleanupCli, cliTempDir, ensureBuilt, jsonLines, stevedore } from './stevedore.js';
 

@@ -6,9 +6,9 @@
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage, makeIndex, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { runCommand } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeBusyboxImage, makeIndex, makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { makeGpgHome, type GpgHome } from '../sign/gpg-home.js';
 import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
 

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCommand } from '../harness/procs.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
 import { makeGpgHome, type GpgHome } from '../sign/gpg-home.js';
 import { cleanupCli, stevedore } from './stevedore.js';
 

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCommand } from '../harness/procs.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
 import { ensureBuilt, REPO_ROOT } from './stevedore.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'stevedore.js');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 import { recordCli, recordModules as record } from '../harness/module-graph.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -9,9 +9,9 @@ import { chown, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
-import { runCommand, type CommandResult } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { runCommand, type CommandResult } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { skopeo } from '../harness/skopeo.js';
 import { REPO_ROOT, ensureBuilt, stevedore } from './stevedore.js';
 

@@ -8,8 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
-import { runCommand, type CommandResult } from '../harness/procs.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { runCommand, type CommandResult } from '../../hack/lib/harness/procs.js';
 import { skopeo } from '../harness/skopeo.js';
 import { REPO_ROOT, ensureBuilt, stevedore } from './stevedore.js';
 

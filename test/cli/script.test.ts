@@ -7,9 +7,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage } from '../fixtures/images.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 import { registryDigest } from '../controllers/helpers.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { cleanupCli, cliTempDir, stevedore } from './stevedore.js';
 
 let work: string;

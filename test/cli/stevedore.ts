@@ -18,9 +18,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCommand, type CommandResult } from '../harness/procs.js';
-import { sleep } from '../harness/net.js';
-import { TempDirs } from '../harness/tmp.js';
+import { runCommand, type CommandResult } from '../../hack/lib/harness/procs.js';
+import { sleep } from '../../hack/lib/harness/net.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(REPO_ROOT, 'bin', 'stevedore.js');

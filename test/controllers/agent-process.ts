@@ -6,7 +6,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../cli/stevedore.js';
-import { spawnManaged, type ManagedProcess } from '../harness/procs.js';
+import { spawnManaged, type ManagedProcess } from '../../hack/lib/harness/procs.js';
 
 export interface AgentProcessOptions {
   nodeName: string;

@@ -22,12 +22,12 @@ import { signImage } from '../../src/sign/sign.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { rootLogger } from '../../src/util/log.js';
 import { cleanupCli, ensureBuilt, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import type { ManagedProcess } from '../harness/procs.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
+import type { ManagedProcess } from '../../hack/lib/harness/procs.js';
 import { startAgentProcess } from './agent-process.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { dockerConfigSecret, ok, waitFor } from './helpers.js';
 
 const NS = 'policy-runs';

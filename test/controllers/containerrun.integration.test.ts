@@ -24,12 +24,12 @@ import { ImageStore } from '../../src/runtime/store/index.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { rootLogger } from '../../src/util/log.js';
 import { ensureBuilt, REPO_ROOT, stevedore } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import type { ManagedProcess } from '../harness/procs.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
+import type { ManagedProcess } from '../../hack/lib/harness/procs.js';
 import { startAgentProcess } from './agent-process.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { controllerToken, dockerConfigSecret, ok, waitFor } from './helpers.js';
 
 const NS = 'runs';

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { API_VERSION, GROUP, VERSION } from '../../src/k8s/api/common.js';
 import type { ImageMirror } from '../../src/k8s/api/imagemirror.js';
-import type { ControlPlane } from '../harness/controlplane.js';
+import type { ControlPlane } from '../../hack/lib/harness/controlplane.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

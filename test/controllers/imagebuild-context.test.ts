@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pack as tarPack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTEXT_ARTIFACT_TYPE } from '../../src/build/remote/artifact.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { cleanupCli, cliTempDir, stevedore } from '../cli/stevedore.js';
 
 let reg: TestRegistry;

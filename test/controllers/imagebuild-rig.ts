@@ -8,8 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createControllerManager } from '../../src/controllers/setup.js';
 import { rootLogger } from '../../src/util/log.js';
-import type { ControlPlane } from '../harness/controlplane.js';
-import { startKubeletStandIn, type KubeletStandIn } from '../harness/kubelet-standin.js';
+import type { ControlPlane } from '../../hack/lib/harness/controlplane.js';
+import { startKubeletStandIn, type KubeletStandIn } from '../../hack/lib/harness/kubelet-standin.js';
 import { REPO_ROOT, cliTempDir } from '../cli/stevedore.js';
 import { controllerToken } from './helpers.js';
 

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createControllerManager } from '../../src/controllers/setup.js';
 import { API_VERSION, GROUP, RECONCILE_REQUESTED_AT_ANNOTATION, VERSION } from '../../src/k8s/api/common.js';
 import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
 import { tenantRequest, tenantSetup } from '../tenancy/tenant.js';
 import { controllerToken, waitFor } from './helpers.js';
 

@@ -9,7 +9,7 @@ import type { ImageMirrorSpec } from '../../src/k8s/api/imagemirror.js';
 import { resolveKeyPaths } from '../../src/controllers/imagemirror-policy.js';
 import { ReconcileError, StallingError } from '../../src/k8s/runtime/errors.js';
 import { parsePolicy } from '../../src/policy/parse.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 afterAll(() => temps.cleanup());

@@ -11,11 +11,11 @@ import { OciLayout } from '../../src/oci/layout.js';
 import { encodeManifest, type ImageManifest } from '../../src/oci/manifest.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { rootLogger } from '../../src/util/log.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { controllerToken, createMirror, getMirror, mirrorsPath, ok, ready, registryDigest, waitFor } from './helpers.js';
 
 const NS = 'selection';

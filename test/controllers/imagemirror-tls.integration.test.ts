@@ -17,11 +17,11 @@ import { MediaType } from '../../src/oci/mediatype.js';
 import { ZSTD_CHUNKED_MANIFEST_POSITION } from '../../src/oci/zstd-chunked-format.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { rootLogger } from '../../src/util/log.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { freePort, LOOPBACK, sleep } from '../harness/net.js';
-import { runChecked, spawnManaged, type ManagedProcess } from '../harness/procs.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
+import { freePort, LOOPBACK, sleep } from '../../hack/lib/harness/net.js';
+import { runChecked, spawnManaged, type ManagedProcess } from '../../hack/lib/harness/procs.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { controllerToken, createMirror, getMirror, ok, ready, waitFor } from './helpers.js';
 
 const NS = 'tls-mirrors';

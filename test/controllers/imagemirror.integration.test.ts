@@ -14,10 +14,10 @@ import { OciLayout } from '../../src/oci/layout.js';
 import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
 import { signImage } from '../../src/sign/sign.js';
 import { rootLogger } from '../../src/util/log.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { freePort, startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { freePort, startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import {
   controllerToken, createMirror, dockerConfigSecret, getMirror, metricValue, mirrorsPath, ok, patchMirror, ready,
   registryDigest, scrape, waitFor,

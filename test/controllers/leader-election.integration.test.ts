@@ -4,10 +4,10 @@ import { createControllerManager } from '../../src/controllers/setup.js';
 import type { Manager } from '../../src/k8s/runtime/manager.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { rootLogger } from '../../src/util/log.js';
-import { makeRandomImage } from '../fixtures/images.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage } from '../../hack/lib/harness/images.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { controllerToken, createMirror, getMirror, metricValue, ok, patchMirror, ready, scrape, waitFor } from './helpers.js';
 
 const NS = 'le';

@@ -22,9 +22,9 @@ import { listTags } from '../../src/registry/tags.js';
 import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
 import { signImage } from '../../src/sign/sign.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cleanupCli, stevedore } from '../cli/stevedore.js';
 import { cosign } from '../sign/cosign.js';
 

@@ -4,11 +4,11 @@ import { parseManifest } from '../../src/oci/manifest.js';
 import { parsePlatform, hostPlatform, formatPlatform } from '../../src/oci/platform.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { OciLayout } from '../../src/oci/layout.js';
-import { makeIndex, makeRandomImage, type FixtureImage, type FixtureIndex } from '../fixtures/images.js';
-import { validateOci } from '../fixtures/schema.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeIndex, makeRandomImage, type FixtureImage, type FixtureIndex } from '../../hack/lib/harness/images.js';
+import { validateOci } from '../../hack/lib/harness/schema.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { skopeo } from '../harness/skopeo.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 let reg: TestRegistry;
@@ -133,7 +133,7 @@ describe('copy of a multi-platform index', () => {
 
 describe('copy: uncompressed layers into a registry', () => {
   it('a push from a docker archive gzips its plain layers (as skopeo does), keeping the diffIDs; --preserve-digests refuses', async () => {
-    const { makeBusyboxImage } = await import('../fixtures/images.js');
+    const { makeBusyboxImage } = await import('../../hack/lib/harness/images.js');
     const bb = await makeBusyboxImage(await temps.make('bb'), 'bb');
     const archive = `${await temps.make('bb-archive')}/bb.tar`;
     await copyReference(parseImageName(bb.ociRef), parseImageName(`docker-archive:${archive}:busybox:1`));

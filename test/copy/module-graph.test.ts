@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { recordCli } from '../harness/module-graph.js';
 
 

@@ -20,10 +20,10 @@ import { writeZstdChunked } from '../../src/oci/zstd-chunked.js';
 import { ZstdFramesDecompress } from '../../src/oci/zstd-frames.js';
 import { decodeFooter, readZstdChunked, ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION, ZSTD_CHUNKED_TARSPLIT_POSITION } from '../../src/oci/zstd-chunked-format.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
-import { runCommand } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cleanupCli, stevedore } from '../cli/stevedore.js';
 
 const temps = new TempDirs();

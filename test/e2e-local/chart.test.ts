@@ -1,5 +1,5 @@
 /**
- * End to end on a real node (kubelet + containerd 2 + runc 1.3, test/harness/node.ts): the chart is
+ * End to end on a real node (kubelet + containerd 2 + runc 1.3, hack/lib/harness/node.ts): the chart is
  * installed with helm as a user would, with its default build-Pod security (hostUsers: false, no
  * capability, not privileged, the Localhost seccomp profile the chart installs, procMount
  * Unmasked), the agent DaemonSet enabled, and the Stevedore image `make image` built.
@@ -23,11 +23,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { REPO_ROOT } from '../cli/stevedore.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { freePort } from '../harness/net.js';
-import { startNode, type LocalNode } from '../harness/node.js';
-import { runChecked, spawnManaged, type ManagedProcess } from '../harness/procs.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { freePort } from '../../hack/lib/harness/net.js';
+import { startNode, type LocalNode } from '../../hack/lib/harness/node.js';
+import { runChecked, spawnManaged, type ManagedProcess } from '../../hack/lib/harness/procs.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { baseImageRebuild, nativeFanOut, type Ctx } from './imagebuild-native.js';
 import { builtImageLayout, condition, docs, getJson, helm, poll } from './lib.js';
 import { makeSharedMount } from './shared-mount.js';

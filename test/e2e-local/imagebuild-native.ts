@@ -16,9 +16,9 @@
 import { expect } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeIndex } from '../fixtures/images.js';
-import type { LocalNode } from '../harness/node.js';
-import type { TempDirs } from '../harness/tmp.js';
+import { makeIndex } from '../../hack/lib/harness/images.js';
+import type { LocalNode } from '../../hack/lib/harness/node.js';
+import type { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { condition, getJson, poll, type Condition } from './lib.js';
 
 export interface Ctx {

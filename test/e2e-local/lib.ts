@@ -7,9 +7,9 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT } from '../cli/stevedore.js';
-import { cacheDir } from '../harness/controlplane.js';
-import type { LocalNode } from '../harness/node.js';
-import { runChecked } from '../harness/procs.js';
+import { cacheDir } from '../../hack/lib/harness/controlplane.js';
+import type { LocalNode } from '../../hack/lib/harness/node.js';
+import { runChecked } from '../../hack/lib/harness/procs.js';
 
 /** The helm that hack/helm.mk builds. */
 export function helmPath(): string {

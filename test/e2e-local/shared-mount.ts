@@ -5,7 +5,7 @@
  * docs/real-node.md tells operators of such hosts to do once per boot.
  */
 import { mkdir } from 'node:fs/promises';
-import { runChecked, runCommand } from '../harness/procs.js';
+import { runChecked, runCommand } from '../../hack/lib/harness/procs.js';
 
 export async function makeSharedMount(dir: string): Promise<() => Promise<void>> {
   await mkdir(dir, { recursive: true });

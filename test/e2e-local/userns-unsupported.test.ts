@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createControllerManager } from '../../src/controllers/setup.js';
 import type { Manager } from '../../src/k8s/runtime/manager.js';
 import { rootLogger } from '../../src/util/log.js';
-import { startNode, type LocalNode } from '../harness/node.js';
-import { runChecked } from '../harness/procs.js';
+import { startNode, type LocalNode } from '../../hack/lib/harness/node.js';
+import { runChecked } from '../../hack/lib/harness/procs.js';
 import { condition, getJson, poll } from './lib.js';
 
 const OLD_RUNC = '/usr/sbin/runc';

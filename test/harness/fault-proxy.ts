@@ -13,7 +13,7 @@ import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMe
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { LOOPBACK } from './net.js';
+import { LOOPBACK } from '../../hack/lib/harness/net.js';
 
 /** What a matching request gets instead of (or on top of) plain forwarding. */
 export type FaultAction =

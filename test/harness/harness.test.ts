@@ -7,10 +7,10 @@ import { request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
 import { writeTestImageLayout, type TestImage } from './fixtures.js';
-import { httpGet } from './net.js';
-import { startRegistry, type TestRegistry } from './registry.js';
+import { httpGet } from '../../hack/lib/harness/net.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { creds, skopeo } from './skopeo.js';
-import { TempDirs } from './tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const tmp = new TempDirs();

@@ -1,6 +1,6 @@
 /** The local node's Pod subnet never overlaps a network of this machine (pure logic, plus this host's real routes). */
 import { describe, expect, it } from 'vitest';
-import { chooseSubnet, conflicts, gatewayOf, overlaps, parseCidr, PodNetworkOverlapError, readHostNetworks, type HostNetworks } from './node-net.js';
+import { chooseSubnet, conflicts, gatewayOf, overlaps, parseCidr, PodNetworkOverlapError, readHostNetworks, type HostNetworks } from '../../hack/lib/harness/node-net.js';
 
 const HOST: HostNetworks = {
   routes: [{ dst: '192.0.2.0/24', dev: 'eth0' }, { dst: '10.0.0.0/8', dev: 'wg0' }],

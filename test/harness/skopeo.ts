@@ -8,7 +8,7 @@
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand, type CommandResult } from './procs.js';
+import { runCommand, type CommandResult } from '../../hack/lib/harness/procs.js';
 
 // One fixed, constant file shared by all workers: vitest kills its workers without running
 // 'exit' handlers, so a per-process temp file would leak on every run.

@@ -1,7 +1,7 @@
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { API_VERSION, GROUP, VERSION, type ContainerRun, type ImageBuild, type ImageMirror } from '../../src/k8s/api/index.js';
-import { startControlPlane, type ControlPlane, type RawResponse } from '../harness/controlplane.js';
+import { startControlPlane, type ControlPlane, type RawResponse } from '../../hack/lib/harness/controlplane.js';
 
 const NS = 'api-test';
 const TABLE = 'application/json;as=Table;v=v1;g=meta.k8s.io';

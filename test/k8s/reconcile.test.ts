@@ -13,7 +13,7 @@ import { EventRecorder } from '../../src/k8s/runtime/events.js';
 import { ReconcileLoop, errorsFor, stopWhenStalled, type Step } from '../../src/k8s/runtime/reconcile.js';
 import { IMAGE_MIRROR_FINALIZER, IMAGE_MIRROR_RESOURCE } from '../../src/controllers/imagemirror.js';
 import { InvalidInputError, StevedoreError } from '../../src/util/errors.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
 import { mirrorsPath } from '../controllers/helpers.js';
 
 const NS = 'skeleton';

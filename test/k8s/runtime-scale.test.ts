@@ -16,7 +16,7 @@ import { KubeClient } from '../../src/k8s/runtime/client.js';
 import { Controller, type ReconcileRequest } from '../../src/k8s/runtime/controller.js';
 import { ControllerMetrics } from '../../src/k8s/runtime/metrics.js';
 import { WorkQueue } from '../../src/k8s/runtime/queue.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const exec = promisify(execFile);
 

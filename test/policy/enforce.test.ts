@@ -20,9 +20,9 @@ import { referrersTag } from '../../src/registry/referrers.js';
 import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
 import { signImage } from '../../src/sign/sign.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeBusyboxImage, makeIndex, makeRandomImage, type FixtureImage, type FixtureIndex } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeBusyboxImage, makeIndex, makeRandomImage, type FixtureImage, type FixtureIndex } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cleanupCli, stevedore } from '../cli/stevedore.js';
 import { cosign, crane } from '../sign/cosign.js';
 

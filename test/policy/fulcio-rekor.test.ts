@@ -20,9 +20,9 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { encodeSimpleSigning } from '../../src/sign/payload.js';
 import { appendSignature, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, REKOR_BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION } from '../../src/sign/signature-image.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cosign } from '../sign/cosign.js';
 
 const EMAIL = 'release-bot@stevedore.test';

@@ -18,9 +18,9 @@ import { headManifest } from '../../src/registry/manifests.js';
 import { secretKeyFromGpgHome } from '../../src/sign/gpg-keys.js';
 import { signImageWithGpg } from '../../src/sign/gpg-image.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { makeGpgHome, type GpgHome } from '../sign/gpg-home.js';
 
 const temps = new TempDirs();

@@ -15,11 +15,11 @@ import { parsePolicy } from '../../src/policy/parse.js';
 import { secretKeyFromGpgHome } from '../../src/sign/gpg-keys.js';
 import { signImageWithGpg } from '../../src/sign/gpg-image.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { LOOPBACK } from '../harness/net.js';
-import { runCommand } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { LOOPBACK } from '../../hack/lib/harness/net.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { makeGpgHome, type GpgHome } from '../sign/gpg-home.js';
 
 const temps = new TempDirs();

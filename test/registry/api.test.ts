@@ -17,7 +17,7 @@ import { listReferrers, referrersTag } from '../../src/registry/referrers.js';
 import { listTags } from '../../src/registry/tags.js';
 import { streamToBuffer } from '../../src/util/streams.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { caught } from './helpers.js';
 
 let reg: TestRegistry;

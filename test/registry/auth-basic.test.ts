@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
 import { AuthError } from '../../src/registry/errors.js';
 import { headManifest } from '../../src/registry/manifests.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { skopeo } from '../harness/skopeo.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { copy, caught } from './helpers.js';
 
 const temps = new TempDirs();

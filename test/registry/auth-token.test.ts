@@ -11,9 +11,9 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { headManifest } from '../../src/registry/manifests.js';
 import type { TransportContext } from '../../src/transports/types.js';
 import { StevedoreError } from '../../src/util/errors.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { copy, caught } from './helpers.js';
 
 const temps = new TempDirs();

@@ -12,11 +12,11 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { getManifest, headManifest } from '../../src/registry/manifests.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { StevedoreError } from '../../src/util/errors.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
-import { freePort } from '../harness/net.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { freePort } from '../../hack/lib/harness/net.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 async function caught(p: Promise<unknown> | (() => unknown)): Promise<StevedoreError> {
   try {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findCredentials, lookupCredentials, normaliseAuthKey, parseDockerConfig, readAuthFile, storeCredentials } from '../../src/registry/credentials.js';
 import { InvalidInputError } from '../../src/util/errors.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 afterAll(() => temps.cleanup());

@@ -16,10 +16,10 @@ import { headManifest } from '../../src/registry/manifests.js';
 import { streamToBuffer } from '../../src/util/streams.js';
 import { StevedoreError } from '../../src/util/errors.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { copy, caught } from './helpers.js';
 
 const temps = new TempDirs();

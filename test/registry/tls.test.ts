@@ -17,11 +17,11 @@ import { sync } from '../../src/copy/sync.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { headManifest } from '../../src/registry/manifests.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { freePort, LOOPBACK, sleep } from '../harness/net.js';
-import { runChecked, spawnManaged, type ManagedProcess } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { freePort, LOOPBACK, sleep } from '../../hack/lib/harness/net.js';
+import { runChecked, spawnManaged, type ManagedProcess } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 let pki: string;

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
-import { freePort, httpGet, LOOPBACK, sleep } from '../harness/net.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { freePort, httpGet, LOOPBACK, sleep } from '../../hack/lib/harness/net.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const HOOKS = join(HERE, 'ts-hooks.mjs');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runContainer, type RunResult } from '../../src/runtime/container.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 
 let dir: string;
 let image: FixtureImage;

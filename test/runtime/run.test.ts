@@ -7,7 +7,7 @@ import { parseK8sLog } from '../../src/runtime/logs.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
 import { OciReference } from '../../src/transports/oci.js';
 import { copyReference } from '../../src/copy/copy.js';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 import { runtimeConfigErrors } from './runtime-schema.js';
 
 let dir: string;

@@ -1,10 +1,10 @@
 /**
  * Validation against the OCI runtime-spec JSON Schemas (draft-04), fetched by `make schemas` from the
  * Go module github.com/opencontainers/runtime-spec (`$OCI_RUNTIME_SCHEMA_DIR`), loaded as the
- * image-spec ones are (test/fixtures/schema.ts).
+ * image-spec ones are (hack/lib/harness/schema.ts).
  */
 import type { ValidateFunction } from 'ajv';
-import { schemaFolderValidators } from '../fixtures/schema.js';
+import { schemaFolderValidators } from '../../hack/lib/harness/schema.js';
 
 let validate: ValidateFunction | undefined;
 

@@ -18,7 +18,7 @@ import { encodeManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/mediatype.js';
 import { hostPlatform } from '../../src/oci/platform.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
-import { makeBusyboxImage, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 import { makeTar, type TarEntrySpec } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

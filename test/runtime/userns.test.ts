@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runContainer } from '../../src/runtime/container.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
-import { makeBusyboxImage, type FixtureImage } from '../fixtures/images.js';
+import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 
 const HOST_BASE = 300000;
 const map = [{ containerID: 0, hostID: HOST_BASE, size: 65536 }];

@@ -7,7 +7,7 @@ import { isNpmLockfile, isNpmPackageJson, parseNpmLockfile, parseNpmPackageJson 
 import { isPythonMetadata, parsePythonMetadata } from '../../src/sbom/catalogers/python.js';
 import { packagePurl } from '../../src/sbom/package-purl.js';
 import { formatPurl } from '../../src/sbom/purl.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { buildGoBinary, type GoTruth } from './content.js';
 
 const temps = new TempDirs();

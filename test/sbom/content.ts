@@ -5,7 +5,7 @@
  */
 import { lstat, readdir, readFile, readlink, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runChecked } from '../harness/procs.js';
+import { runChecked } from '../../hack/lib/harness/procs.js';
 import type { LayerItem } from './layered-image.js';
 
 export const DEB_PACKAGES = ['base-files', 'bash', 'ca-certificates', 'coreutils', 'curl', 'dpkg', 'grep', 'gzip', 'libc6', 'libffi-dev', 'libffi8', 'libssl3', 'sed', 'tar', 'zlib1g'];

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSbom, type SbomResult } from '../../src/sbom/index.js';
 import { spdxExpression } from '../../src/sbom/licenses.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { copyrightItems, DEB_PACKAGES, dpkgStanzas, pythonMetadata } from './content.js';
 import { buildLayeredImage, type BuiltImage } from './layered-image.js';
 

@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { ensureBuilt, REPO_ROOT } from '../cli/stevedore.js';
-import { runChecked, runCommand } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { runChecked, runCommand } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { buildLayeredImage } from './layered-image.js';
 
 const BIN = join(process.env.STEVEDORE_CACHE ?? join(homedir(), '.cache', 'stevedore'), 'bin');

@@ -6,8 +6,8 @@ import { copyReference } from '../../src/copy/copy.js';
 import { generateSbom, type Catalog, type SbomPackage } from '../../src/sbom/index.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { REPO_ROOT } from '../cli/stevedore.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { buildGoBinary, copyrightItems, DEB_PACKAGES, DOC_LINKED, dpkgStanzas, dpkgTruth, npmPackages, pythonMetadata, STATUS_D_PACKAGE, type GoTruth, type NpmTruth, type PyTruth } from './content.js';
 import { buildLayeredImage, type BuiltImage, type LayerItem } from './layered-image.js';
 

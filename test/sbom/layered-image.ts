@@ -18,7 +18,7 @@ import { OciLayout } from '../../src/oci/layout.js';
 import { encodeManifest, type ImageManifest, type RawManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/mediatype.js';
 import { hostPlatform } from '../../src/oci/platform.js';
-import { validateOci } from '../fixtures/schema.js';
+import { validateOci } from '../../hack/lib/harness/schema.js';
 
 const TIME = new Date('2024-01-01T00:00:00Z');
 

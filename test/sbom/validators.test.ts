@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSbom } from '../../src/sbom/index.js';
 import { REPO_ROOT } from '../cli/stevedore.js';
-import { runCommand } from '../harness/procs.js';
-import { TempDirs } from '../harness/tmp.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { buildGoBinary, npmPackages, pythonMetadata } from './content.js';
 import { buildLayeredImage, type LayerItem } from './layered-image.js';
 

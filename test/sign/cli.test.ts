@@ -7,8 +7,8 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPrivateKey } from '../../src/sign/keys.js';
-import { runCommand } from '../harness/procs.js';
-import { TempDirs } from '../harness/tmp.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cleanupCli, ensureBuilt, REPO_ROOT, stevedore } from '../cli/stevedore.js';
 import { cosign } from './cosign.js';
 

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand, type CommandResult } from '../harness/procs.js';
+import { runCommand, type CommandResult } from '../../hack/lib/harness/procs.js';
 
 const CACHE = process.env.STEVEDORE_CACHE ?? join(homedir(), '.cache', 'stevedore');
 export const COSIGN = process.env.COSIGN ?? join(CACHE, 'bin', 'cosign-v2.6.5');

@@ -7,8 +7,8 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runChecked } from '../harness/procs.js';
-import { makeTempDir, removeTempDir } from '../harness/tmp.js';
+import { runChecked } from '../../hack/lib/harness/procs.js';
+import { makeTempDir, removeTempDir } from '../../hack/lib/harness/tmp.js';
 
 export interface GpgHome {
   dir: string;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGpgSignature, verifyGpgSignature } from '../../src/sign/gpg.js';
 import { readGpgPublicKeyFiles, readGpgPublicKeys, readGpgSecretKey, secretKeyFromGpgHome } from '../../src/sign/gpg-keys.js';
 import { encodeAtomicPayload, parseAtomicPayload } from '../../src/sign/simple-signing.js';
-import { runCommand } from '../harness/procs.js';
+import { runCommand } from '../../hack/lib/harness/procs.js';
 import { makeGpgHome, runBinary, type GpgHome } from './gpg-home.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}` as const;

@@ -21,10 +21,10 @@ import { encodeSimpleSigning } from '../../src/sign/payload.js';
 import { appendSignature, attachmentTag, SIGNATURE_ANNOTATION } from '../../src/sign/signature-image.js';
 import { verifyImage } from '../../src/sign/verify.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { validateOci } from '../fixtures/schema.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { validateOci } from '../../hack/lib/harness/schema.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cleanupCli, stevedore } from '../cli/stevedore.js';
 import { cosign, emptyTrustedRoot } from './cosign.js';
 

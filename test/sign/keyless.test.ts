@@ -15,9 +15,9 @@ import { parseReference } from '../../src/oci/reference.js';
 import { loadTrustedRoot, signImageKeyless } from '../../src/sign/keyless.js';
 import { verifyImage } from '../../src/sign/verify.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage, type FixtureImage } from '../fixtures/images.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cleanupCli, stevedore } from '../cli/stevedore.js';
 import { cosign } from './cosign.js';
 

@@ -6,7 +6,7 @@ import { signData, verifyData } from '../../src/sign/crypto.js';
 import { KeyError } from '../../src/sign/errors.js';
 import { encryptPrivateKey, generateKeyPair, loadPrivateKey, loadPublicKey } from '../../src/sign/keys.js';
 import { encodePem, parsePemBlocks } from '../../src/sign/pem.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cosign } from './cosign.js';
 
 const temps = new TempDirs();

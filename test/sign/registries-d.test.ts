@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseReference } from '../../src/oci/reference.js';
 import { signatureDirURL } from '../../src/sign/lookaside.js';
 import { loadRegistriesD, lookasideBase, lookasideForScope, useSigstoreAttachments } from '../../src/sign/registries-d.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 afterAll(() => temps.cleanup());

@@ -13,10 +13,10 @@ import { sync } from '../../src/copy/sync.js';
 import { MediaType } from '../../src/oci/mediatype.js';
 import { ZSTD_CHUNKED_MANIFEST_POSITION } from '../../src/oci/zstd-chunked-format.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeIndex, makeRandomImage } from '../fixtures/images.js';
+import { makeIndex, makeRandomImage } from '../../hack/lib/harness/images.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cleanupCli, stevedore } from '../cli/stevedore.js';
 
 const temps = new TempDirs();

@@ -16,11 +16,11 @@ import { headManifest } from '../../src/registry/manifests.js';
 import { listTags } from '../../src/registry/tags.js';
 import { parseImageName } from '../../src/transports/index.js';
 import type { TransportContext } from '../../src/transports/types.js';
-import { makeIndex, makeRandomImage, type FixtureImage, type FixtureIndex } from '../fixtures/images.js';
+import { makeIndex, makeRandomImage, type FixtureImage, type FixtureIndex } from '../../hack/lib/harness/images.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { skopeo } from '../harness/skopeo.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 let src: TestRegistry;

@@ -20,10 +20,10 @@ import { parseReference } from '../../src/oci/reference.js';
 import { generateKeyPair, loadPrivateKey } from '../../src/sign/keys.js';
 import { signImage } from '../../src/sign/sign.js';
 import { DockerSource } from '../../src/transports/docker.js';
-import { makeIndex, makeRandomImage, type FixtureImage } from '../fixtures/images.js';
+import { makeIndex, makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 let src: TestRegistry;

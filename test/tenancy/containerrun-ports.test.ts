@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerRun } from '../../src/k8s/api/containerrun.js';
 import { ApiError } from '../../src/k8s/runtime/client.js';
 import { ok } from '../controllers/helpers.js';
-import { freePort, httpGet, sleep } from '../harness/net.js';
+import { freePort, httpGet, sleep } from '../../hack/lib/harness/net.js';
 import { ContainerRunRig } from './containerrun-rig.js';
 
 const T = 'tenant';

@@ -26,11 +26,11 @@ import { rootLogger } from '../../src/util/log.js';
 import { ensureBuilt, REPO_ROOT } from '../cli/stevedore.js';
 import { startAgentProcess } from '../controllers/agent-process.js';
 import { dockerConfigSecret, ok, waitFor } from '../controllers/helpers.js';
-import { makeBusyboxImage } from '../fixtures/images.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import type { ManagedProcess } from '../harness/procs.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
+import type { ManagedProcess } from '../../hack/lib/harness/procs.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 export const SYSTEM_NS = 'stevedore-system';
 export const NODE = 'node-t';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION, GROUP, VERSION } from '../../src/k8s/api/common.js';
 import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
 import type { ImageMirror } from '../../src/k8s/api/imagemirror.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
 import { tenantRequest, tenantSetup } from './tenant.js';
 
 const NS = 'team-adm';

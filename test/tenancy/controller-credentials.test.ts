@@ -16,10 +16,10 @@ import { API_VERSION } from '../../src/k8s/api/common.js';
 import type { ImageMirror } from '../../src/k8s/api/imagemirror.js';
 import type { Manager } from '../../src/k8s/runtime/manager.js';
 import { parseImageName } from '../../src/transports/index.js';
-import { makeRandomImage } from '../fixtures/images.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeRandomImage } from '../../hack/lib/harness/images.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { controllerToken, dockerConfigSecret, mirrorsPath, ready, registryDigest, waitFor } from '../controllers/helpers.js';
 import { tenantRequest, tenantSetup } from './tenant.js';
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rootLogger } from '../../src/util/log.js';
 import { createControllerManager } from '../../src/controllers/setup.js';
 import type { Manager } from '../../src/k8s/runtime/manager.js';
-import { startControlPlane, type ControlPlane } from '../harness/controlplane.js';
+import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
 import { controllerToken } from '../controllers/helpers.js';
 import { tenantSetup } from './tenant.js';
 

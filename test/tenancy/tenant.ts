@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import type { ControlPlane, RawResponse } from '../harness/controlplane.js';
+import type { ControlPlane, RawResponse } from '../../hack/lib/harness/controlplane.js';
 
 const RBAC = '/apis/rbac.authorization.k8s.io/v1';
 

@@ -10,8 +10,9 @@ import { parseDockerArchiveReference } from '../../src/transports/docker-archive
 import { parseOciArchiveReference } from '../../src/transports/oci-archive.js';
 import { parseOciReference } from '../../src/transports/oci.js';
 import { UnsupportedError } from '../../src/util/errors.js';
-import { makeBusyboxImage, makeIndex, makeRandomImage } from '../fixtures/images.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeBusyboxImage, makeIndex, makeRandomImage } from '../../hack/lib/harness/images.js';
+import { writeTar as writeRawTar } from '../fuzz/lib/tar-writer.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { copyImage, readWholeImage, skopeoOk } from './helpers.js';
 
 const tmp = new TempDirs();
@@ -84,6 +85,14 @@ describe('oci-archive: transport', () => {
       expect(await readdir(scratch)).toEqual([]);
     });
   }
+
+  it('refuses a directory entry announcing data (a PAX size record) instead of waiting for data that never ends', async () => {
+    const archive = join(await tmp.make('oa-dirdata'), 'evil.tar');
+    await writeFile(archive, writeRawTar([{ name: 'blobs/', type: '5', pax: { size: '4096' } }, { name: 'oci-layout', type: '0', content: Buffer.from('{}') }]));
+    const scratch = await tmp.make('oa-dirdata-scratch');
+    await expect(parseOciArchiveReference(archive).newSource({ tmpDir: scratch })).rejects.toThrow(/refusing archive entry "blobs\/": a directory entry announcing 4096 bytes/);
+    expect(await readdir(scratch)).toEqual([]);
+  }, 10_000);
 
   it('interoperates with skopeo both ways', async () => {
     const img = await makeRandomImage({ layers: 2, layerSize: 50_000, layoutDir: await tmp.make('oa-sk') });

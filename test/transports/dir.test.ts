@@ -4,8 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { digestHex } from '../../src/oci/digest.js';
 import { DIR_VERSION, parseDirReference } from '../../src/transports/dir.js';
 import { parseOciReference } from '../../src/transports/oci.js';
-import { makeIndex, makeRandomImage } from '../fixtures/images.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeIndex, makeRandomImage } from '../../hack/lib/harness/images.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { copyImage, readWholeImage, skopeoOk } from './helpers.js';
 
 const tmp = new TempDirs();

@@ -6,9 +6,9 @@ import tar from 'tar-stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../../src/oci/layout.js';
 import { MediaType } from '../../src/oci/mediatype.js';
-import { makeBusyboxImage, makeIndex, makeRandomImage } from '../fixtures/images.js';
-import { ociSchemaErrors } from '../fixtures/schema.js';
-import { TempDirs } from '../harness/tmp.js';
+import { makeBusyboxImage, makeIndex, makeRandomImage } from '../../hack/lib/harness/images.js';
+import { ociSchemaErrors } from '../../hack/lib/harness/schema.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const tmp = new TempDirs();
 afterAll(() => tmp.cleanup());

@@ -8,9 +8,9 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../../src/oci/digest.js';
 import { parseManifest, type RawManifest } from '../../src/oci/manifest.js';
 import type { ImageDestination, ImageSource } from '../../src/transports/types.js';
-import { CommandFailedError, runCommand, type CommandResult } from '../harness/procs.js';
+import { CommandFailedError, runCommand, type CommandResult } from '../../hack/lib/harness/procs.js';
 import { skopeo } from '../harness/skopeo.js';
-import { ociSchemaErrors } from '../fixtures/schema.js';
+import { ociSchemaErrors } from '../../hack/lib/harness/schema.js';
 
 /**
  * Copies every blob a manifest needs, children of an index first, top manifest last, then commits.

@@ -4,10 +4,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../../src/oci/layout.js';
 import { parseOciReference } from '../../src/transports/oci.js';
 import { DigestMismatchError } from '../../src/util/errors.js';
-import { makeBusyboxImage, makeIndex, makeRandomImage } from '../fixtures/images.js';
-import { ociSchemaErrors } from '../fixtures/schema.js';
+import { makeBusyboxImage, makeIndex, makeRandomImage } from '../../hack/lib/harness/images.js';
+import { ociSchemaErrors } from '../../hack/lib/harness/schema.js';
 import { writeTestImageLayout } from '../harness/fixtures.js';
-import { TempDirs } from '../harness/tmp.js';
+import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { copyImage, drain, readWholeImage, skopeoOk, umociOk } from './helpers.js';
 
 const tmp = new TempDirs();

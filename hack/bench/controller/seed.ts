@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyReference } from '../../../src/copy/copy.js';
 import { parseImageName } from '../../../src/transports/index.js';
-import { makeRandomImage } from '../../../test/fixtures/images.js';
+import { makeRandomImage } from '../../lib/harness/images.js';
 
 const [registry, reposArg, tagsArg] = process.argv.slice(2);
 const repos = Number(reposArg);

@@ -1,20 +1,9 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import { gunzipSync, zstdDecompressSync } from 'node:zlib';
 import { StevedoreError } from '../../util/errors.js';
-
-/** Compressions Docker accepts for `ADD` archives and build contexts. */
-export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
-
-export function sniffArchiveCompression(head: Uint8Array): ArchiveCompression {
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) return 'bzip2';
-  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 && head[4] === 0x5a && head[5] === 0x00) return 'xz';
-  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
-  return 'none';
-}
+import { readFileHead, sniffCompression, fileCompression } from '../../util/tar/compression.js';
 
 /** A tar header block: the checksum field must agree with the block's bytes (the test tar(1) uses). */
 export function isTarHeader(block: Uint8Array): boolean {
@@ -27,24 +16,13 @@ export function isTarHeader(block: Uint8Array): boolean {
   return sum === want;
 }
 
-async function readHead(path: string, n: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(buf, 0, n, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Whether a file is a tar archive (plain or compressed) that `ADD` unpacks, decided as Docker does:
  * by content, never by name. Only the first tar block is decompressed to look.
  */
 export async function isTarArchive(path: string): Promise<boolean> {
-  const head = await readHead(path, 64 * 1024);
-  const compression = sniffArchiveCompression(head);
+  const head = await readFileHead(path, 64 * 1024);
+  const compression = sniffCompression(head);
   try {
     switch (compression) {
       case 'none':
@@ -67,7 +45,7 @@ export async function isTarArchive(path: string): Promise<boolean> {
  * them); gzip, zstd and plain tars are passed through as they are, for the unpacker to sniff.
  */
 export async function openArchive(path: string): Promise<Readable> {
-  const compression = sniffArchiveCompression(await readHead(path, 8));
+  const compression = await fileCompression(path);
   if (compression !== 'bzip2' && compression !== 'xz') return createReadStream(path);
   const tool = compression === 'xz' ? 'xz' : 'bzip2';
   const child = spawn(tool, ['-dc', path], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { extract as tarExtract } from 'tar-stream';
 import { StevedoreError } from '../../util/errors.js';
+import { readTar } from '../../util/tar/read.js';
 
 const OPAQUE_KEYS = ['SCHILY.xattr.trusted.overlay.opaque', 'SCHILY.xattr.user.overlay.opaque'];
 
@@ -39,18 +39,20 @@ export async function opaqueDirectories(upperDir: string, dirs: readonly string[
   exited.catch(() => undefined);
   child.stdin.on('error', () => undefined); // a tar that died early is reported through its exit
   child.stdin.end(Buffer.from(dirs.map((d) => `./${d}\0`).join('')));
-  const parse = tarExtract();
-  child.stdout.pipe(parse as unknown as NodeJS.WritableStream);
   try {
-    for await (const entry of parse) {
+    await readTar(child.stdout, async (entry) => {
       const pax = (entry.header.pax ?? {}) as Record<string, string>;
       if (OPAQUE_KEYS.some((k) => pax[k] === 'y')) found.add(entry.header.name.replace(/^\.\//, '').replace(/\/+$/, ''));
-      entry.resume();
-    }
+    });
     const code = await exited;
     if (code !== 0) throw new Error(`exit ${code}: ${stderr.trim()}`);
-  } catch (err) {
+  } catch (readErr) {
     child.kill();
+    // A tar that could not start only closes its output: its spawn error says why.
+    const err = (await exited.then(
+      () => undefined,
+      (e: unknown) => e,
+    )) ?? readErr;
     const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'tar is not installed' : (err as Error).message;
     throw new StevedoreError('OVERLAY_XATTRS_FAILED', `reading overlay opaque markers in ${upperDir} needs GNU tar with --xattrs: ${why}`, { cause: err });
   }

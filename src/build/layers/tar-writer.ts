@@ -1,15 +1,15 @@
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
 import { MediaType } from '../../oci/mediatype.js';
 import { InvalidInputError, StevedoreError, errorMessage } from '../../util/errors.js';
 import { tempSibling } from '../../util/fs.js';
 import { rootLogger } from '../../util/log.js';
+import { TarWriter, type TarEntryHeader } from '../../util/tar/write.js';
 import { compareEntryNames, type LayerEntry } from './entry.js';
 import { LAYER_MEDIA_TYPE, type LayerFile } from './layer-file.js';
 import { ParallelGzip } from './parallel-gzip.js';
@@ -48,92 +48,30 @@ export const SYNC_READ = 128 * 1024;
 const READ_AHEAD_FILES = 32;
 const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
-/** ustar id fields as tar-stream writes them (6 octal digits); larger ids go in a pax record so nothing is truncated. */
-const USTAR_MAX_ID = 0o777777;
-
-const TYPE_BITS: Record<LayerEntry['type'], number> = {
-  file: 0o100000,
-  whiteout: 0o100000,
-  directory: 0o040000,
-  symlink: 0o120000,
-  'character-device': 0o020000,
-  'block-device': 0o060000,
-  fifo: 0o010000,
-};
-
 function checkName(name: string): void {
   if (name === '' || name.startsWith('/') || name.endsWith('/') || name.split('/').some((p) => p === '' || p === '.' || p === '..')) {
     throw new InvalidInputError(`layer entry name ${JSON.stringify(name)} is not a clean relative path`);
   }
 }
 
-function header(e: LayerEntry, timestamp: number | undefined): Header {
+/** The tar header of a planned entry; a whiteout is an empty regular file (its name says what it deletes). */
+function header(e: LayerEntry, timestamp: number | undefined): TarEntryHeader {
   const mtime = timestamp !== undefined && e.mtime > timestamp ? timestamp : e.mtime;
-  const h: Header = {
-    name: e.type === 'directory' ? `${e.name}/` : e.name,
-    // tar-stream replaces a mode of 0 by its defaults (0644/0755); the file-type bits keep it
-    // non-zero and are masked off again when the header is encoded, so mode 000 stays 000.
-    mode: (e.mode & 0o7777) | TYPE_BITS[e.type],
-    uid: e.uid,
-    gid: e.gid,
-    uname: '',
-    gname: '',
-    mtime: new Date(Math.max(0, Math.floor(mtime)) * 1000),
-    type: 'file',
-    size: 0,
-    linkname: '',
-    devmajor: 0,
-    devminor: 0,
-  };
-  const pax: Record<string, string> = {};
-  if (e.uid > USTAR_MAX_ID) {
-    pax.uid = String(e.uid);
-    h.uid = 0;
-  }
-  if (e.gid > USTAR_MAX_ID) {
-    pax.gid = String(e.gid);
-    h.gid = 0;
-  }
-  if (Object.keys(pax).length > 0) h.pax = pax;
+  const base = { name: e.name, mode: e.mode, uid: e.uid, gid: e.gid, mtime: new Date(Math.max(0, Math.floor(mtime)) * 1000) };
   switch (e.type) {
-    case 'directory':
-      h.type = 'directory';
-      break;
+    case 'file':
+      return { ...base, type: 'file', size: e.size ?? 0 };
+    case 'whiteout':
+      return { ...base, type: 'file', size: 0 };
     case 'symlink':
-      h.type = 'symlink';
-      h.linkname = e.linkname ?? '';
-      break;
+      return { ...base, type: 'symlink', linkname: e.linkname ?? '' };
     case 'character-device':
     case 'block-device':
-      h.type = e.type;
-      h.devmajor = e.devmajor ?? 0;
-      h.devminor = e.devminor ?? 0;
-      break;
+      return { ...base, type: e.type, devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0 };
+    case 'directory':
     case 'fifo':
-      h.type = 'fifo';
-      break;
-    case 'whiteout':
-      h.type = 'file';
-      break;
-    case 'file':
-      h.size = e.size ?? 0;
-      break;
+      return { ...base, type: e.type };
   }
-  return h;
-}
-
-async function addEntry(pack: Pack, h: Header, body?: Readable): Promise<void> {
-  if (!body) {
-    // A regular file's sink waits for a body even when it is empty: give it an empty one.
-    const isFile = h.type === 'file';
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error | null): void => (err ? reject(err) : resolve());
-      if (isFile) pack.entry(h, Buffer.alloc(0), done);
-      else pack.entry(h, done);
-    });
-    return;
-  }
-  await pipeline(body, pack.entry(h) as unknown as Writable);
 }
 
 /**
@@ -154,14 +92,14 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
   }
   await mkdir(opts.workDir, { recursive: true });
   const tmp = tempSibling(join(opts.workDir, 'layer.tar.gz'));
-  const pack = tarPack();
+  const tar = new TarWriter();
   const diff = new VerifyingStream({});
   const blob = new VerifyingStream({});
   const compress = opts.compress ?? true;
   const level = opts.gzipLevel ?? 6;
   const gz = (opts.gzipThreads ?? 0) === 1 ? createGzip({ level }) : new ParallelGzip({ level, ...(opts.gzipThreads ? { concurrency: opts.gzipThreads } : {}) });
   const stages: NodeJS.ReadWriteStream[] = compress ? [diff, gz, blob] : [diff];
-  const writing = pipeline([pack as unknown as Readable, ...stages, createWriteStream(tmp, { mode: 0o644 })] as unknown as [Readable, NodeJS.WritableStream], opts.signal ? { signal: opts.signal } : {});
+  const writing = pipeline([tar.stream, ...stages, createWriteStream(tmp, { mode: 0o644 })] as unknown as [Readable, NodeJS.WritableStream], opts.signal ? { signal: opts.signal } : {});
   writing.catch(() => undefined); // awaited below; a failure also surfaces through the entry writes
   try {
     const firstPath = new Map<string, string>();
@@ -193,7 +131,7 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
           const first = firstPath.get(e.inode);
           if (first !== undefined) {
             if (ahead.delete(i)) aheadBytes -= e.size ?? 0;
-            await addEntry(pack, { ...h, type: 'link', linkname: first, size: 0 });
+            await tar.add({ ...h, type: 'link', linkname: first, size: 0 });
             continue;
           }
           firstPath.set(e.inode, e.name);
@@ -203,23 +141,23 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
         if ((e.size ?? 0) > 0 && (e.size ?? 0) <= SYNC_READ) {
           const body = readFileSync(e.source);
           if (body.length !== h.size) throw new StevedoreError('SOURCE_CHANGED', `${e.source} changed size while the layer was written (${h.size} -> ${body.length} bytes)`);
-          await new Promise<void>((resolve, reject) => pack.entry(h, body, (err) => (err ? reject(err) : resolve())));
+          await tar.add(h, body);
         } else if (pending) {
           ahead.delete(i);
           aheadBytes -= e.size ?? 0;
           const body = await pending;
           if (body.length !== h.size) throw new StevedoreError('SOURCE_CHANGED', `${e.source} changed size while the layer was written (${h.size} -> ${body.length} bytes)`);
-          await new Promise<void>((resolve, reject) => pack.entry(h, body, (err) => (err ? reject(err) : resolve())));
-        } else if ((e.size ?? 0) === 0) await addEntry(pack, h);
-        else await addEntry(pack, h, createReadStream(e.source));
+          await tar.add(h, body);
+        } else if ((e.size ?? 0) === 0) await tar.add(h);
+        else await tar.add(h, createReadStream(e.source));
       } else {
-        await addEntry(pack, h);
+        await tar.add(h);
       }
     }
-    pack.finalize();
+    tar.finalize();
     await writing;
   } catch (err) {
-    pack.destroy(err as Error);
+    tar.destroy(err as Error);
     await writing.catch(() => undefined);
     await rm(tmp, { force: true });
     if (err instanceof StevedoreError || (err instanceof Error && err.name === 'AbortError')) throw err;

@@ -5,6 +5,7 @@ import type { Descriptor } from '../../oci/descriptor.js';
 import type { Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import type { RawManifest } from '../../oci/manifest.js';
+import { hasRegistryHost } from '../../oci/reference.js';
 import { parseImageName, type ImageSource, type TransportContext, type TransportReference } from '../../transports/index.js';
 import type { ImageStore } from '../../runtime/store/index.js';
 import { normaliseImageName } from '../../runtime/store/names.js';
@@ -26,14 +27,6 @@ export class PushFailedError extends StevedoreError {
   }
 }
 
-/** A registry name has a host first: a dot or a port in its first component (`reg.io/x`, `localhost:5000/x`). */
-function hasRegistryHost(name: string): boolean {
-  const slash = name.indexOf('/');
-  if (slash < 0) return false;
-  const first = name.slice(0, slash);
-  return first.includes('.') || first.includes(':');
-}
-
 export function parseDestination(text: string): Destination {
   const colon = text.indexOf(':');
   const prefix = colon > 0 ? text.slice(0, colon) : '';
@@ -42,7 +35,8 @@ export function parseDestination(text: string): Destination {
     return { kind: 'push', text, storeName: normaliseImageName(text).storeName, ref };
   }
   if (['oci', 'oci-archive', 'docker-archive', 'dir'].includes(prefix)) return { kind: 'transport', text, ref: parseImageName(text) };
-  if (hasRegistryHost(text)) return { kind: 'push', text, storeName: normaliseImageName(text).storeName, ref: parseImageName(text) };
+  // A name with a registry host is pushed, except `localhost/...`: podman's name for a local image.
+  if (hasRegistryHost(text) && !text.startsWith('localhost/')) return { kind: 'push', text, storeName: normaliseImageName(text).storeName, ref: parseImageName(text) };
   // podman's convention: a name with no registry host is a local image, `localhost/name:tag`.
   const local = text.startsWith('localhost/') ? text : `localhost/${text}`;
   return { kind: 'local', text, storeName: normaliseImageName(local).storeName };

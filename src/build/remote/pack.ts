@@ -5,15 +5,15 @@
  * the compressed blob and of the tar inside it are computed while writing.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import { createWriteStream } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import type { Digest } from '../../oci/digest.js';
 import { InvalidInputError } from '../../util/errors.js';
+import { addDirectory } from '../../util/tar/directory.js';
+import { TarWriter } from '../../util/tar/write.js';
 
 /** What to leave out (the shape of build/context's IgnoreMatcher: .containerignore rules). */
 export interface ContextIgnore {
@@ -50,52 +50,26 @@ class Hasher extends Transform {
   }
 }
 
-async function addEntry(pack: Pack, header: Partial<Header>, body?: Readable): Promise<void> {
-  if (!body) {
-    await new Promise<void>((resolve, reject) => pack.entry(header as Header, '', (err) => (err ? reject(err) : resolve())));
-    return;
-  }
-  await pipeline(body, pack.entry(header as Header) as unknown as Writable);
-}
-
 export async function packContext(dir: string, outPath: string, opts: PackOptions = {}): Promise<PackedContext> {
   const st = await lstat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new InvalidInputError(`build context ${dir} is not a directory`);
   const keep = new Set((opts.keep ?? []).map((p) => p.replace(/^\.\//, '')));
-  const pack = tarPack();
-  let files = 0;
-  const walk = async (abs: string, rel: string): Promise<void> => {
-    for (const name of (await readdir(abs)).sort()) {
-      opts.signal?.throwIfAborted();
-      const path = join(abs, name);
-      const relPath = rel ? `${rel}/${name}` : name;
-      const s = await lstat(path);
-      const ignored = (opts.ignore?.ignored(relPath, s.isDirectory()) ?? false) && !keep.has(relPath);
-      if (ignored && !(s.isDirectory() && opts.ignore?.hasExceptions)) continue;
-      const base = { name: relPath, mode: s.mode & 0o7777, mtime: s.mtime, uid: 0, gid: 0 };
-      if (s.isDirectory()) {
-        // An ignored directory walked for exceptions gets no entry of its own; its kept files imply it.
-        if (!ignored) await addEntry(pack, { ...base, name: `${relPath}/`, type: 'directory' });
-        await walk(path, relPath);
-      } else if (s.isSymbolicLink()) {
-        await addEntry(pack, { ...base, type: 'symlink', linkname: await readlink(path) });
-      } else if (s.isFile()) {
-        files++;
-        await addEntry(pack, { ...base, type: 'file', size: s.size }, createReadStream(path));
-      }
-      // Sockets, fifos and devices have no place in a build context (Docker skips them too).
-    }
-  };
+  const tar = new TarWriter();
+  // An ignored directory walked for exceptions gets no entry of its own; its kept files imply it.
+  // Sockets, fifos and devices have no place in a build context (Docker skips them too).
+  const exclude = (relPath: string, isDir: boolean): 'skip' | 'walk' | false =>
+    (opts.ignore?.ignored(relPath, isDir) ?? false) && !keep.has(relPath) ? (isDir && opts.ignore?.hasExceptions ? 'walk' : 'skip') : false;
   const tarHash = new Hasher();
   const gzHash = new Hasher();
-  const writing = pipeline(pack as unknown as Readable, tarHash, createGzip(), gzHash, createWriteStream(outPath, { mode: 0o600 }), {
+  const writing = pipeline(tar.stream, tarHash, createGzip(), gzHash, createWriteStream(outPath, { mode: 0o600 }), {
     signal: opts.signal,
   });
+  let files: number;
   try {
-    await walk(dir, '');
-    pack.finalize();
+    files = await addDirectory(tar, dir, { exclude, special: 'skip', ...(opts.signal ? { signal: opts.signal } : {}) });
+    tar.finalize();
   } catch (err) {
-    pack.destroy(err as Error);
+    tar.destroy(err as Error);
     await writing.catch(() => undefined);
     throw err;
   }

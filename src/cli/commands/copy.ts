@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { copyReference, type CopyResult, type LayerCompression } from '../../copy/copy.js';
+import { DEFAULT_COPY_JOBS } from '../../copy/image.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { parseImageName } from '../../transports/index.js';
 import { DockerReference } from '../../transports/docker.js';
@@ -106,7 +107,7 @@ export function registerCopy(program: Command): void {
     .option('--platform <os/arch[/variant]>', 'copy this platform of an index (repeatable)', collect)
     .option('--preserve-digests', 'fail rather than change any manifest digest')
     .option('-f, --format <oci|v2s2>', 'manifest format at the destination (default: as the source)')
-    .option('-j, --jobs <n>', 'blobs copied in parallel', parsePositiveInt, 6)
+    .option('-j, --jobs <n>', 'blobs copied in parallel', parsePositiveInt, DEFAULT_COPY_JOBS)
     .option('--digestfile <path>', 'write the digest of the copied manifest to this file')
     .option('--dest-compress', 'gzip every layer at the destination (digests change)')
     .option('--dest-decompress', 'store every layer uncompressed at the destination (digests change)')

@@ -1,6 +1,7 @@
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { DEFAULT_COPY_JOBS } from '../../copy/image.js';
 import { syncFromLayout } from '../../copy/sync-layout.js';
 import type { Command } from 'commander';
 import type { SyncRepoSpec } from '../../copy/sync-config.js';
@@ -90,7 +91,7 @@ export function registerSync(program: Command): void {
     .option('--dry-run', 'report what would be copied or pruned, change nothing')
     .option('--prune', 'delete destination tags the source no longer has')
     .option('--preserve-digests', 'fail an image rather than change its digest (a --platform subset or --format change would)')
-    .option('-j, --jobs <n>', 'blobs copied in parallel per image', parsePositiveInt, 6)
+    .option('-j, --jobs <n>', 'blobs copied in parallel per image', parsePositiveInt, DEFAULT_COPY_JOBS)
     .option('--parallel <n>', 'images checked and synced in parallel', parsePositiveInt, DEFAULT_PARALLEL_IMAGES)
     .option('--authfile <path>', 'auth file for both sides')
     .option('-f, --format <oci|v2s2>', 'manifest format at the destination')

@@ -8,7 +8,8 @@ import type { Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { layerCompression } from '../../oci/mediatype.js';
 import type { RawManifest } from '../../oci/manifest.js';
-import type { ImageDestination, OpOptions, PutManifestOptions, ReuseOptions } from '../../transports/types.js';
+import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from '../../transports/types.js';
+import { UnsupportedError } from '../../util/errors.js';
 import { tempSibling } from '../../util/fs.js';
 import { stageToTemp, type StagedTemp } from './stage.js';
 
@@ -121,16 +122,65 @@ export class StagingDestination implements ImageDestination {
     return this.#inner.commit(opts);
   }
 
+  /** Closes the layout side; layers still being staged go on (an abort still stops them) until discardAll. */
   close(): Promise<void> {
-    this.#outer?.removeEventListener('abort', this.#onAbort);
     return this.#inner.close();
   }
 
-  /** Removes every staged layer nobody took (after the snapshots are built, or on failure). */
+  /** Removes every staged layer nobody took (after the snapshots are built, or on failure); the end of this destination. */
   async discardAll(): Promise<void> {
     const all = [...this.staged.values()];
     this.staged.clear();
     await Promise.all(all.map((p) => p.then(discard, () => undefined)));
+    this.#outer?.removeEventListener('abort', this.#onAbort);
+  }
+}
+
+/**
+ * A destination reference for copyReference: opens `inner`'s destination wrapped in a
+ * StagingDestination, so a pull that builds snapshots is the ordinary copy pipeline with one more
+ * consumer of each layer. After the copy, `staged` holds the staged layers; `discardAll` removes
+ * those nobody took.
+ */
+export class StagingReference implements TransportReference {
+  readonly #inner: TransportReference;
+  readonly #layout: OciLayout;
+  readonly #snapshotsDir: string;
+  readonly #signal: AbortSignal | undefined;
+  #dest: StagingDestination | undefined;
+
+  constructor(inner: TransportReference, layout: OciLayout, snapshotsDir: string, signal?: AbortSignal) {
+    this.#inner = inner;
+    this.#layout = layout;
+    this.#snapshotsDir = snapshotsDir;
+    this.#signal = signal;
+  }
+
+  get transport(): string {
+    return this.#inner.transport;
+  }
+
+  toString(): string {
+    return this.#inner.toString();
+  }
+
+  newSource(_ctx?: TransportContext): Promise<ImageSource> {
+    return Promise.reject(new UnsupportedError(`${this.toString()}: a staging reference is a destination only`));
+  }
+
+  async newDestination(ctx?: TransportContext): Promise<ImageDestination> {
+    if (this.#dest) throw new UnsupportedError(`${this.toString()}: a staging reference opens one destination`);
+    this.#dest = new StagingDestination(await this.#inner.newDestination(ctx), this.#layout, this.#snapshotsDir, this.#signal);
+    return this.#dest;
+  }
+
+  /** The staged layers of the copy, by layer digest (empty before the destination is opened). */
+  get staged(): StagingDestination['staged'] {
+    return this.#dest?.staged ?? new Map();
+  }
+
+  async discardAll(): Promise<void> {
+    await this.#dest?.discardAll();
   }
 }
 

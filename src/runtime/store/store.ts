@@ -138,23 +138,16 @@ export class ImageStore {
       await copyReference(parseImageName(source), dest, copyOpts);
       return this.get(storeName);
     }
-    const [{ copyImage }, { StagingDestination }] = await Promise.all([import('../../copy/copy.js'), import('./staging-destination.js')]);
-    // copyReference's work without its policy check (none is asked here) and attachments (registry
-    // to registry only), around a destination that stages layers while they download.
-    const src = await parseImageName(source).newSource(opts.context);
+    // The same pipeline, into a destination that also stages each layer while it downloads.
+    const { StagingReference } = await import('./staging-destination.js');
+    const staging = new StagingReference(dest, this.layout, join(this.root, 'snapshots'), opts.signal);
     try {
-      const staging = new StagingDestination(await dest.newDestination(), this.layout, join(this.root, 'snapshots'), opts.signal);
-      try {
-        await copyImage(src, staging, copyOpts);
-        const image = await this.get(storeName);
-        await this.snapshot(image, { ...opts.snapshots, signal: opts.signal, staged: staging.staged });
-        return image;
-      } finally {
-        await staging.discardAll();
-        await staging.close();
-      }
+      await copyReference(parseImageName(source), staging, copyOpts);
+      const image = await this.get(storeName);
+      await this.snapshot(image, { ...opts.snapshots, signal: opts.signal, staged: staging.staged });
+      return image;
     } finally {
-      await src.close();
+      await staging.discardAll();
     }
   }
 

@@ -2,32 +2,19 @@ import { Readable, type Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { layerCompression } from '../../oci/mediatype.js';
 import { UnsupportedError } from '../../util/errors.js';
+import { SNIFF_BYTES, sniffCompression } from '../../util/tar/compression.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 export type CompressionChoice = Compression | 'auto';
 
-const GZIP_MAGIC = [0x1f, 0x8b];
-const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
-const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
-const BZIP2_MAGIC = [0x42, 0x5a, 0x68];
-/** Enough bytes to tell every format above apart. */
-const SNIFF_BYTES = 6;
-
-function startsWith(head: Uint8Array, magic: readonly number[]): boolean {
-  return head.length >= magic.length && magic.every((b, i) => head[i] === b);
-}
-
 /**
- * What a layer's bytes are, from their first bytes. A tar starts with a file name, so it can never
- * begin with these magics in practice; anything unrecognised is taken to be a plain tar, and the tar
- * parser then has the last word.
+ * The compression of a layer from its first bytes (see sniffCompression); xz and bzip2 are told
+ * apart only to be refused by name, since OCI layers are tar, tar+gzip or tar+zstd.
  */
-export function sniffCompression(head: Uint8Array): Compression {
-  if (startsWith(head, GZIP_MAGIC)) return 'gzip';
-  if (startsWith(head, ZSTD_MAGIC)) return 'zstd';
-  if (startsWith(head, XZ_MAGIC)) throw new UnsupportedError('layer is xz-compressed; OCI layers are tar, tar+gzip or tar+zstd');
-  if (startsWith(head, BZIP2_MAGIC)) throw new UnsupportedError('layer is bzip2-compressed; OCI layers are tar, tar+gzip or tar+zstd');
-  return 'none';
+function layerCompressionOf(head: Uint8Array): Compression {
+  const c = sniffCompression(head);
+  if (c === 'xz' || c === 'bzip2') throw new UnsupportedError(`layer is ${c}-compressed; OCI layers are tar, tar+gzip or tar+zstd`);
+  return c;
 }
 
 /** The compression a media type declares; types we cannot read from the name are sniffed. */
@@ -126,7 +113,7 @@ export async function openDecompressed(
   if (choice === 'auto') {
     const peeked = await peek(layer, SNIFF_BYTES);
     source = peeked.stream;
-    compression = sniffCompression(peeked.head);
+    compression = layerCompressionOf(peeked.head);
   } else {
     compression = choice;
   }

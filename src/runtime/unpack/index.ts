@@ -27,7 +27,6 @@ export { UnsafeLayerEntryError, LayerTooLargeError, SymlinkLoopError } from './e
 export {
   compressionForMediaType,
   openDecompressed,
-  sniffCompression,
   zstdAvailable,
   type Compression,
   type CompressionChoice,

@@ -1,12 +1,12 @@
 import { realpath, stat } from 'node:fs/promises';
 import { pipeline, type Readable } from 'node:stream';
-import * as tar from 'tar-stream';
 import { InvalidInputError, StevedoreError, errorMessage } from '../../util/errors.js';
+import { readTar, type TarEntryData } from '../../util/tar/read.js';
 import type { Digest } from '../../oci/digest.js';
 import { applyEntry, type ApplyContext, type EntryData } from './apply.js';
 import { compressionForMediaType, openDecompressed, type Compression, type CompressionChoice } from './decompress.js';
 import { DeferredDirectories } from './dirmeta.js';
-import { parseEntry, type LayerEntry, type RawHeader } from './entry.js';
+import { parseEntry, type LayerEntry } from './entry.js';
 import { LayerTooLargeError, SymlinkLoopError, UnsafeLayerEntryError } from './errors.js';
 import { LayerMeter } from './meter.js';
 import { Rechunk } from './rechunk.js';
@@ -16,22 +16,6 @@ import { LayerPaths, classifyWhiteout, type Whiteout } from './whiteout.js';
 
 /** Size of the chunks the decompressor is fed (see Rechunk). */
 const INPUT_CHUNK = 1024 * 1024;
-
-/** Waits until a (streamx) writable wants more, or fails if it is torn down meanwhile. */
-function drained(w: tar.Extract): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onDrain = (): void => {
-      w.off('close', onClose);
-      resolve();
-    };
-    const onClose = (): void => {
-      w.off('drain', onDrain);
-      reject(new Error('tar parser closed'));
-    };
-    w.once('drain', onDrain);
-    w.once('close', onClose);
-  });
-}
 
 /** Gives an fs error the entry it happened on; our own errors already say everything. */
 export function entryError(name: string, err: unknown): unknown {
@@ -45,7 +29,7 @@ export function entryError(name: string, err: unknown): unknown {
 }
 
 /** One entry from the parser: its header and its data, which must be consumed before the next. */
-export type LayerTarEntry = AsyncIterable<Buffer> & { header: RawHeader; resume(): unknown };
+export type LayerTarEntry = TarEntryData;
 
 /** What reading a whole layer stream established, whatever was done with its entries. */
 export interface LayerStreamResult {
@@ -83,94 +67,42 @@ export async function readLayer(
   const choice: CompressionChoice = opts.compression ?? (opts.mediaType ? compressionForMediaType(opts.mediaType) : 'auto');
 
   const meter = new LayerMeter(maxBytes);
-  const extract = tar.extract();
-  let failure: unknown;
-  let failed = false;
-  // The first error wins; everything upstream and downstream is torn down so nothing keeps reading.
-  const fail = (err: unknown): void => {
-    if (failed) return;
-    failed = true;
-    failure = err;
-    layer.destroy();
-    meter.destroy();
-    extract.destroy(err instanceof Error ? err : new Error(String(err)));
+  // Until the parser reads (it then watches the signal itself), an abort ends the stream being sniffed.
+  const onAbort = (): void => {
+    layer.destroy(signal?.reason);
   };
-  // The parser reports a truncated or corrupt tar only as an 'error' event (also keeps the event
-  // from going unhandled when we tear it down ourselves).
-  extract.on('error', (err: Error) => fail(err));
-  const extractClosed = new Promise<void>((resolve) => extract.once('close', () => resolve()));
-  const onAbort = (): void => fail(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-
   let entries = 0;
   try {
     const { compression, source, decompressor } = await openDecompressed(layer, choice);
-    if (failed) throw failure;
+    signal?.throwIfAborted();
     // The decompressor is fed large chunks (each one is a thread-pool round trip); a plain tar goes
     // to the parser as it comes, without a copy.
-    const pre: NodeJS.ReadWriteStream[] = decompressor ? [new Rechunk(INPUT_CHUNK)] : [];
-    const stages: NodeJS.ReadWriteStream[] = decompressor ? [...pre, decompressor, meter] : [...pre, meter];
+    const stages: NodeJS.ReadWriteStream[] = decompressor ? [new Rechunk(INPUT_CHUNK), decompressor, meter] : [meter];
+    let flowError: unknown;
     const flowed = new Promise<void>((resolve) => {
       pipeline([source, ...stages], (err) => {
-        if (err) fail(err);
+        if (err) flowError ??= err;
         resolve();
       });
     });
-    // Fed by hand rather than piped: the parser is a streamx writable, and errors must reach fail().
-    // 'data' events hand over each chunk as it is (an async iterator's read() would concatenate
-    // whatever is buffered: one more copy of every byte).
-    const fed = new Promise<void>((resolve) => {
-      meter.on('data', (chunk: Buffer) => {
-        if (extract.write(chunk)) return;
-        meter.pause();
-        drained(extract).then(
-          () => meter.resume(),
-          (err: unknown) => fail(err),
-        );
-      });
-      meter.once('end', () => {
-        (extract as unknown as { end(): void }).end();
-        resolve();
-      });
-      // Torn down by fail() (or failed upstream, which pipeline reports): nothing more comes.
-      meter.once('close', () => resolve());
-    });
-
-    const iterator = (extract as unknown as AsyncIterable<LayerTarEntry>)[Symbol.asyncIterator]();
-    for (;;) {
-      let next: IteratorResult<LayerTarEntry>;
-      try {
-        next = await iterator.next();
-      } catch (err) {
-        fail(err);
-        break;
-      }
-      if (next.done) break;
-      const data = next.value;
-      try {
+    await readTar(
+      meter,
+      async (data) => {
         if (++entries > maxEntries) throw new LayerTooLargeError('entries', maxEntries);
-        // tar-stream hands a directory a data stream that never ends when its header (or a PAX
-        // `size` record) announces data: the next entry would be awaited forever (found by test/fuzz).
-        if (data.header.type === 'directory' && (data.header.size ?? 0) > 0) {
-          throw new UnsafeLayerEntryError(data.header.name, `a directory entry announcing ${data.header.size} bytes of data`);
-        }
         await onEntry(data);
-      } catch (err) {
-        // An entry's data stream dies with a generic "Stream was destroyed" when the parser itself
-        // failed; wait for the parser's own error, which says what really happened.
-        if ((err as { code?: unknown }).code === 'STREAM_DESTROYED') await extractClosed;
-        fail(entryError(data.header.name, err));
-        break;
-      }
-    }
-    await Promise.all([fed, flowed]);
-    if (failed) throw failure;
+      },
+      { signal, refuse: (name, reason) => new UnsafeLayerEntryError(name, reason), entryError, onFail: () => layer.destroy() },
+    );
+    await flowed;
+    if (flowError) throw flowError;
     const diffID = meter.diffID;
     if (diffID === undefined) throw new StevedoreError('LAYER_APPLY_FAILED', 'layer stream ended without a digest');
     return { entries, bytes: meter.bytes, diffID, compression };
   } catch (err) {
-    fail(err);
-    throw failure;
+    layer.destroy();
+    meter.destroy();
+    throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -12,7 +12,7 @@ import { parseConfig, type ContainerConfig, type ImageConfig } from '../../../sr
 import { OciLayout } from '../../../src/oci/layout.js';
 import { parseManifest, type ImageManifest } from '../../../src/oci/manifest.js';
 import { unpackLayer } from '../../../src/runtime/unpack/index.js';
-import { runCommand, type CommandResult } from '../../harness/procs.js';
+import { runCommand, type CommandResult } from '../../../hack/lib/harness/procs.js';
 
 export interface FsEntry {
   type: 'file' | 'dir' | 'symlink' | 'other';

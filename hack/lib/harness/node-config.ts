@@ -42,7 +42,7 @@ export function nodePaths(dir: string): NodePaths {
 const q = (s: string) => JSON.stringify(s); // TOML basic strings take JSON's escapes
 
 export function containerdConfig(p: NodePaths, o: { runc: string; cniBinDir: string; sandboxImage: string }): string {
-  return `# containerd ${'2.x'} for the local node (written by test/harness/node.ts)
+  return `# containerd ${'2.x'} for the local node (written by hack/lib/harness/node.ts)
 version = 3
 root = ${q(p.containerdRoot)}
 state = ${q(p.containerdState)}

@@ -26,9 +26,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { V1Container, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { KubeClient, isNotFound, resourcePath } from '../../src/k8s/runtime/client.js';
-import { Informer } from '../../src/k8s/runtime/informer.js';
-import { rootLogger } from '../../src/util/log.js';
+import { KubeClient, isNotFound, resourcePath } from '../../../src/k8s/runtime/client.js';
+import { Informer } from '../../../src/k8s/runtime/informer.js';
+import { rootLogger } from '../../../src/util/log.js';
 import { killOnExit } from './procs.js';
 
 export interface KubeletStandInOptions {

@@ -26,7 +26,7 @@ import { chooseSubnet, conflicts, gatewayOf, PodNetworkOverlapError, readHostNet
 import { runChecked, runCommand, spawnManaged, type ManagedProcess } from './procs.js';
 import { startRegistry, type TestRegistry } from './registry.js';
 
-const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const CONTAINER_LOG_LINKS = '/var/log/containers';
 
 /** A version pinned in hack/node.mk (`NAME := vX.Y.Z`). */

@@ -25,7 +25,7 @@ import { freePort } from './net.js';
 import { killOnExit } from './procs.js';
 
 const exec = promisify(execFile);
-const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export interface ControlPlaneOptions {
   /** kube-apiserver binary; default `$KUBE_APISERVER` or the cached build for the pinned version. */
