@@ -1,8 +1,7 @@
 /**
  * zstd decompression across frames. A zstd stream may be many concatenated frames, and skippable
  * frames (zstd:chunked's TOC, tar-split and footer) must be skipped. Node's zstd decompressor
- * (24.x) stops at the end of the first frame and drops the rest without an error
- * (nodejs/node#64741), which truncates a zstd:chunked layer, or any multi-frame zstd layer (pzstd,
+ * (24.x, checked here) stops at the end of the first frame and drops the rest without an error, which truncates a zstd:chunked layer, or any multi-frame zstd layer (pzstd,
  * zstd -T, podman's own zstd:chunked), to its first file.
  *
  * This finds frame boundaries from the frame and block headers (RFC 8878 §3.1: no decoding, just

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
+import { createZstdFramesDecompress } from '../oci/zstd-frames.js';
 import { readFile, rm } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -335,7 +336,7 @@ class DockerArchiveDestination implements ImageDestination {
   async #plainLayer(layer: Descriptor, diffId: Digest, signal?: AbortSignal): Promise<string> {
     const path = this.#blobPath(layer.digest);
     const compression = await fileCompression(path);
-    const decompress = compression === 'gzip' ? createGunzip() : compression === 'zstd' ? createZstdDecompress() : undefined;
+    const decompress = compression === 'gzip' ? createGunzip() : compression === 'zstd' ? createZstdFramesDecompress() : undefined;
     const what = `layer ${layer.digest} of ${this.name}`;
     if (!decompress) {
       if (layer.digest !== diffId) throw new DigestMismatchError(`${what} (uncompressed, so its diffID)`, diffId, layer.digest);

@@ -214,6 +214,15 @@ describe.each(UNPACK_MODES)('ownership (%s unpack)', (m) => {
   });
 });
 
+/** The tar as three zstd frames with a skippable frame between them. */
+function zstdFrames(b: Buffer): Buffer {
+  const skippable = Buffer.alloc(8 + 5);
+  skippable.writeUInt32LE(0x184d2a50, 0);
+  skippable.writeUInt32LE(5, 4);
+  const third = Math.ceil(b.length / 3);
+  return Buffer.concat([zstdCompressSync(b.subarray(0, third)), skippable, zstdCompressSync(b.subarray(third, 2 * third)), zstdCompressSync(b.subarray(2 * third))]);
+}
+
 describe('streams, compression and the diffID', () => {
   const entries: TarEntrySpec[] = [
     { name: 'etc/hostname', content: 'stevedore\n' },
@@ -227,6 +236,10 @@ describe('streams, compression and the diffID', () => {
     ['gzip by media type', (b: Buffer) => gzipSync(b), { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' }],
     ['zstd by media type', (b: Buffer) => zstdCompressSync(b), { mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' }],
     ['plain by explicit choice', (b: Buffer) => b, { compression: 'none' }],
+    // Several frames and a skippable one, as pzstd, `zstd -T` and zstd:chunked write: Node's own
+    // zstd stream stops after the first frame, which dropped the rest of the layer.
+    ['zstd in several frames, auto', zstdFrames, {}],
+    ['zstd in several frames by media type', zstdFrames, { mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' }],
   ] as const) {
     it(`computes the diffID in-stream as sha256 of the raw tar (${label})`, async () => {
       const raw = await makeTar(entries);

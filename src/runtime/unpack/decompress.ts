@@ -3,6 +3,7 @@ import * as zlib from 'node:zlib';
 import { layerCompression } from '../../oci/mediatype.js';
 import { UnsupportedError } from '../../util/errors.js';
 import { SNIFF_BYTES, sniffCompression } from '../../util/tar/compression.js';
+import { createZstdFramesDecompress } from '../../oci/zstd-frames.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 export type CompressionChoice = Compression | 'auto';
@@ -46,7 +47,8 @@ export function createDecompressor(compression: Compression): Transform | undefi
       if (!zstdAvailable()) {
         throw new UnsupportedError(`zstd layers need node:zlib zstd support (Node >= 22.15); this is Node ${process.version}`);
       }
-      return zlib.createZstdDecompress({ chunkSize: OUTPUT_CHUNK });
+      // Every frame, skippable ones skipped: Node's zstd stream stops after the first frame.
+      return createZstdFramesDecompress();
   }
 }
 
