@@ -37,7 +37,8 @@ export interface AgentOptions {
   leaseDurationSeconds?: number;
   renewMs?: number;
   store: ImageStore;
-  launch: LaunchContainer;
+  /** How a container is started (default: the runtime's detached monitor). */
+  launch?: LaunchContainer;
   runtime?: RuntimeName;
   stopGraceSeconds?: number;
   restartBackoff?: { baseMs: number; maxMs: number };

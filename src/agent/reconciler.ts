@@ -20,12 +20,13 @@ import { parseDuration } from '../util/duration.js';
 import { dirname, join } from 'node:path';
 import { ensureSearchable, type RunOptions } from '../runtime/container.js';
 import type { ContainerRecord } from '../runtime/containers.js';
-import { ociRuntime, type RuntimeName } from '../runtime/oci-runtime.js';
+import type { RuntimeName } from '../runtime/oci-runtime.js';
+import { containerState, removeContainer, signalContainer, stopContainer } from '../runtime/lifecycle/index.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { errorMessage } from '../util/errors.js';
 import { ConfigSourceError, ConfigSources } from './config-sources.js';
 import { resolveEnv } from './env.js';
-import { attemptState, type LaunchContainer } from './launch.js';
+import { launchDetached, type LaunchContainer } from './launch.js';
 import { attemptContainerId, attemptContainerName } from './naming.js';
 import { pullCredentials } from './pull-credentials.js';
 import { judgeRunImage } from './run-policy.js';
@@ -36,7 +37,6 @@ import { emptyDirOverLimit, evictionNote, prepareVolumes, quantityBytes, release
 import { readFile, writeFile } from 'node:fs/promises';
 import { privilegeLevel, privilegeViolations, type NodeTaint } from './privileges.js';
 import { IdsExhaustedError, type UserNamespaceAllocator } from './userns.js';
-import { stopAndRemoveContainer, waitProcessGone } from './stop.js';
 import { credentialsIdentity, type PullRecords } from './pull-records.js';
 import { parseReference } from '../oci/reference.js';
 import { rfc3339Seconds } from '../util/time.js';
@@ -46,7 +46,8 @@ export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VER
 export interface AgentReconcilerOptions {
   nodeName: string;
   store: ImageStore;
-  launch: LaunchContainer;
+  /** How a container is started (default: the runtime's detached monitor). */
+  launch?: LaunchContainer;
   /** Runtime when the spec names none (default runc). */
   runtime?: RuntimeName;
   /** SIGTERM → SIGKILL grace on timeout and delete (default 10 s). */
@@ -154,14 +155,12 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
 
     const attempt = status.restartCount ?? 0;
     const id = attemptContainerId(run.metadata.uid!, attempt);
-    const st = await attemptState(this.#o.store, id);
+    const st = await containerState(this.#o.store, id);
     if (st.state === 'running') return this.#observeRunning(run, st.record);
     if (st.state === 'exited') return this.#finishAttempt(run, await this.#outcome(st.record, run));
     if (st.state === 'lost') {
       // Nobody watches that container any more: make sure it does not run on unobserved.
-      const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
-      await rt.kill(id, 'SIGKILL', { all: true }).catch(() => undefined);
-      await rt.delete(id, { force: true }).catch(() => undefined);
+      await stopContainer(this.#o.store, id, { graceMs: 0 });
       const outcome = await this.#outcome(st.record);
       return this.#finishAttempt(run, { ...outcome, exitCode: undefined, reason: 'Error', message: 'the container was lost: its monitor process is gone (was the node restarted?)' });
     }
@@ -218,10 +217,10 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   async #stopEnded(run: ContainerRun): Promise<ReconcileResult> {
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
       const id = attemptContainerId(run.metadata.uid!, n);
-      const st = await attemptState(this.#o.store, id);
+      const st = await containerState(this.#o.store, id);
       if (st.state !== 'running' && st.state !== 'lost') continue;
       this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, attempt: n, phase: run.status?.phase }, 'the run has ended but its container still runs here: stopping and removing it');
-      await stopAndRemoveContainer(this.#o.store, id, (this.#o.stopGraceSeconds ?? 10) * 1000);
+      await removeContainer(this.#o.store, id, { force: true, graceMs: this.#graceMs });
     }
     return {};
   }
@@ -233,14 +232,15 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   async #stopEarlierAttempts(run: ContainerRun, attempt: number): Promise<void> {
     for (let n = 0; n < attempt; n++) {
       const id = attemptContainerId(run.metadata.uid!, n);
-      const st = await attemptState(this.#o.store, id);
+      const st = await containerState(this.#o.store, id);
       if (st.state !== 'running' && st.state !== 'lost') continue;
       this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, attempt: n }, 'an earlier attempt still runs: stopping it');
-      const rt = ociRuntime(st.record.runtime, st.record.stateRoot ? { stateRoot: st.record.stateRoot } : {});
-      await rt.kill(id, 'SIGKILL', { all: true }).catch(() => undefined);
-      if (st.state === 'running') await waitProcessGone(st.record.monitorPid, 15_000);
-      else await rt.delete(id, { force: true }).catch(() => undefined);
+      await stopContainer(this.#o.store, id, { graceMs: 0 });
     }
+  }
+
+  get #graceMs(): number {
+    return (this.#o.stopGraceSeconds ?? 10) * 1000;
   }
 
   #restartDelay(n: number): number {
@@ -383,7 +383,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     };
     // Taken before the launch: a quick command may have finished by the time it returns.
     const startedAt = rfc3339Seconds();
-    const started = await this.#o.launch(this.#o.store, options);
+    const started = await (this.#o.launch ?? launchDetached)(this.#o.store, options);
     if (started.error) {
       // The command could not start (125/126/127): a failed attempt like any other.
       return this.#finishAttempt(run, {
@@ -537,8 +537,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     if (!over) return;
     this.#o.log.warn({ run: `${run.metadata.namespace}/${run.metadata.name}`, over }, 'evicting: an emptyDir is over its sizeLimit');
     await writeFile(evictionNote(dir), over);
-    const rt = ociRuntime(rec.runtime, rec.stateRoot ? { stateRoot: rec.stateRoot } : {});
-    await rt.kill(rec.id, 'SIGKILL', { all: true }).catch(() => undefined);
+    await signalContainer(rec, 'SIGKILL', { all: true });
   }
 
   async #outcome(rec: ContainerRecord, run?: ContainerRun): Promise<AttemptOutcome> {
@@ -635,7 +634,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     if (!run.metadata.uid) return {};
     let mine = false;
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
-      if ((await attemptState(this.#o.store, attemptContainerId(run.metadata.uid, n))).state !== 'absent') mine = true;
+      if ((await containerState(this.#o.store, attemptContainerId(run.metadata.uid, n))).state !== 'absent') mine = true;
     }
     if (!mine) {
       const idMap = this.#o.userns.lookup(run.metadata.uid);
@@ -667,10 +666,9 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   async #removeAttempts(run: ContainerRun): Promise<void> {
     const uid = run.metadata.uid!;
     for (const m of [this.#pullFailures, this.#configWaits, this.#notBefore, this.#tailWritten, this.#diskChecked]) m.delete(uid);
-    const grace = (this.#o.stopGraceSeconds ?? 10) * 1000;
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
       const id = attemptContainerId(uid, n);
-      if (await stopAndRemoveContainer(this.#o.store, id, grace)) this.#o.log.info({ run: `${run.metadata.namespace}/${run.metadata.name}`, id }, 'container stopped');
+      if (await removeContainer(this.#o.store, id, { force: true, graceMs: this.#graceMs })) this.#o.log.info({ run: `${run.metadata.namespace}/${run.metadata.name}`, id }, 'container stopped');
     }
     await releaseVolumes(runVolumesDir(this.#o.store.root, uid));
     // Nothing of the run is left on the node: its ids (and the snapshots made for them) go back.

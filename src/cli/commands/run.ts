@@ -12,6 +12,9 @@ import { collect, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 import { startFailureExitCode } from '../start-failure.js';
 
+/** podman run's status when --timeout ended the container. */
+const EXIT_TIMEOUT = 255;
+
 interface RunFlags {
   rm?: boolean;
   env?: string[];
@@ -162,6 +165,8 @@ export function registerRun(program: Command): void {
           dns: (o.dns ?? []).map(parseDns),
           addHosts: (o.addHost ?? []).map(parseAddHost),
           timeoutSeconds: o.timeout,
+          // As podman: at --timeout the container is killed (no grace) and `run` exits 255.
+          ...(o.timeout !== undefined ? { stopGraceSeconds: 0 } : {}),
           runtime: oneOf('--runtime', o.runtime, ['runc', 'crun'] as const, 'runc'),
           pull: oneOf<PullPolicy>('--pull', o.pull, ['always', 'missing', 'never'], 'missing'),
           memory: o.memory === undefined ? undefined : parseMemory(o.memory),
@@ -173,8 +178,7 @@ export function registerRun(program: Command): void {
           ...(uidMappings.length > 0 ? { idMappings: { uidMappings, gidMappings } } : {}),
       };
       if (o.detach) {
-        if (o.rm) throw new InvalidInputError('--rm with --detach is not supported yet');
-        const { startDetached } = await import('./monitor.js');
+        const { startDetached } = await import('../../runtime/lifecycle/monitor.js');
         const started = await startDetached(store, runOptions);
         if (started.error) {
           process.stderr.write(`Error: ${started.error.message}\n`);
@@ -199,7 +203,10 @@ export function registerRun(program: Command): void {
         process.stderr.write(`Error: ${(err as Error).message}\n`);
         return exitWith(code);
       }
-      if (result.reason === 'DeadlineExceeded') process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
+      if (result.reason === 'DeadlineExceeded') {
+        process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
+        return exitWith(EXIT_TIMEOUT);
+      }
       if (result.exitCode !== 0) return exitWith(result.exitCode);
     });
 }

@@ -416,6 +416,18 @@ export class ImageStore {
     await Promise.all(names.filter((n) => n.endsWith(suffix)).map((n) => rm(join(dir, n), { recursive: true, force: true })));
   }
 
+  /**
+   * Undoes the rootfs mount of container `id` (left by a monitor that died): unmounted, lazily if
+   * busy; nothing when it is not mounted.
+   */
+  async releaseRootfs(id: string): Promise<void> {
+    const rootfs = join(this.root, 'containers', id, 'rootfs');
+    const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
+    if (!mounts.split('\n').some((l) => l.split(' ')[1] === rootfs)) return;
+    const umount = await mountBinary('umount');
+    await run(umount, [rootfs]).catch(() => run(umount, ['-l', rootfs]));
+  }
+
   async containerIds(): Promise<string[]> {
     return (await readdir(join(this.root, 'containers'))).filter((n) => !n.startsWith('.'));
   }
