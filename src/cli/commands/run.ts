@@ -96,7 +96,7 @@ function oneOf<T extends string>(flag: string, value: string | undefined, allowe
 
 /**
  * Registers `run`. Its companions over the same store (`images`, `ps`, `logs`, `rm`, `rmi`,
- * `prune`, `stop`, `kill`, `container-monitor`) are verbs of their own modules: a warm `run` of
+ * `prune`, `stop`, `kill`) are verbs of their own modules, the `-d` monitor is the runtime's: a warm `run` of
  * `true` is mostly start-up, so this module loads only what running a stored image needs; the
  * policy engine (registry client, sigstore), the detach monitor and the pull path (copy engine)
  * are imported where they are used (test/cli/run-module-graph.test.ts keeps it so).
