@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,5 +132,31 @@ describe('container lifecycle verbs, as podman', () => {
     expect(la.stdout).toBe(lb.stdout);
     expect(la.stderr).toBe('err-last');
     expect((await ours(['rm', 'partial'])).code).toBe(0);
+  }, 60_000);
+});
+
+describe('a container whose monitor died (lost)', () => {
+  it('rm cleans it up as its monitor would have: the container is killed, deleted from runc and its rootfs unmounted', async () => {
+    const d = await ours(['run', '-d', '--name', 'orphan', image.ociRef, 'busybox', 'sleep', '60']);
+    expect(d.code, d.stderr).toBe(0);
+    const id = d.stdout.trim();
+    const record = JSON.parse(await readFile(join(store(), 'containers', id, 'state.json'), 'utf8')) as { monitorPid: number; stateRoot?: string };
+    const runc = (args: string[]) => runCommand('runc', [...(record.stateRoot ? ['--root', record.stateRoot] : []), ...args]);
+    const state = JSON.parse((await runc(['state', id])).stdout) as { pid: number; status: string };
+    expect(state.status).toBe('running');
+    const rootfs = join(store(), 'containers', id, 'rootfs');
+    const mounted = async () => (await readFile('/proc/self/mounts', 'utf8')).split('\n').some((l) => l.split(' ')[1] === rootfs);
+    const overlay = await mounted();
+
+    process.kill(record.monitorPid, 'SIGKILL');
+    await until('the monitor to be gone', async () => !existsSync(`/proc/${record.monitorPid}`) || (await readFile(`/proc/${record.monitorPid}/stat`, 'utf8').catch(() => ' Z ')).includes(') Z'));
+
+    const r = await ours(['rm', 'orphan']);
+    expect([r.code, r.stdout], r.stderr).toEqual([0, 'orphan\n']);
+    expect(existsSync(join(store(), 'containers', id))).toBe(false);
+    expect((await runc(['state', id])).code).not.toBe(0);
+    await until('the container process to be gone', async () => !existsSync(`/proc/${state.pid}`) || (await readFile(`/proc/${state.pid}/stat`, 'utf8').catch(() => ' Z ')).includes(') Z'));
+    // Only meaningful where the rootfs was an overlay mount (else a copy, nothing to unmount).
+    if (overlay) expect(await mounted()).toBe(false);
   }, 60_000);
 });

@@ -46,6 +46,11 @@ async function cleanUpLost(store: ImageStore, rec: ContainerRecord): Promise<voi
   await store.releaseRootfs(rec.id);
 }
 
+/** Exited so recently that its monitor may still be releasing the rootfs. */
+function recentlyFinished(rec: ContainerRecord): boolean {
+  return rec.finishedAt === undefined || Date.now() - Date.parse(rec.finishedAt) < AFTER_KILL_MS;
+}
+
 /**
  * Stops the container `id` and waits until its monitor has recorded the exit and is gone. Returns
  * the state it was in (`running` or `lost` when there was something to stop).
@@ -73,7 +78,8 @@ export async function stopContainer(store: ImageStore, id: string, o: StopOption
     }
   }
   if (st.state === 'lost') await cleanUpLost(store, st.record);
-  // The monitor unmounts the rootfs after recording the exit: nothing is done under its feet.
-  if (st.state !== 'absent') await waitMonitorGone(st.record.monitorPid, AFTER_KILL_MS);
+  // The monitor unmounts the rootfs after recording the exit: nothing is done under its feet. Only
+  // a monitor that may still be at it is waited for: a long-finished one's pid may be another's now.
+  if (st.state !== 'absent' && (first.state === 'running' || (st.state === 'exited' && recentlyFinished(st.record)))) await waitMonitorGone(st.record.monitorPid, AFTER_KILL_MS);
   return first.state;
 }
