@@ -30,7 +30,7 @@ import { parseReference } from '../oci/reference.js';
 import type { Policy } from '../policy/types.js';
 import { ensureSearchable, type RunOptions } from '../runtime/container.js';
 import type { ContainerRecord } from '../runtime/containers.js';
-import { containerState, removeContainer, signalContainer, stopContainer } from '../runtime/lifecycle/index.js';
+import { containerState, DEFAULT_STOP_GRACE_MS, removeContainer, signalContainer, stopContainer } from '../runtime/lifecycle/index.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { parseDuration } from '../util/duration.js';
@@ -236,7 +236,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   }
 
   get #graceMs(): number {
-    return (this.#o.stopGraceSeconds ?? 10) * 1000;
+    return this.#o.stopGraceSeconds === undefined ? DEFAULT_STOP_GRACE_MS : this.#o.stopGraceSeconds * 1000;
   }
 
   #restartDelay(n: number): number {
@@ -481,7 +481,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       cpus: cpus(spec.resources?.cpu),
       pidsLimit: spec.resources?.pids,
       timeoutSeconds: spec.timeout ? parseDuration(spec.timeout) / 1000 : undefined,
-      stopGraceSeconds: this.#o.stopGraceSeconds ?? 10,
+      stopGraceSeconds: this.#graceMs / 1000,
       runtime: spec.runtime ?? this.#o.runtime ?? 'runc',
       hostname: run.metadata.name!.slice(0, 63),
       logMaxBytes: this.#o.logMaxBytes ?? 10 * 1024 * 1024,
