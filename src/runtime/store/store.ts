@@ -16,6 +16,7 @@ import { hostPlatform, platformMatches } from '../../oci/platform.js';
 import type { TransportContext } from '../../transports/index.js';
 import { errorMessage, NotFoundError, StevedoreError } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
+import { unmountAll } from '../mounts.js';
 import type { IdMap } from '../unpack/index.js';
 import { chainIds } from './chainid.js';
 import { linkTree } from './linktree.js';
@@ -421,11 +422,7 @@ export class ImageStore {
    * busy; nothing when it is not mounted.
    */
   async releaseRootfs(id: string): Promise<void> {
-    const rootfs = join(this.root, 'containers', id, 'rootfs');
-    const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
-    if (!mounts.split('\n').some((l) => l.split(' ')[1] === rootfs)) return;
-    const umount = await mountBinary('umount');
-    await run(umount, [rootfs]).catch(() => run(umount, ['-l', rootfs]));
+    await unmountAll(join(this.root, 'containers', id, 'rootfs'));
   }
 
   async containerIds(): Promise<string[]> {
