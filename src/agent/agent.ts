@@ -11,6 +11,7 @@ import { EventRecorder } from '../k8s/runtime/events.js';
 import { Manager } from '../k8s/runtime/manager.js';
 import { ControllerMetrics } from '../k8s/runtime/metrics.js';
 import type { WorkQueueOptions } from '../k8s/runtime/queue.js';
+import { DEFAULT_STOP_GRACE_MS } from '../runtime/lifecycle/stop.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import type { Policy } from '../policy/types.js';
@@ -37,7 +38,8 @@ export interface AgentOptions {
   leaseDurationSeconds?: number;
   renewMs?: number;
   store: ImageStore;
-  launch: LaunchContainer;
+  /** How a container is started (default: the runtime's detached monitor). */
+  launch?: LaunchContainer;
   runtime?: RuntimeName;
   stopGraceSeconds?: number;
   restartBackoff?: { baseMs: number; maxMs: number };
@@ -96,7 +98,7 @@ export async function createAgent(o: AgentOptions): Promise<Manager> {
   const userns = await UserNamespaceAllocator.open(o.store.root, pool, o.usernsSize ?? DEFAULT_BLOCK_SIZE);
   log.info({ pool: pool.map((r) => `${r.start}:${r.count}`), blockSize: userns.blockSize, held: userns.held().size }, 'user namespace ids for runs');
   // Before any run is taken: containers the API no longer wants on this node go.
-  const recovered = await recoverNode({ client, store: o.store, nodeName: o.nodeName, namespace: o.namespace, userns, graceMs: (o.stopGraceSeconds ?? 10) * 1000, log });
+  const recovered = await recoverNode({ client, store: o.store, nodeName: o.nodeName, namespace: o.namespace, userns, graceMs: o.stopGraceSeconds === undefined ? DEFAULT_STOP_GRACE_MS : o.stopGraceSeconds * 1000, log });
   if (recovered.removed.length + recovered.released.length > 0) log.info({ removed: recovered.removed, released: recovered.released.length }, 'recovery done');
   const events = new EventRecorder(client, { controller: 'stevedore.dev/agent', instance: o.nodeName, log });
   const reconciler = new ContainerRunAgentReconciler(client, {

@@ -33,6 +33,8 @@ export async function readLogTail(path: string, lines = LOG_TAIL_LINES): Promise
         partial[r.stream] = '';
       }
     }
+    // A last line without a newline (a partial record no full one follows) is output too.
+    for (const rest of Object.values(partial)) if (rest !== '') out.push(rest);
     return logTail(out.slice(-lines));
   } finally {
     await fh.close();

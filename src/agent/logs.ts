@@ -13,6 +13,8 @@ export interface RunLogLine {
   attempt: number;
   stream: 'stdout' | 'stderr';
   text: string;
+  /** False for a last line the container did not end with a newline. */
+  newline: boolean;
 }
 
 export async function runLogs(store: ImageStore, namespace: string, name: string): Promise<{ lines: RunLogLine[]; running: boolean }> {

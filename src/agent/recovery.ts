@@ -12,10 +12,9 @@ import type { Logger } from 'pino';
 import type { ContainerRun } from '../k8s/api/containerrun.js';
 import { resourcePath, type KubeClient } from '../k8s/runtime/client.js';
 import { listContainers } from '../runtime/containers.js';
+import { containerState, removeContainer } from '../runtime/lifecycle/index.js';
 import type { ImageStore } from '../runtime/store/index.js';
-import { attemptState } from './launch.js';
 import { attemptContainerId, parseAttemptName } from './naming.js';
-import { stopAndRemoveContainer } from './stop.js';
 import type { UserNamespaceAllocator } from './userns.js';
 import { releaseVolumes, runVolumesDir } from './volumes.js';
 import { CONTAINER_RUN_RESOURCE, boundNode } from './reconciler.js';
@@ -55,12 +54,12 @@ export async function recoverNode(o: {
     let why: RecoveryReport['removed'][number]['why'] | undefined;
     if (!run) why = list.items.some((r) => r.metadata.namespace === parsed.namespace && r.metadata.name === parsed.name && boundNode(r) !== o.nodeName) ? 'moved' : 'gone';
     else if (run.status?.phase === 'Succeeded' || run.status?.phase === 'Failed') {
-      const st = await attemptState(o.store, rec.id);
+      const st = await containerState(o.store, rec.id);
       if (st.state === 'running' || st.state === 'lost') why = 'terminal';
     }
     if (!why) continue;
     o.log.warn({ run: runName, id: rec.id, why }, 'recovery: stopping and removing a container the API no longer wants here');
-    await stopAndRemoveContainer(o.store, rec.id, o.graceMs);
+    await removeContainer(o.store, rec.id, { force: true, graceMs: o.graceMs });
     report.removed.push({ id: rec.id, run: runName, why });
   }
   // Volumes (Secret tmpfs mounts included) of runs no longer here, user namespace or not.

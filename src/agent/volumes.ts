@@ -12,17 +12,15 @@
  * Nothing here builds a mount option or path from text the spec gives without checking it: volume
  * names are DNS labels, mount paths absolute with no `:`, `,` or `..`, key paths relative and inside.
  */
-import { execFile } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, posix, sep } from 'node:path';
-import { promisify } from 'node:util';
 import type { ContainerRunSpec } from '../k8s/api/containerrun.js';
+import { mountTmpfs, unmountAll } from '../runtime/mounts.js';
 import type { BindMount, TmpfsMount } from '../runtime/spec.js';
 import type { IdMapping } from '../runtime/unpack/index.js';
 import type { ConfigSources } from './config-sources.js';
 import { ConfigSourceError } from './config-sources.js';
 
-const exec = promisify(execFile);
 
 export interface VolumeMounts {
   binds: BindMount[];
@@ -95,20 +93,6 @@ async function writeKeys(dir: string, keys: Map<string, Buffer>, items: { key: s
   }
 }
 
-/** Whether `dir` is a mount point (listed in this process's mountinfo). */
-async function isMountPoint(dir: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  // Field 5 is the mount point, with spaces etc. octal-escaped.
-  const escaped = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return info.split('\n').some((l) => l.split(' ')[4] === escaped);
-}
-
-async function unmountAll(dir: string): Promise<void> {
-  for (let i = 0; i < 8 && (await isMountPoint(dir)); i++) {
-    await exec('umount', [dir]).catch(() => exec('umount', ['-l', dir]));
-  }
-}
-
 /** A fresh tmpfs at dir (its earlier content gone), sized for `bytes` of files. */
 async function freshTmpfs(dir: string, bytes: number, fileCount: number): Promise<void> {
   await unmountAll(dir);
@@ -116,7 +100,7 @@ async function freshTmpfs(dir: string, bytes: number, fileCount: number): Promis
   await mkdir(dir, { recursive: true, mode: 0o755 });
   // Room for the data, one page per file and directory, and a little slack; never more than that.
   const size = Math.max(64 * 1024, bytes + (fileCount + 16) * 4096);
-  await exec('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755,nosuid,nodev,noexec`, 'tmpfs', dir]);
+  await mountTmpfs(dir, { sizeBytes: size, mode: 0o755 });
 }
 
 async function projected(vdir: string, keys: Map<string, Buffer>, items: { key: string; path: string }[] | undefined, what: string, mode: number, o: VolumeOptions, owner?: { uid: number; gid: number }): Promise<void> {

@@ -30,7 +30,6 @@ const VERBS: Record<string, () => Promise<Register>> = {
   rmi: async () => (await import('./commands/rmi.js')).registerRmi,
   stop: async () => (await import('./commands/stop.js')).registerStop,
   kill: async () => (await import('./commands/stop.js')).registerKill,
-  'container-monitor': async () => (await import('./commands/monitor.js')).registerMonitor,
   sbom: async () => (await import('./commands/sbom.js')).registerSbom,
   attest: async () => (await import('./commands/attest.js')).registerAttest,
   build: async () => (await import('./commands/build.js')).registerBuild,

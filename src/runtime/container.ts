@@ -191,9 +191,13 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     const stop = (why: ExitReason): void => {
       if (reason) return;
       reason = why;
-      void runtime.kill(id, 'SIGTERM', { all: true }).catch(() => undefined);
       const grace = (opts.stopGraceSeconds ?? 10) * 1000;
-      timers.push(setTimeout(() => void runtime.kill(id, 'SIGKILL', { all: true }).catch(() => undefined), grace));
+      // To PID 1, as podman: the container has its own PID namespace, so SIGKILL of PID 1 ends every process.
+      const kill = (signal: string) => void runtime.kill(id, signal).catch((err: unknown) => log.debug({ id, signal, err: errorMessage(err) }, 'signal not delivered'));
+      // No grace (podman's --timeout): SIGKILL only, no SIGTERM for the container to act on first.
+      if (grace <= 0) return kill('SIGKILL');
+      kill('SIGTERM');
+      timers.push(setTimeout(() => kill('SIGKILL'), grace));
     };
     if (opts.timeoutSeconds !== undefined) timers.push(setTimeout(() => stop('DeadlineExceeded'), opts.timeoutSeconds * 1000));
     const onAbort = (): void => stop('Cancelled');

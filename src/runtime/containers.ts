@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { parseK8sLog } from './logs.js';
-import { ociRuntime, type RuntimeName } from './oci-runtime.js';
+import { ociRuntime, type OciRuntime, type RuntimeName } from './oci-runtime.js';
 import type { ImageStore } from './store/index.js';
 
 /** What `ps` and `logs` know of a container: its `state.json` in the container's directory. */
@@ -33,6 +33,20 @@ export interface ContainerRecord {
 
 const STATE_FILE = 'state.json';
 
+/** The OCI runtime that runs a recorded container (its runtime and state directory): the one way to get it. */
+export function runtimeFor(rec: Pick<ContainerRecord, 'runtime' | 'stateRoot'>): OciRuntime {
+  return ociRuntime(rec.runtime, rec.stateRoot ? { stateRoot: rec.stateRoot } : {});
+}
+
+/** The record of container `id`, or undefined when it has none (absent, or being created). */
+export async function readRecord(store: ImageStore, id: string): Promise<ContainerRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(join(store.root, 'containers', id, STATE_FILE), 'utf8')) as ContainerRecord;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Written atomically (temp file and rename): `ps` and `stop` read it while the monitor writes it. */
 export async function writeRecord(rec: ContainerRecord): Promise<void> {
   await writeFileAtomic(join(rec.bundle, STATE_FILE), JSON.stringify(rec, null, 2));
@@ -45,14 +59,10 @@ export async function writeRecord(rec: ContainerRecord): Promise<void> {
 export async function listContainers(store: ImageStore): Promise<ContainerRecord[]> {
   const out: ContainerRecord[] = [];
   for (const id of await store.containerIds()) {
-    let rec: ContainerRecord;
-    try {
-      rec = JSON.parse(await readFile(join(store.root, 'containers', id, STATE_FILE), 'utf8')) as ContainerRecord;
-    } catch {
-      continue; // being created, or not ours
-    }
+    const rec = await readRecord(store, id);
+    if (!rec) continue; // being created, or not ours
     if (rec.status === 'running') {
-      const alive = await ociRuntime(rec.runtime, rec.stateRoot ? { stateRoot: rec.stateRoot } : {})
+      const alive = await runtimeFor(rec)
         .state(rec.id)
         .then((s) => s.status !== 'stopped', () => false);
       // Between the runtime forgetting the container and its monitor recording the exit, the
@@ -105,24 +115,34 @@ export async function snapshotsInUse(store: ImageStore): Promise<Set<string>> {
   return out;
 }
 
-export async function removeContainer(store: ImageStore, rec: ContainerRecord): Promise<void> {
-  if (rec.status === 'running') throw new InvalidInputError(`container ${rec.name} is running; stop it first`);
-  await rm(join(store.root, 'containers', rec.id), { recursive: true, force: true });
+/** One line of a container's output; `newline` false for a last line the container did not end. */
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  text: string;
+  newline: boolean;
 }
 
-/** The container's output from its k8s-file log, partial records joined, optionally one stream. */
-export async function readLogs(rec: ContainerRecord, opts: { stream?: 'stdout' | 'stderr' } = {}): Promise<{ stream: 'stdout' | 'stderr'; text: string }[]> {
+/**
+ * The container's output from its k8s-file log, partial records joined, optionally one stream. A
+ * partial record with no full one after it is text the container wrote without a newline (at its
+ * exit, or so far): returned with `newline: false`.
+ */
+export async function readLogs(rec: ContainerRecord, opts: { stream?: 'stdout' | 'stderr' } = {}): Promise<LogLine[]> {
   const text = await readFile(rec.logPath, 'utf8').catch(() => '');
-  const out: { stream: 'stdout' | 'stderr'; text: string }[] = [];
-  const partial: Record<string, string> = { stdout: '', stderr: '' };
+  const out: LogLine[] = [];
+  const partial: Record<'stdout' | 'stderr', string | undefined> = { stdout: undefined, stderr: undefined };
   for (const r of parseK8sLog(text)) {
     if (opts.stream && r.stream !== opts.stream) continue;
     if (r.tag === 'P') {
-      partial[r.stream] += r.text;
+      partial[r.stream] = (partial[r.stream] ?? '') + r.text;
       continue;
     }
-    out.push({ stream: r.stream, text: partial[r.stream] + r.text });
-    partial[r.stream] = '';
+    out.push({ stream: r.stream, text: (partial[r.stream] ?? '') + r.text, newline: true });
+    partial[r.stream] = undefined;
+  }
+  for (const stream of ['stdout', 'stderr'] as const) {
+    const rest = partial[stream];
+    if (rest !== undefined) out.push({ stream, text: rest, newline: false });
   }
   return out;
 }

@@ -20,7 +20,7 @@ function openLog(path: string): WriteStream {
 /**
  * A log in the Kubernetes `k8s-file` (CRI) format: `<RFC3339Nano> <stream> <P|F> <text>` per
  * record; a line longer than MAX_LOG_LINE is written as `P` records ended by an `F`; text left
- * without a newline when the stream ends is written as `F`.
+ * without a newline when the stream ends is written as `P` (no `F` follows: the line has no end).
  */
 export class K8sFileLog {
   readonly path: string;
@@ -87,10 +87,13 @@ export class K8sFileLog {
     this.#bytes = 0;
   }
 
-  /** Flushes unterminated text and closes the file. */
+  /**
+   * Writes text left without a newline as a partial (`P`) record, as conmon does: a reader then
+   * prints it without a newline (the kubelet's CRI reader and `logs` alike), and closes the file.
+   */
   async close(): Promise<void> {
     for (const s of ['stdout', 'stderr'] as const) {
-      if (this.#pending[s] !== '') this.#record(s, 'F', this.#pending[s]);
+      if (this.#pending[s] !== '') this.#record(s, 'P', this.#pending[s]);
       this.#pending[s] = '';
     }
     await Promise.all(this.#closing);

@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { errorMessage, InvalidInputError, StevedoreError } from '../util/errors.js';
+import { sleep } from '../util/sleep.js';
 import { cgroupMode, type CgroupMode } from './cgroups.js';
 
 const exec = promisify(execFile);
@@ -167,7 +168,7 @@ class CliRuntime implements OciRuntime {
       for (let i = 0; i < 100 && !stopped; i++) {
         const ok = await this.state(id).then(() => true, () => false);
         if (ok) break;
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
       }
       if (stopped) return;
       child = spawn(this.binary, [...this.#global(), 'events', '--interval', '24h', id], { stdio: ['ignore', 'pipe', 'ignore'] });

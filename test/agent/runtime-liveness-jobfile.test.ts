@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeJobFile } from '../../src/cli/commands/monitor.js';
+import { writeJobFile } from '../../src/runtime/lifecycle/monitor.js';
 import { listContainers, processAlive, writeRecord, type ContainerRecord } from '../../src/runtime/containers.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
 import { TempDirs } from '../../hack/lib/harness/tmp.js';

@@ -33,7 +33,7 @@ const HEAVY = [
   'src/build/',
   'src/k8s/',
   'src/runtime/unpack/unpack.ts',
-  'src/cli/commands/monitor.ts',
+  'src/runtime/lifecycle/monitor.ts',
 ];
 
 

@@ -42,6 +42,10 @@ type LoopExtras = {
   eventAction?: string;
   onStalled?: (status: ImageMirrorStatus, reason: string, message: string) => void;
   gone?: (req: { namespace: string; name: string }) => void;
+  precheck?: (m: ImageMirror) => Promise<{ requeueAfterMs?: number } | undefined>;
+  addFinalizer?: boolean;
+  transitionEvents?: boolean;
+  afterStalled?: (m: ImageMirror, status: ImageMirrorStatus, reason: string, message: string) => Promise<void>;
 };
 
 function loop(steps: MirrorStep[], more: LoopExtras = {}) {
@@ -229,6 +233,55 @@ describe('the reconcile skeleton', () => {
     expect(seen).toEqual(['INVALID_INPUT']);
     await l.run(req('no-such-mirror'), AbortSignal.timeout(30_000));
     expect(seen).toEqual(['INVALID_INPUT', `gone ${NS}/no-such-mirror`]);
+  });
+
+  it('a second owner of the kind (the node agent): precheck ends early with no write, no finalizer added, no transition Events, afterStalled sees the stalled status', async () => {
+    await create('second');
+    const seen: string[] = [];
+    const steps: MirrorStep[] = [
+      async (s) => {
+        s.status.observedGeneration = s.generation;
+        s.ready(true, 'Succeeded', 'done by the second owner');
+        return undefined;
+      },
+    ];
+    const extras: LoopExtras = { addFinalizer: false, transitionEvents: false };
+    // precheck: not this owner's object: no finalizer, no status, no step.
+    const skip = loop(steps, { ...extras, precheck: async (m) => (seen.push(`precheck ${m.metadata.name}`), { requeueAfterMs: 7 }) });
+    const n0 = client.patches.length;
+    expect(await skip.run(req('second'), AbortSignal.timeout(30_000))).toEqual({ requeueAfterMs: 7 });
+    expect(client.patches.length - n0).toBe(0);
+    expect(seen).toEqual(['precheck second']);
+
+    const l = loop(steps, { ...extras, precheck: async () => undefined });
+    await l.run(req('second'), AbortSignal.timeout(30_000));
+    const m = await get('second');
+    expect(m.metadata.finalizers ?? []).not.toContain(IMAGE_MIRROR_FINALIZER);
+    expect(cond(m, 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+    expect(await eventsAbout('second')).toEqual([]);
+
+    // An error that stalls the object calls afterStalled with the status to be patched; a step may stall it itself (scope.stalled).
+    await create('second-stall');
+    const stalls = loop(
+      [
+        async () => {
+          throw new InvalidInputError('never');
+        },
+      ],
+      {
+        ...extras,
+        afterStalled: async (obj, status, reason) => {
+          seen.push(`after ${obj.metadata.name} ${reason} ${status.conditions?.find((c) => c.type === 'Stalled')?.reason}`);
+        },
+      },
+    );
+    await expect(stalls.run(req('second-stall'), AbortSignal.timeout(30_000))).rejects.toBeInstanceOf(StallingError);
+    expect(seen).toEqual(['precheck second', 'after second-stall INVALID_INPUT INVALID_INPUT']);
+    expect(cond(await get('second-stall'), 'Stalled')).toMatchObject({ status: 'True', reason: 'INVALID_INPUT' });
+    expect(await eventsAbout('second-stall')).toEqual([]);
+    await create('second-final');
+    await loop([async (s) => (s.stalled('SyncFailed', 'decided by the step'), {})], extras).run(req('second-final'), AbortSignal.timeout(30_000));
+    expect(cond(await get('second-final'), 'Stalled')).toMatchObject({ status: 'True', reason: 'SyncFailed', message: 'decided by the step' });
   });
 
   it('a retryable engine error is rethrown as it is, and a typed ReconcileError sets Ready=False with its reason', async () => {

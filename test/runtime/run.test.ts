@@ -177,7 +177,7 @@ describe('runContainer with runc on the busybox image', () => {
       expect.arrayContaining([
         ['stdout', 'F', 'one'],
         ['stderr', 'F', 'two'],
-        ['stdout', 'F', 'tail'],
+        ['stdout', 'P', 'tail'],
       ]),
     );
     for (const rec of records) expect(rec.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);

@@ -204,7 +204,7 @@ describe('small pieces', () => {
       ['stdout', 'F', 'bc'],
       ['stdout', 'P', MAX_LOG_LINE],
       ['stdout', 'F', 'xxxxx'],
-      ['stdout', 'F', 'last'],
+      ['stdout', 'P', 'last'],
     ]);
   });
 

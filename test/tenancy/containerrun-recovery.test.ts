@@ -7,7 +7,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attemptState } from '../../src/agent/launch.js';
+import { containerState as attemptState } from '../../src/runtime/lifecycle/state.js';
 import { attemptContainerId } from '../../src/agent/naming.js';
 import { runVolumesDir } from '../../src/agent/volumes.js';
 import { ImageStore } from '../../src/runtime/store/index.js';

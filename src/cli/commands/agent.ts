@@ -99,11 +99,10 @@ export function registerAgent(program: Command): void {
       // A non-root agent runs as root of a user namespace over its subuid range, as `run` does.
       if (needsUserNamespace()) process.exit(await reexecInUserNamespace());
       // Loaded here: @kubernetes/client-node is slow to import and no other verb needs it.
-      const [{ KubeConfig }, { createAgent }, { ImageStore }, { startDetached }] = await Promise.all([
+      const [{ KubeConfig }, { createAgent }, { ImageStore }] = await Promise.all([
         import('@kubernetes/client-node'),
         import('../../agent/agent.js'),
         import('../../runtime/store/index.js'),
-        import('./monitor.js'),
       ]);
       const kubeConfig = new KubeConfig();
       if (o.kubeconfig) kubeConfig.loadFromFile(o.kubeconfig);
@@ -119,7 +118,6 @@ export function registerAgent(program: Command): void {
         leaseDurationSeconds: leaseSeconds,
         renewMs: opts.renewMs,
         store,
-        launch: startDetached,
         runtime: o.runtime,
         stopGraceSeconds: opts.stopGraceSeconds,
         restartBackoff: { baseMs: opts.restartBaseMs, maxMs: 300_000 },

@@ -3,6 +3,16 @@ import { findContainer, readLogs } from '../../runtime/containers.js';
 import { ImageStore } from '../../runtime/store/index.js';
 import { sleep } from '../../util/sleep.js';
 
+/** A line as the container wrote it: with its newline, or without when it wrote none (as podman logs). */
+function write(l: { stream: 'stdout' | 'stderr'; text: string; newline: boolean }): void {
+  (l.stream === 'stdout' ? process.stdout : process.stderr).write(l.newline ? `${l.text}\n` : l.text);
+}
+
+/** How many lines to print: all once the container has ended; while following, not a line still being written. */
+function complete(lines: readonly { newline: boolean }[], ended: boolean): number {
+  return ended ? lines.length : lines.filter((l) => l.newline).length;
+}
+
 /** `stevedore logs [-f] CONTAINER`: its output from the k8s-file log, stdout and stderr kept apart. */
 export function registerLogs(program: Command): void {
   program
@@ -20,8 +30,9 @@ export function registerLogs(program: Command): void {
         const { runLogs } = await import('../../agent/logs.js');
         for (;;) {
           const { lines, running } = await runLogs(store, o.namespace, ref.slice(4));
-          for (const l of lines.slice(printed)) (l.stream === 'stdout' ? process.stdout : process.stderr).write(`${l.text}\n`);
-          printed = lines.length;
+          const upto = complete(lines, !o.follow || !running);
+          for (const l of lines.slice(printed, upto)) write(l);
+          printed = upto;
           if (!o.follow || !running) return;
           await sleep(200);
         }
@@ -29,8 +40,9 @@ export function registerLogs(program: Command): void {
       for (;;) {
         const rec = await findContainer(store, ref);
         const lines = await readLogs(rec);
-        for (const l of lines.slice(printed)) (l.stream === 'stdout' ? process.stdout : process.stderr).write(`${l.text}\n`);
-        printed = lines.length;
+        const upto = complete(lines, !o.follow || rec.status !== 'running');
+        for (const l of lines.slice(printed, upto)) write(l);
+        printed = upto;
         if (!o.follow || rec.status !== 'running') return;
         await sleep(200);
       }

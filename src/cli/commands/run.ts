@@ -15,6 +15,9 @@ import { collect, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 import { startFailureExitCode } from '../start-failure.js';
 
+/** podman run's status when --timeout ended the container. */
+const EXIT_TIMEOUT = 255;
+
 interface RunFlags {
   rm?: boolean;
   env?: string[];
@@ -105,7 +108,7 @@ function oneOf<T extends string>(flag: string, value: string | undefined, allowe
 
 /**
  * Registers `run`. Its companions over the same store (`images`, `ps`, `logs`, `rm`, `rmi`,
- * `prune`, `stop`, `kill`, `container-monitor`) are verbs of their own modules: a warm `run` of
+ * `prune`, `stop`, `kill`) are verbs of their own modules, the `-d` monitor is the runtime's: a warm `run` of
  * `true` is mostly start-up, so this module loads only what running a stored image needs; the
  * policy engine (registry client, sigstore), the detach monitor and the pull path (copy engine)
  * are imported where they are used (test/cli/run-module-graph.test.ts keeps it so).
@@ -191,6 +194,8 @@ export function registerRun(program: Command): void {
           dns: (o.dns ?? []).map(parseDns),
           addHosts: (o.addHost ?? []).map(parseAddHost),
           timeoutSeconds: o.timeout,
+          // As podman: at --timeout the container is killed (no grace) and `run` exits 255.
+          ...(o.timeout !== undefined ? { stopGraceSeconds: 0 } : {}),
           runtime: oneOf('--runtime', o.runtime, ['runc', 'crun'] as const, 'runc'),
           pull: oneOf<PullPolicy>('--pull', o.pull, ['always', 'missing', 'never'], 'missing'),
           memory: o.memory === undefined ? undefined : parseMemory(o.memory),
@@ -203,8 +208,7 @@ export function registerRun(program: Command): void {
           ...(uidMappings.length > 0 ? { idMappings: { uidMappings, gidMappings } } : {}),
       };
       if (o.detach) {
-        if (o.rm) throw new InvalidInputError('--rm with --detach is not supported yet');
-        const { startDetached } = await import('./monitor.js');
+        const { startDetached } = await import('../../runtime/lifecycle/monitor.js');
         const started = await startDetached(store, runOptions);
         if (started.error) {
           process.stderr.write(`Error: ${started.error.message}\n`);
@@ -229,7 +233,10 @@ export function registerRun(program: Command): void {
         process.stderr.write(`Error: ${(err as Error).message}\n`);
         return exitWith(code);
       }
-      if (result.reason === 'DeadlineExceeded') process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
+      if (result.reason === 'DeadlineExceeded') {
+        process.stderr.write(`Error: container ${result.name} exceeded its ${o.timeout}s timeout (DeadlineExceeded)\n`);
+        return exitWith(EXIT_TIMEOUT);
+      }
       if (result.exitCode !== 0) return exitWith(result.exitCode);
     });
 }

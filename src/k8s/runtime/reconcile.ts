@@ -18,11 +18,15 @@
  *
  * Reasons are the kind's union (`R`): what a step writes and throws through `scope` is checked by
  * the compiler. A Stalled reason may also be an engine error's code, which no union lists.
+ *
+ * A second owner of a kind's status (the node agent for ContainerRun) uses the same skeleton with
+ * `precheck` (objects that are not its own), `addFinalizer: false` (the controller adds it) and
+ * `transitionEvents: false` (its steps record their own Events).
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { API_VERSION, RECONCILE_REQUESTED_AT_ANNOTATION, type Condition } from '../api/common.js';
-import { getCondition, markReady, markReconciling } from '../conditions.js';
+import { getCondition, markReady, markReconciling, markStalled } from '../conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from './client.js';
 import type { ReconcileRequest, ReconcileResult } from './controller.js';
 import { ReconcileError, StallingError, WaitingError } from './errors.js';
@@ -56,6 +60,8 @@ export interface ReconcileScope<T extends KindObject<S>, S extends KindStatus, R
   ready(ok: boolean, reason: R, message: string): void;
   /** Reconciling=True, Ready=Unknown: work under way. */
   reconciling(reason: R, message: string): void;
+  /** Stalled=True, Ready=False with `reason`: final for this generation (a step that decides so itself). */
+  stalled(reason: R, message: string): void;
   /** Patches status now if it changed (before a long part, so the world sees Reconciling). */
   progress(): Promise<void>;
   /** Records an Event about the object (best effort). */
@@ -100,6 +106,26 @@ export interface ReconcileKind<T extends KindObject<S>, S extends KindStatus, R 
   onStalled?(status: S, reason: string, message: string): void;
   /** Called when the object is gone (not found), to forget what the kind keeps about it. */
   gone?(req: { namespace: string; name: string }): void;
+  /**
+   * Looked at before deletion and finalizers: a result ends the reconcile there, with no status
+   * patch (the node agent hands runs bound to other nodes to `release` instead). Default: go on.
+   */
+  precheck?(obj: T): Promise<ReconcileResult | undefined>;
+  /**
+   * Add the finalizer when it is missing (default true). False for a second owner of the kind (the
+   * node agent), which removes the finalizer on deletion but leaves adding it to the controller.
+   */
+  addFinalizer?: boolean;
+  /**
+   * Record an Event when the Ready condition changes (default true). False for a kind whose steps
+   * record their own Events (the node agent: Started, BackOff, Completed, ...).
+   */
+  transitionEvents?: boolean;
+  /**
+   * Called after `onStalled`, before the status patch, for what a stalled object needs beyond its
+   * status (an Event of the kind's own, releasing what it held). Default: nothing.
+   */
+  afterStalled?(obj: T, status: S, reason: string, message: string): Promise<void>;
 }
 
 /** Typed errors for a kind's reasons: `errorsFor<ImageMirrorReason>().failed('SyncFaild', …)` does not compile. */
@@ -156,6 +182,8 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
       this.#k.gone?.(req);
       return {};
     }
+    const early = await this.#k.precheck?.(obj);
+    if (early) return early;
     const { finalizer } = this.#k;
     const finalizers = obj.metadata.finalizers ?? [];
     if (obj.metadata.deletionTimestamp) {
@@ -166,7 +194,7 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
       }
       return {};
     }
-    if (!finalizers.includes(finalizer)) obj = await this.#setFinalizers(obj, [...finalizers, finalizer]);
+    if (!finalizers.includes(finalizer) && this.#k.addFinalizer !== false) obj = await this.#setFinalizers(obj, [...finalizers, finalizer]);
 
     const before = structuredClone(obj.status ?? {}) as S;
     const status = structuredClone(before);
@@ -192,6 +220,9 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
       reconciling: (reason, message) => {
         status.conditions = markReconciling(status.conditions, generation, reason, message);
       },
+      stalled: (reason, message) => {
+        status.conditions = markStalled(status.conditions, generation, reason, message);
+      },
       progress: patch,
       event: (type, reason, note) => this.#events.record(target, type, reason, note, this.#k.eventAction),
     };
@@ -211,11 +242,14 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
       // A stalled object's error goes to the queue as a StallingError: no retry until the spec changes.
       failure = verdict.kind === 'stalled' ? verdict.error : err;
       applyVerdict(status, verdict, { generation, requested, unknownReason: this.#k.unknownErrorReason });
-      if (verdict.kind === 'stalled') this.#k.onStalled?.(status, verdict.reason, verdict.message);
+      if (verdict.kind === 'stalled') {
+        this.#k.onStalled?.(status, verdict.reason, verdict.message);
+        await this.#k.afterStalled?.(obj, status, verdict.reason, verdict.message);
+      }
     } finally {
       // Shutting down and failing: the failure is most likely the cancellation itself, not the object's state.
       if (!signal.aborted || failure === undefined) await patch();
-      await this.#eventOnTransition(target, before, status);
+      if (this.#k.transitionEvents !== false) await this.#eventOnTransition(target, before, status);
     }
     if (failure !== undefined) throw failure;
     return result;

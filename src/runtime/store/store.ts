@@ -16,6 +16,7 @@ import { hostPlatform, platformMatches } from '../../oci/platform.js';
 import type { TransportContext } from '../../transports/index.js';
 import { errorMessage, NotFoundError, StevedoreError } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
+import { unmountAll } from '../mounts.js';
 import type { IdMap } from '../unpack/index.js';
 import { chainIds } from './chainid.js';
 import { linkTree } from './linktree.js';
@@ -407,6 +408,14 @@ export class ImageStore {
     const dir = join(this.root, 'snapshots');
     const names = await readdir(dir).catch(() => [] as string[]);
     await Promise.all(names.filter((n) => n.endsWith(suffix)).map((n) => rm(join(dir, n), { recursive: true, force: true })));
+  }
+
+  /**
+   * Undoes the rootfs mount of container `id` (left by a monitor that died): unmounted, lazily if
+   * busy; nothing when it is not mounted.
+   */
+  async releaseRootfs(id: string): Promise<void> {
+    await unmountAll(join(this.root, 'containers', id, 'rootfs'));
   }
 
   async containerIds(): Promise<string[]> {
