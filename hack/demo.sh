@@ -16,6 +16,11 @@ cd "$(dirname "$0")/.."
 STEVEDORE="node bin/stevedore.js"
 export PATH="$PWD/node_modules/.bin:$PATH"
 work=$(mktemp -d -t stevedore-demo-XXXXXX)
+# The node agent's store apart from $work (mode 0700, holding the control plane's credentials): a
+# ContainerRun runs in a user namespace of its own, as unprivileged node ids that runc's mounts must
+# pass through every directory above the store; the agent refuses a store they cannot reach.
+agent_root=$(mktemp -d -t stevedore-demo-agent-XXXXXX)
+chmod 0711 "$agent_root"
 registry_pid=""
 controlplane_pid=""
 controller_pid=""
@@ -30,7 +35,7 @@ cleanup() {
   stop "$controller_pid"
   stop "$controlplane_pid"
   stop "$registry_pid"
-  rm -rf "$work"
+  rm -rf "$work" "$agent_root"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -107,7 +112,7 @@ controller_pid=$!
 agent_metrics_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 echo "==> stevedore agent --node-name demo-node (node agent: pulls and runs ContainerRuns with runc; log: agent.log)"
 $STEVEDORE agent --node-name demo-node --kubeconfig "$kubeconfig" --lease-namespace default --no-read-node-labels \
-  --root "$work/agent-store" --metrics-addr "127.0.0.1:$agent_metrics_port" --poll-interval 250ms >"$work/agent.log" 2>&1 &
+  --root "$agent_root/store" --metrics-addr "127.0.0.1:$agent_metrics_port" --poll-interval 250ms >"$work/agent.log" 2>&1 &
 agent_pid=$!
 
 echo "==> apply ImageMirror default/busybox ($reg/demo/busybox -> $reg/mirrored/busybox)"
@@ -120,6 +125,7 @@ if ! $TS hack/demo/mirror.ts wait "$kubeconfig" 60; then
   exit 1
 fi
 
+kill -0 "$agent_pid" 2>/dev/null || { echo "the node agent stopped:" >&2; cat "$work/agent.log" >&2; exit 1; }
 echo "==> the pipeline: ImageBuild -> ImageMirror -> ContainerRun"
 if ! $TS hack/demo/pipeline.ts "$kubeconfig" "$reg" "$work"; then
   for log in controller agent; do echo "--- $log log (last 40 lines) ---" >&2; tail -n 40 "$work/$log.log" >&2; done

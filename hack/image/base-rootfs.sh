@@ -6,6 +6,9 @@
 # Everything the builder spawns is in it too: runc >= 1.2 (static, from `make node-tools`: RUN steps
 # in build Pods), and Debian's own cp (coreutils) and unshare (util-linux) with their libraries.
 # dash is /bin/sh: an ImageBuild script source runs in the build Pod with it (`stevedore script`).
+# What the agent runs for a ContainerRun's `network: private` (src/runtime/network): pasta (passt),
+# slirp4netns (where pasta fails), ip (iproute2) inside the run's namespace through nsenter
+# (util-linux), and umount (mount) to free the namespace's bind mount.
 #
 #   hack/image/base-rootfs.sh OUTDIR
 set -euo pipefail
@@ -19,14 +22,15 @@ if [ -z "$runc_static" ]; then
   runc_static=${STEVEDORE_CACHE:-$HOME/.cache/stevedore}/bin/runc-static-$v
 fi
 [ -x "$runc_static" ] || { echo "no static runc at $runc_static (run make node-tools)" >&2; exit 1; }
-for tool in git ssh dpkg ldd cp unshare; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
+for tool in git ssh dpkg ldd cp unshare nsenter umount ip pasta slirp4netns; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
 
 rm -rf "$out"
 mkdir -p "$out"
-bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)" "$(command -v cp)" "$(command -v unshare)")
+bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)" "$(command -v cp)" "$(command -v unshare)"
+      "$(command -v nsenter)" "$(command -v umount)" "$(command -v ip)" "$(command -v pasta)" "$(command -v slirp4netns)")
 libs=$(for b in "${bins[@]}"; do ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'; done | sort -u)
 pkgs=$(for l in $libs; do dpkg -S "$l" 2>/dev/null || dpkg -S "$(readlink -f "$l")"; done | cut -d: -f1 | sort -u)
-pkgs="$pkgs git git-man openssh-client dash"
+pkgs="$pkgs git git-man openssh-client dash passt slirp4netns iproute2"
 for p in $(echo "$pkgs" | tr ' ' '\n' | sort -u); do
   dpkg -L "$p" | while read -r f; do
     # Files and links only (directories come with them); docs and manuals are left out.
@@ -44,9 +48,9 @@ for d in lib lib64 bin sbin; do
 done
 install -D -m 0755 "$node" "$out/usr/local/bin/node"
 install -D -m 0755 "$runc_static" "$out/usr/local/bin/runc"
-# Only these two binaries of coreutils and util-linux (their libraries came with the packages above).
+# Only these binaries of coreutils, util-linux and mount (their libraries came with the packages above).
 install -D -m 0755 "$(readlink -f "$(command -v cp)")" "$out/usr/bin/cp"
-install -D -m 0755 "$(readlink -f "$(command -v unshare)")" "$out/usr/bin/unshare"
+for b in unshare nsenter umount; do install -D -m 0755 "$(readlink -f "$(command -v "$b")")" "$out/usr/bin/$b"; done
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$out/etc/ssl/certs/ca-certificates.crt"
 mkdir -p "$out/tmp" "$out/home/stevedore" "$out/etc"
 chmod 1777 "$out/tmp"

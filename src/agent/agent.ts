@@ -24,6 +24,7 @@ import { ContainerRunAgentReconciler } from './reconciler.js';
 import { recoverNode } from './recovery.js';
 import { PullRecords } from './pull-records.js';
 import { DEFAULT_BLOCK_SIZE, nodeIdPool, UserNamespaceAllocator } from './userns.js';
+import { assertStoreReachable } from './store-reach.js';
 import type { IdRange } from '../runtime/idmap.js';
 
 export interface AgentOptions {
@@ -95,6 +96,8 @@ export async function createAgent(o: AgentOptions): Promise<Manager> {
     }),
   );
   const pool = await nodeIdPool(o.usernsRange);
+  // Before anything is started: a store the runs' ids cannot reach would fail every run in runc.
+  await assertStoreReachable(o.store.root, pool);
   const userns = await UserNamespaceAllocator.open(o.store.root, pool, o.usernsSize ?? DEFAULT_BLOCK_SIZE);
   log.info({ pool: pool.map((r) => `${r.start}:${r.count}`), blockSize: userns.blockSize, held: userns.held().size }, 'user namespace ids for runs');
   // Before any run is taken: containers the API no longer wants on this node go.
