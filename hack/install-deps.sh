@@ -20,6 +20,7 @@ PACKAGES=(
   git               # Git build contexts (stevedore context git)
   xz-utils bzip2    # .tar.xz / .tar.bz2 build contexts and ADD archives
   passt slirp4netns # user-mode networking for run --network private and -p (pasta, slirp4netns fallback)
+  iproute2          # ip inside a private network namespace (through nsenter); also copied into the image
   catatonit         # the init of run --init (podman's too): PID 1 that reaps zombies
   libseccomp-dev    # runc >= 1.2 built with seccomp for the local node (hack/node/build-runc.sh)
 )

@@ -8,7 +8,7 @@
 # dash is /bin/sh: an ImageBuild script source runs in the build Pod with it (`stevedore script`).
 # What the agent runs for a ContainerRun's `network: private` (src/runtime/network): pasta (passt),
 # slirp4netns (where pasta fails), ip (iproute2) inside the run's namespace through nsenter
-# (util-linux), and umount (mount) to free the namespace's bind mount.
+# (util-linux), umount (mount) to free the namespace's bind mount, and mount for the store's overlay rootfs.
 #
 #   hack/image/base-rootfs.sh OUTDIR
 set -euo pipefail
@@ -22,12 +22,12 @@ if [ -z "$runc_static" ]; then
   runc_static=${STEVEDORE_CACHE:-$HOME/.cache/stevedore}/bin/runc-static-$v
 fi
 [ -x "$runc_static" ] || { echo "no static runc at $runc_static (run make node-tools)" >&2; exit 1; }
-for tool in git ssh dpkg ldd cp unshare nsenter umount ip pasta slirp4netns; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
+for tool in git ssh dpkg ldd cp unshare nsenter mount umount ip pasta slirp4netns; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
 
 rm -rf "$out"
 mkdir -p "$out"
 bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)" "$(command -v cp)" "$(command -v unshare)"
-      "$(command -v nsenter)" "$(command -v umount)" "$(command -v ip)" "$(command -v pasta)" "$(command -v slirp4netns)")
+      "$(command -v nsenter)" "$(command -v mount)" "$(command -v umount)" "$(command -v ip)" "$(command -v pasta)" "$(command -v slirp4netns)")
 libs=$(for b in "${bins[@]}"; do ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'; done | sort -u)
 pkgs=$(for l in $libs; do dpkg -S "$l" 2>/dev/null || dpkg -S "$(readlink -f "$l")"; done | cut -d: -f1 | sort -u)
 pkgs="$pkgs git git-man openssh-client dash passt slirp4netns iproute2"
@@ -50,7 +50,7 @@ install -D -m 0755 "$node" "$out/usr/local/bin/node"
 install -D -m 0755 "$runc_static" "$out/usr/local/bin/runc"
 # Only these binaries of coreutils, util-linux and mount (their libraries came with the packages above).
 install -D -m 0755 "$(readlink -f "$(command -v cp)")" "$out/usr/bin/cp"
-for b in unshare nsenter umount; do install -D -m 0755 "$(readlink -f "$(command -v "$b")")" "$out/usr/bin/$b"; done
+for b in unshare nsenter mount umount; do install -D -m 0755 "$(readlink -f "$(command -v "$b")")" "$out/usr/bin/$b"; done
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$out/etc/ssl/certs/ca-certificates.crt"
 mkdir -p "$out/tmp" "$out/home/stevedore" "$out/etc"
 chmod 1777 "$out/tmp"
