@@ -123,11 +123,25 @@ export class RegistryClient {
 
   /** The base URL (scheme://host), learned once by pinging `/v2/`. */
   baseUrl(signal?: AbortSignal): Promise<string> {
-    this.#base ??= this.#ping(signal).catch((err) => {
-      this.#base = undefined; // a failed ping is not cached: the next call tries again
+    const base = (this.#base ??= this.#ping(signal));
+    // A failed ping is not cached: the callers that were waiting for it get its error, and the
+    // next call pings again.
+    return base.catch((err: unknown) => {
+      if (this.#base === base) this.#base = undefined;
       throw err;
     });
-    return this.#base;
+  }
+
+  /**
+   * Starts the ping without waiting for it (a sync pings both registries before it reads the tag
+   * list). Its outcome, a failure included, goes to the next baseUrl() call: an unreachable
+   * registry is not pinged through its retries twice.
+   */
+  warmUp(signal?: AbortSignal): void {
+    if (this.#base) return;
+    const base = this.#ping(signal);
+    base.catch(() => undefined); // reported to the next baseUrl() call
+    this.#base = base;
   }
 
   async close(): Promise<void> {

@@ -5,11 +5,15 @@
  * HTTPS still wins whenever it answers (test/registry/tls.test.ts). A relay in front of a real
  * registry holds every TLS ClientHello unanswered until a plain HTTP request has come through (or
  * 5 s have passed), and records which came first: an order of events, not a timing.
+ * A ping started ahead (warmUp, as sync does for both registries) and failed is reported to the
+ * next caller, not pinged through its retries a second time: a relay that drops every connection
+ * counts the attempts.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { sleep } from '../harness/net.js';
 
 let reg: TestRegistry;
 let relay: Server;
@@ -19,6 +23,10 @@ const sockets = new Set<Socket>();
 const held = new Set<Socket>();
 let plainWhileTlsHeld = false;
 let tlsHellos = 0;
+/** Accepts and drops every connection: a registry that is down behind a listening port. */
+let dropper: Server;
+let dropperHost: string;
+let dropped = 0;
 
 function release(): void {
   for (const s of held) s.destroy();
@@ -54,12 +62,20 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
   relayHost = `127.0.0.1:${(relay.address() as { port: number }).port}`;
+  dropper = createServer((s) => {
+    dropped++;
+    s.on('error', () => undefined);
+    s.once('data', () => s.destroy());
+  });
+  await new Promise<void>((r) => dropper.listen(0, '127.0.0.1', r));
+  dropperHost = `127.0.0.1:${(dropper.address() as { port: number }).port}`;
 });
 
 afterAll(async () => {
   release();
   for (const s of sockets) s.destroy();
   await new Promise((r) => relay?.close(r));
+  await new Promise((r) => dropper?.close(r));
   await reg?.stop();
 });
 
@@ -72,6 +88,25 @@ describe('scheme probe of a loopback registry', () => {
       // Before, the HTTP probe was sent only after the HTTPS one had failed: the relay saw the
       // plain request only once it had let the held handshake go.
       expect(plainWhileTlsHeld).toBe(true);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a failed warm-up ping goes to the next caller; it is not pinged through its retries again', async () => {
+    // One ping: a TLS hello, then three plain attempts (network errors are retried on the last scheme).
+    const client = new RegistryClient({ registry: dropperHost, retry: { attempts: 3, fixedDelayMs: 10 } });
+    try {
+      dropped = 0;
+      client.warmUp();
+      for (let i = 0; i < 100 && dropped < 4; i++) await sleep(20);
+      expect(dropped).toBe(4);
+      await sleep(300); // let the failure settle (if it has not, the caller shares the ping: same count)
+      await expect(client.baseUrl()).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE' });
+      expect(dropped).toBe(4);
+      // A later call pings again: a failure is not cached.
+      await expect(client.baseUrl()).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE' });
+      expect(dropped).toBe(8);
     } finally {
       await client.close();
     }
