@@ -8,7 +8,7 @@
 #   4. a sync of 50 tags, all unchanged (stevedore, skopeo, regsync)
 # Each tool writes to a registry of its own (fresh for every cold run), so none benefits from
 # another's uploads. Peers: CRANE, REGCTL and REGSYNC (`make bench-copy` builds them into the tool
-# cache and passes their paths; run alone, the script takes crane from the cache and regclient from PATH).
+# cache and passes their paths; run alone, the script takes them from PATH or the tool cache).
 # A peer that is missing is left out of the table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,8 +23,8 @@ source hack/bench/lib.sh
 SK="skopeo --insecure-policy"
 CACHE=${STEVEDORE_CACHE:-$HOME/.cache/stevedore}
 CRANE=${CRANE:-$(ls "$CACHE"/bin/crane-v* 2>/dev/null | tail -1)}
-REGCTL=${REGCTL:-$(command -v regctl || true)}
-REGSYNC=${REGSYNC:-$(command -v regsync || true)}
+REGCTL=${REGCTL:-$(command -v regctl || ls "$CACHE"/bin/regctl-v* 2>/dev/null | tail -1 || true)}
+REGSYNC=${REGSYNC:-$(command -v regsync || ls "$CACHE"/bin/regsync-v* 2>/dev/null | tail -1 || true)}
 [ -x "${CRANE:-}" ] || CRANE=""
 # regclient keeps its registry settings (plain HTTP for our loopback registries) in its own config.
 HOME_REG="$work/regclient-home"
@@ -49,6 +49,7 @@ timecpu() {
   C[$key]+="$(awk '{printf "%.2f", $1 + $2}' "$work/cpu")/$(echo "$(cpuof "$sp") - $s0" | bc -l)/$(echo "$(cpuof "$dp") - $d0" | bc -l) "
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 start_registry src SRC
 SRCPID=${pids[-1]}
 echo "seeding: ${LAYERS} x ${LAYER_MIB} MiB image and ${TAGS} small tags on $SRC" >&2
@@ -148,6 +149,8 @@ for c in cold warm sync same; do
   done
   echo "$line"
 done
-st_cpu=$(cpucol "${C[st_cold]}" 1)
-printf 'stevedore CPU per GiB copied (cold, tool only): %.2f s\n' "$(echo "$st_cpu / ($mb / 1024)" | bc -l)"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+# CPU seconds (user+sys) of each tool's own process per GiB it wrote to its destination in the
+# cold copy (median over the runs): the figure that load on the machine changes least.
+gib() { [ -n "${C[$1]:-}" ] && printf ' %s %.2f s' "$2" "$(echo "$(cpucol "${C[$1]}" 1) / ($mb / 1024)" | bc -l)"; return 0; }
+echo "CPU s per GiB copied (cold, tool only):$(gib st_cold stevedore)$(gib sk_cold skopeo)$(gib cr_cold crane)$(gib rc_cold regctl)"
+echo "load average: at the start $LOAD0; at the end $(cut -d' ' -f1-3 /proc/loadavg)"

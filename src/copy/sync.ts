@@ -242,6 +242,10 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       const destCtx = target.kind === 'registry' ? (target.context ?? {}) : {};
       const destRepo = destinationRepository(target, spec.registry, spec.repository);
       const destClient = target.kind === 'registry' ? pool.get(target.registry, destCtx, destRepo) : undefined;
+      // Both registries are pinged (scheme, auth challenge) at once, before the tag list is read:
+      // otherwise the destination's ping waited for the source's ping and tag list, a serial round
+      // trip or two of every sync. A failed ping is reported by the first request that needs it.
+      for (const c of [srcClient, destClient]) c?.warmUp(opts.signal);
       const pruneKey = target.kind === 'registry' ? destRepo : join(target.dir, destRepo);
       let ps = pruneSets.get(pruneKey);
       if (!ps) pruneSets.set(pruneKey, (ps = { spec, destRepo, destClient, selected: new Set(), kept: new Map(), unknown: false }));

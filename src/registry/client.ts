@@ -123,11 +123,25 @@ export class RegistryClient {
 
   /** The base URL (scheme://host), learned once by pinging `/v2/`. */
   baseUrl(signal?: AbortSignal): Promise<string> {
-    this.#base ??= this.#ping(signal).catch((err) => {
-      this.#base = undefined; // a failed ping is not cached: the next call tries again
+    const base = (this.#base ??= this.#ping(signal));
+    // A failed ping is not cached: the callers that were waiting for it get its error, and the
+    // next call pings again.
+    return base.catch((err: unknown) => {
+      if (this.#base === base) this.#base = undefined;
       throw err;
     });
-    return this.#base;
+  }
+
+  /**
+   * Starts the ping without waiting for it (a sync pings both registries before it reads the tag
+   * list). Its outcome, a failure included, goes to the next baseUrl() call: an unreachable
+   * registry is not pinged through its retries twice.
+   */
+  warmUp(signal?: AbortSignal): void {
+    if (this.#base) return;
+    const base = this.#ping(signal);
+    base.catch(() => undefined); // reported to the next baseUrl() call
+    this.#base = base;
   }
 
   async close(): Promise<void> {
@@ -150,52 +164,71 @@ export class RegistryClient {
    * Tries HTTPS first; an insecure host (tls-verify=false, or loopback) that does not speak TLS
    * falls back to HTTP, as Docker and containers/image do. Loopback hosts try HTTPS first too: a
    * port-forward or tunnel to a TLS registry must not be spoken to in plain HTTP (a TLS server's
-   * `400` to a plain request was taken for an answer). A plain-HTTP server fails the handshake at
-   * once, so the probe costs it about a millisecond.
+   * `400` to a plain request was taken for an answer). HTTPS wins whenever it answers; the HTTP
+   * probe of an insecure host is sent at the same time, so that a plain-HTTP registry costs one
+   * round trip, not a failed handshake followed by a second round trip (a sync pings two
+   * registries before its first HEAD). The HTTP probe is dropped as soon as HTTPS has answered.
    */
   async #ping(signal?: AbortSignal): Promise<string> {
     const schemes = this.#insecure ? ['https', 'http'] : ['https'];
-    let lastErr: unknown;
+    const done = new AbortController();
+    const probeSignal = signal ? AbortSignal.any([signal, done.signal]) : done.signal;
+    const probes = schemes.map((scheme, i) =>
+      this.#probe(scheme, i === schemes.length - 1, probeSignal).then(
+        (answer) => ({ answer, err: undefined as unknown }),
+        (err: unknown) => ({ answer: undefined, err }),
+      ),
+    );
     const tried: string[] = [];
-    for (const scheme of schemes) {
-      const base = `${scheme}://${this.#apiHost}`;
-      try {
-        return await withRetry(
-          async () => {
-            const res = await this.#send({ origin: base, path: '/v2/', method: 'GET', headers: { 'user-agent': this.#userAgent }, signal });
-            await res.body.dump();
-            if (res.statusCode === 401) this.#challenge = parseChallenges(res.headers['www-authenticate'])[0];
-            if (isRetryableStatus(res.statusCode)) throw new RetryableStatus(res.statusCode, parseRetryAfter(res.headers['retry-after']));
-            // Go's TLS servers answer a plain request with 400 "Client sent an HTTP request to an HTTPS server".
-            if (scheme === 'http' && res.statusCode === 400) throw new StevedoreError('TLS_REQUIRED', `${this.registry} answered plain HTTP with 400: it speaks HTTPS`);
-            // Some registries answer /v2/ with 404 yet serve the API; accept any HTTP answer.
-            return base;
-          },
-          this.#retry,
-          // A refused connection or a TLS error means "not this scheme": the next one is tried at
-          // once; broken connections are retried only on the last scheme (an HTTP server resets a
-          // TLS hello, which must not cost the HTTPS probe its backoff).
-          (err) =>
-            err instanceof RetryableStatus
-              ? err.verdict()
-              : scheme === schemes.at(-1) && isRetryableNetworkError(err) && (err as { code?: string }).code !== 'ECONNREFUSED',
-          signal,
-          { what: `GET ${base}/v2/` },
-        );
-      } catch (err) {
+    let lastErr: unknown;
+    try {
+      for (const [i, probe] of probes.entries()) {
+        const { answer, err } = await probe;
+        if (answer) {
+          // Only the scheme that is used sets the challenge (both probes may have answered).
+          this.#challenge = answer.challenge;
+          return answer.base;
+        }
         if (signal?.aborted) throw err;
         // Out of attempts on a 5xx/429: the host answers HTTP, just not well; that is its answer.
-        if (err instanceof RetryableStatus) return base;
+        if (err instanceof RetryableStatus) return `${schemes[i]}://${this.#apiHost}`;
         if ((err as { code?: string }).code === 'RETRY_AFTER_TOO_LONG') throw err;
         lastErr = err;
-        tried.push(`${scheme}: ${(err as Error).message}`);
+        tried.push(`${schemes[i]}: ${(err as Error).message}`);
       }
+    } finally {
+      done.abort();
     }
     const hint = this.#insecure ? '' : ' (for a plain-HTTP or self-signed registry use --tls-verify=false)';
     throw new StevedoreError('REGISTRY_UNREACHABLE', `cannot reach registry ${this.registry}: ${tried.join('; ') || 'no answer'}${hint}`, {
       cause: lastErr,
       retryable: true,
     });
+  }
+
+  /** One scheme's probe of `/v2/`: its base URL (and auth challenge) if the host answers HTTP on it. */
+  #probe(scheme: string, last: boolean, signal: AbortSignal): Promise<{ base: string; challenge: Challenge | undefined }> {
+    const base = `${scheme}://${this.#apiHost}`;
+    return withRetry(
+      async () => {
+        const res = await this.#send({ origin: base, path: '/v2/', method: 'GET', headers: { 'user-agent': this.#userAgent }, signal });
+        await res.body.dump();
+        const challenge = res.statusCode === 401 ? parseChallenges(res.headers['www-authenticate'])[0] : undefined;
+        if (isRetryableStatus(res.statusCode)) throw new RetryableStatus(res.statusCode, parseRetryAfter(res.headers['retry-after']));
+        // Go's TLS servers answer a plain request with 400 "Client sent an HTTP request to an HTTPS server".
+        if (scheme === 'http' && res.statusCode === 400) throw new StevedoreError('TLS_REQUIRED', `${this.registry} answered plain HTTP with 400: it speaks HTTPS`);
+        // Some registries answer /v2/ with 404 yet serve the API; accept any HTTP answer.
+        return { base, challenge };
+      },
+      this.#retry,
+      // A refused connection or a TLS error means "not this scheme": the next one is tried at
+      // once; broken connections are retried only on the last scheme (an HTTP server resets a
+      // TLS hello, which must not cost the HTTPS probe its backoff).
+      (err) =>
+        err instanceof RetryableStatus ? err.verdict() : last && isRetryableNetworkError(err) && (err as { code?: string }).code !== 'ECONNREFUSED',
+      signal,
+      { what: `GET ${base}/v2/` },
+    );
   }
 
   async #authorization(scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
