@@ -12,8 +12,8 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/registry/client.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { sleep } from '../harness/net.js';
+import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
+import { sleep } from '../../hack/lib/harness/net.js';
 
 let reg: TestRegistry;
 let relay: Server;
