@@ -153,4 +153,23 @@ describe('build --compression-format zstd:chunked', () => {
     expect(bad.code).toBe(125);
     expect(bad.stderr).toContain('--compression-format must be gzip, zstd or zstd:chunked, got "brotli"');
   });
+
+  it('the registry cache in zstd:chunked: --cache-to writes the entries, a fresh store reads every step back from --cache-from', async () => {
+    const cacheRepo = `${reg.host}/cache/chunked`;
+    const args = ['--tls-verify=false', '--compression-format', 'zstd:chunked', '--timestamp', '1700000000'];
+    const first = await stevedore(['build', '--root', join(work, 'store-c1'), ...args, '--cache-to', cacheRepo, join(work, 'ctx')], { timeoutMs: 180_000 });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain('(2 steps run, 0 from cache');
+    const entry = (await (await fetch(`${reg.url}/v2/cache/chunked/tags/list`)).json()) as { tags: string[] };
+    const cached = await manifestOf('cache/chunked', entry.tags[0]!);
+    expect(cached.layers[0]?.mediaType).toBe(MediaType.OciLayerZstd);
+    const fresh = await stevedore(['build', '--root', join(work, 'store-c2'), ...args, '--cache-from', cacheRepo, '-t', 'localhost/cached:1', join(work, 'ctx')], { timeoutMs: 180_000 });
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.stderr).toContain('(0 steps run, 2 from cache');
+    // The layers read back (every frame, not the first) make the same image, which runs.
+    expect(fresh.stdout.trim()).toBe(first.stdout.trim());
+    const ran = await stevedore(['run', '--root', join(work, 'store-c2'), '--rm', 'localhost/cached:1', 'sh', '-c', 'cat /data/run.txt && sha256sum /data/sub/big.bin'], { timeoutMs: 120_000 });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toBe(`built\n${sha(big).slice(7)}  /data/sub/big.bin\n`);
+  });
 });
