@@ -95,6 +95,15 @@ describe('LayerCompressor with --compression-format zstd:chunked', () => {
     expect(await third.compressed(layer)).toEqual(one);
     expect(JSON.parse(await readFile(join(cacheDir, 'blob-info', record!), 'utf8')).annotations).toEqual(one.annotations);
     await third.cleanup();
+    // A record whose annotations are strings but not the blob's (edited): the blob is not sent under them.
+    const position = 'io.github.containers.zstd-chunked.manifest-position';
+    const forged = { ...one.annotations, [position]: '8:1:1:1' };
+    await writeFile(join(cacheDir, 'blob-info', record!), JSON.stringify({ digest: one.digest, size: one.size, annotations: forged }));
+    const fourth = new LayerCompressor(layout, cacheDir, await tmp.make('chunked-4'), 'zstd:chunked');
+    const claimed = await fourth.compressed(layer);
+    expect(claimed.annotations?.[position]).toBe('8:1:1:1');
+    await expect(fourth.open(claimed)).rejects.toThrow(`blob-info record of layer ${layer.diffID} (${one.digest}): its zstd:chunked annotations do not match the blob's table of contents`);
+    await fourth.cleanup();
   });
 });
 

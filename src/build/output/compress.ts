@@ -9,7 +9,7 @@ import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { MediaType, layerCompression } from '../../oci/mediatype.js';
 import { writeZstdChunked } from '../../oci/zstd-chunked.js';
-import { DigestMismatchError, NotFoundError } from '../../util/errors.js';
+import { DigestMismatchError, InvalidInputError, NotFoundError } from '../../util/errors.js';
 import { tempSibling } from '../../util/fs.js';
 import { rootLogger } from '../../util/log.js';
 import { BlobInfoCache } from '../cache/blob-info.js';
@@ -75,7 +75,7 @@ export class LayerCompressor {
   readonly #pending = new Map<Digest, Promise<BuiltLayer>>();
   /** Compressed blobs of this run: digest → temp file. */
   readonly #files = new Map<Digest, string>();
-  /** Compressed digests known from the blob-info cache: digest → the uncompressed layer to compress again. */
+  /** Compressed digests known from the blob-info cache: digest → the uncompressed layer to compress again (with the remembered annotations). */
   readonly #sources = new Map<Digest, BuiltLayer>();
 
   readonly #format: CompressionFormat;
@@ -108,7 +108,7 @@ export class LayerCompressor {
     const known = await this.#info.get(layer.diffID);
     // A zstd:chunked record without its TOC positions is no record: the descriptor needs them.
     if (known && (this.#format !== 'zstd:chunked' || known.annotations)) {
-      if (!(await this.#layout.hasBlob(known.digest, known.size))) this.#sources.set(known.digest, layer);
+      if (!(await this.#layout.hasBlob(known.digest, known.size))) this.#sources.set(known.digest, known.annotations ? { ...layer, annotations: known.annotations } : layer);
       return { mediaType, digest: known.digest, size: known.size, diffID: layer.diffID, ...(known.annotations ? { annotations: known.annotations } : {}) };
     }
     const started = Date.now();
@@ -172,6 +172,10 @@ export class LayerCompressor {
         // Written to a file again (same level, same tar: the same bytes), then sent verified.
         const made = await this.#writeChunked(source, signal);
         this.#files.set(made.digest, made.path);
+        // Same bytes, same TOC: annotations that differ from the remembered ones were not made here.
+        if (made.digest === desc.digest && !sameStrings(made.annotations, source.annotations)) {
+          throw new InvalidInputError(`blob-info record of layer ${source.diffID} (${desc.digest}): its zstd:chunked annotations do not match the blob's table of contents`);
+        }
         return pipe(createReadStream(made.path), verify(), signal);
       }
       const gz = compressStream(this.#format);
@@ -187,6 +191,12 @@ export class LayerCompressor {
     await rm(this.#tmpDir, { recursive: true, force: true });
     this.#files.clear();
   }
+}
+
+/** Whether two string records hold the same entries, in any order. */
+function sameStrings(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const entries = (r: Record<string, string> | undefined) => JSON.stringify(Object.entries(r ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return entries(a) === entries(b);
 }
 
 /**
