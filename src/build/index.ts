@@ -128,7 +128,9 @@ async function readContainerfiles(opts: BuildImageOptions, contextDir: string, f
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
   if (opts.allPlatforms && (opts.platforms?.length ?? 0) > 0) throw new InvalidInputError('give --platform or --all-platforms, not both');
   if (opts.exports?.length && (opts.platforms?.length ?? 0) > 1) throw new InvalidInputError('--output writes one platform\'s files: build one --platform at a time');
-  if (opts.compressionFormat === 'zstd' && opts.format === 'docker') throw new InvalidInputError('--compression-format zstd needs --format oci: Docker image manifests have no zstd layer type');
+  if ((opts.compressionFormat === 'zstd' || opts.compressionFormat === 'zstd:chunked') && opts.format === 'docker') {
+    throw new InvalidInputError(`--compression-format ${opts.compressionFormat} needs --format oci: Docker image manifests have no zstd layer type`);
+  }
   // Parse destinations first: a bad -t fails before any work.
   const destinations = (opts.tags ?? []).map(parseDestination);
   // With a context from a URL, a relative -f names a file in it (as docker build).

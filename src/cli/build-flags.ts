@@ -227,8 +227,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
   const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
   const compression = o.compressionFormat ?? 'gzip';
-  if (compression === 'zstd:chunked') throw new InvalidInputError('--compression-format zstd:chunked is not supported (no partial pulls here): use zstd or gzip');
-  if (compression !== 'gzip' && compression !== 'zstd') throw new InvalidInputError(`--compression-format must be gzip or zstd, got "${compression}"`);
+  if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'zstd:chunked') throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${compression}"`);
   const cf = await containerfileFrom(o.file, context);
   if (o.jobs !== undefined && !/^\d+$/.test(o.jobs)) throw new InvalidInputError(`--jobs must be a number, got "${o.jobs}"`);
   if ((o.os || o.arch || o.variant) && o.platform) throw new InvalidInputError('give --platform, or --os/--arch/--variant, not both');

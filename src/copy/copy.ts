@@ -7,6 +7,7 @@ import { hostPlatform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
 import type { TransportContext, TransportReference } from '../transports/types.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
+import { layoutAttachmentCarrier } from './layout-attachments.js';
 import { copyImage, type CopyOptions, type CopyResult } from './image.js';
 
 export * from './image.js';
@@ -48,7 +49,10 @@ export async function copyReference(srcRef: TransportReference, destRef: Transpo
   try {
     const dest = await destRef.newDestination(opts.destContext);
     try {
-      const result = await copyImage(src, dest, opts);
+      // Between a registry and an OCI layout or archive, attachments travel as ref names (layout-attachments.ts).
+      const carrier = opts.signatures !== 'remove' ? layoutAttachmentCarrier(src, dest, { signal: opts.signal }) : undefined;
+      const result = await copyImage(src, dest, carrier?.beforeCommit ? { ...opts, beforeCommit: carrier.beforeCommit } : opts);
+      await carrier?.afterCommit?.(result);
       // Both ends must hold attachments (a registry repository each): a capability, not a transport test.
       if (opts.signatures !== 'remove' && src.attachmentStore && dest.attachmentStore) {
         const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, { signal: opts.signal }) : undefined;

@@ -30,6 +30,11 @@ import { isZstdChunked, withoutZstdChunked } from '../oci/zstd-chunked-format.js
 export const DEFAULT_COPY_JOBS = 6;
 
 export interface CopyOptions {
+  /**
+   * Runs after every manifest is written and before the destination's commit(): what must land in
+   * the same commit (an archive's attachments, copy/layout-attachments.ts) is written here.
+   */
+  beforeCommit?: (result: CopyResult) => Promise<void>;
   /** Copy every image of an index (skopeo's `--all`). */
   all?: boolean;
   /** Copy these platforms of an index; without `all` or this, the host's platform is chosen. */
@@ -146,6 +151,7 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, opts: 
   state.result.digest = written.digest;
   state.result.mediaType = written.mediaType;
   state.result.manifest = written;
+  await opts.beforeCommit?.(state.result);
   await dest.commit({ signal: opts.signal });
   return state.result;
 }

@@ -11,16 +11,16 @@
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { encodeManifest, parseManifest, type RawManifest } from '../oci/manifest.js';
-import { MediaType } from '../oci/mediatype.js';
+import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
 import { OciLayout } from '../oci/layout.js';
 import { headManifest } from '../registry/manifests.js';
 import { referrersTag } from '../registry/referrers.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
-import type { AttachmentStore } from '../transports/types.js';
+import type { AttachmentStore, ImageDestination, ImageSource } from '../transports/types.js';
 import { mapLimit } from '../util/pool.js';
-import { referrersFromApi } from './attachments.js';
-import { copyImage } from './image.js';
+import { attachmentDigests, referrersFromApi } from './attachments.js';
+import { copyImage, type CopyResult } from './image.js';
 
 /** Tags (and ref names) that hold what is attached to `digest`. */
 function attachmentTags(digest: Digest): string[] {
@@ -108,4 +108,41 @@ export async function importAttachments(dir: string, dest: AttachmentStore, dige
     }
   });
   return written;
+}
+
+/**
+ * What `copy` does for attachments between a registry and an OCI layout or archive (registry to
+ * registry is copyAttachments): `beforeCommit` exports the source repository's attachments of the
+ * written digests into the destination's layout before its commit (so an oci-archive's tar holds
+ * them), `afterCommit` imports a layout's attachment ref names as tags once the image is at the
+ * registry (a referrer needs its subject there). Undefined when neither applies.
+ */
+export function layoutAttachmentCarrier(
+  src: ImageSource,
+  dest: ImageDestination,
+  opts: { signal?: AbortSignal } = {},
+): { beforeCommit?: (result: CopyResult) => Promise<void>; afterCommit?: (result: CopyResult) => Promise<void> } | undefined {
+  const digestsOf = async (result: CopyResult): Promise<Digest[]> => {
+    const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
+    return top ? attachmentDigests(top, result.digest) : [result.digest];
+  };
+  const from = src.attachmentStore;
+  const into = dest.layoutDir;
+  if (from && into) {
+    return {
+      beforeCommit: async (result) => {
+        await exportAttachments(from, into, await digestsOf(result), opts);
+      },
+    };
+  }
+  const dir = src.layoutDir;
+  const to = dest.attachmentStore;
+  if (dir && to) {
+    return {
+      afterCommit: async (result) => {
+        await importAttachments(dir, to, await digestsOf(result), opts);
+      },
+    };
+  }
+  return undefined;
 }

@@ -69,11 +69,14 @@ export function parseOciArchiveReference(rest: string): OciArchiveReference {
 /** An extracted archive served as a layout; the extraction is removed on close(). */
 class OciArchiveSource implements ImageSource {
   readonly name: string;
+  /** The extraction: the archive's attachment ref names are read from it. */
+  readonly layoutDir: string;
   readonly #inner: OciLayoutSource;
   readonly #scratch: string;
 
   constructor(inner: OciLayoutSource, scratch: string) {
     this.name = inner.name;
+    this.layoutDir = scratch;
     this.#inner = inner;
     this.#scratch = scratch;
   }
@@ -98,17 +101,20 @@ class OciArchiveSource implements ImageSource {
 /**
  * Builds the layout in scratch space; commit() tars it to a temp file beside PATH and renames it
  * over PATH, so an interrupted copy leaves the previous archive (or none). As with skopeo, the
- * archive is written afresh: it holds only this image.
+ * archive is written afresh: it holds only this image (and, from a registry, its attachments).
  */
 class OciArchiveDestination implements ImageDestination {
   readonly name: string;
   readonly supportedManifestTypes: readonly string[];
+  /** The scratch layout: attachments written there before commit() are in the archive. */
+  readonly layoutDir: string;
   readonly #inner: OciLayoutDestination;
   readonly #scratch: string;
   readonly #archive: string;
 
   constructor(inner: OciLayoutDestination, scratch: string, archive: string) {
     this.name = inner.name;
+    this.layoutDir = scratch;
     this.supportedManifestTypes = inner.supportedManifestTypes;
     this.#inner = inner;
     this.#scratch = scratch;

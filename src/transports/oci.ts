@@ -52,10 +52,17 @@ export class OciReference implements TransportReference {
   readonly transport = 'oci';
   readonly path: string;
   readonly refName: string | undefined;
+  /**
+   * Whether a copy carries attachments (cosign tags, referrers) between this layout and a registry
+   * as ref names (copy/layout-attachments.ts): true for a layout the user names (`oci:PATH`),
+   * false for the image store's own layout, which must not fill with signature ref names.
+   */
+  readonly attachments: boolean;
 
-  constructor(path: string, refName?: string) {
+  constructor(path: string, refName?: string, opts: { attachments?: boolean } = {}) {
     this.path = path;
     this.refName = refName;
+    this.attachments = opts.attachments ?? false;
   }
 
   toString(): string {
@@ -63,18 +70,18 @@ export class OciReference implements TransportReference {
   }
 
   async newSource(_ctx?: TransportContext): Promise<ImageSource> {
-    return OciLayoutSource.open(resolvePath(this.path), this.refName, this.toString());
+    return OciLayoutSource.open(resolvePath(this.path), this.refName, this.toString(), this.attachments);
   }
 
   async newDestination(_ctx?: TransportContext): Promise<ImageDestination> {
-    return OciLayoutDestination.open(resolvePath(this.path), this.refName, this.toString());
+    return OciLayoutDestination.open(resolvePath(this.path), this.refName, this.toString(), this.attachments);
   }
 }
 
-/** `rest` is everything after `oci:`. */
+/** `rest` is everything after `oci:`: a layout the user names, so attachments travel with copies. */
 export function parseOciReference(rest: string): OciReference {
   const { path, refName } = splitLayoutReference(rest, 'oci');
-  return new OciReference(path, refName);
+  return new OciReference(path, refName, { attachments: true });
 }
 
 /** Reads the image an index.json entry names, and anything it references, verified. */
@@ -83,15 +90,18 @@ export class OciLayoutSource implements ImageSource {
   readonly layout: OciLayout;
   /** The index.json entry this source was opened on. */
   readonly top: Descriptor;
+  /** Set when attachments travel as this layout's ref names (OciReference.attachments). */
+  readonly layoutDir?: string;
 
-  private constructor(name: string, layout: OciLayout, top: Descriptor) {
+  private constructor(name: string, layout: OciLayout, top: Descriptor, dir: string | undefined) {
     this.name = name;
     this.layout = layout;
     this.top = top;
+    if (dir !== undefined) this.layoutDir = dir;
   }
 
   /** Opens a layout and resolves REF (or the only entry) now, so a wrong name fails early. */
-  static async open(path: string, refName: string | undefined, name: string): Promise<OciLayoutSource> {
+  static async open(path: string, refName: string | undefined, name: string, attachments = false): Promise<OciLayoutSource> {
     const layout = await OciLayout.open(path);
     let top: Descriptor;
     try {
@@ -104,7 +114,7 @@ export class OciLayoutSource implements ImageSource {
       if (err instanceof InvalidInputError) throw new InvalidInputError(`${name}: ${err.message}`, { cause: err });
       throw err;
     }
-    return new OciLayoutSource(name, layout, top);
+    return new OciLayoutSource(name, layout, top, attachments ? path : undefined);
   }
 
   async getManifest(digest?: Digest, _opts?: OpOptions): Promise<RawManifest> {
@@ -141,18 +151,21 @@ export class OciLayoutDestination implements ImageDestination {
   readonly name: string;
   readonly layout: OciLayout;
   readonly refName: string | undefined;
+  /** Set when attachments travel as this layout's ref names (OciReference.attachments). */
+  readonly layoutDir?: string;
   /** As skopeo: OCI layouts hold OCI manifests; the copy engine converts Docker ones. */
   readonly supportedManifestTypes: readonly string[] = [MediaType.OciManifest, MediaType.OciIndex];
   #pendingTop: Descriptor | undefined;
 
-  private constructor(name: string, layout: OciLayout, refName: string | undefined) {
+  private constructor(name: string, layout: OciLayout, refName: string | undefined, dir: string | undefined) {
     this.name = name;
     this.layout = layout;
     this.refName = refName;
+    if (dir !== undefined) this.layoutDir = dir;
   }
 
-  static async open(path: string, refName: string | undefined, name: string): Promise<OciLayoutDestination> {
-    return new OciLayoutDestination(name, await OciLayout.open(path, { create: true }), refName);
+  static async open(path: string, refName: string | undefined, name: string, attachments = false): Promise<OciLayoutDestination> {
+    return new OciLayoutDestination(name, await OciLayout.open(path, { create: true }), refName, attachments ? path : undefined);
   }
 
   async tryReuseBlob(desc: Descriptor, _opts?: ReuseOptions): Promise<boolean> {

@@ -38,6 +38,8 @@ export interface ImageSource {
   currentDigest?(opts?: OpOptions): Promise<Digest | undefined>;
   /** Where signatures, attestations and referrers of its images live, when the transport has them (a registry repository). */
   readonly attachmentStore?: AttachmentStore;
+  /** The OCI layout directory behind this source (oci:, an oci-archive:'s extraction): attachments are ref names there. */
+  readonly layoutDir?: string;
   close(): Promise<void>;
 }
 
@@ -80,6 +82,11 @@ export interface ImageDestination {
   currentDigest?(opts?: OpOptions): Promise<Digest | undefined>;
   /** Where attachments of the written images go, when the transport can hold them (see AttachmentStore). */
   readonly attachmentStore?: AttachmentStore;
+  /**
+   * The OCI layout directory this destination writes (oci:, an oci-archive:'s scratch layout, tarred
+   * on commit): attachments go there as ref names before commit (copy/layout-attachments.ts).
+   */
+  readonly layoutDir?: string;
   /**
    * `compress`: uncompressed tar layers are gzip-compressed on the way in (a registry: skopeo's
    * behaviour, half the bytes of a push from a docker archive); the image gets a new manifest digest.

@@ -183,7 +183,7 @@ describe('stevedore build: buildah flags', () => {
     expect(diffFs(fb, fa)).toEqual([]);
   });
 
-  it('--compression-format zstd sends zstd layers (OCI), which run; with --format docker or zstd:chunked it is refused', async () => {
+  it('--compression-format zstd sends zstd layers (OCI), which run; with --format docker it is refused, as zstd:chunked is, and an unknown format', async () => {
     const dir = await context('FROM $BASE_IMAGE\nRUN echo z > /z.txt\n');
     const out = join(work, 'zstd-layout');
     const r = await build(['-q', '--compression-format', 'zstd', '-t', `oci:${out}:z`, dir]);
@@ -198,9 +198,12 @@ describe('stevedore build: buildah flags', () => {
     const docker = await build(['--compression-format', 'zstd', '--format', 'docker', dir]);
     expect(docker.code).toBe(125);
     expect(docker.stderr).toContain('needs --format oci');
-    const chunked = await build(['--compression-format', 'zstd:chunked', dir]);
+    const chunked = await build(['--compression-format', 'zstd:chunked', '--format', 'docker', dir]);
     expect(chunked.code).toBe(125);
-    expect(chunked.stderr).toContain('zstd:chunked is not supported');
+    expect(chunked.stderr).toContain('--compression-format zstd:chunked needs --format oci');
+    const unknown = await build(['--compression-format', 'lz4', dir]);
+    expect(unknown.code).toBe(125);
+    expect(unknown.stderr).toContain('--compression-format must be gzip, zstd or zstd:chunked, got "lz4"');
   });
 
   it('buildah\'s image-config flags: --env, --unsetenv, --omit-history; --pull in its bare and true/false forms; accepted no-ops', async () => {

@@ -7,7 +7,7 @@
  * referrers go through the `sha256-<hex>` fallback tag), the real cosign.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
@@ -125,6 +125,98 @@ describe('air gap through an OCI archive', () => {
     const refused = await stevedore(['copy', '-q', '--policy', await policyFile('other'), `docker://${far.host}/far/app:1`, `oci:${join(dest, 'no')}:no`]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('does not verify with the given public key');
+  });
+});
+
+/** Pushes the image to `near/<repo>:1`, signs it (cosign `.sig`) and attaches an SBOM as a referrer only; returns the digest. */
+async function signedAtNear(repo: string): Promise<{ digest: Digest; hex: string }> {
+  await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${near.host}/${repo}:1`));
+  const signed = await signImage(parseReference(`${near.host}/${repo}:1`), await loadPrivateKey(join(keyDir, 'k.key'), 'pw'));
+  const sbom = join(await temps.make('sbom'), 'sbom.spdx.json');
+  await writeFile(sbom, JSON.stringify({ spdxVersion: 'SPDX-2.3', SPDXID: 'SPDXRef-DOCUMENT', name: 'air-app', dataLicense: 'CC0-1.0', packages: [{ name: 'left-pad', SPDXID: 'SPDXRef-left-pad', versionInfo: '1.3.0' }] }));
+  const attest = await stevedore(['attest', '--key', join(keyDir, 'k.key'), '--predicate', sbom, '--type', 'spdx', '--no-cosign-tag', `docker://${near.host}/${repo}:1`], { env: { COSIGN_PASSWORD: 'pw' } });
+  expect(attest.code, attest.stderr).toBe(0);
+  const digest = signed.digest as Digest;
+  return { digest, hex: digest.slice('sha256:'.length) };
+}
+
+/** At the far end: the tags, the referrer under its subject, cosign verify, the SBOM attestation. */
+async function verifiedAtFar(repo: string, hex: string, digest: Digest): Promise<void> {
+  expect((await listTags(client(far.host), repo)).sort()).toEqual(['1', `sha256-${hex}`, `sha256-${hex}.sig`].sort());
+  const idx = JSON.parse((await getManifest(client(far.host), repo, `sha256-${hex}`)).bytes.toString()) as { manifests: { digest: string; artifactType?: string }[] };
+  expect(idx.manifests.map((m) => m.artifactType)).toEqual(['application/vnd.in-toto+json']);
+  const referrer = JSON.parse((await getManifest(client(far.host), repo, idx.manifests[0]!.digest)).bytes.toString()) as { subject?: { digest: string } };
+  expect(referrer.subject?.digest).toBe(digest);
+  const v = await cosign(['verify', '--key', join(keyDir, 'k.pub'), '--insecure-ignore-tlog', '--allow-insecure-registry', `${far.host}/${repo}:1`]);
+  expect(v.code, v.stderr).toBe(0);
+  const att = await stevedore(['verify-attestation', '--key', join(keyDir, 'k.pub'), '--type', 'spdx', `docker://${far.host}/${repo}:1`]);
+  expect(att.code, att.stderr).toBe(0);
+  expect(att.stdout).toContain('left-pad');
+}
+
+/** The ref names inside an oci-archive file. */
+async function archiveRefNames(file: string): Promise<string[]> {
+  const dir = await temps.make('look');
+  const x = spawnSync('tar', ['-C', dir, '-xf', file], { encoding: 'utf8' });
+  expect(x.status, x.stderr).toBe(0);
+  return (await (await OciLayout.open(dir)).refNames()).sort();
+}
+
+describe('air gap through sync --dest oci-archive and copy oci-archive:', () => {
+  it('sync --dest oci-archive writes DIR/<name>.tar holding the image, its .sig and its referrers; sync --src oci of that file lands them at the far end, where cosign verify passes', async () => {
+    const { digest, hex } = await signedAtNear('air2/app');
+    const out = await temps.make('archives');
+    const exp = await stevedore(['sync', '--src', 'docker', '--dest', 'oci-archive', `${near.host}/air2/app`, out]);
+    expect(exp.code, exp.stderr).toBe(0);
+    const archive = join(out, 'app.tar');
+    expect(exp.stderr).toContain(`Wrote ${archive}`);
+    expect(exp.stdout).toContain(`oci-archive:${archive}:1`);
+    expect(exp.stdout).not.toContain('stevedore-sync-archive');
+    expect(await archiveRefNames(archive)).toEqual(['1', `sha256-${hex}`, `sha256-${hex}.sig`].sort());
+    // No scratch layout is left behind.
+    expect((await readdir(out)).sort()).toEqual(['app.tar']);
+
+    const imp = await stevedore(['sync', '--src', 'oci', '--dest', 'docker', archive, `${far.host}/far2`]);
+    expect(imp.code, imp.stderr + imp.stdout).toBe(0);
+    await verifiedAtFar('far2/app', hex, digest);
+
+    // A sync that fails writes no archive (and keeps the one there).
+    const failed = await stevedore(['sync', '--src', 'docker', '--dest', 'oci-archive', `${near.host}/air2/missing`, out]);
+    expect(failed.code).not.toBe(0);
+    expect((await readdir(out)).sort()).toEqual(['app.tar']);
+    const bad = await stevedore(['sync', '--src', 'docker', '--dest', 'oci-archive', '--prune', `${near.host}/air2/app`, out]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toContain('--prune is not supported with --dest oci-archive');
+  });
+
+  it('copy to an oci-archive carries the .sig and the referrers into the file, and copy from it carries them to the far registry', async () => {
+    const { digest, hex } = await signedAtNear('air3/app');
+    const file = join(await temps.make('copy-archive'), 'app.tar');
+    const exp = await stevedore(['copy', '-q', `docker://${near.host}/air3/app:1`, `oci-archive:${file}:1`]);
+    expect(exp.code, exp.stderr).toBe(0);
+    expect(await archiveRefNames(file)).toEqual(['1', `sha256-${hex}`, `sha256-${hex}.sig`].sort());
+    // --remove-signatures leaves them out.
+    const bare = join(await temps.make('copy-bare'), 'app.tar');
+    const plain = await stevedore(['copy', '-q', '--remove-signatures', `docker://${near.host}/air3/app:1`, `oci-archive:${bare}:1`]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(await archiveRefNames(bare)).toEqual(['1']);
+
+    const imp = await stevedore(['copy', '-q', `oci-archive:${file}:1`, `docker://${far.host}/far3/app:1`]);
+    expect(imp.code, imp.stderr).toBe(0);
+    await verifiedAtFar('far3/app', hex, digest);
+
+    // A layout the user names (oci:) gets them too ...
+    const layout = await temps.make('copy-layout');
+    const toLayout = await stevedore(['copy', '-q', `docker://${near.host}/air3/app:1`, `oci:${layout}:1`]);
+    expect(toLayout.code, toLayout.stderr).toBe(0);
+    expect((await (await OciLayout.open(layout)).refNames()).sort()).toEqual(['1', `sha256-${hex}`, `sha256-${hex}.sig`].sort());
+    // ... the image store's own layout does not: a pull stores the image alone.
+    const root = await temps.make('store');
+    const pull = await stevedore(['pull', '--root', root, '--tls-verify=false', `${near.host}/air3/app:1`], { timeoutMs: 60_000 });
+    expect(pull.code, pull.stderr).toBe(0);
+    const stored = await (await OciLayout.open(join(root, 'images'))).refNames();
+    expect(stored).toHaveLength(1);
+    expect(stored.some((n) => n.includes('sha256-'))).toBe(false);
   });
 });
 

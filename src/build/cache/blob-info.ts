@@ -7,6 +7,12 @@ import { writeFileAtomic } from '../../util/fs.js';
 export interface CompressedBlobInfo {
   digest: Digest;
   size: number;
+  /** Annotations the blob's descriptor must carry (zstd:chunked's TOC positions). */
+  annotations?: Record<string, string>;
+}
+
+function stringRecord(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 }
 
 /**
@@ -34,7 +40,9 @@ export class BlobInfoCache {
   async get(diffID: Digest): Promise<CompressedBlobInfo | undefined> {
     try {
       const v = JSON.parse(await readFile(this.#file(diffID), 'utf8')) as Partial<CompressedBlobInfo>;
-      if (typeof v.digest === 'string' && isDigest(v.digest) && typeof v.size === 'number' && v.size > 0) return { digest: v.digest, size: v.size };
+      if (typeof v.digest !== 'string' || !isDigest(v.digest) || typeof v.size !== 'number' || v.size <= 0) return undefined;
+      if (v.annotations === undefined) return { digest: v.digest, size: v.size };
+      if (stringRecord(v.annotations)) return { digest: v.digest, size: v.size, annotations: { ...v.annotations } };
     } catch {
       // missing or unreadable: the layer is compressed again
     }

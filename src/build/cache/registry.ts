@@ -6,6 +6,7 @@ import { digestBytes, type Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { encodeManifest, parseManifest, type ImageManifest } from '../../oci/manifest.js';
 import { MediaType, layerCompression } from '../../oci/mediatype.js';
+import { createZstdFramesDecompress } from '../../oci/zstd-frames.js';
 import { parseImageName, type TransportContext } from '../../transports/index.js';
 import { errorMessage } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
@@ -20,7 +21,8 @@ const log = rootLogger.child({ component: 'build-cache' });
  * cache repository, tagged with the step's cache key. Its one layer (none for a step that changed no
  * file) is the step's layer, and its config's `rootfs.diff_ids` carries the diffID, so a plain OCI
  * registry holds it and a fresh build pod with an empty store gets cache hits from it. Layers go
- * there gzip-compressed (the compressor) and come back as the plain tars the store keeps, checked
+ * there compressed as the build's --compression-format says (the compressor; gzip, zstd or
+ * zstd:chunked) and come back as the plain tars the store keeps, checked
  * against the diffID on the way in, so a cache hit gives the same local image as a fresh build.
  */
 export class RegistryBuildCache {
@@ -61,17 +63,18 @@ export class RegistryBuildCache {
           const diffID = config.rootfs.diff_ids[0] as Digest | undefined;
           if (!diffID) continue;
           const compression = layerCompression(desc.mediaType);
-          if (compression !== 'gzip' && compression !== 'none') continue;
+          if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'none') continue;
           // The source stream is verified against the blob digest; the tar is checked against the diffID.
           let size = await this.layout.blobSize(diffID).catch(() => -1);
           if (size < 0) {
             const blob = await src.getBlob(desc, signal ? { signal } : {});
             let tar: Readable = blob;
-            if (compression === 'gzip') {
-              const gunzip = createGunzip();
+            if (compression !== 'none') {
+              // zstd through oci/zstd-frames: every frame (a --compression-format zstd:chunked entry has many).
+              const decompress = compression === 'gzip' ? createGunzip() : createZstdFramesDecompress();
               // Either side failing ends both (a bad diffID stops the download too).
-              pipeline(blob, gunzip).catch(() => undefined);
-              tar = gunzip;
+              pipeline(blob, decompress).catch(() => undefined);
+              tar = decompress;
             }
             size = (await this.layout.writeBlob(tar, { digest: diffID }, signal)).size;
           }

@@ -12,6 +12,8 @@ export interface BuiltLayer {
   digest: Digest;
   size: number;
   diffID: Digest;
+  /** Annotations of the layer's descriptor (a zstd:chunked layer's TOC positions). */
+  annotations?: Record<string, string>;
 }
 
 /**

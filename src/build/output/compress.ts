@@ -8,12 +8,21 @@ import type { Descriptor } from '../../oci/descriptor.js';
 import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { MediaType, layerCompression } from '../../oci/mediatype.js';
-import { NotFoundError } from '../../util/errors.js';
+import { writeZstdChunked } from '../../oci/zstd-chunked.js';
+import { DigestMismatchError, InvalidInputError, NotFoundError } from '../../util/errors.js';
 import { tempSibling } from '../../util/fs.js';
 import { rootLogger } from '../../util/log.js';
 import { BlobInfoCache } from '../cache/blob-info.js';
 import type { BuiltLayer } from '../executor/state.js';
 import { GZIP_BLOCK, ParallelGzip } from '../layers/parallel-gzip.js';
+
+/** A compressed blob written by this run. */
+interface Made {
+  digest: Digest;
+  size: number;
+  path: string;
+  annotations?: Record<string, string>;
+}
 
 const log = rootLogger.child({ component: 'build-compress' });
 
@@ -25,22 +34,29 @@ export const PUSH_GZIP_LEVEL = 6;
 /** zstd level of layers sent with `--compression-format zstd` (zstd's default; one thread, so the bytes are reproducible). */
 export const PUSH_ZSTD_LEVEL = 3;
 
-/** How layers that leave the machine are compressed (`--compression-format`). */
-export type CompressionFormat = 'gzip' | 'zstd';
+/**
+ * How layers that leave the machine are compressed (`--compression-format`). `zstd:chunked` is
+ * zstd with a table of contents (oci/zstd-chunked.ts) whose positions go on the layer descriptor
+ * as annotations, so podman >= 5 can pull only the files it lacks.
+ */
+export type CompressionFormat = 'gzip' | 'zstd' | 'zstd:chunked';
+export const COMPRESSION_FORMATS: readonly CompressionFormat[] = ['gzip', 'zstd', 'zstd:chunked'];
 
 /** The blob-info cache's variant: the same tar compressed another way is another blob. */
 function variantOf(format: CompressionFormat): string {
+  if (format === 'zstd:chunked') return `zstd-chunked-${PUSH_ZSTD_LEVEL}`;
   return format === 'zstd' ? `zstd-${PUSH_ZSTD_LEVEL}` : `pgzip-${PUSH_GZIP_LEVEL}-${GZIP_BLOCK}`;
 }
 
 /** The compressed media type for an uncompressed layer type (OCI or Docker naming; Docker has no zstd). */
 function compressedType(mediaType: string, format: CompressionFormat): string {
-  if (format === 'zstd') return MediaType.OciLayerZstd;
+  if (format !== 'gzip') return MediaType.OciLayerZstd;
   return mediaType === MediaType.DockerLayer ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
 }
 
+/** A stream compressor for gzip and zstd (zstd:chunked is written to a file: writeChunked). */
 function compressStream(format: CompressionFormat): Transform {
-  return format === 'zstd' ? createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: PUSH_ZSTD_LEVEL } }) : new ParallelGzip({ level: PUSH_GZIP_LEVEL });
+  return format !== 'gzip' ? createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: PUSH_ZSTD_LEVEL } }) : new ParallelGzip({ level: PUSH_GZIP_LEVEL });
 }
 
 /**
@@ -59,7 +75,7 @@ export class LayerCompressor {
   readonly #pending = new Map<Digest, Promise<BuiltLayer>>();
   /** Compressed blobs of this run: digest → temp file. */
   readonly #files = new Map<Digest, string>();
-  /** Compressed digests known from the blob-info cache: digest → the uncompressed layer to compress again. */
+  /** Compressed digests known from the blob-info cache: digest → the uncompressed layer to compress again (with the remembered annotations). */
   readonly #sources = new Map<Digest, BuiltLayer>();
 
   readonly #format: CompressionFormat;
@@ -90,11 +106,22 @@ export class LayerCompressor {
   async #compress(layer: BuiltLayer, signal?: AbortSignal): Promise<BuiltLayer> {
     const mediaType = compressedType(layer.mediaType, this.#format);
     const known = await this.#info.get(layer.diffID);
-    if (known) {
-      if (!(await this.#layout.hasBlob(known.digest, known.size))) this.#sources.set(known.digest, layer);
-      return { mediaType, digest: known.digest, size: known.size, diffID: layer.diffID };
+    // A zstd:chunked record without its TOC positions is no record: the descriptor needs them.
+    if (known && (this.#format !== 'zstd:chunked' || known.annotations)) {
+      if (!(await this.#layout.hasBlob(known.digest, known.size))) this.#sources.set(known.digest, known.annotations ? { ...layer, annotations: known.annotations } : layer);
+      return { mediaType, digest: known.digest, size: known.size, diffID: layer.diffID, ...(known.annotations ? { annotations: known.annotations } : {}) };
     }
     const started = Date.now();
+    const made = this.#format === 'zstd:chunked' ? await this.#writeChunked(layer, signal) : await this.#writeStream(layer, signal);
+    this.#files.set(made.digest, made.path);
+    const annotations = made.annotations ? { annotations: made.annotations } : {};
+    await this.#info.put(layer.diffID, { digest: made.digest, size: made.size, ...annotations });
+    log.debug({ diffID: layer.diffID, digest: made.digest, format: this.#format, bytes: layer.size, compressed: made.size, ms: Date.now() - started }, 'layer compressed');
+    return { mediaType, digest: made.digest, size: made.size, diffID: layer.diffID, ...annotations };
+  }
+
+  /** gzip or zstd through a stream into a temp file named for its digest. */
+  async #writeStream(layer: BuiltLayer, signal?: AbortSignal): Promise<Made> {
     await mkdir(this.#tmpDir, { recursive: true });
     const tmp = tempSibling(join(this.#tmpDir, 'layer.tar.gz'));
     const out = new VerifyingStream({});
@@ -107,10 +134,27 @@ export class LayerCompressor {
     const digest = out.digest as Digest;
     const path = join(this.#tmpDir, `${digestHex(digest)}.tar.${this.#format === 'zstd' ? 'zst' : 'gz'}`);
     await rename(tmp, path);
-    this.#files.set(digest, path);
-    await this.#info.put(layer.diffID, { digest, size: out.bytes });
-    log.debug({ diffID: layer.diffID, digest, bytes: layer.size, compressed: out.bytes, ms: Date.now() - started }, 'layer compressed');
-    return { mediaType, digest, size: out.bytes, diffID: layer.diffID };
+    return { digest, size: out.bytes, path };
+  }
+
+  /**
+   * zstd:chunked into a temp file named for its digest: its frames are cut at file boundaries, so
+   * it is written by oci/zstd-chunked (not a stream), and its TOC positions come back as the
+   * descriptor's annotations. The tar it read must be the layer's (its diffID).
+   */
+  async #writeChunked(layer: BuiltLayer, signal?: AbortSignal): Promise<Made> {
+    await mkdir(this.#tmpDir, { recursive: true });
+    const tmp = tempSibling(join(this.#tmpDir, 'layer.tar.zst'));
+    try {
+      const r = await writeZstdChunked(await this.#layout.openBlob(layer), tmp, { level: PUSH_ZSTD_LEVEL, what: `layer ${layer.diffID}`, ...(signal ? { signal } : {}) });
+      if (r.diffId !== layer.diffID) throw new DigestMismatchError(`uncompressed layer in the store`, layer.diffID, r.diffId);
+      const path = join(this.#tmpDir, `${digestHex(r.digest)}.tar.zst`);
+      await rename(tmp, path);
+      return { digest: r.digest, size: r.size, path, annotations: r.annotations };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
   }
 
   /**
@@ -124,6 +168,16 @@ export class LayerCompressor {
     if (file) return pipe(createReadStream(file), verify(), signal);
     const source = this.#sources.get(desc.digest);
     if (source && !(await this.#layout.hasBlob(desc.digest, desc.size))) {
+      if (this.#format === 'zstd:chunked') {
+        // Written to a file again (same level, same tar: the same bytes), then sent verified.
+        const made = await this.#writeChunked(source, signal);
+        this.#files.set(made.digest, made.path);
+        // Same bytes, same TOC: annotations that differ from the remembered ones were not made here.
+        if (made.digest === desc.digest && !sameStrings(made.annotations, source.annotations)) {
+          throw new InvalidInputError(`blob-info record of layer ${source.diffID} (${desc.digest}): its zstd:chunked annotations do not match the blob's table of contents`);
+        }
+        return pipe(createReadStream(made.path), verify(), signal);
+      }
       const gz = compressStream(this.#format);
       pipeline(await this.#layout.openBlob(source), gz).catch(() => undefined); // errors reach the reader through gz
       return pipe(gz, verify(), signal);
@@ -137,6 +191,12 @@ export class LayerCompressor {
     await rm(this.#tmpDir, { recursive: true, force: true });
     this.#files.clear();
   }
+}
+
+/** Whether two string records hold the same entries, in any order. */
+function sameStrings(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const entries = (r: Record<string, string> | undefined) => JSON.stringify(Object.entries(r ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return entries(a) === entries(b);
 }
 
 /**

@@ -84,7 +84,7 @@ export async function writeImage(layout: OciLayout, state: StageState, opts: Wri
     schemaVersion: 2,
     mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
     config: { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: configDigest, size: configBytes.length },
-    layers: state.layers.map((l) => ({ mediaType: layerType(l.mediaType, opts.format), digest: l.digest, size: l.size })),
+    layers: state.layers.map((l) => ({ mediaType: layerType(l.mediaType, opts.format), digest: l.digest, size: l.size, ...(l.annotations && !docker ? { annotations: { ...l.annotations } } : {}) })),
   };
   if (opts.annotations && Object.keys(opts.annotations).length > 0) {
     if (docker) throw new InvalidInputError('--annotation needs --format oci (Docker manifests have no annotations)');

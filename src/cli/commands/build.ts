@@ -121,7 +121,7 @@ export function registerBuild(program: Command): void {
     .option('--force-rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
     .option('--identity-label', 'accepted for buildah (also =true|false): stevedore adds no io.buildah.version label')
     .option('--source-policy-file <path>', 'a BuildKit source policy (JSON): pin images and URLs (CONVERT) or refuse them (DENY)')
-    .option('--compression-format <gzip|zstd>', 'compression of layers that leave the machine (push, layout, archive, registry cache)', 'gzip')
+    .option('--compression-format <gzip|zstd|zstd:chunked>', 'compression of layers that leave the machine (push, layout, archive, registry cache); zstd:chunked adds a table of contents for partial pulls', 'gzip')
     .option('-o, --output <type=local,dest=DIR|type=tar,dest=FILE|DIR>', 'also write the built stage\'s files to a directory or a tar file (repeatable)', collect)
     .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ImageStore } from '../../runtime/store/index.js';
 import { pushImage } from '../../runtime/store/image-verbs.js';
+import { InvalidInputError } from '../../util/errors.js';
 import { parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
@@ -14,8 +15,11 @@ export function registerPush(program: Command): void {
     .option('--tls-verify <bool>', 'require HTTPS and verified certificates', parseBool)
     .option('-q, --quiet', 'accepted for podman compatibility (progress is never printed)')
     .option('--root <dir>', 'store root')
-    .action(async (image: string, destination: string | undefined, o: { tlsVerify?: boolean; root?: string }) => {
+    .option('--compression-format <gzip|zstd|zstd:chunked>', 'compress every layer this way (as podman push; digests change; zstd makes OCI manifests; zstd:chunked adds a table of contents for partial pulls)')
+    .action(async (image: string, destination: string | undefined, o: { tlsVerify?: boolean; root?: string; compressionFormat?: string }) => {
+      const c = o.compressionFormat;
+      if (c !== undefined && c !== 'gzip' && c !== 'zstd' && c !== 'zstd:chunked') throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${c}"`);
       const store = await ImageStore.open(o.root);
-      await pushImage(store, image, destination, { context: o.tlsVerify === undefined ? undefined : { tlsVerify: o.tlsVerify }, signal: signalOnInterrupt() });
+      await pushImage(store, image, destination, { context: o.tlsVerify === undefined ? undefined : { tlsVerify: o.tlsVerify }, signal: signalOnInterrupt(), ...(c ? { compression: c } : {}) });
     });
 }

@@ -62,8 +62,10 @@ function target(kind: string, destination: string, naming: SyncNaming): SyncTarg
     return { kind: 'registry', registry: host, prefix, naming };
   }
   if (kind === 'oci') return { kind: 'layout', dir: destination.replace(/^oci:/, ''), naming };
+  // One OCI archive per repository (DIR/<name>.tar): see syncToArchives.
+  if (kind === 'oci-archive') return { kind: 'layout', dir: destination.replace(/^oci-archive:/, ''), naming };
   if (kind === 'dir') return { kind: 'dir', dir: destination.replace(/^dir:/, ''), naming };
-  throw new InvalidInputError(`--dest must be docker, oci or dir, got "${kind}"`);
+  throw new InvalidInputError(`--dest must be docker, oci, oci-archive or dir, got "${kind}"`);
 }
 
 function printItem(item: SyncItem, json: boolean): void {
@@ -81,9 +83,9 @@ export function registerSync(program: Command): void {
     .command('sync')
     .description('mirror tag sets from a YAML config or a repository to a registry, OCI layouts or directories, skipping unchanged tags')
     .argument('<source>', 'YAML file (--src yaml), registry/repository[:tag] (--src docker), or an OCI layout directory (--src oci)')
-    .argument('<destination>', 'registry[/prefix] (--dest docker), or a directory (--dest oci, --dest dir)')
+    .argument('<destination>', 'registry[/prefix] (--dest docker), or a directory (--dest oci, --dest oci-archive: DIR/<name>.tar, --dest dir)')
     .requiredOption('-s, --src <yaml|docker|oci>', 'what the source names')
-    .requiredOption('-d, --dest <docker|oci|dir>', 'what the destination names')
+    .requiredOption('-d, --dest <docker|oci|oci-archive|dir>', 'what the destination names')
     .option('-a, --all', 'copy every platform of an index, keeping its digest (the default; skopeo copies the host\'s platform without it)')
     .option('--platform <os/arch[/variant]>', 'copy only these platforms of indexes (default: all, digests preserved)', collect)
     .option('--scoped', 'name destinations by the full source (registry/path/name), as skopeo --scoped; default: the last path element')
@@ -152,23 +154,30 @@ export function registerSync(program: Command): void {
         } finally {
           if (archive) await rm(dir, { recursive: true, force: true });
         }
-      } else await sync(specs, to, {
-        ...(retry ? { retry } : {}),
-        platforms: o.platform?.map(parsePlatform),
-        keepGoing: o.keepGoing,
-        dryRun: o.dryRun,
-        prune: o.prune,
-        preserveDigests: o.preserveDigests,
-        jobs: o.jobs,
-        parallelImages: o.parallel,
-        format: o.format as 'oci' | 'v2s2' | undefined,
-        ...compression,
-        signal,
-        sourceContext: srcContext,
-        policy,
-        signatures: o.removeSignatures ? 'remove' : 'copy',
-        onItem,
-      });
+      } else {
+        const syncOpts = {
+          ...(retry ? { retry } : {}),
+          platforms: o.platform?.map(parsePlatform),
+          keepGoing: o.keepGoing,
+          dryRun: o.dryRun,
+          prune: o.prune,
+          preserveDigests: o.preserveDigests,
+          jobs: o.jobs,
+          parallelImages: o.parallel,
+          format: o.format as 'oci' | 'v2s2' | undefined,
+          ...compression,
+          signal,
+          sourceContext: srcContext,
+          policy,
+          signatures: o.removeSignatures ? ('remove' as const) : ('copy' as const),
+          onItem,
+        };
+        if (o.dest === 'oci-archive' && to.kind === 'layout') {
+          const { syncToArchives } = await import('../../copy/sync-layout.js');
+          const r = await syncToArchives(specs, { dir: to.dir, ...(to.naming ? { naming: to.naming } : {}) }, syncOpts);
+          if (!o.quiet && !json) for (const file of r.archives) process.stderr.write(`Wrote ${file}\n`);
+        } else await sync(specs, to, syncOpts);
+      }
     } catch (err) {
       failure = err;
     }
