@@ -259,6 +259,7 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
     for (const a of spec.buildArgs ?? []) buildArgs.push('--build-arg', `${a.name}=${a.value}`);
     if (spec.target) buildArgs.push('--target', spec.target);
     if (spec.platforms?.length) buildArgs.push('--platform', spec.platforms.join(','));
+    if (spec.output.compression) buildArgs.push('--compression-format', spec.output.compression);
     buildArgs.push(...cacheArgs(ib, o.cacheRepository));
     const sign = signingArgs(ib);
     buildArgs.push(...sign.args);

@@ -57,6 +57,16 @@ describe('stevedore script', () => {
     expect(result).toMatchObject({ image: `${reg.host}/pushed/out:1`, digest });
     expect(result.size).toBeGreaterThan(0);
 
+    // --compression-format (ImageBuild's output.compression for a script source): every layer zstd.
+    const z = await stevedore(['buildah', 'push', '--compression-format', 'zstd', 'localhost/out:1', `docker://${reg.host}/pushed/out-zstd:1`], { env, timeoutMs: 120_000 });
+    expect(z.code, z.stderr).toBe(0);
+    const zm = (await (await fetch(`${reg.url}/v2/pushed/out-zstd/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { layers: Array<{ mediaType: string }> };
+    expect(zm.layers.length).toBeGreaterThan(0);
+    for (const l of zm.layers) expect(l.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+    const bad = await stevedore(['buildah', 'push', '--compression-format', 'xz', 'localhost/out:1', `docker://${reg.host}/pushed/out-xz:1`], { env });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--compression-format must be gzip, zstd or zstd:chunked, got "xz"');
+
     const missing = await stevedore(['buildah', 'push', '--result-file', resultFile, 'localhost/never-committed:1', `docker://${reg.host}/pushed/none:1`], { env });
     expect(missing.code).not.toBe(0);
     expect(JSON.parse(await readFile(resultFile, 'utf8'))).toEqual({ error: { reason: 'PushFailed', message: expect.stringContaining('no image localhost/never-committed:1 in the local store') } });

@@ -65,6 +65,18 @@ describe('build Pod spec', () => {
     expect(build.volumeMounts!.map((m) => m.name).sort()).toEqual(['auth', 'tmp', 'workspace']);
   });
 
+  it('passes output.compression to the build (Containerfile) and to the push (script)', () => {
+    const file = buildPod(ib({ source: { inline: { containerfile: 'FROM scratch\n' } }, output: { image: 'reg.example/app:1', compression: 'zstd:chunked' } }), OPTS);
+    const args = file.spec!.containers[0]!.args!;
+    expect(args.slice(args.indexOf('--compression-format'), args.indexOf('--compression-format') + 2)).toEqual(['--compression-format', 'zstd:chunked']);
+    const script = buildPod(ib({ source: { script: { inline: 'buildah from scratch\n' } }, output: { image: 'reg.example/app:1', compression: 'zstd' } }), OPTS);
+    const push = script.spec!.containers[0]!.args!;
+    expect(push.slice(0, 2)).toEqual(['buildah', 'push']);
+    expect(push.slice(push.indexOf('--compression-format'), push.indexOf('--compression-format') + 2)).toEqual(['--compression-format', 'zstd']);
+    const plain = buildPod(ib({ source: { inline: { containerfile: 'FROM scratch\n' } }, output: { image: 'reg.example/app:1' } }), OPTS);
+    expect(plain.spec!.containers[0]!.args).not.toContain('--compression-format');
+  });
+
   it('locks the Pod down: own user namespace, non-root, no token, no capabilities, read-only root', () => {
     const pod = buildPod(ib({}), OPTS);
     expect(pod.spec).toMatchObject({ hostUsers: false, automountServiceAccountToken: false, enableServiceLinks: false, restartPolicy: 'Never' });

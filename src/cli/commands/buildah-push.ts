@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { NotFoundError } from '../../util/errors.js';
+import { InvalidInputError, NotFoundError } from '../../util/errors.js';
 import { contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
@@ -18,6 +18,13 @@ interface PushFlags {
   authfile?: string;
   digestfile?: string;
   resultFile?: string;
+  compressionFormat?: string;
+}
+
+/** --compression-format's value, checked before anything is pushed. */
+function layerCompressionFlag(c: string): 'gzip' | 'zstd' | 'zstd:chunked' {
+  if (c !== 'gzip' && c !== 'zstd' && c !== 'zstd:chunked') throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${c}"`);
+  return c;
 }
 
 /** A transport name (`docker://…`, `oci:…`); anything else is a registry reference. */
@@ -34,6 +41,7 @@ export function registerBuildahPush(group: Command): void {
     .option('--creds <user:password>', 'registry credentials')
     .option('--authfile <path>', 'auth file')
     .option('--digestfile <path>', 'write the pushed manifest\'s digest here')
+    .option('--compression-format <gzip|zstd|zstd:chunked>', 'compress every layer this way (as buildah push; digests change; zstd makes OCI manifests)')
     .option('--result-file <path>', 'write a JSON result ({"image", "digest", "size"} or {"error"}) here, at most 4096 bytes (a termination message)')
     .action(async (image: string, destination: string | undefined, o: PushFlags) => {
       const { writeResultFile } = await import('../../build/output/result-file.js');
@@ -54,6 +62,7 @@ export function registerBuildahPush(group: Command): void {
         const r = await copyReference(new OciReference(store.imagesDir, img.name), destRef, {
           destContext: contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile }),
           signal: signalOnInterrupt(),
+          ...(o.compressionFormat ? { compression: layerCompressionFlag(o.compressionFormat) } : {}),
         });
         const size = img.manifest.config.size + img.manifest.layers.reduce((n, l) => n + l.size, 0);
         if (o.digestfile) await writeFile(resolve(o.digestfile), r.digest);

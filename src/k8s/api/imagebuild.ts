@@ -168,6 +168,10 @@ export const ImageBuildSpec = obj(
         image: imageReference('Destination reference with a tag, e.g. registry.example.com/team/app:1.2.3.'),
         pushSecret: dockerConfigSecretRef('Credentials to push the image.'),
         insecure: bool('Push over plain HTTP or HTTPS without verification (test registries only).', { default: false }),
+        compression: enumOf(
+          'Compression of every pushed layer (stevedore build --compression-format, as buildah). Default gzip. zstd and zstd:chunked (zstd with a table of contents, so podman >= 5 can pull only the files it lacks) make the manifests OCI ones.',
+          ['gzip', 'zstd', 'zstd:chunked'] as const,
+        ),
       },
       { required: ['image'] },
     ),
