@@ -45,10 +45,10 @@ async function repro(name: string, file: string): Promise<void> {
   const r = await execute(t, new Uint8Array(readFileSync(file)));
   await t.teardown?.();
   if (r.error === undefined) {
-    console.log(`${name}: ${file}: contract kept (${r.ms.toFixed(1)} ms)`);
+    console.log(`${name}: ${file}: contract kept (${r.ms.toFixed(1)} ms of CPU)`);
     process.exit(0);
   }
-  console.log(`${name}: ${file}: contract broken (${r.ms.toFixed(1)} ms)`);
+  console.log(`${name}: ${file}: contract broken (${r.ms.toFixed(1)} ms of CPU)`);
   console.log(r.error instanceof Error ? r.error.stack : String(r.error));
   if (r.error instanceof Error && r.error.cause instanceof Error) console.log(`caused by: ${r.error.cause.stack}`);
   process.exit(1);
