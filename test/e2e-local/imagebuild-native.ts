@@ -175,7 +175,10 @@ export async function nativeFanOut(ctx: Ctx): Promise<void> {
     ctx.show(`kubectl get imagebuild -n ${ns} native -o wide`, wide);
     const [header, row] = wide.trim().split('\n');
     expect(header).toMatch(/^NAME\s+READY\s+REASON\s+DIGEST\s+AGE\s+IMAGE\s+COMMIT\s+BASE\s+PLATFORMS$/);
-    expect(row).toMatch(new RegExp(`^native\\s+True\\s+Succeeded\\s+${st.imageDigest}\\s+\\S+\\s+${out.replace(/[.]/g, '\\.')}\\s+native: linux/amd64, linux/arm64$`));
+    // The builder in the image reports the digest its FROM tag resolved to (baseImages): BASE shows it.
+    const baseDigest = st.baseImages?.[0]?.digest;
+    expect(baseDigest, 'status.baseImages of the native build').toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(row).toMatch(new RegExp(`^native\\s+True\\s+Succeeded\\s+${st.imageDigest}\\s+\\S+\\s+${out.replace(/[.]/g, '\\.')}\\s+${baseDigest}\\s+native: linux/amd64, linux/arm64$`));
     const perPlatform = await node.kubectl(['get', 'imagebuild', '-n', ns, 'native', '-o', 'jsonpath={range .status.platforms[*]}{.platform}{"\\t"}{.digest}{"\\t"}{.podName}{"\\n"}{end}']);
     ctx.show(`kubectl get imagebuild -n ${ns} native -o jsonpath='{range .status.platforms[*]}...'`, perPlatform);
     expect(perPlatform.trim().split('\n')).toEqual(st.platforms!.map((p) => `${p.platform}\t${p.digest}\t${p.podName}`));

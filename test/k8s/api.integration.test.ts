@@ -137,7 +137,7 @@ describe('CRDs on a real kube-apiserver', () => {
     ['containerruns', run('node-and-selector', { ...validRun, nodeName: 'node-1' }),
       'nodeName and nodeSelector are mutually exclusive'],
     ['containerruns', run('bridge', { ...validRun, network: 'bridge' }),
-      'spec.network: Unsupported value: "bridge": supported values: "none", "host"'],
+      'spec.network: Unsupported value: "bridge": supported values: "none", "private", "host"'],
     ['containerruns', run('backoff-never', { ...validRun, restartPolicy: 'Never' }),
       'backoffLimit requires restartPolicy OnFailure'],
     ['containerruns', run('two-volume-sources', { ...validRun, volumes: [{ name: 'v', mountPath: '/v', emptyDir: {}, secret: { secretName: 's' } }] }),

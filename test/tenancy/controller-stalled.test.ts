@@ -86,6 +86,17 @@ const patch = async <T extends Obj>(path: string, body: object) => {
 };
 /** Reconcile attempts the controller logged for one key (each failed or stalled reconcile logs one line). */
 const attempts = (key: string) => logLines.filter((l) => l.includes(`"key":"${key}"`)).length;
+/**
+ * Waits for the stalled attempt's own log line: the controller logs it after the status patch the
+ * test has just seen, so counting at once could miss it and take it later for a retry.
+ */
+async function stallLogged(key: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!logLines.some((l) => l.includes(`"key":"${key}"`) && l.includes('reconcile stalled'))) {
+    if (Date.now() > deadline) throw new Error(`no "reconcile stalled" log line for ${key} within 10 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 const stalledAt = (gen: number | undefined, reason: string) => (o: Obj) =>
   cond(o, 'Stalled')?.status === 'True' && cond(o, 'Stalled')?.reason === reason && o.status?.observedGeneration === gen;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -106,6 +117,7 @@ describe('a non-retryable engine error stalls the object until its spec changes'
     const m = await waitFor('Stalled', get<ImageMirror>(mirrorsPath(NS, 'bad-semver')), stalledAt(created.metadata.generation, 'InvalidSpec'));
     expect(cond(m, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
     expect(cond(m, 'Stalled')!.message).toContain('spec.tags.semver');
+    await stallLogged(`${NS}/bad-semver`);
     const before = attempts(`${NS}/bad-semver`);
     const rv = m.metadata.resourceVersion;
     await sleep(2_500); // backoff here is 100 ms doubling to 1 s: a retried key would log ~5 more attempts
@@ -125,6 +137,7 @@ describe('a non-retryable engine error stalls the object until its spec changes'
     });
     const b = await waitFor('Stalled', get<ImageBuild>(buildsPath('bad-ref')), stalledAt(created.metadata.generation, 'INVALID_INPUT'));
     expect(cond(b, 'Stalled')!.message).toMatch(/invalid reference/);
+    await stallLogged(`${NS}/bad-ref`);
     const before = attempts(`${NS}/bad-ref`);
     await sleep(2_500);
     expect(attempts(`${NS}/bad-ref`)).toBe(before);
