@@ -5,9 +5,10 @@
 import { isIndexMediaType } from '../oci/mediatype.js';
 import { hostPlatform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
-import type { TransportContext, TransportReference } from '../transports/types.js';
+import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
 import { copyImage, type CopyOptions, type CopyResult } from './image.js';
+import { exportAttachments } from './layout-attachments.js';
 
 export * from './image.js';
 
@@ -37,10 +38,38 @@ export async function enforcePolicy(policy: Policy, srcRef: TransportReference, 
   if (!decision.allowed) throw new PolicyDeniedError(decision.reason);
 }
 
+export interface CopyBetweenOptions extends CopyOptions {
+  /** As CopyReferenceOptions.signatures. */
+  signatures?: 'copy' | 'remove';
+  /**
+   * An OCI layout directory (the destination's) that takes the source's attachments as ref names
+   * when the destination holds none itself: sync into an air gap. `copy` leaves them behind.
+   */
+  attachmentsLayout?: string;
+}
+
 /**
- * Opens both ends by reference, checks the policy (if any), copies, carries the image's
- * signatures and attachments (registry to registry, unless told to remove them), and closes both
- * ends whatever happens.
+ * The copy once both ends are open, shared by copyReference and sync: the image (image.ts), then
+ * its signatures and attachments where both ends hold them (a capability, not a transport test),
+ * or exported into `attachmentsLayout`. Opening, policy and closing are the caller's.
+ */
+export async function copyBetween(src: ImageSource, dest: ImageDestination, opts: CopyBetweenOptions = {}): Promise<CopyResult> {
+  const result = await copyImage(src, dest, opts);
+  const into = dest.attachmentStore ?? (opts.attachmentsLayout !== undefined ? 'layout' : undefined);
+  if (opts.signatures !== 'remove' && src.attachmentStore && into) {
+    const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, { signal: opts.signal }) : undefined;
+    const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
+    const attachmentOpts = { signal: opts.signal, jobs: opts.jobs };
+    if (dest.attachmentStore) result.attachments = await copyAttachments(src.attachmentStore, dest.attachmentStore, digests, attachmentOpts);
+    else await exportAttachments(src.attachmentStore, opts.attachmentsLayout!, digests, attachmentOpts);
+  }
+  return result;
+}
+
+/**
+ * Opens both ends by reference, checks the policy (if any), copies with copyBetween (signatures
+ * and attachments included, registry to registry, unless told to remove them), and closes both
+ * ends whatever happens. Contexts that carry a client pool (`clients`) share its registry clients.
  */
 export async function copyReference(srcRef: TransportReference, destRef: TransportReference, opts: CopyReferenceOptions = {}): Promise<CopyResult> {
   if (opts.policy) await enforcePolicy(opts.policy, srcRef, opts);
@@ -48,14 +77,7 @@ export async function copyReference(srcRef: TransportReference, destRef: Transpo
   try {
     const dest = await destRef.newDestination(opts.destContext);
     try {
-      const result = await copyImage(src, dest, opts);
-      // Both ends must hold attachments (a registry repository each): a capability, not a transport test.
-      if (opts.signatures !== 'remove' && src.attachmentStore && dest.attachmentStore) {
-        const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, { signal: opts.signal }) : undefined;
-        const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-        result.attachments = await copyAttachments(src.attachmentStore, dest.attachmentStore, digests, { signal: opts.signal, jobs: opts.jobs });
-      }
-      return result;
+      return await copyBetween(src, dest, opts);
     } finally {
       await dest.close();
     }
