@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { isDigest } from '../oci/digest.js';
 import { OciLayout } from '../oci/layout.js';
-import { formatReference, referenceTarget, type ImageReference } from '../oci/reference.js';
+import { formatReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
-import { deleteManifest, getManifest, headManifest } from '../registry/manifests.js';
+import { deleteManifest, headManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DockerReference, RegistryClients } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
@@ -230,7 +230,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         tags =
           spec.tags.length > 0 && !spec.regex && !spec.deny && !spec.semver && spec.newest === undefined
             ? spec.tags
-            : await chooseTags(spec, await listTags(srcClient, spec.repository, opts), (tag) => new DockerReference({ ...srcRepo, tag }).newSource(srcCtx), opts);
+            : await chooseTags(spec, await (await new DockerReference(srcRepo).newSource(srcCtx)).listTags(opts), (tag) => new DockerReference({ ...srcRepo, tag }).newSource(srcCtx), opts);
       } catch (err) {
         // The selection is unknown: pruning this repository could delete everything it names.
         ps.unknown = true;
@@ -265,8 +265,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
           }
           // The destination's manifest, read only when a platform subset must be compared.
           const destManifest = async (): Promise<RawManifest | undefined> =>
-            destRef && destClient
-              ? getManifest(destClient, destRef.repository, referenceTarget(destRef), opts)
+            destRef
+              ? (await new DockerReference(destRef).newSource(destCtx)).getManifest(undefined, opts)
               : layoutRef
                 ? layoutManifest(layoutRef.path, layoutRef.refName)
                 : undefined;
