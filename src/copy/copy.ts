@@ -1,6 +1,8 @@
 /**
- * A copy by reference: open both ends, check the policy, copy (image.ts), carry signatures and
- * attachments where both ends can hold them, close. The pipeline itself is re-exported from here.
+ * The copy pipeline, assembled once: copyBetween copies between open ends (image.ts) and carries
+ * signatures and attachments where both ends can hold them; copyReference opens both ends by
+ * reference, checks the policy, and closes them; sync calls copyBetween on ends it opens with a
+ * pooled context. The pipeline itself is re-exported from here.
  */
 import { isIndexMediaType } from '../oci/mediatype.js';
 import { hostPlatform } from '../oci/platform.js';
