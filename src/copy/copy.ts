@@ -1,14 +1,16 @@
 /**
- * A copy by reference: open both ends, check the policy, copy (image.ts), carry signatures and
- * attachments where both ends can hold them, close. The pipeline itself is re-exported from here.
+ * The copy pipeline, assembled once: copyBetween copies between open ends (image.ts) and carries
+ * signatures and attachments where both ends can hold them; copyReference opens both ends by
+ * reference, checks the policy, and closes them; sync calls copyBetween on ends it opens with a
+ * pooled context. The pipeline itself is re-exported from here.
  */
 import { isIndexMediaType } from '../oci/mediatype.js';
 import { hostPlatform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
-import type { TransportContext, TransportReference } from '../transports/types.js';
+import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
-import { layoutAttachmentCarrier } from './layout-attachments.js';
 import { copyImage, type CopyOptions, type CopyResult } from './image.js';
+import { exportAttachments, layoutAttachmentCarrier } from './layout-attachments.js';
 
 export * from './image.js';
 
@@ -38,10 +40,42 @@ export async function enforcePolicy(policy: Policy, srcRef: TransportReference, 
   if (!decision.allowed) throw new PolicyDeniedError(decision.reason);
 }
 
+export interface CopyBetweenOptions extends CopyOptions {
+  /** As CopyReferenceOptions.signatures. */
+  signatures?: 'copy' | 'remove';
+  /**
+   * An OCI layout directory (the destination's) that takes the source's attachments as ref names
+   * when the destination holds none itself: sync into an air gap. `copy` leaves them behind.
+   */
+  attachmentsLayout?: string;
+}
+
 /**
- * Opens both ends by reference, checks the policy (if any), copies, carries the image's
- * signatures and attachments (registry to registry, unless told to remove them), and closes both
- * ends whatever happens.
+ * The copy once both ends are open, shared by copyReference and sync: the image (image.ts), then
+ * its signatures and attachments where both ends hold them (a capability, not a transport test),
+ * or exported into `attachmentsLayout`. Opening, policy and closing are the caller's.
+ */
+export async function copyBetween(src: ImageSource, dest: ImageDestination, opts: CopyBetweenOptions = {}): Promise<CopyResult> {
+  // Between a registry and an OCI layout or archive the user named, attachments travel as ref names
+  // (layout-attachments.ts); sync's own export (attachmentsLayout) is the other way in.
+  const carrier = opts.signatures !== 'remove' && opts.attachmentsLayout === undefined ? layoutAttachmentCarrier(src, dest, { signal: opts.signal }) : undefined;
+  const result = await copyImage(src, dest, carrier?.beforeCommit ? { ...opts, beforeCommit: carrier.beforeCommit } : opts);
+  await carrier?.afterCommit?.(result);
+  const into = dest.attachmentStore ?? (opts.attachmentsLayout !== undefined ? 'layout' : undefined);
+  if (opts.signatures !== 'remove' && src.attachmentStore && into) {
+    const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, { signal: opts.signal }) : undefined;
+    const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
+    const attachmentOpts = { signal: opts.signal, jobs: opts.jobs };
+    if (dest.attachmentStore) result.attachments = await copyAttachments(src.attachmentStore, dest.attachmentStore, digests, attachmentOpts);
+    else await exportAttachments(src.attachmentStore, opts.attachmentsLayout!, digests, attachmentOpts);
+  }
+  return result;
+}
+
+/**
+ * Opens both ends by reference, checks the policy (if any), copies with copyBetween (signatures
+ * and attachments included, registry to registry, unless told to remove them), and closes both
+ * ends whatever happens. Contexts that carry a client pool (`clients`) share its registry clients.
  */
 export async function copyReference(srcRef: TransportReference, destRef: TransportReference, opts: CopyReferenceOptions = {}): Promise<CopyResult> {
   if (opts.policy) await enforcePolicy(opts.policy, srcRef, opts);
@@ -49,17 +83,7 @@ export async function copyReference(srcRef: TransportReference, destRef: Transpo
   try {
     const dest = await destRef.newDestination(opts.destContext);
     try {
-      // Between a registry and an OCI layout or archive, attachments travel as ref names (layout-attachments.ts).
-      const carrier = opts.signatures !== 'remove' ? layoutAttachmentCarrier(src, dest, { signal: opts.signal }) : undefined;
-      const result = await copyImage(src, dest, carrier?.beforeCommit ? { ...opts, beforeCommit: carrier.beforeCommit } : opts);
-      await carrier?.afterCommit?.(result);
-      // Both ends must hold attachments (a registry repository each): a capability, not a transport test.
-      if (opts.signatures !== 'remove' && src.attachmentStore && dest.attachmentStore) {
-        const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, { signal: opts.signal }) : undefined;
-        const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-        result.attachments = await copyAttachments(src.attachmentStore, dest.attachmentStore, digests, { signal: opts.signal, jobs: opts.jobs });
-      }
-      return result;
+      return await copyBetween(src, dest, opts);
     } finally {
       await dest.close();
     }

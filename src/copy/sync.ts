@@ -3,12 +3,11 @@ import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { isDigest } from '../oci/digest.js';
 import { OciLayout } from '../oci/layout.js';
-import { formatReference, referenceTarget, type ImageReference } from '../oci/reference.js';
-import { RegistryClient } from '../registry/client.js';
-import { contextCredentials } from '../registry/credentials.js';
-import { deleteManifest, getManifest, headManifest } from '../registry/manifests.js';
+import { formatReference, type ImageReference } from '../oci/reference.js';
+import type { RegistryClient } from '../registry/client.js';
+import { deleteManifest, headManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
-import { DockerDestination, DockerSource } from '../transports/docker.js';
+import { DockerReference, RegistryClients } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
 import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
 import { DirReference } from '../transports/dir.js';
@@ -19,11 +18,8 @@ import { isIndexMediaType } from '../oci/mediatype.js';
 import { parseManifest, type RawManifest } from '../oci/manifest.js';
 import type { Platform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
-import { DockerReference } from '../transports/docker.js';
-import { attachmentDigests, copyAttachments } from './attachments.js';
-import { CONVERTED_COMPRESSION_ANNOTATION, copyImage, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_ANNOTATION, subsetPlatforms, type CopyOptions } from './copy.js';
+import { CONVERTED_COMPRESSION_ANNOTATION, copyBetween, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_ANNOTATION, subsetPlatforms, type CopyOptions } from './copy.js';
 import { newestByCreation } from './newest.js';
-import { exportAttachments } from './layout-attachments.js';
 import type { SyncRepoSpec } from './sync-config.js';
 
 /**
@@ -179,30 +175,6 @@ async function layoutDigest(dir: string, refName: string | undefined): Promise<D
   }
 }
 
-/** Keeps one client per registry for the whole sync: connections and tokens are reused across images. */
-class ClientPool {
-  readonly #clients = new Map<string, RegistryClient>();
-  get(registry: string, ctx: TransportContext, repository?: string): RegistryClient {
-    const key = `${registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}|${ctx.certDir ?? ''}|${ctx.ambientCredentials !== false}|${ctx.authFile ?? ''}`;
-    let c = this.#clients.get(key);
-    if (!c) {
-      c = new RegistryClient({
-        registry,
-        tlsVerify: ctx.tlsVerify,
-        credentials: contextCredentials(ctx, registry, repository),
-        ...(ctx.retry ? { retry: ctx.retry } : {}),
-        ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
-        loginHint: ctx.ambientCredentials !== false,
-      });
-      this.#clients.set(key, c);
-    }
-    return c;
-  }
-  async close(): Promise<void> {
-    await Promise.all([...this.#clients.values()].map((c) => c.close()));
-  }
-}
-
 function destinationRepository(target: SyncTarget, registry: string, repository: string): string {
   if (target.kind !== 'registry') return destinationName(target.naming, registry, repository);
   if (target.repository) return target.repository;
@@ -219,7 +191,9 @@ function destinationRepository(target: SyncTarget, registry: string, repository:
 export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: SyncOptions = {}): Promise<SyncReport> {
   if (opts.prune && target.kind === 'dir') throw new InvalidInputError('prune is not supported with a dir: destination (a directory per image keeps no tag list)');
   const report = emptyReport();
-  const pool = new ClientPool();
+  // One client per registry for the whole sync (connections and tokens reused across images):
+  // every source and destination is opened through its transport with the pool in its context.
+  const pool = new RegistryClients();
   const log = rootLogger.child({ op: 'sync' });
   const record = (item: SyncItem) => {
     recordItem(report, item);
@@ -238,10 +212,12 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       if (spec.credentials) srcCtx.credentials = spec.credentials;
       if (spec.tlsVerify !== undefined) srcCtx.tlsVerify = spec.tlsVerify;
       if (spec.certDir !== undefined) srcCtx.certDir = spec.certDir;
-      const srcClient = pool.get(spec.registry, srcCtx, spec.repository);
-      const destCtx = target.kind === 'registry' ? (target.context ?? {}) : {};
+      srcCtx.clients = pool;
+      const srcRepo = { registry: spec.registry, repository: spec.repository };
+      const srcClient = pool.client(srcRepo, srcCtx);
+      const destCtx: TransportContext = { ...(target.kind === 'registry' ? (target.context ?? {}) : {}), clients: pool };
       const destRepo = destinationRepository(target, spec.registry, spec.repository);
-      const destClient = target.kind === 'registry' ? pool.get(target.registry, destCtx, destRepo) : undefined;
+      const destClient = target.kind === 'registry' ? pool.client({ registry: target.registry, repository: destRepo }, destCtx) : undefined;
       // Both registries are pinged (scheme, auth challenge) at once, before the tag list is read:
       // otherwise the destination's ping waited for the source's ping and tag list, a serial round
       // trip or two of every sync. A failed ping is reported by the first request that needs it.
@@ -254,7 +230,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         tags =
           spec.tags.length > 0 && !spec.regex && !spec.deny && !spec.semver && spec.newest === undefined
             ? spec.tags
-            : await chooseTags(spec, await listTags(srcClient, spec.repository, opts), async (tag) => new DockerSource({ registry: spec.registry, repository: spec.repository, tag }, srcClient, false), opts);
+            : await chooseTags(spec, await (await new DockerReference(srcRepo).newSource(srcCtx)).listTags(opts), (tag) => new DockerReference({ ...srcRepo, tag }).newSource(srcCtx), opts);
       } catch (err) {
         // The selection is unknown: pruning this repository could delete everything it names.
         ps.unknown = true;
@@ -271,14 +247,14 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         const srcRef: ImageReference = isDigest(tag) ? { registry: spec.registry, repository: spec.repository, digest: tag } : { registry: spec.registry, repository: spec.repository, tag };
         const destRef: ImageReference | undefined =
           target.kind === 'registry' ? (isDigest(tag) ? { registry: target.registry, repository: destRepo, digest: tag } : { registry: target.registry, repository: destRepo, tag }) : undefined;
-        const src = new DockerSource(srcRef, srcClient, false);
+        const src = await new DockerReference(srcRef).newSource(srcCtx);
         // Layout destinations are opened inside the try (a bad ref name or an unwritable directory
         // is this image's failure, reported under keepGoing, not an escape from the whole sync),
         // and not at all in a dry run, which must not create layouts on disk.
         const localTag = isDigest(tag) ? tag.replace(':', '-') : tag;
         const layoutRef = target.kind === 'layout' ? parseOciReference(`${pruneKey}:${localTag}`) : undefined;
         const localRef: TransportReference | undefined = layoutRef ?? (target.kind === 'dir' ? new DirReference(`${pruneKey}:${localTag}`) : undefined);
-        let dest: ImageDestination | undefined = target.kind === 'registry' ? new DockerDestination(destRef!, destClient!, false) : undefined;
+        let dest: ImageDestination | undefined = destRef ? await new DockerReference(destRef).newDestination(destCtx) : undefined;
         const item: SyncItem = { source: src.name, destination: dest?.name ?? localRef!.toString(), tag, action: 'failed' };
         try {
           // A local destination is created on open: a policy refusal must come first.
@@ -289,8 +265,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
           }
           // The destination's manifest, read only when a platform subset must be compared.
           const destManifest = async (): Promise<RawManifest | undefined> =>
-            destRef && destClient
-              ? getManifest(destClient, destRef.repository, referenceTarget(destRef), opts)
+            destRef
+              ? (await new DockerReference(destRef).newSource(destCtx)).getManifest(undefined, opts)
               : layoutRef
                 ? layoutManifest(layoutRef.path, layoutRef.refName)
                 : undefined;
@@ -324,15 +300,10 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
               item.digest = written.digest;
             } else {
               const copying = (async () => {
-                const result = await copyImage(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
+                // The image and its attachments, as `copy` carries them; into a layout (air gap)
+                // the attachment tags become ref names beside the image's.
+                const result = await copyBetween(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true, attachmentsLayout: layoutRef?.path });
                 item.bytes = result.bytesCopied;
-                if (opts.signatures !== 'remove' && (dest!.attachmentStore || layoutRef)) {
-                  const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
-                  const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
-                  if (dest!.attachmentStore) await copyAttachments(src.attachmentStore, dest!.attachmentStore, digests, opts);
-                  // Into a layout (air gap): the attachment tags become ref names beside the image's.
-                  else await exportAttachments(src.attachmentStore, layoutRef!.path, digests, opts);
-                }
                 return result.manifest;
               })();
               // A failed leader is this tag's failure; a follower then copies on its own.

@@ -9,7 +9,7 @@ import { contextCredentials } from '../registry/credentials.js';
 import { getManifest, headManifest, putManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DigestMismatchError, InvalidInputError } from '../util/errors.js';
-import type { AttachmentStore, ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
+import type { AttachmentStore, ImageDestination, ImageSource, OpOptions, PutManifestOptions, RegistryClientPool, ReuseOptions, TransportContext, TransportReference } from './types.js';
 
 /** Opens a registry client with the context's credentials, or those of the usual auth files, found lazily. */
 export function registryClientFor(ref: ImageReference, ctx: TransportContext = {}): RegistryClient {
@@ -21,6 +21,32 @@ export function registryClientFor(ref: ImageReference, ctx: TransportContext = {
     ...(ctx.certDir ? { certDir: ctx.certDir } : {}),
     loginHint: ctx.ambientCredentials !== false,
   });
+}
+
+/**
+ * One client per registry and context settings for as long as the pool lives: sources and
+ * destinations opened with `{ clients: pool }` share its connections and bearer tokens (sync opens
+ * hundreds). The first repository's auth-file lookup serves the registry, as one client always did.
+ */
+export class RegistryClients implements RegistryClientPool {
+  readonly #clients = new Map<string, RegistryClient>();
+
+  client(ref: ImageReference, ctx: TransportContext): RegistryClient {
+    const key = `${ref.registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}|${ctx.certDir ?? ''}|${ctx.ambientCredentials !== false}|${ctx.authFile ?? ''}`;
+    let c = this.#clients.get(key);
+    if (!c) this.#clients.set(key, (c = registryClientFor(ref, ctx)));
+    return c;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#clients.values()].map((c) => c.close()));
+  }
+}
+
+/** The context's pooled client (not owned) or a client of its own (owned: closed with its user). */
+function clientFor(ref: ImageReference, ctx: TransportContext): { client: RegistryClient; owned: boolean } {
+  const pooled = ctx.clients?.client(ref, ctx);
+  return pooled ? { client: pooled, owned: false } : { client: registryClientFor(ref, ctx), owned: true };
 }
 
 /** `docker://registry/repository[:tag][@digest]`: an image in an OCI distribution registry. */
@@ -36,12 +62,14 @@ export class DockerReference implements TransportReference {
     return `docker://${formatReference(this.ref)}`;
   }
 
-  async newSource(ctx: TransportContext = {}): Promise<ImageSource> {
-    return new DockerSource(this.ref, registryClientFor(this.ref, ctx));
+  async newSource(ctx: TransportContext = {}): Promise<DockerSource> {
+    const { client, owned } = clientFor(this.ref, ctx);
+    return new DockerSource(this.ref, client, owned);
   }
 
-  async newDestination(ctx: TransportContext = {}): Promise<ImageDestination> {
-    return new DockerDestination(this.ref, registryClientFor(this.ref, ctx));
+  async newDestination(ctx: TransportContext = {}): Promise<DockerDestination> {
+    const { client, owned } = clientFor(this.ref, ctx);
+    return new DockerDestination(this.ref, client, owned);
   }
 }
 
@@ -160,7 +188,7 @@ export class DockerDestination implements ImageDestination {
   }
 
   /** A registry makes the image visible with the top manifest's PUT, which the copy sends last. */
-  async commit(): Promise<void> {}
+  async commit(_opts?: OpOptions): Promise<void> {}
 
   async close(): Promise<void> {
     if (this.#ownsClient) await this.client.close();

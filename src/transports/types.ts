@@ -122,6 +122,17 @@ export interface TransportContext {
   retry?: Partial<RetryPolicy>;
   /** containers-registries.d directory (lookaside signature storage); default as containers/image finds it. */
   registriesDir?: string;
+  /**
+   * Registry clients shared by every source and destination opened with this context, so their
+   * connections and bearer tokens are reused (a sync opens hundreds). A pooled client is closed with
+   * the pool, not with the source or destination. Default: each opens and closes a client of its own.
+   */
+  clients?: RegistryClientPool;
+}
+
+/** Hands out one registry client per registry and context settings, kept until the pool closes (transports/docker.ts: RegistryClients). */
+export interface RegistryClientPool {
+  client(ref: ImageReference, ctx: TransportContext): RegistryClient;
 }
 
 /** A parsed `transport:details` image name that can open a source or a destination. */
