@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { HistoryEntry } from '../../oci/config.js';
 import { hostPlatform } from '../../oci/platform.js';
@@ -13,7 +12,9 @@ import { emptyState, stateFromImage, withCompressedLayers, type StageState } fro
 import { LayerCompressor } from '../output/compress.js';
 import { parseDestination, publish } from '../output/destinations.js';
 import { writeImage, type ImageFormat } from '../output/image.js';
+import { writeLayer } from '../layers/tar-writer.js';
 import { applyConfig, type ConfigEdits } from './config.js';
+import { mergeLayerEntries } from './merge-layers.js';
 import { WorkingContainers, type WorkingContainer } from './records.js';
 import { withBuildRun, type WorkingOptions } from './session.js';
 
@@ -181,12 +182,13 @@ export async function commitWorkingContainer(o: WorkingOptions, ref: string, ima
       // One layer added (a single run or copy): it is the diff already.
       if (added === 1 && !opts.squash) layers = c.state.layers;
       else if (added > 0 || opts.squash) {
-        const empty = join(run.workDir, 'empty');
-        await mkdir(empty, { recursive: true });
-        const lower = below.layers.length === 0 ? empty : await run.rootfs(below);
-        const upper = c.state.layers.length === 0 ? empty : await run.rootfs(c.state);
-        const { treeDiffLayer } = await import('../layers/diff.js');
-        const layer = await run.adopt(await treeDiffLayer(lower, upper, { ...run.layerOptions(), ...(o.signal ? { signal: o.signal } : {}) }));
+        // The layers added since `below`, merged as their headers state them (owners included:
+        // without subordinate ids the files on disk are all the caller's), contents from the
+        // container's filesystem. Not a diff of the two filesystems, which would lose the owners.
+        const since = c.state.layers.slice(below.layers.length);
+        const upper = since.length === 0 ? '' : await run.rootfs(c.state);
+        const entries = since.length === 0 ? [] : await mergeLayerEntries(o.store.layout, since, upper, { keepWhiteouts: below.layers.length > 0, ...(o.signal ? { signal: o.signal } : {}) });
+        const layer = entries.length === 0 ? undefined : await run.adopt(await writeLayer(entries, { ...run.layerOptions(), ...(o.signal ? { signal: o.signal } : {}) }));
         if (layer) layers = [...below.layers, layer];
       }
       const entry: HistoryEntry = { created, created_by: c.createdBy ?? '/bin/sh' };
