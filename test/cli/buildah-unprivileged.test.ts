@@ -98,8 +98,10 @@ describe('stevedore buildah without subordinate ids', () => {
     expect(top.get('srv/sub/b')).toBe('-rw------- 1001/1002');
     expect(top.get('opt/a')).toBe('-rw-r--r-- 1003/1003');
     expect(top.get('opt/sub/b')).toBe('-rw------- 1003/1003');
-    // What the run step wrote is root's (the only id in the namespace).
+    // What the run step wrote is root's (the only id in the namespace), also the directory it
+    // wrote into, which copy --chown had made 1000's (docs/scripted-builds.md#without-subordinate-ids).
     expect(top.get('app/state')).toBe('-rw-r--r-- 0/0');
+    expect(top.get('app')).toBe('drwxr-xr-x 0/0');
     await bh('rm', c);
   }, 300_000);
 
