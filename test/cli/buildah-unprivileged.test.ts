@@ -105,16 +105,25 @@ describe('stevedore buildah without subordinate ids', () => {
     await bh('rm', c);
   }, 300_000);
 
-  it('runs commands as root of the namespace; a chown to another id and a non-root user fail there', async () => {
+  it('runs commands as root of the namespace; a chown to another id fails, and a non-root user is refused by name', async () => {
     const c = (await bh('from', base)).stdout.trim();
-    const ok = await bh('run', c, '--', 'sh', '-c', 'id -u; echo ok > /ok');
+    const ok = await bh('run', c, '--', 'sh', '-c', 'id -u && echo ok > /ok');
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout).toContain('0\n');
+    expect(ok.stdout).toBe('0\n');
     const chownRun = await bh('run', c, '--', 'sh', '-c', 'chown 1000:1000 /ok');
     expect(chownRun.code).not.toBe(0);
     expect(chownRun.stdout + chownRun.stderr).toMatch(/Invalid argument/);
+    // No other id to switch to: refused before runc, naming the user and what to do.
     const asUser = await bh('run', '--user', '1000', c, '--', 'id');
     expect(asUser.code).not.toBe(0);
+    expect(asUser.stderr).toMatch(/user "1000" \(uid 1000, gid 0\): .*one id \(uid 65532 has no subordinate ids/);
+    expect((await bh('config', '--user', 'nobody', c)).code).toBe(0);
+    const asConfigured = await bh('run', c, '--', 'id');
+    expect(asConfigured.code).not.toBe(0);
+    expect(asConfigured.stderr).toMatch(/user "nobody" \(uid 65534, gid 65534\): .*set config --user after the last run/);
+    const asRoot = await bh('run', '--user', 'root', c, '--', 'sh', '-c', 'id -u');
+    expect(asRoot.code, asRoot.stderr).toBe(0);
+    expect(asRoot.stdout).toBe('0\n');
     await bh('rm', c);
   }, 300_000);
 });

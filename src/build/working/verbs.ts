@@ -1,9 +1,12 @@
+import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { HistoryEntry } from '../../oci/config.js';
 import { hostPlatform } from '../../oci/platform.js';
 import { normaliseImageName } from '../../runtime/store/index.js';
 import { DEFAULT_PATH } from '../../runtime/spec.js';
-import { InvalidInputError } from '../../util/errors.js';
+import { InvalidInputError, UnsupportedError } from '../../util/errors.js';
+import { parseIdMapFile } from '../../runtime/idmap.js';
+import { resolveUser } from '../../runtime/users.js';
 import type { AddInstruction, CopyInstruction, RunInstruction } from '../containerfile/index.js';
 import { copyStep } from '../executor/copy-step.js';
 import type { StepLocation } from '../executor/errors.js';
@@ -96,9 +99,36 @@ export async function runInWorkingContainer(o: WorkingOptions, ref: string, argv
       }
       if (opts.user !== undefined) config.User = opts.user;
       if (opts.workingdir !== undefined) config.WorkingDir = opts.workingdir;
+      await checkRunUser(() => run.rootfs(c.state), config.User);
       const out = await runStep(run, { ...c.state, config }, inst, env, location(c, 'RUN', text));
       return { ...c, state: { ...c.state, layers: out.state.layers } };
     }),
+  );
+}
+
+/**
+ * The one id of this user namespace when it maps a single uid or gid (a non-root caller without
+ * subordinate ids, re-executed as root of its own namespace); undefined otherwise.
+ */
+async function singleIdOwner(): Promise<number | undefined> {
+  const [uids, gids] = await Promise.all(['uid_map', 'gid_map'].map((f) => readFile(`/proc/self/${f}`, 'utf8').then(parseIdMapFile, () => [])));
+  const total = (ms: { size: number }[]) => ms.reduce((n, m) => n + m.size, 0);
+  if (uids!.length === 0 || (total(uids!) > 1 && total(gids!) > 1)) return undefined;
+  return uids![0]!.hostID;
+}
+
+/**
+ * With one id in the namespace there is no other user to switch to: runc would fail with "unable
+ * to setup user: invalid argument". Refused first, naming the user and what to do instead.
+ */
+async function checkRunUser(rootfs: () => Promise<string>, user: string | undefined): Promise<void> {
+  if (user === undefined || user.trim() === '') return;
+  const owner = await singleIdOwner();
+  if (owner === undefined) return;
+  const resolved = await resolveUser(await rootfs(), user);
+  if (resolved.uid === 0 && resolved.gid === 0) return;
+  throw new UnsupportedError(
+    `run: user "${user}" (uid ${resolved.uid}, gid ${resolved.gid}): this process's user namespace has one id (uid ${owner} has no subordinate ids in /etc/subuid and /etc/subgid), so commands run only as root (0:0); run them as root and set config --user after the last run, or give uid ${owner} subordinate ids`,
   );
 }
 
