@@ -6,7 +6,7 @@
  * namespace, a chown to another id inside it fails (as with rootless buildah without subuids).
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
+import { chown, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
@@ -53,8 +53,10 @@ beforeAll(async () => {
   if (process.geteuid?.() !== 0) throw new Error('test/cli/buildah-unprivileged.test.ts must run as root (it drops to uid 65532 with setpriv)');
   [reg] = await Promise.all([startRegistry({ name: 'buildah-unprivileged' }), ensureBuilt()]);
   work = await cliTempDir('buildah-unpriv');
-  // The temp dirs are 0700 root's: the user must reach its own work dir through them.
-  for (let d = work; d !== dirname(d) && d !== '/tmp'; d = dirname(d)) await chmod(d, 0o755);
+  // The user must reach its own work dir: every directory above it needs o+x (the default /tmp has).
+  for (let d = dirname(work); d !== dirname(d); d = dirname(d)) {
+    if (((await stat(d)).mode & 0o001) === 0) throw new Error(`${d} lacks o+x: uid ${UID} cannot reach ${work} (set TMPDIR to a directory it can)`);
+  }
   base = (await makeBusyboxImage(join(work, 'busybox'), 'bb')).ociRef;
   execFileSync('chmod', ['-R', 'a+rX', join(work, 'busybox')]);
   for (const d of ['src', 'src/tree/sub', 'home', 'store']) await mkdir(join(work, d), { recursive: true });
