@@ -108,7 +108,7 @@ afterAll(async () => {
 const SCRIPT = `c=$(buildah from "$BASE")
 buildah config --env APP_ENV=prod --port 8080 --workingdir /app --cmd '["/app/server"]' --label org.example.flavour="$FLAVOUR" "$c"
 printf 'hello\\n' > greeting.txt
-buildah copy --chmod 0640 "$c" greeting.txt /app/greeting.txt
+buildah copy --chown 1000:1000 --chmod 0640 "$c" greeting.txt /app/greeting.txt
 if buildah run "$c" -- sh -c 'test -f /app/greeting.txt'; then
   buildah run "$c" -- sh -c 'echo present > /app/state'
 else
@@ -147,8 +147,9 @@ describe('ImageBuild: a script source on a real API server', () => {
     // One layer for the commit over the base's (buildah's rule).
     const baseLayers = (JSON.parse((await registryGet(reg, 'base/busybox/manifests/1', MANIFEST)).toString()) as { layers: unknown[] }).layers.length;
     expect(img.layers).toBe(baseLayers + 1);
-    // Owner: the build Pod has no subordinate ids, so its buildah verbs run with one id (docs/imagebuild.md).
-    expect(img.files.get('app/greeting.txt')).toEqual({ listing: '-rw-r----- 0/0', content: 'hello\n' });
+    // Owner: the build Pod has no subordinate ids (one id in its buildah verbs' namespace), and the
+    // commit still writes the owner copy --chown asked for (docs/imagebuild.md).
+    expect(img.files.get('app/greeting.txt')).toEqual({ listing: '-rw-r----- 1000/1000', content: 'hello\n' });
     expect(img.files.get('app/state')?.content).toBe('present\n');
     expect(img.files.has('app/missing-seen')).toBe(false);
     expect(img.files.get('app/checked')?.content).toBe('verified\n');

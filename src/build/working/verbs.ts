@@ -1,10 +1,12 @@
-import { mkdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { HistoryEntry } from '../../oci/config.js';
 import { hostPlatform } from '../../oci/platform.js';
 import { normaliseImageName } from '../../runtime/store/index.js';
 import { DEFAULT_PATH } from '../../runtime/spec.js';
-import { InvalidInputError } from '../../util/errors.js';
+import { InvalidInputError, UnsupportedError } from '../../util/errors.js';
+import { parseIdMapFile } from '../../runtime/idmap.js';
+import { resolveUser } from '../../runtime/users.js';
 import type { AddInstruction, CopyInstruction, RunInstruction } from '../containerfile/index.js';
 import { copyStep } from '../executor/copy-step.js';
 import type { StepLocation } from '../executor/errors.js';
@@ -13,7 +15,9 @@ import { emptyState, stateFromImage, withCompressedLayers, type StageState } fro
 import { LayerCompressor } from '../output/compress.js';
 import { parseDestination, publish } from '../output/destinations.js';
 import { writeImage, type ImageFormat } from '../output/image.js';
+import { writeLayer } from '../layers/tar-writer.js';
 import { applyConfig, type ConfigEdits } from './config.js';
+import { mergeLayerEntries } from './merge-layers.js';
 import { WorkingContainers, type WorkingContainer } from './records.js';
 import { withBuildRun, type WorkingOptions } from './session.js';
 
@@ -95,9 +99,36 @@ export async function runInWorkingContainer(o: WorkingOptions, ref: string, argv
       }
       if (opts.user !== undefined) config.User = opts.user;
       if (opts.workingdir !== undefined) config.WorkingDir = opts.workingdir;
+      await checkRunUser(() => run.rootfs(c.state), config.User);
       const out = await runStep(run, { ...c.state, config }, inst, env, location(c, 'RUN', text));
       return { ...c, state: { ...c.state, layers: out.state.layers } };
     }),
+  );
+}
+
+/**
+ * The one id of this user namespace when it maps a single uid or gid (a non-root caller without
+ * subordinate ids, re-executed as root of its own namespace); undefined otherwise.
+ */
+async function singleIdOwner(): Promise<number | undefined> {
+  const [uids, gids] = await Promise.all(['uid_map', 'gid_map'].map((f) => readFile(`/proc/self/${f}`, 'utf8').then(parseIdMapFile, () => [])));
+  const total = (ms: { size: number }[]) => ms.reduce((n, m) => n + m.size, 0);
+  if (uids!.length === 0 || (total(uids!) > 1 && total(gids!) > 1)) return undefined;
+  return uids![0]!.hostID;
+}
+
+/**
+ * With one id in the namespace there is no other user to switch to: runc would fail with "unable
+ * to setup user: invalid argument". Refused first, naming the user and what to do instead.
+ */
+async function checkRunUser(rootfs: () => Promise<string>, user: string | undefined): Promise<void> {
+  if (user === undefined || user.trim() === '') return;
+  const owner = await singleIdOwner();
+  if (owner === undefined) return;
+  const resolved = await resolveUser(await rootfs(), user);
+  if (resolved.uid === 0 && resolved.gid === 0) return;
+  throw new UnsupportedError(
+    `run: user "${user}" (uid ${resolved.uid}, gid ${resolved.gid}): this process's user namespace has one id (uid ${owner} has no subordinate ids in /etc/subuid and /etc/subgid), so commands run only as root (0:0); run them as root and set config --user after the last run, or give uid ${owner} subordinate ids`,
   );
 }
 
@@ -181,12 +212,13 @@ export async function commitWorkingContainer(o: WorkingOptions, ref: string, ima
       // One layer added (a single run or copy): it is the diff already.
       if (added === 1 && !opts.squash) layers = c.state.layers;
       else if (added > 0 || opts.squash) {
-        const empty = join(run.workDir, 'empty');
-        await mkdir(empty, { recursive: true });
-        const lower = below.layers.length === 0 ? empty : await run.rootfs(below);
-        const upper = c.state.layers.length === 0 ? empty : await run.rootfs(c.state);
-        const { treeDiffLayer } = await import('../layers/diff.js');
-        const layer = await run.adopt(await treeDiffLayer(lower, upper, { ...run.layerOptions(), ...(o.signal ? { signal: o.signal } : {}) }));
+        // The layers added since `below`, merged as their headers state them (owners included:
+        // without subordinate ids the files on disk are all the caller's), contents from the
+        // container's filesystem. Not a diff of the two filesystems, which would lose the owners.
+        const since = c.state.layers.slice(below.layers.length);
+        const upper = since.length === 0 ? '' : await run.rootfs(c.state);
+        const entries = since.length === 0 ? [] : await mergeLayerEntries(o.store.layout, since, upper, { keepWhiteouts: below.layers.length > 0, ...(o.signal ? { signal: o.signal } : {}) });
+        const layer = entries.length === 0 ? undefined : await run.adopt(await writeLayer(entries, { ...run.layerOptions(), ...(o.signal ? { signal: o.signal } : {}) }));
         if (layer) layers = [...below.layers, layer];
       }
       const entry: HistoryEntry = { created, created_by: c.createdBy ?? '/bin/sh' };
