@@ -40,6 +40,13 @@ function wildcardRegex(pattern: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
+/**
+ * The environment variable that carries an administrator's source policy (its JSON text) into a
+ * build Pod: the ImageBuild controller sets it from `--build-source-policy`. `stevedore build`
+ * refuses --source-policy-file while it is set, so a build cannot swap that policy for its own.
+ */
+export const SOURCE_POLICY_ENV = 'STEVEDORE_SOURCE_POLICY';
+
 export class SourcePolicy {
   readonly #rules: Rule[];
   readonly #file: string;
@@ -54,15 +61,20 @@ export class SourcePolicy {
     const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
       throw new InvalidInputError(`--source-policy-file ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
     });
+    return SourcePolicy.parse(text, path);
+  }
+
+  /** Checks a policy document given as text; `where` names it in errors (a file, an environment variable). */
+  static parse(text: string, where: string): SourcePolicy {
     let doc: unknown;
     try {
       doc = JSON.parse(text);
     } catch (err) {
-      throw new InvalidInputError(`${path}: not JSON: ${(err as Error).message}`);
+      throw new InvalidInputError(`${where}: not JSON: ${(err as Error).message}`);
     }
     const rules = (doc as { rules?: unknown })?.rules;
-    if (!Array.isArray(rules)) throw new InvalidInputError(`${path}: want {"rules": [...]}`);
-    return new SourcePolicy(rules.map((r, i) => SourcePolicy.#rule(r, `${path}: rules[${i}]`)), path);
+    if (!Array.isArray(rules)) throw new InvalidInputError(`${where}: want {"rules": [...]}`);
+    return new SourcePolicy(rules.map((r, i) => SourcePolicy.#rule(r, `${where}: rules[${i}]`)), where);
   }
 
   static #rule(raw: unknown, where: string): Rule {

@@ -236,7 +236,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
   const exports = parseOutputs(o.output);
   const secrets = await parseSecrets(o.secret);
   const sshAgents = await parseSsh(o.ssh);
-  const sourcePolicy = o.sourcePolicyFile !== undefined ? await (await import('../build/source-policy.js')).SourcePolicy.load(o.sourcePolicyFile) : undefined;
+  const sourcePolicy = await sourcePolicyFrom(o.sourcePolicyFile, process.env.STEVEDORE_SOURCE_POLICY);
   return {
     ...(cf.file !== undefined ? { file: cf.file } : {}),
     ...(cf.text !== undefined ? { containerfileText: cf.text } : {}),
@@ -266,4 +266,15 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
     pull: pull as PullPolicy,
     runtime: (o.runtime ?? 'runc') as RuntimeName,
   };
+}
+
+/** The policy of --source-policy-file, or of STEVEDORE_SOURCE_POLICY (an administrator's, in a build Pod); never both. */
+async function sourcePolicyFrom(file: string | undefined, env: string | undefined) {
+  if (file === undefined && (env === undefined || env === '')) return undefined;
+  const { SourcePolicy, SOURCE_POLICY_ENV } = await import('../build/source-policy.js');
+  if (env !== undefined && env !== '') {
+    if (file !== undefined) throw new InvalidInputError(`--source-policy-file cannot be given while ${SOURCE_POLICY_ENV} sets the source policy`);
+    return SourcePolicy.parse(env, SOURCE_POLICY_ENV);
+  }
+  return SourcePolicy.load(file!);
 }

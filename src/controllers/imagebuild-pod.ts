@@ -11,6 +11,7 @@ import type { ImageBuild } from '../k8s/api/imagebuild.js';
 import { cacheArgs } from './imagebuild-cache.js';
 import { scriptContainers } from './imagebuild-pod-script.js';
 import { parseDuration } from '../util/duration.js';
+import { SOURCE_POLICY_ENV } from '../build/source-policy.js';
 
 export const LABEL_BUILD = 'stevedore.dev/imagebuild';
 export const LABEL_BUILD_UID = 'stevedore.dev/imagebuild-uid';
@@ -54,6 +55,12 @@ export interface BuildPodOptions {
    * repository followed by `/cache`.
    */
   cacheRepository?: string;
+  /**
+   * The administrator's BuildKit source policy (JSON text, checked at start-up), given to every
+   * Containerfile build as STEVEDORE_SOURCE_POLICY. Script builds are refused while it is set: a
+   * script picks its images itself, in shell code the tenant writes.
+   */
+  sourcePolicy?: string;
 }
 
 /** A Pod name for the generation: `<name>-build-<generation>[-<request hash>]`, shortened with a hash when too long for a hostname. */
@@ -266,7 +273,12 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
     if (sign.volume) volumes.push(sign.volume);
     buildArgs.push(...(o.extraBuildArgs ?? []), contextDir);
 
-    return common({ name: 'build', args: buildArgs, volumeMounts: [...workspaceMounts, ...authMounts, ...(sign.mount ? [sign.mount] : [])] });
+    return common({
+      name: 'build',
+      args: buildArgs,
+      volumeMounts: [...workspaceMounts, ...authMounts, ...(sign.mount ? [sign.mount] : [])],
+      ...(o.sourcePolicy ? { env: [{ name: SOURCE_POLICY_ENV, value: o.sourcePolicy }] } : {}),
+    });
   };
   // RUN steps (and a script's `buildah run`) mount a new procfs for the step's container; the
   // kernel refuses that while the Pod's /proc has masked (over-mounted) paths. Unmasked is allowed

@@ -300,6 +300,9 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     checkReferences(obj, this.#o.pod.cacheRepository);
     const scriptProblem = scriptSpecProblem(obj.spec);
     if (scriptProblem) throw buildErrors.stalled('InvalidSpec', scriptProblem);
+    if (obj.spec.source.script && this.#o.pod.sourcePolicy) {
+      throw buildErrors.stalled('InvalidSpec', 'spec.source.script: script builds are refused while the administrator’s source policy is set (a script picks its images itself, out of the policy’s reach); use a Containerfile');
+    }
     // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
     const signing = obj.spec.signing ? [{ role: 'signing', name: obj.spec.signing.secretRef.name }] : [];
     for (const ref of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {

@@ -107,4 +107,23 @@ describe('stevedore build --source-policy-file', () => {
     expect(denied.code).toBe(125);
     expect(denied.stderr).toMatch(/source docker-image:\/\/127\.0\.0\.1:\d+\/untrusted\/x:1 is denied by .*cli-policy\.json.*\[SOURCE_DENIED\]/);
   }, 180_000);
+
+  it('obeys an administrator\'s policy in STEVEDORE_SOURCE_POLICY (as a build Pod gets it), which --source-policy-file cannot replace', async () => {
+    const adminPolicy = JSON.stringify({ rules: [{ action: 'DENY', selector: { identifier: `docker-image://${reg.host}/untrusted/*`, matchType: 'WILDCARD' } }] });
+    const ctx = await cliTempDir('admin-policy-ctx');
+    await writeFile(join(ctx, 'Containerfile'), `FROM ${reg.host}/untrusted/x:1\n`);
+    const env = { STEVEDORE_SOURCE_POLICY: adminPolicy };
+    const denied = await stevedore(['build', '--root', join(work, 'store3'), '--tls-verify=false', ctx], { env, timeoutMs: 120_000 });
+    expect(denied.code).toBe(125);
+    expect(denied.stderr).toMatch(/untrusted\/x:1 is denied by STEVEDORE_SOURCE_POLICY.*\[SOURCE_DENIED\]/);
+    // A build (a tenant's extra flags, say) cannot swap in a policy of its own.
+    const own = join(work, 'allow-all.json');
+    await writeFile(own, JSON.stringify({ rules: [] }));
+    const swapped = await stevedore(['build', '--root', join(work, 'store3'), '--tls-verify=false', '--source-policy-file', own, ctx], { env, timeoutMs: 120_000 });
+    expect(swapped.code).toBe(125);
+    expect(swapped.stderr).toContain('--source-policy-file cannot be given while STEVEDORE_SOURCE_POLICY sets the source policy');
+    const broken = await stevedore(['build', '--root', join(work, 'store3'), '--tls-verify=false', ctx], { env: { STEVEDORE_SOURCE_POLICY: '{"rules": 1}' }, timeoutMs: 120_000 });
+    expect(broken.code).toBe(125);
+    expect(broken.stderr).toContain('STEVEDORE_SOURCE_POLICY: want {"rules": [...]}');
+  }, 180_000);
 });

@@ -4,7 +4,7 @@
 // Security Standard, and values.schema.json refuses bad values. The rendered RBAC is then applied to a
 // real API server and checked with SelfSubjectAccessReviews made with the chart ServiceAccount's token.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -216,6 +216,27 @@ describe('charts/stevedore', () => {
     const badRepo = await helm('template', RELEASE, CHART, '--set', 'buildPods.cacheRepository=Cache Repo');
     expect(badRepo.code).not.toBe(0);
     expect(badRepo.stderr).toContain('cacheRepository');
+  });
+
+  it('renders buildPods.sourcePolicy into a ConfigMap the controller reads with --build-source-policy', async () => {
+    const policy = { rules: [{ action: 'DENY', selector: { identifier: 'docker-image://docker.io/*', matchType: 'WILDCARD' } }] };
+    const values = join(tmpdir(), `stevedore-chart-source-policy-${process.pid}.yaml`);
+    writeFileSync(values, `buildPods:\n  sourcePolicy: ${JSON.stringify(policy)}\n`);
+    try {
+      const objs = await render('--values', values);
+      const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `${RELEASE}-source-policy`) as K8sObject & { data: Record<string, string> };
+      expect(cm, 'the source-policy ConfigMap').toBeDefined();
+      expect(JSON.parse(cm.data['policy.json']!)).toEqual(policy);
+      const pod = (one(objs, 'Deployment') as Deployment).spec.template.spec as PodSpec & { volumes: Array<{ name: string; configMap?: { name: string } }>; containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }> };
+      expect(pod.containers[0]!.args).toContain('--build-source-policy=/etc/stevedore/source-policy/policy.json');
+      expect(pod.volumes.find((v) => v.name === 'source-policy')!.configMap).toEqual({ name: `${RELEASE}-source-policy` });
+      expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'source-policy', mountPath: '/etc/stevedore/source-policy', readOnly: true });
+    } finally {
+      rmSync(values, { force: true });
+    }
+    const none = await render();
+    expect(none.filter((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-source-policy'))).toEqual([]);
+    expect((one(none, 'Deployment') as Deployment).spec.template.spec.containers[0]!.args.some((a) => a.startsWith('--build-source-policy'))).toBe(false);
   });
 
   it('runs the controller with leader election, two replicas, probes and POD_NAMESPACE', async () => {

@@ -77,6 +77,15 @@ describe('build Pod spec', () => {
     expect(plain.spec!.containers[0]!.args).not.toContain('--compression-format');
   });
 
+  it('gives the administrator\'s source policy to a Containerfile build as STEVEDORE_SOURCE_POLICY, and to no other container', () => {
+    const policy = '{"rules":[{"action":"DENY","selector":{"identifier":"docker-image://docker.io/*","matchType":"WILDCARD"}}]}';
+    const pod = buildPod(ib({ source: { git: { url: 'https://git.example/app.git' } }, output: { image: 'reg.example/app:1' } }), { ...OPTS, sourcePolicy: policy });
+    expect(pod.spec!.containers[0]!.env).toContainEqual({ name: 'STEVEDORE_SOURCE_POLICY', value: policy });
+    for (const c of pod.spec!.initContainers!) expect((c.env ?? []).map((e) => e.name)).not.toContain('STEVEDORE_SOURCE_POLICY');
+    const without = buildPod(ib({ source: { git: { url: 'https://git.example/app.git' } }, output: { image: 'reg.example/app:1' } }), OPTS);
+    expect((without.spec!.containers[0]!.env ?? []).map((e) => e.name)).not.toContain('STEVEDORE_SOURCE_POLICY');
+  });
+
   it('locks the Pod down: own user namespace, non-root, no token, no capabilities, read-only root', () => {
     const pod = buildPod(ib({}), OPTS);
     expect(pod.spec).toMatchObject({ hostUsers: false, automountServiceAccountToken: false, enableServiceLinks: false, restartPolicy: 'Never' });

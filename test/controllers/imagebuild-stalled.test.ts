@@ -47,7 +47,7 @@ async function patch(name: string, body: object): Promise<ImageBuild> {
 }
 
 /** A controller process (stopped first if one runs): its first list reconciles every ImageBuild. */
-async function startController(): Promise<void> {
+async function startController(buildPods: { sourcePolicy?: string } = {}): Promise<void> {
   if (current) {
     current.stop.abort();
     await current.running;
@@ -63,7 +63,7 @@ async function startController(): Promise<void> {
     namespace: NS,
     queue: { backoff: { baseMs: 100, maxMs: 1_000, jitter: 0.1 } },
     processMetrics: false,
-    buildPods: { image: 'stevedore.test/stevedore:dev' },
+    buildPods: { image: 'stevedore.test/stevedore:dev', ...buildPods },
     log: pino({ level: 'info' }, sink),
   });
   const stop = new AbortController();
@@ -101,6 +101,8 @@ describe('ImageBuild: an input that can never succeed', () => {
     await waitFor('control retried', async () => attempts('waits'), (n) => n >= 3, 15_000);
 
     // Not retried: several backoff periods (100 ms doubling to 1 s) later, no attempt and no write.
+    // (The stalled attempt's log line comes after the status patch just seen: wait for it first.)
+    await waitFor('stalled attempt logged', async () => attempts('bad-output'), (n) => n >= 1, 10_000);
     const logged = attempts('bad-output');
     expect(logged).toBe(1);
     await sleep(2_500);
@@ -127,5 +129,19 @@ describe('ImageBuild: an input that can never succeed', () => {
     const building = await waitFor('Building', get('bad-output'), (o) => o.status?.observedGeneration === fixed.metadata.generation && cond(o, 'Reconciling')?.reason === 'Building', 15_000);
     expect(cond(building, 'Stalled')).toBeUndefined();
     expect(await pods('bad-output-')).toEqual([building.status!.podName]);
+  });
+});
+
+describe('ImageBuild: the administrator\'s source policy', () => {
+  it('refuses a script build while a source policy is set (a script picks its images itself): Stalled InvalidSpec, no Pod', async () => {
+    await startController({ sourcePolicy: JSON.stringify({ rules: [{ action: 'DENY', selector: { identifier: 'docker-image://docker.io/*', matchType: 'WILDCARD' } }] }) });
+    const created = await create('script-under-policy', {
+      source: { script: { inline: 'c=$(buildah from docker.io/library/busybox:1.36)\nbuildah commit "$c" "$IMAGE"\n' } },
+      output: { image: `${REGISTRY}/team/script:1` },
+    });
+    const b = await waitFor('Stalled', get('script-under-policy'), (o) => cond(o, 'Stalled')?.status === 'True' && o.status?.observedGeneration === created.metadata.generation, 20_000);
+    expect(cond(b, 'Stalled')).toMatchObject({ reason: 'InvalidSpec' });
+    expect(cond(b, 'Stalled')!.message).toContain('script builds are refused while the administrator’s source policy is set');
+    expect(await pods('script-under-policy-')).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -25,6 +26,7 @@ interface ControllerFlags {
   buildPodAllowedSchedulingKeys?: string[];
   buildCacheRepository?: string;
   minBaseImagePoll?: number;
+  buildSourcePolicy?: string;
 }
 
 /** `a,b,c` → ['a','b','c'] (repeatable: values accumulate). */
@@ -53,6 +55,16 @@ function cacheRepositoryTemplate(v: string): string {
     throw new InvalidInputError(`--build-cache-repository "${v}": must be a repository (no tag or digest), with {namespace} and {name} as its only placeholders`);
   }
   return v;
+}
+
+/** The administrator's source policy, checked as the builder will read it, as compact JSON for the build Pods. */
+async function readSourcePolicy(file: string): Promise<string> {
+  const { SourcePolicy } = await import('../../build/source-policy.js');
+  const path = resolve(file);
+  await SourcePolicy.load(path).catch((err: unknown) => {
+    throw new InvalidInputError(`--build-source-policy: ${(err as Error).message}`, { cause: err });
+  });
+  return JSON.stringify(JSON.parse(await readFile(path, 'utf8')));
 }
 
 /** A Go duration, at least 1s (a shorter base-image poll would make every ImageBuild a registry load generator). */
@@ -89,11 +101,14 @@ export function registerController(program: Command): void {
     .option('--build-seccomp-profile <profile>', 'seccomp of build Pods: RuntimeDefault (default), Unconfined, or localhost/<profile>')
     .option('--build-pod-allowed-scheduling-keys <keys>', 'node label and taint keys an ImageBuild’s nodeSelector and tolerations may name, comma-separated (default: none; control-plane keys are always refused)', keyList)
     .option('--build-cache-repository <template>', 'cache repository of ImageBuilds with spec.cache: {} and no repository, {namespace} and {name} replaced (default: <output repository>/cache)', cacheRepositoryTemplate)
+    .option('--build-source-policy <file>', 'a BuildKit source policy (JSON) every Containerfile build obeys (pin or deny images and URLs); script builds are refused while it is set')
     .option('--min-base-image-poll <duration>', 'shortest spec.rebuild.interval honoured when polling base images (default 1m)', pollMinimum)
     .option('--layout-root <dir>', 'ImageMirror OCI layouts: volumes mounted here as <namespace>/<claimName> (default: layouts unavailable)')
     .action(async (o: ControllerFlags) => {
       // Loaded here, not at the top: @kubernetes/client-node is slow to import, and every other
       // verb (copy, inspect, run) must not pay for it at start-up.
+      // Checked before anything starts: a policy that does not parse would fail every build.
+      const sourcePolicy = o.buildSourcePolicy !== undefined ? await readSourcePolicy(o.buildSourcePolicy) : undefined;
       const { KubeConfig } = await import('@kubernetes/client-node');
       const { createControllerManager } = await import('../../controllers/setup.js');
       const kubeConfig = new KubeConfig();
@@ -115,6 +130,7 @@ export function registerController(program: Command): void {
           ...(o.buildRunAsUser !== undefined ? { runAsUser: o.buildRunAsUser } : {}),
           ...(o.buildSeccompProfile ? { seccompProfile: seccompProfile(o.buildSeccompProfile) } : {}),
           ...(o.buildCacheRepository ? { cacheRepository: o.buildCacheRepository } : {}),
+          ...(sourcePolicy ? { sourcePolicy } : {}),
         },
         leaderElection: o.leaderElect
           ? { namespace: o.leaderElectionNamespace ?? ownNamespace(), name: o.leaderElectionId }
