@@ -18,6 +18,7 @@ import type { Digest } from './digest.js';
 import { Crc64Iso } from './crc64.js';
 import { InvalidInputError } from '../util/errors.js';
 import { encodeFooter, positionAnnotations, SKIPPABLE_MAGIC, TOC_TYPE_CRFS, type Toc, type TocEntry, type ZstdChunkedPositions } from './zstd-chunked-format.js';
+import { rfc3339Seconds } from '../util/time.js';
 
 interface TarHeader {
   name: string;
@@ -157,7 +158,7 @@ function paxRecords(data: Buffer, what: string): Map<string, Buffer> {
 
 /** Whole seconds as Go marshals a UTC time (RFC 3339, no fraction when there is none). */
 function rfc3339(seconds: number, fraction = ''): string {
-  const base = new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, '');
+  const base = rfc3339Seconds(new Date(seconds * 1000)).slice(0, -1);
   const frac = fraction.replace(/0+$/, '');
   return `${base}${frac ? `.${frac}` : ''}Z`;
 }
