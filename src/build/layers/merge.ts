@@ -3,12 +3,11 @@ import { lstat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
-import { openDecompressed, resolveParentInRoot } from '../../runtime/unpack/index.js';
-import { parseEntry, type RawHeader } from '../../runtime/unpack/entry.js';
+import { openDecompressed, parseEntry, resolveParentInRoot, type RawHeader } from '../../runtime/unpack/index.js';
 import { NotFoundError } from '../../util/errors.js';
 import { tarStream } from '../../util/tar/tar-stream.js';
-import { OPAQUE_MARKER, WHITEOUT_PREFIX, type LayerEntry } from '../layers/entry.js';
-import { entryFromStat } from '../layers/fs-entry.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, type LayerEntry } from './entry.js';
+import { entryFromStat } from './fs-entry.js';
 
 /** What the merge needs of a layer: where its blob is. */
 export interface MergeInput {
@@ -51,7 +50,7 @@ async function headersOf(layout: OciLayout, digest: string, signal?: AbortSignal
  * from `rootfs` (the filesystem with all of them applied).
  *
  * Owners come from the headers, not from `rootfs`: without subordinate ids every file on disk is
- * the caller's, while the layers `copy --chown` wrote carry the owners asked for. `keepWhiteouts`
+ * the caller's, while the layers of a `--chown` copy carry the owners asked for. `keepWhiteouts`
  * false drops whiteouts (nothing below the merged layer to remove from).
  */
 export async function mergeLayerEntries(layout: OciLayout, layers: readonly MergeInput[], rootfs: string, opts: { keepWhiteouts: boolean; signal?: AbortSignal }): Promise<LayerEntry[]> {
@@ -124,7 +123,7 @@ export async function mergeLayerEntries(layout: OciLayout, layers: readonly Merg
     const { path } = await resolveParentInRoot(rootfs, e.name.split('/'));
     const st = await lstat(path).catch(() => undefined);
     const disk = st?.isFile() ? await entryFromStat(e.name, path, st) : undefined;
-    if (!disk) throw new NotFoundError(`${e.name}: in a layer of the working container but not a file in its filesystem (${path})`);
+    if (!disk) throw new NotFoundError(`${e.name}: in a layer being merged but not a file in the filesystem they make (${path})`);
     out.push({ ...disk, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime });
   }
   return out;
