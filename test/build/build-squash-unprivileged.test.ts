@@ -50,7 +50,7 @@ beforeAll(async () => {
   execFileSync('chmod', ['-R', 'a+rX', join(work, 'busybox')]);
   for (const d of ['src', 'home', 'store', 'out']) await mkdir(join(work, d), { recursive: true });
   await writeFile(join(work, 'src', 'f'), 'owned\n', { mode: 0o640 });
-  await writeFile(join(work, 'src', 'Containerfile'), `FROM ${base}\nCOPY --chown=1000:1000 f /f\nRUN echo ran > /ran && rm /bin/false\n`);
+  await writeFile(join(work, 'src', 'Containerfile'), `FROM ${base}\nCOPY --chown=1000:1000 f /f\nCOPY f /gone\nRUN echo ran > /ran && rm /bin/false /gone\n`);
   execFileSync('chown', ['-R', `${UID}:${UID}`, join(work, 'src'), join(work, 'home'), join(work, 'store'), join(work, 'out')]);
   await chown(work, UID, UID);
 }, 120_000);
@@ -60,7 +60,7 @@ afterAll(async () => {
 });
 
 describe('stevedore build --squash without subordinate ids', () => {
-  it('keeps COPY --chown owners in the one squashed layer, with a RUN step after it', async () => {
+  it('keeps COPY --chown owners in the one squashed layer, with a RUN step after it; what the steps added and removed leaves no whiteout', async () => {
     const out = join(work, 'out', 'layout');
     const r = await asUser('build', '-q', '--squash', '-t', `oci:${out}:sq`, '.');
     expect(r.code, r.stderr).toBe(0);
@@ -71,5 +71,7 @@ describe('stevedore build --squash without subordinate ids', () => {
     // What RUN wrote is root's (the only id in the namespace); its deletion is a whiteout.
     expect(top.get('ran')).toBe('-rw-r--r-- 0/0');
     expect(top.has('bin/.wh.false')).toBe(true);
+    // A file the squashed steps added and removed leaves nothing, not even a whiteout naming it.
+    expect([...top.keys()].filter((k) => k.includes('gone'))).toEqual([]);
   }, 300_000);
 });

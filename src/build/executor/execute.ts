@@ -114,7 +114,7 @@ async function squashed(run: BuildRun, base: StageState, state: StageState): Pro
   if (added <= 1) return state;
   const [{ mergeLayerEntries }, { writeLayer }] = await Promise.all([import('../layers/merge.js'), import('../layers/tar-writer.js')]);
   const signal = run.opts.signal ? { signal: run.opts.signal } : {};
-  const entries = await mergeLayerEntries(run.opts.store.layout, state.layers.slice(base.layers.length), await run.rootfs(state), { keepWhiteouts: base.layers.length > 0, ...signal });
+  const entries = await mergeLayerEntries(run.opts.store.layout, state.layers.slice(base.layers.length), await run.rootfs(state), { keepWhiteouts: base.layers.length > 0, ...(base.layers.length > 0 ? { lower: await run.rootfs(base) } : {}), ...signal });
   const layer = entries.length === 0 ? undefined : await run.adopt(await writeLayer(entries, { ...run.layerOptions(), ...signal }));
   const newHistory = state.history.slice(base.history.length).map((h) => ({ ...h, empty_layer: true }));
   const entry = { created: run.created, created_by: `stevedore build --squash: ${added} layers as one`, ...(layer ? {} : { empty_layer: true }) };

@@ -27,6 +27,15 @@ function devNumbers(header: RawHeader): { devmajor: number; devminor: number } {
   return { devmajor: h.devmajor ?? 0, devminor: h.devminor ?? 0 };
 }
 
+/** Whether what the whiteout or opaque marker `name` removes is in `lower` (resolved inside it). */
+async function existsBelow(lower: string, name: string): Promise<boolean> {
+  const base = baseOf(name);
+  const target = base === OPAQUE_MARKER ? parentOf(name) : join2(parentOf(name), base.slice(WHITEOUT_PREFIX.length));
+  if (target === '') return true;
+  const { path } = await resolveParentInRoot(lower, target.split('/'));
+  return (await lstat(path).catch(() => undefined)) !== undefined;
+}
+
 /** Every tar header of one stored layer (any compression), in order; contents are skipped. */
 async function headersOf(layout: OciLayout, digest: string, signal?: AbortSignal): Promise<RawHeader[]> {
   const { source, decompressor } = await openDecompressed(createReadStream(layout.blobPath(digest as Digest)), 'auto');
@@ -51,9 +60,11 @@ async function headersOf(layout: OciLayout, digest: string, signal?: AbortSignal
  *
  * Owners come from the headers, not from `rootfs`: without subordinate ids every file on disk is
  * the caller's, while the layers of a `--chown` copy carry the owners asked for. `keepWhiteouts`
- * false drops whiteouts (nothing below the merged layer to remove from).
+ * false drops whiteouts (nothing below the merged layer to remove from). With `lower` (the
+ * filesystem below the merged layer), a whiteout or opaque marker for what is not there is dropped
+ * too: a file one of the layers added and a later one removed leaves no trace, not even its name.
  */
-export async function mergeLayerEntries(layout: OciLayout, layers: readonly MergeInput[], rootfs: string, opts: { keepWhiteouts: boolean; signal?: AbortSignal }): Promise<LayerEntry[]> {
+export async function mergeLayerEntries(layout: OciLayout, layers: readonly MergeInput[], rootfs: string, opts: { keepWhiteouts: boolean; lower?: string; signal?: AbortSignal }): Promise<LayerEntry[]> {
   const merged = new Map<string, LayerEntry>();
   const dropBelow = (name: string): void => {
     const prefix = `${name}/`;
@@ -111,7 +122,7 @@ export async function mergeLayerEntries(layout: OciLayout, layers: readonly Merg
   const out: LayerEntry[] = [];
   for (const e of merged.values()) {
     if (e.type === 'whiteout') {
-      if (opts.keepWhiteouts) out.push(e);
+      if (opts.keepWhiteouts && (opts.lower === undefined || (await existsBelow(opts.lower, e.name)))) out.push(e);
       continue;
     }
     if (e.type !== 'file') {
