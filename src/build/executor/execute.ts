@@ -103,16 +103,19 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
 }
 
 /**
- * `--squash` (buildah's): the layers the stage added on its base become one layer, the tree
- * difference between the base's filesystem and the stage's. The stage's history entries stay,
- * marked empty, and one entry names the squashed layer.
+ * `--squash` (buildah's): the layers the stage added on its base become one layer, merged from
+ * their own tar headers (owners included: without subordinate ids every file on disk is the
+ * caller's, while the layers of `COPY --chown` carry the owners asked for), contents read from the
+ * stage's filesystem. The stage's history entries stay, marked empty, and one entry names the
+ * squashed layer.
  */
 async function squashed(run: BuildRun, base: StageState, state: StageState): Promise<StageState> {
   const added = state.layers.length - base.layers.length;
   if (added <= 1) return state;
-  const { treeDiffLayer } = await import('../layers/diff.js');
-  const file = await treeDiffLayer(await run.rootfs(base), await run.rootfs(state), { ...run.layerOptions(), ...(run.opts.signal ? { signal: run.opts.signal } : {}) });
-  const layer = await run.adopt(file);
+  const [{ mergeLayerEntries }, { writeLayer }] = await Promise.all([import('../layers/merge.js'), import('../layers/tar-writer.js')]);
+  const signal = run.opts.signal ? { signal: run.opts.signal } : {};
+  const entries = await mergeLayerEntries(run.opts.store.layout, state.layers.slice(base.layers.length), await run.rootfs(state), { keepWhiteouts: base.layers.length > 0, ...(base.layers.length > 0 ? { lower: await run.rootfs(base) } : {}), ...signal });
+  const layer = entries.length === 0 ? undefined : await run.adopt(await writeLayer(entries, { ...run.layerOptions(), ...signal }));
   const newHistory = state.history.slice(base.history.length).map((h) => ({ ...h, empty_layer: true }));
   const entry = { created: run.created, created_by: `stevedore build --squash: ${added} layers as one`, ...(layer ? {} : { empty_layer: true }) };
   return { ...state, layers: [...base.layers, ...(layer ? [layer] : [])], history: [...base.history, ...newHistory, entry] };

@@ -15,9 +15,9 @@ import { emptyState, stateFromImage, withCompressedLayers, type StageState } fro
 import { LayerCompressor } from '../output/compress.js';
 import { parseDestination, publish } from '../output/destinations.js';
 import { writeImage, type ImageFormat } from '../output/image.js';
+import { mergeLayerEntries } from '../layers/merge.js';
 import { writeLayer } from '../layers/tar-writer.js';
 import { applyConfig, type ConfigEdits } from './config.js';
-import { mergeLayerEntries } from './merge-layers.js';
 import { WorkingContainers, type WorkingContainer } from './records.js';
 import { withBuildRun, type WorkingOptions } from './session.js';
 

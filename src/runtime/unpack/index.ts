@@ -31,6 +31,7 @@ export {
   type Compression,
   type CompressionChoice,
 } from './decompress.js';
+export { parseEntry, type RawHeader } from './entry.js';
 export { AUFS_META_PREFIX, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './whiteout.js';
 export {
   DEFAULT_MAX_BYTES,

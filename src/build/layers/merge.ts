@@ -3,12 +3,11 @@ import { lstat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
-import { openDecompressed, resolveParentInRoot } from '../../runtime/unpack/index.js';
-import { parseEntry, type RawHeader } from '../../runtime/unpack/entry.js';
+import { openDecompressed, parseEntry, resolveParentInRoot, type RawHeader } from '../../runtime/unpack/index.js';
 import { NotFoundError } from '../../util/errors.js';
 import { tarStream } from '../../util/tar/tar-stream.js';
-import { OPAQUE_MARKER, WHITEOUT_PREFIX, type LayerEntry } from '../layers/entry.js';
-import { entryFromStat } from '../layers/fs-entry.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, type LayerEntry } from './entry.js';
+import { entryFromStat } from './fs-entry.js';
 
 /** What the merge needs of a layer: where its blob is. */
 export interface MergeInput {
@@ -26,6 +25,15 @@ function whiteoutEntry(name: string, mtime: number): LayerEntry {
 function devNumbers(header: RawHeader): { devmajor: number; devminor: number } {
   const h = header as RawHeader & { devmajor?: number; devminor?: number };
   return { devmajor: h.devmajor ?? 0, devminor: h.devminor ?? 0 };
+}
+
+/** Whether what the whiteout or opaque marker `name` removes is in `lower` (resolved inside it). */
+async function existsBelow(lower: string, name: string): Promise<boolean> {
+  const base = baseOf(name);
+  const target = base === OPAQUE_MARKER ? parentOf(name) : join2(parentOf(name), base.slice(WHITEOUT_PREFIX.length));
+  if (target === '') return true;
+  const { path } = await resolveParentInRoot(lower, target.split('/'));
+  return (await lstat(path).catch(() => undefined)) !== undefined;
 }
 
 /** Every tar header of one stored layer (any compression), in order; contents are skipped. */
@@ -51,10 +59,12 @@ async function headersOf(layout: OciLayout, digest: string, signal?: AbortSignal
  * from `rootfs` (the filesystem with all of them applied).
  *
  * Owners come from the headers, not from `rootfs`: without subordinate ids every file on disk is
- * the caller's, while the layers `copy --chown` wrote carry the owners asked for. `keepWhiteouts`
- * false drops whiteouts (nothing below the merged layer to remove from).
+ * the caller's, while the layers of a `--chown` copy carry the owners asked for. `keepWhiteouts`
+ * false drops whiteouts (nothing below the merged layer to remove from). With `lower` (the
+ * filesystem below the merged layer), a whiteout or opaque marker for what is not there is dropped
+ * too: a file one of the layers added and a later one removed leaves no trace, not even its name.
  */
-export async function mergeLayerEntries(layout: OciLayout, layers: readonly MergeInput[], rootfs: string, opts: { keepWhiteouts: boolean; signal?: AbortSignal }): Promise<LayerEntry[]> {
+export async function mergeLayerEntries(layout: OciLayout, layers: readonly MergeInput[], rootfs: string, opts: { keepWhiteouts: boolean; lower?: string; signal?: AbortSignal }): Promise<LayerEntry[]> {
   const merged = new Map<string, LayerEntry>();
   const dropBelow = (name: string): void => {
     const prefix = `${name}/`;
@@ -112,7 +122,7 @@ export async function mergeLayerEntries(layout: OciLayout, layers: readonly Merg
   const out: LayerEntry[] = [];
   for (const e of merged.values()) {
     if (e.type === 'whiteout') {
-      if (opts.keepWhiteouts) out.push(e);
+      if (opts.keepWhiteouts && (opts.lower === undefined || (await existsBelow(opts.lower, e.name)))) out.push(e);
       continue;
     }
     if (e.type !== 'file') {
@@ -124,7 +134,7 @@ export async function mergeLayerEntries(layout: OciLayout, layers: readonly Merg
     const { path } = await resolveParentInRoot(rootfs, e.name.split('/'));
     const st = await lstat(path).catch(() => undefined);
     const disk = st?.isFile() ? await entryFromStat(e.name, path, st) : undefined;
-    if (!disk) throw new NotFoundError(`${e.name}: in a layer of the working container but not a file in its filesystem (${path})`);
+    if (!disk) throw new NotFoundError(`${e.name}: in a layer being merged but not a file in the filesystem they make (${path})`);
     out.push({ ...disk, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime });
   }
   return out;
