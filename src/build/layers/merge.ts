@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
+import { pipeline, type Readable } from 'node:stream';
 import type { Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { openDecompressed, parseEntry, resolveParentInRoot, type RawHeader } from '../../runtime/unpack/index.js';
 import { NotFoundError } from '../../util/errors.js';
-import { tarStream } from '../../util/tar/tar-stream.js';
+import { readTar } from '../../util/tar/read.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, type LayerEntry } from './entry.js';
 import { entryFromStat } from './fs-entry.js';
 
@@ -39,16 +39,20 @@ async function existsBelow(lower: string, name: string): Promise<boolean> {
 /** Every tar header of one stored layer (any compression), in order; contents are skipped. */
 async function headersOf(layout: OciLayout, digest: string, signal?: AbortSignal): Promise<RawHeader[]> {
   const { source, decompressor } = await openDecompressed(createReadStream(layout.blobPath(digest as Digest)), 'auto');
-  const extract = tarStream().extract();
+  let tarBytes: Readable = source;
+  if (decompressor) {
+    tarBytes = decompressor;
+    // Errors reach the reader through the decompressor, which the pipeline destroys with them.
+    pipeline(source, decompressor, () => undefined);
+  }
   const headers: RawHeader[] = [];
-  extract.on('entry', (header, stream, next) => {
-    headers.push(header as RawHeader);
-    stream.on('end', next);
-    stream.resume();
-  });
-  const opts = signal ? { signal } : {};
-  if (decompressor) await pipeline(source, decompressor, extract, opts);
-  else await pipeline(source, extract, opts);
+  await readTar(
+    tarBytes,
+    async (entry) => {
+      headers.push(entry.header as RawHeader);
+    },
+    signal ? { signal, onFail: () => source.destroy() } : { onFail: () => source.destroy() },
+  );
   return headers;
 }
 
