@@ -54,15 +54,11 @@ manifests: node-modules ## Generate the CRDs (crds/ and the chart's copy) from t
 
 generate: manifests ## Regenerate every generated file (today: the CRDs; no code is generated)
 
-# Files `make fmt` formats: by default the TypeScript/JSON files changed or added in the work tree,
-# so a run never reformats code nobody touched (`make fmt FMT_FILES=src` for a whole folder).
-FMT_FILES ?= $(shell git diff --name-only --diff-filter=d HEAD -- '*.ts' '*.js' '*.json'; git ls-files --others --exclude-standard -- '*.ts' '*.js' '*.json')
+fmt: node-modules ## Format every file Biome covers (biome.json: src, test, hack, bin) in place
+	$(NODE_BIN)/biome format --write
 
-fmt: node-modules ## Format changed files with Biome (FMT_FILES=... for others); not part of lint yet
-	@if [ -n "$(strip $(FMT_FILES))" ]; then $(NODE_BIN)/biome format --write --no-errors-on-unmatched $(FMT_FILES); else echo "fmt: no changed files"; fi
-
-lint: node-modules ## Lint with Biome (correctness rules in biome.json; formatting is not checked)
-	$(NODE_BIN)/biome lint
+lint: node-modules ## Lint and check formatting with Biome (rules in biome.json); `make fmt` fixes the formatting
+	$(NODE_BIN)/biome check
 
 clean: ## Remove build output (not the tool cache)
 	rm -rf dist

@@ -18,7 +18,9 @@ if (major < needed) {
 // command (a copy that finds every blob present, a run of `true`).
 module.enableCompileCache?.();
 
-import('../dist/cli/main.js').then((m) => m.main(process.argv)).catch((err) => {
-  console.error(`stevedore: ${err?.message ?? err}`);
-  process.exit(125);
-});
+import('../dist/cli/main.js')
+  .then((m) => m.main(process.argv))
+  .catch((err) => {
+    console.error(`stevedore: ${err?.message ?? err}`);
+    process.exit(125);
+  });

@@ -30,24 +30,30 @@ try {
     if (Number(a) === 0) {
       await copyReference(parseImageName(base.ociRef), parseImageName(`docker://${registry}/${target}`));
     } else {
-    const fat = await makeRandomImage({ layers: Number(a), layerSize: Number(b) * 1024 * 1024, layoutDir: join(dir, 'fat'), ref: 'fat', platform: base.platform });
-    // One image: the busybox layer first, then the random ones; blobs are linked into one layout.
-    const layout = await OciLayout.open(join(dir, 'fat'));
-    for (const d of [base.configDescriptor, ...base.layers]) {
-      await layout.writeBlob(createReadStream(join(dir, 'base', 'blobs', 'sha256', d.digest.slice(7))), d);
-    }
-    const config = { ...base.config, rootfs: { type: 'layers' as const, diff_ids: [...base.diffIds, ...fat.diffIds] } };
-    const configBytes = Buffer.from(JSON.stringify(config));
-    const configDigest = await layout.writeBlobBytes(configBytes);
-    const raw = encodeManifest({
-      schemaVersion: 2,
-      mediaType: MediaType.OciManifest,
-      config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
-      layers: [...base.layers, ...fat.layers],
-    });
-    await layout.writeBlobBytes(raw.bytes, raw.digest);
-    await layout.setRef({ mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length }, 'runnable');
-    await copyReference(parseImageName(`oci:${join(dir, 'fat')}:runnable`), parseImageName(`docker://${registry}/${target}`));
+      const fat = await makeRandomImage({
+        layers: Number(a),
+        layerSize: Number(b) * 1024 * 1024,
+        layoutDir: join(dir, 'fat'),
+        ref: 'fat',
+        platform: base.platform,
+      });
+      // One image: the busybox layer first, then the random ones; blobs are linked into one layout.
+      const layout = await OciLayout.open(join(dir, 'fat'));
+      for (const d of [base.configDescriptor, ...base.layers]) {
+        await layout.writeBlob(createReadStream(join(dir, 'base', 'blobs', 'sha256', d.digest.slice(7))), d);
+      }
+      const config = { ...base.config, rootfs: { type: 'layers' as const, diff_ids: [...base.diffIds, ...fat.diffIds] } };
+      const configBytes = Buffer.from(JSON.stringify(config));
+      const configDigest = await layout.writeBlobBytes(configBytes);
+      const raw = encodeManifest({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
+        layers: [...base.layers, ...fat.layers],
+      });
+      await layout.writeBlobBytes(raw.bytes, raw.digest);
+      await layout.setRef({ mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.length }, 'runnable');
+      await copyReference(parseImageName(`oci:${join(dir, 'fat')}:runnable`), parseImageName(`docker://${registry}/${target}`));
     }
   } else {
     throw new Error(`unknown mode ${mode}`);

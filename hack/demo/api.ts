@@ -18,26 +18,33 @@ export function api(kubeconfig: string) {
   const b = (s: string) => Buffer.from(s, 'base64');
   return (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; json: any }> =>
     new Promise<{ status: number; json: any }>((resolve, reject) => {
-      const req = request(new URL(path, cluster.server), {
-        method,
-        headers,
-        ca: b(cluster['certificate-authority-data']),
-        cert: b(user['client-certificate-data']),
-        key: b(user['client-key-data']),
-        timeout: 10_000,
-      }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: any;
-          try { json = JSON.parse(text); } catch { json = { message: text }; }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      });
+      const req = request(
+        new URL(path, cluster.server),
+        {
+          method,
+          headers,
+          ca: b(cluster['certificate-authority-data']),
+          cert: b(user['client-certificate-data']),
+          key: b(user['client-key-data']),
+          timeout: 10_000,
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            let json: any;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = { message: text };
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+        },
+      );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', reject);
       req.end(body);
     });
 }
-

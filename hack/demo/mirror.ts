@@ -34,8 +34,7 @@ if (cmd === 'apply') {
     schedule: { interval: '1m' },
     prune: true,
   };
-  const res = await call('PATCH', `${PATH}?fieldManager=stevedore-demo&force=true`,
-    { 'content-type': 'application/apply-patch+yaml' }, JSON.stringify(obj));
+  const res = await call('PATCH', `${PATH}?fieldManager=stevedore-demo&force=true`, { 'content-type': 'application/apply-patch+yaml' }, JSON.stringify(obj));
   if (res.status >= 300) {
     console.error(`apply failed (${res.status}): ${res.json?.message}`);
     process.exit(1);
@@ -74,7 +73,13 @@ if (cmd === 'apply') {
     rows.push([r.object.metadata.namespace, ...cols.map((c) => String(r.cells[c.i] ?? '<none>'))]);
   }
   const width = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log(r.map((cell, i) => cell.padEnd(width[i]!)).join('   ').trimEnd());
+  for (const r of rows)
+    console.log(
+      r
+        .map((cell, i) => cell.padEnd(width[i]!))
+        .join('   ')
+        .trimEnd(),
+    );
   // The status in full, as `kubectl get -o yaml` would show it.
   const obj = await call('GET', PATH);
   console.log(stringify({ status: obj.json.status }).trimEnd());

@@ -37,8 +37,12 @@ const indent = (s: string) => s.trimEnd().replace(/^/gm, '    ');
 
 async function apply(plural: string, kind: string, name: string, spec: unknown): Promise<void> {
   const obj = { apiVersion: 'stevedore.dev/v1alpha1', kind, metadata: { name, namespace: NS }, spec };
-  const res = await call('PATCH', `${GROUP_PATH}/${plural}/${name}?fieldManager=stevedore-demo&force=true`,
-    { 'content-type': 'application/apply-patch+yaml' }, JSON.stringify(obj));
+  const res = await call(
+    'PATCH',
+    `${GROUP_PATH}/${plural}/${name}?fieldManager=stevedore-demo&force=true`,
+    { 'content-type': 'application/apply-patch+yaml' },
+    JSON.stringify(obj),
+  );
   if (res.status >= 300) throw new Error(`apply ${kind} ${name} failed (${res.status}): ${res.json?.message}`);
   console.log(indent(stringify({ kind, metadata: obj.metadata, spec })));
 }
@@ -116,7 +120,9 @@ try {
     if (!current(o)) return undefined;
     const r = readyOf(o);
     if (r?.status === 'True') return 'ok';
-    return r?.status === 'False' && r?.reason !== 'Progressing' && (o.status?.conditions ?? []).some((c: any) => c.type === 'Stalled' && c.status === 'True') ? 'failed' : undefined;
+    return r?.status === 'False' && r?.reason !== 'Progressing' && (o.status?.conditions ?? []).some((c: any) => c.type === 'Stalled' && c.status === 'True')
+      ? 'failed'
+      : undefined;
   });
   console.log(`    Ready=True ${readyOf(mirror).reason}: ${readyOf(mirror).message ?? ''}`);
 

@@ -83,8 +83,14 @@ async function up(): Promise<void> {
     if (ready) {
       const info = JSON.parse(ready[1]!) as { kubeconfig: string; registry: string; podSubnet: string; timings: Record<string, number> };
       const t = nodeTools();
-      console.log(`cluster-up: node Ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${Object.entries(info.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})`);
-      console.log(`  kubeconfig: ${info.kubeconfig}\n  registry:   ${info.registry} (plain HTTP, on the Pod bridge; Pods and this machine only)\n  Pod subnet: ${info.podSubnet}`);
+      console.log(
+        `cluster-up: node Ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${Object.entries(info.timings)
+          .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`)
+          .join(', ')})`,
+      );
+      console.log(
+        `  kubeconfig: ${info.kubeconfig}\n  registry:   ${info.registry} (plain HTTP, on the Pod bridge; Pods and this machine only)\n  Pod subnet: ${info.podSubnet}`,
+      );
       console.log(`  try:        ${t.kubectl} --kubeconfig ${info.kubeconfig} get nodes -o wide`);
       console.log(`  stop:       make cluster-down`);
       return;

@@ -101,7 +101,15 @@ export async function createAgent(o: AgentOptions): Promise<Manager> {
   const userns = await UserNamespaceAllocator.open(o.store.root, pool, o.usernsSize ?? DEFAULT_BLOCK_SIZE);
   log.info({ pool: pool.map((r) => `${r.start}:${r.count}`), blockSize: userns.blockSize, held: userns.held().size }, 'user namespace ids for runs');
   // Before any run is taken: containers the API no longer wants on this node go.
-  const recovered = await recoverNode({ client, store: o.store, nodeName: o.nodeName, namespace: o.namespace, userns, graceMs: o.stopGraceSeconds === undefined ? DEFAULT_STOP_GRACE_MS : o.stopGraceSeconds * 1000, log });
+  const recovered = await recoverNode({
+    client,
+    store: o.store,
+    nodeName: o.nodeName,
+    namespace: o.namespace,
+    userns,
+    graceMs: o.stopGraceSeconds === undefined ? DEFAULT_STOP_GRACE_MS : o.stopGraceSeconds * 1000,
+    log,
+  });
   if (recovered.removed.length + recovered.released.length > 0) log.info({ removed: recovered.removed, released: recovered.released.length }, 'recovery done');
   const events = new EventRecorder(client, { controller: 'stevedore.dev/agent', instance: o.nodeName, log });
   const reconciler = new ContainerRunAgentReconciler(client, {

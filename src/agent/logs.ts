@@ -23,7 +23,9 @@ export async function runLogs(store: ImageStore, namespace: string, name: string
     .filter((a) => a.parsed?.namespace === namespace && a.parsed.name === name)
     .sort((a, b) => a.parsed!.attempt - b.parsed!.attempt);
   if (attempts.length === 0) {
-    throw new NotFoundError(`no container of ContainerRun ${namespace}/${name} in the store at ${store.root} (is this the node it ran on, and --root the agent's store?)`);
+    throw new NotFoundError(
+      `no container of ContainerRun ${namespace}/${name} in the store at ${store.root} (is this the node it ran on, and --root the agent's store?)`,
+    );
   }
   const lines: RunLogLine[] = [];
   for (const a of attempts) for (const l of await readLogs(a.rec)) lines.push({ attempt: a.parsed!.attempt, ...l });

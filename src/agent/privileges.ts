@@ -44,7 +44,9 @@ export function privilegeViolations(spec: ContainerRunSpec, level: PrivilegeLeve
   if ((spec.ports ?? []).length > 0) out.push(`spec.ports (a listener on the node) is ${grant}`);
   const tainted = reservingTaints(pinnedNodeTaints);
   if (spec.nodeName && tainted.length > 0) {
-    out.push(`spec.nodeName: node ${spec.nodeName} is tainted (${tainted.map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ')}); pinning a run to a tainted node is ${grant}`);
+    out.push(
+      `spec.nodeName: node ${spec.nodeName} is tainted (${tainted.map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ')}); pinning a run to a tainted node is ${grant}`,
+    );
   }
   return out;
 }

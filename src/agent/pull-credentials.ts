@@ -7,7 +7,11 @@ import { parseReference } from '../oci/reference.js';
 import { lookupCredentials, parseDockerConfig, type Credentials } from '../registry/credentials.js';
 import type { ConfigSources } from './config-sources.js';
 
-export async function pullCredentials(image: string, secrets: readonly { name: string }[] | undefined, sources: ConfigSources): Promise<Credentials | undefined> {
+export async function pullCredentials(
+  image: string,
+  secrets: readonly { name: string }[] | undefined,
+  sources: ConfigSources,
+): Promise<Credentials | undefined> {
   if (!secrets || secrets.length === 0) return undefined;
   const ref = parseReference(image.replace(/^docker:\/\//, ''));
   for (const s of secrets) {

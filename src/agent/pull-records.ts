@@ -26,7 +26,9 @@ interface Entry {
 /** A stable hash of one set of credentials for one registry (the secret itself is never stored). */
 export function credentialsIdentity(registry: string, c: Credentials | undefined): string | undefined {
   if (!c) return undefined;
-  return createHash('sha256').update(JSON.stringify([registry, c])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([registry, c]))
+    .digest('hex');
 }
 
 export class PullRecords {

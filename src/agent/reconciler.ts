@@ -287,7 +287,12 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       // Nobody watches that container any more: make sure it does not run on unobserved.
       await stopContainer(this.#o.store, id, { graceMs: 0 });
       const outcome = await this.#outcome(st.record);
-      return this.#finishAttempt(s, { ...outcome, exitCode: undefined, reason: 'Error', message: 'the container was lost: its monitor process is gone (was the node restarted?)' });
+      return this.#finishAttempt(s, {
+        ...outcome,
+        exitCode: undefined,
+        reason: 'Error',
+        message: 'the container was lost: its monitor process is gone (was the node restarted?)',
+      });
     }
     return undefined;
   }
@@ -376,7 +381,8 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       const volumesDir = runVolumesDir(this.#o.store.root, uid);
       c.mounts = await prepareVolumes(run.spec, volumesDir, c.sources, { idMap: c.idMappings, user: run.spec.user });
       // The runtime binds them from inside the run's user namespace, as an unprivileged node id.
-      if (c.idMappings && c.mounts.binds.length > 0) await ensureSearchable([this.#o.store.root, join(this.#o.store.root, 'agent'), dirname(volumesDir), volumesDir]);
+      if (c.idMappings && c.mounts.binds.length > 0)
+        await ensureSearchable([this.#o.store.root, join(this.#o.store.root, 'agent'), dirname(volumesDir), volumesDir]);
     } catch (err) {
       if (!(err instanceof ConfigSourceError)) throw err;
       if (err.reason === 'InvalidSpec') {
@@ -494,7 +500,12 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const started = await (this.#o.launch ?? launchDetached)(this.#o.store, options);
     if (started.error) {
       // The command could not start (125/126/127): a failed attempt like any other.
-      return this.#finishAttempt(s, { exitCode: started.error.exitCode, reason: 'Error', message: started.error.message, finishedAt: new Date().toISOString() });
+      return this.#finishAttempt(s, {
+        exitCode: started.error.exitCode,
+        reason: 'Error',
+        message: started.error.message,
+        finishedAt: new Date().toISOString(),
+      });
     }
     c.log.info({ id: c.id, image: image.name, digest: image.digest }, 'container started');
     const status = s.status;
@@ -620,10 +631,13 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const reason = rec.reason === 'Completed' || rec.reason === 'OOMKilled' || rec.reason === 'DeadlineExceeded' ? rec.reason : 'Error';
     const code = rec.exitCode;
     const message =
-      reason === 'Completed' ? 'the container exited with code 0'
-      : reason === 'DeadlineExceeded' ? 'the container ran longer than spec.timeout and was stopped'
-      : reason === 'OOMKilled' ? 'the container was killed for exceeding its memory limit'
-      : `the container exited with code ${code ?? 'unknown'}`;
+      reason === 'Completed'
+        ? 'the container exited with code 0'
+        : reason === 'DeadlineExceeded'
+          ? 'the container ran longer than spec.timeout and was stopped'
+          : reason === 'OOMKilled'
+            ? 'the container was killed for exceeding its memory limit'
+            : `the container exited with code ${code ?? 'unknown'}`;
     return { exitCode: code, reason, message, ...times };
   }
 

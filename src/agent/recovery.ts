@@ -52,7 +52,10 @@ export async function recoverNode(o: {
     const runName = `${parsed.namespace}/${parsed.name}`;
     const run = mine.get(rec.id);
     let why: RecoveryReport['removed'][number]['why'] | undefined;
-    if (!run) why = list.items.some((r) => r.metadata.namespace === parsed.namespace && r.metadata.name === parsed.name && boundNode(r) !== o.nodeName) ? 'moved' : 'gone';
+    if (!run)
+      why = list.items.some((r) => r.metadata.namespace === parsed.namespace && r.metadata.name === parsed.name && boundNode(r) !== o.nodeName)
+        ? 'moved'
+        : 'gone';
     else if (run.status?.phase === 'Succeeded' || run.status?.phase === 'Failed') {
       const st = await containerState(o.store, rec.id);
       if (st.state === 'running' || st.state === 'lost') why = 'terminal';

@@ -13,8 +13,7 @@ import type { TransportContext } from '../transports/types.js';
 
 export type RunPolicyVerdict =
   /** `pull`: what to pull (the judged digest, when the policy had to read the image). */
-  | { allowed: true; pull: string; reason: string }
-  | { allowed: false; reason: string };
+  { allowed: true; pull: string; reason: string } | { allowed: false; reason: string };
 
 export async function judgeRunImage(policy: Policy, image: string, context: TransportContext | undefined, signal?: AbortSignal): Promise<RunPolicyVerdict> {
   const name = image.replace(/^docker:\/\//, '');

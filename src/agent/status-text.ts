@@ -1,9 +1,7 @@
 /** Small pure helpers that turn a finished container into ContainerRun status fields. */
 import { constants } from 'node:os';
 
-const SIGNAL_NAMES = new Map<number, string>(
-  Object.entries(constants.signals).map(([name, n]) => [n, name] as [number, string]),
-);
+const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, n]) => [n, name] as [number, string]));
 
 /** The signal behind an exit code of 128+n, as `SIGKILL`; undefined for ordinary exit codes. */
 export function signalOfExitCode(exitCode: number): string | undefined {
@@ -17,7 +15,10 @@ export const LOG_TAIL_MAX_CHARS = 65536;
 
 /** The last 50 lines, newline-terminated, cut from the front to fit the status field. */
 export function logTail(lines: readonly string[]): string {
-  const text = lines.slice(-LOG_TAIL_LINES).map((l) => `${l}\n`).join('');
+  const text = lines
+    .slice(-LOG_TAIL_LINES)
+    .map((l) => `${l}\n`)
+    .join('');
   return text.length > LOG_TAIL_MAX_CHARS ? text.slice(text.length - LOG_TAIL_MAX_CHARS) : text;
 }
 

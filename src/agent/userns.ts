@@ -69,7 +69,8 @@ export class UserNamespaceAllocator {
     let table: Table = { blockSize, blocks: {} };
     try {
       const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<Table>;
-      if (typeof parsed.blockSize === 'number' && parsed.blocks && typeof parsed.blocks === 'object') table = { blockSize: parsed.blockSize, blocks: { ...parsed.blocks } };
+      if (typeof parsed.blockSize === 'number' && parsed.blocks && typeof parsed.blocks === 'object')
+        table = { blockSize: parsed.blockSize, blocks: { ...parsed.blocks } };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StevedoreError('USERNS_TABLE_UNREADABLE', `${file}: ${(err as Error).message}`);
     }

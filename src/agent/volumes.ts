@@ -21,7 +21,6 @@ import type { IdMapping } from '../runtime/unpack/index.js';
 import type { ConfigSources } from './config-sources.js';
 import { ConfigSourceError } from './config-sources.js';
 
-
 export interface VolumeMounts {
   binds: BindMount[];
   /** emptyDir medium Memory: a tmpfs the runtime mounts at the path. */
@@ -53,7 +52,8 @@ export function quantityBytes(q: string | number): number {
 /** A key's relative path must stay inside the volume directory. */
 function safeRelative(path: string, what: string): string {
   const n = normalize(path);
-  if (n.startsWith(sep) || path.split('/').includes('..') || n.split(sep).includes('..')) throw new ConfigSourceError(`${what}: path "${path}" leaves the volume`, 'InvalidSpec');
+  if (n.startsWith(sep) || path.split('/').includes('..') || n.split(sep).includes('..'))
+    throw new ConfigSourceError(`${what}: path "${path}" leaves the volume`, 'InvalidSpec');
   return n;
 }
 
@@ -80,7 +80,14 @@ function secretOwner(o: VolumeOptions): { uid: number; gid: number } {
   return { uid: mapId(o.idMap?.uidMappings, uid), gid: mapId(o.idMap?.gidMappings, gid) };
 }
 
-async function writeKeys(dir: string, keys: Map<string, Buffer>, items: { key: string; path: string }[] | undefined, what: string, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
+async function writeKeys(
+  dir: string,
+  keys: Map<string, Buffer>,
+  items: { key: string; path: string }[] | undefined,
+  what: string,
+  mode: number,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
   const chosen = items && items.length > 0 ? items.map((i) => ({ key: i.key, path: i.path })) : [...keys.keys()].map((k) => ({ key: k, path: k }));
   for (const { key, path } of chosen) {
     const value = keys.get(key);
@@ -103,7 +110,15 @@ async function freshTmpfs(dir: string, bytes: number, fileCount: number): Promis
   await mountTmpfs(dir, { sizeBytes: size, mode: 0o755 });
 }
 
-async function projected(vdir: string, keys: Map<string, Buffer>, items: { key: string; path: string }[] | undefined, what: string, mode: number, o: VolumeOptions, owner?: { uid: number; gid: number }): Promise<void> {
+async function projected(
+  vdir: string,
+  keys: Map<string, Buffer>,
+  items: { key: string; path: string }[] | undefined,
+  what: string,
+  mode: number,
+  o: VolumeOptions,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
   if (o.tmpfs === false) {
     await rm(vdir, { recursive: true, force: true });
     await mkdir(vdir, { recursive: true, mode: 0o755 });
@@ -123,7 +138,13 @@ export async function prepareVolumes(spec: ContainerRunSpec, dir: string, source
     const destination = safeMountPath(v.mountPath, v.name);
     const vdir = join(dir, v.name);
     if (v.emptyDir?.medium === 'Memory') {
-      const options = ['rw', 'nosuid', 'nodev', ...(v.emptyDir.sizeLimit !== undefined ? [`size=${quantityBytes(v.emptyDir.sizeLimit)}`] : []), ...(v.readOnly ? ['ro'] : [])];
+      const options = [
+        'rw',
+        'nosuid',
+        'nodev',
+        ...(v.emptyDir.sizeLimit !== undefined ? [`size=${quantityBytes(v.emptyDir.sizeLimit)}`] : []),
+        ...(v.readOnly ? ['ro'] : []),
+      ];
       out.tmpfs.push({ destination, options });
       continue;
     }

@@ -74,7 +74,13 @@ async function resolveSubject(client: RegistryClient, ref: ImageReference, diges
   return { name, digest: head.digest, mediaType: head.mediaType || MediaType.OciManifest, size: head.size };
 }
 
-async function appendCosignAttestation(client: RegistryClient, repo: string, subject: Digest, layer: Descriptor, signal?: AbortSignal): Promise<{ tag: string; digest: Digest }> {
+async function appendCosignAttestation(
+  client: RegistryClient,
+  repo: string,
+  subject: Digest,
+  layer: Descriptor,
+  signal?: AbortSignal,
+): Promise<{ tag: string; digest: Digest }> {
   const tag = `sha256-${digestHex(subject)}.att`;
   let layers: Descriptor[] = [];
   try {
@@ -137,7 +143,13 @@ export async function attachStatement(
         annotations,
       };
       const manifest = encodeManifest(doc);
-      const entry: Descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, artifactType: ATTESTATION_ARTIFACT_TYPE, annotations };
+      const entry: Descriptor = {
+        mediaType: manifest.mediaType,
+        digest: manifest.digest,
+        size: manifest.bytes.length,
+        artifactType: ATTESTATION_ARTIFACT_TYPE,
+        annotations,
+      };
       const pushed = await pushReferrer(client, repo, manifest, entry, subject.digest, opts.signal);
       result.referrer = { digest: manifest.digest, ...pushed };
     }
@@ -145,7 +157,10 @@ export async function attachStatement(
       const cosignLayer: Descriptor = { ...layer, annotations: { [COSIGN_SIGNATURE_ANNOTATION]: '', predicateType: st.predicateType } };
       result.cosign = await appendCosignAttestation(client, repo, subject.digest, cosignLayer, opts.signal);
     }
-    log.info({ subject: subject.digest, predicateType: st.predicateType, referrer: result.referrer?.digest, via: result.referrer?.via }, 'attestation attached');
+    log.info(
+      { subject: subject.digest, predicateType: st.predicateType, referrer: result.referrer?.digest, via: result.referrer?.via },
+      'attestation attached',
+    );
     return result;
   } finally {
     await client.close();
@@ -168,7 +183,10 @@ export interface AttachSbomOptions extends AttachOptions {
  * CycloneDX predicate) to the image that was catalogued: the image itself, or for an index the
  * chosen platform's image. For `stevedore build --sbom` and ImageBuild `spec.sbom`.
  */
-export async function attachSbom(image: string, opts: AttachSbomOptions): Promise<AttachResult & { sbom: Pick<SbomResult, 'format' | 'predicateType'> & { packages: number } }> {
+export async function attachSbom(
+  image: string,
+  opts: AttachSbomOptions,
+): Promise<AttachResult & { sbom: Pick<SbomResult, 'format' | 'predicateType'> & { packages: number } }> {
   const ref = registryRef(image);
   if (!opts.sbom) {
     // Refuse a missing image with the attach-time reason before spending a catalog on it.
@@ -179,20 +197,22 @@ export async function attachSbom(image: string, opts: AttachSbomOptions): Promis
       await client.close();
     }
   }
-  const sbom = opts.sbom ?? await generateSbom(image, { format: opts.format, platform: opts.platform, ctx: opts.ctx, created: opts.created, signal: opts.signal });
+  const sbom =
+    opts.sbom ?? (await generateSbom(image, { format: opts.format, platform: opts.platform, ctx: opts.ctx, created: opts.created, signal: opts.signal }));
   await opts.onSbom?.(sbom);
-  const result = await attachStatement(
-    image,
-    (subject) => makeStatement({ name: subject.name, digest: subject.digest }, sbom.predicateType, sbom.document),
-    { ...opts, subjectDigest: sbom.catalog.image.digest },
-  );
+  const result = await attachStatement(image, (subject) => makeStatement({ name: subject.name, digest: subject.digest }, sbom.predicateType, sbom.document), {
+    ...opts,
+    subjectDigest: sbom.catalog.image.digest,
+  });
   return { ...result, sbom: { format: sbom.format, predicateType: sbom.predicateType, packages: sbom.catalog.packages.length } };
 }
 
 /** Attaches a provenance statement (see provenanceStatement) to the image it names. */
 export async function attachProvenance(image: string, statement: Statement, opts: AttachOptions): Promise<AttachResult> {
   const ref = registryRef(image);
-  const digests = statement.subject.map((s) => (s.digest.sha256 ? (`sha256:${s.digest.sha256}` as Digest) : undefined)).filter((d): d is Digest => d !== undefined);
+  const digests = statement.subject
+    .map((s) => (s.digest.sha256 ? (`sha256:${s.digest.sha256}` as Digest) : undefined))
+    .filter((d): d is Digest => d !== undefined);
   const subjectDigest = ref.digest ?? digests[0];
   return attachStatement(image, statement, { ...opts, subjectDigest });
 }

@@ -59,7 +59,10 @@ export function provenanceStatement(input: ProvenanceInput): Statement<SlsaProve
   if (!input.containerfile?.path || !input.containerfile.digest) throw new InvalidInputError('provenance needs the Containerfile path and digest');
   if (!input.builder?.version) throw new InvalidInputError('provenance needs the builder version');
   const source: Record<string, unknown> | undefined = input.source
-    ? { uri: input.source.uri, ...(input.source.commit ? { digest: { gitCommit: input.source.commit } } : input.source.digest ? { digest: input.source.digest } : {}) }
+    ? {
+        uri: input.source.uri,
+        ...(input.source.commit ? { digest: { gitCommit: input.source.commit } } : input.source.digest ? { digest: input.source.digest } : {}),
+      }
     : undefined;
   const externalParameters: Record<string, unknown> = {
     ...(source ? { source } : {}),

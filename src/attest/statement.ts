@@ -70,7 +70,8 @@ export function parseStatement(payload: Buffer): Statement {
   }
   if (!Array.isArray(s.subject) || s.subject.length === 0) throw new AttestationError('in-toto statement has no subject');
   for (const sub of s.subject) {
-    if (typeof sub !== 'object' || sub === null || typeof sub.digest !== 'object' || sub.digest === null) throw new AttestationError('in-toto statement has a subject without a digest');
+    if (typeof sub !== 'object' || sub === null || typeof sub.digest !== 'object' || sub.digest === null)
+      throw new AttestationError('in-toto statement has a subject without a digest');
   }
   if (typeof s.predicateType !== 'string' || s.predicateType === '') throw new AttestationError('in-toto statement has no predicateType');
   return s as Statement;

@@ -83,7 +83,13 @@ export async function verifyAttestations(image: string, opts: VerifyOptions): Pr
         const statement = parseStatement(payload);
         if (opts.predicateType && statement.predicateType !== opts.predicateType) return;
         if (!statementCovers(statement, digest)) {
-          const names = statement.subject.map((s) => Object.entries(s.digest).map(([a, h]) => `${a}:${h}`).join(',')).join(' ');
+          const names = statement.subject
+            .map((s) =>
+              Object.entries(s.digest)
+                .map(([a, h]) => `${a}:${h}`)
+                .join(','),
+            )
+            .join(' ');
           throw new AttestationError(`statement is about ${names}, not this image (${digest})`);
         }
         result.verified.push({ ...found, statement });

@@ -55,7 +55,10 @@ export async function allPlatforms(o: AllPlatformsOptions): Promise<Platform[]> 
     const name = o.resolveName ? o.resolveName(s.base.ref) : s.base.ref;
     if (!names.includes(name)) names.push(name);
   }
-  if (names.length === 0) throw new InvalidInputError('--all-platforms: the build has no base image to take platforms from (only scratch or stages with --platform); name them with --platform');
+  if (names.length === 0)
+    throw new InvalidInputError(
+      '--all-platforms: the build has no base image to take platforms from (only scratch or stages with --platform); name them with --platform',
+    );
   let common: Platform[] | undefined;
   const seen: string[] = [];
   for (const name of names) {

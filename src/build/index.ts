@@ -94,7 +94,13 @@ async function findContainerfile(contextDir: string, file: string | undefined): 
   if (file !== undefined) return resolve(file);
   for (const name of ['Containerfile', 'Dockerfile']) {
     const p = join(contextDir, name);
-    if (await stat(p).then((s) => s.isFile(), () => false)) return p;
+    if (
+      await stat(p).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      return p;
   }
   throw new InvalidInputError(`no Containerfile or Dockerfile in the context ${contextDir}; name one with -f`);
 }
@@ -104,7 +110,12 @@ async function findContainerfile(contextDir: string, file: string | undefined): 
  * context from a URL when relative), or Containerfile/Dockerfile in the context; then the files
  * joined after it (`-f A -f B`).
  */
-async function readContainerfiles(opts: BuildImageOptions, contextDir: string, fileSpec: string | undefined, inRemote: boolean): Promise<ExecuteOptions['containerfile']> {
+async function readContainerfiles(
+  opts: BuildImageOptions,
+  contextDir: string,
+  fileSpec: string | undefined,
+  inRemote: boolean,
+): Promise<ExecuteOptions['containerfile']> {
   const read = (p: string): Promise<string> =>
     readFile(p, 'utf8').catch((err: unknown) => {
       throw new InvalidInputError(`reading the Containerfile ${p}: ${(err as Error).message}`);
@@ -127,7 +138,8 @@ async function readContainerfiles(opts: BuildImageOptions, contextDir: string, f
 
 export async function buildImage(opts: BuildImageOptions): Promise<BuildImageResult> {
   if (opts.allPlatforms && (opts.platforms?.length ?? 0) > 0) throw new InvalidInputError('give --platform or --all-platforms, not both');
-  if (opts.exports?.length && (opts.platforms?.length ?? 0) > 1) throw new InvalidInputError('--output writes one platform\'s files: build one --platform at a time');
+  if (opts.exports?.length && (opts.platforms?.length ?? 0) > 1)
+    throw new InvalidInputError("--output writes one platform's files: build one --platform at a time");
   if ((opts.compressionFormat === 'zstd' || opts.compressionFormat === 'zstd:chunked') && opts.format === 'docker') {
     throw new InvalidInputError(`--compression-format ${opts.compressionFormat} needs --format oci: Docker image manifests have no zstd layer type`);
   }
@@ -149,7 +161,12 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     await context.cleanup();
     throw err;
   }
-  const compressor = new LayerCompressor(opts.store.layout, join(opts.store.root, 'build-cache'), join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`), opts.compressionFormat ?? 'gzip');
+  const compressor = new LayerCompressor(
+    opts.store.layout,
+    join(opts.store.root, 'build-cache'),
+    join(opts.store.root, 'tmp', `compress-${randomBytes(8).toString('hex')}`),
+    opts.compressionFormat ?? 'gzip',
+  );
   try {
     const containerfile = await readContainerfiles(opts, context.dir, fileSpec, inRemote);
     const targets: (Platform | undefined)[] = opts.allPlatforms
@@ -198,8 +215,22 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     }
     const indexOpts = { format, ...(opts.annotations ? { annotations: opts.annotations } : {}) };
     const one = built.length === 1;
-    const local = one ? built[0]!.local : await writeIndex(opts.store.layout, built.map((b) => ({ image: b.local, platform: b.platform })), indexOpts);
-    const sent = built.every((b) => b.sent === b.local) ? local : one ? built[0]!.sent : await writeIndex(opts.store.layout, built.map((b) => ({ image: b.sent, platform: b.platform })), indexOpts);
+    const local = one
+      ? built[0]!.local
+      : await writeIndex(
+          opts.store.layout,
+          built.map((b) => ({ image: b.local, platform: b.platform })),
+          indexOpts,
+        );
+    const sent = built.every((b) => b.sent === b.local)
+      ? local
+      : one
+        ? built[0]!.sent
+        : await writeIndex(
+            opts.store.layout,
+            built.map((b) => ({ image: b.sent, platform: b.platform })),
+            indexOpts,
+          );
     const pushed = await publish(opts.store, sent, destinations, {
       local,
       openBlob: (desc, signal) => compressor.open(desc, signal),
@@ -221,7 +252,11 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
       platforms: built.map((b) => ({ platform: formatPlatform(b.platform), digest: (sends ? b.sent : b.local).digest })),
       platformImages: built.map((b) => {
         const w = sends ? b.sent : b.local;
-        return { platform: formatPlatform(b.platform), descriptor: { mediaType: w.mediaType, digest: w.digest, size: w.descriptor.size }, configDigest: w.configDigest };
+        return {
+          platform: formatPlatform(b.platform),
+          descriptor: { mediaType: w.mediaType, digest: w.digest, size: w.descriptor.size },
+          configDigest: w.configDigest,
+        };
       }),
       destinations,
       pushed,

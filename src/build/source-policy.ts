@@ -74,7 +74,10 @@ export class SourcePolicy {
     }
     const rules = (doc as { rules?: unknown })?.rules;
     if (!Array.isArray(rules)) throw new InvalidInputError(`${where}: want {"rules": [...]}`);
-    return new SourcePolicy(rules.map((r, i) => SourcePolicy.#rule(r, `${where}: rules[${i}]`)), where);
+    return new SourcePolicy(
+      rules.map((r, i) => SourcePolicy.#rule(r, `${where}: rules[${i}]`)),
+      where,
+    );
   }
 
   static #rule(raw: unknown, where: string): Rule {
@@ -126,7 +129,10 @@ export class SourcePolicy {
         current = converted;
         continue;
       }
-      if (deny) throw new SourceDeniedError(`source ${current}${current !== identifier ? ` (from ${identifier})` : ''} is denied by ${this.#file} (rule ${deny.action} ${deny.identifier})`);
+      if (deny)
+        throw new SourceDeniedError(
+          `source ${current}${current !== identifier ? ` (from ${identifier})` : ''} is denied by ${this.#file} (rule ${deny.action} ${deny.identifier})`,
+        );
       return current;
     }
   }

@@ -54,7 +54,12 @@ export interface SignatureRecord {
   tag: string;
 }
 
-const SBOM_FORMATS: Record<string, SbomFormat> = { 'spdx-json': 'spdx-json', spdx: 'spdx-json', 'cyclonedx-json': 'cyclonedx-json', cyclonedx: 'cyclonedx-json' };
+const SBOM_FORMATS: Record<string, SbomFormat> = {
+  'spdx-json': 'spdx-json',
+  spdx: 'spdx-json',
+  'cyclonedx-json': 'cyclonedx-json',
+  cyclonedx: 'cyclonedx-json',
+};
 
 const run = promisify(execFile);
 
@@ -73,7 +78,10 @@ async function gitHead(dir: string): Promise<string | undefined> {
 /** The Containerfile the build will read, as the builder finds it: -f, else Containerfile, else Dockerfile in a directory context. */
 async function containerfileOf(context: string, file: string | undefined): Promise<{ path: string; abs: string }> {
   const dir = resolve(context);
-  const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
+  const isDir = await stat(dir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   if (file !== undefined) {
     const abs = resolve(file);
     const rel = isDir ? relative(dir, abs) : '';
@@ -82,7 +90,13 @@ async function containerfileOf(context: string, file: string | undefined): Promi
   if (!isDir) throw new InvalidInputError(`--provenance records the Containerfile's digest: name it with -f when the context (${context}) is not a directory`);
   for (const name of ['Containerfile', 'Dockerfile']) {
     const abs = join(dir, name);
-    if (await stat(abs).then((s) => s.isFile(), () => false)) return { abs, path: name };
+    if (
+      await stat(abs).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      return { abs, path: name };
   }
   throw new InvalidInputError(`no Containerfile or Dockerfile in the context ${context}; name one with -f`);
 }
@@ -101,7 +115,8 @@ export async function planAttestations(o: BuildAttestFlags, context: string, fil
   if ((o.sourceUri !== undefined || o.sourceRevision !== undefined) && !o.provenance) {
     throw new InvalidInputError('--source-uri and --source-revision describe the source in the provenance: add --provenance');
   }
-  if (o.sourceRevision !== undefined && o.sourceUri === undefined) throw new InvalidInputError('--source-revision needs --source-uri (the repository it is a commit of)');
+  if (o.sourceRevision !== undefined && o.sourceUri === undefined)
+    throw new InvalidInputError('--source-revision needs --source-uri (the repository it is a commit of)');
   if (!o.signKey) {
     if (sbom || o.provenance) {
       throw new InvalidInputError(
@@ -114,9 +129,11 @@ export async function planAttestations(o: BuildAttestFlags, context: string, fil
   let password: string | undefined;
   if (o.signPasswordFile !== undefined) {
     // A Secret file often ends with a newline that is not part of the password.
-    password = (await readFile(o.signPasswordFile, 'utf8').catch((err: unknown) => {
-      throw new InvalidInputError(`reading --sign-password-file ${o.signPasswordFile}: ${(err as Error).message}`);
-    })).replace(/\r?\n$/, '');
+    password = (
+      await readFile(o.signPasswordFile, 'utf8').catch((err: unknown) => {
+        throw new InvalidInputError(`reading --sign-password-file ${o.signPasswordFile}: ${(err as Error).message}`);
+      })
+    ).replace(/\r?\n$/, '');
   }
   const key = await loadPrivateKey(o.signKey, password);
   const plan: AttestPlan = { key, sbom };
@@ -166,32 +183,39 @@ export async function signAndAttest(plan: AttestPlan, i: AttestInputs): Promise<
   } finally {
     await client.close();
   }
-  const summaries = plan.sbom || plan.provenance
-    ? await attachBuildAttestations(`docker://${formatReference(pinned)}`, i.digest, {
-        key: plan.key,
-        ctx: i.ctx,
-        sbom: plan.sbom,
-        platform: i.platform,
-        ...(i.signal ? { signal: i.signal } : {}),
-        ...(plan.provenance
-          ? {
-              provenance: {
-                ...(plan.provenance.source ? { source: plan.provenance.source } : {}),
-                containerfile: plan.provenance.containerfile,
-                buildArgs: i.buildArgs,
-                ...(i.target ? { target: i.target } : {}),
-                platforms: i.platforms,
-                builder: { version: i.builderVersion },
-                startedOn: i.startedOn,
-                finishedOn: new Date(),
-              },
-            }
-          : {}),
-      })
-    : [];
+  const summaries =
+    plan.sbom || plan.provenance
+      ? await attachBuildAttestations(`docker://${formatReference(pinned)}`, i.digest, {
+          key: plan.key,
+          ctx: i.ctx,
+          sbom: plan.sbom,
+          platform: i.platform,
+          ...(i.signal ? { signal: i.signal } : {}),
+          ...(plan.provenance
+            ? {
+                provenance: {
+                  ...(plan.provenance.source ? { source: plan.provenance.source } : {}),
+                  containerfile: plan.provenance.containerfile,
+                  buildArgs: i.buildArgs,
+                  ...(i.target ? { target: i.target } : {}),
+                  platforms: i.platforms,
+                  builder: { version: i.builderVersion },
+                  startedOn: i.startedOn,
+                  finishedOn: new Date(),
+                },
+              }
+            : {}),
+        })
+      : [];
   return {
     signature: { digest: sigDigest, tag },
-    attestations: summaries.map((s) => ({ kind: s.kind, predicateType: s.predicateType, ...(s.referrer ? { digest: s.referrer } : {}), subject: s.subject, envelope: s.envelope })),
+    attestations: summaries.map((s) => ({
+      kind: s.kind,
+      predicateType: s.predicateType,
+      ...(s.referrer ? { digest: s.referrer } : {}),
+      subject: s.subject,
+      envelope: s.envelope,
+    })),
   };
 }
 

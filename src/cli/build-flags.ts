@@ -223,11 +223,14 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
   // buildah's true (pull when newer: always here) and false (missing) too.
   const pull = ({ true: 'always', newer: 'always', false: 'missing' } as Record<string, string>)[o.pull ?? ''] ?? o.pull ?? 'missing';
   if (!['always', 'missing', 'never'].includes(pull)) throw new InvalidInputError(`--pull must be always, missing, never, true or false, got "${o.pull}"`);
-  if (o.timestamp !== undefined && o.sourceDateEpoch !== undefined && o.timestamp !== o.sourceDateEpoch) throw new InvalidInputError('--timestamp and --source-date-epoch name the same setting: give one');
+  if (o.timestamp !== undefined && o.sourceDateEpoch !== undefined && o.timestamp !== o.sourceDateEpoch)
+    throw new InvalidInputError('--timestamp and --source-date-epoch name the same setting: give one');
   const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
-  if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
+  if (epoch !== undefined && !/^\d+$/.test(epoch))
+    throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
   const compression = o.compressionFormat ?? 'gzip';
-  if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'zstd:chunked') throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${compression}"`);
+  if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'zstd:chunked')
+    throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${compression}"`);
   const cf = await containerfileFrom(o.file, context);
   if (o.jobs !== undefined && !/^\d+$/.test(o.jobs)) throw new InvalidInputError(`--jobs must be a number, got "${o.jobs}"`);
   if ((o.os || o.arch || o.variant) && o.platform) throw new InvalidInputError('give --platform, or --os/--arch/--variant, not both');

@@ -64,7 +64,11 @@ export function addSideOptions(cmd: Command, side: Side, parseBool: (v: string) 
     .option(`--${side}-password <password>`, `password for the ${who} registry (with --${side}-username)`)
     .option(`--${side}-no-creds`, `access the ${who} registry without credentials (no auth file either)`)
     .option(`--${side}-authfile <path>`, `auth file for the ${who}`)
-    .option(`--${side}-tls-verify [bool]`, `require HTTPS and verified certificates for the ${who} (alone: true; skopeo's --${side}-tls-verify=false works)`, parseBool)
+    .option(
+      `--${side}-tls-verify [bool]`,
+      `require HTTPS and verified certificates for the ${who} (alone: true; skopeo's --${side}-tls-verify=false works)`,
+      parseBool,
+    )
     .option(`--${side}-cert-dir <dir>`, `certificates for the ${who} registry: CA *.crt, client *.cert/*.key (containers-certs.d)`);
 }
 
@@ -86,7 +90,11 @@ export function sideFlags(flags: object, side: Side): SideFlags {
 /** The TransportContext of one side; conflicting flags are refused naming both. */
 export function sideContext(f: SideFlags, side: Side, retry?: Partial<RetryPolicy>): TransportContext {
   const ctx: TransportContext = {};
-  const given = [f.creds && `--${side}-creds`, (f.username ?? f.password) !== undefined && `--${side}-username/--${side}-password`, f.noCreds && `--${side}-no-creds`].filter(Boolean);
+  const given = [
+    f.creds && `--${side}-creds`,
+    (f.username ?? f.password) !== undefined && `--${side}-username/--${side}-password`,
+    f.noCreds && `--${side}-no-creds`,
+  ].filter(Boolean);
   if (given.length > 1) throw new InvalidInputError(`${given.join(' and ')} cannot be used together`);
   if (f.creds) {
     const i = f.creds.indexOf(':');
@@ -106,11 +114,17 @@ export function sideContext(f: SideFlags, side: Side, retry?: Partial<RetryPolic
 }
 
 /** The context of a one-sided verb (inspect, list-tags): skopeo's --creds/--username/--password/--no-creds/--cert-dir/--retry-*. */
-export function readContext(o: RetryFlags & { creds?: string; username?: string; password?: string; noCreds?: boolean; tlsVerify?: boolean; authfile?: string; certDir?: string }): TransportContext {
+export function readContext(
+  o: RetryFlags & { creds?: string; username?: string; password?: string; noCreds?: boolean; tlsVerify?: boolean; authfile?: string; certDir?: string },
+): TransportContext {
   // commander turns --no-creds into creds === false next to --creds <user:password>.
   const noCreds = o.noCreds === true || (o.creds as unknown) === false;
   const creds = typeof o.creds === 'string' ? o.creds : undefined;
-  return sideContext({ creds, username: o.username, password: o.password, noCreds, authfile: o.authfile, tlsVerify: o.tlsVerify, certDir: o.certDir }, 'src', retryPolicy(o));
+  return sideContext(
+    { creds, username: o.username, password: o.password, noCreds, authfile: o.authfile, tlsVerify: o.tlsVerify, certDir: o.certDir },
+    'src',
+    retryPolicy(o),
+  );
 }
 
 /**
@@ -119,21 +133,23 @@ export function readContext(o: RetryFlags & { creds?: string; username?: string;
  * and maps as Go prints them (`[a b]`, `map[k:v]`).
  */
 export function renderTemplate(template: string, data: Record<string, unknown>): string {
-  return template.replace(/\{\{\s*(json\s+)?\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_.\-/]+)?)\s*\}\}/g, (_m, json: string | undefined, path: string) => {
-    const [field, ...rest] = path.split('.');
-    if (!(field! in data)) throw new InvalidInputError(`--format: no field "${field}" (fields: ${Object.keys(data).join(', ')})`);
-    let v: unknown = data[field!];
-    if (rest.length > 0) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[rest.join('.')] : undefined;
-    if (json) return JSON.stringify(v ?? null);
-    if (v === undefined || v === null) return '<no value>';
-    if (Array.isArray(v)) return `[${v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(' ')}]`;
-    if (typeof v === 'object') {
-      // As Go prints a map[string]string: sorted keys, `map[k:v k2:v2]`.
-      const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      return `map[${entries.map(([k, x]) => `${k}:${String(x)}`).join(' ')}]`;
-    }
-    return String(v);
-  }).replace(/\{\{[^}]*\}\}/, (m) => {
-    throw new InvalidInputError(`--format: "${m}" is not supported (only {{.Field}}, {{.Field.key}} and {{json .Field}})`);
-  });
+  return template
+    .replace(/\{\{\s*(json\s+)?\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_.\-/]+)?)\s*\}\}/g, (_m, json: string | undefined, path: string) => {
+      const [field, ...rest] = path.split('.');
+      if (!(field! in data)) throw new InvalidInputError(`--format: no field "${field}" (fields: ${Object.keys(data).join(', ')})`);
+      let v: unknown = data[field!];
+      if (rest.length > 0) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[rest.join('.')] : undefined;
+      if (json) return JSON.stringify(v ?? null);
+      if (v === undefined || v === null) return '<no value>';
+      if (Array.isArray(v)) return `[${v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(' ')}]`;
+      if (typeof v === 'object') {
+        // As Go prints a map[string]string: sorted keys, `map[k:v k2:v2]`.
+        const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+        return `map[${entries.map(([k, x]) => `${k}:${String(x)}`).join(' ')}]`;
+      }
+      return String(v);
+    })
+    .replace(/\{\{[^}]*\}\}/, (m) => {
+      throw new InvalidInputError(`--format: "${m}" is not supported (only {{.Field}}, {{.Field.key}} and {{json .Field}})`);
+    });
 }

@@ -73,4 +73,3 @@ export function pickNode(nodes: readonly AgentNode[], selector: Record<string, s
   fit.sort((a, b) => (load.get(a.node) ?? 0) - (load.get(b.node) ?? 0) || a.node.localeCompare(b.node));
   return fit[0];
 }
-

@@ -54,7 +54,11 @@ export function knownBaseNames(spec: ImageBuild['spec']): string[] | undefined {
  * The digest each name resolves to now (HEAD; nothing is downloaded). A name pinned by digest cannot
  * move and is left out; a name the registry does not have is left out too (the build reports that).
  */
-export async function resolveBases(names: readonly string[], contextFor: (registry: string) => Promise<TransportContext>, signal?: AbortSignal): Promise<BaseImage[]> {
+export async function resolveBases(
+  names: readonly string[],
+  contextFor: (registry: string) => Promise<TransportContext>,
+  signal?: AbortSignal,
+): Promise<BaseImage[]> {
   const out: BaseImage[] = [];
   for (const name of names) {
     const ref = parseReference(name);

@@ -35,7 +35,9 @@ export async function assembleIndex(
       const head = await headManifest(client, ref.repository, img.digest, { signal });
       if (!head) throw new NotFoundError(`${ref.registry}/${ref.repository} does not hold ${img.digest}, the ${img.platform} image its build Pod reported`);
       if (!IMAGE_MANIFEST_TYPES.includes(head.mediaType)) {
-        throw new NotFoundError(`${ref.registry}/${ref.repository}@${img.digest} (${img.platform}) is a ${head.mediaType || 'manifest of unknown type'}, not an image manifest`);
+        throw new NotFoundError(
+          `${ref.registry}/${ref.repository}@${img.digest} (${img.platform}) is a ${head.mediaType || 'manifest of unknown type'}, not an image manifest`,
+        );
       }
       manifests.push({ mediaType: head.mediaType, digest: head.digest, size: head.size, platform: parsePlatform(img.platform) });
     }

@@ -40,7 +40,13 @@ export function platformImage(outputImage: string, platform: string): string {
   const ref = parseReference(outputImage);
   const tag = `${ref.tag ?? 'latest'}-${platformSlug(platform)}`;
   // A tag is at most 128 characters: keep the platform readable and hash the rest.
-  const fitted = tag.length <= 128 ? tag : `${createHash('sha256').update(ref.tag ?? '').digest('hex').slice(0, 16)}-${platformSlug(platform)}`;
+  const fitted =
+    tag.length <= 128
+      ? tag
+      : `${createHash('sha256')
+          .update(ref.tag ?? '')
+          .digest('hex')
+          .slice(0, 16)}-${platformSlug(platform)}`;
   return formatReference(withTag({ registry: ref.registry, repository: ref.repository }, fitted));
 }
 

@@ -57,7 +57,17 @@ export function scriptContainers(ib: ImageBuild, p: ScriptPodParts): { script: V
   });
   const push = p.common({
     name: 'build',
-    args: ['buildah', 'push', '--result-file', p.paths.terminationLog, ...p.authArgs, ...p.tls, ...(spec.output.compression ? ['--compression-format', spec.output.compression] : []), SCRIPT_IMAGE, `docker://${spec.output.image}`],
+    args: [
+      'buildah',
+      'push',
+      '--result-file',
+      p.paths.terminationLog,
+      ...p.authArgs,
+      ...p.tls,
+      ...(spec.output.compression ? ['--compression-format', spec.output.compression] : []),
+      SCRIPT_IMAGE,
+      `docker://${spec.output.image}`,
+    ],
     env: [store],
     volumeMounts: [...p.workspaceMounts, ...p.authMounts],
   });

@@ -170,7 +170,10 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
   const spec = ib.spec;
   const src = spec.source;
   const resources = spec.resources
-    ? { limits: quantityMap(spec.resources.limits as Record<string, string | number> | undefined), requests: quantityMap(spec.resources.requests as Record<string, string | number> | undefined) }
+    ? {
+        limits: quantityMap(spec.resources.limits as Record<string, string | number> | undefined),
+        requests: quantityMap(spec.resources.requests as Record<string, string | number> | undefined),
+      }
     : undefined;
   const env = [
     { name: 'HOME', value: PATHS.home },
@@ -216,11 +219,7 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
       common({
         name: 'auth',
         args: ['context', 'auth', PATHS.authFile, ...secrets.map((s) => `${PATHS.secrets}/${s.role}.json`)],
-        volumeMounts: [
-          ...workspaceMounts,
-          { name: 'registry-secrets', mountPath: PATHS.secrets, readOnly: true },
-          { name: 'auth', mountPath: PATHS.authDir },
-        ],
+        volumeMounts: [...workspaceMounts, { name: 'registry-secrets', mountPath: PATHS.secrets, readOnly: true }, { name: 'auth', mountPath: PATHS.authDir }],
       }),
     );
   }
@@ -283,8 +282,7 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
   // RUN steps (and a script's `buildah run`) mount a new procfs for the step's container; the
   // kernel refuses that while the Pod's /proc has masked (over-mounted) paths. Unmasked is allowed
   // only with hostUsers: false, where that /proc belongs to the Pod's own user namespace, not to the node.
-  const runsSteps = (c: V1Container): V1Container =>
-    o.userNamespaces ? { ...c, securityContext: { ...c.securityContext, procMount: 'Unmasked' } } : c;
+  const runsSteps = (c: V1Container): V1Container => (o.userNamespaces ? { ...c, securityContext: { ...c.securityContext, procMount: 'Unmasked' } } : c);
   let buildContainer: V1Container;
   if (src.script) {
     // A script build (imagebuild-pod-script.ts): the script runs without credentials, then the Pod pushes.
@@ -310,9 +308,7 @@ export function buildPod(ib: ImageBuild, o: BuildPodOptions, requestedAt?: strin
         [LABEL_GENERATION]: String(generation),
       },
       annotations: { 'stevedore.dev/output-image': spec.output.image },
-      ownerReferences: [
-        { apiVersion: API_VERSION, kind: 'ImageBuild', name, uid: ib.metadata.uid!, controller: true, blockOwnerDeletion: true },
-      ],
+      ownerReferences: [{ apiVersion: API_VERSION, kind: 'ImageBuild', name, uid: ib.metadata.uid!, controller: true, blockOwnerDeletion: true }],
     },
     spec: {
       restartPolicy: 'Never',
@@ -363,8 +359,9 @@ export function userNamespaceSupport(nodes: readonly V1Node[], nodeSelector?: Re
   const listed = without.length > 5 ? `${without.slice(0, 5).join(', ')} and ${without.length - 5} more` : without.join(', ');
   return {
     supported: false,
-    message: `no node can run the build Pod with hostUsers: false: the container runtime of ${listed} reports no user-namespace support ` +
+    message:
+      `no node can run the build Pod with hostUsers: false: the container runtime of ${listed} reports no user-namespace support ` +
       '(needs containerd >= 2.0 or CRI-O >= 1.25, with runc >= 1.2 or crun >= 1.9, and Linux >= 6.3); ' +
-      'upgrade the nodes\' runtime, or set buildPods.userNamespaces=false in the chart (then only Containerfiles without RUN steps build)',
+      "upgrade the nodes' runtime, or set buildPods.userNamespaces=false in the chart (then only Containerfiles without RUN steps build)",
   };
 }

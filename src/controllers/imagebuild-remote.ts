@@ -54,7 +54,12 @@ export interface RemoteBuildResult {
 
 /** A Kubernetes name from a directory name: lowercase, DNS-1123, at most 40 characters. */
 function nameFrom(dir: string): string {
-  const n = basename(resolve(dir)).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
+  const n = basename(resolve(dir))
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40)
+    .replace(/-+$/, '');
   return n || 'build';
 }
 
@@ -120,7 +125,8 @@ export async function remoteBuild(o: RemoteBuildOptions): Promise<RemoteBuildRes
         const line = `${ready.reason}: ${ready.message}`;
         if (line !== last) o.print(line);
         last = line;
-        if (ready.status === 'True') return { name, ready: true, reason: ready.reason, message: ready.message, digest: ib.status?.imageDigest, status: ib.status };
+        if (ready.status === 'True')
+          return { name, ready: true, reason: ready.reason, message: ready.message, digest: ib.status?.imageDigest, status: ib.status };
         if (ib.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True')) {
           return { name, ready: false, reason: ready.reason, message: ready.message, status: ib.status };
         }

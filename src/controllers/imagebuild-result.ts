@@ -61,8 +61,14 @@ export function parseBuildResult(text: string | undefined): BuildSuccess | Build
   if (typeof doc.size === 'number' && Number.isSafeInteger(doc.size) && doc.size >= 0) out.size = doc.size;
   if (Array.isArray(doc.platforms)) {
     out.platforms = doc.platforms
-      .filter((p): p is { platform: string; digest: string } =>
-        typeof p === 'object' && p !== null && typeof (p as { platform?: unknown }).platform === 'string' && typeof (p as { digest?: unknown }).digest === 'string' && DIGEST.test((p as { digest: string }).digest))
+      .filter(
+        (p): p is { platform: string; digest: string } =>
+          typeof p === 'object' &&
+          p !== null &&
+          typeof (p as { platform?: unknown }).platform === 'string' &&
+          typeof (p as { digest?: unknown }).digest === 'string' &&
+          DIGEST.test((p as { digest: string }).digest),
+      )
       .map((p) => ({ platform: p.platform, digest: p.digest }));
   }
   if (typeof doc.signatureDigest === 'string' && DIGEST.test(doc.signatureDigest)) out.signatureDigest = doc.signatureDigest;
@@ -122,7 +128,10 @@ export function podOutcome(pod: V1Pod): PodOutcome {
     const t = terminatedOf(s);
     if (t && t.exitCode !== 0) {
       const failure = asFailure(parseJson(t.message)) ?? crashFailure(s.name, s);
-      return withCommit({ state: 'failed' as const, failure: s.name === 'source' && failure.reason === 'Error' ? { ...failure, reason: 'SourceUnavailable' } : failure });
+      return withCommit({
+        state: 'failed' as const,
+        failure: s.name === 'source' && failure.reason === 'Error' ? { ...failure, reason: 'SourceUnavailable' } : failure,
+      });
     }
   }
   const build = (pod.status?.containerStatuses ?? []).find((s) => s.name === 'build');
@@ -131,7 +140,10 @@ export function podOutcome(pod: V1Pod): PodOutcome {
     const parsed = parseBuildResult(t.message);
     if (t.exitCode === 0) {
       if (parsed && 'digest' in parsed) return withCommit({ state: 'succeeded' as const, result: parsed });
-      return withCommit({ state: 'failed' as const, failure: { reason: 'Error', message: `build container exited 0 without a result (termination message: ${(t.message ?? '').slice(0, 500) || 'empty'})` } });
+      return withCommit({
+        state: 'failed' as const,
+        failure: { reason: 'Error', message: `build container exited 0 without a result (termination message: ${(t.message ?? '').slice(0, 500) || 'empty'})` },
+      });
     }
     if (parsed && 'reason' in parsed) return withCommit({ state: 'failed' as const, failure: parsed });
     return withCommit({ state: 'failed' as const, failure: crashFailure('build', build!) });
@@ -140,7 +152,10 @@ export function podOutcome(pod: V1Pod): PodOutcome {
   if (phase === 'Failed') {
     // The kubelet ended the Pod without a container result (activeDeadlineSeconds, eviction).
     const reason = pod.status?.reason === 'DeadlineExceeded' ? 'DeadlineExceeded' : 'Error';
-    return withCommit({ state: 'failed' as const, failure: { reason, message: pod.status?.message ?? `build Pod failed (${pod.status?.reason ?? 'no reason given'})` } });
+    return withCommit({
+      state: 'failed' as const,
+      failure: { reason, message: pod.status?.message ?? `build Pod failed (${pod.status?.reason ?? 'no reason given'})` },
+    });
   }
   if (phase === 'Running' || inits.some((s) => s.state?.running)) return withCommit({ state: 'running' as const });
   const waiting = [...inits, ...(pod.status?.containerStatuses ?? [])].find((s) => s.state?.waiting?.reason);

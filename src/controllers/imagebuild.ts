@@ -18,7 +18,17 @@ import type { EventRecorder } from '../k8s/runtime/events.js';
 import type { MetaObject } from '../k8s/runtime/informer.js';
 import { errorsFor, ReconcileLoop, stopWhenStalled, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import { parseReference } from '../oci/reference.js';
-import { LABEL_BUILD_UID, SIGNING_KEY, SIGNING_PASSWORD, buildPod, buildPodName, buildSecrets, buildTimeoutMs, userNamespaceSupport, type BuildPodOptions } from './imagebuild-pod.js';
+import {
+  LABEL_BUILD_UID,
+  SIGNING_KEY,
+  SIGNING_PASSWORD,
+  buildPod,
+  buildPodName,
+  buildSecrets,
+  buildTimeoutMs,
+  userNamespaceSupport,
+  type BuildPodOptions,
+} from './imagebuild-pod.js';
 import { errorMessage } from '../util/errors.js';
 import { cacheRepository } from './imagebuild-cache.js';
 import { basePollMs, knownBaseNames, movedBases, resolveBases, wantsBaseRebuild, type BaseImage } from './imagebuild-bases.js';
@@ -41,8 +51,22 @@ const FINISHED = new Set(['Succeeded', 'Failed', 'DeadlineExceeded', 'Canceled']
 
 /** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
 const STATUS_KEYS = [
-  'observedGeneration', 'conditions', 'lastHandledReconcileAt', 'podName', 'image', 'imageDigest', 'imageSize',
-  'sourceCommit', 'startTime', 'completionTime', 'failureDetails', 'platforms', 'signatureDigest', 'attestations', 'platformBuild', 'baseImages',
+  'observedGeneration',
+  'conditions',
+  'lastHandledReconcileAt',
+  'podName',
+  'image',
+  'imageDigest',
+  'imageSize',
+  'sourceCommit',
+  'startTime',
+  'completionTime',
+  'failureDetails',
+  'platforms',
+  'signatureDigest',
+  'attestations',
+  'platformBuild',
+  'baseImages',
 ] as const;
 
 /** The Ready reasons, and the Event recorded when a base image moved. */
@@ -92,7 +116,11 @@ export function checkBuildScheduling(spec: ImageBuild['spec'], allowed: readonly
   }
   for (const [i, t] of (spec.tolerations ?? []).entries()) {
     const key = t.key ?? '';
-    if (key === '') throw buildErrors.stalled('SchedulingNotAllowed', `spec.tolerations[${i}] has no key, so it tolerates every taint (control-plane nodes included): not allowed`);
+    if (key === '')
+      throw buildErrors.stalled(
+        'SchedulingNotAllowed',
+        `spec.tolerations[${i}] has no key, so it tolerates every taint (control-plane nodes included): not allowed`,
+      );
     if (CONTROL_PLANE_KEYS.has(key) || !ok.has(key)) throw refuse(`spec.tolerations[${i}].key`, key);
   }
 }
@@ -254,7 +282,10 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         const left = started + timeoutMs - Date.now();
         if (left <= 0) {
           await this.#deletePod(pod);
-          return this.#finish(s, { reason: 'DeadlineExceeded', message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pod ${podName} deleted` });
+          return this.#finish(s, {
+            reason: 'DeadlineExceeded',
+            message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pod ${podName} deleted`,
+          });
         }
         const msg = outcome.state === 'pending' ? `build Pod ${podName} pending: ${outcome.message}` : `building ${obj.spec.output.image} in Pod ${podName}`;
         s.reconciling('Building', msg);
@@ -274,7 +305,10 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         if (obj.spec.signing && !r.signatureDigest) {
           // The builder pushed but reported no signature (an older builder image ignoring the flags?):
           // the build has not done what the spec asks, so it must not look Ready.
-          const res = this.#finish(s, { reason: 'AttestationFailed', message: `the image ${r.digest} was pushed but the builder reported no signature; is the build image a Stevedore with --sign-key?` });
+          const res = this.#finish(s, {
+            reason: 'AttestationFailed',
+            message: `the image ${r.digest} was pushed but the builder reported no signature; is the build image a Stevedore with --sign-key?`,
+          });
           await this.#prune(obj, await this.#listPods(obj), podName);
           return res;
         }
@@ -301,25 +335,38 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const scriptProblem = scriptSpecProblem(obj.spec);
     if (scriptProblem) throw buildErrors.stalled('InvalidSpec', scriptProblem);
     if (obj.spec.source.script && this.#o.pod.sourcePolicy) {
-      throw buildErrors.stalled('InvalidSpec', 'spec.source.script: script builds are refused while the administrator’s source policy is set (a script picks its images itself, out of the policy’s reach); use a Containerfile');
+      throw buildErrors.stalled(
+        'InvalidSpec',
+        'spec.source.script: script builds are refused while the administrator’s source policy is set (a script picks its images itself, out of the policy’s reach); use a Containerfile',
+      );
     }
     // A missing Secret would leave the Pod stuck creating: say so now, and retry until it exists.
     const signing = obj.spec.signing ? [{ role: 'signing', name: obj.spec.signing.secretRef.name }] : [];
-    for (const ref of [...buildSecrets(obj), ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []), ...signing]) {
+    for (const ref of [
+      ...buildSecrets(obj),
+      ...(obj.spec.source.git?.credentials ? [{ role: 'git', name: obj.spec.source.git.credentials.name }] : []),
+      ...signing,
+    ]) {
       const secret = await getSecret(this.#client, ns, ref.name, `${ref.role} credentials`);
       // Registry credentials are checked as the build Pod will read them (type, JSON, each entry),
       // reported by Secret and JSON path, never by their text.
-      if (ref.role === 'source' || ref.role === 'cache' || ref.role === 'push') dockerConfigFromSecret(secret, `Secret ${ns}/${ref.name} (${ref.role} credentials)`);
+      if (ref.role === 'source' || ref.role === 'cache' || ref.role === 'push')
+        dockerConfigFromSecret(secret, `Secret ${ns}/${ref.name} (${ref.role} credentials)`);
       // The Pod would wait for a missing key for ever; name it (never the values) and retry.
       if (ref.role === 'signing') {
         const missing = [SIGNING_KEY, SIGNING_PASSWORD].filter((k) => secret.data?.[k] === undefined);
-        if (missing.length) throw buildErrors.failed('CredentialsNotFound', `Secret ${ns}/${ref.name} (signing key) has no ${missing.join(' or ')} (cosign generate-key-pair k8s://${ns}/${ref.name} writes both)`);
+        if (missing.length)
+          throw buildErrors.failed(
+            'CredentialsNotFound',
+            `Secret ${ns}/${ref.name} (signing key) has no ${missing.join(' or ')} (cosign generate-key-pair k8s://${ns}/${ref.name} writes both)`,
+          );
       }
     }
     if (this.#o.pod.userNamespaces) await this.#checkUserNamespaces(obj);
     const plan = planPlatforms(obj.spec, (obj.spec.platforms?.length ?? 0) > 1 ? await this.#listNodes() : []);
     const platforms = obj.spec.platforms ?? [];
-    const bodies = plan.mode === 'native' ? platforms.map((p) => platformPod(obj, this.#o.pod, requested, podName, p)) : [buildPod(obj, this.#o.pod, requested)];
+    const bodies =
+      plan.mode === 'native' ? platforms.map((p) => platformPod(obj, this.#o.pod, requested, podName, p)) : [buildPod(obj, this.#o.pod, requested)];
     for (const body of bodies) {
       try {
         await this.#client.create(resourcePath(PODS, ns), body);
@@ -327,18 +374,35 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
         // The namespace's Pod Security admission refuses the Pod (procMount: Unmasked is beyond
         // "baseline" unless the API server relaxes it for user-namespaced Pods): say so, retry later.
         if (err instanceof ApiError && err.status === 403 && /violates PodSecurity/.test(err.message)) {
-          throw buildErrors.failed('PodSecurityRejected', `the namespace's Pod Security admission refused build Pod ${body.metadata?.name ?? podName}: ${err.message}`);
+          throw buildErrors.failed(
+            'PodSecurityRejected',
+            `the namespace's Pod Security admission refused build Pod ${body.metadata?.name ?? podName}: ${err.message}`,
+          );
         }
         if (!isConflict(err)) throw err; // AlreadyExists: created by an earlier reconcile whose status patch was lost
       }
     }
-    for (const k of ['image', 'imageDigest', 'imageSize', 'platforms', 'platformBuild', 'failureDetails', 'completionTime', 'sourceCommit', 'signatureDigest', 'attestations', 'baseImages'] as const) delete status[k];
+    for (const k of [
+      'image',
+      'imageDigest',
+      'imageSize',
+      'platforms',
+      'platformBuild',
+      'failureDetails',
+      'completionTime',
+      'sourceCommit',
+      'signatureDigest',
+      'attestations',
+      'baseImages',
+    ] as const)
+      delete status[k];
     if (wantsBaseRebuild(obj.spec)) {
       const bases = await this.#resolveKnownBases(obj);
       if (bases.length) status.baseImages = bases;
     }
     status.podName = podName;
-    if (platforms.length > 1) status.platformBuild = plan.mode === 'native' ? `native: ${platforms.join(', ')}` : `emulated in one Pod: ${platforms.join(', ')} (${plan.why})`;
+    if (platforms.length > 1)
+      status.platformBuild = plan.mode === 'native' ? `native: ${platforms.join(', ')}` : `emulated in one Pod: ${platforms.join(', ')} (${plan.why})`;
     status.startTime = iso(new Date());
     status.observedGeneration = generation;
     if (requested !== undefined) status.lastHandledReconcileAt = requested;
@@ -351,7 +415,11 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       if (plan.why) message += `; it builds ${platforms.join(', ')} in one Pod, emulating foreign platforms (${plan.why})`;
     }
     s.reconciling('Building', message);
-    await s.event('Normal', 'Building', plan.mode === 'native' ? message : `created build Pod ${podName}${plan.why ? ` for ${platforms.join(', ')} (${plan.why}: emulated)` : ''}`);
+    await s.event(
+      'Normal',
+      'Building',
+      plan.mode === 'native' ? message : `created build Pod ${podName}${plan.why ? ` for ${platforms.join(', ')} (${plan.why}: emulated)` : ''}`,
+    );
     return { requeueAfterMs: buildTimeoutMs(obj) };
   }
 
@@ -459,7 +527,11 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       delete status.failureDetails;
       status.completionTime = iso(new Date());
       status.observedGeneration = generation;
-      s.ready(true, 'Succeeded', `built ${images.map((i) => i.platform).join(', ')} natively in ${images.length} Pods and pushed the index ${status.image}@${index.digest}`);
+      s.ready(
+        true,
+        'Succeeded',
+        `built ${images.map((i) => i.platform).join(', ')} natively in ${images.length} Pods and pushed the index ${status.image}@${index.digest}`,
+      );
       await this.#prune(obj, await this.#listPods(obj), podName);
       return wantsBaseRebuild(obj.spec) ? { requeueAfterMs: basePollMs(obj.spec, this.#o.minBaseImagePollMs) } : {};
     }
@@ -467,9 +539,13 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const left = started + buildTimeoutMs(obj) - Date.now();
     if (left <= 0) {
       await stopOthers();
-      return this.#finish(s, { reason: 'DeadlineExceeded', message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pods ${entries.map((e) => e.podName).join(', ')} deleted` });
+      return this.#finish(s, {
+        reason: 'DeadlineExceeded',
+        message: `the build did not finish within ${obj.spec.timeout ?? '1h'}; Pods ${entries.map((e) => e.podName).join(', ')} deleted`,
+      });
     }
-    const state = (o: (typeof outcomes)[number]['outcome']) => (o.state === 'pending' ? `pending: ${o.message}` : o.state === 'succeeded' ? `pushed ${o.result.digest}` : o.state);
+    const state = (o: (typeof outcomes)[number]['outcome']) =>
+      o.state === 'pending' ? `pending: ${o.message}` : o.state === 'succeeded' ? `pushed ${o.result.digest}` : o.state;
     s.reconciling('Building', `building natively: ${outcomes.map((e) => `${e.platform} in Pod ${e.podName} (${state(e.outcome)})`).join(', ')}`);
     status.observedGeneration = generation;
     return { requeueAfterMs: left };
@@ -503,7 +579,8 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
   /** A finished failure: terminal for this generation (Stalled), until the spec changes or a rebuild is requested. */
   #finish(s: Scope, failure: BuildFailure): ReconcileResult {
     const { status, generation } = s;
-    const reason: ImageBuildReason = failure.reason === 'DeadlineExceeded' ? 'DeadlineExceeded' : failure.reason === 'Canceled' || failure.reason === 'Interrupted' ? 'Canceled' : 'Failed';
+    const reason: ImageBuildReason =
+      failure.reason === 'DeadlineExceeded' ? 'DeadlineExceeded' : failure.reason === 'Canceled' || failure.reason === 'Interrupted' ? 'Canceled' : 'Failed';
     status.failureDetails = { reason: failure.reason, message: failure.message.slice(0, 32768) };
     status.completionTime = iso(new Date());
     status.observedGeneration = generation;
@@ -524,7 +601,11 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       const b = buildOf(p);
       builds.set(b, [...(builds.get(b) ?? []), p]);
     }
-    const newest = (ps: V1Pod[]) => ps.map((p) => String(p.metadata?.creationTimestamp ?? '')).sort().at(-1) ?? '';
+    const newest = (ps: V1Pod[]) =>
+      ps
+        .map((p) => String(p.metadata?.creationTimestamp ?? ''))
+        .sort()
+        .at(-1) ?? '';
     const done = [...builds.entries()].sort(([a, pa], [b, pb]) => {
       if (a === current) return -1;
       if (b === current) return 1;

@@ -22,12 +22,7 @@ const inside = (base: string, p: string) => p === base || p.startsWith(base + se
  * The controller directory of a layout. A source must exist; a destination may not yet (the sync
  * creates it), but its nearest existing ancestor must resolve inside the volume.
  */
-export async function layoutDirectory(
-  root: string | undefined,
-  namespace: string,
-  side: 'source' | 'destination',
-  loc: LayoutLocation,
-): Promise<string> {
+export async function layoutDirectory(root: string | undefined, namespace: string, side: 'source' | 'destination', loc: LayoutLocation): Promise<string> {
   const field = `spec.${side}.layout`;
   if (!root) {
     throw mirrorErrors.stalled('InvalidSpec', `${field}: this controller was started without --layout-root, so it has no volumes for OCI layouts`);

@@ -78,7 +78,8 @@ function tagRegex(pattern: string | undefined, field: 'allow' | 'deny'): TagMatc
 }
 
 function semverRange(range: string | undefined): string | undefined {
-  if (range !== undefined && validRange(range) === null) throw invalid(`spec.tags.semver: "${range}" is not a semver range (node-semver syntax, e.g. ">=1.2.0 <2")`);
+  if (range !== undefined && validRange(range) === null)
+    throw invalid(`spec.tags.semver: "${range}" is not a semver range (node-semver syntax, e.g. ">=1.2.0 <2")`);
   return range;
 }
 
@@ -88,7 +89,12 @@ export function planMirror(spec: ImageMirrorSpec): MirrorPlan {
   if (source.kind === 'layout' && destination.kind === 'layout') {
     throw invalid('spec.source and spec.destination are both layouts; one side must be a registry');
   }
-  if (source.kind === 'registry' && destination.kind === 'registry' && source.registry === destination.registry && source.repository === destination.repository) {
+  if (
+    source.kind === 'registry' &&
+    destination.kind === 'registry' &&
+    source.registry === destination.registry &&
+    source.repository === destination.repository
+  ) {
     throw invalid('spec.source and spec.destination are the same repository');
   }
   if (source.kind === 'layout' && spec.prune) {
@@ -144,5 +150,11 @@ export const registryContext = (side: RegistrySide, credentials: Credentials | u
 /** A registry destination, or the directory a layout destination resolved to (layouts go to <dir>/<source repository>). */
 export function syncTarget(destination: RegistrySide | { kind: 'layout'; dir: string }, credentials: Credentials | undefined, certDir?: string): SyncTarget {
   if (destination.kind === 'layout') return { kind: 'layout', dir: destination.dir };
-  return { kind: 'registry', registry: destination.registry, prefix: '', repository: destination.repository, context: registryContext(destination, credentials, certDir) };
+  return {
+    kind: 'registry',
+    registry: destination.registry,
+    prefix: '',
+    repository: destination.repository,
+    context: registryContext(destination, credentials, certDir),
+  };
 }

@@ -69,13 +69,25 @@ export function summarize(report: SyncReport, dryRun: boolean): SyncVerdict {
     return { ready: false, reason: 'PolicyDenied', message: `spec.policy refused every tag, nothing was copied: ${list}`.slice(0, 32768), tags, counts };
   }
   if (everyTagBad) {
-    return { ready: false, reason: 'SyncFailed', message: `every tag failed: ${failedTags.map((t) => `${t.tag}: ${t.error}`).join('; ')}`.slice(0, 32768), tags, counts };
+    return {
+      ready: false,
+      reason: 'SyncFailed',
+      message: `every tag failed: ${failedTags.map((t) => `${t.tag}: ${t.error}`).join('; ')}`.slice(0, 32768),
+      tags,
+      counts,
+    };
   }
   if (failedTags.length > 0) {
     // Denied tags' errors start with "policy denied: ", which tells them apart in the list.
     const list = failedTags.map((t) => `${t.tag}: ${t.error ?? 'failed'}`).join('; ');
     const verb = deniedTags.length === 0 ? 'failed' : counts.failed === 0 ? 'were denied by spec.policy' : 'failed or were denied by spec.policy';
-    return { ready: false, reason: 'PartialFailure', message: `${failedTags.length} of ${tags.length} tags ${verb} (${failedTags.map((t) => t.tag).join(', ')}): ${list}`.slice(0, 32768), tags, counts };
+    return {
+      ready: false,
+      reason: 'PartialFailure',
+      message: `${failedTags.length} of ${tags.length} tags ${verb} (${failedTags.map((t) => t.tag).join(', ')}): ${list}`.slice(0, 32768),
+      tags,
+      counts,
+    };
   }
   return { ready: true, reason: 'Succeeded', message: summary, tags, counts };
 }

@@ -148,7 +148,10 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
       plan.destination.kind === 'layout' ? layoutDirectory(this.#o.layoutRoot, ns, 'destination', plan.destination) : undefined,
     ]);
     // Private CAs: written for this sync only, used by this mirror's clients only (imagemirror-tls.ts).
-    const [srcCa, destCa] = await Promise.all([this.#ca(ns, plan.source, 'spec.source.registry.caSecretRef'), this.#ca(ns, plan.destination, 'spec.destination.registry.caSecretRef')]);
+    const [srcCa, destCa] = await Promise.all([
+      this.#ca(ns, plan.source, 'spec.source.registry.caSecretRef'),
+      this.#ca(ns, plan.destination, 'spec.destination.registry.caSecretRef'),
+    ]);
     const caDirs = await Promise.all([srcCa, destCa].map((pem) => (pem ? caDirectory(pem) : undefined)));
     const [srcCertDir, destCertDir] = caDirs.map((d) => d?.dir);
     const started = new Date();
@@ -169,7 +172,8 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
           { platforms: plan.options.platforms, dryRun: plan.options.dryRun, ...(policy ? { policy } : {}), parallelImages, signal },
         );
       } else {
-        const target = plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds, destCertDir);
+        const target =
+          plan.destination.kind === 'layout' ? syncTarget({ kind: 'layout', dir: destDir! }, undefined) : syncTarget(plan.destination, destCreds, destCertDir);
         if (target.kind === 'registry') target.context = { ...target.context, ...NO_AMBIENT };
         report = await run([syncSpec(plan.source, plan.selection, srcCreds, srcCertDir)], target, {
           ...plan.options,
@@ -239,7 +243,10 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
    */
   async #eventOnDenial(s: Scope, after: TagStatus[]): Promise<void> {
     const denied = (tags: TagStatus[] | undefined) =>
-      (tags ?? []).filter((t) => t.action === 'denied').map((t) => `${t.tag}: ${t.error ?? 'denied'}`).join('; ');
+      (tags ?? [])
+        .filter((t) => t.action === 'denied')
+        .map((t) => `${t.tag}: ${t.error ?? 'denied'}`)
+        .join('; ');
     const now = denied(after);
     if (!now || now === denied(s.status.tags)) return;
     await s.event('Warning', 'PolicyDenied', `not copied: ${now}`.slice(0, 1024));

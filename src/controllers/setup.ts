@@ -58,15 +58,19 @@ export function createControllerManager(o: ControllerManagerOptions): Manager {
     metricsAuth: o.metricsAuth,
     metrics,
     log,
-    leaderElection: o.leaderElection
-      ? { name: 'stevedore-controller', ...o.leaderElection, identity }
-      : undefined,
+    leaderElection: o.leaderElection ? { name: 'stevedore-controller', ...o.leaderElection, identity } : undefined,
   });
   const events = new EventRecorder(client, { controller: 'stevedore.dev/imagemirror-controller', instance: identity, log });
   const reconciler = new ImageMirrorReconciler(client, { events, log, layoutRoot: o.layoutRoot, metrics: new ImageMirrorMetrics(metrics.registry) });
   manager.add(new Controller(client, reconciler, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   const buildEvents = new EventRecorder(client, { controller: 'stevedore.dev/imagebuild-controller', instance: identity, log });
-  const builds = new ImageBuildReconciler(client, { events: buildEvents, log, pod: { ...DEFAULT_BUILD_POD, ...o.buildPods }, allowedSchedulingKeys: o.buildPodAllowedSchedulingKeys, minBaseImagePollMs: o.minBaseImagePollMs });
+  const builds = new ImageBuildReconciler(client, {
+    events: buildEvents,
+    log,
+    pod: { ...DEFAULT_BUILD_POD, ...o.buildPods },
+    allowedSchedulingKeys: o.buildPodAllowedSchedulingKeys,
+    minBaseImagePollMs: o.minBaseImagePollMs,
+  });
   manager.add(new Controller(client, builds, { namespace: o.namespace, workers: o.workers, queue: o.queue, metrics, log }));
   const runEvents = new EventRecorder(client, { controller: 'stevedore.dev/containerrun-controller', instance: identity, log });
   const runs = new ContainerRunReconciler(client, {

@@ -58,7 +58,8 @@ export interface CopyBetweenOptions extends CopyOptions {
 export async function copyBetween(src: ImageSource, dest: ImageDestination, opts: CopyBetweenOptions = {}): Promise<CopyResult> {
   // Between a registry and an OCI layout or archive the user named, attachments travel as ref names
   // (layout-attachments.ts); sync's own export (attachmentsLayout) is the other way in.
-  const carrier = opts.signatures !== 'remove' && opts.attachmentsLayout === undefined ? layoutAttachmentCarrier(src, dest, { signal: opts.signal }) : undefined;
+  const carrier =
+    opts.signatures !== 'remove' && opts.attachmentsLayout === undefined ? layoutAttachmentCarrier(src, dest, { signal: opts.signal }) : undefined;
   const result = await copyImage(src, dest, carrier?.beforeCommit ? { ...opts, beforeCommit: carrier.beforeCommit } : opts);
   await carrier?.afterCommit?.(result);
   const into = dest.attachmentStore ?? (opts.attachmentsLayout !== undefined ? 'layout' : undefined);

@@ -128,7 +128,6 @@ interface CopyState {
   result: CopyResult;
 }
 
-
 /**
  * Copies an image or an index from a source to a destination, in containers/image's order: every
  * blob first (reused when the destination has it or can mount it, else streamed straight from
@@ -207,7 +206,9 @@ async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, 
   const want = targetFormat(state, raw.mediaType);
   if (!unchanged || want !== formatOf(raw.mediaType)) {
     if (opts.preserveDigests) {
-      throw new InvalidInputError(`--preserve-digests: the index of ${src.name} would be rewritten (subset of platforms or format change); use --all without --format`);
+      throw new InvalidInputError(
+        `--preserve-digests: the index of ${src.name} would be rewritten (subset of platforms or format change); use --all without --format`,
+      );
     }
     const subset: Record<string, string> | undefined =
       opts.recordSubset && isTop && children.length !== index.manifests.length
@@ -215,11 +216,11 @@ async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, 
         : opts.recordSubset && isTop && opts.compression
           ? {}
           : undefined;
-    if (subset && opts.recordSubset && opts.compression) Object.assign(subset, { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [CONVERTED_COMPRESSION_ANNOTATION]: opts.compression });
-    out =
-      want
-        ? convertIndex(index, written, want, subset)
-        : encodeManifest({ ...index, manifests: written, ...(subset ? { annotations: { ...(index.annotations ?? {}), ...subset } } : {}) });
+    if (subset && opts.recordSubset && opts.compression)
+      Object.assign(subset, { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [CONVERTED_COMPRESSION_ANNOTATION]: opts.compression });
+    out = want
+      ? convertIndex(index, written, want, subset)
+      : encodeManifest({ ...index, manifests: written, ...(subset ? { annotations: { ...(index.annotations ?? {}), ...subset } } : {}) });
   }
   checkSupported(dest, out.mediaType);
   await dest.putManifest(out, { top: isTop, signal: opts.signal });
@@ -358,7 +359,9 @@ async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompre
     const blob = await src.getBlob(desc, { signal: opts.signal });
     const tar = decompress.length > 0 ? blob.pipe(decompress[0]!) : blob;
     if (decompress.length > 0) blob.on('error', (err) => decompress[0]!.destroy(err));
-    const written = await writeZstdChunked(tar, file, { level: opts.compressionLevel, signal: opts.signal, what: `layer ${desc.digest}` }).finally(() => blob.destroy());
+    const written = await writeZstdChunked(tar, file, { level: opts.compressionLevel, signal: opts.signal, what: `layer ${desc.digest}` }).finally(() =>
+      blob.destroy(),
+    );
     const out: Descriptor = {
       ...withoutZstdChunked(desc),
       mediaType: layerType(desc.mediaType, 'zstd:chunked'),
@@ -457,4 +460,3 @@ async function copyBlob(state: CopyState, desc: Descriptor): Promise<void> {
     },
   );
 }
-

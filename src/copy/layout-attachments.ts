@@ -90,7 +90,12 @@ async function exportApiReferrers(src: AttachmentStore, layout: OciLayout, diges
 }
 
 /** Copies the layout's attachment ref names for `digests` to a registry repository as tags; returns the tags written. */
-export async function importAttachments(dir: string, dest: AttachmentStore, digests: readonly Digest[], opts: { signal?: AbortSignal } = {}): Promise<string[]> {
+export async function importAttachments(
+  dir: string,
+  dest: AttachmentStore,
+  digests: readonly Digest[],
+  opts: { signal?: AbortSignal } = {},
+): Promise<string[]> {
   const layout = await OciLayout.open(dir);
   const names = new Set(await layout.refNames());
   const tags = digests.flatMap(attachmentTags).filter((t) => names.has(t));

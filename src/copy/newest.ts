@@ -44,7 +44,12 @@ async function createdOf(src: ImageSource, opts: OpOptions): Promise<{ digest: D
  * The `n` tags whose images were created last, newest first; tags whose image states no creation
  * time come after every dated one (in their given order). `open` gives a source for one tag.
  */
-export async function newestByCreation(tags: readonly string[], n: number, open: (tag: string) => Promise<ImageSource>, opts: OpOptions & { parallel?: number } = {}): Promise<string[]> {
+export async function newestByCreation(
+  tags: readonly string[],
+  n: number,
+  open: (tag: string) => Promise<ImageSource>,
+  opts: OpOptions & { parallel?: number } = {},
+): Promise<string[]> {
   if (n <= 0 || tags.length === 0) return [];
   const times = await mapLimit(tags, opts.parallel ?? 8, async (tag) => {
     const src = await open(tag);

@@ -54,7 +54,9 @@ export async function syncFromLayout(
   try {
     tags = explicit
       ? selection.tags
-      : await chooseTags({ ...selection, registry: '', repository: '' }, names, (tag) => parseOciReference(`${dir}:${tag}`).newSource(), { signal: opts.signal });
+      : await chooseTags({ ...selection, registry: '', repository: '' }, names, (tag) => parseOciReference(`${dir}:${tag}`).newSource(), {
+          signal: opts.signal,
+        });
   } catch (err) {
     record({ source, destination: `${dest.registry}/${dest.repository}`, tag: '*', action: 'failed', error: errorMessage(err) });
     return report;
@@ -157,9 +159,16 @@ export async function syncToArchives(
       if (!item.destination.startsWith(inScratch)) return item;
       const rest = item.destination.slice(inScratch.length);
       const colon = rest.lastIndexOf(':');
-      return { ...item, destination: colon < 0 ? `oci-archive:${join(dest.dir, rest)}.tar` : `oci-archive:${join(dest.dir, rest.slice(0, colon))}.tar:${rest.slice(colon + 1)}` };
+      return {
+        ...item,
+        destination: colon < 0 ? `oci-archive:${join(dest.dir, rest)}.tar` : `oci-archive:${join(dest.dir, rest.slice(0, colon))}.tar:${rest.slice(colon + 1)}`,
+      };
     };
-    const report = await sync(specs, { kind: 'layout', dir: scratch, ...(dest.naming ? { naming: dest.naming } : {}) }, { ...opts, ...(onItem ? { onItem: (item: SyncItem) => onItem(named(item)) } : {}) });
+    const report = await sync(
+      specs,
+      { kind: 'layout', dir: scratch, ...(dest.naming ? { naming: dest.naming } : {}) },
+      { ...opts, ...(onItem ? { onItem: (item: SyncItem) => onItem(named(item)) } : {}) },
+    );
     report.items = report.items.map(named);
     const archives: string[] = [];
     if (opts.dryRun) return { ...report, archives };

@@ -18,7 +18,15 @@ import { isIndexMediaType } from '../oci/mediatype.js';
 import { parseManifest, type RawManifest } from '../oci/manifest.js';
 import type { Platform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
-import { CONVERTED_COMPRESSION_ANNOTATION, copyBetween, enforcePolicy, SUBSET_PLATFORMS_ANNOTATION, SUBSET_SOURCE_ANNOTATION, subsetPlatforms, type CopyOptions } from './copy.js';
+import {
+  CONVERTED_COMPRESSION_ANNOTATION,
+  copyBetween,
+  enforcePolicy,
+  SUBSET_PLATFORMS_ANNOTATION,
+  SUBSET_SOURCE_ANNOTATION,
+  subsetPlatforms,
+  type CopyOptions,
+} from './copy.js';
 import { newestByCreation } from './newest.js';
 import type { SyncRepoSpec } from './sync-config.js';
 
@@ -95,7 +103,8 @@ export function recordItem(report: SyncReport, item: SyncItem): void {
   else if (item.action === 'would-prune') report.wouldPrune++;
 }
 
-export interface SyncOptions extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress' | 'retry' | 'compression' | 'compressionLevel'> {
+export interface SyncOptions
+  extends Pick<CopyOptions, 'platforms' | 'preserveDigests' | 'format' | 'jobs' | 'signal' | 'onProgress' | 'retry' | 'compression' | 'compressionLevel'> {
   /** Go on after a failed image and report it (default: stop at the first failure). */
   keepGoing?: boolean;
   /** Work out and report what would change, copying and deleting nothing. */
@@ -154,7 +163,12 @@ export function selectTags(spec: SyncRepoSpec, available: string[]): string[] {
  * selectTags, then for `newest` without `semver` the N tags whose images were created last
  * (`open` gives a source for a tag; a HEAD per tag, the config read once per digest).
  */
-export async function chooseTags(spec: SyncRepoSpec, available: string[], open: (tag: string) => Promise<ImageSource>, opts: { signal?: AbortSignal } = {}): Promise<string[]> {
+export async function chooseTags(
+  spec: SyncRepoSpec,
+  available: string[],
+  open: (tag: string) => Promise<ImageSource>,
+  opts: { signal?: AbortSignal } = {},
+): Promise<string[]> {
   const tags = selectTags(spec, available);
   if (spec.newest === undefined || spec.semver) return tags;
   return newestByCreation(tags, spec.newest, open, opts);
@@ -189,7 +203,8 @@ function destinationRepository(target: SyncTarget, registry: string, repository:
  * Index digests are preserved (every platform is copied) unless platforms are chosen.
  */
 export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: SyncOptions = {}): Promise<SyncReport> {
-  if (opts.prune && target.kind === 'dir') throw new InvalidInputError('prune is not supported with a dir: destination (a directory per image keeps no tag list)');
+  if (opts.prune && target.kind === 'dir')
+    throw new InvalidInputError('prune is not supported with a dir: destination (a directory per image keeps no tag list)');
   const report = emptyReport();
   // One client per registry for the whole sync (connections and tokens reused across images):
   // every source and destination is opened through its transport with the pool in its context.
@@ -230,7 +245,12 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         tags =
           spec.tags.length > 0 && !spec.regex && !spec.deny && !spec.semver && spec.newest === undefined
             ? spec.tags
-            : await chooseTags(spec, await (await new DockerReference(srcRepo).newSource(srcCtx)).listTags(opts), (tag) => new DockerReference({ ...srcRepo, tag }).newSource(srcCtx), opts);
+            : await chooseTags(
+                spec,
+                await (await new DockerReference(srcRepo).newSource(srcCtx)).listTags(opts),
+                (tag) => new DockerReference({ ...srcRepo, tag }).newSource(srcCtx),
+                opts,
+              );
       } catch (err) {
         // The selection is unknown: pruning this repository could delete everything it names.
         ps.unknown = true;
@@ -244,9 +264,15 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
       for (const tag of tags) ps.selected.add(tag);
       await mapLimit(tags, opts.parallelImages ?? DEFAULT_PARALLEL_IMAGES, async (tag) => {
         if (stop || opts.signal?.aborted) return;
-        const srcRef: ImageReference = isDigest(tag) ? { registry: spec.registry, repository: spec.repository, digest: tag } : { registry: spec.registry, repository: spec.repository, tag };
+        const srcRef: ImageReference = isDigest(tag)
+          ? { registry: spec.registry, repository: spec.repository, digest: tag }
+          : { registry: spec.registry, repository: spec.repository, tag };
         const destRef: ImageReference | undefined =
-          target.kind === 'registry' ? (isDigest(tag) ? { registry: target.registry, repository: destRepo, digest: tag } : { registry: target.registry, repository: destRepo, tag }) : undefined;
+          target.kind === 'registry'
+            ? isDigest(tag)
+              ? { registry: target.registry, repository: destRepo, digest: tag }
+              : { registry: target.registry, repository: destRepo, tag }
+            : undefined;
         const src = await new DockerReference(srcRef).newSource(srcCtx);
         // Layout destinations are opened inside the try (a bad ref name or an unwritable directory
         // is this image's failure, reported under keepGoing, not an escape from the whole sync),
@@ -258,7 +284,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
         const item: SyncItem = { source: src.name, destination: dest?.name ?? localRef!.toString(), tag, action: 'failed' };
         try {
           // A local destination is created on open: a policy refusal must come first.
-          const checkPolicy = () => (opts.policy ? enforcePolicy(opts.policy, new DockerReference(srcRef), { ...opts, srcContext: srcCtx, all: !opts.platforms?.length }) : undefined);
+          const checkPolicy = () =>
+            opts.policy ? enforcePolicy(opts.policy, new DockerReference(srcRef), { ...opts, srcContext: srcCtx, all: !opts.platforms?.length }) : undefined;
           if (localRef && !opts.dryRun) {
             await checkPolicy();
             dest = await localRef.newDestination();
@@ -468,7 +495,14 @@ async function prune(ps: PruneSet, target: SyncTarget, opts: SyncOptions, record
         // Registries delete manifests, not tags: this tag goes when the kept tags leave its digest.
         // Nothing is wrong, and nothing the user can do here; reported as left, not as a failure.
         const with_ = [...ps.kept].filter(([, d]) => d === head.digest).map(([t]) => t);
-        record({ source, destination, tag, action: 'skipped', digest: head.digest, note: `not pruned: shares its digest with kept tag${with_.length === 1 ? '' : 's'} ${with_.join(', ') || '(selected)'}; registries delete by digest` });
+        record({
+          source,
+          destination,
+          tag,
+          action: 'skipped',
+          digest: head.digest,
+          note: `not pruned: shares its digest with kept tag${with_.length === 1 ? '' : 's'} ${with_.join(', ') || '(selected)'}; registries delete by digest`,
+        });
         continue;
       }
       if (!opts.dryRun) await deleteManifest(destClient!, destRepo, head.digest, opts);

@@ -9,7 +9,11 @@ import type { Digest } from '../oci/digest.js';
 import { formatPlatform } from '../oci/platform.js';
 import { addToList, createList, readList, removeFromList, type ListLocation } from './list.js';
 
-export async function addBuiltImages(loc: ListLocation, built: string, opts: { storeRoot: string; signal?: AbortSignal }): Promise<{ list: Digest; added: { digest: Digest; platform: string }[]; replaced: Digest[] }> {
+export async function addBuiltImages(
+  loc: ListLocation,
+  built: string,
+  opts: { storeRoot: string; signal?: AbortSignal },
+): Promise<{ list: Digest; added: { digest: Digest; platform: string }[]; replaced: Digest[] }> {
   await createList(loc, { amend: true });
   const before = (await readList(loc)).index.manifests;
   let { list, added } = await addToList(loc, built, { all: true, storeRoot: opts.storeRoot, ...(opts.signal ? { signal: opts.signal } : {}) });

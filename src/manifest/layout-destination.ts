@@ -35,7 +35,8 @@ export class LayoutBlobDestination implements ImageDestination {
     const refs = parsed.kind === 'image' ? manifestBlobs(parsed.manifest) : parsed.index.manifests;
     for (const d of refs) {
       if (d.urls?.length) continue;
-      if (!(await this.layout.hasBlob(d.digest, d.size))) throw new NotFoundError(`${this.name}: manifest ${manifest.digest} references ${d.digest}, which was not written first`);
+      if (!(await this.layout.hasBlob(d.digest, d.size)))
+        throw new NotFoundError(`${this.name}: manifest ${manifest.digest} references ${d.digest}, which was not written first`);
     }
     await this.layout.writeBlobBytes(manifest.bytes, manifest.digest);
     if (opts.top) this.#pending = { mediaType: parsed.mediaType, digest: manifest.digest, size: manifest.bytes.length };

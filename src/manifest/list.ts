@@ -115,7 +115,10 @@ export async function createList(loc: ListLocation, opts: { format?: ListFormat;
     });
     if (existing) {
       if (opts.amend && isIndexMediaType(existing.mediaType)) return existing.digest;
-      throw new ManifestListError('MANIFEST_LIST_EXISTS', `${loc.display} already exists${opts.amend ? ' and is not a manifest list' : ' (use --amend to add to it)'}`);
+      throw new ManifestListError(
+        'MANIFEST_LIST_EXISTS',
+        `${loc.display} already exists${opts.amend ? ' and is not a manifest list' : ' (use --amend to add to it)'}`,
+      );
     }
     const index: ImageIndex = { schemaVersion: 2, mediaType: opts.format === 'v2s2' ? MediaType.DockerManifestList : MediaType.OciIndex, manifests: [] };
     return writeList(layout, loc, index);
@@ -149,7 +152,12 @@ export async function resolveImageSource(image: string, storeRoot: string): Prom
   const { normaliseImageName } = await import('../runtime/store/names.js');
   const { storeName } = normaliseImageName(image);
   const imagesDir = join(storeRoot, 'images');
-  const local = await OciLayout.open(imagesDir).then((l) => l.resolve(storeName), () => undefined).catch(() => undefined);
+  const local = await OciLayout.open(imagesDir)
+    .then(
+      (l) => l.resolve(storeName),
+      () => undefined,
+    )
+    .catch(() => undefined);
   if (local) {
     const { OciReference } = await import('../transports/oci.js');
     return new OciReference(imagesDir, storeName);
@@ -220,9 +228,19 @@ export async function addToList(loc: ListLocation, image: string, opts: AddOptio
       if (opts.all) {
         picks = children.map((m) => ({ digest: m.digest, platform: m.platform }));
       } else {
-        const want = opts.arch || opts.os ? normalizePlatform({ architecture: opts.arch ?? hostPlatform().architecture, os: opts.os ?? 'linux', ...(opts.variant ? { variant: opts.variant } : {}) }) : hostPlatform();
+        const want =
+          opts.arch || opts.os
+            ? normalizePlatform({
+                architecture: opts.arch ?? hostPlatform().architecture,
+                os: opts.os ?? 'linux',
+                ...(opts.variant ? { variant: opts.variant } : {}),
+              })
+            : hostPlatform();
         const hit = children.find((m) => platformMatches(m.platform, want));
-        if (!hit) throw new NotFoundError(`${image} has no image for platform ${formatPlatform(want)} (it has: ${children.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ') || 'none'}); use --all to add every one`);
+        if (!hit)
+          throw new NotFoundError(
+            `${image} has no image for platform ${formatPlatform(want)} (it has: ${children.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ') || 'none'}); use --all to add every one`,
+          );
         picks = [{ digest: hit.digest, platform: hit.platform }];
       }
     } else {
@@ -265,7 +283,8 @@ export async function annotateList(loc: ListLocation, digest: string, opts: Plat
     const platform = applyOverrides(entry.platform, opts);
     if (platform) entry.platform = platform;
     if (opts.annotations && Object.keys(opts.annotations).length > 0) {
-      if (index.mediaType === MediaType.DockerManifestList) throw new ManifestListError('MANIFEST_LIST_INVALID', `${loc.display} is a Docker manifest list, which has no annotations; create it with --format oci`);
+      if (index.mediaType === MediaType.DockerManifestList)
+        throw new ManifestListError('MANIFEST_LIST_INVALID', `${loc.display} is a Docker manifest list, which has no annotations; create it with --format oci`);
       entry.annotations = { ...(entry.annotations ?? {}), ...opts.annotations };
     }
     const manifests = [...index.manifests];
@@ -317,12 +336,15 @@ export async function pushListOnly(loc: ListLocation, dest: TransportReference, 
     import('../oci/reference.js'),
   ]);
   if (!(dest instanceof DockerReference)) throw new InvalidInputError(`push --all=false needs a registry destination (docker://), not ${dest.toString()}`);
-  if (opts.format && opts.format !== (list.raw.mediaType === MediaType.DockerManifestList ? 'v2s2' : 'oci')) throw new InvalidInputError('push --all=false cannot change the list\'s format (its images would change digest); push with --all');
+  if (opts.format && opts.format !== (list.raw.mediaType === MediaType.DockerManifestList ? 'v2s2' : 'oci'))
+    throw new InvalidInputError("push --all=false cannot change the list's format (its images would change digest); push with --all");
   const client = registryClientFor(dest.ref, opts.context);
   try {
     for (const m of list.index.manifests) {
       if (!(await headManifest(client, dest.ref.repository, m.digest, { signal: opts.signal }))) {
-        throw new NotFoundError(`${dest.toString()} does not hold ${m.digest} (${m.platform ? formatPlatform(m.platform) : 'no platform'}), which the list names; push with --all`);
+        throw new NotFoundError(
+          `${dest.toString()} does not hold ${m.digest} (${m.platform ? formatPlatform(m.platform) : 'no platform'}), which the list names; push with --all`,
+        );
       }
     }
     await putManifest(client, dest.ref.repository, referenceTarget(dest.ref), list.raw, { signal: opts.signal });
@@ -340,5 +362,11 @@ export async function pushListOnly(loc: ListLocation, dest: TransportReference, 
 export async function pushList(loc: ListLocation, dest: TransportReference, opts: PushOptions = {}) {
   await readList(loc); // a clear "no such manifest list" before the copy engine's messages
   const [{ copyReference }, { OciReference }] = await Promise.all([import('../copy/copy.js'), import('../transports/oci.js')]);
-  return copyReference(new OciReference(loc.layoutDir, loc.refName), dest, { all: true, format: opts.format, destContext: opts.context, signal: opts.signal, jobs: opts.jobs });
+  return copyReference(new OciReference(loc.layoutDir, loc.refName), dest, {
+    all: true,
+    format: opts.format,
+    destContext: opts.context,
+    signal: opts.signal,
+    jobs: opts.jobs,
+  });
 }

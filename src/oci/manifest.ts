@@ -34,9 +34,7 @@ export interface RawManifest {
   digest: Digest;
 }
 
-export type ParsedManifest =
-  | { kind: 'image'; mediaType: string; manifest: ImageManifest }
-  | { kind: 'index'; mediaType: string; index: ImageIndex };
+export type ParsedManifest = { kind: 'image'; mediaType: string; manifest: ImageManifest } | { kind: 'index'; mediaType: string; index: ImageIndex };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -25,7 +25,12 @@ export const ZSTD_CHUNKED_MANIFEST_POSITION = 'io.github.containers.zstd-chunked
 export const ZSTD_CHUNKED_TARSPLIT_POSITION = 'io.github.containers.zstd-chunked.tarsplit-position';
 /** Older writers published the tar-split digest here; it now lives in the TOC (tarSplitDigest). */
 export const ZSTD_CHUNKED_TARSPLIT_CHECKSUM = 'io.github.containers.zstd-chunked.tarsplit-checksum';
-export const ZSTD_CHUNKED_ANNOTATIONS = [ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION, ZSTD_CHUNKED_TARSPLIT_POSITION, ZSTD_CHUNKED_TARSPLIT_CHECKSUM];
+export const ZSTD_CHUNKED_ANNOTATIONS = [
+  ZSTD_CHUNKED_MANIFEST_CHECKSUM,
+  ZSTD_CHUNKED_MANIFEST_POSITION,
+  ZSTD_CHUNKED_TARSPLIT_POSITION,
+  ZSTD_CHUNKED_TARSPLIT_CHECKSUM,
+];
 
 /** The one TOC type defined: CRFS's JSON table of contents. */
 export const TOC_TYPE_CRFS = 1;
@@ -113,11 +118,13 @@ function parsePositions(annotations: Record<string, string>, what: string): Zstd
   if (toc === undefined) return undefined;
   const nums = (s: string, n: number, key: string) => {
     const parts = s.split(':');
-    if (parts.length !== n || parts.some((x) => !/^\d+$/.test(x))) throw new InvalidInputError(`${what}: annotation ${key} "${s}" is not ${n} ':'-separated integers`);
+    if (parts.length !== n || parts.some((x) => !/^\d+$/.test(x)))
+      throw new InvalidInputError(`${what}: annotation ${key} "${s}" is not ${n} ':'-separated integers`);
     return parts.map(Number);
   };
   const [tocOffset, tocLength, tocUncompressed, tocType] = nums(toc, 4, ZSTD_CHUNKED_MANIFEST_POSITION) as [number, number, number, number];
-  const [tarSplitOffset, tarSplitLength, tarSplitUncompressed] = ts === undefined ? [0, 0, 0] : (nums(ts, 3, ZSTD_CHUNKED_TARSPLIT_POSITION) as [number, number, number]);
+  const [tarSplitOffset, tarSplitLength, tarSplitUncompressed] =
+    ts === undefined ? [0, 0, 0] : (nums(ts, 3, ZSTD_CHUNKED_TARSPLIT_POSITION) as [number, number, number]);
   return { tocOffset, tocLength, tocUncompressed, tocType, tarSplitOffset, tarSplitLength, tarSplitUncompressed };
 }
 
@@ -143,9 +150,11 @@ export function readZstdChunked(blob: Buffer, annotations: Record<string, string
   }
   if (positions.tocType !== TOC_TYPE_CRFS) throw new InvalidInputError(`${what}: zstd:chunked TOC type ${positions.tocType} is not supported`);
   const slice = (offset: number, length: number, label: string) => {
-    if (offset < 8 || offset + length > blob.length) throw new InvalidInputError(`${what}: zstd:chunked ${label} at ${offset}+${length} lies outside the blob (${blob.length} bytes)`);
+    if (offset < 8 || offset + length > blob.length)
+      throw new InvalidInputError(`${what}: zstd:chunked ${label} at ${offset}+${length} lies outside the blob (${blob.length} bytes)`);
     const header = blob.subarray(offset - 8, offset);
-    if (header.readUInt32LE(0) !== SKIPPABLE_MAGIC || header.readUInt32LE(4) !== length) throw new InvalidInputError(`${what}: zstd:chunked ${label} is not in a skippable frame of its length`);
+    if (header.readUInt32LE(0) !== SKIPPABLE_MAGIC || header.readUInt32LE(4) !== length)
+      throw new InvalidInputError(`${what}: zstd:chunked ${label} is not in a skippable frame of its length`);
     return blob.subarray(offset, offset + length);
   };
   const tocBytes = slice(positions.tocOffset, positions.tocLength, 'TOC');
@@ -154,7 +163,8 @@ export function readZstdChunked(blob: Buffer, annotations: Record<string, string
     throw new InvalidInputError(`${what}: zstd:chunked TOC does not match ${ZSTD_CHUNKED_MANIFEST_CHECKSUM} ${checksum}`);
   }
   const tocJson = zstdDecompressSync(tocBytes);
-  if (tocJson.length !== positions.tocUncompressed) throw new InvalidInputError(`${what}: zstd:chunked TOC is ${tocJson.length} bytes, the position says ${positions.tocUncompressed}`);
+  if (tocJson.length !== positions.tocUncompressed)
+    throw new InvalidInputError(`${what}: zstd:chunked TOC is ${tocJson.length} bytes, the position says ${positions.tocUncompressed}`);
   const toc = JSON.parse(tocJson.toString('utf8')) as Toc;
   let tarSplit = '';
   if (positions.tarSplitLength > 0) {

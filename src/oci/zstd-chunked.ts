@@ -17,7 +17,15 @@ import { constants as zc, createZstdCompress, zstdCompressSync } from 'node:zlib
 import type { Digest } from './digest.js';
 import { Crc64Iso } from './crc64.js';
 import { InvalidInputError } from '../util/errors.js';
-import { encodeFooter, positionAnnotations, SKIPPABLE_MAGIC, TOC_TYPE_CRFS, type Toc, type TocEntry, type ZstdChunkedPositions } from './zstd-chunked-format.js';
+import {
+  encodeFooter,
+  positionAnnotations,
+  SKIPPABLE_MAGIC,
+  TOC_TYPE_CRFS,
+  type Toc,
+  type TocEntry,
+  type ZstdChunkedPositions,
+} from './zstd-chunked-format.js';
 import { rfc3339Seconds } from '../util/time.js';
 
 interface TarHeader {
@@ -146,7 +154,8 @@ function paxRecords(data: Buffer, what: string): Map<string, Buffer> {
     if (data[at] === 0) break;
     const space = data.indexOf(0x20, at);
     const len = space < 0 ? Number.NaN : Number(data.subarray(at, space).toString('latin1'));
-    if (!Number.isInteger(len) || len <= 0 || at + len > data.length || data[at + len - 1] !== 0x0a) throw new InvalidInputError(`${what}: malformed PAX record at byte ${at} of its header`);
+    if (!Number.isInteger(len) || len <= 0 || at + len > data.length || data[at + len - 1] !== 0x0a)
+      throw new InvalidInputError(`${what}: malformed PAX record at byte ${at} of its header`);
     const record = data.subarray(space + 1, at + len - 1);
     const eq = record.indexOf(0x3d);
     if (eq < 0) throw new InvalidInputError(`${what}: PAX record without '=' at byte ${at} of its header`);
@@ -297,7 +306,8 @@ export async function writeZstdChunked(tar: AsyncIterable<Buffer> | Readable, fi
       const type = h.type ?? 'unknown';
       if (EXTENSION_TYPES.has(type)) {
         // Held in memory: capped as Go's tar reader caps them (a hostile layer could announce gigabytes).
-        if (h.size > MAX_EXTENSION_HEADER) throw new InvalidInputError(`${what}: tar ${type} record of ${h.size} bytes at entry ${entries.length + 1} (at most ${MAX_EXTENSION_HEADER})`);
+        if (h.size > MAX_EXTENSION_HEADER)
+          throw new InvalidInputError(`${what}: tar ${type} record of ${h.size} bytes at entry ${entries.length + 1} (at most ${MAX_EXTENSION_HEADER})`);
         const data: Buffer[] = [];
         for await (const c of reader.take(Math.ceil(h.size / BLOCK) * BLOCK, what)) data.push(c);
         for (const c of data) await pushMeta(c);

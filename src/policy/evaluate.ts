@@ -132,7 +132,9 @@ async function signedByRefusal(req: SignedByRequirement, image: PolicyImage, dig
   const [{ verifyGpgSignature }, { readGpgPublicKeyFiles, readGpgPublicKeys }] = await Promise.all([import('../sign/gpg.js'), import('../sign/gpg-keys.js')]);
   let keys: PublicKey[];
   try {
-    keys = req.keyData ? await readGpgPublicKeys(req.keyData, 'the policy\'s keyData') : await readGpgPublicKeyFiles(req.keyPath ? [req.keyPath] : (req.keyPaths ?? []));
+    keys = req.keyData
+      ? await readGpgPublicKeys(req.keyData, "the policy's keyData")
+      : await readGpgPublicKeyFiles(req.keyPath ? [req.keyPath] : (req.keyPaths ?? []));
   } catch (err) {
     return `cannot load the policy's GPG keys: ${errorMessage(err)}`;
   }
@@ -153,7 +155,9 @@ async function signedByRefusal(req: SignedByRequirement, image: PolicyImage, dig
         continue;
       }
       if (!identityMatches(req.signedIdentity, intended, payload.dockerReference)) {
-        reasons.push(`${sig.location}: signature identity "${payload.dockerReference}" does not match ${intended ? formatReference(intended) : 'the image'} under signedIdentity ${req.signedIdentity.type}`);
+        reasons.push(
+          `${sig.location}: signature identity "${payload.dockerReference}" does not match ${intended ? formatReference(intended) : 'the image'} under signedIdentity ${req.signedIdentity.type}`,
+        );
         continue;
       }
       return undefined;
@@ -180,7 +184,9 @@ async function sigstoreRefusal(req: SigstoreSignedRequirement, image: PolicyImag
     try {
       const payload = checkSimpleSignature(sig, signatureKeys(sig, trust), { digest });
       if (!intended || !identityMatches(req.signedIdentity, intended, payload.dockerReference)) {
-        reasons.push(`signature identity "${payload.dockerReference}" does not match ${intended ? formatReference(intended) : 'the image'} under signedIdentity ${req.signedIdentity.type}`);
+        reasons.push(
+          `signature identity "${payload.dockerReference}" does not match ${intended ? formatReference(intended) : 'the image'} under signedIdentity ${req.signedIdentity.type}`,
+        );
         continue;
       }
       return undefined;
@@ -199,7 +205,8 @@ export async function decide(policy: Policy, image: PolicyImage): Promise<Policy
   const { scope, requirements } = requirementsFor(policy, image.subject);
   for (const req of requirements) {
     const why = await refusal(req, image, image.digest);
-    if (why !== undefined) return { allowed: false, reason: `${describe(image.subject)}${image.digest ? ` (${image.digest})` : ''}: ${why} [scope ${scope}]`, scope };
+    if (why !== undefined)
+      return { allowed: false, reason: `${describe(image.subject)}${image.digest ? ` (${image.digest})` : ''}: ${why} [scope ${scope}]`, scope };
   }
   return { allowed: true, reason: `accepted by scope ${scope}`, scope };
 }

@@ -126,7 +126,13 @@ export async function evaluatePolicy(policy: Policy, image: string | TransportRe
         manifests,
       };
     }
-    return { allowed: true, scope: topDecision.scope, reason: `every platform manifest of the index is accepted by scope ${topDecision.scope}`, digest: top.digest, manifests };
+    return {
+      allowed: true,
+      scope: topDecision.scope,
+      reason: `every platform manifest of the index is accepted by scope ${topDecision.scope}`,
+      digest: top.digest,
+      manifests,
+    };
   } finally {
     await src.close();
     await client?.close();

@@ -28,7 +28,10 @@ export function findDuplicateKey(text: string): { key: string; path: string } | 
   const childPath = (): string => {
     const top = stack[stack.length - 1];
     if (!top) return '';
-    if (top.keys) return `${top.path}${JSON.stringify([top.pendingKey ?? '']).slice(1, -1).replace(/^"(.*)"$/, '.$1')}`;
+    if (top.keys)
+      return `${top.path}${JSON.stringify([top.pendingKey ?? ''])
+        .slice(1, -1)
+        .replace(/^"(.*)"$/, '.$1')}`;
     return `${top.path}[${top.index}]`;
   };
   while (i < text.length) {

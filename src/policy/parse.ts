@@ -57,13 +57,19 @@ function dockerRef(v: string, at: string): ReturnType<typeof parseReference> {
   }
 }
 
-const DOMAIN = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
+const DOMAIN =
+  /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
 
 /** remapIdentity prefixes: a bare host[:port], or a fully qualified `host/path` name. */
 function checkRemapPrefix(v: string, at: string): void {
   if (DOMAIN.test(v)) return;
   const slash = v.indexOf('/');
-  if (slash > 0 && DOMAIN.test(v.slice(0, slash)) && /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(v.slice(slash + 1))) return;
+  if (
+    slash > 0 &&
+    DOMAIN.test(v.slice(0, slash)) &&
+    /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(v.slice(slash + 1))
+  )
+    return;
   throw new InvalidPolicyError(`${at}: prefix "${v}" is not valid (expected host[:port] or host[:port]/path)`);
 }
 
@@ -119,8 +125,17 @@ function parseFulcio(v: unknown, at: string): FulcioRequirement {
 
 function parseSigstoreSigned(v: Obj, at: string): SigstoreSignedRequirement {
   checkKeys(v, at, [
-    'type', 'keyPath', 'keyPaths', 'keyData', 'keyDatas', 'fulcio',
-    'rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas', 'signedIdentity',
+    'type',
+    'keyPath',
+    'keyPaths',
+    'keyData',
+    'keyDatas',
+    'fulcio',
+    'rekorPublicKeyPath',
+    'rekorPublicKeyPaths',
+    'rekorPublicKeyData',
+    'rekorPublicKeyDatas',
+    'signedIdentity',
   ]);
   const r: SigstoreSignedRequirement = {
     type: 'sigstoreSigned',
@@ -143,7 +158,8 @@ function parseSigstoreSigned(v: Obj, at: string): SigstoreSignedRequirement {
   }
   const rekorSources = ['rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas'].filter((k) => k in v);
   if (rekorSources.length > 1) throw new InvalidPolicyError(`${at}: at most one of ${rekorSources.join(', ')} may be used`);
-  if (r.fulcio && rekorSources.length === 0) throw new InvalidPolicyError(`${at}: fulcio needs a Rekor public key (rekorPublicKeyPath, -Paths, -Data or -Datas)`);
+  if (r.fulcio && rekorSources.length === 0)
+    throw new InvalidPolicyError(`${at}: fulcio needs a Rekor public key (rekorPublicKeyPath, -Paths, -Data or -Datas)`);
   return r;
 }
 
@@ -163,7 +179,10 @@ export function parseRequirement(v: unknown, at: string): PolicyRequirement {
         throw new InvalidPolicyError(`${at}: unrecognized keyType ${JSON.stringify(keyType)}`);
       }
       const sources = ['keyPath', 'keyPaths', 'keyData'].filter((k) => k in v);
-      if (sources.length !== 1) throw new InvalidPolicyError(`${at}: exactly one of keyPath, keyPaths and keyData must be specified, ${sources.length === 0 ? 'none' : sources.join(' and ')} given`);
+      if (sources.length !== 1)
+        throw new InvalidPolicyError(
+          `${at}: exactly one of keyPath, keyPaths and keyData must be specified, ${sources.length === 0 ? 'none' : sources.join(' and ')} given`,
+        );
       return {
         type: 'signedBy',
         keyType,
@@ -203,7 +222,8 @@ export function validateScope(transport: string, scope: string, at: string): voi
     const path = transport === 'oci' || transport === 'oci-archive' ? scope.split(':')[0]! : scope;
     if (!isAbsolute(path)) throw new InvalidPolicyError(`${at}: scope must be an absolute path`);
     if (path === '/') throw new InvalidPolicyError(`${at}: use the transport default scope "" instead of "/"`);
-    if (normalize(path) !== path || path.endsWith('/')) throw new InvalidPolicyError(`${at}: scope uses a non-canonical path; perhaps "${normalize(path).replace(/\/$/, '')}"`);
+    if (normalize(path) !== path || path.endsWith('/'))
+      throw new InvalidPolicyError(`${at}: scope uses a non-canonical path; perhaps "${normalize(path).replace(/\/$/, '')}"`);
   }
 }
 

@@ -14,7 +14,9 @@ export type PolicySubject =
 export function scopeIdentity(subject: PolicySubject): string {
   if (subject.transport === 'docker' && 'reference' in subject) {
     const r = subject.reference;
-    return r.digest ? formatReference({ registry: r.registry, repository: r.repository, digest: r.digest }) : formatReference({ registry: r.registry, repository: r.repository, tag: r.tag ?? 'latest' });
+    return r.digest
+      ? formatReference({ registry: r.registry, repository: r.repository, digest: r.digest })
+      : formatReference({ registry: r.registry, repository: r.repository, tag: r.tag ?? 'latest' });
   }
   const s = subject as { path: string; ref?: string };
   return s.ref ? `${s.path}:${s.ref}` : s.path;

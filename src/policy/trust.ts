@@ -49,7 +49,8 @@ export function setTrust(doc: Doc, scope: string, type: TrustType, pubkeysFiles:
       throw new InvalidInputError(`trust set: "${scope}" is not a registry, repository or "default": ${(err as Error).message}`);
     }
   }
-  if (type !== 'signedBy' && pubkeysFiles.length > 0) throw new InvalidInputError(`trust set: ${pubkeysFiles.length} public key file(s) cannot be used with type ${type}`);
+  if (type !== 'signedBy' && pubkeysFiles.length > 0)
+    throw new InvalidInputError(`trust set: ${pubkeysFiles.length} public key file(s) cannot be used with type ${type}`);
   let req: Record<string, unknown>;
   switch (type) {
     case 'accept':
@@ -61,7 +62,10 @@ export function setTrust(doc: Doc, scope: string, type: TrustType, pubkeysFiles:
     case 'signedBy':
       if (pubkeysFiles.length === 0) throw new InvalidInputError('trust set: type signedBy needs at least one --pubkeysfile');
       // Absolute paths, as podman writes them: the policy is read from other working directories.
-      req = pubkeysFiles.length === 1 ? { type: 'signedBy', keyType: 'GPGKeys', keyPath: resolve(pubkeysFiles[0]!) } : { type: 'signedBy', keyType: 'GPGKeys', keyPaths: pubkeysFiles.map((f) => resolve(f)) };
+      req =
+        pubkeysFiles.length === 1
+          ? { type: 'signedBy', keyType: 'GPGKeys', keyPath: resolve(pubkeysFiles[0]!) }
+          : { type: 'signedBy', keyType: 'GPGKeys', keyPaths: pubkeysFiles.map((f) => resolve(f)) };
       break;
     default:
       throw new InvalidInputError(`trust set: --type must be accept, reject or signedBy, got "${String(type)}"`);
@@ -95,14 +99,23 @@ export interface TrustRow {
   gpg_id?: string;
 }
 
-const TYPE_NAMES: Record<string, string> = { insecureAcceptAnything: 'accept', reject: 'reject', signedBy: 'signed', sigstoreSigned: 'sigstoreSigned', signedBaseLayer: 'signedBaseLayer' };
+const TYPE_NAMES: Record<string, string> = {
+  insecureAcceptAnything: 'accept',
+  reject: 'reject',
+  signedBy: 'signed',
+  sigstoreSigned: 'sigstoreSigned',
+  signedBaseLayer: 'signedBaseLayer',
+};
 
 /**
  * `trust show`'s rows: the default (transport `all`), then each docker scope (transport
  * `repository`), then other transports' scopes; signed requirements list their key files, the
  * keys' user IDs (`describeKeys`) and the scope's lookaside (`lookaside`).
  */
-export async function trustRows(doc: Doc, opts: { describeKeys?: (paths: string[]) => Promise<string>; lookaside?: (scope: string) => string | undefined } = {}): Promise<TrustRow[]> {
+export async function trustRows(
+  doc: Doc,
+  opts: { describeKeys?: (paths: string[]) => Promise<string>; lookaside?: (scope: string) => string | undefined } = {},
+): Promise<TrustRow[]> {
   const rows: TrustRow[] = [];
   const add = async (transport: string, name: string, reqs: unknown[]) => {
     for (const r of reqs as Array<Record<string, unknown>>) {
@@ -124,7 +137,8 @@ export async function trustRows(doc: Doc, opts: { describeKeys?: (paths: string[
   await add('all', 'default', doc.default ?? []);
   for (const [transport, scopes] of Object.entries(doc.transports ?? {})) {
     // Sorted by scope, as podman prints them (its map keys are sorted).
-    for (const [scope, reqs] of Object.entries(scopes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) await add(transport === 'docker' ? 'repository' : transport, scope === '' ? `${transport} default` : scope, reqs);
+    for (const [scope, reqs] of Object.entries(scopes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      await add(transport === 'docker' ? 'repository' : transport, scope === '' ? `${transport} default` : scope, reqs);
   }
   return rows;
 }

@@ -142,7 +142,10 @@ export class BlobReader extends Readable {
       this.#fail(
         signal?.aborted || err instanceof StevedoreError
           ? err
-          : new StevedoreError('NETWORK', `${what}: download broke after ${this.#received} of ${desc.size} bytes: ${err.message}`, { cause: err, retryable: true }),
+          : new StevedoreError('NETWORK', `${what}: download broke after ${this.#received} of ${desc.size} bytes: ${err.message}`, {
+              cause: err,
+              retryable: true,
+            }),
       );
       return;
     }

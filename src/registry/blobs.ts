@@ -16,7 +16,14 @@ export interface BlobOptions {
 
 /** HEAD a blob: its size when present, undefined when the repository does not have it. */
 export async function headBlob(client: RegistryClient, repo: string, digest: Digest, opts: BlobOptions = {}): Promise<number | undefined> {
-  const res = await client.request({ method: 'HEAD', path: `/v2/${repo}/blobs/${digest}`, scopes: pull(repo), expect: [200], allowStatus: [404], signal: opts.signal });
+  const res = await client.request({
+    method: 'HEAD',
+    path: `/v2/${repo}/blobs/${digest}`,
+    scopes: pull(repo),
+    expect: [200],
+    allowStatus: [404],
+    signal: opts.signal,
+  });
   await res.body.dump();
   if (res.status === 404) return undefined;
   const len = res.headers['content-length'];
@@ -37,7 +44,8 @@ export async function getBlob(client: RegistryClient, repo: string, desc: Descri
     desc,
     what: `blob ${desc.digest} from ${client.registry}/${repo}`,
     first,
-    reopen: (from) => client.request({ method: 'GET', path, scopes: pull(repo), headers: { range: `bytes=${from}-` }, expect: [200, 206], signal: opts.signal }),
+    reopen: (from) =>
+      client.request({ method: 'GET', path, scopes: pull(repo), headers: { range: `bytes=${from}-` }, expect: [200, 206], signal: opts.signal }),
     maxResumes: opts.resumes ?? 5,
     signal: opts.signal,
     log: rootLogger.child({ registry: client.registry, repo, digest: desc.digest }),
@@ -46,7 +54,15 @@ export async function getBlob(client: RegistryClient, repo: string, desc: Descri
 
 /** Starts an upload session; returns its Location (absolute URL). */
 async function startUpload(client: RegistryClient, repo: string, signal?: AbortSignal): Promise<string> {
-  const res = await client.request({ method: 'POST', path: `/v2/${repo}/blobs/uploads/`, scopes: push(repo), headers: { 'content-length': '0' }, body: Buffer.alloc(0), expect: [202], signal });
+  const res = await client.request({
+    method: 'POST',
+    path: `/v2/${repo}/blobs/uploads/`,
+    scopes: push(repo),
+    headers: { 'content-length': '0' },
+    body: Buffer.alloc(0),
+    expect: [202],
+    signal,
+  });
   await res.body.dump();
   return locationOf(res.headers.location, res.url);
 }
@@ -65,7 +81,14 @@ function withDigest(location: string, digest: Digest): string {
 
 async function cancelUpload(client: RegistryClient, repo: string, location: string): Promise<void> {
   try {
-    const res = await client.request({ method: 'DELETE', path: location, scopes: push(repo), expect: [204, 200, 202], allowStatus: [404, 405, 400], body: Buffer.alloc(0) });
+    const res = await client.request({
+      method: 'DELETE',
+      path: location,
+      scopes: push(repo),
+      expect: [204, 200, 202],
+      allowStatus: [404, 405, 400],
+      body: Buffer.alloc(0),
+    });
     await res.body.dump();
   } catch {
     // Best effort: the registry expires abandoned upload sessions on its own.
@@ -118,7 +141,15 @@ export async function uploadBlob(client: RegistryClient, repo: string, desc: Des
   }
 }
 
-async function uploadChunked(client: RegistryClient, repo: string, desc: Descriptor, stream: Readable, location: string, chunkSize: number, signal?: AbortSignal): Promise<void> {
+async function uploadChunked(
+  client: RegistryClient,
+  repo: string,
+  desc: Descriptor,
+  stream: Readable,
+  location: string,
+  chunkSize: number,
+  signal?: AbortSignal,
+): Promise<void> {
   let offset = 0;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -151,7 +182,15 @@ async function uploadChunked(client: RegistryClient, repo: string, desc: Descrip
     }
   }
   await flush();
-  const res = await client.request({ method: 'PUT', path: withDigest(location, desc.digest), scopes: push(repo), headers: { 'content-length': '0' }, body: Buffer.alloc(0), expect: [201, 204], signal });
+  const res = await client.request({
+    method: 'PUT',
+    path: withDigest(location, desc.digest),
+    scopes: push(repo),
+    headers: { 'content-length': '0' },
+    body: Buffer.alloc(0),
+    expect: [201, 204],
+    signal,
+  });
   await res.body.dump();
 }
 
@@ -178,6 +217,12 @@ export async function mountBlob(client: RegistryClient, repo: string, digest: Di
 }
 
 export async function deleteBlob(client: RegistryClient, repo: string, digest: Digest, opts: BlobOptions = {}): Promise<void> {
-  const res = await client.request({ method: 'DELETE', path: `/v2/${repo}/blobs/${digest}`, scopes: [repositoryScope(repo, ['delete'])], expect: [202, 200], signal: opts.signal });
+  const res = await client.request({
+    method: 'DELETE',
+    path: `/v2/${repo}/blobs/${digest}`,
+    scopes: [repositoryScope(repo, ['delete'])],
+    expect: [202, 200],
+    signal: opts.signal,
+  });
   await res.body.dump();
 }

@@ -57,7 +57,8 @@ export function loadCertDir(dir: string): TlsMaterial {
         out.key = read(keyFile);
       }
     } else if (name.endsWith('.key')) {
-      if (!names.includes(`${name.slice(0, -'.key'.length)}.cert`)) throw new InvalidInputError(`${file}: key without its client certificate (${name.slice(0, -'.key'.length)}.cert)`);
+      if (!names.includes(`${name.slice(0, -'.key'.length)}.cert`))
+        throw new InvalidInputError(`${file}: key without its client certificate (${name.slice(0, -'.key'.length)}.cert)`);
     }
   }
   return out;

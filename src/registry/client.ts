@@ -216,7 +216,8 @@ export class RegistryClient {
         const challenge = res.statusCode === 401 ? parseChallenges(res.headers['www-authenticate'])[0] : undefined;
         if (isRetryableStatus(res.statusCode)) throw new RetryableStatus(res.statusCode, parseRetryAfter(res.headers['retry-after']));
         // Go's TLS servers answer a plain request with 400 "Client sent an HTTP request to an HTTPS server".
-        if (scheme === 'http' && res.statusCode === 400) throw new StevedoreError('TLS_REQUIRED', `${this.registry} answered plain HTTP with 400: it speaks HTTPS`);
+        if (scheme === 'http' && res.statusCode === 400)
+          throw new StevedoreError('TLS_REQUIRED', `${this.registry} answered plain HTTP with 400: it speaks HTTPS`);
         // Some registries answer /v2/ with 404 yet serve the API; accept any HTTP answer.
         return { base, challenge };
       },
@@ -224,8 +225,7 @@ export class RegistryClient {
       // A refused connection or a TLS error means "not this scheme": the next one is tried at
       // once; broken connections are retried only on the last scheme (an HTTP server resets a
       // TLS hello, which must not cost the HTTPS probe its backoff).
-      (err) =>
-        err instanceof RetryableStatus ? err.verdict() : last && isRetryableNetworkError(err) && (err as { code?: string }).code !== 'ECONNREFUSED',
+      (err) => (err instanceof RetryableStatus ? err.verdict() : last && isRetryableNetworkError(err) && (err as { code?: string }).code !== 'ECONNREFUSED'),
       signal,
       { what: `GET ${base}/v2/` },
     );
@@ -276,7 +276,10 @@ export class RegistryClient {
         try {
           res = await this.#send({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers, signal });
         } catch (err) {
-          throw new AuthError(`cannot reach the token service ${url.origin} for ${this.registry}: ${(err as Error).message}`, { cause: err, retryable: isRetryableNetworkError(err) });
+          throw new AuthError(`cannot reach the token service ${url.origin} for ${this.registry}: ${(err as Error).message}`, {
+            cause: err,
+            retryable: isRetryableNetworkError(err),
+          });
         }
         if (res.statusCode === 200) {
           const token = tokenFromResponse((await res.body.json()) as TokenResponse);
@@ -306,20 +309,19 @@ export class RegistryClient {
     // A stream body is sent once: its caller retries the whole operation.
     const replayable = req.body === undefined || Buffer.isBuffer(req.body);
     const state = { url: /^https?:\/\//.test(req.path) ? req.path : base + req.path, authRetried: false, redirects: 0 };
-    return withRetry(
-      () => this.#attempt(req, base, replayable, state),
-      replayable ? this.#retry : { ...this.#retry, attempts: 1 },
-      classifyError,
-      req.signal,
-      {
-        what: `${req.method} ${state.url}`,
-        onRetry: ({ delayMs, err }) => this.#log.info({ method: req.method, url: state.url, err: (err as Error).message, delay: delayMs }, 'retrying request'),
-      },
-    );
+    return withRetry(() => this.#attempt(req, base, replayable, state), replayable ? this.#retry : { ...this.#retry, attempts: 1 }, classifyError, req.signal, {
+      what: `${req.method} ${state.url}`,
+      onRetry: ({ delayMs, err }) => this.#log.info({ method: req.method, url: state.url, err: (err as Error).message, delay: delayMs }, 'retrying request'),
+    });
   }
 
   /** One attempt of a request: auth challenges and redirects are followed here; retries are request()'s. */
-  async #attempt(req: RegistryRequest, base: string, replayable: boolean, state: { url: string; authRetried: boolean; redirects: number }): Promise<RegistryResponse> {
+  async #attempt(
+    req: RegistryRequest,
+    base: string,
+    replayable: boolean,
+    state: { url: string; authRetried: boolean; redirects: number },
+  ): Promise<RegistryResponse> {
     for (;;) {
       const url = state.url;
       const target = new URL(url);
@@ -392,7 +394,9 @@ export class RegistryClient {
           `${this.registry}: credentials for user "${creds.username}" were rejected (${what}); check them${this.#loginHint ? `, or log in again with "stevedore login ${this.registry}"` : ''}`,
         );
       }
-      return new AuthError(`${this.registry}: authentication required (${what}); ${this.#loginHint ? `log in with "stevedore login ${this.registry}" or pass credentials` : 'give credentials for it'}`);
+      return new AuthError(
+        `${this.registry}: authentication required (${what}); ${this.#loginHint ? `log in with "stevedore login ${this.registry}" or pass credentials` : 'give credentials for it'}`,
+      );
     }
     if (status === 403) return new RegistryError(`${this.registry}: access denied: ${what}`, { status, url, details });
     return new RegistryError(`${req.method} ${url}: ${status} ${what}`, { status, url, details });

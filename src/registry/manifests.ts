@@ -23,7 +23,12 @@ function mediaTypeOf(contentType: string | undefined): string | undefined {
  * HEAD a manifest by tag or digest: its digest, media type and size without downloading it (and,
  * on Docker Hub, without spending a pull). Undefined when it does not exist.
  */
-export async function headManifest(client: RegistryClient, repo: string, reference: string, opts: { signal?: AbortSignal } = {}): Promise<ManifestHead | undefined> {
+export async function headManifest(
+  client: RegistryClient,
+  repo: string,
+  reference: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<ManifestHead | undefined> {
   const res = await client.request({
     method: 'HEAD',
     path: `/v2/${repo}/manifests/${reference}`,
@@ -84,7 +89,13 @@ export async function getManifest(client: RegistryClient, repo: string, referenc
 }
 
 /** PUT a manifest under a tag or its digest; the registry's Docker-Content-Digest must agree with ours. */
-export async function putManifest(client: RegistryClient, repo: string, reference: string, manifest: RawManifest, opts: { signal?: AbortSignal } = {}): Promise<void> {
+export async function putManifest(
+  client: RegistryClient,
+  repo: string,
+  reference: string,
+  manifest: RawManifest,
+  opts: { signal?: AbortSignal } = {},
+): Promise<void> {
   const res = await client.request({
     method: 'PUT',
     path: `/v2/${repo}/manifests/${reference}`,

@@ -36,7 +36,10 @@ export function cgroupMode(mountinfo?: string): CgroupMode {
 export function singleIdNamespace(uidMap?: string): boolean {
   const text = uidMap ?? ownUidMap();
   if (text === undefined) return false;
-  const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   return lines.length === 1 && lines[0]!.trim().split(/\s+/)[2] === '1';
 }
 
@@ -53,7 +56,10 @@ function ownUidMap(): string | undefined {
 export function inUserNamespace(uidMap?: string): boolean {
   const text = uidMap ?? ownUidMap();
   if (text === undefined) return false;
-  const lines = text.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).join(' '));
   return !(lines.length === 1 && lines[0] === '0 0 4294967295');
 }
 

@@ -7,7 +7,15 @@ import { inUserNamespace } from './cgroups.js';
 import { listContainers, writeRecord, type ContainerRecord } from './containers.js';
 import { K8sFileLog } from './logs.js';
 import { classifyStartFailure, ociRuntime, runtimeRefusal, type OciRuntime, type RuntimeName, type RuntimeOptions } from './oci-runtime.js';
-import { isPrivateNetwork, setupPrivateNetwork, writeEtcFiles, type HostEntry, type NetworkMode, type PortMapping, type PrivateNetwork } from './network/index.js';
+import {
+  isPrivateNetwork,
+  setupPrivateNetwork,
+  writeEtcFiles,
+  type HostEntry,
+  type NetworkMode,
+  type PortMapping,
+  type PrivateNetwork,
+} from './network/index.js';
 import { generateSpec, type SpecOptions } from './spec.js';
 import type { ImageStore, PullPolicy, RootfsMode, StoredImage } from './store/index.js';
 import type { TransportContext } from '../transports/index.js';
@@ -108,7 +116,9 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   const runtimeOptions = { ...(rootless ? { stateRoot: join(store.root, 'run', runtimeName) } : {}), ...opts.runtimeOptions };
   const runtime: OciRuntime = ociRuntime(runtimeName, runtimeOptions);
   await runtime.check();
-  const image = opts.prepared ?? (await store.pull(opts.image, { policy: opts.pull ?? 'missing', context: opts.pullContext, signal: opts.signal, snapshots: { idMap: opts.idMappings } }));
+  const image =
+    opts.prepared ??
+    (await store.pull(opts.image, { policy: opts.pull ?? 'missing', context: opts.pullContext, signal: opts.signal, snapshots: { idMap: opts.idMappings } }));
   const keepRecord = opts.record !== false;
   const id = opts.id ?? randomBytes(32).toString('hex');
   if (!/^[0-9a-f]{64}$/.test(id)) throw new InvalidInputError(`container id must be 64 hex digits`);
@@ -141,8 +151,15 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     const etcFiles = { hosts: join(ctr.dir, 'hosts'), hostname: join(ctr.dir, 'hostname'), resolvConf: join(ctr.dir, 'resolv.conf') };
     // The bundle's files are independent of each other and of the spec: written side by side.
     if (isPrivateNetwork(opts.network)) net = await setupPrivateNetwork({ driver: opts.network, ports: opts.publish, dir: ctr.dir });
-    else if (opts.publish && opts.publish.length > 0) throw new InvalidInputError(`--publish needs a private network (--network private, pasta or slirp4netns), not "${opts.network ?? 'none'}"`);
-    const etcWritten = writeEtcFiles(etcFiles, { hostname, name: opts.name, addHosts: opts.addHosts, dns: opts.dns, ...(net ? { address: net.address, gateway: net.gateway } : {}) });
+    else if (opts.publish && opts.publish.length > 0)
+      throw new InvalidInputError(`--publish needs a private network (--network private, pasta or slirp4netns), not "${opts.network ?? 'none'}"`);
+    const etcWritten = writeEtcFiles(etcFiles, {
+      hostname,
+      name: opts.name,
+      addHosts: opts.addHosts,
+      dns: opts.dns,
+      ...(net ? { address: net.address, gateway: net.gateway } : {}),
+    });
     record = {
       id,
       name,
@@ -158,7 +175,10 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       ...(image.chainIds.length > 0 ? { snapshot: image.chainIds[image.chainIds.length - 1]!.replace(/^sha256:/, '') } : {}),
       ...(runtimeOptions.stateRoot ? { stateRoot: runtimeOptions.stateRoot } : {}),
     };
-    const [, { spec, warnings: specWarnings, command }] = await settleAll([etcWritten, generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles, network: opts.network === 'host' ? 'host' : 'none', netnsPath: net?.nsPath })] as const);
+    const [, { spec, warnings: specWarnings, command }] = await settleAll([
+      etcWritten,
+      generateSpec(image.config, ctr.rootfs, { ...opts, id, hostname, etcFiles, network: opts.network === 'host' ? 'host' : 'none', netnsPath: net?.nsPath }),
+    ] as const);
     for (const w of specWarnings) {
       warnings.push(w);
       opts.onWarning?.(w);
@@ -193,7 +213,8 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
       reason = why;
       const grace = (opts.stopGraceSeconds ?? 10) * 1000;
       // To PID 1, as podman: the container has its own PID namespace, so SIGKILL of PID 1 ends every process.
-      const kill = (signal: string) => void runtime.kill(id, signal).catch((err: unknown) => log.debug({ id, signal, err: errorMessage(err) }, 'signal not delivered'));
+      const kill = (signal: string) =>
+        void runtime.kill(id, signal).catch((err: unknown) => log.debug({ id, signal, err: errorMessage(err) }, 'signal not delivered'));
       // No grace (podman's --timeout): SIGKILL only, no SIGTERM for the container to act on first.
       if (grace <= 0) return kill('SIGKILL');
       kill('SIGTERM');
@@ -240,7 +261,13 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
   } catch (err) {
     log.debug({ id, err: errorMessage(err) }, 'container failed');
     if (record && !opts.remove && keepRecord) {
-      await writeRecord({ ...record, status: 'exited', exitCode: err instanceof ContainerStartError ? err.exitCode : 125, reason: 'Error', finishedAt: new Date().toISOString() }).catch(() => undefined);
+      await writeRecord({
+        ...record,
+        status: 'exited',
+        exitCode: err instanceof ContainerStartError ? err.exitCode : 125,
+        reason: 'Error',
+        finishedAt: new Date().toISOString(),
+      }).catch(() => undefined);
     }
     throw err;
   } finally {

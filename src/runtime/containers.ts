@@ -64,7 +64,10 @@ export async function listContainers(store: ImageStore): Promise<ContainerRecord
     if (rec.status === 'running') {
       const alive = await runtimeFor(rec)
         .state(rec.id)
-        .then((s) => s.status !== 'stopped', () => false);
+        .then(
+          (s) => s.status !== 'stopped',
+          () => false,
+        );
       // Between the runtime forgetting the container and its monitor recording the exit, the
       // monitor is still alive: the container is still "running" until it has written its record.
       if (!alive && !(rec.monitorPid !== undefined && processAlive(rec.monitorPid))) Object.assign(rec, { status: 'exited', reason: 'Unknown' });

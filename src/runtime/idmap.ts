@@ -126,6 +126,7 @@ export function parseIdRange(text: string, what: string): IdRange {
   if (!m) throw new StevedoreError('INVALID_ID_RANGE', `${what}: "${text}" is not START:COUNT`);
   const start = Number(m[1]);
   const count = Number(m[2]);
-  if (start < 1 || count < 1 || start + count > 4294967295) throw new StevedoreError('INVALID_ID_RANGE', `${what}: ${text} must lie within 1..4294967294 (0 is the host's root)`);
+  if (start < 1 || count < 1 || start + count > 4294967295)
+    throw new StevedoreError('INVALID_ID_RANGE', `${what}: ${text} must lie within 1..4294967294 (0 is the host's root)`);
   return { start, count };
 }

@@ -18,11 +18,27 @@ const KNOWN_PATHS = ['/usr/libexec/podman/catatonit', '/usr/libexec/catatonit/ca
  * statically linked: it runs inside the container's rootfs.
  */
 export async function findInit(explicit?: string, path = process.env.PATH ?? ''): Promise<string> {
-  const candidates = explicit ? [explicit] : [...path.split(delimiter).filter(Boolean).map((d) => join(d, 'catatonit')), ...KNOWN_PATHS];
+  const candidates = explicit
+    ? [explicit]
+    : [
+        ...path
+          .split(delimiter)
+          .filter(Boolean)
+          .map((d) => join(d, 'catatonit')),
+        ...KNOWN_PATHS,
+      ];
   for (const c of candidates) {
-    if (await access(c, constants.X_OK).then(() => true, () => false)) return c;
+    if (
+      await access(c, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return c;
   }
   throw new InitUnavailableError(
-    explicit ? `--init-path ${explicit}: not an executable file` : '--init needs catatonit (Debian package catatonit, installed by hack/install-deps.sh) or --init-path PATH to a static init binary',
+    explicit
+      ? `--init-path ${explicit}: not an executable file`
+      : '--init needs catatonit (Debian package catatonit, installed by hack/install-deps.sh) or --init-path PATH to a static init binary',
   );
 }

@@ -166,7 +166,10 @@ class CliRuntime implements OciRuntime {
     const start = async (): Promise<void> => {
       // The container exists shortly after `run` starts; `events` refuses an id it cannot find.
       for (let i = 0; i < 100 && !stopped; i++) {
-        const ok = await this.state(id).then(() => true, () => false);
+        const ok = await this.state(id).then(
+          () => true,
+          () => false,
+        );
         if (ok) break;
         await sleep(20);
       }

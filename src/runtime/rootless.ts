@@ -20,7 +20,12 @@ export function needsUserNamespace(env: NodeJS.ProcessEnv = process.env): boolea
  * whole subordinate range, as `buildah unshare` does: the caller is root in it, its subuids and
  * subgids are 1..N, and it has a mount namespace of its own for overlay mounts.
  */
-export function reexecCommand(execPath: string, execArgv: readonly string[], argv: readonly string[], opts: { subordinateIds?: boolean } = {}): { cmd: string; args: string[] } {
+export function reexecCommand(
+  execPath: string,
+  execArgv: readonly string[],
+  argv: readonly string[],
+  opts: { subordinateIds?: boolean } = {},
+): { cmd: string; args: string[] } {
   const map = opts.subordinateIds === false ? ['--map-root-user'] : ['--map-root-user', '--map-auto'];
   return {
     cmd: 'unshare',
@@ -37,7 +42,10 @@ export function reexecCommand(execPath: string, execArgv: readonly string[], arg
 export async function reexecInUserNamespace(): Promise<number> {
   const subordinateIds = hasSubordinateIds();
   if (!subordinateIds) {
-    log.warn({ uid: process.getuid?.() }, 'no subordinate ids in /etc/subuid and /etc/subgid for this user: containers get a single id (files owned by other users become the caller\'s, USER other than root fails)');
+    log.warn(
+      { uid: process.getuid?.() },
+      "no subordinate ids in /etc/subuid and /etc/subgid for this user: containers get a single id (files owned by other users become the caller's, USER other than root fails)",
+    );
   }
   const { cmd, args } = reexecCommand(process.execPath, process.execArgv, process.argv, { subordinateIds });
   return new Promise((resolve, reject) => {

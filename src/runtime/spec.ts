@@ -174,13 +174,31 @@ export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/
 
 /** Podman's default capability set (containers.conf): 11 capabilities. */
 export const DEFAULT_CAPABILITIES: readonly string[] = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE',
-  'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SETFCAP',
+  'CAP_SETGID',
+  'CAP_SETPCAP',
+  'CAP_SETUID',
+  'CAP_SYS_CHROOT',
 ];
 
 export const MASKED_PATHS: readonly string[] = [
-  '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats',
-  '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/fs/selinux', '/sys/dev/block',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/fs/selinux',
+  '/sys/dev/block',
 ];
 
 export const READONLY_PATHS: readonly string[] = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
@@ -309,11 +327,21 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
     });
   }
   const readOnlyTmpfs = opts.readOnly === true && opts.readOnlyTmpfs === true ? READ_ONLY_TMPFS_PATHS : [];
-  const userDestinations = [...(opts.binds ?? []).map((b) => b.destination), ...(opts.tmpfs ?? []).map((t) => t.split(':', 1)[0]!), ...(opts.tmpfsMounts ?? []).map((t) => t.destination)];
+  const userDestinations = [
+    ...(opts.binds ?? []).map((b) => b.destination),
+    ...(opts.tmpfs ?? []).map((t) => t.split(':', 1)[0]!),
+    ...(opts.tmpfsMounts ?? []).map((t) => t.destination),
+  ];
   const mountDestinations = [...userDestinations, ...readOnlyTmpfs];
   // A working directory at or below a volume exists once the volume is mounted (the runtime creates the mount point).
   if (opts.createWorkdir !== false && !underMount(cwd, mountDestinations)) {
-    await ensureWorkdir(rootfs, cwd, toHost(opts.idMappings?.uidMappings, user.uid), toHost(opts.idMappings?.gidMappings, user.gid), opts.workdir !== undefined);
+    await ensureWorkdir(
+      rootfs,
+      cwd,
+      toHost(opts.idMappings?.uidMappings, user.uid),
+      toHost(opts.idMappings?.gidMappings, user.gid),
+      opts.workdir !== undefined,
+    );
   }
   const hostname = opts.hostname ?? opts.id.slice(0, 12);
   const podman = opts.podmanDefaults === true;
@@ -335,15 +363,22 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
     // network, Podman binds the host's /sys (read-only) instead, cgroup tree included.
     mounts = mounts
       .filter((m) => m.destination !== '/sys/fs/cgroup')
-      .map((m) => (m.destination === '/sys' ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] } : m));
+      .map((m) =>
+        m.destination === '/sys' ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] } : m,
+      );
   }
   const etc = opts.etcFiles ?? {};
-  for (const [dest, src] of [['/etc/hosts', etc.hosts], ['/etc/hostname', etc.hostname], ['/etc/resolv.conf', etc.resolvConf]] as const) {
+  for (const [dest, src] of [
+    ['/etc/hosts', etc.hosts],
+    ['/etc/hostname', etc.hostname],
+    ['/etc/resolv.conf', etc.resolvConf],
+  ] as const) {
     if (src) mounts.push({ destination: dest, type: 'bind', source: src, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] });
   }
   // Podman's tmpfs on a read-only root: writable, exec allowed, the image's files copied up.
   for (const dest of readOnlyTmpfs) {
-    if (!userDestinations.includes(dest)) mounts.push({ destination: dest, type: 'tmpfs', source: 'tmpfs', options: ['rw', 'rprivate', 'nosuid', 'nodev', 'tmpcopyup'] });
+    if (!userDestinations.includes(dest))
+      mounts.push({ destination: dest, type: 'tmpfs', source: 'tmpfs', options: ['rw', 'rprivate', 'nosuid', 'nodev', 'tmpcopyup'] });
   }
   if (podman) {
     // Files of the bundle (beside the rootfs): the image's files are never changed.
@@ -366,7 +401,13 @@ export async function generateSpec(image: ImageConfig, rootfs: string, opts: Spe
   for (const t of opts.tmpfs ?? []) {
     const colon = t.indexOf(':');
     const dest = colon < 0 ? t : t.slice(0, colon);
-    const extra = colon < 0 ? [] : t.slice(colon + 1).split(',').filter(Boolean);
+    const extra =
+      colon < 0
+        ? []
+        : t
+            .slice(colon + 1)
+            .split(',')
+            .filter(Boolean);
     if (!dest.startsWith('/')) throw new InvalidInputError(`--tmpfs ${t}: the container path must be absolute`);
     mounts.push({ destination: dest, type: 'tmpfs', source: 'tmpfs', options: ['rw', 'noexec', 'nosuid', 'nodev', ...extra] });
   }

@@ -8,7 +8,24 @@ export interface Rlimit {
 }
 
 /** The names `--ulimit` accepts (Docker's and podman's list), mapped to RLIMIT_*. */
-const ULIMIT_NAMES: readonly string[] = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack', 'as'];
+const ULIMIT_NAMES: readonly string[] = [
+  'core',
+  'cpu',
+  'data',
+  'fsize',
+  'locks',
+  'memlock',
+  'msgqueue',
+  'nice',
+  'nofile',
+  'nproc',
+  'rss',
+  'rtprio',
+  'rttime',
+  'sigpending',
+  'stack',
+  'as',
+];
 
 function limitValue(value: string, whole: string): number {
   // RLIM_INFINITY is 2^64-1, which a JSON number written by JavaScript cannot carry exactly.

@@ -36,7 +36,13 @@ function parserFor(path: string, platform: Platform): Parser | undefined {
   if (isNpmLockfile(path)) return { max: MAX_DB_BYTES, parse: (t) => ({ kind: 'packages', packages: parseNpmLockfile(t, platform) }) };
   if (isPythonMetadata(path)) return { max: MAX_META_BYTES, parse: (t) => ({ kind: 'packages', packages: parsePythonMetadata(t) }) };
   if (isOsRelease(path)) {
-    return { max: MAX_META_BYTES, parse: (t) => { const d = parseOsRelease(t); return d ? { kind: 'os-release', distro: d } : undefined; } };
+    return {
+      max: MAX_META_BYTES,
+      parse: (t) => {
+        const d = parseOsRelease(t);
+        return d ? { kind: 'os-release', distro: d } : undefined;
+      },
+    };
   }
   const pkg = copyrightPackage(path);
   if (pkg) return { max: MAX_COPYRIGHT_BYTES, parse: (t) => ({ kind: 'copyright', pkg, licenses: parseDebianCopyright(t) }) };
@@ -114,7 +120,10 @@ class FindingTree {
  * copyright files) are held in memory, capped, and executables pass through the Go build-info
  * scanner as they stream.
  */
-export async function catalogImage(src: ImageSource, opts: CatalogOptions = {}): Promise<Omit<Catalog, 'image'> & { image: Omit<Catalog['image'], 'name' | 'repository'> }> {
+export async function catalogImage(
+  src: ImageSource,
+  opts: CatalogOptions = {},
+): Promise<Omit<Catalog, 'image'> & { image: Omit<Catalog['image'], 'name' | 'repository'> }> {
   const log = rootLogger.child({ image: src.name });
   const { top, raw, manifest, platform } = await resolveImage(src, opts);
   const tree = new FindingTree();

@@ -97,7 +97,9 @@ export function toCycloneDx(catalog: Catalog, opts: { created?: Date; toolVersio
         properties: [
           { name: 'stevedore:platform', value: catalog.image.platform },
           ...catalog.image.layers.map((l, i) => ({ name: `stevedore:layer:${i}`, value: l })),
-          ...(catalog.distro ? [{ name: 'stevedore:distro', value: catalog.distro.versionId ? `${catalog.distro.id}-${catalog.distro.versionId}` : catalog.distro.id }] : []),
+          ...(catalog.distro
+            ? [{ name: 'stevedore:distro', value: catalog.distro.versionId ? `${catalog.distro.id}-${catalog.distro.versionId}` : catalog.distro.id }]
+            : []),
         ],
       },
     },

@@ -1,5 +1,12 @@
 import { pipeline, type Readable } from 'node:stream';
-import { AUFS_META_PREFIX, compressionForMediaType, OPAQUE_WHITEOUT, openDecompressed, UnsafeLayerEntryError, WHITEOUT_PREFIX } from '../runtime/unpack/index.js';
+import {
+  AUFS_META_PREFIX,
+  compressionForMediaType,
+  OPAQUE_WHITEOUT,
+  openDecompressed,
+  UnsafeLayerEntryError,
+  WHITEOUT_PREFIX,
+} from '../runtime/unpack/index.js';
 import { StevedoreError, errorMessage } from '../util/errors.js';
 import { readTar, type TarHeader } from '../util/tar/read.js';
 

@@ -11,9 +11,21 @@ export function packagePurl(p: FoundPackage, distro: Distro | undefined): string
   const distroQ = distro ? (distro.versionId ? `${distro.id}-${distro.versionId}` : distro.id) : undefined;
   switch (p.type) {
     case 'deb':
-      return formatPurl({ type: 'deb', namespace: distro?.id ?? 'debian', name: p.name, version: p.version, qualifiers: { arch: p.arch, distro: distroQ, upstream: p.source } });
+      return formatPurl({
+        type: 'deb',
+        namespace: distro?.id ?? 'debian',
+        name: p.name,
+        version: p.version,
+        qualifiers: { arch: p.arch, distro: distroQ, upstream: p.source },
+      });
     case 'apk':
-      return formatPurl({ type: 'apk', namespace: distro?.id ?? 'alpine', name: p.name, version: p.version, qualifiers: { arch: p.arch, distro: distroQ, upstream: p.source } });
+      return formatPurl({
+        type: 'apk',
+        namespace: distro?.id ?? 'alpine',
+        name: p.name,
+        version: p.version,
+        qualifiers: { arch: p.arch, distro: distroQ, upstream: p.source },
+      });
     case 'npm':
       return npmPurl(p.name, p.version);
     case 'pypi':

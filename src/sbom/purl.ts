@@ -19,7 +19,13 @@ export interface PurlParts {
 
 export function formatPurl(p: PurlParts): string {
   let out = `pkg:${p.type}/`;
-  if (p.namespace) out += p.namespace.split('/').filter((s) => s !== '').map(enc).join('/') + '/';
+  if (p.namespace)
+    out +=
+      p.namespace
+        .split('/')
+        .filter((s) => s !== '')
+        .map(enc)
+        .join('/') + '/';
   out += enc(p.name);
   if (p.version) out += `@${enc(p.version)}`;
   const q = Object.entries(p.qualifiers ?? {})

@@ -35,7 +35,12 @@ export const SPDX_MEDIA_TYPE = 'application/spdx+json';
 
 /** SPDX identifiers allow letters, digits, `.` and `-` only. */
 function idPart(s: string): string {
-  return s.replace(/[^A-Za-z0-9.-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64) || 'x';
+  return (
+    s
+      .replace(/[^A-Za-z0-9.-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 64) || 'x'
+  );
 }
 
 /** `pkg:oci/<name>@<digest>?repository_url=…`: how purl names a container image. */
@@ -109,7 +114,11 @@ export function toSpdx(catalog: Catalog, opts: { created?: Date; toolVersion: st
     ],
   };
   if (refs.size > 0) {
-    doc.hasExtractedLicensingInfos = [...refs].map(([licenseId, text]) => ({ licenseId, name: text, extractedText: `License declared by the package as "${text}"` }));
+    doc.hasExtractedLicensingInfos = [...refs].map(([licenseId, text]) => ({
+      licenseId,
+      name: text,
+      extractedText: `License declared by the package as "${text}"`,
+    }));
   }
   return doc;
 }

@@ -74,7 +74,8 @@ export function parseBundle(bytes: Uint8Array): ParsedBundle {
     throw new SignatureError('SIGNATURE_INVALID', 'not a sigstore bundle (mediaType missing)');
   }
   const env = doc.dsseEnvelope;
-  if (!isObject(env)) throw new SignatureError('SIGNATURE_INVALID', 'sigstore bundle has no DSSE envelope (message-signature bundles are not image signatures)');
+  if (!isObject(env))
+    throw new SignatureError('SIGNATURE_INVALID', 'sigstore bundle has no DSSE envelope (message-signature bundles are not image signatures)');
   if (typeof env.payload !== 'string' || typeof env.payloadType !== 'string' || !Array.isArray(env.signatures)) {
     throw new SignatureError('SIGNATURE_INVALID', 'sigstore bundle: malformed DSSE envelope');
   }

@@ -29,5 +29,7 @@ export function verifyData(key: KeyObject, data: Uint8Array, signature: Uint8Arr
 /** base64(sha256(SPKI DER)): the key hint cosign puts in a sigstore bundle made with a key. */
 export function keyHint(key: KeyObject): string {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest('base64');
+  return createHash('sha256')
+    .update(pub.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
 }

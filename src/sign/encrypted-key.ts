@@ -32,7 +32,12 @@ const KEY_BYTES = 32;
 const SALT_BYTES = 32;
 const NONCE_BYTES = 24;
 
-const scryptAsync = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, opts: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
+const scryptAsync = promisify(scryptCb) as (
+  password: string,
+  salt: Buffer,
+  keylen: number,
+  opts: { N: number; r: number; p: number; maxmem: number },
+) => Promise<Buffer>;
 
 function maxmem(p: ScryptParams): number {
   // scrypt needs 128 * N * r bytes (plus a little); Node's default cap of 32 MiB is below N=2^16.
@@ -56,7 +61,8 @@ export function encryptKeyBytes(pkcs8: Uint8Array, password: string): Buffer {
 /** A byte field of the key document: base64 text (as Go encodes []byte), or a KeyError naming the field. */
 function base64Field(value: unknown, field: string, what: string): Buffer {
   if (value === undefined || value === null) return Buffer.alloc(0);
-  if (typeof value !== 'string') throw new KeyError(`${what}: the encrypted key's ${field} must be base64 text, not ${Array.isArray(value) ? 'an array' : typeof value}`);
+  if (typeof value !== 'string')
+    throw new KeyError(`${what}: the encrypted key's ${field} must be base64 text, not ${Array.isArray(value) ? 'an array' : typeof value}`);
   return Buffer.from(value, 'base64');
 }
 

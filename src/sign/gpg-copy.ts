@@ -24,7 +24,9 @@ export interface CopySigner {
  */
 export function gpgCopySigner(dest: TransportReference, key: PrivateKey, opts: { identity?: string; context?: TransportContext } = {}): CopySigner {
   if (dest instanceof DockerReference) {
-    return { sign: async (digest, signal) => (await signImageWithGpg(dest.ref, key, { digest, identity: opts.identity, context: opts.context, signal })).location };
+    return {
+      sign: async (digest, signal) => (await signImageWithGpg(dest.ref, key, { digest, identity: opts.identity, context: opts.context, signal })).location,
+    };
   }
   if (dest instanceof DirReference) {
     if (!opts.identity) throw new UnsupportedError(`signing ${dest.toString()} needs --sign-identity (a dir: image has no registry name to sign)`);

@@ -32,7 +32,11 @@ export function gpgIdentityOf(ref: ImageReference): string {
  * staging (registries.d), as `skopeo copy --sign-by` and `podman image sign` do. The registry
  * itself is not written to. Returns where the signature went.
  */
-export async function signImageWithGpg(ref: ImageReference, key: PrivateKey, opts: GpgSignImageOptions = {}): Promise<{ digest: Digest; identity: string; location: string }> {
+export async function signImageWithGpg(
+  ref: ImageReference,
+  key: PrivateKey,
+  opts: GpgSignImageOptions = {},
+): Promise<{ digest: Digest; identity: string; location: string }> {
   let digest = opts.digest;
   if (!digest) {
     const client = registryClientFor(ref, opts.context);

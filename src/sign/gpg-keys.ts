@@ -68,7 +68,9 @@ export async function readGpgSecretKey(data: Uint8Array, opts: { fingerprint?: s
   let keys: PrivateKey[];
   try {
     const text = Buffer.from(data).toString('latin1');
-    keys = text.includes('-----BEGIN PGP PRIVATE KEY BLOCK-----') ? await readPrivateKeys({ armoredKeys: text }) : await readPrivateKeys({ binaryKeys: Uint8Array.from(data) });
+    keys = text.includes('-----BEGIN PGP PRIVATE KEY BLOCK-----')
+      ? await readPrivateKeys({ armoredKeys: text })
+      : await readPrivateKeys({ binaryKeys: Uint8Array.from(data) });
   } catch (err) {
     throw new KeyError(`${opts.source}: not an OpenPGP secret key: ${errorMessage(err)}`);
   }
@@ -126,7 +128,11 @@ export async function secretKeyFromGpgHome(fingerprint: string, opts: GpgHomeOpt
     child.stdin?.end(opts.passphrase !== undefined ? `${opts.passphrase}\n` : '');
   });
   if (exported.length === 0) throw new KeyError(`no secret key "${fingerprint}" in the GnuPG home ${opts.gnupgHome ?? env.GNUPGHOME ?? '~/.gnupg'}`);
-  return readGpgSecretKey(exported, { fingerprint: /^(0x)?[0-9A-Fa-f]{16,40}$/.test(fingerprint) ? fingerprint : undefined, passphrase: opts.passphrase, source: `gpg key ${fingerprint}` });
+  return readGpgSecretKey(exported, {
+    fingerprint: /^(0x)?[0-9A-Fa-f]{16,40}$/.test(fingerprint) ? fingerprint : undefined,
+    passphrase: opts.passphrase,
+    source: `gpg key ${fingerprint}`,
+  });
 }
 
 /**

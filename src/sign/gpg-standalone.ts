@@ -52,13 +52,15 @@ export async function standaloneVerify(
   const expected = normalizedReference(dockerReference, 'DOCKER-REFERENCE');
   const digest = signedManifestDigest(manifest, source);
   const v = await verifyGpgSignature(signature, keys, fingerprints === 'any' ? undefined : fingerprints);
-  if (v.payload.manifestDigest !== digest) throw new SignatureError('SIGNATURE_MISMATCH', `the signature is for manifest digest ${v.payload.manifestDigest}, and the manifest's is ${digest}`);
+  if (v.payload.manifestDigest !== digest)
+    throw new SignatureError('SIGNATURE_MISMATCH', `the signature is for manifest digest ${v.payload.manifestDigest}, and the manifest's is ${digest}`);
   let signed: string;
   try {
     signed = formatReference(parseReference(v.payload.dockerReference));
   } catch {
     throw new SignatureError('SIGNATURE_INVALID', `the signature claims "${v.payload.dockerReference}", which is not a valid docker reference`);
   }
-  if (signed !== expected) throw new SignatureError('SIGNATURE_MISMATCH', `the signature claims docker reference ${v.payload.dockerReference}, not ${dockerReference}`);
+  if (signed !== expected)
+    throw new SignatureError('SIGNATURE_MISMATCH', `the signature claims docker reference ${v.payload.dockerReference}, not ${dockerReference}`);
   return { digest, fingerprint: v.fingerprint };
 }

@@ -17,7 +17,12 @@ export const STEVEDORE_CREATOR = `stevedore ${VERSION}`;
  * skopeo and podman write to `signature-N` files.
  */
 export async function createGpgSignature(key: PrivateKey, dockerReference: string, digest: Digest, opts: { timestamp?: number } = {}): Promise<Buffer> {
-  const payload = encodeAtomicPayload({ dockerReference, manifestDigest: digest, creator: STEVEDORE_CREATOR, timestamp: opts.timestamp ?? Math.floor(Date.now() / 1000) });
+  const payload = encodeAtomicPayload({
+    dockerReference,
+    manifestDigest: digest,
+    creator: STEVEDORE_CREATOR,
+    timestamp: opts.timestamp ?? Math.floor(Date.now() / 1000),
+  });
   const signed = await sign({ message: await createMessage({ binary: payload }), signingKeys: key, format: 'binary' });
   return Buffer.from(signed as Uint8Array);
 }
@@ -34,13 +39,20 @@ export interface VerifiedGpgSignature {
  * data; the payload is then parsed strictly. `trustedFingerprints`, when given, further restricts
  * which of the keys may have signed (skopeo's standalone-verify list).
  */
-export async function verifyGpgSignature(signature: Uint8Array, keys: readonly PublicKey[], trustedFingerprints?: readonly string[]): Promise<VerifiedGpgSignature> {
-  if (signature.length > MAX_SIGNATURE_BYTES) throw new SignatureError('SIGNATURE_INVALID', `signature is ${signature.length} bytes, more than the ${MAX_SIGNATURE_BYTES}-byte limit`);
+export async function verifyGpgSignature(
+  signature: Uint8Array,
+  keys: readonly PublicKey[],
+  trustedFingerprints?: readonly string[],
+): Promise<VerifiedGpgSignature> {
+  if (signature.length > MAX_SIGNATURE_BYTES)
+    throw new SignatureError('SIGNATURE_INVALID', `signature is ${signature.length} bytes, more than the ${MAX_SIGNATURE_BYTES}-byte limit`);
   if (keys.length === 0) throw new SignatureError('SIGNATURE_INVALID', 'no public keys to verify the signature with');
   let message: Message<Uint8Array>;
   try {
     const text = Buffer.from(signature).toString('latin1');
-    message = text.startsWith('-----BEGIN PGP MESSAGE-----') ? await readMessage({ armoredMessage: text }) : await readMessage({ binaryMessage: Uint8Array.from(signature) });
+    message = text.startsWith('-----BEGIN PGP MESSAGE-----')
+      ? await readMessage({ armoredMessage: text })
+      : await readMessage({ binaryMessage: Uint8Array.from(signature) });
   } catch (err) {
     throw new SignatureError('SIGNATURE_INVALID', `not an OpenPGP signed message: ${errorMessage(err)}`);
   }
@@ -55,7 +67,10 @@ export async function verifyGpgSignature(signature: Uint8Array, keys: readonly P
     await Promise.all(result.signatures.map((s) => s.verified));
     data = result.data as Uint8Array;
   } catch (err) {
-    throw new SignatureError('SIGNATURE_INVALID', `the signature by ${fingerprintOf(signer)} does not verify (the payload was altered, or the key is expired or revoked): ${errorMessage(err)}`);
+    throw new SignatureError(
+      'SIGNATURE_INVALID',
+      `the signature by ${fingerprintOf(signer)} does not verify (the payload was altered, or the key is expired or revoked): ${errorMessage(err)}`,
+    );
   }
   const fingerprint = fingerprintOf(signer);
   if (trustedFingerprints) {

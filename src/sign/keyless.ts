@@ -40,11 +40,24 @@ export async function signImageKeyless(ref: ImageReference, opts: KeylessSignOpt
     const subject = await resolveSubject(client, ref, opts.signal);
     const token = opts.identityToken;
     const builder = new DSSEBundleBuilder({
-      signer: new FulcioSigner({ fulcioBaseURL: opts.fulcioURL ?? 'https://fulcio.sigstore.dev', identityProvider: { getToken: () => Promise.resolve(token) }, retry: { retries: 2 }, timeout: 10_000 }),
+      signer: new FulcioSigner({
+        fulcioBaseURL: opts.fulcioURL ?? 'https://fulcio.sigstore.dev',
+        identityProvider: { getToken: () => Promise.resolve(token) },
+        retry: { retries: 2 },
+        timeout: 10_000,
+      }),
       witnesses:
         opts.tlogUpload === false
           ? []
-          : [new RekorWitness({ rekorBaseURL: opts.rekorURL ?? 'https://rekor.sigstore.dev', entryType: opts.tlogEntryType ?? 'dsse', fetchOnConflict: false, retry: { retries: 2 }, timeout: 10_000 })],
+          : [
+              new RekorWitness({
+                rekorBaseURL: opts.rekorURL ?? 'https://rekor.sigstore.dev',
+                entryType: opts.tlogEntryType ?? 'dsse',
+                fetchOnConflict: false,
+                retry: { retries: 2 },
+                timeout: 10_000,
+              }),
+            ],
     });
     const bundle = await builder.create({ data: signStatement(subject.digest), type: INTOTO_PAYLOAD_TYPE });
     const bytes = Buffer.from(JSON.stringify(bundleToJSON(bundle)));
@@ -92,7 +105,12 @@ export async function loadTrustedRoot(path: string): Promise<TrustMaterial> {
  * verifies with the certificate's key, the certificate names the expected identity and issuer, and
  * the signed statement is about `digest`.
  */
-export function verifyKeylessBundle(bytes: Buffer, digest: Digest, trust: KeylessTrust, identity: KeylessIdentity): { subjectAlternativeName?: string; issuer?: string } {
+export function verifyKeylessBundle(
+  bytes: Buffer,
+  digest: Digest,
+  trust: KeylessTrust,
+  identity: KeylessIdentity,
+): { subjectAlternativeName?: string; issuer?: string } {
   let entity;
   try {
     entity = toSignedEntity(bundleFromJSON(JSON.parse(bytes.toString('utf8'))));
@@ -108,6 +126,7 @@ export function verifyKeylessBundle(bytes: Buffer, digest: Digest, trust: Keyles
   }
   const parsed = parseBundle(bytes);
   const st = parseStatement(parsed.payloadType, parsed.payload);
-  if (!st.digests.includes(digest)) throw new SignatureError('SIGNATURE_MISMATCH', `the signed statement is about ${st.digests.join(', ') || 'no digest'}, not ${digest}`);
+  if (!st.digests.includes(digest))
+    throw new SignatureError('SIGNATURE_MISMATCH', `the signed statement is about ${st.digests.join(', ') || 'no digest'}, not ${digest}`);
   return { subjectAlternativeName: signer.identity?.subjectAlternativeName, issuer: signer.identity?.extensions?.issuer };
 }

@@ -80,7 +80,12 @@ async function readOne(url: string, signal?: AbortSignal): Promise<Buffer | unde
  * The signatures stored for a manifest, `signature-1`, `signature-2`, … until the first missing
  * one (a 404 over HTTP, a missing file). Each is returned as stored; none is trusted yet.
  */
-export async function readLookasideSignatures(config: RegistriesD, ref: ImageReference, digest: Digest, signal?: AbortSignal): Promise<Array<{ url: string; bytes: Buffer }>> {
+export async function readLookasideSignatures(
+  config: RegistriesD,
+  ref: ImageReference,
+  digest: Digest,
+  signal?: AbortSignal,
+): Promise<Array<{ url: string; bytes: Buffer }>> {
   const dir = signatureDirURL(lookasideBase(config, ref, false), ref, digest);
   const out: Array<{ url: string; bytes: Buffer }> = [];
   for (let i = 1; ; i++) {

@@ -39,7 +39,8 @@ function parseNamespace(v: unknown, at: string): RegistryNamespace {
   if (v === null || v === undefined) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw new InvalidRegistriesDError(`${at} must be a mapping`);
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!NS_FIELDS.includes(k)) throw new InvalidRegistriesDError(`${at}: unknown field "${k}" (allowed: ${NS_FIELDS.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!NS_FIELDS.includes(k)) throw new InvalidRegistriesDError(`${at}: unknown field "${k}" (allowed: ${NS_FIELDS.join(', ')})`);
   const url = (k: string): string | undefined => {
     const s = o[k];
     if (s === undefined || s === null || s === '') return undefined;
@@ -55,7 +56,8 @@ function parseNamespace(v: unknown, at: string): RegistryNamespace {
   };
   // `sigstore` and `sigstore-staging` are the older names of the lookaside fields; both at once is ambiguous.
   if (o.lookaside !== undefined && o.sigstore !== undefined) throw new InvalidRegistriesDError(`${at}: both lookaside and its old name sigstore are set`);
-  if (o['lookaside-staging'] !== undefined && o['sigstore-staging'] !== undefined) throw new InvalidRegistriesDError(`${at}: both lookaside-staging and its old name sigstore-staging are set`);
+  if (o['lookaside-staging'] !== undefined && o['sigstore-staging'] !== undefined)
+    throw new InvalidRegistriesDError(`${at}: both lookaside-staging and its old name sigstore-staging are set`);
   const ns: RegistryNamespace = {};
   const lookaside = url('lookaside') ?? url('sigstore');
   const staging = url('lookaside-staging') ?? url('sigstore-staging');
@@ -77,7 +79,8 @@ export function parseRegistriesDFile(text: string, file: string, into: Registrie
   if (v === null || v === undefined) return;
   if (typeof v !== 'object' || Array.isArray(v)) throw new InvalidRegistriesDError(`${file}: the top level must be a mapping`);
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (k !== 'default-docker' && k !== 'docker') throw new InvalidRegistriesDError(`${file}: unknown field "${k}" (allowed: default-docker, docker)`);
+  for (const k of Object.keys(o))
+    if (k !== 'default-docker' && k !== 'docker') throw new InvalidRegistriesDError(`${file}: unknown field "${k}" (allowed: default-docker, docker)`);
   if ('default-docker' in o) {
     if (into.defaultDocker) throw new InvalidRegistriesDError(`${file}: default-docker is defined in more than one file`);
     into.defaultDocker = parseNamespace(o['default-docker'], `${file}: default-docker`);

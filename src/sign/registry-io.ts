@@ -26,7 +26,8 @@ export async function pushSmallBlob(client: RegistryClient, repo: string, bytes:
 
 /** Reads a small blob, verified against its digest and capped. */
 export async function readSmallBlob(client: RegistryClient, repo: string, desc: Descriptor, signal?: AbortSignal): Promise<Buffer> {
-  if (desc.size > MAX_SIGNATURE_BLOB_BYTES) throw new Error(`blob ${desc.digest} is ${desc.size} bytes; signature blobs are capped at ${MAX_SIGNATURE_BLOB_BYTES}`);
+  if (desc.size > MAX_SIGNATURE_BLOB_BYTES)
+    throw new Error(`blob ${desc.digest} is ${desc.size} bytes; signature blobs are capped at ${MAX_SIGNATURE_BLOB_BYTES}`);
   const stream = await getBlob(client, repo, desc, { signal });
   return streamToBuffer(stream, MAX_SIGNATURE_BLOB_BYTES, `blob ${desc.digest}`);
 }

@@ -73,8 +73,10 @@ export function verifyRekorBundle(
   const spec = body.spec;
   const sig = isObject(spec.signature) ? spec.signature : {};
   const hash = isObject(spec.data) && isObject(spec.data.hash) ? spec.data.hash : {};
-  if (typeof sig.content !== 'string' || !Buffer.from(sig.content, 'base64').equals(expect.signature)) throw invalid('the logged signature is not this signature');
-  if (hash.algorithm !== 'sha256' || hash.value !== createHash('sha256').update(expect.payload).digest('hex')) throw invalid('the logged hash is not the hash of this payload');
+  if (typeof sig.content !== 'string' || !Buffer.from(sig.content, 'base64').equals(expect.signature))
+    throw invalid('the logged signature is not this signature');
+  if (hash.algorithm !== 'sha256' || hash.value !== createHash('sha256').update(expect.payload).digest('hex'))
+    throw invalid('the logged hash is not the hash of this payload');
   const loggedKey = isObject(sig.publicKey) && typeof sig.publicKey.content === 'string' ? Buffer.from(sig.publicKey.content, 'base64').toString('utf8') : '';
   const a = spkiOf(loggedKey);
   const b = spkiOf(expect.signerPem);

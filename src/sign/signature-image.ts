@@ -95,7 +95,8 @@ export async function appendSignature(
   }
   const layer = { ...(await pushSmallBlob(client, repo, payload, SIMPLE_SIGNING_MEDIA_TYPE, signal)), annotations };
   // The same signature again (same payload, same signature bytes) is not added twice.
-  if (!layers.some((l) => l.digest === layer.digest && l.annotations?.[SIGNATURE_ANNOTATION] === annotations[SIGNATURE_ANNOTATION])) layers = [...layers, layer];
+  if (!layers.some((l) => l.digest === layer.digest && l.annotations?.[SIGNATURE_ANNOTATION] === annotations[SIGNATURE_ANNOTATION]))
+    layers = [...layers, layer];
   const config = await pushSmallBlob(client, repo, signatureConfig(layers), MediaType.OciConfig, signal);
   const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers };
   const raw = encodeManifest(manifest);

@@ -63,7 +63,10 @@ export function checkSimpleSignature(sig: StoredSignature, keys: readonly KeyObj
     throw new SignatureError('SIGNATURE_INVALID', 'the signature annotation is not valid base64');
   }
   if (!keys.some((k) => verifyData(k, sig.payload, raw))) {
-    throw new SignatureError('SIGNATURE_INVALID', 'the signature does not verify with the given public key (wrong key, or the payload or signature was altered)');
+    throw new SignatureError(
+      'SIGNATURE_INVALID',
+      'the signature does not verify with the given public key (wrong key, or the payload or signature was altered)',
+    );
   }
   const payload = parseSimpleSigning(sig.payload);
   if (payload.manifestDigest !== expect.digest) {
@@ -79,7 +82,12 @@ export function checkSimpleSignature(sig: StoredSignature, keys: readonly KeyObj
 }
 
 /** The bundles stored as referrers of `digest` (manifests whose artifactType is the bundle type). */
-export async function readBundles(client: RegistryClient, repo: string, digest: Digest, signal?: AbortSignal): Promise<Array<{ manifest: Digest; bytes?: Buffer; error?: string }>> {
+export async function readBundles(
+  client: RegistryClient,
+  repo: string,
+  digest: Digest,
+  signal?: AbortSignal,
+): Promise<Array<{ manifest: Digest; bytes?: Buffer; error?: string }>> {
   // Not filtered by artifactType at the registry: go-containerregistry (so cosign) records a
   // referrer in the fallback index under its config's media type (the empty type), not the
   // manifest's artifactType. Other artifacts (SBOMs, attestations of other kinds) are skipped here.
@@ -152,7 +160,11 @@ export async function verifyImage(ref: ImageReference, keys: readonly KeyObject[
             report.verified.push({ format: 'bundle', location, signer });
             continue;
           }
-          if (parsed.certificate) throw new SignatureError('SIGNATURE_INVALID', 'keyless bundle, but no trusted root and identity were given (--trusted-root, --certificate-identity, --certificate-oidc-issuer)');
+          if (parsed.certificate)
+            throw new SignatureError(
+              'SIGNATURE_INVALID',
+              'keyless bundle, but no trusted root and identity were given (--trusted-root, --certificate-identity, --certificate-oidc-issuer)',
+            );
           if (keys.length === 0) throw new SignatureError('SIGNATURE_INVALID', 'bundle signed with a key, but no public key was given');
           checkBundle(b.bytes, keys, subject.digest);
           report.verified.push({ format: 'bundle', location });

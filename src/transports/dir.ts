@@ -7,15 +7,7 @@ import { manifestBlobs, MAX_MANIFEST_BYTES, parseManifest, type RawManifest } fr
 import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { checkIncomingManifest, hasFileOfSize, openVerified, readCapped, writeVerifiedFile } from './local-util.js';
-import type {
-  ImageDestination,
-  ImageSource,
-  OpOptions,
-  PutManifestOptions,
-  ReuseOptions,
-  TransportContext,
-  TransportReference,
-} from './types.js';
+import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
 
 /**
  * `dir:PATH` — containers/image's directory format: `manifest.json` (the top manifest), each blob

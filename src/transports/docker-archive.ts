@@ -17,15 +17,7 @@ import { DigestMismatchError, InvalidInputError, NotFoundError, UnsupportedError
 import { fileCompression, sniffCompression } from '../util/tar/compression.js';
 import { checkIncomingManifest, hasFileOfSize, makeScratchDir, openVerified, readCapped, writeVerifiedFile } from './local-util.js';
 import { extractArchive, safeEntryName, writeTarAtomic, type ArchiveLink, type TarEntry } from './tar-util.js';
-import type {
-  ImageDestination,
-  ImageSource,
-  OpOptions,
-  PutManifestOptions,
-  ReuseOptions,
-  TransportContext,
-  TransportReference,
-} from './types.js';
+import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
 
 /**
  * `docker-archive:PATH[:NAME[:TAG]]` — the `docker save` / `docker load` format: a tar with a
@@ -139,8 +131,11 @@ function parseArchiveManifest(bytes: Buffer, what: string): DockerArchiveItem[] 
   const ok = (it: unknown): it is DockerArchiveItem => {
     const o = it as Partial<DockerArchiveItem> | null;
     return (
-      typeof o === 'object' && o !== null && typeof o.Config === 'string' &&
-      Array.isArray(o.Layers) && o.Layers.every((l) => typeof l === 'string') &&
+      typeof o === 'object' &&
+      o !== null &&
+      typeof o.Config === 'string' &&
+      Array.isArray(o.Layers) &&
+      o.Layers.every((l) => typeof l === 'string') &&
       (o.RepoTags === undefined || o.RepoTags === null || (Array.isArray(o.RepoTags) && o.RepoTags.every((t) => typeof t === 'string')))
     );
   };
@@ -157,13 +152,15 @@ function chooseItem(ref: DockerArchiveReference, items: DockerArchiveItem[], wha
   if (ref.image) {
     // RepoTags are familiar names (`busybox:latest`); compare in normalised form.
     const want = formatReference(ref.image);
-    const hit = items.find((it) => (it.RepoTags ?? []).some((t) => {
-      try {
-        return formatReference(parseReference(t)) === want;
-      } catch {
-        return false;
-      }
-    }));
+    const hit = items.find((it) =>
+      (it.RepoTags ?? []).some((t) => {
+        try {
+          return formatReference(parseReference(t)) === want;
+        } catch {
+          return false;
+        }
+      }),
+    );
     if (!hit) throw new NotFoundError(`${what}: no image tagged ${familiarName(ref.image)} in the archive`);
     return hit;
   }

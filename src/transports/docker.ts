@@ -9,7 +9,17 @@ import { contextCredentials } from '../registry/credentials.js';
 import { getManifest, headManifest, putManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DigestMismatchError, InvalidInputError } from '../util/errors.js';
-import type { AttachmentStore, ImageDestination, ImageSource, OpOptions, PutManifestOptions, RegistryClientPool, ReuseOptions, TransportContext, TransportReference } from './types.js';
+import type {
+  AttachmentStore,
+  ImageDestination,
+  ImageSource,
+  OpOptions,
+  PutManifestOptions,
+  RegistryClientPool,
+  ReuseOptions,
+  TransportContext,
+  TransportReference,
+} from './types.js';
 
 /** Opens a registry client with the context's credentials, or those of the usual auth files, found lazily. */
 export function registryClientFor(ref: ImageReference, ctx: TransportContext = {}): RegistryClient {

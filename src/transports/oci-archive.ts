@@ -7,15 +7,7 @@ import type { RawManifest } from '../oci/manifest.js';
 import { makeScratchDir } from './local-util.js';
 import { formatLayoutReference, OciLayoutDestination, OciLayoutSource, splitLayoutReference } from './oci.js';
 import { directoryEntries, extractArchive, writeTarAtomic } from './tar-util.js';
-import type {
-  ImageDestination,
-  ImageSource,
-  OpOptions,
-  PutManifestOptions,
-  ReuseOptions,
-  TransportContext,
-  TransportReference,
-} from './types.js';
+import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
 
 /**
  * `oci-archive:PATH[:REF]` — a tar of an OCI image layout. Reading extracts it (streaming, checked

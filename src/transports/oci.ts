@@ -7,15 +7,7 @@ import { manifestBlobs, MAX_MANIFEST_BYTES, parseManifest, type RawManifest } fr
 import { MediaType } from '../oci/mediatype.js';
 import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { checkIncomingManifest } from './local-util.js';
-import type {
-  ImageDestination,
-  ImageSource,
-  OpOptions,
-  PutManifestOptions,
-  ReuseOptions,
-  TransportContext,
-  TransportReference,
-} from './types.js';
+import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from './types.js';
 
 /**
  * `oci:PATH[:REF]` — an OCI image layout directory; REF is the `org.opencontainers.image.ref.name`

@@ -146,10 +146,7 @@ export async function extractArchive(archivePath: string, destDir: string, opts:
 }
 
 /** One entry of an archive to write: a directory, a file copied from disk, or bytes in memory. */
-export type TarEntry =
-  | { name: string; type: 'directory' }
-  | { name: string; type: 'file'; path: string }
-  | { name: string; type: 'file'; data: Buffer };
+export type TarEntry = { name: string; type: 'directory' } | { name: string; type: 'file'; path: string } | { name: string; type: 'file'; data: Buffer };
 
 /**
  * A fixed timestamp for every entry, so the same content always makes the same archive bytes
@@ -214,4 +211,3 @@ export async function directoryEntries(root: string): Promise<TarEntry[]> {
   await walk('');
   return out;
 }
-

@@ -37,11 +37,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
  * layout's index.json. Works across processes; a lock older than `staleMs` is presumed abandoned by a
  * crashed writer and broken.
  */
-export async function withFileLock<T>(
-  lockPath: string,
-  fn: () => Promise<T>,
-  opts: { timeoutMs?: number; staleMs?: number } = {},
-): Promise<T> {
+export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, opts: { timeoutMs?: number; staleMs?: number } = {}): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const staleMs = opts.staleMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;

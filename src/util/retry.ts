@@ -106,7 +106,8 @@ export async function withRetry<T>(
       if (verdict === false || attempt + 1 >= policy.attempts) throw err;
       let delayMs = backoffDelay(policy, attempt);
       if (typeof verdict === 'object') {
-        if (verdict.afterMs > policy.maxRetryAfterMs) throw new RetryAfterTooLongError(opts.what ?? (err as Error).message, verdict.afterMs, policy.maxRetryAfterMs, err);
+        if (verdict.afterMs > policy.maxRetryAfterMs)
+          throw new RetryAfterTooLongError(opts.what ?? (err as Error).message, verdict.afterMs, policy.maxRetryAfterMs, err);
         delayMs = verdict.afterMs;
       }
       opts.onRetry?.({ attempt, delayMs, err });

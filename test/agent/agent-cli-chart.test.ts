@@ -32,10 +32,16 @@ interface Obj {
 }
 
 async function render(...set: string[]): Promise<Obj[]> {
-  const { stdout } = await promisify(execFile)(helmPath(), ['template', 'stevedore', join(REPO_ROOT, 'charts', 'stevedore'), '--namespace', 'stevedore-system', ...set], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return parseAllDocuments(stdout).map((d) => d.toJS() as Obj).filter(Boolean);
+  const { stdout } = await promisify(execFile)(
+    helmPath(),
+    ['template', 'stevedore', join(REPO_ROOT, 'charts', 'stevedore'), '--namespace', 'stevedore-system', ...set],
+    {
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
+  return parseAllDocuments(stdout)
+    .map((d) => d.toJS() as Obj)
+    .filter(Boolean);
 }
 
 describe('stevedore agent flags', () => {
@@ -97,11 +103,18 @@ describe('chart: the node agent', () => {
     expect(c['args']).toEqual(expect.arrayContaining(['agent', '--node-name=$(NODE_NAME)', '--lease-namespace=$(POD_NAMESPACE)', '--root=/srv/stevedore']));
     expect(JSON.stringify(c['env'])).toContain('spec.nodeName');
     expect(c['securityContext']).toMatchObject({ privileged: true, readOnlyRootFilesystem: true });
-    expect(pod.volumes).toEqual(expect.arrayContaining([
-      { name: 'store', hostPath: { path: '/srv/stevedore', type: 'DirectoryOrCreate' } },
-      { name: 'runc-state', hostPath: { path: '/run/runc', type: 'DirectoryOrCreate' } },
-    ]));
-    expect(objs.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata.name).sort()).toEqual(['stevedore', 'stevedore-agent']);
+    expect(pod.volumes).toEqual(
+      expect.arrayContaining([
+        { name: 'store', hostPath: { path: '/srv/stevedore', type: 'DirectoryOrCreate' } },
+        { name: 'runc-state', hostPath: { path: '/run/runc', type: 'DirectoryOrCreate' } },
+      ]),
+    );
+    expect(
+      objs
+        .filter((o) => o.kind === 'ServiceAccount')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(['stevedore', 'stevedore-agent']);
   });
 
   it('mounts agent.policy (a map or JSON text) from a ConfigMap and passes --policy; none by default', async () => {
@@ -112,7 +125,13 @@ describe('chart: the node agent', () => {
 
     const policy = {
       default: [{ type: 'reject' }],
-      transports: { docker: { 'registry.example.com/apps': [{ type: 'sigstoreSigned', keyData: Buffer.from('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n').toString('base64') }] } },
+      transports: {
+        docker: {
+          'registry.example.com/apps': [
+            { type: 'sigstoreSigned', keyData: Buffer.from('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n').toString('base64') },
+          ],
+        },
+      },
     };
     const dir = await cliTempDir('agent-chart');
     const values = join(dir, 'values.json');
@@ -120,7 +139,10 @@ describe('chart: the node agent', () => {
     const file = join(dir, 'policy.json');
     await writeFile(file, JSON.stringify(policy, null, 2));
     // As a map in values, or a node's policy.json as it is (`--set-file`).
-    for (const set of [['-f', values], ['--set', 'agent.enabled=true', '--set-file', `agent.policy=${file}`]]) {
+    for (const set of [
+      ['-f', values],
+      ['--set', 'agent.enabled=true', '--set-file', `agent.policy=${file}`],
+    ]) {
       const objs = await render(...set);
       const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'stevedore-agent-policy')!;
       expect(JSON.parse(cm.data!['policy.json']!)).toEqual(policy);
@@ -131,7 +153,9 @@ describe('chart: the node agent', () => {
       expect(c['args']).toContain('--policy=/etc/stevedore/policy/policy.json');
       expect(c['volumeMounts']).toEqual(expect.arrayContaining([{ name: 'policy', mountPath: '/etc/stevedore/policy', readOnly: true }]));
       expect(pod.volumes).toEqual(expect.arrayContaining([{ name: 'policy', configMap: { name: 'stevedore-agent-policy' } }]));
-      expect((ds.spec!.template as unknown as { metadata: { annotations: Record<string, string> } }).metadata.annotations['checksum/policy']).toMatch(/^[0-9a-f]{64}$/);
+      expect((ds.spec!.template as unknown as { metadata: { annotations: Record<string, string> } }).metadata.annotations['checksum/policy']).toMatch(
+        /^[0-9a-f]{64}$/,
+      );
     }
   });
 

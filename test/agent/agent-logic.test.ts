@@ -88,10 +88,25 @@ describe('scheduling', () => {
       { node: 'c', labels: { disk: 'ssd' }, live: false },
       { node: 'd', labels: { disk: 'hdd' }, live: true },
     ];
-    expect(pickNode(nodes, { disk: 'ssd' }, new Map([['a', 3], ['b', 1]]))?.node).toBe('b');
+    expect(
+      pickNode(
+        nodes,
+        { disk: 'ssd' },
+        new Map([
+          ['a', 3],
+          ['b', 1],
+        ]),
+      )?.node,
+    ).toBe('b');
     expect(pickNode(nodes, { disk: 'ssd' }, new Map())?.node).toBe('a');
     expect(pickNode(nodes, { disk: 'nvme' }, new Map())).toBeUndefined();
-    expect(pickNode(nodes.filter((n) => n.node === 'c'), undefined, new Map())).toBeUndefined();
+    expect(
+      pickNode(
+        nodes.filter((n) => n.node === 'c'),
+        undefined,
+        new Map(),
+      ),
+    ).toBeUndefined();
   });
 });
 

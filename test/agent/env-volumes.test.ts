@@ -41,7 +41,10 @@ describe('env', () => {
       {
         image: 'x',
         envFrom: [{ configMapRef: { name: 'cfg' } }, { prefix: 'S_', secretRef: { name: 'sec' } }],
-        env: [{ name: 'A', value: 'override' }, { name: 'T', valueFrom: { secretKeyRef: { name: 'sec', key: 'token' } } }],
+        env: [
+          { name: 'A', value: 'override' },
+          { name: 'T', valueFrom: { secretKeyRef: { name: 'sec', key: 'token' } } },
+        ],
       },
       src,
     );
@@ -118,7 +121,11 @@ describe('volumes', () => {
   it('refuses a key path that leaves the volume', async () => {
     const dir = await temps.make('vols-escape');
     await expect(
-      prepareVolumes({ image: 'x', volumes: [{ name: 'c', mountPath: '/c', configMap: { name: 'cfg', items: [{ key: 'A', path: 'x/../../escape' }] } }] }, dir, src),
+      prepareVolumes(
+        { image: 'x', volumes: [{ name: 'c', mountPath: '/c', configMap: { name: 'cfg', items: [{ key: 'A', path: 'x/../../escape' }] } }] },
+        dir,
+        src,
+      ),
     ).rejects.toThrow(/path "x\/\.\.\/\.\.\/escape" leaves the volume/);
     await releaseVolumes(dir);
   });

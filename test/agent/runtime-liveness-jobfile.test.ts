@@ -52,7 +52,13 @@ describe('processAlive', () => {
     const store = await ImageStore.open(root);
     const zombie = await makeZombie();
     const base: Omit<ContainerRecord, 'id' | 'name' | 'bundle'> = {
-      image: 'i', imageDigest: `sha256:${'0'.repeat(64)}`, runtime: 'runc', status: 'running', createdAt: new Date().toISOString(), logPath: '/dev/null', command: ['true'],
+      image: 'i',
+      imageDigest: `sha256:${'0'.repeat(64)}`,
+      runtime: 'runc',
+      status: 'running',
+      createdAt: new Date().toISOString(),
+      logPath: '/dev/null',
+      command: ['true'],
     };
     const recs: ContainerRecord[] = [
       { ...base, id: 'f'.repeat(63) + '1', name: 'zombie-monitor', bundle: join(root, 'containers', 'f'.repeat(63) + '1'), monitorPid: zombie },

@@ -66,7 +66,9 @@ describe('privilege levels', () => {
 
   it('restricted refuses hostUsers, host network and a tainted pinned node, naming the rule and the label', () => {
     expect(privilegeViolations({ ...spec, user: '0' }, 'restricted')).toEqual([]);
-    const v = privilegeViolations({ ...spec, hostUsers: true, network: 'host', nodeName: 'cp-1' }, 'restricted', [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]);
+    const v = privilegeViolations({ ...spec, hostUsers: true, network: 'host', nodeName: 'cp-1' }, 'restricted', [
+      { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' },
+    ]);
     expect(v).toHaveLength(3);
     expect(v[0]).toMatch(/^spec\.hostUsers.*stevedore\.dev\/containerrun-privileges=privileged/);
     expect(v[1]).toMatch(/^spec\.network: host/);

@@ -25,8 +25,7 @@ const ABOVE_ENGINE = new Set(['cli', 'k8s', 'controllers', 'agent']);
  * Cycles being removed on other branches of this round (issue 12), each written as importCycles
  * reports it. An entry that no longer exists fails the test too: delete it when its fix lands.
  */
-const KNOWN_CYCLES: readonly string[] = [
-];
+const KNOWN_CYCLES: readonly string[] = [];
 
 const { files, edges } = importGraph(ROOT);
 const where = (e: ImportEdge) => `${e.from}:${e.line} imports ${e.to}${e.typeOnly ? ' (type only)' : ''}`;
@@ -35,7 +34,8 @@ describe('import graph of src/', () => {
   it('is read: every relative import resolves to a file, and known edges are seen', () => {
     expect(files.length).toBeGreaterThan(100);
     expect(edges.filter((e) => !existsSync(join(ROOT, e.to))).map(where)).toEqual([]);
-    const has = (from: string, to: string, kind: Partial<ImportEdge>) => edges.some((e) => e.from === from && e.to === to && Object.entries(kind).every(([k, v]) => e[k as keyof ImportEdge] === v));
+    const has = (from: string, to: string, kind: Partial<ImportEdge>) =>
+      edges.some((e) => e.from === from && e.to === to && Object.entries(kind).every(([k, v]) => e[k as keyof ImportEdge] === v));
     expect(has('src/cli/main.ts', 'src/util/errors.ts', { dynamic: false, typeOnly: false })).toBe(true);
     expect(has('src/cli/main.ts', 'src/cli/commands/run.ts', { dynamic: true })).toBe(true);
     expect(has('src/build/executor/state.ts', 'src/runtime/store/index.ts', { typeOnly: true })).toBe(true);
@@ -76,7 +76,11 @@ describe('cycles', () => {
       ['a', 'b', 'c', 'd', 'e', 'x'],
       [f('a', 'b'), f('b', 'c'), f('c', 'a'), f('b', 'a', true), f('d', 'e'), f('e', 'd'), f('x', 'x'), f('a', 'd')],
     );
-    expect(found).toEqual([['a', 'b', 'a'], ['d', 'e', 'd'], ['x', 'x']]);
+    expect(found).toEqual([
+      ['a', 'b', 'a'],
+      ['d', 'e', 'd'],
+      ['x', 'x'],
+    ]);
     expect(importCycles(['a', 'b'], [f('a', 'b')])).toEqual([]);
   });
 });

@@ -62,7 +62,10 @@ function lineOf(text: string, index: number): number {
 function clauseIsTypeOnly(clause: string): boolean {
   const braces = /^\{([^}]*)\}$/.exec(clause.trim());
   if (!braces) return false;
-  const names = braces[1]!.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = braces[1]!
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return names.length > 0 && names.every((n) => n.startsWith('type '));
 }
 

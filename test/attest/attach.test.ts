@@ -46,10 +46,12 @@ beforeAll(async () => {
   await writeFile(pubFile, keys.publicKey.export({ type: 'spki', format: 'pem' }));
   await writeFile(wrongPubFile, wrong.publicKey.export({ type: 'spki', format: 'pem' }));
   const layout = await temps.make('attest-layout');
-  image = await buildLayeredImage(layout, 'deb', [[
-    { path: 'etc/os-release', from: '/etc/os-release' },
-    { path: 'var/lib/dpkg/status', content: await dpkgStanzas(['bash', 'coreutils', 'zlib1g']) },
-  ]]);
+  image = await buildLayeredImage(layout, 'deb', [
+    [
+      { path: 'etc/os-release', from: '/etc/os-release' },
+      { path: 'var/lib/dpkg/status', content: await dpkgStanzas(['bash', 'coreutils', 'zlib1g']) },
+    ],
+  ]);
   other = await buildLayeredImage(layout, 'other', [[{ path: 'etc/os-release', from: '/etc/os-release' }]]);
   await copyReference(parseImageName(image.ociRef), parseImageName(ref('1.0')));
   await copyReference(parseImageName(other.ociRef), parseImageName(ref('other')));
@@ -132,7 +134,15 @@ describe('SLSA provenance and interoperability with cosign attest', () => {
     });
     const res = await attachProvenance(`docker://${reg.host}/attest/app`, st, { key: privPem });
     expect(res.subject.digest).toBe(image.manifest.digest);
-    const ok = await cosign(['verify-attestation', '--key', pubFile, '--type', 'slsaprovenance1', '--insecure-ignore-tlog=true', `${reg.host}/attest/app@${image.manifest.digest}`]);
+    const ok = await cosign([
+      'verify-attestation',
+      '--key',
+      pubFile,
+      '--type',
+      'slsaprovenance1',
+      '--insecure-ignore-tlog=true',
+      `${reg.host}/attest/app@${image.manifest.digest}`,
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
     const got = JSON.parse(Buffer.from(JSON.parse(ok.stdout.trim().split('\n')[0]!).payload, 'base64').toString());
     expect(got.predicate.runDetails.builder.version).toEqual({ stevedore: '0.1.0' });
@@ -143,7 +153,21 @@ describe('SLSA provenance and interoperability with cosign attest', () => {
     expect(gen.code, gen.stderr).toBe(0);
     const predicate = join(dir, 'predicate.json');
     await writeFile(predicate, JSON.stringify({ hello: 'world' }));
-    const att = await cosign(['attest', '--yes', '--tlog-upload=false', '--key', join(dir, 'cosign.key'), '--type', 'custom', '--predicate', predicate, `${reg.host}/attest/app:other`], { password: 'pw' });
+    const att = await cosign(
+      [
+        'attest',
+        '--yes',
+        '--tlog-upload=false',
+        '--key',
+        join(dir, 'cosign.key'),
+        '--type',
+        'custom',
+        '--predicate',
+        predicate,
+        `${reg.host}/attest/app:other`,
+      ],
+      { password: 'pw' },
+    );
     expect(att.code, att.stderr).toBe(0);
     const res = await verifyAttestations(ref('other'), { key: join(dir, 'cosign.pub') });
     expect(res.rejected).toEqual([]);
@@ -160,21 +184,29 @@ describe('attachBuildAttestations (for stevedore build --sbom and the ImageBuild
     const summaries = await attachBuildAttestations(ref('built'), image.manifest.digest, {
       key: privPem,
       sbom: 'cyclonedx-json',
-      provenance: { containerfile: { path: 'Containerfile', digest: digestBytes('FROM scratch\n') }, buildArgs: {}, builder: { version: '0.1.0' }, source: { uri: 'dir:/ctx' } },
+      provenance: {
+        containerfile: { path: 'Containerfile', digest: digestBytes('FROM scratch\n') },
+        buildArgs: {},
+        builder: { version: '0.1.0' },
+        source: { uri: 'dir:/ctx' },
+      },
     });
     expect(summaries.map((s) => [s.kind, s.predicateType, s.subject])).toEqual([
       ['sbom', 'https://cyclonedx.org/bom', image.manifest.digest],
       ['provenance', 'https://slsa.dev/provenance/v1', image.manifest.digest],
     ]);
     expect(JSON.stringify(summaries).length).toBeLessThan(1024);
-    const v = await verifyAttestations(`docker://${reg.host}/attest/app@${image.manifest.digest}`, { key: pubFile, predicateType: 'https://slsa.dev/provenance/v1' });
+    const v = await verifyAttestations(`docker://${reg.host}/attest/app@${image.manifest.digest}`, {
+      key: pubFile,
+      predicateType: 'https://slsa.dev/provenance/v1',
+    });
     const prov = v.verified.find((x) => x.manifest === summaries[1]!.referrer)!;
     expect(prov.statement.subject).toEqual([{ name: `${reg.host}/attest/app`, digest: { sha256: image.manifest.digest.slice(7) } }]);
   });
 });
 
 describe('multi-platform images', () => {
-  it('attests the SBOM to the host platform\'s image of an index, which the SBOM describes', async () => {
+  it("attests the SBOM to the host platform's image of an index, which the SBOM describes", async () => {
     const idx = await makeIndex(await temps.make('attest-index'), 'multi', ['linux/arm64', hostPlatform()], { layers: 1, layerSize: 1024 });
     await copyReference(parseImageName(idx.ociRef), parseImageName(ref('multi')), { all: true });
     const host = idx.images.find((i) => i.platform.architecture === hostPlatform().architecture)!;
@@ -189,10 +221,12 @@ describe('multi-platform images', () => {
 describe('bad input', () => {
   it('refuses to attach to a subject the repository does not have, and writes nothing', async () => {
     const missing = digestBytes('no such image') as Digest;
-    await expect(attachSbom(`docker://${reg.host}/attest/app@${missing}`, { key: privPem })).rejects.toThrow(/subject image is not in the repository.*nothing was attached/);
-    await expect(attachStatement(`docker://${reg.host}/attest/app@${missing}`, (s) => makeStatement(s, 'https://example.com/p', { a: 1 }), { key: privPem })).rejects.toThrow(
+    await expect(attachSbom(`docker://${reg.host}/attest/app@${missing}`, { key: privPem })).rejects.toThrow(
       /subject image is not in the repository.*nothing was attached/,
     );
+    await expect(
+      attachStatement(`docker://${reg.host}/attest/app@${missing}`, (s) => makeStatement(s, 'https://example.com/p', { a: 1 }), { key: privPem }),
+    ).rejects.toThrow(/subject image is not in the repository.*nothing was attached/);
     expect(await headManifest(client, 'attest/app', referrersTag(missing))).toBeUndefined();
     expect(await headManifest(client, 'attest/app', `${referrersTag(missing)}.att`)).toBeUndefined();
   });
@@ -202,7 +236,7 @@ describe('bad input', () => {
     await expect(attachStatement(ref('1.0'), st, { key: privPem })).rejects.toThrow(/does not name .*nothing was attached/);
   });
 
-  it('rejects a referrer listed in the image\'s fallback index whose subject is another image', async () => {
+  it("rejects a referrer listed in the image's fallback index whose subject is another image", async () => {
     const attached = await attachStatement(ref('other'), (s) => makeStatement(s, 'https://example.com/moved', { a: 1 }), { key: privPem, cosignTag: false });
     // Copy that referrer's entry into the first image's fallback index, as a forger with push access could.
     const tag = referrersTag(image.manifest.digest);

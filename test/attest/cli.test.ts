@@ -24,10 +24,12 @@ beforeAll(async () => {
   pubFile = join(dir, 'key.pub');
   await writeFile(keyFile, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   await writeFile(pubFile, keys.publicKey.export({ type: 'spki', format: 'pem' }));
-  image = await buildLayeredImage(join(dir, 'layout'), 'deb', [[
-    { path: 'etc/os-release', from: '/etc/os-release' },
-    { path: 'var/lib/dpkg/status', content: await dpkgStanzas(['bash', 'sed']) },
-  ]]);
+  image = await buildLayeredImage(join(dir, 'layout'), 'deb', [
+    [
+      { path: 'etc/os-release', from: '/etc/os-release' },
+      { path: 'var/lib/dpkg/status', content: await dpkgStanzas(['bash', 'sed']) },
+    ],
+  ]);
   await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${reg.host}/cli/app:1`));
 }, 180_000);
 
@@ -67,7 +69,10 @@ describe('stevedore sbom', () => {
   it('--format table lists one package per line with its layer', async () => {
     const res = await stevedore(['sbom', '--format', 'table', image.ociRef]);
     expect(res.code, res.stderr).toBe(0);
-    const lines = res.stdout.trim().split('\n').map((l) => l.split(/\s+/));
+    const lines = res.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/));
     expect(lines[0]).toEqual(['NAME', 'VERSION', 'TYPE', 'LAYER']);
     expect(lines.slice(1).map((l) => [l[0], l[2], l[3]])).toEqual([
       ['bash', 'deb', image.layers[0]!.digest.slice(7, 19)],
@@ -88,7 +93,13 @@ describe('stevedore sbom', () => {
 describe('stevedore attest and verify-attestation', () => {
   it('attests a SLSA provenance predicate from a file; verification with the wrong key fails with the reason', async () => {
     const predicate = join(dir, 'prov.json');
-    await writeFile(predicate, JSON.stringify({ buildDefinition: { buildType: 'https://stevedore.dev/build/containerfile/v1', externalParameters: {} }, runDetails: { builder: { id: 'https://stevedore.dev/builder@v0.1.0' } } }));
+    await writeFile(
+      predicate,
+      JSON.stringify({
+        buildDefinition: { buildType: 'https://stevedore.dev/build/containerfile/v1', externalParameters: {} },
+        runDetails: { builder: { id: 'https://stevedore.dev/builder@v0.1.0' } },
+      }),
+    );
     const res = await stevedore(['attest', '--key', keyFile, '--predicate', predicate, '--type', 'slsaprovenance', `docker://${reg.host}/cli/app:1`]);
     expect(res.code, res.stderr).toBe(0);
     expect(JSON.parse(res.stdout).predicateType).toBe('https://slsa.dev/provenance/v1');

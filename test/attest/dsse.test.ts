@@ -22,7 +22,7 @@ describe('DSSE envelopes', () => {
     expect(verifyEnvelope(parseEnvelope(JSON.stringify(env)), keys.publicKey).equals(payload)).toBe(true);
   });
 
-  it('refuses a tampered payload, another key\'s signature, a garbage signature and a wrong payload type, each with its reason', () => {
+  it("refuses a tampered payload, another key's signature, a garbage signature and a wrong payload type, each with its reason", () => {
     const payload = Buffer.from('{"_type":"https://in-toto.io/Statement/v1"}');
     const env = signEnvelope(payload, IN_TOTO_PAYLOAD_TYPE, keys.privateKey);
     const tampered = { ...env, payload: Buffer.from('{"_type":"https://in-toto.io/Statement/v1","x":1}').toString('base64') };
@@ -79,7 +79,13 @@ describe('in-toto statements and SLSA provenance', () => {
     });
     expect(st.predicate.buildDefinition.resolvedDependencies).toHaveLength(3);
     expect(st.predicate.runDetails.builder).toEqual({ id: 'https://stevedore.dev/builder@v0.1.0', version: { stevedore: '0.1.0' } });
-    expect(st.predicate.runDetails.metadata).toEqual({ invocationId: 'default/app/uid-1/3', startedOn: '2026-01-01T00:00:00.000Z', finishedOn: '2026-01-01T00:01:00.000Z' });
-    expect(() => provenanceStatement({ subject: { name: 'x', digest }, containerfile: { path: '', digest: cf }, builder: { version: '1' } })).toThrow(/Containerfile/);
+    expect(st.predicate.runDetails.metadata).toEqual({
+      invocationId: 'default/app/uid-1/3',
+      startedOn: '2026-01-01T00:00:00.000Z',
+      finishedOn: '2026-01-01T00:01:00.000Z',
+    });
+    expect(() => provenanceStatement({ subject: { name: 'x', digest }, containerfile: { path: '', digest: cf }, builder: { version: '1' } })).toThrow(
+      /Containerfile/,
+    );
   });
 });

@@ -47,25 +47,49 @@ describe('build --result-file / --metadata-file: baseImages', () => {
   it('lists each registry FROM by the name the build used and the digest its tag resolved to, once, across platforms', async () => {
     const ctx = join(work, 'ctx');
     await mkdir(ctx, { recursive: true });
-    await writeFile(join(ctx, 'Containerfile'), [
-      'ARG BASE',
-      `FROM ${other} AS tool`,
-      'LABEL stage=tool',
-      `FROM ${other}@${otherDigest} AS pinned`,
-      `FROM ${layout} AS local`,
-      'FROM tool AS again',
-      'FROM $BASE',
-      'COPY --from=pinned /. /pinned/',
-      'COPY --from=local /. /local/',
-      'COPY --from=again /. /tool/',
-      '',
-    ].join('\n'));
+    await writeFile(
+      join(ctx, 'Containerfile'),
+      [
+        'ARG BASE',
+        `FROM ${other} AS tool`,
+        'LABEL stage=tool',
+        `FROM ${other}@${otherDigest} AS pinned`,
+        `FROM ${layout} AS local`,
+        'FROM tool AS again',
+        'FROM $BASE',
+        'COPY --from=pinned /. /pinned/',
+        'COPY --from=local /. /local/',
+        'COPY --from=again /. /tool/',
+        '',
+      ].join('\n'),
+    );
     const result = join(work, 'result.json');
     const meta = join(work, 'meta.json');
-    const r = await stevedore(['build', '--root', join(work, 'store'), '--tls-verify=false', '--build-arg', `BASE=${multi}`, '--platform', 'linux/amd64,linux/arm64',
-      '--result-file', result, '--metadata-file', meta, '-t', `${reg!.host}/out/app:1`, ctx], { timeoutMs: 120_000 });
+    const r = await stevedore(
+      [
+        'build',
+        '--root',
+        join(work, 'store'),
+        '--tls-verify=false',
+        '--build-arg',
+        `BASE=${multi}`,
+        '--platform',
+        'linux/amd64,linux/arm64',
+        '--result-file',
+        result,
+        '--metadata-file',
+        meta,
+        '-t',
+        `${reg!.host}/out/app:1`,
+        ctx,
+      ],
+      { timeoutMs: 120_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
-    const want = [{ name: multi, digest: multiDigest }, { name: other, digest: otherDigest }];
+    const want = [
+      { name: multi, digest: multiDigest },
+      { name: other, digest: otherDigest },
+    ];
     const doc = JSON.parse(await readFile(result, 'utf8')) as { baseImages?: { name: string; digest: string }[] };
     expect([...(doc.baseImages ?? [])].sort((a, b) => a.name.localeCompare(b.name))).toEqual(want);
     const m = JSON.parse(await readFile(meta, 'utf8')) as { baseImages?: { name: string; digest: string }[] };
@@ -96,7 +120,10 @@ describe('build --result-file / --metadata-file: baseImages', () => {
   it('keeps the bases when the result has to shrink to fit a termination message', () => {
     const digest = `sha256:${'a'.repeat(64)}`;
     const platforms = Array.from({ length: 60 }, (_, i) => ({ platform: `linux/arch${i}`, digest }));
-    const baseImages = [{ name: 'registry.example/base/one:1', digest }, { name: 'registry.example/base/two:1', digest }];
+    const baseImages = [
+      { name: 'registry.example/base/one:1', digest },
+      { name: 'registry.example/base/two:1', digest },
+    ];
     const text = encodeResult({ image: 'registry.example/app:1', digest, size: 1, platforms, baseImages });
     expect(Buffer.byteLength(text)).toBeLessThanOrEqual(RESULT_FILE_LIMIT);
     expect(JSON.parse(text).baseImages).toEqual(baseImages);

@@ -45,7 +45,12 @@ async function build(dir: string, ref: string, extra: string[] = []) {
 
 describe('BuildKit over buildah', () => {
   it('.dockerignore: `subdir` then `!*/sub1*` re-includes subdir/sub1.txt (buildah 1.28 keeps it out)', async () => {
-    const dir = await context('FROM $BASE_IMAGE\nCOPY . /ctx/\n', { '.dockerignore': 'subdir\n!*/sub1*\nContainerfile\n', 'subdir/sub1.txt': '1', 'subdir/sub2.txt': '2', 'top.txt': 't' });
+    const dir = await context('FROM $BASE_IMAGE\nCOPY . /ctx/\n', {
+      '.dockerignore': 'subdir\n!*/sub1*\nContainerfile\n',
+      'subdir/sub1.txt': '1',
+      'subdir/sub2.txt': '2',
+      'top.txt': 't',
+    });
     const r = await build(dir, 'ignore');
     expect(r.code, r.stderr).toBe(0);
     const fs = await flatten(r.out, 'ignore');
@@ -88,13 +93,16 @@ describe('BuildKit over buildah', () => {
 
 describe('hostile Containerfiles stay inside what they may read', () => {
   it('RUN --mount=type=bind of the context shows only what .dockerignore lets through (as BuildKit sends it)', async () => {
-    const dir = await context('FROM $BASE_IMAGE\nRUN --mount=type=bind,target=/ctx ls -a /ctx /ctx/sub > /seen.txt\nRUN --mount=type=bind,source=sub,target=/s,rw ls /s > /seen-rw.txt\n', {
-      '.dockerignore': '.env\nsub/*.key\n',
-      '.env': 'TOKEN=hidden',
-      'app.txt': 'a',
-      'sub/ok.txt': 'ok',
-      'sub/private.key': 'k',
-    });
+    const dir = await context(
+      'FROM $BASE_IMAGE\nRUN --mount=type=bind,target=/ctx ls -a /ctx /ctx/sub > /seen.txt\nRUN --mount=type=bind,source=sub,target=/s,rw ls /s > /seen-rw.txt\n',
+      {
+        '.dockerignore': '.env\nsub/*.key\n',
+        '.env': 'TOKEN=hidden',
+        'app.txt': 'a',
+        'sub/ok.txt': 'ok',
+        'sub/private.key': 'k',
+      },
+    );
     const r = await build(dir, 'bind-ignore');
     expect(r.code, r.stderr).toBe(0);
     const seen = await fileText(r.out, 'bind-ignore', 'seen.txt');

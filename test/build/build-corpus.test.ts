@@ -32,7 +32,10 @@ interface CaseSpec {
   run?: boolean;
 }
 
-const cases = (await readdir(CORPUS, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+const cases = (await readdir(CORPUS, { withFileTypes: true }))
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
 
 let reg: TestRegistry;
 let base: string;
@@ -76,7 +79,24 @@ describe('corpus: stevedore build matches buildah bud', () => {
       const dir = join(CORPUS, name);
       const out = join(work, `out-${name}`);
       const target = spec.target ? ['--target', spec.target] : [];
-      const built = await stevedore(['build', '--root', store, '-q', '--format', 'docker', ...buildArgs(spec), ...target, '-f', join(dir, 'Containerfile'), '-t', `oci:${out}:stevedore`, dir], { timeoutMs: 120_000 });
+      const built = await stevedore(
+        [
+          'build',
+          '--root',
+          store,
+          '-q',
+          '--format',
+          'docker',
+          ...buildArgs(spec),
+          ...target,
+          '-f',
+          join(dir, 'Containerfile'),
+          '-t',
+          `oci:${out}:stevedore`,
+          dir,
+        ],
+        { timeoutMs: 120_000 },
+      );
       expect(built.code, built.stderr).toBe(0);
       expect(built.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
 
@@ -87,7 +107,22 @@ describe('corpus: stevedore build matches buildah bud', () => {
 
       if (spec.buildah !== false) {
         const tag = `localhost/corpus-${name}`;
-        const b = await buildah(buildahRoot, ['bud', '--runtime', 'runc', '--layers', '--format', 'docker', '--tls-verify=false', ...buildArgs(spec), ...target, '-f', join(dir, 'Containerfile'), '-t', tag, dir]);
+        const b = await buildah(buildahRoot, [
+          'bud',
+          '--runtime',
+          'runc',
+          '--layers',
+          '--format',
+          'docker',
+          '--tls-verify=false',
+          ...buildArgs(spec),
+          ...target,
+          '-f',
+          join(dir, 'Containerfile'),
+          '-t',
+          tag,
+          dir,
+        ]);
         expect(b.code, b.stderr + b.stdout).toBe(0);
         // v2s2 keeps Docker's config fields (Healthcheck, OnBuild, Shell) that an OCI config drops.
         const pushed = await buildah(buildahRoot, ['push', '--format', 'v2s2', tag, `oci:${out}:buildah`]);
@@ -102,7 +137,9 @@ describe('corpus: stevedore build matches buildah bud', () => {
       }
 
       if (spec.run !== false) {
-        const r = await stevedore(['run', '--root', store, '--rm', '--entrypoint', '/bin/busybox', `oci:${out}:stevedore`, 'echo', 'runs'], { timeoutMs: 60_000 });
+        const r = await stevedore(['run', '--root', store, '--rm', '--entrypoint', '/bin/busybox', `oci:${out}:stevedore`, 'echo', 'runs'], {
+          timeoutMs: 60_000,
+        });
         expect(r.code, r.stderr).toBe(0);
         expect(r.stdout).toBe('runs\n');
       }

@@ -35,7 +35,10 @@ async function context(containerfile: string, files: Record<string, string> = {}
   return dir;
 }
 
-async function build(dir: string, extra: string[] = []): Promise<{ code: number; stderr: string; stdout: string; result: { error?: { reason: string; message: string }; digest?: string } }> {
+async function build(
+  dir: string,
+  extra: string[] = [],
+): Promise<{ code: number; stderr: string; stdout: string; result: { error?: { reason: string; message: string }; digest?: string } }> {
   const resultFile = join(dir, 'result.json');
   const r = await stevedore(['build', '--root', store, '--result-file', resultFile, ...extra, dir], { timeoutMs: 120_000 });
   return { code: r.code ?? -1, stderr: r.stderr, stdout: r.stdout, result: JSON.parse(await readFile(resultFile, 'utf8')) };
@@ -120,7 +123,9 @@ describe('stevedore build: bad input', () => {
   });
 
   it('independent stages build in parallel, and the first failure stops the others', async () => {
-    const dir = await context('FROM $BASE_IMAGE AS slow\nRUN sleep 60\nFROM $BASE_IMAGE AS fails\nRUN exit 7\nFROM $BASE_IMAGE\nCOPY --from=slow /bin/sh /a\nCOPY --from=fails /bin/sh /b\n');
+    const dir = await context(
+      'FROM $BASE_IMAGE AS slow\nRUN sleep 60\nFROM $BASE_IMAGE AS fails\nRUN exit 7\nFROM $BASE_IMAGE\nCOPY --from=slow /bin/sh /a\nCOPY --from=fails /bin/sh /b\n',
+    );
     const t0 = Date.now();
     const r = await build(dir);
     expect(Date.now() - t0).toBeLessThan(30_000);
@@ -143,7 +148,23 @@ describe('stevedore build: interrupted', () => {
     const dir = await context('FROM $BASE_IMAGE\nRUN echo started; sleep 60\n');
     const out = join(work, 'interrupted-layout');
     const resultFile = join(dir, 'result.json');
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'stevedore.js'), 'build', '--root', store, '--result-file', resultFile, '-t', `oci:${out}:never`, '-t', 'localhost/interrupted:1', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO_ROOT, 'bin', 'stevedore.js'),
+        'build',
+        '--root',
+        store,
+        '--result-file',
+        resultFile,
+        '-t',
+        `oci:${out}:never`,
+        '-t',
+        'localhost/interrupted:1',
+        dir,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     const started = new Promise<void>((resolve) => {
       child.stderr.on('data', (c: Buffer) => {

@@ -59,7 +59,7 @@ afterAll(async () => {
 });
 
 describe('build --manifest', () => {
-  it('adds each built platform to a new list, replaces a rebuilt platform\'s entry, and the pushed list reads in podman', async () => {
+  it("adds each built platform to a new list, replaces a rebuilt platform's entry, and the pushed list reads in podman", async () => {
     const dir = await context(`FROM ${multi}\nARG TARGETARCH\nLABEL arch=$TARGETARCH\n`);
     const r = await build(['--manifest', 'app:list', '--platform', 'linux/amd64,linux/arm64', dir]);
     expect(r.code, r.stderr).toBe(0);
@@ -87,13 +87,19 @@ describe('build --manifest', () => {
     await mkdir(pdir, { recursive: true });
     const conf = join(pdir, 'registries.conf');
     await writeFile(conf, `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
-    const p = await runCommand('podman', ['--root', join(pdir, 'root'), '--runroot', join(pdir, 'run'), '--storage-driver', 'vfs', 'manifest', 'inspect', `${reg.host}/out/app:multi`], {
-      timeoutMs: 120_000,
-      env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf },
-    });
+    const p = await runCommand(
+      'podman',
+      ['--root', join(pdir, 'root'), '--runroot', join(pdir, 'run'), '--storage-driver', 'vfs', 'manifest', 'inspect', `${reg.host}/out/app:multi`],
+      {
+        timeoutMs: 120_000,
+        env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf },
+      },
+    );
     expect(p.code, p.stderr).toBe(0);
     const theirs = JSON.parse(p.stdout) as List;
-    expect(theirs.manifests.map((m) => [m.digest, m.platform?.architecture]).sort()).toEqual(second.manifests.map((m) => [m.digest, m.platform?.architecture]).sort());
+    expect(theirs.manifests.map((m) => [m.digest, m.platform?.architecture]).sort()).toEqual(
+      second.manifests.map((m) => [m.digest, m.platform?.architecture]).sort(),
+    );
     // Each image's layers went out compressed.
     for (const m of theirs.manifests) {
       const res = await fetch(`${reg.url}/v2/out/app/manifests/${m.digest}`, { headers: { accept: m.mediaType } });

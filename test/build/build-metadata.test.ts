@@ -98,8 +98,20 @@ describe('build destinations', () => {
 
 describe('result file', () => {
   it('writes the success document as the contract says', () => {
-    const doc = JSON.parse(encodeResult({ image: 'r/app:1', digest: 'sha256:' + 'a'.repeat(64), size: 123, platforms: [{ platform: 'linux/amd64', digest: 'sha256:' + 'a'.repeat(64) }] }));
-    expect(doc).toEqual({ image: 'r/app:1', digest: 'sha256:' + 'a'.repeat(64), size: 123, platforms: [{ platform: 'linux/amd64', digest: 'sha256:' + 'a'.repeat(64) }] });
+    const doc = JSON.parse(
+      encodeResult({
+        image: 'r/app:1',
+        digest: 'sha256:' + 'a'.repeat(64),
+        size: 123,
+        platforms: [{ platform: 'linux/amd64', digest: 'sha256:' + 'a'.repeat(64) }],
+      }),
+    );
+    expect(doc).toEqual({
+      image: 'r/app:1',
+      digest: 'sha256:' + 'a'.repeat(64),
+      size: 123,
+      platforms: [{ platform: 'linux/amd64', digest: 'sha256:' + 'a'.repeat(64) }],
+    });
   });
 
   it('keeps an error under 4096 bytes, with its head and the end of the output', () => {

@@ -68,7 +68,21 @@ describe('stevedore build outputs', () => {
     const digestFile = join(work, 'digest.txt');
     const resultFile = join(work, 'result.json');
     const ref = `${reg.host}/output/app:1`;
-    const r = await build(['--root', store, '--format', 'docker', '-t', ref, '--digestfile', digestFile, '--result-file', resultFile, '--label', 'extra=yes', dir]);
+    const r = await build([
+      '--root',
+      store,
+      '--format',
+      'docker',
+      '-t',
+      ref,
+      '--digestfile',
+      digestFile,
+      '--result-file',
+      resultFile,
+      '--label',
+      'extra=yes',
+      dir,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const digest = r.stdout.trim();
     expect(await readFile(digestFile, 'utf8')).toBe(digest);
@@ -95,7 +109,18 @@ describe('stevedore build outputs', () => {
     const dir = await context();
     const store = join(work, 'store-oci');
     const out = join(work, 'oci-out');
-    const r = await build(['--root', store, '-q', '--annotation', 'org.opencontainers.image.source=https://example.com/repo', '-t', 'myapp:dev', '-t', `oci:${out}:v1`, dir]);
+    const r = await build([
+      '--root',
+      store,
+      '-q',
+      '--annotation',
+      'org.opencontainers.image.source=https://example.com/repo',
+      '-t',
+      'myapp:dev',
+      '-t',
+      `oci:${out}:v1`,
+      dir,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     const img = await loadImage(out, 'v1');
@@ -111,11 +136,33 @@ describe('stevedore build outputs', () => {
     // Podman names an oci: image after its path, which must be lower-case: copy the layout there.
     const lower = join(tmpdir(), `stevedore-podman-${randomBytes(6).toString('hex')}`);
     await cp(out, lower, { recursive: true });
-    const podman = await runCommand('podman', [
-      '--root', join(work, 'podman', 'root'), '--runroot', join(work, 'podman', 'run'), '--storage-driver', 'vfs', '--runtime', 'runc',
-      '--cgroup-manager', 'cgroupfs', '--events-backend', 'file',
-      'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `oci:${lower}:v1`,
-    ], { timeoutMs: 120_000 }).finally(() => rm(lower, { recursive: true, force: true }));
+    const podman = await runCommand(
+      'podman',
+      [
+        '--root',
+        join(work, 'podman', 'root'),
+        '--runroot',
+        join(work, 'podman', 'run'),
+        '--storage-driver',
+        'vfs',
+        '--runtime',
+        'runc',
+        '--cgroup-manager',
+        'cgroupfs',
+        '--events-backend',
+        'file',
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--ulimit',
+        'nofile=1024:1024',
+        '--ulimit',
+        'nproc=1024:1024',
+        `oci:${lower}:v1`,
+      ],
+      { timeoutMs: 120_000 },
+    ).finally(() => rm(lower, { recursive: true, force: true }));
     expect(podman.code, podman.stderr).toBe(0);
     expect(podman.stdout).toBe('application\nrun\n');
   });
@@ -151,7 +198,20 @@ describe('stevedore build outputs', () => {
   it('keeps built layers as plain tars in the store and gzips them only to push; a second push of the same layers only HEADs them', async () => {
     const dir = await context({ 'app.txt': 'plain locally\n' });
     const store = join(work, 'store-plain');
-    const first = await build(['--root', store, '--log-level', 'debug', '-q', '--timestamp', '1700000000', '-t', 'localhost/plain:1', '-t', `${reg.host}/output/plain:1`, dir]);
+    const first = await build([
+      '--root',
+      store,
+      '--log-level',
+      'debug',
+      '-q',
+      '--timestamp',
+      '1700000000',
+      '-t',
+      'localhost/plain:1',
+      '-t',
+      `${reg.host}/output/plain:1`,
+      dir,
+    ]);
     expect(first.code, first.stderr).toBe(0);
     const pushedDigest = first.stdout.trim();
     // Two built layers (COPY, RUN) compressed once each for the push.
@@ -210,7 +270,10 @@ describe('stevedore build outputs', () => {
   });
 
   it('snapshots made while a COPY layer is written: the RUN sees them, a cache hit after a touch discards them, nothing half-made stays', async () => {
-    const dir = await context({ 'a.txt': 'first\n', 'b.txt': 'second\n' }, 'ARG BASE\nFROM $BASE\nCOPY a.txt /a/\nCOPY b.txt /b/\nRUN cat /a/a.txt /b/b.txt > /out.txt\nCMD ["cat", "/out.txt"]\n');
+    const dir = await context(
+      { 'a.txt': 'first\n', 'b.txt': 'second\n' },
+      'ARG BASE\nFROM $BASE\nCOPY a.txt /a/\nCOPY b.txt /b/\nRUN cat /a/a.txt /b/b.txt > /out.txt\nCMD ["cat", "/out.txt"]\n',
+    );
     const store = join(work, 'store-ahead');
     const leftovers = async (): Promise<string[]> => (await readdir(join(store, 'snapshots'))).filter((n) => n.startsWith('.tmp'));
     const first = await build(['--root', store, '-t', 'localhost/ahead:1', dir]);
@@ -250,7 +313,19 @@ describe('stevedore build outputs', () => {
     expect(run.stdout).toBe('registry cache\nrun\n');
     // A fresh store reading and writing the same cache (a build Pod's set-up) sends nothing back
     // for its hits: no layer is compressed again just to find the cache has it.
-    const again = await build(['--root', join(work, 'store-rc3'), '--log-level', 'debug', '--timestamp', '1', '--cache-from', cacheRepo, '--cache-to', cacheRepo, dir]);
+    const again = await build([
+      '--root',
+      join(work, 'store-rc3'),
+      '--log-level',
+      'debug',
+      '--timestamp',
+      '1',
+      '--cache-from',
+      cacheRepo,
+      '--cache-to',
+      cacheRepo,
+      dir,
+    ]);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toContain('(0 steps run, 2 from cache');
     expect(again.stderr).not.toContain('layer compressed');
@@ -293,7 +368,10 @@ describe('stevedore build outputs', () => {
       { platform: 'linux/arm64/v8', digest: index.manifests[1]!.digest },
     ]);
     for (const [i, arch] of ['amd64', 'arm64'].entries()) {
-      const cfg = JSON.parse((await stevedore(['inspect', '--config', `docker://${ref.replace(':1', '')}@${index.manifests[i]!.digest}`])).stdout) as { architecture: string; config: { Labels: Record<string, string> } };
+      const cfg = JSON.parse((await stevedore(['inspect', '--config', `docker://${ref.replace(':1', '')}@${index.manifests[i]!.digest}`])).stdout) as {
+        architecture: string;
+        config: { Labels: Record<string, string> };
+      };
       expect(cfg.architecture).toBe(arch);
       expect(cfg.config.Labels).toEqual({ arch });
     }
@@ -349,7 +427,11 @@ describe('stevedore build outputs', () => {
     const fromFile = await build(['--root', store, '--timestamp', '1', '-t', 'localhost/fromtar:1', tarball]);
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect((await stevedore(['run', '--root', store, '--rm', 'localhost/fromtar:1'])).stdout).toBe('from a tar\nrun\n');
-    const fromStdin = await build(['--root', store, '-q', '--timestamp', '1', '-t', 'localhost/fromstdin:1', '-'], {}, execFileSync('tar', ['-cf', '-', '-C', dir, '.']));
+    const fromStdin = await build(
+      ['--root', store, '-q', '--timestamp', '1', '-t', 'localhost/fromstdin:1', '-'],
+      {},
+      execFileSync('tar', ['-cf', '-', '-C', dir, '.']),
+    );
     expect(fromStdin.code, fromStdin.stderr).toBe(0);
     expect(fromStdin.stdout.trim()).toBe(fromFile.stdout.trim().split('\n').pop());
   });

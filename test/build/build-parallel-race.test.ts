@@ -29,7 +29,16 @@ describe('parallel stages writing the same layer', () => {
     await writeFile(join(ctx, 'big.bin'), randomBytes(4 << 20));
     await writeFile(
       join(ctx, 'Containerfile'),
-      [`FROM ${base} AS one`, 'COPY big.bin /big.bin', `FROM ${base} AS two`, 'COPY big.bin /big.bin', 'FROM scratch', 'COPY --from=one /big.bin /a', 'COPY --from=two /big.bin /b', ''].join('\n'),
+      [
+        `FROM ${base} AS one`,
+        'COPY big.bin /big.bin',
+        `FROM ${base} AS two`,
+        'COPY big.bin /big.bin',
+        'FROM scratch',
+        'COPY --from=one /big.bin /a',
+        'COPY --from=two /big.bin /b',
+        '',
+      ].join('\n'),
     );
     const digests = new Set<string>();
     for (let i = 0; i < 10; i++) {

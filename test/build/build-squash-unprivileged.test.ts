@@ -20,7 +20,13 @@ let base: string;
 const asUser = (...args: string[]) =>
   runCommand('setpriv', ['--reuid', String(UID), '--regid', String(UID), '--clear-groups', process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js'), ...args], {
     cwd: join(work, 'src'),
-    env: { PATH: process.env.PATH, HOME: join(work, 'home'), STEVEDORE_ROOT: join(work, 'store'), XDG_RUNTIME_DIR: join(work, 'home'), XDG_CONFIG_HOME: join(work, 'home') },
+    env: {
+      PATH: process.env.PATH,
+      HOME: join(work, 'home'),
+      STEVEDORE_ROOT: join(work, 'store'),
+      XDG_RUNTIME_DIR: join(work, 'home'),
+      XDG_CONFIG_HOME: join(work, 'home'),
+    },
     timeoutMs: 180_000,
   });
 
@@ -31,9 +37,19 @@ async function layers(out: string, tag: string): Promise<{ count: number; top: M
   const blob = (digest: string) => join(out, 'blobs', ...digest.split(':'));
   const manifest = JSON.parse(await readFile(blob(desc.digest), 'utf8')) as { layers: { digest: string }[] };
   const top = new Map<string, string>();
-  for (const line of execFileSync('tar', ['-tvf', blob(manifest.layers.at(-1)!.digest), '--numeric-owner'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+  for (const line of execFileSync('tar', ['-tvf', blob(manifest.layers.at(-1)!.digest), '--numeric-owner'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)) {
     const parts = line.trim().split(/\s+/);
-    top.set(parts.slice(5).join(' ').replace(/ -> .*$/, '').replace(/^\.\//, '').replace(/\/$/, ''), `${parts[0]} ${parts[1]}`);
+    top.set(
+      parts
+        .slice(5)
+        .join(' ')
+        .replace(/ -> .*$/, '')
+        .replace(/^\.\//, '')
+        .replace(/\/$/, ''),
+      `${parts[0]} ${parts[1]}`,
+    );
   }
   return { count: manifest.layers.length, top };
 }

@@ -13,7 +13,12 @@ import { pipeline } from 'node:stream/promises';
 import { zstdDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaType } from '../../src/oci/mediatype.js';
-import { readZstdChunked, ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION, ZSTD_CHUNKED_TARSPLIT_POSITION } from '../../src/oci/zstd-chunked-format.js';
+import {
+  readZstdChunked,
+  ZSTD_CHUNKED_MANIFEST_CHECKSUM,
+  ZSTD_CHUNKED_MANIFEST_POSITION,
+  ZSTD_CHUNKED_TARSPLIT_POSITION,
+} from '../../src/oci/zstd-chunked-format.js';
 import { ZstdFramesDecompress } from '../../src/oci/zstd-frames.js';
 import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
@@ -79,7 +84,8 @@ describe('build --compression-format zstd:chunked', () => {
     const seen = new Map<string, string>();
     for (const [i, layer] of built.entries()) {
       expect(layer.mediaType).toBe(MediaType.OciLayerZstd);
-      for (const key of [ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION, ZSTD_CHUNKED_TARSPLIT_POSITION]) expect(layer.annotations?.[key], key).toBeDefined();
+      for (const key of [ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION, ZSTD_CHUNKED_TARSPLIT_POSITION])
+        expect(layer.annotations?.[key], key).toBeDefined();
       const blob = await blobOf('app/chunked', layer.digest);
       expect(sha(blob)).toBe(layer.digest);
       // The frames together are the layer's tar.
@@ -101,7 +107,20 @@ describe('build --compression-format zstd:chunked', () => {
     expect(seen.get('data/link')).toBe('-> a.txt');
 
     // The pushed image runs (runtime/unpack reads every frame).
-    const ran = await stevedore(['run', '--root', join(work, 'run-store'), '--tls-verify=false', '--rm', `${reg.host}/app/chunked:1`, 'sh', '-c', 'cat /data/a.txt /data/run.txt /data/link && sha256sum /data/sub/big.bin'], { timeoutMs: 120_000 });
+    const ran = await stevedore(
+      [
+        'run',
+        '--root',
+        join(work, 'run-store'),
+        '--tls-verify=false',
+        '--rm',
+        `${reg.host}/app/chunked:1`,
+        'sh',
+        '-c',
+        'cat /data/a.txt /data/run.txt /data/link && sha256sum /data/sub/big.bin',
+      ],
+      { timeoutMs: 120_000 },
+    );
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout).toBe(`alpha\nbuilt\nalpha\n${sha(big).slice(7)}  /data/sub/big.bin\n`);
 
@@ -109,12 +128,30 @@ describe('build --compression-format zstd:chunked', () => {
     const records = (await readdir(join(store(), 'build-cache', 'blob-info'))).filter((n) => n.includes('zstd-chunked'));
     expect(records).toHaveLength(2);
     for (const name of records) {
-      const rec = JSON.parse(await readFile(join(store(), 'build-cache', 'blob-info', name), 'utf8')) as { digest: string; annotations?: Record<string, string> };
+      const rec = JSON.parse(await readFile(join(store(), 'build-cache', 'blob-info', name), 'utf8')) as {
+        digest: string;
+        annotations?: Record<string, string>;
+      };
       expect(rec.annotations).toEqual(built.find((l) => l.digest === rec.digest)?.annotations);
     }
     // ... so a rebuild from the cache, pushed to a repository that has none of the blobs, names the
     // same blobs with the same annotations and sends bytes that match them.
-    const again = await stevedore(['build', '--root', store(), '--tls-verify=false', '--compression-format', 'zstd:chunked', '--timestamp', '1700000000', '-t', `${reg.host}/other/chunked:2`, join(work, 'ctx')], { timeoutMs: 180_000 });
+    const again = await stevedore(
+      [
+        'build',
+        '--root',
+        store(),
+        '--tls-verify=false',
+        '--compression-format',
+        'zstd:chunked',
+        '--timestamp',
+        '1700000000',
+        '-t',
+        `${reg.host}/other/chunked:2`,
+        join(work, 'ctx'),
+      ],
+      { timeoutMs: 180_000 },
+    );
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout + again.stderr).toMatch(/Using cache/);
     const second = await manifestOf('other/chunked', '2');
@@ -134,10 +171,13 @@ describe('build --compression-format zstd:chunked', () => {
     expect((await manifestOf('third/chunked', '1')).layers).toEqual(first.layers);
   });
 
-  it('push --compression-format zstd:chunked converts a stored image\'s layers (the base\'s too), each with a TOC that checks; a bad format is named', async () => {
+  it("push --compression-format zstd:chunked converts a stored image's layers (the base's too), each with a TOC that checks; a bad format is named", async () => {
     const local = await build(['-t', 'localhost/app:local', join(work, 'ctx')]);
     expect(local.code, local.stderr).toBe(0);
-    const r = await stevedore(['push', '--root', store(), '--tls-verify=false', '--compression-format', 'zstd:chunked', 'localhost/app:local', `${reg.host}/pushed/chunked:1`], { timeoutMs: 120_000 });
+    const r = await stevedore(
+      ['push', '--root', store(), '--tls-verify=false', '--compression-format', 'zstd:chunked', 'localhost/app:local', `${reg.host}/pushed/chunked:1`],
+      { timeoutMs: 120_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
     const manifest = await manifestOf('pushed/chunked', '1');
     const config = JSON.parse((await blobOf('pushed/chunked', manifest.config.digest)).toString('utf8')) as { rootfs: { diff_ids: string[] } };
@@ -147,7 +187,8 @@ describe('build --compression-format zstd:chunked', () => {
       const blob = await blobOf('pushed/chunked', layer.digest);
       expect(sha(await unzstdFrames(blob))).toBe(config.rootfs.diff_ids[i]);
       const { toc } = readZstdChunked(blob, layer.annotations, layer.digest);
-      for (const e of toc.entries.filter((x) => x.type === 'reg' && (x.size ?? 0) > 0)) expect(sha(zstdDecompressSync(blob.subarray(e.offset, e.endOffset))), e.name).toBe(e.digest);
+      for (const e of toc.entries.filter((x) => x.type === 'reg' && (x.size ?? 0) > 0))
+        expect(sha(zstdDecompressSync(blob.subarray(e.offset, e.endOffset))), e.name).toBe(e.digest);
     }
     const bad = await stevedore(['push', '--root', store(), '--compression-format', 'brotli', 'localhost/app:local', `${reg.host}/pushed/chunked:2`]);
     expect(bad.code).toBe(125);
@@ -163,12 +204,18 @@ describe('build --compression-format zstd:chunked', () => {
     const entry = (await (await fetch(`${reg.url}/v2/cache/chunked/tags/list`)).json()) as { tags: string[] };
     const cached = await manifestOf('cache/chunked', entry.tags[0]!);
     expect(cached.layers[0]?.mediaType).toBe(MediaType.OciLayerZstd);
-    const fresh = await stevedore(['build', '--root', join(work, 'store-c2'), ...args, '--cache-from', cacheRepo, '-t', 'localhost/cached:1', join(work, 'ctx')], { timeoutMs: 180_000 });
+    const fresh = await stevedore(
+      ['build', '--root', join(work, 'store-c2'), ...args, '--cache-from', cacheRepo, '-t', 'localhost/cached:1', join(work, 'ctx')],
+      { timeoutMs: 180_000 },
+    );
     expect(fresh.code, fresh.stderr).toBe(0);
     expect(fresh.stderr).toContain('(0 steps run, 2 from cache');
     // The layers read back (every frame, not the first) make the same image, which runs.
     expect(fresh.stdout.trim()).toBe(first.stdout.trim());
-    const ran = await stevedore(['run', '--root', join(work, 'store-c2'), '--rm', 'localhost/cached:1', 'sh', '-c', 'cat /data/run.txt && sha256sum /data/sub/big.bin'], { timeoutMs: 120_000 });
+    const ran = await stevedore(
+      ['run', '--root', join(work, 'store-c2'), '--rm', 'localhost/cached:1', 'sh', '-c', 'cat /data/run.txt && sha256sum /data/sub/big.bin'],
+      { timeoutMs: 120_000 },
+    );
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout).toBe(`built\n${sha(big).slice(7)}  /data/sub/big.bin\n`);
   });

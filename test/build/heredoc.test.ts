@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ContainerfileError,
-  parseContainerfile,
-  planStages,
-  evaluateStage,
-  runScript,
-  type InstructionOf,
-} from '../../src/build/containerfile/index.js';
+import { ContainerfileError, parseContainerfile, planStages, evaluateStage, runScript, type InstructionOf } from '../../src/build/containerfile/index.js';
 
 function inst<K extends 'RUN' | 'COPY' | 'ADD' | 'ONBUILD'>(kind: K, body: string): InstructionOf<K> {
   const cf = parseContainerfile(`FROM scratch\n${body}`, { file: 'Containerfile' });

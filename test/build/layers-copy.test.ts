@@ -65,8 +65,15 @@ beforeAll(async () => {
 
 const root = (): CopyRoot => ({ dir: ctx, ignore: ignoreFromLines(['ignored', '!ignored/keep', '**/*.key'], '.dockerignore') });
 
-async function copy(spec: Partial<CopySpec> & Pick<CopySpec, 'sources' | 'dest'>, opts: { target?: boolean; root?: CopyRoot } = {}): Promise<Map<string, ReadEntry>> {
-  const layer = await writeCopyLayer(opts.root ?? root(), { workdir: '/', ...spec }, { workDir: await tmp.make('copy-work'), timestamp: 1_700_000_000, ...(opts.target ? { targetRootfs: target } : {}) });
+async function copy(
+  spec: Partial<CopySpec> & Pick<CopySpec, 'sources' | 'dest'>,
+  opts: { target?: boolean; root?: CopyRoot } = {},
+): Promise<Map<string, ReadEntry>> {
+  const layer = await writeCopyLayer(
+    opts.root ?? root(),
+    { workdir: '/', ...spec },
+    { workDir: await tmp.make('copy-work'), timestamp: 1_700_000_000, ...(opts.target ? { targetRootfs: target } : {}) },
+  );
   expect(checkDigests(layer)).toEqual({ digest: layer.digest, diffID: layer.diffID, size: layer.size });
   return byName(await readLayer(layer.path));
 }

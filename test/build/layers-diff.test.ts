@@ -99,10 +99,21 @@ describe('upperToLayer', () => {
     const w = await tmp.make('diff-userns');
     sh('mkdir l u w m l/o; echo p > l/o/p; echo a > l/a', w);
     // As a rootless build does it: root only inside a new user namespace, overlay mounted with userxattr.
-    execFileSync('unshare', ['-U', '-r', '-m', 'sh', '-euc', 'mount -t overlay overlay -o userxattr,lowerdir=l,upperdir=u,workdir=w m; rm -rf m/o; mkdir m/o; echo n > m/o/n; rm m/a'], {
-      cwd: w,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    execFileSync(
+      'unshare',
+      [
+        '-U',
+        '-r',
+        '-m',
+        'sh',
+        '-euc',
+        'mount -t overlay overlay -o userxattr,lowerdir=l,upperdir=u,workdir=w m; rm -rf m/o; mkdir m/o; echo n > m/o/n; rm m/a',
+      ],
+      {
+        cwd: w,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     const m = byName(await readLayer((await upperToLayer(join(w, 'u'), { workDir: w })).path));
     expect([...m.keys()]).toEqual(['.wh.a', 'o/', 'o/.wh..wh..opq', 'o/n']);
   });

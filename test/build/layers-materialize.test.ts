@@ -72,7 +72,11 @@ beforeAll(async () => {
   execFileSync('find', [lower, '-exec', 'touch', '-h', '-d', `@${T}`, '{}', '+']);
 });
 
-async function both(root: CopyRoot, spec: CopySpec, timestamp?: number): Promise<{ unpacked: string[]; materialized: string[]; lowerAfter: string[]; lowerBefore: string[] }> {
+async function both(
+  root: CopyRoot,
+  spec: CopySpec,
+  timestamp?: number,
+): Promise<{ unpacked: string[]; materialized: string[]; lowerAfter: string[]; lowerBefore: string[] }> {
   const lowerBefore = await describeTree(lower);
   const work = await tmp.make('mat-work');
   const layer = await writeCopyLayer(root, spec, { workDir: work, targetRootfs: lower, ...(timestamp !== undefined ? { timestamp } : {}) });
@@ -92,7 +96,7 @@ describe('materializeEntries gives what unpacking the COPY layer gives', () => {
     const r = await both({ dir: ctx }, { sources: ['dir/'], dest: '/app/', workdir: '/' });
     expect(r.materialized).toEqual(r.unpacked);
     expect(r.materialized.some((l) => l.startsWith('app/suid 100000 4755'))).toBe(true);
-    expect(r.materialized.some((l) => l.includes('same-as=app/a') || l.startsWith('app/a ') && l.includes('nlink=2'))).toBe(true);
+    expect(r.materialized.some((l) => l.includes('same-as=app/a') || (l.startsWith('app/a ') && l.includes('nlink=2')))).toBe(true);
     // The lower tree (shared with the snapshots by hardlinks, hence the link counts) is untouched.
     const content = (lines: string[]): string[] => lines.map((l) => l.replace(/ nlink=\d+/, ''));
     expect(content(r.lowerAfter)).toEqual(content(r.lowerBefore));

@@ -79,7 +79,9 @@ describe('ADD <url>', () => {
   it('fails on a checksum mismatch and leaves nothing behind', async () => {
     const work = await tmp.make('url-bad');
     const wrong = `sha256:${'0'.repeat(64)}`;
-    await expect(fetchUrl(`${base}/files/tool.bin`, { checksum: wrong, workDir: work })).rejects.toThrow(/--checksum\): digest mismatch: expected sha256:0{64}, got sha256:/);
+    await expect(fetchUrl(`${base}/files/tool.bin`, { checksum: wrong, workDir: work })).rejects.toThrow(
+      /--checksum\): digest mismatch: expected sha256:0{64}, got sha256:/,
+    );
     expect(await readdir(work)).toEqual([]);
     await expect(fetchUrl(`${base}/files/tool.bin`, { checksum: 'md5:abc', workDir: work })).rejects.toThrow(/--checksum "md5:abc": .*unsupported algorithm/);
   });

@@ -161,7 +161,15 @@ describe('deterministic layer tar writer', () => {
     const work = await tmp.make('lw-bad');
     const e = { type: 'directory' as const, mode: 0o755, uid: 0, gid: 0, mtime: 0 };
     await expect(writeLayer([{ ...e, name: '../etc' }], { workDir: work })).rejects.toThrow(/"\.\.\/etc" is not a clean relative path/);
-    await expect(writeLayer([{ ...e, name: 'a' }, { ...e, name: 'a' }], { workDir: work })).rejects.toThrow(/"a" planned twice/);
+    await expect(
+      writeLayer(
+        [
+          { ...e, name: 'a' },
+          { ...e, name: 'a' },
+        ],
+        { workDir: work },
+      ),
+    ).rejects.toThrow(/"a" planned twice/);
     await expect(
       writeLayer([{ name: 'gone', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 3, source: join(work, 'missing') }], { workDir: work }),
     ).rejects.toThrow(/LAYER_WRITE_FAILED|ENOENT/);
@@ -175,7 +183,10 @@ describe('deterministic layer tar writer', () => {
 
   it('refuses a file whose size changed since it was planned, small (read at once) or large (streamed), and leaves no layer', async () => {
     const root = await tmp.make('lw-changed');
-    for (const [name, size] of [['small', 100], ['large', 300 * 1024]] as const) {
+    for (const [name, size] of [
+      ['small', 100],
+      ['large', 300 * 1024],
+    ] as const) {
       await writeFile(join(root, name), Buffer.alloc(size, 1));
       const [e] = await treeEntries(root).then((all) => all.filter((x) => x.name === name));
       await writeFile(join(root, name), Buffer.alloc(size + 7, 2));

@@ -59,14 +59,18 @@ async function unzstdFrames(blob: Buffer): Promise<Buffer> {
 }
 
 describe('LayerCompressor with --compression-format zstd:chunked', () => {
-  const files = { 'a.txt': Buffer.from('alpha\n'), 'big.bin': randomBytes(3 * 1024 * 1024 + 17), 'empty': Buffer.alloc(0) };
+  const files = { 'a.txt': Buffer.from('alpha\n'), 'big.bin': randomBytes(3 * 1024 * 1024 + 17), empty: Buffer.alloc(0) };
 
   it('writes the layer as zstd:chunked with its TOC annotations; a later build reuses the variant, annotations included', async () => {
     const { layout, cacheDir, layer, bytes } = await storeWithTar(files);
     const first = new LayerCompressor(layout, cacheDir, await tmp.make('chunked-1'), 'zstd:chunked');
     const one = await first.compressed(layer);
     expect(one.mediaType).toBe(MediaType.OciLayerZstd);
-    expect(Object.keys(one.annotations ?? {}).sort()).toEqual(['io.github.containers.zstd-chunked.manifest-checksum', 'io.github.containers.zstd-chunked.manifest-position', 'io.github.containers.zstd-chunked.tarsplit-position']);
+    expect(Object.keys(one.annotations ?? {}).sort()).toEqual([
+      'io.github.containers.zstd-chunked.manifest-checksum',
+      'io.github.containers.zstd-chunked.manifest-position',
+      'io.github.containers.zstd-chunked.tarsplit-position',
+    ]);
     const blob = await readAll(await first.open(one));
     expect(digestBytes(blob)).toBe(one.digest);
     expect((await unzstdFrames(blob)).equals(bytes)).toBe(true);
@@ -102,7 +106,9 @@ describe('LayerCompressor with --compression-format zstd:chunked', () => {
     const fourth = new LayerCompressor(layout, cacheDir, await tmp.make('chunked-4'), 'zstd:chunked');
     const claimed = await fourth.compressed(layer);
     expect(claimed.annotations?.[position]).toBe('8:1:1:1');
-    await expect(fourth.open(claimed)).rejects.toThrow(`blob-info record of layer ${layer.diffID} (${one.digest}): its zstd:chunked annotations do not match the blob's table of contents`);
+    await expect(fourth.open(claimed)).rejects.toThrow(
+      `blob-info record of layer ${layer.diffID} (${one.digest}): its zstd:chunked annotations do not match the blob's table of contents`,
+    );
     await fourth.cleanup();
   });
 });
@@ -187,7 +193,9 @@ describe('LayerCompressor', () => {
     const { layout, cacheDir } = await storeWithLayer();
     const c = new LayerCompressor(layout, cacheDir, await tmp.make('compress-x'));
     const missing = `sha256:${'cd'.repeat(32)}` as const;
-    await expect(c.open({ digest: missing, size: 10 })).rejects.toThrow(new RegExp(`blob ${missing} is neither in the store nor a layer this build compressed`));
+    await expect(c.open({ digest: missing, size: 10 })).rejects.toThrow(
+      new RegExp(`blob ${missing} is neither in the store nor a layer this build compressed`),
+    );
     await c.cleanup();
   });
 });

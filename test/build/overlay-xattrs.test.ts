@@ -23,7 +23,10 @@ describe('opaqueDirectories (GNU tar output read with the one tar reader)', () =
     const path = process.env.PATH;
     process.env.PATH = upper; // a directory without tar
     try {
-      await expect(opaqueDirectories(upper, ['a'])).rejects.toMatchObject({ code: 'OVERLAY_XATTRS_FAILED', message: expect.stringContaining('tar is not installed') });
+      await expect(opaqueDirectories(upper, ['a'])).rejects.toMatchObject({
+        code: 'OVERLAY_XATTRS_FAILED',
+        message: expect.stringContaining('tar is not installed'),
+      });
     } finally {
       process.env.PATH = path;
     }

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ContainerfileError,
-  parseContainerfile,
-  type Instruction,
-  type InstructionOf,
-  type InstructionKind,
-} from '../../src/build/containerfile/index.js';
+import { ContainerfileError, parseContainerfile, type Instruction, type InstructionOf, type InstructionKind } from '../../src/build/containerfile/index.js';
 
 function parse(text: string) {
   return parseContainerfile(text, { file: 'Containerfile' });
@@ -57,7 +51,7 @@ describe('parser directives (reference: "Parser directives")', () => {
 
   it.each([
     ['# escape=\\\n# escape=`\nFROM scratch\n', 'Containerfile:2: only one escape parser directive can be used'],
-    ['# escape=x\nFROM scratch\n', 'Containerfile:1: invalid escape token \'x\' does not match ` or \\'],
+    ['# escape=x\nFROM scratch\n', "Containerfile:1: invalid escape token 'x' does not match ` or \\"],
     ['# check=bogus=1\nFROM scratch\n', 'Containerfile:1: check directive: unknown option "bogus"'],
   ])('rejects bad directives: %j', (text, message) => {
     expect(errorOf(text).message).toBe(message);
@@ -182,9 +176,23 @@ describe('FROM', () => {
 
 describe('RUN flags', () => {
   it('--mount=type=cache with id, sharing, from, source, readonly, mode, uid, gid', () => {
-    const run = one('RUN', 'RUN --mount=type=cache,target=/root/.cache,id=pip,sharing=locked,from=base,source=/c,readonly,mode=0700,uid=1000,gid=1000 pip install x');
+    const run = one(
+      'RUN',
+      'RUN --mount=type=cache,target=/root/.cache,id=pip,sharing=locked,from=base,source=/c,readonly,mode=0700,uid=1000,gid=1000 pip install x',
+    );
     expect(run.mounts).toEqual([
-      { type: 'cache', target: '/root/.cache', id: 'pip', sharing: 'locked', from: 'base', source: '/c', readonly: true, mode: '0700', uid: '1000', gid: '1000' },
+      {
+        type: 'cache',
+        target: '/root/.cache',
+        id: 'pip',
+        sharing: 'locked',
+        from: 'base',
+        source: '/c',
+        readonly: true,
+        mode: '0700',
+        uid: '1000',
+        gid: '1000',
+      },
     ]);
   });
 
@@ -207,10 +215,7 @@ describe('RUN flags', () => {
   });
 
   it('secret mounts: id, target, required, env; default target /run/secrets/<id>; id from target', () => {
-    const run = one(
-      'RUN',
-      'RUN --mount=type=secret,id=aws --mount=type=secret,id=tok,env=TOKEN,required=true --mount=type=secret,target=/etc/key.pem true',
-    );
+    const run = one('RUN', 'RUN --mount=type=secret,id=aws --mount=type=secret,id=tok,env=TOKEN,required=true --mount=type=secret,target=/etc/key.pem true');
     expect(run.mounts).toEqual([
       { type: 'secret', id: 'aws', required: false, target: '/run/secrets/aws' },
       { type: 'secret', id: 'tok', required: true, env: 'TOKEN' },
@@ -299,9 +304,7 @@ describe('COPY and ADD flags', () => {
 
   it('boolean flags take =true/=false', () => {
     expect(one('COPY', 'COPY --link=false a /b').link).toBe(false);
-    expect(errorOf('FROM scratch\nCOPY --link=maybe a /b\n').message).toBe(
-      'Containerfile:2: COPY: expecting boolean value for flag --link, not: maybe',
-    );
+    expect(errorOf('FROM scratch\nCOPY --link=maybe a /b\n').message).toBe('Containerfile:2: COPY: expecting boolean value for flag --link, not: maybe');
   });
 
   it('quoted flag values keep their blanks', () => {
@@ -336,7 +339,15 @@ describe('COPY and ADD flags', () => {
 
 describe('ENV, LABEL, ARG word splitting', () => {
   it.each([
-    ['ENV A=1 B="two words" C=three\\ words', [['A', '1'], ['B', '"two words"'], ['C', 'three\\ words']], false],
+    [
+      'ENV A=1 B="two words" C=three\\ words',
+      [
+        ['A', '1'],
+        ['B', '"two words"'],
+        ['C', 'three\\ words'],
+      ],
+      false,
+    ],
     ['ENV A 1 2  "3"', [['A', '1 2  "3"']], true],
     ["ENV A='single $x'", [['A', "'single $x'"]], false],
     ['ENV A=', [['A', '']], false],
@@ -385,7 +396,10 @@ describe('other instructions', () => {
   });
 
   it('HEALTHCHECK CMD with every flag; shell form; NONE', () => {
-    const hc = one('HEALTHCHECK', 'HEALTHCHECK --interval=30s --timeout=1m30s --start-period=500ms --start-interval=2s --retries=3 CMD ["curl", "-f", "http://localhost/"]');
+    const hc = one(
+      'HEALTHCHECK',
+      'HEALTHCHECK --interval=30s --timeout=1m30s --start-period=500ms --start-interval=2s --retries=3 CMD ["curl", "-f", "http://localhost/"]',
+    );
     expect(hc).toMatchObject({
       test: { type: 'CMD', command: { form: 'exec', args: ['curl', '-f', 'http://localhost/'] } },
       intervalNs: 30e9,
@@ -450,9 +464,7 @@ describe('file-level errors name file and line', () => {
   });
 
   it('uses the file name it is given', () => {
-    expect(() => parseContainerfile('FROM a\nBAD x\n', { file: 'build/Dockerfile.dev' })).toThrow(
-      'build/Dockerfile.dev:2: unknown instruction "BAD"',
-    );
+    expect(() => parseContainerfile('FROM a\nBAD x\n', { file: 'build/Dockerfile.dev' })).toThrow('build/Dockerfile.dev:2: unknown instruction "BAD"');
   });
 
   it('the instruction field is set for instruction errors', () => {

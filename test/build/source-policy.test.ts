@@ -39,15 +39,25 @@ const img = (r: string) => `docker-image://docker.io/library/${r}`;
 
 describe('SourcePolicy.evaluate', () => {
   it('CONVERT pins an exact identifier; others pass unchanged', async () => {
-    const p = await policy([{ action: 'CONVERT', selector: { identifier: img('alpine:3.19') }, updates: { identifier: img(`alpine:3.19@sha256:${'a'.repeat(64)}`) } }]);
+    const p = await policy([
+      { action: 'CONVERT', selector: { identifier: img('alpine:3.19') }, updates: { identifier: img(`alpine:3.19@sha256:${'a'.repeat(64)}`) } },
+    ]);
     expect(p.evaluate(img('alpine:3.19'))).toBe(img(`alpine:3.19@sha256:${'a'.repeat(64)}`));
     expect(p.evaluate(img('alpine:3.20'))).toBe(img('alpine:3.20'));
   });
 
   it('WILDCARD and REGEX selectors, with ${1} in the new identifier; a convert is evaluated again', async () => {
     const p = await policy([
-      { action: 'CONVERT', selector: { identifier: 'docker-image://docker.io/library/*', matchType: 'WILDCARD' }, updates: { identifier: 'docker-image://mirror.test/library/${1}' } },
-      { action: 'CONVERT', selector: { identifier: 'docker-image://mirror\\.test/library/(.*):latest', matchType: 'REGEX' }, updates: { identifier: 'docker-image://mirror.test/library/${1}:stable' } },
+      {
+        action: 'CONVERT',
+        selector: { identifier: 'docker-image://docker.io/library/*', matchType: 'WILDCARD' },
+        updates: { identifier: 'docker-image://mirror.test/library/${1}' },
+      },
+      {
+        action: 'CONVERT',
+        selector: { identifier: 'docker-image://mirror\\.test/library/(.*):latest', matchType: 'REGEX' },
+        updates: { identifier: 'docker-image://mirror.test/library/${1}:stable' },
+      },
     ]);
     expect(p.evaluate(img('node:latest'))).toBe('docker-image://mirror.test/library/node:stable');
     expect(p.evaluate(img('node:22'))).toBe('docker-image://mirror.test/library/node:22');
@@ -60,7 +70,9 @@ describe('SourcePolicy.evaluate', () => {
       { action: 'DENY', selector: { identifier: 'docker-image://registry.internal/legacy/*', matchType: 'WILDCARD' } },
     ]);
     expect(p.evaluate('docker-image://registry.internal/app:1')).toBe('docker-image://registry.internal/app:1');
-    expect(() => p.evaluate(img('alpine:latest'))).toThrow(/docker-image:\/\/docker\.io\/library\/alpine:latest is denied by .*policy-.*\.json \(rule DENY docker-image:\/\/\*\)/);
+    expect(() => p.evaluate(img('alpine:latest'))).toThrow(
+      /docker-image:\/\/docker\.io\/library\/alpine:latest is denied by .*policy-.*\.json \(rule DENY docker-image:\/\/\*\)/,
+    );
     expect(() => p.evaluate('docker-image://registry.internal/legacy/x:1')).toThrow(/denied/);
   });
 
@@ -75,7 +87,13 @@ describe('SourcePolicy.evaluate', () => {
   it.each([
     [[{ action: 'PIN', selector: { identifier: 'x' } }], 'rules[0]: action must be ALLOW, DENY or CONVERT'],
     [[{ action: 'DENY', selector: {} }], 'rules[0]: selector.identifier is missing'],
-    [[{ action: 'DENY', selector: { identifier: 'x' } }, { action: 'CONVERT', selector: { identifier: 'y' } }], 'rules[1]: a CONVERT needs updates.identifier'],
+    [
+      [
+        { action: 'DENY', selector: { identifier: 'x' } },
+        { action: 'CONVERT', selector: { identifier: 'y' } },
+      ],
+      'rules[1]: a CONVERT needs updates.identifier',
+    ],
     [[{ action: 'DENY', selector: { identifier: '(', matchType: 'REGEX' } }], 'rules[0]: selector.identifier is not a regular expression'],
   ])('a bad rule is named: %j', async (rules, message) => {
     await expect(policy(rules)).rejects.toThrow(message);
@@ -89,7 +107,11 @@ describe('stevedore build --source-policy-file', () => {
       file,
       JSON.stringify({
         rules: [
-          { action: 'CONVERT', selector: { identifier: `docker-image://${reg.host}/lib/busybox:floating` }, updates: { identifier: `docker-image://${reg.host}/lib/busybox@${pinned}` } },
+          {
+            action: 'CONVERT',
+            selector: { identifier: `docker-image://${reg.host}/lib/busybox:floating` },
+            updates: { identifier: `docker-image://${reg.host}/lib/busybox@${pinned}` },
+          },
           { action: 'DENY', selector: { identifier: `docker-image://${reg.host}/untrusted/*`, matchType: 'WILDCARD' } },
         ],
       }),
@@ -108,8 +130,10 @@ describe('stevedore build --source-policy-file', () => {
     expect(denied.stderr).toMatch(/source docker-image:\/\/127\.0\.0\.1:\d+\/untrusted\/x:1 is denied by .*cli-policy\.json.*\[SOURCE_DENIED\]/);
   }, 180_000);
 
-  it('obeys an administrator\'s policy in STEVEDORE_SOURCE_POLICY (as a build Pod gets it), which --source-policy-file cannot replace', async () => {
-    const adminPolicy = JSON.stringify({ rules: [{ action: 'DENY', selector: { identifier: `docker-image://${reg.host}/untrusted/*`, matchType: 'WILDCARD' } }] });
+  it("obeys an administrator's policy in STEVEDORE_SOURCE_POLICY (as a build Pod gets it), which --source-policy-file cannot replace", async () => {
+    const adminPolicy = JSON.stringify({
+      rules: [{ action: 'DENY', selector: { identifier: `docker-image://${reg.host}/untrusted/*`, matchType: 'WILDCARD' } }],
+    });
     const ctx = await cliTempDir('admin-policy-ctx');
     await writeFile(join(ctx, 'Containerfile'), `FROM ${reg.host}/untrusted/x:1\n`);
     const env = { STEVEDORE_SOURCE_POLICY: adminPolicy };
@@ -119,10 +143,16 @@ describe('stevedore build --source-policy-file', () => {
     // A build (a tenant's extra flags, say) cannot swap in a policy of its own.
     const own = join(work, 'allow-all.json');
     await writeFile(own, JSON.stringify({ rules: [] }));
-    const swapped = await stevedore(['build', '--root', join(work, 'store3'), '--tls-verify=false', '--source-policy-file', own, ctx], { env, timeoutMs: 120_000 });
+    const swapped = await stevedore(['build', '--root', join(work, 'store3'), '--tls-verify=false', '--source-policy-file', own, ctx], {
+      env,
+      timeoutMs: 120_000,
+    });
     expect(swapped.code).toBe(125);
     expect(swapped.stderr).toContain('--source-policy-file cannot be given while STEVEDORE_SOURCE_POLICY sets the source policy');
-    const broken = await stevedore(['build', '--root', join(work, 'store3'), '--tls-verify=false', ctx], { env: { STEVEDORE_SOURCE_POLICY: '{"rules": 1}' }, timeoutMs: 120_000 });
+    const broken = await stevedore(['build', '--root', join(work, 'store3'), '--tls-verify=false', ctx], {
+      env: { STEVEDORE_SOURCE_POLICY: '{"rules": 1}' },
+      timeoutMs: 120_000,
+    });
     expect(broken.code).toBe(125);
     expect(broken.stderr).toContain('STEVEDORE_SOURCE_POLICY: want {"rules": [...]}');
   }, 180_000);

@@ -110,7 +110,9 @@ describe('predefined args', () => {
       buildPlatform: amd64,
     });
     expect(p.target.platform).toEqual({ os: 'linux', architecture: 'amd64' });
-    const paths = evaluateStage(p, p.target).steps.filter((s) => s.instruction.kind === 'WORKDIR').map((s) => (s.instruction as InstructionOf<'WORKDIR'>).path);
+    const paths = evaluateStage(p, p.target)
+      .steps.filter((s) => s.instruction.kind === 'WORKDIR')
+      .map((s) => (s.instruction as InstructionOf<'WORKDIR'>).path);
     expect(paths).toEqual(['/x', '/linux/arm64']);
   });
 
@@ -230,9 +232,26 @@ describe('evaluateStage: what the builder expands', () => {
   const steps = evaluateStage(p, p.target).steps.map((s) => s.instruction);
 
   it.each([
-    [1, { pairs: [{ key: 'HOME', value: '/home/app' }, { key: 'GREETING', value: 'hello  world' }, { key: 'LEGACY_OK', value: '1' }] }],
+    [
+      1,
+      {
+        pairs: [
+          { key: 'HOME', value: '/home/app' },
+          { key: 'GREETING', value: 'hello  world' },
+          { key: 'LEGACY_OK', value: '1' },
+        ],
+      },
+    ],
     [2, { pairs: [{ key: 'OLD', value: 'value with app quotes' }], legacy: true }],
-    [3, { pairs: [{ key: 'org.opencontainers.image.title', value: 'app image' }, { key: 'dir', value: '/srv' }] }],
+    [
+      3,
+      {
+        pairs: [
+          { key: 'org.opencontainers.image.title', value: 'app image' },
+          { key: 'dir', value: '/srv' },
+        ],
+      },
+    ],
     [4, { path: '/srv/app' }],
     [5, { user: 'app:app' }],
     [6, { ports: ['8080', '9000/udp'] }],
@@ -246,7 +265,14 @@ describe('evaluateStage: what the builder expands', () => {
   });
 
   it('ARG steps report the values they took', () => {
-    expect(steps[0]).toMatchObject({ args: [{ name: 'USER', default: 'app' }, { name: 'DIR', default: '/srv' }, { name: 'PORT', default: '8080' }, { name: 'MODE', default: '0640' }] });
+    expect(steps[0]).toMatchObject({
+      args: [
+        { name: 'USER', default: 'app' },
+        { name: 'DIR', default: '/srv' },
+        { name: 'PORT', default: '8080' },
+        { name: 'MODE', default: '0640' },
+      ],
+    });
   });
 
   it('ENV pairs on one line see the values from before the line (reference example)', () => {
@@ -277,7 +303,10 @@ describe('evaluateStage: what the builder expands', () => {
     ['FROM scratch\nARG S=wide\nRUN --mount=type=cache,target=/c,sharing=$S true\n', 'Containerfile:3: RUN: --mount: unsupported sharing value "wide"'],
     ['FROM scratch\nEXPOSE ${P:-http}\n', 'Containerfile:2: EXPOSE: invalid port "http"'],
     // A silent root owner is a trap: buildah refuses these, and so do we.
-    ['FROM scratch\nARG UNSET\nCOPY --chown=${UNSET}:${UNSET} a /b\n', 'Containerfile:3: COPY: --chown=${UNSET}:${UNSET}: the user is empty: $UNSET is not set'],
+    [
+      'FROM scratch\nARG UNSET\nCOPY --chown=${UNSET}:${UNSET} a /b\n',
+      'Containerfile:3: COPY: --chown=${UNSET}:${UNSET}: the user is empty: $UNSET is not set',
+    ],
     ['FROM scratch\nCOPY --chown=app:$NOGROUP a /b\n', 'Containerfile:2: COPY: --chown=app:$NOGROUP: the group is empty: $NOGROUP is not set'],
     ['FROM scratch\nADD --chown=$U a /b\n', 'Containerfile:2: ADD: --chown=$U: the user is empty: $U is not set'],
     ['FROM scratch\nSTOPSIGNAL SIGFOO\n', 'Containerfile:2: STOPSIGNAL: invalid signal "SIGFOO"'],

@@ -45,9 +45,13 @@ describe('buildah config edits', () => {
     expect(() => applyConfig(container(), { label: ['=v'] })).toThrow(/--label =v/);
   });
 
-  it('expands $NAME in --env values from the container\'s Env as buildah 1.28 does; KEY alone takes the host\'s', () => {
+  it("expands $NAME in --env values from the container's Env as buildah 1.28 does; KEY alone takes the host's", () => {
     // Each expectation is what buildah 1.28.2 stored for the same flag (unknown names stay as the name).
-    const c = applyConfig(container({ Env: ['PATH=/usr/bin:/bin'] }), { env: ['FOO', 'Q=${FOO}y', 'R=a$NOPE-b', 'PATH=/x:$PATH', 'T=$$x\\$y'] }, { FOO: 'host' });
+    const c = applyConfig(
+      container({ Env: ['PATH=/usr/bin:/bin'] }),
+      { env: ['FOO', 'Q=${FOO}y', 'R=a$NOPE-b', 'PATH=/x:$PATH', 'T=$$x\\$y'] },
+      { FOO: 'host' },
+    );
     // A key set again moves to the end, as buildah's SetEnv does.
     expect(c.state.config.Env).toEqual(['FOO=host', 'Q=hosty', 'R=aNOPE-b', 'PATH=/x:/usr/bin:/bin', 'T=$x\\y']);
     expect(expandEnvValue('end$', [])).toBe('end$');

@@ -44,7 +44,11 @@ const helmEnv = {
   HELM_DATA_HOME: join(helmHome, 'data'),
 };
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 async function helm(...args: string[]): Promise<Run> {
   try {
@@ -80,11 +84,18 @@ function named(objs: K8sObject[], kind: string, name: string): K8sObject {
 
 function one(objs: K8sObject[], kind: string): K8sObject {
   const found = objs.filter((o) => o.kind === kind);
-  expect(found.map((o) => o.metadata.name), `exactly one ${kind}`).toHaveLength(1);
+  expect(
+    found.map((o) => o.metadata.name),
+    `exactly one ${kind}`,
+  ).toHaveLength(1);
   return found[0]!;
 }
 
-interface PolicyRule { apiGroups?: string[]; resources?: string[]; verbs: string[] }
+interface PolicyRule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+}
 interface PodSpec {
   serviceAccountName: string;
   securityContext: Record<string, unknown>;
@@ -99,7 +110,9 @@ interface PodSpec {
     securityContext: Record<string, unknown>;
   }>;
 }
-interface Deployment extends K8sObject { spec: { replicas: number; template: { spec: PodSpec } } }
+interface Deployment extends K8sObject {
+  spec: { replicas: number; template: { spec: PodSpec } };
+}
 
 beforeAll(() => {
   if (!existsSync(HELM)) {
@@ -119,7 +132,19 @@ describe('charts/stevedore', () => {
   it('renders a ServiceAccount, RBAC, the controller Deployment and a metrics Service', async () => {
     const objs = await render();
     expect(objs.map((o) => o.kind).sort()).toEqual(
-      ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount'].sort(),
+      [
+        'ClusterRole',
+        'ClusterRole',
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'ConfigMap',
+        'DaemonSet',
+        'Deployment',
+        'Role',
+        'RoleBinding',
+        'Service',
+        'ServiceAccount',
+      ].sort(),
     );
     for (const o of objs.filter((o) => !o.kind.startsWith('Cluster'))) expect(o.metadata.namespace).toBe(NAMESPACE);
     const sa = one(objs, 'ServiceAccount');
@@ -136,18 +161,32 @@ describe('charts/stevedore', () => {
     expect(svc.spec.ports[0]!.targetPort).toBe('metrics');
   });
 
-  it('installs the build Pods\' seccomp profile with no capability, only under the kubelet\'s seccomp dir', async () => {
+  it("installs the build Pods' seccomp profile with no capability, only under the kubelet's seccomp dir", async () => {
     const objs = await render('--set', 'buildSeccompProfile.kubeletRootDir=/var/lib/k0s/kubelet/');
     const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-build-seccomp')) as K8sObject & { data: Record<string, string> };
     expect(JSON.parse(cm.data['profile.json']!)).toEqual(JSON.parse(readFileSync(join(CHART, 'files', 'seccomp-builder.json'), 'utf8')));
     const ds = objs.find((o) => o.kind === 'DaemonSet' && o.metadata.name.endsWith('-build-seccomp')) as unknown as {
-      spec: { template: { spec: { hostNetwork: boolean; automountServiceAccountToken: boolean; containers: { command: string[]; securityContext: Record<string, unknown>; volumeMounts: { mountPath: string }[] }[]; volumes: { name: string; hostPath?: { path: string } }[] } } };
+      spec: {
+        template: {
+          spec: {
+            hostNetwork: boolean;
+            automountServiceAccountToken: boolean;
+            containers: { command: string[]; securityContext: Record<string, unknown>; volumeMounts: { mountPath: string }[] }[];
+            volumes: { name: string; hostPath?: { path: string } }[];
+          };
+        };
+      };
     };
     const pod = ds.spec.template.spec;
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.volumes.filter((v) => v.hostPath).map((v) => v.hostPath!.path)).toEqual(['/var/lib/k0s/kubelet/seccomp/stevedore']);
     expect(pod.containers[0]!.securityContext).toEqual({
-      runAsUser: 0, runAsNonRoot: false, allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true,
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+      readOnlyRootFilesystem: true,
     });
     // It writes the file the build Pods name (localhost/stevedore/builder.json), nothing else.
     expect(pod.containers[0]!.command.join('\n')).toContain("dst = '/host/builder.json'");
@@ -159,16 +198,18 @@ describe('charts/stevedore', () => {
   });
 
   it('renders the CRDs with --include-crds, byte for byte the repository crds/ (run `make chart-crds` when this fails)', async () => {
-    const repo = readdirSync(join(ROOT, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
-    const chart = readdirSync(join(CHART, 'crds')).filter((f) => f.endsWith('.yaml')).sort();
+    const repo = readdirSync(join(ROOT, 'crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
+    const chart = readdirSync(join(CHART, 'crds'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
     expect(chart).toEqual(repo);
     for (const f of repo) {
       expect(readFileSync(join(CHART, 'crds', f), 'utf8'), f).toBe(readFileSync(join(ROOT, 'crds', f), 'utf8'));
     }
     const crds = (await render('--include-crds')).filter((o) => o.kind === 'CustomResourceDefinition');
-    expect(crds.map((c) => c.metadata.name).sort()).toEqual(
-      ['containerruns.stevedore.dev', 'imagebuilds.stevedore.dev', 'imagemirrors.stevedore.dev'],
-    );
+    expect(crds.map((c) => c.metadata.name).sort()).toEqual(['containerruns.stevedore.dev', 'imagebuilds.stevedore.dev', 'imagemirrors.stevedore.dev']);
   });
 
   it('grants exactly the rules of config/rbac/*.yaml', async () => {
@@ -182,29 +223,45 @@ describe('charts/stevedore', () => {
 
   it('binds the tenant role in each of tenantNamespaces only, or cluster-wide with tenantAllNamespaces', async () => {
     const objs = await render('--set', 'tenantNamespaces={team-a,team-b}');
-    const bindings = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`) as Array<K8sObject & { roleRef: { kind: string; name: string } }>;
+    const bindings = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`) as Array<
+      K8sObject & { roleRef: { kind: string; name: string } }
+    >;
     expect(bindings.map((b) => b.metadata.namespace)).toEqual(['team-a', 'team-b']);
     for (const b of bindings) expect(b.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${RELEASE}-tenant` });
     expect(objs.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name)).toEqual([`${RELEASE}-controller`]);
     // A single-namespace controller serves its watched namespace without listing it twice.
     const watched = await render('--set', 'controller.watchNamespace=team-a', '--set', 'tenantNamespaces={team-a,team-c}');
-    expect(watched.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual(['team-a', 'team-c']);
+    expect(watched.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual([
+      'team-a',
+      'team-c',
+    ]);
     const watchedOnly = await render('--set', 'controller.watchNamespace=team-w');
     expect(watchedOnly.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === `${RELEASE}-tenant`).map((o) => o.metadata.namespace)).toEqual(['team-w']);
     const all = await render('--set', 'tenantAllNamespaces=true', '--set', 'tenantNamespaces={team-a}');
-    expect(all.filter((o) => o.kind === 'ClusterRoleBinding').map((o) => o.metadata.name).sort()).toEqual([`${RELEASE}-controller`, `${RELEASE}-tenant`]);
+    expect(
+      all
+        .filter((o) => o.kind === 'ClusterRoleBinding')
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual([`${RELEASE}-controller`, `${RELEASE}-tenant`]);
     expect(all.filter((o) => o.kind === 'RoleBinding').map((o) => o.metadata.name)).toEqual([`${RELEASE}-leader-election`]);
   });
 
   it('passes buildPods.allowedSchedulingKeys to the controller', async () => {
-    const c = (one(await render('--set', 'buildPods.allowedSchedulingKeys={pool.example.com/builds,kubernetes.io/arch}'), 'Deployment') as Deployment).spec.template.spec.containers[0]!;
+    const c = (one(await render('--set', 'buildPods.allowedSchedulingKeys={pool.example.com/builds,kubernetes.io/arch}'), 'Deployment') as Deployment).spec
+      .template.spec.containers[0]!;
     expect(c.args).toContain('--build-pod-allowed-scheduling-keys=pool.example.com/builds,kubernetes.io/arch');
     const none = (one(await render(), 'Deployment') as Deployment).spec.template.spec.containers[0]!;
     expect(none.args.some((a) => a.startsWith('--build-pod-allowed-scheduling-keys'))).toBe(false);
   });
 
   it('passes buildPods.cacheRepository and minBaseImagePollInterval to the controller, and refuses a bad interval', async () => {
-    const c = (one(await render('--set', 'buildPods.cacheRepository=cache.example.com/builds/{namespace}/{name}', '--set', 'buildPods.minBaseImagePollInterval=30s'), 'Deployment') as Deployment).spec.template.spec.containers[0]!;
+    const c = (
+      one(
+        await render('--set', 'buildPods.cacheRepository=cache.example.com/builds/{namespace}/{name}', '--set', 'buildPods.minBaseImagePollInterval=30s'),
+        'Deployment',
+      ) as Deployment
+    ).spec.template.spec.containers[0]!;
     expect(c.args).toContain('--build-cache-repository=cache.example.com/builds/{namespace}/{name}');
     expect(c.args).toContain('--min-base-image-poll=30s');
     const defaults = (one(await render(), 'Deployment') as Deployment).spec.template.spec.containers[0]!;
@@ -227,7 +284,10 @@ describe('charts/stevedore', () => {
       const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `${RELEASE}-source-policy`) as K8sObject & { data: Record<string, string> };
       expect(cm, 'the source-policy ConfigMap').toBeDefined();
       expect(JSON.parse(cm.data['policy.json']!)).toEqual(policy);
-      const pod = (one(objs, 'Deployment') as Deployment).spec.template.spec as PodSpec & { volumes: Array<{ name: string; configMap?: { name: string } }>; containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }> };
+      const pod = (one(objs, 'Deployment') as Deployment).spec.template.spec as PodSpec & {
+        volumes: Array<{ name: string; configMap?: { name: string } }>;
+        containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }>;
+      };
       expect(pod.containers[0]!.args).toContain('--build-source-policy=/etc/stevedore/source-policy/policy.json');
       expect(pod.volumes.find((v) => v.name === 'source-policy')!.configMap).toEqual({ name: `${RELEASE}-source-policy` });
       expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'source-policy', mountPath: '/etc/stevedore/source-policy', readOnly: true });
@@ -253,7 +313,14 @@ describe('charts/stevedore', () => {
     expect(c.args).toContain('--metrics-auth=true');
     expect(c.args).toContain('--leader-election-namespace=$(POD_NAMESPACE)');
     // ImageBuild Pods run the controller's own image, in their own user namespace, as uid 65532.
-    expect(c.args).toEqual(expect.arrayContaining([`--build-image=${c.image}`, '--build-user-namespaces=true', '--build-run-as-user=65532', '--build-seccomp-profile=localhost/stevedore/builder.json']));
+    expect(c.args).toEqual(
+      expect.arrayContaining([
+        `--build-image=${c.image}`,
+        '--build-user-namespaces=true',
+        '--build-run-as-user=65532',
+        '--build-seccomp-profile=localhost/stevedore/builder.json',
+      ]),
+    );
     expect(c.env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
     expect(c.ports).toEqual([{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
@@ -280,8 +347,8 @@ describe('charts/stevedore', () => {
 
   it('follows values: image digest, watch namespace, single replica without leader election', async () => {
     const digest = `sha256:${'a'.repeat(64)}`;
-    const pod = (one(await render('--set', `image.digest=${digest}`, '--set', 'controller.watchNamespace=team-a'), 'Deployment') as Deployment)
-      .spec.template.spec;
+    const pod = (one(await render('--set', `image.digest=${digest}`, '--set', 'controller.watchNamespace=team-a'), 'Deployment') as Deployment).spec.template
+      .spec;
     expect(pod.containers[0]!.image).toBe(`ghcr.io/stevedore-dev/stevedore@${digest}`);
     expect(pod.containers[0]!.args).toContain('--namespace=team-a');
     const single = one(await render('--set', 'replicas=1', '--set', 'controller.leaderElect=false'), 'Deployment') as Deployment;
@@ -329,7 +396,10 @@ describe('the chart RBAC on a real API server', () => {
     };
     const objs = await render('--set', 'tenantNamespaces={team-a}');
     for (const o of objs.filter((o) => o.kind in paths)) {
-      const res = await cp.request('POST', paths[o.kind]!(o.metadata.namespace ?? ''), { headers: { 'content-type': 'application/json' }, body: JSON.stringify(o) });
+      const res = await cp.request('POST', paths[o.kind]!(o.metadata.namespace ?? ''), {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(o),
+      });
       if (res.status >= 300) throw new Error(`create ${o.kind} ${o.metadata.name}: ${res.status} ${res.body}`);
     }
     const sa = one(objs, 'ServiceAccount').metadata.name;

@@ -45,7 +45,12 @@ beforeAll(async () => {
   await writeFile(join(ctx, 'Containerfile'), containerfile);
   await writeFile(join(ctx, 'hello.txt'), 'hello\n');
   const git = (args: string[]) => runCommand('git', ['-C', ctx, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
-  for (const a of [['init', '-q'], ['add', '.'], ['commit', '-q', '-m', 'context']]) expect((await git(a)).code).toBe(0);
+  for (const a of [
+    ['init', '-q'],
+    ['add', '.'],
+    ['commit', '-q', '-m', 'context'],
+  ])
+    expect((await git(a)).code).toBe(0);
   commit = (await git(['rev-parse', 'HEAD'])).stdout.trim();
 }, 180_000);
 
@@ -61,8 +66,24 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
     const image = `${reg.host}/app/signed:1`;
     const resultFile = join(dir, 'result.json');
     const r = await stevedore(
-      ['build', '-t', image, ...noTls, '--build-arg', 'GREETING=hi', '--result-file', resultFile,
-        '--sign-key', `${keyPrefix}.key`, '--sbom', 'spdx-json', '--provenance', '--source-uri', 'git+https://git.example.com/org/app.git', ctx],
+      [
+        'build',
+        '-t',
+        image,
+        ...noTls,
+        '--build-arg',
+        'GREETING=hi',
+        '--result-file',
+        resultFile,
+        '--sign-key',
+        `${keyPrefix}.key`,
+        '--sbom',
+        'spdx-json',
+        '--provenance',
+        '--source-uri',
+        'git+https://git.example.com/org/app.git',
+        ctx,
+      ],
       { env: { COSIGN_PASSWORD: PASSWORD } },
     );
     expect(r.code, r.stderr).toBe(0);
@@ -71,7 +92,11 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
 
     const text = await readFile(resultFile, 'utf8');
     expect(Buffer.byteLength(text)).toBeLessThanOrEqual(4096);
-    const result = JSON.parse(text) as { digest: string; signatureDigest: string; attestations: { kind: string; predicateType: string; digest: string; subject: string; envelope: string }[] };
+    const result = JSON.parse(text) as {
+      digest: string;
+      signatureDigest: string;
+      attestations: { kind: string; predicateType: string; digest: string; subject: string; envelope: string }[];
+    };
     expect(result.digest).toBe(digest);
     expect(result.signatureDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(result.attestations.map((a) => [a.kind, a.predicateType, a.subject])).toEqual([
@@ -80,7 +105,10 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
     ]);
     // The listed digests are the manifests in the registry.
     const sigTag = `sha256-${digest.slice(7)}.sig`;
-    const head = await fetch(`${reg.url}/v2/app/signed/manifests/${sigTag}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const head = await fetch(`${reg.url}/v2/app/signed/manifests/${sigTag}`, {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     expect(head.headers.get('docker-content-digest')).toBe(result.signatureDigest);
     for (const a of result.attestations) {
       const m = await fetch(`${reg.url}/v2/app/signed/manifests/${a.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
@@ -109,7 +137,13 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
     expect(prov.code, prov.stderr).toBe(0);
     const statement = jsonLines(prov.stdout)[0]!.statement as {
       subject: { name: string; digest: { sha256: string } }[];
-      predicate: { buildDefinition: { externalParameters: Record<string, unknown>; resolvedDependencies: { uri?: string; name?: string; digest: Record<string, string> }[] }; runDetails: { builder: { version: Record<string, string> } } };
+      predicate: {
+        buildDefinition: {
+          externalParameters: Record<string, unknown>;
+          resolvedDependencies: { uri?: string; name?: string; digest: Record<string, string> }[];
+        };
+        runDetails: { builder: { version: Record<string, string> } };
+      };
     };
     expect(statement.subject[0]).toEqual({ name: `${reg.host}/app/signed`, digest: { sha256: digest.slice(7) } });
     const cfDigest = createHash('sha256').update(containerfile).digest('hex');
@@ -118,9 +152,21 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
       containerfile: { path: 'Containerfile', digest: { sha256: cfDigest } },
       buildArgs: { GREETING: 'hi' },
     });
-    expect(statement.predicate.buildDefinition.resolvedDependencies).toContainEqual({ uri: 'git+https://git.example.com/org/app.git', digest: { gitCommit: commit } });
+    expect(statement.predicate.buildDefinition.resolvedDependencies).toContainEqual({
+      uri: 'git+https://git.example.com/org/app.git',
+      digest: { gitCommit: commit },
+    });
     expect(statement.predicate.runDetails.builder.version.stevedore).toMatch(/^\d+\.\d+\.\d+/);
-    const cp = await cosign(['verify-attestation', '--key', `${keyPrefix}.pub`, '--type', 'slsaprovenance1', '--insecure-ignore-tlog=true', '--allow-insecure-registry', image]);
+    const cp = await cosign([
+      'verify-attestation',
+      '--key',
+      `${keyPrefix}.pub`,
+      '--type',
+      'slsaprovenance1',
+      '--insecure-ignore-tlog=true',
+      '--allow-insecure-registry',
+      image,
+    ]);
     expect(cp.code, cp.stderr).toBe(0);
   }, 240_000);
 
@@ -128,9 +174,12 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
     const image = `${reg.host}/app/sign-only:1`;
     await writeFile(join(dir, 'pw'), `${PASSWORD}\n`);
     const resultFile = join(dir, 'sign-only.json');
-    const r = await stevedore(['build', '-t', image, ...noTls, '--result-file', resultFile, '--sign-key', `${keyPrefix}.key`, '--sign-password-file', join(dir, 'pw'), ctx], {
-      env: { COSIGN_PASSWORD: undefined },
-    });
+    const r = await stevedore(
+      ['build', '-t', image, ...noTls, '--result-file', resultFile, '--sign-key', `${keyPrefix}.key`, '--sign-password-file', join(dir, 'pw'), ctx],
+      {
+        env: { COSIGN_PASSWORD: undefined },
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(await readFile(resultFile, 'utf8')) as { signatureDigest: string; attestations: unknown[] };
     expect(result.signatureDigest).toMatch(/^sha256:/);
@@ -139,16 +188,34 @@ describe('stevedore build --sign-key --sbom --provenance', () => {
     expect(c.code, c.stderr).toBe(0);
   }, 120_000);
 
-  it('signs an index, attaches the SBOM to the first platform\'s image and the provenance to the index', async () => {
+  it("signs an index, attaches the SBOM to the first platform's image and the provenance to the index", async () => {
     const multi = join(dir, 'multi');
     await mkdir(multi);
     await writeFile(join(multi, 'Containerfile'), 'FROM scratch\nCOPY hello.txt /hello.txt\n');
     await writeFile(join(multi, 'hello.txt'), 'hi\n');
     const image = `${reg.host}/app/multi:1`;
     const resultFile = join(dir, 'multi.json');
-    const r = await stevedore(['build', '-t', image, ...noTls, '--platform', 'linux/arm64,linux/amd64', '--result-file', resultFile, '--sign-key', `${keyPrefix}.key`, '--sbom', 'cyclonedx-json', '--provenance', multi], {
-      env: { COSIGN_PASSWORD: PASSWORD },
-    });
+    const r = await stevedore(
+      [
+        'build',
+        '-t',
+        image,
+        ...noTls,
+        '--platform',
+        'linux/arm64,linux/amd64',
+        '--result-file',
+        resultFile,
+        '--sign-key',
+        `${keyPrefix}.key`,
+        '--sbom',
+        'cyclonedx-json',
+        '--provenance',
+        multi,
+      ],
+      {
+        env: { COSIGN_PASSWORD: PASSWORD },
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     const text = await readFile(resultFile, 'utf8');
     const result = JSON.parse(text) as { digest: string; platforms: { platform: string; digest: string }[]; attestations: { kind: string; subject: string }[] };

@@ -86,7 +86,12 @@ describe('stevedore build: buildah flags', () => {
   });
 
   it('-f A -f B joins the files in order, as buildah (building only B silently was the bug); messages name the right file and line', async () => {
-    const dir = await context(undefined, { A: 'FROM $BASE_IMAGE\nCOPY a.txt /a.txt\n', B: '# from B\nRUN cat /a.txt > /b.txt\n', C: '\n\nCOPY missing.txt /\n', 'a.txt': 'a\n' });
+    const dir = await context(undefined, {
+      A: 'FROM $BASE_IMAGE\nCOPY a.txt /a.txt\n',
+      B: '# from B\nRUN cat /a.txt > /b.txt\n',
+      C: '\n\nCOPY missing.txt /\n',
+      'a.txt': 'a\n',
+    });
     const out = join(work, 'joined-layout');
     const r = await build(['-q', '-f', join(dir, 'A'), '-f', join(dir, 'B'), '-t', `oci:${out}:x`, dir]);
     expect(r.code, r.stderr).toBe(0);
@@ -105,7 +110,9 @@ describe('stevedore build: buildah flags', () => {
       { 'plain.txt': 'p' },
     );
     const out = join(work, 'secret-layout');
-    const r = await build(['--secret', 'id=tok,env=MY_TOKEN', '--secret', `id=plain,src=${join(dir, 'plain.txt')}`, '-t', `oci:${out}:x`, dir], { env: { MY_TOKEN: 's3cr3t-value' } });
+    const r = await build(['--secret', 'id=tok,env=MY_TOKEN', '--secret', `id=plain,src=${join(dir, 'plain.txt')}`, '-t', `oci:${out}:x`, dir], {
+      env: { MY_TOKEN: 's3cr3t-value' },
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(await fileText(out, 'x', 'file.txt')).toBe('s3cr3t-value');
     expect(await fileText(out, 'x', 'env.txt')).toBe('s3cr3t-value\n');
@@ -122,7 +129,9 @@ describe('stevedore build: buildah flags', () => {
     const server: Server = createServer((c) => c.end());
     await new Promise<void>((res) => server.listen(sock, res));
     try {
-      const dir = await context('FROM $BASE_IMAGE\nRUN --mount=type=ssh test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" > /sock.txt\nRUN --mount=type=ssh,id=deploy,target=/agent test -S /agent && echo ok > /deploy.txt\n');
+      const dir = await context(
+        'FROM $BASE_IMAGE\nRUN --mount=type=ssh test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" > /sock.txt\nRUN --mount=type=ssh,id=deploy,target=/agent test -S /agent && echo ok > /deploy.txt\n',
+      );
       const out = join(work, 'ssh-layout');
       const r = await build(['--ssh', 'default', '--ssh', `deploy=${sock}`, '-t', `oci:${out}:x`, dir], { env: { SSH_AUTH_SOCK: sock } });
       expect(r.code, r.stderr).toBe(0);
@@ -148,11 +157,26 @@ describe('stevedore build: buildah flags', () => {
     expect(await fileText(out, 'x', 'lib.txt')).toBe('from the named context\n');
     expect(await fileText(out, 'x', 'via-mount.txt')).toBe('from the named context\n');
     // A cache mount can be seeded from it too.
-    const seeded = await build(['-q', '--build-context', `libs=${extra}`, '--build-context', `upstream/base:1=docker-image://${base}`, '-t', `oci:${out}:seeded`, await context('FROM upstream/base:1\nRUN --mount=type=cache,from=libs,target=/c cat /c/lib.txt > /seeded.txt\n')]);
+    const seeded = await build([
+      '-q',
+      '--build-context',
+      `libs=${extra}`,
+      '--build-context',
+      `upstream/base:1=docker-image://${base}`,
+      '-t',
+      `oci:${out}:seeded`,
+      await context('FROM upstream/base:1\nRUN --mount=type=cache,from=libs,target=/c cat /c/lib.txt > /seeded.txt\n'),
+    ]);
     expect(seeded.code, seeded.stderr).toBe(0);
     expect(await fileText(out, 'seeded', 'seeded.txt')).toBe('from the named context\n');
     // The named context's own .dockerignore applies.
-    const hidden = await build(['--build-context', `libs=${extra}`, '--build-context', `upstream/base:1=docker-image://${base}`, await context('FROM upstream/base:1\nCOPY --from=libs hidden.txt /\n')]);
+    const hidden = await build([
+      '--build-context',
+      `libs=${extra}`,
+      '--build-context',
+      `upstream/base:1=docker-image://${base}`,
+      await context('FROM upstream/base:1\nCOPY --from=libs hidden.txt /\n'),
+    ]);
     expect(hidden.code).toBe(125);
     expect(hidden.stderr).toContain('COPY source "hidden.txt": not found in build context "libs": it is excluded by .dockerignore');
     const asBase = await build(['--build-context', `libs=${extra}`, await context('FROM libs\n')]);
@@ -164,7 +188,9 @@ describe('stevedore build: buildah flags', () => {
   });
 
   it('--squash makes the new layers one (deletions kept as whiteouts), over the base layer, with the same filesystem', async () => {
-    const dir = await context('FROM $BASE_IMAGE\nRUN echo a > /a.txt\nRUN rm /bin/false && mkdir -p /d && echo b > /d/b\nCOPY x.txt /d/\nENV K=v\n', { 'x.txt': 'x' });
+    const dir = await context('FROM $BASE_IMAGE\nRUN echo a > /a.txt\nRUN rm /bin/false && mkdir -p /d && echo b > /d/b\nCOPY x.txt /d/\nENV K=v\n', {
+      'x.txt': 'x',
+    });
     const out = join(work, 'squash-layout');
     const plain = await build(['-q', '--timestamp', '1700000000', '-t', `oci:${out}:plain`, dir]);
     const squashed = await build(['-q', '--squash', '--timestamp', '1700000000', '-t', `oci:${out}:squashed`, dir]);
@@ -206,10 +232,29 @@ describe('stevedore build: buildah flags', () => {
     expect(unknown.stderr).toContain('--compression-format must be gzip, zstd or zstd:chunked, got "lz4"');
   });
 
-  it('buildah\'s image-config flags: --env, --unsetenv, --omit-history; --pull in its bare and true/false forms; accepted no-ops', async () => {
+  it("buildah's image-config flags: --env, --unsetenv, --omit-history; --pull in its bare and true/false forms; accepted no-ops", async () => {
     const dir = await context('FROM $BASE_IMAGE\nENV KEEP=1 DROP=2\nRUN true\n');
     const out = join(work, 'config-layout');
-    const r = await build(['-q', '--env', 'ADDED=3', '--env', 'KEEP=changed', '--unsetenv', 'DROP', '--omit-history', '--pull', '--jobs', '4', '--skip-unused-stages=false', '--rm', '--force-rm=true', '--identity-label=false', '-t', `oci:${out}:x`, dir]);
+    const r = await build([
+      '-q',
+      '--env',
+      'ADDED=3',
+      '--env',
+      'KEEP=changed',
+      '--unsetenv',
+      'DROP',
+      '--omit-history',
+      '--pull',
+      '--jobs',
+      '4',
+      '--skip-unused-stages=false',
+      '--rm',
+      '--force-rm=true',
+      '--identity-label=false',
+      '-t',
+      `oci:${out}:x`,
+      dir,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const image = await loadImage(out, 'x');
     expect(image.config.config?.Env).toEqual(expect.arrayContaining(['KEEP=changed', 'ADDED=3']));
@@ -224,8 +269,13 @@ describe('stevedore build: buildah flags', () => {
     expect(badJobs.stderr).toContain('--jobs must be a number');
   });
 
-  it('--os/--arch/--variant name the platform; --ignorefile replaces the context\'s .dockerignore', async () => {
-    const dir = await context('FROM scratch\nCOPY . /ctx/\n', { 'a.txt': 'a', 'b.log': 'b', '.dockerignore': '*.txt\n', 'my.ignore': '*.log\nmy.ignore\nContainerfile\n' });
+  it("--os/--arch/--variant name the platform; --ignorefile replaces the context's .dockerignore", async () => {
+    const dir = await context('FROM scratch\nCOPY . /ctx/\n', {
+      'a.txt': 'a',
+      'b.log': 'b',
+      '.dockerignore': '*.txt\n',
+      'my.ignore': '*.log\nmy.ignore\nContainerfile\n',
+    });
     const out = join(work, 'arch-layout');
     const r = await build(['-q', '--os', 'linux', '--arch', 'arm64', '--variant', 'v8', '--ignorefile', join(dir, 'my.ignore'), '-t', `oci:${out}:x`, dir]);
     expect(r.code, r.stderr).toBe(0);
@@ -247,7 +297,7 @@ describe('stevedore build: buildah flags', () => {
     expect(r.stderr).toContain('--remote cannot pass on --secret, --squash');
   });
 
-  it('-o type=local and type=tar write the built stage\'s files (owners, links); a non-empty directory and - are refused', async () => {
+  it("-o type=local and type=tar write the built stage's files (owners, links); a non-empty directory and - are refused", async () => {
     const dir = await context('FROM $BASE_IMAGE\nRUN mkdir /out && echo hi > /out/hi && chown 42:43 /out/hi && ln -s hi /out/link\n');
     const local = join(work, 'export-dir');
     const tarFile = join(work, 'export.tar');

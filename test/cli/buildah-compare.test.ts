@@ -84,7 +84,10 @@ beforeAll(async () => {
     if (r.code !== 0) throw new Error(`script exited ${r.code}: ${r.stderr}`);
     return r.stdout.trim().split('\n').pop()!;
   };
-  const bhId = await runScript('buildah() { command buildah --root "$PWD/bh-root" --runroot "$PWD/bh-runroot" --storage-driver vfs "$@"; }', { BUILDAH_ISOLATION: 'oci', BUILDAH_RUNTIME: 'runc' });
+  const bhId = await runScript('buildah() { command buildah --root "$PWD/bh-root" --runroot "$PWD/bh-runroot" --storage-driver vfs "$@"; }', {
+    BUILDAH_ISOLATION: 'oci',
+    BUILDAH_RUNTIME: 'runc',
+  });
   expect(bhId).toMatch(/^[0-9a-f]{64}$/);
   const bh = ['--root', join(work, 'bh-root'), '--runroot', join(work, 'bh-runroot'), '--storage-driver', 'vfs'];
   execFileSync('buildah', [...bh, 'push', 'scripted-test:1', `oci:${join(work, 'bh-layout')}:t`], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -97,7 +100,12 @@ beforeAll(async () => {
   await ensureBuilt();
   const root = join(work, 'st-root');
   const isolated = { REGISTRY_AUTH_FILE: join(work, 'no-auth.json'), XDG_CONFIG_HOME: join(work, 'xdg'), DOCKER_CONFIG: join(work, 'docker') };
-  const ourId = await runScript('buildah() { "$NODE" "$BIN" buildah "$@"; }', { ...isolated, STEVEDORE_ROOT: root, NODE: process.execPath, BIN: join(REPO_ROOT, 'bin', 'stevedore.js') });
+  const ourId = await runScript('buildah() { "$NODE" "$BIN" buildah "$@"; }', {
+    ...isolated,
+    STEVEDORE_ROOT: root,
+    NODE: process.execPath,
+    BIN: join(REPO_ROOT, 'bin', 'stevedore.js'),
+  });
   expect(ourId).toMatch(/^[0-9a-f]{64}$/);
   ourImage = await readLayoutImage(join(root, 'images'), 'localhost/scripted-test:1', join(work, 'st-rootfs'));
   ourSquashed = await readLayoutImage(join(root, 'images'), 'localhost/scripted-test:squashed', join(work, 'st-rootfs-sq'));
@@ -116,7 +124,13 @@ describe('stevedore buildah matches buildah 1.28 on the same script', () => {
     // buildah's run leaves the placeholders of its mounts behind (empty /dev, /proc, /run, /sys and
     // empty 0755 /etc/hosts, /etc/hostname, /etc/resolv.conf); stevedore drops them, as its
     // `build` does (docs/scripted-builds.md). Everything else must be the same.
-    const placeholders = ['d 755 0:0 - dev', 'd 755 0:0 - proc', 'd 755 0:0 - run', 'd 755 0:0 - sys', ...['hostname', 'hosts', 'resolv.conf'].map((f) => `f 755 0:0 0 etc/${f} e3b0c44298fc1c14`)];
+    const placeholders = [
+      'd 755 0:0 - dev',
+      'd 755 0:0 - proc',
+      'd 755 0:0 - run',
+      'd 755 0:0 - sys',
+      ...['hostname', 'hosts', 'resolv.conf'].map((f) => `f 755 0:0 0 etc/${f} e3b0c44298fc1c14`),
+    ];
     const isPlaceholder = (l: string): boolean => placeholders.includes(l);
     expect(buildahImage.rootfs.filter(isPlaceholder).sort()).toEqual([...placeholders].sort());
     expect(ourImage.rootfs.filter(isPlaceholder)).toEqual([]);
@@ -133,7 +147,8 @@ describe('stevedore buildah matches buildah 1.28 on the same script', () => {
     expect(ourImage.config.author).toBe(buildahImage.config.author);
     expect(ourImage.manifest.layers).toHaveLength(buildahImage.manifest.layers.length);
     expect(ourImage.config.rootfs.diff_ids[0]).toBe(buildahImage.config.rootfs.diff_ids[0]);
-    const shape = (h: Image['config']['history']) => h.map((e) => ({ created_by: e.created_by, author: e.author, empty_layer: e.empty_layer ?? false, from: e.comment?.startsWith('FROM ') ?? false }));
+    const shape = (h: Image['config']['history']) =>
+      h.map((e) => ({ created_by: e.created_by, author: e.author, empty_layer: e.empty_layer ?? false, from: e.comment?.startsWith('FROM ') ?? false }));
     expect(shape(ourImage.config.history)).toEqual(shape(buildahImage.config.history));
     // --squash: one layer, one history entry, in both.
     expect(ourSquashed.manifest.layers).toHaveLength(buildahSquashed.manifest.layers.length);

@@ -21,11 +21,22 @@ let reg: TestRegistry;
 
 /** `stevedore buildah VERB ...` as uid/gid 65532 with no supplementary groups, in `work/src`. */
 const bh = (...args: string[]) =>
-  runCommand('setpriv', ['--reuid', String(UID), '--regid', String(UID), '--clear-groups', process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js'), 'buildah', ...args], {
-    cwd: join(work, 'src'),
-    env: { PATH: process.env.PATH, HOME: join(work, 'home'), STEVEDORE_ROOT: join(work, 'store'), XDG_RUNTIME_DIR: join(work, 'home'), XDG_CONFIG_HOME: join(work, 'home'), REGISTRY_AUTH_FILE: join(work, 'home', 'auth.json') },
-    timeoutMs: 120_000,
-  });
+  runCommand(
+    'setpriv',
+    ['--reuid', String(UID), '--regid', String(UID), '--clear-groups', process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js'), 'buildah', ...args],
+    {
+      cwd: join(work, 'src'),
+      env: {
+        PATH: process.env.PATH,
+        HOME: join(work, 'home'),
+        STEVEDORE_ROOT: join(work, 'store'),
+        XDG_RUNTIME_DIR: join(work, 'home'),
+        XDG_CONFIG_HOME: join(work, 'home'),
+        REGISTRY_AUTH_FILE: join(work, 'home', 'auth.json'),
+      },
+      timeoutMs: 120_000,
+    },
+  );
 
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 async function get(path: string, accept?: string): Promise<Buffer> {
@@ -43,7 +54,14 @@ async function pushed(repo: string): Promise<{ config: { config: { User?: string
   const top = new Map<string, string>();
   for (const line of execFileSync('tar', ['-tvf', file, '--numeric-owner'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
     const parts = line.trim().split(/\s+/);
-    top.set(parts.slice(5).join(' ').replace(/ -> .*$/, '').replace(/\/$/, ''), `${parts[0]} ${parts[1]}`);
+    top.set(
+      parts
+        .slice(5)
+        .join(' ')
+        .replace(/ -> .*$/, '')
+        .replace(/\/$/, ''),
+      `${parts[0]} ${parts[1]}`,
+    );
   }
   return { config, top };
 }

@@ -56,7 +56,7 @@ describe('stevedore buildah', () => {
     expect(missing.stderr).toMatch(/no working container named "busybox-working-container"/);
   }, 120_000);
 
-  it('passes a failing command\'s exit code on and keeps none of its changes', async () => {
+  it("passes a failing command's exit code on and keeps none of its changes", async () => {
     const c = (await bh('from', base)).stdout.trim();
     const fail = await bh('run', c, '--', 'sh', '-c', 'echo partial > /kept; exit 7');
     expect(fail.code).toBe(7);
@@ -109,7 +109,7 @@ describe('stevedore buildah', () => {
     }
   }, 180_000);
 
-  it('keeps a working container\'s layers through prune', async () => {
+  it("keeps a working container's layers through prune", async () => {
     const c = (await bh('from', base)).stdout.trim();
     expect((await bh('run', c, '--', 'sh', '-c', 'echo kept > /kept')).code).toBe(0);
     const prune = await stevedore(['prune', '--grace', '0', '--root', root]);

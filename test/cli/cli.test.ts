@@ -22,7 +22,11 @@ let second: FixtureImage;
 let work: string;
 
 beforeAll(async () => {
-  const started = Promise.all([startRegistry({ name: 'cli' }), startRegistry({ name: 'cli-basic', auth: 'basic' }), startRegistry({ name: 'cli-token', auth: 'token' })]);
+  const started = Promise.all([
+    startRegistry({ name: 'cli' }),
+    startRegistry({ name: 'cli-basic', auth: 'basic' }),
+    startRegistry({ name: 'cli-token', auth: 'token' }),
+  ]);
   work = await cliTempDir('cli-work');
   const layout = join(work, 'layout');
   image = await makeRandomImage({ layers: 2, layerSize: 64 * 1024, layoutDir: layout, ref: 'one' });
@@ -45,7 +49,7 @@ function errorLine(stderr: string): string | undefined {
 }
 
 describe('stevedore: usage', () => {
-  it('--help exits 0 and lists the verbs; a verb\'s --help too', async () => {
+  it("--help exits 0 and lists the verbs; a verb's --help too", async () => {
     const [top, copy] = await Promise.all([stevedore(['--help']), stevedore(['copy', '--help'])]);
     expect(top.code, top.stderr).toBe(0);
     for (const verb of ['inspect', 'copy', 'sync', 'list-tags', 'delete', 'login', 'logout']) expect(top.stdout).toContain(verb);
@@ -120,7 +124,7 @@ describe('stevedore copy', () => {
 });
 
 describe('stevedore inspect, list-tags, delete', () => {
-  it('inspect prints skopeo\'s fields with the same values skopeo reports', async () => {
+  it("inspect prints skopeo's fields with the same values skopeo reports", async () => {
     const ref = `docker://${reg.host}/cli/app:1.0`;
     const [ours, theirs] = await Promise.all([stevedore(['inspect', ref]), skopeo(['inspect', '--tls-verify=false', ref])]);
     expect(ours.code, ours.stderr).toBe(0);
@@ -169,7 +173,7 @@ describe('stevedore inspect, list-tags, delete', () => {
     expect(`sha256:${createHash('sha256').update(r.stdout).digest('hex')}`).toBe(big.digest);
   });
 
-  it('inspect of a multi-arch index describes one platform\'s image, and --raw prints the index', async () => {
+  it("inspect of a multi-arch index describes one platform's image, and --raw prints the index", async () => {
     const dir = await cliTempDir('cli-index');
     const index = await makeIndex(dir, 'multi', ['linux/amd64', 'linux/arm64/v8'], { layers: 1, layerSize: 2048 });
     const push = await stevedore(['copy', '-q', '--all', index.ociRef, `docker://${reg.host}/cli/multi:1`]);
@@ -299,7 +303,10 @@ describe('stevedore sync', () => {
     try {
       const r = await stevedore(['sync', '--src', 'yaml', '--dest', 'docker', '-o', 'json', file, `${dest.host}/mirror`]);
       expect(r.code, r.stderr).toBe(0);
-      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       const items = lines.filter((l) => 'action' in l);
       expect(items.map((i) => `${i.tag}:${i.action}`).sort()).toEqual(['1.0:copied', '1.1:copied', '1:copied']);
       expect(items.find((i) => i.tag === '1.0')).toMatchObject({

@@ -5,9 +5,12 @@ import { runCommand } from '../../hack/lib/harness/procs.js';
 import { makeGpgHome, type GpgHome } from '../sign/gpg-home.js';
 import { cleanupCli, stevedore } from './stevedore.js';
 
-const MANIFEST = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:' + '0'.repeat(64) + '","size":2},"layers":[]}';
+const MANIFEST =
+  '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:' +
+  '0'.repeat(64) +
+  '","size":2},"layers":[]}';
 
-describe('stevedore standalone-sign / standalone-verify (skopeo\'s arguments, interop with skopeo 1.9)', () => {
+describe("stevedore standalone-sign / standalone-verify (skopeo's arguments, interop with skopeo 1.9)", () => {
   let home: GpgHome;
   let stranger: GpgHome;
   let manifest: string;
@@ -24,7 +27,10 @@ describe('stevedore standalone-sign / standalone-verify (skopeo\'s arguments, in
 
   it('stevedore signs with a key in the GnuPG home (passphrase file); skopeo standalone-verify accepts it', async () => {
     const sig = join(home.dir, 'ours.sig');
-    const r = await stevedore(['standalone-sign', manifest, 'localhost:5000/team/app:1', home.fingerprint, '--output', sig, '--passphrase-file', join(home.dir, 'pass')], { env: home.env });
+    const r = await stevedore(
+      ['standalone-sign', manifest, 'localhost:5000/team/app:1', home.fingerprint, '--output', sig, '--passphrase-file', join(home.dir, 'pass')],
+      { env: home.env },
+    );
     expect(r.code, r.stderr).toBe(0);
     const v = await runCommand('skopeo', ['standalone-verify', manifest, 'localhost:5000/team/app:1', home.fingerprint, sig], { env: home.env });
     expect(v.code, v.stderr).toBe(0);
@@ -48,15 +54,33 @@ describe('stevedore standalone-sign / standalone-verify (skopeo\'s arguments, in
 
   it('skopeo signs; stevedore standalone-verify accepts it with the GnuPG home or a key file, and refuses the wrong signer, digest or key', async () => {
     const sig = join(stranger.dir, 'skopeo.sig');
-    const s = await runCommand('skopeo', ['standalone-sign', manifest, 'docker.io/library/busybox:1.36', stranger.fingerprint, '--output', sig], { env: stranger.env });
+    const s = await runCommand('skopeo', ['standalone-sign', manifest, 'docker.io/library/busybox:1.36', stranger.fingerprint, '--output', sig], {
+      env: stranger.env,
+    });
     expect(s.code, s.stderr).toBe(0);
     const ok = await stevedore(['standalone-verify', manifest, 'busybox:1.36', stranger.fingerprint, sig], { env: stranger.env });
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(new RegExp(`^Signature verified using fingerprint ${stranger.fingerprint}, digest sha256:[0-9a-f]{64}\\n$`));
-    const withFile = await stevedore(['standalone-verify', '--public-key-file', stranger.armoredPublicKeyFile, manifest, 'docker.io/library/busybox:1.36', 'any', sig]);
+    const withFile = await stevedore([
+      'standalone-verify',
+      '--public-key-file',
+      stranger.armoredPublicKeyFile,
+      manifest,
+      'docker.io/library/busybox:1.36',
+      'any',
+      sig,
+    ]);
     expect(withFile.code, withFile.stderr).toBe(0);
     // Listed fingerprints that do not include the signer.
-    const wrongFpr = await stevedore(['standalone-verify', '--public-key-file', stranger.publicKeyFile, manifest, 'busybox:1.36', `${home.fingerprint},AAAA`, sig]);
+    const wrongFpr = await stevedore([
+      'standalone-verify',
+      '--public-key-file',
+      stranger.publicKeyFile,
+      manifest,
+      'busybox:1.36',
+      `${home.fingerprint},AAAA`,
+      sig,
+    ]);
     expect(wrongFpr.code).toBe(125);
     expect(wrongFpr.stderr).toMatch(/not one of the accepted fingerprints/);
     // Only the other key available.
@@ -65,7 +89,9 @@ describe('stevedore standalone-sign / standalone-verify (skopeo\'s arguments, in
     // Another manifest.
     const other = join(stranger.dir, 'other.json');
     await writeFile(other, MANIFEST.replace('"layers":[]', '"layers": []'));
-    const wrongDigest = await stevedore(['standalone-verify', manifest.replace(manifest, other), 'busybox:1.36', stranger.fingerprint, sig], { env: stranger.env });
+    const wrongDigest = await stevedore(['standalone-verify', manifest.replace(manifest, other), 'busybox:1.36', stranger.fingerprint, sig], {
+      env: stranger.env,
+    });
     expect(wrongDigest.code).toBe(125);
     expect(wrongDigest.stderr).toMatch(/SIGNATURE_MISMATCH/);
   });

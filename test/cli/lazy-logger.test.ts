@@ -16,7 +16,10 @@ const LOG_TS = resolve(HERE, '..', '..', 'src', 'util', 'log.ts');
 
 function node(code: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', TS_HOOKS, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, ['--import', TS_HOOKS, '--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -74,16 +77,29 @@ describe('the lazy root logger', () => {
       rootLogger.warn('root line');`;
     const r = await node(code, { STEVEDORE_LOG_LEVEL: 'warn' });
     expect(r.code, r.stderr).toBe(0);
-    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatchObject({ level: 30, name: 'stevedore', component: 'test', n: 3, password: '[redacted]', auth: { token: '[redacted]' }, msg: 'shown' });
+    expect(lines[0]).toMatchObject({
+      level: 30,
+      name: 'stevedore',
+      component: 'test',
+      n: 3,
+      password: '[redacted]',
+      auth: { token: '[redacted]' },
+      msg: 'shown',
+    });
     expect(lines[1]).toMatchObject({ level: 40, name: 'stevedore', msg: 'root line' });
     expect(lines[1]).not.toHaveProperty('component');
     expect(r.stderr).not.toContain('hunter2');
   });
 
   it('refuses an unknown level as pino does', async () => {
-    const r = await node(`const { setLogLevel } = await import(${JSON.stringify(LOG_TS)}); try { setLogLevel('loud'); } catch (e) { process.stdout.write(e.message); }`);
+    const r = await node(
+      `const { setLogLevel } = await import(${JSON.stringify(LOG_TS)}); try { setLogLevel('loud'); } catch (e) { process.stdout.write(e.message); }`,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('unknown level loud');
   });

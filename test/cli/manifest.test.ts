@@ -97,7 +97,10 @@ describe('stevedore manifest', () => {
     const conf = join(pdir, 'registries.conf');
     await writeFile(conf, `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
     const podman = (args: string[]) =>
-      runCommand('podman', ['--root', join(pdir, 'root'), '--runroot', join(pdir, 'run'), '--storage-driver', 'vfs', ...args], { timeoutMs: 120_000, env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf } });
+      runCommand('podman', ['--root', join(pdir, 'root'), '--runroot', join(pdir, 'run'), '--storage-driver', 'vfs', ...args], {
+        timeoutMs: 120_000,
+        env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf },
+      });
     const theirs = await podman(['manifest', 'inspect', `${reg.host}/multi:1`]);
     expect(theirs.code, theirs.stderr).toBe(0);
     const seen = JSON.parse(theirs.stdout) as { manifests: Array<{ digest: string; platform: { architecture: string } }> };
@@ -135,8 +138,12 @@ describe('stevedore manifest', () => {
   it('lists in an OCI layout, a Docker-format list refusing annotations, remove, rm and exists', async () => {
     const layoutList = `oci:${join(dir, 'lists')}:multi`;
     expect((await sd(['create', layoutList, amd.ociRef, arm.ociRef])).code).toBe(0);
-    const idx = JSON.parse(await readFile(join(dir, 'lists', 'index.json'), 'utf8')) as { manifests: Array<{ mediaType: string; annotations: Record<string, string> }> };
-    expect(idx.manifests).toEqual([expect.objectContaining({ mediaType: 'application/vnd.oci.image.index.v1+json', annotations: { 'org.opencontainers.image.ref.name': 'multi' } })]);
+    const idx = JSON.parse(await readFile(join(dir, 'lists', 'index.json'), 'utf8')) as {
+      manifests: Array<{ mediaType: string; annotations: Record<string, string> }>;
+    };
+    expect(idx.manifests).toEqual([
+      expect.objectContaining({ mediaType: 'application/vnd.oci.image.index.v1+json', annotations: { 'org.opencontainers.image.ref.name': 'multi' } }),
+    ]);
     const skopeoRaw = await runCommand('skopeo', ['inspect', '--raw', layoutList]);
     expect(JSON.parse(skopeoRaw.stdout).manifests).toHaveLength(2);
     expect((await sd(['remove', layoutList, amd.descriptor.digest])).code).toBe(0);

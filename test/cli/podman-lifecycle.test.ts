@@ -21,7 +21,18 @@ const tag = `localhost/stevedore-lifecycle:${randomBytes(6).toString('hex')}`;
 
 const store = () => join(dir, 'store');
 const ours = (args: string[], timeoutMs = 60_000) => stevedore([...args.slice(0, 1), '--root', store(), ...args.slice(1)], { timeoutMs });
-const podmanGlobal = () => ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-run'), '--storage-driver', 'vfs', '--events-backend=file', '--runtime', 'runc', '--cgroup-manager=cgroupfs'];
+const podmanGlobal = () => [
+  '--root',
+  join(dir, 'podman-root'),
+  '--runroot',
+  join(dir, 'podman-run'),
+  '--storage-driver',
+  'vfs',
+  '--events-backend=file',
+  '--runtime',
+  'runc',
+  '--cgroup-manager=cgroupfs',
+];
 const podman = (args: string[]) => runCommand('podman', [...podmanGlobal(), ...args], { timeoutMs: 120_000 });
 /** podman run's flags every case needs here (rlimits the host allows, no network). */
 const PODMAN_RUN = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '--network', 'none'];
@@ -62,7 +73,10 @@ describe('container lifecycle verbs, as podman', () => {
     expect(d.code, d.stderr).toBe(0);
     const p = await podman(['run', '-d', ...PODMAN_RUN, '--name', 'traps', tag, ...TWO_TRAPS]);
     expect(p.code, p.stderr).toBe(0);
-    await until('both containers to be ready', async () => (await ours(['logs', 'traps'])).stdout.includes('ready') && (await podman(['logs', 'traps'])).stdout.includes('ready'));
+    await until(
+      'both containers to be ready',
+      async () => (await ours(['logs', 'traps'])).stdout.includes('ready') && (await podman(['logs', 'traps'])).stdout.includes('ready'),
+    );
     const [a, b] = await Promise.all([ours(['stop', '-t', '10', 'traps']), podman(['stop', '-t', '10', 'traps'])]);
     expect([a.code, a.stdout], a.stderr).toEqual([0, 'traps\n']);
     expect([b.code, b.stdout], b.stderr).toEqual([0, 'traps\n']);
@@ -99,7 +113,7 @@ describe('container lifecycle verbs, as podman', () => {
     expect(existsSync(join(store(), 'containers', id))).toBe(false);
   }, 120_000);
 
-  it('run --timeout 2 ends the container after about 2 s with podman\'s status (255), even when PID 1 ignores SIGTERM', async () => {
+  it("run --timeout 2 ends the container after about 2 s with podman's status (255), even when PID 1 ignores SIGTERM", async () => {
     const t0 = Date.now();
     const a = await ours(['run', '--rm', '--timeout', '2', image.ociRef, 'busybox', 'sleep', '30']);
     const ourSeconds = (Date.now() - t0) / 1000;
@@ -149,13 +163,19 @@ describe('a container whose monitor died (lost)', () => {
     const overlay = await mounted();
 
     process.kill(record.monitorPid, 'SIGKILL');
-    await until('the monitor to be gone', async () => !existsSync(`/proc/${record.monitorPid}`) || (await readFile(`/proc/${record.monitorPid}/stat`, 'utf8').catch(() => ' Z ')).includes(') Z'));
+    await until(
+      'the monitor to be gone',
+      async () => !existsSync(`/proc/${record.monitorPid}`) || (await readFile(`/proc/${record.monitorPid}/stat`, 'utf8').catch(() => ' Z ')).includes(') Z'),
+    );
 
     const r = await ours(['rm', 'orphan']);
     expect([r.code, r.stdout], r.stderr).toEqual([0, 'orphan\n']);
     expect(existsSync(join(store(), 'containers', id))).toBe(false);
     expect((await runc(['state', id])).code).not.toBe(0);
-    await until('the container process to be gone', async () => !existsSync(`/proc/${state.pid}`) || (await readFile(`/proc/${state.pid}/stat`, 'utf8').catch(() => ' Z ')).includes(') Z'));
+    await until(
+      'the container process to be gone',
+      async () => !existsSync(`/proc/${state.pid}`) || (await readFile(`/proc/${state.pid}/stat`, 'utf8').catch(() => ' Z ')).includes(') Z'),
+    );
     // Only meaningful where the rootfs was an overlay mount (else a copy, nothing to unmount).
     if (overlay) expect(await mounted()).toBe(false);
   }, 60_000);

@@ -19,7 +19,11 @@ let ref: string;
 
 const ours = (args: string[]) => stevedore([...args.slice(0, 1), '--root', join(dir, 'store'), ...args.slice(1)]);
 const podman = (args: string[]) =>
-  runCommand('podman', ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-run'), '--storage-driver', 'vfs', '--events-backend=file', ...args], { timeoutMs: 120_000 });
+  runCommand(
+    'podman',
+    ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-run'), '--storage-driver', 'vfs', '--events-backend=file', ...args],
+    { timeoutMs: 120_000 },
+  );
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stevedore-podman-verbs-'));
@@ -49,7 +53,9 @@ describe('podman-compatible image verbs', () => {
     expect([t.code, t.stdout]).toEqual([0, '']);
     const p = await ours(['push', `${reg.host}/verbs/bb:2`]);
     expect([p.code, p.stdout], p.stderr).toEqual([0, '']);
-    const [one, two] = await Promise.all([1, 2].map((n) => skopeo(['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${reg.host}/verbs/bb:${n}`])));
+    const [one, two] = await Promise.all(
+      [1, 2].map((n) => skopeo(['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${reg.host}/verbs/bb:${n}`])),
+    );
     expect(two!.stdout).toBe(one!.stdout);
     expect((await ours(['tag', 'no/such:image', 'x:1'])).code).toBe(125);
   }, 120_000);
@@ -73,7 +79,12 @@ describe('podman-compatible image verbs', () => {
     const l = await ours(['load', '-i', file]);
     expect(l.code, l.stderr).toBe(0);
     const theirs = await podman(['load', '-i', file]);
-    expect(l.stdout).toBe(theirs.stdout.split('\n').filter((x) => x.startsWith('Loaded image')).join('\n') + '\n');
+    expect(l.stdout).toBe(
+      theirs.stdout
+        .split('\n')
+        .filter((x) => x.startsWith('Loaded image'))
+        .join('\n') + '\n',
+    );
     expect((await ours(['images'])).stdout).toContain(`${reg.host}/verbs/bb`);
   }, 120_000);
 });

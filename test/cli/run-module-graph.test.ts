@@ -36,7 +36,6 @@ const HEAVY = [
   'src/runtime/lifecycle/monitor.ts',
 ];
 
-
 let dir: string;
 let image: FixtureImage;
 
@@ -84,11 +83,20 @@ describe('the run verb loads only what running a stored image needs', () => {
     const r = await runMain(['--log-level', 'debug', 'run', '--rm', '--pull', 'never', image.ociRef, 'true']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.modules.some((m) => m.includes('node_modules/pino/'))).toBe(true);
-    const started = r.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'container started');
-    expect(started).toMatchObject({ level: 20, component: 'container', image: expect.stringContaining('bb') as unknown, rootfs: expect.any(String) as unknown });
+    const started = r.stderr
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'container started');
+    expect(started).toMatchObject({
+      level: 20,
+      component: 'container',
+      image: expect.stringContaining('bb') as unknown,
+      rootfs: expect.any(String) as unknown,
+    });
   });
 
-  it('other verbs of the store load their own modules, not run\'s', async () => {
+  it("other verbs of the store load their own modules, not run's", async () => {
     const r = await runMain(['images']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.modules.some((m) => m.endsWith('src/cli/commands/images.ts'))).toBe(true);

@@ -22,7 +22,18 @@ let podmanImage: string;
 // Podman's own default rlimits are above this host's hard limits: both get the same explicit ones.
 const LIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
 
-const podmanGlobal = (): string[] => ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-run'), '--storage-driver', 'vfs', '--events-backend=file', '--runtime', 'runc', '--cgroup-manager=cgroupfs'];
+const podmanGlobal = (): string[] => [
+  '--root',
+  join(dir, 'podman-root'),
+  '--runroot',
+  join(dir, 'podman-run'),
+  '--storage-driver',
+  'vfs',
+  '--events-backend=file',
+  '--runtime',
+  'runc',
+  '--cgroup-manager=cgroupfs',
+];
 const ours = (flags: string[], args: string[]): Promise<CommandResult> =>
   stevedore(['run', '--root', join(dir, 'store'), '--rm', '--network', 'none', ...LIMITS, ...flags, image.ociRef, ...args], { timeoutMs: 90_000 });
 const theirs = (flags: string[], args: string[]): Promise<CommandResult> =>
@@ -48,7 +59,7 @@ describe('run behaves as podman run', () => {
   it.each([
     ['a numeric user gets a passwd and a group entry', ['-u', '1234'], 'whoami; id; echo $HOME; grep 1234 /etc/passwd /etc/group'],
     ['uid:gid without entries', ['-u', '1234:5678'], 'whoami; id; grep -E "1234|5678" /etc/passwd /etc/group'],
-    ['the passwd entry\'s home is the working directory', ['-u', '1234', '-w', '/tmp'], 'grep 1234 /etc/passwd; echo $HOME'],
+    ["the passwd entry's home is the working directory", ['-u', '1234', '-w', '/tmp'], 'grep 1234 /etc/passwd; echo $HOME'],
     ['uid 0 with a new gid', ['-u', '0:5678'], 'id; grep 5678 /etc/group'],
   ])('%s', async (_name, flags, script) => {
     const [a, b] = await both(flags, ['sh', '-c', script]);
@@ -82,14 +93,18 @@ describe('run behaves as podman run', () => {
   });
 
   it('--read-only mounts writable tmpfs on /tmp, /run and /var/tmp', async () => {
-    const script = 'grep -E " /(tmp|run|var/tmp) " /proc/mounts | cut -d" " -f1-4 | sort; echo x > /tmp/a && echo x > /run/a && echo x > /var/tmp/a && echo writable; echo x > /f || echo root-ro';
+    const script =
+      'grep -E " /(tmp|run|var/tmp) " /proc/mounts | cut -d" " -f1-4 | sort; echo x > /tmp/a && echo x > /run/a && echo x > /var/tmp/a && echo writable; echo x > /f || echo root-ro';
     const [a, b] = await both(['--read-only'], ['sh', '-c', script]);
     expect(outcome(a), a.stderr).toEqual(outcome(b));
     expect(a.stdout).toContain('writable\nroot-ro\n');
   });
 
   it('--read-only-tmpfs=false leaves them out', async () => {
-    const [a, b] = await both(['--read-only', '--read-only-tmpfs=false'], ['sh', '-c', 'grep -cE " /(tmp|run|var/tmp) " /proc/mounts; echo x > /tmp/a || echo ro']);
+    const [a, b] = await both(
+      ['--read-only', '--read-only-tmpfs=false'],
+      ['sh', '-c', 'grep -cE " /(tmp|run|var/tmp) " /proc/mounts; echo x > /tmp/a || echo ro'],
+    );
     expect(outcome(a), a.stderr).toEqual(outcome(b));
     expect(a.stdout).toBe('0\nro\n');
   });
@@ -104,10 +119,14 @@ describe('run behaves as podman run', () => {
     expect(outcome(c)).toEqual(outcome(d));
   });
 
-  it('--network host: the hostname is the host\'s', async () => {
+  it("--network host: the hostname is the host's", async () => {
     const [a, b] = await Promise.all([
-      stevedore(['run', '--root', join(dir, 'store'), '--rm', '--network', 'host', ...LIMITS, image.ociRef, 'sh', '-c', 'hostname; echo $HOSTNAME'], { timeoutMs: 90_000 }),
-      runCommand('podman', [...podmanGlobal(), 'run', '--rm', '--network', 'host', ...LIMITS, podmanImage, 'sh', '-c', 'hostname; echo $HOSTNAME'], { timeoutMs: 90_000 }),
+      stevedore(['run', '--root', join(dir, 'store'), '--rm', '--network', 'host', ...LIMITS, image.ociRef, 'sh', '-c', 'hostname; echo $HOSTNAME'], {
+        timeoutMs: 90_000,
+      }),
+      runCommand('podman', [...podmanGlobal(), 'run', '--rm', '--network', 'host', ...LIMITS, podmanImage, 'sh', '-c', 'hostname; echo $HOSTNAME'], {
+        timeoutMs: 90_000,
+      }),
     ]);
     expect(outcome(a), a.stderr).toEqual(outcome(b));
     expect(a.stdout).toBe(`${hostname()}\n${hostname()}\n`);
@@ -154,7 +173,8 @@ describe('run --tls-verify', () => {
   });
 
   it('--tls-verify=true refuses plain HTTP; --tls-verify=false pulls over it', async () => {
-    const run = (flag: string) => stevedore(['run', '--root', join(dir, 'tls-store'), '--rm', flag, `${reg.host}/run/bb:1`, 'echo', 'ran'], { timeoutMs: 90_000 });
+    const run = (flag: string) =>
+      stevedore(['run', '--root', join(dir, 'tls-store'), '--rm', flag, `${reg.host}/run/bb:1`, 'echo', 'ran'], { timeoutMs: 90_000 });
     const strict = await run('--tls-verify=true');
     expect(strict.code).toBe(125);
     expect(strict.stdout).toBe('');
@@ -174,10 +194,31 @@ describe('rootless (the engine as root of a user namespace over an unprivileged 
     for (const name of await readdir(path)) await chownTree(join(path, name));
   };
   const rootless = (flags: string[], script: string): Promise<CommandResult> =>
-    runCommand('python3', [HELPER, String(BASE), '65536', process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js'), 'run', '--root', join(home, 'store'), '--rm', '--network', 'none', ...flags, `oci:${join(home, 'layout')}:bb`, 'sh', '-c', script], {
-      env: { ...process.env, HOME: home },
-      timeoutMs: 90_000,
-    });
+    runCommand(
+      'python3',
+      [
+        HELPER,
+        String(BASE),
+        '65536',
+        process.execPath,
+        join(REPO_ROOT, 'bin', 'stevedore.js'),
+        'run',
+        '--root',
+        join(home, 'store'),
+        '--rm',
+        '--network',
+        'none',
+        ...flags,
+        `oci:${join(home, 'layout')}:bb`,
+        'sh',
+        '-c',
+        script,
+      ],
+      {
+        env: { ...process.env, HOME: home },
+        timeoutMs: 90_000,
+      },
+    );
   beforeAll(async () => {
     await ensureBuilt();
     home = await mkdtemp(join(tmpdir(), 'stevedore-run-rootless-'));
@@ -190,7 +231,10 @@ describe('rootless (the engine as root of a user namespace over an unprivileged 
   });
 
   it('user entries, groups, the container environment, -w at a volume, --read-only tmpfs', async () => {
-    const a = await rootless(['-u', '1234:5678', '-v', `${join(home, 'vol')}:/data`, '-w', '/data'], 'whoami; id; echo $container $TERM; wc -c < /run/.containerenv; pwd');
+    const a = await rootless(
+      ['-u', '1234:5678', '-v', `${join(home, 'vol')}:/data`, '-w', '/data'],
+      'whoami; id; echo $container $TERM; wc -c < /run/.containerenv; pwd',
+    );
     expect([a.code, a.stdout], a.stderr).toEqual([0, '1234\nuid=1234(1234) gid=5678(5678) groups=5678(5678)\nstevedore xterm\n0\n/data\n']);
     const b = await rootless(['--read-only'], 'echo x > /tmp/a && echo x > /run/a && echo x > /var/tmp/a && echo writable; echo x > /f || echo root-ro');
     expect([b.code, b.stdout], b.stderr).toEqual([0, 'writable\nroot-ro\n']);

@@ -17,9 +17,40 @@ let dir: string;
 let image: FixtureImage;
 const PODMAN_IMAGE = 'localhost/stevedore-tty-cmp:1';
 const LIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
-const podmanGlobal = (): string[] => ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-run'), '--storage-driver', 'vfs', '--events-backend=file', '--runtime', 'runc', '--cgroup-manager=cgroupfs'];
-const oursArgs = (flags: string[], args: string[]): string[] => ['run', '--root', join(dir, 'store'), '--rm', '--network', 'none', ...flags, image.ociRef, ...args];
-const podmanArgs = (flags: string[], args: string[]): string[] => [...podmanGlobal(), 'run', '--rm', '--network', 'none', ...LIMITS, ...flags, PODMAN_IMAGE, ...args];
+const podmanGlobal = (): string[] => [
+  '--root',
+  join(dir, 'podman-root'),
+  '--runroot',
+  join(dir, 'podman-run'),
+  '--storage-driver',
+  'vfs',
+  '--events-backend=file',
+  '--runtime',
+  'runc',
+  '--cgroup-manager=cgroupfs',
+];
+const oursArgs = (flags: string[], args: string[]): string[] => [
+  'run',
+  '--root',
+  join(dir, 'store'),
+  '--rm',
+  '--network',
+  'none',
+  ...flags,
+  image.ociRef,
+  ...args,
+];
+const podmanArgs = (flags: string[], args: string[]): string[] => [
+  ...podmanGlobal(),
+  'run',
+  '--rm',
+  '--network',
+  'none',
+  ...LIMITS,
+  ...flags,
+  PODMAN_IMAGE,
+  ...args,
+];
 
 /** Runs `cmd` with a pseudo-terminal as its stdin (stdout and stderr stay pipes). */
 const WITH_PTY = [
@@ -63,7 +94,10 @@ const BIN = (): string[] => [join(REPO_ROOT, 'bin', 'stevedore.js')];
 describe('run -t', () => {
   it('gives the container a terminal (stdout and stderr merged through it), TERM=xterm, the exit status', async () => {
     const script = 'test -t 0 && test -t 1 && echo is-a-tty; echo to-err >&2; tty; echo $TERM; exit 3';
-    const [a, b] = await Promise.all([withPty(process.execPath, [...BIN(), ...oursArgs(['-t'], ['sh', '-c', script])]), withPty('podman', podmanArgs(['-t'], ['sh', '-c', script]))]);
+    const [a, b] = await Promise.all([
+      withPty(process.execPath, [...BIN(), ...oursArgs(['-t'], ['sh', '-c', script])]),
+      withPty('podman', podmanArgs(['-t'], ['sh', '-c', script])),
+    ]);
     // runc clears ONLCR on the terminal it attaches in the foreground: lines end in \n, podman's in \r\n.
     expect({ code: a.code, stdout: a.stdout }, a.stderr).toEqual({ code: b.code, stdout: b.stdout.replaceAll('\r\n', '\n') });
     expect(a.stdout).toBe('is-a-tty\nto-err\n/dev/pts/0\nxterm\n');
@@ -80,7 +114,10 @@ describe('run -t', () => {
 
 describe('run -i', () => {
   it('the container reads stdin with -i and nothing without it, as podman', async () => {
-    const cases: [string[], string][] = [[['-i'], 'hello from stdin\n'], [[], '']];
+    const cases: [string[], string][] = [
+      [['-i'], 'hello from stdin\n'],
+      [[], ''],
+    ];
     for (const [flags, expected] of cases) {
       const [a, b] = await Promise.all([
         withInput(process.execPath, [...BIN(), ...oursArgs(flags, ['sh', '-c', 'cat; echo end'])], 'hello from stdin\n'),
@@ -93,12 +130,15 @@ describe('run -i', () => {
 });
 
 describe('run --init', () => {
-  it('runs catatonit as PID 1 in front of the command, which then gets SIGTERM\'s default action (143), as podman', async () => {
+  it("runs catatonit as PID 1 in front of the command, which then gets SIGTERM's default action (143), as podman", async () => {
     const pid1 = await stevedore(oursArgs(['--init'], ['sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']), { timeoutMs: 90_000 });
     expect(pid1.code, pid1.stderr).toBe(0);
     expect(pid1.stdout).toMatch(/^\/run\/stevedore-init -- sh -c .*\n[2-9]\d*\n$/);
     const script = 'kill -TERM $$; echo survived';
-    const [a, b] = await Promise.all([stevedore(oursArgs(['--init'], ['sh', '-c', script]), { timeoutMs: 90_000 }), runCommand('podman', podmanArgs(['--init'], ['sh', '-c', script]), { timeoutMs: 90_000 })]);
+    const [a, b] = await Promise.all([
+      stevedore(oursArgs(['--init'], ['sh', '-c', script]), { timeoutMs: 90_000 }),
+      runCommand('podman', podmanArgs(['--init'], ['sh', '-c', script]), { timeoutMs: 90_000 }),
+    ]);
     expect({ code: a.code, stdout: a.stdout }, a.stderr).toEqual({ code: b.code, stdout: b.stdout });
     expect(a.code).toBe(143);
     // Without --init the shell is PID 1 and ignores it.

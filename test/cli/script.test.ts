@@ -27,9 +27,18 @@ afterAll(async () => {
 });
 
 describe('stevedore script', () => {
-  it('runs sh -eu with buildah meaning stevedore buildah, in --workdir, and exits with the script\'s code', async () => {
+  it("runs sh -eu with buildah meaning stevedore buildah, in --workdir, and exits with the script's code", async () => {
     const env = { STEVEDORE_ROOT: join(work, 'store'), BASE: base };
-    const ok = await stevedore(['script', '--workdir', join(work, 'wd'), '-c', 'c=$(buildah from --name w1 "$BASE")\necho "made $c in $(pwd)"\nbuildah containers --noheading --notruncate\nbuildah commit "$c" localhost/out:1 >/dev/null\nbuildah rm "$c" >/dev/null\n'], { env, timeoutMs: 120_000 });
+    const ok = await stevedore(
+      [
+        'script',
+        '--workdir',
+        join(work, 'wd'),
+        '-c',
+        'c=$(buildah from --name w1 "$BASE")\necho "made $c in $(pwd)"\nbuildah containers --noheading --notruncate\nbuildah commit "$c" localhost/out:1 >/dev/null\nbuildah rm "$c" >/dev/null\n',
+      ],
+      { env, timeoutMs: 120_000 },
+    );
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`made w1 in ${join(work, 'wd')}`);
     expect(ok.stdout).toMatch(/ w1\n/);
@@ -49,7 +58,10 @@ describe('stevedore script', () => {
     const env = { STEVEDORE_ROOT: join(work, 'store') };
     const digestFile = join(work, 'digest');
     const resultFile = join(work, 'result.json');
-    const r = await stevedore(['buildah', 'push', '--digestfile', digestFile, '--result-file', resultFile, 'localhost/out:1', `docker://${reg.host}/pushed/out:1`], { env, timeoutMs: 120_000 });
+    const r = await stevedore(
+      ['buildah', 'push', '--digestfile', digestFile, '--result-file', resultFile, 'localhost/out:1', `docker://${reg.host}/pushed/out:1`],
+      { env, timeoutMs: 120_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
     const digest = await registryDigest(reg.url, 'pushed/out', '1');
     expect(await readFile(digestFile, 'utf8')).toBe(digest);
@@ -58,17 +70,26 @@ describe('stevedore script', () => {
     expect(result.size).toBeGreaterThan(0);
 
     // --compression-format (ImageBuild's output.compression for a script source): every layer zstd.
-    const z = await stevedore(['buildah', 'push', '--compression-format', 'zstd', 'localhost/out:1', `docker://${reg.host}/pushed/out-zstd:1`], { env, timeoutMs: 120_000 });
+    const z = await stevedore(['buildah', 'push', '--compression-format', 'zstd', 'localhost/out:1', `docker://${reg.host}/pushed/out-zstd:1`], {
+      env,
+      timeoutMs: 120_000,
+    });
     expect(z.code, z.stderr).toBe(0);
-    const zm = (await (await fetch(`${reg.url}/v2/pushed/out-zstd/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { layers: Array<{ mediaType: string }> };
+    const zm = (await (
+      await fetch(`${reg.url}/v2/pushed/out-zstd/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+    ).json()) as { layers: Array<{ mediaType: string }> };
     expect(zm.layers.length).toBeGreaterThan(0);
     for (const l of zm.layers) expect(l.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
     const bad = await stevedore(['buildah', 'push', '--compression-format', 'xz', 'localhost/out:1', `docker://${reg.host}/pushed/out-xz:1`], { env });
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('--compression-format must be gzip, zstd or zstd:chunked, got "xz"');
 
-    const missing = await stevedore(['buildah', 'push', '--result-file', resultFile, 'localhost/never-committed:1', `docker://${reg.host}/pushed/none:1`], { env });
+    const missing = await stevedore(['buildah', 'push', '--result-file', resultFile, 'localhost/never-committed:1', `docker://${reg.host}/pushed/none:1`], {
+      env,
+    });
     expect(missing.code).not.toBe(0);
-    expect(JSON.parse(await readFile(resultFile, 'utf8'))).toEqual({ error: { reason: 'PushFailed', message: expect.stringContaining('no image localhost/never-committed:1 in the local store') } });
+    expect(JSON.parse(await readFile(resultFile, 'utf8'))).toEqual({
+      error: { reason: 'PushFailed', message: expect.stringContaining('no image localhost/never-committed:1 in the local store') },
+    });
   });
 });

@@ -57,7 +57,12 @@ async function build(): Promise<void> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       // A lock older than two minutes belongs to a killed worker.
-      const age = Date.now() - (await stat(LOCK_DIR).then((s) => s.mtimeMs, () => Date.now()));
+      const age =
+        Date.now() -
+        (await stat(LOCK_DIR).then(
+          (s) => s.mtimeMs,
+          () => Date.now(),
+        ));
       if (age > 120_000) await rmdir(LOCK_DIR).catch(() => {});
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${LOCK_DIR}`);
       await sleep(200);

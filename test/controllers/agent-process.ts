@@ -23,20 +23,36 @@ export interface AgentProcessOptions {
 export async function startAgentProcess(o: AgentProcessOptions): Promise<ManagedProcess> {
   const fd = openSync(o.log, 'a');
   try {
-    return await spawnManaged(process.execPath, [
-      join(REPO_ROOT, 'bin', 'stevedore.js'), '--log-level', 'info', 'agent',
-      '--node-name', o.nodeName,
-      '--kubeconfig', o.kubeconfig,
-      '--lease-namespace', o.leaseNamespace,
-      ...(o.namespace ? ['--namespace', o.namespace] : []),
-      '--root', o.root,
-      '--metrics-addr', '127.0.0.1:0',
-      '--lease-duration', '3s',
-      '--renew-interval', '500ms',
-      '--restart-backoff', '300ms',
-      '--poll-interval', '250ms',
-      ...(o.extraArgs ?? []),
-    ], { output: [fd, fd] });
+    return await spawnManaged(
+      process.execPath,
+      [
+        join(REPO_ROOT, 'bin', 'stevedore.js'),
+        '--log-level',
+        'info',
+        'agent',
+        '--node-name',
+        o.nodeName,
+        '--kubeconfig',
+        o.kubeconfig,
+        '--lease-namespace',
+        o.leaseNamespace,
+        ...(o.namespace ? ['--namespace', o.namespace] : []),
+        '--root',
+        o.root,
+        '--metrics-addr',
+        '127.0.0.1:0',
+        '--lease-duration',
+        '3s',
+        '--renew-interval',
+        '500ms',
+        '--restart-backoff',
+        '300ms',
+        '--poll-interval',
+        '250ms',
+        ...(o.extraArgs ?? []),
+      ],
+      { output: [fd, fd] },
+    );
   } finally {
     closeSync(fd);
   }

@@ -52,7 +52,12 @@ const runsPath = (name?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${NS}/
 
 const startAgent = (policyFile: string): Promise<ManagedProcess> =>
   startAgentProcess({
-    nodeName: NODE, kubeconfig: cp.kubeconfigPath, leaseNamespace: SYSTEM_NS, namespace: NS, root: storeRoot, log: agentLog,
+    nodeName: NODE,
+    kubeconfig: cp.kubeconfigPath,
+    leaseNamespace: SYSTEM_NS,
+    namespace: NS,
+    root: storeRoot,
+    log: agentLog,
     extraArgs: ['--no-read-node-labels', '--policy', policyFile],
   });
 
@@ -107,7 +112,10 @@ afterAll(async () => {
   if (storeRoot) {
     const store = await ImageStore.open(storeRoot);
     for (const c of await listContainers(store)) {
-      if (c.status === 'running') await ociRuntime(c.runtime).kill(c.id, 'SIGKILL', { all: true }).catch(() => undefined);
+      if (c.status === 'running')
+        await ociRuntime(c.runtime)
+          .kill(c.id, 'SIGKILL', { all: true })
+          .catch(() => undefined);
     }
   }
   await Promise.all([cp?.stop(), reg?.stop()]);
@@ -133,7 +141,12 @@ async function getRun(name: string): Promise<ContainerRun | undefined> {
 
 async function waitDone(name: string, timeoutMs = 30_000): Promise<ContainerRun> {
   try {
-    return (await waitFor(`${name} finished`, () => getRun(name), (r) => ['Succeeded', 'Failed'].includes(r?.status?.phase ?? ''), timeoutMs))!;
+    return (await waitFor(
+      `${name} finished`,
+      () => getRun(name),
+      (r) => ['Succeeded', 'Failed'].includes(r?.status?.phase ?? ''),
+      timeoutMs,
+    ))!;
   } catch (err) {
     console.log((await readFile(agentLog, 'utf8').catch(() => '')).split('\n').slice(-40).join('\n'));
     throw err;
@@ -144,7 +157,13 @@ describe('ContainerRun with the node agent’s image policy (stevedore agent --p
   it('runs an image signed by the policy’s key, pulled by the digest the policy judged', async () => {
     await createRun('signed', { image: signed, command: ['sh', '-c', 'echo trusted'] });
     const run = await waitDone('signed');
-    expect(run.status, JSON.stringify(run.status)).toMatchObject({ phase: 'Succeeded', reason: 'Completed', exitCode: 0, imageDigest: busyboxDigest, logTail: 'trusted\n' });
+    expect(run.status, JSON.stringify(run.status)).toMatchObject({
+      phase: 'Succeeded',
+      reason: 'Completed',
+      exitCode: 0,
+      imageDigest: busyboxDigest,
+      logTail: 'trusted\n',
+    });
     const names = (await (await ImageStore.open(storeRoot)).list()).map((i) => i.name);
     expect(names).toContain(`${reg.host}/trusted/busybox@${busyboxDigest}`);
   });
@@ -165,7 +184,10 @@ describe('ContainerRun with the node agent’s image policy (stevedore agent --p
     expect((await listContainers(store)).filter((c) => c.name.startsWith(`${NS}_unsigned_`))).toEqual([]);
     const events = await waitFor(
       'PolicyDenied event',
-      async () => (await cp.request('GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)).json as { items: Array<{ type: string; reason: string; note: string; regarding: { uid: string } }> },
+      async () =>
+        (await cp.request('GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)).json as {
+          items: Array<{ type: string; reason: string; note: string; regarding: { uid: string } }>;
+        },
       (e) => e.items.some((i) => i.reason === 'PolicyDenied' && i.regarding.uid === created.metadata.uid),
       10_000,
     );
@@ -176,9 +198,35 @@ describe('ContainerRun with the node agent’s image policy (stevedore agent --p
 
   it('will not start with a policy file that does not parse, or one that is missing', async () => {
     const bad = join(dir, 'bad-policy.json');
-    await writeFile(bad, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }], transports: { docker: { x: [{ type: 'sigstoreSigned', keyPath: '/k.pub', colour: 'red' }] } } }));
-    for (const [file, expected] of [[bad, /invalid policy.*unknown field "colour"/], [join(dir, 'missing.json'), /cannot read policy file/]] as const) {
-      const res = await stevedore(['agent', '--node-name', 'node-bad', '--kubeconfig', cp.kubeconfigPath, '--lease-namespace', SYSTEM_NS, '--root', await temps.make('bad-store'), '--metrics-addr', '127.0.0.1:0', '--policy', file], { timeoutMs: 30_000 });
+    await writeFile(
+      bad,
+      JSON.stringify({
+        default: [{ type: 'insecureAcceptAnything' }],
+        transports: { docker: { x: [{ type: 'sigstoreSigned', keyPath: '/k.pub', colour: 'red' }] } },
+      }),
+    );
+    for (const [file, expected] of [
+      [bad, /invalid policy.*unknown field "colour"/],
+      [join(dir, 'missing.json'), /cannot read policy file/],
+    ] as const) {
+      const res = await stevedore(
+        [
+          'agent',
+          '--node-name',
+          'node-bad',
+          '--kubeconfig',
+          cp.kubeconfigPath,
+          '--lease-namespace',
+          SYSTEM_NS,
+          '--root',
+          await temps.make('bad-store'),
+          '--metrics-addr',
+          '127.0.0.1:0',
+          '--policy',
+          file,
+        ],
+        { timeoutMs: 30_000 },
+      );
       expect(res.code, res.stderr).not.toBe(0);
       expect(res.stderr).toMatch(expected);
     }

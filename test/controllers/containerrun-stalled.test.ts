@@ -154,7 +154,14 @@ describe('ContainerRun agent: a non-retryable engine error stalls the run', () =
     const kubeconfig = join(dir, 'agent.kubeconfig');
     await writeFile(kubeconfig, cp.kubeConfig.exportConfig());
     agentLog = join(dir, 'agent.log');
-    agent = await startAgentProcess({ nodeName: AGENT_NODE, kubeconfig, leaseNamespace: SYSTEM_NS, namespace: NS, root: await temps.make('stall-store'), log: agentLog });
+    agent = await startAgentProcess({
+      nodeName: AGENT_NODE,
+      kubeconfig,
+      leaseNamespace: SYSTEM_NS,
+      namespace: NS,
+      root: await temps.make('stall-store'),
+      log: agentLog,
+    });
     // Bound runs of a node whose agent has not announced itself yet are failed over: wait for its Lease.
     await waitFor(
       'agent Lease',
@@ -197,6 +204,11 @@ describe('ContainerRun agent: a non-retryable engine error stalls the run', () =
 
     // Its live agent releases it on deletion.
     await tenantRequest(cp, token, 'DELETE', runsPath('pinned-bad'));
-    await waitFor('pinned-bad gone', () => tenantRequest(cp, token, 'GET', runsPath('pinned-bad')).then((x) => x.status), (st) => st === 404, 15_000);
+    await waitFor(
+      'pinned-bad gone',
+      () => tenantRequest(cp, token, 'GET', runsPath('pinned-bad')).then((x) => x.status),
+      (st) => st === 404,
+      15_000,
+    );
   }, 60_000);
 });

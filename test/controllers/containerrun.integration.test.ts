@@ -64,11 +64,22 @@ function helmPath(): string {
  * passing shows those rules are enough.
  */
 async function agentKubeconfigFromChart(dir: string): Promise<string> {
-  const { stdout } = await promisify(execFile)(helmPath(), [
-    'template', 'stevedore', join(REPO_ROOT, 'charts', 'stevedore'), '--namespace', SYSTEM_NS, '--set', 'agent.enabled=true',
-    // The runs' namespace opts in to the agents reading its Secrets and ConfigMaps.
-    '--set', `agent.secretNamespaces={${NS}}`,
-  ], { maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)(
+    helmPath(),
+    [
+      'template',
+      'stevedore',
+      join(REPO_ROOT, 'charts', 'stevedore'),
+      '--namespace',
+      SYSTEM_NS,
+      '--set',
+      'agent.enabled=true',
+      // The runs' namespace opts in to the agents reading its Secrets and ConfigMaps.
+      '--set',
+      `agent.secretNamespaces={${NS}}`,
+    ],
+    { maxBuffer: 16 * 1024 * 1024 },
+  );
   type Obj = { kind: string; metadata: { name: string; namespace?: string } };
   const paths: Record<string, (o: Obj) => string> = {
     ClusterRole: () => '/apis/rbac.authorization.k8s.io/v1/clusterroles',
@@ -80,7 +91,12 @@ async function agentKubeconfigFromChart(dir: string): Promise<string> {
   const agentObjs = objs.filter((o): o is Obj => !!o && o.kind in paths && o.metadata.name.includes('-agent'));
   // The agent's ValidatingAdmissionPolicy (node-bound tokens) is left out: this suite's agent token is not Pod-bound (test/tenancy covers it).
   expect(agentObjs.map((o) => `${o.kind} ${o.metadata.namespace ?? ''}`).sort()).toEqual([
-    'ClusterRole ', 'ClusterRole ', 'ClusterRoleBinding ', `Role ${SYSTEM_NS}`, `RoleBinding ${NS}`, `RoleBinding ${SYSTEM_NS}`,
+    'ClusterRole ',
+    'ClusterRole ',
+    'ClusterRoleBinding ',
+    `Role ${SYSTEM_NS}`,
+    `RoleBinding ${NS}`,
+    `RoleBinding ${SYSTEM_NS}`,
   ]);
   for (const o of agentObjs) await ok(cp, 'POST', paths[o.kind]!(o), o);
   const token = await cp.serviceAccountToken(SYSTEM_NS, 'stevedore-agent');
@@ -91,7 +107,12 @@ async function agentKubeconfigFromChart(dir: string): Promise<string> {
 
 const startAgent = (): Promise<ManagedProcess> =>
   startAgentProcess({
-    nodeName: NODE, kubeconfig: agentKubeconfig, leaseNamespace: SYSTEM_NS, namespace: NS, root: storeRoot, log: agentLog,
+    nodeName: NODE,
+    kubeconfig: agentKubeconfig,
+    leaseNamespace: SYSTEM_NS,
+    namespace: NS,
+    root: storeRoot,
+    log: agentLog,
     extraArgs: ['--node-labels', 'disk=ssd,zone=a', '--stop-grace-period', '1s'],
   });
 
@@ -136,7 +157,10 @@ afterAll(async () => {
   if (storeRoot) {
     const store = await ImageStore.open(storeRoot);
     for (const c of await listContainers(store)) {
-      if (c.status === 'running') await ociRuntime(c.runtime).kill(c.id, 'SIGKILL', { all: true }).catch(() => undefined);
+      if (c.status === 'running')
+        await ociRuntime(c.runtime)
+          .kill(c.id, 'SIGKILL', { all: true })
+          .catch(() => undefined);
     }
   }
   await Promise.all([cp?.stop(), reg?.stop()]);
@@ -159,7 +183,10 @@ async function getRun(name: string): Promise<ContainerRun | undefined> {
   return res.json as ContainerRun;
 }
 
-const phaseIs = (...phases: string[]) => (r: ContainerRun | undefined) => phases.includes(r?.status?.phase ?? '');
+const phaseIs =
+  (...phases: string[]) =>
+  (r: ContainerRun | undefined) =>
+    phases.includes(r?.status?.phase ?? '');
 
 async function waitPhase(name: string, phases: string[], timeoutMs = 30_000): Promise<ContainerRun> {
   try {
@@ -207,7 +234,12 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
 
   it('fails with ErrImagePull after backing off, when the registry refuses the pull (no imagePullSecrets)', async () => {
     await ok(cp, 'POST', runsPath(), { apiVersion: API_VERSION, kind: 'ContainerRun', metadata: { name: 'no-creds' }, spec: { image, command: ['true'] } });
-    const backingOff = await waitFor('no-creds backs off', () => getRun('no-creds'), (r) => r?.status?.reason === 'ErrImagePull', 20_000);
+    const backingOff = await waitFor(
+      'no-creds backs off',
+      () => getRun('no-creds'),
+      (r) => r?.status?.reason === 'ErrImagePull',
+      20_000,
+    );
     expect(backingOff!.status?.phase).toMatch(/Pending|Failed/);
     const failed = await waitPhase('no-creds', ['Failed', 'Succeeded'], 30_000);
     expect(failed.status).toMatchObject({ phase: 'Failed', reason: 'ErrImagePull', message: expect.stringMatching(/401|unauthori[sz]ed|authentication/i) });
@@ -229,9 +261,19 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
     const rec = JSON.parse(await readFile(join(storeRoot, 'containers', id, 'state.json'), 'utf8')) as { monitorPid: number };
     expect((await ociRuntime('runc').state(id)).status).toBe('running');
     await ok(cp, 'DELETE', runsPath('doomed'));
-    await waitFor('doomed gone', () => getRun('doomed'), (r) => r === undefined, 20_000);
+    await waitFor(
+      'doomed gone',
+      () => getRun('doomed'),
+      (r) => r === undefined,
+      20_000,
+    );
     await expect(ociRuntime('runc').state(id)).rejects.toThrow();
-    expect(await readFile(`/proc/${rec.monitorPid}/stat`, 'utf8').then((st) => st.split(') ')[1]![0], () => 'gone')).toMatch(/gone|Z/);
+    expect(
+      await readFile(`/proc/${rec.monitorPid}/stat`, 'utf8').then(
+        (st) => st.split(') ')[1]![0],
+        () => 'gone',
+      ),
+    ).toMatch(/gone|Z/);
     expect(await readdir(join(storeRoot, 'containers'))).not.toContain(id);
   });
 
@@ -269,7 +311,12 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
         { name: 'secret', mountPath: '/secret', secret: { secretName: 'app-secret' } },
       ],
     });
-    const waiting = await waitFor('configured waits for its ConfigMap', () => getRun('configured'), (r) => r?.status?.reason === 'CreateContainerConfigError', 20_000);
+    const waiting = await waitFor(
+      'configured waits for its ConfigMap',
+      () => getRun('configured'),
+      (r) => r?.status?.reason === 'CreateContainerConfigError',
+      20_000,
+    );
     expect(waiting!.status).toMatchObject({ phase: 'Pending', message: expect.stringContaining('ConfigMap runs/app-config not found') });
     await ok(cp, 'POST', `/api/v1/namespaces/${NS}/configmaps`, { metadata: { name: 'app-config' }, data: { greeting: 'hello', mode: 'fast' } });
     const run = await waitPhase('configured', ['Succeeded', 'Failed'], 30_000);
@@ -285,7 +332,13 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
     });
     const created = await createRun('orphan', { nodeName: 'node-dead', command: ['true'] });
     // It was running there when the node went away (as the agent would have written).
-    await ok(cp, 'PATCH', `${runsPath('orphan')}/status`, { status: { phase: 'Running', nodeName: 'node-dead', reason: 'Running' } }, 'application/merge-patch+json');
+    await ok(
+      cp,
+      'PATCH',
+      `${runsPath('orphan')}/status`,
+      { status: { phase: 'Running', nodeName: 'node-dead', reason: 'Running' } },
+      'application/merge-patch+json',
+    );
     const unknown = await waitPhase('orphan', ['Unknown'], 10_000);
     expect(unknown.status).toMatchObject({ reason: 'NodeLost', nodeName: 'node-dead' });
     const failed = await waitPhase('orphan', ['Failed'], 10_000);
@@ -293,7 +346,12 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
     expect(created.metadata.uid).toBeTruthy();
     // Deleting it needs no agent: the controller releases runs on lost nodes.
     await ok(cp, 'DELETE', runsPath('orphan'));
-    await waitFor('orphan gone', () => getRun('orphan'), (r) => r === undefined, 10_000);
+    await waitFor(
+      'orphan gone',
+      () => getRun('orphan'),
+      (r) => r === undefined,
+      10_000,
+    );
   });
 
   it('fails a run over when its agent dies (OnFailure): Unknown, rescheduled as attempt 2, the stale attempt stopped', async () => {
@@ -304,13 +362,29 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
     agent = undefined;
     const unknown = await waitPhase('failover', ['Unknown'], 15_000);
     expect(unknown.status).toMatchObject({ reason: 'NodeLost', nodeName: NODE });
-    const moved = await waitFor('failover rescheduled', () => getRun('failover'), (r) => r?.status?.restartCount === 1 && r.status.phase === 'Pending', 15_000);
+    const moved = await waitFor(
+      'failover rescheduled',
+      () => getRun('failover'),
+      (r) => r?.status?.restartCount === 1 && r.status.phase === 'Pending',
+      15_000,
+    );
     expect(moved!.status?.reason).toMatch(/NodeLost|Unschedulable/);
     const first = attemptContainerId(created.metadata.uid!, 0);
     expect((await ociRuntime('runc').state(first)).status).toBe('running');
     agent = await startAgent();
     // The returning agent finds attempt 1 of a run that was taken from it: stopped and removed.
-    await waitFor('attempt 1 stopped', () => ociRuntime('runc').state(first).then((s) => s.status, () => 'gone'), (s) => s === 'gone', 20_000);
+    await waitFor(
+      'attempt 1 stopped',
+      () =>
+        ociRuntime('runc')
+          .state(first)
+          .then(
+            (s) => s.status,
+            () => 'gone',
+          ),
+      (s) => s === 'gone',
+      20_000,
+    );
     const done = await waitPhase('failover', ['Succeeded', 'Failed'], 30_000);
     expect(done.status).toMatchObject({ phase: 'Succeeded', restartCount: 1, nodeName: NODE, logTail: 'started\n' });
     expect(await readdir(join(storeRoot, 'containers'))).not.toContain(first);
@@ -319,7 +393,12 @@ describe('ContainerRun on a real API server with a real node agent and runc', ()
   it('leaves a run Pending/Unschedulable when no live agent matches its nodeSelector, and binds one that matches', async () => {
     await createRun('picky', { nodeSelector: { disk: 'hdd' }, command: ['true'] });
     await createRun('matching', { nodeSelector: { disk: 'ssd' }, command: ['true'] });
-    const picky = await waitFor('picky unschedulable', () => getRun('picky'), (r) => r?.status?.reason === 'Unschedulable', 10_000);
+    const picky = await waitFor(
+      'picky unschedulable',
+      () => getRun('picky'),
+      (r) => r?.status?.reason === 'Unschedulable',
+      10_000,
+    );
     expect(picky!.status).toMatchObject({ phase: 'Pending', message: expect.stringContaining('nodeSelector') });
     expect(picky!.status?.nodeName).toBeUndefined();
     const matching = await waitPhase('matching', ['Succeeded', 'Failed']);

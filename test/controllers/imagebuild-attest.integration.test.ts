@@ -65,7 +65,11 @@ beforeAll(async () => {
   keys = join(await cliTempDir('ib-keys'), 'cosign');
   const gen = await stevedore(['generate-key', '--output-key-prefix', keys], { env: { COSIGN_PASSWORD: PASSWORD } });
   expect(gen.code, gen.stderr).toBe(0);
-  await signingSecret('cosign-key', { 'cosign.key': await readFile(`${keys}.key`, 'utf8'), 'cosign.password': PASSWORD, 'cosign.pub': await readFile(`${keys}.pub`, 'utf8') });
+  await signingSecret('cosign-key', {
+    'cosign.key': await readFile(`${keys}.key`, 'utf8'),
+    'cosign.password': PASSWORD,
+    'cosign.pub': await readFile(`${keys}.pub`, 'utf8'),
+  });
 
   rig = await startBuildRig(cp, { namespace: NS, systemNamespace: SYSTEM_NS, name: 'imagebuild-attest' });
 }, 120_000);
@@ -93,7 +97,11 @@ describe('ImageBuild signing, SBOM and provenance', () => {
     execFileSync('git', ['clone', '--quiet', '--bare', work, join(root, 'app.git')]);
     const git = await startGitServer(root, 'builder', 'gitpw');
     try {
-      await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, { metadata: { name: 'git-creds' }, type: 'kubernetes.io/basic-auth', stringData: { username: 'builder', password: 'gitpw' } });
+      await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, {
+        metadata: { name: 'git-creds' },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: 'builder', password: 'gitpw' },
+      });
       const created = await create('signed', {
         source: { git: { url: `${git.url}/app.git`, revision: 'main', credentials: { name: 'git-creds' } } },
         contextDir: 'app',
@@ -146,7 +154,10 @@ describe('ImageBuild signing, SBOM and provenance', () => {
       expect(pod.spec!.volumes!.find((vol) => vol.name === 'signing')!.secret).toEqual({
         secretName: 'cosign-key',
         defaultMode: 0o400,
-        items: [{ key: 'cosign.key', path: 'cosign.key' }, { key: 'cosign.password', path: 'cosign.password' }],
+        items: [
+          { key: 'cosign.key', path: 'cosign.key' },
+          { key: 'cosign.password', path: 'cosign.password' },
+        ],
       });
       expect(pod.spec!.initContainers!.every((ic) => !ic.volumeMounts!.some((m) => m.name === 'signing'))).toBe(true);
       expect(pod.spec!.containers[0]!.volumeMounts).toContainEqual({ name: 'signing', mountPath: '/var/run/stevedore/signing', readOnly: true });
@@ -176,7 +187,10 @@ describe('ImageBuild signing, SBOM and provenance', () => {
   it('refuses at admission an SBOM or provenance without signing, and an unknown SBOM format', async () => {
     const spec = { source: { inline: { containerfile: 'FROM scratch\n' } }, output: out('out/refused') };
     const post = (name: string, extra: Record<string, unknown>) =>
-      cp.request('POST', buildsPath(), { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ apiVersion: API_VERSION, kind: 'ImageBuild', metadata: { name }, spec: { ...spec, ...extra } }) });
+      cp.request('POST', buildsPath(), {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ apiVersion: API_VERSION, kind: 'ImageBuild', metadata: { name }, spec: { ...spec, ...extra } }),
+      });
     const sbom = await post('no-key-sbom', { sbom: true });
     expect(sbom.status).toBe(422);
     expect(sbom.body).toContain('sbom needs signing.secretRef: attestations are signed');
@@ -197,8 +211,15 @@ describe('ImageBuild signing, SBOM and provenance', () => {
       output: out('out/half'),
       signing: { secretRef: { name: 'half-key' } },
     });
-    const waiting = await waitFor('CredentialsNotFound', () => getBuild('half'), (b) => ready(b)?.reason === 'CredentialsNotFound', 30_000);
-    expect(ready(waiting)!.message).toBe(`Secret ${NS}/half-key (signing key) has no cosign.password (cosign generate-key-pair k8s://${NS}/half-key writes both)`);
+    const waiting = await waitFor(
+      'CredentialsNotFound',
+      () => getBuild('half'),
+      (b) => ready(b)?.reason === 'CredentialsNotFound',
+      30_000,
+    );
+    expect(ready(waiting)!.message).toBe(
+      `Secret ${NS}/half-key (signing key) has no cosign.password (cosign generate-key-pair k8s://${NS}/half-key writes both)`,
+    );
     await ok(cp, 'PATCH', `/api/v1/namespaces/${NS}/secrets/half-key`, { stringData: { 'cosign.password': PASSWORD } }, 'application/merge-patch+json');
     const b = await waitFor('Succeeded', () => getBuild('half'), done(created.metadata.generation, 'Succeeded'), 90_000);
     // Signing without sbom: the signature and the default provenance (an inline source has no URI).

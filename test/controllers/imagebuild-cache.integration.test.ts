@@ -29,7 +29,8 @@ let base: string;
 const buildsPath = (name?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${NS}/imagebuilds${name ? `/${name}` : ''}`;
 const getBuild = async (name: string) => (await ok(cp, 'GET', buildsPath(name))) as ImageBuild;
 const ready = (b: ImageBuild) => b.status?.conditions?.find((c) => c.type === 'Ready');
-const succeeded = (gen: number | undefined) => (b: ImageBuild) => b.status?.observedGeneration === gen && ready(b)?.reason === 'Succeeded' && ready(b)?.observedGeneration === gen;
+const succeeded = (gen: number | undefined) => (b: ImageBuild) =>
+  b.status?.observedGeneration === gen && ready(b)?.reason === 'Succeeded' && ready(b)?.observedGeneration === gen;
 
 /** Two slow steps (a busy loop each, as a compile would be) and a last one the second build changes. */
 const containerfile = (last: string) =>
@@ -78,7 +79,12 @@ describe('ImageBuild spec.cache: a registry cache shared by fresh build Pods', (
     // The Pod was told where the cache is, without the spec naming it.
     const pod = (await ok(cp, 'GET', `/api/v1/namespaces/${NS}/pods/${cold.status!.podName}`)) as V1Pod;
     const args = pod.spec!.containers[0]!.args!;
-    expect(args.slice(args.indexOf('--cache-from'), args.indexOf('--cache-from') + 4)).toEqual(['--cache-from', `${reg.host}/team/app/cache`, '--cache-to', `${reg.host}/team/app/cache`]);
+    expect(args.slice(args.indexOf('--cache-from'), args.indexOf('--cache-from') + 4)).toEqual([
+      '--cache-from',
+      `${reg.host}/team/app/cache`,
+      '--cache-to',
+      `${reg.host}/team/app/cache`,
+    ]);
     const tags = (await (await fetch(`${reg.url}/v2/team/app/cache/tags/list`)).json()) as { tags?: string[] };
     expect(tags.tags?.length).toBeGreaterThanOrEqual(3);
     const coldSteps = stepCounts(cold.status!.podName!);
@@ -86,7 +92,13 @@ describe('ImageBuild spec.cache: a registry cache shared by fresh build Pods', (
 
     // The source changes in its last step: a new generation, a new Pod with an empty layer store.
     t0 = Date.now();
-    const patched = (await ok(cp, 'PATCH', buildsPath('app'), { spec: { source: { inline: { containerfile: containerfile('v2') } } } }, 'application/merge-patch+json')) as ImageBuild;
+    const patched = (await ok(
+      cp,
+      'PATCH',
+      buildsPath('app'),
+      { spec: { source: { inline: { containerfile: containerfile('v2') } } } },
+      'application/merge-patch+json',
+    )) as ImageBuild;
     const warm = await waitFor('warm build', () => getBuild('app'), succeeded(patched.metadata.generation), 120_000);
     const warmMs = Date.now() - t0;
     expect(warm.status!.podName).not.toBe(cold.status!.podName);
@@ -94,8 +106,10 @@ describe('ImageBuild spec.cache: a registry cache shared by fresh build Pods', (
     // Both slow RUN steps come from the registry cache; only the changed one runs.
     expect(warmSteps).toEqual({ run: 1, cached: coldSteps.run - 1 });
     expect(warm.status!.imageDigest).not.toBe(cold.status!.imageDigest);
-    console.log(`registry cache figures: cold build ${coldSteps.run} steps run, ${coldSteps.cached} from cache, ${coldMs} ms; ` +
-      `changed source in a fresh Pod ${warmSteps.run} run, ${warmSteps.cached} from cache, ${warmMs} ms`);
+    console.log(
+      `registry cache figures: cold build ${coldSteps.run} steps run, ${coldSteps.cached} from cache, ${coldMs} ms; ` +
+        `changed source in a fresh Pod ${warmSteps.run} run, ${warmSteps.cached} from cache, ${warmMs} ms`,
+    );
     expect(warmMs).toBeLessThan(coldMs);
   });
 });

@@ -26,7 +26,7 @@ describe('the build cache repository', () => {
   it('cache: {} uses <output repository>/cache', () => {
     expect(cacheFlags(buildPod(ib({}), OPTS))).toEqual(['--cache-from', 'registry.example/team/app/cache', '--cache-to', 'registry.example/team/app/cache']);
   });
-  it('cache: {} with the administrator\'s template uses it, per namespace and name', () => {
+  it("cache: {} with the administrator's template uses it, per namespace and name", () => {
     const o = { ...OPTS, cacheRepository: 'cache.example/builds/{namespace}/{name}' };
     expect(cacheFlags(buildPod(ib({}), o))).toEqual(['--cache-from', 'cache.example/builds/team-a/app', '--cache-to', 'cache.example/builds/team-a/app']);
   });

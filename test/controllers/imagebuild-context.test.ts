@@ -100,7 +100,10 @@ describe('build context artifacts', () => {
     const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
     const empty = Buffer.from('{}');
     const emptyDigest = `sha256:${createHash('sha256').update(empty).digest('hex')}`;
-    for (const [d, body] of [[digest, blob], [emptyDigest, empty]] as const) {
+    for (const [d, body] of [
+      [digest, blob],
+      [emptyDigest, empty],
+    ] as const) {
       const start = await fetch(`${reg.url}/v2/ctx/evil/blobs/uploads/`, { method: 'POST' });
       expect(start.status).toBe(202);
       const loc = new URL(start.headers.get('location')!, reg.url);
@@ -115,7 +118,11 @@ describe('build context artifacts', () => {
       config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyDigest, size: 2 },
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size: blob.length }],
     });
-    const put = await fetch(`${reg.url}/v2/ctx/evil/manifests/v1`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    const put = await fetch(`${reg.url}/v2/ctx/evil/manifests/v1`, {
+      method: 'PUT',
+      body: manifest,
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
     expect(put.status).toBe(201);
 
     const dest = await cliTempDir('ctx-evil');

@@ -46,7 +46,9 @@ const pods = async () => ((await ok(cp, 'GET', `/api/v1/namespaces/${NS}/pods`))
 const manifest = async (repo: string, ref: string) =>
   (await (
     await fetch(`${reg.url}/v2/${repo}/manifests/${ref}`, {
-      headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+      headers: {
+        accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json',
+      },
     })
   ).json()) as { mediaType: string; config?: { digest: string }; manifests?: { digest: string; platform: { os: string; architecture: string } }[] };
 
@@ -58,9 +60,26 @@ async function node(name: string, arch: string, o: { ready?: boolean; taints?: o
     metadata: { name, labels: { 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': arch, 'kubernetes.io/hostname': name } },
   });
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  await ok(cp, 'PATCH', `/api/v1/nodes/${name}/status`, {
-    status: { conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True', reason: 'KubeletReady', message: 'test node', lastHeartbeatTime: now, lastTransitionTime: now }] },
-  }, 'application/merge-patch+json');
+  await ok(
+    cp,
+    'PATCH',
+    `/api/v1/nodes/${name}/status`,
+    {
+      status: {
+        conditions: [
+          {
+            type: 'Ready',
+            status: o.ready === false ? 'False' : 'True',
+            reason: 'KubeletReady',
+            message: 'test node',
+            lastHeartbeatTime: now,
+            lastTransitionTime: now,
+          },
+        ],
+      },
+    },
+    'application/merge-patch+json',
+  );
   // The API server taints a new Node not-ready (TaintNodesByCondition); the node lifecycle
   // controller, which this test does not run, lifts it once the node reports Ready.
   await ok(cp, 'PATCH', `/api/v1/nodes/${name}`, { spec: { taints: o.ready === false ? undefined : (o.taints ?? null) } }, 'application/merge-patch+json');
@@ -81,7 +100,8 @@ beforeAll(async () => {
   await node('node-arm64', 'arm64');
   stuck = createServer((req, res) => {
     if (req.url === '/v2/' || req.url === '/v2') return res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    const notFound = () => res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+    const notFound = () =>
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
     if (req.url?.includes('amd64')) {
       held.push(res);
       return void setTimeout(() => !res.destroyed && notFound(), 15_000);
@@ -120,10 +140,12 @@ describe('ImageBuild: one build Pod per platform on nodes of that architecture',
       ['native-build-1-linux-amd64', { 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64' }, 'Succeeded'],
       ['native-build-1-linux-arm64', { 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'arm64' }, 'Succeeded'],
     ]);
-    expect(rig.kubelet.runs.filter((r) => r.container === 'build' && r.pod.startsWith('native-')).map((r) => r.pod).sort()).toEqual([
-      'native-build-1-linux-amd64',
-      'native-build-1-linux-arm64',
-    ]);
+    expect(
+      rig.kubelet.runs
+        .filter((r) => r.container === 'build' && r.pod.startsWith('native-'))
+        .map((r) => r.pod)
+        .sort(),
+    ).toEqual(['native-build-1-linux-amd64', 'native-build-1-linux-arm64']);
 
     // The index under the output tag names exactly the two per-platform images the Pods pushed.
     expect(b.status!.imageDigest).toBe(await registryDigest(reg.url, 'out/native', '1'));
@@ -150,10 +172,28 @@ describe('ImageBuild: one build Pod per platform on nodes of that architecture',
     expect(table).toMatch(/native: linux\/amd64, linux\/arm64\n/);
     expect(table).toContain(b.status!.imageDigest!);
     const kubectl = (...args: string[]) => execFileSync(kubectlPath(), ['--kubeconfig', cp.kubeconfigPath, '-n', NS, ...args], { encoding: 'utf8' });
-    const perPlatform = kubectl('get', 'imagebuild', 'native', '-o', 'jsonpath={range .status.platforms[*]}{.platform}{"\\t"}{.digest}{"\\t"}{.podName}{"\\n"}{end}');
+    const perPlatform = kubectl(
+      'get',
+      'imagebuild',
+      'native',
+      '-o',
+      'jsonpath={range .status.platforms[*]}{.platform}{"\\t"}{.digest}{"\\t"}{.podName}{"\\n"}{end}',
+    );
     expect(perPlatform).toBe(b.status!.platforms!.map((p) => `${p.platform}\t${p.digest}\t${p.podName}\n`).join(''));
-    const placed = kubectl('get', 'pods', '-l', 'stevedore.dev/imagebuild=native', '-o', 'custom-columns=NAME:.metadata.name,ARCH:.spec.nodeSelector.kubernetes\\.io/arch,PHASE:.status.phase');
-    expect(placed.split('\n').slice(1, 3).map((l) => l.split(/\s+/))).toEqual([
+    const placed = kubectl(
+      'get',
+      'pods',
+      '-l',
+      'stevedore.dev/imagebuild=native',
+      '-o',
+      'custom-columns=NAME:.metadata.name,ARCH:.spec.nodeSelector.kubernetes\\.io/arch,PHASE:.status.phase',
+    );
+    expect(
+      placed
+        .split('\n')
+        .slice(1, 3)
+        .map((l) => l.split(/\s+/)),
+    ).toEqual([
       ['native-build-1-linux-amd64', 'amd64', 'Succeeded'],
       ['native-build-1-linux-arm64', 'arm64', 'Succeeded'],
     ]);
@@ -191,13 +231,24 @@ describe('ImageBuild: one build Pod per platform on nodes of that architecture',
     expect(amd === undefined || amd.metadata!.deletionTimestamp !== undefined, JSON.stringify(amd?.status)).toBe(true);
     expect(held.length).toBeGreaterThan(0);
     expect(Date.now() - failedAt).toBeLessThan(15_000);
-    await waitFor('amd64 Pod gone', async () => (await pods()).map((p) => p.metadata!.name), (names) => !names.includes('stopped-build-1-linux-amd64'), 40_000);
+    await waitFor(
+      'amd64 Pod gone',
+      async () => (await pods()).map((p) => p.metadata!.name),
+      (names) => !names.includes('stopped-build-1-linux-amd64'),
+      40_000,
+    );
   });
 
   it('builds every platform in one Pod (emulation) when the only arm64 node is tainted against the build, and says why', async () => {
     // A tenant's ImageBuild cannot reach a node its tolerations do not allow: the arm64 node is
     // tainted, so no Pod may go there and the build falls back to one unpinned Pod.
-    await ok(cp, 'PATCH', '/api/v1/nodes/node-arm64', { spec: { taints: [{ key: 'example.com/reserved', value: 'gpu', effect: 'NoSchedule' }] } }, 'application/merge-patch+json');
+    await ok(
+      cp,
+      'PATCH',
+      '/api/v1/nodes/node-arm64',
+      { spec: { taints: [{ key: 'example.com/reserved', value: 'gpu', effect: 'NoSchedule' }] } },
+      'application/merge-patch+json',
+    );
     try {
       const created = await create('fallback', {
         source: { inline: { containerfile: `FROM ${base}\nLABEL org.example.fallback=yes\n` } },
@@ -211,10 +262,15 @@ describe('ImageBuild: one build Pod per platform on nodes of that architecture',
       expect(mine.map((p) => [p.metadata!.name, p.spec!.nodeSelector ?? {}])).toEqual([['fallback-build-1', {}]]);
       expect(mine[0]!.spec!.containers[0]!.args).toContain('linux/amd64,linux/arm64');
       expect(b.status!.platforms!.map((p) => p.platform).sort()).toEqual(['linux/amd64', 'linux/arm64/v8']);
-      if (process.env.SHOW_KUBECTL) console.log(execFileSync(kubectlPath(), ['--kubeconfig', cp.kubeconfigPath, '-n', NS, 'get', 'imagebuild', 'fallback', '-o', 'wide'], { encoding: 'utf8' }));
+      if (process.env.SHOW_KUBECTL)
+        console.log(
+          execFileSync(kubectlPath(), ['--kubeconfig', cp.kubeconfigPath, '-n', NS, 'get', 'imagebuild', 'fallback', '-o', 'wide'], { encoding: 'utf8' }),
+        );
       expect(b.status!.platformBuild).toBe('emulated in one Pod: linux/amd64, linux/arm64 (no Ready node for linux/arm64)');
       expect(b.status!.platforms!.every((p) => p.podName === undefined)).toBe(true);
-      const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note: string; regarding: { name: string } }[] };
+      const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as {
+        items: { reason: string; note: string; regarding: { name: string } }[];
+      };
       expect(events.items.find((e) => e.regarding.name === 'fallback' && e.reason === 'Building')!.note).toBe(
         'created build Pod fallback-build-1 for linux/amd64, linux/arm64 (no Ready node for linux/arm64: emulated)',
       );

@@ -4,7 +4,11 @@ import { describe, expect, it } from 'vitest';
 import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
 import { planPlatforms, platformImage, platformPodName } from '../../src/controllers/imagebuild-platforms.js';
 
-const node = (name: string, arch: string, o: { ready?: boolean; unschedulable?: boolean; taints?: V1Taint[]; labels?: Record<string, string> } = {}): V1Node => ({
+const node = (
+  name: string,
+  arch: string,
+  o: { ready?: boolean; unschedulable?: boolean; taints?: V1Taint[]; labels?: Record<string, string> } = {},
+): V1Node => ({
   metadata: { name, labels: { 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': arch, ...(o.labels ?? {}) } },
   spec: { ...(o.unschedulable ? { unschedulable: true } : {}), ...(o.taints ? { taints: o.taints } : {}) },
   status: { conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] },
@@ -26,7 +30,11 @@ describe('planPlatforms', () => {
     expect(planPlatforms(spec(), undefined)).toEqual({ mode: 'single', why: 'the nodes could not be listed' });
   });
   it('does not count NotReady, cordoned, or tainted-without-toleration nodes', () => {
-    for (const arm of [node('b', 'arm64', { ready: false }), node('b', 'arm64', { unschedulable: true }), node('b', 'arm64', { taints: [{ key: 'k', effect: 'NoSchedule' }] })]) {
+    for (const arm of [
+      node('b', 'arm64', { ready: false }),
+      node('b', 'arm64', { unschedulable: true }),
+      node('b', 'arm64', { taints: [{ key: 'k', effect: 'NoSchedule' }] }),
+    ]) {
       expect(planPlatforms(spec(), [node('a', 'amd64'), arm])).toEqual({ mode: 'single', why: 'no Ready node for linux/arm64' });
     }
     const tainted = [node('a', 'amd64'), node('b', 'arm64', { taints: [{ key: 'k', value: 'v', effect: 'NoSchedule' }] })];

@@ -40,19 +40,44 @@ describe('build Pod spec', () => {
     expect(pod.spec!.activeDeadlineSeconds).toBe(630);
     expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual(['auth', 'source']);
     expect(pod.spec!.initContainers![0]!.args).toEqual([
-      'context', 'auth', '/var/run/stevedore/auth/config.json', '/var/run/stevedore/secrets/cache.json', '/var/run/stevedore/secrets/push.json',
+      'context',
+      'auth',
+      '/var/run/stevedore/auth/config.json',
+      '/var/run/stevedore/secrets/cache.json',
+      '/var/run/stevedore/secrets/push.json',
     ]);
     expect(pod.spec!.initContainers![1]!.args).toEqual([
-      'context', 'git', 'https://git.example/app.git', '/workspace/source', '--result-file', '/dev/termination-log',
-      '--revision', 'v1.2', '--credentials-dir', '/var/run/stevedore/git',
+      'context',
+      'git',
+      'https://git.example/app.git',
+      '/workspace/source',
+      '--result-file',
+      '/dev/termination-log',
+      '--revision',
+      'v1.2',
+      '--credentials-dir',
+      '/var/run/stevedore/git',
     ]);
     const build = pod.spec!.containers[0]!;
     expect(build.args).toEqual([
-      'build', '--tag', 'reg.example/app:1', '--result-file', '/dev/termination-log',
-      '--authfile', '/var/run/stevedore/auth/config.json', '--tls-verify=false',
-      '--file', '/workspace/source/services/api/build/Containerfile',
-      '--build-arg', 'VERSION=1.2', '--target', 'runtime',
-      '--cache-from', 'reg.example/cache', '--cache-to', 'reg.example/cache',
+      'build',
+      '--tag',
+      'reg.example/app:1',
+      '--result-file',
+      '/dev/termination-log',
+      '--authfile',
+      '/var/run/stevedore/auth/config.json',
+      '--tls-verify=false',
+      '--file',
+      '/workspace/source/services/api/build/Containerfile',
+      '--build-arg',
+      'VERSION=1.2',
+      '--target',
+      'runtime',
+      '--cache-from',
+      'reg.example/cache',
+      '--cache-to',
+      'reg.example/cache',
       '/workspace/source/services/api',
     ]);
     expect(build.resources).toEqual({ limits: { memory: '2Gi' }, requests: undefined });
@@ -66,10 +91,16 @@ describe('build Pod spec', () => {
   });
 
   it('passes output.compression to the build (Containerfile) and to the push (script)', () => {
-    const file = buildPod(ib({ source: { inline: { containerfile: 'FROM scratch\n' } }, output: { image: 'reg.example/app:1', compression: 'zstd:chunked' } }), OPTS);
+    const file = buildPod(
+      ib({ source: { inline: { containerfile: 'FROM scratch\n' } }, output: { image: 'reg.example/app:1', compression: 'zstd:chunked' } }),
+      OPTS,
+    );
     const args = file.spec!.containers[0]!.args!;
     expect(args.slice(args.indexOf('--compression-format'), args.indexOf('--compression-format') + 2)).toEqual(['--compression-format', 'zstd:chunked']);
-    const script = buildPod(ib({ source: { script: { inline: 'buildah from scratch\n' } }, output: { image: 'reg.example/app:1', compression: 'zstd' } }), OPTS);
+    const script = buildPod(
+      ib({ source: { script: { inline: 'buildah from scratch\n' } }, output: { image: 'reg.example/app:1', compression: 'zstd' } }),
+      OPTS,
+    );
     const push = script.spec!.containers[0]!.args!;
     expect(push.slice(0, 2)).toEqual(['buildah', 'push']);
     expect(push.slice(push.indexOf('--compression-format'), push.indexOf('--compression-format') + 2)).toEqual(['--compression-format', 'zstd']);
@@ -77,9 +108,12 @@ describe('build Pod spec', () => {
     expect(plain.spec!.containers[0]!.args).not.toContain('--compression-format');
   });
 
-  it('gives the administrator\'s source policy to a Containerfile build as STEVEDORE_SOURCE_POLICY, and to no other container', () => {
+  it("gives the administrator's source policy to a Containerfile build as STEVEDORE_SOURCE_POLICY, and to no other container", () => {
     const policy = '{"rules":[{"action":"DENY","selector":{"identifier":"docker-image://docker.io/*","matchType":"WILDCARD"}}]}';
-    const pod = buildPod(ib({ source: { git: { url: 'https://git.example/app.git' } }, output: { image: 'reg.example/app:1' } }), { ...OPTS, sourcePolicy: policy });
+    const pod = buildPod(ib({ source: { git: { url: 'https://git.example/app.git' } }, output: { image: 'reg.example/app:1' } }), {
+      ...OPTS,
+      sourcePolicy: policy,
+    });
     expect(pod.spec!.containers[0]!.env).toContainEqual({ name: 'STEVEDORE_SOURCE_POLICY', value: policy });
     for (const c of pod.spec!.initContainers!) expect((c.env ?? []).map((e) => e.name)).not.toContain('STEVEDORE_SOURCE_POLICY');
     const without = buildPod(ib({ source: { git: { url: 'https://git.example/app.git' } }, output: { image: 'reg.example/app:1' } }), OPTS);
@@ -89,13 +123,21 @@ describe('build Pod spec', () => {
   it('locks the Pod down: own user namespace, non-root, no token, no capabilities, read-only root', () => {
     const pod = buildPod(ib({}), OPTS);
     expect(pod.spec).toMatchObject({ hostUsers: false, automountServiceAccountToken: false, enableServiceLinks: false, restartPolicy: 'Never' });
-    expect(pod.spec!.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.spec!.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      fsGroup: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
     const locked = { allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, readOnlyRootFilesystem: true };
     for (const c of pod.spec!.initContainers!) expect(c.securityContext).toEqual(locked);
     // The build container alone gets an unmasked /proc (RUN steps mount procfs), which only its own
     // user namespace makes acceptable; nothing else is added.
     expect(pod.spec!.containers[0]!.securityContext).toEqual({ ...locked, procMount: 'Unmasked' });
-    expect(pod.metadata!.ownerReferences).toEqual([{ apiVersion: API_VERSION, kind: 'ImageBuild', name: 'app', uid: 'u-1', controller: true, blockOwnerDeletion: true }]);
+    expect(pod.metadata!.ownerReferences).toEqual([
+      { apiVersion: API_VERSION, kind: 'ImageBuild', name: 'app', uid: 'u-1', controller: true, blockOwnerDeletion: true },
+    ]);
     const hostUsers = buildPod(ib({}), { ...OPTS, userNamespaces: false });
     expect(hostUsers.spec!.hostUsers).toBe(true);
     // Without a user namespace the API server refuses Unmasked, and the node's /proc must stay masked.
@@ -119,19 +161,39 @@ describe('build Pod spec', () => {
 });
 
 const terminated = (name: string, exitCode: number, message?: string, reason = exitCode === 0 ? 'Completed' : 'Error') => ({
-  name, image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode, message, reason } },
+  name,
+  image: 'i',
+  imageID: '',
+  ready: false,
+  restartCount: 0,
+  state: { terminated: { exitCode, message, reason } },
 });
 const pod = (status: V1Pod['status']): V1Pod => ({ metadata: { name: 'p' }, status });
 
 describe('reading the build Pod', () => {
   it('returns the digest, size and platforms of a successful build, with the source commit', () => {
     const result = JSON.stringify({ image: 'r/app:1', digest: D1, size: 1234, platforms: [{ platform: 'linux/amd64', digest: D2 }] });
-    const o = podOutcome(pod({ phase: 'Succeeded', initContainerStatuses: [terminated('source', 0, '{"sourceCommit":"abc123"}')], containerStatuses: [terminated('build', 0, result)] }));
-    expect(o).toEqual({ state: 'succeeded', sourceCommit: 'abc123', result: { image: 'r/app:1', digest: D1, size: 1234, platforms: [{ platform: 'linux/amd64', digest: D2 }] } });
+    const o = podOutcome(
+      pod({
+        phase: 'Succeeded',
+        initContainerStatuses: [terminated('source', 0, '{"sourceCommit":"abc123"}')],
+        containerStatuses: [terminated('build', 0, result)],
+      }),
+    );
+    expect(o).toEqual({
+      state: 'succeeded',
+      sourceCommit: 'abc123',
+      result: { image: 'r/app:1', digest: D1, size: 1234, platforms: [{ platform: 'linux/amd64', digest: D2 }] },
+    });
   });
 
   it('takes the builder’s failure reason and message', () => {
-    const o = podOutcome(pod({ phase: 'Failed', containerStatuses: [terminated('build', 1, '{"error":{"reason":"BuildStepFailed","message":"RUN false: exit 1 (Containerfile:3)"}}')] }));
+    const o = podOutcome(
+      pod({
+        phase: 'Failed',
+        containerStatuses: [terminated('build', 1, '{"error":{"reason":"BuildStepFailed","message":"RUN false: exit 1 (Containerfile:3)"}}')],
+      }),
+    );
     expect(o).toEqual({ state: 'failed', failure: { reason: 'BuildStepFailed', message: 'RUN false: exit 1 (Containerfile:3)' } });
   });
 
@@ -150,10 +212,23 @@ describe('reading the build Pod', () => {
   });
 
   it('tells pending (with the waiting reason), running and deadline-killed Pods apart', () => {
-    const waiting = { name: 'source', image: 'i', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } } };
-    expect(podOutcome(pod({ phase: 'Pending', initContainerStatuses: [waiting] }))).toEqual({ state: 'pending', message: 'source: ImagePullBackOff: no such image' });
+    const waiting = {
+      name: 'source',
+      image: 'i',
+      imageID: '',
+      ready: false,
+      restartCount: 0,
+      state: { waiting: { reason: 'ImagePullBackOff', message: 'no such image' } },
+    };
+    expect(podOutcome(pod({ phase: 'Pending', initContainerStatuses: [waiting] }))).toEqual({
+      state: 'pending',
+      message: 'source: ImagePullBackOff: no such image',
+    });
     expect(podOutcome(pod({ phase: 'Running' }))).toEqual({ state: 'running' });
-    expect(podOutcome(pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'too long' }))).toEqual({ state: 'failed', failure: { reason: 'DeadlineExceeded', message: 'too long' } });
+    expect(podOutcome(pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'too long' }))).toEqual({
+      state: 'failed',
+      failure: { reason: 'DeadlineExceeded', message: 'too long' },
+    });
   });
 
   it('refuses malformed results rather than writing them to status', () => {
@@ -195,14 +270,18 @@ describe('build Pod signing and attestations', () => {
   });
 
   it('reads the signature and attestation digests from the result, dropping malformed entries', () => {
-    const r = parseBuildResult(JSON.stringify({
-      image: 'reg.example/app:1', digest: D1, signatureDigest: D2,
-      attestations: [
-        { kind: 'sbom', predicateType: 'https://spdx.dev/Document', digest: D2, subject: D1 },
-        { kind: 'evil', predicateType: 'x', digest: D2 },
-        { kind: 'provenance', predicateType: 'https://slsa.dev/provenance/v1', digest: 'not-a-digest' },
-      ],
-    }));
+    const r = parseBuildResult(
+      JSON.stringify({
+        image: 'reg.example/app:1',
+        digest: D1,
+        signatureDigest: D2,
+        attestations: [
+          { kind: 'sbom', predicateType: 'https://spdx.dev/Document', digest: D2, subject: D1 },
+          { kind: 'evil', predicateType: 'x', digest: D2 },
+          { kind: 'provenance', predicateType: 'https://slsa.dev/provenance/v1', digest: 'not-a-digest' },
+        ],
+      }),
+    );
     expect(r).toMatchObject({ signatureDigest: D2, attestations: [{ kind: 'sbom', predicateType: 'https://spdx.dev/Document', digest: D2, subject: D1 }] });
   });
 });
@@ -224,10 +303,17 @@ describe('user-namespace support of the nodes', () => {
 
   it('is true when one candidate node supports it, and looks only at the default handler', () => {
     expect(userNamespaceSupport([node('a', userns(false)), node('b', userns(true))]).supported).toBe(true);
-    expect(userNamespaceSupport([node('a', [{ name: 'kata', features: { userNamespaces: true } }, { name: '', features: { userNamespaces: false } }])]).supported).toBe(false);
+    expect(
+      userNamespaceSupport([
+        node('a', [
+          { name: 'kata', features: { userNamespaces: true } },
+          { name: '', features: { userNamespaces: false } },
+        ]),
+      ]).supported,
+    ).toBe(false);
   });
 
-  it('honours the build\'s nodeSelector, and is unknown (never blocks) without candidates or reports', () => {
+  it("honours the build's nodeSelector, and is unknown (never blocks) without candidates or reports", () => {
     const nodes = [node('a', userns(true), { pool: 'old' }), node('b', userns(false), { pool: 'build' })];
     expect(userNamespaceSupport(nodes, { pool: 'build' }).supported).toBe(false);
     expect(userNamespaceSupport(nodes, { pool: 'old' }).supported).toBe(true);

@@ -64,13 +64,20 @@ describe('ImageBuild spec.rebuild.onBaseImageChange, Git source', () => {
     const g = (...args: string[]) => execFileSync('git', ['-C', work, '-c', 'user.name=t', '-c', 'user.email=t@e', ...args], { encoding: 'utf8' }).trim();
     g('init', '--quiet', '-b', 'main');
     await mkdir(join(work, 'app'));
-    await writeFile(join(work, 'app', 'Containerfile'), `ARG BASE\nFROM ${tool} AS tool\nLABEL stage=tool\nFROM $BASE\nCOPY --from=tool /. /tool/\nLABEL org.example.app=git\n`);
+    await writeFile(
+      join(work, 'app', 'Containerfile'),
+      `ARG BASE\nFROM ${tool} AS tool\nLABEL stage=tool\nFROM $BASE\nCOPY --from=tool /. /tool/\nLABEL org.example.app=git\n`,
+    );
     g('add', '.');
     g('commit', '--quiet', '-m', 'app');
     execFileSync('git', ['clone', '--quiet', '--bare', work, join(root, 'app.git')]);
     const git = await startGitServer(root, 'builder', 'gitpw');
     try {
-      await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, { metadata: { name: 'git-creds' }, type: 'kubernetes.io/basic-auth', stringData: { username: 'builder', password: 'gitpw' } });
+      await ok(cp, 'POST', `/api/v1/namespaces/${NS}/secrets`, {
+        metadata: { name: 'git-creds' },
+        type: 'kubernetes.io/basic-auth',
+        stringData: { username: 'builder', password: 'gitpw' },
+      });
       const created = (await ok(cp, 'POST', buildsPath(), {
         apiVersion: API_VERSION,
         kind: 'ImageBuild',
@@ -83,21 +90,42 @@ describe('ImageBuild spec.rebuild.onBaseImageChange, Git source', () => {
           rebuild: { onBaseImageChange: true, interval: '1s' },
         },
       })) as ImageBuild;
-      const b1 = await waitFor('first build', () => getBuild('app'), (b) => ['Succeeded', 'Failed'].includes(ready(b)?.reason ?? '') && b.status?.observedGeneration === created.metadata.generation, 120_000);
+      const b1 = await waitFor(
+        'first build',
+        () => getBuild('app'),
+        (b) => ['Succeeded', 'Failed'].includes(ready(b)?.reason ?? '') && b.status?.observedGeneration === created.metadata.generation,
+        120_000,
+      );
       expect(ready(b1)?.reason, JSON.stringify(b1.status)).toBe('Succeeded');
       const byName = (b: ImageBuild) => [...(b.status?.baseImages ?? [])].sort((x, y) => x.name.localeCompare(y.name));
-      expect(byName(b1)).toEqual([{ name: moving, digest: first }, { name: tool, digest: toolDigest }].sort((x, y) => x.name.localeCompare(y.name)));
+      expect(byName(b1)).toEqual(
+        [
+          { name: moving, digest: first },
+          { name: tool, digest: toolDigest },
+        ].sort((x, y) => x.name.localeCompare(y.name)),
+      );
       const out1 = b1.status!.imageDigest!;
 
       const second = await pushBase('base/git-moving', 'git-two');
       expect(second).not.toBe(first);
-      const b2 = await waitFor('second build', () => getBuild('app'),
-        (b) => ready(b)?.reason === 'Succeeded' && b.status?.podName !== b1.status!.podName && b.status?.baseImages?.some((x) => x.digest === second) === true, 120_000);
+      const b2 = await waitFor(
+        'second build',
+        () => getBuild('app'),
+        (b) => ready(b)?.reason === 'Succeeded' && b.status?.podName !== b1.status!.podName && b.status?.baseImages?.some((x) => x.digest === second) === true,
+        120_000,
+      );
       expect(b2.metadata.generation).toBe(created.metadata.generation);
-      expect(byName(b2)).toEqual([{ name: moving, digest: second }, { name: tool, digest: toolDigest }].sort((x, y) => x.name.localeCompare(y.name)));
+      expect(byName(b2)).toEqual(
+        [
+          { name: moving, digest: second },
+          { name: tool, digest: toolDigest },
+        ].sort((x, y) => x.name.localeCompare(y.name)),
+      );
       expect(b2.status!.imageDigest).not.toBe(out1);
       expect(b2.status!.imageDigest).toBe(await registryDigest(reg.url, 'team/git-app', '1'));
-      const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note: string; regarding: { name: string } }[] };
+      const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as {
+        items: { reason: string; note: string; regarding: { name: string } }[];
+      };
       expect(events.items.filter((e) => e.regarding.name === 'app' && e.reason === 'BaseImageChanged').map((e) => e.note)).toEqual([
         `${moving} moved from ${first} to ${second}: building again`,
       ]);

@@ -64,7 +64,12 @@ describe('ImageBuild spec.rebuild.onBaseImageChange', () => {
         rebuild: { onBaseImageChange: true, interval: '1s' },
       },
     })) as ImageBuild;
-    const b1 = await waitFor('first build', () => getBuild('app'), (b) => ready(b)?.reason === 'Succeeded' && b.status?.observedGeneration === created.metadata.generation, 90_000);
+    const b1 = await waitFor(
+      'first build',
+      () => getBuild('app'),
+      (b) => ready(b)?.reason === 'Succeeded' && b.status?.observedGeneration === created.metadata.generation,
+      90_000,
+    );
     expect(b1.status!.baseImages).toEqual([{ name: `${reg.host}/base/moving:1`, digest: first }]);
     const out1 = b1.status!.imageDigest!;
 
@@ -89,11 +94,14 @@ describe('ImageBuild spec.rebuild.onBaseImageChange', () => {
     expect(b2.status!.imageDigest).toBe(await registryDigest(reg.url, 'team/app', '1'));
     // The new image sits on the new base: its first layer is the new base's layer.
     const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
-    const baseLayer = ((await (await fetch(`${reg.url}/v2/base/moving/manifests/${second}`, { headers: accept })).json()) as { layers: { digest: string }[] }).layers[0]!.digest;
+    const baseLayer = ((await (await fetch(`${reg.url}/v2/base/moving/manifests/${second}`, { headers: accept })).json()) as { layers: { digest: string }[] })
+      .layers[0]!.digest;
     const built = (await (await fetch(`${reg.url}/v2/team/app/manifests/1`, { headers: accept })).json()) as { layers: { digest: string }[] };
     expect(built.layers[0]!.digest).toBe(baseLayer);
 
-    const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note: string; regarding: { name: string } }[] };
+    const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as {
+      items: { reason: string; note: string; regarding: { name: string } }[];
+    };
     expect(events.items.filter((e) => e.regarding.name === 'app' && e.reason === 'BaseImageChanged').map((e) => e.note)).toEqual([
       `${reg.host}/base/moving:1 moved from ${first} to ${second}: building again`,
     ]);
@@ -104,7 +112,11 @@ describe('ImageBuild spec.rebuild.onBaseImageChange', () => {
   });
 
   it('a tenant cannot make the controller poll faster than the administrator allows', () => {
-    const spec = { source: { inline: { containerfile: 'FROM x\n' } }, output: { image: 'r.example/a:1' }, rebuild: { onBaseImageChange: true, interval: '1s' } };
+    const spec = {
+      source: { inline: { containerfile: 'FROM x\n' } },
+      output: { image: 'r.example/a:1' },
+      rebuild: { onBaseImageChange: true, interval: '1s' },
+    };
     expect(basePollMs(spec)).toBe(60_000);
     expect(basePollMs(spec, 1_000)).toBe(1_000);
     expect(basePollMs({ ...spec, rebuild: { onBaseImageChange: true } })).toBe(600_000);

@@ -13,7 +13,8 @@ const spec = (containerfile: string, extra: Partial<ImageBuild['spec']> = {}): I
 
 describe('knownBaseNames', () => {
   it('lists the FROM images of the stages the target needs, build args applied, stages and scratch left out', () => {
-    const cf = 'ARG V=1\nFROM r.example/golang:$V AS build\nFROM scratch AS empty\nFROM build AS test\nFROM r.example/unused:1 AS other\nFROM r.example/runtime:2\nCOPY --from=test / /\n';
+    const cf =
+      'ARG V=1\nFROM r.example/golang:$V AS build\nFROM scratch AS empty\nFROM build AS test\nFROM r.example/unused:1 AS other\nFROM r.example/runtime:2\nCOPY --from=test / /\n';
     expect(knownBaseNames(spec(cf))).toEqual(['r.example/golang:1', 'r.example/runtime:2']);
     expect(knownBaseNames(spec(cf, { buildArgs: [{ name: 'V', value: '2' }] }))).toEqual(['r.example/golang:2', 'r.example/runtime:2']);
     expect(knownBaseNames(spec(cf, { target: 'other' }))).toEqual(['r.example/unused:1']);

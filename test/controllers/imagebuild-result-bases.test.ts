@@ -6,9 +6,25 @@ import { parseBuildResult, reportedBases, type BuildSuccess } from '../../src/co
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 
 describe('reportedBases', () => {
-  it('merges the Pods\' reports, one entry per name, in report order', () => {
-    const amd = parseBuildResult(JSON.stringify({ digest: D('1'), baseImages: [{ name: 'r.example/base:1', digest: D('a') }, { name: 'r.example/tool:2', digest: D('b') }] })) as BuildSuccess;
-    const arm = parseBuildResult(JSON.stringify({ digest: D('2'), baseImages: [{ name: 'r.example/tool:2', digest: D('b') }, { name: 'r.example/arm-only:1', digest: D('c') }] })) as BuildSuccess;
+  it("merges the Pods' reports, one entry per name, in report order", () => {
+    const amd = parseBuildResult(
+      JSON.stringify({
+        digest: D('1'),
+        baseImages: [
+          { name: 'r.example/base:1', digest: D('a') },
+          { name: 'r.example/tool:2', digest: D('b') },
+        ],
+      }),
+    ) as BuildSuccess;
+    const arm = parseBuildResult(
+      JSON.stringify({
+        digest: D('2'),
+        baseImages: [
+          { name: 'r.example/tool:2', digest: D('b') },
+          { name: 'r.example/arm-only:1', digest: D('c') },
+        ],
+      }),
+    ) as BuildSuccess;
     const none = parseBuildResult(JSON.stringify({ digest: D('3') })) as BuildSuccess;
     expect(reportedBases([amd, arm, none])).toEqual([
       { name: 'r.example/base:1', digest: D('a') },

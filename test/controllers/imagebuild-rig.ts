@@ -21,7 +21,10 @@ export interface BuildRig {
   stop(): Promise<void>;
 }
 
-export async function startBuildRig(cp: ControlPlane, o: { namespace: string; systemNamespace: string; name: string; minBaseImagePollMs?: number }): Promise<BuildRig> {
+export async function startBuildRig(
+  cp: ControlPlane,
+  o: { namespace: string; systemNamespace: string; name: string; minBaseImagePollMs?: number },
+): Promise<BuildRig> {
   // An empty auth file: build Pods get credentials only from their Secrets (no COSIGN_PASSWORD
   // or registry login leaks in from the test's environment).
   const cliEnv = await cliTempDir('kubelet-env');

@@ -59,7 +59,10 @@ async function registryGet(r: TestRegistry, path: string, accept?: string): Prom
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
 
 interface Pushed {
-  config: { config: { Env?: string[]; ExposedPorts?: Record<string, object>; WorkingDir?: string; Cmd?: string[]; Labels?: Record<string, string>; User?: string }; history?: { created_by?: string }[] };
+  config: {
+    config: { Env?: string[]; ExposedPorts?: Record<string, object>; WorkingDir?: string; Cmd?: string[]; Labels?: Record<string, string>; User?: string };
+    history?: { created_by?: string }[];
+  };
   /** path → `mode owner/group` (and the content of the paths asked for), from every layer, upper layers winning. */
   files: Map<string, { listing: string; content: string }>;
   layers: number;
@@ -67,7 +70,10 @@ interface Pushed {
 
 /** Reads an image from the registry: its config, and every layer's files (tar reads plain and gzip layers alike). */
 async function readImage(r: TestRegistry, repo: string, tag: string, contentOf: readonly string[]): Promise<Pushed> {
-  const manifest = JSON.parse((await registryGet(r, `${repo}/manifests/${tag}`, MANIFEST)).toString()) as { config: { digest: string }; layers: { digest: string }[] };
+  const manifest = JSON.parse((await registryGet(r, `${repo}/manifests/${tag}`, MANIFEST)).toString()) as {
+    config: { digest: string };
+    layers: { digest: string }[];
+  };
   const config = JSON.parse((await registryGet(r, `${repo}/blobs/${manifest.config.digest}`)).toString()) as Pushed['config'];
   const files = new Map<string, { listing: string; content: string }>();
   const dir = await temps.make('layers');
@@ -77,7 +83,10 @@ async function readImage(r: TestRegistry, repo: string, tag: string, contentOf: 
     const listing = execFileSync('tar', ['-tvf', file, '--numeric-owner'], { encoding: 'utf8' }).split('\n').filter(Boolean);
     for (const line of listing) {
       const parts = line.trim().split(/\s+/);
-      const raw = parts.slice(5).join(' ').replace(/ -> .*$/, '');
+      const raw = parts
+        .slice(5)
+        .join(' ')
+        .replace(/ -> .*$/, '');
       const wanted = parts[0]!.startsWith('-') && contentOf.includes(raw.replace(/^\.\//, ''));
       const content = wanted ? execFileSync('tar', ['-xOf', file, raw], { encoding: 'utf8' }) : '';
       files.set(raw.replace(/^\.\//, '').replace(/\/$/, ''), { listing: `${parts[0]} ${parts[1]}`, content });
@@ -87,7 +96,12 @@ async function readImage(r: TestRegistry, repo: string, tag: string, contentOf: 
 }
 
 beforeAll(async () => {
-  [cp, reg, locked] = await Promise.all([startControlPlane(), startRegistry({ name: 'script' }), startRegistry({ name: 'script-locked', auth: 'basic' }), ensureBuilt()]);
+  [cp, reg, locked] = await Promise.all([
+    startControlPlane(),
+    startRegistry({ name: 'script' }),
+    startRegistry({ name: 'script-locked', auth: 'basic' }),
+    ensureBuilt(),
+  ]);
   await cp.installCRDs();
   await cp.createNamespace(NS);
   const img = await makeBusyboxImage(await temps.make('busybox'), 'latest');
@@ -126,7 +140,10 @@ describe('ImageBuild: a script source on a real API server', () => {
   it('runs from, config, copy, run with a conditional and commit in the build Pod, and pushes the image to spec.output.image', async () => {
     const created = await create('scripted', {
       source: { script: { inline: SCRIPT } },
-      buildArgs: [{ name: 'BASE', value: base }, { name: 'FLAVOUR', value: 'slim' }],
+      buildArgs: [
+        { name: 'BASE', value: base },
+        { name: 'FLAVOUR', value: 'slim' },
+      ],
       output: { image: `${reg.host}/out/scripted:1`, insecure: true },
     });
     const b = await waitFor('finished', () => getBuild('scripted'), finished(created.metadata.generation), 120_000);
@@ -164,7 +181,11 @@ describe('ImageBuild: a script source on a real API server', () => {
 
   it('a script that fails ends the build Failed with its last output lines, and pushes nothing', async () => {
     const created = await create('script-fails', {
-      source: { script: { inline: `c=$(buildah from "$BASE")\necho checking the base\nbuildah run "$c" -- sh -c 'test -f /etc/not-there' || { echo "verification failed: /etc/not-there is missing" >&2; exit 3; }\nbuildah commit "$c" "$IMAGE"\n` } },
+      source: {
+        script: {
+          inline: `c=$(buildah from "$BASE")\necho checking the base\nbuildah run "$c" -- sh -c 'test -f /etc/not-there' || { echo "verification failed: /etc/not-there is missing" >&2; exit 3; }\nbuildah commit "$c" "$IMAGE"\n`,
+        },
+      },
       buildArgs: [{ name: 'BASE', value: base }],
       output: { image: `${reg.host}/out/script-fails:1`, insecure: true },
     });
@@ -204,7 +225,10 @@ buildah commit "$c" "$IMAGE"
     };
     const created = await create('hostile', hostile);
     expect(JSON.stringify(created.spec)).not.toMatch(/privileged|hostPath|hostNetwork|serviceAccountName/);
-    const plain = await create('plain', { source: { inline: { containerfile: `FROM ${base}\nRUN true\n` } }, output: { image: `${locked.host}/out/plain:1`, pushSecret: { name: 'push-creds' }, insecure: true } });
+    const plain = await create('plain', {
+      source: { inline: { containerfile: `FROM ${base}\nRUN true\n` } },
+      output: { image: `${locked.host}/out/plain:1`, pushSecret: { name: 'push-creds' }, insecure: true },
+    });
 
     const [b, p] = await Promise.all([
       waitFor('hostile finished', () => getBuild('hostile'), finished(created.metadata.generation), 120_000),
@@ -214,7 +238,16 @@ buildah commit "$c" "$IMAGE"
     expect(ready(p), JSON.stringify(p.status)).toMatchObject({ status: 'True', reason: 'Succeeded' });
 
     const [scriptPod, filePod] = await Promise.all([getPod(b.status!.podName!), getPod(p.status!.podName!)]);
-    for (const k of ['hostUsers', 'automountServiceAccountToken', 'enableServiceLinks', 'securityContext', 'serviceAccountName', 'hostNetwork', 'hostPID', 'hostIPC'] as const) {
+    for (const k of [
+      'hostUsers',
+      'automountServiceAccountToken',
+      'enableServiceLinks',
+      'securityContext',
+      'serviceAccountName',
+      'hostNetwork',
+      'hostPID',
+      'hostIPC',
+    ] as const) {
       expect(scriptPod.spec![k], k).toEqual(filePod.spec![k]);
     }
     expect(scriptPod.spec!.hostUsers).toBe(false);
@@ -224,7 +257,11 @@ buildah commit "$c" "$IMAGE"
     const allowed = [...filePod.spec!.initContainers!, ...filePod.spec!.containers].map((c) => JSON.stringify(c.securityContext));
     for (const c of [...scriptPod.spec!.initContainers!, ...scriptPod.spec!.containers]) expect(allowed, c.name).toContain(JSON.stringify(c.securityContext));
     expect(scriptPod.spec!.volumes!.some((v) => v.hostPath)).toBe(false);
-    expect(byName(scriptPod, 'script').volumeMounts!.map((m) => m.name).sort()).toEqual(['tmp', 'workspace']);
+    expect(
+      byName(scriptPod, 'script')
+        .volumeMounts!.map((m) => m.name)
+        .sort(),
+    ).toEqual(['tmp', 'workspace']);
 
     // Pushed with the Secret's credentials (the push container's), yet the script saw none of them.
     const img = await readImage(locked, 'out/hostile', '1', ['loot']);

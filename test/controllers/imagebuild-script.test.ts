@@ -12,7 +12,12 @@ import { SCRIPT_IMAGE, scriptSpecProblem } from '../../src/controllers/imagebuil
 import { API_VERSION } from '../../src/k8s/api/common.js';
 import type { ImageBuild } from '../../src/k8s/api/imagebuild.js';
 
-const OPTS: BuildPodOptions = { image: 'stevedore:1', userNamespaces: true, runAsUser: 65532, seccompProfile: { type: 'Localhost', localhostProfile: 'stevedore/builder.json' } };
+const OPTS: BuildPodOptions = {
+  image: 'stevedore:1',
+  userNamespaces: true,
+  runAsUser: 65532,
+  seccompProfile: { type: 'Localhost', localhostProfile: 'stevedore/builder.json' },
+};
 const SCRIPT = 'c=$(buildah from scratch)\nbuildah commit "$c" "$IMAGE"\n';
 
 function ib(spec: Partial<ImageBuild['spec']>): ImageBuild {
@@ -45,20 +50,46 @@ describe('ImageBuild script source: the build Pod', () => {
       ]),
     );
     const b = byName(script, 'build');
-    expect(b.args).toEqual(['buildah', 'push', '--result-file', '/dev/termination-log', '--authfile', '/var/run/stevedore/auth/config.json', SCRIPT_IMAGE, 'docker://reg.example/app:1']);
+    expect(b.args).toEqual([
+      'buildah',
+      'push',
+      '--result-file',
+      '/dev/termination-log',
+      '--authfile',
+      '/var/run/stevedore/auth/config.json',
+      SCRIPT_IMAGE,
+      'docker://reg.example/app:1',
+    ]);
     expect(b.env).toContainEqual({ name: 'STEVEDORE_ROOT', value: '/workspace/store' });
     expect(b.terminationMessagePolicy).toBe('FallbackToLogsOnError');
   });
 
   it('has the security settings of a Containerfile build: Pod-level equal, the script container equal to the Containerfile build container', () => {
-    for (const k of ['hostUsers', 'automountServiceAccountToken', 'enableServiceLinks', 'securityContext', 'serviceAccountName', 'activeDeadlineSeconds', 'restartPolicy', 'hostNetwork', 'hostPID', 'hostIPC'] as const) {
+    for (const k of [
+      'hostUsers',
+      'automountServiceAccountToken',
+      'enableServiceLinks',
+      'securityContext',
+      'serviceAccountName',
+      'activeDeadlineSeconds',
+      'restartPolicy',
+      'hostNetwork',
+      'hostPID',
+      'hostIPC',
+    ] as const) {
       expect(script.spec![k], k).toEqual(file.spec![k]);
     }
     expect(script.spec!.hostUsers).toBe(false);
     expect(script.spec!.automountServiceAccountToken).toBe(false);
     // The script starts RUN containers (buildah run) as a Containerfile build's RUN steps do: the same context, procMount included.
     expect(byName(script, 'script').securityContext).toEqual(byName(file, 'build').securityContext);
-    expect(byName(script, 'script').securityContext).toMatchObject({ privileged: false, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, readOnlyRootFilesystem: true });
+    expect(byName(script, 'script').securityContext).toMatchObject({
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+    });
     // Every other container is one of a Containerfile build's (the push container as the auth and source steps).
     const allowed = containers(file).map((c) => JSON.stringify(c.securityContext));
     for (const c of containers(script)) expect(allowed, c.name).toContain(JSON.stringify(c.securityContext));

@@ -90,19 +90,37 @@ describe('ImageBuild: an input that can never succeed', () => {
     // Uppercase repository components are no reference (distribution's grammar): parseReference throws a non-retryable error.
     const bad = await create('bad-output', { source: { inline: { containerfile: 'FROM scratch\n' } }, output: { image: `${REGISTRY}/Team/App:1` } });
     // The control: a missing push Secret is the build's state, retried with backoff.
-    await create('waits', { source: { inline: { containerfile: 'FROM scratch\n' } }, output: { image: `${REGISTRY}/team/waits:1`, pushSecret: { name: 'not-yet' } } });
+    await create('waits', {
+      source: { inline: { containerfile: 'FROM scratch\n' } },
+      output: { image: `${REGISTRY}/team/waits:1`, pushSecret: { name: 'not-yet' } },
+    });
 
-    const b = await waitFor('Stalled', get('bad-output'), (o) => cond(o, 'Stalled')?.status === 'True' && o.status?.observedGeneration === bad.metadata.generation, 20_000);
+    const b = await waitFor(
+      'Stalled',
+      get('bad-output'),
+      (o) => cond(o, 'Stalled')?.status === 'True' && o.status?.observedGeneration === bad.metadata.generation,
+      20_000,
+    );
     expect(cond(b, 'Stalled')).toMatchObject({ reason: 'INVALID_INPUT', observedGeneration: bad.metadata.generation });
     expect(cond(b, 'Stalled')!.message).toMatch(/invalid reference/);
     expect(cond(b, 'Ready')).toMatchObject({ status: 'False', reason: 'INVALID_INPUT' });
     expect(cond(b, 'Reconciling')).toBeUndefined();
     expect(b.status?.podName).toBeUndefined();
-    await waitFor('control retried', async () => attempts('waits'), (n) => n >= 3, 15_000);
+    await waitFor(
+      'control retried',
+      async () => attempts('waits'),
+      (n) => n >= 3,
+      15_000,
+    );
 
     // Not retried: several backoff periods (100 ms doubling to 1 s) later, no attempt and no write.
     // (The stalled attempt's log line comes after the status patch just seen: wait for it first.)
-    await waitFor('stalled attempt logged', async () => attempts('bad-output'), (n) => n >= 1, 10_000);
+    await waitFor(
+      'stalled attempt logged',
+      async () => attempts('bad-output'),
+      (n) => n >= 1,
+      10_000,
+    );
     const logged = attempts('bad-output');
     expect(logged).toBe(1);
     await sleep(2_500);
@@ -112,7 +130,12 @@ describe('ImageBuild: an input that can never succeed', () => {
     // A restarted controller reconciles every object (the control fails again) but does not start the stalled one again.
     const control = attempts('waits');
     await startController();
-    await waitFor('control retried by the new controller', async () => attempts('waits'), (n) => n >= control + 2, 15_000);
+    await waitFor(
+      'control retried by the new controller',
+      async () => attempts('waits'),
+      (n) => n >= control + 2,
+      15_000,
+    );
     await sleep(1_000);
     expect(attempts('bad-output')).toBe(logged);
     expect(await pods('bad-output-')).toEqual([]);
@@ -126,20 +149,32 @@ describe('ImageBuild: an input that can never succeed', () => {
 
     // A fixed spec builds: its Pod is created (no kubelet here runs it).
     const fixed = await patch('bad-output', { spec: { output: { image: `${REGISTRY}/team/app:1` } } });
-    const building = await waitFor('Building', get('bad-output'), (o) => o.status?.observedGeneration === fixed.metadata.generation && cond(o, 'Reconciling')?.reason === 'Building', 15_000);
+    const building = await waitFor(
+      'Building',
+      get('bad-output'),
+      (o) => o.status?.observedGeneration === fixed.metadata.generation && cond(o, 'Reconciling')?.reason === 'Building',
+      15_000,
+    );
     expect(cond(building, 'Stalled')).toBeUndefined();
     expect(await pods('bad-output-')).toEqual([building.status!.podName]);
   });
 });
 
-describe('ImageBuild: the administrator\'s source policy', () => {
+describe("ImageBuild: the administrator's source policy", () => {
   it('refuses a script build while a source policy is set (a script picks its images itself): Stalled InvalidSpec, no Pod', async () => {
-    await startController({ sourcePolicy: JSON.stringify({ rules: [{ action: 'DENY', selector: { identifier: 'docker-image://docker.io/*', matchType: 'WILDCARD' } }] }) });
+    await startController({
+      sourcePolicy: JSON.stringify({ rules: [{ action: 'DENY', selector: { identifier: 'docker-image://docker.io/*', matchType: 'WILDCARD' } }] }),
+    });
     const created = await create('script-under-policy', {
       source: { script: { inline: 'c=$(buildah from docker.io/library/busybox:1.36)\nbuildah commit "$c" "$IMAGE"\n' } },
       output: { image: `${REGISTRY}/team/script:1` },
     });
-    const b = await waitFor('Stalled', get('script-under-policy'), (o) => cond(o, 'Stalled')?.status === 'True' && o.status?.observedGeneration === created.metadata.generation, 20_000);
+    const b = await waitFor(
+      'Stalled',
+      get('script-under-policy'),
+      (o) => cond(o, 'Stalled')?.status === 'True' && o.status?.observedGeneration === created.metadata.generation,
+      20_000,
+    );
     expect(cond(b, 'Stalled')).toMatchObject({ reason: 'InvalidSpec' });
     expect(cond(b, 'Stalled')!.message).toContain('script builds are refused while the administrator’s source policy is set');
     expect(await pods('script-under-policy-')).toEqual([]);

@@ -59,7 +59,6 @@ const done = (gen: number | undefined, reason: string) => (b: ImageBuild | undef
   b?.status?.observedGeneration === gen && ready(b)?.reason === reason && ready(b)?.observedGeneration === gen;
 const out = (repo: string) => ({ image: `${reg.host}/${repo}:1`, insecure: true });
 
-
 beforeAll(async () => {
   [cp, reg] = await Promise.all([startControlPlane(), startRegistry({ name: 'imagebuild' }), ensureBuilt()]);
   await cp.installCRDs();
@@ -106,7 +105,11 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     const digest = await registryDigest(reg.url, 'out/inline', '1');
     expect(digest).toMatch(/^sha256:/);
     // The RUN step ran (as root of the build's nested user namespace) and its layer is the image's last.
-    const manifest = (await (await fetch(`${reg.url}/v2/out/inline/manifests/1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' } })).json()) as { layers: { digest: string }[] };
+    const manifest = (await (
+      await fetch(`${reg.url}/v2/out/inline/manifests/1`, {
+        headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
+      })
+    ).json()) as { layers: { digest: string }[] };
     const runLayer = manifest.layers.at(-1)!.digest;
     const listing = execFileSync('sh', ['-c', `curl -sf ${reg.url}/v2/out/inline/blobs/${runLayer} | tar -xzO built.txt`], { encoding: 'utf8' });
     expect(listing).toBe('built-in-a-pod as 0\n');
@@ -125,14 +128,21 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     expect(pod.spec!.automountServiceAccountToken).toBe(false);
     expect(pod.spec!.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     for (const c of [...pod.spec!.initContainers!, ...pod.spec!.containers]) {
-      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true });
+      expect(c.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        capabilities: { drop: ['ALL'] },
+        readOnlyRootFilesystem: true,
+      });
     }
     expect(pod.status!.phase).toBe('Succeeded');
     expect(kubelet.runs.filter((r) => r.pod === pod.metadata!.name).map((r) => [r.container, r.user])).toEqual([
       ['source', '65532:65532 userns'],
       ['build', '65532:65532 userns'],
     ]);
-    const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note: string; regarding: { name: string; kind: string } }[] };
+    const events = (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as {
+      items: { reason: string; note: string; regarding: { name: string; kind: string } }[];
+    };
     const mine = events.items.filter((e) => e.regarding.kind === 'ImageBuild' && e.regarding.name === 'inline');
     expect(mine.map((e) => e.reason)).toEqual(expect.arrayContaining(['Building', 'Succeeded']));
     expect(mine.find((e) => e.reason === 'Succeeded')!.note).toContain(digest!);
@@ -187,8 +197,13 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     const index = (await (await fetch(`${reg.url}/v2/out/multi/manifests/1`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } })).json()) as {
       manifests: { digest: string; platform: { os: string; architecture: string; variant?: string } }[];
     };
-    const fromRegistry = index.manifests.map((m) => ({ platform: [m.platform.os, m.platform.architecture, m.platform.variant].filter(Boolean).join('/'), digest: m.digest }));
-    expect([...b!.status!.platforms!].sort((x, y) => x.platform.localeCompare(y.platform))).toEqual(fromRegistry.sort((x, y) => x.platform.localeCompare(y.platform)));
+    const fromRegistry = index.manifests.map((m) => ({
+      platform: [m.platform.os, m.platform.architecture, m.platform.variant].filter(Boolean).join('/'),
+      digest: m.digest,
+    }));
+    expect([...b!.status!.platforms!].sort((x, y) => x.platform.localeCompare(y.platform))).toEqual(
+      fromRegistry.sort((x, y) => x.platform.localeCompare(y.platform)),
+    );
     expect(b!.status!.platforms!.map((p) => p.platform).sort()).toEqual(['linux/amd64', expect.stringMatching(/^linux\/arm64/)]);
   });
 
@@ -253,19 +268,40 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     const b = await waitFor('DeadlineExceeded', () => getBuild('slow'), done(created.metadata.generation, 'DeadlineExceeded'), 30_000);
     expect(b!.status!.failureDetails!.reason).toBe('DeadlineExceeded');
     const podName = b!.status!.podName!;
-    await waitFor('Pod gone', () => getPod(podName), (p) => p === undefined, 15_000);
+    await waitFor(
+      'Pod gone',
+      () => getPod(podName),
+      (p) => p === undefined,
+      15_000,
+    );
     expect(kubelet.isRunning(podName)).toBe(false);
   });
 
   it('cancels a running build when its spec changes, and builds the new generation', async () => {
     const created = await create('changing', { source: { artifact: { image: `${blackholeHost}/hangs/forever:1` } }, output: out('out/changing') });
-    const first = await waitFor('building', () => getBuild('changing'), (b) => !!b?.status?.podName && kubelet.isRunning(b.status.podName), 30_000);
+    const first = await waitFor(
+      'building',
+      () => getBuild('changing'),
+      (b) => !!b?.status?.podName && kubelet.isRunning(b.status.podName),
+      30_000,
+    );
     const oldPod = first!.status!.podName!;
-    const patched = (await ok(cp, 'PATCH', buildsPath('changing'), { spec: { source: { artifact: null, inline: { containerfile: `FROM ${base}\nLABEL v=2\n` } } } }, 'application/merge-patch+json')) as ImageBuild;
+    const patched = (await ok(
+      cp,
+      'PATCH',
+      buildsPath('changing'),
+      { spec: { source: { artifact: null, inline: { containerfile: `FROM ${base}\nLABEL v=2\n` } } } },
+      'application/merge-patch+json',
+    )) as ImageBuild;
     expect(patched.metadata.generation).toBe((created.metadata.generation ?? 1) + 1);
     const b = await waitFor('Succeeded', () => getBuild('changing'), done(patched.metadata.generation, 'Succeeded'), 60_000);
     expect(b!.status!.podName).not.toBe(oldPod);
-    await waitFor('old Pod gone', () => getPod(oldPod), (p) => p === undefined, 15_000);
+    await waitFor(
+      'old Pod gone',
+      () => getPod(oldPod),
+      (p) => p === undefined,
+      15_000,
+    );
     expect(kubelet.isRunning(oldPod)).toBe(false);
   });
 
@@ -275,10 +311,9 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     await writeFile(join(dir, 'greeting.txt'), 'built remotely\n');
     await writeFile(join(dir, 'secret.env'), 'TOKEN=do-not-upload\n');
     await writeFile(join(dir, '.containerignore'), 'secret.env\n');
-    const r = await stevedore(
-      ['build', '--remote', '-t', `${reg.host}/out/remote:1`, '--tls-verify=false', '--kubeconfig', cp.kubeconfigPath, '-n', NS, dir],
-      { timeoutMs: 90_000 },
-    );
+    const r = await stevedore(['build', '--remote', '-t', `${reg.host}/out/remote:1`, '--tls-verify=false', '--kubeconfig', cp.kubeconfigPath, '-n', NS, dir], {
+      timeoutMs: 90_000,
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(await registryDigest(reg.url, 'out/remote', '1'));
     expect(r.stderr).toMatch(/created ImageBuild builds\/\S*remote-/);
@@ -299,10 +334,20 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
   });
 
   it('rebuilds on reconcile.stevedore.dev/requestedAt and keeps only successfulBuildsHistoryLimit finished Pods', async () => {
-    const created = await create('history', { source: { inline: { containerfile: `FROM ${base}\nLABEL n=1\n` } }, output: out('out/history'), successfulBuildsHistoryLimit: 1 });
+    const created = await create('history', {
+      source: { inline: { containerfile: `FROM ${base}\nLABEL n=1\n` } },
+      output: out('out/history'),
+      successfulBuildsHistoryLimit: 1,
+    });
     const first = await waitFor('Succeeded', () => getBuild('history'), done(created.metadata.generation, 'Succeeded'), 60_000);
     const firstPod = first!.status!.podName!;
-    await ok(cp, 'PATCH', buildsPath('history'), { metadata: { annotations: { 'reconcile.stevedore.dev/requestedAt': 'again-1' } } }, 'application/merge-patch+json');
+    await ok(
+      cp,
+      'PATCH',
+      buildsPath('history'),
+      { metadata: { annotations: { 'reconcile.stevedore.dev/requestedAt': 'again-1' } } },
+      'application/merge-patch+json',
+    );
     const second = await waitFor(
       'rebuilt',
       () => getBuild('history'),
@@ -312,43 +357,101 @@ describe('ImageBuild controller: build Pods on a real API server', () => {
     expect(second!.status!.podName).not.toBe(firstPod);
     expect(second!.metadata.generation).toBe(created.metadata.generation);
     // The older finished Pod goes; the newest stays for its logs.
-    await waitFor('old Pod pruned', () => getPod(firstPod), (p) => p === undefined, 15_000);
+    await waitFor(
+      'old Pod pruned',
+      () => getPod(firstPod),
+      (p) => p === undefined,
+      15_000,
+    );
     expect((await getPod(second!.status!.podName!))?.status?.phase).toBe('Succeeded');
   });
 
   it('deletes a failed build Pod at once with failedBuildsHistoryLimit: 0', async () => {
-    const created = await create('no-history', { source: { artifact: { image: `${reg.host}/ctx/missing:v2` } }, output: out('out/nohistory'), failedBuildsHistoryLimit: 0 });
+    const created = await create('no-history', {
+      source: { artifact: { image: `${reg.host}/ctx/missing:v2` } },
+      output: out('out/nohistory'),
+      failedBuildsHistoryLimit: 0,
+    });
     const b = await waitFor('Failed', () => getBuild('no-history'), done(created.metadata.generation, 'Failed'), 60_000);
-    await waitFor('failed Pod deleted', () => getPod(b!.status!.podName!), (p) => p === undefined, 15_000);
+    await waitFor(
+      'failed Pod deleted',
+      () => getPod(b!.status!.podName!),
+      (p) => p === undefined,
+      15_000,
+    );
   });
 
   it('`stevedore build --remote` interrupted with SIGINT deletes its ImageBuild, which cancels the build', async () => {
     const dir = await cliTempDir('remote-int');
     await writeFile(join(dir, 'Containerfile'), `FROM ${blackholeHost}/hangs/forever:1\n`);
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'stevedore.js'), 'build', '--remote', '-t', `${reg.host}/out/remote-int:1`, '--tls-verify=false', '--kubeconfig', cp.kubeconfigPath, '-n', NS, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO_ROOT, 'bin', 'stevedore.js'),
+        'build',
+        '--remote',
+        '-t',
+        `${reg.host}/out/remote-int:1`,
+        '--tls-verify=false',
+        '--kubeconfig',
+        cp.kubeconfigPath,
+        '-n',
+        NS,
+        dir,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const building = await waitFor(
       'remote build running',
-      async () => ((await ok(cp, 'GET', `${buildsPath()}?labelSelector=stevedore.dev%2Fremote-build%3Dtrue`)) as { items: ImageBuild[] }).items.find((b) => b.spec.output.image.endsWith('/out/remote-int:1')),
+      async () =>
+        ((await ok(cp, 'GET', `${buildsPath()}?labelSelector=stevedore.dev%2Fremote-build%3Dtrue`)) as { items: ImageBuild[] }).items.find((b) =>
+          b.spec.output.image.endsWith('/out/remote-int:1'),
+        ),
       (b) => !!b?.status?.podName && kubelet.isRunning(b.status.podName),
       30_000,
     );
     child.kill('SIGINT');
     expect(await exited, stderr).toBe(1);
     expect(stderr).toMatch(/canceled: ImageBuild builds\/\S+ deleted/);
-    await waitFor('ImageBuild gone', () => getBuild(building!.metadata.name!), (b) => b === undefined, 15_000);
-    await waitFor('Pod gone', () => getPod(building!.status!.podName!), (p) => p === undefined, 15_000);
+    await waitFor(
+      'ImageBuild gone',
+      () => getBuild(building!.metadata.name!),
+      (b) => b === undefined,
+      15_000,
+    );
+    await waitFor(
+      'Pod gone',
+      () => getPod(building!.status!.podName!),
+      (p) => p === undefined,
+      15_000,
+    );
   });
 
   it('cancels the build when the ImageBuild is deleted: Pod and process gone, nothing pushed', async () => {
     await create('doomed', { source: { artifact: { image: `${blackholeHost}/hangs/forever:1` } }, output: out('out/doomed') });
-    const b = await waitFor('building', () => getBuild('doomed'), (x) => !!x?.status?.podName && kubelet.isRunning(x.status.podName), 30_000);
+    const b = await waitFor(
+      'building',
+      () => getBuild('doomed'),
+      (x) => !!x?.status?.podName && kubelet.isRunning(x.status.podName),
+      30_000,
+    );
     const podName = b!.status!.podName!;
     await ok(cp, 'DELETE', buildsPath('doomed'));
-    await waitFor('ImageBuild gone', () => getBuild('doomed'), (x) => x === undefined, 15_000);
-    await waitFor('Pod gone', () => getPod(podName), (p) => p === undefined, 15_000);
+    await waitFor(
+      'ImageBuild gone',
+      () => getBuild('doomed'),
+      (x) => x === undefined,
+      15_000,
+    );
+    await waitFor(
+      'Pod gone',
+      () => getPod(podName),
+      (p) => p === undefined,
+      15_000,
+    );
     expect(kubelet.isRunning(podName)).toBe(false);
     expect(await registryDigest(reg.url, 'out/doomed', '1')).toBeUndefined();
   });

@@ -77,8 +77,16 @@ describe('stevedore_imagemirror_* metrics', () => {
     const before = Date.now() / 1000;
     await createMirror(cp, NS, 'good', mirror('good/app'));
     await createMirror(cp, NS, 'bad', mirror('bad/app', ['1', 'no-such-tag']));
-    await waitFor('good synced', () => getMirror(cp, NS, 'good'), (m) => ready(m)?.reason === 'Succeeded');
-    await waitFor('bad synced', () => getMirror(cp, NS, 'bad'), (m) => ready(m)?.reason === 'PartialFailure');
+    await waitFor(
+      'good synced',
+      () => getMirror(cp, NS, 'good'),
+      (m) => ready(m)?.reason === 'Succeeded',
+    );
+    await waitFor(
+      'bad synced',
+      () => getMirror(cp, NS, 'bad'),
+      (m) => ready(m)?.reason === 'PartialFailure',
+    );
     const text = await scrape(manager.healthAddress!);
     const good = { namespace: NS, name: 'good' };
     const bad = { namespace: NS, name: 'bad' };
@@ -97,7 +105,11 @@ describe('stevedore_imagemirror_* metrics', () => {
     expect(series(text, 'stevedore_imagemirror_last_sync_timestamp_seconds', bad)).toBeGreaterThan(0);
 
     await ok(cp, 'DELETE', mirrorsPath(NS, 'good'));
-    await waitFor('good gone', () => getMirror(cp, NS, 'good'), (m) => m === undefined);
+    await waitFor(
+      'good gone',
+      () => getMirror(cp, NS, 'good'),
+      (m) => m === undefined,
+    );
     const after = await scrape(manager.healthAddress!);
     expect(after).not.toMatch(/stevedore_imagemirror_\w+\{[^}]*name="good"/);
     expect(series(after, 'stevedore_imagemirror_last_sync_timestamp_seconds', bad)).toBeGreaterThan(0);

@@ -28,7 +28,10 @@ async function thrown(p: Promise<unknown> | (() => unknown)): Promise<unknown> {
 
 describe('planMirror', () => {
   const pick = (tags: ImageMirrorSpec['tags'], available: string[]) =>
-    selectTags({ registry: 'r.example.com', repository: 'a', ...planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a'), tags }).selection }, available);
+    selectTags(
+      { registry: 'r.example.com', repository: 'a', ...planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a'), tags }).selection },
+      available,
+    );
   const ATTACHMENTS = [`sha256-${'a'.repeat(64)}.sig`, `sha256-${'b'.repeat(64)}.att`, `sha256-${'c'.repeat(64)}.sbom`, `sha256-${'d'.repeat(64)}`];
 
   it('selects every tag but attachment tags when no selection is given', () => {
@@ -77,9 +80,13 @@ describe('planMirror', () => {
   });
 
   it('passes spec.compression to the engine, and refuses it with a layout source', () => {
-    expect(planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a'), compression: 'zstd:chunked' }).options.compression).toBe('zstd:chunked');
+    expect(planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a'), compression: 'zstd:chunked' }).options.compression).toBe(
+      'zstd:chunked',
+    );
     expect(planMirror({ source: reg('r.example.com/a'), destination: reg('m.example.com/a') }).options.compression).toBeUndefined();
-    expect(() => planMirror({ source: layout('usb', '/in'), destination: reg('m.example.com/a'), compression: 'zstd' })).toThrow(/spec.compression is not supported with a layout source/);
+    expect(() => planMirror({ source: layout('usb', '/in'), destination: reg('m.example.com/a'), compression: 'zstd' })).toThrow(
+      /spec.compression is not supported with a layout source/,
+    );
   });
 
   it('maps signatures: remove and layout sides', () => {
@@ -130,7 +137,7 @@ describe('layoutDirectory', () => {
     await symlink(await temps.make('elsewhere'), join(root, 'ns', 'usb', 'out'));
     expect(await layoutDirectory(root, 'ns', 'source', { claimName: 'usb', path: 'in' })).toBe(join(root, 'ns', 'usb', 'in'));
     expect(((await thrown(layoutDirectory(root, 'ns', 'source', { claimName: 'usb', path: 'missing' }))) as ReconcileError).reason).toBe('LayoutNotFound');
-    expect((await thrown(layoutDirectory(root, 'ns', 'source', { claimName: 'usb', path: '../../x' })) as Error).message).toContain('must not contain ".."');
+    expect(((await thrown(layoutDirectory(root, 'ns', 'source', { claimName: 'usb', path: '../../x' }))) as Error).message).toContain('must not contain ".."');
     for (const side of ['source', 'destination'] as const) {
       const err = await thrown(layoutDirectory(root, 'ns', side, { claimName: 'usb', path: 'out/deeper' }));
       expect(err).toBeInstanceOf(StallingError);
@@ -149,7 +156,9 @@ describe('resolveKeyPaths', () => {
         transports: {
           docker: {
             'r.example.com/a': [{ type: 'sigstoreSigned', keyPaths: ['k1.pub', 'k2.pub'], rekorPublicKeyPath: 'rekor.pub' }],
-            'r.example.com/b': [{ type: 'sigstoreSigned', fulcio: { caPath: 'ca.pem', oidcIssuer: 'https://i', subjectEmail: 'a@b' }, rekorPublicKeyData: b64('R') }],
+            'r.example.com/b': [
+              { type: 'sigstoreSigned', fulcio: { caPath: 'ca.pem', oidcIssuer: 'https://i', subjectEmail: 'a@b' }, rekorPublicKeyData: b64('R') },
+            ],
           },
         },
       }),

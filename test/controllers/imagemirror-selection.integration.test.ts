@@ -50,7 +50,12 @@ beforeAll(async () => {
   await cp.installCRDs();
   await cp.createNamespace(NS);
   const base = await makeRandomImage({ layers: 1, layerSize: 4096, layoutDir: await temps.make('base'), ref: 'base' });
-  const dates: Record<string, string> = { alpha: '2024-01-05T00:00:00Z', zeta: '2024-03-01T00:00:00Z', mid: '2024-02-01T00:00:00Z', old: '2023-06-01T00:00:00Z' };
+  const dates: Record<string, string> = {
+    alpha: '2024-01-05T00:00:00Z',
+    zeta: '2024-03-01T00:00:00Z',
+    mid: '2024-02-01T00:00:00Z',
+    old: '2023-06-01T00:00:00Z',
+  };
   for (const [tag, when] of Object.entries(dates)) await push(await withCreated(base, tag, when), `docker://${src.host}/dated/app:${tag}`);
   // Prune: 1 and latest share a digest; 2 is another image.
   const one = await makeRandomImage({ layers: 1, layerSize: 2048, layoutDir: await temps.make('one'), ref: 'x' });
@@ -128,7 +133,11 @@ describe('ImageMirror tag selection and lifecycle', () => {
     // The source's blob answers after 3 s: the sync is surely under way when the delete comes.
     slow.addFault({ method: 'GET', pathRegex: /\/big\/app\/blobs\/sha256:/, kind: 'delay', ms: 3_000, times: Infinity });
     await createMirror(cp, NS, 'cancel', { source: source('big/app', slow.host), destination: destination('c/app') });
-    await waitFor('the blob download', async () => slow.hits(/\/big\/app\/blobs\//).length, (n) => n > 0);
+    await waitFor(
+      'the blob download',
+      async () => slow.hits(/\/big\/app\/blobs\//).length,
+      (n) => n > 0,
+    );
     await ok(cp, 'DELETE', mirrorsPath(NS, 'cancel'));
     await waitFor('gone', get('cancel'), (m) => m === undefined, 10_000);
     // Past the delay, and time to finish had the sync gone on.

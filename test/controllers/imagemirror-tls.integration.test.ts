@@ -84,7 +84,13 @@ function tlsGet(path: string, accept = MediaType.OciManifest): Promise<{ status:
     const req = request({ host: LOOPBACK, port: dst.port, path, ca: caPem, headers: { accept } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), digest: res.headers['docker-content-digest'] as string | undefined }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString('utf8'),
+          digest: res.headers['docker-content-digest'] as string | undefined,
+        }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -93,11 +99,41 @@ function tlsGet(path: string, accept = MediaType.OciManifest): Promise<{ status:
 
 beforeAll(async () => {
   pki = await temps.make('pki');
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=stevedore mirror test CA']);
+  await openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=stevedore mirror test CA',
+  ]);
   await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other.key', '-out', 'other.crt', '-days', '2', '-subj', '/CN=some other CA']);
   await writeFile(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  await openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.ext']);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+  ]);
   caPem = await readFile(join(pki, 'ca.crt'), 'utf8');
   wrongCaPem = await readFile(join(pki, 'other.crt'), 'utf8');
   [cp, src, dst] = await Promise.all([startControlPlane(), startTlsRegistry('tls-src'), startTlsRegistry('tls-dst')]);
@@ -134,11 +170,18 @@ afterAll(async () => {
 });
 
 const side = (host: string, repo: string, ca?: string) => ({ registry: { repository: `${host}/${repo}`, ...(ca ? { caSecretRef: { name: ca } } : {}) } });
-const reasonIs = (reason: string, status = 'False') => (m: Awaited<ReturnType<typeof getMirror>>) => ready(m)?.status === status && ready(m)?.reason === reason;
+const reasonIs =
+  (reason: string, status = 'False') =>
+  (m: Awaited<ReturnType<typeof getMirror>>) =>
+    ready(m)?.status === status && ready(m)?.reason === reason;
 
 describe('ImageMirror caSecretRef', () => {
   it('verifies both TLS registries against the CA of its own namespace, and converts to zstd:chunked (spec.compression)', async () => {
-    await createMirror(cp, NS, 'with-ca', { source: side(src.host, 'team/app', 'reg-ca'), destination: side(dst.host, 'mirror/app', 'reg-ca'), compression: 'zstd:chunked' });
+    await createMirror(cp, NS, 'with-ca', {
+      source: side(src.host, 'team/app', 'reg-ca'),
+      destination: side(dst.host, 'mirror/app', 'reg-ca'),
+      compression: 'zstd:chunked',
+    });
     const m = await waitFor('Ready=True', () => getMirror(cp, NS, 'with-ca'), reasonIs('Succeeded', 'True'), 60_000);
     expect(m!.status!.tags!.map((t) => [t.tag, t.action])).toEqual([['1.0', 'copied']]);
     const res = await tlsGet('/v2/mirror/app/manifests/1.0');
@@ -154,7 +197,12 @@ describe('ImageMirror caSecretRef', () => {
 
   it('a CA that did not sign the registry certificate fails the sync with the TLS error (verification is on, loopback included)', async () => {
     await createMirror(cp, NS, 'wrong-ca', { source: side(src.host, 'team/app', 'wrong-ca'), destination: side(dst.host, 'wrong/app', 'reg-ca') });
-    const m = await waitFor('failed', () => getMirror(cp, NS, 'wrong-ca'), (x) => ready(x)?.status === 'False' && ready(x)?.reason !== 'Progressing', 60_000);
+    const m = await waitFor(
+      'failed',
+      () => getMirror(cp, NS, 'wrong-ca'),
+      (x) => ready(x)?.status === 'False' && ready(x)?.reason !== 'Progressing',
+      60_000,
+    );
     expect(ready(m)!.message).toMatch(/certificate|self.signed|unable to verify/i);
     expect((await tlsGet('/v2/wrong/app/manifests/1.0')).status).toBe(404);
   });

@@ -19,8 +19,18 @@ import { freePort, startControlPlane, type ControlPlane } from '../../hack/lib/h
 import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import {
-  controllerToken, createMirror, dockerConfigSecret, getMirror, metricValue, mirrorsPath, ok, patchMirror, ready,
-  registryDigest, scrape, waitFor,
+  controllerToken,
+  createMirror,
+  dockerConfigSecret,
+  getMirror,
+  metricValue,
+  mirrorsPath,
+  ok,
+  patchMirror,
+  ready,
+  registryDigest,
+  scrape,
+  waitFor,
 } from './helpers.js';
 
 const NS = 'mirrors';
@@ -41,11 +51,7 @@ let stop: AbortController;
 let running: Promise<void>;
 
 beforeAll(async () => {
-  [cp, regA, regB] = await Promise.all([
-    startControlPlane(),
-    startRegistry({ name: 'mirror-src', auth: 'basic' }),
-    startRegistry({ name: 'mirror-dst' }),
-  ]);
+  [cp, regA, regB] = await Promise.all([startControlPlane(), startRegistry({ name: 'mirror-src', auth: 'basic' }), startRegistry({ name: 'mirror-dst' })]);
   await cp.installCRDs();
   await cp.createNamespace(NS);
   const creds = { username: regA.username!, password: regA.password! };
@@ -97,11 +103,15 @@ afterAll(async () => {
   await temps.cleanup();
 });
 
-const source = (repo = 'team/app', secret = 'src-creds') => ({ registry: { repository: `${regA.host}/${repo}`, credentials: { name: secret }, insecure: true } });
+const source = (repo = 'team/app', secret = 'src-creds') => ({
+  registry: { repository: `${regA.host}/${repo}`, credentials: { name: secret }, insecure: true },
+});
 const destination = (prefix: string) => ({ registry: { repository: `${regB.host}/${prefix}/team/app`, insecure: true } });
 const get = (name: string) => () => getMirror(cp, NS, name);
-const readyAt = (gen: number | undefined, reason?: string, status = 'True') => (m: Awaited<ReturnType<typeof getMirror>>) =>
-  m?.status?.observedGeneration === gen && ready(m)?.status === status && (reason === undefined || ready(m)?.reason === reason);
+const readyAt =
+  (gen: number | undefined, reason?: string, status = 'True') =>
+  (m: Awaited<ReturnType<typeof getMirror>>) =>
+    m?.status?.observedGeneration === gen && ready(m)?.status === status && (reason === undefined || ready(m)?.reason === reason);
 
 describe('ImageMirror controller on a real API server and real registries', () => {
   it('mirrors three tags from registry A to registry B and reports Ready=True with their digests', async () => {
@@ -122,7 +132,10 @@ describe('ImageMirror controller on a real API server and real registries', () =
     const patched = await patchMirror(cp, NS, 'app', { spec: { tags: { list: ['1.0', '2.0'] }, schedule: { interval: '1h' } } });
     const m = await waitFor('new generation', get('app'), readyAt(patched.metadata.generation, 'Succeeded'));
     expect(patched.metadata.generation).toBeGreaterThan(1);
-    expect(m!.status!.tags!.map((t) => [t.tag, t.action])).toEqual([['1.0', 'skipped'], ['2.0', 'skipped']]);
+    expect(m!.status!.tags!.map((t) => [t.tag, t.action])).toEqual([
+      ['1.0', 'skipped'],
+      ['2.0', 'skipped'],
+    ]);
     const next = Date.parse(m!.status!.nextSyncTime!) - Date.parse(m!.status!.lastSyncTime!);
     expect(next).toBeGreaterThan(55 * 60_000);
     expect(next).toBeLessThanOrEqual(60 * 60_000);
@@ -221,9 +234,11 @@ describe('ImageMirror controller on a real API server and real registries', () =
       return digest ? registryDigest(regB.url, repo, `${digest.replace(':', '-')}.sig`) : undefined;
     };
     const events = async (name: string) =>
-      ((await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as { items: { reason: string; note?: string; type: string; regarding: { name: string } }[] }).items.filter(
-        (e) => e.regarding.name === name,
-      );
+      (
+        (await ok(cp, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS}/events`)) as {
+          items: { reason: string; note?: string; type: string; regarding: { name: string } }[];
+        }
+      ).items.filter((e) => e.regarding.name === name);
 
     beforeAll(async () => {
       await policySecret('policy-a', { 'policy.json': policyDoc({ keyPath: 'cosign.pub' }), 'cosign.pub': pubPem.a });
@@ -239,7 +254,10 @@ describe('ImageMirror controller on a real API server and real registries', () =
         policy: { secretRef: { name: 'policy-a' } },
       });
       const m = await waitFor('PartialFailure', get('policy-mixed'), readyAt(created.metadata.generation, 'PartialFailure', 'False'));
-      expect(m!.status!.tags!.map((t) => [t.tag, t.action])).toEqual([['1.0', 'copied'], ['2.0', 'denied']]);
+      expect(m!.status!.tags!.map((t) => [t.tag, t.action])).toEqual([
+        ['1.0', 'copied'],
+        ['2.0', 'denied'],
+      ]);
       const denied = m!.status!.tags!.find((t) => t.tag === '2.0')!;
       expect(denied.error).toMatch(/^policy denied: .*signature/i);
       expect(m!.status!.counts).toMatchObject({ selected: 2, copied: 1, failed: 0, denied: 1 });
@@ -248,7 +266,11 @@ describe('ImageMirror controller on a real API server and real registries', () =
       expect(await registryDigest(regB.url, 'checked/app', '2.0')).toBeUndefined();
       // The signature travelled with the image (spec.signatures defaults to carry).
       expect(await sigTag('checked/app', '1.0')).toBeTruthy();
-      const evs = await waitFor('PolicyDenied Event', () => events('policy-mixed'), (es) => es.some((e) => e.reason === 'PolicyDenied'));
+      const evs = await waitFor(
+        'PolicyDenied Event',
+        () => events('policy-mixed'),
+        (es) => es.some((e) => e.reason === 'PolicyDenied'),
+      );
       const ev = evs.find((e) => e.reason === 'PolicyDenied')!;
       expect(ev.type).toBe('Warning');
       expect(ev.note).toContain('2.0: policy denied');
@@ -391,7 +413,10 @@ describe('ImageMirror controller on a real API server and real registries', () =
     });
 
     it('refuses ".." in a layout path at admission', async () => {
-      const err = await createMirror(cp, NS, 'dotdot', { source: source(), destination: { layout: { claimName: 'usb', path: 'export/../../other-namespace' } } }).then(
+      const err = await createMirror(cp, NS, 'dotdot', {
+        source: source(),
+        destination: { layout: { claimName: 'usb', path: 'export/../../other-namespace' } },
+      }).then(
         () => undefined,
         (e: Error) => e,
       );
@@ -412,7 +437,9 @@ describe('ImageMirror controller on a real API server and real registries', () =
   });
 
   it('accepts examples/imagemirror.yaml at admission', async () => {
-    const example = parseYaml(await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'imagemirror.yaml'), 'utf8')) as { spec: object };
+    const example = parseYaml(await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'imagemirror.yaml'), 'utf8')) as {
+      spec: object;
+    };
     await ok(cp, 'POST', `${mirrorsPath(NS)}?dryRun=All`, { ...example, metadata: { name: 'example' } });
   });
 

@@ -34,8 +34,7 @@ function startInstance(identity: string) {
   return inst;
 }
 
-const successes = async (m: Manager) =>
-  metricValue(await scrape(m.healthAddress!), 'stevedore_controller_reconcile_total', 'result="success"');
+const successes = async (m: Manager) => metricValue(await scrape(m.healthAddress!), 'stevedore_controller_reconcile_total', 'result="success"');
 
 beforeAll(async () => {
   [cp, reg] = await Promise.all([startControlPlane(), startRegistry({ name: 'le-src' })]);
@@ -56,7 +55,12 @@ afterAll(async () => {
 describe('leader election on a Lease', () => {
   it('only the leader reconciles; a standby takes over within 20 s after the leader stops', async () => {
     const one = startInstance('one');
-    await waitFor('one leads', async () => one.manager.isLeader, (x) => x, 10_000);
+    await waitFor(
+      'one leads',
+      async () => one.manager.isLeader,
+      (x) => x,
+      10_000,
+    );
     const two = startInstance('two');
     await two.manager.start();
 
@@ -64,7 +68,11 @@ describe('leader election on a Lease', () => {
       source: { registry: { repository: `${reg.host}/src/app`, insecure: true } },
       destination: { registry: { repository: `${reg.host}/copy/src/app`, insecure: true } },
     });
-    await waitFor('Ready', () => getMirror(cp, NS, 'app'), (m) => m?.status?.observedGeneration === created.metadata.generation && ready(m)?.status === 'True');
+    await waitFor(
+      'Ready',
+      () => getMirror(cp, NS, 'app'),
+      (m) => m?.status?.observedGeneration === created.metadata.generation && ready(m)?.status === 'True',
+    );
     expect(two.manager.isLeader).toBe(false);
     expect(await successes(one.manager)).toBeGreaterThan(0);
     expect(await successes(two.manager)).toBe(0);
@@ -74,11 +82,20 @@ describe('leader election on a Lease', () => {
     const stoppedAt = Date.now();
     one.stop.abort();
     await one.done;
-    await waitFor('two leads', async () => two.manager.isLeader, (x) => x, 20_000);
+    await waitFor(
+      'two leads',
+      async () => two.manager.isLeader,
+      (x) => x,
+      20_000,
+    );
     expect(Date.now() - stoppedAt).toBeLessThan(20_000);
 
     const patched = await patchMirror(cp, NS, 'app', { spec: { tags: { list: ['v1'] } } });
-    await waitFor('reconciled by two', () => getMirror(cp, NS, 'app'), (m) => m?.status?.observedGeneration === patched.metadata.generation && ready(m)?.status === 'True');
+    await waitFor(
+      'reconciled by two',
+      () => getMirror(cp, NS, 'app'),
+      (m) => m?.status?.observedGeneration === patched.metadata.generation && ready(m)?.status === 'True',
+    );
     expect(await successes(two.manager)).toBeGreaterThan(0);
     two.stop.abort();
     await two.done;
@@ -93,7 +110,12 @@ describe('leader election on a Lease', () => {
     const three = startInstance('three');
     await new Promise((r) => setTimeout(r, 5_000));
     expect(three.manager.isLeader).toBe(false);
-    await waitFor('three leads', async () => three.manager.isLeader, (x) => x, 20_000);
+    await waitFor(
+      'three leads',
+      async () => three.manager.isLeader,
+      (x) => x,
+      20_000,
+    );
     const took = Date.now() - started;
     expect(took).toBeGreaterThanOrEqual(14_000);
     expect(took).toBeLessThan(20_000);

@@ -27,7 +27,9 @@ describe('work queue', () => {
 
   it('backs off per key exponentially and forget() resets it', () => {
     const q = new WorkQueue({ backoff: { baseMs: 100, maxMs: 1000 }, requeueJitter: 0 });
-    expect([q.addRateLimited('k'), q.addRateLimited('k'), q.addRateLimited('k'), q.addRateLimited('k'), q.addRateLimited('k')]).toEqual([100, 200, 400, 800, 1000]);
+    expect([q.addRateLimited('k'), q.addRateLimited('k'), q.addRateLimited('k'), q.addRateLimited('k'), q.addRateLimited('k')]).toEqual([
+      100, 200, 400, 800, 1000,
+    ]);
     q.forget('k');
     expect(q.addRateLimited('k')).toBe(100);
     q.shutDown();
@@ -78,11 +80,16 @@ describe('ImageMirror plan and status', () => {
 
   it('combines semver with allow/deny and keeps the newest N versions', () => {
     const p = planMirror({ source: loc('r.example/a'), destination: loc('m.example/b'), tags: { semver: '>=1.0.0', deny: '.*-rc', newest: 2 } });
-    expect(selectTags(syncSpec(p.source as RegistrySide, p.selection, undefined), ['0.9.0', '1.0.0', '1.2.0', '2.0.0-rc', '1.10.0', 'latest', 'v1.5'])).toEqual(['1.10.0', 'v1.5']);
+    expect(selectTags(syncSpec(p.source as RegistrySide, p.selection, undefined), ['0.9.0', '1.0.0', '1.2.0', '2.0.0-rc', '1.10.0', 'latest', 'v1.5'])).toEqual(
+      ['1.10.0', 'v1.5'],
+    );
   });
 
   it('reports a dry run as what it would do', () => {
-    const v = summarize({ items: [{ source: 's', destination: 'd', tag: 'a', action: 'would-copy' }], copied: 0, skipped: 0, failed: 0, pruned: 0, wouldCopy: 1, wouldPrune: 0 }, true);
+    const v = summarize(
+      { items: [{ source: 's', destination: 'd', tag: 'a', action: 'would-copy' }], copied: 0, skipped: 0, failed: 0, pruned: 0, wouldCopy: 1, wouldPrune: 0 },
+      true,
+    );
     expect(v.tags).toEqual([{ tag: 'a', action: 'copied' }]);
     expect(v.ready).toBe(true);
   });

@@ -88,8 +88,20 @@ describe('air gap through an OCI archive', () => {
     const digest = signed.digest as Digest;
     const hex = digest.slice('sha256:'.length);
     const sbom = join(await temps.make('sbom'), 'sbom.spdx.json');
-    await writeFile(sbom, JSON.stringify({ spdxVersion: 'SPDX-2.3', SPDXID: 'SPDXRef-DOCUMENT', name: 'air-app', dataLicense: 'CC0-1.0', packages: [{ name: 'left-pad', SPDXID: 'SPDXRef-left-pad', versionInfo: '1.3.0' }] }));
-    const attest = await stevedore(['attest', '--key', join(keyDir, 'k.key'), '--predicate', sbom, '--type', 'spdx', '--no-cosign-tag', `docker://${near.host}/air/app:1`], { env: { COSIGN_PASSWORD: 'pw' } });
+    await writeFile(
+      sbom,
+      JSON.stringify({
+        spdxVersion: 'SPDX-2.3',
+        SPDXID: 'SPDXRef-DOCUMENT',
+        name: 'air-app',
+        dataLicense: 'CC0-1.0',
+        packages: [{ name: 'left-pad', SPDXID: 'SPDXRef-left-pad', versionInfo: '1.3.0' }],
+      }),
+    );
+    const attest = await stevedore(
+      ['attest', '--key', join(keyDir, 'k.key'), '--predicate', sbom, '--type', 'spdx', '--no-cosign-tag', `docker://${near.host}/air/app:1`],
+      { env: { COSIGN_PASSWORD: 'pw' } },
+    );
     expect(attest.code, attest.stderr).toBe(0);
     expect((await listTags(client(near.host), 'air/app')).sort()).toEqual(['1', `sha256-${hex}`, `sha256-${hex}.sig`].sort());
 
@@ -108,9 +120,13 @@ describe('air gap through an OCI archive', () => {
     expect(imp.code, imp.stderr + imp.stdout).toBe(0);
     expect((await listTags(client(far.host), 'far/app')).sort()).toEqual(['1', `sha256-${hex}`, `sha256-${hex}.sig`].sort());
     // The referrer arrived with its subject: the fallback index lists the in-toto SBOM whose subject is the image.
-    const idx = JSON.parse((await getManifest(client(far.host), 'far/app', `sha256-${hex}`)).bytes.toString()) as { manifests: { digest: string; artifactType?: string }[] };
+    const idx = JSON.parse((await getManifest(client(far.host), 'far/app', `sha256-${hex}`)).bytes.toString()) as {
+      manifests: { digest: string; artifactType?: string }[];
+    };
     expect(idx.manifests.map((m) => m.artifactType)).toEqual(['application/vnd.in-toto+json']);
-    const referrer = JSON.parse((await getManifest(client(far.host), 'far/app', idx.manifests[0]!.digest)).bytes.toString()) as { subject?: { digest: string } };
+    const referrer = JSON.parse((await getManifest(client(far.host), 'far/app', idx.manifests[0]!.digest)).bytes.toString()) as {
+      subject?: { digest: string };
+    };
     expect(referrer.subject?.digest).toBe(digest);
 
     const v = await cosign(['verify', '--key', join(keyDir, 'k.pub'), '--insecure-ignore-tlog', '--allow-insecure-registry', `${far.host}/far/app:1`]);
@@ -133,8 +149,20 @@ async function signedAtNear(repo: string): Promise<{ digest: Digest; hex: string
   await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${near.host}/${repo}:1`));
   const signed = await signImage(parseReference(`${near.host}/${repo}:1`), await loadPrivateKey(join(keyDir, 'k.key'), 'pw'));
   const sbom = join(await temps.make('sbom'), 'sbom.spdx.json');
-  await writeFile(sbom, JSON.stringify({ spdxVersion: 'SPDX-2.3', SPDXID: 'SPDXRef-DOCUMENT', name: 'air-app', dataLicense: 'CC0-1.0', packages: [{ name: 'left-pad', SPDXID: 'SPDXRef-left-pad', versionInfo: '1.3.0' }] }));
-  const attest = await stevedore(['attest', '--key', join(keyDir, 'k.key'), '--predicate', sbom, '--type', 'spdx', '--no-cosign-tag', `docker://${near.host}/${repo}:1`], { env: { COSIGN_PASSWORD: 'pw' } });
+  await writeFile(
+    sbom,
+    JSON.stringify({
+      spdxVersion: 'SPDX-2.3',
+      SPDXID: 'SPDXRef-DOCUMENT',
+      name: 'air-app',
+      dataLicense: 'CC0-1.0',
+      packages: [{ name: 'left-pad', SPDXID: 'SPDXRef-left-pad', versionInfo: '1.3.0' }],
+    }),
+  );
+  const attest = await stevedore(
+    ['attest', '--key', join(keyDir, 'k.key'), '--predicate', sbom, '--type', 'spdx', '--no-cosign-tag', `docker://${near.host}/${repo}:1`],
+    { env: { COSIGN_PASSWORD: 'pw' } },
+  );
   expect(attest.code, attest.stderr).toBe(0);
   const digest = signed.digest as Digest;
   return { digest, hex: digest.slice('sha256:'.length) };
@@ -143,7 +171,9 @@ async function signedAtNear(repo: string): Promise<{ digest: Digest; hex: string
 /** At the far end: the tags, the referrer under its subject, cosign verify, the SBOM attestation. */
 async function verifiedAtFar(repo: string, hex: string, digest: Digest): Promise<void> {
   expect((await listTags(client(far.host), repo)).sort()).toEqual(['1', `sha256-${hex}`, `sha256-${hex}.sig`].sort());
-  const idx = JSON.parse((await getManifest(client(far.host), repo, `sha256-${hex}`)).bytes.toString()) as { manifests: { digest: string; artifactType?: string }[] };
+  const idx = JSON.parse((await getManifest(client(far.host), repo, `sha256-${hex}`)).bytes.toString()) as {
+    manifests: { digest: string; artifactType?: string }[];
+  };
   expect(idx.manifests.map((m) => m.artifactType)).toEqual(['application/vnd.in-toto+json']);
   const referrer = JSON.parse((await getManifest(client(far.host), repo, idx.manifests[0]!.digest)).bytes.toString()) as { subject?: { digest: string } };
   expect(referrer.subject?.digest).toBe(digest);
@@ -224,7 +254,13 @@ describe('referrers known only to the referrers API', () => {
   it('are exported as the fallback index the distribution spec defines: their descriptors with artifactType and annotations', () => {
     const d = (n: number) => `sha256:${String(n).repeat(64)}` as Digest;
     const idx = fallbackIndex([
-      { mediaType: MediaType.OciManifest, digest: d(1), size: 10, artifactType: 'application/vnd.in-toto+json', annotations: { 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' } },
+      {
+        mediaType: MediaType.OciManifest,
+        digest: d(1),
+        size: 10,
+        artifactType: 'application/vnd.in-toto+json',
+        annotations: { 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' },
+      },
       { mediaType: MediaType.OciManifest, digest: d(2), size: 20, artifactType: 'application/spdx+json' },
     ]);
     expect(idx.mediaType).toBe(MediaType.OciIndex);
@@ -232,7 +268,13 @@ describe('referrers known only to the referrers API', () => {
       schemaVersion: 2,
       mediaType: MediaType.OciIndex,
       manifests: [
-        { mediaType: MediaType.OciManifest, digest: d(1), size: 10, artifactType: 'application/vnd.in-toto+json', annotations: { 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' } },
+        {
+          mediaType: MediaType.OciManifest,
+          digest: d(1),
+          size: 10,
+          artifactType: 'application/vnd.in-toto+json',
+          annotations: { 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' },
+        },
         { mediaType: MediaType.OciManifest, digest: d(2), size: 20, artifactType: 'application/spdx+json' },
       ],
     });

@@ -57,22 +57,62 @@ afterAll(async () => {
 describe('--retry-times and --retry-delay (skopeo names)', () => {
   it('copy retries as many times as asked, with the fixed delay given', async () => {
     proxy.addFault({ method: 'GET', pathRegex: '/src/app/manifests/1', kind: 'status', status: 503, times: 3 });
-    const few = await stevedore(['copy', '-q', '--retry-times', '1', '--retry-delay', '10ms', `docker://${proxy.host}/src/app:1`, `docker://${reg.host}/dst/app:1`]);
+    const few = await stevedore([
+      'copy',
+      '-q',
+      '--retry-times',
+      '1',
+      '--retry-delay',
+      '10ms',
+      `docker://${proxy.host}/src/app:1`,
+      `docker://${reg.host}/dst/app:1`,
+    ]);
     expect(few.code).not.toBe(0);
     expect(few.stderr).toMatch(/503/);
-    expect(proxy.hits('/src/app/manifests/1').filter((h) => h.method === 'GET').map((h) => h.status)).toEqual([503, 503]);
+    expect(
+      proxy
+        .hits('/src/app/manifests/1')
+        .filter((h) => h.method === 'GET')
+        .map((h) => h.status),
+    ).toEqual([503, 503]);
     proxy.clearHits();
     const started = Date.now();
-    const enough = await stevedore(['copy', '-q', '--retry-times', '3', '--retry-delay', '200ms', `docker://${proxy.host}/src/app:1`, `docker://${reg.host}/dst/app:1`]);
+    const enough = await stevedore([
+      'copy',
+      '-q',
+      '--retry-times',
+      '3',
+      '--retry-delay',
+      '200ms',
+      `docker://${proxy.host}/src/app:1`,
+      `docker://${reg.host}/dst/app:1`,
+    ]);
     expect(enough.code, enough.stderr).toBe(0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(200);
-    expect(proxy.hits('/src/app/manifests/1').filter((h) => h.method === 'GET').map((h) => h.status)).toEqual([503, 200]);
+    expect(
+      proxy
+        .hits('/src/app/manifests/1')
+        .filter((h) => h.method === 'GET')
+        .map((h) => h.status),
+    ).toEqual([503, 200]);
     proxy.clearFaults();
   });
 
   it('sync takes the same flags; a bad value is refused naming the flag', async () => {
     proxy.addFault({ method: 'HEAD', pathRegex: '/src/app/manifests/1', kind: 'status', status: 503, times: 1 });
-    const ok = await stevedore(['sync', '--src', 'docker', '--dest', 'docker', '--retry-times', '2', '--retry-delay', '1ms', `${proxy.host}/src/app:1`, `${reg.host}/synced`]);
+    const ok = await stevedore([
+      'sync',
+      '--src',
+      'docker',
+      '--dest',
+      'docker',
+      '--retry-times',
+      '2',
+      '--retry-delay',
+      '1ms',
+      `${proxy.host}/src/app:1`,
+      `${reg.host}/synced`,
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
     const bad = await stevedore(['sync', '--src', 'docker', '--dest', 'docker', '--retry-delay', 'soon', `${reg.host}/src/app:1`, `${reg.host}/synced`]);
     expect(bad.code).not.toBe(0);
@@ -109,7 +149,22 @@ describe('skopeo command lines, side by side', () => {
     },
     {
       name: 'sync --src-no-creds --dest-no-creds --retry-times 2 --preserve-digests',
-      args: (src, dest) => ['sync', '--src', 'docker', '--dest', 'docker', '-a', '--src-no-creds', '--dest-no-creds', '--retry-times', '2', '--preserve-digests', ...TLS, `${src}/team/app:latest`, `${dest}/anon`],
+      args: (src, dest) => [
+        'sync',
+        '--src',
+        'docker',
+        '--dest',
+        'docker',
+        '-a',
+        '--src-no-creds',
+        '--dest-no-creds',
+        '--retry-times',
+        '2',
+        '--preserve-digests',
+        ...TLS,
+        `${src}/team/app:latest`,
+        `${dest}/anon`,
+      ],
       repos: ['anon/app'],
     },
     {
@@ -119,7 +174,17 @@ describe('skopeo command lines, side by side', () => {
     },
     {
       name: 'copy --multi-arch all --src-no-creds --retry-times 1',
-      args: (src, dest) => ['copy', '--multi-arch', 'all', '--src-no-creds', '--retry-times', '1', ...TLS, `docker://${src}/team/app:2`, `docker://${dest}/multi/app:2`],
+      args: (src, dest) => [
+        'copy',
+        '--multi-arch',
+        'all',
+        '--src-no-creds',
+        '--retry-times',
+        '1',
+        ...TLS,
+        `docker://${src}/team/app:2`,
+        `docker://${dest}/multi/app:2`,
+      ],
       repos: ['multi/app'],
     },
     {
@@ -145,7 +210,17 @@ describe('skopeo command lines, side by side', () => {
   for (const scoped of [false, true]) {
     it(`sync -s docker -d dir${scoped ? ' --scoped' : ''} names each image as skopeo does, with the same files`, async () => {
       const [a, b] = [await temps.make('dir-skopeo'), await temps.make('dir-us')];
-      const args = (dir: string) => ['sync', '-s', 'docker', '-d', 'dir', ...(scoped ? ['--scoped'] : []), '--src-tls-verify=false', `${reg.host}/team/app:1`, dir];
+      const args = (dir: string) => [
+        'sync',
+        '-s',
+        'docker',
+        '-d',
+        'dir',
+        ...(scoped ? ['--scoped'] : []),
+        '--src-tls-verify=false',
+        `${reg.host}/team/app:1`,
+        dir,
+      ];
       const theirs = await skopeo(args(a));
       const ours = await stevedore(args(b));
       expect(theirs.code, theirs.stderr).toBe(0);
@@ -219,8 +294,14 @@ describe('skopeo command lines, side by side', () => {
     expect(v.code, v.stderr).toBe(0);
   });
 
-  it('copy prints skopeo\'s plain lines when not on a terminal (JSON only with --progress json)', async () => {
-    const args = (dest: string) => ['copy', '--dest-tls-verify=false', '--src-tls-verify=false', `docker://${reg.host}/team/app:1`, `docker://${dest}/text/app:1`];
+  it("copy prints skopeo's plain lines when not on a terminal (JSON only with --progress json)", async () => {
+    const args = (dest: string) => [
+      'copy',
+      '--dest-tls-verify=false',
+      '--src-tls-verify=false',
+      `docker://${reg.host}/team/app:1`,
+      `docker://${dest}/text/app:1`,
+    ];
     const theirs = await skopeo(args(bySkopeo.host));
     const ours = await stevedore(args(byUs.host));
     expect(ours.code, ours.stderr).toBe(0);
@@ -242,13 +323,23 @@ describe('skopeo command lines, side by side', () => {
   ] as const) {
     it(`copy ${flags.join(' ')} converts layers (the same diffIDs as skopeo's copy)`, async () => {
       const repo = `conv/${flags.join('').replace(/[^a-z0-9]/g, '')}`;
-      const args = (dest: string) => ['copy', ...flags, '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/team/app:1`, `docker://${dest}/${repo}:1`];
+      const args = (dest: string) => [
+        'copy',
+        ...flags,
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${reg.host}/team/app:1`,
+        `docker://${dest}/${repo}:1`,
+      ];
       const theirs = await skopeo(args(bySkopeo.host));
       const ours = await stevedore(args(byUs.host));
       expect(theirs.code, theirs.stderr).toBe(0);
       expect(ours.code, ours.stderr).toBe(0);
-      const raw = async (host: string) => JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${host}/${repo}:1`])).stdout) as { layers: { mediaType: string }[] };
-      const diffIds = async (host: string) => (JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--config', `docker://${host}/${repo}:1`])).stdout) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
+      const raw = async (host: string) =>
+        JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${host}/${repo}:1`])).stdout) as { layers: { mediaType: string }[] };
+      const diffIds = async (host: string) =>
+        (JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--config', `docker://${host}/${repo}:1`])).stdout) as { rootfs: { diff_ids: string[] } })
+          .rootfs.diff_ids;
       // skopeo's own media types are not compared: its blob-info cache may substitute a blob of
       // another compression that the destination already has (what an earlier test pushed).
       expect((await raw(byUs.host)).layers.map((l) => l.mediaType)).toEqual([type]);
@@ -269,16 +360,34 @@ describe('skopeo command lines, side by side', () => {
     const ours = await stevedore(args(b));
     expect(ours.code, ours.stderr).toBe(0);
     const { readFile } = await import('node:fs/promises');
-    const types = async (dir: string) => (JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { layers: { mediaType: string; digest: string }[] }).layers.map((l) => [l.mediaType, l.digest]);
+    const types = async (dir: string) =>
+      (JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { layers: { mediaType: string; digest: string }[] }).layers.map((l) => [
+        l.mediaType,
+        l.digest,
+      ]);
     expect(await types(b)).toEqual(await types(a));
     expect((await types(b))[0]![1]).toBe(image.diffIds[0]);
   });
 
   it('a compression change with --preserve-digests is refused with the reason, zstd:chunked included', async () => {
-    const keep = await stevedore(['copy', '--preserve-digests', '--dest-compress-format', 'zstd', `docker://${reg.host}/team/app:1`, `docker://${byUs.host}/conv/refused:1`]);
+    const keep = await stevedore([
+      'copy',
+      '--preserve-digests',
+      '--dest-compress-format',
+      'zstd',
+      `docker://${reg.host}/team/app:1`,
+      `docker://${byUs.host}/conv/refused:1`,
+    ]);
     expect(keep.code).toBe(125);
     expect(keep.stderr).toMatch(/--preserve-digests: .*converted to zstd.*the digest would change/);
-    const chunked = await stevedore(['copy', '--preserve-digests', '--dest-compress-format', 'zstd:chunked', `docker://${reg.host}/team/app:1`, `docker://${byUs.host}/conv/refused:1`]);
+    const chunked = await stevedore([
+      'copy',
+      '--preserve-digests',
+      '--dest-compress-format',
+      'zstd:chunked',
+      `docker://${reg.host}/team/app:1`,
+      `docker://${byUs.host}/conv/refused:1`,
+    ]);
     expect(chunked.code).toBe(125);
     expect(chunked.stderr).toMatch(/--preserve-digests: .*converted to zstd:chunked.*the digest would change/);
   });
@@ -307,7 +416,12 @@ describe('skopeo command lines, side by side', () => {
     const { readFile } = await import('node:fs/promises');
     const lines = (await readFile(out, 'utf8')).trim().split('\n').sort();
     expect(lines).toEqual(
-      [`${image.manifest.digest} docker://${byUs.host}/df/app:1`, `${indexDigest} docker://${byUs.host}/df/app:2`, `${indexDigest} docker://${byUs.host}/df/app:2-rc`, `${image.manifest.digest} docker://${byUs.host}/df/app:latest`].sort(),
+      [
+        `${image.manifest.digest} docker://${byUs.host}/df/app:1`,
+        `${indexDigest} docker://${byUs.host}/df/app:2`,
+        `${indexDigest} docker://${byUs.host}/df/app:2-rc`,
+        `${image.manifest.digest} docker://${byUs.host}/df/app:latest`,
+      ].sort(),
     );
   });
 });

@@ -124,7 +124,9 @@ describe('copy of a multi-platform index', () => {
   });
 
   it('fails clearly for a platform the index lacks, and for a subset under --preserve-digests', async () => {
-    await expect(copy(index.ociRef, `docker://${reg.host}/multi:x`, { platforms: [parsePlatform('linux/s390x')] })).rejects.toThrow(/no image for platform linux\/s390x/);
+    await expect(copy(index.ociRef, `docker://${reg.host}/multi:x`, { platforms: [parsePlatform('linux/s390x')] })).rejects.toThrow(
+      /no image for platform linux\/s390x/,
+    );
     await expect(
       copy(index.ociRef, `docker://${reg.host}/multi:y`, { platforms: [parsePlatform('linux/arm64'), parsePlatform('linux/amd64')], preserveDigests: true }),
     ).rejects.toThrow(/preserve-digests/);
@@ -146,9 +148,13 @@ describe('copy: uncompressed layers into a registry', () => {
     // Fewer bytes than the plain tar (was: the whole tar sent as it is).
     const plainSize = (await import('node:fs')).statSync(archive).size;
     expect(result.bytesCopied).toBeLessThan(plainSize * 0.7);
-    const config = JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--config', `docker://${reg.host}/fromarchive/bb:1`])).stdout) as { rootfs: { diff_ids: string[] } };
+    const config = JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--config', `docker://${reg.host}/fromarchive/bb:1`])).stdout) as {
+      rootfs: { diff_ids: string[] };
+    };
     expect(config.rootfs.diff_ids).toEqual(bb.diffIds);
-    const refused = await copyReference(parseImageName(`docker-archive:${archive}`), parseImageName(`docker://${reg.host}/fromarchive/bb:2`), { preserveDigests: true }).catch((e: Error) => e);
+    const refused = await copyReference(parseImageName(`docker-archive:${archive}`), parseImageName(`docker://${reg.host}/fromarchive/bb:2`), {
+      preserveDigests: true,
+    }).catch((e: Error) => e);
     expect((refused as Error).message).toMatch(/--preserve-digests: .* gzip-compressed \(they are uncompressed\)/);
   });
 });

@@ -17,7 +17,6 @@ import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registr
 import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { recordCli } from '../harness/module-graph.js';
 
-
 /** What a registry-to-registry copy or sync must not load unless asked for. */
 const HEAVY = [
   'node_modules/undici/index.js',
@@ -38,7 +37,6 @@ const temps = new TempDirs();
 let reg: TestRegistry;
 let dir: string;
 
-
 const runMain = (args: string[]) => recordCli(dir, args, { REGISTRY_AUTH_FILE: join(dir, 'auth.json') });
 
 const heavyIn = (modules: string[]) => modules.filter((m) => HEAVY.some((h) => m.includes(h)));
@@ -57,7 +55,7 @@ afterAll(async () => {
 });
 
 describe('copy and sync load only what a registry-to-registry run needs', () => {
-  it('`sync --src docker` loads undici\'s Agent, not its entry, and no YAML, semver, policy engine or tar', async () => {
+  it("`sync --src docker` loads undici's Agent, not its entry, and no YAML, semver, policy engine or tar", async () => {
     const first = await runMain(['sync', '--src', 'docker', '--dest', 'docker', `${reg.host}/graph/app`, `${reg.host}/mirror`]);
     expect(first.code, first.stderr).toBe(0);
     // The recorder sees the graph at all: the engine and undici's client are in it.

@@ -18,7 +18,13 @@ import { Crc64Iso } from '../../src/oci/crc64.js';
 import { MediaType } from '../../src/oci/mediatype.js';
 import { writeZstdChunked } from '../../src/oci/zstd-chunked.js';
 import { ZstdFramesDecompress } from '../../src/oci/zstd-frames.js';
-import { decodeFooter, readZstdChunked, ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION, ZSTD_CHUNKED_TARSPLIT_POSITION } from '../../src/oci/zstd-chunked-format.js';
+import {
+  decodeFooter,
+  readZstdChunked,
+  ZSTD_CHUNKED_MANIFEST_CHECKSUM,
+  ZSTD_CHUNKED_MANIFEST_POSITION,
+  ZSTD_CHUNKED_TARSPLIT_POSITION,
+} from '../../src/oci/zstd-chunked-format.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { makeBusyboxImage, type FixtureImage } from '../../hack/lib/harness/images.js';
 import { runCommand } from '../../hack/lib/harness/procs.js';
@@ -86,7 +92,10 @@ function checkToc(blob: Buffer, annotations: Record<string, string>, original: B
   }
   // tar-split: segments verbatim, file entries by name with their CRC-64; the result is the tar.
   const rebuilt: Buffer[] = [];
-  const lines = tarSplit.trimEnd().split('\n').map((l) => JSON.parse(l) as { type: number; name?: string; size?: number; payload: string | null; position: number });
+  const lines = tarSplit
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: number; name?: string; size?: number; payload: string | null; position: number });
   lines.forEach((l, i) => expect(l.position).toBe(i));
   for (const l of lines) {
     if (l.type === 2) rebuilt.push(Buffer.from(l.payload!, 'base64'));
@@ -133,7 +142,9 @@ describe('the zstd:chunked writer', () => {
     expect(result.diffId).toBe(sha(input));
     expect(result.digest).toBe(sha(blob));
     expect(result.size).toBe(blob.length);
-    expect(Object.keys(result.annotations).sort()).toEqual([ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION, ZSTD_CHUNKED_TARSPLIT_POSITION].sort());
+    expect(Object.keys(result.annotations).sort()).toEqual(
+      [ZSTD_CHUNKED_MANIFEST_CHECKSUM, ZSTD_CHUNKED_MANIFEST_POSITION, ZSTD_CHUNKED_TARSPLIT_POSITION].sort(),
+    );
     // The footer and the annotations name the same places.
     const f = decodeFooter(blob)!;
     expect(result.annotations[ZSTD_CHUNKED_MANIFEST_POSITION]).toBe(`${f.tocOffset}:${f.tocLength}:${f.tocUncompressed}:1`);
@@ -185,13 +196,16 @@ describe('the zstd:chunked writer', () => {
     const { blob, result } = await chunked(input, 65536);
     expect(zstdCli(blob).equals(input)).toBe(true);
     checkToc(blob, result.annotations, input, files);
-    const segments = readZstdChunked(blob).tarSplit.trimEnd().split('\n').filter((l) => l.startsWith('{"type":2'));
+    const segments = readZstdChunked(blob)
+      .tarSplit.trimEnd()
+      .split('\n')
+      .filter((l) => l.startsWith('{"type":2'));
     // Each file entry ends a segment; the 2.5 MB of headers before `last` went out as several frames.
     expect(segments.length).toBeGreaterThanOrEqual(5001);
     expect(result.entries).toBe(5001);
   });
 
-  it('the frame reader reads what Node\'s own zstd reader drops after the first frame, and refuses a cut stream', async () => {
+  it("the frame reader reads what Node's own zstd reader drops after the first frame, and refuses a cut stream", async () => {
     const frames = Buffer.concat([zstdCompressSync(Buffer.from('one ')), zstdCompressSync(Buffer.alloc(300_000, 7)), zstdCompressSync(Buffer.from(' three'))]);
     expect(zstdDecompressSync(frames).toString()).toBe('one '); // Node stops after the first frame: why zstd-frames.ts exists
     const want = Buffer.concat([Buffer.from('one '), Buffer.alloc(300_000, 7), Buffer.from(' three')]);
@@ -209,12 +223,18 @@ describe('the zstd:chunked writer', () => {
   it('refuses a truncated tar, an oversized PAX record and a corrupted TOC, naming what is wrong', async () => {
     const input = await packTar((p) => p.entry({ name: 'f', mode: 0o644 }, randomBytes(5000)));
     const file = join(await temps.make('zc-bad'), 'blob');
-    await expect(writeZstdChunked(Readable.from([input.subarray(0, 2048)]), file, { what: 'layer sha256:abc' })).rejects.toThrow(/layer sha256:abc: the tar ends inside an entry/);
+    await expect(writeZstdChunked(Readable.from([input.subarray(0, 2048)]), file, { what: 'layer sha256:abc' })).rejects.toThrow(
+      /layer sha256:abc: the tar ends inside an entry/,
+    );
     // More than 1 MiB after the end-of-archive blocks is refused, not carried in the tar-split data.
-    await expect(writeZstdChunked(Readable.from([input, Buffer.alloc((1 << 20) + 1)]), file, { what: 'layer sha256:abc' })).rejects.toThrow(/more than 1048576 bytes after the end of the tar/);
+    await expect(writeZstdChunked(Readable.from([input, Buffer.alloc((1 << 20) + 1)]), file, { what: 'layer sha256:abc' })).rejects.toThrow(
+      /more than 1048576 bytes after the end of the tar/,
+    );
     // A PAX record announcing more than 1 MiB is refused before it is read into memory.
     const hostile = await packTar((p) => p.entry({ name: 'x', mode: 0o644, pax: { comment: 'y'.repeat((1 << 20) + 10) } }, Buffer.from('x')));
-    await expect(writeZstdChunked(Readable.from([hostile]), file, { what: 'layer sha256:def' })).rejects.toThrow(/layer sha256:def: tar pax-header record of \d+ bytes at entry 1 \(at most 1048576\)/);
+    await expect(writeZstdChunked(Readable.from([hostile]), file, { what: 'layer sha256:def' })).rejects.toThrow(
+      /layer sha256:def: tar pax-header record of \d+ bytes at entry 1 \(at most 1048576\)/,
+    );
     const { blob, result } = await chunked(input);
     const bad = Buffer.from(blob);
     const [tocOffset] = result.annotations[ZSTD_CHUNKED_MANIFEST_POSITION]!.split(':').map(Number);
@@ -239,7 +259,11 @@ describe('copy --dest-compress-format zstd:chunked to a registry', () => {
     const r = await stevedore(['copy', '-q', '--dest-compress-format', 'zstd:chunked', `docker://${reg.host}/src/bb:1`, `docker://${reg.host}/dst/bb:chunked`]);
     expect(r.code, r.stderr).toBe(0);
     const res = await fetch(`${reg.url}/v2/dst/bb/manifests/chunked`, { headers: { accept: MediaType.OciManifest } });
-    const manifest = (await res.json()) as { mediaType: string; config: { digest: string }; layers: { mediaType: string; digest: string; annotations?: Record<string, string> }[] };
+    const manifest = (await res.json()) as {
+      mediaType: string;
+      config: { digest: string };
+      layers: { mediaType: string; digest: string; annotations?: Record<string, string> }[];
+    };
     expect(manifest.mediaType).toBe(MediaType.OciManifest);
     const config = (await (await fetch(`${reg.url}/v2/dst/bb/blobs/${manifest.config.digest}`)).json()) as { rootfs: { diff_ids: string[] } };
     expect(config.rootfs.diff_ids).toEqual(image.diffIds);
@@ -264,9 +288,30 @@ describe('copy --dest-compress-format zstd:chunked to a registry', () => {
     const podman = await runCommand(
       'podman',
       [
-        '--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs', '--runtime', 'runc', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file',
-        'run', '--rm', '--tls-verify=false', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024',
-        `${reg.host}/dst/bb:chunked`, 'cat', '/etc/group',
+        '--root',
+        join(work, 'root'),
+        '--runroot',
+        join(work, 'run'),
+        '--storage-driver',
+        'vfs',
+        '--runtime',
+        'runc',
+        '--cgroup-manager',
+        'cgroupfs',
+        '--events-backend',
+        'file',
+        'run',
+        '--rm',
+        '--tls-verify=false',
+        '--network',
+        'none',
+        '--ulimit',
+        'nofile=1024:1024',
+        '--ulimit',
+        'nproc=1024:1024',
+        `${reg.host}/dst/bb:chunked`,
+        'cat',
+        '/etc/group',
       ],
       { timeoutMs: 120_000 },
     );
@@ -277,11 +322,16 @@ describe('copy --dest-compress-format zstd:chunked to a registry', () => {
   it('a zstd:chunked source copied with zstd:chunked is copied as it is; converted to gzip it loses the annotations', async () => {
     const same = await stevedore(['copy', '--dest-compress-format', 'zstd:chunked', `docker://${reg.host}/dst/bb:chunked`, `docker://${reg.host}/dst/bb:same`]);
     expect(same.code, same.stderr).toBe(0);
-    const digest = async (tag: string) => (await fetch(`${reg.url}/v2/dst/bb/manifests/${tag}`, { method: 'HEAD', headers: { accept: MediaType.OciManifest } })).headers.get('docker-content-digest');
+    const digest = async (tag: string) =>
+      (await fetch(`${reg.url}/v2/dst/bb/manifests/${tag}`, { method: 'HEAD', headers: { accept: MediaType.OciManifest } })).headers.get(
+        'docker-content-digest',
+      );
     expect(await digest('same')).toBe(await digest('chunked'));
     const gz = await stevedore(['copy', '-q', '--dest-compress-format', 'gzip', `docker://${reg.host}/dst/bb:chunked`, `docker://${reg.host}/dst/bb:gz`]);
     expect(gz.code, gz.stderr).toBe(0);
-    const m = (await (await fetch(`${reg.url}/v2/dst/bb/manifests/gz`, { headers: { accept: MediaType.OciManifest } })).json()) as { layers: { mediaType: string; digest: string; annotations?: Record<string, string> }[] };
+    const m = (await (await fetch(`${reg.url}/v2/dst/bb/manifests/gz`, { headers: { accept: MediaType.OciManifest } })).json()) as {
+      layers: { mediaType: string; digest: string; annotations?: Record<string, string> }[];
+    };
     expect(m.layers[0]!.mediaType).toBe(MediaType.OciLayerGzip);
     expect(m.layers[0]!.annotations?.[ZSTD_CHUNKED_MANIFEST_POSITION]).toBeUndefined();
     // The whole tar, not its first frame (Node's zstd reader alone stops there).

@@ -40,7 +40,9 @@ export async function getJson<T = Record<string, unknown>>(node: LocalNode, args
 }
 
 export function docs(yamlText: string): Record<string, unknown>[] {
-  return parseAllDocuments(yamlText).map((d) => d.toJS() as Record<string, unknown> | null).filter((d): d is Record<string, unknown> => !!d);
+  return parseAllDocuments(yamlText)
+    .map((d) => d.toJS() as Record<string, unknown> | null)
+    .filter((d): d is Record<string, unknown> => !!d);
 }
 
 export async function poll<T>(what: string, get: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, explain?: () => Promise<string>): Promise<T> {
@@ -50,7 +52,9 @@ export async function poll<T>(what: string, get: () => Promise<T>, done: (v: T) 
     last = await get();
     if (done(last)) return last;
     if (Date.now() > until) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last, null, 1)?.slice(0, 4000)}${explain ? `\n${await explain()}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last, null, 1)?.slice(0, 4000)}${explain ? `\n${await explain()}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 500));
   }

@@ -69,10 +69,13 @@ function runChild(name: string): Promise<{ report?: Slim; hang?: string; exit?: 
     });
     // The child checks the clock between cases; one case running 60 s past the end is a hang.
     let hung = false;
-    const watchdog = setTimeout(() => {
-      hung = true;
-      proc.kill('SIGKILL');
-    }, (SECONDS + 60) * 1000);
+    const watchdog = setTimeout(
+      () => {
+        hung = true;
+        proc.kill('SIGKILL');
+      },
+      (SECONDS + 60) * 1000,
+    );
     proc.on('close', (code, signal) => {
       clearTimeout(watchdog);
       const line = out.split('\n').find((l) => l.startsWith(RESULT));

@@ -76,8 +76,15 @@ export interface FaultProxy {
 // Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and must not be forwarded; Node
 // sets its own framing (Content-Length or chunked) for each side.
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection',
-  'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
 ]);
 
 interface ActiveRule {
@@ -237,7 +244,12 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
 function stripHopByHop(h: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   // `Connection: foo` also names per-connection headers to drop.
-  const named = new Set(String(h.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  const named = new Set(
+    String(h.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((s) => s.trim()),
+  );
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_BY_HOP.has(k) || named.has(k)) continue;
     out[k] = v;
@@ -248,7 +260,12 @@ function stripHopByHop(h: IncomingHttpHeaders): OutgoingHttpHeaders {
 /** Upstream response headers, repeated headers kept apart, Location pointed back at the proxy. */
 function responseHeaders(up: IncomingMessage, targetOrigin: string, proxyOrigin: string): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  const named = new Set(String(up.headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
+  const named = new Set(
+    String(up.headers.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((s) => s.trim()),
+  );
   for (const [k, values] of Object.entries(up.headersDistinct)) {
     if (values === undefined || HOP_BY_HOP.has(k) || named.has(k)) continue;
     out[k] = values.length === 1 ? values[0] : values;

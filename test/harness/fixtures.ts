@@ -137,7 +137,7 @@ async function writeBlob(blobs: string, content: string): Promise<{ digest: stri
   return { digest: `sha256:${hex}`, size: data.length };
 }
 
-function entry(pack: tar.Pack, header: Parameters<tar.Pack["entry"]>[0], data?: Buffer): Promise<void> {
+function entry(pack: tar.Pack, header: Parameters<tar.Pack['entry']>[0], data?: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     pack.entry(header, data ?? '', (err) => (err ? reject(err) : resolve()));
   });

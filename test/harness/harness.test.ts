@@ -160,7 +160,10 @@ describe('registry with token auth', () => {
     const body = JSON.parse(res.body) as { token: string; access_token: string; expires_in: number; issued_at: string };
     expect(body.access_token).toBe(body.token);
     expect(body.expires_in).toBeGreaterThan(0);
-    const [h, c] = body.token.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>);
+    const [h, c] = body.token
+      .split('.')
+      .slice(0, 2)
+      .map((p) => JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>);
     expect(h).toMatchObject({ alg: 'ES256', typ: 'JWT' });
     expect(Array.isArray(h.x5c)).toBe(true);
     expect(c).toMatchObject({ aud: token.service, sub: token.username, access: [{ type: 'repository', name: 'harness/tiny', actions: ['pull'] }] });
@@ -187,11 +190,25 @@ describe('registry with token auth', () => {
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
     const scope = 'repository:harness/tiny:pull';
-    const pw = await post({ grant_type: 'password', username: token.username!, password: token.password!, service: token.service!, scope, access_type: 'offline', client_id: 'stevedore-test' });
+    const pw = await post({
+      grant_type: 'password',
+      username: token.username!,
+      password: token.password!,
+      service: token.service!,
+      scope,
+      access_type: 'offline',
+      client_id: 'stevedore-test',
+    });
     expect(pw.status).toBe(200);
     expect(typeof pw.body.access_token).toBe('string');
     expect(typeof pw.body.refresh_token).toBe('string');
-    const rt = await post({ grant_type: 'refresh_token', refresh_token: String(pw.body.refresh_token), service: token.service!, scope, client_id: 'stevedore-test' });
+    const rt = await post({
+      grant_type: 'refresh_token',
+      refresh_token: String(pw.body.refresh_token),
+      service: token.service!,
+      scope,
+      client_id: 'stevedore-test',
+    });
     expect(rt.status).toBe(200);
     expect((await httpGet(`${token.url}/v2/`, { Authorization: `Bearer ${String(rt.body.access_token)}` })).status).toBe(200);
     const bad = await post({ grant_type: 'password', username: token.username!, password: 'nope', service: token.service!, scope });
@@ -224,7 +241,10 @@ describe('fault proxy', () => {
     const second = await fetch(proxy.url + blobPath);
     expect(second.status).toBe(200);
     expect(sha256(new Uint8Array(await second.arrayBuffer()))).toBe(img.layerDigest);
-    expect(proxy.hits(/\/blobs\//).map((h) => [h.status, h.fault])).toEqual([[429, 'status'], [200, undefined]]);
+    expect(proxy.hits(/\/blobs\//).map((h) => [h.status, h.fault])).toEqual([
+      [429, 'status'],
+      [200, undefined],
+    ]);
   });
 
   test('matches on method and applies a fault the configured number of times', async () => {
@@ -307,10 +327,14 @@ async function uploadBlob(base: string, repo: string, data: Buffer): Promise<str
   const location = new URL(start.headers.get('location')!, base);
   location.searchParams.set('digest', digest);
   const status = await new Promise<number>((resolve, reject) => {
-    const req = request(location, { method: 'PUT', agent: false, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.length } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = request(
+      location,
+      { method: 'PUT', agent: false, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.length } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', reject);
     // Write in 1 MiB pieces so the body really streams through the proxy.
     for (let i = 0; i < data.length; i += 1 << 20) req.write(data.subarray(i, i + (1 << 20)));

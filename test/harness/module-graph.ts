@@ -35,7 +35,15 @@ export function recordModules(logDir: string, code: string, args: string[] = [],
     child.once('close', (exit) => {
       clearTimeout(timer);
       readFile(log, 'utf8').then(
-        (text) => resolvePromise({ code: exit ?? 255, stderr, modules: text.split('\n').filter(Boolean).map((u) => u.replace(/^file:\/\//, '')) }),
+        (text) =>
+          resolvePromise({
+            code: exit ?? 255,
+            stderr,
+            modules: text
+              .split('\n')
+              .filter(Boolean)
+              .map((u) => u.replace(/^file:\/\//, '')),
+          }),
         reject,
       );
     });

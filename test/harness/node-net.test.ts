@@ -1,10 +1,25 @@
 /** The local node's Pod subnet never overlaps a network of this machine (pure logic, plus this host's real routes). */
 import { describe, expect, it } from 'vitest';
-import { chooseSubnet, conflicts, gatewayOf, overlaps, parseCidr, PodNetworkOverlapError, readHostNetworks, type HostNetworks } from '../../hack/lib/harness/node-net.js';
+import {
+  chooseSubnet,
+  conflicts,
+  gatewayOf,
+  overlaps,
+  parseCidr,
+  PodNetworkOverlapError,
+  readHostNetworks,
+  type HostNetworks,
+} from '../../hack/lib/harness/node-net.js';
 
 const HOST: HostNetworks = {
-  routes: [{ dst: '192.0.2.0/24', dev: 'eth0' }, { dst: '10.0.0.0/8', dev: 'wg0' }],
-  addresses: [{ cidr: '127.0.0.1/8', dev: 'lo' }, { cidr: '192.0.2.2/24', dev: 'eth0' }],
+  routes: [
+    { dst: '192.0.2.0/24', dev: 'eth0' },
+    { dst: '10.0.0.0/8', dev: 'wg0' },
+  ],
+  addresses: [
+    { cidr: '127.0.0.1/8', dev: 'lo' },
+    { cidr: '192.0.2.2/24', dev: 'eth0' },
+  ],
 };
 
 describe('Pod subnet choice', () => {
@@ -33,7 +48,7 @@ describe('Pod subnet choice', () => {
     expect(gatewayOf('198.18.1.0/24')).toBe('198.18.1.1');
   });
 
-  it('reads this machine\'s routes: the default route is left out, its own network is not', async () => {
+  it("reads this machine's routes: the default route is left out, its own network is not", async () => {
     const host = await readHostNetworks();
     expect(host.routes.some((r) => r.dst === 'default')).toBe(false);
     expect(host.addresses.some((a) => a.cidr.startsWith('127.0.0.1/'))).toBe(true);

@@ -80,7 +80,10 @@ const validBuild: ImageBuild['spec'] = {
 const validRun: ContainerRun['spec'] = {
   image: 'registry.example.com/tools/busybox:1.36',
   command: ['sh', '-c', 'echo hello'],
-  env: [{ name: 'A', value: '1' }, { name: 'B', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }],
+  env: [
+    { name: 'A', value: '1' },
+    { name: 'B', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } },
+  ],
   resources: { memory: '64Mi', cpu: '500m', pids: 64 },
   nodeSelector: { 'kubernetes.io/arch': 'amd64' },
   volumes: [
@@ -96,54 +99,80 @@ describe('CRDs on a real kube-apiserver', () => {
   test('valid objects of each kind are accepted and defaults are applied', async () => {
     const objects = cp.kubeConfig.makeApiClient(CustomObjectsApi);
     const m = (await objects.createNamespacedCustomObject({
-      group: GROUP, version: VERSION, namespace: NS, plural: 'imagemirrors', body: mirror('app', validMirror),
+      group: GROUP,
+      version: VERSION,
+      namespace: NS,
+      plural: 'imagemirrors',
+      body: mirror('app', validMirror),
     })) as ImageMirror;
     expect(m.spec.suspend).toBe(false);
     expect(m.spec.dryRun).toBe(false);
     expect(m.spec.source.registry!.insecure).toBe(false);
 
     const b = (await objects.createNamespacedCustomObject({
-      group: GROUP, version: VERSION, namespace: NS, plural: 'imagebuilds', body: build('app', validBuild),
+      group: GROUP,
+      version: VERSION,
+      namespace: NS,
+      plural: 'imagebuilds',
+      body: build('app', validBuild),
     })) as ImageBuild;
     expect(b.spec.timeout).toBe('1h');
     expect(b.spec.successfulBuildsHistoryLimit).toBe(1);
 
     const r = (await objects.createNamespacedCustomObject({
-      group: GROUP, version: VERSION, namespace: NS, plural: 'containerruns', body: run('hello', validRun),
+      group: GROUP,
+      version: VERSION,
+      namespace: NS,
+      plural: 'containerruns',
+      body: run('hello', validRun),
     })) as ContainerRun;
     expect(r.spec.network).toBe('none');
     expect(r.metadata.generation).toBe(1);
   });
 
   test.each([
-    ['imagemirrors', mirror('both-sources', { ...validMirror, source: { registry: { repository: 'r.example.com/a' }, layout: { claimName: 'x' } } }),
-      'exactly one of source.registry or source.layout must be set'],
-    ['imagemirrors', mirror('no-destination-kind', { ...validMirror, destination: {} }),
-      'exactly one of destination.registry or destination.layout must be set'],
-    ['imagemirrors', mirror('interval-and-cron', { ...validMirror, schedule: { interval: '1h', cron: '0 * * * *' } }),
-      'schedule.interval and schedule.cron are mutually exclusive'],
-    ['imagemirrors', mirror('short-interval', { ...validMirror, schedule: { interval: '10s' } }),
-      'schedule.interval must be at least 1m'],
-    ['imagemirrors', mirror('list-and-regex', { ...validMirror, tags: { list: ['1.0'], allow: '^1\\.' } }),
-      'tags.list names tags exactly and cannot be combined'],
-    ['imagemirrors', mirror('missing-destination', { source: validMirror.source }),
-      'spec.destination: Required value'],
-    ['imagebuilds', build('two-sources', { ...validBuild, source: { git: { url: 'https://g.example.com/x' }, inline: { containerfile: 'FROM scratch' } } }),
-      'exactly one of source.git, source.artifact, source.inline or source.script must be set'],
-    ['imagebuilds', build('escaping-context', { ...validBuild, contextDir: 'a/../../etc' }),
-      'must be a relative path that stays inside the source'],
-    ['imagebuilds', build('no-output', { source: validBuild.source }),
-      'spec.output: Required value'],
-    ['containerruns', run('node-and-selector', { ...validRun, nodeName: 'node-1' }),
-      'nodeName and nodeSelector are mutually exclusive'],
-    ['containerruns', run('bridge', { ...validRun, network: 'bridge' }),
-      'spec.network: Unsupported value: "bridge": supported values: "none", "private", "host"'],
-    ['containerruns', run('backoff-never', { ...validRun, restartPolicy: 'Never' }),
-      'backoffLimit requires restartPolicy OnFailure'],
-    ['containerruns', run('two-volume-sources', { ...validRun, volumes: [{ name: 'v', mountPath: '/v', emptyDir: {}, secret: { secretName: 's' } }] }),
-      'a volume needs exactly one of emptyDir, configMap or secret'],
-    ['containerruns', run('runtime', { ...validRun, runtime: 'kata' }),
-      'spec.runtime: Unsupported value: "kata"'],
+    [
+      'imagemirrors',
+      mirror('both-sources', { ...validMirror, source: { registry: { repository: 'r.example.com/a' }, layout: { claimName: 'x' } } }),
+      'exactly one of source.registry or source.layout must be set',
+    ],
+    [
+      'imagemirrors',
+      mirror('no-destination-kind', { ...validMirror, destination: {} }),
+      'exactly one of destination.registry or destination.layout must be set',
+    ],
+    [
+      'imagemirrors',
+      mirror('interval-and-cron', { ...validMirror, schedule: { interval: '1h', cron: '0 * * * *' } }),
+      'schedule.interval and schedule.cron are mutually exclusive',
+    ],
+    ['imagemirrors', mirror('short-interval', { ...validMirror, schedule: { interval: '10s' } }), 'schedule.interval must be at least 1m'],
+    [
+      'imagemirrors',
+      mirror('list-and-regex', { ...validMirror, tags: { list: ['1.0'], allow: '^1\\.' } }),
+      'tags.list names tags exactly and cannot be combined',
+    ],
+    ['imagemirrors', mirror('missing-destination', { source: validMirror.source }), 'spec.destination: Required value'],
+    [
+      'imagebuilds',
+      build('two-sources', { ...validBuild, source: { git: { url: 'https://g.example.com/x' }, inline: { containerfile: 'FROM scratch' } } }),
+      'exactly one of source.git, source.artifact, source.inline or source.script must be set',
+    ],
+    ['imagebuilds', build('escaping-context', { ...validBuild, contextDir: 'a/../../etc' }), 'must be a relative path that stays inside the source'],
+    ['imagebuilds', build('no-output', { source: validBuild.source }), 'spec.output: Required value'],
+    ['containerruns', run('node-and-selector', { ...validRun, nodeName: 'node-1' }), 'nodeName and nodeSelector are mutually exclusive'],
+    [
+      'containerruns',
+      run('bridge', { ...validRun, network: 'bridge' }),
+      'spec.network: Unsupported value: "bridge": supported values: "none", "private", "host"',
+    ],
+    ['containerruns', run('backoff-never', { ...validRun, restartPolicy: 'Never' }), 'backoffLimit requires restartPolicy OnFailure'],
+    [
+      'containerruns',
+      run('two-volume-sources', { ...validRun, volumes: [{ name: 'v', mountPath: '/v', emptyDir: {}, secret: { secretName: 's' } }] }),
+      'a volume needs exactly one of emptyDir, configMap or secret',
+    ],
+    ['containerruns', run('runtime', { ...validRun, runtime: 'kata' }), 'spec.runtime: Unsupported value: "kata"'],
   ])('%s %s is refused: %s', async (plural, body, message) => {
     const res = await create(plural, body);
     expect(res.status).toBe(422);
@@ -184,9 +213,7 @@ describe('CRDs on a real kube-apiserver', () => {
 
   test('printer columns: ImageMirror shows Ready, Reason, Last Sync, Age', async () => {
     const t = await table('imagemirrors');
-    expect(t.columnDefinitions.filter((c) => c.priority === 0).map((c) => c.name)).toEqual([
-      'Name', 'Ready', 'Reason', 'Last Sync', 'Age',
-    ]);
+    expect(t.columnDefinitions.filter((c) => c.priority === 0).map((c) => c.name)).toEqual(['Name', 'Ready', 'Reason', 'Last Sync', 'Age']);
     const cells = cellsByColumn(t, 'app');
     expect(cells).toMatchObject({ Name: 'app', Ready: 'True', Reason: 'Succeeded', Copied: 1, Source: 'registry.example.com/team/app' });
     expect(String(cells['Last Sync'])).toMatch(/^\d+s$/);
@@ -220,9 +247,7 @@ describe('CRDs on a real kube-apiserver', () => {
     });
     expect(res.status).toBe(200);
     const t = await table('containerruns');
-    expect(t.columnDefinitions.filter((c) => c.priority === 0).map((c) => c.name)).toEqual([
-      'Name', 'Phase', 'Exit Code', 'Ready', 'Reason', 'Age',
-    ]);
+    expect(t.columnDefinitions.filter((c) => c.priority === 0).map((c) => c.name)).toEqual(['Name', 'Phase', 'Exit Code', 'Ready', 'Reason', 'Age']);
     expect(cellsByColumn(t, 'hello')).toMatchObject({ Phase: 'Failed', 'Exit Code': 137, Ready: 'False', Reason: 'OOMKilled', Node: 'node-1' });
   });
 

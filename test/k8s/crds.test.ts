@@ -4,13 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { generateCRDs } from '../../src/k8s/crdgen.js';
-import {
-  KINDS,
-  type ContainerRunSpec,
-  type ImageBuildSpec,
-  type ImageMirrorSpec,
-  type JSONSchemaProps,
-} from '../../src/k8s/api/index.js';
+import { KINDS, type ContainerRunSpec, type ImageBuildSpec, type ImageMirrorSpec, type JSONSchemaProps } from '../../src/k8s/api/index.js';
 
 const crdDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'crds');
 
@@ -25,7 +19,9 @@ function* walk(schema: JSONSchemaProps, path: string): Generator<[string, JSONSc
 describe('generated CRDs', () => {
   test('committed crds/ equal a fresh generation (run `make manifests` when this fails)', () => {
     const generated = generateCRDs();
-    const committed = readdirSync(crdDir).filter((f) => f.endsWith('.yaml')).sort();
+    const committed = readdirSync(crdDir)
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
     expect(committed).toEqual([...generated.keys()].sort());
     for (const [name, text] of generated) {
       expect(readFileSync(join(crdDir, name), 'utf8'), `crds/${name} is stale`).toBe(text);
@@ -35,7 +31,9 @@ describe('generated CRDs', () => {
   test('one CRD per kind, namespaced, with status subresource, short names and the stevedore category', () => {
     const byKind = new Map(
       [...generateCRDs().values()].map((text) => {
-        const crd = parse(text) as { spec: { names: { kind: string; shortNames: string[]; categories: string[] }; scope: string; versions: { subresources: unknown }[] } };
+        const crd = parse(text) as {
+          spec: { names: { kind: string; shortNames: string[]; categories: string[] }; scope: string; versions: { subresources: unknown }[] };
+        };
         return [crd.spec.names.kind, crd.spec] as const;
       }),
     );

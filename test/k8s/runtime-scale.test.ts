@@ -54,8 +54,29 @@ describe('API client connections', () => {
 
   beforeAll(async () => {
     const dir = await dirs.make('kubeclient');
-    await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'tls.key', '-out', 'tls.crt',
-      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir });
+    await exec(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        'tls.key',
+        '-out',
+        'tls.crt',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { cwd: dir },
+    );
     const [cert, key] = await Promise.all([readFile(join(dir, 'tls.crt')), readFile(join(dir, 'tls.key'))]);
     const served = new WeakMap<object, number>();
     server = createServer({ cert, key }, (req, res) => {
@@ -124,19 +145,23 @@ describe('API client connections', () => {
     client.close();
   });
 
-  it('hands the reconciler the informer\'s cached copy of the object', async () => {
+  it("hands the reconciler the informer's cached copy of the object", async () => {
     const client = new KubeClient(kc);
     const seen: ReconcileRequest<typeof THING>[] = [];
     const stop = new AbortController();
-    const controller = new Controller<typeof THING>(client, {
-      name: 'things',
-      resource: { group: 'example.dev', version: 'v1', plural: 'things' },
-      async reconcile(req) {
-        seen.push(req);
-        stop.abort();
-        return {};
+    const controller = new Controller<typeof THING>(
+      client,
+      {
+        name: 'things',
+        resource: { group: 'example.dev', version: 'v1', plural: 'things' },
+        async reconcile(req) {
+          seen.push(req);
+          stop.abort();
+          return {};
+        },
       },
-    }, { metrics: new ControllerMetrics(), log: pino({ level: 'silent' }) });
+      { metrics: new ControllerMetrics(), log: pino({ level: 'silent' }) },
+    );
     await controller.run(stop.signal);
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ namespace: 'ns', name: 'a', cached: THING });

@@ -6,7 +6,8 @@ import { familiarName, hasRegistryHost, parseReference } from '../../src/oci/ref
 /** "Does this name start with a registry host": one rule (oci/reference), used by every caller. */
 describe('hasRegistryHost', () => {
   it('takes a first component with a dot, a port, an uppercase letter, or localhost for a host', () => {
-    for (const name of ['reg.io/x', 'localhost:5000/x', 'localhost/x', '127.0.0.1/x', 'MyReg/x', '[::1]:5000/x']) expect(hasRegistryHost(name), name).toBe(true);
+    for (const name of ['reg.io/x', 'localhost:5000/x', 'localhost/x', '127.0.0.1/x', 'MyReg/x', '[::1]:5000/x'])
+      expect(hasRegistryHost(name), name).toBe(true);
     for (const name of ['busybox', 'user/app', 'library/busybox', 'reg.io', 'localhost', '/x']) expect(hasRegistryHost(name), name).toBe(false);
   });
 

@@ -81,7 +81,9 @@ afterAll(async () => {
 
 describe('sigstoreSigned on a real registry', () => {
   it('accepts an image signed by the policy key under the default matchRepoDigestOrExact, and refuses what is not', async () => {
-    const policy = parsePolicy(JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [ref('app')]: [{ type: 'sigstoreSigned', keyPath: pub.a }] } } }));
+    const policy = parsePolicy(
+      JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [ref('app')]: [{ type: 'sigstoreSigned', keyPath: pub.a }] } } }),
+    );
     const ok = await evaluatePolicy(policy, ref('app:signed'));
     expect(ok).toMatchObject({ allowed: true, digest: image.manifest.digest, scope: `docker:${ref('app')}` });
     const unsigned = await evaluatePolicy(policy, ref('app:unsigned'));
@@ -90,7 +92,9 @@ describe('sigstoreSigned on a real registry', () => {
     // Same digest, another tag: the signature names app:signed, and matchRepoDigestOrExact wants the exact tag...
     const otherTag = await evaluatePolicy(policy, ref('app:unsigned-tag'));
     expect(otherTag.allowed).toBe(false);
-    expect(otherTag.reason).toContain(`signature identity "${ref('app:signed')}" does not match ${ref('app:unsigned-tag')} under signedIdentity matchRepoDigestOrExact`);
+    expect(otherTag.reason).toContain(
+      `signature identity "${ref('app:signed')}" does not match ${ref('app:unsigned-tag')} under signedIdentity matchRepoDigestOrExact`,
+    );
     // ...while by digest the repository is enough.
     expect((await evaluatePolicy(policy, ref(`app@${image.manifest.digest}`))).allowed).toBe(true);
     expect((await evaluatePolicy(policy, ref('elsewhere:1'))).reason).toContain('rejected by policy');
@@ -105,14 +109,16 @@ describe('sigstoreSigned on a real registry', () => {
     const { readFile } = await import('node:fs/promises');
     expect((await evaluatePolicy(only({ keyData: (await readFile(pub.a)).toString('base64') }), ref('app:signed'))).allowed).toBe(true);
     const missing = await evaluatePolicy(only({ keyPath: join(dir, 'nope.pub') }), ref('app:signed'));
-    expect(missing.reason).toContain('cannot load the policy\'s public key');
+    expect(missing.reason).toContain("cannot load the policy's public key");
   });
 
-  it('judges cosign\'s repository-only identity per matcher: refused by tag under matchRepoDigestOrExact, accepted under matchRepository', async () => {
+  it("judges cosign's repository-only identity per matcher: refused by tag under matchRepoDigestOrExact, accepted under matchRepository", async () => {
     await push(image.ociRef, 'cosigned:1');
     const gen = await cosign(['generate-key-pair', '--output-key-prefix', join(dir, 'cosign')], { password: 'pw' });
     expect(gen.code, gen.stderr).toBe(0);
-    const s = await cosign(['sign', '--key', join(dir, 'cosign.key'), '--tlog-upload=false', '--yes', ref(`cosigned@${image.manifest.digest}`)], { password: 'pw' });
+    const s = await cosign(['sign', '--key', join(dir, 'cosign.key'), '--tlog-upload=false', '--yes', ref(`cosigned@${image.manifest.digest}`)], {
+      password: 'pw',
+    });
     expect(s.code, s.stderr).toBe(0);
     const p = (signedIdentity: object) =>
       parsePolicy(JSON.stringify({ default: [{ type: 'sigstoreSigned', keyPath: join(dir, 'cosign.pub'), signedIdentity }] }));
@@ -168,7 +174,9 @@ describe('copy, sync and run --policy', () => {
     // remapIdentity accepts the mirror's copy of the upstream's signature (the mirror's name is
     // rewritten to the upstream's, then compared); a prefix that does not cover it rewrites nothing.
     const remap = (prefix: string) =>
-      parsePolicy(JSON.stringify({ default: [{ type: 'sigstoreSigned', keyPath: pub.a, signedIdentity: { type: 'remapIdentity', prefix, signedPrefix: reg.host } }] }));
+      parsePolicy(
+        JSON.stringify({ default: [{ type: 'sigstoreSigned', keyPath: pub.a, signedIdentity: { type: 'remapIdentity', prefix, signedPrefix: reg.host } }] }),
+      );
     expect((await evaluatePolicy(remap(ref('mirror')), ref('mirror/app:signed'))).allowed).toBe(true);
     expect((await evaluatePolicy(remap(ref('mirror')), ref(`mirror/app@${image.manifest.digest}`))).allowed).toBe(true);
     expect((await evaluatePolicy(remap(ref('elsewhere')), ref('mirror/app:signed'))).allowed).toBe(false);
@@ -189,7 +197,9 @@ describe('copy, sync and run --policy', () => {
     // An independent client sees the same tags at the destination.
     const ls = await crane(['ls', '--insecure', ref('carried/attached')]);
     expect(ls.code, ls.stderr).toBe(0);
-    expect(ls.stdout.split('\n').sort()).toEqual(expect.arrayContaining(['1', ...['.sig', '.sbom', ''].map((x) => `${referrersTag(image.manifest.digest)}${x}`)]));
+    expect(ls.stdout.split('\n').sort()).toEqual(
+      expect.arrayContaining(['1', ...['.sig', '.sbom', ''].map((x) => `${referrersTag(image.manifest.digest)}${x}`)]),
+    );
     const bare = await stevedore(['copy', '--remove-signatures', `docker://${ref('attached:1')}`, `docker://${ref('bare/attached:1')}`]);
     expect(bare.code, bare.stderr).toBe(0);
     expect(await head('bare/attached', '1')).toBeDefined();
@@ -204,7 +214,15 @@ describe('copy, sync and run --policy', () => {
     expect(all.code).toBe(125);
     expect(all.stderr).toContain('linux/arm64');
     expect(await head('multi-copy', 'all')).toBeUndefined();
-    const one = await stevedore(['copy', '--platform', 'linux/amd64', '--policy', p, `docker://${ref('multi:children')}`, `docker://${ref('multi-copy:amd64')}`]);
+    const one = await stevedore([
+      'copy',
+      '--platform',
+      'linux/amd64',
+      '--policy',
+      p,
+      `docker://${ref('multi:children')}`,
+      `docker://${ref('multi-copy:amd64')}`,
+    ]);
     expect(one.code, one.stderr).toBe(0);
     const amd = partlySigned.images.find((i) => i.platform.architecture === 'amd64')!;
     expect((await head('multi-copy', 'amd64'))?.digest).toBe(amd.manifest.digest);
@@ -213,9 +231,25 @@ describe('copy, sync and run --policy', () => {
   });
 
   it('sync copies the accepted tags, fails the refused one with the reason, and writes nothing of it', async () => {
-    const r = await stevedore(['sync', '--src', 'docker', '--dest', 'docker', '--keep-going', '--policy', policyFile, '-o', 'json', ref('app'), `${reg.host}/synced`]);
+    const r = await stevedore([
+      'sync',
+      '--src',
+      'docker',
+      '--dest',
+      'docker',
+      '--keep-going',
+      '--policy',
+      policyFile,
+      '-o',
+      'json',
+      ref('app'),
+      `${reg.host}/synced`,
+    ]);
     expect(r.code).toBe(125);
-    const items = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { tag?: string; action?: string; error?: string });
+    const items = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { tag?: string; action?: string; error?: string });
     const byTag = new Map(items.filter((i) => i.tag).map((i) => [i.tag!, i]));
     expect(byTag.get('signed')?.action).toBe('copied');
     expect(byTag.get('unsigned')?.action).toBe('failed');
@@ -224,7 +258,7 @@ describe('copy, sync and run --policy', () => {
     expect(await head('synced/app', `${referrersTag(image.manifest.digest)}.sig`)).toBeDefined();
   });
 
-  it('sync --prune keeps the signatures it carried for kept tags, and prunes a pruned image\'s signature with it', async () => {
+  it("sync --prune keeps the signatures it carried for kept tags, and prunes a pruned image's signature with it", async () => {
     const kept = await makeRandomImage({ layers: 1, layerSize: 2048, layoutDir: await temps.make('prune-kept') });
     const gone = await makeRandomImage({ layers: 1, layerSize: 2048, layoutDir: await temps.make('prune-gone') });
     await push(kept.ociRef, 'pr/app:kept');
@@ -238,7 +272,10 @@ describe('copy, sync and run --policy', () => {
     expect(await head('prdest/pr/app', sigOf(gone))).toBeDefined();
 
     const report = await sync(parseSyncConfig({ [reg.host]: { 'tls-verify': false, images: { 'pr/app': ['kept'] } } }), target, { prune: true });
-    const pruned = report.items.filter((i) => i.action === 'pruned').map((i) => i.tag).sort();
+    const pruned = report.items
+      .filter((i) => i.action === 'pruned')
+      .map((i) => i.tag)
+      .sort();
     expect(pruned).toEqual(['gone', sigOf(gone)].sort());
     expect(await head('prdest/pr/app', 'kept')).toBeDefined();
     expect(await head('prdest/pr/app', sigOf(kept))).toBeDefined();
@@ -254,7 +291,10 @@ describe('copy, sync and run --policy', () => {
     const root = await temps.make('store');
     // Default identity matcher: the signature (made for app:busybox) covers that tag only, though
     // both tags name the same digest.
-    const strict = await writePolicy('run', { default: [{ type: 'reject' }], transports: { docker: { [ref('app')]: [{ type: 'sigstoreSigned', keyPath: pub.a }] } } });
+    const strict = await writePolicy('run', {
+      default: [{ type: 'reject' }],
+      transports: { docker: { [ref('app')]: [{ type: 'sigstoreSigned', keyPath: pub.a }] } },
+    });
     const refused = await stevedore(['run', '--rm', '--root', root, '--policy', strict, ref('app:busybox-unsigned'), 'true']);
     expect(refused.code).toBe(125);
     expect(refused.stderr).toContain('policy denied');

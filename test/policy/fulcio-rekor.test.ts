@@ -57,7 +57,10 @@ async function makeCa(name: string): Promise<{ cert: x509.X509Certificate; keys:
     notAfter: new Date(Date.now() + 24 * 3600_000),
     signingAlgorithm: ALG,
     keys,
-    extensions: [new x509.BasicConstraintsExtension(true, 1, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 1, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+    ],
   });
   return { cert, keys };
 }
@@ -121,7 +124,10 @@ async function pushImage(repo: string): Promise<void> {
 }
 
 /** A keyless legacy signature of `repo:1`, as cosign stores one, with the knobs a forger would turn. */
-async function signKeyless(repo: string, opts: { email?: string; oidcIssuer?: string; issuerCa?: typeof ca; logKey?: KeyObject; integratedTime?: number } = {}) {
+async function signKeyless(
+  repo: string,
+  opts: { email?: string; oidcIssuer?: string; issuerCa?: typeof ca; logKey?: KeyObject; integratedTime?: number } = {},
+) {
   await pushImage(repo);
   const leaf = await issueLeaf(opts.issuerCa ?? ca, opts);
   const payload = encodeSimpleSigning(ref(repo), image.manifest.digest);
@@ -182,9 +188,12 @@ describe('sigstoreSigned with fulcio and a Rekor key', () => {
     const d = await evaluatePolicy(fulcioPolicy(), ref('keyless:1'));
     expect(d.reason).toContain('accepted');
     expect(d.allowed).toBe(true);
-    const v = await cosign(['verify', '--certificate-identity', EMAIL, '--certificate-oidc-issuer', ISSUER, '--insecure-ignore-sct', '--allow-insecure-registry', ref('keyless:1')], {
-      env: { SIGSTORE_ROOT_FILE: files.ca, SIGSTORE_REKOR_PUBLIC_KEY: files.rekorPub },
-    });
+    const v = await cosign(
+      ['verify', '--certificate-identity', EMAIL, '--certificate-oidc-issuer', ISSUER, '--insecure-ignore-sct', '--allow-insecure-registry', ref('keyless:1')],
+      {
+        env: { SIGSTORE_ROOT_FILE: files.ca, SIGSTORE_REKOR_PUBLIC_KEY: files.rekorPub },
+      },
+    );
     expect(v.code, v.stderr).toBe(0);
     expect(v.stderr).toContain('Existence of the claims in the transparency log was verified offline');
     expect(v.stderr).toContain('The code-signing certificate was verified using trusted certificate authority certificates');
@@ -217,14 +226,20 @@ describe('sigstoreSigned with fulcio and a Rekor key', () => {
   it('refuses a signature with no certificate or no Rekor bundle', async () => {
     await pushImage('bare');
     const payload = encodeSimpleSigning(ref('bare'), image.manifest.digest);
-    await appendSignature(client, 'bare', image.manifest.digest, payload, { [SIGNATURE_ANNOTATION]: nodeSign('sha256', payload, signingKey.privateKey).toString('base64') });
+    await appendSignature(client, 'bare', image.manifest.digest, payload, {
+      [SIGNATURE_ANNOTATION]: nodeSign('sha256', payload, signingKey.privateKey).toString('base64'),
+    });
     expect((await evaluatePolicy(fulcioPolicy(), ref('bare:1'))).reason).toContain('carries no Fulcio certificate');
   });
 });
 
 describe('sigstoreSigned with a key and a Rekor key', () => {
   const keyPolicy = (rekor: string) =>
-    parsePolicy(JSON.stringify({ default: [{ type: 'sigstoreSigned', keyPath: files.signingPub, rekorPublicKeyPath: rekor, signedIdentity: { type: 'matchRepository' } }] }));
+    parsePolicy(
+      JSON.stringify({
+        default: [{ type: 'sigstoreSigned', keyPath: files.signingPub, rekorPublicKeyPath: rekor, signedIdentity: { type: 'matchRepository' } }],
+      }),
+    );
 
   it('accepts a keyed signature logged in Rekor, and refuses one without a log proof or logged elsewhere', async () => {
     await pushImage('keyed');
@@ -239,7 +254,9 @@ describe('sigstoreSigned with a key and a Rekor key', () => {
     expect((await evaluatePolicy(keyPolicy(files.otherRekorPub), ref('keyed:1'))).reason).toContain('does not verify with the Rekor public key');
     expect((await evaluatePolicy(keyPolicy(files.rekorPub), ref('bare:1'))).reason).toContain('carries no Rekor bundle');
     // The same policy without the Rekor key accepts the bare signature: the log proof is what it adds.
-    const noRekor = parsePolicy(JSON.stringify({ default: [{ type: 'sigstoreSigned', keyPath: files.signingPub, signedIdentity: { type: 'matchRepository' } }] }));
+    const noRekor = parsePolicy(
+      JSON.stringify({ default: [{ type: 'sigstoreSigned', keyPath: files.signingPub, signedIdentity: { type: 'matchRepository' } }] }),
+    );
     expect((await evaluatePolicy(noRekor, ref('bare:1'))).allowed).toBe(true);
   });
 
@@ -255,4 +272,3 @@ describe('sigstoreSigned with a key and a Rekor key', () => {
     expect((await evaluatePolicy(keyPolicy(files.rekorPub), ref('swapped:1'))).reason).toContain('the logged hash is not the hash of this payload');
   });
 });
-

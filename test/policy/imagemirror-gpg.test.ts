@@ -31,7 +31,12 @@ let extra: GpgHome;
 let registriesDir: string;
 
 beforeAll(async () => {
-  [reg, signer, stranger, extra] = await Promise.all([startRegistry({ name: 'mirror-gpg' }), makeGpgHome('mirror-signer'), makeGpgHome('mirror-stranger'), makeGpgHome('mirror-extra')]);
+  [reg, signer, stranger, extra] = await Promise.all([
+    startRegistry({ name: 'mirror-gpg' }),
+    makeGpgHome('mirror-signer'),
+    makeGpgHome('mirror-stranger'),
+    makeGpgHome('mirror-extra'),
+  ]);
   const dir = await temps.make('mirror-gpg');
   registriesDir = join(dir, 'registries.d');
   await mkdir(registriesDir);
@@ -41,7 +46,10 @@ beforeAll(async () => {
     await copyReference(parseImageName(img.ociRef), parseImageName(`docker://${reg.host}/team/app:${tag}`));
   }
   const sign = async (tag: string, home: GpgHome) =>
-    signImageWithGpg(parseReference(`${reg.host}/team/app:${tag}`), await secretKeyFromGpgHome(home.fingerprint, { gnupgHome: home.dir }), { registriesDir, directory: join(dir, 'sigs') });
+    signImageWithGpg(parseReference(`${reg.host}/team/app:${tag}`), await secretKeyFromGpgHome(home.fingerprint, { gnupgHome: home.dir }), {
+      registriesDir,
+      directory: join(dir, 'sigs'),
+    });
   await sign('signed', signer);
   await sign('stranger', stranger);
 }, 180_000);
@@ -59,7 +67,13 @@ describe('ImageMirror policy with signedBy (GPG)', () => {
       'policy.json': Buffer.from(
         JSON.stringify({
           default: [{ type: 'reject' }],
-          transports: { docker: { [`${reg.host}/team`]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPaths: ['extra.asc', 'signer.gpg'], signedIdentity: { type: 'matchRepository' } }] } },
+          transports: {
+            docker: {
+              [`${reg.host}/team`]: [
+                { type: 'signedBy', keyType: 'GPGKeys', keyPaths: ['extra.asc', 'signer.gpg'], signedIdentity: { type: 'matchRepository' } },
+              ],
+            },
+          },
         }),
       ).toString('base64'),
       'extra.asc': await b64(extra.armoredPublicKeyFile),
@@ -67,7 +81,11 @@ describe('ImageMirror policy with signedBy (GPG)', () => {
     };
     const policy = resolveKeyPaths(parsePolicy(Buffer.from(secret['policy.json'], 'base64').toString('utf8')), secret, 'Secret ns/policy');
     const target = { kind: 'registry' as const, registry: reg.host, prefix: 'mirror' };
-    const report = await sync(parseSyncConfig({ [reg.host]: { 'tls-verify': false, images: { 'team/app': ['signed', 'unsigned', 'stranger'] } } }), target, { policy, sourceContext: { registriesDir }, keepGoing: true });
+    const report = await sync(parseSyncConfig({ [reg.host]: { 'tls-verify': false, images: { 'team/app': ['signed', 'unsigned', 'stranger'] } } }), target, {
+      policy,
+      sourceContext: { registriesDir },
+      keepGoing: true,
+    });
     const byTag = Object.fromEntries(report.items.map((i) => [i.tag, i]));
     expect(byTag.signed?.action).toBe('copied');
     expect(byTag.unsigned?.action).toBe('failed');

@@ -66,7 +66,10 @@ describe('containers-policy.json parsing', () => {
     refused({ default: [{ type: 'insecureAcceptAnything', why: 'x' }] }, 'default[0]: unknown field "why"');
     refused({ default: accept, transports: { docker: { 'a.b/c': [{ type: 'sigstoreSigned', keyPath: '/k', keyPathh: '/k' }] } } }, 'unknown field "keyPathh"');
     refused({ default: [{ type: 'sigstoreSigned', keyPath: '/k', signedIdentity: { type: 'matchRepository', x: 1 } }] }, 'unknown field "x"');
-    refused({ default: [{ type: 'sigstoreSigned', keyPath: '/k', fulcio: { caPath: '/ca', oidcIssuer: 'i', subjectEmail: 'e', extra: 1 } }] }, 'unknown field "extra"');
+    refused(
+      { default: [{ type: 'sigstoreSigned', keyPath: '/k', fulcio: { caPath: '/ca', oidcIssuer: 'i', subjectEmail: 'e', extra: 1 } }] },
+      'unknown field "extra"',
+    );
   });
 
   it('rejects unknown requirement and identity types, a missing default and empty requirement lists', () => {
@@ -82,16 +85,28 @@ describe('containers-policy.json parsing', () => {
   it('rejects duplicated fields, which JSON.parse would silently resolve', () => {
     refused('{"default":[{"type":"reject"}],"default":[{"type":"insecureAcceptAnything"}]}', 'duplicated field "default"');
     refused('{"default":[{"type":"sigstoreSigned","keyPath":"/a","keyPath":"/b"}]}', 'duplicated field "keyPath"');
-    refused('{"default":[{"type":"reject"}],"transports":{"docker":{"a.b/c":[{"type":"reject"}],"a.b/c":[{"type":"insecureAcceptAnything"}]}}}', 'duplicated field "a.b/c"');
+    refused(
+      '{"default":[{"type":"reject"}],"transports":{"docker":{"a.b/c":[{"type":"reject"}],"a.b/c":[{"type":"insecureAcceptAnything"}]}}}',
+      'duplicated field "a.b/c"',
+    );
   });
 
   it('refuses contradictory or incomplete requirements', () => {
-    refused({ default: [{ type: 'sigstoreSigned', keyPath: '/a', keyData }] }, 'exactly one of keyPath, keyPaths, keyData, keyDatas and fulcio must be specified, keyPath and keyData given');
+    refused(
+      { default: [{ type: 'sigstoreSigned', keyPath: '/a', keyData }] },
+      'exactly one of keyPath, keyPaths, keyData, keyDatas and fulcio must be specified, keyPath and keyData given',
+    );
     refused({ default: [{ type: 'sigstoreSigned' }] }, 'none given');
     refused({ default: [{ type: 'sigstoreSigned', keyPaths: [] }] }, 'keyPaths contains no entries');
-    refused({ default: [{ type: 'sigstoreSigned', keyPath: '/a', rekorPublicKeyPath: '/r', rekorPublicKeyData: keyData }] }, 'at most one of rekorPublicKeyPath, rekorPublicKeyData');
+    refused(
+      { default: [{ type: 'sigstoreSigned', keyPath: '/a', rekorPublicKeyPath: '/r', rekorPublicKeyData: keyData }] },
+      'at most one of rekorPublicKeyPath, rekorPublicKeyData',
+    );
     refused({ default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', oidcIssuer: 'i', subjectEmail: 'e' } }] }, 'fulcio needs a Rekor public key');
-    refused({ default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', caData: keyData, oidcIssuer: 'i', subjectEmail: 'e' }, rekorPublicKeyPath: '/r' }] }, 'caPath and caData cannot be used together');
+    refused(
+      { default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', caData: keyData, oidcIssuer: 'i', subjectEmail: 'e' }, rekorPublicKeyPath: '/r' }] },
+      'caPath and caData cannot be used together',
+    );
     refused({ default: [{ type: 'sigstoreSigned', fulcio: { caPath: '/ca', subjectEmail: 'e' }, rekorPublicKeyPath: '/r' }] }, 'oidcIssuer not specified');
     refused({ default: [{ type: 'signedBy', keyType: 'GPGKeys' }] }, 'exactly one of keyPath, keyPaths and keyData');
     refused({ default: [{ type: 'signedBy', keyType: 'PGP', keyPath: '/k' }] }, 'unrecognized keyType "PGP"');
@@ -99,10 +114,21 @@ describe('containers-policy.json parsing', () => {
   });
 
   it('validates the values of identity matchers', () => {
-    refused({ default: [{ type: 'sigstoreSigned', keyPath: '/k', signedIdentity: { type: 'exactReference', dockerReference: 'docker.io/library/busybox' } }] }, 'contains neither a tag nor a digest');
+    refused(
+      { default: [{ type: 'sigstoreSigned', keyPath: '/k', signedIdentity: { type: 'exactReference', dockerReference: 'docker.io/library/busybox' } }] },
+      'contains neither a tag nor a digest',
+    );
     refused({ default: [{ type: 'sigstoreSigned', keyPath: '/k', signedIdentity: { type: 'exactReference' } }] }, 'field "dockerReference" is required');
-    refused({ default: [{ type: 'sigstoreSigned', keyPath: '/k', signedIdentity: { type: 'exactRepository', dockerRepository: 'team/App' } }] }, 'invalid format of "team/App"');
-    refused({ default: [{ type: 'sigstoreSigned', keyPath: '/k', signedIdentity: { type: 'remapIdentity', prefix: 'docker.io/Library', signedPrefix: 'docker.io' } }] }, 'prefix "docker.io/Library" is not valid');
+    refused(
+      { default: [{ type: 'sigstoreSigned', keyPath: '/k', signedIdentity: { type: 'exactRepository', dockerRepository: 'team/App' } }] },
+      'invalid format of "team/App"',
+    );
+    refused(
+      {
+        default: [{ type: 'sigstoreSigned', keyPath: '/k', signedIdentity: { type: 'remapIdentity', prefix: 'docker.io/Library', signedPrefix: 'docker.io' } }],
+      },
+      'prefix "docker.io/Library" is not valid',
+    );
   });
 
   it('validates scopes the way each transport does', () => {
@@ -111,7 +137,9 @@ describe('containers-policy.json parsing', () => {
     refused({ default: accept, transports: { oci: { 'relative/dir': accept } } }, 'scope must be an absolute path');
     refused({ default: accept, transports: { dir: { '/': accept } } }, 'use the transport default scope');
     refused({ default: accept, transports: { oci: { '/a/../b': accept } } }, 'non-canonical path');
-    const p = parsePolicy(JSON.stringify({ default: accept, transports: { docker: { '*.example.com': accept }, oci: { '/srv/images:v1': accept }, atomic: { anything: accept } } }));
+    const p = parsePolicy(
+      JSON.stringify({ default: accept, transports: { docker: { '*.example.com': accept }, oci: { '/srv/images:v1': accept }, atomic: { anything: accept } } }),
+    );
     expect(Object.keys(p.transports)).toEqual(['docker', 'oci', 'atomic']);
   });
 });

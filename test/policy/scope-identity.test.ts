@@ -136,7 +136,7 @@ describe('signedIdentity matchers', () => {
     expect(m(r, 'reg.io/team/app:1', 'not a reference!')).toBe(false);
   });
 
-  it('exactReference and exactRepository ignore the image\'s own name', () => {
+  it("exactReference and exactRepository ignore the image's own name", () => {
     expect(m({ type: 'exactReference', dockerReference: 'up.io/app:1' }, 'mirror.local/x:5', 'up.io/app:1')).toBe(true);
     expect(m({ type: 'exactReference', dockerReference: 'up.io/app:1' }, 'mirror.local/x:5', 'up.io/app:2')).toBe(false);
     expect(m({ type: 'exactReference', dockerReference: 'up.io/app:1' }, 'mirror.local/x:5', 'up.io/app')).toBe(false);

@@ -38,12 +38,17 @@ async function lookasideConfig(base?: string): Promise<{ registriesDir: string; 
   const lookaside = join(d, 'lookaside');
   await mkdir(registriesDir, { recursive: true });
   await mkdir(lookaside, { recursive: true });
-  await writeFile(join(registriesDir, 'default.yaml'), `default-docker:\n  lookaside: ${base ?? `file://${lookaside}`}\n  lookaside-staging: file://${lookaside}\n`);
+  await writeFile(
+    join(registriesDir, 'default.yaml'),
+    `default-docker:\n  lookaside: ${base ?? `file://${lookaside}`}\n  lookaside-staging: file://${lookaside}\n`,
+  );
   return { registriesDir, lookaside };
 }
 
 function signedBy(extra: Record<string, unknown>, keyPath = signer.publicKeyFile) {
-  return parsePolicy(JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [reg.host]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath, ...extra }] } } }));
+  return parsePolicy(
+    JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [reg.host]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath, ...extra }] } } }),
+  );
 }
 
 async function pushImage(img: FixtureImage, dest: string): Promise<void> {
@@ -75,7 +80,17 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     const { registriesDir, lookaside } = await lookasideConfig();
     const res = await runCommand(
       'skopeo',
-      ['--insecure-policy', '--registries.d', registriesDir, 'copy', '--dest-tls-verify=false', '--sign-by', signer.fingerprint, image.ociRef, `docker://${reg.host}/team/skopeo:1`],
+      [
+        '--insecure-policy',
+        '--registries.d',
+        registriesDir,
+        'copy',
+        '--dest-tls-verify=false',
+        '--sign-by',
+        signer.fingerprint,
+        image.ociRef,
+        `docker://${reg.host}/team/skopeo:1`,
+      ],
       { env: signer.env },
     );
     expect(res.code, res.stderr).toBe(0);
@@ -84,7 +99,10 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     const ok = await evaluatePolicy(signedBy({}), `docker://${reg.host}/team/skopeo:1`, { registriesDir });
     expect(ok.allowed, ok.reason).toBe(true);
     // The copy engine's gate admits it too.
-    const copied = await copyReference(parseImageName(`docker://${reg.host}/team/skopeo:1`), parseImageName(`oci:${join(dir, 'from-skopeo')}:ok`), { policy: signedBy({}), srcContext: { registriesDir } });
+    const copied = await copyReference(parseImageName(`docker://${reg.host}/team/skopeo:1`), parseImageName(`oci:${join(dir, 'from-skopeo')}:ok`), {
+      policy: signedBy({}),
+      srcContext: { registriesDir },
+    });
     expect(copied.digest).toBe(image.descriptor.digest);
     // The same signature does not vouch for another tag under the default matchRepoDigestOrExact...
     await pushImage(image, 'team/skopeo:2');
@@ -93,7 +111,9 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     expect(otherTag.reason).toMatch(/signature identity ".*team\/skopeo:1" does not match .*team\/skopeo:2 under signedIdentity matchRepoDigestOrExact/);
     // ...but does for the image pulled by digest, and for the repository under matchRepository.
     expect((await evaluatePolicy(signedBy({}), `docker://${reg.host}/team/skopeo@${image.descriptor.digest}`, { registriesDir })).allowed).toBe(true);
-    expect((await evaluatePolicy(signedBy({ signedIdentity: { type: 'matchRepository' } }), `docker://${reg.host}/team/skopeo:2`, { registriesDir })).allowed).toBe(true);
+    expect(
+      (await evaluatePolicy(signedBy({ signedIdentity: { type: 'matchRepository' } }), `docker://${reg.host}/team/skopeo:2`, { registriesDir })).allowed,
+    ).toBe(true);
   });
 
   it('Stevedore signs into lookaside-staging; skopeo copy --policy with signedBy admits it, and refuses an unsigned or wrongly signed image', async () => {
@@ -103,10 +123,25 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     await pushImage(other, 'team/stranger:1');
     await gpgSign(`${reg.host}/team/stranger:1`, registriesDir, stranger);
     const policyFile = join(dir, 'skopeo-policy.json');
-    await writeFile(policyFile, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }], transports: { docker: { [reg.host]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: signer.armoredPublicKeyFile }] } } }));
+    await writeFile(
+      policyFile,
+      JSON.stringify({
+        default: [{ type: 'insecureAcceptAnything' }],
+        transports: { docker: { [reg.host]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: signer.armoredPublicKeyFile }] } },
+      }),
+    );
     await mkdir(join(dir, 'skopeo-out'));
     const copy = (src: string) =>
-      runCommand('skopeo', ['--policy', policyFile, '--registries.d', registriesDir, 'copy', '--src-tls-verify=false', `docker://${reg.host}/${src}`, `dir:${join(dir, 'skopeo-out', src.replace(/[/:]/g, '-'))}`]);
+      runCommand('skopeo', [
+        '--policy',
+        policyFile,
+        '--registries.d',
+        registriesDir,
+        'copy',
+        '--src-tls-verify=false',
+        `docker://${reg.host}/${src}`,
+        `dir:${join(dir, 'skopeo-out', src.replace(/[/:]/g, '-'))}`,
+      ]);
     const admitted = await copy('team/app:1');
     expect(admitted.code, admitted.stderr).toBe(0);
     const unsigned = await copy('team/unsigned:1');
@@ -157,12 +192,42 @@ describe('signedBy with GPG keys and lookaside storage', () => {
       { identity: `${host}/team/app:other`, rule: { type: 'matchRepoDigestOrExact' }, image: `${host}/team/app:1`, want: false },
       { identity: `${host}/team/app:other`, rule: { type: 'matchRepository' }, image: `${host}/team/app:1`, want: true },
       { identity: `${host}/elsewhere/app:1`, rule: { type: 'matchRepository' }, image: `${host}/team/app:1`, want: false },
-      { identity: 'registry.example/prod/app:2', rule: { type: 'exactReference', dockerReference: 'registry.example/prod/app:2' }, image: `${host}/team/app:1`, want: true },
-      { identity: 'registry.example/prod/app:3', rule: { type: 'exactReference', dockerReference: 'registry.example/prod/app:2' }, image: `${host}/team/app:1`, want: false },
-      { identity: 'registry.example/prod/app:9', rule: { type: 'exactRepository', dockerRepository: 'registry.example/prod/app' }, image: `${host}/team/app:1`, want: true },
-      { identity: 'registry.example/prod/other:9', rule: { type: 'exactRepository', dockerRepository: 'registry.example/prod/app' }, image: `${host}/team/app:1`, want: false },
-      { identity: 'upstream.example/team/app:1', rule: { type: 'remapIdentity', prefix: `${host}/team`, signedPrefix: 'upstream.example/team' }, image: `${host}/team/app:1`, want: true },
-      { identity: `${host}/team/app:1`, rule: { type: 'remapIdentity', prefix: `${host}/team`, signedPrefix: 'upstream.example/team' }, image: `${host}/team/app:1`, want: false },
+      {
+        identity: 'registry.example/prod/app:2',
+        rule: { type: 'exactReference', dockerReference: 'registry.example/prod/app:2' },
+        image: `${host}/team/app:1`,
+        want: true,
+      },
+      {
+        identity: 'registry.example/prod/app:3',
+        rule: { type: 'exactReference', dockerReference: 'registry.example/prod/app:2' },
+        image: `${host}/team/app:1`,
+        want: false,
+      },
+      {
+        identity: 'registry.example/prod/app:9',
+        rule: { type: 'exactRepository', dockerRepository: 'registry.example/prod/app' },
+        image: `${host}/team/app:1`,
+        want: true,
+      },
+      {
+        identity: 'registry.example/prod/other:9',
+        rule: { type: 'exactRepository', dockerRepository: 'registry.example/prod/app' },
+        image: `${host}/team/app:1`,
+        want: false,
+      },
+      {
+        identity: 'upstream.example/team/app:1',
+        rule: { type: 'remapIdentity', prefix: `${host}/team`, signedPrefix: 'upstream.example/team' },
+        image: `${host}/team/app:1`,
+        want: true,
+      },
+      {
+        identity: `${host}/team/app:1`,
+        rule: { type: 'remapIdentity', prefix: `${host}/team`, signedPrefix: 'upstream.example/team' },
+        image: `${host}/team/app:1`,
+        want: false,
+      },
     ];
     const got: boolean[] = [];
     for (const c of cases) {
@@ -174,7 +239,7 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     expect(got).toEqual(cases.map((c) => c.want));
   });
 
-  it('a valid signature replayed into another image\'s lookaside directory is refused: it names the other digest', async () => {
+  it("a valid signature replayed into another image's lookaside directory is refused: it names the other digest", async () => {
     const { registriesDir, lookaside } = await lookasideConfig();
     await pushImage(other, 'team/replay:1');
     await gpgSign(`${reg.host}/team/replay:1`, registriesDir);
@@ -227,10 +292,20 @@ describe('signedBy with GPG keys and lookaside storage', () => {
 
   it('a dir: image signed by skopeo (signature-1 beside the manifest) is judged with exactReference', async () => {
     const out = join(dir, 'dir-image');
-    const res = await runCommand('skopeo', ['--insecure-policy', 'copy', '--sign-by', signer.fingerprint, '--sign-identity', 'registry.example/prod/app:7', image.ociRef, `dir:${out}`], { env: signer.env });
+    const res = await runCommand(
+      'skopeo',
+      ['--insecure-policy', 'copy', '--sign-by', signer.fingerprint, '--sign-identity', 'registry.example/prod/app:7', image.ociRef, `dir:${out}`],
+      { env: signer.env },
+    );
     expect(res.code, res.stderr).toBe(0);
     const policy = (identity: string) =>
-      parsePolicy(JSON.stringify({ default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: signer.publicKeyFile, signedIdentity: { type: 'exactReference', dockerReference: identity } }] }));
+      parsePolicy(
+        JSON.stringify({
+          default: [
+            { type: 'signedBy', keyType: 'GPGKeys', keyPath: signer.publicKeyFile, signedIdentity: { type: 'exactReference', dockerReference: identity } },
+          ],
+        }),
+      );
     expect((await evaluatePolicy(policy('registry.example/prod/app:7'), `dir:${out}`)).allowed).toBe(true);
     expect((await evaluatePolicy(policy('registry.example/prod/app:8'), `dir:${out}`)).allowed).toBe(false);
     // matchRepoDigestOrExact needs the image's own name, which a dir: image has not.
@@ -243,9 +318,14 @@ describe('signedBy with GPG keys and lookaside storage', () => {
     await gpgSign(`${reg.host}/team/app:1`, registriesDir);
     const policy = signedBy({});
     const dest = join(dir, 'copied');
-    const r = await copyReference(parseImageName(`docker://${reg.host}/team/app:1`), parseImageName(`oci:${dest}:ok`), { policy, srcContext: { registriesDir } });
+    const r = await copyReference(parseImageName(`docker://${reg.host}/team/app:1`), parseImageName(`oci:${dest}:ok`), {
+      policy,
+      srcContext: { registriesDir },
+    });
     expect(r.digest).toBe(image.descriptor.digest);
-    await expect(copyReference(parseImageName(`docker://${reg.host}/team/unsigned:1`), parseImageName(`oci:${dest}:no`), { policy, srcContext: { registriesDir } })).rejects.toThrow(/policy denied: .*no signature exists/);
+    await expect(
+      copyReference(parseImageName(`docker://${reg.host}/team/unsigned:1`), parseImageName(`oci:${dest}:no`), { policy, srcContext: { registriesDir } }),
+    ).rejects.toThrow(/policy denied: .*no signature exists/);
     const index = JSON.parse(await readFile(join(dest, 'index.json'), 'utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> };
     expect(index.manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name'])).toEqual(['ok']);
   });

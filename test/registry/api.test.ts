@@ -57,13 +57,16 @@ async function read(repo: string, desc: Descriptor): Promise<Buffer> {
 
 /** A small image manifest (config + one layer) pushed under `tag`. */
 async function pushImage(repo: string, tag: string, extra: Partial<ImageManifest> = {}): Promise<RawManifest> {
-  const config = await put(repo, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, n: randomBytes(8).toString('hex') })), MediaType.OciConfig);
+  const config = await put(
+    repo,
+    Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, n: randomBytes(8).toString('hex') })),
+    MediaType.OciConfig,
+  );
   const layer = await put(repo, randomBytes(1024));
   const m = encodeManifest({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [layer], ...extra });
   await putManifest(client, repo, tag, m);
   return m;
 }
-
 
 describe('blob uploads', () => {
   it('uploads in PATCH chunks of chunkSize, and the registry serves the same bytes', async () => {
@@ -75,9 +78,7 @@ describe('blob uploads', () => {
     await uploadBlob(client, 'chunked/app', desc, Readable.from(pieces), { chunkSize: 64 * 1024 });
     const patches = proxy.hits('/blobs/uploads/').filter((h) => h.method === 'PATCH');
     expect(patches).toHaveLength(Math.ceil(data.length / (64 * 1024)));
-    expect(patches.map((h) => h.headers['content-range'])).toEqual(
-      patches.map((_, i) => `${i * 65536}-${Math.min((i + 1) * 65536, data.length) - 1}`),
-    );
+    expect(patches.map((h) => h.headers['content-range'])).toEqual(patches.map((_, i) => `${i * 65536}-${Math.min((i + 1) * 65536, data.length) - 1}`));
     expect(patches.every((h) => h.status === 202)).toBe(true);
     const puts = proxy.hits('/blobs/uploads/').filter((h) => h.method === 'PUT');
     expect(puts).toHaveLength(1);
@@ -152,11 +153,7 @@ describe('tags', () => {
     const tags = await listTags(client, 'tags/paged', { pageSize: 2 });
     expect(tags).toEqual(['t1', 't2', 't3', 't4', 't5']);
     const pages = proxy.hits('/tags/list');
-    expect(pages.map((h) => h.path)).toEqual([
-      '/v2/tags/paged/tags/list?n=2',
-      '/v2/tags/paged/tags/list?last=t2&n=2',
-      '/v2/tags/paged/tags/list?last=t4&n=2',
-    ]);
+    expect(pages.map((h) => h.path)).toEqual(['/v2/tags/paged/tags/list?n=2', '/v2/tags/paged/tags/list?last=t2&n=2', '/v2/tags/paged/tags/list?last=t4&n=2']);
     expect(pages.every((h) => h.status === 200)).toBe(true);
   });
 
@@ -191,7 +188,10 @@ describe('referrers', () => {
     const sboms = await listReferrers(client, 'ref/app', subject.digest, { artifactType: 'application/spdx+json' });
     expect(sboms.manifests).toEqual([artifacts[0]]);
     // The API was asked first (distribution 2.8 answers 404), then the tag.
-    const paths = proxy.hits().filter((h) => h.method === 'GET').map((h) => h.path);
+    const paths = proxy
+      .hits()
+      .filter((h) => h.method === 'GET')
+      .map((h) => h.path);
     expect(paths.some((p) => p.includes(`/referrers/${subject.digest}`))).toBe(true);
     expect(paths.some((p) => p.endsWith(`/manifests/${tag}`))).toBe(true);
   });

@@ -19,8 +19,6 @@ let reg: TestRegistry;
 let image: FixtureImage;
 let emptyAuthFile: string;
 
-
-
 beforeAll(async () => {
   const dir = await temps.make('auth-basic');
   [reg, image] = await Promise.all([
@@ -74,7 +72,9 @@ describe('basic auth', () => {
   it('where auth files are never read (the controller, --no-creds), a refusal does not suggest stevedore login', async () => {
     const dir = await temps.make('no-ambient');
     const wrong = await caught(
-      copy(`docker://${reg.host}/team/app:1`, `oci:${dir}:x`, { srcContext: { ambientCredentials: false, credentials: { username: reg.username!, password: 'not-the-password' } } }),
+      copy(`docker://${reg.host}/team/app:1`, `oci:${dir}:x`, {
+        srcContext: { ambientCredentials: false, credentials: { username: reg.username!, password: 'not-the-password' } },
+      }),
     );
     expect(wrong.message).toMatch(/were rejected/);
     expect(wrong.message).not.toContain('stevedore login');

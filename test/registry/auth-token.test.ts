@@ -22,8 +22,6 @@ let image: FixtureImage;
 let emptyAuthFile: string;
 let ctx: TransportContext;
 
-
-
 beforeAll(async () => {
   const dir = await temps.make('auth-token');
   [reg, image] = await Promise.all([
@@ -31,8 +29,7 @@ beforeAll(async () => {
       auth: 'token',
       name: 'reg-token',
       // Users get what they ask for; anonymous callers may pull from public/* and nothing else.
-      tokenGrant: (user, req) =>
-        user !== undefined ? req.actions : req.name.startsWith('public/') ? req.actions.filter((a) => a === 'pull') : [],
+      tokenGrant: (user, req) => (user !== undefined ? req.actions : req.name.startsWith('public/') ? req.actions.filter((a) => a === 'pull') : []),
     }),
     makeRandomImage({ layers: 3, layerSize: 64 * 1024, layoutDir: join(dir, 'img') }),
   ]);
@@ -56,7 +53,12 @@ describe('token auth', () => {
     const pushTokens = reg.tokenRequests() - before;
     expect(pushTokens).toBeGreaterThanOrEqual(1);
     expect(pushTokens).toBeLessThanOrEqual(4);
-    expect(reg.tokenLog().slice(before).every((e) => e.status === 200 && e.user === reg.username)).toBe(true);
+    expect(
+      reg
+        .tokenLog()
+        .slice(before)
+        .every((e) => e.status === 200 && e.user === reg.username),
+    ).toBe(true);
 
     const mid = reg.tokenRequests();
     const dir = await temps.make('pulled');
@@ -96,7 +98,12 @@ describe('token auth', () => {
     const before = reg.tokenRequests();
     const pulled = await copy(`docker://${reg.host}/public/app:1`, `oci:${dir}:1`, { srcContext: { authFile: emptyAuthFile } });
     expect(pulled.digest).toBe(image.manifest.digest);
-    expect(reg.tokenLog().slice(before).every((e) => e.user === undefined)).toBe(true);
+    expect(
+      reg
+        .tokenLog()
+        .slice(before)
+        .every((e) => e.user === undefined),
+    ).toBe(true);
     const err = await caught(copy(image.ociRef, `docker://${reg.host}/public/app:2`, { destContext: { authFile: emptyAuthFile } }));
     expect(err.code).toBe('UNAUTHORIZED');
     expect(err.message).toMatch(/authentication required/);
@@ -110,7 +117,9 @@ describe('token auth', () => {
 
   it('refuses a wrong password with an error naming the user', async () => {
     const dir = await temps.make('wrong');
-    const err = await caught(copy(`docker://${reg.host}/team/app:1`, `oci:${dir}:x`, { srcContext: { credentials: { username: reg.username!, password: 'wrong' } } }));
+    const err = await caught(
+      copy(`docker://${reg.host}/team/app:1`, `oci:${dir}:x`, { srcContext: { credentials: { username: reg.username!, password: 'wrong' } } }),
+    );
     expect(err.code).toBe('UNAUTHORIZED');
     expect(err.message).toContain(reg.host);
     expect(err.message).toContain(`"${reg.username}"`);
@@ -135,7 +144,9 @@ describe('token auth', () => {
     expect(result.blobsCopied).toBe(0);
     expect(result.blobsReused).toBe(4);
     const log = reg.tokenLog().slice(before);
-    const mountRequest = log.find((e) => e.scopes.includes('repository:team/app:pull') && e.scopes.some((s) => s.startsWith('repository:other/mirror:') && s.includes('push')));
+    const mountRequest = log.find(
+      (e) => e.scopes.includes('repository:team/app:pull') && e.scopes.some((s) => s.startsWith('repository:other/mirror:') && s.includes('push')),
+    );
     expect(mountRequest, JSON.stringify(log.map((e) => e.scopes))).toBeDefined();
     expect(mountRequest!.granted.map((g) => g.name).sort()).toEqual(['other/mirror', 'team/app']);
     expect(reg.tokenRequests() - before).toBeLessThanOrEqual(4);

@@ -120,7 +120,15 @@ describe('hostile or broken registries', () => {
   it('refuses a 5 MiB manifest as TOO_LARGE before reading it', async () => {
     const big = Buffer.alloc(5 * 1024 * 1024, 0x20);
     Buffer.from('{"schemaVersion":2,').copy(big, 0);
-    proxy.addFault({ method: 'GET', pathRegex: '/manifests/huge', kind: 'status', status: 200, body: big, headers: { 'Content-Type': MediaType.OciManifest }, times: Infinity });
+    proxy.addFault({
+      method: 'GET',
+      pathRegex: '/manifests/huge',
+      kind: 'status',
+      status: 200,
+      body: big,
+      headers: { 'Content-Type': MediaType.OciManifest },
+      times: Infinity,
+    });
     const err = await caught(getManifest(client, 'good/app', 'huge'));
     expect(err.code).toBe('TOO_LARGE');
     expect(err.message).toMatch(/4194304-byte limit/);
@@ -130,7 +138,14 @@ describe('hostile or broken registries', () => {
 
   it('refuses a manifest of an unknown media type with a clear error', async () => {
     const doc = { schemaVersion: 2, mediaType: 'application/vnd.example.thing.v1+json', things: [] };
-    proxy.addFault({ method: 'GET', pathRegex: '/manifests/odd', kind: 'status', status: 200, body: doc, headers: { 'Content-Type': 'application/vnd.example.thing.v1+json' } });
+    proxy.addFault({
+      method: 'GET',
+      pathRegex: '/manifests/odd',
+      kind: 'status',
+      status: 200,
+      body: doc,
+      headers: { 'Content-Type': 'application/vnd.example.thing.v1+json' },
+    });
     const err = await caught(copyFrom(`docker://${proxy.host}/good/app:odd`));
     expect(err.code).toBe('INVALID_INPUT');
     expect(err.message).toContain('unsupported manifest media type "application/vnd.example.thing.v1+json"');
@@ -138,7 +153,14 @@ describe('hostile or broken registries', () => {
 
   it('refuses a Docker schema 1 manifest', async () => {
     const doc = { schemaVersion: 1, name: 'good/app', tag: 'old', architecture: 'amd64', fsLayers: [], history: [], signatures: [] };
-    proxy.addFault({ method: 'GET', pathRegex: '/manifests/old', kind: 'status', status: 200, body: doc, headers: { 'Content-Type': MediaType.DockerSchema1Signed } });
+    proxy.addFault({
+      method: 'GET',
+      pathRegex: '/manifests/old',
+      kind: 'status',
+      status: 200,
+      body: doc,
+      headers: { 'Content-Type': MediaType.DockerSchema1Signed },
+    });
     const err = await caught(copyFrom(`docker://${proxy.host}/good/app:old`));
     expect(err.code).toBe('INVALID_INPUT');
     expect(err.message).toMatch(/schema 1/);
@@ -148,12 +170,26 @@ describe('hostile or broken registries', () => {
     const digest = image.manifest.digest;
     // Same document, different bytes (pretty-printed): a different digest.
     const other = Buffer.from(JSON.stringify(JSON.parse(image.manifest.bytes.toString()), null, 2));
-    proxy.addFault({ method: 'GET', pathRegex: `/manifests/${digest}`, kind: 'status', status: 200, body: other, headers: { 'Content-Type': MediaType.OciManifest, 'Docker-Content-Digest': digest } });
+    proxy.addFault({
+      method: 'GET',
+      pathRegex: `/manifests/${digest}`,
+      kind: 'status',
+      status: 200,
+      body: other,
+      headers: { 'Content-Type': MediaType.OciManifest, 'Docker-Content-Digest': digest },
+    });
     const err = await caught(copyFrom(`docker://${proxy.host}/good/app@${digest}`));
     expect(err.code).toBe('DIGEST_MISMATCH');
     expect(err.message).toContain(digest);
     // By tag, the registry's own Docker-Content-Digest claim is checked against the bytes.
-    proxy.addFault({ method: 'GET', pathRegex: '/manifests/v1', kind: 'status', status: 200, body: other, headers: { 'Content-Type': MediaType.OciManifest, 'Docker-Content-Digest': digest } });
+    proxy.addFault({
+      method: 'GET',
+      pathRegex: '/manifests/v1',
+      kind: 'status',
+      status: 200,
+      body: other,
+      headers: { 'Content-Type': MediaType.OciManifest, 'Docker-Content-Digest': digest },
+    });
     const byTag = await caught(getManifest(client, 'good/app', 'v1'));
     expect(byTag.code).toBe('DIGEST_MISMATCH');
     // And unmolested, the same reference works.

@@ -94,7 +94,9 @@ describe('parseDockerConfig and lookupCredentials', () => {
     expect(() => parseDockerConfig('[]')).toThrow(/not a JSON object/);
     expect(() => parseDockerConfig('null')).toThrow(/not a JSON object/);
     const bad = parseDockerConfig(JSON.stringify({ auths: { 'reg.example.com': { auth: b64('no-colon') } } }));
-    expect(() => lookupCredentials(bad, 'reg.example.com', 'a', 'auth.json')).toThrow(/auth\.json: auths\["reg\.example\.com"\]\.auth is not base64 of user:password/);
+    expect(() => lookupCredentials(bad, 'reg.example.com', 'a', 'auth.json')).toThrow(
+      /auth\.json: auths\["reg\.example\.com"\]\.auth is not base64 of user:password/,
+    );
   });
 
   it('never quotes the text in its errors: they name the source and the JSON path (issue 17)', () => {
@@ -111,13 +113,25 @@ describe('parseDockerConfig and lookupCredentials', () => {
     const broken = `{"auths": {"reg": {"username": "u", "password": "${secret}" oops}}}`;
     expect(() => JSON.parse(secret)).toThrow(secret.slice(0, 6));
     const cases: Array<[() => unknown, RegExp]> = [
-      [() => parseDockerConfig(broken, 'Secret ns/pull'), /^Secret ns\/pull: not valid JSON \((syntax error( at (line \d+ column \d+|offset \d+))?|unexpected end of input)\)$/],
+      [
+        () => parseDockerConfig(broken, 'Secret ns/pull'),
+        /^Secret ns\/pull: not valid JSON \((syntax error( at (line \d+ column \d+|offset \d+))?|unexpected end of input)\)$/,
+      ],
       [() => parseDockerConfig(secret, 'f'), /^f: not valid JSON/],
       [() => parseDockerConfig(JSON.stringify({ auths: [secret] }), 'f'), /^f: "auths" is not a JSON object$/],
-      [() => lookupCredentials(parseDockerConfig(JSON.stringify({ auths: { reg: { auth: `${secret}!` } } })), 'reg', undefined, 'f'), /^f: auths\["reg"\]\.auth is not base64$/],
+      [
+        () => lookupCredentials(parseDockerConfig(JSON.stringify({ auths: { reg: { auth: `${secret}!` } } })), 'reg', undefined, 'f'),
+        /^f: auths\["reg"\]\.auth is not base64$/,
+      ],
       [() => lookupCredentials(parseDockerConfig(JSON.stringify({ auths: { reg: { auth: b64(secret) } } })), 'reg', undefined, 'f'), /user:password$/],
-      [() => lookupCredentials(parseDockerConfig(JSON.stringify({ auths: { reg: { password: 7, username: secret } } })), 'reg', undefined, 'f'), /^f: auths\["reg"\]\.password is not a string$/],
-      [() => lookupCredentials(parseDockerConfig(JSON.stringify({ auths: { reg: secret } })), 'reg', undefined, 'f'), /^f: auths\["reg"\] is not a JSON object$/],
+      [
+        () => lookupCredentials(parseDockerConfig(JSON.stringify({ auths: { reg: { password: 7, username: secret } } })), 'reg', undefined, 'f'),
+        /^f: auths\["reg"\]\.password is not a string$/,
+      ],
+      [
+        () => lookupCredentials(parseDockerConfig(JSON.stringify({ auths: { reg: secret } })), 'reg', undefined, 'f'),
+        /^f: auths\["reg"\] is not a JSON object$/,
+      ],
     ];
     for (const [f, re] of cases) {
       const m = message(f);

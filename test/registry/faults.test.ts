@@ -34,8 +34,6 @@ async function pushFixture(repo: string, opts: { layers: number; layerSize: numb
   return image;
 }
 
-
-
 beforeAll(async () => {
   reg = await startRegistry({ name: 'reg-faults' });
   proxy = await startFaultProxy(reg.url);
@@ -64,7 +62,12 @@ describe('retries through the fault proxy', () => {
     const elapsed = Date.now() - started;
     expect(result.digest).toBe(image.manifest.digest);
     expect(result.blobsCopied).toBe(2);
-    expect(proxy.hits(`/blobs/${layer}`).filter((h) => h.method === 'GET').map((h) => h.status)).toEqual([429, 200]);
+    expect(
+      proxy
+        .hits(`/blobs/${layer}`)
+        .filter((h) => h.method === 'GET')
+        .map((h) => h.status),
+    ).toEqual([429, 200]);
     expect(elapsed).toBeGreaterThanOrEqual(950);
     expect((await headManifest(client, 'rl/dst', 'v1'))?.digest).toBe(image.manifest.digest);
   });
@@ -84,7 +87,12 @@ describe('retries through the fault proxy', () => {
     proxy.addFault({ method: 'GET', pathRegex: '/manifests/', kind: 'status', status: 500, times: 2 });
     const result = await copy(`docker://${proxy.host}/five/src:v1`, `docker://${reg.host}/five/dst:v1`);
     expect(result.digest).toBe(image.manifest.digest);
-    expect(proxy.hits('/manifests/v1').filter((h) => h.method === 'GET').map((h) => h.status)).toEqual([500, 500, 200]);
+    expect(
+      proxy
+        .hits('/manifests/v1')
+        .filter((h) => h.method === 'GET')
+        .map((h) => h.status),
+    ).toEqual([500, 500, 200]);
   });
 
   it('resumes a blob whose connection drops mid-way with a Range request', async () => {
@@ -122,7 +130,10 @@ describe('retries through the fault proxy', () => {
     const starts = gets.slice(1).map((h) => Number(/^bytes=(\d+)-$/.exec(String(h.headers.range))?.[1]));
     expect(starts.every((n) => Number.isInteger(n) && n > 0)).toBe(true);
     const steps = starts.map((n, i) => n - (i === 0 ? 0 : starts[i - 1]!));
-    expect(steps.every((d) => d > 0 && d <= 256 * 1024), JSON.stringify(starts)).toBe(true);
+    expect(
+      steps.every((d) => d > 0 && d <= 256 * 1024),
+      JSON.stringify(starts),
+    ).toBe(true);
     expect(starts.at(-1)! + 256 * 1024).toBeGreaterThanOrEqual(layer.size);
   });
 
@@ -161,7 +172,12 @@ describe('retries through the fault proxy', () => {
     proxy.addFault({ method: 'PUT', pathRegex: '/manifests/', kind: 'reset' });
     const result = await copy(`docker://${reg.host}/reset/src:v1`, `docker://${proxy.host}/reset/dst:v1`);
     expect(result.digest).toBe(image.manifest.digest);
-    expect(proxy.hits('/manifests/').filter((h) => h.method === 'PUT').map((h) => h.status)).toEqual([0, 201]);
+    expect(
+      proxy
+        .hits('/manifests/')
+        .filter((h) => h.method === 'PUT')
+        .map((h) => h.status),
+    ).toEqual([0, 201]);
   });
 });
 

@@ -4,7 +4,11 @@ import type { TransportContext } from '../../src/transports/types.js';
 import type { StevedoreError } from '../../src/util/errors.js';
 
 /** Copies between two image names with the engine, as `stevedore copy` does. */
-export function copy(src: string, dest: string, opts: CopyOptions & { srcContext?: TransportContext; destContext?: TransportContext } = {}): Promise<CopyResult> {
+export function copy(
+  src: string,
+  dest: string,
+  opts: CopyOptions & { srcContext?: TransportContext; destContext?: TransportContext } = {},
+): Promise<CopyResult> {
   return copyReference(parseImageName(src), parseImageName(dest), opts);
 }
 

@@ -77,19 +77,40 @@ describe('retries', () => {
     expect(await withRetry(async () => (++calls === 1 ? Promise.reject(busy(300)) : 'ok'), DEFAULT_RETRY)).toBe('ok');
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     calls = 0;
-    const err = await withRetry(async () => { calls++; throw busy(10 * DEFAULT_RETRY.maxRetryAfterMs); }, DEFAULT_RETRY, undefined, undefined, { what: 'GET /v2/x' }).catch((e: unknown) => e);
+    const err = await withRetry(
+      async () => {
+        calls++;
+        throw busy(10 * DEFAULT_RETRY.maxRetryAfterMs);
+      },
+      DEFAULT_RETRY,
+      undefined,
+      undefined,
+      { what: 'GET /v2/x' },
+    ).catch((e: unknown) => e);
     expect(calls).toBe(1);
     expect((err as StevedoreError).code).toBe('RETRY_AFTER_TOO_LONG');
-    expect((err as Error).message).toBe('GET /v2/x: the server asked to retry after 1200 s (Retry-After), more than the 120 s this client waits; try again later');
+    expect((err as Error).message).toBe(
+      'GET /v2/x: the server asked to retry after 1200 s (Retry-After), more than the 120 s this client waits; try again later',
+    );
   });
 
   it('withRetry stops on a non-retryable error and after the attempts', async () => {
     let calls = 0;
-    await expect(withRetry(async () => { calls++; throw new StevedoreError('X', 'no'); }, DEFAULT_RETRY)).rejects.toThrow('no');
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw new StevedoreError('X', 'no');
+      }, DEFAULT_RETRY),
+    ).rejects.toThrow('no');
     expect(calls).toBe(1);
     calls = 0;
     const policy = { ...DEFAULT_RETRY, attempts: 3, fixedDelayMs: 1 };
-    await expect(withRetry(async () => { calls++; throw Object.assign(new Error('reset'), { code: 'ECONNRESET' }); }, policy)).rejects.toThrow('reset');
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+      }, policy),
+    ).rejects.toThrow('reset');
     expect(calls).toBe(3);
   });
 

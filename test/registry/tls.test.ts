@@ -39,10 +39,42 @@ async function makePki(): Promise<void> {
   await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=stevedore test CA']);
   await writeFile(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  await openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.ext']);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+  ]);
   await writeFile(join(pki, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
   await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=stevedore client']);
-  await openssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.cert', '-days', '2', '-extfile', 'client.ext']);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'client.cert',
+    '-days',
+    '2',
+    '-extfile',
+    'client.ext',
+  ]);
 }
 
 function httpsReady(port: number, withClientCert: boolean): Promise<boolean> {
@@ -137,11 +169,15 @@ describe('TLS registries on loopback', () => {
 
   it('with verification on, the private CA is trusted from --cert-dir, and refused without it', async () => {
     const host = `localhost:${tls.port}`;
-    const without = await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${host}/ca/app:1`), { destContext: { tlsVerify: true } }).catch((e: Error) => e);
+    const without = await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${host}/ca/app:1`), { destContext: { tlsVerify: true } }).catch(
+      (e: Error) => e,
+    );
     expect(without).toBeInstanceOf(Error);
     expect((without as Error).message).toMatch(/certificate/i);
     const dir = await certDir('ca-only');
-    const ok = await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${host}/ca/app:1`), { destContext: { tlsVerify: true, certDir: dir } });
+    const ok = await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${host}/ca/app:1`), {
+      destContext: { tlsVerify: true, certDir: dir },
+    });
     expect(ok.digest).toBe(image.manifest.digest);
   });
 
@@ -157,9 +193,13 @@ describe('TLS registries on loopback', () => {
 
   it('presents a client certificate from the cert dir to a registry that requires one', async () => {
     const host = `localhost:${mtls.port}`;
-    const noCert = await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${host}/m/app:1`), { destContext: { tlsVerify: true, certDir: await certDir('m-ca') } }).catch((e: Error) => e);
+    const noCert = await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${host}/m/app:1`), {
+      destContext: { tlsVerify: true, certDir: await certDir('m-ca') },
+    }).catch((e: Error) => e);
     expect(noCert).toBeInstanceOf(Error);
-    const ok = await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${host}/m/app:1`), { destContext: { tlsVerify: true, certDir: await certDir('m-client', true) } });
+    const ok = await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${host}/m/app:1`), {
+      destContext: { tlsVerify: true, certDir: await certDir('m-client', true) },
+    });
     expect(ok.digest).toBe(image.manifest.digest);
   });
 

@@ -69,7 +69,23 @@ describe('stevedore run (CLI)', () => {
   it('reads -e, --env-file, -w, -u and --read-only', async () => {
     const envFile = join(dir, 'env');
     await writeFile(envFile, '# comment\nA=from-file\nB=2\n');
-    const r = await stevedore(['run', '--rm', '--env-file', envFile, '-e', 'B=3', '-w', '/tmp', '-u', 'nobody', '--read-only', image.ociRef, 'sh', '-c', 'echo $A $B $(pwd) $(id -u); echo x > /f']);
+    const r = await stevedore([
+      'run',
+      '--rm',
+      '--env-file',
+      envFile,
+      '-e',
+      'B=3',
+      '-w',
+      '/tmp',
+      '-u',
+      'nobody',
+      '--read-only',
+      image.ociRef,
+      'sh',
+      '-c',
+      'echo $A $B $(pwd) $(id -u); echo x > /f',
+    ]);
     expect(r.stdout).toBe('from-file 3 /tmp 65534\n');
     expect(r.code).toBe(1);
   });
@@ -117,7 +133,16 @@ describe('stevedore run (CLI)', () => {
   });
 
   it('-d runs in the background: ps shows it Up, logs -f follows it, stop ends it (SIGTERM), a start failure is still 127', async () => {
-    const d = await stevedore(['run', '-d', '--name', 'bg', image.ociRef, 'sh', '-c', 'trap "echo bye; exit 0" TERM; echo started; while :; do busybox sleep 1; done']);
+    const d = await stevedore([
+      'run',
+      '-d',
+      '--name',
+      'bg',
+      image.ociRef,
+      'sh',
+      '-c',
+      'trap "echo bye; exit 0" TERM; echo started; while :; do busybox sleep 1; done',
+    ]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toMatch(/^[0-9a-f]{64}\n$/);
     expect((await stevedore(['ps'])).stdout).toMatch(/\s+Up\s+bg\n/);
@@ -207,8 +232,21 @@ describe('same behaviour as podman run', () => {
   // Podman's own defaults ask for rlimits above this host's hard limits; give it ones it can set.
   const podman = (flags: string[], args: string[]): Promise<Outcome> =>
     spawnOutcome('podman', [
-      '--runtime', 'runc', '--cgroup-manager=cgroupfs', '--events-backend=file',
-      'run', '--rm', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '--network', 'none', ...flags, tag, ...args,
+      '--runtime',
+      'runc',
+      '--cgroup-manager=cgroupfs',
+      '--events-backend=file',
+      'run',
+      '--rm',
+      '--ulimit',
+      'nofile=1024:1024',
+      '--ulimit',
+      'nproc=1024:1024',
+      '--network',
+      'none',
+      ...flags,
+      tag,
+      ...args,
     ]);
 
   const cases: { name: string; flags: string[]; args: string[]; compareStderr?: boolean }[] = [

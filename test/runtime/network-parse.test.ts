@@ -6,16 +6,19 @@ import { checkPortConflicts } from '../../src/runtime/network/ports.js';
 import { slirpArgs } from '../../src/runtime/network/slirp.js';
 
 describe('parsePublish', () => {
-  it('reads podman\'s forms', () => {
+  it("reads podman's forms", () => {
     expect(parsePublish('8080:80')).toEqual({ hostIp: '', hostPort: 8080, containerPort: 80, protocol: 'tcp' });
     expect(parsePublish('127.0.0.1:18080:80')).toEqual({ hostIp: '127.0.0.1', hostPort: 18080, containerPort: 80, protocol: 'tcp' });
     expect(parsePublish('5353:53/udp')).toEqual({ hostIp: '', hostPort: 5353, containerPort: 53, protocol: 'udp' });
     expect(parsePublish('[::1]:8443:443/tcp')).toEqual({ hostIp: '::1', hostPort: 8443, containerPort: 443, protocol: 'tcp' });
   });
 
-  it.each(['80', '8000-8010:8000-8010', '1:2:3:4', 'host:80:80', '0:80', '80:65536', '8080:80/sctp', 'a:b', ''])('refuses %j with a message naming the flag', (v) => {
-    expect(() => parsePublish(v)).toThrow(/--publish/);
-  });
+  it.each(['80', '8000-8010:8000-8010', '1:2:3:4', 'host:80:80', '0:80', '80:65536', '8080:80/sctp', 'a:b', ''])(
+    'refuses %j with a message naming the flag',
+    (v) => {
+      expect(() => parsePublish(v)).toThrow(/--publish/);
+    },
+  );
 
   it('refuses a host port published twice on one address or the wildcard', () => {
     expect(() => checkPortConflicts([parsePublish('127.0.0.1:80:80'), parsePublish('127.0.0.1:80:81')])).toThrow(/published twice/);
@@ -49,7 +52,14 @@ describe('etc files', () => {
 });
 
 describe('helper command lines', () => {
-  const o = { nsPath: '/b/netns', dir: '/b', ifname: 'eth0', address: '10.0.2.100', gateway: '10.0.2.2', ports: [parsePublish('127.0.0.1:8080:80'), parsePublish('5353:53/udp')] };
+  const o = {
+    nsPath: '/b/netns',
+    dir: '/b',
+    ifname: 'eth0',
+    address: '10.0.2.100',
+    gateway: '10.0.2.2',
+    ports: [parsePublish('127.0.0.1:8080:80'), parsePublish('5353:53/udp')],
+  };
 
   it('pasta: our addresses, no forwarding from the namespace to the host, only the published ports', () => {
     const a = pastaArgs(o, '/b/pasta.pid');
@@ -60,6 +70,15 @@ describe('helper command lines', () => {
   });
 
   it('slirp4netns: its DNS forwarder off, the namespace by path', () => {
-    expect(slirpArgs(o, '/s/api.sock')).toEqual(['--netns-type=path', '--mtu=65520', '--disable-dns', '--enable-seccomp', '--api-socket=/s/api.sock', '--ready-fd=3', '/b/netns', 'eth0']);
+    expect(slirpArgs(o, '/s/api.sock')).toEqual([
+      '--netns-type=path',
+      '--mtu=65520',
+      '--disable-dns',
+      '--enable-seccomp',
+      '--api-socket=/s/api.sock',
+      '--ready-fd=3',
+      '/b/netns',
+      'eth0',
+    ]);
   });
 });

@@ -79,7 +79,13 @@ async function getWhenUp(url: string): Promise<string> {
 /** Whether nothing answers on 127.0.0.1:port within 30 s. */
 async function released(port: number): Promise<boolean> {
   for (let i = 0; i < 300; i++) {
-    if (!(await httpGet(`http://${LOOPBACK}:${port}/`, {}, 500).then(() => true, () => false))) return true;
+    if (
+      !(await httpGet(`http://${LOOPBACK}:${port}/`, {}, 500).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return true;
     await sleep(100);
   }
   return false;
@@ -120,24 +126,27 @@ afterAll(async () => {
 });
 
 describe.each(['root', 'rootless'] as const)('private network (%s)', (mode) => {
-  it.each(['private', 'pasta', 'slirp4netns'] as const)('-p 127.0.0.1:PORT:80 (--network %s) serves on the published loopback port; the port is released when the container ends', async (network) => {
-    const port = await freePort();
-    const name = `web-${network}`;
-    // The server ends by itself: the test does not depend on `stop` (rootless without a cgroup,
-    // `runc kill --all` fails and stop cannot reach the container; see docs/networking.md).
-    const publish = ['--name', name, '--network', network, '-p', `127.0.0.1:${port}:80`, image.ociRef, 'sh', '-c', httpdFor(6)];
-    const d = await stevedore(mode, ['run', '-d', ...publish]);
-    expect(d.code, d.stderr).toBe(0);
-    expect(await getWhenUp(`http://${LOOPBACK}:${port}/`)).toBe('served-from-container\n');
-    // The helper goes with the container (the monitor tears the network down just after it exits): the port is free again.
-    expect(await released(port)).toBe(true);
-    const exited = new RegExp(`Exited \\(143\\)\\s+${name}\n`);
-    for (let i = 0; i < 100 && !exited.test((await stevedore(mode, ['ps', '-a'])).stdout); i++) await sleep(200);
-    expect((await stevedore(mode, ['ps', '-a'])).stdout).toMatch(exited);
-    expect((await stevedore(mode, ['rm', name])).code).toBe(0);
-  });
+  it.each(['private', 'pasta', 'slirp4netns'] as const)(
+    '-p 127.0.0.1:PORT:80 (--network %s) serves on the published loopback port; the port is released when the container ends',
+    async (network) => {
+      const port = await freePort();
+      const name = `web-${network}`;
+      // The server ends by itself: the test does not depend on `stop` (rootless without a cgroup,
+      // `runc kill --all` fails and stop cannot reach the container; see docs/networking.md).
+      const publish = ['--name', name, '--network', network, '-p', `127.0.0.1:${port}:80`, image.ociRef, 'sh', '-c', httpdFor(6)];
+      const d = await stevedore(mode, ['run', '-d', ...publish]);
+      expect(d.code, d.stderr).toBe(0);
+      expect(await getWhenUp(`http://${LOOPBACK}:${port}/`)).toBe('served-from-container\n');
+      // The helper goes with the container (the monitor tears the network down just after it exits): the port is free again.
+      expect(await released(port)).toBe(true);
+      const exited = new RegExp(`Exited \\(143\\)\\s+${name}\n`);
+      for (let i = 0; i < 100 && !exited.test((await stevedore(mode, ['ps', '-a'])).stdout); i++) await sleep(200);
+      expect((await stevedore(mode, ['ps', '-a'])).stdout).toMatch(exited);
+      expect((await stevedore(mode, ['rm', name])).code).toBe(0);
+    },
+  );
 
-  it('-p alone means a private network (podman\'s default), and the port is bound on the given address only', async () => {
+  it("-p alone means a private network (podman's default), and the port is bound on the given address only", async () => {
     const port = await freePort();
     const running = stevedore(mode, ['run', '--rm', '-p', `127.0.0.1:${port}:80`, image.ociRef, 'sh', '-c', httpdFor(5)]);
     expect(await getWhenUp(`http://${LOOPBACK}:${port}/`)).toBe('served-from-container\n');
@@ -146,14 +155,25 @@ describe.each(['root', 'rootless'] as const)('private network (%s)', (mode) => {
     expect((await running).code).toBe(143); // busybox timeout's SIGTERM
   });
 
-  it.each(['pasta', 'slirp4netns'] as const)('outbound (%s): the gateway 10.0.2.2 reaches the host\'s loopback; the only route is to it', async (network) => {
-    const r = await stevedore(mode, ['run', '--rm', '--network', network, image.ociRef, 'sh', '-c',
-      `busybox wget -q -O- http://10.0.2.2:${hostPort}/via-gateway-${network}-${mode}; cat /proc/net/route; busybox ip -4 addr show eth0`]);
+  it.each(['pasta', 'slirp4netns'] as const)("outbound (%s): the gateway 10.0.2.2 reaches the host's loopback; the only route is to it", async (network) => {
+    const r = await stevedore(mode, [
+      'run',
+      '--rm',
+      '--network',
+      network,
+      image.ociRef,
+      'sh',
+      '-c',
+      `busybox wget -q -O- http://10.0.2.2:${hostPort}/via-gateway-${network}-${mode}; cat /proc/net/route; busybox ip -4 addr show eth0`,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`host-loopback-says-hi /via-gateway-${network}-${mode}`);
     expect(hostHits).toContain(`/via-gateway-${network}-${mode}`);
     // /proc/net/route: one route, destination 10.0.2.2/32 (little-endian hex), no default (00000000).
-    const routes = r.stdout.split('\n').filter((l) => /^eth0\s/.test(l)).map((l) => l.split(/\s+/).slice(1, 3));
+    const routes = r.stdout
+      .split('\n')
+      .filter((l) => /^eth0\s/.test(l))
+      .map((l) => l.split(/\s+/).slice(1, 3));
     expect(routes).toEqual([['0202000A', '00000000']]);
     expect(r.stdout).toContain('inet 10.0.2.100/32');
   });
@@ -171,15 +191,32 @@ describe('private network: what a hostile container cannot do', () => {
     }
   });
 
-  it('its own 127.0.0.1 is not the host\'s (no namespace-to-host port forwarding)', async () => {
-    const r = await stevedore('root', ['run', '--rm', '--network', 'pasta', image.ociRef, 'sh', '-c', `busybox wget -q -T 2 -O- http://127.0.0.1:${hostPort}/leak; echo rc=$?`]);
+  it("its own 127.0.0.1 is not the host's (no namespace-to-host port forwarding)", async () => {
+    const r = await stevedore('root', [
+      'run',
+      '--rm',
+      '--network',
+      'pasta',
+      image.ociRef,
+      'sh',
+      '-c',
+      `busybox wget -q -T 2 -O- http://127.0.0.1:${hostPort}/leak; echo rc=$?`,
+    ]);
     expect(r.stdout).toMatch(/rc=[1-9]/);
     expect(hostHits).not.toContain('/leak');
   });
 
   it('cannot add a route past the host (no CAP_NET_ADMIN), and another address of the gateway subnet goes nowhere', async () => {
-    const r = await stevedore('root', ['run', '--rm', '--network', 'private', image.ociRef, 'sh', '-c',
-      `busybox ip route add default via 10.0.2.2 dev eth0; echo route=$?; busybox wget -q -T 2 -O- http://10.0.2.3:${hostPort}/other; echo wget=$?`]);
+    const r = await stevedore('root', [
+      'run',
+      '--rm',
+      '--network',
+      'private',
+      image.ociRef,
+      'sh',
+      '-c',
+      `busybox ip route add default via 10.0.2.2 dev eth0; echo route=$?; busybox wget -q -T 2 -O- http://10.0.2.3:${hostPort}/other; echo wget=$?`,
+    ]);
     expect(r.stdout).toMatch(/route=[1-9]/);
     expect(r.stdout).toMatch(/wget=[1-9]/);
     expect(hostHits).not.toContain('/other');
@@ -196,8 +233,22 @@ describe('private network: what a hostile container cannot do', () => {
 
 describe('--hostname, --dns, --add-host', () => {
   it('are written to /etc/hostname, /etc/resolv.conf and /etc/hosts, with host.containers.internal on a private network', async () => {
-    const r = await stevedore('root', ['run', '--rm', '--network', 'private', '--hostname', 'web1', '--dns', '192.0.2.53', '--add-host', 'db.internal:10.0.2.2',
-      image.ociRef, 'sh', '-c', 'cat /etc/hostname /etc/resolv.conf /etc/hosts; busybox hostname']);
+    const r = await stevedore('root', [
+      'run',
+      '--rm',
+      '--network',
+      'private',
+      '--hostname',
+      'web1',
+      '--dns',
+      '192.0.2.53',
+      '--add-host',
+      'db.internal:10.0.2.2',
+      image.ociRef,
+      'sh',
+      '-c',
+      'cat /etc/hostname /etc/resolv.conf /etc/hosts; busybox hostname',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('web1');
@@ -210,7 +261,16 @@ describe('--hostname, --dns, --add-host', () => {
   });
 
   it('bad values are refused before anything runs', async () => {
-    for (const args of [['-p', '80'], ['-p', '1:2:3:4'], ['-p', '8080:80/sctp'], ['-p', '0:80'], ['--dns', 'not-an-ip'], ['--add-host', 'noip'], ['--network', 'bridge'], ['--network', 'none', '-p', '8080:80']]) {
+    for (const args of [
+      ['-p', '80'],
+      ['-p', '1:2:3:4'],
+      ['-p', '8080:80/sctp'],
+      ['-p', '0:80'],
+      ['--dns', 'not-an-ip'],
+      ['--add-host', 'noip'],
+      ['--network', 'bridge'],
+      ['--network', 'none', '-p', '8080:80'],
+    ]) {
       const r = await stevedore('root', ['run', '--rm', ...args, image.ociRef, 'true']);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(125);
     }

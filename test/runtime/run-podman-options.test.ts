@@ -35,7 +35,7 @@ const image = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', di
 const base = { id: 'a'.repeat(64), seccomp: false as const, callerLimits: { nofile: 4096, nproc: 4096 }, rootless: false };
 
 describe('--ulimit', () => {
-  it('parses NAME=SOFT[:HARD] with podman\'s names', () => {
+  it("parses NAME=SOFT[:HARD] with podman's names", () => {
     expect(parseUlimit('nofile=100:200')).toEqual({ type: 'RLIMIT_NOFILE', soft: 100, hard: 200 });
     expect(parseUlimit('stack=8192')).toEqual({ type: 'RLIMIT_STACK', soft: 8192, hard: 8192 });
     expect(parseUlimit('as=1')).toMatchObject({ type: 'RLIMIT_AS' });
@@ -77,7 +77,10 @@ describe('capabilities', () => {
   });
   it('ALL: drop everything, or add what this process holds', () => {
     expect(capabilitySet(DEFAULT_CAPABILITIES, { drop: ['all'], add: ['kill'] }, true, all).bounding).toEqual(['CAP_KILL']);
-    expect(capabilitySet(DEFAULT_CAPABILITIES, { add: ['ALL'] }, true, () => ['CAP_CHOWN', 'CAP_SYS_ADMIN']).bounding).toEqual([...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN']);
+    expect(capabilitySet(DEFAULT_CAPABILITIES, { add: ['ALL'] }, true, () => ['CAP_CHOWN', 'CAP_SYS_ADMIN']).bounding).toEqual([
+      ...DEFAULT_CAPABILITIES,
+      'CAP_SYS_ADMIN',
+    ]);
   });
   it('refuses an unknown name, naming it', () => {
     expect(() => capabilitySet(DEFAULT_CAPABILITIES, { add: ['nosuch'] }, true, all)).toThrow(/--cap-add nosuch: unknown capability "CAP_NOSUCH"/);
@@ -136,10 +139,21 @@ describe('mounts', () => {
     await expect(generateSpec(image, rootfs, { ...base, workdir: '/data2' })).rejects.toThrow(/workdir "\/data2" does not exist/);
   });
   it('--read-only: tmpfs on /tmp, /run, /var/tmp unless turned off or mounted by the user', async () => {
-    const tmpfs = async (o: object): Promise<string[]> => (await generateSpec(image, rootfs, { ...base, readOnly: true, ...o })).spec.mounts.filter((m) => m.type === 'tmpfs' && ['/tmp', '/run', '/var/tmp'].includes(m.destination)).map((m) => `${m.destination} ${m.options?.join(',')}`);
-    expect(await tmpfs({ readOnlyTmpfs: true })).toEqual(['/tmp rw,rprivate,nosuid,nodev,tmpcopyup', '/run rw,rprivate,nosuid,nodev,tmpcopyup', '/var/tmp rw,rprivate,nosuid,nodev,tmpcopyup']);
+    const tmpfs = async (o: object): Promise<string[]> =>
+      (await generateSpec(image, rootfs, { ...base, readOnly: true, ...o })).spec.mounts
+        .filter((m) => m.type === 'tmpfs' && ['/tmp', '/run', '/var/tmp'].includes(m.destination))
+        .map((m) => `${m.destination} ${m.options?.join(',')}`);
+    expect(await tmpfs({ readOnlyTmpfs: true })).toEqual([
+      '/tmp rw,rprivate,nosuid,nodev,tmpcopyup',
+      '/run rw,rprivate,nosuid,nodev,tmpcopyup',
+      '/var/tmp rw,rprivate,nosuid,nodev,tmpcopyup',
+    ]);
     expect(await tmpfs({ readOnlyTmpfs: false })).toEqual([]);
-    expect(await tmpfs({ readOnlyTmpfs: true, tmpfs: ['/tmp:size=1m'] })).toEqual(['/run rw,rprivate,nosuid,nodev,tmpcopyup', '/var/tmp rw,rprivate,nosuid,nodev,tmpcopyup', '/tmp rw,noexec,nosuid,nodev,size=1m']);
+    expect(await tmpfs({ readOnlyTmpfs: true, tmpfs: ['/tmp:size=1m'] })).toEqual([
+      '/run rw,rprivate,nosuid,nodev,tmpcopyup',
+      '/var/tmp rw,rprivate,nosuid,nodev,tmpcopyup',
+      '/tmp rw,noexec,nosuid,nodev,size=1m',
+    ]);
   });
   it('--init: the binary bound read-only and run in front of the command', async () => {
     const { spec } = await generateSpec(image, rootfs, { ...base, init: '/usr/bin/catatonit', args: ['echo', 'hi'] });
@@ -155,7 +169,12 @@ describe('mounts', () => {
 
 describe('ContainerRun ports', () => {
   it('become run -p mappings, on 127.0.0.1 unless said otherwise', () => {
-    expect(portMappings([{ containerPort: 8080, hostPort: 18080 }, { containerPort: 53, hostPort: 5353, hostIP: '::1', protocol: 'UDP' }])).toEqual([
+    expect(
+      portMappings([
+        { containerPort: 8080, hostPort: 18080 },
+        { containerPort: 53, hostPort: 5353, hostIP: '::1', protocol: 'UDP' },
+      ]),
+    ).toEqual([
       { hostIp: '127.0.0.1', hostPort: 18080, containerPort: 8080, protocol: 'tcp' },
       { hostIp: '::1', hostPort: 5353, containerPort: 53, protocol: 'udp' },
     ]);

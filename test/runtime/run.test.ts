@@ -103,7 +103,7 @@ describe('runContainer with runc on the busybox image', () => {
     expect(nobody.stdout).toMatch(/CapEff:\s+0000000000000000/);
   });
 
-  it('sets no_new_privs (unlike Podman\'s default)', async () => {
+  it("sets no_new_privs (unlike Podman's default)", async () => {
     expect((await run(['sh', '-c', 'grep NoNewPrivs /proc/self/status'])).stdout).toMatch(/NoNewPrivs:\s+1/);
   });
 
@@ -125,7 +125,10 @@ describe('runContainer with runc on the busybox image', () => {
   });
 
   it('--tmpfs mounts a tmpfs, writable even on a read-only rootfs', async () => {
-    const r = await run(['sh', '-c', 'echo x > /scratch/f && cat /scratch/f && grep " /scratch " /proc/mounts | cut -d" " -f3,4'], { readOnly: true, tmpfs: ['/scratch:size=1m'] });
+    const r = await run(['sh', '-c', 'echo x > /scratch/f && cat /scratch/f && grep " /scratch " /proc/mounts | cut -d" " -f3,4'], {
+      readOnly: true,
+      tmpfs: ['/scratch:size=1m'],
+    });
     expect(r.stdout).toMatch(/^x\ntmpfs rw,nosuid,nodev,noexec,.*size=1024k/);
   });
 
@@ -134,7 +137,7 @@ describe('runContainer with runc on the busybox image', () => {
     expect(r.stdout).toMatch(/rc=[1-9]/);
   });
 
-  it('caps rlimits at the caller\'s hard limits', async () => {
+  it("caps rlimits at the caller's hard limits", async () => {
     const r = await run(['sh', '-c', 'ulimit -Hn']);
     const hard = Number(/Max open files\s+\d+\s+(\d+)/.exec(await readFile('/proc/self/limits', 'utf8'))![1]);
     expect(Number(r.stdout.trim())).toBe(Math.min(hard, 1_048_576));
@@ -195,7 +198,7 @@ describe('runContainer with runc on the busybox image', () => {
     expect(r.stdout.trim()).toBe('17');
   });
 
-  it('reports OOMKilled (exit 137) when the memory limit is hit, from the runtime\'s events', async () => {
+  it("reports OOMKilled (exit 137) when the memory limit is hit, from the runtime's events", async () => {
     const r = await run(['sh', '-c', 'busybox sleep 1; x=aaaaaaaa; while :; do x=$x$x; done'], { memory: 32 * 1024 * 1024 });
     expect(r.exitCode).toBe(137);
     expect(r.reason).toBe('OOMKilled');

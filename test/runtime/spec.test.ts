@@ -32,7 +32,10 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stevedore-spec-'));
   rootfs = join(dir, 'rootfs');
   await mkdir(join(rootfs, 'etc'), { recursive: true });
-  await writeFile(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\n');
+  await writeFile(
+    join(rootfs, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:App:/home/app:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\n',
+  );
   await writeFile(join(rootfs, 'etc/group'), 'root:x:0:\nwheel:x:10:app,other\napp:x:1000:\naudio:x:29:app\nnogroup:x:65534:\n');
 });
 
@@ -106,7 +109,7 @@ describe('generated config.json', () => {
     }
   });
 
-  it('has Podman\'s mounts, masked and read-only paths, 11 capabilities for root and none for others', async () => {
+  it("has Podman's mounts, masked and read-only paths, 11 capabilities for root and none for others", async () => {
     const { spec } = await generateSpec(image(), rootfs, base);
     expect(spec.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup']);
     expect(spec.linux.maskedPaths).toContain('/proc/kcore');
@@ -121,7 +124,7 @@ describe('generated config.json', () => {
     expect(app.process.env).toContain('HOME=/home/app');
   });
 
-  it('never asks for rlimits above the caller\'s hard limits', async () => {
+  it("never asks for rlimits above the caller's hard limits", async () => {
     const { spec } = await generateSpec(image(), rootfs, { ...base, callerLimits: { nofile: 20000, nproc: 5000 } });
     expect(spec.process.rlimits).toEqual([
       { type: 'RLIMIT_NOFILE', hard: 20000, soft: 20000 },
@@ -137,8 +140,14 @@ describe('generated config.json', () => {
     expect((await stat(join(rootfs, 'opt/work'))).isDirectory()).toBe(true);
     expect(spec.linux.namespaces.map((n) => n.type)).not.toContain('network');
     const maps = rootlessMappings({ user: 'u', uid: 1000, gid: 1001, subuid: 'other:1:2\nu:100000:65536\n', subgid: '1001:200000:1000\n' });
-    expect(maps.uidMappings).toEqual([{ containerID: 0, hostID: 1000, size: 1 }, { containerID: 1, hostID: 100000, size: 65536 }]);
-    expect(maps.gidMappings).toEqual([{ containerID: 0, hostID: 1001, size: 1 }, { containerID: 1, hostID: 200000, size: 1000 }]);
+    expect(maps.uidMappings).toEqual([
+      { containerID: 0, hostID: 1000, size: 1 },
+      { containerID: 1, hostID: 100000, size: 65536 },
+    ]);
+    expect(maps.gidMappings).toEqual([
+      { containerID: 0, hostID: 1001, size: 1 },
+      { containerID: 1, hostID: 200000, size: 1000 },
+    ]);
     const userns = (await generateSpec(image(), rootfs, { ...base, idMappings: maps })).spec;
     expect(userns.linux.namespaces.map((n) => n.type)).toContain('user');
     expect(() => rootlessMappings({ user: 'u', uid: 1, gid: 1, subuid: '', subgid: '' })).toThrow(/no ranges for u in \/etc\/subuid/);
@@ -171,7 +180,8 @@ describe('small pieces', () => {
   });
 
   it('reads hard limits from /proc/self/limits text', () => {
-    const text = 'Limit                     Soft Limit           Hard Limit           Units\nMax processes             96364                96364                processes\nMax open files            1024                 20000                files\n';
+    const text =
+      'Limit                     Soft Limit           Hard Limit           Units\nMax processes             96364                96364                processes\nMax open files            1024                 20000                files\n';
     expect(parseProcLimits(text)).toEqual({ nofile: 20000, nproc: 96364 });
   });
 
@@ -211,7 +221,20 @@ describe('small pieces', () => {
   it('re-executes a rootless caller through unshare with its whole subid range', () => {
     expect(reexecCommand('/usr/bin/node', ['--no-warnings'], ['/usr/bin/node', '/opt/stevedore.js', 'run', 'img'])).toEqual({
       cmd: 'unshare',
-      args: ['--user', '--map-root-user', '--map-auto', '--mount', '--propagation', 'private', '--', '/usr/bin/node', '--no-warnings', '/opt/stevedore.js', 'run', 'img'],
+      args: [
+        '--user',
+        '--map-root-user',
+        '--map-auto',
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        '/usr/bin/node',
+        '--no-warnings',
+        '/opt/stevedore.js',
+        'run',
+        'img',
+      ],
     });
   });
 

@@ -46,7 +46,10 @@ async function makeParent(root: string, extraFiles: number): Promise<void> {
 }
 
 describe('linkTree', () => {
-  for (const [what, extra] of [['a small tree (in-process)', 5], ['a big tree (cp -al)', 600]] as const) {
+  for (const [what, extra] of [
+    ['a small tree (in-process)', 5],
+    ['a big tree (cp -al)', 600],
+  ] as const) {
     it(`copies ${what} as cp -al does: new directories with their metadata, shared inodes for the rest`, async () => {
       const parent = join(dir, `parent-${extra}`);
       await mkdir(parent);

@@ -30,7 +30,14 @@ let image: FixtureImage;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stevedore-pull-staged-'));
-  image = await makeRandomImage({ layers: 3, layerSize: 6 * 1024 * 1024, seed: 'pull-staged', layoutDir: join(dir, 'layout'), ref: 'img', platform: hostPlatform() });
+  image = await makeRandomImage({
+    layers: 3,
+    layerSize: 6 * 1024 * 1024,
+    seed: 'pull-staged',
+    layoutDir: join(dir, 'layout'),
+    ref: 'img',
+    platform: hostPlatform(),
+  });
 });
 
 afterAll(async () => {
@@ -44,7 +51,10 @@ async function fingerprint(root: string, prefix = ''): Promise<Record<string, st
     const rel = prefix ? `${prefix}/${name}` : name;
     const st = await stat(join(root, rel));
     let what = `${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeMs}`;
-    if (st.isFile()) what += ` ${createHash('sha256').update(await readFile(join(root, rel))).digest('hex')}`;
+    if (st.isFile())
+      what += ` ${createHash('sha256')
+        .update(await readFile(join(root, rel)))
+        .digest('hex')}`;
     out[rel] = what;
     if (st.isDirectory()) Object.assign(out, await fingerprint(root, rel));
   }
@@ -61,7 +71,9 @@ async function imageOf(layoutDir: string, ref: string, entries: TarEntrySpec[]):
   const tarBytes = await makeTar(entries);
   const gz = gzipSync(tarBytes);
   const layerDigest = await layout.writeBlobBytes(gz);
-  const config = Buffer.from(JSON.stringify({ architecture: hostPlatform().architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [digestBytes(tarBytes)] } }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: hostPlatform().architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [digestBytes(tarBytes)] } }),
+  );
   const configDigest = await layout.writeBlobBytes(config);
   const raw = encodeManifest({
     schemaVersion: 2,
@@ -147,7 +159,9 @@ describe('a pull that builds snapshots from the download', () => {
     const layout = await OciLayout.open(layoutDir);
     const desc = await layout.resolve('l');
     const manifest = JSON.parse((await layout.readBlob(desc.digest)).toString());
-    const config = Buffer.from(JSON.stringify({ architecture: hostPlatform().architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [digestBytes('something else')] } }));
+    const config = Buffer.from(
+      JSON.stringify({ architecture: hostPlatform().architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [digestBytes('something else')] } }),
+    );
     manifest.config = { mediaType: MediaType.OciConfig, digest: await layout.writeBlobBytes(config), size: config.length };
     const raw = encodeManifest(manifest);
     await layout.writeBlobBytes(raw.bytes, raw.digest);
@@ -159,7 +173,14 @@ describe('a pull that builds snapshots from the download', () => {
   });
 
   it('an aborted pull rejects promptly and removes its staged layers', async () => {
-    const img = await makeRandomImage({ layers: 3, layerSize: 24 * 1024 * 1024, seed: 'pull-abort', layoutDir: join(dir, 'abort-layout'), ref: 'a', platform: hostPlatform() });
+    const img = await makeRandomImage({
+      layers: 3,
+      layerSize: 24 * 1024 * 1024,
+      seed: 'pull-abort',
+      layoutDir: join(dir, 'abort-layout'),
+      ref: 'a',
+      platform: hostPlatform(),
+    });
     const store = await ImageStore.open(join(dir, 'aborted'));
     const ac = new AbortController();
     const started = Date.now();
@@ -178,7 +199,14 @@ describe('a pull that builds snapshots from the download', () => {
   });
 
   it('a SIGKILLed pull leaves only temp dirs, never a snapshot a later run would use; the next pull finishes the job', async () => {
-    const big = await makeRandomImage({ layers: 3, layerSize: 48 * 1024 * 1024, seed: 'pull-kill', layoutDir: join(dir, 'big'), ref: 'big', platform: hostPlatform() });
+    const big = await makeRandomImage({
+      layers: 3,
+      layerSize: 48 * 1024 * 1024,
+      seed: 'pull-kill',
+      layoutDir: join(dir, 'big'),
+      ref: 'big',
+      platform: hostPlatform(),
+    });
     const root = join(dir, 'killed');
     const code = `const { ImageStore } = await import(${JSON.stringify(STORE)}); const s = await ImageStore.open(process.argv[1]); await s.pull(process.argv[2], { snapshots: {} });`;
     const child = spawn(process.execPath, ['--import', HOOKS, '--input-type=module', '-e', code, root, big.ociRef], { stdio: 'ignore' });
@@ -205,10 +233,13 @@ describe('a pull that builds snapshots from the download', () => {
     const top = join(store.snapshotDir(img.chainIds[2]!), 'rootfs');
     expect((await readdir(top)).sort()).toEqual(['layer-0.bin', 'layer-1.bin', 'layer-2.bin']);
     // The content is the image's: each file hashes to what the fixture wrote.
-    const want = await fingerprint(await (await ImageStore.open(join(dir, 'killed-check'))).pull(big.ociRef).then((i) => ImageStore.open(join(dir, 'killed-check')).then((s) => s.snapshot(i))));
+    const want = await fingerprint(
+      await (await ImageStore.open(join(dir, 'killed-check')))
+        .pull(big.ociRef)
+        .then((i) => ImageStore.open(join(dir, 'killed-check')).then((s) => s.snapshot(i))),
+    );
     expect(await fingerprint(top)).toEqual(want);
     await store.pruneTemps();
     expect(await store.staleTemps()).toEqual([]);
   });
 });
-

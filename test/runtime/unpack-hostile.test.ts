@@ -45,7 +45,14 @@ describe.each(UNPACK_MODES)('hostile layers are refused or contained (%s unpack)
     mode = m;
   });
   it('refuses a file named ../../x (path traversal)', async () => {
-    await expectRefused([{ name: 'ok', content: 'fine' }, { name: '../../x', content: 'pwned' }], '../../x', /path escapes the root/);
+    await expectRefused(
+      [
+        { name: 'ok', content: 'fine' },
+        { name: '../../x', content: 'pwned' },
+      ],
+      '../../x',
+      /path escapes the root/,
+    );
     await sb.assertHostUntouched();
   });
 
@@ -103,9 +110,15 @@ describe.each(UNPACK_MODES)('hostile layers are refused or contained (%s unpack)
   });
 
   it('contains a parent directory swapped for a symlink by a later layer (d, then d -> outside, then d/x)', async () => {
-    await unpack([{ name: 'd', type: 'directory' }, { name: 'd/keep', content: '1' }]);
+    await unpack([
+      { name: 'd', type: 'directory' },
+      { name: 'd/keep', content: '1' },
+    ]);
     await unpack([{ name: 'd', type: 'symlink', linkname: sb.outside }]);
-    await unpack([{ name: 'd/x', content: 'pwned' }, { name: 'd/sentinel', content: 'pwned' }]);
+    await unpack([
+      { name: 'd/x', content: 'pwned' },
+      { name: 'd/sentinel', content: 'pwned' },
+    ]);
     expect((await lstat(join(sb.rootfs, 'd'))).isSymbolicLink()).toBe(true);
     expect(await readFile(join(sb.rootfs, sb.outside, 'x'), 'utf8')).toBe('pwned');
     await sb.assertHostUntouched();
@@ -153,11 +166,7 @@ describe.each(UNPACK_MODES)('hostile layers are refused or contained (%s unpack)
   });
 
   it('refuses a hardlink to a path outside the root', async () => {
-    await expectRefused(
-      [{ name: 'h', type: 'link', linkname: '../outside/sentinel' }],
-      'h',
-      /hardlink target "..\/outside\/sentinel" escapes the root/,
-    );
+    await expectRefused([{ name: 'h', type: 'link', linkname: '../outside/sentinel' }], 'h', /hardlink target "..\/outside\/sentinel" escapes the root/);
     // An absolute host path is read inside the rootfs, where it does not exist.
     await expectRefused([{ name: 'h', type: 'link', linkname: join(sb.outside, 'sentinel') }], 'h', /does not exist in the rootfs/);
     await sb.assertHostUntouched();
@@ -180,7 +189,14 @@ describe.each(UNPACK_MODES)('hostile layers are refused or contained (%s unpack)
       'h2',
       /is not a regular file/,
     );
-    await expectRefused([{ name: 'dir', type: 'directory' }, { name: 'h3', type: 'link', linkname: 'dir' }], 'h3', /is not a regular file/);
+    await expectRefused(
+      [
+        { name: 'dir', type: 'directory' },
+        { name: 'h3', type: 'link', linkname: 'dir' },
+      ],
+      'h3',
+      /is not a regular file/,
+    );
     await sb.assertHostUntouched();
   });
 
@@ -255,7 +271,6 @@ describe.each(UNPACK_MODES)('hostile layers are refused or contained (%s unpack)
     await sb.assertHostUntouched();
   });
 
-
   it('stops a layer with too many entries with LAYER_TOO_LARGE', async () => {
     const entries: TarEntrySpec[] = Array.from({ length: 2500 }, (_, i) => ({ name: `f/${i}` }));
     const err = await unpack(entries, { limits: { maxEntries: 1000 } }).catch((e: unknown) => e);
@@ -279,7 +294,10 @@ describe.each(UNPACK_MODES)('hostile layers are refused or contained (%s unpack)
   });
 
   it('writing a file over a hardlink does not change the other name', async () => {
-    await unpack([{ name: 'etc/shadow', content: 'secret', mode: 0o600 }, { name: 'h', type: 'link', linkname: 'etc/shadow' }]);
+    await unpack([
+      { name: 'etc/shadow', content: 'secret', mode: 0o600 },
+      { name: 'h', type: 'link', linkname: 'etc/shadow' },
+    ]);
     await unpack([{ name: 'h', content: 'overwritten' }]);
     expect(await readFile(join(sb.rootfs, 'etc/shadow'), 'utf8')).toBe('secret');
     expect(await readFile(join(sb.rootfs, 'h'), 'utf8')).toBe('overwritten');

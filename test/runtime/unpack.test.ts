@@ -55,7 +55,7 @@ describe.each(UNPACK_MODES)('whiteouts (OCI image spec layer.md) (%s unpack)', (
     expect(await tree()).toEqual(['b', 'd/', 'd/y']);
   });
 
-  it('an opaque marker after this layer\'s own siblings removes only lower content', async () => {
+  it("an opaque marker after this layer's own siblings removes only lower content", async () => {
     await unpack([
       { name: 'o/old1', content: 'lower' },
       { name: 'o/sub/old2', content: 'lower' },
@@ -107,7 +107,10 @@ describe.each(UNPACK_MODES)('entry types and replacement (%s unpack)', (m) => {
   });
 
   it('a hardlink may target a file from a lower layer, through a symlinked directory inside the root', async () => {
-    await unpack([{ name: 'real/f', content: 'lower' }, { name: 'alias', type: 'symlink', linkname: '/real' }]);
+    await unpack([
+      { name: 'real/f', content: 'lower' },
+      { name: 'alias', type: 'symlink', linkname: '/real' },
+    ]);
     await unpack([{ name: 'h', type: 'link', linkname: 'alias/f' }]);
     expect((await stat(join(sb.rootfs, 'h'))).ino).toBe((await stat(join(sb.rootfs, 'real/f'))).ino);
   });
@@ -162,7 +165,10 @@ describe.each(UNPACK_MODES)('entry types and replacement (%s unpack)', (m) => {
   });
 
   it('creates missing parents and treats ./ as the root directory', async () => {
-    const r = await unpack([{ name: './', type: 'directory', mode: 0o755 }, { name: './a/b/c', content: 'deep' }]);
+    const r = await unpack([
+      { name: './', type: 'directory', mode: 0o755 },
+      { name: './a/b/c', content: 'deep' },
+    ]);
     expect(r.entries).toBe(2);
     expect(await readFile(join(sb.rootfs, 'a/b/c'), 'utf8')).toBe('deep');
     expect((await stat(join(sb.rootfs, 'a/b'))).isDirectory()).toBe(true);
@@ -220,7 +226,12 @@ function zstdFrames(b: Buffer): Buffer {
   skippable.writeUInt32LE(0x184d2a50, 0);
   skippable.writeUInt32LE(5, 4);
   const third = Math.ceil(b.length / 3);
-  return Buffer.concat([zstdCompressSync(b.subarray(0, third)), skippable, zstdCompressSync(b.subarray(third, 2 * third)), zstdCompressSync(b.subarray(2 * third))]);
+  return Buffer.concat([
+    zstdCompressSync(b.subarray(0, third)),
+    skippable,
+    zstdCompressSync(b.subarray(third, 2 * third)),
+    zstdCompressSync(b.subarray(2 * third)),
+  ]);
 }
 
 describe('streams, compression and the diffID', () => {
@@ -265,7 +276,10 @@ describe('streams, compression and the diffID', () => {
 
   it('rejects promptly when aborted mid-stream', async () => {
     // A layer that sends its first entry and part of the second, then stalls like a hung registry.
-    const raw = await makeTar([{ name: 'first', content: 'x' }, { name: 'second', content: Buffer.alloc(100_000) }]);
+    const raw = await makeTar([
+      { name: 'first', content: 'x' },
+      { name: 'second', content: Buffer.alloc(100_000) },
+    ]);
     const layer = new PassThrough();
     layer.write(raw.subarray(0, 4096));
     const ac = new AbortController();
@@ -308,7 +322,12 @@ describe('streams, compression and the diffID', () => {
   });
 
   it('applyLayers applies bottom first, opening each layer only when its turn comes', async () => {
-    const l1 = gzipSync(await makeTar([{ name: 'a', content: '1' }, { name: 'b', content: '1' }]));
+    const l1 = gzipSync(
+      await makeTar([
+        { name: 'a', content: '1' },
+        { name: 'b', content: '1' },
+      ]),
+    );
     const l2 = await makeTar([{ name: '.wh.a' }, { name: 'b', content: '2' }]);
     const results = await applyLayers(sb.rootfs, [
       { stream: streamOf(l1), mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip' },

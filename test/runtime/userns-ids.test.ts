@@ -4,7 +4,7 @@ import { userName } from '../../src/runtime/idmap.js';
 import { reexecCommand } from '../../src/runtime/rootless.js';
 import { defaultMounts } from '../../src/runtime/spec.js';
 
-describe('user namespaces without subordinate ids (a build Pod\'s uid)', () => {
+describe("user namespaces without subordinate ids (a build Pod's uid)", () => {
   it('tells a one-id namespace from the initial one and from a full range', () => {
     expect(singleIdNamespace('         0      65532          1\n')).toBe(true);
     expect(singleIdNamespace('         0          0 4294967295\n')).toBe(false);

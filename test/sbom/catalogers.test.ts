@@ -79,7 +79,11 @@ describe('package databases and metadata', () => {
   });
 
   it('dpkg copyright: License fields of DEP-5, split on or/and', () => {
-    expect(parseDebianCopyright('Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+ or Artistic\n\nFiles: x\nLicense: BSD-3-clause\n .\n text\nLicense: GPL-2+')).toEqual(['GPL-2+', 'Artistic', 'BSD-3-clause']);
+    expect(
+      parseDebianCopyright(
+        'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+ or Artistic\n\nFiles: x\nLicense: BSD-3-clause\n .\n text\nLicense: GPL-2+',
+      ),
+    ).toEqual(['GPL-2+', 'Artistic', 'BSD-3-clause']);
   });
 
   it('dpkg doc links: relative, absolute and ../doc targets name the package directory', () => {
@@ -91,9 +95,13 @@ describe('package databases and metadata', () => {
   });
 
   it('apk: installed database stanzas with license and origin', () => {
-    const pkgs = parseApkInstalled('C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nL:MIT\no:musl\n\nP:libcrypto3\nV:3.1.4-r5\nA:x86_64\nL:Apache-2.0\no:openssl\n\n');
+    const pkgs = parseApkInstalled(
+      'C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nL:MIT\no:musl\n\nP:libcrypto3\nV:3.1.4-r5\nA:x86_64\nL:Apache-2.0\no:openssl\n\n',
+    );
     expect(pkgs).toHaveLength(2);
-    expect(packagePurl(pkgs[1]!, { id: 'alpine', versionId: '3.19.1' })).toBe('pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl');
+    expect(packagePurl(pkgs[1]!, { id: 'alpine', versionId: '3.19.1' })).toBe(
+      'pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl',
+    );
     expect(pkgs[0]!.licenses).toEqual(['MIT']);
   });
 
@@ -107,32 +115,51 @@ describe('package databases and metadata', () => {
     expect(parseNpmPackageJson('{"name":"a","version":"1.0.0","licenses":[{"type":"MIT"},{"type":"Apache-2.0"}]}')[0]!.licenses).toEqual(['MIT', 'Apache-2.0']);
     expect(parseNpmPackageJson('{"type":"module"}')).toEqual([]);
     expect(parseNpmPackageJson('not json')).toEqual([]);
-    const v3 = parseNpmLockfile(JSON.stringify({ lockfileVersion: 3, packages: { '': { name: 'root', version: '1.0.0' }, 'node_modules/a': { version: '1.0.0', license: 'ISC' }, 'node_modules/a/node_modules/@s/b': { version: '2.0.0' }, 'node_modules/ws': { link: true } } }));
+    const v3 = parseNpmLockfile(
+      JSON.stringify({
+        lockfileVersion: 3,
+        packages: {
+          '': { name: 'root', version: '1.0.0' },
+          'node_modules/a': { version: '1.0.0', license: 'ISC' },
+          'node_modules/a/node_modules/@s/b': { version: '2.0.0' },
+          'node_modules/ws': { link: true },
+        },
+      }),
+    );
     expect(v3.map((p) => `${p.name}@${p.version}`)).toEqual(['a@1.0.0', '@s/b@2.0.0']);
-    const platformBound = JSON.stringify({ lockfileVersion: 3, packages: {
-      'node_modules/@x/linux-x64': { version: '1.0.0', optional: true, os: ['linux'], cpu: ['x64'] },
-      'node_modules/@x/darwin-arm64': { version: '1.0.0', optional: true, os: ['darwin'], cpu: ['arm64'] },
-      'node_modules/@x/not-win': { version: '1.0.0', optional: true, os: ['!win32'] },
-    } });
+    const platformBound = JSON.stringify({
+      lockfileVersion: 3,
+      packages: {
+        'node_modules/@x/linux-x64': { version: '1.0.0', optional: true, os: ['linux'], cpu: ['x64'] },
+        'node_modules/@x/darwin-arm64': { version: '1.0.0', optional: true, os: ['darwin'], cpu: ['arm64'] },
+        'node_modules/@x/not-win': { version: '1.0.0', optional: true, os: ['!win32'] },
+      },
+    });
     expect(parseNpmLockfile(platformBound, { os: 'linux', architecture: 'amd64' }).map((p) => p.name)).toEqual(['@x/linux-x64', '@x/not-win']);
     expect(parseNpmLockfile(platformBound, { os: 'darwin', architecture: 'arm64' }).map((p) => p.name)).toEqual(['@x/darwin-arm64', '@x/not-win']);
-    const v1 = parseNpmLockfile(JSON.stringify({ lockfileVersion: 1, dependencies: { a: { version: '1.0.0', dependencies: { b: { version: '2.0.0' } } }, c: { version: 'file:../c' } } }));
+    const v1 = parseNpmLockfile(
+      JSON.stringify({ lockfileVersion: 1, dependencies: { a: { version: '1.0.0', dependencies: { b: { version: '2.0.0' } } }, c: { version: 'file:../c' } } }),
+    );
     expect(v1.map((p) => `${p.name}@${p.version}`)).toEqual(['a@1.0.0', 'b@2.0.0']);
   });
 
   it('Python: License-Expression first, then a short License, then classifiers', () => {
     expect(isPythonMetadata('usr/lib/python3/dist-packages/x-1.0.dist-info/METADATA')).toBe(true);
     expect(isPythonMetadata('usr/lib/python3/dist-packages/x-1.0.egg-info')).toBe(true);
-    expect(parsePythonMetadata('Metadata-Version: 2.4\nName: A_b\nVersion: 1\nLicense-Expression: MIT OR Apache-2.0\nLicense: long\n\nbody')[0]!.licenses).toEqual(['MIT OR Apache-2.0']);
-    expect(parsePythonMetadata('Name: a\nVersion: 1\nLicense: UNKNOWN\nClassifier: License :: OSI Approved :: BSD License\n')[0]!.licenses).toEqual(['BSD License']);
+    expect(
+      parsePythonMetadata('Metadata-Version: 2.4\nName: A_b\nVersion: 1\nLicense-Expression: MIT OR Apache-2.0\nLicense: long\n\nbody')[0]!.licenses,
+    ).toEqual(['MIT OR Apache-2.0']);
+    expect(parsePythonMetadata('Name: a\nVersion: 1\nLicense: UNKNOWN\nClassifier: License :: OSI Approved :: BSD License\n')[0]!.licenses).toEqual([
+      'BSD License',
+    ]);
     const p = parsePythonMetadata('Name: Zope.Interface\nVersion: 5.0\n\nName: not-a-header\n')[0]!;
     expect(packagePurl(p, undefined)).toBe('pkg:pypi/zope-interface@5.0');
   });
 
   it('purls percent-encode names and qualifiers but keep epochs and revisions readable', () => {
-    expect(formatPurl({ type: 'deb', namespace: 'debian', name: 'libstdc++6', version: '1:12.2.0-14', qualifiers: { distro: 'debian-12', arch: 'amd64' } })).toBe(
-      'pkg:deb/debian/libstdc++6@1:12.2.0-14?arch=amd64&distro=debian-12',
-    );
+    expect(
+      formatPurl({ type: 'deb', namespace: 'debian', name: 'libstdc++6', version: '1:12.2.0-14', qualifiers: { distro: 'debian-12', arch: 'amd64' } }),
+    ).toBe('pkg:deb/debian/libstdc++6@1:12.2.0-14?arch=amd64&distro=debian-12');
     expect(formatPurl({ type: 'npm', namespace: '@types', name: 'node', version: '24.0.0' })).toBe('pkg:npm/%40types/node@24.0.0');
   });
 });

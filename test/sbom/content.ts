@@ -8,7 +8,23 @@ import { join } from 'node:path';
 import { runChecked } from '../../hack/lib/harness/procs.js';
 import type { LayerItem } from './layered-image.js';
 
-export const DEB_PACKAGES = ['base-files', 'bash', 'ca-certificates', 'coreutils', 'curl', 'dpkg', 'grep', 'gzip', 'libc6', 'libffi-dev', 'libffi8', 'libssl3', 'sed', 'tar', 'zlib1g'];
+export const DEB_PACKAGES = [
+  'base-files',
+  'bash',
+  'ca-certificates',
+  'coreutils',
+  'curl',
+  'dpkg',
+  'grep',
+  'gzip',
+  'libc6',
+  'libffi-dev',
+  'libffi8',
+  'libssl3',
+  'sed',
+  'tar',
+  'zlib1g',
+];
 /** A package whose /usr/share/doc directory is, on Debian 12, a symlink to another package's (its licenses are there). */
 export const DOC_LINKED = { pkg: 'libffi-dev', target: 'libffi8' };
 /** A package put in `status.d/` (distroless style) rather than the main database. */
@@ -33,10 +49,13 @@ export async function dpkgStanzas(names: readonly string[]): Promise<string> {
 
 export async function dpkgTruth(names: readonly string[]): Promise<DebTruth[]> {
   const { stdout } = await runChecked('dpkg-query', ['-W', '-f', '${Package}\\t${Version}\\t${Architecture}\\n', ...names]);
-  return stdout.trim().split('\n').map((l) => {
-    const [name, version, arch] = l.split('\t') as [string, string, string];
-    return { name, version, arch };
-  });
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const [name, version, arch] = l.split('\t') as [string, string, string];
+      return { name, version, arch };
+    });
 }
 
 /** Each package's copyright file, or, where its doc directory is a symlink here, that symlink (as Debian ships it). */

@@ -20,10 +20,17 @@ const created = new Date('2026-02-03T04:05:06.789Z');
 beforeAll(async () => {
   const py = await pythonMetadata();
   image = await buildLayeredImage(await temps.make('sbom-formats'), 'f', [
-    [{ path: 'etc/os-release', from: '/etc/os-release' }, { path: 'var/lib/dpkg/status', content: await dpkgStanzas(DEB_PACKAGES) }, ...(await copyrightItems(DEB_PACKAGES))],
+    [
+      { path: 'etc/os-release', from: '/etc/os-release' },
+      { path: 'var/lib/dpkg/status', content: await dpkgStanzas(DEB_PACKAGES) },
+      ...(await copyrightItems(DEB_PACKAGES)),
+    ],
     py.map((p) => p.item),
   ]);
-  [spdx, cdx] = await Promise.all([generateSbom(image.ociRef, { format: 'spdx-json', created }), generateSbom(image.ociRef, { format: 'cyclonedx-json', created })]);
+  [spdx, cdx] = await Promise.all([
+    generateSbom(image.ociRef, { format: 'spdx-json', created }),
+    generateSbom(image.ociRef, { format: 'cyclonedx-json', created }),
+  ]);
 });
 afterAll(() => temps.cleanup());
 
@@ -36,7 +43,28 @@ function onlyKeys(obj: object, allowed: string[], where: string): void {
 describe('SPDX 2.3 JSON', () => {
   it('has the document fields the schema requires, in their formats', () => {
     const d = spdx.document as Record<string, any>;
-    onlyKeys(d, ['$schema', 'SPDXID', 'annotations', 'comment', 'creationInfo', 'dataLicense', 'externalDocumentRefs', 'hasExtractedLicensingInfos', 'name', 'spdxVersion', 'documentNamespace', 'documentDescribes', 'packages', 'files', 'snippets', 'relationships'], 'document');
+    onlyKeys(
+      d,
+      [
+        '$schema',
+        'SPDXID',
+        'annotations',
+        'comment',
+        'creationInfo',
+        'dataLicense',
+        'externalDocumentRefs',
+        'hasExtractedLicensingInfos',
+        'name',
+        'spdxVersion',
+        'documentNamespace',
+        'documentDescribes',
+        'packages',
+        'files',
+        'snippets',
+        'relationships',
+      ],
+      'document',
+    );
     expect(d.spdxVersion).toBe('SPDX-2.3');
     expect(d.dataLicense).toBe('CC0-1.0');
     expect(d.SPDXID).toBe('SPDXRef-DOCUMENT');
@@ -53,14 +81,60 @@ describe('SPDX 2.3 JSON', () => {
     const d = spdx.document as Record<string, any>;
     const ids = new Set<string>();
     for (const p of d.packages) {
-      onlyKeys(p, ['SPDXID', 'annotations', 'attributionTexts', 'builtDate', 'checksums', 'comment', 'copyrightText', 'description', 'downloadLocation', 'externalRefs', 'filesAnalyzed', 'hasFiles', 'homepage', 'licenseComments', 'licenseConcluded', 'licenseDeclared', 'licenseInfoFromFiles', 'name', 'originator', 'packageFileName', 'packageVerificationCode', 'primaryPackagePurpose', 'releaseDate', 'sourceInfo', 'summary', 'supplier', 'validUntilDate', 'versionInfo'], `package ${p.name}`);
+      onlyKeys(
+        p,
+        [
+          'SPDXID',
+          'annotations',
+          'attributionTexts',
+          'builtDate',
+          'checksums',
+          'comment',
+          'copyrightText',
+          'description',
+          'downloadLocation',
+          'externalRefs',
+          'filesAnalyzed',
+          'hasFiles',
+          'homepage',
+          'licenseComments',
+          'licenseConcluded',
+          'licenseDeclared',
+          'licenseInfoFromFiles',
+          'name',
+          'originator',
+          'packageFileName',
+          'packageVerificationCode',
+          'primaryPackagePurpose',
+          'releaseDate',
+          'sourceInfo',
+          'summary',
+          'supplier',
+          'validUntilDate',
+          'versionInfo',
+        ],
+        `package ${p.name}`,
+      );
       expect(p.SPDXID).toMatch(/^SPDXRef-[a-zA-Z0-9.-]+$/);
       expect(ids.has(p.SPDXID), `duplicate ${p.SPDXID}`).toBe(false);
       ids.add(p.SPDXID);
       expect(typeof p.name).toBe('string');
       expect(typeof p.downloadLocation).toBe('string');
       expect(p.filesAnalyzed).toBe(false);
-      expect(['OTHER', 'INSTALL', 'ARCHIVE', 'FIRMWARE', 'APPLICATION', 'FRAMEWORK', 'LIBRARY', 'CONTAINER', 'SOURCE', 'DEVICE', 'OPERATING-SYSTEM', 'FILE']).toContain(p.primaryPackagePurpose);
+      expect([
+        'OTHER',
+        'INSTALL',
+        'ARCHIVE',
+        'FIRMWARE',
+        'APPLICATION',
+        'FRAMEWORK',
+        'LIBRARY',
+        'CONTAINER',
+        'SOURCE',
+        'DEVICE',
+        'OPERATING-SYSTEM',
+        'FILE',
+      ]).toContain(p.primaryPackagePurpose);
       for (const r of p.externalRefs) {
         onlyKeys(r, ['comment', 'referenceCategory', 'referenceLocator', 'referenceType'], 'externalRef');
         expect(['OTHER', 'PERSISTENT-ID', 'PERSISTENT_ID', 'SECURITY', 'PACKAGE-MANAGER', 'PACKAGE_MANAGER']).toContain(r.referenceCategory);
@@ -128,7 +202,45 @@ describe('CycloneDX 1.6 JSON', () => {
     const refs = new Set<string>([b.metadata.component['bom-ref']]);
     const layers = new Set(image.layers.map((l) => l.digest));
     for (const c of b.components) {
-      onlyKeys(c, ['type', 'mime-type', 'bom-ref', 'supplier', 'manufacturer', 'authors', 'author', 'publisher', 'group', 'name', 'version', 'description', 'scope', 'hashes', 'licenses', 'copyright', 'cpe', 'purl', 'omniborId', 'swhid', 'swid', 'modified', 'pedigree', 'externalReferences', 'properties', 'components', 'evidence', 'releaseNotes', 'modelCard', 'data', 'cryptoProperties', 'tags', 'signature'], `component ${c.name}`);
+      onlyKeys(
+        c,
+        [
+          'type',
+          'mime-type',
+          'bom-ref',
+          'supplier',
+          'manufacturer',
+          'authors',
+          'author',
+          'publisher',
+          'group',
+          'name',
+          'version',
+          'description',
+          'scope',
+          'hashes',
+          'licenses',
+          'copyright',
+          'cpe',
+          'purl',
+          'omniborId',
+          'swhid',
+          'swid',
+          'modified',
+          'pedigree',
+          'externalReferences',
+          'properties',
+          'components',
+          'evidence',
+          'releaseNotes',
+          'modelCard',
+          'data',
+          'cryptoProperties',
+          'tags',
+          'signature',
+        ],
+        `component ${c.name}`,
+      );
       expect(c.type).toBe('library');
       expect(typeof c.name).toBe('string');
       expect(refs.has(c['bom-ref'])).toBe(false);

@@ -54,7 +54,9 @@ beforeAll(async () => {
     layerBytes += (await stat(file)).size;
   }
   reg = await startRegistry({ name: 'sbom-go' });
-  const image = await buildLayeredImage(await temps.make('sbom-go-bins'), 'go', [Object.entries(BINARIES).map(([name, from]) => ({ path: `usr/local/bin/${name}`, from }))]);
+  const image = await buildLayeredImage(await temps.make('sbom-go-bins'), 'go', [
+    Object.entries(BINARIES).map(([name, from]) => ({ path: `usr/local/bin/${name}`, from })),
+  ]);
   await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${reg.host}/go/bins:1`));
   const small = await buildLayeredImage(await temps.make('sbom-go-small'), 'helm', [[{ path: 'usr/local/bin/helm', from: BINARIES.helm! }]]);
   smallBytes = (await stat(BINARIES.helm!)).size;
@@ -69,13 +71,17 @@ afterAll(async () => {
 
 /** Runs `stevedore sbom` under GNU time, which reports the child's peak resident set size. */
 async function sbomWithPeak(image: string, out: string): Promise<number> {
-  const res = await runCommand('/usr/bin/time', ['-f', 'maxrss_kb=%M', process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js'), 'sbom', '--format', 'cyclonedx-json', '-o', out, image], { timeoutMs: 120_000 });
+  const res = await runCommand(
+    '/usr/bin/time',
+    ['-f', 'maxrss_kb=%M', process.execPath, join(REPO_ROOT, 'bin', 'stevedore.js'), 'sbom', '--format', 'cyclonedx-json', '-o', out, image],
+    { timeoutMs: 120_000 },
+  );
   expect(res.code, res.stderr).toBe(0);
   return Number(/maxrss_kb=(\d+)/.exec(res.stderr)?.[1]) * 1024;
 }
 
 describe('Go binaries of real programs', () => {
-  it('lists each binary\'s modules as go version -m does, and peak memory does not grow with the layer', async () => {
+  it("lists each binary's modules as go version -m does, and peak memory does not grow with the layer", async () => {
     const dir = await temps.make('sbom-go-out');
     const out = join(dir, 'bom.json');
     const maxrss = await sbomWithPeak(`docker://${reg.host}/go/bins:1`, out);
@@ -83,7 +89,9 @@ describe('Go binaries of real programs', () => {
     const bom = JSON.parse(await readFile(out, 'utf8')) as { components: { purl: string; properties: { name: string; value: string }[] }[] };
     for (const [name, file] of Object.entries(BINARIES)) {
       const truth = await goVersionM(file);
-      const here = bom.components.filter((c) => c.properties.some((p) => p.name === 'stevedore:location' && p.value === `/usr/local/bin/${name}`)).map((c) => c.purl);
+      const here = bom.components
+        .filter((c) => c.properties.some((p) => p.name === 'stevedore:location' && p.value === `/usr/local/bin/${name}`))
+        .map((c) => c.purl);
       const expected = [truth.main, ...truth.deps].map((m) => {
         const parts = m.path.split('/');
         const last = parts.pop()!;

@@ -8,7 +8,20 @@ import { parseImageName } from '../../src/transports/index.js';
 import { REPO_ROOT } from '../cli/stevedore.js';
 import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { TempDirs } from '../../hack/lib/harness/tmp.js';
-import { buildGoBinary, copyrightItems, DEB_PACKAGES, DOC_LINKED, dpkgStanzas, dpkgTruth, npmPackages, pythonMetadata, STATUS_D_PACKAGE, type GoTruth, type NpmTruth, type PyTruth } from './content.js';
+import {
+  buildGoBinary,
+  copyrightItems,
+  DEB_PACKAGES,
+  DOC_LINKED,
+  dpkgStanzas,
+  dpkgTruth,
+  npmPackages,
+  pythonMetadata,
+  STATUS_D_PACKAGE,
+  type GoTruth,
+  type NpmTruth,
+  type PyTruth,
+} from './content.js';
 import { buildLayeredImage, type BuiltImage, type LayerItem } from './layered-image.js';
 
 const temps = new TempDirs();
@@ -32,7 +45,9 @@ beforeAll(async () => {
   go = await buildGoBinary(await temps.make('sbom-go'));
   py = await pythonMetadata();
   npm = await npmPackages(join(REPO_ROOT, 'node_modules'), 'app/node_modules');
-  const lock = JSON.parse(await readFile(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; name?: string; link?: boolean; optional?: boolean; os?: string[] }> };
+  const lock = JSON.parse(await readFile(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version?: string; name?: string; link?: boolean; optional?: boolean; os?: string[] }>;
+  };
   lockfilePackages = Object.entries(lock.packages)
     // npm installed exactly the optional packages meant for this machine's platform, which the image's is.
     .filter(([k, v]) => k !== '' && !v.link && v.version && (!v.optional || existsSync(join(REPO_ROOT, k, 'package.json'))))
@@ -80,7 +95,7 @@ describe('catalog of a real multi-layer image read from a registry', () => {
     catalog = (await generateSbom(`docker://${reg.host}/sbom/app:full`)).catalog;
   }, 120_000);
 
-  it('lists every Debian package of the dpkg database and status.d with dpkg-query\'s version and architecture, from the base layer', async () => {
+  it("lists every Debian package of the dpkg database and status.d with dpkg-query's version and architecture, from the base layer", async () => {
     const truth = await dpkgTruth([...DEB_PACKAGES, STATUS_D_PACKAGE]);
     const debs = catalog.packages.filter((p) => p.type === 'deb');
     expect(debs.map((p) => `${p.name} ${p.version} ${p.arch}`).sort()).toEqual(truth.map((t) => `${t.name} ${t.version} ${t.arch}`).sort());
@@ -100,11 +115,15 @@ describe('catalog of a real multi-layer image read from a registry', () => {
     expect(find(catalog, 'deb', DOC_LINKED.pkg)[0]!.licenses.length).toBeGreaterThan(0);
   });
 
-  it('finds the Go binary\'s main module, its replaced dependency and the standard library, as go version -m reports them', () => {
+  it("finds the Go binary's main module, its replaced dependency and the standard library, as go version -m reports them", () => {
     const gos = catalog.packages.filter((p) => p.type === 'golang');
     const std = go.goVersion.replace(/^go/, '');
     expect(gos.map((p) => p.purl).sort()).toEqual(
-      [`pkg:golang/example.com/hello@${go.main.version}`, ...go.deps.map((d) => `pkg:golang/example.com/greet@${d.version}`), `pkg:golang/stdlib@${std}`].sort(),
+      [
+        `pkg:golang/example.com/hello@${go.main.version}`,
+        ...go.deps.map((d) => `pkg:golang/example.com/greet@${d.version}`),
+        `pkg:golang/stdlib@${std}`,
+      ].sort(),
     );
     for (const p of gos) {
       expect(p.layer).toBe(full.layers[1]!.digest);
@@ -121,7 +140,7 @@ describe('catalog of a real multi-layer image read from a registry', () => {
     expect(yaml?.licenses).toEqual(['MIT']);
   });
 
-  it('finds every installed npm package and every package the lockfile pins for the image\'s platform', () => {
+  it("finds every installed npm package and every package the lockfile pins for the image's platform", () => {
     const npms = catalog.packages.filter((p) => p.type === 'npm');
     const have = new Set(npms.map((p) => `${p.name}@${p.version}`));
     for (const n of npm) expect(have, `${n.name}@${n.version}`).toContain(`${n.name}@${n.version}`);
@@ -163,7 +182,12 @@ describe('whiteouts, opaque directories and rewritten databases in a later layer
     expect(find(after, 'npm', 'yaml')).toHaveLength(0);
     expect(after.packages.filter((p) => p.type === 'npm' && p.name.startsWith(`${OPAQUE_NPM_SCOPE}/`))).toHaveLength(0);
     const kept = npm.filter((n) => n.dir !== REMOVED_NPM_DIR && !n.dir.startsWith(`${OPAQUE_NPM_SCOPE}/`));
-    expect(after.packages.filter((p) => p.type === 'npm').map((p) => `${p.name}@${p.version}`).sort()).toEqual(kept.map((n) => `${n.name}@${n.version}`).sort());
+    expect(
+      after.packages
+        .filter((p) => p.type === 'npm')
+        .map((p) => `${p.name}@${p.version}`)
+        .sort(),
+    ).toEqual(kept.map((n) => `${n.name}@${n.version}`).sort());
   });
 
   it('reads the same catalog from the OCI layout as from the registry', async () => {
@@ -177,7 +201,10 @@ describe('whiteouts, opaque directories and rewritten databases in a later layer
     for (const dest of [`docker-archive:${dir}/app.tar:app:pruned`, `dir:${dir}/dir`]) {
       await copyReference(parseImageName(pruned.ociRef), parseImageName(dest));
       const c = (await generateSbom(dest)).catalog;
-      expect(c.packages.map((p) => p.purl), dest).toEqual(after.packages.map((p) => p.purl));
+      expect(
+        c.packages.map((p) => p.purl),
+        dest,
+      ).toEqual(after.packages.map((p) => p.purl));
       expect(new Set(c.packages.map((p) => p.layer)).size, dest).toBe(new Set(after.packages.map((p) => p.layer)).size);
     }
   });

@@ -30,7 +30,8 @@ let syft: { name: string; version: string; type: string; purl?: string }[];
 
 /** syft's package types as purl types. */
 const TYPES: Record<string, string> = { deb: 'deb', apk: 'apk', python: 'pypi', npm: 'npm', 'go-module': 'golang' };
-const key = (type: string, name: string, version: string): string => `${type} ${type === 'pypi' ? name.toLowerCase().replace(/[-_.]+/g, '-') : name} ${version}`;
+const key = (type: string, name: string, version: string): string =>
+  `${type} ${type === 'pypi' ? name.toLowerCase().replace(/[-_.]+/g, '-') : name} ${version}`;
 
 beforeAll(async () => {
   if (!existsSync(SYFT)) throw new Error(`${SYFT} is missing: run "make syft" (hack/syft.mk) first`);
@@ -68,7 +69,8 @@ describe('package list compared with syft', () => {
     const both = [...theirs].filter((k) => mine.has(k));
     const onlyTheirs = [...theirs].filter((k) => !mine.has(k));
     const onlyMine = [...mine].filter((k) => !theirs.has(k));
-    const byType = (list: string[]): Record<string, number> => list.reduce<Record<string, number>>((acc, k) => ({ ...acc, [k.split(' ')[0]!]: (acc[k.split(' ')[0]!] ?? 0) + 1 }), {});
+    const byType = (list: string[]): Record<string, number> =>
+      list.reduce<Record<string, number>>((acc, k) => ({ ...acc, [k.split(' ')[0]!]: (acc[k.split(' ')[0]!] ?? 0) + 1 }), {});
     const figures = {
       timings,
       syft: theirs.size,
@@ -89,8 +91,14 @@ describe('package list compared with syft', () => {
     // UNKNOWN ("(devel)" main modules, local replacements) and npm packages only we report
     // (nested second versions of a package, optional dependencies of platform bindings).
     for (const t of ['deb', 'pypi']) {
-      expect(onlyTheirs.filter((k) => k.startsWith(`${t} `)), t).toEqual([]);
-      expect(onlyMine.filter((k) => k.startsWith(`${t} `)), t).toEqual([]);
+      expect(
+        onlyTheirs.filter((k) => k.startsWith(`${t} `)),
+        t,
+      ).toEqual([]);
+      expect(
+        onlyMine.filter((k) => k.startsWith(`${t} `)),
+        t,
+      ).toEqual([]);
     }
     expect(ours.packages.filter((p) => p.type === 'deb').length).toBeGreaterThan(100);
   });

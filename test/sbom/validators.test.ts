@@ -53,7 +53,10 @@ beforeAll(async () => {
   const image = await buildLayeredImage(join(dir, 'layout'), 'debian', [
     [{ path: 'etc/os-release', from: '/etc/os-release' }, { path: 'var/lib/dpkg/status', from: '/var/lib/dpkg/status' }, ...docs],
     [...(await pythonMetadata()).map((p) => p.item), { path: 'usr/local/bin/hello', from: go.binary }],
-    [...(await npmPackages(join(REPO_ROOT, 'node_modules'), 'app/node_modules')).map((n) => n.item), { path: 'app/package-lock.json', from: join(REPO_ROOT, 'package-lock.json') }],
+    [
+      ...(await npmPackages(join(REPO_ROOT, 'node_modules'), 'app/node_modules')).map((n) => n.item),
+      { path: 'app/package-lock.json', from: join(REPO_ROOT, 'package-lock.json') },
+    ],
   ]);
   spdxFile = join(dir, 'spdx.json');
   cdxFile = join(dir, 'cdx.json');

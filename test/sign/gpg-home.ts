@@ -27,12 +27,16 @@ export interface GpgHome {
 export async function makeGpgHome(name: string, opts: { passphrase?: string } = {}): Promise<GpgHome> {
   const dir = await makeTempDir(`gnupg-${name}`);
   const env = { ...process.env, GNUPGHOME: dir };
-  const gpg = async (args: readonly string[], input?: string | Buffer) => runChecked('gpg', ['--batch', '--no-tty', ...args], { env, input, timeoutMs: 120_000 });
+  const gpg = async (args: readonly string[], input?: string | Buffer) =>
+    runChecked('gpg', ['--batch', '--no-tty', ...args], { env, input, timeoutMs: 120_000 });
   const addKey = async (keyName: string, passphrase = '') => {
     const uid = `${keyName} <${keyName}@stevedore.test>`;
     await gpg(['--pinentry-mode', 'loopback', '--passphrase', passphrase, '--quick-gen-key', uid, 'rsa2048', 'default', 'never']);
     const { stdout } = await gpg(['--with-colons', '--list-keys', uid]);
-    const fpr = stdout.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!;
+    const fpr = stdout
+      .split('\n')
+      .find((l) => l.startsWith('fpr:'))!
+      .split(':')[9]!;
     return fpr;
   };
   const fingerprint = await addKey(name, opts.passphrase);

@@ -18,17 +18,22 @@ describe('GPG simple signing (openpgp.js against Debian gpg 2.2 and skopeo 1.9)'
     [home, other, protectedHome] = await Promise.all([makeGpgHome('signer'), makeGpgHome('stranger'), makeGpgHome('locked', { passphrase: 'correct horse' })]);
     await home.gpg(['--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'ed <ed@stevedore.test>', 'ed25519', 'sign', 'never']);
     const list = await home.gpg(['--with-colons', '--list-keys', 'ed@stevedore.test']);
-    edFpr = list.stdout.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!;
+    edFpr = list.stdout
+      .split('\n')
+      .find((l) => l.startsWith('fpr:'))!
+      .split(':')[9]!;
   }, 180_000);
   afterAll(async () => {
     await Promise.all([home?.remove(), other?.remove(), protectedHome?.remove()]);
   });
 
-  it('encodes the payload byte for byte as skopeo standalone-sign writes it, and parses skopeo\'s back', async () => {
+  it("encodes the payload byte for byte as skopeo standalone-sign writes it, and parses skopeo's back", async () => {
     const manifest = join(home.dir, 'manifest.json');
     await writeFile(manifest, '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}');
     const sigFile = join(home.dir, 'skopeo.sig');
-    const res = await runCommand('skopeo', ['standalone-sign', manifest, 'localhost:5000/team/app:1', home.fingerprint, '--output', sigFile], { env: home.env });
+    const res = await runCommand('skopeo', ['standalone-sign', manifest, 'localhost:5000/team/app:1', home.fingerprint, '--output', sigFile], {
+      env: home.env,
+    });
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     const payload = await runBinary(home, ['--decrypt', sigFile]);
@@ -58,7 +63,7 @@ describe('GPG simple signing (openpgp.js against Debian gpg 2.2 and skopeo 1.9)'
     }
   });
 
-  it('verifies against a keyring of several keys and names the signer; a stranger\'s key is refused', async () => {
+  it("verifies against a keyring of several keys and names the signer; a stranger's key is refused", async () => {
     const ring = join(home.dir, 'ring.gpg');
     await writeFile(ring, Buffer.concat([await readFile(other.publicKeyFile), await readFile(home.publicKeyFile)]));
     const keys = await readGpgPublicKeyFiles([ring]);
@@ -87,18 +92,33 @@ describe('GPG simple signing (openpgp.js against Debian gpg 2.2 and skopeo 1.9)'
   it('a gpg-made signature over a payload that is not an atomic signature is refused after verifying', async () => {
     const keys = await readGpgPublicKeyFiles([home.publicKeyFile]);
     const bad = [
-      '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' + DIGEST + '"},"type":"cosign container image signature"},"optional":{}}',
-      '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' + DIGEST + '"},"type":"atomic container signature","extra":1},"optional":{}}',
+      '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' +
+        DIGEST +
+        '"},"type":"cosign container image signature"},"optional":{}}',
+      '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' +
+        DIGEST +
+        '"},"type":"atomic container signature","extra":1},"optional":{}}',
       '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' + DIGEST + '"},"type":"atomic container signature"}}',
-      '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' + DIGEST + '","docker-manifest-digest":"sha256:' + 'cd'.repeat(32) + '"},"type":"atomic container signature"},"optional":{}}',
-      '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' + DIGEST + '"},"type":"atomic container signature"},"optional":{"timestamp":"yesterday"}}',
+      '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' +
+        DIGEST +
+        '","docker-manifest-digest":"sha256:' +
+        'cd'.repeat(32) +
+        '"},"type":"atomic container signature"},"optional":{}}',
+      '{"critical":{"identity":{"docker-reference":"a/b:1"},"image":{"docker-manifest-digest":"' +
+        DIGEST +
+        '"},"type":"atomic container signature"},"optional":{"timestamp":"yesterday"}}',
     ];
     const reasons = [];
     for (const payload of bad) {
       const file = join(home.dir, 'payload.json');
       await writeFile(file, payload);
       const sig = await runBinary(home, ['--local-user', home.fingerprint, '--sign', file]);
-      reasons.push(await verifyGpgSignature(sig, keys).then(() => 'accepted', (e: Error) => e.message));
+      reasons.push(
+        await verifyGpgSignature(sig, keys).then(
+          () => 'accepted',
+          (e: Error) => e.message,
+        ),
+      );
     }
     expect(reasons).toEqual([
       expect.stringMatching(/unrecognized signature type/),
@@ -110,12 +130,24 @@ describe('GPG simple signing (openpgp.js against Debian gpg 2.2 and skopeo 1.9)'
   });
 
   it('a passphrase-protected key: unlocked with the passphrase, refused without or with a wrong one (never quoted)', async () => {
-    await expect(secretKeyFromGpgHome(protectedHome.fingerprint, { gnupgHome: protectedHome.dir, passphrase: 'wrong' })).rejects.toThrow(/gpg --export-secret-keys|wrong passphrase/);
+    await expect(secretKeyFromGpgHome(protectedHome.fingerprint, { gnupgHome: protectedHome.dir, passphrase: 'wrong' })).rejects.toThrow(
+      /gpg --export-secret-keys|wrong passphrase/,
+    );
     const key = await secretKeyFromGpgHome(protectedHome.fingerprint, { gnupgHome: protectedHome.dir, passphrase: 'correct horse' });
     const sig = await createGpgSignature(key, 'localhost:5000/a:1', DIGEST);
-    expect((await verifyGpgSignature(sig, await readGpgPublicKeys(await readFile(protectedHome.armoredPublicKeyFile), 'pub.asc'))).fingerprint).toBe(protectedHome.fingerprint);
+    expect((await verifyGpgSignature(sig, await readGpgPublicKeys(await readFile(protectedHome.armoredPublicKeyFile), 'pub.asc'))).fingerprint).toBe(
+      protectedHome.fingerprint,
+    );
     // The exported (still protected) key file: readGpgSecretKey needs the passphrase.
-    const exported = await runBinary(protectedHome, ['--pinentry-mode', 'loopback', '--passphrase', 'correct horse', '--export-secret-keys', '--armor', protectedHome.fingerprint]);
+    const exported = await runBinary(protectedHome, [
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      'correct horse',
+      '--export-secret-keys',
+      '--armor',
+      protectedHome.fingerprint,
+    ]);
     const err = await readGpgSecretKey(exported, { source: 'key.asc' }).catch((e: Error) => e);
     expect(String(err)).toMatch(/protected by a passphrase/);
     const wrong = await readGpgSecretKey(exported, { source: 'key.asc', passphrase: 'nope nope' }).catch((e: Error) => e);

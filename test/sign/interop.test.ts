@@ -89,7 +89,9 @@ describe('simple signing (.sig tag) between stevedore and cosign', () => {
     expect(signed.stdout).toContain(`${image.manifest.digest} (simple)`);
     const v = await cosign(['verify', '--key', keys.oursPub, '--insecure-ignore-tlog', '--allow-insecure-registry', ref('app:1')]);
     expect(v.code, v.stderr).toBe(0);
-    const payloads = JSON.parse(v.stdout) as Array<{ critical: { identity: { 'docker-reference': string }; image: { 'docker-manifest-digest': string }; type: string } }>;
+    const payloads = JSON.parse(v.stdout) as Array<{
+      critical: { identity: { 'docker-reference': string }; image: { 'docker-manifest-digest': string }; type: string };
+    }>;
     expect(payloads[0]!.critical.image['docker-manifest-digest']).toBe(image.manifest.digest);
     expect(payloads[0]!.critical.identity['docker-reference']).toBe(ref('app:1'));
     expect(payloads[0]!.critical.type).toBe('cosign container image signature');
@@ -110,7 +112,9 @@ describe('simple signing (.sig tag) between stevedore and cosign', () => {
   });
 
   it('stevedore verifies what cosign signed, and both signatures share one .sig image (appended, not replaced)', async () => {
-    const s = await cosign(['sign', '--key', keys.cosign, '--tlog-upload=false', '--yes', '--allow-insecure-registry', ref(`app@${image.manifest.digest}`)], { password: 'cosign-pw' });
+    const s = await cosign(['sign', '--key', keys.cosign, '--tlog-upload=false', '--yes', '--allow-insecure-registry', ref(`app@${image.manifest.digest}`)], {
+      password: 'cosign-pw',
+    });
     expect(s.code, s.stderr).toBe(0);
     const v = await stevedore(['verify', '--key', keys.cosignPub, '-o', 'json', ref('app:1')]);
     expect(v.code, v.stderr).toBe(0);
@@ -126,14 +130,34 @@ describe('simple signing (.sig tag) between stevedore and cosign', () => {
 });
 
 describe('sigstore bundles as OCI referrers between stevedore and cosign', () => {
-  it('cosign --new-bundle-format verifies stevedore\'s bundle, and refuses it under another key', async () => {
+  it("cosign --new-bundle-format verifies stevedore's bundle, and refuses it under another key", async () => {
     await push(image, 'bundled:1');
     const signed = await stevedore(['sign', '--format', 'bundle', '--key', keys.ours, ref('bundled:1')], { env: { COSIGN_PASSWORD: 'ours-pw' } });
     expect(signed.code, signed.stderr).toBe(0);
     const root = emptyTrustedRoot(dir);
-    const v = await cosign(['verify', '--new-bundle-format', '--trusted-root', root, '--key', keys.oursPub, '--insecure-ignore-tlog', '--allow-insecure-registry', ref('bundled:1')]);
+    const v = await cosign([
+      'verify',
+      '--new-bundle-format',
+      '--trusted-root',
+      root,
+      '--key',
+      keys.oursPub,
+      '--insecure-ignore-tlog',
+      '--allow-insecure-registry',
+      ref('bundled:1'),
+    ]);
     expect(v.code, v.stderr).toBe(0);
-    const wrong = await cosign(['verify', '--new-bundle-format', '--trusted-root', root, '--key', keys.plainPub, '--insecure-ignore-tlog', '--allow-insecure-registry', ref('bundled:1')]);
+    const wrong = await cosign([
+      'verify',
+      '--new-bundle-format',
+      '--trusted-root',
+      root,
+      '--key',
+      keys.plainPub,
+      '--insecure-ignore-tlog',
+      '--allow-insecure-registry',
+      ref('bundled:1'),
+    ]);
     expect(wrong.code).not.toBe(0);
     // No referrers API on distribution 2.8: the bundle is listed in the sha256-<hex> fallback index.
     const idx = await getManifest(client, 'bundled', attachmentTag(image.manifest.digest, 'sig').replace(/\.sig$/, ''));
@@ -151,10 +175,19 @@ describe('sigstore bundles as OCI referrers between stevedore and cosign', () =>
     expect(doc.config.mediaType).toBe('application/vnd.oci.empty.v1+json');
   });
 
-  it('stevedore verifies a bundle cosign stored with --new-bundle-format, and only with cosign\'s key', async () => {
+  it("stevedore verifies a bundle cosign stored with --new-bundle-format, and only with cosign's key", async () => {
     await push(image, 'cbundled:1');
     const s = await cosign(
-      ['sign', '--new-bundle-format', '--key', keys.cosign, '--tlog-upload=false', '--yes', '--allow-insecure-registry', ref(`cbundled@${image.manifest.digest}`)],
+      [
+        'sign',
+        '--new-bundle-format',
+        '--key',
+        keys.cosign,
+        '--tlog-upload=false',
+        '--yes',
+        '--allow-insecure-registry',
+        ref(`cbundled@${image.manifest.digest}`),
+      ],
       { password: 'cosign-pw' },
     );
     expect(s.code, s.stderr).toBe(0);

@@ -36,7 +36,9 @@ let rekor: { path: string; fn: HandlerFn };
 
 const ec = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 const b64 = (b: ArrayBuffer | ArrayBufferView) =>
-  (b instanceof ArrayBuffer ? Buffer.from(new Uint8Array(b)) : Buffer.from(new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength))).toString('base64');
+  (b instanceof ArrayBuffer ? Buffer.from(new Uint8Array(b)) : Buffer.from(new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength))).toString(
+    'base64',
+  );
 const b64url = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 /** An OIDC token as Fulcio receives it; the mock reads its claims without checking a signature. */
@@ -46,7 +48,10 @@ function idToken(sub: string): string {
 
 /** Routes the next Fulcio and Rekor requests (sigstore-js speaks node:http) to the mock handlers. */
 function intercept(): void {
-  for (const [base, h] of [[FULCIO, fulcio], [REKOR, rekor]] as const) {
+  for (const [base, h] of [
+    [FULCIO, fulcio],
+    [REKOR, rekor],
+  ] as const) {
     nock(base)
       .post(h.path)
       .reply(async (_uri, body) => {
@@ -66,9 +71,21 @@ async function makeTrust(name: string): Promise<{ path: string; fulcio: typeof f
   const key = (raw: Buffer | ArrayBufferView) => ({ rawBytes: b64(raw), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: start });
   const root = {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-    tlogs: [{ baseUrl: REKOR, hashAlgorithm: 'SHA2_256', publicKey: key(tlog.publicKey), logId: { keyId: createHash('sha256').update(tlog.publicKey).digest('base64') } }],
+    tlogs: [
+      {
+        baseUrl: REKOR,
+        hashAlgorithm: 'SHA2_256',
+        publicKey: key(tlog.publicKey),
+        logId: { keyId: createHash('sha256').update(tlog.publicKey).digest('base64') },
+      },
+    ],
     certificateAuthorities: [
-      { subject: { organization: 'sigstore.mock', commonName: 'sigstore' }, uri: FULCIO, certChain: { certificates: [{ rawBytes: b64(ca.rootCertificate) }] }, validFor: start },
+      {
+        subject: { organization: 'sigstore.mock', commonName: 'sigstore' },
+        uri: FULCIO,
+        certChain: { certificates: [{ rawBytes: b64(ca.rootCertificate) }] },
+        validFor: start,
+      },
     ],
     ctlogs: [{ baseUrl: 'https://ctfe.mock.test', hashAlgorithm: 'SHA2_256', publicKey: key(ctlog.publicKey), logId: { keyId: b64(ctlog.logID) } }],
     timestampAuthorities: [],
@@ -114,30 +131,64 @@ describe('keyless signatures (Fulcio + Rekor mocked)', () => {
 
   it('verifies offline against the trusted root, for the expected identity and issuer (library and CLI)', async () => {
     const trustMaterial = await loadTrustedRoot(rootPath);
-    const report = await verifyImage(parseReference(`${reg.host}/app:1`), [], { keyless: { trust: { trustMaterial }, identity: { subjectAlternativeName: IDENTITY, issuer: ISSUER } } });
+    const report = await verifyImage(parseReference(`${reg.host}/app:1`), [], {
+      keyless: { trust: { trustMaterial }, identity: { subjectAlternativeName: IDENTITY, issuer: ISSUER } },
+    });
     expect(report.verified).toHaveLength(1);
     expect(report.verified[0]!.signer).toEqual({ subjectAlternativeName: IDENTITY, issuer: ISSUER });
     const cli = await stevedore([
-      'verify', '--trusted-root', rootPath, '--certificate-identity', IDENTITY, '--certificate-oidc-issuer', ISSUER, '-o', 'json', `${reg.host}/app:1`,
+      'verify',
+      '--trusted-root',
+      rootPath,
+      '--certificate-identity',
+      IDENTITY,
+      '--certificate-oidc-issuer',
+      ISSUER,
+      '-o',
+      'json',
+      `${reg.host}/app:1`,
     ]);
     expect(cli.code, cli.stderr).toBe(0);
     expect(JSON.parse(cli.stdout).verified[0].signer.subjectAlternativeName).toBe(IDENTITY);
     const byRegexp = await stevedore([
-      'verify', '--trusted-root', rootPath, '--certificate-identity-regexp', '^https://github\\.com/stevedore/', '--certificate-oidc-issuer', ISSUER, `${reg.host}/app:1`,
+      'verify',
+      '--trusted-root',
+      rootPath,
+      '--certificate-identity-regexp',
+      '^https://github\\.com/stevedore/',
+      '--certificate-oidc-issuer',
+      ISSUER,
+      `${reg.host}/app:1`,
     ]);
     expect(byRegexp.code, byRegexp.stderr).toBe(0);
   });
 
   it('cosign verifies the keyless bundle against the same trusted root', async () => {
     const v = await cosign([
-      'verify', '--new-bundle-format', '--trusted-root', rootPath, '--certificate-identity', IDENTITY, '--certificate-oidc-issuer', ISSUER,
-      '--allow-insecure-registry', `${reg.host}/app:1`,
+      'verify',
+      '--new-bundle-format',
+      '--trusted-root',
+      rootPath,
+      '--certificate-identity',
+      IDENTITY,
+      '--certificate-oidc-issuer',
+      ISSUER,
+      '--allow-insecure-registry',
+      `${reg.host}/app:1`,
     ]);
     expect(v.code, v.stderr).toBe(0);
     expect(v.stderr).toContain('The code-signing certificate was verified using trusted certificate authority certificates');
     const wrong = await cosign([
-      'verify', '--new-bundle-format', '--trusted-root', rootPath, '--certificate-identity', 'https://github.com/mallory/x', '--certificate-oidc-issuer', ISSUER,
-      '--allow-insecure-registry', `${reg.host}/app:1`,
+      'verify',
+      '--new-bundle-format',
+      '--trusted-root',
+      rootPath,
+      '--certificate-identity',
+      'https://github.com/mallory/x',
+      '--certificate-oidc-issuer',
+      ISSUER,
+      '--allow-insecure-registry',
+      `${reg.host}/app:1`,
     ]);
     expect(wrong.code).not.toBe(0);
   });
@@ -145,12 +196,23 @@ describe('keyless signatures (Fulcio + Rekor mocked)', () => {
   it('refuses another identity, another issuer, and a trusted root that does not hold the CA', async () => {
     const trustMaterial = await loadTrustedRoot(rootPath);
     const ref = parseReference(`${reg.host}/app:1`);
-    await expect(verifyImage(ref, [], { keyless: { trust: { trustMaterial }, identity: { subjectAlternativeName: 'https://github.com/mallory/x', issuer: ISSUER } } })).rejects.toThrow(
-      /keyless bundle refused/,
-    );
-    await expect(verifyImage(ref, [], { keyless: { trust: { trustMaterial }, identity: { subjectAlternativeName: IDENTITY, issuer: 'https://evil.example' } } })).rejects.toThrow(/keyless bundle refused/);
+    await expect(
+      verifyImage(ref, [], { keyless: { trust: { trustMaterial }, identity: { subjectAlternativeName: 'https://github.com/mallory/x', issuer: ISSUER } } }),
+    ).rejects.toThrow(/keyless bundle refused/);
+    await expect(
+      verifyImage(ref, [], { keyless: { trust: { trustMaterial }, identity: { subjectAlternativeName: IDENTITY, issuer: 'https://evil.example' } } }),
+    ).rejects.toThrow(/keyless bundle refused/);
     const other = await makeTrust('other');
-    const r = await stevedore(['verify', '--trusted-root', other.path, '--certificate-identity', IDENTITY, '--certificate-oidc-issuer', ISSUER, `${reg.host}/app:1`]);
+    const r = await stevedore([
+      'verify',
+      '--trusted-root',
+      other.path,
+      '--certificate-identity',
+      IDENTITY,
+      '--certificate-oidc-issuer',
+      ISSUER,
+      `${reg.host}/app:1`,
+    ]);
     expect(r.code).toBe(125);
     expect(r.stderr).toContain('keyless bundle refused');
   });

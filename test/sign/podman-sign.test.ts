@@ -46,7 +46,21 @@ describe('podman image sign and stevedore image sign share the lookaside layout'
     await mkdir(sigs); // podman wants the directory to exist
     const p = await runCommand(
       'podman',
-      ['--root', join(dir, 'proot'), '--runroot', join(dir, 'prun'), '--storage-driver', 'vfs', 'image', 'sign', '--sign-by', home.fingerprint, '--directory', sigs, `docker://${reg.host}/team/app:1`],
+      [
+        '--root',
+        join(dir, 'proot'),
+        '--runroot',
+        join(dir, 'prun'),
+        '--storage-driver',
+        'vfs',
+        'image',
+        'sign',
+        '--sign-by',
+        home.fingerprint,
+        '--directory',
+        sigs,
+        `docker://${reg.host}/team/app:1`,
+      ],
       { env: { ...home.env, CONTAINERS_REGISTRIES_CONF: conf }, timeoutMs: 120_000 },
     );
     expect(p.code, p.stderr).toBe(0);
@@ -59,7 +73,9 @@ describe('podman image sign and stevedore image sign share the lookaside layout'
     const d = await evaluatePolicy(policy, `docker://${reg.host}/team/app:1`, { registriesDir });
     expect(d.allowed, d.reason).toBe(true);
     // Ours goes beside podman's, as the next number.
-    const ours = await signImageWithGpg(parseReference(`${reg.host}/team/app:1`), await secretKeyFromGpgHome(home.fingerprint, { gnupgHome: home.dir }), { directory: sigs });
+    const ours = await signImageWithGpg(parseReference(`${reg.host}/team/app:1`), await secretKeyFromGpgHome(home.fingerprint, { gnupgHome: home.dir }), {
+      directory: sigs,
+    });
     expect(ours.location).toBe(`file://${at}/signature-2`);
     expect((await readdir(at)).filter((n) => !n.startsWith('.')).sort()).toEqual(['signature-1', 'signature-2']);
   });

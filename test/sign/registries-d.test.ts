@@ -46,7 +46,9 @@ describe('registries.d (containers-registries.d(5))', () => {
     expect(useSigstoreAttachments(c, parseReference('other.example.org/x:1'))).toBe(false);
     expect(lookasideForScope(c, 'registry.example.com/team/sub')).toBe('file:///team');
     // The repository path without the registry host, as containers/image lays it out.
-    expect(signatureDirURL('file:///sigs/', parseReference('registry.example.com/team/app:1'), `sha256:${'a'.repeat(64)}`)).toBe(`file:///sigs/team/app@sha256=${'a'.repeat(64)}`);
+    expect(signatureDirURL('file:///sigs/', parseReference('registry.example.com/team/app:1'), `sha256:${'a'.repeat(64)}`)).toBe(
+      `file:///sigs/team/app@sha256=${'a'.repeat(64)}`,
+    );
   });
 
   it('a missing directory is an empty configuration (the built-in lookaside applies)', async () => {
@@ -58,8 +60,14 @@ describe('registries.d (containers-registries.d(5))', () => {
     const cases: Array<[Record<string, string>, RegExp]> = [
       [{ 'x.yaml': 'default-docker:\n  lookaside: file:///a\n  lookasid-staging: file:///b\n' }, /x\.yaml: default-docker: unknown field "lookasid-staging"/],
       [{ 'x.yaml': 'default-docker:\n  lookaside: file:///a\n  sigstore: file:///b\n' }, /both lookaside and its old name sigstore/],
-      [{ 'x.yaml': 'docker:\n  r.example: {lookaside: "file:///a"}\n', 'y.yaml': 'docker:\n  r.example: {lookaside: "file:///b"}\n' }, /y\.yaml: docker namespace "r.example" is defined in more than one file/],
-      [{ 'x.yaml': 'default-docker: {lookaside: "file:///a"}\n', 'y.yaml': 'default-docker: {lookaside: "file:///b"}\n' }, /default-docker is defined in more than one file/],
+      [
+        { 'x.yaml': 'docker:\n  r.example: {lookaside: "file:///a"}\n', 'y.yaml': 'docker:\n  r.example: {lookaside: "file:///b"}\n' },
+        /y\.yaml: docker namespace "r.example" is defined in more than one file/,
+      ],
+      [
+        { 'x.yaml': 'default-docker: {lookaside: "file:///a"}\n', 'y.yaml': 'default-docker: {lookaside: "file:///b"}\n' },
+        /default-docker is defined in more than one file/,
+      ],
       [{ 'x.yaml': 'default-docker:\n  lookaside: ftp://host/sigs\n' }, /unsupported scheme/],
       [{ 'x.yaml': 'default-docker:\n  use-sigstore-attachments: yes please\n' }, /must be true or false/],
       [{ 'x.yaml': 'default-docker: {lookaside: file:///a}\ndefault-docker: {}\n' }, /x\.yaml: .*(unique|duplicate)/i],

@@ -26,7 +26,9 @@ describe('atomic container signature payload', () => {
 
   it('keys sorted as Go writes maps, no spaces', () => {
     const bytes = encodeAtomicPayload({ dockerReference: 'r.example/a:1', manifestDigest: `sha256:${'0'.repeat(64)}`, creator: 'c', timestamp: 1 }).toString();
-    expect(bytes).toBe(`{"critical":{"identity":{"docker-reference":"r.example/a:1"},"image":{"docker-manifest-digest":"sha256:${'0'.repeat(64)}"},"type":"atomic container signature"},"optional":{"creator":"c","timestamp":1}}`);
+    expect(bytes).toBe(
+      `{"critical":{"identity":{"docker-reference":"r.example/a:1"},"image":{"docker-manifest-digest":"sha256:${'0'.repeat(64)}"},"type":"atomic container signature"},"optional":{"creator":"c","timestamp":1}}`,
+    );
   });
 
   it('anything else is refused with a SignatureError, never another exception or an accepted payload', () => {
@@ -34,22 +36,58 @@ describe('atomic container signature payload', () => {
       fc.json(),
       fc.string(),
       // Valid payloads with one field mutated, dropped or added.
-      fc.tuple(payload, fc.constantFrom('drop-critical', 'drop-optional', 'extra-top', 'extra-critical', 'type', 'digest', 'ref-number', 'optional-null', 'timestamp-float', 'creator-number')).map(([p, how]) => {
-        const doc = JSON.parse(encodeAtomicPayload(p).toString()) as Record<string, any>;
-        switch (how) {
-          case 'drop-critical': delete doc.critical; break;
-          case 'drop-optional': delete doc.optional; break;
-          case 'extra-top': doc.extra = 1; break;
-          case 'extra-critical': doc.critical.extra = 1; break;
-          case 'type': doc.critical.type = 'cosign container image signature'; break;
-          case 'digest': doc.critical.image['docker-manifest-digest'] = 'sha256:short'; break;
-          case 'ref-number': doc.critical.identity['docker-reference'] = 7; break;
-          case 'optional-null': doc.optional = null; break;
-          case 'timestamp-float': doc.optional.timestamp = 1.5; break;
-          case 'creator-number': doc.optional.creator = 3; break;
-        }
-        return JSON.stringify(doc);
-      }),
+      fc
+        .tuple(
+          payload,
+          fc.constantFrom(
+            'drop-critical',
+            'drop-optional',
+            'extra-top',
+            'extra-critical',
+            'type',
+            'digest',
+            'ref-number',
+            'optional-null',
+            'timestamp-float',
+            'creator-number',
+          ),
+        )
+        .map(([p, how]) => {
+          const doc = JSON.parse(encodeAtomicPayload(p).toString()) as Record<string, any>;
+          switch (how) {
+            case 'drop-critical':
+              delete doc.critical;
+              break;
+            case 'drop-optional':
+              delete doc.optional;
+              break;
+            case 'extra-top':
+              doc.extra = 1;
+              break;
+            case 'extra-critical':
+              doc.critical.extra = 1;
+              break;
+            case 'type':
+              doc.critical.type = 'cosign container image signature';
+              break;
+            case 'digest':
+              doc.critical.image['docker-manifest-digest'] = 'sha256:short';
+              break;
+            case 'ref-number':
+              doc.critical.identity['docker-reference'] = 7;
+              break;
+            case 'optional-null':
+              doc.optional = null;
+              break;
+            case 'timestamp-float':
+              doc.optional.timestamp = 1.5;
+              break;
+            case 'creator-number':
+              doc.optional.creator = 3;
+              break;
+          }
+          return JSON.stringify(doc);
+        }),
     );
     fc.assert(
       fc.property(junk, (text) => {

@@ -28,7 +28,12 @@ const savedEnv: Record<string, string | undefined> = {};
 beforeAll(async () => {
   const envDir = await temps.make('compression-env');
   await writeFile(join(envDir, 'auth.json'), '{"auths":{}}');
-  for (const [k, v] of Object.entries({ REGISTRY_AUTH_FILE: join(envDir, 'auth.json'), XDG_RUNTIME_DIR: envDir, XDG_CONFIG_HOME: envDir, DOCKER_CONFIG: envDir })) {
+  for (const [k, v] of Object.entries({
+    REGISTRY_AUTH_FILE: join(envDir, 'auth.json'),
+    XDG_RUNTIME_DIR: envDir,
+    XDG_CONFIG_HOME: envDir,
+    DOCKER_CONFIG: envDir,
+  })) {
     savedEnv[k] = process.env[k];
     process.env[k] = v;
   }
@@ -51,9 +56,16 @@ afterAll(async () => {
   await cleanupCli();
 });
 
-type Manifest = { mediaType: string; annotations?: Record<string, string>; layers?: { mediaType: string; annotations?: Record<string, string> }[]; manifests?: { digest: string }[] };
+type Manifest = {
+  mediaType: string;
+  annotations?: Record<string, string>;
+  layers?: { mediaType: string; annotations?: Record<string, string> }[];
+  manifests?: { digest: string }[];
+};
 const getManifest = async (reg: TestRegistry, repo: string, ref: string): Promise<Manifest> =>
-  (await (await fetch(`${reg.url}/v2/${repo}/manifests/${ref}`, { headers: { accept: `${MediaType.OciManifest}, ${MediaType.OciIndex}` } })).json()) as Manifest;
+  (await (
+    await fetch(`${reg.url}/v2/${repo}/manifests/${ref}`, { headers: { accept: `${MediaType.OciManifest}, ${MediaType.OciIndex}` } })
+  ).json()) as Manifest;
 
 describe('sync --dest-compress-format zstd:chunked', () => {
   it('converts every layer of images and indexes, and a re-run skips every tag without a source manifest GET', async () => {
@@ -66,7 +78,9 @@ describe('sync --dest-compress-format zstd:chunked', () => {
     expect(one.mediaType).toBe(MediaType.OciManifest);
     expect(one.layers!.map((l) => l.mediaType)).toEqual([MediaType.OciLayerZstd, MediaType.OciLayerZstd]);
     for (const l of one.layers!) expect(l.annotations?.[ZSTD_CHUNKED_MANIFEST_POSITION]).toMatch(/^\d+:\d+:\d+:1$/);
-    const srcDigest = (await fetch(`${src.url}/v2/team/app/manifests/1`, { method: 'HEAD', headers: { accept: MediaType.OciManifest } })).headers.get('docker-content-digest');
+    const srcDigest = (await fetch(`${src.url}/v2/team/app/manifests/1`, { method: 'HEAD', headers: { accept: MediaType.OciManifest } })).headers.get(
+      'docker-content-digest',
+    );
     expect(one.annotations?.[SUBSET_SOURCE_ANNOTATION]).toBe(srcDigest);
     expect(one.annotations?.[CONVERTED_COMPRESSION_ANNOTATION]).toBe('zstd:chunked');
     const multi = await getManifest(dst, 'mirror/app', 'multi');
@@ -94,7 +108,18 @@ describe('sync --dest-compress-format zstd:chunked', () => {
     expect((await getManifest(dst, 'cli/app', '1')).layers![0]!.mediaType).toBe(MediaType.OciLayerZstd);
     const again = await stevedore(['sync', '--src', 'docker', '--dest', 'docker', '--dest-compress-format', 'zstd', `${src.host}/team/app`, `${dst.host}/cli`]);
     expect(again.stderr).toMatch(/Sync: 0 copied, 3 unchanged/);
-    const refused = await stevedore(['sync', '--src', 'docker', '--dest', 'docker', '--preserve-digests', '--dest-compress-format', 'zstd', `${src.host}/team/app`, `${dst.host}/cli`]);
+    const refused = await stevedore([
+      'sync',
+      '--src',
+      'docker',
+      '--dest',
+      'docker',
+      '--preserve-digests',
+      '--dest-compress-format',
+      'zstd',
+      `${src.host}/team/app`,
+      `${dst.host}/cli`,
+    ]);
     expect(refused.code).toBe(125);
     expect(refused.stderr).toContain('--preserve-digests and --dest-compress-format contradict each other');
   });

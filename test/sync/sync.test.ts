@@ -47,7 +47,12 @@ beforeAll(async () => {
   // Stevedore looks credentials up in the usual files when a spec carries none: make them empty.
   const envDir = await temps.make('sync-env');
   await writeFile(join(envDir, 'auth.json'), '{"auths":{}}');
-  for (const [k, v] of Object.entries({ REGISTRY_AUTH_FILE: join(envDir, 'auth.json'), XDG_RUNTIME_DIR: envDir, XDG_CONFIG_HOME: envDir, DOCKER_CONFIG: envDir })) {
+  for (const [k, v] of Object.entries({
+    REGISTRY_AUTH_FILE: join(envDir, 'auth.json'),
+    XDG_RUNTIME_DIR: envDir,
+    XDG_CONFIG_HOME: envDir,
+    DOCKER_CONFIG: envDir,
+  })) {
     savedEnv[k] = process.env[k];
     process.env[k] = v;
   }
@@ -123,10 +128,7 @@ function byTag(report: SyncReport): Record<string, SyncItem['action']> {
 
 describe('sync: choosing tags', () => {
   it('copies explicit tags, and every tag for an empty list, under the destination prefix', async () => {
-    const report = await runSync(
-      `${proxy.host}:\n  images:\n    lib/app: ["1.0.0", "latest"]\n    lib/other: []\n`,
-      toDst('mirror'),
-    );
+    const report = await runSync(`${proxy.host}:\n  images:\n    lib/app: ["1.0.0", "latest"]\n    lib/other: []\n`, toDst('mirror'));
     expect(report.failed, JSON.stringify(report.items)).toBe(0);
     expect(byTag(report)).toEqual({ '1.0.0': 'copied', latest: 'copied', a: 'copied', b: 'copied' });
     expect(await tagsAt(dst, 'mirror/lib/app')).toEqual(['1.0.0', 'latest']);
@@ -205,12 +207,22 @@ describe('sync: prune', () => {
     // Keep 2.0.0 and 1.0.0 only: 1.2.0 and v1.5.0 go; latest shares 2.0.0's digest and must stay.
     const keep = `${proxy.host}:\n  images:\n    lib/app: ["1.0.0", "2.0.0"]\n`;
     const dry = await runSync(keep, toDst('prune'), { prune: true, dryRun: true });
-    expect(dry.items.filter((i) => i.action === 'would-prune').map((i) => i.tag).sort()).toEqual(['1.2.0', 'v1.5.0']);
+    expect(
+      dry.items
+        .filter((i) => i.action === 'would-prune')
+        .map((i) => i.tag)
+        .sort(),
+    ).toEqual(['1.2.0', 'v1.5.0']);
     expect([dry.wouldPrune, dry.pruned, dry.failed]).toEqual([2, 0, 0]);
     expect(await tagsAt(dst, 'prune/lib/app')).toEqual([...APP_TAGS].sort());
 
     const report = await runSync(keep, toDst('prune'), { prune: true });
-    expect(report.items.filter((i) => i.action === 'pruned').map((i) => i.tag).sort()).toEqual(['1.2.0', 'v1.5.0']);
+    expect(
+      report.items
+        .filter((i) => i.action === 'pruned')
+        .map((i) => i.tag)
+        .sort(),
+    ).toEqual(['1.2.0', 'v1.5.0']);
     expect(report.pruned).toBe(2);
     // latest shares 2.0.0's digest: left in place, which is not a failure (it was one on every run).
     const left = report.items.find((i) => i.tag === 'latest')!;
@@ -221,12 +233,17 @@ describe('sync: prune', () => {
 
     // Now both tags of that digest go: one DELETE, and both are reported as pruned.
     const last = await runSync(`${proxy.host}:\n  images:\n    lib/app: ["1.0.0"]\n`, toDst('prune'), { prune: true });
-    expect(last.items.filter((i) => i.action === 'pruned').map((i) => i.tag).sort()).toEqual(['2.0.0', 'latest']);
+    expect(
+      last.items
+        .filter((i) => i.action === 'pruned')
+        .map((i) => i.tag)
+        .sort(),
+    ).toEqual(['2.0.0', 'latest']);
     expect(last.failed).toBe(0);
     expect(await tagsAt(dst, 'prune/lib/app')).toEqual(['1.0.0']);
   });
 
-  it('a tag that failed to sync is not pruned, and two selections of one repository keep each other\'s tags', async () => {
+  it("a tag that failed to sync is not pruned, and two selections of one repository keep each other's tags", async () => {
     await runSync(`${proxy.host}:\n  images:\n    lib/app: ["1.0.0", "1.2.0", "2.0.0"]\n`, toDst('prune2'));
     // 1.2.0 is missing at the source for this run (HEAD and GET answer 404).
     const fault = proxy.addFault({ pathRegex: /\/lib\/app\/manifests\/1\.2\.0$/, kind: 'status', status: 404, times: Infinity });
@@ -299,7 +316,7 @@ describe('sync: other destinations and sources', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
-  it('an unwritable layout directory is that image\'s failure, reported under keepGoing', async () => {
+  it("an unwritable layout directory is that image's failure, reported under keepGoing", async () => {
     const file = join(await temps.make('sync-layouts-file'), 'not-a-dir');
     await writeFile(file, 'x');
     const report = await runSync(`${proxy.host}:\n  images:\n    lib/app: ["1.0.0", "2.0.0"]\n`, { kind: 'layout', dir: file }, { keepGoing: true });

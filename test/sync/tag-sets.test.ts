@@ -46,7 +46,12 @@ async function push(ociRef: string, dest: string): Promise<Digest> {
 beforeAll(async () => {
   const envDir = await temps.make('tagsets-env');
   await writeFile(join(envDir, 'auth.json'), '{"auths":{}}');
-  for (const [k, v] of Object.entries({ REGISTRY_AUTH_FILE: join(envDir, 'auth.json'), XDG_RUNTIME_DIR: envDir, XDG_CONFIG_HOME: envDir, DOCKER_CONFIG: envDir })) {
+  for (const [k, v] of Object.entries({
+    REGISTRY_AUTH_FILE: join(envDir, 'auth.json'),
+    XDG_RUNTIME_DIR: envDir,
+    XDG_CONFIG_HOME: envDir,
+    DOCKER_CONFIG: envDir,
+  })) {
     savedEnv[k] = process.env[k];
     process.env[k] = v;
   }
@@ -99,7 +104,12 @@ describe('sync: tags that share a digest', () => {
     const out = await sync([spec('tags/layoutapp')], { kind: 'layout', dir, naming: 'last' });
     expect(out.failed, JSON.stringify(out.items.filter((i) => i.error))).toBe(0);
     for (let run = 0; run < 3; run++) {
-      const back = await syncFromLayout(join(dir, 'layoutapp'), { tags: [] }, { registry: dst.host, repository: `back${run}/app`, context: {} }, { parallelImages: 16 });
+      const back = await syncFromLayout(
+        join(dir, 'layoutapp'),
+        { tags: [] },
+        { registry: dst.host, repository: `back${run}/app`, context: {} },
+        { parallelImages: 16 },
+      );
       expect(back.failed, JSON.stringify(back.items.filter((i) => i.error))).toBe(0);
       expect(back.copied).toBe(TAGS.length);
     }
@@ -189,7 +199,9 @@ describe('sync: a platform filter keeps skip-unchanged', () => {
     const srcSpec = { registry: srcProxy.host, repository: 'multi/app', tags: ['1', '2'] };
     const target = { kind: 'registry' as const, registry: proxy.host, prefix: 'p' };
     for (const platforms of [['linux/amd64'], ['linux/arm64/v8', 'linux/amd64']]) {
-      const opts = { platforms: platforms.map((p) => ({ os: 'linux', architecture: p.split('/')[1]!, ...(p.split('/')[2] ? { variant: p.split('/')[2] } : {}) })) };
+      const opts = {
+        platforms: platforms.map((p) => ({ os: 'linux', architecture: p.split('/')[1]!, ...(p.split('/')[2] ? { variant: p.split('/')[2] } : {}) })),
+      };
       const first = await sync([srcSpec], target, opts);
       expect(first.copied, JSON.stringify(first.items)).toBe(2);
       srcProxy.clearHits();

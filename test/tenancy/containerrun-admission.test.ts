@@ -24,7 +24,10 @@ afterAll(() => rig.stop(), 60_000);
 
 /** The API server's answer to the tenant's create: status code and message. */
 async function refusal(ns: string, name: string, spec: Partial<ContainerRun['spec']>): Promise<{ status: number; message: string }> {
-  const err = await rig.createRun(ns, name, spec).then(() => undefined, (e: unknown) => e);
+  const err = await rig.createRun(ns, name, spec).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(err instanceof ApiError)) throw new Error(`${name} was accepted`);
   return { status: err.status, message: err.message };
 }
@@ -33,14 +36,20 @@ describe('a tenant bound to a namespaced Role', () => {
   it('is refused at admission, with the rule named, for each way to the node or past the agent', async () => {
     const hostNet = await refusal(T, 'host-net', { network: 'host', user: '0' });
     expect(hostNet.status).toBe(403);
-    expect(hostNet.message).toMatch(/ContainerRun rule hostNetwork: spec\.network: host needs the privileged level.*stevedore\.dev\/containerrun-privileges=privileged/);
+    expect(hostNet.message).toMatch(
+      /ContainerRun rule hostNetwork: spec\.network: host needs the privileged level.*stevedore\.dev\/containerrun-privileges=privileged/,
+    );
 
     const hostUsers = await refusal(T, 'host-users', { hostUsers: true });
     expect(hostUsers.status).toBe(403);
     expect(hostUsers.message).toMatch(/ContainerRun rule hostUsers: spec\.hostUsers: true .*stevedore\.dev\/containerrun-privileges=privileged/);
 
     const cases: [string, Partial<ContainerRun['spec']>, RegExp][] = [
-      ['dotdot', { volumes: [{ name: 's', mountPath: '/s', secret: { secretName: 'pull', items: [{ key: '.dockerconfigjson', path: '../../etc/passwd' }] } }] }, /items\.path must not contain a "\.\." element/],
+      [
+        'dotdot',
+        { volumes: [{ name: 's', mountPath: '/s', secret: { secretName: 'pull', items: [{ key: '.dockerconfigjson', path: '../../etc/passwd' }] } }] },
+        /items\.path must not contain a "\.\." element/,
+      ],
       ['colon', { volumes: [{ name: 'm', mountPath: '/a:b', emptyDir: { medium: 'Memory' } }] }, /mountPath must not contain ":" or ","/],
       ['comma', { volumes: [{ name: 'm', mountPath: '/a,size=1T', emptyDir: { medium: 'Memory' } }] }, /mountPath must not contain ":" or ","/],
       ['negcpu', { resources: { cpu: '-1' } }, /resources\.cpu must be greater than zero/],
@@ -57,9 +66,13 @@ describe('a tenant bound to a namespaced Role', () => {
     const list = (await rig.cp.request('GET', `/apis/stevedore.dev/v1alpha1/namespaces/${T}/containerruns`)).json as { items: unknown[] };
     expect(list.items).toHaveLength(0);
     // The tenant cannot grant itself the level: Namespaces are not its to edit.
-    const grant = await rig.tenant(T).client
-      .patch(`/api/v1/namespaces/${T}`, { metadata: { labels: { 'stevedore.dev/containerrun-privileges': 'privileged' } } })
-      .then(() => undefined, (e: unknown) => e);
+    const grant = await rig
+      .tenant(T)
+      .client.patch(`/api/v1/namespaces/${T}`, { metadata: { labels: { 'stevedore.dev/containerrun-privileges': 'privileged' } } })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(grant).toBeInstanceOf(ApiError);
     expect((grant as ApiError).status).toBe(403);
   });
@@ -69,12 +82,18 @@ describe('a tenant bound to a namespaced Role', () => {
     // The API server applies a removed binding within a moment: retry until the create goes through.
     let created = false;
     for (let i = 0; i < 50 && !created; i++) {
-      created = await rig.createRun(T, 'sneak-net', { network: 'host', user: '0', command: ['true'], imagePullSecrets: [{ name: 'pull' }] }).then(() => true, () => false);
+      created = await rig.createRun(T, 'sneak-net', { network: 'host', user: '0', command: ['true'], imagePullSecrets: [{ name: 'pull' }] }).then(
+        () => true,
+        () => false,
+      );
       if (!created) await new Promise((r) => setTimeout(r, 200));
     }
     expect(created).toBe(true);
     await rig.createRun(T, 'sneak-users', { hostUsers: true, command: ['true'], imagePullSecrets: [{ name: 'pull' }] });
-    for (const [name, rule] of [['sneak-net', /spec\.network: host is granted by the Namespace label stevedore\.dev\/containerrun-privileges=privileged/], ['sneak-users', /spec\.hostUsers: true .* is granted by the Namespace label/]] as const) {
+    for (const [name, rule] of [
+      ['sneak-net', /spec\.network: host is granted by the Namespace label stevedore\.dev\/containerrun-privileges=privileged/],
+      ['sneak-users', /spec\.hostUsers: true .* is granted by the Namespace label/],
+    ] as const) {
       const run = await rig.waitPhase(T, name, ['Failed', 'Succeeded', 'Running']);
       expect(run.status).toMatchObject({ phase: 'Failed', reason: 'PrivilegeNotGranted' });
       expect(run.status?.message).toMatch(rule);

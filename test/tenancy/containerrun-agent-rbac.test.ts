@@ -21,8 +21,16 @@ beforeAll(async () => {
   await rig.cp.createNamespace(OTHER);
   for (const ns of [OPTED, OTHER]) {
     await ok(rig.cp, 'POST', `/api/v1/namespaces/${ns}/secrets`, { metadata: { name: 'db' }, stringData: { password: 'hunter2' } });
-    for (const [name, nodeName] of [['here', NODE], ['there', 'node-other']]) {
-      await ok(rig.cp, 'POST', runsPath(ns, name), { apiVersion: API_VERSION, kind: 'ContainerRun', metadata: { name }, spec: { image: 'example.com/x:1', nodeName } });
+    for (const [name, nodeName] of [
+      ['here', NODE],
+      ['there', 'node-other'],
+    ]) {
+      await ok(rig.cp, 'POST', runsPath(ns, name), {
+        apiVersion: API_VERSION,
+        kind: 'ContainerRun',
+        metadata: { name },
+        spec: { image: 'example.com/x:1', nodeName },
+      });
     }
   }
   agent = new KubeClient(rig.cp.kubeConfigForToken(await rig.nodeBoundAgentToken(NODE)));
@@ -39,7 +47,10 @@ beforeAll(async () => {
 afterAll(() => rig.stop(), 60_000);
 
 async function answer(p: Promise<unknown>): Promise<{ status: number; message: string }> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (err === undefined) return { status: 200, message: '' };
   if (!(err instanceof ApiError)) throw err;
   return { status: err.status, message: err.message };
@@ -47,7 +58,10 @@ async function answer(p: Promise<unknown>): Promise<{ status: number; message: s
 
 describe('the agent identity with the chart RBAC and node-binding policy', () => {
   it('writes the status of a run bound to its node', async () => {
-    expect(await answer(agent.patch(`${runsPath(OPTED, 'here')}/status`, { status: { phase: 'Pulling', nodeName: NODE } }))).toEqual({ status: 200, message: '' });
+    expect(await answer(agent.patch(`${runsPath(OPTED, 'here')}/status`, { status: { phase: 'Pulling', nodeName: NODE } }))).toEqual({
+      status: 200,
+      message: '',
+    });
   });
 
   it('may not write a run bound to another node, nor bind one to another node, nor renew another node’s Lease', async () => {
@@ -68,7 +82,10 @@ describe('the agent identity with the chart RBAC and node-binding policy', () =>
     expect(lease.status).toBe(403);
     expect(lease.message).toContain(`may renew only its own Lease stevedore-agent-${NODE}`);
     const own = await answer(
-      agent.create(`/apis/coordination.k8s.io/v1/namespaces/${SYSTEM_NS}/leases`, { metadata: { name: `stevedore-agent-${NODE}` }, spec: { holderIdentity: NODE, leaseDurationSeconds: 40 } }),
+      agent.create(`/apis/coordination.k8s.io/v1/namespaces/${SYSTEM_NS}/leases`, {
+        metadata: { name: `stevedore-agent-${NODE}` },
+        spec: { holderIdentity: NODE, leaseDurationSeconds: 40 },
+      }),
     );
     expect(own.status).toBe(200);
   });
@@ -84,8 +101,12 @@ describe('the agent identity with the chart RBAC and node-binding policy', () =>
     const cluster = await answer(agent.get('/api/v1/secrets'));
     expect(cluster.status).toBe(403);
     // Nor may it create, delete or run anything: no Pods, no runs of its own.
-    expect((await answer(agent.create(`/api/v1/namespaces/${OPTED}/pods`, { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'x' }] } }))).status).toBe(403);
-    expect((await answer(agent.create(runsPath(OPTED), { apiVersion: API_VERSION, kind: 'ContainerRun', metadata: { name: 'mine' }, spec: { image: 'x' } }))).status).toBe(403);
+    expect(
+      (await answer(agent.create(`/api/v1/namespaces/${OPTED}/pods`, { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'x' }] } }))).status,
+    ).toBe(403);
+    expect(
+      (await answer(agent.create(runsPath(OPTED), { apiVersion: API_VERSION, kind: 'ContainerRun', metadata: { name: 'mine' }, spec: { image: 'x' } }))).status,
+    ).toBe(403);
   });
 
   it('a token of the same ServiceAccount that names no node writes no run at all', async () => {

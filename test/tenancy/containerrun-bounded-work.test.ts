@@ -43,7 +43,9 @@ async function runWrites(name: string, ms: number, start: () => Promise<unknown>
           const r = ev.object;
           if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') continue;
           rv = r.metadata.resourceVersion!;
-          writes.push(`${Date.now()} ${rv} ${r.status?.phase}/${r.status?.reason} ${(r.metadata.finalizers ?? []).length} tail=${r.status?.logTail?.length ?? 0} ${r.status?.message ?? ''}`);
+          writes.push(
+            `${Date.now()} ${rv} ${r.status?.phase}/${r.status?.reason} ${(r.metadata.finalizers ?? []).length} tail=${r.status?.logTail?.length ?? 0} ${r.status?.message ?? ''}`,
+          );
         }
       } catch {
         // "storage is (re)initializing" right after the CRD appeared, or the watch ended: open it again.

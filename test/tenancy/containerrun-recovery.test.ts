@@ -35,7 +35,11 @@ describe('an agent that comes back', () => {
       uids[name] = (await rig.createRun(NS, name, spec)).metadata.uid!;
     }
     // Without a user namespace (granted), with a Secret volume on a tmpfs: its volumes go too.
-    const priv = await rig.createRun(PRIV, 'gone-priv', { ...sleeper, hostUsers: true, volumes: [{ name: 'pull', mountPath: '/pull', secret: { secretName: 'pull' } }] });
+    const priv = await rig.createRun(PRIV, 'gone-priv', {
+      ...sleeper,
+      hostUsers: true,
+      volumes: [{ name: 'pull', mountPath: '/pull', secret: { secretName: 'pull' } }],
+    });
     for (const name of Object.keys(uids)) await rig.waitPhase(NS, name, ['Running']);
     await rig.waitPhase(PRIV, 'gone-priv', ['Running']);
     const privVolumes = runVolumesDir(rig.storeRoot, priv.metadata.uid!);
@@ -46,19 +50,47 @@ describe('an agent that comes back', () => {
     await rig.agent!.stop();
     // Away: the containers keep running under their monitors.
     for (const name of Object.keys(uids)) expect(await state(name)).toBe('running');
-    for (const [ns, name] of [[NS, 'gone'], [PRIV, 'gone-priv']] as const) {
+    for (const [ns, name] of [
+      [NS, 'gone'],
+      [PRIV, 'gone-priv'],
+    ] as const) {
       await ok(rig.cp, 'PATCH', runsPath(ns, name), { metadata: { finalizers: null } }, 'application/merge-patch+json');
       await ok(rig.cp, 'DELETE', runsPath(ns, name));
     }
-    await ok(rig.cp, 'PATCH', `${runsPath(NS, 'ended')}/status`, { status: { phase: 'Failed', reason: 'NodeLost', message: 'the node agent stopped renewing its Lease' } }, 'application/merge-patch+json');
+    await ok(
+      rig.cp,
+      'PATCH',
+      `${runsPath(NS, 'ended')}/status`,
+      { status: { phase: 'Failed', reason: 'NodeLost', message: 'the node agent stopped renewing its Lease' } },
+      'application/merge-patch+json',
+    );
     await ok(rig.cp, 'PATCH', `${runsPath(NS, 'moved')}/status`, { status: { nodeName: 'node-elsewhere' } }, 'application/merge-patch+json');
 
     await rig.startAgent();
     for (const name of ['gone', 'ended', 'moved']) {
-      await waitFor(`${name}'s container removed`, () => state(name), (s) => s === 'absent', 30_000);
+      await waitFor(
+        `${name}'s container removed`,
+        () => state(name),
+        (s) => s === 'absent',
+        30_000,
+      );
     }
-    await waitFor('gone-priv\'s container removed', async () => (await attemptState(store, attemptContainerId(priv.metadata.uid!, 0))).state, (s) => s === 'absent', 30_000);
-    await waitFor('gone-priv\'s volumes released', () => stat(privVolumes).then(() => 'present', (e: NodeJS.ErrnoException) => e.code), (s) => s === 'ENOENT', 30_000);
+    await waitFor(
+      "gone-priv's container removed",
+      async () => (await attemptState(store, attemptContainerId(priv.metadata.uid!, 0))).state,
+      (s) => s === 'absent',
+      30_000,
+    );
+    await waitFor(
+      "gone-priv's volumes released",
+      () =>
+        stat(privVolumes).then(
+          () => 'present',
+          (e: NodeJS.ErrnoException) => e.code,
+        ),
+      (s) => s === 'ENOENT',
+      30_000,
+    );
     expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(privVolumes);
     expect(await state('kept')).toBe('running');
     // Marked Unknown/NodeLost by the controller while its agent was away, Running again now.

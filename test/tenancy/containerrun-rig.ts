@@ -46,11 +46,23 @@ type ChartObject = { apiVersion: string; kind: string; metadata: { name: string;
 
 /** The chart rendered with the agent enabled, every object as JS. */
 export async function renderChart(extraSet: string[] = []): Promise<ChartObject[]> {
-  const { stdout } = await promisify(execFile)(helmPath(), [
-    'template', 'stevedore', join(REPO_ROOT, 'charts', 'stevedore'), '--namespace', SYSTEM_NS, '--set', 'agent.enabled=true',
-    ...extraSet.flatMap((s) => ['--set', s]),
-  ], { maxBuffer: 16 * 1024 * 1024 });
-  return parseAllDocuments(stdout).map((d) => d.toJS() as ChartObject | null).filter((o): o is ChartObject => !!o);
+  const { stdout } = await promisify(execFile)(
+    helmPath(),
+    [
+      'template',
+      'stevedore',
+      join(REPO_ROOT, 'charts', 'stevedore'),
+      '--namespace',
+      SYSTEM_NS,
+      '--set',
+      'agent.enabled=true',
+      ...extraSet.flatMap((s) => ['--set', s]),
+    ],
+    { maxBuffer: 16 * 1024 * 1024 },
+  );
+  return parseAllDocuments(stdout)
+    .map((d) => d.toJS() as ChartObject | null)
+    .filter((o): o is ChartObject => !!o);
 }
 
 const CLUSTER_PATHS: Record<string, string> = {
@@ -131,7 +143,10 @@ export class ContainerRunRig {
     // The tenants' namespaces opt in to the agents reading their Secrets and ConfigMaps.
     const chart = await renderChart([`agent.secretNamespaces={${this.o.tenants.join(',')}}`]);
     // The agent's identity exactly as the chart makes it (ServiceAccount, roles, bindings).
-    for (const o of chart.filter((x) => x.metadata.name.includes('-agent') && !x.kind.startsWith('ValidatingAdmissionPolicy') && (x.kind in CLUSTER_PATHS || x.kind in NAMESPACED_PATHS))) await applyObject(cp, o);
+    for (const o of chart.filter(
+      (x) => x.metadata.name.includes('-agent') && !x.kind.startsWith('ValidatingAdmissionPolicy') && (x.kind in CLUSTER_PATHS || x.kind in NAMESPACED_PATHS),
+    ))
+      await applyObject(cp, o);
     if (this.o.admission !== false) {
       for (const o of chart.filter((x) => x.kind.startsWith('ValidatingAdmissionPolicy'))) await applyObject(cp, o);
       await this.#policyEnforced();
@@ -165,7 +180,8 @@ export class ContainerRunRig {
     const body = { apiVersion: API_VERSION, kind: 'ContainerRun', metadata: { name: 'policy-probe' }, spec: { image: 'example.com/probe:1', network: 'host' } };
     await waitFor(
       'the ContainerRun admission policy to be enforced',
-      async () => (await this.cp.request('POST', `${runsPath(ns)}?dryRun=All`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).status,
+      async () =>
+        (await this.cp.request('POST', `${runsPath(ns)}?dryRun=All`, { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).status,
       (status) => status === 403,
       60_000,
     );
@@ -189,7 +205,11 @@ export class ContainerRunRig {
     const res = (await ok(cp, 'POST', `/api/v1/namespaces/${SYSTEM_NS}/serviceaccounts/stevedore-agent/token`, {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
-      spec: { audiences: [cp.server], expirationSeconds: 3600, boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata.name, uid: pod.metadata.uid } },
+      spec: {
+        audiences: [cp.server],
+        expirationSeconds: 3600,
+        boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata.name, uid: pod.metadata.uid },
+      },
     })) as { status: { token: string } };
     return res.status.token;
   }
@@ -199,7 +219,13 @@ export class ContainerRunRig {
     const cp = this.cp;
     await cp.createNamespace(ns);
     if (privileged) {
-      await ok(cp, 'PATCH', `/api/v1/namespaces/${ns}`, { metadata: { labels: { 'stevedore.dev/containerrun-privileges': 'privileged' } } }, 'application/merge-patch+json');
+      await ok(
+        cp,
+        'PATCH',
+        `/api/v1/namespaces/${ns}`,
+        { metadata: { labels: { 'stevedore.dev/containerrun-privileges': 'privileged' } } },
+        'application/merge-patch+json',
+      );
     }
     await ok(cp, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, {
       metadata: { name: 'team' },
@@ -232,15 +258,24 @@ export class ContainerRunRig {
 
   async startAgent(extraArgs: string[] = []): Promise<void> {
     this.agent = await startAgentProcess({
-      nodeName: NODE, kubeconfig: this.agentKubeconfig, leaseNamespace: SYSTEM_NS, root: this.storeRoot, log: this.agentLog,
+      nodeName: NODE,
+      kubeconfig: this.agentKubeconfig,
+      leaseNamespace: SYSTEM_NS,
+      root: this.storeRoot,
+      log: this.agentLog,
       extraArgs: ['--stop-grace-period', '1s', ...(this.o.extraAgentArgs ?? []), ...extraArgs],
     });
     // Live once its heartbeat Lease is renewed (the controller binds nothing to a node without one).
     const since = Date.now();
-    await waitFor('the agent heartbeat', async () => {
-      const res = await this.cp.request('GET', `/apis/coordination.k8s.io/v1/namespaces/${SYSTEM_NS}/leases/stevedore-agent-${NODE}`);
-      return res.status === 200 ? Date.parse((res.json as { spec: { renewTime: string } }).spec.renewTime) : 0;
-    }, (t) => t >= since - 1000, 30_000);
+    await waitFor(
+      'the agent heartbeat',
+      async () => {
+        const res = await this.cp.request('GET', `/apis/coordination.k8s.io/v1/namespaces/${SYSTEM_NS}/leases/stevedore-agent-${NODE}`);
+        return res.status === 200 ? Date.parse((res.json as { spec: { renewTime: string } }).spec.renewTime) : 0;
+      },
+      (t) => t >= since - 1000,
+      30_000,
+    );
     await new Promise((r) => setTimeout(r, 500)); // and the controller's lease informer has seen it
   }
 
@@ -263,7 +298,12 @@ export class ContainerRunRig {
 
   async waitPhase(ns: string, name: string, phases: string[], timeoutMs = 30_000): Promise<ContainerRun> {
     try {
-      return (await waitFor(`${ns}/${name} in ${phases.join('|')}`, () => this.getRun(ns, name), (r) => phases.includes(r?.status?.phase ?? ''), timeoutMs))!;
+      return (await waitFor(
+        `${ns}/${name} in ${phases.join('|')}`,
+        () => this.getRun(ns, name),
+        (r) => phases.includes(r?.status?.phase ?? ''),
+        timeoutMs,
+      ))!;
     } catch (err) {
       console.log(await this.agentLogTail());
       throw err;
@@ -282,7 +322,10 @@ export class ContainerRunRig {
     if (this.storeRoot) {
       const store = await ImageStore.open(this.storeRoot);
       for (const c of await listContainers(store)) {
-        if (c.status === 'running') await ociRuntime(c.runtime, c.stateRoot ? { stateRoot: c.stateRoot } : {}).kill(c.id, 'SIGKILL', { all: true }).catch(() => undefined);
+        if (c.status === 'running')
+          await ociRuntime(c.runtime, c.stateRoot ? { stateRoot: c.stateRoot } : {})
+            .kill(c.id, 'SIGKILL', { all: true })
+            .catch(() => undefined);
       }
     }
     await Promise.all([this.cp?.stop(), this.reg?.stop()]);

@@ -42,7 +42,16 @@ async function processesOfContainer(pid: number): Promise<{ pid: number; uids: n
     if (mine !== ns) continue;
     const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => undefined);
     if (!status) continue;
-    const ids = (field: string) => /^(?:Uid|Gid):\s+(.*)$/m.exec(status.split('\n').filter((l) => l.startsWith(field)).join('\n'))![1]!.split(/\s+/).map(Number);
+    const ids = (field: string) =>
+      /^(?:Uid|Gid):\s+(.*)$/m
+        .exec(
+          status
+            .split('\n')
+            .filter((l) => l.startsWith(field))
+            .join('\n'),
+        )![1]!
+        .split(/\s+/)
+        .map(Number);
     out.push({ pid: Number(name), uids: ids('Uid:'), gids: ids('Gid:') });
   }
   return out;
@@ -66,7 +75,11 @@ describe('per-run user namespaces on the real agent with runc', () => {
       expect(uidMap[0]).toMatchObject({ containerID: 0, size: 65536 });
       expect(uidMap[0]!.hostID).toBeGreaterThan(0);
       expect(gidMap).toEqual(uidMap);
-      const procs = await waitFor(`both sleeps of ${run.metadata.name}`, () => processesOfContainer(pid), (p) => p.length >= 2);
+      const procs = await waitFor(
+        `both sleeps of ${run.metadata.name}`,
+        () => processesOfContainer(pid),
+        (p) => p.length >= 2,
+      );
       for (const p of procs) {
         // uid 0 in the container, never 0 on the host: the block's first id.
         for (const u of p.uids) expect(u, `pid ${p.pid} of ${run.metadata.name}`).toBe(uidMap[0]!.hostID);
@@ -91,7 +104,17 @@ describe('per-run user namespaces on the real agent with runc', () => {
     expect((await rig.getRun(A, 'root-a'))?.status?.phase).toBe('Running');
 
     // Deleted runs give their blocks back once their containers are gone.
-    for (const [ns, name] of [[A, 'root-a'], [B, 'root-b'], [A, 'root-c']] as const) await rig.cp.request('DELETE', runsPath(ns, name));
-    await waitFor('blocks released', async () => JSON.parse(await readFile(join(rig.storeRoot, 'agent', 'userns.json'), 'utf8')) as { blocks: Record<string, number> }, (t) => Object.keys(t.blocks).length === 0, 30_000);
+    for (const [ns, name] of [
+      [A, 'root-a'],
+      [B, 'root-b'],
+      [A, 'root-c'],
+    ] as const)
+      await rig.cp.request('DELETE', runsPath(ns, name));
+    await waitFor(
+      'blocks released',
+      async () => JSON.parse(await readFile(join(rig.storeRoot, 'agent', 'userns.json'), 'utf8')) as { blocks: Record<string, number> },
+      (t) => Object.keys(t.blocks).length === 0,
+      30_000,
+    );
   }, 120_000);
 });

@@ -35,7 +35,16 @@ describe('volumes of a run', () => {
     expect(tail).toContain('s3cret');
     // Released right after the final status is written.
     const dir = runVolumesDir(rig.storeRoot, run.metadata.uid!);
-    await waitFor('the volumes released', () => stat(dir).then(() => 'present', (e: NodeJS.ErrnoException) => e.code), (s) => s === 'ENOENT', 10_000);
+    await waitFor(
+      'the volumes released',
+      () =>
+        stat(dir).then(
+          () => 'present',
+          (e: NodeJS.ErrnoException) => e.code,
+        ),
+      (s) => s === 'ENOENT',
+      10_000,
+    );
     expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
   });
 

@@ -48,7 +48,11 @@ describe('ImageMirror admission', () => {
   });
 
   it.each([
-    ['source = destination', mirror({ destination: { registry: { repository: 'registry.example.com/team/app' } } }), /source and destination are the same repository/],
+    [
+      'source = destination',
+      mirror({ destination: { registry: { repository: 'registry.example.com/team/app' } } }),
+      /source and destination are the same repository/,
+    ],
     ['source = destination, other case', mirror({ destination: { registry: { repository: 'Registry.Example.com/team/app' } } }), /same repository/],
     ['both layouts', mirror({ source: { layout: { claimName: 'usb' } }, destination: { layout: { claimName: 'usb', path: 'out' } } }), /both layouts/],
     ['.. in a layout path', mirror({ source: { layout: { claimName: 'usb', path: 'a/../../etc' } } }), /layout\.path must not contain "\.\."/],
@@ -65,24 +69,36 @@ describe('ImageMirror admission', () => {
 
 describe('ImageBuild admission', () => {
   it('accepts a sound build with positive resources, a 1s timeout and a non-control-plane toleration', async () => {
-    const res = await create('imagebuilds', 'ImageBuild', build({
-      timeout: '1s',
-      resources: { limits: { cpu: '500m', memory: '1Gi' }, requests: { cpu: 1 } },
-      nodeSelector: { 'pool.example.com/builds': 'yes' },
-      tolerations: [{ key: 'pool.example.com/builds', operator: 'Exists', effect: 'NoSchedule' }],
-    }));
+    const res = await create(
+      'imagebuilds',
+      'ImageBuild',
+      build({
+        timeout: '1s',
+        resources: { limits: { cpu: '500m', memory: '1Gi' }, requests: { cpu: 1 } },
+        nodeSelector: { 'pool.example.com/builds': 'yes' },
+        tolerations: [{ key: 'pool.example.com/builds', operator: 'Exists', effect: 'NoSchedule' }],
+      }),
+    );
     expect(res, res.message).toMatchObject({ status: 201 });
   });
 
   it.each([
     ['a negative cpu limit', build({ resources: { limits: { cpu: '-1' } } }), /spec\.resources\.limits\[cpu\]: Invalid value.*must be a positive quantity/],
-    ['a zero memory request', build({ resources: { requests: { memory: '0' } } }), /spec\.resources\.requests\[memory\]: Invalid value.*must be a positive quantity/],
+    [
+      'a zero memory request',
+      build({ resources: { requests: { memory: '0' } } }),
+      /spec\.resources\.requests\[memory\]: Invalid value.*must be a positive quantity/,
+    ],
     ['an integer zero', build({ resources: { limits: { cpu: 0 } } }), /must be a positive quantity/],
     ['a timeout of 0s', build({ timeout: '0s' }), /timeout must be at least 1s/],
     ['a timeout of 500ms', build({ timeout: '500ms' }), /timeout must be at least 1s/],
     ['.. in contextDir', build({ contextDir: 'src/../../..' }), /no \.\. segments/],
     ['.. in containerfile', build({ containerfile: '../Containerfile' }), /no \.\. segments/],
-    ['a control-plane toleration', build({ tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists' }] }), /never run on control-plane nodes/],
+    [
+      'a control-plane toleration',
+      build({ tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists' }] }),
+      /never run on control-plane nodes/,
+    ],
     ['a toleration of every taint', build({ tolerations: [{ operator: 'Exists' }] }), /a toleration needs a key/],
     ['a control-plane nodeSelector', build({ nodeSelector: { 'node-role.kubernetes.io/master': '' } }), /never run on control-plane nodes/],
   ])('refuses %s', async (_name, spec, message) => {

@@ -44,11 +44,7 @@ let homeDir: string;
 const LEAK = 'Hunter2-Sup3rSecret-Passw0rd';
 
 beforeAll(async () => {
-  [cp, regA, regP] = await Promise.all([
-    startControlPlane(),
-    startRegistry({ name: 'team-a', auth: 'basic' }),
-    startRegistry({ name: 'public' }),
-  ]);
+  [cp, regA, regP] = await Promise.all([startControlPlane(), startRegistry({ name: 'team-a', auth: 'basic' }), startRegistry({ name: 'public' })]);
   await cp.installCRDs();
   await cp.createNamespace(NS_B);
   await cp.createNamespace(NS_C);
@@ -106,7 +102,8 @@ async function createAsTenant(name: string, spec: ImageMirror['spec']): Promise<
 }
 
 const getAsTenant = (name: string) => async () => (await tenantRequest(cp, tenantToken, 'GET', mirrorsPath(NS_B, name))).json as ImageMirror;
-const settled = (gen: number | undefined) => (m: ImageMirror) => m?.status?.observedGeneration === gen && (ready(m)?.status === 'True' || ready(m)?.status === 'False');
+const settled = (gen: number | undefined) => (m: ImageMirror) =>
+  m?.status?.observedGeneration === gen && (ready(m)?.status === 'True' || ready(m)?.status === 'False');
 
 async function tenantEvents(): Promise<string> {
   const res = await tenantRequest(cp, tenantToken, 'GET', `/apis/events.k8s.io/v1/namespaces/${NS_B}/events`);
@@ -140,7 +137,10 @@ describe('confused deputy: the controller never lends its own registry credentia
     expect(ready(m)!.message).toMatch(/authentication required/);
     const res = await fetch(`${regA.url}/v2/team-a/private/manifests/evil`, {
       method: 'HEAD',
-      headers: { authorization: `Basic ${Buffer.from(`${regA.username}:${regA.password}`).toString('base64')}`, accept: 'application/vnd.oci.image.manifest.v1+json' },
+      headers: {
+        authorization: `Basic ${Buffer.from(`${regA.username}:${regA.password}`).toString('base64')}`,
+        accept: 'application/vnd.oci.image.manifest.v1+json',
+      },
     });
     expect(res.status).toBe(404);
   });
@@ -207,11 +207,27 @@ describe('credentials errors never quote secret material', () => {
   const cases: Array<[string, { type: string; text: string }, RegExp]> = [
     // The API server refuses a dockerconfigjson Secret that is not JSON, but not an Opaque one, whose
     // text V8's JSON.parse message would quote (the password): the type is checked before parsing.
-    ['bad-json', { type: 'Opaque', text: `{"auths": {"reg": {"username": "u", "password": "${LEAK}" oops}}}` }, /has type Opaque; expected kubernetes\.io\/dockerconfigjson/],
-    ['bad-base64', { type: 'kubernetes.io/dockerconfigjson', text: JSON.stringify({ auths: { 'reg.example': { auth: `${LEAK}!!` } } }) }, /auths\["reg\.example"\]\.auth is not base64/],
-    ['no-colon', { type: 'kubernetes.io/dockerconfigjson', text: JSON.stringify({ auths: { 'reg.example': { auth: b64(LEAK) } } }) }, /auths\["reg\.example"\]\.auth is not base64 of user:password/],
+    [
+      'bad-json',
+      { type: 'Opaque', text: `{"auths": {"reg": {"username": "u", "password": "${LEAK}" oops}}}` },
+      /has type Opaque; expected kubernetes\.io\/dockerconfigjson/,
+    ],
+    [
+      'bad-base64',
+      { type: 'kubernetes.io/dockerconfigjson', text: JSON.stringify({ auths: { 'reg.example': { auth: `${LEAK}!!` } } }) },
+      /auths\["reg\.example"\]\.auth is not base64/,
+    ],
+    [
+      'no-colon',
+      { type: 'kubernetes.io/dockerconfigjson', text: JSON.stringify({ auths: { 'reg.example': { auth: b64(LEAK) } } }) },
+      /auths\["reg\.example"\]\.auth is not base64 of user:password/,
+    ],
     ['no-auths', { type: 'kubernetes.io/dockerconfigjson', text: JSON.stringify({ [LEAK]: 'x' }) }, /no "auths" object/],
-    ['wrong-type', { type: 'Opaque', text: JSON.stringify({ auths: { 'reg.example': { auth: b64(`u:${LEAK}`) } } }) }, /has type Opaque; expected kubernetes\.io\/dockerconfigjson/],
+    [
+      'wrong-type',
+      { type: 'Opaque', text: JSON.stringify({ auths: { 'reg.example': { auth: b64(`u:${LEAK}`) } } }) },
+      /has type Opaque; expected kubernetes\.io\/dockerconfigjson/,
+    ],
   ];
 
   it.each(cases)('%s: status and Events name the Secret and the JSON path, never the text', async (name, s, message) => {
@@ -237,6 +253,3 @@ describe('credentials errors never quote secret material', () => {
     expect(log).not.toContain(LEAK.slice(0, 8));
   });
 });
-
-
-

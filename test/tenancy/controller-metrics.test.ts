@@ -33,7 +33,10 @@ beforeAll(async () => {
   await cp.createNamespace('monitoring');
   tenantToken = await tenantSetup(cp, NS, 'tenant');
   // The scraper: bound to a ClusterRole with get on /metrics, as the chart's <release>-metrics-reader.
-  await admin('/apis/rbac.authorization.k8s.io/v1/clusterroles', { metadata: { name: 'metrics-reader' }, rules: [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }] });
+  await admin('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+    metadata: { name: 'metrics-reader' },
+    rules: [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }],
+  });
   scraperToken = await cp.serviceAccountToken('monitoring', 'prometheus');
   await admin('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
     metadata: { name: 'prometheus-metrics-reader' },

@@ -78,7 +78,10 @@ async function create<T extends Obj>(path: string, kind: string, name: string, s
   if (res.status !== 201) throw new Error(`create ${kind} ${name}: ${res.status} ${res.body}`);
   return res.json as T;
 }
-const get = <T extends Obj>(path: string) => async () => (await tenantRequest(cp, token, 'GET', path)).json as T;
+const get =
+  <T extends Obj>(path: string) =>
+  async () =>
+    (await tenantRequest(cp, token, 'GET', path)).json as T;
 const patch = async <T extends Obj>(path: string, body: object) => {
   const res = await tenantRequest(cp, token, 'PATCH', path, body, 'application/merge-patch+json');
   if (res.status !== 200) throw new Error(`patch ${path}: ${res.status} ${res.body}`);
@@ -101,7 +104,9 @@ const stalledAt = (gen: number | undefined, reason: string) => (o: Obj) =>
   cond(o, 'Stalled')?.status === 'True' && cond(o, 'Stalled')?.reason === reason && o.status?.observedGeneration === gen;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function pods(): Promise<Array<{ metadata: { name: string; labels?: Record<string, string> }; spec: { nodeSelector?: Record<string, string>; tolerations?: unknown[] } }>> {
+async function pods(): Promise<
+  Array<{ metadata: { name: string; labels?: Record<string, string> }; spec: { nodeSelector?: Record<string, string>; tolerations?: unknown[] } }>
+> {
   const res = await tenantRequest(cp, token, 'GET', `/api/v1/namespaces/${NS}/pods`);
   expect(res.status).toBe(200);
   return (res.json as { items: [] }).items;
@@ -125,7 +130,11 @@ describe('a non-retryable engine error stalls the object until its spec changes'
     expect((await get<ImageMirror>(mirrorsPath(NS, 'bad-semver'))()).metadata.resourceVersion).toBe(rv);
 
     const fixed = await patch<ImageMirror>(mirrorsPath(NS, 'bad-semver'), { spec: { tags: { semver: '>=1.0.0 <2' } } });
-    const ok = await waitFor('Ready', get<ImageMirror>(mirrorsPath(NS, 'bad-semver')), (o) => o.status?.observedGeneration === fixed.metadata.generation && cond(o, 'Ready')?.status === 'True');
+    const ok = await waitFor(
+      'Ready',
+      get<ImageMirror>(mirrorsPath(NS, 'bad-semver')),
+      (o) => o.status?.observedGeneration === fixed.metadata.generation && cond(o, 'Ready')?.status === 'True',
+    );
     expect(cond(ok, 'Stalled')).toBeUndefined();
     expect(ok.status!.tags!.map((t) => t.tag)).toEqual(['1.0.0']);
   });
@@ -153,8 +162,16 @@ describe('ImageBuild scheduling: only keys the administrator allows, never the c
   });
 
   it.each([
-    ['host-selector', { nodeSelector: { 'kubernetes.io/hostname': 'control-plane-1' } }, /spec\.nodeSelector names "kubernetes\.io\/hostname", which is not allowed: the administrator allows pool\.example\.com\/builds/],
-    ['other-toleration', { tolerations: [{ key: 'dedicated', operator: 'Equal' as const, value: 'team-a', effect: 'NoSchedule' as const }] }, /spec\.tolerations\[0\]\.key names "dedicated"/],
+    [
+      'host-selector',
+      { nodeSelector: { 'kubernetes.io/hostname': 'control-plane-1' } },
+      /spec\.nodeSelector names "kubernetes\.io\/hostname", which is not allowed: the administrator allows pool\.example\.com\/builds/,
+    ],
+    [
+      'other-toleration',
+      { tolerations: [{ key: 'dedicated', operator: 'Equal' as const, value: 'team-a', effect: 'NoSchedule' as const }] },
+      /spec\.tolerations\[0\]\.key names "dedicated"/,
+    ],
   ])('%s is refused (Stalled SchedulingNotAllowed) and no Pod is created', async (name, extra, message) => {
     const created = await create<ImageBuild>(buildsPath(), 'ImageBuild', name, spec(extra));
     const b = await waitFor('Stalled', get<ImageBuild>(buildsPath(name)), stalledAt(created.metadata.generation, 'SchedulingNotAllowed'));
@@ -166,17 +183,28 @@ describe('ImageBuild scheduling: only keys the administrator allows, never the c
     const cp = 'node-role.kubernetes.io/control-plane';
     const base = spec({});
     expect(() => checkBuildScheduling({ ...base, tolerations: [{ key: cp, operator: 'Exists' }] }, [cp])).toThrow(/never run on control-plane nodes/);
-    expect(() => checkBuildScheduling({ ...base, nodeSelector: { 'node-role.kubernetes.io/master': '' } }, ['node-role.kubernetes.io/master'])).toThrow(/never run on control-plane nodes/);
+    expect(() => checkBuildScheduling({ ...base, nodeSelector: { 'node-role.kubernetes.io/master': '' } }, ['node-role.kubernetes.io/master'])).toThrow(
+      /never run on control-plane nodes/,
+    );
     expect(() => checkBuildScheduling({ ...base, tolerations: [{ operator: 'Exists' }] }, ['*', ''])).toThrow(/tolerates every taint/);
     expect(() => checkBuildScheduling({ ...base, nodeSelector: { [ALLOWED_KEY]: 'x' } }, [ALLOWED_KEY])).not.toThrow();
   });
 
   it('an allowed key reaches the build Pod', async () => {
-    const created = await create<ImageBuild>(buildsPath(), 'ImageBuild', 'allowed', spec({
-      nodeSelector: { [ALLOWED_KEY]: 'yes' },
-      tolerations: [{ key: ALLOWED_KEY, operator: 'Exists', effect: 'NoSchedule' }],
-    }));
-    await waitFor('Building', get<ImageBuild>(buildsPath('allowed')), (o) => o.status?.observedGeneration === created.metadata.generation && cond(o, 'Reconciling')?.reason === 'Building');
+    const created = await create<ImageBuild>(
+      buildsPath(),
+      'ImageBuild',
+      'allowed',
+      spec({
+        nodeSelector: { [ALLOWED_KEY]: 'yes' },
+        tolerations: [{ key: ALLOWED_KEY, operator: 'Exists', effect: 'NoSchedule' }],
+      }),
+    );
+    await waitFor(
+      'Building',
+      get<ImageBuild>(buildsPath('allowed')),
+      (o) => o.status?.observedGeneration === created.metadata.generation && cond(o, 'Reconciling')?.reason === 'Building',
+    );
     const pod = (await pods()).find((p) => p.metadata.name.startsWith('allowed-'));
     expect(pod?.spec.nodeSelector).toEqual({ [ALLOWED_KEY]: 'yes' });
     expect(pod?.spec.tolerations).toContainEqual({ key: ALLOWED_KEY, operator: 'Exists', effect: 'NoSchedule' });

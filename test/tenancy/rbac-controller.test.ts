@@ -42,7 +42,9 @@ beforeAll(async () => {
   const { stdout } = await exec(helm, ['template', RELEASE, CHART, '--namespace', NAMESPACE, '--set', 'tenantNamespaces={team-a}'], {
     env: { ...process.env, HELM_CONFIG_HOME: join(helmHome, 'c'), HELM_CACHE_HOME: join(helmHome, 'k'), HELM_DATA_HOME: join(helmHome, 'd') },
   });
-  const objs = parseAllDocuments(stdout).map((d) => d.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null);
+  const objs = parseAllDocuments(stdout)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
   cp = await startControlPlane();
   await cp.installCRDs();
   for (const ns of [NAMESPACE, 'team-a', 'team-b']) await cp.createNamespace(ns);
@@ -65,7 +67,10 @@ beforeAll(async () => {
     `ServiceAccount ${NAMESPACE}/${RELEASE}`,
   ]);
   for (const o of rbac) {
-    const res = await cp.request('POST', paths[o.kind]!(o.metadata.namespace ?? ''), { headers: { 'content-type': 'application/json' }, body: JSON.stringify(o) });
+    const res = await cp.request('POST', paths[o.kind]!(o.metadata.namespace ?? ''), {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(o),
+    });
     if (res.status >= 300) throw new Error(`create ${o.kind} ${o.metadata.name}: ${res.status} ${res.body}`);
   }
   // Something to read (or not) in each namespace, created by the administrator.

@@ -28,7 +28,10 @@ describe('judgeReconcileError', () => {
   });
 
   it('keeps a ReconcileError or WaitingError without an engine cause as the object’s state (retried)', () => {
-    expect(judgeReconcileError(new ReconcileError('CredentialsNotFound', 'Secret a/b not found'))).toMatchObject({ kind: 'not-ready', reason: 'CredentialsNotFound' });
+    expect(judgeReconcileError(new ReconcileError('CredentialsNotFound', 'Secret a/b not found'))).toMatchObject({
+      kind: 'not-ready',
+      reason: 'CredentialsNotFound',
+    });
     expect(judgeReconcileError(new WaitingError('Waiting', 'later', 1000))).toMatchObject({ kind: 'not-ready', reason: 'Waiting' });
   });
 

@@ -20,7 +20,11 @@ export async function tenantSetup(cp: ControlPlane, namespace: string, name: str
   await admin(cp, `${RBAC}/namespaces/${namespace}/roles`, {
     metadata: { name },
     rules: [
-      { apiGroups: ['stevedore.dev'], resources: ['imagemirrors', 'imagebuilds', 'containerruns'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+      {
+        apiGroups: ['stevedore.dev'],
+        resources: ['imagemirrors', 'imagebuilds', 'containerruns'],
+        verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+      },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
       { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['get', 'list', 'watch'] },
@@ -43,7 +47,14 @@ export async function tenantSetup(cp: ControlPlane, namespace: string, name: str
 }
 
 /** One HTTPS request to the API server with a bearer token; never throws on an HTTP status. */
-export function tenantRequest(cp: ControlPlane, token: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RawResponse> {
+export function tenantRequest(
+  cp: ControlPlane,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request(
       new URL(path, cp.server),

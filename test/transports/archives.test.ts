@@ -88,9 +88,17 @@ describe('oci-archive: transport', () => {
 
   it('refuses a directory entry announcing data (a PAX size record) instead of waiting for data that never ends', async () => {
     const archive = join(await tmp.make('oa-dirdata'), 'evil.tar');
-    await writeFile(archive, writeRawTar([{ name: 'blobs/', type: '5', pax: { size: '4096' } }, { name: 'oci-layout', type: '0', content: Buffer.from('{}') }]));
+    await writeFile(
+      archive,
+      writeRawTar([
+        { name: 'blobs/', type: '5', pax: { size: '4096' } },
+        { name: 'oci-layout', type: '0', content: Buffer.from('{}') },
+      ]),
+    );
     const scratch = await tmp.make('oa-dirdata-scratch');
-    await expect(parseOciArchiveReference(archive).newSource({ tmpDir: scratch })).rejects.toThrow(/refusing archive entry "blobs\/": a directory entry announcing 4096 bytes/);
+    await expect(parseOciArchiveReference(archive).newSource({ tmpDir: scratch })).rejects.toThrow(
+      /refusing archive entry "blobs\/": a directory entry announcing 4096 bytes/,
+    );
     expect(await readdir(scratch)).toEqual([]);
   }, 10_000);
 
@@ -101,7 +109,10 @@ describe('oci-archive: transport', () => {
     const { top } = await readWholeImage(await parseOciArchiveReference(`${join(dir, 'theirs.tar')}:t`).newSource());
     expect(top.digest).toBe(img.manifest.digest);
 
-    await copyImage(await parseOciReference(`${img.layoutDir}:latest`).newSource(), await parseOciArchiveReference(`${join(dir, 'ours.tar')}:o`).newDestination());
+    await copyImage(
+      await parseOciReference(`${img.layoutDir}:latest`).newSource(),
+      await parseOciArchiveReference(`${join(dir, 'ours.tar')}:o`).newDestination(),
+    );
     const inspect = JSON.parse((await skopeoOk(['inspect', '--raw', `oci-archive:${join(dir, 'ours.tar')}:o`])).stdout) as { layers: unknown[] };
     expect(inspect.layers).toHaveLength(2);
     const back = await tmp.make('oa-sk-back');
@@ -121,7 +132,7 @@ describe('docker-archive: reference parsing', () => {
 });
 
 describe('docker-archive: transport', () => {
-  it('writes layers as plain tars named by their diffIDs, as docker save and skopeo do: the same image digest as skopeo\'s archive', async () => {
+  it("writes layers as plain tars named by their diffIDs, as docker save and skopeo do: the same image digest as skopeo's archive", async () => {
     // OCI media types: skopeo 1.9 reads no Docker manifest from an OCI layout.
     const img = await makeRandomImage({ layers: 2, layerSize: 100_000, layoutDir: await tmp.make('da-src') });
     const archive = join(await tmp.make('da-out'), 'img.tar');

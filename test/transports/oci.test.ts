@@ -131,7 +131,8 @@ describe('oci: transport', () => {
     const a = await makeRandomImage({ layers: 1, layerSize: 100, layoutDir: await tmp.make('oci-ra') });
     const b = await makeRandomImage({ layers: 1, layerSize: 100, layoutDir: await tmp.make('oci-rb') });
     const shared = await tmp.make('oci-r');
-    for (const img of [a, b]) await copyImage(await parseOciReference(`${img.layoutDir}:latest`).newSource(), await parseOciReference(`${shared}:same`).newDestination());
+    for (const img of [a, b])
+      await copyImage(await parseOciReference(`${img.layoutDir}:latest`).newSource(), await parseOciReference(`${shared}:same`).newDestination());
     const index = await (await OciLayout.open(shared)).readIndex();
     expect(index.manifests.map((m) => m.digest)).toEqual([b.manifest.digest]);
   });

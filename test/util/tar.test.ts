@@ -80,14 +80,17 @@ describe('TarWriter (the one tar writer) read back with readTar (the one reader)
 });
 
 describe('readTar', () => {
-  it('refuses a directory announcing data instead of waiting forever for it, with the caller\'s error', async () => {
-    const raw = writeRawTar([{ name: 'd/', type: '5', pax: { size: '100' } }, { name: 'f', type: '0', content: Buffer.from('x') }]);
+  it("refuses a directory announcing data instead of waiting forever for it, with the caller's error", async () => {
+    const raw = writeRawTar([
+      { name: 'd/', type: '5', pax: { size: '100' } },
+      { name: 'f', type: '0', content: Buffer.from('x') },
+    ]);
     await expect(readTar(Readable.from([raw]), async () => undefined, { refuse: (name, reason) => new Error(`no: ${name}: ${reason}`) })).rejects.toThrow(
       'no: d/: a directory entry announcing 100 bytes of data',
     );
   });
 
-  it('rejects with the handler\'s error (mapped by entryError) and stops reading', async () => {
+  it("rejects with the handler's error (mapped by entryError) and stops reading", async () => {
     const raw = writeRawTar([
       { name: 'a', type: '0', content: Buffer.from('1') },
       { name: 'b', type: '0', content: Buffer.from('2') },
@@ -110,7 +113,11 @@ describe('readTar', () => {
   it('fails on a truncated tar, and on a source that fails, with their errors', async () => {
     const raw = writeRawTar([{ name: 'a', type: '0', content: Buffer.alloc(2000, 1) }]);
     await expect(readTar(Readable.from([raw.subarray(0, 1024)]), async () => undefined)).rejects.toThrow();
-    const failing = new Readable({ read() { this.destroy(new Error('disk on fire')); } });
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('disk on fire'));
+      },
+    });
     await expect(readTar(failing, async () => undefined)).rejects.toThrow('disk on fire');
   });
 

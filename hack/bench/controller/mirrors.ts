@@ -22,7 +22,17 @@ const procs = procArgs.map((a) => {
   const [name, pid] = a.split('=');
   return { name: name!, pid: Number(pid) };
 });
-if (!kubeconfig || !registry || !(count > 0) || !(repos > 0) || !(tags > 0) || !(timeoutMs > 0) || !metricsUrl || procs.length === 0 || procs.some((p) => !p.name || !(p.pid > 0))) {
+if (
+  !kubeconfig ||
+  !registry ||
+  !(count > 0) ||
+  !(repos > 0) ||
+  !(tags > 0) ||
+  !(timeoutMs > 0) ||
+  !metricsUrl ||
+  procs.length === 0 ||
+  procs.some((p) => !p.name || !(p.pid > 0))
+) {
   console.error('usage: mirrors.ts KUBECONFIG REGISTRY COUNT REPOS TAGS TIMEOUT_S METRICS_URL controller=PID [name=PID...]');
   process.exit(2);
 }
@@ -106,7 +116,9 @@ const tCreated = (performance.now() - t0) / 1000;
 console.error(`created ${count - createErrors} ImageMirrors in ${tCreated.toFixed(1)} s`);
 
 const progress = setInterval(() => {
-  console.error(`  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s: ${ready.size}/${count} Ready, controller RSS ${memMiB(controller.pid, 'VmRSS').toFixed(0)} MiB, CPU ${(cpuSeconds(controller.pid) - cpu0.get(controller.name)!).toFixed(1)} s`);
+  console.error(
+    `  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s: ${ready.size}/${count} Ready, controller RSS ${memMiB(controller.pid, 'VmRSS').toFixed(0)} MiB, CPU ${(cpuSeconds(controller.pid) - cpu0.get(controller.name)!).toFixed(1)} s`,
+  );
 }, 5000);
 const timedOut = await Promise.race([allReadyP.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), timeoutMs).unref())]);
 clearInterval(progress);
@@ -137,7 +149,10 @@ const gauge = (name: string) => {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(metrics);
   return m ? `${(Number(m[1]) / 2 ** 20).toFixed(0)} MiB` : '?';
 };
-line('controller heap at the end', `${gauge('nodejs_heap_size_used_bytes')} used of ${gauge('nodejs_heap_size_total_bytes')}, external ${gauge('nodejs_external_memory_bytes')}`);
+line(
+  'controller heap at the end',
+  `${gauge('nodejs_heap_size_used_bytes')} used of ${gauge('nodejs_heap_size_total_bytes')}, external ${gauge('nodejs_external_memory_bytes')}`,
+);
 line('reconciles (imagemirror)', counters.join(' ') || '(none reported)');
 line('load average at the end', readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '));
 

@@ -42,7 +42,10 @@ for (;;) {
 const s = stat();
 const line = (k: string, v: string) => console.log(`${k.padEnd(34)} ${v}`);
 const elapsed = (uptime() - s.start).toFixed(1);
-line(done >= count ? 'restart: all reconciled after' : 'restart: timed out after', `${elapsed} s from process start (${done}/${count} reconciles: ${results || 'none'})`);
+line(
+  done >= count ? 'restart: all reconciled after' : 'restart: timed out after',
+  `${elapsed} s from process start (${done}/${count} reconciles: ${results || 'none'})`,
+);
 line('restart: controller peak RSS', `${hwm().toFixed(0)} MiB`);
 line('restart: controller CPU', `${s.cpu.toFixed(1)} s`);
 process.exit(done >= count ? 0 : 1);

@@ -14,12 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { request } from 'node:https';
-import {
-  ApiextensionsV1Api,
-  CoreV1Api,
-  KubeConfig,
-  type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { freePort } from './net.js';
 import { killOnExit } from './procs.js';
@@ -120,17 +115,48 @@ async function openssl(dir: string, args: string[]): Promise<void> {
 /** CA, serving cert (127.0.0.1, localhost), admin client cert (system:masters), service-account key pair. */
 async function makeCerts(dir: string, clientCerts: { name: string; subject: string }[] = []): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await openssl(dir, ['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=stevedore-test-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature']);
-  await writeFile(join(dir, 'serving.ext'),
+  await openssl(dir, [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=stevedore-test-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+  ]);
+  await writeFile(
+    join(dir, 'serving.ext'),
     'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' +
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\n');
-  await writeFile(join(dir, 'client.ext'),
-    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1\n',
+  );
+  await writeFile(join(dir, 'client.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
   const sign = async (name: string, subj: string, ext: string) => {
     await openssl(dir, ['req', '-new', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj]);
-    await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-days', '2', '-out', `${name}.crt`, '-extfile', ext]);
+    await openssl(dir, [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-out',
+      `${name}.crt`,
+      '-extfile',
+      ext,
+    ]);
   };
   await Promise.all([
     sign('serving', '/CN=kube-apiserver', 'serving.ext'),
@@ -149,17 +175,23 @@ function b64(path: string): string {
 }
 
 function kubeconfigYaml(server: string, dir: string): string {
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'stevedore-test', cluster: { server, 'certificate-authority-data': b64(join(dir, 'ca.crt')) } }],
-    users: [{
-      name: 'stevedore-admin',
-      user: { 'client-certificate-data': b64(join(dir, 'admin.crt')), 'client-key-data': b64(join(dir, 'admin.key')) },
-    }],
-    contexts: [{ name: 'stevedore-test', context: { cluster: 'stevedore-test', user: 'stevedore-admin', namespace: 'default' } }],
-    'current-context': 'stevedore-test',
-  }, null, 2);
+  return JSON.stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'stevedore-test', cluster: { server, 'certificate-authority-data': b64(join(dir, 'ca.crt')) } }],
+      users: [
+        {
+          name: 'stevedore-admin',
+          user: { 'client-certificate-data': b64(join(dir, 'admin.crt')), 'client-key-data': b64(join(dir, 'admin.key')) },
+        },
+      ],
+      contexts: [{ name: 'stevedore-test', context: { cluster: 'stevedore-test', user: 'stevedore-admin', namespace: 'default' } }],
+      'current-context': 'stevedore-test',
+    },
+    null,
+    2,
+  );
 }
 
 function startProcess(bin: string, args: string[], logPath: string): ChildProcess {
@@ -197,27 +229,31 @@ function adminRequest(
   init: { headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(path, server), {
-      method,
-      headers: init.headers,
-      ca: readFileSync(join(dir, 'ca.crt')),
-      cert: readFileSync(join(dir, 'admin.crt')),
-      key: readFileSync(join(dir, 'admin.key')),
-      timeout: init.timeoutMs ?? 10_000,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        let json: unknown;
-        try {
-          json = JSON.parse(body);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, body, json });
-      });
-    });
+    const req = request(
+      new URL(path, server),
+      {
+        method,
+        headers: init.headers,
+        ca: readFileSync(join(dir, 'ca.crt')),
+        cert: readFileSync(join(dir, 'admin.crt')),
+        key: readFileSync(join(dir, 'admin.key')),
+        timeout: init.timeoutMs ?? 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(body);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body, json });
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end(init.body);
@@ -229,7 +265,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function isConflict(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: number }).code === 409;
 }
-
 
 function admissionArgs(a: ControlPlaneOptions['admission']): string[] {
   // Without a controller-manager nobody creates the "default" ServiceAccount, so the
@@ -268,43 +303,51 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const [, clientPort, peerPort, securePort] = await Promise.all([makeCerts(dir, opts.clientCerts), freePort(), freePort(), freePort()]);
     const etcdUrl = `http://127.0.0.1:${clientPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
-    etcd = startProcess(etcdBin, [
-      '--name=default',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=default=${peerUrl}`,
-      '--initial-cluster-state=new',
-      '--logger=zap',
-      '--log-level=warn',
-    ], join(dir, 'etcd.log'));
+    etcd = startProcess(
+      etcdBin,
+      [
+        '--name=default',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=default=${peerUrl}`,
+        '--initial-cluster-state=new',
+        '--logger=zap',
+        '--log-level=warn',
+      ],
+      join(dir, 'etcd.log'),
+    );
     killOnExit(etcd);
 
     const server = `https://127.0.0.1:${securePort}`;
-    apiserver = startProcess(apiserverBin, [
-      '--advertise-address=127.0.0.1',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${securePort}`,
-      `--etcd-servers=${etcdUrl}`,
-      `--cert-dir=${dir}`,
-      `--tls-cert-file=${join(dir, 'serving.crt')}`,
-      `--tls-private-key-file=${join(dir, 'serving.key')}`,
-      `--client-ca-file=${join(dir, 'ca.crt')}`,
-      `--authorization-mode=${(opts.authorizationModes ?? ['RBAC']).join(',')}`,
-      `--service-account-issuer=${server}`,
-      `--service-account-key-file=${join(dir, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      ...admissionArgs(opts.admission),
-      '--allow-privileged=true',
-      '--enable-priority-and-fairness=false',
-      '--profiling=false',
-      '--endpoint-reconciler-type=none',
-      '--v=1',
-      ...(opts.extraApiserverArgs ?? []),
-    ], join(dir, 'kube-apiserver.log'));
+    apiserver = startProcess(
+      apiserverBin,
+      [
+        '--advertise-address=127.0.0.1',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${securePort}`,
+        `--etcd-servers=${etcdUrl}`,
+        `--cert-dir=${dir}`,
+        `--tls-cert-file=${join(dir, 'serving.crt')}`,
+        `--tls-private-key-file=${join(dir, 'serving.key')}`,
+        `--client-ca-file=${join(dir, 'ca.crt')}`,
+        `--authorization-mode=${(opts.authorizationModes ?? ['RBAC']).join(',')}`,
+        `--service-account-issuer=${server}`,
+        `--service-account-key-file=${join(dir, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        ...admissionArgs(opts.admission),
+        '--allow-privileged=true',
+        '--enable-priority-and-fairness=false',
+        '--profiling=false',
+        '--endpoint-reconciler-type=none',
+        '--v=1',
+        ...(opts.extraApiserverArgs ?? []),
+      ],
+      join(dir, 'kube-apiserver.log'),
+    );
     killOnExit(apiserver);
 
     // Wait for /readyz (every post-start hook, including RBAC bootstrap roles and CRD handling).
@@ -354,11 +397,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           const name = body.metadata!.name!;
           // Server-side apply with the raw JSON: the typed client would serialise the body through
           // its models and silently drop keys such as x-kubernetes-validations.
-          const res = await rawRequest(
-            'PATCH',
-            `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}?fieldManager=stevedore-test&force=true`,
-            { headers: { 'content-type': 'application/apply-patch+yaml' }, body: JSON.stringify(body) },
-          );
+          const res = await rawRequest('PATCH', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}?fieldManager=stevedore-test&force=true`, {
+            headers: { 'content-type': 'application/apply-patch+yaml' },
+            body: JSON.stringify(body),
+          });
           if (res.status >= 300) {
             const msg = (res.json as { message?: string } | undefined)?.message ?? res.body;
             throw new Error(`applying CRD ${name} from ${file}: ${msg}`);

@@ -193,7 +193,11 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
         if (uid !== undefined) await chown(termFile, uid + shift, (gid ?? uid) + shift);
         const child =
           userns && uid !== undefined
-            ? spawn('python3', ['-c', USERNS_EXEC, String(USERNS_BASE), String(USERNS_SIZE), String(uid), String(gid ?? uid), ...argv], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+            ? spawn('python3', ['-c', USERNS_EXEC, String(USERNS_BASE), String(USERNS_SIZE), String(uid), String(gid ?? uid), ...argv], {
+                cwd,
+                env,
+                stdio: ['ignore', 'pipe', 'pipe'],
+              })
             : spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], uid, gid });
         killOnExit(child);
         run.child = child;
@@ -218,7 +222,12 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
     });
 
   const waitingStatus = (c: V1Container, reason = 'PodInitializing'): V1ContainerStatus => ({
-    name: c.name, image: c.image!, imageID: '', ready: false, restartCount: 0, state: { waiting: { reason } },
+    name: c.name,
+    image: c.image!,
+    imageID: '',
+    ready: false,
+    restartCount: 0,
+    state: { waiting: { reason } },
   });
 
   const runPod = async (pod: V1Pod, run: PodRun) => {
@@ -236,7 +245,15 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
     const mainStatus: V1ContainerStatus[] = mains.map((c) => waitingStatus(c));
     const startTime = now();
     const put = (phase: string, extra: Record<string, unknown> = {}) =>
-      patchStatus(name, { phase, startTime, hostIP: '127.0.0.1', podIP: '127.0.0.1', initContainerStatuses: initStatus, containerStatuses: mainStatus, ...extra });
+      patchStatus(name, {
+        phase,
+        startTime,
+        hostIP: '127.0.0.1',
+        podIP: '127.0.0.1',
+        initContainerStatuses: initStatus,
+        containerStatuses: mainStatus,
+        ...extra,
+      });
     await put('Pending');
     const deadline = pod.spec?.activeDeadlineSeconds;
     let deadlineHit = false;
@@ -325,7 +342,12 @@ export async function startKubeletStandIn(o: KubeletStandInOptions): Promise<Kub
       // The Pod's user must reach its volumes below this directory (mkdtemp makes it 0700).
       await chmod(run.dir, 0o711);
       if (!pod.spec?.nodeName) {
-        await client.create(podPath(name, 'binding'), { apiVersion: 'v1', kind: 'Binding', metadata: { name }, target: { apiVersion: 'v1', kind: 'Node', name: node } });
+        await client.create(podPath(name, 'binding'), {
+          apiVersion: 'v1',
+          kind: 'Binding',
+          metadata: { name },
+          target: { apiVersion: 'v1', kind: 'Node', name: node },
+        });
       }
       await runPod(pod, run);
     })().catch((err: Error) => log.warn({ pod: name, err: err.message }, 'stand-in failed'));

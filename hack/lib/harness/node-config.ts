@@ -103,60 +103,68 @@ export function registryHostsToml(registryHost: string): string {
  * reach this machine's bridge address and nothing else.
  */
 export function cniConflist(p: NodePaths, o: { bridge: string; subnet: string; gateway: string }): string {
-  return JSON.stringify({
-    cniVersion: '1.0.0',
-    name: 'stevedore-node',
-    plugins: [
-      {
-        type: 'bridge',
-        bridge: o.bridge,
-        isGateway: true,
-        isDefaultGateway: false,
-        ipMasq: false,
-        hairpinMode: true,
-        ipam: {
-          type: 'host-local',
-          dataDir: p.cniDataDir,
-          ranges: [[{ subnet: o.subnet, gateway: o.gateway }]],
-          routes: [],
+  return JSON.stringify(
+    {
+      cniVersion: '1.0.0',
+      name: 'stevedore-node',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: o.bridge,
+          isGateway: true,
+          isDefaultGateway: false,
+          ipMasq: false,
+          hairpinMode: true,
+          ipam: {
+            type: 'host-local',
+            dataDir: p.cniDataDir,
+            ranges: [[{ subnet: o.subnet, gateway: o.gateway }]],
+            routes: [],
+          },
         },
-      },
-    ],
-  }, null, 2);
+      ],
+    },
+    null,
+    2,
+  );
 }
 
 export function kubeletConfig(p: NodePaths, o: { caFile: string; cgroupRoot: string; port: number; healthzPort: number }): string {
-  return JSON.stringify({
-    apiVersion: 'kubelet.config.k8s.io/v1beta1',
-    kind: 'KubeletConfiguration',
-    containerRuntimeEndpoint: `unix://${p.containerdSocket}`,
-    imageServiceEndpoint: `unix://${p.containerdSocket}`,
-    // Hybrid cgroup v1+v2 host without systemd as the manager: cgroupfs under a root of our own.
-    cgroupDriver: 'cgroupfs',
-    cgroupRoot: o.cgroupRoot,
-    failCgroupV1: false,
-    failSwapOn: false,
-    address: '127.0.0.1',
-    port: o.port,
-    healthzBindAddress: '127.0.0.1',
-    healthzPort: o.healthzPort,
-    readOnlyPort: 0,
-    podLogsDir: p.podLogs,
-    volumePluginDir: p.volumePlugins,
-    authentication: { x509: { clientCAFile: o.caFile }, anonymous: { enabled: false }, webhook: { enabled: false } },
-    authorization: { mode: 'AlwaysAllow' },
-    // A shared test machine: evict only when nearly nothing is left, never GC images mid-suite.
-    evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
-    imageGCHighThresholdPercent: 100,
-    imageGCLowThresholdPercent: 99,
-    serializeImagePulls: false,
-    // No KUBE-* iptables chains on this machine: nothing here needs them (no kube-proxy).
-    makeIPTablesUtilChains: false,
-    featureGates: { UserNamespacesSupport: true },
-    // Status every few seconds, so tests see Pods and the node promptly.
-    nodeStatusUpdateFrequency: '4s',
-    syncFrequency: '10s',
-  }, null, 2);
+  return JSON.stringify(
+    {
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      containerRuntimeEndpoint: `unix://${p.containerdSocket}`,
+      imageServiceEndpoint: `unix://${p.containerdSocket}`,
+      // Hybrid cgroup v1+v2 host without systemd as the manager: cgroupfs under a root of our own.
+      cgroupDriver: 'cgroupfs',
+      cgroupRoot: o.cgroupRoot,
+      failCgroupV1: false,
+      failSwapOn: false,
+      address: '127.0.0.1',
+      port: o.port,
+      healthzBindAddress: '127.0.0.1',
+      healthzPort: o.healthzPort,
+      readOnlyPort: 0,
+      podLogsDir: p.podLogs,
+      volumePluginDir: p.volumePlugins,
+      authentication: { x509: { clientCAFile: o.caFile }, anonymous: { enabled: false }, webhook: { enabled: false } },
+      authorization: { mode: 'AlwaysAllow' },
+      // A shared test machine: evict only when nearly nothing is left, never GC images mid-suite.
+      evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+      imageGCHighThresholdPercent: 100,
+      imageGCLowThresholdPercent: 99,
+      serializeImagePulls: false,
+      // No KUBE-* iptables chains on this machine: nothing here needs them (no kube-proxy).
+      makeIPTablesUtilChains: false,
+      featureGates: { UserNamespacesSupport: true },
+      // Status every few seconds, so tests see Pods and the node promptly.
+      nodeStatusUpdateFrequency: '4s',
+      syncFrequency: '10s',
+    },
+    null,
+    2,
+  );
 }
 
 export interface KubeconfigUser {
@@ -167,12 +175,16 @@ export interface KubeconfigUser {
 
 export function kubeconfig(server: string, caFile: string, user: KubeconfigUser): string {
   const b64 = (f: string) => readFileSync(f).toString('base64');
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'stevedore-node', cluster: { server, 'certificate-authority-data': b64(caFile) } }],
-    users: [{ name: user.name, user: { 'client-certificate-data': b64(user.certFile), 'client-key-data': b64(user.keyFile) } }],
-    contexts: [{ name: 'stevedore-node', context: { cluster: 'stevedore-node', user: user.name, namespace: 'default' } }],
-    'current-context': 'stevedore-node',
-  }, null, 2);
+  return JSON.stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'stevedore-node', cluster: { server, 'certificate-authority-data': b64(caFile) } }],
+      users: [{ name: user.name, user: { 'client-certificate-data': b64(user.certFile), 'client-key-data': b64(user.keyFile) } }],
+      contexts: [{ name: 'stevedore-node', context: { cluster: 'stevedore-node', user: user.name, namespace: 'default' } }],
+      'current-context': 'stevedore-node',
+    },
+    null,
+    2,
+  );
 }

@@ -51,15 +51,13 @@ export interface HostNetworks {
 
 /** Reads `ip -j -4 route show table all` and `ip -j -4 addr`. */
 export async function readHostNetworks(): Promise<HostNetworks> {
-  const [r, a] = await Promise.all([
-    exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']),
-    exec('ip', ['-j', '-4', 'addr']),
-  ]);
+  const [r, a] = await Promise.all([exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']), exec('ip', ['-j', '-4', 'addr'])]);
   const routes = (JSON.parse(r.stdout) as { dst: string; dev?: string; type?: string }[])
     .filter((x) => x.dst !== 'default' && x.dst !== '0.0.0.0/0' && /^\d/.test(x.dst))
     .map((x) => ({ dst: x.dst, dev: x.dev ?? '' }));
-  const addresses = (JSON.parse(a.stdout) as { ifname: string; addr_info?: { local: string; prefixlen: number }[] }[])
-    .flatMap((i) => (i.addr_info ?? []).map((ai) => ({ cidr: `${ai.local}/${ai.prefixlen}`, dev: i.ifname })));
+  const addresses = (JSON.parse(a.stdout) as { ifname: string; addr_info?: { local: string; prefixlen: number }[] }[]).flatMap((i) =>
+    (i.addr_info ?? []).map((ai) => ({ cidr: `${ai.local}/${ai.prefixlen}`, dev: i.ifname })),
+  );
   return { routes, addresses };
 }
 

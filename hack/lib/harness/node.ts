@@ -59,8 +59,16 @@ export function nodeTools() {
 /** The node parts that are not built yet (empty: the node can start). */
 export function missingNodeTools(extras = true): string[] {
   const t = nodeTools();
-  return [t.kubelet, ...(extras ? [t.scheduler, t.controllerManager] : []), join(t.containerdDir, 'containerd'), t.runc, join(t.cniBinDir, 'bridge'), t.crictl, t.pause, t.kubectl]
-    .filter((p) => !existsSync(p));
+  return [
+    t.kubelet,
+    ...(extras ? [t.scheduler, t.controllerManager] : []),
+    join(t.containerdDir, 'containerd'),
+    t.runc,
+    join(t.cniBinDir, 'bridge'),
+    t.crictl,
+    t.pause,
+    t.kubectl,
+  ].filter((p) => !existsSync(p));
 }
 
 export interface NodeOptions {
@@ -158,7 +166,8 @@ async function waitFor<T>(what: string, deadline: number, probe: () => Promise<T
 /** The v1 cgroup hierarchies (cpu, memory, ...) and the unified one, mounted under /sys/fs/cgroup. */
 async function cgroupHierarchies(): Promise<string[]> {
   const mounts = await readFile('/proc/self/mountinfo', 'utf8');
-  return mounts.split('\n')
+  return mounts
+    .split('\n')
     .map((l) => l.split(' '))
     .filter((f) => f.length > 4 && f[4]!.startsWith('/sys/fs/cgroup') && /\s-\s(cgroup2?)\s/.test(f.join(' ')))
     .map((f) => f[4]!);
@@ -185,7 +194,10 @@ async function removeCgroupTree(path: string): Promise<string[]> {
 /** Mount points under `dir`, deepest first (from /proc/self/mountinfo; octal escapes decoded). */
 async function mountsUnder(dir: string): Promise<string[]> {
   const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const points = text.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => !!p)
+  const points = text
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => !!p)
     .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
     .filter((p) => p === dir || p.startsWith(`${dir}/`));
   return [...new Set(points)].sort((a, b) => b.length - a.length);
@@ -273,8 +285,19 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
   // it to reach their rootfs and volumes.
   await mkdir(dir, { recursive: true });
   await chmod(dir, 0o755);
-  for (const d of [join(dir, 'logs'), paths.containerdRoot, paths.containerdState, paths.certsDir, paths.cniConfDir,
-    paths.cniDataDir, paths.kubeletRoot, paths.podLogs, paths.volumePlugins, paths.seccompDir, join(dir, 'pki')]) {
+  for (const d of [
+    join(dir, 'logs'),
+    paths.containerdRoot,
+    paths.containerdState,
+    paths.certsDir,
+    paths.cniConfDir,
+    paths.cniDataDir,
+    paths.kubeletRoot,
+    paths.podLogs,
+    paths.volumePlugins,
+    paths.seccompDir,
+    join(dir, 'pki'),
+  ]) {
     await mkdir(d, { recursive: true });
   }
 
@@ -363,7 +386,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     forwarder = await forwardTcp(reg.host);
     const ca = join(cpDir, 'ca.crt');
     const kubeletKubeconfig = join(dir, 'kubelet.kubeconfig');
-    await writeFile(kubeletKubeconfig, kubeconfig(cp.server, ca, { name: `system:node:${nodeName}`, certFile: join(cpDir, 'kubelet.crt'), keyFile: join(cpDir, 'kubelet.key') }), { mode: 0o600 });
+    await writeFile(
+      kubeletKubeconfig,
+      kubeconfig(cp.server, ca, { name: `system:node:${nodeName}`, certFile: join(cpDir, 'kubelet.crt'), keyFile: join(cpDir, 'kubelet.key') }),
+      { mode: 0o600 },
+    );
     const adminKubeconfig = join(dir, 'admin.kubeconfig');
     await copyFile(cp.kubeconfigPath, adminKubeconfig);
 
@@ -389,10 +416,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     const containerd = await startLogged(dir, 'containerd', join(t.containerdDir, 'containerd'), ['--config', containerdToml], env);
     procs.push(containerd);
     const deadline = Date.now() + 60_000;
-    await waitFor('containerd', deadline, async () => {
-      const r = await runCommand(join(t.containerdDir, 'ctr'), ['--address', paths.containerdSocket, 'version'], { timeoutMs: 5000 });
-      return r.code === 0 ? true : undefined;
-    }, async () => (containerd.proc.hasExited() ? `exited:\n${await tailFile(containerd.log)}` : undefined));
+    await waitFor(
+      'containerd',
+      deadline,
+      async () => {
+        const r = await runCommand(join(t.containerdDir, 'ctr'), ['--address', paths.containerdSocket, 'version'], { timeoutMs: 5000 });
+        return r.code === 0 ? true : undefined;
+      },
+      async () => (containerd.proc.hasExited() ? `exited:\n${await tailFile(containerd.log)}` : undefined),
+    );
     mark('containerd', s);
 
     s = Date.now();
@@ -411,42 +443,75 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     if (opts.extras ?? true) {
       const adminArgs = [`--kubeconfig=${adminKubeconfig}`, '--leader-elect=false', '--secure-port=0'];
       procs.push(await startLogged(dir, 'kube-scheduler', t.scheduler, adminArgs));
-      procs.push(await startLogged(dir, 'kube-controller-manager', t.controllerManager, [
-        ...adminArgs,
-        `--root-ca-file=${ca}`,
-        `--service-account-private-key-file=${join(cpDir, 'sa.key')}`,
-        '--use-service-account-credentials=false',
-        '--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder,-persistentvolume-expander',
-        '--concurrent-gc-syncs=5',
-      ]));
+      procs.push(
+        await startLogged(dir, 'kube-controller-manager', t.controllerManager, [
+          ...adminArgs,
+          `--root-ca-file=${ca}`,
+          `--service-account-private-key-file=${join(cpDir, 'sa.key')}`,
+          '--use-service-account-credentials=false',
+          '--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder,-persistentvolume-expander',
+          '--concurrent-gc-syncs=5',
+        ]),
+      );
     }
 
     const core = cp.kubeConfig.makeApiClient(CoreV1Api);
-    await waitFor('node Ready', deadline, async () => {
-      const n = await core.readNode({ name: nodeName });
-      return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? n : undefined;
-    }, async () => {
-      for (const p of procs) if (p.proc.hasExited()) return `${p.name} exited:\n${await tailFile(p.log)}`;
-      return undefined;
-    });
+    await waitFor(
+      'node Ready',
+      deadline,
+      async () => {
+        const n = await core.readNode({ name: nodeName });
+        return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? n : undefined;
+      },
+      async () => {
+        for (const p of procs) if (p.proc.hasExited()) return `${p.name} exited:\n${await tailFile(p.log)}`;
+        return undefined;
+      },
+    );
     // The kubelet refuses a loopback node IP and publishes no address; the API server needs one to
     // reach the kubelet (logs, exec).
     await cp.request('PATCH', `/api/v1/nodes/${nodeName}/status`, {
       headers: { 'content-type': 'application/merge-patch+json' },
-      body: JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: 'localhost' }] } }),
+      body: JSON.stringify({
+        status: {
+          addresses: [
+            { type: 'InternalIP', address: '127.0.0.1' },
+            { type: 'Hostname', address: 'localhost' },
+          ],
+        },
+      }),
     });
     mark('node', s);
     timings['total'] = Date.now() - t0;
     await writeFile(join(dir, 'timings.json'), JSON.stringify(timings));
 
     const kubectl = async (args: string[], o: { input?: string; timeoutMs?: number } = {}) =>
-      (await runChecked(t.kubectl, ['--kubeconfig', adminKubeconfig, ...args], { ...(o.input !== undefined ? { input: o.input } : {}), timeoutMs: o.timeoutMs ?? 60_000 })).stdout;
-    const crictl = async (args: string[]) =>
-      (await runChecked(t.crictl, ['--runtime-endpoint', `unix://${paths.containerdSocket}`, ...args])).stdout;
+      (
+        await runChecked(t.kubectl, ['--kubeconfig', adminKubeconfig, ...args], {
+          ...(o.input !== undefined ? { input: o.input } : {}),
+          timeoutMs: o.timeoutMs ?? 60_000,
+        })
+      ).stdout;
+    const crictl = async (args: string[]) => (await runChecked(t.crictl, ['--runtime-endpoint', `unix://${paths.containerdSocket}`, ...args])).stdout;
     const log = (component: string, lines = 60) => tailFile(join(dir, 'logs', `${component}.log`), lines);
     return {
-      nodeName, dir, paths, controlPlane: cp, kubeconfigPath: adminKubeconfig, kubeConfig: cp.kubeConfig, registry: reg,
-      registryLoopbackHost: forwarder.host, podSubnet: subnet, serviceSubnet, bridge, kubeletRoot: paths.kubeletRoot, pauseImage, kubectl, crictl, log, stop,
+      nodeName,
+      dir,
+      paths,
+      controlPlane: cp,
+      kubeconfigPath: adminKubeconfig,
+      kubeConfig: cp.kubeConfig,
+      registry: reg,
+      registryLoopbackHost: forwarder.host,
+      podSubnet: subnet,
+      serviceSubnet,
+      bridge,
+      kubeletRoot: paths.kubeletRoot,
+      pauseImage,
+      kubectl,
+      crictl,
+      log,
+      stop,
     };
   } catch (err) {
     const logs: string[] = [];
@@ -494,9 +559,10 @@ async function forwardTcp(target: string): Promise<{ host: string; close(): Prom
   });
   return {
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -28,10 +28,7 @@ export interface RunOptions {
 export class CommandFailedError extends Error {
   readonly result: CommandResult;
   constructor(cmd: string, args: readonly string[], result: CommandResult) {
-    super(
-      `${cmd} ${args.join(' ')} exited with ${result.code ?? result.signal}\n` +
-        `stdout: ${result.stdout.trim()}\nstderr: ${result.stderr.trim()}`,
-    );
+    super(`${cmd} ${args.join(' ')} exited with ${result.code ?? result.signal}\n` + `stdout: ${result.stdout.trim()}\nstderr: ${result.stderr.trim()}`);
     this.name = 'CommandFailedError';
     this.result = result;
   }

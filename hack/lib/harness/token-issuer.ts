@@ -88,8 +88,7 @@ export interface TokenIssuer {
 
 const KNOWN_ACTIONS = new Set(['pull', 'push', 'delete', '*']);
 
-const defaultGrant: GrantPolicy = (user, requested) =>
-  user === undefined ? [] : requested.actions.filter((a) => KNOWN_ACTIONS.has(a));
+const defaultGrant: GrantPolicy = (user, requested) => (user === undefined ? [] : requested.actions.filter((a) => KNOWN_ACTIONS.has(a)));
 
 export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenIssuer> {
   const keyFile = join(opts.dir, 'token-key.pem');
@@ -97,8 +96,21 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
   // The openssl CLI makes a proper self-signed CA certificate (basicConstraints CA:TRUE), which
   // Go's x509 verification needs when the same cert is both the x5c leaf and the trusted root.
   await runChecked('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=stevedore-test-token-issuer',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=stevedore-test-token-issuer',
   ]);
   const privateKey = createPrivateKey(await readFile(keyFile));
   const cert = new X509Certificate(await readFile(certFile));
@@ -158,9 +170,14 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
       if (basic !== undefined) {
         if (opts.users[basic.user] !== basic.pass) {
           entries.push({ method: 'GET', user: null, service, scopes, granted: [], status: 401 });
-          return sendJson(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid username or password' }] }, {
-            'WWW-Authenticate': 'Basic realm="stevedore-test-token-issuer"',
-          });
+          return sendJson(
+            res,
+            401,
+            { errors: [{ code: 'UNAUTHORIZED', message: 'invalid username or password' }] },
+            {
+              'WWW-Authenticate': 'Basic realm="stevedore-test-token-issuer"',
+            },
+          );
         }
         user = basic.user;
       }
@@ -258,7 +275,10 @@ export function parseScope(scope: string): AccessEntry | undefined {
   return {
     type: scope.slice(0, first),
     name: scope.slice(first + 1, last),
-    actions: scope.slice(last + 1).split(',').filter((a) => a !== ''),
+    actions: scope
+      .slice(last + 1)
+      .split(',')
+      .filter((a) => a !== ''),
   };
 }
 

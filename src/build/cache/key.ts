@@ -6,5 +6,7 @@ import { createHash } from 'node:crypto';
  * the same text.
  */
 export function cacheKey(parent: string, kind: string, inputs: unknown): string {
-  return createHash('sha256').update(JSON.stringify(['stevedore-build-cache/v1', parent, kind, inputs])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(['stevedore-build-cache/v1', parent, kind, inputs]))
+    .digest('hex');
 }

@@ -3,14 +3,7 @@ import { formatDuration } from './duration.js';
 import { ContainerfileError, closest } from './errors.js';
 import { FlagError, checkChecksum, checkChmod, hasVariable, parseFlags, type FlagSpec, type ParsedFlags } from './flags.js';
 import { chompHeredoc, parseHeredocMarker, type Heredoc } from './heredoc.js';
-import {
-  INSTRUCTION_KINDS,
-  type CommandLine,
-  type CopySource,
-  type Instruction,
-  type InstructionKind,
-  type KeyValue,
-} from './instructions.js';
+import { INSTRUCTION_KINDS, type CommandLine, type CopySource, type Instruction, type InstructionKind, type KeyValue } from './instructions.js';
 import { MountError, parseMount, type Mount } from './mounts.js';
 import { NotStringArrayError, parseJsonArray, splitCommand, splitQuotedWords, splitWhitespace } from './words.js';
 
@@ -161,9 +154,7 @@ export function buildInstruction(raw: RawLine, ctx: BuildContext): Instruction {
         if (problem) fail(problem);
       }
       const out: Instruction =
-        kind === 'COPY'
-          ? { kind, ...common, parents: f.bools.get('parents') ?? false }
-          : { kind, ...common, keepGitDir: f.bools.get('keep-git-dir') ?? false };
+        kind === 'COPY' ? { kind, ...common, parents: f.bools.get('parents') ?? false } : { kind, ...common, keepGitDir: f.bools.get('keep-git-dir') ?? false };
       if (chown !== undefined) out.chown = chown;
       if (chmod !== undefined) out.chmod = chmod;
       if (out.kind === 'COPY') {
@@ -257,7 +248,7 @@ export function buildInstruction(raw: RawLine, ctx: BuildContext): Instruction {
       flagsOf({});
       if (rest === '') fail('ONBUILD requires at least one argument');
       const inner = instructionKind(rest, ctx, raw.line);
-      if (inner === 'ONBUILD') fail('Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+      if (inner === 'ONBUILD') fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
       if (inner === 'FROM' || inner === 'MAINTAINER') fail(`${inner} isn't allowed as an ONBUILD trigger`);
       const trigger = buildInstruction({ ...raw, text: rest }, ctx);
       // The stored trigger must re-parse to the same thing, so heredoc bodies travel with it.
@@ -271,12 +262,7 @@ export function buildInstruction(raw: RawLine, ctx: BuildContext): Instruction {
  * ENV and LABEL: `key=value ...` (quotes kept for the expander) or the legacy `key value` where the
  * value is the rest of the line. Which one is decided like BuildKit: does the first word hold `=`?
  */
-function nameValues(
-  rest: string,
-  kind: 'ENV' | 'LABEL',
-  escape: string,
-  fail: (detail: string) => never,
-): { pairs: KeyValue[]; legacy: boolean } {
+function nameValues(rest: string, kind: 'ENV' | 'LABEL', escape: string, fail: (detail: string) => never): { pairs: KeyValue[]; legacy: boolean } {
   const words = splitQuotedWords(rest, escape);
   if (words.length === 0) fail(`${kind} requires at least one argument`);
   if (!words[0]!.includes('=')) {

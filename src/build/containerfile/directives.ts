@@ -61,7 +61,13 @@ function parseCheck(value: string, file: string, line: number): CheckDirective {
     const key = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
     const v = eq < 0 ? '' : part.slice(eq + 1).trim();
     if (key === 'skip' || key === 'experimental') {
-      check[key] = v === 'all' ? 'all' : v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      check[key] =
+        v === 'all'
+          ? 'all'
+          : v
+              .split(',')
+              .map((s) => s.trim())
+              .filter((s) => s !== '');
     } else if (key === 'error') {
       if (!/^(true|false)$/i.test(v)) {
         throw new ContainerfileError({ file, line }, `check directive: error must be true or false, got "${v}"`);

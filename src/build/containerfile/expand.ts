@@ -46,10 +46,14 @@ export const expand = expandWord;
 export function referencedNames(word: string, opts: LexOptions = {}): string[] {
   const seen = new Set<string>();
   try {
-    new ShellWord(word, (name) => {
-      seen.add(name);
-      return undefined;
-    }, opts).process();
+    new ShellWord(
+      word,
+      (name) => {
+        seen.add(name);
+        return undefined;
+      },
+      opts,
+    ).process();
   } catch {
     // A malformed word still names what it names up to the error; the error surfaces on expansion.
   }

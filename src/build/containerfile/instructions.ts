@@ -69,9 +69,7 @@ export interface RunInstruction extends Base {
 }
 
 /** One COPY/ADD source: a path (or URL/Git for ADD) or an inline heredoc file. */
-export type CopySource =
-  | { kind: 'path'; path: string }
-  | { kind: 'heredoc'; name: string; content: string; expand: boolean };
+export type CopySource = { kind: 'path'; path: string } | { kind: 'heredoc'; name: string; content: string; expand: boolean };
 
 interface CopyCommon extends Base {
   sources: CopySource[];

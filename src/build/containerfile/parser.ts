@@ -35,7 +35,8 @@ export interface ParseOptions {
 export function parseContainerfile(text: string, opts: ParseOptions = {}): Containerfile {
   const file = opts.file ?? 'Containerfile';
   const size = Buffer.byteLength(text);
-  if (size > MAX_CONTAINERFILE_BYTES) throw new ContainerfileError({ file }, `${size} bytes exceed the ${MAX_CONTAINERFILE_BYTES}-byte limit for a Containerfile`);
+  if (size > MAX_CONTAINERFILE_BYTES)
+    throw new ContainerfileError({ file }, `${size} bytes exceed the ${MAX_CONTAINERFILE_BYTES}-byte limit for a Containerfile`);
   const lines = splitLines(text);
   const directives = parseDirectives(lines, file);
   const joined = (opts.more ?? []).length > 0;

@@ -10,10 +10,7 @@ import type { RunInstruction } from './instructions.js';
  * - anything else with heredocs (`RUN python3 <<EOT`, several heredocs): the line and the bodies are
  *   handed to the shell together, which then does the here-document itself.
  */
-export type RunScript =
-  | { kind: 'exec'; args: string[] }
-  | { kind: 'shell'; script: string }
-  | { kind: 'file'; name: string; content: string };
+export type RunScript = { kind: 'exec'; args: string[] } | { kind: 'shell'; script: string } | { kind: 'file'; name: string; content: string };
 
 export function runScript(run: RunInstruction): RunScript {
   if (run.command.form === 'exec') return { kind: 'exec', args: run.command.args };

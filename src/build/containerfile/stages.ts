@@ -20,10 +20,7 @@ export interface Stage {
   instructions: Instruction[];
 }
 
-export type StageBase =
-  | { kind: 'scratch' }
-  | { kind: 'image'; ref: string }
-  | { kind: 'stage'; index: number };
+export type StageBase = { kind: 'scratch' } | { kind: 'image'; ref: string } | { kind: 'stage'; index: number };
 
 export interface PlannedStage extends Stage {
   base: StageBase;
@@ -168,10 +165,11 @@ export function planStages(cf: Containerfile, opts: PlanOptions = {}): BuildPlan
     };
     for (const inst of s.instructions) {
       try {
-        if (inst.kind === 'ARG') for (const a of inst.args) {
-          declared.add(a.name);
-          scope.declareArg(a.name, a.default);
-        }
+        if (inst.kind === 'ARG')
+          for (const a of inst.args) {
+            declared.add(a.name);
+            scope.declareArg(a.name, a.default);
+          }
         else if (inst.kind === 'ENV') for (const kv of inst.pairs) scope.setEnv(scope.expand(kv.key), scope.expand(kv.value));
       } catch (err) {
         if (err instanceof ExpansionError) throw new ContainerfileError({ file: inst.file ?? file, line: inst.line, instruction: inst.kind }, err.message);
@@ -236,7 +234,10 @@ function reachable(stages: readonly PlannedStage[], target: number, file: string
     if (done.has(i)) return;
     const s = stages[i]!;
     if (onPath.has(i)) {
-      throw new ContainerfileError({ file: s.from.file ?? file, line: s.from.line, instruction: 'FROM' }, `circular dependency detected on stage: ${stageLabel(s)}`);
+      throw new ContainerfileError(
+        { file: s.from.file ?? file, line: s.from.line, instruction: 'FROM' },
+        `circular dependency detected on stage: ${stageLabel(s)}`,
+      );
     }
     onPath.add(i);
     for (const d of s.dependsOn) visit(d);

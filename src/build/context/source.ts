@@ -126,7 +126,9 @@ async function finish(dir: string, opts: OpenContextOptions, cleanup: () => Prom
 async function ignoreFromFile(path: string): Promise<IgnoreMatcher> {
   const file = resolve(path);
   const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw err.code === 'ENOENT' ? new NotFoundError(`--ignorefile ${path}: no such file`) : new StevedoreError('CONTEXT_UNREADABLE', `--ignorefile ${path}: ${err.message}`, { cause: err });
+    throw err.code === 'ENOENT'
+      ? new NotFoundError(`--ignorefile ${path}: no such file`)
+      : new StevedoreError('CONTEXT_UNREADABLE', `--ignorefile ${path}: ${err.message}`, { cause: err });
   });
   return ignoreFromLines(text.split(/\r?\n/), file);
 }

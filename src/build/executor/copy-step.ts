@@ -22,7 +22,13 @@ const GIT_SOURCE = /^(git@[^:/]+:|git:\/\/|ssh:\/\/)|^https?:\/\/[^#]*\.git\/?(#
  * no container started. The cache key is the parent filesystem, the instruction's resolved
  * settings and a content hash of the inputs, so touching a file without changing it is a hit.
  */
-export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstruction | AddInstruction, loc: StepLocation, hints: { snapshotNeeded?: boolean } = {}): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
+export async function copyStep(
+  run: BuildRun,
+  state: StageState,
+  inst: CopyInstruction | AddInstruction,
+  loc: StepLocation,
+  hints: { snapshotNeeded?: boolean } = {},
+): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
   const scratch = join(run.workDir, `copy-${randomBytes(6).toString('hex')}`);
   let root: CopyRoot;
   let sourceKey: string;
@@ -132,7 +138,8 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
       throw new SourceNotFoundError(`${loc.file}:${loc.line}: ${loc.text}: ${err.message}`, { cause: err });
     }
     if (err instanceof BuildStepError || err instanceof SourceNotFoundError) throw err;
-    if ((err as NodeJS.ErrnoException)?.code === 'ENOENT') throw new SourceNotFoundError(`${loc.file}:${loc.line}: ${loc.text}: ${(err as Error).message}`, { cause: err });
+    if ((err as NodeJS.ErrnoException)?.code === 'ENOENT')
+      throw new SourceNotFoundError(`${loc.file}:${loc.line}: ${loc.text}: ${(err as Error).message}`, { cause: err });
     throw new BuildStepError(loc, (err as Error).message, { cause: err });
   };
 
@@ -141,7 +148,8 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
   // layer's tar is written, rather than after.
   let prepared: PreparedSnapshot | undefined;
   const onPlanned = hints.snapshotNeeded ? (entries: readonly LayerEntry[]) => void (prepared = run.prepareSnapshot(state, entries)) : undefined;
-  const writeLayer = async (): Promise<CopyLayerFile> => writeCopyLayer(root, spec, { ...layerOpts, targetRootfs: await run.rootfs(state), ...(onPlanned ? { onPlanned } : {}) });
+  const writeLayer = async (): Promise<CopyLayerFile> =>
+    writeCopyLayer(root, spec, { ...layerOpts, targetRootfs: await run.rootfs(state), ...(onPlanned ? { onPlanned } : {}) });
   // When the context's files changed since the last build (or there was none), a cache hit is
   // unlikely: the layer is written while the inputs are hashed, instead of after.
   let speculative: Promise<CopyLayerFile> | undefined;
@@ -167,17 +175,27 @@ export async function copyStep(run: BuildRun, state: StageState, inst: CopyInstr
         inputs = await hashCopyInputs(root, spec);
         await rememberCopyInputs(run.cache.dir, known.fingerprint, inputs);
       }
-    } else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:') || sourceKey.startsWith('git:') || sourceKey.startsWith('named:')) inputs = await hashCopyInputs(root, spec);
+    } else if (sourceKey === 'heredoc' || sourceKey.startsWith('url:') || sourceKey.startsWith('git:') || sourceKey.startsWith('named:'))
+      inputs = await hashCopyInputs(root, spec);
     else inputs = sourceKey;
   } catch (err) {
     await discard();
     return fail(err);
   }
-  const key = cacheKey(topChain(state), inst.kind, { spec, inputs, source: sourceKey === 'context' ? 'context' : sourceKey, timestamp: run.opts.timestamp ?? null });
+  const key = cacheKey(topChain(state), inst.kind, {
+    spec,
+    inputs,
+    source: sourceKey === 'context' ? 'context' : sourceKey,
+    timestamp: run.opts.timestamp ?? null,
+  });
   const history = run.history(historyText(inst, state.config));
   const hit = await run.cached(key);
   if (hit) {
-    if (speculative) await speculative.then((f) => rm(f.path, { force: true }), () => undefined);
+    if (speculative)
+      await speculative.then(
+        (f) => rm(f.path, { force: true }),
+        () => undefined,
+      );
     await discard();
     return { state: withLayer(state, hit.layer, history), cached: true, layer: hit.layer };
   }

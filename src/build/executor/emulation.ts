@@ -23,7 +23,14 @@ export async function emulationProblem(platform: Platform, binfmtDir = '/proc/sy
   const host = hostPlatform();
   if (want.os === host.os && want.architecture === host.architecture) return undefined;
   const qemu = QEMU_NAMES[want.architecture];
-  if (qemu && (await access(`${binfmtDir}/qemu-${qemu}`).then(() => true, () => false))) return undefined;
+  if (
+    qemu &&
+    (await access(`${binfmtDir}/qemu-${qemu}`).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return undefined;
   return (
     `RUN for ${formatPlatform(want)} on this ${formatPlatform(host)} host needs qemu-user emulation registered with binfmt_misc ` +
     `(${binfmtDir}/qemu-${qemu ?? want.architecture} is missing; on Debian install qemu-user-static and binfmt-support). ` +

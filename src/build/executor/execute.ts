@@ -39,7 +39,10 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
   const reporter = opts.reporter ?? SILENT_REPORTER;
   const host = hostPlatform();
   const platform = opts.platform ? normalizePlatform(opts.platform) : host;
-  const cf = parseContainerfile(opts.containerfile.text, { file: opts.containerfile.name, ...(opts.containerfile.more ? { more: opts.containerfile.more } : {}) });
+  const cf = parseContainerfile(opts.containerfile.text, {
+    file: opts.containerfile.name,
+    ...(opts.containerfile.more ? { more: opts.containerfile.more } : {}),
+  });
   const plan = planStages(cf, {
     ...(opts.target !== undefined ? { target: opts.target } : {}),
     ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
@@ -89,7 +92,8 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
     if (opts.exports?.length) {
       const { exportRootfs } = await import('../output/export.js');
       const rootfs = await run.rootfs(state);
-      for (const e of opts.exports) await exportRootfs(rootfs, e, { workDir: join(workDir, 'export'), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) });
+      for (const e of opts.exports)
+        await exportRootfs(rootfs, e, { workDir: join(workDir, 'export'), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) });
     }
     const baseImages = (await Promise.all(run.bases.values())).filter((b): b is BaseImageDigest => b !== undefined);
     return { state, created: run.created, cacheHits, stepsRun, warnings, baseImages };
@@ -114,7 +118,11 @@ async function squashed(run: BuildRun, base: StageState, state: StageState): Pro
   if (added <= 1) return state;
   const [{ mergeLayerEntries }, { writeLayer }] = await Promise.all([import('../layers/merge.js'), import('../layers/tar-writer.js')]);
   const signal = run.opts.signal ? { signal: run.opts.signal } : {};
-  const entries = await mergeLayerEntries(run.opts.store.layout, state.layers.slice(base.layers.length), await run.rootfs(state), { keepWhiteouts: base.layers.length > 0, ...(base.layers.length > 0 ? { lower: await run.rootfs(base) } : {}), ...signal });
+  const entries = await mergeLayerEntries(run.opts.store.layout, state.layers.slice(base.layers.length), await run.rootfs(state), {
+    keepWhiteouts: base.layers.length > 0,
+    ...(base.layers.length > 0 ? { lower: await run.rootfs(base) } : {}),
+    ...signal,
+  });
   const layer = entries.length === 0 ? undefined : await run.adopt(await writeLayer(entries, { ...run.layerOptions(), ...signal }));
   const newHistory = state.history.slice(base.history.length).map((h) => ({ ...h, empty_layer: true }));
   const entry = { created: run.created, created_by: `stevedore build --squash: ${added} layers as one`, ...(layer ? {} : { empty_layer: true }) };
@@ -128,7 +136,12 @@ async function buildStage(run: BuildRun, stage: PlannedStage, n: number, platfor
   let state: StageState;
   let onBuild: string[] = [];
   // The FROM line as resolved (`FROM $BASE` shows the image it named).
-  const fromName = stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'scratch' ? 'scratch' : (plan.stages.find((s) => s.index === (stage.base as { index: number }).index)?.name ?? String((stage.base as { index: number }).index));
+  const fromName =
+    stage.base.kind === 'image'
+      ? stage.base.ref
+      : stage.base.kind === 'scratch'
+        ? 'scratch'
+        : (plan.stages.find((s) => s.index === (stage.base as { index: number }).index)?.name ?? String((stage.base as { index: number }).index));
   const fromText = `FROM ${stage.platform ? `--platform=${formatPlatform(stage.platform)} ` : ''}${fromName}${stage.name ? ` AS ${stage.name}` : ''}`;
   const stepsTotal = (): number => 1 + evaluation.steps.length;
   const label = { stage: n + 1, stages: plan.stages.length, ...(stage.name ? { stageName: stage.name } : {}) };

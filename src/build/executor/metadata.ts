@@ -27,7 +27,7 @@ export function setEnv(env: readonly string[] | undefined, key: string, value: s
 /** `80`, `80/udp`, `8000-8002/tcp` → the ExposedPorts keys (ranges expanded, tcp by default). */
 export function portKeys(spec: string): string[] {
   const [range, proto = 'tcp'] = spec.split('/') as [string, string | undefined];
-  const [lo, hi] = range.includes('-') ? range.split('-').map(Number) as [number, number] : [Number(range), Number(range)];
+  const [lo, hi] = range.includes('-') ? (range.split('-').map(Number) as [number, number]) : [Number(range), Number(range)];
   const keys: string[] = [];
   for (let p = lo; p <= hi; p++) keys.push(`${p}/${proto.toLowerCase()}`);
   return keys;

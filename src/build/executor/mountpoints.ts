@@ -5,7 +5,10 @@ import { join, posix } from 'node:path';
 export const RUNTIME_MOUNT_POINTS: readonly string[] = ['/proc', '/sys', '/dev', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/run/secrets'];
 
 async function exists(p: string): Promise<boolean> {
-  return lstat(p).then(() => true, () => false);
+  return lstat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**

@@ -26,7 +26,14 @@ export async function pullForPlatform(
     const parsed = parseManifest(await store.layout.readBlob(desc.digest), desc.mediaType);
     if (parsed.kind !== 'image') throw new NotFoundError(`${refName}: not an image manifest`);
     const config = parseConfig(await store.layout.readBlob(parsed.manifest.config.digest));
-    return { name: refName, digest: desc.digest, manifest: parsed.manifest, config, configDigest: parsed.manifest.config.digest, chainIds: chainIds(config.rootfs.diff_ids) as Digest[] };
+    return {
+      name: refName,
+      digest: desc.digest,
+      manifest: parsed.manifest,
+      config,
+      configDigest: parsed.manifest.config.digest,
+      chainIds: chainIds(config.rootfs.diff_ids) as Digest[],
+    };
   };
   if (opts.policy !== 'always') {
     const have = await read().catch(() => undefined);

@@ -43,9 +43,16 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
         // BuildKit): a cache of its own, named by the id and what seeded it, so another seed never
         // finds this one's contents.
         const seed = m.from !== undefined ? await cacheSeed(run, m.from, m.source ?? '/', loc) : undefined;
-        const name = createHash('sha256').update(m.id).update(seed ? `\0${seed.key}\0${m.source ?? '/'}` : '').digest('hex').slice(0, 32);
+        const name = createHash('sha256')
+          .update(m.id)
+          .update(seed ? `\0${seed.key}\0${m.source ?? '/'}` : '')
+          .digest('hex')
+          .slice(0, 32);
         const dir = join(run.store.root, 'build-cache-mounts', name);
-        const fresh = await stat(dir).then(() => false, () => true);
+        const fresh = await stat(dir).then(
+          () => false,
+          () => true,
+        );
         if (fresh) {
           if (seed) {
             // Copied next to the cache and renamed: a failed copy leaves no half-seeded cache.
@@ -116,12 +123,20 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
         let path = await resolveInRoot(dir, m.source ?? '/');
         const st = await stat(path).catch(() => undefined);
         if (!st) {
-          throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=bind,source=${m.source ?? '/'}: not found in ${m.from ? `"${m.from}"` : 'the build context'}`);
+          throw new SourceNotFoundError(
+            `${loc.file}:${loc.line}: RUN --mount=type=bind,source=${m.source ?? '/'}: not found in ${m.from ? `"${m.from}"` : 'the build context'}`,
+          );
         }
         // Only what the ignore file lets through, as BuildKit's context holds (a hidden single file was refused above).
         if (files?.ignore.source && st.isDirectory()) path = await filteredView(run, dir, path, files);
         if (!m.readonly) {
-          const copy = join(run.workDir, `bind-${createHash('sha256').update(target + Math.random()).digest('hex').slice(0, 12)}`);
+          const copy = join(
+            run.workDir,
+            `bind-${createHash('sha256')
+              .update(target + Math.random())
+              .digest('hex')
+              .slice(0, 12)}`,
+          );
           await cp(path, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
           path = copy;
         }
@@ -135,11 +150,20 @@ export async function prepareMounts(run: BuildRun, mounts: readonly Mount[], wor
         // default) and SSH_AUTH_SOCK names it; a mount nobody forwarded is skipped unless required.
         const socket = run.opts.sshAgents?.get(m.id);
         if (socket === undefined) {
-          if (m.required) throw new BuildStepError(loc, `RUN --mount=type=ssh: no SSH agent "${m.id}" was forwarded (--ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET`}, or $SSH_AUTH_SOCK with --ssh default)`);
+          if (m.required)
+            throw new BuildStepError(
+              loc,
+              `RUN --mount=type=ssh: no SSH agent "${m.id}" was forwarded (--ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET`}, or $SSH_AUTH_SOCK with --ssh default)`,
+            );
           run.opts.reporter?.warn(`${loc.file}:${loc.line}: RUN --mount=type=ssh: no SSH agent "${m.id}" was forwarded; the step runs without one`);
           break;
         }
-        if (!(await stat(socket).then((s) => s.isSocket(), () => false))) {
+        if (
+          !(await stat(socket).then(
+            (s) => s.isSocket(),
+            () => false,
+          ))
+        ) {
           throw new BuildStepError(loc, `RUN --mount=type=ssh: the SSH agent "${m.id}" at ${socket} is not a socket`);
         }
         const target = absTarget(m.target ?? `/run/buildkit/ssh_agent.${sshCount++}`, workdir);
@@ -162,10 +186,13 @@ async function cacheSeed(run: BuildRun, from: string, source: string, loc: StepL
   let path = await resolveInRoot(files ? files.dir : await run.rootfs(src!.state), source);
   const st = await stat(path).catch(() => undefined);
   if (!st) throw new SourceNotFoundError(`${loc.file}:${loc.line}: RUN --mount=type=cache,from=${from},source=${source}: not found in "${from}"`);
-  if (!st.isDirectory()) throw new BuildStepError(loc, `RUN --mount=type=cache,from=${from},source=${source}: not a directory (a cache mount is seeded from a directory)`);
+  if (!st.isDirectory())
+    throw new BuildStepError(loc, `RUN --mount=type=cache,from=${from},source=${source}: not a directory (a cache mount is seeded from a directory)`);
   if (files?.ignore.source) path = await filteredView(run, files.dir, path, files);
   // A files context is keyed by the content of what seeds the cache.
-  const key = files ? `named:${from.toLowerCase()}:${await hashCopyInputs({ dir: files.dir, ignore: files.ignore }, { sources: [source.replace(/^\/+/, '') || '.'], dest: '/', workdir: '/' })}` : src!.key;
+  const key = files
+    ? `named:${from.toLowerCase()}:${await hashCopyInputs({ dir: files.dir, ignore: files.ignore }, { sources: [source.replace(/^\/+/, '') || '.'], dest: '/', workdir: '/' })}`
+    : src!.key;
   return { path, key };
 }
 

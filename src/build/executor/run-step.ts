@@ -32,7 +32,13 @@ class OutputTail {
  * snapshot and the layer is a tree diff against it. The cache key is the parent filesystem, the
  * command, its environment, user, working directory, network and mounts.
  */
-export async function runStep(run: BuildRun, state: StageState, inst: RunInstruction, runEnv: readonly string[], loc: StepLocation): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
+export async function runStep(
+  run: BuildRun,
+  state: StageState,
+  inst: RunInstruction,
+  runEnv: readonly string[],
+  loc: StepLocation,
+): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
   const script = runScript(inst);
   const workdir = state.config.WorkingDir || '/';
   const mounts = await prepareMounts(run, inst.mounts, workdir, loc);
@@ -51,7 +57,8 @@ export async function runStep(run: BuildRun, state: StageState, inst: RunInstruc
   }
   if (argv.length === 0) throw new BuildStepError(loc, 'RUN has no command');
   const network = inst.network === 'none' ? 'none' : 'host';
-  if (inst.security === 'insecure') run.opts.reporter?.warn(`${loc.file}:${loc.line}: RUN --security=insecure is not supported: the step runs sandboxed like every RUN`);
+  if (inst.security === 'insecure')
+    run.opts.reporter?.warn(`${loc.file}:${loc.line}: RUN --security=insecure is not supported: the step runs sandboxed like every RUN`);
   const env = [...runEnv, ...mounts.env];
   const key = cacheKey(topChain(state), 'RUN', {
     argv,

@@ -38,7 +38,10 @@ export interface PreparedSnapshot {
 const log = rootLogger.child({ component: 'build-snapshot' });
 
 async function isDirectory(p: string): Promise<boolean> {
-  return stat(p).then((s) => s.isDirectory(), () => false);
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /**
@@ -112,7 +115,13 @@ export class BuildRun {
       p = (async () => {
         // A local base replaced at the same path is pulled again: the store's copy (and with it
         // every cached step above it) belongs to the old digest.
-        const moved = policy === 'missing' && !foreign && (await localBaseMoved(this.store, ref, { ...(this.opts.pullContext ? { context: this.opts.pullContext } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) }));
+        const moved =
+          policy === 'missing' &&
+          !foreign &&
+          (await localBaseMoved(this.store, ref, {
+            ...(this.opts.pullContext ? { context: this.opts.pullContext } : {}),
+            ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+          }));
         const how = { policy: moved ? 'always' : policy, context: this.opts.pullContext, signal: this.opts.signal } as const;
         return (foreign ? pullForPlatform(this.store, ref, platform, how) : this.store.pull(ref, how)).catch((err: unknown) => {
           throw new SourceNotFoundError(`image "${ref}"${foreign ? ` for ${formatPlatform(platform)}` : ''}: ${(err as Error).message}`, { cause: err });
@@ -146,7 +155,10 @@ export class BuildRun {
   /** The image a name stands for: a `--build-context NAME=docker-image://REF` replaces it. */
   imageRef(name: string): string {
     const named = this.opts.namedContexts?.get(name.toLowerCase());
-    if (named?.kind === 'files') throw new SourceNotFoundError(`"${name}" is a --build-context of files, not an image: it can be read by COPY --from and RUN --mount=from, not used as a base`);
+    if (named?.kind === 'files')
+      throw new SourceNotFoundError(
+        `"${name}" is a --build-context of files, not an image: it can be read by COPY --from and RUN --mount=from, not used as a base`,
+      );
     return named?.kind === 'image' ? named.ref : name;
   }
 
@@ -203,7 +215,10 @@ export class BuildRun {
       const lower = await this.rootfs(parent);
       await mkdir(tmp);
       await execFileP('cp', ['-al', '--', lower, join(tmp, 'rootfs')], { maxBuffer: 16 * 1024 * 1024 });
-      await materializeEntries(join(tmp, 'rootfs'), entries, { ...(this.opts.timestamp !== undefined ? { timestamp: this.opts.timestamp } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
+      await materializeEntries(join(tmp, 'rootfs'), entries, {
+        ...(this.opts.timestamp !== undefined ? { timestamp: this.opts.timestamp } : {}),
+        ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+      });
       log.debug({ entries: entries.length, ms: Date.now() - started }, 'snapshot materialized');
     })();
     ready.catch(() => undefined); // awaited by seedSnapshot or discard

@@ -12,7 +12,12 @@ import type { WorkdirInstruction } from '../containerfile/index.js';
  * WORKDIR creates its directory (root-owned, 0755, as buildah does) when the stage's filesystem
  * lacks it; that directory is the step's layer. `state` already has the new WorkingDir.
  */
-export async function workdirStep(run: BuildRun, before: StageState, state: StageState, inst: WorkdirInstruction): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
+export async function workdirStep(
+  run: BuildRun,
+  before: StageState,
+  state: StageState,
+  inst: WorkdirInstruction,
+): Promise<{ state: StageState; cached: boolean; layer: BuiltLayer | undefined }> {
   const dir = state.config.WorkingDir || '/';
   const history = run.history(historyText(inst, before.config));
   if (dir === '/') return { state: withLayer(state, undefined, history), cached: false, layer: undefined };
@@ -21,13 +26,18 @@ export async function workdirStep(run: BuildRun, before: StageState, state: Stag
   if (hit) return { state: withLayer(state, hit.layer, history), cached: true, layer: hit.layer };
 
   const rootfs = await run.rootfs(state);
-  const present = await lstat(await resolveInRoot(rootfs, dir)).then(() => true, () => false);
+  const present = await lstat(await resolveInRoot(rootfs, dir)).then(
+    () => true,
+    () => false,
+  );
   let layer: BuiltLayer | undefined;
   if (!present) {
     // The missing directory, laid out as an overlay upper dir would hold it.
     const upper = join(run.workDir, `workdir-${randomBytes(6).toString('hex')}`);
     // Where the directory really goes: symlinks among its existing parents are followed in the rootfs.
-    const real = relative(await realpath(rootfs), await resolveInRoot(rootfs, dir)).split(sep).join('/');
+    const real = relative(await realpath(rootfs), await resolveInRoot(rootfs, dir))
+      .split(sep)
+      .join('/');
     await mkdir(join(upper, real), { recursive: true, mode: 0o755 });
     await mirrorParents(rootfs, upper, real);
     const { upperToLayer } = await import('../layers/diff.js');

@@ -8,7 +8,10 @@ import { readFileHead, sniffCompression, fileCompression } from '../../util/tar/
 /** A tar header block: the checksum field must agree with the block's bytes (the test tar(1) uses). */
 export function isTarHeader(block: Uint8Array): boolean {
   if (block.length < 512) return false;
-  const field = Buffer.from(block.subarray(148, 156)).toString('latin1').replace(/[\0 ]+$/, '').trim();
+  const field = Buffer.from(block.subarray(148, 156))
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .trim();
   if (!/^[0-7]+$/.test(field)) return false;
   const want = parseInt(field, 8);
   let sum = 0;

@@ -172,7 +172,10 @@ export function destinationPath(spec: CopySpec): { comps: string[]; dirSyntax: b
   if (raw === '') throw new InvalidInputError(`${label(spec)} needs a destination`);
   const dirSyntax = raw.endsWith('/') || raw === '.' || raw.endsWith('/.') || raw === '..' || raw.endsWith('/..');
   const abs = raw.startsWith('/') ? raw : posix.join(spec.workdir || '/', raw);
-  const comps = posix.normalize(`/${abs}`).split('/').filter((p) => p !== '' && p !== '.');
+  const comps = posix
+    .normalize(`/${abs}`)
+    .split('/')
+    .filter((p) => p !== '' && p !== '.');
   return { comps, dirSyntax };
 }
 
@@ -248,4 +251,3 @@ export async function walkSource(
   };
   return walk('');
 }
-

@@ -8,16 +8,7 @@ import { rootLogger } from '../../util/log.js';
 import { mapLimit } from '../../util/pool.js';
 import { isTarArchive, openArchive } from './archive.js';
 import { fileContentHash } from './content-hash.js';
-import {
-  destinationPath,
-  excludeMatcher,
-  matchSources,
-  restamp,
-  walkSource,
-  type CopyRoot,
-  type CopySpec,
-  type MatchedSource,
-} from './copy-plan.js';
+import { destinationPath, excludeMatcher, matchSources, restamp, walkSource, type CopyRoot, type CopySpec, type MatchedSource } from './copy-plan.js';
 import type { LayerEntry } from './entry.js';
 import { entryFromStat } from './fs-entry.js';
 import type { LayerFile } from './layer-file.js';

@@ -81,7 +81,11 @@ async function copyOne(e: LayerEntry, path: string, mtime: Date, parentIsNew: bo
  * last, as the unpacker defers it. Files are copied with copy_file_range, several at once, instead
  * of being read back from the tar. As root only (owners are set as the layer states them).
  */
-export async function materializeEntries(rootfs: string, entries: readonly LayerEntry[], opts: { timestamp?: number; signal?: AbortSignal } = {}): Promise<void> {
+export async function materializeEntries(
+  rootfs: string,
+  entries: readonly LayerEntry[],
+  opts: { timestamp?: number; signal?: AbortSignal } = {},
+): Promise<void> {
   const why = materializable(entries);
   if (why) throw new NotMaterializableError(why);
   const sorted = [...entries].sort((a, b) => compareEntryNames(a.name, b.name));

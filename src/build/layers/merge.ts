@@ -68,7 +68,12 @@ async function headersOf(layout: OciLayout, digest: string, signal?: AbortSignal
  * filesystem below the merged layer), a whiteout or opaque marker for what is not there is dropped
  * too: a file one of the layers added and a later one removed leaves no trace, not even its name.
  */
-export async function mergeLayerEntries(layout: OciLayout, layers: readonly MergeInput[], rootfs: string, opts: { keepWhiteouts: boolean; lower?: string; signal?: AbortSignal }): Promise<LayerEntry[]> {
+export async function mergeLayerEntries(
+  layout: OciLayout,
+  layers: readonly MergeInput[],
+  rootfs: string,
+  opts: { keepWhiteouts: boolean; lower?: string; signal?: AbortSignal },
+): Promise<LayerEntry[]> {
   const merged = new Map<string, LayerEntry>();
   const dropBelow = (name: string): void => {
     const prefix = `${name}/`;

@@ -17,17 +17,7 @@ export async function opaqueDirectories(upperDir: string, dirs: readonly string[
   if (dirs.length === 0) return found;
   const child = spawn(
     'tar',
-    [
-      '--xattrs',
-      '--xattrs-include=trusted.overlay.opaque',
-      '--xattrs-include=user.overlay.opaque',
-      '--no-recursion',
-      '--null',
-      '-T',
-      '-',
-      '-cf',
-      '-',
-    ],
+    ['--xattrs', '--xattrs-include=trusted.overlay.opaque', '--xattrs-include=user.overlay.opaque', '--no-recursion', '--null', '-T', '-', '-cf', '-'],
     { cwd: upperDir, stdio: ['pipe', 'pipe', 'pipe'], ...(signal ? { signal } : {}) },
   );
   let stderr = '';
@@ -49,10 +39,11 @@ export async function opaqueDirectories(upperDir: string, dirs: readonly string[
   } catch (readErr) {
     child.kill();
     // A tar that could not start only closes its output: its spawn error says why.
-    const err = (await exited.then(
-      () => undefined,
-      (e: unknown) => e,
-    )) ?? readErr;
+    const err =
+      (await exited.then(
+        () => undefined,
+        (e: unknown) => e,
+      )) ?? readErr;
     const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'tar is not installed' : (err as Error).message;
     throw new StevedoreError('OVERLAY_XATTRS_FAILED', `reading overlay opaque markers in ${upperDir} needs GNU tar with --xattrs: ${why}`, { cause: err });
   }

@@ -64,7 +64,10 @@ export class ParallelGzip extends Transform {
         this.#pendingBytes = rest.length;
         await this.#drainTo(this.#concurrency - 1);
       }
-    })().then(() => cb(), (err: Error) => cb(err));
+    })().then(
+      () => cb(),
+      (err: Error) => cb(err),
+    );
   }
 
   override _flush(cb: TransformCallback): void {
@@ -74,6 +77,9 @@ export class ParallelGzip extends Transform {
       this.#pending = [];
       this.#pendingBytes = 0;
     }
-    this.#drainTo(0).then(() => cb(), (err: Error) => cb(err));
+    this.#drainTo(0).then(
+      () => cb(),
+      (err: Error) => cb(err),
+    );
   }
 }

@@ -97,9 +97,13 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
   const blob = new VerifyingStream({});
   const compress = opts.compress ?? true;
   const level = opts.gzipLevel ?? 6;
-  const gz = (opts.gzipThreads ?? 0) === 1 ? createGzip({ level }) : new ParallelGzip({ level, ...(opts.gzipThreads ? { concurrency: opts.gzipThreads } : {}) });
+  const gz =
+    (opts.gzipThreads ?? 0) === 1 ? createGzip({ level }) : new ParallelGzip({ level, ...(opts.gzipThreads ? { concurrency: opts.gzipThreads } : {}) });
   const stages: NodeJS.ReadWriteStream[] = compress ? [diff, gz, blob] : [diff];
-  const writing = pipeline([tar.stream, ...stages, createWriteStream(tmp, { mode: 0o644 })] as unknown as [Readable, NodeJS.WritableStream], opts.signal ? { signal: opts.signal } : {});
+  const writing = pipeline(
+    [tar.stream, ...stages, createWriteStream(tmp, { mode: 0o644 })] as unknown as [Readable, NodeJS.WritableStream],
+    opts.signal ? { signal: opts.signal } : {},
+  );
   writing.catch(() => undefined); // awaited below; a failure also surfaces through the entry writes
   try {
     const firstPath = new Map<string, string>();
@@ -140,13 +144,15 @@ export async function writeLayer(entries: readonly LayerEntry[], opts: WriteLaye
         const pending = ahead.get(i);
         if ((e.size ?? 0) > 0 && (e.size ?? 0) <= SYNC_READ) {
           const body = readFileSync(e.source);
-          if (body.length !== h.size) throw new StevedoreError('SOURCE_CHANGED', `${e.source} changed size while the layer was written (${h.size} -> ${body.length} bytes)`);
+          if (body.length !== h.size)
+            throw new StevedoreError('SOURCE_CHANGED', `${e.source} changed size while the layer was written (${h.size} -> ${body.length} bytes)`);
           await tar.add(h, body);
         } else if (pending) {
           ahead.delete(i);
           aheadBytes -= e.size ?? 0;
           const body = await pending;
-          if (body.length !== h.size) throw new StevedoreError('SOURCE_CHANGED', `${e.source} changed size while the layer was written (${h.size} -> ${body.length} bytes)`);
+          if (body.length !== h.size)
+            throw new StevedoreError('SOURCE_CHANGED', `${e.source} changed size while the layer was written (${h.size} -> ${body.length} bytes)`);
           await tar.add(h, body);
         } else if ((e.size ?? 0) === 0) await tar.add(h);
         else await tar.add(h, createReadStream(e.source));

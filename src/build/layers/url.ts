@@ -92,7 +92,9 @@ export async function fetchUrl(url: string, opts: FetchUrlOptions): Promise<Fetc
     }
     if (!res.ok || !res.body) {
       await res.body?.cancel();
-      throw new StevedoreError('ADD_URL_FAILED', `ADD ${shown}: HTTP ${res.status} ${res.statusText}`.trim(), { retryable: res.status >= 500 || res.status === 429 });
+      throw new StevedoreError('ADD_URL_FAILED', `ADD ${shown}: HTTP ${res.status} ${res.statusText}`.trim(), {
+        retryable: res.status >= 500 || res.status === 429,
+      });
     }
     const name = downloadName(parsed, res.headers.get('content-disposition'));
     const path = join(dir, name);

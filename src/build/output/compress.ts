@@ -56,7 +56,9 @@ function compressedType(mediaType: string, format: CompressionFormat): string {
 
 /** A stream compressor for gzip and zstd (zstd:chunked is written to a file: writeChunked). */
 function compressStream(format: CompressionFormat): Transform {
-  return format !== 'gzip' ? createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: PUSH_ZSTD_LEVEL } }) : new ParallelGzip({ level: PUSH_GZIP_LEVEL });
+  return format !== 'gzip'
+    ? createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: PUSH_ZSTD_LEVEL } })
+    : new ParallelGzip({ level: PUSH_GZIP_LEVEL });
 }
 
 /**
@@ -108,7 +110,8 @@ export class LayerCompressor {
     const known = await this.#info.get(layer.diffID);
     // A zstd:chunked record without its TOC positions is no record: the descriptor needs them.
     if (known && (this.#format !== 'zstd:chunked' || known.annotations)) {
-      if (!(await this.#layout.hasBlob(known.digest, known.size))) this.#sources.set(known.digest, known.annotations ? { ...layer, annotations: known.annotations } : layer);
+      if (!(await this.#layout.hasBlob(known.digest, known.size)))
+        this.#sources.set(known.digest, known.annotations ? { ...layer, annotations: known.annotations } : layer);
       return { mediaType, digest: known.digest, size: known.size, diffID: layer.diffID, ...(known.annotations ? { annotations: known.annotations } : {}) };
     }
     const started = Date.now();
@@ -116,7 +119,10 @@ export class LayerCompressor {
     this.#files.set(made.digest, made.path);
     const annotations = made.annotations ? { annotations: made.annotations } : {};
     await this.#info.put(layer.diffID, { digest: made.digest, size: made.size, ...annotations });
-    log.debug({ diffID: layer.diffID, digest: made.digest, format: this.#format, bytes: layer.size, compressed: made.size, ms: Date.now() - started }, 'layer compressed');
+    log.debug(
+      { diffID: layer.diffID, digest: made.digest, format: this.#format, bytes: layer.size, compressed: made.size, ms: Date.now() - started },
+      'layer compressed',
+    );
     return { mediaType, digest: made.digest, size: made.size, diffID: layer.diffID, ...annotations };
   }
 
@@ -146,7 +152,11 @@ export class LayerCompressor {
     await mkdir(this.#tmpDir, { recursive: true });
     const tmp = tempSibling(join(this.#tmpDir, 'layer.tar.zst'));
     try {
-      const r = await writeZstdChunked(await this.#layout.openBlob(layer), tmp, { level: PUSH_ZSTD_LEVEL, what: `layer ${layer.diffID}`, ...(signal ? { signal } : {}) });
+      const r = await writeZstdChunked(await this.#layout.openBlob(layer), tmp, {
+        level: PUSH_ZSTD_LEVEL,
+        what: `layer ${layer.diffID}`,
+        ...(signal ? { signal } : {}),
+      });
       if (r.diffId !== layer.diffID) throw new DigestMismatchError(`uncompressed layer in the store`, layer.diffID, r.diffId);
       const path = join(this.#tmpDir, `${digestHex(r.digest)}.tar.zst`);
       await rename(tmp, path);
@@ -174,7 +184,9 @@ export class LayerCompressor {
         this.#files.set(made.digest, made.path);
         // Same bytes, same TOC: annotations that differ from the remembered ones were not made here.
         if (made.digest === desc.digest && !sameStrings(made.annotations, source.annotations)) {
-          throw new InvalidInputError(`blob-info record of layer ${source.diffID} (${desc.digest}): its zstd:chunked annotations do not match the blob's table of contents`);
+          throw new InvalidInputError(
+            `blob-info record of layer ${source.diffID} (${desc.digest}): its zstd:chunked annotations do not match the blob's table of contents`,
+          );
         }
         return pipe(createReadStream(made.path), verify(), signal);
       }

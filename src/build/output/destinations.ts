@@ -36,7 +36,8 @@ export function parseDestination(text: string): Destination {
   }
   if (['oci', 'oci-archive', 'docker-archive', 'dir'].includes(prefix)) return { kind: 'transport', text, ref: parseImageName(text) };
   // A name with a registry host is pushed, except `localhost/...`: podman's name for a local image.
-  if (hasRegistryHost(text) && !text.startsWith('localhost/')) return { kind: 'push', text, storeName: normaliseImageName(text).storeName, ref: parseImageName(text) };
+  if (hasRegistryHost(text) && !text.startsWith('localhost/'))
+    return { kind: 'push', text, storeName: normaliseImageName(text).storeName, ref: parseImageName(text) };
   // podman's convention: a name with no registry host is a local image, `localhost/name:tag`.
   const local = text.startsWith('localhost/') ? text : `localhost/${text}`;
   return { kind: 'local', text, storeName: normaliseImageName(local).storeName };
@@ -100,7 +101,13 @@ export async function publish(store: ImageStore, image: WrittenImage, dests: rea
     try {
       const dest = await d.ref.newDestination(opts.destContext);
       try {
-        results.push(await copyImage(src, dest, { all: true, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }));
+        results.push(
+          await copyImage(src, dest, {
+            all: true,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+            ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+          }),
+        );
       } finally {
         await dest.close();
       }

@@ -33,7 +33,11 @@ export async function exportRootfs(rootfs: string, out: RootfsExport, opts: { wo
       await rename(tmp, out.dest);
     } else {
       // The copy planner's tar of the whole tree: owners, modes, links and hard links as in the stage.
-      const layer = await writeCopyLayer({ dir: rootfs, preserveOwnership: true, what: 'the built image' }, { sources: ['.'], dest: '/', workdir: '/' }, { workDir: opts.workDir, compress: false, ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) });
+      const layer = await writeCopyLayer(
+        { dir: rootfs, preserveOwnership: true, what: 'the built image' },
+        { sources: ['.'], dest: '/', workdir: '/' },
+        { workDir: opts.workDir, compress: false, ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) },
+      );
       await cp(layer.path, tmp);
       await rm(layer.path, { force: true });
       await rename(tmp, out.dest);

@@ -39,7 +39,11 @@ export interface WriteImageOptions {
 }
 
 /** The Env list with `set` applied (replacing or appending, in order) and `unset` names removed. */
-function editEnv(env: readonly string[] | null | undefined, set: Record<string, string> | undefined, unset: readonly string[] | undefined): string[] | undefined {
+function editEnv(
+  env: readonly string[] | null | undefined,
+  set: Record<string, string> | undefined,
+  unset: readonly string[] | undefined,
+): string[] | undefined {
   if (!set && !unset?.length) return env ? [...env] : undefined;
   const name = (kv: string): string => (kv.includes('=') ? kv.slice(0, kv.indexOf('=')) : kv);
   let out = [...(env ?? [])];
@@ -84,7 +88,12 @@ export async function writeImage(layout: OciLayout, state: StageState, opts: Wri
     schemaVersion: 2,
     mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
     config: { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: configDigest, size: configBytes.length },
-    layers: state.layers.map((l) => ({ mediaType: layerType(l.mediaType, opts.format), digest: l.digest, size: l.size, ...(l.annotations && !docker ? { annotations: { ...l.annotations } } : {}) })),
+    layers: state.layers.map((l) => ({
+      mediaType: layerType(l.mediaType, opts.format),
+      digest: l.digest,
+      size: l.size,
+      ...(l.annotations && !docker ? { annotations: { ...l.annotations } } : {}),
+    })),
   };
   if (opts.annotations && Object.keys(opts.annotations).length > 0) {
     if (docker) throw new InvalidInputError('--annotation needs --format oci (Docker manifests have no annotations)');
@@ -108,7 +117,11 @@ export async function writeImage(layout: OciLayout, state: StageState, opts: Wri
  * A multi-platform build's index (OCI index, or Docker manifest list with `--format docker`) over
  * the per-platform images, written into the store's layout next to them.
  */
-export async function writeIndex(layout: OciLayout, images: readonly { image: WrittenImage; platform: Platform }[], opts: Pick<WriteImageOptions, 'format' | 'annotations'>): Promise<WrittenImage> {
+export async function writeIndex(
+  layout: OciLayout,
+  images: readonly { image: WrittenImage; platform: Platform }[],
+  opts: Pick<WriteImageOptions, 'format' | 'annotations'>,
+): Promise<WrittenImage> {
   const docker = opts.format === 'docker';
   const index: ImageIndex = {
     schemaVersion: 2,

@@ -34,7 +34,8 @@ export function textReporter(out: NodeJS.WritableStream = process.stderr): Build
       write(`${prefix}STEP ${s.step}/${s.steps}: ${s.text}\n`);
     },
     cached: (layer) => write(`--> Using cache ${layer ? short(layer) : '(no changes)'}\n`),
-    layer: (layer, ms) => write(layer ? `--> ${short(layer)} (${humanSize(layer.size)}, ${(ms / 1000).toFixed(1)}s)\n` : `--> no changes (${(ms / 1000).toFixed(1)}s)\n`),
+    layer: (layer, ms) =>
+      write(layer ? `--> ${short(layer)} (${humanSize(layer.size)}, ${(ms / 1000).toFixed(1)}s)\n` : `--> no changes (${(ms / 1000).toFixed(1)}s)\n`),
     output: (chunk) => {
       out.write(chunk);
       endedWithNewline = chunk.length === 0 ? endedWithNewline : chunk[chunk.length - 1] === 0x0a;

@@ -24,7 +24,12 @@ import { packContext, type ContextIgnore } from './pack.js';
 
 export const CONTEXT_ARTIFACT_TYPE = 'application/vnd.stevedore.build-context.v1';
 const EMPTY_CONFIG = Buffer.from('{}');
-const EMPTY_DESCRIPTOR: Descriptor = { mediaType: MediaType.OciEmpty, digest: digestBytes(EMPTY_CONFIG), size: EMPTY_CONFIG.length, data: EMPTY_CONFIG.toString('base64') };
+const EMPTY_DESCRIPTOR: Descriptor = {
+  mediaType: MediaType.OciEmpty,
+  digest: digestBytes(EMPTY_CONFIG),
+  size: EMPTY_CONFIG.length,
+  data: EMPTY_CONFIG.toString('base64'),
+};
 /** Default cap on the uncompressed context (a context is source code, not a dataset). */
 export const DEFAULT_CONTEXT_MAX_BYTES = 4 * 1024 ** 3;
 

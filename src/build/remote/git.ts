@@ -50,9 +50,17 @@ async function credentialEnv(dir: string | undefined): Promise<Record<string, st
     env.GIT_CONFIG_VALUE_0 = `Authorization: Basic ${basic}`;
   }
   const keyPath = join(dir, 'ssh-privatekey');
-  if (await stat(keyPath).then(() => true, () => false)) {
+  if (
+    await stat(keyPath).then(
+      () => true,
+      () => false,
+    )
+  ) {
     const known = join(dir, 'known_hosts');
-    const hasKnown = await stat(known).then(() => true, () => false);
+    const hasKnown = await stat(known).then(
+      () => true,
+      () => false,
+    );
     // Without known_hosts the host key cannot be checked; refuse rather than trust on first use.
     if (!hasKnown) throw new InvalidInputError(`${dir}: an ssh-privatekey needs a known_hosts key next to it`);
     env.GIT_SSH_COMMAND = `ssh -i ${keyPath} -o IdentitiesOnly=yes -o UserKnownHostsFile=${known} -o StrictHostKeyChecking=yes`;

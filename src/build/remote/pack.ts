@@ -82,4 +82,3 @@ export async function packContext(dir: string, outPath: string, opts: PackOption
     files,
   };
 }
-

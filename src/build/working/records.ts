@@ -92,7 +92,8 @@ export class WorkingContainers {
   async freeName(base: string, wanted?: string): Promise<string> {
     const taken = new Set((await this.list()).map((c) => c.name));
     if (wanted !== undefined) {
-      if (!NAME.test(wanted)) throw new InvalidInputError(`--name "${wanted}": a container name is letters, digits, '_', '.', '-', starting with a letter or digit`);
+      if (!NAME.test(wanted))
+        throw new InvalidInputError(`--name "${wanted}": a container name is letters, digits, '_', '.', '-', starting with a letter or digit`);
       if (taken.has(wanted)) throw new WorkingContainerExistsError(wanted);
       return wanted;
     }

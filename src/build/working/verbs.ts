@@ -145,7 +145,14 @@ export interface CopyOptions {
  * `buildah copy|add CONTAINER SRC... DEST`: host files (relative to `cwd`) into the container,
  * written as a layer the way COPY/ADD write theirs; `add` unpacks local archives and fetches URLs.
  */
-export async function copyIntoWorkingContainer(o: WorkingOptions, ref: string, verb: 'copy' | 'add', sources: readonly string[], dest: string, opts: CopyOptions = {}): Promise<WorkingContainer> {
+export async function copyIntoWorkingContainer(
+  o: WorkingOptions,
+  ref: string,
+  verb: 'copy' | 'add',
+  sources: readonly string[],
+  dest: string,
+  opts: CopyOptions = {},
+): Promise<WorkingContainer> {
   if (sources.length === 0) throw new InvalidInputError(`${verb}: no source given (buildah ${verb} CONTAINER SRC... DEST)`);
   const cwd = opts.cwd ?? process.cwd();
   // Paths are read relative to `/`, so absolute and relative sources both work as buildah's do.
@@ -165,7 +172,8 @@ export async function copyIntoWorkingContainer(o: WorkingOptions, ref: string, v
         ...(opts.chmod !== undefined ? { chmod: opts.chmod } : {}),
       };
       if (opts.chmod !== undefined && !/^[0-7]{3,4}$/.test(opts.chmod)) throw new InvalidInputError(`--chmod ${opts.chmod}: want an octal mode such as 755`);
-      const inst: CopyInstruction | AddInstruction = verb === 'add' ? { ...common, kind: 'ADD', keepGitDir: false } : { ...common, kind: 'COPY', parents: false };
+      const inst: CopyInstruction | AddInstruction =
+        verb === 'add' ? { ...common, kind: 'ADD', keepGitDir: false } : { ...common, kind: 'COPY', parents: false };
       const out = await copyStep(run, c.state, inst, location(c, verb.toUpperCase(), text));
       return { ...c, state: { ...c.state, layers: out.state.layers } };
     }),
@@ -217,8 +225,12 @@ export async function commitWorkingContainer(o: WorkingOptions, ref: string, ima
         // container's filesystem. Not a diff of the two filesystems, which would lose the owners.
         const since = c.state.layers.slice(below.layers.length);
         const upper = since.length === 0 ? '' : await run.rootfs(c.state);
-        const entries = since.length === 0 ? [] : await mergeLayerEntries(o.store.layout, since, upper, { keepWhiteouts: below.layers.length > 0, ...(o.signal ? { signal: o.signal } : {}) });
-        const layer = entries.length === 0 ? undefined : await run.adopt(await writeLayer(entries, { ...run.layerOptions(), ...(o.signal ? { signal: o.signal } : {}) }));
+        const entries =
+          since.length === 0
+            ? []
+            : await mergeLayerEntries(o.store.layout, since, upper, { keepWhiteouts: below.layers.length > 0, ...(o.signal ? { signal: o.signal } : {}) });
+        const layer =
+          entries.length === 0 ? undefined : await run.adopt(await writeLayer(entries, { ...run.layerOptions(), ...(o.signal ? { signal: o.signal } : {}) }));
         if (layer) layers = [...below.layers, layer];
       }
       const entry: HistoryEntry = { created, created_by: c.createdBy ?? '/bin/sh' };

@@ -43,7 +43,10 @@ function ownNamespace(): string {
 /** `k=v,k2=v2` (as the kubelet's --node-labels). */
 export function parseLabels(text: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of (text ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new InvalidInputError(`--node-labels: "${part}" is not KEY=VALUE`);
     out[part.slice(0, eq)] = part.slice(eq + 1);
@@ -79,7 +82,10 @@ export function registerAgent(program: Command): void {
     .option('--restart-backoff <d>', 'first restart delay for restartPolicy OnFailure (doubles, 5m cap)', '10s')
     .option('--poll-interval <d>', 'how often running containers are checked (exit, log tail)', '1s')
     .option('--policy <file>', 'containers-policy.json every run’s image must satisfy (checked before the pull; refused: PolicyDenied)')
-    .option('--userns-range <start:count>', 'host ids a root agent gives the runs’ user namespaces (default 65536:67108864; a rootless agent uses its subordinate ids)')
+    .option(
+      '--userns-range <start:count>',
+      'host ids a root agent gives the runs’ user namespaces (default 65536:67108864; a rootless agent uses its subordinate ids)',
+    )
     .option('--disk-check-interval <d>', 'how often disk emptyDirs are measured against their sizeLimit (over: the run is evicted)', '10s')
     .option('--userns-size <n>', 'ids per run’s user namespace', parsePositiveInt, 65536)
     .action(async (o: AgentFlags) => {

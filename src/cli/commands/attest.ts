@@ -55,7 +55,7 @@ export function registerAttest(program: Command): void {
       .requiredOption('--predicate <file>', 'the predicate, a JSON file')
       .option('--type <type>', 'spdx, cyclonedx, slsaprovenance (v1), slsaprovenance02, custom, or a predicate type URI', 'custom')
       .option('--no-referrer', 'do not write the OCI 1.1 referrer')
-      .option('--no-cosign-tag', 'do not write cosign\'s sha256-<hex>.att tag'),
+      .option('--no-cosign-tag', "do not write cosign's sha256-<hex>.att tag"),
   ).action(async (image: string, o: AttestFlags) => {
     const signal = signalOnInterrupt();
     const predicateType = predicateTypeFor(o.type);

@@ -79,39 +79,62 @@ function failureReason(err: unknown, aborted: boolean): FailureReason {
 }
 
 /** The flags `build --remote` passes on to the ImageBuild (context.ts RemoteBuildFlags). */
-const REMOTE_FLAGS = new Set(['remote', 'file', 'tag', 'target', 'buildArg', 'platform', 'tlsVerify', 'creds', 'authfile', 'kubeconfig', 'namespace', 'contextRepo', 'pushSecret', 'timeout', 'quiet']);
+const REMOTE_FLAGS = new Set([
+  'remote',
+  'file',
+  'tag',
+  'target',
+  'buildArg',
+  'platform',
+  'tlsVerify',
+  'creds',
+  'authfile',
+  'kubeconfig',
+  'namespace',
+  'contextRepo',
+  'pushSecret',
+  'timeout',
+  'quiet',
+]);
 
 async function exitWith(code: number): Promise<never> {
   await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
   process.exit(code);
 }
 
-
 export function registerBuild(program: Command): void {
   acceptGoBools(program.command('build'))
     .alias('bud')
     .description('build an image from a Containerfile (like buildah bud): push it, write a layout, or keep it in the local store')
-    .argument('[context]', 'build context: a directory, a .tar/.tar.gz, - (a tar on stdin), a Git URL (https://host/repo.git#ref:dir, git://, git@) or an http(s) tar', '.')
-    .option('-f, --file <path>', 'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin; several are joined in order, as buildah', collect)
+    .argument(
+      '[context]',
+      'build context: a directory, a .tar/.tar.gz, - (a tar on stdin), a Git URL (https://host/repo.git#ref:dir, git://, git@) or an http(s) tar',
+      '.',
+    )
+    .option(
+      '-f, --file <path>',
+      'the Containerfile (default: Containerfile, else Dockerfile, in the context); - reads it from stdin; several are joined in order, as buildah',
+      collect,
+    )
     .option('-t, --tag <name>', 'name the image (repeatable): reg.io/repo:tag pushes, oci:DIR:TAG writes a layout, name:tag stays local', collect)
     .option('--target <stage>', 'build up to this stage')
     .option('--build-arg <K=V>', 'set a build argument (repeatable)', collect)
     .option('--platform <os/arch[,...]>', 'platforms to build for (default: this host); several make an image index')
     .option('--all-platforms', 'build for every platform all the base images offer (instead of --platform)')
-    .option('--manifest <list>', 'add the built image (each platform\'s) to this manifest list, created when missing; an entry of the same platform is replaced')
+    .option('--manifest <list>', "add the built image (each platform's) to this manifest list, created when missing; an entry of the same platform is replaced")
     .option('--label <K=V>', 'add a label to the image config (repeatable)', collect)
     .option('--annotation <K=V>', 'add an annotation to the manifest (repeatable; OCI format)', collect)
     .option('--format <oci|docker>', 'manifest and config media types', 'oci')
     .option('--timestamp <seconds>', 'creation time and file mtimes, Unix seconds (default: $SOURCE_DATE_EPOCH): reproducible digests')
-    .option('--source-date-epoch <seconds>', 'the same as --timestamp (buildah and BuildKit\'s name)')
-    .option('--rewrite-timestamp', 'accepted for buildah: with --timestamp/--source-date-epoch, new files\' mtimes are always clamped')
+    .option('--source-date-epoch <seconds>', "the same as --timestamp (buildah and BuildKit's name)")
+    .option('--rewrite-timestamp', "accepted for buildah: with --timestamp/--source-date-epoch, new files' mtimes are always clamped")
     .option('--layers', 'accepted for buildah (also --layers=true|false): every step is cached; --no-cache skips the cache')
-    .option('--iidfile <path>', 'write the image ID (sha256:<config digest>; an index\'s digest for several platforms) to this file')
+    .option('--iidfile <path>', "write the image ID (sha256:<config digest>; an index's digest for several platforms) to this file")
     .option('--metadata-file <path>', 'write the result as JSON: digest, config digest, descriptor, size, per-platform descriptors')
     .option('--env <K=V>', 'set an environment variable in the image config (repeatable), as buildah --env', collect)
     .option('--unsetenv <K>', 'remove an environment variable from the image config (repeatable)', collect)
     .option('--omit-history', 'write no history into the image config')
-    .option('--ignorefile <path>', 'read ignore patterns from this file instead of the context\'s .containerignore/.dockerignore')
+    .option('--ignorefile <path>', "read ignore patterns from this file instead of the context's .containerignore/.dockerignore")
     .option('--os <os>', 'the target OS (with --arch and --variant: another way to say --platform)')
     .option('--arch <arch>', 'the target architecture')
     .option('--variant <variant>', 'the target architecture variant')
@@ -121,10 +144,22 @@ export function registerBuild(program: Command): void {
     .option('--force-rm', 'accepted for buildah (also =true|false): no intermediate containers are kept')
     .option('--identity-label', 'accepted for buildah (also =true|false): stevedore adds no io.buildah.version label')
     .option('--source-policy-file <path>', 'a BuildKit source policy (JSON): pin images and URLs (CONVERT) or refuse them (DENY)')
-    .option('--compression-format <gzip|zstd|zstd:chunked>', 'compression of layers that leave the machine (push, layout, archive, registry cache); zstd:chunked adds a table of contents for partial pulls', 'gzip')
-    .option('-o, --output <type=local,dest=DIR|type=tar,dest=FILE|DIR>', 'also write the built stage\'s files to a directory or a tar file (repeatable)', collect)
-    .option('--squash', 'the target stage\'s new layers become one layer (its base image\'s layers stay), as buildah --squash')
-    .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)', collect)
+    .option(
+      '--compression-format <gzip|zstd|zstd:chunked>',
+      'compression of layers that leave the machine (push, layout, archive, registry cache); zstd:chunked adds a table of contents for partial pulls',
+      'gzip',
+    )
+    .option(
+      '-o, --output <type=local,dest=DIR|type=tar,dest=FILE|DIR>',
+      "also write the built stage's files to a directory or a tar file (repeatable)",
+      collect,
+    )
+    .option('--squash', "the target stage's new layers become one layer (its base image's layers stay), as buildah --squash")
+    .option(
+      '--build-context <name=value>',
+      'a named context for FROM, COPY --from and RUN --mount=from: a path, a Git or http URL, or docker-image://REF (repeatable)',
+      collect,
+    )
     .option('--ssh <default|id=socket>', 'forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK; repeatable)', collect)
     .option('--cache-from <repo>', 'registry repository to read cached layers from (repeatable)', collect)
     .option('--cache-to <repo>', 'registry repository to write cached layers to', collect)
@@ -136,13 +171,20 @@ export function registerBuild(program: Command): void {
     .option('--creds <user:password>', 'registry credentials for pulls and pushes')
     .option('--authfile <path>', 'auth file')
     .option('--result-file <path>', 'write a JSON result (digest or error reason) here, at most 4096 bytes (a termination message)')
-    .option('--pull <always|missing|never>', 'pull policy for base images (buildah\'s true/false/bare --pull: always/missing/always); a local oci:DIR base that moved is pulled again', 'missing')
+    .option(
+      '--pull <always|missing|never>',
+      "pull policy for base images (buildah's true/false/bare --pull: always/missing/always); a local oci:DIR base that moved is pulled again",
+      'missing',
+    )
     .option('--runtime <runc|crun>', 'OCI runtime for RUN steps', 'runc')
     .option('--root <dir>', 'store root (default: $STEVEDORE_ROOT, /var/lib/stevedore for root, else $XDG_DATA_HOME/stevedore)')
     // Supply chain (src/cli/build-attest.ts): after the push, sign the digest and attach attestations.
-    .option('--sign-key <path>', 'sign the pushed digest (cosign .sig) with this key: cosign.key (password from --sign-password-file or $COSIGN_PASSWORD) or a PKCS#8 PEM')
-    .option('--sign-password-file <path>', 'with --sign-key: read the key\'s password from this file (a trailing newline is dropped)')
-    .option('--sbom <spdx-json|cyclonedx-json>', 'with --sign-key: attach the image\'s SBOM as a signed in-toto attestation (referrer and cosign .att)')
+    .option(
+      '--sign-key <path>',
+      'sign the pushed digest (cosign .sig) with this key: cosign.key (password from --sign-password-file or $COSIGN_PASSWORD) or a PKCS#8 PEM',
+    )
+    .option('--sign-password-file <path>', "with --sign-key: read the key's password from this file (a trailing newline is dropped)")
+    .option('--sbom <spdx-json|cyclonedx-json>', "with --sign-key: attach the image's SBOM as a signed in-toto attestation (referrer and cosign .att)")
     .option('--provenance', 'with --sign-key: attach a signed SLSA v1 provenance statement (source, Containerfile digest, build args, builder version)')
     .option('--source-uri <uri>', 'with --provenance: where the context came from (e.g. git+https://host/org/app.git)')
     .option('--source-revision <commit>', 'with --source-uri: the commit built (default for a git+ URI: HEAD of the Git work tree holding the context)')
@@ -158,7 +200,10 @@ export function registerBuild(program: Command): void {
         if ((o.file ?? []).length > 1 || o.file?.[0] === '-') throw new InvalidInputError('--remote takes one -f path inside the context');
         // The cluster's build gets only what an ImageBuild says: a flag it cannot pass on is refused, not dropped.
         const local = Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === 'cli' && !REMOTE_FLAGS.has(k));
-        if (local.length > 0) throw new InvalidInputError(`--remote cannot pass on ${local.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: build locally, or set it in the ImageBuild`);
+        if (local.length > 0)
+          throw new InvalidInputError(
+            `--remote cannot pass on ${local.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: build locally, or set it in the ImageBuild`,
+          );
         return exitWith(await (await import('./context.js')).runRemoteBuild(context, { ...o, file: o.file?.[0] }));
       }
       if (needsUserNamespace()) return exitWith(await reexecInUserNamespace());
@@ -168,7 +213,8 @@ export function registerBuild(program: Command): void {
       const signal = signalOnInterrupt();
       let listScratch: string | undefined;
       try {
-        if (o.allPlatforms && (o.platform || o.arch || o.os || o.variant)) throw new InvalidInputError('give --platform (or --os/--arch/--variant) or --all-platforms, not both');
+        if (o.allPlatforms && (o.platform || o.arch || o.os || o.variant))
+          throw new InvalidInputError('give --platform (or --os/--arch/--variant) or --all-platforms, not both');
         const flags = await optionsFromFlags(o, context);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
@@ -179,7 +225,8 @@ export function registerBuild(program: Command): void {
         const attestLib = wantsAttest ? await import('../build-attest.js') : undefined;
         const attest = attestLib ? await attestLib.planAttestations(o, context, flags.file) : undefined;
         // Signatures live in a registry: refuse before the build, not after it.
-        if (attest && !attestLib!.pushedReference((o.tag ?? []).map(parseDestination))) throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
+        if (attest && !attestLib!.pushedReference((o.tag ?? []).map(parseDestination)))
+          throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
         const started = Date.now();
         // --manifest: the images go to a scratch layout first (compressed, as a push sends them), then into the list.
         listScratch = o.manifest !== undefined ? join(store.root, 'tmp', `manifest-${randomBytes(8).toString('hex')}`) : undefined;
@@ -222,8 +269,12 @@ export function registerBuild(program: Command): void {
           }
         }
         if (!o.quiet) {
-          process.stderr.write(`COMMIT ${(o.tag ?? []).join(' ')}\n--> ${digest.slice(7, 19)} (${result.execution.stepsRun} steps run, ${result.execution.cacheHits} from cache, ${((Date.now() - started) / 1000).toFixed(1)}s)\n`);
-          for (const d of result.destinations) if (!(listScratch && d.kind === 'transport' && d.text.startsWith(`oci:${listScratch}`))) process.stderr.write(`Successfully tagged ${d.kind === 'transport' ? d.text : d.storeName}\n`);
+          process.stderr.write(
+            `COMMIT ${(o.tag ?? []).join(' ')}\n--> ${digest.slice(7, 19)} (${result.execution.stepsRun} steps run, ${result.execution.cacheHits} from cache, ${((Date.now() - started) / 1000).toFixed(1)}s)\n`,
+          );
+          for (const d of result.destinations)
+            if (!(listScratch && d.kind === 'transport' && d.text.startsWith(`oci:${listScratch}`)))
+              process.stderr.write(`Successfully tagged ${d.kind === 'transport' ? d.text : d.storeName}\n`);
           if (signed) {
             process.stderr.write(`Signed ${digest}: ${signed.signature.tag} ${signed.signature.digest}\n`);
             for (const a of signed.attestations) process.stderr.write(`Attached ${a.kind} (${a.predicateType}) to ${a.subject}: ${a.digest ?? a.envelope}\n`);
@@ -253,7 +304,10 @@ export function registerBuild(program: Command): void {
         if (listScratch) await rm(listScratch, { recursive: true, force: true }).catch(() => undefined);
         const aborted = signal.aborted;
         const reason = failureReason(err, aborted);
-        const message = aborted && !(err instanceof BuildInterruptedError) ? `build interrupted: nothing was tagged (${(err as Error)?.message ?? String(err)})` : ((err as Error)?.message ?? String(err));
+        const message =
+          aborted && !(err instanceof BuildInterruptedError)
+            ? `build interrupted: nothing was tagged (${(err as Error)?.message ?? String(err)})`
+            : ((err as Error)?.message ?? String(err));
         const code = err instanceof StevedoreError ? ` [${err.code}]` : '';
         process.stderr.write(`Error: ${message}${code}\n`);
         if (o.resultFile) await writeResultFile(o.resultFile, { error: { reason, message } }).catch(() => undefined);

@@ -62,18 +62,30 @@ function containersTable(all: readonly WorkingContainer[], o: { noheading?: bool
 }
 
 export function registerBuildah(program: Command): void {
-  const group = program.command('buildah').description('Buildah\'s scripted builds: working containers (from, run, copy, add, config, commit, push, rm, containers)');
+  const group = program
+    .command('buildah')
+    .description("Buildah's scripted builds: working containers (from, run, copy, add, config, commit, push, rm, containers)");
 
   storeOptions(group.command('from').description('create a working container from an image (or scratch); prints its name').argument('<image>'))
-    .option('--name <name>', 'the container\'s name (default: <image>-working-container[-N])')
+    .option('--name <name>', "the container's name (default: <image>-working-container[-N])")
     .option('--pull <always|missing|never>', 'pull policy for the image', 'missing')
     .option('-q, --quiet', 'print only the container name (the default here)')
     .action(async (image: string, o: StoreFlags & { name?: string; pull?: 'always' | 'missing' | 'never' }) => {
-      const c = await (await engine()).createWorkingContainer({ ...(await options(o)), ...(o.pull ? { pull: o.pull } : {}) }, image, o.name !== undefined ? { name: o.name } : {});
+      const c = await (await engine()).createWorkingContainer(
+        { ...(await options(o)), ...(o.pull ? { pull: o.pull } : {}) },
+        image,
+        o.name !== undefined ? { name: o.name } : {},
+      );
       process.stdout.write(`${c.name}\n`);
     });
 
-  storeOptions(group.command('run').description('run a command in a working container; the files it changes become part of it').argument('<container>').argument('<command...>', 'after --: the command and its arguments (no shell)'))
+  storeOptions(
+    group
+      .command('run')
+      .description('run a command in a working container; the files it changes become part of it')
+      .argument('<container>')
+      .argument('<command...>', 'after --: the command and its arguments (no shell)'),
+  )
     .option('-e, --env <KEY=VALUE>', 'environment for this command only (repeatable)', collect)
     .option('--user <user[:group]>', 'user for this command')
     .option('--workingdir <dir>', 'working directory for this command')
@@ -95,7 +107,13 @@ export function registerBuildah(program: Command): void {
     });
 
   for (const verb of ['copy', 'add'] as const) {
-    storeOptions(group.command(verb).description(verb === 'copy' ? 'copy host files into a working container' : 'like copy, and local archives are unpacked, URLs fetched').argument('<container>').argument('<paths...>', 'SRC... DEST'))
+    storeOptions(
+      group
+        .command(verb)
+        .description(verb === 'copy' ? 'copy host files into a working container' : 'like copy, and local archives are unpacked, URLs fetched')
+        .argument('<container>')
+        .argument('<paths...>', 'SRC... DEST'),
+    )
       .option('--chown <user[:group]>', 'owner of the copied files (names resolved in the container)')
       .option('--chmod <mode>', 'mode of the copied files (octal)')
       .action(async (container: string, paths: string[], o: StoreFlags & { chown?: string; chmod?: string }) => {
@@ -110,7 +128,7 @@ export function registerBuildah(program: Command): void {
 
   group
     .command('config')
-    .description('change a working container\'s image config')
+    .description("change a working container's image config")
     .argument('<container>')
     .option('-e, --env <KEY=VALUE>', 'set (KEY- removes; repeatable)', collect)
     .option('-p, --port <port[/proto]>', 'expose (PORT- removes; repeatable)', collect)
@@ -123,13 +141,36 @@ export function registerBuildah(program: Command): void {
     .option('--author <author>', 'image author')
     .option('--created-by <text>', 'created_by of the history entry commit writes')
     .option('--root <dir>', 'store root')
-    .action(async (container: string, o: { root?: string; env?: string[]; port?: string[]; cmd?: string; entrypoint?: string; workingdir?: string; user?: string; label?: string[]; annotation?: string[]; author?: string; createdBy?: string }) => {
-      const { root, ...edits } = o;
-      const store = await ImageStore.open(root !== undefined ? resolve(root) : undefined);
-      await (await engine()).configureWorkingContainer({ store }, container, edits);
-    });
+    .action(
+      async (
+        container: string,
+        o: {
+          root?: string;
+          env?: string[];
+          port?: string[];
+          cmd?: string;
+          entrypoint?: string;
+          workingdir?: string;
+          user?: string;
+          label?: string[];
+          annotation?: string[];
+          author?: string;
+          createdBy?: string;
+        },
+      ) => {
+        const { root, ...edits } = o;
+        const store = await ImageStore.open(root !== undefined ? resolve(root) : undefined);
+        await (await engine()).configureWorkingContainer({ store }, container, edits);
+      },
+    );
 
-  storeOptions(group.command('commit').description('write a working container as an image; prints the image ID').argument('<container>').argument('<image>', 'a local name (NAME:TAG), a registry (docker://HOST/REPO:TAG) or a transport (oci:DIR:TAG)'))
+  storeOptions(
+    group
+      .command('commit')
+      .description('write a working container as an image; prints the image ID')
+      .argument('<container>')
+      .argument('<image>', 'a local name (NAME:TAG), a registry (docker://HOST/REPO:TAG) or a transport (oci:DIR:TAG)'),
+  )
     .option('--squash', 'the whole filesystem as one layer, with one history entry')
     .option('-f, --format <oci|docker>', 'manifest and config format', 'oci')
     .option('-q, --quiet', 'print only the image ID (the default here)')
@@ -177,7 +218,7 @@ export function registerBuildah(program: Command): void {
 
   group
     .command('containers')
-    .description('list working containers (buildah\'s columns)')
+    .description("list working containers (buildah's columns)")
     .option('-q, --quiet', 'IDs only')
     .option('-n, --noheading', 'no header line')
     .option('--notruncate', 'full IDs and names')
@@ -187,7 +228,13 @@ export function registerBuildah(program: Command): void {
       const store = await ImageStore.open(o.root !== undefined ? resolve(o.root) : undefined);
       const all = await (await engine()).listWorkingContainers({ store });
       if (o.json) {
-        process.stdout.write(`${JSON.stringify(all.map((c) => ({ id: c.id, builder: true, imageid: c.imageId, imagename: c.image, containername: c.name })), null, 4)}\n`);
+        process.stdout.write(
+          `${JSON.stringify(
+            all.map((c) => ({ id: c.id, builder: true, imageid: c.imageId, imagename: c.image, containername: c.name })),
+            null,
+            4,
+          )}\n`,
+        );
       } else if (o.quiet) process.stdout.write(all.map((c) => `${o.notruncate ? c.id : c.id.slice(0, 12)}\n`).join(''));
       else process.stdout.write(containersTable(all, o));
     });

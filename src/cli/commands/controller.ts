@@ -31,7 +31,13 @@ interface ControllerFlags {
 
 /** `a,b,c` → ['a','b','c'] (repeatable: values accumulate). */
 function keyList(v: string, prev: string[] = []): string[] {
-  return [...prev, ...v.split(',').map((k) => k.trim()).filter(Boolean)];
+  return [
+    ...prev,
+    ...v
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
+  ];
 }
 
 /** `RuntimeDefault`, `Unconfined`, or `localhost/<profile>` (a profile file on each node). */
@@ -52,7 +58,9 @@ function cacheRepositoryTemplate(v: string): string {
     throw new InvalidInputError(`--build-cache-repository "${v}": ${(err as Error).message}`);
   }
   if (ref.tag !== undefined || ref.digest !== undefined || /[{}]/.test(sample)) {
-    throw new InvalidInputError(`--build-cache-repository "${v}": must be a repository (no tag or digest), with {namespace} and {name} as its only placeholders`);
+    throw new InvalidInputError(
+      `--build-cache-repository "${v}": must be a repository (no tag or digest), with {namespace} and {name} as its only placeholders`,
+    );
   }
   return v;
 }
@@ -89,7 +97,12 @@ export function registerController(program: Command): void {
     .description('Run the Kubernetes controllers for ImageMirror and ImageBuild (until SIGTERM)')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--metrics-addr <addr>', 'address for /metrics, /healthz and /readyz', ':8080')
-    .option('--metrics-auth <bool>', 'serve /metrics only to bearer tokens the API server authenticates (TokenReview) and allows get on /metrics (SubjectAccessReview); probes stay open', parseBool, true)
+    .option(
+      '--metrics-auth <bool>',
+      'serve /metrics only to bearer tokens the API server authenticates (TokenReview) and allows get on /metrics (SubjectAccessReview); probes stay open',
+      parseBool,
+      true,
+    )
     .option('--leader-elect', 'elect a leader on a Lease so only one replica reconciles')
     .option('--leader-election-namespace <ns>', 'namespace of the Lease (default: the Pod’s own)')
     .option('--leader-election-id <name>', 'name of the Lease', 'stevedore-controller')
@@ -99,9 +112,20 @@ export function registerController(program: Command): void {
     .option('--build-user-namespaces <bool>', 'run build Pods with hostUsers: false (needs user-namespace support on the nodes)', parseBool)
     .option('--build-run-as-user <uid>', 'uid and gid of build Pods', parsePositiveInt)
     .option('--build-seccomp-profile <profile>', 'seccomp of build Pods: RuntimeDefault (default), Unconfined, or localhost/<profile>')
-    .option('--build-pod-allowed-scheduling-keys <keys>', 'node label and taint keys an ImageBuild’s nodeSelector and tolerations may name, comma-separated (default: none; control-plane keys are always refused)', keyList)
-    .option('--build-cache-repository <template>', 'cache repository of ImageBuilds with spec.cache: {} and no repository, {namespace} and {name} replaced (default: <output repository>/cache)', cacheRepositoryTemplate)
-    .option('--build-source-policy <file>', 'a BuildKit source policy (JSON) every Containerfile build obeys (pin or deny images and URLs); script builds are refused while it is set')
+    .option(
+      '--build-pod-allowed-scheduling-keys <keys>',
+      'node label and taint keys an ImageBuild’s nodeSelector and tolerations may name, comma-separated (default: none; control-plane keys are always refused)',
+      keyList,
+    )
+    .option(
+      '--build-cache-repository <template>',
+      'cache repository of ImageBuilds with spec.cache: {} and no repository, {namespace} and {name} replaced (default: <output repository>/cache)',
+      cacheRepositoryTemplate,
+    )
+    .option(
+      '--build-source-policy <file>',
+      'a BuildKit source policy (JSON) every Containerfile build obeys (pin or deny images and URLs); script builds are refused while it is set',
+    )
     .option('--min-base-image-poll <duration>', 'shortest spec.rebuild.interval honoured when polling base images (default 1m)', pollMinimum)
     .option('--layout-root <dir>', 'ImageMirror OCI layouts: volumes mounted here as <namespace>/<claimName> (default: layouts unavailable)')
     .action(async (o: ControllerFlags) => {
@@ -132,9 +156,7 @@ export function registerController(program: Command): void {
           ...(o.buildCacheRepository ? { cacheRepository: o.buildCacheRepository } : {}),
           ...(sourcePolicy ? { sourcePolicy } : {}),
         },
-        leaderElection: o.leaderElect
-          ? { namespace: o.leaderElectionNamespace ?? ownNamespace(), name: o.leaderElectionId }
-          : undefined,
+        leaderElection: o.leaderElect ? { namespace: o.leaderElectionNamespace ?? ownNamespace(), name: o.leaderElectionId } : undefined,
         log: rootLogger,
       });
       await manager.run(signalOnInterrupt());

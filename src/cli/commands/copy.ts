@@ -77,14 +77,16 @@ export function compressionFlags(
     level = Number(o.destCompressLevel);
     const max = format?.startsWith('zstd') ? 22 : 9;
     if (format === undefined || format === 'none') throw new InvalidInputError('--dest-compress-level needs --dest-compress or --dest-compress-format');
-    if (!Number.isInteger(level) || level < 1 || level > max) throw new InvalidInputError(`--dest-compress-level: expected 1-${max} for ${format}, got "${o.destCompressLevel}"`);
+    if (!Number.isInteger(level) || level < 1 || level > max)
+      throw new InvalidInputError(`--dest-compress-level: expected 1-${max} for ${format}, got "${o.destCompressLevel}"`);
   }
   return { ...(format ? { compression: format } : {}), ...(level !== undefined ? { compressionLevel: level } : {}) };
 }
 
 /** skopeo's --additional-tag: the copied image under more tags of the destination repository (registries). */
 async function addTags(destRef: TransportReference, ctx: TransportContext, result: CopyResult, tags: readonly string[], signal: AbortSignal): Promise<void> {
-  if (!(destRef instanceof DockerReference)) throw new UnsupportedError(`--additional-tag is supported for docker:// destinations only (${destRef.transport}: has no further tags)`);
+  if (!(destRef instanceof DockerReference))
+    throw new UnsupportedError(`--additional-tag is supported for docker:// destinations only (${destRef.transport}: has no further tags)`);
   for (const tag of tags) {
     const dest = await new DockerReference({ registry: destRef.ref.registry, repository: destRef.ref.repository, tag }).newDestination(ctx);
     try {
@@ -103,7 +105,7 @@ export function registerCopy(program: Command): void {
     .argument('<source>', 'e.g. docker://registry/repo:tag, oci:/dir:tag, oci-archive:/f.tar, dir:/d, docker-archive:/f.tar')
     .argument('<destination>', 'where to write the image')
     .option('-a, --all', 'copy every image of an index, keeping its digest')
-    .option('--multi-arch <all|system|index-only>', 'which images of an index to copy, as skopeo: all (= --all) or system (this host\'s, the default)')
+    .option('--multi-arch <all|system|index-only>', "which images of an index to copy, as skopeo: all (= --all) or system (this host's, the default)")
     .option('--platform <os/arch[/variant]>', 'copy this platform of an index (repeatable)', collect)
     .option('--preserve-digests', 'fail rather than change any manifest digest')
     .option('-f, --format <oci|v2s2>', 'manifest format at the destination (default: as the source)')
@@ -111,7 +113,10 @@ export function registerCopy(program: Command): void {
     .option('--digestfile <path>', 'write the digest of the copied manifest to this file')
     .option('--dest-compress', 'gzip every layer at the destination (digests change)')
     .option('--dest-decompress', 'store every layer uncompressed at the destination (digests change)')
-    .option('--dest-compress-format <gzip|zstd|zstd:chunked>', 'convert every layer to this compression (digests change; zstd makes OCI manifests; zstd:chunked adds a table of contents for partial pulls)')
+    .option(
+      '--dest-compress-format <gzip|zstd|zstd:chunked>',
+      'convert every layer to this compression (digests change; zstd makes OCI manifests; zstd:chunked adds a table of contents for partial pulls)',
+    )
     .option('--dest-compress-level <n>', 'compression level for --dest-compress(-format): gzip 1-9, zstd 1-22')
     .option('--additional-tag <tag>', 'also tag the copied image with this tag at the destination registry (repeatable)', collect)
     .option('--tls-verify [bool]', 'require HTTPS and verified certificates on both sides', parseBool)
@@ -124,7 +129,11 @@ export function registerCopy(program: Command): void {
     .option('--sign-identity <reference>', 'identity to sign (default: the destination reference)')
     .option('--registries.d <dir>', 'registries.d directory for lookaside signature storage')
     .option('-q, --quiet', 'print nothing but errors')
-    .option('--progress <auto|tty|text|json|none>', 'progress output: bars on a terminal, skopeo\'s text lines otherwise (auto); json: one JSON object per event and a result line', 'auto');
+    .option(
+      '--progress <auto|tty|text|json|none>',
+      "progress output: bars on a terminal, skopeo's text lines otherwise (auto); json: one JSON object per event and a result line",
+      'auto',
+    );
   addSideOptions(cmd, 'src', parseBool);
   addSideOptions(cmd, 'dest', parseBool);
   addRetryOptions(cmd).action(async (source: string, destination: string, o: CopyFlags) => {
@@ -143,7 +152,14 @@ export function registerCopy(program: Command): void {
     }
     const policy = o.policy ? await (await import('../../policy/parse.js')).loadPolicy(o.policy) : undefined;
     // The key is unlocked and the destination checked before anything is copied.
-    const signer = o.signBy ? await (await import('./gpg-options.js')).copySigner(destRef, o.signBy, { keyFile: o.signByKeyFile, passphraseFile: o.signPassphraseFile, identity: o.signIdentity, context: destContext }) : undefined;
+    const signer = o.signBy
+      ? await (await import('./gpg-options.js')).copySigner(destRef, o.signBy, {
+          keyFile: o.signByKeyFile,
+          passphraseFile: o.signPassphraseFile,
+          identity: o.signIdentity,
+          context: destContext,
+        })
+      : undefined;
     const progress = createProgress(o.quiet ? 'none' : (o.progress ?? 'auto'));
     const signal = signalOnInterrupt();
     try {

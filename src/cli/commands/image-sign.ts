@@ -44,7 +44,8 @@ export function registerImage(program: Command): void {
     const context = { ...contextFrom(o), ...(o['registries.d'] ? { registriesDir: o['registries.d'] } : {}) };
     const { signImageWithGpg } = await import('../../sign/gpg-image.js');
     for (const name of images) {
-      if (/^(oci|oci-archive|dir|docker-archive|docker-daemon|containers-storage):/.test(name)) throw new InvalidInputError(`${name}: only registry images (docker://) can be signed`);
+      if (/^(oci|oci-archive|dir|docker-archive|docker-daemon|containers-storage):/.test(name))
+        throw new InvalidInputError(`${name}: only registry images (docker://) can be signed`);
       const ref = parseReference(name.replace(/^docker:\/\//, ''));
       const top = await signImageWithGpg(ref, key, { directory: o.directory, context, signal });
       process.stdout.write(`${top.location}\n`);

@@ -29,11 +29,18 @@ export function registerImages(program: Command): void {
       const rows = images.map((i) => {
         const colon = i.name.lastIndexOf(':');
         const at = i.name.indexOf('@');
-        const [repo, tag] = at >= 0 ? [i.name.slice(0, at), '<none>'] : colon > i.name.lastIndexOf('/') ? [i.name.slice(0, colon), i.name.slice(colon + 1)] : [i.name, '<none>'];
+        const [repo, tag] =
+          at >= 0 ? [i.name.slice(0, at), '<none>'] : colon > i.name.lastIndexOf('/') ? [i.name.slice(0, colon), i.name.slice(colon + 1)] : [i.name, '<none>'];
         return [repo, tag, i.digest.replace(/^sha256:/, '').slice(0, 12)];
       });
       const header = ['REPOSITORY', 'TAG', 'DIGEST'];
       const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-      for (const r of [header, ...rows]) process.stdout.write(`${r.map((v, c) => v.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
+      for (const r of [header, ...rows])
+        process.stdout.write(
+          `${r
+            .map((v, c) => v.padEnd(widths[c]!))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
     });
 }

@@ -50,16 +50,16 @@ export function registerInspect(program: Command): void {
   const cmd = addSourceOptions(
     program
       .command('inspect')
-      .description('show an image\'s manifest digest, tags, config and layers (like skopeo inspect)')
+      .description("show an image's manifest digest, tags, config and layers (like skopeo inspect)")
       .argument('<image>', 'image name, e.g. docker://localhost:5000/app:1.0, oci:/dir:tag')
       .option('--raw', 'print the raw manifest (or, with --config, the raw config)')
       .option('--config', 'print the image config')
-      .option('-n, --no-tags', 'do not list the repository\'s tags (saves a request)')
+      .option('-n, --no-tags', "do not list the repository's tags (saves a request)")
       .option('-f, --format <template>', 'print fields with a Go-template subset, e.g. "{{.Digest}}", "{{.Labels.version}}", "{{json .RepoTags}}"')
       .option('--no-creds', 'access the registry anonymously (no auth file either)')
       .option('--username <user>', 'user name for the registry (with --password)')
       .option('--password <password>', 'password for the registry (with --username)')
-      .option('--platform <os/arch[/variant]>', 'which image of an index to describe (default: this host\'s)')
+      .option('--platform <os/arch[/variant]>', "which image of an index to describe (default: this host's)")
       .option('--cert-dir <dir>', 'certificates for the registry: CA *.crt, client *.cert/*.key (containers-certs.d)'),
   );
   addRetryOptions(cmd).action(async (image: string, o: InspectOptions) => {

@@ -26,7 +26,9 @@ async function exitWith(code: number): Promise<never> {
 
 /** `stevedore manifest create|add|annotate|inspect|remove|rm|exists|push`, as podman's. */
 export function registerManifest(program: Command): void {
-  const manifest = program.command('manifest').description('create and edit manifest lists (OCI image indexes, Docker manifest lists) and push them (as podman manifest)');
+  const manifest = program
+    .command('manifest')
+    .description('create and edit manifest lists (OCI image indexes, Docker manifest lists) and push them (as podman manifest)');
 
   manifest
     .command('create')
@@ -40,14 +42,21 @@ export function registerManifest(program: Command): void {
     .option('--creds <user:password>', 'credentials for the registry')
     .option('--authfile <path>', 'auth file')
     .option('--root <dir>', ROOT_HELP)
-    .action(async (name: string, images: string[], o: Common & { all?: boolean; amend?: boolean; format: string; tlsVerify?: boolean; creds?: string; authfile?: string }) => {
-      if (o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
-      const m = await engine();
-      const loc = m.listLocation(name, o.root);
-      let digest = await m.createList(loc, { format: o.format, amend: o.amend });
-      for (const image of images) digest = (await m.addToList(loc, image, { all: o.all, storeRoot: o.root, context: contextFrom(o), signal: signalOnInterrupt() })).list;
-      process.stdout.write(`${digest}\n`);
-    });
+    .action(
+      async (
+        name: string,
+        images: string[],
+        o: Common & { all?: boolean; amend?: boolean; format: string; tlsVerify?: boolean; creds?: string; authfile?: string },
+      ) => {
+        if (o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
+        const m = await engine();
+        const loc = m.listLocation(name, o.root);
+        let digest = await m.createList(loc, { format: o.format, amend: o.amend });
+        for (const image of images)
+          digest = (await m.addToList(loc, image, { all: o.all, storeRoot: o.root, context: contextFrom(o), signal: signalOnInterrupt() })).list;
+        process.stdout.write(`${digest}\n`);
+      },
+    );
 
   manifest
     .command('add')
@@ -65,28 +74,45 @@ export function registerManifest(program: Command): void {
     .option('--creds <user:password>', 'credentials for the registry')
     .option('--authfile <path>', 'auth file')
     .option('--root <dir>', ROOT_HELP)
-    .action(async (name: string, image: string, o: Common & { all?: boolean; annotation?: string[]; arch?: string; os?: string; variant?: string; osVersion?: string; features?: string[]; tlsVerify?: boolean; creds?: string; authfile?: string }) => {
-      const m = await engine();
-      const r = await m.addToList(m.listLocation(name, o.root), image, {
-        all: o.all,
-        annotations: annotations(o.annotation, m.parseAnnotation),
-        arch: o.arch,
-        os: o.os,
-        variant: o.variant,
-        osVersion: o.osVersion,
-        features: o.features,
-        storeRoot: o.root,
-        context: contextFrom(o),
-        signal: signalOnInterrupt(),
-      });
-      process.stdout.write(`${r.list}\n`);
-    });
+    .action(
+      async (
+        name: string,
+        image: string,
+        o: Common & {
+          all?: boolean;
+          annotation?: string[];
+          arch?: string;
+          os?: string;
+          variant?: string;
+          osVersion?: string;
+          features?: string[];
+          tlsVerify?: boolean;
+          creds?: string;
+          authfile?: string;
+        },
+      ) => {
+        const m = await engine();
+        const r = await m.addToList(m.listLocation(name, o.root), image, {
+          all: o.all,
+          annotations: annotations(o.annotation, m.parseAnnotation),
+          arch: o.arch,
+          os: o.os,
+          variant: o.variant,
+          osVersion: o.osVersion,
+          features: o.features,
+          storeRoot: o.root,
+          context: contextFrom(o),
+          signal: signalOnInterrupt(),
+        });
+        process.stdout.write(`${r.list}\n`);
+      },
+    );
 
   manifest
     .command('annotate')
     .description('set platform fields and annotations of one entry of a manifest list')
     .argument('<list>', 'list name, or oci:DIR[:REF]')
-    .argument('<digest>', 'the entry\'s digest')
+    .argument('<digest>', "the entry's digest")
     .option('--annotation <key=value>', 'annotation; repeatable', collect)
     .option('--arch <arch>', 'architecture')
     .option('--os <os>', 'operating system')
@@ -95,19 +121,25 @@ export function registerManifest(program: Command): void {
     .option('--os-features <feature>', 'OS features; repeatable', collect)
     .option('--features <feature>', 'platform features; repeatable', collect)
     .option('--root <dir>', ROOT_HELP)
-    .action(async (name: string, digest: string, o: Common & { annotation?: string[]; arch?: string; os?: string; variant?: string; osVersion?: string; osFeatures?: string[]; features?: string[] }) => {
-      const m = await engine();
-      const d = await m.annotateList(m.listLocation(name, o.root), digest, {
-        annotations: annotations(o.annotation, m.parseAnnotation),
-        arch: o.arch,
-        os: o.os,
-        variant: o.variant,
-        osVersion: o.osVersion,
-        osFeatures: o.osFeatures,
-        features: o.features,
-      });
-      process.stdout.write(`${d}\n`);
-    });
+    .action(
+      async (
+        name: string,
+        digest: string,
+        o: Common & { annotation?: string[]; arch?: string; os?: string; variant?: string; osVersion?: string; osFeatures?: string[]; features?: string[] },
+      ) => {
+        const m = await engine();
+        const d = await m.annotateList(m.listLocation(name, o.root), digest, {
+          annotations: annotations(o.annotation, m.parseAnnotation),
+          arch: o.arch,
+          os: o.os,
+          variant: o.variant,
+          osVersion: o.osVersion,
+          osFeatures: o.osFeatures,
+          features: o.features,
+        });
+        process.stdout.write(`${d}\n`);
+      },
+    );
 
   manifest
     .command('inspect')
@@ -143,7 +175,7 @@ export function registerManifest(program: Command): void {
     .command('remove')
     .description('remove an entry from a manifest list')
     .argument('<list>', 'list name, or oci:DIR[:REF]')
-    .argument('<digest>', 'the entry\'s digest')
+    .argument('<digest>', "the entry's digest")
     .option('--root <dir>', ROOT_HELP)
     .action(async (name: string, digest: string, o: Common) => {
       const m = await engine();
@@ -171,10 +203,13 @@ export function registerManifest(program: Command): void {
     .option('--root <dir>', ROOT_HELP)
     .action(async (name: string, o: Common) => {
       const m = await engine();
-      const found = await m.readList(m.listLocation(name, o.root)).then(() => true, (err: { code?: string }) => {
-        if (err.code === 'MANIFEST_LIST_NOT_FOUND') return false;
-        throw err;
-      });
+      const found = await m.readList(m.listLocation(name, o.root)).then(
+        () => true,
+        (err: { code?: string }) => {
+          if (err.code === 'MANIFEST_LIST_NOT_FOUND') return false;
+          throw err;
+        },
+      );
       // podman's status: 1 for "no such list" (the shared error path would make it 125).
       if (!found) await exitWith(1);
     });
@@ -183,11 +218,11 @@ export function registerManifest(program: Command): void {
     .command('push')
     .description('push a manifest list and every image it lists (podman manifest push --all)')
     .argument('<list>', 'list name, or oci:DIR[:REF]')
-    .argument('[destination]', 'where to push (docker://REGISTRY/REPO:TAG, oci:, ...); default the list\'s name')
+    .argument('[destination]', "where to push (docker://REGISTRY/REPO:TAG, oci:, ...); default the list's name")
     .option('--all [bool]', 'push the images the list names too (default true; --all=false pushes the list alone)', parseBool, true)
     .option('-f, --format <oci|v2s2>', 'manifest format at the destination (default: as stored)')
     .option('--rm', 'delete the local list after a successful push')
-    .option('--digestfile <path>', 'write the pushed list\'s digest to this file')
+    .option('--digestfile <path>', "write the pushed list's digest to this file")
     .option('--sign-by <fingerprint>', 'GPG-sign the pushed list (lookaside-staging)')
     .option('--sign-passphrase-file <path>', 'file holding the passphrase of the --sign-by key')
     .option('--registries.d <dir>', 'registries.d directory for lookaside signature storage')
@@ -196,21 +231,47 @@ export function registerManifest(program: Command): void {
     .option('--authfile <path>', 'auth file')
     .option('-q, --quiet', 'print nothing')
     .option('--root <dir>', ROOT_HELP)
-    .action(async (name: string, destination: string | undefined, o: Common & { all: boolean | string; format?: string; rm?: boolean; digestfile?: string; signBy?: string; signPassphraseFile?: string; 'registries.d'?: string; tlsVerify?: boolean; creds?: string; authfile?: string; quiet?: boolean }) => {
-      if (o.format !== undefined && o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
-      const m = await engine();
-      const { parseImageName } = await import('../../transports/index.js');
-      const loc = m.listLocation(name, o.root);
-      const target = destination ?? `docker://${loc.display}`;
-      const dest = parseImageName(target);
-      const context = { ...contextFrom(o), ...(o['registries.d'] ? { registriesDir: o['registries.d'] } : {}) };
-      const signer = o.signBy ? await (await import('./gpg-options.js')).copySigner(dest, o.signBy, { passphraseFile: o.signPassphraseFile, context }) : undefined;
-      const signal = signalOnInterrupt();
-      const format = o.format as 'oci' | 'v2s2' | undefined;
-      const result = o.all === false ? { digest: await m.pushListOnly(loc, dest, { format, context, signal }), manifests: 1, blobsCopied: 0, blobsReused: 0 } : await m.pushList(loc, dest, { format, context, signal });
-      if (signer) await signer.sign(result.digest, signal);
-      if (o.digestfile) await writeFile(o.digestfile, result.digest);
-      if (o.rm) await m.deleteList(loc);
-      if (!o.quiet) process.stderr.write(`Writing manifest list ${result.digest} (${result.manifests} manifests, ${result.blobsCopied} blobs copied, ${result.blobsReused} already present)\n`);
-    });
+    .action(
+      async (
+        name: string,
+        destination: string | undefined,
+        o: Common & {
+          all: boolean | string;
+          format?: string;
+          rm?: boolean;
+          digestfile?: string;
+          signBy?: string;
+          signPassphraseFile?: string;
+          'registries.d'?: string;
+          tlsVerify?: boolean;
+          creds?: string;
+          authfile?: string;
+          quiet?: boolean;
+        },
+      ) => {
+        if (o.format !== undefined && o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
+        const m = await engine();
+        const { parseImageName } = await import('../../transports/index.js');
+        const loc = m.listLocation(name, o.root);
+        const target = destination ?? `docker://${loc.display}`;
+        const dest = parseImageName(target);
+        const context = { ...contextFrom(o), ...(o['registries.d'] ? { registriesDir: o['registries.d'] } : {}) };
+        const signer = o.signBy
+          ? await (await import('./gpg-options.js')).copySigner(dest, o.signBy, { passphraseFile: o.signPassphraseFile, context })
+          : undefined;
+        const signal = signalOnInterrupt();
+        const format = o.format as 'oci' | 'v2s2' | undefined;
+        const result =
+          o.all === false
+            ? { digest: await m.pushListOnly(loc, dest, { format, context, signal }), manifests: 1, blobsCopied: 0, blobsReused: 0 }
+            : await m.pushList(loc, dest, { format, context, signal });
+        if (signer) await signer.sign(result.digest, signal);
+        if (o.digestfile) await writeFile(o.digestfile, result.digest);
+        if (o.rm) await m.deleteList(loc);
+        if (!o.quiet)
+          process.stderr.write(
+            `Writing manifest list ${result.digest} (${result.manifests} manifests, ${result.blobsCopied} blobs copied, ${result.blobsReused} already present)\n`,
+          );
+      },
+    );
 }

@@ -25,6 +25,12 @@ export function registerPs(program: Command): void {
       ]);
       const header = ['CONTAINER ID', 'IMAGE', 'COMMAND', 'STATUS', 'NAMES'];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const r of [header, ...rows]) process.stdout.write(`${r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+      for (const r of [header, ...rows])
+        process.stdout.write(
+          `${r
+            .map((v, i) => v.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
     });
 }

@@ -85,7 +85,10 @@ export function parseEnvFlags(values: readonly string[], env: NodeJS.ProcessEnv 
 
 /** Docker's env-file: KEY=VALUE lines, `#` comments, blank lines; a bare KEY is taken from the environment. */
 export function parseEnvFile(text: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  const lines = text.split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.replace(/^\s+/, ''))
+    .filter((l) => l !== '' && !l.startsWith('#'));
   return parseEnvFlags(lines, env);
 }
 
@@ -136,15 +139,18 @@ export function registerRun(program: Command): void {
     .option('--cap-add <cap>', 'add a capability (NET_ADMIN or CAP_NET_ADMIN, or ALL; repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a capability from the default set (or ALL; repeatable)', collect)
     .option('--ulimit <name=soft[:hard]>', 'set a resource limit (nofile=1024:2048; repeatable)', collect)
-    .option('-i, --interactive', 'keep stdin open: the container reads this command\'s stdin')
+    .option('-i, --interactive', "keep stdin open: the container reads this command's stdin")
     .option('-t, --tty', 'give the container a terminal (stdout and stderr then arrive merged through it)')
     .option('--init', 'run an init (catatonit) as PID 1 that forwards signals and reaps zombies')
     .option('--init-path <path>', 'the init binary for --init (default: catatonit on PATH or in /usr/libexec/podman)')
     .option('--tls-verify <bool>', 'require HTTPS and verified certificates when pulling (default: true; loopback may use HTTP)', parseBool)
-    .option('--network <mode>', 'none (an empty namespace), host, or a private network reaching the host only: private (pasta, else slirp4netns), pasta, slirp4netns; default none, private with -p')
+    .option(
+      '--network <mode>',
+      'none (an empty namespace), host, or a private network reaching the host only: private (pasta, else slirp4netns), pasta, slirp4netns; default none, private with -p',
+    )
     .option('-p, --publish <[ip:]hostPort:ctrPort[/tcp|udp]>', 'publish a container port on the host (repeatable; needs a private network)', collect)
-    .option('--dns <ip>', 'nameserver for the container\'s /etc/resolv.conf (repeatable)', collect)
-    .option('--add-host <host:ip>', 'add a line to the container\'s /etc/hosts (repeatable)', collect)
+    .option('--dns <ip>', "nameserver for the container's /etc/resolv.conf (repeatable)", collect)
+    .option('--add-host <host:ip>', "add a line to the container's /etc/hosts (repeatable)", collect)
     .option('--timeout <seconds>', 'stop the container after this many seconds', parsePositiveInt)
     .option('--runtime <runc|crun>', 'OCI runtime', 'runc')
     .option('--pull <always|missing|never>', 'pull policy', 'missing')
@@ -173,39 +179,39 @@ export function registerRun(program: Command): void {
       const store = await ImageStore.open(o.root);
       const network = oneOf<NetworkMode>('--network', o.network, NETWORK_MODES, o.publish ? 'private' : 'none');
       const runOptions: RunOptions = {
-          image,
-          args,
-          env,
-          binds: (o.volume ?? []).map(parseVolume),
-          tmpfs: o.tmpfs,
-          workdir: o.workdir,
-          user: o.user,
-          entrypoint: o.entrypoint,
-          readOnly: o.readOnly,
-          readOnlyTmpfs: o.readOnlyTmpfs,
-          podmanDefaults: true,
-          ...terminalOptions(o),
-          ...(o.init || o.initPath ? { init: await findInit(o.initPath) } : {}),
-          capabilities: { add: o.capAdd ?? [], drop: o.capDrop ?? [] },
-          ulimits: (o.ulimit ?? []).map(parseUlimit),
-          ...(o.tlsVerify === undefined ? {} : { pullContext: { tlsVerify: o.tlsVerify } }),
-          network,
-          publish: (o.publish ?? []).map(parsePublish),
-          dns: (o.dns ?? []).map(parseDns),
-          addHosts: (o.addHost ?? []).map(parseAddHost),
-          timeoutSeconds: o.timeout,
-          // As podman: at --timeout the container is killed (no grace) and `run` exits 255.
-          ...(o.timeout !== undefined ? { stopGraceSeconds: 0 } : {}),
-          runtime: oneOf('--runtime', o.runtime, ['runc', 'crun'] as const, 'runc'),
-          pull: oneOf<PullPolicy>('--pull', o.pull, ['always', 'missing', 'never'], 'missing'),
-          memory: o.memory === undefined ? undefined : parseMemory(o.memory),
-          cpus,
-          pidsLimit: o.pidsLimit,
-          name: o.name,
-          // With the host's network, podman keeps the host's name (the engine's default is the short id).
-          hostname: o.hostname ?? (network === 'host' ? hostname() : undefined),
-          remove: o.rm,
-          ...(uidMappings.length > 0 ? { idMappings: { uidMappings, gidMappings } } : {}),
+        image,
+        args,
+        env,
+        binds: (o.volume ?? []).map(parseVolume),
+        tmpfs: o.tmpfs,
+        workdir: o.workdir,
+        user: o.user,
+        entrypoint: o.entrypoint,
+        readOnly: o.readOnly,
+        readOnlyTmpfs: o.readOnlyTmpfs,
+        podmanDefaults: true,
+        ...terminalOptions(o),
+        ...(o.init || o.initPath ? { init: await findInit(o.initPath) } : {}),
+        capabilities: { add: o.capAdd ?? [], drop: o.capDrop ?? [] },
+        ulimits: (o.ulimit ?? []).map(parseUlimit),
+        ...(o.tlsVerify === undefined ? {} : { pullContext: { tlsVerify: o.tlsVerify } }),
+        network,
+        publish: (o.publish ?? []).map(parsePublish),
+        dns: (o.dns ?? []).map(parseDns),
+        addHosts: (o.addHost ?? []).map(parseAddHost),
+        timeoutSeconds: o.timeout,
+        // As podman: at --timeout the container is killed (no grace) and `run` exits 255.
+        ...(o.timeout !== undefined ? { stopGraceSeconds: 0 } : {}),
+        runtime: oneOf('--runtime', o.runtime, ['runc', 'crun'] as const, 'runc'),
+        pull: oneOf<PullPolicy>('--pull', o.pull, ['always', 'missing', 'never'], 'missing'),
+        memory: o.memory === undefined ? undefined : parseMemory(o.memory),
+        cpus,
+        pidsLimit: o.pidsLimit,
+        name: o.name,
+        // With the host's network, podman keeps the host's name (the engine's default is the short id).
+        hostname: o.hostname ?? (network === 'host' ? hostname() : undefined),
+        remove: o.rm,
+        ...(uidMappings.length > 0 ? { idMappings: { uidMappings, gidMappings } } : {}),
       };
       if (o.detach) {
         const { startDetached } = await import('../../runtime/lifecycle/monitor.js');
@@ -248,7 +254,10 @@ export function registerRun(program: Command): void {
  * the container's input too; without one (a pipe, a detached run) the container runs without a
  * terminal, with a warning, so that scripts written for `docker run -t` keep working.
  */
-export function terminalOptions(o: Pick<RunFlags, 'interactive' | 'tty' | 'detach'>, stdinIsTTY = process.stdin.isTTY === true): { interactive?: boolean; terminal?: boolean } {
+export function terminalOptions(
+  o: Pick<RunFlags, 'interactive' | 'tty' | 'detach'>,
+  stdinIsTTY = process.stdin.isTTY === true,
+): { interactive?: boolean; terminal?: boolean } {
   if (!o.tty) return o.interactive && !o.detach ? { interactive: true } : {};
   if (o.detach || !stdinIsTTY) {
     process.stderr.write(`WARN: -t: ${o.detach ? 'a detached container' : 'stdin is not a terminal, so the container'} runs without a terminal\n`);

@@ -14,7 +14,8 @@ export function registerSave(program: Command): void {
     .option('--format <docker-archive|oci-archive>', 'archive format', 'docker-archive')
     .option('--root <dir>', 'store root')
     .action(async (image: string, o: { output: string; format: string; root?: string }) => {
-      if (o.format !== 'docker-archive' && o.format !== 'oci-archive') throw new InvalidInputError(`--format must be docker-archive or oci-archive, got "${o.format}"`);
+      if (o.format !== 'docker-archive' && o.format !== 'oci-archive')
+        throw new InvalidInputError(`--format must be docker-archive or oci-archive, got "${o.format}"`);
       const store = await ImageStore.open(o.root);
       await saveImage(store, image, o.output, o.format, { signal: signalOnInterrupt() });
     });

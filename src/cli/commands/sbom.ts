@@ -48,7 +48,7 @@ export function registerSbom(program: Command): void {
       .argument('<image>', 'image name, e.g. docker://localhost:5000/app:1.0, oci:/dir:tag')
       .option('--format <format>', 'spdx-json, cyclonedx-json, or table (a package list to read)', parseOutputFormat, 'spdx-json' as OutputFormat)
       .option('-o, --output <file>', 'write the SBOM to this file (default: standard output)')
-      .option('--platform <os/arch[/variant]>', 'which image of an index to catalog (default: this host\'s)')
+      .option('--platform <os/arch[/variant]>', "which image of an index to catalog (default: this host's)")
       .option('--timestamp <seconds>', 'document creation time as Unix seconds (default: $SOURCE_DATE_EPOCH or now)')
       .option('--attach', 'sign the SBOM as an in-toto attestation and attach it to the image in its registry')
       .option('--key <file>', 'private key (PEM; cosign-encrypted keys take $COSIGN_PASSWORD) for --attach'),

@@ -36,7 +36,11 @@ export function registerScript(program: Command): void {
         if (o.workdir !== undefined) await mkdir(cwd, { recursive: true });
         const args = o.command !== undefined ? ['-eu', '-c', o.command] : ['-eu', resolve(file!)];
         code = await new Promise<number>((done, fail) => {
-          const child = spawn(o.shell, args, { cwd, stdio: 'inherit', env: { ...process.env, PATH: [bin, process.env.PATH ?? '/usr/bin:/bin'].join(delimiter) } });
+          const child = spawn(o.shell, args, {
+            cwd,
+            stdio: 'inherit',
+            env: { ...process.env, PATH: [bin, process.env.PATH ?? '/usr/bin:/bin'].join(delimiter) },
+          });
           const pass = (sig: NodeJS.Signals) => child.kill(sig);
           process.on('SIGTERM', pass).on('SIGINT', pass);
           child.once('error', (err) => fail(new InvalidInputError(`script: ${o.shell}: ${err.message}`)));

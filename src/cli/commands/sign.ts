@@ -25,7 +25,8 @@ interface SignFlags {
 /** A registry image named with or without `docker://`; signatures live next to it in its repository. */
 export function registryReference(name: string, verb: string): ImageReference {
   const ref = parseImageName(name);
-  if (!(ref instanceof DockerReference)) throw new InvalidInputError(`${verb}: ${name} is not a registry image; signatures are stored in a registry (docker://HOST/REPO:TAG)`);
+  if (!(ref instanceof DockerReference))
+    throw new InvalidInputError(`${verb}: ${name} is not a registry image; signatures are stored in a registry (docker://HOST/REPO:TAG)`);
   return ref.ref;
 }
 
@@ -60,14 +61,20 @@ export function registerSign(program: Command): void {
   addSourceOptions(
     program
       .command('sign')
-      .description('sign images as cosign does, with a key (simple-signing payload under sha256-<hex>.sig and/or a sigstore bundle referrer) or keyless (Fulcio + Rekor bundle referrer)')
+      .description(
+        'sign images as cosign does, with a key (simple-signing payload under sha256-<hex>.sig and/or a sigstore bundle referrer) or keyless (Fulcio + Rekor bundle referrer)',
+      )
       .argument('<images...>', 'registry images (docker://HOST/REPO:TAG or HOST/REPO@DIGEST)')
       .option('--key <path>', 'private key: cosign.key (password from COSIGN_PASSWORD or a prompt) or a PKCS#8 PEM; without it, keyless')
       .option('--identity-token <token|@file>', 'keyless: OIDC identity token for Fulcio, or @FILE to read it (default: $SIGSTORE_ID_TOKEN)')
       .option('--fulcio-url <url>', 'keyless: Fulcio server', 'https://fulcio.sigstore.dev')
       .option('--rekor-url <url>', 'keyless: Rekor server', 'https://rekor.sigstore.dev')
       .option('--tlog-upload <bool>', 'keyless: record the signature in Rekor', parseBool, true)
-      .option('--format <simple|bundle>', 'how to store the signature: simple (cosign .sig tag, default), bundle (sigstore bundle referrer); repeatable', collect)
+      .option(
+        '--format <simple|bundle>',
+        'how to store the signature: simple (cosign .sig tag, default), bundle (sigstore bundle referrer); repeatable',
+        collect,
+      )
       .option('-a, --annotation <KEY=VALUE>', 'extra claim in the signed payload (repeatable)', collect)
       .option('-o, --output <text|json>', 'report format', 'text'),
   ).action(async (images: string[], o: SignFlags) => {

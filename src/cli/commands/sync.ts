@@ -46,7 +46,9 @@ function sourceSpecs(kind: string, source: string): Promise<SyncRepoSpec[]> | Sy
     return [{ registry: ref.registry, repository: ref.repository, tags: ref.digest ? [ref.digest] : ref.tag ? [ref.tag] : [] }];
   }
   if (kind === 'dir') {
-    throw new UnsupportedError('--src dir is not supported: export with --dest oci (one OCI layout per repository) and import with --src oci, or copy each dir: image with "stevedore copy dir:PATH docker://..."');
+    throw new UnsupportedError(
+      '--src dir is not supported: export with --dest oci (one OCI layout per repository) and import with --src oci, or copy each dir: image with "stevedore copy dir:PATH docker://..."',
+    );
   }
   throw new InvalidInputError(`--src must be docker, yaml or oci, got "${kind}"`);
 }
@@ -86,7 +88,7 @@ export function registerSync(program: Command): void {
     .argument('<destination>', 'registry[/prefix] (--dest docker), or a directory (--dest oci, --dest oci-archive: DIR/<name>.tar, --dest dir)')
     .requiredOption('-s, --src <yaml|docker|oci>', 'what the source names')
     .requiredOption('-d, --dest <docker|oci|oci-archive|dir>', 'what the destination names')
-    .option('-a, --all', 'copy every platform of an index, keeping its digest (the default; skopeo copies the host\'s platform without it)')
+    .option('-a, --all', "copy every platform of an index, keeping its digest (the default; skopeo copies the host's platform without it)")
     .option('--platform <os/arch[/variant]>', 'copy only these platforms of indexes (default: all, digests preserved)', collect)
     .option('--scoped', 'name destinations by the full source (registry/path/name), as skopeo --scoped; default: the last path element')
     .option('--keep-going', 'go on after a failed image and report it')
@@ -103,16 +105,21 @@ export function registerSync(program: Command): void {
     .option('--append-suffix <suffix>', 'refused: tags are mirrored under their own names')
     .option('--policy <file>', 'containers-policy.json every copied image must satisfy (a refused image fails and is not written)')
     .option('--remove-signatures', 'do not carry cosign signatures, attestations, SBOMs and referrers along')
-    .option('--dest-compress-format <gzip|zstd|zstd:chunked>', 'convert every layer to this compression (digests change; a re-run still skips unchanged images)')
+    .option(
+      '--dest-compress-format <gzip|zstd|zstd:chunked>',
+      'convert every layer to this compression (digests change; a re-run still skips unchanged images)',
+    )
     .option('--dest-compress-level <n>', 'compression level for --dest-compress-format: gzip 1-9, zstd 1-22');
   addSideOptions(cmd, 'src', parseBool);
   addSideOptions(cmd, 'dest', parseBool);
   addRetryOptions(cmd).action(async (source: string, destination: string, o: SyncFlags) => {
     if (o.all && o.platform?.length) throw new InvalidInputError('--all and --platform contradict each other: --all copies every platform');
-    if (o.appendSuffix !== undefined) throw new UnsupportedError('--append-suffix is not supported: stevedore mirrors tags under their own names (rename the destination repository instead)');
+    if (o.appendSuffix !== undefined)
+      throw new UnsupportedError('--append-suffix is not supported: stevedore mirrors tags under their own names (rename the destination repository instead)');
     if (o.format && o.format !== 'oci' && o.format !== 'v2s2') throw new InvalidInputError(`--format must be oci or v2s2, got "${o.format}"`);
     const compression = compressionFlags(o, o.dest);
-    if (compression.compression && o.preserveDigests) throw new InvalidInputError('--preserve-digests and --dest-compress-format contradict each other: a converted layer has a new digest');
+    if (compression.compression && o.preserveDigests)
+      throw new InvalidInputError('--preserve-digests and --dest-compress-format contradict each other: a converted layer has a new digest');
     const retry = retryPolicy(o);
     const srcContext = sideContext(sideFlags(o, 'src'), 'src', retry);
     const destContext = sideContext(sideFlags(o, 'dest'), 'dest', retry);
@@ -143,14 +150,19 @@ export function registerSync(program: Command): void {
         const dir = archive ? await mkdtemp(join(tmpdir(), 'stevedore-oci-archive-')) : layoutDir;
         try {
           if (archive) await (await import('../../transports/tar-util.js')).extractArchive(archive, dir, { what: archive, signal });
-          await syncFromLayout(dir, { tags: [] }, { registry: to.registry, repository, context: destContext }, {
-            platforms: o.platform?.map(parsePlatform),
-            dryRun: o.dryRun,
-            ...(policy ? { policy } : {}),
-            parallelImages: o.parallel,
-            signal,
-            onItem,
-          });
+          await syncFromLayout(
+            dir,
+            { tags: [] },
+            { registry: to.registry, repository, context: destContext },
+            {
+              platforms: o.platform?.map(parsePlatform),
+              dryRun: o.dryRun,
+              ...(policy ? { policy } : {}),
+              parallelImages: o.parallel,
+              signal,
+              onItem,
+            },
+          );
         } finally {
           if (archive) await rm(dir, { recursive: true, force: true });
         }
@@ -182,7 +194,9 @@ export function registerSync(program: Command): void {
       failure = err;
     }
     if (o.digestfile) {
-      const lines = seen.items.filter((i) => (i.action === 'copied' || i.action === 'skipped') && i.digest && !i.note).map((i) => `${i.digest} ${i.destination}\n`);
+      const lines = seen.items
+        .filter((i) => (i.action === 'copied' || i.action === 'skipped') && i.digest && !i.note)
+        .map((i) => `${i.digest} ${i.destination}\n`);
       await writeFile(o.digestfile, lines.join(''));
     }
     const summary = {
@@ -195,7 +209,10 @@ export function registerSync(program: Command): void {
     if (json) process.stdout.write(JSON.stringify({ summary }) + '\n');
     else if (o.quiet) {
       // Nothing but errors.
-    } else if (o.dryRun) process.stderr.write(`Sync (dry run): ${seen.wouldCopy} would be copied, ${summary.skipped} unchanged, ${summary.failed} failed, ${seen.wouldPrune} would be pruned\n`);
+    } else if (o.dryRun)
+      process.stderr.write(
+        `Sync (dry run): ${seen.wouldCopy} would be copied, ${summary.skipped} unchanged, ${summary.failed} failed, ${seen.wouldPrune} would be pruned\n`,
+      );
     else process.stderr.write(`Sync: ${summary.copied} copied, ${summary.skipped} unchanged, ${summary.failed} failed, ${summary.pruned} pruned\n`);
     if (failure !== undefined) {
       // A failed image was printed above as its item: say only that the sync stopped, not the error again.

@@ -11,7 +11,11 @@ async function describeKeys(paths: string[]): Promise<string> {
 
 function table(rows: Array<Record<string, string | undefined>>, columns: Array<[string, string]>): string {
   const widths = columns.map(([key, title]) => Math.max(title.length, ...rows.map((r) => (r[key] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 2)))
+      .join('')
+      .trimEnd();
   return [line(columns.map(([, t]) => t)), ...rows.map((r) => line(columns.map(([k]) => r[k] ?? '')))].join('\n') + '\n';
 }
 
@@ -56,7 +60,13 @@ export function registerTrust(image: Command): void {
       }
       const text = table(
         rows.map((r) => ({ transport: r.transport, name: r.repo_name ?? r.name, type: r.type, id: r.gpg_id, store: r.sigstore })),
-        [['transport', 'TRANSPORT'], ['name', 'NAME'], ['type', 'TYPE'], ['id', 'ID'], ['store', 'STORE']],
+        [
+          ['transport', 'TRANSPORT'],
+          ['name', 'NAME'],
+          ['type', 'TYPE'],
+          ['id', 'ID'],
+          ['store', 'STORE'],
+        ],
       );
       process.stdout.write(o.noheading ? text.split('\n').slice(1).join('\n') : text);
     });

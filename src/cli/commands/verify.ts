@@ -25,7 +25,9 @@ async function keylessOptions(o: VerifyFlags) {
   if (any === undefined) return undefined;
   const san = o.certificateIdentity ?? (o.certificateIdentityRegexp !== undefined ? new RegExp(o.certificateIdentityRegexp) : undefined);
   if (!o.trustedRoot || san === undefined || !o.certificateOidcIssuer) {
-    throw new InvalidInputError('keyless verification needs --trusted-root, --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer');
+    throw new InvalidInputError(
+      'keyless verification needs --trusted-root, --certificate-identity (or --certificate-identity-regexp) and --certificate-oidc-issuer',
+    );
   }
   const { loadTrustedRoot } = await import('../../sign/keyless.js');
   return { trust: { trustMaterial: await loadTrustedRoot(o.trustedRoot) }, identity: { subjectAlternativeName: san, issuer: o.certificateOidcIssuer } };
@@ -40,15 +42,15 @@ export function registerVerify(program: Command): void {
   addSourceOptions(
     program
       .command('verify')
-      .description('verify an image\'s cosign signatures (.sig tag and sigstore bundle referrers) against public keys, or keyless against a trusted root')
+      .description("verify an image's cosign signatures (.sig tag and sigstore bundle referrers) against public keys, or keyless against a trusted root")
       .argument('<image>', 'registry image (docker://HOST/REPO:TAG or HOST/REPO@DIGEST)')
       .option('--key <path>', 'public key PEM (cosign.pub), a certificate, or a plain private key; repeatable (any may match)', collect)
       .option('--trusted-root <file>', 'keyless: sigstore trusted_root.json (Fulcio CAs, CT logs, Rekor logs), used offline')
-      .option('--certificate-identity <san>', 'keyless: the signing certificate\'s subject alternative name (e-mail or URI)')
+      .option('--certificate-identity <san>', "keyless: the signing certificate's subject alternative name (e-mail or URI)")
       .option('--certificate-identity-regexp <re>', 'keyless: a regular expression the SAN must match')
       .option('--certificate-oidc-issuer <url>', 'keyless: the OIDC issuer recorded in the certificate')
       .option('--format <simple|bundle>', 'which stored forms to check (default: both); repeatable', collect)
-      .option('--signed-repository <registry/repository>', 'repository the signed payload must name (default: the image\'s own; for mirrors, the upstream)')
+      .option('--signed-repository <registry/repository>', "repository the signed payload must name (default: the image's own; for mirrors, the upstream)")
       .option('-o, --output <text|json>', 'report format', 'text'),
   ).action(async (image: string, o: VerifyFlags) => {
     const ref = registryReference(image, 'verify');

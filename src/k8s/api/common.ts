@@ -1,18 +1,5 @@
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import {
-  DNS_SUBDOMAIN_PATTERN,
-  arr,
-  bool,
-  dateTime,
-  enumOf,
-  int,
-  obj,
-  quantity,
-  record,
-  str,
-  type Infer,
-  type Schema,
-} from './schema.js';
+import { DNS_SUBDOMAIN_PATTERN, arr, bool, dateTime, enumOf, int, obj, quantity, record, str, type Infer, type Schema } from './schema.js';
 
 export const GROUP = 'stevedore.dev';
 export const VERSION = 'v1alpha1';
@@ -84,11 +71,11 @@ export const Condition = obj(
 export type Condition = Infer<typeof Condition>;
 
 export function conditions(reasons: string): Schema<Condition[]> {
-  return arr(
-    `kstatus conditions. Ready is always present; Reconciling and Stalled only while true. ${reasons}`,
-    Condition,
-    { listType: 'map', mapKeys: ['type'], maxItems: 8 },
-  );
+  return arr(`kstatus conditions. Ready is always present; Reconciling and Stalled only while true. ${reasons}`, Condition, {
+    listType: 'map',
+    mapKeys: ['type'],
+    maxItems: 8,
+  });
 }
 
 export function observedGeneration(): Schema<number> {
@@ -111,11 +98,7 @@ export const ResourceRequirements = obj('Compute resources for the build Pod (as
 });
 export type ResourceRequirements = Infer<typeof ResourceRequirements>;
 
-export const NodeSelector = record(
-  'Node labels the Pod must match (as Pod spec.nodeSelector).',
-  str('Label value.', { maxLength: 63 }),
-  { maxProperties: 32 },
-);
+export const NodeSelector = record('Node labels the Pod must match (as Pod spec.nodeSelector).', str('Label value.', { maxLength: 63 }), { maxProperties: 32 });
 
 export const Toleration = obj('A toleration (as core/v1 Toleration).', {
   key: str('Taint key the toleration applies to; empty with operator Exists matches every taint.', { maxLength: 316 }),

@@ -53,8 +53,7 @@ export const CONTAINER_RUN_REASONS = [
 ] as const;
 export type ContainerRunReason = (typeof CONTAINER_RUN_REASONS)[number];
 
-const configMapName = (description: string) =>
-  str(description, { pattern: DNS_SUBDOMAIN_PATTERN, minLength: 1, maxLength: 253 });
+const configMapName = (description: string) => str(description, { pattern: DNS_SUBDOMAIN_PATTERN, minLength: 1, maxLength: 253 });
 
 const keySelector = (what: 'ConfigMap' | 'Secret') =>
   obj(
@@ -172,7 +171,7 @@ export const Volume = obj(
 export type Volume = Infer<typeof Volume>;
 
 export const ContainerPort = obj(
-  'A container port published on the node (podman\'s -p hostIP:hostPort:containerPort/protocol).',
+  "A container port published on the node (podman's -p hostIP:hostPort:containerPort/protocol).",
   {
     containerPort: int('Port in the container.', { minimum: 1, maximum: 65535, format: 'int32' }),
     hostPort: int('Port bound on the node.', { minimum: 1, maximum: 65535, format: 'int32' }),
@@ -204,14 +203,11 @@ export const ContainerRunSpec = obj(
       pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$',
       maxLength: 256,
     }),
-    resources: obj(
-      'Limits enforced through the container’s cgroup.',
-      {
-        memory: positiveQuantity('Memory limit, e.g. 256Mi; exceeding it ends the run with reason OOMKilled.', 'resources.memory'),
-        cpu: positiveQuantity('CPU limit in cores, e.g. 500m or 2.', 'resources.cpu'),
-        pids: int('Maximum number of processes and threads.', { minimum: 1, maximum: 4194304 }),
-      },
-    ),
+    resources: obj('Limits enforced through the container’s cgroup.', {
+      memory: positiveQuantity('Memory limit, e.g. 256Mi; exceeding it ends the run with reason OOMKilled.', 'resources.memory'),
+      cpu: positiveQuantity('CPU limit in cores, e.g. 500m or 2.', 'resources.cpu'),
+      pids: int('Maximum number of processes and threads.', { minimum: 1, maximum: 4194304 }),
+    }),
     timeout: withRules(duration('Kill the container after this long (reason DeadlineExceeded), at least 1s. Default: no limit.'), [
       { rule: "duration(self) >= duration('1s')", message: 'timeout must be at least 1s' },
     ]),
@@ -239,11 +235,11 @@ export const ContainerRunSpec = obj(
       format: 'int32',
     }),
     runtime: enumOf('OCI runtime on the node. Default: the node agent’s configured runtime.', ['runc', 'crun'] as const),
-    imagePullSecrets: arr(
-      'Secrets of type kubernetes.io/dockerconfigjson in the same namespace used to pull the image.',
-      LocalSecretReference,
-      { listType: 'map', mapKeys: ['name'], maxItems: 16 },
-    ),
+    imagePullSecrets: arr('Secrets of type kubernetes.io/dockerconfigjson in the same namespace used to pull the image.', LocalSecretReference, {
+      listType: 'map',
+      mapKeys: ['name'],
+      maxItems: 16,
+    }),
   },
   {
     required: ['image'],
@@ -333,8 +329,7 @@ export const containerRunKind: KindDefinition<ContainerRunSpec, ContainerRunStat
   singular: 'containerrun',
   shortNames: ['crun'],
   categories: ['stevedore'],
-  description:
-    'ContainerRun runs one container from an image on a node, with the node agent and an OCI runtime (runc or crun), to completion.',
+  description: 'ContainerRun runs one container from an image on a node, with the node agent and an OCI runtime (runc or crun), to completion.',
   spec: ContainerRunSpec,
   status: ContainerRunStatus,
   printerColumns: [

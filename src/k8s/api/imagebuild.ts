@@ -1,19 +1,4 @@
-import {
-  arr,
-  dateTime,
-  duration,
-  exactlyOneOf,
-  int,
-  bool,
-  obj,
-  str,
-  withRules,
-  enumOf,
-  quantity,
-  record,
-  type Schema,
-  type Infer,
-} from './schema.js';
+import { arr, dateTime, duration, exactlyOneOf, int, bool, obj, str, withRules, enumOf, quantity, record, type Schema, type Infer } from './schema.js';
 import {
   NodeSelector,
   Platform,
@@ -113,7 +98,7 @@ export const ImageBuildSource = obj(
       { required: ['containerfile'] },
     ),
     script: obj(
-      'A shell script instead of a Containerfile: Buildah\'s scripted build (from, run, copy, add, config, commit). The build Pod runs it with `sh -eu` in an empty directory, `buildah` meaning `stevedore buildah`; it commits the image to the local name in $IMAGE, and the Pod then pushes that image to output.image ($OUTPUT_IMAGE). The script gets no registry credentials and no Kubernetes token; buildArgs are its environment. See docs/scripted-builds.md.',
+      "A shell script instead of a Containerfile: Buildah's scripted build (from, run, copy, add, config, commit). The build Pod runs it with `sh -eu` in an empty directory, `buildah` meaning `stevedore buildah`; it commits the image to the local name in $IMAGE, and the Pod then pushes that image to output.image ($OUTPUT_IMAGE). The script gets no registry credentials and no Kubernetes token; buildArgs are its environment. See docs/scripted-builds.md.",
       {
         inline: str('The script text (POSIX sh).', { minLength: 1, maxLength: 65536 }),
       },
@@ -139,7 +124,7 @@ export const ImageBuildSigning = obj(
   'Sign the pushed image (cosign .sig) and its attestations with a key.',
   {
     secretRef: obj(
-      'A Secret in the same namespace with keys cosign.key (an ECDSA private key: cosign\'s encrypted PEM or PKCS#8) and cosign.password (its password, may be empty), as `cosign generate-key-pair k8s://NS/NAME` writes it. It is mounted into the build container only, from memory (a Secret volume), and never logged.',
+      "A Secret in the same namespace with keys cosign.key (an ECDSA private key: cosign's encrypted PEM or PKCS#8) and cosign.password (its password, may be empty), as `cosign generate-key-pair k8s://NS/NAME` writes it. It is mounted into the build container only, from memory (a Secret volume), and never logged.",
       { name: secretName('Name of the Secret.') },
       { required: ['name'] },
     ),
@@ -155,7 +140,11 @@ export const ImageBuildSpec = obj(
       'Path of the Containerfile relative to the context directory. Default: Containerfile, or Dockerfile when only that exists. Ignored for inline sources.',
     ),
     contextDir: relativePath('Directory inside the source used as the build context.', '.'),
-    buildArgs: arr('Values for ARG instructions (for a script source: environment variables of the script).', BuildArg, { listType: 'map', mapKeys: ['name'], maxItems: 128 }),
+    buildArgs: arr('Values for ARG instructions (for a script source: environment variables of the script).', BuildArg, {
+      listType: 'map',
+      mapKeys: ['name'],
+      maxItems: 128,
+    }),
     target: str('Build only up to this stage name.', { maxLength: 256, minLength: 1 }),
     platforms: arr(
       'Platforms to build; more than one produces an image index. Default: the platform of the node that runs the build. With several, each is built natively by a Pod of its own on a Ready node of that platform (kubernetes.io/os and kubernetes.io/arch labels) when every platform has one, each Pod pushing `<tag>-<os>-<arch>[-<variant>]` and the controller writing the index under the output tag; otherwise (or with signing) one Pod builds them all, emulating foreign platforms.',
@@ -178,7 +167,9 @@ export const ImageBuildSpec = obj(
     cache: obj(
       'A registry repository used as the layer cache (read before building, written after), so a fresh build Pod reuses the steps an earlier build ran. `cache: {}` uses <output repository>/cache.',
       {
-        repository: repository('Cache repository, e.g. registry.example.com/team/app-cache. Default: the administrator\'s cache repository for this namespace and name (chart buildPods.cacheRepository), else the output repository followed by /cache.'),
+        repository: repository(
+          "Cache repository, e.g. registry.example.com/team/app-cache. Default: the administrator's cache repository for this namespace and name (chart buildPods.cacheRepository), else the output repository followed by /cache.",
+        ),
         secret: dockerConfigSecretRef('Credentials for the cache repository (default: output.pushSecret when the cache is in the output registry).'),
       },
     ),
@@ -188,12 +179,15 @@ export const ImageBuildSpec = obj(
         'Build again when a base image (a FROM image, by tag) resolves to another digest than the last build used. The bases are resolved with HEAD requests when a build starts and polled every interval; status.baseImages lists them.',
       ),
       interval: withRules(
-        duration('How often the base images are checked (HEAD only). The controller never polls more often than its --min-base-image-poll-interval (default 1m).', { default: '10m' }),
+        duration(
+          'How often the base images are checked (HEAD only). The controller never polls more often than its --min-base-image-poll-interval (default 1m).',
+          { default: '10m' },
+        ),
         [{ rule: "duration(self) >= duration('1s')", message: 'interval must be at least 1s' }],
       ),
     }),
     // A boolean and a format, not one bool-or-string field: a structural schema (and CEL) needs one type per field.
-    sbom: bool('Attach the image\'s SBOM as a signed in-toto attestation (an OCI referrer and cosign\'s .att tag). Needs signing.'),
+    sbom: bool("Attach the image's SBOM as a signed in-toto attestation (an OCI referrer and cosign's .att tag). Needs signing."),
     sbomFormat: enumOf('SBOM format: spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.6 JSON).', SBOM_SPEC_FORMATS, { default: 'spdx' }),
     provenance: bool(
       'Attach a signed SLSA v1 provenance statement (source URI and commit, Containerfile digest, build args, builder version). Default: true when signing is set. Needs signing.',
@@ -211,7 +205,8 @@ export const ImageBuildSpec = obj(
     tolerations: withRules(Tolerations, [
       {
         rule: "self.all(t, has(t.key) && t.key != '' && t.key != 'node-role.kubernetes.io/control-plane' && t.key != 'node-role.kubernetes.io/master')",
-        message: 'build Pods never run on control-plane nodes: a toleration needs a key, and not node-role.kubernetes.io/control-plane or /master (other keys only as the controller’s --build-pod-allowed-scheduling-keys allows)',
+        message:
+          'build Pods never run on control-plane nodes: a toleration needs a key, and not node-role.kubernetes.io/control-plane or /master (other keys only as the controller’s --build-pod-allowed-scheduling-keys allows)',
       },
     ]),
     successfulBuildsHistoryLimit: int('How many finished successful build Pods to keep.', {
@@ -231,14 +226,26 @@ export const ImageBuildSpec = obj(
     required: ['source', 'output'],
     rules: [
       { rule: 'has(self.signing) || !has(self.sbom) || !self.sbom', message: 'sbom needs signing.secretRef: attestations are signed', fieldPath: '.sbom' },
-      { rule: 'has(self.signing) || !has(self.provenance) || !self.provenance', message: 'provenance needs signing.secretRef: attestations are signed', fieldPath: '.provenance' },
+      {
+        rule: 'has(self.signing) || !has(self.provenance) || !self.provenance',
+        message: 'provenance needs signing.secretRef: attestations are signed',
+        fieldPath: '.provenance',
+      },
       // What a script build does not do (yet): refused, not silently ignored.
-      { rule: '!has(self.source.script) || !has(self.signing)', message: 'a script build is not signed (not supported yet): remove signing, or build from a Containerfile', fieldPath: '.signing' },
-      { rule: '!has(self.source.script) || !has(self.platforms)', message: 'a script build is for the platform of the node it runs on: remove platforms, or build from a Containerfile', fieldPath: '.platforms' },
+      {
+        rule: '!has(self.source.script) || !has(self.signing)',
+        message: 'a script build is not signed (not supported yet): remove signing, or build from a Containerfile',
+        fieldPath: '.signing',
+      },
+      {
+        rule: '!has(self.source.script) || !has(self.platforms)',
+        message: 'a script build is for the platform of the node it runs on: remove platforms, or build from a Containerfile',
+        fieldPath: '.platforms',
+      },
       { rule: '!has(self.source.script) || !has(self.cache)', message: 'a script build uses no layer cache: remove cache', fieldPath: '.cache' },
       {
         rule: "!has(self.source.script) || !has(self.buildArgs) || self.buildArgs.all(a, !(a.name in ['HOME', 'TMPDIR', 'PATH', 'IMAGE', 'OUTPUT_IMAGE', 'STEVEDORE_ROOT']))",
-        message: 'a script build\'s buildArgs are its environment: HOME, TMPDIR, PATH, IMAGE, OUTPUT_IMAGE and STEVEDORE_ROOT are set by the build Pod',
+        message: "a script build's buildArgs are its environment: HOME, TMPDIR, PATH, IMAGE, OUTPUT_IMAGE and STEVEDORE_ROOT are set by the build Pod",
         fieldPath: '.buildArgs',
       },
     ],
@@ -248,9 +255,13 @@ export type ImageBuildSpec = Infer<typeof ImageBuildSpec>;
 
 export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
   observedGeneration: observedGeneration(),
-  conditions: conditions(`Ready reasons: ${IMAGE_BUILD_REASONS.join(', ')}; or, with Stalled=True, the code of an error that cannot succeed for this spec (e.g. INVALID_INPUT).`),
+  conditions: conditions(
+    `Ready reasons: ${IMAGE_BUILD_REASONS.join(', ')}; or, with Stalled=True, the code of an error that cannot succeed for this spec (e.g. INVALID_INPUT).`,
+  ),
   lastHandledReconcileAt: lastHandledReconcileAt(),
-  podName: str('The Pod running (or that ran) the current build; for a build with one Pod per platform, the build\'s name (its Pods are platforms[].podName).', { maxLength: 253 }),
+  podName: str("The Pod running (or that ran) the current build; for a build with one Pod per platform, the build's name (its Pods are platforms[].podName).", {
+    maxLength: 253,
+  }),
   image: imageReference('The reference that was pushed (output.image).'),
   imageDigest: str('Digest of the pushed manifest or index.', { maxLength: 256 }),
   imageSize: int('Total size in bytes of the pushed manifest, config and layers (all platforms).', { minimum: 0 }),
@@ -269,8 +280,8 @@ export const ImageBuildStatus = obj('Observed state of the ImageBuild.', {
       {
         kind: str('sbom or provenance.', { maxLength: 32 }),
         predicateType: str('The in-toto predicate type, e.g. https://spdx.dev/Document or https://slsa.dev/provenance/v1.', { maxLength: 256 }),
-        digest: str('Digest of the attestation\'s OCI referrer manifest (its DSSE envelope when no referrer was written).', { maxLength: 256 }),
-        subject: str('Digest of the image manifest it is about (a platform\'s image for the SBOM of an index).', { maxLength: 256 }),
+        digest: str("Digest of the attestation's OCI referrer manifest (its DSSE envelope when no referrer was written).", { maxLength: 256 }),
+        subject: str("Digest of the image manifest it is about (a platform's image for the SBOM of an index).", { maxLength: 256 }),
       },
       { required: ['kind', 'predicateType', 'digest'] },
     ),
@@ -328,6 +339,12 @@ export const imageBuildKind: KindDefinition<ImageBuildSpec, ImageBuildStatus> = 
     { name: 'Image', type: 'string', jsonPath: '.spec.output.image', description: 'Destination image.', priority: 1 },
     { name: 'Commit', type: 'string', jsonPath: '.status.sourceCommit', description: 'Source commit built.', priority: 1 },
     { name: 'Base', type: 'string', jsonPath: '.status.baseImages[0].digest', description: 'Digest of the (first) base image the build used.', priority: 1 },
-    { name: 'Platforms', type: 'string', jsonPath: '.status.platformBuild', description: 'How several platforms are built: native (one Pod per platform) or emulated in one Pod.', priority: 1 },
+    {
+      name: 'Platforms',
+      type: 'string',
+      jsonPath: '.status.platformBuild',
+      description: 'How several platforms are built: native (one Pod per platform) or emulated in one Pod.',
+      priority: 1,
+    },
   ],
 };

@@ -1,18 +1,4 @@
-import {
-  DNS_SUBDOMAIN_PATTERN,
-  arr,
-  atMostOneOf,
-  bool,
-  dateTime,
-  duration,
-  enumOf,
-  exactlyOneOf,
-  int,
-  obj,
-  str,
-  withRules,
-  type Infer,
-} from './schema.js';
+import { DNS_SUBDOMAIN_PATTERN, arr, atMostOneOf, bool, dateTime, duration, enumOf, exactlyOneOf, int, obj, str, withRules, type Infer } from './schema.js';
 import {
   Platform,
   Suspend,
@@ -71,14 +57,25 @@ function location(side: 'source' | 'destination') {
               'With it the certificate is always verified, loopback registries included. A missing Secret or key is retried (reason CredentialsNotFound); a key that holds no PEM certificate stalls the mirror (InvalidSpec). Cannot be combined with insecure.',
             {
               name: secretName('Name of the Secret.'),
-              key: str('Key of the Secret that holds the PEM CA certificate(s).', { default: 'ca.crt', minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
+              key: str('Key of the Secret that holds the PEM CA certificate(s).', {
+                default: 'ca.crt',
+                minLength: 1,
+                maxLength: 253,
+                pattern: '^[-._a-zA-Z0-9]+$',
+              }),
             },
             { required: ['name'] },
           ),
         },
         {
           required: ['repository'],
-          rules: [{ rule: '!has(self.caSecretRef) || !self.insecure', message: 'caSecretRef and insecure contradict each other: a private CA is for verifying the registry', fieldPath: '.caSecretRef' }],
+          rules: [
+            {
+              rule: '!has(self.caSecretRef) || !self.insecure',
+              message: 'caSecretRef and insecure contradict each other: a private CA is for verifying the registry',
+              fieldPath: '.caSecretRef',
+            },
+          ],
         },
       ),
       layout: obj(
@@ -98,11 +95,17 @@ function location(side: 'source' | 'destination') {
               maxLength: 253,
             },
           ),
-          path: withRules(str(`Directory inside the volume ${side === 'source' ? 'that holds the layout' : 'under which layouts are written (created on export)'}; ".." is not allowed.`, {
-            default: '/',
-            maxLength: 4096,
-            pattern: '^/?([^/]+/?)*$',
-          }), [{ rule: "!self.matches('(^|/)[.][.](/|$)')", message: 'layout.path must not contain ".."' }]),
+          path: withRules(
+            str(
+              `Directory inside the volume ${side === 'source' ? 'that holds the layout' : 'under which layouts are written (created on export)'}; ".." is not allowed.`,
+              {
+                default: '/',
+                maxLength: 4096,
+                pattern: '^/?([^/]+/?)*$',
+              },
+            ),
+            [{ rule: "!self.matches('(^|/)[.][.](/|$)')", message: 'layout.path must not contain ".."' }],
+          ),
         },
         { required: ['claimName'] },
       ),
@@ -126,14 +129,15 @@ export const ImageMirrorSpec = obj(
         }),
         allow: withRules(str('RE2 regular expression a tag must match in full to be mirrored.', { maxLength: 256, minLength: 1 }), [VALID_REGEX]),
         deny: withRules(str('RE2 regular expression; matching tags are not mirrored even if allowed.', { maxLength: 256, minLength: 1 }), [VALID_REGEX]),
-        semver: str(
-          'Semantic-version range (node-semver syntax, e.g. ">=1.2.0 <2"); tags that are not versions (a leading v is accepted) are not mirrored.',
-          { maxLength: 256, minLength: 1 },
-        ),
-        newest: int(
-          'Keep only the N newest of the selected tags: by version when semver is set, otherwise by the image’s creation time.',
-          { minimum: 1, maximum: 10000, format: 'int32' },
-        ),
+        semver: str('Semantic-version range (node-semver syntax, e.g. ">=1.2.0 <2"); tags that are not versions (a leading v is accepted) are not mirrored.', {
+          maxLength: 256,
+          minLength: 1,
+        }),
+        newest: int('Keep only the N newest of the selected tags: by version when semver is set, otherwise by the image’s creation time.', {
+          minimum: 1,
+          maximum: 10000,
+          format: 'int32',
+        }),
       },
       {
         rules: [
@@ -273,8 +277,7 @@ export const imageMirrorKind: KindDefinition<ImageMirrorSpec, ImageMirrorStatus>
   singular: 'imagemirror',
   shortNames: ['im'],
   categories: ['stevedore'],
-  description:
-    'ImageMirror keeps a destination (registry repository or OCI layout) in sync with chosen tags and platforms of a source, once or on a schedule.',
+  description: 'ImageMirror keeps a destination (registry repository or OCI layout) in sync with chosen tags and platforms of a source, once or on a schedule.',
   spec: ImageMirrorSpec,
   status: ImageMirrorStatus,
   printerColumns: [

@@ -58,9 +58,7 @@ type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
 type Props = Record<string, Schema<unknown>>;
 
-type ObjectOf<P extends Props, R extends keyof P> = Simplify<
-  { [K in R]: Infer<P[K]> } & { [K in Exclude<keyof P, R>]?: Infer<P[K]> }
->;
+type ObjectOf<P extends Props, R extends keyof P> = Simplify<{ [K in R]: Infer<P[K]> } & { [K in Exclude<keyof P, R>]?: Infer<P[K]> }>;
 
 /** Go `time.Duration` syntax as Kubernetes APIs write it: `90s`, `5m`, `1h30m`. */
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
@@ -128,11 +126,7 @@ export function quantity(description: string): Schema<string | number> {
   });
 }
 
-export function enumOf<const V extends readonly string[]>(
-  description: string,
-  values: V,
-  opts: { default?: V[number] } = {},
-): Schema<V[number]> {
+export function enumOf<const V extends readonly string[]>(description: string, values: V, opts: { default?: V[number] } = {}): Schema<V[number]> {
   return make(compact({ type: 'string', description, enum: values, ...opts }));
 }
 
@@ -161,11 +155,7 @@ export function arr<T>(description: string, items: Schema<T>, opts: ArrayOptions
 }
 
 /** A string-keyed map (`additionalProperties`), e.g. a node selector. */
-export function record<T>(
-  description: string,
-  values: Schema<T>,
-  opts: { maxProperties?: number; rules?: ValidationRule[] } = {},
-): Schema<Record<string, T>> {
+export function record<T>(description: string, values: Schema<T>, opts: { maxProperties?: number; rules?: ValidationRule[] } = {}): Schema<Record<string, T>> {
   return make(
     compact({
       type: 'object',

@@ -98,7 +98,10 @@ export class Controller<T extends MetaObject> {
     const informing = Promise.all([informer.run(signal), ...secondary.map((i) => i.run(signal))]);
     const onAbort = () => queue.shutDown();
     signal.addEventListener('abort', onAbort, { once: true });
-    await Promise.race([Promise.all([informer.waitForSync(), ...secondary.map((i) => i.waitForSync())]), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
+    await Promise.race([
+      Promise.all([informer.waitForSync(), ...secondary.map((i) => i.waitForSync())]),
+      new Promise((r) => signal.addEventListener('abort', r, { once: true })),
+    ]);
     log.info({ controller: name }, 'cache synced; starting workers');
     const worker = async () => {
       for (;;) {

@@ -78,9 +78,10 @@ export async function startHealthServer(addr: string, registry: Registry, checks
   const a = server.address() as AddressInfo;
   return {
     address: `${a.address}:${a.port}`,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -39,7 +39,7 @@ export interface InformerOptions {
 }
 
 export function objectKey(obj: MetaObject): string {
-  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name ?? '';
+  return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : (obj.metadata.name ?? '');
 }
 
 export class Informer<T extends MetaObject> {
@@ -131,7 +131,7 @@ export class Informer<T extends MetaObject> {
       seen.add(key);
       const old = this.#cache.get(key);
       this.#cache.set(key, item);
-      for (const h of this.#handlers) (old ? h.onUpdate?.(old, item) : h.onAdd?.(item));
+      for (const h of this.#handlers) old ? h.onUpdate?.(old, item) : h.onAdd?.(item);
     }
     for (const [key, old] of this.#cache) {
       if (seen.has(key)) continue;
@@ -154,6 +154,6 @@ export class Informer<T extends MetaObject> {
       return;
     }
     this.#cache.set(key, ev.object);
-    for (const h of this.#handlers) (old ? h.onUpdate?.(old, ev.object) : h.onAdd?.(ev.object));
+    for (const h of this.#handlers) old ? h.onUpdate?.(old, ev.object) : h.onAdd?.(ev.object);
   }
 }

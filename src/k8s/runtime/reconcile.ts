@@ -190,7 +190,10 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
       if (finalizers.includes(finalizer)) {
         const later = await this.#k.finalize?.(obj);
         if (later) return later;
-        await this.#setFinalizers(obj, finalizers.filter((f) => f !== finalizer));
+        await this.#setFinalizers(
+          obj,
+          finalizers.filter((f) => f !== finalizer),
+        );
       }
       return {};
     }

@@ -111,7 +111,9 @@ export async function startDetached(store: ImageStore, options: RunOptions): Pro
       return { id, error: { message: 'the container monitor exited before the container started', exitCode: 125 } };
     }
     if (st.state === 'running') {
-      const state = await runtimeFor(st.record).state(id).catch(() => undefined);
+      const state = await runtimeFor(st.record)
+        .state(id)
+        .catch(() => undefined);
       if (state?.status === 'running') return { id };
     }
     await sleep(POLL_MS);

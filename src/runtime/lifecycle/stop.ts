@@ -80,6 +80,7 @@ export async function stopContainer(store: ImageStore, id: string, o: StopOption
   if (st.state === 'lost') await cleanUpLost(store, st.record);
   // The monitor unmounts the rootfs after recording the exit: nothing is done under its feet. Only
   // a monitor that may still be at it is waited for: a long-finished one's pid may be another's now.
-  if (st.state !== 'absent' && (first.state === 'running' || (st.state === 'exited' && recentlyFinished(st.record)))) await waitMonitorGone(st.record.monitorPid, AFTER_KILL_MS);
+  if (st.state !== 'absent' && (first.state === 'running' || (st.state === 'exited' && recentlyFinished(st.record))))
+    await waitMonitorGone(st.record.monitorPid, AFTER_KILL_MS);
   return first.state;
 }

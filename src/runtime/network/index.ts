@@ -49,7 +49,14 @@ export interface PrivateNetwork {
 
 async function onPath(cmd: string): Promise<boolean> {
   for (const d of (process.env.PATH ?? '').split(delimiter)) {
-    if (d && (await access(join(d, cmd), constants.X_OK).then(() => true, () => false))) return true;
+    if (
+      d &&
+      (await access(join(d, cmd), constants.X_OK).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return true;
   }
   return false;
 }
@@ -66,7 +73,10 @@ export async function setupPrivateNetwork(o: PrivateNetworkOptions): Promise<Pri
   checkPortConflicts(ports);
   // Both helpers open the tap device as the engine's user: rootless, that needs the mode udev gives it.
   await access(TUN, constants.R_OK | constants.W_OK).catch((err: unknown) => {
-    throw new NetworkSetupError(`${TUN} is not readable and writable by this user (uid ${process.getuid?.()}): a private network needs it (mode 0666, as Debian's udev rules set it)`, { cause: err });
+    throw new NetworkSetupError(
+      `${TUN} is not readable and writable by this user (uid ${process.getuid?.()}): a private network needs it (mode 0666, as Debian's udev rules set it)`,
+      { cause: err },
+    );
   });
   const nsPath = join(o.dir, 'netns');
   await createNetns(nsPath);

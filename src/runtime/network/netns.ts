@@ -37,5 +37,8 @@ export async function ipInNetns(path: string, args: readonly string[]): Promise<
 
 export function stderrOf(err: unknown): string {
   const e = err as { stderr?: string; message?: string };
-  return (e.stderr?.trim() || e.message || String(err)).split('\n').filter((l) => !l.includes('syslog')).join('; ');
+  return (e.stderr?.trim() || e.message || String(err))
+    .split('\n')
+    .filter((l) => !l.includes('syslog'))
+    .join('; ');
 }

@@ -25,14 +25,29 @@ export function pastaArgs(o: PastaOptions, pidFile: string): string[] {
   const tcp = o.ports.filter((p) => p.protocol === 'tcp');
   const udp = o.ports.filter((p) => p.protocol === 'udp');
   return [
-    '--foreground', '--quiet', '--ipv4-only',
+    '--foreground',
+    '--quiet',
+    '--ipv4-only',
     // As root, pasta would switch to nobody before joining the namespace, and then cannot join it.
     ...(process.geteuid?.() === 0 ? ['--runas', '0'] : []),
-    '--ns-ifname', o.ifname, '--address', o.address, '--netmask', '24', '--gateway', o.gateway,
+    '--ns-ifname',
+    o.ifname,
+    '--address',
+    o.address,
+    '--netmask',
+    '24',
+    '--gateway',
+    o.gateway,
     ...(tcp.length > 0 ? tcp.flatMap((p) => ['-t', pastaPortSpec(p)]) : ['-t', 'none']),
     ...(udp.length > 0 ? udp.flatMap((p) => ['-u', pastaPortSpec(p)]) : ['-u', 'none']),
-    '-T', 'none', '-U', 'none',
-    '--netns', o.nsPath, '--pid', pidFile,
+    '-T',
+    'none',
+    '-U',
+    'none',
+    '--netns',
+    o.nsPath,
+    '--pid',
+    pidFile,
   ];
 }
 

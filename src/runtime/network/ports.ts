@@ -40,7 +40,8 @@ export function parsePublish(value: string): PortMapping {
   }
   const parts = rest.split(':');
   if (!bracket && parts.length === 3) hostIp = parts.shift()!;
-  if (parts.length !== 2) throw new InvalidInputError(`${flag}: expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (a random host port is not supported: give one)`);
+  if (parts.length !== 2)
+    throw new InvalidInputError(`${flag}: expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (a random host port is not supported: give one)`);
   if (hostIp !== '' && isIP(hostIp) === 0) throw new InvalidInputError(`${flag}: "${hostIp}" is not an IP address`);
   if (parts.some((p) => p.includes('-'))) throw new InvalidInputError(`${flag}: port ranges are not supported; publish each port`);
   return { hostIp, hostPort: port(flag, parts[0]!, 'host port'), containerPort: port(flag, parts[1]!, 'container port'), protocol };
@@ -49,7 +50,9 @@ export function parsePublish(value: string): PortMapping {
 /** Refuses two mappings of the same host port and protocol on one address (or the wildcard): the second could never bind. */
 export function checkPortConflicts(ports: readonly PortMapping[]): void {
   ports.forEach((a, i) => {
-    const b = ports.slice(0, i).find((x) => x.protocol === a.protocol && x.hostPort === a.hostPort && (x.hostIp === a.hostIp || x.hostIp === '' || a.hostIp === ''));
+    const b = ports
+      .slice(0, i)
+      .find((x) => x.protocol === a.protocol && x.hostPort === a.hostPort && (x.hostIp === a.hostIp || x.hostIp === '' || a.hostIp === ''));
     if (b) throw new InvalidInputError(`--publish: host port ${a.hostPort}/${a.protocol}${a.hostIp ? ` on ${a.hostIp}` : ''} is published twice`);
   });
 }

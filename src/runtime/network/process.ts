@@ -28,7 +28,11 @@ export function startHelper(cmd: string, args: readonly string[], stdio: StdioOp
   return {
     pid,
     child,
-    stderr: () => err.split('\n').filter((l) => l.trim() !== '' && !l.includes('syslog')).join('; '),
+    stderr: () =>
+      err
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !l.includes('syslog'))
+        .join('; '),
     async stop(graceMs = 2000): Promise<void> {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');

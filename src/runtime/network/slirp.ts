@@ -58,7 +58,10 @@ export async function startSlirp(o: SlirpOptions): Promise<HelperProcess> {
         execute: 'add_hostfwd',
         arguments: { proto: p.protocol, host_addr: p.hostIp || '0.0.0.0', host_port: p.hostPort, guest_addr: o.address, guest_port: p.containerPort },
       });
-      if (answer.error) throw new NetworkSetupError(`publishing ${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.protocol} failed: ${answer.error.desc ?? JSON.stringify(answer.error)}`);
+      if (answer.error)
+        throw new NetworkSetupError(
+          `publishing ${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.protocol} failed: ${answer.error.desc ?? JSON.stringify(answer.error)}`,
+        );
     }
   } catch (err) {
     await h.stop();

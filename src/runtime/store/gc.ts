@@ -46,7 +46,10 @@ async function sizeOf(path: string): Promise<number> {
  * pull or unpack running meanwhile in another process (whose blobs and snapshots are not referenced
  * yet) is left alone.
  */
-export async function pruneStore(store: ImageStore, opts: { graceMs?: number; inUseSnapshots?: Iterable<string>; inUseBlobs?: Iterable<Digest> } = {}): Promise<PruneResult> {
+export async function pruneStore(
+  store: ImageStore,
+  opts: { graceMs?: number; inUseSnapshots?: Iterable<string>; inUseBlobs?: Iterable<Digest> } = {},
+): Promise<PruneResult> {
   const cutoff = Date.now() - (opts.graceMs ?? 60 * 60 * 1000);
   const result: PruneResult = { blobs: 0, snapshots: 0, temps: 0, bytes: 0 };
   const old = async (path: string): Promise<boolean> => ((await stat(path).catch(() => undefined))?.mtimeMs ?? Infinity) <= cutoff;

@@ -26,7 +26,11 @@ async function existing(store: ImageStore, name: string): Promise<StoredImage> {
   });
 }
 
-async function copyBetween(src: string | TransportReference, dest: string | TransportReference, opts: { srcContext?: TransportContext; destContext?: TransportContext; signal?: AbortSignal; compression?: LayerCompression }): Promise<void> {
+async function copyBetween(
+  src: string | TransportReference,
+  dest: string | TransportReference,
+  opts: { srcContext?: TransportContext; destContext?: TransportContext; signal?: AbortSignal; compression?: LayerCompression },
+): Promise<void> {
   const [{ copyReference }, { parseImageName }] = await Promise.all([import('../../copy/copy.js'), import('../../transports/index.js')]);
   const ref = (r: string | TransportReference): TransportReference => (typeof r === 'string' ? parseImageName(r) : r);
   await copyReference(ref(src), ref(dest), opts);
@@ -50,14 +54,29 @@ export async function tagImage(store: ImageStore, source: string, target: string
  * `push SOURCE [DESTINATION]`: copies a stored image to a transport name (default: its own registry
  * name). `compression` (`--compression-format`) converts every layer on the way (copy's option).
  */
-export async function pushImage(store: ImageStore, source: string, destination: string | undefined, opts: { context?: TransportContext; signal?: AbortSignal; compression?: LayerCompression } = {}): Promise<void> {
+export async function pushImage(
+  store: ImageStore,
+  source: string,
+  destination: string | undefined,
+  opts: { context?: TransportContext; signal?: AbortSignal; compression?: LayerCompression } = {},
+): Promise<void> {
   const img = await existing(store, source);
   const dest = destination ?? `docker://${img.name}`;
-  await copyBetween(await storeReference(store, img.name), TRANSPORT_NAME.test(dest) ? dest : `docker://${dest}`, { destContext: opts.context, signal: opts.signal, ...(opts.compression ? { compression: opts.compression } : {}) });
+  await copyBetween(await storeReference(store, img.name), TRANSPORT_NAME.test(dest) ? dest : `docker://${dest}`, {
+    destContext: opts.context,
+    signal: opts.signal,
+    ...(opts.compression ? { compression: opts.compression } : {}),
+  });
 }
 
 /** `save -o FILE [--format]`: writes an archive of a stored image. */
-export async function saveImage(store: ImageStore, source: string, file: string, format: 'docker-archive' | 'oci-archive', opts: { signal?: AbortSignal } = {}): Promise<void> {
+export async function saveImage(
+  store: ImageStore,
+  source: string,
+  file: string,
+  format: 'docker-archive' | 'oci-archive',
+  opts: { signal?: AbortSignal } = {},
+): Promise<void> {
   const img = await existing(store, source);
   const dest = format === 'docker-archive' ? `docker-archive:${file}:${img.name}` : `oci-archive:${file}:${img.name}`;
   await copyBetween(await storeReference(store, img.name), dest, { signal: opts.signal });

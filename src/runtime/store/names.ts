@@ -17,7 +17,10 @@ export interface ImageName {
 }
 
 function sanitize(s: string, fallback: string): string {
-  const clean = s.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[-._]+|[-._]+$/g, '');
+  const clean = s
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[-._]+|[-._]+$/g, '');
   return clean === '' ? fallback : clean;
 }
 

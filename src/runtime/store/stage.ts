@@ -24,7 +24,13 @@ export interface StagedTemp {
  * image config's (when the caller knows it already; otherwise the caller checks before applying).
  * The temp dir is removed on failure.
  */
-export async function stageToTemp(snapshotsDir: string, stream: Readable, layer: Descriptor, diffID: Digest | undefined, signal?: AbortSignal): Promise<StagedTemp> {
+export async function stageToTemp(
+  snapshotsDir: string,
+  stream: Readable,
+  layer: Descriptor,
+  diffID: Digest | undefined,
+  signal?: AbortSignal,
+): Promise<StagedTemp> {
   const tmp = join(snapshotsDir, `.tmp-${randomBytes(8).toString('hex')}`);
   try {
     await mkdir(tmp);

@@ -8,7 +8,15 @@ import type { Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { layerCompression } from '../../oci/mediatype.js';
 import type { RawManifest } from '../../oci/manifest.js';
-import type { ImageDestination, ImageSource, OpOptions, PutManifestOptions, ReuseOptions, TransportContext, TransportReference } from '../../transports/types.js';
+import type {
+  ImageDestination,
+  ImageSource,
+  OpOptions,
+  PutManifestOptions,
+  ReuseOptions,
+  TransportContext,
+  TransportReference,
+} from '../../transports/types.js';
 import { UnsupportedError } from '../../util/errors.js';
 import { tempSibling } from '../../util/fs.js';
 import { stageToTemp, type StagedTemp } from './stage.js';

@@ -208,7 +208,11 @@ export class ImageStore {
    */
   async snapshot(
     image: StoredImage,
-    opts: { signal?: AbortSignal; idMap?: IdMap; /** Layers already staged by a pull, by digest; those used are taken out. */ staged?: Map<Digest, Promise<StagedTemp>> } = {},
+    opts: {
+      signal?: AbortSignal;
+      idMap?: IdMap /** Layers already staged by a pull, by digest; those used are taken out. */;
+      staged?: Map<Digest, Promise<StagedTemp>>;
+    } = {},
   ): Promise<string> {
     const { idMap } = opts;
     if (image.chainIds.length === 0) {
@@ -258,7 +262,14 @@ export class ImageStore {
     } catch (err) {
       stop.abort(err);
       // Whatever was staged is not used: its temp dirs go now, not at the next prune.
-      await Promise.all(staging.map((p) => p.then((t) => rm(t.tmp, { recursive: true, force: true }), () => undefined)));
+      await Promise.all(
+        staging.map((p) =>
+          p.then(
+            (t) => rm(t.tmp, { recursive: true, force: true }),
+            () => undefined,
+          ),
+        ),
+      );
       throw opts.signal?.aborted ? opts.signal.reason : err;
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
@@ -302,7 +313,10 @@ export class ImageStore {
         if (idMap) await chownToMappedRoot(rootfs, idMap);
       } else await linkTree(join(this.snapshotDir(image.chainIds[i - 1]!, idMap), 'rootfs'), rootfs);
       const result = await apply(t, { ...(idMap ? { idMap } : {}), signal });
-      await writeFile(join(t.tmp, 'snapshot.json'), JSON.stringify({ chainId, diffId: t.staged.diffID, layer: layer.digest, parent: i > 0 ? image.chainIds[i - 1] : null }));
+      await writeFile(
+        join(t.tmp, 'snapshot.json'),
+        JSON.stringify({ chainId, diffId: t.staged.diffID, layer: layer.digest, parent: i > 0 ? image.chainIds[i - 1] : null }),
+      );
       try {
         await rename(t.tmp, this.snapshotDir(chainId, idMap));
       } catch (err) {
@@ -345,7 +359,11 @@ export class ImageStore {
    * Unmounting a plain overlay syncs the whole filesystem under it: 10-40 ms on a quiet host,
    * over 100 ms while other work writes to the same disk.
    */
-  async createRootfs(id: string, image: StoredImage, opts: { mode?: RootfsMode; signal?: AbortSignal; idMap?: IdMap; volatile?: boolean } = {}): Promise<ContainerRootfs> {
+  async createRootfs(
+    id: string,
+    image: StoredImage,
+    opts: { mode?: RootfsMode; signal?: AbortSignal; idMap?: IdMap; volatile?: boolean } = {},
+  ): Promise<ContainerRootfs> {
     const { idMap } = opts;
     const lower = await this.snapshot(image, opts);
     const dir = join(this.root, 'containers', id);
@@ -366,7 +384,11 @@ export class ImageStore {
         const dirs = `lowerdir=${lower},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`;
         // A kernel without `volatile` refuses the option: mount as before.
         const mount = await mountBinary('mount');
-        if (opts.volatile) await run(mount, ['-t', 'overlay', 'overlay', '-o', `${dirs},volatile`, rootfs]).then(() => (mounted = true), () => undefined);
+        if (opts.volatile)
+          await run(mount, ['-t', 'overlay', 'overlay', '-o', `${dirs},volatile`, rootfs]).then(
+            () => (mounted = true),
+            () => undefined,
+          );
         if (!mounted) await run(mount, ['-t', 'overlay', 'overlay', '-o', dirs, rootfs]);
         mounted = true;
       } catch (err) {
@@ -430,13 +452,19 @@ export class ImageStore {
 /** util-linux's mount/umount by absolute path where they are there: no PATH search per container. */
 let mountDir: Promise<string> | undefined;
 async function mountBinary(name: 'mount' | 'umount'): Promise<string> {
-  mountDir ??= stat('/usr/bin/mount').then((s) => (s.isFile() ? '/usr/bin/' : ''), () => '');
+  mountDir ??= stat('/usr/bin/mount').then(
+    (s) => (s.isFile() ? '/usr/bin/' : ''),
+    () => '',
+  );
   return `${await mountDir}${name}`;
 }
 
 function idMapSuffix(idMap: IdMap | undefined): string {
   if (!idMap) return '';
-  return `-${createHash('sha256').update(JSON.stringify([idMap.uidMappings, idMap.gidMappings])).digest('hex').slice(0, 12)}`;
+  return `-${createHash('sha256')
+    .update(JSON.stringify([idMap.uidMappings, idMap.gidMappings]))
+    .digest('hex')
+    .slice(0, 12)}`;
 }
 
 /** Container uid/gid 0 as the host sees them through the map. */
@@ -453,7 +481,6 @@ async function chownToMappedRoot(path: string, idMap: IdMap): Promise<void> {
   const { uid, gid } = mappedRoot(idMap);
   await chown(path, uid, gid);
 }
-
 
 async function isDir(p: string): Promise<boolean> {
   try {

@@ -26,9 +26,7 @@ export class LayerTooLargeError extends StevedoreError {
   constructor(what: 'entries' | 'bytes', limit: number) {
     super(
       'LAYER_TOO_LARGE',
-      what === 'bytes'
-        ? `layer expands past the ${limit}-byte limit (uncompressed tar stream)`
-        : `layer holds more than the ${limit}-entry limit`,
+      what === 'bytes' ? `layer expands past the ${limit}-byte limit (uncompressed tar stream)` : `layer holds more than the ${limit}-entry limit`,
     );
     this.limit = limit;
     this.what = what;

@@ -95,10 +95,7 @@ export async function resolveInRoot(root: string, path: string): Promise<string>
  * write needs: the directory is found through symlinks inside the root, the entry itself is then
  * replaced (never followed) with lstat/unlink and O_NOFOLLOW.
  */
-export async function resolveParentInRoot(
-  root: string,
-  components: readonly string[],
-): Promise<{ parent: string; name: string; path: string }> {
+export async function resolveParentInRoot(root: string, components: readonly string[]): Promise<{ parent: string; name: string; path: string }> {
   if (components.length === 0) throw new InvalidInputError('resolveParentInRoot needs at least one component');
   const name = components[components.length - 1];
   const parent = await resolveInRoot(root, components.slice(0, -1).join('/'));

@@ -95,7 +95,11 @@ export async function stageLayer(
  * deferred directory metadata), except that file contents are hardlinked from the staging dir.
  * The staging dir's names are left for the caller to remove with it.
  */
-export async function applyStagedLayer(rootfs: string, staged: StagedLayer, opts: Pick<UnpackOptions, 'rootless' | 'idMap' | 'signal'> = {}): Promise<UnpackResult> {
+export async function applyStagedLayer(
+  rootfs: string,
+  staged: StagedLayer,
+  opts: Pick<UnpackOptions, 'rootless' | 'idMap' | 'signal'> = {},
+): Promise<UnpackResult> {
   opts.signal?.throwIfAborted();
   const ctx = await applyContext(rootfs, opts);
   let whiteouts = 0;

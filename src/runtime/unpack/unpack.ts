@@ -61,7 +61,10 @@ export async function readLayer(
   signal?.throwIfAborted();
   const maxEntries = opts.limits?.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const maxBytes = opts.limits?.maxBytes ?? DEFAULT_MAX_BYTES;
-  for (const [what, n] of [['maxEntries', maxEntries], ['maxBytes', maxBytes]] as const) {
+  for (const [what, n] of [
+    ['maxEntries', maxEntries],
+    ['maxBytes', maxBytes],
+  ] as const) {
     if (!(n >= 0)) throw new InvalidInputError(`limits.${what} must be a non-negative number, got ${n}`);
   }
   const choice: CompressionChoice = opts.compression ?? (opts.mediaType ? compressionForMediaType(opts.mediaType) : 'auto');

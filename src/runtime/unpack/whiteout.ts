@@ -9,10 +9,7 @@ export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 /** aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`) that old Docker layers carry; never content. */
 export const AUFS_META_PREFIX = '.wh..wh.';
 
-export type Whiteout =
-  | { kind: 'opaque'; dir: string[] }
-  | { kind: 'whiteout'; dir: string[]; name: string }
-  | { kind: 'aufs-metadata' };
+export type Whiteout = { kind: 'opaque'; dir: string[] } | { kind: 'whiteout'; dir: string[]; name: string } | { kind: 'aufs-metadata' };
 
 /**
  * Recognises whiteout entries by their cleaned path. A whiteout is never written to disk; one whose

@@ -39,7 +39,16 @@ export function parseNpmPackageJson(text: string): FoundPackage[] {
 }
 
 /** npm's names for OCI architectures (process.arch values). */
-const NODE_CPU: Record<string, string> = { amd64: 'x64', '386': 'ia32', arm64: 'arm64', arm: 'arm', ppc64le: 'ppc64', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64' };
+const NODE_CPU: Record<string, string> = {
+  amd64: 'x64',
+  '386': 'ia32',
+  arm64: 'arm64',
+  arm: 'arm',
+  ppc64le: 'ppc64',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+  loong64: 'loong64',
+};
 
 /** npm's `os`/`cpu` fields: a list of allowed values, or `!value` exclusions. */
 function allows(list: unknown, value: string | undefined): boolean {

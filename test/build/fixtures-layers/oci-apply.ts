@@ -70,7 +70,10 @@ export function snapshot(dir: string): string[] {
     .map((line) => {
       const [type, mode, owner, size, path, target] = line.split('\t');
       if (type === 'f') {
-        const hash = createHash('sha256').update(readFileSync(join(dir, path))).digest('hex').slice(0, 16);
+        const hash = createHash('sha256')
+          .update(readFileSync(join(dir, path)))
+          .digest('hex')
+          .slice(0, 16);
         return `${type} ${mode} ${owner} ${size} ${path} ${hash}`;
       }
       // Directory sizes depend on the file system, not on content.

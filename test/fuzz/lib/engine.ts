@@ -170,7 +170,12 @@ export async function fuzz(t: FuzzTarget, opts: FuzzOptions): Promise<FuzzReport
         fastest = Math.min(fastest, again.ms);
       }
       if (fastest !== Number.POSITIVE_INFINITY && fastest > budgetMs(t, input.length)) {
-        record(input, 'slow', new Error(`${fastest.toFixed(0)} ms of CPU for ${input.length} bytes, the fastest of 3 re-runs (budget ${budgetMs(t, input.length).toFixed(0)} ms)`), fastest);
+        record(
+          input,
+          'slow',
+          new Error(`${fastest.toFixed(0)} ms of CPU for ${input.length} bytes, the fastest of 3 re-runs (budget ${budgetMs(t, input.length).toFixed(0)} ms)`),
+          fastest,
+        );
         return true;
       }
     }

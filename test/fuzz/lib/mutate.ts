@@ -8,7 +8,25 @@ import type { Rng } from './rng.js';
 
 /** Bytes and numbers that sit on parsers' edges: delimiters, escapes, NUL, limits of integer types. */
 const INTERESTING_BYTES = [0x00, 0x01, 0x09, 0x0a, 0x0d, 0x20, 0x22, 0x27, 0x2c, 0x2f, 0x3a, 0x5b, 0x5c, 0x5d, 0x7b, 0x7d, 0x7f, 0x80, 0xc0, 0xff];
-const INTERESTING_NUMBERS = ['0', '-1', '1', '255', '256', '65535', '65536', '2147483647', '4294967295', '4294967296', '9007199254740993', '1e309', '-0', 'NaN', '0x10', '1.5', '00'];
+const INTERESTING_NUMBERS = [
+  '0',
+  '-1',
+  '1',
+  '255',
+  '256',
+  '65535',
+  '65536',
+  '2147483647',
+  '4294967295',
+  '4294967296',
+  '9007199254740993',
+  '1e309',
+  '-0',
+  'NaN',
+  '0x10',
+  '1.5',
+  '00',
+];
 
 export interface MutateOptions {
   dictionary: readonly string[];

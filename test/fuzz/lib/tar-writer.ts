@@ -17,7 +17,10 @@ export interface RawTarEntry {
 }
 
 function octal(n: number, width: number): string {
-  return `${(n >>> 0).toString(8).padStart(width - 1, '0').slice(-(width - 1))}\0`;
+  return `${(n >>> 0)
+    .toString(8)
+    .padStart(width - 1, '0')
+    .slice(-(width - 1))}\0`;
 }
 
 function header(name: string, type: string, size: number, e: RawTarEntry): Buffer {

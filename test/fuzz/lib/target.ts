@@ -41,11 +41,7 @@ type ErrorClass = abstract new (...args: any[]) => Error;
  * which may throw a ContractViolation), any other error escapes as a finding. Returns the result,
  * or undefined when the input was refused.
  */
-export async function refusesWith<T>(
-  allowed: readonly ErrorClass[],
-  fn: () => T | Promise<T>,
-  check?: (err: Error) => void,
-): Promise<T | undefined> {
+export async function refusesWith<T>(allowed: readonly ErrorClass[], fn: () => T | Promise<T>, check?: (err: Error) => void): Promise<T | undefined> {
   try {
     return await fn();
   } catch (err) {

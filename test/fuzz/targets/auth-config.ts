@@ -6,7 +6,16 @@ import { assertContract, bytes, ContractViolation, refusesWithSync, text, type F
 const GRAM = 10;
 
 /** Words of our own messages: a gram from them is not the input being quoted. */
-const OWN = ['auth.json', 'not valid JSON', 'not a JSON object', 'is not base64 of user:password', 'the "auth" entry for', 'is not an object', 'must be a string', ...['auth', 'username', 'password'].map((f) => `the "${f}" of the entry for`)];
+const OWN = [
+  'auth.json',
+  'not valid JSON',
+  'not a JSON object',
+  'is not base64 of user:password',
+  'the "auth" entry for',
+  'is not an object',
+  'must be a string',
+  ...['auth', 'username', 'password'].map((f) => `the "${f}" of the entry for`),
+];
 
 /** Keys of a JSON document (registry names, which messages may name), when it is one. */
 function keysOf(doc: unknown, out: Set<string> = new Set()): Set<string> {
@@ -34,13 +43,24 @@ function checkNotQuoted(message: string, input: string): void {
   const allowed = [...OWN, ...[...keysOf(doc)].flatMap((k) => [k, JSON.stringify(k)])];
   for (let i = 0; i + GRAM <= input.length; i++) {
     const g = input.slice(i, i + GRAM);
-    if (grams.has(g) && !allowed.some((a) => a.includes(g))) throw new ContractViolation(`error message quotes the input (${JSON.stringify(g)}): ${message.slice(0, 300)}`);
+    if (grams.has(g) && !allowed.some((a) => a.includes(g)))
+      throw new ContractViolation(`error message quotes the input (${JSON.stringify(g)}): ${message.slice(0, 300)}`);
   }
 }
 
 const secret = fc.stringMatching(/^[A-Za-z0-9+/=:]{0,24}$/);
 const entry = fc.oneof(
-  fc.record({ auth: fc.oneof(secret, secret.map((s) => Buffer.from(s).toString('base64')), fc.constant(7), fc.constant(null)) }, { requiredKeys: [] }),
+  fc.record(
+    {
+      auth: fc.oneof(
+        secret,
+        secret.map((s) => Buffer.from(s).toString('base64')),
+        fc.constant(7),
+        fc.constant(null),
+      ),
+    },
+    { requiredKeys: [] },
+  ),
   fc.record({ username: fc.oneof(fc.string(), fc.constant(1)), password: fc.oneof(secret, fc.constant(false)), identitytoken: secret }, { requiredKeys: [] }),
   fc.constantFrom(null, 'user:pass', 3, []),
 );
@@ -50,10 +70,29 @@ export const authConfigTarget: FuzzTarget = {
   contract:
     'any bytes → a docker config whose lookups yield string credentials or nothing, or InvalidInputError that never quotes the input; never another exception',
   sources: ['src/registry/credentials.ts'],
-  dictionary: ['"auths":{', '"docker.io":{', '"https://index.docker.io/v1/":', '"localhost:5000/ns":', '"auth":"dTpw"', '"auth":', '"username":"u"', '"password":"p"', '"identitytoken":"t"', '"credHelpers":{}', '{', '}', 'null', '7', '"', ','],
+  dictionary: [
+    '"auths":{',
+    '"docker.io":{',
+    '"https://index.docker.io/v1/":',
+    '"localhost:5000/ns":',
+    '"auth":"dTpw"',
+    '"auth":',
+    '"username":"u"',
+    '"password":"p"',
+    '"identitytoken":"t"',
+    '"credHelpers":{}',
+    '{',
+    '}',
+    'null',
+    '7',
+    '"',
+    ',',
+  ],
   generate: fc
     .oneof(
-      fc.record({ auths: fc.dictionary(fc.constantFrom('docker.io', 'https://index.docker.io/v1/', 'localhost:5000', 'q.io/ns', 'q.io/ns/repo'), entry, { maxKeys: 3 }) }),
+      fc.record({
+        auths: fc.dictionary(fc.constantFrom('docker.io', 'https://index.docker.io/v1/', 'localhost:5000', 'q.io/ns', 'q.io/ns/repo'), entry, { maxKeys: 3 }),
+      }),
       fc.dictionary(fc.constantFrom('docker.io', 'q.io'), entry, { maxKeys: 2 }),
     )
     .map((d) => bytes(JSON.stringify(d))),

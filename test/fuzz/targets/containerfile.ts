@@ -3,7 +3,26 @@ import { ContainerfileError, parseContainerfile, planStages } from '../../../src
 import { InvalidInputError } from '../../../src/util/errors.js';
 import { assertContract, bytes, ContractViolation, refusesWithSync, text, type FuzzTarget } from '../lib/target.js';
 
-const KEYWORDS = ['FROM', 'RUN', 'CMD', 'LABEL', 'EXPOSE', 'ENV', 'ADD', 'COPY', 'ENTRYPOINT', 'VOLUME', 'USER', 'WORKDIR', 'ARG', 'ONBUILD', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL', 'MAINTAINER'];
+const KEYWORDS = [
+  'FROM',
+  'RUN',
+  'CMD',
+  'LABEL',
+  'EXPOSE',
+  'ENV',
+  'ADD',
+  'COPY',
+  'ENTRYPOINT',
+  'VOLUME',
+  'USER',
+  'WORKDIR',
+  'ARG',
+  'ONBUILD',
+  'STOPSIGNAL',
+  'HEALTHCHECK',
+  'SHELL',
+  'MAINTAINER',
+];
 
 export const containerfileTarget: FuzzTarget = {
   name: 'containerfile',
@@ -55,7 +74,10 @@ export const containerfileTarget: FuzzTarget = {
   ],
   generate: fc
     .array(
-      fc.tuple(fc.constantFrom(...KEYWORDS, 'FROM', 'FROM', 'RUN', 'COPY', 'ARG'), fc.array(fc.constantFrom('a', 'b=c', '${A:-1}', '--from=0', '"x y"', '["a","b"]', '<<EOF', 'AS s', '\\', '$X', '/', '.', '*'), { maxLength: 5 })),
+      fc.tuple(
+        fc.constantFrom(...KEYWORDS, 'FROM', 'FROM', 'RUN', 'COPY', 'ARG'),
+        fc.array(fc.constantFrom('a', 'b=c', '${A:-1}', '--from=0', '"x y"', '["a","b"]', '<<EOF', 'AS s', '\\', '$X', '/', '.', '*'), { maxLength: 5 }),
+      ),
       { minLength: 1, maxLength: 12 },
     )
     .map((lines) => bytes(lines.map(([k, args]) => `${k} ${args.join(' ')}`).join('\n'))),
@@ -66,7 +88,9 @@ export const containerfileTarget: FuzzTarget = {
       [ContainerfileError],
       () => {
         const cf = parseContainerfile(src, { file: 'Containerfile' });
-        refusesWithSync([InvalidInputError], () => planStages(cf, { platform: { os: 'linux', architecture: 'amd64' }, buildPlatform: { os: 'linux', architecture: 'amd64' } }));
+        refusesWithSync([InvalidInputError], () =>
+          planStages(cf, { platform: { os: 'linux', architecture: 'amd64' }, buildPlatform: { os: 'linux', architecture: 'amd64' } }),
+        );
       },
       (err) => {
         const e = err as ContainerfileError;

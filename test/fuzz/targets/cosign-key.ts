@@ -6,7 +6,17 @@ import { InvalidInputError } from '../../../src/util/errors.js';
 import { bytes, ContractViolation, refusesWith, text, type FuzzTarget } from '../lib/target.js';
 
 const PASSWORD = 'fuzz';
-const TYPES = ['ENCRYPTED SIGSTORE PRIVATE KEY', 'ENCRYPTED COSIGN PRIVATE KEY', 'PRIVATE KEY', 'EC PRIVATE KEY', 'RSA PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'PUBLIC KEY', 'CERTIFICATE', 'X'];
+const TYPES = [
+  'ENCRYPTED SIGSTORE PRIVATE KEY',
+  'ENCRYPTED COSIGN PRIVATE KEY',
+  'PRIVATE KEY',
+  'EC PRIVATE KEY',
+  'RSA PRIVATE KEY',
+  'ENCRYPTED PRIVATE KEY',
+  'PUBLIC KEY',
+  'CERTIFICATE',
+  'X',
+];
 
 /** The encrypted-key JSON body with its fields varied (types included: a number where a string goes). */
 const encryptedBody = fc
@@ -23,7 +33,16 @@ const encryptedBody = fc
         ),
         fc.constant('scrypt'),
       ),
-      cipher: fc.oneof(fc.record({ name: fc.constantFrom('nacl/secretbox', 'aes'), nonce: fc.oneof(fc.base64String(), fc.constant(Buffer.alloc(24).toString('base64')), fc.constant({})) }, { requiredKeys: [] }), fc.constant(null)),
+      cipher: fc.oneof(
+        fc.record(
+          {
+            name: fc.constantFrom('nacl/secretbox', 'aes'),
+            nonce: fc.oneof(fc.base64String(), fc.constant(Buffer.alloc(24).toString('base64')), fc.constant({})),
+          },
+          { requiredKeys: [] },
+        ),
+        fc.constant(null),
+      ),
       ciphertext: fc.oneof(fc.base64String(), fc.constant([1])),
     },
     { requiredKeys: [] },
@@ -34,9 +53,25 @@ export const cosignKeyTarget: FuzzTarget = {
   name: 'cosign-key',
   contract: 'any PEM text → a signing/verification key or KeyError/InvalidInputError (never another exception; the password never appears in a message)',
   sources: ['src/sign/keys.ts', 'src/sign/pem.ts', 'src/sign/encrypted-key.ts', 'src/attest/keys.ts'],
-  dictionary: [...TYPES.map((t) => `-----BEGIN ${t}-----\n`), ...TYPES.map((t) => `-----END ${t}-----\n`), 'Proc-Type: 4,ENCRYPTED\n', 'MHcCAQEE', 'MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE', 'eyJrZGYiOnsibmFtZSI6InNjcnlwdCI', '=', '\n', '\r\n'],
+  dictionary: [
+    ...TYPES.map((t) => `-----BEGIN ${t}-----\n`),
+    ...TYPES.map((t) => `-----END ${t}-----\n`),
+    'Proc-Type: 4,ENCRYPTED\n',
+    'MHcCAQEE',
+    'MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE',
+    'eyJrZGYiOnsibmFtZSI6InNjcnlwdCI',
+    '=',
+    '\n',
+    '\r\n',
+  ],
   generate: fc
-    .tuple(fc.constantFrom(...TYPES), fc.oneof(encryptedBody, fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b))))
+    .tuple(
+      fc.constantFrom(...TYPES),
+      fc.oneof(
+        encryptedBody,
+        fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+      ),
+    )
     .map(([type, body]) => bytes(encodePem(type, body))),
   maxLength: 16 * 1024,
   // A well-formed encrypted key costs one scrypt, by design: N=2^17 (cosign's strongest allowed

@@ -20,18 +20,48 @@ export const dockerignoreTarget: FuzzTarget = {
   contract:
     'any bytes → an ignore matcher answering every path, or an InvalidInputError naming ".dockerignore:<line>"; never another exception; parse and match 8 paths ≤ 250 ms + 100 ms/KiB',
   sources: ['src/build/context/'],
-  dictionary: ['**', '**/', '*', '?', '[a-z]', '[^a]', '[!a]', '[', ']', '\\', '!', '#', '/', '../', './', '.', '\n', '\r\n', ' ', '\uFEFF', '*.md', 'node_modules'],
+  dictionary: [
+    '**',
+    '**/',
+    '*',
+    '?',
+    '[a-z]',
+    '[^a]',
+    '[!a]',
+    '[',
+    ']',
+    '\\',
+    '!',
+    '#',
+    '/',
+    '../',
+    './',
+    '.',
+    '\n',
+    '\r\n',
+    ' ',
+    '\uFEFF',
+    '*.md',
+    'node_modules',
+  ],
   generate: fc
-    .array(fc.array(fc.constantFrom('**', '*', '?', 'a', 'b', '/', '[a-c]', '\\*', '!', '.', '..'), { maxLength: 12 }).map((p) => p.join('')), { maxLength: 8 })
+    .array(
+      fc.array(fc.constantFrom('**', '*', '?', 'a', 'b', '/', '[a-c]', '\\*', '!', '.', '..'), { maxLength: 12 }).map((p) => p.join('')),
+      { maxLength: 8 },
+    )
     .map((lines) => bytes(lines.join('\n'))),
   // Every pattern is tried on 8 paths and each of their parents (41 for the deepest): a KiB of
   // patterns costs more than a KiB of most formats.
   budget: { perKiBMs: 100 },
   run(input) {
     const lines = text(input).split(/\r?\n/);
-    const m = refusesWithSync([InvalidInputError], () => ignoreFromLines(lines, '.dockerignore'), (err) => {
-      assertContract(/^\.dockerignore:\d+: /.test(err.message), `error without file:line: ${err.message}`);
-    });
+    const m = refusesWithSync(
+      [InvalidInputError],
+      () => ignoreFromLines(lines, '.dockerignore'),
+      (err) => {
+        assertContract(/^\.dockerignore:\d+: /.test(err.message), `error without file:line: ${err.message}`);
+      },
+    );
     if (!m) return;
     for (const [p, dir] of PATHS) {
       const r = m.ignored(p, dir);

@@ -11,7 +11,21 @@ const statement = fc
     {
       _type: fc.constantFrom('https://in-toto.io/Statement/v1', 'x', 1),
       predicateType: fc.constantFrom('https://sigstore.dev/cosign/sign/v1', 2),
-      subject: fc.oneof(fc.array(fc.oneof(fc.record({ name: fc.string(), digest: fc.oneof(fc.dictionary(fc.constantFrom('sha256', 'sha512', '__proto__'), fc.oneof(fc.stringMatching(/^[0-9a-f]{0,64}$/), fc.constant(1))), fc.constant(null)) }), fc.constant(null))), fc.constant({})),
+      subject: fc.oneof(
+        fc.array(
+          fc.oneof(
+            fc.record({
+              name: fc.string(),
+              digest: fc.oneof(
+                fc.dictionary(fc.constantFrom('sha256', 'sha512', '__proto__'), fc.oneof(fc.stringMatching(/^[0-9a-f]{0,64}$/), fc.constant(1))),
+                fc.constant(null),
+              ),
+            }),
+            fc.constant(null),
+          ),
+        ),
+        fc.constant({}),
+      ),
       predicate: fc.jsonValue(),
     },
     { requiredKeys: [] },
@@ -22,7 +36,22 @@ export const sigstoreBundleTarget: FuzzTarget = {
   name: 'sigstore-bundle',
   contract: 'any bytes → a parsed bundle (its statement parsed, its signatures checked) or SignatureError; never another exception',
   sources: ['src/sign/bundle.ts', 'src/sign/crypto.ts'],
-  dictionary: ['"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"', '"dsseEnvelope":{', '"payload":"', '"payloadType":"application/vnd.in-toto+json"', '"signatures":[{"sig":"MEUC"}]', '"verificationMaterial":{', '"publicKey":{"hint":"h"}', '"certificate":{"rawBytes":"MII"}', '{', '}', '[', ']', 'null', ','],
+  dictionary: [
+    '"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"',
+    '"dsseEnvelope":{',
+    '"payload":"',
+    '"payloadType":"application/vnd.in-toto+json"',
+    '"signatures":[{"sig":"MEUC"}]',
+    '"verificationMaterial":{',
+    '"publicKey":{"hint":"h"}',
+    '"certificate":{"rawBytes":"MII"}',
+    '{',
+    '}',
+    '[',
+    ']',
+    'null',
+    ',',
+  ],
   generate: fc
     .record(
       {
@@ -38,7 +67,13 @@ export const sigstoreBundleTarget: FuzzTarget = {
           ),
           fc.constant(null),
         ),
-        verificationMaterial: fc.record({ publicKey: fc.record({ hint: fc.oneof(fc.string(), fc.constant(1)) }), certificate: fc.record({ rawBytes: fc.oneof(fc.base64String(), fc.constant([])) }) }, { requiredKeys: [] }),
+        verificationMaterial: fc.record(
+          {
+            publicKey: fc.record({ hint: fc.oneof(fc.string(), fc.constant(1)) }),
+            certificate: fc.record({ rawBytes: fc.oneof(fc.base64String(), fc.constant([])) }),
+          },
+          { requiredKeys: [] },
+        ),
       },
       { requiredKeys: [] },
     )

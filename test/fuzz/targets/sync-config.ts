@@ -36,7 +36,13 @@ function same(a: SyncRepoSpec, b: SyncRepoSpec): boolean {
 const repo = fc.constantFrom('busybox', 'a/b', 'library/x', 'UPPER', 'a:tag', 'a@sha256:' + '0'.repeat(64), '', '..', 'x'.repeat(300));
 const registryCfg = fc.record(
   {
-    images: fc.oneof(fc.dictionary(repo, fc.oneof(fc.array(fc.constantFrom('1', 'latest', 'sha256:' + 'a'.repeat(64))), fc.constant(null), fc.constant('x'), fc.constant([1]))), fc.constant(['busybox'])),
+    images: fc.oneof(
+      fc.dictionary(
+        repo,
+        fc.oneof(fc.array(fc.constantFrom('1', 'latest', 'sha256:' + 'a'.repeat(64))), fc.constant(null), fc.constant('x'), fc.constant([1])),
+      ),
+      fc.constant(['busybox']),
+    ),
     'images-by-tag-regex': fc.dictionary(repo, fc.oneof(fc.constantFrom('^1\\.\\d+$', '(', '.*', '(a+)+$', '[', '\\'), fc.constant(3))),
     'images-by-semver': fc.dictionary(repo, fc.oneof(fc.constantFrom('>= 1.0.0', '^2', 'nope', '', '1.x || >=3'), fc.constant(null))),
     credentials: fc.oneof(fc.record({ username: fc.string(), password: fc.string() }), fc.constant({ username: 'u' }), fc.constant('u:p')),
@@ -52,8 +58,40 @@ export const syncConfigTarget: FuzzTarget = {
   contract:
     'any bytes → sync specs, each of which serialised alone parses back to itself, or InvalidInputError naming the file; never another exception; ≤ 1 s + 50 ms/KiB (round trip included)',
   sources: ['src/copy/sync-config.ts', 'src/oci/reference.ts'],
-  dictionary: ['images:\n', 'images-by-tag-regex:\n', 'images-by-semver:\n', 'credentials:\n', 'tls-verify: false\n', '  ', '- ', ': ', '&a ', '*a', '<<: *a', '!!binary ', '!!map', '{', '}', '[', ']', '"', "'", '|\n', '? ', '---\n', '...\n', '%YAML 1.2\n', 'docker.io:\n', 'busybox: []\n', '^1\\.\\d+$'],
-  generate: fc.dictionary(fc.constantFrom('docker.io', 'localhost:5000', 'q.io', 'bad host', ''), fc.oneof(registryCfg, fc.constant(null), fc.constant([1])), { maxKeys: 3 }).map((d) => bytes(stringify(d))),
+  dictionary: [
+    'images:\n',
+    'images-by-tag-regex:\n',
+    'images-by-semver:\n',
+    'credentials:\n',
+    'tls-verify: false\n',
+    '  ',
+    '- ',
+    ': ',
+    '&a ',
+    '*a',
+    '<<: *a',
+    '!!binary ',
+    '!!map',
+    '{',
+    '}',
+    '[',
+    ']',
+    '"',
+    "'",
+    '|\n',
+    '? ',
+    '---\n',
+    '...\n',
+    '%YAML 1.2\n',
+    'docker.io:\n',
+    'busybox: []\n',
+    '^1\\.\\d+$',
+  ],
+  generate: fc
+    .dictionary(fc.constantFrom('docker.io', 'localhost:5000', 'q.io', 'bad host', ''), fc.oneof(registryCfg, fc.constant(null), fc.constant([1])), {
+      maxKeys: 3,
+    })
+    .map((d) => bytes(stringify(d))),
   maxLength: 32 * 1024,
   // Each case writes a file and parses once per spec again (the round trip): the bound is loose.
   budget: { baseMs: 1000, perKiBMs: 50 },
@@ -67,14 +105,21 @@ export const syncConfigTarget: FuzzTarget = {
   async run(input) {
     if (!dir) await this.setup!();
     writeFileSync(file(), input);
-    const specs = await refusesWith([InvalidInputError], () => loadSyncConfig(file()), (err) => {
-      assertContract(err.message.includes(file()), `error does not name the file: ${err.message.slice(0, 200)}`);
-    });
+    const specs = await refusesWith(
+      [InvalidInputError],
+      () => loadSyncConfig(file()),
+      (err) => {
+        assertContract(err.message.includes(file()), `error does not name the file: ${err.message.slice(0, 200)}`);
+      },
+    );
     if (!specs) return;
     for (const s of specs) {
       writeFileSync(file(), specYaml(s));
       const again = await refusesWith([InvalidInputError], () => loadSyncConfig(file()));
-      assertContract(again !== undefined && again.length === 1 && same(again[0]!, s), `spec ${s.registry}/${s.repository} does not round-trip: ${specYaml(s).slice(0, 200)}`);
+      assertContract(
+        again !== undefined && again.length === 1 && same(again[0]!, s),
+        `spec ${s.registry}/${s.repository} does not round-trip: ${specYaml(s).slice(0, 200)}`,
+      );
     }
   },
 };

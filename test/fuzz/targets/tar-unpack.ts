@@ -57,7 +57,26 @@ function prepare(): void {
   outsideInodes = new Set([...readdirSync(OUTSIDE)].map((n) => lstatSync(join(OUTSIDE, n)).ino));
 }
 
-const segment = fc.constantFrom('a', 'b', 'etc', 'passwd', 'up', 'abs', 'slash', '..', '.', '', 'outside', 'sentinel', 'dir', '.wh.a', '.wh.up', '.wh..wh..opq', '.wh..wh.plnk', 'x'.repeat(120));
+const segment = fc.constantFrom(
+  'a',
+  'b',
+  'etc',
+  'passwd',
+  'up',
+  'abs',
+  'slash',
+  '..',
+  '.',
+  '',
+  'outside',
+  'sentinel',
+  'dir',
+  '.wh.a',
+  '.wh.up',
+  '.wh..wh..opq',
+  '.wh..wh.plnk',
+  'x'.repeat(120),
+);
 const path = fc.tuple(fc.boolean(), fc.array(segment, { minLength: 1, maxLength: 4 })).map(([abs, parts]) => `${abs ? '/' : ''}${parts.join('/')}`);
 const entry: fc.Arbitrary<RawTarEntry> = fc.record({
   name: path,
@@ -67,23 +86,40 @@ const entry: fc.Arbitrary<RawTarEntry> = fc.record({
   mode: fc.constantFrom(0o644, 0o755, 0o4755, 0o777, 0o7777, 0o000, 0o170000),
   uid: fc.constantFrom(0, 1000, 65534, 0o7777777),
   gid: fc.constantFrom(0, 1000),
-  pax: fc.dictionary(fc.constantFrom('path', 'linkpath', 'uid', 'gid', 'mtime', 'size', 'SCHILY.xattr.user.x', 'SCHILY.xattr.security.capability'), fc.oneof(path, fc.constantFrom('-1', '1e30', 'NaN', '4294967295', '0')), { maxKeys: 2 }),
+  pax: fc.dictionary(
+    fc.constantFrom('path', 'linkpath', 'uid', 'gid', 'mtime', 'size', 'SCHILY.xattr.user.x', 'SCHILY.xattr.security.capability'),
+    fc.oneof(path, fc.constantFrom('-1', '1e30', 'NaN', '4294967295', '0')),
+    { maxKeys: 2 },
+  ),
 });
 
 export const tarUnpackTarget: FuzzTarget = {
   name: 'tar-unpack',
   contract:
-    'any byte stream (tar, gzip, zstd or garbage) → entries applied inside the root or a refusal (a StevedoreError or the tar/zlib decoder\'s Error); never a write outside the root, never another exception',
+    "any byte stream (tar, gzip, zstd or garbage) → entries applied inside the root or a refusal (a StevedoreError or the tar/zlib decoder's Error); never a write outside the root, never another exception",
   sources: ['src/runtime/unpack/'],
-  dictionary: ['ustar\0', 'ustar  \0', '00', '0000644\0', '0000000\0', '../', '/', '.wh.', '.wh..wh..opq', 'PaxHeader', ' path=', ' linkpath=', '\x1f\x8b\x08', '\x28\xb5\x2f\xfd'],
-  generate: fc
-    .tuple(fc.array(entry, { minLength: 1, maxLength: 6 }), fc.constantFrom('none', 'none', 'gzip', 'truncate'))
-    .map(([entries, how]) => {
-      const tar = writeTar(entries);
-      if (how === 'gzip') return new Uint8Array(gzipSync(tar));
-      if (how === 'truncate') return new Uint8Array(tar.subarray(0, Math.max(0, tar.length - 1024 - 7)));
-      return new Uint8Array(tar);
-    }),
+  dictionary: [
+    'ustar\0',
+    'ustar  \0',
+    '00',
+    '0000644\0',
+    '0000000\0',
+    '../',
+    '/',
+    '.wh.',
+    '.wh..wh..opq',
+    'PaxHeader',
+    ' path=',
+    ' linkpath=',
+    '\x1f\x8b\x08',
+    '\x28\xb5\x2f\xfd',
+  ],
+  generate: fc.tuple(fc.array(entry, { minLength: 1, maxLength: 6 }), fc.constantFrom('none', 'none', 'gzip', 'truncate')).map(([entries, how]) => {
+    const tar = writeTar(entries);
+    if (how === 'gzip') return new Uint8Array(gzipSync(tar));
+    if (how === 'truncate') return new Uint8Array(tar.subarray(0, Math.max(0, tar.length - 1024 - 7)));
+    return new Uint8Array(tar);
+  }),
   maxLength: 256 * 1024,
   budget: { baseMs: 1000 },
   async teardown() {
@@ -98,7 +134,10 @@ export const tarUnpackTarget: FuzzTarget = {
       if (!(err instanceof StevedoreError) && !(err instanceof Error && err.constructor === Error)) throw err;
     }
     assertContract(JSON.stringify(readdirSync(BASE)) === '["case"]', `something was written next to the case directory: ${readdirSync(BASE).join(', ')}`);
-    assertContract(JSON.stringify(readdirSync(CASE).sort()) === '["outside","root"]', `something was written next to the root: ${readdirSync(CASE).join(', ')}`);
+    assertContract(
+      JSON.stringify(readdirSync(CASE).sort()) === '["outside","root"]',
+      `something was written next to the root: ${readdirSync(CASE).join(', ')}`,
+    );
     const after = snapshot(OUTSIDE);
     for (const [p, v] of outsideBefore) assertContract(after.get(p) === v, `${p} outside the root changed (${v} -> ${after.get(p) ?? 'gone'})`);
     for (const p of after.keys()) assertContract(outsideBefore.has(p), `${p} was created outside the root`);

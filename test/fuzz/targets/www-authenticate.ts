@@ -8,12 +8,36 @@ export const wwwAuthenticateTarget: FuzzTarget = {
   name: 'www-authenticate',
   contract: 'any header value (one or several) → challenges with lower-case token schemes and string params; never throws; ≤ 250 ms + 20 ms/KiB',
   sources: ['src/registry/auth.ts'],
-  dictionary: ['Bearer ', 'Basic ', 'realm=', 'service=', 'scope=', '"', '\\"', '\\', ',', ' ', '=', 'error="insufficient_scope"', 'repository:a/b:pull,push', 'https://auth.example/token'],
+  dictionary: [
+    'Bearer ',
+    'Basic ',
+    'realm=',
+    'service=',
+    'scope=',
+    '"',
+    '\\"',
+    '\\',
+    ',',
+    ' ',
+    '=',
+    'error="insufficient_scope"',
+    'repository:a/b:pull,push',
+    'https://auth.example/token',
+  ],
   generate: fc
     .array(
       fc.tuple(
         fc.constantFrom('Bearer', 'Basic', 'bearer', 'Negotiate', ''),
-        fc.array(fc.tuple(fc.constantFrom('realm', 'service', 'scope', 'error', 'x'), fc.oneof(fc.string().map((v) => JSON.stringify(v)), fc.string())), { maxLength: 4 }),
+        fc.array(
+          fc.tuple(
+            fc.constantFrom('realm', 'service', 'scope', 'error', 'x'),
+            fc.oneof(
+              fc.string().map((v) => JSON.stringify(v)),
+              fc.string(),
+            ),
+          ),
+          { maxLength: 4 },
+        ),
       ),
       { maxLength: 3 },
     )
