@@ -22,11 +22,11 @@ if [ -z "$runc_static" ]; then
   runc_static=${STEVEDORE_CACHE:-$HOME/.cache/stevedore}/bin/runc-static-$v
 fi
 [ -x "$runc_static" ] || { echo "no static runc at $runc_static (run make node-tools)" >&2; exit 1; }
-for tool in git ssh dpkg ldd cp unshare nsenter mount umount ip pasta slirp4netns; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
+for tool in git ssh dpkg ldd cp tar unshare nsenter mount umount ip pasta slirp4netns; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
 
 rm -rf "$out"
 mkdir -p "$out"
-bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)" "$(command -v cp)" "$(command -v unshare)"
+bins=("$node" "$(command -v git)" /usr/lib/git-core/git-remote-http "$(command -v ssh)" "$(command -v cp)" "$(command -v tar)" "$(command -v unshare)"
       "$(command -v nsenter)" "$(command -v mount)" "$(command -v umount)" "$(command -v ip)" "$(command -v pasta)" "$(command -v slirp4netns)")
 libs=$(for b in "${bins[@]}"; do ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'; done | sort -u)
 pkgs=$(for l in $libs; do dpkg -S "$l" 2>/dev/null || dpkg -S "$(readlink -f "$l")"; done | cut -d: -f1 | sort -u)
@@ -48,8 +48,11 @@ for d in lib lib64 bin sbin; do
 done
 install -D -m 0755 "$node" "$out/usr/local/bin/node"
 install -D -m 0755 "$runc_static" "$out/usr/local/bin/runc"
-# Only these binaries of coreutils, util-linux and mount (their libraries came with the packages above).
+# Only these binaries of coreutils, tar, util-linux and mount (their libraries came with the packages above).
 install -D -m 0755 "$(readlink -f "$(command -v cp)")" "$out/usr/bin/cp"
+# GNU tar: the builder reads overlay opaque markers (xattrs) of a RUN step's upper directory with
+# `tar --xattrs` when its store mounts overlay (src/build/layers/overlay-xattrs.ts).
+install -D -m 0755 "$(readlink -f "$(command -v tar)")" "$out/usr/bin/tar"
 for b in unshare nsenter mount umount; do install -D -m 0755 "$(readlink -f "$(command -v "$b")")" "$out/usr/bin/$b"; done
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$out/etc/ssl/certs/ca-certificates.crt"
 mkdir -p "$out/tmp" "$out/home/stevedore" "$out/etc"
