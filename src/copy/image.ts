@@ -25,6 +25,7 @@ import { Limiter } from '../util/pool.js';
 import { writeZstdChunked } from '../oci/zstd-chunked.js';
 import { createZstdFramesDecompress } from '../oci/zstd-frames.js';
 import { isZstdChunked, withoutZstdChunked } from '../oci/zstd-chunked-format.js';
+import { FixedPieces } from '../oci/zstd-compress.js';
 
 /** Blobs transferred in parallel unless `jobs` says otherwise (skopeo and the CLI's `--jobs` default). */
 export const DEFAULT_COPY_JOBS = 6;
@@ -329,7 +330,9 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
   const level = opts.compressionLevel;
   if (to === 'zstd:chunked') return convertToZstdChunked(state, desc, stages);
   if (to === 'gzip') stages.push(createGzip(level === undefined ? {} : { level }));
-  else if (to === 'zstd') stages.push(createZstdCompress(level === undefined ? {} : { params: { [zlibConstants.ZSTD_c_compressionLevel]: level } }));
+  // zstd fed in fixed pieces, so the same layer converts to the same blob (oci/zstd-compress.ts).
+  else if (to === 'zstd')
+    stages.push(new FixedPieces(), createZstdCompress(level === undefined ? {} : { params: { [zlibConstants.ZSTD_c_compressionLevel]: level } }));
   const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
   try {
     const file = join(dir, 'layer');

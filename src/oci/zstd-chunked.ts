@@ -13,7 +13,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { constants as zc, createZstdCompress, zstdCompressSync } from 'node:zlib';
+import { constants as zc, zstdCompressSync } from 'node:zlib';
 import type { Digest } from './digest.js';
 import { Crc64Iso } from './crc64.js';
 import { InvalidInputError } from '../util/errors.js';
@@ -27,6 +27,7 @@ import {
   type ZstdChunkedPositions,
 } from './zstd-chunked-format.js';
 import { rfc3339Seconds } from '../util/time.js';
+import { createStableZstdCompress } from './zstd-compress.js';
 
 interface TarHeader {
   name: string;
@@ -362,7 +363,8 @@ export async function writeZstdChunked(tar: AsyncIterable<Buffer> | Readable, fi
           crc.update(data);
           await out.write(zstdCompressSync(data, zopts));
         } else {
-          const z = createZstdCompress(zopts);
+          // Fixed pieces: the same file gives the same frame however the tar arrived (zstd-compress.ts).
+          const z = createStableZstdCompress(level);
           const feed = Readable.from(
             (async function* () {
               for await (const c of content) {

@@ -31,6 +31,7 @@ import { runCommand } from '../../hack/lib/harness/procs.js';
 import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { TempDirs } from '../../hack/lib/harness/tmp.js';
 import { cleanupCli, stevedore } from '../cli/stevedore.js';
+import { createStableZstdCompress } from '../../src/oci/zstd-compress.js';
 
 const temps = new TempDirs();
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -165,6 +166,30 @@ describe('the zstd:chunked writer', () => {
     expect(entry('bin/tool')!.modtime).toBe('2023-11-14T22:13:20.123456789Z');
     expect(entry('etc/')!.modtime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(toc.entries).toHaveLength(9);
+  });
+
+  it('writes the same bytes however the tar arrives (a second conversion of the same layer is the same blob)', async () => {
+    // Compressible and over 1 MiB (the streamed path): zstd's output there depended on how the input was cut.
+    const text = Buffer.from(Array.from({ length: 60_000 }, (_, i) => `line ${i} of a log file, ${i % 97} things happened\n`).join(''));
+    const input = await packTar((p) => p.entry({ name: 'var/log/big.log', mode: 0o644 }, text));
+    const digests = new Set<string>();
+    for (const size of [7_000, 65_536, 1024 * 1024 + 3, input.length]) digests.add((await chunked(input, size)).result.digest);
+    expect([...digests]).toHaveLength(1);
+  });
+
+  it('plain zstd (copy --dest-compress-format zstd, build --compression-format zstd) is the same blob however its input is cut', async () => {
+    const text = Buffer.from(Array.from({ length: 60_000 }, (_, i) => `line ${i} of a log file, ${i % 97} things happened\n`).join(''));
+    const digests = new Set<string>();
+    for (const size of [7_000, 65_536, text.length]) {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < text.length; i += size) parts.push(text.subarray(i, i + size));
+      const z = createStableZstdCompress(3);
+      Readable.from(parts).pipe(z);
+      const h = createHash('sha256');
+      for await (const c of z) h.update(c as Buffer);
+      digests.add(h.digest('hex'));
+    }
+    expect([...digests]).toHaveLength(1);
   });
 
   it('reads GNU tar output (long names as GNU extension headers) and keeps it byte for byte', async () => {

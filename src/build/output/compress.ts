@@ -1,8 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable, Transform } from 'node:stream';
-import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
+import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../../oci/descriptor.js';
 import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
@@ -15,6 +14,7 @@ import { rootLogger } from '../../util/log.js';
 import { BlobInfoCache } from '../cache/blob-info.js';
 import type { BuiltLayer } from '../executor/state.js';
 import { GZIP_BLOCK, ParallelGzip } from '../layers/parallel-gzip.js';
+import { createStableZstdCompress } from '../../oci/zstd-compress.js';
 
 /** A compressed blob written by this run. */
 interface Made {
@@ -55,10 +55,9 @@ function compressedType(mediaType: string, format: CompressionFormat): string {
 }
 
 /** A stream compressor for gzip and zstd (zstd:chunked is written to a file: writeChunked). */
-function compressStream(format: CompressionFormat): Transform {
-  return format !== 'gzip'
-    ? createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: PUSH_ZSTD_LEVEL } })
-    : new ParallelGzip({ level: PUSH_GZIP_LEVEL });
+function compressStream(format: CompressionFormat): Duplex {
+  // zstd fed in fixed pieces: the same layer compresses to the same blob (oci/zstd-compress.ts).
+  return format !== 'gzip' ? createStableZstdCompress(PUSH_ZSTD_LEVEL) : new ParallelGzip({ level: PUSH_GZIP_LEVEL });
 }
 
 /**
