@@ -475,19 +475,3 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     throw err;
   }
 }
-
-/** The message of a client-node ApiException (the Status body's message), or the error's. */
-export function errorText(err: unknown): string {
-  if (typeof err === 'object' && err !== null && 'body' in err) {
-    const body = (err as { body: unknown }).body;
-    if (typeof body === 'string') {
-      try {
-        return (JSON.parse(body) as { message?: string }).message ?? body;
-      } catch {
-        return body;
-      }
-    }
-    if (typeof body === 'object' && body !== null && 'message' in body) return String((body as { message: unknown }).message);
-  }
-  return err instanceof Error ? err.message : String(err);
-}
