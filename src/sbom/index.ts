@@ -21,8 +21,6 @@ export const SBOM_PREDICATE_TYPES: Record<SbomFormat, string> = {
   'cyclonedx-json': 'https://cyclonedx.org/bom',
 };
 
-export const TOOL_VERSION = VERSION;
-
 export interface SbomOptions {
   format?: SbomFormat;
   platform?: string;
@@ -64,7 +62,7 @@ export async function generateSbom(image: string | TransportReference, opts: Sbo
   } finally {
     await src.close();
   }
-  const docOpts = { created: opts.created, toolVersion: TOOL_VERSION };
+  const docOpts = { created: opts.created, toolVersion: VERSION };
   const document = (format === 'spdx-json' ? toSpdx(catalog, docOpts) : toCycloneDx(catalog, docOpts)) as unknown as Record<string, unknown>;
   return {
     catalog,
