@@ -4,6 +4,7 @@ import { parseReference } from '../oci/reference.js';
 import { InvalidInputError } from '../util/errors.js';
 import { findDuplicateKey } from './json-strict.js';
 import type { FulcioRequirement, Policy, PolicyRequirement, SignedIdentity, SigstoreSignedRequirement } from './types.js';
+import { isObject } from '../util/is-object.js';
 
 /** A policy file that cannot be used as a whole: unknown, missing, duplicated or contradictory fields. */
 export class InvalidPolicyError extends InvalidInputError {
@@ -13,10 +14,6 @@ export class InvalidPolicyError extends InvalidInputError {
 }
 
 type Obj = Record<string, unknown>;
-
-function isObject(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Every key must be known; `required` keys must be there. */
 function checkKeys(o: Obj, at: string, allowed: readonly string[], required: readonly string[] = []): void {

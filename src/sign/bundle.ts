@@ -9,6 +9,7 @@ import { keyHint, signData, verifyData } from './crypto.js';
 import { SignatureError } from './errors.js';
 import { pushReferrer, pushSmallBlob } from './registry-io.js';
 import { rfc3339Seconds } from '../util/time.js';
+import { isObject } from '../util/is-object.js';
 
 /** The sigstore bundle (v0.3) cosign's `--new-bundle-format` stores as an OCI 1.1 referrer. */
 export const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -56,10 +57,6 @@ export interface ParsedBundle {
   keyHint?: string;
   /** DER of the signing certificate (keyless bundles). */
   certificate?: Buffer;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Parses the parts of a bundle we verify; a message-signature bundle or a malformed one is refused with the reason. */

@@ -1,6 +1,7 @@
 import { isDigest, type Digest } from '../oci/digest.js';
 import { formatReference, parseReference, referenceName, type ImageReference } from '../oci/reference.js';
 import { SignatureError } from './errors.js';
+import { isObject } from '../util/is-object.js';
 
 /** The `critical.type` cosign writes, and the one containers/image's own signatures use. */
 export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature';
@@ -38,10 +39,6 @@ export function encodeSimpleSigning(dockerReference: string, digest: Digest, ann
     optional: annotations && Object.keys(annotations).length > 0 ? annotations : null,
   };
   return Buffer.from(JSON.stringify(doc));
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**

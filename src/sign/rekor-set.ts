@@ -3,6 +3,7 @@ import { json } from '@sigstore/core';
 import { verifyData } from './crypto.js';
 import { SignatureError } from './errors.js';
 import { parsePemBlocks } from './pem.js';
+import { isObject } from '../util/is-object.js';
 
 /**
  * cosign's `dev.sigstore.cosign/bundle` annotation: a Rekor entry as the log returned it, with its
@@ -11,10 +12,6 @@ import { parsePemBlocks } from './pem.js';
 interface RekorBundle {
   SignedEntryTimestamp: string;
   Payload: { body: string; integratedTime: number; logIndex: number; logID: string };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 const invalid = (msg: string) => new SignatureError('SIGNATURE_INVALID', `Rekor bundle: ${msg}`);

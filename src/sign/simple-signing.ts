@@ -1,6 +1,7 @@
 import { isDigest, type Digest } from '../oci/digest.js';
 import { findDuplicateKey } from '../policy/json-strict.js';
 import { SignatureError } from './errors.js';
+import { isObject } from '../util/is-object.js';
 
 /** containers/image's cap on one signature's size; anything bigger is refused before parsing. */
 export const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
@@ -35,10 +36,6 @@ export function encodeAtomicPayload(p: AtomicSignaturePayload): Buffer {
     optional,
   };
   return Buffer.from(JSON.stringify(doc));
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function invalid(message: string): SignatureError {
