@@ -77,7 +77,7 @@ function component(p: SbomPackage): CycloneDxComponent {
 
 /** CycloneDX 1.6 JSON: the image is `metadata.component` (type container), each package a library component. */
 export function toCycloneDx(catalog: Catalog, opts: { created?: Date; toolVersion: string }): CycloneDxBom {
-  const timestamp = rfc3339Seconds(opts.created ?? new Date());
+  const timestamp = rfc3339Seconds(opts.created);
   const name = catalog.image.repository || catalog.image.name;
   return {
     $schema: 'http://cyclonedx.org/schema/bom-1.6.schema.json',

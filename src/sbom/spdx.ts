@@ -58,7 +58,7 @@ export function imagePurl(catalog: Catalog): string {
  * the spec requires.
  */
 export function toSpdx(catalog: Catalog, opts: { created?: Date; toolVersion: string }): SpdxDocument {
-  const created = rfc3339Seconds(opts.created ?? new Date());
+  const created = rfc3339Seconds(opts.created);
   const imageName = catalog.image.repository || catalog.image.name;
   const rootId = `SPDXRef-DocumentRoot-Image-${idPart(imageName)}`;
   const refs = new Map<string, string>();
