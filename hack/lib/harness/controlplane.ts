@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { request } from 'node:https';
 import { ApiextensionsV1Api, CoreV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { freePort } from './net.js';
+import { freePort, sleep } from './net.js';
 import { killOnExit } from './procs.js';
 
 const exec = promisify(execFile);
@@ -259,8 +259,6 @@ function adminRequest(
     req.end(init.body);
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function isConflict(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: number }).code === 409;

@@ -53,4 +53,5 @@ export function httpGet(url: string, headers: Record<string, string> = {}, timeo
   });
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** The engine's sleep (src/util/sleep.ts), offered here beside freePort for the tests that poll. */
+export { sleep } from '../../../src/util/sleep.js';
