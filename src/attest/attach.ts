@@ -14,13 +14,12 @@ import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, signEnvelope } from './dsse.js';
 import { loadSigningKey } from './keys.js';
-import { signatureConfig } from '../sign/signature-image.js';
+import { SIGNATURE_ANNOTATION, signatureConfig } from '../sign/signature-image.js';
 import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION, pushBytes, pushReferrer } from './referrer.js';
 import { makeStatement, statementCovers, type Statement } from './statement.js';
 import { rfc3339Seconds } from '../util/time.js';
 
 export { ATTESTATION_ARTIFACT_TYPE, PREDICATE_TYPE_ANNOTATION };
-const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 
 export interface AttachOptions {
   /** ECDSA P-256 private key: a KeyObject, a PEM string or a PEM file (cosign's encrypted format through src/sign). */
@@ -154,7 +153,7 @@ export async function attachStatement(
       result.referrer = { digest: manifest.digest, ...pushed };
     }
     if (opts.cosignTag !== false) {
-      const cosignLayer: Descriptor = { ...layer, annotations: { [COSIGN_SIGNATURE_ANNOTATION]: '', predicateType: st.predicateType } };
+      const cosignLayer: Descriptor = { ...layer, annotations: { [SIGNATURE_ANNOTATION]: '', predicateType: st.predicateType } };
       result.cosign = await appendCosignAttestation(client, repo, subject.digest, cosignLayer, opts.signal);
     }
     log.info(

@@ -15,7 +15,7 @@ import { verifyData } from './crypto.js';
 import { SignatureError } from './errors.js';
 import { parseSimpleSigning, repositoryOfIdentity, type SimpleSigningPayload } from './payload.js';
 import { readSmallBlob } from './registry-io.js';
-import { attachmentTag, readSignatures, type StoredSignature } from './signature-image.js';
+import { attachmentTag, readSignatures, SIGNATURE_ANNOTATION, type StoredSignature } from './signature-image.js';
 import { resolveSubject, type SignatureFormat } from './sign.js';
 
 export interface VerifyOptions {
@@ -57,7 +57,7 @@ export interface VerifyReport {
  * or throws a SignatureError saying which check failed.
  */
 export function checkSimpleSignature(sig: StoredSignature, keys: readonly KeyObject[], expect: { digest: Digest; repository?: string }): SimpleSigningPayload {
-  if (!sig.signature) throw new SignatureError('SIGNATURE_INVALID', `layer ${sig.layer.digest} has no ${'dev.cosignproject.cosign/signature'} annotation`);
+  if (!sig.signature) throw new SignatureError('SIGNATURE_INVALID', `layer ${sig.layer.digest} has no ${SIGNATURE_ANNOTATION} annotation`);
   const raw = Buffer.from(sig.signature, 'base64');
   if (raw.length === 0 || raw.toString('base64').replace(/=+$/, '') !== sig.signature.replace(/\s/g, '').replace(/=+$/, '')) {
     throw new SignatureError('SIGNATURE_INVALID', 'the signature annotation is not valid base64');
