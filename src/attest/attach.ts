@@ -15,7 +15,8 @@ import { rootLogger } from '../util/log.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, signEnvelope } from './dsse.js';
 import { loadSigningKey } from './keys.js';
 import { SIGNATURE_ANNOTATION, signatureConfig } from '../sign/signature-image.js';
-import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION, pushBytes, pushReferrer } from './referrer.js';
+import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION, pushReferrer } from './referrer.js';
+import { pushSmallBlob } from '../sign/registry-io.js';
 import { makeStatement, statementCovers, type Statement } from './statement.js';
 import { rfc3339Seconds } from '../util/time.js';
 
@@ -91,7 +92,7 @@ async function appendCosignAttestation(
   }
   // cosign keeps one layer per attestation and replaces an identical one rather than repeating it.
   layers = [...layers.filter((l) => l.digest !== layer.digest), layer];
-  const config = await pushBytes(client, repo, signatureConfig(layers), MediaType.OciConfig, signal);
+  const config = await pushSmallBlob(client, repo, signatureConfig(layers), MediaType.OciConfig, signal);
   const manifest = encodeManifest({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers });
   await putManifest(client, repo, tag, manifest, { signal });
   return { tag, digest: manifest.digest };
@@ -124,10 +125,10 @@ export async function attachStatement(
     const envelope = signEnvelope(Buffer.from(JSON.stringify(st)), IN_TOTO_PAYLOAD_TYPE, key);
     const repo = ref.repository;
     const envBytes = Buffer.from(JSON.stringify(envelope));
-    const layer = await pushBytes(client, repo, envBytes, DSSE_MEDIA_TYPE, opts.signal);
+    const layer = await pushSmallBlob(client, repo, envBytes, DSSE_MEDIA_TYPE, opts.signal);
     const result: AttachResult = { subject, predicateType: st.predicateType, envelope: layer.digest };
     if (opts.referrer !== false) {
-      await pushBytes(client, repo, Buffer.from('{}'), MediaType.OciEmpty, opts.signal);
+      await pushSmallBlob(client, repo, Buffer.from('{}'), MediaType.OciEmpty, opts.signal);
       const annotations = {
         [PREDICATE_TYPE_ANNOTATION]: st.predicateType,
         'org.opencontainers.image.created': rfc3339Seconds(),

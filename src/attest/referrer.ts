@@ -1,10 +1,8 @@
-import { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/descriptor.js';
-import { digestAlgorithm, digestBytes, isDigest, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, isDigest, type Digest } from '../oci/digest.js';
 import { encodeManifest, parseManifest, type ImageIndex, type RawManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { repositoryScope } from '../registry/auth.js';
-import { headBlob, uploadBlob } from '../registry/blobs.js';
 import type { RegistryClient } from '../registry/client.js';
 import { DigestMismatchError } from '../util/errors.js';
 import { getManifest, putManifest } from '../registry/manifests.js';
@@ -23,15 +21,6 @@ export const EMPTY_CONFIG: Descriptor = {
   size: 2,
   data: 'e30=',
 };
-
-/** Uploads a small in-memory blob unless the repository has it already. */
-export async function pushBytes(client: RegistryClient, repo: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<Descriptor> {
-  const desc: Descriptor = { mediaType, digest: digestBytes(bytes), size: bytes.length };
-  if ((await headBlob(client, repo, desc.digest, { signal })) === undefined) {
-    await uploadBlob(client, repo, desc, Readable.from([bytes]), { signal });
-  }
-  return desc;
-}
 
 /**
  * PUTs a manifest by digest and reports whether the registry indexed its `subject` (an OCI 1.1
