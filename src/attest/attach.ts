@@ -1,11 +1,11 @@
 import type { KeyObject } from 'node:crypto';
 import type { Descriptor } from '../oci/descriptor.js';
-import { digestHex, isDigest, type Digest } from '../oci/digest.js';
+import { isDigest, type Digest } from '../oci/digest.js';
 import { encodeManifest, parseManifest, type ImageManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { referenceName, referenceTarget, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
-import { getManifest, headManifest, putManifest } from '../registry/manifests.js';
+import { headManifest, putManifest } from '../registry/manifests.js';
 import { DockerReference, registryClientFor } from '../transports/docker.js';
 import { parseImageName } from '../transports/index.js';
 import type { TransportContext } from '../transports/types.js';
@@ -14,9 +14,9 @@ import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, signEnvelope } from './dsse.js';
 import { loadSigningKey } from './keys.js';
-import { SIGNATURE_ANNOTATION, signatureConfig } from '../sign/signature-image.js';
+import { attachmentTag, SIGNATURE_ANNOTATION, signatureConfig } from '../sign/signature-image.js';
 import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION, pushReferrer } from './referrer.js';
-import { pushSmallBlob } from '../sign/registry-io.js';
+import { getManifestIfExists, pushSmallBlob } from '../sign/registry-io.js';
 import { makeStatement, statementCovers, type Statement } from './statement.js';
 import { rfc3339Seconds } from '../util/time.js';
 
@@ -81,14 +81,12 @@ async function appendCosignAttestation(
   layer: Descriptor,
   signal?: AbortSignal,
 ): Promise<{ tag: string; digest: Digest }> {
-  const tag = `sha256-${digestHex(subject)}.att`;
+  const tag = attachmentTag(subject, 'att');
+  const existing = await getManifestIfExists(client, repo, tag, signal);
   let layers: Descriptor[] = [];
-  try {
-    const raw = await getManifest(client, repo, tag, { signal });
-    const parsed = parseManifest(raw.bytes, raw.mediaType);
+  if (existing) {
+    const parsed = parseManifest(existing.bytes, existing.mediaType);
     if (parsed.kind === 'image') layers = parsed.manifest.layers;
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
   }
   // cosign keeps one layer per attestation and replaces an identical one rather than repeating it.
   layers = [...layers.filter((l) => l.digest !== layer.digest), layer];
