@@ -21,7 +21,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { API_VERSION, GROUP, VERSION } from '../k8s/api/common.js';
-import { CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
+import { boundNode, CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
 import { isNotFound, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
@@ -79,11 +79,6 @@ export interface AgentReconcilerOptions {
   userns: UserNamespaceAllocator;
   events: EventRecorder;
   log: Logger;
-}
-
-/** Where the run is bound: the user's spec.nodeName, else the controller's choice. */
-export function boundNode(run: ContainerRun): string | undefined {
-  return run.spec?.nodeName ?? run.status?.nodeName;
 }
 
 const TERMINAL = new Set(['Succeeded', 'Failed']);

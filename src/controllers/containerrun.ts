@@ -16,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../k8s/api/common.js';
-import { CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
+import { boundNode, CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
 import { markStalled } from '../k8s/conditions.js';
 import type { KubeClient, ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
@@ -53,8 +53,6 @@ type Scope = ReconcileScope<ContainerRun, ContainerRunStatus, Reason>;
 
 const iso = rfc3339Seconds;
 const keyOf = (run: ContainerRun) => `${run.metadata.namespace}/${run.metadata.name}`;
-/** The run's node: spec.nodeName (pinned by the user) or the one it was bound to. */
-const nodeOf = (run: ContainerRun) => run.spec.nodeName ?? run.status?.nodeName;
 
 export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   readonly name = 'containerrun';
@@ -125,7 +123,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
    * nothing running but its agent still removes the container and its log); otherwise it goes now.
    */
   async #finalize(run: ContainerRun): Promise<ReconcileResult | undefined> {
-    const node = nodeOf(run);
+    const node = boundNode(run);
     const agent = node ? await this.#agents.get(node) : undefined;
     if (agent?.live) return { requeueAfterMs: this.#nodeCheckMs };
     this.#boundTo.delete(keyOf(run));
@@ -151,7 +149,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   /** Unbound: schedule it; bound by spec.nodeName: tell the agent (and kubectl) through status as well. */
   async #bind(s: Scope): Promise<ReconcileResult | undefined> {
     const { obj: run, status, generation: gen } = s;
-    const node = nodeOf(run);
+    const node = boundNode(run);
     if (!node) return this.#schedule(s);
     this.#boundTo.set(keyOf(run), node);
     if (!s.before.nodeName) {
@@ -204,7 +202,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
    */
   async #watchNode(s: Scope): Promise<ReconcileResult> {
     const { obj: run, status } = s;
-    const node = nodeOf(run)!;
+    const node = boundNode(run)!;
     const key = keyOf(run);
     const phase = s.before.phase;
     const agent = await this.#agents.get(node);

@@ -322,6 +322,11 @@ export const AGENT_TAINTED_LABEL = 'stevedore.dev/tainted';
 
 export type ContainerRun = KubeObject<'ContainerRun', ContainerRunSpec, ContainerRunStatus>;
 
+/** Where the run is bound: the user's spec.nodeName, else the controller's choice. */
+export function boundNode(run: ContainerRun): string | undefined {
+  return run.spec?.nodeName ?? run.status?.nodeName;
+}
+
 export const containerRunKind: KindDefinition<ContainerRunSpec, ContainerRunStatus> = {
   kind: 'ContainerRun',
   listKind: 'ContainerRunList',
