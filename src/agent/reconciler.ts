@@ -25,6 +25,7 @@ import { boundNode, CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRu
 import { isNotFound, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { objectKey } from '../k8s/runtime/informer.js';
 import { ReconcileLoop, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import { parseReference } from '../oci/reference.js';
 import type { Policy } from '../policy/types.js';
@@ -82,7 +83,6 @@ export interface AgentReconcilerOptions {
 }
 
 const TERMINAL = new Set(['Succeeded', 'Failed']);
-const keyOf = (run: ContainerRun) => `${run.metadata.namespace}/${run.metadata.name}`;
 const DEFAULT_BACKOFF_LIMIT = 3;
 /** Pulls tried per attempt before it fails with ErrImagePull. */
 const PULL_TRIES = 3;
@@ -203,7 +203,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         status.finishedAt = rfc3339Seconds();
       },
       afterStalled: async (run, _status, reason, message) => {
-        this.#o.log.warn({ run: keyOf(run), reason, err: message }, 'the run can never start: failed');
+        this.#o.log.warn({ run: objectKey(run), reason, err: message }, 'the run can never start: failed');
         await this.#o.events.record({ ...run, apiVersion: API_VERSION, kind: 'ContainerRun' }, 'Warning', reason, message, 'Run');
         await this.#runEnded(run);
       },
@@ -247,7 +247,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       c = {
         attempt,
         id: attemptContainerId(s.obj.metadata.uid!, attempt),
-        log: this.#o.log.child({ run: keyOf(s.obj), attempt }),
+        log: this.#o.log.child({ run: objectKey(s.obj), attempt }),
         sources: new ConfigSources(this.#client, s.obj.metadata.namespace!),
       };
       this.#starts.set(s, c);
@@ -266,7 +266,10 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       const id = attemptContainerId(run.metadata.uid!, n);
       const st = await containerState(this.#o.store, id);
       if (st.state !== 'running' && st.state !== 'lost') continue;
-      this.#o.log.warn({ run: keyOf(run), attempt: n, phase: s.before.phase }, 'the run has ended but its container still runs here: stopping and removing it');
+      this.#o.log.warn(
+        { run: objectKey(run), attempt: n, phase: s.before.phase },
+        'the run has ended but its container still runs here: stopping and removing it',
+      );
       await removeContainer(this.#o.store, id, { force: true, graceMs: this.#graceMs });
     }
     return {};
@@ -320,7 +323,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       const id = attemptContainerId(s.obj.metadata.uid!, n);
       const st = await containerState(this.#o.store, id);
       if (st.state !== 'running' && st.state !== 'lost') continue;
-      this.#o.log.warn({ run: keyOf(s.obj), attempt: n }, 'an earlier attempt still runs: stopping it');
+      this.#o.log.warn({ run: objectKey(s.obj), attempt: n }, 'an earlier attempt still runs: stopping it');
       await stopContainer(this.#o.store, id, { graceMs: 0 });
     }
     return undefined;
@@ -334,7 +337,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const violations = await this.#privilegeViolations(s.obj);
     if (violations.length === 0) return undefined;
     const message = `refused by the node agent: ${violations.join('; ')}`;
-    this.#o.log.warn({ run: keyOf(s.obj), violations }, 'run asks for privileges its namespace was not granted');
+    this.#o.log.warn({ run: objectKey(s.obj), violations }, 'run asks for privileges its namespace was not granted');
     this.#fail(s, 'PrivilegeNotGranted', message);
     await s.event('Warning', 'PrivilegeNotGranted', message);
     return {};
@@ -542,7 +545,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   async #denied(s: Scope, reason: string): Promise<ReconcileResult> {
     const message = `the node's image policy refused ${s.obj.spec.image}: ${reason}`;
     this.#pullFailures.delete(s.obj.metadata.uid!);
-    this.#o.log.warn({ run: keyOf(s.obj), reason }, 'image refused by the node policy');
+    this.#o.log.warn({ run: objectKey(s.obj), reason }, 'image refused by the node policy');
     this.#fail(s, 'PolicyDenied', message);
     await s.event('Warning', 'PolicyDenied', message);
     await this.#runEnded(s.obj);
@@ -610,7 +613,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const dir = runVolumesDir(this.#o.store.root, uid);
     const over = await emptyDirOverLimit(run.spec, dir);
     if (!over) return;
-    this.#o.log.warn({ run: keyOf(run), over }, 'evicting: an emptyDir is over its sizeLimit');
+    this.#o.log.warn({ run: objectKey(run), over }, 'evicting: an emptyDir is over its sizeLimit');
     await writeFile(evictionNote(dir), over);
     await signalContainer(rec, 'SIGKILL', { all: true });
   }
@@ -714,7 +717,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       }
       return {};
     }
-    this.#o.log.warn({ run: keyOf(run), boundTo: boundNode(run) ?? null }, 'run moved away from this node: removing its containers here');
+    this.#o.log.warn({ run: objectKey(run), boundTo: boundNode(run) ?? null }, 'run moved away from this node: removing its containers here');
     await this.#removeAttempts(run);
     return {};
   }
@@ -725,7 +728,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     this.#forget(uid);
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
       const id = attemptContainerId(uid, n);
-      if (await removeContainer(this.#o.store, id, { force: true, graceMs: this.#graceMs })) this.#o.log.info({ run: keyOf(run), id }, 'container stopped');
+      if (await removeContainer(this.#o.store, id, { force: true, graceMs: this.#graceMs })) this.#o.log.info({ run: objectKey(run), id }, 'container stopped');
     }
     await releaseVolumes(runVolumesDir(this.#o.store.root, uid));
     // Nothing of the run is left on the node: its ids (and the snapshots made for them) go back.

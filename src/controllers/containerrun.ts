@@ -21,6 +21,7 @@ import { markStalled } from '../k8s/conditions.js';
 import type { KubeClient, ResourcePath } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { objectKey } from '../k8s/runtime/informer.js';
 import { ReconcileLoop, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import { parseReference } from '../oci/reference.js';
 import { AgentDirectory, pickNode } from './containerrun-nodes.js';
@@ -52,7 +53,6 @@ type Reason = ContainerRunReason | 'Rescheduled';
 type Scope = ReconcileScope<ContainerRun, ContainerRunStatus, Reason>;
 
 const iso = rfc3339Seconds;
-const keyOf = (run: ContainerRun) => `${run.metadata.namespace}/${run.metadata.name}`;
 
 export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   readonly name = 'containerrun';
@@ -126,14 +126,14 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
     const node = boundNode(run);
     const agent = node ? await this.#agents.get(node) : undefined;
     if (agent?.live) return { requeueAfterMs: this.#nodeCheckMs };
-    this.#boundTo.delete(keyOf(run));
+    this.#boundTo.delete(objectKey(run));
     return undefined;
   }
 
   /** A finished run needs nothing more from the controller. */
   async #terminal(s: Scope): Promise<ReconcileResult | undefined> {
     if (!s.before.phase || !TERMINAL.has(s.before.phase)) return undefined;
-    this.#forget(keyOf(s.obj));
+    this.#forget(objectKey(s.obj));
     return {};
   }
 
@@ -151,7 +151,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
     const { obj: run, status, generation: gen } = s;
     const node = boundNode(run);
     if (!node) return this.#schedule(s);
-    this.#boundTo.set(keyOf(run), node);
+    this.#boundTo.set(objectKey(run), node);
     if (!s.before.nodeName) {
       status.nodeName = node;
       status.phase = 'Pending';
@@ -190,7 +190,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
     status.observedGeneration = gen;
     s.reconciling('Scheduled', `bound to node ${chosen.node}`);
     await s.progress();
-    this.#boundTo.set(keyOf(run), chosen.node);
+    this.#boundTo.set(objectKey(run), chosen.node);
     await s.event('Normal', 'Scheduled', `bound to node ${chosen.node}`);
     return { requeueAfterMs: this.#nodeCheckMs };
   }
@@ -203,7 +203,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   async #watchNode(s: Scope): Promise<ReconcileResult> {
     const { obj: run, status } = s;
     const node = boundNode(run)!;
-    const key = keyOf(run);
+    const key = objectKey(run);
     const phase = s.before.phase;
     const agent = await this.#agents.get(node);
     if (agent?.live) {
@@ -238,7 +238,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   /** restartPolicy OnFailure within backoffLimit: unbound, to be scheduled again; otherwise Failed. */
   async #failOver(s: Scope, node: string, why: string): Promise<ReconcileResult> {
     const { obj: run, status, generation: gen } = s;
-    const key = keyOf(run);
+    const key = objectKey(run);
     const restarts = s.before.restartCount ?? 0;
     const limit = run.spec.backoffLimit ?? DEFAULT_BACKOFF_LIMIT;
     this.#lostSince.delete(key);
