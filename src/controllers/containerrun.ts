@@ -52,8 +52,6 @@ const STATUS_KEYS = ['nodeName', 'phase', 'reason', 'message', 'observedGenerati
 type Reason = ContainerRunReason | 'Rescheduled';
 type Scope = ReconcileScope<ContainerRun, ContainerRunStatus, Reason>;
 
-const iso = rfc3339Seconds;
-
 export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   readonly name = 'containerrun';
   readonly resource = CONTAINER_RUN_RESOURCE;
@@ -83,7 +81,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
         status.phase = 'Failed';
         status.reason = reason;
         status.message = message;
-        status.finishedAt = iso(new Date());
+        status.finishedAt = rfc3339Seconds();
       },
       gone: (req) => this.#forget(`${req.namespace}/${req.name}`),
     });
@@ -261,7 +259,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
     status.phase = 'Failed';
     status.reason = reason;
     status.message = message;
-    status.finishedAt = iso(new Date());
+    status.finishedAt = rfc3339Seconds();
     // Stalled, Ready=False: the skeleton records the Warning Event of that Ready transition.
     status.conditions = markStalled(status.conditions, gen, reason, message);
     this.#boundTo.delete(key);
