@@ -20,9 +20,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { API_VERSION, GROUP, VERSION } from '../k8s/api/common.js';
-import { boundNode, CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
-import { isNotFound, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
+import { API_VERSION } from '../k8s/api/common.js';
+import {
+  boundNode,
+  CONTAINER_RUN_FINALIZER,
+  CONTAINER_RUN_RESOURCE,
+  type ContainerRun,
+  type ContainerRunReason,
+  type ContainerRunStatus,
+} from '../k8s/api/containerrun.js';
+import { isNotFound, type KubeClient } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
 import { objectKey } from '../k8s/runtime/informer.js';
@@ -50,8 +57,6 @@ import { judgeRunImage } from './run-policy.js';
 import { restartDelayMs, signalOfExitCode } from './status-text.js';
 import { IdsExhaustedError, type UserNamespaceAllocator } from './userns.js';
 import { emptyDirOverLimit, evictionNote, prepareVolumes, quantityBytes, releaseVolumes, runVolumesDir } from './volumes.js';
-
-export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
 
 export interface AgentReconcilerOptions {
   nodeName: string;

@@ -15,10 +15,16 @@
  *   is lost); otherwise its agent kills the container first and then releases it.
  */
 import type { Logger } from 'pino';
-import { GROUP, VERSION } from '../k8s/api/common.js';
-import { boundNode, CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
+import {
+  boundNode,
+  CONTAINER_RUN_FINALIZER,
+  CONTAINER_RUN_RESOURCE,
+  type ContainerRun,
+  type ContainerRunReason,
+  type ContainerRunStatus,
+} from '../k8s/api/containerrun.js';
 import { markStalled } from '../k8s/conditions.js';
-import type { KubeClient, ResourcePath } from '../k8s/runtime/client.js';
+import type { KubeClient } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
 import { objectKey } from '../k8s/runtime/informer.js';
@@ -26,8 +32,6 @@ import { ReconcileLoop, type ReconcileScope } from '../k8s/runtime/reconcile.js'
 import { parseReference } from '../oci/reference.js';
 import { AgentDirectory, pickNode } from './containerrun-nodes.js';
 import { rfc3339Seconds } from '../util/time.js';
-
-export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
 
 export interface ContainerRunReconcilerOptions {
   /** Namespace of the agents' heartbeat Leases (the controller's own). */

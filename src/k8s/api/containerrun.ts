@@ -16,9 +16,12 @@ import {
   type Infer,
   type Schema,
 } from './schema.js';
+import type { ResourcePath } from '../runtime/client.js';
 import {
+  GROUP,
   LocalSecretReference,
   NodeSelector,
+  VERSION,
   conditions,
   imageReference,
   lastHandledReconcileAt,
@@ -304,6 +307,7 @@ export type PrivilegeLevel = (typeof PRIVILEGE_LEVELS)[number];
 
 /** Finalizer that keeps a bound run until its node agent has killed and removed its container. */
 export const CONTAINER_RUN_FINALIZER = 'stevedore.dev/containerrun';
+export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
 
 /**
  * Node agents announce themselves with one coordination.k8s.io Lease each, named
