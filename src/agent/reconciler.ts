@@ -40,6 +40,7 @@ import { ensureSearchable, type RunOptions } from '../runtime/container.js';
 import type { ContainerRecord } from '../runtime/containers.js';
 import { containerState, DEFAULT_STOP_GRACE_MS, removeContainer, signalContainer, stopContainer } from '../runtime/lifecycle/index.js';
 import { portMappings } from '../runtime/network/ports.js';
+import { startDetached, type DetachedStart } from '../runtime/lifecycle/monitor.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { parseDuration } from '../util/duration.js';
@@ -47,7 +48,6 @@ import { errorMessage } from '../util/errors.js';
 import { rfc3339Seconds } from '../util/time.js';
 import { ConfigSourceError, ConfigSources } from './config-sources.js';
 import { resolveEnv } from './env.js';
-import { launchDetached, type LaunchContainer } from './launch.js';
 import { readLogTail } from './log-tail.js';
 import { attemptContainerId, attemptContainerName } from './naming.js';
 import { privilegeLevel, privilegeViolations, type NodeTaint } from './privileges.js';
@@ -57,6 +57,13 @@ import { judgeRunImage } from './run-policy.js';
 import { restartDelayMs, signalOfExitCode } from './status-text.js';
 import { IdsExhaustedError, type UserNamespaceAllocator } from './userns.js';
 import { emptyDirOverLimit, evictionNote, prepareVolumes, quantityBytes, releaseVolumes, runVolumesDir } from './volumes.js';
+
+/**
+ * How the agent starts a container so that it outlives the agent; the default is the runtime's
+ * detached monitor (runtime/lifecycle/monitor.ts, our conmon), which streams its output to the
+ * k8s-file log and records its exit, so a restarted agent finds running containers again.
+ */
+export type LaunchContainer = (store: ImageStore, options: RunOptions) => Promise<DetachedStart>;
 
 export interface AgentReconcilerOptions {
   nodeName: string;
@@ -500,7 +507,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     };
     // Taken before the launch: a quick command may have finished by the time it returns.
     const startedAt = rfc3339Seconds();
-    const started = await (this.#o.launch ?? launchDetached)(this.#o.store, options);
+    const started = await (this.#o.launch ?? startDetached)(this.#o.store, options);
     if (started.error) {
       // The command could not start (125/126/127): a failed attempt like any other.
       return this.#finishAttempt(s, {
