@@ -31,8 +31,6 @@ interface Lease {
   spec: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string; acquireTime?: string };
 }
 
-const microTime = rfc3339Micro;
-
 export class Heartbeat {
   readonly #client: KubeClient;
   readonly #o: HeartbeatOptions;
@@ -72,7 +70,7 @@ export class Heartbeat {
     const name = agentLeaseName(nodeName);
     const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
     const labels = { ...this.#o.labels, [AGENT_LABEL]: 'true', [AGENT_NODE_LABEL]: nodeName };
-    const now = microTime();
+    const now = rfc3339Micro();
     let lease: Lease;
     try {
       lease = await this.#client.get<Lease>(`${path}/${name}`);

@@ -20,11 +20,19 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { API_VERSION, GROUP, VERSION } from '../k8s/api/common.js';
-import { CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
-import { isNotFound, type KubeClient, type ResourcePath } from '../k8s/runtime/client.js';
+import { API_VERSION } from '../k8s/api/common.js';
+import {
+  boundNode,
+  CONTAINER_RUN_FINALIZER,
+  CONTAINER_RUN_RESOURCE,
+  type ContainerRun,
+  type ContainerRunReason,
+  type ContainerRunStatus,
+} from '../k8s/api/containerrun.js';
+import { isNotFound, type KubeClient } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { objectKey } from '../k8s/runtime/informer.js';
 import { ReconcileLoop, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import { parseReference } from '../oci/reference.js';
 import type { Policy } from '../policy/types.js';
@@ -32,6 +40,7 @@ import { ensureSearchable, type RunOptions } from '../runtime/container.js';
 import type { ContainerRecord } from '../runtime/containers.js';
 import { containerState, DEFAULT_STOP_GRACE_MS, removeContainer, signalContainer, stopContainer } from '../runtime/lifecycle/index.js';
 import { portMappings } from '../runtime/network/ports.js';
+import { startDetached, type DetachedStart } from '../runtime/lifecycle/monitor.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { parseDuration } from '../util/duration.js';
@@ -39,7 +48,6 @@ import { errorMessage } from '../util/errors.js';
 import { rfc3339Seconds } from '../util/time.js';
 import { ConfigSourceError, ConfigSources } from './config-sources.js';
 import { resolveEnv } from './env.js';
-import { launchDetached, type LaunchContainer } from './launch.js';
 import { readLogTail } from './log-tail.js';
 import { attemptContainerId, attemptContainerName } from './naming.js';
 import { privilegeLevel, privilegeViolations, type NodeTaint } from './privileges.js';
@@ -50,7 +58,12 @@ import { restartDelayMs, signalOfExitCode } from './status-text.js';
 import { IdsExhaustedError, type UserNamespaceAllocator } from './userns.js';
 import { emptyDirOverLimit, evictionNote, prepareVolumes, quantityBytes, releaseVolumes, runVolumesDir } from './volumes.js';
 
-export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
+/**
+ * How the agent starts a container so that it outlives the agent; the default is the runtime's
+ * detached monitor (runtime/lifecycle/monitor.ts, our conmon), which streams its output to the
+ * k8s-file log and records its exit, so a restarted agent finds running containers again.
+ */
+export type LaunchContainer = (store: ImageStore, options: RunOptions) => Promise<DetachedStart>;
 
 export interface AgentReconcilerOptions {
   nodeName: string;
@@ -81,13 +94,7 @@ export interface AgentReconcilerOptions {
   log: Logger;
 }
 
-/** Where the run is bound: the user's spec.nodeName, else the controller's choice. */
-export function boundNode(run: ContainerRun): string | undefined {
-  return run.spec?.nodeName ?? run.status?.nodeName;
-}
-
 const TERMINAL = new Set(['Succeeded', 'Failed']);
-const keyOf = (run: ContainerRun) => `${run.metadata.namespace}/${run.metadata.name}`;
 const DEFAULT_BACKOFF_LIMIT = 3;
 /** Pulls tried per attempt before it fails with ErrImagePull. */
 const PULL_TRIES = 3;
@@ -208,7 +215,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         status.finishedAt = rfc3339Seconds();
       },
       afterStalled: async (run, _status, reason, message) => {
-        this.#o.log.warn({ run: keyOf(run), reason, err: message }, 'the run can never start: failed');
+        this.#o.log.warn({ run: objectKey(run), reason, err: message }, 'the run can never start: failed');
         await this.#o.events.record({ ...run, apiVersion: API_VERSION, kind: 'ContainerRun' }, 'Warning', reason, message, 'Run');
         await this.#runEnded(run);
       },
@@ -252,7 +259,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       c = {
         attempt,
         id: attemptContainerId(s.obj.metadata.uid!, attempt),
-        log: this.#o.log.child({ run: keyOf(s.obj), attempt }),
+        log: this.#o.log.child({ run: objectKey(s.obj), attempt }),
         sources: new ConfigSources(this.#client, s.obj.metadata.namespace!),
       };
       this.#starts.set(s, c);
@@ -271,7 +278,10 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       const id = attemptContainerId(run.metadata.uid!, n);
       const st = await containerState(this.#o.store, id);
       if (st.state !== 'running' && st.state !== 'lost') continue;
-      this.#o.log.warn({ run: keyOf(run), attempt: n, phase: s.before.phase }, 'the run has ended but its container still runs here: stopping and removing it');
+      this.#o.log.warn(
+        { run: objectKey(run), attempt: n, phase: s.before.phase },
+        'the run has ended but its container still runs here: stopping and removing it',
+      );
       await removeContainer(this.#o.store, id, { force: true, graceMs: this.#graceMs });
     }
     return {};
@@ -325,7 +335,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       const id = attemptContainerId(s.obj.metadata.uid!, n);
       const st = await containerState(this.#o.store, id);
       if (st.state !== 'running' && st.state !== 'lost') continue;
-      this.#o.log.warn({ run: keyOf(s.obj), attempt: n }, 'an earlier attempt still runs: stopping it');
+      this.#o.log.warn({ run: objectKey(s.obj), attempt: n }, 'an earlier attempt still runs: stopping it');
       await stopContainer(this.#o.store, id, { graceMs: 0 });
     }
     return undefined;
@@ -339,7 +349,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const violations = await this.#privilegeViolations(s.obj);
     if (violations.length === 0) return undefined;
     const message = `refused by the node agent: ${violations.join('; ')}`;
-    this.#o.log.warn({ run: keyOf(s.obj), violations }, 'run asks for privileges its namespace was not granted');
+    this.#o.log.warn({ run: objectKey(s.obj), violations }, 'run asks for privileges its namespace was not granted');
     this.#fail(s, 'PrivilegeNotGranted', message);
     await s.event('Warning', 'PrivilegeNotGranted', message);
     return {};
@@ -497,7 +507,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     };
     // Taken before the launch: a quick command may have finished by the time it returns.
     const startedAt = rfc3339Seconds();
-    const started = await (this.#o.launch ?? launchDetached)(this.#o.store, options);
+    const started = await (this.#o.launch ?? startDetached)(this.#o.store, options);
     if (started.error) {
       // The command could not start (125/126/127): a failed attempt like any other.
       return this.#finishAttempt(s, {
@@ -547,7 +557,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   async #denied(s: Scope, reason: string): Promise<ReconcileResult> {
     const message = `the node's image policy refused ${s.obj.spec.image}: ${reason}`;
     this.#pullFailures.delete(s.obj.metadata.uid!);
-    this.#o.log.warn({ run: keyOf(s.obj), reason }, 'image refused by the node policy');
+    this.#o.log.warn({ run: objectKey(s.obj), reason }, 'image refused by the node policy');
     this.#fail(s, 'PolicyDenied', message);
     await s.event('Warning', 'PolicyDenied', message);
     await this.#runEnded(s.obj);
@@ -615,7 +625,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     const dir = runVolumesDir(this.#o.store.root, uid);
     const over = await emptyDirOverLimit(run.spec, dir);
     if (!over) return;
-    this.#o.log.warn({ run: keyOf(run), over }, 'evicting: an emptyDir is over its sizeLimit');
+    this.#o.log.warn({ run: objectKey(run), over }, 'evicting: an emptyDir is over its sizeLimit');
     await writeFile(evictionNote(dir), over);
     await signalContainer(rec, 'SIGKILL', { all: true });
   }
@@ -719,7 +729,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
       }
       return {};
     }
-    this.#o.log.warn({ run: keyOf(run), boundTo: boundNode(run) ?? null }, 'run moved away from this node: removing its containers here');
+    this.#o.log.warn({ run: objectKey(run), boundTo: boundNode(run) ?? null }, 'run moved away from this node: removing its containers here');
     await this.#removeAttempts(run);
     return {};
   }
@@ -730,7 +740,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     this.#forget(uid);
     for (let n = 0; n <= (run.status?.restartCount ?? 0); n++) {
       const id = attemptContainerId(uid, n);
-      if (await removeContainer(this.#o.store, id, { force: true, graceMs: this.#graceMs })) this.#o.log.info({ run: keyOf(run), id }, 'container stopped');
+      if (await removeContainer(this.#o.store, id, { force: true, graceMs: this.#graceMs })) this.#o.log.info({ run: objectKey(run), id }, 'container stopped');
     }
     await releaseVolumes(runVolumesDir(this.#o.store.root, uid));
     // Nothing of the run is left on the node: its ids (and the snapshots made for them) go back.

@@ -9,7 +9,7 @@
 import { readdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { ContainerRun } from '../k8s/api/containerrun.js';
+import { boundNode, CONTAINER_RUN_RESOURCE, type ContainerRun } from '../k8s/api/containerrun.js';
 import { resourcePath, type KubeClient } from '../k8s/runtime/client.js';
 import { listContainers } from '../runtime/containers.js';
 import { containerState, removeContainer } from '../runtime/lifecycle/index.js';
@@ -17,7 +17,6 @@ import type { ImageStore } from '../runtime/store/index.js';
 import { attemptContainerId, parseAttemptName } from './naming.js';
 import type { UserNamespaceAllocator } from './userns.js';
 import { releaseVolumes, runVolumesDir } from './volumes.js';
-import { CONTAINER_RUN_RESOURCE, boundNode } from './reconciler.js';
 
 export interface RecoveryReport {
   /** Containers stopped and removed, with why. */

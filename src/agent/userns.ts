@@ -21,7 +21,7 @@ import { writeFileAtomic } from '../util/fs.js';
 export const DEFAULT_BLOCK_SIZE = 65536;
 
 /** A root agent's pool when none is configured: ids from 65536 on (above every ordinary user), 1024 runs. */
-export const DEFAULT_ROOT_RANGE: IdRange = { start: 65536, count: 65536 * 1024 };
+const DEFAULT_ROOT_RANGE: IdRange = { start: 65536, count: 65536 * 1024 };
 
 export class IdsExhaustedError extends StevedoreError {
   constructor(message: string) {

@@ -179,7 +179,7 @@ export async function releaseVolumes(dir: string): Promise<void> {
 }
 
 /** Bytes a directory tree takes on disk (allocated blocks, as du counts; hard links once). */
-export async function diskUsage(dir: string, seen = new Set<string>()): Promise<number> {
+async function diskUsage(dir: string, seen = new Set<string>()): Promise<number> {
   let total = 0;
   let names: string[];
   try {

@@ -15,18 +15,23 @@
  *   is lost); otherwise its agent kills the container first and then releases it.
  */
 import type { Logger } from 'pino';
-import { GROUP, VERSION } from '../k8s/api/common.js';
-import { CONTAINER_RUN_FINALIZER, type ContainerRun, type ContainerRunReason, type ContainerRunStatus } from '../k8s/api/containerrun.js';
+import {
+  boundNode,
+  CONTAINER_RUN_FINALIZER,
+  CONTAINER_RUN_RESOURCE,
+  type ContainerRun,
+  type ContainerRunReason,
+  type ContainerRunStatus,
+} from '../k8s/api/containerrun.js';
 import { markStalled } from '../k8s/conditions.js';
-import type { KubeClient, ResourcePath } from '../k8s/runtime/client.js';
+import type { KubeClient } from '../k8s/runtime/client.js';
 import type { ReconcileRequest, ReconcileResult, Reconciler } from '../k8s/runtime/controller.js';
 import type { EventRecorder } from '../k8s/runtime/events.js';
+import { objectKey } from '../k8s/runtime/informer.js';
 import { ReconcileLoop, type ReconcileScope } from '../k8s/runtime/reconcile.js';
 import { parseReference } from '../oci/reference.js';
 import { AgentDirectory, pickNode } from './containerrun-nodes.js';
 import { rfc3339Seconds } from '../util/time.js';
-
-export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
 
 export interface ContainerRunReconcilerOptions {
   /** Namespace of the agents' heartbeat Leases (the controller's own). */
@@ -50,11 +55,6 @@ const STATUS_KEYS = ['nodeName', 'phase', 'reason', 'message', 'observedGenerati
 /** The run's reasons, and the Event the controller records when it moves a run to another node. */
 type Reason = ContainerRunReason | 'Rescheduled';
 type Scope = ReconcileScope<ContainerRun, ContainerRunStatus, Reason>;
-
-const iso = rfc3339Seconds;
-const keyOf = (run: ContainerRun) => `${run.metadata.namespace}/${run.metadata.name}`;
-/** The run's node: spec.nodeName (pinned by the user) or the one it was bound to. */
-const nodeOf = (run: ContainerRun) => run.spec.nodeName ?? run.status?.nodeName;
 
 export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   readonly name = 'containerrun';
@@ -85,7 +85,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
         status.phase = 'Failed';
         status.reason = reason;
         status.message = message;
-        status.finishedAt = iso(new Date());
+        status.finishedAt = rfc3339Seconds();
       },
       gone: (req) => this.#forget(`${req.namespace}/${req.name}`),
     });
@@ -125,17 +125,17 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
    * nothing running but its agent still removes the container and its log); otherwise it goes now.
    */
   async #finalize(run: ContainerRun): Promise<ReconcileResult | undefined> {
-    const node = nodeOf(run);
+    const node = boundNode(run);
     const agent = node ? await this.#agents.get(node) : undefined;
     if (agent?.live) return { requeueAfterMs: this.#nodeCheckMs };
-    this.#boundTo.delete(keyOf(run));
+    this.#boundTo.delete(objectKey(run));
     return undefined;
   }
 
   /** A finished run needs nothing more from the controller. */
   async #terminal(s: Scope): Promise<ReconcileResult | undefined> {
     if (!s.before.phase || !TERMINAL.has(s.before.phase)) return undefined;
-    this.#forget(keyOf(s.obj));
+    this.#forget(objectKey(s.obj));
     return {};
   }
 
@@ -151,9 +151,9 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   /** Unbound: schedule it; bound by spec.nodeName: tell the agent (and kubectl) through status as well. */
   async #bind(s: Scope): Promise<ReconcileResult | undefined> {
     const { obj: run, status, generation: gen } = s;
-    const node = nodeOf(run);
+    const node = boundNode(run);
     if (!node) return this.#schedule(s);
-    this.#boundTo.set(keyOf(run), node);
+    this.#boundTo.set(objectKey(run), node);
     if (!s.before.nodeName) {
       status.nodeName = node;
       status.phase = 'Pending';
@@ -192,7 +192,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
     status.observedGeneration = gen;
     s.reconciling('Scheduled', `bound to node ${chosen.node}`);
     await s.progress();
-    this.#boundTo.set(keyOf(run), chosen.node);
+    this.#boundTo.set(objectKey(run), chosen.node);
     await s.event('Normal', 'Scheduled', `bound to node ${chosen.node}`);
     return { requeueAfterMs: this.#nodeCheckMs };
   }
@@ -204,8 +204,8 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
    */
   async #watchNode(s: Scope): Promise<ReconcileResult> {
     const { obj: run, status } = s;
-    const node = nodeOf(run)!;
-    const key = keyOf(run);
+    const node = boundNode(run)!;
+    const key = objectKey(run);
     const phase = s.before.phase;
     const agent = await this.#agents.get(node);
     if (agent?.live) {
@@ -240,7 +240,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
   /** restartPolicy OnFailure within backoffLimit: unbound, to be scheduled again; otherwise Failed. */
   async #failOver(s: Scope, node: string, why: string): Promise<ReconcileResult> {
     const { obj: run, status, generation: gen } = s;
-    const key = keyOf(run);
+    const key = objectKey(run);
     const restarts = s.before.restartCount ?? 0;
     const limit = run.spec.backoffLimit ?? DEFAULT_BACKOFF_LIMIT;
     this.#lostSince.delete(key);
@@ -263,7 +263,7 @@ export class ContainerRunReconciler implements Reconciler<ContainerRun> {
     status.phase = 'Failed';
     status.reason = reason;
     status.message = message;
-    status.finishedAt = iso(new Date());
+    status.finishedAt = rfc3339Seconds();
     // Stalled, Ready=False: the skeleton records the Warning Event of that Ready transition.
     status.conditions = markStalled(status.conditions, gen, reason, message);
     this.#boundTo.delete(key);

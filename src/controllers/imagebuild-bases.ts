@@ -20,9 +20,9 @@ export interface BaseImage {
 }
 
 /** Default poll interval of spec.rebuild.interval. */
-export const DEFAULT_BASE_POLL = '10m';
+const DEFAULT_BASE_POLL = '10m';
 /** The shortest poll interval a tenant gets unless the administrator allows less (controller option). */
-export const DEFAULT_MIN_BASE_POLL_MS = 60_000;
+const DEFAULT_MIN_BASE_POLL_MS = 60_000;
 
 export function wantsBaseRebuild(spec: ImageBuild['spec']): boolean {
   return spec.rebuild?.onBaseImageChange === true;

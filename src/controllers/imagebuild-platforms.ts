@@ -12,17 +12,17 @@ import { formatReference, parseReference, withTag } from '../oci/reference.js';
 import { buildPod, type BuildPodOptions } from './imagebuild-pod.js';
 
 /** The platform a per-platform build Pod builds. */
-export const LABEL_PLATFORM = 'stevedore.dev/platform';
+const LABEL_PLATFORM = 'stevedore.dev/platform';
 /** On a per-platform Pod: the name of the build (the single-Pod name) it is part of. */
 export const ANNOTATION_BUILD = 'stevedore.dev/build';
 
-export const ARCH_LABEL = 'kubernetes.io/arch';
-export const OS_LABEL = 'kubernetes.io/os';
+const ARCH_LABEL = 'kubernetes.io/arch';
+const OS_LABEL = 'kubernetes.io/os';
 
 export type PlatformPlan = { mode: 'native' } | { mode: 'single'; why: string };
 
 /** `linux/arm/v7` → `linux-arm-v7`: a tag and name suffix. */
-export function platformSlug(platform: string): string {
+function platformSlug(platform: string): string {
   return platform.replaceAll('/', '-');
 }
 
@@ -62,7 +62,7 @@ function tolerated(t: V1Taint, tolerations: ImageBuild['spec']['tolerations']): 
 }
 
 /** Ready, schedulable nodes this build's Pods may land on (spec.nodeSelector, taints and tolerations). */
-export function usableNodes(nodes: readonly V1Node[], spec: ImageBuild['spec']): V1Node[] {
+function usableNodes(nodes: readonly V1Node[], spec: ImageBuild['spec']): V1Node[] {
   return nodes.filter(
     (n) =>
       isReady(n) &&
@@ -72,7 +72,7 @@ export function usableNodes(nodes: readonly V1Node[], spec: ImageBuild['spec']):
 }
 
 /** Node label values a platform's Pod selects: `linux/arm64/v8` → os linux, arch arm64. */
-export function platformSelector(platform: string): Record<string, string> {
+function platformSelector(platform: string): Record<string, string> {
   const [os, arch] = platform.split('/') as [string, string];
   return { [OS_LABEL]: os, [ARCH_LABEL]: arch };
 }

@@ -18,7 +18,7 @@ import type { ImageBuild } from '../k8s/api/imagebuild.js';
 /** The local store name the script commits to ($IMAGE) and the Pod pushes. */
 export const SCRIPT_IMAGE = 'localhost/output:latest';
 /** Environment the Pod sets for a script; a buildArg may not take these names. */
-export const SCRIPT_RESERVED_ENV = ['HOME', 'TMPDIR', 'PATH', 'IMAGE', 'OUTPUT_IMAGE', 'STEVEDORE_ROOT'] as const;
+const SCRIPT_RESERVED_ENV = ['HOME', 'TMPDIR', 'PATH', 'IMAGE', 'OUTPUT_IMAGE', 'STEVEDORE_ROOT'] as const;
 
 /** What a script build cannot do (the CRD refuses it too; this catches objects stored before those rules). Returns the problem, or undefined. */
 export function scriptSpecProblem(spec: ImageBuild['spec']): string | undefined {

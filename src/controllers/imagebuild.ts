@@ -139,8 +139,6 @@ function buildOf(p: V1Pod): string {
   return p.metadata?.annotations?.[ANNOTATION_BUILD] ?? p.metadata?.name ?? '';
 }
 
-const iso = rfc3339Seconds;
-
 function finished(pod: V1Pod): boolean {
   return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
 }
@@ -313,7 +311,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
           return res;
         }
         delete status.failureDetails;
-        status.completionTime = iso(new Date());
+        status.completionTime = rfc3339Seconds();
         status.observedGeneration = generation;
         s.ready(true, 'Succeeded', `built and pushed ${status.image}@${r.digest}`);
         await this.#prune(obj, await this.#listPods(obj), podName);
@@ -403,7 +401,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     status.podName = podName;
     if (platforms.length > 1)
       status.platformBuild = plan.mode === 'native' ? `native: ${platforms.join(', ')}` : `emulated in one Pod: ${platforms.join(', ')} (${plan.why})`;
-    status.startTime = iso(new Date());
+    status.startTime = rfc3339Seconds();
     status.observedGeneration = generation;
     if (requested !== undefined) status.lastHandledReconcileAt = requested;
     let message: string;
@@ -525,7 +523,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       const bases = reportedBases(outcomes.map((e) => (e.outcome as { result: BuildSuccess }).result));
       if (bases.length) status.baseImages = bases;
       delete status.failureDetails;
-      status.completionTime = iso(new Date());
+      status.completionTime = rfc3339Seconds();
       status.observedGeneration = generation;
       s.ready(
         true,
@@ -582,7 +580,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     const reason: ImageBuildReason =
       failure.reason === 'DeadlineExceeded' ? 'DeadlineExceeded' : failure.reason === 'Canceled' || failure.reason === 'Interrupted' ? 'Canceled' : 'Failed';
     status.failureDetails = { reason: failure.reason, message: failure.message.slice(0, 32768) };
-    status.completionTime = iso(new Date());
+    status.completionTime = rfc3339Seconds();
     status.observedGeneration = generation;
     for (const k of ['imageDigest', 'imageSize', 'platforms', 'signatureDigest', 'attestations'] as const) delete status[k];
     status.conditions = markStalled(status.conditions, generation, reason, `${failure.reason}: ${failure.message}`.slice(0, 32768));

@@ -53,8 +53,6 @@ export interface ImageMirrorReconcilerOptions {
   metrics?: ImageMirrorMetrics;
 }
 
-const iso = rfc3339Seconds;
-
 /** Status keys this controller owns; absent ones are sent as null so a merge patch removes them. */
 const STATUS_KEYS = ['observedGeneration', 'conditions', 'lastHandledReconcileAt', 'lastSyncTime', 'nextSyncTime', 'counts', 'tags'] as const;
 
@@ -205,11 +203,11 @@ export class ImageMirrorReconciler implements Reconciler<ImageMirror> {
     await this.#eventOnDenial(s, verdict.tags);
     status.tags = verdict.tags;
     status.counts = verdict.counts;
-    status.lastSyncTime = iso(new Date());
+    status.lastSyncTime = rfc3339Seconds();
     if (s.requested !== undefined) status.lastHandledReconcileAt = s.requested;
     status.observedGeneration = generation;
     const nextSync = this.#nextSync(spec.schedule, started);
-    if (nextSync) status.nextSyncTime = iso(nextSync);
+    if (nextSync) status.nextSyncTime = rfc3339Seconds(nextSync);
     else delete status.nextSyncTime;
     s.ready(verdict.ready, verdict.reason, verdict.message);
     if (!verdict.ready) throw mirrorErrors.failed(verdict.reason, verdict.message);

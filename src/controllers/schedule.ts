@@ -1,11 +1,8 @@
 /**
- * When a scheduled object runs next: Go durations (`30m`, `1h30m`) for intervals, and standard
- * 5-field cron expressions (minute hour day-of-month month day-of-week; `*`, lists, ranges, steps,
- * month and day names; day-of-month and day-of-week OR-ed as in Vixie cron) in an IANA time zone.
+ * When a scheduled object runs next: standard 5-field cron expressions (minute hour day-of-month
+ * month day-of-week; `*`, lists, ranges, steps, month and day names; day-of-month and day-of-week
+ * OR-ed as in Vixie cron) in an IANA time zone. Intervals are Go durations (util/duration.ts).
  */
-
-// The duration parser lives in util/ (the agent and the CLI use it too); re-exported for the
-// controllers that import it from here.
 
 interface CronFields {
   minute: Set<number>;

@@ -16,9 +16,12 @@ import {
   type Infer,
   type Schema,
 } from './schema.js';
+import type { ResourcePath } from '../runtime/client.js';
 import {
+  GROUP,
   LocalSecretReference,
   NodeSelector,
+  VERSION,
   conditions,
   imageReference,
   lastHandledReconcileAt,
@@ -304,6 +307,7 @@ export type PrivilegeLevel = (typeof PRIVILEGE_LEVELS)[number];
 
 /** Finalizer that keeps a bound run until its node agent has killed and removed its container. */
 export const CONTAINER_RUN_FINALIZER = 'stevedore.dev/containerrun';
+export const CONTAINER_RUN_RESOURCE: ResourcePath = { group: GROUP, version: VERSION, plural: 'containerruns' };
 
 /**
  * Node agents announce themselves with one coordination.k8s.io Lease each, named
@@ -321,6 +325,11 @@ export const AGENT_NODE_LABEL = 'stevedore.dev/node';
 export const AGENT_TAINTED_LABEL = 'stevedore.dev/tainted';
 
 export type ContainerRun = KubeObject<'ContainerRun', ContainerRunSpec, ContainerRunStatus>;
+
+/** Where the run is bound: the user's spec.nodeName, else the controller's choice. */
+export function boundNode(run: ContainerRun): string | undefined {
+  return run.spec?.nodeName ?? run.status?.nodeName;
+}
 
 export const containerRunKind: KindDefinition<ContainerRunSpec, ContainerRunStatus> = {
   kind: 'ContainerRun',

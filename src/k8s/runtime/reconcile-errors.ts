@@ -25,7 +25,7 @@ export type ErrorVerdict =
   | { kind: 'unknown'; message: string };
 
 /** The engine errors behind `err`: itself and every StevedoreError along its `cause` chain, outermost first. */
-export function engineErrors(err: unknown): StevedoreError[] {
+function engineErrors(err: unknown): StevedoreError[] {
   const out: StevedoreError[] = [];
   let e: unknown = err;
   for (let depth = 0; depth < 8 && e instanceof Error; depth++) {

@@ -25,20 +25,16 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import { API_VERSION, RECONCILE_REQUESTED_AT_ANNOTATION, type Condition } from '../api/common.js';
+import { API_VERSION, RECONCILE_REQUESTED_AT_ANNOTATION } from '../api/common.js';
 import { getCondition, markReady, markReconciling, markStalled } from '../conditions.js';
 import { isNotFound, resourcePath, type KubeClient, type ResourcePath } from './client.js';
 import type { ReconcileRequest, ReconcileResult } from './controller.js';
 import { ReconcileError, StallingError, WaitingError } from './errors.js';
 import type { EventRecorder } from './events.js';
-import { applyVerdict, judgeReconcileError } from './reconcile-errors.js';
+import { applyVerdict, judgeReconcileError, type VerdictStatus } from './reconcile-errors.js';
 
-/** The status fields every kind has (kstatus). */
-export interface KindStatus {
-  observedGeneration?: number;
-  conditions?: Condition[];
-  lastHandledReconcileAt?: string;
-}
+/** The status fields every kind has (kstatus): the ones a judged error writes. */
+export type KindStatus = VerdictStatus;
 
 export interface KindObject<S extends KindStatus> {
   metadata: V1ObjectMeta;
