@@ -219,6 +219,8 @@ export type FlagOptions = Omit<BuildImageOptions, 'store' | 'context' | 'pullCon
 
 /** Checks the flags and reads what they name (Containerfile on stdin, secrets, the source policy). */
 export async function optionsFromFlags(o: BuildFlags, context: string): Promise<FlagOptions> {
+  if (o.allPlatforms && (o.platform || o.arch || o.os || o.variant))
+    throw new InvalidInputError('give --platform (or --os/--arch/--variant) or --all-platforms, not both');
   if (o.format !== 'oci' && o.format !== 'docker') throw new InvalidInputError(`--format must be oci or docker, got "${o.format}"`);
   // buildah's true (pull when newer: always here) and false (missing) too.
   const pull = ({ true: 'always', newer: 'always', false: 'missing' } as Record<string, string>)[o.pull ?? ''] ?? o.pull ?? 'missing';
@@ -248,6 +250,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
     ...(o.target !== undefined ? { target: o.target } : {}),
     buildArgs: keyValues('--build-arg', o.buildArg, true),
     ...(platform ? { platforms: platform.split(',').map((p) => parsePlatform(p.trim())) } : {}),
+    ...(o.allPlatforms ? { allPlatforms: true } : {}),
     labels: keyValues('--label', o.label),
     annotations: keyValues('--annotation', o.annotation),
     format: o.format,
