@@ -141,6 +141,8 @@ export interface AddOptions extends PlatformOverrides {
   /** Add every manifest of a source index (else the one for `arch`/`os`, or this host's platform). */
   all?: boolean;
   annotations?: Record<string, string>;
+  /** Drop the entries the list had for the platforms added (in the same locked edit): a rebuild updates the list. */
+  replacePlatforms?: boolean;
   context?: TransportContext;
   storeRoot?: string;
   signal?: AbortSignal;
@@ -206,10 +208,14 @@ function pinned(src: ImageSource, digest: Digest): ImageSource {
  * `manifest add LIST IMAGE`: copies the image (or, from an index, the platform asked for or every
  * manifest with `all`) with its blobs into the list's layout, then records it in the list with
  * its platform (from the source index or the image's config, overridden by the flags) and
- * annotations. An entry with the same digest is replaced. Returns the list's new digest and the
- * digests added.
+ * annotations. An entry with the same digest is replaced (with `replacePlatforms`, one of the same
+ * platform too). Returns the list's new digest, the entries added and the digests replaced.
  */
-export async function addToList(loc: ListLocation, image: string, opts: AddOptions = {}): Promise<{ list: Digest; added: Digest[] }> {
+export async function addToList(
+  loc: ListLocation,
+  image: string,
+  opts: AddOptions = {},
+): Promise<{ list: Digest; added: Digest[]; entries: Descriptor[]; replaced: Digest[] }> {
   const ref = await resolveImageSource(image, opts.storeRoot ?? defaultStoreRoot());
   const { index: current } = await readList(loc);
   if (opts.annotations && Object.keys(opts.annotations).length > 0 && current.mediaType === MediaType.DockerManifestList) {
@@ -259,11 +265,21 @@ export async function addToList(loc: ListLocation, image: string, opts: AddOptio
   } finally {
     await src.close();
   }
+  const replaced: Digest[] = [];
   const list = await editList(loc, (index) => {
     const digests = new Set(entries.map((e) => e.digest));
-    return { ...index, manifests: [...index.manifests.filter((m) => !digests.has(m.digest)), ...entries] };
+    const platforms = new Set(entries.flatMap((e) => (e.platform ? [formatPlatform(e.platform)] : [])));
+    const kept = index.manifests.filter((m) => {
+      if (digests.has(m.digest)) return false;
+      if (opts.replacePlatforms && m.platform && platforms.has(formatPlatform(m.platform))) {
+        replaced.push(m.digest);
+        return false;
+      }
+      return true;
+    });
+    return { ...index, manifests: [...kept, ...entries] };
   });
-  return { list, added: entries.map((e) => e.digest) };
+  return { list, added: entries.map((e) => e.digest), entries, replaced };
 }
 
 /** The entry `which` names: a digest in the list (podman's `annotate LIST DIGEST`). */
