@@ -5,14 +5,14 @@
  * with its own `FROM --platform=...` does not narrow the set (it is built for that platform
  * whatever the target). The result is the platforms every base offers, in the first base's order.
  */
-import { Buffer } from 'node:buffer';
-import { parseConfig } from '../oci/config.js';
+import { MAX_CONFIG_BYTES, parseConfig } from '../oci/config.js';
 import { parseManifest } from '../oci/manifest.js';
 import { isIndexMediaType } from '../oci/mediatype.js';
 import { formatPlatform, normalizePlatform, type Platform } from '../oci/platform.js';
 import { normaliseImageName } from '../runtime/store/names.js';
 import type { TransportContext } from '../transports/types.js';
 import { InvalidInputError } from '../util/errors.js';
+import { streamToBuffer } from '../util/streams.js';
 import { parseContainerfile, planStages } from './containerfile/index.js';
 
 export interface AllPlatformsOptions {
@@ -37,9 +37,9 @@ async function offered(ref: string, ctx: TransportContext | undefined, signal: A
         .filter((m) => !isIndexMediaType(m.mediaType) && m.platform && m.platform.os !== 'unknown' && m.platform.architecture !== 'unknown')
         .map((m) => normalizePlatform(m.platform!));
     }
-    const chunks: Buffer[] = [];
-    for await (const c of await src.getBlob(parsed.manifest.config, signal ? { signal } : {})) chunks.push(c as Buffer);
-    const cfg = parseConfig(Buffer.concat(chunks));
+    const cfg = parseConfig(
+      await streamToBuffer(await src.getBlob(parsed.manifest.config, signal ? { signal } : {}), MAX_CONFIG_BYTES, `${ref}: image config`),
+    );
     return [normalizePlatform({ os: cfg.os, architecture: cfg.architecture, ...(cfg.variant ? { variant: cfg.variant } : {}) })];
   } finally {
     await src.close();

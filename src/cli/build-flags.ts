@@ -6,6 +6,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { BuildImageOptions, SecretSource } from '../build/index.js';
+import type { CompressionFormat } from '../build/output/compress.js';
 import type { RootfsExport } from '../build/output/export.js';
 import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
@@ -74,6 +75,13 @@ export function keyValues(flag: string, values: readonly string[] | undefined, f
     out[v.slice(0, eq)] = v.slice(eq + 1);
   }
   return out;
+}
+
+/** `--compression-format`'s value (build, buildah push), checked before any work. */
+export function compressionFormatFlag(value: string): CompressionFormat {
+  if (value !== 'gzip' && value !== 'zstd' && value !== 'zstd:chunked')
+    throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${value}"`);
+  return value;
 }
 
 /** `a=b,c=d` fields of a flag value; a field without `=` maps to undefined. */
@@ -219,6 +227,8 @@ export type FlagOptions = Omit<BuildImageOptions, 'store' | 'context' | 'pullCon
 
 /** Checks the flags and reads what they name (Containerfile on stdin, secrets, the source policy). */
 export async function optionsFromFlags(o: BuildFlags, context: string): Promise<FlagOptions> {
+  if (o.allPlatforms && (o.platform || o.arch || o.os || o.variant))
+    throw new InvalidInputError('give --platform (or --os/--arch/--variant) or --all-platforms, not both');
   if (o.format !== 'oci' && o.format !== 'docker') throw new InvalidInputError(`--format must be oci or docker, got "${o.format}"`);
   // buildah's true (pull when newer: always here) and false (missing) too.
   const pull = ({ true: 'always', newer: 'always', false: 'missing' } as Record<string, string>)[o.pull ?? ''] ?? o.pull ?? 'missing';
@@ -228,9 +238,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
   const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch))
     throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
-  const compression = o.compressionFormat ?? 'gzip';
-  if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'zstd:chunked')
-    throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${compression}"`);
+  const compression = compressionFormatFlag(o.compressionFormat ?? 'gzip');
   const cf = await containerfileFrom(o.file, context);
   if (o.jobs !== undefined && !/^\d+$/.test(o.jobs)) throw new InvalidInputError(`--jobs must be a number, got "${o.jobs}"`);
   if ((o.os || o.arch || o.variant) && o.platform) throw new InvalidInputError('give --platform, or --os/--arch/--variant, not both');
@@ -248,6 +256,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
     ...(o.target !== undefined ? { target: o.target } : {}),
     buildArgs: keyValues('--build-arg', o.buildArg, true),
     ...(platform ? { platforms: platform.split(',').map((p) => parsePlatform(p.trim())) } : {}),
+    ...(o.allPlatforms ? { allPlatforms: true } : {}),
     labels: keyValues('--label', o.label),
     annotations: keyValues('--annotation', o.annotation),
     format: o.format,

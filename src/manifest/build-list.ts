@@ -7,7 +7,7 @@
  */
 import type { Digest } from '../oci/digest.js';
 import { formatPlatform } from '../oci/platform.js';
-import { addToList, createList, readList, removeFromList, type ListLocation } from './list.js';
+import { addToList, createList, type ListLocation } from './list.js';
 
 export async function addBuiltImages(
   loc: ListLocation,
@@ -15,15 +15,11 @@ export async function addBuiltImages(
   opts: { storeRoot: string; signal?: AbortSignal },
 ): Promise<{ list: Digest; added: { digest: Digest; platform: string }[]; replaced: Digest[] }> {
   await createList(loc, { amend: true });
-  const before = (await readList(loc)).index.manifests;
-  let { list, added } = await addToList(loc, built, { all: true, storeRoot: opts.storeRoot, ...(opts.signal ? { signal: opts.signal } : {}) });
-  const entries = (await readList(loc)).index.manifests.filter((m) => added.includes(m.digest));
-  const platforms = new Set(entries.flatMap((m) => (m.platform ? [formatPlatform(m.platform)] : [])));
-  const replaced: Digest[] = [];
-  for (const old of before) {
-    if (added.includes(old.digest) || !old.platform || !platforms.has(formatPlatform(old.platform))) continue;
-    list = await removeFromList(loc, old.digest);
-    replaced.push(old.digest);
-  }
+  const { list, entries, replaced } = await addToList(loc, built, {
+    all: true,
+    replacePlatforms: true,
+    storeRoot: opts.storeRoot,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   return { list, added: entries.map((m) => ({ digest: m.digest, platform: m.platform ? formatPlatform(m.platform) : 'unknown' })), replaced };
 }

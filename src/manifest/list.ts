@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { copyImage } from '../copy/copy.js';
+import { copyImage, copyReference } from '../copy/copy.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { isDigest } from '../oci/digest.js';
@@ -7,10 +7,13 @@ import { OciLayout } from '../oci/layout.js';
 import { encodeManifest, parseManifest, type ImageIndex, type RawManifest } from '../oci/manifest.js';
 import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
 import { formatPlatform, hostPlatform, normalizePlatform, platformMatches, type Platform } from '../oci/platform.js';
-import { formatReference, hasRegistryHost, parseReference, type ImageReference } from '../oci/reference.js';
+import { formatReference, hasRegistryHost, parseReference, referenceTarget, type ImageReference } from '../oci/reference.js';
+import { headManifest, putManifest } from '../registry/manifests.js';
+import { normaliseImageName } from '../runtime/store/names.js';
 import { defaultStoreRoot } from '../runtime/store/paths.js';
+import { DockerReference, registryClientFor } from '../transports/docker.js';
 import { parseImageName } from '../transports/index.js';
-import { splitLayoutReference } from '../transports/oci.js';
+import { OciReference, splitLayoutReference } from '../transports/oci.js';
 import type { ImageSource, TransportContext, TransportReference } from '../transports/types.js';
 import { InvalidInputError, NotFoundError, StevedoreError } from '../util/errors.js';
 import { withFileLock } from '../util/fs.js';
@@ -138,6 +141,8 @@ export interface AddOptions extends PlatformOverrides {
   /** Add every manifest of a source index (else the one for `arch`/`os`, or this host's platform). */
   all?: boolean;
   annotations?: Record<string, string>;
+  /** Drop the entries the list had for the platforms added (in the same locked edit): a rebuild updates the list. */
+  replacePlatforms?: boolean;
   context?: TransportContext;
   storeRoot?: string;
   signal?: AbortSignal;
@@ -149,7 +154,6 @@ export interface AddOptions extends PlatformOverrides {
  */
 export async function resolveImageSource(image: string, storeRoot: string): Promise<TransportReference> {
   if (/^(docker|oci|oci-archive|dir|docker-archive):/.test(image)) return parseImageName(image);
-  const { normaliseImageName } = await import('../runtime/store/names.js');
   const { storeName } = normaliseImageName(image);
   const imagesDir = join(storeRoot, 'images');
   const local = await OciLayout.open(imagesDir)
@@ -158,10 +162,7 @@ export async function resolveImageSource(image: string, storeRoot: string): Prom
       () => undefined,
     )
     .catch(() => undefined);
-  if (local) {
-    const { OciReference } = await import('../transports/oci.js');
-    return new OciReference(imagesDir, storeName);
-  }
+  if (local) return new OciReference(imagesDir, storeName);
   return parseImageName(`docker://${image}`);
 }
 
@@ -207,10 +208,14 @@ function pinned(src: ImageSource, digest: Digest): ImageSource {
  * `manifest add LIST IMAGE`: copies the image (or, from an index, the platform asked for or every
  * manifest with `all`) with its blobs into the list's layout, then records it in the list with
  * its platform (from the source index or the image's config, overridden by the flags) and
- * annotations. An entry with the same digest is replaced. Returns the list's new digest and the
- * digests added.
+ * annotations. An entry with the same digest is replaced (with `replacePlatforms`, one of the same
+ * platform too). Returns the list's new digest, the entries added and the digests replaced.
  */
-export async function addToList(loc: ListLocation, image: string, opts: AddOptions = {}): Promise<{ list: Digest; added: Digest[] }> {
+export async function addToList(
+  loc: ListLocation,
+  image: string,
+  opts: AddOptions = {},
+): Promise<{ list: Digest; added: Digest[]; entries: Descriptor[]; replaced: Digest[] }> {
   const ref = await resolveImageSource(image, opts.storeRoot ?? defaultStoreRoot());
   const { index: current } = await readList(loc);
   if (opts.annotations && Object.keys(opts.annotations).length > 0 && current.mediaType === MediaType.DockerManifestList) {
@@ -260,11 +265,21 @@ export async function addToList(loc: ListLocation, image: string, opts: AddOptio
   } finally {
     await src.close();
   }
+  const replaced: Digest[] = [];
   const list = await editList(loc, (index) => {
     const digests = new Set(entries.map((e) => e.digest));
-    return { ...index, manifests: [...index.manifests.filter((m) => !digests.has(m.digest)), ...entries] };
+    const platforms = new Set(entries.flatMap((e) => (e.platform ? [formatPlatform(e.platform)] : [])));
+    const kept = index.manifests.filter((m) => {
+      if (digests.has(m.digest)) return false;
+      if (opts.replacePlatforms && m.platform && platforms.has(formatPlatform(m.platform))) {
+        replaced.push(m.digest);
+        return false;
+      }
+      return true;
+    });
+    return { ...index, manifests: [...kept, ...entries] };
   });
-  return { list, added: entries.map((e) => e.digest) };
+  return { list, added: entries.map((e) => e.digest), entries, replaced };
 }
 
 /** The entry `which` names: a digest in the list (podman's `annotate LIST DIGEST`). */
@@ -330,11 +345,6 @@ export interface PushOptions {
  */
 export async function pushListOnly(loc: ListLocation, dest: TransportReference, opts: PushOptions = {}): Promise<Digest> {
   const list = await readList(loc);
-  const [{ DockerReference, registryClientFor }, { headManifest, putManifest }, { referenceTarget }] = await Promise.all([
-    import('../transports/docker.js'),
-    import('../registry/manifests.js'),
-    import('../oci/reference.js'),
-  ]);
   if (!(dest instanceof DockerReference)) throw new InvalidInputError(`push --all=false needs a registry destination (docker://), not ${dest.toString()}`);
   if (opts.format && opts.format !== (list.raw.mediaType === MediaType.DockerManifestList ? 'v2s2' : 'oci'))
     throw new InvalidInputError("push --all=false cannot change the list's format (its images would change digest); push with --all");
@@ -361,7 +371,6 @@ export async function pushListOnly(loc: ListLocation, dest: TransportReference, 
  */
 export async function pushList(loc: ListLocation, dest: TransportReference, opts: PushOptions = {}) {
   await readList(loc); // a clear "no such manifest list" before the copy engine's messages
-  const [{ copyReference }, { OciReference }] = await Promise.all([import('../copy/copy.js'), import('../transports/oci.js')]);
   return copyReference(new OciReference(loc.layoutDir, loc.refName), dest, {
     all: true,
     format: opts.format,

@@ -5,13 +5,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  copyIntoWorkingContainer,
-  createWorkingContainer,
-  removeWorkingContainers,
-  runInWorkingContainer,
-  WorkingContainers,
-} from '../../src/build/working/verbs.js';
+import { copyIntoWorkingContainer, createWorkingContainer, removeWorkingContainers, runInWorkingContainer } from '../../src/build/working/verbs.js';
+import { WorkingContainers } from '../../src/build/working/records.js';
 import { ImageStore } from '../../src/runtime/store/index.js';
 import { makeBusyboxImage } from '../../hack/lib/harness/images.js';
 import { TempDirs } from '../../hack/lib/harness/tmp.js';

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { parseConfig, type ImageConfig } from '../../oci/config.js';
+import { MAX_CONFIG_BYTES, parseConfig, type ImageConfig } from '../../oci/config.js';
 import { digestBytes, type Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
 import { encodeManifest, parseManifest, type ImageManifest } from '../../oci/manifest.js';
@@ -10,6 +10,7 @@ import { createZstdFramesDecompress } from '../../oci/zstd-frames.js';
 import { parseImageName, type TransportContext } from '../../transports/index.js';
 import { errorMessage } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
+import { streamToBuffer } from '../../util/streams.js';
 import type { BuiltLayer } from '../executor/state.js';
 import type { LayerCompressor } from '../output/compress.js';
 import type { CacheEntry } from './local.js';
@@ -57,7 +58,9 @@ export class RegistryBuildCache {
           const raw = await src.getManifest(undefined, signal ? { signal } : {});
           const parsed = parseManifest(raw.bytes, raw.mediaType);
           if (parsed.kind !== 'image') continue;
-          const config = parseConfig(await readAll(await src.getBlob(parsed.manifest.config, signal ? { signal } : {})));
+          const config = parseConfig(
+            await streamToBuffer(await src.getBlob(parsed.manifest.config, signal ? { signal } : {}), MAX_CONFIG_BYTES, 'cache image config'),
+          );
           const desc = parsed.manifest.layers[0];
           if (!desc) return { entry: { createdAt: config.created ?? new Date().toISOString() }, from: repo };
           const diffID = config.rootfs.diff_ids[0] as Digest | undefined;
@@ -130,10 +133,4 @@ export class RegistryBuildCache {
       }
     }
   }
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }

@@ -92,8 +92,7 @@ export async function executeBuild(opts: ExecuteOptions): Promise<ExecuteResult>
     if (opts.exports?.length) {
       const { exportRootfs } = await import('../output/export.js');
       const rootfs = await run.rootfs(state);
-      for (const e of opts.exports)
-        await exportRootfs(rootfs, e, { workDir: join(workDir, 'export'), ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) });
+      for (const e of opts.exports) await exportRootfs(rootfs, e, opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {});
     }
     const baseImages = (await Promise.all(run.bases.values())).filter((b): b is BaseImageDigest => b !== undefined);
     return { state, created: run.created, cacheHits, stepsRun, warnings, baseImages };

@@ -40,7 +40,6 @@ export const PUSH_ZSTD_LEVEL = 3;
  * as annotations, so podman >= 5 can pull only the files it lacks.
  */
 export type CompressionFormat = 'gzip' | 'zstd' | 'zstd:chunked';
-export const COMPRESSION_FORMATS: readonly CompressionFormat[] = ['gzip', 'zstd', 'zstd:chunked'];
 
 /** The blob-info cache's variant: the same tar compressed another way is another blob. */
 function variantOf(format: CompressionFormat): string {

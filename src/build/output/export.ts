@@ -17,7 +17,7 @@ export interface RootfsExport {
  * destination and renamed into place, so an interrupted build leaves no half-written output; an
  * existing non-empty directory is refused rather than merged into.
  */
-export async function exportRootfs(rootfs: string, out: RootfsExport, opts: { workDir: string; timestamp?: number }): Promise<void> {
+export async function exportRootfs(rootfs: string, out: RootfsExport, opts: { timestamp?: number } = {}): Promise<void> {
   await mkdir(dirname(out.dest), { recursive: true });
   const tmp = tempSibling(out.dest);
   try {
@@ -33,14 +33,14 @@ export async function exportRootfs(rootfs: string, out: RootfsExport, opts: { wo
       await rename(tmp, out.dest);
     } else {
       // The copy planner's tar of the whole tree: owners, modes, links and hard links as in the stage.
+      // Written in a scratch directory beside the destination, so it is renamed into place, not copied.
       const layer = await writeCopyLayer(
         { dir: rootfs, preserveOwnership: true, what: 'the built image' },
         { sources: ['.'], dest: '/', workdir: '/' },
-        { workDir: opts.workDir, compress: false, ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) },
+        { workDir: tmp, compress: false, ...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}) },
       );
-      await cp(layer.path, tmp);
-      await rm(layer.path, { force: true });
-      await rename(tmp, out.dest);
+      await rename(layer.path, out.dest);
+      await rm(tmp, { recursive: true, force: true });
     }
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });

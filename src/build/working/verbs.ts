@@ -21,10 +21,6 @@ import { applyConfig, type ConfigEdits } from './config.js';
 import { WorkingContainers, type WorkingContainer } from './records.js';
 import { withBuildRun, type WorkingOptions } from './session.js';
 
-export { applyConfig, type ConfigEdits } from './config.js';
-export { WorkingContainers, type WorkingContainer } from './records.js';
-export type { WorkingOptions } from './session.js';
-
 /** `org/app:1` → `app`: the stem of buildah's `<stem>-working-container` names. */
 function nameStem(storeName: string): string {
   const path = storeName.replace(/@.*$/, '');

@@ -213,8 +213,6 @@ export function registerBuild(program: Command): void {
       const signal = signalOnInterrupt();
       let listScratch: string | undefined;
       try {
-        if (o.allPlatforms && (o.platform || o.arch || o.os || o.variant))
-          throw new InvalidInputError('give --platform (or --os/--arch/--variant) or --all-platforms, not both');
         const flags = await optionsFromFlags(o, context);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
         const registry = contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile });
@@ -234,7 +232,6 @@ export function registerBuild(program: Command): void {
         const result = await buildImage({
           ...flags,
           ...(listScratch ? { tags: [...(flags.tags ?? []), `oci:${listScratch}:built`] } : {}),
-          ...(o.allPlatforms ? { allPlatforms: true } : {}),
           store,
           context,
           pullContext: registry,

@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidInputError, NotFoundError } from '../../util/errors.js';
+import { NotFoundError } from '../../util/errors.js';
+import { compressionFormatFlag } from '../build-flags.js';
 import { contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
@@ -19,12 +20,6 @@ interface PushFlags {
   digestfile?: string;
   resultFile?: string;
   compressionFormat?: string;
-}
-
-/** --compression-format's value, checked before anything is pushed. */
-function layerCompressionFlag(c: string): 'gzip' | 'zstd' | 'zstd:chunked' {
-  if (c !== 'gzip' && c !== 'zstd' && c !== 'zstd:chunked') throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${c}"`);
-  return c;
 }
 
 /** A transport name (`docker://…`, `oci:…`); anything else is a registry reference. */
@@ -62,7 +57,7 @@ export function registerBuildahPush(group: Command): void {
         const r = await copyReference(new OciReference(store.imagesDir, img.name), destRef, {
           destContext: contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile }),
           signal: signalOnInterrupt(),
-          ...(o.compressionFormat ? { compression: layerCompressionFlag(o.compressionFormat) } : {}),
+          ...(o.compressionFormat ? { compression: compressionFormatFlag(o.compressionFormat) } : {}),
         });
         const size = img.manifest.config.size + img.manifest.layers.reduce((n, l) => n + l.size, 0);
         if (o.digestfile) await writeFile(resolve(o.digestfile), r.digest);

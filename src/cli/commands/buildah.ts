@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BuildStepError } from '../../build/executor/errors.js';
-import type { WorkingContainer, WorkingOptions } from '../../build/working/verbs.js';
+import type { WorkingContainer } from '../../build/working/records.js';
+import type { WorkingOptions } from '../../build/working/session.js';
 import { needsUserNamespace, REEXEC_ENV, reexecInUserNamespace } from '../../runtime/rootless.js';
 import { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError } from '../../util/errors.js';
