@@ -13,7 +13,7 @@ import { findInit } from '../../runtime/init.js';
 import { parseUlimit } from '../../runtime/ulimits.js';
 import { collect, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
-import { startFailureExitCode } from '../start-failure.js';
+import { startFailureExitCode } from '../../runtime/lifecycle/exit-status.js';
 
 /** podman run's status when --timeout ended the container. */
 const EXIT_TIMEOUT = 255;
