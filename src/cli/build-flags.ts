@@ -12,7 +12,7 @@ import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { PullPolicy } from '../runtime/store/index.js';
 import { InvalidInputError } from '../util/errors.js';
 import type { BuildAttestFlags } from './build-attest.js';
-import { parseBool } from './options.js';
+import { parseBool, parseCompressionFormat } from './options.js';
 
 export interface BuildFlags extends BuildAttestFlags {
   file?: string[];
@@ -228,9 +228,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
   const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch))
     throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
-  const compression = o.compressionFormat ?? 'gzip';
-  if (compression !== 'gzip' && compression !== 'zstd' && compression !== 'zstd:chunked')
-    throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${compression}"`);
+  const compression = parseCompressionFormat(o.compressionFormat ?? 'gzip');
   const cf = await containerfileFrom(o.file, context);
   if (o.jobs !== undefined && !/^\d+$/.test(o.jobs)) throw new InvalidInputError(`--jobs must be a number, got "${o.jobs}"`);
   if ((o.os || o.arch || o.variant) && o.platform) throw new InvalidInputError('give --platform, or --os/--arch/--variant, not both');
