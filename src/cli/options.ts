@@ -27,6 +27,9 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
+/** A grace period in whole seconds (`stop -t`, `rm -t`): 0 is allowed (SIGKILL at once), unlike other counts. */
+export const parseSeconds = (v: string): number => (v === '0' ? 0 : parsePositiveInt(v));
+
 /** `--compression-format`'s value (push, build): checked before any work starts. */
 export function parseCompressionFormat(value: string): 'gzip' | 'zstd' | 'zstd:chunked' {
   if (value !== 'gzip' && value !== 'zstd' && value !== 'zstd:chunked')

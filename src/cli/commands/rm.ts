@@ -4,7 +4,7 @@ import { ContainerRunningError, removeContainer } from '../../runtime/lifecycle/
 import { ImageStore } from '../../runtime/store/index.js';
 import { NotFoundError } from '../../util/errors.js';
 import { exitWith } from '../exit-codes.js';
-import { parseSeconds } from './stop.js';
+import { parseSeconds } from '../options.js';
 
 /** podman rm's statuses: 1 when a container does not exist, 2 when it runs (and --force was not given). */
 const EXIT_NO_SUCH_CONTAINER = 1;
