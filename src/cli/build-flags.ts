@@ -6,14 +6,13 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { BuildImageOptions, SecretSource } from '../build/index.js';
-import type { CompressionFormat } from '../build/output/compress.js';
 import type { RootfsExport } from '../build/output/export.js';
 import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { PullPolicy } from '../runtime/store/index.js';
 import { InvalidInputError } from '../util/errors.js';
 import type { BuildAttestFlags } from './build-attest.js';
-import { parseBool } from './options.js';
+import { parseBool, parseCompressionFormat } from './options.js';
 
 export interface BuildFlags extends BuildAttestFlags {
   file?: string[];
@@ -75,13 +74,6 @@ export function keyValues(flag: string, values: readonly string[] | undefined, f
     out[v.slice(0, eq)] = v.slice(eq + 1);
   }
   return out;
-}
-
-/** `--compression-format`'s value (build, buildah push), checked before any work. */
-export function compressionFormatFlag(value: string): CompressionFormat {
-  if (value !== 'gzip' && value !== 'zstd' && value !== 'zstd:chunked')
-    throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${value}"`);
-  return value;
 }
 
 /** `a=b,c=d` fields of a flag value; a field without `=` maps to undefined. */
@@ -238,7 +230,7 @@ export async function optionsFromFlags(o: BuildFlags, context: string): Promise<
   const epoch = o.timestamp ?? o.sourceDateEpoch ?? process.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch))
     throw new InvalidInputError(`${o.sourceDateEpoch !== undefined ? '--source-date-epoch' : '--timestamp'} must be Unix seconds, got "${epoch}"`);
-  const compression = compressionFormatFlag(o.compressionFormat ?? 'gzip');
+  const compression = parseCompressionFormat(o.compressionFormat ?? 'gzip');
   const cf = await containerfileFrom(o.file, context);
   if (o.jobs !== undefined && !/^\d+$/.test(o.jobs)) throw new InvalidInputError(`--jobs must be a number, got "${o.jobs}"`);
   if ((o.os || o.arch || o.variant) && o.platform) throw new InvalidInputError('give --platform, or --os/--arch/--variant, not both');

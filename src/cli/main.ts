@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { StevedoreError } from '../util/errors.js';
 import { setLogLevel } from '../util/log.js';
 import { VERSION } from '../util/version.js';
-import { EXIT_TOOL_ERROR } from './exit-codes.js';
+import { EXIT_TOOL_ERROR, flushed } from './exit-codes.js';
 
 type Register = (program: Command) => void;
 
@@ -101,14 +101,4 @@ export async function main(argv: string[]): Promise<void> {
   await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   // Keep-alive sockets and timers must not hold a finished command open.
   setImmediate(() => process.exit(process.exitCode ?? 0)).unref();
-}
-
-/** Resolves once everything written to the stream so far has been handed to the OS. */
-function flushed(stream: NodeJS.WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.destroyed || !stream.writable) return resolve();
-    // A reader that went away (EPIPE, as with `| head`) is not our error.
-    stream.on('error', () => resolve());
-    stream.write('', () => resolve());
-  });
 }

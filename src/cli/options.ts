@@ -27,6 +27,16 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
+/** A grace period in whole seconds (`stop -t`, `rm -t`): 0 is allowed (SIGKILL at once), unlike other counts. */
+export const parseSeconds = (v: string): number => (v === '0' ? 0 : parsePositiveInt(v));
+
+/** `--compression-format`'s value (push, build): checked before any work starts. */
+export function parseCompressionFormat(value: string): 'gzip' | 'zstd' | 'zstd:chunked' {
+  if (value !== 'gzip' && value !== 'zstd' && value !== 'zstd:chunked')
+    throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${value}"`);
+  return value;
+}
+
 /** Options common to every verb that reads one image. */
 export function addSourceOptions(cmd: Command): Command {
   return cmd

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isInitialIdMap, parseIdMapFile } from './idmap.js';
 
 export type CgroupMode = 'v1' | 'v2' | 'hybrid';
 
@@ -36,11 +37,8 @@ export function cgroupMode(mountinfo?: string): CgroupMode {
 export function singleIdNamespace(uidMap?: string): boolean {
   const text = uidMap ?? ownUidMap();
   if (text === undefined) return false;
-  const lines = text
-    .trim()
-    .split('\n')
-    .filter((l) => l.trim() !== '');
-  return lines.length === 1 && lines[0]!.trim().split(/\s+/)[2] === '1';
+  const maps = parseIdMapFile(text);
+  return maps.length === 1 && maps[0]!.size === 1;
 }
 
 /** /proc/self/uid_map, or undefined where /proc has none (not Linux). */
@@ -56,11 +54,7 @@ function ownUidMap(): string | undefined {
 export function inUserNamespace(uidMap?: string): boolean {
   const text = uidMap ?? ownUidMap();
   if (text === undefined) return false;
-  const lines = text
-    .trim()
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/).join(' '));
-  return !(lines.length === 1 && lines[0] === '0 0 4294967295');
+  return !isInitialIdMap(parseIdMapFile(text));
 }
 
 export type ResourceController = 'memory' | 'cpu' | 'pids';

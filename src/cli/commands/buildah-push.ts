@@ -2,8 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { NotFoundError } from '../../util/errors.js';
-import { compressionFormatFlag } from '../build-flags.js';
-import { contextFrom, parseBool } from '../options.js';
+import { contextFrom, parseBool, parseCompressionFormat } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
 /**
@@ -57,7 +56,7 @@ export function registerBuildahPush(group: Command): void {
         const r = await copyReference(new OciReference(store.imagesDir, img.name), destRef, {
           destContext: contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile }),
           signal: signalOnInterrupt(),
-          ...(o.compressionFormat ? { compression: compressionFormatFlag(o.compressionFormat) } : {}),
+          ...(o.compressionFormat ? { compression: parseCompressionFormat(o.compressionFormat) } : {}),
         });
         const size = img.manifest.config.size + img.manifest.layers.reduce((n, l) => n + l.size, 0);
         if (o.digestfile) await writeFile(resolve(o.digestfile), r.digest);

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { ImageStore } from '../../runtime/store/index.js';
 import { pushImage } from '../../runtime/store/image-verbs.js';
-import { InvalidInputError } from '../../util/errors.js';
-import { parseBool } from '../options.js';
+import { parseBool, parseCompressionFormat } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
 /** `stevedore push IMAGE [DESTINATION]`: as `podman push`, copies a stored image out; prints nothing. */
@@ -20,9 +19,7 @@ export function registerPush(program: Command): void {
       'compress every layer this way (as podman push; digests change; zstd makes OCI manifests; zstd:chunked adds a table of contents for partial pulls)',
     )
     .action(async (image: string, destination: string | undefined, o: { tlsVerify?: boolean; root?: string; compressionFormat?: string }) => {
-      const c = o.compressionFormat;
-      if (c !== undefined && c !== 'gzip' && c !== 'zstd' && c !== 'zstd:chunked')
-        throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${c}"`);
+      const c = o.compressionFormat === undefined ? undefined : parseCompressionFormat(o.compressionFormat);
       const store = await ImageStore.open(o.root);
       await pushImage(store, image, destination, {
         context: o.tlsVerify === undefined ? undefined : { tlsVerify: o.tlsVerify },

@@ -3,7 +3,8 @@ import { findContainer } from '../../runtime/containers.js';
 import { ContainerRunningError, removeContainer } from '../../runtime/lifecycle/remove.js';
 import { ImageStore } from '../../runtime/store/index.js';
 import { NotFoundError } from '../../util/errors.js';
-import { parseSeconds } from './stop.js';
+import { exitWith } from '../exit-codes.js';
+import { parseSeconds } from '../options.js';
 
 /** podman rm's statuses: 1 when a container does not exist, 2 when it runs (and --force was not given). */
 const EXIT_NO_SUCH_CONTAINER = 1;
@@ -40,10 +41,7 @@ export function registerRm(program: Command): void {
           } else throw err;
         }
       }
-      // main() sets status 0 after an action that returns: end here, once stdout and stderr are written.
-      if (status !== 0) {
-        await Promise.all([process.stdout, process.stderr].map((st) => new Promise<void>((r) => st.write('', () => r()))));
-        process.exit(status);
-      }
+      // main() sets status 0 after an action that returns: end here with the first failure's.
+      if (status !== 0) await exitWith(status);
     });
 }

@@ -11,9 +11,10 @@ import type { IdMapping } from '../../runtime/unpack/index.js';
 import { InvalidInputError } from '../../util/errors.js';
 import { findInit } from '../../runtime/init.js';
 import { parseUlimit } from '../../runtime/ulimits.js';
+import { exitWith } from '../exit-codes.js';
 import { collect, parseBool, parsePositiveInt } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
-import { startFailureExitCode } from '../start-failure.js';
+import { startFailureExitCode } from '../../runtime/lifecycle/exit-status.js';
 
 /** podman run's status when --timeout ended the container. */
 const EXIT_TIMEOUT = 255;
@@ -264,13 +265,4 @@ export function terminalOptions(
     return o.interactive && !o.detach ? { interactive: true } : {};
   }
   return { interactive: true, terminal: true };
-}
-
-/**
- * Ends the process with the container's status (or 126/127), as `podman run` does; the shared
- * error path would turn any failure into 125. Waits for stdout and stderr to drain first.
- */
-async function exitWith(code: number): Promise<never> {
-  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
-  process.exit(code);
 }

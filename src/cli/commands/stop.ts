@@ -3,10 +3,7 @@ import { findContainer } from '../../runtime/containers.js';
 import { signalContainer, stopContainer } from '../../runtime/lifecycle/stop.js';
 import { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError } from '../../util/errors.js';
-import { parsePositiveInt } from '../options.js';
-
-/** `-t 0` is allowed (SIGKILL at once), unlike other counts. */
-export const parseSeconds = (v: string): number => (v === '0' ? 0 : parsePositiveInt(v));
+import { parseSeconds } from '../options.js';
 
 /** `stevedore stop [-t N]`: SIGTERM to PID 1, then SIGKILL after the grace period, as `podman stop`. */
 export function registerStop(program: Command): void {

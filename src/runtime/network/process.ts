@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { sleep } from '../../util/sleep.js';
 import { NetworkSetupError } from './errors.js';
 
 /** A helper daemon (pasta, slirp4netns) the engine started and stops, by its PID. */
@@ -55,6 +56,6 @@ export async function waitReady(h: HelperProcess, what: string, ready: () => Pro
       await h.stop();
       throw new NetworkSetupError(`${what} did not get ready within ${timeoutMs / 1000}s: ${h.stderr() || 'no message'}`);
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }

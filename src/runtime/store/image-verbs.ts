@@ -82,19 +82,34 @@ export async function saveImage(
   await copyBetween(await storeReference(store, img.name), dest, { signal: opts.signal });
 }
 
-/** `load -i FILE`: stores the image of an archive under the name it carries (else one made from the file name). */
+/**
+ * `load -i FILE`: stores the image of an archive under the name it carries (else one made from the
+ * file name). A docker archive is opened once, for its name and the copy alike: opening extracts
+ * and digests the whole archive.
+ */
 export async function loadImage(store: ImageStore, file: string, opts: { signal?: AbortSignal } = {}): Promise<StoredImage> {
   const { parseImageName } = await import('../../transports/index.js');
-  let source = `docker-archive:${file}`;
-  let named: string | undefined;
-  try {
-    const src = await parseImageName(source).newSource();
-    named = (src as { repoTags?: readonly string[] }).repoTags?.[0];
-    await src.close();
-  } catch {
-    source = `oci-archive:${file}`;
+  const dockerArchive = await parseImageName(`docker-archive:${file}`)
+    .newSource()
+    .catch(() => undefined);
+  if (!dockerArchive) {
+    const source = `oci-archive:${file}`;
+    const storeName = normaliseImageName(source).storeName;
+    await copyBetween(source, await storeReference(store, storeName), { signal: opts.signal });
+    return store.get(storeName);
   }
-  const storeName = named ? normaliseImageName(named).storeName : normaliseImageName(source).storeName;
-  await copyBetween(source, await storeReference(store, storeName), { signal: opts.signal });
-  return store.get(storeName);
+  try {
+    const named = (dockerArchive as { repoTags?: readonly string[] }).repoTags?.[0];
+    const storeName = normaliseImageName(named ?? `docker-archive:${file}`).storeName;
+    const { copyBetween: copyOpen } = await import('../../copy/copy.js');
+    const dest = await (await storeReference(store, storeName)).newDestination();
+    try {
+      await copyOpen(dockerArchive, dest, { signal: opts.signal });
+    } finally {
+      await dest.close();
+    }
+    return store.get(storeName);
+  } finally {
+    await dockerArchive.close();
+  }
 }

@@ -210,7 +210,8 @@ export class ImageStore {
     image: StoredImage,
     opts: {
       signal?: AbortSignal;
-      idMap?: IdMap /** Layers already staged by a pull, by digest; those used are taken out. */;
+      idMap?: IdMap;
+      /** Layers already staged by a pull, by digest; those used are taken out. */
       staged?: Map<Digest, Promise<StagedTemp>>;
     } = {},
   ): Promise<string> {
