@@ -11,7 +11,7 @@
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { encodeManifest, parseManifest, type RawManifest } from '../oci/manifest.js';
-import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
+import { MediaType } from '../oci/mediatype.js';
 import { OciLayout } from '../oci/layout.js';
 import { headManifest } from '../registry/manifests.js';
 import { referrersTag } from '../registry/referrers.js';
@@ -127,16 +127,13 @@ export function layoutAttachmentCarrier(
   dest: ImageDestination,
   opts: { signal?: AbortSignal } = {},
 ): { beforeCommit?: (result: CopyResult) => Promise<void>; afterCommit?: (result: CopyResult) => Promise<void> } | undefined {
-  const digestsOf = async (result: CopyResult): Promise<Digest[]> => {
-    const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
-    return top ? attachmentDigests(top, result.digest) : [result.digest];
-  };
+  const digestsOf = (result: CopyResult): Digest[] => attachmentDigests(result.manifest, result.digest);
   const from = src.attachmentStore;
   const into = dest.layoutDir;
   if (from && into) {
     return {
       beforeCommit: async (result) => {
-        await exportAttachments(from, into, await digestsOf(result), opts);
+        await exportAttachments(from, into, digestsOf(result), opts);
       },
     };
   }
@@ -145,7 +142,7 @@ export function layoutAttachmentCarrier(
   if (dir && to) {
     return {
       afterCommit: async (result) => {
-        await importAttachments(dir, to, await digestsOf(result), opts);
+        await importAttachments(dir, to, digestsOf(result), opts);
       },
     };
   }
