@@ -211,14 +211,14 @@ async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, 
         `--preserve-digests: the index of ${src.name} would be rewritten (subset of platforms or format change); use --all without --format`,
       );
     }
-    const subset: Record<string, string> | undefined =
-      opts.recordSubset && isTop && children.length !== index.manifests.length
-        ? { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [SUBSET_PLATFORMS_ANNOTATION]: subsetPlatforms(opts.platforms ?? [hostPlatform()]) }
-        : opts.recordSubset && isTop && opts.compression
-          ? {}
-          : undefined;
-    if (subset && opts.recordSubset && opts.compression)
-      Object.assign(subset, { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [CONVERTED_COMPRESSION_ANNOTATION]: opts.compression });
+    // What a later sync compares (recordSubset): the source index, and the platform subset and layer compression chosen.
+    let subset: Record<string, string> | undefined;
+    if (opts.recordSubset && isTop) {
+      if (children.length !== index.manifests.length) {
+        subset = { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [SUBSET_PLATFORMS_ANNOTATION]: subsetPlatforms(opts.platforms ?? [hostPlatform()]) };
+      }
+      if (opts.compression) subset = { ...subset, [SUBSET_SOURCE_ANNOTATION]: raw.digest, [CONVERTED_COMPRESSION_ANNOTATION]: opts.compression };
+    }
     out = want
       ? convertIndex(index, written, want, subset)
       : encodeManifest({ ...index, manifests: written, ...(subset ? { annotations: { ...(index.annotations ?? {}), ...subset } } : {}) });
