@@ -7,7 +7,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { makeScratchDir } from '../transports/local-util.js';
-import { directoryEntries, writeTarAtomic } from '../transports/tar-util.js';
+import { directoryEntries, extractArchive, writeTarAtomic } from '../transports/tar-util.js';
 import type { Policy } from '../policy/types.js';
 import { headManifest } from '../registry/manifests.js';
 import { DockerDestination, DockerReference, registryClientFor } from '../transports/docker.js';
@@ -113,6 +113,26 @@ export async function syncFromLayout(
     await client.close();
   }
   return report;
+}
+
+/**
+ * syncFromLayout on an OCI archive (a tar of such a layout, e.g. `tar -C DIR/app -cf app.tar .`):
+ * extracted into scratch space first, with the archive transports' checks (no links, no path out
+ * of the directory), and removed afterwards.
+ */
+export async function syncFromArchive(
+  file: string,
+  selection: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository'>,
+  dest: { registry: string; repository: string; context: TransportContext },
+  opts: LayoutImportOptions,
+): Promise<SyncReport> {
+  const dir = await makeScratchDir(undefined, 'oci-archive');
+  try {
+    await extractArchive(file, dir, { what: file, signal: opts.signal });
+    return await syncFromLayout(dir, selection, dest, opts);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** The OCI layouts (directories holding `oci-layout`) under `root`. */
