@@ -7,8 +7,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { constants as zlibConstants, createGunzip, createGzip, createZstdCompress } from 'node:zlib';
+import { type Duplex, Transform, type Readable } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -25,7 +25,7 @@ import { Limiter } from '../util/pool.js';
 import { writeZstdChunked } from '../oci/zstd-chunked.js';
 import { createZstdFramesDecompress } from '../oci/zstd-frames.js';
 import { isZstdChunked, withoutZstdChunked } from '../oci/zstd-chunked-format.js';
-import { FixedPieces } from '../oci/zstd-compress.js';
+import { createStableZstdCompress } from '../oci/zstd-compress.js';
 
 /** Blobs transferred in parallel unless `jobs` says otherwise (skopeo and the CLI's `--jobs` default). */
 export const DEFAULT_COPY_JOBS = 6;
@@ -323,7 +323,7 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
   const { src, opts } = state;
   const signal = opts.signal;
   const have = layerCompression(desc.mediaType);
-  const stages: Transform[] = [];
+  const stages: Duplex[] = [];
   if (have === 'gzip') stages.push(createGunzip());
   // Node's own zstd reader stops after the first frame (zstd:chunked has many): see oci/zstd-frames.ts.
   else if (have === 'zstd') stages.push(createZstdFramesDecompress());
@@ -331,8 +331,7 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
   if (to === 'zstd:chunked') return convertToZstdChunked(state, desc, stages);
   if (to === 'gzip') stages.push(createGzip(level === undefined ? {} : { level }));
   // zstd fed in fixed pieces, so the same layer converts to the same blob (oci/zstd-compress.ts).
-  else if (to === 'zstd')
-    stages.push(new FixedPieces(), createZstdCompress(level === undefined ? {} : { params: { [zlibConstants.ZSTD_c_compressionLevel]: level } }));
+  else if (to === 'zstd') stages.push(createStableZstdCompress(level));
   const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
   try {
     const file = join(dir, 'layer');
@@ -354,7 +353,7 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
 }
 
 /** A layer made zstd:chunked (TOC, tar-split, footer: oci/zstd-chunked.ts), its positions as annotations. */
-async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompress: Transform[]): Promise<Descriptor> {
+async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompress: Duplex[]): Promise<Descriptor> {
   const { src, opts } = state;
   const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
   try {
