@@ -268,14 +268,15 @@ function layerTarget(state: CopyState, desc: Descriptor): LayerCompression | und
 async function copySingleImage(state: CopyState, raw: RawManifest, manifest: ImageManifest, isTop: boolean): Promise<RawManifest> {
   const { dest, opts } = state;
   let want = targetFormat(state, raw.mediaType);
-  const converting = manifest.layers.filter((l) => layerTarget(state, l) !== undefined);
-  const compress = converting.length > 0;
+  // Each layer's target compression (undefined: copied as it is), decided once.
+  const targets = manifest.layers.map((l) => layerTarget(state, l));
+  const compress = targets.some((t) => t !== undefined);
   if (compress && opts.preserveDigests) {
     throw new InvalidInputError(
       `--preserve-digests: ${state.src.name} would have layers ${opts.compression ? `converted to ${opts.compression}` : 'gzip-compressed (they are uncompressed)'} at ${dest.name}: the digest would change`,
     );
   }
-  if (converting.some((l) => layerTarget(state, l)?.startsWith('zstd')) && formatOf(raw.mediaType) === 'v2s2') {
+  if (targets.some((t) => t?.startsWith('zstd')) && formatOf(raw.mediaType) === 'v2s2') {
     // Docker schema 2 has no zstd layer type: the image becomes an OCI one.
     if (opts.format === 'v2s2') throw new InvalidInputError('zstd layers need OCI manifests: Docker schema 2 (--format v2s2) has no zstd layer type');
     want = 'oci';
@@ -287,8 +288,8 @@ async function copySingleImage(state: CopyState, raw: RawManifest, manifest: Ima
   checkSupported(dest, want && want !== formatOf(raw.mediaType) ? (want === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest) : raw.mediaType);
   const [, ...layers] = await Promise.all([
     copyBlobOnce(state, manifest.config),
-    ...manifest.layers.map((desc) => {
-      const to = layerTarget(state, desc);
+    ...manifest.layers.map((desc, i) => {
+      const to = targets[i];
       return to ? convertLayerOnce(state, desc, to) : copyBlobOnce(state, desc).then(() => desc);
     }),
   ]);
