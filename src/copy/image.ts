@@ -333,9 +333,7 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
   if (to === 'gzip') stages.push(createGzip(level === undefined ? {} : { level }));
   // zstd fed in fixed pieces, so the same layer converts to the same blob (oci/zstd-compress.ts).
   else if (to === 'zstd') stages.push(createStableZstdCompress(level));
-  const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
-  try {
-    const file = join(dir, 'layer');
+  return viaTempFile(state, async (file) => {
     const hash = createHash('sha256');
     let size = 0;
     const counter = new Transform({
@@ -346,33 +344,39 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
       },
     });
     await pipeline([await src.getBlob(desc, { signal }), ...stages, counter, createWriteStream(file)], { signal });
-    const out: Descriptor = { ...withoutZstdChunked(desc), mediaType: layerType(desc.mediaType, to), digest: `sha256:${hash.digest('hex')}` as Digest, size };
-    return await sendConverted(state, out, file);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return { ...withoutZstdChunked(desc), mediaType: layerType(desc.mediaType, to), digest: `sha256:${hash.digest('hex')}` as Digest, size };
+  });
 }
 
 /** A layer made zstd:chunked (TOC, tar-split, footer: oci/zstd-chunked.ts), its positions as annotations. */
 async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompress: Duplex[]): Promise<Descriptor> {
   const { src, opts } = state;
-  const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
-  try {
-    const file = join(dir, 'layer');
+  return viaTempFile(state, async (file) => {
     const blob = await src.getBlob(desc, { signal: opts.signal });
     const tar = decompress.length > 0 ? blob.pipe(decompress[0]!) : blob;
     if (decompress.length > 0) blob.on('error', (err) => decompress[0]!.destroy(err));
     const written = await writeZstdChunked(tar, file, { level: opts.compressionLevel, signal: opts.signal, what: `layer ${desc.digest}` }).finally(() =>
       blob.destroy(),
     );
-    const out: Descriptor = {
+    return {
       ...withoutZstdChunked(desc),
       mediaType: layerType(desc.mediaType, 'zstd:chunked'),
       digest: written.digest,
       size: written.size,
       annotations: { ...(withoutZstdChunked(desc).annotations ?? {}), ...written.annotations },
     };
-    return await sendConverted(state, out, file);
+  });
+}
+
+/**
+ * A converted layer goes through a temp file (its digest is needed before the upload): `write`
+ * fills the file and describes it, the layer is sent (sendConverted), and the file is removed.
+ */
+async function viaTempFile(state: CopyState, write: (file: string) => Promise<Descriptor>): Promise<Descriptor> {
+  const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
+  try {
+    const file = join(dir, 'layer');
+    return await sendConverted(state, await write(file), file);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
