@@ -10,7 +10,7 @@ import { makeScratchDir } from '../transports/local-util.js';
 import { directoryEntries, extractArchive, writeTarAtomic } from '../transports/tar-util.js';
 import type { Policy } from '../policy/types.js';
 import { headManifest } from '../registry/manifests.js';
-import { DockerDestination, DockerReference, registryClientFor } from '../transports/docker.js';
+import { DockerDestination, DockerReference, RegistryClients } from '../transports/docker.js';
 import type { Digest } from '../oci/digest.js';
 import type { RawManifest } from '../oci/manifest.js';
 import { parseOciReference } from '../transports/oci.js';
@@ -61,7 +61,11 @@ export async function syncFromLayout(
     record({ source, destination: `${dest.registry}/${dest.repository}`, tag: '*', action: 'failed', error: errorMessage(err) });
     return report;
   }
-  const client = registryClientFor({ registry: dest.registry, repository: dest.repository }, dest.context);
+  // One client for the HEADs and for every tag's copy (connections and bearer token reused, as in
+  // sync): copyReference opens its destinations through the pool in destContext.
+  const pool = new RegistryClients();
+  const destContext: TransportContext = { ...dest.context, clients: pool };
+  const client = pool.client({ registry: dest.registry, repository: dest.repository }, destContext);
   try {
     const leaders = new Map<Digest, Promise<RawManifest>>();
     await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {
@@ -87,7 +91,7 @@ export async function syncFromLayout(
           } else {
             const copying = (async () => {
               const result = await copyReference(parseOciReference(`${dir}:${tag}`), destRef, {
-                destContext: dest.context,
+                destContext,
                 all: !opts.platforms?.length,
                 platforms: opts.platforms,
                 ...(opts.policy ? { policy: opts.policy } : {}),
@@ -110,7 +114,7 @@ export async function syncFromLayout(
       record(item);
     });
   } finally {
-    await client.close();
+    await pool.close();
   }
   return report;
 }
