@@ -19,13 +19,13 @@ import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
 import type { AttachmentStore, ImageDestination, ImageSource } from '../transports/types.js';
 import { mapLimit } from '../util/pool.js';
-import { attachmentDigests, referrersFromApi } from './attachments.js';
+import { ATTACHMENT_KINDS, attachmentDigests, referrersFromApi } from './attachments.js';
 import { copyImage, type CopyResult } from './image.js';
 
 /** Tags (and ref names) that hold what is attached to `digest`. */
 function attachmentTags(digest: Digest): string[] {
   const base = referrersTag(digest);
-  return [`${base}.sig`, `${base}.att`, `${base}.sbom`, base];
+  return [...ATTACHMENT_KINDS.map((kind) => `${base}.${kind}`), base];
 }
 
 /** Copies the attachment tags of `digests` from a registry repository into the layout at `dir`; returns the ref names written. */
