@@ -22,7 +22,6 @@ import type { ImageDestination, ImageSource } from '../transports/types.js';
 import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
 import { ProgressMeter, type ProgressListener } from './progress.js';
 import { Limiter } from '../util/pool.js';
-import { writeZstdChunked } from '../oci/zstd-chunked.js';
 import { createZstdFramesDecompress } from '../oci/zstd-frames.js';
 import { isZstdChunked, withoutZstdChunked } from '../oci/zstd-chunked-format.js';
 import { createStableZstdCompress } from '../oci/zstd-compress.js';
@@ -351,6 +350,8 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
 /** A layer made zstd:chunked (TOC, tar-split, footer: oci/zstd-chunked.ts), its positions as annotations. */
 async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompress: Duplex[]): Promise<Descriptor> {
   const { src, opts } = state;
+  // The writer (TOC, tar-split, CRC-64) loads only for a copy that asks for zstd:chunked.
+  const { writeZstdChunked } = await import('../oci/zstd-chunked.js');
   return viaTempFile(state, async (file) => {
     const blob = await src.getBlob(desc, { signal: opts.signal });
     const tar = decompress.length > 0 ? blob.pipe(decompress[0]!) : blob;
