@@ -1,7 +1,7 @@
 import { stat, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { DEFAULT_COPY_JOBS } from '../../copy/image.js';
-import { syncFromArchive, syncFromLayout } from '../../copy/sync-layout.js';
+import { syncFromArchive, syncFromLayout, syncToArchives } from '../../copy/sync-layout.js';
 import type { Command } from 'commander';
 import type { SyncRepoSpec } from '../../copy/sync-config.js';
 import { DEFAULT_PARALLEL_IMAGES, emptyReport, recordItem, sync, type SyncItem, type SyncNaming, type SyncTarget } from '../../copy/sync.js';
@@ -177,7 +177,6 @@ export function registerSync(program: Command): void {
           onItem,
         };
         if (o.dest === 'oci-archive' && to.kind === 'layout') {
-          const { syncToArchives } = await import('../../copy/sync-layout.js');
           const r = await syncToArchives(specs, { dir: to.dir, ...(to.naming ? { naming: to.naming } : {}) }, syncOpts);
           if (!o.quiet && !json) for (const file of r.archives) process.stderr.write(`Wrote ${file}\n`);
         } else await sync(specs, to, syncOpts);
