@@ -15,7 +15,7 @@ import { mapLimit } from '../util/pool.js';
 import { copyImage, type AttachmentsCopied } from './image.js';
 
 /** cosign's tag suffixes for what it attaches to a digest: signatures, attestations, SBOMs. */
-const ATTACHMENT_KINDS = ['sig', 'att', 'sbom'] as const;
+export const ATTACHMENT_KINDS = ['sig', 'att', 'sbom'] as const;
 
 export interface AttachmentOptions {
   signal?: AbortSignal;

@@ -4,7 +4,6 @@
  * reference, checks the policy, and closes them; sync calls copyBetween on ends it opens with a
  * pooled context. The pipeline itself is re-exported from here.
  */
-import { isIndexMediaType } from '../oci/mediatype.js';
 import { hostPlatform } from '../oci/platform.js';
 import type { Policy } from '../policy/types.js';
 import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
@@ -62,13 +61,12 @@ export async function copyBetween(src: ImageSource, dest: ImageDestination, opts
     opts.signatures !== 'remove' && opts.attachmentsLayout === undefined ? layoutAttachmentCarrier(src, dest, { signal: opts.signal }) : undefined;
   const result = await copyImage(src, dest, carrier?.beforeCommit ? { ...opts, beforeCommit: carrier.beforeCommit } : opts);
   await carrier?.afterCommit?.(result);
-  const into = dest.attachmentStore ?? (opts.attachmentsLayout !== undefined ? 'layout' : undefined);
-  if (opts.signatures !== 'remove' && src.attachmentStore && into) {
-    const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, { signal: opts.signal }) : undefined;
-    const digests = top ? attachmentDigests(top, result.digest) : [result.digest];
+  if (opts.signatures !== 'remove' && src.attachmentStore) {
+    // The written top manifest says it all: the source's is not read again.
+    const digests = attachmentDigests(result.manifest, result.digest);
     const attachmentOpts = { signal: opts.signal, jobs: opts.jobs };
     if (dest.attachmentStore) result.attachments = await copyAttachments(src.attachmentStore, dest.attachmentStore, digests, attachmentOpts);
-    else await exportAttachments(src.attachmentStore, opts.attachmentsLayout!, digests, attachmentOpts);
+    else if (opts.attachmentsLayout !== undefined) await exportAttachments(src.attachmentStore, opts.attachmentsLayout, digests, attachmentOpts);
   }
   return result;
 }

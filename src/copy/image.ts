@@ -7,8 +7,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { constants as zlibConstants, createGunzip, createGzip, createZstdCompress } from 'node:zlib';
+import { type Duplex, Transform, type Readable } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -22,10 +22,9 @@ import type { ImageDestination, ImageSource } from '../transports/types.js';
 import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
 import { ProgressMeter, type ProgressListener } from './progress.js';
 import { Limiter } from '../util/pool.js';
-import { writeZstdChunked } from '../oci/zstd-chunked.js';
 import { createZstdFramesDecompress } from '../oci/zstd-frames.js';
 import { isZstdChunked, withoutZstdChunked } from '../oci/zstd-chunked-format.js';
-import { FixedPieces } from '../oci/zstd-compress.js';
+import { createStableZstdCompress } from '../oci/zstd-compress.js';
 
 /** Blobs transferred in parallel unless `jobs` says otherwise (skopeo and the CLI's `--jobs` default). */
 export const DEFAULT_COPY_JOBS = 6;
@@ -211,14 +210,14 @@ async function copyIndex(state: CopyState, raw: RawManifest, index: ImageIndex, 
         `--preserve-digests: the index of ${src.name} would be rewritten (subset of platforms or format change); use --all without --format`,
       );
     }
-    const subset: Record<string, string> | undefined =
-      opts.recordSubset && isTop && children.length !== index.manifests.length
-        ? { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [SUBSET_PLATFORMS_ANNOTATION]: subsetPlatforms(opts.platforms ?? [hostPlatform()]) }
-        : opts.recordSubset && isTop && opts.compression
-          ? {}
-          : undefined;
-    if (subset && opts.recordSubset && opts.compression)
-      Object.assign(subset, { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [CONVERTED_COMPRESSION_ANNOTATION]: opts.compression });
+    // What a later sync compares (recordSubset): the source index, and the platform subset and layer compression chosen.
+    let subset: Record<string, string> | undefined;
+    if (opts.recordSubset && isTop) {
+      if (children.length !== index.manifests.length) {
+        subset = { [SUBSET_SOURCE_ANNOTATION]: raw.digest, [SUBSET_PLATFORMS_ANNOTATION]: subsetPlatforms(opts.platforms ?? [hostPlatform()]) };
+      }
+      if (opts.compression) subset = { ...subset, [SUBSET_SOURCE_ANNOTATION]: raw.digest, [CONVERTED_COMPRESSION_ANNOTATION]: opts.compression };
+    }
     out = want
       ? convertIndex(index, written, want, subset)
       : encodeManifest({ ...index, manifests: written, ...(subset ? { annotations: { ...(index.annotations ?? {}), ...subset } } : {}) });
@@ -268,14 +267,15 @@ function layerTarget(state: CopyState, desc: Descriptor): LayerCompression | und
 async function copySingleImage(state: CopyState, raw: RawManifest, manifest: ImageManifest, isTop: boolean): Promise<RawManifest> {
   const { dest, opts } = state;
   let want = targetFormat(state, raw.mediaType);
-  const converting = manifest.layers.filter((l) => layerTarget(state, l) !== undefined);
-  const compress = converting.length > 0;
+  // Each layer's target compression (undefined: copied as it is), decided once.
+  const targets = manifest.layers.map((l) => layerTarget(state, l));
+  const compress = targets.some((t) => t !== undefined);
   if (compress && opts.preserveDigests) {
     throw new InvalidInputError(
       `--preserve-digests: ${state.src.name} would have layers ${opts.compression ? `converted to ${opts.compression}` : 'gzip-compressed (they are uncompressed)'} at ${dest.name}: the digest would change`,
     );
   }
-  if (converting.some((l) => layerTarget(state, l)?.startsWith('zstd')) && formatOf(raw.mediaType) === 'v2s2') {
+  if (targets.some((t) => t?.startsWith('zstd')) && formatOf(raw.mediaType) === 'v2s2') {
     // Docker schema 2 has no zstd layer type: the image becomes an OCI one.
     if (opts.format === 'v2s2') throw new InvalidInputError('zstd layers need OCI manifests: Docker schema 2 (--format v2s2) has no zstd layer type');
     want = 'oci';
@@ -287,8 +287,8 @@ async function copySingleImage(state: CopyState, raw: RawManifest, manifest: Ima
   checkSupported(dest, want && want !== formatOf(raw.mediaType) ? (want === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest) : raw.mediaType);
   const [, ...layers] = await Promise.all([
     copyBlobOnce(state, manifest.config),
-    ...manifest.layers.map((desc) => {
-      const to = layerTarget(state, desc);
+    ...manifest.layers.map((desc, i) => {
+      const to = targets[i];
       return to ? convertLayerOnce(state, desc, to) : copyBlobOnce(state, desc).then(() => desc);
     }),
   ]);
@@ -323,7 +323,7 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
   const { src, opts } = state;
   const signal = opts.signal;
   const have = layerCompression(desc.mediaType);
-  const stages: Transform[] = [];
+  const stages: Duplex[] = [];
   if (have === 'gzip') stages.push(createGunzip());
   // Node's own zstd reader stops after the first frame (zstd:chunked has many): see oci/zstd-frames.ts.
   else if (have === 'zstd') stages.push(createZstdFramesDecompress());
@@ -331,11 +331,8 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
   if (to === 'zstd:chunked') return convertToZstdChunked(state, desc, stages);
   if (to === 'gzip') stages.push(createGzip(level === undefined ? {} : { level }));
   // zstd fed in fixed pieces, so the same layer converts to the same blob (oci/zstd-compress.ts).
-  else if (to === 'zstd')
-    stages.push(new FixedPieces(), createZstdCompress(level === undefined ? {} : { params: { [zlibConstants.ZSTD_c_compressionLevel]: level } }));
-  const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
-  try {
-    const file = join(dir, 'layer');
+  else if (to === 'zstd') stages.push(createStableZstdCompress(level));
+  return viaTempFile(state, async (file) => {
     const hash = createHash('sha256');
     let size = 0;
     const counter = new Transform({
@@ -346,33 +343,41 @@ async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompres
       },
     });
     await pipeline([await src.getBlob(desc, { signal }), ...stages, counter, createWriteStream(file)], { signal });
-    const out: Descriptor = { ...withoutZstdChunked(desc), mediaType: layerType(desc.mediaType, to), digest: `sha256:${hash.digest('hex')}` as Digest, size };
-    return await sendConverted(state, out, file);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return { ...withoutZstdChunked(desc), mediaType: layerType(desc.mediaType, to), digest: `sha256:${hash.digest('hex')}` as Digest, size };
+  });
 }
 
 /** A layer made zstd:chunked (TOC, tar-split, footer: oci/zstd-chunked.ts), its positions as annotations. */
-async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompress: Transform[]): Promise<Descriptor> {
+async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompress: Duplex[]): Promise<Descriptor> {
   const { src, opts } = state;
-  const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
-  try {
-    const file = join(dir, 'layer');
+  // The writer (TOC, tar-split, CRC-64) loads only for a copy that asks for zstd:chunked.
+  const { writeZstdChunked } = await import('../oci/zstd-chunked.js');
+  return viaTempFile(state, async (file) => {
     const blob = await src.getBlob(desc, { signal: opts.signal });
     const tar = decompress.length > 0 ? blob.pipe(decompress[0]!) : blob;
     if (decompress.length > 0) blob.on('error', (err) => decompress[0]!.destroy(err));
     const written = await writeZstdChunked(tar, file, { level: opts.compressionLevel, signal: opts.signal, what: `layer ${desc.digest}` }).finally(() =>
       blob.destroy(),
     );
-    const out: Descriptor = {
+    return {
       ...withoutZstdChunked(desc),
       mediaType: layerType(desc.mediaType, 'zstd:chunked'),
       digest: written.digest,
       size: written.size,
       annotations: { ...(withoutZstdChunked(desc).annotations ?? {}), ...written.annotations },
     };
-    return await sendConverted(state, out, file);
+  });
+}
+
+/**
+ * A converted layer goes through a temp file (its digest is needed before the upload): `write`
+ * fills the file and describes it, the layer is sent (sendConverted), and the file is removed.
+ */
+async function viaTempFile(state: CopyState, write: (file: string) => Promise<Descriptor>): Promise<Descriptor> {
+  const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
+  try {
+    const file = join(dir, 'layer');
+    return await sendConverted(state, await write(file), file);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -11,7 +11,7 @@
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { encodeManifest, parseManifest, type RawManifest } from '../oci/manifest.js';
-import { isIndexMediaType, MediaType } from '../oci/mediatype.js';
+import { MediaType } from '../oci/mediatype.js';
 import { OciLayout } from '../oci/layout.js';
 import { headManifest } from '../registry/manifests.js';
 import { referrersTag } from '../registry/referrers.js';
@@ -19,13 +19,13 @@ import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
 import type { AttachmentStore, ImageDestination, ImageSource } from '../transports/types.js';
 import { mapLimit } from '../util/pool.js';
-import { attachmentDigests, referrersFromApi } from './attachments.js';
+import { ATTACHMENT_KINDS, attachmentDigests, referrersFromApi } from './attachments.js';
 import { copyImage, type CopyResult } from './image.js';
 
 /** Tags (and ref names) that hold what is attached to `digest`. */
 function attachmentTags(digest: Digest): string[] {
   const base = referrersTag(digest);
-  return [`${base}.sig`, `${base}.att`, `${base}.sbom`, base];
+  return [...ATTACHMENT_KINDS.map((kind) => `${base}.${kind}`), base];
 }
 
 /** Copies the attachment tags of `digests` from a registry repository into the layout at `dir`; returns the ref names written. */
@@ -127,16 +127,13 @@ export function layoutAttachmentCarrier(
   dest: ImageDestination,
   opts: { signal?: AbortSignal } = {},
 ): { beforeCommit?: (result: CopyResult) => Promise<void>; afterCommit?: (result: CopyResult) => Promise<void> } | undefined {
-  const digestsOf = async (result: CopyResult): Promise<Digest[]> => {
-    const top = isIndexMediaType(result.mediaType) ? await src.getManifest(undefined, opts) : undefined;
-    return top ? attachmentDigests(top, result.digest) : [result.digest];
-  };
+  const digestsOf = (result: CopyResult): Digest[] => attachmentDigests(result.manifest, result.digest);
   const from = src.attachmentStore;
   const into = dest.layoutDir;
   if (from && into) {
     return {
       beforeCommit: async (result) => {
-        await exportAttachments(from, into, await digestsOf(result), opts);
+        await exportAttachments(from, into, digestsOf(result), opts);
       },
     };
   }
@@ -145,7 +142,7 @@ export function layoutAttachmentCarrier(
   if (dir && to) {
     return {
       afterCommit: async (result) => {
-        await importAttachments(dir, to, await digestsOf(result), opts);
+        await importAttachments(dir, to, digestsOf(result), opts);
       },
     };
   }

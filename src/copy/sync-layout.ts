@@ -7,10 +7,10 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { makeScratchDir } from '../transports/local-util.js';
-import { directoryEntries, writeTarAtomic } from '../transports/tar-util.js';
+import { directoryEntries, extractArchive, writeTarAtomic } from '../transports/tar-util.js';
 import type { Policy } from '../policy/types.js';
 import { headManifest } from '../registry/manifests.js';
-import { DockerDestination, DockerReference, registryClientFor } from '../transports/docker.js';
+import { DockerDestination, DockerReference, RegistryClients } from '../transports/docker.js';
 import type { Digest } from '../oci/digest.js';
 import type { RawManifest } from '../oci/manifest.js';
 import { parseOciReference } from '../transports/oci.js';
@@ -61,7 +61,11 @@ export async function syncFromLayout(
     record({ source, destination: `${dest.registry}/${dest.repository}`, tag: '*', action: 'failed', error: errorMessage(err) });
     return report;
   }
-  const client = registryClientFor({ registry: dest.registry, repository: dest.repository }, dest.context);
+  // One client for the HEADs and for every tag's copy (connections and bearer token reused, as in
+  // sync): copyReference opens its destinations through the pool in destContext.
+  const pool = new RegistryClients();
+  const destContext: TransportContext = { ...dest.context, clients: pool };
+  const client = pool.client({ registry: dest.registry, repository: dest.repository }, destContext);
   try {
     const leaders = new Map<Digest, Promise<RawManifest>>();
     await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {
@@ -87,7 +91,7 @@ export async function syncFromLayout(
           } else {
             const copying = (async () => {
               const result = await copyReference(parseOciReference(`${dir}:${tag}`), destRef, {
-                destContext: dest.context,
+                destContext,
                 all: !opts.platforms?.length,
                 platforms: opts.platforms,
                 ...(opts.policy ? { policy: opts.policy } : {}),
@@ -110,9 +114,29 @@ export async function syncFromLayout(
       record(item);
     });
   } finally {
-    await client.close();
+    await pool.close();
   }
   return report;
+}
+
+/**
+ * syncFromLayout on an OCI archive (a tar of such a layout, e.g. `tar -C DIR/app -cf app.tar .`):
+ * extracted into scratch space first, with the archive transports' checks (no links, no path out
+ * of the directory), and removed afterwards.
+ */
+export async function syncFromArchive(
+  file: string,
+  selection: Omit<SyncRepoSpec, 'credentials' | 'registry' | 'repository'>,
+  dest: { registry: string; repository: string; context: TransportContext },
+  opts: LayoutImportOptions,
+): Promise<SyncReport> {
+  const dir = await makeScratchDir(undefined, 'oci-archive');
+  try {
+    await extractArchive(file, dir, { what: file, signal: opts.signal });
+    return await syncFromLayout(dir, selection, dest, opts);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** The OCI layouts (directories holding `oci-layout`) under `root`. */

@@ -247,7 +247,7 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             ? spec.tags
             : await chooseTags(
                 spec,
-                await (await new DockerReference(srcRepo).newSource(srcCtx)).listTags(opts),
+                await listTags(srcClient, spec.repository, opts),
                 (tag) => new DockerReference({ ...srcRepo, tag }).newSource(srcCtx),
                 opts,
               );

@@ -19,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import { zstdDecompressSync } from 'node:zlib';
 import { InvalidInputError } from '../util/errors.js';
+import { SKIPPABLE_MAGIC } from './zstd-frames.js';
 
 export const ZSTD_CHUNKED_MANIFEST_CHECKSUM = 'io.github.containers.zstd-chunked.manifest-checksum';
 export const ZSTD_CHUNKED_MANIFEST_POSITION = 'io.github.containers.zstd-chunked.manifest-position';
@@ -35,8 +36,6 @@ export const ZSTD_CHUNKED_ANNOTATIONS = [
 /** The one TOC type defined: CRFS's JSON table of contents. */
 export const TOC_TYPE_CRFS = 1;
 export const FOOTER_SIZE = 64;
-/** Skippable-frame magic 0x184D2A50, little-endian. */
-export const SKIPPABLE_MAGIC = 0x184d2a50;
 export const FOOTER_MAGIC = Buffer.from('GNUlInUx', 'latin1');
 
 /**

@@ -17,17 +17,10 @@ import { constants as zc, zstdCompressSync } from 'node:zlib';
 import type { Digest } from './digest.js';
 import { Crc64Iso } from './crc64.js';
 import { InvalidInputError } from '../util/errors.js';
-import {
-  encodeFooter,
-  positionAnnotations,
-  SKIPPABLE_MAGIC,
-  TOC_TYPE_CRFS,
-  type Toc,
-  type TocEntry,
-  type ZstdChunkedPositions,
-} from './zstd-chunked-format.js';
+import { encodeFooter, positionAnnotations, TOC_TYPE_CRFS, type Toc, type TocEntry, type ZstdChunkedPositions } from './zstd-chunked-format.js';
 import { rfc3339Seconds } from '../util/time.js';
 import { createStableZstdCompress } from './zstd-compress.js';
+import { SKIPPABLE_MAGIC } from './zstd-frames.js';
 
 interface TarHeader {
   name: string;

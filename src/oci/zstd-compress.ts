@@ -12,10 +12,10 @@ import { type Duplex, Transform, type TransformCallback } from 'node:stream';
 import { createZstdCompress, constants as zc } from 'node:zlib';
 
 /** The size of every piece the compressor gets (the last one may be shorter). */
-export const ZSTD_STREAM_PIECE = 256 * 1024;
+const ZSTD_STREAM_PIECE = 256 * 1024;
 
 /** Cuts a byte stream into pieces of exactly `size` bytes, whatever its own chunks (the last may be shorter). */
-export class FixedPieces extends Transform {
+class FixedPieces extends Transform {
   readonly #size: number;
   #pending: Buffer[] = [];
   #held = 0;

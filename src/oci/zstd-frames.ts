@@ -14,7 +14,8 @@ import { InvalidInputError } from '../util/errors.js';
 
 const ZSTD_MAGIC = 0xfd2fb528;
 const SKIPPABLE_MASK = 0xfffffff0;
-const SKIPPABLE_MAGIC = 0x184d2a50;
+/** The first skippable-frame magic (RFC 8878 §3.1.2: 0x184D2A5?), as zstd:chunked writes its TOC, tar-split and footer. */
+export const SKIPPABLE_MAGIC = 0x184d2a50;
 
 /** Frames up to this compressed size, when wholly buffered, are decompressed in one call. */
 const SMALL_FRAME = 1 << 20;

@@ -1,8 +1,7 @@
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { stat, writeFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
 import { DEFAULT_COPY_JOBS } from '../../copy/image.js';
-import { syncFromLayout } from '../../copy/sync-layout.js';
+import { syncFromArchive, syncFromLayout, syncToArchives } from '../../copy/sync-layout.js';
 import type { Command } from 'commander';
 import type { SyncRepoSpec } from '../../copy/sync-config.js';
 import { DEFAULT_PARALLEL_IMAGES, emptyReport, recordItem, sync, type SyncItem, type SyncNaming, type SyncTarget } from '../../copy/sync.js';
@@ -142,30 +141,23 @@ export function registerSync(program: Command): void {
     };
     try {
       if (layoutDir && to.kind === 'registry') {
-        // An OCI archive (a tar of such a layout, e.g. `tar -C DIR/app -cf app.tar .`) is extracted
-        // first, with the archive transports' checks (no links, no path out of the directory).
+        // An OCI archive (a tar of such a layout) is extracted first: syncFromArchive.
         const archive = (await stat(layoutDir).catch(() => undefined))?.isFile() ? layoutDir : undefined;
         const name = archive ? basename(archive).replace(/\.(tar|oci)$/, '') : basename(layoutDir);
         const repository = to.prefix ? `${to.prefix}/${name}` : name;
-        const dir = archive ? await mkdtemp(join(tmpdir(), 'stevedore-oci-archive-')) : layoutDir;
-        try {
-          if (archive) await (await import('../../transports/tar-util.js')).extractArchive(archive, dir, { what: archive, signal });
-          await syncFromLayout(
-            dir,
-            { tags: [] },
-            { registry: to.registry, repository, context: destContext },
-            {
-              platforms: o.platform?.map(parsePlatform),
-              dryRun: o.dryRun,
-              ...(policy ? { policy } : {}),
-              parallelImages: o.parallel,
-              signal,
-              onItem,
-            },
-          );
-        } finally {
-          if (archive) await rm(dir, { recursive: true, force: true });
-        }
+        await (archive ? syncFromArchive : syncFromLayout)(
+          layoutDir,
+          { tags: [] },
+          { registry: to.registry, repository, context: destContext },
+          {
+            platforms: o.platform?.map(parsePlatform),
+            dryRun: o.dryRun,
+            ...(policy ? { policy } : {}),
+            parallelImages: o.parallel,
+            signal,
+            onItem,
+          },
+        );
       } else {
         const syncOpts = {
           ...(retry ? { retry } : {}),
@@ -185,7 +177,6 @@ export function registerSync(program: Command): void {
           onItem,
         };
         if (o.dest === 'oci-archive' && to.kind === 'layout') {
-          const { syncToArchives } = await import('../../copy/sync-layout.js');
           const r = await syncToArchives(specs, { dir: to.dir, ...(to.naming ? { naming: to.naming } : {}) }, syncOpts);
           if (!o.quiet && !json) for (const file of r.archives) process.stderr.write(`Wrote ${file}\n`);
         } else await sync(specs, to, syncOpts);
