@@ -64,6 +64,3 @@ export async function layoutDirectory(root: string | undefined, namespace: strin
     }
   }
 }
-
-// The import itself is the engine's (copy/sync-layout.ts); re-exported for the reconciler.
-export { syncFromLayout, type LayoutImportOptions } from '../copy/sync-layout.js';

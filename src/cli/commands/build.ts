@@ -24,7 +24,7 @@ import { ImageStore } from '../../runtime/store/index.js';
 import { InvalidInputError, StevedoreError } from '../../util/errors.js';
 import { writeFileAtomic } from '../../util/fs.js';
 import { VERSION } from '../../util/version.js';
-import { EXIT_TOOL_ERROR } from '../exit-codes.js';
+import { EXIT_TOOL_ERROR, exitWith } from '../exit-codes.js';
 import type { AttestationRecord, SignatureRecord } from '../build-attest.js';
 import { collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
@@ -96,11 +96,6 @@ const REMOTE_FLAGS = new Set([
   'timeout',
   'quiet',
 ]);
-
-async function exitWith(code: number): Promise<never> {
-  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
-  process.exit(code);
-}
 
 export function registerBuild(program: Command): void {
   acceptGoBools(program.command('build'))

@@ -9,6 +9,7 @@ import { InvalidInputError } from '../../util/errors.js';
 import { collect, contextFrom, parseBool } from '../options.js';
 import { registerBuildahPush } from './buildah-push.js';
 import { signalOnInterrupt } from '../signals.js';
+import { exitWith } from '../exit-codes.js';
 
 /**
  * `stevedore buildah from|run|copy|add|config|commit|rm|containers`: Buildah's scripted builds
@@ -25,11 +26,6 @@ interface StoreFlags {
 }
 
 const engine = (): Promise<typeof import('../../build/working/verbs.js')> => import('../../build/working/verbs.js');
-
-async function exitWith(code: number): Promise<never> {
-  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
-  process.exit(code);
-}
 
 async function options(o: StoreFlags): Promise<WorkingOptions> {
   // Snapshots and RUN containers need root or a user namespace, as for `build`.

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InvalidInputError } from '../../util/errors.js';
 import { collect, contextFrom, parseBool } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
+import { exitWith } from '../exit-codes.js';
 
 interface Common {
   root?: string;
@@ -17,11 +18,6 @@ async function engine() {
 function annotations(list: string[] | undefined, parse: (s: string) => [string, string]): Record<string, string> | undefined {
   if (!list || list.length === 0) return undefined;
   return Object.fromEntries(list.map(parse));
-}
-
-async function exitWith(code: number): Promise<never> {
-  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
-  process.exit(code);
 }
 
 /** `stevedore manifest create|add|annotate|inspect|remove|rm|exists|push`, as podman's. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidInputError } from '../../util/errors.js';
-import { EXIT_TOOL_ERROR } from '../exit-codes.js';
+import { EXIT_TOOL_ERROR, exitWith } from '../exit-codes.js';
 
 /**
  * `stevedore script FILE` / `stevedore script -c TEXT`: runs a shell script (`sh -eu`) with a
@@ -53,7 +53,6 @@ export function registerScript(program: Command): void {
         await rm(bin, { recursive: true, force: true });
       }
       // The script's exit code is the verb's (main would set 0 after a returning action).
-      await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
-      process.exit(code);
+      await exitWith(code);
     });
 }
