@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -42,7 +43,19 @@ export class RegistryClients implements RegistryClientPool {
   readonly #clients = new Map<string, RegistryClient>();
 
   client(ref: ImageReference, ctx: TransportContext): RegistryClient {
-    const key = `${ref.registry}|${ctx.tlsVerify}|${ctx.credentials?.username ?? ''}|${ctx.certDir ?? ''}|${ctx.ambientCredentials !== false}|${ctx.authFile ?? ''}`;
+    // Everything registryClientFor reads from the context: two contexts that differ only in a
+    // password or retry policy must not share a client (the password enters the key as a hash).
+    const secret = ctx.credentials?.password === undefined ? '' : createHash('sha256').update(ctx.credentials.password).digest('hex');
+    const key = JSON.stringify([
+      ref.registry,
+      ctx.tlsVerify,
+      ctx.credentials?.username ?? '',
+      secret,
+      ctx.certDir ?? '',
+      ctx.ambientCredentials !== false,
+      ctx.authFile ?? '',
+      ctx.retry ?? null,
+    ]);
     let c = this.#clients.get(key);
     if (!c) this.#clients.set(key, (c = registryClientFor(ref, ctx)));
     return c;
