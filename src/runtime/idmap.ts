@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { StevedoreError } from '../util/errors.js';
-import type { IdMapping } from './unpack/index.js';
+import type { IdMapping } from './unpack/types.js';
 
 /** `/etc/subuid` / `/etc/subgid` ranges of a user (matched by name or by number). */
 export function subordinateRanges(text: string, user: string, id: number): { start: number; count: number }[] {
