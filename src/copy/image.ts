@@ -2,13 +2,11 @@
  * The copy pipeline for one image or index between an ImageSource and an ImageDestination (see
  * copyImage). copy.ts adds what a copy by reference needs around it (policy, attachments).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Duplex, Transform, type Readable } from 'node:stream';
-import { createGunzip, createGzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -22,9 +20,8 @@ import type { ImageDestination, ImageSource } from '../transports/types.js';
 import { convertImageManifest, convertIndex, formatOf, type ManifestFormat } from './convert.js';
 import { ProgressMeter, type ProgressListener } from './progress.js';
 import { Limiter } from '../util/pool.js';
-import { createZstdFramesDecompress } from '../oci/zstd-frames.js';
 import { isZstdChunked, withoutZstdChunked } from '../oci/zstd-chunked-format.js';
-import { createStableZstdCompress } from '../oci/zstd-compress.js';
+import { convertLayerToFile, layerMediaType, type LayerCompression } from '../oci/layer-compression.js';
 
 /** Blobs transferred in parallel unless `jobs` says otherwise (skopeo and the CLI's `--jobs` default). */
 export const DEFAULT_COPY_JOBS = 6;
@@ -244,17 +241,6 @@ function checkSupported(dest: ImageDestination, mediaType: string): void {
   }
 }
 
-/** `zstd:chunked` is zstd with a table of contents for partial pulls (oci/zstd-chunked.ts). */
-export type LayerCompression = 'gzip' | 'zstd' | 'zstd:chunked' | 'none';
-
-/** The media type of a tar layer in `to` compression, in the family (OCI or Docker) of `mediaType`. */
-function layerType(mediaType: string, to: LayerCompression): string {
-  const docker = mediaType.startsWith('application/vnd.docker.');
-  if (to === 'zstd' || to === 'zstd:chunked') return MediaType.OciLayerZstd;
-  if (to === 'gzip') return docker ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
-  return docker ? MediaType.DockerLayer : MediaType.OciLayer;
-}
-
 /** What a layer becomes at this destination: undefined to copy it as it is. */
 function layerTarget(state: CopyState, desc: Descriptor): LayerCompression | undefined {
   const have = layerCompression(desc.mediaType);
@@ -319,65 +305,28 @@ function convertLayerOnce(state: CopyState, desc: Descriptor, to: LayerCompressi
   return p;
 }
 
+/**
+ * Converts the layer into a temp file (oci/layer-compression.ts), sends it (sendConverted) and
+ * removes the file. Annotations of the source's own zstd:chunked TOC go (they describe another
+ * blob); a zstd:chunked result brings its own.
+ */
 async function convertLayer(state: CopyState, desc: Descriptor, to: LayerCompression): Promise<Descriptor> {
   const { src, opts } = state;
-  const signal = opts.signal;
-  const have = layerCompression(desc.mediaType);
-  const stages: Duplex[] = [];
-  if (have === 'gzip') stages.push(createGunzip());
-  // Node's own zstd reader stops after the first frame (zstd:chunked has many): see oci/zstd-frames.ts.
-  else if (have === 'zstd') stages.push(createZstdFramesDecompress());
-  const level = opts.compressionLevel;
-  if (to === 'zstd:chunked') return convertToZstdChunked(state, desc, stages);
-  if (to === 'gzip') stages.push(createGzip(level === undefined ? {} : { level }));
-  // zstd fed in fixed pieces, so the same layer converts to the same blob (oci/zstd-compress.ts).
-  else if (to === 'zstd') stages.push(createStableZstdCompress(level));
-  return viaTempFile(state, async (file) => {
-    const hash = createHash('sha256');
-    let size = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        size += chunk.length;
-        done(null, chunk);
-      },
-    });
-    await pipeline([await src.getBlob(desc, { signal }), ...stages, counter, createWriteStream(file)], { signal });
-    return { ...withoutZstdChunked(desc), mediaType: layerType(desc.mediaType, to), digest: `sha256:${hash.digest('hex')}` as Digest, size };
-  });
-}
-
-/** A layer made zstd:chunked (TOC, tar-split, footer: oci/zstd-chunked.ts), its positions as annotations. */
-async function convertToZstdChunked(state: CopyState, desc: Descriptor, decompress: Duplex[]): Promise<Descriptor> {
-  const { src, opts } = state;
-  // The writer (TOC, tar-split, CRC-64) loads only for a copy that asks for zstd:chunked.
-  const { writeZstdChunked } = await import('../oci/zstd-chunked.js');
-  return viaTempFile(state, async (file) => {
-    const blob = await src.getBlob(desc, { signal: opts.signal });
-    const tar = decompress.length > 0 ? blob.pipe(decompress[0]!) : blob;
-    if (decompress.length > 0) blob.on('error', (err) => decompress[0]!.destroy(err));
-    const written = await writeZstdChunked(tar, file, { level: opts.compressionLevel, signal: opts.signal, what: `layer ${desc.digest}` }).finally(() =>
-      blob.destroy(),
-    );
-    return {
-      ...withoutZstdChunked(desc),
-      mediaType: layerType(desc.mediaType, 'zstd:chunked'),
-      digest: written.digest,
-      size: written.size,
-      annotations: { ...(withoutZstdChunked(desc).annotations ?? {}), ...written.annotations },
-    };
-  });
-}
-
-/**
- * A converted layer goes through a temp file (its digest is needed before the upload): `write`
- * fills the file and describes it, the layer is sent (sendConverted), and the file is removed.
- */
-async function viaTempFile(state: CopyState, write: (file: string) => Promise<Descriptor>): Promise<Descriptor> {
+  const from = layerCompression(desc.mediaType);
+  if (from === 'unknown') throw new UnsupportedError(`layer ${desc.digest}: cannot convert ${desc.mediaType} (not a tar layer)`);
   const dir = await mkdtemp(join(tmpdir(), 'stevedore-layer-'));
   try {
-    const file = join(dir, 'layer');
-    return await sendConverted(state, await write(file), file);
+    const made = await convertLayerToFile(await src.getBlob(desc, { signal: opts.signal }), dir, {
+      from,
+      to,
+      ...(opts.compressionLevel === undefined ? {} : { level: opts.compressionLevel }),
+      what: `layer ${desc.digest}`,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const kept = withoutZstdChunked(desc);
+    const annotations = made.annotations ? { annotations: { ...(kept.annotations ?? {}), ...made.annotations } } : {};
+    const out: Descriptor = { ...kept, mediaType: layerMediaType(desc.mediaType, to), digest: made.digest, size: made.size, ...annotations };
+    return await sendConverted(state, out, made.path);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,28 +1,24 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Duplex, Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Descriptor } from '../../oci/descriptor.js';
-import { VerifyingStream, digestHex, type Digest } from '../../oci/digest.js';
+import { VerifyingStream, type Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
-import { MediaType, layerCompression } from '../../oci/mediatype.js';
-import { writeZstdChunked } from '../../oci/zstd-chunked.js';
-import { DigestMismatchError, InvalidInputError, NotFoundError } from '../../util/errors.js';
-import { tempSibling } from '../../util/fs.js';
+import {
+  convertLayerToFile,
+  layerCompressor,
+  layerMediaType,
+  type ConvertedLayer,
+  type LayerCompression,
+  type LayerEncoder,
+} from '../../oci/layer-compression.js';
+import { layerCompression } from '../../oci/mediatype.js';
+import { InvalidInputError, NotFoundError } from '../../util/errors.js';
 import { rootLogger } from '../../util/log.js';
 import { BlobInfoCache } from '../cache/blob-info.js';
 import type { BuiltLayer } from '../executor/state.js';
 import { GZIP_BLOCK, ParallelGzip } from '../layers/parallel-gzip.js';
-import { createStableZstdCompress } from '../../oci/zstd-compress.js';
-
-/** A compressed blob written by this run. */
-interface Made {
-  digest: Digest;
-  size: number;
-  path: string;
-  annotations?: Record<string, string>;
-}
 
 const log = rootLogger.child({ component: 'build-compress' });
 
@@ -39,7 +35,7 @@ export const PUSH_ZSTD_LEVEL = 3;
  * zstd with a table of contents (oci/zstd-chunked.ts) whose positions go on the layer descriptor
  * as annotations, so podman >= 5 can pull only the files it lacks.
  */
-export type CompressionFormat = 'gzip' | 'zstd' | 'zstd:chunked';
+export type CompressionFormat = Exclude<LayerCompression, 'none'>;
 
 /** The blob-info cache's variant: the same tar compressed another way is another blob. */
 function variantOf(format: CompressionFormat): string {
@@ -47,16 +43,12 @@ function variantOf(format: CompressionFormat): string {
   return format === 'zstd' ? `zstd-${PUSH_ZSTD_LEVEL}` : `pgzip-${PUSH_GZIP_LEVEL}-${GZIP_BLOCK}`;
 }
 
-/** The compressed media type for an uncompressed layer type (OCI or Docker naming; Docker has no zstd). */
-function compressedType(mediaType: string, format: CompressionFormat): string {
-  if (format !== 'gzip') return MediaType.OciLayerZstd;
-  return mediaType === MediaType.DockerLayer ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
-}
-
-/** A stream compressor for gzip and zstd (zstd:chunked is written to a file: writeChunked). */
-function compressStream(format: CompressionFormat): Duplex {
-  // zstd fed in fixed pieces: the same layer compresses to the same blob (oci/zstd-compress.ts).
-  return format !== 'gzip' ? createStableZstdCompress(PUSH_ZSTD_LEVEL) : new ParallelGzip({ level: PUSH_GZIP_LEVEL });
+/**
+ * How the builder writes gzip and zstd (oci/layer-compression.ts): gzip on several cores in fixed
+ * blocks, zstd in fixed pieces, so the same tar always gives the same blob.
+ */
+function encoderOf(format: CompressionFormat): LayerEncoder {
+  return { level: format === 'gzip' ? PUSH_GZIP_LEVEL : PUSH_ZSTD_LEVEL, gzip: (level) => new ParallelGzip({ ...(level === undefined ? {} : { level }) }) };
 }
 
 /**
@@ -99,12 +91,12 @@ export class LayerCompressor {
       this.#pending.set(layer.diffID, p);
     }
     // The same bytes under the OCI or the Docker name, as the caller's layer has it.
-    const mediaType = compressedType(layer.mediaType, this.#format);
+    const mediaType = layerMediaType(layer.mediaType, this.#format);
     return p.then((c) => (c.mediaType === mediaType ? c : { ...c, mediaType }));
   }
 
   async #compress(layer: BuiltLayer, signal?: AbortSignal): Promise<BuiltLayer> {
-    const mediaType = compressedType(layer.mediaType, this.#format);
+    const mediaType = layerMediaType(layer.mediaType, this.#format);
     const known = await this.#info.get(layer.diffID);
     // A zstd:chunked record without its TOC positions is no record: the descriptor needs them.
     if (known && (this.#format !== 'zstd:chunked' || known.annotations)) {
@@ -113,7 +105,7 @@ export class LayerCompressor {
       return { mediaType, digest: known.digest, size: known.size, diffID: layer.diffID, ...(known.annotations ? { annotations: known.annotations } : {}) };
     }
     const started = Date.now();
-    const made = this.#format === 'zstd:chunked' ? await this.#writeChunked(layer, signal) : await this.#writeStream(layer, signal);
+    const made = await this.#write(layer, signal);
     this.#files.set(made.digest, made.path);
     const annotations = made.annotations ? { annotations: made.annotations } : {};
     await this.#info.put(layer.diffID, { digest: made.digest, size: made.size, ...annotations });
@@ -124,45 +116,21 @@ export class LayerCompressor {
     return { mediaType, digest: made.digest, size: made.size, diffID: layer.diffID, ...annotations };
   }
 
-  /** gzip or zstd through a stream into a temp file named for its digest. */
-  async #writeStream(layer: BuiltLayer, signal?: AbortSignal): Promise<Made> {
-    await mkdir(this.#tmpDir, { recursive: true });
-    const tmp = tempSibling(join(this.#tmpDir, 'layer.tar.gz'));
-    const out = new VerifyingStream({});
-    try {
-      await pipeline(await this.#layout.openBlob(layer), compressStream(this.#format), out, createWriteStream(tmp, { mode: 0o600 }), signal ? { signal } : {});
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    const digest = out.digest as Digest;
-    const path = join(this.#tmpDir, `${digestHex(digest)}.tar.${this.#format === 'zstd' ? 'zst' : 'gz'}`);
-    await rename(tmp, path);
-    return { digest, size: out.bytes, path };
-  }
-
   /**
-   * zstd:chunked into a temp file named for its digest: its frames are cut at file boundaries, so
-   * it is written by oci/zstd-chunked (not a stream), and its TOC positions come back as the
-   * descriptor's annotations. The tar it read must be the layer's (its diffID).
+   * The layer's plain tar from the store, compressed into a file of the scratch directory named for
+   * its digest (a zstd:chunked one with its TOC positions as annotations). The tar read must be the
+   * layer's (its diffID).
    */
-  async #writeChunked(layer: BuiltLayer, signal?: AbortSignal): Promise<Made> {
+  async #write(layer: BuiltLayer, signal?: AbortSignal): Promise<ConvertedLayer> {
     await mkdir(this.#tmpDir, { recursive: true });
-    const tmp = tempSibling(join(this.#tmpDir, 'layer.tar.zst'));
-    try {
-      const r = await writeZstdChunked(await this.#layout.openBlob(layer), tmp, {
-        level: PUSH_ZSTD_LEVEL,
-        what: `layer ${layer.diffID}`,
-        ...(signal ? { signal } : {}),
-      });
-      if (r.diffId !== layer.diffID) throw new DigestMismatchError(`uncompressed layer in the store`, layer.diffID, r.diffId);
-      const path = join(this.#tmpDir, `${digestHex(r.digest)}.tar.zst`);
-      await rename(tmp, path);
-      return { digest: r.digest, size: r.size, path, annotations: r.annotations };
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    return convertLayerToFile(await this.#layout.openBlob(layer), this.#tmpDir, {
+      from: 'none',
+      to: this.#format,
+      ...encoderOf(this.#format),
+      what: `layer ${layer.diffID}`,
+      diffID: layer.diffID,
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /**
@@ -178,7 +146,7 @@ export class LayerCompressor {
     if (source && !(await this.#layout.hasBlob(desc.digest, desc.size))) {
       if (this.#format === 'zstd:chunked') {
         // Written to a file again (same level, same tar: the same bytes), then sent verified.
-        const made = await this.#writeChunked(source, signal);
+        const made = await this.#write(source, signal);
         this.#files.set(made.digest, made.path);
         // Same bytes, same TOC: annotations that differ from the remembered ones were not made here.
         if (made.digest === desc.digest && !sameStrings(made.annotations, source.annotations)) {
@@ -188,9 +156,9 @@ export class LayerCompressor {
         }
         return pipe(createReadStream(made.path), verify(), signal);
       }
-      const gz = compressStream(this.#format);
-      pipeline(await this.#layout.openBlob(source), gz).catch(() => undefined); // errors reach the reader through gz
-      return pipe(gz, verify(), signal);
+      const compressor = layerCompressor(this.#format, encoderOf(this.#format));
+      pipeline(await this.#layout.openBlob(source), compressor).catch(() => undefined); // errors reach the reader through the compressor
+      return pipe(compressor, verify(), signal);
     }
     if (!(await this.#layout.hasBlob(desc.digest))) throw new NotFoundError(`blob ${desc.digest} is neither in the store nor a layer this build compressed`);
     return this.#layout.openBlob(desc);

@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { copyReference, type CopyResult, type LayerCompression } from '../../copy/copy.js';
+import { copyReference, type CopyResult } from '../../copy/copy.js';
 import { DEFAULT_COPY_JOBS } from '../../copy/image.js';
+import type { LayerCompression } from '../../oci/layer-compression.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { parseImageName } from '../../transports/index.js';
 import { DockerReference } from '../../transports/docker.js';

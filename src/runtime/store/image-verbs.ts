@@ -1,4 +1,4 @@
-import type { LayerCompression } from '../../copy/image.js';
+import type { LayerCompression } from '../../oci/layer-compression.js';
 import type { TransportContext, TransportReference } from '../../transports/types.js';
 import { NotFoundError } from '../../util/errors.js';
 import { normaliseImageName } from './names.js';
