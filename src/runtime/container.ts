@@ -16,7 +16,7 @@ import {
   type PortMapping,
   type PrivateNetwork,
 } from './network/index.js';
-import { generateSpec, type SpecOptions } from './spec.js';
+import { generateSpec, specJson, type SpecOptions } from './spec.js';
 import type { ImageStore, PullPolicy, RootfsMode, StoredImage } from './store/index.js';
 import type { TransportContext } from '../transports/index.js';
 
@@ -185,7 +185,7 @@ export async function runContainer(store: ImageStore, opts: RunOptions): Promise
     }
     record.command = command;
     spec.annotations = { ...spec.annotations, 'dev.stevedore.container.name': name, 'org.opencontainers.image.ref.name': image.name };
-    await settleAll([keepRecord ? writeRecord(record) : undefined, writeFile(join(ctr.dir, 'config.json'), JSON.stringify(spec, null, 2))]);
+    await settleAll([keepRecord ? writeRecord(record) : undefined, writeFile(join(ctr.dir, 'config.json'), specJson(spec))]);
 
     const logFile = new K8sFileLog(logPath, { maxBytes: opts.logMaxBytes });
     const startedAt = new Date().toISOString();

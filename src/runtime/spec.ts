@@ -10,7 +10,7 @@ import { resolveInRoot } from './unpack/rootpath.js';
 import type { IdMapping } from './unpack/index.js';
 import { resolveUser, userFiles } from './users.js';
 import { capabilitySet, type CapabilityChanges } from './capabilities.js';
-import { mergeRlimits, type Rlimit } from './ulimits.js';
+import { mergeRlimits, rlimitSpecValue, type Rlimit } from './ulimits.js';
 
 /** The subset of the OCI runtime spec's config.json that Stevedore writes. */
 export interface RuntimeSpec {
@@ -22,7 +22,8 @@ export interface RuntimeSpec {
     env: string[];
     cwd: string;
     capabilities: Record<'bounding' | 'effective' | 'inheritable' | 'permitted' | 'ambient', string[]>;
-    rlimits: { type: string; hard: number; soft: number }[];
+    /** uint64 values: a bigint for RLIM_INFINITY (unlimited), beyond a number's exact range. */
+    rlimits: { type: string; hard: number | bigint; soft: number | bigint }[];
     noNewPrivileges: boolean;
   };
   root: { path: string; readonly: boolean };
@@ -44,6 +45,18 @@ export interface RuntimeSpec {
     readonlyPaths: string[];
   };
   annotations?: Record<string, string>;
+}
+
+// JSON.rawJSON (Node >= 21; not yet in TypeScript's lib): JSON.stringify writes its text as it is.
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/**
+ * The spec as the runtime's config.json. A bigint (RLIM_INFINITY in `process.rlimits`) is written
+ * as the exact integer literal, which a JSON number from JavaScript cannot be; the runtime reads
+ * it into its uint64.
+ */
+export function specJson(spec: RuntimeSpec): string {
+  return JSON.stringify(spec, (_key, value: unknown) => (typeof value === 'bigint' ? rawJSON(value.toString()) : value), 2);
 }
 
 export interface RuntimeMount {
@@ -270,7 +283,7 @@ function rlimits(limits: CallerLimits, overrides: readonly Rlimit[] = []): Runti
       { type: 'RLIMIT_NPROC', hard: nproc, soft: nproc },
     ],
     overrides,
-  );
+  ).map((r) => ({ type: r.type, hard: rlimitSpecValue(r.hard), soft: rlimitSpecValue(r.soft) }));
 }
 
 /** Whether `path` is a mount destination of the container or below one (its existence is then the mount's business). */

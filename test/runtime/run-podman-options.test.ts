@@ -10,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_CAPABILITIES, callerBoundingSet, capabilitySet } from '../../src/runtime/capabilities.js';
 import { findInit } from '../../src/runtime/init.js';
 import { portMappings } from '../../src/runtime/network/ports.js';
-import { DEFAULT_CAPABILITIES, generateSpec, VolumeSourceMissingError } from '../../src/runtime/spec.js';
+import { DEFAULT_CAPABILITIES, generateSpec, specJson, VolumeSourceMissingError } from '../../src/runtime/spec.js';
 import { parseUlimit } from '../../src/runtime/ulimits.js';
 import { resolveUser, userFiles } from '../../src/runtime/users.js';
+import { runtimeConfigErrors } from './runtime-schema.js';
 
 let dir: string;
 let rootfs: string;
@@ -40,11 +41,21 @@ describe('--ulimit', () => {
     expect(parseUlimit('stack=8192')).toEqual({ type: 'RLIMIT_STACK', soft: 8192, hard: 8192 });
     expect(parseUlimit('as=1')).toMatchObject({ type: 'RLIMIT_AS' });
   });
+  it('takes -1 or unlimited for no limit, soft and/or hard', () => {
+    expect(parseUlimit('core=-1')).toEqual({ type: 'RLIMIT_CORE', soft: 'unlimited', hard: 'unlimited' });
+    expect(parseUlimit('core=unlimited')).toEqual({ type: 'RLIMIT_CORE', soft: 'unlimited', hard: 'unlimited' });
+    expect(parseUlimit('stack=-1:unlimited')).toEqual({ type: 'RLIMIT_STACK', soft: 'unlimited', hard: 'unlimited' });
+    expect(parseUlimit('core=100:-1')).toEqual({ type: 'RLIMIT_CORE', soft: 100, hard: 'unlimited' });
+  });
   it.each([
     ['bogus=1', /unknown limit "bogus"/],
     ['nofile', /expected NAME=SOFT\[:HARD\]/],
-    ['nofile=200:100', /soft limit exceeds the hard limit/],
-    ['nofile=-1', /unlimited \(-1\) is not supported/],
+    ['nofile=200:100', /--ulimit nofile=200:100: the soft limit \(200\) exceeds the hard limit \(100\)/],
+    ['core=-1:100', /--ulimit core=-1:100: the soft limit \(unlimited\) exceeds the hard limit \(100\)/],
+    ['core=-2', /--ulimit core=-2: "-2" is negative; the only negative limit is -1 \(unlimited\)/],
+    ['core=0:-5', /"-5" is negative/],
+    ['core=-1.5', /"-1.5" is not a number/],
+    ['core=Unlimited', /"Unlimited" is not a number/],
     ['nofile=1e3', /"1e3" is not a number/],
     ['nofile=99999999999999999999', /is not a number/],
   ])('refuses %s', (value, message) => {
@@ -56,6 +67,21 @@ describe('--ulimit', () => {
       { type: 'RLIMIT_NOFILE', soft: 100, hard: 200 },
       { type: 'RLIMIT_NPROC', soft: 4096, hard: 4096 },
       { type: 'RLIMIT_CORE', soft: 0, hard: 0 },
+    ]);
+  });
+  it('writes unlimited as the exact uint64 RLIM_INFINITY in a config.json that passes the runtime schema', async () => {
+    const { spec } = await generateSpec(image, rootfs, { ...base, ulimits: [parseUlimit('core=-1'), parseUlimit('stack=8192:unlimited')] });
+    expect(spec.process.rlimits.slice(2)).toEqual([
+      { type: 'RLIMIT_CORE', hard: 2n ** 64n - 1n, soft: 2n ** 64n - 1n },
+      { type: 'RLIMIT_STACK', hard: 2n ** 64n - 1n, soft: 8192 },
+    ]);
+    const text = specJson(spec);
+    expect(runtimeConfigErrors(JSON.parse(text))).toEqual([]);
+    // Each value's source text: the exact literal, not 18446744073709552000 (JSON.stringify of the nearest number).
+    const source = (_key: string, value: unknown, ctx?: { source?: string }): unknown => (typeof value === 'number' ? ctx?.source : value);
+    expect(JSON.parse(text, source).process.rlimits.slice(2)).toEqual([
+      { type: 'RLIMIT_CORE', hard: '18446744073709551615', soft: '18446744073709551615' },
+      { type: 'RLIMIT_STACK', hard: '18446744073709551615', soft: '8192' },
     ]);
   });
 });

@@ -10,7 +10,8 @@ import { rootlessMappings } from '../../src/runtime/idmap.js';
 import { parseProcLimits } from '../../src/runtime/limits.js';
 import { K8sFileLog, MAX_LOG_LINE, parseK8sLog } from '../../src/runtime/logs.js';
 import { classifyStartFailure, ociRuntime } from '../../src/runtime/oci-runtime.js';
-import { commandLine, DEFAULT_CAPABILITIES, generateSpec, mergeEnv, type SpecOptions } from '../../src/runtime/spec.js';
+import { commandLine, DEFAULT_CAPABILITIES, generateSpec, mergeEnv, specJson, type SpecOptions } from '../../src/runtime/spec.js';
+import { parseUlimit } from '../../src/runtime/ulimits.js';
 import { chainIds, normaliseImageName } from '../../src/runtime/store/index.js';
 import { reexecCommand } from '../../src/runtime/rootless.js';
 import { resolveUser } from '../../src/runtime/users.js';
@@ -102,10 +103,11 @@ describe('generated config.json', () => {
       { binds: [{ source: '/tmp', destination: '/data', readonly: true }], etcFiles: { hosts: '/tmp/h' } },
       { idMappings: rootlessMappings({ user: 'u', uid: 1000, gid: 1000, subuid: 'u:100000:65536\n', subgid: 'u:100000:65536\n' }) },
       { seccomp: false, hostname: 'h' },
+      { ulimits: [parseUlimit('core=-1'), parseUlimit('stack=8192:-1')] },
     ];
     for (const v of variants) {
       const { spec } = await generateSpec(image({ WorkingDir: '/srv/app' }), rootfs, { ...base, ...v });
-      expect(runtimeConfigErrors(spec), JSON.stringify(v)).toEqual([]);
+      expect(runtimeConfigErrors(JSON.parse(specJson(spec))), JSON.stringify(v)).toEqual([]);
     }
   });
 
