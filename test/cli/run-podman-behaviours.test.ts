@@ -159,6 +159,25 @@ describe('podman flags', () => {
     expect([c.code, d.code]).toEqual([125, 125]);
     expect(c.stderr).toContain('bogus');
   });
+
+  it('--ulimit -1 is unlimited (RLIM_INFINITY), soft and/or hard; unlimited over a finite hard exits 125', async () => {
+    const show = ['sh', '-c', 'ulimit -c; ulimit -Hc; ulimit -s; ulimit -Hs; grep -E "core|stack" /proc/self/limits'];
+    const [a, b] = await both(['--ulimit', 'core=-1', '--ulimit', 'stack=8192000:-1'], show);
+    expect(outcome(a), a.stderr).toEqual(outcome(b));
+    expect(a.stdout).toMatch(/^unlimited\nunlimited\n8000\nunlimited\n/);
+    expect(a.stdout).toMatch(/Max stack size +8192000 +unlimited +bytes/);
+    expect(a.stdout).toMatch(/Max core file size +unlimited +unlimited +bytes/);
+    // `unlimited` as a word: podman 4.3 refuses it (newer podman and docker take it); the same limits as -1.
+    const c = await ours(['--ulimit', 'core=unlimited', '--ulimit', 'stack=8192000:unlimited'], show);
+    expect(outcome(c), c.stderr).toEqual(outcome(a));
+    const [d, e] = await both(['--ulimit', 'core=-1:100'], ['true']);
+    expect([d.code, e.code]).toEqual([125, 125]);
+    expect(d.stderr).toContain('--ulimit core=-1:100: the soft limit (unlimited) exceeds the hard limit (100)');
+    // The kernel caps open files at fs.nr_open: runc cannot set nofile unlimited, for podman neither.
+    const [f, g] = await both(['--ulimit', 'nofile=-1'], ['true']);
+    expect([f.code === 0, g.code === 0]).toEqual([false, false]);
+    expect(f.stderr).toMatch(/error setting rlimit type 7: operation not permitted/);
+  });
 });
 
 describe('run --tls-verify', () => {
