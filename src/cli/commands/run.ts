@@ -139,7 +139,7 @@ export function registerRun(program: Command): void {
     .option('--read-only-tmpfs <bool>', 'with --read-only, mount writable tmpfs on /tmp, /run and /var/tmp (default true, as podman)', parseBool, true)
     .option('--cap-add <cap>', 'add a capability (NET_ADMIN or CAP_NET_ADMIN, or ALL; repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a capability from the default set (or ALL; repeatable)', collect)
-    .option('--ulimit <name=soft[:hard]>', 'set a resource limit (nofile=1024:2048; repeatable)', collect)
+    .option('--ulimit <name=soft[:hard]>', 'set a resource limit (nofile=1024:2048, core=-1 for unlimited; repeatable)', collect)
     .option('-i, --interactive', "keep stdin open: the container reads this command's stdin")
     .option('-t, --tty', 'give the container a terminal (stdout and stderr then arrive merged through it)')
     .option('--init', 'run an init (catatonit) as PID 1 that forwards signals and reaps zombies')
