@@ -5,7 +5,8 @@ import { encodeManifest, parseManifest, type ImageManifest } from '../oci/manife
 import { MediaType } from '../oci/mediatype.js';
 import { referenceName, referenceTarget, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
-import { headManifest, putManifest } from '../registry/manifests.js';
+import { getManifestIfExists, headManifest, putManifest } from '../registry/manifests.js';
+import { pushReferrer } from '../registry/referrers.js';
 import { DockerReference, registryClientFor } from '../transports/docker.js';
 import { parseImageName } from '../transports/index.js';
 import type { TransportContext } from '../transports/types.js';
@@ -15,8 +16,8 @@ import { rootLogger } from '../util/log.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, signEnvelope } from './dsse.js';
 import { loadSigningKey } from './keys.js';
 import { attachmentTag, SIGNATURE_ANNOTATION, signatureConfig } from '../sign/signature-image.js';
-import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION, pushReferrer } from './referrer.js';
-import { getManifestIfExists, pushSmallBlob } from '../sign/registry-io.js';
+import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION } from './referrer.js';
+import { pushSmallBlob } from '../sign/registry-io.js';
 import { makeStatement, statementCovers, type Statement } from './statement.js';
 import { rfc3339Seconds } from '../util/time.js';
 
@@ -82,7 +83,7 @@ async function appendCosignAttestation(
   signal?: AbortSignal,
 ): Promise<{ tag: string; digest: Digest }> {
   const tag = attachmentTag(subject, 'att');
-  const existing = await getManifestIfExists(client, repo, tag, signal);
+  const existing = await getManifestIfExists(client, repo, tag, { signal });
   let layers: Descriptor[] = [];
   if (existing) {
     const parsed = parseManifest(existing.bytes, existing.mediaType);
@@ -141,14 +142,7 @@ export async function attachStatement(
         annotations,
       };
       const manifest = encodeManifest(doc);
-      const entry: Descriptor = {
-        mediaType: manifest.mediaType,
-        digest: manifest.digest,
-        size: manifest.bytes.length,
-        artifactType: ATTESTATION_ARTIFACT_TYPE,
-        annotations,
-      };
-      const pushed = await pushReferrer(client, repo, manifest, entry, subject.digest, opts.signal);
+      const pushed = await pushReferrer(client, repo, manifest, subject.digest, { artifactType: ATTESTATION_ARTIFACT_TYPE, annotations }, opts.signal);
       result.referrer = { digest: manifest.digest, ...pushed };
     }
     if (opts.cosignTag !== false) {

@@ -52,6 +52,8 @@ export interface BuildImageOptions extends Omit<ExecuteOptions, 'context' | 'con
   compressionFormat?: CompressionFormat;
   /** `-t` values: local names, registry names (pushed), `oci:DIR:TAG` and other transports. */
   tags?: string[];
+  /** Destinations besides the `-t` ones, sent to like them (`build --manifest`: the list's layout). */
+  moreDestinations?: Destination[];
   format?: ImageFormat;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
@@ -144,7 +146,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<BuildImageRes
     throw new InvalidInputError(`--compression-format ${opts.compressionFormat} needs --format oci: Docker image manifests have no zstd layer type`);
   }
   // Parse destinations first: a bad -t fails before any work.
-  const destinations = (opts.tags ?? []).map(parseDestination);
+  const destinations = [...(opts.tags ?? []).map(parseDestination), ...(opts.moreDestinations ?? [])];
   // With a context from a URL, a relative -f names a file in it (as docker build).
   const inRemote = opts.file !== undefined && !isAbsolute(opts.file) && remoteContextOf(opts.context) !== undefined;
   const fileSpec = opts.file === undefined ? undefined : inRemote ? opts.file : resolve(opts.file);

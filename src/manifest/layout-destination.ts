@@ -8,18 +8,22 @@ import { NotFoundError } from '../util/errors.js';
 /**
  * Writes an image into an OCI layout's blob store without naming it in index.json: the manifests
  * a list refers to by digest. Manifests keep their media type (a Docker image stays a Docker
- * image, as podman keeps a list's instances); `written` is the top manifest after commit.
+ * image, as podman keeps a list's instances) unless `supportedManifestTypes` is given (the copy
+ * engine converts to one of them); `written` is the top manifest after commit.
  */
 export class LayoutBlobDestination implements ImageDestination {
   readonly name: string;
+  readonly supportedManifestTypes?: readonly string[];
   written: Descriptor | undefined;
   #pending: Descriptor | undefined;
 
   constructor(
     readonly layout: OciLayout,
     name: string,
+    opts: { supportedManifestTypes?: readonly string[] } = {},
   ) {
     this.name = name;
+    if (opts.supportedManifestTypes) this.supportedManifestTypes = opts.supportedManifestTypes;
   }
 
   async tryReuseBlob(desc: Descriptor, _opts?: ReuseOptions): Promise<boolean> {

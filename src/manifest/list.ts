@@ -208,15 +208,16 @@ function pinned(src: ImageSource, digest: Digest): ImageSource {
  * `manifest add LIST IMAGE`: copies the image (or, from an index, the platform asked for or every
  * manifest with `all`) with its blobs into the list's layout, then records it in the list with
  * its platform (from the source index or the image's config, overridden by the flags) and
- * annotations. An entry with the same digest is replaced (with `replacePlatforms`, one of the same
- * platform too). Returns the list's new digest, the entries added and the digests replaced.
+ * annotations. IMAGE is a name (resolveImageSource) or a reference; blobs the layout already has
+ * are not written again. An entry with the same digest is replaced (with `replacePlatforms`, one
+ * of the same platform too). Returns the list's new digest, the entries added and the digests replaced.
  */
 export async function addToList(
   loc: ListLocation,
-  image: string,
+  image: string | TransportReference,
   opts: AddOptions = {},
 ): Promise<{ list: Digest; added: Digest[]; entries: Descriptor[]; replaced: Digest[] }> {
-  const ref = await resolveImageSource(image, opts.storeRoot ?? defaultStoreRoot());
+  const ref = typeof image === 'string' ? await resolveImageSource(image, opts.storeRoot ?? defaultStoreRoot()) : image;
   const { index: current } = await readList(loc);
   if (opts.annotations && Object.keys(opts.annotations).length > 0 && current.mediaType === MediaType.DockerManifestList) {
     throw new ManifestListError('MANIFEST_LIST_INVALID', `${loc.display} is a Docker manifest list, which has no annotations; create it with --format oci`);
@@ -244,7 +245,7 @@ export async function addToList(
         const hit = children.find((m) => platformMatches(m.platform, want));
         if (!hit)
           throw new NotFoundError(
-            `${image} has no image for platform ${formatPlatform(want)} (it has: ${children.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ') || 'none'}); use --all to add every one`,
+            `${image.toString()} has no image for platform ${formatPlatform(want)} (it has: ${children.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ') || 'none'}); use --all to add every one`,
           );
         picks = [{ digest: hit.digest, platform: hit.platform }];
       }

@@ -88,6 +88,15 @@ export async function getManifest(client: RegistryClient, repo: string, referenc
   return { bytes, mediaType, digest };
 }
 
+/** What a registry said about a manifest it stored. */
+export interface PutManifestResult {
+  /**
+   * The `OCI-Subject` header: a registry with the referrers API (OCI distribution 1.1) sends it
+   * when it indexed the manifest's `subject`. Undefined when the registry did not.
+   */
+  ociSubject?: string;
+}
+
 /** PUT a manifest under a tag or its digest; the registry's Docker-Content-Digest must agree with ours. */
 export async function putManifest(
   client: RegistryClient,
@@ -95,7 +104,7 @@ export async function putManifest(
   reference: string,
   manifest: RawManifest,
   opts: { signal?: AbortSignal } = {},
-): Promise<void> {
+): Promise<PutManifestResult> {
   const res = await client.request({
     method: 'PUT',
     path: `/v2/${repo}/manifests/${reference}`,
@@ -109,6 +118,24 @@ export async function putManifest(
   const claimed = headerValue(res.headers['docker-content-digest']);
   if (claimed && isDigest(claimed) && digestAlgorithm(claimed) === digestAlgorithm(manifest.digest) && claimed !== manifest.digest) {
     throw new DigestMismatchError(`manifest stored at ${client.registry}/${repo}:${reference}`, manifest.digest, claimed);
+  }
+  const subject = headerValue(res.headers['oci-subject']);
+  return subject ? { ociSubject: subject } : {};
+}
+
+/** A manifest by tag or digest, or undefined when the registry has none. */
+export async function getManifestIfExists(
+  client: RegistryClient,
+  repo: string,
+  reference: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<RawManifest | undefined> {
+  try {
+    return await getManifest(client, repo, reference, opts);
+  } catch (err) {
+    const e = err as { code?: string; status?: number };
+    if (e.code === 'NOT_FOUND' || e.status === 404 || e.code === 'MANIFEST_UNKNOWN') return undefined;
+    throw err;
   }
 }
 

@@ -5,9 +5,10 @@ import { encodeManifest, type ImageManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RegistryClient } from '../registry/client.js';
+import { pushReferrer } from '../registry/referrers.js';
 import { keyHint, signData, verifyData } from './crypto.js';
 import { SignatureError } from './errors.js';
-import { pushReferrer, pushSmallBlob } from './registry-io.js';
+import { pushSmallBlob } from './registry-io.js';
 import { rfc3339Seconds } from '../util/time.js';
 import { isObject } from '../util/is-object.js';
 

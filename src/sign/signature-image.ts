@@ -3,9 +3,9 @@ import type { Digest } from '../oci/digest.js';
 import { encodeManifest, parseManifest, type ImageManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import type { RegistryClient } from '../registry/client.js';
-import { putManifest } from '../registry/manifests.js';
+import { getManifestIfExists, putManifest } from '../registry/manifests.js';
 import { referrersTag } from '../registry/referrers.js';
-import { getManifestIfExists, pushSmallBlob, readSmallBlob } from './registry-io.js';
+import { pushSmallBlob, readSmallBlob } from './registry-io.js';
 
 /** cosign's names for the parts of a signature image. */
 export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
@@ -38,7 +38,7 @@ export interface StoredSignature {
  * annotation. No tag means no signatures (an empty list, not an error).
  */
 export async function readSignatures(client: RegistryClient, repo: string, digest: Digest, signal?: AbortSignal): Promise<StoredSignature[]> {
-  const raw = await getManifestIfExists(client, repo, attachmentTag(digest, 'sig'), signal);
+  const raw = await getManifestIfExists(client, repo, attachmentTag(digest, 'sig'), { signal });
   if (!raw) return [];
   const parsed = parseManifest(raw.bytes, raw.mediaType);
   if (parsed.kind !== 'image') return [];
@@ -87,7 +87,7 @@ export async function appendSignature(
   signal?: AbortSignal,
 ): Promise<Digest> {
   const tag = attachmentTag(digest, 'sig');
-  const existing = await getManifestIfExists(client, repo, tag, signal);
+  const existing = await getManifestIfExists(client, repo, tag, { signal });
   let layers: Descriptor[] = [];
   if (existing) {
     const parsed = parseManifest(existing.bytes, existing.mediaType);

@@ -67,7 +67,7 @@ describe('build --manifest', () => {
     const first = await inspect('app:list');
     expect(first.mediaType).toBe('application/vnd.oci.image.index.v1+json');
     expect(platformsOf(first)).toEqual(['linux/amd64', 'linux/arm64']);
-    // The scratch layout the build wrote first is gone.
+    // No scratch layout in the store: the images went straight into the list's layout.
     expect((await readdir(join(root(), 'tmp')).catch(() => [] as string[])).filter((f) => f.startsWith('manifest-'))).toEqual([]);
 
     // arm64 again, changed: its entry is replaced, amd64's stays.

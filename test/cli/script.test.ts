@@ -89,7 +89,10 @@ describe('stevedore script', () => {
     });
     expect(missing.code).not.toBe(0);
     expect(JSON.parse(await readFile(resultFile, 'utf8'))).toEqual({
-      error: { reason: 'PushFailed', message: expect.stringContaining('no image localhost/never-committed:1 in the local store') },
+      error: {
+        reason: 'PushFailed',
+        message: expect.stringContaining('no image localhost/never-committed:1 in the local store (did the script commit to it?)'),
+      },
     });
   });
 });

@@ -1,20 +1,22 @@
 /**
  * The registry operations one by one against a real registry (distribution 2.8), with the fault
  * proxy in front purely as a recorder of what went over the wire: chunked and monolithic uploads,
- * cross-repository mounts, paginated tag lists, the referrers tag fallback, and deletes.
+ * cross-repository mounts, paginated tag lists, the referrers tag fallback (read, and written by
+ * pushReferrer, also against a stand-in for a registry with the referrers API), and deletes.
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { digestBytes, digestHex } from '../../src/oci/digest.js';
-import { encodeManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../../src/oci/manifest.js';
+import { encodeManifest, parseManifest, type ImageIndex, type ImageManifest, type RawManifest } from '../../src/oci/manifest.js';
 import { MediaType } from '../../src/oci/mediatype.js';
 import { deleteBlob, getBlob, headBlob, mountBlob, uploadBlob } from '../../src/registry/blobs.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { deleteManifest, getManifest, headManifest, putManifest } from '../../src/registry/manifests.js';
-import { listReferrers, referrersTag } from '../../src/registry/referrers.js';
+import { addToFallbackIndex, listReferrers, pushReferrer, referrersTag } from '../../src/registry/referrers.js';
 import { listTags } from '../../src/registry/tags.js';
+import { DigestMismatchError } from '../../src/util/errors.js';
 import { streamToBuffer } from '../../src/util/streams.js';
 import { startFaultProxy, type FaultProxy } from '../harness/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
@@ -200,6 +202,129 @@ describe('referrers', () => {
     const subject = await pushImage('ref/lonely', 'v1');
     const res = await listReferrers(client, 'ref/lonely', subject.digest);
     expect(res).toEqual({ manifests: [], via: 'tag' });
+  });
+});
+
+/** An artifact manifest about `subject`, its blobs in the registry (not the manifest). */
+async function artifact(repo: string, subject: RawManifest, artifactType: string, annotations?: Record<string, string>): Promise<RawManifest> {
+  const empty = await put(repo, Buffer.from('{}'), MediaType.OciEmpty);
+  const payload = await put(repo, randomBytes(32), 'application/octet-stream');
+  return encodeManifest({
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    artifactType,
+    config: empty,
+    layers: [payload],
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
+    ...(annotations ? { annotations } : {}),
+  });
+}
+
+async function fallback(repo: string, subject: RawManifest): Promise<ImageIndex> {
+  const raw = await getManifest(client, repo, referrersTag(subject.digest));
+  expect(raw.mediaType).toBe(MediaType.OciIndex);
+  const parsed = parseManifest(raw.bytes, raw.mediaType);
+  if (parsed.kind !== 'index') throw new Error('the fallback tag holds no index');
+  return parsed.index;
+}
+
+const tagPuts = (repo: string, subject: RawManifest) => proxy.hits(`/v2/${repo}/manifests/${referrersTag(subject.digest)}`).filter((h) => h.method === 'PUT');
+
+describe('pushReferrer (the one push of signatures, bundles and attestations as referrers) on a registry without the referrers API', () => {
+  it('stores the manifest by digest and lists it in the fallback index, with its artifactType and annotations, once', async () => {
+    const subject = await pushImage('refpush/app', 'v1');
+    const annotations = { 'org.opencontainers.image.created': '2026-01-02T03:04:05Z' };
+    const sbom = await artifact('refpush/app', subject, 'application/spdx+json', annotations);
+    const first = await pushReferrer(client, 'refpush/app', sbom, subject.digest, { artifactType: 'application/spdx+json', annotations });
+    expect(first).toEqual({ via: 'tag', tag: referrersTag(subject.digest) });
+    expect((await getManifest(client, 'refpush/app', sbom.digest)).bytes.equals(sbom.bytes)).toBe(true);
+    const entry: Descriptor = {
+      mediaType: MediaType.OciManifest,
+      digest: sbom.digest,
+      size: sbom.bytes.length,
+      artifactType: 'application/spdx+json',
+      annotations,
+    };
+    expect((await fallback('refpush/app', subject)).manifests).toEqual([entry]);
+    expect(tagPuts('refpush/app', subject)).toHaveLength(1);
+
+    // Again: the index already lists it, so it is neither repeated nor written again.
+    proxy.clearHits();
+    expect(await pushReferrer(client, 'refpush/app', sbom, subject.digest, { artifactType: 'application/spdx+json', annotations })).toEqual(first);
+    expect((await fallback('refpush/app', subject)).manifests).toEqual([entry]);
+    expect(tagPuts('refpush/app', subject)).toEqual([]);
+
+    // A second referrer is added after the first; empty annotations are left off its entry.
+    const sig = await artifact('refpush/app', subject, 'application/vnd.dev.sigstore.bundle.v0.3+json');
+    await pushReferrer(client, 'refpush/app', sig, subject.digest, { artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', annotations: {} });
+    const both = (await fallback('refpush/app', subject)).manifests;
+    expect(both).toEqual([
+      entry,
+      { mediaType: MediaType.OciManifest, digest: sig.digest, size: sig.bytes.length, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' },
+    ]);
+    expect(await listReferrers(client, 'refpush/app', subject.digest)).toEqual({ manifests: both, via: 'tag' });
+  });
+
+  it("keeps the fallback index's own annotations when it extends it", async () => {
+    const subject = await pushImage('refpush/annotated', 'v1');
+    const tag = referrersTag(subject.digest);
+    const existing: ImageIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [], annotations: { 'example.com/kept': 'yes' } };
+    await putManifest(client, 'refpush/annotated', tag, encodeManifest(existing));
+    const att = await artifact('refpush/annotated', subject, 'application/vnd.in-toto+json');
+    await pushReferrer(client, 'refpush/annotated', att, subject.digest, { artifactType: 'application/vnd.in-toto+json' });
+    const index = await fallback('refpush/annotated', subject);
+    expect(index.annotations).toEqual({ 'example.com/kept': 'yes' });
+    expect(index.manifests.map((m) => m.digest)).toEqual([att.digest]);
+  });
+});
+
+describe('pushReferrer on a registry with the referrers API', () => {
+  it('writes no fallback index when the registry answers with OCI-Subject', async () => {
+    const subject = await pushImage('refpush/api', 'v1');
+    const att = await artifact('refpush/api', subject, 'application/vnd.in-toto+json');
+    proxy.addFault({
+      method: 'PUT',
+      pathRegex: `/v2/refpush/api/manifests/${att.digest}`,
+      kind: 'status',
+      status: 201,
+      headers: { 'OCI-Subject': subject.digest, 'Docker-Content-Digest': att.digest },
+      body: '',
+    });
+    expect(await pushReferrer(client, 'refpush/api', att, subject.digest, { artifactType: 'application/vnd.in-toto+json' })).toEqual({ via: 'api' });
+    expect(proxy.hits(`/manifests/${att.digest}`).map((h) => [h.method, h.status])).toEqual([['PUT', 201]]);
+    expect(proxy.hits(referrersTag(subject.digest))).toEqual([]);
+  });
+});
+
+describe('pushReferrer: bad answers', () => {
+  it('refuses a registry that says it stored other bytes, and writes no fallback index', async () => {
+    const subject = await pushImage('refpush/lying', 'v1');
+    const att = await artifact('refpush/lying', subject, 'application/vnd.in-toto+json');
+    const other = digestBytes(Buffer.from('something else'));
+    proxy.addFault({
+      method: 'PUT',
+      pathRegex: `/manifests/${att.digest}`,
+      kind: 'status',
+      status: 201,
+      headers: { 'Docker-Content-Digest': other },
+      body: '',
+    });
+    const err = await caught(pushReferrer(client, 'refpush/lying', att, subject.digest, { artifactType: 'application/vnd.in-toto+json' }));
+    expect(err).toBeInstanceOf(DigestMismatchError);
+    expect(err.message).toContain(other);
+    expect(await headManifest(client, 'refpush/lying', referrersTag(subject.digest))).toBeUndefined();
+  });
+
+  it('addToFallbackIndex replaces a fallback tag that holds an image, not an index, with an index', async () => {
+    const subject = await pushImage('refpush/odd', 'v1');
+    const tag = referrersTag(subject.digest);
+    // A stray image under the fallback tag (another tool's mistake): it lists no referrers.
+    await putManifest(client, 'refpush/odd', tag, subject);
+    const att = await artifact('refpush/odd', subject, 'application/vnd.in-toto+json');
+    await putManifest(client, 'refpush/odd', att.digest, att);
+    const desc: Descriptor = { mediaType: att.mediaType, digest: att.digest, size: att.bytes.length, artifactType: 'application/vnd.in-toto+json' };
+    expect(await addToFallbackIndex(client, 'refpush/odd', subject.digest, desc)).toBe(tag);
+    expect((await fallback('refpush/odd', subject)).manifests).toEqual([desc]);
   });
 });
 

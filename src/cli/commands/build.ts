@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ContainerfileError } from '../../build/containerfile/index.js';
 import {
@@ -206,7 +204,6 @@ export function registerBuild(program: Command): void {
       // that must not look like success.
       process.exitCode = EXIT_TOOL_ERROR;
       const signal = signalOnInterrupt();
-      let listScratch: string | undefined;
       try {
         const flags = await optionsFromFlags(o, context);
         const reporter = o.quiet ? SILENT_REPORTER : textReporter(process.stderr);
@@ -221,12 +218,16 @@ export function registerBuild(program: Command): void {
         if (attest && !attestLib!.pushedReference((o.tag ?? []).map(parseDestination)))
           throw new InvalidInputError('--sign-key, --sbom and --provenance need a registry destination (-t HOST/REPO:TAG)');
         const started = Date.now();
-        // --manifest: the images go to a scratch layout first (compressed, as a push sends them), then into the list.
-        listScratch = o.manifest !== undefined ? join(store.root, 'tmp', `manifest-${randomBytes(8).toString('hex')}`) : undefined;
-        const listLoc = o.manifest !== undefined ? (await import('../../manifest/list.js')).listLocation(o.manifest, store.root) : undefined;
+        // --manifest: the images go into the list's layout (compressed, as a push sends them), then into the list.
+        const listTarget =
+          o.manifest !== undefined
+            ? new (await import('../../manifest/build-list.js')).BuiltImagesTarget(
+                (await import('../../manifest/list.js')).listLocation(o.manifest, store.root),
+              )
+            : undefined;
         const result = await buildImage({
           ...flags,
-          ...(listScratch ? { tags: [...(flags.tags ?? []), `oci:${listScratch}:built`] } : {}),
+          ...(listTarget ? { moreDestinations: [{ kind: 'transport' as const, text: listTarget.location.display, ref: listTarget }] } : {}),
           store,
           context,
           pullContext: registry,
@@ -265,22 +266,18 @@ export function registerBuild(program: Command): void {
             `COMMIT ${(o.tag ?? []).join(' ')}\n--> ${digest.slice(7, 19)} (${result.execution.stepsRun} steps run, ${result.execution.cacheHits} from cache, ${((Date.now() - started) / 1000).toFixed(1)}s)\n`,
           );
           for (const d of result.destinations)
-            if (!(listScratch && d.kind === 'transport' && d.text.startsWith(`oci:${listScratch}`)))
+            if (!(d.kind === 'transport' && d.ref === listTarget))
               process.stderr.write(`Successfully tagged ${d.kind === 'transport' ? d.text : d.storeName}\n`);
           if (signed) {
             process.stderr.write(`Signed ${digest}: ${signed.signature.tag} ${signed.signature.digest}\n`);
             for (const a of signed.attestations) process.stderr.write(`Attached ${a.kind} (${a.predicateType}) to ${a.subject}: ${a.digest ?? a.envelope}\n`);
           }
         }
-        if (listScratch && listLoc) {
-          try {
-            const { addBuiltImages } = await import('../../manifest/build-list.js');
-            const added = await addBuiltImages(listLoc, `oci:${listScratch}:built`, { storeRoot: store.root, signal });
-            if (!o.quiet) for (const a of added.added) process.stderr.write(`Added ${a.digest} (${a.platform}) to manifest list ${listLoc.display}\n`);
-          } finally {
-            await rm(listScratch, { recursive: true, force: true });
-            listScratch = undefined;
-          }
+        if (listTarget) {
+          const { addBuiltImages } = await import('../../manifest/build-list.js');
+          const added = await addBuiltImages(listTarget, { signal });
+          if (!o.quiet)
+            for (const a of added.added) process.stderr.write(`Added ${a.digest} (${a.platform}) to manifest list ${listTarget.location.display}\n`);
         }
         // Written whole or not at all: a script reading them never sees half a digest.
         if (o.digestfile) await writeFileAtomic(resolve(o.digestfile), digest);
@@ -293,7 +290,6 @@ export function registerBuild(program: Command): void {
         }
         process.stdout.write(`${digest}\n`);
       } catch (err) {
-        if (listScratch) await rm(listScratch, { recursive: true, force: true }).catch(() => undefined);
         const aborted = signal.aborted;
         const reason = failureReason(err, aborted);
         const message =

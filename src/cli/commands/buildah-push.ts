@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { NotFoundError } from '../../util/errors.js';
 import { contextFrom, parseBool, parseCompressionFormat } from '../options.js';
 import { signalOnInterrupt } from '../signals.js';
 
@@ -21,9 +20,6 @@ interface PushFlags {
   compressionFormat?: string;
 }
 
-/** A transport name (`docker://…`, `oci:…`); anything else is a registry reference. */
-const TRANSPORT_NAME = /^(docker|oci|oci-archive|dir|docker-archive):/;
-
 export function registerBuildahPush(group: Command): void {
   group
     .command('push')
@@ -40,23 +36,17 @@ export function registerBuildahPush(group: Command): void {
     .action(async (image: string, destination: string | undefined, o: PushFlags) => {
       const { writeResultFile } = await import('../../build/output/result-file.js');
       try {
-        const [{ ImageStore }, { OciReference }, { copyReference }, { parseImageName }] = await Promise.all([
-          import('../../runtime/store/index.js'),
-          import('../../transports/oci.js'),
-          import('../../copy/copy.js'),
-          import('../../transports/index.js'),
-        ]);
+        const [{ ImageStore }, { pushImage }] = await Promise.all([import('../../runtime/store/index.js'), import('../../runtime/store/image-verbs.js')]);
         const store = await ImageStore.open(o.root !== undefined ? resolve(o.root) : undefined);
-        const img = await store.get(image).catch((err: unknown) => {
-          if (err instanceof NotFoundError) throw new NotFoundError(`no image ${image} in the local store (did the script commit to it?)`, { cause: err });
-          throw err;
-        });
-        const dest = destination ?? `docker://${img.name}`;
-        const destRef = parseImageName(TRANSPORT_NAME.test(dest) ? dest : `docker://${dest}`);
-        const r = await copyReference(new OciReference(store.imagesDir, img.name), destRef, {
-          destContext: contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile }),
+        const {
+          image: img,
+          destination: dest,
+          result: r,
+        } = await pushImage(store, image, destination, {
+          context: contextFrom({ creds: o.creds, tlsVerify: o.tlsVerify, authfile: o.authfile }),
           signal: signalOnInterrupt(),
           ...(o.compressionFormat ? { compression: parseCompressionFormat(o.compressionFormat) } : {}),
+          missingHint: 'did the script commit to it?',
         });
         const size = img.manifest.config.size + img.manifest.layers.reduce((n, l) => n + l.size, 0);
         if (o.digestfile) await writeFile(resolve(o.digestfile), r.digest);

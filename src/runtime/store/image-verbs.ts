@@ -1,3 +1,4 @@
+import type { CopyResult } from '../../copy/image.js';
 import type { LayerCompression } from '../../oci/layer-compression.js';
 import type { TransportContext, TransportReference } from '../../transports/types.js';
 import { NotFoundError } from '../../util/errors.js';
@@ -19,9 +20,11 @@ async function storeReference(store: ImageStore, storeName: string): Promise<Tra
   return new OciReference(store.imagesDir, storeName);
 }
 
-async function existing(store: ImageStore, name: string): Promise<StoredImage> {
+/** A stored image; a missing one is a NotFoundError naming it (and `hint`, a sentence in parentheses). */
+async function existing(store: ImageStore, name: string, hint?: string): Promise<StoredImage> {
   return store.get(name).catch((err: unknown) => {
-    if (err instanceof NotFoundError) throw new NotFoundError(`no image ${normaliseImageName(name).storeName} in the local store`, { cause: err });
+    if (err instanceof NotFoundError)
+      throw new NotFoundError(`no image ${normaliseImageName(name).storeName} in the local store${hint ? ` (${hint})` : ''}`, { cause: err });
     throw err;
   });
 }
@@ -30,10 +33,10 @@ async function copyBetween(
   src: string | TransportReference,
   dest: string | TransportReference,
   opts: { srcContext?: TransportContext; destContext?: TransportContext; signal?: AbortSignal; compression?: LayerCompression },
-): Promise<void> {
+): Promise<CopyResult> {
   const [{ copyReference }, { parseImageName }] = await Promise.all([import('../../copy/copy.js'), import('../../transports/index.js')]);
   const ref = (r: string | TransportReference): TransportReference => (typeof r === 'string' ? parseImageName(r) : r);
-  await copyReference(ref(src), ref(dest), opts);
+  return copyReference(ref(src), ref(dest), opts);
 }
 
 /** `pull`: always fetches (podman's default `--pull=always` for the verb) and returns the stored image. */
@@ -50,23 +53,33 @@ export async function tagImage(store: ImageStore, source: string, target: string
   return storeName;
 }
 
+/** What pushImage sent: the stored image, the destination as named (default `docker://` + its name), and the copy's result (the pushed digest). */
+export interface PushedImage {
+  image: StoredImage;
+  destination: string;
+  result: CopyResult;
+}
+
 /**
- * `push SOURCE [DESTINATION]`: copies a stored image to a transport name (default: its own registry
- * name). `compression` (`--compression-format`) converts every layer on the way (copy's option).
+ * `push SOURCE [DESTINATION]` (podman's and buildah's): copies a stored image to a transport name
+ * (default: its own registry name); a bare DESTINATION is a registry reference. `compression`
+ * (`--compression-format`) converts every layer on the way (copy's option); `missingHint` is added
+ * to the error for an image the store does not have.
  */
 export async function pushImage(
   store: ImageStore,
   source: string,
   destination: string | undefined,
-  opts: { context?: TransportContext; signal?: AbortSignal; compression?: LayerCompression } = {},
-): Promise<void> {
-  const img = await existing(store, source);
+  opts: { context?: TransportContext; signal?: AbortSignal; compression?: LayerCompression; missingHint?: string } = {},
+): Promise<PushedImage> {
+  const img = await existing(store, source, opts.missingHint);
   const dest = destination ?? `docker://${img.name}`;
-  await copyBetween(await storeReference(store, img.name), TRANSPORT_NAME.test(dest) ? dest : `docker://${dest}`, {
+  const result = await copyBetween(await storeReference(store, img.name), TRANSPORT_NAME.test(dest) ? dest : `docker://${dest}`, {
     destContext: opts.context,
     signal: opts.signal,
     ...(opts.compression ? { compression: opts.compression } : {}),
   });
+  return { image: img, destination: dest, result };
 }
 
 /** `save -o FILE [--format]`: writes an archive of a stored image. */
