@@ -87,6 +87,7 @@ UNIT_TESTS := \
 	test/build/layers-writer.test.ts \
 	test/build/output-compress.test.ts \
 	test/build/parser.test.ts \
+	test/build/source-policy-re2.test.ts \
 	test/build/stages.test.ts \
 	test/cli/lazy-logger.test.ts \
 	test/cli/node-version.test.ts \

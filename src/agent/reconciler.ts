@@ -117,7 +117,7 @@ function cpus(q: string | number | undefined): number | undefined {
 
 /** The run's reasons, and the agent's own Events (an attempt started, a restart backed off). */
 type Reason = ContainerRunReason | 'Started' | 'BackOff';
-type Scope = ReconcileScope<ContainerRun, ContainerRunStatus, Reason>;
+type Scope = ReconcileScope<ContainerRun, ContainerRunStatus, Reason, StartContext>;
 /** How an attempt ended. */
 type AttemptEndReason = Extract<ContainerRunReason, 'Completed' | 'Error' | 'OOMKilled' | 'DeadlineExceeded' | 'Evicted' | 'ErrImagePull'>;
 
@@ -139,12 +139,13 @@ const STATUS_KEYS = [
   'logTail',
 ] as const;
 
-/** What the start steps of one reconcile hand each other. */
+/** A reconcile's context (`scope.ctx`): what the start steps of one reconcile hand each other. */
 interface StartContext {
-  attempt: number;
-  id: string;
-  log: Logger;
-  sources: ConfigSources;
+  readonly attempt: number;
+  readonly id: string;
+  readonly log: Logger;
+  /** ConfigMaps/Secrets read once per reconcile (env, volumes, pull secrets). */
+  readonly sources: ConfigSources;
   idMappings?: RunOptions['idMappings'];
   env?: string[];
   mounts?: Awaited<ReturnType<typeof prepareVolumes>>;
@@ -158,7 +159,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   readonly resource = CONTAINER_RUN_RESOURCE;
   readonly #client: KubeClient;
   readonly #o: AgentReconcilerOptions;
-  readonly #loop: ReconcileLoop<ContainerRun, ContainerRunStatus, Reason>;
+  readonly #loop: ReconcileLoop<ContainerRun, ContainerRunStatus, Reason, StartContext>;
   /** Failed pulls per run uid, for the pull back-off (reset by a successful pull). */
   readonly #pullFailures = new Map<string, number>();
   /** Looks at a run's missing ConfigMaps/Secrets so far, for the growing wait between looks. */
@@ -169,8 +170,6 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   readonly #notBefore = new Map<string, number>();
   /** When each running run's logTail was last written (it is written at most every logTailMs). */
   readonly #tailWritten = new Map<string, number>();
-  /** The start steps' shared state, per reconcile. */
-  readonly #starts = new WeakMap<Scope, StartContext>();
 
   constructor(client: KubeClient, o: AgentReconcilerOptions) {
     this.#client = client;
@@ -193,6 +192,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
         await this.#removeAttempts(run);
         return undefined;
       },
+      newContext: (s) => this.#startContext(s.obj, s.status),
       steps: [
         (s) => this.#terminal(s),
         (s) => this.#currentAttempt(s),
@@ -252,19 +252,15 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     return b ? restartDelayMs(n, b.baseMs, b.maxMs) : restartDelayMs(n);
   }
 
-  #start(s: Scope): StartContext {
-    let c = this.#starts.get(s);
-    if (!c) {
-      const attempt = s.status.restartCount ?? 0;
-      c = {
-        attempt,
-        id: attemptContainerId(s.obj.metadata.uid!, attempt),
-        log: this.#o.log.child({ run: objectKey(s.obj), attempt }),
-        sources: new ConfigSources(this.#client, s.obj.metadata.namespace!),
-      };
-      this.#starts.set(s, c);
-    }
-    return c;
+  /** The attempt this reconcile is about: the one after the restarts so far. */
+  #startContext(run: ContainerRun, status: ContainerRunStatus): StartContext {
+    const attempt = status.restartCount ?? 0;
+    return {
+      attempt,
+      id: attemptContainerId(run.metadata.uid!, attempt),
+      log: this.#o.log.child({ run: objectKey(run), attempt }),
+      sources: new ConfigSources(this.#client, run.metadata.namespace!),
+    };
   }
 
   /**
@@ -289,7 +285,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
 
   /** The current attempt's container: running → observed; exited or lost → the attempt is finished. */
   async #currentAttempt(s: Scope): Promise<ReconcileResult | undefined> {
-    const { id } = this.#start(s);
+    const { id } = s.ctx;
     const st = await containerState(this.#o.store, id);
     if (st.state === 'running') return this.#observeRunning(s, st.record);
     if (st.state === 'exited') return this.#finishAttempt(s, await this.#outcome(st.record, s.obj));
@@ -313,7 +309,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
    * finalizer, a label): only its own timer ends it, as the kubelet's image back-off.
    */
   async #waitTurn(s: Scope): Promise<ReconcileResult | undefined> {
-    const { attempt } = this.#start(s);
+    const { attempt } = s.ctx;
     if (attempt > 0 && s.status.finishedAt) {
       const due = Date.parse(s.status.finishedAt) + this.#restartDelay(attempt - 1);
       if (due > Date.now()) return { requeueAfterMs: due - Date.now() };
@@ -330,7 +326,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
    * and then bound to this node again: stop it before the next attempt starts (its log is kept).
    */
   async #stopEarlierAttempts(s: Scope): Promise<undefined> {
-    const { attempt } = this.#start(s);
+    const { attempt } = s.ctx;
     for (let n = 0; n < attempt; n++) {
       const id = attemptContainerId(s.obj.metadata.uid!, n);
       const st = await containerState(this.#o.store, id);
@@ -364,7 +360,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   /** The run's own block of ids, unless it asks for the host's (hostUsers: true). */
   async #userNamespace(s: Scope): Promise<ReconcileResult | undefined> {
     if (s.obj.spec.hostUsers === true) return undefined;
-    const c = this.#start(s);
+    const c = s.ctx;
     try {
       c.idMappings = await this.#o.userns.allocate(s.obj.metadata.uid!);
     } catch (err) {
@@ -383,7 +379,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
    * appears, as a kubelet's CreateContainerConfigError.
    */
   async #configSources(s: Scope): Promise<ReconcileResult | undefined> {
-    const c = this.#start(s);
+    const c = s.ctx;
     const run = s.obj;
     const uid = run.metadata.uid!;
     try {
@@ -416,7 +412,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
 
   /** Pulls the image with the run's own credentials only, as the node policy allows; a failed pull backs off. */
   async #pull(s: Scope): Promise<ReconcileResult | undefined> {
-    const c = this.#start(s);
+    const c = s.ctx;
     const { obj: run, signal } = s;
     const spec = run.spec;
     const uid = run.metadata.uid!;
@@ -476,7 +472,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
 
   /** Starts the attempt's container through the runtime's detached monitor. */
   async #launch(s: Scope): Promise<ReconcileResult> {
-    const c = this.#start(s);
+    const c = s.ctx;
     const run = s.obj;
     const spec = run.spec;
     const image = c.image!;

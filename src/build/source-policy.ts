@@ -7,10 +7,16 @@
  * by `WILDCARD` (`*` any text, `?` one character; `${1}`… in a CONVERT's identifier are the
  * wildcard's matches) or by `REGEX` (the whole identifier; `${1}`… its groups).
  *
+ * WILDCARD and REGEX selectors run as RE2 (re2js, as the project's other user and administrator
+ * regexes: tag filters, ignore patterns), the syntax BuildKit's Go regexp reads, in time linear in
+ * the identifier whatever the pattern; constructs RE2 lacks (lookarounds, backreferences) are
+ * refused when the policy is read, naming the rule.
+ *
  * Identifiers are BuildKit's: `docker-image://docker.io/library/alpine:3.19` for images (FROM,
  * COPY --from, RUN --mount=from), the URL for `ADD https://…` and Git sources.
  */
 import { readFile } from 'node:fs/promises';
+import { RE2JS } from 're2js';
 import { InvalidInputError, StevedoreError } from '../util/errors.js';
 
 /** A source the policy refuses. */
@@ -27,17 +33,37 @@ interface Rule {
   action: Action;
   identifier: string;
   matchType: MatchType;
-  /** For WILDCARD and REGEX selectors. */
-  regex?: RegExp;
+  /** For WILDCARD and REGEX selectors: matches the whole identifier. */
+  regex?: RE2JS;
   /** CONVERT: the new identifier (may use ${1}…). */
   update?: string;
 }
 
 const MAX_CONVERTS = 20;
 
-function wildcardRegex(pattern: string): RegExp {
-  const body = [...pattern].map((c) => (c === '*' ? '(.*)' : c === '?' ? '(.)' : c.replace(/[.+^${}()|[\]\\/]/g, '\\$&'))).join('');
-  return new RegExp(`^${body}$`);
+/** A WILDCARD selector as RE2: `*` and `?` are groups (for `${1}`…), the rest literal. */
+function wildcardRegex(pattern: string): RE2JS {
+  return RE2JS.compile([...pattern].map((c) => (c === '*' ? '(.*)' : c === '?' ? '(.)' : RE2JS.quote(c))).join(''));
+}
+
+/** A REGEX selector as RE2; a pattern RE2 refuses is named with its rule. */
+function selectorRegex(pattern: string, where: string): RE2JS {
+  try {
+    return RE2JS.compile(pattern);
+  } catch (err) {
+    const why = (err as Error).message.replace(/^error parsing regexp: /, '');
+    const hint = /\(\?<?[!=]/.test(pattern) ? ' (RE2 has no lookahead or lookbehind)' : '';
+    throw new InvalidInputError(`${where}: selector.identifier ${JSON.stringify(pattern)} is not a valid RE2 regular expression: ${why}${hint}`);
+  }
+}
+
+/** The groups of a whole-identifier match (`[0]` the identifier), or null. */
+function matchGroups(re: RE2JS, identifier: string): string[] | null {
+  const m = re.matcher(identifier);
+  if (!m.matches()) return null;
+  const groups = [identifier];
+  for (let g = 1; g <= m.groupCount(); g++) groups.push(m.group(g) ?? '');
+  return groups;
 }
 
 /**
@@ -50,10 +76,13 @@ export const SOURCE_POLICY_ENV = 'STEVEDORE_SOURCE_POLICY';
 export class SourcePolicy {
   readonly #rules: Rule[];
   readonly #file: string;
+  /** The document as read (JSON), for `serialize`. */
+  readonly #doc: unknown;
 
-  private constructor(rules: Rule[], file: string) {
+  private constructor(rules: Rule[], file: string, doc: unknown) {
     this.#rules = rules;
     this.#file = file;
+    this.#doc = doc;
   }
 
   /** Reads and checks a policy file: every rule names an action and a selector identifier. */
@@ -77,7 +106,16 @@ export class SourcePolicy {
     return new SourcePolicy(
       rules.map((r, i) => SourcePolicy.#rule(r, `${where}: rules[${i}]`)),
       where,
+      doc,
     );
+  }
+
+  /**
+   * The policy as compact JSON, the document as it was read (what `parse` reads back): the
+   * controller checks an administrator's file once and hands this text to every build Pod.
+   */
+  serialize(): string {
+    return JSON.stringify(this.#doc);
   }
 
   static #rule(raw: unknown, where: string): Rule {
@@ -90,13 +128,7 @@ export class SourcePolicy {
     if (mt !== 'EXACT' && mt !== 'WILDCARD' && mt !== 'REGEX') throw new InvalidInputError(`${where}: selector.matchType must be EXACT, WILDCARD or REGEX`);
     const rule: Rule = { action, identifier, matchType: mt };
     if (mt === 'WILDCARD') rule.regex = wildcardRegex(identifier);
-    if (mt === 'REGEX') {
-      try {
-        rule.regex = new RegExp(`^(?:${identifier})$`);
-      } catch (err) {
-        throw new InvalidInputError(`${where}: selector.identifier is not a regular expression: ${(err as Error).message}`);
-      }
-    }
+    if (mt === 'REGEX') rule.regex = selectorRegex(identifier, where);
     if (action === 'CONVERT') {
       const update = r.updates?.identifier;
       if (typeof update !== 'string' || update === '') throw new InvalidInputError(`${where}: a CONVERT needs updates.identifier`);
@@ -113,12 +145,12 @@ export class SourcePolicy {
       let deny: Rule | undefined;
       let converted: string | undefined;
       for (const rule of this.#rules) {
-        const m = rule.identifier === current ? [] : rule.regex ? rule.regex.exec(current) : null;
+        const m = rule.identifier === current ? [] : rule.regex ? matchGroups(rule.regex, current) : null;
         if (!m) continue;
         if (rule.action === 'ALLOW') deny = undefined;
         else if (rule.action === 'DENY') deny = rule;
         else {
-          const next = rule.update!.replace(/\$\{(\d+)\}/g, (_, n: string) => (m as RegExpExecArray | [])[Number(n)] ?? '');
+          const next = rule.update!.replace(/\$\{(\d+)\}/g, (_, n: string) => m[Number(n)] ?? '');
           if (next !== current) {
             converted = next;
             break;

@@ -71,13 +71,13 @@ const STATUS_KEYS = [
 
 /** The Ready reasons, and the Event recorded when a base image moved. */
 type Reason = ImageBuildReason | 'BaseImageChanged';
-type Scope = ReconcileScope<ImageBuild, ImageBuildStatus, Reason>;
+type Scope = ReconcileScope<ImageBuild, ImageBuildStatus, Reason, BuildView>;
 /** Typed errors: a reason outside ImageBuild's union does not compile. */
 const buildErrors = errorsFor<ImageBuildReason>();
 
-/** What the first step learns for the later ones: this build's Pod name and the build's Pods. */
+/** A reconcile's context (`scope.ctx`): this generation's build Pod name, and the build's Pods the first step lists for the later ones. */
 interface BuildView {
-  podName: string;
+  readonly podName: string;
   pods: V1Pod[];
 }
 
@@ -160,9 +160,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
   ];
   readonly #client: KubeClient;
   readonly #o: ImageBuildReconcilerOptions;
-  readonly #loop: ReconcileLoop<ImageBuild, ImageBuildStatus, Reason>;
-  /** Per reconcile (by its scope): what the first step listed. */
-  readonly #views = new WeakMap<Scope, BuildView>();
+  readonly #loop: ReconcileLoop<ImageBuild, ImageBuildStatus, Reason, BuildView>;
 
   constructor(client: KubeClient, o: ImageBuildReconcilerOptions) {
     this.#client = client;
@@ -175,6 +173,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
       // Status is the build's memory (which Pod, since when): a stale cached copy could start a
       // build twice or miss that its Pod was deleted. Read fresh, as before the skeleton.
       readFromCache: false,
+      newContext: (s) => ({ podName: buildPodName(s.obj.metadata.name!, s.generation, s.requested), pods: [] }),
       steps: [
         (s) => this.#listAndCancel(s),
         (s) => this.#finished(s),
@@ -217,16 +216,12 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
     return undefined;
   }
 
-  #view(s: Scope): BuildView {
-    return this.#views.get(s)!;
-  }
-
   /** Lists the build's Pods; a newer spec (or rebuild request) supersedes whatever build is still running. */
   async #listAndCancel(s: Scope): Promise<undefined> {
     const { obj } = s;
-    const podName = buildPodName(obj.metadata.name!, s.generation, s.requested);
+    const { podName } = s.ctx;
     const pods = await this.#listPods(obj);
-    this.#views.set(s, { podName, pods });
+    s.ctx.pods = pods;
     for (const p of pods) {
       if (buildOf(p) !== podName && !finished(p) && !p.metadata?.deletionTimestamp) {
         this.#o.log.info({ pod: p.metadata?.name, imagebuild: obj.metadata.name }, 'canceling a superseded build');
@@ -237,14 +232,14 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
   }
 
   #sameBuild(s: Scope): boolean {
-    return s.status.observedGeneration === s.generation && s.status.podName === this.#view(s).podName;
+    return s.status.observedGeneration === s.generation && s.status.podName === s.ctx.podName;
   }
 
   /** This generation's build is over: keep the newest Pods, and watch the base images if asked to. */
   async #finished(s: Scope): Promise<ReconcileResult | undefined> {
     const ready = getCondition(s.status.conditions, 'Ready');
     if (!(this.#sameBuild(s) && ready && FINISHED.has(ready.reason) && ready.observedGeneration === s.generation)) return undefined;
-    const { podName, pods } = this.#view(s);
+    const { podName, pods } = s.ctx;
     await this.#prune(s.obj, pods, podName);
     return this.#watchBases(s);
   }
@@ -252,7 +247,7 @@ export class ImageBuildReconciler implements Reconciler<ImageBuild> {
   /** Follows this build's Pod (or Pods, one per platform), or starts it. */
   async #follow(s: Scope): Promise<ReconcileResult> {
     const { obj, status, generation } = s;
-    const { podName, pods } = this.#view(s);
+    const { podName, pods } = s.ctx;
     const sameBuild = this.#sameBuild(s);
 
     // A build fanned out to one Pod per platform (see imagebuild-platforms.ts).

@@ -94,7 +94,10 @@ describe('SourcePolicy.evaluate', () => {
       ],
       'rules[1]: a CONVERT needs updates.identifier',
     ],
-    [[{ action: 'DENY', selector: { identifier: '(', matchType: 'REGEX' } }], 'rules[0]: selector.identifier is not a regular expression'],
+    [
+      [{ action: 'DENY', selector: { identifier: '(', matchType: 'REGEX' } }],
+      'rules[0]: selector.identifier "(" is not a valid RE2 regular expression: missing closing )',
+    ],
   ])('a bad rule is named: %j', async (rules, message) => {
     await expect(policy(rules)).rejects.toThrow(message);
   });

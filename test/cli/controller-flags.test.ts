@@ -25,7 +25,7 @@ describe('stevedore controller flags', () => {
     const kube = ['--kubeconfig', '/nonexistent/kubeconfig'];
     const missing = await runStevedore(['controller', '--build-source-policy', '/nonexistent/policy.json', ...kube]);
     expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toContain('--build-source-policy: --source-policy-file /nonexistent/policy.json: no such file');
+    expect(missing.stderr).toContain('--build-source-policy: /nonexistent/policy.json: no such file');
     const dir = await cliTempDir('controller-flags');
     const bad = join(dir, 'policy.json');
     await writeFile(bad, JSON.stringify({ rules: [{ action: 'MAYBE', selector: { identifier: 'docker-image://x' } }] }));

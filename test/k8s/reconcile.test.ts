@@ -2,7 +2,8 @@
 // ImageMirror CRD: one status patch per reconcile and none when nothing changed, an Event only on a
 // Ready transition, a non-retryable engine error stalls (its code as reason) and a retryable one does
 // not, a step that returns a result ends the list, and on deletion the kind's cleanup runs while the
-// finalizer still holds the object, which goes only after.
+// finalizer still holds the object, which goes only after. Each reconcile's steps share a context
+// (`scope.ctx`) the kind makes fresh for that reconcile.
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION } from '../../src/k8s/api/common.js';
@@ -10,7 +11,7 @@ import type { ImageMirror, ImageMirrorReason, ImageMirrorStatus } from '../../sr
 import { KubeClient, isConflict, isNotFound } from '../../src/k8s/runtime/client.js';
 import { StallingError } from '../../src/k8s/runtime/errors.js';
 import { EventRecorder } from '../../src/k8s/runtime/events.js';
-import { ReconcileLoop, errorsFor, stopWhenStalled, type Step } from '../../src/k8s/runtime/reconcile.js';
+import { ReconcileLoop, errorsFor, stopWhenStalled, type ReconcileKind, type Step } from '../../src/k8s/runtime/reconcile.js';
 import { IMAGE_MIRROR_FINALIZER, IMAGE_MIRROR_RESOURCE } from '../../src/controllers/imagemirror.js';
 import { InvalidInputError, StevedoreError } from '../../src/util/errors.js';
 import { startControlPlane, type ControlPlane } from '../../hack/lib/harness/controlplane.js';
@@ -381,6 +382,72 @@ describe('the reconcile skeleton', () => {
     const after = await get('guard');
     expect(after.status?.lastSyncTime).toBe('2026-02-02T00:00:00Z');
     expect(cond(after, 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+  });
+
+  it('the steps of one reconcile share a typed context the kind makes fresh for each reconcile; a failing newContext is judged like a step', async () => {
+    await create('ctx');
+    /** What the steps of one reconcile hand each other. */
+    type Ctx = { readonly generation: number; seen: string[] };
+    const made: Ctx[] = [];
+    let fail = false;
+    const base = {
+      kind: 'ImageMirror',
+      resource: IMAGE_MIRROR_RESOURCE,
+      finalizer: IMAGE_MIRROR_FINALIZER,
+      statusKeys: ['observedGeneration', 'conditions'],
+    } satisfies Partial<ReconcileKind<ImageMirror, ImageMirrorStatus, ImageMirrorReason, Ctx>>;
+    const l = new ReconcileLoop<ImageMirror, ImageMirrorStatus, ImageMirrorReason, Ctx>(client, events, {
+      ...base,
+      newContext: (s) => {
+        if (fail) throw errorsFor<ImageMirrorReason>().failed('SyncFailed', 'no context today');
+        const c: Ctx = { generation: s.generation, seen: [] };
+        made.push(c);
+        return c;
+      },
+      steps: [
+        async (s) => {
+          // Fresh: nothing from an earlier reconcile.
+          expect(s.ctx.seen).toEqual([]);
+          s.ctx.seen.push('first');
+          return undefined;
+        },
+        stopWhenStalled(),
+        async (s) => {
+          s.ctx.seen.push(`second after ${s.ctx.seen.join(',')}`);
+          s.status.observedGeneration = s.ctx.generation;
+          return undefined;
+        },
+      ],
+    });
+    await l.run(req('ctx'), AbortSignal.timeout(30_000));
+    await l.run(req('ctx'), AbortSignal.timeout(30_000));
+    expect(made).toHaveLength(2);
+    expect(made[0]).not.toBe(made[1]);
+    for (const c of made) expect(c).toEqual({ generation: 1, seen: ['first', 'second after first'] });
+    expect((await get('ctx')).status?.observedGeneration).toBe(1);
+
+    fail = true;
+    await expect(l.run(req('ctx'), AbortSignal.timeout(30_000))).rejects.toThrow('no context today');
+    expect(cond(await get('ctx'), 'Ready')).toMatchObject({ status: 'False', reason: 'SyncFailed', message: 'no context today' });
+    expect(made).toHaveLength(2);
+
+    // Typed: a kind that declares a context must make it, and a step sees the context's type.
+    // @ts-expect-error newContext is missing (tsc --noEmit fails if this compiles)
+    const missing: ReconcileKind<ImageMirror, ImageMirrorStatus, ImageMirrorReason, Ctx> = { ...base, steps: [] };
+    const typo: Step<ImageMirror, ImageMirrorStatus, ImageMirrorReason, Ctx> = async (s) => {
+      // @ts-expect-error Ctx has no `seenn` (tsc --noEmit fails if this compiles)
+      s.ctx.seenn.push('x');
+      return undefined;
+    };
+    // Without a context, ctx is undefined (and typed so).
+    const none: Step<ImageMirror, ImageMirrorStatus, ImageMirrorReason> = async (s) => {
+      const u: undefined = s.ctx;
+      expect(u).toBeUndefined();
+      return {};
+    };
+    await loop([none]).run(req('ctx'), AbortSignal.timeout(30_000));
+    expect(missing.steps).toEqual([]);
+    expect(typo).toBeTypeOf('function');
   });
 
   it('reasons are the kind’s union', () => {

@@ -65,14 +65,21 @@ function cacheRepositoryTemplate(v: string): string {
   return v;
 }
 
-/** The administrator's source policy, checked as the builder will read it, as compact JSON for the build Pods. */
+/**
+ * The administrator's source policy, read and checked once, as the builder will read it: its
+ * compact JSON goes to the build Pods.
+ */
 async function readSourcePolicy(file: string): Promise<string> {
   const { SourcePolicy } = await import('../../build/source-policy.js');
   const path = resolve(file);
-  await SourcePolicy.load(path).catch((err: unknown) => {
-    throw new InvalidInputError(`--build-source-policy: ${(err as Error).message}`, { cause: err });
+  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new InvalidInputError(`--build-source-policy: ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, { cause: err });
   });
-  return JSON.stringify(JSON.parse(await readFile(path, 'utf8')));
+  try {
+    return SourcePolicy.parse(text, path).serialize();
+  } catch (err) {
+    throw new InvalidInputError(`--build-source-policy: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** A Go duration, at least 1s (a shorter base-image poll would make every ImageBuild a registry load generator). */

@@ -19,6 +19,10 @@
  * Reasons are the kind's union (`R`): what a step writes and throws through `scope` is checked by
  * the compiler. A Stalled reason may also be an engine error's code, which no union lists.
  *
+ * What one step learns for the later ones of the same reconcile (the build Pods listed, the attempt
+ * being started) goes in `scope.ctx`, of the kind's type `C`: the kind's `newContext` makes a fresh
+ * one before the first step of every reconcile, so nothing carries over from one run to the next.
+ *
  * A second owner of a kind's status (the node agent for ContainerRun) uses the same skeleton with
  * `precheck` (objects that are not its own), `addFinalizer: false` (the controller adds it) and
  * `transitionEvents: false` (its steps record their own Events).
@@ -42,7 +46,7 @@ export interface KindObject<S extends KindStatus> {
 }
 
 /** What a step sees: the object as read, the status it mutates, and typed ways to write reasons. */
-export interface ReconcileScope<T extends KindObject<S>, S extends KindStatus, R extends string> {
+export interface ReconcileScopeBase<T extends KindObject<S>, S extends KindStatus, R extends string> {
   readonly obj: T;
   /** The status being built; patched once when the reconcile ends. */
   readonly status: S;
@@ -64,17 +68,40 @@ export interface ReconcileScope<T extends KindObject<S>, S extends KindStatus, R
   event(type: 'Normal' | 'Warning', reason: R, note: string): Promise<void>;
 }
 
-/** A step mutates `scope.status`; it returns nothing to go on, or the reconcile's result to stop there. */
-export type Step<T extends KindObject<S>, S extends KindStatus, R extends string> = (scope: ReconcileScope<T, S, R>) => Promise<ReconcileResult | undefined>;
+/** A step's scope, with this reconcile's own state (`ctx`, made by the kind's `newContext`). */
+export interface ReconcileScope<T extends KindObject<S>, S extends KindStatus, R extends string, C = undefined> extends ReconcileScopeBase<T, S, R> {
+  /** This reconcile's state, shared by its steps (mutable inside); fresh for every reconcile. */
+  readonly ctx: C;
+}
 
-export interface ReconcileKind<T extends KindObject<S>, S extends KindStatus, R extends string> {
+/** A step mutates `scope.status`; it returns nothing to go on, or the reconcile's result to stop there. */
+export type Step<T extends KindObject<S>, S extends KindStatus, R extends string, C = undefined> = (
+  scope: ReconcileScope<T, S, R, C>,
+) => Promise<ReconcileResult | undefined>;
+
+/**
+ * How a kind makes its per-reconcile context: required when `C` cannot be undefined (a kind that
+ * declares a context must make it), optional otherwise (no context: `ctx` is undefined).
+ */
+export type ContextMaker<T extends KindObject<S>, S extends KindStatus, R extends string, C> = undefined extends C
+  ? { newContext?(scope: ReconcileScopeBase<T, S, R>): C }
+  : {
+      /** Called once per reconcile, after the finalizer is in place and before the first step. */
+      newContext(scope: ReconcileScopeBase<T, S, R>): C;
+    };
+
+/** A kind for the skeleton: its resource, finalizer, status keys, steps and hooks; `C` is its per-reconcile context (none by default). */
+export type ReconcileKind<T extends KindObject<S>, S extends KindStatus, R extends string, C = undefined> = ReconcileKindBase<T, S, R, C> &
+  ContextMaker<T, S, R, C>;
+
+export interface ReconcileKindBase<T extends KindObject<S>, S extends KindStatus, R extends string, C = undefined> {
   /** The kind's name, for Events (`ImageMirror`). */
   kind: string;
   resource: ResourcePath;
   finalizer: string;
   /** Status keys this controller owns: the only ones the patch sends. */
   statusKeys: readonly (keyof S & string)[];
-  steps: readonly Step<T, S, R>[];
+  steps: readonly Step<T, S, R, C>[];
   /**
    * Cleanup on deletion, before the finalizer goes (e.g. delete the Pods). A result instead keeps
    * the finalizer and comes back after it (the node's agent still runs the container). Default: nothing.
@@ -151,18 +178,18 @@ export function stalledForGeneration(status: KindStatus, generation: number, req
   return stalled?.status === 'True' && stalled.observedGeneration === generation && requestHandled(status, requested);
 }
 
-/** A step that ends the reconcile while `stalledForGeneration` holds. */
-export function stopWhenStalled<T extends KindObject<S>, S extends KindStatus, R extends string>(): Step<T, S, R> {
+/** A step that ends the reconcile while `stalledForGeneration` holds (it needs no context: fits any kind's). */
+export function stopWhenStalled<T extends KindObject<S>, S extends KindStatus, R extends string>(): Step<T, S, R, unknown> {
   return async (s) => (stalledForGeneration(s.status, s.generation, s.requested) ? {} : undefined);
 }
 
 /** Runs a kind's steps in the skeleton; a Reconciler's `reconcile` delegates to `run`. */
-export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R extends string> {
+export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R extends string, C = undefined> {
   readonly #client: KubeClient;
   readonly #events: EventRecorder;
-  readonly #k: ReconcileKind<T, S, R>;
+  readonly #k: ReconcileKind<T, S, R, C>;
 
-  constructor(client: KubeClient, events: EventRecorder, kind: ReconcileKind<T, S, R>) {
+  constructor(client: KubeClient, events: EventRecorder, kind: ReconcileKind<T, S, R, C>) {
     this.#client = client;
     this.#events = events;
     this.#k = kind;
@@ -206,7 +233,7 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
       sent = structuredClone(status);
     };
     const target = { ...obj, apiVersion: API_VERSION, kind: this.#k.kind };
-    const scope: ReconcileScope<T, S, R> = {
+    const base: ReconcileScopeBase<T, S, R> = {
       obj,
       status,
       before,
@@ -229,6 +256,9 @@ export class ReconcileLoop<T extends KindObject<S>, S extends KindStatus, R exte
     let result: ReconcileResult = {};
     let failure: unknown;
     try {
+      // Made here, so a context that cannot be made fails like a step. ContextMaker requires
+      // newContext whenever C excludes undefined, so without one C admits undefined.
+      const scope: ReconcileScope<T, S, R, C> = { ...base, ctx: this.#k.newContext ? this.#k.newContext(base) : (undefined as C) };
       for (const step of this.#k.steps) {
         const r = await step(scope);
         if (r) {
