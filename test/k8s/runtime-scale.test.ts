@@ -26,8 +26,8 @@ describe('work queue at scale', () => {
     for (let i = 0; i < 300; i++) q.add(`ns/k${i}`);
     const t0 = Date.now();
     for (let i = 0; i < 300; i++) expect(await q.get()).toBe(`ns/k${i}`);
-    // 300 keys at 10/s after a burst of 5 would take ~30 s.
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // 300 keys at 10/s after a burst of 5 would take ~30 s (the bound is loose for a loaded machine).
+    expect(Date.now() - t0).toBeLessThan(10_000);
     q.shutDown();
   });
 

@@ -164,7 +164,8 @@ describe('TLS registries on loopback', () => {
     clients.push(c);
     const started = Date.now();
     expect(await c.baseUrl()).toBe(`http://${plain.host}`);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // Loose (a loaded machine); a probe that waited for a timeout would take far longer.
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('with verification on, the private CA is trusted from --cert-dir, and refused without it', async () => {

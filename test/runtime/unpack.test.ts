@@ -287,7 +287,8 @@ describe('streams, compression and the diffID', () => {
     const pending = unpackLayer(sb.rootfs, layer, { signal: ac.signal, compression: 'none' });
     setTimeout(() => ac.abort(), 100);
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
-    expect(Date.now() - started).toBeLessThan(1000);
+    // The stalled stream would hold it forever; the bound is loose for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(layer.destroyed).toBe(true);
     expect(existsSync(join(sb.rootfs, 'first'))).toBe(true);
 

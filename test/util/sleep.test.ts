@@ -16,6 +16,7 @@ describe('util/sleep', () => {
     expect(performance.now() - t0).toBeLessThan(2_000);
     const t1 = performance.now();
     await sleep(10_000, ac.signal);
-    expect(performance.now() - t1).toBeLessThan(100);
+    // Far below the 10 s asked for (loose: the suite runs on a loaded machine).
+    expect(performance.now() - t1).toBeLessThan(2_000);
   });
 });
