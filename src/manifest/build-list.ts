@@ -7,17 +7,11 @@
  * same platform is dropped, so building again updates the list instead of leaving two images for
  * one platform.
  */
-import type { Readable } from 'node:stream';
-import { addAbortSignal } from 'node:stream';
-import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
-import { OciLayout } from '../oci/layout.js';
-import { MAX_MANIFEST_BYTES, parseManifest, type RawManifest } from '../oci/manifest.js';
-import { MediaType } from '../oci/mediatype.js';
 import { formatPlatform } from '../oci/platform.js';
-import type { ImageDestination, ImageSource, OpOptions, TransportReference } from '../transports/types.js';
+import { OciLayoutDestination, OciLayoutSource } from '../transports/oci.js';
+import type { ImageDestination, ImageSource, TransportReference } from '../transports/types.js';
 import { StevedoreError } from '../util/errors.js';
-import { LayoutBlobDestination } from './layout-destination.js';
 import { addToList, createList, type ListLocation } from './list.js';
 
 /**
@@ -28,7 +22,7 @@ import { addToList, createList, type ListLocation } from './list.js';
  */
 export class BuiltImagesTarget implements TransportReference {
   readonly transport = 'oci';
-  #dest: LayoutBlobDestination | undefined;
+  #dest: OciLayoutDestination | undefined;
 
   constructor(readonly location: ListLocation) {}
 
@@ -37,8 +31,7 @@ export class BuiltImagesTarget implements TransportReference {
   }
 
   async newDestination(): Promise<ImageDestination> {
-    const layout = await OciLayout.open(this.location.layoutDir, { create: true });
-    this.#dest = new LayoutBlobDestination(layout, this.location.display, { supportedManifestTypes: [MediaType.OciManifest, MediaType.OciIndex] });
+    this.#dest = await OciLayoutDestination.open(this.location.layoutDir, undefined, this.location.display, { untagged: true });
     return this.#dest;
   }
 
@@ -46,21 +39,7 @@ export class BuiltImagesTarget implements TransportReference {
   async newSource(): Promise<ImageSource> {
     const top = this.#dest?.written;
     if (!this.#dest || !top) throw new StevedoreError('NOT_FOUND', `${this.location.display}: the build wrote no image for the list`);
-    const layout = this.#dest.layout;
-    return {
-      name: `${this.location.display} (built)`,
-      async getManifest(digest?: Digest): Promise<RawManifest> {
-        const d = digest ?? top.digest;
-        // readBlob caps the size and checks the bytes against the digest.
-        const bytes = await layout.readBlob(d, MAX_MANIFEST_BYTES);
-        return { bytes, mediaType: parseManifest(bytes, d === top.digest ? top.mediaType : undefined).mediaType, digest: d };
-      },
-      async getBlob(desc: Descriptor, opts?: OpOptions): Promise<Readable> {
-        const stream = await layout.openBlob(desc);
-        return opts?.signal ? addAbortSignal(opts.signal, stream) : stream;
-      },
-      close: async () => undefined,
-    };
+    return OciLayoutSource.at(this.#dest.layout, top, `${this.location.display} (built)`);
   }
 }
 

@@ -13,11 +13,10 @@ import { normaliseImageName } from '../runtime/store/names.js';
 import { defaultStoreRoot } from '../runtime/store/paths.js';
 import { DockerReference, registryClientFor } from '../transports/docker.js';
 import { parseImageName } from '../transports/index.js';
-import { OciReference, splitLayoutReference } from '../transports/oci.js';
+import { OciLayoutDestination, OciReference, splitLayoutReference } from '../transports/oci.js';
 import type { ImageSource, TransportContext, TransportReference } from '../transports/types.js';
 import { InvalidInputError, NotFoundError, StevedoreError } from '../util/errors.js';
 import { withFileLock } from '../util/fs.js';
-import { LayoutBlobDestination } from './layout-destination.js';
 
 /** `oci` for an OCI image index, `v2s2` for a Docker manifest list. */
 export type ListFormat = 'oci' | 'v2s2';
@@ -253,7 +252,8 @@ export async function addToList(
       picks = [{ digest: top.digest }];
     }
     for (const pick of picks) {
-      const dest = new LayoutBlobDestination(layout, loc.display);
+      // Blobs and manifests beside the list, named by it only, and kept in their media type (as podman).
+      const dest = OciLayoutDestination.of(layout, undefined, loc.display, { untagged: true, anyManifestType: true });
       await copyImage(pinned(src, pick.digest), dest, { signal: opts.signal });
       const written = dest.written!;
       const manifest: RawManifest = { bytes: await layout.readBlob(written.digest), mediaType: written.mediaType, digest: written.digest };

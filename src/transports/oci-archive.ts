@@ -97,7 +97,7 @@ class OciArchiveSource implements ImageSource {
  */
 class OciArchiveDestination implements ImageDestination {
   readonly name: string;
-  readonly supportedManifestTypes: readonly string[];
+  readonly supportedManifestTypes?: readonly string[];
   /** The scratch layout: attachments written there before commit() are in the archive. */
   readonly layoutDir: string;
   readonly #inner: OciLayoutDestination;
@@ -107,7 +107,7 @@ class OciArchiveDestination implements ImageDestination {
   constructor(inner: OciLayoutDestination, scratch: string, archive: string) {
     this.name = inner.name;
     this.layoutDir = scratch;
-    this.supportedManifestTypes = inner.supportedManifestTypes;
+    if (inner.supportedManifestTypes) this.supportedManifestTypes = inner.supportedManifestTypes;
     this.#inner = inner;
     this.#scratch = scratch;
     this.#archive = archive;

@@ -66,7 +66,7 @@ export class OciReference implements TransportReference {
   }
 
   async newDestination(_ctx?: TransportContext): Promise<ImageDestination> {
-    return OciLayoutDestination.open(resolvePath(this.path), this.refName, this.toString(), this.attachments);
+    return OciLayoutDestination.open(resolvePath(this.path), this.refName, this.toString(), { attachments: this.attachments });
   }
 }
 
@@ -109,6 +109,11 @@ export class OciLayoutSource implements ImageSource {
     return new OciLayoutSource(name, layout, top, attachments ? path : undefined);
   }
 
+  /** Reads `top` (an image or index index.json may not name, e.g. a manifest list's) from a layout already open. */
+  static at(layout: OciLayout, top: Descriptor, name: string): OciLayoutSource {
+    return new OciLayoutSource(name, layout, top, undefined);
+  }
+
   async getManifest(digest?: Digest, _opts?: OpOptions): Promise<RawManifest> {
     const d = digest ?? this.top.digest;
     if (this.top.digest === d && this.top.size > MAX_MANIFEST_BYTES) {
@@ -134,10 +139,27 @@ export class OciLayoutSource implements ImageSource {
   async close(): Promise<void> {}
 }
 
+/** How an OciLayoutDestination writes, beyond its layout and ref name. */
+export interface OciLayoutDestinationOptions {
+  /** Attachments travel as this layout's ref names (OciReference.attachments). */
+  attachments?: boolean;
+  /**
+   * Blobs and manifests only: commit() names nothing in index.json and only reports the top
+   * manifest in `written` (the images of a manifest list, which the list names by digest).
+   */
+  untagged?: boolean;
+  /**
+   * Manifests keep their media type (a Docker image stays a Docker image, as podman keeps a list's
+   * instances) instead of the copy engine converting them to OCI, as skopeo does for `oci:`.
+   */
+  anyManifestType?: boolean;
+}
+
 /**
  * Writes into a layout: blobs and manifests go straight into `blobs/` (content-addressed, so a
  * rerun reuses them), and the top manifest is recorded in index.json only on commit(), so an
- * interrupted copy never makes the ref point at incomplete content.
+ * interrupted copy never makes the ref point at incomplete content. With `untagged`, index.json is
+ * left alone and `written` says what was written.
  */
 export class OciLayoutDestination implements ImageDestination {
   readonly name: string;
@@ -145,19 +167,31 @@ export class OciLayoutDestination implements ImageDestination {
   readonly refName: string | undefined;
   /** Set when attachments travel as this layout's ref names (OciReference.attachments). */
   readonly layoutDir?: string;
-  /** As skopeo: OCI layouts hold OCI manifests; the copy engine converts Docker ones. */
-  readonly supportedManifestTypes: readonly string[] = [MediaType.OciManifest, MediaType.OciIndex];
+  /** As skopeo: OCI layouts hold OCI manifests; the copy engine converts Docker ones. Absent with `anyManifestType`. */
+  readonly supportedManifestTypes?: readonly string[];
+  /** The top manifest, once committed. */
+  written: Descriptor | undefined;
+  readonly #untagged: boolean;
   #pendingTop: Descriptor | undefined;
 
-  private constructor(name: string, layout: OciLayout, refName: string | undefined, dir: string | undefined) {
+  private constructor(name: string, layout: OciLayout, refName: string | undefined, opts: OciLayoutDestinationOptions) {
+    if (opts.untagged && refName !== undefined) throw new InvalidInputError(`${name}: an untagged destination takes no ref name ("${refName}")`);
     this.name = name;
     this.layout = layout;
     this.refName = refName;
-    if (dir !== undefined) this.layoutDir = dir;
+    this.#untagged = opts.untagged ?? false;
+    if (opts.attachments) this.layoutDir = layout.path;
+    if (!opts.anyManifestType) this.supportedManifestTypes = [MediaType.OciManifest, MediaType.OciIndex];
   }
 
-  static async open(path: string, refName: string | undefined, name: string, attachments = false): Promise<OciLayoutDestination> {
-    return new OciLayoutDestination(name, await OciLayout.open(path, { create: true }), refName, attachments ? path : undefined);
+  /** Opens (creating when missing) the layout at `path`. */
+  static async open(path: string, refName: string | undefined, name: string, opts: OciLayoutDestinationOptions = {}): Promise<OciLayoutDestination> {
+    return new OciLayoutDestination(name, await OciLayout.open(path, { create: true }), refName, opts);
+  }
+
+  /** Writes into a layout already open. */
+  static of(layout: OciLayout, refName: string | undefined, name: string, opts: OciLayoutDestinationOptions = {}): OciLayoutDestination {
+    return new OciLayoutDestination(name, layout, refName, opts);
   }
 
   async tryReuseBlob(desc: Descriptor, _opts?: ReuseOptions): Promise<boolean> {
@@ -194,7 +228,8 @@ export class OciLayoutDestination implements ImageDestination {
 
   async commit(_opts?: OpOptions): Promise<void> {
     if (!this.#pendingTop) throw new InvalidInputError(`${this.name}: commit without a manifest`);
-    await this.layout.setRef(this.#pendingTop, this.refName);
+    if (!this.#untagged) await this.layout.setRef(this.#pendingTop, this.refName);
+    this.written = this.#pendingTop;
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,8 @@ import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OciLayout } from '../../src/oci/layout.js';
-import { parseOciReference } from '../../src/transports/oci.js';
+import { MediaType } from '../../src/oci/mediatype.js';
+import { OciLayoutDestination, OciLayoutSource, parseOciReference } from '../../src/transports/oci.js';
 import { DigestMismatchError } from '../../src/util/errors.js';
 import { makeBusyboxImage, makeIndex, makeRandomImage } from '../../hack/lib/harness/images.js';
 import { ociSchemaErrors } from '../../hack/lib/harness/schema.js';
@@ -135,6 +136,23 @@ describe('oci: transport', () => {
       await copyImage(await parseOciReference(`${img.layoutDir}:latest`).newSource(), await parseOciReference(`${shared}:same`).newDestination());
     const index = await (await OciLayout.open(shared)).readIndex();
     expect(index.manifests.map((m) => m.digest)).toEqual([b.manifest.digest]);
+  });
+
+  it("untagged (a manifest list's images): stores an image by digest only, leaves index.json as it was, and says what it wrote", async () => {
+    const img = await makeRandomImage({ layers: 2, layerSize: 1000, format: 'docker', layoutDir: await tmp.make('oci-un-a') });
+    const destDir = await tmp.make('oci-un-b');
+    await expect(OciLayoutDestination.open(destDir, 'v1', 'list', { untagged: true })).rejects.toThrow(/takes no ref name/);
+    // As skopeo, an oci: layout takes OCI manifests; the list's destination keeps a Docker image Docker.
+    expect((await parseOciReference(destDir).newDestination()).supportedManifestTypes).toEqual([MediaType.OciManifest, MediaType.OciIndex]);
+    const dst = await OciLayoutDestination.open(destDir, undefined, 'list', { untagged: true, anyManifestType: true });
+    expect(dst.supportedManifestTypes).toBeUndefined();
+    const before = await readFile(join(destDir, 'index.json'), 'utf8');
+    await copyImage(await parseOciReference(`${img.layoutDir}:latest`).newSource(), dst);
+    expect(await readFile(join(destDir, 'index.json'), 'utf8')).toBe(before);
+    expect(dst.written).toEqual({ mediaType: MediaType.DockerManifest, digest: img.manifest.digest, size: img.manifest.bytes.length });
+    const { top, blobs } = await readWholeImage(OciLayoutSource.at(dst.layout, dst.written!, 'list'));
+    expect(top.digest).toBe(img.manifest.digest);
+    expect(blobs).toEqual([img.configDescriptor.digest, ...img.layers.map((l) => l.digest)]);
   });
 });
 
