@@ -346,8 +346,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             if (!localRef) await checkPolicy();
             const written = await sharedDigests.write(`${pruneKey}\n${srcDigest}`, dest!, opts.signal, async () => {
               // The image and its attachments, as `copy` carries them; into a layout (air gap)
-              // the attachment tags become ref names beside the image's.
-              const result = await copyBetween(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true, attachmentsLayout: layoutRef?.path });
+              // the attachment tags become ref names beside the image's (layout-attachments.ts).
+              const result = await copyBetween(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
               item.bytes = result.bytesCopied;
               return result.manifest;
             });
