@@ -9,7 +9,7 @@ import type { Policy } from '../policy/types.js';
 import type { ImageDestination, ImageSource, TransportContext, TransportReference } from '../transports/types.js';
 import { attachmentDigests, copyAttachments } from './attachments.js';
 import { copyImage, type CopyOptions, type CopyResult } from './image.js';
-import { exportAttachments, layoutAttachmentCarrier } from './layout-attachments.js';
+import { layoutAttachmentCarrier } from './layout-attachments.js';
 
 export * from './image.js';
 
@@ -42,31 +42,23 @@ export async function enforcePolicy(policy: Policy, srcRef: TransportReference, 
 export interface CopyBetweenOptions extends CopyOptions {
   /** As CopyReferenceOptions.signatures. */
   signatures?: 'copy' | 'remove';
-  /**
-   * An OCI layout directory (the destination's) that takes the source's attachments as ref names
-   * when the destination holds none itself: sync into an air gap. `copy` leaves them behind.
-   */
-  attachmentsLayout?: string;
 }
 
 /**
  * The copy once both ends are open, shared by copyReference and sync: the image (image.ts), then
  * its signatures and attachments where both ends hold them (a capability, not a transport test),
- * or exported into `attachmentsLayout`. Opening, policy and closing are the caller's.
+ * or as ref names where one end is an OCI layout the user named (layout-attachments.ts: sync into
+ * and out of an air gap takes this path too). Opening, policy and closing are the caller's.
  */
 export async function copyBetween(src: ImageSource, dest: ImageDestination, opts: CopyBetweenOptions = {}): Promise<CopyResult> {
-  // Between a registry and an OCI layout or archive the user named, attachments travel as ref names
-  // (layout-attachments.ts); sync's own export (attachmentsLayout) is the other way in.
-  const carrier =
-    opts.signatures !== 'remove' && opts.attachmentsLayout === undefined ? layoutAttachmentCarrier(src, dest, { signal: opts.signal }) : undefined;
+  // Between a registry and an OCI layout or archive the user named, attachments travel as ref names.
+  const carrier = opts.signatures !== 'remove' ? layoutAttachmentCarrier(src, dest, { signal: opts.signal }) : undefined;
   const result = await copyImage(src, dest, carrier?.beforeCommit ? { ...opts, beforeCommit: carrier.beforeCommit } : opts);
   await carrier?.afterCommit?.(result);
-  if (opts.signatures !== 'remove' && src.attachmentStore) {
+  if (opts.signatures !== 'remove' && src.attachmentStore && dest.attachmentStore) {
     // The written top manifest says it all: the source's is not read again.
     const digests = attachmentDigests(result.manifest, result.digest);
-    const attachmentOpts = { signal: opts.signal, jobs: opts.jobs };
-    if (dest.attachmentStore) result.attachments = await copyAttachments(src.attachmentStore, dest.attachmentStore, digests, attachmentOpts);
-    else if (opts.attachmentsLayout !== undefined) await exportAttachments(src.attachmentStore, opts.attachmentsLayout, digests, attachmentOpts);
+    result.attachments = await copyAttachments(src.attachmentStore, dest.attachmentStore, digests, { signal: opts.signal, jobs: opts.jobs });
   }
   return result;
 }

@@ -11,8 +11,6 @@ import { directoryEntries, extractArchive, writeTarAtomic } from '../transports/
 import type { Policy } from '../policy/types.js';
 import { headManifest } from '../registry/manifests.js';
 import { DockerDestination, DockerReference, RegistryClients } from '../transports/docker.js';
-import type { Digest } from '../oci/digest.js';
-import type { RawManifest } from '../oci/manifest.js';
 import { parseOciReference } from '../transports/oci.js';
 import type { TransportContext } from '../transports/types.js';
 import { OciLayout } from '../oci/layout.js';
@@ -20,7 +18,7 @@ import { errorMessage, InvalidInputError } from '../util/errors.js';
 import { mapLimit } from '../util/pool.js';
 import { copyReference } from './copy.js';
 import type { SyncRepoSpec } from './sync-config.js';
-import { chooseTags, emptyReport, recordItem, sync, type SyncItem, type SyncOptions, type SyncReport, type SyncTarget } from './sync.js';
+import { chooseTags, emptyReport, recordItem, SharedDigestWrites, sync, type SyncItem, type SyncOptions, type SyncReport, type SyncTarget } from './sync.js';
 
 export interface LayoutImportOptions extends Pick<SyncOptions, 'platforms' | 'dryRun' | 'signal' | 'onItem' | 'retry' | 'signatures'> {
   policy?: Policy;
@@ -67,7 +65,7 @@ export async function syncFromLayout(
   const destContext: TransportContext = { ...dest.context, clients: pool };
   const client = pool.client({ registry: dest.registry, repository: dest.repository }, destContext);
   try {
-    const leaders = new Map<Digest, Promise<RawManifest>>();
+    const sharedDigests = new SharedDigestWrites();
     await mapLimit(tags, opts.parallelImages ?? 4, async (tag) => {
       const destRef = new DockerReference({ registry: dest.registry, repository: dest.repository, tag });
       const item: SyncItem = { source: `${source}:${tag}`, destination: destRef.toString(), tag, action: 'failed' };
@@ -80,32 +78,22 @@ export async function syncFromLayout(
         } else if (opts.dryRun) {
           item.action = 'would-copy';
         } else {
-          // Ref names sharing a digest are written once, then tagged (as in sync: an index pushed
-          // twice at once races its own children, and distribution refuses one PUT).
-          const lead = leaders.get(top.digest);
-          const written = lead ? await lead.catch(() => undefined) : undefined;
-          if (written) {
-            const to = new DockerDestination(destRef.ref, client, false);
-            await to.putManifest(written, { top: true, signal: opts.signal });
-            item.digest = written.digest;
-          } else {
-            const copying = (async () => {
-              const result = await copyReference(parseOciReference(`${dir}:${tag}`), destRef, {
-                destContext,
-                all: !opts.platforms?.length,
-                platforms: opts.platforms,
-                ...(opts.policy ? { policy: opts.policy } : {}),
-                // The layout's attachment ref names for this image (and an index's platform images)
-                // go along as tags: copyReference does it for a layout source (layout-attachments.ts).
-                ...(opts.signatures ? { signatures: opts.signatures } : {}),
-                signal: opts.signal,
-              });
-              return result.manifest;
-            })();
-            copying.catch(() => undefined);
-            if (!lead) leaders.set(top.digest, copying);
-            item.digest = (await copying).digest;
-          }
+          // Ref names sharing a digest are written once, then tagged (SharedDigestWrites).
+          const to = new DockerDestination(destRef.ref, client, false);
+          const written = await sharedDigests.write(top.digest, to, opts.signal, async () => {
+            const result = await copyReference(parseOciReference(`${dir}:${tag}`), destRef, {
+              destContext,
+              all: !opts.platforms?.length,
+              platforms: opts.platforms,
+              ...(opts.policy ? { policy: opts.policy } : {}),
+              // The layout's attachment ref names for this image (and an index's platform images)
+              // go along as tags: copyReference does it for a layout source (layout-attachments.ts).
+              ...(opts.signatures ? { signatures: opts.signatures } : {}),
+              signal: opts.signal,
+            });
+            return result.manifest;
+          });
+          item.digest = written.digest;
           item.action = 'copied';
         }
       } catch (err) {

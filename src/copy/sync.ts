@@ -124,6 +124,35 @@ export interface SyncOptions
 }
 
 /**
+ * Tags that share a digest (`latest` = `1.2.3` = `1.2`) are written once, in sync and in
+ * syncFromLayout: the first tag of a key copies the image, the others wait for that copy and only
+ * put its manifest under their own tag. Pushed together, the same index raced its own children and
+ * distribution refused one PUT (DIGEST_INVALID). A failed copy is its own tag's failure; a tag
+ * that waited on it then copies on its own (and does not take the lead).
+ */
+export class SharedDigestWrites {
+  readonly #leaders = new Map<string, Promise<RawManifest>>();
+
+  /**
+   * The manifest written into `dest` for the image `key` names (the destination and the digest):
+   * by `copy` if no earlier tag wrote it, else by tagging what that tag's copy wrote.
+   */
+  async write(key: string, dest: ImageDestination, signal: AbortSignal | undefined, copy: () => Promise<RawManifest>): Promise<RawManifest> {
+    const lead = this.#leaders.get(key);
+    const written = lead ? await lead.catch(() => undefined) : undefined;
+    if (written) {
+      await dest.putManifest(written, { top: true, signal });
+      await dest.commit({ signal });
+      return written;
+    }
+    const copying = copy();
+    copying.catch(() => undefined);
+    if (!lead) this.#leaders.set(key, copying);
+    return copying;
+  }
+}
+
+/**
  * Images checked and copied at once. Checking an unchanged tag is two HEAD requests whose cost is
  * the registries' own (a few ms of their CPU each), so overlap is what makes a large sync fast.
  */
@@ -218,8 +247,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
   // Prune works per destination repository over *all* specs naming it: two selections of one
   // repository (say `images` and `images-by-semver`) must not prune each other's tags.
   const pruneSets = new Map<string, PruneSet>();
-  /** Per destination repository and source digest: the copy that writes it, whose manifest the other tags reuse. */
-  const leaders = new Map<string, Promise<RawManifest>>();
+  /** Keyed by destination repository and source digest: tags sharing a digest copy it once. */
+  const sharedDigests = new SharedDigestWrites();
   try {
     for (const spec of specs) {
       if (stop || opts.signal?.aborted) break;
@@ -315,29 +344,14 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
             item.action = 'would-copy';
           } else {
             if (!localRef) await checkPolicy();
-            // Tags that share a digest (`latest` = `1.2.3` = `1.2`) are written once: the first
-            // copies the image, the others wait for it and only tag its manifest. Pushed together,
-            // the same index raced its own children and distribution refused one PUT (DIGEST_INVALID).
-            const key = `${pruneKey}\n${srcDigest}`;
-            const lead = leaders.get(key);
-            const written = lead ? await lead.catch(() => undefined) : undefined;
-            if (written) {
-              await dest!.putManifest(written, { top: true, signal: opts.signal });
-              await dest!.commit({ signal: opts.signal });
-              item.digest = written.digest;
-            } else {
-              const copying = (async () => {
-                // The image and its attachments, as `copy` carries them; into a layout (air gap)
-                // the attachment tags become ref names beside the image's.
-                const result = await copyBetween(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true, attachmentsLayout: layoutRef?.path });
-                item.bytes = result.bytesCopied;
-                return result.manifest;
-              })();
-              // A failed leader is this tag's failure; a follower then copies on its own.
-              copying.catch(() => undefined);
-              if (!lead) leaders.set(key, copying);
-              item.digest = (await copying).digest;
-            }
+            const written = await sharedDigests.write(`${pruneKey}\n${srcDigest}`, dest!, opts.signal, async () => {
+              // The image and its attachments, as `copy` carries them; into a layout (air gap)
+              // the attachment tags become ref names beside the image's (layout-attachments.ts).
+              const result = await copyBetween(src, dest!, { ...opts, all: !opts.platforms?.length, recordSubset: true });
+              item.bytes = result.bytesCopied;
+              return result.manifest;
+            });
+            item.digest = written.digest;
             item.action = 'copied';
           }
         } catch (err) {
