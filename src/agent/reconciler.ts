@@ -106,6 +106,8 @@ interface AttemptOutcome {
   startedAt?: string;
   finishedAt: string;
   logTail?: string;
+  /** The digest the attempt's container ran (from its record), when it ran at all. */
+  imageDigest?: string;
 }
 
 /** CPU quantity (`500m`, `2`) as a fraction of CPUs. */
@@ -629,6 +631,7 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
   async #outcome(rec: ContainerRecord, run?: ContainerRun): Promise<AttemptOutcome> {
     const evicted = run ? await readFile(evictionNote(runVolumesDir(this.#o.store.root, run.metadata.uid!)), 'utf8').catch(() => undefined) : undefined;
     const times = {
+      imageDigest: rec.imageDigest,
       startedAt: trimMillis(rec.createdAt),
       finishedAt: rfc3339Seconds(rec.finishedAt ? new Date(rec.finishedAt) : undefined),
       logTail: await readLogTail(rec.logPath),
@@ -661,6 +664,9 @@ export class ContainerRunAgentReconciler implements Reconciler<ContainerRun> {
     else delete status.signal;
     status.finishedAt = trimMillis(o.finishedAt);
     if (o.startedAt) status.startedAt ??= o.startedAt;
+    // From the container's record: the launch's own status write may have been lost (a conflict
+    // with the controller's write, an agent restart) before the container ended.
+    if (o.imageDigest) status.imageDigest = o.imageDigest;
     if (o.logTail !== undefined) status.logTail = o.logTail;
     if (o.reason === 'Completed' && o.exitCode === 0) {
       status.phase = 'Succeeded';
