@@ -10,41 +10,24 @@ import { copyReference } from '../../src/copy/copy.js';
 import { DockerReference, RegistryClients } from '../../src/transports/docker.js';
 import { parseImageName } from '../../src/transports/index.js';
 import { makeRandomImage, type FixtureImage } from '../../hack/lib/harness/images.js';
+import { startCountingRelay, type CountingRelay } from '../../hack/lib/harness/net.js';
 import { startRegistry, type TestRegistry } from '../../hack/lib/harness/registry.js';
 import { TempDirs } from '../../hack/lib/harness/tmp.js';
 
 const temps = new TempDirs();
 let reg: TestRegistry;
-let relay: Server;
-let relayHost: string;
-let connections = 0;
-const sockets = new Set<Socket>();
+let relay: CountingRelay;
 let image: FixtureImage;
 
 beforeAll(async () => {
   reg = await startRegistry({ name: 'reg-pool' });
-  const [host, port] = [reg.host.split(':')[0]!, Number(reg.host.split(':')[1])];
-  relay = createServer((client) => {
-    connections++;
-    const upstream = connect({ host, port });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-  relayHost = `127.0.0.1:${(relay.address() as { port: number }).port}`;
+  relay = await startCountingRelay(reg.host);
   image = await makeRandomImage({ layers: 1, layerSize: 4 * 1024, layoutDir: await temps.make('img') });
   await copyReference(parseImageName(image.ociRef), parseImageName(`docker://${reg.host}/pool/app:1`));
 });
 
 afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => relay?.close(r));
+  await relay?.stop();
   await reg?.stop();
   await temps.cleanup();
 });
@@ -53,8 +36,8 @@ describe('a client pool in the transport context', () => {
   it('20 sources and 20 destinations opened and closed one after another share one connection', async () => {
     const pool = new RegistryClients();
     try {
-      connections = 0;
-      const ref = new DockerReference({ registry: relayHost, repository: 'pool/app', tag: '1' });
+      relay.reset();
+      const ref = new DockerReference({ registry: relay.host, repository: 'pool/app', tag: '1' });
       for (let i = 0; i < 20; i++) {
         for (const end of [await ref.newSource({ clients: pool }), await ref.newDestination({ clients: pool })]) {
           // Closing a source or destination must not close the pooled client the next one uses.
@@ -68,7 +51,7 @@ describe('a client pool in the transport context', () => {
       // The HTTPS probe (a loopback host is asked HTTPS first; this plain-HTTP registry fails the
       // handshake), then the /v2/ ping and the 40 HEADs over the client's connections (its ping may
       // open a second one); a client each would be two connections per source or destination: 80.
-      expect(connections).toBeLessThanOrEqual(3);
+      expect(relay.connections).toBeLessThanOrEqual(3);
     } finally {
       await pool.close();
     }

@@ -2,7 +2,7 @@
  * Loopback networking helpers shared by the harness servers. Everything binds 127.0.0.1 only:
  * CI machines may have other interfaces we must never expose a test registry on.
  */
-import { createServer } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { request } from 'node:http';
 
 export const LOOPBACK = '127.0.0.1';
@@ -55,3 +55,49 @@ export function httpGet(url: string, headers: Record<string, string> = {}, timeo
 
 /** The engine's sleep (src/util/sleep.ts), offered here beside freePort for the tests that poll. */
 export { sleep } from '../../../src/util/sleep.js';
+
+/**
+ * A TCP relay on loopback in front of `target` (`host:port`) that counts the connections opened
+ * through it: tests count connections (a count, not a timing, so load cannot flake them).
+ */
+export interface CountingRelay {
+  /** `127.0.0.1:port` to give clients instead of the target. */
+  readonly host: string;
+  /** Connections opened since start or the last reset(). */
+  readonly connections: number;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+export async function startCountingRelay(target: string): Promise<CountingRelay> {
+  const colon = target.lastIndexOf(':');
+  const [host, port] = [target.slice(0, colon), Number(target.slice(colon + 1))];
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    connections++;
+    const upstream = connect({ host, port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, LOOPBACK, r));
+  return {
+    host: `${LOOPBACK}:${(server.address() as AddressInfo).port}`,
+    get connections() {
+      return connections;
+    },
+    reset() {
+      connections = 0;
+    },
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
