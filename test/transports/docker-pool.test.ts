@@ -4,7 +4,6 @@
  * and closing one of them leaves the pooled client to the others. A counting TCP relay in front of a
  * real registry counts connections: a count, not a timing, so load on the machine cannot flake it.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyReference } from '../../src/copy/copy.js';
 import { DockerReference, RegistryClients } from '../../src/transports/docker.js';
