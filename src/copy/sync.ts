@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { isDigest } from '../oci/digest.js';
 import { OciLayout } from '../oci/layout.js';
-import { formatReference, type ImageReference } from '../oci/reference.js';
+import { formatReference, referenceTarget, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
-import { deleteManifest, headManifest } from '../registry/manifests.js';
+import { deleteManifest, getManifest, headManifest } from '../registry/manifests.js';
 import { listTags } from '../registry/tags.js';
 import { DockerReference, RegistryClients } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
@@ -321,8 +321,8 @@ export async function sync(specs: SyncRepoSpec[], target: SyncTarget, opts: Sync
           }
           // The destination's manifest, read only when a platform subset must be compared.
           const destManifest = async (): Promise<RawManifest | undefined> =>
-            destRef
-              ? (await new DockerReference(destRef).newSource(destCtx)).getManifest(undefined, opts)
+            destRef && destClient
+              ? getManifest(destClient, destRef.repository, referenceTarget(destRef), opts)
               : layoutRef
                 ? layoutManifest(layoutRef.path, layoutRef.refName)
                 : undefined;
