@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 const exec = promisify(execFile);
 
 /** Whether `dir` is a mount point (listed in this process's mountinfo). */
-export async function isMountPoint(dir: string): Promise<boolean> {
+async function isMountPoint(dir: string): Promise<boolean> {
   const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   // Field 5 is the mount point, with spaces etc. octal-escaped.
   const escaped = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { isDeepStrictEqual } from 'node:util';
 import type { Descriptor } from '../../oci/descriptor.js';
 import { VerifyingStream, type Digest } from '../../oci/digest.js';
 import type { OciLayout } from '../../oci/layout.js';
@@ -149,7 +150,7 @@ export class LayerCompressor {
         const made = await this.#write(source, signal);
         this.#files.set(made.digest, made.path);
         // Same bytes, same TOC: annotations that differ from the remembered ones were not made here.
-        if (made.digest === desc.digest && !sameStrings(made.annotations, source.annotations)) {
+        if (made.digest === desc.digest && !isDeepStrictEqual(made.annotations ?? {}, source.annotations ?? {})) {
           throw new InvalidInputError(
             `blob-info record of layer ${source.diffID} (${desc.digest}): its zstd:chunked annotations do not match the blob's table of contents`,
           );
@@ -169,12 +170,6 @@ export class LayerCompressor {
     await rm(this.#tmpDir, { recursive: true, force: true });
     this.#files.clear();
   }
-}
-
-/** Whether two string records hold the same entries, in any order. */
-function sameStrings(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
-  const entries = (r: Record<string, string> | undefined) => JSON.stringify(Object.entries(r ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
-  return entries(a) === entries(b);
 }
 
 /**
