@@ -1,11 +1,11 @@
 import type { KeyObject } from 'node:crypto';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isDigest, type Digest } from '../oci/digest.js';
-import { encodeManifest, parseManifest, type ImageManifest } from '../oci/manifest.js';
+import { encodeManifest, type ImageManifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { referenceName, referenceTarget, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
-import { getManifestIfExists, headManifest, putManifest } from '../registry/manifests.js';
+import { headManifest } from '../registry/manifests.js';
 import { pushReferrer } from '../registry/referrers.js';
 import { DockerReference, registryClientFor } from '../transports/docker.js';
 import { parseImageName } from '../transports/index.js';
@@ -15,7 +15,7 @@ import { InvalidInputError, NotFoundError } from '../util/errors.js';
 import { rootLogger } from '../util/log.js';
 import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, signEnvelope } from './dsse.js';
 import { loadSigningKey } from './keys.js';
-import { attachmentTag, SIGNATURE_ANNOTATION, signatureConfig } from '../sign/signature-image.js';
+import { SIGNATURE_ANNOTATION, updateAttachment } from '../sign/signature-image.js';
 import { ATTESTATION_ARTIFACT_TYPE, EMPTY_CONFIG, PREDICATE_TYPE_ANNOTATION } from './referrer.js';
 import { pushSmallBlob } from '../sign/registry-io.js';
 import { makeStatement, statementCovers, type Statement } from './statement.js';
@@ -75,28 +75,6 @@ async function resolveSubject(client: RegistryClient, ref: ImageReference, diges
   return { name, digest: head.digest, mediaType: head.mediaType || MediaType.OciManifest, size: head.size };
 }
 
-async function appendCosignAttestation(
-  client: RegistryClient,
-  repo: string,
-  subject: Digest,
-  layer: Descriptor,
-  signal?: AbortSignal,
-): Promise<{ tag: string; digest: Digest }> {
-  const tag = attachmentTag(subject, 'att');
-  const existing = await getManifestIfExists(client, repo, tag, { signal });
-  let layers: Descriptor[] = [];
-  if (existing) {
-    const parsed = parseManifest(existing.bytes, existing.mediaType);
-    if (parsed.kind === 'image') layers = parsed.manifest.layers;
-  }
-  // cosign keeps one layer per attestation and replaces an identical one rather than repeating it.
-  layers = [...layers.filter((l) => l.digest !== layer.digest), layer];
-  const config = await pushSmallBlob(client, repo, signatureConfig(layers), MediaType.OciConfig, signal);
-  const manifest = encodeManifest({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers });
-  await putManifest(client, repo, tag, manifest, { signal });
-  return { tag, digest: manifest.digest };
-}
-
 /**
  * Signs an in-toto statement into a DSSE envelope and attaches it to the image in the registry:
  * as an OCI 1.1 referrer artifact (artifactType `application/vnd.in-toto+json`, the envelope as
@@ -147,7 +125,15 @@ export async function attachStatement(
     }
     if (opts.cosignTag !== false) {
       const cosignLayer: Descriptor = { ...layer, annotations: { [SIGNATURE_ANNOTATION]: '', predicateType: st.predicateType } };
-      result.cosign = await appendCosignAttestation(client, repo, subject.digest, cosignLayer, opts.signal);
+      // cosign keeps one layer per attestation and replaces an identical one rather than repeating it.
+      result.cosign = await updateAttachment(
+        client,
+        repo,
+        subject.digest,
+        'att',
+        (layers) => [...layers.filter((l) => l.digest !== cosignLayer.digest), cosignLayer],
+        opts.signal,
+      );
     }
     log.info(
       { subject: subject.digest, predicateType: st.predicateType, referrer: result.referrer?.digest, via: result.referrer?.via },

@@ -75,6 +75,34 @@ export function signatureConfig(layers: Descriptor[]): Buffer {
 }
 
 /**
+ * Rewrites the attachment image `sha256-<hex>.<kind>` of `digest` with `merge` applied to the layers
+ * already there (none when the tag is missing): new config, then the manifest, so the tag never
+ * names missing blobs. The layers' blobs must be in the repository already.
+ */
+export async function updateAttachment(
+  client: RegistryClient,
+  repo: string,
+  digest: Digest,
+  kind: AttachmentKind,
+  merge: (layers: Descriptor[]) => Descriptor[],
+  signal?: AbortSignal,
+): Promise<{ tag: string; digest: Digest }> {
+  const tag = attachmentTag(digest, kind);
+  const existing = await getManifestIfExists(client, repo, tag, { signal });
+  let layers: Descriptor[] = [];
+  if (existing) {
+    const parsed = parseManifest(existing.bytes, existing.mediaType);
+    if (parsed.kind === 'image') layers = parsed.manifest.layers;
+  }
+  layers = merge(layers);
+  const config = await pushSmallBlob(client, repo, signatureConfig(layers), MediaType.OciConfig, signal);
+  const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers };
+  const raw = encodeManifest(manifest);
+  await putManifest(client, repo, tag, raw, { signal });
+  return { tag, digest: raw.digest };
+}
+
+/**
  * Adds one signature to `sha256-<hex>.sig`, keeping the signatures already there (as cosign
  * does): payload blob, new config, then the manifest, so the tag never names missing blobs.
  */
@@ -86,20 +114,18 @@ export async function appendSignature(
   annotations: Record<string, string>,
   signal?: AbortSignal,
 ): Promise<Digest> {
-  const tag = attachmentTag(digest, 'sig');
-  const existing = await getManifestIfExists(client, repo, tag, { signal });
-  let layers: Descriptor[] = [];
-  if (existing) {
-    const parsed = parseManifest(existing.bytes, existing.mediaType);
-    if (parsed.kind === 'image') layers = parsed.manifest.layers;
-  }
   const layer = { ...(await pushSmallBlob(client, repo, payload, SIMPLE_SIGNING_MEDIA_TYPE, signal)), annotations };
   // The same signature again (same payload, same signature bytes) is not added twice.
-  if (!layers.some((l) => l.digest === layer.digest && l.annotations?.[SIGNATURE_ANNOTATION] === annotations[SIGNATURE_ANNOTATION]))
-    layers = [...layers, layer];
-  const config = await pushSmallBlob(client, repo, signatureConfig(layers), MediaType.OciConfig, signal);
-  const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers };
-  const raw = encodeManifest(manifest);
-  await putManifest(client, repo, tag, raw, { signal });
-  return raw.digest;
+  const updated = await updateAttachment(
+    client,
+    repo,
+    digest,
+    'sig',
+    (layers) =>
+      layers.some((l) => l.digest === layer.digest && l.annotations?.[SIGNATURE_ANNOTATION] === annotations[SIGNATURE_ANNOTATION])
+        ? layers
+        : [...layers, layer],
+    signal,
+  );
+  return updated.digest;
 }
