@@ -16,7 +16,7 @@ import { headManifest } from '../registry/manifests.js';
 import type { SbomFormat } from '../sbom/index.js';
 import { loadPrivateKey } from '../sign/keys.js';
 import { signImage } from '../sign/sign.js';
-import { attachmentTag } from '../sign/signature-image.js';
+import { attachmentTag } from '../registry/referrers.js';
 import { DockerReference, registryClientFor } from '../transports/docker.js';
 import type { TransportContext } from '../transports/types.js';
 import { InvalidInputError } from '../util/errors.js';

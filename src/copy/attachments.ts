@@ -7,14 +7,11 @@ import { readBodyCapped } from '../registry/client.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import { headManifest } from '../registry/manifests.js';
-import { addToFallbackIndex, listReferrers, referrersTag } from '../registry/referrers.js';
+import { addToFallbackIndex, ATTACHMENT_KINDS, attachmentTag, listReferrers, referrersTag } from '../registry/referrers.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { rootLogger } from '../util/log.js';
 import { mapLimit } from '../util/pool.js';
 import { copyImage, type AttachmentsCopied } from './image.js';
-
-/** cosign's tag suffixes for what it attaches to a digest: signatures, attestations, SBOMs. */
-export const ATTACHMENT_KINDS = ['sig', 'att', 'sbom'] as const;
 
 export interface AttachmentOptions {
   signal?: AbortSignal;
@@ -56,7 +53,7 @@ export async function copyAttachments(
     // The referrers question goes out with the cosign tag checks: one round trip, not two.
     const [manifests] = await Promise.all([
       referrersFromApi(src.client, src.ref.repository, digest, opts.signal),
-      ...ATTACHMENT_KINDS.map((kind) => copyTag(`${referrersTag(digest)}.${kind}`)),
+      ...ATTACHMENT_KINDS.map((kind) => copyTag(attachmentTag(digest, kind))),
     ]);
     if (manifests === undefined) {
       // No referrers API: the fallback index lists every referrer. Copying it whole (every child

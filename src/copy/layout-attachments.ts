@@ -14,18 +14,17 @@ import { encodeManifest, parseManifest, type RawManifest } from '../oci/manifest
 import { MediaType } from '../oci/mediatype.js';
 import { OciLayout } from '../oci/layout.js';
 import { headManifest } from '../registry/manifests.js';
-import { referrersTag } from '../registry/referrers.js';
+import { ATTACHMENT_KINDS, attachmentTag, referrersTag } from '../registry/referrers.js';
 import { DockerDestination, DockerSource } from '../transports/docker.js';
 import { parseOciReference } from '../transports/oci.js';
 import type { AttachmentStore, ImageDestination, ImageSource } from '../transports/types.js';
 import { mapLimit } from '../util/pool.js';
-import { ATTACHMENT_KINDS, attachmentDigests, referrersFromApi } from './attachments.js';
+import { attachmentDigests, referrersFromApi } from './attachments.js';
 import { copyImage, type CopyResult } from './image.js';
 
 /** Tags (and ref names) that hold what is attached to `digest`. */
 function attachmentTags(digest: Digest): string[] {
-  const base = referrersTag(digest);
-  return [...ATTACHMENT_KINDS.map((kind) => `${base}.${kind}`), base];
+  return [...ATTACHMENT_KINDS.map((kind) => attachmentTag(digest, kind)), referrersTag(digest)];
 }
 
 /** Copies the attachment tags of `digests` from a registry repository into the layout at `dir`; returns the ref names written. */

@@ -12,6 +12,15 @@ export function referrersTag(digest: Digest): string {
   return `${digest.slice(0, digest.indexOf(':'))}-${digestHex(digest)}`;
 }
 
+/** cosign's tag suffixes for what it attaches to a digest: signatures, attestations, SBOMs. */
+export const ATTACHMENT_KINDS = ['sig', 'att', 'sbom'] as const;
+export type AttachmentKind = (typeof ATTACHMENT_KINDS)[number];
+
+/** cosign's tag for what of `kind` is attached to `digest`: `sha256-<hex>.sig` and so on. */
+export function attachmentTag(digest: Digest, kind: AttachmentKind): string {
+  return `${referrersTag(digest)}.${kind}`;
+}
+
 /**
  * Lists the manifests that refer to `subject` (signatures, SBOMs, attestations): the referrers API
  * where the registry has it, else the fallback tag's index. Optionally filtered by artifactType.

@@ -11,7 +11,8 @@ import { rootLogger } from '../util/log.js';
 import { makeKeyBundle, pushBundleReferrer, signStatement } from './bundle.js';
 import { signData } from './crypto.js';
 import { encodeSimpleSigning, signedIdentityOf } from './payload.js';
-import { appendSignature, attachmentTag, SIGNATURE_ANNOTATION } from './signature-image.js';
+import { appendSignature, SIGNATURE_ANNOTATION } from './signature-image.js';
+import { attachmentTag } from '../registry/referrers.js';
 
 /** `simple`: cosign's classic `.sig` tag; `bundle`: a sigstore bundle referrer (`--new-bundle-format`). */
 export type SignatureFormat = 'simple' | 'bundle';

@@ -4,7 +4,7 @@ import { encodeManifest, parseManifest, type ImageManifest } from '../oci/manife
 import { MediaType } from '../oci/mediatype.js';
 import type { RegistryClient } from '../registry/client.js';
 import { getManifestIfExists, putManifest } from '../registry/manifests.js';
-import { referrersTag } from '../registry/referrers.js';
+import { type AttachmentKind, attachmentTag } from '../registry/referrers.js';
 import { pushSmallBlob, readSmallBlob } from './registry-io.js';
 
 /** cosign's names for the parts of a signature image. */
@@ -13,13 +13,6 @@ export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 export const CERTIFICATE_ANNOTATION = 'dev.sigstore.cosign/certificate';
 export const CHAIN_ANNOTATION = 'dev.sigstore.cosign/chain';
 export const REKOR_BUNDLE_ANNOTATION = 'dev.sigstore.cosign/bundle';
-
-/** Tags cosign attaches to an image's digest: signatures, attestations, SBOMs. */
-export type AttachmentKind = 'sig' | 'att' | 'sbom';
-
-export function attachmentTag(digest: Digest, kind: AttachmentKind): string {
-  return `${referrersTag(digest)}.${kind}`;
-}
 
 /** One signature of a signature image: the payload it signs, the base64 signature, its annotations. */
 export interface StoredSignature {

@@ -15,7 +15,8 @@ import { verifyData } from './crypto.js';
 import { SignatureError } from './errors.js';
 import { parseSimpleSigning, repositoryOfIdentity, type SimpleSigningPayload } from './payload.js';
 import { readSmallBlob } from './registry-io.js';
-import { attachmentTag, readSignatures, SIGNATURE_ANNOTATION, type StoredSignature } from './signature-image.js';
+import { readSignatures, SIGNATURE_ANNOTATION, type StoredSignature } from './signature-image.js';
+import { attachmentTag } from '../registry/referrers.js';
 import { resolveSubject, type SignatureFormat } from './sign.js';
 
 export interface VerifyOptions {
