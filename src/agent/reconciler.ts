@@ -38,9 +38,16 @@ import { parseReference } from '../oci/reference.js';
 import type { Policy } from '../policy/types.js';
 import { ensureSearchable, type RunOptions } from '../runtime/container.js';
 import type { ContainerRecord } from '../runtime/containers.js';
-import { containerState, DEFAULT_STOP_GRACE_MS, removeContainer, signalContainer, stopContainer } from '../runtime/lifecycle/index.js';
+import {
+  containerState,
+  DEFAULT_STOP_GRACE_MS,
+  type DetachedStart,
+  removeContainer,
+  signalContainer,
+  startDetached,
+  stopContainer,
+} from '../runtime/lifecycle/index.js';
 import { portMappings } from '../runtime/network/ports.js';
-import { startDetached, type DetachedStart } from '../runtime/lifecycle/monitor.js';
 import type { RuntimeName } from '../runtime/oci-runtime.js';
 import type { ImageStore } from '../runtime/store/index.js';
 import { parseDuration } from '../util/duration.js';

@@ -30,10 +30,10 @@ export function parsePositiveInt(value: string): number {
 /** A grace period in whole seconds (`stop -t`, `rm -t`): 0 is allowed (SIGKILL at once), unlike other counts. */
 export const parseSeconds = (v: string): number => (v === '0' ? 0 : parsePositiveInt(v));
 
-/** `--compression-format`'s value (push, build): checked before any work starts. */
-export function parseCompressionFormat(value: string): 'gzip' | 'zstd' | 'zstd:chunked' {
+/** `--compression-format`'s value (push, build; copy's `--dest-compress-format`): checked before any work starts. */
+export function parseCompressionFormat(value: string, flag = '--compression-format'): 'gzip' | 'zstd' | 'zstd:chunked' {
   if (value !== 'gzip' && value !== 'zstd' && value !== 'zstd:chunked')
-    throw new InvalidInputError(`--compression-format must be gzip, zstd or zstd:chunked, got "${value}"`);
+    throw new InvalidInputError(`${flag} must be gzip, zstd or zstd:chunked, got "${value}"`);
   return value;
 }
 

@@ -8,7 +8,7 @@ import { parseImageName } from '../../transports/index.js';
 import { DockerReference } from '../../transports/docker.js';
 import type { TransportContext, TransportReference } from '../../transports/types.js';
 import { InvalidInputError, UnsupportedError } from '../../util/errors.js';
-import { collect, parseBool, parsePositiveInt } from '../options.js';
+import { collect, parseBool, parseCompressionFormat, parsePositiveInt } from '../options.js';
 import { createProgress, type ProgressMode } from '../progress.js';
 import { signalOnInterrupt } from '../signals.js';
 import { addRetryOptions, addSideOptions, retryPolicy, sideContext, sideFlags, type RetryFlags } from '../transfer-options.js';
@@ -68,10 +68,7 @@ export function compressionFlags(
   let format: LayerCompression | undefined = o.destDecompress && dir ? 'none' : o.destCompress ? 'gzip' : undefined;
   if (o.destCompressFormat !== undefined) {
     if (o.destDecompress) throw new InvalidInputError('--dest-decompress and --dest-compress-format contradict each other');
-    if (o.destCompressFormat !== 'gzip' && o.destCompressFormat !== 'zstd' && o.destCompressFormat !== 'zstd:chunked') {
-      throw new InvalidInputError(`--dest-compress-format must be gzip, zstd or zstd:chunked, got "${o.destCompressFormat}"`);
-    }
-    format = o.destCompressFormat;
+    format = parseCompressionFormat(o.destCompressFormat, '--dest-compress-format');
   }
   let level: number | undefined;
   if (o.destCompressLevel !== undefined) {
