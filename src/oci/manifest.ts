@@ -1,4 +1,5 @@
 import { InvalidInputError, TooLargeError } from '../util/errors.js';
+import { isObject } from '../util/is-object.js';
 import type { Descriptor } from './descriptor.js';
 import { digestBytes, isDigest, type Digest } from './digest.js';
 import { isImageManifestMediaType, isIndexMediaType, MediaType } from './mediatype.js';
@@ -35,10 +36,6 @@ export interface RawManifest {
 }
 
 export type ParsedManifest = { kind: 'image'; mediaType: string; manifest: ImageManifest } | { kind: 'index'; mediaType: string; index: ImageIndex };
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function checkDescriptor(d: unknown, where: string): Descriptor {
   if (!isObject(d)) throw new InvalidInputError(`malformed manifest: ${where} is not an object`);
