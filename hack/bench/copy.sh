@@ -133,9 +133,9 @@ report "sync ${TAGS} tags, all unchanged" same
 thr() { [ -n "${T[$1]:-}" ] && printf ' %s %.0f MiB/s' "$2" "$(echo "$mb / $(medianof "${T[$1]}")" | bc -l)"; return 0; }
 echo "cold copy throughput:$(thr st_cold stevedore)$(thr sk_cold skopeo)$(thr cr_cold crane)$(thr rc_cold regctl)"
 s=$(medianof "${T[st_cold]}")
-best=$(for k in sk_cold cr_cold rc_cold; do [ -n "${T[$k]:-}" ] && medianof "${T[$k]}"; done | sort -g | head -1)
+best=$(for k in sk_cold cr_cold rc_cold; do if [ -n "${T[$k]:-}" ]; then medianof "${T[$k]}"; fi; done | sort -g | head -1)
 printf 'target 1 (cold throughput >= 1.2x the fastest peer): %.2fx\n' "$(echo "$best / $s" | bc -l)"
-[ -n "${T[rs_same]:-}" ] && printf 'target 2 (unchanged 50-tag sync >= 1.5x faster than regsync): %.2fx\n' "$(echo "$(medianof "${T[rs_same]}") / $(medianof "${T[st_same]}")" | bc -l)"
+if [ -n "${T[rs_same]:-}" ]; then printf 'target 2 (unchanged 50-tag sync >= 1.5x faster than regsync): %.2fx\n' "$(echo "$(medianof "${T[rs_same]}") / $(medianof "${T[st_same]}")" | bc -l)"; fi
 # Where the CPU went (medians of each column over the runs): on 2 cores, a copy cannot take less
 # wall time than the sum of the three divided by 2, whoever the tool is.
 cpucol() { tr ' ' '\n' <<<"$1" | grep . | cut -d/ -f"$2" | median; }
